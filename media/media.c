@@ -1,0 +1,34 @@
+/* media.c - see media.h. */
+#include "media.h"
+
+#include <turbojpeg.h>
+
+enum media_rc media_jpeg_probe(const unsigned char *buf, size_t len, struct media_jpeg_info *out)
+{
+    /* SOI marker first: anything else is not a JPEG, whatever a decoder might make of it. */
+    if (len < 4 || buf[0] != 0xff || buf[1] != 0xd8 || buf[2] != 0xff)
+        return MEDIA_NOT_JPEG;
+    tjhandle tj = tjInitDecompress();
+    if (!tj)
+        return MEDIA_NOMEM;
+    int subsamp, colorspace;
+    int rc = tjDecompressHeader3(tj, buf, (unsigned long)len, &out->width, &out->height, &subsamp,
+                                 &colorspace);
+    tjDestroy(tj);
+    return rc == 0 ? MEDIA_OK : MEDIA_CORRUPT;
+}
+
+const char *media_rc_name(enum media_rc rc)
+{
+    switch (rc) {
+    case MEDIA_OK:
+        return "ok";
+    case MEDIA_NOT_JPEG:
+        return "not_jpeg";
+    case MEDIA_CORRUPT:
+        return "corrupt";
+    case MEDIA_NOMEM:
+        return "out_of_memory";
+    }
+    return "unknown";
+}

@@ -1,0 +1,256 @@
+/* config.c - every setting in one table: name, type, bounds, default and meaning. The config
+ * file is a JSON object of these names; command-line overrides use the same names. */
+#include "server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum cfg_type { CFG_INT, CFG_BOOL, CFG_STR, CFG_LEVEL };
+
+struct cfg_entry {
+    const char *name;
+    enum cfg_type type;
+    size_t offset;
+    size_t size; /* CFG_STR: capacity */
+    long long min, max, dflt;
+    const char *dflt_str;
+    const char *doc;
+};
+
+#define INT(n, lo, hi, d, doc)                                                                     \
+    {#n, CFG_INT, offsetof(struct kz_config, n), 0, lo, hi, d, NULL, doc}
+#define BOOL(n, d, doc) {#n, CFG_BOOL, offsetof(struct kz_config, n), 0, 0, 1, d, NULL, doc}
+
+static const struct cfg_entry table[] = {
+    {"listen", CFG_STR, offsetof(struct kz_config, listen), sizeof(((struct kz_config *)0)->listen),
+     0, 0, 0, "127.0.0.1:8080", "address and port to listen on (HOST:PORT, [V6]:PORT); port 0 picks one"},
+    {"log_level", CFG_LEVEL, offsetof(struct kz_config, log_level), 0, KZ_LOG_ERROR, KZ_LOG_DEBUG,
+     KZ_LOG_INFO, NULL, "error, warn, info or debug"},
+    BOOL(sqlite_synchronous_full, 1,
+         "fsync the WAL on every commit (true); false risks the last commits on power loss"),
+    INT(sqlite_busy_timeout_ms, 0, 60000, 1000,
+        "how long to wait for a database lock held by another process"),
+    INT(max_connections, 4, 1000000, 10000, "simultaneous client connections"),
+    INT(max_frame_bytes, 1024, 64 << 20, 1 << 20,
+        "largest WebSocket request or HTTP request body, in bytes"),
+    INT(max_message_bytes, 16, 1 << 20, 16384, "largest text of one talk message, in bytes"),
+    INT(max_queue_bytes, 65536, 1LL << 30, 8 << 20,
+        "unsent bytes queued for one connection before it is dropped as too slow"),
+    INT(hash_workers, 1, 64, 2, "threads that hash passwords off the event loop"),
+    INT(hash_queue_max, 1, 1000000, 2000,
+        "password checks waiting for a worker before logins get rate_limited"),
+    INT(argon2_opslimit, 1, 16, 2, "argon2id passes (libsodium opslimit) for new password hashes"),
+    INT(argon2_memlimit_kib, 8, 1 << 20, 65536, "argon2id memory for new password hashes, KiB"),
+    INT(password_min_length, 8, 128, 10, "shortest password accepted, in characters"),
+    INT(session_touch_interval_s, 1, 86400, 60, "how often a session's last-seen time is written"),
+    INT(shutdown_grace_ms, 0, 60000, 3000,
+        "on SIGTERM, how long to wait for clients to take their close frames"),
+};
+#define TABLE_LEN (sizeof table / sizeof table[0])
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+static long long *int_at(struct kz_config *cfg, const struct cfg_entry *e)
+{
+    return (long long *)((char *)cfg + e->offset);
+}
+
+void kz_config_defaults(struct kz_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < TABLE_LEN; i++) {
+        const struct cfg_entry *e = &table[i];
+        if (e->type == CFG_STR)
+            snprintf((char *)cfg + e->offset, e->size, "%s", e->dflt_str);
+        else
+            *int_at(cfg, e) = e->dflt;
+    }
+}
+
+static const struct cfg_entry *find(const char *name)
+{
+    for (size_t i = 0; i < TABLE_LEN; i++)
+        if (strcmp(table[i].name, name) == 0)
+            return &table[i];
+    return NULL;
+}
+
+static int set_int(struct kz_config *cfg, const struct cfg_entry *e, long long v, char *err,
+                   size_t errlen)
+{
+    if (v < e->min || v > e->max) {
+        snprintf(err, errlen, "%s: %lld is out of range [%lld, %lld]", e->name, v, e->min, e->max);
+        return -1;
+    }
+    *int_at(cfg, e) = v;
+    return 0;
+}
+
+static int set_str(struct kz_config *cfg, const struct cfg_entry *e, const char *v, char *err,
+                   size_t errlen)
+{
+    if (strlen(v) >= e->size) {
+        snprintf(err, errlen, "%s: value is longer than %zu bytes", e->name, e->size - 1);
+        return -1;
+    }
+    snprintf((char *)cfg + e->offset, e->size, "%s", v);
+    return 0;
+}
+
+static int set_level(struct kz_config *cfg, const struct cfg_entry *e, const char *v, char *err,
+                     size_t errlen)
+{
+    int lv = kz_log_level_parse(v);
+    if (lv < 0) {
+        snprintf(err, errlen, "%s: '%s' is not one of error, warn, info, debug", e->name, v);
+        return -1;
+    }
+    *int_at(cfg, e) = lv;
+    return 0;
+}
+
+static int apply_item(struct kz_config *cfg, const cJSON *item, char *err, size_t errlen)
+{
+    const struct cfg_entry *e = find(item->string);
+    if (!e) {
+        snprintf(err, errlen, "unknown setting '%s' (see `kizunad config`)", item->string);
+        return -1;
+    }
+    switch (e->type) {
+    case CFG_STR:
+    case CFG_LEVEL:
+        if (!cJSON_IsString(item)) {
+            snprintf(err, errlen, "%s: expected a string", e->name);
+            return -1;
+        }
+        return e->type == CFG_STR ? set_str(cfg, e, item->valuestring, err, errlen)
+                                  : set_level(cfg, e, item->valuestring, err, errlen);
+    case CFG_BOOL:
+        if (!cJSON_IsBool(item)) {
+            snprintf(err, errlen, "%s: expected true or false", e->name);
+            return -1;
+        }
+        *int_at(cfg, e) = cJSON_IsTrue(item);
+        return 0;
+    case CFG_INT: {
+        double d = item->valuedouble;
+        if (!cJSON_IsNumber(item) || d != (double)(long long)d) {
+            snprintf(err, errlen, "%s: expected an integer", e->name);
+            return -1;
+        }
+        return set_int(cfg, e, (long long)d, err, errlen);
+    }
+    }
+    return -1;
+}
+
+int kz_config_apply_json(struct kz_config *cfg, const char *json, char *err, size_t errlen)
+{
+    cJSON *root = cJSON_Parse(json);
+    int rc = -1;
+    if (!cJSON_IsObject(root)) {
+        snprintf(err, errlen, "not a JSON object");
+        goto out;
+    }
+    const cJSON *item;
+    cJSON_ArrayForEach(item, root)
+    {
+        if (apply_item(cfg, item, err, errlen) != 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    cJSON_Delete(root);
+    return rc;
+}
+
+int kz_config_load_file(struct kz_config *cfg, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    bool too_big = !feof(f);
+    fclose(f);
+    if (too_big) {
+        snprintf(err, errlen, "%s: larger than %zu bytes", path, sizeof buf - 1);
+        return -1;
+    }
+    buf[n] = '\0';
+    char inner[200];
+    if (kz_config_apply_json(cfg, buf, inner, sizeof inner) != 0) {
+        snprintf(err, errlen, "%s: %s", path, inner);
+        return -1;
+    }
+    return 0;
+}
+
+int kz_config_set(struct kz_config *cfg, const char *assignment, char *err, size_t errlen)
+{
+    const char *eq = strchr(assignment, '=');
+    char name[64];
+    if (!eq || (size_t)(eq - assignment) >= sizeof name) {
+        snprintf(err, errlen, "expected NAME=VALUE, got '%s'", assignment);
+        return -1;
+    }
+    memcpy(name, assignment, (size_t)(eq - assignment));
+    name[eq - assignment] = '\0';
+    const char *v = eq + 1;
+    const struct cfg_entry *e = find(name);
+    if (!e) {
+        snprintf(err, errlen, "unknown setting '%s' (see `kizunad config`)", name);
+        return -1;
+    }
+    switch (e->type) {
+    case CFG_STR:
+        return set_str(cfg, e, v, err, errlen);
+    case CFG_LEVEL:
+        return set_level(cfg, e, v, err, errlen);
+    case CFG_BOOL:
+        if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0) {
+            snprintf(err, errlen, "%s: expected true or false", name);
+            return -1;
+        }
+        *int_at(cfg, e) = v[0] == 't';
+        return 0;
+    case CFG_INT: {
+        char *end;
+        errno = 0;
+        long long n = strtoll(v, &end, 10);
+        if (errno || end == v || *end) {
+            snprintf(err, errlen, "%s: '%s' is not an integer", name, v);
+            return -1;
+        }
+        return set_int(cfg, e, n, err, errlen);
+    }
+    }
+    return -1;
+}
+
+void kz_config_describe(FILE *out)
+{
+    for (size_t i = 0; i < TABLE_LEN; i++) {
+        const struct cfg_entry *e = &table[i];
+        switch (e->type) {
+        case CFG_STR:
+            fprintf(out, "%-26s string  default \"%s\"\n", e->name, e->dflt_str);
+            break;
+        case CFG_LEVEL:
+            fprintf(out, "%-26s level   default \"%s\"\n", e->name, level_names[e->dflt]);
+            break;
+        case CFG_BOOL:
+            fprintf(out, "%-26s bool    default %s\n", e->name, e->dflt ? "true" : "false");
+            break;
+        case CFG_INT:
+            fprintf(out, "%-26s integer default %lld, range [%lld, %lld]\n", e->name, e->dflt,
+                    e->min, e->max);
+            break;
+        }
+        fprintf(out, "%-26s   %s\n", "", e->doc);
+    }
+}

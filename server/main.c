@@ -1,0 +1,343 @@
+/* main.c - kizunad: `init` prepares a data directory, `serve` runs the server. */
+#include "server.h"
+#include "transport.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DB_FILE  "kizuna.db"
+#define KEY_FILE "server.key"
+#define LOCK_FILE "kizunad.lock"
+
+static const char usage[] =
+    "usage: kizunad init  --data DIR [--admin LOGIN] [--config FILE] [--set NAME=VALUE]...\n"
+    "       kizunad serve --data DIR [--config FILE] [--listen HOST:PORT] [--log-level LEVEL]\n"
+    "                     [--set NAME=VALUE]...\n"
+    "       kizunad config     (every setting, its default and its meaning)\n"
+    "       kizunad version\n";
+
+struct opts {
+    const char *data;
+    const char *admin;
+    struct kz_config cfg;
+};
+
+static int die_usage(const char *msg)
+{
+    if (msg)
+        fprintf(stderr, "kizunad: %s\n", msg);
+    fputs(usage, stderr);
+    return 2;
+}
+
+/* Parses the options shared by init and serve; returns 0, or an exit code. */
+static int parse_opts(int argc, char **argv, struct opts *o, bool serve)
+{
+    char err[256];
+    const char *config = NULL;
+    kz_config_defaults(&o->cfg);
+    /* The config file comes first so that command-line settings override it, whatever their
+     * order on the line. */
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            config = argv[++i];
+    if (config && kz_config_load_file(&o->cfg, config, err, sizeof err) != 0) {
+        fprintf(stderr, "kizunad: %s\n", err);
+        return 2;
+    }
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v)
+            return die_usage("missing value after an option");
+        i++;
+        int rc = 0;
+        if (strcmp(a, "--data") == 0) {
+            o->data = v;
+        } else if (strcmp(a, "--config") == 0) {
+            continue;
+        } else if (strcmp(a, "--admin") == 0 && !serve) {
+            o->admin = v;
+        } else if (strcmp(a, "--listen") == 0 && serve) {
+            snprintf(err, sizeof err, "listen=%s", v);
+            rc = kz_config_set(&o->cfg, err, err, sizeof err);
+        } else if (strcmp(a, "--log-level") == 0 && serve) {
+            snprintf(err, sizeof err, "log_level=%s", v);
+            rc = kz_config_set(&o->cfg, err, err, sizeof err);
+        } else if (strcmp(a, "--set") == 0) {
+            rc = kz_config_set(&o->cfg, v, err, sizeof err);
+        } else {
+            snprintf(err, sizeof err, "unknown option '%s'", a);
+            return die_usage(err);
+        }
+        if (rc != 0) {
+            fprintf(stderr, "kizunad: %s\n", err);
+            return 2;
+        }
+    }
+    if (!o->data)
+        return die_usage("--data DIR is required");
+    return 0;
+}
+
+static void path_in(char *out, size_t n, const char *dir, const char *file)
+{
+    snprintf(out, n, "%s/%s", dir, file);
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* Creates the server's Ed25519 signing key if there is none. Returns 1 if created. */
+static int key_ensure(const char *path)
+{
+    if (exists(path))
+        return 0;
+    unsigned char seed[crypto_sign_SEEDBYTES];
+    char b64[sodium_base64_ENCODED_LEN(crypto_sign_SEEDBYTES, sodium_base64_VARIANT_ORIGINAL)];
+    randombytes_buf(seed, sizeof seed);
+    sodium_bin2base64(b64, sizeof b64, seed, sizeof seed, sodium_base64_VARIANT_ORIGINAL);
+    sodium_memzero(seed, sizeof seed);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0)
+        return -1;
+    char line[128];
+    int len = snprintf(line, sizeof line, "ed25519-seed %s\n", b64);
+    sodium_memzero(b64, sizeof b64);
+    int rc = (write(fd, line, (size_t)len) == len && fsync(fd) == 0) ? 1 : -1;
+    sodium_memzero(line, sizeof line);
+    close(fd);
+    return rc;
+}
+
+/* Reads the server key; pk receives the public half (the server's identity). */
+static int key_load(const char *path, unsigned char pk[crypto_sign_PUBLICKEYBYTES],
+                    unsigned char sk[crypto_sign_SECRETKEYBYTES])
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char line[128] = "";
+    char *got = fgets(line, sizeof line, f);
+    fclose(f);
+    unsigned char seed[crypto_sign_SEEDBYTES];
+    size_t n = 0;
+    int rc = -1;
+    if (got && strncmp(line, "ed25519-seed ", 13) == 0 &&
+        sodium_base642bin(seed, sizeof seed, line + 13, strcspn(line + 13, "\n"), NULL, &n, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) == 0 &&
+        n == sizeof seed)
+        rc = crypto_sign_seed_keypair(pk, sk, seed);
+    sodium_memzero(seed, sizeof seed);
+    sodium_memzero(line, sizeof line);
+    return rc;
+}
+
+static struct store *open_store(const struct opts *o)
+{
+    char path[4096], err[512];
+    path_in(path, sizeof path, o->data, DB_FILE);
+    struct store_options so = {
+        .path = path,
+        .sync_full = o->cfg.sqlite_synchronous_full != 0,
+        .busy_timeout_ms = (int)o->cfg.sqlite_busy_timeout_ms,
+    };
+    struct store *st = NULL;
+    if (store_open(&so, &st, err, sizeof err) != STORE_OK)
+        fprintf(stderr, "kizunad: %s\n", err);
+    return st;
+}
+
+static int cmd_init(int argc, char **argv)
+{
+    struct opts o = {0};
+    int rc = parse_opts(argc, argv, &o, false);
+    if (rc)
+        return rc;
+    const char *admin = o.admin ? o.admin : "admin";
+    if (!kz_login_valid(admin))
+        return die_usage("--admin must be 1-64 of a-z, 0-9, '.', '_', '-'");
+    const char *env_pw = getenv("KIZUNA_ADMIN_PASSWORD");
+    if (env_pw && *env_pw) {
+        const char *problem = kz_password_problem(env_pw, admin, o.cfg.password_min_length);
+        if (problem) {
+            fprintf(stderr, "kizunad: KIZUNA_ADMIN_PASSWORD: %s\n", problem);
+            return 2;
+        }
+    }
+    if (mkdir(o.data, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "kizunad: cannot create %s: %s\n", o.data, strerror(errno));
+        return 1;
+    }
+    char keypath[4096];
+    path_in(keypath, sizeof keypath, o.data, KEY_FILE);
+    int key_created = key_ensure(keypath);
+    if (key_created < 0) {
+        fprintf(stderr, "kizunad: cannot write %s: %s\n", keypath, strerror(errno));
+        return 1;
+    }
+    struct store *st = open_store(&o);
+    if (!st)
+        return 1;
+    int64_t users = 0;
+    rc = 1;
+    if (store_user_count(st, &users) != STORE_OK) {
+        fprintf(stderr, "kizunad: %s\n", store_errmsg(st));
+        goto out;
+    }
+    if (users > 0) {
+        printf("%s is already initialised (%lld users): nothing changed\n", o.data,
+               (long long)users);
+        rc = 0;
+        goto out;
+    }
+    char generated[17];
+    const char *password = env_pw && *env_pw ? env_pw : NULL;
+    if (!password) {
+        kz_password_generate(generated, sizeof generated);
+        password = generated;
+    }
+    struct store_user u = {0};
+    snprintf(u.login, sizeof u.login, "%s", admin);
+    snprintf(u.name, sizeof u.name, "Administrator");
+    snprintf(u.role, sizeof u.role, "admin");
+    u.must_change_password = password == generated;
+    if (srv_password_hash(&o.cfg, password, u.pw_hash) != 0) {
+        fprintf(stderr, "kizunad: cannot hash the password (out of memory?)\n");
+        goto out;
+    }
+    if (store_tx_begin(st) != STORE_OK || store_user_insert(st, &u, kz_now_ms()) != STORE_OK ||
+        store_tx_commit(st) != STORE_OK) {
+        fprintf(stderr, "kizunad: cannot create the admin: %s\n", store_errmsg(st));
+        goto out;
+    }
+    printf("initialised %s\n", o.data);
+    printf("first admin: %s\n", u.login);
+    if (u.must_change_password)
+        printf("one-time password: %s\n(you will be asked to change it at first login: "
+               "kizuna passwd)\n",
+               generated);
+    else
+        printf("password: as given in KIZUNA_ADMIN_PASSWORD\n");
+    sodium_memzero(generated, sizeof generated);
+    rc = 0;
+out:
+    store_close(st);
+    return rc;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    struct opts o = {0};
+    int rc = parse_opts(argc, argv, &o, true);
+    if (rc)
+        return rc;
+    kz_log_set_level((int)o.cfg.log_level);
+    char path[4096], err[512];
+    path_in(path, sizeof path, o.data, DB_FILE);
+    char keypath[4096];
+    path_in(keypath, sizeof keypath, o.data, KEY_FILE);
+    if (!exists(path) || !exists(keypath)) {
+        fprintf(stderr, "kizunad: %s is not initialised: run kizunad init --data %s\n", o.data,
+                o.data);
+        return 1;
+    }
+    /* One server per data directory: two would each believe they own the database. */
+    path_in(path, sizeof path, o.data, LOCK_FILE);
+    int lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, "kizunad: %s is in use by another kizunad\n", o.data);
+        return 1;
+    }
+    unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+    if (key_load(keypath, pk, sk) != 0) {
+        fprintf(stderr, "kizunad: %s is damaged: restore it from a backup\n", keypath);
+        return 1;
+    }
+    struct store *st = open_store(&o);
+    if (!st)
+        return 1;
+    struct srv_transport tx;
+    struct transport *t = transport_new(&o.cfg, &tx, err, sizeof err);
+    struct kz_workers *workers = NULL;
+    struct srv *srv = NULL;
+    rc = 1;
+    if (!t) {
+        fprintf(stderr, "kizunad: %s\n", err);
+        goto out;
+    }
+    workers = kz_workers_start((int)o.cfg.hash_workers, (int)o.cfg.hash_queue_max,
+                               transport_wake_fn(), transport_wake_arg(t));
+    srv = workers ? srv_new(&o.cfg, st, workers, &tx) : NULL;
+    if (!srv) {
+        fprintf(stderr, "kizunad: cannot start the worker pool\n");
+        goto out;
+    }
+    transport_attach(t, srv, workers);
+
+    char key_b64[64];
+    sodium_bin2base64(key_b64, sizeof key_b64, pk, sizeof pk,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    char host[128];
+    snprintf(host, sizeof host, "%s", o.cfg.listen);
+    *strrchr(host, ':') = '\0';
+    KZ_INFO("start", "version=%s data=%s schema=%d server_key=%s listen=%s:%d", KZ_VERSION,
+            o.data, store_schema_version(st), key_b64, host, transport_port(t));
+    printf("listening on %s:%d\n", host, transport_port(t));
+    fflush(stdout);
+
+    transport_run(t);
+    rc = 0;
+out:
+    kz_workers_stop(workers); /* unfinished password checks are answered "shutting down" */
+    if (srv)
+        srv_commit(srv);
+    transport_free(t);
+    srv_free(srv);
+    store_close(st);
+    sodium_memzero(sk, sizeof sk);
+    close(lock_fd);
+    if (rc == 0)
+        KZ_INFO("stopped", "clean=true");
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    /* The database holds password hashes and the key file the server's identity. */
+    umask(077);
+    if (sodium_init() < 0) {
+        fprintf(stderr, "kizunad: libsodium failed to initialise\n");
+        return 1;
+    }
+    if (argc < 2)
+        return die_usage(NULL);
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "init") == 0)
+        return cmd_init(argc, argv);
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc, argv);
+    if (strcmp(cmd, "config") == 0) {
+        kz_config_describe(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("kizunad %s (schema %d)\n", KZ_VERSION, store_schema_latest());
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    return die_usage("unknown command");
+}

@@ -1,0 +1,274 @@
+/* ops_account.c - sessions and one's own account: login, auth, logout, whoami, passwd; and the
+ * password-hashing jobs every op that touches a password goes through. */
+#include "server.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- password jobs on the worker pool ---- */
+
+static void pw_work(struct kz_job *job)
+{
+    struct srv_pw_job *pj = (struct srv_pw_job *)job;
+    if (pj->verify_hash[0])
+        pj->verified = crypto_pwhash_str_verify(pj->verify_hash, pj->password,
+                                                strlen(pj->password)) == 0;
+    if (pj->new_password[0] && (pj->verified || !pj->verify_hash[0]))
+        pj->hashed = crypto_pwhash_str(pj->new_hash, pj->new_password, strlen(pj->new_password),
+                                       pj->opslimit, pj->memlimit) == 0;
+}
+
+static void pw_done(struct kz_job *job, bool ran)
+{
+    struct srv_pw_job *pj = (struct srv_pw_job *)job;
+    if (ran)
+        pj->then(pj);
+    else
+        srv_call_finish(pj->call, srv_fail(pj->call, KZ_INTERNAL, "the server is shutting down"));
+    sodium_memzero(pj, sizeof *pj);
+    free(pj);
+}
+
+struct srv_pw_job *srv_pw_job_new(struct srv_call *c, void (*then)(struct srv_pw_job *))
+{
+    struct srv_pw_job *pj = calloc(1, sizeof *pj);
+    if (!pj)
+        return NULL;
+    const struct kz_config *cfg = srv_config(c->srv);
+    pj->job.work = pw_work;
+    pj->job.done = pw_done;
+    pj->call = c;
+    pj->then = then;
+    pj->opslimit = (unsigned long long)cfg->argon2_opslimit;
+    pj->memlimit = (size_t)cfg->argon2_memlimit_kib * 1024;
+    return pj;
+}
+
+enum kz_err srv_pw_job_submit(struct srv_pw_job *pj)
+{
+    struct srv_call *c = pj->call;
+    if (kz_workers_submit(srv_workers(c->srv), &pj->job)) {
+        c->deferred = true;
+        return KZ_OK;
+    }
+    sodium_memzero(pj, sizeof *pj);
+    free(pj);
+    KZ_WARN("hash_queue_full", "op=%s addr=%s", c->op->name, c->peer);
+    return srv_fail(c, KZ_RATE_LIMITED, "the server is busy checking passwords: retry in 1 second");
+}
+
+/* Starts a password job for an op, or says why it cannot. */
+static enum kz_err pw_job_or_fail(struct srv_call *c, struct srv_pw_job *pj)
+{
+    if (!pj)
+        return srv_fail(c, KZ_INTERNAL, "out of memory");
+    return srv_pw_job_submit(pj);
+}
+
+int srv_password_hash(const struct kz_config *cfg, const char *password,
+                      char out[STORE_HASH_MAX + 1])
+{
+    return crypto_pwhash_str(out, password, strlen(password),
+                             (unsigned long long)cfg->argon2_opslimit,
+                             (size_t)cfg->argon2_memlimit_kib * 1024);
+}
+
+cJSON *srv_user_json(const struct store_user *u)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "login", u->login);
+    cJSON_AddStringToObject(o, "name", u->name);
+    cJSON_AddStringToObject(o, "role", u->role);
+    cJSON_AddBoolToObject(o, "disabled", u->disabled);
+    cJSON_AddBoolToObject(o, "must_change_password", u->must_change_password);
+    cJSON_AddNumberToObject(o, "created_at", (double)u->created_at);
+    return o;
+}
+
+static cJSON *session_json(const struct store_session *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", (double)s->id);
+    cJSON_AddStringToObject(o, "device", s->device);
+    cJSON_AddNumberToObject(o, "created_at", (double)s->created_at);
+    cJSON_AddNumberToObject(o, "last_seen", (double)s->last_seen);
+    return o;
+}
+
+/* ---- login ---- */
+
+static const char wrong_credentials[] = "wrong login id or password";
+
+static void login_then(struct srv_pw_job *pj)
+{
+    struct srv_call *c = pj->call;
+    struct srv *s = c->srv;
+    struct store *st = srv_store(s);
+    const char *login = srv_arg_str(c, "login");
+    const char *device = srv_arg_str(c, "device");
+    struct store_user u;
+    enum kz_err e;
+
+    if (!pj->verified) {
+        KZ_WARN("login_failed", "login=%s addr=%s", kz_login_valid(login) ? login : "-", c->peer);
+        e = srv_fail(c, KZ_UNAUTHORIZED, wrong_credentials);
+        goto out;
+    }
+    /* The account may have changed while the hash ran. */
+    if (store_user_get_by_login(st, login, &u) != STORE_OK || u.disabled) {
+        KZ_WARN("login_refused", "login=%s addr=%s reason=disabled", login, c->peer);
+        e = srv_fail(c, KZ_UNAUTHORIZED, "the account is disabled");
+        goto out;
+    }
+    if ((e = srv_call_write_begin(c)))
+        goto out;
+    char token[KZ_TOKEN_CHARS];
+    uint8_t hash[STORE_TOKEN_HASH];
+    kz_token_new(token, hash);
+    struct store_session ses = {.user_id = u.id};
+    snprintf(ses.device, sizeof ses.device, "%s", device ? device : "unnamed device");
+    snprintf(ses.address, sizeof ses.address, "%s", c->peer);
+    ses.created_at = ses.last_seen = kz_now_ms();
+    if (store_session_insert(st, hash, &ses) != STORE_OK) {
+        e = srv_fail(c, KZ_INTERNAL, "cannot create the session");
+        goto out;
+    }
+    c->result = cJSON_CreateObject();
+    cJSON_AddStringToObject(c->result, "token", token);
+    cJSON_AddItemToObject(c->result, "user", srv_user_json(&u));
+    cJSON_AddItemToObject(c->result, "session", session_json(&ses));
+    sodium_memzero(token, sizeof token);
+    if (!c->is_http)
+        srv_tx(s)->bind(srv_tx(s)->ctx, c->conn_id, ses.id, u.id);
+    KZ_INFO("login", "login=%s session=%lld addr=%s", u.login, (long long)ses.id, c->peer);
+out:
+    srv_call_finish(c, e);
+}
+
+enum kz_err op_login(struct srv_call *c)
+{
+    const char *login = srv_arg_str(c, "login");
+    const char *password = srv_arg_str(c, "password");
+    struct store_user u;
+    enum store_rc rc = kz_login_valid(login)
+                           ? store_user_get_by_login(srv_store(c->srv), login, &u)
+                           : STORE_NOT_FOUND;
+    if (rc != STORE_OK && rc != STORE_NOT_FOUND)
+        return srv_fail(c, KZ_INTERNAL, "user lookup failed");
+    struct srv_pw_job *pj = srv_pw_job_new(c, login_then);
+    if (pj) {
+        snprintf(pj->password, sizeof pj->password, "%s", password);
+        if (rc == STORE_OK) {
+            snprintf(pj->verify_hash, sizeof pj->verify_hash, "%s", u.pw_hash);
+        } else {
+            /* Unknown login: spend the same time hashing, so timing does not reveal which
+             * login ids exist. verified stays false. */
+            snprintf(pj->new_password, sizeof pj->new_password, "%s", password);
+        }
+    }
+    return pw_job_or_fail(c, pj);
+}
+
+enum kz_err op_auth(struct srv_call *c)
+{
+    struct srv *s = c->srv;
+    uint8_t hash[STORE_TOKEN_HASH];
+    struct store_session ses;
+    struct store_user u;
+    enum store_rc rc = kz_token_hash(srv_arg_str(c, "token"), hash)
+                           ? store_session_lookup(srv_store(s), hash, &ses)
+                           : STORE_NOT_FOUND;
+    if (rc == STORE_NOT_FOUND)
+        return srv_fail(c, KZ_UNAUTHORIZED, "the token is not valid: log in again");
+    if (rc != STORE_OK || store_user_get(srv_store(s), ses.user_id, &u) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "session lookup failed");
+    if (u.disabled)
+        return srv_fail(c, KZ_UNAUTHORIZED, "the account is disabled");
+    if (!c->is_http)
+        srv_tx(s)->bind(srv_tx(s)->ctx, c->conn_id, ses.id, u.id);
+    c->result = cJSON_CreateObject();
+    cJSON_AddItemToObject(c->result, "user", srv_user_json(&u));
+    cJSON_AddItemToObject(c->result, "session", session_json(&ses));
+    return KZ_OK;
+}
+
+enum kz_err op_logout(struct srv_call *c)
+{
+    struct srv *s = c->srv;
+    if (store_session_end(srv_store(s), c->auth.session_id, kz_now_ms()) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "cannot end the session");
+    const struct srv_transport *tx = srv_tx(s);
+    if (!c->is_http)
+        tx->bind(tx->ctx, c->conn_id, 0, 0);
+    struct srv_close which = {.user_id = c->auth.user.id,
+                              .session_id = c->auth.session_id,
+                              .except_conn = c->conn_id,
+                              .reason = "logged out"};
+    tx->close_conns(tx->ctx, &which);
+    KZ_INFO("logout", "login=%s session=%lld", c->auth.user.login, (long long)c->auth.session_id);
+    return KZ_OK;
+}
+
+enum kz_err op_whoami(struct srv_call *c)
+{
+    struct store_session ses;
+    if (store_session_get(srv_store(c->srv), c->auth.session_id, &ses) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "session lookup failed");
+    c->result = cJSON_CreateObject();
+    cJSON_AddItemToObject(c->result, "user", srv_user_json(&c->auth.user));
+    cJSON_AddItemToObject(c->result, "session", session_json(&ses));
+    return KZ_OK;
+}
+
+/* ---- passwd ---- */
+
+static void passwd_then(struct srv_pw_job *pj)
+{
+    struct srv_call *c = pj->call;
+    struct srv *s = c->srv;
+    struct store *st = srv_store(s);
+    enum kz_err e;
+    if (!pj->verified) {
+        KZ_WARN("passwd_failed", "login=%s addr=%s", c->auth.user.login, c->peer);
+        e = srv_fail(c, KZ_FORBIDDEN, "the current password is wrong");
+        goto out;
+    }
+    if (!pj->hashed) {
+        e = srv_fail(c, KZ_INTERNAL, "cannot hash the new password");
+        goto out;
+    }
+    int64_t now = kz_now_ms();
+    if ((e = srv_call_write_begin(c)))
+        goto out;
+    if (store_user_set_password(st, c->auth.user.id, pj->new_hash, false, now) != STORE_OK ||
+        store_session_end_user(st, c->auth.user.id, c->auth.session_id, now) != STORE_OK) {
+        e = srv_fail(c, KZ_INTERNAL, "cannot store the new password");
+        goto out;
+    }
+    /* A new password logs out every other device: the old one may be what leaked. */
+    const struct srv_transport *tx = srv_tx(s);
+    struct srv_close which = {.user_id = c->auth.user.id,
+                              .keep_session_id = c->auth.session_id,
+                              .reason = "password changed"};
+    tx->close_conns(tx->ctx, &which);
+    KZ_INFO("passwd", "login=%s", c->auth.user.login);
+out:
+    srv_call_finish(c, e);
+}
+
+enum kz_err op_passwd(struct srv_call *c)
+{
+    const char *np = srv_arg_str(c, "new_password");
+    const char *problem = kz_password_problem(np, c->auth.user.login,
+                                              srv_config(c->srv)->password_min_length);
+    if (problem)
+        return srv_fail(c, KZ_BAD_REQUEST, "%s", problem);
+    struct srv_pw_job *pj = srv_pw_job_new(c, passwd_then);
+    if (pj) {
+        snprintf(pj->verify_hash, sizeof pj->verify_hash, "%s", c->auth.user.pw_hash);
+        snprintf(pj->password, sizeof pj->password, "%s", srv_arg_str(c, "old_password"));
+        snprintf(pj->new_password, sizeof pj->new_password, "%s", np);
+    }
+    return pw_job_or_fail(c, pj);
+}

@@ -1,0 +1,210 @@
+/* ops_admin.c - account administration: user.add, user.list, user.disable, user.enable,
+ * user.reset_password. Every op here is admin-only (the command table says so). */
+#include "server.h"
+
+#include <string.h>
+
+#define ONE_TIME_PASSWORD_CHARS 16
+
+static bool role_valid(const char *role)
+{
+    return strcmp(role, "admin") == 0 || strcmp(role, "hq") == 0 || strcmp(role, "staff") == 0;
+}
+
+/* Looks up the user an admin op names; fills an error reply if there is none. */
+static enum kz_err target_user(struct srv_call *c, struct store_user *u)
+{
+    const char *login = srv_arg_str(c, "login");
+    enum store_rc rc = kz_login_valid(login) ? store_user_get_by_login(srv_store(c->srv), login, u)
+                                             : STORE_NOT_FOUND;
+    if (rc == STORE_NOT_FOUND)
+        return srv_fail(c, KZ_NOT_FOUND, "no user with login id '%s'",
+                        kz_login_valid(login) ? login : "?");
+    if (rc != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "user lookup failed");
+    return KZ_OK;
+}
+
+static void close_all(struct srv_call *c, int64_t user_id, const char *reason)
+{
+    const struct srv_transport *tx = srv_tx(c->srv);
+    struct srv_close which = {.user_id = user_id, .reason = reason};
+    tx->close_conns(tx->ctx, &which);
+}
+
+/* ---- user.add ---- */
+
+static void user_add_then(struct srv_pw_job *pj)
+{
+    struct srv_call *c = pj->call;
+    struct store *st = srv_store(c->srv);
+    const char *login = srv_arg_str(c, "login");
+    const char *name = srv_arg_str(c, "name");
+    const char *role = srv_arg_str(c, "role");
+    struct store_user u = {0};
+    enum kz_err e;
+    if (!pj->hashed) {
+        e = srv_fail(c, KZ_INTERNAL, "cannot hash the password");
+        goto out;
+    }
+    snprintf(u.login, sizeof u.login, "%s", login);
+    snprintf(u.name, sizeof u.name, "%s", name ? name : login);
+    snprintf(u.role, sizeof u.role, "%s", role ? role : "staff");
+    snprintf(u.pw_hash, sizeof u.pw_hash, "%s", pj->new_hash);
+    u.must_change_password = pj->extra[0] != '\0';
+    if ((e = srv_call_write_begin(c)))
+        goto out;
+    enum store_rc rc = store_user_insert(st, &u, kz_now_ms());
+    if (rc == STORE_CONFLICT) {
+        e = srv_fail(c, KZ_CONFLICT, "login id '%s' is taken", login);
+        goto out;
+    }
+    if (rc != STORE_OK) {
+        e = srv_fail(c, KZ_INTERNAL, "cannot store the user");
+        goto out;
+    }
+    c->result = cJSON_CreateObject();
+    cJSON_AddItemToObject(c->result, "user", srv_user_json(&u));
+    if (u.must_change_password)
+        cJSON_AddStringToObject(c->result, "password", pj->extra);
+    KZ_INFO("user_added", "by=%s login=%s role=%s", c->auth.user.login, u.login, u.role);
+out:
+    srv_call_finish(c, e);
+}
+
+enum kz_err op_user_add(struct srv_call *c)
+{
+    const char *login = srv_arg_str(c, "login");
+    const char *name = srv_arg_str(c, "name");
+    const char *role = srv_arg_str(c, "role");
+    const char *password = srv_arg_str(c, "password");
+    if (!kz_login_valid(login))
+        return srv_fail(c, KZ_BAD_REQUEST,
+                        "a login id is 1-64 of a-z, 0-9, '.', '_', '-', starting with a-z or 0-9");
+    if (name && !name[strspn(name, " \t")])
+        return srv_fail(c, KZ_BAD_REQUEST, "field 'name' must not be blank");
+    if (role && !role_valid(role))
+        return srv_fail(c, KZ_BAD_REQUEST, "role must be admin, hq or staff");
+    const char *problem = password ? kz_password_problem(password, login,
+                                                         srv_config(c->srv)->password_min_length)
+                                   : NULL;
+    if (problem)
+        return srv_fail(c, KZ_BAD_REQUEST, "%s", problem);
+    struct store_user existing;
+    enum store_rc rc = store_user_get_by_login(srv_store(c->srv), login, &existing);
+    if (rc == STORE_OK)
+        return srv_fail(c, KZ_CONFLICT, "login id '%s' is taken", login);
+    if (rc != STORE_NOT_FOUND)
+        return srv_fail(c, KZ_INTERNAL, "user lookup failed");
+
+    struct srv_pw_job *pj = srv_pw_job_new(c, user_add_then);
+    if (!pj)
+        return srv_fail(c, KZ_INTERNAL, "out of memory");
+    if (password) {
+        snprintf(pj->new_password, sizeof pj->new_password, "%s", password);
+    } else {
+        /* A generated password is one-time: extra keeps it for the reply, and the user must
+         * replace it at first login. */
+        kz_password_generate(pj->extra, ONE_TIME_PASSWORD_CHARS + 1);
+        snprintf(pj->new_password, sizeof pj->new_password, "%s", pj->extra);
+    }
+    return srv_pw_job_submit(pj);
+}
+
+/* ---- user.list ---- */
+
+static int list_one(void *ctx, const struct store_user *u)
+{
+    cJSON_AddItemToArray(ctx, srv_user_json(u));
+    return 0;
+}
+
+enum kz_err op_user_list(struct srv_call *c)
+{
+    c->result = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(c->result, "users");
+    if (store_user_each(srv_store(c->srv), list_one, arr) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "cannot list users");
+    return KZ_OK;
+}
+
+/* ---- user.disable, user.enable ---- */
+
+static enum kz_err set_disabled(struct srv_call *c, bool disabled)
+{
+    struct store *st = srv_store(c->srv);
+    struct store_user u;
+    enum kz_err e = target_user(c, &u);
+    if (e)
+        return e;
+    if (disabled && u.id == c->auth.user.id)
+        return srv_fail(c, KZ_CONFLICT, "you cannot disable your own account");
+    int64_t now = kz_now_ms();
+    if (store_user_set_disabled(st, u.id, disabled, now) != STORE_OK ||
+        (disabled && store_session_end_user(st, u.id, 0, now) != STORE_OK))
+        return srv_fail(c, KZ_INTERNAL, "cannot update the user");
+    u.disabled = disabled;
+    if (disabled)
+        close_all(c, u.id, "account disabled");
+    KZ_INFO(disabled ? "user_disabled" : "user_enabled", "by=%s login=%s", c->auth.user.login,
+            u.login);
+    c->result = cJSON_CreateObject();
+    cJSON_AddItemToObject(c->result, "user", srv_user_json(&u));
+    return KZ_OK;
+}
+
+enum kz_err op_user_disable(struct srv_call *c)
+{
+    return set_disabled(c, true);
+}
+
+enum kz_err op_user_enable(struct srv_call *c)
+{
+    return set_disabled(c, false);
+}
+
+/* ---- user.reset_password ---- */
+
+static void reset_then(struct srv_pw_job *pj)
+{
+    struct srv_call *c = pj->call;
+    struct store *st = srv_store(c->srv);
+    struct store_user u;
+    enum kz_err e = target_user(c, &u);
+    if (e)
+        goto out;
+    if (!pj->hashed) {
+        e = srv_fail(c, KZ_INTERNAL, "cannot hash the password");
+        goto out;
+    }
+    int64_t now = kz_now_ms();
+    if ((e = srv_call_write_begin(c)))
+        goto out;
+    if (store_user_set_password(st, u.id, pj->new_hash, true, now) != STORE_OK ||
+        store_session_end_user(st, u.id, 0, now) != STORE_OK) {
+        e = srv_fail(c, KZ_INTERNAL, "cannot store the password");
+        goto out;
+    }
+    u.must_change_password = true;
+    close_all(c, u.id, "password reset");
+    KZ_INFO("password_reset", "by=%s login=%s", c->auth.user.login, u.login);
+    c->result = cJSON_CreateObject();
+    cJSON_AddItemToObject(c->result, "user", srv_user_json(&u));
+    cJSON_AddStringToObject(c->result, "password", pj->extra);
+out:
+    srv_call_finish(c, e);
+}
+
+enum kz_err op_user_reset_password(struct srv_call *c)
+{
+    struct store_user u;
+    enum kz_err e = target_user(c, &u);
+    if (e)
+        return e;
+    struct srv_pw_job *pj = srv_pw_job_new(c, reset_then);
+    if (!pj)
+        return srv_fail(c, KZ_INTERNAL, "out of memory");
+    kz_password_generate(pj->extra, ONE_TIME_PASSWORD_CHARS + 1);
+    snprintf(pj->new_password, sizeof pj->new_password, "%s", pj->extra);
+    return srv_pw_job_submit(pj);
+}

@@ -1,0 +1,545 @@
+/* proto.c - the one protocol: parse a request, find its op in the command table, check who may
+ * call it and what it carries, run it, and reply. Both transports come through here.
+ *
+ * Replies to anything that ran while a transaction was open are held until srv_commit() has
+ * made that transaction durable: an acknowledgement always means "on disk". */
+#include "server.h"
+
+#include <libwebsockets.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+    const char *code;
+    int http;
+} errs[] = {
+    [KZ_OK] = {"ok", 200},
+    [KZ_BAD_REQUEST] = {"bad_request", 400},
+    [KZ_UNAUTHORIZED] = {"unauthorized", 401},
+    [KZ_FORBIDDEN] = {"forbidden", 403},
+    [KZ_NOT_FOUND] = {"not_found", 404},
+    [KZ_CONFLICT] = {"conflict", 409},
+    [KZ_TOO_LARGE] = {"too_large", 413},
+    [KZ_RATE_LIMITED] = {"rate_limited", 429},
+    [KZ_INTERNAL] = {"internal", 500},
+};
+
+const char *kz_err_code(enum kz_err e)
+{
+    return errs[e].code;
+}
+
+int kz_err_http_status(enum kz_err e)
+{
+    return errs[e].http;
+}
+
+struct kz_frame *kz_frame_from_json(const cJSON *json, int http_status)
+{
+    char *text = cJSON_PrintUnformatted(json);
+    if (!text)
+        return NULL;
+    size_t len = strlen(text);
+    struct kz_frame *f = malloc(sizeof *f + LWS_PRE + len + 1);
+    if (f) {
+        f->refs = 1;
+        f->http_status = http_status;
+        f->len = len;
+        f->data = f->buf + LWS_PRE;
+        memcpy(f->data, text, len + 1);
+    }
+    cJSON_free(text);
+    return f;
+}
+
+struct kz_frame *kz_frame_ref(struct kz_frame *f)
+{
+    f->refs++;
+    return f;
+}
+
+void kz_frame_unref(struct kz_frame *f)
+{
+    if (f && --f->refs == 0)
+        free(f);
+}
+
+/* A reply waiting for the transaction it depends on. */
+struct held {
+    uint64_t conn_id;
+    bool is_http;
+    cJSON *id;
+    struct kz_frame *frame;
+    struct held *next;
+};
+
+struct srv {
+    const struct kz_config *cfg;
+    struct store *store;
+    struct kz_workers *workers;
+    struct srv_transport tx;
+    struct held *held_head, *held_tail;
+};
+
+struct srv *srv_new(const struct kz_config *cfg, struct store *store, struct kz_workers *workers,
+                    const struct srv_transport *tx)
+{
+    struct srv *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->cfg = cfg;
+    s->store = store;
+    s->workers = workers;
+    s->tx = *tx;
+    return s;
+}
+
+void srv_free(struct srv *s)
+{
+    if (!s)
+        return;
+    srv_commit(s);
+    free(s);
+}
+
+struct store *srv_store(struct srv *s)
+{
+    return s->store;
+}
+
+const struct kz_config *srv_config(struct srv *s)
+{
+    return s->cfg;
+}
+
+const struct srv_transport *srv_tx(struct srv *s)
+{
+    return &s->tx;
+}
+
+struct kz_workers *srv_workers(struct srv *s)
+{
+    return s->workers;
+}
+
+/* ---- the command table ---- */
+
+/* Every op the server has. docs/protocol.md describes each; tests/unit/test_proto.c checks
+ * that it does. Strings are limited in bytes; an F_STRING with min 1 must not be empty. */
+static const struct srv_op ops[] = {
+    {"login", OP_ANON, false, true,
+     {{"login", F_STRING, true, STORE_LOGIN_MAX, 1},
+      {"password", F_STRING, true, 255, 1},
+      {"device", F_STRING, false, STORE_DEVICE_MAX, 1}},
+     op_login},
+    {"auth", OP_ANON, false, true, {{"token", F_STRING, true, 64, 1}}, op_auth},
+    {"logout", OP_USER, true, true, {{0}}, op_logout},
+    {"whoami", OP_USER, false, true, {{0}}, op_whoami},
+    {"passwd", OP_USER, false, true,
+     {{"old_password", F_STRING, true, 255, 1}, {"new_password", F_STRING, true, 255, 1}},
+     op_passwd},
+    {"user.add", OP_ADMIN, false, false,
+     {{"login", F_STRING, true, STORE_LOGIN_MAX, 1},
+      {"name", F_STRING, false, STORE_NAME_MAX, 1},
+      {"role", F_STRING, false, STORE_ROLE_MAX, 1},
+      {"password", F_STRING, false, 255, 1}},
+     op_user_add},
+    {"user.list", OP_ADMIN, false, false, {{0}}, op_user_list},
+    {"user.disable", OP_ADMIN, true, false, {{"login", F_STRING, true, STORE_LOGIN_MAX, 1}},
+     op_user_disable},
+    {"user.enable", OP_ADMIN, true, false, {{"login", F_STRING, true, STORE_LOGIN_MAX, 1}},
+     op_user_enable},
+    {"user.reset_password", OP_ADMIN, false, false,
+     {{"login", F_STRING, true, STORE_LOGIN_MAX, 1}},
+     op_user_reset_password},
+};
+
+const struct srv_op *srv_op_table(size_t *count)
+{
+    *count = sizeof ops / sizeof ops[0];
+    return ops;
+}
+
+const struct srv_op *srv_op_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        if (strcmp(ops[i].name, name) == 0)
+            return &ops[i];
+    return NULL;
+}
+
+/* ---- replies ---- */
+
+/* HTTP replies carry no id: the request had none. */
+static cJSON *error_json(cJSON *id, bool is_http, enum kz_err e, const char *msg)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!is_http)
+        cJSON_AddItemToObject(o, "id", id ? cJSON_Duplicate(id, true) : cJSON_CreateNull());
+    cJSON_AddFalseToObject(o, "ok");
+    cJSON *err = cJSON_AddObjectToObject(o, "error");
+    cJSON_AddStringToObject(err, "code", kz_err_code(e));
+    cJSON_AddStringToObject(err, "message", msg && *msg ? msg : kz_err_code(e));
+    return o;
+}
+
+static void send_json(struct srv *s, uint64_t conn_id, cJSON *json, int status)
+{
+    struct kz_frame *f = kz_frame_from_json(json, status);
+    if (f) {
+        s->tx.send(s->tx.ctx, conn_id, f);
+        kz_frame_unref(f);
+    }
+}
+
+void srv_send_error(struct srv *s, uint64_t conn_id, bool is_http, enum kz_err e, const char *msg)
+{
+    cJSON *o = error_json(NULL, is_http, e, msg);
+    send_json(s, conn_id, o, kz_err_http_status(e));
+    cJSON_Delete(o);
+}
+
+static void hold(struct srv *s, struct srv_call *c, struct kz_frame *f)
+{
+    struct held *h = calloc(1, sizeof *h);
+    if (!h) {
+        kz_frame_unref(f);
+        return;
+    }
+    h->conn_id = c->conn_id;
+    h->is_http = c->is_http;
+    h->id = c->id;
+    c->id = NULL;
+    h->frame = f;
+    if (s->held_tail)
+        s->held_tail->next = h;
+    else
+        s->held_head = h;
+    s->held_tail = h;
+}
+
+void srv_commit(struct srv *s)
+{
+    bool ok = true;
+    if (store_tx_is_open(s->store) && store_tx_commit(s->store) != STORE_OK) {
+        ok = false;
+        KZ_ERROR("commit_failed", "error=\"%s\"", store_errmsg(s->store));
+    }
+    struct held *h = s->held_head;
+    s->held_head = s->held_tail = NULL;
+    while (h) {
+        struct held *next = h->next;
+        if (ok) {
+            s->tx.send(s->tx.ctx, h->conn_id, h->frame);
+        } else {
+            cJSON *o = error_json(h->id, h->is_http, KZ_INTERNAL, "the write could not be committed");
+            send_json(s, h->conn_id, o, 500);
+            cJSON_Delete(o);
+        }
+        kz_frame_unref(h->frame);
+        cJSON_Delete(h->id);
+        free(h);
+        h = next;
+    }
+}
+
+enum kz_err srv_fail(struct srv_call *c, enum kz_err e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->errmsg, sizeof c->errmsg, fmt, ap);
+    va_end(ap);
+    return e;
+}
+
+enum kz_err srv_call_write_begin(struct srv_call *c)
+{
+    if (store_op_begin(c->srv->store) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "database unavailable");
+    c->in_op = true;
+    return KZ_OK;
+}
+
+static void call_free(struct srv_call *c)
+{
+    cJSON_Delete(c->id);
+    cJSON_Delete(c->args);
+    cJSON_Delete(c->result);
+    free(c);
+}
+
+void srv_call_finish(struct srv_call *c, enum kz_err e)
+{
+    struct srv *s = c->srv;
+    if (c->in_op) {
+        if (store_op_end(s->store, e == KZ_OK) != STORE_OK && e == KZ_OK)
+            e = srv_fail(c, KZ_INTERNAL, "database error");
+        c->in_op = false;
+    }
+    cJSON *o;
+    if (e == KZ_OK) {
+        /* id and ok lead the object, so replies read well in logs and terminals. */
+        o = cJSON_CreateObject();
+        if (!c->is_http)
+            cJSON_AddItemToObject(o, "id",
+                                  c->id ? cJSON_Duplicate(c->id, true) : cJSON_CreateNull());
+        cJSON_AddTrueToObject(o, "ok");
+        for (cJSON *it; c->result && (it = c->result->child);) {
+            cJSON_DetachItemViaPointer(c->result, it);
+            cJSON_AddItemToObject(o, it->string, it);
+        }
+    } else {
+        if (e == KZ_INTERNAL)
+            KZ_ERROR("op_failed", "op=%s error=\"%s\"", c->op ? c->op->name : "-", c->errmsg);
+        o = error_json(c->id, c->is_http, e, c->errmsg);
+    }
+    struct kz_frame *f = kz_frame_from_json(o, kz_err_http_status(e));
+    cJSON_Delete(o);
+    if (f && store_tx_is_open(s->store)) {
+        hold(s, c, f);
+        s->tx.want_commit(s->tx.ctx);
+    } else if (f) {
+        s->tx.send(s->tx.ctx, c->conn_id, f);
+        kz_frame_unref(f);
+    }
+    call_free(c);
+}
+
+/* ---- argument checking against the op's fields ---- */
+
+const char *srv_arg_str(const struct srv_call *c, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c->args, name);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+bool srv_arg_bool(const struct srv_call *c, const char *name, bool dflt)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c->args, name);
+    return cJSON_IsBool(v) ? cJSON_IsTrue(v) : dflt;
+}
+
+static const struct srv_field *field_find(const struct srv_op *op, const char *name)
+{
+    for (int i = 0; i < SRV_FIELDS_MAX && op->fields[i].name; i++)
+        if (strcmp(op->fields[i].name, name) == 0)
+            return &op->fields[i];
+    return NULL;
+}
+
+static enum kz_err check_field(struct srv_call *c, const struct srv_field *f, const cJSON *v)
+{
+    switch (f->type) {
+    case F_STRING: {
+        if (!cJSON_IsString(v))
+            return srv_fail(c, KZ_BAD_REQUEST, "field '%s' must be a string", f->name);
+        size_t len = strlen(v->valuestring);
+        if ((long long)len < f->min)
+            return srv_fail(c, KZ_BAD_REQUEST, "field '%s' must not be empty", f->name);
+        if (f->max && (long long)len > f->max)
+            return srv_fail(c, KZ_BAD_REQUEST, "field '%s' is longer than %lld bytes", f->name,
+                            f->max);
+        return KZ_OK;
+    }
+    case F_INT: {
+        double d = v->valuedouble;
+        if (!cJSON_IsNumber(v) || !isfinite(d) || d != floor(d))
+            return srv_fail(c, KZ_BAD_REQUEST, "field '%s' must be an integer", f->name);
+        if (d < (double)f->min || d > (double)f->max)
+            return srv_fail(c, KZ_BAD_REQUEST, "field '%s' must be between %lld and %lld",
+                            f->name, f->min, f->max);
+        return KZ_OK;
+    }
+    case F_BOOL:
+        if (!cJSON_IsBool(v))
+            return srv_fail(c, KZ_BAD_REQUEST, "field '%s' must be true or false", f->name);
+        return KZ_OK;
+    }
+    return KZ_INTERNAL;
+}
+
+static enum kz_err check_args(struct srv_call *c)
+{
+    const struct srv_op *op = c->op;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, c->args)
+    {
+        if (strcmp(v->string, "id") == 0 || strcmp(v->string, "op") == 0)
+            continue;
+        const struct srv_field *f = field_find(op, v->string);
+        if (!f)
+            return srv_fail(c, KZ_BAD_REQUEST, "unknown field '%.64s' for op %s", v->string,
+                            op->name);
+        enum kz_err e = check_field(c, f, v);
+        if (e)
+            return e;
+    }
+    for (int i = 0; i < SRV_FIELDS_MAX && op->fields[i].name; i++)
+        if (op->fields[i].required &&
+            !cJSON_GetObjectItemCaseSensitive(c->args, op->fields[i].name))
+            return srv_fail(c, KZ_BAD_REQUEST, "missing field '%s'", op->fields[i].name);
+    return KZ_OK;
+}
+
+/* ---- who is calling ---- */
+
+static enum kz_err authenticate(struct srv_call *c)
+{
+    struct srv *s = c->srv;
+    if (c->session_id == 0)
+        return srv_fail(c, KZ_UNAUTHORIZED, "log in first");
+    struct store_session ses;
+    enum store_rc rc = store_session_get(s->store, c->session_id, &ses);
+    if (rc == STORE_NOT_FOUND)
+        return srv_fail(c, KZ_UNAUTHORIZED, "the session has ended: log in again");
+    if (rc != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "session lookup failed");
+    rc = store_user_get(s->store, ses.user_id, &c->auth.user);
+    if (rc != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "user lookup failed");
+    if (c->auth.user.disabled)
+        return srv_fail(c, KZ_UNAUTHORIZED, "the account is disabled");
+    c->auth.session_id = ses.id;
+    c->authed = true;
+    int64_t now = kz_now_ms();
+    if (now - ses.last_seen >= s->cfg->session_touch_interval_s * 1000) {
+        /* Best effort: a failed touch must not fail the request it rides on. */
+        if (store_tx_begin(s->store) == STORE_OK) {
+            store_session_touch(s->store, ses.id, now);
+            s->tx.want_commit(s->tx.ctx);
+        }
+    }
+    return KZ_OK;
+}
+
+static enum kz_err admit(struct srv_call *c)
+{
+    const struct srv_op *op = c->op;
+    if (op->access == OP_ANON)
+        return KZ_OK;
+    enum kz_err e = authenticate(c);
+    if (e)
+        return e;
+    if (c->auth.user.must_change_password && !op->allowed_before_pwchange)
+        return srv_fail(c, KZ_FORBIDDEN,
+                        "you must change your one-time password first (op passwd)");
+    if (op->access == OP_ADMIN && strcmp(c->auth.user.role, "admin") != 0)
+        return srv_fail(c, KZ_FORBIDDEN, "only an admin may use %s", op->name);
+    return KZ_OK;
+}
+
+static void dispatch(struct srv_call *c, const char *opname)
+{
+    enum kz_err e;
+    c->op = srv_op_find(opname);
+    if (!c->op) {
+        e = srv_fail(c, KZ_BAD_REQUEST, "unknown op '%.64s'", opname);
+        goto out;
+    }
+    if ((e = check_args(c)) || (e = admit(c)))
+        goto out;
+    if (c->op->writes && (e = srv_call_write_begin(c)))
+        goto out;
+    e = c->op->fn(c);
+    if (c->deferred)
+        return;
+out:
+    srv_call_finish(c, e);
+}
+
+static struct srv_call *call_new(struct srv *s, uint64_t conn_id, const char *peer)
+{
+    struct srv_call *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->srv = s;
+    c->conn_id = conn_id;
+    snprintf(c->peer, sizeof c->peer, "%s", peer ? peer : "");
+    return c;
+}
+
+void srv_handle_ws_text(struct srv *s, uint64_t conn_id, int64_t session_id, const char *peer,
+                        const char *text, size_t len)
+{
+    struct srv_call *c = call_new(s, conn_id, peer);
+    if (!c)
+        return;
+    c->session_id = session_id;
+    enum kz_err e;
+    if (!kz_utf8_valid(text, len)) {
+        e = srv_fail(c, KZ_BAD_REQUEST, "the frame is not valid UTF-8");
+        goto fail;
+    }
+    c->args = cJSON_ParseWithLength(text, len);
+    if (!c->args) {
+        e = srv_fail(c, KZ_BAD_REQUEST, "the frame is not valid JSON");
+        goto fail;
+    }
+    if (!cJSON_IsObject(c->args)) {
+        e = srv_fail(c, KZ_BAD_REQUEST, "a request must be a JSON object");
+        goto fail;
+    }
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(c->args, "id");
+    if (id && (cJSON_IsNumber(id) || cJSON_IsString(id)))
+        c->id = cJSON_Duplicate(id, false);
+    if (!id || !c->id) {
+        e = srv_fail(c, KZ_BAD_REQUEST, "field 'id' must be a number or a string");
+        goto fail;
+    }
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(c->args, "op");
+    if (!cJSON_IsString(op)) {
+        e = srv_fail(c, KZ_BAD_REQUEST, "field 'op' must be a string");
+        goto fail;
+    }
+    dispatch(c, op->valuestring);
+    return;
+fail:
+    srv_call_finish(c, e);
+}
+
+void srv_handle_http(struct srv *s, uint64_t conn_id, const char *op, const char *bearer,
+                     const char *peer, const char *body, size_t len)
+{
+    struct srv_call *c = call_new(s, conn_id, peer);
+    if (!c)
+        return;
+    c->is_http = true;
+    enum kz_err e;
+    if (bearer && *bearer) {
+        uint8_t hash[STORE_TOKEN_HASH];
+        struct store_session ses;
+        enum store_rc rc = kz_token_hash(bearer, hash)
+                               ? store_session_lookup(s->store, hash, &ses)
+                               : STORE_NOT_FOUND;
+        if (rc == STORE_NOT_FOUND) {
+            e = srv_fail(c, KZ_UNAUTHORIZED, "the token is not valid: log in again");
+            goto fail;
+        }
+        if (rc != STORE_OK) {
+            e = srv_fail(c, KZ_INTERNAL, "session lookup failed");
+            goto fail;
+        }
+        c->session_id = ses.id;
+    }
+    if (!kz_utf8_valid(body, len)) {
+        e = srv_fail(c, KZ_BAD_REQUEST, "the body is not valid UTF-8");
+        goto fail;
+    }
+    /* An empty body is an op without arguments. */
+    c->args = len ? cJSON_ParseWithLength(body, len) : cJSON_CreateObject();
+    if (!c->args) {
+        e = srv_fail(c, KZ_BAD_REQUEST, "the body is not valid JSON");
+        goto fail;
+    }
+    if (!cJSON_IsObject(c->args)) {
+        e = srv_fail(c, KZ_BAD_REQUEST, "the body must be a JSON object");
+        goto fail;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(c->args, "id");
+    cJSON_DeleteItemFromObjectCaseSensitive(c->args, "op");
+    dispatch(c, op);
+    return;
+fail:
+    srv_call_finish(c, e);
+}

@@ -1,0 +1,278 @@
+/* server.h - the kizunad core: configuration, logging, the protocol's command table and the
+ * ops behind it. Nothing here touches struct lws: transport.c adapts WebSocket and HTTP to
+ * struct srv_call and back, so every op can be unit-tested without an event loop.
+ */
+#ifndef KIZUNA_SERVER_H
+#define KIZUNA_SERVER_H
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "store.h"
+
+#define KZ_VERSION "0.1.0"
+
+/* ---- errors: one enum, mapped one-to-one to the protocol's stable string codes ---- */
+enum kz_err {
+    KZ_OK = 0,
+    KZ_BAD_REQUEST,
+    KZ_UNAUTHORIZED,
+    KZ_FORBIDDEN,
+    KZ_NOT_FOUND,
+    KZ_CONFLICT,
+    KZ_TOO_LARGE,
+    KZ_RATE_LIMITED,
+    KZ_INTERNAL,
+};
+const char *kz_err_code(enum kz_err e);
+int kz_err_http_status(enum kz_err e);
+
+/* ---- configuration (config.c): a table over cJSON, as Redis does ---- */
+enum kz_log_level { KZ_LOG_ERROR, KZ_LOG_WARN, KZ_LOG_INFO, KZ_LOG_DEBUG };
+
+struct kz_config {
+    char listen[128]; /* HOST:PORT; port 0 picks a free port */
+    long long log_level;
+    long long sqlite_synchronous_full;
+    long long sqlite_busy_timeout_ms;
+    long long max_connections;
+    long long max_frame_bytes;   /* one WebSocket request or one HTTP request body */
+    long long max_message_bytes; /* the text of one talk message */
+    long long max_queue_bytes;   /* unsent bytes per connection before it is dropped */
+    long long hash_workers;
+    long long hash_queue_max; /* password hashes waiting for a worker */
+    long long argon2_opslimit;
+    long long argon2_memlimit_kib;
+    long long password_min_length;
+    long long session_touch_interval_s;
+    long long shutdown_grace_ms;
+};
+
+/* Fills cfg with every default. */
+void kz_config_defaults(struct kz_config *cfg);
+/* Applies a JSON object of settings; unknown keys, wrong types and out-of-range values are
+ * errors (message in err) and leave cfg partially applied: callers exit on failure. */
+int kz_config_apply_json(struct kz_config *cfg, const char *json, char *err, size_t errlen);
+int kz_config_load_file(struct kz_config *cfg, const char *path, char *err, size_t errlen);
+/* Applies one "name=value" override from the command line. */
+int kz_config_set(struct kz_config *cfg, const char *assignment, char *err, size_t errlen);
+/* Prints every setting with its default, bounds and meaning (for docs and `kizunad config`). */
+void kz_config_describe(FILE *out);
+
+/* ---- logging (log.c): one line per event on stderr, "time level event key=value..." ---- */
+void kz_log_set_level(int level);
+int kz_log_level_parse(const char *name); /* -1 if unknown */
+void kz_log(int level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#define KZ_ERROR(ev, ...) kz_log(KZ_LOG_ERROR, ev, __VA_ARGS__)
+#define KZ_WARN(ev, ...)  kz_log(KZ_LOG_WARN, ev, __VA_ARGS__)
+#define KZ_INFO(ev, ...)  kz_log(KZ_LOG_INFO, ev, __VA_ARGS__)
+#define KZ_DEBUG(ev, ...) kz_log(KZ_LOG_DEBUG, ev, __VA_ARGS__)
+
+/* ---- small helpers (util.c) ---- */
+int64_t kz_now_ms(void);
+bool kz_utf8_valid(const char *s, size_t len);
+/* Writes a random password of n-1 characters plus NUL from an unambiguous alphabet. */
+void kz_password_generate(char *out, size_t n);
+/* A login id: 1-64 of [a-z0-9._-], starting with a letter or digit. */
+bool kz_login_valid(const char *login);
+/* NULL if the password is acceptable, else a human reason (a static string). */
+const char *kz_password_problem(const char *password, const char *login, long long min_len);
+#define KZ_TOKEN_BYTES 32
+#define KZ_TOKEN_CHARS 44 /* base64url of 32 bytes without padding, plus NUL */
+/* Makes a fresh session token (text) and the hash the database keeps of it. */
+void kz_token_new(char token[KZ_TOKEN_CHARS], uint8_t hash[STORE_TOKEN_HASH]);
+/* Hashes a token given by a client; false if it cannot be a token at all. */
+bool kz_token_hash(const char *token, uint8_t hash[STORE_TOKEN_HASH]);
+
+/* ---- outgoing frames: serialised once, shared by reference among recipients ---- */
+struct kz_frame {
+    int refs;
+    int http_status; /* for replies that go out over HTTP */
+    size_t len;
+    unsigned char *data; /* points kz_frame_pre bytes into buf: libwebsockets' LWS_PRE */
+    unsigned char buf[];
+};
+/* Serialises json into a new frame with one reference, owned by the caller. */
+struct kz_frame *kz_frame_from_json(const cJSON *json, int http_status);
+struct kz_frame *kz_frame_ref(struct kz_frame *f);
+void kz_frame_unref(struct kz_frame *f);
+
+/* ---- the worker pool (workers.c) for password hashing off the event loop ---- */
+struct kz_job {
+    void (*work)(struct kz_job *job);           /* runs on a worker thread */
+    void (*done)(struct kz_job *job, bool ran); /* runs on the loop; ran=false at shutdown */
+    struct kz_job *next;
+};
+struct kz_workers;
+/* wake is called from a worker thread after each finished job; it must be thread-safe
+ * (kizunad passes lws_cancel_service). Returns NULL on failure. */
+struct kz_workers *kz_workers_start(int threads, int queue_max, void (*wake)(void *), void *arg);
+/* false if the queue is full (the caller answers rate_limited). The job stays the caller's
+ * until its done() runs. */
+bool kz_workers_submit(struct kz_workers *w, struct kz_job *job);
+/* Runs done() for every finished job. Loop thread only. */
+void kz_workers_drain(struct kz_workers *w);
+/* Joins the threads and calls done(job, false) for jobs that never ran. Accepts NULL. */
+void kz_workers_stop(struct kz_workers *w);
+
+/* ---- the server core ---- */
+struct srv;
+
+/* What an authenticated caller is. Loaded fresh from the store for every call, so a
+ * disabled user or ended session is refused at once, whatever the transport cached. */
+struct srv_auth {
+    int64_t session_id;
+    struct store_user user;
+};
+
+/* One request, from either transport. Owned by the dispatcher until srv_call_finish(). */
+struct srv_call {
+    struct srv *srv;
+    uint64_t conn_id;   /* the transport's connection, for the reply */
+    bool is_http;       /* replies carry an HTTP status; login binds no connection */
+    int64_t session_id; /* the session the caller presents (0: anonymous) */
+    char peer[STORE_ADDR_MAX + 1];
+    cJSON *id;          /* the request's id, echoed in the reply (owned) */
+    const struct srv_op *op;
+    cJSON *args;        /* the request object (owned) */
+    struct srv_auth auth;
+    bool authed;
+    cJSON *result;      /* fields of a successful reply (owned) */
+    char errmsg[192];
+    bool deferred;      /* the op finishes later, from a worker's done() */
+    bool in_op;         /* a store savepoint is open for this call */
+};
+
+enum srv_op_access {
+    OP_ANON,  /* anyone, even without a session */
+    OP_USER,  /* any active user with a live session */
+    OP_ADMIN, /* role admin */
+};
+
+enum srv_field_type { F_STRING, F_INT, F_BOOL };
+struct srv_field {
+    const char *name;
+    enum srv_field_type type;
+    bool required;
+    long long max; /* F_STRING: bytes; F_INT: value */
+    long long min; /* F_STRING: bytes; F_INT: value */
+};
+#define SRV_FIELDS_MAX 8
+
+struct srv_op {
+    const char *name;
+    enum srv_op_access access;
+    bool writes;             /* the dispatcher opens a store savepoint around the handler */
+    bool allowed_before_pwchange; /* usable while the user must still change the password */
+    struct srv_field fields[SRV_FIELDS_MAX];
+    enum kz_err (*fn)(struct srv_call *c);
+};
+
+/* Which live connections to close: those of user_id, limited to session_id if nonzero,
+ * sparing keep_session_id (if nonzero) and the connection except_conn. */
+struct srv_close {
+    int64_t user_id;
+    int64_t session_id;
+    int64_t keep_session_id;
+    uint64_t except_conn;
+    const char *reason;
+};
+
+/* What the core needs from a transport. transport.c implements it; tests use a fake. */
+struct srv_transport {
+    /* Hand one reply or event frame to a connection (takes a reference of its own). */
+    void (*send)(void *ctx, uint64_t conn_id, struct kz_frame *f);
+    /* Bind a WebSocket connection to a session (0 unbinds). */
+    void (*bind)(void *ctx, uint64_t conn_id, int64_t session_id, int64_t user_id);
+    /* Close live connections with a close frame carrying the reason (see struct srv_close). */
+    void (*close_conns)(void *ctx, const struct srv_close *which);
+    /* A transaction is open: call srv_commit() at the end of this loop turn. */
+    void (*want_commit)(void *ctx);
+    void *ctx;
+};
+
+/* Creates the core over an open store. Owns neither cfg nor store nor workers. */
+struct srv *srv_new(const struct kz_config *cfg, struct store *store, struct kz_workers *workers,
+                    const struct srv_transport *tx);
+void srv_free(struct srv *s);
+
+/* Parses and dispatches one WebSocket text frame; the reply reaches tx->send. */
+void srv_handle_ws_text(struct srv *s, uint64_t conn_id, int64_t session_id, const char *peer,
+                        const char *text, size_t len);
+/* Dispatches `POST /api/v1/<op>` with a JSON body and an optional bearer token. */
+void srv_handle_http(struct srv *s, uint64_t conn_id, const char *op, const char *bearer,
+                     const char *peer, const char *body, size_t len);
+/* Sends a protocol error that belongs to no request (id null), e.g. for an oversized frame. */
+void srv_send_error(struct srv *s, uint64_t conn_id, bool is_http, enum kz_err e,
+                    const char *msg);
+
+/* Commits the open transaction, then releases the replies held for it (or, if the commit
+ * failed, answers each of them with `internal`). */
+void srv_commit(struct srv *s);
+
+/* Finishes a call: closes its savepoint, builds the reply and frees the call. */
+void srv_call_finish(struct srv_call *c, enum kz_err e);
+/* Sets the human message of an error reply; returns e for `return srv_fail(...)`. */
+enum kz_err srv_fail(struct srv_call *c, enum kz_err e, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Opens the call's savepoint (for deferred ops that write after their worker finishes). */
+enum kz_err srv_call_write_begin(struct srv_call *c);
+/* A string argument (NULL if absent). Arguments were checked against the op's fields. */
+const char *srv_arg_str(const struct srv_call *c, const char *name);
+bool srv_arg_bool(const struct srv_call *c, const char *name, bool dflt);
+
+/* Accessors used by the ops. */
+struct store *srv_store(struct srv *s);
+const struct kz_config *srv_config(struct srv *s);
+const struct srv_transport *srv_tx(struct srv *s);
+struct kz_workers *srv_workers(struct srv *s);
+
+/* The command table (proto.c) and the op groups that fill it. */
+const struct srv_op *srv_op_find(const char *name);
+const struct srv_op *srv_op_table(size_t *count);
+
+/* The op handlers: ops_account.c (sessions, own account), ops_admin.c (accounts). */
+enum kz_err op_login(struct srv_call *c);
+enum kz_err op_auth(struct srv_call *c);
+enum kz_err op_logout(struct srv_call *c);
+enum kz_err op_whoami(struct srv_call *c);
+enum kz_err op_passwd(struct srv_call *c);
+enum kz_err op_user_add(struct srv_call *c);
+enum kz_err op_user_list(struct srv_call *c);
+enum kz_err op_user_disable(struct srv_call *c);
+enum kz_err op_user_enable(struct srv_call *c);
+enum kz_err op_user_reset_password(struct srv_call *c);
+
+/* A user as the protocol shows it (caller owns the result). */
+cJSON *srv_user_json(const struct store_user *u);
+
+/* Password hashing on the worker pool (ops_account.c). The hash string is written to the
+ * job; done runs on the loop. */
+struct srv_pw_job {
+    struct kz_job job;
+    struct srv_call *call;
+    unsigned long long opslimit;
+    size_t memlimit;
+    char verify_hash[STORE_HASH_MAX + 1]; /* if set: check `password` against it first */
+    char password[256];
+    char new_password[256]; /* if set (and verification passed): hash it into new_hash */
+    char new_hash[STORE_HASH_MAX + 1];
+    bool verified;
+    bool hashed;
+    void (*then)(struct srv_pw_job *pj); /* continues the op on the loop thread */
+    char extra[128];                       /* op-specific state, e.g. the generated password */
+};
+/* Queues pj for a worker and marks the call deferred; on a full queue frees pj and returns
+ * rate_limited for the op to return. */
+enum kz_err srv_pw_job_submit(struct srv_pw_job *pj);
+struct srv_pw_job *srv_pw_job_new(struct srv_call *c, void (*then)(struct srv_pw_job *));
+/* Hashes synchronously (for `kizunad init`, which has no loop). */
+int srv_password_hash(const struct kz_config *cfg, const char *password,
+                      char out[STORE_HASH_MAX + 1]);
+
+#endif

@@ -1,0 +1,24 @@
+/* transport.h - libwebsockets behind the core's struct srv_transport. kizunad only. */
+#ifndef KIZUNA_TRANSPORT_H
+#define KIZUNA_TRANSPORT_H
+
+#include "server.h"
+
+struct transport;
+
+/* Creates the listening context and fills tx with the transport's functions. The caller owns
+ * the result and frees it with transport_free() after transport_run() returns. */
+struct transport *transport_new(const struct kz_config *cfg, struct srv_transport *tx, char *err,
+                                size_t errlen);
+/* The port actually bound (useful when the config asked for port 0). */
+int transport_port(const struct transport *t);
+/* Gives the transport the core and the worker pool it dispatches to. */
+void transport_attach(struct transport *t, struct srv *srv, struct kz_workers *workers);
+/* What worker threads call to wake the loop (thread-safe), and its argument. */
+void (*transport_wake_fn(void))(void *);
+void *transport_wake_arg(struct transport *t);
+/* Serves until SIGTERM or SIGINT, then commits and closes every WebSocket with a close frame. */
+void transport_run(struct transport *t);
+void transport_free(struct transport *t);
+
+#endif

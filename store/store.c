@@ -1,0 +1,499 @@
+/* store.c - SQLite behind plain C structs. See store.h for the contract. */
+#include "store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Migrations, applied in order; PRAGMA user_version counts how many have run. Never edit a
+ * released entry: append a new one. */
+static const char *const migrations[] = {
+    /* 1: accounts and sessions */
+    "CREATE TABLE users ("
+    "  id INTEGER PRIMARY KEY,"
+    "  login TEXT NOT NULL UNIQUE,"
+    "  name TEXT NOT NULL,"
+    "  role TEXT NOT NULL CHECK (role IN ('admin','hq','staff')),"
+    "  disabled INTEGER NOT NULL DEFAULT 0,"
+    "  must_change_pw INTEGER NOT NULL DEFAULT 0,"
+    "  pw_hash TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE sessions ("
+    "  id INTEGER PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id),"
+    "  token_hash BLOB NOT NULL UNIQUE,"
+    "  device TEXT NOT NULL,"
+    "  address TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  last_seen INTEGER NOT NULL,"
+    "  ended_at INTEGER"
+    ");"
+    "CREATE INDEX sessions_user ON sessions(user_id) WHERE ended_at IS NULL;",
+};
+#define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
+
+enum stmt_id {
+    S_USER_INSERT,
+    S_USER_GET,
+    S_USER_GET_LOGIN,
+    S_USER_SET_DISABLED,
+    S_USER_SET_PASSWORD,
+    S_USER_COUNT,
+    S_USER_EACH,
+    S_SESSION_INSERT,
+    S_SESSION_LOOKUP,
+    S_SESSION_GET,
+    S_SESSION_TOUCH,
+    S_SESSION_END,
+    S_SESSION_END_USER,
+    S_COUNT
+};
+
+#define USER_COLS "id, login, name, role, disabled, must_change_pw, pw_hash, created_at, updated_at"
+
+static const char *const stmt_sql[S_COUNT] = {
+    [S_USER_INSERT] = "INSERT INTO users (login, name, role, disabled, must_change_pw, pw_hash,"
+                      " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    [S_USER_GET] = "SELECT " USER_COLS " FROM users WHERE id = ?",
+    [S_USER_GET_LOGIN] = "SELECT " USER_COLS " FROM users WHERE login = ?",
+    [S_USER_SET_DISABLED] = "UPDATE users SET disabled = ?, updated_at = ? WHERE id = ?",
+    [S_USER_SET_PASSWORD] =
+        "UPDATE users SET pw_hash = ?, must_change_pw = ?, updated_at = ? WHERE id = ?",
+    [S_USER_COUNT] = "SELECT count(*) FROM users",
+    [S_USER_EACH] = "SELECT " USER_COLS " FROM users ORDER BY login",
+    [S_SESSION_INSERT] = "INSERT INTO sessions (user_id, token_hash, device, address, created_at,"
+                         " last_seen) VALUES (?, ?, ?, ?, ?, ?)",
+    [S_SESSION_LOOKUP] = "SELECT id, user_id, device, address, created_at, last_seen"
+                         " FROM sessions WHERE token_hash = ? AND ended_at IS NULL",
+    [S_SESSION_GET] = "SELECT id, user_id, device, address, created_at, last_seen"
+                      " FROM sessions WHERE id = ? AND ended_at IS NULL",
+    [S_SESSION_TOUCH] = "UPDATE sessions SET last_seen = ? WHERE id = ? AND ended_at IS NULL",
+    [S_SESSION_END] = "UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL",
+    [S_SESSION_END_USER] =
+        "UPDATE sessions SET ended_at = ? WHERE user_id = ? AND id != ? AND ended_at IS NULL",
+};
+
+struct store {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[S_COUNT];
+    bool tx_open;
+    int op_depth;
+    char errmsg[256];
+};
+
+static enum store_rc fail(struct store *st, const char *what)
+{
+    snprintf(st->errmsg, sizeof st->errmsg, "%s: %s", what, sqlite3_errmsg(st->db));
+    return STORE_ERROR;
+}
+
+/* Runs a statement that returns no rows. The statement is reset afterwards. */
+static enum store_rc step_done(struct store *st, sqlite3_stmt *s, const char *what)
+{
+    int rc = sqlite3_step(s);
+    enum store_rc out = STORE_OK;
+    if (rc == SQLITE_CONSTRAINT)
+        out = STORE_CONFLICT;
+    else if (rc != SQLITE_DONE)
+        out = fail(st, what);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return out;
+}
+
+static void finish(sqlite3_stmt *s)
+{
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+}
+
+static enum store_rc exec(struct store *st, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(st->errmsg, sizeof st->errmsg, "%s", msg ? msg : "unknown error");
+        sqlite3_free(msg);
+        return STORE_ERROR;
+    }
+    return STORE_OK;
+}
+
+static void copy_text(char *dst, size_t cap, sqlite3_stmt *s, int col)
+{
+    const unsigned char *t = sqlite3_column_text(s, col);
+    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+static int user_version(struct store *st)
+{
+    sqlite3_stmt *s = NULL;
+    int v = -1;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+static enum store_rc migrate(struct store *st, char *err, size_t errlen)
+{
+    int v = user_version(st);
+    if (v < 0) {
+        snprintf(err, errlen, "cannot read schema version: %s", sqlite3_errmsg(st->db));
+        return STORE_ERROR;
+    }
+    if (v > MIGRATION_COUNT) {
+        snprintf(err, errlen,
+                 "database schema version %d is newer than this kizunad (%d): upgrade kizunad",
+                 v, MIGRATION_COUNT);
+        return STORE_TOO_NEW;
+    }
+    for (; v < MIGRATION_COUNT; v++) {
+        char pragma[48];
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
+        if (exec(st, "BEGIN IMMEDIATE") || exec(st, migrations[v]) || exec(st, pragma) ||
+            exec(st, "COMMIT")) {
+            snprintf(err, errlen, "migration %d failed: %s", v + 1, st->errmsg);
+            exec(st, "ROLLBACK");
+            return STORE_ERROR;
+        }
+    }
+    return STORE_OK;
+}
+
+enum store_rc store_open(const struct store_options *opt, struct store **out, char *err,
+                         size_t errlen)
+{
+    enum store_rc rc = STORE_ERROR;
+    struct store *st = calloc(1, sizeof *st);
+    *out = NULL;
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        return STORE_ERROR;
+    }
+    /* The event loop owns the connection alone, so SQLite's own mutexes are dead weight. */
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(opt->path, &st->db, flags, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open %s: %s", opt->path,
+                 st->db ? sqlite3_errmsg(st->db) : "out of memory");
+        goto out;
+    }
+    sqlite3_extended_result_codes(st->db, 0);
+    sqlite3_busy_timeout(st->db, opt->busy_timeout_ms);
+    char pragmas[160];
+    snprintf(pragmas, sizeof pragmas,
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;",
+             opt->sync_full ? "FULL" : "NORMAL");
+    if (exec(st, pragmas)) {
+        snprintf(err, errlen, "cannot configure %s: %s", opt->path, st->errmsg);
+        goto out;
+    }
+    rc = migrate(st, err, errlen);
+    if (rc != STORE_OK)
+        goto out;
+    for (int i = 0; i < S_COUNT; i++) {
+        if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i],
+                               NULL) != SQLITE_OK) {
+            snprintf(err, errlen, "cannot prepare statement %d: %s", i, sqlite3_errmsg(st->db));
+            rc = STORE_ERROR;
+            goto out;
+        }
+    }
+    *out = st;
+    return STORE_OK;
+out:
+    store_close(st);
+    return rc;
+}
+
+void store_close(struct store *st)
+{
+    if (!st)
+        return;
+    if (st->tx_open)
+        store_tx_rollback(st);
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(st->stmt[i]);
+    if (st->db) {
+        /* Leaves a short WAL behind, so the next start and any backup copy are quick. */
+        sqlite3_exec(st->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+        sqlite3_close(st->db);
+    }
+    free(st);
+}
+
+const char *store_errmsg(struct store *st)
+{
+    return st->errmsg;
+}
+
+int store_schema_latest(void)
+{
+    return MIGRATION_COUNT;
+}
+
+int store_schema_version(struct store *st)
+{
+    return user_version(st);
+}
+
+enum store_rc store_tx_begin(struct store *st)
+{
+    if (st->tx_open)
+        return STORE_OK;
+    /* IMMEDIATE takes the write lock now, so the busy timeout applies instead of a deadlock
+     * error when a read would later upgrade to a write. */
+    if (exec(st, "BEGIN IMMEDIATE"))
+        return STORE_ERROR;
+    st->tx_open = true;
+    return STORE_OK;
+}
+
+enum store_rc store_tx_commit(struct store *st)
+{
+    if (!st->tx_open)
+        return STORE_OK;
+    if (exec(st, "COMMIT")) {
+        store_tx_rollback(st);
+        return STORE_ERROR;
+    }
+    st->tx_open = false;
+    return STORE_OK;
+}
+
+void store_tx_rollback(struct store *st)
+{
+    if (!st->tx_open)
+        return;
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    st->tx_open = false;
+    st->op_depth = 0;
+}
+
+bool store_tx_is_open(const struct store *st)
+{
+    return st->tx_open;
+}
+
+enum store_rc store_op_begin(struct store *st)
+{
+    enum store_rc rc = store_tx_begin(st);
+    if (rc != STORE_OK)
+        return rc;
+    if (exec(st, "SAVEPOINT op"))
+        return STORE_ERROR;
+    st->op_depth++;
+    return STORE_OK;
+}
+
+enum store_rc store_op_end(struct store *st, bool keep)
+{
+    if (st->op_depth == 0)
+        return STORE_OK;
+    st->op_depth--;
+    if (!keep && exec(st, "ROLLBACK TO op"))
+        return STORE_ERROR;
+    return exec(st, "RELEASE op");
+}
+
+static void read_user(sqlite3_stmt *s, struct store_user *u)
+{
+    memset(u, 0, sizeof *u);
+    u->id = sqlite3_column_int64(s, 0);
+    copy_text(u->login, sizeof u->login, s, 1);
+    copy_text(u->name, sizeof u->name, s, 2);
+    copy_text(u->role, sizeof u->role, s, 3);
+    u->disabled = sqlite3_column_int(s, 4) != 0;
+    u->must_change_password = sqlite3_column_int(s, 5) != 0;
+    copy_text(u->pw_hash, sizeof u->pw_hash, s, 6);
+    u->created_at = sqlite3_column_int64(s, 7);
+    u->updated_at = sqlite3_column_int64(s, 8);
+}
+
+/* Steps a statement expected to return at most one user row. */
+static enum store_rc step_user(struct store *st, sqlite3_stmt *s, struct store_user *out)
+{
+    int rc = sqlite3_step(s);
+    enum store_rc r = STORE_OK;
+    if (rc == SQLITE_ROW)
+        read_user(s, out);
+    else if (rc == SQLITE_DONE)
+        r = STORE_NOT_FOUND;
+    else
+        r = fail(st, "user lookup");
+    finish(s);
+    return r;
+}
+
+enum store_rc store_user_insert(struct store *st, struct store_user *u, int64_t now)
+{
+    sqlite3_stmt *s = st->stmt[S_USER_INSERT];
+    sqlite3_bind_text(s, 1, u->login, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, u->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, u->role, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 4, u->disabled);
+    sqlite3_bind_int(s, 5, u->must_change_password);
+    sqlite3_bind_text(s, 6, u->pw_hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 7, now);
+    sqlite3_bind_int64(s, 8, now);
+    enum store_rc rc = step_done(st, s, "user insert");
+    if (rc == STORE_OK) {
+        u->id = sqlite3_last_insert_rowid(st->db);
+        u->created_at = u->updated_at = now;
+    }
+    return rc;
+}
+
+enum store_rc store_user_get(struct store *st, int64_t id, struct store_user *out)
+{
+    sqlite3_stmt *s = st->stmt[S_USER_GET];
+    sqlite3_bind_int64(s, 1, id);
+    return step_user(st, s, out);
+}
+
+enum store_rc store_user_get_by_login(struct store *st, const char *login,
+                                      struct store_user *out)
+{
+    sqlite3_stmt *s = st->stmt[S_USER_GET_LOGIN];
+    sqlite3_bind_text(s, 1, login, -1, SQLITE_STATIC);
+    return step_user(st, s, out);
+}
+
+/* For UPDATEs addressed by id: no changed row means no such row. */
+static enum store_rc step_update(struct store *st, sqlite3_stmt *s, const char *what)
+{
+    enum store_rc rc = step_done(st, s, what);
+    if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
+        rc = STORE_NOT_FOUND;
+    return rc;
+}
+
+enum store_rc store_user_set_disabled(struct store *st, int64_t id, bool disabled, int64_t now)
+{
+    sqlite3_stmt *s = st->stmt[S_USER_SET_DISABLED];
+    sqlite3_bind_int(s, 1, disabled);
+    sqlite3_bind_int64(s, 2, now);
+    sqlite3_bind_int64(s, 3, id);
+    return step_update(st, s, "user disable");
+}
+
+enum store_rc store_user_set_password(struct store *st, int64_t id, const char *pw_hash,
+                                      bool must_change, int64_t now)
+{
+    sqlite3_stmt *s = st->stmt[S_USER_SET_PASSWORD];
+    sqlite3_bind_text(s, 1, pw_hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, must_change);
+    sqlite3_bind_int64(s, 3, now);
+    sqlite3_bind_int64(s, 4, id);
+    return step_update(st, s, "user password");
+}
+
+enum store_rc store_user_count(struct store *st, int64_t *out)
+{
+    sqlite3_stmt *s = st->stmt[S_USER_COUNT];
+    enum store_rc rc = STORE_OK;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        *out = sqlite3_column_int64(s, 0);
+    else
+        rc = fail(st, "user count");
+    finish(s);
+    return rc;
+}
+
+enum store_rc store_user_each(struct store *st, store_user_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = st->stmt[S_USER_EACH];
+    struct store_user u;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        read_user(s, &u);
+        if (fn(ctx, &u) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : fail(st, "user list");
+    finish(s);
+    return r;
+}
+
+enum store_rc store_session_insert(struct store *st, const uint8_t token_hash[STORE_TOKEN_HASH],
+                                   struct store_session *ses)
+{
+    sqlite3_stmt *s = st->stmt[S_SESSION_INSERT];
+    sqlite3_bind_int64(s, 1, ses->user_id);
+    sqlite3_bind_blob(s, 2, token_hash, STORE_TOKEN_HASH, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, ses->device, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, ses->address, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, ses->created_at);
+    sqlite3_bind_int64(s, 6, ses->last_seen);
+    enum store_rc rc = step_done(st, s, "session insert");
+    if (rc == STORE_OK)
+        ses->id = sqlite3_last_insert_rowid(st->db);
+    return rc;
+}
+
+static enum store_rc step_session(struct store *st, sqlite3_stmt *s, struct store_session *out)
+{
+    int rc = sqlite3_step(s);
+    enum store_rc r = STORE_OK;
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, sizeof *out);
+        out->id = sqlite3_column_int64(s, 0);
+        out->user_id = sqlite3_column_int64(s, 1);
+        copy_text(out->device, sizeof out->device, s, 2);
+        copy_text(out->address, sizeof out->address, s, 3);
+        out->created_at = sqlite3_column_int64(s, 4);
+        out->last_seen = sqlite3_column_int64(s, 5);
+    } else if (rc == SQLITE_DONE) {
+        r = STORE_NOT_FOUND;
+    } else {
+        r = fail(st, "session lookup");
+    }
+    finish(s);
+    return r;
+}
+
+enum store_rc store_session_lookup(struct store *st, const uint8_t token_hash[STORE_TOKEN_HASH],
+                                   struct store_session *out)
+{
+    sqlite3_stmt *s = st->stmt[S_SESSION_LOOKUP];
+    sqlite3_bind_blob(s, 1, token_hash, STORE_TOKEN_HASH, SQLITE_STATIC);
+    return step_session(st, s, out);
+}
+
+enum store_rc store_session_get(struct store *st, int64_t id, struct store_session *out)
+{
+    sqlite3_stmt *s = st->stmt[S_SESSION_GET];
+    sqlite3_bind_int64(s, 1, id);
+    return step_session(st, s, out);
+}
+
+enum store_rc store_session_touch(struct store *st, int64_t id, int64_t now)
+{
+    sqlite3_stmt *s = st->stmt[S_SESSION_TOUCH];
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int64(s, 2, id);
+    return step_update(st, s, "session touch");
+}
+
+enum store_rc store_session_end(struct store *st, int64_t id, int64_t now)
+{
+    sqlite3_stmt *s = st->stmt[S_SESSION_END];
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int64(s, 2, id);
+    return step_update(st, s, "session end");
+}
+
+enum store_rc store_session_end_user(struct store *st, int64_t user_id, int64_t keep_id,
+                                     int64_t now)
+{
+    sqlite3_stmt *s = st->stmt[S_SESSION_END_USER];
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int64(s, 2, user_id);
+    sqlite3_bind_int64(s, 3, keep_id);
+    return step_done(st, s, "session end all");
+}
