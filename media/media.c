@@ -11,11 +11,15 @@ enum media_rc media_jpeg_probe(const unsigned char *buf, size_t len, struct medi
     tjhandle tj = tjInitDecompress();
     if (!tj)
         return MEDIA_NOMEM;
-    int subsamp, colorspace;
-    int rc = tjDecompressHeader3(tj, buf, (unsigned long)len, &out->width, &out->height, &subsamp,
-                                 &colorspace);
+    int subsamp, colorspace, w = 0, h = 0;
+    int rc = tjDecompressHeader3(tj, buf, (unsigned long)len, &w, &h, &subsamp, &colorspace);
     tjDestroy(tj);
-    return rc == 0 ? MEDIA_OK : MEDIA_CORRUPT;
+    /* A stream cut before its frame header reads as "tables only": success with no size. */
+    if (rc != 0 || w <= 0 || h <= 0)
+        return MEDIA_CORRUPT;
+    out->width = w;
+    out->height = h;
+    return MEDIA_OK;
 }
 
 const char *media_rc_name(enum media_rc rc)

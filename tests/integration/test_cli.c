@@ -1,0 +1,125 @@
+/* test_cli.c - the kizuna command against the real kizunad, as a script would use it. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "harness.h"
+
+static struct kzd d;
+static char cfgdir_admin[300], cfgdir_user[300];
+
+static void setup(void)
+{
+    kzd_setup(&d);
+    snprintf(cfgdir_admin, sizeof cfgdir_admin, "%s/cli-admin", d.dir);
+    snprintf(cfgdir_user, sizeof cfgdir_user, "%s/cli-user", d.dir);
+}
+
+static void teardown(void)
+{
+    kzd_teardown(&d);
+}
+
+TestSuite(cli, .init = setup, .fini = teardown, .timeout = 60);
+
+/* Runs kizuna with the given config dir and optional password; returns the exit code. */
+static int kizuna(const char *cfgdir, const char *password, const char *stdin_text, char *out,
+                  size_t outlen, const char *a1, const char *a2, const char *a3, const char *a4,
+                  const char *a5)
+{
+    char env_dir[400], env_srv[100], env_pw[300];
+    snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s", cfgdir);
+    snprintf(env_srv, sizeof env_srv, "KIZUNA_SERVER=%s", d.url);
+    snprintf(env_pw, sizeof env_pw, "KIZUNA_PASSWORD=%s", password ? password : "");
+    const char *env[] = {env_dir, env_srv, env_pw, NULL};
+    const char *argv[] = {KIZUNA_PATH, a1, a2, a3, a4, a5, NULL};
+    return run_capture(argv, env, stdin_text, out, outlen);
+}
+
+#define K(dir, pw, in, ...) kizuna(dir, pw, in, out, sizeof out, __VA_ARGS__)
+
+Test(cli, admin_adds_a_user_who_logs_in)
+{
+    char out[8192];
+    cr_assert_eq(K(cfgdir_admin, TEST_ADMIN_PASSWORD, NULL, "login", "admin", NULL, NULL, NULL), 0,
+                 "%s", out);
+    cr_assert(strstr(out, "logged in"), "%s", out);
+
+    char path[400];
+    snprintf(path, sizeof path, "%s/session.json", cfgdir_admin);
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0600, "the token file is private");
+
+    cr_assert_eq(K(cfgdir_admin, NULL, "tanaka-password-1\n", "admin", "user", "add", "tanaka",
+                   "--password-stdin"),
+                 0, "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "--json", "admin", "user", "add", "hanako"), 0, "%s",
+                 out);
+    cJSON *r = cJSON_Parse(out);
+    cr_assert_not_null(r, "--json prints one JSON document: %s", out);
+    const cJSON *otp = cJSON_GetObjectItem(r, "password");
+    cr_assert(cJSON_IsString(otp) && strlen(otp->valuestring) == 16);
+    cJSON_Delete(r);
+
+    cr_assert_eq(K(cfgdir_user, "tanaka-password-1", NULL, "login", "tanaka", NULL, NULL, NULL), 0,
+                 "%s", out);
+    cr_assert_eq(K(cfgdir_user, NULL, NULL, "whoami", "--json", NULL, NULL, NULL), 0, "%s", out);
+    r = cJSON_Parse(out);
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "user"), "login")->valuestring,
+                     "tanaka");
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "user"), "role")->valuestring,
+                     "staff");
+    cJSON_Delete(r);
+
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "user", "list", NULL, NULL), 0, "%s", out);
+    cr_assert(strstr(out, "tanaka") && strstr(out, "hanako"), "%s", out);
+}
+
+Test(cli, exit_codes)
+{
+    char out[8192];
+    cr_assert_eq(K(cfgdir_admin, "wrong-password", NULL, "login", "admin", NULL, NULL, NULL), 1);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "frobnicate", NULL, NULL, NULL, NULL), 2);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "user", "disable", NULL, NULL), 2);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "whoami", NULL, NULL, NULL, NULL), 1,
+                 "not logged in");
+    /* Port 1 on loopback: nothing listens there. */
+    cr_assert_eq(K(cfgdir_admin, "x", NULL, "--server", "http://127.0.0.1:1", "login", "admin",
+                   NULL),
+                 3);
+    cr_assert_eq(K(cfgdir_admin, "x", NULL, "--json", "--server", "http://127.0.0.1:1", "login",
+                   "admin"),
+                 3);
+    cr_assert(strstr(out, "\"unreachable\""), "%s", out);
+
+    cr_assert_eq(K(cfgdir_admin, TEST_ADMIN_PASSWORD, NULL, "login", "admin", NULL, NULL, NULL), 0);
+    cr_assert_eq(K(cfgdir_admin, NULL, "staff-password-1\n", "admin", "user", "add", "staff1",
+                   "--password-stdin"),
+                 0, "%s", out);
+    cr_assert_eq(K(cfgdir_user, "staff-password-1", NULL, "login", "staff1", NULL, NULL, NULL), 0);
+    cr_assert_eq(K(cfgdir_user, NULL, NULL, "--json", "admin", "user", "list", NULL), 1);
+    cr_assert(strstr(out, "\"forbidden\""), "%s", out);
+}
+
+Test(cli, logout_forgets_and_revokes)
+{
+    char out[8192], path[400];
+    cr_assert_eq(K(cfgdir_admin, TEST_ADMIN_PASSWORD, NULL, "login", "admin", NULL, NULL, NULL), 0);
+    snprintf(path, sizeof path, "%s/session.json", cfgdir_admin);
+    FILE *f = fopen(path, "r");
+    char saved[2048] = "";
+    size_t n = fread(saved, 1, sizeof saved - 1, f);
+    saved[n] = '\0';
+    fclose(f);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "logout", NULL, NULL, NULL, NULL), 0, "%s", out);
+    struct stat sb;
+    cr_assert_neq(stat(path, &sb), 0, "the session file is gone");
+    /* Put the old token back: the server must refuse it. */
+    f = fopen(path, "w");
+    fputs(saved, f);
+    fclose(f);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "whoami", NULL, NULL, NULL, NULL), 1);
+}

@@ -1,0 +1,339 @@
+/* test_server.c - the real kizunad over real sockets. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static struct kzd d;
+
+static void setup(void)
+{
+    kzd_setup(&d);
+}
+
+static void teardown(void)
+{
+    kzd_teardown(&d);
+}
+
+TestSuite(server, .init = setup, .fini = teardown, .timeout = 60);
+
+static void ws_admin(struct ws *w)
+{
+    cr_assert(ws_open(w, d.port));
+    cr_assert(ws_login(w, "admin", TEST_ADMIN_PASSWORD, NULL), "admin login failed");
+}
+
+/* Adds a staff user with a chosen password (no forced change) as admin. */
+static void add_user(const char *login, const char *password, const char *role)
+{
+    struct ws a;
+    ws_admin(&a);
+    char req[512];
+    snprintf(req, sizeof req,
+             "{\"id\":7,\"op\":\"user.add\",\"login\":\"%s\",\"name\":\"%s\",\"role\":\"%s\","
+             "\"password\":\"%s\"}",
+             login, login, role, password);
+    cJSON *r = ws_call(&a, req);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    ws_close_fd(&a);
+}
+
+/* A fresh connection still gets served: one client's bad input disturbs no one else. */
+static void assert_still_serving(void)
+{
+    struct ws w;
+    cr_assert(ws_open(&w, d.port), "server stopped accepting connections");
+    cr_assert(ws_login(&w, "admin", TEST_ADMIN_PASSWORD, NULL), "server stopped serving logins");
+    cJSON *r = ws_call(&w, "{\"id\":2,\"op\":\"whoami\"}");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    ws_close_fd(&w);
+}
+
+Test(server, healthz_answers_without_auth)
+{
+    char body[512];
+    int status = http_request(d.port, "GET", "/healthz", NULL, NULL, body, sizeof body);
+    cr_assert_eq(status, 200);
+    cr_assert(strstr(body, "\"ok\":true"), "body: %s", body);
+}
+
+Test(server, login_good_and_bad)
+{
+    struct ws w;
+    cr_assert(ws_open(&w, d.port));
+    cJSON *r = ws_call(&w, "{\"id\":1,\"op\":\"login\",\"login\":\"admin\",\"password\":\"nope-nope\"}");
+    cr_assert_str_eq(reply_code(r), "unauthorized");
+    cJSON_Delete(r);
+    r = ws_call(&w, "{\"id\":2,\"op\":\"login\",\"login\":\"ghost\",\"password\":\"whatever-1\"}");
+    cr_assert_str_eq(reply_code(r), "unauthorized", "unknown users get the same answer");
+    cJSON_Delete(r);
+    r = ws_call(&w, "{\"id\":3,\"op\":\"whoami\"}");
+    cr_assert_str_eq(reply_code(r), "unauthorized", "a failed login must not authenticate");
+    cJSON_Delete(r);
+
+    char req[256];
+    snprintf(req, sizeof req, "{\"id\":4,\"op\":\"login\",\"login\":\"admin\",\"password\":\"%s\"}",
+             TEST_ADMIN_PASSWORD);
+    r = ws_call(&w, req);
+    cr_assert_str_eq(reply_code(r), "ok");
+    const cJSON *token = cJSON_GetObjectItem(r, "token");
+    cr_assert(cJSON_IsString(token) && strlen(token->valuestring) == 43);
+    cJSON_Delete(r);
+    r = ws_call(&w, "{\"id\":5,\"op\":\"whoami\"}");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "user"), "login")->valuestring,
+                     "admin");
+    cJSON_Delete(r);
+    ws_close_fd(&w);
+}
+
+Test(server, bearer_token_over_http)
+{
+    struct ws w;
+    char token[64], hdr[160], body[4096];
+    cr_assert(ws_open(&w, d.port));
+    cr_assert(ws_login(&w, "admin", TEST_ADMIN_PASSWORD, token));
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token);
+    int status = http_request(d.port, "POST", "/api/v1/whoami", hdr, "{}", body, sizeof body);
+    cr_assert_eq(status, 200, "body: %s", body);
+    cr_assert(strstr(body, "\"login\":\"admin\""));
+    status = http_request(d.port, "POST", "/api/v1/user.list", NULL, "{}", body, sizeof body);
+    cr_assert_eq(status, 401, "no token: %s", body);
+    cr_assert(strstr(body, "\"code\":\"unauthorized\""));
+    status = http_request(d.port, "POST", "/api/v1/nosuchop", hdr, "{}", body, sizeof body);
+    cr_assert_eq(status, 400);
+    cr_assert(strstr(body, "\"code\":\"bad_request\""));
+    status = http_request(d.port, "POST", "/api/v1/whoami", hdr, "{oops", body, sizeof body);
+    cr_assert_eq(status, 400);
+    status = http_request(d.port, "GET", "/nothing-here", NULL, NULL, body, sizeof body);
+    cr_assert_eq(status, 404);
+    ws_close_fd(&w);
+}
+
+Test(server, logout_revokes_the_token_and_closes_its_other_connections)
+{
+    struct ws a, b;
+    char token[64], req[160], hdr[160], body[1024];
+    cr_assert(ws_open(&a, d.port));
+    cr_assert(ws_login(&a, "admin", TEST_ADMIN_PASSWORD, token));
+    cr_assert(ws_open(&b, d.port));
+    snprintf(req, sizeof req, "{\"id\":1,\"op\":\"auth\",\"token\":\"%s\"}", token);
+    cJSON *r = ws_call(&b, req);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+
+    r = ws_call(&a, "{\"id\":2,\"op\":\"logout\"}");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    cr_assert_eq(ws_wait_close(&b, 5000), 1008, "the other connection of the session is closed");
+    cr_assert_str_eq(b.close_reason, "logged out");
+
+    r = ws_call(&a, "{\"id\":3,\"op\":\"whoami\"}");
+    cr_assert_str_eq(reply_code(r), "unauthorized", "logout unbinds this connection too");
+    cJSON_Delete(r);
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token);
+    cr_assert_eq(http_request(d.port, "POST", "/api/v1/whoami", hdr, "{}", body, sizeof body), 401);
+    struct ws c;
+    cr_assert(ws_open(&c, d.port));
+    r = ws_call(&c, req);
+    cr_assert_str_eq(reply_code(r), "unauthorized", "a replayed token is refused");
+    cJSON_Delete(r);
+    ws_close_fd(&a);
+    ws_close_fd(&b);
+    ws_close_fd(&c);
+}
+
+Test(server, disabling_a_user_closes_its_live_connection)
+{
+    add_user("sato", "sato-password-1", "staff");
+    struct ws s, a;
+    cr_assert(ws_open(&s, d.port));
+    cr_assert(ws_login(&s, "sato", "sato-password-1", NULL));
+    ws_admin(&a);
+    cJSON *r = ws_call(&a, "{\"id\":9,\"op\":\"user.disable\",\"login\":\"sato\"}");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "user"), "disabled")));
+    cJSON_Delete(r);
+    cr_assert_eq(ws_wait_close(&s, 5000), 1008);
+    cr_assert_str_eq(s.close_reason, "account disabled");
+
+    struct ws s2;
+    cr_assert(ws_open(&s2, d.port));
+    r = ws_call(&s2, "{\"id\":1,\"op\":\"login\",\"login\":\"sato\",\"password\":\"sato-password-1\"}");
+    cr_assert_str_eq(reply_code(r), "unauthorized");
+    cJSON_Delete(r);
+
+    r = ws_call(&a, "{\"id\":10,\"op\":\"user.enable\",\"login\":\"sato\"}");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    cr_assert(ws_login(&s2, "sato", "sato-password-1", NULL), "enabled again");
+    ws_close_fd(&s);
+    ws_close_fd(&s2);
+    ws_close_fd(&a);
+}
+
+Test(server, admin_only_ops_are_refused_to_staff)
+{
+    add_user("suzuki", "suzuki-password-1", "staff");
+    struct ws w;
+    cr_assert(ws_open(&w, d.port));
+    cr_assert(ws_login(&w, "suzuki", "suzuki-password-1", NULL));
+    const char *reqs[] = {
+        "{\"id\":1,\"op\":\"user.add\",\"login\":\"mallory\"}",
+        "{\"id\":1,\"op\":\"user.list\"}",
+        "{\"id\":1,\"op\":\"user.disable\",\"login\":\"admin\"}",
+        "{\"id\":1,\"op\":\"user.enable\",\"login\":\"admin\"}",
+        "{\"id\":1,\"op\":\"user.reset_password\",\"login\":\"admin\"}",
+    };
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+        cJSON *r = ws_call(&w, reqs[i]);
+        cr_assert_str_eq(reply_code(r), "forbidden", "%s", reqs[i]);
+        cJSON_Delete(r);
+    }
+    ws_close_fd(&w);
+    /* Nothing changed: mallory does not exist, admin can still log in. */
+    assert_still_serving();
+}
+
+Test(server, one_time_password_must_be_changed_first)
+{
+    struct ws a, u;
+    ws_admin(&a);
+    cJSON *r = ws_call(&a, "{\"id\":1,\"op\":\"user.add\",\"login\":\"kato\",\"name\":\"加藤\"}");
+    cr_assert_str_eq(reply_code(r), "ok");
+    char otp[64];
+    snprintf(otp, sizeof otp, "%s", cJSON_GetObjectItem(r, "password")->valuestring);
+    cJSON_Delete(r);
+    cr_assert(ws_open(&u, d.port));
+    cr_assert(ws_login(&u, "kato", otp, NULL));
+    r = ws_call(&u, "{\"id\":2,\"op\":\"user.list\"}");
+    cr_assert_str_eq(reply_code(r), "forbidden");
+    cJSON_Delete(r);
+    char req[256];
+    snprintf(req, sizeof req,
+             "{\"id\":3,\"op\":\"passwd\",\"old_password\":\"%s\",\"new_password\":\"kato\"}", otp);
+    r = ws_call(&u, req);
+    cr_assert_str_eq(reply_code(r), "bad_request", "the login id is not a password");
+    cJSON_Delete(r);
+    snprintf(req, sizeof req,
+             "{\"id\":4,\"op\":\"passwd\",\"old_password\":\"%s\",\"new_password\":\"kato-new-pass\"}",
+             otp);
+    r = ws_call(&u, req);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    r = ws_call(&u, "{\"id\":5,\"op\":\"whoami\"}");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cr_assert(!cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "user"),
+                                                "must_change_password")));
+    cJSON_Delete(r);
+    ws_close_fd(&u);
+    ws_close_fd(&a);
+}
+
+/* Each bad frame gets its documented error, and everyone else is still served. */
+Test(server, bad_input_gets_documented_errors)
+{
+    struct ws w;
+    ws_admin(&w);
+    struct {
+        const char *frame;
+        const char *code;
+    } cases[] = {
+        {"{not json", "bad_request"},
+        {"[1,2,3]", "bad_request"},
+        {"{\"op\":\"whoami\"}", "bad_request"},                    /* no id */
+        {"{\"id\":1}", "bad_request"},                             /* no op */
+        {"{\"id\":1,\"op\":\"no.such.op\"}", "bad_request"},       /* unknown op */
+        {"{\"id\":1,\"op\":\"user.disable\"}", "bad_request"},     /* missing field */
+        {"{\"id\":1,\"op\":\"user.disable\",\"login\":42}", "bad_request"}, /* wrong type */
+        {"{\"id\":1,\"op\":\"whoami\",\"extra\":true}", "bad_request"},     /* unknown field */
+        {"{\"id\":1,\"op\":\"user.disable\",\"login\":\"nobody\"}", "not_found"},
+        {"{\"id\":1,\"op\":\"user.add\",\"login\":\"admin\"}", "conflict"},
+        {"{\"id\":1,\"op\":\"user.add\",\"login\":\"Bad Login!\"}", "bad_request"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cr_assert(ws_send_text(&w, cases[i].frame));
+        char *text = ws_recv_text(&w, 5000);
+        cr_assert_not_null(text, "no reply to %s", cases[i].frame);
+        cJSON *r = cJSON_Parse(text);
+        cr_assert_str_eq(reply_code(r), cases[i].code, "%s -> %s", cases[i].frame, text);
+        const cJSON *msg = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "error"), "message");
+        cr_assert(cJSON_IsString(msg) && *msg->valuestring, "a human message: %s", text);
+        cJSON_Delete(r);
+        free(text);
+    }
+    /* Invalid UTF-8 in a text frame. */
+    const char bad_utf8[] = "{\"id\":1,\"op\":\"whoami\",\"x\":\"\xff\xfe\"}";
+    cr_assert(ws_send_frame(&w, 0x1, bad_utf8, sizeof bad_utf8 - 1));
+    char *text = ws_recv_text(&w, 5000);
+    cr_assert_not_null(text);
+    cJSON *r = cJSON_Parse(text);
+    cr_assert_str_eq(reply_code(r), "bad_request", "%s", text);
+    cJSON_Delete(r);
+    free(text);
+    /* The same connection still works after all of that. */
+    r = ws_call(&w, "{\"id\":99,\"op\":\"whoami\"}");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    ws_close_fd(&w);
+    assert_still_serving();
+}
+
+Test(server, oversized_frame_gets_too_large_and_a_close)
+{
+    struct ws w;
+    ws_admin(&w);
+    size_t len = 200000; /* the test config allows 65536 */
+    char *big = malloc(len + 1);
+    memset(big, ' ', len);
+    memcpy(big, "{\"id\":1,\"op\":\"whoami\",\"pad\":\"", 29);
+    big[len - 2] = '"';
+    big[len - 1] = '}';
+    big[len] = '\0';
+    cr_assert(ws_send_text(&w, big));
+    free(big);
+    char *text = ws_recv_text(&w, 5000);
+    cr_assert_not_null(text, "an error reply comes before the close");
+    cJSON *r = cJSON_Parse(text);
+    cr_assert_str_eq(reply_code(r), "too_large", "%s", text);
+    cJSON_Delete(r);
+    free(text);
+    cr_assert_eq(ws_wait_close(&w, 5000), 1009);
+    ws_close_fd(&w);
+    assert_still_serving();
+}
+
+Test(server, data_survives_restart_and_kill_9)
+{
+    add_user("ito", "ito-password-1", "staff");
+    cr_assert_eq(kzd_stop(&d), 0, "clean exit (and no leaks under ASan)");
+    kzd_start(&d);
+    struct ws w;
+    cr_assert(ws_open(&w, d.port));
+    cr_assert(ws_login(&w, "ito", "ito-password-1", NULL), "user survives a clean restart");
+    ws_close_fd(&w);
+
+    /* An acknowledged write survives SIGKILL right after the acknowledgement. */
+    add_user("yamada", "yamada-password-1", "hq");
+    kzd_kill(&d);
+    kzd_start(&d);
+    cr_assert(ws_open(&w, d.port));
+    cr_assert(ws_login(&w, "yamada", "yamada-password-1", NULL), "acknowledged user after kill -9");
+    ws_close_fd(&w);
+}
+
+Test(server, sigterm_sends_close_frames_and_exits_cleanly)
+{
+    struct ws w;
+    ws_admin(&w);
+    kill(d.pid, SIGTERM);
+    cr_assert_eq(ws_wait_close(&w, 5000), 1001, "going away");
+    cr_assert_eq(kzd_stop(&d), 0);
+    ws_close_fd(&w);
+}

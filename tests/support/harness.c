@@ -1,0 +1,442 @@
+/* harness.c - see harness.h. */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define START_DEADLINE_MS 20000
+#define IO_DEADLINE_MS    10000
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for fd to become readable before the deadline. */
+static bool wait_readable(int fd, long long deadline)
+{
+    for (;;) {
+        long long left = deadline - now_ms();
+        if (left <= 0)
+            return false;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int n = poll(&p, 1, (int)left);
+        if (n > 0)
+            return true;
+        if (n < 0 && errno != EINTR)
+            return false;
+    }
+}
+
+static int wait_exit(pid_t pid, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    int status;
+    while (now_ms() < deadline) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL); /* reaping a child: there is no fd to poll */
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+}
+
+int run_capture(const char *const argv[], const char *const env[], const char *stdin_text,
+                char *out, size_t outlen)
+{
+    int in[2], o[2];
+    if (pipe(in) || pipe(o))
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(o[1], 1);
+        close(in[1]);
+        close(o[0]);
+        for (int i = 0; env && env[i]; i++)
+            putenv((char *)env[i]);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(o[1]);
+    if (stdin_text) {
+        ssize_t w = write(in[1], stdin_text, strlen(stdin_text));
+        (void)w;
+    }
+    close(in[1]);
+    size_t len = 0;
+    long long deadline = now_ms() + 60000;
+    while (wait_readable(o[0], deadline)) {
+        char buf[4096];
+        ssize_t n = read(o[0], buf, sizeof buf);
+        if (n <= 0)
+            break;
+        size_t take = (size_t)n < outlen - 1 - len ? (size_t)n : outlen - 1 - len;
+        memcpy(out + len, buf, take);
+        len += take;
+    }
+    out[len] = '\0';
+    close(o[0]);
+    return wait_exit(pid, 60000);
+}
+
+void kzd_start(struct kzd *d)
+{
+    int o[2];
+    cr_assert_eq(pipe(o), 0);
+    char errlog[300];
+    snprintf(errlog, sizeof errlog, "%s/stderr.log", d->dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(errlog, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        dup2(o[1], 1);
+        dup2(fd, 2);
+        close(o[0]);
+        execl(KIZUNAD_PATH, KIZUNAD_PATH, "serve", "--data", d->dir, "--config", d->config,
+              "--listen", "127.0.0.1:0", (char *)NULL);
+        _exit(127);
+    }
+    close(o[1]);
+    d->pid = pid;
+    /* Wait for the line, never a fixed sleep. */
+    char line[256];
+    size_t len = 0;
+    long long deadline = now_ms() + START_DEADLINE_MS;
+    while (len < sizeof line - 1 && !memchr(line, '\n', len) && wait_readable(o[0], deadline)) {
+        ssize_t n = read(o[0], line + len, sizeof line - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    line[len] = '\0';
+    close(o[0]);
+    int port = 0;
+    cr_assert(sscanf(line, "listening on 127.0.0.1:%d", &port) == 1,
+              "kizunad did not start (stdout: '%s', see %s)", line, errlog);
+    d->port = port;
+    snprintf(d->url, sizeof d->url, "http://127.0.0.1:%d", port);
+}
+
+void kzd_setup(struct kzd *d)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->dir, sizeof d->dir, "/tmp/kizuna-test-XXXXXX");
+    cr_assert_not_null(mkdtemp(d->dir));
+    snprintf(d->config, sizeof d->config, "%s.json", d->dir);
+    FILE *f = fopen(d->config, "w");
+    cr_assert_not_null(f);
+    /* The cheapest argon2id libsodium allows: the tests exercise the path, not the cost. */
+    fputs("{\"argon2_opslimit\":1,\"argon2_memlimit_kib\":8,\"log_level\":\"debug\","
+          "\"max_frame_bytes\":65536,\"shutdown_grace_ms\":2000}\n",
+          f);
+    fclose(f);
+    const char *argv[] = {KIZUNAD_PATH, "init", "--data", d->dir, "--config", d->config, NULL};
+    const char *env[] = {"KIZUNA_ADMIN_PASSWORD=" TEST_ADMIN_PASSWORD, NULL};
+    char out[1024];
+    int rc = run_capture(argv, env, NULL, out, sizeof out);
+    cr_assert_eq(rc, 0, "kizunad init failed: %s", out);
+    kzd_start(d);
+}
+
+int kzd_stop(struct kzd *d)
+{
+    if (d->pid <= 0)
+        return 0;
+    kill(d->pid, SIGTERM);
+    int rc = wait_exit(d->pid, 20000);
+    d->pid = 0;
+    return rc;
+}
+
+void kzd_kill(struct kzd *d)
+{
+    if (d->pid <= 0)
+        return;
+    kill(d->pid, SIGKILL);
+    wait_exit(d->pid, 20000);
+    d->pid = 0;
+}
+
+void kzd_teardown(struct kzd *d)
+{
+    kzd_kill(d);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", d->dir, d->config);
+    int rc = system(cmd);
+    (void)rc;
+}
+
+/* ---- sockets ---- */
+
+static int tcp_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+static bool write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+static bool read_exact(int fd, void *buf, size_t len, long long deadline)
+{
+    char *p = buf;
+    while (len) {
+        if (!wait_readable(fd, deadline))
+            return false;
+        ssize_t n = read(fd, p, len);
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+int http_request(int port, const char *method, const char *path, const char *headers,
+                 const char *reqbody, char *body, size_t bodylen)
+{
+    int fd = tcp_connect(port);
+    if (fd < 0)
+        return -1;
+    char req[8192];
+    int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s",
+                     method, path, headers ? headers : "");
+    if (reqbody)
+        n += snprintf(req + n, sizeof req - (size_t)n, "Content-Length: %zu\r\n", strlen(reqbody));
+    n += snprintf(req + n, sizeof req - (size_t)n, "\r\n");
+    bool ok = write_all(fd, req, (size_t)n) && (!reqbody || write_all(fd, reqbody, strlen(reqbody)));
+    char resp[65536];
+    size_t len = 0;
+    long long deadline = now_ms() + IO_DEADLINE_MS;
+    while (ok && len < sizeof resp - 1 && wait_readable(fd, deadline)) {
+        ssize_t r = read(fd, resp + len, sizeof resp - 1 - len);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        resp[len] = '\0';
+        /* The server may keep the connection open: stop once the body is complete. */
+        char *hdr_end = strstr(resp, "\r\n\r\n");
+        char *cl = strcasestr(resp, "content-length:");
+        if (hdr_end && cl && cl < hdr_end &&
+            len >= (size_t)(hdr_end + 4 - resp) + strtoul(cl + 15, NULL, 10))
+            break;
+    }
+    close(fd);
+    resp[len] = '\0';
+    int status = -1;
+    if (sscanf(resp, "HTTP/1.1 %d", &status) != 1)
+        return -1;
+    char *b = strstr(resp, "\r\n\r\n");
+    snprintf(body, bodylen, "%s", b ? b + 4 : "");
+    return status;
+}
+
+bool ws_open(struct ws *w, int port)
+{
+    memset(w, 0, sizeof *w);
+    w->fd = tcp_connect(port);
+    if (w->fd < 0)
+        return false;
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "GET /api/v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n");
+    if (!write_all(w->fd, req, (size_t)n))
+        return false;
+    /* Read the response headers byte by byte so no frame data is swallowed. */
+    char resp[2048];
+    size_t len = 0;
+    long long deadline = now_ms() + IO_DEADLINE_MS;
+    while (len < sizeof resp - 1) {
+        if (!read_exact(w->fd, resp + len, 1, deadline))
+            return false;
+        len++;
+        resp[len] = '\0';
+        if (len >= 4 && memcmp(resp + len - 4, "\r\n\r\n", 4) == 0)
+            break;
+    }
+    return strncmp(resp, "HTTP/1.1 101", 12) == 0;
+}
+
+void ws_close_fd(struct ws *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = -1;
+}
+
+bool ws_send_frame(struct ws *w, int opcode, const void *data, size_t len)
+{
+    unsigned char hdr[14];
+    size_t h = 0;
+    hdr[h++] = (unsigned char)(0x80 | opcode);
+    if (len < 126) {
+        hdr[h++] = (unsigned char)(0x80 | len);
+    } else if (len < 65536) {
+        hdr[h++] = 0x80 | 126;
+        hdr[h++] = (unsigned char)(len >> 8);
+        hdr[h++] = (unsigned char)len;
+    } else {
+        hdr[h++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--)
+            hdr[h++] = (unsigned char)((uint64_t)len >> (8 * i));
+    }
+    const unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78};
+    memcpy(hdr + h, mask, 4);
+    h += 4;
+    unsigned char *buf = malloc(h + len);
+    if (!buf)
+        return false;
+    memcpy(buf, hdr, h);
+    for (size_t i = 0; i < len; i++)
+        buf[h + i] = ((const unsigned char *)data)[i] ^ mask[i & 3];
+    bool ok = write_all(w->fd, buf, h + len);
+    free(buf);
+    return ok;
+}
+
+bool ws_send_text(struct ws *w, const char *text)
+{
+    return ws_send_frame(w, 0x1, text, strlen(text));
+}
+
+char *ws_recv_text(struct ws *w, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    for (;;) {
+        unsigned char h[2];
+        if (!read_exact(w->fd, h, 2, deadline))
+            return NULL;
+        int opcode = h[0] & 0x0f;
+        uint64_t len = h[1] & 0x7f;
+        if (len == 126) {
+            unsigned char e[2];
+            if (!read_exact(w->fd, e, 2, deadline))
+                return NULL;
+            len = ((uint64_t)e[0] << 8) | e[1];
+        } else if (len == 127) {
+            unsigned char e[8];
+            if (!read_exact(w->fd, e, 8, deadline))
+                return NULL;
+            len = 0;
+            for (int i = 0; i < 8; i++)
+                len = (len << 8) | e[i];
+        }
+        if (len > (64u << 20))
+            return NULL;
+        char *payload = malloc(len + 1);
+        if (!payload || !read_exact(w->fd, payload, len, deadline)) {
+            free(payload);
+            return NULL;
+        }
+        payload[len] = '\0';
+        if (opcode == 0x8) {
+            w->close_code = len >= 2 ? ((unsigned char)payload[0] << 8) | (unsigned char)payload[1]
+                                     : 1005;
+            snprintf(w->close_reason, sizeof w->close_reason, "%s", len > 2 ? payload + 2 : "");
+            free(payload);
+            return NULL;
+        }
+        if (opcode == 0x1)
+            return payload;
+        free(payload); /* pings and others: not expected, skip */
+    }
+}
+
+cJSON *ws_call(struct ws *w, const char *json_request)
+{
+    cJSON *req = cJSON_Parse(json_request);
+    cr_assert_not_null(req, "bad test request: %s", json_request);
+    double id = cJSON_GetObjectItem(req, "id")->valuedouble;
+    cJSON_Delete(req);
+    if (!ws_send_text(w, json_request))
+        return NULL;
+    for (;;) {
+        char *text = ws_recv_text(w, IO_DEADLINE_MS);
+        if (!text)
+            return NULL;
+        cJSON *r = cJSON_Parse(text);
+        free(text);
+        const cJSON *rid = cJSON_GetObjectItem(r, "id");
+        if (cJSON_IsNumber(rid) && rid->valuedouble == id)
+            return r;
+        cJSON_Delete(r);
+    }
+}
+
+bool ws_login(struct ws *w, const char *login, const char *password, char *tok)
+{
+    char req[512];
+    snprintf(req, sizeof req,
+             "{\"id\":1,\"op\":\"login\",\"login\":\"%s\",\"password\":\"%s\",\"device\":\"test\"}",
+             login, password);
+    cJSON *r = ws_call(w, req);
+    const cJSON *t = cJSON_GetObjectItem(r, "token");
+    bool ok = cJSON_IsString(t);
+    if (ok && tok)
+        snprintf(tok, 64, "%s", t->valuestring);
+    cJSON_Delete(r);
+    return ok;
+}
+
+int ws_wait_close(struct ws *w, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    while (!w->close_code && now_ms() < deadline) {
+        char *t = ws_recv_text(w, (int)(deadline - now_ms()));
+        if (!t)
+            break;
+        free(t);
+    }
+    return w->close_code ? w->close_code : -1;
+}
+
+const char *reply_code(const cJSON *reply)
+{
+    if (!reply)
+        return "(no reply)";
+    if (cJSON_IsTrue(cJSON_GetObjectItem(reply, "ok")))
+        return "ok";
+    const cJSON *code = cJSON_GetObjectItem(cJSON_GetObjectItem(reply, "error"), "code");
+    return cJSON_IsString(code) ? code->valuestring : "(no code)";
+}

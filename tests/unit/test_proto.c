@@ -1,0 +1,292 @@
+/* test_proto.c - the command table and dispatcher, with a fake transport: no event loop, no
+ * sockets. A real store and a real worker pool stand behind it. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "server.h"
+
+#define MAX_SENT 64
+
+static struct {
+    char *text[MAX_SENT];
+    uint64_t conn[MAX_SENT];
+    int status[MAX_SENT];
+    int n;
+    bool want_commit;
+    int64_t bound_session[8];
+    int closes;
+} fake;
+
+static void fake_send(void *ctx, uint64_t conn_id, struct kz_frame *f)
+{
+    (void)ctx;
+    cr_assert_lt(fake.n, MAX_SENT);
+    fake.text[fake.n] = strndup((const char *)f->data, f->len);
+    fake.conn[fake.n] = conn_id;
+    fake.status[fake.n] = f->http_status;
+    fake.n++;
+}
+static void fake_bind(void *ctx, uint64_t conn_id, int64_t session_id, int64_t user_id)
+{
+    (void)ctx;
+    (void)user_id;
+    fake.bound_session[conn_id] = session_id;
+}
+static void fake_close(void *ctx, const struct srv_close *which)
+{
+    (void)ctx;
+    (void)which;
+    fake.closes++;
+}
+static void fake_want_commit(void *ctx)
+{
+    (void)ctx;
+    fake.want_commit = true;
+}
+static void no_wake(void *arg)
+{
+    (void)arg;
+}
+
+static char dir[64];
+static struct kz_config cfg;
+static struct store *st;
+static struct kz_workers *workers;
+static struct srv *srv;
+
+static void add_user(const char *login, const char *role, const char *password)
+{
+    struct store_user u = {0};
+    snprintf(u.login, sizeof u.login, "%s", login);
+    snprintf(u.name, sizeof u.name, "%s", login);
+    snprintf(u.role, sizeof u.role, "%s", role);
+    cr_assert_eq(srv_password_hash(&cfg, password, u.pw_hash), 0);
+    store_tx_begin(st);
+    cr_assert_eq(store_user_insert(st, &u, kz_now_ms()), STORE_OK);
+    store_tx_commit(st);
+}
+
+static void setup(void)
+{
+    memset(&fake, 0, sizeof fake);
+    snprintf(dir, sizeof dir, "/tmp/kizuna-proto-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    char path[128], err[256];
+    snprintf(path, sizeof path, "%s/k.db", dir);
+    kz_config_defaults(&cfg);
+    cfg.argon2_opslimit = 1;
+    cfg.argon2_memlimit_kib = 8;
+    kz_log_set_level(KZ_LOG_ERROR);
+    struct store_options o = {.path = path, .sync_full = false, .busy_timeout_ms = 100};
+    cr_assert_eq(store_open(&o, &st, err, sizeof err), STORE_OK, "%s", err);
+    workers = kz_workers_start(1, 4, no_wake, NULL);
+    struct srv_transport tx = {fake_send, fake_bind, fake_close, fake_want_commit, NULL};
+    srv = srv_new(&cfg, st, workers, &tx);
+    add_user("admin", "admin", "admin-password");
+    add_user("staff1", "staff", "staff-password");
+}
+
+static void teardown(void)
+{
+    kz_workers_stop(workers);
+    srv_free(srv);
+    store_close(st);
+    for (int i = 0; i < fake.n; i++)
+        free(fake.text[i]);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(proto, .init = setup, .fini = teardown, .timeout = 30);
+
+/* Runs the loop's duties (worker completions, end-of-turn commit) until a new frame is sent. */
+static cJSON *turn_until_reply(int before)
+{
+    for (int i = 0; i < 5000 && fake.n == before; i++) {
+        kz_workers_drain(workers);
+        if (fake.want_commit) {
+            fake.want_commit = false;
+            srv_commit(srv);
+        }
+        if (fake.n == before) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    cr_assert_gt(fake.n, before, "no reply");
+    return cJSON_Parse(fake.text[before]);
+}
+
+static cJSON *ws(uint64_t conn, const char *text)
+{
+    int before = fake.n;
+    srv_handle_ws_text(srv, conn, fake.bound_session[conn], "test", text, strlen(text));
+    return turn_until_reply(before);
+}
+
+static const char *code(const cJSON *r)
+{
+    if (cJSON_IsTrue(cJSON_GetObjectItem(r, "ok")))
+        return "ok";
+    return cJSON_GetObjectItem(cJSON_GetObjectItem(r, "error"), "code")->valuestring;
+}
+
+static void login(uint64_t conn, const char *user, const char *pw)
+{
+    char req[256];
+    snprintf(req, sizeof req, "{\"id\":1,\"op\":\"login\",\"login\":\"%s\",\"password\":\"%s\"}",
+             user, pw);
+    cJSON *r = ws(conn, req);
+    cr_assert_str_eq(code(r), "ok");
+    cr_assert_gt(fake.bound_session[conn], 0, "login binds the connection");
+    cJSON_Delete(r);
+}
+
+Test(proto, every_op_is_documented)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/protocol.md", DOCS_DIR);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "docs/protocol.md is missing");
+    static char doc[1 << 20];
+    size_t n = fread(doc, 1, sizeof doc - 1, f);
+    doc[n] = '\0';
+    fclose(f);
+    size_t count;
+    const struct srv_op *ops = srv_op_table(&count);
+    cr_assert_gt(count, 0);
+    for (size_t i = 0; i < count; i++) {
+        char heading[96];
+        snprintf(heading, sizeof heading, "### `%s`", ops[i].name);
+        cr_expect(strstr(doc, heading), "docs/protocol.md lacks a section '%s'", heading);
+        for (int j = 0; j < SRV_FIELDS_MAX && ops[i].fields[j].name; j++) {
+            char field[96];
+            snprintf(field, sizeof field, "`%s`", ops[i].fields[j].name);
+            cr_expect(strstr(strstr(doc, heading) ? strstr(doc, heading) : doc, field),
+                      "docs/protocol.md: op %s lacks field %s", ops[i].name, field);
+        }
+    }
+    const char *codes[] = {"bad_request", "unauthorized", "forbidden", "not_found",
+                           "conflict",    "too_large",    "rate_limited", "internal"};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        cr_expect(strstr(doc, codes[i]), "error code %s undocumented", codes[i]);
+}
+
+Test(proto, error_codes_map_one_to_one)
+{
+    cr_assert_str_eq(kz_err_code(KZ_BAD_REQUEST), "bad_request");
+    cr_assert_str_eq(kz_err_code(KZ_RATE_LIMITED), "rate_limited");
+    cr_assert_eq(kz_err_http_status(KZ_UNAUTHORIZED), 401);
+    cr_assert_eq(kz_err_http_status(KZ_TOO_LARGE), 413);
+    cr_assert_eq(kz_err_http_status(KZ_INTERNAL), 500);
+}
+
+Test(proto, malformed_requests_are_bad_request)
+{
+    const char *frames[] = {
+        "", "nope", "42", "{\"id\":1}", "{\"op\":\"whoami\"}", "{\"id\":{},\"op\":\"whoami\"}",
+        "{\"id\":1,\"op\":7}", "{\"id\":1,\"op\":\"nope\"}",
+        "{\"id\":1,\"op\":\"login\",\"login\":\"admin\"}",
+        "{\"id\":1,\"op\":\"login\",\"login\":\"admin\",\"password\":5}",
+        "{\"id\":1,\"op\":\"login\",\"login\":\"admin\",\"password\":\"\"}",
+        "{\"id\":1,\"op\":\"login\",\"login\":\"admin\",\"password\":\"x\",\"admin\":true}",
+    };
+    for (size_t i = 0; i < sizeof frames / sizeof frames[0]; i++) {
+        cJSON *r = ws(1, frames[i]);
+        cr_assert_str_eq(code(r), "bad_request", "frame '%s' -> %s", frames[i], fake.text[fake.n - 1]);
+        cJSON_Delete(r);
+    }
+    cJSON *r = ws(1, "{\"id\":\"abc\",\"op\":\"nope\"}");
+    cr_assert_str_eq(cJSON_GetObjectItem(r, "id")->valuestring, "abc", "string ids are echoed");
+    cJSON_Delete(r);
+}
+
+Test(proto, anonymous_and_staff_are_refused_what_they_may_not_do)
+{
+    cJSON *r = ws(1, "{\"id\":1,\"op\":\"whoami\"}");
+    cr_assert_str_eq(code(r), "unauthorized");
+    cJSON_Delete(r);
+    login(2, "staff1", "staff-password");
+    r = ws(2, "{\"id\":2,\"op\":\"user.list\"}");
+    cr_assert_str_eq(code(r), "forbidden");
+    cJSON_Delete(r);
+    r = ws(2, "{\"id\":3,\"op\":\"whoami\"}");
+    cr_assert_str_eq(code(r), "ok");
+    cJSON_Delete(r);
+}
+
+Test(proto, write_replies_wait_for_the_commit)
+{
+    login(3, "admin", "admin-password");
+    int before = fake.n;
+    const char *req = "{\"id\":5,\"op\":\"user.disable\",\"login\":\"staff1\"}";
+    srv_handle_ws_text(srv, 3, fake.bound_session[3], "t", req, strlen(req));
+    cr_assert_eq(fake.n, before, "no acknowledgement before the transaction commits");
+    cr_assert(fake.want_commit);
+    cr_assert(store_tx_is_open(st));
+    srv_commit(srv);
+    cr_assert_eq(fake.n, before + 1);
+    cr_assert(!store_tx_is_open(st));
+    cJSON *r = cJSON_Parse(fake.text[before]);
+    cr_assert_str_eq(code(r), "ok");
+    cJSON_Delete(r);
+    cr_assert_eq(fake.closes, 1, "the disabled user's connections are closed");
+    struct store_user u;
+    cr_assert_eq(store_user_get_by_login(st, "staff1", &u), STORE_OK);
+    cr_assert(u.disabled);
+}
+
+Test(proto, a_failed_op_changes_nothing)
+{
+    login(4, "admin", "admin-password");
+    cJSON *r = ws(4, "{\"id\":1,\"op\":\"user.disable\",\"login\":\"admin\"}");
+    cr_assert_str_eq(code(r), "conflict", "one cannot disable oneself");
+    cJSON_Delete(r);
+    struct store_user u;
+    cr_assert_eq(store_user_get_by_login(st, "admin", &u), STORE_OK);
+    cr_assert(!u.disabled);
+}
+
+Test(proto, http_transport_maps_errors_to_statuses)
+{
+    int before = fake.n;
+    srv_handle_http(srv, 9, "whoami", NULL, "t", "", 0);
+    cJSON *r = turn_until_reply(before);
+    cr_assert_eq(fake.status[before], 401);
+    cr_assert_null(cJSON_GetObjectItem(r, "id"), "HTTP replies carry no id");
+    cJSON_Delete(r);
+    before = fake.n;
+    srv_handle_http(srv, 9, "whoami", "not-a-token", "t", "", 0);
+    cJSON_Delete(turn_until_reply(before));
+    cr_assert_eq(fake.status[before], 401);
+    before = fake.n;
+    const char *body = "{\"login\":\"admin\",\"password\":\"admin-password\"}";
+    srv_handle_http(srv, 9, "login", NULL, "t", body, strlen(body));
+    r = turn_until_reply(before);
+    cr_assert_eq(fake.status[before], 200);
+    const char *token = cJSON_GetObjectItem(r, "token")->valuestring;
+    before = fake.n;
+    srv_handle_http(srv, 9, "user.list", token, "t", "{}", 2);
+    cJSON *list = turn_until_reply(before);
+    cr_assert_eq(fake.status[before], 200);
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(list, "users")), 2);
+    cJSON_Delete(list);
+    cJSON_Delete(r);
+}
+
+Test(proto, full_hash_queue_answers_rate_limited)
+{
+    /* Four queue slots, one slow worker: some of a burst of logins must be told to retry. */
+    int before = fake.n;
+    int rate_limited = 0;
+    const char *req = "{\"id\":1,\"op\":\"login\",\"login\":\"admin\",\"password\":\"bad\"}";
+    for (int i = 0; i < 40; i++)
+        srv_handle_ws_text(srv, 5, 0, "t", req, strlen(req));
+    for (int i = before; i < fake.n; i++)
+        rate_limited += strstr(fake.text[i], "rate_limited") != NULL;
+    cr_assert_gt(rate_limited, 0);
+}

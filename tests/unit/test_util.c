@@ -1,0 +1,102 @@
+/* test_util.c - config table, UTF-8, login ids, passwords and tokens. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "server.h"
+
+Test(config, defaults_and_json_and_overrides)
+{
+    struct kz_config c;
+    char err[256];
+    kz_config_defaults(&c);
+    cr_assert_str_eq(c.listen, "127.0.0.1:8080");
+    cr_assert_eq(c.sqlite_synchronous_full, 1);
+    cr_assert_eq(c.log_level, KZ_LOG_INFO);
+    cr_assert_eq(kz_config_apply_json(&c, "{\"max_connections\":500,\"log_level\":\"debug\","
+                                          "\"sqlite_synchronous_full\":false}",
+                                      err, sizeof err),
+                 0, "%s", err);
+    cr_assert_eq(c.max_connections, 500);
+    cr_assert_eq(c.log_level, KZ_LOG_DEBUG);
+    cr_assert_eq(c.sqlite_synchronous_full, 0);
+    cr_assert_eq(kz_config_set(&c, "listen=[::1]:0", err, sizeof err), 0);
+    cr_assert_str_eq(c.listen, "[::1]:0");
+    cr_assert_eq(kz_config_set(&c, "max_frame_bytes=2048", err, sizeof err), 0);
+    cr_assert_eq(c.max_frame_bytes, 2048);
+}
+
+Test(config, rejects_unknown_keys_wrong_types_and_out_of_range)
+{
+    struct kz_config c;
+    char err[256];
+    kz_config_defaults(&c);
+    cr_assert_neq(kz_config_apply_json(&c, "{\"max_conections\":5}", err, sizeof err), 0);
+    cr_assert(strstr(err, "unknown setting"), "%s", err);
+    cr_assert_neq(kz_config_apply_json(&c, "{\"max_connections\":\"5\"}", err, sizeof err), 0);
+    cr_assert_neq(kz_config_apply_json(&c, "{\"max_connections\":1.5}", err, sizeof err), 0);
+    cr_assert_neq(kz_config_apply_json(&c, "{\"max_connections\":1}", err, sizeof err), 0);
+    cr_assert(strstr(err, "out of range"), "%s", err);
+    cr_assert_neq(kz_config_apply_json(&c, "[1]", err, sizeof err), 0);
+    cr_assert_neq(kz_config_set(&c, "log_level=loud", err, sizeof err), 0);
+    cr_assert_neq(kz_config_set(&c, "max_connections=12abc", err, sizeof err), 0);
+    cr_assert_neq(kz_config_set(&c, "novalue", err, sizeof err), 0);
+    cr_assert_eq(c.max_connections, 10000, "a refused setting changes nothing");
+}
+
+Test(utf8, accepts_valid_and_rejects_invalid)
+{
+    const char *good[] = {"", "ascii", "日本語の文章", "絆", "\xf0\x9f\x98\x80"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        cr_assert(kz_utf8_valid(good[i], strlen(good[i])), "%zu", i);
+    const char *bad[] = {"\xff", "\xc0\xaf" /* overlong '/' */, "\xed\xa0\x80" /* surrogate */,
+                         "\xe6\x97" /* truncated */, "\xf4\x90\x80\x80" /* > U+10FFFF */,
+                         "a\x80"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert(!kz_utf8_valid(bad[i], strlen(bad[i])), "%zu", i);
+}
+
+Test(accounts, login_ids)
+{
+    cr_assert(kz_login_valid("admin"));
+    cr_assert(kz_login_valid("t.tanaka-2_b"));
+    cr_assert(kz_login_valid("0day"));
+    cr_assert(!kz_login_valid(""));
+    cr_assert(!kz_login_valid(".hidden"));
+    cr_assert(!kz_login_valid("Upper"));
+    cr_assert(!kz_login_valid("has space"));
+    cr_assert(!kz_login_valid("田中"));
+    char long_id[80];
+    memset(long_id, 'a', 65);
+    long_id[65] = '\0';
+    cr_assert(!kz_login_valid(long_id));
+}
+
+Test(accounts, password_rules)
+{
+    cr_assert_null(kz_password_problem("long-enough-1", "tanaka", 10));
+    cr_assert_not_null(kz_password_problem("short", "tanaka", 10));
+    cr_assert_not_null(kz_password_problem("TanakaTaro", "tanakataro", 10));
+    /* Length counts characters, not bytes: ten kanji are ten characters. */
+    cr_assert_null(kz_password_problem("一二三四五六七八九十", "x", 10));
+    cr_assert_not_null(kz_password_problem("一二三四五六七八九", "x", 10));
+}
+
+Test(accounts, generated_passwords_and_tokens)
+{
+    char a[17], b[17];
+    kz_password_generate(a, sizeof a);
+    kz_password_generate(b, sizeof b);
+    cr_assert_eq(strlen(a), 16);
+    cr_assert_str_neq(a, b);
+    cr_assert_eq(strcspn(a, "0O1lI8B"), 16, "no look-alike characters: %s", a);
+
+    char t1[KZ_TOKEN_CHARS], t2[KZ_TOKEN_CHARS];
+    uint8_t h1[STORE_TOKEN_HASH], h2[STORE_TOKEN_HASH], again[STORE_TOKEN_HASH];
+    kz_token_new(t1, h1);
+    kz_token_new(t2, h2);
+    cr_assert_eq(strlen(t1), 43);
+    cr_assert_str_neq(t1, t2);
+    cr_assert(kz_token_hash(t1, again));
+    cr_assert_arr_eq(h1, again, STORE_TOKEN_HASH);
+    cr_assert(!kz_token_hash("short", again));
+}
