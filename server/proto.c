@@ -296,6 +296,8 @@ void srv_call_finish(struct srv_call *c, enum kz_err e)
     }
     struct kz_frame *f = kz_frame_from_json(o, kz_err_http_status(e));
     cJSON_Delete(o);
+    if (c->deferred)
+        s->tx.pause(s->tx.ctx, c->conn_id, false);
     if (f && store_tx_is_open(s->store)) {
         hold(s, c, f);
         s->tx.want_commit(s->tx.ctx);
@@ -442,8 +444,10 @@ static void dispatch(struct srv_call *c, const char *opname)
     if (c->op->writes && (e = srv_call_write_begin(c)))
         goto out;
     e = c->op->fn(c);
-    if (c->deferred)
+    if (c->deferred) {
+        c->srv->tx.pause(c->srv->tx.ctx, c->conn_id, true);
         return;
+    }
 out:
     srv_call_finish(c, e);
 }

@@ -191,6 +191,10 @@ struct srv_transport {
     void (*bind)(void *ctx, uint64_t conn_id, int64_t session_id, int64_t user_id);
     /* Close live connections with a close frame carrying the reason (see struct srv_close). */
     void (*close_conns)(void *ctx, const struct srv_close *which);
+    /* Stop (true) or restart (false) reading requests from a connection. A WebSocket request
+     * that waits for a worker pauses its connection, so that replies on one connection always
+     * come in the order of the requests. */
+    void (*pause)(void *ctx, uint64_t conn_id, bool paused);
     /* A transaction is open: call srv_commit() at the end of this loop turn. */
     void (*want_commit)(void *ctx);
     void *ctx;

@@ -549,6 +549,14 @@ static void tx_bind(void *ctx, uint64_t conn_id, int64_t session_id, int64_t use
     w->user_id = user_id;
 }
 
+static void tx_pause(void *ctx, uint64_t conn_id, bool paused)
+{
+    struct transport *t = ctx;
+    struct conn *c = table_get(&t->table, conn_id);
+    if (c && c->is_ws)
+        lws_rx_flow_control(c->wsi, paused ? 0 : 1);
+}
+
 static void tx_close_conns(void *ctx, const struct srv_close *which)
 {
     struct transport *t = ctx;
@@ -664,6 +672,7 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
     tx->send = tx_send;
     tx->bind = tx_bind;
     tx->close_conns = tx_close_conns;
+    tx->pause = tx_pause;
     tx->want_commit = tx_want_commit;
     tx->ctx = t;
     return t;

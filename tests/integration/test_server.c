@@ -93,6 +93,29 @@ Test(server, login_good_and_bad)
     ws_close_fd(&w);
 }
 
+/* login waits for a worker; a request pipelined right behind it must still see its session. */
+Test(server, pipelined_requests_are_answered_in_order)
+{
+    struct ws w;
+    cr_assert(ws_open(&w, d.port));
+    char both[512];
+    snprintf(both, sizeof both,
+             "{\"id\":1,\"op\":\"login\",\"login\":\"admin\",\"password\":\"%s\"}",
+             TEST_ADMIN_PASSWORD);
+    cr_assert(ws_send_text(&w, both));
+    cr_assert(ws_send_text(&w, "{\"id\":2,\"op\":\"whoami\"}"));
+    for (int want = 1; want <= 2; want++) {
+        char *text = ws_recv_text(&w, 5000);
+        cr_assert_not_null(text);
+        cJSON *r = cJSON_Parse(text);
+        cr_assert_eq(cJSON_GetObjectItem(r, "id")->valuedouble, want, "%s", text);
+        cr_assert_str_eq(reply_code(r), "ok", "%s", text);
+        cJSON_Delete(r);
+        free(text);
+    }
+    ws_close_fd(&w);
+}
+
 Test(server, bearer_token_over_http)
 {
     struct ws w;

@@ -112,8 +112,21 @@ void kzd_start(struct kzd *d)
         dup2(o[1], 1);
         dup2(fd, 2);
         close(o[0]);
-        execl(KIZUNAD_PATH, KIZUNAD_PATH, "serve", "--data", d->dir, "--config", d->config,
-              "--listen", "127.0.0.1:0", (char *)NULL);
+        /* KIZUNA_TEST_WRAPPER runs the server under a tool, e.g. valgrind. */
+        const char *argv[32];
+        int n = 0;
+        char wrapper[512] = "";
+        const char *w = getenv("KIZUNA_TEST_WRAPPER");
+        if (w && *w) {
+            snprintf(wrapper, sizeof wrapper, "%s", w);
+            for (char *tok = strtok(wrapper, " "); tok && n < 20; tok = strtok(NULL, " "))
+                argv[n++] = tok;
+        }
+        const char *rest[] = {KIZUNAD_PATH, "serve",    "--data",      d->dir, "--config",
+                              d->config,    "--listen", "127.0.0.1:0", NULL};
+        for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
+            argv[n++] = rest[i];
+        execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
     close(o[1]);
@@ -179,11 +192,24 @@ void kzd_kill(struct kzd *d)
 
 void kzd_teardown(struct kzd *d)
 {
-    kzd_kill(d);
-    char cmd[600];
+    /* Every test ends with a clean stop, so every test is also a check that kizunad shuts down
+     * cleanly and (under ASan or valgrind) leaks nothing. */
+    int rc = kzd_stop(d);
+    char cmd[700];
+    if (rc != 0) {
+        snprintf(cmd, sizeof cmd, "tail -n 60 '%s/stderr.log' >&2", d->dir);
+        rc = system(cmd) == 0 ? rc : rc;
+    }
     snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", d->dir, d->config);
-    int rc = system(cmd);
-    (void)rc;
+    int rm = system(cmd);
+    (void)rm;
+    if (rc != 0) {
+        /* Criterion ignores assertions in .fini, but not a crashed test. */
+        fprintf(stderr, "kizunad did not exit cleanly (status %d): a crash, a sanitizer report or "
+                        "a leak; its log is above\n",
+                rc);
+        abort();
+    }
 }
 
 /* ---- sockets ---- */

@@ -29,7 +29,7 @@ void kzd_start(struct kzd *d);
 int kzd_stop(struct kzd *d);
 /* SIGKILL and reap. */
 void kzd_kill(struct kzd *d);
-/* Stops the server if running and removes the directory. */
+/* Stops the server if running (asserting a clean exit) and removes the directory. */
 void kzd_teardown(struct kzd *d);
 /* Runs a program with extra environment (NULL-terminated "K=V" list) and stdin text, capturing
  * stdout into out (NUL-terminated). Returns the exit status, or -1. */

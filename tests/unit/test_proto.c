@@ -41,6 +41,12 @@ static void fake_close(void *ctx, const struct srv_close *which)
     (void)which;
     fake.closes++;
 }
+static void fake_pause(void *ctx, uint64_t conn_id, bool paused)
+{
+    (void)ctx;
+    (void)conn_id;
+    (void)paused;
+}
 static void fake_want_commit(void *ctx)
 {
     (void)ctx;
@@ -83,7 +89,7 @@ static void setup(void)
     struct store_options o = {.path = path, .sync_full = false, .busy_timeout_ms = 100};
     cr_assert_eq(store_open(&o, &st, err, sizeof err), STORE_OK, "%s", err);
     workers = kz_workers_start(1, 4, no_wake, NULL);
-    struct srv_transport tx = {fake_send, fake_bind, fake_close, fake_want_commit, NULL};
+    struct srv_transport tx = {fake_send, fake_bind, fake_close, fake_pause, fake_want_commit, NULL};
     srv = srv_new(&cfg, st, workers, &tx);
     add_user("admin", "admin", "admin-password");
     add_user("staff1", "staff", "staff-password");
