@@ -20,12 +20,18 @@ struct cfg_entry {
 };
 
 #define INT(n, lo, hi, d, doc)                                                                     \
-    {#n, CFG_INT, offsetof(struct kz_config, n), 0, lo, hi, d, NULL, doc}
-#define BOOL(n, d, doc) {#n, CFG_BOOL, offsetof(struct kz_config, n), 0, 0, 1, d, NULL, doc}
+    {                                                                                              \
+#n, CFG_INT, offsetof(struct kz_config, n), 0, lo, hi, d, NULL, doc                        \
+    }
+#define BOOL(n, d, doc)                                                                            \
+    {                                                                                              \
+#n, CFG_BOOL, offsetof(struct kz_config, n), 0, 0, 1, d, NULL, doc                         \
+    }
 
 static const struct cfg_entry table[] = {
     {"listen", CFG_STR, offsetof(struct kz_config, listen), sizeof(((struct kz_config *)0)->listen),
-     0, 0, 0, "127.0.0.1:8080", "address and port to listen on (HOST:PORT, [V6]:PORT); port 0 picks one"},
+     0, 0, 0, "127.0.0.1:8080",
+     "address and port to listen on (HOST:PORT, [V6]:PORT); port 0 picks one"},
     {"log_level", CFG_LEVEL, offsetof(struct kz_config, log_level), 0, KZ_LOG_ERROR, KZ_LOG_DEBUG,
      KZ_LOG_INFO, NULL, "error, warn, info or debug"},
     BOOL(sqlite_synchronous_full, 1,

@@ -12,8 +12,8 @@ static void pw_work(struct kz_job *job)
 {
     struct srv_pw_job *pj = (struct srv_pw_job *)job;
     if (pj->verify_hash[0])
-        pj->verified = crypto_pwhash_str_verify(pj->verify_hash, pj->password,
-                                                strlen(pj->password)) == 0;
+        pj->verified =
+            crypto_pwhash_str_verify(pj->verify_hash, pj->password, strlen(pj->password)) == 0;
     if (pj->new_password[0] && (pj->verified || !pj->verify_hash[0]))
         pj->hashed = crypto_pwhash_str(pj->new_hash, pj->new_password, strlen(pj->new_password),
                                        pj->opslimit, pj->memlimit) == 0;
@@ -151,9 +151,8 @@ enum kz_err op_login(struct srv_call *c)
     const char *login = srv_arg_str(c, "login");
     const char *password = srv_arg_str(c, "password");
     struct store_user u;
-    enum store_rc rc = kz_login_valid(login)
-                           ? store_user_get_by_login(srv_store(c->srv), login, &u)
-                           : STORE_NOT_FOUND;
+    enum store_rc rc = kz_login_valid(login) ? store_user_get_by_login(srv_store(c->srv), login, &u)
+                                             : STORE_NOT_FOUND;
     if (rc != STORE_OK && rc != STORE_NOT_FOUND)
         return srv_fail(c, KZ_INTERNAL, "user lookup failed");
     struct srv_pw_job *pj = srv_pw_job_new(c, login_then);
@@ -260,8 +259,8 @@ out:
 enum kz_err op_passwd(struct srv_call *c)
 {
     const char *np = srv_arg_str(c, "new_password");
-    const char *problem = kz_password_problem(np, c->auth.user.login,
-                                              srv_config(c->srv)->password_min_length);
+    const char *problem =
+        kz_password_problem(np, c->auth.user.login, srv_config(c->srv)->password_min_length);
     if (problem)
         return srv_fail(c, KZ_BAD_REQUEST, "%s", problem);
     struct srv_pw_job *pj = srv_pw_job_new(c, passwd_then);

@@ -85,9 +85,9 @@ enum kz_err op_user_add(struct srv_call *c)
         return srv_fail(c, KZ_BAD_REQUEST, "field 'name' must not be blank");
     if (role && !role_valid(role))
         return srv_fail(c, KZ_BAD_REQUEST, "role must be admin, hq or staff");
-    const char *problem = password ? kz_password_problem(password, login,
-                                                         srv_config(c->srv)->password_min_length)
-                                   : NULL;
+    const char *problem =
+        password ? kz_password_problem(password, login, srv_config(c->srv)->password_min_length)
+                 : NULL;
     if (problem)
         return srv_fail(c, KZ_BAD_REQUEST, "%s", problem);
     struct store_user existing;

@@ -127,32 +127,60 @@ struct kz_workers *srv_workers(struct srv *s)
 
 /* Every op the server has. docs/protocol.md describes each; tests/unit/test_proto.c checks
  * that it does. Strings are limited in bytes; an F_STRING with min 1 must not be empty. */
+#define REQ(n, max)                                                                                \
+    {                                                                                              \
+        n, F_STRING, true, max, 1                                                                  \
+    }
+#define OPT(n, max)                                                                                \
+    {                                                                                              \
+        n, F_STRING, false, max, 1                                                                 \
+    }
+#define LOGIN_ARG REQ("login", STORE_LOGIN_MAX)
+
 static const struct srv_op ops[] = {
-    {"login", OP_ANON, false, true,
-     {{"login", F_STRING, true, STORE_LOGIN_MAX, 1},
-      {"password", F_STRING, true, 255, 1},
-      {"device", F_STRING, false, STORE_DEVICE_MAX, 1}},
-     op_login},
-    {"auth", OP_ANON, false, true, {{"token", F_STRING, true, 64, 1}}, op_auth},
-    {"logout", OP_USER, true, true, {{0}}, op_logout},
-    {"whoami", OP_USER, false, true, {{0}}, op_whoami},
-    {"passwd", OP_USER, false, true,
-     {{"old_password", F_STRING, true, 255, 1}, {"new_password", F_STRING, true, 255, 1}},
-     op_passwd},
-    {"user.add", OP_ADMIN, false, false,
-     {{"login", F_STRING, true, STORE_LOGIN_MAX, 1},
-      {"name", F_STRING, false, STORE_NAME_MAX, 1},
-      {"role", F_STRING, false, STORE_ROLE_MAX, 1},
-      {"password", F_STRING, false, 255, 1}},
-     op_user_add},
-    {"user.list", OP_ADMIN, false, false, {{0}}, op_user_list},
-    {"user.disable", OP_ADMIN, true, false, {{"login", F_STRING, true, STORE_LOGIN_MAX, 1}},
-     op_user_disable},
-    {"user.enable", OP_ADMIN, true, false, {{"login", F_STRING, true, STORE_LOGIN_MAX, 1}},
-     op_user_enable},
-    {"user.reset_password", OP_ADMIN, false, false,
-     {{"login", F_STRING, true, STORE_LOGIN_MAX, 1}},
-     op_user_reset_password},
+    /* sessions and one's own account */
+    {.name = "login",
+     .access = OP_ANON,
+     .allowed_before_pwchange = true,
+     .fields = {LOGIN_ARG, REQ("password", 255), OPT("device", STORE_DEVICE_MAX)},
+     .fn = op_login},
+    {.name = "auth",
+     .access = OP_ANON,
+     .allowed_before_pwchange = true,
+     .fields = {REQ("token", 64)},
+     .fn = op_auth},
+    {.name = "logout",
+     .access = OP_USER,
+     .writes = true,
+     .allowed_before_pwchange = true,
+     .fn = op_logout},
+    {.name = "whoami", .access = OP_USER, .allowed_before_pwchange = true, .fn = op_whoami},
+    {.name = "passwd",
+     .access = OP_USER,
+     .allowed_before_pwchange = true,
+     .fields = {REQ("old_password", 255), REQ("new_password", 255)},
+     .fn = op_passwd},
+    /* account administration */
+    {.name = "user.add",
+     .access = OP_ADMIN,
+     .fields = {LOGIN_ARG, OPT("name", STORE_NAME_MAX), OPT("role", STORE_ROLE_MAX),
+                OPT("password", 255)},
+     .fn = op_user_add},
+    {.name = "user.list", .access = OP_ADMIN, .fn = op_user_list},
+    {.name = "user.disable",
+     .access = OP_ADMIN,
+     .writes = true,
+     .fields = {LOGIN_ARG},
+     .fn = op_user_disable},
+    {.name = "user.enable",
+     .access = OP_ADMIN,
+     .writes = true,
+     .fields = {LOGIN_ARG},
+     .fn = op_user_enable},
+    {.name = "user.reset_password",
+     .access = OP_ADMIN,
+     .fields = {LOGIN_ARG},
+     .fn = op_user_reset_password},
 };
 
 const struct srv_op *srv_op_table(size_t *count)
@@ -233,7 +261,8 @@ void srv_commit(struct srv *s)
         if (ok) {
             s->tx.send(s->tx.ctx, h->conn_id, h->frame);
         } else {
-            cJSON *o = error_json(h->id, h->is_http, KZ_INTERNAL, "the write could not be committed");
+            cJSON *o =
+                error_json(h->id, h->is_http, KZ_INTERNAL, "the write could not be committed");
             send_json(s, h->conn_id, o, 500);
             cJSON_Delete(o);
         }
@@ -349,8 +378,8 @@ static enum kz_err check_field(struct srv_call *c, const struct srv_field *f, co
         if (!cJSON_IsNumber(v) || !isfinite(d) || d != floor(d))
             return srv_fail(c, KZ_BAD_REQUEST, "field '%s' must be an integer", f->name);
         if (d < (double)f->min || d > (double)f->max)
-            return srv_fail(c, KZ_BAD_REQUEST, "field '%s' must be between %lld and %lld",
-                            f->name, f->min, f->max);
+            return srv_fail(c, KZ_BAD_REQUEST, "field '%s' must be between %lld and %lld", f->name,
+                            f->min, f->max);
         return KZ_OK;
     }
     case F_BOOL:
@@ -513,9 +542,8 @@ void srv_handle_http(struct srv *s, uint64_t conn_id, const char *op, const char
     if (bearer && *bearer) {
         uint8_t hash[STORE_TOKEN_HASH];
         struct store_session ses;
-        enum store_rc rc = kz_token_hash(bearer, hash)
-                               ? store_session_lookup(s->store, hash, &ses)
-                               : STORE_NOT_FOUND;
+        enum store_rc rc = kz_token_hash(bearer, hash) ? store_session_lookup(s->store, hash, &ses)
+                                                       : STORE_NOT_FOUND;
         if (rc == STORE_NOT_FOUND) {
             e = srv_fail(c, KZ_UNAUTHORIZED, "the token is not valid: log in again");
             goto fail;

@@ -137,15 +137,15 @@ struct srv_call {
     bool is_http;       /* replies carry an HTTP status; login binds no connection */
     int64_t session_id; /* the session the caller presents (0: anonymous) */
     char peer[STORE_ADDR_MAX + 1];
-    cJSON *id;          /* the request's id, echoed in the reply (owned) */
+    cJSON *id; /* the request's id, echoed in the reply (owned) */
     const struct srv_op *op;
-    cJSON *args;        /* the request object (owned) */
+    cJSON *args; /* the request object (owned) */
     struct srv_auth auth;
     bool authed;
-    cJSON *result;      /* fields of a successful reply (owned) */
+    cJSON *result; /* fields of a successful reply (owned) */
     char errmsg[192];
-    bool deferred;      /* the op finishes later, from a worker's done() */
-    bool in_op;         /* a store savepoint is open for this call */
+    bool deferred; /* the op finishes later, from a worker's done() */
+    bool in_op;    /* a store savepoint is open for this call */
 };
 
 enum srv_op_access {
@@ -167,7 +167,7 @@ struct srv_field {
 struct srv_op {
     const char *name;
     enum srv_op_access access;
-    bool writes;             /* the dispatcher opens a store savepoint around the handler */
+    bool writes;                  /* the dispatcher opens a store savepoint around the handler */
     bool allowed_before_pwchange; /* usable while the user must still change the password */
     struct srv_field fields[SRV_FIELDS_MAX];
     enum kz_err (*fn)(struct srv_call *c);
@@ -212,8 +212,7 @@ void srv_handle_ws_text(struct srv *s, uint64_t conn_id, int64_t session_id, con
 void srv_handle_http(struct srv *s, uint64_t conn_id, const char *op, const char *bearer,
                      const char *peer, const char *body, size_t len);
 /* Sends a protocol error that belongs to no request (id null), e.g. for an oversized frame. */
-void srv_send_error(struct srv *s, uint64_t conn_id, bool is_http, enum kz_err e,
-                    const char *msg);
+void srv_send_error(struct srv *s, uint64_t conn_id, bool is_http, enum kz_err e, const char *msg);
 
 /* Commits the open transaction, then releases the replies held for it (or, if the commit
  * failed, answers each of them with `internal`). */
@@ -269,7 +268,7 @@ struct srv_pw_job {
     bool verified;
     bool hashed;
     void (*then)(struct srv_pw_job *pj); /* continues the op on the loop thread */
-    char extra[128];                       /* op-specific state, e.g. the generated password */
+    char extra[128];                     /* op-specific state, e.g. the generated password */
 };
 /* Queues pj for a worker and marks the call deferred; on a full queue frees pj and returns
  * rate_limited for the op to return. */

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WS_PATH "/api/v1/ws"
+#define WS_PATH    "/api/v1/ws"
 #define API_PREFIX "/api/v1/"
 
 struct qnode {
@@ -40,7 +40,7 @@ struct ws_conn {
     bool rx_in_message, rx_binary, rx_overflow;
     struct qnode *q_head, *q_tail;
     size_t q_bytes;
-    int close_code; /* nonzero: close with this code ... */
+    int close_code;          /* nonzero: close with this code ... */
     bool close_when_drained; /* ... after the queue has gone out (else at once) */
     char close_reason[64];
     struct ws_conn *prev, *next; /* all WebSocket connections, for close_conns and shutdown */
@@ -314,8 +314,7 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
     switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
         char uri[64];
-        if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
-            strcmp(uri, WS_PATH) != 0)
+        if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, WS_PATH) != 0)
             return 1; /* nonzero refuses the upgrade */
         if (t->ws_count >= (size_t)t->cfg->max_connections || stop_requested) {
             KZ_WARN("connection_refused", "reason=%s",
@@ -463,9 +462,9 @@ static int http_writeable(struct http_conn *h, struct lws *wsi)
         return 0;
     if (!h->headers_sent) {
         unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
-                                           *end = buf + sizeof buf - 1;
-        if (lws_add_http_common_headers(wsi, (unsigned)f->http_status, "application/json",
-                                        f->len, &p, end) ||
+                                          *end = buf + sizeof buf - 1;
+        if (lws_add_http_common_headers(wsi, (unsigned)f->http_status, "application/json", f->len,
+                                        &p, end) ||
             lws_finalize_write_http_header(wsi, start, &p, end))
             return -1;
         h->headers_sent = true;
@@ -593,7 +592,9 @@ static void log_emit(int level, const char *line)
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
-    kz_log(level == LLL_ERR ? KZ_LOG_ERROR : level == LLL_WARN ? KZ_LOG_WARN : KZ_LOG_DEBUG,
+    kz_log(level == LLL_ERR    ? KZ_LOG_ERROR
+           : level == LLL_WARN ? KZ_LOG_WARN
+                               : KZ_LOG_DEBUG,
            "lws", "msg=\"%.*s\"", (int)n, line);
 }
 
@@ -620,8 +621,8 @@ static const struct lws_protocols protocols[] = {
 static const struct lws_protocol_vhost_options pvo_default = {NULL, NULL, "default", "1"};
 static const struct lws_protocol_vhost_options pvo_ws = {NULL, &pvo_default, "kizuna.v1", ""};
 
-struct transport *transport_new(const struct kz_config *cfg, struct srv_transport *tx,
-                                char *err, size_t errlen)
+struct transport *transport_new(const struct kz_config *cfg, struct srv_transport *tx, char *err,
+                                size_t errlen)
 {
     struct transport *t = calloc(1, sizeof *t);
     if (!t) {

@@ -147,8 +147,8 @@ static enum store_rc migrate(struct store *st, char *err, size_t errlen)
     }
     if (v > MIGRATION_COUNT) {
         snprintf(err, errlen,
-                 "database schema version %d is newer than this kizunad (%d): upgrade kizunad",
-                 v, MIGRATION_COUNT);
+                 "database schema version %d is newer than this kizunad (%d): upgrade kizunad", v,
+                 MIGRATION_COUNT);
         return STORE_TOO_NEW;
     }
     for (; v < MIGRATION_COUNT; v++) {
@@ -354,8 +354,7 @@ enum store_rc store_user_get(struct store *st, int64_t id, struct store_user *ou
     return step_user(st, s, out);
 }
 
-enum store_rc store_user_get_by_login(struct store *st, const char *login,
-                                      struct store_user *out)
+enum store_rc store_user_get_by_login(struct store *st, const char *login, struct store_user *out)
 {
     sqlite3_stmt *s = st->stmt[S_USER_GET_LOGIN];
     sqlite3_bind_text(s, 1, login, -1, SQLITE_STATIC);

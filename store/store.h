@@ -19,10 +19,10 @@
 
 enum store_rc {
     STORE_OK = 0,
-    STORE_NOT_FOUND,  /* no such row */
-    STORE_CONFLICT,   /* a uniqueness rule was broken (duplicate login, ...) */
-    STORE_TOO_NEW,    /* the database was written by a newer Kizuna */
-    STORE_ERROR,      /* I/O, corruption, full disk, misuse: see store_errmsg() */
+    STORE_NOT_FOUND, /* no such row */
+    STORE_CONFLICT,  /* a uniqueness rule was broken (duplicate login, ...) */
+    STORE_TOO_NEW,   /* the database was written by a newer Kizuna */
+    STORE_ERROR,     /* I/O, corruption, full disk, misuse: see store_errmsg() */
 };
 
 #define STORE_LOGIN_MAX  64  /* bytes, not counting the NUL */
@@ -86,8 +86,7 @@ enum store_rc store_op_end(struct store *st, bool keep);
 /* Users. store_user_insert fills u->id, created_at and updated_at from `now`. */
 enum store_rc store_user_insert(struct store *st, struct store_user *u, int64_t now);
 enum store_rc store_user_get(struct store *st, int64_t id, struct store_user *out);
-enum store_rc store_user_get_by_login(struct store *st, const char *login,
-                                      struct store_user *out);
+enum store_rc store_user_get_by_login(struct store *st, const char *login, struct store_user *out);
 enum store_rc store_user_set_disabled(struct store *st, int64_t id, bool disabled, int64_t now);
 enum store_rc store_user_set_password(struct store *st, int64_t id, const char *pw_hash,
                                       bool must_change, int64_t now);

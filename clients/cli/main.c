@@ -29,8 +29,8 @@ static const char usage[] =
     "  admin user enable LOGIN\n"
     "  admin user reset-password LOGIN\n"
     "\n"
-    "The server is --server, else KIZUNA_SERVER, else the one you logged in to, else " DEFAULT_SERVER
-    ".\n"
+    "The server is --server, else KIZUNA_SERVER, else the one you logged in to, "
+    "else " DEFAULT_SERVER ".\n"
     "The session is kept in KIZUNA_CONFIG_DIR (default ~/.config/kizuna).\n";
 
 static bool json_out;
@@ -405,8 +405,8 @@ static int cmd_whoami(void)
     if (json_out)
         print_json(reply);
     else
-        printf("%s (%s), role %s, on %s\n", str(reply, "user", "login"),
-               str(reply, "user", "name"), str(reply, "user", "role"), server_url(&s));
+        printf("%s (%s), role %s, on %s\n", str(reply, "user", "login"), str(reply, "user", "name"),
+               str(reply, "user", "role"), server_url(&s));
     cJSON_Delete(reply);
     return EXIT_OK;
 }
@@ -452,12 +452,10 @@ static int cmd_passwd(void)
 
 static void print_user_row(const cJSON *u)
 {
-    const char *status =
-        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(u, "disabled"))
-            ? "disabled"
-            : cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(u, "must_change_password"))
-                  ? "active (one-time password)"
-                  : "active";
+    const char *status = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(u, "disabled")) ? "disabled"
+                         : cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(u, "must_change_password"))
+                             ? "active (one-time password)"
+                             : "active";
     /* The name goes last: Japanese names are wider than their byte count suggests. */
     printf("%-20s %-6s %-27s %s\n", str(u, "login", NULL), str(u, "role", NULL), status,
            str(u, "name", NULL));
@@ -537,10 +535,10 @@ static int cmd_admin_user(int argc, char **argv)
         cJSON_ArrayForEach(u, cJSON_GetObjectItemCaseSensitive(reply, "users")) print_user_row(u);
     } else {
         const cJSON *u = cJSON_GetObjectItemCaseSensitive(reply, "user");
-        const char *verb = is_add                                  ? "added"
-                           : strcmp(op, "user.disable") == 0       ? "disabled"
-                           : strcmp(op, "user.enable") == 0        ? "enabled"
-                                                                   : "password reset for";
+        const char *verb = is_add                            ? "added"
+                           : strcmp(op, "user.disable") == 0 ? "disabled"
+                           : strcmp(op, "user.enable") == 0  ? "enabled"
+                                                             : "password reset for";
         printf("%s %s (%s, role %s)\n", verb, str(u, "login", NULL), str(u, "name", NULL),
                str(u, "role", NULL));
         const char *pw = str(reply, "password", NULL);

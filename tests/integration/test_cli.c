@@ -84,15 +84,13 @@ Test(cli, exit_codes)
     cr_assert_eq(K(cfgdir_admin, "wrong-password", NULL, "login", "admin", NULL, NULL, NULL), 1);
     cr_assert_eq(K(cfgdir_admin, NULL, NULL, "frobnicate", NULL, NULL, NULL, NULL), 2);
     cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "user", "disable", NULL, NULL), 2);
-    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "whoami", NULL, NULL, NULL, NULL), 1,
-                 "not logged in");
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "whoami", NULL, NULL, NULL, NULL), 1, "not logged in");
     /* Port 1 on loopback: nothing listens there. */
-    cr_assert_eq(K(cfgdir_admin, "x", NULL, "--server", "http://127.0.0.1:1", "login", "admin",
-                   NULL),
-                 3);
-    cr_assert_eq(K(cfgdir_admin, "x", NULL, "--json", "--server", "http://127.0.0.1:1", "login",
-                   "admin"),
-                 3);
+    cr_assert_eq(
+        K(cfgdir_admin, "x", NULL, "--server", "http://127.0.0.1:1", "login", "admin", NULL), 3);
+    cr_assert_eq(
+        K(cfgdir_admin, "x", NULL, "--json", "--server", "http://127.0.0.1:1", "login", "admin"),
+        3);
     cr_assert(strstr(out, "\"unreachable\""), "%s", out);
 
     cr_assert_eq(K(cfgdir_admin, TEST_ADMIN_PASSWORD, NULL, "login", "admin", NULL, NULL, NULL), 0);

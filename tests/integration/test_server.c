@@ -67,7 +67,8 @@ Test(server, login_good_and_bad)
 {
     struct ws w;
     cr_assert(ws_open(&w, d.port));
-    cJSON *r = ws_call(&w, "{\"id\":1,\"op\":\"login\",\"login\":\"admin\",\"password\":\"nope-nope\"}");
+    cJSON *r =
+        ws_call(&w, "{\"id\":1,\"op\":\"login\",\"login\":\"admin\",\"password\":\"nope-nope\"}");
     cr_assert_str_eq(reply_code(r), "unauthorized");
     cJSON_Delete(r);
     r = ws_call(&w, "{\"id\":2,\"op\":\"login\",\"login\":\"ghost\",\"password\":\"whatever-1\"}");
@@ -188,7 +189,8 @@ Test(server, disabling_a_user_closes_its_live_connection)
 
     struct ws s2;
     cr_assert(ws_open(&s2, d.port));
-    r = ws_call(&s2, "{\"id\":1,\"op\":\"login\",\"login\":\"sato\",\"password\":\"sato-password-1\"}");
+    r = ws_call(&s2,
+                "{\"id\":1,\"op\":\"login\",\"login\":\"sato\",\"password\":\"sato-password-1\"}");
     cr_assert_str_eq(reply_code(r), "unauthorized");
     cJSON_Delete(r);
 
@@ -244,16 +246,17 @@ Test(server, one_time_password_must_be_changed_first)
     r = ws_call(&u, req);
     cr_assert_str_eq(reply_code(r), "bad_request", "the login id is not a password");
     cJSON_Delete(r);
-    snprintf(req, sizeof req,
-             "{\"id\":4,\"op\":\"passwd\",\"old_password\":\"%s\",\"new_password\":\"kato-new-pass\"}",
-             otp);
+    snprintf(
+        req, sizeof req,
+        "{\"id\":4,\"op\":\"passwd\",\"old_password\":\"%s\",\"new_password\":\"kato-new-pass\"}",
+        otp);
     r = ws_call(&u, req);
     cr_assert_str_eq(reply_code(r), "ok");
     cJSON_Delete(r);
     r = ws_call(&u, "{\"id\":5,\"op\":\"whoami\"}");
     cr_assert_str_eq(reply_code(r), "ok");
-    cr_assert(!cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "user"),
-                                                "must_change_password")));
+    cr_assert(
+        !cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "user"), "must_change_password")));
     cJSON_Delete(r);
     ws_close_fd(&u);
     ws_close_fd(&a);
@@ -270,10 +273,10 @@ Test(server, bad_input_gets_documented_errors)
     } cases[] = {
         {"{not json", "bad_request"},
         {"[1,2,3]", "bad_request"},
-        {"{\"op\":\"whoami\"}", "bad_request"},                    /* no id */
-        {"{\"id\":1}", "bad_request"},                             /* no op */
-        {"{\"id\":1,\"op\":\"no.such.op\"}", "bad_request"},       /* unknown op */
-        {"{\"id\":1,\"op\":\"user.disable\"}", "bad_request"},     /* missing field */
+        {"{\"op\":\"whoami\"}", "bad_request"},                             /* no id */
+        {"{\"id\":1}", "bad_request"},                                      /* no op */
+        {"{\"id\":1,\"op\":\"no.such.op\"}", "bad_request"},                /* unknown op */
+        {"{\"id\":1,\"op\":\"user.disable\"}", "bad_request"},              /* missing field */
         {"{\"id\":1,\"op\":\"user.disable\",\"login\":42}", "bad_request"}, /* wrong type */
         {"{\"id\":1,\"op\":\"whoami\",\"extra\":true}", "bad_request"},     /* unknown field */
         {"{\"id\":1,\"op\":\"user.disable\",\"login\":\"nobody\"}", "not_found"},
@@ -359,4 +362,30 @@ Test(server, sigterm_sends_close_frames_and_exits_cleanly)
     cr_assert_eq(ws_wait_close(&w, 5000), 1001, "going away");
     cr_assert_eq(kzd_stop(&d), 0);
     ws_close_fd(&w);
+}
+
+Test(server, init_is_idempotent_and_serve_guards_its_directory)
+{
+    char out[2048];
+    const char *init[] = {KIZUNAD_PATH, "init", "--data", d.dir, "--config", d.config, NULL};
+    const char *env[] = {"KIZUNA_ADMIN_PASSWORD=another-password-9", NULL};
+    cr_assert_eq(run_capture(init, env, NULL, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "nothing changed"), "%s", out);
+    assert_still_serving(); /* the admin password is still the first one */
+
+    const char *second[] = {KIZUNAD_PATH, "serve",       "--data", d.dir,
+                            "--listen",   "127.0.0.1:0", NULL};
+    cr_assert_eq(run_capture(second, NULL, NULL, out, sizeof out), 1,
+                 "a second server on the same directory is refused");
+
+    char empty[300];
+    snprintf(empty, sizeof empty, "%s/never-initialised", d.dir);
+    const char *uninit[] = {KIZUNAD_PATH, "serve",       "--data", empty,
+                            "--listen",   "127.0.0.1:0", NULL};
+    cr_assert_eq(run_capture(uninit, NULL, NULL, out, sizeof out), 1);
+
+    const char *badcfg[] = {KIZUNAD_PATH,         "serve", "--data", d.dir, "--set",
+                            "max_connections=-4", NULL};
+    cr_assert_eq(run_capture(badcfg, NULL, NULL, out, sizeof out), 2,
+                 "bad settings are usage errors");
 }

@@ -205,8 +205,9 @@ void kzd_teardown(struct kzd *d)
     (void)rm;
     if (rc != 0) {
         /* Criterion ignores assertions in .fini, but not a crashed test. */
-        fprintf(stderr, "kizunad did not exit cleanly (status %d): a crash, a sanitizer report or "
-                        "a leak; its log is above\n",
+        fprintf(stderr,
+                "kizunad did not exit cleanly (status %d): a crash, a sanitizer report or "
+                "a leak; its log is above\n",
                 rc);
         abort();
     }
@@ -264,12 +265,14 @@ int http_request(int port, const char *method, const char *path, const char *hea
     if (fd < 0)
         return -1;
     char req[8192];
-    int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s",
-                     method, path, headers ? headers : "");
+    int n =
+        snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s",
+                 method, path, headers ? headers : "");
     if (reqbody)
         n += snprintf(req + n, sizeof req - (size_t)n, "Content-Length: %zu\r\n", strlen(reqbody));
     n += snprintf(req + n, sizeof req - (size_t)n, "\r\n");
-    bool ok = write_all(fd, req, (size_t)n) && (!reqbody || write_all(fd, reqbody, strlen(reqbody)));
+    bool ok =
+        write_all(fd, req, (size_t)n) && (!reqbody || write_all(fd, reqbody, strlen(reqbody)));
     char resp[65536];
     size_t len = 0;
     long long deadline = now_ms() + IO_DEADLINE_MS;
@@ -397,8 +400,8 @@ char *ws_recv_text(struct ws *w, int timeout_ms)
         }
         payload[len] = '\0';
         if (opcode == 0x8) {
-            w->close_code = len >= 2 ? ((unsigned char)payload[0] << 8) | (unsigned char)payload[1]
-                                     : 1005;
+            w->close_code =
+                len >= 2 ? ((unsigned char)payload[0] << 8) | (unsigned char)payload[1] : 1005;
             snprintf(w->close_reason, sizeof w->close_reason, "%s", len > 2 ? payload + 2 : "");
             free(payload);
             return NULL;

@@ -14,9 +14,9 @@
 struct kzd {
     pid_t pid;
     int port;
-    char dir[256];     /* the data directory */
-    char config[300];  /* a config file that makes password hashing cheap */
-    char url[64];      /* http://127.0.0.1:PORT */
+    char dir[256];    /* the data directory */
+    char config[300]; /* a config file that makes password hashing cheap */
+    char url[64];     /* http://127.0.0.1:PORT */
 };
 
 /* Makes a temporary directory, runs `kizunad init` in it (admin/TEST_ADMIN_PASSWORD) and

@@ -89,7 +89,8 @@ static void setup(void)
     struct store_options o = {.path = path, .sync_full = false, .busy_timeout_ms = 100};
     cr_assert_eq(store_open(&o, &st, err, sizeof err), STORE_OK, "%s", err);
     workers = kz_workers_start(1, 4, no_wake, NULL);
-    struct srv_transport tx = {fake_send, fake_bind, fake_close, fake_pause, fake_want_commit, NULL};
+    struct srv_transport tx = {fake_send,  fake_bind,        fake_close,
+                               fake_pause, fake_want_commit, NULL};
     srv = srv_new(&cfg, st, workers, &tx);
     add_user("admin", "admin", "admin-password");
     add_user("staff1", "staff", "staff-password");
@@ -176,7 +177,7 @@ Test(proto, every_op_is_documented)
                       "docs/protocol.md: op %s lacks field %s", ops[i].name, field);
         }
     }
-    const char *codes[] = {"bad_request", "unauthorized", "forbidden", "not_found",
+    const char *codes[] = {"bad_request", "unauthorized", "forbidden",    "not_found",
                            "conflict",    "too_large",    "rate_limited", "internal"};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
         cr_expect(strstr(doc, codes[i]), "error code %s undocumented", codes[i]);
@@ -194,8 +195,14 @@ Test(proto, error_codes_map_one_to_one)
 Test(proto, malformed_requests_are_bad_request)
 {
     const char *frames[] = {
-        "", "nope", "42", "{\"id\":1}", "{\"op\":\"whoami\"}", "{\"id\":{},\"op\":\"whoami\"}",
-        "{\"id\":1,\"op\":7}", "{\"id\":1,\"op\":\"nope\"}",
+        "",
+        "nope",
+        "42",
+        "{\"id\":1}",
+        "{\"op\":\"whoami\"}",
+        "{\"id\":{},\"op\":\"whoami\"}",
+        "{\"id\":1,\"op\":7}",
+        "{\"id\":1,\"op\":\"nope\"}",
         "{\"id\":1,\"op\":\"login\",\"login\":\"admin\"}",
         "{\"id\":1,\"op\":\"login\",\"login\":\"admin\",\"password\":5}",
         "{\"id\":1,\"op\":\"login\",\"login\":\"admin\",\"password\":\"\"}",
@@ -203,7 +210,8 @@ Test(proto, malformed_requests_are_bad_request)
     };
     for (size_t i = 0; i < sizeof frames / sizeof frames[0]; i++) {
         cJSON *r = ws(1, frames[i]);
-        cr_assert_str_eq(code(r), "bad_request", "frame '%s' -> %s", frames[i], fake.text[fake.n - 1]);
+        cr_assert_str_eq(code(r), "bad_request", "frame '%s' -> %s", frames[i],
+                         fake.text[fake.n - 1]);
         cJSON_Delete(r);
     }
     cJSON *r = ws(1, "{\"id\":\"abc\",\"op\":\"nope\"}");

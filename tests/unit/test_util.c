@@ -12,8 +12,9 @@ Test(config, defaults_and_json_and_overrides)
     cr_assert_str_eq(c.listen, "127.0.0.1:8080");
     cr_assert_eq(c.sqlite_synchronous_full, 1);
     cr_assert_eq(c.log_level, KZ_LOG_INFO);
-    cr_assert_eq(kz_config_apply_json(&c, "{\"max_connections\":500,\"log_level\":\"debug\","
-                                          "\"sqlite_synchronous_full\":false}",
+    cr_assert_eq(kz_config_apply_json(&c,
+                                      "{\"max_connections\":500,\"log_level\":\"debug\","
+                                      "\"sqlite_synchronous_full\":false}",
                                       err, sizeof err),
                  0, "%s", err);
     cr_assert_eq(c.max_connections, 500);
@@ -48,8 +49,11 @@ Test(utf8, accepts_valid_and_rejects_invalid)
     const char *good[] = {"", "ascii", "日本語の文章", "絆", "\xf0\x9f\x98\x80"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         cr_assert(kz_utf8_valid(good[i], strlen(good[i])), "%zu", i);
-    const char *bad[] = {"\xff", "\xc0\xaf" /* overlong '/' */, "\xed\xa0\x80" /* surrogate */,
-                         "\xe6\x97" /* truncated */, "\xf4\x90\x80\x80" /* > U+10FFFF */,
+    const char *bad[] = {"\xff",
+                         "\xc0\xaf" /* overlong '/' */,
+                         "\xed\xa0\x80" /* surrogate */,
+                         "\xe6\x97" /* truncated */,
+                         "\xf4\x90\x80\x80" /* > U+10FFFF */,
                          "a\x80"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_assert(!kz_utf8_valid(bad[i], strlen(bad[i])), "%zu", i);
