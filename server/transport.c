@@ -419,7 +419,11 @@ static int http_begin(struct transport *t, struct http_conn *h, struct lws *wsi,
             http_reply_error(t, h, KZ_UNAUTHORIZED, "use Authorization: Bearer <token>");
             return 0;
         }
-        snprintf(h->bearer, sizeof h->bearer, "%s", auth + 7);
+        if (strlen(auth + 7) >= sizeof h->bearer) {
+            http_reply_error(t, h, KZ_UNAUTHORIZED, "the token is not valid: log in again");
+            return 0;
+        }
+        memcpy(h->bearer, auth + 7, strlen(auth + 7) + 1);
     }
     char clen[32] = "";
     if (lws_hdr_copy(wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) {
