@@ -51,8 +51,9 @@ test)
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
     ctest --test-dir build/asan --output-on-failure -j "$JOBS"
-    # The same integration scenario, kizunad under valgrind (a build without sanitizers).
-    build build/plain -DCMAKE_BUILD_TYPE=Debug
+    # The same integration scenario, kizunad under valgrind, on the optimised build that
+    # `run` uses (it also catches warnings only -O2 reports).
+    build build/plain -DCMAKE_BUILD_TYPE=RelWithDebInfo
     KIZUNA_TEST_WRAPPER="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
 --errors-for-leak-kinds=definite,indirect --error-exitcode=99" \
         ctest --test-dir build/plain --output-on-failure -R test_server
