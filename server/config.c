@@ -53,6 +53,14 @@ static const struct cfg_entry table[] = {
     INT(session_touch_interval_s, 1, 86400, 60, "how often a session's last-seen time is written"),
     INT(shutdown_grace_ms, 0, 60000, 3000,
         "on SIGTERM, how long to wait for clients to take their close frames"),
+    {"server_id", CFG_STR, offsetof(struct kz_config, server_id),
+     sizeof(((struct kz_config *)0)->server_id), 0, 0, 0, "",
+     "this server's name in room event logs; empty derives one from the server key"},
+    INT(sync_page_max, 10, 10000, 500, "most events one sync reply carries"),
+    INT(history_page_max, 10, 10000, 200, "most events one history reply carries"),
+    INT(read_push_interval_ms, 10, 60000, 300,
+        "read-marker changes are pushed to room members at most this often"),
+    INT(room_max_members, 2, 100000, 5000, "most members one room may have"),
 };
 #define TABLE_LEN (sizeof table / sizeof table[0])
 

@@ -310,6 +310,15 @@ static int cmd_serve(int argc, char **argv)
     char key_b64[64];
     sodium_bin2base64(key_b64, sizeof key_b64, pk, sizeof pk,
                       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    /* The origin names this server's logs in every room; without a configured name it is
+     * derived from the key, so it is stable for the life of the data directory. Incarnation 1
+     * until restore-from-backup (FEDERATION.md F15) can bump it. */
+    char origin[64];
+    if (o.cfg.server_id[0])
+        snprintf(origin, sizeof origin, "%s", o.cfg.server_id);
+    else
+        snprintf(origin, sizeof origin, "kz-%.12s", key_b64);
+    srv_set_identity(srv, origin, 1, sk);
     char host[128];
     snprintf(host, sizeof host, "%s", o.cfg.listen);
     *strrchr(host, ':') = '\0';

@@ -3,9 +3,10 @@
  *
  * Replies to anything that ran while a transaction was open are held until srv_commit() has
  * made that transaction durable: an acknowledgement always means "on disk". */
-#include "server.h"
+#include "core.h"
 
 #include <libwebsockets.h>
+#include <sodium.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,23 +66,6 @@ void kz_frame_unref(struct kz_frame *f)
         free(f);
 }
 
-/* A reply waiting for the transaction it depends on. */
-struct held {
-    uint64_t conn_id;
-    bool is_http;
-    cJSON *id;
-    struct kz_frame *frame;
-    struct held *next;
-};
-
-struct srv {
-    const struct kz_config *cfg;
-    struct store *store;
-    struct kz_workers *workers;
-    struct srv_transport tx;
-    struct held *held_head, *held_tail;
-};
-
 struct srv *srv_new(const struct kz_config *cfg, struct store *store, struct kz_workers *workers,
                     const struct srv_transport *tx)
 {
@@ -100,7 +84,25 @@ void srv_free(struct srv *s)
     if (!s)
         return;
     srv_commit(s);
+    srv_events_forget(s);
+    free(s->pending);
+    srv_reads_free(s);
+    sodium_memzero(s->sk, sizeof s->sk);
     free(s);
+}
+
+void srv_set_identity(struct srv *s, const char *origin, int64_t inc, const uint8_t sk[64])
+{
+    snprintf(s->origin, sizeof s->origin, "%s", origin);
+    s->inc = inc;
+    memcpy(s->sk, sk, sizeof s->sk);
+}
+
+void srv_tick(struct srv *s)
+{
+    s->tick_scheduled = false;
+    srv_commit(s); /* markers are pushed only once they are on disk */
+    srv_reads_push(s);
 }
 
 struct store *srv_store(struct srv *s)
@@ -136,6 +138,9 @@ struct kz_workers *srv_workers(struct srv *s)
         n, F_STRING, false, max, 1                                                                 \
     }
 #define LOGIN_ARG REQ("login", STORE_LOGIN_MAX)
+#define ROOM_ARG  REQ("room", STORE_ROOM_ID_MAX)
+#define POS_ARG   {"pos", F_INT, true, KZ_POS_MAX, 1}
+#define LIMIT_ARG {"limit", F_INT, false, 10000, 1}
 
 static const struct srv_op ops[] = {
     /* sessions and one's own account */
@@ -181,6 +186,77 @@ static const struct srv_op ops[] = {
      .access = OP_ADMIN,
      .fields = {LOGIN_ARG},
      .fn = op_user_reset_password},
+    /* rooms */
+    {.name = "room.create",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {REQ("name", STORE_NAME_MAX), OPT("topic", STORE_TOPIC_MAX),
+                {"members", F_LOGINS, false, 1000, 0}},
+     .fn = op_room_create},
+    {.name = "room.direct",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {REQ("user", STORE_LOGIN_MAX)},
+     .fn = op_room_direct},
+    {.name = "room.update",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {ROOM_ARG, OPT("name", STORE_NAME_MAX), {"topic", F_STRING, false, STORE_TOPIC_MAX, 0}},
+     .fn = op_room_update},
+    {.name = "room.invite",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {ROOM_ARG, REQ("user", STORE_LOGIN_MAX)},
+     .fn = op_room_invite},
+    {.name = "room.remove",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {ROOM_ARG, REQ("user", STORE_LOGIN_MAX)},
+     .fn = op_room_remove},
+    {.name = "room.leave", .access = OP_USER, .writes = true, .fields = {ROOM_ARG}, .fn = op_room_leave},
+    {.name = "room.admin",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {ROOM_ARG, REQ("user", STORE_LOGIN_MAX), {"admin", F_BOOL, true, 0, 0}},
+     .fn = op_room_admin},
+    {.name = "room.members", .access = OP_USER, .fields = {ROOM_ARG}, .fn = op_room_members},
+    {.name = "room.list", .access = OP_USER, .fn = op_room_list},
+    /* talk */
+    {.name = "msg.send",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {ROOM_ARG, REQ("body", 1 << 20), OPT("client_id", 64)},
+     .fn = op_msg_send},
+    {.name = "msg.edit",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {ROOM_ARG, POS_ARG, REQ("body", 1 << 20)},
+     .fn = op_msg_edit},
+    {.name = "msg.delete",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {ROOM_ARG, POS_ARG},
+     .fn = op_msg_delete},
+    {.name = "history",
+     .access = OP_USER,
+     .fields = {ROOM_ARG, {"before", F_INT, false, KZ_POS_MAX, 1},
+                {"after", F_INT, false, KZ_POS_MAX, 0}, LIMIT_ARG},
+     .fn = op_history},
+    {.name = "sync",
+     .access = OP_USER,
+     .fields = {{"since", F_INT, false, KZ_POS_MAX, 0}, LIMIT_ARG},
+     .fn = op_sync},
+    {.name = "read",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {ROOM_ARG, {"pos", F_INT, false, KZ_POS_MAX, 1}},
+     .fn = op_read},
+    {.name = "readers", .access = OP_USER, .fields = {ROOM_ARG, POS_ARG}, .fn = op_readers},
+    {.name = "search",
+     .access = OP_USER,
+     .fields = {REQ("query", 256), OPT("room", STORE_ROOM_ID_MAX),
+                {"before", F_INT, false, KZ_POS_MAX, 1}, LIMIT_ARG},
+     .fn = op_search},
 };
 
 const struct srv_op *srv_op_table(size_t *count)
@@ -256,6 +332,7 @@ void srv_commit(struct srv *s)
     }
     struct held *h = s->held_head;
     s->held_head = s->held_tail = NULL;
+    /* Replies first, then events: a sender sees its acknowledgement before its own echo. */
     while (h) {
         struct held *next = h->next;
         if (ok) {
@@ -270,6 +347,15 @@ void srv_commit(struct srv *s)
         cJSON_Delete(h->id);
         free(h);
         h = next;
+    }
+    if (ok) {
+        srv_events_deliver(s);
+    } else {
+        /* Positions of the lost transaction will be handed out again: every live connection
+         * must resync rather than trust what it was sent. */
+        srv_events_forget(s);
+        struct srv_close all = {.reason = "server error: reconnect and resume"};
+        s->tx.close_conns(s->tx.ctx, &all);
     }
 }
 
@@ -351,6 +437,18 @@ bool srv_arg_bool(const struct srv_call *c, const char *name, bool dflt)
     return cJSON_IsBool(v) ? cJSON_IsTrue(v) : dflt;
 }
 
+int64_t srv_arg_int(const struct srv_call *c, const char *name, int64_t dflt)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c->args, name);
+    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : dflt;
+}
+
+const cJSON *srv_arg_list(const struct srv_call *c, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c->args, name);
+    return cJSON_IsArray(v) ? v : NULL;
+}
+
 static const struct srv_field *field_find(const struct srv_op *op, const char *name)
 {
     for (int i = 0; i < SRV_FIELDS_MAX && op->fields[i].name; i++)
@@ -386,6 +484,21 @@ static enum kz_err check_field(struct srv_call *c, const struct srv_field *f, co
         if (!cJSON_IsBool(v))
             return srv_fail(c, KZ_BAD_REQUEST, "field '%s' must be true or false", f->name);
         return KZ_OK;
+    case F_LOGINS: {
+        if (!cJSON_IsArray(v))
+            return srv_fail(c, KZ_BAD_REQUEST, "field '%s' must be an array of login ids",
+                            f->name);
+        if (cJSON_GetArraySize(v) > f->max)
+            return srv_fail(c, KZ_BAD_REQUEST, "field '%s' has more than %lld items", f->name,
+                            f->max);
+        const cJSON *item;
+        cJSON_ArrayForEach(item, v)
+        {
+            if (!cJSON_IsString(item) || !kz_login_valid(item->valuestring))
+                return srv_fail(c, KZ_BAD_REQUEST, "field '%s' must hold login ids", f->name);
+        }
+        return KZ_OK;
+    }
     }
     return KZ_INTERNAL;
 }

@@ -15,6 +15,8 @@
 #include "store.h"
 
 #define KZ_VERSION "0.1.0"
+/* Positions and other integers in JSON stay exact up to 2^53 - 1. */
+#define KZ_POS_MAX 9007199254740991LL
 
 /* ---- errors: one enum, mapped one-to-one to the protocol's stable string codes ---- */
 enum kz_err {
@@ -50,6 +52,11 @@ struct kz_config {
     long long password_min_length;
     long long session_touch_interval_s;
     long long shutdown_grace_ms;
+    char server_id[64]; /* this server's name in event logs; "" derives one from its key */
+    long long sync_page_max;
+    long long history_page_max;
+    long long read_push_interval_ms;
+    long long room_max_members;
 };
 
 /* Fills cfg with every default. */
@@ -154,12 +161,12 @@ enum srv_op_access {
     OP_ADMIN, /* role admin */
 };
 
-enum srv_field_type { F_STRING, F_INT, F_BOOL };
+enum srv_field_type { F_STRING, F_INT, F_BOOL, F_LOGINS };
 struct srv_field {
     const char *name;
     enum srv_field_type type;
     bool required;
-    long long max; /* F_STRING: bytes; F_INT: value */
+    long long max; /* F_STRING: bytes; F_INT: value; F_LOGINS: items */
     long long min; /* F_STRING: bytes; F_INT: value */
 };
 #define SRV_FIELDS_MAX 8
@@ -173,7 +180,7 @@ struct srv_op {
     enum kz_err (*fn)(struct srv_call *c);
 };
 
-/* Which live connections to close: those of user_id, limited to session_id if nonzero,
+/* Which live connections to close: those of user_id (0: everyone's), limited to session_id if nonzero,
  * sparing keep_session_id (if nonzero) and the connection except_conn. */
 struct srv_close {
     int64_t user_id;
@@ -197,6 +204,13 @@ struct srv_transport {
     void (*pause)(void *ctx, uint64_t conn_id, bool paused);
     /* A transaction is open: call srv_commit() at the end of this loop turn. */
     void (*want_commit)(void *ctx);
+    /* Start live delivery on a connection; pos is the last position the client has. */
+    void (*subscribe)(void *ctx, uint64_t conn_id, int64_t pos);
+    /* Hand a frame to every subscribed connection of a user that has not had position pos
+     * yet (pos 0: a state update that goes to every subscribed connection). */
+    void (*push)(void *ctx, int64_t user_id, int64_t pos, struct kz_frame *f);
+    /* Call srv_tick() in about ms milliseconds. */
+    void (*timer)(void *ctx, int ms);
     void *ctx;
 };
 
@@ -214,9 +228,40 @@ void srv_handle_http(struct srv *s, uint64_t conn_id, const char *op, const char
 /* Sends a protocol error that belongs to no request (id null), e.g. for an oversized frame. */
 void srv_send_error(struct srv *s, uint64_t conn_id, bool is_http, enum kz_err e, const char *msg);
 
-/* Commits the open transaction, then releases the replies held for it (or, if the commit
- * failed, answers each of them with `internal`). */
+/* Commits the open transaction, then releases the replies held for it and pushes the events
+ * it created to their rooms' members (or, if the commit failed, answers each held reply with
+ * `internal` and closes every live connection so that clients resume). */
 void srv_commit(struct srv *s);
+/* Periodic work the transport's timer triggers: coalesced read-marker pushes. */
+void srv_tick(struct srv *s);
+/* Sets the identity events are signed with: origin name, incarnation and Ed25519 secret key
+ * (copied). */
+void srv_set_identity(struct srv *s, const char *origin, int64_t inc, const uint8_t sk[64]);
+
+/* ---- room events (events.c) ---- */
+/* What srv_event_append created. */
+struct srv_appended {
+    int64_t pos;
+    int64_t ts;
+    char event_id[STORE_ROOM_ID_MAX + 1];
+};
+/* Signs and appends an event to a room's local log inside the open transaction, and queues it
+ * for delivery to the room's members (and to `also_user`, e.g. someone just removed) once the
+ * transaction commits. content is consumed. room_id NULL means a room.create event, whose hash
+ * names the room: out->event_id then doubles as the new room id and room must be 0 until the
+ * caller inserts the room with srv_event_append_create(). */
+enum kz_err srv_event_append(struct srv_call *c, const struct store_room *room, const char *type,
+                             cJSON *content, int64_t also_user, struct srv_appended *out);
+/* Creates a room: builds its signed room.create event, derives the room id from it, inserts the
+ * room (kind, name, topic from r) and the event. Fills r->id and r->room_id. */
+enum kz_err srv_room_create(struct srv_call *c, struct store_room *r, const char *direct_key,
+                            struct srv_appended *out);
+/* An event as clients see it (caller owns the result): payload fields, position, sender's
+ * name, and for messages the current text (from m if given) and read count. */
+cJSON *srv_event_json(struct srv *s, const struct store_event *e, const struct store_message *m);
+/* Queues a read-marker change for the coalesced `read` push. */
+void srv_read_changed(struct srv *s, int64_t room, int64_t user_id, int64_t old_pos,
+                      int64_t new_pos);
 
 /* Finishes a call: closes its savepoint, builds the reply and frees the call. */
 void srv_call_finish(struct srv_call *c, enum kz_err e);
@@ -228,6 +273,9 @@ enum kz_err srv_call_write_begin(struct srv_call *c);
 /* A string argument (NULL if absent). Arguments were checked against the op's fields. */
 const char *srv_arg_str(const struct srv_call *c, const char *name);
 bool srv_arg_bool(const struct srv_call *c, const char *name, bool dflt);
+int64_t srv_arg_int(const struct srv_call *c, const char *name, int64_t dflt);
+/* The array of an F_LOGINS argument (NULL if absent). */
+const cJSON *srv_arg_list(const struct srv_call *c, const char *name);
 
 /* Accessors used by the ops. */
 struct store *srv_store(struct srv *s);
@@ -250,6 +298,29 @@ enum kz_err op_user_list(struct srv_call *c);
 enum kz_err op_user_disable(struct srv_call *c);
 enum kz_err op_user_enable(struct srv_call *c);
 enum kz_err op_user_reset_password(struct srv_call *c);
+/* ops_rooms.c */
+enum kz_err op_room_create(struct srv_call *c);
+enum kz_err op_room_direct(struct srv_call *c);
+enum kz_err op_room_update(struct srv_call *c);
+enum kz_err op_room_invite(struct srv_call *c);
+enum kz_err op_room_remove(struct srv_call *c);
+enum kz_err op_room_leave(struct srv_call *c);
+enum kz_err op_room_admin(struct srv_call *c);
+enum kz_err op_room_members(struct srv_call *c);
+enum kz_err op_room_list(struct srv_call *c);
+/* ops_talk.c */
+enum kz_err op_msg_send(struct srv_call *c);
+enum kz_err op_msg_edit(struct srv_call *c);
+enum kz_err op_msg_delete(struct srv_call *c);
+enum kz_err op_history(struct srv_call *c);
+enum kz_err op_sync(struct srv_call *c);
+enum kz_err op_read(struct srv_call *c);
+enum kz_err op_readers(struct srv_call *c);
+enum kz_err op_search(struct srv_call *c);
+/* Finds a room by the `room` argument for a current member; not_found (the same answer for a
+ * room that does not exist) otherwise. */
+enum kz_err srv_room_for_member(struct srv_call *c, struct store_room *room,
+                                struct store_member *me);
 
 /* A user as the protocol shows it (caller owns the result). */
 cJSON *srv_user_json(const struct store_user *u);

@@ -10,6 +10,7 @@
  * and never grows the server's memory. Exactly one lws_write per WRITEABLE callback.
  */
 #include "transport.h"
+#include "idmap.h"
 
 #include <libwebsockets.h>
 #include <signal.h>
@@ -44,6 +45,9 @@ struct ws_conn {
     bool close_when_drained; /* ... after the queue has gone out (else at once) */
     char close_reason[64];
     struct ws_conn *prev, *next; /* all WebSocket connections, for close_conns and shutdown */
+    struct ws_conn *user_prev, *user_next; /* the bound user's connections (by_user) */
+    bool subscribed;                       /* live events flow (sync caught up) ... */
+    int64_t sub_pos;                       /* ... and this is the last position sent */
 };
 
 struct http_conn {
@@ -58,23 +62,18 @@ struct http_conn {
     bool close_after; /* the request was refused before its body was read */
 };
 
-/* Open-addressing table from connection id to connection; ids are never reused. */
-struct conn_table {
-    struct conn **slots;
-    size_t cap, used, tombs;
-};
-static struct conn tombstone;
-
 struct transport {
     struct lws_context *ctx;
     const struct kz_config *cfg;
     struct srv *srv;
     struct kz_workers *workers;
-    struct conn_table table;
+    struct idmap conns;   /* connection id -> struct conn */
+    struct idmap by_user; /* user id -> first ws_conn of that user (linked by user_next) */
     uint64_t next_id;
     struct ws_conn *ws_list;
     size_t ws_count;
     lws_sorted_usec_list_t commit_sul;
+    lws_sorted_usec_list_t tick_sul;
     lws_sorted_usec_list_t deadline_sul;
     bool deadline_passed;
     int port;
@@ -82,80 +81,6 @@ struct transport {
 
 static volatile sig_atomic_t stop_requested;
 static struct lws_context *signal_ctx;
-
-/* ---- connection table ---- */
-
-static size_t slot_of(uint64_t id, size_t cap)
-{
-    return (size_t)((id * 0x9e3779b97f4a7c15ULL) >> 7) & (cap - 1);
-}
-
-static int table_grow(struct conn_table *t)
-{
-    size_t cap = t->cap ? t->cap * 2 : 256;
-    while (t->used * 2 >= cap)
-        cap *= 2;
-    struct conn **slots = calloc(cap, sizeof *slots);
-    if (!slots)
-        return -1;
-    for (size_t i = 0; i < t->cap; i++) {
-        struct conn *c = t->slots[i];
-        if (!c || c == &tombstone)
-            continue;
-        size_t j = slot_of(c->id, cap);
-        while (slots[j])
-            j = (j + 1) & (cap - 1);
-        slots[j] = c;
-    }
-    free(t->slots);
-    t->slots = slots;
-    t->cap = cap;
-    t->tombs = 0;
-    return 0;
-}
-
-static int table_put(struct conn_table *t, struct conn *c)
-{
-    if ((t->used + t->tombs + 1) * 2 > t->cap && table_grow(t) != 0)
-        return -1;
-    size_t j = slot_of(c->id, t->cap);
-    while (t->slots[j] && t->slots[j] != &tombstone)
-        j = (j + 1) & (t->cap - 1);
-    if (t->slots[j] == &tombstone)
-        t->tombs--;
-    t->slots[j] = c;
-    t->used++;
-    return 0;
-}
-
-static size_t table_find_slot(const struct conn_table *t, uint64_t id)
-{
-    if (!t->cap)
-        return SIZE_MAX;
-    for (size_t j = slot_of(id, t->cap);; j = (j + 1) & (t->cap - 1)) {
-        struct conn *c = t->slots[j];
-        if (!c)
-            return SIZE_MAX;
-        if (c != &tombstone && c->id == id)
-            return j;
-    }
-}
-
-static struct conn *table_get(const struct conn_table *t, uint64_t id)
-{
-    size_t j = table_find_slot(t, id);
-    return j == SIZE_MAX ? NULL : t->slots[j];
-}
-
-static void table_del(struct conn_table *t, uint64_t id)
-{
-    size_t j = table_find_slot(t, id);
-    if (j == SIZE_MAX)
-        return;
-    t->slots[j] = &tombstone;
-    t->used--;
-    t->tombs++;
-}
 
 static struct transport *transport_of(struct lws *wsi)
 {
@@ -168,14 +93,14 @@ static int conn_register(struct transport *t, struct conn *c, struct lws *wsi, b
     c->wsi = wsi;
     c->is_ws = is_ws;
     lws_get_peer_simple(wsi, c->peer, sizeof c->peer);
-    return table_put(&t->table, c);
+    return idmap_put(&t->conns, c->id, c);
 }
 
 static void conn_unregister(struct transport *t, struct conn *c)
 {
     if (!c->id)
         return;
-    table_del(&t->table, c->id);
+    idmap_del(&t->conns, c->id);
     c->id = 0;
 }
 
@@ -190,6 +115,36 @@ static void ws_queue_clear(struct ws_conn *w)
     }
     w->q_head = w->q_tail = NULL;
     w->q_bytes = 0;
+}
+
+static void user_unlink(struct transport *t, struct ws_conn *w)
+{
+    if (!w->user_id)
+        return;
+    if (w->user_prev)
+        w->user_prev->user_next = w->user_next;
+    else if (w->user_next)
+        idmap_put(&t->by_user, (uint64_t)w->user_id, w->user_next);
+    else
+        idmap_del(&t->by_user, (uint64_t)w->user_id);
+    if (w->user_next)
+        w->user_next->user_prev = w->user_prev;
+    w->user_prev = w->user_next = NULL;
+    w->user_id = w->session_id = 0;
+    w->subscribed = false;
+}
+
+static int user_link(struct transport *t, struct ws_conn *w, int64_t user_id, int64_t session_id)
+{
+    struct ws_conn *head = idmap_get(&t->by_user, (uint64_t)user_id);
+    if (idmap_put(&t->by_user, (uint64_t)user_id, w) != 0)
+        return -1;
+    w->user_next = head;
+    if (head)
+        head->user_prev = w;
+    w->user_id = user_id;
+    w->session_id = session_id;
+    return 0;
 }
 
 static void ws_close(struct ws_conn *w, int code, const char *reason, bool after_drain)
@@ -345,6 +300,7 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
             return 0;
         KZ_DEBUG("ws_close", "conn=%llu", (unsigned long long)w->c.id);
         conn_unregister(t, &w->c);
+        user_unlink(t, w);
         if (w->prev)
             w->prev->next = w->next;
         else
@@ -527,7 +483,7 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
 static void tx_send(void *ctx, uint64_t conn_id, struct kz_frame *f)
 {
     struct transport *t = ctx;
-    struct conn *c = table_get(&t->table, conn_id);
+    struct conn *c = idmap_get(&t->conns, conn_id);
     if (!c)
         return; /* gone: the client will resume */
     if (c->is_ws) {
@@ -544,18 +500,55 @@ static void tx_send(void *ctx, uint64_t conn_id, struct kz_frame *f)
 static void tx_bind(void *ctx, uint64_t conn_id, int64_t session_id, int64_t user_id)
 {
     struct transport *t = ctx;
-    struct conn *c = table_get(&t->table, conn_id);
+    struct conn *c = idmap_get(&t->conns, conn_id);
     if (!c || !c->is_ws)
         return;
     struct ws_conn *w = (struct ws_conn *)c;
-    w->session_id = session_id;
-    w->user_id = user_id;
+    user_unlink(t, w);
+    if (user_id && user_link(t, w, user_id, session_id) != 0)
+        ws_close(w, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory", false);
+}
+
+static void tx_subscribe(void *ctx, uint64_t conn_id, int64_t pos)
+{
+    struct transport *t = ctx;
+    struct conn *c = idmap_get(&t->conns, conn_id);
+    if (!c || !c->is_ws || !((struct ws_conn *)c)->user_id)
+        return;
+    struct ws_conn *w = (struct ws_conn *)c;
+    w->subscribed = true;
+    w->sub_pos = pos;
+}
+
+static void tx_push(void *ctx, int64_t user_id, int64_t pos, struct kz_frame *f)
+{
+    struct transport *t = ctx;
+    for (struct ws_conn *w = idmap_get(&t->by_user, (uint64_t)user_id), *next; w; w = next) {
+        next = w->user_next; /* ws_enqueue may close w, which does not unlink it yet */
+        if (!w->subscribed || (pos && pos <= w->sub_pos))
+            continue;
+        if (pos)
+            w->sub_pos = pos;
+        ws_enqueue(t, w, f);
+    }
+}
+
+static void tick_cb(lws_sorted_usec_list_t *sul)
+{
+    struct transport *t = lws_container_of(sul, struct transport, tick_sul);
+    srv_tick(t->srv);
+}
+
+static void tx_timer(void *ctx, int ms)
+{
+    struct transport *t = ctx;
+    lws_sul_schedule(t->ctx, 0, &t->tick_sul, tick_cb, (lws_usec_t)ms * LWS_US_PER_MS);
 }
 
 static void tx_pause(void *ctx, uint64_t conn_id, bool paused)
 {
     struct transport *t = ctx;
-    struct conn *c = table_get(&t->table, conn_id);
+    struct conn *c = idmap_get(&t->conns, conn_id);
     if (c && c->is_ws)
         lws_rx_flow_control(c->wsi, paused ? 0 : 1);
 }
@@ -564,14 +557,16 @@ static void tx_close_conns(void *ctx, const struct srv_close *which)
 {
     struct transport *t = ctx;
     for (struct ws_conn *w = t->ws_list; w; w = w->next) {
-        if (w->user_id != which->user_id || w->c.id == which->except_conn)
+        if ((which->user_id && w->user_id != which->user_id) || w->c.id == which->except_conn)
             continue;
         if (which->session_id && w->session_id != which->session_id)
             continue;
         if (which->keep_session_id && w->session_id == which->keep_session_id)
             continue;
-        w->session_id = w->user_id = 0;
-        ws_close(w, LWS_CLOSE_STATUS_POLICY_VIOLATION, which->reason, false);
+        user_unlink(t, w);
+        ws_close(w, which->user_id ? LWS_CLOSE_STATUS_POLICY_VIOLATION
+                                   : LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+                 which->reason, false);
     }
 }
 
@@ -678,6 +673,9 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
     tx->bind = tx_bind;
     tx->close_conns = tx_close_conns;
     tx->pause = tx_pause;
+    tx->subscribe = tx_subscribe;
+    tx->push = tx_push;
+    tx->timer = tx_timer;
     tx->want_commit = tx_want_commit;
     tx->ctx = t;
     return t;
@@ -741,8 +739,10 @@ void transport_free(struct transport *t)
     if (!t)
         return;
     lws_sul_cancel(&t->commit_sul);
+    lws_sul_cancel(&t->tick_sul);
     signal_ctx = NULL;
     lws_context_destroy(t->ctx);
-    free(t->table.slots);
+    idmap_free(&t->conns);
+    idmap_free(&t->by_user);
     free(t);
 }

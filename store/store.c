@@ -1,5 +1,5 @@
 /* store.c - SQLite behind plain C structs. See store.h for the contract. */
-#include "store.h"
+#include "store_internal.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -32,6 +32,92 @@ static const char *const migrations[] = {
     "  ended_at INTEGER"
     ");"
     "CREATE INDEX sessions_user ON sessions(user_id) WHERE ended_at IS NULL;",
+
+    /* 2: talk rooms. Every room event is stored as the signed bytes its origin produced
+     * (events.payload/sig) in a per-(room, origin, incarnation) log; `pos` is the server-wide
+     * position that orders everything a client syncs. messages, room_members and read_marks
+     * are state derived from those events for fast history, read counts and search. */
+    "CREATE TABLE rooms ("
+    "  id INTEGER PRIMARY KEY,"
+    "  room_id TEXT NOT NULL UNIQUE,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('group','direct')),"
+    "  name TEXT NOT NULL,"
+    "  topic TEXT NOT NULL DEFAULT '',"
+    "  direct_key TEXT UNIQUE,"
+    "  created_by INTEGER NOT NULL REFERENCES users(id),"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE room_members ("
+    "  room INTEGER NOT NULL REFERENCES rooms(id),"
+    "  user_id INTEGER NOT NULL REFERENCES users(id),"
+    "  role TEXT NOT NULL CHECK (role IN ('admin','member')),"
+    "  joined_pos INTEGER NOT NULL,"
+    "  left_pos INTEGER,"
+    "  read_pos INTEGER NOT NULL DEFAULT 0,"
+    "  read_at INTEGER,"
+    "  PRIMARY KEY (room, user_id)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX room_members_user ON room_members(user_id, room);"
+    "CREATE TABLE logs ("
+    "  room INTEGER NOT NULL REFERENCES rooms(id),"
+    "  origin TEXT NOT NULL,"
+    "  inc INTEGER NOT NULL,"
+    "  head_seq INTEGER NOT NULL,"
+    "  head_id TEXT NOT NULL,"
+    "  PRIMARY KEY (room, origin, inc)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE events ("
+    "  pos INTEGER PRIMARY KEY,"
+    "  room INTEGER NOT NULL REFERENCES rooms(id),"
+    "  origin TEXT NOT NULL,"
+    "  inc INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  event_id TEXT NOT NULL UNIQUE,"
+    "  type TEXT NOT NULL,"
+    "  sender INTEGER REFERENCES users(id),"
+    "  ts INTEGER NOT NULL,"
+    "  payload BLOB NOT NULL,"
+    "  sig BLOB NOT NULL,"
+    "  UNIQUE (room, origin, inc, seq)"
+    ");"
+    "CREATE INDEX events_room ON events(room, pos);"
+    "CREATE TABLE messages ("
+    "  pos INTEGER PRIMARY KEY REFERENCES events(pos),"
+    "  room INTEGER NOT NULL REFERENCES rooms(id),"
+    "  sender INTEGER NOT NULL REFERENCES users(id),"
+    "  body TEXT NOT NULL,"
+    "  ts INTEGER NOT NULL,"
+    "  edited_at INTEGER,"
+    "  deleted INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX messages_room ON messages(room, pos);"
+    "CREATE TABLE client_ids ("
+    "  user_id INTEGER NOT NULL,"
+    "  client_id TEXT NOT NULL,"
+    "  pos INTEGER NOT NULL,"
+    "  PRIMARY KEY (user_id, client_id)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE read_marks ("
+    "  room INTEGER NOT NULL,"
+    "  user_id INTEGER NOT NULL,"
+    "  pos INTEGER NOT NULL,"
+    "  at INTEGER NOT NULL,"
+    "  PRIMARY KEY (room, user_id, pos)"
+    ") WITHOUT ROWID;"
+    /* trigram: substring search that works for Japanese, which has no spaces between words */
+    "CREATE VIRTUAL TABLE messages_fts USING fts5(body, content='messages', content_rowid='pos',"
+    "  tokenize='trigram');"
+    "CREATE TRIGGER messages_fts_ins AFTER INSERT ON messages BEGIN"
+    "  INSERT INTO messages_fts(rowid, body) VALUES (new.pos, new.body);"
+    "END;"
+    "CREATE TRIGGER messages_fts_del AFTER UPDATE OF body, deleted ON messages"
+    "  WHEN old.deleted = 0 BEGIN"
+    "  INSERT INTO messages_fts(messages_fts, rowid, body) VALUES ('delete', old.pos, old.body);"
+    "END;"
+    "CREATE TRIGGER messages_fts_upd AFTER UPDATE OF body, deleted ON messages"
+    "  WHEN new.deleted = 0 BEGIN"
+    "  INSERT INTO messages_fts(rowid, body) VALUES (new.pos, new.body);"
+    "END;",
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -51,6 +137,7 @@ enum stmt_id {
     S_SESSION_END_USER,
     S_COUNT
 };
+_Static_assert(S_COUNT <= STORE_CORE_STMTS, "raise STORE_CORE_STMTS");
 
 #define USER_COLS "id, login, name, role, disabled, must_change_pw, pw_hash, created_at, updated_at"
 
@@ -76,35 +163,26 @@ static const char *const stmt_sql[S_COUNT] = {
         "UPDATE sessions SET ended_at = ? WHERE user_id = ? AND id != ? AND ended_at IS NULL",
 };
 
-struct store {
-    sqlite3 *db;
-    sqlite3_stmt *stmt[S_COUNT];
-    bool tx_open;
-    int op_depth;
-    char errmsg[256];
-};
-
-static enum store_rc fail(struct store *st, const char *what)
+enum store_rc store_fail(struct store *st, const char *what)
 {
     snprintf(st->errmsg, sizeof st->errmsg, "%s: %s", what, sqlite3_errmsg(st->db));
     return STORE_ERROR;
 }
 
-/* Runs a statement that returns no rows. The statement is reset afterwards. */
-static enum store_rc step_done(struct store *st, sqlite3_stmt *s, const char *what)
+enum store_rc store_step_done(struct store *st, sqlite3_stmt *s, const char *what)
 {
     int rc = sqlite3_step(s);
     enum store_rc out = STORE_OK;
     if (rc == SQLITE_CONSTRAINT)
         out = STORE_CONFLICT;
     else if (rc != SQLITE_DONE)
-        out = fail(st, what);
+        out = store_fail(st, what);
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
     return out;
 }
 
-static void finish(sqlite3_stmt *s)
+void store_finish(sqlite3_stmt *s)
 {
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
@@ -121,7 +199,7 @@ static enum store_rc exec(struct store *st, const char *sql)
     return STORE_OK;
 }
 
-static void copy_text(char *dst, size_t cap, sqlite3_stmt *s, int col)
+void store_copy_text(char *dst, size_t cap, sqlite3_stmt *s, int col)
 {
     const unsigned char *t = sqlite3_column_text(s, col);
     snprintf(dst, cap, "%s", t ? (const char *)t : "");
@@ -202,6 +280,9 @@ enum store_rc store_open(const struct store_options *opt, struct store **out, ch
             goto out;
         }
     }
+    rc = store_talk_prepare(st, err, errlen);
+    if (rc != STORE_OK)
+        goto out;
     *out = st;
     return STORE_OK;
 out:
@@ -215,8 +296,10 @@ void store_close(struct store *st)
         return;
     if (st->tx_open)
         store_tx_rollback(st);
-    for (int i = 0; i < S_COUNT; i++)
+    for (int i = 0; i < STORE_CORE_STMTS; i++)
         sqlite3_finalize(st->stmt[i]);
+    for (int i = 0; i < STORE_TALK_STMTS; i++)
+        sqlite3_finalize(st->talk[i]);
     if (st->db) {
         /* Leaves a short WAL behind, so the next start and any backup copy are quick. */
         sqlite3_exec(st->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
@@ -303,12 +386,12 @@ static void read_user(sqlite3_stmt *s, struct store_user *u)
 {
     memset(u, 0, sizeof *u);
     u->id = sqlite3_column_int64(s, 0);
-    copy_text(u->login, sizeof u->login, s, 1);
-    copy_text(u->name, sizeof u->name, s, 2);
-    copy_text(u->role, sizeof u->role, s, 3);
+    store_copy_text(u->login, sizeof u->login, s, 1);
+    store_copy_text(u->name, sizeof u->name, s, 2);
+    store_copy_text(u->role, sizeof u->role, s, 3);
     u->disabled = sqlite3_column_int(s, 4) != 0;
     u->must_change_password = sqlite3_column_int(s, 5) != 0;
-    copy_text(u->pw_hash, sizeof u->pw_hash, s, 6);
+    store_copy_text(u->pw_hash, sizeof u->pw_hash, s, 6);
     u->created_at = sqlite3_column_int64(s, 7);
     u->updated_at = sqlite3_column_int64(s, 8);
 }
@@ -323,8 +406,8 @@ static enum store_rc step_user(struct store *st, sqlite3_stmt *s, struct store_u
     else if (rc == SQLITE_DONE)
         r = STORE_NOT_FOUND;
     else
-        r = fail(st, "user lookup");
-    finish(s);
+        r = store_fail(st, "user lookup");
+    store_finish(s);
     return r;
 }
 
@@ -339,7 +422,7 @@ enum store_rc store_user_insert(struct store *st, struct store_user *u, int64_t 
     sqlite3_bind_text(s, 6, u->pw_hash, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 7, now);
     sqlite3_bind_int64(s, 8, now);
-    enum store_rc rc = step_done(st, s, "user insert");
+    enum store_rc rc = store_step_done(st, s, "user insert");
     if (rc == STORE_OK) {
         u->id = sqlite3_last_insert_rowid(st->db);
         u->created_at = u->updated_at = now;
@@ -364,7 +447,7 @@ enum store_rc store_user_get_by_login(struct store *st, const char *login, struc
 /* For UPDATEs addressed by id: no changed row means no such row. */
 static enum store_rc step_update(struct store *st, sqlite3_stmt *s, const char *what)
 {
-    enum store_rc rc = step_done(st, s, what);
+    enum store_rc rc = store_step_done(st, s, what);
     if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
         rc = STORE_NOT_FOUND;
     return rc;
@@ -397,8 +480,8 @@ enum store_rc store_user_count(struct store *st, int64_t *out)
     if (sqlite3_step(s) == SQLITE_ROW)
         *out = sqlite3_column_int64(s, 0);
     else
-        rc = fail(st, "user count");
-    finish(s);
+        rc = store_fail(st, "user count");
+    store_finish(s);
     return rc;
 }
 
@@ -414,8 +497,8 @@ enum store_rc store_user_each(struct store *st, store_user_fn fn, void *ctx)
             break;
         }
     }
-    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : fail(st, "user list");
-    finish(s);
+    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "user list");
+    store_finish(s);
     return r;
 }
 
@@ -429,7 +512,7 @@ enum store_rc store_session_insert(struct store *st, const uint8_t token_hash[ST
     sqlite3_bind_text(s, 4, ses->address, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 5, ses->created_at);
     sqlite3_bind_int64(s, 6, ses->last_seen);
-    enum store_rc rc = step_done(st, s, "session insert");
+    enum store_rc rc = store_step_done(st, s, "session insert");
     if (rc == STORE_OK)
         ses->id = sqlite3_last_insert_rowid(st->db);
     return rc;
@@ -443,16 +526,16 @@ static enum store_rc step_session(struct store *st, sqlite3_stmt *s, struct stor
         memset(out, 0, sizeof *out);
         out->id = sqlite3_column_int64(s, 0);
         out->user_id = sqlite3_column_int64(s, 1);
-        copy_text(out->device, sizeof out->device, s, 2);
-        copy_text(out->address, sizeof out->address, s, 3);
+        store_copy_text(out->device, sizeof out->device, s, 2);
+        store_copy_text(out->address, sizeof out->address, s, 3);
         out->created_at = sqlite3_column_int64(s, 4);
         out->last_seen = sqlite3_column_int64(s, 5);
     } else if (rc == SQLITE_DONE) {
         r = STORE_NOT_FOUND;
     } else {
-        r = fail(st, "session lookup");
+        r = store_fail(st, "session lookup");
     }
-    finish(s);
+    store_finish(s);
     return r;
 }
 
@@ -494,5 +577,5 @@ enum store_rc store_session_end_user(struct store *st, int64_t user_id, int64_t 
     sqlite3_bind_int64(s, 1, now);
     sqlite3_bind_int64(s, 2, user_id);
     sqlite3_bind_int64(s, 3, keep_id);
-    return step_done(st, s, "session end all");
+    return store_step_done(st, s, "session end all");
 }

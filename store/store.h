@@ -110,4 +110,145 @@ enum store_rc store_session_end(struct store *st, int64_t id, int64_t now);
 enum store_rc store_session_end_user(struct store *st, int64_t user_id, int64_t keep_id,
                                      int64_t now);
 
+/* ---- talk rooms (store_talk.c) ---- */
+
+#define STORE_ROOM_ID_MAX 47 /* base64url of a 32-byte hash is 43 */
+#define STORE_TOPIC_MAX   1023
+#define STORE_TYPE_MAX    23
+#define STORE_ORIGIN_MAX  63
+
+struct store_room {
+    int64_t id;
+    char room_id[STORE_ROOM_ID_MAX + 1];
+    char kind[8]; /* group, direct */
+    char name[STORE_NAME_MAX + 1];
+    char topic[STORE_TOPIC_MAX + 1];
+    int64_t created_by;
+    int64_t created_at;
+};
+
+struct store_member {
+    int64_t room;
+    int64_t user_id;
+    char login[STORE_LOGIN_MAX + 1];
+    char name[STORE_NAME_MAX + 1];
+    char role[8]; /* admin, member */
+    int64_t joined_pos;
+    int64_t left_pos; /* 0 while a member */
+    int64_t read_pos;
+    int64_t read_at;
+};
+
+/* One stored event. On insert, payload and sig are the caller's; in a callback they point
+ * into SQLite's memory and are valid only during the call. */
+struct store_event {
+    int64_t pos;
+    int64_t room;
+    char room_id[STORE_ROOM_ID_MAX + 1]; /* filled by reads */
+    char origin[STORE_ORIGIN_MAX + 1];
+    int64_t inc, seq;
+    char event_id[STORE_ROOM_ID_MAX + 1];
+    char type[STORE_TYPE_MAX + 1];
+    int64_t sender; /* user id, 0 for none */
+    int64_t ts;
+    const void *payload;
+    size_t payload_len;
+    const void *sig;
+    size_t sig_len;
+};
+
+/* A message as history shows it: the latest text, or a deletion mark. */
+struct store_message {
+    int64_t pos;
+    int64_t room;
+    int64_t sender;
+    const char *body; /* valid during a callback only */
+    int64_t ts;
+    int64_t edited_at; /* 0 if never edited */
+    bool deleted;
+};
+
+enum store_rc store_room_insert(struct store *st, struct store_room *r, const char *direct_key);
+enum store_rc store_room_get(struct store *st, const char *room_id, struct store_room *out);
+enum store_rc store_room_get_by_id(struct store *st, int64_t id, struct store_room *out);
+enum store_rc store_room_get_direct(struct store *st, const char *direct_key,
+                                    struct store_room *out);
+enum store_rc store_room_update(struct store *st, int64_t id, const char *name,
+                                const char *topic);
+
+/* A user's membership row, current or past (left_pos != 0). */
+enum store_rc store_member_get(struct store *st, int64_t room, int64_t user_id,
+                               struct store_member *out);
+/* Joins (or re-joins) a user at joined_pos; clears left_pos; keeps the read marker. */
+enum store_rc store_member_join(struct store *st, int64_t room, int64_t user_id, const char *role,
+                                int64_t joined_pos);
+enum store_rc store_member_leave(struct store *st, int64_t room, int64_t user_id,
+                                 int64_t left_pos);
+enum store_rc store_member_set_role(struct store *st, int64_t room, int64_t user_id,
+                                    const char *role);
+typedef int (*store_member_fn)(void *ctx, const struct store_member *m);
+/* Current members in join order (or, with include_past, everyone who ever was one). */
+enum store_rc store_member_each(struct store *st, int64_t room, bool include_past,
+                                store_member_fn fn, void *ctx);
+enum store_rc store_member_count(struct store *st, int64_t room, int64_t *out);
+/* Moves a read marker forward (never back) and records when it reached pos. *moved tells
+ * whether it moved; *old_pos receives where it was. */
+enum store_rc store_member_read(struct store *st, int64_t room, int64_t user_id, int64_t pos,
+                                int64_t at, bool *moved, int64_t *old_pos);
+/* Members other than `sender` whose marker has reached pos (past members included: having
+ * read it stays true). */
+enum store_rc store_read_count(struct store *st, int64_t room, int64_t pos, int64_t sender,
+                               int64_t *out);
+/* When a user's marker first reached pos (0 if it has not). */
+enum store_rc store_read_time(struct store *st, int64_t room, int64_t user_id, int64_t pos,
+                              int64_t *at);
+
+/* The head of a per-origin log: *seq is 0 and head_id "" for an empty log. */
+enum store_rc store_log_head(struct store *st, int64_t room, const char *origin, int64_t inc,
+                             int64_t *seq, char head_id[STORE_ROOM_ID_MAX + 1]);
+/* Appends an event (seq must be head+1) and advances its log's head; fills e->pos. */
+enum store_rc store_event_insert(struct store *st, struct store_event *e);
+typedef int (*store_event_fn)(void *ctx, const struct store_event *e);
+/* Events a user may see after position `since` in position order, at most limit: those of
+ * rooms while the user was a member (up to and including its own leave event). */
+enum store_rc store_event_each_for_user(struct store *st, int64_t user_id, int64_t since,
+                                        int limit, store_event_fn fn, void *ctx);
+enum store_rc store_event_get(struct store *st, int64_t pos, store_event_fn fn, void *ctx);
+enum store_rc store_event_pos(struct store *st, const char *event_id, int64_t *pos);
+/* The highest position in use (0 if none). */
+enum store_rc store_event_last_pos(struct store *st, int64_t *out);
+
+enum store_rc store_message_insert(struct store *st, const struct store_message *m);
+/* Fills everything but body (which would dangle); NOT_FOUND if pos is no message. */
+enum store_rc store_message_get(struct store *st, int64_t pos, struct store_message *out);
+enum store_rc store_message_edit(struct store *st, int64_t pos, const char *body, int64_t at);
+enum store_rc store_message_delete(struct store *st, int64_t pos, int64_t at);
+typedef int (*store_message_fn)(void *ctx, const struct store_message *m);
+/* History: the visible events of a room (everything but edits and deletes) with, for
+ * messages, their current text. before > 0: up to limit events before it, newest first;
+ * else after >= 0: up to limit events after it, oldest first. m is NULL for non-messages. */
+typedef int (*store_history_fn)(void *ctx, const struct store_event *e,
+                                const struct store_message *m);
+enum store_rc store_history(struct store *st, int64_t room, int64_t before, int64_t after,
+                            int limit, store_history_fn fn, void *ctx);
+/* Unread messages from others after read_pos, and the latest message (m.pos 0 if none). */
+enum store_rc store_room_unread(struct store *st, int64_t room, int64_t user_id,
+                                int64_t read_pos, int64_t *out);
+enum store_rc store_room_last_message(struct store *st, int64_t room, store_message_fn fn,
+                                      void *ctx);
+typedef int (*store_room_fn)(void *ctx, const struct store_room *r, const struct store_member *me);
+/* The rooms a user is a member of now, most recently active first. */
+enum store_rc store_room_each_of_user(struct store *st, int64_t user_id, store_room_fn fn,
+                                      void *ctx);
+/* Full-text search over the messages of the user's current rooms (room 0: all of them),
+ * newest first, positions below `before` (0: no bound). */
+enum store_rc store_search(struct store *st, int64_t user_id, int64_t room, const char *query,
+                           int64_t before, int limit, store_message_fn fn, void *ctx);
+
+/* Idempotency keys of sends. */
+enum store_rc store_client_id_get(struct store *st, int64_t user_id, const char *client_id,
+                                  int64_t *pos);
+enum store_rc store_client_id_put(struct store *st, int64_t user_id, const char *client_id,
+                                  int64_t pos);
+
 #endif

@@ -1,9 +1,10 @@
 /* main.c - the kizuna command. Exit codes: 0 ok, 1 the server said no, 2 usage, 3 the server
  * cannot be reached. Only the session token is kept on disk (mode 0600). */
-#include "kzclient.h"
+#include "cli.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,10 +12,6 @@
 #include <termios.h>
 #include <unistd.h>
 
-enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
-
-#define DEFAULT_SERVER "http://127.0.0.1:8080"
-#define TIMEOUT_MS     30000
 
 static const char usage[] =
     "usage: kizuna [--server URL] [--json] COMMAND\n"
@@ -29,14 +26,29 @@ static const char usage[] =
     "  admin user enable LOGIN\n"
     "  admin user reset-password LOGIN\n"
     "\n"
+    "  rooms                          your rooms, unread counts and last messages\n"
+    "  room create NAME [--members a,b] [--topic TEXT]\n"
+    "  room invite|remove ROOM USER   room admins only\n"
+    "  room leave|members ROOM\n"
+    "  room rename ROOM NAME | room topic ROOM TEXT | room admin ROOM USER [--revoke]\n"
+    "  dm USER                        the one-to-one room with USER (as a ROOM: @USER)\n"
+    "  send ROOM [TEXT...]            without TEXT, the message is read from stdin\n"
+    "  history ROOM [--before POS] [--after POS] [--limit N]\n"
+    "  tail [ROOM]                    follow live; reconnects and resumes by itself\n"
+    "  read ROOM [POS]                mark read (up to the newest message by default)\n"
+    "  readers ROOM POS               who has read a message, and who has not\n"
+    "  search QUERY [--room ROOM] [--before POS] [--limit N]\n"
+    "  edit ROOM POS TEXT | delete ROOM POS\n"
+    "\n"
+    "ROOM is a room id, its first 4+ characters, its exact name, or @LOGIN.\n"
     "The server is --server, else KIZUNA_SERVER, else the one you logged in to, "
     "else " DEFAULT_SERVER ".\n"
     "The session is kept in KIZUNA_CONFIG_DIR (default ~/.config/kizuna).\n";
 
-static bool json_out;
+bool json_out;
 static const char *server_opt;
 
-static int usage_error(const char *msg)
+int usage_error(const char *msg)
 {
     if (msg)
         fprintf(stderr, "kizuna: %s\n", msg);
@@ -45,12 +57,6 @@ static int usage_error(const char *msg)
 }
 
 /* ---- the session file ---- */
-
-struct session {
-    char server[512];
-    char token[128];
-    char login[128];
-};
 
 static void config_dir(char *out, size_t n)
 {
@@ -68,7 +74,7 @@ static void session_path(char *out, size_t n)
     snprintf(out, n, "%s/session.json", dir);
 }
 
-static bool session_load(struct session *s)
+bool session_load(struct session *s)
 {
     char path[4096];
     session_path(path, sizeof path);
@@ -149,7 +155,7 @@ static void session_forget(void)
     unlink(path);
 }
 
-static const char *server_url(const struct session *s)
+const char *server_url(const struct session *s)
 {
     if (server_opt)
         return server_opt;
@@ -163,8 +169,12 @@ static const char *server_url(const struct session *s)
 
 /* ---- talking to the server ---- */
 
-static int unreachable(const char *msg)
+bool quiet_unreachable;
+
+int unreachable(const char *msg)
 {
+    if (quiet_unreachable)
+        return EXIT_UNREACHABLE;
     if (json_out) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddFalseToObject(o, "ok");
@@ -182,7 +192,7 @@ static int unreachable(const char *msg)
 }
 
 /* Prints a refusal and returns EXIT_REFUSED, or returns EXIT_OK for a successful reply. */
-static int check_reply(const cJSON *reply)
+int check_reply(const cJSON *reply)
 {
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "ok")))
         return EXIT_OK;
@@ -200,7 +210,7 @@ static int check_reply(const cJSON *reply)
     return EXIT_REFUSED;
 }
 
-static void print_json(const cJSON *reply)
+void print_json(const cJSON *reply)
 {
     cJSON *copy = cJSON_Duplicate(reply, true);
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "id");
@@ -211,7 +221,7 @@ static void print_json(const cJSON *reply)
 }
 
 /* Calls one op; on success *reply is the caller's. Returns an exit code. */
-static int call(struct kzc *c, const char *op, cJSON *args, cJSON **reply)
+int call(struct kzc *c, const char *op, cJSON *args, cJSON **reply)
 {
     *reply = kzc_call(c, op, args, TIMEOUT_MS);
     if (!*reply)
@@ -225,7 +235,7 @@ static int call(struct kzc *c, const char *op, cJSON *args, cJSON **reply)
 }
 
 /* Connects and authenticates with the saved session. Returns an exit code. */
-static int connect_authed(struct kzc **out, struct session *s)
+int connect_authed(struct kzc **out, struct session *s)
 {
     *out = NULL;
     if (!session_load(s)) {
@@ -299,7 +309,7 @@ static int get_secret(const char *env, const char *prompt, char *buf, size_t n)
 
 /* ---- commands ---- */
 
-static const char *str(const cJSON *o, const char *path1, const char *path2)
+const char *str(const cJSON *o, const char *path1, const char *path2)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, path1);
     if (path2)
@@ -551,6 +561,8 @@ static int cmd_admin_user(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* A server that vanishes mid-write must be an error to handle, not a silent death. */
+    signal(SIGPIPE, SIG_IGN);
     /* Global options may appear anywhere on the line; take them out first. */
     char **rest = calloc((size_t)argc + 1, sizeof *rest);
     int n = 0;
@@ -586,8 +598,12 @@ int main(int argc, char **argv)
         rc = cmd_passwd();
     else if (strcmp(rest[0], "admin") == 0 && n >= 2 && strcmp(rest[1], "user") == 0)
         rc = cmd_admin_user(n - 2, rest + 2);
-    else
-        rc = usage_error("unknown command");
+    else {
+        bool handled;
+        rc = cmd_talk(n, rest, &handled);
+        if (!handled)
+            rc = usage_error("unknown command");
+    }
     free(rest);
     return rc;
 }

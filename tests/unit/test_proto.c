@@ -52,6 +52,24 @@ static void fake_want_commit(void *ctx)
     (void)ctx;
     fake.want_commit = true;
 }
+static void fake_subscribe(void *ctx, uint64_t conn_id, int64_t pos)
+{
+    (void)ctx;
+    (void)conn_id;
+    (void)pos;
+}
+static void fake_push(void *ctx, int64_t user_id, int64_t pos, struct kz_frame *f)
+{
+    (void)ctx;
+    (void)user_id;
+    (void)pos;
+    (void)f;
+}
+static void fake_timer(void *ctx, int ms)
+{
+    (void)ctx;
+    (void)ms;
+}
 static void no_wake(void *arg)
 {
     (void)arg;
@@ -89,8 +107,14 @@ static void setup(void)
     struct store_options o = {.path = path, .sync_full = false, .busy_timeout_ms = 100};
     cr_assert_eq(store_open(&o, &st, err, sizeof err), STORE_OK, "%s", err);
     workers = kz_workers_start(1, 4, no_wake, NULL);
-    struct srv_transport tx = {fake_send,  fake_bind,        fake_close,
-                               fake_pause, fake_want_commit, NULL};
+    struct srv_transport tx = {.send = fake_send,
+                               .bind = fake_bind,
+                               .close_conns = fake_close,
+                               .pause = fake_pause,
+                               .want_commit = fake_want_commit,
+                               .subscribe = fake_subscribe,
+                               .push = fake_push,
+                               .timer = fake_timer};
     srv = srv_new(&cfg, st, workers, &tx);
     add_user("admin", "admin", "admin-password");
     add_user("staff1", "staff", "staff-password");

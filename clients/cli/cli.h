@@ -1,0 +1,45 @@
+/* cli.h - what the kizuna command's files share. */
+#ifndef KIZUNA_CLI_H
+#define KIZUNA_CLI_H
+
+#include <stdbool.h>
+
+#include "kzclient.h"
+
+enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
+
+#define DEFAULT_SERVER "http://127.0.0.1:8080"
+#define TIMEOUT_MS     30000
+
+struct session {
+    char server[512];
+    char token[128];
+    char login[128];
+};
+
+extern bool json_out;
+/* Set by commands that retry on their own (tail): no message per failed attempt. */
+extern bool quiet_unreachable;
+
+/* Prints msg (if any) and the usage text; returns EXIT_USAGE. */
+int usage_error(const char *msg);
+bool session_load(struct session *s);
+/* --server, else KIZUNA_SERVER, else the session's server, else the default. */
+const char *server_url(const struct session *s);
+/* Reports an unreachable server (text or JSON); returns EXIT_UNREACHABLE. */
+int unreachable(const char *msg);
+/* EXIT_OK for {"ok":true}; otherwise prints the refusal and returns EXIT_REFUSED. */
+int check_reply(const cJSON *reply);
+/* Prints a reply as one JSON line, without its id. */
+void print_json(const cJSON *reply);
+/* Calls an op (args consumed); on EXIT_OK *reply is the caller's to delete. */
+int call(struct kzc *c, const char *op, cJSON *args, cJSON **reply);
+/* Connects and authenticates with the saved session. */
+int connect_authed(struct kzc **out, struct session *s);
+/* A string member of o (or of o.path1 when path2 is given); "" if absent. */
+const char *str(const cJSON *o, const char *path1, const char *path2);
+
+/* talk.c: the talk commands; argv[0] is the command name. */
+int cmd_talk(int argc, char **argv, bool *handled);
+
+#endif

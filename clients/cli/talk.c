@@ -1,0 +1,761 @@
+/* talk.c - the kizuna commands for rooms and messages: rooms, room ..., dm, send, history,
+ * tail, read, readers, search, edit, delete. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ROOM_ID_MAX 64
+
+/* ---- small helpers ---- */
+
+static long long num(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? (long long)v->valuedouble : 0;
+}
+
+static bool flag(const cJSON *o, const char *key)
+{
+    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, key));
+}
+
+static void hhmm(long long ms, char out[16])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(out, 16, "%H:%M", &tm);
+}
+
+static bool parse_pos(const char *s, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < 0)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Runs one op on an authenticated connection and prints its JSON when --json is set. */
+static int simple_call(const char *op, cJSON *args, cJSON **reply_out)
+{
+    struct kzc *c;
+    struct session s;
+    int rc = connect_authed(&c, &s);
+    if (rc != EXIT_OK) {
+        cJSON_Delete(args);
+        return rc;
+    }
+    cJSON *reply;
+    rc = call(c, op, args, &reply);
+    kzc_close(c);
+    if (rc != EXIT_OK)
+        return rc;
+    if (json_out)
+        print_json(reply);
+    if (reply_out)
+        *reply_out = reply;
+    else
+        cJSON_Delete(reply);
+    return EXIT_OK;
+}
+
+/* Finds a room by id, id prefix (4+ characters), exact name, or @login for a one-to-one room,
+ * among the caller's rooms. */
+static int resolve_room(struct kzc *c, const char *want, char room_id[ROOM_ID_MAX],
+                        char *name, size_t namelen)
+{
+    cJSON *reply;
+    int rc = call(c, "room.list", NULL, &reply);
+    if (rc != EXIT_OK)
+        return rc;
+    const cJSON *r, *found = NULL;
+    int matches = 0;
+    size_t wlen = strlen(want);
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(reply, "rooms"))
+    {
+        const char *id = str(r, "room", NULL);
+        bool hit = strcmp(id, want) == 0;
+        if (!hit && want[0] == '@')
+            hit = strcmp(str(r, "kind", NULL), "direct") == 0 &&
+                  strcmp(str(r, "with", NULL), want + 1) == 0;
+        if (!hit)
+            hit = strcmp(str(r, "name", NULL), want) == 0 ||
+                  (wlen >= 4 && strncmp(id, want, wlen) == 0);
+        if (hit && strcmp(id, want) == 0) {
+            found = r;
+            matches = 1;
+            break;
+        }
+        if (hit) {
+            found = r;
+            matches++;
+        }
+    }
+    if (matches == 1) {
+        snprintf(room_id, ROOM_ID_MAX, "%s", str(found, "room", NULL));
+        if (name)
+            snprintf(name, namelen, "%s", str(found, "name", NULL));
+    }
+    cJSON_Delete(reply);
+    if (matches == 0) {
+        fprintf(stderr, "kizuna: not_found: you have no room called '%s' (see kizuna rooms)\n",
+                want);
+        return EXIT_REFUSED;
+    }
+    if (matches > 1) {
+        fprintf(stderr, "kizuna: '%s' names %d rooms: use the room id (see kizuna rooms)\n",
+                want, matches);
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+/* Connects, authenticates and resolves ROOM; on success the caller closes *out. */
+static int connect_room(const char *want, struct kzc **out, char room_id[ROOM_ID_MAX])
+{
+    struct session s;
+    int rc = connect_authed(out, &s);
+    if (rc != EXIT_OK)
+        return rc;
+    rc = resolve_room(*out, want, room_id, NULL, 0);
+    if (rc != EXIT_OK) {
+        kzc_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+/* Calls an op about one room: {"room": id, ...args}. */
+static int room_call(const char *want, const char *op, cJSON *args, cJSON **reply_out)
+{
+    struct kzc *c;
+    char room_id[ROOM_ID_MAX];
+    int rc = connect_room(want, &c, room_id);
+    if (rc != EXIT_OK) {
+        cJSON_Delete(args);
+        return rc;
+    }
+    if (!args)
+        args = cJSON_CreateObject();
+    cJSON_AddStringToObject(args, "room", room_id);
+    cJSON *reply;
+    rc = call(c, op, args, &reply);
+    kzc_close(c);
+    if (rc != EXIT_OK)
+        return rc;
+    if (json_out)
+        print_json(reply);
+    if (reply_out)
+        *reply_out = reply;
+    else
+        cJSON_Delete(reply);
+    return EXIT_OK;
+}
+
+/* ---- printing events ---- */
+
+static const char *who(const cJSON *ev)
+{
+    const char *name = str(ev, "sender_name", NULL);
+    return *name ? name : str(ev, "sender", NULL);
+}
+
+/* One line per event, as history and tail show them. */
+static void print_event(const cJSON *ev, const char *label)
+{
+    const char *type = str(ev, "event", NULL);
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(ev, "content");
+    char t[16];
+    hhmm(num(ev, "ts"), t);
+    char prefix[320] = "";
+    if (label && *label)
+        snprintf(prefix, sizeof prefix, "[%s] ", label);
+    long long pos = num(ev, "pos");
+    if (strcmp(type, "msg") == 0) {
+        if (flag(ev, "deleted")) {
+            printf("%s#%lld %s %s: (deleted)\n", prefix, pos, t, who(ev));
+            return;
+        }
+        long long n = num(ev, "read_count");
+        printf("%s#%lld %s %s: %s%s", prefix, pos, t, who(ev), str(content, "body", NULL),
+               flag(ev, "edited") ? " (edited)" : "");
+        if (n > 0)
+            printf("  既読 %lld", n);
+        printf("\n");
+    } else if (strcmp(type, "msg.edit") == 0) {
+        printf("%s#%lld %s %s edited #%lld: %s\n", prefix, pos, t, who(ev), num(ev, "target_pos"),
+               str(content, "body", NULL));
+    } else if (strcmp(type, "msg.delete") == 0) {
+        printf("%s#%lld %s %s deleted #%lld\n", prefix, pos, t, who(ev), num(ev, "target_pos"));
+    } else if (strcmp(type, "member") == 0) {
+        const char *m = str(content, "membership", NULL);
+        const char *user = str(content, "user", NULL);
+        if (strcmp(m, "join") == 0)
+            printf("%s#%lld %s * %s joined\n", prefix, pos, t, user);
+        else if (strcmp(m, "leave") == 0)
+            printf("%s#%lld %s * %s left\n", prefix, pos, t, user);
+        else
+            printf("%s#%lld %s * %s was removed by %s\n", prefix, pos, t, user, who(ev));
+    } else if (strcmp(type, "member.role") == 0) {
+        printf("%s#%lld %s * %s is now %s\n", prefix, pos, t, str(content, "user", NULL),
+               str(content, "role", NULL));
+    } else if (strcmp(type, "room.create") == 0) {
+        printf("%s#%lld %s * %s created the room \"%s\"\n", prefix, pos, t, who(ev),
+               str(content, "name", NULL));
+    } else if (strcmp(type, "room.update") == 0) {
+        printf("%s#%lld %s * %s renamed the room \"%s\" (topic: %s)\n", prefix, pos, t, who(ev),
+               str(content, "name", NULL), str(content, "topic", NULL));
+    } else {
+        printf("%s#%lld %s %s\n", prefix, pos, t, type);
+    }
+}
+
+/* ---- commands ---- */
+
+static int cmd_rooms(void)
+{
+    cJSON *reply;
+    int rc = simple_call("room.list", NULL, &reply);
+    if (rc != EXIT_OK || json_out) {
+        cJSON_Delete(reply);
+        return rc;
+    }
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(reply, "rooms"))
+    {
+        const char *kind = str(r, "kind", NULL);
+        printf("%.8s  %s%s  (%lld members, %lld unread)\n", str(r, "room", NULL),
+               strcmp(kind, "direct") == 0 ? "@" : "",
+               strcmp(kind, "direct") == 0 ? str(r, "with", NULL) : str(r, "name", NULL),
+               num(r, "members"), num(r, "unread"));
+        const cJSON *last = cJSON_GetObjectItemCaseSensitive(r, "last");
+        if (last)
+            printf("          #%lld %s: %s\n", num(last, "pos"), str(last, "sender", NULL),
+                   flag(last, "deleted") ? "(deleted)" : str(last, "body", NULL));
+    }
+    cJSON_Delete(reply);
+    return EXIT_OK;
+}
+
+/* "a,b,c" -> ["a","b","c"] */
+static cJSON *split_logins(const char *list)
+{
+    cJSON *arr = cJSON_CreateArray();
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save, *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
+        cJSON_AddItemToArray(arr, cJSON_CreateString(tok));
+    return arr;
+}
+
+static int cmd_room(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error("room create|invite|remove|leave|members|rename|topic|admin ...");
+    const char *sub = argv[1];
+    cJSON *reply = NULL;
+    int rc;
+    if (strcmp(sub, "create") == 0) {
+        const char *name = NULL, *members = NULL, *topic = NULL;
+        for (int i = 2; i < argc; i++) {
+            if (strcmp(argv[i], "--members") == 0 && i + 1 < argc)
+                members = argv[++i];
+            else if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc)
+                topic = argv[++i];
+            else if (!name)
+                name = argv[i];
+            else
+                return usage_error("room create NAME [--members a,b] [--topic TEXT]");
+        }
+        if (!name)
+            return usage_error("room create NAME [--members a,b] [--topic TEXT]");
+        cJSON *args = cJSON_CreateObject();
+        cJSON_AddStringToObject(args, "name", name);
+        if (topic)
+            cJSON_AddStringToObject(args, "topic", topic);
+        if (members)
+            cJSON_AddItemToObject(args, "members", split_logins(members));
+        rc = simple_call("room.create", args, &reply);
+        if (rc == EXIT_OK && !json_out)
+            printf("created room %s (%s)\n", str(reply, "room", "name"),
+                   str(reply, "room", "room"));
+        cJSON_Delete(reply);
+        return rc;
+    }
+    if (argc < 3)
+        return usage_error("this room command needs a ROOM");
+    const char *room = argv[2];
+    cJSON *args = cJSON_CreateObject();
+    const char *op = NULL, *done = NULL;
+    if ((strcmp(sub, "invite") == 0 || strcmp(sub, "remove") == 0) && argc == 4) {
+        cJSON_AddStringToObject(args, "user", argv[3]);
+        op = sub[0] == 'i' ? "room.invite" : "room.remove";
+        done = sub[0] == 'i' ? "invited" : "removed";
+    } else if (strcmp(sub, "leave") == 0 && argc == 3) {
+        op = "room.leave";
+        done = "left the room";
+    } else if (strcmp(sub, "members") == 0 && argc == 3) {
+        op = "room.members";
+    } else if ((strcmp(sub, "rename") == 0 || strcmp(sub, "topic") == 0) && argc == 4) {
+        cJSON_AddStringToObject(args, sub[0] == 'r' ? "name" : "topic", argv[3]);
+        op = "room.update";
+        done = "updated";
+    } else if (strcmp(sub, "admin") == 0 && (argc == 4 || argc == 5)) {
+        bool revoke = argc == 5 && strcmp(argv[4], "--revoke") == 0;
+        if (argc == 5 && !revoke) {
+            cJSON_Delete(args);
+            return usage_error("room admin ROOM USER [--revoke]");
+        }
+        cJSON_AddStringToObject(args, "user", argv[3]);
+        cJSON_AddBoolToObject(args, "admin", !revoke);
+        op = "room.admin";
+        done = revoke ? "is no longer an admin" : "is now an admin";
+    } else {
+        cJSON_Delete(args);
+        return usage_error("room create|invite|remove|leave|members|rename|topic|admin ...");
+    }
+    rc = room_call(room, op, args, &reply);
+    if (rc == EXIT_OK && !json_out) {
+        if (strcmp(op, "room.members") == 0) {
+            const cJSON *m;
+            cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(reply, "members"))
+                printf("%-20s %-6s read to #%-8lld %s\n", str(m, "login", NULL),
+                       str(m, "role", NULL), num(m, "read_pos"), str(m, "name", NULL));
+        } else {
+            printf("%s%s%s\n", argc >= 4 && op[5] != 'u' ? argv[3] : "",
+                   argc >= 4 && op[5] != 'u' ? " " : "", done);
+        }
+    }
+    cJSON_Delete(reply);
+    return rc;
+}
+
+static int cmd_dm(int argc, char **argv)
+{
+    if (argc != 2)
+        return usage_error("dm USER");
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddStringToObject(args, "user", argv[1]);
+    cJSON *reply = NULL;
+    int rc = simple_call("room.direct", args, &reply);
+    if (rc == EXIT_OK && !json_out)
+        printf("one-to-one room with %s: @%s (%s)\n", str(reply, "room", "name"),
+               str(reply, "room", "with"), str(reply, "room", "room"));
+    cJSON_Delete(reply);
+    return rc;
+}
+
+/* Reads all of standard input (a message piped in). */
+static char *read_stdin(void)
+{
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    size_t n;
+    while (buf && (n = fread(buf + len, 1, cap - len - 1, stdin)) > 0) {
+        len += n;
+        if (cap - len < 2) {
+            char *grown = realloc(buf, cap *= 2);
+            if (!grown) {
+                free(buf);
+                return NULL;
+            }
+            buf = grown;
+        }
+    }
+    if (buf) {
+        while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+            len--;
+        buf[len] = '\0';
+    }
+    return buf;
+}
+
+static int cmd_send(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error("send ROOM [TEXT...]   (without TEXT, the message is read from stdin)");
+    char *body;
+    if (argc > 2) {
+        size_t len = 0;
+        for (int i = 2; i < argc; i++)
+            len += strlen(argv[i]) + 1;
+        body = calloc(1, len + 1);
+        for (int i = 2; body && i < argc; i++) {
+            if (i > 2)
+                strcat(body, " ");
+            strcat(body, argv[i]);
+        }
+    } else {
+        body = read_stdin();
+    }
+    if (!body || !*body) {
+        free(body);
+        return usage_error("nothing to send");
+    }
+    /* One client_id for every attempt: a retry after a lost connection can never post twice. */
+    unsigned char raw[12];
+    char client_id[32];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+        free(body);
+        return EXIT_USAGE;
+    }
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(client_id + 2 * i, 3, "%02x", raw[i]);
+    int rc = EXIT_UNREACHABLE;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        if (attempt)
+            sleep(1);
+        struct kzc *c;
+        char room_id[ROOM_ID_MAX];
+        rc = connect_room(argv[1], &c, room_id);
+        if (rc == EXIT_UNREACHABLE)
+            continue;
+        if (rc != EXIT_OK)
+            break;
+        cJSON *args = cJSON_CreateObject();
+        cJSON_AddStringToObject(args, "room", room_id);
+        cJSON_AddStringToObject(args, "body", body);
+        cJSON_AddStringToObject(args, "client_id", client_id);
+        cJSON *reply = kzc_call(c, "msg.send", args, TIMEOUT_MS);
+        kzc_close(c);
+        if (!reply) {
+            rc = EXIT_UNREACHABLE;
+            continue;
+        }
+        rc = check_reply(reply);
+        if (rc == EXIT_OK) {
+            if (json_out)
+                print_json(reply);
+            else
+                printf("sent #%lld\n", num(reply, "pos"));
+        }
+        cJSON_Delete(reply);
+        break;
+    }
+    if (rc == EXIT_UNREACHABLE)
+        unreachable("gave up after 5 attempts");
+    free(body);
+    return rc;
+}
+
+static int cmd_history(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error("history ROOM [--before POS] [--after POS] [--limit N]");
+    cJSON *args = cJSON_CreateObject();
+    for (int i = 2; i < argc; i++) {
+        long long v;
+        if (i + 1 >= argc || !parse_pos(argv[i + 1], &v) ||
+            (strcmp(argv[i], "--before") && strcmp(argv[i], "--after") &&
+             strcmp(argv[i], "--limit"))) {
+            cJSON_Delete(args);
+            return usage_error("history ROOM [--before POS] [--after POS] [--limit N]");
+        }
+        cJSON_AddNumberToObject(args, argv[i] + 2, (double)v);
+        i++;
+    }
+    cJSON *reply = NULL;
+    int rc = room_call(argv[1], "history", args, &reply);
+    if (rc == EXIT_OK && !json_out) {
+        const cJSON *ev;
+        cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(reply, "events"))
+            print_event(ev, NULL);
+        if (flag(reply, "more"))
+            printf("(more: --before %lld)\n",
+                   num(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(reply, "events"), 0),
+                       "pos"));
+    }
+    cJSON_Delete(reply);
+    return rc;
+}
+
+static int cmd_read(int argc, char **argv)
+{
+    if (argc != 2 && argc != 3)
+        return usage_error("read ROOM [POS]");
+    cJSON *args = cJSON_CreateObject();
+    long long pos;
+    if (argc == 3) {
+        if (!parse_pos(argv[2], &pos)) {
+            cJSON_Delete(args);
+            return usage_error("read ROOM [POS]");
+        }
+        cJSON_AddNumberToObject(args, "pos", (double)pos);
+    }
+    cJSON *reply = NULL;
+    int rc = room_call(argv[1], "read", args, &reply);
+    if (rc == EXIT_OK && !json_out)
+        printf("read up to #%lld\n", num(reply, "read_pos"));
+    cJSON_Delete(reply);
+    return rc;
+}
+
+static int cmd_readers(int argc, char **argv)
+{
+    long long pos;
+    if (argc != 3 || !parse_pos(argv[2], &pos))
+        return usage_error("readers ROOM POS");
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddNumberToObject(args, "pos", (double)pos);
+    cJSON *reply = NULL;
+    int rc = room_call(argv[1], "readers", args, &reply);
+    if (rc == EXIT_OK && !json_out) {
+        const cJSON *r;
+        printf("read (既読 %d):\n", cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(reply, "read")));
+        cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(reply, "read"))
+        {
+            char t[16];
+            hhmm(num(r, "at"), t);
+            printf("  %-20s %s  %s\n", str(r, "login", NULL), t, str(r, "name", NULL));
+        }
+        printf("not read (%d):\n", cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(reply, "unread")));
+        cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(reply, "unread"))
+            printf("  %-20s        %s\n", str(r, "login", NULL), str(r, "name", NULL));
+    }
+    cJSON_Delete(reply);
+    return rc;
+}
+
+static int cmd_search(int argc, char **argv)
+{
+    const char *query = NULL, *room = NULL;
+    cJSON *args = cJSON_CreateObject();
+    for (int i = 1; i < argc; i++) {
+        long long v;
+        if (strcmp(argv[i], "--room") == 0 && i + 1 < argc) {
+            room = argv[++i];
+        } else if ((strcmp(argv[i], "--before") == 0 || strcmp(argv[i], "--limit") == 0) &&
+                   i + 1 < argc && parse_pos(argv[i + 1], &v)) {
+            cJSON_AddNumberToObject(args, argv[i] + 2, (double)v);
+            i++;
+        } else if (!query) {
+            query = argv[i];
+        } else {
+            cJSON_Delete(args);
+            return usage_error("search QUERY [--room ROOM] [--before POS] [--limit N]");
+        }
+    }
+    if (!query) {
+        cJSON_Delete(args);
+        return usage_error("search QUERY [--room ROOM] [--before POS] [--limit N]");
+    }
+    cJSON_AddStringToObject(args, "query", query);
+    cJSON *reply = NULL;
+    int rc = room ? room_call(room, "search", args, &reply) : simple_call("search", args, &reply);
+    if (rc == EXIT_OK && !json_out) {
+        const cJSON *r;
+        cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(reply, "results"))
+        {
+            char t[16];
+            hhmm(num(r, "ts"), t);
+            printf("%.8s #%lld %s %s: %s\n", str(r, "room", NULL), num(r, "pos"), t,
+                   str(r, "sender_name", NULL), str(r, "body", NULL));
+        }
+        if (cJSON_GetObjectItemCaseSensitive(reply, "next_before"))
+            printf("(more: --before %lld)\n", num(reply, "next_before"));
+    }
+    cJSON_Delete(reply);
+    return rc;
+}
+
+static int cmd_edit_delete(int argc, char **argv, bool is_delete)
+{
+    long long pos;
+    if (argc < 3 || !parse_pos(argv[2], &pos) || (is_delete ? argc != 3 : argc != 4))
+        return usage_error(is_delete ? "delete ROOM POS" : "edit ROOM POS TEXT");
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddNumberToObject(args, "pos", (double)pos);
+    if (!is_delete)
+        cJSON_AddStringToObject(args, "body", argv[3]);
+    int rc = room_call(argv[1], is_delete ? "msg.delete" : "msg.edit", args, NULL);
+    if (rc == EXIT_OK && !json_out)
+        printf("%s #%lld\n", is_delete ? "deleted" : "edited", pos);
+    return rc;
+}
+
+/* ---- tail: live, reconnecting, resuming ---- */
+
+/* Remembers read counts already shown, so a `read` push prints only what changed. */
+#define SHOWN_SLOTS 4096
+static struct {
+    long long pos, count;
+} shown[SHOWN_SLOTS];
+
+static void show_counts(const cJSON *ev, const char *label)
+{
+    const cJSON *pair;
+    cJSON_ArrayForEach(pair, cJSON_GetObjectItemCaseSensitive(ev, "counts"))
+    {
+        long long pos = (long long)cJSON_GetArrayItem(pair, 0)->valuedouble;
+        long long n = (long long)cJSON_GetArrayItem(pair, 1)->valuedouble;
+        size_t slot = (size_t)pos % SHOWN_SLOTS;
+        if (shown[slot].pos == pos && shown[slot].count == n)
+            continue;
+        shown[slot].pos = pos;
+        shown[slot].count = n;
+        if (n > 0)
+            printf("%s%s%s#%lld 既読 %lld\n", label && *label ? "[" : "", label ? label : "",
+                   label && *label ? "] " : "", pos, n);
+    }
+}
+
+struct tail_state {
+    char room_id[ROOM_ID_MAX]; /* "" = every room */
+    long long last;            /* the last position shown; -1 before the first sync */
+    cJSON *rooms;              /* room.list, for labels */
+};
+
+static const char *label_of(struct tail_state *ts, const char *room_id)
+{
+    if (ts->room_id[0])
+        return NULL; /* one room: no label needed */
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(ts->rooms, "rooms"))
+        if (strcmp(str(r, "room", NULL), room_id) == 0)
+            return str(r, "name", NULL);
+    return room_id;
+}
+
+static void tail_show(struct tail_state *ts, const cJSON *ev)
+{
+    const char *room = str(ev, "room", NULL);
+    if (ts->room_id[0] && strcmp(room, ts->room_id) != 0)
+        return;
+    if (strcmp(str(ev, "event", NULL), "read") == 0) {
+        if (json_out)
+            print_json(ev);
+        else
+            show_counts(ev, label_of(ts, room));
+        fflush(stdout);
+        return;
+    }
+    long long pos = num(ev, "pos");
+    if (pos && pos <= ts->last)
+        return; /* already shown: never print an event twice */
+    if (pos)
+        ts->last = pos;
+    if (json_out)
+        print_json(ev);
+    else
+        print_event(ev, label_of(ts, room));
+    fflush(stdout);
+}
+
+/* One connection's life: catch up from ts->last, then follow live until it drops. Returns
+ * EXIT_OK when the connection was lost (the caller reconnects), or an exit code to stop. */
+static int tail_once(struct tail_state *ts, const char *want)
+{
+    struct kzc *c;
+    struct session s;
+    int rc = connect_authed(&c, &s);
+    if (rc != EXIT_OK)
+        return rc == EXIT_UNREACHABLE ? EXIT_OK : rc;
+    cJSON_Delete(ts->rooms);
+    ts->rooms = NULL;
+    if ((rc = call(c, "room.list", NULL, &ts->rooms)) != EXIT_OK)
+        goto out;
+    if (want && !ts->room_id[0] &&
+        (rc = resolve_room(c, want, ts->room_id, NULL, 0)) != EXIT_OK)
+        goto out;
+    for (bool live = false; !live;) {
+        cJSON *args = cJSON_CreateObject();
+        if (ts->last >= 0)
+            cJSON_AddNumberToObject(args, "since", (double)ts->last);
+        cJSON *reply;
+        if ((rc = call(c, "sync", args, &reply)) != EXIT_OK)
+            goto out;
+        const cJSON *ev;
+        cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(reply, "events")) tail_show(ts, ev);
+        if (ts->last < num(reply, "next"))
+            ts->last = num(reply, "next");
+        live = flag(reply, "live");
+        cJSON_Delete(reply);
+    }
+    while (!kzc_closed(c, NULL, NULL, 0)) {
+        cJSON *ev = kzc_next_event(c, 1000);
+        if (!ev)
+            continue;
+        const char *type = str(ev, "event", NULL);
+        if (strcmp(type, "member") == 0 || strcmp(type, "room.create") == 0 ||
+            strcmp(type, "room.update") == 0) {
+            cJSON *fresh; /* a new or renamed room: refresh the labels */
+            cJSON *r = kzc_call(c, "room.list", NULL, TIMEOUT_MS);
+            if (r && check_reply(r) == EXIT_OK) {
+                fresh = r;
+                cJSON_Delete(ts->rooms);
+                ts->rooms = fresh;
+            } else {
+                cJSON_Delete(r);
+            }
+        }
+        tail_show(ts, ev);
+        cJSON_Delete(ev);
+    }
+    rc = EXIT_OK;
+out:
+    kzc_close(c);
+    return rc == EXIT_UNREACHABLE ? EXIT_OK : rc;
+}
+
+static int cmd_tail(int argc, char **argv)
+{
+    if (argc > 2)
+        return usage_error("tail [ROOM]");
+    struct tail_state ts = {.last = -1};
+    int backoff_ms = 250;
+    quiet_unreachable = true;
+    for (;;) {
+        long long before = ts.last;
+        int rc = tail_once(&ts, argc == 2 ? argv[1] : NULL);
+        if (rc != EXIT_OK) {
+            cJSON_Delete(ts.rooms);
+            return rc;
+        }
+        if (ts.last != before)
+            backoff_ms = 250;
+        fprintf(stderr, "kizuna: connection lost; reconnecting in %d ms\n", backoff_ms);
+        struct timespec d = {backoff_ms / 1000, (backoff_ms % 1000) * 1000000L};
+        nanosleep(&d, NULL);
+        if (backoff_ms < 5000)
+            backoff_ms *= 2;
+    }
+}
+
+int cmd_talk(int argc, char **argv, bool *handled)
+{
+    *handled = true;
+    const char *cmd = argv[0];
+    if (strcmp(cmd, "rooms") == 0 && argc == 1)
+        return cmd_rooms();
+    if (strcmp(cmd, "room") == 0)
+        return cmd_room(argc, argv);
+    if (strcmp(cmd, "dm") == 0)
+        return cmd_dm(argc, argv);
+    if (strcmp(cmd, "send") == 0)
+        return cmd_send(argc, argv);
+    if (strcmp(cmd, "history") == 0)
+        return cmd_history(argc, argv);
+    if (strcmp(cmd, "tail") == 0)
+        return cmd_tail(argc, argv);
+    if (strcmp(cmd, "read") == 0)
+        return cmd_read(argc, argv);
+    if (strcmp(cmd, "readers") == 0)
+        return cmd_readers(argc, argv);
+    if (strcmp(cmd, "search") == 0)
+        return cmd_search(argc, argv);
+    if (strcmp(cmd, "edit") == 0)
+        return cmd_edit_delete(argc, argv, false);
+    if (strcmp(cmd, "delete") == 0)
+        return cmd_edit_delete(argc, argv, true);
+    *handled = false;
+    return EXIT_USAGE;
+}

@@ -1,0 +1,54 @@
+/* core.h - the server core's private state, shared by proto.c and events.c only. */
+#ifndef KIZUNA_CORE_H
+#define KIZUNA_CORE_H
+
+#include "server.h"
+
+/* A reply waiting for the transaction it depends on. */
+struct held {
+    uint64_t conn_id;
+    bool is_http;
+    cJSON *id;
+    struct kz_frame *frame;
+    struct held *next;
+};
+
+/* An event of the open transaction, to deliver once it commits. */
+struct pending_event {
+    int64_t pos;
+    int64_t room;
+    int64_t also_user;
+};
+
+/* Read markers that moved since the last `read` push of a room. */
+struct read_dirty {
+    int64_t room;
+    int64_t lo, hi; /* messages in (lo, hi] changed their read counts */
+    int64_t *users;
+    size_t nusers, capusers;
+};
+
+struct srv {
+    const struct kz_config *cfg;
+    struct store *store;
+    struct kz_workers *workers;
+    struct srv_transport tx;
+    struct held *held_head, *held_tail;
+    char origin[STORE_ORIGIN_MAX + 1];
+    int64_t inc;
+    uint8_t sk[64];
+    struct pending_event *pending;
+    size_t npending, cappending;
+    struct read_dirty *dirty;
+    size_t ndirty, capdirty;
+    bool tick_scheduled;
+};
+
+/* events.c: after a successful commit, push the transaction's events; on failure, forget. */
+void srv_events_deliver(struct srv *s);
+void srv_events_forget(struct srv *s);
+/* events.c: push the coalesced read markers and free the dirty set. */
+void srv_reads_push(struct srv *s);
+void srv_reads_free(struct srv *s);
+
+#endif

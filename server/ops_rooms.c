@@ -1,0 +1,461 @@
+/* ops_rooms.c - rooms and their members. A user sees only rooms it is a member of; to anyone
+ * else a room does not exist. Every membership change is an event in the room. */
+#include "server.h"
+
+#include <string.h>
+
+enum kz_err srv_room_for_member(struct srv_call *c, struct store_room *room,
+                                struct store_member *me)
+{
+    struct store *st = srv_store(c->srv);
+    const char *room_id = srv_arg_str(c, "room");
+    enum store_rc rc = store_room_get(st, room_id, room);
+    if (rc == STORE_OK)
+        rc = store_member_get(st, room->id, c->auth.user.id, me);
+    if (rc == STORE_OK && me->left_pos)
+        rc = STORE_NOT_FOUND;
+    if (rc == STORE_NOT_FOUND)
+        return srv_fail(c, KZ_NOT_FOUND, "no such room");
+    if (rc != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "room lookup failed");
+    return KZ_OK;
+}
+
+static enum kz_err require_room_admin(struct srv_call *c, const struct store_room *room,
+                                      const struct store_member *me)
+{
+    if (strcmp(room->kind, "group") != 0)
+        return srv_fail(c, KZ_BAD_REQUEST, "one-to-one rooms have no members to manage");
+    if (strcmp(me->role, "admin") != 0)
+        return srv_fail(c, KZ_FORBIDDEN, "only an admin of the room may do that");
+    return KZ_OK;
+}
+
+/* An active user named by an argument. */
+static enum kz_err arg_user(struct srv_call *c, const char *login, struct store_user *u)
+{
+    enum store_rc rc = kz_login_valid(login) ? store_user_get_by_login(srv_store(c->srv), login, u)
+                                             : STORE_NOT_FOUND;
+    if (rc == STORE_NOT_FOUND)
+        return srv_fail(c, KZ_NOT_FOUND, "no user with login id '%s'",
+                        kz_login_valid(login) ? login : "?");
+    if (rc != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "user lookup failed");
+    if (u->disabled)
+        return srv_fail(c, KZ_BAD_REQUEST, "user '%s' is disabled", u->login);
+    return KZ_OK;
+}
+
+/* Appends a `member` event and applies it to the membership table. */
+static enum kz_err member_event(struct srv_call *c, const struct store_room *room,
+                                const struct store_user *who, const char *membership,
+                                const char *role, int64_t *pos_out)
+{
+    struct store *st = srv_store(c->srv);
+    cJSON *content = cJSON_CreateObject();
+    cJSON_AddStringToObject(content, "user", who->login);
+    cJSON_AddStringToObject(content, "membership", membership);
+    if (role)
+        cJSON_AddStringToObject(content, "role", role);
+    struct srv_appended ev;
+    bool leaving = strcmp(membership, "join") != 0;
+    /* Someone leaving or removed still gets the event that says so. */
+    enum kz_err e = srv_event_append(c, room, "member", content, leaving ? who->id : 0, &ev);
+    if (e)
+        return e;
+    enum store_rc rc = leaving ? store_member_leave(st, room->id, who->id, ev.pos)
+                               : store_member_join(st, room->id, who->id, role, ev.pos);
+    if (rc != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "cannot update the membership");
+    if (pos_out)
+        *pos_out = ev.pos;
+    return KZ_OK;
+}
+
+static enum kz_err check_room_size(struct srv_call *c, int64_t room, int64_t adding)
+{
+    int64_t n = 0;
+    if (store_member_count(srv_store(c->srv), room, &n) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "member count failed");
+    if (n + adding > srv_config(c->srv)->room_max_members)
+        return srv_fail(c, KZ_TOO_LARGE, "a room may have at most %lld members",
+                        srv_config(c->srv)->room_max_members);
+    return KZ_OK;
+}
+
+static cJSON *room_json(struct srv *s, const struct store_room *r, const struct store_member *me);
+
+/* The creator's own `member` event; it joins at the create event, so its history starts with
+ * the room itself. */
+static enum kz_err join_creator(struct srv_call *c, const struct store_room *room, const char *role,
+                                int64_t created_pos)
+{
+    cJSON *content = cJSON_CreateObject();
+    cJSON_AddStringToObject(content, "user", c->auth.user.login);
+    cJSON_AddStringToObject(content, "membership", "join");
+    cJSON_AddStringToObject(content, "role", role);
+    struct srv_appended joined;
+    enum kz_err e = srv_event_append(c, room, "member", content, 0, &joined);
+    if (e)
+        return e;
+    if (store_member_join(srv_store(c->srv), room->id, c->auth.user.id, role, created_pos) !=
+        STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "cannot add the creator");
+    return KZ_OK;
+}
+
+enum kz_err op_room_create(struct srv_call *c)
+{
+    struct store *st = srv_store(c->srv);
+    const char *name = srv_arg_str(c, "name");
+    const char *topic = srv_arg_str(c, "topic");
+    const cJSON *members = srv_arg_list(c, "members");
+    if (!name[strspn(name, " \t")])
+        return srv_fail(c, KZ_BAD_REQUEST, "field 'name' must not be blank");
+    enum kz_err e = KZ_OK;
+    if (members && cJSON_GetArraySize(members) + 1 > srv_config(c->srv)->room_max_members)
+        return srv_fail(c, KZ_TOO_LARGE, "a room may have at most %lld members",
+                        srv_config(c->srv)->room_max_members);
+    struct store_room room = {0};
+    snprintf(room.kind, sizeof room.kind, "group");
+    snprintf(room.name, sizeof room.name, "%s", name);
+    snprintf(room.topic, sizeof room.topic, "%s", topic ? topic : "");
+    struct srv_appended created;
+    if ((e = srv_room_create(c, &room, NULL, &created)) ||
+        (e = join_creator(c, &room, "admin", created.pos)))
+        return e;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, members)
+    {
+        struct store_user u;
+        struct store_member m;
+        if ((e = arg_user(c, item->valuestring, &u)))
+            return e;
+        if (store_member_get(st, room.id, u.id, &m) == STORE_OK && !m.left_pos)
+            continue; /* named twice, or the creator named itself */
+        if ((e = member_event(c, &room, &u, "join", "member", NULL)))
+            return e;
+    }
+    struct store_member me;
+    store_member_get(st, room.id, c->auth.user.id, &me);
+    c->result = cJSON_CreateObject();
+    cJSON_AddItemToObject(c->result, "room", room_json(c->srv, &room, &me));
+    KZ_INFO("room_created", "by=%s room=%s", c->auth.user.login, room.room_id);
+    return KZ_OK;
+}
+
+enum kz_err op_room_direct(struct srv_call *c)
+{
+    struct store *st = srv_store(c->srv);
+    struct store_user other;
+    enum kz_err e = arg_user(c, srv_arg_str(c, "user"), &other);
+    if (e)
+        return e;
+    if (other.id == c->auth.user.id)
+        return srv_fail(c, KZ_BAD_REQUEST, "a one-to-one room needs someone else");
+    /* The pair, smaller id first: asking from either side finds the same room. */
+    char key[48];
+    int64_t a = c->auth.user.id < other.id ? c->auth.user.id : other.id;
+    int64_t b = c->auth.user.id < other.id ? other.id : c->auth.user.id;
+    snprintf(key, sizeof key, "%lld:%lld", (long long)a, (long long)b);
+    struct store_room room = {0};
+    enum store_rc rc = store_room_get_direct(st, key, &room);
+    if (rc == STORE_NOT_FOUND) {
+        snprintf(room.kind, sizeof room.kind, "direct");
+        struct srv_appended created;
+        if ((e = srv_room_create(c, &room, key, &created)) ||
+            (e = join_creator(c, &room, "member", created.pos)))
+            return e;
+    } else if (rc != STORE_OK) {
+        return srv_fail(c, KZ_INTERNAL, "room lookup failed");
+    }
+    /* Whoever is not (or no longer) in it is (re)joined: a one-to-one room never goes away. */
+    const struct store_user *pair[2] = {&c->auth.user, &other};
+    for (int i = 0; i < 2; i++) {
+        struct store_member m;
+        rc = store_member_get(st, room.id, pair[i]->id, &m);
+        if (rc == STORE_OK && !m.left_pos)
+            continue;
+        if ((e = member_event(c, &room, pair[i], "join", "member", NULL)))
+            return e;
+    }
+    struct store_member me;
+    store_member_get(st, room.id, c->auth.user.id, &me);
+    c->result = cJSON_CreateObject();
+    cJSON_AddItemToObject(c->result, "room", room_json(c->srv, &room, &me));
+    return KZ_OK;
+}
+
+enum kz_err op_room_update(struct srv_call *c)
+{
+    struct store_room room;
+    struct store_member me;
+    enum kz_err e;
+    if ((e = srv_room_for_member(c, &room, &me)) || (e = require_room_admin(c, &room, &me)))
+        return e;
+    const char *name = srv_arg_str(c, "name");
+    const char *topic = srv_arg_str(c, "topic");
+    if (!name && !topic)
+        return srv_fail(c, KZ_BAD_REQUEST, "give a name, a topic or both");
+    if (name && !name[strspn(name, " \t")])
+        return srv_fail(c, KZ_BAD_REQUEST, "field 'name' must not be blank");
+    if (name)
+        snprintf(room.name, sizeof room.name, "%s", name);
+    if (topic)
+        snprintf(room.topic, sizeof room.topic, "%s", topic);
+    cJSON *content = cJSON_CreateObject();
+    cJSON_AddStringToObject(content, "name", room.name);
+    cJSON_AddStringToObject(content, "topic", room.topic);
+    struct srv_appended ev;
+    if ((e = srv_event_append(c, &room, "room.update", content, 0, &ev)))
+        return e;
+    if (store_room_update(srv_store(c->srv), room.id, room.name, room.topic) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "cannot update the room");
+    c->result = cJSON_CreateObject();
+    cJSON_AddItemToObject(c->result, "room", room_json(c->srv, &room, &me));
+    return KZ_OK;
+}
+
+enum kz_err op_room_invite(struct srv_call *c)
+{
+    struct store_room room;
+    struct store_member me, m;
+    struct store_user u;
+    enum kz_err e;
+    if ((e = srv_room_for_member(c, &room, &me)) || (e = require_room_admin(c, &room, &me)) ||
+        (e = arg_user(c, srv_arg_str(c, "user"), &u)))
+        return e;
+    if (store_member_get(srv_store(c->srv), room.id, u.id, &m) == STORE_OK && !m.left_pos)
+        return srv_fail(c, KZ_CONFLICT, "%s is already a member", u.login);
+    if ((e = check_room_size(c, room.id, 1)))
+        return e;
+    int64_t pos;
+    if ((e = member_event(c, &room, &u, "join", "member", &pos)))
+        return e;
+    c->result = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c->result, "pos", (double)pos);
+    return KZ_OK;
+}
+
+/* Someone leaving may leave a room without an admin: the longest-standing member becomes one,
+ * so the room can still be managed. */
+struct first_ctx {
+    struct store_member m;
+    bool any_admin, found;
+};
+
+static int find_first(void *arg, const struct store_member *m)
+{
+    struct first_ctx *f = arg;
+    if (strcmp(m->role, "admin") == 0)
+        f->any_admin = true;
+    if (!f->found) {
+        f->m = *m;
+        f->found = true;
+    }
+    return 0;
+}
+
+static enum kz_err keep_an_admin(struct srv_call *c, const struct store_room *room)
+{
+    struct first_ctx f = {0};
+    if (strcmp(room->kind, "group") != 0)
+        return KZ_OK;
+    if (store_member_each(srv_store(c->srv), room->id, false, find_first, &f) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "member list failed");
+    if (f.any_admin || !f.found)
+        return KZ_OK;
+    cJSON *content = cJSON_CreateObject();
+    cJSON_AddStringToObject(content, "user", f.m.login);
+    cJSON_AddStringToObject(content, "role", "admin");
+    struct srv_appended ev;
+    enum kz_err e = srv_event_append(c, room, "member.role", content, 0, &ev);
+    if (e)
+        return e;
+    if (store_member_set_role(srv_store(c->srv), room->id, f.m.user_id, "admin") != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "cannot promote a member");
+    return KZ_OK;
+}
+
+enum kz_err op_room_remove(struct srv_call *c)
+{
+    struct store_room room;
+    struct store_member me, m;
+    struct store_user u;
+    enum kz_err e;
+    if ((e = srv_room_for_member(c, &room, &me)) || (e = require_room_admin(c, &room, &me)))
+        return e;
+    const char *login = srv_arg_str(c, "user");
+    enum store_rc rc = kz_login_valid(login)
+                           ? store_user_get_by_login(srv_store(c->srv), login, &u)
+                           : STORE_NOT_FOUND;
+    if (rc == STORE_OK)
+        rc = store_member_get(srv_store(c->srv), room.id, u.id, &m);
+    if (rc != STORE_OK || m.left_pos)
+        return srv_fail(c, KZ_NOT_FOUND, "%s is not a member", kz_login_valid(login) ? login : "?");
+    if (u.id == c->auth.user.id)
+        return srv_fail(c, KZ_BAD_REQUEST, "use room.leave to leave a room");
+    int64_t pos;
+    if ((e = member_event(c, &room, &u, "remove", NULL, &pos)) || (e = keep_an_admin(c, &room)))
+        return e;
+    c->result = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c->result, "pos", (double)pos);
+    return KZ_OK;
+}
+
+enum kz_err op_room_leave(struct srv_call *c)
+{
+    struct store_room room;
+    struct store_member me;
+    enum kz_err e;
+    if ((e = srv_room_for_member(c, &room, &me)))
+        return e;
+    int64_t pos;
+    if ((e = member_event(c, &room, &c->auth.user, "leave", NULL, &pos)) ||
+        (e = keep_an_admin(c, &room)))
+        return e;
+    c->result = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c->result, "pos", (double)pos);
+    return KZ_OK;
+}
+
+enum kz_err op_room_admin(struct srv_call *c)
+{
+    struct store_room room;
+    struct store_member me, m;
+    struct store_user u;
+    enum kz_err e;
+    if ((e = srv_room_for_member(c, &room, &me)) || (e = require_room_admin(c, &room, &me)) ||
+        (e = arg_user(c, srv_arg_str(c, "user"), &u)))
+        return e;
+    if (store_member_get(srv_store(c->srv), room.id, u.id, &m) != STORE_OK || m.left_pos)
+        return srv_fail(c, KZ_NOT_FOUND, "%s is not a member", u.login);
+    const char *role = srv_arg_bool(c, "admin", false) ? "admin" : "member";
+    if (strcmp(m.role, role) != 0) {
+        cJSON *content = cJSON_CreateObject();
+        cJSON_AddStringToObject(content, "user", u.login);
+        cJSON_AddStringToObject(content, "role", role);
+        struct srv_appended ev;
+        if ((e = srv_event_append(c, &room, "member.role", content, 0, &ev)))
+            return e;
+        if (store_member_set_role(srv_store(c->srv), room.id, u.id, role) != STORE_OK)
+            return srv_fail(c, KZ_INTERNAL, "cannot change the role");
+        if ((e = keep_an_admin(c, &room)))
+            return e;
+    }
+    return KZ_OK;
+}
+
+static int member_json(void *arg, const struct store_member *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "login", m->login);
+    cJSON_AddStringToObject(o, "name", m->name);
+    cJSON_AddStringToObject(o, "role", m->role);
+    cJSON_AddNumberToObject(o, "read_pos", (double)m->read_pos);
+    if (m->read_at)
+        cJSON_AddNumberToObject(o, "read_at", (double)m->read_at);
+    cJSON_AddItemToArray(arg, o);
+    return 0;
+}
+
+enum kz_err op_room_members(struct srv_call *c)
+{
+    struct store_room room;
+    struct store_member me;
+    enum kz_err e = srv_room_for_member(c, &room, &me);
+    if (e)
+        return e;
+    c->result = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(c->result, "members");
+    if (store_member_each(srv_store(c->srv), room.id, false, member_json, arr) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "member list failed");
+    return KZ_OK;
+}
+
+/* ---- room.list ---- */
+
+struct direct_ctx {
+    int64_t me;
+    char name[STORE_NAME_MAX + 1];
+    char login[STORE_LOGIN_MAX + 1];
+};
+
+static int other_member(void *arg, const struct store_member *m)
+{
+    struct direct_ctx *d = arg;
+    if (m->user_id == d->me)
+        return 0;
+    snprintf(d->name, sizeof d->name, "%s", m->name);
+    snprintf(d->login, sizeof d->login, "%s", m->login);
+    return 1;
+}
+
+struct last_ctx {
+    struct srv *s;
+    cJSON *room;
+};
+
+static int last_message(void *arg, const struct store_message *m)
+{
+    struct last_ctx *l = arg;
+    cJSON *last = cJSON_AddObjectToObject(l->room, "last");
+    cJSON_AddNumberToObject(last, "pos", (double)m->pos);
+    struct store_user u;
+    if (store_user_get(srv_store(l->s), m->sender, &u) == STORE_OK)
+        cJSON_AddStringToObject(last, "sender", u.login);
+    cJSON_AddStringToObject(last, "body", m->deleted ? "" : m->body);
+    cJSON_AddBoolToObject(last, "deleted", m->deleted);
+    cJSON_AddNumberToObject(last, "ts", (double)m->ts);
+    return 1;
+}
+
+static cJSON *room_json(struct srv *s, const struct store_room *r, const struct store_member *me)
+{
+    struct store *st = srv_store(s);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "room", r->room_id);
+    cJSON_AddStringToObject(o, "kind", r->kind);
+    if (strcmp(r->kind, "direct") == 0) {
+        /* A one-to-one room is called after the other person. */
+        struct direct_ctx d = {.me = me->user_id};
+        store_member_each(st, r->id, true, other_member, &d);
+        cJSON_AddStringToObject(o, "name", d.name);
+        cJSON_AddStringToObject(o, "with", d.login);
+    } else {
+        cJSON_AddStringToObject(o, "name", r->name);
+    }
+    cJSON_AddStringToObject(o, "topic", r->topic);
+    cJSON_AddStringToObject(o, "role", me->role);
+    cJSON_AddNumberToObject(o, "read_pos", (double)me->read_pos);
+    int64_t n = 0;
+    store_member_count(st, r->id, &n);
+    cJSON_AddNumberToObject(o, "members", (double)n);
+    n = 0;
+    store_room_unread(st, r->id, me->user_id, me->read_pos, &n);
+    cJSON_AddNumberToObject(o, "unread", (double)n);
+    struct last_ctx l = {s, o};
+    store_room_last_message(st, r->id, last_message, &l);
+    return o;
+}
+
+struct list_ctx {
+    struct srv *s;
+    cJSON *arr;
+};
+
+static int list_room(void *arg, const struct store_room *r, const struct store_member *me)
+{
+    struct list_ctx *l = arg;
+    cJSON_AddItemToArray(l->arr, room_json(l->s, r, me));
+    return 0;
+}
+
+enum kz_err op_room_list(struct srv_call *c)
+{
+    c->result = cJSON_CreateObject();
+    struct list_ctx l = {c->srv, cJSON_AddArrayToObject(c->result, "rooms")};
+    if (store_room_each_of_user(srv_store(c->srv), c->auth.user.id, list_room, &l) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "room list failed");
+    return KZ_OK;
+}

@@ -1,0 +1,381 @@
+/* ops_talk.c - messages, history, sync (resume then live), read markers, search. */
+#include "server.h"
+
+#include <string.h>
+
+/* ---- sending ---- */
+
+static enum kz_err check_body(struct srv_call *c, const char *body)
+{
+    size_t len = strlen(body);
+    if (!body[strspn(body, " \t\r\n")])
+        return srv_fail(c, KZ_BAD_REQUEST, "a message must not be blank");
+    if ((long long)len > srv_config(c->srv)->max_message_bytes)
+        return srv_fail(c, KZ_TOO_LARGE, "a message may be at most %lld bytes",
+                        srv_config(c->srv)->max_message_bytes);
+    return KZ_OK;
+}
+
+static void reply_event(struct srv_call *c, int64_t pos, const char *event_id, int64_t ts)
+{
+    c->result = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c->result, "pos", (double)pos);
+    cJSON_AddStringToObject(c->result, "event_id", event_id);
+    cJSON_AddNumberToObject(c->result, "ts", (double)ts);
+}
+
+static int first_send(void *arg, const struct store_event *e)
+{
+    struct srv_call *c = arg;
+    reply_event(c, e->pos, e->event_id, e->ts);
+    cJSON_AddStringToObject(c->result, "room", e->room_id);
+    cJSON_AddBoolToObject(c->result, "duplicate", true);
+    return 1;
+}
+
+enum kz_err op_msg_send(struct srv_call *c)
+{
+    struct store *st = srv_store(c->srv);
+    struct store_room room;
+    struct store_member me;
+    const char *body = srv_arg_str(c, "body");
+    const char *client_id = srv_arg_str(c, "client_id");
+    enum kz_err e;
+    if ((e = srv_room_for_member(c, &room, &me)) || (e = check_body(c, body)))
+        return e;
+    if (client_id) {
+        /* A retry after a dropped connection: answer with the first send, make nothing. */
+        int64_t pos;
+        enum store_rc rc = store_client_id_get(st, c->auth.user.id, client_id, &pos);
+        if (rc == STORE_OK) {
+            store_event_get(st, pos, first_send, c);
+            const cJSON *r = cJSON_GetObjectItemCaseSensitive(c->result, "room");
+            if (!cJSON_IsString(r) || strcmp(r->valuestring, room.room_id) != 0)
+                return srv_fail(c, KZ_CONFLICT, "client_id was already used in another room");
+            cJSON_DeleteItemFromObjectCaseSensitive(c->result, "room");
+            return KZ_OK;
+        }
+        if (rc != STORE_NOT_FOUND)
+            return srv_fail(c, KZ_INTERNAL, "client id lookup failed");
+    }
+    cJSON *content = cJSON_CreateObject();
+    cJSON_AddStringToObject(content, "body", body);
+    struct srv_appended ev;
+    if ((e = srv_event_append(c, &room, "msg", content, 0, &ev)))
+        return e;
+    struct store_message m = {
+        .pos = ev.pos, .room = room.id, .sender = c->auth.user.id, .body = body, .ts = ev.ts};
+    if (store_message_insert(st, &m) != STORE_OK ||
+        (client_id && store_client_id_put(st, c->auth.user.id, client_id, ev.pos) != STORE_OK))
+        return srv_fail(c, KZ_INTERNAL, "cannot store the message");
+    /* Sending a message means having read everything up to it. */
+    bool moved;
+    int64_t old;
+    if (store_member_read(st, room.id, c->auth.user.id, ev.pos, ev.ts, &moved, &old) == STORE_OK &&
+        moved)
+        srv_read_changed(c->srv, room.id, c->auth.user.id, old, ev.pos);
+    reply_event(c, ev.pos, ev.event_id, ev.ts);
+    return KZ_OK;
+}
+
+/* The caller's own, undeleted message at `pos` in this room. */
+static enum kz_err own_message(struct srv_call *c, const struct store_room *room,
+                               struct store_message *m)
+{
+    int64_t pos = srv_arg_int(c, "pos", 0);
+    if (store_message_get(srv_store(c->srv), pos, m) != STORE_OK || m->room != room->id)
+        return srv_fail(c, KZ_NOT_FOUND, "no message at position %lld in this room",
+                        (long long)pos);
+    if (m->sender != c->auth.user.id)
+        return srv_fail(c, KZ_FORBIDDEN, "only its author may change a message");
+    if (m->deleted)
+        return srv_fail(c, KZ_CONFLICT, "the message was deleted");
+    return KZ_OK;
+}
+
+static int copy_event_id(void *arg, const struct store_event *e)
+{
+    snprintf(arg, STORE_ROOM_ID_MAX + 1, "%s", e->event_id);
+    return 1;
+}
+
+static enum kz_err change_message(struct srv_call *c, bool is_delete)
+{
+    struct store *st = srv_store(c->srv);
+    struct store_room room;
+    struct store_member me;
+    struct store_message m;
+    char target[STORE_ROOM_ID_MAX + 1] = "";
+    const char *body = is_delete ? NULL : srv_arg_str(c, "body");
+    enum kz_err e;
+    if ((e = srv_room_for_member(c, &room, &me)) || (!is_delete && (e = check_body(c, body))) ||
+        (e = own_message(c, &room, &m)))
+        return e;
+    store_event_get(st, m.pos, copy_event_id, target);
+    cJSON *content = cJSON_CreateObject();
+    cJSON_AddStringToObject(content, "target", target);
+    if (body)
+        cJSON_AddStringToObject(content, "body", body);
+    struct srv_appended ev;
+    if ((e = srv_event_append(c, &room, is_delete ? "msg.delete" : "msg.edit", content, 0, &ev)))
+        return e;
+    enum store_rc rc = is_delete ? store_message_delete(st, m.pos, ev.ts)
+                                 : store_message_edit(st, m.pos, body, ev.ts);
+    if (rc != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "cannot change the message");
+    reply_event(c, ev.pos, ev.event_id, ev.ts);
+    return KZ_OK;
+}
+
+enum kz_err op_msg_edit(struct srv_call *c)
+{
+    return change_message(c, false);
+}
+
+enum kz_err op_msg_delete(struct srv_call *c)
+{
+    return change_message(c, true);
+}
+
+/* ---- history ---- */
+
+struct hist_ctx {
+    struct srv *s;
+    cJSON *arr;
+    int n;
+};
+
+static int hist_one(void *arg, const struct store_event *e, const struct store_message *m)
+{
+    struct hist_ctx *h = arg;
+    cJSON *o = srv_event_json(h->s, e, m);
+    if (o)
+        cJSON_AddItemToArray(h->arr, o);
+    h->n++;
+    return 0;
+}
+
+static int64_t page_limit(struct srv_call *c, long long max)
+{
+    int64_t limit = srv_arg_int(c, "limit", 50);
+    return limit > max ? max : limit;
+}
+
+enum kz_err op_history(struct srv_call *c)
+{
+    struct store_room room;
+    struct store_member me;
+    enum kz_err e = srv_room_for_member(c, &room, &me);
+    if (e)
+        return e;
+    int64_t before = srv_arg_int(c, "before", 0);
+    int64_t after = srv_arg_int(c, "after", -1);
+    if (before && after >= 0)
+        return srv_fail(c, KZ_BAD_REQUEST, "give before or after, not both");
+    if (!before && after < 0)
+        before = KZ_POS_MAX; /* neither: the newest page */
+    int64_t limit = page_limit(c, srv_config(c->srv)->history_page_max);
+    c->result = cJSON_CreateObject();
+    struct hist_ctx h = {c->srv, cJSON_CreateArray(), 0};
+    /* One more than asked, to tell whether more pages exist. */
+    if (store_history(srv_store(c->srv), room.id, before, after, (int)limit + 1, hist_one, &h) !=
+        STORE_OK) {
+        cJSON_Delete(h.arr);
+        return srv_fail(c, KZ_INTERNAL, "history failed");
+    }
+    bool more = h.n > limit;
+    if (more)
+        cJSON_DeleteItemFromArray(h.arr, (int)limit);
+    if (before) {
+        /* Fetched newest first; shown oldest first. */
+        cJSON *asc = cJSON_CreateArray();
+        for (cJSON *it; (it = cJSON_DetachItemFromArray(h.arr, cJSON_GetArraySize(h.arr) - 1));)
+            cJSON_AddItemToArray(asc, it);
+        cJSON_Delete(h.arr);
+        h.arr = asc;
+    }
+    cJSON_AddItemToObject(c->result, "events", h.arr);
+    cJSON_AddBoolToObject(c->result, "more", more);
+    return KZ_OK;
+}
+
+/* ---- sync: resume, then live ---- */
+
+struct sync_ctx {
+    struct srv *s;
+    cJSON *arr;
+    int64_t last;
+    int n;
+};
+
+static int sync_one(void *arg, const struct store_event *e)
+{
+    struct sync_ctx *sc = arg;
+    cJSON *o = srv_event_json(sc->s, e, NULL);
+    if (o)
+        cJSON_AddItemToArray(sc->arr, o);
+    sc->last = e->pos;
+    sc->n++;
+    return 0;
+}
+
+enum kz_err op_sync(struct srv_call *c)
+{
+    struct store *st = srv_store(c->srv);
+    int64_t since = srv_arg_int(c, "since", -1);
+    int64_t limit = page_limit(c, srv_config(c->srv)->sync_page_max);
+    if (since < 0 && store_event_last_pos(st, &since) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "cannot read the position");
+    struct sync_ctx sc = {c->srv, cJSON_CreateArray(), since, 0};
+    if (store_event_each_for_user(st, c->auth.user.id, since, (int)limit, sync_one, &sc) !=
+        STORE_OK) {
+        cJSON_Delete(sc.arr);
+        return srv_fail(c, KZ_INTERNAL, "sync failed");
+    }
+    /* A short page means nothing more is visible after it: from here on, events are pushed.
+     * The loop is single-threaded, so nothing can commit between this query and the
+     * subscription; anything pushed later is after sc.last. */
+    bool live = sc.n < limit;
+    if (live && !c->is_http)
+        srv_tx(c->srv)->subscribe(srv_tx(c->srv)->ctx, c->conn_id, sc.last);
+    c->result = cJSON_CreateObject();
+    cJSON_AddItemToObject(c->result, "events", sc.arr);
+    cJSON_AddNumberToObject(c->result, "next", (double)sc.last);
+    cJSON_AddBoolToObject(c->result, "live", live && !c->is_http);
+    cJSON_AddBoolToObject(c->result, "more", !live);
+    return KZ_OK;
+}
+
+/* ---- read markers ---- */
+
+static int last_pos_of(void *arg, const struct store_event *e, const struct store_message *m)
+{
+    (void)m;
+    *(int64_t *)arg = e->pos;
+    return 1;
+}
+
+enum kz_err op_read(struct srv_call *c)
+{
+    struct store *st = srv_store(c->srv);
+    struct store_room room;
+    struct store_member me;
+    enum kz_err e = srv_room_for_member(c, &room, &me);
+    if (e)
+        return e;
+    int64_t last = 0;
+    store_history(st, room.id, KZ_POS_MAX, 0, 1, last_pos_of, &last);
+    int64_t pos = srv_arg_int(c, "pos", last);
+    if (pos > last)
+        pos = last; /* a marker never points past the room's end */
+    bool moved = false;
+    int64_t old = 0;
+    if (pos > 0 && store_member_read(st, room.id, c->auth.user.id, pos, kz_now_ms(), &moved,
+                                     &old) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "cannot store the read marker");
+    if (moved)
+        srv_read_changed(c->srv, room.id, c->auth.user.id, old, pos);
+    c->result = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c->result, "read_pos", (double)(moved ? pos : me.read_pos));
+    return KZ_OK;
+}
+
+struct readers_ctx {
+    struct srv *s;
+    int64_t room, pos, sender;
+    cJSON *read, *unread;
+};
+
+static int reader_one(void *arg, const struct store_member *m)
+{
+    struct readers_ctx *r = arg;
+    if (m->user_id == r->sender)
+        return 0;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "login", m->login);
+    cJSON_AddStringToObject(o, "name", m->name);
+    if (m->read_pos >= r->pos) {
+        int64_t at = 0;
+        store_read_time(srv_store(r->s), r->room, m->user_id, r->pos, &at);
+        cJSON_AddNumberToObject(o, "at", (double)at);
+        cJSON_AddItemToArray(r->read, o);
+    } else {
+        cJSON_AddItemToArray(r->unread, o);
+    }
+    return 0;
+}
+
+enum kz_err op_readers(struct srv_call *c)
+{
+    struct store_room room;
+    struct store_member me;
+    struct store_message m;
+    enum kz_err e = srv_room_for_member(c, &room, &me);
+    if (e)
+        return e;
+    int64_t pos = srv_arg_int(c, "pos", 0);
+    if (store_message_get(srv_store(c->srv), pos, &m) != STORE_OK || m.room != room.id)
+        return srv_fail(c, KZ_NOT_FOUND, "no message at position %lld in this room",
+                        (long long)pos);
+    c->result = cJSON_CreateObject();
+    struct readers_ctx r = {c->srv, room.id, pos, m.sender,
+                            cJSON_AddArrayToObject(c->result, "read"),
+                            cJSON_AddArrayToObject(c->result, "unread")};
+    if (store_member_each(srv_store(c->srv), room.id, false, reader_one, &r) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "member list failed");
+    return KZ_OK;
+}
+
+/* ---- search ---- */
+
+struct search_ctx {
+    struct srv *s;
+    cJSON *arr;
+    int64_t last;
+};
+
+static int search_one(void *arg, const struct store_message *m)
+{
+    struct search_ctx *sc = arg;
+    struct store *st = srv_store(sc->s);
+    struct store_room r;
+    struct store_user u;
+    cJSON *o = cJSON_CreateObject();
+    if (store_room_get_by_id(st, m->room, &r) == STORE_OK)
+        cJSON_AddStringToObject(o, "room", r.room_id);
+    cJSON_AddNumberToObject(o, "pos", (double)m->pos);
+    if (store_user_get(st, m->sender, &u) == STORE_OK) {
+        cJSON_AddStringToObject(o, "sender", u.login);
+        cJSON_AddStringToObject(o, "sender_name", u.name);
+    }
+    cJSON_AddStringToObject(o, "body", m->body);
+    cJSON_AddNumberToObject(o, "ts", (double)m->ts);
+    cJSON_AddItemToArray(sc->arr, o);
+    sc->last = m->pos;
+    return 0;
+}
+
+enum kz_err op_search(struct srv_call *c)
+{
+    const char *query = srv_arg_str(c, "query");
+    if (!query[strspn(query, " \t")])
+        return srv_fail(c, KZ_BAD_REQUEST, "field 'query' must not be blank");
+    int64_t room_id = 0;
+    if (srv_arg_str(c, "room")) {
+        struct store_room room;
+        struct store_member me;
+        enum kz_err e = srv_room_for_member(c, &room, &me);
+        if (e)
+            return e;
+        room_id = room.id;
+    }
+    int64_t limit = page_limit(c, srv_config(c->srv)->history_page_max);
+    c->result = cJSON_CreateObject();
+    struct search_ctx sc = {c->srv, cJSON_AddArrayToObject(c->result, "results"), 0};
+    if (store_search(srv_store(c->srv), c->auth.user.id, room_id, query,
+                     srv_arg_int(c, "before", 0), (int)limit, search_one, &sc) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "search failed");
+    if (cJSON_GetArraySize(sc.arr) == limit)
+        cJSON_AddNumberToObject(c->result, "next_before", (double)sc.last);
+    return KZ_OK;
+}

@@ -1,0 +1,32 @@
+/* store_internal.h - what the store's own files share. Not for use outside store/. */
+#ifndef KIZUNA_STORE_INTERNAL_H
+#define KIZUNA_STORE_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+#define STORE_CORE_STMTS 32
+#define STORE_TALK_STMTS 64
+
+struct store {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[STORE_CORE_STMTS]; /* store.c */
+    sqlite3_stmt *talk[STORE_TALK_STMTS]; /* store_talk.c */
+    bool tx_open;
+    int op_depth;
+    char errmsg[256];
+};
+
+/* Records sqlite's message for `what` and returns STORE_ERROR. */
+enum store_rc store_fail(struct store *st, const char *what);
+/* Runs a statement that returns no rows, then resets it; a constraint is STORE_CONFLICT. */
+enum store_rc store_step_done(struct store *st, sqlite3_stmt *s, const char *what);
+/* Resets a statement and clears its bindings. */
+void store_finish(sqlite3_stmt *s);
+/* Copies a text column (NULL reads as "") into a bounded buffer. */
+void store_copy_text(char *dst, size_t cap, sqlite3_stmt *s, int col);
+/* Prepares store_talk.c's statements; called by store_open after migrating. */
+enum store_rc store_talk_prepare(struct store *st, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,741 @@
+/* store_talk.c - rooms, their event logs, messages, read markers and search. */
+#include "store_internal.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum talk_stmt {
+    T_ROOM_INSERT,
+    T_ROOM_GET,
+    T_ROOM_GET_ID,
+    T_ROOM_GET_DIRECT,
+    T_ROOM_UPDATE,
+    T_MEMBER_GET,
+    T_MEMBER_JOIN,
+    T_MEMBER_LEAVE,
+    T_MEMBER_ROLE,
+    T_MEMBER_EACH,
+    T_MEMBER_EACH_ALL,
+    T_MEMBER_COUNT,
+    T_MEMBER_READ_SET,
+    T_READ_MARK,
+    T_READ_COUNT,
+    T_READ_TIME,
+    T_LOG_HEAD,
+    T_LOG_SET,
+    T_EVENT_INSERT,
+    T_EVENT_FOR_USER,
+    T_EVENT_GET,
+    T_EVENT_LAST,
+    T_EVENT_POS,
+    T_MSG_INSERT,
+    T_MSG_GET,
+    T_MSG_EDIT,
+    T_MSG_DELETE,
+    T_HIST_BEFORE,
+    T_HIST_AFTER,
+    T_UNREAD,
+    T_LAST_MSG,
+    T_ROOMS_OF_USER,
+    T_SEARCH_FTS,
+    T_SEARCH_LIKE,
+    T_CID_GET,
+    T_CID_PUT,
+    T_COUNT
+};
+_Static_assert(T_COUNT <= STORE_TALK_STMTS, "raise STORE_TALK_STMTS");
+
+#define ROOM_COLS   "r.id, r.room_id, r.kind, r.name, r.topic, r.created_by, r.created_at"
+#define MEMBER_COLS "m.room, m.user_id, u.login, u.name, m.role, m.joined_pos, m.left_pos," \
+                    " m.read_pos, m.read_at"
+#define EVENT_COLS  "e.pos, e.room, r.room_id, e.origin, e.inc, e.seq, e.event_id, e.type," \
+                    " e.sender, e.ts, e.payload, e.sig"
+#define MSG_COLS    "m.pos, m.room, m.sender, m.body, m.ts, m.edited_at, m.deleted"
+#define MY_ROOMS    "SELECT room FROM room_members WHERE user_id = ?2 AND left_pos IS NULL"
+
+static const char *const talk_sql[T_COUNT] = {
+    [T_ROOM_INSERT] = "INSERT INTO rooms (room_id, kind, name, topic, direct_key, created_by,"
+                      " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    [T_ROOM_GET] = "SELECT " ROOM_COLS " FROM rooms r WHERE r.room_id = ?",
+    [T_ROOM_GET_ID] = "SELECT " ROOM_COLS " FROM rooms r WHERE r.id = ?",
+    [T_ROOM_GET_DIRECT] = "SELECT " ROOM_COLS " FROM rooms r WHERE r.direct_key = ?",
+    [T_ROOM_UPDATE] = "UPDATE rooms SET name = ?, topic = ? WHERE id = ?",
+    [T_MEMBER_GET] = "SELECT " MEMBER_COLS " FROM room_members m JOIN users u ON u.id = m.user_id"
+                     " WHERE m.room = ? AND m.user_id = ?",
+    [T_MEMBER_JOIN] = "INSERT INTO room_members (room, user_id, role, joined_pos) VALUES (?, ?, ?, ?)"
+                      " ON CONFLICT(room, user_id) DO UPDATE SET role = excluded.role,"
+                      " joined_pos = excluded.joined_pos, left_pos = NULL",
+    [T_MEMBER_LEAVE] = "UPDATE room_members SET left_pos = ? WHERE room = ? AND user_id = ?"
+                       " AND left_pos IS NULL",
+    [T_MEMBER_ROLE] = "UPDATE room_members SET role = ? WHERE room = ? AND user_id = ?"
+                      " AND left_pos IS NULL",
+    [T_MEMBER_EACH] = "SELECT " MEMBER_COLS " FROM room_members m JOIN users u ON u.id = m.user_id"
+                      " WHERE m.room = ? AND m.left_pos IS NULL ORDER BY m.joined_pos",
+    [T_MEMBER_EACH_ALL] = "SELECT " MEMBER_COLS " FROM room_members m JOIN users u"
+                          " ON u.id = m.user_id WHERE m.room = ? ORDER BY m.joined_pos",
+    [T_MEMBER_COUNT] = "SELECT count(*) FROM room_members WHERE room = ? AND left_pos IS NULL",
+    [T_MEMBER_READ_SET] = "UPDATE room_members SET read_pos = ?, read_at = ? WHERE room = ?"
+                          " AND user_id = ? AND read_pos < ?",
+    [T_READ_MARK] = "INSERT OR IGNORE INTO read_marks (room, user_id, pos, at) VALUES (?, ?, ?, ?)",
+    [T_READ_COUNT] = "SELECT count(*) FROM room_members WHERE room = ? AND user_id != ?"
+                     " AND read_pos >= ?",
+    /* Markers only move forward, so the earliest mark at or past pos is when it was read. */
+    [T_READ_TIME] = "SELECT min(at) FROM read_marks WHERE room = ? AND user_id = ? AND pos >= ?",
+    [T_LOG_HEAD] = "SELECT head_seq, head_id FROM logs WHERE room = ? AND origin = ? AND inc = ?",
+    [T_LOG_SET] = "INSERT INTO logs (room, origin, inc, head_seq, head_id) VALUES (?, ?, ?, ?, ?)"
+                  " ON CONFLICT(room, origin, inc) DO UPDATE SET head_seq = excluded.head_seq,"
+                  " head_id = excluded.head_id",
+    [T_EVENT_INSERT] = "INSERT INTO events (room, origin, inc, seq, event_id, type, sender, ts,"
+                       " payload, sig) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [T_EVENT_FOR_USER] = "SELECT " EVENT_COLS " FROM events e"
+                         " JOIN room_members m ON m.room = e.room AND m.user_id = ?1"
+                         " JOIN rooms r ON r.id = e.room"
+                         " WHERE e.pos > ?2 AND e.pos >= m.joined_pos"
+                         " AND (m.left_pos IS NULL OR e.pos <= m.left_pos)"
+                         " ORDER BY e.pos LIMIT ?3",
+    [T_EVENT_GET] = "SELECT " EVENT_COLS " FROM events e JOIN rooms r ON r.id = e.room"
+                    " WHERE e.pos = ?",
+    [T_EVENT_LAST] = "SELECT coalesce(max(pos), 0) FROM events",
+    [T_EVENT_POS] = "SELECT pos FROM events WHERE event_id = ?",
+    [T_MSG_INSERT] = "INSERT INTO messages (pos, room, sender, body, ts) VALUES (?, ?, ?, ?, ?)",
+    [T_MSG_GET] = "SELECT " MSG_COLS " FROM messages m WHERE m.pos = ?",
+    [T_MSG_EDIT] = "UPDATE messages SET body = ?, edited_at = ? WHERE pos = ? AND deleted = 0",
+    [T_MSG_DELETE] = "UPDATE messages SET body = '', deleted = 1, edited_at = ? WHERE pos = ?"
+                     " AND deleted = 0",
+    [T_HIST_BEFORE] = "SELECT " EVENT_COLS ", " MSG_COLS " FROM events e"
+                      " JOIN rooms r ON r.id = e.room LEFT JOIN messages m ON m.pos = e.pos"
+                      " WHERE e.room = ? AND e.pos < ? AND e.type NOT IN ('msg.edit', 'msg.delete')"
+                      " ORDER BY e.pos DESC LIMIT ?",
+    [T_HIST_AFTER] = "SELECT " EVENT_COLS ", " MSG_COLS " FROM events e"
+                     " JOIN rooms r ON r.id = e.room LEFT JOIN messages m ON m.pos = e.pos"
+                     " WHERE e.room = ? AND e.pos > ? AND e.type NOT IN ('msg.edit', 'msg.delete')"
+                     " ORDER BY e.pos ASC LIMIT ?",
+    [T_UNREAD] = "SELECT count(*) FROM messages WHERE room = ? AND pos > ? AND sender != ?"
+                 " AND deleted = 0",
+    [T_LAST_MSG] = "SELECT " MSG_COLS " FROM messages m WHERE m.room = ? ORDER BY m.pos DESC"
+                   " LIMIT 1",
+    [T_ROOMS_OF_USER] = "SELECT " ROOM_COLS ", " MEMBER_COLS " FROM room_members m"
+                        " JOIN rooms r ON r.id = m.room JOIN users u ON u.id = m.user_id"
+                        " WHERE m.user_id = ? AND m.left_pos IS NULL ORDER BY"
+                        " (SELECT max(pos) FROM events WHERE room = r.id) DESC",
+    [T_SEARCH_FTS] = "SELECT " MSG_COLS " FROM messages_fts f JOIN messages m ON m.pos = f.rowid"
+                     " WHERE messages_fts MATCH ?1 AND m.room IN (" MY_ROOMS ")"
+                     " AND (?3 = 0 OR m.room = ?3) AND m.pos < ?4 AND m.deleted = 0"
+                     " ORDER BY m.pos DESC LIMIT ?5",
+    [T_SEARCH_LIKE] = "SELECT " MSG_COLS " FROM messages m WHERE m.room IN (" MY_ROOMS ")"
+                      " AND (?3 = 0 OR m.room = ?3) AND m.pos < ?4 AND m.deleted = 0"
+                      " AND m.body LIKE ?1 ESCAPE '\\' ORDER BY m.pos DESC LIMIT ?5",
+    [T_CID_GET] = "SELECT pos FROM client_ids WHERE user_id = ? AND client_id = ?",
+    [T_CID_PUT] = "INSERT INTO client_ids (user_id, client_id, pos) VALUES (?, ?, ?)",
+};
+
+enum store_rc store_talk_prepare(struct store *st, char *err, size_t errlen)
+{
+    for (int i = 0; i < T_COUNT; i++) {
+        if (sqlite3_prepare_v3(st->db, talk_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->talk[i],
+                               NULL) != SQLITE_OK) {
+            snprintf(err, errlen, "cannot prepare talk statement %d: %s", i,
+                     sqlite3_errmsg(st->db));
+            return STORE_ERROR;
+        }
+    }
+    return STORE_OK;
+}
+
+static sqlite3_stmt *stmt(struct store *st, enum talk_stmt id)
+{
+    return st->talk[id];
+}
+
+/* Steps a statement that yields one integer (or none: NOT_FOUND). */
+static enum store_rc step_int(struct store *st, sqlite3_stmt *s, int64_t *out, const char *what)
+{
+    int rc = sqlite3_step(s);
+    enum store_rc r = STORE_OK;
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(s, 0);
+    else if (rc == SQLITE_DONE)
+        r = STORE_NOT_FOUND;
+    else
+        r = store_fail(st, what);
+    store_finish(s);
+    return r;
+}
+
+/* For UPDATEs addressed by key: no changed row means no such row. */
+static enum store_rc step_changed(struct store *st, sqlite3_stmt *s, const char *what)
+{
+    enum store_rc rc = store_step_done(st, s, what);
+    if (rc == STORE_OK && sqlite3_changes(st->db) == 0)
+        rc = STORE_NOT_FOUND;
+    return rc;
+}
+
+/* ---- rooms ---- */
+
+static int read_room(sqlite3_stmt *s, int col, struct store_room *r)
+{
+    memset(r, 0, sizeof *r);
+    r->id = sqlite3_column_int64(s, col);
+    store_copy_text(r->room_id, sizeof r->room_id, s, col + 1);
+    store_copy_text(r->kind, sizeof r->kind, s, col + 2);
+    store_copy_text(r->name, sizeof r->name, s, col + 3);
+    store_copy_text(r->topic, sizeof r->topic, s, col + 4);
+    r->created_by = sqlite3_column_int64(s, col + 5);
+    r->created_at = sqlite3_column_int64(s, col + 6);
+    return col + 7;
+}
+
+static enum store_rc step_room(struct store *st, sqlite3_stmt *s, struct store_room *out)
+{
+    int rc = sqlite3_step(s);
+    enum store_rc r = STORE_OK;
+    if (rc == SQLITE_ROW)
+        read_room(s, 0, out);
+    else if (rc == SQLITE_DONE)
+        r = STORE_NOT_FOUND;
+    else
+        r = store_fail(st, "room lookup");
+    store_finish(s);
+    return r;
+}
+
+enum store_rc store_room_insert(struct store *st, struct store_room *r, const char *direct_key)
+{
+    sqlite3_stmt *s = stmt(st, T_ROOM_INSERT);
+    sqlite3_bind_text(s, 1, r->room_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, r->kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, r->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, r->topic, -1, SQLITE_STATIC);
+    if (direct_key)
+        sqlite3_bind_text(s, 5, direct_key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, r->created_by);
+    sqlite3_bind_int64(s, 7, r->created_at);
+    enum store_rc rc = store_step_done(st, s, "room insert");
+    if (rc == STORE_OK)
+        r->id = sqlite3_last_insert_rowid(st->db);
+    return rc;
+}
+
+enum store_rc store_room_get(struct store *st, const char *room_id, struct store_room *out)
+{
+    sqlite3_stmt *s = stmt(st, T_ROOM_GET);
+    sqlite3_bind_text(s, 1, room_id, -1, SQLITE_STATIC);
+    return step_room(st, s, out);
+}
+
+enum store_rc store_room_get_by_id(struct store *st, int64_t id, struct store_room *out)
+{
+    sqlite3_stmt *s = stmt(st, T_ROOM_GET_ID);
+    sqlite3_bind_int64(s, 1, id);
+    return step_room(st, s, out);
+}
+
+enum store_rc store_room_get_direct(struct store *st, const char *direct_key,
+                                    struct store_room *out)
+{
+    sqlite3_stmt *s = stmt(st, T_ROOM_GET_DIRECT);
+    sqlite3_bind_text(s, 1, direct_key, -1, SQLITE_STATIC);
+    return step_room(st, s, out);
+}
+
+enum store_rc store_room_update(struct store *st, int64_t id, const char *name, const char *topic)
+{
+    sqlite3_stmt *s = stmt(st, T_ROOM_UPDATE);
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, topic, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, id);
+    return step_changed(st, s, "room update");
+}
+
+/* ---- members ---- */
+
+static int read_member(sqlite3_stmt *s, int col, struct store_member *m)
+{
+    memset(m, 0, sizeof *m);
+    m->room = sqlite3_column_int64(s, col);
+    m->user_id = sqlite3_column_int64(s, col + 1);
+    store_copy_text(m->login, sizeof m->login, s, col + 2);
+    store_copy_text(m->name, sizeof m->name, s, col + 3);
+    store_copy_text(m->role, sizeof m->role, s, col + 4);
+    m->joined_pos = sqlite3_column_int64(s, col + 5);
+    m->left_pos = sqlite3_column_int64(s, col + 6);
+    m->read_pos = sqlite3_column_int64(s, col + 7);
+    m->read_at = sqlite3_column_int64(s, col + 8);
+    return col + 9;
+}
+
+enum store_rc store_member_get(struct store *st, int64_t room, int64_t user_id,
+                               struct store_member *out)
+{
+    sqlite3_stmt *s = stmt(st, T_MEMBER_GET);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_int64(s, 2, user_id);
+    int rc = sqlite3_step(s);
+    enum store_rc r = STORE_OK;
+    if (rc == SQLITE_ROW)
+        read_member(s, 0, out);
+    else if (rc == SQLITE_DONE)
+        r = STORE_NOT_FOUND;
+    else
+        r = store_fail(st, "member lookup");
+    store_finish(s);
+    return r;
+}
+
+enum store_rc store_member_join(struct store *st, int64_t room, int64_t user_id, const char *role,
+                                int64_t joined_pos)
+{
+    sqlite3_stmt *s = stmt(st, T_MEMBER_JOIN);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_int64(s, 2, user_id);
+    sqlite3_bind_text(s, 3, role, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, joined_pos);
+    return store_step_done(st, s, "member join");
+}
+
+enum store_rc store_member_leave(struct store *st, int64_t room, int64_t user_id, int64_t left_pos)
+{
+    sqlite3_stmt *s = stmt(st, T_MEMBER_LEAVE);
+    sqlite3_bind_int64(s, 1, left_pos);
+    sqlite3_bind_int64(s, 2, room);
+    sqlite3_bind_int64(s, 3, user_id);
+    return step_changed(st, s, "member leave");
+}
+
+enum store_rc store_member_set_role(struct store *st, int64_t room, int64_t user_id,
+                                    const char *role)
+{
+    sqlite3_stmt *s = stmt(st, T_MEMBER_ROLE);
+    sqlite3_bind_text(s, 1, role, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, room);
+    sqlite3_bind_int64(s, 3, user_id);
+    return step_changed(st, s, "member role");
+}
+
+enum store_rc store_member_each(struct store *st, int64_t room, bool include_past,
+                                store_member_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = stmt(st, include_past ? T_MEMBER_EACH_ALL : T_MEMBER_EACH);
+    sqlite3_bind_int64(s, 1, room);
+    struct store_member m;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        read_member(s, 0, &m);
+        if (fn(ctx, &m) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "member list");
+    store_finish(s);
+    return r;
+}
+
+enum store_rc store_member_count(struct store *st, int64_t room, int64_t *out)
+{
+    sqlite3_stmt *s = stmt(st, T_MEMBER_COUNT);
+    sqlite3_bind_int64(s, 1, room);
+    return step_int(st, s, out, "member count");
+}
+
+enum store_rc store_member_read(struct store *st, int64_t room, int64_t user_id, int64_t pos,
+                                int64_t at, bool *moved, int64_t *old_pos)
+{
+    struct store_member m;
+    enum store_rc rc = store_member_get(st, room, user_id, &m);
+    if (rc != STORE_OK)
+        return rc;
+    *old_pos = m.read_pos;
+    *moved = pos > m.read_pos;
+    if (!*moved)
+        return STORE_OK;
+    sqlite3_stmt *s = stmt(st, T_MEMBER_READ_SET);
+    sqlite3_bind_int64(s, 1, pos);
+    sqlite3_bind_int64(s, 2, at);
+    sqlite3_bind_int64(s, 3, room);
+    sqlite3_bind_int64(s, 4, user_id);
+    sqlite3_bind_int64(s, 5, pos);
+    if ((rc = store_step_done(st, s, "read marker")) != STORE_OK)
+        return rc;
+    s = stmt(st, T_READ_MARK);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_int64(s, 2, user_id);
+    sqlite3_bind_int64(s, 3, pos);
+    sqlite3_bind_int64(s, 4, at);
+    return store_step_done(st, s, "read mark");
+}
+
+enum store_rc store_read_count(struct store *st, int64_t room, int64_t pos, int64_t sender,
+                               int64_t *out)
+{
+    sqlite3_stmt *s = stmt(st, T_READ_COUNT);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_int64(s, 2, sender);
+    sqlite3_bind_int64(s, 3, pos);
+    return step_int(st, s, out, "read count");
+}
+
+enum store_rc store_read_time(struct store *st, int64_t room, int64_t user_id, int64_t pos,
+                              int64_t *at)
+{
+    sqlite3_stmt *s = stmt(st, T_READ_TIME);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_int64(s, 2, user_id);
+    sqlite3_bind_int64(s, 3, pos);
+    return step_int(st, s, at, "read time"); /* min() of nothing is NULL, read as 0 */
+}
+
+/* ---- event logs ---- */
+
+enum store_rc store_log_head(struct store *st, int64_t room, const char *origin, int64_t inc,
+                             int64_t *seq, char head_id[STORE_ROOM_ID_MAX + 1])
+{
+    sqlite3_stmt *s = stmt(st, T_LOG_HEAD);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_text(s, 2, origin, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, inc);
+    int rc = sqlite3_step(s);
+    enum store_rc r = STORE_OK;
+    *seq = 0;
+    head_id[0] = '\0';
+    if (rc == SQLITE_ROW) {
+        *seq = sqlite3_column_int64(s, 0);
+        store_copy_text(head_id, STORE_ROOM_ID_MAX + 1, s, 1);
+    } else if (rc != SQLITE_DONE) {
+        r = store_fail(st, "log head");
+    }
+    store_finish(s);
+    return r;
+}
+
+enum store_rc store_event_insert(struct store *st, struct store_event *e)
+{
+    int64_t head;
+    char head_id[STORE_ROOM_ID_MAX + 1];
+    enum store_rc rc = store_log_head(st, e->room, e->origin, e->inc, &head, head_id);
+    if (rc != STORE_OK)
+        return rc;
+    if (e->seq != head + 1) {
+        /* A gap or a reused seq would fork the log; refuse rather than store it. */
+        snprintf(st->errmsg, sizeof st->errmsg, "event seq %lld does not follow head %lld",
+                 (long long)e->seq, (long long)head);
+        return STORE_CONFLICT;
+    }
+    sqlite3_stmt *s = stmt(st, T_EVENT_INSERT);
+    sqlite3_bind_int64(s, 1, e->room);
+    sqlite3_bind_text(s, 2, e->origin, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, e->inc);
+    sqlite3_bind_int64(s, 4, e->seq);
+    sqlite3_bind_text(s, 5, e->event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, e->type, -1, SQLITE_STATIC);
+    if (e->sender)
+        sqlite3_bind_int64(s, 7, e->sender);
+    sqlite3_bind_int64(s, 8, e->ts);
+    sqlite3_bind_blob(s, 9, e->payload, (int)e->payload_len, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 10, e->sig, (int)e->sig_len, SQLITE_STATIC);
+    if ((rc = store_step_done(st, s, "event insert")) != STORE_OK)
+        return rc;
+    e->pos = sqlite3_last_insert_rowid(st->db);
+    s = stmt(st, T_LOG_SET);
+    sqlite3_bind_int64(s, 1, e->room);
+    sqlite3_bind_text(s, 2, e->origin, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, e->inc);
+    sqlite3_bind_int64(s, 4, e->seq);
+    sqlite3_bind_text(s, 5, e->event_id, -1, SQLITE_STATIC);
+    return store_step_done(st, s, "log head");
+}
+
+static int read_event(sqlite3_stmt *s, int col, struct store_event *e)
+{
+    memset(e, 0, sizeof *e);
+    e->pos = sqlite3_column_int64(s, col);
+    e->room = sqlite3_column_int64(s, col + 1);
+    store_copy_text(e->room_id, sizeof e->room_id, s, col + 2);
+    store_copy_text(e->origin, sizeof e->origin, s, col + 3);
+    e->inc = sqlite3_column_int64(s, col + 4);
+    e->seq = sqlite3_column_int64(s, col + 5);
+    store_copy_text(e->event_id, sizeof e->event_id, s, col + 6);
+    store_copy_text(e->type, sizeof e->type, s, col + 7);
+    e->sender = sqlite3_column_int64(s, col + 8);
+    e->ts = sqlite3_column_int64(s, col + 9);
+    e->payload = sqlite3_column_blob(s, col + 10);
+    e->payload_len = (size_t)sqlite3_column_bytes(s, col + 10);
+    e->sig = sqlite3_column_blob(s, col + 11);
+    e->sig_len = (size_t)sqlite3_column_bytes(s, col + 11);
+    return col + 12;
+}
+
+static enum store_rc walk_events(struct store *st, sqlite3_stmt *s, store_event_fn fn, void *ctx,
+                                 const char *what)
+{
+    struct store_event e;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        read_event(s, 0, &e);
+        if (fn(ctx, &e) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, what);
+    store_finish(s);
+    return r;
+}
+
+enum store_rc store_event_each_for_user(struct store *st, int64_t user_id, int64_t since,
+                                        int limit, store_event_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = stmt(st, T_EVENT_FOR_USER);
+    sqlite3_bind_int64(s, 1, user_id);
+    sqlite3_bind_int64(s, 2, since);
+    sqlite3_bind_int(s, 3, limit);
+    return walk_events(st, s, fn, ctx, "sync");
+}
+
+enum store_rc store_event_get(struct store *st, int64_t pos, store_event_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = stmt(st, T_EVENT_GET);
+    sqlite3_bind_int64(s, 1, pos);
+    return walk_events(st, s, fn, ctx, "event get");
+}
+
+enum store_rc store_event_last_pos(struct store *st, int64_t *out)
+{
+    return step_int(st, stmt(st, T_EVENT_LAST), out, "last position");
+}
+
+enum store_rc store_event_pos(struct store *st, const char *event_id, int64_t *pos)
+{
+    sqlite3_stmt *s = stmt(st, T_EVENT_POS);
+    sqlite3_bind_text(s, 1, event_id, -1, SQLITE_STATIC);
+    return step_int(st, s, pos, "event position");
+}
+
+/* ---- messages ---- */
+
+static int read_message(sqlite3_stmt *s, int col, struct store_message *m)
+{
+    memset(m, 0, sizeof *m);
+    m->pos = sqlite3_column_int64(s, col);
+    m->room = sqlite3_column_int64(s, col + 1);
+    m->sender = sqlite3_column_int64(s, col + 2);
+    m->body = (const char *)sqlite3_column_text(s, col + 3);
+    m->ts = sqlite3_column_int64(s, col + 4);
+    m->edited_at = sqlite3_column_int64(s, col + 5);
+    m->deleted = sqlite3_column_int(s, col + 6) != 0;
+    if (!m->body)
+        m->body = "";
+    return col + 7;
+}
+
+enum store_rc store_message_insert(struct store *st, const struct store_message *m)
+{
+    sqlite3_stmt *s = stmt(st, T_MSG_INSERT);
+    sqlite3_bind_int64(s, 1, m->pos);
+    sqlite3_bind_int64(s, 2, m->room);
+    sqlite3_bind_int64(s, 3, m->sender);
+    sqlite3_bind_text(s, 4, m->body, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, m->ts);
+    return store_step_done(st, s, "message insert");
+}
+
+enum store_rc store_message_get(struct store *st, int64_t pos, struct store_message *out)
+{
+    sqlite3_stmt *s = stmt(st, T_MSG_GET);
+    sqlite3_bind_int64(s, 1, pos);
+    int rc = sqlite3_step(s);
+    enum store_rc r = STORE_OK;
+    if (rc == SQLITE_ROW) {
+        read_message(s, 0, out);
+        out->body = NULL;
+    } else if (rc == SQLITE_DONE) {
+        r = STORE_NOT_FOUND;
+    } else {
+        r = store_fail(st, "message get");
+    }
+    store_finish(s);
+    return r;
+}
+
+enum store_rc store_message_edit(struct store *st, int64_t pos, const char *body, int64_t at)
+{
+    sqlite3_stmt *s = stmt(st, T_MSG_EDIT);
+    sqlite3_bind_text(s, 1, body, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, at);
+    sqlite3_bind_int64(s, 3, pos);
+    return step_changed(st, s, "message edit");
+}
+
+enum store_rc store_message_delete(struct store *st, int64_t pos, int64_t at)
+{
+    sqlite3_stmt *s = stmt(st, T_MSG_DELETE);
+    sqlite3_bind_int64(s, 1, at);
+    sqlite3_bind_int64(s, 2, pos);
+    return step_changed(st, s, "message delete");
+}
+
+enum store_rc store_history(struct store *st, int64_t room, int64_t before, int64_t after,
+                            int limit, store_history_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = stmt(st, before > 0 ? T_HIST_BEFORE : T_HIST_AFTER);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_int64(s, 2, before > 0 ? before : after);
+    sqlite3_bind_int(s, 3, limit);
+    struct store_event e;
+    struct store_message m;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int col = read_event(s, 0, &e);
+        bool is_msg = sqlite3_column_type(s, col) != SQLITE_NULL;
+        if (is_msg)
+            read_message(s, col, &m);
+        if (fn(ctx, &e, is_msg ? &m : NULL) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "history");
+    store_finish(s);
+    return r;
+}
+
+enum store_rc store_room_unread(struct store *st, int64_t room, int64_t user_id, int64_t read_pos,
+                                int64_t *out)
+{
+    sqlite3_stmt *s = stmt(st, T_UNREAD);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_int64(s, 2, read_pos);
+    sqlite3_bind_int64(s, 3, user_id);
+    return step_int(st, s, out, "unread count");
+}
+
+static enum store_rc walk_messages(struct store *st, sqlite3_stmt *s, store_message_fn fn,
+                                   void *ctx, const char *what)
+{
+    struct store_message m;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        read_message(s, 0, &m);
+        if (fn(ctx, &m) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, what);
+    store_finish(s);
+    return r;
+}
+
+enum store_rc store_room_last_message(struct store *st, int64_t room, store_message_fn fn,
+                                      void *ctx)
+{
+    sqlite3_stmt *s = stmt(st, T_LAST_MSG);
+    sqlite3_bind_int64(s, 1, room);
+    return walk_messages(st, s, fn, ctx, "last message");
+}
+
+enum store_rc store_room_each_of_user(struct store *st, int64_t user_id, store_room_fn fn,
+                                      void *ctx)
+{
+    sqlite3_stmt *s = stmt(st, T_ROOMS_OF_USER);
+    sqlite3_bind_int64(s, 1, user_id);
+    /* Collected first: fn may run other statements, and nesting this one's reads with their
+     * writes is best avoided. */
+    size_t n = 0, cap = 0;
+    struct row {
+        struct store_room r;
+        struct store_member m;
+    } *rows = NULL;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            struct row *grown = realloc(rows, cap * sizeof *rows);
+            if (!grown) {
+                rc = SQLITE_NOMEM;
+                break;
+            }
+            rows = grown;
+        }
+        read_member(s, read_room(s, 0, &rows[n].r), &rows[n].m);
+        n++;
+    }
+    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "room list");
+    store_finish(s);
+    for (size_t i = 0; r == STORE_OK && i < n; i++)
+        if (fn(ctx, &rows[i].r, &rows[i].m) != 0)
+            break;
+    free(rows);
+    return r;
+}
+
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+enum store_rc store_search(struct store *st, int64_t user_id, int64_t room, const char *query,
+                           int64_t before, int limit, store_message_fn fn, void *ctx)
+{
+    size_t qlen = strlen(query);
+    char *pattern = malloc(qlen * 2 + 3);
+    if (!pattern)
+        return STORE_ERROR;
+    char *p = pattern;
+    sqlite3_stmt *s;
+    if (utf8_chars(query) >= 3) {
+        /* One FTS5 phrase: the trigram index finds it anywhere inside a sentence. */
+        s = stmt(st, T_SEARCH_FTS);
+        *p++ = '"';
+        for (const char *q = query; *q; q++) {
+            if (*q == '"')
+                *p++ = '"';
+            *p++ = *q;
+        }
+        *p++ = '"';
+    } else {
+        /* Trigrams cannot match fewer than three characters (道路, 避難): scan the user's rooms. */
+        s = stmt(st, T_SEARCH_LIKE);
+        *p++ = '%';
+        for (const char *q = query; *q; q++) {
+            if (*q == '%' || *q == '_' || *q == '\\')
+                *p++ = '\\';
+            *p++ = *q;
+        }
+        *p++ = '%';
+    }
+    *p = '\0';
+    sqlite3_bind_text(s, 1, pattern, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, user_id);
+    sqlite3_bind_int64(s, 3, room);
+    sqlite3_bind_int64(s, 4, before > 0 ? before : INT64_MAX);
+    sqlite3_bind_int(s, 5, limit);
+    enum store_rc r = walk_messages(st, s, fn, ctx, "search");
+    free(pattern);
+    return r;
+}
+
+enum store_rc store_client_id_get(struct store *st, int64_t user_id, const char *client_id,
+                                  int64_t *pos)
+{
+    sqlite3_stmt *s = stmt(st, T_CID_GET);
+    sqlite3_bind_int64(s, 1, user_id);
+    sqlite3_bind_text(s, 2, client_id, -1, SQLITE_STATIC);
+    return step_int(st, s, pos, "client id");
+}
+
+enum store_rc store_client_id_put(struct store *st, int64_t user_id, const char *client_id,
+                                  int64_t pos)
+{
+    sqlite3_stmt *s = stmt(st, T_CID_PUT);
+    sqlite3_bind_int64(s, 1, user_id);
+    sqlite3_bind_text(s, 2, client_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, pos);
+    return store_step_done(st, s, "client id");
+}
