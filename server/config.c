@@ -44,6 +44,9 @@ static const struct cfg_entry table[] = {
     INT(max_message_bytes, 16, 1 << 20, 16384, "largest text of one talk message, in bytes"),
     INT(max_queue_bytes, 65536, 1LL << 30, 8 << 20,
         "unsent bytes queued for one connection before it is dropped as too slow"),
+    INT(socket_sndbuf_bytes, 0, 64 << 20, 262144,
+        "kernel send buffer per WebSocket; bounds what a stalled client pins beyond "
+        "max_queue_bytes (0 leaves the kernel's autotuning, up to several MiB)"),
     INT(hash_workers, 1, 64, 2, "threads that hash passwords off the event loop"),
     INT(hash_queue_max, 1, 1000000, 2000,
         "password checks waiting for a worker before logins get rate_limited"),

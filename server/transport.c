@@ -14,6 +14,7 @@
 
 #include <libwebsockets.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -287,6 +288,12 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
             t->ws_list->prev = w;
         t->ws_list = w;
         t->ws_count++;
+        if (t->cfg->socket_sndbuf_bytes > 0) {
+            /* A fixed kernel buffer instead of autotuning: what a stalled client can pin stays
+             * bounded and visible in our own queue, where the slow-consumer rule applies. */
+            int sz = (int)t->cfg->socket_sndbuf_bytes;
+            setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+        }
         KZ_DEBUG("ws_open", "conn=%llu addr=%s", (unsigned long long)w->c.id, w->c.peer);
         return 0;
     case LWS_CALLBACK_RECEIVE:

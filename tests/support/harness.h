@@ -37,13 +37,18 @@ int run_capture(const char *const argv[], const char *const env[], const char *s
                 char *out, size_t outlen);
 
 /* ---- raw WebSocket ---- */
+#define WS_STASH 4096
 struct ws {
     int fd;
     int close_code; /* set once a close frame arrived */
     char close_reason[128];
+    char *stash[WS_STASH]; /* events that arrived while ws_call waited for a reply */
+    int stash_head, stash_len;
 };
 /* Opens /api/v1/ws; false if the upgrade failed. */
 bool ws_open(struct ws *w, int port);
+/* The same with a small socket receive buffer (bytes), to play a stalled client. */
+bool ws_open_rcvbuf(struct ws *w, int port, int rcvbuf);
 void ws_close_fd(struct ws *w);
 /* Sends one frame with the given opcode (0x1 text, 0x2 binary), masked as a client must. */
 bool ws_send_frame(struct ws *w, int opcode, const void *data, size_t len);
@@ -54,6 +59,16 @@ char *ws_recv_text(struct ws *w, int timeout_ms);
 cJSON *ws_call(struct ws *w, const char *json_request);
 /* Logs in over this connection; returns the token in tok (>= 64 bytes) or false. */
 bool ws_login(struct ws *w, const char *login, const char *password, char *tok);
+/* The next pushed event (stashed or from the socket), parsed; NULL on timeout or close. */
+cJSON *ws_next_event(struct ws *w, int timeout_ms);
+/* Sends a printf-formatted request and returns its reply (caller deletes). */
+cJSON *ws_callf(struct ws *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Opens a connection, logs in and syncs until live from `since` (-1: from now); every event
+ * the sync returned is appended to `events` (if non-NULL). Returns the last position. */
+long long ws_live(struct ws *w, int port, const char *login, const char *password,
+                  long long since, cJSON *events);
+long long ws_live_rcvbuf(struct ws *w, int port, int rcvbuf, const char *login,
+                         const char *password, long long since, cJSON *events);
 /* Waits for the server's close frame; returns its code, or -1 on timeout. */
 int ws_wait_close(struct ws *w, int timeout_ms);
 
