@@ -3,7 +3,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -24,21 +28,27 @@ static void teardown(void)
 
 TestSuite(cli, .init = setup, .fini = teardown, .timeout = 60);
 
-/* Runs kizuna with the given config dir and optional password; returns the exit code. */
+/* Runs kizuna with the given config dir, optional password and stdin, and the arguments that
+ * follow (NULL-terminated; NULLs among them end the list early); returns the exit code. */
 static int kizuna(const char *cfgdir, const char *password, const char *stdin_text, char *out,
-                  size_t outlen, const char *a1, const char *a2, const char *a3, const char *a4,
-                  const char *a5)
+                  size_t outlen, ...)
 {
     char env_dir[400], env_srv[100], env_pw[300];
     snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s", cfgdir);
     snprintf(env_srv, sizeof env_srv, "KIZUNA_SERVER=%s", d.url);
     snprintf(env_pw, sizeof env_pw, "KIZUNA_PASSWORD=%s", password ? password : "");
     const char *env[] = {env_dir, env_srv, env_pw, NULL};
-    const char *argv[] = {KIZUNA_PATH, a1, a2, a3, a4, a5, NULL};
+    const char *argv[16] = {KIZUNA_PATH};
+    va_list ap;
+    va_start(ap, outlen);
+    for (int i = 1; i < 15 && (argv[i] = va_arg(ap, const char *)); i++)
+        ;
+    va_end(ap);
+    argv[15] = NULL;
     return run_capture(argv, env, stdin_text, out, outlen);
 }
 
-#define K(dir, pw, in, ...) kizuna(dir, pw, in, out, sizeof out, __VA_ARGS__)
+#define K(dir, pw, in, ...) kizuna(dir, pw, in, out, sizeof out, __VA_ARGS__, (const char *)NULL)
 
 Test(cli, admin_adds_a_user_who_logs_in)
 {
@@ -120,4 +130,62 @@ Test(cli, logout_forgets_and_revokes)
     fputs(saved, f);
     fclose(f);
     cr_assert_eq(K(cfgdir_admin, NULL, NULL, "whoami", NULL, NULL, NULL, NULL), 1);
+}
+
+/* Three users hold a conversation; a tail follows it live, sees read counts rise, and keeps
+ * going through a server restart and a kill -9 with no gap and no repeat. */
+Test(cli, conversation_with_a_tail_that_survives_restarts)
+{
+    char out[8192], dir3[300];
+    snprintf(dir3, sizeof dir3, "%s/cli-third", d.dir);
+    cr_assert_eq(K(cfgdir_admin, TEST_ADMIN_PASSWORD, NULL, "login", "admin", NULL, NULL, NULL), 0);
+    cr_assert_eq(K(cfgdir_admin, NULL, "tanaka-password-1\n", "admin", "user", "add", "tanaka",
+                   "--password-stdin"), 0);
+    cr_assert_eq(K(cfgdir_admin, NULL, "sato-password-12\n", "admin", "user", "add", "sato",
+                   "--password-stdin"), 0);
+    cr_assert_eq(K(cfgdir_user, "tanaka-password-1", NULL, "login", "tanaka", NULL, NULL, NULL), 0);
+    cr_assert_eq(K(dir3, "sato-password-12", NULL, "login", "sato", NULL, NULL, NULL), 0);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "room", "create", "現地班", "--members", "tanaka,sato"),
+                 0, "%s", out);
+
+    char env_dir[400], env_srv[100];
+    snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s", cfgdir_user);
+    snprintf(env_srv, sizeof env_srv, "KIZUNA_SERVER=%s", d.url);
+    const char *env[] = {env_dir, env_srv, NULL};
+    const char *argv[] = {KIZUNA_PATH, "tail", "現地班", NULL};
+    int fd;
+    pid_t tail = spawn_reader(argv, env, &fd);
+    static char buf[65536];
+    size_t len = 0;
+    /* The tail is live once a message sent now shows up in it. */
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "send", "現地班", "一報: 県道12号線 冠水", NULL), 0);
+    cr_assert(read_until(fd, buf, sizeof buf, &len, "一報", 10000), "tail shows: %s", buf);
+    cr_assert_eq(K(dir3, NULL, "避難所に200名\n", "send", "現地班", NULL, NULL, NULL), 0);
+    cr_assert(read_until(fd, buf, sizeof buf, &len, "避難所に200名", 10000), "%s", buf);
+    /* Read counts rise as the others read. */
+    cr_assert_eq(K(dir3, NULL, NULL, "read", "現地班", NULL, NULL, NULL), 0);
+    cr_assert(read_until(fd, buf, sizeof buf, &len, "既読 1", 10000), "%s", buf);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "read", "現地班", NULL, NULL, NULL), 0);
+
+    /* Restart; send while the tail is cut off; kill -9 after an acknowledgement. */
+    cr_assert_eq(kzd_stop(&d), 0);
+    kzd_start(&d);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "send", "現地班", "再起動後 1", NULL), 0, "%s", out);
+    kzd_kill(&d);
+    kzd_start(&d);
+    cr_assert_eq(K(dir3, NULL, NULL, "send", "現地班", "再起動後 2", NULL), 0, "%s", out);
+    cr_assert(read_until(fd, buf, sizeof buf, &len, "再起動後 2", 20000), "%s", buf);
+    kill(tail, SIGTERM);
+    waitpid(tail, NULL, 0);
+    close(fd);
+
+    /* Every message exactly once, in order. */
+    const char *expect[] = {"一報: 県道12号線 冠水", "避難所に200名", "再起動後 1", "再起動後 2"};
+    const char *at = buf;
+    for (size_t i = 0; i < 4; i++) {
+        const char *hit = strstr(at, expect[i]);
+        cr_assert_not_null(hit, "'%s' in order in: %s", expect[i], buf);
+        cr_assert_null(strstr(hit + 1, expect[i]), "'%s' shown twice: %s", expect[i], buf);
+        at = hit;
+    }
 }

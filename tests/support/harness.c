@@ -123,8 +123,11 @@ void kzd_start(struct kzd *d)
             for (char *tok = strtok(wrapper, " "); tok && n < 20; tok = strtok(NULL, " "))
                 argv[n++] = tok;
         }
-        const char *rest[] = {KIZUNAD_PATH, "serve",    "--data",      d->dir, "--config",
-                              d->config,    "--listen", "127.0.0.1:0", NULL};
+        /* A restart keeps the port, so clients that reconnect by themselves find it again. */
+        char listen[32];
+        snprintf(listen, sizeof listen, "127.0.0.1:%d", d->port);
+        const char *rest[] = {KIZUNAD_PATH, "serve",    "--data", d->dir, "--config",
+                              d->config,    "--listen", listen,   NULL};
         for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
             argv[n++] = rest[i];
         execvp(argv[0], (char *const *)argv);
@@ -218,6 +221,41 @@ void kzd_teardown(struct kzd *d)
                 "a leak; its log is above\n",
                 rc);
         abort();
+    }
+}
+
+pid_t spawn_reader(const char *const argv[], const char *const env[], int *out_fd)
+{
+    int o[2];
+    if (pipe(o))
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(o[1], 1);
+        close(o[0]);
+        for (int i = 0; env && env[i]; i++)
+            putenv((char *)env[i]);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(o[1]);
+    *out_fd = o[0];
+    return pid;
+}
+
+bool read_until(int fd, char *buf, size_t cap, size_t *len, const char *needle, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    for (;;) {
+        buf[*len] = '\0';
+        if (strstr(buf, needle))
+            return true;
+        if (*len + 1 >= cap || !wait_readable(fd, deadline))
+            return false;
+        ssize_t n = read(fd, buf + *len, cap - 1 - *len);
+        if (n <= 0)
+            return false;
+        *len += (size_t)n;
     }
 }
 

@@ -36,6 +36,11 @@ void kzd_teardown(struct kzd *d);
 int run_capture(const char *const argv[], const char *const env[], const char *stdin_text,
                 char *out, size_t outlen);
 
+/* Starts a long-running program (e.g. kizuna tail) with its stdout on a pipe (*out_fd). */
+pid_t spawn_reader(const char *const argv[], const char *const env[], int *out_fd);
+/* Reads from fd into buf (appending at *len) until it contains needle or the deadline. */
+bool read_until(int fd, char *buf, size_t cap, size_t *len, const char *needle, int timeout_ms);
+
 /* ---- raw WebSocket ---- */
 #define WS_STASH 4096
 struct ws {

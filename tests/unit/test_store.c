@@ -178,3 +178,178 @@ Test(store, committed_data_survives_reopen)
     cr_assert_str_eq(got.pw_hash, "$new");
     cr_assert_eq(got.updated_at, 7);
 }
+
+/* ---- talk ---- */
+
+static int64_t add_user(const char *login)
+{
+    struct store_user u = make_user(login, "staff");
+    cr_assert_eq(store_user_insert(st, &u, 1), STORE_OK);
+    return u.id;
+}
+
+static struct store_room add_room(int64_t creator, const char *room_id)
+{
+    struct store_room r = {.created_by = creator, .created_at = 1};
+    snprintf(r.room_id, sizeof r.room_id, "%s", room_id);
+    snprintf(r.kind, sizeof r.kind, "group");
+    snprintf(r.name, sizeof r.name, "部屋");
+    cr_assert_eq(store_room_insert(st, &r, NULL), STORE_OK);
+    return r;
+}
+
+static int64_t add_event(int64_t room, int64_t seq, const char *type, int64_t sender)
+{
+    struct store_event e = {.room = room, .inc = 1, .seq = seq, .sender = sender, .ts = seq};
+    snprintf(e.origin, sizeof e.origin, "test");
+    snprintf(e.event_id, sizeof e.event_id, "ev-%lld-%lld", (long long)room, (long long)seq);
+    snprintf(e.type, sizeof e.type, "%s", type);
+    e.payload = "{}";
+    e.payload_len = 2;
+    e.sig = "sig";
+    e.sig_len = 3;
+    cr_assert_eq(store_event_insert(st, &e), STORE_OK, "%s", store_errmsg(st));
+    return e.pos;
+}
+
+static int64_t add_msg(int64_t room, int64_t seq, int64_t sender, const char *body)
+{
+    int64_t pos = add_event(room, seq, "msg", sender);
+    struct store_message m = {.pos = pos, .room = room, .sender = sender, .body = body, .ts = seq};
+    cr_assert_eq(store_message_insert(st, &m), STORE_OK);
+    return pos;
+}
+
+Test(store, event_logs_are_contiguous_per_origin)
+{
+    store_tx_begin(st);
+    int64_t u = add_user("a");
+    struct store_room r = add_room(u, "room-1");
+    add_event(r.id, 1, "room.create", u);
+    add_event(r.id, 2, "member", u);
+    struct store_event gap = {.room = r.id, .inc = 1, .seq = 4, .payload = "{}", .payload_len = 2,
+                              .sig = "s", .sig_len = 1};
+    snprintf(gap.origin, sizeof gap.origin, "test");
+    snprintf(gap.event_id, sizeof gap.event_id, "gap");
+    snprintf(gap.type, sizeof gap.type, "msg");
+    cr_assert_eq(store_event_insert(st, &gap), STORE_CONFLICT, "a gap would fork the log");
+    gap.seq = 2;
+    cr_assert_eq(store_event_insert(st, &gap), STORE_CONFLICT, "so would a reused seq");
+    int64_t seq;
+    char head[64];
+    cr_assert_eq(store_log_head(st, r.id, "test", 1, &seq, head), STORE_OK);
+    cr_assert_eq(seq, 2);
+    cr_assert_str_eq(head, "ev-1-2");
+    cr_assert_eq(store_log_head(st, r.id, "other", 1, &seq, head), STORE_OK);
+    cr_assert_eq(seq, 0, "another origin's log starts empty");
+    store_tx_commit(st);
+}
+
+static int count_events(void *ctx, const struct store_event *e)
+{
+    (void)e;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+Test(store, a_user_syncs_only_rooms_while_a_member)
+{
+    store_tx_begin(st);
+    int64_t a = add_user("a"), b = add_user("b");
+    struct store_room r = add_room(a, "room-1");
+    int64_t p1 = add_event(r.id, 1, "room.create", a);
+    cr_assert_eq(store_member_join(st, r.id, a, "admin", p1), STORE_OK);
+    add_msg(r.id, 2, a, "before b");
+    int64_t pj = add_event(r.id, 3, "member", a);
+    cr_assert_eq(store_member_join(st, r.id, b, "member", pj), STORE_OK);
+    add_msg(r.id, 4, a, "while b");
+    int64_t pl = add_event(r.id, 5, "member", a);
+    cr_assert_eq(store_member_leave(st, r.id, b, pl), STORE_OK);
+    add_msg(r.id, 6, a, "after b");
+    store_tx_commit(st);
+    int na = 0, nb = 0;
+    cr_assert_eq(store_event_each_for_user(st, a, 0, 100, count_events, &na), STORE_OK);
+    cr_assert_eq(store_event_each_for_user(st, b, 0, 100, count_events, &nb), STORE_OK);
+    cr_assert_eq(na, 6);
+    cr_assert_eq(nb, 3, "its join, the message while a member, and its own leave");
+    int page = 0;
+    store_event_each_for_user(st, a, 0, 2, count_events, &page);
+    cr_assert_eq(page, 2, "limit bounds a page");
+}
+
+Test(store, read_markers_counts_and_times)
+{
+    store_tx_begin(st);
+    int64_t a = add_user("a"), b = add_user("b"), c = add_user("c");
+    struct store_room r = add_room(a, "room-1");
+    int64_t p0 = add_event(r.id, 1, "room.create", a);
+    store_member_join(st, r.id, a, "admin", p0);
+    store_member_join(st, r.id, b, "member", p0);
+    store_member_join(st, r.id, c, "member", p0);
+    int64_t m1 = add_msg(r.id, 2, a, "one");
+    int64_t m2 = add_msg(r.id, 3, a, "two");
+    bool moved;
+    int64_t old;
+    cr_assert_eq(store_member_read(st, r.id, b, m1, 100, &moved, &old), STORE_OK);
+    cr_assert(moved);
+    cr_assert_eq(store_member_read(st, r.id, b, m2, 200, &moved, &old), STORE_OK);
+    cr_assert_eq(old, m1);
+    cr_assert_eq(store_member_read(st, r.id, b, m1, 300, &moved, &old), STORE_OK);
+    cr_assert(!moved, "markers never go back");
+    cr_assert_eq(store_member_read(st, r.id, c, m1, 400, &moved, &old), STORE_OK);
+    store_tx_commit(st);
+    int64_t n, at, unread;
+    cr_assert_eq(store_read_count(st, r.id, m1, a, &n), STORE_OK);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(store_read_count(st, r.id, m2, a, &n), STORE_OK);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(store_read_time(st, r.id, b, m1, &at), STORE_OK);
+    cr_assert_eq(at, 100, "when b's marker first reached m1");
+    cr_assert_eq(store_read_time(st, r.id, c, m2, &at), STORE_OK);
+    cr_assert_eq(at, 0, "c has not read m2");
+    cr_assert_eq(store_room_unread(st, r.id, c, m1, &unread), STORE_OK);
+    cr_assert_eq(unread, 1);
+}
+
+static int first_body(void *ctx, const struct store_message *m)
+{
+    snprintf(ctx, 128, "%s", m->body);
+    return 1;
+}
+
+Test(store, search_trigram_and_short_queries)
+{
+    store_tx_begin(st);
+    int64_t a = add_user("a"), b = add_user("b");
+    struct store_room r = add_room(a, "room-1"), other = add_room(b, "room-2");
+    int64_t p0 = add_event(r.id, 1, "room.create", a);
+    store_member_join(st, r.id, a, "admin", p0);
+    add_msg(r.id, 2, a, "県道12号線が冠水しています");
+    int64_t po = add_event(other.id, 1, "room.create", b);
+    store_member_join(st, other.id, b, "admin", po);
+    add_msg(other.id, 2, b, "別の部屋の冠水");
+    store_tx_commit(st);
+    char got[128] = "";
+    cr_assert_eq(store_search(st, a, 0, "号線が冠水", 0, 10, first_body, got), STORE_OK);
+    cr_assert_str_eq(got, "県道12号線が冠水しています");
+    got[0] = '\0';
+    cr_assert_eq(store_search(st, a, 0, "冠水", 0, 10, first_body, got), STORE_OK);
+    cr_assert_str_eq(got, "県道12号線が冠水しています", "not the other room's message");
+    got[0] = '\0';
+    cr_assert_eq(store_search(st, a, 0, "100%", 0, 10, first_body, got), STORE_OK);
+    cr_assert_str_eq(got, "", "LIKE wildcards in a query are literal");
+    cr_assert_eq(store_search(st, a, 0, "\"quoted\" OR x", 0, 10, first_body, got), STORE_OK);
+}
+
+Test(store, client_ids_are_unique_per_user)
+{
+    store_tx_begin(st);
+    int64_t a = add_user("a");
+    cr_assert_eq(store_client_id_put(st, a, "c1", 5), STORE_OK);
+    cr_assert_eq(store_client_id_put(st, a, "c1", 6), STORE_CONFLICT);
+    int64_t pos;
+    cr_assert_eq(store_client_id_get(st, a, "c1", &pos), STORE_OK);
+    cr_assert_eq(pos, 5);
+    cr_assert_eq(store_client_id_get(st, a, "c2", &pos), STORE_NOT_FOUND);
+    store_tx_commit(st);
+}

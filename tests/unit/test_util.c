@@ -104,3 +104,29 @@ Test(accounts, generated_passwords_and_tokens)
     cr_assert_arr_eq(h1, again, STORE_TOKEN_HASH);
     cr_assert(!kz_token_hash("short", again));
 }
+
+#include "idmap.h"
+
+Test(idmap, put_get_delete_and_churn)
+{
+    struct idmap m = {0};
+    int vals[1000];
+    for (int i = 0; i < 1000; i++)
+        cr_assert_eq(idmap_put(&m, (uint64_t)i + 1, &vals[i]), 0);
+    for (int i = 0; i < 1000; i++)
+        cr_assert_eq(idmap_get(&m, (uint64_t)i + 1), &vals[i]);
+    cr_assert_null(idmap_get(&m, 5000));
+    for (int i = 0; i < 1000; i += 2)
+        idmap_del(&m, (uint64_t)i + 1);
+    for (int i = 0; i < 1000; i++)
+        cr_assert_eq(idmap_get(&m, (uint64_t)i + 1), i % 2 ? &vals[i] : NULL);
+    /* Connections come and go for weeks: the table must not grow with churn. */
+    size_t cap = m.cap;
+    for (uint64_t k = 100000; k < 300000; k++) {
+        cr_assert_eq(idmap_put(&m, k, &vals[0]), 0);
+        idmap_del(&m, k);
+    }
+    cr_assert_leq(m.cap, cap * 2);
+    cr_assert_eq(m.used, 500);
+    idmap_free(&m);
+}
