@@ -610,6 +610,7 @@ static void show_counts(const cJSON *ev, const char *label)
 
 struct tail_state {
     char room_id[ROOM_ID_MAX]; /* "" = every room */
+    int context;               /* recent events of the room to show first, like tail -n */
     long long last;            /* the last position shown; -1 before the first sync */
     cJSON *rooms;              /* room.list, for labels */
 };
@@ -666,6 +667,25 @@ static int tail_once(struct tail_state *ts, const char *want)
     if (want && !ts->room_id[0] &&
         (rc = resolve_room(c, want, ts->room_id, NULL, 0)) != EXIT_OK)
         goto out;
+    if (ts->room_id[0] && ts->last < 0) {
+        /* First connection: show the room's latest events, then follow from the newest one
+         * shown, so nothing sent meanwhile falls between the two. */
+        cJSON *args = cJSON_CreateObject(), *reply;
+        cJSON_AddStringToObject(args, "room", ts->room_id);
+        cJSON_AddNumberToObject(args, "limit", ts->context > 0 ? ts->context : 1);
+        if ((rc = call(c, "history", args, &reply)) != EXIT_OK)
+            goto out;
+        const cJSON *ev;
+        ts->last = 0;
+        cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(reply, "events"))
+        {
+            if (ts->context > 0)
+                tail_show(ts, ev);
+            else if (num(ev, "pos") > ts->last)
+                ts->last = num(ev, "pos");
+        }
+        cJSON_Delete(reply);
+    }
     for (bool live = false; !live;) {
         cJSON *args = cJSON_CreateObject();
         if (ts->last >= 0)
@@ -708,14 +728,23 @@ out:
 
 static int cmd_tail(int argc, char **argv)
 {
-    if (argc > 2)
-        return usage_error("tail [ROOM]");
-    struct tail_state ts = {.last = -1};
+    struct tail_state ts = {.last = -1, .context = 10};
+    const char *room = NULL;
+    for (int i = 1; i < argc; i++) {
+        long long n;
+        if (strcmp(argv[i], "-n") == 0 && i + 1 < argc && parse_pos(argv[i + 1], &n) &&
+            n <= 1000)
+            ts.context = (int)n, i++;
+        else if (!room)
+            room = argv[i];
+        else
+            return usage_error("tail [ROOM] [-n N]");
+    }
     int backoff_ms = 250;
     quiet_unreachable = true;
     for (;;) {
         long long before = ts.last;
-        int rc = tail_once(&ts, argc == 2 ? argv[1] : NULL);
+        int rc = tail_once(&ts, room);
         if (rc != EXIT_OK) {
             cJSON_Delete(ts.rooms);
             return rc;
