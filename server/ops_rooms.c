@@ -286,9 +286,8 @@ enum kz_err op_room_remove(struct srv_call *c)
     if ((e = srv_room_for_member(c, &room, &me)) || (e = require_room_admin(c, &room, &me)))
         return e;
     const char *login = srv_arg_str(c, "user");
-    enum store_rc rc = kz_login_valid(login)
-                           ? store_user_get_by_login(srv_store(c->srv), login, &u)
-                           : STORE_NOT_FOUND;
+    enum store_rc rc = kz_login_valid(login) ? store_user_get_by_login(srv_store(c->srv), login, &u)
+                                             : STORE_NOT_FOUND;
     if (rc == STORE_OK)
         rc = store_member_get(srv_store(c->srv), room.id, u.id, &m);
     if (rc != STORE_OK || m.left_pos)

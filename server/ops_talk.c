@@ -270,8 +270,8 @@ enum kz_err op_read(struct srv_call *c)
         pos = last; /* a marker never points past the room's end */
     bool moved = false;
     int64_t old = 0;
-    if (pos > 0 && store_member_read(st, room.id, c->auth.user.id, pos, kz_now_ms(), &moved,
-                                     &old) != STORE_OK)
+    if (pos > 0 &&
+        store_member_read(st, room.id, c->auth.user.id, pos, kz_now_ms(), &moved, &old) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot store the read marker");
     if (moved)
         srv_read_changed(c->srv, room.id, c->auth.user.id, old, pos);
@@ -318,7 +318,10 @@ enum kz_err op_readers(struct srv_call *c)
         return srv_fail(c, KZ_NOT_FOUND, "no message at position %lld in this room",
                         (long long)pos);
     c->result = cJSON_CreateObject();
-    struct readers_ctx r = {c->srv, room.id, pos, m.sender,
+    struct readers_ctx r = {c->srv,
+                            room.id,
+                            pos,
+                            m.sender,
                             cJSON_AddArrayToObject(c->result, "read"),
                             cJSON_AddArrayToObject(c->result, "unread")};
     if (store_member_each(srv_store(c->srv), room.id, false, reader_one, &r) != STORE_OK)

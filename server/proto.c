@@ -139,8 +139,14 @@ struct kz_workers *srv_workers(struct srv *s)
     }
 #define LOGIN_ARG REQ("login", STORE_LOGIN_MAX)
 #define ROOM_ARG  REQ("room", STORE_ROOM_ID_MAX)
-#define POS_ARG   {"pos", F_INT, true, KZ_POS_MAX, 1}
-#define LIMIT_ARG {"limit", F_INT, false, 10000, 1}
+#define POS_ARG                                                                                    \
+    {                                                                                              \
+        "pos", F_INT, true, KZ_POS_MAX, 1                                                          \
+    }
+#define LIMIT_ARG                                                                                  \
+    {                                                                                              \
+        "limit", F_INT, false, 10000, 1                                                            \
+    }
 
 static const struct srv_op ops[] = {
     /* sessions and one's own account */
@@ -190,7 +196,8 @@ static const struct srv_op ops[] = {
     {.name = "room.create",
      .access = OP_USER,
      .writes = true,
-     .fields = {REQ("name", STORE_NAME_MAX), OPT("topic", STORE_TOPIC_MAX),
+     .fields = {REQ("name", STORE_NAME_MAX),
+                OPT("topic", STORE_TOPIC_MAX),
                 {"members", F_LOGINS, false, 1000, 0}},
      .fn = op_room_create},
     {.name = "room.direct",
@@ -201,7 +208,9 @@ static const struct srv_op ops[] = {
     {.name = "room.update",
      .access = OP_USER,
      .writes = true,
-     .fields = {ROOM_ARG, OPT("name", STORE_NAME_MAX), {"topic", F_STRING, false, STORE_TOPIC_MAX, 0}},
+     .fields = {ROOM_ARG,
+                OPT("name", STORE_NAME_MAX),
+                {"topic", F_STRING, false, STORE_TOPIC_MAX, 0}},
      .fn = op_room_update},
     {.name = "room.invite",
      .access = OP_USER,
@@ -213,7 +222,11 @@ static const struct srv_op ops[] = {
      .writes = true,
      .fields = {ROOM_ARG, REQ("user", STORE_LOGIN_MAX)},
      .fn = op_room_remove},
-    {.name = "room.leave", .access = OP_USER, .writes = true, .fields = {ROOM_ARG}, .fn = op_room_leave},
+    {.name = "room.leave",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {ROOM_ARG},
+     .fn = op_room_leave},
     {.name = "room.admin",
      .access = OP_USER,
      .writes = true,
@@ -239,8 +252,10 @@ static const struct srv_op ops[] = {
      .fn = op_msg_delete},
     {.name = "history",
      .access = OP_USER,
-     .fields = {ROOM_ARG, {"before", F_INT, false, KZ_POS_MAX, 1},
-                {"after", F_INT, false, KZ_POS_MAX, 0}, LIMIT_ARG},
+     .fields = {ROOM_ARG,
+                {"before", F_INT, false, KZ_POS_MAX, 1},
+                {"after", F_INT, false, KZ_POS_MAX, 0},
+                LIMIT_ARG},
      .fn = op_history},
     {.name = "sync",
      .access = OP_USER,
@@ -254,8 +269,10 @@ static const struct srv_op ops[] = {
     {.name = "readers", .access = OP_USER, .fields = {ROOM_ARG, POS_ARG}, .fn = op_readers},
     {.name = "search",
      .access = OP_USER,
-     .fields = {REQ("query", 256), OPT("room", STORE_ROOM_ID_MAX),
-                {"before", F_INT, false, KZ_POS_MAX, 1}, LIMIT_ARG},
+     .fields = {REQ("query", 256),
+                OPT("room", STORE_ROOM_ID_MAX),
+                {"before", F_INT, false, KZ_POS_MAX, 1},
+                LIMIT_ARG},
      .fn = op_search},
 };
 
@@ -486,8 +503,7 @@ static enum kz_err check_field(struct srv_call *c, const struct srv_field *f, co
         return KZ_OK;
     case F_LOGINS: {
         if (!cJSON_IsArray(v))
-            return srv_fail(c, KZ_BAD_REQUEST, "field '%s' must be an array of login ids",
-                            f->name);
+            return srv_fail(c, KZ_BAD_REQUEST, "field '%s' must be an array of login ids", f->name);
         if (cJSON_GetArraySize(v) > f->max)
             return srv_fail(c, KZ_BAD_REQUEST, "field '%s' has more than %lld items", f->name,
                             f->max);

@@ -42,9 +42,9 @@ struct kz_config {
     long long sqlite_synchronous_full;
     long long sqlite_busy_timeout_ms;
     long long max_connections;
-    long long max_frame_bytes;   /* one WebSocket request or one HTTP request body */
-    long long max_message_bytes; /* the text of one talk message */
-    long long max_queue_bytes;   /* unsent bytes per connection before it is dropped */
+    long long max_frame_bytes;     /* one WebSocket request or one HTTP request body */
+    long long max_message_bytes;   /* the text of one talk message */
+    long long max_queue_bytes;     /* unsent bytes per connection before it is dropped */
     long long socket_sndbuf_bytes; /* kernel send buffer per WebSocket (0: the kernel's own) */
     long long hash_workers;
     long long hash_queue_max; /* password hashes waiting for a worker */
@@ -181,8 +181,8 @@ struct srv_op {
     enum kz_err (*fn)(struct srv_call *c);
 };
 
-/* Which live connections to close: those of user_id (0: everyone's), limited to session_id if nonzero,
- * sparing keep_session_id (if nonzero) and the connection except_conn. */
+/* Which live connections to close: those of user_id (0: everyone's), limited to session_id if
+ * nonzero, sparing keep_session_id (if nonzero) and the connection except_conn. */
 struct srv_close {
     int64_t user_id;
     int64_t session_id;

@@ -571,8 +571,9 @@ static void tx_close_conns(void *ctx, const struct srv_close *which)
         if (which->keep_session_id && w->session_id == which->keep_session_id)
             continue;
         user_unlink(t, w);
-        ws_close(w, which->user_id ? LWS_CLOSE_STATUS_POLICY_VIOLATION
-                                   : LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+        ws_close(w,
+                 which->user_id ? LWS_CLOSE_STATUS_POLICY_VIOLATION
+                                : LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
                  which->reason, false);
     }
 }

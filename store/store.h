@@ -173,8 +173,7 @@ enum store_rc store_room_get(struct store *st, const char *room_id, struct store
 enum store_rc store_room_get_by_id(struct store *st, int64_t id, struct store_room *out);
 enum store_rc store_room_get_direct(struct store *st, const char *direct_key,
                                     struct store_room *out);
-enum store_rc store_room_update(struct store *st, int64_t id, const char *name,
-                                const char *topic);
+enum store_rc store_room_update(struct store *st, int64_t id, const char *name, const char *topic);
 
 /* A user's membership row, current or past (left_pos != 0). */
 enum store_rc store_member_get(struct store *st, int64_t room, int64_t user_id,
@@ -182,8 +181,7 @@ enum store_rc store_member_get(struct store *st, int64_t room, int64_t user_id,
 /* Joins (or re-joins) a user at joined_pos; clears left_pos; keeps the read marker. */
 enum store_rc store_member_join(struct store *st, int64_t room, int64_t user_id, const char *role,
                                 int64_t joined_pos);
-enum store_rc store_member_leave(struct store *st, int64_t room, int64_t user_id,
-                                 int64_t left_pos);
+enum store_rc store_member_leave(struct store *st, int64_t room, int64_t user_id, int64_t left_pos);
 enum store_rc store_member_set_role(struct store *st, int64_t room, int64_t user_id,
                                     const char *role);
 typedef int (*store_member_fn)(void *ctx, const struct store_member *m);
@@ -211,8 +209,8 @@ enum store_rc store_event_insert(struct store *st, struct store_event *e);
 typedef int (*store_event_fn)(void *ctx, const struct store_event *e);
 /* Events a user may see after position `since` in position order, at most limit: those of
  * rooms while the user was a member (up to and including its own leave event). */
-enum store_rc store_event_each_for_user(struct store *st, int64_t user_id, int64_t since,
-                                        int limit, store_event_fn fn, void *ctx);
+enum store_rc store_event_each_for_user(struct store *st, int64_t user_id, int64_t since, int limit,
+                                        store_event_fn fn, void *ctx);
 enum store_rc store_event_get(struct store *st, int64_t pos, store_event_fn fn, void *ctx);
 enum store_rc store_event_pos(struct store *st, const char *event_id, int64_t *pos);
 /* The highest position in use (0 if none). */
@@ -232,8 +230,8 @@ typedef int (*store_history_fn)(void *ctx, const struct store_event *e,
 enum store_rc store_history(struct store *st, int64_t room, int64_t before, int64_t after,
                             int limit, store_history_fn fn, void *ctx);
 /* Unread messages from others after read_pos, and the latest message (m.pos 0 if none). */
-enum store_rc store_room_unread(struct store *st, int64_t room, int64_t user_id,
-                                int64_t read_pos, int64_t *out);
+enum store_rc store_room_unread(struct store *st, int64_t room, int64_t user_id, int64_t read_pos,
+                                int64_t *out);
 enum store_rc store_room_last_message(struct store *st, int64_t room, store_message_fn fn,
                                       void *ctx);
 typedef int (*store_room_fn)(void *ctx, const struct store_room *r, const struct store_member *me);

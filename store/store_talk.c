@@ -47,13 +47,15 @@ enum talk_stmt {
 };
 _Static_assert(T_COUNT <= STORE_TALK_STMTS, "raise STORE_TALK_STMTS");
 
-#define ROOM_COLS   "r.id, r.room_id, r.kind, r.name, r.topic, r.created_by, r.created_at"
-#define MEMBER_COLS "m.room, m.user_id, u.login, u.name, m.role, m.joined_pos, m.left_pos," \
-                    " m.read_pos, m.read_at"
-#define EVENT_COLS  "e.pos, e.room, r.room_id, e.origin, e.inc, e.seq, e.event_id, e.type," \
-                    " e.sender, e.ts, e.payload, e.sig"
-#define MSG_COLS    "m.pos, m.room, m.sender, m.body, m.ts, m.edited_at, m.deleted"
-#define MY_ROOMS    "SELECT room FROM room_members WHERE user_id = ?2 AND left_pos IS NULL"
+#define ROOM_COLS "r.id, r.room_id, r.kind, r.name, r.topic, r.created_by, r.created_at"
+#define MEMBER_COLS                                                                                \
+    "m.room, m.user_id, u.login, u.name, m.role, m.joined_pos, m.left_pos,"                        \
+    " m.read_pos, m.read_at"
+#define EVENT_COLS                                                                                 \
+    "e.pos, e.room, r.room_id, e.origin, e.inc, e.seq, e.event_id, e.type,"                        \
+    " e.sender, e.ts, e.payload, e.sig"
+#define MSG_COLS "m.pos, m.room, m.sender, m.body, m.ts, m.edited_at, m.deleted"
+#define MY_ROOMS "SELECT room FROM room_members WHERE user_id = ?2 AND left_pos IS NULL"
 
 static const char *const talk_sql[T_COUNT] = {
     [T_ROOM_INSERT] = "INSERT INTO rooms (room_id, kind, name, topic, direct_key, created_by,"
@@ -64,9 +66,10 @@ static const char *const talk_sql[T_COUNT] = {
     [T_ROOM_UPDATE] = "UPDATE rooms SET name = ?, topic = ? WHERE id = ?",
     [T_MEMBER_GET] = "SELECT " MEMBER_COLS " FROM room_members m JOIN users u ON u.id = m.user_id"
                      " WHERE m.room = ? AND m.user_id = ?",
-    [T_MEMBER_JOIN] = "INSERT INTO room_members (room, user_id, role, joined_pos) VALUES (?, ?, ?, ?)"
-                      " ON CONFLICT(room, user_id) DO UPDATE SET role = excluded.role,"
-                      " joined_pos = excluded.joined_pos, left_pos = NULL",
+    [T_MEMBER_JOIN] =
+        "INSERT INTO room_members (room, user_id, role, joined_pos) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT(room, user_id) DO UPDATE SET role = excluded.role,"
+        " joined_pos = excluded.joined_pos, left_pos = NULL",
     [T_MEMBER_LEAVE] = "UPDATE room_members SET left_pos = ? WHERE room = ? AND user_id = ?"
                        " AND left_pos IS NULL",
     [T_MEMBER_ROLE] = "UPDATE room_members SET role = ? WHERE room = ? AND user_id = ?"
@@ -485,8 +488,8 @@ static enum store_rc walk_events(struct store *st, sqlite3_stmt *s, store_event_
     return r;
 }
 
-enum store_rc store_event_each_for_user(struct store *st, int64_t user_id, int64_t since,
-                                        int limit, store_event_fn fn, void *ctx)
+enum store_rc store_event_each_for_user(struct store *st, int64_t user_id, int64_t since, int limit,
+                                        store_event_fn fn, void *ctx)
 {
     sqlite3_stmt *s = stmt(st, T_EVENT_FOR_USER);
     sqlite3_bind_int64(s, 1, user_id);

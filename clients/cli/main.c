@@ -12,7 +12,6 @@
 #include <termios.h>
 #include <unistd.h>
 
-
 static const char usage[] =
     "usage: kizuna [--server URL] [--json] COMMAND\n"
     "\n"

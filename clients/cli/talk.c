@@ -70,8 +70,8 @@ static int simple_call(const char *op, cJSON *args, cJSON **reply_out)
 
 /* Finds a room by id, id prefix (4+ characters), exact name, or @login for a one-to-one room,
  * among the caller's rooms. */
-static int resolve_room(struct kzc *c, const char *want, char room_id[ROOM_ID_MAX],
-                        char *name, size_t namelen)
+static int resolve_room(struct kzc *c, const char *want, char room_id[ROOM_ID_MAX], char *name,
+                        size_t namelen)
 {
     cJSON *reply;
     int rc = call(c, "room.list", NULL, &reply);
@@ -112,8 +112,8 @@ static int resolve_room(struct kzc *c, const char *want, char room_id[ROOM_ID_MA
         return EXIT_REFUSED;
     }
     if (matches > 1) {
-        fprintf(stderr, "kizuna: '%s' names %d rooms: use the room id (see kizuna rooms)\n",
-                want, matches);
+        fprintf(stderr, "kizuna: '%s' names %d rooms: use the room id (see kizuna rooms)\n", want,
+                matches);
         return EXIT_USAGE;
     }
     return EXIT_OK;
@@ -510,14 +510,16 @@ static int cmd_readers(int argc, char **argv)
     int rc = room_call(argv[1], "readers", args, &reply);
     if (rc == EXIT_OK && !json_out) {
         const cJSON *r;
-        printf("read (既読 %d):\n", cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(reply, "read")));
+        printf("read (既読 %d):\n",
+               cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(reply, "read")));
         cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(reply, "read"))
         {
             char t[16];
             hhmm(num(r, "at"), t);
             printf("  %-20s %s  %s\n", str(r, "login", NULL), t, str(r, "name", NULL));
         }
-        printf("not read (%d):\n", cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(reply, "unread")));
+        printf("not read (%d):\n",
+               cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(reply, "unread")));
         cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(reply, "unread"))
             printf("  %-20s        %s\n", str(r, "login", NULL), str(r, "name", NULL));
     }
@@ -590,13 +592,15 @@ static struct {
     long long pos, count;
 } shown[SHOWN_SLOTS];
 
-static void show_counts(const cJSON *ev, const char *label)
+static void show_counts(const cJSON *ev, const char *label, long long first_shown)
 {
     const cJSON *pair;
     cJSON_ArrayForEach(pair, cJSON_GetObjectItemCaseSensitive(ev, "counts"))
     {
         long long pos = (long long)cJSON_GetArrayItem(pair, 0)->valuedouble;
         long long n = (long long)cJSON_GetArrayItem(pair, 1)->valuedouble;
+        if (pos < first_shown)
+            continue; /* a message this tail never showed */
         size_t slot = (size_t)pos % SHOWN_SLOTS;
         if (shown[slot].pos == pos && shown[slot].count == n)
             continue;
@@ -612,6 +616,7 @@ struct tail_state {
     char room_id[ROOM_ID_MAX]; /* "" = every room */
     int context;               /* recent events of the room to show first, like tail -n */
     long long last;            /* the last position shown; -1 before the first sync */
+    long long first_shown;     /* the first position shown (0: none yet) */
     cJSON *rooms;              /* room.list, for labels */
 };
 
@@ -620,9 +625,9 @@ static const char *label_of(struct tail_state *ts, const char *room_id)
     if (ts->room_id[0])
         return NULL; /* one room: no label needed */
     const cJSON *r;
-    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(ts->rooms, "rooms"))
-        if (strcmp(str(r, "room", NULL), room_id) == 0)
-            return str(r, "name", NULL);
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(
+                              ts->rooms, "rooms")) if (strcmp(str(r, "room", NULL), room_id) ==
+                                                       0) return str(r, "name", NULL);
     return room_id;
 }
 
@@ -635,7 +640,7 @@ static void tail_show(struct tail_state *ts, const cJSON *ev)
         if (json_out)
             print_json(ev);
         else
-            show_counts(ev, label_of(ts, room));
+            show_counts(ev, label_of(ts, room), ts->first_shown ? ts->first_shown : ts->last + 1);
         fflush(stdout);
         return;
     }
@@ -644,6 +649,8 @@ static void tail_show(struct tail_state *ts, const cJSON *ev)
         return; /* already shown: never print an event twice */
     if (pos)
         ts->last = pos;
+    if (pos && !ts->first_shown)
+        ts->first_shown = pos;
     if (json_out)
         print_json(ev);
     else
@@ -664,8 +671,7 @@ static int tail_once(struct tail_state *ts, const char *want)
     ts->rooms = NULL;
     if ((rc = call(c, "room.list", NULL, &ts->rooms)) != EXIT_OK)
         goto out;
-    if (want && !ts->room_id[0] &&
-        (rc = resolve_room(c, want, ts->room_id, NULL, 0)) != EXIT_OK)
+    if (want && !ts->room_id[0] && (rc = resolve_room(c, want, ts->room_id, NULL, 0)) != EXIT_OK)
         goto out;
     if (ts->room_id[0] && ts->last < 0) {
         /* First connection: show the room's latest events, then follow from the newest one
@@ -732,8 +738,7 @@ static int cmd_tail(int argc, char **argv)
     const char *room = NULL;
     for (int i = 1; i < argc; i++) {
         long long n;
-        if (strcmp(argv[i], "-n") == 0 && i + 1 < argc && parse_pos(argv[i + 1], &n) &&
-            n <= 1000)
+        if (strcmp(argv[i], "-n") == 0 && i + 1 < argc && parse_pos(argv[i + 1], &n) && n <= 1000)
             ts.context = (int)n, i++;
         else if (!room)
             room = argv[i];

@@ -140,13 +140,16 @@ Test(cli, conversation_with_a_tail_that_survives_restarts)
     snprintf(dir3, sizeof dir3, "%s/cli-third", d.dir);
     cr_assert_eq(K(cfgdir_admin, TEST_ADMIN_PASSWORD, NULL, "login", "admin", NULL, NULL, NULL), 0);
     cr_assert_eq(K(cfgdir_admin, NULL, "tanaka-password-1\n", "admin", "user", "add", "tanaka",
-                   "--password-stdin"), 0);
+                   "--password-stdin"),
+                 0);
     cr_assert_eq(K(cfgdir_admin, NULL, "sato-password-12\n", "admin", "user", "add", "sato",
-                   "--password-stdin"), 0);
+                   "--password-stdin"),
+                 0);
     cr_assert_eq(K(cfgdir_user, "tanaka-password-1", NULL, "login", "tanaka", NULL, NULL, NULL), 0);
     cr_assert_eq(K(dir3, "sato-password-12", NULL, "login", "sato", NULL, NULL, NULL), 0);
-    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "room", "create", "現地班", "--members", "tanaka,sato"),
-                 0, "%s", out);
+    cr_assert_eq(
+        K(cfgdir_admin, NULL, NULL, "room", "create", "現地班", "--members", "tanaka,sato"), 0,
+        "%s", out);
 
     char env_dir[400], env_srv[100];
     snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s", cfgdir_user);

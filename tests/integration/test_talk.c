@@ -38,10 +38,11 @@ TestSuite(talk, .init = setup, .fini = teardown, .timeout = 90);
 static const char *create_room(struct ws *w, const char *name, const char *members_json)
 {
     static char id[64];
-    cJSON *r = ws_callf(w, "\"op\":\"room.create\",\"name\":\"%s\",\"members\":%s", name,
-                        members_json);
+    cJSON *r =
+        ws_callf(w, "\"op\":\"room.create\",\"name\":\"%s\",\"members\":%s", name, members_json);
     cr_assert_str_eq(reply_code(r), "ok", "room.create");
-    snprintf(id, sizeof id, "%s", cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    snprintf(id, sizeof id, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
     cJSON_Delete(r);
     return id;
 }
@@ -280,10 +281,13 @@ Test(talk, read_counts_and_readers)
 
     r = ws_callf(&admin, "\"op\":\"readers\",\"room\":\"%s\",\"pos\":%lld", room, p2);
     cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "read")), 1);
-    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "read"), 0),
-                                         "login")->valuestring, "tanaka");
-    cr_assert_gt(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "read"), 0),
-                                     "at")->valuedouble, 0);
+    cr_assert_str_eq(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "read"), 0), "login")
+            ->valuestring,
+        "tanaka");
+    cr_assert_gt(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "read"), 0), "at")
+                     ->valuedouble,
+                 0);
     cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "unread")), 2, "sato and suzuki");
     cJSON_Delete(r);
 
@@ -291,9 +295,10 @@ Test(talk, read_counts_and_readers)
     long long live_count = -1;
     for (cJSON *ev; live_count < 2 && (ev = next_of(&s, "read", 3000));) {
         cJSON *pair;
-        cJSON_ArrayForEach(pair, cJSON_GetObjectItem(ev, "counts"))
-            if ((long long)cJSON_GetArrayItem(pair, 0)->valuedouble == p1)
-                live_count = (long long)cJSON_GetArrayItem(pair, 1)->valuedouble;
+        cJSON_ArrayForEach(
+            pair, cJSON_GetObjectItem(
+                      ev, "counts")) if ((long long)cJSON_GetArrayItem(pair, 0)->valuedouble == p1)
+            live_count = (long long)cJSON_GetArrayItem(pair, 1)->valuedouble;
         cJSON_Delete(ev);
     }
     cr_assert_eq(live_count, 2, "the live read count of the first message");
@@ -343,8 +348,10 @@ Test(talk, search_finds_japanese_words_inside_sentences)
     long long p = send_msg(&admin, room, "冠水は解消");
     cJSON *r = ws_callf(&t, "\"op\":\"search\",\"query\":\"冠水\"");
     cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "results")), 2);
-    cr_assert_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "results"), 0),
-                                     "pos")->valuedouble, p);
+    cr_assert_eq(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "results"), 0), "pos")
+            ->valuedouble,
+        p);
     cJSON_Delete(r);
     r = ws_callf(&admin, "\"op\":\"msg.edit\",\"room\":\"%s\",\"pos\":%lld,\"body\":\"道路は復旧\"",
                  room, p);
@@ -367,7 +374,8 @@ Test(talk, edits_and_deletes_are_events_and_history_shows_the_latest)
     struct ws t;
     ws_live(&t, d.port, "tanaka", PW, -1, NULL);
     long long p = send_msg(&admin, room, "誤字あり");
-    cJSON *r = ws_callf(&t, "\"op\":\"msg.edit\",\"room\":\"%s\",\"pos\":%lld,\"body\":\"x\"", room, p);
+    cJSON *r =
+        ws_callf(&t, "\"op\":\"msg.edit\",\"room\":\"%s\",\"pos\":%lld,\"body\":\"x\"", room, p);
     cr_assert_str_eq(reply_code(r), "forbidden", "only the author edits");
     cJSON_Delete(r);
     r = ws_callf(&admin, "\"op\":\"msg.edit\",\"room\":\"%s\",\"pos\":%lld,\"body\":\"誤字なし\"",
@@ -418,8 +426,9 @@ Test(talk, membership_changes_are_events_and_removal_stops_delivery)
     cJSON_Delete(r);
     e = next_of(&s, "member", 5000);
     cr_assert_not_null(e, "the removed member is told");
-    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(e, "content"), "membership")->valuestring,
-                     "remove");
+    cr_assert_str_eq(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(e, "content"), "membership")->valuestring,
+        "remove");
     cJSON_Delete(e);
     send_msg(&admin, room, "さようなら");
     cr_assert_null(next_of(&s, "msg", 500), "nothing after removal");

@@ -510,8 +510,8 @@ cJSON *ws_callf(struct ws *w, const char *fmt, ...)
     return ws_call(w, req);
 }
 
-long long ws_live(struct ws *w, int port, const char *login, const char *password,
-                  long long since, cJSON *events)
+long long ws_live(struct ws *w, int port, const char *login, const char *password, long long since,
+                  cJSON *events)
 {
     return ws_live_rcvbuf(w, port, 0, login, password, since, events);
 }

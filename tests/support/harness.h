@@ -70,8 +70,8 @@ cJSON *ws_next_event(struct ws *w, int timeout_ms);
 cJSON *ws_callf(struct ws *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Opens a connection, logs in and syncs until live from `since` (-1: from now); every event
  * the sync returned is appended to `events` (if non-NULL). Returns the last position. */
-long long ws_live(struct ws *w, int port, const char *login, const char *password,
-                  long long since, cJSON *events);
+long long ws_live(struct ws *w, int port, const char *login, const char *password, long long since,
+                  cJSON *events);
 long long ws_live_rcvbuf(struct ws *w, int port, int rcvbuf, const char *login,
                          const char *password, long long since, cJSON *events);
 /* Waits for the server's close frame; returns its code, or -1 on timeout. */

@@ -227,8 +227,13 @@ Test(store, event_logs_are_contiguous_per_origin)
     struct store_room r = add_room(u, "room-1");
     add_event(r.id, 1, "room.create", u);
     add_event(r.id, 2, "member", u);
-    struct store_event gap = {.room = r.id, .inc = 1, .seq = 4, .payload = "{}", .payload_len = 2,
-                              .sig = "s", .sig_len = 1};
+    struct store_event gap = {.room = r.id,
+                              .inc = 1,
+                              .seq = 4,
+                              .payload = "{}",
+                              .payload_len = 2,
+                              .sig = "s",
+                              .sig_len = 1};
     snprintf(gap.origin, sizeof gap.origin, "test");
     snprintf(gap.event_id, sizeof gap.event_id, "gap");
     snprintf(gap.type, sizeof gap.type, "msg");
