@@ -64,6 +64,10 @@ static const struct cfg_entry table[] = {
     INT(read_push_interval_ms, 10, 60000, 300,
         "read-marker changes are pushed to room members at most this often"),
     INT(room_max_members, 2, 100000, 5000, "most members one room may have"),
+    INT(notice_max_body_bytes, 256, 1 << 20, 65536, "largest notice body, in bytes"),
+    {"notice_announce_room", CFG_STR, offsetof(struct kz_config, notice_announce_room),
+     sizeof(((struct kz_config *)0)->notice_announce_room), 0, 0, 0, "",
+     "room id where every notice is announced unless the poster names another (\"\": none)"},
 };
 #define TABLE_LEN (sizeof table / sizeof table[0])
 

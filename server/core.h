@@ -20,6 +20,13 @@ struct pending_event {
     int64_t also_user;
 };
 
+/* A frame for one user, to push once the open transaction commits. */
+struct pending_push {
+    int64_t user_id;
+    struct kz_frame *frame;
+    bool urgent;
+};
+
 /* Read markers that moved since the last `read` push of a room. */
 struct read_dirty {
     int64_t room;
@@ -39,6 +46,8 @@ struct srv {
     uint8_t sk[64];
     struct pending_event *pending;
     size_t npending, cappending;
+    struct pending_push *pushes;
+    size_t npushes, cappushes;
     struct read_dirty *dirty;
     size_t ndirty, capdirty;
     bool tick_scheduled;

@@ -149,6 +149,12 @@ enum kz_err srv_room_create(struct srv_call *c, struct store_room *r, const char
     cJSON_AddStringToObject(content, "kind", r->kind);
     cJSON_AddStringToObject(content, "name", r->name);
     cJSON_AddStringToObject(content, "topic", r->topic);
+    return srv_room_create_with(c, r, direct_key, "room.create", content, out);
+}
+
+enum kz_err srv_room_create_with(struct srv_call *c, struct store_room *r, const char *direct_key,
+                                 const char *type, cJSON *content, struct srv_appended *out)
+{
     /* Two rooms created alike in the same millisecond still get different ids. */
     unsigned char nonce[12];
     char nonce_b64[24];
@@ -157,7 +163,7 @@ enum kz_err srv_room_create(struct srv_call *c, struct store_room *r, const char
                       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     cJSON_AddStringToObject(content, "nonce", nonce_b64);
     char room_id[STORE_ROOM_ID_MAX + 1];
-    return append(c, NULL, "room.create", content, 0, out, true, room_id, r, direct_key);
+    return append(c, NULL, type, content, 0, out, true, room_id, r, direct_key);
 }
 
 /* ---- the client's view ---- */
@@ -212,6 +218,8 @@ cJSON *srv_event_json(struct srv *s, const struct store_event *e, const struct s
 
 /* ---- delivery after commit ---- */
 
+static void pushes_deliver(struct srv *s);
+
 struct deliver_ctx {
     struct srv *s;
     int64_t pos;
@@ -255,11 +263,41 @@ void srv_events_deliver(struct srv *s)
         kz_frame_unref(d.frame);
     }
     s->npending = 0;
+    pushes_deliver(s);
 }
 
 void srv_events_forget(struct srv *s)
 {
     s->npending = 0;
+    for (size_t i = 0; i < s->npushes; i++)
+        kz_frame_unref(s->pushes[i].frame);
+    s->npushes = 0;
+}
+
+void srv_push_after_commit(struct srv *s, int64_t user_id, struct kz_frame *f, bool urgent)
+{
+    if (s->npushes == s->cappushes) {
+        size_t cap = s->cappushes ? s->cappushes * 2 : 64;
+        struct pending_push *p = realloc(s->pushes, cap * sizeof *p);
+        if (!p)
+            return; /* a notification lost; the state it announces is still in the store */
+        s->pushes = p;
+        s->cappushes = cap;
+    }
+    s->pushes[s->npushes++] = (struct pending_push){user_id, kz_frame_ref(f), urgent};
+}
+
+static void pushes_deliver(struct srv *s)
+{
+    for (size_t i = 0; i < s->npushes; i++) {
+        struct pending_push *p = &s->pushes[i];
+        if (p->urgent)
+            s->tx.alert(s->tx.ctx, p->user_id, p->frame);
+        else
+            s->tx.push(s->tx.ctx, p->user_id, 0, p->frame);
+        kz_frame_unref(p->frame);
+    }
+    s->npushes = 0;
 }
 
 /* ---- read markers: coalesced pushes ---- */

@@ -80,6 +80,7 @@ cJSON *srv_user_json(const struct store_user *u)
     cJSON_AddStringToObject(o, "login", u->login);
     cJSON_AddStringToObject(o, "name", u->name);
     cJSON_AddStringToObject(o, "role", u->role);
+    cJSON_AddStringToObject(o, "department", u->department_name);
     cJSON_AddBoolToObject(o, "disabled", u->disabled);
     cJSON_AddBoolToObject(o, "must_change_password", u->must_change_password);
     cJSON_AddNumberToObject(o, "created_at", (double)u->created_at);

@@ -52,7 +52,7 @@ static void user_add_then(struct srv_pw_job *pj)
     snprintf(u.role, sizeof u.role, "%s", role ? role : "staff");
     snprintf(u.pw_hash, sizeof u.pw_hash, "%s", pj->new_hash);
     u.must_change_password = pj->extra[0] != '\0';
-    if ((e = srv_call_write_begin(c)))
+    if ((e = srv_call_write_begin(c)) || (e = srv_org_department(c, &u)))
         goto out;
     enum store_rc rc = store_user_insert(st, &u, kz_now_ms());
     if (rc == STORE_CONFLICT) {
@@ -63,8 +63,12 @@ static void user_add_then(struct srv_pw_job *pj)
         e = srv_fail(c, KZ_INTERNAL, "cannot store the user");
         goto out;
     }
+    if ((e = srv_org_groups(c, u.id)))
+        goto out;
     c->result = cJSON_CreateObject();
-    cJSON_AddItemToObject(c->result, "user", srv_user_json(&u));
+    cJSON *uj = srv_user_json(&u);
+    cJSON_AddItemToObject(uj, "groups", srv_user_groups_json(c->srv, u.id));
+    cJSON_AddItemToObject(c->result, "user", uj);
     if (u.must_change_password)
         cJSON_AddStringToObject(c->result, "password", pj->extra);
     KZ_INFO("user_added", "by=%s login=%s role=%s", c->auth.user.login, u.login, u.role);
@@ -113,17 +117,25 @@ enum kz_err op_user_add(struct srv_call *c)
 
 /* ---- user.list ---- */
 
-static int list_one(void *ctx, const struct store_user *u)
+struct list_ctx {
+    struct srv *s;
+    cJSON *arr;
+};
+
+static int list_one(void *arg, const struct store_user *u)
 {
-    cJSON_AddItemToArray(ctx, srv_user_json(u));
+    struct list_ctx *l = arg;
+    cJSON *uj = srv_user_json(u);
+    cJSON_AddItemToObject(uj, "groups", srv_user_groups_json(l->s, u->id));
+    cJSON_AddItemToArray(l->arr, uj);
     return 0;
 }
 
 enum kz_err op_user_list(struct srv_call *c)
 {
     c->result = cJSON_CreateObject();
-    cJSON *arr = cJSON_AddArrayToObject(c->result, "users");
-    if (store_user_each(srv_store(c->srv), list_one, arr) != STORE_OK)
+    struct list_ctx l = {c->srv, cJSON_AddArrayToObject(c->result, "users")};
+    if (store_user_each(srv_store(c->srv), list_one, &l) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot list users");
     return KZ_OK;
 }

@@ -12,7 +12,8 @@ enum kz_err srv_room_for_member(struct srv_call *c, struct store_room *room,
     enum store_rc rc = store_room_get(st, room_id, room);
     if (rc == STORE_OK)
         rc = store_member_get(st, room->id, c->auth.user.id, me);
-    if (rc == STORE_OK && me->left_pos)
+    /* Notices are rooms underneath, reached only through the notice ops. */
+    if (rc == STORE_OK && (me->left_pos || strcmp(room->kind, "notice") == 0))
         rc = STORE_NOT_FOUND;
     if (rc == STORE_NOT_FOUND)
         return srv_fail(c, KZ_NOT_FOUND, "no such room");

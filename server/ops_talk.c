@@ -58,23 +58,35 @@ enum kz_err op_msg_send(struct srv_call *c)
         if (rc != STORE_NOT_FOUND)
             return srv_fail(c, KZ_INTERNAL, "client id lookup failed");
     }
-    cJSON *content = cJSON_CreateObject();
-    cJSON_AddStringToObject(content, "body", body);
     struct srv_appended ev;
-    if ((e = srv_event_append(c, &room, "msg", content, 0, &ev)))
+    if ((e = srv_msg_post(c, &room, body, NULL, &ev)))
+        return e;
+    if (client_id && store_client_id_put(st, c->auth.user.id, client_id, ev.pos) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "cannot store the message");
+    reply_event(c, ev.pos, ev.event_id, ev.ts);
+    return KZ_OK;
+}
+
+enum kz_err srv_msg_post(struct srv_call *c, const struct store_room *room, const char *body,
+                         cJSON *extra, struct srv_appended *out)
+{
+    struct store *st = srv_store(c->srv);
+    cJSON *content = extra ? extra : cJSON_CreateObject();
+    cJSON_AddStringToObject(content, "body", body);
+    enum kz_err e = srv_event_append(c, room, "msg", content, 0, out);
+    if (e)
         return e;
     struct store_message m = {
-        .pos = ev.pos, .room = room.id, .sender = c->auth.user.id, .body = body, .ts = ev.ts};
-    if (store_message_insert(st, &m) != STORE_OK ||
-        (client_id && store_client_id_put(st, c->auth.user.id, client_id, ev.pos) != STORE_OK))
+        .pos = out->pos, .room = room->id, .sender = c->auth.user.id, .body = body, .ts = out->ts};
+    if (store_message_insert(st, &m) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot store the message");
     /* Sending a message means having read everything up to it. */
     bool moved;
     int64_t old;
-    if (store_member_read(st, room.id, c->auth.user.id, ev.pos, ev.ts, &moved, &old) == STORE_OK &&
+    if (store_member_read(st, room->id, c->auth.user.id, out->pos, out->ts, &moved, &old) ==
+            STORE_OK &&
         moved)
-        srv_read_changed(c->srv, room.id, c->auth.user.id, old, ev.pos);
-    reply_event(c, ev.pos, ev.event_id, ev.ts);
+        srv_read_changed(c->srv, room->id, c->auth.user.id, old, out->pos);
     return KZ_OK;
 }
 

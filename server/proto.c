@@ -86,6 +86,7 @@ void srv_free(struct srv *s)
     srv_commit(s);
     srv_events_forget(s);
     free(s->pending);
+    free(s->pushes);
     srv_reads_free(s);
     sodium_memzero(s->sk, sizeof s->sk);
     free(s);
@@ -137,7 +138,8 @@ struct kz_workers *srv_workers(struct srv *s)
     {                                                                                              \
         n, F_STRING, false, max, 1                                                                 \
     }
-#define LOGIN_ARG REQ("login", STORE_LOGIN_MAX)
+#define LOGIN_ARG  REQ("login", STORE_LOGIN_MAX)
+#define NOTICE_ARG {"notice", F_INT, true, KZ_POS_MAX, 1}
 #define ROOM_ARG  REQ("room", STORE_ROOM_ID_MAX)
 #define POS_ARG                                                                                    \
     {                                                                                              \
@@ -175,7 +177,8 @@ static const struct srv_op ops[] = {
     {.name = "user.add",
      .access = OP_ADMIN,
      .fields = {LOGIN_ARG, OPT("name", STORE_NAME_MAX), OPT("role", STORE_ROLE_MAX),
-                OPT("password", 255)},
+                OPT("password", 255), {"department", F_STRING, false, STORE_NAME_MAX, 0},
+                {"groups", F_STRINGS, false, 100, 0}},
      .fn = op_user_add},
     {.name = "user.list", .access = OP_ADMIN, .fn = op_user_list},
     {.name = "user.disable",
@@ -192,6 +195,15 @@ static const struct srv_op ops[] = {
      .access = OP_ADMIN,
      .fields = {LOGIN_ARG},
      .fn = op_user_reset_password},
+    {.name = "user.update",
+     .access = OP_ADMIN,
+     .writes = true,
+     .fields = {LOGIN_ARG, OPT("name", STORE_NAME_MAX), OPT("role", STORE_ROLE_MAX),
+                {"department", F_STRING, false, STORE_NAME_MAX, 0},
+                {"groups", F_STRINGS, false, 100, 0}},
+     .fn = op_user_update},
+    {.name = "dept.list", .access = OP_USER, .fn = op_dept_list},
+    {.name = "group.list", .access = OP_USER, .fn = op_group_list},
     /* rooms */
     {.name = "room.create",
      .access = OP_USER,
@@ -274,6 +286,45 @@ static const struct srv_op ops[] = {
                 {"before", F_INT, false, KZ_POS_MAX, 1},
                 LIMIT_ARG},
      .fn = op_search},
+    /* notices */
+    {.name = "notice.post",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {REQ("title", STORE_NAME_MAX), REQ("body", 1 << 20),
+                {"to", F_STRINGS, true, 1000, 0}, OPT("priority", 16), OPT("category", 64),
+                {"ask_ack", F_BOOL, false, 0, 0}, {"choices", F_STRINGS, false, 20, 0},
+                {"expires_at", F_INT, false, KZ_POS_MAX, 1}, {"pinned", F_BOOL, false, 0, 0},
+                OPT("announce_room", STORE_ROOM_ID_MAX)},
+     .fn = op_notice_post},
+    {.name = "notice.edit",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {NOTICE_ARG, OPT("title", STORE_NAME_MAX), OPT("body", 1 << 20)},
+     .fn = op_notice_edit},
+    {.name = "notice.withdraw",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {NOTICE_ARG},
+     .fn = op_notice_withdraw},
+    {.name = "notice.list",
+     .access = OP_USER,
+     .fields = {{"posted", F_BOOL, false, 0, 0}, LIMIT_ARG},
+     .fn = op_notice_list},
+    {.name = "notice.show", .access = OP_USER, .writes = true, .fields = {NOTICE_ARG},
+     .fn = op_notice_show},
+    {.name = "notice.ack", .access = OP_USER, .writes = true, .fields = {NOTICE_ARG},
+     .fn = op_notice_ack},
+    {.name = "notice.respond",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {NOTICE_ARG, REQ("choice", STORE_NAME_MAX), OPT("comment", 1000)},
+     .fn = op_notice_respond},
+    {.name = "notice.report",
+     .access = OP_USER,
+     .fields = {NOTICE_ARG, OPT("format", 8)},
+     .fn = op_notice_report},
+    {.name = "notice.remind", .access = OP_USER, .writes = true, .fields = {NOTICE_ARG},
+     .fn = op_notice_remind},
 };
 
 const struct srv_op *srv_op_table(size_t *count)
@@ -501,6 +552,7 @@ static enum kz_err check_field(struct srv_call *c, const struct srv_field *f, co
         if (!cJSON_IsBool(v))
             return srv_fail(c, KZ_BAD_REQUEST, "field '%s' must be true or false", f->name);
         return KZ_OK;
+    case F_STRINGS:
     case F_LOGINS: {
         if (!cJSON_IsArray(v))
             return srv_fail(c, KZ_BAD_REQUEST, "field '%s' must be an array of login ids", f->name);
@@ -510,8 +562,14 @@ static enum kz_err check_field(struct srv_call *c, const struct srv_field *f, co
         const cJSON *item;
         cJSON_ArrayForEach(item, v)
         {
-            if (!cJSON_IsString(item) || !kz_login_valid(item->valuestring))
-                return srv_fail(c, KZ_BAD_REQUEST, "field '%s' must hold login ids", f->name);
+            if (!cJSON_IsString(item) ||
+                (f->type == F_LOGINS && !kz_login_valid(item->valuestring)))
+                return srv_fail(c, KZ_BAD_REQUEST, "field '%s' must hold %s", f->name,
+                                f->type == F_LOGINS ? "login ids" : "strings");
+            size_t len = strlen(item->valuestring);
+            if (f->type == F_STRINGS && (len == 0 || len > STORE_NAME_MAX))
+                return srv_fail(c, KZ_BAD_REQUEST, "field '%s' holds an empty or too long item",
+                                f->name);
         }
         return KZ_OK;
     }

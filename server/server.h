@@ -58,6 +58,8 @@ struct kz_config {
     long long history_page_max;
     long long read_push_interval_ms;
     long long room_max_members;
+    long long notice_max_body_bytes;
+    char notice_announce_room[64]; /* room id where notices are announced by default */
 };
 
 /* Fills cfg with every default. */
@@ -162,15 +164,15 @@ enum srv_op_access {
     OP_ADMIN, /* role admin */
 };
 
-enum srv_field_type { F_STRING, F_INT, F_BOOL, F_LOGINS };
+enum srv_field_type { F_STRING, F_INT, F_BOOL, F_LOGINS, F_STRINGS };
 struct srv_field {
     const char *name;
     enum srv_field_type type;
     bool required;
-    long long max; /* F_STRING: bytes; F_INT: value; F_LOGINS: items */
+    long long max; /* F_STRING: bytes; F_INT: value; F_LOGINS, F_STRINGS: items */
     long long min; /* F_STRING: bytes; F_INT: value */
 };
-#define SRV_FIELDS_MAX 8
+#define SRV_FIELDS_MAX 12
 
 struct srv_op {
     const char *name;
@@ -210,6 +212,9 @@ struct srv_transport {
     /* Hand a frame to every subscribed connection of a user that has not had position pos
      * yet (pos 0: a state update that goes to every subscribed connection). */
     void (*push)(void *ctx, int64_t user_id, int64_t pos, struct kz_frame *f);
+    /* Hand a frame to every subscribed connection of a user ahead of everything queued
+     * (urgent notices, reminders). Such frames carry no position. */
+    void (*alert)(void *ctx, int64_t user_id, struct kz_frame *f);
     /* Call srv_tick() in about ms milliseconds. */
     void (*timer)(void *ctx, int ms);
     void *ctx;
@@ -260,6 +265,16 @@ enum kz_err srv_room_create(struct srv_call *c, struct store_room *r, const char
 /* An event as clients see it (caller owns the result): payload fields, position, sender's
  * name, and for messages the current text (from m if given) and read count. */
 cJSON *srv_event_json(struct srv *s, const struct store_event *e, const struct store_message *m);
+/* Creates a room whose first event is `type` with `content` (consumed), e.g. notice.post. */
+enum kz_err srv_room_create_with(struct srv_call *c, struct store_room *r, const char *direct_key,
+                                 const char *type, cJSON *content, struct srv_appended *out);
+/* Queues a frame for a user once the open transaction commits (dropped if it fails); urgent
+ * frames go ahead of everything queued. Takes its own reference. */
+void srv_push_after_commit(struct srv *s, int64_t user_id, struct kz_frame *f, bool urgent);
+/* Posts a text message into a room as the caller (a `msg` event plus its message row);
+ * extra (consumed, may be NULL) adds fields to the event's content. */
+enum kz_err srv_msg_post(struct srv_call *c, const struct store_room *room, const char *body,
+                         cJSON *extra, struct srv_appended *out);
 /* Queues a read-marker change for the coalesced `read` push. */
 void srv_read_changed(struct srv *s, int64_t room, int64_t user_id, int64_t old_pos,
                       int64_t new_pos);
@@ -275,7 +290,7 @@ enum kz_err srv_call_write_begin(struct srv_call *c);
 const char *srv_arg_str(const struct srv_call *c, const char *name);
 bool srv_arg_bool(const struct srv_call *c, const char *name, bool dflt);
 int64_t srv_arg_int(const struct srv_call *c, const char *name, int64_t dflt);
-/* The array of an F_LOGINS argument (NULL if absent). */
+/* The array of an F_LOGINS or F_STRINGS argument (NULL if absent). */
 const cJSON *srv_arg_list(const struct srv_call *c, const char *name);
 
 /* Accessors used by the ops. */
@@ -318,6 +333,27 @@ enum kz_err op_sync(struct srv_call *c);
 enum kz_err op_read(struct srv_call *c);
 enum kz_err op_readers(struct srv_call *c);
 enum kz_err op_search(struct srv_call *c);
+/* ops_org.c */
+enum kz_err op_dept_list(struct srv_call *c);
+enum kz_err op_group_list(struct srv_call *c);
+enum kz_err op_user_update(struct srv_call *c);
+/* The `department` argument of user.add / user.update: sets u->department (and its name),
+ * creating the department if it is new; "" clears it. Absent: u is left alone. */
+enum kz_err srv_org_department(struct srv_call *c, struct store_user *u);
+/* The `groups` argument: replaces the user's groups, creating new ones. Absent: unchanged. */
+enum kz_err srv_org_groups(struct srv_call *c, int64_t user_id);
+/* The user's groups as a JSON array of names (caller owns it). */
+cJSON *srv_user_groups_json(struct srv *s, int64_t user_id);
+/* ops_notice.c */
+enum kz_err op_notice_post(struct srv_call *c);
+enum kz_err op_notice_edit(struct srv_call *c);
+enum kz_err op_notice_withdraw(struct srv_call *c);
+enum kz_err op_notice_list(struct srv_call *c);
+enum kz_err op_notice_show(struct srv_call *c);
+enum kz_err op_notice_ack(struct srv_call *c);
+enum kz_err op_notice_respond(struct srv_call *c);
+enum kz_err op_notice_report(struct srv_call *c);
+enum kz_err op_notice_remind(struct srv_call *c);
 /* Finds a room by the `room` argument for a current member; not_found (the same answer for a
  * room that does not exist) otherwise. */
 enum kz_err srv_room_for_member(struct srv_call *c, struct store_room *room,

@@ -160,7 +160,16 @@ static void ws_close(struct ws_conn *w, int code, const char *reason, bool after
     lws_callback_on_writable(w->c.wsi);
 }
 
+static void ws_enqueue_at(struct transport *t, struct ws_conn *w, struct kz_frame *f, bool front);
+
 static void ws_enqueue(struct transport *t, struct ws_conn *w, struct kz_frame *f)
+{
+    ws_enqueue_at(t, w, f, false);
+}
+
+/* front: ahead of everything queued. Safe, because each queued frame goes out whole in one
+ * WRITEABLE: there is never a half-sent frame of ours at the head. */
+static void ws_enqueue_at(struct transport *t, struct ws_conn *w, struct kz_frame *f, bool front)
 {
     if (w->close_code)
         return;
@@ -176,11 +185,18 @@ static void ws_enqueue(struct transport *t, struct ws_conn *w, struct kz_frame *
     }
     n->frame = kz_frame_ref(f);
     n->next = NULL;
-    if (w->q_tail)
-        w->q_tail->next = n;
-    else
+    if (front) {
+        n->next = w->q_head;
         w->q_head = n;
-    w->q_tail = n;
+        if (!w->q_tail)
+            w->q_tail = n;
+    } else {
+        if (w->q_tail)
+            w->q_tail->next = n;
+        else
+            w->q_head = n;
+        w->q_tail = n;
+    }
     w->q_bytes += f->len;
     lws_callback_on_writable(w->c.wsi);
 }
@@ -540,6 +556,16 @@ static void tx_push(void *ctx, int64_t user_id, int64_t pos, struct kz_frame *f)
     }
 }
 
+static void tx_alert(void *ctx, int64_t user_id, struct kz_frame *f)
+{
+    struct transport *t = ctx;
+    for (struct ws_conn *w = idmap_get(&t->by_user, (uint64_t)user_id), *next; w; w = next) {
+        next = w->user_next;
+        if (w->subscribed)
+            ws_enqueue_at(t, w, f, true);
+    }
+}
+
 static void tick_cb(lws_sorted_usec_list_t *sul)
 {
     struct transport *t = lws_container_of(sul, struct transport, tick_sul);
@@ -684,6 +710,7 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
     tx->subscribe = tx_subscribe;
     tx->push = tx_push;
     tx->timer = tx_timer;
+    tx->alert = tx_alert;
     tx->want_commit = tx_want_commit;
     tx->ctx = t;
     return t;

@@ -40,7 +40,7 @@ static const char *const migrations[] = {
     "CREATE TABLE rooms ("
     "  id INTEGER PRIMARY KEY,"
     "  room_id TEXT NOT NULL UNIQUE,"
-    "  kind TEXT NOT NULL CHECK (kind IN ('group','direct')),"
+    "  kind TEXT NOT NULL CHECK (kind IN ('group','direct','notice')),"
     "  name TEXT NOT NULL,"
     "  topic TEXT NOT NULL DEFAULT '',"
     "  direct_key TEXT UNIQUE,"
@@ -118,6 +118,71 @@ static const char *const migrations[] = {
     "  WHEN new.deleted = 0 BEGIN"
     "  INSERT INTO messages_fts(rowid, body) VALUES (new.pos, new.body);"
     "END;",
+
+    /* 3: departments, groups and notices. A notice's recipients are resolved when it is
+     * posted and keep the department they had then, so read rates keep their denominator
+     * when people move later. A notice is also a room of kind 'notice' whose members are its
+     * recipients: its events travel the same stream as talk, with the same resume rules. */
+    "CREATE TABLE departments ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "ALTER TABLE users ADD COLUMN department INTEGER REFERENCES departments(id);"
+    "CREATE INDEX users_department ON users(department);"
+    "CREATE TABLE groups ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE group_members ("
+    "  group_id INTEGER NOT NULL REFERENCES groups(id),"
+    "  user_id INTEGER NOT NULL REFERENCES users(id),"
+    "  PRIMARY KEY (group_id, user_id)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX group_members_user ON group_members(user_id, group_id);"
+    "CREATE TABLE notices ("
+    "  id INTEGER PRIMARY KEY,"
+    "  room INTEGER REFERENCES rooms(id),"
+    "  author INTEGER NOT NULL REFERENCES users(id),"
+    "  title TEXT NOT NULL,"
+    "  body TEXT NOT NULL,"
+    "  category TEXT NOT NULL DEFAULT '',"
+    "  priority TEXT NOT NULL CHECK (priority IN ('normal','urgent')),"
+    "  ask_ack INTEGER NOT NULL DEFAULT 0,"
+    "  choices TEXT,"
+    "  audience TEXT NOT NULL,"
+    "  pinned INTEGER NOT NULL DEFAULT 0,"
+    "  expires_at INTEGER,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  revision INTEGER NOT NULL DEFAULT 1,"
+    "  withdrawn_at INTEGER"
+    ");"
+    "CREATE INDEX notices_author ON notices(author, id);"
+    "CREATE TABLE notice_revisions ("
+    "  notice INTEGER NOT NULL REFERENCES notices(id),"
+    "  revision INTEGER NOT NULL,"
+    "  title TEXT NOT NULL,"
+    "  body TEXT NOT NULL,"
+    "  edited_by INTEGER NOT NULL REFERENCES users(id),"
+    "  edited_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (notice, revision)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE notice_recipients ("
+    "  notice INTEGER NOT NULL REFERENCES notices(id),"
+    "  user_id INTEGER NOT NULL REFERENCES users(id),"
+    "  department INTEGER,"
+    "  read_at INTEGER,"
+    "  acked_at INTEGER,"
+    "  choice INTEGER,"
+    "  comment TEXT,"
+    "  responded_at INTEGER,"
+    "  reminded_at INTEGER,"
+    "  PRIMARY KEY (notice, user_id)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX notice_recipients_user ON notice_recipients(user_id, notice);"
+    "CREATE INDEX notice_recipients_dept ON notice_recipients(notice, department);",
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -128,6 +193,7 @@ enum stmt_id {
     S_USER_SET_DISABLED,
     S_USER_SET_PASSWORD,
     S_USER_COUNT,
+    S_USER_UPDATE,
     S_USER_EACH,
     S_SESSION_INSERT,
     S_SESSION_LOOKUP,
@@ -139,18 +205,23 @@ enum stmt_id {
 };
 _Static_assert(S_COUNT <= STORE_CORE_STMTS, "raise STORE_CORE_STMTS");
 
-#define USER_COLS "id, login, name, role, disabled, must_change_pw, pw_hash, created_at, updated_at"
+#define USER_COLS                                                                                  \
+    "u.id, u.login, u.name, u.role, u.disabled, u.must_change_pw, u.pw_hash, u.created_at,"        \
+    " u.updated_at, u.department, d.name FROM users u LEFT JOIN departments d"                     \
+    " ON d.id = u.department"
 
 static const char *const stmt_sql[S_COUNT] = {
     [S_USER_INSERT] = "INSERT INTO users (login, name, role, disabled, must_change_pw, pw_hash,"
-                      " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    [S_USER_GET] = "SELECT " USER_COLS " FROM users WHERE id = ?",
-    [S_USER_GET_LOGIN] = "SELECT " USER_COLS " FROM users WHERE login = ?",
+                      " created_at, updated_at, department) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [S_USER_GET] = "SELECT " USER_COLS " WHERE u.id = ?",
+    [S_USER_GET_LOGIN] = "SELECT " USER_COLS " WHERE u.login = ?",
     [S_USER_SET_DISABLED] = "UPDATE users SET disabled = ?, updated_at = ? WHERE id = ?",
     [S_USER_SET_PASSWORD] =
         "UPDATE users SET pw_hash = ?, must_change_pw = ?, updated_at = ? WHERE id = ?",
     [S_USER_COUNT] = "SELECT count(*) FROM users",
-    [S_USER_EACH] = "SELECT " USER_COLS " FROM users ORDER BY login",
+    [S_USER_UPDATE] = "UPDATE users SET name = ?, role = ?, department = ?, updated_at = ?"
+                      " WHERE id = ?",
+    [S_USER_EACH] = "SELECT " USER_COLS " ORDER BY u.login",
     [S_SESSION_INSERT] = "INSERT INTO sessions (user_id, token_hash, device, address, created_at,"
                          " last_seen) VALUES (?, ?, ?, ?, ?, ?)",
     [S_SESSION_LOOKUP] = "SELECT id, user_id, device, address, created_at, last_seen"
@@ -281,6 +352,8 @@ enum store_rc store_open(const struct store_options *opt, struct store **out, ch
         }
     }
     rc = store_talk_prepare(st, err, errlen);
+    if (rc == STORE_OK)
+        rc = store_notice_prepare(st, err, errlen);
     if (rc != STORE_OK)
         goto out;
     *out = st;
@@ -300,6 +373,8 @@ void store_close(struct store *st)
         sqlite3_finalize(st->stmt[i]);
     for (int i = 0; i < STORE_TALK_STMTS; i++)
         sqlite3_finalize(st->talk[i]);
+    for (int i = 0; i < STORE_NOTICE_STMTS; i++)
+        sqlite3_finalize(st->notice[i]);
     if (st->db) {
         /* Leaves a short WAL behind, so the next start and any backup copy are quick. */
         sqlite3_exec(st->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
@@ -394,6 +469,8 @@ static void read_user(sqlite3_stmt *s, struct store_user *u)
     store_copy_text(u->pw_hash, sizeof u->pw_hash, s, 6);
     u->created_at = sqlite3_column_int64(s, 7);
     u->updated_at = sqlite3_column_int64(s, 8);
+    u->department = sqlite3_column_int64(s, 9);
+    store_copy_text(u->department_name, sizeof u->department_name, s, 10);
 }
 
 /* Steps a statement expected to return at most one user row. */
@@ -422,6 +499,8 @@ enum store_rc store_user_insert(struct store *st, struct store_user *u, int64_t 
     sqlite3_bind_text(s, 6, u->pw_hash, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 7, now);
     sqlite3_bind_int64(s, 8, now);
+    if (u->department)
+        sqlite3_bind_int64(s, 9, u->department);
     enum store_rc rc = store_step_done(st, s, "user insert");
     if (rc == STORE_OK) {
         u->id = sqlite3_last_insert_rowid(st->db);
@@ -471,6 +550,18 @@ enum store_rc store_user_set_password(struct store *st, int64_t id, const char *
     sqlite3_bind_int64(s, 3, now);
     sqlite3_bind_int64(s, 4, id);
     return step_update(st, s, "user password");
+}
+
+enum store_rc store_user_update(struct store *st, const struct store_user *u, int64_t now)
+{
+    sqlite3_stmt *s = st->stmt[S_USER_UPDATE];
+    sqlite3_bind_text(s, 1, u->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, u->role, -1, SQLITE_STATIC);
+    if (u->department)
+        sqlite3_bind_int64(s, 3, u->department);
+    sqlite3_bind_int64(s, 4, now);
+    sqlite3_bind_int64(s, 5, u->id);
+    return step_update(st, s, "user update");
 }
 
 enum store_rc store_user_count(struct store *st, int64_t *out)

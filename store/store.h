@@ -51,6 +51,8 @@ struct store_user {
     char pw_hash[STORE_HASH_MAX + 1];
     int64_t created_at; /* milliseconds since the Unix epoch */
     int64_t updated_at;
+    int64_t department; /* 0: none */
+    char department_name[STORE_NAME_MAX + 1];
 };
 
 struct store_session {
@@ -90,6 +92,8 @@ enum store_rc store_user_get_by_login(struct store *st, const char *login, struc
 enum store_rc store_user_set_disabled(struct store *st, int64_t id, bool disabled, int64_t now);
 enum store_rc store_user_set_password(struct store *st, int64_t id, const char *pw_hash,
                                       bool must_change, int64_t now);
+/* Writes name, role and department (0: none) of u->id. */
+enum store_rc store_user_update(struct store *st, const struct store_user *u, int64_t now);
 enum store_rc store_user_count(struct store *st, int64_t *out);
 /* Calls fn for every user in login order; a nonzero return from fn stops the walk. The
  * struct passed to fn is only valid during the call. */
@@ -248,5 +252,106 @@ enum store_rc store_client_id_get(struct store *st, int64_t user_id, const char 
                                   int64_t *pos);
 enum store_rc store_client_id_put(struct store *st, int64_t user_id, const char *client_id,
                                   int64_t pos);
+
+/* ---- departments, groups and notices (store_notice.c) ---- */
+
+/* Finds a department or group by name, creating it if asked; *id receives it. */
+enum store_rc store_dept_find(struct store *st, const char *name, bool create, int64_t now,
+                              int64_t *id);
+enum store_rc store_group_find(struct store *st, const char *name, bool create, int64_t now,
+                               int64_t *id);
+typedef int (*store_named_fn)(void *ctx, int64_t id, const char *name, int64_t members);
+/* Every department / group by name, with how many active users it has. */
+enum store_rc store_dept_each(struct store *st, store_named_fn fn, void *ctx);
+enum store_rc store_group_each(struct store *st, store_named_fn fn, void *ctx);
+/* A user's groups by name; and replacing them. */
+enum store_rc store_user_groups_each(struct store *st, int64_t user_id, store_named_fn fn,
+                                     void *ctx);
+enum store_rc store_user_groups_clear(struct store *st, int64_t user_id);
+enum store_rc store_group_add_member(struct store *st, int64_t group_id, int64_t user_id);
+
+/* A notice as stored, with the asking user's own state when they are a recipient. Strings
+ * point into SQLite's memory: valid during a callback only. */
+struct store_notice {
+    int64_t id, room, author;
+    const char *author_login, *author_name;
+    const char *title, *body, *category;
+    const char *choices;  /* JSON array of strings, or NULL */
+    const char *audience; /* JSON object as posted */
+    bool urgent, ask_ack, pinned;
+    int64_t expires_at, created_at, updated_at, withdrawn_at, revision;
+    bool is_recipient;
+    int64_t read_at, acked_at, responded_at, reminded_at;
+    int64_t choice; /* -1: none */
+    const char *comment;
+};
+typedef int (*store_notice_fn)(void *ctx, const struct store_notice *n);
+
+/* What a new notice is; on insert, id is filled. */
+struct store_notice_new {
+    int64_t id, author;
+    const char *title, *body, *category, *choices, *audience;
+    bool urgent, ask_ack, pinned;
+    int64_t expires_at; /* 0: none */
+    int64_t now;
+};
+enum store_rc store_notice_insert(struct store *st, struct store_notice_new *n);
+enum store_rc store_notice_set_room(struct store *st, int64_t id, int64_t room);
+/* Resolves the audience to recipients now (active users other than the author), keeping each
+ * one's department of the moment. Lists are JSON arrays of ids. *count receives how many. */
+enum store_rc store_notice_resolve(struct store *st, int64_t notice, int64_t author, bool all,
+                                   const char *dept_ids, const char *group_ids,
+                                   const char *user_ids, int64_t *count);
+/* Makes the recipients members of the notice's room from position pos. */
+enum store_rc store_notice_join_room(struct store *st, int64_t notice, int64_t room, int64_t pos);
+/* One notice, with user_id's recipient state (0: none). NOT_FOUND if there is none. */
+enum store_rc store_notice_get(struct store *st, int64_t id, int64_t user_id, store_notice_fn fn,
+                               void *ctx);
+/* A user's notices: unread first, urgent first, pinned first, newest first. */
+enum store_rc store_notice_feed(struct store *st, int64_t user_id, int limit, store_notice_fn fn,
+                                void *ctx);
+/* Notices a user posted, newest first. */
+enum store_rc store_notice_posted(struct store *st, int64_t author, int limit, store_notice_fn fn,
+                                  void *ctx);
+/* Records reading / acknowledging (first time only: *changed says whether it was the first)
+ * and responding (the latest response counts). */
+enum store_rc store_notice_read(struct store *st, int64_t notice, int64_t user_id, int64_t now,
+                                bool *changed);
+enum store_rc store_notice_ack(struct store *st, int64_t notice, int64_t user_id, int64_t now,
+                               bool *changed);
+enum store_rc store_notice_respond(struct store *st, int64_t notice, int64_t user_id,
+                                   int64_t choice, const char *comment, int64_t now);
+/* Keeps the current text as a revision and replaces it; *revision receives the new number. */
+enum store_rc store_notice_edit(struct store *st, int64_t notice, const char *title,
+                                const char *body, int64_t editor, int64_t now, int64_t *revision);
+enum store_rc store_notice_withdraw(struct store *st, int64_t notice, int64_t now);
+
+/* Reports. Departments are those recipients had when the notice was posted. */
+struct store_report_row {
+    const char *department; /* "" for none */
+    int64_t recipients, read, acked, responded;
+};
+typedef int (*store_report_fn)(void *ctx, const struct store_report_row *r);
+enum store_rc store_notice_report(struct store *st, int64_t notice, store_report_fn fn,
+                                  void *ctx);
+typedef int (*store_choice_fn)(void *ctx, const char *department, int64_t choice, int64_t count);
+enum store_rc store_notice_choice_counts(struct store *st, int64_t notice, store_choice_fn fn,
+                                         void *ctx);
+struct store_recipient {
+    int64_t user_id;
+    const char *login, *name, *department;
+    int64_t read_at, acked_at, responded_at, reminded_at;
+    int64_t choice; /* -1: none */
+    const char *comment;
+};
+typedef int (*store_recipient_fn)(void *ctx, const struct store_recipient *r);
+enum store_missing { STORE_ALL_RECIPIENTS, STORE_NOT_READ, STORE_NOT_ACKED, STORE_NOT_RESPONDED };
+/* Recipients (all, or those who have not done something) by department, then login. */
+enum store_rc store_notice_recipients(struct store *st, int64_t notice, enum store_missing which,
+                                      store_recipient_fn fn, void *ctx);
+/* Marks those who have not done `which` as reminded now; fn gets each of their user ids. */
+typedef int (*store_id_fn)(void *ctx, int64_t id);
+enum store_rc store_notice_remind(struct store *st, int64_t notice, enum store_missing which,
+                                  int64_t now, store_id_fn fn, void *ctx);
 
 #endif

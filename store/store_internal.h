@@ -8,11 +8,13 @@
 
 #define STORE_CORE_STMTS 32
 #define STORE_TALK_STMTS 64
+#define STORE_NOTICE_STMTS 48
 
 struct store {
     sqlite3 *db;
     sqlite3_stmt *stmt[STORE_CORE_STMTS]; /* store.c */
-    sqlite3_stmt *talk[STORE_TALK_STMTS]; /* store_talk.c */
+    sqlite3_stmt *talk[STORE_TALK_STMTS];     /* store_talk.c */
+    sqlite3_stmt *notice[STORE_NOTICE_STMTS]; /* store_notice.c */
     bool tx_open;
     int op_depth;
     char errmsg[256];
@@ -26,7 +28,8 @@ enum store_rc store_step_done(struct store *st, sqlite3_stmt *s, const char *wha
 void store_finish(sqlite3_stmt *s);
 /* Copies a text column (NULL reads as "") into a bounded buffer. */
 void store_copy_text(char *dst, size_t cap, sqlite3_stmt *s, int col);
-/* Prepares store_talk.c's statements; called by store_open after migrating. */
+/* Prepare store_talk.c's and store_notice.c's statements; called by store_open. */
 enum store_rc store_talk_prepare(struct store *st, char *err, size_t errlen);
+enum store_rc store_notice_prepare(struct store *st, char *err, size_t errlen);
 
 #endif

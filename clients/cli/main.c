@@ -19,7 +19,10 @@ static const char usage[] =
     "  logout                         end this session\n"
     "  whoami                         who this session is\n"
     "  passwd                         change your password\n"
-    "  admin user add LOGIN [--name NAME] [--role admin|hq|staff] [--password-stdin]\n"
+    "  admin user add LOGIN [--name NAME] [--role admin|hq|staff] [--dept NAME]\n"
+    "                 [--groups \"a;b\"] [--password-stdin]\n"
+    "  admin user update LOGIN [--name NAME] [--role ROLE] [--dept NAME] [--groups \"a;b\"]\n"
+    "  admin dept list | admin group list\n"
     "  admin user list\n"
     "  admin user disable LOGIN\n"
     "  admin user enable LOGIN\n"
@@ -39,6 +42,15 @@ static const char usage[] =
     "  readers ROOM POS               who has read a message, and who has not\n"
     "  search QUERY [--room ROOM] [--before POS] [--limit N]\n"
     "  edit ROOM POS TEXT | delete ROOM POS\n"
+    "\n"
+    "  notice post --title T (--body-file F | --body TEXT) --to all|dept:NAME,group:NAME,user:LOGIN\n"
+    "              [--urgent] [--ack] [--choices \"a|b|c\"] [--category C] [--pin]\n"
+    "              [--expires-in MINUTES] [--announce ROOM]\n"
+    "  notice list [--posted]         your notices, unread and urgent first\n"
+    "  notice show ID                 (marks it read; ID may be a kizuna://notice/ID link)\n"
+    "  notice ack ID | notice respond ID CHOICE [--comment C]\n"
+    "  notice report ID [--csv] | notice remind ID | notice withdraw ID\n"
+    "  notice edit ID [--title T] [--body-file F]\n"
     "\n"
     "ROOM is a room id, its first 4+ characters, its exact name, or @LOGIN.\n"
     "The server is --server, else KIZUNA_SERVER, else the one you logged in to, "
@@ -466,9 +478,9 @@ static void print_user_row(const cJSON *u)
                          : cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(u, "must_change_password"))
                              ? "active (one-time password)"
                              : "active";
-    /* The name goes last: Japanese names are wider than their byte count suggests. */
-    printf("%-20s %-6s %-27s %s\n", str(u, "login", NULL), str(u, "role", NULL), status,
-           str(u, "name", NULL));
+    /* Names go last: Japanese text is wider than its byte count suggests. */
+    printf("%-20s %-6s %-27s %s  %s\n", str(u, "login", NULL), str(u, "role", NULL), status,
+           str(u, "name", NULL), str(u, "department", NULL));
 }
 
 static int cmd_admin_user(int argc, char **argv)
@@ -476,13 +488,17 @@ static int cmd_admin_user(int argc, char **argv)
     if (argc < 1)
         return usage_error("admin user add|list|disable|enable|reset-password");
     const char *sub = argv[0];
-    const char *login = NULL, *name = NULL, *role = NULL;
+    const char *login = NULL, *name = NULL, *role = NULL, *dept = NULL, *groups = NULL;
     bool pw_stdin = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
             name = argv[++i];
         else if (strcmp(argv[i], "--role") == 0 && i + 1 < argc)
             role = argv[++i];
+        else if (strcmp(argv[i], "--dept") == 0 && i + 1 < argc)
+            dept = argv[++i];
+        else if (strcmp(argv[i], "--groups") == 0 && i + 1 < argc)
+            groups = argv[++i];
         else if (strcmp(argv[i], "--password-stdin") == 0)
             pw_stdin = true;
         else if (!login && argv[i][0] != '-')
@@ -501,13 +517,18 @@ static int cmd_admin_user(int argc, char **argv)
         op = "user.enable";
     else if (strcmp(sub, "reset-password") == 0)
         op = "user.reset_password";
+    else if (strcmp(sub, "update") == 0)
+        op = "user.update";
     else
-        return usage_error("admin user add|list|disable|enable|reset-password");
+        return usage_error("admin user add|list|update|disable|enable|reset-password");
     bool is_list = strcmp(op, "user.list") == 0, is_add = strcmp(op, "user.add") == 0;
+    bool is_update = strcmp(op, "user.update") == 0;
     if (!is_list && !login)
         return usage_error("this command needs a LOGIN");
-    if ((name || role || pw_stdin) && !is_add)
-        return usage_error("--name, --role and --password-stdin go with admin user add");
+    if ((name || role || dept || groups) && !is_add && !is_update)
+        return usage_error("--name, --role, --dept and --groups go with admin user add|update");
+    if (pw_stdin && !is_add)
+        return usage_error("--password-stdin goes with admin user add");
 
     cJSON *args = cJSON_CreateObject();
     if (login)
@@ -516,6 +537,16 @@ static int cmd_admin_user(int argc, char **argv)
         cJSON_AddStringToObject(args, "name", name);
     if (role)
         cJSON_AddStringToObject(args, "role", role);
+    if (dept)
+        cJSON_AddStringToObject(args, "department", dept);
+    if (groups) {
+        /* "a;b;c", as the CSV import writes them */
+        cJSON *arr = cJSON_AddArrayToObject(args, "groups");
+        char buf[4096];
+        snprintf(buf, sizeof buf, "%s", groups);
+        for (char *save, *tok = strtok_r(buf, ";", &save); tok; tok = strtok_r(NULL, ";", &save))
+            cJSON_AddItemToArray(arr, cJSON_CreateString(tok));
+    }
     if (pw_stdin) {
         char pw[256];
         if (read_line(stdin, pw, sizeof pw) != 0 || !pw[0]) {
@@ -540,7 +571,7 @@ static int cmd_admin_user(int argc, char **argv)
     if (json_out) {
         print_json(reply);
     } else if (is_list) {
-        printf("%-20s %-6s %-27s %s\n", "LOGIN", "ROLE", "STATUS", "NAME");
+        printf("%-20s %-6s %-27s %s  %s\n", "LOGIN", "ROLE", "STATUS", "NAME", "DEPARTMENT");
         const cJSON *u;
         cJSON_ArrayForEach(u, cJSON_GetObjectItemCaseSensitive(reply, "users")) print_user_row(u);
     } else {
@@ -554,6 +585,30 @@ static int cmd_admin_user(int argc, char **argv)
         const char *pw = str(reply, "password", NULL);
         if (*pw)
             printf("one-time password: %s\n(they must change it at first login)\n", pw);
+    }
+    cJSON_Delete(reply);
+    return EXIT_OK;
+}
+
+static int cmd_org_list(bool depts)
+{
+    struct kzc *c;
+    struct session s;
+    int rc = connect_authed(&c, &s);
+    if (rc != EXIT_OK)
+        return rc;
+    cJSON *reply;
+    rc = call(c, depts ? "dept.list" : "group.list", NULL, &reply);
+    kzc_close(c);
+    if (rc != EXIT_OK)
+        return rc;
+    if (json_out) {
+        print_json(reply);
+    } else {
+        const cJSON *d;
+        cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(reply, depts ? "departments" : "groups"))
+            printf("%6d  %s\n", (int)cJSON_GetObjectItemCaseSensitive(d, "members")->valuedouble,
+                   str(d, "name", NULL));
     }
     cJSON_Delete(reply);
     return EXIT_OK;
@@ -598,6 +653,11 @@ int main(int argc, char **argv)
         rc = cmd_passwd();
     else if (strcmp(rest[0], "admin") == 0 && n >= 2 && strcmp(rest[1], "user") == 0)
         rc = cmd_admin_user(n - 2, rest + 2);
+    else if (strcmp(rest[0], "notice") == 0)
+        rc = cmd_notice(n, rest);
+    else if (strcmp(rest[0], "admin") == 0 && n == 3 && strcmp(rest[2], "list") == 0 &&
+             (strcmp(rest[1], "dept") == 0 || strcmp(rest[1], "group") == 0))
+        rc = cmd_org_list(rest[1][0] == 'd');
     else {
         bool handled;
         rc = cmd_talk(n, rest, &handled);

@@ -214,6 +214,16 @@ static void print_event(const cJSON *ev, const char *label)
     } else if (strcmp(type, "room.update") == 0) {
         printf("%s#%lld %s * %s renamed the room \"%s\" (topic: %s)\n", prefix, pos, t, who(ev),
                str(content, "name", NULL), str(content, "topic", NULL));
+    } else if (strcmp(type, "notice.post") == 0) {
+        printf("%s#%lld %s %s%s (%s) kizuna://notice/%lld\n", prefix, pos, t,
+               strcmp(str(content, "priority", NULL), "urgent") == 0 ? "【緊急のお知らせ】"
+                                                                     : "【お知らせ】",
+               str(content, "title", NULL), who(ev), num(content, "notice"));
+    } else if (strcmp(type, "notice.edit") == 0) {
+        printf("%s#%lld %s notice #%lld revised: %s\n", prefix, pos, t, num(content, "notice"),
+               str(content, "title", NULL));
+    } else if (strcmp(type, "notice.withdraw") == 0) {
+        printf("%s#%lld %s notice #%lld was withdrawn\n", prefix, pos, t, num(content, "notice"));
     } else {
         printf("%s#%lld %s %s\n", prefix, pos, t, type);
     }
@@ -636,7 +646,18 @@ static void tail_show(struct tail_state *ts, const cJSON *ev)
     const char *room = str(ev, "room", NULL);
     if (ts->room_id[0] && strcmp(room, ts->room_id) != 0)
         return;
-    if (strcmp(str(ev, "event", NULL), "read") == 0) {
+    const char *type = str(ev, "event", NULL);
+    if (strcmp(type, "notice.alert") == 0 || strcmp(type, "notice.remind") == 0) {
+        if (json_out)
+            print_json(ev);
+        else
+            printf("!! %s: %s (kizuna notice show %lld)\n",
+                   type[7] == 'a' ? "緊急のお知らせ" : "リマインド", str(ev, "title", NULL),
+                   num(ev, "notice"));
+        fflush(stdout);
+        return;
+    }
+    if (strcmp(type, "read") == 0) {
         if (json_out)
             print_json(ev);
         else

@@ -65,6 +65,12 @@ static void fake_push(void *ctx, int64_t user_id, int64_t pos, struct kz_frame *
     (void)pos;
     (void)f;
 }
+static void fake_alert(void *ctx, int64_t user_id, struct kz_frame *f)
+{
+    (void)ctx;
+    (void)user_id;
+    (void)f;
+}
 static void fake_timer(void *ctx, int ms)
 {
     (void)ctx;
@@ -114,7 +120,8 @@ static void setup(void)
                                .want_commit = fake_want_commit,
                                .subscribe = fake_subscribe,
                                .push = fake_push,
-                               .timer = fake_timer};
+                               .timer = fake_timer,
+                               .alert = fake_alert};
     srv = srv_new(&cfg, st, workers, &tx);
     add_user("admin", "admin", "admin-password");
     add_user("staff1", "staff", "staff-password");

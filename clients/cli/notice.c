@@ -1,0 +1,435 @@
+/* notice.c - the kizuna notice commands: post, list, show, ack, respond, report, remind,
+ * withdraw, edit. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define LINK_PREFIX "kizuna://notice/"
+
+static long long num(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? (long long)v->valuedouble : 0;
+}
+
+static void when(long long ms, char out[32])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(out, 32, "%m-%d %H:%M", &tm);
+}
+
+/* A notice id, or the kizuna://notice/ID link an announcement carries. */
+static bool parse_id(const char *s, long long *out)
+{
+    if (strncmp(s, LINK_PREFIX, strlen(LINK_PREFIX)) == 0)
+        s += strlen(LINK_PREFIX);
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v <= 0)
+        return false;
+    *out = v;
+    return true;
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 8192, len = 0, n;
+    char *buf = malloc(cap);
+    while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len < 2) {
+            char *grown = realloc(buf, cap *= 2);
+            if (!grown) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = grown;
+        }
+    }
+    if (f != stdin)
+        fclose(f);
+    if (buf)
+        buf[len] = '\0';
+    return buf;
+}
+
+/* Calls op and prints --json output; *reply is the caller's on EXIT_OK (may be NULL). */
+static int notice_call(const char *op, cJSON *args, cJSON **reply_out)
+{
+    struct kzc *c;
+    struct session s;
+    int rc = connect_authed(&c, &s);
+    if (rc != EXIT_OK) {
+        cJSON_Delete(args);
+        return rc;
+    }
+    cJSON *reply;
+    rc = call(c, op, args, &reply);
+    kzc_close(c);
+    if (rc != EXIT_OK)
+        return rc;
+    if (json_out)
+        print_json(reply);
+    if (reply_out)
+        *reply_out = reply;
+    else
+        cJSON_Delete(reply);
+    return EXIT_OK;
+}
+
+static cJSON *id_args(long long id)
+{
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddNumberToObject(args, "notice", (double)id);
+    return args;
+}
+
+/* ---- post ---- */
+
+static cJSON *split(const char *list, const char *seps)
+{
+    cJSON *arr = cJSON_CreateArray();
+    char *buf = strdup(list);
+    for (char *save, *tok = strtok_r(buf, seps, &save); tok; tok = strtok_r(NULL, seps, &save))
+        cJSON_AddItemToArray(arr, cJSON_CreateString(tok));
+    free(buf);
+    return arr;
+}
+
+static int cmd_post(int argc, char **argv)
+{
+    static const char use[] = "notice post --title T (--body-file F | --body TEXT) --to SPEC "
+                              "[--urgent] [--ack] [--choices \"a|b|c\"] [--category C] [--pin] "
+                              "[--expires-in MINUTES] [--announce ROOM]";
+    const char *title = NULL, *body_file = NULL, *body_text = NULL, *to = NULL, *choices = NULL;
+    const char *category = NULL, *announce = NULL;
+    bool urgent = false, ack = false, pin = false;
+    long long expires_in = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--urgent") == 0)
+            urgent = true;
+        else if (strcmp(a, "--ack") == 0)
+            ack = true;
+        else if (strcmp(a, "--pin") == 0)
+            pin = true;
+        else if (!v)
+            return usage_error(use);
+        else if (strcmp(a, "--title") == 0)
+            title = v, i++;
+        else if (strcmp(a, "--body-file") == 0)
+            body_file = v, i++;
+        else if (strcmp(a, "--body") == 0)
+            body_text = v, i++;
+        else if (strcmp(a, "--to") == 0)
+            to = v, i++;
+        else if (strcmp(a, "--choices") == 0)
+            choices = v, i++;
+        else if (strcmp(a, "--category") == 0)
+            category = v, i++;
+        else if (strcmp(a, "--announce") == 0)
+            announce = v, i++;
+        else if (strcmp(a, "--expires-in") == 0 && (expires_in = atoll(v)) > 0)
+            i++;
+        else
+            return usage_error(use);
+    }
+    if (!title || !to || (!body_file == !body_text))
+        return usage_error(use);
+    char *body = body_file ? read_file(body_file) : strdup(body_text);
+    if (!body) {
+        fprintf(stderr, "kizuna: cannot read %s: %s\n", body_file, strerror(errno));
+        return EXIT_USAGE;
+    }
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddStringToObject(args, "title", title);
+    cJSON_AddStringToObject(args, "body", body);
+    free(body);
+    cJSON_AddItemToObject(args, "to", split(to, ","));
+    if (urgent)
+        cJSON_AddStringToObject(args, "priority", "urgent");
+    if (ack)
+        cJSON_AddTrueToObject(args, "ask_ack");
+    if (pin)
+        cJSON_AddTrueToObject(args, "pinned");
+    if (choices)
+        cJSON_AddItemToObject(args, "choices", split(choices, "|"));
+    if (category)
+        cJSON_AddStringToObject(args, "category", category);
+    if (announce)
+        cJSON_AddStringToObject(args, "announce_room", announce);
+    if (expires_in > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        cJSON_AddNumberToObject(args, "expires_at", (double)(now + expires_in * 60000));
+    }
+    cJSON *reply = NULL;
+    int rc = notice_call("notice.post", args, &reply);
+    if (rc == EXIT_OK && !json_out)
+        printf("posted notice #%lld to %lld recipients (%s)\n",
+               num(cJSON_GetObjectItemCaseSensitive(reply, "notice"), "id"),
+               num(reply, "recipients"), str(reply, "notice", "link"));
+    cJSON_Delete(reply);
+    return rc;
+}
+
+/* ---- list and show ---- */
+
+static void print_summary(const cJSON *n)
+{
+    const cJSON *me = cJSON_GetObjectItemCaseSensitive(n, "me");
+    char t[32];
+    when(num(n, "created_at"), t);
+    bool unread = me && !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(me, "read_at"));
+    bool urgent = strcmp(str(n, "priority", NULL), "urgent") == 0;
+    bool withdrawn = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(n, "withdrawn_at"));
+    printf("#%-5lld %s%s%s%s%s  (%s, %s)\n", num(n, "id"), unread ? "[未読] " : "",
+           urgent ? "[緊急] " : "", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(n, "pinned")) ? "[固定] " : "",
+           withdrawn ? "[取消] " : "", str(n, "title", NULL), str(n, "author_name", NULL), t);
+}
+
+static int cmd_list(int argc, char **argv)
+{
+    cJSON *args = cJSON_CreateObject();
+    if (argc == 3 && strcmp(argv[2], "--posted") == 0) {
+        cJSON_AddTrueToObject(args, "posted");
+    } else if (argc != 2) {
+        cJSON_Delete(args);
+        return usage_error("notice list [--posted]");
+    }
+    cJSON *reply = NULL;
+    int rc = notice_call("notice.list", args, &reply);
+    if (rc == EXIT_OK && !json_out) {
+        const cJSON *n;
+        cJSON_ArrayForEach(n, cJSON_GetObjectItemCaseSensitive(reply, "notices")) print_summary(n);
+    }
+    cJSON_Delete(reply);
+    return rc;
+}
+
+static void print_notice(const cJSON *n)
+{
+    print_summary(n);
+    printf("\n%s\n\n", str(n, "body", NULL));
+    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(n, "choices");
+    const cJSON *me = cJSON_GetObjectItemCaseSensitive(n, "me");
+    if (cJSON_GetArraySize(choices) > 0) {
+        printf("choices (kizuna notice respond %lld NUMBER):\n", num(n, "id"));
+        int i = 1;
+        const cJSON *ch;
+        cJSON_ArrayForEach(ch, choices) printf("  %d. %s\n", i++, ch->valuestring);
+    }
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(n, "ask_ack")))
+        printf("this notice asks you to acknowledge it: kizuna notice ack %lld\n", num(n, "id"));
+    const cJSON *resp = cJSON_GetObjectItemCaseSensitive(me, "response");
+    if (cJSON_IsObject(resp))
+        printf("your response: %s %s\n", str(resp, "text", NULL), str(resp, "comment", NULL));
+    if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(me, "acked_at")))
+        printf("you acknowledged it (確認しました)\n");
+}
+
+static int one_id(int argc, char **argv, long long *id, const char *use)
+{
+    if (argc != 3 || !parse_id(argv[2], id))
+        return usage_error(use);
+    return EXIT_OK;
+}
+
+static int cmd_show(int argc, char **argv)
+{
+    long long id;
+    int rc = one_id(argc, argv, &id, "notice show ID");
+    if (rc != EXIT_OK)
+        return rc;
+    cJSON *reply = NULL;
+    rc = notice_call("notice.show", id_args(id), &reply);
+    if (rc == EXIT_OK && !json_out)
+        print_notice(cJSON_GetObjectItemCaseSensitive(reply, "notice"));
+    cJSON_Delete(reply);
+    return rc;
+}
+
+static int cmd_simple(int argc, char **argv, const char *op, const char *done)
+{
+    long long id;
+    char use[64];
+    snprintf(use, sizeof use, "notice %s ID", argv[1]);
+    int rc = one_id(argc, argv, &id, use);
+    if (rc != EXIT_OK)
+        return rc;
+    cJSON *reply = NULL;
+    rc = notice_call(op, id_args(id), &reply);
+    if (rc == EXIT_OK && !json_out) {
+        if (strcmp(op, "notice.remind") == 0)
+            printf("reminded %lld people who have not yet %s\n", num(reply, "reminded"),
+                   strcmp(str(reply, "for", NULL), "response") == 0 ? "responded"
+                   : strcmp(str(reply, "for", NULL), "ack") == 0    ? "acknowledged"
+                                                                    : "read it");
+        else
+            printf("%s notice #%lld\n", done, id);
+    }
+    cJSON_Delete(reply);
+    return rc;
+}
+
+static int cmd_respond(int argc, char **argv)
+{
+    long long id;
+    const char *comment = NULL;
+    if (argc == 6 && strcmp(argv[4], "--comment") == 0)
+        comment = argv[5];
+    else if (argc != 4)
+        return usage_error("notice respond ID CHOICE [--comment C]");
+    if (!parse_id(argv[2], &id))
+        return usage_error("notice respond ID CHOICE [--comment C]");
+    cJSON *args = id_args(id);
+    cJSON_AddStringToObject(args, "choice", argv[3]);
+    if (comment)
+        cJSON_AddStringToObject(args, "comment", comment);
+    cJSON *reply = NULL;
+    int rc = notice_call("notice.respond", args, &reply);
+    if (rc == EXIT_OK && !json_out)
+        printf("responded to #%lld: %s\n", id, str(reply, "text", NULL));
+    cJSON_Delete(reply);
+    return rc;
+}
+
+static int cmd_edit(int argc, char **argv)
+{
+    long long id;
+    if (argc < 3 || !parse_id(argv[2], &id))
+        return usage_error("notice edit ID [--title T] [--body-file F]");
+    cJSON *args = id_args(id);
+    for (int i = 3; i + 1 < argc + 1; i += 2) {
+        if (i + 1 >= argc) {
+            cJSON_Delete(args);
+            return usage_error("notice edit ID [--title T] [--body-file F]");
+        }
+        if (strcmp(argv[i], "--title") == 0) {
+            cJSON_AddStringToObject(args, "title", argv[i + 1]);
+        } else if (strcmp(argv[i], "--body-file") == 0) {
+            char *body = read_file(argv[i + 1]);
+            if (!body) {
+                cJSON_Delete(args);
+                fprintf(stderr, "kizuna: cannot read %s\n", argv[i + 1]);
+                return EXIT_USAGE;
+            }
+            cJSON_AddStringToObject(args, "body", body);
+            free(body);
+        } else {
+            cJSON_Delete(args);
+            return usage_error("notice edit ID [--title T] [--body-file F]");
+        }
+    }
+    cJSON *reply = NULL;
+    int rc = notice_call("notice.edit", args, &reply);
+    if (rc == EXIT_OK && !json_out)
+        printf("notice #%lld is now revision %lld\n", id, num(reply, "revision"));
+    cJSON_Delete(reply);
+    return rc;
+}
+
+/* ---- report ---- */
+
+static void print_counts(const char *label, const cJSON *row)
+{
+    printf("%-16s %6lld %6lld %6lld %6lld", label, num(row, "recipients"), num(row, "read"),
+           num(row, "acked"), num(row, "responded"));
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(row, "responses"))
+        printf(" %6lld", num(r, "count"));
+    printf("\n");
+}
+
+static void print_people(const char *title, const cJSON *list)
+{
+    if (!list)
+        return;
+    printf("\n%s (%d):\n", title, cJSON_GetArraySize(list));
+    const cJSON *p;
+    cJSON_ArrayForEach(p, list)
+        printf("  %-16s %-20s %s\n", str(p, "department", NULL), str(p, "login", NULL),
+               str(p, "name", NULL));
+}
+
+static int cmd_report(int argc, char **argv)
+{
+    long long id;
+    bool csv = argc == 4 && strcmp(argv[3], "--csv") == 0;
+    if ((argc != 3 && !csv) || !parse_id(argv[2], &id))
+        return usage_error("notice report ID [--csv]");
+    cJSON *args = id_args(id);
+    if (csv)
+        cJSON_AddStringToObject(args, "format", "csv");
+    bool was_json = json_out;
+    if (csv)
+        json_out = false; /* the CSV itself is the output */
+    cJSON *reply = NULL;
+    int rc = notice_call("notice.report", args, &reply);
+    json_out = was_json;
+    if (rc != EXIT_OK)
+        return rc;
+    if (csv) {
+        fputs(str(reply, "csv", NULL), stdout);
+    } else if (!json_out) {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(reply, "notice");
+        printf("#%lld %s\n\n", num(n, "id"), str(n, "title", NULL));
+        printf("%-16s %6s %6s %6s %6s", "department", "total", "read", "ack", "resp");
+        int i = 1;
+        const cJSON *ch;
+        cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(n, "choices"))
+            printf(" %5d.", i++);
+        printf("\n");
+        const cJSON *d;
+        cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(reply, "by_department"))
+            print_counts(*str(d, "department", NULL) ? str(d, "department", NULL) : "(none)", d);
+        print_counts("TOTAL", cJSON_GetObjectItemCaseSensitive(reply, "totals"));
+        i = 1;
+        cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(n, "choices"))
+            printf("  %d. %s\n", i++, ch->valuestring);
+        const cJSON *missing = cJSON_GetObjectItemCaseSensitive(reply, "missing");
+        print_people("not read", cJSON_GetObjectItemCaseSensitive(missing, "not_read"));
+        print_people("not acknowledged", cJSON_GetObjectItemCaseSensitive(missing, "not_acked"));
+        print_people("no response", cJSON_GetObjectItemCaseSensitive(missing, "not_responded"));
+    }
+    cJSON_Delete(reply);
+    return EXIT_OK;
+}
+
+int cmd_notice(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error("notice post|list|show|ack|respond|report|remind|withdraw|edit ...");
+    const char *sub = argv[1];
+    if (strcmp(sub, "post") == 0)
+        return cmd_post(argc, argv);
+    if (strcmp(sub, "list") == 0)
+        return cmd_list(argc, argv);
+    if (strcmp(sub, "show") == 0)
+        return cmd_show(argc, argv);
+    if (strcmp(sub, "ack") == 0)
+        return cmd_simple(argc, argv, "notice.ack", "acknowledged (確認しました)");
+    if (strcmp(sub, "respond") == 0)
+        return cmd_respond(argc, argv);
+    if (strcmp(sub, "report") == 0)
+        return cmd_report(argc, argv);
+    if (strcmp(sub, "remind") == 0)
+        return cmd_simple(argc, argv, "notice.remind", "reminded");
+    if (strcmp(sub, "withdraw") == 0)
+        return cmd_simple(argc, argv, "notice.withdraw", "withdrew");
+    if (strcmp(sub, "edit") == 0)
+        return cmd_edit(argc, argv);
+    return usage_error("notice post|list|show|ack|respond|report|remind|withdraw|edit ...");
+}
