@@ -63,8 +63,8 @@ static enum kz_err notice_load(struct srv_call *c, struct notice_view *v)
     enum store_rc rc = store_notice_get(srv_store(c->srv), id, c->auth.user.id, copy_notice, v);
     if (rc != STORE_OK && rc != STORE_NOT_FOUND)
         return srv_fail(c, KZ_INTERNAL, "notice lookup failed");
-    v->can_manage = rc == STORE_OK && (v->n.author == c->auth.user.id ||
-                                       strcmp(c->auth.user.role, "admin") == 0);
+    v->can_manage = rc == STORE_OK &&
+                    (v->n.author == c->auth.user.id || strcmp(c->auth.user.role, "admin") == 0);
     if (rc == STORE_NOT_FOUND || (!v->n.is_recipient && !v->can_manage)) {
         view_free(v);
         memset(v, 0, sizeof *v);
@@ -132,8 +132,8 @@ static cJSON *notice_json(const struct store_notice *n)
         if (n->choice >= 0) {
             cJSON *resp = cJSON_AddObjectToObject(me, "response");
             cJSON_AddNumberToObject(resp, "choice", (double)n->choice);
-            const cJSON *text = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "choices"),
-                                                   (int)n->choice);
+            const cJSON *text =
+                cJSON_GetArrayItem(cJSON_GetObjectItem(o, "choices"), (int)n->choice);
             cJSON_AddStringToObject(resp, "text", cJSON_IsString(text) ? text->valuestring : "");
             cJSON_AddStringToObject(resp, "comment", n->comment ? n->comment : "");
             add_time(resp, "at", n->responded_at);
@@ -227,8 +227,8 @@ static enum kz_err announce(struct srv_call *c, const char *room_id, int64_t not
         store_member_get(st, room.id, c->auth.user.id, &me) != STORE_OK || me.left_pos)
         return srv_fail(c, KZ_NOT_FOUND, "no room %s to announce the notice in", room_id);
     char body[STORE_NAME_MAX + 96];
-    snprintf(body, sizeof body, "%s %s " NOTICE_LINK "%lld", urgent ? "【緊急のお知らせ】" : "【お知らせ】",
-             title, (long long)notice);
+    snprintf(body, sizeof body, "%s %s " NOTICE_LINK "%lld",
+             urgent ? "【緊急のお知らせ】" : "【お知らせ】", title, (long long)notice);
     cJSON *extra = cJSON_CreateObject();
     cJSON_AddNumberToObject(extra, "notice", (double)notice);
     struct srv_appended ev;
@@ -353,8 +353,8 @@ enum kz_err op_notice_post(struct srv_call *c)
     cJSON_AddNumberToObject(c->result, "recipients", (double)count);
     cJSON_AddNumberToObject(c->result, "pos", (double)posted.pos);
     view_free(&v);
-    KZ_INFO("notice_posted", "by=%s notice=%lld recipients=%lld priority=%s",
-            c->auth.user.login, (long long)nn.id, (long long)count, urgent ? "urgent" : "normal");
+    KZ_INFO("notice_posted", "by=%s notice=%lld recipients=%lld priority=%s", c->auth.user.login,
+            (long long)nn.id, (long long)count, urgent ? "urgent" : "normal");
 out:
     cJSON_Delete(a.depts);
     cJSON_Delete(a.groups);
@@ -460,11 +460,10 @@ enum kz_err op_notice_list(struct srv_call *c)
         limit = srv_config(c->srv)->history_page_max;
     c->result = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(c->result, "notices");
-    enum store_rc rc = srv_arg_bool(c, "posted", false)
-                           ? store_notice_posted(srv_store(c->srv), c->auth.user.id, (int)limit,
-                                                 add_notice, arr)
-                           : store_notice_feed(srv_store(c->srv), c->auth.user.id, (int)limit,
-                                               add_notice, arr);
+    enum store_rc rc =
+        srv_arg_bool(c, "posted", false)
+            ? store_notice_posted(srv_store(c->srv), c->auth.user.id, (int)limit, add_notice, arr)
+            : store_notice_feed(srv_store(c->srv), c->auth.user.id, (int)limit, add_notice, arr);
     if (rc != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "notice list failed");
     return KZ_OK;
@@ -569,7 +568,8 @@ enum kz_err op_notice_respond(struct srv_call *c)
     }
     c->result = cJSON_CreateObject();
     cJSON_AddNumberToObject(c->result, "choice", (double)choice);
-    cJSON_AddStringToObject(c->result, "text", cJSON_GetArrayItem(choices, (int)choice)->valuestring);
+    cJSON_AddStringToObject(c->result, "text",
+                            cJSON_GetArrayItem(choices, (int)choice)->valuestring);
 out:
     cJSON_Delete(choices);
     view_free(&v);
@@ -804,9 +804,10 @@ enum kz_err op_notice_remind(struct srv_call *c)
         goto out;
     }
     c->result = cJSON_CreateObject();
-    cJSON_AddStringToObject(c->result, "for", which == STORE_NOT_RESPONDED ? "response"
-                                              : which == STORE_NOT_ACKED   ? "ack"
-                                                                           : "read");
+    cJSON_AddStringToObject(c->result, "for",
+                            which == STORE_NOT_RESPONDED ? "response"
+                            : which == STORE_NOT_ACKED   ? "ack"
+                                                         : "read");
     cJSON_AddNumberToObject(c->result, "reminded", cJSON_GetArraySize(r.ids));
     cJSON *people = cJSON_AddArrayToObject(c->result, "users");
     const cJSON *id;
@@ -816,8 +817,8 @@ enum kz_err op_notice_remind(struct srv_call *c)
         if (store_user_get(st, (int64_t)id->valuedouble, &u) == STORE_OK)
             cJSON_AddItemToArray(people, cJSON_CreateString(u.login));
     }
-    KZ_INFO("notice_reminded", "by=%s notice=%lld users=%d", c->auth.user.login,
-            (long long)v.n.id, cJSON_GetArraySize(r.ids));
+    KZ_INFO("notice_reminded", "by=%s notice=%lld users=%d", c->auth.user.login, (long long)v.n.id,
+            cJSON_GetArraySize(r.ids));
 out:
     kz_frame_unref(r.frame);
     cJSON_Delete(r.ids);

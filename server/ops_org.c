@@ -96,8 +96,8 @@ enum kz_err op_user_update(struct srv_call *c)
     struct store *st = srv_store(c->srv);
     struct store_user u;
     const char *login = srv_arg_str(c, "login");
-    enum store_rc rc = kz_login_valid(login) ? store_user_get_by_login(st, login, &u)
-                                             : STORE_NOT_FOUND;
+    enum store_rc rc =
+        kz_login_valid(login) ? store_user_get_by_login(st, login, &u) : STORE_NOT_FOUND;
     if (rc == STORE_NOT_FOUND)
         return srv_fail(c, KZ_NOT_FOUND, "no user with login id '%s'",
                         kz_login_valid(login) ? login : "?");

@@ -138,9 +138,12 @@ struct kz_workers *srv_workers(struct srv *s)
     {                                                                                              \
         n, F_STRING, false, max, 1                                                                 \
     }
-#define LOGIN_ARG  REQ("login", STORE_LOGIN_MAX)
-#define NOTICE_ARG {"notice", F_INT, true, KZ_POS_MAX, 1}
-#define ROOM_ARG  REQ("room", STORE_ROOM_ID_MAX)
+#define LOGIN_ARG REQ("login", STORE_LOGIN_MAX)
+#define NOTICE_ARG                                                                                 \
+    {                                                                                              \
+        "notice", F_INT, true, KZ_POS_MAX, 1                                                       \
+    }
+#define ROOM_ARG REQ("room", STORE_ROOM_ID_MAX)
 #define POS_ARG                                                                                    \
     {                                                                                              \
         "pos", F_INT, true, KZ_POS_MAX, 1                                                          \
@@ -176,8 +179,11 @@ static const struct srv_op ops[] = {
     /* account administration */
     {.name = "user.add",
      .access = OP_ADMIN,
-     .fields = {LOGIN_ARG, OPT("name", STORE_NAME_MAX), OPT("role", STORE_ROLE_MAX),
-                OPT("password", 255), {"department", F_STRING, false, STORE_NAME_MAX, 0},
+     .fields = {LOGIN_ARG,
+                OPT("name", STORE_NAME_MAX),
+                OPT("role", STORE_ROLE_MAX),
+                OPT("password", 255),
+                {"department", F_STRING, false, STORE_NAME_MAX, 0},
                 {"groups", F_STRINGS, false, 100, 0}},
      .fn = op_user_add},
     {.name = "user.list", .access = OP_ADMIN, .fn = op_user_list},
@@ -198,7 +204,9 @@ static const struct srv_op ops[] = {
     {.name = "user.update",
      .access = OP_ADMIN,
      .writes = true,
-     .fields = {LOGIN_ARG, OPT("name", STORE_NAME_MAX), OPT("role", STORE_ROLE_MAX),
+     .fields = {LOGIN_ARG,
+                OPT("name", STORE_NAME_MAX),
+                OPT("role", STORE_ROLE_MAX),
                 {"department", F_STRING, false, STORE_NAME_MAX, 0},
                 {"groups", F_STRINGS, false, 100, 0}},
      .fn = op_user_update},
@@ -290,10 +298,15 @@ static const struct srv_op ops[] = {
     {.name = "notice.post",
      .access = OP_USER,
      .writes = true,
-     .fields = {REQ("title", STORE_NAME_MAX), REQ("body", 1 << 20),
-                {"to", F_STRINGS, true, 1000, 0}, OPT("priority", 16), OPT("category", 64),
-                {"ask_ack", F_BOOL, false, 0, 0}, {"choices", F_STRINGS, false, 20, 0},
-                {"expires_at", F_INT, false, KZ_POS_MAX, 1}, {"pinned", F_BOOL, false, 0, 0},
+     .fields = {REQ("title", STORE_NAME_MAX),
+                REQ("body", 1 << 20),
+                {"to", F_STRINGS, true, 1000, 0},
+                OPT("priority", 16),
+                OPT("category", 64),
+                {"ask_ack", F_BOOL, false, 0, 0},
+                {"choices", F_STRINGS, false, 20, 0},
+                {"expires_at", F_INT, false, KZ_POS_MAX, 1},
+                {"pinned", F_BOOL, false, 0, 0},
                 OPT("announce_room", STORE_ROOM_ID_MAX)},
      .fn = op_notice_post},
     {.name = "notice.edit",
@@ -310,9 +323,15 @@ static const struct srv_op ops[] = {
      .access = OP_USER,
      .fields = {{"posted", F_BOOL, false, 0, 0}, LIMIT_ARG},
      .fn = op_notice_list},
-    {.name = "notice.show", .access = OP_USER, .writes = true, .fields = {NOTICE_ARG},
+    {.name = "notice.show",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {NOTICE_ARG},
      .fn = op_notice_show},
-    {.name = "notice.ack", .access = OP_USER, .writes = true, .fields = {NOTICE_ARG},
+    {.name = "notice.ack",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {NOTICE_ARG},
      .fn = op_notice_ack},
     {.name = "notice.respond",
      .access = OP_USER,
@@ -323,7 +342,10 @@ static const struct srv_op ops[] = {
      .access = OP_USER,
      .fields = {NOTICE_ARG, OPT("format", 8)},
      .fn = op_notice_report},
-    {.name = "notice.remind", .access = OP_USER, .writes = true, .fields = {NOTICE_ARG},
+    {.name = "notice.remind",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {NOTICE_ARG},
      .fn = op_notice_remind},
 };
 

@@ -332,8 +332,7 @@ struct store_report_row {
     int64_t recipients, read, acked, responded;
 };
 typedef int (*store_report_fn)(void *ctx, const struct store_report_row *r);
-enum store_rc store_notice_report(struct store *st, int64_t notice, store_report_fn fn,
-                                  void *ctx);
+enum store_rc store_notice_report(struct store *st, int64_t notice, store_report_fn fn, void *ctx);
 typedef int (*store_choice_fn)(void *ctx, const char *department, int64_t choice, int64_t count);
 enum store_rc store_notice_choice_counts(struct store *st, int64_t notice, store_choice_fn fn,
                                          void *ctx);

@@ -6,13 +6,13 @@
 
 #include "store.h"
 
-#define STORE_CORE_STMTS 32
-#define STORE_TALK_STMTS 64
+#define STORE_CORE_STMTS   32
+#define STORE_TALK_STMTS   64
 #define STORE_NOTICE_STMTS 48
 
 struct store {
     sqlite3 *db;
-    sqlite3_stmt *stmt[STORE_CORE_STMTS]; /* store.c */
+    sqlite3_stmt *stmt[STORE_CORE_STMTS];     /* store.c */
     sqlite3_stmt *talk[STORE_TALK_STMTS];     /* store_talk.c */
     sqlite3_stmt *notice[STORE_NOTICE_STMTS]; /* store_notice.c */
     bool tx_open;

@@ -46,7 +46,7 @@ _Static_assert(N_COUNT <= STORE_NOTICE_STMTS, "raise STORE_NOTICE_STMTS");
     " LEFT JOIN notice_recipients r ON r.notice = n.id AND r.user_id = ?1"
 /* Per recipient, for the "not done" lists: 0 all, 1 unread, 2 unacked, 3 no response. */
 #define MISSING_WHERE                                                                              \
-    " (?2 = 0 OR (?2 = 1 AND r.read_at IS NULL) OR (?2 = 2 AND r.acked_at IS NULL)"               \
+    " (?2 = 0 OR (?2 = 1 AND r.read_at IS NULL) OR (?2 = 2 AND r.acked_at IS NULL)"                \
     " OR (?2 = 3 AND r.responded_at IS NULL))"
 
 static const char *const notice_sql[N_COUNT] = {
@@ -103,21 +103,22 @@ static const char *const notice_sql[N_COUNT] = {
                   " LEFT JOIN departments d ON d.id = r.department WHERE r.notice = ?"
                   " AND r.choice IS NOT NULL GROUP BY r.department, r.choice"
                   " ORDER BY coalesce(d.name, ''), r.choice",
-    [N_RECIPIENTS] = "SELECT r.user_id, u.login, u.name, coalesce(d.name, ''), r.read_at,"
-                     " r.acked_at, r.responded_at, r.reminded_at, r.choice, r.comment"
-                     " FROM notice_recipients r JOIN users u ON u.id = r.user_id"
-                     " LEFT JOIN departments d ON d.id = r.department"
-                     " WHERE r.notice = ?1 AND" MISSING_WHERE
-                     " ORDER BY coalesce(d.name, ''), u.login",
-    [N_REMIND] = "UPDATE notice_recipients AS r SET reminded_at = ?3 WHERE r.notice = ?1 AND"
-                 MISSING_WHERE " RETURNING user_id",
+    [N_RECIPIENTS] =
+        "SELECT r.user_id, u.login, u.name, coalesce(d.name, ''), r.read_at,"
+        " r.acked_at, r.responded_at, r.reminded_at, r.choice, r.comment"
+        " FROM notice_recipients r JOIN users u ON u.id = r.user_id"
+        " LEFT JOIN departments d ON d.id = r.department"
+        " WHERE r.notice = ?1 AND" MISSING_WHERE " ORDER BY coalesce(d.name, ''), u.login",
+    [N_REMIND] =
+        "UPDATE notice_recipients AS r SET reminded_at = ?3 WHERE r.notice = ?1 AND" MISSING_WHERE
+        " RETURNING user_id",
 };
 
 enum store_rc store_notice_prepare(struct store *st, char *err, size_t errlen)
 {
     for (int i = 0; i < N_COUNT; i++) {
-        if (sqlite3_prepare_v3(st->db, notice_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                               &st->notice[i], NULL) != SQLITE_OK) {
+        if (sqlite3_prepare_v3(st->db, notice_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->notice[i],
+                               NULL) != SQLITE_OK) {
             snprintf(err, errlen, "cannot prepare notice statement %d: %s", i,
                      sqlite3_errmsg(st->db));
             return STORE_ERROR;
@@ -320,8 +321,8 @@ static void read_notice(sqlite3_stmt *s, struct store_notice *n)
     n->comment = text_or_null(s, 24);
 }
 
-static enum store_rc walk_notices(struct store *st, sqlite3_stmt *s, store_notice_fn fn,
-                                  void *ctx, bool *any)
+static enum store_rc walk_notices(struct store *st, sqlite3_stmt *s, store_notice_fn fn, void *ctx,
+                                  bool *any)
 {
     struct store_notice n;
     int rc;

@@ -119,10 +119,11 @@ static const char *const talk_sql[T_COUNT] = {
                  " AND deleted = 0",
     [T_LAST_MSG] = "SELECT " MSG_COLS " FROM messages m WHERE m.room = ? ORDER BY m.pos DESC"
                    " LIMIT 1",
-    [T_ROOMS_OF_USER] = "SELECT " ROOM_COLS ", " MEMBER_COLS " FROM room_members m"
-                        " JOIN rooms r ON r.id = m.room JOIN users u ON u.id = m.user_id"
-                        " WHERE m.user_id = ? AND m.left_pos IS NULL AND r.kind != 'notice' ORDER BY"
-                        " (SELECT max(pos) FROM events WHERE room = r.id) DESC",
+    [T_ROOMS_OF_USER] =
+        "SELECT " ROOM_COLS ", " MEMBER_COLS " FROM room_members m"
+        " JOIN rooms r ON r.id = m.room JOIN users u ON u.id = m.user_id"
+        " WHERE m.user_id = ? AND m.left_pos IS NULL AND r.kind != 'notice' ORDER BY"
+        " (SELECT max(pos) FROM events WHERE room = r.id) DESC",
     [T_SEARCH_FTS] = "SELECT " MSG_COLS " FROM messages_fts f JOIN messages m ON m.pos = f.rowid"
                      " WHERE messages_fts MATCH ?1 AND m.room IN (" MY_ROOMS ")"
                      " AND (?3 = 0 OR m.room = ?3) AND m.pos < ?4 AND m.deleted = 0"

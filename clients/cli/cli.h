@@ -39,6 +39,9 @@ int connect_authed(struct kzc **out, struct session *s);
 /* A string member of o (or of o.path1 when path2 is given); "" if absent. */
 const char *str(const cJSON *o, const char *path1, const char *path2);
 
+/* Prints s padded with spaces to `cols` terminal columns (CJK characters take two). */
+void print_padded(const char *s, int cols);
+
 /* notice.c: `notice ...`; argv[0] is "notice". */
 int cmd_notice(int argc, char **argv);
 /* talk.c: the talk commands; argv[0] is the command name. */

@@ -43,7 +43,8 @@ static const char usage[] =
     "  search QUERY [--room ROOM] [--before POS] [--limit N]\n"
     "  edit ROOM POS TEXT | delete ROOM POS\n"
     "\n"
-    "  notice post --title T (--body-file F | --body TEXT) --to all|dept:NAME,group:NAME,user:LOGIN\n"
+    "  notice post --title T (--body-file F | --body TEXT) --to "
+    "all|dept:NAME,group:NAME,user:LOGIN\n"
     "              [--urgent] [--ack] [--choices \"a|b|c\"] [--category C] [--pin]\n"
     "              [--expires-in MINUTES] [--announce ROOM]\n"
     "  notice list [--posted]         your notices, unread and urgent first\n"
@@ -320,6 +321,20 @@ static int get_secret(const char *env, const char *prompt, char *buf, size_t n)
 }
 
 /* ---- commands ---- */
+
+void print_padded(const char *s, int cols)
+{
+    int used = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p & 0xc0) == 0x80)
+            continue;
+        /* Three- and four-byte UTF-8 sequences are CJK and emoji here: two columns wide. */
+        used += *p >= 0xe0 ? 2 : 1;
+    }
+    fputs(s, stdout);
+    for (; used < cols; used++)
+        putchar(' ');
+}
 
 const char *str(const cJSON *o, const char *path1, const char *path2)
 {
@@ -606,7 +621,8 @@ static int cmd_org_list(bool depts)
         print_json(reply);
     } else {
         const cJSON *d;
-        cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(reply, depts ? "departments" : "groups"))
+        cJSON_ArrayForEach(
+            d, cJSON_GetObjectItemCaseSensitive(reply, depts ? "departments" : "groups"))
             printf("%6d  %s\n", (int)cJSON_GetObjectItemCaseSensitive(d, "members")->valuedouble,
                    str(d, "name", NULL));
     }

@@ -196,7 +196,8 @@ static void print_summary(const cJSON *n)
     bool urgent = strcmp(str(n, "priority", NULL), "urgent") == 0;
     bool withdrawn = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(n, "withdrawn_at"));
     printf("#%-5lld %s%s%s%s%s  (%s, %s)\n", num(n, "id"), unread ? "[未読] " : "",
-           urgent ? "[緊急] " : "", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(n, "pinned")) ? "[固定] " : "",
+           urgent ? "[緊急] " : "",
+           cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(n, "pinned")) ? "[固定] " : "",
            withdrawn ? "[取消] " : "", str(n, "title", NULL), str(n, "author_name", NULL), t);
 }
 
@@ -345,8 +346,9 @@ static int cmd_edit(int argc, char **argv)
 
 static void print_counts(const char *label, const cJSON *row)
 {
-    printf("%-16s %6lld %6lld %6lld %6lld", label, num(row, "recipients"), num(row, "read"),
-           num(row, "acked"), num(row, "responded"));
+    print_padded(label, 16);
+    printf(" %6lld %6lld %6lld %6lld", num(row, "recipients"), num(row, "read"), num(row, "acked"),
+           num(row, "responded"));
     const cJSON *r;
     cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(row, "responses"))
         printf(" %6lld", num(r, "count"));
@@ -360,8 +362,11 @@ static void print_people(const char *title, const cJSON *list)
     printf("\n%s (%d):\n", title, cJSON_GetArraySize(list));
     const cJSON *p;
     cJSON_ArrayForEach(p, list)
-        printf("  %-16s %-20s %s\n", str(p, "department", NULL), str(p, "login", NULL),
-               str(p, "name", NULL));
+    {
+        printf("  ");
+        print_padded(str(p, "department", NULL), 16);
+        printf(" %-20s %s\n", str(p, "login", NULL), str(p, "name", NULL));
+    }
 }
 
 static int cmd_report(int argc, char **argv)
@@ -389,8 +394,7 @@ static int cmd_report(int argc, char **argv)
         printf("%-16s %6s %6s %6s %6s", "department", "total", "read", "ack", "resp");
         int i = 1;
         const cJSON *ch;
-        cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(n, "choices"))
-            printf(" %5d.", i++);
+        cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(n, "choices")) printf(" %5d.", i++);
         printf("\n");
         const cJSON *d;
         cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(reply, "by_department"))

@@ -11,8 +11,7 @@
 static struct kzd d;
 static struct ws admin;
 
-static void add_user(const char *login, const char *dept, const char *groups_json,
-                     const char *role)
+static void add_user(const char *login, const char *dept, const char *groups_json, const char *role)
 {
     cJSON *r = ws_callf(&admin,
                         "\"op\":\"user.add\",\"login\":\"%s\",\"password\":\"%s\","
@@ -57,7 +56,8 @@ static long long post(struct ws *w, const char *fields, long long expect_recipie
     if (expect_recipients >= 0)
         cr_assert_eq((long long)cJSON_GetObjectItem(r, "recipients")->valuedouble,
                      expect_recipients, "recipients of %s", fields);
-    long long id = (long long)cJSON_GetObjectItem(cJSON_GetObjectItem(r, "notice"), "id")->valuedouble;
+    long long id =
+        (long long)cJSON_GetObjectItem(cJSON_GetObjectItem(r, "notice"), "id")->valuedouble;
     cJSON_Delete(r);
     return id;
 }
@@ -85,8 +85,8 @@ Test(notice, audiences_resolve_when_posted)
     post(&admin, "\"title\":\"課\",\"to\":[\"dept:建設課\"]", 2);
     post(&admin, "\"title\":\"団\",\"to\":[\"group:消防団\"]", 2);
     post(&admin, "\"title\":\"人\",\"to\":[\"user:fukushi1\",\"user:honbu\"]", 2);
-    long long mixed =
-        post(&admin, "\"title\":\"混合\",\"to\":[\"dept:総務課\",\"group:消防団\",\"user:honbu\"]", 4);
+    long long mixed = post(
+        &admin, "\"title\":\"混合\",\"to\":[\"dept:総務課\",\"group:消防団\",\"user:honbu\"]", 4);
     /* Someone who joins the department later is not a recipient of what was posted before. */
     add_user("kensetsu3", "建設課", "[]", "staff");
     struct ws late;
@@ -97,13 +97,17 @@ Test(notice, audiences_resolve_when_posted)
     cr_assert_str_eq(code_of(&late, "\"op\":\"notice.show\",\"notice\":%lld", mixed), "not_found");
     ws_close_fd(&late);
     r = ws_callf(&admin, "\"op\":\"notice.report\",\"notice\":%lld", mixed);
-    cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "totals"), "recipients")->valuedouble, 4);
+    cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "totals"), "recipients")->valuedouble,
+                 4);
     cJSON_Delete(r);
     /* Unknown names are refused and nothing is posted. */
-    r = ws_callf(&admin, "\"op\":\"notice.post\",\"title\":\"x\",\"body\":\"x\",\"to\":[\"dept:存在しない\"]");
+    r = ws_callf(
+        &admin,
+        "\"op\":\"notice.post\",\"title\":\"x\",\"body\":\"x\",\"to\":[\"dept:存在しない\"]");
     cr_assert_str_eq(reply_code(r), "not_found");
     cJSON_Delete(r);
-    r = ws_callf(&admin, "\"op\":\"notice.post\",\"title\":\"x\",\"body\":\"x\",\"to\":[\"everyone\"]");
+    r = ws_callf(&admin,
+                 "\"op\":\"notice.post\",\"title\":\"x\",\"body\":\"x\",\"to\":[\"everyone\"]");
     cr_assert_str_eq(reply_code(r), "bad_request");
     cJSON_Delete(r);
 }
@@ -115,8 +119,9 @@ Test(notice, who_may_post_to_whom)
     as_user(&h, "honbu");
     const char *refused[] = {"all", "dept:建設課", "user:honbu"};
     for (size_t i = 0; i < 3; i++) {
-        cJSON *r = ws_callf(&s, "\"op\":\"notice.post\",\"title\":\"t\",\"body\":\"b\",\"to\":[\"%s\"]",
-                            refused[i]);
+        cJSON *r =
+            ws_callf(&s, "\"op\":\"notice.post\",\"title\":\"t\",\"body\":\"b\",\"to\":[\"%s\"]",
+                     refused[i]);
         cr_assert_str_eq(reply_code(r), "forbidden", "staff to %s", refused[i]);
         cJSON_Delete(r);
     }
@@ -129,26 +134,30 @@ Test(notice, who_may_post_to_whom)
 
 Test(notice, read_once_ack_and_changing_responses)
 {
-    long long id = post(&admin,
-                        "\"title\":\"安否確認\",\"to\":[\"all\"],\"priority\":\"urgent\","
-                        "\"ask_ack\":true,\"choices\":[\"無事・出勤可\",\"無事・出勤不可\",\"負傷\",\"その他\"]",
-                        6);
+    long long id = post(
+        &admin,
+        "\"title\":\"安否確認\",\"to\":[\"all\"],\"priority\":\"urgent\","
+        "\"ask_ack\":true,\"choices\":[\"無事・出勤可\",\"無事・出勤不可\",\"負傷\",\"その他\"]",
+        6);
     struct ws u;
     as_user(&u, "soumu1");
     cJSON *r = ws_callf(&u, "\"op\":\"notice.show\",\"notice\":%lld", id);
-    double first = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "notice"), "me"),
-                                       "read_at")->valuedouble;
+    double first =
+        cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "notice"), "me"), "read_at")
+            ->valuedouble;
     cJSON_Delete(r);
     r = ws_callf(&u, "\"op\":\"notice.show\",\"notice\":%lld", id);
-    double second = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "notice"), "me"),
-                                        "read_at")->valuedouble;
+    double second =
+        cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "notice"), "me"), "read_at")
+            ->valuedouble;
     cJSON_Delete(r);
     cr_assert_eq(first, second, "the first reading is the one recorded");
     cr_assert_str_eq(code_of(&u, "\"op\":\"notice.ack\",\"notice\":%lld", id), "ok");
     r = ws_callf(&u, "\"op\":\"notice.respond\",\"notice\":%lld,\"choice\":\"負傷\"", id);
     cr_assert_str_eq(reply_code(r), "ok");
     cJSON_Delete(r);
-    r = ws_callf(&u, "\"op\":\"notice.respond\",\"notice\":%lld,\"choice\":\"1\",\"comment\":\"軽傷\"", id);
+    r = ws_callf(
+        &u, "\"op\":\"notice.respond\",\"notice\":%lld,\"choice\":\"1\",\"comment\":\"軽傷\"", id);
     cr_assert_str_eq(cJSON_GetObjectItem(r, "text")->valuestring, "無事・出勤可", "by number");
     cJSON_Delete(r);
     cr_assert_str_eq(code_of(&u, "\"op\":\"notice.respond\",\"notice\":%lld,\"choice\":\"9\"", id),
@@ -182,7 +191,8 @@ Test(notice, staff_cannot_see_what_is_not_addressed_to_them_nor_any_report)
     cr_assert_str_eq(code_of(&member, "\"op\":\"notice.show\",\"notice\":%lld", id), "ok");
     cr_assert_str_eq(code_of(&member, "\"op\":\"notice.report\",\"notice\":%lld", id), "forbidden");
     cr_assert_str_eq(code_of(&member, "\"op\":\"notice.remind\",\"notice\":%lld", id), "forbidden");
-    cr_assert_str_eq(code_of(&member, "\"op\":\"notice.withdraw\",\"notice\":%lld", id), "forbidden");
+    cr_assert_str_eq(code_of(&member, "\"op\":\"notice.withdraw\",\"notice\":%lld", id),
+                     "forbidden");
     cJSON *r = ws_callf(&other, "\"op\":\"notice.list\"");
     cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "notices")), 0);
     cJSON_Delete(r);
@@ -229,7 +239,8 @@ Test(notice, urgent_notices_arrive_as_an_alert_and_in_the_feed_stream)
 {
     struct ws u;
     long long since = ws_live(&u, d.port, "fukushi1", PW, -1, NULL);
-    long long id = post(&admin, "\"title\":\"避難指示\",\"to\":[\"all\"],\"priority\":\"urgent\"", 6);
+    long long id =
+        post(&admin, "\"title\":\"避難指示\",\"to\":[\"all\"],\"priority\":\"urgent\"", 6);
     cJSON *alert = ws_next_event(&u, 5000);
     cr_assert_not_null(alert);
     cr_assert_str_eq(cJSON_GetObjectItem(alert, "event")->valuestring, "notice.alert");
@@ -256,19 +267,24 @@ Test(notice, urgent_notices_arrive_as_an_alert_and_in_the_feed_stream)
 
 Test(notice, announcement_in_a_talk_room_links_the_notice)
 {
-    cJSON *r = ws_callf(&admin, "\"op\":\"room.create\",\"name\":\"全体連絡\",\"members\":[\"soumu1\"]");
+    cJSON *r =
+        ws_callf(&admin, "\"op\":\"room.create\",\"name\":\"全体連絡\",\"members\":[\"soumu1\"]");
     char room[64];
-    snprintf(room, sizeof room, "%s", cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    snprintf(room, sizeof room, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
     cJSON_Delete(r);
     char fields[256];
-    snprintf(fields, sizeof fields, "\"title\":\"訓練のお知らせ\",\"to\":[\"all\"],\"announce_room\":\"%s\"", room);
+    snprintf(fields, sizeof fields,
+             "\"title\":\"訓練のお知らせ\",\"to\":[\"all\"],\"announce_room\":\"%s\"", room);
     long long id = post(&admin, fields, 6);
     r = ws_callf(&admin, "\"op\":\"history\",\"room\":\"%s\",\"limit\":1", room);
     cJSON *last = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "events"), 0);
     char link[64];
     snprintf(link, sizeof link, "kizuna://notice/%lld", id);
-    cr_assert(strstr(cJSON_GetObjectItem(cJSON_GetObjectItem(last, "content"), "body")->valuestring, link));
-    cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(last, "content"), "notice")->valuedouble, id);
+    cr_assert(strstr(cJSON_GetObjectItem(cJSON_GetObjectItem(last, "content"), "body")->valuestring,
+                     link));
+    cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(last, "content"), "notice")->valuedouble,
+                 id);
     cJSON_Delete(r);
 }
 
@@ -285,9 +301,8 @@ Test(notice, reports_for_hundreds_of_users)
         add_user(login, depts[i % 5], "[]", "staff");
         per_dept[i % 5]++;
     }
-    long long id = post(&admin,
-                        "\"title\":\"安否確認\",\"to\":[\"all\"],\"choices\":[\"無事\",\"負傷\"]",
-                        n + 6);
+    long long id = post(
+        &admin, "\"title\":\"安否確認\",\"to\":[\"all\"],\"choices\":[\"無事\",\"負傷\"]", n + 6);
     /* Generated users with i % 3 == 0 respond (負傷 when i % 2), the rest read only when
      * i % 3 == 1, and the others do nothing. */
     int responded[5] = {0}, injured = 0, read_only = 0;
@@ -299,8 +314,8 @@ Test(notice, reports_for_hundreds_of_users)
         struct ws u;
         as_user(&u, login);
         if (i % 3 == 0) {
-            cJSON *r = ws_callf(&u, "\"op\":\"notice.respond\",\"notice\":%lld,\"choice\":\"%s\"", id,
-                                i % 2 ? "負傷" : "無事");
+            cJSON *r = ws_callf(&u, "\"op\":\"notice.respond\",\"notice\":%lld,\"choice\":\"%s\"",
+                                id, i % 2 ? "負傷" : "無事");
             cr_assert_str_eq(reply_code(r), "ok");
             cJSON_Delete(r);
             responded[i % 5]++;
@@ -321,8 +336,10 @@ Test(notice, reports_for_hundreds_of_users)
     cr_assert_eq(cJSON_GetObjectItem(totals, "responded")->valuedouble, total_resp);
     cr_assert_eq(cJSON_GetObjectItem(totals, "read")->valuedouble, total_resp + read_only,
                  "responding counts as reading");
-    cr_assert_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(totals, "responses"), 1),
-                                     "count")->valuedouble, injured);
+    cr_assert_eq(cJSON_GetObjectItem(
+                     cJSON_GetArrayItem(cJSON_GetObjectItem(totals, "responses"), 1), "count")
+                     ->valuedouble,
+                 injured);
     cJSON *row;
     int checked = 0;
     cJSON_ArrayForEach(row, cJSON_GetObjectItem(r, "by_department"))
