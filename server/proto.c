@@ -416,6 +416,7 @@ static void hold(struct srv *s, struct srv_call *c, struct kz_frame *f)
 void srv_commit(struct srv *s)
 {
     bool ok = true;
+    KZ_DEBUG("commit", "open=%d events=%zu", store_tx_is_open(s->store), s->npending);
     if (store_tx_is_open(s->store) && store_tx_commit(s->store) != STORE_OK) {
         ok = false;
         KZ_ERROR("commit_failed", "error=\"%s\"", store_errmsg(s->store));

@@ -1,0 +1,1501 @@
+/* kzbench - Kizuna's load generator.
+ *
+ * It starts the server under test itself (kizunad on a temporary data directory, or
+ * mosquitto as the reference), drives it over loopback with many connections on one
+ * libwebsockets event loop, and prints one JSON line per result: the scenario, its
+ * parameters, messages sent and delivered, delivered msgs/s, latency from send to receipt
+ * (p50/p95/p99/max), errors, and the server's CPU seconds and peak RSS from /proc.
+ *
+ *   kzbench --kizunad PATH --scenario fanout --members 100 --messages 2000
+ *   kzbench --mosquitto /usr/sbin/mosquitto --scenario fanout --members 100 --messages 2000
+ *
+ * Scenarios: fanout, rooms, ingest, idle, resume, notice-report, login-storm (see usage()).
+ * Kizuna is spoken over its WebSocket protocol; mosquitto over MQTT 3.1.1 on TCP with QoS 1,
+ * one topic per room (Debian's mosquitto is built without WebSocket support). Every loop is
+ * bounded by a count and a deadline and stops by itself. */
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libwebsockets.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PASSWORD "bench-password-1"
+
+/* ---- options ---- */
+
+static struct {
+    const char *kizunad, *mosquitto, *scenario;
+    int members, messages, window, rooms, per_room, senders, conns, recipients, logins;
+    double rate, duration;
+    const char *rates;
+    const char *set; /* one extra kizunad setting, NAME=VALUE, for experiments */
+} opt = {.members = 100,
+         .messages = 1000,
+         .window = 64,
+         .rooms = 100,
+         .per_room = 10,
+         .senders = 50,
+         .conns = 1000,
+         .recipients = 10000,
+         .logins = 1000,
+         .rate = 1,
+         .duration = 10,
+         .rates = NULL};
+
+static void usage(void)
+{
+    fputs("usage: kzbench (--kizunad PATH | --mosquitto PATH) --scenario NAME [options]\n"
+          "  fanout         --members N --messages M --window W\n"
+          "  rooms          --rooms R --per-room K --rate MSGS_PER_S_PER_MEMBER --duration S\n"
+          "                 [--rates 1,5,20: several runs, one line each]\n"
+          "  ingest         --senders S --messages M (total) --window W   (kizunad only)\n"
+          "  idle           --conns C\n"
+          "  resume         --messages M                                   (kizunad only)\n"
+          "  notice-report  --recipients N                                 (kizunad only)\n"
+          "  login-storm    --logins L --per-room K --rate R               (kizunad only)\n",
+          stderr);
+    exit(2);
+}
+
+static long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ---- the server under test ---- */
+
+static struct {
+    pid_t pid;
+    int port;
+    char dir[64];
+} srv;
+
+static void server_stats(double *cpu_s, long *hwm_kb, long *rss_kb)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)srv.pid);
+    FILE *f = fopen(path, "r");
+    *cpu_s = 0;
+    if (f) {
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        buf[n] = '\0';
+        fclose(f);
+        /* Fields 14 and 15 (utime, stime) follow the ")" that ends the command name. */
+        char *p = strrchr(buf, ')');
+        unsigned long ut = 0, st = 0;
+        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+                        &st) == 2)
+            *cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    }
+    snprintf(path, sizeof path, "/proc/%d/status", (int)srv.pid);
+    f = fopen(path, "r");
+    *hwm_kb = *rss_kb = 0;
+    while (f && fgets(buf, sizeof buf, f)) {
+        sscanf(buf, "VmHWM: %ld", hwm_kb);
+        sscanf(buf, "VmRSS: %ld", rss_kb);
+    }
+    if (f)
+        fclose(f);
+}
+
+static bool wait_port_line(int fd, int timeout_ms)
+{
+    char line[256];
+    size_t len = 0;
+    long long deadline = now_ns() + (long long)timeout_ms * 1000000;
+    while (len < sizeof line - 1 && now_ns() < deadline) {
+        struct timespec d = {0, 5000000};
+        ssize_t n = read(fd, line + len, sizeof line - 1 - len);
+        if (n > 0) {
+            len += (size_t)n;
+            line[len] = '\0';
+            if (strstr(line, "listening on") && strchr(line, '\n'))
+                return sscanf(strstr(line, "listening on"), "listening on 127.0.0.1:%d",
+                              &srv.port) == 1;
+        } else if (n == 0) {
+            return false;
+        } else {
+            nanosleep(&d, NULL); /* the pipe is non-blocking; the port line is bounded */
+        }
+    }
+    return false;
+}
+
+/* Starts kizunad on a fresh data directory. cheap_hashes: argon2id at its minimum, so that
+ * setting up thousands of users is not what the run measures. */
+static void start_kizunad(bool cheap_hashes, const char *extra_set)
+{
+    snprintf(srv.dir, sizeof srv.dir, "/tmp/kzbench-XXXXXX");
+    if (!mkdtemp(srv.dir)) {
+        perror("mkdtemp");
+        exit(1);
+    }
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "KIZUNA_ADMIN_PASSWORD=%s %s init --data %s/data --set argon2_opslimit=1 "
+             "--set argon2_memlimit_kib=8 > /dev/null",
+             PASSWORD, opt.kizunad, srv.dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "kzbench: kizunad init failed\n");
+        exit(1);
+    }
+    int out[2];
+    if (pipe(out) != 0)
+        exit(1);
+    srv.pid = fork();
+    if (srv.pid == 0) {
+        char data[128], log[128];
+        snprintf(data, sizeof data, "%s/data", srv.dir);
+        snprintf(log, sizeof log, "%s/kizunad.log", srv.dir);
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(out[1], 1);
+        dup2(fd, 2);
+        const char *argv[24] = {opt.kizunad, "serve", "--data", data, "--listen", "127.0.0.1:0",
+                                "--log-level", "warn", "--set", "max_connections=20000",
+                                "--set", "room_max_members=20000"};
+        int n = 12;
+        if (cheap_hashes) {
+            argv[n++] = "--set";
+            argv[n++] = "argon2_opslimit=1";
+            argv[n++] = "--set";
+            argv[n++] = "argon2_memlimit_kib=8";
+        }
+        if (extra_set) {
+            argv[n++] = "--set";
+            argv[n++] = extra_set;
+        }
+        argv[n] = NULL;
+        execv(opt.kizunad, (char *const *)argv);
+        _exit(127);
+    }
+    close(out[1]);
+    fcntl(out[0], F_SETFL, O_NONBLOCK);
+    if (!wait_port_line(out[0], 20000)) {
+        fprintf(stderr, "kzbench: kizunad did not start (see %s/kizunad.log)\n", srv.dir);
+        exit(1);
+    }
+    close(out[0]);
+}
+
+static void start_mosquitto(void)
+{
+    snprintf(srv.dir, sizeof srv.dir, "/tmp/kzbench-XXXXXX");
+    if (!mkdtemp(srv.dir))
+        exit(1);
+    /* A port of our own choosing: mosquitto prints no port line. */
+    srv.port = 20000 + (int)(getpid() % 20000);
+    char conf[128];
+    snprintf(conf, sizeof conf, "%s/mosquitto.conf", srv.dir);
+    FILE *f = fopen(conf, "w");
+    fprintf(f, "listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n"
+               "persistence false\n",
+            srv.port);
+    fclose(f);
+    srv.pid = fork();
+    if (srv.pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(opt.mosquitto, opt.mosquitto, "-c", conf, (char *)NULL);
+        _exit(127);
+    }
+    /* Ready when it accepts a connection; bounded by a deadline. */
+    for (int i = 0; i < 400; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port)};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+        close(fd);
+        if (ok)
+            return;
+        struct timespec d = {0, 10000000};
+        nanosleep(&d, NULL);
+    }
+    fprintf(stderr, "kzbench: mosquitto did not start on port %d\n", srv.port);
+    exit(1);
+}
+
+static void stop_server(void)
+{
+    if (srv.pid > 0) {
+        kill(srv.pid, SIGTERM);
+        int status;
+        for (int i = 0; i < 500 && waitpid(srv.pid, &status, WNOHANG) == 0; i++) {
+            struct timespec d = {0, 10000000};
+            nanosleep(&d, NULL);
+        }
+        kill(srv.pid, SIGKILL);
+        waitpid(srv.pid, &status, 0);
+        srv.pid = 0;
+    }
+    char cmd[128];
+    if (getenv("KZBENCH_KEEP")) {
+        fprintf(stderr, "kzbench: kept %s\n", srv.dir);
+        return;
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", srv.dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "kzbench: could not remove %s\n", srv.dir);
+}
+
+/* ---- latencies ---- */
+
+static struct {
+    unsigned *us;
+    size_t n, cap;
+} lat;
+
+static void lat_add(long long sent_ns)
+{
+    if (lat.n == lat.cap) {
+        lat.cap = lat.cap ? lat.cap * 2 : 65536;
+        lat.us = realloc(lat.us, lat.cap * sizeof *lat.us);
+    }
+    long long d = (now_ns() - sent_ns) / 1000;
+    lat.us[lat.n++] = d < 0 ? 0 : (unsigned)d;
+}
+
+static int cmp_u(const void *a, const void *b)
+{
+    unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(double p)
+{
+    if (!lat.n)
+        return 0;
+    size_t i = (size_t)(p * (double)(lat.n - 1));
+    return lat.us[i] / 1000.0;
+}
+
+/* ---- connections on one event loop ---- */
+
+enum kind { KZ, MQTT };
+
+struct out {
+    unsigned char *buf; /* LWS_PRE + data */
+    size_t len;
+    struct out *next;
+};
+
+struct conn;
+typedef void (*msg_fn)(struct conn *c, const unsigned char *data, size_t len);
+
+struct conn {
+    enum kind kind;
+    int idx;
+    struct lws *wsi;
+    bool open, closed, failed;
+    struct out *q_head, *q_tail;
+    unsigned char *rx;
+    size_t rx_len, rx_cap;
+    msg_fn on_msg;
+    void *user;
+    long long next_id;
+    /* scenario state */
+    int outstanding, sent, acked, received, step;
+    long long next_send_ns;
+    char token[64];
+    char room[64];
+    int user_no;
+};
+
+static struct lws_context *ctx;
+static lws_sorted_usec_list_t tick_sul;
+static bool timed_out;
+static int errors;
+
+static void queue(struct conn *c, const void *data, size_t len)
+{
+    struct out *o = malloc(sizeof *o);
+    o->buf = malloc(LWS_PRE + len);
+    memcpy(o->buf + LWS_PRE, data, len);
+    o->len = len;
+    o->next = NULL;
+    if (c->q_tail)
+        c->q_tail->next = o;
+    else
+        c->q_head = o;
+    c->q_tail = o;
+    if (c->wsi && c->open)
+        lws_callback_on_writable(c->wsi);
+}
+
+/* Writes queued frames while the socket takes them (whole frames on http/1: see the same
+ * loop in server/transport.c). */
+static int write_one(struct conn *c, struct lws *wsi)
+{
+    int mode = c->kind == KZ ? LWS_WRITE_TEXT : LWS_WRITE_RAW;
+    for (int burst = 0; c->q_head && burst < 64; burst++) {
+        if (burst && lws_send_pipe_choked(wsi))
+            break;
+        struct out *o = c->q_head;
+        if (lws_write(wsi, o->buf + LWS_PRE, o->len, mode) < (int)o->len)
+            return -1;
+        c->q_head = o->next;
+        if (!c->q_head)
+            c->q_tail = NULL;
+        free(o->buf);
+        free(o);
+    }
+    if (c->q_head)
+        lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static void rx_add(struct conn *c, const void *in, size_t len)
+{
+    if (c->rx_len + len > c->rx_cap) {
+        c->rx_cap = (c->rx_len + len) * 2 + 4096;
+        c->rx = realloc(c->rx, c->rx_cap);
+    }
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+}
+
+static void mqtt_rx(struct conn *c);
+
+static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                 size_t len)
+{
+    (void)user;
+    struct conn *c = lws_get_opaque_user_data(wsi);
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        c->open = true;
+        if (c->q_head)
+            lws_callback_on_writable(wsi);
+        break;
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        c->failed = c->closed = true;
+        c->wsi = NULL;
+        errors++;
+        break;
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+        rx_add(c, in, len);
+        if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+            c->on_msg(c, c->rx, c->rx_len);
+            c->rx_len = 0;
+        }
+        break;
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+        return write_one(c, wsi);
+    case LWS_CALLBACK_CLIENT_CLOSED:
+        c->closed = true;
+        c->open = false;
+        c->wsi = NULL;
+        break;
+    case LWS_CALLBACK_RAW_CONNECTED:
+        c->open = true;
+        if (c->q_head)
+            lws_callback_on_writable(wsi);
+        break;
+    case LWS_CALLBACK_RAW_RX:
+        rx_add(c, in, len);
+        mqtt_rx(c);
+        break;
+    case LWS_CALLBACK_RAW_WRITEABLE:
+        return write_one(c, wsi);
+    case LWS_CALLBACK_RAW_CLOSE:
+        c->closed = true;
+        c->open = false;
+        c->wsi = NULL;
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static const struct lws_protocols protocols[] = {
+    {"kizuna.v1", cb_ws, 0, 65536, 0, NULL, 0},
+    {"mqtt-raw", cb_ws, 0, 65536, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void conn_open(struct conn *c, enum kind kind, msg_fn on_msg)
+{
+    c->kind = kind;
+    c->on_msg = on_msg;
+    struct lws_client_connect_info ci;
+    memset(&ci, 0, sizeof ci);
+    ci.context = ctx;
+    ci.address = "127.0.0.1";
+    ci.port = srv.port;
+    ci.host = "127.0.0.1";
+    ci.origin = "127.0.0.1";
+    ci.opaque_user_data = c;
+    ci.pwsi = &c->wsi;
+    if (kind == KZ) {
+        ci.path = "/api/v1/ws";
+        ci.protocol = "kizuna.v1";
+    } else {
+        ci.method = "RAW";
+        ci.local_protocol_name = "mqtt-raw";
+    }
+    if (!lws_client_connect_via_info(&ci)) {
+        c->failed = c->closed = true;
+        errors++;
+    }
+}
+
+static void conn_free(struct conn *c)
+{
+    for (struct out *o = c->q_head, *n; o; o = n) {
+        n = o->next;
+        free(o->buf);
+        free(o);
+    }
+    free(c->rx);
+    memset(c, 0, sizeof *c);
+}
+
+static void tick_cb(lws_sorted_usec_list_t *sul);
+static void (*tick_fn)(void);
+static int tick_ms = 0;
+
+static void tick_cb(lws_sorted_usec_list_t *sul)
+{
+    (void)sul;
+    if (tick_fn)
+        tick_fn();
+    if (tick_ms)
+        lws_sul_schedule(ctx, 0, &tick_sul, tick_cb, (lws_usec_t)tick_ms * 1000);
+}
+
+static lws_sorted_usec_list_t deadline_sul;
+static void deadline_cb(lws_sorted_usec_list_t *sul)
+{
+    (void)sul;
+    timed_out = true;
+}
+
+/* Services the loop until done() or the deadline. */
+static bool run_until(bool (*done)(void), double seconds)
+{
+    timed_out = false;
+    lws_sul_schedule(ctx, 0, &deadline_sul, deadline_cb, (lws_usec_t)(seconds * 1e6));
+    while (!done() && !timed_out)
+        if (lws_service(ctx, 0) < 0)
+            break;
+    lws_sul_cancel(&deadline_sul);
+    return done();
+}
+
+/* ---- Kizuna protocol helpers ---- */
+
+static void kz_send(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void kz_send(struct conn *c, const char *fmt, ...)
+{
+    char body[8192], req[8300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof body, fmt, ap);
+    va_end(ap);
+    int n = snprintf(req, sizeof req, "{\"id\":%lld,%s}", ++c->next_id, body);
+    queue(c, req, (size_t)n);
+}
+
+/* ---- MQTT 3.1.1 (just what the reference needs) ---- */
+
+static size_t mqtt_len(unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    do {
+        unsigned char b = n % 128;
+        n /= 128;
+        p[i++] = (unsigned char)(b | (n ? 0x80 : 0));
+    } while (n);
+    return i;
+}
+
+static void mqtt_packet(struct conn *c, unsigned char type, const unsigned char *var, size_t len)
+{
+    unsigned char buf[16 + 65536];
+    buf[0] = type;
+    size_t h = 1 + mqtt_len(buf + 1, len);
+    memcpy(buf + h, var, len);
+    queue(c, buf, h + len);
+}
+
+static void mqtt_connect(struct conn *c)
+{
+    char id[32];
+    int idlen = snprintf(id, sizeof id, "b%d", c->idx);
+    unsigned char v[64] = {0, 4, 'M', 'Q', 'T', 'T', 4, 0x02 /* clean session */, 0, 60, 0,
+                           (unsigned char)idlen};
+    memcpy(v + 12, id, (size_t)idlen);
+    mqtt_packet(c, 0x10, v, 12 + (size_t)idlen);
+}
+
+static void mqtt_subscribe(struct conn *c, const char *topic)
+{
+    unsigned char v[256];
+    size_t tl = strlen(topic), n = 0;
+    v[n++] = 0;
+    v[n++] = 1; /* packet id */
+    v[n++] = (unsigned char)(tl >> 8);
+    v[n++] = (unsigned char)tl;
+    memcpy(v + n, topic, tl);
+    n += tl;
+    v[n++] = 1; /* QoS 1 */
+    mqtt_packet(c, 0x82, v, n);
+}
+
+static void mqtt_publish(struct conn *c, const char *topic, const char *payload)
+{
+    unsigned char v[8192];
+    size_t tl = strlen(topic), pl = strlen(payload), n = 0;
+    uint16_t id = (uint16_t)(++c->next_id % 65535 + 1);
+    v[n++] = (unsigned char)(tl >> 8);
+    v[n++] = (unsigned char)tl;
+    memcpy(v + n, topic, tl);
+    n += tl;
+    v[n++] = (unsigned char)(id >> 8);
+    v[n++] = (unsigned char)id;
+    memcpy(v + n, payload, pl);
+    n += pl;
+    mqtt_packet(c, 0x32, v, n); /* PUBLISH, QoS 1 */
+}
+
+/* Scenario hooks for MQTT: a PUBLISH arrived (payload), or an ack of ours (PUBACK/SUBACK). */
+static void (*mqtt_on_publish)(struct conn *c, const char *payload, size_t len);
+static void (*mqtt_on_ack)(struct conn *c, unsigned char type);
+
+static void mqtt_rx(struct conn *c)
+{
+    size_t off = 0;
+    while (c->rx_len - off >= 2) {
+        size_t len = 0, mul = 1, i = 1;
+        for (; i < 5 && off + i < c->rx_len; i++) {
+            len += (c->rx[off + i] & 127) * mul;
+            mul *= 128;
+            if (!(c->rx[off + i] & 128))
+                break;
+        }
+        if (off + i >= c->rx_len || off + i + 1 + len > c->rx_len)
+            break; /* incomplete */
+        unsigned char type = c->rx[off] & 0xf0;
+        const unsigned char *v = c->rx + off + i + 1;
+        if (type == 0x30) {
+            size_t tl = ((size_t)v[0] << 8) | v[1];
+            bool qos1 = (c->rx[off] & 0x06) == 0x02;
+            size_t hdr = 2 + tl + (qos1 ? 2 : 0);
+            if (qos1) { /* the subscriber's half of QoS 1 */
+                unsigned char ack[2] = {v[2 + tl], v[3 + tl]};
+                mqtt_packet(c, 0x40, ack, 2);
+            }
+            if (mqtt_on_publish)
+                mqtt_on_publish(c, (const char *)v + hdr, len - hdr);
+        } else if (mqtt_on_ack) {
+            mqtt_on_ack(c, type);
+        }
+        off += i + 1 + len;
+    }
+    memmove(c->rx, c->rx + off, c->rx_len - off);
+    c->rx_len -= off;
+}
+
+/* ---- shared setup for Kizuna: users, logins, rooms ---- */
+
+static struct conn *conns;
+static int nconns;
+static int pending_ops;
+
+static bool no_pending(void)
+{
+    return pending_ops <= 0;
+}
+
+/* Generic reply handler for setup connections: counts replies, keeps tokens and room ids. */
+static void on_setup_reply(struct conn *c, const unsigned char *data, size_t len)
+{
+    cJSON *o = cJSON_ParseWithLength((const char *)data, len);
+    if (!o)
+        return;
+    if (cJSON_GetObjectItem(o, "event")) {
+        cJSON_Delete(o);
+        return;
+    }
+    if (!cJSON_IsTrue(cJSON_GetObjectItem(o, "ok"))) {
+        errors++;
+        char *t = cJSON_PrintUnformatted(o);
+        fprintf(stderr, "kzbench: setup refused: %s\n", t);
+        free(t);
+    }
+    const cJSON *tok = cJSON_GetObjectItem(o, "token");
+    if (cJSON_IsString(tok))
+        snprintf(c->token, sizeof c->token, "%s", tok->valuestring);
+    const cJSON *room = cJSON_GetObjectItem(cJSON_GetObjectItem(o, "room"), "room");
+    if (cJSON_IsString(room))
+        snprintf(c->room, sizeof c->room, "%s", room->valuestring);
+    cJSON_Delete(o);
+    pending_ops--;
+}
+
+static struct conn admin;
+
+static void admin_connect(void)
+{
+    conn_open(&admin, KZ, on_setup_reply);
+    pending_ops = 1;
+    kz_send(&admin, "\"op\":\"login\",\"login\":\"admin\",\"password\":\"" PASSWORD "\"");
+    if (!run_until(no_pending, 30) || errors) {
+        fprintf(stderr, "kzbench: admin login failed\n");
+        exit(1);
+    }
+}
+
+/* Creates users u<first>..u<first+n-1> (department dN % depts when depts > 0). */
+static void create_users(int first, int n, int depts)
+{
+    for (int i = first; i < first + n; i++) {
+        pending_ops++;
+        if (depts)
+            kz_send(&admin,
+                    "\"op\":\"user.add\",\"login\":\"u%d\",\"password\":\"" PASSWORD
+                    "\",\"department\":\"dept%d\"",
+                    i, i % depts);
+        else
+            kz_send(&admin, "\"op\":\"user.add\",\"login\":\"u%d\",\"password\":\"" PASSWORD "\"",
+                    i);
+    }
+    if (!run_until(no_pending, 600)) {
+        fprintf(stderr, "kzbench: creating users timed out\n");
+        exit(1);
+    }
+}
+
+/* Creates a room as admin with members u<first>..u<first+n-1>; returns its id (static). */
+static const char *create_room(int first, int n)
+{
+    size_t cap = (size_t)n * 12 + 64;
+    char *members = malloc(cap);
+    size_t len = 0;
+    for (int i = first; i < first + n; i++)
+        len += (size_t)snprintf(members + len, cap - len, "%s\"u%d\"", i > first ? "," : "", i);
+    char *req = malloc(len + 128);
+    snprintf(req, len + 128, "{\"id\":%lld,\"op\":\"room.create\",\"name\":\"bench\",\"members\":[%s]}",
+             ++admin.next_id, members);
+    queue(&admin, req, strlen(req));
+    free(req);
+    free(members);
+    pending_ops = 1;
+    admin.room[0] = '\0';
+    run_until(no_pending, 60);
+    static char id[64];
+    snprintf(id, sizeof id, "%s", admin.room);
+    return id;
+}
+
+static int live_count;
+static bool all_live(void)
+{
+    return live_count >= nconns;
+}
+
+/* Member connections: login, sync (live), then hand frames to the scenario. */
+static msg_fn member_on_msg;
+
+static void on_member(struct conn *c, const unsigned char *data, size_t len)
+{
+    if (c->step >= 2) {
+        member_on_msg(c, data, len);
+        return;
+    }
+    cJSON *o = cJSON_ParseWithLength((const char *)data, len);
+    if (!o)
+        return;
+    if (!cJSON_IsTrue(cJSON_GetObjectItem(o, "ok"))) {
+        errors++;
+    } else if (c->step == 0) {
+        c->step = 1;
+        kz_send(c, "\"op\":\"sync\"");
+    } else if (c->step == 1 && cJSON_IsTrue(cJSON_GetObjectItem(o, "live"))) {
+        c->step = 2;
+        live_count++;
+    }
+    cJSON_Delete(o);
+}
+
+static void members_connect(int first, int n, msg_fn on_msg)
+{
+    conns = calloc((size_t)n, sizeof *conns);
+    nconns = n;
+    live_count = 0;
+    member_on_msg = on_msg;
+    for (int i = 0; i < n; i++) {
+        conns[i].idx = i;
+        conns[i].user_no = first + i;
+        conn_open(&conns[i], KZ, on_member);
+        kz_send(&conns[i], "\"op\":\"login\",\"login\":\"u%d\",\"password\":\"" PASSWORD "\"",
+                first + i);
+    }
+    if (!run_until(all_live, 300)) {
+        fprintf(stderr, "kzbench: only %d of %d members went live\n", live_count, n);
+        exit(1);
+    }
+}
+
+/* A msg event's send time from its body "<seq> <send_ns>". */
+static long long msg_sent_ns(const unsigned char *data, size_t len)
+{
+    const char *p = memmem(data, len, "\"body\":\"", 8);
+    if (!p)
+        return 0;
+    long long seq, ns;
+    return sscanf(p + 8, "%lld %lld", &seq, &ns) == 2 ? ns : 0;
+}
+
+/* ---- results ---- */
+
+static double cpu0;
+static long long t0;
+
+static void measure_start(void)
+{
+    long hwm, rss;
+    server_stats(&cpu0, &hwm, &rss);
+    t0 = now_ns();
+    lat.n = 0;
+}
+
+static void report(const char *params_json, long long sent, long long delivered, long long acked)
+{
+    double secs = (double)(now_ns() - t0) / 1e9;
+    double cpu;
+    long hwm, rss;
+    server_stats(&cpu, &hwm, &rss);
+    qsort(lat.us, lat.n, sizeof *lat.us, cmp_u);
+    double used = cpu - cpu0;
+    long long per = delivered ? delivered : acked;
+    printf("{\"scenario\":\"%s\",\"server\":\"%s\",\"params\":%s,\"sent\":%lld,\"acked\":%lld,"
+           "\"delivered\":%lld,\"seconds\":%.3f,\"delivered_per_s\":%.0f,\"acked_per_s\":%.0f,"
+           "\"latency_ms\":{\"p50\":%.3f,\"p95\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
+           "\"errors\":%d,\"server_cpu_s\":%.3f,\"server_cpu_us_per_msg\":%.2f,"
+           "\"server_peak_rss_kib\":%ld}\n",
+           opt.scenario, opt.mosquitto ? "mosquitto" : "kizunad", params_json, sent, acked,
+           delivered, secs, secs > 0 ? (double)delivered / secs : 0,
+           secs > 0 ? (double)acked / secs : 0, pct(0.50), pct(0.95), pct(0.99),
+           lat.n ? lat.us[lat.n - 1] / 1000.0 : 0, errors, used,
+           per ? used * 1e6 / (double)per : 0, hwm);
+    fflush(stdout);
+}
+
+/* ---- fanout ---- */
+
+static struct conn sender;
+static long long delivered, acked_total;
+static long long want_deliveries;
+
+static void fanout_member_msg(struct conn *c, const unsigned char *data, size_t len)
+{
+    (void)c;
+    long long ns = msg_sent_ns(data, len);
+    if (ns && memmem(data, len, "\"event\":\"msg\"", 13)) {
+        lat_add(ns);
+        delivered++;
+    }
+}
+
+static char fan_room[64];
+
+static void fanout_send_more(struct conn *c)
+{
+    while (c->outstanding < opt.window && c->sent < opt.messages) {
+        char payload[64];
+        snprintf(payload, sizeof payload, "%d %lld", c->sent, now_ns());
+        if (opt.mosquitto)
+            mqtt_publish(c, fan_room, payload);
+        else
+            kz_send(c, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"%s\"", fan_room, payload);
+        c->sent++;
+        c->outstanding++;
+    }
+}
+
+static void on_sender(struct conn *c, const unsigned char *data, size_t len)
+{
+    if (memmem(data, len, "\"event\"", 7))
+        return;
+    if (!memmem(data, len, "\"ok\":true", 9))
+        errors++;
+    c->outstanding--;
+    c->acked++;
+    acked_total++;
+    fanout_send_more(c);
+}
+
+static void mqtt_sender_ack(struct conn *c, unsigned char type)
+{
+    if (type == 0x40 && c == &sender) { /* PUBACK */
+        c->outstanding--;
+        c->acked++;
+        acked_total++;
+        fanout_send_more(c);
+    } else if (type == 0x90 || type == 0x20) { /* SUBACK, CONNACK */
+        c->step++;
+        if (type == 0x90)
+            live_count++;
+    }
+}
+
+static void mqtt_member_publish(struct conn *c, const char *payload, size_t len)
+{
+    (void)c;
+    /* The payload is not terminated: the next packet follows it in the buffer. */
+    char text[64];
+    snprintf(text, sizeof text, "%.*s", (int)(len < 63 ? len : 63), payload);
+    long long seq, ns;
+    if (sscanf(text, "%lld %lld", &seq, &ns) == 2) {
+        lat_add(ns);
+        delivered++;
+    }
+}
+
+static bool fanout_done(void)
+{
+    return delivered >= want_deliveries && sender.acked >= opt.messages;
+}
+
+static void mqtt_members(int n, const char *topic)
+{
+    conns = calloc((size_t)n, sizeof *conns);
+    nconns = n;
+    live_count = 0;
+    mqtt_on_ack = mqtt_sender_ack;
+    for (int i = 0; i < n; i++) {
+        conns[i].idx = i + 1;
+        conn_open(&conns[i], MQTT, NULL);
+        mqtt_connect(&conns[i]);
+        mqtt_subscribe(&conns[i], topic);
+    }
+    if (!run_until(all_live, 120)) {
+        fprintf(stderr, "kzbench: only %d of %d subscribers ready\n", live_count, n);
+        exit(1);
+    }
+}
+
+static void scenario_fanout(void)
+{
+    char params[160];
+    snprintf(params, sizeof params, "{\"members\":%d,\"messages\":%d,\"window\":%d}", opt.members,
+             opt.messages, opt.window);
+    want_deliveries = (long long)opt.members * opt.messages;
+    if (opt.mosquitto) {
+        snprintf(fan_room, sizeof fan_room, "room/1");
+        mqtt_on_publish = mqtt_member_publish;
+        mqtt_members(opt.members, fan_room);
+        sender.idx = 0;
+        conn_open(&sender, MQTT, NULL);
+        mqtt_connect(&sender);
+    } else {
+        admin_connect();
+        create_users(0, opt.members + 1, 0);
+        snprintf(fan_room, sizeof fan_room, "%s", create_room(1, opt.members));
+        members_connect(1, opt.members, fanout_member_msg);
+        /* The sender is the room's creator (admin): a member, not subscribed to its echo. */
+        sender = admin;
+        memset(&admin, 0, sizeof admin);
+        lws_set_opaque_user_data(sender.wsi, &sender);
+        sender.on_msg = on_sender;
+    }
+    measure_start();
+    fanout_send_more(&sender);
+    run_until(fanout_done, 600);
+    report(params, sender.sent, delivered, sender.acked);
+}
+
+/* ---- rooms: open loop, many rooms ---- */
+
+static char (*room_ids)[64];
+
+static void rooms_tick(void)
+{
+    long long now = now_ns();
+    long long period = (long long)(1e9 / opt.rate);
+    for (int i = 0; i < nconns; i++) {
+        struct conn *c = &conns[i];
+        if (!c->open || now < c->next_send_ns)
+            continue;
+        c->next_send_ns += period;
+        char payload[64];
+        snprintf(payload, sizeof payload, "%d %lld", c->sent++, now);
+        int room = i / opt.per_room;
+        if (opt.mosquitto) {
+            char topic[32];
+            snprintf(topic, sizeof topic, "room/%d", room);
+            mqtt_publish(c, topic, payload);
+        } else {
+            kz_send(c, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"%s\"", room_ids[room],
+                    payload);
+        }
+        sender.sent++;
+    }
+}
+
+static bool rooms_over(void)
+{
+    return false; /* runs until the deadline */
+}
+
+static void rooms_msg(struct conn *c, const unsigned char *data, size_t len)
+{
+    (void)c;
+    if (memmem(data, len, "\"event\":\"msg\"", 13)) {
+        long long ns = msg_sent_ns(data, len);
+        if (ns) {
+            lat_add(ns);
+            delivered++;
+        }
+    } else if (!memmem(data, len, "\"event\"", 7)) {
+        acked_total++;
+        if (!memmem(data, len, "\"ok\":true", 9))
+            errors++;
+    }
+}
+
+static void mqtt_rooms_ack(struct conn *c, unsigned char type)
+{
+    if (type == 0x40)
+        acked_total++;
+    else if (type == 0x90) {
+        c->step++;
+        live_count++;
+    }
+}
+
+static void scenario_rooms_at(double rate)
+{
+    opt.rate = rate;
+    char params[160];
+    snprintf(params, sizeof params,
+             "{\"rooms\":%d,\"per_room\":%d,\"rate_per_member\":%g,\"duration_s\":%g}", opt.rooms,
+             opt.per_room, rate, opt.duration);
+    delivered = acked_total = 0;
+    sender.sent = 0;
+    long long start = now_ns();
+    for (int i = 0; i < nconns; i++) /* spread the first sends over one period */
+        conns[i].next_send_ns = start + (long long)(1e9 / rate * (double)rand() / RAND_MAX);
+    measure_start();
+    tick_fn = rooms_tick;
+    tick_ms = 1;
+    lws_sul_schedule(ctx, 0, &tick_sul, tick_cb, 1000);
+    run_until(rooms_over, opt.duration);
+    tick_ms = 0;
+    tick_fn = NULL;
+    lws_sul_cancel(&tick_sul);
+    /* let in-flight deliveries land before reporting, bounded */
+    run_until(rooms_over, 0.5);
+    report(params, sender.sent, delivered, acked_total);
+}
+
+static void scenario_rooms(void)
+{
+    int total = opt.rooms * opt.per_room;
+    room_ids = calloc((size_t)opt.rooms, sizeof *room_ids);
+    if (opt.mosquitto) {
+        conns = calloc((size_t)total, sizeof *conns);
+        nconns = total;
+        live_count = 0;
+        mqtt_on_publish = mqtt_member_publish;
+        mqtt_on_ack = mqtt_rooms_ack;
+        for (int i = 0; i < total; i++) {
+            char topic[32];
+            snprintf(topic, sizeof topic, "room/%d", i / opt.per_room);
+            conns[i].idx = i + 1;
+            conn_open(&conns[i], MQTT, NULL);
+            mqtt_connect(&conns[i]);
+            mqtt_subscribe(&conns[i], topic);
+        }
+        if (!run_until(all_live, 120))
+            exit(1);
+    } else {
+        admin_connect();
+        create_users(0, total, 0);
+        for (int r = 0; r < opt.rooms; r++)
+            snprintf(room_ids[r], 64, "%s", create_room(r * opt.per_room, opt.per_room));
+        members_connect(0, total, rooms_msg);
+    }
+    if (opt.rates) {
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", opt.rates);
+        for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+            scenario_rooms_at(atof(tok));
+    } else {
+        scenario_rooms_at(opt.rate);
+    }
+}
+
+/* ---- ingest: many senders, each in its own room, acknowledged = durable ---- */
+
+static void ingest_more(struct conn *c)
+{
+    int quota = opt.messages / opt.senders;
+    while (c->outstanding < opt.window && c->sent < quota) {
+        kz_send(c, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"%d %lld\"", c->room, c->sent,
+                now_ns());
+        c->sent++;
+        c->outstanding++;
+    }
+}
+
+static void ingest_msg(struct conn *c, const unsigned char *data, size_t len)
+{
+    if (memmem(data, len, "\"event\"", 7))
+        return;
+    if (!memmem(data, len, "\"ok\":true", 9))
+        errors++;
+    c->outstanding--;
+    c->acked++;
+    acked_total++;
+    ingest_more(c);
+}
+
+static bool ingest_done(void)
+{
+    return acked_total >= (long long)(opt.messages / opt.senders) * opt.senders;
+}
+
+static void scenario_ingest(void)
+{
+    char params[160];
+    snprintf(params, sizeof params, "{\"senders\":%d,\"messages\":%d,\"window\":%d}",
+             opt.senders, opt.messages, opt.window);
+    admin_connect();
+    create_users(0, opt.senders, 0);
+    members_connect(0, opt.senders, ingest_msg);
+    for (int i = 0; i < opt.senders; i++)
+        snprintf(conns[i].room, sizeof conns[i].room, "%s", create_room(i, 1));
+    measure_start();
+    for (int i = 0; i < opt.senders; i++)
+        ingest_more(&conns[i]);
+    run_until(ingest_done, 600);
+    report(params, (long long)(opt.messages / opt.senders) * opt.senders, 0, acked_total);
+}
+
+/* ---- idle: memory per authenticated idle connection ---- */
+
+static int authed;
+static bool all_authed(void)
+{
+    return authed >= nconns;
+}
+
+static void on_idle(struct conn *c, const unsigned char *data, size_t len)
+{
+    (void)c;
+    if (memmem(data, len, "\"ok\":true", 9))
+        authed++;
+    else
+        errors++;
+}
+
+static void mqtt_idle_ack(struct conn *c, unsigned char type)
+{
+    (void)c;
+    if (type == 0x20)
+        authed++;
+}
+
+static void scenario_idle(void)
+{
+    char params[64];
+    snprintf(params, sizeof params, "{\"conns\":%d}", opt.conns);
+    struct conn tok = {0};
+    if (!opt.mosquitto) {
+        admin_connect();
+        create_users(0, 1, 0);
+        conn_open(&tok, KZ, on_setup_reply);
+        pending_ops = 1;
+        kz_send(&tok, "\"op\":\"login\",\"login\":\"u0\",\"password\":\"" PASSWORD "\"");
+        run_until(no_pending, 30);
+    }
+    double cpu;
+    long hwm, rss_before, rss_after;
+    struct timespec settle = {0, 300000000};
+    nanosleep(&settle, NULL);
+    server_stats(&cpu, &hwm, &rss_before);
+    conns = calloc((size_t)opt.conns, sizeof *conns);
+    nconns = opt.conns;
+    authed = 0;
+    mqtt_on_ack = mqtt_idle_ack;
+    /* Opened in batches, so the listen backlog is never the limit being measured. */
+    for (int i = 0; i < opt.conns; i++) {
+        conns[i].idx = i + 1;
+        if (opt.mosquitto) {
+            conn_open(&conns[i], MQTT, NULL);
+            mqtt_connect(&conns[i]);
+        } else {
+            conn_open(&conns[i], KZ, on_idle);
+            kz_send(&conns[i], "\"op\":\"auth\",\"token\":\"%s\"", tok.token);
+        }
+        if (i % 200 == 199) {
+            int target = i + 1;
+            for (int k = 0; k < 2000 && authed + errors < target; k++)
+                lws_service(ctx, 0);
+        }
+    }
+    run_until(all_authed, 120);
+    nanosleep(&settle, NULL);
+    server_stats(&cpu, &hwm, &rss_after);
+    printf("{\"scenario\":\"idle\",\"server\":\"%s\",\"params\":%s,\"connected\":%d,"
+           "\"errors\":%d,\"server_rss_before_kib\":%ld,\"server_rss_after_kib\":%ld,"
+           "\"server_kib_per_conn\":%.2f}\n",
+           opt.mosquitto ? "mosquitto" : "kizunad", params, authed, errors, rss_before,
+           rss_after, authed ? (double)(rss_after - rss_before) / authed : 0);
+    fflush(stdout);
+}
+
+/* ---- resume: catch up on messages missed while offline ---- */
+
+static long long caught;
+static bool catch_live;
+
+static void on_catchup(struct conn *c, const unsigned char *data, size_t len)
+{
+    cJSON *o = cJSON_ParseWithLength((const char *)data, len);
+    if (!o)
+        return;
+    if (cJSON_GetObjectItem(o, "event")) {
+        cJSON_Delete(o);
+        return;
+    }
+    {
+        cJSON *ev;
+        cJSON_ArrayForEach(ev, cJSON_GetObjectItem(o, "events"))
+        {
+            const cJSON *type = cJSON_GetObjectItem(ev, "event");
+            caught += cJSON_IsString(type) && strcmp(type->valuestring, "msg") == 0;
+        }
+        catch_live = cJSON_IsTrue(cJSON_GetObjectItem(o, "live"));
+        if (!catch_live)
+            kz_send(c, "\"op\":\"sync\",\"since\":%lld,\"limit\":10000",
+                    (long long)cJSON_GetObjectItem(o, "next")->valuedouble);
+    }
+    cJSON_Delete(o);
+}
+
+static bool catch_done(void)
+{
+    return catch_live;
+}
+
+static void scenario_resume(void)
+{
+    char params[64];
+    snprintf(params, sizeof params, "{\"messages\":%d}", opt.messages);
+    admin_connect();
+    create_users(0, 2, 0);
+    /* u0 sends; u1 is a member who is away for all of it. */
+    snprintf(fan_room, sizeof fan_room, "%s", create_room(0, 2));
+    members_connect(0, 1, ingest_msg);
+    snprintf(conns[0].room, sizeof conns[0].room, "%s", fan_room);
+    opt.senders = 1;
+    ingest_more(&conns[0]);
+    run_until(ingest_done, 600);
+    /* u1 comes back: logging in is not what is measured; catching up from position 0 is. */
+    struct conn back = {0};
+    conn_open(&back, KZ, on_setup_reply);
+    pending_ops = 1;
+    kz_send(&back, "\"op\":\"login\",\"login\":\"u1\",\"password\":\"" PASSWORD "\"");
+    run_until(no_pending, 30);
+    back.on_msg = on_catchup;
+    back.step = 1;
+    measure_start();
+    kz_send(&back, "\"op\":\"sync\",\"since\":0,\"limit\":10000");
+    run_until(catch_done, 600);
+    report(params, opt.messages, caught, 0);
+    conn_free(&back);
+}
+
+/* ---- notice-report: a roll-call to N recipients, then the report ---- */
+
+static int reports_done;
+static long long report_ns[16];
+static long long report_sent_ns;
+
+static void on_report(struct conn *c, const unsigned char *data, size_t len)
+{
+    if (memmem(data, len, "\"event\"", 7))
+        return;
+    if (!memmem(data, len, "\"ok\":true", 9))
+        errors++;
+    report_ns[reports_done++] = now_ns() - report_sent_ns;
+    if (reports_done < 5) {
+        report_sent_ns = now_ns();
+        kz_send(c, "\"op\":\"notice.report\",\"notice\":1");
+    }
+}
+
+static bool reports_finished(void)
+{
+    return reports_done >= 5;
+}
+
+/* Each worker connection acts as one recipient after another: log in, then read, ack or
+ * respond according to the recipient's number. */
+static int recipients_done;
+
+static void recipient_next(struct conn *c)
+{
+    if (c->user_no >= opt.recipients) {
+        c->step = 99;
+        return;
+    }
+    c->step = 0;
+    kz_send(c, "\"op\":\"login\",\"login\":\"u%d\",\"password\":\"" PASSWORD "\"", c->user_no);
+}
+
+static void on_recipient(struct conn *c, const unsigned char *data, size_t len)
+{
+    if (memmem(data, len, "\"event\"", 7))
+        return;
+    if (!memmem(data, len, "\"ok\":true", 9))
+        errors++;
+    int u = c->user_no;
+    if (c->step == 0) {
+        c->step = 1;
+        switch (u % 4) {
+        case 0:
+            kz_send(c, "\"op\":\"notice.show\",\"notice\":1");
+            break;
+        case 1:
+            kz_send(c, "\"op\":\"notice.ack\",\"notice\":1");
+            break;
+        case 2:
+            kz_send(c, "\"op\":\"notice.respond\",\"notice\":1,\"choice\":\"%d\"", u % 3 + 1);
+            break;
+        default: /* does nothing: stays missing */
+            c->step = 2;
+            break;
+        }
+        if (c->step == 1)
+            return;
+    }
+    recipients_done++;
+    c->user_no += nconns;
+    recipient_next(c);
+}
+
+static bool all_recipients(void)
+{
+    return recipients_done >= opt.recipients;
+}
+
+static void scenario_notice_report(void)
+{
+    char params[64];
+    snprintf(params, sizeof params, "{\"recipients\":%d}", opt.recipients);
+    admin_connect();
+    create_users(0, opt.recipients, 20);
+    pending_ops = 1;
+    kz_send(&admin, "\"op\":\"notice.post\",\"title\":\"安否確認\",\"body\":\"回答してください\","
+                    "\"to\":[\"all\"],\"ask_ack\":true,\"choices\":[\"無事\",\"負傷\",\"その他\"]");
+    run_until(no_pending, 120);
+    int workers = opt.recipients < 20 ? opt.recipients : 20;
+    conns = calloc((size_t)workers, sizeof *conns);
+    nconns = workers;
+    for (int i = 0; i < workers; i++) {
+        conns[i].user_no = i;
+        conn_open(&conns[i], KZ, on_recipient);
+        recipient_next(&conns[i]);
+    }
+    run_until(all_recipients, 600);
+    admin.on_msg = on_report;
+    measure_start();
+    report_sent_ns = now_ns();
+    kz_send(&admin, "\"op\":\"notice.report\",\"notice\":1");
+    run_until(reports_finished, 120);
+    long long sorted[16];
+    memcpy(sorted, report_ns, sizeof sorted);
+    for (int i = 0; i < 5; i++)
+        for (int j = i + 1; j < 5; j++)
+            if (sorted[j] < sorted[i]) {
+                long long t = sorted[i];
+                sorted[i] = sorted[j];
+                sorted[j] = t;
+            }
+    double cpu;
+    long hwm, rss;
+    server_stats(&cpu, &hwm, &rss);
+    printf("{\"scenario\":\"notice-report\",\"server\":\"kizunad\",\"params\":%s,"
+           "\"reports\":5,\"report_ms\":{\"median\":%.3f,\"min\":%.3f,\"max\":%.3f},"
+           "\"errors\":%d,\"server_peak_rss_kib\":%ld}\n",
+           params, sorted[2] / 1e6, sorted[0] / 1e6, sorted[4] / 1e6, errors, hwm);
+    fflush(stdout);
+}
+
+/* ---- login-storm: room latency while many logins are verified ---- */
+
+static int storm_logins_done;
+
+static void on_storm_login(struct conn *c, const unsigned char *data, size_t len)
+{
+    (void)c;
+    if (memmem(data, len, "\"event\"", 7))
+        return;
+    if (memmem(data, len, "\"ok\":true", 9) || memmem(data, len, "rate_limited", 12))
+        storm_logins_done++;
+    else
+        errors++;
+}
+
+static bool storm_over(void)
+{
+    return storm_logins_done >= opt.logins;
+}
+
+static void scenario_login_storm(void)
+{
+    char params[128];
+    snprintf(params, sizeof params, "{\"logins\":%d,\"room_members\":%d,\"rate_per_member\":%g}",
+             opt.logins, opt.per_room, opt.rate);
+    admin_connect();
+    /* Room members first (cheap to create: the server hashes with its configured cost). */
+    create_users(0, opt.per_room + opt.logins, 0);
+    room_ids = calloc(1, sizeof *room_ids);
+    snprintf(room_ids[0], 64, "%s", create_room(0, opt.per_room));
+    opt.rooms = 1;
+    members_connect(0, opt.per_room, rooms_msg);
+    struct conn *storm = calloc((size_t)opt.logins, sizeof *storm);
+    long long start = now_ns();
+    for (int i = 0; i < nconns; i++)
+        conns[i].next_send_ns = start + (long long)(1e9 / opt.rate * (double)rand() / RAND_MAX);
+    measure_start();
+    tick_fn = rooms_tick;
+    tick_ms = 1;
+    lws_sul_schedule(ctx, 0, &tick_sul, tick_cb, 1000);
+    for (int i = 0; i < opt.logins; i++) {
+        storm[i].idx = i;
+        conn_open(&storm[i], KZ, on_storm_login);
+        kz_send(&storm[i], "\"op\":\"login\",\"login\":\"u%d\",\"password\":\"" PASSWORD "\"",
+                opt.per_room + i);
+    }
+    run_until(storm_over, 600);
+    tick_ms = 0;
+    tick_fn = NULL;
+    lws_sul_cancel(&tick_sul);
+    report(params, sender.sent, delivered, storm_logins_done);
+    for (int i = 0; i < opt.logins; i++)
+        conn_free(&storm[i]);
+    free(storm);
+}
+
+/* ---- main ---- */
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v)
+            usage();
+        i++;
+        if (!strcmp(a, "--kizunad"))
+            opt.kizunad = v;
+        else if (!strcmp(a, "--mosquitto"))
+            opt.mosquitto = v;
+        else if (!strcmp(a, "--scenario"))
+            opt.scenario = v;
+        else if (!strcmp(a, "--members"))
+            opt.members = atoi(v);
+        else if (!strcmp(a, "--messages"))
+            opt.messages = atoi(v);
+        else if (!strcmp(a, "--window"))
+            opt.window = atoi(v);
+        else if (!strcmp(a, "--rooms"))
+            opt.rooms = atoi(v);
+        else if (!strcmp(a, "--per-room"))
+            opt.per_room = atoi(v);
+        else if (!strcmp(a, "--senders"))
+            opt.senders = atoi(v);
+        else if (!strcmp(a, "--conns"))
+            opt.conns = atoi(v);
+        else if (!strcmp(a, "--recipients"))
+            opt.recipients = atoi(v);
+        else if (!strcmp(a, "--logins"))
+            opt.logins = atoi(v);
+        else if (!strcmp(a, "--rate"))
+            opt.rate = atof(v);
+        else if (!strcmp(a, "--rates"))
+            opt.rates = v;
+        else if (!strcmp(a, "--duration"))
+            opt.duration = atof(v);
+        else if (!strcmp(a, "--set"))
+            opt.set = v;
+        else
+            usage();
+    }
+    if (!opt.scenario || (!opt.kizunad == !opt.mosquitto))
+        usage();
+    bool mq_ok = !strcmp(opt.scenario, "fanout") || !strcmp(opt.scenario, "rooms") ||
+                 !strcmp(opt.scenario, "idle");
+    if (opt.mosquitto && !mq_ok) {
+        fprintf(stderr, "kzbench: %s has no mosquitto counterpart\n", opt.scenario);
+        return 2;
+    }
+    /* Enough descriptors for 10,000 connections on each side. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    srand(42);
+    lws_set_log_level(getenv("KZBENCH_DEBUG") ? LLL_ERR | LLL_WARN : 0, NULL);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = protocols;
+    info.fd_limit_per_thread = (unsigned)(rl.rlim_cur > 100 ? rl.rlim_cur - 100 : 1024);
+    info.timeout_secs = 60;
+    ctx = lws_create_context(&info);
+    if (!ctx)
+        return 1;
+
+    bool login_storm = !strcmp(opt.scenario, "login-storm");
+    if (opt.mosquitto)
+        start_mosquitto();
+    else
+        start_kizunad(!login_storm, opt.set);
+
+    if (!strcmp(opt.scenario, "fanout"))
+        scenario_fanout();
+    else if (!strcmp(opt.scenario, "rooms"))
+        scenario_rooms();
+    else if (!strcmp(opt.scenario, "ingest"))
+        scenario_ingest();
+    else if (!strcmp(opt.scenario, "idle"))
+        scenario_idle();
+    else if (!strcmp(opt.scenario, "resume"))
+        scenario_resume();
+    else if (!strcmp(opt.scenario, "notice-report"))
+        scenario_notice_report();
+    else if (login_storm)
+        scenario_login_storm();
+    else
+        usage();
+
+    lws_context_destroy(ctx);
+    stop_server();
+    for (int i = 0; i < nconns; i++)
+        conn_free(&conns[i]);
+    free(conns);
+    free(lat.us);
+    free(room_ids);
+    return errors ? 1 : 0;
+}
