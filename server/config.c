@@ -38,6 +38,8 @@ static const struct cfg_entry table[] = {
          "fsync the WAL on every commit (true); false risks the last commits on power loss"),
     INT(sqlite_busy_timeout_ms, 0, 60000, 1000,
         "how long to wait for a database lock held by another process"),
+    INT(sqlite_cache_kib, 0, 1 << 22, 32768,
+        "SQLite page cache in KiB; it fills only as the database is used"),
     INT(max_connections, 4, 1000000, 10000, "simultaneous client connections"),
     INT(max_frame_bytes, 1024, 64 << 20, 1 << 20,
         "largest WebSocket request or HTTP request body, in bytes"),

@@ -18,6 +18,7 @@ struct pending_event {
     int64_t pos;
     int64_t room;
     int64_t also_user;
+    struct kz_frame *frame; /* built when the event was made: no re-read after commit */
 };
 
 /* A frame for one user, to push once the open transaction commits. */
@@ -51,6 +52,7 @@ struct srv {
     struct read_dirty *dirty;
     size_t ndirty, capdirty;
     bool tick_scheduled;
+    bool doomed; /* a savepoint-less op failed after writing: roll back, do not commit */
 };
 
 /* events.c: after a successful commit, push the transaction's events; on failure, forget. */

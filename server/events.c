@@ -41,7 +41,8 @@ static int sign(const struct srv *s, const char *payload, size_t len, unsigned c
     return rc;
 }
 
-static int queue_pending(struct srv *s, int64_t pos, int64_t room, int64_t also_user)
+static int queue_pending(struct srv *s, int64_t pos, int64_t room, int64_t also_user,
+                         struct kz_frame *frame)
 {
     if (s->npending == s->cappending) {
         size_t cap = s->cappending ? s->cappending * 2 : 64;
@@ -51,7 +52,7 @@ static int queue_pending(struct srv *s, int64_t pos, int64_t room, int64_t also_
         s->pending = p;
         s->cappending = cap;
     }
-    s->pending[s->npending++] = (struct pending_event){pos, room, also_user};
+    s->pending[s->npending++] = (struct pending_event){pos, room, also_user, frame};
     return 0;
 }
 
@@ -124,7 +125,13 @@ static enum kz_err append(struct srv_call *c, const struct store_room *room, con
         e = srv_fail(c, KZ_INTERNAL, "cannot store the event: %s", store_errmsg(st));
         goto out;
     }
-    if (queue_pending(s, ev.pos, ev.room, also_user) != 0) {
+    /* Serialised once, now, while the payload is at hand; every recipient shares it. */
+    snprintf(ev.room_id, sizeof ev.room_id, "%s", is_create ? created_room_id : room->room_id);
+    cJSON *view = srv_event_json_new(s, &ev, c->auth.user.name);
+    struct kz_frame *frame = view ? kz_frame_from_json(view, 200) : NULL;
+    cJSON_Delete(view);
+    if (!frame || queue_pending(s, ev.pos, ev.room, also_user, frame) != 0) {
+        kz_frame_unref(frame);
         e = srv_fail(c, KZ_INTERNAL, "out of memory");
         goto out;
     }
@@ -175,7 +182,8 @@ static void add_user_name(struct srv *s, cJSON *o, const char *key, int64_t user
         cJSON_AddStringToObject(o, key, u.name);
 }
 
-cJSON *srv_event_json(struct srv *s, const struct store_event *e, const struct store_message *m)
+static cJSON *event_view(struct srv *s, const struct store_event *e, const struct store_message *m,
+                         const char *sender_name)
 {
     cJSON *p = cJSON_ParseWithLength(e->payload, e->payload_len);
     if (!p)
@@ -191,7 +199,10 @@ cJSON *srv_event_json(struct srv *s, const struct store_event *e, const struct s
     const cJSON *sender = cJSON_GetObjectItemCaseSensitive(p, "sender");
     if (cJSON_IsString(sender))
         cJSON_AddStringToObject(o, "sender", sender->valuestring);
-    add_user_name(s, o, "sender_name", e->sender);
+    if (sender_name)
+        cJSON_AddStringToObject(o, "sender_name", sender_name);
+    else
+        add_user_name(s, o, "sender_name", e->sender);
     cJSON *content = cJSON_DetachItemFromObjectCaseSensitive(p, "content");
     if (!content)
         content = cJSON_CreateObject();
@@ -202,7 +213,8 @@ cJSON *srv_event_json(struct srv *s, const struct store_event *e, const struct s
             cJSON_AddBoolToObject(o, "deleted", m->deleted);
         }
         int64_t n = 0;
-        store_read_count(s->store, e->room, e->pos, e->sender, &n);
+        if (!sender_name) /* a new message has no readers yet */
+            store_read_count(s->store, e->room, e->pos, e->sender, &n);
         cJSON_AddNumberToObject(o, "read_count", (double)n);
     } else if (strncmp(e->type, "msg.", 4) == 0) {
         const cJSON *target = cJSON_GetObjectItemCaseSensitive(content, "target");
@@ -214,6 +226,16 @@ cJSON *srv_event_json(struct srv *s, const struct store_event *e, const struct s
     cJSON_AddItemToObject(o, "content", content);
     cJSON_Delete(p);
     return o;
+}
+
+cJSON *srv_event_json(struct srv *s, const struct store_event *e, const struct store_message *m)
+{
+    return event_view(s, e, m, NULL);
+}
+
+cJSON *srv_event_json_new(struct srv *s, const struct store_event *e, const char *sender_name)
+{
+    return event_view(s, e, NULL, sender_name);
 }
 
 /* ---- delivery after commit ---- */
@@ -236,31 +258,16 @@ static int deliver_to_member(void *arg, const struct store_member *m)
     return 0;
 }
 
-static int build_frame(void *arg, const struct store_event *e)
-{
-    struct deliver_ctx *d = arg;
-    cJSON *o = srv_event_json(d->s, e, NULL);
-    if (o) {
-        d->frame = kz_frame_from_json(o, 200);
-        cJSON_Delete(o);
-    }
-    return 0;
-}
-
 void srv_events_deliver(struct srv *s)
 {
     for (size_t i = 0; i < s->npending; i++) {
         struct pending_event *p = &s->pending[i];
-        struct deliver_ctx d = {.s = s, .pos = p->pos, .also_user = p->also_user};
-        /* Serialised once; every recipient's queue shares the same bytes. */
-        if (store_event_get(s->store, p->pos, build_frame, &d) != STORE_OK || !d.frame) {
-            KZ_ERROR("deliver_failed", "pos=%lld", (long long)p->pos);
-            continue;
-        }
+        struct deliver_ctx d = {.s = s, .pos = p->pos, .also_user = p->also_user,
+                                .frame = p->frame};
         store_member_each(s->store, p->room, false, deliver_to_member, &d);
         if (d.also_user)
             s->tx.push(s->tx.ctx, d.also_user, d.pos, d.frame);
-        kz_frame_unref(d.frame);
+        kz_frame_unref(p->frame);
     }
     s->npending = 0;
     pushes_deliver(s);
@@ -268,6 +275,8 @@ void srv_events_deliver(struct srv *s)
 
 void srv_events_forget(struct srv *s)
 {
+    for (size_t i = 0; i < s->npending; i++)
+        kz_frame_unref(s->pending[i].frame);
     s->npending = 0;
     for (size_t i = 0; i < s->npushes; i++)
         kz_frame_unref(s->pushes[i].frame);

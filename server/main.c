@@ -164,7 +164,7 @@ static void raise_fd_limit(long long max_connections)
                 (unsigned long long)rl.rlim_cur, max_connections);
 }
 
-static struct store *open_store(const struct opts *o)
+static struct store *open_store(const struct opts *o, bool shared)
 {
     char path[4096], err[512];
     path_in(path, sizeof path, o->data, DB_FILE);
@@ -172,6 +172,8 @@ static struct store *open_store(const struct opts *o)
         .path = path,
         .sync_full = o->cfg.sqlite_synchronous_full != 0,
         .busy_timeout_ms = (int)o->cfg.sqlite_busy_timeout_ms,
+        .cache_kib = (int)o->cfg.sqlite_cache_kib,
+        .shared = shared,
     };
     struct store *st = NULL;
     if (store_open(&so, &st, err, sizeof err) != STORE_OK)
@@ -200,14 +202,28 @@ static int cmd_init(int argc, char **argv)
         fprintf(stderr, "kizunad: cannot create %s: %s\n", o.data, strerror(errno));
         return 1;
     }
-    char keypath[4096];
+    char keypath[4096], dbpath[4096], lockpath[4096];
     path_in(keypath, sizeof keypath, o.data, KEY_FILE);
+    path_in(dbpath, sizeof dbpath, o.data, DB_FILE);
+    path_in(lockpath, sizeof lockpath, o.data, LOCK_FILE);
+    /* A running server holds the database exclusively; it was initialised, or it could not
+     * be serving. */
+    int lock_fd = open(lockpath, O_RDWR | O_CLOEXEC);
+    bool in_use = lock_fd >= 0 && exists(dbpath) && exists(keypath) &&
+                  flock(lock_fd, LOCK_EX | LOCK_NB) != 0;
+    if (lock_fd >= 0)
+        close(lock_fd);
+    if (in_use) {
+        printf("%s is already initialised and in use by a running kizunad: nothing changed\n",
+               o.data);
+        return 0;
+    }
     int key_created = key_ensure(keypath);
     if (key_created < 0) {
         fprintf(stderr, "kizunad: cannot write %s: %s\n", keypath, strerror(errno));
         return 1;
     }
-    struct store *st = open_store(&o);
+    struct store *st = open_store(&o, true);
     if (!st)
         return 1;
     int64_t users = 0;
@@ -285,7 +301,7 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kizunad: %s is damaged: restore it from a backup\n", keypath);
         return 1;
     }
-    struct store *st = open_store(&o);
+    struct store *st = open_store(&o, false);
     if (!st)
         return 1;
     raise_fd_limit(o.cfg.max_connections);

@@ -258,6 +258,7 @@ static const struct srv_op ops[] = {
     {.name = "msg.send",
      .access = OP_USER,
      .writes = true,
+     .no_savepoint = true,
      .fields = {ROOM_ARG, REQ("body", 1 << 20), OPT("client_id", 64)},
      .fn = op_msg_send},
     {.name = "msg.edit",
@@ -417,7 +418,12 @@ void srv_commit(struct srv *s)
 {
     bool ok = true;
     KZ_DEBUG("commit", "open=%d events=%zu", store_tx_is_open(s->store), s->npending);
-    if (store_tx_is_open(s->store) && store_tx_commit(s->store) != STORE_OK) {
+    if (s->doomed) {
+        store_tx_rollback(s->store);
+        s->doomed = false;
+        ok = false;
+        KZ_ERROR("commit_refused", "reason=\"an op failed after writing\"");
+    } else if (store_tx_is_open(s->store) && store_tx_commit(s->store) != STORE_OK) {
         ok = false;
         KZ_ERROR("commit_failed", "error=\"%s\"", store_errmsg(s->store));
     }
@@ -483,6 +489,8 @@ void srv_call_finish(struct srv_call *c, enum kz_err e)
             e = srv_fail(c, KZ_INTERNAL, "database error");
         c->in_op = false;
     }
+    if (c->in_tx && e == KZ_INTERNAL)
+        s->doomed = true;
     cJSON *o;
     if (e == KZ_OK) {
         /* id and ok lead the object, so replies read well in logs and terminals. */
@@ -680,8 +688,15 @@ static void dispatch(struct srv_call *c, const char *opname)
     }
     if ((e = check_args(c)) || (e = admit(c)))
         goto out;
-    if (c->op->writes && (e = srv_call_write_begin(c)))
+    if (c->op->writes && c->op->no_savepoint) {
+        if (store_tx_begin(c->srv->store) != STORE_OK) {
+            e = srv_fail(c, KZ_INTERNAL, "database unavailable");
+            goto out;
+        }
+        c->in_tx = true;
+    } else if (c->op->writes && (e = srv_call_write_begin(c))) {
         goto out;
+    }
     e = c->op->fn(c);
     if (c->deferred) {
         c->srv->tx.pause(c->srv->tx.ctx, c->conn_id, true);

@@ -41,6 +41,7 @@ struct kz_config {
     long long log_level;
     long long sqlite_synchronous_full;
     long long sqlite_busy_timeout_ms;
+    long long sqlite_cache_kib;
     long long max_connections;
     long long max_frame_bytes;     /* one WebSocket request or one HTTP request body */
     long long max_message_bytes;   /* the text of one talk message */
@@ -156,6 +157,7 @@ struct srv_call {
     char errmsg[192];
     bool deferred; /* the op finishes later, from a worker's done() */
     bool in_op;    /* a store savepoint is open for this call */
+    bool in_tx; /* writing in the open transaction without a savepoint */
 };
 
 enum srv_op_access {
@@ -178,6 +180,11 @@ struct srv_op {
     const char *name;
     enum srv_op_access access;
     bool writes;                  /* the dispatcher opens a store savepoint around the handler */
+    /* The handler validates everything before its first write, so it runs without a
+     * savepoint: SAVEPOINT/RELEASE make SQLite's FTS5 flush a segment per message, which was
+     * a fifth of the send path (docs/performance.md). An internal error after a write dooms
+     * the whole transaction, so nothing half-done is ever committed or acknowledged. */
+    bool no_savepoint;
     bool allowed_before_pwchange; /* usable while the user must still change the password */
     struct srv_field fields[SRV_FIELDS_MAX];
     enum kz_err (*fn)(struct srv_call *c);
@@ -265,6 +272,9 @@ enum kz_err srv_room_create(struct srv_call *c, struct store_room *r, const char
 /* An event as clients see it (caller owns the result): payload fields, position, sender's
  * name, and for messages the current text (from m if given) and read count. */
 cJSON *srv_event_json(struct srv *s, const struct store_event *e, const struct store_message *m);
+/* The same for an event just created by `sender_name`: no one has read it yet and the name
+ * is known, so no lookups. */
+cJSON *srv_event_json_new(struct srv *s, const struct store_event *e, const char *sender_name);
 /* Creates a room whose first event is `type` with `content` (consumed), e.g. notice.post. */
 enum kz_err srv_room_create_with(struct srv_call *c, struct store_room *r, const char *direct_key,
                                  const char *type, cJSON *content, struct srv_appended *out);

@@ -39,6 +39,9 @@ struct store_options {
     const char *path;    /* database file; created if missing */
     bool sync_full;      /* PRAGMA synchronous=FULL (true) or NORMAL */
     int busy_timeout_ms; /* how long to wait on a lock held by another process */
+    int cache_kib;       /* SQLite page cache; 0: SQLite's default */
+    bool shared;         /* let other processes open the database meanwhile (init, tests);
+                          * false: exclusive locking, for the server */
 };
 
 struct store_user {

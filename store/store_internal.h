@@ -17,6 +17,9 @@ struct store {
     sqlite3_stmt *notice[STORE_NOTICE_STMTS]; /* store_notice.c */
     bool tx_open;
     int op_depth;
+    /* Messages up to fts_pos are in the full-text index: as of the last commit, now, and
+     * when the current op began (savepoints are one level deep). */
+    int64_t fts_pos_committed, fts_pos, fts_pos_op;
     char errmsg[256];
 };
 
@@ -31,5 +34,8 @@ void store_copy_text(char *dst, size_t cap, sqlite3_stmt *s, int col);
 /* Prepare store_talk.c's and store_notice.c's statements; called by store_open. */
 enum store_rc store_talk_prepare(struct store *st, char *err, size_t errlen);
 enum store_rc store_notice_prepare(struct store *st, char *err, size_t errlen);
+/* Indexes messages written since the last flush (store_talk.c); store_tx_commit calls it. */
+enum store_rc store_fts_flush(struct store *st);
+enum store_rc store_fts_init(struct store *st, char *err, size_t errlen);
 
 #endif

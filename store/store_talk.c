@@ -43,6 +43,8 @@ enum talk_stmt {
     T_SEARCH_LIKE,
     T_CID_GET,
     T_CID_PUT,
+    T_FTS_FLUSH,
+    T_MSG_MAXPOS,
     T_COUNT
 };
 _Static_assert(T_COUNT <= STORE_TALK_STMTS, "raise STORE_TALK_STMTS");
@@ -133,6 +135,9 @@ static const char *const talk_sql[T_COUNT] = {
                       " AND m.body LIKE ?1 ESCAPE '\\' ORDER BY m.pos DESC LIMIT ?5",
     [T_CID_GET] = "SELECT pos FROM client_ids WHERE user_id = ? AND client_id = ?",
     [T_CID_PUT] = "INSERT INTO client_ids (user_id, client_id, pos) VALUES (?, ?, ?)",
+    [T_FTS_FLUSH] = "INSERT INTO messages_fts(rowid, body) SELECT pos, body FROM messages"
+                    " WHERE pos > ? AND deleted = 0",
+    [T_MSG_MAXPOS] = "SELECT coalesce(max(pos), 0) FROM messages",
 };
 
 enum store_rc store_talk_prepare(struct store *st, char *err, size_t errlen)
@@ -518,6 +523,32 @@ enum store_rc store_event_pos(struct store *st, const char *event_id, int64_t *p
     return step_int(st, s, pos, "event position");
 }
 
+/* ---- the full-text index ---- */
+
+enum store_rc store_fts_flush(struct store *st)
+{
+    int64_t max = 0;
+    enum store_rc rc = step_int(st, stmt(st, T_MSG_MAXPOS), &max, "fts position");
+    if (rc != STORE_OK || max <= st->fts_pos)
+        return rc;
+    sqlite3_stmt *s = stmt(st, T_FTS_FLUSH);
+    sqlite3_bind_int64(s, 1, st->fts_pos);
+    if ((rc = store_step_done(st, s, "fts flush")) == STORE_OK)
+        st->fts_pos = max;
+    return rc;
+}
+
+enum store_rc store_fts_init(struct store *st, char *err, size_t errlen)
+{
+    /* Every commit flushes first, so everything committed is indexed. */
+    if (step_int(st, stmt(st, T_MSG_MAXPOS), &st->fts_pos, "fts position") != STORE_OK) {
+        snprintf(err, errlen, "%s", st->errmsg);
+        return STORE_ERROR;
+    }
+    st->fts_pos_committed = st->fts_pos_op = st->fts_pos;
+    return STORE_OK;
+}
+
 /* ---- messages ---- */
 
 static int read_message(sqlite3_stmt *s, int col, struct store_message *m)
@@ -566,6 +597,10 @@ enum store_rc store_message_get(struct store *st, int64_t pos, struct store_mess
 
 enum store_rc store_message_edit(struct store *st, int64_t pos, const char *body, int64_t at)
 {
+    /* The edit trigger removes the old text from the index: it must be there first. */
+    enum store_rc rc = store_fts_flush(st);
+    if (rc != STORE_OK)
+        return rc;
     sqlite3_stmt *s = stmt(st, T_MSG_EDIT);
     sqlite3_bind_text(s, 1, body, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, at);
@@ -575,6 +610,9 @@ enum store_rc store_message_edit(struct store *st, int64_t pos, const char *body
 
 enum store_rc store_message_delete(struct store *st, int64_t pos, int64_t at)
 {
+    enum store_rc rc = store_fts_flush(st);
+    if (rc != STORE_OK)
+        return rc;
     sqlite3_stmt *s = stmt(st, T_MSG_DELETE);
     sqlite3_bind_int64(s, 1, at);
     sqlite3_bind_int64(s, 2, pos);
