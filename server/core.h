@@ -58,6 +58,10 @@ struct srv {
 /* events.c: after a successful commit, push the transaction's events; on failure, forget. */
 void srv_events_deliver(struct srv *s);
 void srv_events_forget(struct srv *s);
+/* Drops the events and pushes queued after the given marks (an op was rolled back). */
+void srv_events_truncate(struct srv *s, size_t npending, size_t npushes);
+/* Signs the newest event of every log the open transaction extended (before COMMIT). */
+enum kz_err srv_events_checkpoint(struct srv *s);
 /* events.c: push the coalesced read markers and free the dirty set. */
 void srv_reads_push(struct srv *s);
 void srv_reads_free(struct srv *s);

@@ -423,7 +423,9 @@ void srv_commit(struct srv *s)
         s->doomed = false;
         ok = false;
         KZ_ERROR("commit_refused", "reason=\"an op failed after writing\"");
-    } else if (store_tx_is_open(s->store) && store_tx_commit(s->store) != STORE_OK) {
+    } else if (store_tx_is_open(s->store) &&
+               (srv_events_checkpoint(s) != KZ_OK || store_tx_commit(s->store) != STORE_OK)) {
+        store_tx_rollback(s->store);
         ok = false;
         KZ_ERROR("commit_failed", "error=\"%s\"", store_errmsg(s->store));
     }
@@ -470,6 +472,8 @@ enum kz_err srv_call_write_begin(struct srv_call *c)
     if (store_op_begin(c->srv->store) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "database unavailable");
     c->in_op = true;
+    c->pending_mark = c->srv->npending;
+    c->pushes_mark = c->srv->npushes;
     return KZ_OK;
 }
 
@@ -488,6 +492,9 @@ void srv_call_finish(struct srv_call *c, enum kz_err e)
         if (store_op_end(s->store, e == KZ_OK) != STORE_OK && e == KZ_OK)
             e = srv_fail(c, KZ_INTERNAL, "database error");
         c->in_op = false;
+        /* Events and pushes of an op that was rolled back never happened. */
+        if (e != KZ_OK)
+            srv_events_truncate(s, c->pending_mark, c->pushes_mark);
     }
     if (c->in_tx && e == KZ_INTERNAL)
         s->doomed = true;

@@ -158,6 +158,7 @@ struct srv_call {
     bool deferred; /* the op finishes later, from a worker's done() */
     bool in_op;    /* a store savepoint is open for this call */
     bool in_tx; /* writing in the open transaction without a savepoint */
+    size_t pending_mark, pushes_mark; /* where this call's events and pushes begin */
 };
 
 enum srv_op_access {

@@ -220,6 +220,8 @@ enum store_rc store_event_each_for_user(struct store *st, int64_t user_id, int64
                                         store_event_fn fn, void *ctx);
 enum store_rc store_event_get(struct store *st, int64_t pos, store_event_fn fn, void *ctx);
 enum store_rc store_event_pos(struct store *st, const char *event_id, int64_t *pos);
+/* Stores the signature that makes an event a checkpoint of its log. */
+enum store_rc store_event_set_sig(struct store *st, int64_t pos, const void *sig, size_t len);
 /* The highest position in use (0 if none). */
 enum store_rc store_event_last_pos(struct store *st, int64_t *out);
 

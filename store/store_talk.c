@@ -30,6 +30,7 @@ enum talk_stmt {
     T_EVENT_GET,
     T_EVENT_LAST,
     T_EVENT_POS,
+    T_EVENT_SIG,
     T_MSG_INSERT,
     T_MSG_GET,
     T_MSG_EDIT,
@@ -104,6 +105,7 @@ static const char *const talk_sql[T_COUNT] = {
                     " WHERE e.pos = ?",
     [T_EVENT_LAST] = "SELECT coalesce(max(pos), 0) FROM events",
     [T_EVENT_POS] = "SELECT pos FROM events WHERE event_id = ?",
+    [T_EVENT_SIG] = "UPDATE events SET sig = ? WHERE pos = ?",
     [T_MSG_INSERT] = "INSERT INTO messages (pos, room, sender, body, ts) VALUES (?, ?, ?, ?, ?)",
     [T_MSG_GET] = "SELECT " MSG_COLS " FROM messages m WHERE m.pos = ?",
     [T_MSG_EDIT] = "UPDATE messages SET body = ?, edited_at = ? WHERE pos = ? AND deleted = 0",
@@ -521,6 +523,14 @@ enum store_rc store_event_pos(struct store *st, const char *event_id, int64_t *p
     sqlite3_stmt *s = stmt(st, T_EVENT_POS);
     sqlite3_bind_text(s, 1, event_id, -1, SQLITE_STATIC);
     return step_int(st, s, pos, "event position");
+}
+
+enum store_rc store_event_set_sig(struct store *st, int64_t pos, const void *sig, size_t len)
+{
+    sqlite3_stmt *s = stmt(st, T_EVENT_SIG);
+    sqlite3_bind_blob(s, 1, sig, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, pos);
+    return step_changed(st, s, "event signature");
 }
 
 /* ---- the full-text index ---- */
