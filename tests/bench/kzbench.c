@@ -477,22 +477,24 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
         lws_sul_schedule(ctx, 0, &tick_sul, tick_cb, (lws_usec_t)tick_ms * 1000);
 }
 
-static lws_sorted_usec_list_t deadline_sul;
-static void deadline_cb(lws_sorted_usec_list_t *sul)
+/* A heartbeat keeps lws_service() returning at least every 20 ms, so every wait can check its
+ * deadline against the clock (a single far-off timer did not always wake the loop). */
+static lws_sorted_usec_list_t heartbeat_sul;
+static void heartbeat_cb(lws_sorted_usec_list_t *sul)
 {
-    (void)sul;
-    timed_out = true;
+    lws_sul_schedule(ctx, 0, sul, heartbeat_cb, 20 * LWS_US_PER_MS);
 }
 
 /* Services the loop until done() or the deadline. */
 static bool run_until(bool (*done)(void), double seconds)
 {
+    if (getenv("KZBENCH_DEBUG"))
+        fprintf(stderr, "kzbench: %.3f run_until %.1fs\n", now_ns() / 1e9, seconds);
+    long long deadline = now_ns() + (long long)(seconds * 1e9);
     timed_out = false;
-    lws_sul_schedule(ctx, 0, &deadline_sul, deadline_cb, (lws_usec_t)(seconds * 1e6));
-    while (!done() && !timed_out)
+    while (!done() && !(timed_out = now_ns() >= deadline))
         if (lws_service(ctx, 0) < 0)
             break;
-    lws_sul_cancel(&deadline_sul);
     return done();
 }
 
@@ -648,6 +650,8 @@ static void on_setup_reply(struct conn *c, const unsigned char *data, size_t len
 }
 
 static struct conn admin;
+/* Connections live until lws_context_destroy() has run their close callbacks. */
+static struct conn idle_tok, back, *storm;
 
 static void admin_connect(void)
 {
@@ -780,7 +784,8 @@ static void report(const char *params_json, long long sent, long long delivered,
     double cpu;
     long hwm, rss;
     server_stats(&cpu, &hwm, &rss);
-    qsort(lat.us, lat.n, sizeof *lat.us, cmp_u);
+    if (lat.n)
+        qsort(lat.us, lat.n, sizeof *lat.us, cmp_u);
     double used = cpu - cpu0;
     long long per = delivered ? delivered : acked;
     printf("{\"scenario\":\"%s\",\"server\":\"%s\",\"params\":%s,\"sent\":%lld,\"acked\":%lld,"
@@ -1116,13 +1121,12 @@ static void scenario_idle(void)
 {
     char params[64];
     snprintf(params, sizeof params, "{\"conns\":%d}", opt.conns);
-    struct conn tok = {0};
     if (!opt.mosquitto) {
         admin_connect();
         create_users(0, 1, 0);
-        conn_open(&tok, KZ, on_setup_reply);
+        conn_open(&idle_tok, KZ, on_setup_reply);
         pending_ops = 1;
-        kz_send(&tok, "\"op\":\"login\",\"login\":\"u0\",\"password\":\"" PASSWORD "\"");
+        kz_send(&idle_tok, "\"op\":\"login\",\"login\":\"u0\",\"password\":\"" PASSWORD "\"");
         run_until(no_pending, 30);
     }
     double cpu;
@@ -1142,7 +1146,7 @@ static void scenario_idle(void)
             mqtt_connect(&conns[i]);
         } else {
             conn_open(&conns[i], KZ, on_idle);
-            kz_send(&conns[i], "\"op\":\"auth\",\"token\":\"%s\"", tok.token);
+            kz_send(&conns[i], "\"op\":\"auth\",\"token\":\"%s\"", idle_tok.token);
         }
         if (i % 200 == 199) {
             int target = i + 1;
@@ -1209,7 +1213,6 @@ static void scenario_resume(void)
     ingest_more(&conns[0]);
     run_until(ingest_done, 600);
     /* u1 comes back: logging in is not what is measured; catching up from position 0 is. */
-    struct conn back = {0};
     conn_open(&back, KZ, on_setup_reply);
     pending_ops = 1;
     kz_send(&back, "\"op\":\"login\",\"login\":\"u1\",\"password\":\"" PASSWORD "\"");
@@ -1220,7 +1223,6 @@ static void scenario_resume(void)
     kz_send(&back, "\"op\":\"sync\",\"since\":0,\"limit\":10000");
     run_until(catch_done, 600);
     report(params, opt.messages, caught, 0);
-    conn_free(&back);
 }
 
 /* ---- notice-report: a roll-call to N recipients, then the report ---- */
@@ -1372,7 +1374,7 @@ static void scenario_login_storm(void)
     snprintf(room_ids[0], 64, "%s", create_room(0, opt.per_room));
     opt.rooms = 1;
     members_connect(0, opt.per_room, rooms_msg);
-    struct conn *storm = calloc((size_t)opt.logins, sizeof *storm);
+    storm = calloc((size_t)opt.logins, sizeof *storm);
     long long start = now_ns();
     for (int i = 0; i < nconns; i++)
         conns[i].next_send_ns = start + (long long)(1e9 / opt.rate * (double)rand() / RAND_MAX);
@@ -1391,9 +1393,6 @@ static void scenario_login_storm(void)
     tick_fn = NULL;
     lws_sul_cancel(&tick_sul);
     report(params, sender.sent, delivered, storm_logins_done);
-    for (int i = 0; i < opt.logins; i++)
-        conn_free(&storm[i]);
-    free(storm);
 }
 
 /* ---- main ---- */
@@ -1466,6 +1465,7 @@ int main(int argc, char **argv)
     ctx = lws_create_context(&info);
     if (!ctx)
         return 1;
+    heartbeat_cb(&heartbeat_sul);
 
     bool login_storm = !strcmp(opt.scenario, "login-storm");
     if (opt.mosquitto)
@@ -1490,11 +1490,25 @@ int main(int argc, char **argv)
     else
         usage();
 
+    if (getenv("KZBENCH_DEBUG"))
+        fprintf(stderr, "kzbench: %.3f destroying\n", now_ns() / 1e9);
+    lws_sul_cancel(&heartbeat_sul);
     lws_context_destroy(ctx);
+    if (getenv("KZBENCH_DEBUG"))
+        fprintf(stderr, "kzbench: %.3f stopping the server\n", now_ns() / 1e9);
     stop_server();
+    if (getenv("KZBENCH_DEBUG"))
+        fprintf(stderr, "kzbench: %.3f stopped\n", now_ns() / 1e9);
     for (int i = 0; i < nconns; i++)
         conn_free(&conns[i]);
     free(conns);
+    for (int i = 0; storm && i < opt.logins; i++)
+        conn_free(&storm[i]);
+    free(storm);
+    conn_free(&admin);
+    conn_free(&sender);
+    conn_free(&idle_tok);
+    conn_free(&back);
     free(lat.us);
     free(room_ids);
     return errors ? 1 : 0;
