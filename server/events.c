@@ -176,11 +176,26 @@ enum kz_err srv_room_create_with(struct srv_call *c, struct store_room *r, const
 
 /* ---- the client's view ---- */
 
+/* A one-entry cache: pages of history and resume are mostly one sender after another. */
 static void add_user_name(struct srv *s, cJSON *o, const char *key, int64_t user_id)
 {
-    struct store_user u;
-    if (user_id && store_user_get(s->store, user_id, &u) == STORE_OK)
-        cJSON_AddStringToObject(o, key, u.name);
+    static struct srv *cached_srv;
+    static int64_t cached_id;
+    static int64_t cached_at;
+    static char cached_name[STORE_NAME_MAX + 1];
+    int64_t now = kz_now_ms();
+    /* Names change rarely; a second of staleness is harmless and bounded. */
+    if (user_id && (cached_srv != s || cached_id != user_id || now - cached_at > 1000)) {
+        struct store_user u;
+        if (store_user_get(s->store, user_id, &u) != STORE_OK)
+            return;
+        cached_srv = s;
+        cached_id = user_id;
+        cached_at = now;
+        snprintf(cached_name, sizeof cached_name, "%s", u.name);
+    }
+    if (user_id)
+        cJSON_AddStringToObject(o, key, cached_name);
 }
 
 static cJSON *event_view(struct srv *s, const struct store_event *e, const struct store_message *m,

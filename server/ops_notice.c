@@ -642,14 +642,36 @@ static int choice_row(void *arg, const char *department, int64_t choice, int64_t
     return 0;
 }
 
+struct missing_ctx {
+    cJSON *list;
+    int64_t limit, total;
+};
+
 static int missing_row(void *arg, const struct store_recipient *r)
 {
+    struct missing_ctx *m = arg;
+    if (++m->total > m->limit)
+        return 0; /* counted, not listed */
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "login", r->login);
     cJSON_AddStringToObject(o, "name", r->name);
     cJSON_AddStringToObject(o, "department", r->department);
-    cJSON_AddItemToArray(arg, o);
+    cJSON_AddItemToArray(m->list, o);
     return 0;
+}
+
+/* One "who has not" list, at most `limit` people (the CSV has everyone). */
+static enum store_rc missing_list(struct store *st, int64_t notice, enum store_missing which,
+                                  cJSON *missing, const char *key, int64_t limit)
+{
+    struct missing_ctx m = {cJSON_AddArrayToObject(missing, key), limit, 0};
+    enum store_rc rc = store_notice_recipients(st, notice, which, missing_row, &m);
+    if (m.total > limit) {
+        char more[48];
+        snprintf(more, sizeof more, "%s_more", key);
+        cJSON_AddNumberToObject(missing, more, (double)(m.total - limit));
+    }
+    return rc;
 }
 
 /* RFC 4180: quote every field, double the quotes inside. */
@@ -748,16 +770,15 @@ enum kz_err op_notice_report(struct srv_call *c)
     cJSON_AddItemToObject(rc.totals, "responses", choice_counts(rc.choices));
     rc.by_dept = cJSON_AddArrayToObject(c->result, "by_department");
     cJSON *missing = cJSON_AddObjectToObject(c->result, "missing");
+    int64_t limit = srv_arg_int(c, "limit", 200);
     if (store_notice_report(st, v.n.id, report_row, &rc) != STORE_OK ||
         store_notice_choice_counts(st, v.n.id, choice_row, &rc) != STORE_OK ||
-        store_notice_recipients(st, v.n.id, STORE_NOT_READ, missing_row,
-                                cJSON_AddArrayToObject(missing, "not_read")) != STORE_OK ||
+        missing_list(st, v.n.id, STORE_NOT_READ, missing, "not_read", limit) != STORE_OK ||
         (v.n.ask_ack &&
-         store_notice_recipients(st, v.n.id, STORE_NOT_ACKED, missing_row,
-                                 cJSON_AddArrayToObject(missing, "not_acked")) != STORE_OK) ||
+         missing_list(st, v.n.id, STORE_NOT_ACKED, missing, "not_acked", limit) != STORE_OK) ||
         (cJSON_GetArraySize(rc.choices) > 0 &&
-         store_notice_recipients(st, v.n.id, STORE_NOT_RESPONDED, missing_row,
-                                 cJSON_AddArrayToObject(missing, "not_responded")) != STORE_OK))
+         missing_list(st, v.n.id, STORE_NOT_RESPONDED, missing, "not_responded", limit) !=
+             STORE_OK))
         e = srv_fail(c, KZ_INTERNAL, "report failed");
 out:
     cJSON_Delete(rc.choices);

@@ -693,7 +693,9 @@ static void wake_loop(void *arg)
 
 static const struct lws_protocols protocols[] = {
     {"http", cb_http, sizeof(struct http_conn), 0, 0, NULL, 0},
-    {"kizuna.v1", cb_ws, sizeof(struct ws_conn), 4096, 0, NULL, 0},
+    /* rx_buffer_size is allocated for every connection: 1 KiB keeps idle connections small;
+     * larger requests simply arrive in more pieces, which ws_receive reassembles. */
+    {"kizuna.v1", cb_ws, sizeof(struct ws_conn), 1024, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

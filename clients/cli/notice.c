@@ -355,11 +355,15 @@ static void print_counts(const char *label, const cJSON *row)
     printf("\n");
 }
 
-static void print_people(const char *title, const cJSON *list)
+static void print_people(const char *title, const cJSON *missing, const char *key)
 {
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(missing, key);
     if (!list)
         return;
-    printf("\n%s (%d):\n", title, cJSON_GetArraySize(list));
+    char more_key[48];
+    snprintf(more_key, sizeof more_key, "%s_more", key);
+    long long more = num(missing, more_key);
+    printf("\n%s (%lld):\n", title, (long long)cJSON_GetArraySize(list) + more);
     const cJSON *p;
     cJSON_ArrayForEach(p, list)
     {
@@ -367,17 +371,22 @@ static void print_people(const char *title, const cJSON *list)
         print_padded(str(p, "department", NULL), 16);
         printf(" %-20s %s\n", str(p, "login", NULL), str(p, "name", NULL));
     }
+    if (more)
+        printf("  ... and %lld more (kizuna notice report ID --all, or --csv)\n", more);
 }
 
 static int cmd_report(int argc, char **argv)
 {
     long long id;
     bool csv = argc == 4 && strcmp(argv[3], "--csv") == 0;
-    if ((argc != 3 && !csv) || !parse_id(argv[2], &id))
-        return usage_error("notice report ID [--csv]");
+    bool all = argc == 4 && strcmp(argv[3], "--all") == 0;
+    if ((argc != 3 && !csv && !all) || !parse_id(argv[2], &id))
+        return usage_error("notice report ID [--csv | --all]");
     cJSON *args = id_args(id);
     if (csv)
         cJSON_AddStringToObject(args, "format", "csv");
+    if (all)
+        cJSON_AddNumberToObject(args, "limit", 10000);
     bool was_json = json_out;
     if (csv)
         json_out = false; /* the CSV itself is the output */
@@ -404,9 +413,9 @@ static int cmd_report(int argc, char **argv)
         cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(n, "choices"))
             printf("  %d. %s\n", i++, ch->valuestring);
         const cJSON *missing = cJSON_GetObjectItemCaseSensitive(reply, "missing");
-        print_people("not read", cJSON_GetObjectItemCaseSensitive(missing, "not_read"));
-        print_people("not acknowledged", cJSON_GetObjectItemCaseSensitive(missing, "not_acked"));
-        print_people("no response", cJSON_GetObjectItemCaseSensitive(missing, "not_responded"));
+        print_people("not read", missing, "not_read");
+        print_people("not acknowledged", missing, "not_acked");
+        print_people("no response", missing, "not_responded");
     }
     cJSON_Delete(reply);
     return EXIT_OK;
