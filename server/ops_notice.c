@@ -344,7 +344,7 @@ enum kz_err op_notice_post(struct srv_call *c)
     if (urgent) {
         struct alert_ctx ac = {c->srv, alert_frame("notice.alert", &v.n)};
         if (ac.frame) {
-            store_notice_recipients(st, nn.id, STORE_ALL_RECIPIENTS, alert_one, &ac);
+            store_notice_recipients(st, nn.id, STORE_ALL_RECIPIENTS, -1, alert_one, &ac);
             kz_frame_unref(ac.frame);
         }
     }
@@ -642,34 +642,27 @@ static int choice_row(void *arg, const char *department, int64_t choice, int64_t
     return 0;
 }
 
-struct missing_ctx {
-    cJSON *list;
-    int64_t limit, total;
-};
-
 static int missing_row(void *arg, const struct store_recipient *r)
 {
-    struct missing_ctx *m = arg;
-    if (++m->total > m->limit)
-        return 0; /* counted, not listed */
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "login", r->login);
     cJSON_AddStringToObject(o, "name", r->name);
     cJSON_AddStringToObject(o, "department", r->department);
-    cJSON_AddItemToArray(m->list, o);
+    cJSON_AddItemToArray(arg, o);
     return 0;
 }
 
-/* One "who has not" list, at most `limit` people (the CSV has everyone). */
+/* One "who has not" list of at most `limit` people (the CSV has everyone); `total` (known from
+ * the totals) says how many there are in all. */
 static enum store_rc missing_list(struct store *st, int64_t notice, enum store_missing which,
-                                  cJSON *missing, const char *key, int64_t limit)
+                                  cJSON *missing, const char *key, int64_t limit, int64_t total)
 {
-    struct missing_ctx m = {cJSON_AddArrayToObject(missing, key), limit, 0};
-    enum store_rc rc = store_notice_recipients(st, notice, which, missing_row, &m);
-    if (m.total > limit) {
+    cJSON *list = cJSON_AddArrayToObject(missing, key);
+    enum store_rc rc = store_notice_recipients(st, notice, which, limit, missing_row, list);
+    if (total > cJSON_GetArraySize(list)) {
         char more[48];
         snprintf(more, sizeof more, "%s_more", key);
-        cJSON_AddNumberToObject(missing, more, (double)(m.total - limit));
+        cJSON_AddNumberToObject(missing, more, (double)(total - cJSON_GetArraySize(list)));
     }
     return rc;
 }
@@ -755,7 +748,8 @@ enum kz_err op_notice_report(struct srv_call *c)
         csv_put(&rc, "comment", false);
         csv_put(&rc, "responded_at", false);
         csv_put(&rc, "reminded_at", true);
-        if (store_notice_recipients(st, v.n.id, STORE_ALL_RECIPIENTS, csv_row, &rc) != STORE_OK) {
+        if (store_notice_recipients(st, v.n.id, STORE_ALL_RECIPIENTS, -1, csv_row, &rc) !=
+            STORE_OK) {
             e = srv_fail(c, KZ_INTERNAL, "report failed");
             goto out;
         }
@@ -772,13 +766,21 @@ enum kz_err op_notice_report(struct srv_call *c)
     cJSON *missing = cJSON_AddObjectToObject(c->result, "missing");
     int64_t limit = srv_arg_int(c, "limit", 200);
     if (store_notice_report(st, v.n.id, report_row, &rc) != STORE_OK ||
-        store_notice_choice_counts(st, v.n.id, choice_row, &rc) != STORE_OK ||
-        missing_list(st, v.n.id, STORE_NOT_READ, missing, "not_read", limit) != STORE_OK ||
-        (v.n.ask_ack &&
-         missing_list(st, v.n.id, STORE_NOT_ACKED, missing, "not_acked", limit) != STORE_OK) ||
+        store_notice_choice_counts(st, v.n.id, choice_row, &rc) != STORE_OK) {
+        e = srv_fail(c, KZ_INTERNAL, "report failed");
+        goto out;
+    }
+    int64_t all = (int64_t)cJSON_GetObjectItem(rc.totals, "recipients")->valuedouble;
+    int64_t read = (int64_t)cJSON_GetObjectItem(rc.totals, "read")->valuedouble;
+    int64_t acked = (int64_t)cJSON_GetObjectItem(rc.totals, "acked")->valuedouble;
+    int64_t resp = (int64_t)cJSON_GetObjectItem(rc.totals, "responded")->valuedouble;
+    if (missing_list(st, v.n.id, STORE_NOT_READ, missing, "not_read", limit, all - read) !=
+            STORE_OK ||
+        (v.n.ask_ack && missing_list(st, v.n.id, STORE_NOT_ACKED, missing, "not_acked", limit,
+                                     all - acked) != STORE_OK) ||
         (cJSON_GetArraySize(rc.choices) > 0 &&
-         missing_list(st, v.n.id, STORE_NOT_RESPONDED, missing, "not_responded", limit) !=
-             STORE_OK))
+         missing_list(st, v.n.id, STORE_NOT_RESPONDED, missing, "not_responded", limit,
+                      all - resp) != STORE_OK))
         e = srv_fail(c, KZ_INTERNAL, "report failed");
 out:
     cJSON_Delete(rc.choices);

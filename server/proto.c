@@ -704,7 +704,10 @@ static void dispatch(struct srv_call *c, const char *opname)
     } else if (c->op->writes && (e = srv_call_write_begin(c))) {
         goto out;
     }
+    int64_t t0 = kz_now_ms();
     e = c->op->fn(c);
+    if (kz_now_ms() - t0 >= 20)
+        KZ_INFO("slow_op", "op=%s ms=%lld", c->op->name, (long long)(kz_now_ms() - t0));
     if (c->deferred) {
         c->srv->tx.pause(c->srv->tx.ctx, c->conn_id, true);
         return;

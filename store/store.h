@@ -350,9 +350,10 @@ struct store_recipient {
 };
 typedef int (*store_recipient_fn)(void *ctx, const struct store_recipient *r);
 enum store_missing { STORE_ALL_RECIPIENTS, STORE_NOT_READ, STORE_NOT_ACKED, STORE_NOT_RESPONDED };
-/* Recipients (all, or those who have not done something) by department, then login. */
+/* Recipients (all, or those who have not done something) by department, then login; at most
+ * limit of them (-1: all). */
 enum store_rc store_notice_recipients(struct store *st, int64_t notice, enum store_missing which,
-                                      store_recipient_fn fn, void *ctx);
+                                      int64_t limit, store_recipient_fn fn, void *ctx);
 /* Marks those who have not done `which` as reminded now; fn gets each of their user ids. */
 typedef int (*store_id_fn)(void *ctx, int64_t id);
 enum store_rc store_notice_remind(struct store *st, int64_t notice, enum store_missing which,

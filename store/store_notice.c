@@ -30,6 +30,9 @@ enum notice_stmt {
     N_REPORT,
     N_CHOICES,
     N_RECIPIENTS,
+    N_NOT_READ,
+    N_NOT_ACKED,
+    N_NOT_RESPONDED,
     N_REMIND,
     N_COUNT
 };
@@ -48,6 +51,13 @@ _Static_assert(N_COUNT <= STORE_NOTICE_STMTS, "raise STORE_NOTICE_STMTS");
 #define MISSING_WHERE                                                                              \
     " (?2 = 0 OR (?2 = 1 AND r.read_at IS NULL) OR (?2 = 2 AND r.acked_at IS NULL)"                \
     " OR (?2 = 3 AND r.responded_at IS NULL))"
+
+/* The "not done" lists walk a partial index in (department, user) order and stop at LIMIT. */
+#define NOT_DONE(cond)                                                                             \
+    "SELECT r.user_id, u.login, u.name, coalesce(d.name, ''), r.read_at, r.acked_at,"             \
+    " r.responded_at, r.reminded_at, r.choice, r.comment FROM notice_recipients r"                 \
+    " JOIN users u ON u.id = r.user_id LEFT JOIN departments d ON d.id = r.department"             \
+    " WHERE r.notice = ?1 AND r." cond " ORDER BY r.department, r.user_id LIMIT ?3"
 
 static const char *const notice_sql[N_COUNT] = {
     [N_DEPT_GET] = "SELECT id FROM departments WHERE name = ?",
@@ -109,6 +119,9 @@ static const char *const notice_sql[N_COUNT] = {
         " FROM notice_recipients r JOIN users u ON u.id = r.user_id"
         " LEFT JOIN departments d ON d.id = r.department"
         " WHERE r.notice = ?1 AND" MISSING_WHERE " ORDER BY coalesce(d.name, ''), u.login",
+    [N_NOT_READ] = NOT_DONE("read_at IS NULL"),
+    [N_NOT_ACKED] = NOT_DONE("acked_at IS NULL"),
+    [N_NOT_RESPONDED] = NOT_DONE("responded_at IS NULL"),
     [N_REMIND] =
         "UPDATE notice_recipients AS r SET reminded_at = ?3 WHERE r.notice = ?1 AND" MISSING_WHERE
         " RETURNING user_id",
@@ -480,11 +493,19 @@ enum store_rc store_notice_choice_counts(struct store *st, int64_t notice, store
 }
 
 enum store_rc store_notice_recipients(struct store *st, int64_t notice, enum store_missing which,
-                                      store_recipient_fn fn, void *ctx)
+                                      int64_t limit, store_recipient_fn fn, void *ctx)
 {
-    sqlite3_stmt *s = stmt(st, N_RECIPIENTS);
+    static const enum notice_stmt by_which[] = {
+        [STORE_ALL_RECIPIENTS] = N_RECIPIENTS,
+        [STORE_NOT_READ] = N_NOT_READ,
+        [STORE_NOT_ACKED] = N_NOT_ACKED,
+        [STORE_NOT_RESPONDED] = N_NOT_RESPONDED,
+    };
+    sqlite3_stmt *s = stmt(st, by_which[which]);
     sqlite3_bind_int64(s, 1, notice);
-    sqlite3_bind_int(s, 2, (int)which);
+    if (which == STORE_ALL_RECIPIENTS)
+        sqlite3_bind_int(s, 2, 0);
+    sqlite3_bind_int64(s, 3, limit);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         struct store_recipient r = {
