@@ -49,6 +49,9 @@ static const struct cfg_entry table[] = {
     INT(socket_sndbuf_bytes, 0, 64 << 20, 262144,
         "kernel send buffer per WebSocket; bounds what a stalled client pins beyond "
         "max_queue_bytes (0 leaves the kernel's autotuning, up to several MiB)"),
+    INT(ws_rx_chunk_bytes, 512, 65536, 2048,
+        "receive buffer per WebSocket connection: memory per idle connection against reads "
+        "per message under load (performance.md)"),
     INT(hash_workers, 1, 64, 2, "threads that hash passwords off the event loop"),
     INT(hash_queue_max, 1, 1000000, 2000,
         "password checks waiting for a worker before logins get rate_limited"),

@@ -47,6 +47,7 @@ struct kz_config {
     long long max_message_bytes;   /* the text of one talk message */
     long long max_queue_bytes;     /* unsent bytes per connection before it is dropped */
     long long socket_sndbuf_bytes; /* kernel send buffer per WebSocket (0: the kernel's own) */
+    long long ws_rx_chunk_bytes;   /* receive buffer per WebSocket connection */
     long long hash_workers;
     long long hash_queue_max; /* password hashes waiting for a worker */
     long long argon2_opslimit;

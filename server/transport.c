@@ -691,11 +691,11 @@ static void wake_loop(void *arg)
     lws_cancel_service(arg);
 }
 
-static const struct lws_protocols protocols[] = {
+static struct lws_protocols protocols[] = {
     {"http", cb_http, sizeof(struct http_conn), 0, 0, NULL, 0},
-    /* rx_buffer_size is allocated for every connection: 1 KiB keeps idle connections small;
-     * larger requests simply arrive in more pieces, which ws_receive reassembles. */
-    {"kizuna.v1", cb_ws, sizeof(struct ws_conn), 1024, 0, NULL, 0},
+    /* rx_buffer_size (ws_rx_chunk_bytes) is allocated for every connection; larger requests
+     * arrive in pieces, which ws_receive reassembles. */
+    {"kizuna.v1", cb_ws, sizeof(struct ws_conn), 2048, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -733,6 +733,7 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
         lws_levels |= LLL_NOTICE;
     lws_set_log_level(lws_levels, log_emit);
 
+    protocols[1].rx_buffer_size = (size_t)cfg->ws_rx_chunk_bytes;
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = (int)port;
