@@ -230,6 +230,8 @@ static void start_mosquitto(void)
 
 static void stop_server(void)
 {
+    if (srv.pid < 0)
+        return; /* already stopped and cleaned up */
     if (srv.pid > 0) {
         kill(srv.pid, SIGTERM);
         int status;
@@ -247,8 +249,15 @@ static void stop_server(void)
         return;
     }
     snprintf(cmd, sizeof cmd, "rm -rf %s", srv.dir);
-    if (system(cmd) != 0)
+    if (srv.dir[0] && system(cmd) != 0)
         fprintf(stderr, "kzbench: could not remove %s\n", srv.dir);
+    srv.pid = -1;
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    exit(130); /* runs stop_server through atexit */
 }
 
 /* ---- latencies ---- */
@@ -1468,6 +1477,10 @@ int main(int argc, char **argv)
     heartbeat_cb(&heartbeat_sul);
 
     bool login_storm = !strcmp(opt.scenario, "login-storm");
+    /* Whatever way kzbench ends, the server it started ends with it. */
+    atexit(stop_server);
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
     if (opt.mosquitto)
         start_mosquitto();
     else
