@@ -278,8 +278,8 @@ void srv_events_deliver(struct srv *s)
 {
     for (size_t i = 0; i < s->npending; i++) {
         struct pending_event *p = &s->pending[i];
-        struct deliver_ctx d = {.s = s, .pos = p->pos, .also_user = p->also_user,
-                                .frame = p->frame};
+        struct deliver_ctx d = {
+            .s = s, .pos = p->pos, .also_user = p->also_user, .frame = p->frame};
         store_member_each(s->store, p->room, false, deliver_to_member, &d);
         if (d.also_user)
             s->tx.push(s->tx.ctx, d.also_user, d.pos, d.frame);

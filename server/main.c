@@ -209,8 +209,8 @@ static int cmd_init(int argc, char **argv)
     /* A running server holds the database exclusively; it was initialised, or it could not
      * be serving. */
     int lock_fd = open(lockpath, O_RDWR | O_CLOEXEC);
-    bool in_use = lock_fd >= 0 && exists(dbpath) && exists(keypath) &&
-                  flock(lock_fd, LOCK_EX | LOCK_NB) != 0;
+    bool in_use =
+        lock_fd >= 0 && exists(dbpath) && exists(keypath) && flock(lock_fd, LOCK_EX | LOCK_NB) != 0;
     if (lock_fd >= 0)
         close(lock_fd);
     if (in_use) {

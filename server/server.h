@@ -156,9 +156,9 @@ struct srv_call {
     bool authed;
     cJSON *result; /* fields of a successful reply (owned) */
     char errmsg[192];
-    bool deferred; /* the op finishes later, from a worker's done() */
-    bool in_op;    /* a store savepoint is open for this call */
-    bool in_tx; /* writing in the open transaction without a savepoint */
+    bool deferred;                    /* the op finishes later, from a worker's done() */
+    bool in_op;                       /* a store savepoint is open for this call */
+    bool in_tx;                       /* writing in the open transaction without a savepoint */
     size_t pending_mark, pushes_mark; /* where this call's events and pushes begin */
 };
 
@@ -181,7 +181,7 @@ struct srv_field {
 struct srv_op {
     const char *name;
     enum srv_op_access access;
-    bool writes;                  /* the dispatcher opens a store savepoint around the handler */
+    bool writes; /* the dispatcher opens a store savepoint around the handler */
     /* The handler validates everything before its first write, so it runs without a
      * savepoint: SAVEPOINT/RELEASE make SQLite's FTS5 flush a segment per message, which was
      * a fifth of the send path (docs/performance.md). An internal error after a write dooms

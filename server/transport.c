@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WS_PATH    "/api/v1/ws"
+#define WS_PATH        "/api/v1/ws"
 #define COALESCE_BYTES 65536 /* most bytes gathered into one write */
-#define API_PREFIX "/api/v1/"
+#define API_PREFIX     "/api/v1/"
 
 struct qnode {
     struct kz_frame *frame;

@@ -54,7 +54,7 @@ _Static_assert(N_COUNT <= STORE_NOTICE_STMTS, "raise STORE_NOTICE_STMTS");
 
 /* The "not done" lists walk a partial index in (department, user) order and stop at LIMIT. */
 #define NOT_DONE(cond)                                                                             \
-    "SELECT r.user_id, u.login, u.name, coalesce(d.name, ''), r.read_at, r.acked_at,"             \
+    "SELECT r.user_id, u.login, u.name, coalesce(d.name, ''), r.read_at, r.acked_at,"              \
     " r.responded_at, r.reminded_at, r.choice, r.comment FROM notice_recipients r"                 \
     " JOIN users u ON u.id = r.user_id LEFT JOIN departments d ON d.id = r.department"             \
     " WHERE r.notice = ?1 AND r." cond " ORDER BY r.department, r.user_id LIMIT ?3"

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -96,8 +97,8 @@ static void server_stats(double *cpu_s, long *hwm_kb, long *rss_kb)
         /* Fields 14 and 15 (utime, stime) follow the ")" that ends the command name. */
         char *p = strrchr(buf, ')');
         unsigned long ut = 0, st = 0;
-        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-                        &st) == 2)
+        if (p &&
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
             *cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
     }
     snprintf(path, sizeof path, "/proc/%d/status", (int)srv.pid);
@@ -157,15 +158,19 @@ static void start_kizunad(bool cheap_hashes, const char *extra_set)
         exit(1);
     srv.pid = fork();
     if (srv.pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* even if kzbench crashes, the server stops */
         char data[128], log[128];
         snprintf(data, sizeof data, "%s/data", srv.dir);
         snprintf(log, sizeof log, "%s/kizunad.log", srv.dir);
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         dup2(out[1], 1);
         dup2(fd, 2);
-        const char *argv[24] = {opt.kizunad, "serve", "--data", data, "--listen", "127.0.0.1:0",
-                                "--log-level", "warn", "--set", "max_connections=20000",
-                                "--set", "room_max_members=20000"};
+        const char *argv[24] = {opt.kizunad,   "serve",
+                                "--data",      data,
+                                "--listen",    "127.0.0.1:0",
+                                "--log-level", "warn",
+                                "--set",       "max_connections=20000",
+                                "--set",       "room_max_members=20000"};
         int n = 12;
         if (cheap_hashes) {
             argv[n++] = "--set";
@@ -200,12 +205,14 @@ static void start_mosquitto(void)
     char conf[128];
     snprintf(conf, sizeof conf, "%s/mosquitto.conf", srv.dir);
     FILE *f = fopen(conf, "w");
-    fprintf(f, "listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n"
-               "persistence false\n",
+    fprintf(f,
+            "listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n"
+            "persistence false\n",
             srv.port);
     fclose(f);
     srv.pid = fork();
     if (srv.pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         int fd = open("/dev/null", O_WRONLY);
         dup2(fd, 1);
         dup2(fd, 2);
@@ -547,8 +554,8 @@ static void mqtt_connect(struct conn *c)
 {
     char id[32];
     int idlen = snprintf(id, sizeof id, "b%d", c->idx);
-    unsigned char v[64] = {0, 4, 'M', 'Q', 'T', 'T', 4, 0x02 /* clean session */, 0, 60, 0,
-                           (unsigned char)idlen};
+    unsigned char v[64] = {
+        0, 4, 'M', 'Q', 'T', 'T', 4, 0x02 /* clean session */, 0, 60, 0, (unsigned char)idlen};
     memcpy(v + 12, id, (size_t)idlen);
     mqtt_packet(c, 0x10, v, 12 + (size_t)idlen);
 }
@@ -702,7 +709,8 @@ static const char *create_room(int first, int n)
     for (int i = first; i < first + n; i++)
         len += (size_t)snprintf(members + len, cap - len, "%s\"u%d\"", i > first ? "," : "", i);
     char *req = malloc(len + 128);
-    snprintf(req, len + 128, "{\"id\":%lld,\"op\":\"room.create\",\"name\":\"bench\",\"members\":[%s]}",
+    snprintf(req, len + 128,
+             "{\"id\":%lld,\"op\":\"room.create\",\"name\":\"bench\",\"members\":[%s]}",
              ++admin.next_id, members);
     queue(&admin, req, strlen(req));
     free(req);
@@ -805,8 +813,8 @@ static void report(const char *params_json, long long sent, long long delivered,
            opt.scenario, opt.mosquitto ? "mosquitto" : "kizunad", params_json, sent, acked,
            delivered, secs, secs > 0 ? (double)delivered / secs : 0,
            secs > 0 ? (double)acked / secs : 0, pct(0.50), pct(0.95), pct(0.99),
-           lat.n ? lat.us[lat.n - 1] / 1000.0 : 0, errors, used,
-           per ? used * 1e6 / (double)per : 0, hwm);
+           lat.n ? lat.us[lat.n - 1] / 1000.0 : 0, errors, used, per ? used * 1e6 / (double)per : 0,
+           hwm);
     fflush(stdout);
 }
 
@@ -1088,8 +1096,8 @@ static bool ingest_done(void)
 static void scenario_ingest(void)
 {
     char params[160];
-    snprintf(params, sizeof params, "{\"senders\":%d,\"messages\":%d,\"window\":%d}",
-             opt.senders, opt.messages, opt.window);
+    snprintf(params, sizeof params, "{\"senders\":%d,\"messages\":%d,\"window\":%d}", opt.senders,
+             opt.messages, opt.window);
     admin_connect();
     create_users(0, opt.senders, 0);
     members_connect(0, opt.senders, ingest_msg);
@@ -1169,8 +1177,8 @@ static void scenario_idle(void)
     printf("{\"scenario\":\"idle\",\"server\":\"%s\",\"params\":%s,\"connected\":%d,"
            "\"errors\":%d,\"server_rss_before_kib\":%ld,\"server_rss_after_kib\":%ld,"
            "\"server_kib_per_conn\":%.2f}\n",
-           opt.mosquitto ? "mosquitto" : "kizunad", params, authed, errors, rss_before,
-           rss_after, authed ? (double)(rss_after - rss_before) / authed : 0);
+           opt.mosquitto ? "mosquitto" : "kizunad", params, authed, errors, rss_before, rss_after,
+           authed ? (double)(rss_after - rss_before) / authed : 0);
     fflush(stdout);
 }
 

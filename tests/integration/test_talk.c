@@ -527,7 +527,8 @@ Test(talk, event_logs_are_hash_chained_and_signed)
         snprintf(body, sizeof body, "m%d", i);
         send_msg(&admin, room, body);
     }
-    cJSON *e = ws_callf(&admin, "\"op\":\"msg.edit\",\"room\":\"%s\",\"pos\":%d,\"body\":\"x\"", room, 5);
+    cJSON *e =
+        ws_callf(&admin, "\"op\":\"msg.edit\",\"room\":\"%s\",\"pos\":%d,\"body\":\"x\"", room, 5);
     cJSON_Delete(e);
     ws_close_fd(&admin);
     cr_assert_eq(kzd_stop(&d), 0);
@@ -540,19 +541,21 @@ Test(talk, event_logs_are_hash_chained_and_signed)
     fclose(f);
     unsigned char seed[32], pk[32], sk[64];
     size_t n;
-    cr_assert_eq(sodium_base642bin(seed, sizeof seed, line + 13, strcspn(line + 13, "\n"), NULL,
-                                   &n, NULL, sodium_base64_VARIANT_ORIGINAL), 0);
+    cr_assert_eq(sodium_base642bin(seed, sizeof seed, line + 13, strcspn(line + 13, "\n"), NULL, &n,
+                                   NULL, sodium_base64_VARIANT_ORIGINAL),
+                 0);
     crypto_sign_seed_keypair(pk, sk, seed);
 
     snprintf(path, sizeof path, "%s/kizuna.db", d.dir);
     sqlite3 *db;
     cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
     sqlite3_stmt *s;
-    cr_assert_eq(sqlite3_prepare_v2(db,
-                                    "SELECT room, origin, inc, seq, event_id, payload, sig FROM events"
-                                    " ORDER BY room, origin, inc, seq",
-                                    -1, &s, NULL),
-                 SQLITE_OK);
+    cr_assert_eq(
+        sqlite3_prepare_v2(db,
+                           "SELECT room, origin, inc, seq, event_id, payload, sig FROM events"
+                           " ORDER BY room, origin, inc, seq",
+                           -1, &s, NULL),
+        SQLITE_OK);
     long long last_room = -1, last_seq = 0;
     char prev_id[64] = "";
     int checked = 0, signatures = 0;
