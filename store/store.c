@@ -261,6 +261,34 @@ enum store_rc store_step_done(struct store *st, sqlite3_stmt *s, const char *wha
     return out;
 }
 
+enum store_rc store_prepare_all(struct store *st, const char *const *sql, sqlite3_stmt **out, int n,
+                                const char *what, char *err, size_t errlen)
+{
+    for (int i = 0; i < n; i++) {
+        if (sqlite3_prepare_v3(st->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &out[i], NULL) !=
+            SQLITE_OK) {
+            snprintf(err, errlen, "cannot prepare %s statement %d: %s", what, i,
+                     sqlite3_errmsg(st->db));
+            return STORE_ERROR;
+        }
+    }
+    return STORE_OK;
+}
+
+enum store_rc store_step_int(struct store *st, sqlite3_stmt *s, int64_t *out, const char *what)
+{
+    int rc = sqlite3_step(s);
+    enum store_rc r = STORE_OK;
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(s, 0);
+    else if (rc == SQLITE_DONE)
+        r = STORE_NOT_FOUND;
+    else
+        r = store_fail(st, what);
+    store_finish(s);
+    return r;
+}
+
 void store_finish(sqlite3_stmt *s)
 {
     sqlite3_reset(s);
@@ -356,14 +384,9 @@ enum store_rc store_open(const struct store_options *opt, struct store **out, ch
     rc = migrate(st, err, errlen);
     if (rc != STORE_OK)
         goto out;
-    for (int i = 0; i < S_COUNT; i++) {
-        if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i],
-                               NULL) != SQLITE_OK) {
-            snprintf(err, errlen, "cannot prepare statement %d: %s", i, sqlite3_errmsg(st->db));
-            rc = STORE_ERROR;
-            goto out;
-        }
-    }
+    rc = store_prepare_all(st, stmt_sql, st->stmt, S_COUNT, "core", err, errlen);
+    if (rc != STORE_OK)
+        goto out;
     rc = store_talk_prepare(st, err, errlen);
     if (rc == STORE_OK)
         rc = store_fts_init(st, err, errlen);

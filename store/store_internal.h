@@ -31,6 +31,11 @@ enum store_rc store_step_done(struct store *st, sqlite3_stmt *s, const char *wha
 void store_finish(sqlite3_stmt *s);
 /* Copies a text column (NULL reads as "") into a bounded buffer. */
 void store_copy_text(char *dst, size_t cap, sqlite3_stmt *s, int col);
+/* Prepares n persistent statements from sql[] into out[]; `what` names them in errors. */
+enum store_rc store_prepare_all(struct store *st, const char *const *sql, sqlite3_stmt **out, int n,
+                                const char *what, char *err, size_t errlen);
+/* Steps a statement that yields one integer (none: STORE_NOT_FOUND), then resets it. */
+enum store_rc store_step_int(struct store *st, sqlite3_stmt *s, int64_t *out, const char *what);
 /* Prepare store_talk.c's and store_notice.c's statements; called by store_open. */
 enum store_rc store_talk_prepare(struct store *st, char *err, size_t errlen);
 enum store_rc store_notice_prepare(struct store *st, char *err, size_t errlen);

@@ -129,15 +129,7 @@ static const char *const notice_sql[N_COUNT] = {
 
 enum store_rc store_notice_prepare(struct store *st, char *err, size_t errlen)
 {
-    for (int i = 0; i < N_COUNT; i++) {
-        if (sqlite3_prepare_v3(st->db, notice_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->notice[i],
-                               NULL) != SQLITE_OK) {
-            snprintf(err, errlen, "cannot prepare notice statement %d: %s", i,
-                     sqlite3_errmsg(st->db));
-            return STORE_ERROR;
-        }
-    }
-    return STORE_OK;
+    return store_prepare_all(st, notice_sql, st->notice, N_COUNT, "notice", err, errlen);
 }
 
 static sqlite3_stmt *stmt(struct store *st, enum notice_stmt id)

@@ -144,35 +144,12 @@ static const char *const talk_sql[T_COUNT] = {
 
 enum store_rc store_talk_prepare(struct store *st, char *err, size_t errlen)
 {
-    for (int i = 0; i < T_COUNT; i++) {
-        if (sqlite3_prepare_v3(st->db, talk_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->talk[i],
-                               NULL) != SQLITE_OK) {
-            snprintf(err, errlen, "cannot prepare talk statement %d: %s", i,
-                     sqlite3_errmsg(st->db));
-            return STORE_ERROR;
-        }
-    }
-    return STORE_OK;
+    return store_prepare_all(st, talk_sql, st->talk, T_COUNT, "talk", err, errlen);
 }
 
 static sqlite3_stmt *stmt(struct store *st, enum talk_stmt id)
 {
     return st->talk[id];
-}
-
-/* Steps a statement that yields one integer (or none: NOT_FOUND). */
-static enum store_rc step_int(struct store *st, sqlite3_stmt *s, int64_t *out, const char *what)
-{
-    int rc = sqlite3_step(s);
-    enum store_rc r = STORE_OK;
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int64(s, 0);
-    else if (rc == SQLITE_DONE)
-        r = STORE_NOT_FOUND;
-    else
-        r = store_fail(st, what);
-    store_finish(s);
-    return r;
 }
 
 /* For UPDATEs addressed by key: no changed row means no such row. */
@@ -349,7 +326,7 @@ enum store_rc store_member_count(struct store *st, int64_t room, int64_t *out)
 {
     sqlite3_stmt *s = stmt(st, T_MEMBER_COUNT);
     sqlite3_bind_int64(s, 1, room);
-    return step_int(st, s, out, "member count");
+    return store_step_int(st, s, out, "member count");
 }
 
 enum store_rc store_member_read(struct store *st, int64_t room, int64_t user_id, int64_t pos,
@@ -386,7 +363,7 @@ enum store_rc store_read_count(struct store *st, int64_t room, int64_t pos, int6
     sqlite3_bind_int64(s, 1, room);
     sqlite3_bind_int64(s, 2, sender);
     sqlite3_bind_int64(s, 3, pos);
-    return step_int(st, s, out, "read count");
+    return store_step_int(st, s, out, "read count");
 }
 
 enum store_rc store_read_time(struct store *st, int64_t room, int64_t user_id, int64_t pos,
@@ -396,7 +373,7 @@ enum store_rc store_read_time(struct store *st, int64_t room, int64_t user_id, i
     sqlite3_bind_int64(s, 1, room);
     sqlite3_bind_int64(s, 2, user_id);
     sqlite3_bind_int64(s, 3, pos);
-    return step_int(st, s, at, "read time"); /* min() of nothing is NULL, read as 0 */
+    return store_step_int(st, s, at, "read time"); /* min() of nothing is NULL, read as 0 */
 }
 
 /* ---- event logs ---- */
@@ -515,14 +492,14 @@ enum store_rc store_event_get(struct store *st, int64_t pos, store_event_fn fn, 
 
 enum store_rc store_event_last_pos(struct store *st, int64_t *out)
 {
-    return step_int(st, stmt(st, T_EVENT_LAST), out, "last position");
+    return store_step_int(st, stmt(st, T_EVENT_LAST), out, "last position");
 }
 
 enum store_rc store_event_pos(struct store *st, const char *event_id, int64_t *pos)
 {
     sqlite3_stmt *s = stmt(st, T_EVENT_POS);
     sqlite3_bind_text(s, 1, event_id, -1, SQLITE_STATIC);
-    return step_int(st, s, pos, "event position");
+    return store_step_int(st, s, pos, "event position");
 }
 
 enum store_rc store_event_set_sig(struct store *st, int64_t pos, const void *sig, size_t len)
@@ -538,7 +515,7 @@ enum store_rc store_event_set_sig(struct store *st, int64_t pos, const void *sig
 enum store_rc store_fts_flush(struct store *st)
 {
     int64_t max = 0;
-    enum store_rc rc = step_int(st, stmt(st, T_MSG_MAXPOS), &max, "fts position");
+    enum store_rc rc = store_step_int(st, stmt(st, T_MSG_MAXPOS), &max, "fts position");
     if (rc != STORE_OK || max <= st->fts_pos)
         return rc;
     sqlite3_stmt *s = stmt(st, T_FTS_FLUSH);
@@ -551,7 +528,7 @@ enum store_rc store_fts_flush(struct store *st)
 enum store_rc store_fts_init(struct store *st, char *err, size_t errlen)
 {
     /* Every commit flushes first, so everything committed is indexed. */
-    if (step_int(st, stmt(st, T_MSG_MAXPOS), &st->fts_pos, "fts position") != STORE_OK) {
+    if (store_step_int(st, stmt(st, T_MSG_MAXPOS), &st->fts_pos, "fts position") != STORE_OK) {
         snprintf(err, errlen, "%s", st->errmsg);
         return STORE_ERROR;
     }
@@ -661,7 +638,7 @@ enum store_rc store_room_unread(struct store *st, int64_t room, int64_t user_id,
     sqlite3_bind_int64(s, 1, room);
     sqlite3_bind_int64(s, 2, read_pos);
     sqlite3_bind_int64(s, 3, user_id);
-    return step_int(st, s, out, "unread count");
+    return store_step_int(st, s, out, "unread count");
 }
 
 static enum store_rc walk_messages(struct store *st, sqlite3_stmt *s, store_message_fn fn,
@@ -779,7 +756,7 @@ enum store_rc store_client_id_get(struct store *st, int64_t user_id, const char 
     sqlite3_stmt *s = stmt(st, T_CID_GET);
     sqlite3_bind_int64(s, 1, user_id);
     sqlite3_bind_text(s, 2, client_id, -1, SQLITE_STATIC);
-    return step_int(st, s, pos, "client id");
+    return store_step_int(st, s, pos, "client id");
 }
 
 enum store_rc store_client_id_put(struct store *st, int64_t user_id, const char *client_id,

@@ -34,6 +34,9 @@ int check_reply(const cJSON *reply);
 void print_json(const cJSON *reply);
 /* Calls an op (args consumed); on EXIT_OK *reply is the caller's to delete. */
 int call(struct kzc *c, const char *op, cJSON *args, cJSON **reply);
+/* Connects with the saved session, calls one op (args consumed), prints the reply with --json;
+ * on EXIT_OK *reply_out (if not NULL) is the caller's to delete. */
+int call_once(const char *op, cJSON *args, cJSON **reply_out);
 /* Connects and authenticates with the saved session. */
 int connect_authed(struct kzc **out, struct session *s);
 /* A string member of o (or of o.path1 when path2 is given); "" if absent. */

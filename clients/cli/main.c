@@ -272,6 +272,29 @@ int connect_authed(struct kzc **out, struct session *s)
     return EXIT_OK;
 }
 
+int call_once(const char *op, cJSON *args, cJSON **reply_out)
+{
+    struct kzc *c;
+    struct session s;
+    int rc = connect_authed(&c, &s);
+    if (rc != EXIT_OK) {
+        cJSON_Delete(args);
+        return rc;
+    }
+    cJSON *reply;
+    rc = call(c, op, args, &reply);
+    kzc_close(c);
+    if (rc != EXIT_OK)
+        return rc;
+    if (json_out)
+        print_json(reply);
+    if (reply_out)
+        *reply_out = reply;
+    else
+        cJSON_Delete(reply);
+    return EXIT_OK;
+}
+
 /* ---- reading secrets ---- */
 
 static int read_line(FILE *f, char *buf, size_t n)
@@ -607,19 +630,9 @@ static int cmd_admin_user(int argc, char **argv)
 
 static int cmd_org_list(bool depts)
 {
-    struct kzc *c;
-    struct session s;
-    int rc = connect_authed(&c, &s);
-    if (rc != EXIT_OK)
-        return rc;
-    cJSON *reply;
-    rc = call(c, depts ? "dept.list" : "group.list", NULL, &reply);
-    kzc_close(c);
-    if (rc != EXIT_OK)
-        return rc;
-    if (json_out) {
-        print_json(reply);
-    } else {
+    cJSON *reply = NULL;
+    int rc = call_once(depts ? "dept.list" : "group.list", NULL, &reply);
+    if (rc == EXIT_OK && !json_out) {
         const cJSON *d;
         cJSON_ArrayForEach(
             d, cJSON_GetObjectItemCaseSensitive(reply, depts ? "departments" : "groups"))
@@ -627,7 +640,7 @@ static int cmd_org_list(bool depts)
                    str(d, "name", NULL));
     }
     cJSON_Delete(reply);
-    return EXIT_OK;
+    return rc;
 }
 
 int main(int argc, char **argv)

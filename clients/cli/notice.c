@@ -64,30 +64,6 @@ static char *read_file(const char *path)
     return buf;
 }
 
-/* Calls op and prints --json output; *reply is the caller's on EXIT_OK (may be NULL). */
-static int notice_call(const char *op, cJSON *args, cJSON **reply_out)
-{
-    struct kzc *c;
-    struct session s;
-    int rc = connect_authed(&c, &s);
-    if (rc != EXIT_OK) {
-        cJSON_Delete(args);
-        return rc;
-    }
-    cJSON *reply;
-    rc = call(c, op, args, &reply);
-    kzc_close(c);
-    if (rc != EXIT_OK)
-        return rc;
-    if (json_out)
-        print_json(reply);
-    if (reply_out)
-        *reply_out = reply;
-    else
-        cJSON_Delete(reply);
-    return EXIT_OK;
-}
-
 static cJSON *id_args(long long id)
 {
     cJSON *args = cJSON_CreateObject();
@@ -176,7 +152,7 @@ static int cmd_post(int argc, char **argv)
         cJSON_AddNumberToObject(args, "expires_at", (double)(now + expires_in * 60000));
     }
     cJSON *reply = NULL;
-    int rc = notice_call("notice.post", args, &reply);
+    int rc = call_once("notice.post", args, &reply);
     if (rc == EXIT_OK && !json_out)
         printf("posted notice #%lld to %lld recipients (%s)\n",
                num(cJSON_GetObjectItemCaseSensitive(reply, "notice"), "id"),
@@ -211,7 +187,7 @@ static int cmd_list(int argc, char **argv)
         return usage_error("notice list [--posted]");
     }
     cJSON *reply = NULL;
-    int rc = notice_call("notice.list", args, &reply);
+    int rc = call_once("notice.list", args, &reply);
     if (rc == EXIT_OK && !json_out) {
         const cJSON *n;
         cJSON_ArrayForEach(n, cJSON_GetObjectItemCaseSensitive(reply, "notices")) print_summary(n);
@@ -255,7 +231,7 @@ static int cmd_show(int argc, char **argv)
     if (rc != EXIT_OK)
         return rc;
     cJSON *reply = NULL;
-    rc = notice_call("notice.show", id_args(id), &reply);
+    rc = call_once("notice.show", id_args(id), &reply);
     if (rc == EXIT_OK && !json_out)
         print_notice(cJSON_GetObjectItemCaseSensitive(reply, "notice"));
     cJSON_Delete(reply);
@@ -271,7 +247,7 @@ static int cmd_simple(int argc, char **argv, const char *op, const char *done)
     if (rc != EXIT_OK)
         return rc;
     cJSON *reply = NULL;
-    rc = notice_call(op, id_args(id), &reply);
+    rc = call_once(op, id_args(id), &reply);
     if (rc == EXIT_OK && !json_out) {
         if (strcmp(op, "notice.remind") == 0)
             printf("reminded %lld people who have not yet %s\n", num(reply, "reminded"),
@@ -300,7 +276,7 @@ static int cmd_respond(int argc, char **argv)
     if (comment)
         cJSON_AddStringToObject(args, "comment", comment);
     cJSON *reply = NULL;
-    int rc = notice_call("notice.respond", args, &reply);
+    int rc = call_once("notice.respond", args, &reply);
     if (rc == EXIT_OK && !json_out)
         printf("responded to #%lld: %s\n", id, str(reply, "text", NULL));
     cJSON_Delete(reply);
@@ -335,7 +311,7 @@ static int cmd_edit(int argc, char **argv)
         }
     }
     cJSON *reply = NULL;
-    int rc = notice_call("notice.edit", args, &reply);
+    int rc = call_once("notice.edit", args, &reply);
     if (rc == EXIT_OK && !json_out)
         printf("notice #%lld is now revision %lld\n", id, num(reply, "revision"));
     cJSON_Delete(reply);
@@ -391,7 +367,7 @@ static int cmd_report(int argc, char **argv)
     if (csv)
         json_out = false; /* the CSV itself is the output */
     cJSON *reply = NULL;
-    int rc = notice_call("notice.report", args, &reply);
+    int rc = call_once("notice.report", args, &reply);
     json_out = was_json;
     if (rc != EXIT_OK)
         return rc;

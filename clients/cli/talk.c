@@ -44,30 +44,6 @@ static bool parse_pos(const char *s, long long *out)
     return true;
 }
 
-/* Runs one op on an authenticated connection and prints its JSON when --json is set. */
-static int simple_call(const char *op, cJSON *args, cJSON **reply_out)
-{
-    struct kzc *c;
-    struct session s;
-    int rc = connect_authed(&c, &s);
-    if (rc != EXIT_OK) {
-        cJSON_Delete(args);
-        return rc;
-    }
-    cJSON *reply;
-    rc = call(c, op, args, &reply);
-    kzc_close(c);
-    if (rc != EXIT_OK)
-        return rc;
-    if (json_out)
-        print_json(reply);
-    if (reply_out)
-        *reply_out = reply;
-    else
-        cJSON_Delete(reply);
-    return EXIT_OK;
-}
-
 /* Finds a room by id, id prefix (4+ characters), exact name, or @login for a one-to-one room,
  * among the caller's rooms. */
 static int resolve_room(struct kzc *c, const char *want, char room_id[ROOM_ID_MAX], char *name,
@@ -234,7 +210,7 @@ static void print_event(const cJSON *ev, const char *label)
 static int cmd_rooms(void)
 {
     cJSON *reply;
-    int rc = simple_call("room.list", NULL, &reply);
+    int rc = call_once("room.list", NULL, &reply);
     if (rc != EXIT_OK || json_out) {
         cJSON_Delete(reply);
         return rc;
@@ -294,7 +270,7 @@ static int cmd_room(int argc, char **argv)
             cJSON_AddStringToObject(args, "topic", topic);
         if (members)
             cJSON_AddItemToObject(args, "members", split_logins(members));
-        rc = simple_call("room.create", args, &reply);
+        rc = call_once("room.create", args, &reply);
         if (rc == EXIT_OK && !json_out)
             printf("created room %s (%s)\n", str(reply, "room", "name"),
                    str(reply, "room", "room"));
@@ -356,7 +332,7 @@ static int cmd_dm(int argc, char **argv)
     cJSON *args = cJSON_CreateObject();
     cJSON_AddStringToObject(args, "user", argv[1]);
     cJSON *reply = NULL;
-    int rc = simple_call("room.direct", args, &reply);
+    int rc = call_once("room.direct", args, &reply);
     if (rc == EXIT_OK && !json_out)
         printf("one-to-one room with %s: @%s (%s)\n", str(reply, "room", "name"),
                str(reply, "room", "with"), str(reply, "room", "room"));
@@ -562,7 +538,7 @@ static int cmd_search(int argc, char **argv)
     }
     cJSON_AddStringToObject(args, "query", query);
     cJSON *reply = NULL;
-    int rc = room ? room_call(room, "search", args, &reply) : simple_call("search", args, &reply);
+    int rc = room ? room_call(room, "search", args, &reply) : call_once("search", args, &reply);
     if (rc == EXIT_OK && !json_out) {
         const cJSON *r;
         cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(reply, "results"))
