@@ -113,9 +113,11 @@ static void login_then(struct srv_pw_job *pj)
 
     if (!pj->verified) {
         KZ_WARN("login_failed", "login=%s addr=%s", kz_login_valid(login) ? login : "-", c->peer);
+        srv_throttle_failed(s, login, c->peer);
         e = srv_fail(c, KZ_UNAUTHORIZED, wrong_credentials);
         goto out;
     }
+    srv_throttle_succeeded(s, login);
     /* The account may have changed while the hash ran. */
     if (store_user_get_by_login(st, login, &u) != STORE_OK || u.disabled) {
         KZ_WARN("login_refused", "login=%s addr=%s reason=disabled", login, c->peer);
@@ -151,6 +153,15 @@ enum kz_err op_login(struct srv_call *c)
 {
     const char *login = srv_arg_str(c, "login");
     const char *password = srv_arg_str(c, "password");
+    /* Refused before any hashing: a guessing storm costs a lookup, not argon2id. */
+    int64_t wait = srv_throttle_wait(c->srv, login, c->peer);
+    if (wait > 0) {
+        KZ_WARN("login_throttled", "login=%s addr=%s wait_s=%lld",
+                kz_login_valid(login) ? login : "-", c->peer, (long long)wait);
+        c->retry_after_s = wait;
+        return srv_fail(c, KZ_RATE_LIMITED, "too many failed logins: retry in %lld s",
+                        (long long)wait);
+    }
     struct store_user u;
     enum store_rc rc = kz_login_valid(login) ? store_user_get_by_login(srv_store(c->srv), login, &u)
                                              : STORE_NOT_FOUND;
@@ -271,4 +282,67 @@ enum kz_err op_passwd(struct srv_call *c)
         snprintf(pj->new_password, sizeof pj->new_password, "%s", np);
     }
     return pw_job_or_fail(c, pj);
+}
+
+/* ---- sessions and devices ---- */
+
+struct sessions_ctx {
+    cJSON *arr;
+    int64_t current;
+};
+
+static int session_row(void *arg, const struct store_session *ses)
+{
+    struct sessions_ctx *sc = arg;
+    cJSON *o = session_json(ses);
+    cJSON_AddStringToObject(o, "address", ses->address);
+    cJSON_AddBoolToObject(o, "current", ses->id == sc->current);
+    cJSON_AddItemToArray(sc->arr, o);
+    return 0;
+}
+
+/* One's own sessions, or (admins) anyone's: what a lost phone's session looks like. */
+enum kz_err op_session_list(struct srv_call *c)
+{
+    struct store *st = srv_store(c->srv);
+    const char *login = srv_arg_str(c, "login");
+    struct store_user u = c->auth.user;
+    if (login && strcmp(login, c->auth.user.login) != 0) {
+        if (strcmp(c->auth.user.role, "admin") != 0)
+            return srv_fail(c, KZ_FORBIDDEN, "only an admin may list another user's sessions");
+        if (!kz_login_valid(login) || store_user_get_by_login(st, login, &u) != STORE_OK)
+            return srv_fail(c, KZ_NOT_FOUND, "no user with login id '%s'",
+                            kz_login_valid(login) ? login : "?");
+    }
+    c->result = cJSON_CreateObject();
+    cJSON_AddStringToObject(c->result, "login", u.login);
+    struct sessions_ctx sc = {cJSON_AddArrayToObject(c->result, "sessions"), c->auth.session_id};
+    if (store_session_each(st, u.id, session_row, &sc) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "session list failed");
+    return KZ_OK;
+}
+
+/* Ends one session (a lost phone): its token stops working and its live connections close at
+ * once. Users revoke their own; admins anyone's. */
+enum kz_err op_session_revoke(struct srv_call *c)
+{
+    struct store *st = srv_store(c->srv);
+    struct store_session ses;
+    int64_t id = srv_arg_int(c, "session", 0);
+    bool admin = strcmp(c->auth.user.role, "admin") == 0;
+    if (store_session_get(st, id, &ses) != STORE_OK || (ses.user_id != c->auth.user.id && !admin))
+        return srv_fail(c, KZ_NOT_FOUND, "no live session %lld", (long long)id);
+    if (store_session_end(st, id, kz_now_ms()) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "cannot end the session");
+    const struct srv_transport *tx = srv_tx(c->srv);
+    struct srv_close which = {.user_id = ses.user_id,
+                              .session_id = id,
+                              .except_conn = c->conn_id,
+                              .reason = "session revoked"};
+    tx->close_conns(tx->ctx, &which);
+    if (id == c->auth.session_id && !c->is_http)
+        tx->bind(tx->ctx, c->conn_id, 0, 0);
+    KZ_INFO("session_revoked", "by=%s session=%lld user_id=%lld", c->auth.user.login, (long long)id,
+            (long long)ses.user_id);
+    return KZ_OK;
 }

@@ -88,6 +88,7 @@ void srv_free(struct srv *s)
     free(s->pending);
     free(s->pushes);
     srv_reads_free(s);
+    srv_throttle_free();
     sodium_memzero(s->sk, sizeof s->sk);
     free(s);
 }
@@ -210,6 +211,17 @@ static const struct srv_op ops[] = {
                 {"department", F_STRING, false, STORE_NAME_MAX, 0},
                 {"groups", F_STRINGS, false, 100, 0}},
      .fn = op_user_update},
+    {.name = "session.list",
+     .access = OP_USER,
+     .allowed_before_pwchange = true,
+     .fields = {OPT("login", STORE_LOGIN_MAX)},
+     .fn = op_session_list},
+    {.name = "session.revoke",
+     .access = OP_USER,
+     .writes = true,
+     .allowed_before_pwchange = true,
+     .fields = {{"session", F_INT, true, KZ_POS_MAX, 1}},
+     .fn = op_session_revoke},
     {.name = "dept.list", .access = OP_USER, .fn = op_dept_list},
     {.name = "group.list", .access = OP_USER, .fn = op_group_list},
     /* rooms */
@@ -367,6 +379,17 @@ const struct srv_op *srv_op_find(const char *name)
 /* ---- replies ---- */
 
 /* HTTP replies carry no id: the request had none. */
+static cJSON *error_json(cJSON *id, bool is_http, enum kz_err e, const char *msg);
+static cJSON *error_json_retry(cJSON *id, bool is_http, enum kz_err e, const char *msg,
+                               int64_t retry_after_s)
+{
+    cJSON *o = error_json(id, is_http, e, msg);
+    if (retry_after_s > 0)
+        cJSON_AddNumberToObject(cJSON_GetObjectItemCaseSensitive(o, "error"), "retry_after_s",
+                                (double)retry_after_s);
+    return o;
+}
+
 static cJSON *error_json(cJSON *id, bool is_http, enum kz_err e, const char *msg)
 {
     cJSON *o = cJSON_CreateObject();
@@ -513,7 +536,7 @@ void srv_call_finish(struct srv_call *c, enum kz_err e)
     } else {
         if (e == KZ_INTERNAL)
             KZ_ERROR("op_failed", "op=%s error=\"%s\"", c->op ? c->op->name : "-", c->errmsg);
-        o = error_json(c->id, c->is_http, e, c->errmsg);
+        o = error_json_retry(c->id, c->is_http, e, c->errmsg, c->retry_after_s);
     }
     struct kz_frame *f = kz_frame_from_json(o, kz_err_http_status(e));
     cJSON_Delete(o);

@@ -54,6 +54,10 @@ struct kz_config {
     long long argon2_memlimit_kib;
     long long password_min_length;
     long long session_touch_interval_s;
+    long long login_fail_max;             /* failed logins per account within the window ... */
+    long long login_fail_max_per_address; /* ... and per client address ... */
+    long long login_fail_window_s;
+    long long login_lockout_s; /* ... before logins are refused for this long */
     long long shutdown_grace_ms;
     char server_id[64]; /* this server's name in event logs; "" derives one from its key */
     long long sync_page_max;
@@ -156,6 +160,7 @@ struct srv_call {
     bool authed;
     cJSON *result; /* fields of a successful reply (owned) */
     char errmsg[192];
+    int64_t retry_after_s;            /* with rate_limited: how long to wait, in the error object */
     bool deferred;                    /* the op finishes later, from a worker's done() */
     bool in_op;                       /* a store savepoint is open for this call */
     bool in_tx;                       /* writing in the open transaction without a savepoint */
@@ -326,6 +331,15 @@ enum kz_err op_user_list(struct srv_call *c);
 enum kz_err op_user_disable(struct srv_call *c);
 enum kz_err op_user_enable(struct srv_call *c);
 enum kz_err op_user_reset_password(struct srv_call *c);
+enum kz_err op_session_list(struct srv_call *c);
+enum kz_err op_session_revoke(struct srv_call *c);
+
+/* Login throttling (throttle.c): failed logins per account and per address. */
+/* Seconds to wait before this login id or address may try again (0: go ahead). */
+int64_t srv_throttle_wait(struct srv *s, const char *login, const char *address);
+void srv_throttle_failed(struct srv *s, const char *login, const char *address);
+void srv_throttle_succeeded(struct srv *s, const char *login);
+void srv_throttle_free(void);
 /* ops_rooms.c */
 enum kz_err op_room_create(struct srv_call *c);
 enum kz_err op_room_direct(struct srv_call *c);

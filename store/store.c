@@ -209,6 +209,7 @@ enum stmt_id {
     S_SESSION_TOUCH,
     S_SESSION_END,
     S_SESSION_END_USER,
+    S_SESSION_EACH,
     S_COUNT
 };
 _Static_assert(S_COUNT <= STORE_CORE_STMTS, "raise STORE_CORE_STMTS");
@@ -238,6 +239,8 @@ static const char *const stmt_sql[S_COUNT] = {
                       " FROM sessions WHERE id = ? AND ended_at IS NULL",
     [S_SESSION_TOUCH] = "UPDATE sessions SET last_seen = ? WHERE id = ? AND ended_at IS NULL",
     [S_SESSION_END] = "UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL",
+    [S_SESSION_EACH] = "SELECT id, user_id, device, address, created_at, last_seen FROM sessions"
+                       " WHERE user_id = ? AND ended_at IS NULL ORDER BY last_seen DESC",
     [S_SESSION_END_USER] =
         "UPDATE sessions SET ended_at = ? WHERE user_id = ? AND id != ? AND ended_at IS NULL",
 };
@@ -688,6 +691,30 @@ enum store_rc store_session_get(struct store *st, int64_t id, struct store_sessi
     sqlite3_stmt *s = st->stmt[S_SESSION_GET];
     sqlite3_bind_int64(s, 1, id);
     return step_session(st, s, out);
+}
+
+enum store_rc store_session_each(struct store *st, int64_t user_id, store_session_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = st->stmt[S_SESSION_EACH];
+    sqlite3_bind_int64(s, 1, user_id);
+    int rc;
+    struct store_session ses;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        memset(&ses, 0, sizeof ses);
+        ses.id = sqlite3_column_int64(s, 0);
+        ses.user_id = sqlite3_column_int64(s, 1);
+        store_copy_text(ses.device, sizeof ses.device, s, 2);
+        store_copy_text(ses.address, sizeof ses.address, s, 3);
+        ses.created_at = sqlite3_column_int64(s, 4);
+        ses.last_seen = sqlite3_column_int64(s, 5);
+        if (fn(ctx, &ses) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "session list");
+    store_finish(s);
+    return r;
 }
 
 enum store_rc store_session_touch(struct store *st, int64_t id, int64_t now)

@@ -112,6 +112,9 @@ enum store_rc store_session_lookup(struct store *st, const uint8_t token_hash[ST
 /* A session by id, if it has not ended. */
 enum store_rc store_session_get(struct store *st, int64_t id, struct store_session *out);
 enum store_rc store_session_touch(struct store *st, int64_t id, int64_t now);
+typedef int (*store_session_fn)(void *ctx, const struct store_session *s);
+/* A user's live sessions, most recently seen first. */
+enum store_rc store_session_each(struct store *st, int64_t user_id, store_session_fn fn, void *ctx);
 enum store_rc store_session_end(struct store *st, int64_t id, int64_t now);
 /* Ends every live session of a user except `keep_id` (0 keeps none). */
 enum store_rc store_session_end_user(struct store *st, int64_t user_id, int64_t keep_id,

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -23,6 +24,8 @@ static const char usage[] =
     "                 [--groups \"a;b\"] [--password-stdin]\n"
     "  admin user update LOGIN [--name NAME] [--role ROLE] [--dept NAME] [--groups \"a;b\"]\n"
     "  admin dept list | admin group list\n"
+    "  admin sessions LOGIN | admin revoke SESSION_ID   (a lost phone: cut off at once)\n"
+    "  sessions | revoke SESSION_ID   your own devices\n"
     "  admin user list\n"
     "  admin user disable LOGIN\n"
     "  admin user enable LOGIN\n"
@@ -582,7 +585,7 @@ static int cmd_admin_user(int argc, char **argv)
         cJSON *arr = cJSON_AddArrayToObject(args, "groups");
         char buf[4096];
         snprintf(buf, sizeof buf, "%s", groups);
-        for (char *save, *tok = strtok_r(buf, ";", &save); tok; tok = strtok_r(NULL, ";", &save))
+        for (char *save, *tok = strtok_r(buf, ";,", &save); tok; tok = strtok_r(NULL, ";,", &save))
             cJSON_AddItemToArray(arr, cJSON_CreateString(tok));
     }
     if (pw_stdin) {
@@ -626,6 +629,48 @@ static int cmd_admin_user(int argc, char **argv)
     }
     cJSON_Delete(reply);
     return EXIT_OK;
+}
+
+/* `sessions [LOGIN]` and `revoke ID`: one's own devices, or (admin) anyone's. */
+static int cmd_sessions(const char *login)
+{
+    cJSON *args = cJSON_CreateObject();
+    if (login)
+        cJSON_AddStringToObject(args, "login", login);
+    cJSON *reply = NULL;
+    int rc = call_once("session.list", args, &reply);
+    if (rc == EXIT_OK && !json_out) {
+        printf("sessions of %s:\n", str(reply, "login", NULL));
+        const cJSON *ses;
+        cJSON_ArrayForEach(ses, cJSON_GetObjectItemCaseSensitive(reply, "sessions"))
+        {
+            time_t t =
+                (time_t)(cJSON_GetObjectItemCaseSensitive(ses, "last_seen")->valuedouble / 1000);
+            char when[32];
+            strftime(when, sizeof when, "%Y-%m-%d %H:%M", localtime(&t));
+            printf("  %-6d last seen %s from %-22s %s%s\n",
+                   (int)cJSON_GetObjectItemCaseSensitive(ses, "id")->valuedouble, when,
+                   str(ses, "address", NULL), str(ses, "device", NULL),
+                   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ses, "current")) ? "  (this one)"
+                                                                                  : "");
+        }
+    }
+    cJSON_Delete(reply);
+    return rc;
+}
+
+static int cmd_revoke(const char *id)
+{
+    char *end;
+    long long n = strtoll(id, &end, 10);
+    if (*end || n <= 0)
+        return usage_error("revoke SESSION_ID (see kizuna sessions)");
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddNumberToObject(args, "session", (double)n);
+    int rc = call_once("session.revoke", args, NULL);
+    if (rc == EXIT_OK && !json_out)
+        printf("session %lld revoked: its device is logged out\n", n);
+    return rc;
 }
 
 static int cmd_org_list(bool depts)
@@ -684,6 +729,14 @@ int main(int argc, char **argv)
         rc = cmd_admin_user(n - 2, rest + 2);
     else if (strcmp(rest[0], "notice") == 0)
         rc = cmd_notice(n, rest);
+    else if (strcmp(rest[0], "sessions") == 0 && n == 1)
+        rc = cmd_sessions(NULL);
+    else if (strcmp(rest[0], "revoke") == 0 && n == 2)
+        rc = cmd_revoke(rest[1]);
+    else if (strcmp(rest[0], "admin") == 0 && n == 3 && strcmp(rest[1], "sessions") == 0)
+        rc = cmd_sessions(rest[2]);
+    else if (strcmp(rest[0], "admin") == 0 && n == 3 && strcmp(rest[1], "revoke") == 0)
+        rc = cmd_revoke(rest[2]);
     else if (strcmp(rest[0], "admin") == 0 && n == 3 && strcmp(rest[2], "list") == 0 &&
              (strcmp(rest[1], "dept") == 0 || strcmp(rest[1], "group") == 0))
         rc = cmd_org_list(rest[1][0] == 'd');

@@ -192,3 +192,29 @@ Test(cli, conversation_with_a_tail_that_survives_restarts)
         at = hit;
     }
 }
+
+Test(cli, an_admin_revokes_a_lost_phone)
+{
+    char out[8192];
+    cr_assert_eq(K(cfgdir_admin, TEST_ADMIN_PASSWORD, NULL, "login", "admin"), 0);
+    cr_assert_eq(K(cfgdir_admin, NULL, "lost-phone-pass-1\n", "admin", "user", "add", "lost",
+                   "--dept", "建設課", "--groups", "消防団,巡回班", "--password-stdin"),
+                 0, "%s", out);
+    cr_assert(strstr(out, "lost"), "%s", out);
+    cr_assert_eq(K(cfgdir_user, "lost-phone-pass-1", NULL, "login", "lost", "--device", "phone"),
+                 0);
+    cr_assert_eq(K(cfgdir_user, NULL, NULL, "sessions"), 0, "%s", out);
+    cr_assert(strstr(out, "phone") && strstr(out, "(this one)"), "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "--json", "admin", "sessions", "lost"), 0, "%s", out);
+    cJSON *r = cJSON_Parse(out);
+    cJSON *ses = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "sessions"), 0);
+    char id[32];
+    snprintf(id, sizeof id, "%d", (int)cJSON_GetObjectItem(ses, "id")->valuedouble);
+    cJSON_Delete(r);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "revoke", id), 0, "%s", out);
+    cr_assert_eq(K(cfgdir_user, NULL, NULL, "whoami"), 1, "the phone's token is dead");
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "--json", "admin", "user", "list"), 0);
+    cr_assert(strstr(out, "\"groups\":[\"巡回班\",\"消防団\"]") ||
+                  strstr(out, "\"groups\":[\"消防団\",\"巡回班\"]"),
+              "both separators split groups: %s", out);
+}

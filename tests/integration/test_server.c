@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "harness.h"
 
@@ -388,4 +389,94 @@ Test(server, init_is_idempotent_and_serve_guards_its_directory)
                             "max_connections=-4", NULL};
     cr_assert_eq(run_capture(badcfg, NULL, NULL, out, sizeof out), 2,
                  "bad settings are usage errors");
+}
+
+Test(server, revoking_a_session_cuts_off_that_device_at_once)
+{
+    add_user("kimura", "kimura-password-1", "staff");
+    struct ws phone, pc, other;
+    char phone_token[64];
+    cr_assert(ws_open(&phone, d.port));
+    cr_assert(ws_login(&phone, "kimura", "kimura-password-1", phone_token));
+    cr_assert(ws_open(&pc, d.port));
+    cr_assert(ws_login(&pc, "kimura", "kimura-password-1", NULL));
+    cJSON *r = ws_call(&pc, "{\"id\":1,\"op\":\"session.list\"}");
+    cJSON *sessions = cJSON_GetObjectItem(r, "sessions");
+    cr_assert_eq(cJSON_GetArraySize(sessions), 2);
+    long long phone_id = 0;
+    cJSON *ses;
+    cJSON_ArrayForEach(ses, sessions) if (!cJSON_IsTrue(cJSON_GetObjectItem(ses, "current")))
+        phone_id = (long long)cJSON_GetObjectItem(ses, "id")->valuedouble;
+    cJSON_Delete(r);
+    cr_assert_gt(phone_id, 0);
+
+    /* Someone else can neither see nor revoke it. */
+    add_user("other", "other-password-1", "staff");
+    cr_assert(ws_open(&other, d.port));
+    cr_assert(ws_login(&other, "other", "other-password-1", NULL));
+    r = ws_call(&other, "{\"id\":2,\"op\":\"session.list\",\"login\":\"kimura\"}");
+    cr_assert_str_eq(reply_code(r), "forbidden");
+    cJSON_Delete(r);
+    char req[128];
+    snprintf(req, sizeof req, "{\"id\":3,\"op\":\"session.revoke\",\"session\":%lld}", phone_id);
+    r = ws_call(&other, req);
+    cr_assert_str_eq(reply_code(r), "not_found");
+    cJSON_Delete(r);
+
+    /* The admin revokes the lost phone while it is connected. */
+    struct ws a;
+    ws_admin(&a);
+    r = ws_call(&a, "{\"id\":4,\"op\":\"session.list\",\"login\":\"kimura\"}");
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "sessions")), 2);
+    cJSON_Delete(r);
+    r = ws_call(&a, req);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    cr_assert_eq(ws_wait_close(&phone, 5000), 1008, "the phone is cut off at once");
+    cr_assert_str_eq(phone.close_reason, "session revoked");
+    struct ws again;
+    cr_assert(ws_open(&again, d.port));
+    snprintf(req, sizeof req, "{\"id\":5,\"op\":\"auth\",\"token\":\"%s\"}", phone_token);
+    r = ws_call(&again, req);
+    cr_assert_str_eq(reply_code(r), "unauthorized", "its token is dead");
+    cJSON_Delete(r);
+    r = ws_call(&pc, "{\"id\":6,\"op\":\"whoami\"}");
+    cr_assert_str_eq(reply_code(r), "ok", "the other device keeps working");
+    cJSON_Delete(r);
+    ws_close_fd(&phone);
+    ws_close_fd(&pc);
+    ws_close_fd(&other);
+    ws_close_fd(&a);
+    ws_close_fd(&again);
+}
+
+Test(server, login_throttling_engages_and_releases)
+{
+    add_user("nakamura", "nakamura-pass-1", "staff");
+    struct ws w;
+    cr_assert(ws_open(&w, d.port));
+    for (int i = 0; i < 5; i++) {
+        cJSON *r = ws_call(
+            &w, "{\"id\":1,\"op\":\"login\",\"login\":\"nakamura\",\"password\":\"guess-guess\"}");
+        cr_assert_str_eq(reply_code(r), "unauthorized", "attempt %d", i);
+        cJSON_Delete(r);
+    }
+    /* Locked: even the right password is refused, with the time to wait. */
+    cJSON *r = ws_call(
+        &w, "{\"id\":2,\"op\":\"login\",\"login\":\"nakamura\",\"password\":\"nakamura-pass-1\"}");
+    cr_assert_str_eq(reply_code(r), "rate_limited");
+    cJSON *retry = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "error"), "retry_after_s");
+    cr_assert(cJSON_IsNumber(retry) && retry->valuedouble >= 1);
+    cJSON_Delete(r);
+    /* Another account is unaffected. */
+    cr_assert(ws_login(&w, "admin", TEST_ADMIN_PASSWORD, NULL));
+    /* The lockout (login_lockout_s = 1 in the test config) ends by itself. */
+    bool in = false;
+    for (int i = 0; i < 40 && !in; i++) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL); /* waiting out a lockout is the behaviour under test */
+        in = ws_login(&w, "nakamura", "nakamura-pass-1", NULL);
+    }
+    cr_assert(in, "released after the lockout");
+    ws_close_fd(&w);
 }

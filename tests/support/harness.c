@@ -166,7 +166,7 @@ void kzd_setup(struct kzd *d)
     fputs("{\"argon2_opslimit\":1,\"argon2_memlimit_kib\":8,\"log_level\":\"debug\","
           "\"max_frame_bytes\":65536,\"shutdown_grace_ms\":2000,"
           "\"max_queue_bytes\":65536,\"socket_sndbuf_bytes\":16384,"
-          "\"read_push_interval_ms\":50}\n",
+          "\"read_push_interval_ms\":50,\"login_lockout_s\":1}\n",
           f);
     fclose(f);
     const char *argv[] = {KIZUNAD_PATH, "init", "--data", d->dir, "--config", d->config, NULL};
