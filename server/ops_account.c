@@ -113,7 +113,10 @@ static void login_then(struct srv_pw_job *pj)
 
     if (!pj->verified) {
         KZ_WARN("login_failed", "login=%s addr=%s", kz_login_valid(login) ? login : "-", c->peer);
-        srv_throttle_failed(s, login, c->peer);
+        bool locked = srv_throttle_failed(s, login, c->peer);
+        srv_audit(c, "login.failed", kz_login_valid(login) ? login : "-", NULL);
+        if (locked)
+            srv_audit(c, "login.locked", kz_login_valid(login) ? login : "-", NULL);
         e = srv_fail(c, KZ_UNAUTHORIZED, wrong_credentials);
         goto out;
     }
@@ -145,6 +148,10 @@ static void login_then(struct srv_pw_job *pj)
     if (!c->is_http)
         srv_tx(s)->bind(srv_tx(s)->ctx, c->conn_id, ses.id, u.id);
     KZ_INFO("login", "login=%s session=%lld addr=%s", u.login, (long long)ses.id, c->peer);
+    cJSON *details = cJSON_CreateObject();
+    cJSON_AddNumberToObject(details, "session", (double)ses.id);
+    cJSON_AddStringToObject(details, "device", ses.device);
+    srv_audit(c, "login", u.login, details);
 out:
     srv_call_finish(c, e);
 }
@@ -264,6 +271,7 @@ static void passwd_then(struct srv_pw_job *pj)
                               .reason = "password changed"};
     tx->close_conns(tx->ctx, &which);
     KZ_INFO("passwd", "login=%s", c->auth.user.login);
+    srv_audit(c, "passwd", c->auth.user.login, NULL);
 out:
     srv_call_finish(c, e);
 }

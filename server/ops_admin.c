@@ -72,6 +72,10 @@ static void user_add_then(struct srv_pw_job *pj)
     if (u.must_change_password)
         cJSON_AddStringToObject(c->result, "password", pj->extra);
     KZ_INFO("user_added", "by=%s login=%s role=%s", c->auth.user.login, u.login, u.role);
+    cJSON *details = cJSON_CreateObject();
+    cJSON_AddStringToObject(details, "role", u.role);
+    cJSON_AddStringToObject(details, "department", u.department_name);
+    srv_audit(c, "user.add", u.login, details);
 out:
     srv_call_finish(c, e);
 }
@@ -160,6 +164,7 @@ static enum kz_err set_disabled(struct srv_call *c, bool disabled)
         close_all(c, u.id, "account disabled");
     KZ_INFO(disabled ? "user_disabled" : "user_enabled", "by=%s login=%s", c->auth.user.login,
             u.login);
+    srv_audit(c, disabled ? "user.disable" : "user.enable", u.login, NULL);
     c->result = cJSON_CreateObject();
     cJSON_AddItemToObject(c->result, "user", srv_user_json(&u));
     return KZ_OK;
@@ -200,6 +205,7 @@ static void reset_then(struct srv_pw_job *pj)
     u.must_change_password = true;
     close_all(c, u.id, "password reset");
     KZ_INFO("password_reset", "by=%s login=%s", c->auth.user.login, u.login);
+    srv_audit(c, "user.reset_password", u.login, NULL);
     c->result = cJSON_CreateObject();
     cJSON_AddItemToObject(c->result, "user", srv_user_json(&u));
     cJSON_AddStringToObject(c->result, "password", pj->extra);

@@ -121,6 +121,13 @@ enum kz_err op_user_update(struct srv_call *c)
     if (store_user_update(st, &u, kz_now_ms()) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot update the user");
     KZ_INFO("user_updated", "by=%s login=%s role=%s", c->auth.user.login, u.login, u.role);
+    cJSON *details = cJSON_CreateObject();
+    cJSON_AddStringToObject(details, "role", u.role);
+    cJSON_AddStringToObject(details, "name", u.name);
+    cJSON_AddStringToObject(details, "department", u.department_name);
+    if (srv_arg_list(c, "groups"))
+        cJSON_AddItemToObject(details, "groups", cJSON_Duplicate(srv_arg_list(c, "groups"), true));
+    srv_audit(c, "user.update", u.login, details);
     c->result = cJSON_CreateObject();
     cJSON *uj = srv_user_json(&u);
     cJSON_AddItemToObject(uj, "groups", srv_user_groups_json(c->srv, u.id));

@@ -332,12 +332,18 @@ enum kz_err op_user_disable(struct srv_call *c);
 enum kz_err op_user_enable(struct srv_call *c);
 enum kz_err op_user_reset_password(struct srv_call *c);
 enum kz_err op_session_list(struct srv_call *c);
+enum kz_err op_audit_list(struct srv_call *c);
+/* Appends an entry to the audit log within the open transaction (opening one if need be):
+ * actor is the caller (or, before login, the login id tried), details a JSON object
+ * (consumed, may be NULL). */
+void srv_audit(struct srv_call *c, const char *action, const char *target, cJSON *details);
 enum kz_err op_session_revoke(struct srv_call *c);
 
 /* Login throttling (throttle.c): failed logins per account and per address. */
 /* Seconds to wait before this login id or address may try again (0: go ahead). */
 int64_t srv_throttle_wait(struct srv *s, const char *login, const char *address);
-void srv_throttle_failed(struct srv *s, const char *login, const char *address);
+/* Counts a failure; true if it just locked the account or the address. */
+bool srv_throttle_failed(struct srv *s, const char *login, const char *address);
 void srv_throttle_succeeded(struct srv *s, const char *login);
 void srv_throttle_free(void);
 /* ops_rooms.c */

@@ -55,7 +55,7 @@ int64_t srv_throttle_wait(struct srv *s, const char *login, const char *address)
     return a > b ? a : b;
 }
 
-static void count(uint64_t key, long long max, const struct kz_config *cfg, int64_t now)
+static bool count(uint64_t key, long long max, const struct kz_config *cfg, int64_t now)
 {
     if (fails.used >= MAX_KEYS)
         forget_all();
@@ -63,22 +63,26 @@ static void count(uint64_t key, long long max, const struct kz_config *cfg, int6
     if (!f) {
         if (!(f = calloc(1, sizeof *f)) || idmap_put(&fails, key, f) != 0) {
             free(f);
-            return;
+            return false;
         }
     }
     if (now - f->first_ms > cfg->login_fail_window_s * 1000) {
         f->count = 0;
         f->first_ms = now;
     }
-    if (++f->count >= max)
-        f->locked_until = now + cfg->login_lockout_s * 1000;
+    if (++f->count < max)
+        return false;
+    bool newly = f->locked_until <= now;
+    f->locked_until = now + cfg->login_lockout_s * 1000;
+    return newly;
 }
 
-void srv_throttle_failed(struct srv *s, const char *login, const char *address)
+bool srv_throttle_failed(struct srv *s, const char *login, const char *address)
 {
     int64_t now = kz_now_ms();
-    count(key_of("login", login), s->cfg->login_fail_max, s->cfg, now);
-    count(key_of("addr", address), s->cfg->login_fail_max_per_address, s->cfg, now);
+    bool a = count(key_of("login", login), s->cfg->login_fail_max, s->cfg, now);
+    bool b = count(key_of("addr", address), s->cfg->login_fail_max_per_address, s->cfg, now);
+    return a || b;
 }
 
 void srv_throttle_succeeded(struct srv *s, const char *login)

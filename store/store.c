@@ -191,6 +191,21 @@ static const char *const migrations[] = {
     "  WHERE acked_at IS NULL;"
     "CREATE INDEX notice_not_responded ON notice_recipients(notice, department, user_id)"
     "  WHERE responded_at IS NULL;",
+
+    /* 4: the audit log: every admin action and security event, append-only (no op updates or
+     * deletes a row). */
+    "CREATE TABLE audit ("
+    "  id INTEGER PRIMARY KEY,"
+    "  at INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  address TEXT NOT NULL,"
+    "  action TEXT NOT NULL,"
+    "  target TEXT NOT NULL,"
+    "  details TEXT NOT NULL"
+    ");"
+    "CREATE INDEX audit_action ON audit(action, id);"
+    "CREATE INDEX audit_actor ON audit(actor, id);"
+    "CREATE INDEX audit_target ON audit(target, id);",
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -210,6 +225,8 @@ enum stmt_id {
     S_SESSION_END,
     S_SESSION_END_USER,
     S_SESSION_EACH,
+    S_AUDIT_ADD,
+    S_AUDIT_EACH,
     S_COUNT
 };
 _Static_assert(S_COUNT <= STORE_CORE_STMTS, "raise STORE_CORE_STMTS");
@@ -241,6 +258,12 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_SESSION_END] = "UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL",
     [S_SESSION_EACH] = "SELECT id, user_id, device, address, created_at, last_seen FROM sessions"
                        " WHERE user_id = ? AND ended_at IS NULL ORDER BY last_seen DESC",
+    [S_AUDIT_ADD] = "INSERT INTO audit (at, actor, address, action, target, details)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+    [S_AUDIT_EACH] = "SELECT id, at, actor, address, action, target, details FROM audit"
+                     " WHERE (?1 IS NULL OR action = ?1) AND (?2 IS NULL OR actor = ?2)"
+                     " AND (?3 IS NULL OR target = ?3) AND at >= ?4 AND id < ?5"
+                     " ORDER BY id DESC LIMIT ?6",
     [S_SESSION_END_USER] =
         "UPDATE sessions SET ended_at = ? WHERE user_id = ? AND id != ? AND ended_at IS NULL",
 };
@@ -741,4 +764,51 @@ enum store_rc store_session_end_user(struct store *st, int64_t user_id, int64_t 
     sqlite3_bind_int64(s, 2, user_id);
     sqlite3_bind_int64(s, 3, keep_id);
     return store_step_done(st, s, "session end all");
+}
+
+enum store_rc store_audit_add(struct store *st, const struct store_audit *a)
+{
+    sqlite3_stmt *s = st->stmt[S_AUDIT_ADD];
+    sqlite3_bind_int64(s, 1, a->at);
+    sqlite3_bind_text(s, 2, a->actor, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, a->address, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, a->action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, a->target, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, a->details, -1, SQLITE_STATIC);
+    return store_step_done(st, s, "audit");
+}
+
+enum store_rc store_audit_each(struct store *st, const char *action, const char *actor,
+                               const char *target, int64_t since, int64_t before, int limit,
+                               store_audit_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = st->stmt[S_AUDIT_EACH];
+    if (action)
+        sqlite3_bind_text(s, 1, action, -1, SQLITE_STATIC);
+    if (actor)
+        sqlite3_bind_text(s, 2, actor, -1, SQLITE_STATIC);
+    if (target)
+        sqlite3_bind_text(s, 3, target, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, since);
+    sqlite3_bind_int64(s, 5, before > 0 ? before : INT64_MAX);
+    sqlite3_bind_int(s, 6, limit);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_audit a = {
+            .id = sqlite3_column_int64(s, 0),
+            .at = sqlite3_column_int64(s, 1),
+            .actor = (const char *)sqlite3_column_text(s, 2),
+            .address = (const char *)sqlite3_column_text(s, 3),
+            .action = (const char *)sqlite3_column_text(s, 4),
+            .target = (const char *)sqlite3_column_text(s, 5),
+            .details = (const char *)sqlite3_column_text(s, 6),
+        };
+        if (fn(ctx, &a) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "audit list");
+    store_finish(s);
+    return r;
 }

@@ -120,6 +120,20 @@ enum store_rc store_session_end(struct store *st, int64_t id, int64_t now);
 enum store_rc store_session_end_user(struct store *st, int64_t user_id, int64_t keep_id,
                                      int64_t now);
 
+/* ---- the audit log (append-only) ---- */
+
+struct store_audit {
+    int64_t id, at;
+    const char *actor, *address, *action, *target;
+    const char *details; /* a JSON object */
+};
+enum store_rc store_audit_add(struct store *st, const struct store_audit *a);
+typedef int (*store_audit_fn)(void *ctx, const struct store_audit *a);
+/* Newest first; NULL filters match anything; before 0 means no upper bound on the id. */
+enum store_rc store_audit_each(struct store *st, const char *action, const char *actor,
+                               const char *target, int64_t since, int64_t before, int limit,
+                               store_audit_fn fn, void *ctx);
+
 /* ---- talk rooms (store_talk.c) ---- */
 
 #define STORE_ROOM_ID_MAX 47 /* base64url of a 32-byte hash is 43 */

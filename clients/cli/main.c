@@ -26,6 +26,7 @@ static const char usage[] =
     "  admin dept list | admin group list\n"
     "  admin sessions LOGIN | admin revoke SESSION_ID   (a lost phone: cut off at once)\n"
     "  sessions | revoke SESSION_ID   your own devices\n"
+    "  admin audit [--action A] [--actor L] [--target T] [--limit N]   (--json: JSON Lines)\n"
     "  admin user list\n"
     "  admin user disable LOGIN\n"
     "  admin user enable LOGIN\n"
@@ -673,6 +674,51 @@ static int cmd_revoke(const char *id)
     return rc;
 }
 
+/* `admin audit [--action A] [--actor L] [--target T] [--limit N]`; --json prints the entries
+ * as JSON Lines (one per line), ready for export. */
+static int cmd_audit(int argc, char **argv)
+{
+    cJSON *args = cJSON_CreateObject();
+    for (int i = 0; i < argc; i += 2) {
+        if (i + 1 >= argc || strncmp(argv[i], "--", 2) != 0 ||
+            (strcmp(argv[i], "--action") && strcmp(argv[i], "--actor") &&
+             strcmp(argv[i], "--target") && strcmp(argv[i], "--limit"))) {
+            cJSON_Delete(args);
+            return usage_error("admin audit [--action A] [--actor L] [--target T] [--limit N]");
+        }
+        if (strcmp(argv[i], "--limit") == 0)
+            cJSON_AddNumberToObject(args, "limit", atof(argv[i + 1]));
+        else
+            cJSON_AddStringToObject(args, argv[i] + 2, argv[i + 1]);
+    }
+    bool jsonl = json_out;
+    json_out = false; /* printed below, one entry per line */
+    cJSON *reply = NULL;
+    int rc = call_once("audit.list", args, &reply);
+    json_out = jsonl;
+    if (rc != EXIT_OK)
+        return rc;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(reply, "entries"))
+    {
+        if (jsonl) {
+            char *t = cJSON_PrintUnformatted(e);
+            puts(t);
+            cJSON_free(t);
+            continue;
+        }
+        time_t t = (time_t)(cJSON_GetObjectItemCaseSensitive(e, "at")->valuedouble / 1000);
+        char when[32];
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&t));
+        char *details = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(e, "details"));
+        printf("%s  %-12s %-20s %-14s %s %s\n", when, str(e, "actor", NULL), str(e, "action", NULL),
+               str(e, "target", NULL), str(e, "address", NULL), details ? details : "");
+        cJSON_free(details);
+    }
+    cJSON_Delete(reply);
+    return EXIT_OK;
+}
+
 static int cmd_org_list(bool depts)
 {
     cJSON *reply = NULL;
@@ -729,6 +775,8 @@ int main(int argc, char **argv)
         rc = cmd_admin_user(n - 2, rest + 2);
     else if (strcmp(rest[0], "notice") == 0)
         rc = cmd_notice(n, rest);
+    else if (strcmp(rest[0], "admin") == 0 && n >= 2 && strcmp(rest[1], "audit") == 0)
+        rc = cmd_audit(n - 2, rest + 2);
     else if (strcmp(rest[0], "sessions") == 0 && n == 1)
         rc = cmd_sessions(NULL);
     else if (strcmp(rest[0], "revoke") == 0 && n == 2)

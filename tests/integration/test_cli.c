@@ -218,3 +218,25 @@ Test(cli, an_admin_revokes_a_lost_phone)
                   strstr(out, "\"groups\":[\"消防団\",\"巡回班\"]"),
               "both separators split groups: %s", out);
 }
+
+Test(cli, the_audit_log_exports_as_json_lines)
+{
+    char out[16384];
+    cr_assert_eq(K(cfgdir_admin, TEST_ADMIN_PASSWORD, NULL, "login", "admin"), 0);
+    cr_assert_eq(
+        K(cfgdir_admin, NULL, "audit-pass-12\n", "admin", "user", "add", "aud", "--password-stdin"),
+        0);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "user", "disable", "aud"), 0);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "--json", "admin", "audit", "--target", "aud"), 0,
+                 "%s", out);
+    int lines = 0;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *e = cJSON_Parse(line);
+        cr_assert_not_null(e, "each line is one JSON object: %s", line);
+        cJSON_Delete(e);
+        lines++;
+    }
+    cr_assert_eq(lines, 2, "user.add and user.disable");
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "audit", "--action", "user.disable"), 0);
+    cr_assert(strstr(out, "user.disable") && strstr(out, "aud"), "%s", out);
+}

@@ -480,3 +480,63 @@ Test(server, login_throttling_engages_and_releases)
     cr_assert(in, "released after the lockout");
     ws_close_fd(&w);
 }
+
+static bool audit_has(struct ws *a, const char *action, const char *target)
+{
+    char req[256];
+    snprintf(req, sizeof req,
+             "{\"id\":50,\"op\":\"audit.list\",\"action\":\"%s\",\"target\":\"%s\"}", action,
+             target);
+    cJSON *r = ws_call(a, req);
+    bool found = cJSON_GetArraySize(cJSON_GetObjectItem(r, "entries")) > 0;
+    if (found) {
+        cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "entries"), 0);
+        cr_assert(cJSON_IsString(cJSON_GetObjectItem(e, "address")));
+        cr_assert_gt(cJSON_GetObjectItem(e, "at")->valuedouble, 0);
+    }
+    cJSON_Delete(r);
+    return found;
+}
+
+Test(server, the_audit_log_records_admin_actions_and_security_events)
+{
+    add_user("audited", "audited-password-1", "staff");
+    struct ws a, u, x;
+    ws_admin(&a);
+    cr_assert(ws_open(&x, d.port));
+    for (int i = 0; i < 5; i++) {
+        cJSON *r = ws_call(
+            &x, "{\"id\":1,\"op\":\"login\",\"login\":\"audited\",\"password\":\"wrong-wrong\"}");
+        cJSON_Delete(r);
+    }
+    cJSON *r =
+        ws_call(&a, "{\"id\":2,\"op\":\"user.update\",\"login\":\"audited\",\"role\":\"hq\"}");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    r = ws_call(&a, "{\"id\":3,\"op\":\"user.disable\",\"login\":\"audited\"}");
+    cJSON_Delete(r);
+    cr_assert(audit_has(&a, "user.add", "audited"));
+    cr_assert(audit_has(&a, "login.failed", "audited"));
+    cr_assert(audit_has(&a, "login.locked", "audited"));
+    cr_assert(audit_has(&a, "user.update", "audited"), "role change");
+    cr_assert(audit_has(&a, "user.disable", "audited"));
+    cr_assert(audit_has(&a, "login", "admin"));
+    r = ws_call(&a, "{\"id\":4,\"op\":\"audit.list\",\"action\":\"user.update\"}");
+    cJSON *details =
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "entries"), 0), "details");
+    cr_assert_str_eq(cJSON_GetObjectItem(details, "role")->valuestring, "hq", "what changed");
+    cr_assert_str_eq(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "entries"), 0), "actor")
+            ->valuestring,
+        "admin");
+    cJSON_Delete(r);
+    add_user("plain", "plain-password-1", "staff");
+    cr_assert(ws_open(&u, d.port));
+    cr_assert(ws_login(&u, "plain", "plain-password-1", NULL));
+    r = ws_call(&u, "{\"id\":5,\"op\":\"audit.list\"}");
+    cr_assert_str_eq(reply_code(r), "forbidden");
+    cJSON_Delete(r);
+    ws_close_fd(&a);
+    ws_close_fd(&u);
+    ws_close_fd(&x);
+}
