@@ -37,6 +37,8 @@ int call(struct kzc *c, const char *op, cJSON *args, cJSON **reply);
 /* Connects with the saved session, calls one op (args consumed), prints the reply with --json;
  * on EXIT_OK *reply_out (if not NULL) is the caller's to delete. */
 int call_once(const char *op, cJSON *args, cJSON **reply_out);
+/* The same on a connection already open, which it closes. */
+int call_and_close(struct kzc *c, const char *op, cJSON *args, cJSON **reply_out);
 /* Connects and authenticates with the saved session. */
 int connect_authed(struct kzc **out, struct session *s);
 /* A string member of o (or of o.path1 when path2 is given); "" if absent. */

@@ -285,8 +285,13 @@ int call_once(const char *op, cJSON *args, cJSON **reply_out)
         cJSON_Delete(args);
         return rc;
     }
+    return call_and_close(c, op, args, reply_out);
+}
+
+int call_and_close(struct kzc *c, const char *op, cJSON *args, cJSON **reply_out)
+{
     cJSON *reply;
-    rc = call(c, op, args, &reply);
+    int rc = call(c, op, args, &reply);
     kzc_close(c);
     if (rc != EXIT_OK)
         return rc;

@@ -123,18 +123,7 @@ static int room_call(const char *want, const char *op, cJSON *args, cJSON **repl
     if (!args)
         args = cJSON_CreateObject();
     cJSON_AddStringToObject(args, "room", room_id);
-    cJSON *reply;
-    rc = call(c, op, args, &reply);
-    kzc_close(c);
-    if (rc != EXIT_OK)
-        return rc;
-    if (json_out)
-        print_json(reply);
-    if (reply_out)
-        *reply_out = reply;
-    else
-        cJSON_Delete(reply);
-    return EXIT_OK;
+    return call_and_close(c, op, args, reply_out);
 }
 
 /* ---- printing events ---- */
