@@ -332,6 +332,7 @@ enum kz_err op_user_disable(struct srv_call *c);
 enum kz_err op_user_enable(struct srv_call *c);
 enum kz_err op_user_reset_password(struct srv_call *c);
 enum kz_err op_session_list(struct srv_call *c);
+enum kz_err op_user_import(struct srv_call *c);
 enum kz_err op_audit_list(struct srv_call *c);
 /* Appends an entry to the audit log within the open transaction (opening one if need be):
  * actor is the caller (or, before login, the login id tried), details a JSON object

@@ -26,6 +26,9 @@ static const char usage[] =
     "  admin dept list | admin group list\n"
     "  admin sessions LOGIN | admin revoke SESSION_ID   (a lost phone: cut off at once)\n"
     "  sessions | revoke SESSION_ID   your own devices\n"
+    "  admin import FILE.csv [--dry-run] [--passwords-out FILE]   "
+    "(login,name,department,role,groups)\n"
+    "  admin export                   all users as the same CSV\n"
     "  admin audit [--action A] [--actor L] [--target T] [--limit N]   (--json: JSON Lines)\n"
     "  admin user list\n"
     "  admin user disable LOGIN\n"
@@ -724,6 +727,179 @@ static int cmd_audit(int argc, char **argv)
     return EXIT_OK;
 }
 
+/* `admin import FILE.csv [--dry-run] [--passwords-out FILE]` and `admin export`. */
+static char *file_base64(const char *path, size_t *raw_len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 65536, len = 0, n;
+    unsigned char *buf = malloc(cap);
+    while (buf && (n = fread(buf + len, 1, cap - len, f)) > 0) {
+        len += n;
+        if (len == cap) {
+            unsigned char *grown = realloc(buf, cap *= 2);
+            if (!grown) {
+                free(buf);
+                buf = NULL;
+            }
+            buf = grown;
+        }
+    }
+    fclose(f);
+    if (!buf)
+        return NULL;
+    /* base64 keeps broken UTF-8 intact, so the server can say which line has it */
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = malloc(len / 3 * 4 + 8), *o = out;
+    for (size_t i = 0; out && i < len; i += 3) {
+        unsigned v = (unsigned)buf[i] << 16 | (i + 1 < len ? (unsigned)buf[i + 1] << 8 : 0) |
+                     (i + 2 < len ? buf[i + 2] : 0);
+        *o++ = tbl[v >> 18 & 63];
+        *o++ = tbl[v >> 12 & 63];
+        *o++ = i + 1 < len ? tbl[v >> 6 & 63] : '=';
+        *o++ = i + 2 < len ? tbl[v & 63] : '=';
+    }
+    if (out)
+        *o = '\0';
+    free(buf);
+    *raw_len = len;
+    return out;
+}
+
+static int cmd_import(int argc, char **argv)
+{
+    const char *file = NULL, *pw_out = NULL;
+    bool dry = false;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--dry-run") == 0)
+            dry = true;
+        else if (strcmp(argv[i], "--passwords-out") == 0 && i + 1 < argc)
+            pw_out = argv[++i];
+        else if (!file)
+            file = argv[i];
+        else
+            return usage_error("admin import FILE.csv [--dry-run] [--passwords-out FILE]");
+    }
+    if (!file)
+        return usage_error("admin import FILE.csv [--dry-run] [--passwords-out FILE]");
+    size_t raw;
+    char *b64 = file_base64(file, &raw);
+    if (!b64) {
+        fprintf(stderr, "kizuna: cannot read %s: %s\n", file, strerror(errno));
+        return EXIT_USAGE;
+    }
+    char default_out[4200];
+    if (!pw_out && !dry) {
+        snprintf(default_out, sizeof default_out, "%s.passwords.csv", file);
+        pw_out = default_out;
+    }
+    struct kzc *c;
+    struct session s;
+    int rc = connect_authed(&c, &s);
+    if (rc != EXIT_OK) {
+        free(b64);
+        return rc;
+    }
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddStringToObject(args, "csv_base64", b64);
+    free(b64);
+    cJSON_AddBoolToObject(args, "dry_run", dry);
+    /* Hashing a thousand one-time passwords takes a while: wait up to 15 minutes. */
+    cJSON *reply = kzc_call(c, "user.import", args, 15 * 60 * 1000);
+    if (!reply) {
+        rc = unreachable(kzc_error(c));
+        kzc_close(c);
+        return rc;
+    }
+    kzc_close(c);
+    if ((rc = check_reply(reply)) != EXIT_OK) {
+        cJSON_Delete(reply);
+        return rc;
+    }
+    const cJSON *pws = cJSON_GetObjectItemCaseSensitive(reply, "passwords");
+    if (!dry && cJSON_GetArraySize(pws) > 0) {
+        /* One-time passwords: readable by the admin alone. */
+        int fd = open(pw_out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (!f || fchmod(fd, 0600) != 0) {
+            fprintf(stderr, "kizuna: cannot write %s: %s (the import was applied)\n", pw_out,
+                    strerror(errno));
+            if (f)
+                fclose(f);
+            cJSON_Delete(reply);
+            return EXIT_REFUSED;
+        }
+        fputs("login,one_time_password\n", f);
+        const cJSON *p;
+        cJSON_ArrayForEach(p, pws)
+            fprintf(f, "%s,%s\n", str(p, "login", NULL), str(p, "password", NULL));
+        fclose(f);
+    }
+    if (json_out) {
+        cJSON_DeleteItemFromObjectCaseSensitive(reply, "passwords");
+        print_json(reply);
+    } else {
+        const cJSON *p;
+        cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(reply, "problems"))
+            printf("line %d: %s\n", (int)cJSON_GetObjectItemCaseSensitive(p, "line")->valuedouble,
+                   str(p, "problem", NULL));
+        int problems = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(reply, "problems"));
+        printf("%s: %d to add, %d to update, %d unchanged, %d problem(s)\n",
+               dry ? "dry run" : "imported",
+               (int)cJSON_GetObjectItemCaseSensitive(reply, "added")->valuedouble,
+               (int)cJSON_GetObjectItemCaseSensitive(reply, "updated")->valuedouble,
+               (int)cJSON_GetObjectItemCaseSensitive(reply, "unchanged")->valuedouble, problems);
+        if (!dry && cJSON_GetArraySize(pws) > 0)
+            printf("one-time passwords written to %s (mode 0600)\n", pw_out);
+    }
+    cJSON_Delete(reply);
+    return EXIT_OK;
+}
+
+/* CSV quoting for export: every field quoted, quotes doubled. */
+static void csv_field(const char *s, bool last)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"')
+            putchar('"');
+        putchar(*s);
+    }
+    fputs(last ? "\"\n" : "\",", stdout);
+}
+
+static int cmd_export(void)
+{
+    cJSON *reply = NULL;
+    bool was_json = json_out;
+    json_out = false;
+    int rc = call_once("user.list", NULL, &reply);
+    json_out = was_json;
+    if (rc != EXIT_OK)
+        return rc;
+    puts("login,name,department,role,groups");
+    const cJSON *u;
+    cJSON_ArrayForEach(u, cJSON_GetObjectItemCaseSensitive(reply, "users"))
+    {
+        char groups[2048] = "";
+        const cJSON *g;
+        cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(u, "groups"))
+        {
+            if (groups[0])
+                strncat(groups, ";", sizeof groups - strlen(groups) - 1);
+            strncat(groups, g->valuestring, sizeof groups - strlen(groups) - 1);
+        }
+        csv_field(str(u, "login", NULL), false);
+        csv_field(str(u, "name", NULL), false);
+        csv_field(str(u, "department", NULL), false);
+        csv_field(str(u, "role", NULL), false);
+        csv_field(groups, true);
+    }
+    cJSON_Delete(reply);
+    return EXIT_OK;
+}
+
 static int cmd_org_list(bool depts)
 {
     cJSON *reply = NULL;
@@ -780,6 +956,10 @@ int main(int argc, char **argv)
         rc = cmd_admin_user(n - 2, rest + 2);
     else if (strcmp(rest[0], "notice") == 0)
         rc = cmd_notice(n, rest);
+    else if (strcmp(rest[0], "admin") == 0 && n >= 2 && strcmp(rest[1], "import") == 0)
+        rc = cmd_import(n - 2, rest + 2);
+    else if (strcmp(rest[0], "admin") == 0 && n == 2 && strcmp(rest[1], "export") == 0)
+        rc = cmd_export();
     else if (strcmp(rest[0], "admin") == 0 && n >= 2 && strcmp(rest[1], "audit") == 0)
         rc = cmd_audit(n - 2, rest + 2);
     else if (strcmp(rest[0], "sessions") == 0 && n == 1)

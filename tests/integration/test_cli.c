@@ -240,3 +240,88 @@ Test(cli, the_audit_log_exports_as_json_lines)
     cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "audit", "--action", "user.disable"), 0);
     cr_assert(strstr(out, "user.disable") && strstr(out, "aud"), "%s", out);
 }
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+Test(cli, csv_import_dry_run_atomic_apply_and_idempotent_reimport)
+{
+    char out[65536], bad[400], good[400], pwfile[450];
+    cr_assert_eq(K(cfgdir_admin, TEST_ADMIN_PASSWORD, NULL, "login", "admin"), 0);
+    snprintf(bad, sizeof bad, "%s/bad.csv", d.dir);
+    write_file(bad, "login,name,department,role,groups\n"
+                    "sato,佐藤,建設課,staff,消防団\n"
+                    "sato,佐藤 二郎,建設課,staff,\n" /* duplicate login */
+                    "ito,伊藤,総務課,boss,\n"        /* unknown role */
+                    "kato,\xff\xfe,総務課,staff,\n"  /* broken UTF-8 */
+                    "endo,遠藤\n");                  /* missing columns */
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "import", bad, "--dry-run"), 0, "%s", out);
+    cr_assert(strstr(out, "line 3:") && strstr(out, "already appears on line 2"), "%s", out);
+    cr_assert(strstr(out, "line 4:") && strstr(out, "unknown role"), "%s", out);
+    cr_assert(strstr(out, "line 5:") && strstr(out, "UTF-8"), "%s", out);
+    cr_assert(strstr(out, "line 6:") && strstr(out, "too few columns"), "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "import", bad), 1, "apply refuses");
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "--json", "admin", "user", "list"), 0);
+    cr_assert_null(strstr(out, "\"sato\""), "nothing of a bad file is imported: %s", out);
+
+    /* A good file, with a BOM, quoted fields and groups. */
+    snprintf(good, sizeof good, "%s/staff.csv", d.dir);
+    char csv[8192] = "\xef\xbb\xbflogin,name,department,role,groups,email\n";
+    for (int i = 0; i < 30; i++) {
+        char line[200];
+        snprintf(line, sizeof line, "u%02d,\"職員 %d, 第%d班\",%s,%s,%s,u%02d@example.jp\n", i, i,
+                 i % 3,
+                 i % 3 == 0   ? "総務課"
+                 : i % 3 == 1 ? "建設課"
+                              : "福祉課",
+                 i == 0 ? "hq" : "staff", i % 2 ? "消防団;巡回班" : "", i);
+        strcat(csv, line);
+    }
+    write_file(good, csv);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "--json", "admin", "import", good, "--dry-run"), 0,
+                 "%s", out);
+    cr_assert(strstr(out, "\"added\":30") && strstr(out, "\"problems\":[]"), "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "import", good), 0, "%s", out);
+    cr_assert(strstr(out, "imported: 30 to add"), "%s", out);
+    snprintf(pwfile, sizeof pwfile, "%s.passwords.csv", good);
+    struct stat sb;
+    cr_assert_eq(stat(pwfile, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0600, "one-time passwords are private");
+    FILE *f = fopen(pwfile, "r");
+    char line[200], u07pw[64] = "";
+    int lines = 0;
+    while (fgets(line, sizeof line, f)) {
+        lines++;
+        if (strncmp(line, "u07,", 4) == 0)
+            snprintf(u07pw, sizeof u07pw, "%.*s", (int)strcspn(line + 4, "\n"), line + 4);
+    }
+    fclose(f);
+    cr_assert_eq(lines, 31);
+    /* The imported user logs in with it and must change it first. */
+    cr_assert_eq(K(cfgdir_user, u07pw, NULL, "login", "u07"), 0, "%s", out);
+    cr_assert(strstr(out, "one-time password"), "%s", out);
+    cr_assert_eq(K(cfgdir_user, NULL, NULL, "--json", "whoami"), 0, "%s", out);
+    cr_assert(strstr(out, "\"department\":\"建設課\""), "%s", out);
+
+    /* Re-importing the same file changes nothing; one changed line updates one user. */
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "--json", "admin", "import", good), 0, "%s", out);
+    cr_assert(strstr(out, "\"added\":0") && strstr(out, "\"updated\":0") &&
+                  strstr(out, "\"unchanged\":30"),
+              "%s", out);
+    char *at = strstr(csv, "u05,");
+    cr_assert_not_null(at);
+    char *dept = strstr(at, "福祉課");
+    memcpy(dept, "総務課", strlen("総務課"));
+    write_file(good, csv);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "--json", "admin", "import", good), 0, "%s", out);
+    cr_assert(strstr(out, "\"updated\":1") && strstr(out, "\"unchanged\":29"), "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "export"), 0);
+    cr_assert(strstr(out, "\"u05\",\"職員 5, 第2班\",\"総務課\",\"staff\",\"巡回班;消防団\"") ||
+                  strstr(out, "\"u05\",\"職員 5, 第2班\",\"総務課\",\"staff\",\"消防団;巡回班\""),
+              "%s", out);
+}

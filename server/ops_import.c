@@ -1,0 +1,440 @@
+/* ops_import.c - bulk accounts from CSV: `user.import` checks every line and reports every
+ * problem; applying is all or nothing; re-importing the same file changes nothing; new users
+ * get one-time passwords (hashed off the loop, in one worker job) that they must change at
+ * first login. Header: login,name,department,role,groups (any order; optional email,phone are
+ * accepted and not stored yet). Groups are separated by ';'. UTF-8, with or without a BOM. */
+#include "server.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define IMPORT_MAX_ROWS 20000
+#define OTP_CHARS       16
+
+struct row {
+    int line;
+    char login[STORE_LOGIN_MAX + 1];
+    char *name, *department, *role, *groups; /* owned */
+    bool exists, changes;
+    char password[OTP_CHARS + 1];
+    char hash[STORE_HASH_MAX + 1];
+};
+
+struct import {
+    struct kz_job job;
+    struct srv_call *call;
+    struct row *rows;
+    int nrows;
+    cJSON *problems;
+    unsigned long long opslimit;
+    size_t memlimit;
+    bool hashed;
+};
+
+static void import_free(struct import *im)
+{
+    for (int i = 0; i < im->nrows; i++) {
+        free(im->rows[i].name);
+        free(im->rows[i].department);
+        free(im->rows[i].role);
+        free(im->rows[i].groups);
+    }
+    sodium_memzero(im->rows, sizeof *im->rows * (size_t)im->nrows);
+    free(im->rows);
+    cJSON_Delete(im->problems);
+    free(im);
+}
+
+static void problem(struct import *im, int line, const char *msg)
+{
+    if (cJSON_GetArraySize(im->problems) >= 1000)
+        return; /* enough to fix a file */
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddNumberToObject(p, "line", line);
+    cJSON_AddStringToObject(p, "problem", msg);
+    cJSON_AddItemToArray(im->problems, p);
+}
+
+/* RFC 4180 fields of one record starting at *pos; quoted fields may hold commas, quotes and
+ * newlines. Returns the number of fields (at most max), or -1 on an unterminated quote. */
+static int csv_record(const char *buf, size_t len, size_t *pos, char **fields, int max,
+                      int *lines)
+{
+    int n = 0;
+    size_t i = *pos;
+    for (;;) {
+        char *f = malloc(len - i + 1), *o = f;
+        if (!f)
+            return -1;
+        if (i < len && buf[i] == '"') {
+            for (i++;; i++) {
+                if (i >= len) {
+                    free(f);
+                    return -1;
+                }
+                if (buf[i] == '"' && i + 1 < len && buf[i + 1] == '"')
+                    *o++ = '"', i++;
+                else if (buf[i] == '"')
+                    break;
+                else {
+                    *lines += buf[i] == '\n';
+                    *o++ = buf[i];
+                }
+            }
+            i++;
+        }
+        while (i < len && buf[i] != ',' && buf[i] != '\n' && buf[i] != '\r')
+            *o++ = buf[i++];
+        *o = '\0';
+        if (n < max)
+            fields[n++] = f;
+        else
+            free(f);
+        if (i < len && buf[i] == ',') {
+            i++;
+            continue;
+        }
+        if (i < len && buf[i] == '\r')
+            i++;
+        if (i < len && buf[i] == '\n')
+            i++;
+        break;
+    }
+    *pos = i;
+    return n;
+}
+
+enum col { C_LOGIN, C_NAME, C_DEPT, C_ROLE, C_GROUPS, C_COUNT };
+static const char *const col_names[C_COUNT] = {"login", "name", "department", "role", "groups"};
+
+static bool blank(const char *s)
+{
+    return !s[strspn(s, " \t")];
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* "b;a;;c" -> "a;b;c": groups are a set, and the store lists them in this (byte) order. */
+static void groups_normalise(const char *in, char *out, size_t cap)
+{
+    char *copy = strdup(in), *names[128];
+    int n = 0;
+    for (char *save, *tok = strtok_r(copy, ";", &save); tok && n < 128;
+         tok = strtok_r(NULL, ";", &save))
+        if (!blank(tok))
+            names[n++] = tok;
+    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    out[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        if (i)
+            strncat(out, ";", cap - strlen(out) - 1);
+        strncat(out, names[i], cap - strlen(out) - 1);
+    }
+    free(copy);
+}
+
+/* Parses and checks the whole file; fills im->rows and im->problems. */
+static void import_parse(struct srv_call *c, struct import *im, const char *buf, size_t len)
+{
+    struct store *st = srv_store(c->srv);
+    size_t pos = 0;
+    int line = 1;
+    if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+        pos = 3;
+    char *fields[16];
+    int extra = 0;
+    int nf = csv_record(buf, len, &pos, fields, 16, &extra);
+    int at[C_COUNT];
+    char msg[320];
+    for (int k = 0; k < C_COUNT; k++)
+        at[k] = -1;
+    for (int f = 0; f < nf; f++) {
+        bool known = !strcmp(fields[f], "email") || !strcmp(fields[f], "phone");
+        for (int k = 0; k < C_COUNT; k++)
+            if (strcmp(fields[f], col_names[k]) == 0) {
+                at[k] = f;
+                known = true;
+            }
+        if (!known) {
+            snprintf(msg, sizeof msg, "unknown column '%.64s'", fields[f]);
+            problem(im, 1, msg);
+        }
+    }
+    for (int k = 0; k < C_COUNT; k++)
+        if (at[k] < 0) {
+            snprintf(msg, sizeof msg, "the header has no '%s' column", col_names[k]);
+            problem(im, 1, msg);
+        }
+    for (int f = 0; f < nf; f++)
+        free(fields[f]);
+    if (nf < 0 || cJSON_GetArraySize(im->problems) > 0)
+        return;
+    im->rows = calloc(IMPORT_MAX_ROWS, sizeof *im->rows);
+    line += extra + 1;
+    while (pos < len && im->rows) {
+        int start_line = line;
+        size_t start = pos;
+        extra = 0;
+        nf = csv_record(buf, len, &pos, fields, 16, &extra);
+        line += extra + 1;
+        if (nf < 0) {
+            problem(im, start_line, "a quoted field is never closed");
+            return;
+        }
+        if (nf == 1 && !fields[0][0]) { /* an empty line */
+            free(fields[0]);
+            continue;
+        }
+        bool ok = kz_utf8_valid(buf + start, pos - start);
+        if (!ok)
+            problem(im, start_line, "the line is not valid UTF-8");
+        int need = 0;
+        for (int k = 0; k < C_COUNT; k++)
+            need = at[k] + 1 > need ? at[k] + 1 : need;
+        if (ok && nf < need) {
+            problem(im, start_line, "too few columns");
+            ok = false;
+        }
+        if (ok && im->nrows >= IMPORT_MAX_ROWS) {
+            problem(im, start_line, "more than 20000 users in one file");
+            ok = false;
+        }
+        if (ok) {
+            struct row *r = &im->rows[im->nrows];
+            const char *login = fields[at[C_LOGIN]], *role = fields[at[C_ROLE]];
+            if (!kz_login_valid(login)) {
+                snprintf(msg, sizeof msg, "'%.64s' is not a valid login id", login);
+                problem(im, start_line, msg);
+                ok = false;
+            }
+            for (int i = 0; ok && i < im->nrows; i++)
+                if (strcmp(im->rows[i].login, login) == 0) {
+                    snprintf(msg, sizeof msg, "login '%s' already appears on line %d", login,
+                             im->rows[i].line);
+                    problem(im, start_line, msg);
+                    ok = false;
+                }
+            if (blank(fields[at[C_NAME]])) {
+                problem(im, start_line, "the name is empty");
+                ok = false;
+            }
+            if (strcmp(role, "admin") && strcmp(role, "hq") && strcmp(role, "staff")) {
+                snprintf(msg, sizeof msg, "unknown role '%.32s' (admin, hq or staff)", role);
+                problem(im, start_line, msg);
+                ok = false;
+            }
+            if (ok) {
+                r->line = start_line;
+                snprintf(r->login, sizeof r->login, "%s", login);
+                r->name = strdup(fields[at[C_NAME]]);
+                r->department = strdup(fields[at[C_DEPT]]);
+                r->role = strdup(role);
+                r->groups = strdup(fields[at[C_GROUPS]]);
+                struct store_user u;
+                r->exists = store_user_get_by_login(st, login, &u) == STORE_OK;
+                if (r->exists) {
+                    cJSON *g = srv_user_groups_json(c->srv, u.id);
+                    char have[1024] = "";
+                    const cJSON *it;
+                    cJSON_ArrayForEach(it, g)
+                    {
+                        if (have[0])
+                            strncat(have, ";", sizeof have - strlen(have) - 1);
+                        strncat(have, it->valuestring, sizeof have - strlen(have) - 1);
+                    }
+                    cJSON_Delete(g);
+                    char want[1024];
+                    groups_normalise(r->groups, want, sizeof want);
+                    r->changes = strcmp(u.name, r->name) || strcmp(u.role, r->role) ||
+                                 strcmp(u.department_name, r->department) || strcmp(have, want);
+                }
+                im->nrows++;
+            }
+        }
+        for (int f = 0; f < nf; f++)
+            free(fields[f]);
+    }
+}
+
+static void import_work(struct kz_job *job)
+{
+    struct import *im = (struct import *)job;
+    im->hashed = true;
+    for (int i = 0; i < im->nrows; i++) {
+        struct row *r = &im->rows[i];
+        if (r->exists)
+            continue;
+        if (crypto_pwhash_str(r->hash, r->password, strlen(r->password), im->opslimit,
+                              im->memlimit) != 0)
+            im->hashed = false;
+    }
+}
+
+/* The groups column, "a;b", as the JSON array srv_org_groups expects. */
+static cJSON *groups_array(const char *text)
+{
+    cJSON *arr = cJSON_CreateArray();
+    char *copy = strdup(text);
+    for (char *save, *tok = strtok_r(copy, ";", &save); tok; tok = strtok_r(NULL, ";", &save))
+        if (!blank(tok))
+            cJSON_AddItemToArray(arr, cJSON_CreateString(tok));
+    free(copy);
+    return arr;
+}
+
+/* Writes one row: the arguments are swapped into the call's args so that the same
+ * department/groups code as user.add and user.update applies. */
+static enum kz_err apply_row(struct srv_call *c, struct row *r)
+{
+    struct store *st = srv_store(c->srv);
+    cJSON_DeleteItemFromObjectCaseSensitive(c->args, "department");
+    cJSON_DeleteItemFromObjectCaseSensitive(c->args, "groups");
+    cJSON_AddStringToObject(c->args, "department", r->department);
+    cJSON_AddItemToObject(c->args, "groups", groups_array(r->groups));
+    struct store_user u = {0};
+    enum kz_err e;
+    if (r->exists) {
+        if (!r->changes)
+            return KZ_OK;
+        if (store_user_get_by_login(st, r->login, &u) != STORE_OK)
+            return srv_fail(c, KZ_CONFLICT, "user %s vanished during the import", r->login);
+    }
+    snprintf(u.login, sizeof u.login, "%s", r->login);
+    snprintf(u.name, sizeof u.name, "%s", r->name);
+    snprintf(u.role, sizeof u.role, "%s", r->role);
+    if ((e = srv_org_department(c, &u)))
+        return e;
+    if (r->exists) {
+        if (store_user_update(st, &u, kz_now_ms()) != STORE_OK)
+            return srv_fail(c, KZ_INTERNAL, "cannot update %s", r->login);
+    } else {
+        snprintf(u.pw_hash, sizeof u.pw_hash, "%s", r->hash);
+        u.must_change_password = true;
+        enum store_rc rc = store_user_insert(st, &u, kz_now_ms());
+        if (rc != STORE_OK)
+            return srv_fail(c, rc == STORE_CONFLICT ? KZ_CONFLICT : KZ_INTERNAL,
+                            "cannot add %s (line %d)", r->login, r->line);
+    }
+    return srv_org_groups(c, u.id);
+}
+
+static void summary(struct srv_call *c, struct import *im, bool applied)
+{
+    int add = 0, update = 0, same = 0;
+    for (int i = 0; i < im->nrows; i++) {
+        add += !im->rows[i].exists;
+        update += im->rows[i].exists && im->rows[i].changes;
+        same += im->rows[i].exists && !im->rows[i].changes;
+    }
+    c->result = cJSON_CreateObject();
+    cJSON_AddBoolToObject(c->result, "applied", applied);
+    cJSON_AddNumberToObject(c->result, "added", add);
+    cJSON_AddNumberToObject(c->result, "updated", update);
+    cJSON_AddNumberToObject(c->result, "unchanged", same);
+    cJSON_AddItemToObject(c->result, "problems", cJSON_Duplicate(im->problems, true));
+    if (applied) {
+        cJSON *pw = cJSON_AddArrayToObject(c->result, "passwords");
+        for (int i = 0; i < im->nrows; i++) {
+            if (im->rows[i].exists)
+                continue;
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "login", im->rows[i].login);
+            cJSON_AddStringToObject(o, "password", im->rows[i].password);
+            cJSON_AddItemToArray(pw, o);
+        }
+    }
+}
+
+static void import_done(struct kz_job *job, bool ran)
+{
+    struct import *im = (struct import *)job;
+    struct srv_call *c = im->call;
+    enum kz_err e;
+    if (!ran) {
+        e = srv_fail(c, KZ_INTERNAL, "the server is shutting down");
+        goto out;
+    }
+    if (!im->hashed) {
+        e = srv_fail(c, KZ_INTERNAL, "cannot hash the one-time passwords");
+        goto out;
+    }
+    /* One savepoint around everything: any failure undoes the whole file. */
+    if ((e = srv_call_write_begin(c)))
+        goto out;
+    for (int i = 0; i < im->nrows && !e; i++)
+        e = apply_row(c, &im->rows[i]);
+    if (!e) {
+        summary(c, im, true);
+        cJSON *details = cJSON_CreateObject();
+        cJSON_AddNumberToObject(details, "added",
+                                cJSON_GetObjectItem(c->result, "added")->valuedouble);
+        cJSON_AddNumberToObject(details, "updated",
+                                cJSON_GetObjectItem(c->result, "updated")->valuedouble);
+        srv_audit(c, "user.import", "", details);
+        KZ_INFO("users_imported", "by=%s rows=%d", c->auth.user.login, im->nrows);
+    }
+out:
+    import_free(im);
+    srv_call_finish(c, e);
+}
+
+enum kz_err op_user_import(struct srv_call *c)
+{
+    const char *b64 = srv_arg_str(c, "csv_base64");
+    size_t cap = strlen(b64) / 4 * 3 + 3, len = 0;
+    char *buf = malloc(cap + 1);
+    struct import *im = calloc(1, sizeof *im);
+    enum kz_err e = KZ_OK;
+    if (!buf || !im) {
+        e = srv_fail(c, KZ_INTERNAL, "out of memory");
+        goto fail;
+    }
+    if (sodium_base642bin((unsigned char *)buf, cap, b64, strlen(b64), "\n\r ", &len, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0) {
+        e = srv_fail(c, KZ_BAD_REQUEST, "csv_base64 is not base64");
+        goto fail;
+    }
+    buf[len] = '\0';
+    im->problems = cJSON_CreateArray();
+    im->call = c;
+    import_parse(c, im, buf, len);
+    free(buf);
+    buf = NULL;
+    int problems = cJSON_GetArraySize(im->problems);
+    if (srv_arg_bool(c, "dry_run", false)) {
+        summary(c, im, false);
+        import_free(im);
+        return KZ_OK;
+    }
+    if (problems) {
+        const cJSON *p = cJSON_GetArrayItem(im->problems, 0);
+        e = srv_fail(c, KZ_BAD_REQUEST,
+                     "%d problem(s), nothing imported; first: line %d: %s (see dry_run)", problems,
+                     (int)cJSON_GetObjectItem(p, "line")->valuedouble,
+                     cJSON_GetObjectItem(p, "problem")->valuestring);
+        goto fail;
+    }
+    for (int i = 0; i < im->nrows; i++)
+        if (!im->rows[i].exists)
+            kz_password_generate(im->rows[i].password, OTP_CHARS + 1);
+    const struct kz_config *cfg = srv_config(c->srv);
+    im->opslimit = (unsigned long long)cfg->argon2_opslimit;
+    im->memlimit = (size_t)cfg->argon2_memlimit_kib * 1024;
+    im->job.work = import_work;
+    im->job.done = import_done;
+    if (!kz_workers_submit(srv_workers(c->srv), &im->job)) {
+        e = srv_fail(c, KZ_RATE_LIMITED, "the server is busy: retry shortly");
+        goto fail;
+    }
+    c->deferred = true;
+    return KZ_OK;
+fail:
+    free(buf);
+    if (im)
+        import_free(im);
+    return e;
+}
