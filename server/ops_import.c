@@ -58,8 +58,7 @@ static void problem(struct import *im, int line, const char *msg)
 
 /* RFC 4180 fields of one record starting at *pos; quoted fields may hold commas, quotes and
  * newlines. Returns the number of fields (at most max), or -1 on an unterminated quote. */
-static int csv_record(const char *buf, size_t len, size_t *pos, char **fields, int max,
-                      int *lines)
+static int csv_record(const char *buf, size_t len, size_t *pos, char **fields, int max, int *lines)
 {
     int n = 0;
     size_t i = *pos;
