@@ -21,8 +21,23 @@ struct row {
     char hash[STORE_HASH_MAX + 1];
 };
 
-struct import {
+struct import;
+
+/* One worker's share of the one-time passwords to hash. */
+struct import_part {
     struct kz_job job;
+    struct import *im;
+    int from, to;
+    bool hashed;
+};
+
+#define IMPORT_PARTS_MAX 64
+
+struct import {
+    struct import_part parts[IMPORT_PARTS_MAX];
+    int parts_left;
+    bool cancelled;
+    bool short_submit; /* the worker queue was full part-way through */
     struct srv_call *call;
     struct row *rows;
     int nrows;
@@ -261,15 +276,16 @@ static void import_parse(struct srv_call *c, struct import *im, const char *buf,
 
 static void import_work(struct kz_job *job)
 {
-    struct import *im = (struct import *)job;
-    im->hashed = true;
-    for (int i = 0; i < im->nrows; i++) {
+    struct import_part *p = (struct import_part *)job;
+    struct import *im = p->im;
+    p->hashed = true;
+    for (int i = p->from; i < p->to; i++) {
         struct row *r = &im->rows[i];
         if (r->exists)
             continue;
         if (crypto_pwhash_str(r->hash, r->password, strlen(r->password), im->opslimit,
                               im->memlimit) != 0)
-            im->hashed = false;
+            p->hashed = false;
     }
 }
 
@@ -348,13 +364,23 @@ static void summary(struct srv_call *c, struct import *im, bool applied)
     }
 }
 
+/* Runs on the loop as each share finishes; the last one applies the file. */
 static void import_done(struct kz_job *job, bool ran)
 {
-    struct import *im = (struct import *)job;
+    struct import_part *p = (struct import_part *)job;
+    struct import *im = p->im;
+    im->cancelled |= !ran;
+    im->hashed &= p->hashed;
+    if (--im->parts_left > 0)
+        return;
     struct srv_call *c = im->call;
     enum kz_err e;
-    if (!ran) {
+    if (im->cancelled) {
         e = srv_fail(c, KZ_INTERNAL, "the server is shutting down");
+        goto out;
+    }
+    if (im->short_submit) {
+        e = srv_fail(c, KZ_RATE_LIMITED, "the server is busy: retry shortly");
         goto out;
     }
     if (!im->hashed) {
@@ -423,11 +449,36 @@ enum kz_err op_user_import(struct srv_call *c)
     const struct kz_config *cfg = srv_config(c->srv);
     im->opslimit = (unsigned long long)cfg->argon2_opslimit;
     im->memlimit = (size_t)cfg->argon2_memlimit_kib * 1024;
-    im->job.work = import_work;
-    im->job.done = import_done;
-    if (!kz_workers_submit(srv_workers(c->srv), &im->job)) {
-        e = srv_fail(c, KZ_RATE_LIMITED, "the server is busy: retry shortly");
-        goto fail;
+    /* One share per worker but one: a thousand default-cost hashes take a minute, and logins
+     * must not wait behind them, so one hashing thread always stays free for them. The last
+     * share to finish applies the file. */
+    int parts = (int)cfg->hash_workers - 1;
+    if (parts < 1)
+        parts = 1;
+    if (parts > IMPORT_PARTS_MAX)
+        parts = IMPORT_PARTS_MAX;
+    if (parts > im->nrows)
+        parts = im->nrows > 0 ? im->nrows : 1;
+    im->hashed = true;
+    im->parts_left = parts;
+    for (int i = 0; i < parts; i++) {
+        struct import_part *p = &im->parts[i];
+        p->im = im;
+        p->from = im->nrows * i / parts;
+        p->to = im->nrows * (i + 1) / parts;
+        p->job.work = import_work;
+        p->job.done = import_done;
+        if (!kz_workers_submit(srv_workers(c->srv), &p->job)) {
+            if (i == 0) {
+                e = srv_fail(c, KZ_RATE_LIMITED, "the server is busy: retry shortly");
+                goto fail;
+            }
+            /* Some shares are queued and cannot be taken back: let them finish, then refuse
+             * (a share already running must not have its range changed under it). */
+            im->parts_left = i;
+            im->short_submit = true;
+            break;
+        }
     }
     c->deferred = true;
     return KZ_OK;
