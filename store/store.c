@@ -680,18 +680,24 @@ enum store_rc store_session_insert(struct store *st, const uint8_t token_hash[ST
     return rc;
 }
 
+/* Columns: id, user_id, device, address, created_at, last_seen. */
+static void read_session(sqlite3_stmt *s, struct store_session *out)
+{
+    memset(out, 0, sizeof *out);
+    out->id = sqlite3_column_int64(s, 0);
+    out->user_id = sqlite3_column_int64(s, 1);
+    store_copy_text(out->device, sizeof out->device, s, 2);
+    store_copy_text(out->address, sizeof out->address, s, 3);
+    out->created_at = sqlite3_column_int64(s, 4);
+    out->last_seen = sqlite3_column_int64(s, 5);
+}
+
 static enum store_rc step_session(struct store *st, sqlite3_stmt *s, struct store_session *out)
 {
     int rc = sqlite3_step(s);
     enum store_rc r = STORE_OK;
     if (rc == SQLITE_ROW) {
-        memset(out, 0, sizeof *out);
-        out->id = sqlite3_column_int64(s, 0);
-        out->user_id = sqlite3_column_int64(s, 1);
-        store_copy_text(out->device, sizeof out->device, s, 2);
-        store_copy_text(out->address, sizeof out->address, s, 3);
-        out->created_at = sqlite3_column_int64(s, 4);
-        out->last_seen = sqlite3_column_int64(s, 5);
+        read_session(s, out);
     } else if (rc == SQLITE_DONE) {
         r = STORE_NOT_FOUND;
     } else {
@@ -723,13 +729,7 @@ enum store_rc store_session_each(struct store *st, int64_t user_id, store_sessio
     int rc;
     struct store_session ses;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        memset(&ses, 0, sizeof ses);
-        ses.id = sqlite3_column_int64(s, 0);
-        ses.user_id = sqlite3_column_int64(s, 1);
-        store_copy_text(ses.device, sizeof ses.device, s, 2);
-        store_copy_text(ses.address, sizeof ses.address, s, 3);
-        ses.created_at = sqlite3_column_int64(s, 4);
-        ses.last_seen = sqlite3_column_int64(s, 5);
+        read_session(s, &ses);
         if (fn(ctx, &ses) != 0) {
             rc = SQLITE_DONE;
             break;

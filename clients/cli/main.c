@@ -606,20 +606,12 @@ static int cmd_admin_user(int argc, char **argv)
         cJSON_AddStringToObject(args, "password", pw);
         memset(pw, 0, sizeof pw);
     }
-    struct kzc *c;
-    struct session s;
-    int rc = connect_authed(&c, &s);
-    if (rc != EXIT_OK) {
-        cJSON_Delete(args);
-        return rc;
-    }
-    cJSON *reply;
-    rc = call(c, op, args, &reply);
-    kzc_close(c);
+    cJSON *reply = NULL;
+    int rc = call_once(op, args, &reply);
     if (rc != EXIT_OK)
         return rc;
     if (json_out) {
-        print_json(reply);
+        /* call_once printed it */
     } else if (is_list) {
         printf("%-20s %-6s %-27s %s  %s\n", "LOGIN", "ROLE", "STATUS", "NAME", "DEPARTMENT");
         const cJSON *u;
@@ -627,6 +619,7 @@ static int cmd_admin_user(int argc, char **argv)
     } else {
         const cJSON *u = cJSON_GetObjectItemCaseSensitive(reply, "user");
         const char *verb = is_add                            ? "added"
+                           : is_update                       ? "updated"
                            : strcmp(op, "user.disable") == 0 ? "disabled"
                            : strcmp(op, "user.enable") == 0  ? "enabled"
                                                              : "password reset for";

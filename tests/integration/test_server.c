@@ -138,6 +138,18 @@ Test(server, bearer_token_over_http)
     cr_assert_eq(status, 400);
     status = http_request(d.port, "GET", "/nothing-here", NULL, NULL, body, sizeof body);
     cr_assert_eq(status, 404);
+    /* A body over max_frame_bytes (64 KiB in the test config) is refused before it is read. */
+    char *big = malloc(70000);
+    memset(big, 'x', 69999);
+    big[69999] = '\0';
+    status = http_request(d.port, "POST", "/api/v1/whoami", hdr, big, body, sizeof body);
+    free(big);
+    cr_assert_eq(status, 413, "%s", body);
+    cr_assert(strstr(body, "\"code\":\"too_large\""), "%s", body);
+    /* Without Content-Length lws would wait for 100 MB: refused at once instead. */
+    status = http_request(d.port, "POST", "/api/v1/whoami", hdr, NULL, body, sizeof body);
+    cr_assert_eq(status, 400, "%s", body);
+    cr_assert(strstr(body, "Content-Length"), "%s", body);
     ws_close_fd(&w);
 }
 

@@ -325,7 +325,9 @@ int http_request(int port, const char *method, const char *path, const char *hea
     char resp[65536];
     size_t len = 0;
     long long deadline = now_ms() + IO_DEADLINE_MS;
-    while (ok && len < sizeof resp - 1 && wait_readable(fd, deadline)) {
+    /* Read the answer even if the write failed: a server may refuse a body before taking it. */
+    (void)ok;
+    while (len < sizeof resp - 1 && wait_readable(fd, deadline)) {
         ssize_t r = read(fd, resp + len, sizeof resp - 1 - len);
         if (r <= 0)
             break;
