@@ -65,6 +65,13 @@ static const struct cfg_entry table[] = {
         "failed logins from one address within the window before a lockout"),
     INT(login_fail_window_s, 1, 86400, 300, "window in which failed logins are counted, seconds"),
     INT(login_lockout_s, 1, 86400, 60, "how long a locked account or address waits, seconds"),
+    INT(shared_session_idle_s, 1, 30 * 86400, 1800,
+        "a session on a shared (loaner) device ends after this long without requests; it is "
+        "measured from last-seen times, so keep it above session_touch_interval_s"),
+    INT(housekeeping_interval_s, 1, 3600, 30,
+        "how often the server disables expired accounts and ends idle shared sessions"),
+    INT(invite_max_uses, 1, 100000, 1000, "most accounts one invitation code may create"),
+    INT(invite_max_valid_days, 1, 365, 30, "longest time an invitation code may stay usable"),
     INT(shutdown_grace_ms, 0, 60000, 3000,
         "on SIGTERM, how long to wait for clients to take their close frames"),
     {"server_id", CFG_STR, offsetof(struct kz_config, server_id),

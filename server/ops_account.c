@@ -84,6 +84,12 @@ cJSON *srv_user_json(const struct store_user *u)
     cJSON_AddBoolToObject(o, "disabled", u->disabled);
     cJSON_AddBoolToObject(o, "must_change_password", u->must_change_password);
     cJSON_AddNumberToObject(o, "created_at", (double)u->created_at);
+    cJSON_AddStringToObject(o, "email", u->email);
+    cJSON_AddStringToObject(o, "phone", u->phone);
+    if (u->expires_at)
+        cJSON_AddNumberToObject(o, "expires_at", (double)u->expires_at);
+    else
+        cJSON_AddNullToObject(o, "expires_at");
     return o;
 }
 
@@ -94,10 +100,66 @@ static cJSON *session_json(const struct store_session *s)
     cJSON_AddStringToObject(o, "device", s->device);
     cJSON_AddNumberToObject(o, "created_at", (double)s->created_at);
     cJSON_AddNumberToObject(o, "last_seen", (double)s->last_seen);
+    cJSON_AddBoolToObject(o, "shared", s->shared);
     return o;
 }
 
 /* ---- login ---- */
+
+const char *srv_user_refusal(const struct store_user *u, int64_t now)
+{
+    if (u->disabled)
+        return "the account is disabled";
+    if (u->expires_at && now >= u->expires_at)
+        return "the account has expired";
+    return NULL;
+}
+
+const char *srv_session_refusal(struct srv *s, const struct store_session *ses,
+                                const struct store_user *u, int64_t now)
+{
+    const char *why = srv_user_refusal(u, now);
+    if (why)
+        return why;
+    /* last_seen lags by up to session_touch_interval_s; the idle time is meant to be far
+     * longer (operations.md). The housekeeping sweep ends such sessions for good. */
+    if (ses->shared && now - ses->last_seen > srv_config(s)->shared_session_idle_s * 1000)
+        return "the session on this shared device ended after being idle: log in again";
+    return NULL;
+}
+
+enum kz_err srv_session_open(struct srv_call *c, const struct store_user *u, const char *device,
+                             bool shared, const char *action)
+{
+    struct srv *s = c->srv;
+    char token[KZ_TOKEN_CHARS];
+    uint8_t hash[STORE_TOKEN_HASH];
+    kz_token_new(token, hash);
+    struct store_session ses = {.user_id = u->id, .shared = shared};
+    snprintf(ses.device, sizeof ses.device, "%s", device ? device : "unnamed device");
+    snprintf(ses.address, sizeof ses.address, "%s", c->peer);
+    ses.created_at = ses.last_seen = kz_now_ms();
+    if (store_session_insert(srv_store(s), hash, &ses) != STORE_OK) {
+        sodium_memzero(token, sizeof token);
+        return srv_fail(c, KZ_INTERNAL, "cannot create the session");
+    }
+    c->result = cJSON_CreateObject();
+    cJSON_AddStringToObject(c->result, "token", token);
+    cJSON_AddItemToObject(c->result, "user", srv_user_json(u));
+    cJSON_AddItemToObject(c->result, "session", session_json(&ses));
+    sodium_memzero(token, sizeof token);
+    if (!c->is_http)
+        srv_tx(s)->bind(srv_tx(s)->ctx, c->conn_id, ses.id, u->id);
+    KZ_INFO("login", "login=%s session=%lld addr=%s shared=%d", u->login, (long long)ses.id,
+            c->peer, shared);
+    cJSON *details = cJSON_CreateObject();
+    cJSON_AddNumberToObject(details, "session", (double)ses.id);
+    cJSON_AddStringToObject(details, "device", ses.device);
+    if (shared)
+        cJSON_AddBoolToObject(details, "shared", true);
+    srv_audit(c, action, u->login, details);
+    return KZ_OK;
+}
 
 static const char wrong_credentials[] = "wrong login id or password";
 
@@ -107,7 +169,6 @@ static void login_then(struct srv_pw_job *pj)
     struct srv *s = c->srv;
     struct store *st = srv_store(s);
     const char *login = srv_arg_str(c, "login");
-    const char *device = srv_arg_str(c, "device");
     struct store_user u;
     enum kz_err e;
 
@@ -122,36 +183,17 @@ static void login_then(struct srv_pw_job *pj)
     }
     srv_throttle_succeeded(s, login);
     /* The account may have changed while the hash ran. */
-    if (store_user_get_by_login(st, login, &u) != STORE_OK || u.disabled) {
-        KZ_WARN("login_refused", "login=%s addr=%s reason=disabled", login, c->peer);
-        e = srv_fail(c, KZ_UNAUTHORIZED, "the account is disabled");
+    const char *refusal = "the account is disabled";
+    if (store_user_get_by_login(st, login, &u) != STORE_OK ||
+        (refusal = srv_user_refusal(&u, kz_now_ms()))) {
+        KZ_WARN("login_refused", "login=%s addr=%s reason=\"%s\"", login, c->peer, refusal);
+        e = srv_fail(c, KZ_UNAUTHORIZED, "%s", refusal);
         goto out;
     }
     if ((e = srv_call_write_begin(c)))
         goto out;
-    char token[KZ_TOKEN_CHARS];
-    uint8_t hash[STORE_TOKEN_HASH];
-    kz_token_new(token, hash);
-    struct store_session ses = {.user_id = u.id};
-    snprintf(ses.device, sizeof ses.device, "%s", device ? device : "unnamed device");
-    snprintf(ses.address, sizeof ses.address, "%s", c->peer);
-    ses.created_at = ses.last_seen = kz_now_ms();
-    if (store_session_insert(st, hash, &ses) != STORE_OK) {
-        e = srv_fail(c, KZ_INTERNAL, "cannot create the session");
-        goto out;
-    }
-    c->result = cJSON_CreateObject();
-    cJSON_AddStringToObject(c->result, "token", token);
-    cJSON_AddItemToObject(c->result, "user", srv_user_json(&u));
-    cJSON_AddItemToObject(c->result, "session", session_json(&ses));
-    sodium_memzero(token, sizeof token);
-    if (!c->is_http)
-        srv_tx(s)->bind(srv_tx(s)->ctx, c->conn_id, ses.id, u.id);
-    KZ_INFO("login", "login=%s session=%lld addr=%s", u.login, (long long)ses.id, c->peer);
-    cJSON *details = cJSON_CreateObject();
-    cJSON_AddNumberToObject(details, "session", (double)ses.id);
-    cJSON_AddStringToObject(details, "device", ses.device);
-    srv_audit(c, "login", u.login, details);
+    e = srv_session_open(c, &u, srv_arg_str(c, "device"), srv_arg_bool(c, "shared", false),
+                         "login");
 out:
     srv_call_finish(c, e);
 }
@@ -201,8 +243,9 @@ enum kz_err op_auth(struct srv_call *c)
         return srv_fail(c, KZ_UNAUTHORIZED, "the token is not valid: log in again");
     if (rc != STORE_OK || store_user_get(srv_store(s), ses.user_id, &u) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "session lookup failed");
-    if (u.disabled)
-        return srv_fail(c, KZ_UNAUTHORIZED, "the account is disabled");
+    const char *refusal = srv_session_refusal(s, &ses, &u, kz_now_ms());
+    if (refusal)
+        return srv_fail(c, KZ_UNAUTHORIZED, "%s", refusal);
     if (!c->is_http)
         srv_tx(s)->bind(srv_tx(s)->ctx, c->conn_id, ses.id, u.id);
     c->result = cJSON_CreateObject();

@@ -52,7 +52,8 @@ static void user_add_then(struct srv_pw_job *pj)
     snprintf(u.role, sizeof u.role, "%s", role ? role : "staff");
     snprintf(u.pw_hash, sizeof u.pw_hash, "%s", pj->new_hash);
     u.must_change_password = pj->extra[0] != '\0';
-    if ((e = srv_call_write_begin(c)) || (e = srv_org_department(c, &u)))
+    if ((e = srv_org_contact(c, &u)) || (e = srv_call_write_begin(c)) ||
+        (e = srv_org_department(c, &u)))
         goto out;
     enum store_rc rc = store_user_insert(st, &u, kz_now_ms());
     if (rc == STORE_CONFLICT) {
@@ -75,6 +76,8 @@ static void user_add_then(struct srv_pw_job *pj)
     cJSON *details = cJSON_CreateObject();
     cJSON_AddStringToObject(details, "role", u.role);
     cJSON_AddStringToObject(details, "department", u.department_name);
+    if (u.expires_at)
+        cJSON_AddNumberToObject(details, "expires_at", (double)u.expires_at);
     srv_audit(c, "user.add", u.login, details);
 out:
     srv_call_finish(c, e);
@@ -98,7 +101,10 @@ enum kz_err op_user_add(struct srv_call *c)
                  : NULL;
     if (problem)
         return srv_fail(c, KZ_BAD_REQUEST, "%s", problem);
-    struct store_user existing;
+    struct store_user existing = {0};
+    enum kz_err e = srv_org_contact(c, &existing); /* checked now, applied after the hash */
+    if (e)
+        return e;
     enum store_rc rc = store_user_get_by_login(srv_store(c->srv), login, &existing);
     if (rc == STORE_OK)
         return srv_fail(c, KZ_CONFLICT, "login id '%s' is taken", login);
@@ -225,4 +231,73 @@ enum kz_err op_user_reset_password(struct srv_call *c)
     kz_password_generate(pj->extra, ONE_TIME_PASSWORD_CHARS + 1);
     snprintf(pj->new_password, sizeof pj->new_password, "%s", pj->extra);
     return srv_pw_job_submit(pj);
+}
+
+/* ---- housekeeping: expired accounts, idle shared sessions ---- */
+
+#define SWEEP_BATCH 64 /* per beat; a longer backlog drains over the next beats */
+
+void srv_housekeep(struct srv *s)
+{
+    struct store *st = srv_store(s);
+    const struct srv_transport *tx = srv_tx(s);
+    int64_t now = kz_now_ms();
+    int64_t ids[SWEEP_BATCH];
+    struct store_session idle[SWEEP_BATCH];
+    int nids = 0, nidle = 0;
+    if (store_user_expired(st, now, ids, SWEEP_BATCH, &nids) != STORE_OK ||
+        store_session_idle_shared(st, now - srv_config(s)->shared_session_idle_s * 1000, idle,
+                                  SWEEP_BATCH, &nidle) != STORE_OK) {
+        KZ_ERROR("housekeeping_failed", "error=\"%s\"", store_errmsg(st));
+        return;
+    }
+    if (!nids && !nidle)
+        return;
+    if (store_tx_begin(st) != STORE_OK) {
+        KZ_ERROR("housekeeping_failed", "error=\"%s\"", store_errmsg(st));
+        return;
+    }
+    for (int i = 0; i < nids; i++) {
+        struct store_user u;
+        if (store_user_get(st, ids[i], &u) != STORE_OK ||
+            store_user_set_disabled(st, u.id, true, now) != STORE_OK ||
+            store_session_end_user(st, u.id, 0, now) != STORE_OK) {
+            KZ_ERROR("expire_failed", "user_id=%lld error=\"%s\"", (long long)ids[i],
+                     store_errmsg(st));
+            ids[i] = 0;
+            continue;
+        }
+        KZ_INFO("user_expired", "login=%s", u.login);
+        cJSON *details = cJSON_CreateObject();
+        cJSON_AddNumberToObject(details, "expires_at", (double)u.expires_at);
+        srv_audit_as(s, "-server-", "", "user.expire", u.login, details);
+    }
+    for (int i = 0; i < nidle; i++) {
+        struct store_user u;
+        if (store_session_end(st, idle[i].id, now) != STORE_OK ||
+            store_user_get(st, idle[i].user_id, &u) != STORE_OK) {
+            idle[i].id = 0;
+            continue;
+        }
+        KZ_INFO("session_idle_end", "login=%s session=%lld", u.login, (long long)idle[i].id);
+        cJSON *details = cJSON_CreateObject();
+        cJSON_AddNumberToObject(details, "session", (double)idle[i].id);
+        cJSON_AddStringToObject(details, "device", idle[i].device);
+        srv_audit_as(s, "-server-", "", "session.idle_end", u.login, details);
+    }
+    /* Commit first: a connection is only cut for what is on disk. */
+    if (!srv_commit(s))
+        return;
+    for (int i = 0; i < nids; i++)
+        if (ids[i]) {
+            struct srv_close which = {.user_id = ids[i], .reason = "account expired"};
+            tx->close_conns(tx->ctx, &which);
+        }
+    for (int i = 0; i < nidle; i++)
+        if (idle[i].id) {
+            struct srv_close which = {.user_id = idle[i].user_id,
+                                      .session_id = idle[i].id,
+                                      .reason = "idle session on a shared device ended"};
+            tx->close_conns(tx->ctx, &which);
+        }
 }

@@ -6,15 +6,21 @@
 
 void srv_audit(struct srv_call *c, const char *action, const char *target, cJSON *details)
 {
-    struct store *st = srv_store(c->srv);
     const char *actor = c->authed ? c->auth.user.login : srv_arg_str(c, "login");
     if (!actor || !kz_login_valid(actor))
         actor = "-";
+    srv_audit_as(c->srv, actor, c->peer, action, target, details);
+}
+
+void srv_audit_as(struct srv *s, const char *actor, const char *address, const char *action,
+                  const char *target, cJSON *details)
+{
+    struct store *st = srv_store(s);
     char *text = details ? cJSON_PrintUnformatted(details) : NULL;
     cJSON_Delete(details);
     struct store_audit a = {.at = kz_now_ms(),
                             .actor = actor,
-                            .address = c->peer,
+                            .address = address,
                             .action = action,
                             .target = target ? target : "",
                             .details = text ? text : "{}"};
@@ -23,7 +29,7 @@ void srv_audit(struct srv_call *c, const char *action, const char *target, cJSON
     if (store_tx_begin(st) != STORE_OK || store_audit_add(st, &a) != STORE_OK)
         KZ_ERROR("audit_failed", "action=%s error=\"%s\"", action, store_errmsg(st));
     else
-        srv_tx(c->srv)->want_commit(srv_tx(c->srv)->ctx);
+        srv_tx(s)->want_commit(srv_tx(s)->ctx);
     cJSON_free(text);
 }
 

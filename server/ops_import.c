@@ -1,8 +1,9 @@
 /* ops_import.c - bulk accounts from CSV: `user.import` checks every line and reports every
  * problem; applying is all or nothing; re-importing the same file changes nothing; new users
  * get one-time passwords (hashed off the loop, in one worker job) that they must change at
- * first login. Header: login,name,department,role,groups (any order; optional email,phone are
- * accepted and not stored yet). Groups are separated by ';'. UTF-8, with or without a BOM. */
+ * first login. Header: login,name,department,role,groups (any order; optional email,phone). A
+ * file without an email or phone column leaves those of existing users alone. Groups are
+ * separated by ';'. UTF-8, with or without a BOM. */
 #include "server.h"
 
 #include <sodium.h>
@@ -16,6 +17,7 @@ struct row {
     int line;
     char login[STORE_LOGIN_MAX + 1];
     char *name, *department, *role, *groups; /* owned */
+    char *email, *phone;                     /* owned; NULL: the file has no such column */
     bool exists, changes;
     char password[OTP_CHARS + 1];
     char hash[STORE_HASH_MAX + 1];
@@ -54,6 +56,8 @@ static void import_free(struct import *im)
         free(im->rows[i].department);
         free(im->rows[i].role);
         free(im->rows[i].groups);
+        free(im->rows[i].email);
+        free(im->rows[i].phone);
     }
     sodium_memzero(im->rows, sizeof *im->rows * (size_t)im->nrows);
     free(im->rows);
@@ -162,12 +166,18 @@ static void import_parse(struct srv_call *c, struct import *im, const char *buf,
     char *fields[16];
     int extra = 0;
     int nf = csv_record(buf, len, &pos, fields, 16, &extra);
-    int at[C_COUNT];
+    int at[C_COUNT], at_email = -1, at_phone = -1;
     char msg[320];
     for (int k = 0; k < C_COUNT; k++)
         at[k] = -1;
     for (int f = 0; f < nf; f++) {
-        bool known = !strcmp(fields[f], "email") || !strcmp(fields[f], "phone");
+        bool known = true;
+        if (!strcmp(fields[f], "email"))
+            at_email = f;
+        else if (!strcmp(fields[f], "phone"))
+            at_phone = f;
+        else
+            known = false;
         for (int k = 0; k < C_COUNT; k++)
             if (strcmp(fields[f], col_names[k]) == 0) {
                 at[k] = f;
@@ -206,7 +216,7 @@ static void import_parse(struct srv_call *c, struct import *im, const char *buf,
         bool ok = kz_utf8_valid(buf + start, pos - start);
         if (!ok)
             problem(im, start_line, "the line is not valid UTF-8");
-        int need = 0;
+        int need = at_email > at_phone ? at_email + 1 : at_phone + 1;
         for (int k = 0; k < C_COUNT; k++)
             need = at[k] + 1 > need ? at[k] + 1 : need;
         if (ok && nf < need) {
@@ -241,8 +251,22 @@ static void import_parse(struct srv_call *c, struct import *im, const char *buf,
                 problem(im, start_line, msg);
                 ok = false;
             }
+            const char *email = at_email >= 0 ? fields[at_email] : NULL;
+            const char *phone = at_phone >= 0 ? fields[at_phone] : NULL;
+            if (email && !kz_email_valid(email)) {
+                snprintf(msg, sizeof msg, "'%.64s' is not an email address", email);
+                problem(im, start_line, msg);
+                ok = false;
+            }
+            if (phone && !kz_phone_valid(phone)) {
+                snprintf(msg, sizeof msg, "'%.40s' is not a phone number", phone);
+                problem(im, start_line, msg);
+                ok = false;
+            }
             if (ok) {
                 r->line = start_line;
+                r->email = email ? strdup(email) : NULL;
+                r->phone = phone ? strdup(phone) : NULL;
                 snprintf(r->login, sizeof r->login, "%s", login);
                 r->name = strdup(fields[at[C_NAME]]);
                 r->department = strdup(fields[at[C_DEPT]]);
@@ -264,7 +288,9 @@ static void import_parse(struct srv_call *c, struct import *im, const char *buf,
                     char want[1024];
                     groups_normalise(r->groups, want, sizeof want);
                     r->changes = strcmp(u.name, r->name) || strcmp(u.role, r->role) ||
-                                 strcmp(u.department_name, r->department) || strcmp(have, want);
+                                 strcmp(u.department_name, r->department) || strcmp(have, want) ||
+                                 (r->email && strcmp(u.email, r->email)) ||
+                                 (r->phone && strcmp(u.phone, r->phone));
                 }
                 im->nrows++;
             }
@@ -321,6 +347,10 @@ static enum kz_err apply_row(struct srv_call *c, struct row *r)
     snprintf(u.login, sizeof u.login, "%s", r->login);
     snprintf(u.name, sizeof u.name, "%s", r->name);
     snprintf(u.role, sizeof u.role, "%s", r->role);
+    if (r->email)
+        snprintf(u.email, sizeof u.email, "%s", r->email);
+    if (r->phone)
+        snprintf(u.phone, sizeof u.phone, "%s", r->phone);
     if ((e = srv_org_department(c, &u)))
         return e;
     if (r->exists) {

@@ -76,6 +76,30 @@ enum kz_err srv_org_groups(struct srv_call *c, int64_t user_id)
     return KZ_OK;
 }
 
+enum kz_err srv_org_contact(struct srv_call *c, struct store_user *u)
+{
+    const char *email = srv_arg_str(c, "email");
+    const char *phone = srv_arg_str(c, "phone");
+    const cJSON *expires = cJSON_GetObjectItemCaseSensitive(c->args, "expires_at");
+    if (email && !kz_email_valid(email))
+        return srv_fail(c, KZ_BAD_REQUEST, "field 'email' is not an email address");
+    if (phone && !kz_phone_valid(phone))
+        return srv_fail(c, KZ_BAD_REQUEST,
+                        "field 'phone' must be digits with optional '+', '-', spaces and "
+                        "parentheses");
+    int64_t at = srv_arg_int(c, "expires_at", 0);
+    if (expires && at && at <= kz_now_ms())
+        return srv_fail(c, KZ_BAD_REQUEST,
+                        "field 'expires_at' must be in the future (0 clears it)");
+    if (email)
+        snprintf(u->email, sizeof u->email, "%s", email);
+    if (phone)
+        snprintf(u->phone, sizeof u->phone, "%s", phone);
+    if (expires)
+        u->expires_at = at;
+    return KZ_OK;
+}
+
 static int add_name(void *arg, int64_t id, const char *name, int64_t members)
 {
     (void)id;
@@ -111,11 +135,14 @@ enum kz_err op_user_update(struct srv_call *c)
         return srv_fail(c, KZ_BAD_REQUEST, "role must be admin, hq or staff");
     if (role && u.id == c->auth.user.id && strcmp(role, "admin") != 0)
         return srv_fail(c, KZ_CONFLICT, "you cannot take away your own admin role");
+    int64_t was_expiring = u.expires_at;
+    enum kz_err e;
+    if ((e = srv_org_contact(c, &u)))
+        return e;
     if (name)
         snprintf(u.name, sizeof u.name, "%s", name);
     if (role)
         snprintf(u.role, sizeof u.role, "%s", role);
-    enum kz_err e;
     if ((e = srv_org_department(c, &u)) || (e = srv_org_groups(c, u.id)))
         return e;
     if (store_user_update(st, &u, kz_now_ms()) != STORE_OK)
@@ -127,6 +154,12 @@ enum kz_err op_user_update(struct srv_call *c)
     cJSON_AddStringToObject(details, "department", u.department_name);
     if (srv_arg_list(c, "groups"))
         cJSON_AddItemToObject(details, "groups", cJSON_Duplicate(srv_arg_list(c, "groups"), true));
+    if (srv_arg_str(c, "email"))
+        cJSON_AddStringToObject(details, "email", u.email);
+    if (srv_arg_str(c, "phone"))
+        cJSON_AddStringToObject(details, "phone", u.phone);
+    if (u.expires_at != was_expiring)
+        cJSON_AddNumberToObject(details, "expires_at", (double)u.expires_at);
     srv_audit(c, "user.update", u.login, details);
     c->result = cJSON_CreateObject();
     cJSON *uj = srv_user_json(&u);

@@ -159,7 +159,10 @@ static const struct srv_op ops[] = {
     {.name = "login",
      .access = OP_ANON,
      .allowed_before_pwchange = true,
-     .fields = {LOGIN_ARG, REQ("password", 255), OPT("device", STORE_DEVICE_MAX)},
+     .fields = {LOGIN_ARG,
+                REQ("password", 255),
+                OPT("device", STORE_DEVICE_MAX),
+                {"shared", F_BOOL, false, 0, 0}},
      .fn = op_login},
     {.name = "auth",
      .access = OP_ANON,
@@ -185,7 +188,10 @@ static const struct srv_op ops[] = {
                 OPT("role", STORE_ROLE_MAX),
                 OPT("password", 255),
                 {"department", F_STRING, false, STORE_NAME_MAX, 0},
-                {"groups", F_STRINGS, false, 100, 0}},
+                {"groups", F_STRINGS, false, 100, 0},
+                {"email", F_STRING, false, STORE_EMAIL_MAX, 0},
+                {"phone", F_STRING, false, STORE_PHONE_MAX, 0},
+                {"expires_at", F_INT, false, KZ_POS_MAX, 0}},
      .fn = op_user_add},
     {.name = "user.list", .access = OP_ADMIN, .fn = op_user_list},
     {.name = "user.disable",
@@ -213,7 +219,10 @@ static const struct srv_op ops[] = {
                 OPT("name", STORE_NAME_MAX),
                 OPT("role", STORE_ROLE_MAX),
                 {"department", F_STRING, false, STORE_NAME_MAX, 0},
-                {"groups", F_STRINGS, false, 100, 0}},
+                {"groups", F_STRINGS, false, 100, 0},
+                {"email", F_STRING, false, STORE_EMAIL_MAX, 0},
+                {"phone", F_STRING, false, STORE_PHONE_MAX, 0},
+                {"expires_at", F_INT, false, KZ_POS_MAX, 0}},
      .fn = op_user_update},
     {.name = "session.list",
      .access = OP_USER,
@@ -235,6 +244,34 @@ static const struct srv_op ops[] = {
                 {"before", F_INT, false, KZ_POS_MAX, 1},
                 LIMIT_ARG},
      .fn = op_audit_list},
+    {.name = "invite.create",
+     .access = OP_ADMIN,
+     .writes = true,
+     .fields = {OPT("role", STORE_ROLE_MAX),
+                {"department", F_STRING, false, STORE_NAME_MAX, 0},
+                {"groups", F_STRINGS, false, 100, 0},
+                {"uses", F_INT, false, 100000, 1},
+                {"expires_at", F_INT, false, KZ_POS_MAX, 1},
+                {"account_expires_at", F_INT, false, KZ_POS_MAX, 1},
+                {"note", F_STRING, false, STORE_NOTE_MAX, 0}},
+     .fn = op_invite_create},
+    {.name = "invite.list", .access = OP_ADMIN, .fn = op_invite_list},
+    {.name = "invite.revoke",
+     .access = OP_ADMIN,
+     .writes = true,
+     .fields = {{"invite", F_INT, true, KZ_POS_MAX, 1}},
+     .fn = op_invite_revoke},
+    {.name = "join",
+     .access = OP_ANON,
+     .fields = {REQ("code", 64),
+                LOGIN_ARG,
+                OPT("name", STORE_NAME_MAX),
+                REQ("password", 255),
+                OPT("device", STORE_DEVICE_MAX),
+                {"shared", F_BOOL, false, 0, 0},
+                {"email", F_STRING, false, STORE_EMAIL_MAX, 0},
+                {"phone", F_STRING, false, STORE_PHONE_MAX, 0}},
+     .fn = op_join},
     {.name = "dept.list", .access = OP_USER, .fn = op_dept_list},
     {.name = "group.list", .access = OP_USER, .fn = op_group_list},
     /* rooms */
@@ -450,7 +487,7 @@ static void hold(struct srv *s, struct srv_call *c, struct kz_frame *f)
     s->held_tail = h;
 }
 
-void srv_commit(struct srv *s)
+bool srv_commit(struct srv *s)
 {
     bool ok = true;
     KZ_DEBUG("commit", "open=%d events=%zu", store_tx_is_open(s->store), s->npending);
@@ -492,6 +529,7 @@ void srv_commit(struct srv *s)
         struct srv_close all = {.reason = "server error: reconnect and resume"};
         s->tx.close_conns(s->tx.ctx, &all);
     }
+    return ok;
 }
 
 enum kz_err srv_fail(struct srv_call *c, enum kz_err e, const char *fmt, ...)
@@ -690,11 +728,12 @@ static enum kz_err authenticate(struct srv_call *c)
     rc = store_user_get(s->store, ses.user_id, &c->auth.user);
     if (rc != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "user lookup failed");
-    if (c->auth.user.disabled)
-        return srv_fail(c, KZ_UNAUTHORIZED, "the account is disabled");
+    int64_t now = kz_now_ms();
+    const char *refusal = srv_session_refusal(s, &ses, &c->auth.user, now);
+    if (refusal)
+        return srv_fail(c, KZ_UNAUTHORIZED, "%s", refusal);
     c->auth.session_id = ses.id;
     c->authed = true;
-    int64_t now = kz_now_ms();
     if (now - ses.last_seen >= s->cfg->session_touch_interval_s * 1000) {
         /* Best effort: a failed touch must not fail the request it rides on. */
         if (store_tx_begin(s->store) == STORE_OK) {

@@ -57,7 +57,11 @@ struct kz_config {
     long long login_fail_max;             /* failed logins per account within the window ... */
     long long login_fail_max_per_address; /* ... and per client address ... */
     long long login_fail_window_s;
-    long long login_lockout_s; /* ... before logins are refused for this long */
+    long long login_lockout_s;         /* ... before logins are refused for this long */
+    long long shared_session_idle_s;   /* a shared (loaner) device's session ends when idle */
+    long long housekeeping_interval_s; /* how often expiries and idle sessions are swept */
+    long long invite_max_uses;
+    long long invite_max_valid_days;
     long long shutdown_grace_ms;
     char server_id[64]; /* this server's name in event logs; "" derives one from its key */
     long long sync_page_max;
@@ -96,6 +100,11 @@ bool kz_utf8_valid(const char *s, size_t len);
 void kz_password_generate(char *out, size_t n);
 /* A login id: 1-64 of [a-z0-9._-], starting with a letter or digit. */
 bool kz_login_valid(const char *login);
+/* Contact details: an address with one '@', no spaces or controls, at most 254 bytes; a phone
+ * number of digits with optional '+', '-', ' ', '(', ')' (at most 32 bytes). Empty is valid:
+ * it clears the field. */
+bool kz_email_valid(const char *email);
+bool kz_phone_valid(const char *phone);
 /* NULL if the password is acceptable, else a human reason (a static string). */
 const char *kz_password_problem(const char *password, const char *login, long long min_len);
 #define KZ_TOKEN_BYTES 32
@@ -104,6 +113,13 @@ const char *kz_password_problem(const char *password, const char *login, long lo
 void kz_token_new(char token[KZ_TOKEN_CHARS], uint8_t hash[STORE_TOKEN_HASH]);
 /* Hashes a token given by a client; false if it cannot be a token at all. */
 bool kz_token_hash(const char *token, uint8_t hash[STORE_TOKEN_HASH]);
+/* Invitation codes: 20 base32 digits (100 bits) shown as XXXX-XXXX-XXXX-XXXX-XXXX. */
+#define KZ_INVITE_DIGITS 20
+#define KZ_INVITE_CHARS  25 /* with four dashes and the NUL */
+void kz_invite_code_new(char out[KZ_INVITE_CHARS], uint8_t hash[STORE_TOKEN_HASH]);
+/* Hashes a code as typed (any case, dashes and spaces ignored, O/I/L read as 0/1); false if it
+ * cannot be a code. */
+bool kz_invite_code_hash(const char *code, uint8_t hash[STORE_TOKEN_HASH]);
 
 /* ---- outgoing frames: serialised once, shared by reference among recipients ---- */
 struct kz_frame {
@@ -251,7 +267,7 @@ void srv_send_error(struct srv *s, uint64_t conn_id, bool is_http, enum kz_err e
 /* Commits the open transaction, then releases the replies held for it and pushes the events
  * it created to their rooms' members (or, if the commit failed, answers each held reply with
  * `internal` and closes every live connection so that clients resume). */
-void srv_commit(struct srv *s);
+bool srv_commit(struct srv *s); /* false if the commit failed */
 /* Periodic work the transport's timer triggers: coalesced read-marker pushes. */
 void srv_tick(struct srv *s);
 /* Sets the identity events are signed with: origin name, incarnation and Ed25519 secret key
@@ -375,6 +391,9 @@ enum kz_err op_user_update(struct srv_call *c);
 enum kz_err srv_org_department(struct srv_call *c, struct store_user *u);
 /* The `groups` argument: replaces the user's groups, creating new ones. Absent: unchanged. */
 enum kz_err srv_org_groups(struct srv_call *c, int64_t user_id);
+/* The `email`, `phone` and `expires_at` arguments (ms, 0 clears): checked, then applied to u;
+ * absent ones leave u alone. */
+enum kz_err srv_org_contact(struct srv_call *c, struct store_user *u);
 /* The user's groups as a JSON array of names (caller owns it). */
 cJSON *srv_user_groups_json(struct srv *s, int64_t user_id);
 /* ops_notice.c */
@@ -392,6 +411,27 @@ enum kz_err op_notice_remind(struct srv_call *c);
 enum kz_err srv_room_for_member(struct srv_call *c, struct store_room *room,
                                 struct store_member *me);
 
+/* Why a user may not use the server now (disabled, expired), or NULL. A static string. */
+const char *srv_user_refusal(const struct store_user *u, int64_t now);
+/* The same for a session: its user's refusal, or a shared device idle for too long. */
+const char *srv_session_refusal(struct srv *s, const struct store_session *ses,
+                                const struct store_user *u, int64_t now);
+/* Creates a session for u inside the open transaction and fills c->result with the token, the
+ * user and the session (login, join); binds a WebSocket connection to it and audits `action`. */
+enum kz_err srv_session_open(struct srv_call *c, const struct store_user *u, const char *device,
+                             bool shared, const char *action);
+/* Disables expired accounts and ends idle shared sessions, closing their live connections
+ * (ops_admin.c); the transport calls it every housekeeping_interval_s. */
+void srv_housekeep(struct srv *s);
+/* An audit entry by the server itself or any named actor (srv_audit for calls). details is
+ * consumed. */
+void srv_audit_as(struct srv *s, const char *actor, const char *address, const char *action,
+                  const char *target, cJSON *details);
+/* ops_invite.c */
+enum kz_err op_invite_create(struct srv_call *c);
+enum kz_err op_invite_list(struct srv_call *c);
+enum kz_err op_invite_revoke(struct srv_call *c);
+enum kz_err op_join(struct srv_call *c);
 /* A user as the protocol shows it (caller owns the result). */
 cJSON *srv_user_json(const struct store_user *u);
 

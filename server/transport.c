@@ -76,6 +76,7 @@ struct transport {
     size_t ws_count;
     lws_sorted_usec_list_t commit_sul;
     lws_sorted_usec_list_t tick_sul;
+    lws_sorted_usec_list_t house_sul;
     lws_sorted_usec_list_t deadline_sul;
     bool deadline_passed;
     int port;
@@ -618,6 +619,16 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     srv_tick(t->srv);
 }
 
+/* Expired accounts and idle shared sessions are swept on a fixed beat; the first sweep runs
+ * right after start, so an account that expired while the server was down never gets in. */
+static void house_cb(lws_sorted_usec_list_t *sul)
+{
+    struct transport *t = lws_container_of(sul, struct transport, house_sul);
+    srv_housekeep(t->srv);
+    lws_sul_schedule(t->ctx, 0, &t->house_sul, house_cb,
+                     (lws_usec_t)t->cfg->housekeeping_interval_s * LWS_USEC_PER_SEC);
+}
+
 static void tx_timer(void *ctx, int ms)
 {
     struct transport *t = ctx;
@@ -802,6 +813,7 @@ void transport_run(struct transport *t)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    lws_sul_schedule(t->ctx, 0, &t->house_sul, house_cb, 1);
     while (!stop_requested && lws_service(t->ctx, 0) >= 0)
         ;
 
@@ -824,6 +836,7 @@ void transport_free(struct transport *t)
         return;
     lws_sul_cancel(&t->commit_sul);
     lws_sul_cancel(&t->tick_sul);
+    lws_sul_cancel(&t->house_sul);
     signal_ctx = NULL;
     lws_context_destroy(t->ctx);
     idmap_free(&t->conns);

@@ -56,6 +56,79 @@ void kz_password_generate(char *out, size_t n)
         out[n - 1] = '\0';
 }
 
+bool kz_email_valid(const char *email)
+{
+    size_t len = strlen(email);
+    if (len == 0)
+        return true;
+    const char *at = strchr(email, '@');
+    if (len > STORE_EMAIL_MAX || !at || at == email || !at[1] || strchr(at + 1, '@'))
+        return false;
+    for (const unsigned char *p = (const unsigned char *)email; *p; p++)
+        if (*p <= ' ' || *p == 0x7f)
+            return false;
+    return kz_utf8_valid(email, len);
+}
+
+bool kz_phone_valid(const char *phone)
+{
+    size_t len = strlen(phone), digits = 0;
+    if (len == 0)
+        return true;
+    if (len > STORE_PHONE_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = phone[i];
+        if (c >= '0' && c <= '9')
+            digits++;
+        else if (!strchr("+- ()", c) || (c == '+' && i != 0))
+            return false;
+    }
+    return digits >= 3;
+}
+
+/* Crockford's base32: no I, L, O, U, so a code read aloud or off a screen survives. */
+static const char invite_alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+void kz_invite_code_new(char out[KZ_INVITE_CHARS], uint8_t hash[STORE_TOKEN_HASH])
+{
+    char raw[KZ_INVITE_DIGITS];
+    for (int i = 0; i < KZ_INVITE_DIGITS; i++)
+        raw[i] = invite_alphabet[randombytes_uniform(32)];
+    size_t o = 0;
+    for (int i = 0; i < KZ_INVITE_DIGITS; i++) {
+        if (i && i % 4 == 0)
+            out[o++] = '-';
+        out[o++] = raw[i];
+    }
+    out[o] = '\0';
+    kz_invite_code_hash(out, hash);
+    sodium_memzero(raw, sizeof raw);
+}
+
+bool kz_invite_code_hash(const char *code, uint8_t hash[STORE_TOKEN_HASH])
+{
+    char norm[KZ_INVITE_DIGITS];
+    int n = 0;
+    for (const char *p = code; *p; p++) {
+        char c = *p >= 'a' && *p <= 'z' ? (char)(*p - 'a' + 'A') : *p;
+        if (c == '-' || c == ' ')
+            continue;
+        if (c == 'O')
+            c = '0';
+        else if (c == 'I' || c == 'L')
+            c = '1';
+        if (!strchr(invite_alphabet, c) || c == '\0' || n == KZ_INVITE_DIGITS)
+            return false;
+        norm[n++] = c;
+    }
+    if (n != KZ_INVITE_DIGITS)
+        return false;
+    crypto_generichash(hash, STORE_TOKEN_HASH, (const unsigned char *)norm, sizeof norm,
+                       (const unsigned char *)"kizuna/invite/v1", 16);
+    return true;
+}
+
 bool kz_login_valid(const char *login)
 {
     size_t len = strlen(login);

@@ -206,6 +206,33 @@ static const char *const migrations[] = {
     "CREATE INDEX audit_action ON audit(action, id);"
     "CREATE INDEX audit_actor ON audit(actor, id);"
     "CREATE INDEX audit_target ON audit(target, id);",
+
+    /* 5: contact details, dispatched staff and shared devices. An invitation creates accounts
+     * with a role, department and groups; accounts made from it can carry an expiry date, on
+     * which the server disables them. Only a hash of an invitation code is kept, as for session
+     * tokens. A shared session (a loaner phone) ends after an idle time. */
+    "CREATE TABLE invites ("
+    "  id INTEGER PRIMARY KEY,"
+    "  code_hash BLOB NOT NULL UNIQUE,"
+    "  role TEXT NOT NULL CHECK (role IN ('hq','staff')),"
+    "  department INTEGER REFERENCES departments(id),"
+    "  groups TEXT NOT NULL DEFAULT '',"
+    "  note TEXT NOT NULL DEFAULT '',"
+    "  uses_max INTEGER NOT NULL,"
+    "  uses INTEGER NOT NULL DEFAULT 0,"
+    "  expires_at INTEGER NOT NULL,"
+    "  account_expires_at INTEGER,"
+    "  created_by INTEGER NOT NULL REFERENCES users(id),"
+    "  created_at INTEGER NOT NULL,"
+    "  revoked_at INTEGER"
+    ");"
+    "ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN phone TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE users ADD COLUMN expires_at INTEGER;"
+    "ALTER TABLE users ADD COLUMN invite INTEGER REFERENCES invites(id);"
+    "CREATE INDEX users_expiry ON users(expires_at) WHERE expires_at IS NOT NULL;"
+    "ALTER TABLE sessions ADD COLUMN shared INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX sessions_shared ON sessions(last_seen) WHERE shared = 1 AND ended_at IS NULL;",
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -227,37 +254,47 @@ enum stmt_id {
     S_SESSION_EACH,
     S_AUDIT_ADD,
     S_AUDIT_EACH,
+    S_SESSION_IDLE,
+    S_USER_EXPIRED,
     S_COUNT
 };
 _Static_assert(S_COUNT <= STORE_CORE_STMTS, "raise STORE_CORE_STMTS");
 
 #define USER_COLS                                                                                  \
     "u.id, u.login, u.name, u.role, u.disabled, u.must_change_pw, u.pw_hash, u.created_at,"        \
-    " u.updated_at, u.department, d.name FROM users u LEFT JOIN departments d"                     \
+    " u.updated_at, u.department, d.name, u.email, u.phone, u.expires_at, u.invite"                \
+    " FROM users u LEFT JOIN departments d"                                                        \
     " ON d.id = u.department"
+
+#define SESSION_COLS "id, user_id, device, address, created_at, last_seen, shared"
 
 static const char *const stmt_sql[S_COUNT] = {
     [S_USER_INSERT] = "INSERT INTO users (login, name, role, disabled, must_change_pw, pw_hash,"
-                      " created_at, updated_at, department) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      " created_at, updated_at, department, email, phone, expires_at, invite)"
+                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [S_USER_GET] = "SELECT " USER_COLS " WHERE u.id = ?",
     [S_USER_GET_LOGIN] = "SELECT " USER_COLS " WHERE u.login = ?",
     [S_USER_SET_DISABLED] = "UPDATE users SET disabled = ?, updated_at = ? WHERE id = ?",
     [S_USER_SET_PASSWORD] =
         "UPDATE users SET pw_hash = ?, must_change_pw = ?, updated_at = ? WHERE id = ?",
     [S_USER_COUNT] = "SELECT count(*) FROM users",
-    [S_USER_UPDATE] = "UPDATE users SET name = ?, role = ?, department = ?, updated_at = ?"
-                      " WHERE id = ?",
+    [S_USER_UPDATE] = "UPDATE users SET name = ?, role = ?, department = ?, updated_at = ?,"
+                      " email = ?, phone = ?, expires_at = ? WHERE id = ?",
     [S_USER_EACH] = "SELECT " USER_COLS " ORDER BY u.login",
     [S_SESSION_INSERT] = "INSERT INTO sessions (user_id, token_hash, device, address, created_at,"
-                         " last_seen) VALUES (?, ?, ?, ?, ?, ?)",
-    [S_SESSION_LOOKUP] = "SELECT id, user_id, device, address, created_at, last_seen"
-                         " FROM sessions WHERE token_hash = ? AND ended_at IS NULL",
-    [S_SESSION_GET] = "SELECT id, user_id, device, address, created_at, last_seen"
-                      " FROM sessions WHERE id = ? AND ended_at IS NULL",
+                         " last_seen, shared) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    [S_SESSION_LOOKUP] = "SELECT " SESSION_COLS " FROM sessions WHERE token_hash = ?"
+                         " AND ended_at IS NULL",
+    [S_SESSION_GET] = "SELECT " SESSION_COLS " FROM sessions WHERE id = ? AND ended_at IS NULL",
     [S_SESSION_TOUCH] = "UPDATE sessions SET last_seen = ? WHERE id = ? AND ended_at IS NULL",
     [S_SESSION_END] = "UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL",
-    [S_SESSION_EACH] = "SELECT id, user_id, device, address, created_at, last_seen FROM sessions"
+    [S_SESSION_EACH] = "SELECT " SESSION_COLS " FROM sessions"
                        " WHERE user_id = ? AND ended_at IS NULL ORDER BY last_seen DESC",
+    [S_SESSION_IDLE] =
+        "SELECT " SESSION_COLS " FROM sessions"
+        " WHERE shared = 1 AND ended_at IS NULL AND last_seen < ? ORDER BY id LIMIT ?",
+    [S_USER_EXPIRED] = "SELECT id FROM users WHERE expires_at IS NOT NULL AND expires_at <= ?"
+                       " AND disabled = 0 ORDER BY id LIMIT ?",
     [S_AUDIT_ADD] = "INSERT INTO audit (at, actor, address, action, target, details)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
     [S_AUDIT_EACH] = "SELECT id, at, actor, address, action, target, details FROM audit"
@@ -418,6 +455,8 @@ enum store_rc store_open(const struct store_options *opt, struct store **out, ch
         rc = store_fts_init(st, err, errlen);
     if (rc == STORE_OK)
         rc = store_notice_prepare(st, err, errlen);
+    if (rc == STORE_OK)
+        rc = store_admin_prepare(st, err, errlen);
     if (rc != STORE_OK)
         goto out;
     *out = st;
@@ -439,6 +478,8 @@ void store_close(struct store *st)
         sqlite3_finalize(st->talk[i]);
     for (int i = 0; i < STORE_NOTICE_STMTS; i++)
         sqlite3_finalize(st->notice[i]);
+    for (int i = 0; i < STORE_ADMIN_STMTS; i++)
+        sqlite3_finalize(st->admin[i]);
     if (st->db) {
         /* Leaves a short WAL behind, so the next start and any backup copy are quick. */
         sqlite3_exec(st->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
@@ -542,6 +583,10 @@ static void read_user(sqlite3_stmt *s, struct store_user *u)
     u->updated_at = sqlite3_column_int64(s, 8);
     u->department = sqlite3_column_int64(s, 9);
     store_copy_text(u->department_name, sizeof u->department_name, s, 10);
+    store_copy_text(u->email, sizeof u->email, s, 11);
+    store_copy_text(u->phone, sizeof u->phone, s, 12);
+    u->expires_at = sqlite3_column_int64(s, 13);
+    u->invite = sqlite3_column_int64(s, 14);
 }
 
 /* Steps a statement expected to return at most one user row. */
@@ -572,6 +617,12 @@ enum store_rc store_user_insert(struct store *st, struct store_user *u, int64_t 
     sqlite3_bind_int64(s, 8, now);
     if (u->department)
         sqlite3_bind_int64(s, 9, u->department);
+    sqlite3_bind_text(s, 10, u->email, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 11, u->phone, -1, SQLITE_STATIC);
+    if (u->expires_at)
+        sqlite3_bind_int64(s, 12, u->expires_at);
+    if (u->invite)
+        sqlite3_bind_int64(s, 13, u->invite);
     enum store_rc rc = store_step_done(st, s, "user insert");
     if (rc == STORE_OK) {
         u->id = sqlite3_last_insert_rowid(st->db);
@@ -631,7 +682,11 @@ enum store_rc store_user_update(struct store *st, const struct store_user *u, in
     if (u->department)
         sqlite3_bind_int64(s, 3, u->department);
     sqlite3_bind_int64(s, 4, now);
-    sqlite3_bind_int64(s, 5, u->id);
+    sqlite3_bind_text(s, 5, u->email, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, u->phone, -1, SQLITE_STATIC);
+    if (u->expires_at)
+        sqlite3_bind_int64(s, 7, u->expires_at);
+    sqlite3_bind_int64(s, 8, u->id);
     return step_update(st, s, "user update");
 }
 
@@ -674,13 +729,14 @@ enum store_rc store_session_insert(struct store *st, const uint8_t token_hash[ST
     sqlite3_bind_text(s, 4, ses->address, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 5, ses->created_at);
     sqlite3_bind_int64(s, 6, ses->last_seen);
+    sqlite3_bind_int(s, 7, ses->shared);
     enum store_rc rc = store_step_done(st, s, "session insert");
     if (rc == STORE_OK)
         ses->id = sqlite3_last_insert_rowid(st->db);
     return rc;
 }
 
-/* Columns: id, user_id, device, address, created_at, last_seen. */
+/* Columns: SESSION_COLS. */
 static void read_session(sqlite3_stmt *s, struct store_session *out)
 {
     memset(out, 0, sizeof *out);
@@ -690,6 +746,7 @@ static void read_session(sqlite3_stmt *s, struct store_session *out)
     store_copy_text(out->address, sizeof out->address, s, 3);
     out->created_at = sqlite3_column_int64(s, 4);
     out->last_seen = sqlite3_column_int64(s, 5);
+    out->shared = sqlite3_column_int(s, 6) != 0;
 }
 
 static enum store_rc step_session(struct store *st, sqlite3_stmt *s, struct store_session *out)
@@ -809,6 +866,37 @@ enum store_rc store_audit_each(struct store *st, const char *action, const char 
         }
     }
     enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "audit list");
+    store_finish(s);
+    return r;
+}
+
+enum store_rc store_session_idle_shared(struct store *st, int64_t before, struct store_session *out,
+                                        int max, int *n)
+{
+    sqlite3_stmt *s = st->stmt[S_SESSION_IDLE];
+    sqlite3_bind_int64(s, 1, before);
+    sqlite3_bind_int(s, 2, max);
+    int rc;
+    *n = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < max)
+        read_session(s, &out[(*n)++]);
+    enum store_rc r =
+        rc == SQLITE_DONE || rc == SQLITE_ROW ? STORE_OK : store_fail(st, "idle sessions");
+    store_finish(s);
+    return r;
+}
+
+enum store_rc store_user_expired(struct store *st, int64_t now, int64_t *ids, int max, int *n)
+{
+    sqlite3_stmt *s = st->stmt[S_USER_EXPIRED];
+    sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int(s, 2, max);
+    int rc;
+    *n = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < max)
+        ids[(*n)++] = sqlite3_column_int64(s, 0);
+    enum store_rc r =
+        rc == SQLITE_DONE || rc == SQLITE_ROW ? STORE_OK : store_fail(st, "expired users");
     store_finish(s);
     return r;
 }

@@ -32,6 +32,8 @@ enum store_rc {
 #define STORE_DEVICE_MAX 127
 #define STORE_ADDR_MAX   63
 #define STORE_TOKEN_HASH 32 /* bytes of BLAKE2b over a session token */
+#define STORE_EMAIL_MAX  254
+#define STORE_PHONE_MAX  32
 
 struct store;
 
@@ -56,6 +58,10 @@ struct store_user {
     int64_t updated_at;
     int64_t department; /* 0: none */
     char department_name[STORE_NAME_MAX + 1];
+    char email[STORE_EMAIL_MAX + 1];
+    char phone[STORE_PHONE_MAX + 1];
+    int64_t expires_at; /* ms; the server disables the account then (0: never) */
+    int64_t invite;     /* the invitation that created the account (0: none) */
 };
 
 struct store_session {
@@ -65,6 +71,7 @@ struct store_session {
     char address[STORE_ADDR_MAX + 1];
     int64_t created_at;
     int64_t last_seen;
+    bool shared; /* a loaner device: the session ends after an idle time */
 };
 
 /* Opens (creating if needed) and migrates the database. On success *out is owned by the
@@ -95,7 +102,7 @@ enum store_rc store_user_get_by_login(struct store *st, const char *login, struc
 enum store_rc store_user_set_disabled(struct store *st, int64_t id, bool disabled, int64_t now);
 enum store_rc store_user_set_password(struct store *st, int64_t id, const char *pw_hash,
                                       bool must_change, int64_t now);
-/* Writes name, role and department (0: none) of u->id. */
+/* Writes name, role, department (0: none), email, phone and expires_at of u->id. */
 enum store_rc store_user_update(struct store *st, const struct store_user *u, int64_t now);
 enum store_rc store_user_count(struct store *st, int64_t *out);
 /* Calls fn for every user in login order; a nonzero return from fn stops the walk. The
@@ -119,6 +126,45 @@ enum store_rc store_session_end(struct store *st, int64_t id, int64_t now);
 /* Ends every live session of a user except `keep_id` (0 keeps none). */
 enum store_rc store_session_end_user(struct store *st, int64_t user_id, int64_t keep_id,
                                      int64_t now);
+
+/* Up to max live shared sessions last seen before `before` (ms), into out[0..*n). */
+enum store_rc store_session_idle_shared(struct store *st, int64_t before, struct store_session *out,
+                                        int max, int *n);
+/* Up to max ids of enabled users whose expiry time is at or before now, into ids[0..*n). */
+enum store_rc store_user_expired(struct store *st, int64_t now, int64_t *ids, int max, int *n);
+
+/* ---- invitations (store_admin.c) ---- */
+
+#define STORE_INVITE_GROUPS_MAX 1023
+#define STORE_NOTE_MAX          255
+
+struct store_invite {
+    int64_t id;
+    uint8_t code_hash[STORE_TOKEN_HASH];
+    char role[STORE_ROLE_MAX + 1];
+    int64_t department; /* 0: none */
+    char department_name[STORE_NAME_MAX + 1];
+    char groups[STORE_INVITE_GROUPS_MAX + 1]; /* names joined by ';' */
+    char note[STORE_NOTE_MAX + 1];
+    int64_t uses_max, uses;
+    int64_t expires_at;         /* ms: the code stops working */
+    int64_t account_expires_at; /* ms: accounts made from it are disabled then (0: never) */
+    int64_t created_by;
+    char created_by_login[STORE_LOGIN_MAX + 1];
+    int64_t created_at;
+    int64_t revoked_at; /* 0: not revoked */
+};
+/* Fills inv->id. */
+enum store_rc store_invite_insert(struct store *st, struct store_invite *inv);
+enum store_rc store_invite_get(struct store *st, int64_t id, struct store_invite *out);
+enum store_rc store_invite_get_by_hash(struct store *st, const uint8_t hash[STORE_TOKEN_HASH],
+                                       struct store_invite *out);
+/* Counts one use; STORE_CONFLICT if none is left. */
+enum store_rc store_invite_use(struct store *st, int64_t id);
+enum store_rc store_invite_revoke(struct store *st, int64_t id, int64_t now);
+typedef int (*store_invite_fn)(void *ctx, const struct store_invite *inv);
+/* Every invitation, newest first. */
+enum store_rc store_invite_each(struct store *st, store_invite_fn fn, void *ctx);
 
 /* ---- the audit log (append-only) ---- */
 

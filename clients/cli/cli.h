@@ -24,6 +24,8 @@ extern bool quiet_unreachable;
 /* Prints msg (if any) and the usage text; returns EXIT_USAGE. */
 int usage_error(const char *msg);
 bool session_load(struct session *s);
+/* --server, else KIZUNA_SERVER, else NULL. */
+const char *server_override(void);
 /* --server, else KIZUNA_SERVER, else the session's server, else the default. */
 const char *server_url(const struct session *s);
 /* Reports an unreachable server (text or JSON); returns EXIT_UNREACHABLE. */
@@ -44,8 +46,27 @@ int connect_authed(struct kzc **out, struct session *s);
 /* A string member of o (or of o.path1 when path2 is given); "" if absent. */
 const char *str(const cJSON *o, const char *path1, const char *path2);
 
+/* Reads a secret from the environment variable, else from a prompt on the terminal. */
+int get_secret(const char *env, const char *prompt, char *buf, size_t n);
+/* "kizuna CLI on HOST", the default device label of a session. */
+void device_label(char *out, size_t n);
+/* Saves the session a login or join reply carries and reports it; consumes reply. */
+int login_finish(const char *url, const char *login, cJSON *reply);
+/* A time in ms since the epoch as local "YYYY-MM-DD HH:MM". */
+void format_time(double ms, char *out, size_t n);
+/* Parses a time given on the command line: "YYYY-MM-DD" (local midnight at its start),
+ * "YYYY-MM-DD HH:MM" or "YYYY-MM-DDTHH:MM" (local), or a span from now: "90m", "72h", "7d".
+ * Returns ms since the epoch, or -1 if the text is none of these. */
+long long parse_when(const char *text);
+
 /* Prints s padded with spaces to `cols` terminal columns (CJK characters take two). */
 void print_padded(const char *s, int cols);
+
+/* invite.c: `admin invite create|list|revoke ...` (argv[0] is the subcommand) and `join`. */
+int cmd_invite(int argc, char **argv);
+int cmd_join(int argc, char **argv);
+/* Prints text as a QR code with Unicode half blocks (light modules drawn, for dark terminals). */
+void print_qr(const char *text);
 
 /* notice.c: `notice ...`; argv[0] is "notice". */
 int cmd_notice(int argc, char **argv);

@@ -16,20 +16,32 @@
 static const char usage[] =
     "usage: kizuna [--server URL] [--json] COMMAND\n"
     "\n"
-    "  login LOGIN [--device LABEL]   log in (password from KIZUNA_PASSWORD or a prompt)\n"
+    "  login LOGIN [--device LABEL] [--shared]\n"
+    "                                 log in (password from KIZUNA_PASSWORD or a prompt);\n"
+    "                                 --shared: a loaner phone, logged out when left idle\n"
+    "  join CODE --login LOGIN [--name NAME] [--device LABEL] [--shared]\n"
+    "                                 make your account from an invitation (password from\n"
+    "                                 KIZUNA_NEW_PASSWORD or a prompt)\n"
     "  logout                         end this session\n"
     "  whoami                         who this session is\n"
     "  passwd                         change your password\n"
     "  admin user add LOGIN [--name NAME] [--role admin|hq|staff] [--dept NAME]\n"
-    "                 [--groups \"a;b\"] [--password-stdin]\n"
+    "                 [--groups \"a;b\"] [--email E] [--phone P] [--expires WHEN]\n"
+    "                 [--password-stdin]\n"
     "  admin user update LOGIN [--name NAME] [--role ROLE] [--dept NAME] [--groups \"a;b\"]\n"
+    "                 [--email E] [--phone P] [--expires WHEN|never]\n"
+    "  admin invite create [--role staff|hq] [--dept NAME] [--groups a,b] [--uses N]\n"
+    "                 [--expires WHEN] [--account-expires WHEN] [--note TEXT] [--no-qr]\n"
+    "  admin invite list | admin invite revoke ID\n"
+    "                                 WHEN: YYYY-MM-DD, \"YYYY-MM-DD HH:MM\", or 90m, 72h, 7d\n"
     "  admin dept list | admin group list\n"
     "  admin sessions LOGIN | admin revoke SESSION_ID   (a lost phone: cut off at once)\n"
     "  sessions | revoke SESSION_ID   your own devices\n"
     "  admin import FILE.csv [--dry-run] [--passwords-out FILE]   "
-    "(login,name,department,role,groups)\n"
+    "(login,name,department,role,groups[,email,phone])\n"
     "  admin export                   all users as the same CSV\n"
-    "  admin audit [--action A] [--actor L] [--target T] [--limit N]   (--json: JSON Lines)\n"
+    "  admin audit [--action A] [--actor L] [--target T] [--limit N] [--csv]\n"
+    "                                 (--json: JSON Lines)\n"
     "  admin user list\n"
     "  admin user disable LOGIN\n"
     "  admin user enable LOGIN\n"
@@ -173,6 +185,12 @@ static void session_forget(void)
     char path[4096];
     session_path(path, sizeof path);
     unlink(path);
+}
+
+const char *server_override(void)
+{
+    const char *env = getenv("KIZUNA_SERVER");
+    return server_opt ? server_opt : env && *env ? env : NULL;
 }
 
 const char *server_url(const struct session *s)
@@ -341,7 +359,7 @@ static int prompt_secret(const char *prompt, char *buf, size_t n)
     return rc;
 }
 
-static int get_secret(const char *env, const char *prompt, char *buf, size_t n)
+int get_secret(const char *env, const char *prompt, char *buf, size_t n)
 {
     const char *v = getenv(env);
     if (v && *v) {
@@ -379,42 +397,15 @@ const char *str(const cJSON *o, const char *path1, const char *path2)
     return cJSON_IsString(v) ? v->valuestring : "";
 }
 
-static int cmd_login(int argc, char **argv)
+void device_label(char *out, size_t n)
 {
-    const char *login = NULL, *device = NULL;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--device") == 0 && i + 1 < argc)
-            device = argv[++i];
-        else if (!login && argv[i][0] != '-')
-            login = argv[i];
-        else
-            return usage_error("login LOGIN [--device LABEL]");
-    }
-    if (!login)
-        return usage_error("login needs a LOGIN");
-    char password[256];
-    if (get_secret("KIZUNA_PASSWORD", "Password: ", password, sizeof password) != 0)
-        return EXIT_USAGE;
-    struct session s;
-    session_load(&s);
-    const char *url = server_url(&s);
-    char err[256], host[256] = "";
+    char host[256] = "";
     gethostname(host, sizeof host - 1);
-    struct kzc *c = kzc_connect(url, TIMEOUT_MS, err, sizeof err);
-    if (!c)
-        return unreachable(err);
-    cJSON *args = cJSON_CreateObject();
-    cJSON_AddStringToObject(args, "login", login);
-    cJSON_AddStringToObject(args, "password", password);
-    char label[300];
-    snprintf(label, sizeof label, "kizuna CLI on %.100s", host[0] ? host : "unknown host");
-    cJSON_AddStringToObject(args, "device", device ? device : label);
-    memset(password, 0, sizeof password);
-    cJSON *reply;
-    int rc = call(c, "login", args, &reply);
-    kzc_close(c);
-    if (rc != EXIT_OK)
-        return rc;
+    snprintf(out, n, "kizuna CLI on %.100s", host[0] ? host : "unknown host");
+}
+
+int login_finish(const char *url, const char *login, cJSON *reply)
+{
     struct session ns = {0};
     snprintf(ns.server, sizeof ns.server, "%s", url);
     snprintf(ns.token, sizeof ns.token, "%s", str(reply, "token", NULL));
@@ -424,19 +415,74 @@ static int cmd_login(int argc, char **argv)
         cJSON_Delete(reply);
         return EXIT_REFUSED;
     }
-    bool must_change = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(reply, "user"), "must_change_password"));
+    const cJSON *user = cJSON_GetObjectItemCaseSensitive(reply, "user");
+    bool must_change = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(user, "must_change_password"));
+    const cJSON *expires = cJSON_GetObjectItemCaseSensitive(user, "expires_at");
     if (json_out) {
         /* The token is already saved; scripts that want it can read the session file. */
         cJSON_DeleteItemFromObjectCaseSensitive(reply, "token");
         print_json(reply);
     } else {
         printf("logged in to %s as %s (%s)\n", url, login, str(reply, "user", "name"));
+        if (cJSON_IsNumber(expires)) {
+            char when[32];
+            format_time(expires->valuedouble, when, sizeof when);
+            printf("this account expires at %s\n", when);
+        }
         if (must_change)
             printf("your password is a one-time password: change it now with `kizuna passwd`\n");
     }
     cJSON_Delete(reply);
     return EXIT_OK;
+}
+
+void format_time(double ms, char *out, size_t n)
+{
+    time_t t = (time_t)(ms / 1000);
+    strftime(out, n, "%Y-%m-%d %H:%M", localtime(&t));
+}
+
+static int cmd_login(int argc, char **argv)
+{
+    const char *login = NULL, *device = NULL;
+    bool shared = false;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--device") == 0 && i + 1 < argc)
+            device = argv[++i];
+        else if (strcmp(argv[i], "--shared") == 0)
+            shared = true;
+        else if (!login && argv[i][0] != '-')
+            login = argv[i];
+        else
+            return usage_error("login LOGIN [--device LABEL] [--shared]");
+    }
+    if (!login)
+        return usage_error("login needs a LOGIN");
+    char password[256];
+    if (get_secret("KIZUNA_PASSWORD", "Password: ", password, sizeof password) != 0)
+        return EXIT_USAGE;
+    struct session s;
+    session_load(&s);
+    const char *url = server_url(&s);
+    char err[256];
+    struct kzc *c = kzc_connect(url, TIMEOUT_MS, err, sizeof err);
+    if (!c)
+        return unreachable(err);
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddStringToObject(args, "login", login);
+    cJSON_AddStringToObject(args, "password", password);
+    char label[300];
+    device_label(label, sizeof label);
+    cJSON_AddStringToObject(args, "device", device ? device : label);
+    if (shared)
+        cJSON_AddBoolToObject(args, "shared", true);
+    memset(password, 0, sizeof password);
+    cJSON *reply;
+    int rc = call(c, "login", args, &reply);
+    kzc_close(c);
+    if (rc != EXIT_OK)
+        return rc;
+    return login_finish(url, login, reply);
 }
 
 static int cmd_logout(void)
@@ -539,10 +585,17 @@ static int cmd_admin_user(int argc, char **argv)
         return usage_error("admin user add|list|disable|enable|reset-password");
     const char *sub = argv[0];
     const char *login = NULL, *name = NULL, *role = NULL, *dept = NULL, *groups = NULL;
+    const char *email = NULL, *phone = NULL, *expires = NULL;
     bool pw_stdin = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
             name = argv[++i];
+        else if (strcmp(argv[i], "--email") == 0 && i + 1 < argc)
+            email = argv[++i];
+        else if (strcmp(argv[i], "--phone") == 0 && i + 1 < argc)
+            phone = argv[++i];
+        else if (strcmp(argv[i], "--expires") == 0 && i + 1 < argc)
+            expires = argv[++i];
         else if (strcmp(argv[i], "--role") == 0 && i + 1 < argc)
             role = argv[++i];
         else if (strcmp(argv[i], "--dept") == 0 && i + 1 < argc)
@@ -575,8 +628,13 @@ static int cmd_admin_user(int argc, char **argv)
     bool is_update = strcmp(op, "user.update") == 0;
     if (!is_list && !login)
         return usage_error("this command needs a LOGIN");
-    if ((name || role || dept || groups) && !is_add && !is_update)
-        return usage_error("--name, --role, --dept and --groups go with admin user add|update");
+    if ((name || role || dept || groups || email || phone || expires) && !is_add && !is_update)
+        return usage_error("--name, --role, --dept, --groups, --email, --phone and --expires go "
+                           "with admin user add|update");
+    long long expires_ms = 0;
+    if (expires && !(is_update && strcmp(expires, "never") == 0) &&
+        (expires_ms = parse_when(expires)) < 0)
+        return usage_error("--expires: YYYY-MM-DD, \"YYYY-MM-DD HH:MM\", 72h, 7d (or never)");
     if (pw_stdin && !is_add)
         return usage_error("--password-stdin goes with admin user add");
 
@@ -589,6 +647,12 @@ static int cmd_admin_user(int argc, char **argv)
         cJSON_AddStringToObject(args, "role", role);
     if (dept)
         cJSON_AddStringToObject(args, "department", dept);
+    if (email)
+        cJSON_AddStringToObject(args, "email", email);
+    if (phone)
+        cJSON_AddStringToObject(args, "phone", phone);
+    if (expires)
+        cJSON_AddNumberToObject(args, "expires_at", (double)expires_ms);
     if (groups) {
         /* "a;b;c", as the CSV import writes them */
         cJSON *arr = cJSON_AddArrayToObject(args, "groups");
@@ -625,6 +689,12 @@ static int cmd_admin_user(int argc, char **argv)
                                                              : "password reset for";
         printf("%s %s (%s, role %s)\n", verb, str(u, "login", NULL), str(u, "name", NULL),
                str(u, "role", NULL));
+        const cJSON *exp = cJSON_GetObjectItemCaseSensitive(u, "expires_at");
+        if (cJSON_IsNumber(exp) && (is_add || is_update)) {
+            char when[32];
+            format_time(exp->valuedouble, when, sizeof when);
+            printf("the account expires at %s\n", when);
+        }
         const char *pw = str(reply, "password", NULL);
         if (*pw)
             printf("one-time password: %s\n(they must change it at first login)\n", pw);
@@ -677,15 +747,24 @@ static int cmd_revoke(const char *id)
 
 /* `admin audit [--action A] [--actor L] [--target T] [--limit N]`; --json prints the entries
  * as JSON Lines (one per line), ready for export. */
+static void csv_field(const char *s, bool last);
+
 static int cmd_audit(int argc, char **argv)
 {
     cJSON *args = cJSON_CreateObject();
+    bool csv = false;
     for (int i = 0; i < argc; i += 2) {
+        if (strcmp(argv[i], "--csv") == 0) {
+            csv = true;
+            i--;
+            continue;
+        }
         if (i + 1 >= argc || strncmp(argv[i], "--", 2) != 0 ||
             (strcmp(argv[i], "--action") && strcmp(argv[i], "--actor") &&
              strcmp(argv[i], "--target") && strcmp(argv[i], "--limit"))) {
             cJSON_Delete(args);
-            return usage_error("admin audit [--action A] [--actor L] [--target T] [--limit N]");
+            return usage_error(
+                "admin audit [--action A] [--actor L] [--target T] [--limit N] [--csv]");
         }
         if (strcmp(argv[i], "--limit") == 0)
             cJSON_AddNumberToObject(args, "limit", atof(argv[i + 1]));
@@ -700,8 +779,25 @@ static int cmd_audit(int argc, char **argv)
     if (rc != EXIT_OK)
         return rc;
     const cJSON *e;
+    if (csv)
+        puts("at,actor,address,action,target,details");
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(reply, "entries"))
     {
+        if (csv) {
+            /* UTC in ISO 8601: the export goes to other systems and other time zones. */
+            time_t t = (time_t)(cJSON_GetObjectItemCaseSensitive(e, "at")->valuedouble / 1000);
+            char when[32];
+            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+            char *details = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(e, "details"));
+            csv_field(when, false);
+            csv_field(str(e, "actor", NULL), false);
+            csv_field(str(e, "address", NULL), false);
+            csv_field(str(e, "action", NULL), false);
+            csv_field(str(e, "target", NULL), false);
+            csv_field(details ? details : "{}", true);
+            cJSON_free(details);
+            continue;
+        }
         if (jsonl) {
             char *t = cJSON_PrintUnformatted(e);
             puts(t);
@@ -871,7 +967,7 @@ static int cmd_export(void)
     json_out = was_json;
     if (rc != EXIT_OK)
         return rc;
-    puts("login,name,department,role,groups");
+    puts("login,name,department,role,groups,email,phone");
     const cJSON *u;
     cJSON_ArrayForEach(u, cJSON_GetObjectItemCaseSensitive(reply, "users"))
     {
@@ -887,7 +983,9 @@ static int cmd_export(void)
         csv_field(str(u, "name", NULL), false);
         csv_field(str(u, "department", NULL), false);
         csv_field(str(u, "role", NULL), false);
-        csv_field(groups, true);
+        csv_field(groups, false);
+        csv_field(str(u, "email", NULL), false);
+        csv_field(str(u, "phone", NULL), true);
     }
     cJSON_Delete(reply);
     return EXIT_OK;
@@ -955,6 +1053,10 @@ int main(int argc, char **argv)
         rc = cmd_export();
     else if (strcmp(rest[0], "admin") == 0 && n >= 2 && strcmp(rest[1], "audit") == 0)
         rc = cmd_audit(n - 2, rest + 2);
+    else if (strcmp(rest[0], "admin") == 0 && n >= 2 && strcmp(rest[1], "invite") == 0)
+        rc = cmd_invite(n - 2, rest + 2);
+    else if (strcmp(rest[0], "join") == 0)
+        rc = cmd_join(n - 1, rest + 1);
     else if (strcmp(rest[0], "sessions") == 0 && n == 1)
         rc = cmd_sessions(NULL);
     else if (strcmp(rest[0], "revoke") == 0 && n == 2)

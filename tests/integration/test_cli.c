@@ -325,3 +325,64 @@ Test(cli, csv_import_dry_run_atomic_apply_and_idempotent_reimport)
                   strstr(out, "\"u05\",\"職員 5, 第2班\",\"総務課\",\"staff\",\"消防団;巡回班\""),
               "%s", out);
 }
+
+/* Runs `kizuna join` as a newcomer would: no session yet, the chosen password in
+ * KIZUNA_NEW_PASSWORD. */
+static int kizuna_join(const char *cfgdir, const char *code, const char *login, char *out,
+                       size_t outlen)
+{
+    char env_dir[400], env_srv[100];
+    snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s", cfgdir);
+    snprintf(env_srv, sizeof env_srv, "KIZUNA_SERVER=%s", d.url);
+    const char *env[] = {env_dir, env_srv, "KIZUNA_NEW_PASSWORD=dispatched-pass-1", NULL};
+    const char *argv[] = {KIZUNA_PATH, "join", code, "--login", login, "--name", "応援 職員", NULL};
+    return run_capture(argv, env, NULL, out, outlen);
+}
+
+Test(cli, dispatched_staff_join_from_an_invitation_shown_as_text_and_qr)
+{
+    char out[16384], code[64] = "";
+    cr_assert_eq(K(cfgdir_admin, TEST_ADMIN_PASSWORD, NULL, "login", "admin"), 0, "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "invite", "create", "--dept", "応援職員",
+                   "--groups", "避難所,給水", "--uses", "2", "--account-expires", "2099-12-20",
+                   "--note", "仙台市"),
+                 0, "%s", out);
+    const char *at = strstr(out, "code:");
+    cr_assert_not_null(at, "%s", out);
+    sscanf(at, "code: %63s", code);
+    cr_assert_eq(strlen(code), 24, "%s", out);
+    cr_assert(strstr(out, "\u2580") || strstr(out, "\u2584"), "a QR code in half blocks: %s", out);
+    cr_assert(strstr(out, "2099-12-20 00:00"), "when the accounts expire: %s", out);
+
+    char dir1[400], dir2[400];
+    snprintf(dir1, sizeof dir1, "%s/cli-sato", d.dir);
+    snprintf(dir2, sizeof dir2, "%s/cli-ito", d.dir);
+    cr_assert_eq(kizuna_join(dir1, code, "sendai.sato", out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "logged in") && strstr(out, "expires at 2099-12-20"), "%s", out);
+    /* The QR code's text works as well, and names the server itself. */
+    char uri[256];
+    snprintf(uri, sizeof uri, "kizuna:join?server=%s&code=%s", d.url, code);
+    cr_assert_eq(kizuna_join(dir2, uri, "sendai.ito", out, sizeof out), 0, "%s", out);
+    cr_assert_eq(kizuna_join(dir2, code, "sendai.kato", out, sizeof out), 1, "used up: %s", out);
+    cr_assert_eq(K(dir1, NULL, NULL, "whoami"), 0, "the joiner's session works: %s", out);
+
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "invite", "list"), 0, "%s", out);
+    cr_assert(strstr(out, "used") && strstr(out, "2/2"), "%s", out);
+    cr_assert_null(strstr(out, code), "the code is never shown again");
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "audit", "--csv", "--action", "invite.use"),
+                 0, "%s", out);
+    cr_assert(strncmp(out, "at,actor,address,action,target,details\n", 39) == 0, "%s", out);
+    cr_assert(strstr(out, "\"invite.use\",\"sendai.sato\""), "%s", out);
+    cr_assert(strstr(out, "\"invite.use\",\"sendai.ito\""), "%s", out);
+
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "user", "update", "sendai.sato", "--email",
+                   "sato@city.example.jp", "--expires", "never"),
+                 0, "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "export"), 0, "%s", out);
+    cr_assert(strncmp(out, "login,name,department,role,groups,email,phone\n", 46) == 0, "%s", out);
+    cr_assert(strstr(out, "\"sendai.sato\",\"応援 職員\",\"応援職員\",\"staff\",\"給水;避難所\","
+                          "\"sato@city.example.jp\",\"\""),
+              "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "invite", "create", "--expires", "tomorrow"),
+                 2, "a bad time is a usage error: %s", out);
+}

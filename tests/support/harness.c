@@ -166,7 +166,9 @@ void kzd_setup(struct kzd *d)
     fputs("{\"argon2_opslimit\":1,\"argon2_memlimit_kib\":8,\"log_level\":\"debug\","
           "\"max_frame_bytes\":65536,\"shutdown_grace_ms\":2000,"
           "\"max_queue_bytes\":65536,\"socket_sndbuf_bytes\":16384,"
-          "\"read_push_interval_ms\":50,\"login_lockout_s\":1}\n",
+          "\"read_push_interval_ms\":50,\"login_lockout_s\":1,"
+          "\"housekeeping_interval_s\":1,\"session_touch_interval_s\":1,"
+          "\"shared_session_idle_s\":2}\n",
           f);
     fclose(f);
     const char *argv[] = {KIZUNAD_PATH, "init", "--data", d->dir, "--config", d->config, NULL};
@@ -590,6 +592,23 @@ int ws_wait_close(struct ws *w, int timeout_ms)
         free(t);
     }
     return w->close_code ? w->close_code : -1;
+}
+
+bool ws_audit_has(struct ws *admin, const char *action, const char *target)
+{
+    char req[256];
+    snprintf(req, sizeof req,
+             "{\"id\":50,\"op\":\"audit.list\",\"action\":\"%s\",\"target\":\"%s\"}", action,
+             target);
+    cJSON *r = ws_call(admin, req);
+    bool found = cJSON_GetArraySize(cJSON_GetObjectItem(r, "entries")) > 0;
+    if (found) {
+        cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "entries"), 0);
+        cr_assert(cJSON_IsString(cJSON_GetObjectItem(e, "address")));
+        cr_assert_gt(cJSON_GetObjectItem(e, "at")->valuedouble, 0);
+    }
+    cJSON_Delete(r);
+    return found;
 }
 
 const char *reply_code(const cJSON *reply)

@@ -77,6 +77,8 @@ long long ws_live_rcvbuf(struct ws *w, int port, int rcvbuf, const char *login,
 /* Waits for the server's close frame; returns its code, or -1 on timeout. */
 int ws_wait_close(struct ws *w, int timeout_ms);
 
+/* Whether the audit log (read by an admin connection) has an entry of action about target. */
+bool ws_audit_has(struct ws *admin, const char *action, const char *target);
 /* The error code of a reply ("ok" if ok), for assertions. */
 const char *reply_code(const cJSON *reply);
 
