@@ -395,5 +395,11 @@ enum kz_err op_session_revoke(struct srv_call *c)
         tx->bind(tx->ctx, c->conn_id, 0, 0);
     KZ_INFO("session_revoked", "by=%s session=%lld user_id=%lld", c->auth.user.login, (long long)id,
             (long long)ses.user_id);
+    struct store_user owner;
+    cJSON *details = cJSON_CreateObject();
+    cJSON_AddNumberToObject(details, "session", (double)id);
+    cJSON_AddStringToObject(details, "device", ses.device);
+    srv_audit(c, "session.revoke",
+              store_user_get(st, ses.user_id, &owner) == STORE_OK ? owner.login : "-", details);
     return KZ_OK;
 }

@@ -942,8 +942,10 @@ static int cmd_import(int argc, char **argv)
         if (!dry && cJSON_GetArraySize(pws) > 0)
             printf("one-time passwords written to %s (mode 0600)\n", pw_out);
     }
+    /* A dry run that found problems fails, so a script can stop before applying. */
+    int problems = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(reply, "problems"));
     cJSON_Delete(reply);
-    return EXIT_OK;
+    return dry && problems ? EXIT_REFUSED : EXIT_OK;
 }
 
 /* CSV quoting for export: every field quoted, quotes doubled. */

@@ -260,7 +260,7 @@ Test(cli, csv_import_dry_run_atomic_apply_and_idempotent_reimport)
                     "ito,伊藤,総務課,boss,\n"        /* unknown role */
                     "kato,\xff\xfe,総務課,staff,\n"  /* broken UTF-8 */
                     "endo,遠藤\n");                  /* missing columns */
-    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "import", bad, "--dry-run"), 0, "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "import", bad, "--dry-run"), 1, "%s", out);
     cr_assert(strstr(out, "line 3:") && strstr(out, "already appears on line 2"), "%s", out);
     cr_assert(strstr(out, "line 4:") && strstr(out, "unknown role"), "%s", out);
     cr_assert(strstr(out, "line 5:") && strstr(out, "UTF-8"), "%s", out);

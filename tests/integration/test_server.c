@@ -459,6 +459,7 @@ Test(server, revoking_a_session_cuts_off_that_device_at_once)
     r = ws_call(&pc, "{\"id\":6,\"op\":\"whoami\"}");
     cr_assert_str_eq(reply_code(r), "ok", "the other device keeps working");
     cJSON_Delete(r);
+    cr_assert(ws_audit_has(&a, "session.revoke", "kimura"), "the revocation is audited");
     ws_close_fd(&phone);
     ws_close_fd(&pc);
     ws_close_fd(&other);
