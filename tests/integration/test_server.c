@@ -228,6 +228,8 @@ Test(server, admin_only_ops_are_refused_to_staff)
         "{\"id\":1,\"op\":\"user.disable\",\"login\":\"admin\"}",
         "{\"id\":1,\"op\":\"user.enable\",\"login\":\"admin\"}",
         "{\"id\":1,\"op\":\"user.reset_password\",\"login\":\"admin\"}",
+        "{\"id\":1,\"op\":\"user.import\",\"csv_base64\":\"bG9naW4K\",\"dry_run\":true}",
+        "{\"id\":1,\"op\":\"audit.list\"}",
         "{\"id\":1,\"op\":\"invite.create\"}",
         "{\"id\":1,\"op\":\"invite.list\"}",
         "{\"id\":1,\"op\":\"invite.revoke\",\"invite\":1}",
