@@ -56,7 +56,7 @@ test)
     build build/plain -DCMAKE_BUILD_TYPE=RelWithDebInfo
     KIZUNA_TEST_WRAPPER="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
 --errors-for-leak-kinds=definite,indirect --error-exitcode=99" \
-        ctest --test-dir build/plain --output-on-failure -j "$JOBS" -R 'test_server|test_talk|test_notice|test_admin' 
+        ctest --test-dir build/plain --output-on-failure -j "$JOBS" -R 'test_server|test_talk|test_notice|test_admin|test_e2ee' 
     ;;
 *)
     echo "usage: deploy/setup.sh run|test" >&2

@@ -1,4 +1,4 @@
-/* media.c - see media.h. */
+/* media.c - the JPEG probe and result names; see media.h. */
 #include "media.h"
 
 #include <turbojpeg.h>
@@ -33,6 +33,32 @@ const char *media_rc_name(enum media_rc rc)
         return "corrupt";
     case MEDIA_NOMEM:
         return "out_of_memory";
+    case MEDIA_TOO_LARGE:
+        return "too_large";
+    case MEDIA_UNSUPPORTED:
+        return "unsupported";
+    case MEDIA_INVALID:
+        return "invalid_argument";
+    case MEDIA_IO:
+        return "io_error";
+    case MEDIA_AUTH:
+        return "not_authentic";
+    case MEDIA_BLOB_FORMAT:
+        return "blob_format";
+    case MEDIA_BLOB_TAMPERED:
+        return "blob_tampered";
+    case MEDIA_BLOB_TRUNCATED:
+        return "blob_truncated";
+    case MEDIA_BLOB_NO_FINAL:
+        return "blob_no_final";
+    case MEDIA_BLOB_TRAILING:
+        return "blob_trailing";
+    case MEDIA_BLOB_REORDERED:
+        return "blob_reordered";
+    case MEDIA_BLOB_HASH:
+        return "blob_hash";
+    case MEDIA_BLOB_LENGTH:
+        return "blob_length";
     }
     return "unknown";
 }

@@ -1,17 +1,43 @@
-/* media.h - JPEG handling and the end-to-end encryption formats. No network, no database:
- * clients (and tests) use this; the server never decrypts anything. Small until the photo
- * issue lands. */
+/* media.h - JPEG handling and the end-to-end encryption formats (docs: ../shared/E2EE.md,
+ * decisions E1-E12). No network, no database: clients (and tests) use all of this; the server
+ * only probes JPEGs and hashes blobs, it never decrypts anything.
+ *
+ * Ownership, in one rule: a function that returns memory says how to free it; everything else
+ * writes into buffers the caller owns. No function keeps a pointer to its arguments. All
+ * functions are thread-safe (no global state beyond libsodium's own, initialised on demand). */
 #ifndef KIZUNA_MEDIA_H
 #define KIZUNA_MEDIA_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 
+/* Values are stable (they may be logged or compared across versions): append only. */
 enum media_rc {
     MEDIA_OK = 0,
-    MEDIA_NOT_JPEG, /* the bytes are not a JPEG image */
-    MEDIA_CORRUPT,  /* a JPEG header that cannot be decoded */
-    MEDIA_NOMEM,
+    MEDIA_NOT_JPEG,  /* the bytes are not a JPEG image */
+    MEDIA_CORRUPT,   /* a JPEG that cannot be decoded (broken, truncated, hostile) */
+    MEDIA_NOMEM,     /* out of memory */
+    MEDIA_TOO_LARGE, /* image over MEDIA_MAX_EDGE / MEDIA_MAX_PIXELS, or blob over MEDIA_BLOB_MAX */
+    MEDIA_UNSUPPORTED,    /* a valid JPEG we do not handle (CMYK / YCCK) */
+    MEDIA_INVALID,        /* a bad argument from the caller (options out of range, misuse) */
+    MEDIA_IO,             /* a read or write callback failed */
+    MEDIA_AUTH,           /* envelope / AEAD: forged, damaged, or the wrong key */
+    MEDIA_BLOB_FORMAT,    /* blob: bad magic, version or header field */
+    MEDIA_BLOB_TAMPERED,  /* blob: a chunk does not authenticate (flipped bit, forged chunk) */
+    MEDIA_BLOB_TRUNCATED, /* blob: the data stops inside the header or a chunk */
+    MEDIA_BLOB_NO_FINAL,  /* blob: the data stops at a chunk boundary before the FINAL chunk */
+    MEDIA_BLOB_TRAILING,  /* blob: bytes after the FINAL chunk */
+    MEDIA_BLOB_REORDERED, /* blob: chunks authenticate, but not in this order */
+    MEDIA_BLOB_HASH,      /* blob: BLAKE2b-256 differs from the expected blob id */
+    MEDIA_BLOB_LENGTH,    /* blob: the declared true length does not fit the blob */
 };
+
+/* A stable, human-readable name for a result code (a static string). */
+const char *media_rc_name(enum media_rc rc);
+
+/* ---- JPEG probe and EXIF ---------------------------------------------------------------- */
 
 struct media_jpeg_info {
     int width, height;
@@ -19,7 +45,218 @@ struct media_jpeg_info {
 
 /* Reads a JPEG's dimensions from its header without decoding the image. */
 enum media_rc media_jpeg_probe(const unsigned char *buf, size_t len, struct media_jpeg_info *out);
-/* A stable, human-readable name for a result code. */
-const char *media_rc_name(enum media_rc rc);
+
+/* What we read from EXIF. Everything else in EXIF (maker notes, comments, serial numbers) is
+ * ignored here and dropped by media_photo_process. */
+struct media_exif {
+    int orientation;      /* 1..8 (TIFF Orientation); 1 when absent or out of range */
+    bool has_captured_at; /* DateTimeOriginal (Exif IFD), else DateTime (IFD0) */
+    char captured_at[20]; /* "YYYY-MM-DDTHH:MM:SS", camera local time (EXIF has no zone) */
+    bool has_gps;         /* latitude and longitude both present and in range */
+    double lat, lon;      /* signed degrees: south and west are negative */
+};
+
+/* Parses a TIFF structure (the body of an APP1 "Exif\0\0" segment, starting at "II"/"MM").
+ * Any malformed part is skipped, never read out of bounds: fields it could not read stay
+ * absent. MEDIA_CORRUPT only when there is no TIFF header at all. Reads IFD0, the Exif IFD and
+ * the GPS IFD and follows no other pointers, so hostile offsets cannot make it loop. */
+enum media_rc media_exif_from_tiff(const unsigned char *tiff, size_t len, struct media_exif *out);
+/* Finds the first APP1 Exif segment before the image data and parses it. MEDIA_OK with nothing
+ * set when there is no EXIF; MEDIA_NOT_JPEG when the bytes do not start with SOI. */
+enum media_rc media_exif_from_jpeg(const unsigned char *jpeg, size_t len, struct media_exif *out);
+
+/* ---- Photo pipeline (E6 step 1-2) ------------------------------------------------------- */
+
+#define MEDIA_MAX_EDGE   16384       /* longest edge we decode, in pixels */
+#define MEDIA_MAX_PIXELS 100000000LL /* width * height we decode */
+
+struct media_photo_opts {
+    int max_edge;           /* longest edge of the output; 0 keeps the size. Default 2048 */
+    int quality;            /* JPEG quality 1..100 of the output. Default 85 */
+    int thumb_edge;         /* longest edge of the thumbnail, >= 16. Default 320 */
+    size_t thumb_max_bytes; /* thumbnail size limit, >= 4096. Default 12288 (E6: 12 KiB) */
+};
+
+/* The defaults above (a value, nothing to free). */
+struct media_photo_opts media_photo_opts_default(void);
+
+struct media_photo {
+    unsigned char *image; /* upright JPEG with no metadata segments at all (only JFIF APP0) */
+    size_t image_len;
+    int width, height;    /* of image, after orientation */
+    unsigned char *thumb; /* upright JPEG, longest edge <= thumb_edge, <= thumb_max_bytes */
+    size_t thumb_len;
+    int thumb_width, thumb_height;
+    /* Metadata from EXIF, for the caller to put inside the encrypted message if the user
+     * chooses to (E7): it is never in image or thumb. */
+    bool has_captured_at;
+    char captured_at[20];
+    bool has_gps;
+    double lat, lon;
+};
+
+/* Decodes a JPEG (DCT-scaled when max_edge allows), scales it so its longest edge is at most
+ * max_edge, turns it upright by its EXIF orientation, re-encodes it without any metadata and
+ * makes the thumbnail. opt may be NULL for the defaults.
+ * Returns MEDIA_NOT_JPEG, MEDIA_CORRUPT (also for a truncated stream or any decoder warning:
+ * we do not send half-grey photos), MEDIA_TOO_LARGE, MEDIA_UNSUPPORTED, MEDIA_INVALID (opts),
+ * MEDIA_NOMEM. On success *out owns two buffers: release them with media_photo_free. On failure
+ * *out holds nothing to free (media_photo_free on it is still harmless). */
+enum media_rc media_photo_process(const unsigned char *jpeg, size_t len,
+                                  const struct media_photo_opts *opt, struct media_photo *out);
+/* Frees what media_photo_process put in p and zeroes it. Safe on a zeroed struct. */
+void media_photo_free(struct media_photo *p);
+
+/* ---- Encrypted blobs (E6 step 3-5) -------------------------------------------------------
+ *
+ * Layout (all integers big-endian):
+ *   0  "KZB1"
+ *   4  version, 1
+ *   5  u32 chunk size C (plaintext bytes per chunk; we write 65536)
+ *   9  u64 padded plaintext length P = media_blob_padded_len(true length)
+ *   17 secretstream xchacha20poly1305 header (24 bytes)
+ *   41 ceil(P / C) chunks of C + 17 bytes, the last one shorter (P - (n-1) C + 17) and tagged
+ *      FINAL, all others tagged MESSAGE. Bytes 0-16 are the additional data of chunk 0, so the
+ *      header is authenticated by the first chunk.
+ * The plaintext is the true content followed by zero bytes up to P. P in the header lets the
+ * reader tell truncation inside a chunk from a forged chunk; it reveals nothing the blob's
+ * size does not. The blob id is BLAKE2b-256 of all of the blob's bytes.
+ */
+
+#define MEDIA_BLOB_KEYBYTES    32
+#define MEDIA_BLOB_HASHBYTES   32
+#define MEDIA_BLOB_CHUNK       65536
+#define MEDIA_BLOB_HEADER      41
+#define MEDIA_BLOB_MAX         (1ULL << 40) /* largest true length we encrypt */
+#define MEDIA_BLOB_LEN_UNKNOWN UINT64_MAX
+
+/* I/O callbacks. write: 0 on success, -1 on error (all len bytes or nothing). read: bytes read
+ * (fewer than len only at end of input), 0 at end, -1 on error. */
+typedef int (*media_write_fn)(void *ctx, const void *buf, size_t len);
+typedef long (*media_read_fn)(void *ctx, void *buf, size_t len);
+/* Adapters for stdio: pass the FILE * as ctx. */
+int media_write_file(void *fp, const void *buf, size_t len);
+long media_read_file(void *fp, void *buf, size_t len);
+
+/* Signal's size bucket: max(541, floor(1.05^ceil(log_1.05 n))). Always >= n. */
+uint64_t media_blob_padded_len(uint64_t n);
+
+struct media_blob_info {
+    uint8_t key[MEDIA_BLOB_KEYBYTES];   /* fresh random key: goes in the encrypted message */
+    uint8_t hash[MEDIA_BLOB_HASHBYTES]; /* BLAKE2b-256 of the blob: the blob id (ct_hash) */
+    uint64_t blob_len;                  /* bytes written */
+    uint64_t plain_len;                 /* true length: goes in the encrypted message */
+    uint64_t padded_len;                /* P */
+};
+
+/* Streaming encryptor: holds one chunk (64 KiB) of plaintext and one of ciphertext, never the
+ * blob. The true length must be known up front (it fixes P and which chunk is FINAL).
+ * begin: *out is owned by the caller until finish or abort, which free it. Errors:
+ * MEDIA_TOO_LARGE (plain_len > MEDIA_BLOB_MAX), MEDIA_NOMEM, MEDIA_IO (writing the header). */
+struct media_blob_enc;
+enum media_rc media_blob_enc_begin(uint64_t plain_len, media_write_fn wr, void *wctx,
+                                   struct media_blob_enc **out);
+/* Feeds plaintext. MEDIA_INVALID if more than plain_len bytes in total; MEDIA_IO. After an
+ * error only media_blob_enc_abort is allowed. */
+enum media_rc media_blob_enc_update(struct media_blob_enc *e, const void *data, size_t len);
+/* Pads, writes the FINAL chunk, fills *info and frees e (also on error). MEDIA_INVALID if fewer
+ * than plain_len bytes were fed. info->key is secret: wipe it (sodium_memzero) when done. */
+enum media_rc media_blob_enc_finish(struct media_blob_enc *e, struct media_blob_info *info);
+/* Frees e and wipes its key; the partial output is useless. e may be NULL. */
+void media_blob_enc_abort(struct media_blob_enc *e);
+/* One call for a buffer in memory. */
+enum media_rc media_blob_encrypt(const void *plain, size_t len, media_write_fn wr, void *wctx,
+                                 struct media_blob_info *info);
+
+/* Streaming decryptor. Writes plaintext as chunks authenticate: on any error the output so far
+ * must be discarded (it fails closed, but it cannot unwrite). expect_hash (NULL: not checked)
+ * is the blob id; it is compared at the end, after the FINAL chunk and the trailing check.
+ * plain_len is the true length from the message, or MEDIA_BLOB_LEN_UNKNOWN:
+ *  - known: it must give the header's P (else MEDIA_BLOB_LENGTH, before any output), exactly
+ *    plain_len bytes are written and the padding must be zero (else MEDIA_BLOB_LENGTH: the
+ *    sender declared less than it encrypted);
+ *  - unknown: all P bytes, padding included, are written.
+ * *written (may be NULL) gets the number of bytes written. Each failure has its own code, see
+ * enum media_rc; a blob read over a different key gives MEDIA_BLOB_TAMPERED. Reordering is
+ * recognised for chunks of full size. */
+enum media_rc media_blob_decrypt(media_read_fn rd, void *rctx, media_write_fn wr, void *wctx,
+                                 const uint8_t key[MEDIA_BLOB_KEYBYTES], const uint8_t *expect_hash,
+                                 uint64_t plain_len, uint64_t *written);
+/* BLAKE2b-256 of everything left in f (the server checks uploads with it; no key needed).
+ * MEDIA_IO on a read error. */
+enum media_rc media_blob_hash_file(FILE *f, uint8_t hash[MEDIA_BLOB_HASHBYTES]);
+
+/* ---- Device keys, signatures, envelopes (E1, E4, E5, E12) ------------------------------ */
+
+/* Two independent key pairs (E1): Ed25519 for signing, X25519 for crypto_box. The secret
+ * halves are the caller's: wipe with media_device_keys_wipe. */
+struct media_device_keys {
+    uint8_t sign_pk[32], sign_sk[64];
+    uint8_t box_pk[32], box_sk[32];
+};
+enum media_rc media_device_keys_new(struct media_device_keys *out);
+void media_device_keys_wipe(struct media_device_keys *k);
+
+#define MEDIA_DOMAIN_DEVKEY "kizuna/devkey/v1"
+#define MEDIA_DOMAIN_KEYS   "kizuna/keys/v1"
+#define MEDIA_DOMAIN_PHOTO  "kizuna/photo/v1"
+
+/* Ed25519 over domain || 0x00 || msg, so a signature made for one purpose never verifies for
+ * another. domain is a NUL-terminated string. MEDIA_NOMEM only. */
+enum media_rc media_sign(const char *domain, const void *msg, size_t len, const uint8_t sk[64],
+                         uint8_t sig[64]);
+/* true only for a valid signature by pk over the same domain and message. */
+bool media_verify(const char *domain, const void *msg, size_t len, const uint8_t pk[32],
+                  const uint8_t sig[64]);
+
+/* The device self-signature (MEDIA_DOMAIN_DEVKEY) over u16 len || user || u16 len ||
+ * device_id || sign_pk || box_pk. MEDIA_INVALID if user or device_id is longer than 65535. */
+enum media_rc media_devkey_sign(const char *user, const char *device_id,
+                                const struct media_device_keys *k, uint8_t sig[64]);
+bool media_devkey_verify(const char *user, const char *device_id, const uint8_t sign_pk[32],
+                         const uint8_t box_pk[32], const uint8_t sig[64]);
+
+/* Key envelope (E4): 24-byte random nonce || crypto_box_easy(plain). Authenticated: only the
+ * holder of sender_sk could have made it for this recipient. The shared key is symmetric, so
+ * the box alone does not say which of the two sent it: put "from" and "to" in the plaintext,
+ * as E4 does. out must hold len + MEDIA_ENVELOPE_OVERHEAD bytes. */
+#define MEDIA_ENVELOPE_OVERHEAD (24 + 16)
+enum media_rc media_envelope_seal(const void *plain, size_t len, const uint8_t sender_box_sk[32],
+                                  const uint8_t recipient_box_pk[32], unsigned char *out);
+/* plain must hold env_len - MEDIA_ENVELOPE_OVERHEAD bytes. MEDIA_AUTH for anything that does
+ * not open (short, flipped bit, wrong sender or recipient key); plain is then zeroed. */
+enum media_rc media_envelope_open(const unsigned char *env, size_t env_len,
+                                  const uint8_t sender_box_pk[32],
+                                  const uint8_t recipient_box_sk[32], unsigned char *plain);
+
+/* Message AEAD (E5): 24-byte random nonce || xchacha20poly1305-ietf(plain, ad). ad may be NULL
+ * when ad_len is 0. out must hold len + MEDIA_AEAD_OVERHEAD bytes. */
+#define MEDIA_AEAD_OVERHEAD (24 + 16)
+enum media_rc media_aead_seal(const void *plain, size_t len, const void *ad, size_t ad_len,
+                              const uint8_t key[32], unsigned char *out);
+/* plain must hold ct_len - MEDIA_AEAD_OVERHEAD bytes. MEDIA_AUTH on any mismatch. */
+enum media_rc media_aead_open(const unsigned char *ct, size_t ct_len, const void *ad, size_t ad_len,
+                              const uint8_t key[32], unsigned char *plain);
+
+/* ---- Safety numbers (E12) ---------------------------------------------------------------- */
+
+struct media_device_pub {
+    const char *device_id; /* borrowed, NUL-terminated */
+    uint8_t sign_pk[32], box_pk[32];
+};
+
+/* One user's 30 digits: BLAKE2b-512 iterated 5200 times (as Signal) over the user id and the
+ * devices sorted by (device_id, sign_pk, box_pk); the caller's array is not reordered.
+ * out gets 30 digits and a NUL. MEDIA_INVALID for an id over 65535 bytes, MEDIA_NOMEM. */
+#define MEDIA_FINGERPRINT_DIGITS 30
+enum media_rc media_fingerprint(const char *user, const struct media_device_pub *devs, size_t n,
+                                char out[MEDIA_FINGERPRINT_DIGITS + 1]);
+/* The 60-digit safety number of two users: both fingerprints in ascending order, so both
+ * sides get the same string, written as 12 groups of 5 digits separated by single spaces. */
+#define MEDIA_SAFETY_NUMBER_LEN (60 + 11)
+enum media_rc media_safety_number(const char *user_a, const struct media_device_pub *devs_a,
+                                  size_t n_a, const char *user_b,
+                                  const struct media_device_pub *devs_b, size_t n_b,
+                                  char out[MEDIA_SAFETY_NUMBER_LEN + 1]);
 
 #endif

@@ -52,7 +52,8 @@ struct srv {
     struct read_dirty *dirty;
     size_t ndirty, capdirty;
     bool tick_scheduled;
-    bool doomed; /* a savepoint-less op failed after writing: roll back, do not commit */
+    char data_dir[4096]; /* blobs/ and uploads/ live here (blobs.c) */
+    bool doomed;         /* a savepoint-less op failed after writing: roll back, do not commit */
 };
 
 /* events.c: after a successful commit, push the transaction's events; on failure, forget. */

@@ -322,6 +322,10 @@ static int cmd_serve(int argc, char **argv)
         goto out;
     }
     transport_attach(t, srv, workers);
+    if (srv_set_data_dir(srv, o.data) != 0) {
+        fprintf(stderr, "kizunad: cannot make the blob directories in %s\n", o.data);
+        goto out;
+    }
 
     char key_b64[64];
     sodium_bin2base64(key_b64, sizeof key_b64, pk, sizeof pk,

@@ -257,6 +257,11 @@ enum kz_err op_auth(struct srv_call *c)
 enum kz_err op_logout(struct srv_call *c)
 {
     struct srv *s = c->srv;
+    /* A device's keys go with its session: the CLI wipes them at logout, so senders must stop
+     * encrypting to it. */
+    enum kz_err e = srv_devices_of_session_revoke(c, c->auth.session_id);
+    if (e)
+        return e;
     if (store_session_end(srv_store(s), c->auth.session_id, kz_now_ms()) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot end the session");
     const struct srv_transport *tx = srv_tx(s);
@@ -383,6 +388,9 @@ enum kz_err op_session_revoke(struct srv_call *c)
     bool admin = strcmp(c->auth.user.role, "admin") == 0;
     if (store_session_get(st, id, &ses) != STORE_OK || (ses.user_id != c->auth.user.id && !admin))
         return srv_fail(c, KZ_NOT_FOUND, "no live session %lld", (long long)id);
+    enum kz_err e = srv_devices_of_session_revoke(c, id);
+    if (e)
+        return e;
     if (store_session_end(st, id, kz_now_ms()) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot end the session");
     const struct srv_transport *tx = srv_tx(c->srv);

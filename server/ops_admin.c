@@ -242,6 +242,7 @@ void srv_housekeep(struct srv *s)
     struct store *st = srv_store(s);
     const struct srv_transport *tx = srv_tx(s);
     int64_t now = kz_now_ms();
+    srv_uploads_sweep(s, now);
     int64_t ids[SWEEP_BATCH];
     struct store_session idle[SWEEP_BATCH];
     int nids = 0, nidle = 0;
@@ -251,8 +252,10 @@ void srv_housekeep(struct srv *s)
         KZ_ERROR("housekeeping_failed", "error=\"%s\"", store_errmsg(st));
         return;
     }
-    if (!nids && !nidle)
+    if (!nids && !nidle) {
+        srv_commit(s); /* the uploads sweep's, if any */
         return;
+    }
     if (store_tx_begin(st) != STORE_OK) {
         KZ_ERROR("housekeeping_failed", "error=\"%s\"", store_errmsg(st));
         return;

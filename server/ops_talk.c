@@ -16,7 +16,7 @@ static enum kz_err check_body(struct srv_call *c, const char *body)
     return KZ_OK;
 }
 
-static void reply_event(struct srv_call *c, int64_t pos, const char *event_id, int64_t ts)
+void srv_reply_event(struct srv_call *c, int64_t pos, const char *event_id, int64_t ts)
 {
     c->result = cJSON_CreateObject();
     cJSON_AddNumberToObject(c->result, "pos", (double)pos);
@@ -27,10 +27,31 @@ static void reply_event(struct srv_call *c, int64_t pos, const char *event_id, i
 static int first_send(void *arg, const struct store_event *e)
 {
     struct srv_call *c = arg;
-    reply_event(c, e->pos, e->event_id, e->ts);
+    srv_reply_event(c, e->pos, e->event_id, e->ts);
     cJSON_AddStringToObject(c->result, "room", e->room_id);
     cJSON_AddBoolToObject(c->result, "duplicate", true);
     return 1;
+}
+
+enum kz_err srv_client_id_replay(struct srv_call *c, const struct store_room *room, bool *replayed)
+{
+    const char *client_id = srv_arg_str(c, "client_id");
+    *replayed = false;
+    if (!client_id)
+        return KZ_OK;
+    int64_t pos;
+    enum store_rc rc = store_client_id_get(srv_store(c->srv), c->auth.user.id, client_id, &pos);
+    if (rc == STORE_NOT_FOUND)
+        return KZ_OK;
+    if (rc != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "client id lookup failed");
+    store_event_get(srv_store(c->srv), pos, first_send, c);
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(c->result, "room");
+    if (!cJSON_IsString(r) || strcmp(r->valuestring, room->room_id) != 0)
+        return srv_fail(c, KZ_CONFLICT, "client_id was already used in another room");
+    cJSON_DeleteItemFromObjectCaseSensitive(c->result, "room");
+    *replayed = true;
+    return KZ_OK;
 }
 
 enum kz_err op_msg_send(struct srv_call *c)
@@ -41,29 +62,16 @@ enum kz_err op_msg_send(struct srv_call *c)
     const char *body = srv_arg_str(c, "body");
     const char *client_id = srv_arg_str(c, "client_id");
     enum kz_err e;
-    if ((e = srv_room_for_member(c, &room, &me)) || (e = check_body(c, body)))
+    bool replayed;
+    if ((e = srv_room_for_member(c, &room, &me)) || (e = check_body(c, body)) ||
+        (e = srv_client_id_replay(c, &room, &replayed)) || replayed)
         return e;
-    if (client_id) {
-        /* A retry after a dropped connection: answer with the first send, make nothing. */
-        int64_t pos;
-        enum store_rc rc = store_client_id_get(st, c->auth.user.id, client_id, &pos);
-        if (rc == STORE_OK) {
-            store_event_get(st, pos, first_send, c);
-            const cJSON *r = cJSON_GetObjectItemCaseSensitive(c->result, "room");
-            if (!cJSON_IsString(r) || strcmp(r->valuestring, room.room_id) != 0)
-                return srv_fail(c, KZ_CONFLICT, "client_id was already used in another room");
-            cJSON_DeleteItemFromObjectCaseSensitive(c->result, "room");
-            return KZ_OK;
-        }
-        if (rc != STORE_NOT_FOUND)
-            return srv_fail(c, KZ_INTERNAL, "client id lookup failed");
-    }
     struct srv_appended ev;
     if ((e = srv_msg_post(c, &room, body, NULL, &ev)))
         return e;
     if (client_id && store_client_id_put(st, c->auth.user.id, client_id, ev.pos) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot store the message");
-    reply_event(c, ev.pos, ev.event_id, ev.ts);
+    srv_reply_event(c, ev.pos, ev.event_id, ev.ts);
     return KZ_OK;
 }
 
@@ -130,7 +138,7 @@ static enum kz_err change_message(struct srv_call *c, bool is_delete)
                                  : store_message_edit(st, m.pos, body, ev.ts);
     if (rc != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot change the message");
-    reply_event(c, ev.pos, ev.event_id, ev.ts);
+    srv_reply_event(c, ev.pos, ev.event_id, ev.ts);
     return KZ_OK;
 }
 

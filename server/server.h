@@ -62,6 +62,10 @@ struct kz_config {
     long long housekeeping_interval_s; /* how often expiries and idle sessions are swept */
     long long invite_max_uses;
     long long invite_max_valid_days;
+    long long blob_max_bytes;      /* one encrypted blob (a photo) */
+    long long upload_quota_bytes;  /* blobs and open uploads per user */
+    long long upload_expiry_hours; /* an unfinished upload is dropped after this */
+    long long e2ee_max_bytes;      /* the data of one end-to-end encrypted event */
     long long shutdown_grace_ms;
     char server_id[64]; /* this server's name in event logs; "" derives one from its key */
     long long sync_page_max;
@@ -374,6 +378,11 @@ enum kz_err op_room_admin(struct srv_call *c);
 enum kz_err op_room_members(struct srv_call *c);
 enum kz_err op_room_list(struct srv_call *c);
 /* ops_talk.c */
+/* The reply to an op that appended an event. */
+void srv_reply_event(struct srv_call *c, int64_t pos, const char *event_id, int64_t ts);
+/* The `client_id` argument: if this user already used it in this room, fills the first
+ * reply (with "duplicate": true) and sets *replayed; another room is a conflict. */
+enum kz_err srv_client_id_replay(struct srv_call *c, const struct store_room *room, bool *replayed);
 enum kz_err op_msg_send(struct srv_call *c);
 enum kz_err op_msg_edit(struct srv_call *c);
 enum kz_err op_msg_delete(struct srv_call *c);
@@ -427,6 +436,52 @@ void srv_housekeep(struct srv *s);
  * consumed. */
 void srv_audit_as(struct srv *s, const char *actor, const char *address, const char *action,
                   const char *target, cJSON *details);
+/* ---- encrypted blobs and resumable uploads (blobs.c), for the transport's endpoints ---- */
+struct srv_http_result {
+    int status; /* HTTP status: 200, 201, 204; 400, 401, 403, 404, 409, 410, 413, 460, 5xx */
+    char message[192];
+    int64_t offset, length, expires_at; /* Upload-Offset, Upload-Length, Upload-Expires */
+    char location[96];                  /* for 201 */
+};
+struct srv_patch;
+/* Where blobs and staging files go (DATA/blobs, DATA/uploads; created). -1 on failure. */
+int srv_set_data_dir(struct srv *s, const char *dir);
+/* 64 lowercase hex digits. */
+bool srv_blob_id_valid(const char *id);
+void srv_blob_path(const struct srv *s, const char *blob, char *out, size_t n);
+/* The user behind a bearer token, refused as any op would refuse it; *why says why. */
+enum kz_err srv_auth_bearer(struct srv *s, const char *bearer, struct srv_auth *out,
+                            const char **why);
+void srv_upload_create(struct srv *s, const struct srv_auth *a, int64_t length, const char *blob,
+                       struct srv_http_result *r);
+void srv_upload_head(struct srv *s, const struct srv_auth *a, const char *id,
+                     struct srv_http_result *r);
+void srv_upload_delete(struct srv *s, const struct srv_auth *a, const char *id,
+                       struct srv_http_result *r);
+/* A PATCH: begin checks and opens the staging file (NULL and r->status on refusal); data
+ * appends the body as it arrives; end verifies the checksum, syncs, commits the new offset
+ * (finishing the blob at the last byte) and frees p; abort frees p and commits nothing. */
+struct srv_patch *srv_upload_patch_begin(struct srv *s, const struct srv_auth *a, const char *id,
+                                         int64_t offset, int64_t body_len, const char *checksum,
+                                         struct srv_http_result *r);
+int srv_upload_patch_data(struct srv_patch *p, const void *buf, size_t len);
+void srv_upload_patch_end(struct srv_patch *p, struct srv_http_result *r);
+void srv_upload_patch_abort(struct srv_patch *p);
+/* Opens a blob the user may read (uploader, or a member of a room that references it); *fd
+ * is the caller's to close. 404 for anything the user may not see. */
+void srv_blob_open(struct srv *s, const struct srv_auth *a, const char *blob, int *fd,
+                   int64_t *size, struct srv_http_result *r);
+/* Drops expired unfinished uploads (housekeeping). */
+void srv_uploads_sweep(struct srv *s, int64_t now);
+/* ops_e2ee.c */
+enum kz_err op_device_register(struct srv_call *c);
+enum kz_err op_device_list(struct srv_call *c);
+enum kz_err op_device_revoke(struct srv_call *c);
+enum kz_err op_room_devices(struct srv_call *c);
+enum kz_err op_e2ee_post(struct srv_call *c);
+/* Revokes the active devices a session registered (logout, session.revoke); in the open
+ * transaction. */
+enum kz_err srv_devices_of_session_revoke(struct srv_call *c, int64_t session_id);
 /* ops_invite.c */
 enum kz_err op_invite_create(struct srv_call *c);
 enum kz_err op_invite_list(struct srv_call *c);

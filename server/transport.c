@@ -1,7 +1,10 @@
 /* transport.c - the only file that touches libwebsockets on the server side.
  *
- * Two protocols on one vhost: "http" serves GET /healthz and POST /api/v1/<op>; "kizuna.v1"
- * serves the WebSocket at /api/v1/ws (and is the default, so clients need not name it).
+ * Two protocols on one vhost: "http" serves GET /healthz, POST /api/v1/<op>, the resumable
+ * uploads at /api/v1/uploads (a tus 1.0 subset) and encrypted blobs at GET /api/v1/blobs/<id>
+ * (with Range); "kizuna.v1" serves the WebSocket at /api/v1/ws (and is the default, so
+ * clients need not name it). Upload bodies stream to disk as they arrive and blobs stream from
+ * disk, so neither is ever held in memory whole.
  * Connections are known to the core by a 64-bit id, never by pointer: a reply that arrives
  * after its connection closed finds no id and is dropped (pitfall 5 of research section 2.11).
  *
@@ -14,13 +17,19 @@
 
 #include <libwebsockets.h>
 #include <signal.h>
+#include <sodium.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define WS_PATH        "/api/v1/ws"
 #define COALESCE_BYTES 65536 /* most bytes gathered into one write */
 #define API_PREFIX     "/api/v1/"
+#define UPLOADS_PATH   "/api/v1/uploads"
+#define BLOBS_PREFIX   "/api/v1/blobs/"
+#define FILE_CHUNK     32768 /* bytes of a blob per write */
 
 struct qnode {
     struct kz_frame *frame;
@@ -62,6 +71,14 @@ struct http_conn {
     struct kz_frame *resp;
     bool headers_sent;
     bool close_after; /* the request was refused before its body was read */
+    /* Uploads and blobs: */
+    struct srv_patch *patch;    /* a PATCH whose body streams into an upload */
+    struct srv_http_result res; /* the tus headers of the reply (has_res) */
+    bool has_res;
+    bool no_body; /* HEAD, 204 */
+    int file_fd;  /* a blob being sent (-1: none): bytes [file_pos, file_end) */
+    int64_t file_pos, file_end, file_size;
+    bool partial; /* a Range reply (206) */
 };
 
 struct transport {
@@ -393,7 +410,11 @@ static void http_reset(struct http_conn *h)
 {
     kz_frame_unref(h->resp);
     free(h->body);
+    srv_upload_patch_abort(h->patch);
+    if (h->file_fd > 0)
+        close(h->file_fd);
     memset(h, 0, sizeof *h);
+    h->file_fd = -1;
 }
 
 static void http_reply_error(struct transport *t, struct http_conn *h, enum kz_err e,
@@ -401,6 +422,234 @@ static void http_reply_error(struct transport *t, struct http_conn *h, enum kz_e
 {
     h->close_after = true;
     srv_send_error(t->srv, h->c.id, true, e, msg);
+}
+
+/* ---- uploads and blobs over HTTP ---- */
+
+static const char *http_err_code(int status)
+{
+    switch (status) {
+    case 401:
+        return "unauthorized";
+    case 403:
+        return "forbidden";
+    case 404:
+    case 410:
+        return "not_found";
+    case 409:
+        return "conflict";
+    case 413:
+        return "too_large";
+    case 400:
+    case 416:
+    case 460:
+        return "bad_request";
+    default:
+        return "internal";
+    }
+}
+
+/* Queues the reply for r: tus headers, and a small JSON body unless there must be none. */
+static void http_reply_result(struct http_conn *h, const struct srv_http_result *r)
+{
+    h->res = *r;
+    h->has_res = true;
+    h->no_body = r->status == 204 || h->no_body;
+    if (!h->no_body) {
+        cJSON *o = cJSON_CreateObject();
+        if (r->status < 300) {
+            cJSON_AddTrueToObject(o, "ok");
+            cJSON_AddNumberToObject(o, "offset", (double)r->offset);
+            cJSON_AddNumberToObject(o, "length", (double)r->length);
+            if (r->location[0])
+                cJSON_AddStringToObject(o, "location", r->location);
+        } else {
+            cJSON_AddFalseToObject(o, "ok");
+            cJSON *err = cJSON_AddObjectToObject(o, "error");
+            cJSON_AddStringToObject(err, "code", http_err_code(r->status));
+            cJSON_AddStringToObject(err, "message", r->message);
+        }
+        h->resp = kz_frame_from_json(o, r->status);
+        cJSON_Delete(o);
+    }
+    if (r->status >= 300)
+        h->close_after = h->patch == NULL && h->content_length > 0;
+    lws_callback_on_writable(h->c.wsi);
+}
+
+static void http_refuse(struct http_conn *h, int status, const char *msg)
+{
+    struct srv_http_result r = {.status = status};
+    snprintf(r.message, sizeof r.message, "%s", msg);
+    h->close_after = true;
+    http_reply_result(h, &r);
+}
+
+static long long header_int(struct lws *wsi, const char *name)
+{
+    char buf[32];
+    int n = lws_hdr_custom_copy(wsi, buf, sizeof buf, name, (int)strlen(name));
+    if (n <= 0)
+        return -1;
+    char *end;
+    long long v = strtoll(buf, &end, 10);
+    return *end || v < 0 ? -1 : v;
+}
+
+/* tus Upload-Metadata: "key base64,key base64"; finds `blob`. */
+static bool metadata_blob(struct lws *wsi, char out[STORE_BLOB_ID_LEN + 1])
+{
+    char md[512];
+    const char *name = "upload-metadata:";
+    if (lws_hdr_custom_copy(wsi, md, sizeof md, name, (int)strlen(name)) <= 0)
+        return false;
+    for (char *save, *kv = strtok_r(md, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        while (*kv == ' ')
+            kv++;
+        if (strncmp(kv, "blob ", 5) != 0)
+            continue;
+        size_t n = 0;
+        if (sodium_base642bin((unsigned char *)out, STORE_BLOB_ID_LEN, kv + 5, strlen(kv + 5), NULL,
+                              &n, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+            n != STORE_BLOB_ID_LEN)
+            return false;
+        out[n] = '\0';
+        return srv_blob_id_valid(out);
+    }
+    return false;
+}
+
+/* "bytes=a-b", "bytes=a-", "bytes=-n": one range within size; false if unsatisfiable. */
+static bool parse_range(const char *text, int64_t size, int64_t *from, int64_t *to)
+{
+    long long a = -1, b = -1;
+    if (strncmp(text, "bytes=", 6) != 0 || strchr(text, ','))
+        return false;
+    const char *p = text + 6;
+    char *end;
+    if (*p == '-') {
+        b = strtoll(p + 1, &end, 10);
+        if (*end || b <= 0)
+            return false;
+        *from = b >= size ? 0 : size - b;
+        *to = size;
+        return size > 0;
+    }
+    a = strtoll(p, &end, 10);
+    if (end == p || *end != '-' || a < 0 || a >= size)
+        return false;
+    if (end[1]) {
+        b = strtoll(end + 1, &end, 10);
+        if (*end || b < a)
+            return false;
+    }
+    *from = a;
+    *to = b < 0 || b >= size ? size : b + 1;
+    return true;
+}
+
+static int http_blobs_begin(struct transport *t, struct http_conn *h, struct lws *wsi,
+                            const char *uri)
+{
+    bool is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+    bool is_get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
+    bool is_head = lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
+    bool is_patch = lws_hdr_total_length(wsi, WSI_TOKEN_PATCH_URI) > 0;
+    bool is_delete = lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI) > 0;
+    char clen[32] = "";
+    h->content_length = lws_hdr_copy(wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0
+                            ? strtoll(clen, NULL, 10)
+                            : 0;
+    h->no_body = is_head;
+    char auth[160] = "";
+    struct srv_auth who;
+    const char *why;
+    lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION);
+    enum kz_err e =
+        srv_auth_bearer(t->srv, strncmp(auth, "Bearer ", 7) == 0 ? auth + 7 : NULL, &who, &why);
+    if (e) {
+        http_refuse(h, kz_err_http_status(e), why);
+        return 0;
+    }
+    struct srv_http_result r;
+    if (strncmp(uri, BLOBS_PREFIX, strlen(BLOBS_PREFIX)) == 0) {
+        if (!is_get && !is_head) {
+            http_refuse(h, 400, "blobs are read with GET");
+            return 0;
+        }
+        int fd;
+        int64_t size;
+        srv_blob_open(t->srv, &who, uri + strlen(BLOBS_PREFIX), &fd, &size, &r);
+        if (r.status != 200) {
+            http_reply_result(h, &r);
+            return 0;
+        }
+        h->file_fd = fd;
+        h->file_size = size;
+        h->file_pos = 0;
+        h->file_end = size;
+        char range[64];
+        if (lws_hdr_copy(wsi, range, sizeof range, WSI_TOKEN_HTTP_RANGE) > 0) {
+            if (!parse_range(range, size, &h->file_pos, &h->file_end)) {
+                close(h->file_fd);
+                h->file_fd = -1;
+                struct srv_http_result bad = {.status = 416, .length = size};
+                snprintf(bad.message, sizeof bad.message, "the range is not within the blob");
+                h->no_body = true;
+                http_reply_result(h, &bad);
+                return 0;
+            }
+            h->partial = true;
+        }
+        h->res = r;
+        h->res.status = h->partial ? 206 : 200;
+        h->has_res = true;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    const char *rest = uri + strlen(UPLOADS_PATH);
+    if (!*rest && is_post) {
+        char blob[STORE_BLOB_ID_LEN + 1];
+        long long length = header_int(wsi, "upload-length:");
+        if (length < 0 || !metadata_blob(wsi, blob)) {
+            http_refuse(h, 400, "POST needs Upload-Length and Upload-Metadata: blob <base64>");
+            return 0;
+        }
+        srv_upload_create(t->srv, &who, length, blob, &r);
+        http_reply_result(h, &r);
+        return 0;
+    }
+    if (*rest != '/' || !rest[1]) {
+        http_refuse(h, 404, "no such path");
+        return 0;
+    }
+    const char *id = rest + 1;
+    if (is_head) {
+        srv_upload_head(t->srv, &who, id, &r);
+        http_reply_result(h, &r);
+    } else if (is_delete) {
+        srv_upload_delete(t->srv, &who, id, &r);
+        http_reply_result(h, &r);
+    } else if (is_patch) {
+        char checksum[128] = "";
+        const char *name = "upload-checksum:";
+        lws_hdr_custom_copy(wsi, checksum, sizeof checksum, name, (int)strlen(name));
+        long long offset = header_int(wsi, "upload-offset:");
+        h->patch =
+            srv_upload_patch_begin(t->srv, &who, id, offset, h->content_length, checksum, &r);
+        if (!h->patch) {
+            h->close_after = true;
+            http_reply_result(h, &r);
+        } else if (h->content_length == 0) {
+            struct srv_patch *p = h->patch;
+            h->patch = NULL;
+            srv_upload_patch_end(p, &r);
+            http_reply_result(h, &r);
+        }
+    } else {
+        http_refuse(h, 400, "uploads take POST, HEAD, PATCH or DELETE");
+    }
+    return 0;
 }
 
 static int http_begin(struct transport *t, struct http_conn *h, struct lws *wsi, const char *uri)
@@ -427,6 +676,9 @@ static int http_begin(struct transport *t, struct http_conn *h, struct lws *wsi,
         http_reply_error(t, h, KZ_NOT_FOUND, "no such path");
         return 0;
     }
+    if (strncmp(uri, UPLOADS_PATH, strlen(UPLOADS_PATH)) == 0 ||
+        strncmp(uri, BLOBS_PREFIX, strlen(BLOBS_PREFIX)) == 0)
+        return http_blobs_begin(t, h, wsi, uri);
     if (!is_post) {
         http_reply_error(t, h, KZ_BAD_REQUEST,
                          strcmp(uri, WS_PATH) == 0 ? "this path takes a WebSocket upgrade"
@@ -474,7 +726,9 @@ static int http_begin(struct transport *t, struct http_conn *h, struct lws *wsi,
 
 static int http_body(struct http_conn *h, const void *in, size_t len)
 {
-    if (h->close_after || h->resp)
+    if (h->patch)
+        return srv_upload_patch_data(h->patch, in, len) == 0 ? 0 : -1;
+    if (h->close_after || h->resp || h->has_res)
         return 0; /* already answered: discard */
     if (h->body_len + len > (size_t)h->content_length)
         return -1;
@@ -485,8 +739,105 @@ static int http_body(struct http_conn *h, const void *in, size_t len)
     return 0;
 }
 
+/* Headers of an upload or blob reply: status, tus fields, and what the body will be. */
+static int http_result_headers(struct http_conn *h, struct lws *wsi)
+{
+    unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
+                                       *end = buf + sizeof buf - 1;
+    const struct srv_http_result *r = &h->res;
+    char v[96];
+#define HDR(name, ...)                                                                             \
+    (snprintf(v, sizeof v, __VA_ARGS__),                                                           \
+     lws_add_http_header_by_name(wsi, (const unsigned char *)name, (const unsigned char *)v,       \
+                                 (int)strlen(v), &p, end))
+    if (lws_add_http_header_status(wsi, (unsigned)r->status, &p, end) ||
+        HDR("tus-resumable:", "1.0.0") || HDR("cache-control:", "no-store"))
+        return -1;
+    if (h->file_fd >= 0) {
+        if (HDR("content-type:", "application/octet-stream") || HDR("accept-ranges:", "bytes") ||
+            (h->partial && HDR("content-range:", "bytes %lld-%lld/%lld", (long long)h->file_pos,
+                               (long long)h->file_end - 1, (long long)h->file_size)) ||
+            lws_add_http_header_content_length(wsi, (lws_filepos_t)(h->file_end - h->file_pos), &p,
+                                               end))
+            return -1;
+    } else {
+        if (r->status == 416 && HDR("content-range:", "bytes */%lld", (long long)r->length))
+            return -1;
+        if (r->status != 416 && r->status != 404 && r->status != 401 &&
+            (HDR("upload-offset:", "%lld", (long long)r->offset) ||
+             (r->length && HDR("upload-length:", "%lld", (long long)r->length))))
+            return -1;
+        if (r->location[0] && HDR("location:", "%s", r->location))
+            return -1;
+        if (r->expires_at) {
+            time_t e = (time_t)(r->expires_at / 1000);
+            struct tm tm;
+            char date[64];
+            strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&e, &tm));
+            if (HDR("upload-expires:", "%s", date))
+                return -1;
+        }
+        size_t len = h->resp && !h->no_body ? h->resp->len : 0;
+        if ((len && HDR("content-type:", "application/json")) ||
+            lws_add_http_header_content_length(wsi, len, &p, end))
+            return -1;
+    }
+#undef HDR
+    if (lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    h->headers_sent = true;
+    return 0;
+}
+
+/* One chunk of a blob per WRITEABLE. */
+static int http_file_chunk(struct http_conn *h, struct lws *wsi)
+{
+    unsigned char buf[LWS_PRE + FILE_CHUNK];
+    int64_t want = h->file_end - h->file_pos;
+    if (want > FILE_CHUNK)
+        want = FILE_CHUNK;
+    ssize_t n = want ? pread(h->file_fd, buf + LWS_PRE, (size_t)want, h->file_pos) : 0;
+    if (n < 0 || (want && n == 0))
+        return -1;
+    h->file_pos += n;
+    bool last = h->file_pos >= h->file_end;
+    if (lws_write(wsi, buf + LWS_PRE, (size_t)n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) <
+        (int)n)
+        return -1;
+    if (!last) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    close(h->file_fd);
+    h->file_fd = -1;
+    h->has_res = false;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
 static int http_writeable(struct http_conn *h, struct lws *wsi)
 {
+    if (h->has_res) {
+        if (!h->headers_sent) {
+            if (http_result_headers(h, wsi))
+                return -1;
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+        if (h->file_fd >= 0 && !h->no_body)
+            return http_file_chunk(h, wsi);
+        if (h->resp && !h->no_body &&
+            lws_write(wsi, h->resp->data, h->resp->len, LWS_WRITE_HTTP_FINAL) < (int)h->resp->len)
+            return -1;
+        if (h->file_fd >= 0)
+            close(h->file_fd);
+        h->file_fd = -1;
+        kz_frame_unref(h->resp);
+        h->resp = NULL;
+        h->has_res = false;
+        if (h->close_after)
+            return -1;
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    }
     struct kz_frame *f = h->resp;
     if (!f)
         return 0;
@@ -529,7 +880,15 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
     case LWS_CALLBACK_HTTP_BODY:
         return http_body(h, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        if (h->close_after || h->resp)
+        if (h->patch) {
+            struct srv_patch *p = h->patch;
+            struct srv_http_result r;
+            h->patch = NULL;
+            srv_upload_patch_end(p, &r);
+            http_reply_result(h, &r);
+            return 0;
+        }
+        if (h->close_after || h->resp || h->has_res)
             return 0;
         srv_handle_http(t->srv, h->c.id, h->op, h->bearer, h->c.peer, h->body ? h->body : "",
                         h->body_len);

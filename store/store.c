@@ -233,6 +233,49 @@ static const char *const migrations[] = {
     "CREATE INDEX users_expiry ON users(expires_at) WHERE expires_at IS NOT NULL;"
     "ALTER TABLE sessions ADD COLUMN shared INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX sessions_shared ON sessions(last_seen) WHERE shared = 1 AND ended_at IS NULL;",
+
+    /* 6: end-to-end encrypted photos. The server keeps device public keys (never a private
+     * key), opaque encrypted blobs named by their BLAKE2b-256, resumable uploads into them, and
+     * which room events reference which blob (only members of such a room may download it). */
+    "CREATE TABLE devices ("
+    "  id INTEGER PRIMARY KEY,"
+    "  device_id TEXT NOT NULL UNIQUE,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id),"
+    "  session_id INTEGER REFERENCES sessions(id),"
+    "  label TEXT NOT NULL,"
+    "  sign_pk BLOB NOT NULL,"
+    "  box_pk BLOB NOT NULL,"
+    "  self_sig BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  revoked_at INTEGER"
+    ");"
+    "CREATE INDEX devices_user ON devices(user_id);"
+    "CREATE INDEX devices_session ON devices(session_id) WHERE revoked_at IS NULL;"
+    "CREATE TABLE blobs ("
+    "  id TEXT PRIMARY KEY,"
+    "  size INTEGER NOT NULL,"
+    "  uploader INTEGER NOT NULL REFERENCES users(id),"
+    "  created_at INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX blobs_uploader ON blobs(uploader);"
+    "CREATE TABLE blob_refs ("
+    "  blob TEXT NOT NULL REFERENCES blobs(id),"
+    "  room INTEGER NOT NULL REFERENCES rooms(id),"
+    "  pos INTEGER NOT NULL,"
+    "  PRIMARY KEY (blob, room, pos)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE uploads ("
+    "  id TEXT PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id),"
+    "  blob TEXT NOT NULL,"
+    "  length INTEGER NOT NULL,"
+    "  offset INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL,"
+    "  done_at INTEGER"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX uploads_user ON uploads(user_id) WHERE done_at IS NULL;"
+    "CREATE INDEX uploads_expiry ON uploads(expires_at) WHERE done_at IS NULL;",
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -457,6 +500,8 @@ enum store_rc store_open(const struct store_options *opt, struct store **out, ch
         rc = store_notice_prepare(st, err, errlen);
     if (rc == STORE_OK)
         rc = store_admin_prepare(st, err, errlen);
+    if (rc == STORE_OK)
+        rc = store_e2ee_prepare(st, err, errlen);
     if (rc != STORE_OK)
         goto out;
     *out = st;
@@ -480,6 +525,8 @@ void store_close(struct store *st)
         sqlite3_finalize(st->notice[i]);
     for (int i = 0; i < STORE_ADMIN_STMTS; i++)
         sqlite3_finalize(st->admin[i]);
+    for (int i = 0; i < STORE_E2EE_STMTS; i++)
+        sqlite3_finalize(st->e2ee[i]);
     if (st->db) {
         /* Leaves a short WAL behind, so the next start and any backup copy are quick. */
         sqlite3_exec(st->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);

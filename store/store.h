@@ -166,6 +166,67 @@ typedef int (*store_invite_fn)(void *ctx, const struct store_invite *inv);
 /* Every invitation, newest first. */
 enum store_rc store_invite_each(struct store *st, store_invite_fn fn, void *ctx);
 
+/* ---- devices, blobs and uploads for end-to-end encrypted photos (store_e2ee.c) ---- */
+
+#define STORE_DEVICE_ID_MAX 31 /* base64url of 16 bytes is 22 */
+#define STORE_BLOB_ID_LEN   64 /* lowercase hex of BLAKE2b-256 */
+#define STORE_UPLOAD_ID_MAX 31
+
+struct store_device {
+    int64_t id;
+    char device_id[STORE_DEVICE_ID_MAX + 1];
+    int64_t user_id;
+    char login[STORE_LOGIN_MAX + 1]; /* filled by reads */
+    int64_t session_id;              /* the session that registered it (0: none left) */
+    char label[STORE_DEVICE_MAX + 1];
+    uint8_t sign_pk[32], box_pk[32], self_sig[64];
+    int64_t created_at;
+    int64_t revoked_at; /* 0: active */
+};
+/* Fills d->id; STORE_CONFLICT if the device id exists. */
+enum store_rc store_device_insert(struct store *st, struct store_device *d);
+enum store_rc store_device_get(struct store *st, const char *device_id, struct store_device *out);
+enum store_rc store_device_revoke(struct store *st, int64_t id, int64_t now);
+/* The active devices registered by a session (at most max, into out[0..*n)). */
+enum store_rc store_device_by_session(struct store *st, int64_t session_id,
+                                      struct store_device *out, int max, int *n);
+typedef int (*store_device_fn)(void *ctx, const struct store_device *d);
+/* A user's devices, revoked ones too, oldest first. */
+enum store_rc store_device_each_of_user(struct store *st, int64_t user_id, store_device_fn fn,
+                                        void *ctx);
+/* The active devices of a room's current members, by login then age. */
+enum store_rc store_device_each_in_room(struct store *st, int64_t room, store_device_fn fn,
+                                        void *ctx);
+
+struct store_upload {
+    char id[STORE_UPLOAD_ID_MAX + 1];
+    int64_t user_id;
+    char blob[STORE_BLOB_ID_LEN + 1]; /* the hash the finished bytes must have */
+    int64_t length, offset;
+    int64_t created_at, expires_at;
+    int64_t done_at; /* 0 while open */
+};
+enum store_rc store_upload_insert(struct store *st, const struct store_upload *u);
+enum store_rc store_upload_get(struct store *st, const char *id, struct store_upload *out);
+enum store_rc store_upload_set_offset(struct store *st, const char *id, int64_t offset,
+                                      int64_t done_at);
+enum store_rc store_upload_delete(struct store *st, const char *id);
+/* Bytes a user holds: finished blobs they uploaded plus the lengths of their open uploads. */
+enum store_rc store_upload_usage(struct store *st, int64_t user_id, int64_t *bytes);
+/* Up to max expired open uploads' ids, into ids (each STORE_UPLOAD_ID_MAX + 1 bytes). */
+enum store_rc store_upload_expired(struct store *st, int64_t now,
+                                   char (*ids)[STORE_UPLOAD_ID_MAX + 1], int max, int *n);
+
+/* A blob is inserted once its bytes are in place; a second insert of the same id is a no-op. */
+enum store_rc store_blob_insert(struct store *st, const char *id, int64_t size, int64_t uploader,
+                                int64_t now);
+/* STORE_NOT_FOUND if no such blob. */
+enum store_rc store_blob_get(struct store *st, const char *id, int64_t *size, int64_t *uploader);
+enum store_rc store_blob_ref_add(struct store *st, const char *blob, int64_t room, int64_t pos);
+/* Whether user may read the blob: a current member of a room with an event that references
+ * it. (Uploaders read their own blobs before they reference them.) */
+enum store_rc store_blob_readable(struct store *st, const char *blob, int64_t user_id, bool *out);
+
 /* ---- the audit log (append-only) ---- */
 
 struct store_audit {

@@ -10,6 +10,7 @@
 #define STORE_TALK_STMTS   64
 #define STORE_NOTICE_STMTS 48
 #define STORE_ADMIN_STMTS  8
+#define STORE_E2EE_STMTS   24
 
 struct store {
     sqlite3 *db;
@@ -17,6 +18,7 @@ struct store {
     sqlite3_stmt *talk[STORE_TALK_STMTS];     /* store_talk.c */
     sqlite3_stmt *notice[STORE_NOTICE_STMTS]; /* store_notice.c */
     sqlite3_stmt *admin[STORE_ADMIN_STMTS];   /* store_admin.c */
+    sqlite3_stmt *e2ee[STORE_E2EE_STMTS];     /* store_e2ee.c */
     bool tx_open;
     int op_depth;
     /* Messages up to fts_pos are in the full-text index: as of the last commit, now, and
@@ -42,6 +44,7 @@ enum store_rc store_step_int(struct store *st, sqlite3_stmt *s, int64_t *out, co
 enum store_rc store_talk_prepare(struct store *st, char *err, size_t errlen);
 enum store_rc store_notice_prepare(struct store *st, char *err, size_t errlen);
 enum store_rc store_admin_prepare(struct store *st, char *err, size_t errlen);
+enum store_rc store_e2ee_prepare(struct store *st, char *err, size_t errlen);
 /* Indexes messages written since the last flush (store_talk.c); store_tx_commit calls it. */
 enum store_rc store_fts_flush(struct store *st);
 enum store_rc store_fts_init(struct store *st, char *err, size_t errlen);

@@ -352,6 +352,63 @@ int http_request(int port, const char *method, const char *path, const char *hea
     return status;
 }
 
+int http_raw(int port, const char *method, const char *path, const char *headers, const void *body,
+             size_t body_len, size_t send_len, char *resp, size_t resp_cap, size_t *resp_len)
+{
+    int fd = tcp_connect(port, 0);
+    *resp_len = 0;
+    if (fd < 0)
+        return -1;
+    char req[8192];
+    int n = snprintf(req, sizeof req,
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s"
+                     "Content-Length: %zu\r\n\r\n",
+                     method, path, headers ? headers : "", body_len);
+    bool ok = write_all(fd, req, (size_t)n) &&
+              (!send_len || write_all(fd, body, send_len < body_len ? send_len : body_len));
+    if (ok && send_len < body_len) {
+        close(fd); /* a connection cut in the middle of the body */
+        return 0;
+    }
+    size_t len = 0;
+    long long deadline = now_ms() + IO_DEADLINE_MS;
+    while (len < resp_cap - 1 && wait_readable(fd, deadline)) {
+        ssize_t r = read(fd, resp + len, resp_cap - 1 - len);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        char *hdr_end = memmem(resp, len, "\r\n\r\n", 4);
+        resp[len] = '\0';
+        char *cl = strcasestr(resp, "content-length:");
+        if (hdr_end && cl && cl < hdr_end &&
+            len >= (size_t)(hdr_end + 4 - resp) + strtoul(cl + 15, NULL, 10))
+            break;
+    }
+    close(fd);
+    resp[len] = '\0';
+    *resp_len = len;
+    int status = -1;
+    if (sscanf(resp, "HTTP/1.1 %d", &status) != 1)
+        return -1;
+    return status;
+}
+
+bool http_header(const char *resp, const char *name, char *out, size_t n)
+{
+    const char *end = strstr(resp, "\r\n\r\n");
+    size_t nl = strlen(name);
+    for (const char *p = strstr(resp, "\r\n"); p && (!end || p < end); p = strstr(p + 2, "\r\n")) {
+        if (strncasecmp(p + 2, name, nl) == 0 && p[2 + nl] == ':') {
+            const char *v = p + 3 + nl;
+            while (*v == ' ')
+                v++;
+            snprintf(out, n, "%.*s", (int)strcspn(v, "\r\n"), v);
+            return true;
+        }
+    }
+    return false;
+}
+
 bool ws_open(struct ws *w, int port)
 {
     return ws_open_rcvbuf(w, port, 0);

@@ -87,4 +87,12 @@ const char *reply_code(const cJSON *reply);
 int http_request(int port, const char *method, const char *path, const char *headers,
                  const char *reqbody, char *body, size_t bodylen);
 
+/* Any method with a binary body of body_len bytes of which only send_len are sent (then the
+ * connection is cut and 0 returned). Returns the status; the whole response (headers and body)
+ * goes to resp. */
+int http_raw(int port, const char *method, const char *path, const char *headers, const void *body,
+             size_t body_len, size_t send_len, char *resp, size_t resp_cap, size_t *resp_len);
+/* A response header's value (case-insensitive name, without the colon). */
+bool http_header(const char *resp, const char *name, char *out, size_t n);
+
 #endif

@@ -1,0 +1,454 @@
+/* blobs.c - encrypted blobs and resumable uploads (a tus 1.0 subset, E2EE.md E8) behind the
+ * transport's /api/v1/uploads and /api/v1/blobs endpoints. The bytes are ciphertext the
+ * server cannot read; it only checks their BLAKE2b-256, which names them. Staging files live
+ * in DATA/uploads/, finished blobs in DATA/blobs/xx/<hash>. An upload's offset is committed
+ * only after its bytes are fsynced, so a crash at any moment leaves an offset the client can
+ * resume from, and a blob row exists only once its file is complete and in place. */
+#include "core.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "media.h"
+
+#define DAY_MS 86400000LL
+
+struct srv_patch {
+    struct srv *s;
+    char id[STORE_UPLOAD_ID_MAX + 1];
+    int fd;
+    int64_t offset, body_len, got;
+    uint8_t want[32];
+    crypto_generichash_state h;
+    bool io_error;
+};
+
+static void set_result(struct srv_http_result *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_result(struct srv_http_result *r, int status, const char *fmt, ...)
+{
+    r->status = status;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->message, sizeof r->message, fmt, ap);
+    va_end(ap);
+}
+
+bool srv_blob_id_valid(const char *id)
+{
+    if (strlen(id) != STORE_BLOB_ID_LEN)
+        return false;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    return true;
+}
+
+static bool upload_id_valid(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > STORE_UPLOAD_ID_MAX)
+        return false;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_'))
+            return false;
+    return true;
+}
+
+static void staging_path(const struct srv *s, const char *id, char *out, size_t n)
+{
+    snprintf(out, n, "%s/uploads/%s", s->data_dir, id);
+}
+
+void srv_blob_path(const struct srv *s, const char *blob, char *out, size_t n)
+{
+    snprintf(out, n, "%s/blobs/%.2s/%s", s->data_dir, blob, blob);
+}
+
+int srv_set_data_dir(struct srv *s, const char *dir)
+{
+    snprintf(s->data_dir, sizeof s->data_dir, "%s", dir);
+    char path[sizeof s->data_dir + 16];
+    snprintf(path, sizeof path, "%s/uploads", dir);
+    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+        return -1;
+    snprintf(path, sizeof path, "%s/blobs", dir);
+    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+/* Syncs a directory so a rename or a new file in it survives a power cut. */
+static int fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+enum kz_err srv_auth_bearer(struct srv *s, const char *bearer, struct srv_auth *out,
+                            const char **why)
+{
+    uint8_t hash[STORE_TOKEN_HASH];
+    struct store_session ses;
+    *why = "log in first (Authorization: Bearer <token>)";
+    if (!bearer || !*bearer)
+        return KZ_UNAUTHORIZED;
+    enum store_rc rc =
+        kz_token_hash(bearer, hash) ? store_session_lookup(s->store, hash, &ses) : STORE_NOT_FOUND;
+    *why = "the token is not valid: log in again";
+    if (rc == STORE_NOT_FOUND)
+        return KZ_UNAUTHORIZED;
+    *why = "session lookup failed";
+    if (rc != STORE_OK || store_user_get(s->store, ses.user_id, &out->user) != STORE_OK)
+        return KZ_INTERNAL;
+    if ((*why = srv_session_refusal(s, &ses, &out->user, kz_now_ms())))
+        return KZ_UNAUTHORIZED;
+    if (out->user.must_change_password) {
+        *why = "you must change your one-time password first (op passwd)";
+        return KZ_FORBIDDEN;
+    }
+    out->session_id = ses.id;
+    return KZ_OK;
+}
+
+/* Commits now: the HTTP reply that follows promises what was written. */
+static bool commit_now(struct srv *s, struct srv_http_result *r)
+{
+    if (srv_commit(s))
+        return true;
+    set_result(r, 500, "the write could not be committed");
+    return false;
+}
+
+static bool load_upload(struct srv *s, const struct srv_auth *a, const char *id,
+                        struct store_upload *u, struct srv_http_result *r)
+{
+    enum store_rc rc = upload_id_valid(id) ? store_upload_get(s->store, id, u) : STORE_NOT_FOUND;
+    if (rc == STORE_OK && u->user_id != a->user.id)
+        rc = STORE_NOT_FOUND; /* someone else's upload does not exist for you */
+    if (rc == STORE_NOT_FOUND) {
+        set_result(r, 404, "no such upload");
+        return false;
+    }
+    if (rc != STORE_OK) {
+        set_result(r, 500, "upload lookup failed");
+        return false;
+    }
+    if (!u->done_at && kz_now_ms() >= u->expires_at) {
+        set_result(r, 410, "the upload expired: start a new one");
+        return false;
+    }
+    r->offset = u->offset;
+    r->length = u->length;
+    r->expires_at = u->expires_at;
+    return true;
+}
+
+void srv_upload_create(struct srv *s, const struct srv_auth *a, int64_t length, const char *blob,
+                       struct srv_http_result *r)
+{
+    const struct kz_config *cfg = s->cfg;
+    memset(r, 0, sizeof *r);
+    if (!srv_blob_id_valid(blob)) {
+        set_result(r, 400, "Upload-Metadata needs blob: the 64 hex digits of the BLAKE2b-256");
+        return;
+    }
+    if (length <= 0 || length > cfg->blob_max_bytes) {
+        set_result(r, 413, "Upload-Length must be 1 to %lld bytes", cfg->blob_max_bytes);
+        return;
+    }
+    int64_t size, uploader, used = 0;
+    bool exists = store_blob_get(s->store, blob, &size, &uploader) == STORE_OK;
+    if (exists && size != length) {
+        set_result(r, 400, "a blob with this hash has a different length");
+        return;
+    }
+    if (!exists && (store_upload_usage(s->store, a->user.id, &used) != STORE_OK ||
+                    used + length > cfg->upload_quota_bytes)) {
+        set_result(r, 413, "over your storage quota (%lld of %lld bytes used)", (long long)used,
+                   cfg->upload_quota_bytes);
+        return;
+    }
+    struct store_upload u = {.user_id = a->user.id, .length = length};
+    uint8_t rnd[16];
+    randombytes_buf(rnd, sizeof rnd);
+    sodium_bin2base64(u.id, sizeof u.id, rnd, sizeof rnd, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    snprintf(u.blob, sizeof u.blob, "%s", blob);
+    u.created_at = kz_now_ms();
+    u.expires_at = u.created_at + cfg->upload_expiry_hours * 3600 * 1000;
+    /* The same bytes are stored once: a second upload of a known blob is born complete. */
+    if (exists) {
+        u.offset = length;
+        u.done_at = u.created_at;
+    }
+    if (store_tx_begin(s->store) != STORE_OK || store_upload_insert(s->store, &u) != STORE_OK) {
+        set_result(r, 500, "cannot record the upload");
+        return;
+    }
+    if (!commit_now(s, r))
+        return;
+    KZ_INFO("upload_created", "login=%s upload=%s length=%lld known=%d", a->user.login, u.id,
+            (long long)length, exists);
+    set_result(r, 201, "created");
+    snprintf(r->location, sizeof r->location, "/api/v1/uploads/%s", u.id);
+    r->offset = u.offset;
+    r->length = length;
+    r->expires_at = u.expires_at;
+}
+
+void srv_upload_head(struct srv *s, const struct srv_auth *a, const char *id,
+                     struct srv_http_result *r)
+{
+    memset(r, 0, sizeof *r);
+    struct store_upload u;
+    if (load_upload(s, a, id, &u, r))
+        set_result(r, 200, "ok");
+}
+
+void srv_upload_delete(struct srv *s, const struct srv_auth *a, const char *id,
+                       struct srv_http_result *r)
+{
+    memset(r, 0, sizeof *r);
+    struct store_upload u;
+    if (!load_upload(s, a, id, &u, r) && r->status != 410)
+        return;
+    char path[4200];
+    staging_path(s, id, path, sizeof path);
+    if (store_tx_begin(s->store) != STORE_OK || store_upload_delete(s->store, id) != STORE_OK) {
+        set_result(r, 500, "cannot delete the upload");
+        return;
+    }
+    if (!commit_now(s, r))
+        return;
+    unlink(path);
+    set_result(r, 204, "deleted");
+}
+
+/* "blake2b <base64 of 32 bytes>" (tus Checksum extension, with BLAKE2b-256). */
+static bool parse_checksum(const char *text, uint8_t out[32])
+{
+    if (!text || strncmp(text, "blake2b ", 8) != 0)
+        return false;
+    size_t n = 0;
+    const char *b64 = text + 8;
+    return sodium_base642bin(out, 32, b64, strlen(b64), NULL, &n, NULL,
+                             sodium_base64_VARIANT_ORIGINAL) == 0 &&
+           n == 32;
+}
+
+struct srv_patch *srv_upload_patch_begin(struct srv *s, const struct srv_auth *a, const char *id,
+                                         int64_t offset, int64_t body_len, const char *checksum,
+                                         struct srv_http_result *r)
+{
+    memset(r, 0, sizeof *r);
+    struct store_upload u;
+    if (!load_upload(s, a, id, &u, r))
+        return NULL;
+    uint8_t want[32];
+    if (!parse_checksum(checksum, want)) {
+        set_result(r, 400,
+                   "Upload-Checksum: blake2b <base64 of the body's BLAKE2b-256> is required");
+        return NULL;
+    }
+    if (offset != u.offset) {
+        set_result(r, 409, "the upload is at offset %lld", (long long)u.offset);
+        return NULL;
+    }
+    if (body_len < 0 || body_len > u.length - u.offset) {
+        set_result(r, 413, "the body goes past Upload-Length");
+        return NULL;
+    }
+    struct srv_patch *p = calloc(1, sizeof *p);
+    if (!p) {
+        set_result(r, 500, "out of memory");
+        return NULL;
+    }
+    char path[4200];
+    staging_path(s, id, path, sizeof path);
+    p->fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    /* Bytes past the committed offset are from a PATCH that never completed: drop them. */
+    if (p->fd < 0 || ftruncate(p->fd, offset) != 0 || lseek(p->fd, offset, SEEK_SET) != offset) {
+        KZ_ERROR("upload_io", "upload=%s error=\"%s\"", id, strerror(errno));
+        if (p->fd >= 0)
+            close(p->fd);
+        free(p);
+        set_result(r, 507, "cannot write the upload: %s", strerror(errno));
+        return NULL;
+    }
+    p->s = s;
+    snprintf(p->id, sizeof p->id, "%s", id);
+    p->offset = offset;
+    p->body_len = body_len;
+    memcpy(p->want, want, sizeof want);
+    crypto_generichash_init(&p->h, NULL, 0, 32);
+    set_result(r, 100, "continue");
+    return p;
+}
+
+int srv_upload_patch_data(struct srv_patch *p, const void *buf, size_t len)
+{
+    if (p->got + (int64_t)len > p->body_len)
+        return -1;
+    crypto_generichash_update(&p->h, buf, len);
+    const char *b = buf;
+    size_t done = 0;
+    while (done < len && !p->io_error) {
+        ssize_t n = write(p->fd, b + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            p->io_error = true;
+        else
+            done += (size_t)n;
+    }
+    p->got += (int64_t)len;
+    return p->io_error ? -1 : 0;
+}
+
+void srv_upload_patch_abort(struct srv_patch *p)
+{
+    if (!p)
+        return;
+    close(p->fd);
+    free(p);
+}
+
+/* The last byte arrived: check the whole file against its name and move it into the store. */
+static void finish_blob(struct srv *s, const struct store_upload *u, struct srv_http_result *r)
+{
+    char staging[4200], final[4200], dir[4200];
+    staging_path(s, u->id, staging, sizeof staging);
+    srv_blob_path(s, u->blob, final, sizeof final);
+    snprintf(dir, sizeof dir, "%s/blobs/%.2s", s->data_dir, u->blob);
+    FILE *f = fopen(staging, "rb");
+    uint8_t hash[MEDIA_BLOB_HASHBYTES];
+    char hex[STORE_BLOB_ID_LEN + 1];
+    bool ok = f && media_blob_hash_file(f, hash) == MEDIA_OK;
+    if (f)
+        fclose(f);
+    if (ok)
+        sodium_bin2hex(hex, sizeof hex, hash, sizeof hash);
+    if (!ok || strcmp(hex, u->blob) != 0) {
+        /* Every PATCH was checksummed, so this is a client that named the wrong hash: start
+         * over rather than keep bytes that can never become this blob. */
+        KZ_WARN("upload_hash_mismatch", "upload=%s", u->id);
+        unlink(staging);
+        store_upload_set_offset(s->store, u->id, 0, 0);
+        set_result(r, 460, "the finished upload's BLAKE2b-256 is not its blob id: upload again");
+        r->offset = 0;
+        return;
+    }
+    if ((mkdir(dir, 0700) != 0 && errno != EEXIST) || rename(staging, final) != 0 ||
+        fsync_dir(dir) != 0) {
+        KZ_ERROR("blob_io", "blob=%s error=\"%s\"", u->blob, strerror(errno));
+        set_result(r, 507, "cannot store the blob: %s", strerror(errno));
+        return;
+    }
+    int64_t now = kz_now_ms();
+    if (store_blob_insert(s->store, u->blob, u->length, u->user_id, now) != STORE_OK ||
+        store_upload_set_offset(s->store, u->id, u->length, now) != STORE_OK) {
+        set_result(r, 500, "cannot record the blob");
+        return;
+    }
+    KZ_INFO("blob_stored", "blob=%s size=%lld", u->blob, (long long)u->length);
+}
+
+void srv_upload_patch_end(struct srv_patch *p, struct srv_http_result *r)
+{
+    struct srv *s = p->s;
+    memset(r, 0, sizeof *r);
+    uint8_t got[32];
+    crypto_generichash_final(&p->h, got, sizeof got);
+    bool complete = p->got == p->body_len;
+    bool synced = complete && !p->io_error && fsync(p->fd) == 0;
+    close(p->fd);
+    struct store_upload u;
+    enum store_rc rc = store_upload_get(s->store, p->id, &u);
+    if (!complete) {
+        set_result(r, 400, "the body ended early");
+    } else if (sodium_memcmp(got, p->want, sizeof got) != 0) {
+        set_result(r, 460, "the body does not match Upload-Checksum");
+    } else if (!synced) {
+        set_result(r, 507, "cannot write the upload");
+    } else if (rc != STORE_OK || u.offset != p->offset) {
+        set_result(r, 409, "the upload moved meanwhile");
+    } else if (store_tx_begin(s->store) != STORE_OK) {
+        set_result(r, 500, "cannot record the offset");
+    } else {
+        u.offset = p->offset + p->got;
+        set_result(r, 204, "ok");
+        if (u.offset == u.length)
+            finish_blob(s, &u, r);
+        else if (store_upload_set_offset(s->store, u.id, u.offset, 0) != STORE_OK)
+            set_result(r, 500, "cannot record the offset");
+        if (r->status == 204)
+            r->offset = u.offset;
+        if (!commit_now(s, r))
+            r->offset = p->offset;
+    }
+    if (r->status != 204 && rc == STORE_OK && !r->offset)
+        r->offset = u.offset;
+    r->length = u.length;
+    free(p);
+}
+
+void srv_blob_open(struct srv *s, const struct srv_auth *a, const char *blob, int *fd,
+                   int64_t *size, struct srv_http_result *r)
+{
+    memset(r, 0, sizeof *r);
+    *fd = -1;
+    int64_t uploader;
+    bool readable = false;
+    enum store_rc rc =
+        srv_blob_id_valid(blob) ? store_blob_get(s->store, blob, size, &uploader) : STORE_NOT_FOUND;
+    if (rc == STORE_OK && uploader != a->user.id)
+        rc = store_blob_readable(s->store, blob, a->user.id, &readable);
+    else
+        readable = rc == STORE_OK;
+    /* Not a member of any room that references it: the same answer as no such blob. */
+    if (rc == STORE_NOT_FOUND || (rc == STORE_OK && !readable)) {
+        set_result(r, 404, "no such blob");
+        return;
+    }
+    if (rc != STORE_OK) {
+        set_result(r, 500, "blob lookup failed");
+        return;
+    }
+    char path[4200];
+    srv_blob_path(s, blob, path, sizeof path);
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0) {
+        KZ_ERROR("blob_missing", "blob=%s error=\"%s\"", blob, strerror(errno));
+        set_result(r, 500, "the blob's file is missing");
+        return;
+    }
+    set_result(r, 200, "ok");
+}
+
+void srv_uploads_sweep(struct srv *s, int64_t now)
+{
+    char ids[32][STORE_UPLOAD_ID_MAX + 1];
+    int n = 0;
+    if (store_upload_expired(s->store, now, ids, 32, &n) != STORE_OK || n == 0)
+        return;
+    if (store_tx_begin(s->store) != STORE_OK)
+        return;
+    for (int i = 0; i < n; i++) {
+        char path[4200];
+        staging_path(s, ids[i], path, sizeof path);
+        if (store_upload_delete(s->store, ids[i]) == STORE_OK)
+            unlink(path); /* before the commit: at worst a row without a file, which 410s */
+    }
+    KZ_INFO("uploads_expired", "count=%d", n);
+}

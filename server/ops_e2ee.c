@@ -1,0 +1,306 @@
+/* ops_e2ee.c - what the server does for end-to-end encrypted photos (E2EE.md): a directory of
+ * device public keys, and room events whose data it stores and relays but cannot read. Each
+ * such event is signed by its sending device; the server checks the signature so that no
+ * session can speak for a device it does not hold, and records which blobs the event refers
+ * to, which is what lets room members download them. */
+#include "server.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "media.h"
+
+#define E2EE_DOMAIN "kizuna/e2ee/v1"
+
+/* device_id = base64url(BLAKE2b-128(sign_pk)): a device's id is bound to its signing key, so
+ * the id never names other keys (trust on first use, E2). */
+static void device_id_of(const uint8_t sign_pk[32], char out[STORE_DEVICE_ID_MAX + 1])
+{
+    uint8_t h[16];
+    crypto_generichash(h, sizeof h, sign_pk, 32, NULL, 0);
+    sodium_bin2base64(out, STORE_DEVICE_ID_MAX + 1, h, sizeof h,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+static bool b64_exact(const char *text, uint8_t *out, size_t n)
+{
+    size_t got = 0;
+    return text &&
+           sodium_base642bin(out, n, text, strlen(text), NULL, &got, NULL,
+                             sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0 &&
+           got == n;
+}
+
+static void add_b64(cJSON *o, const char *name, const uint8_t *bin, size_t n)
+{
+    char buf[128];
+    sodium_bin2base64(buf, sizeof buf, bin, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    cJSON_AddStringToObject(o, name, buf);
+}
+
+static cJSON *device_json(const struct store_device *d)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "device", d->device_id);
+    cJSON_AddStringToObject(o, "login", d->login);
+    cJSON_AddStringToObject(o, "label", d->label);
+    add_b64(o, "sign_pk", d->sign_pk, sizeof d->sign_pk);
+    add_b64(o, "box_pk", d->box_pk, sizeof d->box_pk);
+    add_b64(o, "sig", d->self_sig, sizeof d->self_sig);
+    cJSON_AddNumberToObject(o, "created_at", (double)d->created_at);
+    if (d->revoked_at)
+        cJSON_AddNumberToObject(o, "revoked_at", (double)d->revoked_at);
+    else
+        cJSON_AddNullToObject(o, "revoked_at");
+    return o;
+}
+
+static int device_row(void *arr, const struct store_device *d)
+{
+    cJSON_AddItemToArray(arr, device_json(d));
+    return 0;
+}
+
+/* ---- device.register ---- */
+
+enum kz_err op_device_register(struct srv_call *c)
+{
+    struct store *st = srv_store(c->srv);
+    struct store_device d = {.user_id = c->auth.user.id, .session_id = c->auth.session_id};
+    if (!b64_exact(srv_arg_str(c, "sign_pk"), d.sign_pk, sizeof d.sign_pk) ||
+        !b64_exact(srv_arg_str(c, "box_pk"), d.box_pk, sizeof d.box_pk) ||
+        !b64_exact(srv_arg_str(c, "sig"), d.self_sig, sizeof d.self_sig))
+        return srv_fail(c, KZ_BAD_REQUEST,
+                        "sign_pk and box_pk are 32 bytes, sig 64 bytes, in unpadded base64url");
+    device_id_of(d.sign_pk, d.device_id);
+    if (!media_devkey_verify(c->auth.user.login, d.device_id, d.sign_pk, d.box_pk, d.self_sig))
+        return srv_fail(c, KZ_BAD_REQUEST, "the device's self-signature does not verify");
+    const char *label = srv_arg_str(c, "label");
+    snprintf(d.label, sizeof d.label, "%s", label ? label : "unnamed device");
+    snprintf(d.login, sizeof d.login, "%s", c->auth.user.login);
+    struct store_device old;
+    enum store_rc rc = store_device_get(st, d.device_id, &old);
+    if (rc == STORE_OK) {
+        /* Registering the same keys again (a retry) is fine; anything else is not. */
+        if (old.user_id != d.user_id || memcmp(old.box_pk, d.box_pk, sizeof d.box_pk) != 0)
+            return srv_fail(c, KZ_CONFLICT, "these keys belong to another device");
+        if (old.revoked_at)
+            return srv_fail(c, KZ_CONFLICT, "this device was revoked: make new keys");
+        c->result = cJSON_CreateObject();
+        cJSON_AddItemToObject(c->result, "device", device_json(&old));
+        return KZ_OK;
+    }
+    if (rc != STORE_NOT_FOUND)
+        return srv_fail(c, KZ_INTERNAL, "device lookup failed");
+    d.created_at = kz_now_ms();
+    if (store_device_insert(st, &d) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "cannot store the device");
+    KZ_INFO("device_registered", "login=%s device=%s", d.login, d.device_id);
+    cJSON *details = cJSON_CreateObject();
+    cJSON_AddStringToObject(details, "device", d.device_id);
+    cJSON_AddStringToObject(details, "label", d.label);
+    cJSON_AddNumberToObject(details, "session", (double)d.session_id);
+    srv_audit(c, "device.register", d.login, details);
+    c->result = cJSON_CreateObject();
+    cJSON_AddItemToObject(c->result, "device", device_json(&d));
+    return KZ_OK;
+}
+
+/* ---- device.list, room.devices ---- */
+
+enum kz_err op_device_list(struct srv_call *c)
+{
+    const char *login = srv_arg_str(c, "login");
+    struct store_user u = c->auth.user;
+    if (login && (!kz_login_valid(login) ||
+                  store_user_get_by_login(srv_store(c->srv), login, &u) != STORE_OK))
+        return srv_fail(c, KZ_NOT_FOUND, "no user with login id '%s'",
+                        kz_login_valid(login) ? login : "?");
+    c->result = cJSON_CreateObject();
+    cJSON_AddStringToObject(c->result, "login", u.login);
+    cJSON *arr = cJSON_AddArrayToObject(c->result, "devices");
+    if (store_device_each_of_user(srv_store(c->srv), u.id, device_row, arr) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "device list failed");
+    return KZ_OK;
+}
+
+enum kz_err op_room_devices(struct srv_call *c)
+{
+    struct store_room room;
+    struct store_member me;
+    enum kz_err e = srv_room_for_member(c, &room, &me);
+    if (e)
+        return e;
+    c->result = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(c->result, "devices");
+    if (store_device_each_in_room(srv_store(c->srv), room.id, device_row, arr) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "device list failed");
+    return KZ_OK;
+}
+
+/* ---- device.revoke ---- */
+
+/* Revokes one device: it drops out of every room's recipient set at once, and the session
+ * that holds its keys ends, which also ends its blob downloads. */
+static enum kz_err revoke_device(struct srv_call *c, const struct store_device *d)
+{
+    struct store *st = srv_store(c->srv);
+    int64_t now = kz_now_ms();
+    if (store_device_revoke(st, d->id, now) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "cannot revoke the device");
+    if (d->session_id && d->session_id != c->auth.session_id) {
+        if (store_session_end(st, d->session_id, now) != STORE_OK)
+            return srv_fail(c, KZ_INTERNAL, "cannot end the device's session");
+        const struct srv_transport *tx = srv_tx(c->srv);
+        struct srv_close which = {
+            .user_id = d->user_id, .session_id = d->session_id, .reason = "device revoked"};
+        tx->close_conns(tx->ctx, &which);
+    }
+    KZ_INFO("device_revoked", "by=%s login=%s device=%s", c->auth.user.login, d->login,
+            d->device_id);
+    cJSON *details = cJSON_CreateObject();
+    cJSON_AddStringToObject(details, "device", d->device_id);
+    cJSON_AddStringToObject(details, "label", d->label);
+    srv_audit(c, "device.revoke", d->login, details);
+    return KZ_OK;
+}
+
+enum kz_err op_device_revoke(struct srv_call *c)
+{
+    struct store_device d;
+    const char *id = srv_arg_str(c, "device");
+    bool admin = strcmp(c->auth.user.role, "admin") == 0;
+    enum store_rc rc = store_device_get(srv_store(c->srv), id, &d);
+    if (rc == STORE_OK && d.user_id != c->auth.user.id && !admin)
+        rc = STORE_NOT_FOUND;
+    if (rc == STORE_NOT_FOUND)
+        return srv_fail(c, KZ_NOT_FOUND, "no device %s of yours", id);
+    if (rc != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "device lookup failed");
+    enum kz_err e = d.revoked_at ? KZ_OK : revoke_device(c, &d);
+    if (e)
+        return e;
+    if (!d.revoked_at)
+        d.revoked_at = kz_now_ms();
+    c->result = cJSON_CreateObject();
+    cJSON_AddItemToObject(c->result, "device", device_json(&d));
+    return KZ_OK;
+}
+
+enum kz_err srv_devices_of_session_revoke(struct srv_call *c, int64_t session_id)
+{
+    struct store_device devs[8];
+    int n = 0;
+    if (store_device_by_session(srv_store(c->srv), session_id, devs, 8, &n) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "device lookup failed");
+    for (int i = 0; i < n; i++) {
+        devs[i].session_id = 0; /* the caller ends the session itself */
+        enum kz_err e = revoke_device(c, &devs[i]);
+        if (e)
+            return e;
+    }
+    return KZ_OK;
+}
+
+/* ---- e2ee.post ---- */
+
+static bool e2ee_type_valid(const char *type)
+{
+    return !strcmp(type, "e2ee.keys") || !strcmp(type, "e2ee.photo") ||
+           !strcmp(type, "e2ee.key_request") || !strcmp(type, "e2ee.withheld");
+}
+
+/* The bytes a device signs: room id, type and the blob ids (each NUL-terminated), then the
+ * data as sent. The room in it stops an event being replayed into another room. */
+static unsigned char *signed_bytes(const char *room, const char *type, const cJSON *blobs,
+                                   const char *data, size_t *len)
+{
+    size_t n = strlen(room) + 1 + strlen(type) + 1 + strlen(data);
+    const cJSON *b;
+    cJSON_ArrayForEach(b, blobs) n += strlen(b->valuestring) + 1;
+    unsigned char *buf = malloc(n), *p = buf;
+    if (!buf)
+        return NULL;
+    p = (unsigned char *)stpcpy((char *)p, room) + 1;
+    p = (unsigned char *)stpcpy((char *)p, type) + 1;
+    cJSON_ArrayForEach(b, blobs) p = (unsigned char *)stpcpy((char *)p, b->valuestring) + 1;
+    memcpy(p, data, strlen(data));
+    *len = n;
+    return buf;
+}
+
+enum kz_err op_e2ee_post(struct srv_call *c)
+{
+    struct store *st = srv_store(c->srv);
+    struct store_room room;
+    struct store_member me;
+    const char *type = srv_arg_str(c, "type");
+    const char *device = srv_arg_str(c, "device");
+    const char *data = srv_arg_str(c, "data");
+    const cJSON *blobs = srv_arg_list(c, "blobs");
+    bool replayed;
+    enum kz_err e;
+    if ((e = srv_room_for_member(c, &room, &me)) ||
+        (e = srv_client_id_replay(c, &room, &replayed)) || replayed)
+        return e;
+    if (!e2ee_type_valid(type))
+        return srv_fail(c, KZ_BAD_REQUEST,
+                        "type is e2ee.keys, e2ee.photo, e2ee.key_request or e2ee.withheld");
+    if ((long long)strlen(data) > srv_config(c->srv)->e2ee_max_bytes)
+        return srv_fail(c, KZ_TOO_LARGE, "data is longer than %lld bytes",
+                        srv_config(c->srv)->e2ee_max_bytes);
+    struct store_device d;
+    enum store_rc rc = store_device_get(st, device, &d);
+    if (rc != STORE_OK && rc != STORE_NOT_FOUND)
+        return srv_fail(c, KZ_INTERNAL, "device lookup failed");
+    if (rc == STORE_NOT_FOUND || d.user_id != c->auth.user.id)
+        return srv_fail(c, KZ_FORBIDDEN, "device %s is not one of yours", device);
+    if (d.revoked_at)
+        return srv_fail(c, KZ_FORBIDDEN, "device %s was revoked", device);
+    uint8_t sig[64];
+    if (!b64_exact(srv_arg_str(c, "sig"), sig, sizeof sig))
+        return srv_fail(c, KZ_BAD_REQUEST, "sig is 64 bytes in unpadded base64url");
+    size_t len;
+    unsigned char *msg = signed_bytes(room.room_id, type, blobs, data, &len);
+    if (!msg)
+        return srv_fail(c, KZ_INTERNAL, "out of memory");
+    bool good = media_verify(E2EE_DOMAIN, msg, len, d.sign_pk, sig);
+    free(msg);
+    if (!good)
+        return srv_fail(c, KZ_BAD_REQUEST, "the device's signature does not verify");
+    const cJSON *b;
+    cJSON_ArrayForEach(b, blobs)
+    {
+        int64_t size, uploader;
+        bool readable = false;
+        rc = srv_blob_id_valid(b->valuestring)
+                 ? store_blob_get(st, b->valuestring, &size, &uploader)
+                 : STORE_NOT_FOUND;
+        if (rc == STORE_OK)
+            readable =
+                uploader == c->auth.user.id ||
+                (store_blob_readable(st, b->valuestring, c->auth.user.id, &readable) == STORE_OK &&
+                 readable);
+        if (!readable)
+            return srv_fail(c, KZ_NOT_FOUND, "no finished blob %.64s: upload it first",
+                            b->valuestring);
+    }
+    cJSON *content = cJSON_CreateObject();
+    cJSON_AddStringToObject(content, "device", device);
+    if (blobs)
+        cJSON_AddItemToObject(content, "blobs", cJSON_Duplicate(blobs, true));
+    cJSON_AddStringToObject(content, "data", data);
+    cJSON_AddStringToObject(content, "sig", srv_arg_str(c, "sig"));
+    struct srv_appended ev;
+    if ((e = srv_event_append(c, &room, type, content, 0, &ev)))
+        return e;
+    cJSON_ArrayForEach(b, blobs) if (store_blob_ref_add(st, b->valuestring, room.id, ev.pos) !=
+                                     STORE_OK) return srv_fail(c, KZ_INTERNAL,
+                                                               "cannot record the blob reference");
+    const char *client_id = srv_arg_str(c, "client_id");
+    if (client_id && store_client_id_put(st, c->auth.user.id, client_id, ev.pos) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "cannot store the event");
+    srv_reply_event(c, ev.pos, ev.event_id, ev.ts);
+    return KZ_OK;
+}

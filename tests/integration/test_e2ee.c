@@ -1,0 +1,396 @@
+/* test_e2ee.c - the server's side of end-to-end encrypted photos, over real sockets: the
+ * device directory, signed encrypted events, resumable uploads (cut bodies, wrong offsets and
+ * checksums, kill -9 mid-upload) and who may download a blob. The client side (photo send and
+ * get through the CLI) is test_photo.c. */
+#include <criterion/criterion.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "media.h"
+
+static struct kzd d;
+
+static void setup(void)
+{
+    kzd_setup(&d);
+}
+
+static void teardown(void)
+{
+    kzd_teardown(&d);
+}
+
+TestSuite(e2ee, .init = setup, .fini = teardown, .timeout = 90);
+
+struct dev {
+    struct media_device_keys k;
+    char id[32];
+};
+
+static void b64(const uint8_t *bin, size_t n, char *out, size_t cap)
+{
+    sodium_bin2base64(out, cap, bin, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+static void dev_new(struct dev *v)
+{
+    cr_assert_eq(media_device_keys_new(&v->k), MEDIA_OK);
+    uint8_t h[16];
+    crypto_generichash(h, sizeof h, v->k.sign_pk, 32, NULL, 0);
+    b64(h, sizeof h, v->id, sizeof v->id);
+}
+
+static cJSON *dev_register(struct ws *w, const char *login, struct dev *v, bool break_sig)
+{
+    uint8_t sig[64];
+    cr_assert_eq(media_devkey_sign(login, v->id, &v->k, sig), MEDIA_OK);
+    sig[0] ^= break_sig;
+    char spk[64], bpk[64], s[100];
+    b64(v->k.sign_pk, 32, spk, sizeof spk);
+    b64(v->k.box_pk, 32, bpk, sizeof bpk);
+    b64(sig, 64, s, sizeof s);
+    return ws_callf(w,
+                    "\"op\":\"device.register\",\"sign_pk\":\"%s\",\"box_pk\":\"%s\","
+                    "\"sig\":\"%s\",\"label\":\"test phone\"",
+                    spk, bpk, s);
+}
+
+/* Signs an e2ee event as protocol.md says and posts it. blob may be NULL. */
+static cJSON *e2ee_post(struct ws *w, const char *room, const char *type, const struct dev *v,
+                        const char *blob, const char *data, bool break_sig)
+{
+    size_t n = strlen(room) + strlen(type) + 2 + (blob ? strlen(blob) + 1 : 0) + strlen(data);
+    unsigned char *msg = malloc(n), *p = msg;
+    p = (unsigned char *)stpcpy((char *)p, room) + 1;
+    p = (unsigned char *)stpcpy((char *)p, type) + 1;
+    if (blob)
+        p = (unsigned char *)stpcpy((char *)p, blob) + 1;
+    memcpy(p, data, strlen(data));
+    uint8_t sig[64];
+    cr_assert_eq(media_sign("kizuna/e2ee/v1", msg, n, v->k.sign_sk, sig), MEDIA_OK);
+    free(msg);
+    sig[5] ^= break_sig;
+    char s[100], blobs[100] = "";
+    b64(sig, 64, s, sizeof s);
+    if (blob)
+        snprintf(blobs, sizeof blobs, ",\"blobs\":[\"%s\"]", blob);
+    cJSON *j = cJSON_CreateString(data);
+    char *quoted = cJSON_PrintUnformatted(j);
+    cJSON *r = ws_callf(w,
+                        "\"op\":\"e2ee.post\",\"room\":\"%s\",\"type\":\"%s\",\"device\":\"%s\","
+                        "\"data\":%s,\"sig\":\"%s\"%s",
+                        room, type, v->id, quoted, s, blobs);
+    cJSON_free(quoted);
+    cJSON_Delete(j);
+    return r;
+}
+
+static void add_user(const char *login)
+{
+    struct ws a;
+    cr_assert(ws_open(&a, d.port));
+    cr_assert(ws_login(&a, "admin", TEST_ADMIN_PASSWORD, NULL));
+    cJSON *r = ws_callf(&a, "\"op\":\"user.add\",\"login\":\"%s\",\"password\":\"%s-password\"",
+                        login, login);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    ws_close_fd(&a);
+}
+
+static void user_ws(struct ws *w, const char *login, char *token)
+{
+    char pw[64];
+    snprintf(pw, sizeof pw, "%s-password", login);
+    cr_assert(ws_open(w, d.port));
+    cr_assert(ws_login(w, login, pw, token), "%s logs in", login);
+}
+
+static void room_with(struct ws *w, const char *members, char *room)
+{
+    cJSON *r = ws_callf(w, "\"op\":\"room.create\",\"name\":\"現場写真\",\"members\":%s", members);
+    cr_assert_str_eq(reply_code(r), "ok");
+    snprintf(room, 64, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    cJSON_Delete(r);
+}
+
+/* ---- uploads over HTTP ---- */
+
+static char resp[1 << 20];
+static size_t resp_len;
+
+static int upload_call(const char *method, const char *path, const char *token,
+                       const char *extra_headers, const void *body, size_t len, size_t send)
+{
+    char headers[1024];
+    snprintf(headers, sizeof headers, "Authorization: Bearer %s\r\nTus-Resumable: 1.0.0\r\n%s",
+             token, extra_headers ? extra_headers : "");
+    return http_raw(d.port, method, path, headers, body, len, send, resp, sizeof resp, &resp_len);
+}
+
+static void blob_id(const void *data, size_t len, char hex[65])
+{
+    uint8_t h[32];
+    crypto_generichash(h, sizeof h, data, len, NULL, 0);
+    sodium_bin2hex(hex, 65, h, sizeof h);
+}
+
+static int create_upload(const char *token, const char *hex, size_t len, char *location)
+{
+    char md[128], headers[256];
+    sodium_bin2base64(md, sizeof md, (const unsigned char *)hex, 64,
+                      sodium_base64_VARIANT_ORIGINAL);
+    snprintf(headers, sizeof headers, "Upload-Length: %zu\r\nUpload-Metadata: blob %s\r\n", len,
+             md);
+    int st = upload_call("POST", "/api/v1/uploads", token, headers, "", 0, 0);
+    if (location && !http_header(resp, "Location", location, 128))
+        location[0] = '\0';
+    return st;
+}
+
+static int patch(const char *token, const char *location, size_t offset, const void *body,
+                 size_t len, size_t send, bool bad_checksum)
+{
+    uint8_t h[32];
+    crypto_generichash(h, sizeof h, body, len, NULL, 0);
+    h[0] ^= bad_checksum;
+    char sum[64], headers[256];
+    sodium_bin2base64(sum, sizeof sum, h, sizeof h, sodium_base64_VARIANT_ORIGINAL);
+    snprintf(headers, sizeof headers,
+             "Upload-Offset: %zu\r\nUpload-Checksum: blake2b %s\r\n"
+             "Content-Type: application/offset+octet-stream\r\n",
+             offset, sum);
+    return upload_call("PATCH", location, token, headers, body, len, send);
+}
+
+static long long head_offset(const char *token, const char *location)
+{
+    int st = upload_call("HEAD", location, token, NULL, "", 0, 0);
+    char v[32];
+    if (st != 200 || !http_header(resp, "Upload-Offset", v, sizeof v))
+        return -st;
+    return atoll(v);
+}
+
+static unsigned char *random_blob(size_t len)
+{
+    unsigned char *b = malloc(len);
+    randombytes_buf(b, len);
+    return b;
+}
+
+Test(e2ee, an_upload_resumes_through_cuts_bad_checksums_wrong_offsets_and_kill_9)
+{
+    add_user("sato");
+    char token[64], location[128], hex[65];
+    struct ws w;
+    user_ws(&w, "sato", token);
+    const size_t len = 300000;
+    unsigned char *blob = random_blob(len);
+    blob_id(blob, len, hex);
+    cr_assert_eq(create_upload(token, hex, len, location), 201, "%s", resp);
+    cr_assert(strncmp(location, "/api/v1/uploads/", 16) == 0, "%s", location);
+    cr_assert_eq(head_offset(token, location), 0);
+
+    cr_assert_eq(patch(token, location, 0, blob, 100000, 100000, false), 204, "%s", resp);
+    cr_assert_eq(head_offset(token, location), 100000);
+    /* A body cut in the middle keeps nothing of itself. */
+    cr_assert_eq(patch(token, location, 100000, blob + 100000, 100000, 40000, false), 0);
+    cr_assert_eq(head_offset(token, location), 100000, "a cut PATCH changes nothing");
+    cr_assert_eq(patch(token, location, 100000, blob + 100000, 50000, 50000, true), 460, "%s",
+                 resp);
+    cr_assert_eq(head_offset(token, location), 100000, "a bad checksum keeps nothing");
+    cr_assert_eq(patch(token, location, 0, blob, 1000, 1000, false), 409, "wrong offset");
+    char v[32];
+    cr_assert(http_header(resp, "Upload-Offset", v, sizeof v) && atoll(v) == 100000,
+              "a 409 says where the upload is");
+    cr_assert_eq(patch(token, location, 100000, blob + 100000, 100000, 100000, false), 204);
+
+    /* kill -9 after an acknowledged PATCH: the offset survives. */
+    ws_close_fd(&w);
+    kzd_kill(&d);
+    kzd_start(&d);
+    cr_assert_eq(head_offset(token, location), 200000, "acknowledged bytes survive kill -9");
+    char other_token[64];
+    add_user("suzuki");
+    struct ws o;
+    user_ws(&o, "suzuki", other_token);
+    cr_assert_eq(head_offset(other_token, location), -404, "someone else's upload is not there");
+    cr_assert_eq(patch(token, location, 200000, blob + 200000, len - 200000, len - 200000, false),
+                 204, "%s", resp);
+
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/blobs/%s", hex);
+    cr_assert_eq(upload_call("GET", path, token, NULL, "", 0, 0), 200, "the uploader reads it");
+    char *body = strstr(resp, "\r\n\r\n") + 4;
+    cr_assert_eq(resp_len - (size_t)(body - resp), len);
+    cr_assert(memcmp(body, blob, len) == 0, "the same bytes come back");
+    cr_assert_eq(upload_call("GET", path, token, "Range: bytes=1000-1999\r\n", "", 0, 0), 206);
+    cr_assert(memcmp(strstr(resp, "\r\n\r\n") + 4, blob + 1000, 1000) == 0);
+    cr_assert(http_header(resp, "Content-Range", v, sizeof v));
+    cr_assert_str_eq(v, "bytes 1000-1999/300000");
+    cr_assert_eq(upload_call("GET", path, token, "Range: bytes=400000-\r\n", "", 0, 0), 416);
+    cr_assert_eq(upload_call("GET", path, other_token, NULL, "", 0, 0), 404,
+                 "nobody else until a room event references it");
+    /* The same bytes again are stored once: the upload is born complete. */
+    cr_assert_eq(create_upload(token, hex, len, location), 201);
+    cr_assert(http_header(resp, "Upload-Offset", v, sizeof v) && atoll(v) == (long long)len);
+    ws_close_fd(&o);
+    free(blob);
+}
+
+Test(e2ee, uploads_refuse_bad_requests)
+{
+    add_user("sato");
+    char token[64], location[128], hex[65];
+    struct ws w;
+    user_ws(&w, "sato", token);
+    unsigned char *blob = random_blob(6000);
+    blob_id(blob, 5000, hex);
+    cr_assert_eq(create_upload("not-a-token", hex, 5000, NULL), 401);
+    cr_assert_eq(create_upload(token, "nothex", 5000, NULL), 400);
+    cr_assert_eq(create_upload(token, hex, 0, NULL), 413);
+    cr_assert_eq(create_upload(token, hex, (size_t)1 << 40, NULL), 413, "over blob_max_bytes");
+    cr_assert_eq(upload_call("GET", "/api/v1/blobs/../../kizuna.db", token, NULL, "", 0, 0), 404);
+    cr_assert_eq(upload_call("HEAD", "/api/v1/uploads/..%2f..%2fkizuna.db", token, NULL, "", 0, 0),
+                 404);
+    /* Bytes that are not the blob they claim to be: refused at the last byte, from 0 again. */
+    char wrong[65];
+    memcpy(wrong, hex, 65);
+    wrong[0] = wrong[0] == 'a' ? 'b' : 'a';
+    cr_assert_eq(create_upload(token, wrong, 5000, location), 201);
+    cr_assert_eq(patch(token, location, 0, blob, 5000, 5000, false), 460, "%s", resp);
+    cr_assert_eq(head_offset(token, location), 0);
+    cr_assert_eq(patch(token, location, 0, blob, 6000, 6000, false), 413, "past Upload-Length");
+    cr_assert_eq(upload_call("DELETE", location, token, NULL, "", 0, 0), 204);
+    cr_assert_eq(head_offset(token, location), -404);
+    ws_close_fd(&w);
+    free(blob);
+}
+
+/* Uploads a whole blob in one PATCH; returns its id in hex. */
+static void upload_blob(const char *token, const unsigned char *blob, size_t len, char hex[65])
+{
+    char location[128];
+    blob_id(blob, len, hex);
+    cr_assert_eq(create_upload(token, hex, len, location), 201);
+    cr_assert_eq(patch(token, location, 0, blob, len, len, false), 204, "%s", resp);
+}
+
+Test(e2ee, devices_and_signed_events_decide_who_may_post_and_read)
+{
+    add_user("sato");
+    add_user("ito");
+    add_user("kato");
+    char tok_sato[64], tok_ito[64], tok_kato[64], room[64];
+    struct ws s, i, k;
+    user_ws(&s, "sato", tok_sato);
+    user_ws(&i, "ito", tok_ito);
+    user_ws(&k, "kato", tok_kato);
+    struct dev ds, di, dk;
+    dev_new(&ds);
+    dev_new(&di);
+    dev_new(&dk);
+    cJSON *r = dev_register(&s, "sato", &ds, true);
+    cr_assert_str_eq(reply_code(r), "bad_request", "a broken self-signature");
+    cJSON_Delete(r);
+    r = dev_register(&s, "sato", &ds, false);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "device"), "device")->valuestring,
+                     ds.id, "the id is the hash of the signing key");
+    cJSON_Delete(r);
+    r = dev_register(&s, "sato", &ds, false);
+    cr_assert_str_eq(reply_code(r), "ok", "registering again is a no-op");
+    cJSON_Delete(r);
+    r = dev_register(&i, "ito", &ds, false);
+    cr_assert_str_eq(reply_code(r), "conflict", "sato's device cannot become ito's");
+    cJSON_Delete(r);
+    r = dev_register(&i, "ito", &di, false);
+    cJSON_Delete(r);
+    r = dev_register(&k, "kato", &dk, false);
+    cJSON_Delete(r);
+
+    room_with(&s, "[\"ito\"]", room);
+    r = ws_callf(&s, "\"op\":\"room.devices\",\"room\":\"%s\"", room);
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "devices")), 2, "sato's and ito's");
+    cJSON_Delete(r);
+    r = ws_callf(&k, "\"op\":\"room.devices\",\"room\":\"%s\"", room);
+    cr_assert_str_eq(reply_code(r), "not_found", "a non-member learns nothing");
+    cJSON_Delete(r);
+
+    unsigned char *blob = random_blob(20000);
+    char hex[65];
+    upload_blob(tok_sato, blob, 20000, hex);
+    const char *data = "{\"epoch\":\"e1\",\"n\":1,\"ct\":\"AAAA\"}";
+    r = e2ee_post(&s, room, "e2ee.photo", &ds, hex, data, true);
+    cr_assert_str_eq(reply_code(r), "bad_request", "a broken device signature");
+    cJSON_Delete(r);
+    r = e2ee_post(&i, room, "e2ee.photo", &ds, NULL, data, false);
+    cr_assert_str_eq(reply_code(r), "forbidden", "ito cannot speak for sato's device");
+    cJSON_Delete(r);
+    r = e2ee_post(&s, room, "e2ee.nonsense", &ds, NULL, data, false);
+    cr_assert_str_eq(reply_code(r), "bad_request");
+    cJSON_Delete(r);
+    r = e2ee_post(&s, room, "e2ee.photo", &ds,
+                  "00000000000000000000000000000000000000000000000000"
+                  "00000000000000",
+                  data, false);
+    cr_assert_str_eq(reply_code(r), "not_found", "a blob never uploaded");
+    cJSON_Delete(r);
+
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/blobs/%s", hex);
+    cr_assert_eq(upload_call("GET", path, tok_ito, NULL, "", 0, 0), 404, "not referenced yet");
+    r = e2ee_post(&s, room, "e2ee.photo", &ds, hex, data, false);
+    cr_assert_str_eq(reply_code(r), "ok");
+    long long pos = (long long)cJSON_GetObjectItem(r, "pos")->valuedouble;
+    cJSON_Delete(r);
+    cr_assert_eq(upload_call("GET", path, tok_ito, NULL, "", 0, 0), 200, "a member reads it");
+    cr_assert_eq(upload_call("GET", path, tok_kato, NULL, "", 0, 0), 404, "a non-member does not");
+
+    /* The event reaches members as stored: the device's data and signature, nothing more. */
+    r = ws_callf(&i, "\"op\":\"history\",\"room\":\"%s\",\"after\":%lld", room, pos - 1);
+    cJSON *ev = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "events"), 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(ev, "event")->valuestring, "e2ee.photo");
+    cJSON *content = cJSON_GetObjectItem(ev, "content");
+    cr_assert_str_eq(cJSON_GetObjectItem(content, "data")->valuestring, data);
+    cr_assert_str_eq(cJSON_GetObjectItem(content, "device")->valuestring, ds.id);
+    cJSON_Delete(r);
+
+    /* A lost phone: the admin revokes ito's device; its session dies with it. */
+    struct ws a;
+    cr_assert(ws_open(&a, d.port));
+    cr_assert(ws_login(&a, "admin", TEST_ADMIN_PASSWORD, NULL));
+    r = ws_callf(&a, "\"op\":\"device.revoke\",\"device\":\"%s\"", di.id);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    cr_assert_eq(ws_wait_close(&i, 5000), 1008);
+    cr_assert_str_eq(i.close_reason, "device revoked");
+    cr_assert_eq(upload_call("GET", path, tok_ito, NULL, "", 0, 0), 401, "its token is dead");
+    r = ws_callf(&s, "\"op\":\"room.devices\",\"room\":\"%s\"", room);
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "devices")), 1,
+                 "the next photo is not encrypted to it");
+    cJSON_Delete(r);
+    r = ws_callf(&k, "\"op\":\"device.revoke\",\"device\":\"%s\"", ds.id);
+    cr_assert_str_eq(reply_code(r), "not_found", "only the owner or an admin");
+    cJSON_Delete(r);
+    cr_assert(ws_audit_has(&a, "device.revoke", "ito"));
+    cr_assert(ws_audit_has(&a, "device.register", "sato"));
+
+    /* Logging out revokes the session's device too (the CLI wipes its keys). */
+    r = ws_call(&s, "{\"id\":99,\"op\":\"logout\"}");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    r = ws_callf(&k, "\"op\":\"device.list\",\"login\":\"sato\"");
+    cJSON *dv = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "devices"), 0);
+    cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(dv, "revoked_at")), "revoked at logout");
+    cJSON_Delete(r);
+    ws_close_fd(&s);
+    ws_close_fd(&i);
+    ws_close_fd(&k);
+    ws_close_fd(&a);
+    free(blob);
+}
