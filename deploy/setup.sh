@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUILD_PKGS=(build-essential cmake pkg-config libwebsockets-dev libsqlite3-dev libsodium-dev
-            libturbojpeg0-dev libcjson-dev libqrencode-dev)
+            libturbojpeg0-dev libcjson-dev libqrencode-dev libcurl4-openssl-dev)
 TEST_PKGS=(libcriterion-dev valgrind curl mosquitto)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
@@ -56,7 +56,7 @@ test)
     build build/plain -DCMAKE_BUILD_TYPE=RelWithDebInfo
     KIZUNA_TEST_WRAPPER="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
 --errors-for-leak-kinds=definite,indirect --error-exitcode=99" \
-        ctest --test-dir build/plain --output-on-failure -j "$JOBS" -R 'test_server|test_talk|test_notice|test_admin|test_e2ee' 
+        ctest --test-dir build/plain --output-on-failure -j "$JOBS" -R 'test_server|test_talk|test_notice|test_admin|test_e2ee|test_backup' 
     ;;
 *)
     echo "usage: deploy/setup.sh run|test" >&2

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "httpparse.h"
 #include "media.h"
 
 #define DAY_MS 86400000LL
@@ -235,18 +236,6 @@ void srv_upload_delete(struct srv *s, const struct srv_auth *a, const char *id,
     set_result(r, 204, "deleted");
 }
 
-/* "blake2b <base64 of 32 bytes>" (tus Checksum extension, with BLAKE2b-256). */
-static bool parse_checksum(const char *text, uint8_t out[32])
-{
-    if (!text || strncmp(text, "blake2b ", 8) != 0)
-        return false;
-    size_t n = 0;
-    const char *b64 = text + 8;
-    return sodium_base642bin(out, 32, b64, strlen(b64), NULL, &n, NULL,
-                             sodium_base64_VARIANT_ORIGINAL) == 0 &&
-           n == 32;
-}
-
 struct srv_patch *srv_upload_patch_begin(struct srv *s, const struct srv_auth *a, const char *id,
                                          int64_t offset, int64_t body_len, const char *checksum,
                                          struct srv_http_result *r)
@@ -256,7 +245,7 @@ struct srv_patch *srv_upload_patch_begin(struct srv *s, const struct srv_auth *a
     if (!load_upload(s, a, id, &u, r))
         return NULL;
     uint8_t want[32];
-    if (!parse_checksum(checksum, want)) {
+    if (!kz_parse_upload_checksum(checksum, want)) {
         set_result(r, 400,
                    "Upload-Checksum: blake2b <base64 of the body's BLAKE2b-256> is required");
         return NULL;

@@ -21,6 +21,9 @@ static const char usage[] =
     "usage: kizunad init  --data DIR [--admin LOGIN] [--config FILE] [--set NAME=VALUE]...\n"
     "       kizunad serve --data DIR [--config FILE] [--listen HOST:PORT] [--log-level LEVEL]\n"
     "                     [--set NAME=VALUE]...\n"
+    "       kizunad backup --data DIR OUTDIR     (a consistent copy, while the server runs)\n"
+    "       kizunad verify-backup OUTDIR         (proves a backup whole against its manifest)\n"
+    "       kizunad restore OUTDIR --data NEWDIR [--position-gap N]\n"
     "       kizunad config     (every setting, its default and its meaning)\n"
     "       kizunad version\n";
 
@@ -164,7 +167,7 @@ static void raise_fd_limit(long long max_connections)
                 (unsigned long long)rl.rlim_cur, max_connections);
 }
 
-static struct store *open_store(const struct opts *o, bool shared)
+static struct store *open_store(const struct opts *o)
 {
     char path[4096], err[512];
     path_in(path, sizeof path, o->data, DB_FILE);
@@ -173,7 +176,6 @@ static struct store *open_store(const struct opts *o, bool shared)
         .sync_full = o->cfg.sqlite_synchronous_full != 0,
         .busy_timeout_ms = (int)o->cfg.sqlite_busy_timeout_ms,
         .cache_kib = (int)o->cfg.sqlite_cache_kib,
-        .shared = shared,
     };
     struct store *st = NULL;
     if (store_open(&so, &st, err, sizeof err) != STORE_OK)
@@ -223,7 +225,7 @@ static int cmd_init(int argc, char **argv)
         fprintf(stderr, "kizunad: cannot write %s: %s\n", keypath, strerror(errno));
         return 1;
     }
-    struct store *st = open_store(&o, true);
+    struct store *st = open_store(&o);
     if (!st)
         return 1;
     int64_t users = 0;
@@ -301,7 +303,7 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kizunad: %s is damaged: restore it from a backup\n", keypath);
         return 1;
     }
-    struct store *st = open_store(&o, false);
+    struct store *st = open_store(&o);
     if (!st)
         return 1;
     raise_fd_limit(o.cfg.max_connections);
@@ -338,7 +340,12 @@ static int cmd_serve(int argc, char **argv)
         snprintf(origin, sizeof origin, "%s", o.cfg.server_id);
     else
         snprintf(origin, sizeof origin, "kz-%.12s", key_b64);
-    srv_set_identity(srv, origin, 1, sk);
+    /* Incarnation 1, plus one per restore from a backup (FEDERATION.md F15): a restored
+     * server's logs never reuse a sequence number the lost server handed out. */
+    int64_t inc = 1;
+    if (store_meta_get(st, "incarnation", &inc) != STORE_OK)
+        inc = 1;
+    srv_set_identity(srv, origin, inc, sk);
     char host[128];
     snprintf(host, sizeof host, "%s", o.cfg.listen);
     *strrchr(host, ':') = '\0';
@@ -363,6 +370,111 @@ out:
     return rc;
 }
 
+/* Finds a --data DIR option among argv[from..]; the other argument goes to *positional. */
+static int backup_args(int argc, char **argv, const char **data, const char **positional,
+                       long long *gap)
+{
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
+            *data = argv[++i];
+        else if (gap && strcmp(argv[i], "--position-gap") == 0 && i + 1 < argc)
+            *gap = atoll(argv[++i]);
+        else if (!*positional && argv[i][0] != '-')
+            *positional = argv[i];
+        else
+            return die_usage("unexpected argument");
+    }
+    return 0;
+}
+
+static int cmd_backup(int argc, char **argv)
+{
+    const char *data = NULL, *out = NULL;
+    int rc = backup_args(argc, argv, &data, &out, NULL);
+    if (rc)
+        return rc;
+    if (!data || !out)
+        return die_usage("backup needs --data DIR and OUTDIR");
+    char err[512];
+    struct kz_backup_stats st;
+    if (kz_backup_make(data, out, &st, err, sizeof err) != 0) {
+        fprintf(stderr, "kizunad: backup failed: %s\n", err);
+        return 1;
+    }
+    printf("backed up %s to %s: %lld files, %lld blobs, %lld bytes\n", data, out,
+           (long long)st.files, (long long)st.blobs, (long long)st.bytes);
+    printf("check it with: kizunad verify-backup %s\n", out);
+    return 0;
+}
+
+static int cmd_verify_backup(int argc, char **argv)
+{
+    const char *data = NULL, *dir = NULL;
+    int rc = backup_args(argc, argv, &data, &dir, NULL);
+    if (rc)
+        return rc;
+    if (!dir)
+        return die_usage("verify-backup needs the backup's directory");
+    struct kz_backup_stats st;
+    int problems = kz_backup_verify(dir, stdout, &st);
+    if (problems) {
+        printf("%s is NOT a whole backup: %d problem(s)\n", dir, problems);
+        return 1;
+    }
+    printf("%s is whole: %lld files, %lld blobs, %lld bytes match the manifest\n", dir,
+           (long long)st.files, (long long)st.blobs, (long long)st.bytes);
+    return 0;
+}
+
+/* Positions jump this far past the backup's newest one, so that clients that saw positions
+ * the lost server handed out after the backup still receive everything new. */
+#define DEFAULT_POSITION_GAP 1000000000LL
+
+static int cmd_restore(int argc, char **argv)
+{
+    const char *data = NULL, *dir = NULL;
+    long long gap = DEFAULT_POSITION_GAP;
+    int rc = backup_args(argc, argv, &data, &dir, &gap);
+    if (rc)
+        return rc;
+    if (!dir || !data)
+        return die_usage("restore needs the backup's directory and --data NEWDIR");
+    if (gap < 1 || gap > 1000000000000LL)
+        return die_usage("--position-gap must be 1 to 10^12");
+    struct kz_backup_stats st;
+    if (kz_backup_verify(dir, stderr, &st) != 0) {
+        fprintf(stderr, "kizunad: %s is not a whole backup: nothing restored\n", dir);
+        return 1;
+    }
+    char err[512];
+    if (kz_backup_restore_files(dir, data, err, sizeof err) != 0) {
+        fprintf(stderr, "kizunad: restore failed: %s\n", err);
+        return 1;
+    }
+    struct opts o = {.data = data};
+    kz_config_defaults(&o.cfg);
+    struct store *s = open_store(&o);
+    if (!s)
+        return 1;
+    int64_t inc = 1, last = 0, floor = 0;
+    store_meta_get(s, "incarnation", &inc);
+    store_meta_get(s, "pos_floor", &floor);
+    rc = 1;
+    if (store_event_last_pos(s, &last) != STORE_OK || store_tx_begin(s) != STORE_OK ||
+        store_meta_set(s, "incarnation", inc + 1) != STORE_OK ||
+        store_meta_set(s, "pos_floor", (last > floor ? last : floor) + gap) != STORE_OK ||
+        store_tx_commit(s) != STORE_OK) {
+        fprintf(stderr, "kizunad: cannot prepare the restored database: %s\n", store_errmsg(s));
+    } else {
+        printf("restored %s into %s (%lld blobs); incarnation %lld\n", dir, data,
+               (long long)st.blobs, (long long)(inc + 1));
+        printf("start it with: kizunad serve --data %s\n", data);
+        rc = 0;
+    }
+    store_close(s);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     /* The database holds password hashes and the key file the server's identity. */
@@ -378,6 +490,12 @@ int main(int argc, char **argv)
         return cmd_init(argc, argv);
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve(argc, argv);
+    if (strcmp(cmd, "backup") == 0)
+        return cmd_backup(argc, argv);
+    if (strcmp(cmd, "verify-backup") == 0)
+        return cmd_verify_backup(argc, argv);
+    if (strcmp(cmd, "restore") == 0)
+        return cmd_restore(argc, argv);
     if (strcmp(cmd, "config") == 0) {
         kz_config_describe(stdout);
         return 0;

@@ -482,6 +482,21 @@ enum kz_err op_e2ee_post(struct srv_call *c);
 /* Revokes the active devices a session registered (logout, session.revoke); in the open
  * transaction. */
 enum kz_err srv_devices_of_session_revoke(struct srv_call *c, int64_t session_id);
+/* ---- backups (backup.c): kizunad backup, verify-backup, restore ---- */
+struct kz_backup_stats {
+    int64_t files, blobs, bytes;
+};
+/* Copies a data directory that a server may be serving into out_dir (created; must not
+ * exist): a database snapshot, the server key, every blob the snapshot lists, and MANIFEST.
+ * -1 with a message in err. */
+int kz_backup_make(const char *data_dir, const char *out_dir, struct kz_backup_stats *stats,
+                   char *err, size_t errlen);
+/* Checks a backup against its manifest (sizes, hashes, nothing missing or extra, the
+ * manifest's own hash, the database's integrity); each problem is a line on report. Returns
+ * the number of problems (0: whole). */
+int kz_backup_verify(const char *dir, FILE *report, struct kz_backup_stats *stats);
+/* Copies a verified backup's files into a new data directory (created; must not exist). */
+int kz_backup_restore_files(const char *backup_dir, const char *data_dir, char *err, size_t errlen);
 /* ops_invite.c */
 enum kz_err op_invite_create(struct srv_call *c);
 enum kz_err op_invite_list(struct srv_call *c);

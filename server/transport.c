@@ -13,6 +13,7 @@
  * and never grows the server's memory. Exactly one lws_write per WRITEABLE callback.
  */
 #include "transport.h"
+#include "httpparse.h"
 #include "idmap.h"
 
 #include <libwebsockets.h>
@@ -496,56 +497,14 @@ static long long header_int(struct lws *wsi, const char *name)
     return *end || v < 0 ? -1 : v;
 }
 
-/* tus Upload-Metadata: "key base64,key base64"; finds `blob`. */
+/* tus Upload-Metadata: "key base64,key base64"; finds `blob` (httpparse.c). */
 static bool metadata_blob(struct lws *wsi, char out[STORE_BLOB_ID_LEN + 1])
 {
     char md[512];
     const char *name = "upload-metadata:";
     if (lws_hdr_custom_copy(wsi, md, sizeof md, name, (int)strlen(name)) <= 0)
         return false;
-    for (char *save, *kv = strtok_r(md, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-        while (*kv == ' ')
-            kv++;
-        if (strncmp(kv, "blob ", 5) != 0)
-            continue;
-        size_t n = 0;
-        if (sodium_base642bin((unsigned char *)out, STORE_BLOB_ID_LEN, kv + 5, strlen(kv + 5), NULL,
-                              &n, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
-            n != STORE_BLOB_ID_LEN)
-            return false;
-        out[n] = '\0';
-        return srv_blob_id_valid(out);
-    }
-    return false;
-}
-
-/* "bytes=a-b", "bytes=a-", "bytes=-n": one range within size; false if unsatisfiable. */
-static bool parse_range(const char *text, int64_t size, int64_t *from, int64_t *to)
-{
-    long long a = -1, b = -1;
-    if (strncmp(text, "bytes=", 6) != 0 || strchr(text, ','))
-        return false;
-    const char *p = text + 6;
-    char *end;
-    if (*p == '-') {
-        b = strtoll(p + 1, &end, 10);
-        if (*end || b <= 0)
-            return false;
-        *from = b >= size ? 0 : size - b;
-        *to = size;
-        return size > 0;
-    }
-    a = strtoll(p, &end, 10);
-    if (end == p || *end != '-' || a < 0 || a >= size)
-        return false;
-    if (end[1]) {
-        b = strtoll(end + 1, &end, 10);
-        if (*end || b < a)
-            return false;
-    }
-    *from = a;
-    *to = b < 0 || b >= size ? size : b + 1;
-    return true;
+    return kz_parse_upload_metadata_blob(md, out);
 }
 
 static int http_blobs_begin(struct transport *t, struct http_conn *h, struct lws *wsi,
@@ -590,7 +549,7 @@ static int http_blobs_begin(struct transport *t, struct http_conn *h, struct lws
         h->file_end = size;
         char range[64];
         if (lws_hdr_copy(wsi, range, sizeof range, WSI_TOKEN_HTTP_RANGE) > 0) {
-            if (!parse_range(range, size, &h->file_pos, &h->file_end)) {
+            if (!kz_parse_range(range, size, &h->file_pos, &h->file_end)) {
                 close(h->file_fd);
                 h->file_fd = -1;
                 struct srv_http_result bad = {.status = 416, .length = size};

@@ -42,8 +42,6 @@ struct store_options {
     bool sync_full;      /* PRAGMA synchronous=FULL (true) or NORMAL */
     int busy_timeout_ms; /* how long to wait on a lock held by another process */
     int cache_kib;       /* SQLite page cache; 0: SQLite's default */
-    bool shared;         /* let other processes open the database meanwhile (init, tests);
-                          * false: exclusive locking, for the server */
 };
 
 struct store_user {
@@ -132,6 +130,20 @@ enum store_rc store_session_idle_shared(struct store *st, int64_t before, struct
                                         int max, int *n);
 /* Up to max ids of enabled users whose expiry time is at or before now, into ids[0..*n). */
 enum store_rc store_user_expired(struct store *st, int64_t now, int64_t *ids, int max, int *n);
+
+/* Server facts (the meta table): STORE_NOT_FOUND if never set. */
+enum store_rc store_meta_get(struct store *st, const char *key, int64_t *out);
+enum store_rc store_meta_set(struct store *st, const char *key, int64_t value);
+/* Copies the database at src (which a running server may be writing) into a new file dst, as
+ * one consistent snapshot, with SQLite's online backup API. Works on paths, not on a struct
+ * store: the backup is another process than the server. */
+enum store_rc store_backup_file(const char *src, const char *dst, char *err, size_t errlen);
+/* Calls fn for every blob a database file lists (read-only; a nonzero return stops). */
+typedef int (*store_blob_fn)(void *ctx, const char *id, int64_t size);
+enum store_rc store_blobs_in_file(const char *path, store_blob_fn fn, void *ctx, char *err,
+                                  size_t errlen);
+/* PRAGMA integrity_check on a database file; the first problem goes to err. */
+enum store_rc store_check_file(const char *path, char *err, size_t errlen);
 
 /* ---- invitations (store_admin.c) ---- */
 

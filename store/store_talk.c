@@ -93,8 +93,11 @@ static const char *const talk_sql[T_COUNT] = {
     [T_LOG_SET] = "INSERT INTO logs (room, origin, inc, head_seq, head_id) VALUES (?, ?, ?, ?, ?)"
                   " ON CONFLICT(room, origin, inc) DO UPDATE SET head_seq = excluded.head_seq,"
                   " head_id = excluded.head_id",
-    [T_EVENT_INSERT] = "INSERT INTO events (room, origin, inc, seq, event_id, type, sender, ts,"
-                       " payload, sig) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    /* Positions follow the newest one, or the floor a restore set, whichever is higher. */
+    [T_EVENT_INSERT] = "INSERT INTO events (pos, room, origin, inc, seq, event_id, type, sender,"
+                       " ts, payload, sig) VALUES (max((SELECT coalesce(max(pos), 0) FROM events),"
+                       " coalesce((SELECT value FROM meta WHERE key = 'pos_floor'), 0)) + 1,"
+                       " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [T_EVENT_FOR_USER] = "SELECT " EVENT_COLS " FROM events e"
                          " JOIN room_members m ON m.room = e.room AND m.user_id = ?1"
                          " JOIN rooms r ON r.id = e.room"

@@ -14,8 +14,7 @@ static struct store *st;
 static struct store *open_db(void)
 {
     /* shared: some tests look at the file through a second connection */
-    struct store_options o = {
-        .path = path, .sync_full = true, .busy_timeout_ms = 100, .shared = true};
+    struct store_options o = {.path = path, .sync_full = true, .busy_timeout_ms = 100};
     struct store *s = NULL;
     char err[256];
     cr_assert_eq(store_open(&o, &s, err, sizeof err), STORE_OK, "%s", err);
