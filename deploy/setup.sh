@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 BUILD_PKGS=(build-essential cmake pkg-config libwebsockets-dev libsqlite3-dev libsodium-dev
             libturbojpeg0-dev libcjson-dev libqrencode-dev libcurl4-openssl-dev)
-TEST_PKGS=(libcriterion-dev valgrind curl mosquitto)
+TEST_PKGS=(libcriterion-dev valgrind curl mosquitto openssl)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 install_missing() {

@@ -32,6 +32,13 @@ static const struct cfg_entry table[] = {
     {"listen", CFG_STR, offsetof(struct kz_config, listen), sizeof(((struct kz_config *)0)->listen),
      0, 0, 0, "127.0.0.1:8080",
      "address and port to listen on (HOST:PORT, [V6]:PORT); port 0 picks one"},
+    {"tls_cert_file", CFG_STR, offsetof(struct kz_config, tls_cert_file),
+     sizeof(((struct kz_config *)0)->tls_cert_file), 0, 0, 0, "",
+     "PEM certificate (with its chain) to serve HTTPS and WSS with; empty serves plain HTTP "
+     "(keep listen on loopback or behind a TLS proxy then)"},
+    {"tls_key_file", CFG_STR, offsetof(struct kz_config, tls_key_file),
+     sizeof(((struct kz_config *)0)->tls_key_file), 0, 0, 0, "",
+     "PEM private key of tls_cert_file (readable by kizunad only)"},
     {"log_level", CFG_LEVEL, offsetof(struct kz_config, log_level), 0, KZ_LOG_ERROR, KZ_LOG_DEBUG,
      KZ_LOG_INFO, NULL, "error, warn, info or debug"},
     BOOL(sqlite_synchronous_full, 1,

@@ -349,8 +349,9 @@ static int cmd_serve(int argc, char **argv)
     char host[128];
     snprintf(host, sizeof host, "%s", o.cfg.listen);
     *strrchr(host, ':') = '\0';
-    KZ_INFO("start", "version=%s data=%s schema=%d server_key=%s listen=%s:%d", KZ_VERSION, o.data,
-            store_schema_version(st), key_b64, host, transport_port(t));
+    KZ_INFO("start", "version=%s data=%s schema=%d server_key=%s listen=%s:%d tls=%s", KZ_VERSION,
+            o.data, store_schema_version(st), key_b64, host, transport_port(t),
+            o.cfg.tls_cert_file[0] ? "on" : "off");
     printf("listening on %s:%d\n", host, transport_port(t));
     fflush(stdout);
 

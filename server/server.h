@@ -38,6 +38,8 @@ enum kz_log_level { KZ_LOG_ERROR, KZ_LOG_WARN, KZ_LOG_INFO, KZ_LOG_DEBUG };
 
 struct kz_config {
     char listen[128]; /* HOST:PORT; port 0 picks a free port */
+    char tls_cert_file[512]; /* PEM certificate (chain) to serve TLS with; "" serves plain */
+    char tls_key_file[512];  /* its PEM private key */
     long long log_level;
     long long sqlite_synchronous_full;
     long long sqlite_busy_timeout_ms;

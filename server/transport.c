@@ -1074,9 +1074,25 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
                    LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
     info.fd_limit_per_thread = (unsigned)cfg->max_connections + 64;
     info.vhost_name = "default";
+    if (cfg->tls_cert_file[0] || cfg->tls_key_file[0]) {
+        if (!cfg->tls_cert_file[0] || !cfg->tls_key_file[0] ||
+            access(cfg->tls_cert_file, R_OK) != 0 || access(cfg->tls_key_file, R_OK) != 0) {
+            snprintf(err, errlen, "TLS needs readable tls_cert_file and tls_key_file (%s, %s)",
+                     cfg->tls_cert_file[0] ? cfg->tls_cert_file : "unset",
+                     cfg->tls_key_file[0] ? cfg->tls_key_file : "unset");
+            free(t);
+            return NULL;
+        }
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = cfg->tls_cert_file;
+        info.ssl_private_key_filepath = cfg->tls_key_file;
+        /* HTTP/1.1 only: the upload and blob endpoints stream bodies the HTTP/1 way. */
+        info.alpn = "http/1.1";
+    }
     t->ctx = lws_create_context(&info);
     if (!t->ctx) {
-        snprintf(err, errlen, "cannot listen on %s", cfg->listen);
+        snprintf(err, errlen, "cannot listen on %s%s", cfg->listen,
+                 info.ssl_cert_filepath ? " (or the TLS certificate and key do not load)" : "");
         free(t);
         return NULL;
     }

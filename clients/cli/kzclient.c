@@ -3,6 +3,7 @@
 #include "kzclient.h"
 
 #include <libwebsockets.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@ struct msg {
 
 struct kzc {
     struct lws_context *ctx;
+    const char *pin; /* KIZUNA_TLS_PIN: sha256//BASE64 of the server's public key (SPKI) */
     struct lws *wsi;
     bool established, closed, timed_out;
     int close_code;
@@ -60,6 +62,24 @@ static int rx_append(struct kzc *c, const void *in, size_t len)
     return 0;
 }
 
+/* A pinned server is trusted by its public key alone (a private deployment with its own
+ * certificate): the SHA-256 of the certificate's SubjectPublicKeyInfo, in curl's
+ * "sha256//BASE64" form, which `openssl x509 -pubkey | openssl pkey -pubin -outform der |
+ * openssl dgst -sha256 -binary | base64` prints. */
+static bool pin_matches(struct lws *wsi, const char *pin)
+{
+    char big[4096];
+    union lws_tls_cert_info_results *r = (union lws_tls_cert_info_results *)big;
+    if (lws_tls_peer_cert_info(wsi, LWS_TLS_CERT_INFO_OPAQUE_PUBLIC_KEY, r,
+                               sizeof big - sizeof *r + sizeof r->ns.name) != 0)
+        return false;
+    unsigned char h[crypto_hash_sha256_BYTES];
+    char b64[64];
+    crypto_hash_sha256(h, (const unsigned char *)r->ns.name, (unsigned long long)r->ns.len);
+    sodium_bin2base64(b64, sizeof b64, h, sizeof h, sodium_base64_VARIANT_ORIGINAL);
+    return strncmp(pin, "sha256//", 8) == 0 && strcmp(pin + 8, b64) == 0;
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
@@ -67,12 +87,27 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     struct kzc *c = lws_context_user(lws_get_context(wsi));
     switch (reason) {
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        snprintf(c->err, sizeof c->err, "cannot connect: %s",
-                 in ? (const char *)in : "connection failed");
+        if (c->err[0]) /* the pin check said why already */
+            ;
+        else if (in && strstr((const char *)in, "SSL"))
+            snprintf(c->err, sizeof c->err,
+                     "cannot verify the server's TLS certificate (%s): if it is the "
+                     "municipality's own, set KIZUNA_CA_FILE to its CA or KIZUNA_TLS_PIN to its "
+                     "key's pin (operations.md)",
+                     (const char *)in);
+        else
+            snprintf(c->err, sizeof c->err, "cannot connect: %s",
+                     in ? (const char *)in : "connection failed");
         c->closed = true;
         c->wsi = NULL;
         break;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        if (c->pin && !pin_matches(wsi, c->pin)) {
+            snprintf(c->err, sizeof c->err,
+                     "the server's key does not match KIZUNA_TLS_PIN: not sending anything");
+            c->closed = true;
+            return -1;
+        }
         c->established = true;
         break;
     case LWS_CALLBACK_CLIENT_RECEIVE:
@@ -194,6 +229,12 @@ struct kzc *kzc_connect(const char *url, int timeout_ms, char *err, size_t errle
     info.protocols = protocols;
     info.user = c;
     info.options = tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0;
+    /* Certificates are verified against the system's CAs, or a municipality's own CA file. */
+    const char *ca = getenv("KIZUNA_CA_FILE");
+    if (tls && ca && *ca)
+        info.client_ssl_ca_filepath = ca;
+    const char *pin = getenv("KIZUNA_TLS_PIN");
+    c->pin = tls && pin && *pin ? pin : NULL;
     c->ctx = lws_create_context(&info);
     if (!c->ctx) {
         snprintf(err, errlen, "cannot create a client context");
@@ -210,6 +251,8 @@ struct kzc *kzc_connect(const char *url, int timeout_ms, char *err, size_t errle
     ci.origin = addr;
     ci.protocol = "kizuna.v1";
     ci.ssl_connection = tls ? LCCSCF_USE_SSL : 0;
+    if (c->pin)
+        ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK;
     ci.pwsi = &c->wsi;
     if (!lws_client_connect_via_info(&ci) && !c->err[0])
         snprintf(c->err, sizeof c->err, "cannot connect to %s", url);

@@ -156,6 +156,11 @@ void kzd_start(struct kzd *d)
 
 void kzd_setup(struct kzd *d)
 {
+    kzd_setup_with(d, NULL);
+}
+
+void kzd_setup_with(struct kzd *d, const char *extra_config)
+{
     memset(d, 0, sizeof *d);
     snprintf(d->dir, sizeof d->dir, "/tmp/kizuna-test-XXXXXX");
     cr_assert_not_null(mkdtemp(d->dir));
@@ -168,8 +173,11 @@ void kzd_setup(struct kzd *d)
           "\"max_queue_bytes\":65536,\"socket_sndbuf_bytes\":16384,"
           "\"read_push_interval_ms\":50,\"login_lockout_s\":1,"
           "\"housekeeping_interval_s\":1,\"session_touch_interval_s\":1,"
-          "\"shared_session_idle_s\":2}\n",
+          "\"shared_session_idle_s\":2",
           f);
+    /* Later members override earlier ones: settings are applied in order. */
+    fprintf(f, "%s%s}\n", extra_config && *extra_config ? "," : "",
+            extra_config ? extra_config : "");
     fclose(f);
     const char *argv[] = {KIZUNAD_PATH, "init", "--data", d->dir, "--config", d->config, NULL};
     const char *env[] = {"KIZUNA_ADMIN_PASSWORD=" TEST_ADMIN_PASSWORD, NULL};

@@ -23,6 +23,9 @@ struct kzd {
  * starts `kizunad serve` on port 0, waiting for its "listening on" line. Aborts the test on
  * failure. */
 void kzd_setup(struct kzd *d);
+/* The same, with extra config members (JSON without braces, e.g. "\"x\":1") that override the
+ * test defaults. */
+void kzd_setup_with(struct kzd *d, const char *extra_config);
 /* Starts serve again on the same data directory (after a stop or a kill). */
 void kzd_start(struct kzd *d);
 /* SIGTERM, then waits (with a deadline) and returns the exit status (0 = clean, no leaks). */
