@@ -48,6 +48,19 @@ static const struct cfg_entry table[] = {
     INT(sqlite_cache_kib, 0, 1 << 22, 32768,
         "SQLite page cache in KiB; it fills only as the database is used"),
     INT(max_connections, 4, 1000000, 10000, "simultaneous client connections"),
+    INT(max_connections_per_address, 1, 1000000, 500,
+        "simultaneous WebSocket connections from one client address (raise it when a whole "
+        "town hall reaches the server through one NAT address)"),
+    INT(requests_per_second, 1, 100000, 50,
+        "requests per second on one WebSocket connection, and over HTTP from one address; more "
+        "get rate_limited"),
+    INT(request_burst, 1, 1000000, 200,
+        "requests allowed at once before requests_per_second "
+        "applies"),
+    INT(ws_login_timeout_s, 1, 3600, 60,
+        "a WebSocket connection that has not logged in within this many seconds is closed"),
+    INT(http_timeout_s, 1, 600, 10,
+        "a client that stalls in the middle of a request for this long is disconnected"),
     INT(max_frame_bytes, 1024, 64 << 20, 1 << 20,
         "largest WebSocket request or HTTP request body, in bytes"),
     INT(max_message_bytes, 16, 1 << 20, 16384, "largest text of one talk message, in bytes"),

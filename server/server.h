@@ -45,6 +45,11 @@ struct kz_config {
     long long sqlite_busy_timeout_ms;
     long long sqlite_cache_kib;
     long long max_connections;
+    long long max_connections_per_address; /* live WebSockets from one client address */
+    long long requests_per_second; /* per WebSocket connection, and per address over HTTP */
+    long long request_burst;       /* requests allowed at once before the rate applies */
+    long long ws_login_timeout_s;  /* a WebSocket that has not logged in by then is closed */
+    long long http_timeout_s;      /* a client that stalls mid-request (slow-loris) is closed */
     long long max_frame_bytes;     /* one WebSocket request or one HTTP request body */
     long long max_message_bytes;   /* the text of one talk message */
     long long max_queue_bytes;     /* unsent bytes per connection before it is dropped */
@@ -102,6 +107,9 @@ void kz_log(int level, const char *event, const char *fmt, ...)
 /* ---- small helpers (util.c) ---- */
 int64_t kz_now_ms(void);
 bool kz_utf8_valid(const char *s, size_t len);
+/* Replaces each byte of s that is not part of a valid UTF-8 character with '?', in place: for
+ * messages that quote what a client sent, or were cut in the middle of a character. */
+void kz_utf8_sanitize(char *s);
 /* Writes a random password of n-1 characters plus NUL from an unambiguous alphabet. */
 void kz_password_generate(char *out, size_t n);
 /* A login id: 1-64 of [a-z0-9._-], starting with a letter or digit. */

@@ -30,11 +30,24 @@
 #define API_PREFIX     "/api/v1/"
 #define UPLOADS_PATH   "/api/v1/uploads"
 #define BLOBS_PREFIX   "/api/v1/blobs/"
-#define FILE_CHUNK     32768 /* bytes of a blob per write */
+#define FILE_CHUNK     32768  /* bytes of a blob per write */
+#define PEERS_MAX      100000 /* addresses tracked before the table starts afresh */
 
 struct qnode {
     struct kz_frame *frame;
     struct qnode *next;
+};
+
+/* A token bucket: `tokens` requests may go now; it refills at requests_per_second. */
+struct bucket {
+    double tokens;
+    int64_t at_ms;
+};
+
+/* What one client address holds: live WebSockets and its HTTP request bucket. */
+struct peer {
+    int ws;
+    struct bucket http;
 };
 
 /* Common head of both kinds of per-connection data. */
@@ -60,6 +73,7 @@ struct ws_conn {
     struct ws_conn *user_prev, *user_next; /* the bound user's connections (by_user) */
     bool subscribed;                       /* live events flow (sync caught up) ... */
     int64_t sub_pos;                       /* ... and this is the last position sent */
+    struct bucket rate;                    /* requests this connection may still make */
 };
 
 struct http_conn {
@@ -89,6 +103,7 @@ struct transport {
     struct kz_workers *workers;
     struct idmap conns;   /* connection id -> struct conn */
     struct idmap by_user; /* user id -> first ws_conn of that user (linked by user_next) */
+    struct idmap peers;   /* hash of a client address -> struct peer */
     uint64_t next_id;
     struct ws_conn *ws_list;
     size_t ws_count;
@@ -107,6 +122,70 @@ static struct lws_context *signal_ctx;
 static struct transport *transport_of(struct lws *wsi)
 {
     return lws_context_user(lws_get_context(wsi));
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Takes one request from the bucket; false if it is empty (the caller answers rate_limited). */
+static bool bucket_take(const struct kz_config *cfg, struct bucket *b)
+{
+    int64_t now = mono_ms();
+    if (!b->at_ms) {
+        b->tokens = (double)cfg->request_burst;
+    } else {
+        b->tokens += (double)(now - b->at_ms) * (double)cfg->requests_per_second / 1000.0;
+        if (b->tokens > (double)cfg->request_burst)
+            b->tokens = (double)cfg->request_burst;
+    }
+    b->at_ms = now;
+    if (b->tokens < 1.0)
+        return false;
+    b->tokens -= 1.0;
+    return true;
+}
+
+static uint64_t peer_key(const char *addr)
+{
+    uint8_t h[8];
+    crypto_generichash(h, sizeof h, (const unsigned char *)addr, strlen(addr), NULL, 0);
+    uint64_t k;
+    memcpy(&k, h, sizeof k);
+    return k && k != UINT64_MAX ? k : 1;
+}
+
+static void peers_clear(struct transport *t)
+{
+    for (size_t i = 0; i < t->peers.cap; i++)
+        if (t->peers.keys[i] && t->peers.keys[i] != UINT64_MAX)
+            free(t->peers.vals[i]);
+    idmap_free(&t->peers);
+    memset(&t->peers, 0, sizeof t->peers);
+}
+
+/* The record of a client address, made on first sight. Bounded: past PEERS_MAX addresses the
+ * table starts afresh, which at worst forgives some clients their counts early. */
+static struct peer *peer_of(struct transport *t, const char *addr)
+{
+    uint64_t k = peer_key(addr);
+    struct peer *p = idmap_get(&t->peers, k);
+    if (p)
+        return p;
+    if (t->peers.used >= PEERS_MAX) {
+        /* Live WebSockets still count: rebuild their entries as they close (ws never < 0). */
+        peers_clear(t);
+        KZ_WARN("peers_reset", "addresses=%d", PEERS_MAX);
+    }
+    p = calloc(1, sizeof *p);
+    if (p && idmap_put(&t->peers, k, p) != 0) {
+        free(p);
+        p = NULL;
+    }
+    return p;
 }
 
 static int conn_register(struct transport *t, struct conn *c, struct lws *wsi, bool is_ws)
@@ -330,6 +409,9 @@ static void ws_receive(struct transport *t, struct ws_conn *w, const void *in, s
     } else if (w->rx_binary) {
         srv_send_error(t->srv, w->c.id, false, KZ_BAD_REQUEST,
                        "requests are JSON text frames, not binary");
+    } else if (!bucket_take(t->cfg, &w->rate)) {
+        srv_send_error(t->srv, w->c.id, false, KZ_RATE_LIMITED,
+                       "too many requests on this connection: slow down and retry in 1 s");
     } else {
         w->rx[w->rx_len] = '\0';
         srv_handle_ws_text(t->srv, w->c.id, w->session_id, w->c.peer, (const char *)w->rx,
@@ -360,10 +442,21 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         }
         return 0;
     }
-    case LWS_CALLBACK_ESTABLISHED:
+    case LWS_CALLBACK_ESTABLISHED: {
         memset(w, 0, sizeof *w);
         if (conn_register(t, &w->c, wsi, true) != 0)
             return -1;
+        struct peer *p = peer_of(t, w->c.peer);
+        if (!p)
+            return -1;
+        p->ws++;
+        if (p->ws > t->cfg->max_connections_per_address) {
+            KZ_WARN("connection_refused", "reason=max_connections_per_address addr=%s", w->c.peer);
+            ws_close(w, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many connections from your address",
+                     false);
+        }
+        /* A connection that never logs in does not hold a slot for long. */
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, (int)t->cfg->ws_login_timeout_s);
         w->next = t->ws_list;
         if (t->ws_list)
             t->ws_list->prev = w;
@@ -377,6 +470,7 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         }
         KZ_DEBUG("ws_open", "conn=%llu addr=%s", (unsigned long long)w->c.id, w->c.peer);
         return 0;
+    }
     case LWS_CALLBACK_RECEIVE:
         if (w->c.id && !w->close_code)
             ws_receive(t, w, in, len);
@@ -387,6 +481,11 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         if (!w->c.id)
             return 0;
         KZ_DEBUG("ws_close", "conn=%llu", (unsigned long long)w->c.id);
+        struct peer *p = idmap_get(&t->peers, peer_key(w->c.peer));
+        if (p && p->ws > 0 && --p->ws == 0 && p->http.tokens >= (double)t->cfg->request_burst) {
+            idmap_del(&t->peers, peer_key(w->c.peer));
+            free(p);
+        }
         conn_unregister(t, &w->c);
         user_unlink(t, w);
         if (w->prev)
@@ -616,6 +715,12 @@ static int http_begin(struct transport *t, struct http_conn *h, struct lws *wsi,
     http_reset(h);
     if (conn_register(t, &h->c, wsi, false) != 0)
         return -1;
+    struct peer *p = peer_of(t, h->c.peer);
+    if (!p || !bucket_take(t->cfg, &p->http)) {
+        http_reply_error(t, h, KZ_RATE_LIMITED,
+                         "too many requests from your address: slow down and retry in 1 s");
+        return 0;
+    }
     bool is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
     bool is_get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
     if (is_get && strcmp(uri, "/healthz") == 0) {
@@ -893,6 +998,8 @@ static void tx_bind(void *ctx, uint64_t conn_id, int64_t session_id, int64_t use
         return;
     struct ws_conn *w = (struct ws_conn *)c;
     user_unlink(t, w);
+    lws_set_timeout(w->c.wsi, user_id ? NO_PENDING_TIMEOUT : PENDING_TIMEOUT_USER_OK,
+                    user_id ? 0 : (int)t->cfg->ws_login_timeout_s);
     if (user_id && user_link(t, w, user_id, session_id) != 0)
         ws_close(w, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory", false);
 }
@@ -1073,6 +1180,8 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
     info.options = LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE |
                    LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
     info.fd_limit_per_thread = (unsigned)cfg->max_connections + 64;
+    /* lws closes a connection that stalls in a handshake or mid-request after this long. */
+    info.timeout_secs = (unsigned)cfg->http_timeout_s;
     info.vhost_name = "default";
     if (cfg->tls_cert_file[0] || cfg->tls_key_file[0]) {
         if (!cfg->tls_cert_file[0] || !cfg->tls_key_file[0] ||
@@ -1175,5 +1284,6 @@ void transport_free(struct transport *t)
     lws_context_destroy(t->ctx);
     idmap_free(&t->conns);
     idmap_free(&t->by_user);
+    peers_clear(t);
     free(t);
 }

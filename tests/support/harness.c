@@ -173,7 +173,9 @@ void kzd_setup_with(struct kzd *d, const char *extra_config)
           "\"max_queue_bytes\":65536,\"socket_sndbuf_bytes\":16384,"
           "\"read_push_interval_ms\":50,\"login_lockout_s\":1,"
           "\"housekeeping_interval_s\":1,\"session_touch_interval_s\":1,"
-          "\"shared_session_idle_s\":2",
+          "\"shared_session_idle_s\":2,"
+          /* Tests make requests at machine speed; test_hostile lowers these again. */
+          "\"requests_per_second\":100000,\"request_burst\":100000",
           f);
     /* Later members override earlier ones: settings are applied in order. */
     fprintf(f, "%s%s}\n", extra_config && *extra_config ? "," : "",
@@ -358,6 +360,23 @@ int http_request(int port, const char *method, const char *path, const char *hea
     char *b = strstr(resp, "\r\n\r\n");
     snprintf(body, bodylen, "%s", b ? b + 4 : "");
     return status;
+}
+
+int tcp_open(int port)
+{
+    return tcp_connect(port, 0);
+}
+
+bool tcp_wait_closed(int fd, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    char buf[4096];
+    while (wait_readable(fd, deadline)) {
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r <= 0)
+            return true;
+    }
+    return false;
 }
 
 int http_raw(int port, const char *method, const char *path, const char *headers, const void *body,

@@ -95,6 +95,10 @@ int http_request(int port, const char *method, const char *path, const char *hea
  * goes to resp. */
 int http_raw(int port, const char *method, const char *path, const char *headers, const void *body,
              size_t body_len, size_t send_len, char *resp, size_t resp_cap, size_t *resp_len);
+/* A plain TCP connection to the server (a client that misbehaves below HTTP), or -1. */
+int tcp_open(int port);
+/* Reads and discards until the server closes the connection (true) or the deadline passes. */
+bool tcp_wait_closed(int fd, int timeout_ms);
 /* A response header's value (case-insensitive name, without the colon). */
 bool http_header(const char *resp, const char *name, char *out, size_t n);
 

@@ -1,0 +1,181 @@
+/* test_hostile.c - hostile and bad input against the real kizunad with tight limits: floods
+ * of connections and requests from one address, slow-loris clients, connections that never
+ * log in, deeply nested JSON and absurd numbers. Each gets a clear error or a clean close,
+ * costs bounded memory, and never disturbs another client. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static struct kzd d;
+
+static void setup(void)
+{
+    kzd_setup_with(&d, "\"max_connections_per_address\":6,\"requests_per_second\":5,"
+                       "\"request_burst\":10,\"ws_login_timeout_s\":1,\"http_timeout_s\":2");
+}
+
+static void teardown(void)
+{
+    kzd_teardown(&d);
+}
+
+TestSuite(hostile, .init = setup, .fini = teardown, .timeout = 60);
+
+static long rss_kib(void)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)d.pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+/* One logged-in connection that must keep working through everything. */
+static void bystander(struct ws *w)
+{
+    cr_assert(ws_open(w, d.port));
+    cr_assert(ws_login(w, "admin", TEST_ADMIN_PASSWORD, NULL));
+}
+
+static void still_served(struct ws *w)
+{
+    cJSON *r = ws_call(w, "{\"id\":77,\"op\":\"whoami\"}");
+    cr_assert_str_eq(reply_code(r), "ok", "a bystander is disturbed");
+    cJSON_Delete(r);
+}
+
+Test(hostile, a_connection_flood_from_one_address_is_capped)
+{
+    struct ws c[6];
+    bystander(&c[0]); /* one of the six this address may hold */
+    for (int i = 1; i < 6; i++)
+        cr_assert(ws_open(&c[i], d.port), "connection %d within the limit", i);
+    struct ws extra;
+    cr_assert(ws_open(&extra, d.port));
+    cr_assert_eq(ws_wait_close(&extra, 5000), 1008, "the seventh is closed");
+    cr_assert_str_eq(extra.close_reason, "too many connections from your address");
+    ws_close_fd(&extra);
+    still_served(&c[0]);
+    /* A slot frees when one closes (the others that never logged in time out meanwhile). */
+    for (int i = 1; i < 6; i++)
+        ws_close_fd(&c[i]);
+    struct ws again;
+    cr_assert(ws_open(&again, d.port));
+    cr_assert(ws_login(&again, "admin", TEST_ADMIN_PASSWORD, NULL), "a freed slot is usable");
+    ws_close_fd(&again);
+    ws_close_fd(&c[0]);
+}
+
+Test(hostile, a_request_flood_is_rate_limited_per_connection)
+{
+    struct ws by, flood;
+    bystander(&by);
+    bystander(&flood);
+    long before = rss_kib();
+    int limited = 0, ok = 0;
+    for (int i = 0; i < 60; i++)
+        cr_assert(ws_send_text(&flood, "{\"id\":1,\"op\":\"whoami\"}"));
+    for (int i = 0; i < 60; i++) {
+        char *t = ws_recv_text(&flood, 5000);
+        cr_assert_not_null(t, "every request is answered");
+        cJSON *r = cJSON_Parse(t);
+        if (strcmp(reply_code(r), "rate_limited") == 0)
+            limited++;
+        else if (strcmp(reply_code(r), "ok") == 0)
+            ok++;
+        cJSON_Delete(r);
+        free(t);
+    }
+    cr_assert_geq(ok, 8, "the burst goes through (less the login)");
+    cr_assert_geq(limited, 40, "the rest is refused with rate_limited (%d ok)", ok);
+    still_served(&by);
+    cr_assert_lt(rss_kib() - before, 20 * 1024, "a flood costs bounded memory");
+    ws_close_fd(&by);
+    ws_close_fd(&flood);
+}
+
+Test(hostile, an_http_flood_from_one_address_is_rate_limited)
+{
+    struct ws by;
+    bystander(&by);
+    char body[512];
+    int limited = 0;
+    for (int i = 0; i < 30; i++) {
+        int st = http_request(d.port, "GET", "/healthz", NULL, NULL, body, sizeof body);
+        if (st == 429) {
+            limited++;
+            cr_assert(strstr(body, "rate_limited"), "%s", body);
+        }
+    }
+    cr_assert_geq(limited, 15);
+    still_served(&by);
+    ws_close_fd(&by);
+}
+
+Test(hostile, slow_loris_and_silent_clients_are_cut_off)
+{
+    struct ws by, silent;
+    bystander(&by);
+    int fd = tcp_open(d.port);
+    cr_assert_geq(fd, 0);
+    const char partial[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+    cr_assert_eq(write(fd, partial, sizeof partial - 1), (ssize_t)(sizeof partial - 1));
+    int body_fd = tcp_open(d.port); /* a body that never comes */
+    const char post[] = "POST /api/v1/whoami HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{";
+    cr_assert_eq(write(body_fd, post, sizeof post - 1), (ssize_t)(sizeof post - 1));
+    cr_assert(ws_open(&silent, d.port));
+    still_served(&by);
+    cr_assert(tcp_wait_closed(fd, 10000), "a stalled request is dropped (http_timeout_s)");
+    cr_assert(tcp_wait_closed(body_fd, 10000), "a stalled body is dropped");
+    cr_assert(tcp_wait_closed(silent.fd, 10000), "a WebSocket that never logs in is closed");
+    still_served(&by);
+    close(fd);
+    close(body_fd);
+    ws_close_fd(&silent);
+    ws_close_fd(&by);
+}
+
+Test(hostile, nested_json_and_absurd_numbers_get_bad_request)
+{
+    struct ws w;
+    bystander(&w);
+    /* 20,000 levels of nesting: refused by the parser's depth limit, not the stack. */
+    size_t depth = 20000;
+    char *deep = malloc(depth * 2 + 64);
+    size_t n = (size_t)sprintf(deep, "{\"id\":1,\"op\":\"whoami\",\"x\":");
+    memset(deep + n, '[', depth);
+    memset(deep + n + depth, ']', depth);
+    strcpy(deep + n + 2 * depth, "}");
+    cr_assert(ws_send_text(&w, deep));
+    free(deep);
+    char *t = ws_recv_text(&w, 5000);
+    cr_assert_not_null(t);
+    cJSON *r = cJSON_Parse(t);
+    cr_assert_str_eq(reply_code(r), "bad_request", "%s", t);
+    cJSON_Delete(r);
+    free(t);
+    const char *numbers[] = {
+        "{\"id\":2,\"op\":\"sync\",\"since\":1e999}",
+        "{\"id\":3,\"op\":\"sync\",\"since\":-1}",
+        "{\"id\":4,\"op\":\"sync\",\"since\":1.5}",
+        "{\"id\":5,\"op\":\"sync\",\"since\":99999999999999999999999}",
+        "{\"id\":6,\"op\":\"audit.list\",\"limit\":1e308}",
+        "{\"id\":7,\"op\":\"session.revoke\",\"session\":-9223372036854775808}",
+    };
+    for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
+        r = ws_call(&w, numbers[i]);
+        cr_assert_str_eq(reply_code(r), "bad_request", "%s", numbers[i]);
+        cJSON_Delete(r);
+    }
+    still_served(&w);
+    ws_close_fd(&w);
+}
