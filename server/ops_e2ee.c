@@ -87,6 +87,12 @@ enum kz_err op_device_register(struct srv_call *c)
             return srv_fail(c, KZ_CONFLICT, "these keys belong to another device");
         if (old.revoked_at)
             return srv_fail(c, KZ_CONFLICT, "this device was revoked: make new keys");
+        /* The same phone after a new login: it receives keys again through this session. */
+        if (old.session_id != c->auth.session_id) {
+            if (store_device_rebind(st, old.id, c->auth.session_id) != STORE_OK)
+                return srv_fail(c, KZ_INTERNAL, "cannot update the device");
+            old.session_id = c->auth.session_id;
+        }
         c->result = cJSON_CreateObject();
         cJSON_AddItemToObject(c->result, "device", device_json(&old));
         return KZ_OK;
@@ -149,13 +155,22 @@ static enum kz_err revoke_device(struct srv_call *c, const struct store_device *
     int64_t now = kz_now_ms();
     if (store_device_revoke(st, d->id, now) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot revoke the device");
-    if (d->session_id && d->session_id != c->auth.session_id) {
-        if (store_session_end(st, d->session_id, now) != STORE_OK)
-            return srv_fail(c, KZ_INTERNAL, "cannot end the device's session");
+    /* The session may have ended already (password reset, expiry): then there is nothing
+     * left to end, and the device must still leave the recipient sets. */
+    enum store_rc rc = d->session_id ? store_session_end(st, d->session_id, now) : STORE_OK;
+    if (rc != STORE_OK && rc != STORE_NOT_FOUND)
+        return srv_fail(c, KZ_INTERNAL, "cannot end the device's session");
+    if (d->session_id) {
         const struct srv_transport *tx = srv_tx(c->srv);
-        struct srv_close which = {
-            .user_id = d->user_id, .session_id = d->session_id, .reason = "device revoked"};
+        struct srv_close which = {.user_id = d->user_id,
+                                  .session_id = d->session_id,
+                                  .except_conn = c->conn_id,
+                                  .reason = "device revoked"};
         tx->close_conns(tx->ctx, &which);
+        /* Revoking the device this very connection holds logs it out, as session.revoke
+         * does: its reply still arrives, then its token stops working. */
+        if (d->session_id == c->auth.session_id && !c->is_http)
+            tx->bind(tx->ctx, c->conn_id, 0, 0);
     }
     KZ_INFO("device_revoked", "by=%s login=%s device=%s", c->auth.user.login, d->login,
             d->device_id);

@@ -199,6 +199,8 @@ struct store_device {
 enum store_rc store_device_insert(struct store *st, struct store_device *d);
 enum store_rc store_device_get(struct store *st, const char *device_id, struct store_device *out);
 enum store_rc store_device_revoke(struct store *st, int64_t id, int64_t now);
+/* Binds an active device to the session that registered it again (a new login). */
+enum store_rc store_device_rebind(struct store *st, int64_t id, int64_t session_id);
 /* The active devices registered by a session (at most max, into out[0..*n)). */
 enum store_rc store_device_by_session(struct store *st, int64_t session_id,
                                       struct store_device *out, int max, int *n);
@@ -206,7 +208,8 @@ typedef int (*store_device_fn)(void *ctx, const struct store_device *d);
 /* A user's devices, revoked ones too, oldest first. */
 enum store_rc store_device_each_of_user(struct store *st, int64_t user_id, store_device_fn fn,
                                         void *ctx);
-/* The active devices of a room's current members, by login then age. */
+/* The devices that receive a room's keys: active, with a live session, of current members;
+ * by login then age. */
 enum store_rc store_device_each_in_room(struct store *st, int64_t room, store_device_fn fn,
                                         void *ctx);
 

@@ -12,6 +12,7 @@ enum e2ee_stmt {
     E_DEV_BY_SESSION,
     E_DEV_OF_USER,
     E_DEV_IN_ROOM,
+    E_DEV_REBIND,
     E_UP_INSERT,
     E_UP_GET,
     E_UP_OFFSET,
@@ -40,9 +41,13 @@ static const char *const e2ee_sql[E_COUNT] = {
     [E_DEV_BY_SESSION] = "SELECT " DEV_COLS " WHERE d.session_id = ? AND d.revoked_at IS NULL"
                          " ORDER BY d.id LIMIT ?",
     [E_DEV_OF_USER] = "SELECT " DEV_COLS " WHERE d.user_id = ? ORDER BY d.id",
+    /* A device whose session ended (logout, reset, expiry) receives nothing until it logs in
+     * again and re-registers: its keys may be on a phone nobody holds any more. */
     [E_DEV_IN_ROOM] = "SELECT " DEV_COLS " JOIN room_members m ON m.user_id = d.user_id"
+                      " JOIN sessions s ON s.id = d.session_id AND s.ended_at IS NULL"
                       " WHERE m.room = ? AND m.left_pos IS NULL AND d.revoked_at IS NULL"
                       " ORDER BY u.login, d.id",
+    [E_DEV_REBIND] = "UPDATE devices SET session_id = ? WHERE id = ? AND revoked_at IS NULL",
     [E_UP_INSERT] = "INSERT INTO uploads (id, user_id, blob, length, offset, created_at,"
                     " expires_at, done_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     [E_UP_GET] = "SELECT " UP_COLS " FROM uploads WHERE id = ?",
@@ -177,6 +182,14 @@ enum store_rc store_device_each_in_room(struct store *st, int64_t room, store_de
     sqlite3_stmt *s = st->e2ee[E_DEV_IN_ROOM];
     sqlite3_bind_int64(s, 1, room);
     return each_device(st, s, fn, ctx);
+}
+
+enum store_rc store_device_rebind(struct store *st, int64_t id, int64_t session_id)
+{
+    sqlite3_stmt *s = st->e2ee[E_DEV_REBIND];
+    sqlite3_bind_int64(s, 1, session_id);
+    sqlite3_bind_int64(s, 2, id);
+    return store_step_done(st, s, "device rebind");
 }
 
 /* ---- uploads ---- */

@@ -10,6 +10,7 @@ enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
 
 #define DEFAULT_SERVER "http://127.0.0.1:8080"
 #define TIMEOUT_MS     30000
+#define ROOM_ID_MAX    64
 
 struct session {
     char server[512];
@@ -46,6 +47,11 @@ int connect_authed(struct kzc **out, struct session *s);
 /* A string member of o (or of o.path1 when path2 is given); "" if absent. */
 const char *str(const cJSON *o, const char *path1, const char *path2);
 
+/* The config directory: KIZUNA_CONFIG_DIR, else ~/.config/kizuna (written into out). */
+void config_dir(char *out, size_t n);
+/* mkdir -p with mode 0700 for every directory it makes. 0 or -1 (errno set). */
+int mkdirs(const char *path);
+
 /* Reads a secret from the environment variable, else from a prompt on the terminal. */
 int get_secret(const char *env, const char *prompt, char *buf, size_t n);
 /* "kizuna CLI on HOST", the default device label of a session. */
@@ -72,5 +78,17 @@ void print_qr(const char *text);
 int cmd_notice(int argc, char **argv);
 /* talk.c: the talk commands; argv[0] is the command name. */
 int cmd_talk(int argc, char **argv, bool *handled);
+/* Finds one of the caller's rooms by id, id prefix (4+ characters), exact name or @login;
+ * writes its id (and name, if name is not NULL). Returns an exit code (message printed). */
+int resolve_room(struct kzc *c, const char *want, char room_id[ROOM_ID_MAX], char *name,
+                 size_t namelen);
+
+/* photo.c: `photo send|resume|list|get ...`; argv[0] is "photo". */
+int cmd_photo(int argc, char **argv);
+/* devices.c: `devices [LOGIN]`, `device revoke ID`, `verify USER`; argv[0] is the command. */
+int cmd_devices(int argc, char **argv, bool *handled);
+/* keystore.c: overwrites and removes this device's keys, room keys and staged uploads (logout
+ * of a shared phone must leave nothing that could read the rooms' photos). */
+void keystore_wipe(void);
 
 #endif

@@ -62,6 +62,17 @@ static const char usage[] =
     "  search QUERY [--room ROOM] [--before POS] [--limit N]\n"
     "  edit ROOM POS TEXT | delete ROOM POS\n"
     "\n"
+    "  photo send ROOM FILE.jpg [--caption C] [--no-gps] [--max-edge N]\n"
+    "                                 end-to-end encrypted; GPS and capture time travel only\n"
+    "                                 inside the encryption; resumes if run again\n"
+    "  photo resume                   finish every interrupted photo send\n"
+    "  photo list ROOM [--limit N]    photos, their captions, GPS, and whether they open\n"
+    "  photo get ROOM POS [-o FILE] [--thumb]\n"
+    "                                 decrypt and verify; only -o writes the picture\n"
+    "  devices [LOGIN]                encryption devices (yours by default)\n"
+    "  device revoke ID               a lost phone: no new photo keys, session ended\n"
+    "  verify USER                    the safety number of your devices and theirs\n"
+    "\n"
     "  notice post --title T (--body-file F | --body TEXT) --to "
     "all|dept:NAME,group:NAME,user:LOGIN\n"
     "              [--urgent] [--ack] [--choices \"a|b|c\"] [--category C] [--pin]\n"
@@ -75,7 +86,9 @@ static const char usage[] =
     "ROOM is a room id, its first 4+ characters, its exact name, or @LOGIN.\n"
     "The server is --server, else KIZUNA_SERVER, else the one you logged in to, "
     "else " DEFAULT_SERVER ".\n"
-    "The session is kept in KIZUNA_CONFIG_DIR (default ~/.config/kizuna).\n";
+    "The session and this device's keys are kept in KIZUNA_CONFIG_DIR (default\n"
+    "~/.config/kizuna); logout wipes the keys. KIZUNA_RETRY_MAX_S (300) bounds how long\n"
+    "photo uploads and downloads retry without progress.\n";
 
 bool json_out;
 static const char *server_opt;
@@ -90,7 +103,7 @@ int usage_error(const char *msg)
 
 /* ---- the session file ---- */
 
-static void config_dir(char *out, size_t n)
+void config_dir(char *out, size_t n)
 {
     const char *d = getenv("KIZUNA_CONFIG_DIR");
     if (d && *d)
@@ -132,7 +145,7 @@ bool session_load(struct session *s)
     return ok;
 }
 
-static int mkdirs(const char *path)
+int mkdirs(const char *path)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s", path);
@@ -496,9 +509,13 @@ static int cmd_logout(void)
         cJSON_Delete(reply);
         kzc_close(c);
     }
-    /* Forget the token unless the server could not be told: then it is still valid there. */
-    if (rc != EXIT_UNREACHABLE)
+    /* Forget the token unless the server could not be told: then it is still valid there. The
+     * server revokes this session's device, so its keys go too: on a shared phone nothing
+     * that could read the rooms' photos may stay behind. */
+    if (rc != EXIT_UNREACHABLE) {
         session_forget();
+        keystore_wipe();
+    }
     if (rc == EXIT_OK) {
         if (json_out)
             puts("{\"ok\":true}");
@@ -1070,9 +1087,13 @@ int main(int argc, char **argv)
     else if (strcmp(rest[0], "admin") == 0 && n == 3 && strcmp(rest[2], "list") == 0 &&
              (strcmp(rest[1], "dept") == 0 || strcmp(rest[1], "group") == 0))
         rc = cmd_org_list(rest[1][0] == 'd');
+    else if (strcmp(rest[0], "photo") == 0)
+        rc = cmd_photo(n, rest);
     else {
         bool handled;
-        rc = cmd_talk(n, rest, &handled);
+        rc = cmd_devices(n, rest, &handled);
+        if (!handled)
+            rc = cmd_talk(n, rest, &handled);
         if (!handled)
             rc = usage_error("unknown command");
     }

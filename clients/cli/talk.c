@@ -10,8 +10,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ROOM_ID_MAX 64
-
 /* ---- small helpers ---- */
 
 static long long num(const cJSON *o, const char *key)
@@ -46,8 +44,8 @@ static bool parse_pos(const char *s, long long *out)
 
 /* Finds a room by id, id prefix (4+ characters), exact name, or @login for a one-to-one room,
  * among the caller's rooms. */
-static int resolve_room(struct kzc *c, const char *want, char room_id[ROOM_ID_MAX], char *name,
-                        size_t namelen)
+int resolve_room(struct kzc *c, const char *want, char room_id[ROOM_ID_MAX], char *name,
+                 size_t namelen)
 {
     cJSON *reply;
     int rc = call(c, "room.list", NULL, &reply);

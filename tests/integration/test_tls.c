@@ -100,3 +100,52 @@ Test(tls, a_missing_certificate_stops_the_server_with_a_message)
     cr_assert_eq(run_capture(argv, NULL, NULL, out, sizeof out), 1);
     kzd_start(&d);
 }
+
+/* A kizuna command over https with the pin (or a wrong one); returns the exit code. */
+static int cli_pinned(bool right_pin, const char *const args[], char *out, size_t n)
+{
+    char cfg[300], srv[100], pin_env[200];
+    snprintf(cfg, sizeof cfg, "KIZUNA_CONFIG_DIR=%s/cli", dir);
+    snprintf(srv, sizeof srv, "KIZUNA_SERVER=https://127.0.0.1:%d", d.port);
+    snprintf(pin_env, sizeof pin_env, "KIZUNA_TLS_PIN=%s",
+             right_pin ? pin : "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    const char *env[] = {cfg, srv, pin_env, "KIZUNA_RETRY_MAX_S=2", NULL};
+    const char *argv[16] = {KIZUNA_PATH};
+    for (int i = 0; args[i] && i < 14; i++)
+        argv[i + 1] = args[i];
+    return run_capture(argv, env, NULL, out, n);
+}
+
+Test(tls, photos_upload_and_download_over_tls_with_the_same_trust)
+{
+    char out[4096], jpg[300];
+    snprintf(jpg, sizeof jpg, "%s/photo.jpg", dir);
+    const char *mk[] = {KZ_MKJPEG_PATH, jpg, "--width", "640", "--height", "480", NULL};
+    cr_assert_eq(run_capture(mk, NULL, NULL, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(cli_login(NULL, NULL, out, sizeof out), 3);
+    char pin_env[200];
+    snprintf(pin_env, sizeof pin_env, "KIZUNA_TLS_PIN=%s", pin);
+    cr_assert_eq(cli_login(pin_env, NULL, out, sizeof out), 0, "%s", out);
+    const char *create[] = {"--json", "room", "create", "現場", NULL};
+    cr_assert_eq(cli_pinned(true, create, out, sizeof out), 0, "%s", out);
+    cJSON *r = cJSON_Parse(out);
+    char room[64];
+    snprintf(room, sizeof room, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    cJSON_Delete(r);
+    const char *send[] = {"photo", "send", room, jpg, "--caption", "over tls", NULL};
+    cr_assert_eq(cli_pinned(false, send, out, sizeof out), 3,
+                 "a wrong pin stops the upload before anything is sent: %s", out);
+    cr_assert_eq(cli_pinned(true, send, out, sizeof out), 0, "%s", out);
+    char got[300];
+    snprintf(got, sizeof got, "%s/got.jpg", dir);
+    const char *get[] = {"photo", "get", room, "0", "-o", got, NULL};
+    const char *list[] = {"--json", "photo", "list", room, NULL};
+    cr_assert_eq(cli_pinned(true, list, out, sizeof out), 0, "%s", out);
+    char *pos = strstr(out, "\"pos\":");
+    cr_assert_not_null(pos, "%s", out);
+    char posbuf[32];
+    snprintf(posbuf, sizeof posbuf, "%d", atoi(pos + 6));
+    get[3] = posbuf;
+    cr_assert_eq(cli_pinned(true, get, out, sizeof out), 0, "the download too: %s", out);
+}

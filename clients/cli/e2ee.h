@@ -1,0 +1,170 @@
+/* e2ee.h - what the CLI's end-to-end encryption files share (keystore.c, httpx.c, room.c,
+ * photo.c, devices.c). The formats are docs/protocol.md "End-to-end encrypted photos". */
+#ifndef KIZUNA_CLI_E2EE_H
+#define KIZUNA_CLI_E2EE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cli.h"
+#include "media.h"
+
+#define DEVICE_ID_MAX 32 /* 22 characters of base64url, and room to spare */
+#define E2EE_DOMAIN   "kizuna/e2ee/v1"
+
+/* ---- keystore.c: private files in the config directory ---- */
+
+/* This device: its id and both key pairs. The secret halves are wiped by ks_device_wipe. */
+struct ks_device {
+    char id[DEVICE_ID_MAX];
+    char login[128];
+    struct media_device_keys k;
+};
+
+/* Writes config_dir/rel (printf-style) into out. */
+void ks_path(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Writes data to path atomically (temporary file, fsync, rename) with mode 0600, making the
+ * directories (0700) on the way. 0 or -1. */
+int ks_write_private(const char *path, const void *data, size_t len);
+/* The same for a JSON document. */
+int ks_write_json(const char *path, const cJSON *doc);
+/* Reads a whole file; the caller frees the result (NUL-terminated). NULL if unreadable. */
+char *ks_read_file(const char *path, size_t *len);
+/* Reads a JSON file; the caller deletes the result. NULL if missing or not JSON. */
+cJSON *ks_read_json(const char *path);
+/* Overwrites a file with zeros, then unlinks it. */
+void ks_shred(const char *path);
+
+/* Loads this device's keys, making them on first need, and registers them (device.register,
+ * idempotent) on connection c. Keys of another login or server, or keys the server says were
+ * revoked, are wiped and replaced. Returns an exit code; on EXIT_OK *out holds secrets the
+ * caller wipes with ks_device_wipe. */
+int ks_device_ensure(struct kzc *c, const struct session *s, struct ks_device *out);
+void ks_device_wipe(struct ks_device *d);
+/* device id = base64url(BLAKE2b-128(sign_pk)). */
+void ks_device_id(const uint8_t sign_pk[32], char out[DEVICE_ID_MAX]);
+
+/* A room's key state: {"own":{epoch,key,created_at,count,devices,keys_posted},
+ * "keys":{EPOCH:{"key","from"}}}. The caller deletes the result (never NULL). */
+cJSON *ks_room_load(const char *room_id);
+int ks_room_save(const char *room_id, const cJSON *state);
+
+/* ---- base64 helpers (keystore.c) ---- */
+
+/* Unpadded base64url of bin; the caller frees the result. */
+char *b64url(const uint8_t *bin, size_t n);
+/* Decodes exactly n bytes of unpadded base64url; false otherwise. */
+bool unb64url_exact(const char *text, uint8_t *out, size_t n);
+/* Decodes unpadded base64url of any length; the caller frees *out. */
+bool unb64url(const char *text, uint8_t **out, size_t *n);
+/* Adds name: base64url(bin) to o. */
+void add_b64(cJSON *o, const char *name, const uint8_t *bin, size_t n);
+
+/* ---- httpx.c: the upload and blob endpoints over libcurl ---- */
+
+struct hx_req {
+    const char *method; /* GET, HEAD, POST, PATCH, DELETE */
+    const char *url;
+    const char *token;
+    const char *const *headers; /* extra "Name: value" lines, NULL-terminated; may be NULL */
+    const void *body;           /* request body (PATCH), body_len bytes; borrowed */
+    size_t body_len;
+    FILE *sink; /* a GET's body is appended here; NULL: kept (truncated) in resp->body */
+};
+
+struct hx_resp {
+    long status;             /* 0 when no response came (error says why) */
+    long long upload_offset; /* Upload-Offset, or -1 */
+    long long range_start;   /* Content-Range start, or -1 */
+    long long total;         /* Content-Range total (or the Content-Length of a 200), or -1 */
+    char location[512];      /* Location, or "" */
+    char error[256];         /* transport error text */
+    char body[1024];         /* a small body (error JSON), NUL-terminated */
+    bool sink_failed;        /* writing to sink failed */
+};
+
+/* Performs one request. Returns 0 when an HTTP response came (any status), -1 for a transport
+ * error (resp->error). Nothing is retried here: the callers own the retry policy. */
+int hx_perform(const struct hx_req *req, struct hx_resp *resp);
+/* The HTTP base of the server URL (ws:// -> http://, wss:// -> https://, no trailing /). */
+void hx_base(const char *server, char *out, size_t n);
+
+/* ---- upload.c: staging, the tus upload, posting the message ---- */
+
+/* `photo send ROOM FILE [...]` and `photo resume`; argv[0] is "send" / "resume". */
+int photo_send(int argc, char **argv);
+int photo_resume(int argc, char **argv);
+/* The staging directory's path of a file name. */
+void staging_path(char *out, size_t n, const char *name);
+/* Connects with the saved session and makes sure this device is registered. The caller
+ * closes *c and wipes *me. Returns an exit code. */
+int connect_device(struct kzc **c, struct session *s, struct ks_device *me);
+
+/* ---- retries (upload.c) ---- */
+
+/* A retry budget: KIZUNA_RETRY_MAX_S seconds (default 300) from its start. */
+struct retry {
+    long long deadline_ms;
+    int attempt;
+};
+void retry_start(struct retry *r);
+/* Sleeps a jittered, growing delay; false once the budget is spent. */
+bool retry_wait(struct retry *r, const char *why);
+long long now_ms(void);
+
+/* ---- room.c: a room's encrypted events as this device sees them ---- */
+
+struct room_view {
+    struct kzc *c;        /* borrowed */
+    struct ks_device *me; /* borrowed */
+    char room_id[ROOM_ID_MAX];
+    cJSON *events;         /* the room's e2ee.* events, oldest first (owned) */
+    cJSON *devices;        /* room.devices: current member devices (owned) */
+    cJSON *dir;            /* device id -> device object, every device seen (owned) */
+    cJSON *logins_fetched; /* logins whose device.list is in dir (owned) */
+    cJSON *state;          /* ks_room_load (owned); saved by rv_free when dirty */
+    bool dirty;
+};
+
+/* Reads the room's devices and all its encrypted events, opens the key envelopes addressed to
+ * this device and keeps their keys. Returns an exit code; on failure rv holds nothing. */
+int rv_load(struct kzc *c, struct ks_device *me, const char *room_id, struct room_view *rv);
+/* Saves the key state if it changed, and frees everything. */
+void rv_free(struct room_view *rv);
+/* NULL if the event's device signature, device self-signature and sender all check out;
+ * otherwise which check failed (a static string). */
+const char *rv_verify(struct room_view *rv, const cJSON *ev);
+/* The directory entry of a device (fetching its owner's device.list if needed); NULL if
+ * unknown. login may be NULL when unknown. */
+const cJSON *rv_device(struct room_view *rv, const char *device, const char *login);
+/* Whether device is one of the room's current member devices. */
+bool rv_is_member_device(const struct room_view *rv, const char *device);
+/* The epoch key E if held; false otherwise. */
+bool rv_key(struct room_view *rv, const char *epoch, uint8_t key[32]);
+/* Signs and posts an encrypted event; *pos gets its position. Returns an exit code. */
+int rv_post(struct room_view *rv, const char *type, const cJSON *blobs, const char *data,
+            const char *client_id, long long *pos);
+/* Seals the epoch key for one recipient device: {"to":..,"box":..}; NULL if the device's keys
+ * are unknown or its self-signature fails. The caller deletes the result. */
+cJSON *rv_envelope(struct room_view *rv, const char *epoch, const uint8_t key[32], const char *to);
+/* Answers other devices' key requests (e2ee.keys for current member devices, e2ee.withheld
+ * otherwise). Returns an exit code. */
+int rv_answer_requests(struct room_view *rv);
+
+/* A photo message as this device can read it. */
+enum photo_state { PHOTO_READY, PHOTO_WAITING, PHOTO_WITHHELD, PHOTO_BROKEN };
+struct photo_view {
+    enum photo_state state;
+    char detail[256]; /* why it waits or which check failed */
+    char epoch[64];
+    char device[DEVICE_ID_MAX];
+    cJSON *msg; /* the decrypted photo JSON when READY (owned) */
+};
+/* Decrypts and checks one e2ee.photo event; when its key is missing, asks for it in the room
+ * (once per epoch). Returns an exit code (only network failures are errors); pv->msg is the
+ * caller's to delete. */
+int rv_photo(struct room_view *rv, const cJSON *ev, struct photo_view *pv);
+
+#endif

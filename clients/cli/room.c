@@ -1,0 +1,595 @@
+/* room.c - a room's encrypted events as this device sees them: the device directory, the
+ * signature on every event, the key envelopes addressed to us, photo decryption, and the key
+ * request protocol (ask once for a missing key; answer others' requests when we hold it). */
+#include "e2ee.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HISTORY_PAGE 200
+
+static long long num_of(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? (long long)v->valuedouble : 0;
+}
+
+static void dir_add(struct room_view *rv, const cJSON *dev)
+{
+    const char *id = str(dev, "device", NULL);
+    if (*id && !cJSON_GetObjectItemCaseSensitive(rv->dir, id))
+        cJSON_AddItemToObject(rv->dir, id, cJSON_Duplicate(dev, true));
+}
+
+const cJSON *rv_device(struct room_view *rv, const char *device, const char *login)
+{
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(rv->dir, device);
+    if (d || !login || !*login || cJSON_GetObjectItemCaseSensitive(rv->logins_fetched, login))
+        return d;
+    /* A device not in the room now (revoked, or its owner left): ask its owner's directory. */
+    cJSON_AddTrueToObject(rv->logins_fetched, login);
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddStringToObject(args, "login", login);
+    cJSON *reply = kzc_call(rv->c, "device.list", args, TIMEOUT_MS);
+    const cJSON *dev;
+    if (reply && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "ok")))
+        cJSON_ArrayForEach(dev, cJSON_GetObjectItemCaseSensitive(reply, "devices"))
+            dir_add(rv, dev);
+    cJSON_Delete(reply);
+    return cJSON_GetObjectItemCaseSensitive(rv->dir, device);
+}
+
+bool rv_is_member_device(const struct room_view *rv, const char *device)
+{
+    const cJSON *d;
+    cJSON_ArrayForEach(d, rv->devices) if (strcmp(str(d, "device", NULL), device) == 0) return true;
+    return false;
+}
+
+/* Checks a directory entry: its id is the hash of its signing key and its self-signature
+ * binds both keys to its login. Fills the keys when good. */
+static bool device_keys(const cJSON *dev, uint8_t sign_pk[32], uint8_t box_pk[32])
+{
+    uint8_t sig[64];
+    char id[DEVICE_ID_MAX];
+    if (!unb64url_exact(str(dev, "sign_pk", NULL), sign_pk, 32) ||
+        !unb64url_exact(str(dev, "box_pk", NULL), box_pk, 32) ||
+        !unb64url_exact(str(dev, "sig", NULL), sig, 64))
+        return false;
+    ks_device_id(sign_pk, id);
+    return strcmp(id, str(dev, "device", NULL)) == 0 &&
+           media_devkey_verify(str(dev, "login", NULL), id, sign_pk, box_pk, sig);
+}
+
+/* room 0 type 0 (blob 0)* data: what a device signs (docs/protocol.md). */
+static unsigned char *signed_bytes(const char *room, const char *type, const cJSON *blobs,
+                                   const char *data, size_t *len)
+{
+    size_t n = strlen(room) + 1 + strlen(type) + 1 + strlen(data);
+    const cJSON *b;
+    cJSON_ArrayForEach(b, blobs) n += strlen(cJSON_IsString(b) ? b->valuestring : "") + 1;
+    unsigned char *buf = malloc(n), *p = buf;
+    if (!buf)
+        return NULL;
+    p = (unsigned char *)stpcpy((char *)p, room) + 1;
+    p = (unsigned char *)stpcpy((char *)p, type) + 1;
+    cJSON_ArrayForEach(b, blobs) p =
+        (unsigned char *)stpcpy((char *)p, cJSON_IsString(b) ? b->valuestring : "") + 1;
+    memcpy(p, data, strlen(data));
+    *len = n;
+    return buf;
+}
+
+const char *rv_verify(struct room_view *rv, const cJSON *ev)
+{
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(ev, "content");
+    const char *device = str(content, "device", NULL), *sender = str(ev, "sender", NULL);
+    const cJSON *dev = rv_device(rv, device, sender);
+    uint8_t sign_pk[32], box_pk[32], sig[64];
+    if (!dev)
+        return "the sending device is not in the directory";
+    if (strcmp(str(dev, "login", NULL), sender) != 0)
+        return "the sending device is not the sender's";
+    if (!device_keys(dev, sign_pk, box_pk))
+        return "the sending device's self-signature does not verify";
+    const cJSON *revoked = cJSON_GetObjectItemCaseSensitive(dev, "revoked_at");
+    if (cJSON_IsNumber(revoked) && num_of(ev, "ts") > (long long)revoked->valuedouble)
+        return "signed by a device after it was revoked";
+    if (!unb64url_exact(str(content, "sig", NULL), sig, 64))
+        return "the event has no device signature";
+    size_t len;
+    unsigned char *msg = signed_bytes(rv->room_id, str(ev, "event", NULL),
+                                      cJSON_GetObjectItemCaseSensitive(content, "blobs"),
+                                      str(content, "data", NULL), &len);
+    bool good = msg && media_verify(E2EE_DOMAIN, msg, len, sign_pk, sig);
+    free(msg);
+    return good ? NULL : "the device signature does not verify";
+}
+
+/* The event's data, parsed; the caller deletes it. NULL if it is not a JSON object. */
+static cJSON *event_data(const cJSON *ev)
+{
+    cJSON *d = cJSON_Parse(str(ev, "content", "data"));
+    if (!cJSON_IsObject(d)) {
+        cJSON_Delete(d);
+        return NULL;
+    }
+    return d;
+}
+
+bool rv_key(struct room_view *rv, const char *epoch, uint8_t key[32])
+{
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(rv->state, "keys"), epoch);
+    return *epoch && unb64url_exact(str(k, "key", NULL), key, 32);
+}
+
+/* Opens one envelope addressed to us and checks what it says about itself. */
+static void open_envelope(struct room_view *rv, const cJSON *ev, const char *epoch, const char *box)
+{
+    const char *from = str(ev, "content", "device");
+    uint8_t sign_pk[32], box_pk[32];
+    const cJSON *dev = rv_device(rv, from, str(ev, "sender", NULL));
+    uint8_t *env;
+    size_t env_len;
+    if (!dev || !device_keys(dev, sign_pk, box_pk) || !unb64url(box, &env, &env_len))
+        return;
+    if (env_len <= MEDIA_ENVELOPE_OVERHEAD) {
+        free(env);
+        return;
+    }
+    size_t plain_len = env_len - MEDIA_ENVELOPE_OVERHEAD;
+    char *plain = calloc(1, plain_len + 1);
+    cJSON *p = NULL;
+    if (plain && media_envelope_open(env, env_len, box_pk, rv->me->k.box_sk,
+                                     (unsigned char *)plain) == MEDIA_OK)
+        p = cJSON_Parse(plain);
+    uint8_t key[32];
+    /* The box is authenticated, but the crypto_box key is shared by both ends: "from" and
+     * "to" say which way it went, "room" and "epoch" that it was not moved from elsewhere. */
+    if (p && strcmp(str(p, "room", NULL), rv->room_id) == 0 &&
+        strcmp(str(p, "epoch", NULL), epoch) == 0 && strcmp(str(p, "from", NULL), from) == 0 &&
+        strcmp(str(p, "to", NULL), rv->me->id) == 0 &&
+        unb64url_exact(str(p, "key", NULL), key, 32)) {
+        cJSON *keys = cJSON_GetObjectItemCaseSensitive(rv->state, "keys");
+        if (!cJSON_GetObjectItemCaseSensitive(keys, epoch)) {
+            cJSON *k = cJSON_AddObjectToObject(keys, epoch);
+            add_b64(k, "key", key, 32);
+            cJSON_AddStringToObject(k, "from", from);
+            rv->dirty = true;
+        }
+        sodium_memzero(key, sizeof key);
+    }
+    if (plain)
+        sodium_memzero(plain, plain_len);
+    free(plain);
+    free(env);
+    cJSON_Delete(p);
+}
+
+/* Takes the keys of every e2ee.keys event that has an entry for us. */
+static void collect_keys(struct room_view *rv)
+{
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, rv->events)
+    {
+        if (strcmp(str(ev, "event", NULL), "e2ee.keys") != 0 || rv_verify(rv, ev))
+            continue;
+        cJSON *data = event_data(ev);
+        const char *epoch = str(data, "epoch", NULL);
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(data, "entries"))
+        {
+            if (strcmp(str(e, "to", NULL), rv->me->id) == 0)
+                open_envelope(rv, ev, epoch, str(e, "box", NULL));
+        }
+        cJSON_Delete(data);
+    }
+}
+
+/* Every e2ee.* event of the room, oldest first, by history pages. */
+static int load_events(struct room_view *rv)
+{
+    long long after = 0;
+    for (bool more = true; more;) {
+        cJSON *args = cJSON_CreateObject(), *reply;
+        cJSON_AddStringToObject(args, "room", rv->room_id);
+        cJSON_AddNumberToObject(args, "after", (double)after);
+        cJSON_AddNumberToObject(args, "limit", HISTORY_PAGE);
+        int rc = call(rv->c, "history", args, &reply);
+        if (rc != EXIT_OK)
+            return rc;
+        cJSON *events = cJSON_GetObjectItemCaseSensitive(reply, "events");
+        more = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "more"));
+        for (cJSON *ev; (ev = cJSON_DetachItemFromArray(events, 0));) {
+            if (num_of(ev, "pos") > after)
+                after = num_of(ev, "pos");
+            if (strncmp(str(ev, "event", NULL), "e2ee.", 5) == 0)
+                cJSON_AddItemToArray(rv->events, ev);
+            else
+                cJSON_Delete(ev);
+        }
+        cJSON_Delete(reply);
+        if (more && cJSON_GetArraySize(events) == 0 && after == 0)
+            break; /* no progress: never loop forever on a confused server */
+    }
+    return EXIT_OK;
+}
+
+static bool room_id_safe(const char *id)
+{
+    if (!*id)
+        return false;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_'))
+            return false;
+    return true;
+}
+
+int rv_load(struct kzc *c, struct ks_device *me, const char *room_id, struct room_view *rv)
+{
+    memset(rv, 0, sizeof *rv);
+    if (!room_id_safe(room_id)) {
+        fprintf(stderr, "kizuna: the server gave a room id with unexpected characters\n");
+        return EXIT_REFUSED;
+    }
+    rv->c = c;
+    rv->me = me;
+    snprintf(rv->room_id, sizeof rv->room_id, "%s", room_id);
+    rv->events = cJSON_CreateArray();
+    rv->dir = cJSON_CreateObject();
+    rv->logins_fetched = cJSON_CreateObject();
+    rv->state = ks_room_load(room_id);
+    cJSON *args = cJSON_CreateObject(), *reply;
+    cJSON_AddStringToObject(args, "room", room_id);
+    int rc = call(c, "room.devices", args, &reply);
+    if (rc == EXIT_OK) {
+        rv->devices = cJSON_DetachItemFromObjectCaseSensitive(reply, "devices");
+        cJSON_Delete(reply);
+        const cJSON *d;
+        cJSON_ArrayForEach(d, rv->devices) dir_add(rv, d);
+        rc = load_events(rv);
+    }
+    if (rc != EXIT_OK) {
+        rv_free(rv);
+        return rc;
+    }
+    collect_keys(rv);
+    return EXIT_OK;
+}
+
+void rv_free(struct room_view *rv)
+{
+    if (rv->dirty && rv->state && ks_room_save(rv->room_id, rv->state) != 0)
+        fprintf(stderr, "kizuna: cannot save the room's keys\n");
+    /* The state holds epoch keys: wipe the key strings before freeing. */
+    const cJSON *k;
+    cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(rv->state, "keys"))
+    {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(k, "key");
+        if (cJSON_IsString(v))
+            sodium_memzero(v->valuestring, strlen(v->valuestring));
+    }
+    cJSON_Delete(rv->state);
+    cJSON_Delete(rv->events);
+    cJSON_Delete(rv->devices);
+    cJSON_Delete(rv->dir);
+    cJSON_Delete(rv->logins_fetched);
+    memset(rv, 0, sizeof *rv);
+}
+
+int rv_post(struct room_view *rv, const char *type, const cJSON *blobs, const char *data,
+            const char *client_id, long long *pos)
+{
+    size_t len;
+    uint8_t sig[64];
+    unsigned char *msg = signed_bytes(rv->room_id, type, blobs, data, &len);
+    if (!msg || media_sign(E2EE_DOMAIN, msg, len, rv->me->k.sign_sk, sig) != MEDIA_OK) {
+        free(msg);
+        return EXIT_REFUSED;
+    }
+    free(msg);
+    cJSON *args = cJSON_CreateObject(), *reply;
+    cJSON_AddStringToObject(args, "room", rv->room_id);
+    cJSON_AddStringToObject(args, "type", type);
+    cJSON_AddStringToObject(args, "device", rv->me->id);
+    if (blobs)
+        cJSON_AddItemToObject(args, "blobs", cJSON_Duplicate(blobs, true));
+    cJSON_AddStringToObject(args, "data", data);
+    add_b64(args, "sig", sig, 64);
+    if (client_id)
+        cJSON_AddStringToObject(args, "client_id", client_id);
+    cJSON *content = cJSON_Duplicate(args, true);
+    int rc = call(rv->c, "e2ee.post", args, &reply);
+    if (rc != EXIT_OK) {
+        cJSON_Delete(content);
+        return rc;
+    }
+    *pos = num_of(reply, "pos");
+    /* Keep our own event in the view, so the rest of this run sees it (no second answer). */
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "event", type);
+    cJSON_AddNumberToObject(ev, "pos", (double)*pos);
+    cJSON_AddNumberToObject(ev, "ts", (double)num_of(reply, "ts"));
+    cJSON_AddStringToObject(ev, "sender", rv->me->login);
+    cJSON_AddItemToObject(ev, "content", content);
+    cJSON_AddItemToArray(rv->events, ev);
+    cJSON_Delete(reply);
+    return EXIT_OK;
+}
+
+cJSON *rv_envelope(struct room_view *rv, const char *epoch, const uint8_t key[32], const char *to)
+{
+    const cJSON *dev = rv_device(rv, to, NULL);
+    uint8_t sign_pk[32], box_pk[32];
+    if (!dev || !device_keys(dev, sign_pk, box_pk))
+        return NULL;
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "room", rv->room_id);
+    cJSON_AddStringToObject(p, "epoch", epoch);
+    add_b64(p, "key", key, 32);
+    cJSON_AddStringToObject(p, "from", rv->me->id);
+    cJSON_AddStringToObject(p, "to", to);
+    char *plain = cJSON_PrintUnformatted(p);
+    cJSON_Delete(p);
+    size_t len = plain ? strlen(plain) : 0;
+    unsigned char *env = plain ? malloc(len + MEDIA_ENVELOPE_OVERHEAD) : NULL;
+    cJSON *entry = NULL;
+    if (env && media_envelope_seal(plain, len, rv->me->k.box_sk, box_pk, env) == MEDIA_OK) {
+        entry = cJSON_CreateObject();
+        cJSON_AddStringToObject(entry, "to", to);
+        add_b64(entry, "box", env, len + MEDIA_ENVELOPE_OVERHEAD);
+    }
+    if (plain)
+        sodium_memzero(plain, len);
+    cJSON_free(plain);
+    free(env);
+    return entry;
+}
+
+/* Whether an e2ee.keys or e2ee.withheld for (to, epoch) comes after position `after`. */
+static bool answered_after(struct room_view *rv, long long after, const char *to, const char *epoch)
+{
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, rv->events)
+    {
+        const char *type = str(ev, "event", NULL);
+        bool keys = strcmp(type, "e2ee.keys") == 0;
+        if (num_of(ev, "pos") <= after || (!keys && strcmp(type, "e2ee.withheld") != 0))
+            continue;
+        cJSON *data = event_data(ev);
+        bool hit = strcmp(str(data, "epoch", NULL), epoch) == 0;
+        if (hit && keys) {
+            hit = false;
+            const cJSON *e;
+            cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(data, "entries")) hit =
+                hit || strcmp(str(e, "to", NULL), to) == 0;
+        } else if (hit) {
+            hit = strcmp(str(data, "to", NULL), to) == 0;
+        }
+        cJSON_Delete(data);
+        if (hit)
+            return true;
+    }
+    return false;
+}
+
+/* An idempotency key per (request, answering device): a retried run never answers twice. */
+static void answer_client_id(const cJSON *req, const char *me, char out[48])
+{
+    uint8_t h[18];
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, sizeof h);
+    const char *id = str(req, "event_id", NULL);
+    char pos[32];
+    snprintf(pos, sizeof pos, "%lld", num_of(req, "pos"));
+    crypto_generichash_update(&st, (const unsigned char *)pos, strlen(pos) + 1);
+    crypto_generichash_update(&st, (const unsigned char *)id, strlen(id) + 1);
+    crypto_generichash_update(&st, (const unsigned char *)me, strlen(me));
+    crypto_generichash_final(&st, h, sizeof h);
+    char *b = b64url(h, sizeof h);
+    snprintf(out, 48, "ans-%s", b ? b : "");
+    free(b);
+}
+
+static int answer_one(struct room_view *rv, const cJSON *req, const char *requester,
+                      const char *epoch, const uint8_t key[32])
+{
+    char client_id[48];
+    answer_client_id(req, rv->me->id, client_id);
+    cJSON *data = cJSON_CreateObject();
+    cJSON_AddStringToObject(data, "epoch", epoch);
+    const char *type = "e2ee.keys";
+    cJSON *entry =
+        rv_is_member_device(rv, requester) ? rv_envelope(rv, epoch, key, requester) : NULL;
+    if (entry) {
+        cJSON_AddStringToObject(data, "history", "shared");
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(data, "entries"), entry);
+    } else {
+        type = "e2ee.withheld";
+        cJSON_AddStringToObject(data, "to", requester);
+        cJSON_AddStringToObject(data, "reason",
+                                rv_is_member_device(rv, requester)
+                                    ? "the requesting device's keys do not verify"
+                                    : "the requesting device is not a current member device "
+                                      "of this room (revoked, or its owner left)");
+    }
+    char *text = cJSON_PrintUnformatted(data);
+    cJSON_Delete(data);
+    long long pos;
+    int rc = text ? rv_post(rv, type, NULL, text, client_id, &pos) : EXIT_REFUSED;
+    cJSON_free(text);
+    if (rc == EXIT_OK && !json_out)
+        fprintf(stderr, "kizuna: %s the key of epoch %.8s… to device %s (#%lld)\n",
+                entry ? "shared" : "withheld", epoch, requester, pos);
+    return rc;
+}
+
+int rv_answer_requests(struct room_view *rv)
+{
+    /* Requests are answered in order; answers this run posts join rv->events, so two
+     * requests for the same key get one answer. The array grows while we walk it. */
+    int n = cJSON_GetArraySize(rv->events);
+    for (int i = 0; i < n; i++) {
+        const cJSON *req = cJSON_GetArrayItem(rv->events, i);
+        if (strcmp(str(req, "event", NULL), "e2ee.key_request") != 0)
+            continue;
+        const char *requester = str(req, "content", "device");
+        if (strcmp(requester, rv->me->id) == 0 || rv_verify(rv, req))
+            continue;
+        cJSON *data = event_data(req);
+        char epoch[64];
+        snprintf(epoch, sizeof epoch, "%s", str(data, "epoch", NULL));
+        cJSON_Delete(data);
+        uint8_t key[32];
+        if (!rv_key(rv, epoch, key))
+            continue;
+        int rc = EXIT_OK;
+        if (!answered_after(rv, num_of(req, "pos"), requester, epoch))
+            rc = answer_one(rv, req, requester, epoch, key);
+        sodium_memzero(key, sizeof key);
+        if (rc != EXIT_OK)
+            return rc;
+    }
+    return EXIT_OK;
+}
+
+/* ---- photos ---- */
+
+/* Ours is pending when we asked for the epoch and nobody has answered us since. */
+static bool request_pending(struct room_view *rv, const char *epoch)
+{
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, rv->events)
+    {
+        if (strcmp(str(ev, "event", NULL), "e2ee.key_request") != 0 ||
+            strcmp(str(ev, "content", "device"), rv->me->id) != 0)
+            continue;
+        cJSON *data = event_data(ev);
+        bool mine = strcmp(str(data, "epoch", NULL), epoch) == 0;
+        cJSON_Delete(data);
+        if (mine && !answered_after(rv, num_of(ev, "pos"), rv->me->id, epoch))
+            return true;
+    }
+    return false;
+}
+
+/* The newest e2ee.withheld for us about epoch, as "device: reason"; false if none. */
+static bool withheld_reason(struct room_view *rv, const char *epoch, char *out, size_t n)
+{
+    bool found = false;
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, rv->events)
+    {
+        if (strcmp(str(ev, "event", NULL), "e2ee.withheld") != 0 || rv_verify(rv, ev))
+            continue;
+        cJSON *data = event_data(ev);
+        if (strcmp(str(data, "epoch", NULL), epoch) == 0 &&
+            strcmp(str(data, "to", NULL), rv->me->id) == 0) {
+            snprintf(out, n, "device %s: %s", str(ev, "content", "device"),
+                     str(data, "reason", NULL));
+            found = true;
+        }
+        cJSON_Delete(data);
+    }
+    return found;
+}
+
+static int ask_for_key(struct room_view *rv, struct photo_view *pv)
+{
+    if (request_pending(rv, pv->epoch))
+        return EXIT_OK;
+    cJSON *data = cJSON_CreateObject();
+    cJSON_AddStringToObject(data, "epoch", pv->epoch);
+    cJSON_AddStringToObject(data, "sender_device", pv->device);
+    char *text = cJSON_PrintUnformatted(data);
+    cJSON_Delete(data);
+    long long pos;
+    int rc = text ? rv_post(rv, "e2ee.key_request", NULL, text, NULL, &pos) : EXIT_REFUSED;
+    cJSON_free(text);
+    return rc;
+}
+
+/* Decrypts the photo JSON and checks it names the blob the signed event names. */
+static void open_photo(struct room_view *rv, const cJSON *ev, const cJSON *data,
+                       const uint8_t key[32], struct photo_view *pv)
+{
+    uint8_t *ct;
+    size_t ct_len;
+    pv->state = PHOTO_BROKEN;
+    if (!unb64url(str(data, "ct", NULL), &ct, &ct_len) || ct_len < MEDIA_AEAD_OVERHEAD) {
+        free(ct);
+        snprintf(pv->detail, sizeof pv->detail, "integrity failure: no ciphertext");
+        return;
+    }
+    char ad[512];
+    int ad_len = snprintf(ad, sizeof ad, "%s%c%s%c%s%c%s", MEDIA_DOMAIN_PHOTO, 0, rv->room_id, 0,
+                          pv->epoch, 0, pv->device);
+    size_t plain_len = ct_len - MEDIA_AEAD_OVERHEAD;
+    char *plain = calloc(1, plain_len + 1);
+    bool opened =
+        plain && ad_len > 0 && (size_t)ad_len < sizeof ad &&
+        media_aead_open(ct, ct_len, ad, (size_t)ad_len, key, (unsigned char *)plain) == MEDIA_OK;
+    free(ct);
+    cJSON *msg = opened ? cJSON_Parse(plain) : NULL;
+    if (plain)
+        sodium_memzero(plain, plain_len);
+    free(plain);
+    const cJSON *blobs = cJSON_GetObjectItemCaseSensitive(ev, "content");
+    blobs = cJSON_GetObjectItemCaseSensitive(blobs, "blobs");
+    const cJSON *blob0 = cJSON_GetArrayItem(blobs, 0);
+    if (!opened) {
+        snprintf(pv->detail, sizeof pv->detail,
+                 "integrity failure: the message does not decrypt under its epoch key");
+    } else if (!cJSON_IsObject(msg)) {
+        snprintf(pv->detail, sizeof pv->detail, "integrity failure: the message is not JSON");
+    } else if (cJSON_GetArraySize(blobs) != 1 || !cJSON_IsString(blob0) ||
+               strcmp(str(msg, "image", "blob"), blob0->valuestring) != 0) {
+        snprintf(pv->detail, sizeof pv->detail,
+                 "integrity failure: the image is not the blob the signed event names");
+    } else {
+        pv->state = PHOTO_READY;
+        snprintf(pv->detail, sizeof pv->detail, "ready");
+        pv->msg = msg;
+        return;
+    }
+    cJSON_Delete(msg);
+}
+
+int rv_photo(struct room_view *rv, const cJSON *ev, struct photo_view *pv)
+{
+    memset(pv, 0, sizeof *pv);
+    snprintf(pv->device, sizeof pv->device, "%s", str(ev, "content", "device"));
+    const char *why = rv_verify(rv, ev);
+    if (why) {
+        pv->state = PHOTO_BROKEN;
+        snprintf(pv->detail, sizeof pv->detail, "integrity failure: %s", why);
+        return EXIT_OK;
+    }
+    cJSON *data = event_data(ev);
+    snprintf(pv->epoch, sizeof pv->epoch, "%s", str(data, "epoch", NULL));
+    uint8_t key[32];
+    int rc = EXIT_OK;
+    char reason[200];
+    if (!data || !pv->epoch[0]) {
+        pv->state = PHOTO_BROKEN;
+        snprintf(pv->detail, sizeof pv->detail, "integrity failure: no epoch in the event");
+    } else if (rv_key(rv, pv->epoch, key)) {
+        open_photo(rv, ev, data, key, pv);
+        sodium_memzero(key, sizeof key);
+    } else if (withheld_reason(rv, pv->epoch, reason, sizeof reason)) {
+        pv->state = PHOTO_WITHHELD;
+        snprintf(pv->detail, sizeof pv->detail, "key of epoch %.8s… withheld by %s", pv->epoch,
+                 reason);
+    } else {
+        pv->state = PHOTO_WAITING;
+        snprintf(pv->detail, sizeof pv->detail,
+                 "waiting for key of epoch %.8s… from device %s (requested)", pv->epoch,
+                 pv->device);
+        rc = ask_for_key(rv, pv);
+    }
+    cJSON_Delete(data);
+    return rc;
+}

@@ -1,0 +1,548 @@
+/* test_photo.c - end-to-end encrypted photos with the kizuna command against the real kizunad:
+ * a round trip between three users that leaves nothing readable on the server, revocation, a
+ * late joiner who asks for a key and is answered, and uploads that resume after the CLI is cut
+ * off (KIZUNA_TEST_CUT_AFTER_BYTES, a test hook) and after a kill -9 of the server. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <ftw.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define GPS_ARG     "35.681236,139.767125"
+#define TIME_ARG    "2024:05:06 07:08:09"
+#define EXIF_CANARY "exif-canary-Qz7"
+#define CAPTION     "caption-canary-Vb9 冠水"
+#define PW_SUFFIX   "-password-1" /* each user's password is LOGIN-password-1 */
+
+static struct kzd d;
+static char base[64]; /* client config dirs and files: apart from the server's data dir */
+
+static void setup(void)
+{
+    kzd_setup(&d);
+    snprintf(base, sizeof base, "/tmp/kizuna-photo-XXXXXX");
+    cr_assert_not_null(mkdtemp(base));
+}
+
+static void teardown(void)
+{
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
+    int rc = system(cmd);
+    (void)rc;
+    kzd_teardown(&d);
+}
+
+TestSuite(photo, .init = setup, .fini = teardown, .timeout = 90);
+
+/* Runs kizuna as user (config dir base/user), with one optional extra environment entry and
+ * optional stdin; the arguments follow, NULL-terminated. Returns the exit status. */
+static int kz(const char *user, const char *extra_env, const char *in, char *out, size_t outlen,
+              ...)
+{
+    char env_dir[200], env_srv[100], env_pw[200];
+    snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s/%s", base, user);
+    snprintf(env_srv, sizeof env_srv, "KIZUNA_SERVER=%s", d.url);
+    snprintf(env_pw, sizeof env_pw, "KIZUNA_PASSWORD=%s%s",
+             strcmp(user, "admin") == 0 ? TEST_ADMIN_PASSWORD : user,
+             strcmp(user, "admin") == 0 ? "" : PW_SUFFIX);
+    const char *env[] = {env_dir,
+                         env_srv,
+                         env_pw,
+                         "KIZUNA_RETRY_MAX_S=20",
+                         extra_env ? extra_env : "KIZUNA_TEST_UNUSED=1",
+                         NULL};
+    const char *argv[20] = {KIZUNA_PATH};
+    va_list ap;
+    va_start(ap, outlen);
+    for (int i = 1; i < 19 && (argv[i] = va_arg(ap, const char *)); i++)
+        ;
+    va_end(ap);
+    argv[19] = NULL;
+    return run_capture(argv, env, in, out, outlen);
+}
+
+#define KZ(user, ...)       kz(user, NULL, NULL, out, sizeof out, __VA_ARGS__, (const char *)NULL)
+#define KZE(user, env, ...) kz(user, env, NULL, out, sizeof out, __VA_ARGS__, (const char *)NULL)
+#define KZIN(user, in, ...) kz(user, NULL, in, out, sizeof out, __VA_ARGS__, (const char *)NULL)
+
+static char out[65536];
+
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    unsigned char *buf = malloc((size_t)n + 1);
+    *len = fread(buf, 1, (size_t)n, f);
+    fclose(f);
+    buf[*len] = 0;
+    return buf;
+}
+
+/* Users who have each set up their device, and a room of theirs created
+ * by the first; room_id gets its id. */
+static void users_and_room(const char *const *users, int n, char room_id[64])
+{
+    char in[64];
+    cr_assert_eq(KZ("admin", "login", "admin"), 0, "%s", out);
+    for (int i = 0; i < n; i++) {
+        snprintf(in, sizeof in, "%s" PW_SUFFIX "\n", users[i]);
+        cr_assert_eq(KZIN("admin", in, "admin", "user", "add", users[i], "--password-stdin"), 0,
+                     "%s", out);
+        cr_assert_eq(KZ(users[i], "login", users[i]), 0, "%s", out);
+        /* `devices` makes and registers the device's keys, so senders encrypt to it. */
+        cr_assert_eq(KZ(users[i], "devices"), 0, "%s", out);
+        cr_assert(strstr(out, "(this device)"), "%s", out);
+    }
+    char members[256] = "";
+    for (int i = 1; i < n; i++)
+        snprintf(members + strlen(members), sizeof members - strlen(members), "%s%s",
+                 i > 1 ? "," : "", users[i]);
+    cr_assert_eq(KZ(users[0], "--json", "room", "create", "写真班", "--members", members), 0, "%s",
+                 out);
+    cJSON *r = cJSON_Parse(out);
+    snprintf(room_id, 64, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    cJSON_Delete(r);
+}
+
+static void make_jpeg(const char *path, bool big)
+{
+    const char *argv[] = {KZ_MKJPEG_PATH, path,        "--gps",
+                          GPS_ARG,        "--time",    TIME_ARG,
+                          "--canary",     EXIF_CANARY, big ? "--width" : NULL,
+                          "2400",         "--height",  "1800",
+                          "--detail",     NULL};
+    char o[1024];
+    cr_assert_eq(run_capture(argv, NULL, NULL, o, sizeof o), 0, "kz-mkjpeg: %s", o);
+}
+
+/* `photo send`, returning the position posted. */
+static long long send_photo(const char *user, const char *room, const char *file)
+{
+    cr_assert_eq(KZ(user, "--json", "photo", "send", room, file, "--caption", CAPTION), 0, "%s",
+                 out);
+    cJSON *r = cJSON_Parse(out);
+    cr_assert_not_null(r, "%s", out);
+    long long pos = (long long)cJSON_GetObjectItem(r, "pos")->valuedouble;
+    cJSON_Delete(r);
+    return pos;
+}
+
+/* The photo at pos in user's `photo list --json` (the caller deletes it), or NULL. */
+static cJSON *listed(const char *user, const char *room, long long pos)
+{
+    cr_assert_eq(KZ(user, "--json", "photo", "list", room), 0, "%s", out);
+    cJSON *r = cJSON_Parse(out), *p, *found = NULL;
+    cr_assert_not_null(r, "%s", out);
+    cJSON_ArrayForEach(
+        p, cJSON_GetObjectItem(
+               r, "photos")) if ((long long)cJSON_GetObjectItem(p, "pos")->valuedouble == pos)
+        found = cJSON_Duplicate(p, true);
+    cJSON_Delete(r);
+    return found;
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+/* Walks the JPEG's marker segments up to the scan: true if any is APP1 (EXIF or XMP). */
+static bool has_app1(const unsigned char *j, size_t n)
+{
+    cr_assert(n > 4 && j[0] == 0xFF && j[1] == 0xD8, "a JPEG");
+    for (size_t i = 2; i + 4 <= n && j[i] == 0xFF;) {
+        unsigned m = j[i + 1];
+        if (m == 0xE1)
+            return true;
+        if (m == 0xDA)
+            break;
+        i += 2 + ((size_t)j[i + 2] << 8 | j[i + 3]);
+    }
+    return false;
+}
+
+/* ---- the server's files must hold none of the secrets ---- */
+
+static struct {
+    const void *needle[8];
+    size_t len[8];
+    int n;
+    char hits[2048];
+} scan;
+
+static int scan_file(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    if (type != FTW_F)
+        return 0;
+    size_t len;
+    unsigned char *buf = slurp(path, &len);
+    for (int i = 0; buf && i < scan.n; i++)
+        if (memmem(buf, len, scan.needle[i], scan.len[i]))
+            snprintf(scan.hits + strlen(scan.hits), sizeof scan.hits - strlen(scan.hits),
+                     "needle %d in %s\n", i, path);
+    free(buf);
+    return 0;
+}
+
+static void scan_add(const void *needle, size_t len)
+{
+    scan.needle[scan.n] = needle;
+    scan.len[scan.n++] = len;
+}
+
+Test(photo, round_trip_between_three_users_leaves_nothing_readable_on_the_server)
+{
+    const char *users[] = {"alice", "bob", "carol"};
+    char room[64], jpg[200], b_out[200], c_out[200], thumb[200];
+    users_and_room(users, 3, room);
+    snprintf(jpg, sizeof jpg, "%s/in.jpg", base);
+    make_jpeg(jpg, false);
+    long long pos = send_photo("alice", room, jpg);
+
+    for (int i = 1; i < 3; i++) {
+        cJSON *p = listed(users[i], room, pos);
+        cr_assert_not_null(p, "%s", out);
+        cr_assert_str_eq(jstr(p, "state"), "ready", "%s", out);
+        cr_assert_str_eq(jstr(p, "caption"), CAPTION);
+        cr_assert_str_eq(jstr(p, "captured_at"), "2024-05-06T07:08:09");
+        const cJSON *gps = cJSON_GetObjectItem(p, "gps");
+        cr_assert_float_eq(cJSON_GetObjectItem(gps, "lat")->valuedouble, 35.681236, 1e-5);
+        cr_assert_float_eq(cJSON_GetObjectItem(gps, "lon")->valuedouble, 139.767125, 1e-5);
+        const cJSON *th = cJSON_GetObjectItem(p, "thumb");
+        cr_assert_eq(cJSON_GetObjectItem(th, "w")->valuedouble, 320);
+        cr_assert_gt(cJSON_GetObjectItem(th, "bytes")->valuedouble, 100);
+        cJSON_Delete(p);
+    }
+    char pos_s[32];
+    snprintf(pos_s, sizeof pos_s, "%lld", pos);
+    snprintf(b_out, sizeof b_out, "%s/bob.jpg", base);
+    snprintf(c_out, sizeof c_out, "%s/carol.jpg", base);
+    snprintf(thumb, sizeof thumb, "%s/thumb.jpg", base);
+    /* Without -o nothing is written, but the photo is still verified. */
+    cr_assert_eq(KZ("bob", "photo", "get", room, pos_s), 0, "%s", out);
+    cr_assert(strstr(out, "verified") && strstr(out, "35.681236,139.767125") &&
+                  strstr(out, "2024-05-06T07:08:09"),
+              "%s", out);
+    cr_assert_eq(KZ("bob", "photo", "get", room, pos_s, "-o", b_out), 0, "%s", out);
+    cr_assert_eq(KZ("carol", "photo", "get", room, pos_s, "-o", c_out), 0, "%s", out);
+    cr_assert_eq(KZ("carol", "photo", "get", room, pos_s, "--thumb", "-o", thumb), 0, "%s", out);
+
+    size_t bl, cl, tl, il;
+    unsigned char *b = slurp(b_out, &bl), *c = slurp(c_out, &cl), *t = slurp(thumb, &tl);
+    unsigned char *orig = slurp(jpg, &il);
+    cr_assert(b && c && t && orig);
+    cr_assert(bl == cl && memcmp(b, c, bl) == 0, "bob and carol decrypt the same bytes");
+    cr_assert_not(has_app1(b, bl), "no EXIF or XMP in the photo");
+    cr_assert_not(has_app1(t, tl), "no EXIF or XMP in the thumbnail");
+    cr_assert_null(memmem(b, bl, EXIF_CANARY, strlen(EXIF_CANARY)), "no metadata canary");
+    cr_assert(has_app1(orig, il), "the original had EXIF");
+    char staging[300];
+    snprintf(staging, sizeof staging, "%s/bob/staging", base);
+    DIR *sd = opendir(staging);
+    for (struct dirent *e; sd && (e = readdir(sd));)
+        cr_assert(e->d_name[0] == '.', "staging is empty after a get: %s", e->d_name);
+    if (sd)
+        closedir(sd);
+
+    /* Nothing the server keeps (database, WAL, blobs, uploads, its log) holds the caption,
+     * the GPS, the metadata canary, or bytes of the photo. */
+    cr_assert_eq(kzd_stop(&d), 0);
+    memset(&scan, 0, sizeof scan);
+    scan_add(CAPTION, strlen(CAPTION));
+    scan_add("caption-canary", 14);
+    scan_add("35.6812", 7);
+    scan_add("139.767", 7);
+    scan_add(EXIF_CANARY, strlen(EXIF_CANARY));
+    scan_add(b + bl / 2, 32);
+    scan_add(t + tl / 2, 32);
+    cr_assert_eq(nftw(d.dir, scan_file, 16, FTW_PHYS), 0);
+    cr_assert_str_eq(scan.hits, "", "the server's files leak: %s", scan.hits);
+    kzd_start(&d);
+    free(b);
+    free(c);
+    free(t);
+    free(orig);
+}
+
+/* The blob id a user's list shows for the photo at pos. */
+static void blob_of(const char *user, const char *room, long long pos, char blob[80])
+{
+    cJSON *p = listed(user, room, pos);
+    cr_assert_not_null(p, "%s", out);
+    snprintf(blob, 80, "%s", jstr(cJSON_GetObjectItem(p, "image"), "blob"));
+    cJSON_Delete(p);
+}
+
+static void token_of(const char *user, char token[128])
+{
+    char path[200];
+    snprintf(path, sizeof path, "%s/%s/session.json", base, user);
+    size_t n;
+    unsigned char *s = slurp(path, &n);
+    cr_assert_not_null(s);
+    cJSON *o = cJSON_Parse((char *)s);
+    snprintf(token, 128, "%s", jstr(o, "token"));
+    cJSON_Delete(o);
+    free(s);
+}
+
+static int blob_get(const char *token, const char *blob)
+{
+    char path[200], hdr[256], body[256];
+    snprintf(path, sizeof path, "/api/v1/blobs/%s", blob);
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\nRange: bytes=0-15\r\n", token);
+    return http_request(d.port, "GET", path, hdr, NULL, body, sizeof body);
+}
+
+Test(photo, a_revoked_device_opens_nothing_sent_after)
+{
+    const char *users[] = {"alice", "bob", "carol"};
+    char room[64], jpg[200], pos_s[32], blob1[80], blob2[80], bob_token[128];
+    users_and_room(users, 3, room);
+    snprintf(jpg, sizeof jpg, "%s/in.jpg", base);
+    make_jpeg(jpg, false);
+    long long p1 = send_photo("alice", room, jpg);
+    blob_of("bob", room, p1, blob1);
+    token_of("bob", bob_token);
+    cr_assert_eq(blob_get(bob_token, blob1), 206);
+
+    /* An admin revokes bob's device (a lost phone). */
+    cr_assert_eq(KZ("admin", "--json", "devices", "bob"), 0, "%s", out);
+    cJSON *r = cJSON_Parse(out);
+    char dev[64];
+    snprintf(dev, sizeof dev, "%s",
+             jstr(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "devices"), 0), "device"));
+    cJSON_Delete(r);
+    cr_assert_eq(KZ("admin", "device", "revoke", dev), 0, "%s", out);
+    cr_assert_eq(KZ("admin", "devices", "bob"), 0, "%s", out);
+    cr_assert(strstr(out, "REVOKED"), "%s", out);
+
+    /* A new photo (same file, new upload) goes to a new epoch without bob's device. */
+    snprintf(jpg, sizeof jpg, "%s/in2.jpg", base);
+    make_jpeg(jpg, false);
+    long long p2 = send_photo("alice", room, jpg);
+    snprintf(pos_s, sizeof pos_s, "%lld", p2);
+    cr_assert_eq(KZ("bob", "photo", "get", room, pos_s), 1, "bob's session ended: %s", out);
+    cr_assert_eq(KZ("bob", "photo", "list", room), 1, "%s", out);
+    blob_of("carol", room, p2, blob2);
+    int st = blob_get(bob_token, blob2);
+    cr_assert(st == 401 || st == 404, "bob's old token reads no blob (%d)", st);
+    st = blob_get(bob_token, blob1);
+    cr_assert(st == 401 || st == 404, "not even old ones (%d)", st);
+    char c_out[200];
+    snprintf(c_out, sizeof c_out, "%s/carol2.jpg", base);
+    cr_assert_eq(KZ("carol", "photo", "get", room, pos_s, "-o", c_out), 0, "%s", out);
+
+    /* The epoch key of the second photo was never sealed to bob's device. */
+    cr_assert_eq(KZ("carol", "--json", "history", room, "--after", "0", "--limit", "200"), 0);
+    r = cJSON_Parse(out);
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, cJSON_GetObjectItem(r, "events"))
+    {
+        if (strcmp(jstr(ev, "event"), "e2ee.keys") != 0 ||
+            cJSON_GetObjectItem(ev, "pos")->valuedouble < p1)
+            continue;
+        cr_assert_null(strstr(jstr(cJSON_GetObjectItem(ev, "content"), "data"), dev),
+                       "a key for the revoked device was posted after its revocation");
+    }
+    cJSON_Delete(r);
+}
+
+Test(photo, a_late_joiner_asks_for_the_key_and_is_answered)
+{
+    const char *users[] = {"alice", "bob", "carol", "dave", "eve"};
+    char room[64], jpg[200], pos_s[32], blob[80], c_out[200], d_out[200], eve_token[128];
+    users_and_room(users, 3, room); /* dave and eve exist later */
+    snprintf(jpg, sizeof jpg, "%s/in.jpg", base);
+    make_jpeg(jpg, false);
+    long long pos = send_photo("alice", room, jpg);
+    snprintf(pos_s, sizeof pos_s, "%lld", pos);
+    cr_assert_eq(
+        KZIN("admin", "dave" PW_SUFFIX "\n", "admin", "user", "add", "dave", "--password-stdin"),
+        0);
+    cr_assert_eq(
+        KZIN("admin", "eve" PW_SUFFIX "\n", "admin", "user", "add", "eve", "--password-stdin"), 0);
+    cr_assert_eq(KZ("dave", "login", "dave"), 0, "%s", out);
+    cr_assert_eq(KZ("eve", "login", "eve"), 0, "%s", out);
+    cr_assert_eq(KZ("alice", "room", "invite", room, users[3]), 0, "%s", out);
+
+    cr_assert_eq(KZ("dave", "--json", "photo", "get", room, pos_s), 1, "%s", out);
+    cr_assert(strstr(out, "waiting for key"), "%s", out);
+    /* Asking again does not post a second request. */
+    cr_assert_eq(KZ("dave", "--json", "photo", "list", room), 0, "%s", out);
+    cr_assert(strstr(out, "waiting for key"), "%s", out);
+    cr_assert_eq(KZ("carol", "--json", "history", room, "--after", "0", "--limit", "200"), 0);
+    int requests = 0;
+    for (const char *p = out; (p = strstr(p, "\"e2ee.key_request\"")); p++)
+        requests++;
+    cr_assert_eq(requests, 1, "one request: %s", out);
+
+    /* Carol holds the key; reading the room answers the request. */
+    cr_assert_eq(KZ("carol", "photo", "list", room), 0, "%s", out);
+    snprintf(d_out, sizeof d_out, "%s/dave.jpg", base);
+    snprintf(c_out, sizeof c_out, "%s/carol.jpg", base);
+    cr_assert_eq(KZ("dave", "photo", "get", room, pos_s, "-o", d_out), 0, "%s", out);
+    cr_assert_eq(KZ("carol", "photo", "get", room, pos_s, "-o", c_out), 0, "%s", out);
+    size_t dl, cl;
+    unsigned char *dd = slurp(d_out, &dl), *cc = slurp(c_out, &cl);
+    cr_assert(dd && cc && dl == cl && memcmp(dd, cc, dl) == 0);
+    free(dd);
+    free(cc);
+
+    /* Eve is no member: no room, and the blob does not exist for her. */
+    cr_assert_eq(KZ("eve", "photo", "list", room), 1, "%s", out);
+    cr_assert_eq(KZ("eve", "photo", "get", room, pos_s), 1, "%s", out);
+    blob_of("carol", room, pos, blob);
+    token_of("eve", eve_token);
+    cr_assert_eq(blob_get(eve_token, blob), 404);
+}
+
+/* The staged blob and its state, as the first (cut) run left them. */
+struct staged {
+    char kzb[600];
+    unsigned char *bytes;
+    size_t len;
+    struct stat sb;
+    char blob[80], upload[200];
+    long long offset;
+};
+
+static void find_staged(const char *user, struct staged *s)
+{
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/%s/staging", base, user);
+    DIR *dd = opendir(dir);
+    cr_assert_not_null(dd);
+    char json[600] = "";
+    for (struct dirent *e; (e = readdir(dd));) {
+        size_t n = strlen(e->d_name);
+        if (n > 4 && strcmp(e->d_name + n - 4, ".kzb") == 0)
+            snprintf(s->kzb, sizeof s->kzb, "%s/%s", dir, e->d_name);
+        if (n > 5 && strcmp(e->d_name + n - 5, ".json") == 0)
+            snprintf(json, sizeof json, "%s/%s", dir, e->d_name);
+    }
+    closedir(dd);
+    cr_assert(s->kzb[0] && json[0], "a staged blob and state");
+    s->bytes = slurp(s->kzb, &s->len);
+    cr_assert_eq(stat(s->kzb, &s->sb), 0);
+    size_t n;
+    unsigned char *text = slurp(json, &n);
+    cJSON *o = cJSON_Parse((char *)text);
+    snprintf(s->blob, sizeof s->blob, "%s", jstr(o, "blob"));
+    snprintf(s->upload, sizeof s->upload, "%s", jstr(o, "upload"));
+    s->offset = (long long)cJSON_GetObjectItem(o, "offset")->valuedouble;
+    cJSON_Delete(o);
+    free(text);
+}
+
+static long long head_offset(const char *user, const char *upload)
+{
+    char token[128], hdr[256], resp[4096], v[64];
+    token_of(user, token);
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\nTus-Resumable: 1.0.0\r\n", token);
+    size_t len;
+    int st = http_raw(d.port, "HEAD", upload, hdr, NULL, 0, 0, resp, sizeof resp, &len);
+    cr_assert_eq(st, 200, "%s", resp);
+    cr_assert(http_header(resp, "Upload-Offset", v, sizeof v));
+    return atoll(v);
+}
+
+/* Cuts the first send after 100 kB, optionally kills and restarts the server, and checks the
+ * second run resumes the same staged bytes to a photo bob can open. */
+static void resume_case(bool kill_server)
+{
+    const char *users[] = {"alice", "bob"};
+    char room[64], jpg[200], pos_s[32], b_out[200];
+    users_and_room(users, 2, room);
+    snprintf(jpg, sizeof jpg, "%s/big.jpg", base);
+    make_jpeg(jpg, true);
+    cr_assert_eq(KZE("alice", "KIZUNA_TEST_CUT_AFTER_BYTES=100000", "photo", "send", room, jpg,
+                     "--caption", CAPTION),
+                 75, "the test hook cuts the upload: %s", out);
+    struct staged s1 = {0}, s2 = {0};
+    find_staged("alice", &s1);
+    cr_assert_gt(s1.len, 280000, "a blob of several chunks (%zu bytes)", s1.len);
+    cr_assert_geq(s1.offset, 100000);
+    cr_assert_lt(s1.offset, (long long)s1.len);
+    cr_assert_eq(head_offset("alice", s1.upload), s1.offset, "the server committed the offset");
+    if (kill_server) {
+        kzd_kill(&d);
+        kzd_start(&d);
+        cr_assert_eq(head_offset("alice", s1.upload), s1.offset, "the offset survives kill -9");
+    }
+    /* Cut once more, further on: same staged bytes, not encrypted again. */
+    cr_assert_eq(KZE("alice", "KIZUNA_TEST_CUT_AFTER_BYTES=200000", "photo", "send", room, jpg,
+                     "--caption", CAPTION),
+                 75, "%s", out);
+    find_staged("alice", &s2);
+    cr_assert_str_eq(s1.kzb, s2.kzb);
+    cr_assert_str_eq(s1.blob, s2.blob);
+    cr_assert_str_eq(s1.upload, s2.upload, "resumed the same upload");
+    cr_assert(s1.len == s2.len && memcmp(s1.bytes, s2.bytes, s1.len) == 0, "same bytes");
+    cr_assert(s1.sb.st_mtim.tv_sec == s2.sb.st_mtim.tv_sec &&
+                  s1.sb.st_mtim.tv_nsec == s2.sb.st_mtim.tv_nsec,
+              "the staged blob was not rewritten");
+    cr_assert_gt(s2.offset, s1.offset);
+
+    long long pos = send_photo("alice", room, jpg);
+    snprintf(pos_s, sizeof pos_s, "%lld", pos);
+    char blob[80];
+    blob_of("bob", room, pos, blob);
+    cr_assert_str_eq(blob, s1.blob, "the message names the blob staged by the first run");
+    snprintf(b_out, sizeof b_out, "%s/bob.jpg", base);
+    cr_assert_eq(KZ("bob", "photo", "get", room, pos_s, "-o", b_out), 0, "%s", out);
+    char staging[300];
+    snprintf(staging, sizeof staging, "%s/alice/staging", base);
+    DIR *sd = opendir(staging);
+    for (struct dirent *e; sd && (e = readdir(sd));)
+        cr_assert(e->d_name[0] == '.', "staging is empty once sent: %s", e->d_name);
+    if (sd)
+        closedir(sd);
+    free(s1.bytes);
+    free(s2.bytes);
+}
+
+Test(photo, an_upload_cut_off_resumes_without_encrypting_again)
+{
+    resume_case(false);
+}
+
+Test(photo, an_upload_resumes_across_a_server_kill_9)
+{
+    resume_case(true);
+}
+
+Test(photo, logout_wipes_the_keys)
+{
+    const char *users[] = {"alice"};
+    char room[64], path[300];
+    users_and_room(users, 1, room);
+    cr_assert_eq(KZ("admin", "devices"), 0, "%s", out);
+    snprintf(path, sizeof path, "%s/alice/device.json", base);
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0600);
+    snprintf(path, sizeof path, "%s/alice", base);
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0700);
+    cr_assert_eq(KZ("alice", "verify", "admin"), 0, "%s", out);
+    cr_assert(strstr(out, "safety number"), "%s", out);
+    cr_assert_eq(KZ("alice", "logout"), 0, "%s", out);
+    snprintf(path, sizeof path, "%s/alice/device.json", base);
+    cr_assert_neq(stat(path, &sb), 0, "the device keys are gone");
+}
