@@ -338,8 +338,12 @@ static void finish_blob(struct srv *s, const struct store_upload *u, struct srv_
         r->offset = 0;
         return;
     }
-    if ((mkdir(dir, 0700) != 0 && errno != EEXIST) || rename(staging, final) != 0 ||
-        fsync_dir(dir) != 0) {
+    /* A link, not a rename: until the commit below, the committed offset still points into the
+     * staging file, and a crash before it must leave those bytes where a resumed PATCH finds
+     * them (the staging file goes after the commit). A blob file already there came the same
+     * way from bytes that hashed to its name, so it is kept. */
+    if ((mkdir(dir, 0700) != 0 && errno != EEXIST) ||
+        (link(staging, final) != 0 && errno != EEXIST) || fsync_dir(dir) != 0) {
         KZ_ERROR("blob_io", "blob=%s error=\"%s\"", u->blob, strerror(errno));
         set_result(r, 507, "cannot store the blob: %s", strerror(errno));
         return;
@@ -377,14 +381,20 @@ void srv_upload_patch_end(struct srv_patch *p, struct srv_http_result *r)
     } else {
         u.offset = p->offset + p->got;
         set_result(r, 204, "ok");
-        if (u.offset == u.length)
+        bool finished = u.offset == u.length;
+        if (finished)
             finish_blob(s, &u, r);
         else if (store_upload_set_offset(s->store, u.id, u.offset, 0) != STORE_OK)
             set_result(r, 500, "cannot record the offset");
         if (r->status == 204)
             r->offset = u.offset;
-        if (!commit_now(s, r))
+        if (!commit_now(s, r)) {
             r->offset = p->offset;
+        } else if (finished && r->status == 204) {
+            char staging[4200];
+            staging_path(s, p->id, staging, sizeof staging);
+            unlink(staging); /* the blob is in the store and the upload done */
+        }
     }
     if (r->status != 204 && rc == STORE_OK && !r->offset)
         r->offset = u.offset;

@@ -151,10 +151,12 @@ static int cmd_verify(const char *user)
         printf("safety number of %s (%zu device%s) and %s (%zu device%s):\n\n  %s\n\n", s.login, na,
                na == 1 ? "" : "s", str(theirs, "login", NULL), nb, nb == 1 ? "" : "s", number);
         printf("compare it with theirs, in person or on a call you trust; or scan:\n");
-        char digits[61] = "";
-        for (const char *p = number; *p; p++)
+        char digits[61];
+        size_t nd = 0;
+        for (const char *p = number; *p && nd < sizeof digits - 1; p++)
             if (*p != ' ')
-                strncat(digits, p, 1);
+                digits[nd++] = *p;
+        digits[nd] = '\0';
         print_qr(digits);
     }
     free(a);
