@@ -65,7 +65,9 @@ static bool upload_id_valid(const char *id)
 
 static void staging_path(const struct srv *s, const char *id, char *out, size_t n)
 {
-    snprintf(out, n, "%s/uploads/%s", s->data_dir, id);
+    /* Ids are checked (upload_id_valid) and paths sized for them: never cut, but say so. */
+    if (snprintf(out, n, "%s/uploads/%.*s", s->data_dir, STORE_UPLOAD_ID_MAX, id) >= (int)n)
+        out[0] = '\0';
 }
 
 void srv_blob_path(const struct srv *s, const char *blob, char *out, size_t n)
