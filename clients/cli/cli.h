@@ -65,6 +65,11 @@ void format_time(double ms, char *out, size_t n);
  * Returns ms since the epoch, or -1 if the text is none of these. */
 long long parse_when(const char *text);
 
+/* devices.c: makes and registers this device's keys right after a login, join or password
+ * change, so that photos sent from then on are already encrypted to it (otherwise the first
+ * ones wait for a key request to be answered). */
+void device_enroll(void);
+
 /* Prints s padded with spaces to `cols` terminal columns (CJK characters take two). */
 void print_padded(const char *s, int cols);
 

@@ -446,6 +446,8 @@ int login_finish(const char *url, const char *login, cJSON *reply)
             printf("your password is a one-time password: change it now with `kizuna passwd`\n");
     }
     cJSON_Delete(reply);
+    if (!must_change) /* the server refuses keys until the one-time password is changed */
+        device_enroll();
     return EXIT_OK;
 }
 
@@ -581,6 +583,7 @@ static int cmd_passwd(void)
         print_json(reply);
     else
         printf("password changed; your other devices have been logged out\n");
+    device_enroll();
     cJSON_Delete(reply);
     return EXIT_OK;
 }
