@@ -130,7 +130,10 @@ static bool commit_now(struct srv *s, struct srv_http_result *r)
 {
     if (srv_commit(s))
         return true;
-    set_result(r, 500, "the write could not be committed");
+    if (srv_writes_blocked(s))
+        set_result(r, 503, "the server's disk is full or read-only: retry later");
+    else
+        set_result(r, 500, "the write could not be committed");
     return false;
 }
 

@@ -59,6 +59,9 @@ static const struct cfg_entry table[] = {
         "applies"),
     INT(ws_login_timeout_s, 1, 3600, 60,
         "a WebSocket connection that has not logged in within this many seconds is closed"),
+    INT(disk_retry_ms, 100, 600000, 2000,
+        "after a write fails because the disk is full or read-only, writes are refused "
+        "(unavailable) for this long, then tried again; reads and live delivery go on"),
     INT(http_timeout_s, 1, 600, 10,
         "a client that stalls in the middle of a request for this long is disconnected"),
     INT(max_frame_bytes, 1024, 64 << 20, 1 << 20,

@@ -54,8 +54,15 @@ struct srv {
     bool tick_scheduled;
     char data_dir[4096]; /* blobs/ and uploads/ live here (blobs.c) */
     bool doomed;         /* a savepoint-less op failed after writing: roll back, do not commit */
+    int64_t writes_blocked_until; /* ms: writes are refused before this (a disk error) */
+    bool disk_alarm;              /* the disk alarm is raised: log when it clears */
+    bool doomed_by_disk;          /* ... and the reason is the disk */
+    uint64_t *subs;               /* connections that went live in the open transaction */
+    size_t nsubs, capsubs;
 };
 
+/* After a disk error: refuse writes for disk_retry_ms and raise the alarm once. */
+void srv_writes_block(struct srv *s);
 /* events.c: after a successful commit, push the transaction's events; on failure, forget. */
 void srv_events_deliver(struct srv *s);
 void srv_events_forget(struct srv *s);

@@ -16,6 +16,13 @@ void srv_audit_as(struct srv *s, const char *actor, const char *address, const c
                   const char *target, cJSON *details)
 {
     struct store *st = srv_store(s);
+    if (srv_writes_blocked(s)) {
+        /* The disk refuses writes: the log line is the record until it recovers. */
+        KZ_WARN("audit_not_written", "action=%s actor=%s target=%s", action, actor,
+                target ? target : "");
+        cJSON_Delete(details);
+        return;
+    }
     char *text = details ? cJSON_PrintUnformatted(details) : NULL;
     cJSON_Delete(details);
     struct store_audit a = {.at = kz_now_ms(),

@@ -69,14 +69,27 @@ static void problem(struct import *im, int line, const char *msg)
 {
     if (cJSON_GetArraySize(im->problems) >= 1000)
         return; /* enough to fix a file */
+    /* The header line is not checked for UTF-8, and quotes are cut at a byte count. */
+    char text[400];
+    snprintf(text, sizeof text, "%s", msg);
+    kz_utf8_sanitize(text);
     cJSON *p = cJSON_CreateObject();
     cJSON_AddNumberToObject(p, "line", line);
-    cJSON_AddStringToObject(p, "problem", msg);
+    cJSON_AddStringToObject(p, "problem", text);
     cJSON_AddItemToArray(im->problems, p);
 }
 
+/* Frees the fields a record got before it failed. */
+static int csv_fail(char **fields, int n)
+{
+    while (n > 0)
+        free(fields[--n]);
+    return -1;
+}
+
 /* RFC 4180 fields of one record starting at *pos; quoted fields may hold commas, quotes and
- * newlines. Returns the number of fields (at most max), or -1 on an unterminated quote. */
+ * newlines. Returns the number of fields (at most max), or -1 on an unterminated quote (with
+ * nothing left to free). */
 static int csv_record(const char *buf, size_t len, size_t *pos, char **fields, int max, int *lines)
 {
     int n = 0;
@@ -84,12 +97,12 @@ static int csv_record(const char *buf, size_t len, size_t *pos, char **fields, i
     for (;;) {
         char *f = malloc(len - i + 1), *o = f;
         if (!f)
-            return -1;
+            return csv_fail(fields, n);
         if (i < len && buf[i] == '"') {
             for (i++;; i++) {
                 if (i >= len) {
                     free(f);
-                    return -1;
+                    return csv_fail(fields, n);
                 }
                 if (buf[i] == '"' && i + 1 < len && buf[i + 1] == '"')
                     *o++ = '"', i++;
@@ -134,6 +147,18 @@ static bool blank(const char *s)
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every group name in "a;b" fits the store. */
+static bool groups_fit(const char *groups)
+{
+    for (const char *p = groups; *p;) {
+        size_t n = strcspn(p, ";");
+        if (n > STORE_NAME_MAX)
+            return false;
+        p += n + (p[n] == ';');
+    }
+    return true;
 }
 
 /* "b;a;;c" -> "a;b;c": groups are a set, and the store lists them in this (byte) order. */
@@ -244,6 +269,20 @@ static void import_parse(struct srv_call *c, struct import *im, const char *buf,
                 }
             if (blank(fields[at[C_NAME]])) {
                 problem(im, start_line, "the name is empty");
+                ok = false;
+            }
+            /* What user.add refuses, the import must report rather than fail on (or cut short,
+             * maybe inside a character) when the file is applied. */
+            const char *dept = fields[at[C_DEPT]];
+            if (*dept && blank(dept)) {
+                problem(im, start_line, "the department is blank");
+                ok = false;
+            }
+            if (strlen(fields[at[C_NAME]]) > STORE_NAME_MAX || strlen(dept) > STORE_NAME_MAX ||
+                !groups_fit(fields[at[C_GROUPS]])) {
+                snprintf(msg, sizeof msg, "a name, department or group is longer than %d bytes",
+                         STORE_NAME_MAX);
+                problem(im, start_line, msg);
                 ok = false;
             }
             if (strcmp(role, "admin") && strcmp(role, "hq") && strcmp(role, "staff")) {

@@ -251,8 +251,10 @@ enum kz_err op_sync(struct srv_call *c)
      * The loop is single-threaded, so nothing can commit between this query and the
      * subscription; anything pushed later is after sc.last. */
     bool live = sc.n < limit;
-    if (live && !c->is_http)
+    if (live && !c->is_http) {
         srv_tx(c->srv)->subscribe(srv_tx(c->srv)->ctx, c->conn_id, sc.last);
+        srv_note_subscribe(c->srv, c->conn_id);
+    }
     c->result = cJSON_CreateObject();
     cJSON_AddItemToObject(c->result, "events", sc.arr);
     cJSON_AddNumberToObject(c->result, "next", (double)sc.last);

@@ -24,6 +24,7 @@ static const struct {
     [KZ_TOO_LARGE] = {"too_large", 413},
     [KZ_RATE_LIMITED] = {"rate_limited", 429},
     [KZ_INTERNAL] = {"internal", 500},
+    [KZ_UNAVAILABLE] = {"unavailable", 503},
 };
 
 const char *kz_err_code(enum kz_err e)
@@ -87,6 +88,7 @@ void srv_free(struct srv *s)
     srv_events_forget(s);
     free(s->pending);
     free(s->pushes);
+    free(s->subs);
     srv_reads_free(s);
     srv_throttle_free();
     sodium_memzero(s->sk, sizeof s->sk);
@@ -516,20 +518,61 @@ static void hold(struct srv *s, struct srv_call *c, struct kz_frame *f)
     s->held_tail = h;
 }
 
+bool srv_writes_blocked(struct srv *s)
+{
+    return s->writes_blocked_until && kz_now_ms() < s->writes_blocked_until;
+}
+
+void srv_writes_block(struct srv *s)
+{
+    s->writes_blocked_until = kz_now_ms() + s->cfg->disk_retry_ms;
+    if (!s->disk_alarm)
+        KZ_ERROR("disk_alarm",
+                 "writes refused: the disk is full or read-only (%s); reads go "
+                 "on, writes are retried every %lld ms",
+                 store_errmsg(s->store), s->cfg->disk_retry_ms);
+    s->disk_alarm = true;
+}
+
+void srv_note_subscribe(struct srv *s, uint64_t conn_id)
+{
+    if (!store_tx_is_open(s->store))
+        return;
+    if (s->nsubs == s->capsubs) {
+        size_t cap = s->capsubs ? s->capsubs * 2 : 16;
+        uint64_t *subs = realloc(s->subs, cap * sizeof *subs);
+        if (!subs) {
+            s->nsubs = 0; /* cannot track: a failed commit then closes everyone, as before */
+            return;
+        }
+        s->subs = subs;
+        s->capsubs = cap;
+    }
+    s->subs[s->nsubs++] = conn_id;
+}
+
 bool srv_commit(struct srv *s)
 {
-    bool ok = true;
+    bool ok = true, disk = false;
     KZ_DEBUG("commit", "open=%d events=%zu", store_tx_is_open(s->store), s->npending);
     if (s->doomed) {
         store_tx_rollback(s->store);
         s->doomed = false;
+        disk = s->doomed_by_disk;
+        s->doomed_by_disk = false;
         ok = false;
         KZ_ERROR("commit_refused", "reason=\"an op failed after writing\"");
     } else if (store_tx_is_open(s->store) &&
                (srv_events_checkpoint(s) != KZ_OK || store_tx_commit(s->store) != STORE_OK)) {
+        disk = store_disk_error(s->store);
         store_tx_rollback(s->store);
         ok = false;
         KZ_ERROR("commit_failed", "error=\"%s\"", store_errmsg(s->store));
+        if (disk)
+            srv_writes_block(s);
+    } else if (s->disk_alarm && !srv_writes_blocked(s)) {
+        KZ_INFO("disk_recovered", "writes accepted again");
+        s->disk_alarm = false;
     }
     struct held *h = s->held_head;
     s->held_head = s->held_tail = NULL;
@@ -539,9 +582,13 @@ bool srv_commit(struct srv *s)
         if (ok) {
             s->tx.send(s->tx.ctx, h->conn_id, h->frame);
         } else {
-            cJSON *o =
-                error_json(h->id, h->is_http, KZ_INTERNAL, "the write could not be committed");
-            send_json(s, h->conn_id, o, 500);
+            cJSON *o = disk ? error_json_retry(h->id, h->is_http, KZ_UNAVAILABLE,
+                                               "the server's disk is full or read-only: "
+                                               "nothing was written; retry later",
+                                               (s->cfg->disk_retry_ms + 999) / 1000)
+                            : error_json(h->id, h->is_http, KZ_INTERNAL,
+                                         "the write could not be committed");
+            send_json(s, h->conn_id, o, disk ? 503 : 500);
             cJSON_Delete(o);
         }
         kz_frame_unref(h->frame);
@@ -555,9 +602,20 @@ bool srv_commit(struct srv *s)
         /* Positions of the lost transaction will be handed out again: every live connection
          * must resync rather than trust what it was sent. */
         srv_events_forget(s);
-        struct srv_close all = {.reason = "server error: reconnect and resume"};
-        s->tx.close_conns(s->tx.ctx, &all);
+        if (disk) {
+            /* Nothing was delivered from the lost transaction; only connections that went
+             * live inside it hold a position that may be handed out again. */
+            for (size_t i = 0; i < s->nsubs; i++) {
+                struct srv_close one = {.conn_id = s->subs[i],
+                                        .reason = "server cannot write: reconnect and resume"};
+                s->tx.close_conns(s->tx.ctx, &one);
+            }
+        } else {
+            struct srv_close all = {.reason = "server error: reconnect and resume"};
+            s->tx.close_conns(s->tx.ctx, &all);
+        }
     }
+    s->nsubs = 0;
     return ok;
 }
 
@@ -567,11 +625,24 @@ enum kz_err srv_fail(struct srv_call *c, enum kz_err e, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->errmsg, sizeof c->errmsg, fmt, ap);
     va_end(ap);
+    /* Messages quote requests (an op name from a URL, a field name cut at 64 bytes) and are cut
+     * to the buffer: a reply must stay valid UTF-8 all the same. */
+    kz_utf8_sanitize(c->errmsg);
     return e;
+}
+
+static enum kz_err refuse_write(struct srv_call *c)
+{
+    c->retry_after_s = (c->srv->cfg->disk_retry_ms + 999) / 1000;
+    return srv_fail(c, KZ_UNAVAILABLE,
+                    "the server's disk is full or read-only: writes are refused for now; reads "
+                    "still work");
 }
 
 enum kz_err srv_call_write_begin(struct srv_call *c)
 {
+    if (srv_writes_blocked(c->srv))
+        return refuse_write(c);
     if (store_op_begin(c->srv->store) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "database unavailable");
     c->in_op = true;
@@ -599,8 +670,14 @@ void srv_call_finish(struct srv_call *c, enum kz_err e)
         if (e != KZ_OK)
             srv_events_truncate(s, c->pending_mark, c->pushes_mark);
     }
-    if (c->in_tx && e == KZ_INTERNAL)
+    if (e == KZ_INTERNAL && store_disk_error(s->store)) {
+        srv_writes_block(s);
+        e = refuse_write(c);
+    }
+    if (c->in_tx && (e == KZ_INTERNAL || e == KZ_UNAVAILABLE)) {
         s->doomed = true;
+        s->doomed_by_disk |= e == KZ_UNAVAILABLE;
+    }
     cJSON *o;
     if (e == KZ_OK) {
         /* id and ok lead the object, so replies read well in logs and terminals. */
@@ -763,7 +840,7 @@ static enum kz_err authenticate(struct srv_call *c)
         return srv_fail(c, KZ_UNAUTHORIZED, "%s", refusal);
     c->auth.session_id = ses.id;
     c->authed = true;
-    if (now - ses.last_seen >= s->cfg->session_touch_interval_s * 1000) {
+    if (now - ses.last_seen >= s->cfg->session_touch_interval_s * 1000 && !srv_writes_blocked(s)) {
         /* Best effort: a failed touch must not fail the request it rides on. */
         if (store_tx_begin(s->store) == STORE_OK) {
             store_session_touch(s->store, ses.id, now);
@@ -799,6 +876,10 @@ static void dispatch(struct srv_call *c, const char *opname)
     }
     if ((e = check_args(c)) || (e = admit(c)))
         goto out;
+    if (c->op->writes && srv_writes_blocked(c->srv)) {
+        e = refuse_write(c);
+        goto out;
+    }
     if (c->op->writes && c->op->no_savepoint) {
         if (store_tx_begin(c->srv->store) != STORE_OK) {
             e = srv_fail(c, KZ_INTERNAL, "database unavailable");

@@ -29,6 +29,7 @@ enum kz_err {
     KZ_TOO_LARGE,
     KZ_RATE_LIMITED,
     KZ_INTERNAL,
+    KZ_UNAVAILABLE, /* the server cannot write now (disk full, read-only): retry later */
 };
 const char *kz_err_code(enum kz_err e);
 int kz_err_http_status(enum kz_err e);
@@ -37,7 +38,7 @@ int kz_err_http_status(enum kz_err e);
 enum kz_log_level { KZ_LOG_ERROR, KZ_LOG_WARN, KZ_LOG_INFO, KZ_LOG_DEBUG };
 
 struct kz_config {
-    char listen[128]; /* HOST:PORT; port 0 picks a free port */
+    char listen[128];        /* HOST:PORT; port 0 picks a free port */
     char tls_cert_file[512]; /* PEM certificate (chain) to serve TLS with; "" serves plain */
     char tls_key_file[512];  /* its PEM private key */
     long long log_level;
@@ -46,10 +47,11 @@ struct kz_config {
     long long sqlite_cache_kib;
     long long max_connections;
     long long max_connections_per_address; /* live WebSockets from one client address */
-    long long requests_per_second; /* per WebSocket connection, and per address over HTTP */
-    long long request_burst;       /* requests allowed at once before the rate applies */
+    long long requests_per_second;         /* per WebSocket connection, and per address over HTTP */
+    long long request_burst;               /* requests allowed at once before the rate applies */
     long long ws_login_timeout_s;  /* a WebSocket that has not logged in by then is closed */
     long long http_timeout_s;      /* a client that stalls mid-request (slow-loris) is closed */
+    long long disk_retry_ms;       /* after a disk error, writes are refused this long */
     long long max_frame_bytes;     /* one WebSocket request or one HTTP request body */
     long long max_message_bytes;   /* the text of one talk message */
     long long max_queue_bytes;     /* unsent bytes per connection before it is dropped */
@@ -230,6 +232,7 @@ struct srv_op {
 /* Which live connections to close: those of user_id (0: everyone's), limited to session_id if
  * nonzero, sparing keep_session_id (if nonzero) and the connection except_conn. */
 struct srv_close {
+    uint64_t conn_id; /* nonzero: only this connection */
     int64_t user_id;
     int64_t session_id;
     int64_t keep_session_id;
@@ -284,6 +287,11 @@ void srv_send_error(struct srv *s, uint64_t conn_id, bool is_http, enum kz_err e
 bool srv_commit(struct srv *s); /* false if the commit failed */
 /* Periodic work the transport's timer triggers: coalesced read-marker pushes. */
 void srv_tick(struct srv *s);
+/* Notes that a connection went live while a transaction is open (op_sync): if the commit
+ * fails, that connection alone must resync. */
+void srv_note_subscribe(struct srv *s, uint64_t conn_id);
+/* Whether writes are refused for now after a disk error (reads go on). */
+bool srv_writes_blocked(struct srv *s);
 /* Sets the identity events are signed with: origin name, incarnation and Ed25519 secret key
  * (copied). */
 void srv_set_identity(struct srv *s, const char *origin, int64_t inc, const uint8_t sk[64]);

@@ -1072,7 +1072,8 @@ static void tx_close_conns(void *ctx, const struct srv_close *which)
 {
     struct transport *t = ctx;
     for (struct ws_conn *w = t->ws_list; w; w = w->next) {
-        if ((which->user_id && w->user_id != which->user_id) || w->c.id == which->except_conn)
+        if ((which->conn_id && w->c.id != which->conn_id) ||
+            (which->user_id && w->user_id != which->user_id) || w->c.id == which->except_conn)
             continue;
         if (which->session_id && w->session_id != which->session_id)
             continue;
@@ -1255,6 +1256,9 @@ void transport_run(struct transport *t)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* A file-size limit (ulimit -f, systemd LimitFSIZE) must be a write error the server
+     * reports as unavailable, not a signal that kills it. */
+    signal(SIGXFSZ, SIG_IGN);
 
     lws_sul_schedule(t->ctx, 0, &t->house_sul, house_cb, 1);
     while (!stop_requested && lws_service(t->ctx, 0) >= 0)

@@ -46,6 +46,19 @@ bool kz_utf8_valid(const char *str, size_t len)
     return true;
 }
 
+void kz_utf8_sanitize(char *str)
+{
+    size_t len = strlen(str);
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)str[i];
+        size_t n = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+        if (n <= len - i && kz_utf8_valid(str + i, n))
+            i += n;
+        else
+            str[i++] = '?';
+    }
+}
+
 void kz_password_generate(char *out, size_t n)
 {
     /* No 0/O, 1/l/I, 8/B: the password is read off a screen and typed on a phone. */

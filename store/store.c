@@ -362,10 +362,23 @@ static const char *const stmt_sql[S_COUNT] = {
         "UPDATE sessions SET ended_at = ? WHERE user_id = ? AND id != ? AND ended_at IS NULL",
 };
 
+static bool is_disk_error(int rc)
+{
+    rc &= 0xff;
+    return rc == SQLITE_FULL || rc == SQLITE_IOERR || rc == SQLITE_READONLY ||
+           rc == SQLITE_CANTOPEN;
+}
+
 enum store_rc store_fail(struct store *st, const char *what)
 {
     snprintf(st->errmsg, sizeof st->errmsg, "%s: %s", what, sqlite3_errmsg(st->db));
+    st->disk_error = is_disk_error(sqlite3_errcode(st->db));
     return STORE_ERROR;
+}
+
+bool store_disk_error(const struct store *st)
+{
+    return st->disk_error;
 }
 
 enum store_rc store_step_done(struct store *st, sqlite3_stmt *s, const char *what)
@@ -418,9 +431,11 @@ void store_finish(sqlite3_stmt *s)
 static enum store_rc exec(struct store *st, const char *sql)
 {
     char *msg = NULL;
-    if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
         snprintf(st->errmsg, sizeof st->errmsg, "%s", msg ? msg : "unknown error");
         sqlite3_free(msg);
+        st->disk_error = is_disk_error(rc);
         return STORE_ERROR;
     }
     return STORE_OK;

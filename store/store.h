@@ -80,6 +80,9 @@ enum store_rc store_open(const struct store_options *opt, struct store **out, ch
 void store_close(struct store *st);
 /* The message of the last STORE_ERROR; valid until the next store call. */
 const char *store_errmsg(struct store *st);
+/* Whether the last STORE_ERROR came from the disk (full, read-only, failing): the server then
+ * refuses writes for a while instead of calling them internal errors. */
+bool store_disk_error(const struct store *st);
 /* The schema version this binary writes (the number of migrations it knows). */
 int store_schema_latest(void);
 int store_schema_version(struct store *st);

@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,14 @@ void kzd_start(struct kzd *d)
         dup2(o[1], 1);
         dup2(fd, 2);
         close(o[0]);
+        /* KIZUNA_TEST_FSIZE limits the size of every file the server writes (a disk that
+         * fills up); the test raises it again with prlimit. */
+        const char *fsize = getenv("KIZUNA_TEST_FSIZE");
+        if (fsize && *fsize) {
+            struct rlimit rl = {.rlim_cur = (rlim_t)strtoull(fsize, NULL, 10),
+                                .rlim_max = RLIM_INFINITY};
+            setrlimit(RLIMIT_FSIZE, &rl);
+        }
         /* KIZUNA_TEST_WRAPPER runs the server under a tool, e.g. valgrind. */
         const char *argv[32];
         int n = 0;

@@ -1,6 +1,7 @@
 /* test_proto.c - the command table and dispatcher, with a fake transport: no event loop, no
  * sockets. A real store and a real worker pool stand behind it. */
 #include <criterion/criterion.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,6 +219,8 @@ Test(proto, error_codes_map_one_to_one)
 {
     cr_assert_str_eq(kz_err_code(KZ_BAD_REQUEST), "bad_request");
     cr_assert_str_eq(kz_err_code(KZ_RATE_LIMITED), "rate_limited");
+    cr_assert_str_eq(kz_err_code(KZ_UNAVAILABLE), "unavailable");
+    cr_assert_eq(kz_err_http_status(KZ_UNAVAILABLE), 503);
     cr_assert_eq(kz_err_http_status(KZ_UNAUTHORIZED), 401);
     cr_assert_eq(kz_err_http_status(KZ_TOO_LARGE), 413);
     cr_assert_eq(kz_err_http_status(KZ_INTERNAL), 500);
@@ -334,4 +337,81 @@ Test(proto, full_hash_queue_answers_rate_limited)
     for (int i = before; i < fake.n; i++)
         rate_limited += strstr(fake.text[i], "rate_limited") != NULL;
     cr_assert_gt(rate_limited, 0);
+}
+
+/* Regressions from tests/fuzz (fuzz_proto, fuzz_import): every reply must be valid UTF-8 even
+ * when its message quotes bytes a client sent, or cuts them at a byte limit. */
+static void assert_reply_utf8(int i)
+{
+    cr_assert(kz_utf8_valid(fake.text[i], strlen(fake.text[i])), "reply not UTF-8: %s",
+              fake.text[i]);
+}
+
+Test(proto, error_messages_stay_utf8)
+{
+    int before = fake.n;
+    srv_handle_http(srv, 9, "u\320er.list", NULL, "t", "", 0); /* an op name from a URL */
+    cJSON_Delete(turn_until_reply(before));
+    assert_reply_utf8(before);
+    /* "a" and 40 two-byte characters: the 64-byte quote ends inside one. */
+    char req[256] = "{\"id\":1,\"op\":\"a";
+    for (int i = 0; i < 40; i++)
+        strcat(req, "\xc3\xa9");
+    strcat(req, "\"}");
+    before = fake.n;
+    cJSON *r = ws(1, req);
+    cr_assert_str_eq(code(r), "bad_request");
+    assert_reply_utf8(before);
+    cJSON_Delete(r);
+}
+
+static cJSON *import_dry_run(const char *csv)
+{
+    char b64[1024], req[1200];
+    sodium_bin2base64(b64, sizeof b64, (const unsigned char *)csv, strlen(csv),
+                      sodium_base64_VARIANT_ORIGINAL);
+    snprintf(req, sizeof req,
+             "{\"id\":1,\"op\":\"user.import\",\"dry_run\":true,\"csv_base64\":\"%s\"}", b64);
+    login(1, "admin", "admin-password");
+    return ws(1, req);
+}
+
+Test(proto, import_problems_stay_utf8)
+{
+    int before = fake.n;
+    cJSON *r = import_dry_run("login,name,dep\226artment,role,groups\n");
+    cr_assert_str_eq(code(r), "ok");
+    cr_assert_gt(cJSON_GetArraySize(cJSON_GetObjectItem(r, "problems")), 0);
+    for (int i = before; i < fake.n; i++)
+        assert_reply_utf8(i);
+    cJSON_Delete(r);
+}
+
+Test(proto, import_unterminated_quote_is_a_problem)
+{
+    /* The fields read before the open quote used to leak (LeakSanitizer in KIZUNA_SANITIZE). */
+    cJSON *r = import_dry_run("login,name,department,role,groups\ntanaka,Tanaka,\"x,staff,\n");
+    cr_assert_str_eq(code(r), "ok");
+    const cJSON *p = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "problems"), 0);
+    cr_assert_not_null(p);
+    cr_assert_str_eq(cJSON_GetObjectItem(p, "problem")->valuestring,
+                     "a quoted field is never closed");
+    cJSON_Delete(r);
+}
+
+Test(proto, import_dry_run_reports_what_apply_would_refuse)
+{
+    /* A blank department passed the dry run and then failed the import; a name over 255 bytes
+     * was cut short, inside a character here. Both are problems of the dry run now. */
+    char csv[600] = "login,name,department,role,groups\ntanaka,T, ,staff,\nsato,a";
+    for (int i = 0; i < 100; i++)
+        strcat(csv, "\xe5\x90\x8d");
+    strcat(csv, ",d,staff,\n");
+    cJSON *r = import_dry_run(csv);
+    const cJSON *problems = cJSON_GetObjectItem(r, "problems");
+    cr_assert_eq(cJSON_GetArraySize(problems), 2, "%s", fake.text[fake.n - 1]);
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(problems, 0), "problem")->valuestring,
+                     "the department is blank");
+    cr_assert_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(problems, 1), "line")->valuedouble, 3);
+    cJSON_Delete(r);
 }

@@ -59,6 +59,28 @@ Test(utf8, accepts_valid_and_rejects_invalid)
         cr_assert(!kz_utf8_valid(bad[i], strlen(bad[i])), "%zu", i);
 }
 
+Test(utf8, sanitize_replaces_only_what_is_invalid)
+{
+    struct {
+        const char *in, *out;
+    } cases[] = {
+        {"", ""},
+        {"日本語 ok", "日本語 ok"},
+        {"a\377b", "a?b"},
+        {"cut \xe6\x97", "cut ??"}, /* a character cut in two by a byte limit */
+        {"\xc0\xaf/", "?\?/"},
+        {"\xed\xa0\x80", "???"},
+        {"\x80\xe7\xb5\x86", "?絆"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "%s", cases[i].in);
+        kz_utf8_sanitize(buf);
+        cr_assert_str_eq(buf, cases[i].out, "case %zu", i);
+        cr_assert(kz_utf8_valid(buf, strlen(buf)));
+    }
+}
+
 Test(accounts, login_ids)
 {
     cr_assert(kz_login_valid("admin"));
