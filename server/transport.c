@@ -1207,6 +1207,18 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
         return NULL;
     }
     t->port = lws_get_vhost_listen_port(lws_get_vhost_by_name(t->ctx, "default"));
+    /* Before the "listening" line: a SIGTERM right after it must be a clean stop (it sets
+     * stop_requested, and transport_run then returns at once), never the default death. */
+    signal_ctx = t->ctx;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    /* A file-size limit (ulimit -f, systemd LimitFSIZE) must be a write error the server
+     * reports as unavailable, not a signal that kills it. */
+    signal(SIGXFSZ, SIG_IGN);
     tx->send = tx_send;
     tx->bind = tx_bind;
     tx->close_conns = tx_close_conns;
@@ -1249,16 +1261,6 @@ static void deadline_cb(lws_sorted_usec_list_t *sul)
 
 void transport_run(struct transport *t)
 {
-    signal_ctx = t->ctx;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    /* A file-size limit (ulimit -f, systemd LimitFSIZE) must be a write error the server
-     * reports as unavailable, not a signal that kills it. */
-    signal(SIGXFSZ, SIG_IGN);
 
     lws_sul_schedule(t->ctx, 0, &t->house_sul, house_cb, 1);
     while (!stop_requested && lws_service(t->ctx, 0) >= 0)

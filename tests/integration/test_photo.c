@@ -103,8 +103,8 @@ static void users_and_room(const char *const *users, int n, char room_id[64])
         /* Logging in made and registered the device's keys, so senders encrypt to it from
          * the first photo on (no key request needed). */
         cr_assert_eq(KZ("admin", "--json", "devices", users[i]), 0, "%s", out);
-        cr_assert(strstr(out, "\"revoked_at\":null"), "%s has a device after login: %s",
-                  users[i], out);
+        cr_assert(strstr(out, "\"revoked_at\":null"), "%s has a device after login: %s", users[i],
+                  out);
     }
     char members[256] = "";
     for (int i = 1; i < n; i++)

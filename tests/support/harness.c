@@ -8,6 +8,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sodium.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -243,6 +245,128 @@ void kzd_teardown(struct kzd *d)
                 rc);
         abort();
     }
+}
+
+bool kzd_check_event_logs(const struct kzd *d, struct kzd_log_check *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(err, errlen, "ok");
+    char path[400], line[128] = "";
+    snprintf(path, sizeof path, "%s/server.key", d->dir);
+    FILE *f = fopen(path, "r");
+    bool got_line = f && fgets(line, sizeof line, f);
+    if (f)
+        fclose(f);
+    /* "ed25519-seed " then the base64 seed */
+    unsigned char seed[32], pk[32], sk[64];
+    size_t n;
+    if (!got_line || strlen(line) < 13 ||
+        sodium_base642bin(seed, sizeof seed, line + 13, strcspn(line + 13, "\n"), NULL, &n, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        n != sizeof seed) {
+        snprintf(err, errlen, "cannot read the key in %s", path);
+        return false;
+    }
+    crypto_sign_seed_keypair(pk, sk, seed);
+    sodium_memzero(sk, sizeof sk);
+
+    snprintf(path, sizeof path, "%s/kizuna.db", d->dir);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_open(path, &db) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+                           "SELECT room, origin, inc, seq, event_id, payload, sig FROM events"
+                           " ORDER BY room, origin, inc, seq",
+                           -1, &s, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot read %s: %s", path, db ? sqlite3_errmsg(db) : "no memory");
+        sqlite3_close(db);
+        return false;
+    }
+    long long last_room = -1, last_inc = -1, last_seq = 0;
+    char last_origin[128] = "", prev_id[64] = "";
+    bool head_signed = true, ok = true;
+    int rc = SQLITE_DONE;
+    while (ok && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        long long room = sqlite3_column_int64(s, 0), inc = sqlite3_column_int64(s, 2),
+                  seq = sqlite3_column_int64(s, 3);
+        const char *origin = (const char *)sqlite3_column_text(s, 1);
+        const char *id = (const char *)sqlite3_column_text(s, 4);
+        const unsigned char *payload = sqlite3_column_blob(s, 5);
+        int plen = sqlite3_column_bytes(s, 5), siglen = sqlite3_column_bytes(s, 6);
+        origin = origin ? origin : "";
+        id = id ? id : "";
+        if (room != last_room || inc != last_inc || strcmp(origin, last_origin) != 0) {
+            if (!head_signed) {
+                snprintf(err, errlen, "the log of room %lld does not end in a signed checkpoint",
+                         last_room);
+                ok = false;
+                break;
+            }
+            last_room = room;
+            last_inc = inc;
+            snprintf(last_origin, sizeof last_origin, "%s", origin);
+            last_seq = 0;
+            prev_id[0] = '\0';
+            out->logs++;
+        }
+        if (seq != last_seq + 1) {
+            snprintf(err, errlen, "room %lld: seq %lld follows %lld", room, seq, last_seq);
+            ok = false;
+            break;
+        }
+        /* id = BLAKE2b-256("kizuna/id/v1\0" || payload) */
+        unsigned char h[32];
+        crypto_generichash_state gs;
+        crypto_generichash_init(&gs, NULL, 0, sizeof h);
+        crypto_generichash_update(&gs, (const unsigned char *)"kizuna/id/v1", 13);
+        crypto_generichash_update(&gs, payload, (unsigned long long)plen);
+        crypto_generichash_final(&gs, h, sizeof h);
+        char b64[64];
+        sodium_bin2base64(b64, sizeof b64, h, sizeof h, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        cJSON *p = cJSON_ParseWithLength((const char *)payload, (size_t)plen);
+        const cJSON *prev = cJSON_GetObjectItem(p, "prev");
+        if (strcmp(b64, id) != 0) {
+            snprintf(err, errlen, "room %lld seq %lld: the id is not the hash of the stored bytes",
+                     room, seq);
+            ok = false;
+        } else if (prev_id[0] ? !cJSON_IsString(prev) || strcmp(prev->valuestring, prev_id) != 0
+                              : !cJSON_IsNull(prev)) {
+            snprintf(err, errlen, "room %lld seq %lld: prev does not chain the log", room, seq);
+            ok = false;
+        }
+        cJSON_Delete(p);
+        if (ok && siglen) {
+            unsigned char *msg = malloc((size_t)plen + 16);
+            if (msg) {
+                memcpy(msg, "kizuna/event/v1", 16);
+                memcpy(msg + 16, payload, (size_t)plen);
+            }
+            if (!msg || siglen != crypto_sign_BYTES ||
+                crypto_sign_verify_detached(sqlite3_column_blob(s, 6), msg,
+                                            (unsigned long long)plen + 16, pk) != 0) {
+                snprintf(err, errlen, "room %lld seq %lld: bad checkpoint signature", room, seq);
+                ok = false;
+            }
+            free(msg);
+            out->signatures++;
+        }
+        head_signed = siglen > 0;
+        snprintf(prev_id, sizeof prev_id, "%s", id);
+        last_seq = seq;
+        out->events++;
+    }
+    if (ok && rc != SQLITE_DONE) {
+        snprintf(err, errlen, "reading events: %s", sqlite3_errmsg(db));
+        ok = false;
+    }
+    if (ok && !head_signed) {
+        snprintf(err, errlen, "the log of room %lld does not end in a signed checkpoint",
+                 last_room);
+        ok = false;
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return ok;
 }
 
 pid_t spawn_reader(const char *const argv[], const char *const env[], int *out_fd)
@@ -596,14 +720,15 @@ cJSON *ws_next_event(struct ws *w, int timeout_ms)
 
 cJSON *ws_callf(struct ws *w, const char *fmt, ...)
 {
-    static long long next_id = 1000;
+    static long long next_id = 1000; /* atomic: tests call this from several threads */
     char body[65536], req[65600];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(body, sizeof body, fmt, ap);
     va_end(ap);
     /* fmt is the request without braces' id: "\"op\":\"x\",..." */
-    snprintf(req, sizeof req, "{\"id\":%lld,%s}", next_id++, body);
+    snprintf(req, sizeof req, "{\"id\":%lld,%s}", __atomic_fetch_add(&next_id, 1, __ATOMIC_RELAXED),
+             body);
     return ws_call(w, req);
 }
 
@@ -638,7 +763,19 @@ cJSON *ws_call(struct ws *w, const char *json_request)
 {
     cJSON *req = cJSON_Parse(json_request);
     cr_assert_not_null(req, "bad test request: %s", json_request);
-    double id = cJSON_GetObjectItem(req, "id")->valuedouble;
+    cJSON_Delete(req);
+    return ws_try_call(w, json_request);
+}
+
+cJSON *ws_try_call(struct ws *w, const char *json_request)
+{
+    cJSON *req = cJSON_Parse(json_request);
+    const cJSON *req_id = cJSON_GetObjectItem(req, "id");
+    if (!cJSON_IsNumber(req_id)) {
+        cJSON_Delete(req);
+        return NULL;
+    }
+    double id = req_id->valuedouble;
     cJSON_Delete(req);
     if (!ws_send_text(w, json_request))
         return NULL;

@@ -44,6 +44,19 @@ pid_t spawn_reader(const char *const argv[], const char *const env[], int *out_f
 /* Reads from fd into buf (appending at *len) until it contains needle or the deadline. */
 bool read_until(int fd, char *buf, size_t cap, size_t *len, const char *needle, int timeout_ms);
 
+/* What kzd_check_event_logs saw. */
+struct kzd_log_check {
+    int events;     /* rows checked */
+    int logs;       /* (room, origin, inc) logs */
+    int signatures; /* checkpoint signatures verified */
+};
+/* Checks the signed, hash-chained event logs in the data directory's database (best with the
+ * server stopped): per (room, origin, inc) log, seq runs from 1 without gaps, each event id is
+ * the BLAKE2b-256 of its stored bytes, `prev` names the previous event, every checkpoint
+ * signature verifies with server.key and every log ends in one. Never asserts (usable off the
+ * test's main thread); false with the first problem in err. */
+bool kzd_check_event_logs(const struct kzd *d, struct kzd_log_check *out, char *err, size_t errlen);
+
 /* ---- raw WebSocket ---- */
 #define WS_STASH 4096
 struct ws {
@@ -65,6 +78,9 @@ bool ws_send_text(struct ws *w, const char *text);
 char *ws_recv_text(struct ws *w, int timeout_ms);
 /* Sends a request and returns the reply with the same id (caller deletes); events skipped. */
 cJSON *ws_call(struct ws *w, const char *json_request);
+/* The same, but never asserts, so it is safe off the test's main thread: NULL also for a
+ * request that is not JSON with a numeric id. */
+cJSON *ws_try_call(struct ws *w, const char *json_request);
 /* Logs in over this connection; returns the token in tok (>= 64 bytes) or false. */
 bool ws_login(struct ws *w, const char *login, const char *password, char *tok);
 /* The next pushed event (stashed or from the socket), parsed; NULL on timeout or close. */
