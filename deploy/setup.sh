@@ -10,7 +10,11 @@ cd "$(dirname "$0")/.."
 
 BUILD_PKGS=(build-essential cmake pkg-config libwebsockets-dev libsqlite3-dev libsodium-dev
             libturbojpeg0-dev libcjson-dev libqrencode-dev libcurl4-openssl-dev)
-TEST_PKGS=(libcriterion-dev valgrind curl mosquitto openssl)
+# clang and its runtime libraries bring libFuzzer, which gcc lacks: the fuzz harnesses
+# (tests/fuzz/run.sh, ctest fuzz_smoke) need it, and fuzz_smoke fails rather than skips
+# without it. Both are Debian 12 packages; libclang-rt-14-dev is only a recommendation of
+# clang, and we install without recommendations.
+TEST_PKGS=(libcriterion-dev valgrind curl mosquitto openssl clang libclang-rt-14-dev)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 install_missing() {

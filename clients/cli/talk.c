@@ -425,7 +425,7 @@ static int cmd_history(int argc, char **argv)
     if (argc < 2)
         return usage_error("history ROOM [--before POS] [--after POS] [--limit N]");
     cJSON *args = cJSON_CreateObject();
-    for (int i = 2; i < argc; i++) {
+    for (int i = 2; i < argc; i += 2) { /* option, value */
         long long v;
         if (i + 1 >= argc || !parse_pos(argv[i + 1], &v) ||
             (strcmp(argv[i], "--before") && strcmp(argv[i], "--after") &&
@@ -434,7 +434,6 @@ static int cmd_history(int argc, char **argv)
             return usage_error("history ROOM [--before POS] [--after POS] [--limit N]");
         }
         cJSON_AddNumberToObject(args, argv[i] + 2, (double)v);
-        i++;
     }
     cJSON *reply = NULL;
     int rc = room_call(argv[1], "history", args, &reply);

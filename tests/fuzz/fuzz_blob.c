@@ -1,0 +1,164 @@
+/* fuzz_blob.c - the decoders of media/'s encryption formats: the chunked blob
+ * (media_blob_decrypt), the key envelope (media_envelope_open) and the message AEAD
+ * (media_aead_open), all with fixed keys, so that seeds made by kz-fuzzseeds authenticate and
+ * the fuzzer gets past the first chunk (fuzz_rng.h).
+ *
+ * Input: a mode byte, then its data.
+ *   'k'  u64 big-endian true length, then a blob: decrypted with that length and its own hash
+ *   'e'  a key envelope
+ *   'a'  one byte n, n bytes of additional data, then a sealed message
+ *   'r'  plaintext: encrypted, then decrypted whole (must give it back) and cut short (must
+ *        fail)
+ *   anything else: the whole input is a blob, decrypted with its length unknown. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz_rng.h"
+#include "media.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+static uint8_t blob_key[32], sender_pk[32], sender_sk[32], recipient_pk[32], recipient_sk[32],
+    aead_key[32];
+
+static void fail(const char *msg, enum media_rc rc)
+{
+    fprintf(stderr, "fuzz_blob: %s (%s)\n", msg, media_rc_name(rc));
+    abort();
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    if (fz_rng_install() != 0)
+        abort();
+    fz_rng_blob_key(blob_key);
+    fz_fixed_keys(sender_pk, sender_sk, recipient_pk, recipient_sk, aead_key);
+    return 0;
+}
+
+struct src {
+    const uint8_t *p;
+    size_t len, pos;
+};
+
+/* Short reads of varying size, as from a socket or a file read in pieces. */
+static long src_read(void *ctx, void *buf, size_t len)
+{
+    struct src *s = ctx;
+    size_t n = s->len - s->pos, piece = 1 + (s->pos * 7919) % 5000;
+    if (n > len)
+        n = len;
+    if (n > piece)
+        n = piece;
+    memcpy(buf, s->p + s->pos, n);
+    s->pos += n;
+    return (long)n;
+}
+
+struct sink {
+    uint8_t *buf; /* NULL: count only */
+    size_t cap, len;
+};
+
+static int sink_write(void *ctx, const void *buf, size_t len)
+{
+    struct sink *s = ctx;
+    if (s->buf) {
+        if (len > s->cap - s->len)
+            return -1;
+        memcpy(s->buf + s->len, buf, len);
+    }
+    s->len += len;
+    return 0;
+}
+
+static enum media_rc decrypt(const uint8_t *blob, size_t len, const uint8_t key[32],
+                             const uint8_t *hash, uint64_t plain_len, struct sink *out)
+{
+    struct src in = {.p = blob, .len = len};
+    uint64_t written = 0;
+    enum media_rc rc =
+        media_blob_decrypt(src_read, &in, sink_write, out, key, hash, plain_len, &written);
+    if (written != out->len)
+        fail("*written differs from what was written", rc);
+    if (rc == MEDIA_OK && plain_len != MEDIA_BLOB_LEN_UNKNOWN && written != plain_len)
+        fail("a blob decrypted to another length than declared", rc);
+    if (written > len)
+        fail("more plaintext than ciphertext", rc);
+    return rc;
+}
+
+static void roundtrip(const uint8_t *plain, size_t len)
+{
+    size_t cap = (size_t)media_blob_padded_len(len) + len / 1024 + 4096;
+    struct sink blob = {.buf = malloc(cap), .cap = cap};
+    struct media_blob_info info;
+    fz_rng_reset();
+    enum media_rc rc = media_blob_encrypt(plain, len, sink_write, &blob, &info);
+    if (rc != MEDIA_OK)
+        fail("encrypting failed", rc);
+    struct sink back = {.buf = malloc(len + 1), .cap = len};
+    rc = decrypt(blob.buf, blob.len, info.key, info.hash, len, &back);
+    if (rc != MEDIA_OK || back.len != len || memcmp(back.buf, plain, len) != 0)
+        fail("a blob did not decrypt to its plaintext", rc);
+    struct sink none = {0};
+    rc = decrypt(blob.buf, blob.len - 1, info.key, NULL, MEDIA_BLOB_LEN_UNKNOWN, &none);
+    if (rc != MEDIA_BLOB_TRUNCATED)
+        fail("a blob cut short was not reported as truncated", rc);
+    free(blob.buf);
+    free(back.buf);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    const uint8_t *rest = data + 1;
+    size_t len = size - 1;
+    struct sink out = {0};
+    switch (data[0]) {
+    case 'k': {
+        if (len < 8)
+            return 0;
+        uint64_t plain_len = 0;
+        for (int i = 0; i < 8; i++)
+            plain_len = plain_len << 8 | rest[i];
+        uint8_t hash[MEDIA_BLOB_HASHBYTES];
+        crypto_generichash(hash, sizeof hash, rest + 8, len - 8, NULL, 0);
+        decrypt(rest + 8, len - 8, blob_key, hash, plain_len, &out);
+        break;
+    }
+    case 'e': {
+        /* Exactly the plaintext's size: an overflow is caught by ASan. */
+        size_t n = len > MEDIA_ENVELOPE_OVERHEAD ? len - MEDIA_ENVELOPE_OVERHEAD : 0;
+        unsigned char *plain = malloc(n ? n : 1);
+        media_envelope_open(rest, len, sender_pk, recipient_sk, plain);
+        free(plain);
+        break;
+    }
+    case 'a': {
+        if (len < 1)
+            return 0;
+        size_t ad_len = rest[0] < len - 1 ? rest[0] : len - 1;
+        const uint8_t *ad = rest + 1, *ct = rest + 1 + ad_len;
+        size_t ct_len = len - 1 - ad_len;
+        size_t n = ct_len > MEDIA_AEAD_OVERHEAD ? ct_len - MEDIA_AEAD_OVERHEAD : 0;
+        unsigned char *plain = malloc(n ? n : 1);
+        media_aead_open(ct, ct_len, ad_len ? ad : NULL, ad_len, aead_key, plain);
+        free(plain);
+        break;
+    }
+    case 'r':
+        roundtrip(rest, len);
+        break;
+    default:
+        decrypt(data, size, blob_key, NULL, MEDIA_BLOB_LEN_UNKNOWN, &out);
+        break;
+    }
+    return 0;
+}
