@@ -4,9 +4,12 @@
  * get through the CLI) is test_photo.c. */
 #include <criterion/criterion.h>
 #include <sodium.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "media.h"
@@ -393,4 +396,68 @@ Test(e2ee, devices_and_signed_events_decide_who_may_post_and_read)
     ws_close_fd(&k);
     ws_close_fd(&a);
     free(blob);
+}
+
+/* ---- limits: quotas and expiry, on a server of their own ---- */
+
+static void setup_limits(void)
+{
+    kzd_setup_with(&d, "\"upload_quota_bytes\":1048576,\"blob_max_bytes\":600000");
+}
+
+Test(e2ee, quotas_hold_and_expired_uploads_are_refused_then_swept, .init = setup_limits)
+{
+    add_user("sato");
+    char token[64], location[128], hex[65];
+    struct ws w;
+    user_ws(&w, "sato", token);
+    ws_close_fd(&w);
+    unsigned char *blob = random_blob(500000);
+    upload_blob(token, blob, 500000, hex);
+    /* 500,000 stored; another 500,000 still fits the 1 MiB quota, a third does not. */
+    unsigned char *two = random_blob(500000), *three = random_blob(500000);
+    char hex2[65], hex3[65];
+    blob_id(two, 500000, hex2);
+    blob_id(three, 500000, hex3);
+    cr_assert_eq(create_upload(token, hex2, 500000, location), 201, "%s", resp);
+    cr_assert_eq(create_upload(token, hex3, 500000, NULL), 413, "over the quota: %s", resp);
+    cr_assert(strstr(resp, "quota"), "%s", resp);
+    cr_assert_eq(create_upload(token, hex3, 700000, NULL), 413, "over blob_max_bytes");
+
+    /* An upload left unfinished past its expiry: 410, then the sweep removes it. */
+    cr_assert_eq(patch(token, location, 0, two, 100000, 100000, false), 204);
+    char staging[400];
+    snprintf(staging, sizeof staging, "%s/uploads/%s", d.dir, strrchr(location, '/') + 1);
+    struct stat sb;
+    cr_assert_eq(stat(staging, &sb), 0, "the staging file exists");
+    cr_assert_eq(kzd_stop(&d), 0);
+    char db[400];
+    snprintf(db, sizeof db, "%s/kizuna.db", d.dir);
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+    cr_assert_eq(
+        sqlite3_prepare_v2(h, "UPDATE uploads SET expires_at = 1 WHERE id = ?", -1, &st, NULL),
+        SQLITE_OK);
+    sqlite3_bind_text(st, 1, strrchr(location, '/') + 1, -1, SQLITE_STATIC);
+    cr_assert_eq(sqlite3_step(st), SQLITE_DONE);
+    cr_assert_eq(sqlite3_changes(h), 1);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    kzd_start(&d);
+    /* The first sweep runs at start; either answer says the upload is over, never 200. */
+    long long got = head_offset(token, location);
+    cr_assert(got == -410 || got == -404, "an expired upload is refused (%lld)", got);
+    /* The housekeeping beat (1 s in tests) drops the row and the staging file: waiting for a
+     * periodic job, with a deadline, not for readiness. */
+    for (int i = 0; i < 100 && (stat(staging, &sb) == 0 || head_offset(token, location) != -404);
+         i++)
+        usleep(50000);
+    cr_assert_neq(stat(staging, &sb), 0, "the staging file is removed");
+    cr_assert_eq(head_offset(token, location), -404);
+    /* Expired bytes no longer count: the quota has room again. */
+    cr_assert_eq(create_upload(token, hex3, 500000, NULL), 201, "%s", resp);
+    free(blob);
+    free(two);
+    free(three);
 }
