@@ -455,43 +455,12 @@ static bool read_exact(int fd, void *buf, size_t len, long long deadline)
 int http_request(int port, const char *method, const char *path, const char *headers,
                  const char *reqbody, char *body, size_t bodylen)
 {
-    int fd = tcp_connect(port, 0);
-    if (fd < 0)
-        return -1;
-    char req[8192];
-    int n =
-        snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s",
-                 method, path, headers ? headers : "");
-    if (reqbody)
-        n += snprintf(req + n, sizeof req - (size_t)n, "Content-Length: %zu\r\n", strlen(reqbody));
-    n += snprintf(req + n, sizeof req - (size_t)n, "\r\n");
-    bool ok =
-        write_all(fd, req, (size_t)n) && (!reqbody || write_all(fd, reqbody, strlen(reqbody)));
     char resp[65536];
-    size_t len = 0;
-    long long deadline = now_ms() + IO_DEADLINE_MS;
-    /* Read the answer even if the write failed: a server may refuse a body before taking it. */
-    (void)ok;
-    while (len < sizeof resp - 1 && wait_readable(fd, deadline)) {
-        ssize_t r = read(fd, resp + len, sizeof resp - 1 - len);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-        resp[len] = '\0';
-        /* The server may keep the connection open: stop once the body is complete. */
-        char *hdr_end = strstr(resp, "\r\n\r\n");
-        char *cl = strcasestr(resp, "content-length:");
-        if (hdr_end && cl && cl < hdr_end &&
-            len >= (size_t)(hdr_end + 4 - resp) + strtoul(cl + 15, NULL, 10))
-            break;
-    }
-    close(fd);
-    resp[len] = '\0';
-    int status = -1;
-    if (sscanf(resp, "HTTP/1.1 %d", &status) != 1)
-        return -1;
+    size_t len = reqbody ? strlen(reqbody) : 0, resp_len;
+    int status =
+        http_raw(port, method, path, headers, reqbody, len, len, resp, sizeof resp, &resp_len);
     char *b = strstr(resp, "\r\n\r\n");
-    snprintf(body, bodylen, "%s", b ? b + 4 : "");
+    snprintf(body, bodylen, "%s", status > 0 && b ? b + 4 : "");
     return status;
 }
 
@@ -520,10 +489,13 @@ int http_raw(int port, const char *method, const char *path, const char *headers
     if (fd < 0)
         return -1;
     char req[8192];
-    int n = snprintf(req, sizeof req,
-                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s"
-                     "Content-Length: %zu\r\n\r\n",
-                     method, path, headers ? headers : "", body_len);
+    int n =
+        snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s",
+                 method, path, headers ? headers : "");
+    /* No body at all: no Content-Length either (the server must cope with that too). */
+    if (body)
+        n += snprintf(req + n, sizeof req - (size_t)n, "Content-Length: %zu\r\n", body_len);
+    n += snprintf(req + n, sizeof req - (size_t)n, "\r\n");
     bool ok = write_all(fd, req, (size_t)n) &&
               (!send_len || write_all(fd, body, send_len < body_len ? send_len : body_len));
     if (ok && send_len < body_len) {
