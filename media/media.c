@@ -1,6 +1,7 @@
 /* media.c - the JPEG probe and result names; see media.h. */
 #include "media.h"
 
+#include <string.h>
 #include <turbojpeg.h>
 
 enum media_rc media_jpeg_probe(const unsigned char *buf, size_t len, struct media_jpeg_info *out)
@@ -13,6 +14,8 @@ enum media_rc media_jpeg_probe(const unsigned char *buf, size_t len, struct medi
         return MEDIA_NOMEM;
     int subsamp, colorspace, w = 0, h = 0;
     int rc = tjDecompressHeader3(tj, buf, (unsigned long)len, &w, &h, &subsamp, &colorspace);
+    if (rc != 0 && media_tj_harmless_warning(tj))
+        rc = 0;
     tjDestroy(tj);
     /* A stream cut before its frame header reads as "tables only": success with no size. */
     if (rc != 0 || w <= 0 || h <= 0)
@@ -20,6 +23,15 @@ enum media_rc media_jpeg_probe(const unsigned char *buf, size_t len, struct medi
     out->width = w;
     out->height = h;
     return MEDIA_OK;
+}
+
+bool media_tj_harmless_warning(void *tj)
+{
+    /* The one libjpeg warning that leaves the image whole: stray bytes between two segments,
+     * which phones write; libjpeg skips them. Everything else (a cut stream, bad entropy data)
+     * would be a half-grey photo. */
+    return tjGetErrorCode(tj) == TJERR_WARNING &&
+           strstr(tjGetErrorStr2(tj), "extraneous bytes before marker") != NULL;
 }
 
 const char *media_rc_name(enum media_rc rc)

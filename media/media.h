@@ -36,6 +36,9 @@ enum media_rc {
 
 /* A stable, human-readable name for a result code (a static string). */
 const char *media_rc_name(enum media_rc rc);
+/* Whether the last TurboJPEG error on handle tj (a tjhandle) is only the warning about stray
+ * bytes between segments, which leaves the image whole (internal to media/). */
+bool media_tj_harmless_warning(void *tj);
 
 /* ---- JPEG probe and EXIF ---------------------------------------------------------------- */
 

@@ -341,7 +341,8 @@ enum media_rc media_photo_process(const unsigned char *jpeg, size_t len,
     enum media_rc rc = MEDIA_OK;
     struct rgb dec = {0}, small = {0}, up = {0};
     int w = 0, h = 0, subsamp, colorspace;
-    if (tjDecompressHeader3(tj, jpeg, (unsigned long)len, &w, &h, &subsamp, &colorspace) != 0 ||
+    if ((tjDecompressHeader3(tj, jpeg, (unsigned long)len, &w, &h, &subsamp, &colorspace) != 0 &&
+         !media_tj_harmless_warning(tj)) ||
         w <= 0 || h <= 0) {
         rc = MEDIA_CORRUPT;
         goto done;
@@ -365,10 +366,13 @@ enum media_rc media_photo_process(const unsigned char *jpeg, size_t len,
         rc = MEDIA_NOMEM;
         goto done;
     }
-    /* STOPONWARNING: a truncated or damaged stream is an error, not a half-grey photo.
+    /* A truncated or damaged stream is an error, not a half-grey photo; but phones write
+     * files with stray bytes between segments, which libjpeg only warns about and which do not
+     * touch the pixels, and refusing those would refuse real photos.
      * LIMITSCANS: refuses progressive files with absurd scan counts (a CPU-time attack). */
     if (tjDecompress2(tj, jpeg, (unsigned long)len, dec.px, dec.w, 0, dec.h, TJPF_RGB,
-                      TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS) != 0) {
+                      TJFLAG_LIMITSCANS) != 0 &&
+        !media_tj_harmless_warning(tj)) {
         rc = MEDIA_CORRUPT;
         goto done;
     }

@@ -519,6 +519,29 @@ static void set_sof_size(unsigned char *j, size_t len, int w, int h)
     cr_assert_fail("no SOF0");
 }
 
+Test(photo, stray_bytes_between_segments_are_accepted_but_a_cut_stream_is_not)
+{
+    /* Phones write such files; libjpeg only warns ("extraneous bytes before marker"). */
+    size_t len;
+    unsigned char *j = make_jpeg(64, 48, NULL, &len);
+    size_t at = 2;
+    while (at + 4 < len && !(j[at] == 0xff && j[at + 1] == 0xdb)) /* the first DQT */
+        at += 2 + ((size_t)j[at + 2] << 8 | j[at + 3]);
+    cr_assert_lt(at + 4, len, "a DQT segment");
+    unsigned char *stray = malloc(len + 3);
+    memcpy(stray, j, at);
+    memcpy(stray + at, "\x00\x01\x02", 3);
+    memcpy(stray + at + 3, j + at, len - at);
+    struct media_photo p;
+    enum media_rc prc = media_photo_process(stray, len + 3, NULL, &p);
+    cr_assert_eq(prc, MEDIA_OK, "stray bytes: %s", media_rc_name(prc));
+    cr_assert_eq(p.width, 64);
+    media_photo_free(&p);
+    cr_assert_eq(media_photo_process(j, len - 40, NULL, &p), MEDIA_CORRUPT, "a cut stream");
+    free(stray);
+    free(j);
+}
+
 Test(photo, a_tiny_file_cannot_claim_a_huge_image)
 {
     size_t len;
