@@ -157,6 +157,7 @@ enum kz_err srv_room_create(struct srv_call *c, struct store_room *r, const char
     cJSON_AddStringToObject(content, "kind", r->kind);
     cJSON_AddStringToObject(content, "name", r->name);
     cJSON_AddStringToObject(content, "topic", r->topic);
+    cJSON_AddStringToObject(content, "history", r->history[0] ? r->history : "shared");
     return srv_room_create_with(c, r, direct_key, "room.create", content, out);
 }
 

@@ -62,6 +62,15 @@ static int device_row(void *arr, const struct store_device *d)
     return 0;
 }
 
+/* In room.devices, each device also says when its owner joined (history "joined"). */
+static int room_device_row(void *arr, const struct store_device *d)
+{
+    cJSON *o = device_json(d);
+    cJSON_AddNumberToObject(o, "joined_pos", (double)d->joined_pos);
+    cJSON_AddItemToArray(arr, o);
+    return 0;
+}
+
 /* ---- device.register ---- */
 
 enum kz_err op_device_register(struct srv_call *c)
@@ -139,8 +148,9 @@ enum kz_err op_room_devices(struct srv_call *c)
     if (e)
         return e;
     c->result = cJSON_CreateObject();
+    cJSON_AddStringToObject(c->result, "history", room.history[0] ? room.history : "shared");
     cJSON *arr = cJSON_AddArrayToObject(c->result, "devices");
-    if (store_device_each_in_room(srv_store(c->srv), room.id, device_row, arr) != STORE_OK)
+    if (store_device_each_in_room(srv_store(c->srv), room.id, room_device_row, arr) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "device list failed");
     return KZ_OK;
 }

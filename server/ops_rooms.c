@@ -121,6 +121,10 @@ enum kz_err op_room_create(struct srv_call *c)
     snprintf(room.kind, sizeof room.kind, "group");
     snprintf(room.name, sizeof room.name, "%s", name);
     snprintf(room.topic, sizeof room.topic, "%s", topic ? topic : "");
+    const char *history = srv_arg_str(c, "history");
+    if (history && strcmp(history, "shared") && strcmp(history, "joined"))
+        return srv_fail(c, KZ_BAD_REQUEST, "history is shared or joined");
+    snprintf(room.history, sizeof room.history, "%s", history ? history : "shared");
     struct srv_appended created;
     if ((e = srv_room_create(c, &room, NULL, &created)) ||
         (e = join_creator(c, &room, "admin", created.pos)))
@@ -353,6 +357,7 @@ static int member_json(void *arg, const struct store_member *m)
     cJSON_AddStringToObject(o, "name", m->name);
     cJSON_AddStringToObject(o, "role", m->role);
     cJSON_AddNumberToObject(o, "read_pos", (double)m->read_pos);
+    cJSON_AddNumberToObject(o, "joined_pos", (double)m->joined_pos);
     if (m->read_at)
         cJSON_AddNumberToObject(o, "read_at", (double)m->read_at);
     cJSON_AddItemToArray(arg, o);
@@ -416,6 +421,7 @@ static cJSON *room_json(struct srv *s, const struct store_room *r, const struct 
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "room", r->room_id);
     cJSON_AddStringToObject(o, "kind", r->kind);
+    cJSON_AddStringToObject(o, "history", r->history[0] ? r->history : "shared");
     if (strcmp(r->kind, "direct") == 0) {
         /* A one-to-one room is called after the other person. */
         struct direct_ctx d = {.me = me->user_id};

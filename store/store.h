@@ -197,6 +197,7 @@ struct store_device {
     uint8_t sign_pk[32], box_pk[32], self_sig[64];
     int64_t created_at;
     int64_t revoked_at; /* 0: active */
+    int64_t joined_pos; /* store_device_each_in_room: when its owner joined the room */
 };
 /* Fills d->id; STORE_CONFLICT if the device id exists. */
 enum store_rc store_device_insert(struct store *st, struct store_device *d);
@@ -242,7 +243,8 @@ enum store_rc store_blob_insert(struct store *st, const char *id, int64_t size, 
 enum store_rc store_blob_get(struct store *st, const char *id, int64_t *size, int64_t *uploader);
 enum store_rc store_blob_ref_add(struct store *st, const char *blob, int64_t room, int64_t pos);
 /* Whether user may read the blob: a current member of a room with an event that references
- * it. (Uploaders read their own blobs before they reference them.) */
+ * it (in a room whose history is 'joined', an event since the member joined). Uploaders read
+ * their own blobs before they reference them. */
 enum store_rc store_blob_readable(struct store *st, const char *blob, int64_t user_id, bool *out);
 
 /* ---- the audit log (append-only) ---- */
@@ -274,6 +276,7 @@ struct store_room {
     char topic[STORE_TOPIC_MAX + 1];
     int64_t created_by;
     int64_t created_at;
+    char history[8]; /* "shared", or "joined": photos before one joined stay unreadable */
 };
 
 struct store_member {

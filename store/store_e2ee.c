@@ -27,11 +27,12 @@ enum e2ee_stmt {
 };
 _Static_assert(E_COUNT <= STORE_E2EE_STMTS, "raise STORE_E2EE_STMTS");
 
-#define DEV_COLS                                                                                   \
+#define DEV_FIELDS                                                                                 \
     "d.id, d.device_id, d.user_id, u.login, coalesce(d.session_id, 0), d.label, d.sign_pk,"        \
-    " d.box_pk, d.self_sig, d.created_at, coalesce(d.revoked_at, 0)"                               \
-    " FROM devices d JOIN users u ON u.id = d.user_id"
-#define UP_COLS "id, user_id, blob, length, offset, created_at, expires_at, coalesce(done_at, 0)"
+    " d.box_pk, d.self_sig, d.created_at, coalesce(d.revoked_at, 0)"
+#define DEV_FROM " FROM devices d JOIN users u ON u.id = d.user_id"
+#define DEV_COLS DEV_FIELDS DEV_FROM
+#define UP_COLS  "id, user_id, blob, length, offset, created_at, expires_at, coalesce(done_at, 0)"
 
 static const char *const e2ee_sql[E_COUNT] = {
     [E_DEV_INSERT] = "INSERT INTO devices (device_id, user_id, session_id, label, sign_pk,"
@@ -43,7 +44,8 @@ static const char *const e2ee_sql[E_COUNT] = {
     [E_DEV_OF_USER] = "SELECT " DEV_COLS " WHERE d.user_id = ? ORDER BY d.id",
     /* A device whose session ended (logout, reset, expiry) receives nothing until it logs in
      * again and re-registers: its keys may be on a phone nobody holds any more. */
-    [E_DEV_IN_ROOM] = "SELECT " DEV_COLS " JOIN room_members m ON m.user_id = d.user_id"
+    [E_DEV_IN_ROOM] = "SELECT " DEV_FIELDS ", m.joined_pos" DEV_FROM
+                      " JOIN room_members m ON m.user_id = d.user_id"
                       " JOIN sessions s ON s.id = d.session_id AND s.ended_at IS NULL"
                       " WHERE m.room = ? AND m.left_pos IS NULL AND d.revoked_at IS NULL"
                       " ORDER BY u.login, d.id",
@@ -62,8 +64,11 @@ static const char *const e2ee_sql[E_COUNT] = {
                       " VALUES (?, ?, ?, ?)",
     [E_BLOB_GET] = "SELECT size, uploader FROM blobs WHERE id = ?",
     [E_REF_ADD] = "INSERT OR IGNORE INTO blob_refs (blob, room, pos) VALUES (?, ?, ?)",
+    /* In a room whose history is 'joined', only photos posted since one joined. */
     [E_READABLE] = "SELECT 1 FROM blob_refs r JOIN room_members m ON m.room = r.room"
-                   " WHERE r.blob = ?1 AND m.user_id = ?2 AND m.left_pos IS NULL LIMIT 1",
+                   " JOIN rooms ro ON ro.id = r.room"
+                   " WHERE r.blob = ?1 AND m.user_id = ?2 AND m.left_pos IS NULL"
+                   " AND (ro.history = 'shared' OR r.pos >= m.joined_pos) LIMIT 1",
 };
 
 enum store_rc store_e2ee_prepare(struct store *st, char *err, size_t errlen)
@@ -92,6 +97,7 @@ static void read_device(sqlite3_stmt *s, struct store_device *d)
     copy_blob(d->self_sig, sizeof d->self_sig, s, 8);
     d->created_at = sqlite3_column_int64(s, 9);
     d->revoked_at = sqlite3_column_int64(s, 10);
+    d->joined_pos = sqlite3_column_count(s) > 11 ? sqlite3_column_int64(s, 11) : 0;
 }
 
 enum store_rc store_device_insert(struct store *st, struct store_device *d)

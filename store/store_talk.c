@@ -50,7 +50,8 @@ enum talk_stmt {
 };
 _Static_assert(T_COUNT <= STORE_TALK_STMTS, "raise STORE_TALK_STMTS");
 
-#define ROOM_COLS "r.id, r.room_id, r.kind, r.name, r.topic, r.created_by, r.created_at"
+#define ROOM_COLS                                                                                  \
+    "r.id, r.room_id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.history"
 #define MEMBER_COLS                                                                                \
     "m.room, m.user_id, u.login, u.name, m.role, m.joined_pos, m.left_pos,"                        \
     " m.read_pos, m.read_at"
@@ -62,7 +63,7 @@ _Static_assert(T_COUNT <= STORE_TALK_STMTS, "raise STORE_TALK_STMTS");
 
 static const char *const talk_sql[T_COUNT] = {
     [T_ROOM_INSERT] = "INSERT INTO rooms (room_id, kind, name, topic, direct_key, created_by,"
-                      " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      " created_at, history) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     [T_ROOM_GET] = "SELECT " ROOM_COLS " FROM rooms r WHERE r.room_id = ?",
     [T_ROOM_GET_ID] = "SELECT " ROOM_COLS " FROM rooms r WHERE r.id = ?",
     [T_ROOM_GET_DIRECT] = "SELECT " ROOM_COLS " FROM rooms r WHERE r.direct_key = ?",
@@ -176,7 +177,8 @@ static int read_room(sqlite3_stmt *s, int col, struct store_room *r)
     store_copy_text(r->topic, sizeof r->topic, s, col + 4);
     r->created_by = sqlite3_column_int64(s, col + 5);
     r->created_at = sqlite3_column_int64(s, col + 6);
-    return col + 7;
+    store_copy_text(r->history, sizeof r->history, s, col + 7);
+    return col + 8;
 }
 
 static enum store_rc step_room(struct store *st, sqlite3_stmt *s, struct store_room *out)
@@ -204,6 +206,7 @@ enum store_rc store_room_insert(struct store *st, struct store_room *r, const ch
         sqlite3_bind_text(s, 5, direct_key, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 6, r->created_by);
     sqlite3_bind_int64(s, 7, r->created_at);
+    sqlite3_bind_text(s, 8, r->history[0] ? r->history : "shared", -1, SQLITE_STATIC);
     enum store_rc rc = store_step_done(st, s, "room insert");
     if (rc == STORE_OK)
         r->id = sqlite3_last_insert_rowid(st->db);

@@ -126,6 +126,7 @@ struct room_view {
     cJSON *logins_fetched; /* logins whose device.list is in dir (owned) */
     cJSON *state;          /* ks_room_load (owned); saved by rv_free when dirty */
     bool dirty;
+    char history[8]; /* the room's policy: "shared", or "joined" (no keys from before one joined) */
 };
 
 /* Reads the room's devices and all its encrypted events, opens the key envelopes addressed to

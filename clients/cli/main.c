@@ -48,7 +48,7 @@ static const char usage[] =
     "  admin user reset-password LOGIN\n"
     "\n"
     "  rooms                          your rooms, unread counts and last messages\n"
-    "  room create NAME [--members a,b] [--topic TEXT]\n"
+    "  room create NAME [--members a,b] [--topic TEXT] [--history shared|joined]\n"
     "  room invite|remove ROOM USER   room admins only\n"
     "  room leave|members ROOM\n"
     "  room rename ROOM NAME | room topic ROOM TEXT | room admin ROOM USER [--revoke]\n"

@@ -247,6 +247,8 @@ int rv_load(struct kzc *c, struct ks_device *me, const char *room_id, struct roo
     int rc = call(c, "room.devices", args, &reply);
     if (rc == EXIT_OK) {
         rv->devices = cJSON_DetachItemFromObjectCaseSensitive(reply, "devices");
+        snprintf(rv->history, sizeof rv->history, "%s",
+                 *str(reply, "history", NULL) ? str(reply, "history", NULL) : "shared");
         cJSON_Delete(reply);
         const cJSON *d;
         cJSON_ArrayForEach(d, rv->devices) dir_add(rv, d);
@@ -394,6 +396,32 @@ static void answer_client_id(const cJSON *req, const char *me, char out[48])
     free(b);
 }
 
+/* Under history "joined": whether the requester's owner joined after the epoch began (its
+ * first key envelope). Such a device must not get the key (E2EE.md E10). */
+static bool joined_after_epoch(struct room_view *rv, const char *requester, const char *epoch)
+{
+    if (strcmp(rv->history, "joined") != 0)
+        return false;
+    long long joined = -1, began = -1;
+    const cJSON *d, *ev;
+    cJSON_ArrayForEach(d, rv->devices) if (strcmp(str(d, "device", NULL), requester) == 0) joined =
+        num_of(d, "joined_pos");
+    cJSON_ArrayForEach(ev, rv->events)
+    {
+        if (strcmp(str(ev, "event", NULL), "e2ee.keys") != 0)
+            continue;
+        cJSON *data = event_data(ev);
+        bool this_epoch = strcmp(str(data, "epoch", NULL), epoch) == 0;
+        cJSON_Delete(data);
+        if (this_epoch) {
+            began = num_of(ev, "pos");
+            break;
+        }
+    }
+    /* Unknown either way: refuse, as the policy is about keeping the past closed. */
+    return joined < 0 || began < 0 || joined > began;
+}
+
 static int answer_one(struct room_view *rv, const cJSON *req, const char *requester,
                       const char *epoch, const uint8_t key[32])
 {
@@ -401,20 +429,22 @@ static int answer_one(struct room_view *rv, const cJSON *req, const char *reques
     answer_client_id(req, rv->me->id, client_id);
     cJSON *data = cJSON_CreateObject();
     cJSON_AddStringToObject(data, "epoch", epoch);
-    const char *type = "e2ee.keys";
-    cJSON *entry =
-        rv_is_member_device(rv, requester) ? rv_envelope(rv, epoch, key, requester) : NULL;
+    const char *type = "e2ee.keys", *why = NULL;
+    cJSON *entry = NULL;
+    if (!rv_is_member_device(rv, requester))
+        why = "the requesting device is not a current member device of this room (revoked, or "
+              "its owner left)";
+    else if (joined_after_epoch(rv, requester, epoch))
+        why = "this room shares photos only from when one joined, and this epoch began before";
+    else if (!(entry = rv_envelope(rv, epoch, key, requester)))
+        why = "the requesting device's keys do not verify";
     if (entry) {
-        cJSON_AddStringToObject(data, "history", "shared");
+        cJSON_AddStringToObject(data, "history", rv->history);
         cJSON_AddItemToArray(cJSON_AddArrayToObject(data, "entries"), entry);
     } else {
         type = "e2ee.withheld";
         cJSON_AddStringToObject(data, "to", requester);
-        cJSON_AddStringToObject(data, "reason",
-                                rv_is_member_device(rv, requester)
-                                    ? "the requesting device's keys do not verify"
-                                    : "the requesting device is not a current member device "
-                                      "of this room (revoked, or its owner left)");
+        cJSON_AddStringToObject(data, "reason", why);
     }
     char *text = cJSON_PrintUnformatted(data);
     cJSON_Delete(data);

@@ -238,21 +238,27 @@ static int cmd_room(int argc, char **argv)
     cJSON *reply = NULL;
     int rc;
     if (strcmp(sub, "create") == 0) {
-        const char *name = NULL, *members = NULL, *topic = NULL;
+        const char *name = NULL, *members = NULL, *topic = NULL, *history = NULL;
+        const char *use = "room create NAME [--members a,b] [--topic TEXT] [--history "
+                          "shared|joined]";
         for (int i = 2; i < argc; i++) {
             if (strcmp(argv[i], "--members") == 0 && i + 1 < argc)
                 members = argv[++i];
             else if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc)
                 topic = argv[++i];
+            else if (strcmp(argv[i], "--history") == 0 && i + 1 < argc)
+                history = argv[++i];
             else if (!name)
                 name = argv[i];
             else
-                return usage_error("room create NAME [--members a,b] [--topic TEXT]");
+                return usage_error(use);
         }
         if (!name)
-            return usage_error("room create NAME [--members a,b] [--topic TEXT]");
+            return usage_error(use);
         cJSON *args = cJSON_CreateObject();
         cJSON_AddStringToObject(args, "name", name);
+        if (history)
+            cJSON_AddStringToObject(args, "history", history);
         if (topic)
             cJSON_AddStringToObject(args, "topic", topic);
         if (members)

@@ -523,7 +523,7 @@ static int epoch_share(struct room_view *rv, cJSON *own)
         return EXIT_REFUSED;
     cJSON *data = cJSON_CreateObject();
     cJSON_AddStringToObject(data, "epoch", epoch);
-    cJSON_AddStringToObject(data, "history", "shared");
+    cJSON_AddStringToObject(data, "history", rv->history);
     cJSON *entries = cJSON_AddArrayToObject(data, "entries");
     const cJSON *d;
     cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(own, "devices"))

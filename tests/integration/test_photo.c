@@ -548,3 +548,43 @@ Test(photo, logout_wipes_the_keys)
     snprintf(path, sizeof path, "%s/alice/device.json", base);
     cr_assert_neq(stat(path, &sb), 0, "the device keys are gone");
 }
+
+Test(photo, a_room_that_shares_history_only_from_join_keeps_the_past_closed)
+{
+    const char *users[] = {"alice", "carol"};
+    char room[64], jpg[200], pos_s[32], pos2_s[32], blob[80], dave_token[128], d_out[200];
+    users_and_room(users, 2, room); /* a shared room, to have the users */
+    cr_assert_eq(KZ("alice", "--json", "room", "create", "人事", "--members", "carol", "--history",
+                    "joined"),
+                 0, "%s", out);
+    cJSON *r = cJSON_Parse(out);
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "history")->valuestring,
+                     "joined");
+    snprintf(room, sizeof room, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    cJSON_Delete(r);
+    snprintf(jpg, sizeof jpg, "%s/in.jpg", base);
+    make_jpeg(jpg, false);
+    long long pos = send_photo("alice", room, jpg);
+    snprintf(pos_s, sizeof pos_s, "%lld", pos);
+    cr_assert_eq(
+        KZIN("admin", "dave" PW_SUFFIX "\n", "admin", "user", "add", "dave", "--password-stdin"),
+        0);
+    cr_assert_eq(KZ("dave", "login", "dave"), 0, "%s", out);
+    cr_assert_eq(KZ("alice", "room", "invite", room, "dave"), 0, "%s", out);
+
+    /* Dave asks; carol's device refuses, saying why; the blob is closed to him as well. */
+    cr_assert_eq(KZ("dave", "photo", "get", room, pos_s), 1, "%s", out);
+    cr_assert_eq(KZ("carol", "photo", "list", room), 0, "%s", out);
+    cr_assert_eq(KZ("dave", "--json", "photo", "list", room), 0, "%s", out);
+    cr_assert(strstr(out, "withheld") && strstr(out, "only from when one joined"), "%s", out);
+    blob_of("carol", room, pos, blob);
+    token_of("dave", dave_token);
+    cr_assert_eq(blob_get(dave_token, blob), 404, "a blob from before he joined");
+
+    /* What is sent after he joined is his to read. */
+    long long pos2 = send_photo("alice", room, jpg);
+    snprintf(pos2_s, sizeof pos2_s, "%lld", pos2);
+    snprintf(d_out, sizeof d_out, "%s/dave2.jpg", base);
+    cr_assert_eq(KZ("dave", "photo", "get", room, pos2_s, "-o", d_out), 0, "%s", out);
+}
