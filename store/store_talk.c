@@ -50,8 +50,7 @@ enum talk_stmt {
 };
 _Static_assert(T_COUNT <= STORE_TALK_STMTS, "raise STORE_TALK_STMTS");
 
-#define ROOM_COLS                                                                                  \
-    "r.id, r.room_id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.history"
+#define ROOM_COLS "r.id, r.room_id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.history"
 #define MEMBER_COLS                                                                                \
     "m.room, m.user_id, u.login, u.name, m.role, m.joined_pos, m.left_pos,"                        \
     " m.read_pos, m.read_at"

@@ -107,8 +107,8 @@ int http_request(int port, const char *method, const char *path, const char *hea
                  const char *reqbody, char *body, size_t bodylen);
 
 /* Any method with a binary body of body_len bytes of which only send_len are sent (then the
- * connection is cut and 0 returned); body NULL sends no Content-Length. Returns the status; the whole response (headers and body)
- * goes to resp. */
+ * connection is cut and 0 returned); body NULL sends no Content-Length. Returns the status; the
+ * whole response (headers and body) goes to resp. */
 int http_raw(int port, const char *method, const char *path, const char *headers, const void *body,
              size_t body_len, size_t send_len, char *resp, size_t resp_cap, size_t *resp_len);
 /* A plain TCP connection to the server (a client that misbehaves below HTTP), or -1. */
