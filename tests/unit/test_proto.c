@@ -185,6 +185,38 @@ static void login(uint64_t conn, const char *user, const char *pw)
     cJSON_Delete(r);
 }
 
+Test(proto, every_setting_is_in_the_operations_guide)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/operations.md", DOCS_DIR);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "docs/operations.md is missing");
+    static char doc[1 << 20];
+    size_t n = fread(doc, 1, sizeof doc - 1, f);
+    doc[n] = '\0';
+    fclose(f);
+    /* kz_config_describe lists every setting, one per line, its name first. */
+    char *table = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&table, &len);
+    kz_config_describe(m);
+    fclose(m);
+    int settings = 0;
+    for (char *save, *line = strtok_r(table, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == ' ')
+            continue;
+        char name[64], quoted[80];
+        if (sscanf(line, "%63s", name) != 1)
+            continue;
+        settings++;
+        snprintf(quoted, sizeof quoted, "`%s`", name);
+        cr_expect(strstr(doc, quoted), "docs/operations.md does not describe setting %s", name);
+    }
+    free(table);
+    cr_assert_gt(settings, 30);
+}
+
 Test(proto, every_op_is_documented)
 {
     char path[256];
@@ -209,8 +241,8 @@ Test(proto, every_op_is_documented)
                       "docs/protocol.md: op %s lacks field %s", ops[i].name, field);
         }
     }
-    const char *codes[] = {"bad_request", "unauthorized", "forbidden",    "not_found",
-                           "conflict",    "too_large",    "rate_limited", "internal"};
+    const char *codes[] = {"bad_request", "unauthorized", "forbidden", "not_found",  "conflict",
+                           "too_large",   "rate_limited", "internal",  "unavailable"};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
         cr_expect(strstr(doc, codes[i]), "error code %s undocumented", codes[i]);
 }
