@@ -6,6 +6,7 @@
  * resume from, and a blob row exists only once its file is complete and in place. */
 #include "core.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -440,8 +441,38 @@ void srv_blob_open(struct srv *s, const struct srv_auth *a, const char *blob, in
     set_result(r, 200, "ok");
 }
 
+/* Staging files no open upload owns: a kill between a finished upload's commit and the
+ * removal of its staging file leaves one behind. Looked for once per start. */
+static void uploads_tidy(struct srv *s)
+{
+    char dir[sizeof s->data_dir + 16];
+    snprintf(dir, sizeof dir, "%s/uploads", s->data_dir);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    int removed = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        struct store_upload u;
+        if (e->d_name[0] == '.' || !upload_id_valid(e->d_name))
+            continue;
+        enum store_rc rc = store_upload_get(s->store, e->d_name, &u);
+        if (rc == STORE_NOT_FOUND || (rc == STORE_OK && u.done_at)) {
+            char path[4200];
+            staging_path(s, e->d_name, path, sizeof path);
+            removed += unlink(path) == 0;
+        }
+    }
+    closedir(d);
+    if (removed)
+        KZ_INFO("uploads_tidied", "orphan_staging_files=%d", removed);
+}
+
 void srv_uploads_sweep(struct srv *s, int64_t now)
 {
+    if (!s->uploads_tidied) {
+        s->uploads_tidied = true;
+        uploads_tidy(s);
+    }
     char ids[32][STORE_UPLOAD_ID_MAX + 1];
     int n = 0;
     if (store_upload_expired(s->store, now, ids, 32, &n) != STORE_OK || n == 0)

@@ -53,6 +53,7 @@ struct srv {
     size_t ndirty, capdirty;
     bool tick_scheduled;
     char data_dir[4096]; /* blobs/ and uploads/ live here (blobs.c) */
+    bool uploads_tidied; /* orphan staging files looked for since start */
     bool doomed;         /* a savepoint-less op failed after writing: roll back, do not commit */
     int64_t writes_blocked_until; /* ms: writes are refused before this (a disk error) */
     bool disk_alarm;              /* the disk alarm is raised: log when it clears */

@@ -444,6 +444,13 @@ Test(e2ee, quotas_hold_and_expired_uploads_are_refused_then_swept, .init = setup
     cr_assert_eq(sqlite3_changes(h), 1);
     sqlite3_finalize(st);
     sqlite3_close(h);
+    /* A staging file no upload owns (left by a kill after a commit) goes at the next start. */
+    char orphan[400];
+    snprintf(orphan, sizeof orphan, "%s/uploads/orphan0staging0file", d.dir);
+    FILE *of = fopen(orphan, "w");
+    cr_assert_not_null(of);
+    fputs("left behind", of);
+    fclose(of);
     kzd_start(&d);
     /* The first sweep runs at start; either answer says the upload is over, never 200. */
     long long got = head_offset(token, location);
@@ -454,6 +461,7 @@ Test(e2ee, quotas_hold_and_expired_uploads_are_refused_then_swept, .init = setup
          i++)
         usleep(50000);
     cr_assert_neq(stat(staging, &sb), 0, "the staging file is removed");
+    cr_assert_neq(stat(orphan, &sb), 0, "an orphan staging file is removed");
     cr_assert_eq(head_offset(token, location), -404);
     /* Expired bytes no longer count: the quota has room again. */
     cr_assert_eq(create_upload(token, hex3, 500000, NULL), 201, "%s", resp);
