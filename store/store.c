@@ -289,8 +289,8 @@ static const char *const migrations[] = {
     /* 8: a room's history policy for encrypted photos (E2EE.md E10): 'shared' lets members
      * read photos from before they joined, 'joined' does not (key requests are refused and
      * blobs referenced before one's join stay unreadable). Fixed at creation. */
-    "ALTER TABLE rooms ADD COLUMN history TEXT NOT NULL DEFAULT 'shared'"
-    "  CHECK (history IN ('shared','joined'));",
+    ("ALTER TABLE rooms ADD COLUMN history TEXT NOT NULL DEFAULT 'shared'"
+     "  CHECK (history IN ('shared','joined'));"),
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

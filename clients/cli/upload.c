@@ -719,9 +719,10 @@ static int parse_send(int argc, char **argv, struct send_opts *o)
             if (*end || v < 16 || v > MEDIA_MAX_EDGE)
                 return usage_error(use);
             o->max_edge = (int)v;
-        } else if (!o->room && argv[i][0] != '-') {
+        } else if (!o->room) {
+            /* Not by its first character: a room id is base64url and may begin with '-'. */
             o->room = argv[i];
-        } else if (!o->file && argv[i][0] != '-') {
+        } else if (!o->file) {
             o->file = argv[i];
         } else {
             return usage_error(use);
