@@ -235,6 +235,10 @@ Test(photo, round_trip_between_three_users_leaves_nothing_readable_on_the_server
     snprintf(b_out, sizeof b_out, "%s/bob.jpg", base);
     snprintf(c_out, sizeof c_out, "%s/carol.jpg", base);
     snprintf(thumb, sizeof thumb, "%s/thumb.jpg", base);
+    /* In the room's history a photo is a line saying so; key traffic stays out of sight. */
+    cr_assert_eq(KZ("bob", "history", room), 0, "%s", out);
+    cr_assert(strstr(out, "[encrypted photo: kizuna photo get ROOM ") && !strstr(out, "e2ee."),
+              "%s", out);
     /* Without -o nothing is written, but the photo is still verified. */
     cr_assert_eq(KZ("bob", "photo", "get", room, pos_s), 0, "%s", out);
     cr_assert(strstr(out, "verified") && strstr(out, "35.681236,139.767125") &&
