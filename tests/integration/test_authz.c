@@ -90,9 +90,10 @@ struct row {
 #define SECRET_MSG    "KZLEAKMSG"
 #define SECRET_NOTICE "KZLEAKNOTICE"
 
-/* As protocol.md says, also where the server does otherwise: "srv", because device.revoke ends
- * the device's session whoever asks, and "otp", because only login, auth, logout, whoami and
- * passwd are allowed before a one-time password is changed. */
+/* As protocol.md says: "srv", because device.revoke ends the device's session whoever asks,
+ * and "otp", because before a one-time password is changed only login, auth, logout, whoami,
+ * passwd and the three ops that cut off a lost phone (session.list, session.revoke,
+ * device.revoke) are allowed. */
 /* clang-format off */
 static const struct row rows[] = {
     /*                                                                      anon dis mem own non hq adm rev srv exp otp */
