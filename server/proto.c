@@ -902,6 +902,52 @@ out:
     srv_call_finish(c, e);
 }
 
+/* Where the JSON text would put a NUL character into a string: a raw 0 byte anywhere, or the
+ * escape \u0000 in any string (a key or a value, at any depth). cJSON decodes \u0000 to a 0
+ * byte, and every C string after it ends there: "abc\u0000def" would be stored as "abc", and
+ * "u1\u0000evil" would log in as u1. The walk follows JSON's escapes as cJSON's does, so
+ * "\\u0000" (an escaped backslash, then the text u0000) is ordinary text and passes. NULL if
+ * there is none, else what is wrong. */
+static const char *request_nul(const char *text, size_t len)
+{
+    if (memchr(text, '\0', len))
+        return "contains a NUL byte";
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        if (!in_string) {
+            in_string = text[i] == '"';
+        } else if (text[i] == '"') {
+            in_string = false;
+        } else if (text[i] == '\\' && ++i < len && text[i] == 'u' && len - i > 4 &&
+                   memcmp(text + i + 1, "0000", 4) == 0) {
+            return "has a NUL character (\\u0000) in a string: text with NUL characters is "
+                   "refused, never cut short";
+        }
+    }
+    return NULL;
+}
+
+/* The one parser of requests, for both transports (`what` is "frame" or "body"): valid UTF-8, a
+ * JSON object, no NUL character in any string. Fills c->args and, over WebSocket, c->id (the
+ * NUL check comes after it, so that the refusal answers the request's id). */
+static enum kz_err request_parse(struct srv_call *c, const char *text, size_t len, const char *what)
+{
+    if (!kz_utf8_valid(text, len))
+        return srv_fail(c, KZ_BAD_REQUEST, "the %s is not valid UTF-8", what);
+    c->args = cJSON_ParseWithLength(text, len);
+    if (!c->args)
+        return srv_fail(c, KZ_BAD_REQUEST, "the %s is not valid JSON", what);
+    if (!cJSON_IsObject(c->args))
+        return srv_fail(c, KZ_BAD_REQUEST, "the %s must be a JSON object", what);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(c->args, "id");
+    if (!c->is_http && (cJSON_IsNumber(id) || cJSON_IsString(id)))
+        c->id = cJSON_Duplicate(id, false);
+    const char *nul = request_nul(text, len);
+    if (nul)
+        return srv_fail(c, KZ_BAD_REQUEST, "the %s %s", what, nul);
+    return KZ_OK;
+}
+
 static struct srv_call *call_new(struct srv *s, uint64_t conn_id, const char *peer)
 {
     struct srv_call *c = calloc(1, sizeof *c);
@@ -920,24 +966,10 @@ void srv_handle_ws_text(struct srv *s, uint64_t conn_id, int64_t session_id, con
     if (!c)
         return;
     c->session_id = session_id;
-    enum kz_err e;
-    if (!kz_utf8_valid(text, len)) {
-        e = srv_fail(c, KZ_BAD_REQUEST, "the frame is not valid UTF-8");
+    enum kz_err e = request_parse(c, text, len, "frame");
+    if (e)
         goto fail;
-    }
-    c->args = cJSON_ParseWithLength(text, len);
-    if (!c->args) {
-        e = srv_fail(c, KZ_BAD_REQUEST, "the frame is not valid JSON");
-        goto fail;
-    }
-    if (!cJSON_IsObject(c->args)) {
-        e = srv_fail(c, KZ_BAD_REQUEST, "a request must be a JSON object");
-        goto fail;
-    }
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(c->args, "id");
-    if (id && (cJSON_IsNumber(id) || cJSON_IsString(id)))
-        c->id = cJSON_Duplicate(id, false);
-    if (!id || !c->id) {
+    if (!c->id) {
         e = srv_fail(c, KZ_BAD_REQUEST, "field 'id' must be a number or a string");
         goto fail;
     }
@@ -975,20 +1007,13 @@ void srv_handle_http(struct srv *s, uint64_t conn_id, const char *op, const char
         }
         c->session_id = ses.id;
     }
-    if (!kz_utf8_valid(body, len)) {
-        e = srv_fail(c, KZ_BAD_REQUEST, "the body is not valid UTF-8");
-        goto fail;
-    }
     /* An empty body is an op without arguments. */
-    c->args = len ? cJSON_ParseWithLength(body, len) : cJSON_CreateObject();
-    if (!c->args) {
-        e = srv_fail(c, KZ_BAD_REQUEST, "the body is not valid JSON");
+    if (len == 0 && !(c->args = cJSON_CreateObject())) {
+        e = srv_fail(c, KZ_INTERNAL, "out of memory");
         goto fail;
     }
-    if (!cJSON_IsObject(c->args)) {
-        e = srv_fail(c, KZ_BAD_REQUEST, "the body must be a JSON object");
+    if (len && (e = request_parse(c, body, len, "body")))
         goto fail;
-    }
     cJSON_DeleteItemFromObjectCaseSensitive(c->args, "id");
     cJSON_DeleteItemFromObjectCaseSensitive(c->args, "op");
     dispatch(c, op);

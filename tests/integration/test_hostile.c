@@ -179,3 +179,89 @@ Test(hostile, nested_json_and_absurd_numbers_get_bad_request)
     still_served(&w);
     ws_close_fd(&w);
 }
+
+/* Issue 12, defect 6: cJSON decodes \u0000 to a NUL byte, and every C string stopped there:
+ * "abc\u0000def" was acknowledged and stored as "abc", "u1\u0000evil" logged in as u1, and a
+ * password with anything after a NUL was accepted. Now each is refused with bad_request and
+ * nothing is stored, nobody logged in; "\\u0000" (a backslash, then u0000) is text, kept. */
+static int msg_count(struct ws *w, const char *room, const char *body)
+{
+    cJSON *r = ws_callf(w, "\"op\":\"history\",\"room\":\"%s\"", room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    int n = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(r, "events"))
+    {
+        const cJSON *b = cJSON_GetObjectItem(cJSON_GetObjectItem(e, "content"), "body");
+        n += cJSON_IsString(b) && (!body || strcmp(b->valuestring, body) == 0);
+    }
+    cJSON_Delete(r);
+    return n;
+}
+
+Test(hostile, nul_characters_are_refused_not_cut_short)
+{
+    struct ws a, u;
+    bystander(&a);
+    cJSON *r = ws_call(&a, "{\"id\":2,\"op\":\"user.add\",\"login\":\"u1\","
+                           "\"password\":\"u1-password-123\"}");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    r = ws_call(&a, "{\"id\":3,\"op\":\"room.create\",\"name\":\"nul\",\"members\":[\"u1\"]}");
+    cr_assert_str_eq(reply_code(r), "ok");
+    char room[64];
+    snprintf(room, sizeof room, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    cJSON_Delete(r);
+
+    /* msg.send "abc\u0000def": refused, nothing stored. */
+    r = ws_callf(&a, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"abc\\u0000def\"", room);
+    cr_assert_str_eq(reply_code(r), "bad_request", "msg.send with a NUL was acknowledged");
+    cJSON_Delete(r);
+    cr_assert_eq(msg_count(&a, room, NULL), 0, "a message was stored");
+
+    /* login "u1\u0000evil" with u1's password, and u1 with "password\u0000suffix". */
+    cr_assert(ws_open(&u, d.port));
+    const char *logins[] = {
+        "{\"id\":4,\"op\":\"login\",\"login\":\"u1\\u0000evil\",\"password\":\"u1-password-123\"}",
+        "{\"id\":5,\"op\":\"login\",\"login\":\"u1\",\"password\":\"u1-password-123\\u0000x\"}",
+    };
+    for (size_t i = 0; i < sizeof logins / sizeof logins[0]; i++) {
+        r = ws_call(&u, logins[i]);
+        cr_assert_str_eq(reply_code(r), "bad_request", "%s", logins[i]);
+        cr_assert_null(cJSON_GetObjectItem(r, "token"), "%s", logins[i]);
+        cJSON_Delete(r);
+        r = ws_call(&u, "{\"id\":6,\"op\":\"whoami\"}");
+        cr_assert_str_eq(reply_code(r), "unauthorized", "logged in by %s", logins[i]);
+        cJSON_Delete(r);
+    }
+    /* The same over HTTP. */
+    char body[256];
+    int status = http_request(d.port, "POST", "/api/v1/login", NULL,
+                              "{\"login\":\"u1\",\"password\":\"u1-password-123\\u0000x\"}", body,
+                              sizeof body);
+    cr_assert_eq(status, 400, "%s", body);
+    cr_assert(strstr(body, "bad_request") && !strstr(body, "token"), "%s", body);
+    r = ws_call(&a, "{\"id\":7,\"op\":\"session.list\",\"login\":\"u1\"}");
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "sessions")), 0, "u1 has a session");
+    cJSON_Delete(r);
+
+    /* passwd to "new-password-1\u0000x" is refused: the old password still works. */
+    cr_assert(ws_login(&u, "u1", "u1-password-123", NULL));
+    r = ws_call(&u, "{\"id\":8,\"op\":\"passwd\",\"old_password\":\"u1-password-123\","
+                    "\"new_password\":\"new-password-1\\u0000x\"}");
+    cr_assert_str_eq(reply_code(r), "bad_request");
+    cJSON_Delete(r);
+    ws_close_fd(&u);
+    cr_assert(ws_open(&u, d.port));
+    cr_assert(ws_login(&u, "u1", "u1-password-123", NULL), "the password was changed");
+    ws_close_fd(&u);
+
+    /* A backslash before u0000 is text: stored byte for byte. */
+    r = ws_callf(&a, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"abc\\\\u0000def\"", room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    cr_assert_eq(msg_count(&a, room, "abc\\u0000def"), 1);
+    still_served(&a);
+    ws_close_fd(&a);
+}

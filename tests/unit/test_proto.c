@@ -447,3 +447,96 @@ Test(proto, import_dry_run_reports_what_apply_would_refuse)
     cr_assert_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(problems, 1), "line")->valuedouble, 3);
     cJSON_Delete(r);
 }
+
+/* Issue 12, defect 6: cJSON decodes \u0000 to a NUL byte and every C string stopped there, so
+ * "u1\u0000evil" logged in as u1 and "abc\u0000def" was stored as "abc". The gate refuses any
+ * NUL in any string, over both transports; an escaped backslash before u0000 is plain text. */
+static const char *error_message(const cJSON *r)
+{
+    return cJSON_GetObjectItem(cJSON_GetObjectItem(r, "error"), "message")->valuestring;
+}
+
+Test(proto, nul_in_any_string_is_refused_at_the_gate)
+{
+    const char *refused[] = {
+        "{\"id\":1,\"op\":\"login\",\"login\":\"admin\\u0000evil\","
+        "\"password\":\"admin-password\"}",
+        "{\"id\":1,\"op\":\"login\",\"login\":\"admin\",\"password\":\"admin-password\\u0000x\"}",
+        "{\"id\":1,\"op\":\"login\",\"login\":\"admin\",\"password\":\"admin-password\","
+        "\"device\":\"\\u0000\"}",
+        "{\"id\":1,\"op\":\"login\",\"log\\u0000in\":\"admin\",\"password\":\"admin-password\"}",
+        "{\"id\":1,\"op\":\"whoami\\u0000\"}",
+        "{\"id\":1,\"op\":\"whoami\",\"x\":[{\"y\":[\"a\",\"\\\\\\u0000\"]}]}", /* \\ then \u0000 */
+        "{\"id\":1,\"op\":\"whoami\",\"x\":\"\\\"\\u0000\"}",                   /* \" then \u0000 */
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        cJSON *r = ws(1, refused[i]);
+        cr_assert_str_eq(code(r), "bad_request", "%s -> %s", refused[i], fake.text[fake.n - 1]);
+        cr_assert(strstr(error_message(r), "NUL"), "%s", error_message(r));
+        cr_assert_eq(cJSON_GetObjectItem(r, "id")->valuedouble, 1, "the refusal answers the id");
+        cr_assert_eq(fake.bound_session[1], 0, "nobody is logged in");
+        cJSON_Delete(r);
+    }
+    /* A raw NUL byte inside a string or after the object. */
+    const char raw[] = "{\"id\":1,\"op\":\"login\",\"login\":\"admin\0x\",\"password\":\"p\"}";
+    int before = fake.n;
+    srv_handle_ws_text(srv, 1, 0, "t", raw, sizeof raw - 1);
+    cJSON *r = turn_until_reply(before);
+    cr_assert_str_eq(code(r), "bad_request", "%s", fake.text[before]);
+    cr_assert(strstr(error_message(r), "NUL"), "%s", error_message(r));
+    cJSON_Delete(r);
+    const char tail[] = "{\"id\":1,\"op\":\"whoami\"}\0";
+    before = fake.n;
+    srv_handle_ws_text(srv, 1, 0, "t", tail, sizeof tail);
+    r = turn_until_reply(before);
+    cr_assert(strstr(error_message(r), "NUL"), "%s", error_message(r));
+    cJSON_Delete(r);
+    /* Over HTTP, the same gate and a 400. */
+    const char *body = "{\"login\":\"admin\",\"password\":\"admin-password\\u0000\"}";
+    before = fake.n;
+    srv_handle_http(srv, 9, "login", NULL, "t", body, strlen(body));
+    r = turn_until_reply(before);
+    cr_assert_eq(fake.status[before], 400);
+    cr_assert(strstr(error_message(r), "NUL"), "%s", error_message(r));
+    cr_assert_null(cJSON_GetObjectItem(r, "token"));
+    cJSON_Delete(r);
+}
+
+Test(proto, escaped_backslash_before_u0000_is_text_and_kept_exactly)
+{
+    /* "\\u0000" is a backslash and the five characters u0000: not a NUL. Here it is a wrong
+     * password (unauthorized, not bad_request); "\\\\\u0000" is two backslashes and a NUL. */
+    cJSON *r = ws(1, "{\"id\":1,\"op\":\"login\",\"login\":\"admin\",\"password\":\"\\\\u0000\"}");
+    cr_assert_str_eq(code(r), "unauthorized", "%s", fake.text[fake.n - 1]);
+    cJSON_Delete(r);
+    r = ws(1, "{\"id\":1,\"op\":\"login\",\"login\":\"admin\",\"password\":\"\\\\\\\\\\u0000\"}");
+    cr_assert_str_eq(code(r), "bad_request", "%s", fake.text[fake.n - 1]);
+    cJSON_Delete(r);
+    /* A message that quotes the escape is stored byte for byte. */
+    login(2, "admin", "admin-password");
+    r = ws(2, "{\"id\":2,\"op\":\"room.create\",\"name\":\"r\"}");
+    cr_assert_str_eq(code(r), "ok", "%s", fake.text[fake.n - 1]);
+    char room[64];
+    snprintf(room, sizeof room, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    cJSON_Delete(r);
+    char req[256];
+    snprintf(req, sizeof req,
+             "{\"id\":3,\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"a\\\\u0000b \\u00e9\"}",
+             room);
+    r = ws(2, req);
+    cr_assert_str_eq(code(r), "ok", "%s", fake.text[fake.n - 1]);
+    cJSON_Delete(r);
+    snprintf(req, sizeof req, "{\"id\":4,\"op\":\"history\",\"room\":\"%s\"}", room);
+    r = ws(2, req);
+    const cJSON *m, *found = NULL;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItem(r, "events"))
+    {
+        const cJSON *b = cJSON_GetObjectItem(cJSON_GetObjectItem(m, "content"), "body");
+        if (cJSON_IsString(b))
+            found = b;
+    }
+    cr_assert_not_null(found, "%s", fake.text[fake.n - 1]);
+    cr_assert_str_eq(found->valuestring, "a\\u0000b \xc3\xa9");
+    cJSON_Delete(r);
+}
