@@ -24,11 +24,12 @@
 struct srv_patch {
     struct srv *s;
     char id[STORE_UPLOAD_ID_MAX + 1];
-    int fd;
+    int64_t session_id; /* checked again at the last byte: it may end meanwhile */
+    int fd;             /* the staging file (-1: an empty PATCH opens none) */
     int64_t offset, body_len, got;
     uint8_t want[32];
     crypto_generichash_state h;
-    bool io_error;
+    int io_errno; /* a write failed: the rest of the body is read and dropped */
 };
 
 static void set_result(struct srv_http_result *r, int status, const char *fmt, ...)
@@ -50,6 +51,29 @@ bool srv_blob_id_valid(const char *id)
         if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
             return false;
     return true;
+}
+
+/* A full or read-only disk, or a file-size limit: like any other write refused for want of
+ * disk, the client is told to come back (unavailable), not that the server broke. */
+static bool disk_errno(int e)
+{
+    return e == ENOSPC || e == EDQUOT || e == EFBIG || e == EROFS || e == EIO;
+}
+
+/* 503 with retry_after_s, as proto.c answers any write while the disk is full. */
+static void set_unavailable(const struct srv *s, struct srv_http_result *r, const char *what)
+{
+    set_result(r, 503, "the server's disk is full or read-only: %s; retry later", what);
+    r->retry_after_s = (s->cfg->disk_retry_ms + 999) / 1000;
+}
+
+/* A blob or staging file operation failed with errno e. */
+static void set_io_error(const struct srv *s, struct srv_http_result *r, int e, const char *what)
+{
+    if (disk_errno(e))
+        set_unavailable(s, r, what);
+    else
+        set_result(r, 500, "%s: %s", what, strerror(e));
 }
 
 static bool upload_id_valid(const char *id)
@@ -100,6 +124,24 @@ static int fsync_dir(const char *path)
     return rc;
 }
 
+/* A live session (found by token, or by id when a PATCH ends) admitted as any op would admit
+ * it: its user still enabled and not expired, no one-time password to change first. */
+static enum kz_err session_admit(struct srv *s, const struct store_session *ses,
+                                 struct srv_auth *out, const char **why)
+{
+    *why = "session lookup failed";
+    if (store_user_get(s->store, ses->user_id, &out->user) != STORE_OK)
+        return KZ_INTERNAL;
+    if ((*why = srv_session_refusal(s, ses, &out->user, kz_now_ms())))
+        return KZ_UNAUTHORIZED;
+    if (out->user.must_change_password) {
+        *why = "you must change your one-time password first (op passwd)";
+        return KZ_FORBIDDEN;
+    }
+    out->session_id = ses->id;
+    return KZ_OK;
+}
+
 enum kz_err srv_auth_bearer(struct srv *s, const char *bearer, struct srv_auth *out,
                             const char **why)
 {
@@ -114,16 +156,28 @@ enum kz_err srv_auth_bearer(struct srv *s, const char *bearer, struct srv_auth *
     if (rc == STORE_NOT_FOUND)
         return KZ_UNAUTHORIZED;
     *why = "session lookup failed";
-    if (rc != STORE_OK || store_user_get(s->store, ses.user_id, &out->user) != STORE_OK)
+    if (rc != STORE_OK)
         return KZ_INTERNAL;
-    if ((*why = srv_session_refusal(s, &ses, &out->user, kz_now_ms())))
-        return KZ_UNAUTHORIZED;
-    if (out->user.must_change_password) {
-        *why = "you must change your one-time password first (op passwd)";
-        return KZ_FORBIDDEN;
+    return session_admit(s, &ses, out, why);
+}
+
+/* Whether user may read the blob: its uploader, or a current member of a room with an event
+ * that references it. *ok is false for a blob that does not exist, too. */
+static enum store_rc blob_readable_by(struct srv *s, int64_t user, const char *blob, int64_t *size,
+                                      bool *ok)
+{
+    int64_t uploader;
+    *ok = false;
+    enum store_rc rc = store_blob_get(s->store, blob, size, &uploader);
+    if (rc == STORE_NOT_FOUND)
+        return STORE_OK;
+    if (rc != STORE_OK)
+        return rc;
+    if (uploader == user) {
+        *ok = true;
+        return STORE_OK;
     }
-    out->session_id = ses.id;
-    return KZ_OK;
+    return store_blob_readable(s->store, blob, user, ok);
 }
 
 /* Commits now: the HTTP reply that follows promises what was written. */
@@ -132,7 +186,7 @@ static bool commit_now(struct srv *s, struct srv_http_result *r)
     if (srv_commit(s))
         return true;
     if (srv_writes_blocked(s))
-        set_result(r, 503, "the server's disk is full or read-only: retry later");
+        set_unavailable(s, r, "nothing was written");
     else
         set_result(r, 500, "the write could not be committed");
     return false;
@@ -175,14 +229,27 @@ void srv_upload_create(struct srv *s, const struct srv_auth *a, int64_t length, 
         set_result(r, 413, "Upload-Length must be 1 to %lld bytes", cfg->blob_max_bytes);
         return;
     }
-    int64_t size, uploader, used = 0;
-    bool exists = store_blob_get(s->store, blob, &size, &uploader) == STORE_OK;
-    if (exists && size != length) {
+    if (srv_writes_blocked(s)) {
+        set_unavailable(s, r, "no upload can start now");
+        return;
+    }
+    /* Blob ids are hashes of ciphertext that others see (room members, former ones, logs):
+     * for a caller who may not read the blob it does not exist, neither it nor its length.
+     * Such a caller sends every byte, which proves they hold the blob (the bytes are then
+     * stored once, and who may read it does not change); one who may read it already knows
+     * it, and is spared the bytes. */
+    int64_t size = 0, used = 0;
+    bool known; /* the caller may read the blob */
+    if (blob_readable_by(s, a->user.id, blob, &size, &known) != STORE_OK) {
+        set_result(r, 500, "blob lookup failed");
+        return;
+    }
+    if (known && size != length) {
         set_result(r, 400, "a blob with this hash has a different length");
         return;
     }
-    if (!exists && (store_upload_usage(s->store, a->user.id, &used) != STORE_OK ||
-                    used + length > cfg->upload_quota_bytes)) {
+    if (!known && (store_upload_usage(s->store, a->user.id, &used) != STORE_OK ||
+                   used + length > cfg->upload_quota_bytes)) {
         set_result(r, 413, "over your storage quota (%lld of %lld bytes used)", (long long)used,
                    cfg->upload_quota_bytes);
         return;
@@ -194,8 +261,8 @@ void srv_upload_create(struct srv *s, const struct srv_auth *a, int64_t length, 
     snprintf(u.blob, sizeof u.blob, "%s", blob);
     u.created_at = kz_now_ms();
     u.expires_at = u.created_at + cfg->upload_expiry_hours * 3600 * 1000;
-    /* The same bytes are stored once: a second upload of a known blob is born complete. */
-    if (exists) {
+    /* The same bytes are stored once: a second upload of a blob one may read is born complete. */
+    if (known) {
         u.offset = length;
         u.done_at = u.created_at;
     }
@@ -206,7 +273,7 @@ void srv_upload_create(struct srv *s, const struct srv_auth *a, int64_t length, 
     if (!commit_now(s, r))
         return;
     KZ_INFO("upload_created", "login=%s upload=%s length=%lld known=%d", a->user.login, u.id,
-            (long long)length, exists);
+            (long long)length, known);
     set_result(r, 201, "created");
     snprintf(r->location, sizeof r->location, "/api/v1/uploads/%s", u.id);
     r->offset = u.offset;
@@ -230,6 +297,10 @@ void srv_upload_delete(struct srv *s, const struct srv_auth *a, const char *id,
     struct store_upload u;
     if (!load_upload(s, a, id, &u, r) && r->status != 410)
         return;
+    if (srv_writes_blocked(s)) {
+        set_unavailable(s, r, "the upload cannot be deleted now");
+        return;
+    }
     char path[4200];
     staging_path(s, id, path, sizeof path);
     if (store_tx_begin(s->store) != STORE_OK || store_upload_delete(s->store, id) != STORE_OK) {
@@ -264,24 +335,36 @@ struct srv_patch *srv_upload_patch_begin(struct srv *s, const struct srv_auth *a
         set_result(r, 413, "the body goes past Upload-Length");
         return NULL;
     }
+    if (body_len > 0 && srv_writes_blocked(s)) {
+        set_unavailable(s, r, "no bytes can be stored now");
+        return NULL;
+    }
     struct srv_patch *p = calloc(1, sizeof *p);
     if (!p) {
         set_result(r, 500, "out of memory");
         return NULL;
     }
-    char path[4200];
-    staging_path(s, id, path, sizeof path);
-    p->fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    /* Bytes past the committed offset are from a PATCH that never completed: drop them. */
-    if (p->fd < 0 || ftruncate(p->fd, offset) != 0 || lseek(p->fd, offset, SEEK_SET) != offset) {
-        KZ_ERROR("upload_io", "upload=%s error=\"%s\"", id, strerror(errno));
-        if (p->fd >= 0)
-            close(p->fd);
-        free(p);
-        set_result(r, 507, "cannot write the upload: %s", strerror(errno));
-        return NULL;
+    p->fd = -1;
+    /* An empty PATCH touches no file: a finished upload's staging file is gone, and one made
+     * again here would be taken for the upload's bytes. */
+    if (body_len > 0) {
+        char path[4200];
+        staging_path(s, id, path, sizeof path);
+        p->fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        /* Bytes past the committed offset are from a PATCH that never completed: drop them. */
+        if (p->fd < 0 || ftruncate(p->fd, offset) != 0 ||
+            lseek(p->fd, offset, SEEK_SET) != offset) {
+            int e = errno;
+            KZ_ERROR("upload_io", "upload=%s error=\"%s\"", id, strerror(e));
+            if (p->fd >= 0)
+                close(p->fd);
+            free(p);
+            set_io_error(s, r, e, "cannot write the upload");
+            return NULL;
+        }
     }
     p->s = s;
+    p->session_id = a->session_id;
     snprintf(p->id, sizeof p->id, "%s", id);
     p->offset = offset;
     p->body_len = body_len;
@@ -296,26 +379,31 @@ int srv_upload_patch_data(struct srv_patch *p, const void *buf, size_t len)
     if (p->got + (int64_t)len > p->body_len)
         return -1;
     crypto_generichash_update(&p->h, buf, len);
+    /* After a failed write (a full disk) the rest is read and dropped, so that the client gets
+     * an answer it can act on (503, retry) rather than a connection cut mid-body. */
     const char *b = buf;
     size_t done = 0;
-    while (done < len && !p->io_error) {
+    while (done < len && !p->io_errno) {
         ssize_t n = write(p->fd, b + done, len - done);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
-            p->io_error = true;
+        if (n < 0)
+            p->io_errno = errno;
+        else if (n == 0)
+            p->io_errno = EIO;
         else
             done += (size_t)n;
     }
     p->got += (int64_t)len;
-    return p->io_error ? -1 : 0;
+    return 0;
 }
 
 void srv_upload_patch_abort(struct srv_patch *p)
 {
     if (!p)
         return;
-    close(p->fd);
+    if (p->fd >= 0)
+        close(p->fd);
     free(p);
 }
 
@@ -350,8 +438,9 @@ static void finish_blob(struct srv *s, const struct store_upload *u, struct srv_
      * way from bytes that hashed to its name, so it is kept. */
     if ((mkdir(dir, 0700) != 0 && errno != EEXIST) ||
         (link(staging, final) != 0 && errno != EEXIST) || fsync_dir(dir) != 0) {
-        KZ_ERROR("blob_io", "blob=%s error=\"%s\"", u->blob, strerror(errno));
-        set_result(r, 507, "cannot store the blob: %s", strerror(errno));
+        int e = errno;
+        KZ_ERROR("blob_io", "blob=%s error=\"%s\"", u->blob, strerror(e));
+        set_io_error(s, r, e, "cannot store the blob");
         return;
     }
     int64_t now = kz_now_ms();
@@ -363,48 +452,96 @@ static void finish_blob(struct srv *s, const struct store_upload *u, struct srv_
     KZ_INFO("blob_stored", "blob=%s size=%lld", u->blob, (long long)u->length);
 }
 
-void srv_upload_patch_end(struct srv_patch *p, struct srv_http_result *r)
+/* The PATCH is whole, checked and on disk: commit its offset, finishing the blob at the last
+ * byte. r->offset is the committed offset whatever happens. */
+static void patch_commit(struct srv *s, const struct srv_patch *p, const struct store_upload *u,
+                         struct srv_http_result *r)
 {
-    struct srv *s = p->s;
-    memset(r, 0, sizeof *r);
-    uint8_t got[32];
-    crypto_generichash_final(&p->h, got, sizeof got);
-    bool complete = p->got == p->body_len;
-    bool synced = complete && !p->io_error && fsync(p->fd) == 0;
-    close(p->fd);
-    struct store_upload u;
-    enum store_rc rc = store_upload_get(s->store, p->id, &u);
-    if (!complete) {
-        set_result(r, 400, "the body ended early");
-    } else if (sodium_memcmp(got, p->want, sizeof got) != 0) {
-        set_result(r, 460, "the body does not match Upload-Checksum");
-    } else if (!synced) {
-        set_result(r, 507, "cannot write the upload");
-    } else if (rc != STORE_OK || u.offset != p->offset) {
-        set_result(r, 409, "the upload moved meanwhile");
-    } else if (store_tx_begin(s->store) != STORE_OK) {
+    if (store_tx_begin(s->store) != STORE_OK) {
         set_result(r, 500, "cannot record the offset");
-    } else {
-        u.offset = p->offset + p->got;
-        set_result(r, 204, "ok");
-        bool finished = u.offset == u.length;
-        if (finished)
-            finish_blob(s, &u, r);
-        else if (store_upload_set_offset(s->store, u.id, u.offset, 0) != STORE_OK)
-            set_result(r, 500, "cannot record the offset");
-        if (r->status == 204)
-            r->offset = u.offset;
-        if (!commit_now(s, r)) {
-            r->offset = p->offset;
-        } else if (finished && r->status == 204) {
+        return;
+    }
+    int64_t end = p->offset + p->got;
+    bool finished = end == u->length;
+    set_result(r, 204, "ok");
+    if (finished)
+        finish_blob(s, u, r);
+    else if (store_upload_set_offset(s->store, u->id, end, 0) != STORE_OK)
+        set_result(r, 500, "cannot record the offset");
+    r->offset = u->offset;
+    if (!commit_now(s, r))
+        return;
+    if (r->status == 460) {
+        r->offset = 0; /* the wrong bytes are gone: from 0 again */
+    } else if (r->status == 204) {
+        r->offset = end;
+        if (finished) {
             char staging[4200];
             staging_path(s, p->id, staging, sizeof staging);
             unlink(staging); /* the blob is in the store and the upload done */
         }
     }
-    if (r->status != 204 && rc == STORE_OK && !r->offset)
+}
+
+/* The session that began the PATCH, looked up again at its last byte: a phone revoked (or an
+ * account disabled) while its body streamed in must not have it committed. */
+static enum kz_err patch_session(struct srv *s, const struct srv_patch *p, const char **why)
+{
+    struct store_session ses;
+    struct srv_auth who;
+    enum store_rc rc = store_session_get(s->store, p->session_id, &ses);
+    *why = "the session ended during the upload: log in again; nothing of this PATCH was kept";
+    if (rc == STORE_NOT_FOUND)
+        return KZ_UNAUTHORIZED;
+    *why = "session lookup failed";
+    if (rc != STORE_OK)
+        return KZ_INTERNAL;
+    return session_admit(s, &ses, &who, why);
+}
+
+void srv_upload_patch_end(struct srv_patch *p, struct srv_http_result *r)
+{
+    struct srv *s = p->s;
+    memset(r, 0, sizeof *r);
+    r->body_read = p->got == p->body_len;
+    uint8_t got[32];
+    crypto_generichash_final(&p->h, got, sizeof got);
+    int io = p->io_errno;
+    if (p->fd >= 0) {
+        if (!io && r->body_read && fsync(p->fd) != 0)
+            io = errno;
+        close(p->fd);
+    }
+    if (io)
+        KZ_ERROR("upload_io", "upload=%s error=\"%s\"", p->id, strerror(io));
+    struct store_upload u;
+    enum store_rc rc = store_upload_get(s->store, p->id, &u);
+    if (rc == STORE_OK) {
         r->offset = u.offset;
-    r->length = u.length;
+        r->length = u.length;
+    }
+    const char *why;
+    enum kz_err e;
+    if (!r->body_read)
+        set_result(r, 400, "the body ended early");
+    else if ((e = patch_session(s, p, &why)) != KZ_OK)
+        set_result(r, kz_err_http_status(e), "%s", why);
+    else if (rc == STORE_NOT_FOUND)
+        set_result(r, 404, "no such upload");
+    else if (rc != STORE_OK)
+        set_result(r, 500, "upload lookup failed");
+    else if (u.offset != p->offset)
+        set_result(r, 409, "the upload moved meanwhile: it is at offset %lld", (long long)u.offset);
+    else if (sodium_memcmp(got, p->want, sizeof got) != 0)
+        set_result(r, 460, "the body does not match Upload-Checksum");
+    else if (p->body_len == 0)
+        set_result(r, 204, "ok"); /* nothing to write or commit: where the upload is */
+    else if (io)
+        set_io_error(s, r, io, "cannot write the upload");
+    else if (srv_writes_blocked(s))
+        set_unavailable(s, r, "nothing was written");
+    else
+        patch_commit(s, p, &u, r);
     free(p);
 }
 
@@ -413,21 +550,16 @@ void srv_blob_open(struct srv *s, const struct srv_auth *a, const char *blob, in
 {
     memset(r, 0, sizeof *r);
     *fd = -1;
-    int64_t uploader;
     bool readable = false;
     enum store_rc rc =
-        srv_blob_id_valid(blob) ? store_blob_get(s->store, blob, size, &uploader) : STORE_NOT_FOUND;
-    if (rc == STORE_OK && uploader != a->user.id)
-        rc = store_blob_readable(s->store, blob, a->user.id, &readable);
-    else
-        readable = rc == STORE_OK;
-    /* Not a member of any room that references it: the same answer as no such blob. */
-    if (rc == STORE_NOT_FOUND || (rc == STORE_OK && !readable)) {
-        set_result(r, 404, "no such blob");
-        return;
-    }
+        srv_blob_id_valid(blob) ? blob_readable_by(s, a->user.id, blob, size, &readable) : STORE_OK;
     if (rc != STORE_OK) {
         set_result(r, 500, "blob lookup failed");
+        return;
+    }
+    /* Not a member of any room that references it: the same answer as no such blob. */
+    if (!readable) {
+        set_result(r, 404, "no such blob");
         return;
     }
     char path[4200];

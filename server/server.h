@@ -456,10 +456,12 @@ void srv_audit_as(struct srv *s, const char *actor, const char *address, const c
                   const char *target, cJSON *details);
 /* ---- encrypted blobs and resumable uploads (blobs.c), for the transport's endpoints ---- */
 struct srv_http_result {
-    int status; /* HTTP status: 200, 201, 204; 400, 401, 403, 404, 409, 410, 413, 460, 5xx */
+    int status; /* HTTP status: 200, 201, 204; 400, 401, 403, 404, 409, 410, 413, 460, 500, 503 */
     char message[192];
     int64_t offset, length, expires_at; /* Upload-Offset, Upload-Length, Upload-Expires */
     char location[96];                  /* for 201 */
+    int64_t retry_after_s; /* with 503 (the disk is full): retry_after_s and Retry-After */
+    bool body_read;        /* a PATCH's whole body was read: the connection may go on */
 };
 struct srv_patch;
 /* Where blobs and staging files go (DATA/blobs, DATA/uploads; created). -1 on failure. */
@@ -470,6 +472,9 @@ void srv_blob_path(const struct srv *s, const char *blob, char *out, size_t n);
 /* The user behind a bearer token, refused as any op would refuse it; *why says why. */
 enum kz_err srv_auth_bearer(struct srv *s, const char *bearer, struct srv_auth *out,
                             const char **why);
+/* A new upload. Born complete only for a caller who may already read the blob (its uploader,
+ * or a member of a room that references it); for anyone else an upload from 0, exactly as if
+ * the blob did not exist: an id alone never tells a stranger that a blob exists. */
 void srv_upload_create(struct srv *s, const struct srv_auth *a, int64_t length, const char *blob,
                        struct srv_http_result *r);
 void srv_upload_head(struct srv *s, const struct srv_auth *a, const char *id,
@@ -477,8 +482,10 @@ void srv_upload_head(struct srv *s, const struct srv_auth *a, const char *id,
 void srv_upload_delete(struct srv *s, const struct srv_auth *a, const char *id,
                        struct srv_http_result *r);
 /* A PATCH: begin checks and opens the staging file (NULL and r->status on refusal); data
- * appends the body as it arrives; end verifies the checksum, syncs, commits the new offset
- * (finishing the blob at the last byte) and frees p; abort frees p and commits nothing. */
+ * appends the body as it arrives (-1 only for bytes past Content-Length: a failed write is
+ * remembered and the rest of the body read and dropped); end checks the session again,
+ * verifies the checksum, syncs, commits the new offset (finishing the blob at the last byte)
+ * and frees p; abort frees p and commits nothing. An empty PATCH writes and commits nothing. */
 struct srv_patch *srv_upload_patch_begin(struct srv *s, const struct srv_auth *a, const char *id,
                                          int64_t offset, int64_t body_len, const char *checksum,
                                          struct srv_http_result *r);

@@ -3,6 +3,7 @@
  * `unavailable` and an alarm in the log, reads and live delivery go on, the server accepts
  * writes again by itself once there is room, and nothing acknowledged is lost or doubled. */
 #include <criterion/criterion.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,4 +168,164 @@ Test(disk, a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself)
                  "every acknowledged message once, the refused one not at all (%d of %d)", count,
                  acked);
     ws_close_fd(&a);
+}
+
+/* ---- uploads on a full disk ---- */
+
+static char resp[1 << 22];
+static size_t resp_len;
+
+static int upload_call(const char *method, const char *path, const char *token,
+                       const char *extra_headers, const void *body, size_t len)
+{
+    char headers[1024];
+    snprintf(headers, sizeof headers, "Authorization: Bearer %s\r\nTus-Resumable: 1.0.0\r\n%s",
+             token, extra_headers ? extra_headers : "");
+    return http_raw(d.port, method, path, headers, body, len, len, resp, sizeof resp, &resp_len);
+}
+
+static int create_upload(const char *token, const unsigned char *blob, size_t len, char *location)
+{
+    uint8_t h[32];
+    char hex[65], md[128], headers[256];
+    crypto_generichash(h, sizeof h, blob, len, NULL, 0);
+    sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+    sodium_bin2base64(md, sizeof md, (const unsigned char *)hex, 64,
+                      sodium_base64_VARIANT_ORIGINAL);
+    snprintf(headers, sizeof headers, "Upload-Length: %zu\r\nUpload-Metadata: blob %s\r\n", len,
+             md);
+    int st = upload_call("POST", "/api/v1/uploads", token, headers, "", 0);
+    if (location && !http_header(resp, "Location", location, 128))
+        location[0] = '\0';
+    return st;
+}
+
+static int patch(const char *token, const char *location, size_t offset, const void *body,
+                 size_t len)
+{
+    uint8_t h[32];
+    crypto_generichash(h, sizeof h, body, len, NULL, 0);
+    char sum[64], headers[256];
+    sodium_bin2base64(sum, sizeof sum, h, sizeof h, sodium_base64_VARIANT_ORIGINAL);
+    snprintf(headers, sizeof headers,
+             "Upload-Offset: %zu\r\nUpload-Checksum: blake2b %s\r\n"
+             "Content-Type: application/offset+octet-stream\r\n",
+             offset, sum);
+    return upload_call("PATCH", location, token, headers, body, len);
+}
+
+/* The JSON error of the last reply: its code, and retry_after_s (0 if none). */
+static const char *resp_error(double *retry_after_s)
+{
+    static char code[32];
+    code[0] = '\0';
+    *retry_after_s = 0;
+    const char *body = strstr(resp, "\r\n\r\n");
+    cJSON *o = body ? cJSON_Parse(body + 4) : NULL;
+    const cJSON *err = cJSON_GetObjectItem(o, "error");
+    const cJSON *c = cJSON_GetObjectItem(err, "code"),
+                *r = cJSON_GetObjectItem(err, "retry_after_s");
+    if (cJSON_IsString(c))
+        snprintf(code, sizeof code, "%s", c->valuestring);
+    if (cJSON_IsNumber(r))
+        *retry_after_s = r->valuedouble;
+    cJSON_Delete(o);
+    return code;
+}
+
+static long long resp_offset(void)
+{
+    char v[32];
+    return http_header(resp, "Upload-Offset", v, sizeof v) ? atoll(v) : -1;
+}
+
+static void setup_slow_retry(void)
+{
+    /* Long enough that a request right after the disk alarm falls inside the window. */
+    kzd_setup_with(&d, "\"disk_retry_ms\":3000");
+}
+
+/* Uploads on a full disk used to answer 503 with `internal` (POST) or drop the connection in the
+ * middle of the body (PATCH). Both are `unavailable` with retry_after_s, like every other write;
+ * the PATCH reads its whole body before it answers and keeps nothing of it, and the upload
+ * resumes from its last committed offset once there is room (issue 12). */
+Test(disk, uploads_on_a_full_disk_are_unavailable_and_resume_when_there_is_room,
+     .init = setup_slow_retry)
+{
+    cr_assert_eq(kzd_stop(&d), 0);
+    char db[400], limit[32];
+    snprintf(db, sizeof db, "%s/kizuna.db", d.dir);
+    struct stat sb;
+    cr_assert_eq(stat(db, &sb), 0);
+    snprintf(limit, sizeof limit, "%lld", (long long)sb.st_size + (1LL << 20));
+    setenv("KIZUNA_TEST_FSIZE", limit, 1);
+    kzd_start(&d);
+    unsetenv("KIZUNA_TEST_FSIZE");
+
+    struct ws a;
+    char token[128], location[128];
+    cr_assert(ws_open(&a, d.port));
+    cr_assert(ws_login(&a, "admin", TEST_ADMIN_PASSWORD, token));
+    /* Larger than the file-size limit: the staging file fills the "disk" part way. */
+    const size_t len = (size_t)sb.st_size + (3u << 19), first = 256 * 1024;
+    unsigned char *blob = malloc(len);
+    randombytes_buf(blob, len);
+    cr_assert_eq(create_upload(token, blob, len, location), 201, "%s", resp);
+    cr_assert_eq(patch(token, location, 0, blob, first), 204, "%s", resp);
+    double retry;
+    int st = patch(token, location, first, blob + first, len - first);
+    cr_assert_eq(st, 503, "a PATCH that cannot be written is answered, not cut off (%d)", st);
+    cr_assert_str_eq(resp_error(&retry), "unavailable", "%s", resp);
+    cr_assert_gt(retry, 0, "with retry_after_s");
+    cr_assert_eq(resp_offset(), (long long)first, "the reply says where to resume: %s", resp);
+    cr_assert_eq(upload_call("HEAD", location, token, NULL, "", 0), 200);
+    cr_assert_eq(resp_offset(), (long long)first, "nothing of the failed PATCH was committed");
+
+    /* Fill the database too: POST /uploads is refused like any other write. */
+    cJSON *r = ws_call(&a, "{\"id\":1,\"op\":\"room.create\",\"name\":\"本部\"}");
+    char room[64];
+    snprintf(room, sizeof room, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    cJSON_Delete(r);
+    static char body[8200];
+    memset(body, 'x', 8192);
+    body[8192] = '\0';
+    bool refused = false;
+    for (int i = 0; i < 1000 && !refused; i++) {
+        r = ws_callf(&a, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"%d %s\"", room, i, body);
+        refused = strcmp(reply_code(r), "unavailable") == 0;
+        cr_assert(refused || cJSON_IsTrue(cJSON_GetObjectItem(r, "ok")), "%s", reply_code(r));
+        cJSON_Delete(r);
+    }
+    cr_assert(refused, "the limit was reached");
+    unsigned char small[5000];
+    randombytes_buf(small, sizeof small);
+    st = create_upload(token, small, sizeof small, NULL);
+    cr_assert_eq(st, 503, "%d %s", st, resp);
+    cr_assert_str_eq(resp_error(&retry), "unavailable", "%s", resp);
+    cr_assert_gt(retry, 0, "with retry_after_s");
+
+    /* Space returns: the upload resumes from its committed offset and finishes. */
+    struct rlimit unlimited = {RLIM_INFINITY, RLIM_INFINITY};
+    cr_assert_eq(prlimit(d.pid, RLIMIT_FSIZE, &unlimited, NULL), 0);
+    long long deadline = now_ms() + 15000;
+    while ((st = patch(token, location, first, blob + first, len - first)) != 204 &&
+           now_ms() < deadline) {
+        cr_assert_eq(st, 503, "%s", resp);
+        cr_assert_str_eq(resp_error(&retry), "unavailable", "%s", resp);
+        cJSON_Delete(ws_next_event(&a, 200)); /* the retry window passing, not readiness */
+    }
+    cr_assert_eq(st, 204, "%s", resp);
+    cr_assert_eq(resp_offset(), (long long)len);
+    char hex[65], path[128];
+    uint8_t h[32];
+    crypto_generichash(h, sizeof h, blob, len, NULL, 0);
+    sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+    snprintf(path, sizeof path, "/api/v1/blobs/%s", hex);
+    cr_assert_eq(upload_call("GET", path, token, NULL, "", 0), 200);
+    const char *got = strstr(resp, "\r\n\r\n") + 4;
+    cr_assert(resp_len - (size_t)(got - resp) == len && memcmp(got, blob, len) == 0,
+              "the blob is whole");
+    ws_close_fd(&a);
+    free(blob);
 }

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -396,6 +398,278 @@ Test(e2ee, devices_and_signed_events_decide_who_may_post_and_read)
     ws_close_fd(&k);
     ws_close_fd(&a);
     free(blob);
+}
+
+/* ---- uploads at their edges: an empty PATCH, someone else's blob id, a session that ends ---- */
+
+/* The Upload-Offset header of the last reply, or -1. */
+static long long resp_offset(void)
+{
+    char v[32];
+    return http_header(resp, "Upload-Offset", v, sizeof v) ? atoll(v) : -1;
+}
+
+/* An empty PATCH (Content-Length: 0) is a no-op that says where the upload is, also once it is
+ * finished: it used to run the last-byte check on a staging file that was already gone, and
+ * reset a finished upload to 0 (issue 12). */
+Test(e2ee, an_empty_patch_changes_nothing_even_on_a_finished_upload)
+{
+    add_user("sato");
+    char token[64], location[128], hex[65];
+    struct ws w;
+    user_ws(&w, "sato", token);
+    const size_t len = 50000;
+    unsigned char *blob = random_blob(len);
+    blob_id(blob, len, hex);
+    cr_assert_eq(create_upload(token, hex, len, location), 201, "%s", resp);
+    cr_assert_eq(patch(token, location, 0, blob, 0, 0, false), 204, "%s", resp);
+    cr_assert_eq(resp_offset(), 0);
+    cr_assert_eq(patch(token, location, 0, blob, 20000, 20000, false), 204, "%s", resp);
+    cr_assert_eq(patch(token, location, 20000, blob + 20000, 0, 0, false), 204, "%s", resp);
+    cr_assert_eq(resp_offset(), 20000);
+    cr_assert_eq(patch(token, location, 0, blob, 0, 0, false), 409,
+                 "an empty PATCH at a wrong offset is still a 409");
+    cr_assert_eq(head_offset(token, location), 20000);
+    cr_assert_eq(patch(token, location, 20000, blob + 20000, len - 20000, len - 20000, false), 204,
+                 "%s", resp);
+    cr_assert_eq(resp_offset(), (long long)len);
+
+    /* Finished: an empty PATCH at the end answers 204 with the length, and changes nothing. */
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(patch(token, location, len, blob + len, 0, 0, false), 204, "%s", resp);
+        cr_assert_eq(resp_offset(), (long long)len, "%s", resp);
+    }
+    cr_assert_eq(head_offset(token, location), (long long)len, "the upload stays finished");
+    char staging[400];
+    snprintf(staging, sizeof staging, "%s/uploads/%s", d.dir, strrchr(location, '/') + 1);
+    struct stat sb;
+    cr_assert_neq(stat(staging, &sb), 0, "no staging file comes back");
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/blobs/%s", hex);
+    cr_assert_eq(upload_call("GET", path, token, NULL, "", 0, 0), 200);
+    const char *body = strstr(resp, "\r\n\r\n") + 4;
+    cr_assert(resp_len - (size_t)(body - resp) == len && memcmp(body, blob, len) == 0);
+    /* A born-complete upload of the same bytes, too. */
+    cr_assert_eq(create_upload(token, hex, len, location), 201);
+    cr_assert_eq(patch(token, location, len, blob + len, 0, 0, false), 204, "%s", resp);
+    cr_assert_eq(resp_offset(), (long long)len);
+    cr_assert_eq(head_offset(token, location), (long long)len);
+    ws_close_fd(&w);
+    free(blob);
+}
+
+/* Blob ids are hashes of ciphertext, so anyone who has seen one (a former member, a log) could
+ * ask about it. POST /uploads used to answer a stranger with a born-complete upload, or with
+ * "a different length": the blob exists, and how long it is (issue 12). Now only a caller who
+ * may already read the blob (its uploader, a member of a room that references it) is spared
+ * the bytes; anyone else gets an ordinary upload from 0, exactly as for an unknown id. */
+Test(e2ee, someone_elses_blob_id_tells_a_stranger_nothing)
+{
+    add_user("sato");
+    add_user("ito");
+    add_user("kato");
+    char tok_sato[64], tok_ito[64], tok_kato[64], room[64], location[128], hex[65], v[32];
+    struct ws s, i, k;
+    user_ws(&s, "sato", tok_sato);
+    user_ws(&i, "ito", tok_ito);
+    user_ws(&k, "kato", tok_kato);
+    const size_t len = 30000;
+    unsigned char *blob = random_blob(len);
+    upload_blob(tok_sato, blob, len, hex);
+    unsigned char *other = random_blob(len);
+    char unknown[65];
+    blob_id(other, len, unknown);
+
+    /* A stranger: the stored blob and an unknown one get the same answers. */
+    const char *ids[] = {hex, unknown};
+    int status[2][2];
+    long long offset[2][2];
+    for (int n = 0; n < 2; n++) {
+        status[n][0] = create_upload(tok_kato, ids[n], len, NULL);
+        offset[n][0] = resp_offset();
+        status[n][1] = create_upload(tok_kato, ids[n], 12345, NULL);
+        offset[n][1] = resp_offset();
+    }
+    cr_assert_eq(status[0][0], 201, "%s", resp);
+    cr_assert_eq(offset[0][0], 0, "not born complete for a stranger");
+    cr_assert_eq(status[0][1], 201, "another length is not refused: that would say the length");
+    cr_assert_eq(offset[0][1], 0);
+    cr_assert(memcmp(status[0], status[1], sizeof status[0]) == 0 &&
+                  memcmp(offset[0], offset[1], sizeof offset[0]) == 0,
+              "as for a blob that does not exist");
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/blobs/%s", hex);
+    cr_assert_eq(upload_call("GET", path, tok_kato, NULL, "", 0, 0), 404);
+
+    /* A stranger who does hold the bytes sends them all; they are stored once, and the blob
+     * and who may read it stay as they were. Wrong bytes end as for any wrong hash. */
+    cr_assert_eq(create_upload(tok_kato, hex, len, location), 201);
+    cr_assert_eq(patch(tok_kato, location, 0, blob, len, len, false), 204, "%s", resp);
+    cr_assert_eq(create_upload(tok_kato, hex, 12345, location), 201);
+    cr_assert_eq(patch(tok_kato, location, 0, other, 12345, 12345, false), 460, "%s", resp);
+    cr_assert_eq(upload_call("GET", path, tok_kato, NULL, "", 0, 0), 404);
+    cr_assert_eq(upload_call("GET", path, tok_sato, NULL, "", 0, 0), 200);
+    const char *body = strstr(resp, "\r\n\r\n") + 4;
+    cr_assert(resp_len - (size_t)(body - resp) == len && memcmp(body, blob, len) == 0);
+
+    /* The uploader is spared the bytes, and told of a wrong length, as before. */
+    cr_assert_eq(create_upload(tok_sato, hex, len, NULL), 201);
+    cr_assert(http_header(resp, "Upload-Offset", v, sizeof v) && atoll(v) == (long long)len);
+    cr_assert_eq(create_upload(tok_sato, hex, 12345, NULL), 400);
+
+    /* So is a member of a room whose event references it: she may download it anyway. */
+    struct dev ds;
+    dev_new(&ds);
+    cJSON *r = dev_register(&s, "sato", &ds, false);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    cr_assert_eq(create_upload(tok_ito, hex, len, NULL), 201);
+    cr_assert_eq(resp_offset(), 0, "ito may not read it yet");
+    room_with(&s, "[\"ito\"]", room);
+    r = e2ee_post(&s, room, "e2ee.photo", &ds, hex, "{\"epoch\":\"e1\",\"n\":1,\"ct\":\"AAAA\"}",
+                  false);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    cr_assert_eq(create_upload(tok_ito, hex, len, NULL), 201);
+    cr_assert_eq(resp_offset(), (long long)len, "a reader is spared the bytes");
+    ws_close_fd(&s);
+    ws_close_fd(&i);
+    ws_close_fd(&k);
+    free(blob);
+    free(other);
+}
+
+/* Starts a PATCH on a connection of its own: headers and the first `first` bytes of the body.
+ * Returns the socket. */
+static int patch_start(const char *token, const char *location, size_t offset,
+                       const unsigned char *body, size_t len, size_t first)
+{
+    uint8_t h[32];
+    crypto_generichash(h, sizeof h, body, len, NULL, 0);
+    char sum[64], req[1024];
+    sodium_bin2base64(sum, sizeof sum, h, sizeof h, sodium_base64_VARIANT_ORIGINAL);
+    int n = snprintf(req, sizeof req,
+                     "PATCH %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                     "Authorization: Bearer %s\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: %zu\r\n"
+                     "Upload-Checksum: blake2b %s\r\n"
+                     "Content-Type: application/offset+octet-stream\r\nContent-Length: %zu\r\n\r\n",
+                     location, token, offset, sum, len);
+    int fd = tcp_open(d.port);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+    for (size_t done = 0; done < first;) {
+        ssize_t k = send(fd, body + done, first - done, MSG_NOSIGNAL);
+        cr_assert_gt(k, 0);
+        done += (size_t)k;
+    }
+    return fd;
+}
+
+/* Sends the rest of the body and returns the reply's status (the reply goes to resp). */
+static int patch_finish(int fd, const unsigned char *rest, size_t n)
+{
+    for (size_t done = 0; done < n;) {
+        ssize_t k = send(fd, rest + done, n - done, MSG_NOSIGNAL);
+        if (k <= 0)
+            break;
+        done += (size_t)k;
+    }
+    resp_len = 0;
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    for (ssize_t k; resp_len < sizeof resp - 1 &&
+                    (k = read(fd, resp + resp_len, sizeof resp - 1 - resp_len)) > 0;)
+        resp_len += (size_t)k;
+    close(fd);
+    resp[resp_len] = '\0';
+    int status = -1;
+    return sscanf(resp, "HTTP/1.1 %d", &status) == 1 ? status : -1;
+}
+
+/* Waits (with a deadline) until the staging file holds `size` bytes: the server is inside the
+ * PATCH, past its checks at the start. */
+static void wait_staged(const char *location, long long size)
+{
+    char staging[400];
+    snprintf(staging, sizeof staging, "%s/uploads/%s", d.dir, strrchr(location, '/') + 1);
+    struct stat sb;
+    for (int n = 0; n < 200 && !(stat(staging, &sb) == 0 && sb.st_size >= size); n++)
+        usleep(25000);
+    cr_assert(stat(staging, &sb) == 0 && sb.st_size >= size, "the PATCH is under way");
+}
+
+/* The session or the account behind a PATCH ends while its body streams in (a lost phone is
+ * cut off): the PATCH used to complete all the same. It is checked again at the last byte,
+ * refused with 401 and commits nothing; the upload resumes from where it was, for the owner's
+ * other session (issue 12). */
+Test(e2ee, a_patch_whose_session_ends_midway_commits_nothing)
+{
+    add_user("sato");
+    add_user("ito");
+    char tok_sato[64], tok_phone[64], tok_ito[64], location[128], hex[65];
+    struct ws s, phone, i, a;
+    user_ws(&s, "sato", tok_sato);
+    user_ws(&phone, "sato", tok_phone);
+    user_ws(&i, "ito", tok_ito);
+    cr_assert(ws_open(&a, d.port));
+    cr_assert(ws_login(&a, "admin", TEST_ADMIN_PASSWORD, NULL));
+    const size_t len = 200000;
+    unsigned char *blob = random_blob(len);
+    blob_id(blob, len, hex);
+
+    /* Sato's phone uploads; sato revokes the phone's session from the other one mid-PATCH. */
+    cr_assert_eq(create_upload(tok_phone, hex, len, location), 201, "%s", resp);
+    cr_assert_eq(patch(tok_phone, location, 0, blob, 50000, 50000, false), 204, "%s", resp);
+    int fd = patch_start(tok_phone, location, 50000, blob + 50000, len - 50000, 60000);
+    wait_staged(location, 50000 + 60000);
+    cJSON *r = ws_call(&s, "{\"id\":1,\"op\":\"session.list\"}");
+    long long phone_session = -1;
+    cJSON *ses;
+    cJSON_ArrayForEach(ses, cJSON_GetObjectItem(r, "sessions"))
+    {
+        if (!cJSON_IsTrue(cJSON_GetObjectItem(ses, "current")))
+            phone_session = (long long)cJSON_GetObjectItem(ses, "id")->valuedouble;
+    }
+    cJSON_Delete(r);
+    cr_assert_geq(phone_session, 0);
+    r = ws_callf(&s, "\"op\":\"session.revoke\",\"session\":%lld", phone_session);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    cr_assert_eq(patch_finish(fd, blob + 110000, len - 110000), 401, "%s", resp);
+    cr_assert(strstr(resp, "\"unauthorized\""), "%s", resp);
+    cr_assert_eq(head_offset(tok_sato, location), 50000, "nothing of the PATCH was committed");
+    cr_assert_eq(patch(tok_sato, location, 50000, blob + 50000, len - 50000, len - 50000, false),
+                 204, "the other session resumes from the committed offset: %s", resp);
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/blobs/%s", hex);
+    cr_assert_eq(upload_call("GET", path, tok_sato, NULL, "", 0, 0), 200);
+    const char *body = strstr(resp, "\r\n\r\n") + 4;
+    cr_assert(resp_len - (size_t)(body - resp) == len && memcmp(body, blob, len) == 0);
+
+    /* An admin disables ito mid-PATCH, the last one: no blob comes of it. */
+    unsigned char *two = random_blob(len);
+    blob_id(two, len, hex);
+    cr_assert_eq(create_upload(tok_ito, hex, len, location), 201, "%s", resp);
+    fd = patch_start(tok_ito, location, 0, two, len, 100000);
+    wait_staged(location, 100000);
+    r = ws_call(&a, "{\"id\":2,\"op\":\"user.disable\",\"login\":\"ito\"}");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    cr_assert_eq(patch_finish(fd, two + 100000, len - 100000), 401, "%s", resp);
+    r = ws_call(&a, "{\"id\":3,\"op\":\"user.enable\",\"login\":\"ito\"}");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    ws_close_fd(&i);
+    user_ws(&i, "ito", tok_ito);
+    cr_assert_eq(head_offset(tok_ito, location), 0, "nothing of the PATCH was committed");
+    snprintf(path, sizeof path, "/api/v1/blobs/%s", hex);
+    cr_assert_eq(upload_call("GET", path, tok_ito, NULL, "", 0, 0), 404, "no blob");
+    ws_close_fd(&s);
+    ws_close_fd(&phone);
+    ws_close_fd(&i);
+    ws_close_fd(&a);
+    free(blob);
+    free(two);
 }
 
 /* ---- limits: quotas and expiry, on a server of their own ---- */
