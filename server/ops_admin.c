@@ -2,6 +2,7 @@
  * user.reset_password. Every op here is admin-only (the command table says so). */
 #include "server.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define ONE_TIME_PASSWORD_CHARS 16
@@ -130,24 +131,69 @@ enum kz_err op_user_add(struct srv_call *c)
 struct list_ctx {
     struct srv *s;
     cJSON *arr;
+    struct kz_csv *csv; /* format csv: the export, instead of arr */
 };
+
+/* One line of the export: the columns user.import reads, groups joined by ';', so that an
+ * exported file imports again unchanged. */
+static void export_one(struct list_ctx *l, const struct store_user *u, const cJSON *groups)
+{
+    size_t len = 1;
+    const cJSON *g;
+    cJSON_ArrayForEach(g, groups) len += strlen(g->valuestring) + 1;
+    char *joined = malloc(len);
+    if (!joined) {
+        l->csv->failed = true;
+        return;
+    }
+    joined[0] = '\0';
+    cJSON_ArrayForEach(g, groups)
+    {
+        if (joined[0])
+            strcat(joined, ";");
+        strcat(joined, g->valuestring);
+    }
+    const char *row[] = {u->login, u->name, u->department_name, u->role, joined,
+                         u->email, u->phone};
+    kz_csv_row(l->csv, row, sizeof row / sizeof row[0]);
+    free(joined);
+}
 
 static int list_one(void *arg, const struct store_user *u)
 {
     struct list_ctx *l = arg;
+    cJSON *groups = srv_user_groups_json(l->s, u->id);
+    if (l->csv) {
+        export_one(l, u, groups);
+        cJSON_Delete(groups);
+        return 0;
+    }
     cJSON *uj = srv_user_json(u);
-    cJSON_AddItemToObject(uj, "groups", srv_user_groups_json(l->s, u->id));
+    cJSON_AddItemToObject(uj, "groups", groups);
     cJSON_AddItemToArray(l->arr, uj);
     return 0;
 }
 
 enum kz_err op_user_list(struct srv_call *c)
 {
+    bool csv = false;
+    enum kz_err e = srv_arg_format(c, &csv);
+    if (e)
+        return e;
+    struct kz_csv text = {0};
+    static const char *const header[] = {"login",  "name",  "department", "role",
+                                         "groups", "email", "phone"};
+    if (csv)
+        kz_csv_row(&text, header, sizeof header / sizeof header[0]);
     c->result = cJSON_CreateObject();
-    struct list_ctx l = {c->srv, cJSON_AddArrayToObject(c->result, "users")};
-    if (store_user_each(srv_store(c->srv), list_one, &l) != STORE_OK)
-        return srv_fail(c, KZ_INTERNAL, "cannot list users");
-    return KZ_OK;
+    struct list_ctx l = {c->srv, csv ? NULL : cJSON_AddArrayToObject(c->result, "users"),
+                         csv ? &text : NULL};
+    if (store_user_each(srv_store(c->srv), list_one, &l) != STORE_OK || text.failed)
+        e = srv_fail(c, KZ_INTERNAL, "cannot list users");
+    else if (csv)
+        cJSON_AddStringToObject(c->result, "csv", text.text);
+    kz_csv_free(&text);
+    return e;
 }
 
 /* ---- user.disable, user.enable ---- */

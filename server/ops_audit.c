@@ -42,12 +42,22 @@ void srv_audit_as(struct srv *s, const char *actor, const char *address, const c
 
 struct audit_ctx {
     cJSON *arr;
-    int64_t last;
+    struct kz_csv *csv; /* format csv: the export, instead of arr */
+    int64_t last, count;
 };
 
 static int audit_row(void *arg, const struct store_audit *a)
 {
     struct audit_ctx *ac = arg;
+    ac->last = a->id;
+    ac->count++;
+    if (ac->csv) {
+        /* Times in UTC: the export goes to other systems and other time zones. */
+        kz_csv_time(ac->csv, a->at, false);
+        const char *row[] = {a->actor, a->address, a->action, a->target, a->details};
+        kz_csv_row(ac->csv, row, sizeof row / sizeof row[0]);
+        return 0;
+    }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "id", (double)a->id);
     cJSON_AddNumberToObject(o, "at", (double)a->at);
@@ -58,7 +68,6 @@ static int audit_row(void *arg, const struct store_audit *a)
     cJSON *details = cJSON_Parse(a->details);
     cJSON_AddItemToObject(o, "details", details ? details : cJSON_CreateObject());
     cJSON_AddItemToArray(ac->arr, o);
-    ac->last = a->id;
     return 0;
 }
 
@@ -67,13 +76,28 @@ enum kz_err op_audit_list(struct srv_call *c)
     int64_t limit = srv_arg_int(c, "limit", 100);
     if (limit > 10000)
         limit = 10000;
+    bool csv = false;
+    enum kz_err e = srv_arg_format(c, &csv);
+    if (e)
+        return e;
+    struct kz_csv text = {0};
+    static const char *const header[] = {"at", "actor", "address", "action", "target", "details"};
+    if (csv)
+        kz_csv_row(&text, header, sizeof header / sizeof header[0]);
     c->result = cJSON_CreateObject();
-    struct audit_ctx ac = {cJSON_AddArrayToObject(c->result, "entries"), 0};
+    struct audit_ctx ac = {csv ? NULL : cJSON_AddArrayToObject(c->result, "entries"),
+                           csv ? &text : NULL, 0, 0};
     if (store_audit_each(srv_store(c->srv), srv_arg_str(c, "action"), srv_arg_str(c, "actor"),
                          srv_arg_str(c, "target"), srv_arg_int(c, "since", 0),
-                         srv_arg_int(c, "before", 0), (int)limit, audit_row, &ac) != STORE_OK)
+                         srv_arg_int(c, "before", 0), (int)limit, audit_row, &ac) != STORE_OK ||
+        text.failed) {
+        kz_csv_free(&text);
         return srv_fail(c, KZ_INTERNAL, "audit list failed");
-    if (cJSON_GetArraySize(ac.arr) == limit)
+    }
+    if (csv)
+        cJSON_AddStringToObject(c->result, "csv", text.text);
+    if (ac.count == limit)
         cJSON_AddNumberToObject(c->result, "next_before", (double)ac.last);
+    kz_csv_free(&text);
     return KZ_OK;
 }

@@ -88,8 +88,9 @@ static int csv_fail(char **fields, int n)
 }
 
 /* RFC 4180 fields of one record starting at *pos; quoted fields may hold commas, quotes and
- * newlines. Returns the number of fields (at most max), or -1 on an unterminated quote (with
- * nothing left to free). */
+ * newlines. A field loses the ' an export put before a formula (kz_csv_unguard), so that an
+ * exported file imports unchanged. Returns the number of fields (at most max), or -1 on an
+ * unterminated quote (with nothing left to free). */
 static int csv_record(const char *buf, size_t len, size_t *pos, char **fields, int max, int *lines)
 {
     int n = 0;
@@ -118,6 +119,7 @@ static int csv_record(const char *buf, size_t len, size_t *pos, char **fields, i
         while (i < len && buf[i] != ',' && buf[i] != '\n' && buf[i] != '\r')
             *o++ = buf[i++];
         *o = '\0';
+        kz_csv_unguard(f);
         if (n < max)
             fields[n++] = f;
         else
@@ -421,6 +423,10 @@ static void summary(struct srv_call *c, struct import *im, bool applied)
     cJSON_AddNumberToObject(c->result, "unchanged", same);
     cJSON_AddItemToObject(c->result, "problems", cJSON_Duplicate(im->problems, true));
     if (applied) {
+        /* The same as a CSV for the admin's file (written by the CLI, mode 0600). */
+        static const char *const header[] = {"login", "one_time_password"};
+        struct kz_csv csv = {0};
+        kz_csv_row(&csv, header, 2);
         cJSON *pw = cJSON_AddArrayToObject(c->result, "passwords");
         for (int i = 0; i < im->nrows; i++) {
             if (im->rows[i].exists)
@@ -429,7 +435,14 @@ static void summary(struct srv_call *c, struct import *im, bool applied)
             cJSON_AddStringToObject(o, "login", im->rows[i].login);
             cJSON_AddStringToObject(o, "password", im->rows[i].password);
             cJSON_AddItemToArray(pw, o);
+            const char *row[] = {im->rows[i].login, im->rows[i].password};
+            kz_csv_row(&csv, row, 2);
         }
+        if (!csv.failed)
+            cJSON_AddStringToObject(c->result, "passwords_csv", csv.text);
+        if (csv.text)
+            sodium_memzero(csv.text, csv.cap);
+        kz_csv_free(&csv);
     }
 }
 

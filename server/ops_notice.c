@@ -582,8 +582,7 @@ struct report_ctx {
     cJSON *choices; /* the notice's choice texts */
     cJSON *totals, *by_dept;
     cJSON *list; /* for the missing-people lists and the CSV rows */
-    char *csv;
-    size_t csv_len, csv_cap;
+    struct kz_csv csv;
 };
 
 static cJSON *choice_counts(const cJSON *choices)
@@ -667,56 +666,19 @@ static enum store_rc missing_list(struct store *st, int64_t notice, enum store_m
     return rc;
 }
 
-/* RFC 4180: quote every field, double the quotes inside. */
-static void csv_put(struct report_ctx *rc, const char *field, bool last)
-{
-    size_t need = strlen(field) * 2 + 5; /* quotes, separator, NUL */
-    if (rc->csv_len + need > rc->csv_cap) {
-        size_t cap = (rc->csv_cap ? rc->csv_cap : 4096) * 2 + need;
-        char *grown = realloc(rc->csv, cap);
-        if (!grown)
-            return;
-        rc->csv = grown;
-        rc->csv_cap = cap;
-    }
-    char *p = rc->csv + rc->csv_len;
-    *p++ = '"';
-    for (const char *f = field; *f; f++) {
-        if (*f == '"')
-            *p++ = '"';
-        *p++ = *f;
-    }
-    *p++ = '"';
-    *p++ = last ? '\n' : ',';
-    *p = '\0';
-    rc->csv_len = (size_t)(p - rc->csv);
-}
-
-static void csv_time(struct report_ctx *rc, int64_t ms, bool last)
-{
-    char buf[32] = "";
-    if (ms) {
-        time_t t = (time_t)(ms / 1000);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    }
-    csv_put(rc, buf, last);
-}
-
 static int csv_row(void *arg, const struct store_recipient *r)
 {
     struct report_ctx *rc = arg;
     const cJSON *text = r->choice >= 0 ? cJSON_GetArrayItem(rc->choices, (int)r->choice) : NULL;
-    csv_put(rc, r->department, false);
-    csv_put(rc, r->login, false);
-    csv_put(rc, r->name, false);
-    csv_time(rc, r->read_at, false);
-    csv_time(rc, r->acked_at, false);
-    csv_put(rc, cJSON_IsString(text) ? text->valuestring : "", false);
-    csv_put(rc, r->comment ? r->comment : "", false);
-    csv_time(rc, r->responded_at, false);
-    csv_time(rc, r->reminded_at, true);
+    kz_csv_cell(&rc->csv, r->department, false);
+    kz_csv_cell(&rc->csv, r->login, false);
+    kz_csv_cell(&rc->csv, r->name, false);
+    kz_csv_time(&rc->csv, r->read_at, false);
+    kz_csv_time(&rc->csv, r->acked_at, false);
+    kz_csv_cell(&rc->csv, cJSON_IsString(text) ? text->valuestring : "", false);
+    kz_csv_cell(&rc->csv, r->comment, false);
+    kz_csv_time(&rc->csv, r->responded_at, false);
+    kz_csv_time(&rc->csv, r->reminded_at, true);
     return 0;
 }
 
@@ -727,33 +689,25 @@ enum kz_err op_notice_report(struct srv_call *c)
     enum kz_err e = notice_load(c, &v);
     if (e)
         return e;
-    const char *format = srv_arg_str(c, "format");
+    bool csv = false;
     struct report_ctx rc = {0};
-    if ((e = require_manager(c, &v)))
+    if ((e = require_manager(c, &v)) || (e = srv_arg_format(c, &csv)))
         goto out;
-    if (format && strcmp(format, "json") != 0 && strcmp(format, "csv") != 0) {
-        e = srv_fail(c, KZ_BAD_REQUEST, "format is json or csv");
-        goto out;
-    }
     rc.choices = v.choices ? cJSON_Parse(v.choices) : cJSON_CreateArray();
     c->result = cJSON_CreateObject();
     cJSON_AddItemToObject(c->result, "notice", notice_json(&v.n));
-    if (format && strcmp(format, "csv") == 0) {
-        csv_put(&rc, "department", false);
-        csv_put(&rc, "login", false);
-        csv_put(&rc, "name", false);
-        csv_put(&rc, "read_at", false);
-        csv_put(&rc, "acked_at", false);
-        csv_put(&rc, "response", false);
-        csv_put(&rc, "comment", false);
-        csv_put(&rc, "responded_at", false);
-        csv_put(&rc, "reminded_at", true);
+    if (csv) {
+        static const char *const header[] = {"department", "login",        "name",
+                                             "read_at",    "acked_at",     "response",
+                                             "comment",    "responded_at", "reminded_at"};
+        kz_csv_row(&rc.csv, header, sizeof header / sizeof header[0]);
         if (store_notice_recipients(st, v.n.id, STORE_ALL_RECIPIENTS, -1, csv_row, &rc) !=
-            STORE_OK) {
+                STORE_OK ||
+            rc.csv.failed) {
             e = srv_fail(c, KZ_INTERNAL, "report failed");
             goto out;
         }
-        cJSON_AddStringToObject(c->result, "csv", rc.csv ? rc.csv : "");
+        cJSON_AddStringToObject(c->result, "csv", rc.csv.text);
         goto out;
     }
     rc.totals = cJSON_AddObjectToObject(c->result, "totals");
@@ -784,7 +738,7 @@ enum kz_err op_notice_report(struct srv_call *c)
         e = srv_fail(c, KZ_INTERNAL, "report failed");
 out:
     cJSON_Delete(rc.choices);
-    free(rc.csv);
+    kz_csv_free(&rc.csv);
     view_free(&v);
     return e;
 }

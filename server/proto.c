@@ -195,7 +195,7 @@ static const struct srv_op ops[] = {
                 {"phone", F_STRING, false, STORE_PHONE_MAX, 0},
                 {"expires_at", F_INT, false, KZ_POS_MAX, 0}},
      .fn = op_user_add},
-    {.name = "user.list", .access = OP_ADMIN, .fn = op_user_list},
+    {.name = "user.list", .access = OP_ADMIN, .fields = {OPT("format", 8)}, .fn = op_user_list},
     {.name = "user.disable",
      .access = OP_ADMIN,
      .writes = true,
@@ -244,7 +244,8 @@ static const struct srv_op ops[] = {
                 OPT("target", 255),
                 {"since", F_INT, false, KZ_POS_MAX, 0},
                 {"before", F_INT, false, KZ_POS_MAX, 1},
-                LIMIT_ARG},
+                LIMIT_ARG,
+                OPT("format", 8)},
      .fn = op_audit_list},
     {.name = "invite.create",
      .access = OP_ADMIN,
@@ -734,6 +735,15 @@ const cJSON *srv_arg_list(const struct srv_call *c, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(c->args, name);
     return cJSON_IsArray(v) ? v : NULL;
+}
+
+enum kz_err srv_arg_format(struct srv_call *c, bool *csv)
+{
+    const char *format = srv_arg_str(c, "format");
+    *csv = format && strcmp(format, "csv") == 0;
+    if (format && !*csv && strcmp(format, "json") != 0)
+        return srv_fail(c, KZ_BAD_REQUEST, "format is json or csv");
+    return KZ_OK;
 }
 
 static const struct srv_field *field_find(const struct srv_op *op, const char *name)

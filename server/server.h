@@ -137,6 +137,31 @@ void kz_invite_code_new(char out[KZ_INVITE_CHARS], uint8_t hash[STORE_TOKEN_HASH
  * cannot be a code. */
 bool kz_invite_code_hash(const char *code, uint8_t hash[STORE_TOKEN_HASH]);
 
+/* ---- CSV (util.c): every CSV Kizuna writes (the user export, the audit export, notice
+ * reports, the one-time passwords of an import) is built with kz_csv_cell, and user.import
+ * reads cells back through kz_csv_unguard. ---- */
+struct kz_csv {
+    char *text; /* the CSV so far, NUL-terminated; owned, kz_csv_free releases it */
+    size_t len, cap;
+    bool failed; /* out of memory: text is incomplete and must not be used */
+};
+/* Appends one cell, then ',' or, when it ends the row, '\n'. Every cell is quoted, quotes
+ * doubled (RFC 4180). A cell a spreadsheet would run as a formula, one that begins with '=',
+ * '+', '-', '@', a tab or a carriage return, is written with a ' before it (OWASP's advice on
+ * CSV injection: the spreadsheet shows text); so is one that begins with ' and then one of
+ * those or another ', so that kz_csv_unguard gives back exactly the cell that was written. */
+void kz_csv_cell(struct kz_csv *csv, const char *cell, bool last);
+/* A whole row of n cells (a header, say), each as kz_csv_cell writes it. */
+void kz_csv_row(struct kz_csv *csv, const char *const cells[], size_t n);
+/* A time (ms since the epoch) as ISO 8601 UTC, 2026-01-02T03:04:05Z; 0 is an empty cell. */
+void kz_csv_time(struct kz_csv *csv, int64_t ms, bool last);
+/* The reverse of the guard, in place, for a cell read from a CSV: a cell that begins with '
+ * and then '=', '+', '-', '@', a tab, a carriage return or ' loses that first '. A file
+ * exported and imported again is unchanged; in a file made by hand, '+81 22-123-4567 reads as
+ * +81 22-123-4567, as a spreadsheet shows it. */
+void kz_csv_unguard(char *cell);
+void kz_csv_free(struct kz_csv *csv);
+
 /* ---- outgoing frames: serialised once, shared by reference among recipients ---- */
 struct kz_frame {
     int refs;
@@ -347,6 +372,9 @@ bool srv_arg_bool(const struct srv_call *c, const char *name, bool dflt);
 int64_t srv_arg_int(const struct srv_call *c, const char *name, int64_t dflt);
 /* The array of an F_LOGINS or F_STRINGS argument (NULL if absent). */
 const cJSON *srv_arg_list(const struct srv_call *c, const char *name);
+/* The optional `format` of a listing (user.list, audit.list, notice.report): sets *csv for
+ * "csv", clears it for "json" or none; anything else is bad_request. */
+enum kz_err srv_arg_format(struct srv_call *c, bool *csv);
 
 /* Accessors used by the ops. */
 struct store *srv_store(struct srv *s);

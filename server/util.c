@@ -1,7 +1,8 @@
-/* util.c - small helpers with no state: time, UTF-8, passwords, tokens. */
+/* util.c - small helpers with no state: time, UTF-8, passwords, tokens, CSV cells. */
 #include "server.h"
 
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -194,4 +195,81 @@ bool kz_token_hash(const char *token, uint8_t hash[STORE_TOKEN_HASH])
     crypto_generichash(hash, STORE_TOKEN_HASH, (const unsigned char *)token, KZ_TOKEN_CHARS - 1,
                        NULL, 0);
     return true;
+}
+
+/* What a spreadsheet takes for the start of a formula (=1+1, +1, -1, @SUM(...)), and the tab
+ * and carriage return that OWASP's list adds (some spreadsheets skip them before one). */
+static bool csv_formula_start(char ch)
+{
+    return ch && strchr("=+-@\t\r", ch);
+}
+
+/* Whether a cell begins with the ' that kz_csv_cell puts before a formula, or would look as if
+ * it did. */
+static bool csv_guarded(const char *cell)
+{
+    return cell[0] == '\'' && (csv_formula_start(cell[1]) || cell[1] == '\'');
+}
+
+void kz_csv_cell(struct kz_csv *csv, const char *cell, bool last)
+{
+    if (!cell)
+        cell = "";
+    if (csv->failed)
+        return;
+    bool guard = csv_formula_start(cell[0]) || csv_guarded(cell);
+    size_t need = strlen(cell) * 2 + 5; /* doubled quotes, the guard, quotes, separator, NUL */
+    if (csv->len + need > csv->cap) {
+        size_t cap = (csv->cap ? csv->cap : 4096) * 2 + need;
+        char *grown = realloc(csv->text, cap);
+        if (!grown) {
+            csv->failed = true;
+            return;
+        }
+        csv->text = grown;
+        csv->cap = cap;
+    }
+    char *p = csv->text + csv->len;
+    *p++ = '"';
+    if (guard)
+        *p++ = '\'';
+    for (const char *c = cell; *c; c++) {
+        if (*c == '"')
+            *p++ = '"';
+        *p++ = *c;
+    }
+    *p++ = '"';
+    *p++ = last ? '\n' : ',';
+    *p = '\0';
+    csv->len = (size_t)(p - csv->text);
+}
+
+void kz_csv_row(struct kz_csv *csv, const char *const cells[], size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        kz_csv_cell(csv, cells[i], i + 1 == n);
+}
+
+void kz_csv_time(struct kz_csv *csv, int64_t ms, bool last)
+{
+    char buf[32] = "";
+    if (ms) {
+        time_t t = (time_t)(ms / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+    kz_csv_cell(csv, buf, last);
+}
+
+void kz_csv_unguard(char *cell)
+{
+    if (csv_guarded(cell))
+        memmove(cell, cell + 1, strlen(cell));
+}
+
+void kz_csv_free(struct kz_csv *csv)
+{
+    free(csv->text);
+    *csv = (struct kz_csv){0};
 }

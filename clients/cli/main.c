@@ -765,10 +765,9 @@ static int cmd_revoke(const char *id)
     return rc;
 }
 
-/* `admin audit [--action A] [--actor L] [--target T] [--limit N]`; --json prints the entries
- * as JSON Lines (one per line), ready for export. */
-static void csv_field(const char *s, bool last);
-
+/* `admin audit [--action A] [--actor L] [--target T] [--limit N] [--csv]`; --json prints the
+ * entries as JSON Lines (one per line), ready for export; --csv prints the CSV the server made
+ * (every CSV is made by the server, with its guard against spreadsheet formulas). */
 static int cmd_audit(int argc, char **argv)
 {
     cJSON *args = cJSON_CreateObject();
@@ -791,6 +790,8 @@ static int cmd_audit(int argc, char **argv)
         else
             cJSON_AddStringToObject(args, argv[i] + 2, argv[i + 1]);
     }
+    if (csv)
+        cJSON_AddStringToObject(args, "format", "csv");
     bool jsonl = json_out;
     json_out = false; /* printed below, one entry per line */
     cJSON *reply = NULL;
@@ -798,26 +799,14 @@ static int cmd_audit(int argc, char **argv)
     json_out = jsonl;
     if (rc != EXIT_OK)
         return rc;
+    if (csv) {
+        fputs(str(reply, "csv", NULL), stdout);
+        cJSON_Delete(reply);
+        return EXIT_OK;
+    }
     const cJSON *e;
-    if (csv)
-        puts("at,actor,address,action,target,details");
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(reply, "entries"))
     {
-        if (csv) {
-            /* UTC in ISO 8601: the export goes to other systems and other time zones. */
-            time_t t = (time_t)(cJSON_GetObjectItemCaseSensitive(e, "at")->valuedouble / 1000);
-            char when[32];
-            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-            char *details = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(e, "details"));
-            csv_field(when, false);
-            csv_field(str(e, "actor", NULL), false);
-            csv_field(str(e, "address", NULL), false);
-            csv_field(str(e, "action", NULL), false);
-            csv_field(str(e, "target", NULL), false);
-            csv_field(details ? details : "{}", true);
-            cJSON_free(details);
-            continue;
-        }
         if (jsonl) {
             char *t = cJSON_PrintUnformatted(e);
             puts(t);
@@ -928,25 +917,28 @@ static int cmd_import(int argc, char **argv)
     }
     const cJSON *pws = cJSON_GetObjectItemCaseSensitive(reply, "passwords");
     if (!dry && cJSON_GetArraySize(pws) > 0) {
-        /* One-time passwords: readable by the admin alone. */
-        int fd = open(pw_out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        /* One-time passwords, as the CSV the server made: readable by the admin alone. */
+        const char *text = str(reply, "passwords_csv", NULL);
+        int fd = *text ? open(pw_out, O_WRONLY | O_CREAT | O_TRUNC, 0600) : -1;
         FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-        if (!f || fchmod(fd, 0600) != 0) {
+        bool ok = f && fchmod(fd, 0600) == 0 && fputs(text, f) != EOF;
+        int err = errno;
+        if (f && fclose(f) != 0 && ok) {
+            ok = false;
+            err = errno;
+        } else if (!f && fd >= 0) {
+            close(fd);
+        }
+        if (!ok) {
             fprintf(stderr, "kizuna: cannot write %s: %s (the import was applied)\n", pw_out,
-                    strerror(errno));
-            if (f)
-                fclose(f);
+                    *text ? strerror(err) : "the server sent no passwords file");
             cJSON_Delete(reply);
             return EXIT_REFUSED;
         }
-        fputs("login,one_time_password\n", f);
-        const cJSON *p;
-        cJSON_ArrayForEach(p, pws)
-            fprintf(f, "%s,%s\n", str(p, "login", NULL), str(p, "password", NULL));
-        fclose(f);
     }
     if (json_out) {
         cJSON_DeleteItemFromObjectCaseSensitive(reply, "passwords");
+        cJSON_DeleteItemFromObjectCaseSensitive(reply, "passwords_csv");
         print_json(reply);
     } else {
         const cJSON *p;
@@ -968,47 +960,20 @@ static int cmd_import(int argc, char **argv)
     return dry && problems ? EXIT_REFUSED : EXIT_OK;
 }
 
-/* CSV quoting for export: every field quoted, quotes doubled. */
-static void csv_field(const char *s, bool last)
-{
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"')
-            putchar('"');
-        putchar(*s);
-    }
-    fputs(last ? "\"\n" : "\",", stdout);
-}
-
+/* `admin export`: every user as the CSV the server made (`user.list` with format csv), which
+ * `admin import` takes back unchanged. */
 static int cmd_export(void)
 {
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddStringToObject(args, "format", "csv");
     cJSON *reply = NULL;
     bool was_json = json_out;
-    json_out = false;
-    int rc = call_once("user.list", NULL, &reply);
+    json_out = false; /* the CSV itself is the output */
+    int rc = call_once("user.list", args, &reply);
     json_out = was_json;
     if (rc != EXIT_OK)
         return rc;
-    puts("login,name,department,role,groups,email,phone");
-    const cJSON *u;
-    cJSON_ArrayForEach(u, cJSON_GetObjectItemCaseSensitive(reply, "users"))
-    {
-        char groups[2048] = "";
-        const cJSON *g;
-        cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(u, "groups"))
-        {
-            if (groups[0])
-                strncat(groups, ";", sizeof groups - strlen(groups) - 1);
-            strncat(groups, g->valuestring, sizeof groups - strlen(groups) - 1);
-        }
-        csv_field(str(u, "login", NULL), false);
-        csv_field(str(u, "name", NULL), false);
-        csv_field(str(u, "department", NULL), false);
-        csv_field(str(u, "role", NULL), false);
-        csv_field(groups, false);
-        csv_field(str(u, "email", NULL), false);
-        csv_field(str(u, "phone", NULL), true);
-    }
+    fputs(str(reply, "csv", NULL), stdout);
     cJSON_Delete(reply);
     return EXIT_OK;
 }

@@ -297,8 +297,8 @@ Test(cli, csv_import_dry_run_atomic_apply_and_idempotent_reimport)
     int lines = 0;
     while (fgets(line, sizeof line, f)) {
         lines++;
-        if (strncmp(line, "u07,", 4) == 0)
-            snprintf(u07pw, sizeof u07pw, "%.*s", (int)strcspn(line + 4, "\n"), line + 4);
+        if (strncmp(line, "\"u07\",\"", 7) == 0)
+            snprintf(u07pw, sizeof u07pw, "%.*s", (int)strcspn(line + 7, "\""), line + 7);
     }
     fclose(f);
     cr_assert_eq(lines, 31);
@@ -324,6 +324,90 @@ Test(cli, csv_import_dry_run_atomic_apply_and_idempotent_reimport)
     cr_assert(strstr(out, "\"u05\",\"職員 5, 第2班\",\"総務課\",\"staff\",\"巡回班;消防団\"") ||
                   strstr(out, "\"u05\",\"職員 5, 第2班\",\"総務課\",\"staff\",\"消防団;巡回班\""),
               "%s", out);
+}
+
+/* The first cell of a CSV (every cell quoted, as Kizuna writes them) that a spreadsheet would
+ * run as a formula, or that is not quoted; NULL if there is none. */
+static const char *csv_formula_cell(const char *csv)
+{
+    const char *p = csv;
+    while (*p) {
+        if (*p != '"' || (p[1] && strchr("=+-@\t\r", p[1])))
+            return p;
+        for (p++; *p && !(*p == '"' && p[1] != '"'); p += *p == '"' ? 2 : 1)
+            ;
+        if (!*p)
+            return NULL;
+        p++;
+        if (*p == ',' || *p == '\n')
+            p++;
+    }
+    return NULL;
+}
+
+/* Issue 12, defect 5: a display name "+SUM(1,1)" went into `admin export` unchanged and a
+ * spreadsheet ran it. Every CSV the CLI writes (export, audit, one-time passwords) is the
+ * server's, with formulas guarded by a ', and an exported file imports back unchanged. */
+Test(cli, csv_exports_run_no_formula_and_import_back_unchanged)
+{
+    char out[65536], hand[400], exported[400], pwfile[450];
+    cr_assert_eq(K(cfgdir_admin, TEST_ADMIN_PASSWORD, NULL, "login", "admin"), 0);
+    /* A file made by hand: formulas as typed, and two cells a spreadsheet user guarded. */
+    snprintf(hand, sizeof hand, "%s/hand.csv", d.dir);
+    write_file(hand, "login,name,department,role,groups,email,phone\n"
+                     "f1,\"+SUM(1,1)\",-総務課,staff,@team;-班,+f1@example.jp,+81 22-123-4567\n"
+                     "f2,\"=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\",,staff,,,\n"
+                     "f3,-田中,,hq,,,\n"
+                     "f4,\"\t@tab\",,staff,,,\n"
+                     "f5,'@by hand,,staff,,,'+81 90-1234-5678\n");
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "import", hand), 0, "%s", out);
+    /* A name that begins with ' and =, typed as such. */
+    cr_assert_eq(K(cfgdir_admin, NULL, "f6-password-1\n", "admin", "user", "add", "f6", "--name",
+                   "'=x", "--password-stdin"),
+                 0, "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "--json", "admin", "user", "list"), 0, "%s", out);
+    cr_assert(strstr(out, "\"name\":\"@by hand\"") && strstr(out, "\"phone\":\"+81 90-1234-5678\""),
+              "a ' typed before a formula is not part of the value: %s", out);
+    cr_assert(strstr(out, "\"name\":\"'=x\""), "%s", out);
+
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "export"), 0, "%s", out);
+    const char *bad = csv_formula_cell(out);
+    cr_assert_null(bad, "a cell a spreadsheet runs: %.60s", bad);
+    cr_assert(strstr(out, "\"f1\",\"'+SUM(1,1)\",\"'-総務課\",\"staff\",\"'-班;@team\","
+                          "\"'+f1@example.jp\",\"'+81 22-123-4567\"\n"),
+              "%s", out);
+    cr_assert(strstr(out, "\"f2\",\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\","), "%s",
+              out);
+    cr_assert(strstr(out, "\"f3\",\"'-田中\","), "%s", out);
+    cr_assert(strstr(out, "\"f4\",\"'\t@tab\","), "%s", out);
+    cr_assert(strstr(out, "\"f6\",\"''=x\","), "%s", out);
+    /* Exported, then imported again: nothing changes (the phone is still a phone number). */
+    snprintf(exported, sizeof exported, "%s/export.csv", d.dir);
+    write_file(exported, out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "--json", "admin", "import", exported), 0, "%s", out);
+    cr_assert(strstr(out, "\"added\":0") && strstr(out, "\"updated\":0") &&
+                  strstr(out, "\"unchanged\":7") && strstr(out, "\"problems\":[]"),
+              "%s", out);
+
+    /* The one-time passwords of the first import. */
+    snprintf(pwfile, sizeof pwfile, "%s.passwords.csv", hand);
+    FILE *f = fopen(pwfile, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    cr_assert(strncmp(out, "\"login\",\"one_time_password\"\n\"f1\",\"", 34) == 0, "%s", out);
+    cr_assert_null(csv_formula_cell(out), "%s", out);
+
+    /* The audit log: "-" stands for a login id that is not one. */
+    char body[512];
+    http_request(d.port, "POST", "/api/v1/login", NULL,
+                 "{\"login\":\"=1+1\",\"password\":\"wrong-password\"}", body, sizeof body);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "audit", "--csv", "--action", "login.failed"),
+                 0, "%s", out);
+    bad = csv_formula_cell(out);
+    cr_assert_null(bad, "a cell a spreadsheet runs: %.60s", bad);
+    cr_assert(strstr(out, ",\"login.failed\",\"'-\","), "%s", out);
 }
 
 /* Runs `kizuna join` as a newcomer would: no session yet, the chosen password in
@@ -371,7 +455,8 @@ Test(cli, dispatched_staff_join_from_an_invitation_shown_as_text_and_qr)
     cr_assert_null(strstr(out, code), "the code is never shown again");
     cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "audit", "--csv", "--action", "invite.use"),
                  0, "%s", out);
-    cr_assert(strncmp(out, "at,actor,address,action,target,details\n", 39) == 0, "%s", out);
+    const char *audit_header = "\"at\",\"actor\",\"address\",\"action\",\"target\",\"details\"\n";
+    cr_assert(strncmp(out, audit_header, strlen(audit_header)) == 0, "%s", out);
     cr_assert(strstr(out, "\"invite.use\",\"sendai.sato\""), "%s", out);
     cr_assert(strstr(out, "\"invite.use\",\"sendai.ito\""), "%s", out);
 
@@ -379,7 +464,9 @@ Test(cli, dispatched_staff_join_from_an_invitation_shown_as_text_and_qr)
                    "sato@city.example.jp", "--expires", "never"),
                  0, "%s", out);
     cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "export"), 0, "%s", out);
-    cr_assert(strncmp(out, "login,name,department,role,groups,email,phone\n", 46) == 0, "%s", out);
+    const char *export_header =
+        "\"login\",\"name\",\"department\",\"role\",\"groups\",\"email\",\"phone\"\n";
+    cr_assert(strncmp(out, export_header, strlen(export_header)) == 0, "%s", out);
     cr_assert(strstr(out, "\"sendai.sato\",\"応援 職員\",\"応援職員\",\"staff\",\"給水;避難所\","
                           "\"sato@city.example.jp\",\"\""),
               "%s", out);

