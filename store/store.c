@@ -291,6 +291,28 @@ static const char *const migrations[] = {
      * blobs referenced before one's join stay unreadable). Fixed at creation. */
     ("ALTER TABLE rooms ADD COLUMN history TEXT NOT NULL DEFAULT 'shared'"
      "  CHECK (history IN ('shared','joined'));"),
+
+    /* 9: which devices were sent which epoch key in a room (every e2ee.keys entry), so that a
+     * photo under an epoch one of them still holds after it left (revoked, logged out, or its
+     * owner removed) is refused: the epoch must rotate first (issue 12). Filled from the
+     * e2ee.keys events already stored; data the server never checked is skipped, not fatal. */
+    ("CREATE TABLE epoch_devices ("
+     "  room INTEGER NOT NULL REFERENCES rooms(id),"
+     "  epoch TEXT NOT NULL,"
+     "  device TEXT NOT NULL,"
+     "  PRIMARY KEY (room, epoch, device)"
+     ") WITHOUT ROWID;"
+     "INSERT OR IGNORE INTO epoch_devices (room, epoch, device)"
+     "  SELECT k.room, json_extract(k.data, '$.epoch'),"
+     "    CASE WHEN x.type = 'object' THEN json_extract(x.value, '$.to') END"
+     "  FROM (SELECT room, CASE WHEN json_valid(d) THEN d END AS data"
+     "        FROM (SELECT room, CASE WHEN json_valid(CAST(payload AS TEXT))"
+     "              THEN json_extract(CAST(payload AS TEXT), '$.content.data') END AS d"
+     "              FROM events WHERE type = 'e2ee.keys')) k,"
+     "    json_each(CASE WHEN json_type(k.data, '$.entries') = 'array'"
+     "              THEN json_extract(k.data, '$.entries') END) x"
+     "  WHERE json_type(k.data, '$.epoch') = 'text'"
+     "    AND CASE WHEN x.type = 'object' THEN json_type(x.value, '$.to') END = 'text';"),
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

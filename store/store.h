@@ -216,6 +216,17 @@ enum store_rc store_device_each_of_user(struct store *st, int64_t user_id, store
  * by login then age. */
 enum store_rc store_device_each_in_room(struct store *st, int64_t room, store_device_fn fn,
                                         void *ctx);
+/* Whether device_id is one of store_device_each_in_room's devices of the room. */
+enum store_rc store_device_current_in_room(struct store *st, int64_t room, const char *device_id,
+                                           bool *out);
+/* Records that an e2ee.keys event of the room carried the epoch's key to device_id (the
+ * server cannot read the key: it sees who it was sealed to). Recording twice is a no-op. */
+enum store_rc store_epoch_holder_add(struct store *st, int64_t room, const char *epoch,
+                                     const char *device_id);
+/* A device the epoch's key went to that is no longer one of the room's current devices
+ * (revoked, session ended, owner left), into device_id; "" if every one still is. */
+enum store_rc store_epoch_holder_gone(struct store *st, int64_t room, const char *epoch,
+                                      char device_id[STORE_DEVICE_ID_MAX + 1]);
 
 struct store_upload {
     char id[STORE_UPLOAD_ID_MAX + 1];

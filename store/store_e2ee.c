@@ -23,6 +23,9 @@ enum e2ee_stmt {
     E_BLOB_GET,
     E_REF_ADD,
     E_READABLE,
+    E_DEV_CURRENT,
+    E_HOLDER_ADD,
+    E_HOLDER_GONE,
     E_COUNT
 };
 _Static_assert(E_COUNT <= STORE_E2EE_STMTS, "raise STORE_E2EE_STMTS");
@@ -69,6 +72,20 @@ static const char *const e2ee_sql[E_COUNT] = {
                    " JOIN rooms ro ON ro.id = r.room"
                    " WHERE r.blob = ?1 AND m.user_id = ?2 AND m.left_pos IS NULL"
                    " AND (ro.history = 'shared' OR r.pos >= m.joined_pos) LIMIT 1",
+    /* One device of E_DEV_IN_ROOM's set, by its id: the same three conditions. */
+    [E_DEV_CURRENT] = "SELECT 1 FROM devices d"
+                      " JOIN room_members m ON m.user_id = d.user_id AND m.room = ?1"
+                      " JOIN sessions s ON s.id = d.session_id AND s.ended_at IS NULL"
+                      " WHERE d.device_id = ?2 AND m.left_pos IS NULL AND d.revoked_at IS NULL",
+    [E_HOLDER_ADD] = "INSERT OR IGNORE INTO epoch_devices (room, epoch, device) VALUES (?, ?, ?)",
+    /* A device the epoch's key went to that is no longer in E_DEV_IN_ROOM's set. */
+    [E_HOLDER_GONE] = "SELECT h.device FROM epoch_devices h WHERE h.room = ?1 AND h.epoch = ?2"
+                      " AND NOT EXISTS (SELECT 1 FROM devices d"
+                      " JOIN room_members m ON m.user_id = d.user_id AND m.room = ?1"
+                      " JOIN sessions s ON s.id = d.session_id AND s.ended_at IS NULL"
+                      " WHERE d.device_id = h.device AND m.left_pos IS NULL"
+                      " AND d.revoked_at IS NULL)"
+                      " ORDER BY h.device LIMIT 1",
 };
 
 enum store_rc store_e2ee_prepare(struct store *st, char *err, size_t errlen)
@@ -330,4 +347,45 @@ enum store_rc store_blob_readable(struct store *st, const char *blob, int64_t us
     enum store_rc rc = store_step_int(st, s, &one, "blob access");
     *out = rc == STORE_OK;
     return rc == STORE_NOT_FOUND ? STORE_OK : rc;
+}
+
+/* ---- who was sent which epoch key ---- */
+
+enum store_rc store_device_current_in_room(struct store *st, int64_t room, const char *device_id,
+                                           bool *out)
+{
+    sqlite3_stmt *s = st->e2ee[E_DEV_CURRENT];
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_text(s, 2, device_id, -1, SQLITE_STATIC);
+    int64_t one;
+    enum store_rc rc = store_step_int(st, s, &one, "room device");
+    *out = rc == STORE_OK;
+    return rc == STORE_NOT_FOUND ? STORE_OK : rc;
+}
+
+enum store_rc store_epoch_holder_add(struct store *st, int64_t room, const char *epoch,
+                                     const char *device_id)
+{
+    sqlite3_stmt *s = st->e2ee[E_HOLDER_ADD];
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_text(s, 2, epoch, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, device_id, -1, SQLITE_STATIC);
+    return store_step_done(st, s, "epoch holder");
+}
+
+enum store_rc store_epoch_holder_gone(struct store *st, int64_t room, const char *epoch,
+                                      char device_id[STORE_DEVICE_ID_MAX + 1])
+{
+    sqlite3_stmt *s = st->e2ee[E_HOLDER_GONE];
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_text(s, 2, epoch, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    enum store_rc r = STORE_OK;
+    device_id[0] = '\0';
+    if (rc == SQLITE_ROW)
+        store_copy_text(device_id, STORE_DEVICE_ID_MAX + 1, s, 0);
+    else if (rc != SQLITE_DONE)
+        r = store_fail(st, "epoch holders");
+    store_finish(s);
+    return r;
 }

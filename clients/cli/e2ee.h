@@ -46,8 +46,10 @@ void ks_device_wipe(struct ks_device *d);
 /* device id = base64url(BLAKE2b-128(sign_pk)). */
 void ks_device_id(const uint8_t sign_pk[32], char out[DEVICE_ID_MAX]);
 
-/* A room's key state: {"own":{epoch,key,created_at,count,devices,keys_posted},
- * "keys":{EPOCH:{"key","from"}}}. The caller deletes the result (never NULL). */
+/* A room's key state: {"own":{epoch,key,created_at,count,devices,holders,keys_posted},
+ * "keys":{EPOCH:{"key","from"}}}. "devices" are the member devices our epoch was first sealed
+ * to, "holders" those we answered a key request for it since (upload.c, room.c). The caller
+ * deletes the result (never NULL). */
 cJSON *ks_room_load(const char *room_id);
 int ks_room_save(const char *room_id, const cJSON *state);
 
@@ -127,6 +129,7 @@ struct room_view {
     cJSON *state;          /* ks_room_load (owned); saved by rv_free when dirty */
     bool dirty;
     char history[8]; /* the room's policy: "shared", or "joined" (no keys from before one joined) */
+    char conflict[512]; /* rv_post: why the server refused with `conflict` ("" otherwise) */
 };
 
 /* Reads the room's devices and all its encrypted events, opens the key envelopes addressed to
@@ -144,7 +147,16 @@ const cJSON *rv_device(struct room_view *rv, const char *device, const char *log
 bool rv_is_member_device(const struct room_view *rv, const char *device);
 /* The epoch key E if held; false otherwise. */
 bool rv_key(struct room_view *rv, const char *epoch, uint8_t key[32]);
-/* Signs and posts an encrypted event; *pos gets its position. Returns an exit code. */
+/* A device that may hold the epoch's key but is no longer one of the room's current member
+ * devices (revoked, logged out, or its owner left), into who (n bytes); false if there is none.
+ * Who may hold it: the ids in also (a JSON array of strings, may be NULL) and every recipient
+ * of an e2ee.keys event for the epoch in the room. Once this is true the epoch must not
+ * encrypt anything more. */
+bool rv_epoch_holder_gone(const struct room_view *rv, const char *epoch, const cJSON *also,
+                          char *who, size_t n);
+/* Signs and posts an encrypted event; *pos gets its position. Returns an exit code. A
+ * `conflict` refusal (a key for a device that left, a photo under an epoch one holds) is not
+ * printed: its message is in rv->conflict, for the caller to act on. */
 int rv_post(struct room_view *rv, const char *type, const cJSON *blobs, const char *data,
             const char *client_id, long long *pos);
 /* Seals the epoch key for one recipient device: {"to":..,"box":..}; NULL if the device's keys

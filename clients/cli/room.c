@@ -118,6 +118,40 @@ static cJSON *event_data(const cJSON *ev)
     return d;
 }
 
+bool rv_epoch_holder_gone(const struct room_view *rv, const char *epoch, const cJSON *also,
+                          char *who, size_t n)
+{
+    const cJSON *id, *ev, *e;
+    cJSON_ArrayForEach(id, also)
+    {
+        if (cJSON_IsString(id) && !rv_is_member_device(rv, id->valuestring)) {
+            snprintf(who, n, "%s", id->valuestring);
+            return true;
+        }
+    }
+    /* Every envelope in the room counts, its signature checked or not: a false alarm costs a
+     * new epoch (one e2ee.keys event), a holder missed is a photo a lost phone can read. */
+    bool gone = false;
+    cJSON_ArrayForEach(ev, rv->events)
+    {
+        if (gone || strcmp(str(ev, "event", NULL), "e2ee.keys") != 0)
+            continue;
+        cJSON *data = event_data(ev);
+        if (data && strcmp(str(data, "epoch", NULL), epoch) == 0) {
+            cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(data, "entries"))
+            {
+                const char *to = str(e, "to", NULL);
+                if (!gone && *to && !rv_is_member_device(rv, to)) {
+                    snprintf(who, n, "%s", to);
+                    gone = true;
+                }
+            }
+        }
+        cJSON_Delete(data);
+    }
+    return gone;
+}
+
 bool rv_key(struct room_view *rv, const char *epoch, uint8_t key[32])
 {
     const cJSON *k = cJSON_GetObjectItemCaseSensitive(
@@ -304,8 +338,19 @@ int rv_post(struct room_view *rv, const char *type, const cJSON *blobs, const ch
     if (client_id)
         cJSON_AddStringToObject(args, "client_id", client_id);
     cJSON *content = cJSON_Duplicate(args, true);
-    int rc = call(rv->c, "e2ee.post", args, &reply);
+    rv->conflict[0] = '\0';
+    reply = kzc_call(rv->c, "e2ee.post", args, TIMEOUT_MS);
+    if (!reply) {
+        cJSON_Delete(content);
+        return unreachable(kzc_error(rv->c));
+    }
+    int rc = EXIT_REFUSED;
+    if (strcmp(str(reply, "error", "code"), "conflict") == 0)
+        snprintf(rv->conflict, sizeof rv->conflict, "%s", str(reply, "error", "message"));
+    else
+        rc = check_reply(reply);
     if (rc != EXIT_OK) {
+        cJSON_Delete(reply);
         cJSON_Delete(content);
         return rc;
     }
@@ -438,6 +483,19 @@ static int answer_one(struct room_view *rv, const cJSON *req, const char *reques
         why = "this room shares photos only from when one joined, and this epoch began before";
     else if (!(entry = rv_envelope(rv, epoch, key, requester)))
         why = "the requesting device's keys do not verify";
+    cJSON *own = cJSON_GetObjectItemCaseSensitive(rv->state, "own");
+    if (entry && strcmp(str(own, "epoch", NULL), epoch) == 0) {
+        /* Our current epoch now reaches one more device: remembered before it is posted, so
+         * the epoch ends if that device leaves (upload.c), even if the server never shows us
+         * this answer again. */
+        cJSON *holders = cJSON_GetObjectItemCaseSensitive(own, "holders");
+        if (!cJSON_IsArray(holders))
+            holders = cJSON_AddArrayToObject(own, "holders");
+        if (holders) {
+            cJSON_AddItemToArray(holders, cJSON_CreateString(requester));
+            ks_room_save(rv->room_id, rv->state);
+        }
+    }
     if (entry) {
         cJSON_AddStringToObject(data, "history", rv->history);
         cJSON_AddItemToArray(cJSON_AddArrayToObject(data, "entries"), entry);
@@ -454,6 +512,13 @@ static int answer_one(struct room_view *rv, const cJSON *req, const char *reques
     if (rc == EXIT_OK && !json_out)
         fprintf(stderr, "kizuna: %s the key of epoch %.8s… to device %s (#%lld)\n",
                 entry ? "shared" : "withheld", epoch, requester, pos);
+    if (rc == EXIT_REFUSED && rv->conflict[0]) {
+        /* The device left after this view was read: nothing was posted, nothing to answer. */
+        if (!json_out)
+            fprintf(stderr, "kizuna: not sharing the key of epoch %.8s… with device %s: %s\n",
+                    epoch, requester, rv->conflict);
+        rc = EXIT_OK;
+    }
     return rc;
 }
 

@@ -10,7 +10,9 @@
  *
  * Test hook: KIZUNA_TEST_CUT_AFTER_BYTES=N makes the command exit with status 75 as soon as
  * at least N bytes are committed on the server (and before the upload completes), as if the
- * process had been killed there. Tests use it to exercise resumption. */
+ * process had been killed there. Tests use it to exercise resumption. KIZUNA_TEST_FORGET_HOLDERS=1
+ * skips the check that ends an epoch a departed device holds, as a client that forgot it would,
+ * so that tests see the server refuse the photo and the new epoch start after that. */
 #include "e2ee.h"
 
 #include <dirent.h>
@@ -473,16 +475,30 @@ static cJSON *member_set(const struct room_view *rv)
     return arr;
 }
 
-/* Our epoch for the room: a new one when the member devices changed since it began, after
- * EPOCH_MAX_PHOTOS photos or after EPOCH_MAX_AGE_MS. */
-static cJSON *epoch_current(struct room_view *rv)
+/* Our epoch for the room, checked just before it encrypts anything: a new one when the member
+ * devices changed since it began, when any device that may hold its key is no longer a current
+ * member device (it was sealed to it, or we or another member answered its key request, and it
+ * was revoked, logged out, or its owner left the room: issue 12), after EPOCH_MAX_PHOTOS photos,
+ * after EPOCH_MAX_AGE_MS, or when `rotate` says the server refused it. The new epoch goes only
+ * to the room's current devices (epoch_share). */
+static cJSON *epoch_current(struct room_view *rv, bool rotate)
 {
     cJSON *set = member_set(rv);
     cJSON *own = cJSON_GetObjectItemCaseSensitive(rv->state, "own");
-    bool fresh = own &&
+    char gone[DEVICE_ID_MAX + 32] = "";
+    bool fresh = own && !rotate &&
                  cJSON_Compare(cJSON_GetObjectItemCaseSensitive(own, "devices"), set, true) &&
                  num_of(own, "count") < EPOCH_MAX_PHOTOS &&
                  wall_ms() - num_of(own, "created_at") < EPOCH_MAX_AGE_MS;
+    const char *forget = getenv("KIZUNA_TEST_FORGET_HOLDERS");
+    if (fresh && !(forget && strcmp(forget, "1") == 0) &&
+        rv_epoch_holder_gone(rv, str(own, "epoch", NULL),
+                             cJSON_GetObjectItemCaseSensitive(own, "holders"), gone, sizeof gone)) {
+        fresh = false;
+        if (!json_out)
+            fprintf(stderr,
+                    "kizuna: device %s holds the room's current key and has left: new key\n", gone);
+    }
     if (fresh) {
         cJSON_Delete(set);
         return own;
@@ -621,36 +637,67 @@ int connect_device(struct kzc **c, struct session *s, struct ks_device *me)
     return rc;
 }
 
-/* Keys first, then the photo, on one connection. */
+/* Reads the room, then posts the keys and the photo. `rotate`: start a new epoch whatever
+ * ours looks like. On a `conflict` refusal its message is copied to conflict. */
+static int post_attempt(struct kzc *c, struct ks_device *me, const cJSON *st, bool rotate,
+                        long long *pos, char *conflict, size_t conflict_len)
+{
+    struct room_view rv;
+    int rc = rv_load(c, me, str(st, "room", NULL), &rv);
+    if (rc != EXIT_OK)
+        return rc;
+    rc = rv_answer_requests(&rv);
+    cJSON *own = rc == EXIT_OK ? epoch_current(&rv, rotate) : NULL;
+    if (own && !rv_is_member_device(&rv, me->id))
+        rc = EXIT_REFUSED, fprintf(stderr, "kizuna: this device is not in the room\n");
+    if (own && rc == EXIT_OK)
+        rc = epoch_share(&rv, own);
+    if (own && rc == EXIT_OK) {
+        cJSON_ReplaceItemInObjectCaseSensitive(own, "count",
+                                               cJSON_CreateNumber(num_of(own, "count") + 1));
+        ks_room_save(rv.room_id, rv.state);
+        char *data = photo_data(&rv, own, st);
+        cJSON *blobs = cJSON_CreateArray();
+        cJSON_AddItemToArray(blobs, cJSON_CreateString(str(st, "blob", NULL)));
+        rc = data ? rv_post(&rv, "e2ee.photo", blobs, data, str(st, "client_id", NULL), pos)
+                  : EXIT_REFUSED;
+        cJSON_Delete(blobs);
+        cJSON_free(data);
+    }
+    snprintf(conflict, conflict_len, "%s", rc == EXIT_REFUSED ? rv.conflict : "");
+    rv_free(&rv);
+    return rc;
+}
+
+/* Keys first, then the photo, on one connection. The server refuses (`conflict`) keys for a
+ * device that left after we read the room, and a photo under an epoch such a device holds
+ * (a key request answered in between): then we read the room again and start a new epoch. */
 static int post_once(const cJSON *st, long long *pos)
 {
     struct kzc *c;
     struct session s;
     struct ks_device me;
-    struct room_view rv;
     int rc = connect_device(&c, &s, &me);
     if (rc != EXIT_OK)
         return rc;
-    if ((rc = rv_load(c, &me, str(st, "room", NULL), &rv)) == EXIT_OK) {
-        rc = rv_answer_requests(&rv);
-        cJSON *own = rc == EXIT_OK ? epoch_current(&rv) : NULL;
-        if (own && !rv_is_member_device(&rv, me.id))
-            rc = EXIT_REFUSED, fprintf(stderr, "kizuna: this device is not in the room\n");
-        if (own && rc == EXIT_OK)
-            rc = epoch_share(&rv, own);
-        if (own && rc == EXIT_OK) {
-            cJSON_ReplaceItemInObjectCaseSensitive(own, "count",
-                                                   cJSON_CreateNumber(num_of(own, "count") + 1));
-            ks_room_save(rv.room_id, rv.state);
-            char *data = photo_data(&rv, own, st);
-            cJSON *blobs = cJSON_CreateArray();
-            cJSON_AddItemToArray(blobs, cJSON_CreateString(str(st, "blob", NULL)));
-            rc = data ? rv_post(&rv, "e2ee.photo", blobs, data, str(st, "client_id", NULL), pos)
-                      : EXIT_REFUSED;
-            cJSON_Delete(blobs);
-            cJSON_free(data);
-        }
-        rv_free(&rv);
+    char conflict[512] = "";
+    for (int attempt = 0; attempt < 3; attempt++) {
+        rc = post_attempt(c, &me, st, attempt > 0, pos, conflict, sizeof conflict);
+        if (rc != EXIT_REFUSED || !conflict[0])
+            break;
+        if (!json_out)
+            fprintf(stderr, "kizuna: the server says: %s; starting a new epoch\n", conflict);
+    }
+    if (rc == EXIT_REFUSED && conflict[0] && json_out) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddFalseToObject(o, "ok");
+        cJSON *err = cJSON_AddObjectToObject(o, "error");
+        cJSON_AddStringToObject(err, "code", "conflict");
+        cJSON_AddStringToObject(err, "message", conflict);
+        print_json(o);
+        cJSON_Delete(o);
+    } else if (rc == EXIT_REFUSED && conflict[0]) {
+        fprintf(stderr, "kizuna: conflict: %s\n", conflict);
     }
     ks_device_wipe(&me);
     kzc_close(c);

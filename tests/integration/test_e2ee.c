@@ -743,3 +743,158 @@ Test(e2ee, quotas_hold_and_expired_uploads_are_refused_then_swept, .init = setup
     free(two);
     free(three);
 }
+
+/* ---- epochs: a key reaches only current devices, and a departed holder closes an epoch ---- */
+
+/* Posts e2ee.keys for epoch with an entry for each of n devices (the boxes are not the server's
+ * to open: any bytes do) and returns the reply's code (static). */
+static const char *post_keys(struct ws *w, const char *room, const struct dev *from,
+                             const char *epoch, const struct dev *const *to, int n)
+{
+    char data[2048];
+    int len = snprintf(data, sizeof data, "{\"epoch\":\"%s\",\"history\":\"shared\",\"entries\":[",
+                       epoch);
+    for (int i = 0; i < n; i++)
+        len += snprintf(data + len, sizeof data - (size_t)len, "%s{\"to\":\"%s\",\"box\":\"AAAA\"}",
+                        i ? "," : "", to[i]->id);
+    snprintf(data + len, sizeof data - (size_t)len, "]}");
+    static char code[32];
+    cJSON *r = e2ee_post(w, room, "e2ee.keys", from, NULL, data, false);
+    snprintf(code, sizeof code, "%s", reply_code(r));
+    cJSON_Delete(r);
+    return code;
+}
+
+/* Posts an e2ee.photo under epoch; returns the reply's code (static) and, on a refusal, its
+ * message in msg. */
+static const char *post_photo(struct ws *w, const char *room, const struct dev *from,
+                              const char *epoch, char *msg, size_t msglen)
+{
+    char data[256];
+    snprintf(data, sizeof data, "{\"epoch\":\"%s\",\"n\":0,\"ct\":\"AAAA\"}", epoch);
+    static char code[32];
+    cJSON *r = e2ee_post(w, room, "e2ee.photo", from, NULL, data, false);
+    snprintf(code, sizeof code, "%s", reply_code(r));
+    const cJSON *m = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "error"), "message");
+    if (msg)
+        snprintf(msg, msglen, "%s", cJSON_IsString(m) ? m->valuestring : "");
+    cJSON_Delete(r);
+    return code;
+}
+
+/* A client that forgot to rotate (E2EE.md: a new epoch on revocation and on removal) is stopped
+ * by the server: it takes key envelopes only for current member devices, and refuses a photo
+ * under an epoch whose key went to a device that has since left (revoked, logged out, or its
+ * owner removed). The clients' own rule is in test_photo.c. */
+Test(e2ee, a_key_reaches_only_current_devices_and_an_epoch_held_by_one_that_left_is_closed)
+{
+    add_user("sato");
+    add_user("ito");
+    add_user("kato");
+    char tok[64], room[64], msg[512];
+    struct ws s, i, i2, k;
+    user_ws(&s, "sato", tok);
+    user_ws(&i, "ito", tok);
+    user_ws(&i2, "ito", tok); /* ito's second phone: a session of its own */
+    user_ws(&k, "kato", tok);
+    struct dev ds, di, di2, dk;
+    struct {
+        struct ws *w;
+        const char *login;
+        struct dev *v;
+    } regs[] = {{&s, "sato", &ds}, {&i, "ito", &di}, {&i2, "ito", &di2}, {&k, "kato", &dk}};
+    for (size_t n = 0; n < sizeof regs / sizeof regs[0]; n++) {
+        dev_new(regs[n].v);
+        cJSON *r = dev_register(regs[n].w, regs[n].login, regs[n].v, false);
+        cr_assert_str_eq(reply_code(r), "ok");
+        cJSON_Delete(r);
+    }
+    room_with(&s, "[\"ito\"]", room);
+    const struct dev *first[] = {&ds, &di}, *phone2[] = {&di2}, *all[] = {&ds, &di, &di2},
+                     *kato[] = {&dk};
+    cr_assert_str_eq(post_keys(&s, room, &ds, "E1", first, 2), "ok");
+    cr_assert_str_eq(post_photo(&s, room, &ds, "E1", msg, sizeof msg), "ok", "%s", msg);
+    /* Ito's second phone asked for the key, and sato answered. */
+    cr_assert_str_eq(post_keys(&s, room, &ds, "E1", phone2, 1), "ok");
+    cr_assert_str_eq(post_photo(&s, room, &ds, "E1", msg, sizeof msg), "ok", "%s", msg);
+
+    /* The phone is lost: ito revokes it. E1 is closed; a key for it is refused. */
+    cJSON *r = ws_callf(&i, "\"op\":\"device.revoke\",\"device\":\"%s\"", di2.id);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    cr_assert_str_eq(post_photo(&s, room, &ds, "E1", msg, sizeof msg), "conflict",
+                     "a photo under an epoch the revoked phone holds");
+    cr_assert(strstr(msg, di2.id) && strstr(msg, "new epoch"), "%s", msg);
+    cr_assert_str_eq(post_keys(&s, room, &ds, "E1", phone2, 1), "conflict");
+    cr_assert_str_eq(post_keys(&s, room, &ds, "E2", all, 3), "conflict",
+                     "one entry for a revoked device refuses the whole event");
+    cr_assert_str_eq(post_photo(&s, room, &ds, "E2", msg, sizeof msg), "ok",
+                     "nothing of the refused event was kept: %s", msg);
+    cr_assert_str_eq(post_keys(&s, room, &ds, "E2", first, 2), "ok");
+    cr_assert_str_eq(post_photo(&s, room, &ds, "E2", msg, sizeof msg), "ok", "%s", msg);
+
+    /* A member who got E2 by a key request is removed: E2 is closed for photos too. */
+    r = ws_callf(&s, "\"op\":\"room.invite\",\"room\":\"%s\",\"user\":\"kato\"", room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    cr_assert_str_eq(post_keys(&i, room, &di, "E2", kato, 1), "ok", "any member device answers");
+    cr_assert_str_eq(post_photo(&s, room, &ds, "E2", msg, sizeof msg), "ok", "%s", msg);
+    r = ws_callf(&s, "\"op\":\"room.remove\",\"room\":\"%s\",\"user\":\"kato\"", room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    cr_assert_str_eq(post_photo(&s, room, &ds, "E2", msg, sizeof msg), "conflict");
+    cr_assert(strstr(msg, dk.id), "%s", msg);
+    cr_assert_str_eq(post_keys(&s, room, &ds, "E3", kato, 1), "conflict", "kato is no member");
+    cr_assert_str_eq(post_keys(&s, room, &ds, "E3", first, 2), "ok");
+    cr_assert_str_eq(post_photo(&s, room, &ds, "E3", msg, sizeof msg), "ok", "%s", msg);
+
+    /* A device whose session ended (logout) has left the recipients as well. */
+    r = ws_call(&i, "{\"id\":98,\"op\":\"logout\"}");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    cr_assert_str_eq(post_photo(&s, room, &ds, "E3", msg, sizeof msg), "conflict", "%s", msg);
+    const struct dev *sato_only[] = {&ds};
+    cr_assert_str_eq(post_keys(&s, room, &ds, "E5", sato_only, 1), "ok");
+    cr_assert_str_eq(post_photo(&s, room, &ds, "E5", msg, sizeof msg), "ok", "%s", msg);
+
+    /* The fields the server reads must be there. */
+    const char *bad_keys[] = {"not json", "{\"entries\":[]}", "{\"epoch\":\"E4\"}",
+                              "{\"epoch\":\"E4\",\"entries\":[{\"box\":\"AAAA\"}]}",
+                              "{\"epoch\":7,\"entries\":[]}"};
+    for (size_t n = 0; n < sizeof bad_keys / sizeof bad_keys[0]; n++) {
+        r = e2ee_post(&s, room, "e2ee.keys", &ds, NULL, bad_keys[n], false);
+        cr_assert_str_eq(reply_code(r), "bad_request", "%s", bad_keys[n]);
+        cJSON_Delete(r);
+    }
+    r = e2ee_post(&s, room, "e2ee.photo", &ds, NULL, "{\"n\":0,\"ct\":\"AAAA\"}", false);
+    cr_assert_str_eq(reply_code(r), "bad_request", "a photo names its epoch");
+    cJSON_Delete(r);
+    ws_close_fd(&s);
+    ws_close_fd(&i);
+    ws_close_fd(&i2);
+    ws_close_fd(&k);
+
+    /* A database from before migration 9 learns who holds which epoch from the e2ee.keys
+     * events it already has: drop the table, step the schema back, start again. */
+    cr_assert_eq(kzd_stop(&d), 0);
+    char db[400];
+    snprintf(db, sizeof db, "%s/kizuna.db", d.dir);
+    sqlite3 *h = NULL;
+    cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(h,
+                              "DROP TABLE epoch_devices; PRAGMA user_version = 8;"
+                              /* an event no migration may choke on */
+                              "INSERT INTO events (room, origin, inc, seq, event_id, type, ts,"
+                              " payload, sig) SELECT room, origin, inc, seq + 1000, 'junk',"
+                              " 'e2ee.keys', ts, CAST('{\"content\":{\"data\":\"[1,\"}}' AS BLOB),"
+                              " sig FROM events WHERE type = 'e2ee.keys' LIMIT 1;",
+                              NULL, NULL, NULL),
+                 SQLITE_OK, "%s", sqlite3_errmsg(h));
+    sqlite3_close(h);
+    kzd_start(&d);
+    user_ws(&s, "sato", tok);
+    cr_assert_str_eq(post_photo(&s, room, &ds, "E1", msg, sizeof msg), "conflict", "%s", msg);
+    cr_assert_str_eq(post_photo(&s, room, &ds, "E2", msg, sizeof msg), "conflict", "%s", msg);
+    cr_assert_str_eq(post_photo(&s, room, &ds, "E5", msg, sizeof msg), "ok", "%s", msg);
+    ws_close_fd(&s);
+}

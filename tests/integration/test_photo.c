@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <ftw.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,13 +42,14 @@ static void teardown(void)
 
 TestSuite(photo, .init = setup, .fini = teardown, .timeout = 90);
 
-/* Runs kizuna as user (config dir base/user), with one optional extra environment entry and
- * optional stdin; the arguments follow, NULL-terminated. Returns the exit status. */
-static int kz(const char *user, const char *extra_env, const char *in, char *out, size_t outlen,
-              ...)
+/* Runs kizuna as login with the config dir base/dir (a device of its own), one optional extra
+ * environment entry and optional stdin; the arguments are in ap, NULL-terminated. Returns the
+ * exit status. */
+static int kzv(const char *dir, const char *user, const char *extra_env, const char *in, char *out,
+               size_t outlen, va_list ap)
 {
     char env_dir[200], env_srv[100], env_pw[200];
-    snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s/%s", base, user);
+    snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s/%s", base, dir);
     snprintf(env_srv, sizeof env_srv, "KIZUNA_SERVER=%s", d.url);
     snprintf(env_pw, sizeof env_pw, "KIZUNA_PASSWORD=%s%s",
              strcmp(user, "admin") == 0 ? TEST_ADMIN_PASSWORD : user,
@@ -59,23 +61,45 @@ static int kz(const char *user, const char *extra_env, const char *in, char *out
                          extra_env ? extra_env : "KIZUNA_TEST_UNUSED=1",
                          NULL};
     const char *argv[20] = {KIZUNA_PATH};
-    va_list ap;
-    va_start(ap, outlen);
     for (int i = 1; i < 19 && (argv[i] = va_arg(ap, const char *)); i++)
         ;
-    va_end(ap);
     argv[19] = NULL;
     return run_capture(argv, env, in, out, outlen);
+}
+
+/* Runs kizuna as user on the user's first device (config dir base/user). */
+static int kz(const char *user, const char *extra_env, const char *in, char *out, size_t outlen,
+              ...)
+{
+    va_list ap;
+    va_start(ap, outlen);
+    int rc = kzv(user, user, extra_env, in, out, outlen, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* Runs kizuna as user on another device of theirs (config dir base/dir). */
+static int kz_dev(const char *dir, const char *user, char *out, size_t outlen, ...)
+{
+    va_list ap;
+    va_start(ap, outlen);
+    int rc = kzv(dir, user, NULL, NULL, out, outlen, ap);
+    va_end(ap);
+    return rc;
 }
 
 #define KZ(user, ...)       kz(user, NULL, NULL, out, sizeof out, __VA_ARGS__, (const char *)NULL)
 #define KZE(user, env, ...) kz(user, env, NULL, out, sizeof out, __VA_ARGS__, (const char *)NULL)
 #define KZIN(user, in, ...) kz(user, NULL, in, out, sizeof out, __VA_ARGS__, (const char *)NULL)
+#define KZD(dir, user, ...) kz_dev(dir, user, out, sizeof out, __VA_ARGS__, (const char *)NULL)
 
 static char out[65536];
 
+/* The whole file (NUL-terminated, caller frees) and its length; NULL and *len 0 if it cannot
+ * be opened. */
 static unsigned char *slurp(const char *path, size_t *len)
 {
+    *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f)
         return NULL;
@@ -129,16 +153,22 @@ static void make_jpeg(const char *path, bool big)
     cr_assert_eq(run_capture(argv, NULL, NULL, o, sizeof o), 0, "kz-mkjpeg: %s", o);
 }
 
-/* `photo send`, returning the position posted. */
-static long long send_photo(const char *user, const char *room, const char *file)
+/* `photo send` with one optional extra environment entry, returning the position posted. */
+static long long send_photo_env(const char *user, const char *env, const char *room,
+                                const char *file)
 {
-    cr_assert_eq(KZ(user, "--json", "photo", "send", room, file, "--caption", CAPTION), 0, "%s",
-                 out);
+    cr_assert_eq(KZE(user, env, "--json", "photo", "send", room, file, "--caption", CAPTION), 0,
+                 "%s", out);
     cJSON *r = cJSON_Parse(out);
     cr_assert_not_null(r, "%s", out);
     long long pos = (long long)cJSON_GetObjectItem(r, "pos")->valuedouble;
     cJSON_Delete(r);
     return pos;
+}
+
+static long long send_photo(const char *user, const char *room, const char *file)
+{
+    return send_photo_env(user, NULL, room, file);
 }
 
 /* The photo at pos in user's `photo list --json` (the caller deletes it), or NULL. */
@@ -367,6 +397,206 @@ Test(photo, a_revoked_device_opens_nothing_sent_after)
                        "a key for the revoked device was posted after its revocation");
     }
     cJSON_Delete(r);
+}
+
+/* ---- what a device that left can still open ---- */
+
+/* The e2ee.photo event at pos as a current member (user) reads it in the room's history. The
+ * caller deletes it. */
+static cJSON *photo_event(const char *user, const char *room, long long pos)
+{
+    cr_assert_eq(KZ(user, "--json", "history", room, "--after", "0", "--limit", "200"), 0, "%s",
+                 out);
+    cJSON *r = cJSON_Parse(out), *found = NULL;
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, cJSON_GetObjectItem(r, "events"))
+    {
+        if ((long long)cJSON_GetObjectItem(ev, "pos")->valuedouble == pos &&
+            strcmp(jstr(ev, "event"), "e2ee.photo") == 0)
+            found = cJSON_Duplicate(ev, true);
+    }
+    cJSON_Delete(r);
+    cr_assert_not_null(found, "no photo at #%lld", pos);
+    return found;
+}
+
+/* Whether any epoch key that the device with config dir base/dir keeps for the room opens the
+ * photo event's message (XChaCha20-Poly1305, additional data as docs/protocol.md says): what a
+ * lost phone's files give whoever holds it, whatever the server still serves it. *tried gets
+ * the number of keys tried (every one kept, whatever epoch it claims to be). */
+static bool keystore_opens(const char *dir, const char *room, const cJSON *ev, int *tried)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/%s/rooms/%s.json", base, dir, room);
+    size_t n;
+    unsigned char *text = slurp(path, &n);
+    cr_assert_not_null(text, "%s keeps keys for the room", dir);
+    cJSON *ks = cJSON_Parse((char *)text);
+    free(text);
+    const cJSON *content = cJSON_GetObjectItem(ev, "content");
+    cJSON *data = cJSON_Parse(jstr(content, "data"));
+    const char *ct64 = jstr(data, "ct");
+    unsigned char *ct = malloc(strlen(ct64) + 1), *plain = malloc(strlen(ct64) + 1);
+    size_t ct_len = 0;
+    cr_assert_eq(sodium_base642bin(ct, strlen(ct64) + 1, ct64, strlen(ct64), NULL, &ct_len, NULL,
+                                   sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+                 0);
+    cr_assert_gt(ct_len, 24 + 16);
+    char ad[400];
+    int ad_len = snprintf(ad, sizeof ad, "kizuna/photo/v1%c%s%c%s%c%s", 0, room, 0,
+                          jstr(data, "epoch"), 0, jstr(content, "device"));
+    bool opened = false;
+    *tried = 0;
+    const cJSON *k;
+    cJSON_ArrayForEach(k, cJSON_GetObjectItem(ks, "keys"))
+    {
+        uint8_t key[32];
+        size_t got = 0;
+        const char *k64 = jstr(k, "key");
+        if (sodium_base642bin(key, sizeof key, k64, strlen(k64), NULL, &got, NULL,
+                              sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+            got != sizeof key)
+            continue;
+        (*tried)++;
+        opened = opened || crypto_aead_xchacha20poly1305_ietf_decrypt(
+                               plain, NULL, NULL, ct + 24, ct_len - 24, (unsigned char *)ad,
+                               (unsigned long long)ad_len, ct, key) == 0;
+    }
+    free(ct);
+    free(plain);
+    cJSON_Delete(data);
+    cJSON_Delete(ks);
+    return opened;
+}
+
+/* The epoch a user's list shows for the photo at pos. */
+static void epoch_of(const char *user, const char *room, long long pos, char epoch[64])
+{
+    cJSON *p = listed(user, room, pos);
+    cr_assert_not_null(p, "%s", out);
+    cr_assert_str_eq(jstr(p, "state"), "ready", "%s sees #%lld: %s", user, pos, out);
+    snprintf(epoch, 64, "%s", jstr(p, "epoch"));
+    cJSON_Delete(p);
+}
+
+/* The photo at pos opens for user, written to base/FILE. */
+static void gets_photo(const char *user, const char *room, long long pos, const char *file)
+{
+    char pos_s[32], path[200];
+    snprintf(pos_s, sizeof pos_s, "%lld", pos);
+    snprintf(path, sizeof path, "%s/%s", base, file);
+    cr_assert_eq(KZ(user, "photo", "get", room, pos_s, "-o", path), 0, "%s: %s", user, out);
+}
+
+/* Issue 12, defect 3: the key came by a key request, not in the epoch's first envelopes, so the
+ * sender's set of member devices looked the same again after the revocation and the next photo
+ * went out under the key the lost phone still had. */
+Test(photo, a_phone_revoked_after_a_key_request_opens_nothing_sent_after)
+{
+    const char *users[] = {"alice", "bob", "carol"};
+    char room[64], jpg[200], p1_s[32], p2_s[32], e1[64], e2[64];
+    users_and_room(users, 3, room);
+    snprintf(jpg, sizeof jpg, "%s/in.jpg", base);
+    make_jpeg(jpg, false);
+    long long p1 = send_photo("alice", room, jpg);
+    snprintf(p1_s, sizeof p1_s, "%lld", p1);
+
+    /* Bob's second phone logs in after the photo: it asks for the key, carol's device answers. */
+    cr_assert_eq(KZD("bob2", "bob", "login", "bob"), 0, "%s", out);
+    cr_assert_eq(KZD("bob2", "bob", "--json", "photo", "list", room), 0, "%s", out);
+    cr_assert(strstr(out, "waiting for key"), "%s", out);
+    cr_assert_eq(KZ("carol", "photo", "list", room), 0, "%s", out);
+    cr_assert_eq(KZD("bob2", "bob", "photo", "get", room, p1_s), 0, "%s", out);
+    cJSON *ev = photo_event("carol", room, p1);
+    int tried = 0;
+    cr_assert(keystore_opens("bob2", room, ev, &tried), "the second phone holds the key of #%s",
+              p1_s);
+    cJSON_Delete(ev);
+
+    /* The phone is lost: bob revokes it from his first one. */
+    char path[300];
+    snprintf(path, sizeof path, "%s/bob2/device.json", base);
+    size_t n;
+    unsigned char *text = slurp(path, &n);
+    cr_assert_not_null(text);
+    cJSON *dj = cJSON_Parse((char *)text);
+    free(text);
+    char dev2[64];
+    snprintf(dev2, sizeof dev2, "%s", jstr(dj, "device"));
+    cJSON_Delete(dj);
+    cr_assert_eq(KZ("bob", "device", "revoke", dev2), 0, "%s", out);
+
+    /* The next photo goes out under a new epoch that none of the phone's keys opens. */
+    snprintf(jpg, sizeof jpg, "%s/in2.jpg", base);
+    make_jpeg(jpg, false);
+    long long p2 = send_photo("alice", room, jpg);
+    snprintf(p2_s, sizeof p2_s, "%lld", p2);
+    ev = photo_event("carol", room, p2);
+    tried = 0;
+    cr_assert_not(keystore_opens("bob2", room, ev, &tried),
+                  "the revoked phone opens #%s with a key it kept", p2_s);
+    cr_assert_gt(tried, 0, "the phone's keys were tried");
+    cJSON_Delete(ev);
+    epoch_of("carol", room, p1, e1);
+    epoch_of("carol", room, p2, e2);
+    cr_assert_str_neq(e1, e2, "a new epoch after the revocation");
+
+    /* Every current device opens it; the revoked one gets nothing from the server either. */
+    gets_photo("bob", room, p2, "bob2.jpg");
+    gets_photo("carol", room, p2, "carol2.jpg");
+    gets_photo("alice", room, p2, "alice2.jpg");
+    cr_assert_eq(KZD("bob2", "bob", "photo", "get", room, p2_s), 1, "%s", out);
+}
+
+/* The same for a member removed from the room after a key request, for two senders: alice, who
+ * answered the request herself, and bob, whose key another member's device passed on. Bob's
+ * CLI is made to forget its own check (a test hook): the server refuses his photo under the
+ * old epoch, and the CLI starts a new one then. */
+Test(photo, a_member_removed_after_a_key_request_opens_nothing_sent_after)
+{
+    const char *users[] = {"alice", "bob", "carol"};
+    char room[64], jpg[200], p1_s[32], ea[64], eb[64], e[64];
+    users_and_room(users, 3, room);
+    snprintf(jpg, sizeof jpg, "%s/in.jpg", base);
+    make_jpeg(jpg, false);
+    long long p1 = send_photo("alice", room, jpg);
+    long long b1 = send_photo("bob", room, jpg);
+    snprintf(p1_s, sizeof p1_s, "%lld", p1);
+    cr_assert_eq(
+        KZIN("admin", "dave" PW_SUFFIX "\n", "admin", "user", "add", "dave", "--password-stdin"),
+        0);
+    cr_assert_eq(KZ("dave", "login", "dave"), 0, "%s", out);
+    cr_assert_eq(KZ("alice", "room", "invite", room, "dave"), 0, "%s", out);
+    /* Dave asks for both keys; alice's device holds both and answers. */
+    cr_assert_eq(KZ("dave", "--json", "photo", "list", room), 0, "%s", out);
+    cr_assert(strstr(out, "waiting for key"), "%s", out);
+    cr_assert_eq(KZ("alice", "photo", "list", room), 0, "%s", out);
+    gets_photo("dave", room, p1, "dave1.jpg");
+    gets_photo("dave", room, b1, "dave1b.jpg");
+
+    cr_assert_eq(KZ("alice", "room", "remove", room, "dave"), 0, "%s", out);
+    snprintf(jpg, sizeof jpg, "%s/in2.jpg", base);
+    make_jpeg(jpg, false);
+    long long p2 = send_photo("alice", room, jpg);
+    long long b2 = send_photo_env("bob", "KIZUNA_TEST_FORGET_HOLDERS=1", room, jpg);
+    long long sent[] = {p1, b1, p2, b2};
+    for (int i = 0; i < 4; i++) {
+        cJSON *ev = photo_event("carol", room, sent[i]);
+        int tried = 0;
+        cr_assert_eq(keystore_opens("dave", room, ev, &tried), i < 2,
+                     "dave's keys %s #%lld (%d tried)", i < 2 ? "open" : "must not open", sent[i],
+                     tried);
+        cJSON_Delete(ev);
+    }
+    epoch_of("carol", room, p1, ea);
+    epoch_of("carol", room, p2, e);
+    cr_assert_str_neq(ea, e, "alice starts a new epoch");
+    epoch_of("carol", room, b1, eb);
+    epoch_of("carol", room, b2, e);
+    cr_assert_str_neq(eb, e, "bob starts a new epoch");
+    gets_photo("bob", room, p2, "bob2.jpg");
+    gets_photo("carol", room, b2, "carol2.jpg");
+    cr_assert_eq(KZ("dave", "photo", "list", room), 1, "no such room for dave: %s", out);
 }
 
 Test(photo, a_late_joiner_asks_for_the_key_and_is_answered)
