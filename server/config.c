@@ -47,10 +47,17 @@ static const struct cfg_entry table[] = {
         "how long to wait for a database lock held by another process"),
     INT(sqlite_cache_kib, 0, 1 << 22, 32768,
         "SQLite page cache in KiB; it fills only as the database is used"),
-    INT(max_connections, 4, 1000000, 10000, "simultaneous client connections"),
+    INT(max_connections, 4, 1000000, 10000,
+        "simultaneous client connections (HTTP and WebSocket); more are refused with 503 "
+        "unavailable"),
     INT(max_connections_per_address, 1, 1000000, 500,
-        "simultaneous WebSocket connections from one client address (raise it when a whole "
-        "town hall reaches the server through one NAT address)"),
+        "simultaneous connections (HTTP and WebSocket) from one client address; more are "
+        "refused with 429 rate_limited (raise it when a whole town hall reaches the server "
+        "through one NAT address)"),
+    INT(fd_reserve, 0, 1 << 20, 64,
+        "file descriptors kept free of client connections for the database, blobs, uploads "
+        "and logs; each connection counts two (its socket and one file), and connections past "
+        "(limit - fd_reserve) / 2 are refused with 503"),
     INT(requests_per_second, 1, 100000, 50,
         "requests per second on one WebSocket connection, and over HTTP from one address; more "
         "get rate_limited"),
@@ -64,6 +71,10 @@ static const struct cfg_entry table[] = {
         "(unavailable) for this long, then tried again; reads and live delivery go on"),
     INT(http_timeout_s, 1, 600, 10,
         "a client that stalls in the middle of a request for this long is disconnected"),
+    INT(http_min_bytes_per_s, 1, 1 << 30, 256,
+        "an HTTP body or reply must move at least this many bytes per second, measured over "
+        "each http_timeout_s, or the connection is closed (slow-loris); weak mobile links "
+        "move far more"),
     INT(max_frame_bytes, 1024, 64 << 20, 1 << 20,
         "largest WebSocket request or HTTP request body, in bytes"),
     INT(max_message_bytes, 16, 1 << 20, 16384, "largest text of one talk message, in bytes"),

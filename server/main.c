@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -145,26 +144,6 @@ static int key_load(const char *path, unsigned char pk[crypto_sign_PUBLICKEYBYTE
     sodium_memzero(seed, sizeof seed);
     sodium_memzero(line, sizeof line);
     return rc;
-}
-
-/* Raises the soft descriptor limit towards what max_connections needs (never above the hard
- * limit), so the configured limit, not the shell's default of 1024, is what bites. */
-static void raise_fd_limit(long long max_connections)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return;
-    rlim_t want = (rlim_t)max_connections + 64;
-    if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
-        want = rl.rlim_max;
-    if (want > rl.rlim_cur) {
-        rl.rlim_cur = want;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)max_connections + 64)
-        KZ_WARN("fd_limit",
-                "limit=%llu max_connections=%lld hint=\"raise LimitNOFILE or ulimit -n\"",
-                (unsigned long long)rl.rlim_cur, max_connections);
 }
 
 static struct store *open_store(const struct opts *o)
@@ -306,7 +285,6 @@ static int cmd_serve(int argc, char **argv)
     struct store *st = open_store(&o);
     if (!st)
         return 1;
-    raise_fd_limit(o.cfg.max_connections);
     struct srv_transport tx;
     struct transport *t = transport_new(&o.cfg, &tx, err, sizeof err);
     struct kz_workers *workers = NULL;

@@ -46,11 +46,13 @@ struct kz_config {
     long long sqlite_busy_timeout_ms;
     long long sqlite_cache_kib;
     long long max_connections;
-    long long max_connections_per_address; /* live WebSockets from one client address */
+    long long max_connections_per_address; /* open connections (any kind) from one address */
+    long long fd_reserve; /* descriptors kept free of connections (database, files, logs) */
     long long requests_per_second;         /* per WebSocket connection, and per address over HTTP */
     long long request_burst;               /* requests allowed at once before the rate applies */
     long long ws_login_timeout_s;  /* a WebSocket that has not logged in by then is closed */
     long long http_timeout_s;      /* a client that stalls mid-request (slow-loris) is closed */
+    long long http_min_bytes_per_s; /* slowest body or reply that is not a stall */
     long long disk_retry_ms;       /* after a disk error, writes are refused this long */
     long long max_frame_bytes;     /* one WebSocket request or one HTTP request body */
     long long max_message_bytes;   /* the text of one talk message */

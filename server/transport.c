@@ -15,6 +15,7 @@
 #include "transport.h"
 #include "httpparse.h"
 #include "idmap.h"
+#include "listener.h"
 
 #include <libwebsockets.h>
 #include <signal.h>
@@ -44,9 +45,9 @@ struct bucket {
     int64_t at_ms;
 };
 
-/* What one client address holds: live WebSockets and its HTTP request bucket. */
+/* What one client address has left of its HTTP requests (its connections are counted by
+ * listener.c). */
 struct peer {
-    int ws;
     struct bucket http;
 };
 
@@ -94,10 +95,18 @@ struct http_conn {
     int file_fd;  /* a blob being sent (-1: none): bytes [file_pos, file_end) */
     int64_t file_pos, file_end, file_size;
     bool partial; /* a Range reply (206) */
+    /* Deadlines (http_watch_cb): each window of http_timeout_s the request must move its
+     * body in or its reply out at http_min_bytes_per_s, unless the core is still working. */
+    lws_sorted_usec_list_t watch;
+    int64_t moved;    /* bytes in or out since the window began */
+    int64_t received; /* body bytes so far */
+    bool in_flight;   /* between the request's headers and the end of its reply */
+    bool body_done;   /* the whole request is in: the reply is the server's move */
 };
 
 struct transport {
     struct lws_context *ctx;
+    struct kz_listener *listener;
     const struct kz_config *cfg;
     struct srv *srv;
     struct kz_workers *workers;
@@ -176,7 +185,6 @@ static struct peer *peer_of(struct transport *t, const char *addr)
     if (p)
         return p;
     if (t->peers.used >= PEERS_MAX) {
-        /* Live WebSockets still count: rebuild their entries as they close (ws never < 0). */
         peers_clear(t);
         KZ_WARN("peers_reset", "addresses=%d", PEERS_MAX);
     }
@@ -193,7 +201,11 @@ static int conn_register(struct transport *t, struct conn *c, struct lws *wsi, b
     c->id = ++t->next_id;
     c->wsi = wsi;
     c->is_ws = is_ws;
-    lws_get_peer_simple(wsi, c->peer, sizeof c->peer);
+    const char *addr = listener_peer(wsi);
+    if (addr)
+        snprintf(c->peer, sizeof c->peer, "%s", addr);
+    else
+        lws_get_peer_simple(wsi, c->peer, sizeof c->peer);
     return idmap_put(&t->conns, c->id, c);
 }
 
@@ -435,9 +447,8 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         char uri[64];
         if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, WS_PATH) != 0)
             return 1; /* nonzero refuses the upgrade */
-        if (t->ws_count >= (size_t)t->cfg->max_connections || stop_requested) {
-            KZ_WARN("connection_refused", "reason=%s",
-                    stop_requested ? "shutting_down" : "max_connections");
+        if (stop_requested) {
+            KZ_WARN("connection_refused", "reason=shutting_down");
             return 1;
         }
         return 0;
@@ -446,15 +457,6 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         memset(w, 0, sizeof *w);
         if (conn_register(t, &w->c, wsi, true) != 0)
             return -1;
-        struct peer *p = peer_of(t, w->c.peer);
-        if (!p)
-            return -1;
-        p->ws++;
-        if (p->ws > t->cfg->max_connections_per_address) {
-            KZ_WARN("connection_refused", "reason=max_connections_per_address addr=%s", w->c.peer);
-            ws_close(w, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many connections from your address",
-                     false);
-        }
         /* A connection that never logs in does not hold a slot for long. */
         lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, (int)t->cfg->ws_login_timeout_s);
         w->next = t->ws_list;
@@ -481,11 +483,6 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
         if (!w->c.id)
             return 0;
         KZ_DEBUG("ws_close", "conn=%llu", (unsigned long long)w->c.id);
-        struct peer *p = idmap_get(&t->peers, peer_key(w->c.peer));
-        if (p && p->ws > 0 && --p->ws == 0 && p->http.tokens >= (double)t->cfg->request_burst) {
-            idmap_del(&t->peers, peer_key(w->c.peer));
-            free(p);
-        }
         conn_unregister(t, &w->c);
         user_unlink(t, w);
         if (w->prev)
@@ -508,6 +505,7 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
 
 static void http_reset(struct http_conn *h)
 {
+    lws_sul_cancel(&h->watch);
     kz_frame_unref(h->resp);
     free(h->body);
     srv_upload_patch_abort(h->patch);
@@ -544,6 +542,8 @@ static const char *http_err_code(int status)
     case 416:
     case 460:
         return "bad_request";
+    case 503:
+        return "unavailable"; /* the disk is full: retry_after_s says when to come back */
     default:
         return "internal";
     }
@@ -568,12 +568,16 @@ static void http_reply_result(struct http_conn *h, const struct srv_http_result 
             cJSON *err = cJSON_AddObjectToObject(o, "error");
             cJSON_AddStringToObject(err, "code", http_err_code(r->status));
             cJSON_AddStringToObject(err, "message", r->message);
+            if (r->retry_after_s > 0)
+                cJSON_AddNumberToObject(err, "retry_after_s", (double)r->retry_after_s);
         }
         h->resp = kz_frame_from_json(o, r->status);
         cJSON_Delete(o);
     }
+    /* Refused before its body was read: close after the reply. A PATCH that read its whole
+     * body (r->body_read) leaves the connection clean for the next request. */
     if (r->status >= 300)
-        h->close_after = h->patch == NULL && h->content_length > 0;
+        h->close_after = h->patch == NULL && h->content_length > 0 && !r->body_read;
     lws_callback_on_writable(h->c.wsi);
 }
 
@@ -710,11 +714,62 @@ static int http_blobs_begin(struct transport *t, struct http_conn *h, struct lws
     return 0;
 }
 
+/* One request at a time on a connection. lws 4.1 goes on parsing what a client pipelined
+ * behind a request while our reply is still being made (by a worker, or on a later
+ * WRITEABLE): the next request's headers arrive as a second LWS_CALLBACK_HTTP, and bytes
+ * behind a POST body make it call BODY_COMPLETION again and again without consuming them, at
+ * full CPU, for ever (the two-request freeze). Completing the transaction inside those
+ * callbacks does not help: lws then re-enters its parser in LRS_DEFERRING_ACTION and spins
+ * there instead. So when lws hands us a request while one is in flight, the one in flight is
+ * answered if its reply is ready and the connection is closed (http_send_last): a pipelining
+ * client gets its first reply and a close, and sends the rest again, as RFC 9112 9.3.2
+ * allows. Clients that wait for each reply (every client Kizuna knows) keep their
+ * connection. */
+static void http_hold(struct http_conn *h)
+{
+    h->body_done = true;
+}
+
+/* The reply is out. lws may free h (the protocol is rebound for the next request). */
+static int http_done(struct http_conn *h, struct lws *wsi)
+{
+    lws_sul_cancel(&h->watch);
+    h->in_flight = false;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static void http_watch_cb(lws_sorted_usec_list_t *sul)
+{
+    struct http_conn *h = lws_container_of(sul, struct http_conn, watch);
+    struct transport *t = transport_of(h->c.wsi);
+    int64_t window = t->cfg->http_timeout_s, need = window * t->cfg->http_min_bytes_per_s;
+    bool replying = h->resp || h->has_res;
+    if (h->body_done && !replying) {
+        need = 0; /* the core is working on it: not the client's stall */
+    } else if (!h->body_done) {
+        int64_t left = h->content_length - h->received + h->moved; /* at the window's start */
+        if (left < need)
+            need = left;
+    }
+    if (h->moved < need) {
+        KZ_WARN("http_stalled", "addr=%s phase=%s moved=%lld needed=%lld window_s=%lld", h->c.peer,
+                h->body_done ? "reply" : "body", (long long)h->moved, (long long)need,
+                (long long)window);
+        lws_set_timeout(h->c.wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_SYNC); /* frees h */
+        return;
+    }
+    h->moved = 0;
+    lws_sul_schedule(lws_get_context(h->c.wsi), 0, &h->watch, http_watch_cb,
+                     (lws_usec_t)window * LWS_USEC_PER_SEC);
+}
+
 static int http_begin(struct transport *t, struct http_conn *h, struct lws *wsi, const char *uri)
 {
     http_reset(h);
     if (conn_register(t, &h->c, wsi, false) != 0)
         return -1;
+    lws_sul_schedule(t->ctx, 0, &h->watch, http_watch_cb,
+                     (lws_usec_t)t->cfg->http_timeout_s * LWS_USEC_PER_SEC);
     struct peer *p = peer_of(t, h->c.peer);
     if (!p || !bucket_take(t->cfg, &p->http)) {
         http_reply_error(t, h, KZ_RATE_LIMITED,
@@ -790,6 +845,8 @@ static int http_begin(struct transport *t, struct http_conn *h, struct lws *wsi,
 
 static int http_body(struct http_conn *h, const void *in, size_t len)
 {
+    h->moved += (int64_t)len;
+    h->received += (int64_t)len;
     if (h->patch)
         return srv_upload_patch_data(h->patch, in, len) == 0 ? 0 : -1;
     if (h->close_after || h->resp || h->has_res)
@@ -833,6 +890,8 @@ static int http_result_headers(struct http_conn *h, struct lws *wsi)
             return -1;
         if (r->location[0] && HDR("location:", "%s", r->location))
             return -1;
+        if (r->retry_after_s > 0 && HDR("retry-after:", "%lld", (long long)r->retry_after_s))
+            return -1;
         if (r->expires_at) {
             time_t e = (time_t)(r->expires_at / 1000);
             struct tm tm;
@@ -864,6 +923,7 @@ static int http_file_chunk(struct http_conn *h, struct lws *wsi)
     if (n < 0 || (want && n == 0))
         return -1;
     h->file_pos += n;
+    h->moved += n;
     bool last = h->file_pos >= h->file_end;
     if (lws_write(wsi, buf + LWS_PRE, (size_t)n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) <
         (int)n)
@@ -875,55 +935,59 @@ static int http_file_chunk(struct http_conn *h, struct lws *wsi)
     close(h->file_fd);
     h->file_fd = -1;
     h->has_res = false;
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+    return http_done(h, wsi);
 }
 
-static int http_writeable(struct http_conn *h, struct lws *wsi)
+/* Writes h's reply on WRITEABLE: headers and a JSON body at once, or headers and a blob's
+ * first chunk (the rest follows on later WRITEABLEs). -1 closes; h may be freed (http_done). */
+static int http_send(struct http_conn *h, struct lws *wsi)
 {
-    if (h->has_res) {
-        if (!h->headers_sent) {
+    struct kz_frame *f = h->resp;
+    if (!h->has_res && !f)
+        return 0; /* lws may call WRITEABLE with nothing to send */
+    if (!h->headers_sent) {
+        if (h->has_res) {
             if (http_result_headers(h, wsi))
                 return -1;
-            lws_callback_on_writable(wsi);
-            return 0;
+        } else {
+            unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
+                                              *end = buf + sizeof buf - 1;
+            if (lws_add_http_common_headers(wsi, (unsigned)f->http_status, "application/json",
+                                            f->len, &p, end) ||
+                lws_finalize_write_http_header(wsi, start, &p, end))
+                return -1;
+            h->headers_sent = true;
         }
-        if (h->file_fd >= 0 && !h->no_body)
-            return http_file_chunk(h, wsi);
-        if (h->resp && !h->no_body &&
-            lws_write(wsi, h->resp->data, h->resp->len, LWS_WRITE_HTTP_FINAL) < (int)h->resp->len)
-            return -1;
-        if (h->file_fd >= 0)
-            close(h->file_fd);
-        h->file_fd = -1;
-        kz_frame_unref(h->resp);
-        h->resp = NULL;
-        h->has_res = false;
-        if (h->close_after)
-            return -1;
-        return lws_http_transaction_completed(wsi) ? -1 : 0;
     }
-    struct kz_frame *f = h->resp;
-    if (!f)
-        return 0;
-    if (!h->headers_sent) {
-        unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
-                                          *end = buf + sizeof buf - 1;
-        if (lws_add_http_common_headers(wsi, (unsigned)f->http_status, "application/json", f->len,
-                                        &p, end) ||
-            lws_finalize_write_http_header(wsi, start, &p, end))
+    if (h->has_res && h->file_fd >= 0 && !h->no_body)
+        return http_file_chunk(h, wsi);
+    if (f && !(h->has_res && h->no_body)) {
+        if (lws_write(wsi, f->data, f->len, LWS_WRITE_HTTP_FINAL) < (int)f->len)
             return -1;
-        h->headers_sent = true;
-        lws_callback_on_writable(wsi);
-        return 0;
+        h->moved += (int64_t)f->len;
     }
-    if (lws_write(wsi, f->data, f->len, LWS_WRITE_HTTP_FINAL) < (int)f->len)
-        return -1;
-    bool close_after = h->close_after;
-    kz_frame_unref(f);
+    if (h->file_fd >= 0)
+        close(h->file_fd);
+    h->file_fd = -1;
+    kz_frame_unref(h->resp);
     h->resp = NULL;
-    if (close_after)
+    h->has_res = false;
+    if (h->close_after)
         return -1;
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+    return http_done(h, wsi);
+}
+
+/* The request in flight is the connection's last: its reply goes out if it is ready (not a
+ * blob stream), and the connection closes. lws closes gracefully (shutdown, then it drains
+ * what the client still sends), so the reply is not lost to a reset. */
+static int http_send_last(struct http_conn *h, struct lws *wsi)
+{
+    KZ_DEBUG("http_pipelined", "addr=%s", h->c.peer);
+    if ((h->resp || h->has_res) && !h->headers_sent && h->file_fd < 0) {
+        h->close_after = true;
+        http_send(h, wsi);
+    }
+    return -1;
 }
 
 static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -937,28 +1001,47 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
         if (t && t->workers)
             kz_workers_drain(t->workers);
         return 0;
-    case LWS_CALLBACK_HTTP:
+    case LWS_CALLBACK_HTTP: {
+        if (h->in_flight)
+            return http_send_last(h, wsi); /* a request behind one still in flight */
         if (h->c.id)
             conn_unregister(t, &h->c);
-        return http_begin(t, h, wsi, in);
+        if (http_begin(t, h, wsi, in) != 0)
+            return -1;
+        h->in_flight = true;
+        char clen[32] = "";
+        if (lws_hdr_copy(wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0 ||
+            strtoll(clen, NULL, 10) <= 0)
+            http_hold(h); /* no body follows: the request is whole */
+        return 0;
+    }
     case LWS_CALLBACK_HTTP_BODY:
         return http_body(h, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (!h->in_flight)
+            return -1; /* lws re-serving pipelined bytes after a finished transaction */
+        if (h->body_done)
+            return http_send_last(h, wsi); /* ... or while one is in flight */
+        http_hold(h);
         if (h->patch) {
             struct srv_patch *p = h->patch;
             struct srv_http_result r;
             h->patch = NULL;
             srv_upload_patch_end(p, &r);
             http_reply_result(h, &r);
-            return 0;
+        } else if (!h->close_after && !h->resp && !h->has_res) {
+            srv_handle_http(t->srv, h->c.id, h->op, h->bearer, h->c.peer, h->body ? h->body : "",
+                            h->body_len);
         }
-        if (h->close_after || h->resp || h->has_res)
-            return 0;
-        srv_handle_http(t->srv, h->c.id, h->op, h->bearer, h->c.peer, h->body ? h->body : "",
-                        h->body_len);
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        return http_writeable(h, wsi);
+        return http_send(h, wsi);
+    case LWS_CALLBACK_WSI_DESTROY:
+        /* Every connection's last word, whatever it became (HTTP, WebSocket, a TLS
+         * handshake that failed): only now is its place under the limits free. */
+        if (t)
+            listener_forget(t->listener, wsi);
+        return 0;
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (h) {
@@ -1133,6 +1216,7 @@ static struct lws_protocols protocols[] = {
     /* rx_buffer_size (ws_rx_chunk_bytes) is allocated for every connection; larger requests
      * arrive in pieces, which ws_receive reassembles. */
     {"kizuna.v1", cb_ws, sizeof(struct ws_conn), 2048, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0}, /* listener_protocol, set in transport_new */
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -1148,21 +1232,10 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
         return NULL;
     }
     t->cfg = cfg;
-    char host[128];
-    snprintf(host, sizeof host, "%s", cfg->listen);
-    char *colon = strrchr(host, ':');
-    char *endp = NULL;
-    long port = colon ? strtol(colon + 1, &endp, 10) : -1;
-    if (!colon || endp == colon + 1 || *endp || port < 0 || port > 65535) {
-        snprintf(err, errlen, "listen '%s' is not HOST:PORT", cfg->listen);
+    t->listener = listener_open(cfg, err, errlen);
+    if (!t->listener) {
         free(t);
         return NULL;
-    }
-    *colon = '\0';
-    char *iface = host;
-    if (iface[0] == '[') { /* [::1]:8080 */
-        iface++;
-        iface[strcspn(iface, "]")] = '\0';
     }
 
     int lws_levels = LLL_ERR | LLL_WARN;
@@ -1171,16 +1244,16 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
     lws_set_log_level(lws_levels, log_emit);
 
     protocols[1].rx_buffer_size = (size_t)cfg->ws_rx_chunk_bytes;
+    protocols[2] = listener_protocol;
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
-    info.port = (int)port;
-    info.iface = iface;
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* listener.c binds and accepts */
     info.protocols = protocols;
     info.pvo = &pvo_ws;
     info.user = t;
-    info.options = LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE |
-                   LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
-    info.fd_limit_per_thread = (unsigned)cfg->max_connections + 64;
+    info.options = LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    /* Room for every connection the listener admits, plus lws's own descriptors. */
+    info.fd_limit_per_thread = (unsigned)listener_capacity(t->listener) + 64;
     /* lws closes a connection that stalls in a handshake or mid-request after this long. */
     info.timeout_secs = (unsigned)cfg->http_timeout_s;
     info.vhost_name = "default";
@@ -1190,6 +1263,7 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
             snprintf(err, errlen, "TLS needs readable tls_cert_file and tls_key_file (%s, %s)",
                      cfg->tls_cert_file[0] ? cfg->tls_cert_file : "unset",
                      cfg->tls_key_file[0] ? cfg->tls_key_file : "unset");
+            listener_free(t->listener);
             free(t);
             return NULL;
         }
@@ -1200,13 +1274,17 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
         info.alpn = "http/1.1";
     }
     t->ctx = lws_create_context(&info);
-    if (!t->ctx) {
-        snprintf(err, errlen, "cannot listen on %s%s", cfg->listen,
-                 info.ssl_cert_filepath ? " (or the TLS certificate and key do not load)" : "");
+    struct lws_vhost *vh = t->ctx ? lws_get_vhost_by_name(t->ctx, "default") : NULL;
+    if (!vh || listener_start(t->listener, vh, info.ssl_cert_filepath != NULL) != 0) {
+        snprintf(err, errlen, "cannot serve on %s%s", cfg->listen,
+                 info.ssl_cert_filepath ? " (the TLS certificate and key do not load)" : "");
+        if (t->ctx)
+            lws_context_destroy(t->ctx);
+        listener_free(t->listener);
         free(t);
         return NULL;
     }
-    t->port = lws_get_vhost_listen_port(lws_get_vhost_by_name(t->ctx, "default"));
+    t->port = listener_port(t->listener);
     /* Before the "listening" line: a SIGTERM right after it must be a clean stop (it sets
      * stop_requested, and transport_run then returns at once), never the default death. */
     signal_ctx = t->ctx;
@@ -1269,6 +1347,7 @@ void transport_run(struct transport *t)
     /* Stop: commit what was acknowledged-to-be, then say goodbye to every WebSocket with a
      * close frame (lws_context_destroy would send none) and give clients a moment to take it. */
     KZ_INFO("shutdown", "connections=%zu", t->ws_count);
+    listener_stop(t->listener);
     srv_commit(t->srv);
     for (struct ws_conn *w = t->ws_list; w; w = w->next)
         ws_close(w, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down", true);
@@ -1288,6 +1367,7 @@ void transport_free(struct transport *t)
     lws_sul_cancel(&t->house_sul);
     signal_ctx = NULL;
     lws_context_destroy(t->ctx);
+    listener_free(t->listener);
     idmap_free(&t->conns);
     idmap_free(&t->by_user);
     peers_clear(t);

@@ -1,0 +1,46 @@
+/* listener.h - the listening socket and who may connect to it. kizunad only.
+ *
+ * kizunad binds and accepts itself, then hands each admitted socket to libwebsockets. Before a
+ * connection costs anything it is counted against max_connections_per_address and against a
+ * total that keeps fd_reserve descriptors free (two per connection: its socket, and the blob
+ * or upload file one request may hold open); a refused client gets a one-line HTTP error
+ * (429 rate_limited or 503 unavailable) and is closed at once. Everything runs on the event
+ * loop's thread.
+ */
+#ifndef KIZUNA_LISTENER_H
+#define KIZUNA_LISTENER_H
+
+#include <libwebsockets.h>
+#include <stdbool.h>
+
+#include "server.h"
+
+struct kz_listener;
+
+/* Raises the descriptor limit as far as allowed and binds exactly cfg->listen (an IPv4
+ * address, [IPv6 address], or * for every address). The caller owns the result and frees it
+ * with listener_free() after the lws context is destroyed. NULL with a message in err. */
+struct kz_listener *listener_open(const struct kz_config *cfg, char *err, size_t errlen);
+/* The port actually bound (when the config asked for port 0). */
+int listener_port(const struct kz_listener *l);
+/* The most connections admitted at once. lws's descriptor table must hold this many plus
+ * its own. */
+long listener_capacity(const struct kz_listener *l);
+/* Joins the event loop of vh: from now on connections are accepted and adopted as HTTP (TLS
+ * if tls). -1 if lws cannot take the socket. */
+int listener_start(struct kz_listener *l, struct lws_vhost *vh, bool tls);
+/* Stops accepting (shutdown): new connections wait in the kernel's queue and are reset when
+ * the process exits. */
+void listener_stop(struct kz_listener *l);
+/* The protocol entry whose callback serves the listening socket; put it in the vhost's
+ * protocol list. */
+extern const struct lws_protocols listener_protocol;
+/* Called for every LWS_CALLBACK_WSI_DESTROY on the vhost: releases what an admitted
+ * connection was counted for. Ignores any other wsi. */
+void listener_forget(struct kz_listener *l, struct lws *wsi);
+/* The client address of an admitted connection (as the limits and the audit log see it), or
+ * NULL for a wsi the listener did not admit. Owned by the listener, valid while wsi lives. */
+const char *listener_peer(struct lws *wsi);
+void listener_free(struct kz_listener *l);
+
+#endif
