@@ -7,9 +7,10 @@
  * CPU. Owning the socket fixes both, and lets every connection of any kind be counted before
  * it costs a header buffer.
  *
- * Descriptors: the limit is raised to the hard limit at start, and connections are capped at
- * min(max_connections, (limit - fd_reserve) / 2): a connection's socket, and the one blob or
- * upload file its current request may hold open. If accept() still meets
+ * Descriptors: the soft limit is set at start to what max_connections needs (two per
+ * connection: its socket, and the one blob or upload file its request may hold open, plus
+ * fd_reserve), as far as the hard limit allows, and connections are capped at
+ * min(max_connections, (limit - fd_reserve) / 2). If accept() still meets
  * EMFILE (something else used the reserve), a spare descriptor on /dev/null is given up to
  * accept the waiting client, tell it 503 and close it; if even that fails, accepting pauses
  * for PAUSE_MS and resumes by itself. Either way the loop sleeps and the rest are served.
@@ -50,6 +51,7 @@ struct kz_listener {
     struct lws_vhost *vh; /* where admitted connections go */
     struct idmap addrs;   /* address key -> int count of open connections (boxed) */
     long conns, cap;
+    long nofile;           /* the process's descriptor limit, as set */
     struct slot *adopting; /* the slot being handed to lws right now */
     bool adopting_gone;    /* ... and lws destroyed it during the handover */
     int64_t warned_at[3];  /* per refusal reason, the last warning's time */
@@ -132,21 +134,22 @@ fail:;
     return -1;
 }
 
-/* The soft limit raised to the hard one, as far as it goes. */
-static long nofile_raise(void)
+/* Sets the soft descriptor limit to what the configuration needs (want), as far as the hard
+ * limit allows, and returns it. Exactly, not merely at least: lws sizes its descriptor table
+ * from fd_limit_per_thread, and when that is below the process limit it finds a connection
+ * by a linear search of the whole table on every event instead of by index. */
+static long nofile_set(long want)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return 1024;
-    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > (rlim_t)NOFILE_CEIL
-                      ? (rlim_t)NOFILE_CEIL
-                      : rl.rlim_max;
-    if (want > rl.rlim_cur) {
-        rl.rlim_cur = want;
-        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-            getrlimit(RLIMIT_NOFILE, &rl);
-    }
-    return rl.rlim_cur == RLIM_INFINITY ? NOFILE_CEIL : (long)rl.rlim_cur;
+    if (rl.rlim_max != RLIM_INFINITY && (rlim_t)want > rl.rlim_max)
+        want = (long)rl.rlim_max;
+    rl.rlim_cur = (rlim_t)want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        getrlimit(RLIMIT_NOFILE, &rl);
+    return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (rlim_t)NOFILE_CEIL ? NOFILE_CEIL
+                                                                             : (long)rl.rlim_cur;
 }
 
 struct kz_listener *listener_open(const struct kz_config *cfg, char *err, size_t errlen)
@@ -156,7 +159,7 @@ struct kz_listener *listener_open(const struct kz_config *cfg, char *err, size_t
     bool any;
     if (parse_listen(cfg->listen, &ss, &len, &any, err, errlen) != 0)
         return NULL;
-    long nofile = nofile_raise();
+    long nofile = nofile_set((long)(cfg->max_connections * 2 + cfg->fd_reserve));
     long cap = (nofile - (long)cfg->fd_reserve) / 2;
     if (cap > cfg->max_connections)
         cap = (long)cfg->max_connections;
@@ -201,6 +204,7 @@ struct kz_listener *listener_open(const struct kz_config *cfg, char *err, size_t
     l->cfg = cfg;
     l->fd = fd;
     l->cap = cap;
+    l->nofile = nofile;
     l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     return l;
 }
@@ -210,9 +214,9 @@ int listener_port(const struct kz_listener *l)
     return l->port;
 }
 
-long listener_capacity(const struct kz_listener *l)
+long listener_nofile(const struct kz_listener *l)
 {
-    return l->cap;
+    return l->nofile;
 }
 
 int listener_start(struct kz_listener *l, struct lws_vhost *vh, bool tls)

@@ -17,15 +17,16 @@
 
 struct kz_listener;
 
-/* Raises the descriptor limit as far as allowed and binds exactly cfg->listen (an IPv4
- * address, [IPv6 address], or * for every address). The caller owns the result and frees it
- * with listener_free() after the lws context is destroyed. NULL with a message in err. */
+/* Sets the descriptor limit to what the configuration needs (as far as allowed) and binds exactly
+ * cfg->listen (an IPv4 address, [IPv6 address], or * for every address). The caller owns the result
+ * and frees it with listener_free() after the lws context is destroyed. NULL with a message in err.
+ */
 struct kz_listener *listener_open(const struct kz_config *cfg, char *err, size_t errlen);
 /* The port actually bound (when the config asked for port 0). */
 int listener_port(const struct kz_listener *l);
-/* The most connections admitted at once. lws's descriptor table must hold this many plus
- * its own. */
-long listener_capacity(const struct kz_listener *l);
+/* The process's descriptor limit as listener_open set it: give lws exactly this as
+ * fd_limit_per_thread (a smaller table makes lws search it linearly on every event). */
+long listener_nofile(const struct kz_listener *l);
 /* Joins the event loop of vh: from now on connections are accepted and adopted as HTTP (TLS
  * if tls). -1 if lws cannot take the socket. */
 int listener_start(struct kz_listener *l, struct lws_vhost *vh, bool tls);

@@ -1252,8 +1252,8 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
     info.pvo = &pvo_ws;
     info.user = t;
     info.options = LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
-    /* Room for every connection the listener admits, plus lws's own descriptors. */
-    info.fd_limit_per_thread = (unsigned)listener_capacity(t->listener) + 64;
+    /* lws's table the size of the process's descriptor limit: index lookups (listener.c). */
+    info.fd_limit_per_thread = (unsigned)listener_nofile(t->listener);
     /* lws closes a connection that stalls in a handshake or mid-request after this long. */
     info.timeout_secs = (unsigned)cfg->http_timeout_s;
     info.vhost_name = "default";
