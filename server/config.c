@@ -55,9 +55,9 @@ static const struct cfg_entry table[] = {
         "refused with 429 rate_limited (raise it when a whole town hall reaches the server "
         "through one NAT address)"),
     INT(fd_reserve, 0, 1 << 20, 64,
-        "file descriptors kept free of client connections for the database, blobs, uploads "
-        "and logs; each connection counts two (its socket and one file), and connections past "
-        "(limit - fd_reserve) / 2 are refused with 503"),
+        "file descriptors kept free of client connections and the files they hold open (for "
+        "the database, logs and the server's own work); a newcomer that would take one of "
+        "them is refused with 503"),
     INT(requests_per_second, 1, 100000, 50,
         "requests per second on one WebSocket connection, and over HTTP from one address; more "
         "get rate_limited"),

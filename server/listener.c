@@ -7,10 +7,10 @@
  * CPU. Owning the socket fixes both, and lets every connection of any kind be counted before
  * it costs a header buffer.
  *
- * Descriptors: the soft limit is set at start to what max_connections needs (two per
- * connection: its socket, and the one blob or upload file its request may hold open, plus
- * fd_reserve), as far as the hard limit allows, and connections are capped at
- * min(max_connections, (limit - fd_reserve) / 2). If accept() still meets
+ * Descriptors: the soft limit is set at start to max_connections + fd_reserve, as far as the
+ * hard limit allows. A newcomer is refused when the connections plus the files they hold open
+ * (a blob being downloaded, an upload being written: listener_files) would leave fewer than
+ * fd_reserve descriptors for the database, logs and the server's own work. If accept() still meets
  * EMFILE (something else used the reserve), a spare descriptor on /dev/null is given up to
  * accept the waiting client, tell it 503 and close it; if even that fails, accepting pauses
  * for PAUSE_MS and resumes by itself. Either way the loop sleeps and the rest are served.
@@ -47,10 +47,11 @@ struct kz_listener {
     int spare_fd; /* /dev/null, given up to refuse a client when descriptors run out */
     int port;
     bool tls, adopted, paused;
-    struct lws *wsi;      /* the listening socket inside the loop */
-    struct lws_vhost *vh; /* where admitted connections go */
-    struct idmap addrs;   /* address key -> int count of open connections (boxed) */
-    long conns, cap;
+    struct lws *wsi;       /* the listening socket inside the loop */
+    struct lws_vhost *vh;  /* where admitted connections go */
+    struct idmap addrs;    /* address key -> int count of open connections (boxed) */
+    long conns, files;     /* admitted connections; files they hold open */
+    long fds_max;          /* most conns + files: the limit less fd_reserve */
     long nofile;           /* the process's descriptor limit, as set */
     struct slot *adopting; /* the slot being handed to lws right now */
     bool adopting_gone;    /* ... and lws destroyed it during the handover */
@@ -159,22 +160,20 @@ struct kz_listener *listener_open(const struct kz_config *cfg, char *err, size_t
     bool any;
     if (parse_listen(cfg->listen, &ss, &len, &any, err, errlen) != 0)
         return NULL;
-    long nofile = nofile_set((long)(cfg->max_connections * 2 + cfg->fd_reserve));
-    long cap = (nofile - (long)cfg->fd_reserve) / 2;
-    if (cap > cfg->max_connections)
-        cap = (long)cfg->max_connections;
-    if (cap < 1) {
+    long nofile = nofile_set((long)(cfg->max_connections + cfg->fd_reserve));
+    long fds_max = nofile - (long)cfg->fd_reserve;
+    if (fds_max < 1) {
         snprintf(err, errlen,
                  "the descriptor limit (%ld) leaves no room for connections after fd_reserve "
                  "(%lld): raise LimitNOFILE (ulimit -n)",
                  nofile, cfg->fd_reserve);
         return NULL;
     }
-    if (cap < cfg->max_connections)
+    if (fds_max < cfg->max_connections)
         KZ_WARN("fd_limit",
                 "limit=%ld max_connections=%lld connections=%ld "
                 "hint=\"raise LimitNOFILE or ulimit -n\"",
-                nofile, cfg->max_connections, cap);
+                nofile, cfg->max_connections, fds_max);
     int fd = bind_socket(&ss, len, any);
     if (fd < 0 && any && (errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL)) {
         /* A machine without IPv6: every IPv4 address. */
@@ -203,7 +202,7 @@ struct kz_listener *listener_open(const struct kz_config *cfg, char *err, size_t
                                                 : ((struct sockaddr_in *)&bound)->sin_port);
     l->cfg = cfg;
     l->fd = fd;
-    l->cap = cap;
+    l->fds_max = fds_max;
     l->nofile = nofile;
     l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     return l;
@@ -257,8 +256,8 @@ static void refuse(struct kz_listener *l, int fd, int reason, int status, const 
                                           "descriptors"};
     if (now_ms() - l->warned_at[reason] >= WARN_EVERY_MS) {
         l->warned_at[reason] = now_ms();
-        KZ_WARN("connection_refused", "reason=%s connections=%ld capacity=%ld", reasons[reason],
-                l->conns, l->cap);
+        KZ_WARN("connection_refused", "reason=%s connections=%ld files=%ld", reasons[reason],
+                l->conns, l->files);
     }
     if (!l->tls) {
         /* Read what the client already sent: closing with unread bytes resets the connection,
@@ -311,9 +310,14 @@ static void admit(struct kz_listener *l, int fd, const struct sockaddr_storage *
     char addr[STORE_ADDR_MAX + 1];
     client_addr(ss, addr, sizeof addr);
     uint64_t key = addr_key(addr);
-    if (l->conns >= l->cap) {
+    if (l->conns >= l->cfg->max_connections) {
         refuse(l, fd, 1, 503, "unavailable",
                "the server is at its connection limit: retry in a moment");
+        return;
+    }
+    if (l->conns + l->files >= l->fds_max) {
+        refuse(l, fd, 2, 503, "unavailable",
+               "the server is out of file descriptors: retry in a moment");
         return;
     }
     if ((intptr_t)idmap_get(&l->addrs, key) >= l->cfg->max_connections_per_address) {
@@ -445,6 +449,11 @@ void listener_forget(struct kz_listener *l, struct lws *wsi)
         l->adopting_gone = true;
     count(l, s->key, -1);
     free(s);
+}
+
+void listener_files(struct kz_listener *l, int delta)
+{
+    l->files += delta;
 }
 
 const char *listener_peer(struct lws *wsi)

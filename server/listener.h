@@ -1,9 +1,9 @@
 /* listener.h - the listening socket and who may connect to it. kizunad only.
  *
  * kizunad binds and accepts itself, then hands each admitted socket to libwebsockets. Before a
- * connection costs anything it is counted against max_connections_per_address and against a
- * total that keeps fd_reserve descriptors free (two per connection: its socket, and the blob
- * or upload file one request may hold open); a refused client gets a one-line HTTP error
+ * connection costs anything it is counted against max_connections_per_address,
+ * max_connections, and a total of descriptors (connections and the files they hold open) that
+ * keeps fd_reserve of them free; a refused client gets a one-line HTTP error
  * (429 rate_limited or 503 unavailable) and is closed at once. Everything runs on the event
  * loop's thread.
  */
@@ -42,6 +42,9 @@ void listener_forget(struct kz_listener *l, struct lws *wsi);
 /* The client address of an admitted connection (as the limits and the audit log see it), or
  * NULL for a wsi the listener did not admit. Owned by the listener, valid while wsi lives. */
 const char *listener_peer(struct lws *wsi);
+/* A connection opened (delta 1) or closed (-1) a file for its request (a blob download, an
+ * upload's staging file): counted with the connections against the descriptor limit. */
+void listener_files(struct kz_listener *l, int delta);
 void listener_free(struct kz_listener *l);
 
 #endif

@@ -101,6 +101,7 @@ struct http_conn {
     int64_t moved;    /* bytes in or out since the window began */
     int64_t received; /* body bytes so far */
     bool in_flight;   /* between the request's headers and the end of its reply */
+    bool holds_file;  /* counted in listener_files (http_files_sync) */
     bool body_done;   /* the whole request is in: the reply is the server's move */
 };
 
@@ -503,7 +504,19 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
 
 /* ---- HTTP ---- */
 
-static void http_reset(struct http_conn *h)
+/* Counts the file a request holds (a blob being sent, an upload being written) against the
+ * descriptor limit: checked after every callback, so no path that opens or closes one can
+ * forget it. */
+static void http_files_sync(struct transport *t, struct http_conn *h)
+{
+    bool holds = h->file_fd > 0 || h->patch; /* 0: a fresh, zeroed h */
+    if (holds != h->holds_file) {
+        listener_files(t->listener, holds ? 1 : -1);
+        h->holds_file = holds;
+    }
+}
+
+static void http_reset(struct transport *t, struct http_conn *h)
 {
     lws_sul_cancel(&h->watch);
     kz_frame_unref(h->resp);
@@ -511,6 +524,9 @@ static void http_reset(struct http_conn *h)
     srv_upload_patch_abort(h->patch);
     if (h->file_fd > 0)
         close(h->file_fd);
+    h->file_fd = -1;
+    h->patch = NULL;
+    http_files_sync(t, h);
     memset(h, 0, sizeof *h);
     h->file_fd = -1;
 }
@@ -765,7 +781,7 @@ static void http_watch_cb(lws_sorted_usec_list_t *sul)
 
 static int http_begin(struct transport *t, struct http_conn *h, struct lws *wsi, const char *uri)
 {
-    http_reset(h);
+    http_reset(t, h);
     if (conn_register(t, &h->c, wsi, false) != 0)
         return -1;
     lws_sul_schedule(t->ctx, 0, &h->watch, http_watch_cb,
@@ -1008,6 +1024,7 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
             conn_unregister(t, &h->c);
         if (http_begin(t, h, wsi, in) != 0)
             return -1;
+        http_files_sync(t, h); /* a blob or an upload opened; http_reset lets it go */
         h->in_flight = true;
         char clen[32] = "";
         if (lws_hdr_copy(wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0 ||
@@ -1046,7 +1063,7 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (h) {
             conn_unregister(t, &h->c);
-            http_reset(h);
+            http_reset(t, h);
         }
         return 0;
     default:
