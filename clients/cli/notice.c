@@ -217,21 +217,25 @@ static void print_notice(const cJSON *n)
         printf("you acknowledged it (確認しました)\n");
 }
 
-static int one_id(int argc, char **argv, long long *id, const char *use)
+/* The notice id that is the only operand (ids are > 0), or 0 after printing the usage. The id
+ * is the return value, not an out-parameter beside an exit code, so no caller can read an id
+ * that was never set (with the exit code, gcc -O3 could not prove it: -Wmaybe-uninitialized). */
+static long long one_id(int argc, char **argv, const char *use)
 {
-    if (argc != 3 || !parse_id(argv[2], id))
-        return usage_error(use);
-    return EXIT_OK;
+    long long id;
+    if (argc == 3 && parse_id(argv[2], &id))
+        return id;
+    usage_error(use);
+    return 0;
 }
 
 static int cmd_show(int argc, char **argv)
 {
-    long long id;
-    int rc = one_id(argc, argv, &id, "notice show ID");
-    if (rc != EXIT_OK)
-        return rc;
+    long long id = one_id(argc, argv, "notice show ID");
+    if (!id)
+        return EXIT_USAGE;
     cJSON *reply = NULL;
-    rc = call_once("notice.show", id_args(id), &reply);
+    int rc = call_once("notice.show", id_args(id), &reply);
     if (rc == EXIT_OK && !json_out)
         print_notice(cJSON_GetObjectItemCaseSensitive(reply, "notice"));
     cJSON_Delete(reply);
@@ -240,14 +244,13 @@ static int cmd_show(int argc, char **argv)
 
 static int cmd_simple(int argc, char **argv, const char *op, const char *done)
 {
-    long long id;
     char use[64];
     snprintf(use, sizeof use, "notice %s ID", argv[1]);
-    int rc = one_id(argc, argv, &id, use);
-    if (rc != EXIT_OK)
-        return rc;
+    long long id = one_id(argc, argv, use);
+    if (!id)
+        return EXIT_USAGE;
     cJSON *reply = NULL;
-    rc = call_once(op, id_args(id), &reply);
+    int rc = call_once(op, id_args(id), &reply);
     if (rc == EXIT_OK && !json_out) {
         if (strcmp(op, "notice.remind") == 0)
             printf("reminded %lld people who have not yet %s\n", num(reply, "reminded"),

@@ -7,7 +7,9 @@ mosquitto=$(command -v mosquitto || ls /usr/sbin/mosquitto 2>/dev/null || true)
 fail=0 passed=0
 run() {
     local out
-    if out=$("$bench" "$@" 2>&1) && grep -q '"scenario"' <<<"$out" && ! grep -q '"errors":[1-9]' <<<"$out"; then
+    # kzbench dies with this script (ctest's timeout kills it), and its server with kzbench.
+    # exec, so that its parent is this script and not a subshell that would outlive it.
+    if out=$(exec setpriv --pdeathsig KILL -- "$bench" "$@" 2>&1) && grep -q '"scenario"' <<<"$out" && ! grep -q '"errors":[1-9]' <<<"$out"; then
         passed=$((passed + 1))
         echo "ok   $*"
     else

@@ -33,7 +33,7 @@ fi
 
 echo "run.sh: building the harnesses in $build" >&2
 mkdir -p "$build"
-CC=$cc cmake -S "$root" -B "$build" -DKIZUNA_FUZZ=ON -DKIZUNA_TESTS=OFF \
+CC=$cc cmake -S "$root" -B "$build" -DKIZUNA_FUZZ=ON -DKIZUNA_TESTS=OFF -DKIZUNA_WERROR=ON \
     -DCMAKE_BUILD_TYPE=Debug >"$build/configure.log" 2>&1 ||
     { cat "$build/configure.log" >&2; echo "run.sh: FAIL: configure" >&2; exit 1; }
 cmake --build "$build" --target fuzz_all -j "$(nproc 2>/dev/null || echo 2)" >"$build/build.log" 2>&1 ||
@@ -46,6 +46,8 @@ mkdir -p "$artifacts"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}detect_leaks=1
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-}${UBSAN_OPTIONS:+:}print_stacktrace=1:halt_on_error=1
 
+# A harness dies with this script (Ctrl-C, or ctest's timeout killing it) instead of fuzzing on.
+with_us="setpriv --pdeathsig KILL --"
 failed=()
 summary=()
 for h in $harnesses; do
@@ -53,7 +55,7 @@ for h in $harnesses; do
     # 1. The regressions: every crash found so far, replayed once each.
     reg=$here/regressions/$h
     if [ -d "$reg" ] && [ -n "$(ls -A "$reg")" ]; then
-        if ! "$bin" -rss_limit_mb=2048 -timeout=10 "$reg"/* >"$tmp/$h.replay.log" 2>&1; then
+        if ! $with_us "$bin" -rss_limit_mb=2048 -timeout=10 "$reg"/* >"$tmp/$h.replay.log" 2>&1; then
             tail -60 "$tmp/$h.replay.log" >&2
             echo "run.sh: FAIL: $h: a regression input in $reg crashes again" >&2
             failed+=("$h (regression)")
@@ -68,7 +70,7 @@ for h in $harnesses; do
     dict=()
     [ -f "$here/$h.dict" ] && dict=(-dict="$here/$h.dict") # tokens of the format, if any
     rc=0
-    "$bin" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+    $with_us "$bin" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
         "${dict[@]}" -artifact_prefix="$artifacts/$h-" "$tmp/corpus/$h" >"$log" 2>&1 || rc=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")

@@ -310,6 +310,10 @@ static void jstr(const cJSON *o, const char *path, char *out, size_t n)
     snprintf(out, n, "%s", v->valuestring);
 }
 
+/* vprintf-like (format 2, arguments in ap): the formats are checked where callf and must are
+ * called. */
+static cJSON *callv(struct ws *w, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 static cJSON *callv(struct ws *w, const char *fmt, va_list ap)
 {
     static long long next_id = 1;

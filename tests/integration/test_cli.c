@@ -438,7 +438,7 @@ Test(cli, dispatched_staff_join_from_an_invitation_shown_as_text_and_qr)
     cr_assert(strstr(out, "\u2580") || strstr(out, "\u2584"), "a QR code in half blocks: %s", out);
     cr_assert(strstr(out, "2099-12-20 00:00"), "when the accounts expire: %s", out);
 
-    char dir1[400], dir2[400];
+    char dir1[300], dir2[300]; /* like cfgdir_admin: kizuna_join prefixes KIZUNA_CONFIG_DIR= */
     snprintf(dir1, sizeof dir1, "%s/cli-sato", d.dir);
     snprintf(dir2, sizeof dir2, "%s/cli-ito", d.dir);
     cr_assert_eq(kizuna_join(dir1, code, "sendai.sato", out, sizeof out), 0, "%s", out);

@@ -233,8 +233,7 @@ static size_t fuzz_request(char *out, size_t cap)
                                         "/api/v1/ws",
                                         "/",
                                         "/api/v1/",
-                                        "/api/v1/"
-                                        "sync",
+                                        "/api/v1/sync",
                                         "*",
                                         "/api/v1/uploads/../../etc/passwd"};
     char body[600];

@@ -1,6 +1,13 @@
 /* harness.h - run the real kizunad on an ephemeral loopback port with a temporary data
  * directory, and talk to it over real sockets: a raw WebSocket client (so tests can also send
- * what no well-behaved client would) and a one-shot HTTP client. Every wait has a deadline. */
+ * what no well-behaved client would) and a one-shot HTTP client. Every wait has a deadline.
+ *
+ * Every process the harness starts (kzd_start, run_capture, spawn_reader) dies with the test:
+ * it gets SIGKILL when the thread that started it ends, however the test ends (an assertion
+ * before the teardown, a crash, abort(), Criterion's timeout, ctest killing the test). So
+ * kzd_start and spawn_reader must be called on the test's own thread (they assert it), never
+ * on a helper thread that returns earlier. tests/integration/test_harness.c proves it, and
+ * deploy/setup.sh test fails if anything the suite started is still running at its end. */
 #ifndef KIZUNA_TEST_HARNESS_H
 #define KIZUNA_TEST_HARNESS_H
 
@@ -20,13 +27,14 @@ struct kzd {
 };
 
 /* Makes a temporary directory, runs `kizunad init` in it (admin/TEST_ADMIN_PASSWORD) and
- * starts `kizunad serve` on port 0, waiting for its "listening on" line. Aborts the test on
- * failure. */
+ * starts `kizunad serve` on port 0, waiting for its "listening on" line (20 s, or
+ * KIZUNA_TEST_START_MS milliseconds). Aborts the test on failure, after killing the server. */
 void kzd_setup(struct kzd *d);
 /* The same, with extra config members (JSON without braces, e.g. "\"x\":1") that override the
  * test defaults. */
 void kzd_setup_with(struct kzd *d, const char *extra_config);
-/* Starts serve again on the same data directory (after a stop or a kill). */
+/* Starts serve again on the same data directory (after a stop or a kill). KIZUNA_TEST_WRAPPER
+ * (space-separated words, e.g. "valgrind -q") runs it under a tool. */
 void kzd_start(struct kzd *d);
 /* SIGTERM, then waits (with a deadline) and returns the exit status (0 = clean, no leaks). */
 int kzd_stop(struct kzd *d);
