@@ -228,6 +228,13 @@ static cJSON *event_view(struct srv *s, const struct store_event *e, const struc
             cJSON_ReplaceItemInObjectCaseSensitive(content, "body", cJSON_CreateString(m->body));
             cJSON_AddBoolToObject(o, "edited", m->edited_at > 0 && !m->deleted);
             cJSON_AddBoolToObject(o, "deleted", m->deleted);
+            struct store_user by;
+            if (m->deleted && m->deleted_by &&
+                store_user_get(s->store, m->deleted_by, &by) == STORE_OK) {
+                /* Removed by a room admin, not by its author: everyone is shown so. */
+                cJSON_AddStringToObject(o, "deleted_by", by.login);
+                cJSON_AddBoolToObject(o, "deleted_by_admin", m->deleted_by != m->sender);
+            }
         }
         int64_t n = 0;
         if (!sender_name) /* a new message has no readers yet */

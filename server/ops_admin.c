@@ -192,6 +192,8 @@ enum kz_err op_user_list(struct srv_call *c)
         e = srv_fail(c, KZ_INTERNAL, "cannot list users");
     else if (csv)
         cJSON_AddStringToObject(c->result, "csv", text.text);
+    if (!e && csv) /* every account's contact details leave the server: accounted for */
+        srv_audit(c, "user.export", "", NULL);
     kz_csv_free(&text);
     return e;
 }

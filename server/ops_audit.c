@@ -94,8 +94,12 @@ enum kz_err op_audit_list(struct srv_call *c)
         kz_csv_free(&text);
         return srv_fail(c, KZ_INTERNAL, "audit list failed");
     }
-    if (csv)
+    if (csv) {
         cJSON_AddStringToObject(c->result, "csv", text.text);
+        cJSON *details = cJSON_CreateObject();
+        cJSON_AddNumberToObject(details, "entries", (double)ac.count);
+        srv_audit(c, "audit.export", "", details);
+    }
     if (ac.count == limit)
         cJSON_AddNumberToObject(c->result, "next_before", (double)ac.last);
     kz_csv_free(&text);

@@ -342,6 +342,9 @@ enum kz_err op_e2ee_post(struct srv_call *c)
     if (!e2ee_type_valid(type))
         return srv_fail(c, KZ_BAD_REQUEST,
                         "type is e2ee.keys, e2ee.photo, e2ee.key_request or e2ee.withheld");
+    /* An archived room takes no photos; keys still travel, so new devices can open old ones. */
+    if (strcmp(type, "e2ee.photo") == 0 && (e = srv_room_writable(c, &room)))
+        return e;
     if ((long long)strlen(data) > srv_config(c->srv)->e2ee_max_bytes)
         return srv_fail(c, KZ_TOO_LARGE, "data is longer than %lld bytes",
                         srv_config(c->srv)->e2ee_max_bytes);

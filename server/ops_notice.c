@@ -73,6 +73,19 @@ static enum kz_err notice_load(struct srv_call *c, struct notice_view *v)
     return KZ_OK;
 }
 
+/* An audit entry about a notice: HQ accounts for what it posted, changed, withdrew and whom
+ * it reminded. details (consumed, may be NULL) gain the notice's title. */
+static void audit_notice(struct srv_call *c, const char *action, int64_t id, const char *title,
+                         cJSON *details)
+{
+    char target[32];
+    snprintf(target, sizeof target, "notice:%lld", (long long)id);
+    if (!details)
+        details = cJSON_CreateObject();
+    cJSON_AddStringToObject(details, "title", title);
+    srv_audit(c, action, target, details);
+}
+
 static enum kz_err require_manager(struct srv_call *c, const struct notice_view *v)
 {
     if (!v->can_manage)
@@ -226,6 +239,9 @@ static enum kz_err announce(struct srv_call *c, const char *room_id, int64_t not
     if (store_room_get(st, room_id, &room) != STORE_OK || strcmp(room.kind, "notice") == 0 ||
         store_member_get(st, room.id, c->auth.user.id, &me) != STORE_OK || me.left_pos)
         return srv_fail(c, KZ_NOT_FOUND, "no room %s to announce the notice in", room_id);
+    enum kz_err e = srv_room_writable(c, &room);
+    if (e)
+        return e;
     char body[STORE_NAME_MAX + 96];
     snprintf(body, sizeof body, "%s %s " NOTICE_LINK "%lld",
              urgent ? "【緊急のお知らせ】" : "【お知らせ】", title, (long long)notice);
@@ -353,6 +369,13 @@ enum kz_err op_notice_post(struct srv_call *c)
     cJSON_AddNumberToObject(c->result, "recipients", (double)count);
     cJSON_AddNumberToObject(c->result, "pos", (double)posted.pos);
     view_free(&v);
+    cJSON *details = cJSON_CreateObject();
+    cJSON_AddItemToObject(details, "to", cJSON_Duplicate(srv_arg_list(c, "to"), true));
+    cJSON_AddNumberToObject(details, "recipients", (double)count);
+    cJSON_AddStringToObject(details, "priority", urgent ? "urgent" : "normal");
+    if (announce_room)
+        cJSON_AddStringToObject(details, "announce_room", announce_room);
+    audit_notice(c, "notice.post", nn.id, title, details);
     KZ_INFO("notice_posted", "by=%s notice=%lld recipients=%lld priority=%s", c->auth.user.login,
             (long long)nn.id, (long long)count, urgent ? "urgent" : "normal");
 out:
@@ -414,6 +437,12 @@ enum kz_err op_notice_edit(struct srv_call *c)
     cJSON_AddStringToObject(content, "body", body);
     if ((e = notice_event(c, &v, "notice.edit", content)))
         goto out;
+    cJSON *details = cJSON_CreateObject();
+    cJSON_AddNumberToObject(details, "revision", (double)revision);
+    if (strcmp(title, v.title) != 0)
+        cJSON_AddStringToObject(details, "old_title", v.title);
+    cJSON_AddBoolToObject(details, "body_changed", strcmp(body, v.body) != 0);
+    audit_notice(c, "notice.edit", v.n.id, title, details);
     c->result = cJSON_CreateObject();
     cJSON_AddNumberToObject(c->result, "revision", (double)revision);
 out:
@@ -439,6 +468,8 @@ enum kz_err op_notice_withdraw(struct srv_call *c)
         goto out;
     }
     e = notice_event(c, &v, "notice.withdraw", cJSON_CreateObject());
+    if (!e)
+        audit_notice(c, "notice.withdraw", v.n.id, v.title, NULL);
     KZ_INFO("notice_withdrawn", "by=%s notice=%lld", c->auth.user.login, (long long)v.n.id);
 out:
     view_free(&v);
@@ -708,6 +739,7 @@ enum kz_err op_notice_report(struct srv_call *c)
             goto out;
         }
         cJSON_AddStringToObject(c->result, "csv", rc.csv.text);
+        audit_notice(c, "notice.export", v.n.id, v.title, NULL); /* names leave the server */
         goto out;
     }
     rc.totals = cJSON_AddObjectToObject(c->result, "totals");
@@ -794,6 +826,11 @@ enum kz_err op_notice_remind(struct srv_call *c)
         if (store_user_get(st, (int64_t)id->valuedouble, &u) == STORE_OK)
             cJSON_AddItemToArray(people, cJSON_CreateString(u.login));
     }
+    cJSON *details = cJSON_CreateObject();
+    cJSON_AddStringToObject(details, "for",
+                            cJSON_GetStringValue(cJSON_GetObjectItem(c->result, "for")));
+    cJSON_AddNumberToObject(details, "reminded", cJSON_GetArraySize(r.ids));
+    audit_notice(c, "notice.remind", v.n.id, v.title, details);
     KZ_INFO("notice_reminded", "by=%s notice=%lld users=%d", c->auth.user.login, (long long)v.n.id,
             cJSON_GetArraySize(r.ids));
 out:

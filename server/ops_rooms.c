@@ -22,6 +22,30 @@ enum kz_err srv_room_for_member(struct srv_call *c, struct store_room *room,
     return KZ_OK;
 }
 
+enum kz_err srv_room_writable(struct srv_call *c, const struct store_room *room)
+{
+    if (room->archived_at)
+        return srv_fail(c, KZ_CONFLICT,
+                        "the room '%s' is archived and read-only: a room admin can unarchive it "
+                        "(room.archive with \"archived\": false)",
+                        room->name);
+    return KZ_OK;
+}
+
+/* An audit entry about a room (room.create, room.invite, ...): details (consumed, may be NULL)
+ * gain the room's id and name. target: a login for membership changes, else "room:ID". */
+static void audit_room(struct srv_call *c, const char *action, const char *target,
+                       const struct store_room *room, cJSON *details)
+{
+    char room_target[STORE_ROOM_ID_MAX + 8];
+    snprintf(room_target, sizeof room_target, "room:%s", room->room_id);
+    if (!details)
+        details = cJSON_CreateObject();
+    cJSON_AddStringToObject(details, "room", room->room_id);
+    cJSON_AddStringToObject(details, "room_name", room->name);
+    srv_audit(c, action, target ? target : room_target, details);
+}
+
 static enum kz_err require_room_admin(struct srv_call *c, const struct store_room *room,
                                       const struct store_member *me)
 {
@@ -117,6 +141,16 @@ enum kz_err op_room_create(struct srv_call *c)
     if (members && cJSON_GetArraySize(members) + 1 > srv_config(c->srv)->room_max_members)
         return srv_fail(c, KZ_TOO_LARGE, "a room may have at most %lld members",
                         srv_config(c->srv)->room_max_members);
+    /* Two rooms of one's own with the same name are told apart by nobody: ask first. */
+    struct store_room same;
+    enum store_rc found = store_room_find_named(st, c->auth.user.id, name, &same);
+    if (found != STORE_OK && found != STORE_NOT_FOUND)
+        return srv_fail(c, KZ_INTERNAL, "room lookup failed");
+    if (found == STORE_OK && !srv_arg_bool(c, "confirm", false))
+        return srv_fail(c, KZ_CONFLICT,
+                        "you already have a room called '%s' (%.8s%s): choose another name, or "
+                        "confirm that you want a second one (\"confirm\": true)",
+                        same.name, same.room_id, same.archived_at ? ", archived" : "");
     struct store_room room = {0};
     snprintf(room.kind, sizeof room.kind, "group");
     snprintf(room.name, sizeof room.name, "%s", name);
@@ -145,6 +179,13 @@ enum kz_err op_room_create(struct srv_call *c)
     store_member_get(st, room.id, c->auth.user.id, &me);
     c->result = cJSON_CreateObject();
     cJSON_AddItemToObject(c->result, "room", room_json(c->srv, &room, &me));
+    cJSON *details = cJSON_CreateObject();
+    cJSON_AddItemToObject(details, "members",
+                          members ? cJSON_Duplicate(members, true) : cJSON_CreateArray());
+    cJSON_AddStringToObject(details, "history", room.history);
+    if (found == STORE_OK)
+        cJSON_AddStringToObject(details, "same_name_as", same.room_id);
+    audit_room(c, "room.create", NULL, &room, details);
     KZ_INFO("room_created", "by=%s room=%s", c->auth.user.login, room.room_id);
     return KZ_OK;
 }
@@ -196,8 +237,11 @@ enum kz_err op_room_update(struct srv_call *c)
     struct store_room room;
     struct store_member me;
     enum kz_err e;
-    if ((e = srv_room_for_member(c, &room, &me)) || (e = require_room_admin(c, &room, &me)))
+    if ((e = srv_room_for_member(c, &room, &me)) || (e = require_room_admin(c, &room, &me)) ||
+        (e = srv_room_writable(c, &room)))
         return e;
+    char old_name[STORE_NAME_MAX + 1];
+    snprintf(old_name, sizeof old_name, "%s", room.name);
     const char *name = srv_arg_str(c, "name");
     const char *topic = srv_arg_str(c, "topic");
     if (!name && !topic)
@@ -216,6 +260,12 @@ enum kz_err op_room_update(struct srv_call *c)
         return e;
     if (store_room_update(srv_store(c->srv), room.id, room.name, room.topic) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot update the room");
+    cJSON *details = cJSON_CreateObject();
+    if (name)
+        cJSON_AddStringToObject(details, "old_name", old_name);
+    if (topic)
+        cJSON_AddStringToObject(details, "topic", room.topic);
+    audit_room(c, "room.update", NULL, &room, details);
     c->result = cJSON_CreateObject();
     cJSON_AddItemToObject(c->result, "room", room_json(c->srv, &room, &me));
     return KZ_OK;
@@ -228,7 +278,7 @@ enum kz_err op_room_invite(struct srv_call *c)
     struct store_user u;
     enum kz_err e;
     if ((e = srv_room_for_member(c, &room, &me)) || (e = require_room_admin(c, &room, &me)) ||
-        (e = arg_user(c, srv_arg_str(c, "user"), &u)))
+        (e = arg_user(c, srv_arg_str(c, "user"), &u)) || (e = srv_room_writable(c, &room)))
         return e;
     if (store_member_get(srv_store(c->srv), room.id, u.id, &m) == STORE_OK && !m.left_pos)
         return srv_fail(c, KZ_CONFLICT, "%s is already a member", u.login);
@@ -237,6 +287,7 @@ enum kz_err op_room_invite(struct srv_call *c)
     int64_t pos;
     if ((e = member_event(c, &room, &u, "join", "member", &pos)))
         return e;
+    audit_room(c, "room.invite", u.login, &room, NULL);
     c->result = cJSON_CreateObject();
     cJSON_AddNumberToObject(c->result, "pos", (double)pos);
     return KZ_OK;
@@ -279,6 +330,10 @@ static enum kz_err keep_an_admin(struct srv_call *c, const struct store_room *ro
         return e;
     if (store_member_set_role(srv_store(c->srv), room->id, f.m.user_id, "admin") != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot promote a member");
+    cJSON *details = cJSON_CreateObject();
+    cJSON_AddBoolToObject(details, "admin", true);
+    cJSON_AddStringToObject(details, "why", "the last admin left: the longest-standing member");
+    audit_room(c, "room.admin", f.m.login, room, details);
     return KZ_OK;
 }
 
@@ -288,7 +343,8 @@ enum kz_err op_room_remove(struct srv_call *c)
     struct store_member me, m;
     struct store_user u;
     enum kz_err e;
-    if ((e = srv_room_for_member(c, &room, &me)) || (e = require_room_admin(c, &room, &me)))
+    if ((e = srv_room_for_member(c, &room, &me)) || (e = require_room_admin(c, &room, &me)) ||
+        (e = srv_room_writable(c, &room)))
         return e;
     const char *login = srv_arg_str(c, "user");
     enum store_rc rc = kz_login_valid(login) ? store_user_get_by_login(srv_store(c->srv), login, &u)
@@ -300,7 +356,10 @@ enum kz_err op_room_remove(struct srv_call *c)
     if (u.id == c->auth.user.id)
         return srv_fail(c, KZ_BAD_REQUEST, "use room.leave to leave a room");
     int64_t pos;
-    if ((e = member_event(c, &room, &u, "remove", NULL, &pos)) || (e = keep_an_admin(c, &room)))
+    if ((e = member_event(c, &room, &u, "remove", NULL, &pos)))
+        return e;
+    audit_room(c, "room.remove", u.login, &room, NULL);
+    if ((e = keep_an_admin(c, &room)))
         return e;
     c->result = cJSON_CreateObject();
     cJSON_AddNumberToObject(c->result, "pos", (double)pos);
@@ -315,8 +374,11 @@ enum kz_err op_room_leave(struct srv_call *c)
     if ((e = srv_room_for_member(c, &room, &me)))
         return e;
     int64_t pos;
-    if ((e = member_event(c, &room, &c->auth.user, "leave", NULL, &pos)) ||
-        (e = keep_an_admin(c, &room)))
+    if ((e = member_event(c, &room, &c->auth.user, "leave", NULL, &pos)))
+        return e;
+    if (strcmp(room.kind, "group") == 0) /* one-to-one rooms are nobody's to account for */
+        audit_room(c, "room.leave", c->auth.user.login, &room, NULL);
+    if ((e = keep_an_admin(c, &room)))
         return e;
     c->result = cJSON_CreateObject();
     cJSON_AddNumberToObject(c->result, "pos", (double)pos);
@@ -330,7 +392,7 @@ enum kz_err op_room_admin(struct srv_call *c)
     struct store_user u;
     enum kz_err e;
     if ((e = srv_room_for_member(c, &room, &me)) || (e = require_room_admin(c, &room, &me)) ||
-        (e = arg_user(c, srv_arg_str(c, "user"), &u)))
+        (e = arg_user(c, srv_arg_str(c, "user"), &u)) || (e = srv_room_writable(c, &room)))
         return e;
     if (store_member_get(srv_store(c->srv), room.id, u.id, &m) != STORE_OK || m.left_pos)
         return srv_fail(c, KZ_NOT_FOUND, "%s is not a member", u.login);
@@ -344,6 +406,9 @@ enum kz_err op_room_admin(struct srv_call *c)
             return e;
         if (store_member_set_role(srv_store(c->srv), room.id, u.id, role) != STORE_OK)
             return srv_fail(c, KZ_INTERNAL, "cannot change the role");
+        cJSON *details = cJSON_CreateObject();
+        cJSON_AddBoolToObject(details, "admin", strcmp(role, "admin") == 0);
+        audit_room(c, "room.admin", u.login, &room, details);
         if ((e = keep_an_admin(c, &room)))
             return e;
     }
@@ -422,6 +487,9 @@ static cJSON *room_json(struct srv *s, const struct store_room *r, const struct 
     cJSON_AddStringToObject(o, "room", r->room_id);
     cJSON_AddStringToObject(o, "kind", r->kind);
     cJSON_AddStringToObject(o, "history", r->history[0] ? r->history : "shared");
+    cJSON_AddBoolToObject(o, "archived", r->archived_at != 0);
+    if (r->archived_at)
+        cJSON_AddNumberToObject(o, "archived_at", (double)r->archived_at);
     if (strcmp(r->kind, "direct") == 0) {
         /* A one-to-one room is called after the other person. */
         struct direct_ctx d = {.me = me->user_id};
@@ -448,20 +516,137 @@ static cJSON *room_json(struct srv *s, const struct store_room *r, const struct 
 struct list_ctx {
     struct srv *s;
     cJSON *arr;
+    bool archived; /* list the archived rooms instead of those in use */
 };
 
 static int list_room(void *arg, const struct store_room *r, const struct store_member *me)
 {
     struct list_ctx *l = arg;
-    cJSON_AddItemToArray(l->arr, room_json(l->s, r, me));
+    if ((r->archived_at != 0) == l->archived)
+        cJSON_AddItemToArray(l->arr, room_json(l->s, r, me));
     return 0;
 }
 
 enum kz_err op_room_list(struct srv_call *c)
 {
     c->result = cJSON_CreateObject();
-    struct list_ctx l = {c->srv, cJSON_AddArrayToObject(c->result, "rooms")};
+    struct list_ctx l = {c->srv, cJSON_AddArrayToObject(c->result, "rooms"),
+                         srv_arg_bool(c, "archived", false)};
     if (store_room_each_of_user(srv_store(c->srv), c->auth.user.id, list_room, &l) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "room list failed");
+    return KZ_OK;
+}
+
+/* ---- housekeeping: archiving and exporting ---- */
+
+enum kz_err op_room_archive(struct srv_call *c)
+{
+    struct store_room room;
+    struct store_member me;
+    enum kz_err e;
+    if ((e = srv_room_for_member(c, &room, &me)) || (e = require_room_admin(c, &room, &me)))
+        return e;
+    bool archive = srv_arg_bool(c, "archived", true);
+    if (archive != (room.archived_at != 0)) {
+        /* An event, so that every member's client learns it at once and in order. */
+        cJSON *content = cJSON_CreateObject();
+        cJSON_AddBoolToObject(content, "archived", archive);
+        struct srv_appended ev;
+        if ((e = srv_event_append(c, &room, "room.archive", content, 0, &ev)))
+            return e;
+        room.archived_at = archive ? ev.ts : 0;
+        if (store_room_set_archived(srv_store(c->srv), room.id, room.archived_at) != STORE_OK)
+            return srv_fail(c, KZ_INTERNAL, "cannot archive the room");
+        audit_room(c, archive ? "room.archive" : "room.unarchive", NULL, &room, NULL);
+    }
+    c->result = cJSON_CreateObject();
+    cJSON_AddItemToObject(c->result, "room", room_json(c->srv, &room, &me));
+    return KZ_OK;
+}
+
+struct export_ctx {
+    struct srv *s;
+    struct kz_csv *csv;
+    int64_t limit, n, last;
+    bool more;
+};
+
+/* One row of a room's export: what history shows, one event a line. Key exchange events
+ * (e2ee.keys, key requests, refusals) are for devices, not for the record. */
+static int export_row(void *arg, const struct store_event *e, const struct store_message *m)
+{
+    struct export_ctx *x = arg;
+    if (x->n == x->limit) {
+        x->more = true;
+        return 1;
+    }
+    x->n++;
+    x->last = e->pos;
+    if (strncmp(e->type, "e2ee.", 5) == 0 && strcmp(e->type, "e2ee.photo") != 0)
+        return 0;
+    cJSON *ev = srv_event_json(x->s, e, m);
+    if (!ev) {
+        x->csv->failed = true;
+        return 1;
+    }
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(ev, "content");
+    char pos[24], *text = NULL;
+    snprintf(pos, sizeof pos, "%lld", (long long)e->pos);
+    kz_csv_cell(x->csv, pos, false);
+    kz_csv_time(x->csv, e->ts, false);
+    const char *cells[] = {e->type, cJSON_GetStringValue(cJSON_GetObjectItem(ev, "sender")),
+                           cJSON_GetStringValue(cJSON_GetObjectItem(ev, "sender_name"))};
+    for (size_t i = 0; i < sizeof cells / sizeof cells[0]; i++)
+        kz_csv_cell(x->csv, cells[i], false);
+    if (m)
+        kz_csv_cell(x->csv, m->body, false);
+    else if (strcmp(e->type, "e2ee.photo") == 0)
+        kz_csv_cell(x->csv, "(encrypted photo: only members' devices can open it)", false);
+    else
+        kz_csv_cell(x->csv, (text = cJSON_PrintUnformatted(content)), false);
+    kz_csv_time(x->csv, m && !m->deleted ? m->edited_at : 0, false);
+    kz_csv_time(x->csv, m && m->deleted ? m->edited_at : 0, false);
+    kz_csv_cell(x->csv, cJSON_GetStringValue(cJSON_GetObjectItem(ev, "deleted_by")), true);
+    cJSON_free(text);
+    cJSON_Delete(ev);
+    return 0;
+}
+
+enum kz_err op_room_export(struct srv_call *c)
+{
+    struct store_room room;
+    struct store_member me;
+    enum kz_err e = srv_room_for_member(c, &room, &me);
+    if (e)
+        return e;
+    int64_t after = srv_arg_int(c, "after", 0);
+    struct kz_csv csv = {0};
+    static const char *const header[] = {"pos",       "at",          "event",
+                                         "sender",    "sender_name", "text",
+                                         "edited_at", "deleted_at",  "deleted_by"};
+    if (!after)
+        kz_csv_row(&csv, header, sizeof header / sizeof header[0]);
+    struct export_ctx x = {c->srv, &csv, srv_arg_int(c, "limit", 1000), 0, after, false};
+    /* One more than asked, to tell whether more pages exist. */
+    if (store_history(srv_store(c->srv), room.id, 0, after, (int)x.limit + 1, export_row, &x) !=
+            STORE_OK ||
+        csv.failed) {
+        kz_csv_free(&csv);
+        return srv_fail(c, KZ_INTERNAL, "export failed");
+    }
+    /* Later pages continue the first one: no header, and no byte-order mark if the CSV
+     * writer starts every text with one. */
+    const char *text = csv.text ? csv.text : "";
+    if (after && strncmp(text, "\xef\xbb\xbf", 3) == 0)
+        text += 3;
+    c->result = cJSON_CreateObject();
+    cJSON_AddStringToObject(c->result, "csv", text);
+    cJSON_AddNumberToObject(c->result, "events", (double)x.n);
+    cJSON_AddBoolToObject(c->result, "more", x.more);
+    if (x.more)
+        cJSON_AddNumberToObject(c->result, "next_after", (double)x.last);
+    kz_csv_free(&csv);
+    if (!after) /* recorded once, when an export starts */
+        audit_room(c, "room.export", NULL, &room, NULL);
     return KZ_OK;
 }

@@ -64,7 +64,8 @@ enum kz_err op_msg_send(struct srv_call *c)
     enum kz_err e;
     bool replayed;
     if ((e = srv_room_for_member(c, &room, &me)) || (e = check_body(c, body)) ||
-        (e = srv_client_id_replay(c, &room, &replayed)) || replayed)
+        (e = srv_client_id_replay(c, &room, &replayed)) || replayed ||
+        (e = srv_room_writable(c, &room)))
         return e;
     struct srv_appended ev;
     if ((e = srv_msg_post(c, &room, body, NULL, &ev)))
@@ -93,16 +94,26 @@ enum kz_err srv_msg_post(struct srv_call *c, const struct store_room *room, cons
     return KZ_OK;
 }
 
-/* The caller's own, undeleted message at `pos` in this room. */
-static enum kz_err own_message(struct srv_call *c, const struct store_room *room,
-                               struct store_message *m)
+/* The undeleted message at `pos` in this room that the caller may change: its own, or, to
+ * delete it, anyone's in a group room the caller is an admin of (moderation: *moderated). */
+static enum kz_err changeable_message(struct srv_call *c, const struct store_room *room,
+                                      const struct store_member *me, bool is_delete,
+                                      struct store_message *m, bool *moderated)
 {
     int64_t pos = srv_arg_int(c, "pos", 0);
+    *moderated = false;
     if (store_message_get(srv_store(c->srv), pos, m) != STORE_OK || m->room != room->id)
         return srv_fail(c, KZ_NOT_FOUND, "no message at position %lld in this room",
                         (long long)pos);
-    if (m->sender != c->auth.user.id)
-        return srv_fail(c, KZ_FORBIDDEN, "only its author may change a message");
+    if (m->sender != c->auth.user.id) {
+        bool room_admin = strcmp(room->kind, "group") == 0 && strcmp(me->role, "admin") == 0;
+        if (!is_delete)
+            return srv_fail(c, KZ_FORBIDDEN, "only its author may edit a message");
+        if (!room_admin)
+            return srv_fail(c, KZ_FORBIDDEN,
+                            "only its author or an admin of the room may delete a message");
+        *moderated = true;
+    }
     if (m->deleted)
         return srv_fail(c, KZ_CONFLICT, "the message was deleted");
     return KZ_OK;
@@ -122,22 +133,37 @@ static enum kz_err change_message(struct srv_call *c, bool is_delete)
     struct store_message m;
     char target[STORE_ROOM_ID_MAX + 1] = "";
     const char *body = is_delete ? NULL : srv_arg_str(c, "body");
+    bool moderated;
     enum kz_err e;
     if ((e = srv_room_for_member(c, &room, &me)) || (!is_delete && (e = check_body(c, body))) ||
-        (e = own_message(c, &room, &m)))
+        (e = changeable_message(c, &room, &me, is_delete, &m, &moderated)) ||
+        (e = srv_room_writable(c, &room)))
         return e;
     store_event_get(st, m.pos, copy_event_id, target);
     cJSON *content = cJSON_CreateObject();
     cJSON_AddStringToObject(content, "target", target);
     if (body)
         cJSON_AddStringToObject(content, "body", body);
+    if (moderated)
+        cJSON_AddTrueToObject(content, "by_admin"); /* everyone is shown an admin removed it */
     struct srv_appended ev;
     if ((e = srv_event_append(c, &room, is_delete ? "msg.delete" : "msg.edit", content, 0, &ev)))
         return e;
-    enum store_rc rc = is_delete ? store_message_delete(st, m.pos, ev.ts)
+    enum store_rc rc = is_delete ? store_message_delete(st, m.pos, ev.ts, c->auth.user.id)
                                  : store_message_edit(st, m.pos, body, ev.ts);
     if (rc != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot change the message");
+    if (moderated) {
+        /* Accountable: who removed whose message where. The text stays in the signed event
+         * log; the audit entry does not copy it to admins outside the room. */
+        struct store_user author;
+        cJSON *details = cJSON_CreateObject();
+        cJSON_AddStringToObject(details, "room", room.room_id);
+        cJSON_AddStringToObject(details, "room_name", room.name);
+        cJSON_AddNumberToObject(details, "pos", (double)m.pos);
+        bool known = store_user_get(st, m.sender, &author) == STORE_OK;
+        srv_audit(c, "msg.remove", known ? author.login : "", details);
+    }
     srv_reply_event(c, ev.pos, ev.event_id, ev.ts);
     return KZ_OK;
 }
@@ -354,24 +380,33 @@ struct search_ctx {
     int64_t last;
 };
 
-static int search_one(void *arg, const struct store_message *m)
+static int search_one(void *arg, const struct store_search_hit *h)
 {
     struct search_ctx *sc = arg;
     struct store *st = srv_store(sc->s);
     struct store_room r;
     struct store_user u;
     cJSON *o = cJSON_CreateObject();
-    if (store_room_get_by_id(st, m->room, &r) == STORE_OK)
+    cJSON_AddStringToObject(o, "kind", h->notice ? "notice" : "msg");
+    if (h->notice) {
+        char link[48];
+        snprintf(link, sizeof link, "kizuna://notice/%lld", (long long)h->notice);
+        cJSON_AddNumberToObject(o, "notice", (double)h->notice);
+        cJSON_AddStringToObject(o, "link", link);
+        cJSON_AddStringToObject(o, "title", h->title);
+        cJSON_AddBoolToObject(o, "withdrawn", h->withdrawn_at != 0);
+    } else if (store_room_get_by_id(st, h->room, &r) == STORE_OK) {
         cJSON_AddStringToObject(o, "room", r.room_id);
-    cJSON_AddNumberToObject(o, "pos", (double)m->pos);
-    if (store_user_get(st, m->sender, &u) == STORE_OK) {
+    }
+    cJSON_AddNumberToObject(o, "pos", (double)h->pos);
+    if (store_user_get(st, h->sender, &u) == STORE_OK) {
         cJSON_AddStringToObject(o, "sender", u.login);
         cJSON_AddStringToObject(o, "sender_name", u.name);
     }
-    cJSON_AddStringToObject(o, "body", m->body);
-    cJSON_AddNumberToObject(o, "ts", (double)m->ts);
+    cJSON_AddStringToObject(o, "body", h->body);
+    cJSON_AddNumberToObject(o, "ts", (double)h->ts);
     cJSON_AddItemToArray(sc->arr, o);
-    sc->last = m->pos;
+    sc->last = h->pos;
     return 0;
 }
 
@@ -392,8 +427,12 @@ enum kz_err op_search(struct srv_call *c)
     int64_t limit = page_limit(c, srv_config(c->srv)->history_page_max);
     c->result = cJSON_CreateObject();
     struct search_ctx sc = {c->srv, cJSON_AddArrayToObject(c->result, "results"), 0};
-    if (store_search(srv_store(c->srv), c->auth.user.id, room_id, query,
-                     srv_arg_int(c, "before", 0), (int)limit, search_one, &sc) != STORE_OK)
+    enum store_rc rc = store_search(srv_store(c->srv), c->auth.user.id, room_id, query,
+                                    srv_arg_int(c, "before", 0), (int)limit, search_one, &sc);
+    if (rc == STORE_CONFLICT)
+        return srv_fail(c, KZ_BAD_REQUEST, "field 'query' must hold 1 to %d words",
+                        STORE_SEARCH_TERMS_MAX);
+    if (rc != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "search failed");
     if (cJSON_GetArraySize(sc.arr) == limit)
         cJSON_AddNumberToObject(c->result, "next_before", (double)sc.last);

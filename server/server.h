@@ -425,6 +425,11 @@ enum kz_err op_room_leave(struct srv_call *c);
 enum kz_err op_room_admin(struct srv_call *c);
 enum kz_err op_room_members(struct srv_call *c);
 enum kz_err op_room_list(struct srv_call *c);
+enum kz_err op_room_archive(struct srv_call *c);
+enum kz_err op_room_export(struct srv_call *c);
+/* conflict if the room is archived: an archived room takes no messages, edits, deletions,
+ * photos, announcements, renames or membership changes until a room admin unarchives it. */
+enum kz_err srv_room_writable(struct srv_call *c, const struct store_room *room);
 /* ops_talk.c */
 /* The reply to an op that appended an event. */
 void srv_reply_event(struct srv_call *c, int64_t pos, const char *event_id, int64_t ts);

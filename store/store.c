@@ -313,6 +313,12 @@ static const char *const migrations[] = {
      "              THEN json_extract(k.data, '$.entries') END) x"
      "  WHERE json_type(k.data, '$.epoch') = 'text'"
      "    AND CASE WHEN x.type = 'object' THEN json_type(x.value, '$.to') END = 'text';"),
+
+    /* 10: moderation and housekeeping (issue 13): who deleted a message (a room admin may
+     * delete anyone's, and everyone is shown that an admin removed it), and when a room was
+     * archived (read-only and out of the room list; NULL while it is in use). */
+    ("ALTER TABLE messages ADD COLUMN deleted_by INTEGER REFERENCES users(id);"
+     "ALTER TABLE rooms ADD COLUMN archived_at INTEGER;"),
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -287,7 +287,8 @@ struct store_room {
     char topic[STORE_TOPIC_MAX + 1];
     int64_t created_by;
     int64_t created_at;
-    char history[8]; /* "shared", or "joined": photos before one joined stay unreadable */
+    char history[8];     /* "shared", or "joined": photos before one joined stay unreadable */
+    int64_t archived_at; /* 0 while in use; else when it was archived (read-only, unlisted) */
 };
 
 struct store_member {
@@ -329,6 +330,7 @@ struct store_message {
     int64_t ts;
     int64_t edited_at; /* 0 if never edited */
     bool deleted;
+    int64_t deleted_by; /* who deleted it (the author, or a room admin); 0 if not known */
 };
 
 enum store_rc store_room_insert(struct store *st, struct store_room *r, const char *direct_key);
@@ -337,6 +339,12 @@ enum store_rc store_room_get_by_id(struct store *st, int64_t id, struct store_ro
 enum store_rc store_room_get_direct(struct store *st, const char *direct_key,
                                     struct store_room *out);
 enum store_rc store_room_update(struct store *st, int64_t id, const char *name, const char *topic);
+/* Archives a room at `at` (ms), or unarchives it with at 0. */
+enum store_rc store_room_set_archived(struct store *st, int64_t id, int64_t at);
+/* The most recently created group room named exactly `name` of which the user is a current
+ * member (archived ones too); STORE_NOT_FOUND if none. */
+enum store_rc store_room_find_named(struct store *st, int64_t user_id, const char *name,
+                                    struct store_room *out);
 
 /* A user's membership row, current or past (left_pos != 0). */
 enum store_rc store_member_get(struct store *st, int64_t room, int64_t user_id,
@@ -385,7 +393,8 @@ enum store_rc store_message_insert(struct store *st, const struct store_message 
 /* Fills everything but body (which would dangle); NOT_FOUND if pos is no message. */
 enum store_rc store_message_get(struct store *st, int64_t pos, struct store_message *out);
 enum store_rc store_message_edit(struct store *st, int64_t pos, const char *body, int64_t at);
-enum store_rc store_message_delete(struct store *st, int64_t pos, int64_t at);
+/* Marks a message deleted at `at` by user `by` (its author, or a room admin). */
+enum store_rc store_message_delete(struct store *st, int64_t pos, int64_t at, int64_t by);
 typedef int (*store_message_fn)(void *ctx, const struct store_message *m);
 /* History: the visible events of a room (everything but edits and deletes) with, for
  * messages, their current text. before > 0: up to limit events before it, newest first;
@@ -403,10 +412,25 @@ typedef int (*store_room_fn)(void *ctx, const struct store_room *r, const struct
 /* The rooms a user is a member of now, most recently active first. */
 enum store_rc store_room_each_of_user(struct store *st, int64_t user_id, store_room_fn fn,
                                       void *ctx);
-/* Full-text search over the messages of the user's current rooms (room 0: all of them),
- * newest first, positions below `before` (0: no bound). */
+/* One search result: a message, or (notice != 0) a notice, placed at the position of its
+ * notice.post event so that both page together. Strings are valid during a callback only. */
+struct store_search_hit {
+    int64_t pos, room, sender, ts;
+    const char *body;
+    int64_t notice;       /* 0 for a message */
+    const char *title;    /* notices only */
+    int64_t withdrawn_at; /* notices only; 0 if not withdrawn */
+};
+typedef int (*store_search_fn)(void *ctx, const struct store_search_hit *h);
+#define STORE_SEARCH_TERMS_MAX 16
+/* Full-text search, newest first, positions below `before` (0: no bound). The query is split
+ * into words at spaces (ASCII and the ideographic space U+3000; "double quotes" keep a phrase
+ * together) and a result must contain every word: messages of the user's current rooms (room 0:
+ * all of them) and, when room is 0, the notices the user received or wrote (title or body).
+ * Words of three or more characters use the trigram index, shorter ones (冠水) a scan.
+ * STORE_CONFLICT if the query has no words or more than STORE_SEARCH_TERMS_MAX. */
 enum store_rc store_search(struct store *st, int64_t user_id, int64_t room, const char *query,
-                           int64_t before, int limit, store_message_fn fn, void *ctx);
+                           int64_t before, int limit, store_search_fn fn, void *ctx);
 
 /* Idempotency keys of sends. */
 enum store_rc store_client_id_get(struct store *st, int64_t user_id, const char *client_id,

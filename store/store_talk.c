@@ -12,6 +12,8 @@ enum talk_stmt {
     T_ROOM_GET_ID,
     T_ROOM_GET_DIRECT,
     T_ROOM_UPDATE,
+    T_ROOM_ARCHIVE,
+    T_ROOM_NAMED,
     T_MEMBER_GET,
     T_MEMBER_JOIN,
     T_MEMBER_LEAVE,
@@ -40,8 +42,6 @@ enum talk_stmt {
     T_UNREAD,
     T_LAST_MSG,
     T_ROOMS_OF_USER,
-    T_SEARCH_FTS,
-    T_SEARCH_LIKE,
     T_CID_GET,
     T_CID_PUT,
     T_FTS_FLUSH,
@@ -50,14 +50,16 @@ enum talk_stmt {
 };
 _Static_assert(T_COUNT <= STORE_TALK_STMTS, "raise STORE_TALK_STMTS");
 
-#define ROOM_COLS "r.id, r.room_id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.history"
+#define ROOM_COLS                                                                                  \
+    "r.id, r.room_id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.history,"             \
+    " r.archived_at"
 #define MEMBER_COLS                                                                                \
     "m.room, m.user_id, u.login, u.name, m.role, m.joined_pos, m.left_pos,"                        \
     " m.read_pos, m.read_at"
 #define EVENT_COLS                                                                                 \
     "e.pos, e.room, r.room_id, e.origin, e.inc, e.seq, e.event_id, e.type,"                        \
     " e.sender, e.ts, e.payload, e.sig"
-#define MSG_COLS "m.pos, m.room, m.sender, m.body, m.ts, m.edited_at, m.deleted"
+#define MSG_COLS "m.pos, m.room, m.sender, m.body, m.ts, m.edited_at, m.deleted, m.deleted_by"
 #define MY_ROOMS "SELECT room FROM room_members WHERE user_id = ?2 AND left_pos IS NULL"
 
 static const char *const talk_sql[T_COUNT] = {
@@ -67,6 +69,10 @@ static const char *const talk_sql[T_COUNT] = {
     [T_ROOM_GET_ID] = "SELECT " ROOM_COLS " FROM rooms r WHERE r.id = ?",
     [T_ROOM_GET_DIRECT] = "SELECT " ROOM_COLS " FROM rooms r WHERE r.direct_key = ?",
     [T_ROOM_UPDATE] = "UPDATE rooms SET name = ?, topic = ? WHERE id = ?",
+    [T_ROOM_ARCHIVE] = "UPDATE rooms SET archived_at = nullif(?, 0) WHERE id = ?",
+    [T_ROOM_NAMED] = "SELECT " ROOM_COLS " FROM room_members m JOIN rooms r ON r.id = m.room"
+                     " WHERE m.user_id = ? AND m.left_pos IS NULL AND r.kind = 'group'"
+                     " AND r.name = ? ORDER BY r.id DESC LIMIT 1",
     [T_MEMBER_GET] = "SELECT " MEMBER_COLS " FROM room_members m JOIN users u ON u.id = m.user_id"
                      " WHERE m.room = ? AND m.user_id = ?",
     [T_MEMBER_JOIN] =
@@ -112,8 +118,8 @@ static const char *const talk_sql[T_COUNT] = {
     [T_MSG_INSERT] = "INSERT INTO messages (pos, room, sender, body, ts) VALUES (?, ?, ?, ?, ?)",
     [T_MSG_GET] = "SELECT " MSG_COLS " FROM messages m WHERE m.pos = ?",
     [T_MSG_EDIT] = "UPDATE messages SET body = ?, edited_at = ? WHERE pos = ? AND deleted = 0",
-    [T_MSG_DELETE] = "UPDATE messages SET body = '', deleted = 1, edited_at = ? WHERE pos = ?"
-                     " AND deleted = 0",
+    [T_MSG_DELETE] = "UPDATE messages SET body = '', deleted = 1, edited_at = ?, deleted_by = ?"
+                     " WHERE pos = ? AND deleted = 0",
     [T_HIST_BEFORE] = "SELECT " EVENT_COLS ", " MSG_COLS " FROM events e"
                       " JOIN rooms r ON r.id = e.room LEFT JOIN messages m ON m.pos = e.pos"
                       " WHERE e.room = ? AND e.pos < ? AND e.type NOT IN ('msg.edit', 'msg.delete')"
@@ -131,13 +137,6 @@ static const char *const talk_sql[T_COUNT] = {
         " JOIN rooms r ON r.id = m.room JOIN users u ON u.id = m.user_id"
         " WHERE m.user_id = ? AND m.left_pos IS NULL AND r.kind != 'notice' ORDER BY"
         " (SELECT max(pos) FROM events WHERE room = r.id) DESC",
-    [T_SEARCH_FTS] = "SELECT " MSG_COLS " FROM messages_fts f JOIN messages m ON m.pos = f.rowid"
-                     " WHERE messages_fts MATCH ?1 AND m.room IN (" MY_ROOMS ")"
-                     " AND (?3 = 0 OR m.room = ?3) AND m.pos < ?4 AND m.deleted = 0"
-                     " ORDER BY m.pos DESC LIMIT ?5",
-    [T_SEARCH_LIKE] = "SELECT " MSG_COLS " FROM messages m WHERE m.room IN (" MY_ROOMS ")"
-                      " AND (?3 = 0 OR m.room = ?3) AND m.pos < ?4 AND m.deleted = 0"
-                      " AND m.body LIKE ?1 ESCAPE '\\' ORDER BY m.pos DESC LIMIT ?5",
     [T_CID_GET] = "SELECT pos FROM client_ids WHERE user_id = ? AND client_id = ?",
     [T_CID_PUT] = "INSERT INTO client_ids (user_id, client_id, pos) VALUES (?, ?, ?)",
     [T_FTS_FLUSH] = "INSERT INTO messages_fts(rowid, body) SELECT pos, body FROM messages"
@@ -177,7 +176,8 @@ static int read_room(sqlite3_stmt *s, int col, struct store_room *r)
     r->created_by = sqlite3_column_int64(s, col + 5);
     r->created_at = sqlite3_column_int64(s, col + 6);
     store_copy_text(r->history, sizeof r->history, s, col + 7);
-    return col + 8;
+    r->archived_at = sqlite3_column_int64(s, col + 8);
+    return col + 9;
 }
 
 static enum store_rc step_room(struct store *st, sqlite3_stmt *s, struct store_room *out)
@@ -241,6 +241,23 @@ enum store_rc store_room_update(struct store *st, int64_t id, const char *name, 
     sqlite3_bind_text(s, 2, topic, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, id);
     return step_changed(st, s, "room update");
+}
+
+enum store_rc store_room_set_archived(struct store *st, int64_t id, int64_t at)
+{
+    sqlite3_stmt *s = stmt(st, T_ROOM_ARCHIVE);
+    sqlite3_bind_int64(s, 1, at);
+    sqlite3_bind_int64(s, 2, id);
+    return step_changed(st, s, "room archive");
+}
+
+enum store_rc store_room_find_named(struct store *st, int64_t user_id, const char *name,
+                                    struct store_room *out)
+{
+    sqlite3_stmt *s = stmt(st, T_ROOM_NAMED);
+    sqlite3_bind_int64(s, 1, user_id);
+    sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+    return step_room(st, s, out);
 }
 
 /* ---- members ---- */
@@ -553,9 +570,10 @@ static int read_message(sqlite3_stmt *s, int col, struct store_message *m)
     m->ts = sqlite3_column_int64(s, col + 4);
     m->edited_at = sqlite3_column_int64(s, col + 5);
     m->deleted = sqlite3_column_int(s, col + 6) != 0;
+    m->deleted_by = sqlite3_column_int64(s, col + 7);
     if (!m->body)
         m->body = "";
-    return col + 7;
+    return col + 8;
 }
 
 enum store_rc store_message_insert(struct store *st, const struct store_message *m)
@@ -600,14 +618,15 @@ enum store_rc store_message_edit(struct store *st, int64_t pos, const char *body
     return step_changed(st, s, "message edit");
 }
 
-enum store_rc store_message_delete(struct store *st, int64_t pos, int64_t at)
+enum store_rc store_message_delete(struct store *st, int64_t pos, int64_t at, int64_t by)
 {
     enum store_rc rc = store_fts_flush(st);
     if (rc != STORE_OK)
         return rc;
     sqlite3_stmt *s = stmt(st, T_MSG_DELETE);
     sqlite3_bind_int64(s, 1, at);
-    sqlite3_bind_int64(s, 2, pos);
+    sqlite3_bind_int64(s, 2, by);
+    sqlite3_bind_int64(s, 3, pos);
     return step_changed(st, s, "message delete");
 }
 
@@ -706,54 +725,214 @@ enum store_rc store_room_each_of_user(struct store *st, int64_t user_id, store_r
     return r;
 }
 
-static size_t utf8_chars(const char *s)
+/* ---- search ---- */
+
+static size_t utf8_chars(const char *s, size_t len)
 {
     size_t n = 0;
-    for (; *s; s++)
-        n += ((unsigned char)*s & 0xc0) != 0x80;
+    for (size_t i = 0; i < len; i++)
+        n += ((unsigned char)s[i] & 0xc0) != 0x80;
     return n;
 }
 
-enum store_rc store_search(struct store *st, int64_t user_id, int64_t room, const char *query,
-                           int64_t before, int limit, store_message_fn fn, void *ctx)
+/* Where the space at q ends: ASCII white space or the ideographic space U+3000 (E3 80 80),
+ * which Japanese input methods type between words. q itself if it is no space. */
+static const char *skip_space(const char *q)
 {
-    size_t qlen = strlen(query);
-    char *pattern = malloc(qlen * 2 + 3);
-    if (!pattern)
-        return STORE_ERROR;
-    char *p = pattern;
-    sqlite3_stmt *s;
-    if (utf8_chars(query) >= 3) {
-        /* One FTS5 phrase: the trigram index finds it anywhere inside a sentence. */
-        s = stmt(st, T_SEARCH_FTS);
-        *p++ = '"';
-        for (const char *q = query; *q; q++) {
-            if (*q == '"')
-                *p++ = '"';
-            *p++ = *q;
-        }
-        *p++ = '"';
-    } else {
-        /* Trigrams cannot match fewer than three characters (道路, 避難): scan the user's rooms. */
-        s = stmt(st, T_SEARCH_LIKE);
-        *p++ = '%';
-        for (const char *q = query; *q; q++) {
-            if (*q == '%' || *q == '_' || *q == '\\')
-                *p++ = '\\';
-            *p++ = *q;
-        }
-        *p++ = '%';
+    for (;;) {
+        if (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
+            q++;
+        else if ((unsigned char)q[0] == 0xe3 && (unsigned char)q[1] == 0x80 &&
+                 (unsigned char)q[2] == 0x80)
+            q += 3;
+        else
+            return q;
     }
+}
+
+struct search_term {
+    const char *at;
+    size_t len;
+};
+
+/* Splits a query into words: at spaces, except inside "double quotes". Returns how many (at
+ * most max + 1, so that too many can be told apart from just enough). */
+static int search_terms(const char *q, struct search_term *out, int max)
+{
+    int n = 0;
+    for (q = skip_space(q); *q && n <= max; q = skip_space(q)) {
+        const char *start = q;
+        if (*q == '"') {
+            start = ++q;
+            while (*q && *q != '"')
+                q++;
+        } else {
+            while (*q && *q != '"' && skip_space(q) == q)
+                q++;
+        }
+        if (q > start && n < max)
+            out[n] = (struct search_term){start, (size_t)(q - start)};
+        if (q > start)
+            n++;
+        if (*q == '"')
+            q++;
+    }
+    return n;
+}
+
+/* A LIKE pattern that finds the term anywhere: %term%, with LIKE's wildcards made literal. */
+static char *like_pattern(const struct search_term *t)
+{
+    char *pattern = malloc(t->len * 2 + 3), *p = pattern;
+    if (!pattern)
+        return NULL;
+    *p++ = '%';
+    for (size_t i = 0; i < t->len; i++) {
+        if (t->at[i] == '%' || t->at[i] == '_' || t->at[i] == '\\')
+            *p++ = '\\';
+        *p++ = t->at[i];
+    }
+    *p++ = '%';
     *p = '\0';
-    sqlite3_bind_text(s, 1, pattern, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, user_id);
-    sqlite3_bind_int64(s, 3, room);
-    sqlite3_bind_int64(s, 4, before > 0 ? before : INT64_MAX);
-    sqlite3_bind_int(s, 5, limit);
-    enum store_rc r = walk_messages(st, s, fn, ctx, "search");
-    free(pattern);
+    return pattern;
+}
+
+/* Appends to a growing string; false once out of memory (the string is then freed). */
+static bool cat(char **buf, size_t *len, size_t *cap, const char *text, size_t n)
+{
+    if (!*buf)
+        return false;
+    if (*len + n + 1 > *cap) {
+        size_t grown = (*len + n + 1) * 2;
+        char *b = realloc(*buf, grown);
+        if (!b) {
+            free(*buf);
+            *buf = NULL;
+            return false;
+        }
+        *buf = b;
+        *cap = grown;
+    }
+    memcpy(*buf + *len, text, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+    return true;
+}
+#define CATS(s) cat(&sql, &sql_len, &sql_cap, s, strlen(s))
+
+/* The statement is built per query, since the number of words varies: ?1 the FTS5 expression
+ * (words of three or more characters, each a quoted phrase, all of them required), ?2 the
+ * user, ?3 the room (0: all), ?4 the position bound, ?5 the limit, ?6... each word as a LIKE
+ * pattern. Messages match the long words through the trigram index and the short ones (which
+ * trigrams cannot match) with LIKE; notices, few per person, are scanned with LIKE for every
+ * word, in the title or the body. Preparing it costs tens of microseconds, next to the search
+ * itself. */
+enum store_rc store_search(struct store *st, int64_t user_id, int64_t room, const char *query,
+                           int64_t before, int limit, store_search_fn fn, void *ctx)
+{
+    struct search_term terms[STORE_SEARCH_TERMS_MAX];
+    int n = search_terms(query, terms, STORE_SEARCH_TERMS_MAX);
+    if (n == 0 || n > STORE_SEARCH_TERMS_MAX) {
+        snprintf(st->errmsg, sizeof st->errmsg, "a search needs 1 to %d words",
+                 STORE_SEARCH_TERMS_MAX);
+        return STORE_CONFLICT;
+    }
+    size_t sql_len = 0, sql_cap = 2048, fts_len = 0, fts_cap = 512;
+    char *sql = malloc(sql_cap), *fts = malloc(fts_cap), *like[STORE_SEARCH_TERMS_MAX] = {0};
+    if (sql)
+        sql[0] = '\0';
+    if (fts)
+        fts[0] = '\0';
+    bool any_fts = false;
+    for (int i = 0; i < n; i++) {
+        if (utf8_chars(terms[i].at, terms[i].len) < 3)
+            continue;
+        /* A quoted FTS5 phrase; quotes inside it doubled. */
+        if (any_fts)
+            cat(&fts, &fts_len, &fts_cap, " AND ", 5);
+        cat(&fts, &fts_len, &fts_cap, "\"", 1);
+        for (size_t k = 0; k < terms[i].len; k++) {
+            if (terms[i].at[k] == '"')
+                cat(&fts, &fts_len, &fts_cap, "\"\"", 2);
+            else
+                cat(&fts, &fts_len, &fts_cap, terms[i].at + k, 1);
+        }
+        cat(&fts, &fts_len, &fts_cap, "\"", 1);
+        any_fts = true;
+    }
+    CATS("SELECT pos, room, sender, body, ts, notice, title, withdrawn_at FROM (SELECT m.pos AS"
+         " pos, m.room AS room, m.sender AS sender, m.body AS body, m.ts AS ts, 0 AS notice,"
+         " NULL AS title, 0 AS withdrawn_at FROM ");
+    CATS(any_fts ? "messages_fts f JOIN messages m ON m.pos = f.rowid WHERE messages_fts MATCH ?1"
+                   " AND "
+                 : "messages m WHERE ");
+    CATS("m.room IN (" MY_ROOMS ") AND (?3 = 0 OR m.room = ?3) AND m.pos < ?4"
+         " AND m.deleted = 0");
+    char num[48];
+    for (int i = 0; i < n; i++) {
+        if (utf8_chars(terms[i].at, terms[i].len) >= 3)
+            continue;
+        snprintf(num, sizeof num, " AND m.body LIKE ?%d ESCAPE '\\'", 6 + i);
+        CATS(num);
+    }
+    CATS(" UNION ALL SELECT (SELECT min(e.pos) FROM events e WHERE e.room = n.room), n.room,"
+         " n.author, n.body, n.created_at, n.id, n.title, coalesce(n.withdrawn_at, 0)"
+         " FROM notices n WHERE ?3 = 0 AND n.id IN (SELECT notice FROM notice_recipients"
+         " WHERE user_id = ?2 UNION SELECT id FROM notices WHERE author = ?2)");
+    for (int i = 0; i < n; i++) {
+        snprintf(num, sizeof num, " AND (n.title LIKE ?%d ESCAPE '\\'", 6 + i);
+        CATS(num);
+        snprintf(num, sizeof num, " OR n.body LIKE ?%d ESCAPE '\\')", 6 + i);
+        CATS(num);
+    }
+    CATS(") WHERE pos < ?4 ORDER BY pos DESC LIMIT ?5");
+    enum store_rc r = STORE_OK;
+    for (int i = 0; i < n && r == STORE_OK; i++)
+        if (!(like[i] = like_pattern(&terms[i])))
+            r = STORE_ERROR;
+    sqlite3_stmt *s = NULL;
+    if (r != STORE_OK || !sql || !fts) {
+        snprintf(st->errmsg, sizeof st->errmsg, "search: out of memory");
+        r = STORE_ERROR;
+    } else if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+        r = store_fail(st, "search");
+    }
+    if (r == STORE_OK) {
+        sqlite3_bind_text(s, 1, fts, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, user_id);
+        sqlite3_bind_int64(s, 3, room);
+        sqlite3_bind_int64(s, 4, before > 0 ? before : INT64_MAX);
+        sqlite3_bind_int(s, 5, limit);
+        for (int i = 0; i < n; i++)
+            sqlite3_bind_text(s, 6 + i, like[i], -1, SQLITE_STATIC);
+        int rc;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            const char *body = (const char *)sqlite3_column_text(s, 3);
+            const char *title = (const char *)sqlite3_column_text(s, 6);
+            struct store_search_hit h = {.pos = sqlite3_column_int64(s, 0),
+                                         .room = sqlite3_column_int64(s, 1),
+                                         .sender = sqlite3_column_int64(s, 2),
+                                         .body = body ? body : "",
+                                         .ts = sqlite3_column_int64(s, 4),
+                                         .notice = sqlite3_column_int64(s, 5),
+                                         .title = title ? title : "",
+                                         .withdrawn_at = sqlite3_column_int64(s, 7)};
+            if (fn(ctx, &h) != 0) {
+                rc = SQLITE_DONE;
+                break;
+            }
+        }
+        if (rc != SQLITE_DONE)
+            r = store_fail(st, "search");
+    }
+    sqlite3_finalize(s);
+    for (int i = 0; i < n; i++)
+        free(like[i]);
+    free(sql);
+    free(fts);
     return r;
 }
+#undef CATS
 
 enum store_rc store_client_id_get(struct store *st, int64_t user_id, const char *client_id,
                                   int64_t *pos)

@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,11 +45,35 @@ static bool parse_pos(const char *s, long long *out)
 
 /* Finds a room by id, id prefix (4+ characters), exact name, or @login for a one-to-one room,
  * among the caller's rooms. */
+#define RESOLVE_NONE (-1) /* resolve_in: no room of that list matches */
+static int resolve_in(struct kzc *c, const char *want, bool archived, char room_id[ROOM_ID_MAX],
+                      char *name, size_t namelen);
+
 int resolve_room(struct kzc *c, const char *want, char room_id[ROOM_ID_MAX], char *name,
                  size_t namelen)
 {
-    cJSON *reply;
-    int rc = call(c, "room.list", NULL, &reply);
+    /* Rooms in use first; an archived room is still read, searched and exported by name. */
+    int rc = resolve_in(c, want, false, room_id, name, namelen);
+    if (rc == RESOLVE_NONE)
+        rc = resolve_in(c, want, true, room_id, name, namelen);
+    if (rc == RESOLVE_NONE) {
+        fprintf(stderr, "kizuna: not_found: you have no room called '%s' (see kizuna rooms)\n",
+                want);
+        return EXIT_REFUSED;
+    }
+    return rc;
+}
+
+/* Looks in one room list (in use, or archived): an exit code, or RESOLVE_NONE. */
+static int resolve_in(struct kzc *c, const char *want, bool archived, char room_id[ROOM_ID_MAX],
+                      char *name, size_t namelen)
+{
+    cJSON *reply, *args = NULL;
+    if (archived) {
+        args = cJSON_CreateObject();
+        cJSON_AddTrueToObject(args, "archived");
+    }
+    int rc = call(c, "room.list", args, &reply);
     if (rc != EXIT_OK)
         return rc;
     const cJSON *r, *found = NULL;
@@ -80,11 +105,8 @@ int resolve_room(struct kzc *c, const char *want, char room_id[ROOM_ID_MAX], cha
             snprintf(name, namelen, "%s", str(found, "name", NULL));
     }
     cJSON_Delete(reply);
-    if (matches == 0) {
-        fprintf(stderr, "kizuna: not_found: you have no room called '%s' (see kizuna rooms)\n",
-                want);
-        return EXIT_REFUSED;
-    }
+    if (matches == 0)
+        return RESOLVE_NONE;
     if (matches > 1) {
         fprintf(stderr, "kizuna: '%s' names %d rooms: use the room id (see kizuna rooms)\n", want,
                 matches);
@@ -144,6 +166,11 @@ static void print_event(const cJSON *ev, const char *label)
         snprintf(prefix, sizeof prefix, "[%s] ", label);
     long long pos = num(ev, "pos");
     if (strcmp(type, "msg") == 0) {
+        if (flag(ev, "deleted") && flag(ev, "deleted_by_admin")) {
+            printf("%s#%lld %s %s: (removed by a room admin, %s)\n", prefix, pos, t, who(ev),
+                   str(ev, "deleted_by", NULL));
+            return;
+        }
         if (flag(ev, "deleted")) {
             printf("%s#%lld %s %s: (deleted)\n", prefix, pos, t, who(ev));
             return;
@@ -157,8 +184,15 @@ static void print_event(const cJSON *ev, const char *label)
     } else if (strcmp(type, "msg.edit") == 0) {
         printf("%s#%lld %s %s edited #%lld: %s\n", prefix, pos, t, who(ev), num(ev, "target_pos"),
                str(content, "body", NULL));
+    } else if (strcmp(type, "msg.delete") == 0 && flag(content, "by_admin")) {
+        printf("%s#%lld %s * %s (room admin) removed message #%lld\n", prefix, pos, t, who(ev),
+               num(ev, "target_pos"));
     } else if (strcmp(type, "msg.delete") == 0) {
         printf("%s#%lld %s %s deleted #%lld\n", prefix, pos, t, who(ev), num(ev, "target_pos"));
+    } else if (strcmp(type, "room.archive") == 0) {
+        printf("%s#%lld %s * %s %s\n", prefix, pos, t, who(ev),
+               flag(content, "archived") ? "archived the room: it is read-only now"
+                                         : "unarchived the room");
     } else if (strcmp(type, "member") == 0) {
         const char *m = str(content, "membership", NULL);
         const char *user = str(content, "user", NULL);
@@ -200,14 +234,22 @@ static void print_event(const cJSON *ev, const char *label)
 
 /* ---- commands ---- */
 
-static int cmd_rooms(void)
+/* `rooms [--archived]`: the rooms in use, or the archived ones. */
+static int cmd_rooms(int argc, char **argv)
 {
-    cJSON *reply;
-    int rc = call_once("room.list", NULL, &reply);
+    bool archived = argc == 2 && strcmp(argv[1], "--archived") == 0;
+    if (argc > 2 || (argc == 2 && !archived))
+        return usage_error("rooms [--archived]");
+    cJSON *reply, *args = cJSON_CreateObject();
+    if (archived)
+        cJSON_AddTrueToObject(args, "archived");
+    int rc = call_once("room.list", args, &reply);
     if (rc != EXIT_OK || json_out) {
         cJSON_Delete(reply);
         return rc;
     }
+    if (archived && cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(reply, "rooms")) == 0)
+        printf("no archived rooms\n");
     const cJSON *r;
     cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(reply, "rooms"))
     {
@@ -236,19 +278,123 @@ static cJSON *split_logins(const char *list)
     return arr;
 }
 
+/* room.create. The server refuses a second room of the caller's with the same name (conflict)
+ * unless it is confirmed: on a terminal the question is asked; elsewhere --yes confirms. */
+static int create_room(cJSON *args, bool yes, cJSON **reply_out)
+{
+    struct kzc *c;
+    struct session s;
+    if (yes)
+        cJSON_AddTrueToObject(args, "confirm");
+    int rc = connect_authed(&c, &s);
+    if (rc != EXIT_OK) {
+        cJSON_Delete(args);
+        return rc;
+    }
+    cJSON *confirmed = cJSON_Duplicate(args, true);
+    cJSON *reply = kzc_call(c, "room.create", args, TIMEOUT_MS);
+    if (reply && !yes && strcmp(str(reply, "error", "code"), "conflict") == 0) {
+        if (json_out || !isatty(STDIN_FILENO) || !isatty(STDERR_FILENO)) {
+            check_reply(reply);
+            if (!json_out)
+                fprintf(stderr, "kizuna: give another name, or add --yes to create a second room "
+                                "with the same name\n");
+            cJSON_Delete(reply);
+            cJSON_Delete(confirmed);
+            kzc_close(c);
+            return EXIT_REFUSED;
+        }
+        fprintf(stderr, "%s\nCreate a second room with the same name? [y/N] ",
+                str(reply, "error", "message"));
+        char line[16] = "";
+        bool go = fgets(line, sizeof line, stdin) && (line[0] == 'y' || line[0] == 'Y');
+        cJSON_Delete(reply);
+        reply = NULL;
+        if (!go) {
+            fprintf(stderr, "kizuna: no room created\n");
+            cJSON_Delete(confirmed);
+            kzc_close(c);
+            return EXIT_REFUSED;
+        }
+        cJSON_AddTrueToObject(confirmed, "confirm");
+        rc = call(c, "room.create", confirmed, &reply);
+        confirmed = NULL;
+    } else if (!reply) {
+        rc = unreachable(kzc_error(c));
+    } else if ((rc = check_reply(reply)) != EXIT_OK) {
+        cJSON_Delete(reply);
+        reply = NULL;
+    }
+    cJSON_Delete(confirmed);
+    kzc_close(c);
+    if (rc == EXIT_OK && json_out)
+        print_json(reply);
+    *reply_out = reply;
+    return rc;
+}
+
+/* `room export ROOM [-o FILE]`: every page of room.export, one CSV (to FILE, mode 0600, or
+ * standard output). */
+static int export_room(const char *want, const char *path)
+{
+    struct kzc *c;
+    char room_id[ROOM_ID_MAX];
+    int rc = connect_room(want, &c, room_id);
+    if (rc != EXIT_OK)
+        return rc;
+    FILE *f = stdout;
+    if (path) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        f = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (!f) {
+            fprintf(stderr, "kizuna: cannot write %s: %s\n", path, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            kzc_close(c);
+            return EXIT_USAGE;
+        }
+    }
+    long long after = 0, events = 0;
+    for (bool more = true; more && rc == EXIT_OK;) {
+        cJSON *args = cJSON_CreateObject(), *reply;
+        cJSON_AddStringToObject(args, "room", room_id);
+        if (after)
+            cJSON_AddNumberToObject(args, "after", (double)after);
+        if ((rc = call(c, "room.export", args, &reply)) != EXIT_OK)
+            break;
+        fputs(str(reply, "csv", NULL), f);
+        events += num(reply, "events");
+        more = flag(reply, "more");
+        after = num(reply, "next_after");
+        cJSON_Delete(reply);
+    }
+    kzc_close(c);
+    if (path && fclose(f) != 0 && rc == EXIT_OK) {
+        fprintf(stderr, "kizuna: cannot write %s: %s\n", path, strerror(errno));
+        rc = EXIT_USAGE;
+    }
+    if (rc == EXIT_OK && path)
+        fprintf(stderr, "exported %lld events to %s\n", events, path);
+    return rc;
+}
+
 static int cmd_room(int argc, char **argv)
 {
     if (argc < 2)
-        return usage_error("room create|invite|remove|leave|members|rename|topic|admin ...");
+        return usage_error("room create|invite|remove|leave|members|rename|topic|admin|archive|"
+                           "unarchive|export ...");
     const char *sub = argv[1];
     cJSON *reply = NULL;
     int rc;
     if (strcmp(sub, "create") == 0) {
         const char *name = NULL, *members = NULL, *topic = NULL, *history = NULL;
         const char *use = "room create NAME [--members a,b] [--topic TEXT] [--history "
-                          "shared|joined]";
+                          "shared|joined] [--yes]";
+        bool yes = false;
         for (int i = 2; i < argc; i++) {
-            if (strcmp(argv[i], "--members") == 0 && i + 1 < argc)
+            if (strcmp(argv[i], "--yes") == 0 || strcmp(argv[i], "-y") == 0)
+                yes = true;
+            else if (strcmp(argv[i], "--members") == 0 && i + 1 < argc)
                 members = argv[++i];
             else if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc)
                 topic = argv[++i];
@@ -269,7 +415,7 @@ static int cmd_room(int argc, char **argv)
             cJSON_AddStringToObject(args, "topic", topic);
         if (members)
             cJSON_AddItemToObject(args, "members", split_logins(members));
-        rc = call_once("room.create", args, &reply);
+        rc = create_room(args, yes, &reply);
         if (rc == EXIT_OK && !json_out)
             printf("created room %s (%s)\n", str(reply, "room", "name"),
                    str(reply, "room", "room"));
@@ -279,6 +425,11 @@ static int cmd_room(int argc, char **argv)
     if (argc < 3)
         return usage_error("this room command needs a ROOM");
     const char *room = argv[2];
+    if (strcmp(sub, "export") == 0) {
+        if (argc == 3 || (argc == 5 && strcmp(argv[3], "-o") == 0))
+            return export_room(room, argc == 5 ? argv[4] : NULL);
+        return usage_error("room export ROOM [-o FILE.csv]");
+    }
     cJSON *args = cJSON_CreateObject();
     const char *op = NULL, *done = NULL;
     if ((strcmp(sub, "invite") == 0 || strcmp(sub, "remove") == 0) && argc == 4) {
@@ -290,6 +441,11 @@ static int cmd_room(int argc, char **argv)
         done = "left the room";
     } else if (strcmp(sub, "members") == 0 && argc == 3) {
         op = "room.members";
+    } else if ((strcmp(sub, "archive") == 0 || strcmp(sub, "unarchive") == 0) && argc == 3) {
+        cJSON_AddBoolToObject(args, "archived", sub[0] == 'a');
+        op = "room.archive";
+        done = sub[0] == 'a' ? "archived: read-only, and listed by kizuna rooms --archived"
+                             : "unarchived";
     } else if ((strcmp(sub, "rename") == 0 || strcmp(sub, "topic") == 0) && argc == 4) {
         cJSON_AddStringToObject(args, sub[0] == 'r' ? "name" : "topic", argv[3]);
         op = "room.update";
@@ -306,7 +462,8 @@ static int cmd_room(int argc, char **argv)
         done = revoke ? "is no longer an admin" : "is now an admin";
     } else {
         cJSON_Delete(args);
-        return usage_error("room create|invite|remove|leave|members|rename|topic|admin ...");
+        return usage_error("room create|invite|remove|leave|members|rename|topic|admin|archive|"
+                           "unarchive|export ...");
     }
     rc = room_call(room, op, args, &reply);
     if (rc == EXIT_OK && !json_out) {
@@ -511,9 +668,14 @@ static int cmd_readers(int argc, char **argv)
     return rc;
 }
 
+/* `search WORD... [--room ROOM] [--before POS] [--limit N]`: every word must be in a result
+ * (冠水 通行止め); messages of one's rooms and the notices one received. */
 static int cmd_search(int argc, char **argv)
 {
-    const char *query = NULL, *room = NULL;
+    const char *room = NULL;
+    const char *use = "search WORD... [--room ROOM] [--before POS] [--limit N]";
+    char query[1024] = "";
+    bool paged = false; /* --before: a later page */
     cJSON *args = cJSON_CreateObject();
     for (int i = 1; i < argc; i++) {
         long long v;
@@ -522,30 +684,44 @@ static int cmd_search(int argc, char **argv)
         } else if ((strcmp(argv[i], "--before") == 0 || strcmp(argv[i], "--limit") == 0) &&
                    i + 1 < argc && parse_pos(argv[i + 1], &v)) {
             cJSON_AddNumberToObject(args, argv[i] + 2, (double)v);
+            paged |= argv[i][2] == 'b';
             i++;
-        } else if (!query) {
-            query = argv[i];
-        } else {
+        } else if (strncmp(argv[i], "--", 2) == 0 ||
+                   strlen(query) + strlen(argv[i]) + 2 > sizeof query) {
             cJSON_Delete(args);
-            return usage_error("search QUERY [--room ROOM] [--before POS] [--limit N]");
+            return usage_error(use);
+        } else {
+            /* Words given separately search as words; one quoted argument may hold several. */
+            if (*query)
+                strcat(query, " ");
+            strcat(query, argv[i]);
         }
     }
-    if (!query) {
+    if (!*query) {
         cJSON_Delete(args);
-        return usage_error("search QUERY [--room ROOM] [--before POS] [--limit N]");
+        return usage_error(use);
     }
     cJSON_AddStringToObject(args, "query", query);
     cJSON *reply = NULL;
     int rc = room ? room_call(room, "search", args, &reply) : call_once("search", args, &reply);
     if (rc == EXIT_OK && !json_out) {
-        const cJSON *r;
-        cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(reply, "results"))
+        const cJSON *r, *results = cJSON_GetObjectItemCaseSensitive(reply, "results");
+        cJSON_ArrayForEach(r, results)
         {
             char t[16];
             hhmm(num(r, "ts"), t);
-            printf("%.8s #%lld %s %s: %s\n", str(r, "room", NULL), num(r, "pos"), t,
-                   str(r, "sender_name", NULL), str(r, "body", NULL));
+            if (strcmp(str(r, "kind", NULL), "notice") == 0)
+                printf("お知らせ %lld %s %s: %s%s (kizuna notice show %lld)\n", num(r, "notice"), t,
+                       str(r, "sender_name", NULL), str(r, "title", NULL),
+                       flag(r, "withdrawn") ? " (withdrawn)" : "", num(r, "notice"));
+            else
+                printf("%.8s #%lld %s %s: %s\n", str(r, "room", NULL), num(r, "pos"), t,
+                       str(r, "sender_name", NULL), str(r, "body", NULL));
         }
+        if (cJSON_GetArraySize(results) == 0)
+            printf("no messages or notices contain %s%s%s\n",
+                   strpbrk(query, " \t") || strstr(query, "\u3000") ? "all of: " : "", query,
+                   paged ? " (before that position)" : "");
         if (cJSON_GetObjectItemCaseSensitive(reply, "next_before"))
             printf("(more: --before %lld)\n", num(reply, "next_before"));
     }
@@ -707,7 +883,7 @@ static int tail_once(struct tail_state *ts, const char *want)
             continue;
         const char *type = str(ev, "event", NULL);
         if (strcmp(type, "member") == 0 || strcmp(type, "room.create") == 0 ||
-            strcmp(type, "room.update") == 0) {
+            strcmp(type, "room.update") == 0 || strcmp(type, "room.archive") == 0) {
             cJSON *fresh; /* a new or renamed room: refresh the labels */
             cJSON *r = kzc_call(c, "room.list", NULL, TIMEOUT_MS);
             if (r && check_reply(r) == EXIT_OK) {
@@ -763,8 +939,8 @@ int cmd_talk(int argc, char **argv, bool *handled)
 {
     *handled = true;
     const char *cmd = argv[0];
-    if (strcmp(cmd, "rooms") == 0 && argc == 1)
-        return cmd_rooms();
+    if (strcmp(cmd, "rooms") == 0)
+        return cmd_rooms(argc, argv);
     if (strcmp(cmd, "room") == 0)
         return cmd_room(argc, argv);
     if (strcmp(cmd, "dm") == 0)

@@ -725,9 +725,10 @@ static const char *create_room(int first, int n)
     size_t len = 0;
     for (int i = first; i < first + n; i++)
         len += (size_t)snprintf(members + len, cap - len, "%s\"u%d\"", i > first ? "," : "", i);
-    char *req = malloc(len + 128);
-    snprintf(req, len + 128,
-             "{\"id\":%lld,\"op\":\"room.create\",\"name\":\"bench\",\"members\":[%s]}",
+    char *req = malloc(len + 160);
+    snprintf(req, len + 160,
+             "{\"id\":%lld,\"op\":\"room.create\",\"name\":\"bench\",\"confirm\":true,"
+             "\"members\":[%s]}",
              ++admin.next_id, members);
     queue(&admin, req, strlen(req));
     free(req);

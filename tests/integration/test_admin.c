@@ -292,3 +292,129 @@ Test(admin, contact_details_are_checked_and_kept)
     cJSON_Delete(r);
     ws_close_fd(&a);
 }
+
+/* The newest audit entry of an action (caller deletes), or NULL. */
+static cJSON *audit_newest(struct ws *a, const char *action)
+{
+    cJSON *r = ws_callf(a, "\"op\":\"audit.list\",\"action\":\"%s\",\"limit\":1", action);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON *e = cJSON_DetachItemFromArray(cJSON_GetObjectItem(r, "entries"), 0);
+    cJSON_Delete(r);
+    return e;
+}
+
+static void expect_audit(struct ws *a, const char *action, const char *actor, const char *target)
+{
+    cJSON *e = audit_newest(a, action);
+    cr_assert_not_null(e, "no %s in the audit log", action);
+    cr_assert_str_eq(cJSON_GetObjectItem(e, "actor")->valuestring, actor, "%s", action);
+    cr_assert_str_eq(cJSON_GetObjectItem(e, "target")->valuestring, target, "%s", action);
+    cJSON_Delete(e);
+}
+
+/* issue 13, item 7: what HQ must account for is in the audit log: notices posted, edited,
+ * reminded and withdrawn; rooms created, their members and admins; every export. */
+Test(admin, the_audit_log_covers_notices_rooms_and_exports)
+{
+    struct ws a, t, s;
+    ws_admin(&a);
+    const char *users[] = {"tanaka", "sato", "suzuki"};
+    for (size_t i = 0; i < 3; i++) {
+        cJSON *r = ws_callf(&a,
+                            "\"op\":\"user.add\",\"login\":\"%s\",\"password\":\"%s-password-1\","
+                            "\"department\":\"総務課\"",
+                            users[i], users[i]);
+        cr_assert_str_eq(reply_code(r), "ok");
+        cJSON_Delete(r);
+    }
+    cr_assert(ws_open(&t, d.port));
+    cr_assert(ws_login(&t, "tanaka", "tanaka-password-1", NULL));
+    cr_assert(ws_open(&s, d.port));
+    cr_assert(ws_login(&s, "sato", "sato-password-1", NULL));
+
+    /* Rooms: created (by staff), members invited and removed, admins made, someone leaving. */
+    cJSON *r = ws_callf(&t, "\"op\":\"room.create\",\"name\":\"現地班\",\"members\":[\"sato\"]");
+    cr_assert_str_eq(reply_code(r), "ok");
+    char room[64], target[80];
+    snprintf(room, sizeof room, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    snprintf(target, sizeof target, "room:%s", room);
+    cJSON_Delete(r);
+    expect_audit(&a, "room.create", "tanaka", target);
+    cJSON *e = audit_newest(&a, "room.create");
+    cJSON *details = cJSON_GetObjectItem(e, "details");
+    cr_assert_str_eq(cJSON_GetObjectItem(details, "room_name")->valuestring, "現地班");
+    cr_assert_str_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(details, "members"), 0)->valuestring,
+                     "sato");
+    cJSON_Delete(e);
+    const char *steps[][3] = {
+        {"\"op\":\"room.invite\",\"user\":\"suzuki\"", "room.invite", "suzuki"},
+        {"\"op\":\"room.admin\",\"user\":\"sato\",\"admin\":true", "room.admin", "sato"},
+        {"\"op\":\"room.remove\",\"user\":\"suzuki\"", "room.remove", "suzuki"},
+        {"\"op\":\"room.update\",\"name\":\"現地班A\"", "room.update", target},
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        r = ws_callf(&t, "%s,\"room\":\"%s\"", steps[i][0], room);
+        cr_assert_str_eq(reply_code(r), "ok", "%s", steps[i][0]);
+        cJSON_Delete(r);
+        expect_audit(&a, steps[i][1], "tanaka", steps[i][2]);
+    }
+    r = ws_callf(&s, "\"op\":\"room.leave\",\"room\":\"%s\"", room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    expect_audit(&a, "room.leave", "sato", "sato");
+
+    /* Notices: posted, edited, reminded, exported, withdrawn. */
+    r = ws_callf(&a, "\"op\":\"notice.post\",\"title\":\"安否確認\",\"body\":\"回答してください\","
+                     "\"to\":[\"dept:総務課\"],\"choices\":[\"無事\",\"負傷\"]");
+    cr_assert_str_eq(reply_code(r), "ok");
+    long long id =
+        (long long)cJSON_GetObjectItem(cJSON_GetObjectItem(r, "notice"), "id")->valuedouble;
+    cJSON_Delete(r);
+    char ntarget[32];
+    snprintf(ntarget, sizeof ntarget, "notice:%lld", id);
+    expect_audit(&a, "notice.post", "admin", ntarget);
+    e = audit_newest(&a, "notice.post");
+    details = cJSON_GetObjectItem(e, "details");
+    cr_assert_str_eq(cJSON_GetObjectItem(details, "title")->valuestring, "安否確認");
+    cr_assert_eq(cJSON_GetObjectItem(details, "recipients")->valuedouble, 3);
+    cr_assert_str_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(details, "to"), 0)->valuestring,
+                     "dept:総務課");
+    cJSON_Delete(e);
+    const char *nsteps[][2] = {
+        {"\"op\":\"notice.edit\",\"title\":\"安否確認（再）\"", "notice.edit"},
+        {"\"op\":\"notice.remind\"", "notice.remind"},
+        {"\"op\":\"notice.report\",\"format\":\"csv\"", "notice.export"},
+        {"\"op\":\"notice.withdraw\"", "notice.withdraw"},
+    };
+    for (size_t i = 0; i < sizeof nsteps / sizeof nsteps[0]; i++) {
+        r = ws_callf(&a, "%s,\"notice\":%lld", nsteps[i][0], id);
+        cr_assert_str_eq(reply_code(r), "ok", "%s", nsteps[i][0]);
+        cJSON_Delete(r);
+        expect_audit(&a, nsteps[i][1], "admin", ntarget);
+    }
+    e = audit_newest(&a, "notice.remind");
+    cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(e, "details"), "reminded")->valuedouble,
+                 3);
+    cJSON_Delete(e);
+
+    /* Exports: users, the audit log itself, a room. Browsing is not an export. */
+    r = ws_callf(&a, "\"op\":\"user.list\"");
+    cJSON_Delete(r);
+    cr_assert_null(audit_newest(&a, "user.export"), "a JSON listing is no export");
+    r = ws_callf(&a, "\"op\":\"user.list\",\"format\":\"csv\"");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    expect_audit(&a, "user.export", "admin", "");
+    r = ws_callf(&a, "\"op\":\"audit.list\",\"format\":\"csv\"");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    expect_audit(&a, "audit.export", "admin", "");
+    r = ws_callf(&t, "\"op\":\"room.export\",\"room\":\"%s\"", room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    expect_audit(&a, "room.export", "tanaka", target);
+    ws_close_fd(&a);
+    ws_close_fd(&t);
+    ws_close_fd(&s);
+}

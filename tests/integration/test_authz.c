@@ -143,10 +143,14 @@ static const struct row rows[] = {
     {"room.admin", "\"room\":\"$ROOM\",\"user\":\"mem\",\"admin\":false",   "U U F o N N N U U U F", 0},
     {"room.members", "\"room\":\"$ROOM\"",                                  "U U o o N N N U U U F", 0},
     {"room.list", "",                                                       "U U o o o o o U U U F", 0},
+    {"room.list", "\"archived\":true",                                      "U U o o o o o U U U F", 0},
+    /* Unarchiving a room in use changes nothing, so the room stays usable for later rows. */
+    {"room.archive", "\"room\":\"$ROOM\",\"archived\":false",            "U U F o N N N U U U F", 0},
+    {"room.export", "\"room\":\"$ROOM\"",                                  "U U o o N N N U U U F", 0},
     {"msg.send", "\"room\":\"$ROOM\",\"body\":\"了解\"",                    "U U o o N N N U U U F", 0},
-    /* The message is the member's: the room admin is not its author. */
+    /* The message is the member's: the room admin is not its author, but may remove it. */
     {"msg.edit", "\"room\":\"$ROOM\",\"pos\":$FRESH_MSG,\"body\":\"訂正\"", "U U o F N N N U U U F", 0},
-    {"msg.delete", "\"room\":\"$ROOM\",\"pos\":$FRESH_MSG",                 "U U o F N N N U U U F", 0},
+    {"msg.delete", "\"room\":\"$ROOM\",\"pos\":$FRESH_MSG",                 "U U o o N N N U U U F", 0},
     {"history", "\"room\":\"$ROOM\"",                                       "U U o o N N N U U U F", 0},
     {"sync", "\"since\":0",                                                 "U U o o o o o U U U F", 0},
     {"read", "\"room\":\"$ROOM\"",                                          "U U o o N N N U U U F", 0},
@@ -601,7 +605,9 @@ static void resolve(const char *name, enum who w, char *out, size_t n)
         fresh_user(out, n);
         r = must(&own, "\"op\":\"room.invite\",\"room\":\"%s\",\"user\":\"%s\"", room, out);
     } else if (strcmp(name, "FRESH_ROOM") == 0) {
-        r = must(&own, "\"op\":\"room.create\",\"name\":\"一時\",\"members\":[\"mem\"]");
+        /* The same name each time: confirmed, as a second room of the same name must be. */
+        r = must(&own, "\"op\":\"room.create\",\"name\":\"一時\",\"members\":[\"mem\"],"
+                       "\"confirm\":true");
         jstr(r, "room.room", out, n);
     } else if (strcmp(name, "FRESH_MSG") == 0) {
         r = must(&mem, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"fresh\"", room);

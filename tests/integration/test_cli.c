@@ -473,3 +473,90 @@ Test(cli, dispatched_staff_join_from_an_invitation_shown_as_text_and_qr)
     cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "invite", "create", "--expires", "tomorrow"),
                  2, "a bad time is a usage error: %s", out);
 }
+
+/* The whole of a small file (NUL-terminated into buf). */
+static void slurp(const char *path, char *buf, size_t n)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    size_t got = fread(buf, 1, n - 1, f);
+    buf[got] = '\0';
+    fclose(f);
+}
+
+/* Issue 13, items 3 and 6 from the command line: several words, notices and "no results" in
+ * search; a room admin's removal shown in history; archiving and exporting a room; a second
+ * room with the name of one of yours. */
+Test(cli, search_moderation_archive_export_and_same_name_rooms)
+{
+    char out[16384], path[400], csv[16384];
+    cr_assert_eq(K(cfgdir_admin, TEST_ADMIN_PASSWORD, NULL, "login", "admin"), 0);
+    cr_assert_eq(K(cfgdir_admin, NULL, "tanaka-password-1\n", "admin", "user", "add", "tanaka",
+                   "--password-stdin"),
+                 0);
+    cr_assert_eq(K(cfgdir_user, "tanaka-password-1", NULL, "login", "tanaka"), 0);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "room", "create", "現地班", "--members", "tanaka"), 0,
+                 "%s", out);
+    cr_assert_eq(K(cfgdir_user, NULL, NULL, "send", "現地班", "市道3号線は冠水のため通行止め"), 0);
+    cr_assert_eq(K(cfgdir_user, NULL, NULL, "send", "現地班", "県道12号線が冠水"), 0);
+    cr_assert_eq(K(cfgdir_user, NULL, NULL, "send", "現地班", "個人の携帯番号は090-0000-0000"), 0,
+                 "%s", out);
+    long long pos = 0;
+    cr_assert_eq(sscanf(out, "sent #%lld", &pos), 1, "%s", out);
+
+    /* Search: every word; separate words or one argument; no results said so. */
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "search", "冠水", "通行止め"), 0, "%s", out);
+    cr_assert(strstr(out, "市道3号線は冠水のため通行止め"), "%s", out);
+    cr_assert_null(strstr(out, "県道12号線"), "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "search", "冠水　通行止め"), 0, "%s", out);
+    cr_assert(strstr(out, "市道3号線は冠水のため通行止め"), "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "search", "冠水", "解除"), 0, "%s", out);
+    cr_assert(strstr(out, "no messages or notices contain all of: 冠水 解除"), "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "notice", "post", "--title", "給水車の配置", "--body",
+                   "第二避難所に給水車", "--to", "user:tanaka"),
+                 0, "%s", out);
+    cr_assert_eq(K(cfgdir_user, NULL, NULL, "search", "給水車"), 0, "%s", out);
+    cr_assert(strstr(out, "給水車の配置") && strstr(out, "kizuna notice show"),
+              "a recipient finds the notice: %s", out);
+
+    /* A room admin removes tanaka's message; tanaka's history says an admin did. */
+    char p[24];
+    snprintf(p, sizeof p, "%lld", pos);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "delete", "現地班", p), 0, "%s", out);
+    cr_assert_eq(K(cfgdir_user, NULL, NULL, "history", "現地班"), 0, "%s", out);
+    cr_assert(strstr(out, "(removed by a room admin, admin)"), "%s", out);
+    cr_assert_null(strstr(out, "090-0000-0000"), "%s", out);
+
+    /* Archived: read-only, out of `rooms`, still read, searched and exported by name. */
+    cr_assert_eq(K(cfgdir_user, NULL, NULL, "room", "archive", "現地班"), 1, "room admins only");
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "room", "archive", "現地班"), 0, "%s", out);
+    cr_assert_eq(K(cfgdir_user, NULL, NULL, "rooms"), 0, "%s", out);
+    cr_assert_null(strstr(out, "現地班"), "%s", out);
+    cr_assert_eq(K(cfgdir_user, NULL, NULL, "rooms", "--archived"), 0, "%s", out);
+    cr_assert(strstr(out, "現地班"), "%s", out);
+    cr_assert_eq(K(cfgdir_user, NULL, NULL, "send", "現地班", "まだ送れる?"), 1, "read-only");
+    cr_assert_eq(K(cfgdir_user, NULL, NULL, "history", "現地班"), 0, "%s", out);
+    cr_assert(strstr(out, "archived the room"), "%s", out);
+    cr_assert_eq(K(cfgdir_user, NULL, NULL, "search", "県道", "冠水"), 0, "%s", out);
+    cr_assert(strstr(out, "県道12号線が冠水"), "%s", out);
+    snprintf(path, sizeof path, "%s/現地班.csv", d.dir);
+    cr_assert_eq(K(cfgdir_user, NULL, NULL, "room", "export", "現地班", "-o", path), 0, "%s", out);
+    slurp(path, csv, sizeof csv);
+    cr_assert(strstr(csv, "\"pos\",\"at\",\"event\""), "%s", csv);
+    cr_assert(strstr(csv, "\"県道12号線が冠水\""), "%s", csv);
+    struct stat sb;
+    cr_assert_eq(stat(path, &sb), 0);
+    cr_assert_eq(sb.st_mode & 0777, 0600, "the room's words are not for everyone on the machine");
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "room", "unarchive", "現地班"), 0, "%s", out);
+    cr_assert_eq(K(cfgdir_user, NULL, NULL, "send", "現地班", "再開"), 0, "%s", out);
+
+    /* The same name again: refused without a terminal to ask on, unless --yes. */
+    cr_assert_eq(K(cfgdir_admin, NULL, "y\n", "room", "create", "現地班"), 1, "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "rooms"), 0, "%s", out);
+    const char *first = strstr(out, "現地班");
+    cr_assert(first && !strstr(first + 1, "現地班"), "still one: %s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "room", "create", "現地班", "--yes"), 0, "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "rooms"), 0, "%s", out);
+    first = strstr(out, "現地班");
+    cr_assert(first && strstr(first + 1, "現地班"), "two now: %s", out);
+}

@@ -432,3 +432,54 @@ Test(notice, the_report_csv_runs_no_formula_in_a_spreadsheet)
               csv);
     cJSON_Delete(r);
 }
+
+/* issue 13: a notice is found by search, by those who received it (and its author), with the
+ * messages of their rooms; nobody else finds it, and no results say so in an empty list. */
+Test(notice, recipients_find_notices_by_search)
+{
+    struct ws honbu, s1, k1;
+    as_user(&honbu, "honbu");
+    cJSON *r = ws_callf(&honbu, "\"op\":\"notice.post\",\"title\":\"給水車の配置\","
+                                "\"body\":\"第二避難所に給水車を配置しました。容器を持参してく"
+                                "ださい。\",\"to\":[\"dept:総務課\"]");
+    cr_assert_str_eq(reply_code(r), "ok");
+    long long id =
+        (long long)cJSON_GetObjectItem(cJSON_GetObjectItem(r, "notice"), "id")->valuedouble;
+    cJSON_Delete(r);
+    as_user(&s1, "soumu1");
+    as_user(&k1, "kensetsu1");
+    const char *queries[] = {"給水車", "容器 持参", "給水車\u3000配置", "避難所 給水"};
+    for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++) {
+        r = ws_callf(&s1, "\"op\":\"search\",\"query\":\"%s\"", queries[i]);
+        cr_assert_str_eq(reply_code(r), "ok");
+        cJSON *res = cJSON_GetObjectItem(r, "results");
+        cr_assert_eq(cJSON_GetArraySize(res), 1, "a recipient finds it by '%s'", queries[i]);
+        cJSON *hit = cJSON_GetArrayItem(res, 0);
+        cr_assert_str_eq(cJSON_GetObjectItem(hit, "kind")->valuestring, "notice");
+        cr_assert_eq((long long)cJSON_GetObjectItem(hit, "notice")->valuedouble, id);
+        cr_assert_str_eq(cJSON_GetObjectItem(hit, "title")->valuestring, "給水車の配置");
+        cr_assert_str_eq(cJSON_GetObjectItem(hit, "sender")->valuestring, "honbu");
+        cJSON_Delete(r);
+    }
+    r = ws_callf(&k1, "\"op\":\"search\",\"query\":\"給水車\"");
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "results")), 0,
+                 "not addressed to 建設課");
+    cJSON_Delete(r);
+    r = ws_callf(&honbu, "\"op\":\"search\",\"query\":\"給水車\"");
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "results")), 1, "its author");
+    cJSON_Delete(r);
+    r = ws_callf(&s1, "\"op\":\"search\",\"query\":\"給水車 土砂\"");
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "results")), 0, "every word");
+    cJSON_Delete(r);
+    /* A revision is found by its new text. */
+    r = ws_callf(&honbu, "\"op\":\"notice.edit\",\"notice\":%lld,\"body\":\"給水は終了しました\"",
+                 id);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    r = ws_callf(&s1, "\"op\":\"search\",\"query\":\"給水 終了\"");
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "results")), 1);
+    cJSON_Delete(r);
+    ws_close_fd(&honbu);
+    ws_close_fd(&s1);
+    ws_close_fd(&k1);
+}

@@ -539,3 +539,222 @@ Test(talk, event_logs_are_hash_chained_and_signed)
     kzd_start(&d); /* teardown expects a running server */
     cr_assert(ws_open(&admin, d.port));
 }
+
+/* ---- issue 13: search people can use, moderation, archiving, same-name rooms ---- */
+
+/* The bodies of a search's results, newest first, joined by '|'. */
+static void search_bodies(struct ws *w, const char *query, char *out, size_t n)
+{
+    cJSON *r = ws_callf(w, "\"op\":\"search\",\"query\":\"%s\"", query);
+    cr_assert_str_eq(reply_code(r), "ok", "search %s", query);
+    out[0] = '\0';
+    const cJSON *hit;
+    cJSON_ArrayForEach(hit, cJSON_GetObjectItem(r, "results"))
+        snprintf(out + strlen(out), n - strlen(out), "%s%s", out[0] ? "|" : "",
+                 cJSON_GetObjectItem(hit, "body")->valuestring);
+    cJSON_Delete(r);
+}
+
+Test(talk, several_words_find_the_messages_that_have_all_of_them)
+{
+    const char *room = create_room(&admin, "道路状況", "[\"tanaka\"]");
+    send_msg(&admin, room, "県道12号線が冠水しています");
+    send_msg(&admin, room, "国道4号は土砂崩れで通行止め");
+    send_msg(&admin, room, "市道3号線は冠水のため通行止めです");
+    send_msg(&admin, room, "通行止めは18時に解除されました");
+    struct ws t;
+    cr_assert(ws_open(&t, d.port));
+    cr_assert(ws_login(&t, "tanaka", PW, NULL));
+    char got[1024];
+    struct {
+        const char *q, *expect;
+    } cases[] = {
+        /* 冠水 has two characters (a scan), 通行止め four (the trigram index): both must hold */
+        {"冠水 通行止め", "市道3号線は冠水のため通行止めです"},
+        {"通行止め 冠水", "市道3号線は冠水のため通行止めです"},
+        /* the space a Japanese keyboard types (U+3000), and extra spaces */
+        {"冠水\u3000通行止め", "市道3号線は冠水のため通行止めです"},
+        {"  通行止め  解除 ", "通行止めは18時に解除されました"},
+        {"土砂崩れ 通行止め", "国道4号は土砂崩れで通行止め"},
+        {"冠水 号線", "市道3号線は冠水のため通行止めです|県道12号線が冠水しています"},
+        {"冠水 解除", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        search_bodies(&t, cases[i].q, got, sizeof got);
+        cr_assert_str_eq(got, cases[i].expect, "query '%s'", cases[i].q);
+    }
+    cJSON *r = ws_callf(&t, "\"op\":\"search\",\"query\":\"\u3000\u3000\"");
+    cr_assert_str_eq(reply_code(r), "bad_request", "only spaces: no words");
+    cJSON_Delete(r);
+    ws_close_fd(&t);
+}
+
+Test(talk, a_room_admin_removes_anyones_message_and_everyone_sees_an_admin_did)
+{
+    const char *room = create_room(&admin, "現地報告", "[\"tanaka\",\"sato\"]");
+    struct ws t, s;
+    cr_assert(ws_open(&t, d.port));
+    cr_assert(ws_login(&t, "tanaka", PW, NULL));
+    ws_live(&s, d.port, "sato", PW, -1, NULL);
+    long long p = send_msg(&t, room, "個人の電話番号 090-xxxx-xxxx");
+    cJSON *r = ws_callf(&s, "\"op\":\"msg.delete\",\"room\":\"%s\",\"pos\":%lld", room, p);
+    cr_assert_str_eq(reply_code(r), "forbidden", "a member may not delete another's message");
+    cJSON_Delete(r);
+    r = ws_callf(&admin, "\"op\":\"msg.edit\",\"room\":\"%s\",\"pos\":%lld,\"body\":\"x\"", room,
+                 p);
+    cr_assert_str_eq(reply_code(r), "forbidden", "an admin removes, but never rewrites");
+    cJSON_Delete(r);
+    r = ws_callf(&admin, "\"op\":\"msg.delete\",\"room\":\"%s\",\"pos\":%lld", room, p);
+    cr_assert_str_eq(reply_code(r), "ok", "the room admin removes it");
+    cJSON_Delete(r);
+    cJSON *e = next_of(&s, "msg.delete", 5000);
+    cr_assert_not_null(e, "members see the removal live");
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(e, "content"), "by_admin")));
+    cr_assert_str_eq(cJSON_GetObjectItem(e, "sender")->valuestring, "admin");
+    cJSON_Delete(e);
+    r = ws_callf(&s, "\"op\":\"history\",\"room\":\"%s\",\"limit\":1", room);
+    cJSON *last = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "events"), 0);
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(last, "deleted")));
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(last, "deleted_by_admin")), "shown as removed");
+    cr_assert_str_eq(cJSON_GetObjectItem(last, "deleted_by")->valuestring, "admin");
+    cr_assert_str_eq(body_of(last), "");
+    cJSON_Delete(r);
+    cr_assert(ws_audit_has(&admin, "msg.remove", "tanaka"), "audited, about the author");
+    /* The author deleting its own message is no moderation. */
+    long long q = send_msg(&t, room, "誤送信");
+    r = ws_callf(&t, "\"op\":\"msg.delete\",\"room\":\"%s\",\"pos\":%lld", room, q);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    r = ws_callf(&t, "\"op\":\"history\",\"room\":\"%s\",\"limit\":1", room);
+    last = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "events"), 0);
+    cr_assert(cJSON_IsFalse(cJSON_GetObjectItem(last, "deleted_by_admin")));
+    cJSON_Delete(r);
+    ws_close_fd(&t);
+    ws_close_fd(&s);
+}
+
+static bool listed(struct ws *w, const char *room, bool archived)
+{
+    cJSON *r = ws_callf(w, "\"op\":\"room.list\"%s", archived ? ",\"archived\":true" : "");
+    cr_assert_str_eq(reply_code(r), "ok");
+    bool found = false;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(r, "rooms"))
+    {
+        found |= strcmp(cJSON_GetObjectItem(it, "room")->valuestring, room) == 0;
+    }
+    cJSON_Delete(r);
+    return found;
+}
+
+Test(talk, an_archived_room_is_read_only_unlisted_and_still_searchable_and_exportable)
+{
+    char room[64];
+    snprintf(room, sizeof room, "%s", create_room(&admin, "令和8年台風10号", "[\"tanaka\"]"));
+    send_msg(&admin, room, "避難指示を解除しました");
+    long long p = send_msg(&admin, room, "=HYPERLINK(\\\"x\\\") 台風10号 対応終了");
+    struct ws t;
+    ws_live(&t, d.port, "tanaka", PW, -1, NULL);
+    cJSON *r = ws_callf(&t, "\"op\":\"room.archive\",\"room\":\"%s\"", room);
+    cr_assert_str_eq(reply_code(r), "forbidden", "room admins archive");
+    cJSON_Delete(r);
+    r = ws_callf(&admin, "\"op\":\"room.archive\",\"room\":\"%s\"", room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "archived")));
+    cJSON_Delete(r);
+    cJSON *e = next_of(&t, "room.archive", 5000);
+    cr_assert_not_null(e, "members learn it live");
+    cJSON_Delete(e);
+    cr_assert(!listed(&t, room, false), "hidden from the room list");
+    cr_assert(listed(&t, room, true), "listed among the archived rooms");
+    /* Read-only: no messages, edits, deletions, renames or membership changes. */
+    const char *writes[] = {
+        "\"op\":\"msg.send\",\"body\":\"まだ書ける?\"",
+        "\"op\":\"room.update\",\"topic\":\"x\"",
+        "\"op\":\"room.invite\",\"user\":\"sato\"",
+        "\"op\":\"room.remove\",\"user\":\"tanaka\"",
+        "\"op\":\"room.admin\",\"user\":\"tanaka\",\"admin\":true",
+    };
+    for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++) {
+        r = ws_callf(&admin, "%s,\"room\":\"%s\"", writes[i], room);
+        cr_assert_str_eq(reply_code(r), "conflict", "%s", writes[i]);
+        cr_assert(
+            strstr(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "error"), "message")->valuestring,
+                   "archived"));
+        cJSON_Delete(r);
+    }
+    r = ws_callf(&admin, "\"op\":\"msg.delete\",\"room\":\"%s\",\"pos\":%lld", room, p);
+    cr_assert_str_eq(reply_code(r), "conflict");
+    cJSON_Delete(r);
+    /* Still read, searched and exported. */
+    r = ws_callf(&t, "\"op\":\"history\",\"room\":\"%s\"", room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    char got[1024];
+    search_bodies(&t, "避難指示 解除", got, sizeof got);
+    cr_assert_str_eq(got, "避難指示を解除しました");
+    r = ws_callf(&t, "\"op\":\"room.export\",\"room\":\"%s\"", room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    const char *csv = cJSON_GetObjectItem(r, "csv")->valuestring;
+    if (strncmp(csv, "\xef\xbb\xbf", 3) == 0)
+        csv += 3; /* a byte-order mark for Excel */
+    cr_assert(strncmp(csv, "\"pos\",\"at\",\"event\",\"sender\"", 26) == 0, "%s", csv);
+    cr_assert(strstr(csv, "\"避難指示を解除しました\""), "%s", csv);
+    cr_assert(strstr(csv, "\"'=HYPERLINK(\"\"x\"\") 台風10号 対応終了\""), "formulas guarded: %s",
+              csv);
+    cr_assert(strstr(csv, "\"room.archive\""), "%s", csv);
+    cr_assert(cJSON_IsFalse(cJSON_GetObjectItem(r, "more")));
+    cJSON_Delete(r);
+    /* Paged: one event at a time, the header only on the first page. */
+    r = ws_callf(&t, "\"op\":\"room.export\",\"room\":\"%s\",\"limit\":1", room);
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(r, "more")));
+    long long next = (long long)cJSON_GetObjectItem(r, "next_after")->valuedouble;
+    cJSON_Delete(r);
+    r = ws_callf(&t, "\"op\":\"room.export\",\"room\":\"%s\",\"after\":%lld,\"limit\":1", room,
+                 next);
+    const char *page = cJSON_GetObjectItem(r, "csv")->valuestring;
+    cr_assert_null(strstr(page, "\"pos\""), "no header: %s", page);
+    cr_assert(page[0] == '"', "no byte-order mark inside the file: %s", page);
+    cr_assert_gt(cJSON_GetObjectItem(r, "next_after")->valuedouble, next);
+    cJSON_Delete(r);
+    char target[80];
+    snprintf(target, sizeof target, "room:%s", room);
+    cr_assert(ws_audit_has(&admin, "room.archive", target));
+    cr_assert(ws_audit_has(&admin, "room.export", target), "tanaka's export is accounted for");
+    /* Unarchived: in use again. */
+    r = ws_callf(&admin, "\"op\":\"room.archive\",\"room\":\"%s\",\"archived\":false", room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    cr_assert(listed(&t, room, false));
+    send_msg(&admin, room, "再開します");
+    cr_assert(ws_audit_has(&admin, "room.unarchive", target));
+    ws_close_fd(&t);
+}
+
+Test(talk, a_second_room_with_the_name_of_one_of_yours_must_be_confirmed)
+{
+    char first[64];
+    snprintf(first, sizeof first, "%s", create_room(&admin, "災害対策本部", "[\"tanaka\"]"));
+    cJSON *r = ws_callf(&admin, "\"op\":\"room.create\",\"name\":\"災害対策本部\"");
+    cr_assert_str_eq(reply_code(r), "conflict");
+    const char *msg = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "error"), "message")->valuestring;
+    cr_assert(strstr(msg, "災害対策本部") && strstr(msg, "confirm"), "%s", msg);
+    char prefix[9];
+    snprintf(prefix, sizeof prefix, "%.8s", first);
+    cr_assert(strstr(msg, prefix), "names the room it is confused with: %s", msg);
+    cJSON_Delete(r);
+    r = ws_callf(&admin, "\"op\":\"room.list\"");
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "rooms")), 1, "nothing was created");
+    cJSON_Delete(r);
+    r = ws_callf(&admin, "\"op\":\"room.create\",\"name\":\"災害対策本部\",\"confirm\":true");
+    cr_assert_str_eq(reply_code(r), "ok", "confirmed");
+    cJSON_Delete(r);
+    /* Someone else's room of that name is none of yours: sato is asked nothing. */
+    struct ws s;
+    cr_assert(ws_open(&s, d.port));
+    cr_assert(ws_login(&s, "sato", PW, NULL));
+    r = ws_callf(&s, "\"op\":\"room.create\",\"name\":\"災害対策本部\"");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    ws_close_fd(&s);
+}

@@ -317,10 +317,20 @@ Test(store, read_markers_counts_and_times)
     cr_assert_eq(unread, 1);
 }
 
-static int first_body(void *ctx, const struct store_message *m)
+static int first_body(void *ctx, const struct store_search_hit *h)
 {
-    snprintf(ctx, 128, "%s", m->body);
+    snprintf(ctx, 128, "%s", h->body);
     return 1;
+}
+
+/* Every hit as "body" (messages) or "notice:TITLE", joined by '|', newest first. */
+static int all_hits(void *ctx, const struct store_search_hit *h)
+{
+    char *out = ctx;
+    size_t len = strlen(out);
+    snprintf(out + len, 1024 - len, "%s%s%s", len ? "|" : "", h->notice ? "notice:" : "",
+             h->notice ? h->title : h->body);
+    return 0;
 }
 
 Test(store, search_trigram_and_short_queries)
@@ -345,6 +355,92 @@ Test(store, search_trigram_and_short_queries)
     cr_assert_eq(store_search(st, a, 0, "100%", 0, 10, first_body, got), STORE_OK);
     cr_assert_str_eq(got, "", "LIKE wildcards in a query are literal");
     cr_assert_eq(store_search(st, a, 0, "\"quoted\" OR x", 0, 10, first_body, got), STORE_OK);
+}
+
+/* Several words mean all of them, whatever their length (the trigram index needs three
+ * characters; 冠水 has two), separated by ASCII or ideographic spaces; "quotes" keep a phrase. */
+Test(store, search_words_all_must_match)
+{
+    store_tx_begin(st);
+    int64_t a = add_user("a");
+    struct store_room r = add_room(a, "room-1");
+    store_member_join(st, r.id, a, "admin", add_event(r.id, 1, "room.create", a));
+    add_msg(r.id, 2, a, "県道12号線が冠水しています");
+    add_msg(r.id, 3, a, "国道4号は通行止め");
+    add_msg(r.id, 4, a, "市道3号線が冠水のため通行止め");
+    add_msg(r.id, 5, a, "通行止め 解除");
+    store_tx_commit(st);
+    struct {
+        const char *q, *expect;
+    } cases[] = {
+        {"冠水 通行止め", "市道3号線が冠水のため通行止め"},       /* short AND long */
+        {"冠水\u3000通行止め", "市道3号線が冠水のため通行止め"},  /* ideographic space */
+        {"  通行止め   号線  ", "市道3号線が冠水のため通行止め"}, /* long AND long */
+        {"冠水 号",
+         "市道3号線が冠水のため通行止め|県道12号線が冠水しています"}, /* short AND short */
+        {"冠水 通行止め 国道", ""},                                   /* no message has all */
+        {"\"止め 解除\"", "通行止め 解除"},                           /* a phrase with a space */
+        {"止め 解除", "通行止め 解除"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char got[1024] = "";
+        cr_assert_eq(store_search(st, a, 0, cases[i].q, 0, 10, all_hits, got), STORE_OK, "%s",
+                     cases[i].q);
+        cr_assert_str_eq(got, cases[i].expect, "query '%s'", cases[i].q);
+    }
+    char got[1024] = "";
+    cr_assert_eq(store_search(st, a, 0, " \u3000 ", 0, 10, all_hits, got), STORE_CONFLICT,
+                 "no words");
+    cr_assert_eq(store_search(st, a, 0, "a b c d e f g h i j k l m n o p q", 0, 10, all_hits, got),
+                 STORE_CONFLICT, "more than STORE_SEARCH_TERMS_MAX words");
+}
+
+/* Notices are found by their recipients and their author, in the title or the body, among
+ * messages by position; nobody else finds them, and a search in one room leaves them out. */
+Test(store, search_finds_notices_for_their_recipients)
+{
+    store_tx_begin(st);
+    int64_t hq = add_user("hq"), rcpt = add_user("rcpt"), other = add_user("other");
+    struct store_room talk = add_room(rcpt, "room-1");
+    store_member_join(st, talk.id, rcpt, "admin", add_event(talk.id, 1, "room.create", rcpt));
+    add_msg(talk.id, 2, rcpt, "避難所の給水車は10時に到着");
+    struct store_notice_new nn = {.author = hq,
+                                  .title = "給水のお知らせ",
+                                  .body = "第二避難所で給水を行います。容器を持参してください。",
+                                  .audience = "[\"user:rcpt\"]",
+                                  .now = 10};
+    cr_assert_eq(store_notice_insert(st, &nn), STORE_OK);
+    struct store_room nroom = add_room(hq, "notice-1");
+    int64_t npos = add_event(nroom.id, 1, "notice.post", hq);
+    char users[32];
+    snprintf(users, sizeof users, "[%lld]", (long long)rcpt);
+    int64_t count = 0;
+    cr_assert_eq(store_notice_set_room(st, nn.id, nroom.id), STORE_OK);
+    cr_assert_eq(store_notice_resolve(st, nn.id, hq, false, "[]", "[]", users, &count), STORE_OK);
+    cr_assert_eq(count, 1);
+    add_msg(talk.id, 3, rcpt, "給水 了解");
+    store_tx_commit(st);
+    char got[1024] = "";
+    cr_assert_eq(store_search(st, rcpt, 0, "給水", 0, 10, all_hits, got), STORE_OK);
+    cr_assert_str_eq(got, "給水 了解|notice:給水のお知らせ|避難所の給水車は10時に到着",
+                     "newest first, the notice at its position");
+    got[0] = '\0';
+    cr_assert_eq(store_search(st, rcpt, 0, "容器 持参", 0, 10, all_hits, got), STORE_OK);
+    cr_assert_str_eq(got, "notice:給水のお知らせ", "words from the body");
+    got[0] = '\0';
+    cr_assert_eq(store_search(st, rcpt, 0, "給水 お知らせ", npos + 1, 10, all_hits, got), STORE_OK);
+    cr_assert_str_eq(got, "notice:給水のお知らせ", "title words, below `before`");
+    got[0] = '\0';
+    cr_assert_eq(store_search(st, rcpt, 0, "給水", npos, 10, all_hits, got), STORE_OK);
+    cr_assert_str_eq(got, "避難所の給水車は10時に到着", "the next page");
+    got[0] = '\0';
+    cr_assert_eq(store_search(st, hq, 0, "容器", 0, 10, all_hits, got), STORE_OK);
+    cr_assert_str_eq(got, "notice:給水のお知らせ", "its author");
+    got[0] = '\0';
+    cr_assert_eq(store_search(st, other, 0, "給水", 0, 10, all_hits, got), STORE_OK);
+    cr_assert_str_eq(got, "", "not addressed to them");
+    cr_assert_eq(store_search(st, rcpt, talk.id, "給水", 0, 10, all_hits, got), STORE_OK);
+    cr_assert_str_eq(got, "給水 了解|避難所の給水車は10時に到着", "one room: no notices");
 }
 
 Test(store, client_ids_are_unique_per_user)
