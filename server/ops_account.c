@@ -108,10 +108,12 @@ static cJSON *session_json(const struct store_session *s)
 
 const char *srv_user_refusal(const struct store_user *u, int64_t now)
 {
-    if (u->disabled)
-        return "the account is disabled";
+    /* Expiry first: the housekeeping sweep also disables an expired account, and the person
+     * must be told the account expired (ask for an extension), not that someone disabled it. */
     if (u->expires_at && now >= u->expires_at)
         return "the account has expired";
+    if (u->disabled)
+        return "the account is disabled";
     return NULL;
 }
 
@@ -394,10 +396,13 @@ enum kz_err op_session_revoke(struct srv_call *c)
     if (store_session_end(st, id, kz_now_ms()) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot end the session");
     const struct srv_transport *tx = srv_tx(c->srv);
+    /* Its own reason when an admin cut off someone else's device, so that device can say so. */
     struct srv_close which = {.user_id = ses.user_id,
                               .session_id = id,
                               .except_conn = c->conn_id,
-                              .reason = "session revoked"};
+                              .reason = ses.user_id == c->auth.user.id
+                                            ? "session revoked"
+                                            : "session revoked by an admin"};
     tx->close_conns(tx->ctx, &which);
     if (id == c->auth.session_id && !c->is_http)
         tx->bind(tx->ctx, c->conn_id, 0, 0);

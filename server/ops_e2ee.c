@@ -85,7 +85,12 @@ enum kz_err op_device_register(struct srv_call *c)
     device_id_of(d.sign_pk, d.device_id);
     if (!media_devkey_verify(c->auth.user.login, d.device_id, d.sign_pk, d.box_pk, d.self_sig))
         return srv_fail(c, KZ_BAD_REQUEST, "the device's self-signature does not verify");
+    /* Without a label, the device is called what its session was called at login ("device"),
+     * so the device list and the audit log name it as the person did. */
     const char *label = srv_arg_str(c, "label");
+    struct store_session ses;
+    if (!label && store_session_get(st, c->auth.session_id, &ses) == STORE_OK)
+        label = ses.device;
     snprintf(d.label, sizeof d.label, "%s", label ? label : "unnamed device");
     snprintf(d.login, sizeof d.login, "%s", c->auth.user.login);
     struct store_device old;

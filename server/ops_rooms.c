@@ -255,6 +255,12 @@ enum kz_err op_room_update(struct srv_call *c)
     cJSON *content = cJSON_CreateObject();
     cJSON_AddStringToObject(content, "name", room.name);
     cJSON_AddStringToObject(content, "topic", room.topic);
+    /* Which of the two this update set: a new topic must not read as a rename. */
+    cJSON *changed = cJSON_AddArrayToObject(content, "changed");
+    if (name)
+        cJSON_AddItemToArray(changed, cJSON_CreateString("name"));
+    if (topic)
+        cJSON_AddItemToArray(changed, cJSON_CreateString("topic"));
     struct srv_appended ev;
     if ((e = srv_event_append(c, &room, "room.update", content, 0, &ev)))
         return e;

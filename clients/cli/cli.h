@@ -37,6 +37,10 @@ int check_reply(const cJSON *reply);
 void print_json(const cJSON *reply);
 /* Calls an op (args consumed); on EXIT_OK *reply is the caller's to delete. */
 int call(struct kzc *c, const char *op, cJSON *args, cJSON **reply);
+/* If the server closed c because it ended the session (revoked, account disabled or expired,
+ * a shared device left idle, ...), prints what happened and what to do, and returns
+ * EXIT_REFUSED; otherwise EXIT_OK (not closed, or closed for another reason: reconnect). */
+int cli_session_ended(const struct kzc *c);
 /* Connects with the saved session, calls one op (args consumed), prints the reply with --json;
  * on EXIT_OK *reply_out (if not NULL) is the caller's to delete. */
 int call_once(const char *op, cJSON *args, cJSON **reply_out);

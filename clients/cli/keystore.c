@@ -272,9 +272,7 @@ static int device_register(struct kzc *c, const struct ks_device *d, bool *confl
     add_b64(args, "sign_pk", d->k.sign_pk, 32);
     add_b64(args, "box_pk", d->k.box_pk, 32);
     add_b64(args, "sig", sig, 64);
-    char label[300];
-    device_label(label, sizeof label);
-    cJSON_AddStringToObject(args, "label", label);
+    /* No label: the server names the device as its session was named at login (--device). */
     cJSON *reply = kzc_call(c, "device.register", args, TIMEOUT_MS);
     if (!reply)
         return unreachable(kzc_error(c));

@@ -39,7 +39,7 @@ static const char usage[] =
     "  sessions | revoke SESSION_ID   your own devices\n"
     "  admin import FILE.csv [--dry-run] [--passwords-out FILE]   "
     "(login,name,department,role,groups[,email,phone])\n"
-    "  admin export                   all users as the same CSV\n"
+    "  admin export                   all users as the same CSV (--json: as JSON)\n"
     "  admin audit [--action A] [--actor L] [--target T] [--limit N] [--csv]\n"
     "                                 (--json: JSON Lines)\n"
     "  admin user list\n"
@@ -275,12 +275,69 @@ void print_json(const cJSON *reply)
     cJSON_Delete(copy);
 }
 
+/* ---- sessions the server ended ---- */
+
+/* The close frames that end a session (docs/protocol.md, "WebSocket close codes"): what each
+ * means to the person holding the device, and what to do (NULL: log in again); `login` adds
+ * the command that does it. */
+static const struct {
+    const char *reason, *what, *todo;
+    bool login;
+} session_ends[] = {
+    {"session revoked by an admin", "an administrator signed this device out", NULL, true},
+    {"session revoked", "this device was signed out from another of your devices", NULL, true},
+    {"device revoked", "this device's keys were revoked, which signed it out", NULL, true},
+    {"logged out", "this session was logged out from another window", NULL, true},
+    {"password changed", "your password was changed on another device, which signs out the others",
+     NULL, true},
+    {"password reset", "an administrator reset your password",
+     "log in with the one-time password they give you", true},
+    {"account disabled", "an administrator disabled your account",
+     "ask an administrator to enable it", false},
+    {"account expired", "your account has expired (the end date of a dispatched account)",
+     "ask an administrator to extend it", false},
+    {"idle session on a shared device ended",
+     "this shared device was signed out after being left idle", NULL, true},
+};
+
+int cli_session_ended(const struct kzc *c)
+{
+    char reason[128];
+    if (!kzc_closed(c, NULL, reason, sizeof reason))
+        return EXIT_OK;
+    for (size_t i = 0; i < sizeof session_ends / sizeof *session_ends; i++) {
+        if (strcmp(reason, session_ends[i].reason) != 0)
+            continue;
+        struct session s;
+        const char *login = session_load(&s) && s.login[0] ? s.login : "LOGIN";
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s: %s%s%s", session_ends[i].what,
+                 session_ends[i].todo ? session_ends[i].todo : "log in again",
+                 session_ends[i].login ? ": kizuna login " : "",
+                 session_ends[i].login ? login : "");
+        if (json_out) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddFalseToObject(o, "ok");
+            cJSON *e = cJSON_AddObjectToObject(o, "error");
+            cJSON_AddStringToObject(e, "code", "unauthorized");
+            cJSON_AddStringToObject(e, "message", msg);
+            cJSON_AddStringToObject(e, "close_reason", reason);
+            print_json(o);
+            cJSON_Delete(o);
+        } else {
+            fprintf(stderr, "kizuna: %s\n", msg);
+        }
+        return EXIT_REFUSED;
+    }
+    return EXIT_OK;
+}
+
 /* Calls one op; on success *reply is the caller's. Returns an exit code. */
 int call(struct kzc *c, const char *op, cJSON *args, cJSON **reply)
 {
     *reply = kzc_call(c, op, args, TIMEOUT_MS);
     if (!*reply)
-        return unreachable(kzc_error(c));
+        return cli_session_ended(c) == EXIT_REFUSED ? EXIT_REFUSED : unreachable(kzc_error(c));
     int rc = check_reply(*reply);
     if (rc != EXIT_OK) {
         cJSON_Delete(*reply);
@@ -965,9 +1022,11 @@ static int cmd_import(int argc, char **argv)
 }
 
 /* `admin export`: every user as the CSV the server made (`user.list` with format csv), which
- * `admin import` takes back unchanged. */
+ * `admin import` takes back unchanged; with --json, every user as JSON (`user.list`). */
 static int cmd_export(void)
 {
+    if (json_out)
+        return call_once("user.list", NULL, NULL);
     cJSON *args = cJSON_CreateObject();
     cJSON_AddStringToObject(args, "format", "csv");
     cJSON *reply = NULL;

@@ -83,6 +83,24 @@ static cJSON *split(const char *list, const char *seps)
     return arr;
 }
 
+/* notice.post with --announce ROOM: the room is named as in every other command (id, id
+ * prefix, exact name or @login) and resolved on the same connection. Consumes args. */
+static int post_announced(cJSON *args, const char *room, cJSON **reply)
+{
+    struct kzc *c;
+    struct session s;
+    char room_id[ROOM_ID_MAX];
+    int rc = connect_authed(&c, &s);
+    if (rc == EXIT_OK && (rc = resolve_room(c, room, room_id, NULL, 0)) != EXIT_OK)
+        kzc_close(c);
+    if (rc != EXIT_OK) {
+        cJSON_Delete(args);
+        return rc;
+    }
+    cJSON_AddStringToObject(args, "announce_room", room_id);
+    return call_and_close(c, "notice.post", args, reply);
+}
+
 static int cmd_post(int argc, char **argv)
 {
     static const char use[] = "notice post --title T (--body-file F | --body TEXT) --to SPEC "
@@ -143,8 +161,6 @@ static int cmd_post(int argc, char **argv)
         cJSON_AddItemToObject(args, "choices", split(choices, "|"));
     if (category)
         cJSON_AddStringToObject(args, "category", category);
-    if (announce)
-        cJSON_AddStringToObject(args, "announce_room", announce);
     if (expires_in > 0) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -152,7 +168,8 @@ static int cmd_post(int argc, char **argv)
         cJSON_AddNumberToObject(args, "expires_at", (double)(now + expires_in * 60000));
     }
     cJSON *reply = NULL;
-    int rc = call_once("notice.post", args, &reply);
+    int rc =
+        announce ? post_announced(args, announce, &reply) : call_once("notice.post", args, &reply);
     if (rc == EXIT_OK && !json_out)
         printf("posted notice #%lld to %lld recipients (%s)\n",
                num(cJSON_GetObjectItemCaseSensitive(reply, "notice"), "id"),

@@ -154,6 +154,34 @@ static const char *who(const cJSON *ev)
     return *name ? name : str(ev, "sender", NULL);
 }
 
+/* A room.update says what it set (`changed`): a new topic does not read as a rename. Events
+ * from before `changed` existed carry both fields and are shown as such. */
+static void print_room_update(const char *prefix, long long pos, const char *t, const char *by,
+                              const cJSON *content)
+{
+    const cJSON *changed = cJSON_GetObjectItemCaseSensitive(content, "changed"), *f;
+    const char *name = str(content, "name", NULL), *topic = str(content, "topic", NULL);
+    if (!cJSON_IsArray(changed)) {
+        printf("%s#%lld %s * %s updated the room \"%s\" (topic: %s)\n", prefix, pos, t, by, name,
+               topic);
+        return;
+    }
+    bool set_name = false, set_topic = false;
+    cJSON_ArrayForEach(f, changed)
+    {
+        set_name |= cJSON_IsString(f) && strcmp(f->valuestring, "name") == 0;
+        set_topic |= cJSON_IsString(f) && strcmp(f->valuestring, "topic") == 0;
+    }
+    printf("%s#%lld %s * %s", prefix, pos, t, by);
+    if (set_name)
+        printf(" renamed the room to \"%s\"%s", name, set_topic ? " and" : "");
+    if (set_topic && *topic)
+        printf(" set the topic: %s", topic);
+    else if (set_topic)
+        printf(" cleared the topic");
+    printf("\n");
+}
+
 /* One line per event, as history and tail show them. */
 static void print_event(const cJSON *ev, const char *label)
 {
@@ -161,6 +189,10 @@ static void print_event(const cJSON *ev, const char *label)
     const cJSON *content = cJSON_GetObjectItemCaseSensitive(ev, "content");
     char t[16];
     hhmm(num(ev, "ts"), t);
+    /* A notice's events come from its own room, which room.list does not name: its raw id
+     * would be the label. Each line says which notice instead. */
+    if (label && *label && strncmp(type, "notice.", 7) == 0)
+        label = "お知らせ";
     char prefix[320] = "";
     if (label && *label)
         snprintf(prefix, sizeof prefix, "[%s] ", label);
@@ -205,14 +237,16 @@ static void print_event(const cJSON *ev, const char *label)
     } else if (strcmp(type, "member.role") == 0) {
         printf("%s#%lld %s * %s is now %s\n", prefix, pos, t, str(content, "user", NULL),
                str(content, "role", NULL));
+    } else if (strcmp(type, "room.create") == 0 &&
+               strcmp(str(content, "kind", NULL), "direct") == 0) {
+        printf("%s#%lld %s * %s started this one-to-one room\n", prefix, pos, t, who(ev));
     } else if (strcmp(type, "room.create") == 0) {
         printf("%s#%lld %s * %s created the room \"%s\"\n", prefix, pos, t, who(ev),
                str(content, "name", NULL));
     } else if (strcmp(type, "room.update") == 0) {
-        printf("%s#%lld %s * %s renamed the room \"%s\" (topic: %s)\n", prefix, pos, t, who(ev),
-               str(content, "name", NULL), str(content, "topic", NULL));
+        print_room_update(prefix, pos, t, who(ev), content);
     } else if (strcmp(type, "notice.post") == 0) {
-        printf("%s#%lld %s %s%s (%s) kizuna://notice/%lld\n", prefix, pos, t,
+        printf("%s#%lld %s %s%s (%s): kizuna notice show %lld\n", prefix, pos, t,
                strcmp(str(content, "priority", NULL), "urgent") == 0 ? "【緊急のお知らせ】"
                                                                      : "【お知らせ】",
                str(content, "title", NULL), who(ev), num(content, "notice"));
@@ -594,6 +628,7 @@ static int cmd_history(int argc, char **argv)
     if (argc < 2)
         return usage_error("history ROOM [--before POS] [--after POS] [--limit N]");
     cJSON *args = cJSON_CreateObject();
+    bool forward = false; /* --after: the next page is newer, not older */
     for (int i = 2; i < argc; i += 2) { /* option, value */
         long long v;
         if (i + 1 >= argc || !parse_pos(argv[i + 1], &v) ||
@@ -602,6 +637,7 @@ static int cmd_history(int argc, char **argv)
             cJSON_Delete(args);
             return usage_error("history ROOM [--before POS] [--after POS] [--limit N]");
         }
+        forward |= strcmp(argv[i], "--after") == 0;
         cJSON_AddNumberToObject(args, argv[i] + 2, (double)v);
     }
     cJSON *reply = NULL;
@@ -610,10 +646,10 @@ static int cmd_history(int argc, char **argv)
         const cJSON *ev;
         cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(reply, "events"))
             print_event(ev, NULL);
+        const cJSON *evs = cJSON_GetObjectItemCaseSensitive(reply, "events");
         if (flag(reply, "more"))
-            printf("(more: --before %lld)\n",
-                   num(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(reply, "events"), 0),
-                       "pos"));
+            printf("(more: --%s %lld)\n", forward ? "after" : "before",
+                   num(cJSON_GetArrayItem(evs, forward ? cJSON_GetArraySize(evs) - 1 : 0), "pos"));
     }
     cJSON_Delete(reply);
     return rc;
@@ -897,7 +933,7 @@ static int tail_once(struct tail_state *ts, const char *want)
         tail_show(ts, ev);
         cJSON_Delete(ev);
     }
-    rc = EXIT_OK;
+    rc = cli_session_ended(c); /* revoked, disabled, expired...: say so and stop */
 out:
     kzc_close(c);
     return rc == EXIT_UNREACHABLE ? EXIT_OK : rc;

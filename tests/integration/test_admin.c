@@ -207,6 +207,9 @@ Test(admin, a_dispatched_account_is_disabled_on_its_date_while_connected)
     r = ws_call(&again, "{\"id\":1,\"op\":\"login\",\"login\":\"osaka.mori\","
                         "\"password\":\"osaka.mori-password\"}");
     cr_assert_str_eq(reply_code(r), "unauthorized");
+    /* Told that it expired (ask for an extension), though the sweep also disabled it. */
+    const char *why = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "error"), "message")->valuestring;
+    cr_assert_str_eq(why, "the account has expired");
     cJSON_Delete(r);
     r = ws_call(&a, "{\"id\":2,\"op\":\"user.list\"}");
     cJSON *u;

@@ -241,6 +241,243 @@ Test(cli, the_audit_log_exports_as_json_lines)
     cr_assert(strstr(out, "user.disable") && strstr(out, "aud"), "%s", out);
 }
 
+/* ---- issue 13, item 8: telling people why they were cut off ---- */
+
+/* `kizuna tail [ROOM]` as cfgdir, its standard output and error on one pipe (*fd): what the
+ * person at the terminal sees. */
+static pid_t spawn_tail(const char *cfgdir, const char *room, int *fd)
+{
+    char env_dir[400], env_srv[100];
+    snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s", cfgdir);
+    snprintf(env_srv, sizeof env_srv, "KIZUNA_SERVER=%s", d.url);
+    const char *env[] = {env_dir, env_srv, NULL};
+    const char *argv[] = {
+        "/bin/sh",   "-c", room ? "exec \"$0\" tail \"$1\" 2>&1" : "exec \"$0\" tail 2>&1",
+        KIZUNA_PATH, room, NULL};
+    return spawn_reader(argv, env, fd);
+}
+
+/* Shared devices idle for 6 s: long enough for every tail to be following first. */
+static void setup_idle(void)
+{
+    kzd_setup_with(&d, "\"shared_session_idle_s\":6");
+    snprintf(cfgdir_admin, sizeof cfgdir_admin, "%s/cli-admin", d.dir);
+    snprintf(cfgdir_user, sizeof cfgdir_user, "%s/cli-user", d.dir);
+}
+
+/* Four people follow a room when the server ends their sessions, each for its own reason: an
+ * admin signs a lost phone out, disables an account, a dispatched account reaches its date, a
+ * shared phone is left idle. Each tail says what happened and what to do, and stops (exit 1)
+ * instead of reconnecting; the expired account, logging in again, is told it expired. */
+Test(cli, a_tail_cut_off_says_why_and_what_to_do, .init = setup_idle, .timeout = 90)
+{
+    char out[8192];
+    struct {
+        const char *login, *says;
+        char dir[300], buf[8192];
+        size_t len;
+        int fd;
+        pid_t pid;
+    } p[4] = {
+        {.login = "rev",
+         .says = "kizuna: an administrator signed this device out: log in again: kizuna login rev"},
+        {.login = "dis",
+         .says = "kizuna: an administrator disabled your account: ask an administrator to enable "
+                 "it"},
+        {.login = "exp",
+         .says = "kizuna: your account has expired (the end date of a dispatched account): ask an "
+                 "administrator to extend it"},
+        {.login = "shr",
+         .says = "kizuna: this shared device was signed out after being left idle: log in again: "
+                 "kizuna login shr"},
+    };
+    cr_assert_eq(K(cfgdir_admin, TEST_ADMIN_PASSWORD, NULL, "login", "admin"), 0, "%s", out);
+    for (int i = 0; i < 4; i++) {
+        char pw[64];
+        snprintf(pw, sizeof pw, "%s-password-1\n", p[i].login);
+        cr_assert_eq(
+            K(cfgdir_admin, NULL, pw, "admin", "user", "add", p[i].login, "--password-stdin"), 0,
+            "%s", out);
+        pw[strlen(pw) - 1] = '\0';
+        snprintf(p[i].dir, sizeof p[i].dir, "%s/cli-%s", d.dir, p[i].login);
+        cr_assert_eq(K(p[i].dir, pw, NULL, "login", p[i].login, i == 3 ? "--shared" : NULL), 0,
+                     "%s", out);
+    }
+    cr_assert_eq(
+        K(cfgdir_admin, NULL, NULL, "room", "create", "連絡", "--members", "rev,dis,exp,shr"), 0,
+        "%s", out);
+    for (int i = 0; i < 4; i++)
+        p[i].pid = spawn_tail(p[i].dir, "連絡", &p[i].fd);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "send", "連絡", "始業"), 0, "%s", out);
+    for (int i = 0; i < 4; i++)
+        cr_assert(read_until(p[i].fd, p[i].buf, sizeof p[i].buf, &p[i].len, "始業", 15000),
+                  "%s's tail follows: %s", p[i].login, p[i].buf);
+
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "--json", "admin", "sessions", "rev"), 0, "%s", out);
+    cJSON *r = cJSON_Parse(out);
+    char id[32];
+    snprintf(id, sizeof id, "%lld",
+             (long long)cJSON_GetObjectItem(
+                 cJSON_GetArrayItem(cJSON_GetObjectItem(r, "sessions"), 0), "id")
+                 ->valuedouble);
+    cJSON_Delete(r);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "revoke", id), 0, "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "user", "disable", "dis"), 0, "%s", out);
+    /* The dispatch ends 1.5 s from now by the server's clock (a login reply's created_at). */
+    struct ws a;
+    cr_assert(ws_open(&a, d.port));
+    r = ws_call(&a,
+                "{\"id\":1,\"op\":\"login\",\"login\":\"admin\",\"password\":\"" TEST_ADMIN_PASSWORD
+                "\"}");
+    long long now = (long long)cJSON_GetObjectItem(cJSON_GetObjectItem(r, "session"), "created_at")
+                        ->valuedouble;
+    cJSON_Delete(r);
+    r = ws_callf(&a, "\"op\":\"user.update\",\"login\":\"exp\",\"expires_at\":%lld", now + 1500);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    ws_close_fd(&a);
+
+    for (int i = 0; i < 4; i++) {
+        cr_assert(read_until(p[i].fd, p[i].buf, sizeof p[i].buf, &p[i].len, p[i].says, 20000),
+                  "%s's tail says why: %s", p[i].login, p[i].buf);
+        int status;
+        cr_assert_eq(waitpid(p[i].pid, &status, 0), p[i].pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "%s's tail stops: %d", p[i].login,
+                  status);
+        cr_assert_null(strstr(p[i].buf, "reconnecting"), "%s", p[i].buf);
+        close(p[i].fd);
+    }
+    cr_assert_eq(K(p[2].dir, "exp-password-1", NULL, "--json", "login", "exp"), 1, "%s", out);
+    cr_assert(strstr(out, "the account has expired"), "not 'disabled': %s", out);
+}
+
+/* ---- issue 13, item 9: small things that read wrong ---- */
+
+/* The line of text that contains needle, copied into line ("" if none). */
+static void line_with(const char *text, const char *needle, char *line, size_t n)
+{
+    const char *at = strstr(text, needle);
+    line[0] = '\0';
+    if (!at)
+        return;
+    while (at > text && at[-1] != '\n')
+        at--;
+    snprintf(line, n, "%.*s", (int)strcspn(at, "\n"), at);
+}
+
+Test(cli, the_device_named_at_login_is_what_devices_and_the_audit_log_show)
+{
+    char out[16384];
+    cr_assert_eq(K(cfgdir_admin, TEST_ADMIN_PASSWORD, NULL, "login", "admin"), 0, "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, "tanaka-password-1\n", "admin", "user", "add", "tanaka",
+                   "--password-stdin"),
+                 0, "%s", out);
+    cr_assert_eq(
+        K(cfgdir_user, "tanaka-password-1", NULL, "login", "tanaka", "--device", "田中のiPhone"), 0,
+        "%s", out);
+    cr_assert_eq(K(cfgdir_user, NULL, NULL, "devices"), 0, "%s", out);
+    cr_assert(strstr(out, "田中のiPhone") && !strstr(out, "kizuna CLI on"), "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "--json", "admin", "audit", "--action",
+                   "device.register", "--target", "tanaka"),
+                 0, "%s", out);
+    cr_assert(strstr(out, "\"label\":\"田中のiPhone\""), "%s", out);
+}
+
+Test(cli, admin_export_with_json_prints_json)
+{
+    char out[16384];
+    cr_assert_eq(K(cfgdir_admin, TEST_ADMIN_PASSWORD, NULL, "login", "admin"), 0, "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "--json", "admin", "export"), 0, "%s", out);
+    cJSON *r = cJSON_Parse(out);
+    cr_assert(cJSON_IsObject(r), "one JSON document, not CSV: %s", out);
+    cJSON *u = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "users"), 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(u, "login")->valuestring, "admin", "%s", out);
+    cJSON_Delete(r);
+}
+
+/* A topic is not a rename, a one-to-one room is not `created the room ""`, and a page read
+ * with --after says how to read the next newer one. */
+Test(cli, room_events_and_paging_read_as_what_happened)
+{
+    char out[16384], line[512], hint[64];
+    cr_assert_eq(K(cfgdir_admin, TEST_ADMIN_PASSWORD, NULL, "login", "admin"), 0, "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, "tanaka-password-1\n", "admin", "user", "add", "tanaka",
+                   "--password-stdin"),
+                 0, "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "room", "create", "本部", "--members", "tanaka"), 0,
+                 "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "room", "topic", "本部", "台風10号"), 0, "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "room", "rename", "本部", "災害対策本部"), 0, "%s",
+                 out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "history", "災害対策本部"), 0, "%s", out);
+    line_with(out, "台風10号", line, sizeof line);
+    cr_assert(strstr(line, "set the topic: 台風10号") && !strstr(line, "renamed"), "%s", out);
+    line_with(out, "災害対策本部", line, sizeof line);
+    cr_assert(strstr(line, "renamed the room to \"災害対策本部\"") && !strstr(line, "topic"), "%s",
+              out);
+
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "dm", "tanaka"), 0, "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "history", "@tanaka"), 0, "%s", out);
+    cr_assert(strstr(out, "started this one-to-one room") && !strstr(out, "created the room"), "%s",
+              out);
+
+    long long pos[3];
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(K(cfgdir_admin, NULL, NULL, "send", "災害対策本部", i ? "続報" : "一報"), 0,
+                     "%s", out);
+        cr_assert_eq(sscanf(out, "sent #%lld", &pos[i]), 1, "%s", out);
+    }
+    char after[32];
+    snprintf(after, sizeof after, "%lld", pos[0] - 1);
+    cr_assert_eq(
+        K(cfgdir_admin, NULL, NULL, "history", "災害対策本部", "--after", after, "--limit", "2"), 0,
+        "%s", out);
+    snprintf(hint, sizeof hint, "(more: --after %lld)", pos[1]);
+    cr_assert(strstr(out, "一報") && strstr(out, hint), "%s wanted: %s", out, hint);
+}
+
+/* --announce takes a room's name like every other command, and a tail of every room shows the
+ * notice by what the CLI accepts (`kizuna notice show N`), not by its room's raw id. */
+Test(cli, a_notice_announced_by_room_name_reads_in_tail)
+{
+    char out[8192], line[512], want[64];
+    static char buf[32768];
+    size_t len = 0;
+    int fd;
+    cr_assert_eq(K(cfgdir_admin, TEST_ADMIN_PASSWORD, NULL, "login", "admin"), 0, "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, "tanaka-password-1\n", "admin", "user", "add", "tanaka",
+                   "--password-stdin"),
+                 0, "%s", out);
+    cr_assert_eq(K(cfgdir_user, "tanaka-password-1", NULL, "login", "tanaka"), 0, "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "room", "create", "全体連絡", "--members", "tanaka"),
+                 0, "%s", out);
+    pid_t tail = spawn_tail(cfgdir_user, NULL, &fd);
+    /* A tail of every room follows from now: it is live once a message sent now shows. */
+    bool live = false;
+    for (int i = 0; i < 40 && !live; i++) {
+        cr_assert_eq(K(cfgdir_admin, NULL, NULL, "send", "全体連絡", "点呼"), 0, "%s", out);
+        live = read_until(fd, buf, sizeof buf, &len, "点呼", 500);
+    }
+    cr_assert(live, "%s", buf);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "notice", "post", "--title", "安否確認", "--body",
+                   "回答してください", "--to", "all", "--announce", "全体連絡"),
+                 0, "%s", out);
+    long long id = 0;
+    cr_assert_eq(sscanf(out, "posted notice #%lld", &id), 1, "%s", out);
+    snprintf(want, sizeof want, "kizuna notice show %lld", id);
+    cr_assert(read_until(fd, buf, sizeof buf, &len, want, 10000), "%s", buf);
+    line_with(buf, want, line, sizeof line);
+    cr_assert(strncmp(line, "[お知らせ] ", strlen("[お知らせ] ")) == 0 && strstr(line, "安否確認"),
+              "%s", line);
+    snprintf(want, sizeof want, "kizuna://notice/%lld", id);
+    cr_assert(read_until(fd, buf, sizeof buf, &len, want, 10000), "announced: %s", buf);
+    line_with(buf, want, line, sizeof line);
+    cr_assert(strncmp(line, "[全体連絡] ", strlen("[全体連絡] ")) == 0, "%s", line);
+    kill(tail, SIGTERM);
+    waitpid(tail, NULL, 0);
+    close(fd);
+}
+
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "wb");

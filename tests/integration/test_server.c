@@ -451,7 +451,7 @@ Test(server, revoking_a_session_cuts_off_that_device_at_once)
     cr_assert_str_eq(reply_code(r), "ok");
     cJSON_Delete(r);
     cr_assert_eq(ws_wait_close(&phone, 5000), 1008, "the phone is cut off at once");
-    cr_assert_str_eq(phone.close_reason, "session revoked");
+    cr_assert_str_eq(phone.close_reason, "session revoked by an admin", "the phone can say who");
     struct ws again;
     cr_assert(ws_open(&again, d.port));
     snprintf(req, sizeof req, "{\"id\":5,\"op\":\"auth\",\"token\":\"%s\"}", phone_token);
@@ -462,6 +462,20 @@ Test(server, revoking_a_session_cuts_off_that_device_at_once)
     cr_assert_str_eq(reply_code(r), "ok", "the other device keeps working");
     cJSON_Delete(r);
     cr_assert(ws_audit_has(&a, "session.revoke", "kimura"), "the revocation is audited");
+    /* Signed out from another of one's own devices: a reason of its own. */
+    struct ws tablet;
+    cr_assert(ws_open(&tablet, d.port));
+    cr_assert(ws_login(&tablet, "kimura", "kimura-password-1", NULL));
+    r = ws_call(&tablet, "{\"id\":7,\"op\":\"whoami\"}");
+    snprintf(req, sizeof req, "{\"id\":8,\"op\":\"session.revoke\",\"session\":%lld}",
+             (long long)cJSON_GetObjectItem(cJSON_GetObjectItem(r, "session"), "id")->valuedouble);
+    cJSON_Delete(r);
+    r = ws_call(&pc, req);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    cr_assert_eq(ws_wait_close(&tablet, 5000), 1008);
+    cr_assert_str_eq(tablet.close_reason, "session revoked");
+    ws_close_fd(&tablet);
     ws_close_fd(&phone);
     ws_close_fd(&pc);
     ws_close_fd(&other);
