@@ -129,6 +129,10 @@ static const struct cfg_entry table[] = {
     {"notice_announce_room", CFG_STR, offsetof(struct kz_config, notice_announce_room),
      sizeof(((struct kz_config *)0)->notice_announce_room), 0, 0, 0, "",
      "room id where every notice is announced unless the poster names another (\"\": none)"},
+    {"time_zone", CFG_STR, offsetof(struct kz_config, time_zone),
+     sizeof(((struct kz_config *)0)->time_zone), 0, 0, 0, "Asia/Tokyo",
+     "time zone (a tzdata name, e.g. Asia/Tokyo, UTC) of the times people read: CSV files, "
+     "reports and the CLI's times; kizunad refuses to start with one tzdata does not have"},
 };
 #define TABLE_LEN (sizeof table / sizeof table[0])
 

@@ -87,6 +87,13 @@ static int parse_opts(int argc, char **argv, struct opts *o, bool serve)
     }
     if (!o->data)
         return die_usage("--data DIR is required");
+    /* Checked at start: an unknown zone would silently be UTC in every CSV and report. */
+    char tz_err[600];
+    if (kz_time_zone_load(o->cfg.time_zone, o->cfg.time_zone_posix, sizeof o->cfg.time_zone_posix,
+                          tz_err, sizeof tz_err) != 0) {
+        fprintf(stderr, "kizunad: %s\n", tz_err);
+        return 2;
+    }
     return 0;
 }
 

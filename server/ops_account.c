@@ -1,22 +1,97 @@
 /* ops_account.c - sessions and one's own account: login, auth, logout, whoami, passwd; and the
- * password-hashing jobs every op that touches a password goes through. */
+ * password hashing every op that touches a password goes through: argon2id for passwords people
+ * choose, a keyed BLAKE2b for the one-time passwords the server generates. */
+#include "core.h"
 #include "server.h"
 
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* ---- the two kinds of password hash ---- */
+
+#define OTP_PREFIX     "$kzotp1$"
+#define OTP_SALT_BYTES 16
+#define OTP_MAC_BYTES  32
+
+void srv_otp_key(struct srv *s, uint8_t key[32])
+{
+    /* The first 32 bytes of the Ed25519 secret key are its seed, the secret in server.key. */
+    crypto_kdf_derive_from_key(key, 32, 1, "kz-otp-1", s->sk);
+}
+
+static void otp_mac(const uint8_t key[32], const uint8_t salt[OTP_SALT_BYTES], const char *password,
+                    uint8_t mac[OTP_MAC_BYTES])
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, key, 32, OTP_MAC_BYTES);
+    crypto_generichash_update(&st, salt, OTP_SALT_BYTES);
+    crypto_generichash_update(&st, (const unsigned char *)password, strlen(password));
+    crypto_generichash_final(&st, mac, OTP_MAC_BYTES);
+    sodium_memzero(&st, sizeof st);
+}
+
+int srv_otp_hash(const uint8_t key[32], const char *password, char out[STORE_HASH_MAX + 1])
+{
+    uint8_t salt[OTP_SALT_BYTES], mac[OTP_MAC_BYTES];
+    char
+        salt64[sodium_base64_ENCODED_LEN(OTP_SALT_BYTES, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+    char mac64[sodium_base64_ENCODED_LEN(OTP_MAC_BYTES, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+    randombytes_buf(salt, sizeof salt);
+    otp_mac(key, salt, password, mac);
+    sodium_bin2base64(salt64, sizeof salt64, salt, sizeof salt,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_bin2base64(mac64, sizeof mac64, mac, sizeof mac,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    int n = snprintf(out, STORE_HASH_MAX + 1, OTP_PREFIX "%s$%s", salt64, mac64);
+    sodium_memzero(mac, sizeof mac);
+    return n > 0 && n <= STORE_HASH_MAX ? 0 : -1;
+}
+
+bool srv_password_verify(const uint8_t key[32], const char *hash, const char *password, bool *fast)
+{
+    *fast = strncmp(hash, OTP_PREFIX, strlen(OTP_PREFIX)) == 0;
+    if (!*fast)
+        return crypto_pwhash_str_verify(hash, password, strlen(password)) == 0;
+    const char *salt64 = hash + strlen(OTP_PREFIX), *dollar = strchr(salt64, '$');
+    uint8_t salt[OTP_SALT_BYTES], want[OTP_MAC_BYTES], got[OTP_MAC_BYTES];
+    size_t salt_len = 0, mac_len = 0;
+    if (!dollar ||
+        sodium_base642bin(salt, sizeof salt, salt64, (size_t)(dollar - salt64), NULL, &salt_len,
+                          NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+        salt_len != sizeof salt ||
+        sodium_base642bin(want, sizeof want, dollar + 1, strlen(dollar + 1), NULL, &mac_len, NULL,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+        mac_len != sizeof want)
+        return false;
+    otp_mac(key, salt, password, got);
+    bool same = crypto_verify_32(got, want) == 0;
+    sodium_memzero(got, sizeof got);
+    return same;
+}
+
 /* ---- password jobs on the worker pool ---- */
 
 static void pw_work(struct kz_job *job)
 {
     struct srv_pw_job *pj = (struct srv_pw_job *)job;
+    bool fast = false;
     if (pj->verify_hash[0])
-        pj->verified =
-            crypto_pwhash_str_verify(pj->verify_hash, pj->password, strlen(pj->password)) == 0;
-    if (pj->new_password[0] && (pj->verified || !pj->verify_hash[0]))
-        pj->hashed = crypto_pwhash_str(pj->new_hash, pj->new_password, strlen(pj->new_password),
-                                       pj->opslimit, pj->memlimit) == 0;
+        pj->verified = srv_password_verify(pj->otp_key, pj->verify_hash, pj->password, &fast);
+    if (pj->new_password[0] && (pj->verified || !pj->verify_hash[0])) {
+        pj->hashed = pj->one_time ? srv_otp_hash(pj->otp_key, pj->new_password, pj->new_hash) == 0
+                                  : crypto_pwhash_str(pj->new_hash, pj->new_password,
+                                                      strlen(pj->new_password), pj->opslimit,
+                                                      pj->memlimit) == 0;
+    } else if (fast) {
+        /* Every login costs one argon2id, whatever kind of hash the account holds (and for a
+         * login id that does not exist): how long a login takes tells no one which accounts
+         * still have their one-time password. */
+        char scratch[crypto_pwhash_STRBYTES];
+        if (crypto_pwhash_str(scratch, pj->password, strlen(pj->password), pj->opslimit,
+                              pj->memlimit) == 0)
+            sodium_memzero(scratch, sizeof scratch);
+    }
 }
 
 static void pw_done(struct kz_job *job, bool ran)
@@ -42,6 +117,7 @@ struct srv_pw_job *srv_pw_job_new(struct srv_call *c, void (*then)(struct srv_pw
     pj->then = then;
     pj->opslimit = (unsigned long long)cfg->argon2_opslimit;
     pj->memlimit = (size_t)cfg->argon2_memlimit_kib * 1024;
+    srv_otp_key(c->srv, pj->otp_key);
     return pj;
 }
 
@@ -104,6 +180,16 @@ static cJSON *session_json(const struct store_session *s)
     return o;
 }
 
+/* The server's time zone, in every reply a client gets as it starts (login, join, auth,
+ * whoami): clients show times in it, not in the zone of the machine they run on. The POSIX rule
+ * works without tzdata on the client. */
+static void add_time_zone(struct srv_call *c)
+{
+    const struct kz_config *cfg = srv_config(c->srv);
+    cJSON_AddStringToObject(c->result, "time_zone", cfg->time_zone);
+    cJSON_AddStringToObject(c->result, "time_zone_posix", cfg->time_zone_posix);
+}
+
 /* ---- login ---- */
 
 const char *srv_user_refusal(const struct store_user *u, int64_t now)
@@ -149,6 +235,7 @@ enum kz_err srv_session_open(struct srv_call *c, const struct store_user *u, con
     cJSON_AddStringToObject(c->result, "token", token);
     cJSON_AddItemToObject(c->result, "user", srv_user_json(u));
     cJSON_AddItemToObject(c->result, "session", session_json(&ses));
+    add_time_zone(c);
     sodium_memzero(token, sizeof token);
     if (!c->is_http)
         srv_tx(s)->bind(srv_tx(s)->ctx, c->conn_id, ses.id, u->id);
@@ -253,6 +340,7 @@ enum kz_err op_auth(struct srv_call *c)
     c->result = cJSON_CreateObject();
     cJSON_AddItemToObject(c->result, "user", srv_user_json(&u));
     cJSON_AddItemToObject(c->result, "session", session_json(&ses));
+    add_time_zone(c);
     return KZ_OK;
 }
 
@@ -286,6 +374,7 @@ enum kz_err op_whoami(struct srv_call *c)
     c->result = cJSON_CreateObject();
     cJSON_AddItemToObject(c->result, "user", srv_user_json(&c->auth.user));
     cJSON_AddItemToObject(c->result, "session", session_json(&ses));
+    add_time_zone(c);
     return KZ_OK;
 }
 

@@ -5,8 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ONE_TIME_PASSWORD_CHARS 16
-
 static bool role_valid(const char *role)
 {
     return strcmp(role, "admin") == 0 || strcmp(role, "hq") == 0 || strcmp(role, "staff") == 0;
@@ -119,9 +117,10 @@ enum kz_err op_user_add(struct srv_call *c)
         snprintf(pj->new_password, sizeof pj->new_password, "%s", password);
     } else {
         /* A generated password is one-time: extra keeps it for the reply, and the user must
-         * replace it at first login. */
-        kz_password_generate(pj->extra, ONE_TIME_PASSWORD_CHARS + 1);
+         * replace it at first login. Random, so a keyed fast hash (srv_otp_hash). */
+        kz_password_generate(pj->extra, KZ_OTP_CHARS + 1);
         snprintf(pj->new_password, sizeof pj->new_password, "%s", pj->extra);
+        pj->one_time = true;
     }
     return srv_pw_job_submit(pj);
 }
@@ -276,8 +275,9 @@ enum kz_err op_user_reset_password(struct srv_call *c)
     struct srv_pw_job *pj = srv_pw_job_new(c, reset_then);
     if (!pj)
         return srv_fail(c, KZ_INTERNAL, "out of memory");
-    kz_password_generate(pj->extra, ONE_TIME_PASSWORD_CHARS + 1);
+    kz_password_generate(pj->extra, KZ_OTP_CHARS + 1);
     snprintf(pj->new_password, sizeof pj->new_password, "%s", pj->extra);
+    pj->one_time = true;
     return srv_pw_job_submit(pj);
 }
 

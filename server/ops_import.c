@@ -1,17 +1,23 @@
 /* ops_import.c - bulk accounts from CSV: `user.import` checks every line and reports every
  * problem; applying is all or nothing; re-importing the same file changes nothing; new users
- * get one-time passwords (hashed off the loop, in one worker job) that they must change at
- * first login. Header: login,name,department,role,groups (any order; optional email,phone). A
- * file without an email or phone column leaves those of existing users alone. Groups are
- * separated by ';'. UTF-8, with or without a BOM. */
+ * get one-time passwords that they must change at first login. Header:
+ * login,name,department,role,groups (any order; optional email,phone). A file without an email
+ * or phone column leaves those of existing users alone. Groups are separated by ';'. UTF-8, with
+ * or without a BOM, or CP932 (the Shift_JIS that Japanese Excel saves), converted to UTF-8.
+ *
+ * The one-time passwords are random, so they are hashed with srv_otp_hash (keyed BLAKE2b, ~1 us
+ * each) on the loop, in the same turn as the apply: 1,000 users took 100 s of argon2id on one
+ * worker (240 s on a busy machine), and now take well under a second (docs/performance.md). */
 #include "server.h"
 
+#include <iconv.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define IMPORT_MAX_ROWS 20000
-#define OTP_CHARS       16
+/* How to get a file Kizuna reads out of Excel, in the words of Japanese Excel's menus. */
+#define SAVE_AS_UTF8 "in Excel, save as 「CSV UTF-8 (コンマ区切り)」"
 
 struct row {
     int line;
@@ -19,34 +25,15 @@ struct row {
     char *name, *department, *role, *groups; /* owned */
     char *email, *phone;                     /* owned; NULL: the file has no such column */
     bool exists, changes;
-    char password[OTP_CHARS + 1];
+    char password[KZ_OTP_CHARS + 1];
     char hash[STORE_HASH_MAX + 1];
 };
 
-struct import;
-
-/* One worker's share of the one-time passwords to hash. */
-struct import_part {
-    struct kz_job job;
-    struct import *im;
-    int from, to;
-    bool hashed;
-};
-
-#define IMPORT_PARTS_MAX 64
-
 struct import {
-    struct import_part parts[IMPORT_PARTS_MAX];
-    int parts_left;
-    bool cancelled;
-    bool short_submit; /* the worker queue was full part-way through */
-    struct srv_call *call;
     struct row *rows;
     int nrows;
     cJSON *problems;
-    unsigned long long opslimit;
-    size_t memlimit;
-    bool hashed;
+    const char *encoding; /* "utf-8", "cp932" (converted) or "utf-16" (refused) */
 };
 
 static void import_free(struct import *im)
@@ -242,7 +229,7 @@ static void import_parse(struct srv_call *c, struct import *im, const char *buf,
         }
         bool ok = kz_utf8_valid(buf + start, pos - start);
         if (!ok)
-            problem(im, start_line, "the line is not valid UTF-8");
+            problem(im, start_line, "the line is neither UTF-8 nor Shift_JIS: " SAVE_AS_UTF8);
         int need = at_email > at_phone ? at_email + 1 : at_phone + 1;
         for (int k = 0; k < C_COUNT; k++)
             need = at[k] + 1 > need ? at[k] + 1 : need;
@@ -341,21 +328,6 @@ static void import_parse(struct srv_call *c, struct import *im, const char *buf,
     }
 }
 
-static void import_work(struct kz_job *job)
-{
-    struct import_part *p = (struct import_part *)job;
-    struct import *im = p->im;
-    p->hashed = true;
-    for (int i = p->from; i < p->to; i++) {
-        struct row *r = &im->rows[i];
-        if (r->exists)
-            continue;
-        if (crypto_pwhash_str(r->hash, r->password, strlen(r->password), im->opslimit,
-                              im->memlimit) != 0)
-            p->hashed = false;
-    }
-}
-
 /* The groups column, "a;b", as the JSON array srv_org_groups expects. */
 static cJSON *groups_array(const char *text)
 {
@@ -418,6 +390,7 @@ static void summary(struct srv_call *c, struct import *im, bool applied)
     }
     c->result = cJSON_CreateObject();
     cJSON_AddBoolToObject(c->result, "applied", applied);
+    cJSON_AddStringToObject(c->result, "encoding", im->encoding);
     cJSON_AddNumberToObject(c->result, "added", add);
     cJSON_AddNumberToObject(c->result, "updated", update);
     cJSON_AddNumberToObject(c->result, "unchanged", same);
@@ -446,47 +419,76 @@ static void summary(struct srv_call *c, struct import *im, bool applied)
     }
 }
 
-/* Runs on the loop as each share finishes; the last one applies the file. */
-static void import_done(struct kz_job *job, bool ran)
+/* Line by line: whether some line with non-ASCII bytes is valid UTF-8. Such a file is UTF-8
+ * with broken lines (to report by number), not Shift_JIS: converting it would garble it. */
+static bool has_utf8_text(const char *buf, size_t len)
 {
-    struct import_part *p = (struct import_part *)job;
-    struct import *im = p->im;
-    im->cancelled |= !ran;
-    im->hashed &= p->hashed;
-    if (--im->parts_left > 0)
-        return;
-    struct srv_call *c = im->call;
-    enum kz_err e;
-    if (im->cancelled) {
-        e = srv_fail(c, KZ_INTERNAL, "the server is shutting down");
-        goto out;
+    for (size_t start = 0; start < len;) {
+        const char *nl = memchr(buf + start, '\n', len - start);
+        size_t end = nl ? (size_t)(nl - buf) : len;
+        bool high = false;
+        for (size_t i = start; i < end && !high; i++)
+            high = (unsigned char)buf[i] >= 0x80;
+        if (high && kz_utf8_valid(buf + start, end - start))
+            return true;
+        start = end + 1;
     }
-    if (im->short_submit) {
-        e = srv_fail(c, KZ_RATE_LIMITED, "the server is busy: retry shortly");
-        goto out;
+    return false;
+}
+
+/* The file as CP932 (Windows' Shift_JIS: ①, ㈱, ～, ﾊﾝｶｸ, 髙 are all its own) converted to
+ * UTF-8 with glibc's iconv, or NULL if it is not CP932 from start to end. Caller frees. */
+static char *cp932_to_utf8(const char *buf, size_t len, size_t *out_len)
+{
+    iconv_t cd = iconv_open("UTF-8", "CP932");
+    if (cd == (iconv_t)-1)
+        return NULL;
+    size_t cap = len * 3 + 1; /* a one-byte half-width kana is three bytes of UTF-8 */
+    char *out = malloc(cap), *in = (char *)buf, *o = out;
+    size_t in_left = len, out_left = cap - 1;
+    if (out && iconv(cd, &in, &in_left, &o, &out_left) == (size_t)-1) {
+        free(out);
+        out = NULL;
     }
-    if (!im->hashed) {
-        e = srv_fail(c, KZ_INTERNAL, "cannot hash the one-time passwords");
-        goto out;
+    iconv_close(cd);
+    if (out) {
+        *o = '\0';
+        *out_len = (size_t)(o - out);
     }
-    /* One savepoint around everything: any failure undoes the whole file. */
-    if ((e = srv_call_write_begin(c)))
-        goto out;
+    return out;
+}
+
+/* Hashes the new users' one-time passwords and writes the whole file in one savepoint: any
+ * failure undoes all of it. */
+static enum kz_err import_apply(struct srv_call *c, struct import *im)
+{
+    uint8_t key[32];
+    srv_otp_key(c->srv, key);
+    enum kz_err e = KZ_OK;
+    for (int i = 0; i < im->nrows && !e; i++) {
+        struct row *r = &im->rows[i];
+        if (r->exists)
+            continue;
+        kz_password_generate(r->password, sizeof r->password);
+        if (srv_otp_hash(key, r->password, r->hash) != 0)
+            e = srv_fail(c, KZ_INTERNAL, "cannot hash the one-time passwords");
+    }
+    sodium_memzero(key, sizeof key);
+    if (e || (e = srv_call_write_begin(c)))
+        return e;
     for (int i = 0; i < im->nrows && !e; i++)
         e = apply_row(c, &im->rows[i]);
-    if (!e) {
-        summary(c, im, true);
-        cJSON *details = cJSON_CreateObject();
-        cJSON_AddNumberToObject(details, "added",
-                                cJSON_GetObjectItem(c->result, "added")->valuedouble);
-        cJSON_AddNumberToObject(details, "updated",
-                                cJSON_GetObjectItem(c->result, "updated")->valuedouble);
-        srv_audit(c, "user.import", "", details);
-        KZ_INFO("users_imported", "by=%s rows=%d", c->auth.user.login, im->nrows);
-    }
-out:
-    import_free(im);
-    srv_call_finish(c, e);
+    if (e)
+        return e;
+    summary(c, im, true);
+    cJSON *details = cJSON_CreateObject();
+    cJSON_AddNumberToObject(details, "added", cJSON_GetObjectItem(c->result, "added")->valuedouble);
+    cJSON_AddNumberToObject(details, "updated",
+                            cJSON_GetObjectItem(c->result, "updated")->valuedouble);
+    srv_audit(c, "user.import", "", details);
+    KZ_INFO("users_imported", "by=%s rows=%d encoding=%s", c->auth.user.login, im->nrows,
+            im->encoding);
+    return KZ_OK;
 }
 
 enum kz_err op_user_import(struct srv_call *c)
@@ -498,24 +500,38 @@ enum kz_err op_user_import(struct srv_call *c)
     enum kz_err e = KZ_OK;
     if (!buf || !im) {
         e = srv_fail(c, KZ_INTERNAL, "out of memory");
-        goto fail;
+        goto out;
     }
     if (sodium_base642bin((unsigned char *)buf, cap, b64, strlen(b64), "\n\r ", &len, NULL,
                           sodium_base64_VARIANT_ORIGINAL) != 0) {
         e = srv_fail(c, KZ_BAD_REQUEST, "csv_base64 is not base64");
-        goto fail;
+        goto out;
     }
     buf[len] = '\0';
     im->problems = cJSON_CreateArray();
-    im->call = c;
-    import_parse(c, im, buf, len);
+    im->encoding = "utf-8";
+    if (len >= 2 && ((unsigned char)buf[0] == 0xff || (unsigned char)buf[0] == 0xfe) &&
+        ((unsigned char)buf[1] ^ (unsigned char)buf[0]) == 0x01) {
+        im->encoding = "utf-16";
+        problem(im, 1, "the file is UTF-16 (Excel's 「Unicode テキスト」): " SAVE_AS_UTF8);
+    } else if (!kz_utf8_valid(buf, len) && !has_utf8_text(buf, len)) {
+        size_t conv_len;
+        char *conv = cp932_to_utf8(buf, len, &conv_len);
+        if (conv) {
+            free(buf);
+            buf = conv;
+            len = conv_len;
+            im->encoding = "cp932";
+        }
+    }
+    if (!cJSON_GetArraySize(im->problems))
+        import_parse(c, im, buf, len);
     free(buf);
     buf = NULL;
     int problems = cJSON_GetArraySize(im->problems);
     if (srv_arg_bool(c, "dry_run", false)) {
         summary(c, im, false);
-        import_free(im);
-        return KZ_OK;
+        goto out;
     }
     if (problems) {
         const cJSON *p = cJSON_GetArrayItem(im->problems, 0);
@@ -523,48 +539,10 @@ enum kz_err op_user_import(struct srv_call *c)
                      "%d problem(s), nothing imported; first: line %d: %s (see dry_run)", problems,
                      (int)cJSON_GetObjectItem(p, "line")->valuedouble,
                      cJSON_GetObjectItem(p, "problem")->valuestring);
-        goto fail;
+        goto out;
     }
-    for (int i = 0; i < im->nrows; i++)
-        if (!im->rows[i].exists)
-            kz_password_generate(im->rows[i].password, OTP_CHARS + 1);
-    const struct kz_config *cfg = srv_config(c->srv);
-    im->opslimit = (unsigned long long)cfg->argon2_opslimit;
-    im->memlimit = (size_t)cfg->argon2_memlimit_kib * 1024;
-    /* One share per worker but one: a thousand default-cost hashes take a minute, and logins
-     * must not wait behind them, so one hashing thread always stays free for them. The last
-     * share to finish applies the file. */
-    int parts = (int)cfg->hash_workers - 1;
-    if (parts < 1)
-        parts = 1;
-    if (parts > IMPORT_PARTS_MAX)
-        parts = IMPORT_PARTS_MAX;
-    if (parts > im->nrows)
-        parts = im->nrows > 0 ? im->nrows : 1;
-    im->hashed = true;
-    im->parts_left = parts;
-    for (int i = 0; i < parts; i++) {
-        struct import_part *p = &im->parts[i];
-        p->im = im;
-        p->from = im->nrows * i / parts;
-        p->to = im->nrows * (i + 1) / parts;
-        p->job.work = import_work;
-        p->job.done = import_done;
-        if (!kz_workers_submit(srv_workers(c->srv), &p->job)) {
-            if (i == 0) {
-                e = srv_fail(c, KZ_RATE_LIMITED, "the server is busy: retry shortly");
-                goto fail;
-            }
-            /* Some shares are queued and cannot be taken back: let them finish, then refuse
-             * (a share already running must not have its range changed under it). */
-            im->parts_left = i;
-            im->short_submit = true;
-            break;
-        }
-    }
-    c->deferred = true;
-    return KZ_OK;
-fail:
+    e = import_apply(c, im);
+out:
     free(buf);
     if (im)
         import_free(im);

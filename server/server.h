@@ -85,6 +85,10 @@ struct kz_config {
     long long room_max_members;
     long long notice_max_body_bytes;
     char notice_announce_room[64]; /* room id where notices are announced by default */
+    char time_zone[64]; /* tzdata zone of every time people read (CSV, CLI), e.g. Asia/Tokyo */
+    /* Not a setting: the zone's POSIX rule ("JST-9"), filled by kz_time_zone_load at start and
+     * sent to clients, which then need no tzdata of their own. */
+    char time_zone_posix[64];
 };
 
 /* Fills cfg with every default. */
@@ -110,12 +114,20 @@ void kz_log(int level, const char *event, const char *fmt, ...)
 
 /* ---- small helpers (util.c) ---- */
 int64_t kz_now_ms(void);
+/* Checks that zone names a zone of the tzdata database (/usr/share/zoneinfo, or TZDIR), such
+ * as "Asia/Tokyo" or "UTC", and makes it this process's local time zone (TZ), which
+ * kz_csv_time writes in. posix receives the zone's POSIX rule ("JST-9"; "" if its file has
+ * none). -1 with a message naming the time_zone setting in err, changing nothing. */
+int kz_time_zone_load(const char *zone, char *posix, size_t n, char *err, size_t errlen);
 bool kz_utf8_valid(const char *s, size_t len);
 /* Replaces each byte of s that is not part of a valid UTF-8 character with '?', in place: for
  * messages that quote what a client sent, or were cut in the middle of a character. */
 void kz_utf8_sanitize(char *s);
-/* Writes a random password of n-1 characters plus NUL from an unambiguous alphabet. */
+/* Writes a random password of n-1 characters plus NUL from an unambiguous alphabet of 53. */
 void kz_password_generate(char *out, size_t n);
+/* The length of a one-time password: 20 of 53 characters are 114.5 bits, above the 112 bits
+ * NIST SP 800-63B asks of a random secret stored with a fast one-way hash (docs/security.md). */
+#define KZ_OTP_CHARS 20
 /* A login id: 1-64 of [a-z0-9._-], starting with a letter or digit. */
 bool kz_login_valid(const char *login);
 /* Contact details: an address with one '@', no spaces or controls, at most 254 bytes; a phone
@@ -147,7 +159,9 @@ struct kz_csv {
     size_t len, cap;
     bool failed; /* out of memory: text is incomplete and must not be used */
 };
-/* Appends one cell, then ',' or, when it ends the row, '\n'. Every cell is quoted, quotes
+/* Appends one cell, then ',' or, when it ends the row, '\n'; the first cell of a CSV is preceded
+ * by a UTF-8 BOM, without which Excel reads the file as the system's code page (Shift_JIS in
+ * Japan) and shows every name garbled. Every cell is quoted, quotes
  * doubled (RFC 4180). A cell a spreadsheet would run as a formula, one that begins with '=',
  * '+', '-', '@', a tab or a carriage return, is written with a ' before it (OWASP's advice on
  * CSV injection: the spreadsheet shows text); so is one that begins with ' and then one of
@@ -155,7 +169,8 @@ struct kz_csv {
 void kz_csv_cell(struct kz_csv *csv, const char *cell, bool last);
 /* A whole row of n cells (a header, say), each as kz_csv_cell writes it. */
 void kz_csv_row(struct kz_csv *csv, const char *const cells[], size_t n);
-/* A time (ms since the epoch) as ISO 8601 UTC, 2026-01-02T03:04:05Z; 0 is an empty cell. */
+/* A time (ms since the epoch) in the server's time zone (kz_time_zone_load), as Excel reads a
+ * date and time: 2026-01-02 12:04:05; 0 is an empty cell. */
 void kz_csv_time(struct kz_csv *csv, int64_t ms, bool last);
 /* The reverse of the guard, in place, for a cell read from a CSV: a cell that begins with '
  * and then '=', '+', '-', '@', a tab, a carriage return or ' loses that first '. A file
@@ -572,6 +587,8 @@ struct srv_pw_job {
     struct srv_call *call;
     unsigned long long opslimit;
     size_t memlimit;
+    uint8_t otp_key[32]; /* srv_otp_key: the workers need no access to struct srv */
+    bool one_time;       /* new_password is a generated one-time password: srv_otp_hash it */
     char verify_hash[STORE_HASH_MAX + 1]; /* if set: check `password` against it first */
     char password[256];
     char new_password[256]; /* if set (and verification passed): hash it into new_hash */
@@ -588,5 +605,18 @@ struct srv_pw_job *srv_pw_job_new(struct srv_call *c, void (*then)(struct srv_pw
 /* Hashes synchronously (for `kizunad init`, which has no loop). */
 int srv_password_hash(const struct kz_config *cfg, const char *password,
                       char out[STORE_HASH_MAX + 1]);
+/* Two kinds of stored hash, each saying which it is. A password people choose is argon2id
+ * ("$argon2id$...", srv_password_hash): slow on purpose, because it may be guessable. A one-time
+ * password the server generated (KZ_OTP_CHARS random characters) cannot be guessed, so it is
+ * "$kzotp1$SALT$MAC": BLAKE2b-256 keyed with srv_otp_key over a 16-byte random salt and the
+ * password, ~1 us instead of ~100 ms, and useless without the key, which is not in the
+ * database. The key, derived from DATA/server.key, must be 32 bytes. */
+int srv_otp_hash(const uint8_t key[32], const char *password, char out[STORE_HASH_MAX + 1]);
+/* Whether password matches a stored hash of either kind (in constant time for the fast kind);
+ * *fast says the hash was a one-time password's. */
+bool srv_password_verify(const uint8_t key[32], const char *hash, const char *password, bool *fast);
+/* The key one-time password hashes are made with: derived from the server's Ed25519 key
+ * (srv_set_identity), so a backup that restores the database restores the key with it. */
+void srv_otp_key(struct srv *s, uint8_t key[32]);
 
 #endif

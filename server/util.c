@@ -1,6 +1,8 @@
-/* util.c - small helpers with no state: time, UTF-8, passwords, tokens, CSV cells. */
+/* util.c - small helpers: time and the time zone, UTF-8, passwords, tokens, CSV cells. The
+ * only state is the process's time zone (TZ), set once at start by kz_time_zone_load. */
 #include "server.h"
 
+#include <errno.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,67 @@ int64_t kz_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int kz_time_zone_load(const char *zone, char *posix, size_t n, char *err, size_t errlen)
+{
+    const char *dir = getenv("TZDIR"); /* where glibc looks, as it does */
+    if (!dir || !*dir)
+        dir = "/usr/share/zoneinfo";
+    /* A name, never a path: parts of letters, digits, '_', '-', '+' between single slashes. */
+    size_t len = strlen(zone);
+    bool name =
+        len > 0 && len < 64 && zone[0] != '/' && zone[len - 1] != '/' && !strstr(zone, "//");
+    for (const char *p = zone; name && *p; p++)
+        name = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+               strchr("_-+/", *p);
+    char path[4200], why[160] = "";
+    snprintf(path, sizeof path, "%s/%s", dir, zone);
+    /* A zone file is a few KiB; its POSIX rule for times after the table is its last line. */
+    enum { ZONE_FILE_MAX = 65536 };
+    char *buf = malloc(ZONE_FILE_MAX);
+    size_t got = 0;
+    FILE *f = name && buf ? fopen(path, "rb") : NULL;
+    if (f) {
+        got = fread(buf, 1, ZONE_FILE_MAX, f);
+        if (ferror(f))
+            snprintf(why, sizeof why, "%s", strerror(errno));
+        fclose(f);
+    } else if (name) {
+        snprintf(why, sizeof why, "%s", buf ? strerror(errno) : "out of memory");
+    } else {
+        snprintf(why, sizeof why, "not a zone name");
+    }
+    if (!why[0] && (got < 44 || memcmp(buf, "TZif", 4) != 0))
+        snprintf(why, sizeof why, "not a tzdata zone file");
+    if (why[0]) {
+        snprintf(err, errlen,
+                 "time_zone: '%.63s' is not a time zone of tzdata (%s: %s): use a name such as "
+                 "Asia/Tokyo or UTC, and install the tzdata package if it is missing",
+                 zone, name ? path : zone, why);
+        free(buf);
+        return -1;
+    }
+    char rule[64] = "";
+    if (buf[4] >= '2' && got > 2 && buf[got - 1] == '\n') {
+        size_t end = got - 1, start = end;
+        while (start > 0 && buf[start - 1] != '\n')
+            start--;
+        bool ok = end - start < sizeof rule;
+        for (size_t i = start; ok && i < end; i++)
+            ok = (buf[i] >= 'a' && buf[i] <= 'z') || (buf[i] >= 'A' && buf[i] <= 'Z') ||
+                 (buf[i] >= '0' && buf[i] <= '9') || (buf[i] && strchr("+-,./:<>", buf[i]));
+        if (ok && start > 0 && buf[start] != ':' && buf[start] != '/')
+            snprintf(rule, sizeof rule, "%.*s", (int)(end - start), buf + start);
+    }
+    free(buf);
+    if (setenv("TZ", zone, 1) != 0) {
+        snprintf(err, errlen, "time_zone: cannot set TZ: %s", strerror(errno));
+        return -1;
+    }
+    tzset();
+    snprintf(posix, n, "%s", rule);
+    return 0;
 }
 
 /* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. */
@@ -218,7 +281,8 @@ void kz_csv_cell(struct kz_csv *csv, const char *cell, bool last)
     if (csv->failed)
         return;
     bool guard = csv_formula_start(cell[0]) || csv_guarded(cell);
-    size_t need = strlen(cell) * 2 + 5; /* doubled quotes, the guard, quotes, separator, NUL */
+    /* doubled quotes, the BOM, the guard, quotes, separator, NUL */
+    size_t need = strlen(cell) * 2 + 8;
     if (csv->len + need > csv->cap) {
         size_t cap = (csv->cap ? csv->cap : 4096) * 2 + need;
         char *grown = realloc(csv->text, cap);
@@ -230,6 +294,10 @@ void kz_csv_cell(struct kz_csv *csv, const char *cell, bool last)
         csv->cap = cap;
     }
     char *p = csv->text + csv->len;
+    if (csv->len == 0) { /* the BOM: Excel then reads UTF-8, not Shift_JIS */
+        memcpy(p, "\xef\xbb\xbf", 3);
+        p += 3;
+    }
     *p++ = '"';
     if (guard)
         *p++ = '\'';
@@ -256,8 +324,8 @@ void kz_csv_time(struct kz_csv *csv, int64_t ms, bool last)
     if (ms) {
         time_t t = (time_t)(ms / 1000);
         struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        localtime_r(&t, &tm); /* the server's time_zone (kz_time_zone_load) */
+        strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
     }
     kz_csv_cell(csv, buf, last);
 }

@@ -16,6 +16,7 @@ struct session {
     char server[512];
     char token[128];
     char login[128];
+    char time_zone[64]; /* the server's time zone as a POSIX rule ("JST-9"), as it last said */
 };
 
 extern bool json_out;
@@ -66,6 +67,8 @@ int login_finish(const char *url, const char *login, cJSON *reply);
 void format_time(double ms, char *out, size_t n);
 /* Parses a time given on the command line: "YYYY-MM-DD" (local midnight at its start),
  * "YYYY-MM-DD HH:MM" or "YYYY-MM-DDTHH:MM" (local), or a span from now: "90m", "72h", "7d".
+ * Local time, in this file and every other, is the server's time zone (its time_zone setting,
+ * learnt at login and at every connection), never the TZ of the machine the CLI runs on.
  * Returns ms since the epoch, or -1 if the text is none of these. */
 long long parse_when(const char *text);
 

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,11 +140,14 @@ bool session_load(struct session *s)
     const cJSON *server = cJSON_GetObjectItemCaseSensitive(o, "server");
     const cJSON *token = cJSON_GetObjectItemCaseSensitive(o, "token");
     const cJSON *login = cJSON_GetObjectItemCaseSensitive(o, "login");
+    const cJSON *zone = cJSON_GetObjectItemCaseSensitive(o, "time_zone");
     bool ok = cJSON_IsString(server) && cJSON_IsString(token);
     if (ok) {
         snprintf(s->server, sizeof s->server, "%s", server->valuestring);
         snprintf(s->token, sizeof s->token, "%s", token->valuestring);
         snprintf(s->login, sizeof s->login, "%s", cJSON_IsString(login) ? login->valuestring : "");
+        snprintf(s->time_zone, sizeof s->time_zone, "%s",
+                 cJSON_IsString(zone) ? zone->valuestring : "");
     }
     cJSON_Delete(o);
     return ok;
@@ -178,6 +182,7 @@ static int session_save(const struct session *s)
     cJSON_AddStringToObject(o, "server", s->server);
     cJSON_AddStringToObject(o, "token", s->token);
     cJSON_AddStringToObject(o, "login", s->login);
+    cJSON_AddStringToObject(o, "time_zone", s->time_zone);
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -202,6 +207,38 @@ static void session_forget(void)
     char path[4096];
     session_path(path, sizeof path);
     unlink(path);
+}
+
+/* ---- the server's time zone: every time shown or parsed is in it ---- */
+
+/* Asia/Tokyo, the server's default, until a server has said otherwise. */
+#define DEFAULT_TIME_ZONE "JST-9"
+
+/* Makes a POSIX time zone rule ("JST-9", "EST5EDT,M3.2.0,M11.1.0") the local time of this
+ * process; it needs no tzdata. Anything else (empty, a file path) means the default. */
+static void time_zone_use(const char *rule)
+{
+    bool ok = rule && rule[0] && rule[0] != ':' && rule[0] != '/' && strlen(rule) < 64;
+    for (const char *p = rule; ok && *p; p++)
+        ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+             strchr("+-,./:<>", *p);
+    setenv("TZ", ok ? rule : DEFAULT_TIME_ZONE, 1);
+    tzset();
+}
+
+/* A login, join, auth or whoami reply names the server's zone: use it, and remember it in the
+ * session (if it changed) for commands that read times before they connect (--expires). */
+static void time_zone_learn(struct session *s, const cJSON *reply, bool save)
+{
+    const char *rule = str(reply, "time_zone_posix", NULL);
+    if (!*rule)
+        return;
+    time_zone_use(rule);
+    if (strcmp(rule, s->time_zone) != 0) {
+        snprintf(s->time_zone, sizeof s->time_zone, "%s", rule);
+        if (save)
+            session_save(s);
+    }
 }
 
 const char *server_override(void)
@@ -362,6 +399,8 @@ int connect_authed(struct kzc **out, struct session *s)
     cJSON_AddStringToObject(args, "token", s->token);
     cJSON *reply;
     int rc = call(c, "auth", args, &reply);
+    if (rc == EXIT_OK)
+        time_zone_learn(s, reply, true);
     cJSON_Delete(reply);
     if (rc != EXIT_OK) {
         kzc_close(c);
@@ -484,6 +523,7 @@ int login_finish(const char *url, const char *login, cJSON *reply)
     snprintf(ns.server, sizeof ns.server, "%s", url);
     snprintf(ns.token, sizeof ns.token, "%s", str(reply, "token", NULL));
     snprintf(ns.login, sizeof ns.login, "%s", login);
+    time_zone_learn(&ns, reply, false);
     if (session_save(&ns) != 0) {
         fprintf(stderr, "kizuna: cannot save the session: %s\n", strerror(errno));
         cJSON_Delete(reply);
@@ -886,8 +926,79 @@ static int cmd_audit(int argc, char **argv)
     return EXIT_OK;
 }
 
+/* ---- a progress line for anything that takes longer than a second ---- */
+
+/* While a long call blocks this thread, another says on stderr that the command is working:
+ * after one second, then every second on a terminal (one line, rewritten) or every ten seconds
+ * into a file or a pipe. progress_stop says how long it took, if anything was shown. */
+struct progress {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done, shown, running, tty;
+    char what[512];
+    struct timespec start; /* CLOCK_MONOTONIC */
+};
+
+static double progress_elapsed(const struct progress *p)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - p->start.tv_sec) + (double)(now.tv_nsec - p->start.tv_nsec) / 1e9;
+}
+
+static void *progress_run(void *arg)
+{
+    struct progress *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (long next = 1; !p->done;) {
+        struct timespec at = p->start;
+        at.tv_sec += next;
+        if (pthread_cond_timedwait(&p->cv, &p->mu, &at) != ETIMEDOUT || p->done)
+            continue;
+        long secs = (long)progress_elapsed(p);
+        fprintf(stderr, p->tty ? "\rkizuna: %s… %ld s " : "kizuna: %s… %ld s\n", p->what, secs);
+        fflush(stderr);
+        p->shown = true;
+        next = secs + (p->tty ? 1 : 10);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static void progress_start(struct progress *p, const char *what)
+{
+    memset(p, 0, sizeof *p);
+    snprintf(p->what, sizeof p->what, "%s", what);
+    p->tty = isatty(STDERR_FILENO);
+    clock_gettime(CLOCK_MONOTONIC, &p->start);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, &attr);
+    pthread_condattr_destroy(&attr);
+    p->running = pthread_create(&p->thread, NULL, progress_run, p) == 0;
+}
+
+static void progress_stop(struct progress *p)
+{
+    if (p->running) {
+        pthread_mutex_lock(&p->mu);
+        p->done = true;
+        pthread_cond_signal(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(p->thread, NULL);
+    }
+    if (p->shown)
+        fprintf(stderr, "%skizuna: %s: done in %.1f s\n", p->tty ? "\r" : "", p->what,
+                progress_elapsed(p));
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+}
+
 /* `admin import FILE.csv [--dry-run] [--passwords-out FILE]` and `admin export`. */
-static char *file_base64(const char *path, size_t *raw_len)
+static char *file_base64(const char *path, size_t *raw_len, size_t *lines)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -921,6 +1032,9 @@ static char *file_base64(const char *path, size_t *raw_len)
     }
     if (out)
         *o = '\0';
+    *lines = 0;
+    for (size_t i = 0; i < len; i++)
+        *lines += buf[i] == '\n' || (i + 1 == len && buf[i] != '\n');
     free(buf);
     *raw_len = len;
     return out;
@@ -942,8 +1056,8 @@ static int cmd_import(int argc, char **argv)
     }
     if (!file)
         return usage_error("admin import FILE.csv [--dry-run] [--passwords-out FILE]");
-    size_t raw;
-    char *b64 = file_base64(file, &raw);
+    size_t raw, lines;
+    char *b64 = file_base64(file, &raw, &lines);
     if (!b64) {
         fprintf(stderr, "kizuna: cannot read %s: %s\n", file, strerror(errno));
         return EXIT_USAGE;
@@ -953,10 +1067,18 @@ static int cmd_import(int argc, char **argv)
         snprintf(default_out, sizeof default_out, "%s.passwords.csv", file);
         pw_out = default_out;
     }
+    /* A thousand users take well under a second (docs/performance.md); a busy server, a slow
+     * link or a far larger file may take longer, and then the admin sees that it is working. */
+    char what[512];
+    snprintf(what, sizeof what, "%s %.400s (%zu lines)", dry ? "checking" : "importing", file,
+             lines);
+    struct progress pg;
+    progress_start(&pg, what);
     struct kzc *c;
     struct session s;
     int rc = connect_authed(&c, &s);
     if (rc != EXIT_OK) {
+        progress_stop(&pg);
         free(b64);
         return rc;
     }
@@ -964,8 +1086,9 @@ static int cmd_import(int argc, char **argv)
     cJSON_AddStringToObject(args, "csv_base64", b64);
     free(b64);
     cJSON_AddBoolToObject(args, "dry_run", dry);
-    /* Hashing a thousand one-time passwords takes a while: wait up to 15 minutes. */
+    /* A large file on a busy server: wait up to 15 minutes. */
     cJSON *reply = kzc_call(c, "user.import", args, 15 * 60 * 1000);
+    progress_stop(&pg);
     if (!reply) {
         rc = unreachable(kzc_error(c));
         kzc_close(c);
@@ -1002,6 +1125,9 @@ static int cmd_import(int argc, char **argv)
         cJSON_DeleteItemFromObjectCaseSensitive(reply, "passwords_csv");
         print_json(reply);
     } else {
+        if (strcmp(str(reply, "encoding", NULL), "cp932") == 0)
+            printf("read as Shift_JIS (CP932, as Japanese Excel saves 「CSV (コンマ区切り)」) and "
+                   "converted to UTF-8\n");
         const cJSON *p;
         cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(reply, "problems"))
             printf("line %d: %s\n", (int)cJSON_GetObjectItemCaseSensitive(p, "line")->valuedouble,
@@ -1060,6 +1186,10 @@ int main(int argc, char **argv)
 {
     /* A server that vanishes mid-write must be an error to handle, not a silent death. */
     signal(SIGPIPE, SIG_IGN);
+    /* Times are the server's, as it last said (else its default), never this machine's. */
+    struct session saved;
+    session_load(&saved);
+    time_zone_use(saved.time_zone);
     /* Global options may appear anywhere on the line; take them out first. */
     char **rest = calloc((size_t)argc + 1, sizeof *rest);
     int n = 0;

@@ -1,5 +1,6 @@
 /* test_cli.c - the kizuna command against the real kizunad, as a script would use it. */
 #include <criterion/criterion.h>
+#include <iconv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,12 +8,15 @@
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
 
 static struct kzd d;
 static char cfgdir_admin[300], cfgdir_user[300];
+/* One more "K=V" in the environment of the next kizuna runs (e.g. "TZ=..."), or NULL. */
+static const char *extra_env;
 
 static void setup(void)
 {
@@ -37,7 +41,7 @@ static int kizuna(const char *cfgdir, const char *password, const char *stdin_te
     snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s", cfgdir);
     snprintf(env_srv, sizeof env_srv, "KIZUNA_SERVER=%s", d.url);
     snprintf(env_pw, sizeof env_pw, "KIZUNA_PASSWORD=%s", password ? password : "");
-    const char *env[] = {env_dir, env_srv, env_pw, NULL};
+    const char *env[] = {env_dir, env_srv, env_pw, extra_env, NULL};
     const char *argv[16] = {KIZUNA_PATH};
     va_list ap;
     va_start(ap, outlen);
@@ -71,7 +75,7 @@ Test(cli, admin_adds_a_user_who_logs_in)
     cJSON *r = cJSON_Parse(out);
     cr_assert_not_null(r, "--json prints one JSON document: %s", out);
     const cJSON *otp = cJSON_GetObjectItem(r, "password");
-    cr_assert(cJSON_IsString(otp) && strlen(otp->valuestring) == 16);
+    cr_assert(cJSON_IsString(otp) && strlen(otp->valuestring) == 20, "20 characters: 114 bits");
     cJSON_Delete(r);
 
     cr_assert_eq(K(cfgdir_user, "tanaka-password-1", NULL, "login", "tanaka", NULL, NULL, NULL), 0,
@@ -568,6 +572,8 @@ Test(cli, csv_import_dry_run_atomic_apply_and_idempotent_reimport)
 static const char *csv_formula_cell(const char *csv)
 {
     const char *p = csv;
+    if (strncmp(p, "\xef\xbb\xbf", 3) == 0)
+        p += 3; /* the BOM that tells Excel the file is UTF-8 */
     while (*p) {
         if (*p != '"' || (p[1] && strchr("=+-@\t\r", p[1])))
             return p;
@@ -633,7 +639,8 @@ Test(cli, csv_exports_run_no_formula_and_import_back_unchanged)
     size_t n = fread(out, 1, sizeof out - 1, f);
     out[n] = '\0';
     fclose(f);
-    cr_assert(strncmp(out, "\"login\",\"one_time_password\"\n\"f1\",\"", 34) == 0, "%s", out);
+    cr_assert(strncmp(out, "\xef\xbb\xbf\"login\",\"one_time_password\"\n\"f1\",\"", 37) == 0, "%s",
+              out);
     cr_assert_null(csv_formula_cell(out), "%s", out);
 
     /* The audit log: "-" stands for a login id that is not one. */
@@ -692,7 +699,8 @@ Test(cli, dispatched_staff_join_from_an_invitation_shown_as_text_and_qr)
     cr_assert_null(strstr(out, code), "the code is never shown again");
     cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "audit", "--csv", "--action", "invite.use"),
                  0, "%s", out);
-    const char *audit_header = "\"at\",\"actor\",\"address\",\"action\",\"target\",\"details\"\n";
+    const char *audit_header =
+        "\xef\xbb\xbf\"at\",\"actor\",\"address\",\"action\",\"target\",\"details\"\n";
     cr_assert(strncmp(out, audit_header, strlen(audit_header)) == 0, "%s", out);
     cr_assert(strstr(out, "\"invite.use\",\"sendai.sato\""), "%s", out);
     cr_assert(strstr(out, "\"invite.use\",\"sendai.ito\""), "%s", out);
@@ -702,13 +710,177 @@ Test(cli, dispatched_staff_join_from_an_invitation_shown_as_text_and_qr)
                  0, "%s", out);
     cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "export"), 0, "%s", out);
     const char *export_header =
-        "\"login\",\"name\",\"department\",\"role\",\"groups\",\"email\",\"phone\"\n";
+        "\xef\xbb\xbf\"login\",\"name\",\"department\",\"role\",\"groups\",\"email\",\"phone\"\n";
     cr_assert(strncmp(out, export_header, strlen(export_header)) == 0, "%s", out);
     cr_assert(strstr(out, "\"sendai.sato\",\"応援 職員\",\"応援職員\",\"staff\",\"給水;避難所\","
                           "\"sato@city.example.jp\",\"\""),
               "%s", out);
     cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "invite", "create", "--expires", "tomorrow"),
                  2, "a bad time is a usage error: %s", out);
+}
+
+/* Issue 13, item 4: Japanese Excel saves "CSV (コンマ区切り)" in Shift_JIS, as Windows' CP932,
+ * whose own characters (①, ㈱, ～, ∥, －, ﾊﾝｶｸ, 髙) plain Shift_JIS lacks or maps elsewhere. Such
+ * a file imports, each character stored as the Unicode one Windows means, and the export (UTF-8
+ * with a BOM, as Excel needs) gives the same bytes back when Excel saves it as CP932 again. */
+#define SJ_TAKAHASHI "\xfb\xfc\x8b\xb4\x20\x87\x40" /* 髙橋 ① */
+#define SJ_HANKAKU   "\xca\xdd\xb6\xb8\x89\xdb"     /* ﾊﾝｶｸ課 */
+#define SJ_NAMI      "\x94\x67\x81\x60\x94\xc7"     /* 波～班 (FULLWIDTH TILDE) */
+#define SJ_SAITO     "\x8d\xd6\x93\xa1\x20\x87\x8a\x81\x61\x81\x7c" /* 斎藤 ㈱∥－ */
+
+/* text converted from one encoding to another with glibc's iconv, into out */
+static void convert(const char *from, const char *to, const char *text, char *out, size_t cap)
+{
+    iconv_t cd = iconv_open(to, from);
+    cr_assert_neq(cd, (iconv_t)-1);
+    char *in = (char *)text, *o = out;
+    size_t inleft = strlen(text), outleft = cap - 1;
+    cr_assert_neq(iconv(cd, &in, &inleft, &o, &outleft), (size_t)-1, "%s -> %s", from, to);
+    *o = '\0';
+    iconv_close(cd);
+}
+
+Test(cli, a_csv_saved_by_japanese_excel_imports_and_round_trips)
+{
+    char out[65536], sjis[400], exported[400], back[65536];
+    cr_assert_eq(K(cfgdir_admin, TEST_ADMIN_PASSWORD, NULL, "login", "admin"), 0);
+    snprintf(sjis, sizeof sjis, "%s/excel-sjis.csv", d.dir);
+    /* As Excel writes it: CRLF, no quotes, no BOM. */
+    const char *file = "login,name,department,role,groups\r\n"
+                       "sj1," SJ_TAKAHASHI "," SJ_HANKAKU ",staff," SJ_NAMI "\r\n"
+                       "sj2," SJ_SAITO ",,hq,\r\n";
+    write_file(sjis, file);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "import", sjis, "--dry-run"), 0, "%s", out);
+    cr_assert(strstr(out, "Shift_JIS"), "the CLI says how it read the file: %s", out);
+    cr_assert(strstr(out, "2 to add") && strstr(out, "0 problem(s)"), "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "--json", "admin", "import", sjis), 0, "%s", out);
+    cr_assert(strstr(out, "\"encoding\":\"cp932\"") && strstr(out, "\"added\":2"), "%s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "--json", "admin", "user", "list"), 0, "%s", out);
+    cr_assert(strstr(out, "\"name\":\"髙橋 ①\""), "%s", out);
+    cr_assert(strstr(out, "\"department\":\"ﾊﾝｶｸ課\""), "%s", out);
+    cr_assert(strstr(out, "\"groups\":[\"波\xef\xbd\x9e班\"]"), "U+FF5E, as Windows means: %s",
+              out);
+    cr_assert(strstr(out, "\"name\":\"斎藤 ㈱\xe2\x88\xa5\xef\xbc\x8d\""), "%s", out);
+    /* The same file again changes nothing. */
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "--json", "admin", "import", sjis), 0, "%s", out);
+    cr_assert(strstr(out, "\"added\":0") && strstr(out, "\"unchanged\":2"), "%s", out);
+
+    /* Out: UTF-8 with a BOM; saved again by Excel as CP932, the same bytes as the file. */
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "export"), 0, "%s", out);
+    cr_assert(strncmp(out, "\xef\xbb\xbf\"login\",", 11) == 0, "%s", out);
+    cr_assert(strstr(out, "\"sj1\",\"髙橋 ①\",\"ﾊﾝｶｸ課\",\"staff\",\"波\xef\xbd\x9e班\""), "%s",
+              out);
+    convert("UTF-8", "CP932", out + 3, back, sizeof back);
+    cr_assert(
+        strstr(back, "\"sj1\",\"" SJ_TAKAHASHI "\",\"" SJ_HANKAKU "\",\"staff\",\"" SJ_NAMI "\""),
+        "%s", back);
+    cr_assert(strstr(back, "\"sj2\",\"" SJ_SAITO "\",\"\",\"hq\",\"\""), "%s", back);
+    snprintf(exported, sizeof exported, "%s/excel-utf8.csv", d.dir);
+    write_file(exported, out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "--json", "admin", "import", exported), 0, "%s", out);
+    cr_assert(strstr(out, "\"encoding\":\"utf-8\"") && strstr(out, "\"added\":0") &&
+                  strstr(out, "\"updated\":0") && strstr(out, "\"problems\":[]"),
+              "%s", out);
+}
+
+/* A file in neither encoding (here Windows-1252, "André") is refused, and the message says
+ * exactly how to save it from Excel so that it imports. */
+Test(cli, a_csv_in_another_encoding_says_how_to_save_it_as_utf8)
+{
+    char out[65536], path[400];
+    cr_assert_eq(K(cfgdir_admin, TEST_ADMIN_PASSWORD, NULL, "login", "admin"), 0);
+    snprintf(path, sizeof path, "%s/latin1.csv", d.dir);
+    write_file(path, "login,name,department,role,groups\r\n"
+                     "andre,Andr\xe9,,staff,\r\n");
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "import", path, "--dry-run"), 1, "%s", out);
+    cr_assert(strstr(out, "line 2:") && strstr(out, "CSV UTF-8 (コンマ区切り)"), "%s", out);
+    /* UTF-16, which Excel writes as "Unicode テキスト". */
+    write_file(path, "\xff\xfel\0o\0g\0i\0n\0");
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "import", path, "--dry-run"), 1, "%s", out);
+    cr_assert(strstr(out, "line 1:") && strstr(out, "UTF-16") &&
+                  strstr(out, "CSV UTF-8 (コンマ区切り)"),
+              "%s", out);
+}
+
+/* Every CSV Kizuna writes begins with a BOM, and every time, in a CSV or printed by the CLI, is
+ * in the server's time zone (Asia/Tokyo by default), whatever the TZ of the machine the CLI
+ * runs on. */
+Test(cli, every_csv_has_a_bom_and_times_are_in_the_server_zone)
+{
+    char out[65536], path[400], pwfile[450];
+    cr_assert_eq(K(cfgdir_admin, TEST_ADMIN_PASSWORD, NULL, "login", "admin"), 0);
+    snprintf(path, sizeof path, "%s/tz.csv", d.dir);
+    write_file(path, "login,name,department,role,groups\ntz1,時刻 一郎,,staff,\n");
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "import", path), 0, "%s", out);
+    snprintf(pwfile, sizeof pwfile, "%s.passwords.csv", path);
+    FILE *f = fopen(pwfile, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    cr_assert(strncmp(out, "\xef\xbb\xbf\"login\",", 11) == 0, "%s", out);
+
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "--json", "admin", "audit", "--action", "user.import"),
+                 0, "%s", out);
+    cJSON *e = cJSON_Parse(out);
+    cr_assert_not_null(e, "%s", out);
+    time_t at = (time_t)(cJSON_GetObjectItem(e, "at")->valuedouble / 1000);
+    cJSON_Delete(e);
+    struct tm tm;
+    time_t jst = at + 9 * 3600, ny = at - 5 * 3600; /* TZ=EST5: New York without DST */
+    char want[32], wrong[32];
+    gmtime_r(&jst, &tm);
+    strftime(want, sizeof want, "%Y-%m-%d %H:%M:%S", &tm);
+    gmtime_r(&ny, &tm);
+    strftime(wrong, sizeof wrong, "%Y-%m-%d %H:%M", &tm);
+
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "audit", "--csv", "--action", "user.import"),
+                 0, "%s", out);
+    cr_assert(strncmp(out, "\xef\xbb\xbf\"at\",", 8) == 0, "%s", out);
+    char cell[64];
+    snprintf(cell, sizeof cell, "\n\"%s\",\"admin\"", want);
+    cr_assert(strstr(out, cell), "wanted %s (Asia/Tokyo): %s", want, out);
+
+    /* The CLI on a machine set to New York still shows the server's time. */
+    extra_env = "TZ=EST5";
+    int rc = K(cfgdir_admin, NULL, NULL, "admin", "audit", "--action", "user.import");
+    extra_env = NULL;
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, want), "wanted %s: %s", want, out);
+    cr_assert_null(strstr(out, wrong), "%s", out);
+
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "export"), 0, "%s", out);
+    cr_assert(strncmp(out, "\xef\xbb\xbf\"login\",", 11) == 0, "%s", out);
+}
+
+/* Issue 13, item 5: an import that takes longer than a second shows that it is working. The
+ * server is stopped (SIGSTOP) for two seconds to make it take that long. */
+Test(cli, an_import_that_takes_over_a_second_shows_progress)
+{
+    char out[65536], path[400];
+    cr_assert_eq(K(cfgdir_admin, TEST_ADMIN_PASSWORD, NULL, "login", "admin"), 0);
+    snprintf(path, sizeof path, "%s/slow.csv", d.dir);
+    write_file(path, "login,name,department,role,groups\np1,進捗 一,,staff,\np2,進捗 二,,staff,\n");
+    char env_dir[400], env_srv[100];
+    snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s", cfgdir_admin);
+    snprintf(env_srv, sizeof env_srv, "KIZUNA_SERVER=%s", d.url);
+    const char *env[] = {env_dir, env_srv, NULL};
+    const char *argv[] = {"/bin/sh",   "-c", "exec \"$0\" admin import \"$1\" 2>&1",
+                          KIZUNA_PATH, path, NULL};
+    cr_assert_eq(kill(d.pid, SIGSTOP), 0);
+    int fd;
+    pid_t pid = spawn_reader(argv, env, &fd);
+    size_t len = 0;
+    bool progress = read_until(fd, out, sizeof out, &len, "importing", 5000);
+    kill(d.pid, SIGCONT);
+    bool done = read_until(fd, out, sizeof out, &len, "imported: 2 to add", 20000);
+    close(fd);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(progress, "a progress line while the server is stopped: [%s]", out);
+    cr_assert(done, "%s", out);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s", out);
+    cr_assert(strstr(out, "slow.csv"), "the line names the file: %s", out);
 }
 
 /* The whole of a small file (NUL-terminated into buf). */

@@ -135,6 +135,9 @@ static char *csv_one(const char *cell)
     struct kz_csv csv = {0};
     kz_csv_cell(&csv, cell, true);
     cr_assert(!csv.failed);
+    /* Every CSV begins with a UTF-8 BOM (issue 13, item 4); the cell follows it. */
+    cr_assert(strncmp(csv.text, "\xef\xbb\xbf", 3) == 0, "%s", csv.text);
+    memmove(csv.text, csv.text + 3, strlen(csv.text + 3) + 1);
     return csv.text;
 }
 
@@ -165,12 +168,14 @@ Test(csv, formula_cells_are_guarded_and_every_cell_quoted)
         cr_assert_str_eq(got, cases[i][1], "cell [%s]", cases[i][0]);
         free(got);
     }
+    char posix[64], err[256];
+    cr_assert_eq(kz_time_zone_load("UTC", posix, sizeof posix, err, sizeof err), 0, "%s", err);
     struct kz_csv csv = {0};
     const char *row[] = {"a", "-b", NULL};
     kz_csv_row(&csv, row, 3);
     kz_csv_time(&csv, 0, false);
     kz_csv_time(&csv, 1767312245000, true);
-    cr_assert_str_eq(csv.text, "\"a\",\"'-b\",\"\"\n\"\",\"2026-01-02T00:04:05Z\"\n");
+    cr_assert_str_eq(csv.text, "\xef\xbb\xbf\"a\",\"'-b\",\"\"\n\"\",\"2026-01-02 00:04:05\"\n");
     kz_csv_free(&csv);
 }
 
@@ -195,6 +200,96 @@ Test(csv, unguard_gives_back_exactly_what_was_written)
     kz_csv_unguard(plain);
     cr_assert_str_eq(hand, "+81 22-123-4567");
     cr_assert_str_eq(plain, "'Tis");
+}
+
+/* Issue 13, item 4: Excel opens a CSV as UTF-8 only when it begins with a BOM (without one,
+ * Japanese Excel reads it as Shift_JIS and shows mojibake), and staff read times in the server's
+ * time zone (time_zone, default Asia/Tokyo), not UTC. */
+Test(csv, every_csv_begins_with_a_bom_and_shows_times_in_the_server_zone)
+{
+    char posix[64], err[256];
+    cr_assert_eq(kz_time_zone_load("Asia/Tokyo", posix, sizeof posix, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_str_eq(posix, "JST-9", "the rule a client without tzdata can use");
+    struct kz_csv csv = {0};
+    const char *header[] = {"at", "name"};
+    kz_csv_row(&csv, header, 2);
+    kz_csv_time(&csv, 1767312245000, false); /* 2026-01-02T00:04:05Z */
+    kz_csv_cell(&csv, "田中 花子", true);
+    kz_csv_time(&csv, 1767312245999, true);
+    cr_assert_str_eq(csv.text, "\xef\xbb\xbf\"at\",\"name\"\n"
+                               "\"2026-01-02 09:04:05\",\"田中 花子\"\n"
+                               "\"2026-01-02 09:04:05\"\n");
+    kz_csv_free(&csv);
+    cr_assert_eq(kz_time_zone_load("America/New_York", posix, sizeof posix, err, sizeof err), 0,
+                 "%s", err);
+    cr_assert_str_eq(posix, "EST5EDT,M3.2.0,M11.1.0");
+    kz_csv_time(&csv, 1767312245000, true);
+    cr_assert_str_eq(csv.text, "\xef\xbb\xbf\"2026-01-01 19:04:05\"\n");
+    kz_csv_free(&csv);
+}
+
+Test(csv, the_time_zone_must_be_a_zone_of_tzdata)
+{
+    char posix[64] = "unchanged", err[256];
+    const char *bad[] = {"",
+                         "Mars/Olympus",
+                         "Asia",                           /* a directory */
+                         "zone.tab",                       /* a file, not a zone */
+                         "../../../etc/passwd",            /* outside the zone database */
+                         "/usr/share/zoneinfo/Asia/Tokyo", /* a path, not a name */
+                         "Asia/../Asia/Tokyo",
+                         ":Asia/Tokyo",
+                         "JST-9"}; /* a POSIX rule is not a zone name */
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        cr_assert_neq(kz_time_zone_load(bad[i], posix, sizeof posix, err, sizeof err), 0, "[%s]",
+                      bad[i]);
+        cr_assert(strstr(err, "time_zone"), "the message names the setting: %s", err);
+    }
+    cr_assert_str_eq(posix, "unchanged");
+    const char *good[] = {"UTC", "Asia/Tokyo", "Europe/London", "Etc/GMT-9"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        cr_assert_eq(kz_time_zone_load(good[i], posix, sizeof posix, err, sizeof err), 0, "%s",
+                     err);
+}
+
+/* Issue 13, item 5: one-time passwords are random (KZ_OTP_CHARS characters of a 53-letter
+ * alphabet, over 112 bits), so a keyed BLAKE2b hash stands in for argon2id; the stored hash says
+ * which kind it is, and both verify. */
+Test(accounts, one_time_passwords_use_a_keyed_fast_hash_and_both_kinds_verify)
+{
+    uint8_t key[32], other[32];
+    memset(key, 7, sizeof key);
+    memset(other, 8, sizeof other);
+    char otp[KZ_OTP_CHARS + 1], h1[STORE_HASH_MAX + 1], h2[STORE_HASH_MAX + 1];
+    kz_password_generate(otp, sizeof otp);
+    cr_assert_eq(strlen(otp), 20);
+    cr_assert_eq(srv_otp_hash(key, otp, h1), 0);
+    cr_assert_eq(srv_otp_hash(key, otp, h2), 0);
+    cr_assert(strncmp(h1, "$kzotp1$", 8) == 0, "%s", h1);
+    cr_assert_str_neq(h1, h2, "salted: the same password hashes differently");
+    bool fast = false;
+    cr_assert(srv_password_verify(key, h1, otp, &fast));
+    cr_assert(fast);
+    cr_assert(srv_password_verify(key, h2, otp, &fast));
+    cr_assert(!srv_password_verify(other, h1, otp, &fast), "the hash is keyed");
+    cr_assert(!srv_password_verify(key, h1, "not-the-password", &fast));
+    h1[strlen(h1) - 2] ^= 1;
+    cr_assert(!srv_password_verify(key, h1, otp, &fast), "a damaged hash verifies nothing");
+    cr_assert(!srv_password_verify(key, "", otp, &fast));
+    cr_assert(!srv_password_verify(key, "$kzotp1$", otp, &fast));
+    /* argon2id hashes (every chosen password, and every hash stored before) still verify. */
+    struct kz_config c;
+    kz_config_defaults(&c);
+    c.argon2_opslimit = 1;
+    c.argon2_memlimit_kib = 8;
+    char a[STORE_HASH_MAX + 1];
+    cr_assert_eq(srv_password_hash(&c, "chosen-password-1", a), 0);
+    cr_assert(strncmp(a, "$argon2id$", 10) == 0, "%s", a);
+    cr_assert(srv_password_verify(key, a, "chosen-password-1", &fast));
+    cr_assert(!fast);
+    cr_assert(!srv_password_verify(key, a, "chosen-password-2", &fast));
 }
 
 #include "idmap.h"
