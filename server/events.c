@@ -223,8 +223,9 @@ static cJSON *event_view(struct srv *s, const struct store_event *e, const struc
     cJSON *content = cJSON_DetachItemFromObjectCaseSensitive(p, "content");
     if (!content)
         content = cJSON_CreateObject();
-    if (strcmp(e->type, "msg") == 0) {
-        if (m) {
+    bool is_photo = strcmp(e->type, "e2ee.photo") == 0;
+    if (strcmp(e->type, "msg") == 0 || is_photo) {
+        if (m && !is_photo) {
             cJSON_ReplaceItemInObjectCaseSensitive(content, "body", cJSON_CreateString(m->body));
             cJSON_AddBoolToObject(o, "edited", m->edited_at > 0 && !m->deleted);
             cJSON_AddBoolToObject(o, "deleted", m->deleted);
@@ -438,7 +439,8 @@ static int add_count(void *arg, const struct store_event *e, const struct store_
     struct counts_ctx *cc = arg;
     if (e->pos <= cc->lo)
         return 1;
-    if (!m || m->deleted)
+    /* Messages and encrypted photos: both are what people read (既読). */
+    if (strcmp(e->type, "e2ee.photo") != 0 && (!m || m->deleted))
         return 0;
     int64_t n = 0;
     store_read_count(cc->s->store, e->room, e->pos, e->sender, &n);

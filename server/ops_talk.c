@@ -348,6 +348,23 @@ static int reader_one(void *arg, const struct store_member *m)
     return 0;
 }
 
+/* An encrypted photo is read like a message: its event gives the room and the sender. */
+struct photo_at {
+    int64_t room, sender;
+    bool found;
+};
+
+static int photo_of(void *arg, const struct store_event *e)
+{
+    struct photo_at *p = arg;
+    if (strcmp(e->type, "e2ee.photo") == 0) {
+        p->room = e->room;
+        p->sender = e->sender;
+        p->found = true;
+    }
+    return 1;
+}
+
 enum kz_err op_readers(struct srv_call *c)
 {
     struct store_room room;
@@ -357,14 +374,19 @@ enum kz_err op_readers(struct srv_call *c)
     if (e)
         return e;
     int64_t pos = srv_arg_int(c, "pos", 0);
-    if (store_message_get(srv_store(c->srv), pos, &m) != STORE_OK || m.room != room.id)
-        return srv_fail(c, KZ_NOT_FOUND, "no message at position %lld in this room",
+    struct photo_at photo = {0};
+    if (store_message_get(srv_store(c->srv), pos, &m) == STORE_OK && m.room == room.id) {
+        photo.sender = m.sender;
+    } else if (store_event_get(srv_store(c->srv), pos, photo_of, &photo) != STORE_OK ||
+               !photo.found || photo.room != room.id) {
+        return srv_fail(c, KZ_NOT_FOUND, "no message or photo at position %lld in this room",
                         (long long)pos);
+    }
     c->result = cJSON_CreateObject();
     struct readers_ctx r = {c->srv,
                             room.id,
                             pos,
-                            m.sender,
+                            photo.sender,
                             cJSON_AddArrayToObject(c->result, "read"),
                             cJSON_AddArrayToObject(c->result, "unread")};
     if (store_member_each(srv_store(c->srv), room.id, false, reader_one, &r) != STORE_OK)

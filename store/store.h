@@ -403,7 +403,8 @@ typedef int (*store_history_fn)(void *ctx, const struct store_event *e,
                                 const struct store_message *m);
 enum store_rc store_history(struct store *st, int64_t room, int64_t before, int64_t after,
                             int limit, store_history_fn fn, void *ctx);
-/* Unread messages from others after read_pos, and the latest message (m.pos 0 if none). */
+/* Unread messages and photos (e2ee.photo events) from others after read_pos, and the latest
+ * message (m.pos 0 if none). */
 enum store_rc store_room_unread(struct store *st, int64_t room, int64_t user_id, int64_t read_pos,
                                 int64_t *out);
 enum store_rc store_room_last_message(struct store *st, int64_t room, store_message_fn fn,

@@ -128,8 +128,11 @@ static const char *const talk_sql[T_COUNT] = {
                      " JOIN rooms r ON r.id = e.room LEFT JOIN messages m ON m.pos = e.pos"
                      " WHERE e.room = ? AND e.pos > ? AND e.type NOT IN ('msg.edit', 'msg.delete')"
                      " ORDER BY e.pos ASC LIMIT ?",
-    [T_UNREAD] = "SELECT count(*) FROM messages WHERE room = ? AND pos > ? AND sender != ?"
-                 " AND deleted = 0",
+    /* Unread: messages and encrypted photos from others (a photo has no messages row: the
+     * server cannot read it, but people see it as a message). */
+    [T_UNREAD] = "SELECT (SELECT count(*) FROM messages WHERE room = ?1 AND pos > ?2"
+                 " AND sender != ?3 AND deleted = 0) + (SELECT count(*) FROM events"
+                 " WHERE room = ?1 AND pos > ?2 AND sender != ?3 AND type = 'e2ee.photo')",
     [T_LAST_MSG] = "SELECT " MSG_COLS " FROM messages m WHERE m.room = ? ORDER BY m.pos DESC"
                    " LIMIT 1",
     [T_ROOMS_OF_USER] =

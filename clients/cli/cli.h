@@ -103,4 +103,52 @@ int cmd_devices(int argc, char **argv, bool *handled);
  * of a shared phone must leave nothing that could read the rooms' photos). */
 void keystore_wipe(void);
 
+/* timeline.c: what history and tail make of a room's events (photos opened or why not, 既読
+ * on one's own messages, marking read what was shown, answering key requests). One timeline
+ * per process. tl_begin binds it to a connection (c borrowed; views read on it are dropped by
+ * the next tl_begin or tl_detach); mark_read false is --no-read. */
+void tl_begin(struct kzc *c, const struct session *s, bool mark_read);
+void tl_detach(void);
+/* Marks what is pending, then frees everything (call before closing the connection). */
+void tl_end(void);
+/* room.list's reply: the rooms, their names for hints, markers and unread counts. */
+void tl_set_rooms(const cJSON *room_list);
+/* Whether this user sent the event. */
+bool tl_is_mine(const cJSON *ev);
+/* One line for an e2ee.photo event: caption, time, sender, GPS and the `photo get` command,
+ * decrypted on this device, or why it cannot be (asking for its key once). */
+void tl_print_photo(const cJSON *ev, const char *prefix);
+/* An event was shown: it may be marked read, and our own messages' 既読 is followed. */
+void tl_shown(const cJSON *ev);
+/* tail: an encrypted event arrived live: keys are taken (photos waiting for them are shown
+ * again) and other devices' key requests answered. */
+void tl_follow(const cJSON *ev);
+/* Whether a page of a room's events (oldest first; the history request's before/after, -1/0
+ * when absent) leaves nothing unread and unshown before it; *missing gets how many unread lie
+ * before it when known (else -1). */
+bool tl_page_contiguous(const char *room_id, const cJSON *events, bool more, long long before,
+                        long long after, long long *missing);
+/* This user's read marker in the room, as last known. */
+long long tl_marker(const char *room_id);
+/* Prints where the unread messages begin that a page did not show. */
+void tl_unread_hint(const char *room_id, long long missing);
+/* What a command shows of a room from now: everything after `start` (-1: a page); contiguous:
+ * nothing unread lies unshown before it. */
+void tl_room_start(const char *room_id, long long start, bool contiguous);
+/* tail of every room, from position start: lines say which room, and rooms with unread
+ * messages from before are named (they are not marked read until those are read). */
+void tl_tail_all(long long start);
+/* Asks the server to mark each contiguous room read up to what was shown. An exit code. */
+int tl_mark_flush(void);
+/* tail: a `read` event: our own shown messages' new 既読, kept for one compact line. */
+void tl_counts(const cJSON *read_ev);
+/* Prints the pending 既読 lines (one per room). */
+void tl_counts_flush(void);
+/* tail: how long to wait for the next event before tl_tick(true) has work to do. */
+int tl_wait_ms(void);
+/* tail: flushes 既読 lines and read marks when idle, or at least once a second. */
+int tl_tick(bool idle);
+/* This user's photos still uploading to the room from this device, one line each. */
+void tl_pending_uploads(const char *room_id, const char *label);
+
 #endif

@@ -43,6 +43,13 @@ void ks_shred(const char *path);
  * caller wipes with ks_device_wipe. */
 int ks_device_ensure(struct kzc *c, const struct session *s, struct ks_device *out);
 void ks_device_wipe(struct ks_device *d);
+/* Loads this device's keys from the config directory only (no server, nothing made); false if
+ * there are none for this session's login and server. On true the caller wipes *out. */
+bool ks_device_local(const struct session *s, struct ks_device *out);
+/* The key that seals what a staged upload must not keep in plaintext (upload.c): BLAKE2b-256
+ * keyed with this device's box secret key over "kizuna/staging/v1", so it is gone with
+ * device.json (logout, a replaced device) and the staged state is unreadable without it. */
+void ks_staging_key(const struct ks_device *d, uint8_t key[32]);
 /* device id = base64url(BLAKE2b-128(sign_pk)). */
 void ks_device_id(const uint8_t sign_pk[32], char out[DEVICE_ID_MAX]);
 
@@ -100,6 +107,14 @@ int photo_send(int argc, char **argv);
 int photo_resume(int argc, char **argv);
 /* The staging directory's path of a file name. */
 void staging_path(char *out, size_t n, const char *name);
+/* The sealed part of a staged upload's state (caption, GPS, capture time, file name,
+ * thumbnail, sizes, the blob's key), opened with this device's keys; NULL if it does not open.
+ * The caller frees it with staging_secret_free, which overwrites it first. */
+cJSON *staging_open(const struct ks_device *me, const cJSON *st);
+void staging_secret_free(cJSON *secret);
+/* This login's photos still being sent to a room from this device (in no set order):
+ * [{"caption","created_at","offset","blob_len"}]. The caller deletes the result (never NULL). */
+cJSON *staging_pending(const struct ks_device *me, const char *login, const char *room_id);
 /* Connects with the saved session and makes sure this device is registered. The caller
  * closes *c and wipes *me. Returns an exit code. */
 int connect_device(struct kzc **c, struct session *s, struct ks_device *me);
@@ -137,6 +152,12 @@ struct room_view {
 int rv_load(struct kzc *c, struct ks_device *me, const char *room_id, struct room_view *rv);
 /* Saves the key state if it changed, and frees everything. */
 void rv_free(struct room_view *rv);
+/* Adds one e2ee.* event of this room that arrived after rv_load (tail), taking our key if it
+ * is an e2ee.keys with an entry for us. False (nothing added) for another room or type, or an
+ * event already in the view. */
+bool rv_add(struct room_view *rv, const cJSON *ev);
+/* Reads room.devices again (a device registered or left since rv_load). An exit code. */
+int rv_reload_devices(struct room_view *rv);
 /* NULL if the event's device signature, device self-signature and sender all check out;
  * otherwise which check failed (a static string). */
 const char *rv_verify(struct room_view *rv, const cJSON *ev);

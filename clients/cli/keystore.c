@@ -2,7 +2,9 @@
  * (files 0600, directories 0700). Layout:
  *   device.json        this device: id, login, server, both key pairs (secret)
  *   rooms/ROOM.json    epoch keys of one room: our own current epoch and every one received
- *   staging/           photos being uploaded or downloaded (photo.c)
+ *   staging/           photos being uploaded (upload.c: the encrypted blob, and its state
+ *                      with the caption, GPS, thumbnail and keys sealed under a key derived
+ *                      from this device's) or downloaded (photo.c: ciphertext)
  * Logging out wipes all of it: a shared phone must keep nothing that reads the rooms' photos. */
 #include "e2ee.h"
 
@@ -235,6 +237,22 @@ static bool device_load(const struct session *s, struct ks_device *d)
         snprintf(d->login, sizeof d->login, "%s", s->login);
     }
     return ok;
+}
+
+bool ks_device_local(const struct session *s, struct ks_device *out)
+{
+    memset(out, 0, sizeof *out);
+    if (device_load(s, out))
+        return true;
+    ks_device_wipe(out);
+    return false;
+}
+
+void ks_staging_key(const struct ks_device *d, uint8_t key[32])
+{
+    static const char domain[] = "kizuna/staging/v1";
+    crypto_generichash(key, 32, (const unsigned char *)domain, sizeof domain - 1, d->k.box_sk,
+                       sizeof d->k.box_sk);
 }
 
 /* New keys for this login on this server. Anything kept for older keys goes first: room keys

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define RX_MAX (64u << 20)
 
@@ -166,14 +167,25 @@ static void timer_cb(lws_sorted_usec_list_t *sul)
     c->timed_out = true;
 }
 
-/* Services the connection until done(c, arg) holds, it closes, or timeout_ms passes. */
+/* Services the connection until done(c, arg) holds, it closes, or timeout_ms passes. The timer
+ * only makes poll() wake at the deadline: lws runs a ripe timer's callback at the start of the
+ * next lws_service(), which then sleeps until lws's own next timer (up to 30 s), so the clock
+ * is what ends the wait (kzc_next_event(c, 300) took 30.3 s before). */
 static bool wait_for(struct kzc *c, bool (*done)(struct kzc *, void *), void *arg, int timeout_ms)
 {
     c->timed_out = false;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    lws_usec_t deadline = (lws_usec_t)now.tv_sec * LWS_US_PER_SEC + now.tv_nsec / 1000 +
+                          (lws_usec_t)timeout_ms * LWS_US_PER_MS;
     lws_sul_schedule(c->ctx, 0, &c->timer, timer_cb, (lws_usec_t)timeout_ms * LWS_US_PER_MS);
-    while (!done(c, arg) && !c->closed && !c->timed_out)
+    while (!done(c, arg) && !c->closed && !c->timed_out) {
         if (lws_service(c->ctx, 0) < 0)
             break;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((lws_usec_t)now.tv_sec * LWS_US_PER_SEC + now.tv_nsec / 1000 >= deadline)
+            break;
+    }
     lws_sul_cancel(&c->timer);
     return done(c, arg);
 }

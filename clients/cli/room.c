@@ -202,24 +202,60 @@ static void open_envelope(struct room_view *rv, const cJSON *ev, const char *epo
     cJSON_Delete(p);
 }
 
+/* Takes our key from an e2ee.keys event, if it has an entry for us. */
+static void take_keys(struct room_view *rv, const cJSON *ev)
+{
+    if (strcmp(str(ev, "event", NULL), "e2ee.keys") != 0 || rv_verify(rv, ev))
+        return;
+    cJSON *data = event_data(ev);
+    const char *epoch = str(data, "epoch", NULL);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(data, "entries"))
+    {
+        if (strcmp(str(e, "to", NULL), rv->me->id) == 0)
+            open_envelope(rv, ev, epoch, str(e, "box", NULL));
+    }
+    cJSON_Delete(data);
+}
+
 /* Takes the keys of every e2ee.keys event that has an entry for us. */
 static void collect_keys(struct room_view *rv)
 {
     const cJSON *ev;
-    cJSON_ArrayForEach(ev, rv->events)
+    cJSON_ArrayForEach(ev, rv->events) take_keys(rv, ev);
+}
+
+bool rv_add(struct room_view *rv, const cJSON *ev)
+{
+    long long pos = num_of(ev, "pos");
+    const cJSON *have;
+    if (strncmp(str(ev, "event", NULL), "e2ee.", 5) != 0 ||
+        strcmp(str(ev, "room", NULL), rv->room_id) != 0)
+        return false;
+    cJSON_ArrayForEach(have, rv->events)
     {
-        if (strcmp(str(ev, "event", NULL), "e2ee.keys") != 0 || rv_verify(rv, ev))
-            continue;
-        cJSON *data = event_data(ev);
-        const char *epoch = str(data, "epoch", NULL);
-        const cJSON *e;
-        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(data, "entries"))
-        {
-            if (strcmp(str(e, "to", NULL), rv->me->id) == 0)
-                open_envelope(rv, ev, epoch, str(e, "box", NULL));
-        }
-        cJSON_Delete(data);
+        if (num_of(have, "pos") == pos)
+            return false;
     }
+    cJSON *copy = cJSON_Duplicate(ev, true);
+    cJSON_AddItemToArray(rv->events, copy);
+    take_keys(rv, copy);
+    return true;
+}
+
+int rv_reload_devices(struct room_view *rv)
+{
+    cJSON *args = cJSON_CreateObject(), *reply;
+    cJSON_AddStringToObject(args, "room", rv->room_id);
+    int rc = call(rv->c, "room.devices", args, &reply);
+    if (rc != EXIT_OK)
+        return rc;
+    cJSON_Delete(rv->devices);
+    rv->devices = cJSON_DetachItemFromObjectCaseSensitive(reply, "devices");
+    cJSON_Delete(reply);
+    const cJSON *d;
+    cJSON_ArrayForEach(d, rv->devices) dir_add(rv, d);
+    return EXIT_OK;
 }
 
 /* Every e2ee.* event of the room, oldest first, by history pages. */

@@ -210,7 +210,7 @@ static void print_event(const cJSON *ev, const char *label)
         long long n = num(ev, "read_count");
         printf("%s#%lld %s %s: %s%s", prefix, pos, t, who(ev), str(content, "body", NULL),
                flag(ev, "edited") ? " (edited)" : "");
-        if (n > 0)
+        if (n > 0 && tl_is_mine(ev)) /* as LINE: 既読 beside one's own messages */
             printf("  既読 %lld", n);
         printf("\n");
     } else if (strcmp(type, "msg.edit") == 0) {
@@ -256,9 +256,7 @@ static void print_event(const cJSON *ev, const char *label)
     } else if (strcmp(type, "notice.withdraw") == 0) {
         printf("%s#%lld %s notice #%lld was withdrawn\n", prefix, pos, t, num(content, "notice"));
     } else if (strcmp(type, "e2ee.photo") == 0) {
-        /* The server cannot show what it cannot read: only that a photo came. */
-        printf("%s#%lld %s %s: [encrypted photo: kizuna photo get ROOM %lld]\n", prefix, pos, t,
-               who(ev), pos);
+        tl_print_photo(ev, prefix); /* opened on this device, or why it cannot be */
     } else if (strncmp(type, "e2ee.", 5) == 0) {
         return; /* keys and key requests: the photo commands deal with them */
     } else {
@@ -623,25 +621,89 @@ static int cmd_send(int argc, char **argv)
     return rc;
 }
 
+/* history keeps its connection open while the page is shown (photos are opened on it), then
+ * history_done marks what was shown read and closes it. */
+static struct {
+    struct kzc *c;
+    char room_id[ROOM_ID_MAX];
+    long long before, after;
+} hist = {.after = -1};
+
+/* Like room_call for op history, printing the reply with --json, but the connection stays. */
+static int history_call(const char *want, cJSON *args, bool mark, cJSON **reply)
+{
+    struct session s;
+    cJSON *rooms = NULL;
+    hist.before = num(args, "before");
+    hist.after = cJSON_GetObjectItemCaseSensitive(args, "after") ? num(args, "after") : -1;
+    int rc = connect_authed(&hist.c, &s);
+    if (rc == EXIT_OK && (rc = resolve_room(hist.c, want, hist.room_id, NULL, 0)) == EXIT_OK &&
+        (rc = call(hist.c, "room.list", NULL, &rooms)) == EXIT_OK) {
+        tl_begin(hist.c, &s, mark);
+        tl_set_rooms(rooms);
+        cJSON_AddStringToObject(args, "room", hist.room_id);
+        rc = call(hist.c, "history", args, reply);
+        args = NULL; /* consumed */
+        if (rc == EXIT_OK && json_out)
+            print_json(*reply);
+    }
+    cJSON_Delete(rooms);
+    cJSON_Delete(args);
+    if (rc != EXIT_OK && hist.c) {
+        tl_end();
+        kzc_close(hist.c);
+        hist.c = NULL;
+    }
+    return rc;
+}
+
+/* The page was shown: it is read if nothing unread lies unshown before it (else say where
+ * the unread begin); this user's photos still uploading follow the newest page. */
+static void history_done(const cJSON *reply, bool mark)
+{
+    if (!hist.c)
+        return;
+    const cJSON *events = cJSON_GetObjectItemCaseSensitive(reply, "events"), *ev;
+    cJSON_ArrayForEach(ev, events) tl_shown(ev);
+    long long missing = -1;
+    bool contiguous = cJSON_GetArraySize(events) > 0 &&
+                      tl_page_contiguous(hist.room_id, events, flag(reply, "more"), hist.before,
+                                         hist.after, &missing);
+    tl_room_start(hist.room_id, -1, contiguous);
+    if (mark && !contiguous && cJSON_GetArraySize(events) > 0 && !json_out)
+        tl_unread_hint(hist.room_id, missing);
+    if (!json_out && !hist.before && (hist.after < 0 || !flag(reply, "more")))
+        tl_pending_uploads(hist.room_id, NULL);
+    tl_end(); /* marks */
+    kzc_close(hist.c);
+    hist.c = NULL;
+}
+
 static int cmd_history(int argc, char **argv)
 {
     if (argc < 2)
-        return usage_error("history ROOM [--before POS] [--after POS] [--limit N]");
+        return usage_error("history ROOM [--before POS] [--after POS] [--limit N] [--no-read]");
     cJSON *args = cJSON_CreateObject();
     bool forward = false; /* --after: the next page is newer, not older */
+    bool mark = true;     /* --no-read: scripts and shared screens leave the marker alone */
     for (int i = 2; i < argc; i += 2) { /* option, value */
         long long v;
+        if (strcmp(argv[i], "--no-read") == 0) {
+            mark = false;
+            i--;
+            continue;
+        }
         if (i + 1 >= argc || !parse_pos(argv[i + 1], &v) ||
             (strcmp(argv[i], "--before") && strcmp(argv[i], "--after") &&
              strcmp(argv[i], "--limit"))) {
             cJSON_Delete(args);
-            return usage_error("history ROOM [--before POS] [--after POS] [--limit N]");
+            return usage_error("history ROOM [--before POS] [--after POS] [--limit N] [--no-read]");
         }
         forward |= strcmp(argv[i], "--after") == 0;
         cJSON_AddNumberToObject(args, argv[i] + 2, (double)v);
     }
     cJSON *reply = NULL;
-    int rc = room_call(argv[1], "history", args, &reply);
+    int rc = history_call(argv[1], args, mark, &reply);
     if (rc == EXIT_OK && !json_out) {
         const cJSON *ev;
         cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(reply, "events"))
@@ -651,6 +713,7 @@ static int cmd_history(int argc, char **argv)
             printf("(more: --%s %lld)\n", forward ? "after" : "before",
                    num(cJSON_GetArrayItem(evs, forward ? cJSON_GetArraySize(evs) - 1 : 0), "pos"));
     }
+    history_done(reply, mark);
     cJSON_Delete(reply);
     return rc;
 }
@@ -782,37 +845,15 @@ static int cmd_edit_delete(int argc, char **argv, bool is_delete)
 
 /* ---- tail: live, reconnecting, resuming ---- */
 
-/* Remembers read counts already shown, so a `read` push prints only what changed. */
-#define SHOWN_SLOTS 4096
-static struct {
-    long long pos, count;
-} shown[SHOWN_SLOTS];
-
-static void show_counts(const cJSON *ev, const char *label, long long first_shown)
-{
-    const cJSON *pair;
-    cJSON_ArrayForEach(pair, cJSON_GetObjectItemCaseSensitive(ev, "counts"))
-    {
-        long long pos = (long long)cJSON_GetArrayItem(pair, 0)->valuedouble;
-        long long n = (long long)cJSON_GetArrayItem(pair, 1)->valuedouble;
-        if (pos < first_shown)
-            continue; /* a message this tail never showed */
-        size_t slot = (size_t)pos % SHOWN_SLOTS;
-        if (shown[slot].pos == pos && shown[slot].count == n)
-            continue;
-        shown[slot].pos = pos;
-        shown[slot].count = n;
-        if (n > 0)
-            printf("%s%s%s#%lld 既読 %lld\n", label && *label ? "[" : "", label ? label : "",
-                   label && *label ? "] " : "", pos, n);
-    }
-}
+/* What tail shows is read (timeline.c marks it, unless --no-read), and the 既読 of one's own
+ * messages it showed changes in one compact line per room. */
+#define TAIL_UNREAD_MAX 200 /* more unread than the context, up to this: shown from the first */
 
 struct tail_state {
     char room_id[ROOM_ID_MAX]; /* "" = every room */
     int context;               /* recent events of the room to show first, like tail -n */
     long long last;            /* the last position shown; -1 before the first sync */
-    long long first_shown;     /* the first position shown (0: none yet) */
+    bool mark;                 /* mark what is shown read (not with --no-read) */
     cJSON *rooms;              /* room.list, for labels */
 };
 
@@ -844,10 +885,9 @@ static void tail_show(struct tail_state *ts, const cJSON *ev)
         return;
     }
     if (strcmp(type, "read") == 0) {
+        tl_counts(ev); /* printed once things settle (tl_tick) */
         if (json_out)
             print_json(ev);
-        else
-            show_counts(ev, label_of(ts, room), ts->first_shown ? ts->first_shown : ts->last + 1);
         fflush(stdout);
         return;
     }
@@ -856,13 +896,60 @@ static void tail_show(struct tail_state *ts, const cJSON *ev)
         return; /* already shown: never print an event twice */
     if (pos)
         ts->last = pos;
-    if (pos && !ts->first_shown)
-        ts->first_shown = pos;
+    tl_counts_flush(); /* 既読 lines pending from before this event come first */
+    tl_follow(ev);     /* keys taken, other devices' key requests answered */
     if (json_out)
         print_json(ev);
     else
         print_event(ev, label_of(ts, room));
+    tl_shown(ev);
     fflush(stdout);
+}
+
+/* The first page of a one-room tail (consumed): shown from the first unread event when more
+ * are unread than the context and they fit TAIL_UNREAD_MAX, as LINE opens a room; otherwise
+ * where the unread ones begin is said, and the room is not marked read. */
+static int tail_first_page(struct kzc *c, struct tail_state *ts, cJSON *reply)
+{
+    const cJSON *events = cJSON_GetObjectItemCaseSensitive(reply, "events"), *ev;
+    long long missing = -1;
+    bool contiguous = ts->context > 0 &&
+                      tl_page_contiguous(ts->room_id, events, flag(reply, "more"), 0, -1, &missing);
+    if (!contiguous && ts->context > 0 && missing > 0 && missing <= TAIL_UNREAD_MAX) {
+        cJSON *args = cJSON_CreateObject(), *unread;
+        cJSON_AddStringToObject(args, "room", ts->room_id);
+        cJSON_AddNumberToObject(args, "after", (double)tl_marker(ts->room_id));
+        cJSON_AddNumberToObject(args, "limit", TAIL_UNREAD_MAX);
+        int rc = call(c, "history", args, &unread);
+        if (rc != EXIT_OK) {
+            cJSON_Delete(reply);
+            return rc;
+        }
+        if (!flag(unread, "more") && cJSON_GetArraySize(cJSON_GetObjectItem(unread, "events"))) {
+            cJSON_Delete(reply);
+            reply = unread;
+            events = cJSON_GetObjectItemCaseSensitive(reply, "events");
+            contiguous = true;
+        } else {
+            cJSON_Delete(unread);
+        }
+    }
+    ts->last = 0;
+    cJSON_ArrayForEach(ev, events)
+    {
+        if (ts->context > 0)
+            tail_show(ts, ev);
+        else if (num(ev, "pos") > ts->last)
+            ts->last = num(ev, "pos");
+    }
+    long long first = num(cJSON_GetArrayItem(events, 0), "pos");
+    tl_room_start(ts->room_id, ts->context > 0 && first ? first - 1 : ts->last, contiguous);
+    if (!contiguous && ts->mark && ts->context > 0 && first && !json_out)
+        tl_unread_hint(ts->room_id, missing);
+    if (!json_out)
+        tl_pending_uploads(ts->room_id, NULL);
+    cJSON_Delete(reply);
+    return EXIT_OK;
 }
 
 /* One connection's life: catch up from ts->last, then follow live until it drops. Returns
@@ -874,10 +961,13 @@ static int tail_once(struct tail_state *ts, const char *want)
     int rc = connect_authed(&c, &s);
     if (rc != EXIT_OK)
         return rc == EXIT_UNREACHABLE ? EXIT_OK : rc;
+    bool first = ts->last < 0;
+    tl_begin(c, &s, ts->mark);
     cJSON_Delete(ts->rooms);
     ts->rooms = NULL;
     if ((rc = call(c, "room.list", NULL, &ts->rooms)) != EXIT_OK)
         goto out;
+    tl_set_rooms(ts->rooms);
     if (want && !ts->room_id[0] && (rc = resolve_room(c, want, ts->room_id, NULL, 0)) != EXIT_OK)
         goto out;
     if (ts->room_id[0] && ts->last < 0) {
@@ -886,18 +976,9 @@ static int tail_once(struct tail_state *ts, const char *want)
         cJSON *args = cJSON_CreateObject(), *reply;
         cJSON_AddStringToObject(args, "room", ts->room_id);
         cJSON_AddNumberToObject(args, "limit", ts->context > 0 ? ts->context : 1);
-        if ((rc = call(c, "history", args, &reply)) != EXIT_OK)
+        if ((rc = call(c, "history", args, &reply)) != EXIT_OK ||
+            (rc = tail_first_page(c, ts, reply)) != EXIT_OK)
             goto out;
-        const cJSON *ev;
-        ts->last = 0;
-        cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(reply, "events"))
-        {
-            if (ts->context > 0)
-                tail_show(ts, ev);
-            else if (num(ev, "pos") > ts->last)
-                ts->last = num(ev, "pos");
-        }
-        cJSON_Delete(reply);
     }
     for (bool live = false; !live;) {
         cJSON *args = cJSON_CreateObject();
@@ -913,10 +994,15 @@ static int tail_once(struct tail_state *ts, const char *want)
         live = flag(reply, "live");
         cJSON_Delete(reply);
     }
+    if (first && !ts->room_id[0])
+        tl_tail_all(ts->last);
+    tl_tick(true); /* what the catch-up showed is read now */
     while (!kzc_closed(c, NULL, NULL, 0)) {
-        cJSON *ev = kzc_next_event(c, 1000);
-        if (!ev)
+        cJSON *ev = kzc_next_event(c, tl_wait_ms());
+        if (!ev) {
+            tl_tick(true);
             continue;
+        }
         const char *type = str(ev, "event", NULL);
         if (strcmp(type, "member") == 0 || strcmp(type, "room.create") == 0 ||
             strcmp(type, "room.update") == 0 || strcmp(type, "room.archive") == 0) {
@@ -926,31 +1012,36 @@ static int tail_once(struct tail_state *ts, const char *want)
                 fresh = r;
                 cJSON_Delete(ts->rooms);
                 ts->rooms = fresh;
+                tl_set_rooms(ts->rooms);
             } else {
                 cJSON_Delete(r);
             }
         }
         tail_show(ts, ev);
         cJSON_Delete(ev);
+        tl_tick(false);
     }
     rc = cli_session_ended(c); /* revoked, disabled, expired...: say so and stop */
 out:
+    tl_detach(); /* marks still pending go on the next connection */
     kzc_close(c);
     return rc == EXIT_UNREACHABLE ? EXIT_OK : rc;
 }
 
 static int cmd_tail(int argc, char **argv)
 {
-    struct tail_state ts = {.last = -1, .context = 10};
+    struct tail_state ts = {.last = -1, .context = 10, .mark = true};
     const char *room = NULL;
     for (int i = 1; i < argc; i++) {
         long long n;
         if (strcmp(argv[i], "-n") == 0 && i + 1 < argc && parse_pos(argv[i + 1], &n) && n <= 1000)
             ts.context = (int)n, i++;
+        else if (strcmp(argv[i], "--no-read") == 0)
+            ts.mark = false;
         else if (!room)
             room = argv[i];
         else
-            return usage_error("tail [ROOM] [-n N]");
+            return usage_error("tail [ROOM] [-n N] [--no-read]");
     }
     int backoff_ms = 250;
     quiet_unreachable = true;
@@ -958,6 +1049,7 @@ static int cmd_tail(int argc, char **argv)
         long long before = ts.last;
         int rc = tail_once(&ts, room);
         if (rc != EXIT_OK) {
+            tl_end();
             cJSON_Delete(ts.rooms);
             return rc;
         }

@@ -3,10 +3,13 @@
  * epoch key envelopes and the encrypted photo message.
  *
  * Staging (config dir, 0600): staging/NAME.kzb is the encrypted blob, staging/NAME.json its
- * state: blob id and key, lengths, the upload's URL and offset, the message fields and the
- * message's client_id. NAME hashes (login, room, the file's bytes), so running the same
- * command again finds the state and resumes without encrypting again. Both files go once the
- * message is posted.
+ * state. In the clear the state holds only what the server sees anyway (room, login, blob id,
+ * the blob's length, the upload's URL and offset, the message's client_id); everything else
+ * (the caption, GPS, capture time, file name, thumbnail, the image's size and the blob's key)
+ * is "sealed": XChaCha20-Poly1305 under ks_staging_key, with the blob id as additional data,
+ * so a phone with a pending upload holds none of it in plaintext (README). NAME hashes (login,
+ * room, the file's bytes), so running the same command again finds the state and resumes
+ * without encrypting again. Both files go once the message is posted.
  *
  * Test hook: KIZUNA_TEST_CUT_AFTER_BYTES=N makes the command exit with status 75 as soon as
  * at least N bytes are committed on the server (and before the upload completes), as if the
@@ -154,39 +157,155 @@ struct send_opts {
     int max_edge;
 };
 
-/* The state of a new staged photo: everything the message needs, and the blob's key. */
-static cJSON *state_new(const struct send_opts *o, const char *room_id, const char *login,
-                        const struct media_photo *p, const struct media_blob_info *info)
+/* ---- the sealed part of a staged state ---- */
+
+/* The fields of a state that exist only sealed (a state written before sealing had them in
+ * the clear: staging_upgrade moves them). */
+static const char *const sealed_fields[] = {"key",     "len",         "w",      "h",
+                                            "caption", "captured_at", "gps",    "file_name",
+                                            "thumb",   "thumb_w",     "thumb_h"};
+
+/* Overwrites every string value of a list of JSON items and of their children. */
+static void json_wipe(cJSON *it)
 {
-    cJSON *st = cJSON_CreateObject();
+    for (; it; it = it->next) {
+        if (it->valuestring)
+            sodium_memzero(it->valuestring, strlen(it->valuestring));
+        json_wipe(it->child);
+    }
+}
+
+/* Overwrites every string in a JSON tree (keys, captions, thumbnails), then deletes it. */
+static void json_wipe_delete(cJSON *o)
+{
+    if (o) {
+        if (o->valuestring)
+            sodium_memzero(o->valuestring, strlen(o->valuestring));
+        json_wipe(o->child);
+    }
+    cJSON_Delete(o);
+}
+
+/* Seals secret (not consumed) into st's "sealed". 0 or -1. */
+static int staging_seal(const struct ks_device *me, cJSON *st, const cJSON *secret)
+{
+    uint8_t key[32];
+    char *plain = cJSON_PrintUnformatted(secret);
+    const char *blob = str(st, "blob", NULL);
+    if (!plain)
+        return -1;
+    size_t len = strlen(plain);
+    unsigned char *ct = malloc(len + MEDIA_AEAD_OVERHEAD);
+    ks_staging_key(me, key);
+    char ad[128];
+    int ad_len = snprintf(ad, sizeof ad, "kizuna/staging/v1%c%s", 0, blob);
+    int rc = -1;
+    if (ct && ad_len > 0 && (size_t)ad_len < sizeof ad &&
+        media_aead_seal(plain, len, ad, (size_t)ad_len, key, ct) == MEDIA_OK) {
+        cJSON_DeleteItemFromObjectCaseSensitive(st, "sealed");
+        add_b64(st, "sealed", ct, len + MEDIA_AEAD_OVERHEAD);
+        rc = 0;
+    }
+    sodium_memzero(key, sizeof key);
+    sodium_memzero(plain, len);
+    cJSON_free(plain);
+    free(ct);
+    return rc;
+}
+
+cJSON *staging_open(const struct ks_device *me, const cJSON *st)
+{
+    uint8_t key[32], *ct;
+    size_t ct_len;
+    if (!unb64url(str(st, "sealed", NULL), &ct, &ct_len) || ct_len <= MEDIA_AEAD_OVERHEAD) {
+        free(ct);
+        return NULL;
+    }
+    size_t len = ct_len - MEDIA_AEAD_OVERHEAD;
+    char *plain = calloc(1, len + 1);
+    ks_staging_key(me, key);
+    char ad[128];
+    int ad_len = snprintf(ad, sizeof ad, "kizuna/staging/v1%c%s", 0, str(st, "blob", NULL));
+    cJSON *secret = NULL;
+    if (plain && ad_len > 0 && (size_t)ad_len < sizeof ad &&
+        media_aead_open(ct, ct_len, ad, (size_t)ad_len, key, (unsigned char *)plain) == MEDIA_OK)
+        secret = cJSON_Parse(plain);
+    if (secret && !cJSON_IsObject(secret)) {
+        json_wipe_delete(secret);
+        secret = NULL;
+    }
+    sodium_memzero(key, sizeof key);
+    if (plain)
+        sodium_memzero(plain, len);
+    free(plain);
+    free(ct);
+    return secret;
+}
+
+void staging_secret_free(cJSON *secret)
+{
+    json_wipe_delete(secret);
+}
+
+/* A state from before sealing keeps its private fields in the clear: seal them and save it
+ * (the old file is replaced by an atomic rename and its text never written again). 0 if the
+ * state is sealed now, -1 if it cannot be. */
+static int staging_upgrade(const struct ks_device *me, const char *name, cJSON *st)
+{
+    if (cJSON_GetObjectItemCaseSensitive(st, "sealed"))
+        return 0;
+    cJSON *secret = cJSON_CreateObject();
+    for (size_t i = 0; i < sizeof sealed_fields / sizeof *sealed_fields; i++) {
+        cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(st, sealed_fields[i]);
+        if (v)
+            cJSON_AddItemToObject(secret, sealed_fields[i], v);
+    }
+    int rc = staging_seal(me, st, secret);
+    json_wipe_delete(secret);
+    return rc == 0 ? state_save(name, st) : -1;
+}
+
+/* The state of a new staged photo: in the clear what the upload needs, sealed everything the
+ * message needs and the blob's key. NULL if it cannot be sealed. */
+static cJSON *state_new(const struct send_opts *o, const char *room_id, const char *login,
+                        const struct ks_device *me, const struct media_photo *p,
+                        const struct media_blob_info *info)
+{
+    cJSON *st = cJSON_CreateObject(), *sec = cJSON_CreateObject();
     char hex[2 * MEDIA_BLOB_HASHBYTES + 1];
     sodium_bin2hex(hex, sizeof hex, info->hash, sizeof info->hash);
     cJSON_AddStringToObject(st, "room", room_id);
     cJSON_AddStringToObject(st, "login", login);
     cJSON_AddStringToObject(st, "blob", hex);
     cJSON_AddNumberToObject(st, "blob_len", (double)info->blob_len);
-    add_b64(st, "key", info->key, sizeof info->key);
-    cJSON_AddNumberToObject(st, "len", (double)info->plain_len);
-    cJSON_AddNumberToObject(st, "w", p->width);
-    cJSON_AddNumberToObject(st, "h", p->height);
-    cJSON_AddStringToObject(st, "caption", o->caption ? o->caption : "");
+    add_b64(sec, "key", info->key, sizeof info->key);
+    cJSON_AddNumberToObject(sec, "len", (double)info->plain_len);
+    cJSON_AddNumberToObject(sec, "w", p->width);
+    cJSON_AddNumberToObject(sec, "h", p->height);
+    cJSON_AddStringToObject(sec, "caption", o->caption ? o->caption : "");
     if (p->has_captured_at)
-        cJSON_AddStringToObject(st, "captured_at", p->captured_at);
+        cJSON_AddStringToObject(sec, "captured_at", p->captured_at);
     else
-        cJSON_AddNullToObject(st, "captured_at");
+        cJSON_AddNullToObject(sec, "captured_at");
     if (p->has_gps && !o->no_gps) {
-        cJSON *g = cJSON_AddObjectToObject(st, "gps");
+        cJSON *g = cJSON_AddObjectToObject(sec, "gps");
         cJSON_AddNumberToObject(g, "lat", p->lat);
         cJSON_AddNumberToObject(g, "lon", p->lon);
     } else {
-        cJSON_AddNullToObject(st, "gps");
+        cJSON_AddNullToObject(sec, "gps");
     }
     char fn[1024];
     snprintf(fn, sizeof fn, "%s", o->file);
-    cJSON_AddStringToObject(st, "file_name", basename(fn));
-    add_b64(st, "thumb", p->thumb, p->thumb_len);
-    cJSON_AddNumberToObject(st, "thumb_w", p->thumb_width);
-    cJSON_AddNumberToObject(st, "thumb_h", p->thumb_height);
+    cJSON_AddStringToObject(sec, "file_name", basename(fn));
+    add_b64(sec, "thumb", p->thumb, p->thumb_len);
+    cJSON_AddNumberToObject(sec, "thumb_w", p->thumb_width);
+    cJSON_AddNumberToObject(sec, "thumb_h", p->thumb_height);
+    int sealed = staging_seal(me, st, sec);
+    json_wipe_delete(sec);
+    if (sealed != 0) {
+        cJSON_Delete(st);
+        return NULL;
+    }
     uint8_t rnd[12];
     randombytes_buf(rnd, sizeof rnd);
     char cid[32];
@@ -217,8 +336,8 @@ static const char *photo_error(enum media_rc rc)
 
 /* Processes and encrypts a new photo into staging, or finds the one already staged. *st is
  * the caller's to delete. */
-static int stage(const struct send_opts *o, const char *room_id, const char *login, char name[40],
-                 cJSON **st)
+static int stage(const struct send_opts *o, const char *room_id, const char *login,
+                 const struct ks_device *me, char name[40], cJSON **st)
 {
     size_t len;
     unsigned char *bytes = (unsigned char *)ks_read_file(o->file, &len);
@@ -231,10 +350,18 @@ static int stage(const struct send_opts *o, const char *room_id, const char *log
     snprintf(file, sizeof file, "%s.json", name);
     staging_path(path, sizeof path, file);
     if ((*st = ks_read_json(path))) {
-        free(bytes);
-        if (!json_out)
-            fprintf(stderr, "kizuna: resuming the staged upload of %s\n", o->file);
-        return EXIT_OK;
+        cJSON *secret = staging_upgrade(me, name, *st) == 0 ? staging_open(me, *st) : NULL;
+        if (secret) {
+            json_wipe_delete(secret);
+            free(bytes);
+            if (!json_out)
+                fprintf(stderr, "kizuna: resuming the staged upload of %s\n", o->file);
+            return EXIT_OK;
+        }
+        /* Sealed by keys this device no longer has, or damaged: start again. */
+        cJSON_Delete(*st);
+        *st = NULL;
+        staging_remove(name);
     }
     struct media_photo_opts opts = media_photo_opts_default();
     if (o->max_edge)
@@ -252,10 +379,11 @@ static int stage(const struct send_opts *o, const char *room_id, const char *log
         fprintf(stderr, "kizuna: cannot write the staging file: %s\n", strerror(errno));
         erc = EXIT_REFUSED;
     } else {
-        *st = state_new(o, room_id, login, &p, &info);
+        *st = state_new(o, room_id, login, me, &p, &info);
         sodium_memzero(info.key, sizeof info.key);
-        if (state_save(name, *st) != 0) {
+        if (!*st || state_save(name, *st) != 0) {
             fprintf(stderr, "kizuna: cannot write the staging state: %s\n", strerror(errno));
+            staging_remove(name);
             erc = EXIT_REFUSED;
         }
     }
@@ -566,39 +694,40 @@ static int epoch_share(struct room_view *rv, cJSON *own)
     return rc;
 }
 
-/* The photo JSON that only the room's devices can read (docs/protocol.md). */
-static char *photo_json(const cJSON *st)
+/* The photo JSON that only the room's devices can read (docs/protocol.md), from the staged
+ * state st and its opened sealed part sec. */
+static char *photo_json(const cJSON *sec, const cJSON *st)
 {
     cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "caption", str(st, "caption", NULL));
+    cJSON_AddStringToObject(m, "caption", str(sec, "caption", NULL));
     cJSON_AddItemToObject(m, "captured_at",
-                          cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(st, "captured_at"), 1));
+                          cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(sec, "captured_at"), 1));
     cJSON_AddItemToObject(m, "gps",
-                          cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(st, "gps"), 1));
-    cJSON_AddStringToObject(m, "file_name", str(st, "file_name", NULL));
+                          cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(sec, "gps"), 1));
+    cJSON_AddStringToObject(m, "file_name", str(sec, "file_name", NULL));
     cJSON *img = cJSON_AddObjectToObject(m, "image");
     cJSON_AddStringToObject(img, "blob", str(st, "blob", NULL));
-    cJSON_AddStringToObject(img, "key", str(st, "key", NULL));
-    cJSON_AddNumberToObject(img, "len", (double)num_of(st, "len"));
-    cJSON_AddNumberToObject(img, "w", (double)num_of(st, "w"));
-    cJSON_AddNumberToObject(img, "h", (double)num_of(st, "h"));
+    cJSON_AddStringToObject(img, "key", str(sec, "key", NULL));
+    cJSON_AddNumberToObject(img, "len", (double)num_of(sec, "len"));
+    cJSON_AddNumberToObject(img, "w", (double)num_of(sec, "w"));
+    cJSON_AddNumberToObject(img, "h", (double)num_of(sec, "h"));
     cJSON_AddStringToObject(img, "mime", "image/jpeg");
     cJSON *th = cJSON_AddObjectToObject(m, "thumb");
-    cJSON_AddStringToObject(th, "jpeg", str(st, "thumb", NULL));
-    cJSON_AddNumberToObject(th, "w", (double)num_of(st, "thumb_w"));
-    cJSON_AddNumberToObject(th, "h", (double)num_of(st, "thumb_h"));
+    cJSON_AddStringToObject(th, "jpeg", str(sec, "thumb", NULL));
+    cJSON_AddNumberToObject(th, "w", (double)num_of(sec, "thumb_w"));
+    cJSON_AddNumberToObject(th, "h", (double)num_of(sec, "thumb_h"));
     char *text = cJSON_PrintUnformatted(m);
-    cJSON_Delete(m);
+    json_wipe_delete(m);
     return text;
 }
 
 /* {"epoch","n","ct"}: the photo JSON sealed under the epoch key, bound to room, epoch and
  * sending device by the additional data. The caller frees the result. */
-static char *photo_data(struct room_view *rv, const cJSON *own, const cJSON *st)
+static char *photo_data(struct room_view *rv, const cJSON *own, const cJSON *sec, const cJSON *st)
 {
     const char *epoch = str(own, "epoch", NULL);
     uint8_t key[32];
-    char *plain = photo_json(st);
+    char *plain = photo_json(sec, st);
     if (!plain || !unb64url_exact(str(own, "key", NULL), key, 32)) {
         cJSON_free(plain);
         return NULL;
@@ -639,8 +768,8 @@ int connect_device(struct kzc **c, struct session *s, struct ks_device *me)
 
 /* Reads the room, then posts the keys and the photo. `rotate`: start a new epoch whatever
  * ours looks like. On a `conflict` refusal its message is copied to conflict. */
-static int post_attempt(struct kzc *c, struct ks_device *me, const cJSON *st, bool rotate,
-                        long long *pos, char *conflict, size_t conflict_len)
+static int post_attempt(struct kzc *c, struct ks_device *me, const cJSON *st, const cJSON *sec,
+                        bool rotate, long long *pos, char *conflict, size_t conflict_len)
 {
     struct room_view rv;
     int rc = rv_load(c, me, str(st, "room", NULL), &rv);
@@ -656,7 +785,7 @@ static int post_attempt(struct kzc *c, struct ks_device *me, const cJSON *st, bo
         cJSON_ReplaceItemInObjectCaseSensitive(own, "count",
                                                cJSON_CreateNumber(num_of(own, "count") + 1));
         ks_room_save(rv.room_id, rv.state);
-        char *data = photo_data(&rv, own, st);
+        char *data = photo_data(&rv, own, sec, st);
         cJSON *blobs = cJSON_CreateArray();
         cJSON_AddItemToArray(blobs, cJSON_CreateString(str(st, "blob", NULL)));
         rc = data ? rv_post(&rv, "e2ee.photo", blobs, data, str(st, "client_id", NULL), pos)
@@ -672,7 +801,7 @@ static int post_attempt(struct kzc *c, struct ks_device *me, const cJSON *st, bo
 /* Keys first, then the photo, on one connection. The server refuses (`conflict`) keys for a
  * device that left after we read the room, and a photo under an epoch such a device holds
  * (a key request answered in between): then we read the room again and start a new epoch. */
-static int post_once(const cJSON *st, long long *pos)
+static int post_once(const cJSON *st, const cJSON *sec, long long *pos)
 {
     struct kzc *c;
     struct session s;
@@ -682,7 +811,7 @@ static int post_once(const cJSON *st, long long *pos)
         return rc;
     char conflict[512] = "";
     for (int attempt = 0; attempt < 3; attempt++) {
-        rc = post_attempt(c, &me, st, attempt > 0, pos, conflict, sizeof conflict);
+        rc = post_attempt(c, &me, st, sec, attempt > 0, pos, conflict, sizeof conflict);
         if (rc != EXIT_REFUSED || !conflict[0])
             break;
         if (!json_out)
@@ -704,14 +833,14 @@ static int post_once(const cJSON *st, long long *pos)
     return rc;
 }
 
-static int post_photo(const cJSON *st, long long *pos)
+static int post_photo(const cJSON *st, const cJSON *sec, long long *pos)
 {
     struct retry r;
     retry_start(&r);
     int rc;
     bool was_quiet = quiet_unreachable;
     quiet_unreachable = true;
-    while ((rc = post_once(st, pos)) == EXIT_UNREACHABLE &&
+    while ((rc = post_once(st, sec, pos)) == EXIT_UNREACHABLE &&
            retry_wait(&r, "cannot reach the server to post the photo"))
         ;
     quiet_unreachable = was_quiet;
@@ -721,17 +850,28 @@ static int post_photo(const cJSON *st, long long *pos)
     return rc;
 }
 
-/* Uploads and posts one staged photo, then removes its staging files. */
-static int finish_staged(const struct session *s, const char *name, cJSON *st)
+/* Uploads and posts one staged photo, then removes its staging files. me opens its sealed
+ * part. */
+static int finish_staged(const struct session *s, const struct ks_device *me, const char *name,
+                         cJSON *st)
 {
+    cJSON *sec = staging_open(me, st);
+    if (!sec) {
+        fprintf(stderr, "kizuna: a staged photo cannot be opened with this device's keys (they "
+                        "changed since it was staged): send it again\n");
+        staging_remove(name);
+        return EXIT_REFUSED;
+    }
     int rc = upload_blob(s, name, st);
     long long pos = 0;
     if (rc == EXIT_OK)
-        rc = post_photo(st, &pos);
+        rc = post_photo(st, sec, &pos);
+    long long w = num_of(sec, "w"), h = num_of(sec, "h");
+    uint64_t len = (uint64_t)num_of(sec, "len");
+    json_wipe_delete(sec);
     if (rc != EXIT_OK)
         return rc;
     staging_remove(name);
-    uint64_t len = (uint64_t)num_of(st, "len");
     if (json_out) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddTrueToObject(o, "ok");
@@ -745,7 +885,7 @@ static int finish_staged(const struct session *s, const char *name, cJSON *st)
     } else {
         printf("sent photo #%lld to room %s: %lld x %lld, encrypted blob %lld bytes "
                "(size bucket %llu)\n",
-               pos, str(st, "room", NULL), num_of(st, "w"), num_of(st, "h"), num_of(st, "blob_len"),
+               pos, str(st, "room", NULL), w, h, num_of(st, "blob_len"),
                (unsigned long long)media_blob_padded_len(len));
     }
     return EXIT_OK;
@@ -790,18 +930,50 @@ int photo_send(int argc, char **argv)
     struct ks_device me;
     if ((rc = connect_device(&c, &s, &me)) != EXIT_OK)
         return rc;
-    ks_device_wipe(&me);
     char room_id[ROOM_ID_MAX];
     rc = resolve_room(c, o.room, room_id, NULL, 0);
     kzc_close(c);
-    if (rc != EXIT_OK)
-        return rc;
     char name[40];
     cJSON *st = NULL;
-    if ((rc = stage(&o, room_id, s.login, name, &st)) == EXIT_OK)
-        rc = finish_staged(&s, name, st);
+    if (rc == EXIT_OK && (rc = stage(&o, room_id, s.login, &me, name, &st)) == EXIT_OK)
+        rc = finish_staged(&s, &me, name, st);
     cJSON_Delete(st);
+    ks_device_wipe(&me);
     return rc;
+}
+
+cJSON *staging_pending(const struct ks_device *me, const char *login, const char *room_id)
+{
+    cJSON *out = cJSON_CreateArray();
+    char dir[4200];
+    staging_path(dir, sizeof dir, "");
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n != 37 || strcmp(e->d_name + 32, ".json") != 0)
+            continue;
+        char path[4600];
+        snprintf(path, sizeof path, "%s%s", dir, e->d_name);
+        cJSON *st = ks_read_json(path);
+        cJSON *sec = st && strcmp(str(st, "login", NULL), login) == 0 &&
+                             strcmp(str(st, "room", NULL), room_id) == 0
+                         ? staging_open(me, st)
+                         : NULL;
+        if (sec) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "caption", str(sec, "caption", NULL));
+            cJSON_AddNumberToObject(o, "created_at", (double)num_of(st, "created_at"));
+            cJSON_AddNumberToObject(o, "offset", (double)num_of(st, "offset"));
+            cJSON_AddNumberToObject(o, "blob_len", (double)num_of(st, "blob_len"));
+            cJSON_AddItemToArray(out, o);
+            json_wipe_delete(sec);
+        }
+        cJSON_Delete(st);
+    }
+    if (d)
+        closedir(d);
+    return out;
 }
 
 int photo_resume(int argc, char **argv)
@@ -814,9 +986,13 @@ int photo_resume(int argc, char **argv)
         fprintf(stderr, "kizuna: not logged in: run kizuna login LOGIN\n");
         return EXIT_REFUSED;
     }
+    /* This device's keys open the staged states: without them there is nothing they could
+     * be (a new device wipes staging). */
+    struct ks_device me;
+    bool have_keys = ks_device_local(&s, &me);
     char dir[4200];
     staging_path(dir, sizeof dir, "");
-    DIR *d = opendir(dir);
+    DIR *d = have_keys ? opendir(dir) : NULL;
     struct dirent *e;
     int rc = EXIT_OK, done = 0;
     while (d && (e = readdir(d))) {
@@ -828,7 +1004,8 @@ int photo_resume(int argc, char **argv)
         snprintf(path, sizeof path, "%s%s", dir, e->d_name);
         cJSON *st = ks_read_json(path);
         if (st && strcmp(str(st, "login", NULL), s.login) == 0) {
-            int one = finish_staged(&s, name, st);
+            int one = staging_upgrade(&me, name, st) == 0 ? finish_staged(&s, &me, name, st)
+                                                          : EXIT_REFUSED;
             rc = rc == EXIT_OK ? one : rc;
             done++;
         }
@@ -836,6 +1013,8 @@ int photo_resume(int argc, char **argv)
     }
     if (d)
         closedir(d);
+    if (have_keys)
+        ks_device_wipe(&me);
     if (!done && !json_out)
         printf("nothing to resume\n");
     return rc;

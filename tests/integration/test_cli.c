@@ -169,7 +169,9 @@ Test(cli, conversation_with_a_tail_that_survives_restarts)
     cr_assert(read_until(fd, buf, sizeof buf, &len, "一報", 10000), "tail shows: %s", buf);
     cr_assert_eq(K(dir3, NULL, "避難所に200名\n", "send", "現地班", NULL, NULL, NULL), 0);
     cr_assert(read_until(fd, buf, sizeof buf, &len, "避難所に200名", 10000), "%s", buf);
-    /* Read counts rise as the others read. */
+    /* 既読 rises beside one's own messages as the others read (as in LINE). */
+    cr_assert_eq(K(cfgdir_user, NULL, NULL, "send", "現地班", "了解、向かいます", NULL), 0);
+    cr_assert(read_until(fd, buf, sizeof buf, &len, "了解、向かいます", 10000), "%s", buf);
     cr_assert_eq(K(dir3, NULL, NULL, "read", "現地班", NULL, NULL, NULL), 0);
     cr_assert(read_until(fd, buf, sizeof buf, &len, "既読 1", 10000), "%s", buf);
     cr_assert_eq(K(cfgdir_admin, NULL, NULL, "read", "現地班", NULL, NULL, NULL), 0);
@@ -187,14 +189,153 @@ Test(cli, conversation_with_a_tail_that_survives_restarts)
     close(fd);
 
     /* Every message exactly once, in order. */
-    const char *expect[] = {"一報: 県道12号線 冠水", "避難所に200名", "再起動後 1", "再起動後 2"};
+    const char *expect[] = {"一報: 県道12号線 冠水", "避難所に200名", "了解、向かいます",
+                            "再起動後 1", "再起動後 2"};
     const char *at = buf;
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < 5; i++) {
         const char *hit = strstr(at, expect[i]);
         cr_assert_not_null(hit, "'%s' in order in: %s", expect[i], buf);
         cr_assert_null(strstr(hit + 1, expect[i]), "'%s' shown twice: %s", expect[i], buf);
         at = hit;
     }
+}
+
+/* ---- issue 13, item 1: 既読 as staff know it from LINE ---- */
+
+/* The position a `send --json` reply names. */
+static long long sent_pos(const char *json)
+{
+    cJSON *r = cJSON_Parse(json);
+    cr_assert_not_null(r, "%s", json);
+    long long pos = (long long)cJSON_GetObjectItem(r, "pos")->valuedouble;
+    cJSON_Delete(r);
+    return pos;
+}
+
+/* The unread count `rooms --json` gives cfgdir for the room called name. */
+static long long unread_in(const char *cfgdir, const char *name)
+{
+    char out[16384];
+    cr_assert_eq(K(cfgdir, NULL, NULL, "--json", "rooms"), 0, "%s", out);
+    cJSON *r = cJSON_Parse(out), *x;
+    long long n = -1;
+    cJSON_ArrayForEach(x, cJSON_GetObjectItem(r, "rooms"))
+    {
+        if (strcmp(cJSON_GetObjectItem(x, "name")->valuestring, name) == 0)
+            n = (long long)cJSON_GetObjectItem(x, "unread")->valuedouble;
+    }
+    cJSON_Delete(r);
+    cr_assert_geq(n, 0, "%s in: %s", name, out);
+    return n;
+}
+
+/* Whether `readers ROOM POS` lists login among those who have read it. */
+static bool has_read(const char *room, long long pos, const char *login)
+{
+    char out[16384], p[32];
+    snprintf(p, sizeof p, "%lld", pos);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "--json", "readers", room, p), 0, "%s", out);
+    char needle[100];
+    snprintf(needle, sizeof needle, "\"login\":\"%s\"", login);
+    const char *un = strstr(out, "\"unread\"");
+    const char *hit = strstr(out, needle);
+    return hit && (!un || hit < un);
+}
+
+/* Polls has_read for up to 10 s: a tail marks what it showed within a second. */
+static bool comes_to_have_read(const char *room, long long pos, const char *login)
+{
+    for (int i = 0; i < 50; i++) {
+        if (has_read(room, pos, login))
+            return true;
+        usleep(200 * 1000);
+    }
+    return false;
+}
+
+/* What tail and history show is read (unless --no-read), a tail opens a room at its first
+ * unread message, and the 既読 of one's own messages changes in one line, not one per message. */
+Test(cli, what_tail_and_history_show_is_read_and_kidoku_comes_in_one_line)
+{
+    char out[8192], dir3[300];
+    snprintf(dir3, sizeof dir3, "%s/cli-third", d.dir);
+    cr_assert_eq(K(cfgdir_admin, TEST_ADMIN_PASSWORD, NULL, "login", "admin"), 0);
+    cr_assert_eq(K(cfgdir_admin, NULL, "tanaka-password-1\n", "admin", "user", "add", "tanaka",
+                   "--password-stdin"),
+                 0);
+    cr_assert_eq(K(cfgdir_admin, NULL, "sato-password-12\n", "admin", "user", "add", "sato",
+                   "--password-stdin"),
+                 0);
+    cr_assert_eq(K(cfgdir_user, "tanaka-password-1", NULL, "login", "tanaka"), 0);
+    cr_assert_eq(K(dir3, "sato-password-12", NULL, "login", "sato"), 0);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "room", "create", "本部", "--members", "tanaka,sato"),
+                 0, "%s", out);
+
+    /* history shows and marks read; with --no-read it only shows. */
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "--json", "send", "本部", "第1報"), 0, "%s", out);
+    long long p1 = sent_pos(out);
+    cr_assert_eq(unread_in(dir3, "本部"), 1);
+    cr_assert_eq(K(dir3, NULL, NULL, "history", "本部", "--no-read"), 0, "%s", out);
+    cr_assert(strstr(out, "第1報"), "%s", out);
+    cr_assert_eq(unread_in(dir3, "本部"), 1, "--no-read leaves it unread");
+    cr_assert_not(has_read("本部", p1, "sato"));
+    cr_assert_eq(K(dir3, NULL, NULL, "history", "本部"), 0, "%s", out);
+    cr_assert_eq(unread_in(dir3, "本部"), 0, "shown, so read");
+    cr_assert(has_read("本部", p1, "sato"));
+    cr_assert_null(strstr(out, "既読"), "no 既読 beside others' messages: %s", out);
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "history", "本部", "--no-read"), 0, "%s", out);
+    cr_assert(strstr(out, "第1報  既読 1"), "既読 beside one's own: %s", out);
+
+    /* More unread than tail's ten lines of context: it opens at the first unread one, as LINE
+     * opens a room, and marks them read. */
+    long long p15 = 0;
+    for (int i = 1; i <= 15; i++) {
+        char text[32];
+        snprintf(text, sizeof text, "続報 %02d", i);
+        cr_assert_eq(K(cfgdir_admin, NULL, NULL, "--json", "send", "本部", text), 0, "%s", out);
+        p15 = sent_pos(out);
+    }
+    char env_dir[400], env_srv[100];
+    snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s", cfgdir_user);
+    snprintf(env_srv, sizeof env_srv, "KIZUNA_SERVER=%s", d.url);
+    const char *env[] = {env_dir, env_srv, NULL};
+    const char *argv[] = {KIZUNA_PATH, "tail", "本部", NULL};
+    int fd;
+    pid_t tail = spawn_reader(argv, env, &fd);
+    static char buf[65536];
+    size_t len = 0;
+    cr_assert(read_until(fd, buf, sizeof buf, &len, "続報 15", 10000), "%s", buf);
+    cr_assert(strstr(buf, "第1報") && strstr(buf, "続報 01"), "from the first unread: %s", buf);
+    cr_assert(comes_to_have_read("本部", p15, "tanaka"), "the tail marked what it showed");
+    cr_assert_eq(unread_in(cfgdir_user, "本部"), 0);
+
+    /* A message that arrives while the tail follows is read once it is shown. */
+    cr_assert_eq(K(cfgdir_admin, NULL, NULL, "--json", "send", "本部", "live の報告"), 0, "%s",
+                 out);
+    long long live = sent_pos(out);
+    cr_assert(read_until(fd, buf, sizeof buf, &len, "live の報告", 10000), "%s", buf);
+    cr_assert(comes_to_have_read("本部", live, "tanaka"));
+
+    /* tanaka's own three messages, then sato reads them all at once: one 既読 line. */
+    long long own[3];
+    for (int i = 0; i < 3; i++) {
+        char text[32];
+        snprintf(text, sizeof text, "田中より %d", i + 1);
+        cr_assert_eq(K(cfgdir_user, NULL, NULL, "--json", "send", "本部", text), 0, "%s", out);
+        own[i] = sent_pos(out);
+        cr_assert(read_until(fd, buf, sizeof buf, &len, text, 10000), "%s", buf);
+    }
+    size_t before = len;
+    cr_assert_eq(K(dir3, NULL, NULL, "read", "本部"), 0, "%s", out);
+    char line[200];
+    snprintf(line, sizeof line, "既読 1: #%lld #%lld #%lld (sato)", own[0], own[1], own[2]);
+    cr_assert(read_until(fd, buf, sizeof buf, &len, line, 10000), "one line, '%s': %s", line,
+              buf + before);
+    snprintf(line, sizeof line, "#%lld 既読", own[0]);
+    cr_assert_null(strstr(buf + before, line), "not a line per message: %s", buf + before);
+    kill(tail, SIGTERM);
+    waitpid(tail, NULL, 0);
+    close(fd);
 }
 
 Test(cli, an_admin_revokes_a_lost_phone)

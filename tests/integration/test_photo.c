@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -265,9 +267,13 @@ Test(photo, round_trip_between_three_users_leaves_nothing_readable_on_the_server
     snprintf(b_out, sizeof b_out, "%s/bob.jpg", base);
     snprintf(c_out, sizeof c_out, "%s/carol.jpg", base);
     snprintf(thumb, sizeof thumb, "%s/thumb.jpg", base);
-    /* In the room's history a photo is a line saying so; key traffic stays out of sight. */
+    /* In the room's history a photo is a line with its caption, opened on bob's phone, and
+     * the command that gets it names the room; key traffic stays out of sight. */
+    char hint[100];
+    snprintf(hint, sizeof hint, "kizuna photo get 写真班 %lld)", pos);
     cr_assert_eq(KZ("bob", "history", room), 0, "%s", out);
-    cr_assert(strstr(out, "[encrypted photo: kizuna photo get ROOM ") && !strstr(out, "e2ee."),
+    cr_assert(strstr(out, "[photo] " CAPTION " (GPS 35.681236,139.767125; ") && strstr(out, hint) &&
+                  !strstr(out, "e2ee."),
               "%s", out);
     /* Without -o nothing is written, but the photo is still verified. */
     cr_assert_eq(KZ("bob", "photo", "get", room, pos_s), 0, "%s", out);
@@ -597,6 +603,156 @@ Test(photo, a_member_removed_after_a_key_request_opens_nothing_sent_after)
     gets_photo("bob", room, p2, "bob2.jpg");
     gets_photo("carol", room, b2, "carol2.jpg");
     cr_assert_eq(KZ("dave", "photo", "list", room), 1, "no such room for dave: %s", out);
+}
+
+/* ---- issue 13, items 1 and 2: photos in the timeline, counted and read like messages ---- */
+
+/* The unread count user's `rooms --json` gives for the room. */
+static long long unread_of(const char *user, const char *room)
+{
+    cr_assert_eq(KZ(user, "--json", "rooms"), 0, "%s", out);
+    cJSON *r = cJSON_Parse(out), *x;
+    long long n = -1;
+    cJSON_ArrayForEach(x, cJSON_GetObjectItem(r, "rooms"))
+    {
+        if (strcmp(jstr(x, "room"), room) == 0)
+            n = (long long)cJSON_GetObjectItem(x, "unread")->valuedouble;
+    }
+    cJSON_Delete(r);
+    cr_assert_geq(n, 0, "%s", out);
+    return n;
+}
+
+Test(photo, a_photo_counts_as_unread_and_read_like_a_message)
+{
+    const char *users[] = {"alice", "bob", "carol"};
+    char room[64], jpg[200], pos_s[32], line[200];
+    users_and_room(users, 3, room);
+    snprintf(jpg, sizeof jpg, "%s/in.jpg", base);
+    make_jpeg(jpg, false);
+    long long pos = send_photo("alice", room, jpg);
+    snprintf(pos_s, sizeof pos_s, "%lld", pos);
+    cr_assert_eq(unread_of("bob", room), 1, "a photo is unread until seen");
+    cr_assert_eq(unread_of("alice", room), 0, "not for its sender");
+    cr_assert_eq(KZ("alice", "readers", room, pos_s), 0, "readers works for a photo: %s", out);
+    cr_assert(strstr(out, "read (既読 0)") && strstr(out, "bob") && strstr(out, "carol"), "%s",
+              out);
+
+    /* Carol's shared screen shows it without reading it; bob's history shows and reads it. */
+    cr_assert_eq(KZ("carol", "history", room, "--no-read"), 0, "%s", out);
+    cr_assert(strstr(out, "[photo] " CAPTION), "%s", out);
+    cr_assert_eq(unread_of("carol", room), 1);
+    cr_assert_eq(KZ("bob", "history", room), 0, "%s", out);
+    snprintf(line, sizeof line, "#%lld ", pos);
+    cr_assert(strstr(out, line) && strstr(out, ": [photo] " CAPTION " (GPS "), "%s", out);
+    cr_assert_eq(unread_of("bob", room), 0);
+    cr_assert_eq(KZ("alice", "--json", "readers", room, pos_s), 0, "%s", out);
+    cJSON *r = cJSON_Parse(out);
+    cJSON *read = cJSON_GetObjectItem(r, "read");
+    cr_assert_eq(cJSON_GetArraySize(read), 1, "%s", out);
+    cr_assert_str_eq(jstr(cJSON_GetArrayItem(read, 0), "login"), "bob");
+    cJSON_Delete(r);
+    /* Its sender sees 既読 beside it, as beside a message. */
+    cr_assert_eq(KZ("alice", "history", room), 0, "%s", out);
+    cr_assert(strstr(out, ")  既読 1"), "%s", out);
+}
+
+/* A member's new phone asks for the keys of photos sent before it existed; the sender is not
+ * running a photo command, only following the room: that answers it. */
+Test(photo, a_new_phone_gets_older_photo_keys_from_a_running_tail)
+{
+    const char *users[] = {"alice", "bob"};
+    char room[64], jpg[200], env_dir[200], env_srv[100];
+    users_and_room(users, 2, room);
+    snprintf(jpg, sizeof jpg, "%s/in.jpg", base);
+    make_jpeg(jpg, false);
+    long long pos = send_photo("alice", room, jpg);
+
+    snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s/alice", base);
+    snprintf(env_srv, sizeof env_srv, "KIZUNA_SERVER=%s", d.url);
+    const char *env[] = {env_dir, env_srv, NULL};
+    const char *argv[] = {KIZUNA_PATH, "tail", "写真班", NULL};
+    int fd;
+    pid_t tail = spawn_reader(argv, env, &fd);
+    static char buf[65536];
+    size_t len = 0;
+    cr_assert_eq(KZ("bob", "send", room, "tail は動いている"), 0, "%s", out);
+    cr_assert(read_until(fd, buf, sizeof buf, &len, "tail は動いている", 10000), "%s", buf);
+
+    cr_assert_eq(KZD("bob-new-phone", "bob", "login", "bob"), 0, "%s", out);
+    cr_assert_eq(KZD("bob-new-phone", "bob", "history", room), 0, "%s", out);
+    char hint[100];
+    snprintf(hint, sizeof hint, "kizuna photo get 写真班 %lld)", pos);
+    cr_assert(strstr(out, "[photo, waiting for its key from alice's device") && strstr(out, hint),
+              "the reason it cannot open it, and whose device the key comes from: %s", out);
+    bool opened = false;
+    for (int i = 0; i < 50 && !opened; i++) {
+        usleep(200 * 1000);
+        cr_assert_eq(KZD("bob-new-phone", "bob", "--json", "photo", "list", room), 0, "%s", out);
+        opened = strstr(out, "\"state\":\"ready\"") != NULL;
+    }
+    cr_assert(opened, "alice's tail answered the key request: %s", out);
+    cr_assert_eq(KZD("bob-new-phone", "bob", "history", room), 0, "%s", out);
+    cr_assert(strstr(out, "[photo] " CAPTION), "%s", out);
+    kill(tail, SIGTERM);
+    waitpid(tail, NULL, 0);
+    close(fd);
+}
+
+/* ---- issue 13, item 10: a pending upload keeps nothing readable on the phone ---- */
+
+Test(photo, a_pending_upload_keeps_its_caption_gps_and_thumbnail_sealed)
+{
+    const char *users[] = {"alice", "bob"};
+    char room[64], jpg[200], thumb[200], cmd[600];
+    users_and_room(users, 2, room);
+    snprintf(jpg, sizeof jpg, "%s/big.jpg", base);
+    make_jpeg(jpg, true);
+    cr_assert_eq(KZE("alice", "KIZUNA_TEST_CUT_AFTER_BYTES=100000", "photo", "send", room, jpg,
+                     "--caption", CAPTION),
+                 75, "the test hook cuts the upload: %s", out);
+    /* Alice's own timeline shows it as still uploading, caption and all (opened here). */
+    cr_assert_eq(KZ("alice", "history", room), 0, "%s", out);
+    cr_assert(strstr(out, "[photo, still uploading: ") && strstr(out, CAPTION) &&
+                  strstr(out, "kizuna photo resume"),
+              "%s", out);
+    /* What the phone keeps meanwhile, as it is on disk. */
+    snprintf(cmd, sizeof cmd, "cp -a '%s/alice' '%s/alice-pending'", base, base);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(KZ("alice", "photo", "resume"), 0, "%s", out);
+    cJSON *r = NULL;
+    cr_assert_eq(KZ("bob", "--json", "photo", "list", room), 0, "%s", out);
+    r = cJSON_Parse(out);
+    const cJSON *p = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "photos"), 0);
+    cr_assert_str_eq(jstr(p, "state"), "ready", "%s", out);
+    char pos_s[32];
+    snprintf(pos_s, sizeof pos_s, "%lld", (long long)cJSON_GetObjectItem(p, "pos")->valuedouble);
+    cJSON_Delete(r);
+    snprintf(thumb, sizeof thumb, "%s/thumb.jpg", base);
+    cr_assert_eq(KZ("bob", "photo", "get", room, pos_s, "--thumb", "-o", thumb), 0, "%s", out);
+    size_t tl;
+    unsigned char *t = slurp(thumb, &tl);
+    cr_assert(t && tl > 100);
+    /* The thumbnail as the staged state would have held it: base64url, from a byte offset
+     * that is a multiple of three, lines up with the encoding of the whole. */
+    size_t off = tl / 6 * 3;
+    char t64[64];
+    sodium_bin2base64(t64, sizeof t64, t + off, 30, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+
+    memset(&scan, 0, sizeof scan);
+    scan_add(CAPTION, strlen(CAPTION));
+    scan_add("caption-canary", 14);
+    scan_add("35.6812", 7);
+    scan_add("139.767", 7);
+    scan_add("2024-05-06T07:08:09", 19);
+    scan_add("big.jpg", 7);
+    scan_add(t + off, 30);
+    scan_add(t64, strlen(t64));
+    char pending[300];
+    snprintf(pending, sizeof pending, "%s/alice-pending", base);
+    cr_assert_eq(nftw(pending, scan_file, 16, FTW_PHYS), 0);
+    cr_assert_str_eq(scan.hits, "", "the phone kept in plaintext: %s", scan.hits);
+    free(t);
 }
 
 Test(photo, a_late_joiner_asks_for_the_key_and_is_answered)
