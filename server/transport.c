@@ -1273,6 +1273,8 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
     info.fd_limit_per_thread = (unsigned)listener_nofile(t->listener);
     /* lws closes a connection that stalls in a handshake or mid-request after this long. */
     info.timeout_secs = (unsigned)cfg->http_timeout_s;
+    /* ... and one whose headers stop coming: lws would otherwise wait its own 10 s. */
+    info.timeout_secs_ah_idle = (unsigned)cfg->http_timeout_s;
     info.vhost_name = "default";
     if (cfg->tls_cert_file[0] || cfg->tls_key_file[0]) {
         if (!cfg->tls_cert_file[0] || !cfg->tls_key_file[0] ||

@@ -210,20 +210,35 @@ static void start_kizunad(bool cheap_hashes, const char *extra_set)
     close(out[0]);
 }
 
-static void start_mosquitto(void)
+/* A free loopback port, as the kernel hands one out for port 0. mosquitto prints no port line,
+ * so we must choose: a fixed formula collided with ports in use (another test's server). The
+ * port is free when we close it; if mosquitto still loses it, start_mosquitto tries again. */
+static int free_port(void)
 {
-    snprintf(srv.dir, sizeof srv.dir, "/tmp/kzbench-XXXXXX");
-    if (!mkdtemp(srv.dir))
-        exit(1);
-    /* A port of our own choosing: mosquitto prints no port line. */
-    srv.port = 20000 + (int)(getpid() % 20000);
-    char conf[128];
-    snprintf(conf, sizeof conf, "%s/mosquitto.conf", srv.dir);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* Starts mosquitto on port and waits until it accepts; false if it exited first or the
+ * deadline passed (it is then stopped). */
+static bool mosquitto_try(const char *conf, int port)
+{
     FILE *f = fopen(conf, "w");
+    if (!f)
+        return false;
     fprintf(f,
             "listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n"
             "persistence false\n",
-            srv.port);
+            port);
     fclose(f);
     pid_t parent = getpid();
     srv.pid = fork();
@@ -235,19 +250,43 @@ static void start_mosquitto(void)
         execl(opt.mosquitto, opt.mosquitto, "-c", conf, (char *)NULL);
         _exit(127);
     }
-    /* Ready when it accepts a connection; bounded by a deadline. */
+    /* Ready when it accepts a connection, and only while it is alive (a server of someone
+     * else's on that port would accept too); bounded by a deadline. */
     for (int i = 0; i < 400; i++) {
+        int status;
+        if (waitpid(srv.pid, &status, WNOHANG) == srv.pid) {
+            srv.pid = 0;
+            return false;
+        }
         int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port)};
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
         sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         int ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
         close(fd);
         if (ok)
-            return;
+            return true;
         struct timespec d = {0, 10000000};
         nanosleep(&d, NULL);
     }
-    fprintf(stderr, "kzbench: mosquitto did not start on port %d\n", srv.port);
+    kill(srv.pid, SIGKILL);
+    waitpid(srv.pid, NULL, 0);
+    srv.pid = 0;
+    return false;
+}
+
+static void start_mosquitto(void)
+{
+    snprintf(srv.dir, sizeof srv.dir, "/tmp/kzbench-XXXXXX");
+    if (!mkdtemp(srv.dir))
+        exit(1);
+    char conf[128];
+    snprintf(conf, sizeof conf, "%s/mosquitto.conf", srv.dir);
+    for (int attempt = 0; attempt < 5; attempt++) {
+        srv.port = free_port();
+        if (srv.port > 0 && mosquitto_try(conf, srv.port))
+            return;
+    }
+    fprintf(stderr, "kzbench: mosquitto did not start (last port %d)\n", srv.port);
     exit(1);
 }
 
