@@ -51,6 +51,8 @@ int call_and_close(struct kzc *c, const char *op, cJSON *args, cJSON **reply_out
 int connect_authed(struct kzc **out, struct session *s);
 /* A string member of o (or of o.path1 when path2 is given); "" if absent. */
 const char *str(const cJSON *o, const char *path1, const char *path2);
+/* o[key] as an integer; 0 when it is missing or not a number. */
+long long num(const cJSON *o, const char *key);
 
 /* The config directory: KIZUNA_CONFIG_DIR, else ~/.config/kizuna (written into out). */
 void config_dir(char *out, size_t n);

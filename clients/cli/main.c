@@ -414,6 +414,8 @@ int connect_authed(struct kzc **out, struct session *s)
 
 int call_once(const char *op, cJSON *args, cJSON **reply_out)
 {
+    if (reply_out)
+        *reply_out = NULL; /* callers delete it whatever the outcome */
     struct kzc *c;
     struct session s;
     int rc = connect_authed(&c, &s);
@@ -426,6 +428,8 @@ int call_once(const char *op, cJSON *args, cJSON **reply_out)
 
 int call_and_close(struct kzc *c, const char *op, cJSON *args, cJSON **reply_out)
 {
+    if (reply_out)
+        *reply_out = NULL;
     cJSON *reply;
     int rc = call(c, op, args, &reply);
     kzc_close(c);
@@ -502,6 +506,12 @@ void print_padded(const char *s, int cols)
     fputs(s, stdout);
     for (; used < cols; used++)
         putchar(' ');
+}
+
+long long num(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? (long long)v->valuedouble : 0;
 }
 
 const char *str(const cJSON *o, const char *path1, const char *path2)
@@ -1135,11 +1145,12 @@ static int cmd_import(int argc, char **argv)
             printf("line %d: %s\n", (int)cJSON_GetObjectItemCaseSensitive(p, "line")->valuedouble,
                    str(p, "problem", NULL));
         int problems = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(reply, "problems"));
-        printf("%s: %d to add, %d to update, %d unchanged, %d problem(s)\n",
-               dry ? "dry run" : "imported",
-               (int)cJSON_GetObjectItemCaseSensitive(reply, "added")->valuedouble,
-               (int)cJSON_GetObjectItemCaseSensitive(reply, "updated")->valuedouble,
-               (int)cJSON_GetObjectItemCaseSensitive(reply, "unchanged")->valuedouble, problems);
+        if (dry)
+            printf("dry run: %lld to add, %lld to update, %lld unchanged, %d problem(s)\n",
+                   num(reply, "added"), num(reply, "updated"), num(reply, "unchanged"), problems);
+        else
+            printf("imported: %lld added, %lld updated, %lld unchanged, %d problem(s)\n",
+                   num(reply, "added"), num(reply, "updated"), num(reply, "unchanged"), problems);
         if (!dry && cJSON_GetArraySize(pws) > 0)
             printf("one-time passwords written to %s (mode 0600)\n", pw_out);
     }

@@ -10,12 +10,6 @@
 
 #define LINK_PREFIX "kizuna://notice/"
 
-static long long num(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? (long long)v->valuedouble : 0;
-}
-
 static void when(long long ms, char out[32])
 {
     time_t t = (time_t)(ms / 1000);

@@ -57,12 +57,6 @@ static struct {
     long long flushed_at;
 } tl;
 
-static long long num(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? (long long)v->valuedouble : 0;
-}
-
 static long long mono_ms(void)
 {
     struct timespec ts;

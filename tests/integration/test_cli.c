@@ -669,7 +669,7 @@ Test(cli, csv_import_dry_run_atomic_apply_and_idempotent_reimport)
                  "%s", out);
     cr_assert(strstr(out, "\"added\":30") && strstr(out, "\"problems\":[]"), "%s", out);
     cr_assert_eq(K(cfgdir_admin, NULL, NULL, "admin", "import", good), 0, "%s", out);
-    cr_assert(strstr(out, "imported: 30 to add"), "%s", out);
+    cr_assert(strstr(out, "imported: 30 added"), "%s", out);
     snprintf(pwfile, sizeof pwfile, "%s.passwords.csv", good);
     struct stat sb;
     cr_assert_eq(stat(pwfile, &sb), 0);
@@ -1014,7 +1014,7 @@ Test(cli, an_import_that_takes_over_a_second_shows_progress)
     size_t len = 0;
     bool progress = read_until(fd, out, sizeof out, &len, "importing", 5000);
     kill(d.pid, SIGCONT);
-    bool done = read_until(fd, out, sizeof out, &len, "imported: 2 to add", 20000);
+    bool done = read_until(fd, out, sizeof out, &len, "imported: 2 added", 20000);
     close(fd);
     int status;
     waitpid(pid, &status, 0);
