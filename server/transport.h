@@ -1,4 +1,4 @@
-/* transport.h - libwebsockets behind the core's struct srv_transport. kizunad only. */
+/* transport.h - libwebsockets behind the core's struct srv_transport (the layer's files: transport_int.h). kizunad only. */
 #ifndef KIZUNA_TRANSPORT_H
 #define KIZUNA_TRANSPORT_H
 
