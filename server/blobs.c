@@ -32,14 +32,42 @@ struct srv_patch {
     int io_errno; /* a write failed: the rest of the body is read and dropped */
 };
 
-static void set_result(struct srv_http_result *r, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_result(struct srv_http_result *r, int status, const char *fmt, ...)
+/* Results speak the protocol's one error language: an error is an enum kz_err, whose code and
+ * HTTP status come from the one mapping in proto.c (kz_err_code, kz_err_http_status). Success
+ * is one of tus's statuses (200, 201, 204), and two tus failures say more than the mapping
+ * does (410 Gone for an expired upload, 460 Checksum Mismatch): set_tus_error. */
+static void vset(struct srv_http_result *r, enum kz_err e, int status, const char *fmt, va_list ap)
 {
+    r->err = e;
     r->status = status;
+    vsnprintf(r->message, sizeof r->message, fmt, ap);
+}
+
+static void set_ok(struct srv_http_result *r, int status, const char *msg)
+{
+    r->err = KZ_OK;
+    r->status = status;
+    snprintf(r->message, sizeof r->message, "%s", msg);
+}
+
+static void set_error(struct srv_http_result *r, enum kz_err e, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_error(struct srv_http_result *r, enum kz_err e, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(r->message, sizeof r->message, fmt, ap);
+    vset(r, e, kz_err_http_status(e), fmt, ap);
+    va_end(ap);
+}
+
+static void set_tus_error(struct srv_http_result *r, enum kz_err e, int status, const char *fmt,
+                          ...) __attribute__((format(printf, 4, 5)));
+static void set_tus_error(struct srv_http_result *r, enum kz_err e, int status, const char *fmt,
+                          ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vset(r, e, status, fmt, ap);
     va_end(ap);
 }
 
@@ -63,7 +91,7 @@ static bool disk_errno(int e)
 /* 503 with retry_after_s, as proto.c answers any write while the disk is full. */
 static void set_unavailable(const struct srv *s, struct srv_http_result *r, const char *what)
 {
-    set_result(r, 503, "the server's disk is full or read-only: %s; retry later", what);
+    set_error(r, KZ_UNAVAILABLE, "the server's disk is full or read-only: %s; retry later", what);
     r->retry_after_s = (s->cfg->disk_retry_ms + 999) / 1000;
 }
 
@@ -73,7 +101,7 @@ static void set_io_error(const struct srv *s, struct srv_http_result *r, int e, 
     if (disk_errno(e))
         set_unavailable(s, r, what);
     else
-        set_result(r, 500, "%s: %s", what, strerror(e));
+        set_error(r, KZ_INTERNAL, "%s: %s", what, strerror(e));
 }
 
 static bool upload_id_valid(const char *id)
@@ -188,7 +216,7 @@ static bool commit_now(struct srv *s, struct srv_http_result *r)
     if (srv_writes_blocked(s))
         set_unavailable(s, r, "nothing was written");
     else
-        set_result(r, 500, "the write could not be committed");
+        set_error(r, KZ_INTERNAL, "the write could not be committed");
     return false;
 }
 
@@ -199,15 +227,15 @@ static bool load_upload(struct srv *s, const struct srv_auth *a, const char *id,
     if (rc == STORE_OK && u->user_id != a->user.id)
         rc = STORE_NOT_FOUND; /* someone else's upload does not exist for you */
     if (rc == STORE_NOT_FOUND) {
-        set_result(r, 404, "no such upload");
+        set_error(r, KZ_NOT_FOUND, "no such upload");
         return false;
     }
     if (rc != STORE_OK) {
-        set_result(r, 500, "upload lookup failed");
+        set_error(r, KZ_INTERNAL, "upload lookup failed");
         return false;
     }
     if (!u->done_at && kz_now_ms() >= u->expires_at) {
-        set_result(r, 410, "the upload expired: start a new one");
+        set_tus_error(r, KZ_NOT_FOUND, 410, "the upload expired: start a new one");
         return false;
     }
     r->offset = u->offset;
@@ -222,11 +250,12 @@ void srv_upload_create(struct srv *s, const struct srv_auth *a, int64_t length, 
     const struct kz_config *cfg = s->cfg;
     memset(r, 0, sizeof *r);
     if (!srv_blob_id_valid(blob)) {
-        set_result(r, 400, "Upload-Metadata needs blob: the 64 hex digits of the BLAKE2b-256");
+        set_error(r, KZ_BAD_REQUEST,
+                  "Upload-Metadata needs blob: the 64 hex digits of the BLAKE2b-256");
         return;
     }
     if (length <= 0 || length > cfg->blob_max_bytes) {
-        set_result(r, 413, "Upload-Length must be 1 to %lld bytes", cfg->blob_max_bytes);
+        set_error(r, KZ_TOO_LARGE, "Upload-Length must be 1 to %lld bytes", cfg->blob_max_bytes);
         return;
     }
     if (srv_writes_blocked(s)) {
@@ -241,17 +270,17 @@ void srv_upload_create(struct srv *s, const struct srv_auth *a, int64_t length, 
     int64_t size = 0, used = 0;
     bool known; /* the caller may read the blob */
     if (blob_readable_by(s, a->user.id, blob, &size, &known) != STORE_OK) {
-        set_result(r, 500, "blob lookup failed");
+        set_error(r, KZ_INTERNAL, "blob lookup failed");
         return;
     }
     if (known && size != length) {
-        set_result(r, 400, "a blob with this hash has a different length");
+        set_error(r, KZ_BAD_REQUEST, "a blob with this hash has a different length");
         return;
     }
     if (!known && (store_upload_usage(s->store, a->user.id, &used) != STORE_OK ||
                    used + length > cfg->upload_quota_bytes)) {
-        set_result(r, 413, "over your storage quota (%lld of %lld bytes used)", (long long)used,
-                   cfg->upload_quota_bytes);
+        set_error(r, KZ_TOO_LARGE, "over your storage quota (%lld of %lld bytes used)",
+                  (long long)used, cfg->upload_quota_bytes);
         return;
     }
     struct store_upload u = {.user_id = a->user.id, .length = length};
@@ -267,14 +296,14 @@ void srv_upload_create(struct srv *s, const struct srv_auth *a, int64_t length, 
         u.done_at = u.created_at;
     }
     if (store_tx_begin(s->store) != STORE_OK || store_upload_insert(s->store, &u) != STORE_OK) {
-        set_result(r, 500, "cannot record the upload");
+        set_error(r, KZ_INTERNAL, "cannot record the upload");
         return;
     }
     if (!commit_now(s, r))
         return;
     KZ_INFO("upload_created", "login=%s upload=%s length=%lld known=%d", a->user.login, u.id,
             (long long)length, known);
-    set_result(r, 201, "created");
+    set_ok(r, 201, "created");
     snprintf(r->location, sizeof r->location, "/api/v1/uploads/%s", u.id);
     r->offset = u.offset;
     r->length = length;
@@ -287,7 +316,7 @@ void srv_upload_head(struct srv *s, const struct srv_auth *a, const char *id,
     memset(r, 0, sizeof *r);
     struct store_upload u;
     if (load_upload(s, a, id, &u, r))
-        set_result(r, 200, "ok");
+        set_ok(r, 200, "ok");
 }
 
 void srv_upload_delete(struct srv *s, const struct srv_auth *a, const char *id,
@@ -304,13 +333,13 @@ void srv_upload_delete(struct srv *s, const struct srv_auth *a, const char *id,
     char path[4200];
     staging_path(s, id, path, sizeof path);
     if (store_tx_begin(s->store) != STORE_OK || store_upload_delete(s->store, id) != STORE_OK) {
-        set_result(r, 500, "cannot delete the upload");
+        set_error(r, KZ_INTERNAL, "cannot delete the upload");
         return;
     }
     if (!commit_now(s, r))
         return;
     unlink(path);
-    set_result(r, 204, "deleted");
+    set_ok(r, 204, "deleted");
 }
 
 struct srv_patch *srv_upload_patch_begin(struct srv *s, const struct srv_auth *a, const char *id,
@@ -323,16 +352,16 @@ struct srv_patch *srv_upload_patch_begin(struct srv *s, const struct srv_auth *a
         return NULL;
     uint8_t want[32];
     if (!kz_parse_upload_checksum(checksum, want)) {
-        set_result(r, 400,
-                   "Upload-Checksum: blake2b <base64 of the body's BLAKE2b-256> is required");
+        set_error(r, KZ_BAD_REQUEST,
+                  "Upload-Checksum: blake2b <base64 of the body's BLAKE2b-256> is required");
         return NULL;
     }
     if (offset != u.offset) {
-        set_result(r, 409, "the upload is at offset %lld", (long long)u.offset);
+        set_error(r, KZ_CONFLICT, "the upload is at offset %lld", (long long)u.offset);
         return NULL;
     }
     if (body_len < 0 || body_len > u.length - u.offset) {
-        set_result(r, 413, "the body goes past Upload-Length");
+        set_error(r, KZ_TOO_LARGE, "the body goes past Upload-Length");
         return NULL;
     }
     if (body_len > 0 && srv_writes_blocked(s)) {
@@ -341,7 +370,7 @@ struct srv_patch *srv_upload_patch_begin(struct srv *s, const struct srv_auth *a
     }
     struct srv_patch *p = calloc(1, sizeof *p);
     if (!p) {
-        set_result(r, 500, "out of memory");
+        set_error(r, KZ_INTERNAL, "out of memory");
         return NULL;
     }
     p->fd = -1;
@@ -370,7 +399,7 @@ struct srv_patch *srv_upload_patch_begin(struct srv *s, const struct srv_auth *a
     p->body_len = body_len;
     memcpy(p->want, want, sizeof want);
     crypto_generichash_init(&p->h, NULL, 0, 32);
-    set_result(r, 100, "continue");
+    set_ok(r, 100, "continue");
     return p;
 }
 
@@ -428,7 +457,8 @@ static void finish_blob(struct srv *s, const struct store_upload *u, struct srv_
         KZ_WARN("upload_hash_mismatch", "upload=%s", u->id);
         unlink(staging);
         store_upload_set_offset(s->store, u->id, 0, 0);
-        set_result(r, 460, "the finished upload's BLAKE2b-256 is not its blob id: upload again");
+        set_tus_error(r, KZ_BAD_REQUEST, 460,
+                      "the finished upload's BLAKE2b-256 is not its blob id: upload again");
         r->offset = 0;
         return;
     }
@@ -446,7 +476,7 @@ static void finish_blob(struct srv *s, const struct store_upload *u, struct srv_
     int64_t now = kz_now_ms();
     if (store_blob_insert(s->store, u->blob, u->length, u->user_id, now) != STORE_OK ||
         store_upload_set_offset(s->store, u->id, u->length, now) != STORE_OK) {
-        set_result(r, 500, "cannot record the blob");
+        set_error(r, KZ_INTERNAL, "cannot record the blob");
         return;
     }
     KZ_INFO("blob_stored", "blob=%s size=%lld", u->blob, (long long)u->length);
@@ -458,16 +488,16 @@ static void patch_commit(struct srv *s, const struct srv_patch *p, const struct 
                          struct srv_http_result *r)
 {
     if (store_tx_begin(s->store) != STORE_OK) {
-        set_result(r, 500, "cannot record the offset");
+        set_error(r, KZ_INTERNAL, "cannot record the offset");
         return;
     }
     int64_t end = p->offset + p->got;
     bool finished = end == u->length;
-    set_result(r, 204, "ok");
+    set_ok(r, 204, "ok");
     if (finished)
         finish_blob(s, u, r);
     else if (store_upload_set_offset(s->store, u->id, end, 0) != STORE_OK)
-        set_result(r, 500, "cannot record the offset");
+        set_error(r, KZ_INTERNAL, "cannot record the offset");
     r->offset = u->offset;
     if (!commit_now(s, r))
         return;
@@ -523,19 +553,20 @@ void srv_upload_patch_end(struct srv_patch *p, struct srv_http_result *r)
     const char *why;
     enum kz_err e;
     if (!r->body_read)
-        set_result(r, 400, "the body ended early");
+        set_error(r, KZ_BAD_REQUEST, "the body ended early");
     else if ((e = patch_session(s, p, &why)) != KZ_OK)
-        set_result(r, kz_err_http_status(e), "%s", why);
+        set_error(r, e, "%s", why);
     else if (rc == STORE_NOT_FOUND)
-        set_result(r, 404, "no such upload");
+        set_error(r, KZ_NOT_FOUND, "no such upload");
     else if (rc != STORE_OK)
-        set_result(r, 500, "upload lookup failed");
+        set_error(r, KZ_INTERNAL, "upload lookup failed");
     else if (u.offset != p->offset)
-        set_result(r, 409, "the upload moved meanwhile: it is at offset %lld", (long long)u.offset);
+        set_error(r, KZ_CONFLICT, "the upload moved meanwhile: it is at offset %lld",
+                  (long long)u.offset);
     else if (sodium_memcmp(got, p->want, sizeof got) != 0)
-        set_result(r, 460, "the body does not match Upload-Checksum");
+        set_tus_error(r, KZ_BAD_REQUEST, 460, "the body does not match Upload-Checksum");
     else if (p->body_len == 0)
-        set_result(r, 204, "ok"); /* nothing to write or commit: where the upload is */
+        set_ok(r, 204, "ok"); /* nothing to write or commit: where the upload is */
     else if (io)
         set_io_error(s, r, io, "cannot write the upload");
     else if (srv_writes_blocked(s))
@@ -554,12 +585,12 @@ void srv_blob_open(struct srv *s, const struct srv_auth *a, const char *blob, in
     enum store_rc rc =
         srv_blob_id_valid(blob) ? blob_readable_by(s, a->user.id, blob, size, &readable) : STORE_OK;
     if (rc != STORE_OK) {
-        set_result(r, 500, "blob lookup failed");
+        set_error(r, KZ_INTERNAL, "blob lookup failed");
         return;
     }
     /* Not a member of any room that references it: the same answer as no such blob. */
     if (!readable) {
-        set_result(r, 404, "no such blob");
+        set_error(r, KZ_NOT_FOUND, "no such blob");
         return;
     }
     char path[4200];
@@ -567,10 +598,10 @@ void srv_blob_open(struct srv *s, const struct srv_auth *a, const char *blob, in
     *fd = open(path, O_RDONLY | O_CLOEXEC);
     if (*fd < 0) {
         KZ_ERROR("blob_missing", "blob=%s error=\"%s\"", blob, strerror(errno));
-        set_result(r, 500, "the blob's file is missing");
+        set_error(r, KZ_INTERNAL, "the blob's file is missing");
         return;
     }
-    set_result(r, 200, "ok");
+    set_ok(r, 200, "ok");
 }
 
 /* Staging files no open upload owns: a kill between a finished upload's commit and the

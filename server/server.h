@@ -506,7 +506,9 @@ void srv_audit_as(struct srv *s, const char *actor, const char *address, const c
                   const char *target, cJSON *details);
 /* ---- encrypted blobs and resumable uploads (blobs.c), for the transport's endpoints ---- */
 struct srv_http_result {
-    int status; /* HTTP status: 200, 201, 204; 400, 401, 403, 404, 409, 410, 413, 460, 500, 503 */
+    enum kz_err err; /* KZ_OK, or the protocol error: its code and HTTP status (kz_err_*) */
+    int status;      /* the HTTP status: tus's 200, 201, 204 on success, else the error's
+                        (kz_err_http_status), except tus's 410 Gone and 460 Checksum Mismatch */
     char message[192];
     int64_t offset, length, expires_at; /* Upload-Offset, Upload-Length, Upload-Expires */
     char location[96];                  /* for 201 */

@@ -1,4 +1,5 @@
-/* transport.h - libwebsockets behind the core's struct srv_transport (the layer's files: transport_int.h). kizunad only. */
+/* transport.h - libwebsockets behind the core's struct srv_transport. kizunad only; the
+ * layer's files are listed in transport_int.h. */
 #ifndef KIZUNA_TRANSPORT_H
 #define KIZUNA_TRANSPORT_H
 

@@ -13,31 +13,6 @@
 
 #define FILE_CHUNK 32768 /* bytes of a blob per write */
 
-static const char *http_err_code(int status)
-{
-    switch (status) {
-    case 401:
-        return "unauthorized";
-    case 403:
-        return "forbidden";
-    case 404:
-    case 410:
-        return "not_found";
-    case 409:
-        return "conflict";
-    case 413:
-        return "too_large";
-    case 400:
-    case 416:
-    case 460:
-        return "bad_request";
-    case 503:
-        return "unavailable"; /* the disk is full: retry_after_s says when to come back */
-    default:
-        return "internal";
-    }
-}
-
 void upload_reply(struct http_conn *h, const struct srv_http_result *r)
 {
     h->res = *r;
@@ -45,7 +20,7 @@ void upload_reply(struct http_conn *h, const struct srv_http_result *r)
     h->no_body = r->status == 204 || h->no_body;
     if (!h->no_body) {
         cJSON *o = cJSON_CreateObject();
-        if (r->status < 300) {
+        if (r->err == KZ_OK) {
             cJSON_AddTrueToObject(o, "ok");
             cJSON_AddNumberToObject(o, "offset", (double)r->offset);
             cJSON_AddNumberToObject(o, "length", (double)r->length);
@@ -54,7 +29,7 @@ void upload_reply(struct http_conn *h, const struct srv_http_result *r)
         } else {
             cJSON_AddFalseToObject(o, "ok");
             cJSON *err = cJSON_AddObjectToObject(o, "error");
-            cJSON_AddStringToObject(err, "code", http_err_code(r->status));
+            cJSON_AddStringToObject(err, "code", kz_err_code(r->err));
             cJSON_AddStringToObject(err, "message", r->message);
             if (r->retry_after_s > 0)
                 cJSON_AddNumberToObject(err, "retry_after_s", (double)r->retry_after_s);
@@ -69,9 +44,9 @@ void upload_reply(struct http_conn *h, const struct srv_http_result *r)
     lws_callback_on_writable(h->c.wsi);
 }
 
-static void upload_refuse(struct http_conn *h, int status, const char *msg)
+static void upload_refuse(struct http_conn *h, enum kz_err e, const char *msg)
 {
-    struct srv_http_result r = {.status = status};
+    struct srv_http_result r = {.err = e, .status = kz_err_http_status(e)};
     snprintf(r.message, sizeof r.message, "%s", msg);
     h->close_after = true;
     upload_reply(h, &r);
@@ -117,13 +92,13 @@ int upload_begin(struct transport *t, struct http_conn *h, struct lws *wsi, cons
     enum kz_err e =
         srv_auth_bearer(t->srv, strncmp(auth, "Bearer ", 7) == 0 ? auth + 7 : NULL, &who, &why);
     if (e) {
-        upload_refuse(h, kz_err_http_status(e), why);
+        upload_refuse(h, e, why);
         return 0;
     }
     struct srv_http_result r;
     if (strncmp(uri, BLOBS_PREFIX, strlen(BLOBS_PREFIX)) == 0) {
         if (!is_get && !is_head) {
-            upload_refuse(h, 400, "blobs are read with GET");
+            upload_refuse(h, KZ_BAD_REQUEST, "blobs are read with GET");
             return 0;
         }
         int fd;
@@ -142,7 +117,7 @@ int upload_begin(struct transport *t, struct http_conn *h, struct lws *wsi, cons
             if (!kz_parse_range(range, size, &h->file_pos, &h->file_end)) {
                 close(h->file_fd);
                 h->file_fd = -1;
-                struct srv_http_result bad = {.status = 416, .length = size};
+                struct srv_http_result bad = {.err = KZ_BAD_REQUEST, .status = 416, .length = size};
                 snprintf(bad.message, sizeof bad.message, "the range is not within the blob");
                 h->no_body = true;
                 upload_reply(h, &bad);
@@ -161,7 +136,8 @@ int upload_begin(struct transport *t, struct http_conn *h, struct lws *wsi, cons
         char blob[STORE_BLOB_ID_LEN + 1];
         long long length = header_int(wsi, "upload-length:");
         if (length < 0 || !metadata_blob(wsi, blob)) {
-            upload_refuse(h, 400, "POST needs Upload-Length and Upload-Metadata: blob <base64>");
+            upload_refuse(h, KZ_BAD_REQUEST,
+                          "POST needs Upload-Length and Upload-Metadata: blob <base64>");
             return 0;
         }
         srv_upload_create(t->srv, &who, length, blob, &r);
@@ -169,7 +145,7 @@ int upload_begin(struct transport *t, struct http_conn *h, struct lws *wsi, cons
         return 0;
     }
     if (*rest != '/' || !rest[1]) {
-        upload_refuse(h, 404, "no such path");
+        upload_refuse(h, KZ_NOT_FOUND, "no such path");
         return 0;
     }
     const char *id = rest + 1;
@@ -196,7 +172,7 @@ int upload_begin(struct transport *t, struct http_conn *h, struct lws *wsi, cons
             upload_reply(h, &r);
         }
     } else {
-        upload_refuse(h, 400, "uploads take POST, HEAD, PATCH or DELETE");
+        upload_refuse(h, KZ_BAD_REQUEST, "uploads take POST, HEAD, PATCH or DELETE");
     }
     return 0;
 }
