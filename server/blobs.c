@@ -152,43 +152,6 @@ static int fsync_dir(const char *path)
     return rc;
 }
 
-/* A live session (found by token, or by id when a PATCH ends) admitted as any op would admit
- * it: its user still enabled and not expired, no one-time password to change first. */
-static enum kz_err session_admit(struct srv *s, const struct store_session *ses,
-                                 struct srv_auth *out, const char **why)
-{
-    *why = "session lookup failed";
-    if (store_user_get(s->store, ses->user_id, &out->user) != STORE_OK)
-        return KZ_INTERNAL;
-    if ((*why = srv_session_refusal(s, ses, &out->user, kz_now_ms())))
-        return KZ_UNAUTHORIZED;
-    if (out->user.must_change_password) {
-        *why = "you must change your one-time password first (op passwd)";
-        return KZ_FORBIDDEN;
-    }
-    out->session_id = ses->id;
-    return KZ_OK;
-}
-
-enum kz_err srv_auth_bearer(struct srv *s, const char *bearer, struct srv_auth *out,
-                            const char **why)
-{
-    uint8_t hash[STORE_TOKEN_HASH];
-    struct store_session ses;
-    *why = "log in first (Authorization: Bearer <token>)";
-    if (!bearer || !*bearer)
-        return KZ_UNAUTHORIZED;
-    enum store_rc rc =
-        kz_token_hash(bearer, hash) ? store_session_lookup(s->store, hash, &ses) : STORE_NOT_FOUND;
-    *why = "the token is not valid: log in again";
-    if (rc == STORE_NOT_FOUND)
-        return KZ_UNAUTHORIZED;
-    *why = "session lookup failed";
-    if (rc != STORE_OK)
-        return KZ_INTERNAL;
-    return session_admit(s, &ses, out, why);
-}
-
 /* Whether user may read the blob: its uploader, or a current member of a room with an event
  * that references it. *ok is false for a blob that does not exist, too. */
 static enum store_rc blob_readable_by(struct srv *s, int64_t user, const char *blob, int64_t *size,
@@ -515,18 +478,17 @@ static void patch_commit(struct srv *s, const struct srv_patch *p, const struct 
 
 /* The session that began the PATCH, looked up again at its last byte: a phone revoked (or an
  * account disabled) while its body streamed in must not have it committed. */
-static enum kz_err patch_session(struct srv *s, const struct srv_patch *p, const char **why)
+static enum kz_err patch_session(struct srv *s, const struct srv_patch *p, char *why, size_t n)
 {
     struct store_session ses;
     struct srv_auth who;
-    enum store_rc rc = store_session_get(s->store, p->session_id, &ses);
-    *why = "the session ended during the upload: log in again; nothing of this PATCH was kept";
-    if (rc == STORE_NOT_FOUND)
-        return KZ_UNAUTHORIZED;
-    *why = "session lookup failed";
-    if (rc != STORE_OK)
-        return KZ_INTERNAL;
-    return session_admit(s, &ses, &who, why);
+    const struct srv_gate_need need = {OP_USER, false, "uploads"};
+    enum kz_err e = srv_gate_find_id(s, p->session_id, &ses, why, n);
+    if (e == KZ_UNAUTHORIZED)
+        snprintf(why, n,
+                 "the session ended during the upload: log in again; nothing of this PATCH was "
+                 "kept");
+    return e ? e : srv_gate_admit(s, &ses, &need, &who, why, n);
 }
 
 void srv_upload_patch_end(struct srv_patch *p, struct srv_http_result *r)
@@ -550,11 +512,11 @@ void srv_upload_patch_end(struct srv_patch *p, struct srv_http_result *r)
         r->offset = u.offset;
         r->length = u.length;
     }
-    const char *why;
+    char why[192];
     enum kz_err e;
     if (!r->body_read)
         set_error(r, KZ_BAD_REQUEST, "the body ended early");
-    else if ((e = patch_session(s, p, &why)) != KZ_OK)
+    else if ((e = patch_session(s, p, why, sizeof why)) != KZ_OK)
         set_error(r, e, "%s", why);
     else if (rc == STORE_NOT_FOUND)
         set_error(r, KZ_NOT_FOUND, "no such upload");

@@ -192,30 +192,6 @@ static void add_time_zone(struct srv_call *c)
 
 /* ---- login ---- */
 
-const char *srv_user_refusal(const struct store_user *u, int64_t now)
-{
-    /* Expiry first: the housekeeping sweep also disables an expired account, and the person
-     * must be told the account expired (ask for an extension), not that someone disabled it. */
-    if (u->expires_at && now >= u->expires_at)
-        return "the account has expired";
-    if (u->disabled)
-        return "the account is disabled";
-    return NULL;
-}
-
-const char *srv_session_refusal(struct srv *s, const struct store_session *ses,
-                                const struct store_user *u, int64_t now)
-{
-    const char *why = srv_user_refusal(u, now);
-    if (why)
-        return why;
-    /* last_seen lags by up to session_touch_interval_s; the idle time is meant to be far
-     * longer (operations.md). The housekeeping sweep ends such sessions for good. */
-    if (ses->shared && now - ses->last_seen > srv_config(s)->shared_session_idle_s * 1000)
-        return "the session on this shared device ended after being idle: log in again";
-    return NULL;
-}
-
 enum kz_err srv_session_open(struct srv_call *c, const struct store_user *u, const char *device,
                              bool shared, const char *action)
 {
@@ -322,19 +298,17 @@ enum kz_err op_login(struct srv_call *c)
 enum kz_err op_auth(struct srv_call *c)
 {
     struct srv *s = c->srv;
-    uint8_t hash[STORE_TOKEN_HASH];
     struct store_session ses;
-    struct store_user u;
-    enum store_rc rc = kz_token_hash(srv_arg_str(c, "token"), hash)
-                           ? store_session_lookup(srv_store(s), hash, &ses)
-                           : STORE_NOT_FOUND;
-    if (rc == STORE_NOT_FOUND)
-        return srv_fail(c, KZ_UNAUTHORIZED, "the token is not valid: log in again");
-    if (rc != STORE_OK || store_user_get(srv_store(s), ses.user_id, &u) != STORE_OK)
-        return srv_fail(c, KZ_INTERNAL, "session lookup failed");
-    const char *refusal = srv_session_refusal(s, &ses, &u, kz_now_ms());
-    if (refusal)
-        return srv_fail(c, KZ_UNAUTHORIZED, "%s", refusal);
+    struct srv_auth who;
+    /* auth itself may be used before a one-time password is changed: passwd needs it. */
+    const struct srv_gate_need need = {OP_USER, true, "auth"};
+    char why[192];
+    enum kz_err e = srv_gate_find_token(s, srv_arg_str(c, "token"), &ses, why, sizeof why);
+    if (!e)
+        e = srv_gate_admit(s, &ses, &need, &who, why, sizeof why);
+    if (e)
+        return srv_fail(c, e, "%s", why);
+    const struct store_user u = who.user;
     if (!c->is_http)
         srv_tx(s)->bind(srv_tx(s)->ctx, c->conn_id, ses.id, u.id);
     c->result = cJSON_CreateObject();

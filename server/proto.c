@@ -844,26 +844,24 @@ static enum kz_err check_args(struct srv_call *c)
 
 /* ---- who is calling ---- */
 
-static enum kz_err authenticate(struct srv_call *c)
+/* Who is calling, through the one gate (gate.c); then the session's last-seen time, best
+ * effort. */
+static enum kz_err admit(struct srv_call *c)
 {
     struct srv *s = c->srv;
-    if (c->session_id == 0)
-        return srv_fail(c, KZ_UNAUTHORIZED, "log in first");
+    const struct srv_op *op = c->op;
+    if (op->access == OP_ANON)
+        return KZ_OK;
+    const struct srv_gate_need need = {op->access, op->allowed_before_pwchange, op->name};
     struct store_session ses;
-    enum store_rc rc = store_session_get(s->store, c->session_id, &ses);
-    if (rc == STORE_NOT_FOUND)
-        return srv_fail(c, KZ_UNAUTHORIZED, "the session has ended: log in again");
-    if (rc != STORE_OK)
-        return srv_fail(c, KZ_INTERNAL, "session lookup failed");
-    rc = store_user_get(s->store, ses.user_id, &c->auth.user);
-    if (rc != STORE_OK)
-        return srv_fail(c, KZ_INTERNAL, "user lookup failed");
-    int64_t now = kz_now_ms();
-    const char *refusal = srv_session_refusal(s, &ses, &c->auth.user, now);
-    if (refusal)
-        return srv_fail(c, KZ_UNAUTHORIZED, "%s", refusal);
-    c->auth.session_id = ses.id;
+    char why[192];
+    enum kz_err e = srv_gate_find_id(s, c->session_id, &ses, why, sizeof why);
+    if (!e)
+        e = srv_gate_admit(s, &ses, &need, &c->auth, why, sizeof why);
+    if (e)
+        return srv_fail(c, e, "%s", why);
     c->authed = true;
+    int64_t now = kz_now_ms();
     if (now - ses.last_seen >= s->cfg->session_touch_interval_s * 1000 && !srv_writes_blocked(s)) {
         /* Best effort: a failed touch must not fail the request it rides on. */
         if (store_tx_begin(s->store) == STORE_OK) {
@@ -871,22 +869,6 @@ static enum kz_err authenticate(struct srv_call *c)
             s->tx.want_commit(s->tx.ctx);
         }
     }
-    return KZ_OK;
-}
-
-static enum kz_err admit(struct srv_call *c)
-{
-    const struct srv_op *op = c->op;
-    if (op->access == OP_ANON)
-        return KZ_OK;
-    enum kz_err e = authenticate(c);
-    if (e)
-        return e;
-    if (c->auth.user.must_change_password && !op->allowed_before_pwchange)
-        return srv_fail(c, KZ_FORBIDDEN,
-                        "you must change your one-time password first (op passwd)");
-    if (op->access == OP_ADMIN && strcmp(c->auth.user.role, "admin") != 0)
-        return srv_fail(c, KZ_FORBIDDEN, "only an admin may use %s", op->name);
     return KZ_OK;
 }
 

@@ -488,11 +488,32 @@ enum kz_err op_notice_remind(struct srv_call *c);
 enum kz_err srv_room_for_member(struct srv_call *c, struct store_room *room,
                                 struct store_member *me);
 
-/* Why a user may not use the server now (disabled, expired), or NULL. A static string. */
+/* ---- who may call (gate.c): the one admission of a caller, for every entry point ---- */
+/* What an entry point requires of its caller. */
+struct srv_gate_need {
+    enum srv_op_access access; /* OP_USER or OP_ADMIN */
+    bool before_pwchange;      /* usable while a one-time password waits to be changed */
+    const char *what;          /* the entry point, for the refusal ("only an admin may use X") */
+};
+/* Why a user may not use the server now (expired, disabled), or NULL. A static string. */
 const char *srv_user_refusal(const struct store_user *u, int64_t now);
 /* The same for a session: its user's refusal, or a shared device idle for too long. */
 const char *srv_session_refusal(struct srv *s, const struct store_session *ses,
                                 const struct store_user *u, int64_t now);
+/* Finds the session of a bearer token, or of the id a connection is bound to. On refusal the
+ * error, with the reason written to why (n bytes). */
+enum kz_err srv_gate_find_token(struct srv *s, const char *token, struct store_session *ses,
+                                char *why, size_t n);
+enum kz_err srv_gate_find_id(struct srv *s, int64_t session_id, struct store_session *ses,
+                             char *why, size_t n);
+/* Admits a found session for an entry point: fills out (the user, the session id), or refuses
+ * with the error and the reason in why. */
+enum kz_err srv_gate_admit(struct srv *s, const struct store_session *ses,
+                           const struct srv_gate_need *need, struct srv_auth *out, char *why,
+                           size_t n);
+/* srv_gate_find_token, then srv_gate_admit. */
+enum kz_err srv_gate_token(struct srv *s, const char *token, const struct srv_gate_need *need,
+                           struct srv_auth *out, char *why, size_t n);
 /* Creates a session for u inside the open transaction and fills c->result with the token, the
  * user and the session (login, join); binds a WebSocket connection to it and audits `action`. */
 enum kz_err srv_session_open(struct srv_call *c, const struct store_user *u, const char *device,

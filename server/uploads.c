@@ -87,10 +87,11 @@ int upload_begin(struct transport *t, struct http_conn *h, struct lws *wsi, cons
     h->no_body = is_head;
     char auth[160] = "";
     struct srv_auth who;
-    const char *why;
+    char why[192];
     lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION);
-    enum kz_err e =
-        srv_auth_bearer(t->srv, strncmp(auth, "Bearer ", 7) == 0 ? auth + 7 : NULL, &who, &why);
+    static const struct srv_gate_need need = {OP_USER, false, "uploads and blobs"};
+    enum kz_err e = srv_gate_token(t->srv, strncmp(auth, "Bearer ", 7) == 0 ? auth + 7 : NULL,
+                                   &need, &who, why, sizeof why);
     if (e) {
         upload_refuse(h, e, why);
         return 0;
