@@ -542,9 +542,6 @@ int srv_set_data_dir(struct srv *s, const char *dir);
 /* 64 lowercase hex digits. */
 bool srv_blob_id_valid(const char *id);
 void srv_blob_path(const struct srv *s, const char *blob, char *out, size_t n);
-/* The user behind a bearer token, refused as any op would refuse it; *why says why. */
-enum kz_err srv_auth_bearer(struct srv *s, const char *bearer, struct srv_auth *out,
-                            const char **why);
 /* A new upload. Born complete only for a caller who may already read the blob (its uploader,
  * or a member of a room that references it); for anyone else an upload from 0, exactly as if
  * the blob did not exist: an id alone never tells a stranger that a blob exists. */
