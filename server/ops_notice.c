@@ -5,22 +5,13 @@
  *
  * A notice is a room of kind 'notice' whose members are its recipients: its notice.post,
  * notice.edit and notice.withdraw events travel the one stream and resume like talk. */
-#include "server.h"
+#include "notice.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define NOTICE_LINK "kizuna://notice/"
-
 /* ---- loading and access ---- */
-
-/* A copy of a notice and the caller's relation to it. */
-struct notice_view {
-    struct store_notice n; /* strings below point into this view's own copies */
-    char *title, *body, *category, *choices, *audience, *author_login, *author_name, *comment;
-    bool can_manage; /* author or admin: report, remind, edit, withdraw */
-};
 
 static char *dup_or_null(const char *s)
 {
@@ -42,7 +33,7 @@ static int copy_notice(void *arg, const struct store_notice *n)
     return 1;
 }
 
-static void view_free(struct notice_view *v)
+void notice_view_free(struct notice_view *v)
 {
     free(v->title);
     free(v->body);
@@ -56,7 +47,7 @@ static void view_free(struct notice_view *v)
 
 /* Loads the notice named by `id` for someone who may see it: a recipient, its author or an
  * admin. Anyone else is told it does not exist. */
-static enum kz_err notice_load(struct srv_call *c, struct notice_view *v)
+enum kz_err notice_view_load(struct srv_call *c, struct notice_view *v)
 {
     memset(v, 0, sizeof *v);
     int64_t id = srv_arg_int(c, "notice", 0);
@@ -66,7 +57,7 @@ static enum kz_err notice_load(struct srv_call *c, struct notice_view *v)
     v->can_manage = rc == STORE_OK &&
                     (v->n.author == c->auth.user.id || strcmp(c->auth.user.role, "admin") == 0);
     if (rc == STORE_NOT_FOUND || (!v->n.is_recipient && !v->can_manage)) {
-        view_free(v);
+        notice_view_free(v);
         memset(v, 0, sizeof *v);
         return srv_fail(c, KZ_NOT_FOUND, "no such notice");
     }
@@ -75,8 +66,8 @@ static enum kz_err notice_load(struct srv_call *c, struct notice_view *v)
 
 /* An audit entry about a notice: HQ accounts for what it posted, changed, withdrew and whom
  * it reminded. details (consumed, may be NULL) gain the notice's title. */
-static void audit_notice(struct srv_call *c, const char *action, int64_t id, const char *title,
-                         cJSON *details)
+void notice_audit(struct srv_call *c, const char *action, int64_t id, const char *title,
+                  cJSON *details)
 {
     char target[32];
     snprintf(target, sizeof target, "notice:%lld", (long long)id);
@@ -86,7 +77,7 @@ static void audit_notice(struct srv_call *c, const char *action, int64_t id, con
     srv_audit(c, action, target, details);
 }
 
-static enum kz_err require_manager(struct srv_call *c, const struct notice_view *v)
+enum kz_err notice_require_manager(struct srv_call *c, const struct notice_view *v)
 {
     if (!v->can_manage)
         return srv_fail(c, KZ_FORBIDDEN, "only the author or an admin may do that");
@@ -94,7 +85,7 @@ static enum kz_err require_manager(struct srv_call *c, const struct notice_view 
 }
 
 /* Withdrawn or past its expiry: no more acknowledgements or responses. */
-static enum kz_err require_open(struct srv_call *c, const struct notice_view *v)
+enum kz_err notice_require_open(struct srv_call *c, const struct notice_view *v)
 {
     if (v->n.withdrawn_at)
         return srv_fail(c, KZ_CONFLICT, "the notice was withdrawn");
@@ -113,7 +104,7 @@ static void add_time(cJSON *o, const char *key, int64_t ms)
         cJSON_AddNullToObject(o, key);
 }
 
-static cJSON *notice_json(const struct store_notice *n)
+cJSON *notice_to_json(const struct store_notice *n)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "id", (double)n->id);
@@ -265,7 +256,7 @@ static int alert_one(void *arg, const struct store_recipient *r)
 
 /* A positionless summary pushed ahead of everything queued, for urgent notices and reminders;
  * the notice itself still arrives in order in the stream. */
-static struct kz_frame *alert_frame(const char *event, const struct store_notice *n)
+struct kz_frame *notice_alert_frame(const char *event, const struct store_notice *n)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "event", event);
@@ -358,24 +349,24 @@ enum kz_err op_notice_post(struct srv_call *c)
     struct notice_view v = {0};
     store_notice_get(st, nn.id, 0, copy_notice, &v);
     if (urgent) {
-        struct alert_ctx ac = {c->srv, alert_frame("notice.alert", &v.n)};
+        struct alert_ctx ac = {c->srv, notice_alert_frame("notice.alert", &v.n)};
         if (ac.frame) {
             store_notice_recipients(st, nn.id, STORE_ALL_RECIPIENTS, -1, alert_one, &ac);
             kz_frame_unref(ac.frame);
         }
     }
     c->result = cJSON_CreateObject();
-    cJSON_AddItemToObject(c->result, "notice", notice_json(&v.n));
+    cJSON_AddItemToObject(c->result, "notice", notice_to_json(&v.n));
     cJSON_AddNumberToObject(c->result, "recipients", (double)count);
     cJSON_AddNumberToObject(c->result, "pos", (double)posted.pos);
-    view_free(&v);
+    notice_view_free(&v);
     cJSON *details = cJSON_CreateObject();
     cJSON_AddItemToObject(details, "to", cJSON_Duplicate(srv_arg_list(c, "to"), true));
     cJSON_AddNumberToObject(details, "recipients", (double)count);
     cJSON_AddStringToObject(details, "priority", urgent ? "urgent" : "normal");
     if (announce_room)
         cJSON_AddStringToObject(details, "announce_room", announce_room);
-    audit_notice(c, "notice.post", nn.id, title, details);
+    notice_audit(c, "notice.post", nn.id, title, details);
     KZ_INFO("notice_posted", "by=%s notice=%lld recipients=%lld priority=%s", c->auth.user.login,
             (long long)nn.id, (long long)count, urgent ? "urgent" : "normal");
 out:
@@ -408,13 +399,13 @@ static enum kz_err notice_event(struct srv_call *c, const struct notice_view *v,
 enum kz_err op_notice_edit(struct srv_call *c)
 {
     struct notice_view v;
-    enum kz_err e = notice_load(c, &v);
+    enum kz_err e = notice_view_load(c, &v);
     if (e)
         return e;
     const char *title = srv_arg_str(c, "title");
     const char *body = srv_arg_str(c, "body");
     int64_t revision = 0;
-    if ((e = require_manager(c, &v)) || (e = check_text(c, title, body)))
+    if ((e = notice_require_manager(c, &v)) || (e = check_text(c, title, body)))
         goto out;
     if (v.n.withdrawn_at) {
         e = srv_fail(c, KZ_CONFLICT, "the notice was withdrawn");
@@ -442,21 +433,21 @@ enum kz_err op_notice_edit(struct srv_call *c)
     if (strcmp(title, v.title) != 0)
         cJSON_AddStringToObject(details, "old_title", v.title);
     cJSON_AddBoolToObject(details, "body_changed", strcmp(body, v.body) != 0);
-    audit_notice(c, "notice.edit", v.n.id, title, details);
+    notice_audit(c, "notice.edit", v.n.id, title, details);
     c->result = cJSON_CreateObject();
     cJSON_AddNumberToObject(c->result, "revision", (double)revision);
 out:
-    view_free(&v);
+    notice_view_free(&v);
     return e;
 }
 
 enum kz_err op_notice_withdraw(struct srv_call *c)
 {
     struct notice_view v;
-    enum kz_err e = notice_load(c, &v);
+    enum kz_err e = notice_view_load(c, &v);
     if (e)
         return e;
-    if ((e = require_manager(c, &v)))
+    if ((e = notice_require_manager(c, &v)))
         goto out;
     enum store_rc rc = store_notice_withdraw(srv_store(c->srv), v.n.id, kz_now_ms());
     if (rc == STORE_CONFLICT) {
@@ -469,10 +460,10 @@ enum kz_err op_notice_withdraw(struct srv_call *c)
     }
     e = notice_event(c, &v, "notice.withdraw", cJSON_CreateObject());
     if (!e)
-        audit_notice(c, "notice.withdraw", v.n.id, v.title, NULL);
+        notice_audit(c, "notice.withdraw", v.n.id, v.title, NULL);
     KZ_INFO("notice_withdrawn", "by=%s notice=%lld", c->auth.user.login, (long long)v.n.id);
 out:
-    view_free(&v);
+    notice_view_free(&v);
     return e;
 }
 
@@ -480,7 +471,7 @@ out:
 
 static int add_notice(void *arg, const struct store_notice *n)
 {
-    cJSON_AddItemToArray(arg, notice_json(n));
+    cJSON_AddItemToArray(arg, notice_to_json(n));
     return 0;
 }
 
@@ -504,7 +495,7 @@ enum kz_err op_notice_list(struct srv_call *c)
 enum kz_err op_notice_show(struct srv_call *c)
 {
     struct notice_view v;
-    enum kz_err e = notice_load(c, &v);
+    enum kz_err e = notice_view_load(c, &v);
     if (e)
         return e;
     if (v.n.is_recipient && !v.n.read_at) {
@@ -512,14 +503,14 @@ enum kz_err op_notice_show(struct srv_call *c)
         int64_t now = kz_now_ms();
         if (store_notice_read(srv_store(c->srv), v.n.id, c->auth.user.id, now, &changed) !=
             STORE_OK) {
-            view_free(&v);
+            notice_view_free(&v);
             return srv_fail(c, KZ_INTERNAL, "cannot record the reading");
         }
         v.n.read_at = now;
     }
     c->result = cJSON_CreateObject();
-    cJSON_AddItemToObject(c->result, "notice", notice_json(&v.n));
-    view_free(&v);
+    cJSON_AddItemToObject(c->result, "notice", notice_to_json(&v.n));
+    notice_view_free(&v);
     return KZ_OK;
 }
 
@@ -527,13 +518,13 @@ static enum kz_err recipient_only(struct srv_call *c, const struct notice_view *
 {
     if (!v->n.is_recipient)
         return srv_fail(c, KZ_FORBIDDEN, "the notice is not addressed to you");
-    return require_open(c, v);
+    return notice_require_open(c, v);
 }
 
 enum kz_err op_notice_ack(struct srv_call *c)
 {
     struct notice_view v;
-    enum kz_err e = notice_load(c, &v);
+    enum kz_err e = notice_view_load(c, &v);
     if (e)
         return e;
     bool changed = false;
@@ -551,7 +542,7 @@ enum kz_err op_notice_ack(struct srv_call *c)
     c->result = cJSON_CreateObject();
     cJSON_AddBoolToObject(c->result, "already", !changed);
 out:
-    view_free(&v);
+    notice_view_free(&v);
     return e;
 }
 
@@ -576,7 +567,7 @@ static int64_t find_choice(const cJSON *choices, const char *given)
 enum kz_err op_notice_respond(struct srv_call *c)
 {
     struct notice_view v;
-    enum kz_err e = notice_load(c, &v);
+    enum kz_err e = notice_view_load(c, &v);
     if (e)
         return e;
     cJSON *choices = NULL;
@@ -603,239 +594,6 @@ enum kz_err op_notice_respond(struct srv_call *c)
                             cJSON_GetArrayItem(choices, (int)choice)->valuestring);
 out:
     cJSON_Delete(choices);
-    view_free(&v);
-    return e;
-}
-
-/* ---- reports and reminders ---- */
-
-struct report_ctx {
-    cJSON *choices; /* the notice's choice texts */
-    cJSON *totals, *by_dept;
-    cJSON *list; /* for the missing-people lists and the CSV rows */
-    struct kz_csv csv;
-};
-
-static cJSON *choice_counts(const cJSON *choices)
-{
-    cJSON *arr = cJSON_CreateArray();
-    const cJSON *ch;
-    cJSON_ArrayForEach(ch, choices)
-    {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "choice", ch->valuestring);
-        cJSON_AddNumberToObject(o, "count", 0);
-        cJSON_AddItemToArray(arr, o);
-    }
-    return arr;
-}
-
-static void add_count(cJSON *o, const char *key, int64_t n)
-{
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    cJSON_SetNumberValue(v, v->valuedouble + (double)n);
-}
-
-static int report_row(void *arg, const struct store_report_row *r)
-{
-    struct report_ctx *rc = arg;
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "department", r->department);
-    cJSON_AddNumberToObject(d, "recipients", (double)r->recipients);
-    cJSON_AddNumberToObject(d, "read", (double)r->read);
-    cJSON_AddNumberToObject(d, "acked", (double)r->acked);
-    cJSON_AddNumberToObject(d, "responded", (double)r->responded);
-    cJSON_AddItemToObject(d, "responses", choice_counts(rc->choices));
-    cJSON_AddItemToArray(rc->by_dept, d);
-    add_count(rc->totals, "recipients", r->recipients);
-    add_count(rc->totals, "read", r->read);
-    add_count(rc->totals, "acked", r->acked);
-    add_count(rc->totals, "responded", r->responded);
-    return 0;
-}
-
-static int choice_row(void *arg, const char *department, int64_t choice, int64_t count)
-{
-    struct report_ctx *rc = arg;
-    const cJSON *d;
-    cJSON_ArrayForEach(d, rc->by_dept)
-    {
-        if (strcmp(cJSON_GetObjectItem(d, "department")->valuestring, department) != 0)
-            continue;
-        cJSON *slot = cJSON_GetArrayItem(cJSON_GetObjectItem(d, "responses"), (int)choice);
-        if (slot)
-            add_count(slot, "count", count);
-    }
-    cJSON *slot = cJSON_GetArrayItem(cJSON_GetObjectItem(rc->totals, "responses"), (int)choice);
-    if (slot)
-        add_count(slot, "count", count);
-    return 0;
-}
-
-static int missing_row(void *arg, const struct store_recipient *r)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "login", r->login);
-    cJSON_AddStringToObject(o, "name", r->name);
-    cJSON_AddStringToObject(o, "department", r->department);
-    cJSON_AddItemToArray(arg, o);
-    return 0;
-}
-
-/* One "who has not" list of at most `limit` people (the CSV has everyone); `total` (known from
- * the totals) says how many there are in all. */
-static enum store_rc missing_list(struct store *st, int64_t notice, enum store_missing which,
-                                  cJSON *missing, const char *key, int64_t limit, int64_t total)
-{
-    cJSON *list = cJSON_AddArrayToObject(missing, key);
-    enum store_rc rc = store_notice_recipients(st, notice, which, limit, missing_row, list);
-    if (total > cJSON_GetArraySize(list)) {
-        char more[48];
-        snprintf(more, sizeof more, "%s_more", key);
-        cJSON_AddNumberToObject(missing, more, (double)(total - cJSON_GetArraySize(list)));
-    }
-    return rc;
-}
-
-static int csv_row(void *arg, const struct store_recipient *r)
-{
-    struct report_ctx *rc = arg;
-    const cJSON *text = r->choice >= 0 ? cJSON_GetArrayItem(rc->choices, (int)r->choice) : NULL;
-    kz_csv_cell(&rc->csv, r->department, false);
-    kz_csv_cell(&rc->csv, r->login, false);
-    kz_csv_cell(&rc->csv, r->name, false);
-    kz_csv_time(&rc->csv, r->read_at, false);
-    kz_csv_time(&rc->csv, r->acked_at, false);
-    kz_csv_cell(&rc->csv, cJSON_IsString(text) ? text->valuestring : "", false);
-    kz_csv_cell(&rc->csv, r->comment, false);
-    kz_csv_time(&rc->csv, r->responded_at, false);
-    kz_csv_time(&rc->csv, r->reminded_at, true);
-    return 0;
-}
-
-enum kz_err op_notice_report(struct srv_call *c)
-{
-    struct store *st = srv_store(c->srv);
-    struct notice_view v;
-    enum kz_err e = notice_load(c, &v);
-    if (e)
-        return e;
-    bool csv = false;
-    struct report_ctx rc = {0};
-    if ((e = require_manager(c, &v)) || (e = srv_arg_format(c, &csv)))
-        goto out;
-    rc.choices = v.choices ? cJSON_Parse(v.choices) : cJSON_CreateArray();
-    c->result = cJSON_CreateObject();
-    cJSON_AddItemToObject(c->result, "notice", notice_json(&v.n));
-    if (csv) {
-        static const char *const header[] = {"department", "login",        "name",
-                                             "read_at",    "acked_at",     "response",
-                                             "comment",    "responded_at", "reminded_at"};
-        kz_csv_row(&rc.csv, header, sizeof header / sizeof header[0]);
-        if (store_notice_recipients(st, v.n.id, STORE_ALL_RECIPIENTS, -1, csv_row, &rc) !=
-                STORE_OK ||
-            rc.csv.failed) {
-            e = srv_fail(c, KZ_INTERNAL, "report failed");
-            goto out;
-        }
-        cJSON_AddStringToObject(c->result, "csv", rc.csv.text);
-        audit_notice(c, "notice.export", v.n.id, v.title, NULL); /* names leave the server */
-        goto out;
-    }
-    rc.totals = cJSON_AddObjectToObject(c->result, "totals");
-    cJSON_AddNumberToObject(rc.totals, "recipients", 0);
-    cJSON_AddNumberToObject(rc.totals, "read", 0);
-    cJSON_AddNumberToObject(rc.totals, "acked", 0);
-    cJSON_AddNumberToObject(rc.totals, "responded", 0);
-    cJSON_AddItemToObject(rc.totals, "responses", choice_counts(rc.choices));
-    rc.by_dept = cJSON_AddArrayToObject(c->result, "by_department");
-    cJSON *missing = cJSON_AddObjectToObject(c->result, "missing");
-    int64_t limit = srv_arg_int(c, "limit", 200);
-    if (store_notice_report(st, v.n.id, report_row, &rc) != STORE_OK ||
-        store_notice_choice_counts(st, v.n.id, choice_row, &rc) != STORE_OK) {
-        e = srv_fail(c, KZ_INTERNAL, "report failed");
-        goto out;
-    }
-    int64_t all = (int64_t)cJSON_GetObjectItem(rc.totals, "recipients")->valuedouble;
-    int64_t read = (int64_t)cJSON_GetObjectItem(rc.totals, "read")->valuedouble;
-    int64_t acked = (int64_t)cJSON_GetObjectItem(rc.totals, "acked")->valuedouble;
-    int64_t resp = (int64_t)cJSON_GetObjectItem(rc.totals, "responded")->valuedouble;
-    if (missing_list(st, v.n.id, STORE_NOT_READ, missing, "not_read", limit, all - read) !=
-            STORE_OK ||
-        (v.n.ask_ack && missing_list(st, v.n.id, STORE_NOT_ACKED, missing, "not_acked", limit,
-                                     all - acked) != STORE_OK) ||
-        (cJSON_GetArraySize(rc.choices) > 0 &&
-         missing_list(st, v.n.id, STORE_NOT_RESPONDED, missing, "not_responded", limit,
-                      all - resp) != STORE_OK))
-        e = srv_fail(c, KZ_INTERNAL, "report failed");
-out:
-    cJSON_Delete(rc.choices);
-    kz_csv_free(&rc.csv);
-    view_free(&v);
-    return e;
-}
-
-struct remind_ctx {
-    struct srv *s;
-    struct kz_frame *frame;
-    cJSON *ids;
-};
-
-static int remind_one(void *arg, int64_t user_id)
-{
-    struct remind_ctx *r = arg;
-    srv_push_after_commit(r->s, user_id, r->frame, true);
-    cJSON_AddItemToArray(r->ids, cJSON_CreateNumber((double)user_id));
-    return 0;
-}
-
-/* Re-notifies exactly those who have not yet done what the notice asks: respond if it has
- * choices, else acknowledge if it asks that, else read it. */
-enum kz_err op_notice_remind(struct srv_call *c)
-{
-    struct store *st = srv_store(c->srv);
-    struct notice_view v;
-    enum kz_err e = notice_load(c, &v);
-    if (e)
-        return e;
-    struct remind_ctx r = {c->srv, NULL, cJSON_CreateArray()};
-    if ((e = require_manager(c, &v)) || (e = require_open(c, &v)))
-        goto out;
-    cJSON *choices = v.choices ? cJSON_Parse(v.choices) : NULL;
-    enum store_missing which = cJSON_GetArraySize(choices) > 0 ? STORE_NOT_RESPONDED
-                               : v.n.ask_ack                   ? STORE_NOT_ACKED
-                                                               : STORE_NOT_READ;
-    cJSON_Delete(choices);
-    r.frame = alert_frame("notice.remind", &v.n);
-    if (!r.frame ||
-        store_notice_remind(st, v.n.id, which, kz_now_ms(), remind_one, &r) != STORE_OK) {
-        e = srv_fail(c, KZ_INTERNAL, "cannot record the reminder");
-        goto out;
-    }
-    c->result = cJSON_CreateObject();
-    cJSON_AddStringToObject(c->result, "for",
-                            which == STORE_NOT_RESPONDED ? "response"
-                            : which == STORE_NOT_ACKED   ? "ack"
-                                                         : "read");
-    cJSON_AddNumberToObject(c->result, "reminded", cJSON_GetArraySize(r.ids));
-    cJSON *people = cJSON_AddArrayToObject(c->result, "users");
-    const cJSON *id;
-    cJSON_ArrayForEach(id, r.ids)
-    {
-        struct store_user u;
-        if (store_user_get(st, (int64_t)id->valuedouble, &u) == STORE_OK)
-            cJSON_AddItemToArray(people, cJSON_CreateString(u.login));
-    }
-    cJSON *details = cJSON_CreateObject();
-    cJSON_AddStringToObject(details, "for",
-                            cJSON_GetStringValue(cJSON_GetObjectItem(c->result, "for")));
-    cJSON_AddNumberToObject(details, "reminded", cJSON_GetArraySize(r.ids));
-    audit_notice(c, "notice.remind", v.n.id, v.title, details);
-    KZ_INFO("notice_reminded", "by=%s notice=%lld users=%d", c->auth.user.login, (long long)v.n.id,
-            cJSON_GetArraySize(r.ids));
-out:
-    kz_frame_unref(r.frame);
-    cJSON_Delete(r.ids);
-    view_free(&v);
+    notice_view_free(&v);
     return e;
 }
