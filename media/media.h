@@ -241,6 +241,22 @@ enum media_rc media_aead_seal(const void *plain, size_t len, const void *ad, siz
 enum media_rc media_aead_open(const unsigned char *ct, size_t ct_len, const void *ad, size_t ad_len,
                               const uint8_t key[32], unsigned char *plain);
 
+/* ---- Epoch keys bound to their owner (epoch.c) -------------------------------------------
+ *
+ * An epoch key belongs to the device that encrypts photos under it (its owner); receivers keep
+ * it by (owner, epoch). The owner publishes, inside events it signs, the key-check value
+ *   BLAKE2b-256(key = epoch key, "kizuna/keycheck/v1" 0 room 0 owner 0 epoch 0)
+ * and a key forwarded by any other device is taken only if its check is that value. */
+
+#define MEDIA_DOMAIN_KEYCHECK  "kizuna/keycheck/v1"
+#define MEDIA_EPOCH_KEYBYTES   32
+#define MEDIA_EPOCH_CHECKBYTES 32
+/* Writes the key-check value of key as the epoch `epoch` of device `owner` in room `room` (all
+ * NUL-terminated). MEDIA_NOMEM only (libsodium failed to start). */
+enum media_rc media_epoch_check(const char *room, const char *owner, const char *epoch,
+                                const uint8_t key[MEDIA_EPOCH_KEYBYTES],
+                                uint8_t check[MEDIA_EPOCH_CHECKBYTES]);
+
 /* ---- Safety numbers (E12) ---------------------------------------------------------------- */
 
 struct media_device_pub {

@@ -54,9 +54,10 @@ void ks_staging_key(const struct ks_device *d, uint8_t key[32]);
 void ks_device_id(const uint8_t sign_pk[32], char out[DEVICE_ID_MAX]);
 
 /* A room's key state: {"own":{epoch,key,created_at,count,devices,holders,keys_posted},
- * "keys":{EPOCH:{"key","from"}}}. "devices" are the member devices our epoch was first sealed
- * to, "holders" those we answered a key request for it since (upload.c, room.c). The caller
- * deletes the result (never NULL). */
+ * "keys":{"OWNER/EPOCH":{"owner","epoch","key","from"}}}: epoch keys are kept by the device that
+ * owns the epoch and the epoch, never by the epoch alone (issue 14). "devices" are the member
+ * devices our epoch was first sealed to, "holders" those we answered a key request for it since
+ * (upload.c, room.c). The caller deletes the result (never NULL). */
 cJSON *ks_room_load(const char *room_id);
 int ks_room_save(const char *room_id, const cJSON *state);
 
@@ -166,8 +167,11 @@ const char *rv_verify(struct room_view *rv, const cJSON *ev);
 const cJSON *rv_device(struct room_view *rv, const char *device, const char *login);
 /* Whether device is one of the room's current member devices. */
 bool rv_is_member_device(const struct room_view *rv, const char *device);
-/* The epoch key E if held; false otherwise. */
-bool rv_key(struct room_view *rv, const char *epoch, uint8_t key[32]);
+/* The key of epoch `epoch` of device `owner` if held; false otherwise. */
+bool rv_key(struct room_view *rv, const char *owner, const char *epoch, uint8_t key[32]);
+/* Keeps key as the key of (owner, epoch), received from device `from` (replacing any). */
+void rv_keep_key(struct room_view *rv, const char *owner, const char *epoch, const uint8_t key[32],
+                 const char *from);
 /* A device that may hold the epoch's key but is no longer one of the room's current member
  * devices (revoked, logged out, or its owner left), into who (n bytes); false if there is none.
  * Who may hold it: the ids in also (a JSON array of strings, may be NULL) and every recipient
@@ -180,18 +184,25 @@ bool rv_epoch_holder_gone(const struct room_view *rv, const char *epoch, const c
  * printed: its message is in rv->conflict, for the caller to act on. */
 int rv_post(struct room_view *rv, const char *type, const cJSON *blobs, const char *data,
             const char *client_id, long long *pos);
-/* Seals the epoch key for one recipient device: {"to":..,"box":..}; NULL if the device's keys
- * are unknown or its self-signature fails. The caller deletes the result. */
-cJSON *rv_envelope(struct room_view *rv, const char *epoch, const uint8_t key[32], const char *to);
+/* Seals the key of (owner, epoch) for one recipient device: {"to":..,"box":..}; NULL if the
+ * device's keys are unknown or its self-signature fails. The caller deletes the result. */
+cJSON *rv_envelope(struct room_view *rv, const char *owner, const char *epoch,
+                   const uint8_t key[32], const char *to);
+/* The key-check value of our own epoch, base64url, for the data of the events we sign (the
+ * caller frees it); NULL on failure. */
+char *rv_key_check(struct room_view *rv, const char *epoch, const uint8_t key[32]);
 /* Answers other devices' key requests (e2ee.keys for current member devices, e2ee.withheld
- * otherwise). Returns an exit code. */
+ * otherwise), each once; a request its epoch's owner answered needs no other answer. Returns an
+ * exit code. */
 int rv_answer_requests(struct room_view *rv);
 
 /* A photo message as this device can read it. */
 enum photo_state { PHOTO_READY, PHOTO_WAITING, PHOTO_WITHHELD, PHOTO_BROKEN };
 struct photo_view {
     enum photo_state state;
-    char detail[256]; /* why it waits or which check failed */
+    char detail[256];  /* why it waits or which check failed */
+    char warning[256]; /* what the user should know besides (a member's say on a key it does not
+                        * own); "" if nothing */
     char epoch[64];
     char device[DEVICE_ID_MAX];
     cJSON *msg; /* the decrypted photo JSON when READY (owned) */

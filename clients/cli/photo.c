@@ -73,6 +73,8 @@ static cJSON *photo_to_json(const cJSON *ev, const struct photo_view *pv)
     cJSON_AddNumberToObject(o, "ts", (double)num_of(ev, "ts"));
     cJSON_AddStringToObject(o, "state", state_name(pv->state));
     cJSON_AddStringToObject(o, "detail", pv->detail);
+    if (pv->warning[0])
+        cJSON_AddStringToObject(o, "warning", pv->warning);
     cJSON_AddStringToObject(o, "epoch", pv->epoch);
     if (pv->state != PHOTO_READY)
         return o;
@@ -100,6 +102,8 @@ static void print_photo(const cJSON *ev, const struct photo_view *pv)
     char when[32];
     format_time((double)num_of(ev, "ts"), when, sizeof when);
     printf("#%lld %s %s: %s\n", num_of(ev, "pos"), when, str(ev, "sender", NULL), pv->detail);
+    if (pv->warning[0])
+        printf("    warning: %s\n", pv->warning);
     if (pv->state != PHOTO_READY)
         return;
     const cJSON *m = pv->msg;

@@ -1,6 +1,13 @@
 /* room.c - a room's encrypted events as this device sees them: the device directory, the
  * signature on every event, the key envelopes addressed to us, photo decryption, and the key
- * request protocol (ask once for a missing key; answer others' requests when we hold it). */
+ * request protocol (ask once for a missing key; answer others' requests when we hold it).
+ *
+ * Epoch keys are bound to the device that owns the epoch (issue 14, item 3): they are kept by
+ * (owner, epoch); the owner's own envelope is the key, and a key another member forwards is
+ * taken only if its check value is one the owner signed (media_epoch_check). A `withheld` from
+ * anyone but the owner is advice shown to the user, and only answers whose signature verifies,
+ * from this device or from the owner, count as answers: no member can stop the owner's key by
+ * answering first. */
 #include "e2ee.h"
 
 #include <sodium.h>
@@ -137,7 +144,8 @@ bool rv_epoch_holder_gone(const struct room_view *rv, const char *epoch, const c
         if (gone || strcmp(str(ev, "event", NULL), "e2ee.keys") != 0)
             continue;
         cJSON *data = event_data(ev);
-        if (data && strcmp(str(data, "epoch", NULL), epoch) == 0) {
+        if (data && strcmp(str(data, "epoch", NULL), epoch) == 0 &&
+            strcmp(str(data, "owner", NULL), rv->me->id) == 0) {
             cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(data, "entries"))
             {
                 const char *to = str(e, "to", NULL);
@@ -152,17 +160,82 @@ bool rv_epoch_holder_gone(const struct room_view *rv, const char *epoch, const c
     return gone;
 }
 
-bool rv_key(struct room_view *rv, const char *epoch, uint8_t key[32])
+/* Where the key of (owner, epoch) is kept in the state's "keys". */
+static void key_slot(const char *owner, const char *epoch, char *out, size_t n)
 {
-    const cJSON *k = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(rv->state, "keys"), epoch);
-    return *epoch && unb64url_exact(str(k, "key", NULL), key, 32);
+    snprintf(out, n, "%s/%s", owner, epoch);
 }
 
-/* Opens one envelope addressed to us and checks what it says about itself. */
-static void open_envelope(struct room_view *rv, const cJSON *ev, const char *epoch, const char *box)
+bool rv_key(struct room_view *rv, const char *owner, const char *epoch, uint8_t key[32])
+{
+    char slot[200];
+    key_slot(owner, epoch, slot, sizeof slot);
+    const cJSON *k =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(rv->state, "keys"), slot);
+    return *owner && *epoch && strcmp(str(k, "owner", NULL), owner) == 0 &&
+           strcmp(str(k, "epoch", NULL), epoch) == 0 &&
+           unb64url_exact(str(k, "key", NULL), key, 32);
+}
+
+void rv_keep_key(struct room_view *rv, const char *owner, const char *epoch, const uint8_t key[32],
+                 const char *from)
+{
+    char slot[200];
+    key_slot(owner, epoch, slot, sizeof slot);
+    cJSON *keys = cJSON_GetObjectItemCaseSensitive(rv->state, "keys");
+    cJSON *old = cJSON_DetachItemFromObjectCaseSensitive(keys, slot);
+    if (old && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(old, "key")))
+        sodium_memzero(cJSON_GetObjectItemCaseSensitive(old, "key")->valuestring,
+                       strlen(cJSON_GetObjectItemCaseSensitive(old, "key")->valuestring));
+    cJSON_Delete(old);
+    cJSON *k = cJSON_AddObjectToObject(keys, slot);
+    cJSON_AddStringToObject(k, "owner", owner);
+    cJSON_AddStringToObject(k, "epoch", epoch);
+    add_b64(k, "key", key, 32);
+    cJSON_AddStringToObject(k, "from", from);
+    rv->dirty = true;
+}
+
+char *rv_key_check(struct room_view *rv, const char *epoch, const uint8_t key[32])
+{
+    uint8_t check[MEDIA_EPOCH_CHECKBYTES];
+    if (media_epoch_check(rv->room_id, rv->me->id, epoch, key, check) != MEDIA_OK)
+        return NULL;
+    return b64url(check, sizeof check);
+}
+
+/* Whether the epoch's owner vouches for key: a key-check value in one of its own e2ee.keys or
+ * e2ee.photo events of the epoch, whose signature verifies, is the key's. */
+static bool owner_vouches(struct room_view *rv, const char *owner, const char *epoch,
+                          const uint8_t key[32])
+{
+    uint8_t want[MEDIA_EPOCH_CHECKBYTES], got[MEDIA_EPOCH_CHECKBYTES];
+    if (media_epoch_check(rv->room_id, owner, epoch, key, want) != MEDIA_OK)
+        return false;
+    bool found = false;
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, rv->events)
+    {
+        const char *type = str(ev, "event", NULL);
+        if (found || (strcmp(type, "e2ee.keys") != 0 && strcmp(type, "e2ee.photo") != 0) ||
+            strcmp(str(ev, "content", "device"), owner) != 0)
+            continue;
+        cJSON *data = event_data(ev);
+        found = data && strcmp(str(data, "epoch", NULL), epoch) == 0 &&
+                unb64url_exact(str(data, "check", NULL), got, sizeof got) &&
+                sodium_memcmp(got, want, sizeof got) == 0 && !rv_verify(rv, ev);
+        cJSON_Delete(data);
+    }
+    return found;
+}
+
+/* Opens one envelope addressed to us, checks what it says about itself, and keeps the key if
+ * it is the owner's: sealed by the owner (and matching the check the same event carries, if
+ * any), or forwarded by another member and matching a check the owner signed. */
+static void open_envelope(struct room_view *rv, const cJSON *ev, const cJSON *data, const char *box)
 {
     const char *from = str(ev, "content", "device");
+    const char *epoch = str(data, "epoch", NULL), *owner = str(data, "owner", NULL);
     uint8_t sign_pk[32], box_pk[32];
     const cJSON *dev = rv_device(rv, from, str(ev, "sender", NULL));
     uint8_t *env;
@@ -179,20 +252,30 @@ static void open_envelope(struct room_view *rv, const cJSON *ev, const char *epo
     if (plain && media_envelope_open(env, env_len, box_pk, rv->me->k.box_sk,
                                      (unsigned char *)plain) == MEDIA_OK)
         p = cJSON_Parse(plain);
-    uint8_t key[32];
+    uint8_t key[32], check[MEDIA_EPOCH_CHECKBYTES], own[MEDIA_EPOCH_CHECKBYTES];
     /* The box is authenticated, but the crypto_box key is shared by both ends: "from" and
-     * "to" say which way it went, "room" and "epoch" that it was not moved from elsewhere. */
-    if (p && strcmp(str(p, "room", NULL), rv->room_id) == 0 &&
-        strcmp(str(p, "epoch", NULL), epoch) == 0 && strcmp(str(p, "from", NULL), from) == 0 &&
-        strcmp(str(p, "to", NULL), rv->me->id) == 0 &&
+     * "to" say which way it went, "room", "owner" and "epoch" that it was not moved from
+     * elsewhere. */
+    if (p && *owner && strcmp(str(p, "room", NULL), rv->room_id) == 0 &&
+        strcmp(str(p, "epoch", NULL), epoch) == 0 && strcmp(str(p, "owner", NULL), owner) == 0 &&
+        strcmp(str(p, "from", NULL), from) == 0 && strcmp(str(p, "to", NULL), rv->me->id) == 0 &&
         unb64url_exact(str(p, "key", NULL), key, 32)) {
-        cJSON *keys = cJSON_GetObjectItemCaseSensitive(rv->state, "keys");
-        if (!cJSON_GetObjectItemCaseSensitive(keys, epoch)) {
-            cJSON *k = cJSON_AddObjectToObject(keys, epoch);
-            add_b64(k, "key", key, 32);
-            cJSON_AddStringToObject(k, "from", from);
-            rv->dirty = true;
-        }
+        bool by_owner = strcmp(from, owner) == 0, take;
+        if (by_owner)
+            take = !*str(data, "check", NULL) ||
+                   (unb64url_exact(str(data, "check", NULL), own, sizeof own) &&
+                    media_epoch_check(rv->room_id, owner, epoch, key, check) == MEDIA_OK &&
+                    sodium_memcmp(check, own, sizeof own) == 0);
+        else
+            take = owner_vouches(rv, owner, epoch, key);
+        char slot[200];
+        key_slot(owner, epoch, slot, sizeof slot);
+        const cJSON *old = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(rv->state, "keys"), slot);
+        /* Nothing replaces the owner's own envelope. A forwarded key that was taken matched the
+         * owner's check, so the owner's envelope replaces it only to record where it came from. */
+        if (take && (!old || (by_owner && strcmp(str(old, "from", NULL), owner) != 0)))
+            rv_keep_key(rv, owner, epoch, key, from);
         sodium_memzero(key, sizeof key);
     }
     if (plain)
@@ -208,12 +291,11 @@ static void take_keys(struct room_view *rv, const cJSON *ev)
     if (strcmp(str(ev, "event", NULL), "e2ee.keys") != 0 || rv_verify(rv, ev))
         return;
     cJSON *data = event_data(ev);
-    const char *epoch = str(data, "epoch", NULL);
     const cJSON *e;
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(data, "entries"))
     {
         if (strcmp(str(e, "to", NULL), rv->me->id) == 0)
-            open_envelope(rv, ev, epoch, str(e, "box", NULL));
+            open_envelope(rv, ev, data, str(e, "box", NULL));
     }
     cJSON_Delete(data);
 }
@@ -240,6 +322,14 @@ bool rv_add(struct room_view *rv, const cJSON *ev)
     cJSON *copy = cJSON_Duplicate(ev, true);
     cJSON_AddItemToArray(rv->events, copy);
     take_keys(rv, copy);
+    /* A check the owner signed may vouch for a key a member forwarded before it came. */
+    cJSON *data = event_data(copy);
+    uint8_t key[32];
+    if (*str(data, "check", NULL) &&
+        !rv_key(rv, str(copy, "content", "device"), str(data, "epoch", NULL), key))
+        collect_keys(rv);
+    sodium_memzero(key, sizeof key);
+    cJSON_Delete(data);
     return true;
 }
 
@@ -403,7 +493,8 @@ int rv_post(struct room_view *rv, const char *type, const cJSON *blobs, const ch
     return EXIT_OK;
 }
 
-cJSON *rv_envelope(struct room_view *rv, const char *epoch, const uint8_t key[32], const char *to)
+cJSON *rv_envelope(struct room_view *rv, const char *owner, const char *epoch,
+                   const uint8_t key[32], const char *to)
 {
     const cJSON *dev = rv_device(rv, to, NULL);
     uint8_t sign_pk[32], box_pk[32];
@@ -411,6 +502,7 @@ cJSON *rv_envelope(struct room_view *rv, const char *epoch, const uint8_t key[32
         return NULL;
     cJSON *p = cJSON_CreateObject();
     cJSON_AddStringToObject(p, "room", rv->room_id);
+    cJSON_AddStringToObject(p, "owner", owner);
     cJSON_AddStringToObject(p, "epoch", epoch);
     add_b64(p, "key", key, 32);
     cJSON_AddStringToObject(p, "from", rv->me->id);
@@ -432,18 +524,26 @@ cJSON *rv_envelope(struct room_view *rv, const char *epoch, const uint8_t key[32
     return entry;
 }
 
-/* Whether an e2ee.keys or e2ee.withheld for (to, epoch) comes after position `after`. */
-static bool answered_after(struct room_view *rv, long long after, const char *to, const char *epoch)
+/* Whether the request of device `to` for the key of (owner, epoch), made at position `after`,
+ * has been answered as far as this device is concerned: by an e2ee.keys or e2ee.withheld from
+ * this device itself or from the epoch's owner, whose signature verifies. Another member's
+ * answer does not count: it may be a wrong key or a refusal it has no say in, so each holder
+ * answers once and the owner's answer settles it (a request costs one answer per device that
+ * reads the room before the owner does; requests are rare: new phones and late joiners). */
+static bool answered_after(struct room_view *rv, long long after, const char *to, const char *owner,
+                           const char *epoch)
 {
     const cJSON *ev;
     cJSON_ArrayForEach(ev, rv->events)
     {
-        const char *type = str(ev, "event", NULL);
+        const char *type = str(ev, "event", NULL), *by = str(ev, "content", "device");
         bool keys = strcmp(type, "e2ee.keys") == 0;
-        if (num_of(ev, "pos") <= after || (!keys && strcmp(type, "e2ee.withheld") != 0))
+        if (num_of(ev, "pos") <= after || (!keys && strcmp(type, "e2ee.withheld") != 0) ||
+            (strcmp(by, rv->me->id) != 0 && strcmp(by, owner) != 0))
             continue;
         cJSON *data = event_data(ev);
-        bool hit = strcmp(str(data, "epoch", NULL), epoch) == 0;
+        bool hit = strcmp(str(data, "epoch", NULL), epoch) == 0 &&
+                   strcmp(str(data, "owner", NULL), owner) == 0;
         if (hit && keys) {
             hit = false;
             const cJSON *e;
@@ -453,7 +553,7 @@ static bool answered_after(struct room_view *rv, long long after, const char *to
             hit = strcmp(str(data, "to", NULL), to) == 0;
         }
         cJSON_Delete(data);
-        if (hit)
+        if (hit && !rv_verify(rv, ev))
             return true;
     }
     return false;
@@ -479,7 +579,8 @@ static void answer_client_id(const cJSON *req, const char *me, char out[48])
 
 /* Under history "joined": whether the requester's owner joined after the epoch began (its
  * first key envelope). Such a device must not get the key (E2EE.md E10). */
-static bool joined_after_epoch(struct room_view *rv, const char *requester, const char *epoch)
+static bool joined_after_epoch(struct room_view *rv, const char *requester, const char *owner,
+                               const char *epoch)
 {
     if (strcmp(rv->history, "joined") != 0)
         return false;
@@ -492,7 +593,8 @@ static bool joined_after_epoch(struct room_view *rv, const char *requester, cons
         if (strcmp(str(ev, "event", NULL), "e2ee.keys") != 0)
             continue;
         cJSON *data = event_data(ev);
-        bool this_epoch = strcmp(str(data, "epoch", NULL), epoch) == 0;
+        bool this_epoch = strcmp(str(data, "epoch", NULL), epoch) == 0 &&
+                          strcmp(str(data, "owner", NULL), owner) == 0;
         cJSON_Delete(data);
         if (this_epoch) {
             began = num_of(ev, "pos");
@@ -504,23 +606,25 @@ static bool joined_after_epoch(struct room_view *rv, const char *requester, cons
 }
 
 static int answer_one(struct room_view *rv, const cJSON *req, const char *requester,
-                      const char *epoch, const uint8_t key[32])
+                      const char *owner, const char *epoch, const uint8_t key[32])
 {
     char client_id[48];
     answer_client_id(req, rv->me->id, client_id);
     cJSON *data = cJSON_CreateObject();
     cJSON_AddStringToObject(data, "epoch", epoch);
+    cJSON_AddStringToObject(data, "owner", owner);
     const char *type = "e2ee.keys", *why = NULL;
     cJSON *entry = NULL;
     if (!rv_is_member_device(rv, requester))
         why = "the requesting device is not a current member device of this room (revoked, or "
               "its owner left)";
-    else if (joined_after_epoch(rv, requester, epoch))
+    else if (joined_after_epoch(rv, requester, owner, epoch))
         why = "this room shares photos only from when one joined, and this epoch began before";
-    else if (!(entry = rv_envelope(rv, epoch, key, requester)))
+    else if (!(entry = rv_envelope(rv, owner, epoch, key, requester)))
         why = "the requesting device's keys do not verify";
+    bool mine = strcmp(owner, rv->me->id) == 0;
     cJSON *own = cJSON_GetObjectItemCaseSensitive(rv->state, "own");
-    if (entry && strcmp(str(own, "epoch", NULL), epoch) == 0) {
+    if (entry && mine && strcmp(str(own, "epoch", NULL), epoch) == 0) {
         /* Our current epoch now reaches one more device: remembered before it is posted, so
          * the epoch ends if that device leaves (upload.c), even if the server never shows us
          * this answer again. */
@@ -534,6 +638,10 @@ static int answer_one(struct room_view *rv, const cJSON *req, const char *reques
     }
     if (entry) {
         cJSON_AddStringToObject(data, "history", rv->history);
+        char *check = mine ? rv_key_check(rv, epoch, key) : NULL;
+        if (check)
+            cJSON_AddStringToObject(data, "check", check);
+        free(check);
         cJSON_AddItemToArray(cJSON_AddArrayToObject(data, "entries"), entry);
     } else {
         type = "e2ee.withheld";
@@ -571,15 +679,16 @@ int rv_answer_requests(struct room_view *rv)
         if (strcmp(requester, rv->me->id) == 0 || rv_verify(rv, req))
             continue;
         cJSON *data = event_data(req);
-        char epoch[64];
+        char epoch[80], owner[DEVICE_ID_MAX];
         snprintf(epoch, sizeof epoch, "%s", str(data, "epoch", NULL));
+        snprintf(owner, sizeof owner, "%s", str(data, "owner", NULL));
         cJSON_Delete(data);
         uint8_t key[32];
-        if (!rv_key(rv, epoch, key))
+        if (!rv_key(rv, owner, epoch, key))
             continue;
         int rc = EXIT_OK;
-        if (!answered_after(rv, num_of(req, "pos"), requester, epoch))
-            rc = answer_one(rv, req, requester, epoch, key);
+        if (!answered_after(rv, num_of(req, "pos"), requester, owner, epoch))
+            rc = answer_one(rv, req, requester, owner, epoch, key);
         sodium_memzero(key, sizeof key);
         if (rc != EXIT_OK)
             return rc;
@@ -589,8 +698,9 @@ int rv_answer_requests(struct room_view *rv)
 
 /* ---- photos ---- */
 
-/* Ours is pending when we asked for the epoch and nobody has answered us since. */
-static bool request_pending(struct room_view *rv, const char *epoch)
+/* Ours is pending when we asked for the key of (owner, epoch) and the owner has not answered
+ * us since (other members' answers do not settle it: see answered_after). */
+static bool request_pending(struct room_view *rv, const char *owner, const char *epoch)
 {
     const cJSON *ev;
     cJSON_ArrayForEach(ev, rv->events)
@@ -599,26 +709,32 @@ static bool request_pending(struct room_view *rv, const char *epoch)
             strcmp(str(ev, "content", "device"), rv->me->id) != 0)
             continue;
         cJSON *data = event_data(ev);
-        bool mine = strcmp(str(data, "epoch", NULL), epoch) == 0;
+        bool mine = strcmp(str(data, "epoch", NULL), epoch) == 0 &&
+                    strcmp(str(data, "owner", NULL), owner) == 0;
         cJSON_Delete(data);
-        if (mine && !answered_after(rv, num_of(ev, "pos"), rv->me->id, epoch))
+        if (mine && !answered_after(rv, num_of(ev, "pos"), rv->me->id, owner, epoch))
             return true;
     }
     return false;
 }
 
-/* The newest e2ee.withheld for us about epoch, as "device: reason"; false if none. */
-static bool withheld_reason(struct room_view *rv, const char *epoch, char *out, size_t n)
+/* The newest e2ee.withheld for us about the key of (owner, epoch) whose signature verifies, as
+ * "device: reason": from the owner itself (by_owner: it decides) or from any other member
+ * (advice only: the key is not theirs to refuse). False if none. */
+static bool withheld_reason(struct room_view *rv, const char *owner, const char *epoch,
+                            bool by_owner, char *out, size_t n)
 {
     bool found = false;
     const cJSON *ev;
     cJSON_ArrayForEach(ev, rv->events)
     {
-        if (strcmp(str(ev, "event", NULL), "e2ee.withheld") != 0 || rv_verify(rv, ev))
+        if (strcmp(str(ev, "event", NULL), "e2ee.withheld") != 0 ||
+            (strcmp(str(ev, "content", "device"), owner) == 0) != by_owner)
             continue;
         cJSON *data = event_data(ev);
         if (strcmp(str(data, "epoch", NULL), epoch) == 0 &&
-            strcmp(str(data, "to", NULL), rv->me->id) == 0) {
+            strcmp(str(data, "owner", NULL), owner) == 0 &&
+            strcmp(str(data, "to", NULL), rv->me->id) == 0 && !rv_verify(rv, ev)) {
             snprintf(out, n, "device %s: %s", str(ev, "content", "device"),
                      str(data, "reason", NULL));
             found = true;
@@ -630,11 +746,11 @@ static bool withheld_reason(struct room_view *rv, const char *epoch, char *out, 
 
 static int ask_for_key(struct room_view *rv, struct photo_view *pv)
 {
-    if (request_pending(rv, pv->epoch))
+    if (request_pending(rv, pv->device, pv->epoch))
         return EXIT_OK;
     cJSON *data = cJSON_CreateObject();
     cJSON_AddStringToObject(data, "epoch", pv->epoch);
-    cJSON_AddStringToObject(data, "sender_device", pv->device);
+    cJSON_AddStringToObject(data, "owner", pv->device);
     char *text = cJSON_PrintUnformatted(data);
     cJSON_Delete(data);
     long long pos;
@@ -707,18 +823,22 @@ int rv_photo(struct room_view *rv, const cJSON *ev, struct photo_view *pv)
     if (!data || !pv->epoch[0]) {
         pv->state = PHOTO_BROKEN;
         snprintf(pv->detail, sizeof pv->detail, "integrity failure: no epoch in the event");
-    } else if (rv_key(rv, pv->epoch, key)) {
+    } else if (rv_key(rv, pv->device, pv->epoch, key)) {
         open_photo(rv, ev, data, key, pv);
         sodium_memzero(key, sizeof key);
-    } else if (withheld_reason(rv, pv->epoch, reason, sizeof reason)) {
+    } else if (withheld_reason(rv, pv->device, pv->epoch, true, reason, sizeof reason)) {
         pv->state = PHOTO_WITHHELD;
-        snprintf(pv->detail, sizeof pv->detail, "key of epoch %.8s… withheld by %s", pv->epoch,
-                 reason);
+        snprintf(pv->detail, sizeof pv->detail, "key of epoch %.8s… withheld by its owner, %s",
+                 pv->epoch, reason);
     } else {
         pv->state = PHOTO_WAITING;
         snprintf(pv->detail, sizeof pv->detail,
                  "waiting for key of epoch %.8s… from device %s (requested)", pv->epoch,
                  pv->device);
+        if (withheld_reason(rv, pv->device, pv->epoch, false, reason, sizeof reason))
+            snprintf(pv->warning, sizeof pv->warning,
+                     "withheld by %.150s (not the key's owner: it may still come from its owner)",
+                     reason);
         rc = ask_for_key(rv, pv);
     }
     cJSON_Delete(data);

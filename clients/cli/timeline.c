@@ -274,7 +274,9 @@ static void describe(struct tl_room *r, const cJSON *ev, const struct photo_view
     }
     case PHOTO_WAITING:
         device_name(&r->rv, pv->device, str(ev, "sender", NULL), dev, sizeof dev);
-        snprintf(what, wn, "[photo, waiting for its key from %s; asked]", dev);
+        one_line(pv->warning, caption, sizeof caption);
+        snprintf(what, wn, "[photo, waiting for its key from %s; asked%s%s]", dev,
+                 *caption ? "; " : "", caption);
         break;
     default: /* withheld, or an integrity failure: the detail says which and why */
         one_line(pv->detail, caption, sizeof caption);
@@ -331,7 +333,7 @@ static void reshow_waiting(struct tl_room *r)
         const cJSON *ev = cJSON_GetObjectItemCaseSensitive(w, "ev");
         cJSON *data = cJSON_Parse(str(ev, "content", "data"));
         uint8_t key[32];
-        bool decided = rv_key(&r->rv, str(data, "epoch", NULL), key);
+        bool decided = rv_key(&r->rv, str(ev, "content", "device"), str(data, "epoch", NULL), key);
         sodium_memzero(key, sizeof key);
         cJSON_Delete(data);
         struct photo_view pv = {0};

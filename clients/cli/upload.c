@@ -645,9 +645,7 @@ static cJSON *epoch_current(struct room_view *rv, bool rotate)
     cJSON_ReplaceItemInObjectCaseSensitive(rv->state, "own", own);
     if (!cJSON_GetObjectItemCaseSensitive(rv->state, "own"))
         cJSON_AddItemToObject(rv->state, "own", own);
-    cJSON *k = cJSON_AddObjectToObject(cJSON_GetObjectItemCaseSensitive(rv->state, "keys"), epoch);
-    add_b64(k, "key", key, sizeof key);
-    cJSON_AddStringToObject(k, "from", rv->me->id);
+    rv_keep_key(rv, rv->me->id, epoch ? epoch : "", key, rv->me->id);
     sodium_memzero(key, sizeof key);
     free(epoch);
     /* Saved before anything is posted: a key that may be in the room is never forgotten. */
@@ -667,12 +665,16 @@ static int epoch_share(struct room_view *rv, cJSON *own)
         return EXIT_REFUSED;
     cJSON *data = cJSON_CreateObject();
     cJSON_AddStringToObject(data, "epoch", epoch);
+    cJSON_AddStringToObject(data, "owner", rv->me->id);
     cJSON_AddStringToObject(data, "history", rv->history);
+    char *check = rv_key_check(rv, epoch, key);
+    cJSON_AddStringToObject(data, "check", check ? check : "");
+    free(check);
     cJSON *entries = cJSON_AddArrayToObject(data, "entries");
     const cJSON *d;
     cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(own, "devices"))
     {
-        cJSON *e = rv_envelope(rv, epoch, key, d->valuestring);
+        cJSON *e = rv_envelope(rv, rv->me->id, epoch, key, d->valuestring);
         if (e)
             cJSON_AddItemToArray(entries, e);
         else
@@ -738,10 +740,12 @@ static char *photo_data(struct room_view *rv, const cJSON *own, const cJSON *sec
     size_t len = strlen(plain);
     unsigned char *ct = malloc(len + MEDIA_AEAD_OVERHEAD);
     char *out = NULL;
-    if (ct && media_aead_seal(plain, len, ad, (size_t)ad_len, key, ct) == MEDIA_OK) {
+    char *check = rv_key_check(rv, epoch, key);
+    if (ct && check && media_aead_seal(plain, len, ad, (size_t)ad_len, key, ct) == MEDIA_OK) {
         cJSON *d = cJSON_CreateObject();
         cJSON_AddStringToObject(d, "epoch", epoch);
         cJSON_AddNumberToObject(d, "n", (double)num_of(own, "count"));
+        cJSON_AddStringToObject(d, "check", check);
         add_b64(d, "ct", ct, len + MEDIA_AEAD_OVERHEAD);
         out = cJSON_PrintUnformatted(d);
         cJSON_Delete(d);
@@ -749,6 +753,7 @@ static char *photo_data(struct room_view *rv, const cJSON *own, const cJSON *sec
     sodium_memzero(key, sizeof key);
     sodium_memzero(plain, len);
     cJSON_free(plain);
+    free(check);
     free(ct);
     return out;
 }

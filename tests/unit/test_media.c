@@ -1,5 +1,6 @@
 /* test_media.c - media/ on images and blobs made at test time (no binary fixtures): the JPEG
- * probe, EXIF, the photo pipeline, encrypted blobs, device keys, envelopes, safety numbers. */
+ * probe, EXIF, the photo pipeline, encrypted blobs, device keys, envelopes, epoch key checks,
+ * safety numbers. */
 #include <criterion/criterion.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -992,6 +993,36 @@ Test(keys, aead_binds_key_and_additional_data)
     /* No additional data at all is fine too. */
     cr_assert_eq(media_aead_seal(plain, n, NULL, 0, key, ct), MEDIA_OK);
     cr_assert_eq(media_aead_open(ct, cn, NULL, 0, key, out), MEDIA_OK);
+}
+
+/* ---- epoch keys bound to their owner (epoch.c) ---- */
+
+static void hex32(const uint8_t b[32], char out[65])
+{
+    sodium_bin2hex(out, 65, b, 32);
+}
+
+Test(epoch, key_check_is_a_fixed_keyed_hash_of_room_owner_and_epoch)
+{
+    uint8_t key[32], check[32], other[32];
+    for (int i = 0; i < 32; i++)
+        key[i] = (uint8_t)i;
+    char hex[65];
+    /* The vector: BLAKE2b-256 keyed with the epoch key over
+     * "kizuna/keycheck/v1" 0 room 0 owner 0 epoch 0 (docs/protocol.md). */
+    cr_assert_eq(media_epoch_check("U9dtpXO2", "q3W", "AbCd", key, check), MEDIA_OK);
+    hex32(check, hex);
+    cr_assert_str_eq(hex, "c60a2421a4db56482332275e228a169ee0b2dcbc33ef3aef6437c0d7f3856c05");
+    /* Every input changes it, and moving a character between fields does too. */
+    cr_assert_eq(media_epoch_check("U9dtpXO", "2q3W", "AbCd", key, other), MEDIA_OK);
+    cr_assert_neq(memcmp(check, other, 32), 0);
+    cr_assert_eq(media_epoch_check("U9dtpXO2", "q3X", "AbCd", key, other), MEDIA_OK);
+    cr_assert_neq(memcmp(check, other, 32), 0, "another owner");
+    cr_assert_eq(media_epoch_check("U9dtpXO2", "q3W", "AbCe", key, other), MEDIA_OK);
+    cr_assert_neq(memcmp(check, other, 32), 0, "another epoch");
+    key[0] ^= 1;
+    cr_assert_eq(media_epoch_check("U9dtpXO2", "q3W", "AbCd", key, other), MEDIA_OK);
+    cr_assert_neq(memcmp(check, other, 32), 0, "another key");
 }
 
 /* ---- safety numbers ---- */
