@@ -21,7 +21,17 @@
  * op) and, where it is vague, from the server's behaviour. Replies to callers outside the room
  * and the notice's audience must not show the room, its messages or the notice. A wrong cell
  * fails the test; the whole observed matrix is printed on stderr. An op in the command table
- * without a row here fails the_matrix_covers_every_op. */
+ * without a row here fails the_matrix_covers_every_op.
+ *
+ * The upload and blob endpoints (POST, HEAD, PATCH and DELETE of /api/v1/uploads[/ID], GET and
+ * HEAD of /api/v1/blobs/ID) go through the same gate and join the matrix as http_rows: every
+ * caller sends each over HTTP with its token as the bearer (anonymous with none), and both the
+ * status and the JSON error code must be exact (a HEAD reply has no body: its status only).
+ * Uploads are the caller's own (a fresh one per cell for live callers; made while it still
+ * worked for the dead, and before the reset for the one-time password) or the victim's; blobs
+ * are the caller's own (not in any room), the victim's, and the room's: uploaded by the member
+ * and sent in the room as a photo. A blob readable by a caller must come back whole; a caller
+ * who may not read the room's blob must not learn its length from POST. */
 #include <criterion/criterion.h>
 #include <ctype.h>
 #include <sodium.h>
@@ -181,6 +191,48 @@ static const struct row rows[] = {
 /* clang-format on */
 #define NROWS (sizeof rows / sizeof rows[0])
 
+/* A row of the upload and blob endpoints: method, path ($NAME placeholders as in rows[]), what
+ * the request carries, the status of success and one expected outcome per caller, as rows[]. */
+enum hbody {
+    H_NONE,      /* no body */
+    H_CREATE,    /* Upload-Length and Upload-Metadata of a blob nobody has */
+    H_CREATE_RB, /* the same for the room's blob */
+    H_PATCH,     /* the first half of the upload's bytes at offset 0, checksummed */
+};
+struct http_row {
+    const char *method;
+    const char *path;
+    enum hbody body;
+    int ok_status;
+    const char *expect;
+};
+
+/* The gate for uploads and blobs admits any live session of an active user without a pending
+ * one-time password (docs/protocol.md "Uploads and blobs"); then someone else's upload, and a
+ * blob one neither uploaded nor may read in a room, is not_found, as if it did not exist. The
+ * victim's upload and blob are for no caller here: the victim's own requests at the end show
+ * that they exist and that nothing changed them. */
+/* clang-format off */
+static const struct http_row http_rows[] = {
+    /*                                                                anon dis mem own non hq adm rev srv exp otp */
+    {"POST",   "/api/v1/uploads",                  H_CREATE,    201, "U U o o o o o U U U F"},
+    /* Born complete for its readers; for the rest, exactly as a blob nobody has. */
+    {"POST",   "/api/v1/uploads",                  H_CREATE_RB, 201, "U U o o o o o U U U F"},
+    {"HEAD",   "/api/v1/uploads/$OWN_UPLOAD",      H_NONE,      200, "U U o o o o o U U U F"},
+    {"HEAD",   "/api/v1/uploads/$VICTIM_UPLOAD",   H_NONE,      200, "U U N N N N N U U U F"},
+    {"PATCH",  "/api/v1/uploads/$OWN_UPLOAD",      H_PATCH,     204, "U U o o o o o U U U F"},
+    {"PATCH",  "/api/v1/uploads/$VICTIM_UPLOAD",   H_PATCH,     204, "U U N N N N N U U U F"},
+    {"DELETE", "/api/v1/uploads/$OWN_UPLOAD",      H_NONE,      204, "U U o o o o o U U U F"},
+    {"DELETE", "/api/v1/uploads/$VICTIM_UPLOAD",   H_NONE,      204, "U U N N N N N U U U F"},
+    {"GET",    "/api/v1/blobs/$ROOM_BLOB",         H_NONE,      200, "U U o o N N N U U U F"},
+    {"HEAD",   "/api/v1/blobs/$ROOM_BLOB",         H_NONE,      200, "U U o o N N N U U U F"},
+    {"GET",    "/api/v1/blobs/$OWN_BLOB",          H_NONE,      200, "U U o o o o o U U U F"},
+    {"HEAD",   "/api/v1/blobs/$OWN_BLOB",          H_NONE,      200, "U U o o o o o U U U F"},
+    {"GET",    "/api/v1/blobs/$VICTIM_BLOB",       H_NONE,      200, "U U N N N N N U U U F"},
+};
+/* clang-format on */
+#define NHROWS (sizeof http_rows / sizeof http_rows[0])
+
 static const char *code_of_letter(char c)
 {
     switch (c) {
@@ -255,12 +307,15 @@ struct caller {
     char token[64];
     struct dev dev; /* registered in the caller's session (for e2ee.post) */
     bool has_dev;
+    char upload[48]; /* an unfinished upload of its own (see $OWN_UPLOAD) */
+    char blob[65];   /* a finished blob of its own, in no room */
 };
 static struct caller who[NWHO];
 static struct caller victim;    /* whose sessions and devices others try to end */
 static char room[64];           /* the owner's room: member and the dead callers are in it */
 static long long notice_id;     /* the owner's notice to DEPT_X, asking for an ack and a choice */
 static long long msg_pos;       /* the member's message in the room */
+static char room_blob[65];      /* uploaded by the member, sent in the room as a photo */
 static struct ws adm, own, mem; /* fixture connections on the admin's, owner's, member's session */
 static int fresh;
 /* The dispatched account expires this long after the fixtures begin; its column runs last, so
@@ -417,6 +472,114 @@ static void e2ee_fields(const struct dev *v, char *out, size_t cap)
              room, type, v->id, s);
 }
 
+/* ---- uploads and blobs over HTTP ---- */
+
+#define UPLOAD_LEN 128 /* every upload a cell makes; cells never finish one */
+#define BLOB_LEN   100 /* every finished blob */
+
+static char tus_resp[16384]; /* the last reply, headers and body */
+static size_t tus_resp_len;
+
+/* One request with token as the bearer (NULL: none) and body (NULL: none, and no
+ * Content-Length); the status. */
+static int tus(const char *method, const char *path, const char *token, const char *headers,
+               const void *body, size_t len)
+{
+    char h[1024] = "";
+    if (token)
+        snprintf(h, sizeof h, "Authorization: Bearer %s\r\n", token);
+    snprintf(h + strlen(h), sizeof h - strlen(h), "Tus-Resumable: 1.0.0\r\n%s",
+             headers ? headers : "");
+    return http_raw(d.port, method, path, h, body, len, len, tus_resp, sizeof tus_resp,
+                    &tus_resp_len);
+}
+
+static void hex_of(const void *data, size_t len, char hex[65])
+{
+    uint8_t h[32];
+    crypto_generichash(h, sizeof h, data, len, NULL, 0);
+    sodium_bin2hex(hex, 65, h, sizeof h);
+}
+
+/* POST /api/v1/uploads for blob hex of length bytes. */
+static int tus_create(const char *token, const char *hex, size_t length)
+{
+    char md[128], headers[256];
+    sodium_bin2base64(md, sizeof md, (const unsigned char *)hex, 64,
+                      sodium_base64_VARIANT_ORIGINAL);
+    snprintf(headers, sizeof headers, "Upload-Length: %zu\r\nUpload-Metadata: blob %s\r\n", length,
+             md);
+    return tus("POST", "/api/v1/uploads", token, headers, "", 0);
+}
+
+/* PATCH with the checksum of its body. */
+static int tus_patch(const char *path, const char *token, size_t offset, const void *body,
+                     size_t len)
+{
+    uint8_t h[32];
+    char sum[64], headers[256];
+    crypto_generichash(h, sizeof h, body, len, NULL, 0);
+    sodium_bin2base64(sum, sizeof sum, h, sizeof h, sodium_base64_VARIANT_ORIGINAL);
+    snprintf(headers, sizeof headers,
+             "Upload-Offset: %zu\r\nUpload-Checksum: blake2b %s\r\n"
+             "Content-Type: application/offset+octet-stream\r\n",
+             offset, sum);
+    return tus("PATCH", path, token, headers, body, len);
+}
+
+/* A new upload of UPLOAD_LEN bytes of a blob nobody has, by token's session; its id. */
+static void upload_new(const char *token, char *id, size_t n)
+{
+    uint8_t rnd[32];
+    char hex[65], location[128];
+    randombytes_buf(rnd, sizeof rnd);
+    sodium_bin2hex(hex, sizeof hex, rnd, sizeof rnd);
+    cr_assert_eq(tus_create(token, hex, UPLOAD_LEN), 201, "%s", tus_resp);
+    cr_assert(http_header(tus_resp, "Location", location, sizeof location), "%s", tus_resp);
+    cr_assert(strncmp(location, "/api/v1/uploads/", 16) == 0, "%s", location);
+    snprintf(id, n, "%s", location + 16);
+}
+
+/* A finished blob of BLOB_LEN random bytes, uploaded by token's session; its id. */
+static void blob_new(const char *token, char hex[65])
+{
+    uint8_t bytes[BLOB_LEN];
+    char location[128];
+    randombytes_buf(bytes, sizeof bytes);
+    hex_of(bytes, sizeof bytes, hex);
+    cr_assert_eq(tus_create(token, hex, sizeof bytes), 201, "%s", tus_resp);
+    cr_assert(http_header(tus_resp, "Location", location, sizeof location), "%s", tus_resp);
+    cr_assert_eq(tus_patch(location, token, 0, bytes, sizeof bytes), 204, "%s", tus_resp);
+}
+
+/* The caller's own upload and blob, made with its token while that still works. */
+static void uploads_of(struct caller *c)
+{
+    upload_new(c->token, c->upload, sizeof c->upload);
+    blob_new(c->token, c->blob);
+}
+
+/* e2ee.post fields: a photo in the room carrying blob, signed by device v. */
+static void e2ee_photo_fields(const struct dev *v, const char *blob, char *out, size_t cap)
+{
+    static const char type[] = "e2ee.photo", data[] = "{\"epoch\":\"authz\"}";
+    unsigned char msg[512], *p = msg;
+    size_t n = strlen(room) + 1 + sizeof type + strlen(blob) + 1 + strlen(data);
+    cr_assert_lt(n, sizeof msg);
+    p = (unsigned char *)stpcpy((char *)p, room) + 1;
+    p = (unsigned char *)stpcpy((char *)p, type) + 1;
+    p = (unsigned char *)stpcpy((char *)p, blob) + 1;
+    memcpy(p, data, strlen(data));
+    uint8_t sig[64];
+    cr_assert_eq(media_sign("kizuna/e2ee/v1", msg, n, v->k.sign_sk, sig), MEDIA_OK);
+    char s[100];
+    b64url(sig, 64, s, sizeof s);
+    snprintf(out, cap,
+             "\"room\":\"%s\",\"type\":\"%s\",\"device\":\"%s\",\"blobs\":[\"%s\"],"
+             "\"data\":\"{\\\"epoch\\\":\\\"authz\\\"}\",\"sig\":\"%s\"",
+             room, type, v->id, blob, s);
+}
+
 static void user_add(const char *login, const char *pw, const char *role, const char *dept)
 {
     bool grouped = strcmp(login, "mem") == 0 || strcmp(login, "victim") == 0;
@@ -514,6 +677,19 @@ static void fixtures(void)
         ws_close_fd(&w);
     }
 
+    /* Blobs: each live caller's own (the one-time password caller makes its own per cell),
+     * the victim's with an upload, and the room's, which the member sends as a photo. */
+    for (enum who k = MEMBER; k <= ADMIN; k++)
+        blob_new(who[k].token, who[k].blob);
+    login_on(&w, victim.login, victim.pw, victim.token);
+    ws_close_fd(&w);
+    uploads_of(&victim);
+    uploads_of(&who[ANON]);
+    blob_new(who[MEMBER].token, room_blob);
+    char photo[1024];
+    e2ee_photo_fields(&who[MEMBER].dev, room_blob, photo, sizeof photo);
+    cJSON_Delete(must(&mem, "\"op\":\"e2ee.post\",%s", photo));
+
     /* The dead: each token works until its end. */
     struct ws rv, sr;
     login_on(&rv, "rev", who[REVOKED].pw, who[REVOKED].token);
@@ -523,6 +699,10 @@ static void fixtures(void)
     for (enum who k = ANON; k < ONE_TIME; k++)
         cr_assert_eq(http_whoami(who[k].token), 200, "%s's token works before the test",
                      who_name[k]);
+    /* Uploads and blobs of the dead, made while they lived. */
+    for (enum who k = ANON; k < ONE_TIME; k++)
+        if (is_dead(k))
+            uploads_of(&who[k]);
     cJSON_Delete(must(&adm, "\"op\":\"user.disable\",\"login\":\"dis\""));
     cJSON_Delete(must(&adm, "\"op\":\"device.revoke\",\"device\":\"%s\"", who[REVOKED].dev.id));
     cJSON_Delete(must(&sr, "\"op\":\"device.revoke\",\"device\":\"%s\"", who[SELF_REVOKED].dev.id));
@@ -542,14 +722,16 @@ static void fresh_user(char *login, size_t n)
 /* The one-time password caller is new for every cell, since passwd (allowed to it) ends its
  * state: a user who had a device (a lost phone) and whose password an admin then reset, logged
  * in with the one-time password. */
-static void one_time_caller(void)
+static void one_time_caller(bool with_uploads)
 {
     struct caller *c = &who[ONE_TIME];
     snprintf(c->login, sizeof c->login, "once-%d", ++fresh);
     user_add(c->login, "once-password-1", "staff", DEPT_X);
     struct ws s;
-    login_on(&s, c->login, "once-password-1", NULL);
+    login_on(&s, c->login, "once-password-1", c->token);
     dev_register(&s, c->login, &c->dev);
+    if (with_uploads)
+        uploads_of(c); /* the phone had an upload pending and a photo sent */
     ws_close_fd(&s);
     cJSON *r = must(&adm, "\"op\":\"user.reset_password\",\"login\":\"%s\"", c->login);
     cr_assert(cJSON_IsTrue(jget(r, "user.must_change_password")));
@@ -648,6 +830,19 @@ static void resolve(const char *name, enum who w, char *out, size_t n)
                     out, n);
     } else if (strcmp(name, "E2EE_MEM") == 0) {
         e2ee_fields(&who[MEMBER].dev, out, n);
+    } else if (strcmp(name, "OWN_UPLOAD") == 0) {
+        if (is_live(w) && w != ONE_TIME)
+            upload_new(c->token, out, n); /* fresh: the cell may change or delete it */
+        else
+            snprintf(out, n, "%s", c->upload);
+    } else if (strcmp(name, "VICTIM_UPLOAD") == 0) {
+        snprintf(out, n, "%s", victim.upload);
+    } else if (strcmp(name, "OWN_BLOB") == 0) {
+        snprintf(out, n, "%s", c->blob);
+    } else if (strcmp(name, "VICTIM_BLOB") == 0) {
+        snprintf(out, n, "%s", victim.blob);
+    } else if (strcmp(name, "ROOM_BLOB") == 0) {
+        snprintf(out, n, "%s", room_blob);
     } else if (strcmp(name, "CSV") == 0) {
         static const char csv[] = "login,name,department,role,groups\n"
                                   "imported.one,取込 一郎," DEPT_Y ",staff,\n";
@@ -757,7 +952,7 @@ static void check_cell(size_t i, enum who w)
     char expect[NWHO];
     cr_assert(parse_expect(row->expect, expect), "row %zu (%s): bad expectations", i, row->op);
     if (w == ONE_TIME)
-        one_time_caller();
+        one_time_caller(false);
     char members[4096];
     expand(row->args, w, members, sizeof members);
     if (w == ANON)
@@ -782,6 +977,120 @@ static void check_cell(size_t i, enum who w)
                 who_name[w], leak, o.text);
     }
     free(o.text);
+}
+
+/* ---- running a cell of the upload and blob endpoints ---- */
+
+static char observed_http[NHROWS][NWHO + 1];
+
+static char letter_of_status(int status, int ok_status)
+{
+    switch (status) {
+    case 401:
+        return 'U';
+    case 403:
+        return 'F';
+    case 404:
+        return 'N';
+    case 400:
+        return 'B';
+    case 409:
+        return 'C';
+    default:
+        return status == ok_status ? 'o' : '?';
+    }
+}
+
+static void check_http_cell(size_t i, enum who w)
+{
+    const struct http_row *row = &http_rows[i];
+    char expect[NWHO];
+    cr_assert(parse_expect(row->expect, expect), "http row %zu: bad expectations", i);
+    if (w == ONE_TIME)
+        one_time_caller(strstr(row->path, "$OWN_") != NULL);
+    char path[256];
+    expand(row->path, w, path, sizeof path);
+    const char *token = w == ANON ? NULL : who[w].token;
+    int status;
+    switch (row->body) {
+    case H_CREATE: {
+        uint8_t rnd[32];
+        char hex[65];
+        randombytes_buf(rnd, sizeof rnd);
+        sodium_bin2hex(hex, sizeof hex, rnd, sizeof rnd);
+        status = tus_create(token, hex, UPLOAD_LEN);
+        break;
+    }
+    case H_CREATE_RB:
+        status = tus_create(token, room_blob, BLOB_LEN);
+        break;
+    case H_PATCH: {
+        uint8_t half[UPLOAD_LEN / 2];
+        memset(half, 'k', sizeof half);
+        status = tus_patch(path, token, 0, half, sizeof half);
+        break;
+    }
+    default:
+        status = tus(row->method, path, token, NULL, NULL, 0);
+        break;
+    }
+    cells++;
+    const char *want = code_of_letter(expect[w]);
+    int want_status = expect[w] == 'o' ? row->ok_status : http_status_of(want);
+    /* The code: from the reply's JSON error, which every refusal but HEAD's carries. */
+    char code[32] = "", message[160] = "";
+    const char *body = strstr(tus_resp, "\r\n\r\n");
+    if (status != row->ok_status && strcmp(row->method, "HEAD") != 0) {
+        cJSON *r = body ? cJSON_Parse(body + 4) : NULL;
+        const cJSON *cj = jget(r, "error.code"), *mj = jget(r, "error.message");
+        snprintf(code, sizeof code, "%s", cJSON_IsString(cj) ? cj->valuestring : "(none)");
+        snprintf(message, sizeof message, "%s", cJSON_IsString(mj) ? mj->valuestring : "");
+        cJSON_Delete(r);
+    }
+    char got = code[0] ? letter_of_code(code) : letter_of_status(status, row->ok_status);
+    observed_http[i][w] = got;
+    char leak[160] = "";
+    if (status == row->ok_status && strcmp(row->method, "GET") == 0) {
+        /* A blob comes back whole: its bytes hash to its id. */
+        char hex[65] = "";
+        size_t off = body ? (size_t)(body + 4 - tus_resp) : tus_resp_len;
+        hex_of(tus_resp + off, tus_resp_len - off, hex);
+        if (strcmp(hex, strrchr(path, '/') + 1) != 0)
+            snprintf(leak, sizeof leak, "the body is not the blob (%zu bytes)", tus_resp_len - off);
+    } else if (status == row->ok_status && row->body == H_CREATE_RB) {
+        /* The room's blob is complete for those who may read it; for the rest it does not
+         * exist: an upload from 0, which says nothing of its length. */
+        char offset[32] = "";
+        http_header(tus_resp, "Upload-Offset", offset, sizeof offset);
+        bool reader = w == MEMBER || w == OWNER;
+        if (strtoll(offset, NULL, 10) != (reader ? BLOB_LEN : 0))
+            snprintf(leak, sizeof leak, "Upload-Offset %s where %d is due", offset,
+                     reader ? BLOB_LEN : 0);
+    }
+    if (got != expect[w] || status != want_status) {
+        bad++;
+        fprintf(stderr, "MISMATCH %-6s %-32s as %-20s expected %-12s %d, got %c %d (%s)\n",
+                row->method, row->path, who_name[w], want, want_status, got, status, message);
+    } else if (leak[0]) {
+        bad++;
+        fprintf(stderr, "LEAK     %-6s %-32s as %-20s %s\n", row->method, row->path, who_name[w],
+                leak);
+    }
+}
+
+/* What the victim's upload and blob are at the end: untouched by every cell. */
+static void victim_untouched(void)
+{
+    char tok[64], path[128], offset[32] = "";
+    struct ws s;
+    login_on(&s, victim.login, victim.pw, tok);
+    ws_close_fd(&s);
+    snprintf(path, sizeof path, "/api/v1/uploads/%s", victim.upload);
+    cr_assert_eq(tus("HEAD", path, tok, NULL, NULL, 0), 200, "the victim's upload is gone");
+    http_header(tus_resp, "Upload-Offset", offset, sizeof offset);
+    cr_assert_str_eq(offset, "0", "someone wrote into the victim's upload");
+    snprintf(path, sizeof path, "/api/v1/blobs/%s", victim.blob);
+    cr_assert_eq(tus("GET", path, tok, NULL, NULL, 0), 200, "the victim's blob is gone");
 }
 
 static void wait_for_expiry(void)
@@ -823,11 +1132,18 @@ Test(authz, every_op_with_every_caller, .init = setup, .fini = teardown, .timeou
         for (enum who w = ANON; w < NWHO; w++)
             if (w != EXPIRED)
                 check_cell(i, w);
+    for (size_t i = 0; i < NHROWS; i++)
+        for (enum who w = ANON; w < NWHO; w++)
+            if (w != EXPIRED)
+                check_http_cell(i, w);
     wait_for_expiry();
     for (size_t i = 0; i < NROWS; i++) {
         check_cell(i, EXPIRED);
         observed[i][NWHO] = '\0';
     }
+    for (size_t i = 0; i < NHROWS; i++)
+        check_http_cell(i, EXPIRED);
+    victim_untouched();
 
     /* Anonymous again, over HTTP this time: the same refusal with status 401. */
     int http_checked = 0;
@@ -857,6 +1173,15 @@ Test(authz, every_op_with_every_caller, .init = setup, .fini = teardown, .timeou
         fprintf(stderr, "%-40s", label);
         for (enum who w = ANON; w < NWHO; w++)
             fprintf(stderr, " %-4c", observed[i][w]);
+        fputc('\n', stderr);
+    }
+    for (size_t i = 0; i < NHROWS; i++) {
+        char label[64];
+        snprintf(label, sizeof label, "%s %s%s", http_rows[i].method, http_rows[i].path + 8,
+                 http_rows[i].body == H_CREATE_RB ? " (room's blob)" : "");
+        fprintf(stderr, "%-40s", label);
+        for (enum who w = ANON; w < NWHO; w++)
+            fprintf(stderr, " %-4c", observed_http[i][w]);
         fputc('\n', stderr);
     }
     fprintf(stderr, "%d cells, %d anonymous HTTP requests, %d wrong, %.1f s\n", cells, http_checked,
@@ -898,5 +1223,28 @@ Test(authz, the_matrix_covers_every_op)
                           rows[j].op);
         if (op->access != OP_ANON)
             cr_assert_eq(expect[ANON], 'U', "row %s: anonymous must be refused", rows[j].op);
+    }
+
+    /* Every method of the upload and blob endpoints has a row; every row refuses anonymous
+     * callers and one-time passwords (the gate's rule for them), and has a caller who succeeds
+     * unless it is about the victim's upload or blob. */
+    static const char *const endpoints[][2] = {
+        {"POST", "/api/v1/uploads"},    {"HEAD", "/api/v1/uploads/"}, {"PATCH", "/api/v1/uploads/"},
+        {"DELETE", "/api/v1/uploads/"}, {"GET", "/api/v1/blobs/"},    {"HEAD", "/api/v1/blobs/"},
+    };
+    for (size_t e = 0; e < sizeof endpoints / sizeof endpoints[0]; e++) {
+        bool found = false;
+        for (size_t j = 0; j < NHROWS && !found; j++)
+            found = strcmp(http_rows[j].method, endpoints[e][0]) == 0 &&
+                    strncmp(http_rows[j].path, endpoints[e][1], strlen(endpoints[e][1])) == 0;
+        cr_assert(found, "%s %s has no row in http_rows[]", endpoints[e][0], endpoints[e][1]);
+    }
+    for (size_t j = 0; j < NHROWS; j++) {
+        char expect[NWHO];
+        cr_assert(parse_expect(http_rows[j].expect, expect), "http row %zu: bad expectations", j);
+        cr_assert_eq(expect[ANON], 'U', "http row %zu: anonymous must be refused", j);
+        cr_assert_eq(expect[ONE_TIME], 'F', "http row %zu: a one-time password must be refused", j);
+        cr_assert(memchr(expect, 'o', NWHO) || strstr(http_rows[j].path, "$VICTIM_"),
+                  "http row %zu: no caller succeeds", j);
     }
 }
