@@ -202,7 +202,7 @@ void media_device_keys_wipe(struct media_device_keys *k);
 
 #define MEDIA_DOMAIN_DEVKEY "kizuna/devkey/v1"
 #define MEDIA_DOMAIN_KEYS   "kizuna/keys/v1"
-#define MEDIA_DOMAIN_PHOTO  "kizuna/photo/v1"
+#define MEDIA_DOMAIN_PHOTO  "kizuna/photo/v2" /* v1 had no counter and no time (issue 14) */
 
 /* Ed25519 over domain || 0x00 || msg, so a signature made for one purpose never verifies for
  * another. domain is a NUL-terminated string. MEDIA_NOMEM only. */
@@ -256,6 +256,32 @@ enum media_rc media_aead_open(const unsigned char *ct, size_t ct_len, const void
 enum media_rc media_epoch_check(const char *room, const char *owner, const char *epoch,
                                 const uint8_t key[MEDIA_EPOCH_KEYBYTES],
                                 uint8_t check[MEDIA_EPOCH_CHECKBYTES]);
+
+/* A photo message (the photo JSON of docs/protocol.md) is sealed under its epoch key:
+ *   24-byte random nonce || XChaCha20-Poly1305(message, additional data)
+ * with additional data MEDIA_DOMAIN_PHOTO 0 room 0 epoch 0 device 0 seq 0 ts, seq and ts in
+ * decimal: the message is bound to its room, its epoch, the device that sent it (the epoch's
+ * owner), that device's counter of photos in the room (1, 2, ...) and the sender's clock when
+ * it made the message. The same seq and ts travel in the event's signed data, so a receiver
+ * sees a replay (a counter it has seen), a reordering (a counter lower than one before) and a
+ * drop (a counter skipped), whatever positions and times the server gives. */
+struct media_photo_ad {
+    const char *room, *epoch, *device; /* NUL-terminated */
+    uint64_t seq;                      /* 1, 2, ... (0 is refused) */
+    int64_t ts;                        /* milliseconds since 1970, the sender's clock */
+};
+/* Seals len bytes of msg. On MEDIA_OK *out (the caller frees it) holds *out_len bytes.
+ * MEDIA_INVALID for seq 0 or a message over 16 MiB, MEDIA_NOMEM. */
+enum media_rc media_photo_seal(const struct media_photo_ad *ad, const void *msg, size_t len,
+                               const uint8_t key[MEDIA_EPOCH_KEYBYTES], unsigned char **out,
+                               size_t *out_len);
+/* Opens a sealed photo message. On MEDIA_OK *msg (NUL-terminated; the caller wipes and frees
+ * it) holds the *len bytes of the message. MEDIA_AUTH for anything that does not open under
+ * this key and these additional data (forged, damaged, moved to another room, epoch or device,
+ * or given another counter or time), MEDIA_INVALID for seq 0, MEDIA_NOMEM. */
+enum media_rc media_photo_open(const struct media_photo_ad *ad, const unsigned char *ct,
+                               size_t ct_len, const uint8_t key[MEDIA_EPOCH_KEYBYTES], char **msg,
+                               size_t *len);
 
 /* ---- Safety numbers (E12) ---------------------------------------------------------------- */
 

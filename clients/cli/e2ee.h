@@ -143,6 +143,8 @@ struct room_view {
     cJSON *dir;            /* device id -> device object, every device seen (owned) */
     cJSON *logins_fetched; /* logins whose device.list is in dir (owned) */
     cJSON *state;          /* ks_room_load (owned); saved by rv_free when dirty */
+    cJSON *seqs;           /* device -> [[pos, counter]] of its photos that verify, built on
+                            * first need (room.c, the order of a device's photos) */
     bool dirty;
     char history[8]; /* the room's policy: "shared", or "joined" (no keys from before one joined) */
     char conflict[512]; /* rv_post: why the server refused with `conflict` ("" otherwise) */
@@ -196,20 +198,26 @@ char *rv_key_check(struct room_view *rv, const char *epoch, const uint8_t key[32
  * exit code. */
 int rv_answer_requests(struct room_view *rv);
 
+/* The highest photo counter of device among the room's photos that verify; 0 if none. */
+long long rv_seq_max(struct room_view *rv, const char *device);
+
 /* A photo message as this device can read it. */
 enum photo_state { PHOTO_READY, PHOTO_WAITING, PHOTO_WITHHELD, PHOTO_BROKEN };
 struct photo_view {
     enum photo_state state;
     char detail[256];  /* why it waits or which check failed */
-    char warning[256]; /* what the user should know besides (a member's say on a key it does not
-                        * own); "" if nothing */
+    char warning[256]; /* what the user should know besides (out of order, photos before it
+                        * missing, sent long before it arrived, a member's say on a key it does
+                        * not own); "" if nothing */
     char epoch[64];
     char device[DEVICE_ID_MAX];
     cJSON *msg; /* the decrypted photo JSON when READY (owned) */
 };
 /* Decrypts and checks one e2ee.photo event; when its key is missing, asks for it in the room
- * (once per epoch). Returns an exit code (only network failures are errors); pv->msg is the
- * caller's to delete. */
+ * (once per epoch). A photo whose sender counter the device already used for an earlier photo is
+ * refused as a replay; one delivered after photos its device sent later, or after a gap in its
+ * device's counter, or long after its sender made it, carries a warning. Returns an exit code
+ * (only network failures are errors); pv->msg is the caller's to delete. */
 int rv_photo(struct room_view *rv, const cJSON *ev, struct photo_view *pv);
 
 #endif

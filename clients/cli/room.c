@@ -7,10 +7,16 @@
  * taken only if its check value is one the owner signed (media_epoch_check). A `withheld` from
  * anyone but the owner is advice shown to the user, and only answers whose signature verifies,
  * from this device or from the owner, count as answers: no member can stop the owner's key by
- * answering first. */
+ * answering first.
+ *
+ * Each photo carries its device's counter in the room and its sender's clock, signed and under
+ * the AEAD (item 4): a counter seen before is a replay and is refused; a counter lower than one
+ * delivered before it, a gap in the counters and a clock far from the server's are shown with
+ * the photo, so the server can neither repeat, reorder nor drop photos unseen. */
 #include "e2ee.h"
 
 #include <sodium.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,6 +129,123 @@ static cJSON *event_data(const cJSON *ev)
         return NULL;
     }
     return d;
+}
+
+/* ---- the order of a device's photos (issue 14, item 4) ---- */
+
+#define JSON_INT_MAX  9007199254740991.0 /* 2^53 - 1: every whole number a JSON number holds */
+#define CLOCK_SKEW_MS (10LL * 60 * 1000) /* a photo made this long before it arrived says so */
+
+/* The sender's counter and clock in a photo's data; false unless both are whole numbers, the
+ * counter from 1. */
+static bool photo_seq_ts(const cJSON *data, long long *seq, long long *ts)
+{
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(data, "seq");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(data, "ts");
+    if (!cJSON_IsNumber(s) || !cJSON_IsNumber(t) || !(s->valuedouble >= 1) ||
+        !(s->valuedouble <= JSON_INT_MAX) || !(t->valuedouble >= 0) ||
+        !(t->valuedouble <= JSON_INT_MAX) || s->valuedouble != (double)(long long)s->valuedouble ||
+        t->valuedouble != (double)(long long)t->valuedouble)
+        return false;
+    *seq = (long long)s->valuedouble;
+    *ts = (long long)t->valuedouble;
+    return true;
+}
+
+/* Adds a photo event to rv->seqs if its signature verifies and it carries a counter. */
+static void seq_note(struct room_view *rv, const cJSON *ev)
+{
+    if (strcmp(str(ev, "event", NULL), "e2ee.photo") != 0 || rv_verify(rv, ev))
+        return;
+    cJSON *data = event_data(ev);
+    long long seq, ts;
+    if (data && photo_seq_ts(data, &seq, &ts)) {
+        const char *device = str(ev, "content", "device");
+        cJSON *list = cJSON_GetObjectItemCaseSensitive(rv->seqs, device);
+        if (!list)
+            list = cJSON_AddArrayToObject(rv->seqs, device);
+        cJSON *pair = cJSON_CreateArray();
+        cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)num_of(ev, "pos")));
+        cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)seq));
+        cJSON_AddItemToArray(list, pair);
+    }
+    cJSON_Delete(data);
+}
+
+/* The [pos, counter] pairs of device's photos in the view; NULL if it has none. */
+static const cJSON *seq_list(struct room_view *rv, const char *device)
+{
+    if (!rv->seqs) {
+        rv->seqs = cJSON_CreateObject();
+        const cJSON *ev;
+        cJSON_ArrayForEach(ev, rv->events) seq_note(rv, ev);
+    }
+    return cJSON_GetObjectItemCaseSensitive(rv->seqs, device);
+}
+
+long long rv_seq_max(struct room_view *rv, const char *device)
+{
+    long long max = 0;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, seq_list(rv, device))
+    {
+        long long seq = (long long)cJSON_GetArrayItem(p, 1)->valuedouble;
+        max = seq > max ? seq : max;
+    }
+    return max;
+}
+
+/* Adds to pv->warning ("; " between two). */
+static void warn(struct photo_view *pv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(struct photo_view *pv, const char *fmt, ...)
+{
+    size_t used = strlen(pv->warning);
+    if (used && used + 2 < sizeof pv->warning)
+        used += (size_t)snprintf(pv->warning + used, sizeof pv->warning - used, "; ");
+    va_list ap;
+    va_start(ap, fmt);
+    if (used < sizeof pv->warning)
+        vsnprintf(pv->warning + used, sizeof pv->warning - used, fmt, ap);
+    va_end(ap);
+}
+
+/* Where the photo ev with counter seq stands among its device's photos: the position of an
+ * earlier photo with the same counter (a replay: the caller refuses it), else 0, with warnings
+ * for a photo delivered after one its device sent later, and for counters missing below it
+ * (photos the server dropped, or that never came). */
+static long long seq_check(struct room_view *rv, const cJSON *ev, long long seq,
+                           struct photo_view *pv)
+{
+    long long pos = num_of(ev, "pos"), replay = 0, overtaken = 0, below = 0;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, seq_list(rv, str(ev, "content", "device")))
+    {
+        long long at = (long long)cJSON_GetArrayItem(p, 0)->valuedouble;
+        long long s = (long long)cJSON_GetArrayItem(p, 1)->valuedouble;
+        if (at == pos)
+            continue;
+        if (s == seq && at < pos && (!replay || at < replay))
+            replay = at;
+        if (s > seq && at < pos && (!overtaken || at < overtaken))
+            overtaken = at;
+        if (s < seq && s > below)
+            below = s;
+    }
+    if (replay)
+        return replay;
+    if (overtaken)
+        warn(pv, "out of order: its sender sent it before #%lld, which came first", overtaken);
+    if (seq - below == 2)
+        warn(pv,
+             "1 photo its device sent before it is missing (counter %lld): the server dropped "
+             "it, or it was never posted",
+             below + 1);
+    else if (seq - below > 2)
+        warn(pv,
+             "%lld photos its device sent before it are missing (counters %lld to %lld): the "
+             "server dropped them, or they were never posted",
+             seq - below - 1, below + 1, seq - 1);
+    return 0;
 }
 
 bool rv_epoch_holder_gone(const struct room_view *rv, const char *epoch, const cJSON *also,
@@ -322,6 +445,8 @@ bool rv_add(struct room_view *rv, const cJSON *ev)
     cJSON *copy = cJSON_Duplicate(ev, true);
     cJSON_AddItemToArray(rv->events, copy);
     take_keys(rv, copy);
+    if (rv->seqs)
+        seq_note(rv, copy);
     /* A check the owner signed may vouch for a key a member forwarded before it came. */
     cJSON *data = event_data(copy);
     uint8_t key[32];
@@ -435,6 +560,7 @@ void rv_free(struct room_view *rv)
             sodium_memzero(v->valuestring, strlen(v->valuestring));
     }
     cJSON_Delete(rv->state);
+    cJSON_Delete(rv->seqs);
     cJSON_Delete(rv->events);
     cJSON_Delete(rv->devices);
     cJSON_Delete(rv->dir);
@@ -489,6 +615,8 @@ int rv_post(struct room_view *rv, const char *type, const cJSON *blobs, const ch
     cJSON_AddStringToObject(ev, "sender", rv->me->login);
     cJSON_AddItemToObject(ev, "content", content);
     cJSON_AddItemToArray(rv->events, ev);
+    if (rv->seqs)
+        seq_note(rv, ev);
     cJSON_Delete(reply);
     return EXIT_OK;
 }
@@ -761,7 +889,7 @@ static int ask_for_key(struct room_view *rv, struct photo_view *pv)
 
 /* Decrypts the photo JSON and checks it names the blob the signed event names. */
 static void open_photo(struct room_view *rv, const cJSON *ev, const cJSON *data,
-                       const uint8_t key[32], struct photo_view *pv)
+                       const uint8_t key[32], long long seq, long long ts, struct photo_view *pv)
 {
     uint8_t *ct;
     size_t ct_len;
@@ -771,14 +899,12 @@ static void open_photo(struct room_view *rv, const cJSON *ev, const cJSON *data,
         snprintf(pv->detail, sizeof pv->detail, "integrity failure: no ciphertext");
         return;
     }
-    char ad[512];
-    int ad_len = snprintf(ad, sizeof ad, "%s%c%s%c%s%c%s", MEDIA_DOMAIN_PHOTO, 0, rv->room_id, 0,
-                          pv->epoch, 0, pv->device);
-    size_t plain_len = ct_len - MEDIA_AEAD_OVERHEAD;
-    char *plain = calloc(1, plain_len + 1);
-    bool opened =
-        plain && ad_len > 0 && (size_t)ad_len < sizeof ad &&
-        media_aead_open(ct, ct_len, ad, (size_t)ad_len, key, (unsigned char *)plain) == MEDIA_OK;
+    /* The counter and time are under the AEAD too: the signed data and the sealed message
+     * must say the same. */
+    struct media_photo_ad ad = {rv->room_id, pv->epoch, pv->device, (uint64_t)seq, ts};
+    char *plain = NULL;
+    size_t plain_len = 0;
+    bool opened = media_photo_open(&ad, ct, ct_len, key, &plain, &plain_len) == MEDIA_OK;
     free(ct);
     cJSON *msg = opened ? cJSON_Parse(plain) : NULL;
     if (plain)
@@ -819,12 +945,25 @@ int rv_photo(struct room_view *rv, const cJSON *ev, struct photo_view *pv)
     snprintf(pv->epoch, sizeof pv->epoch, "%s", str(data, "epoch", NULL));
     uint8_t key[32];
     int rc = EXIT_OK;
-    char reason[200];
+    char reason[200], sent[32];
+    long long seq = 0, ts = 0, replay = 0;
     if (!data || !pv->epoch[0]) {
         pv->state = PHOTO_BROKEN;
         snprintf(pv->detail, sizeof pv->detail, "integrity failure: no epoch in the event");
+    } else if (!photo_seq_ts(data, &seq, &ts)) {
+        pv->state = PHOTO_BROKEN;
+        snprintf(pv->detail, sizeof pv->detail,
+                 "integrity failure: the event has no sender counter and time (an older "
+                 "Kizuna's format, or forged)");
+    } else if ((replay = seq_check(rv, ev, seq, pv))) {
+        pv->state = PHOTO_BROKEN;
+        snprintf(pv->detail, sizeof pv->detail,
+                 "refused: a replay of #%lld (the same sender counter, %lld, from the same "
+                 "device)",
+                 replay, seq);
+        pv->warning[0] = '\0';
     } else if (rv_key(rv, pv->device, pv->epoch, key)) {
-        open_photo(rv, ev, data, key, pv);
+        open_photo(rv, ev, data, key, seq, ts, pv);
         sodium_memzero(key, sizeof key);
     } else if (withheld_reason(rv, pv->device, pv->epoch, true, reason, sizeof reason)) {
         pv->state = PHOTO_WITHHELD;
@@ -836,10 +975,13 @@ int rv_photo(struct room_view *rv, const cJSON *ev, struct photo_view *pv)
                  "waiting for key of epoch %.8s… from device %s (requested)", pv->epoch,
                  pv->device);
         if (withheld_reason(rv, pv->device, pv->epoch, false, reason, sizeof reason))
-            snprintf(pv->warning, sizeof pv->warning,
-                     "withheld by %.150s (not the key's owner: it may still come from its owner)",
-                     reason);
+            warn(pv, "withheld by %.150s (not the key's owner: it may still come from its owner)",
+                 reason);
         rc = ask_for_key(rv, pv);
+    }
+    if (seq && !replay && llabs(num_of(ev, "ts") - ts) > CLOCK_SKEW_MS) {
+        format_time((double)ts, sent, sizeof sent);
+        warn(pv, "made %s by its sender's clock", sent);
     }
     cJSON_Delete(data);
     return rc;

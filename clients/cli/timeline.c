@@ -261,9 +261,13 @@ static void describe(struct tl_room *r, const cJSON *ev, const struct photo_view
     char dev[300], caption[1024];
     switch (pv->state) {
     case PHOTO_READY: {
+        /* What the user should know about it (out of order, photos missing before it, made
+         * long before it came) stays on its line, as history and tail show it. */
+        char warning[300];
         one_line(str(pv->msg, "caption", NULL), caption, sizeof caption);
-        snprintf(what, wn, "[photo%s%s]%s%s", note ? ", " : "", note ? note : "",
-                 *caption ? " " : "", caption);
+        one_line(pv->warning, warning, sizeof warning);
+        snprintf(what, wn, "[photo%s%s%s%s]%s%s", note ? ", " : "", note ? note : "",
+                 *warning ? ", " : "", warning, *caption ? " " : "", caption);
         const cJSON *gps = cJSON_GetObjectItemCaseSensitive(pv->msg, "gps");
         const cJSON *lat = cJSON_GetObjectItemCaseSensitive(gps, "lat");
         const cJSON *lon = cJSON_GetObjectItemCaseSensitive(gps, "lon");

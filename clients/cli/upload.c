@@ -25,6 +25,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -723,8 +724,33 @@ static char *photo_json(const cJSON *sec, const cJSON *st)
     return text;
 }
 
-/* {"epoch","n","ct"}: the photo JSON sealed under the epoch key, bound to room, epoch and
- * sending device by the additional data. The caller frees the result. */
+/* The next photo counter of this device in the room: one more than the highest it gave there
+ * (rooms/ROOM.seq, read and written under a lock, so two sends at once get two) and than
+ * `floor`, the highest the room shows. -1 if the counter file cannot be used. */
+static long long seq_reserve(const char *room_id, long long floor)
+{
+    char path[4200], dir[4200];
+    ks_path(dir, sizeof dir, "rooms");
+    ks_path(path, sizeof path, "rooms/%s.seq", room_id);
+    int fd = mkdirs(dir) == 0 ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
+    if (fd < 0 || flock(fd, LOCK_EX) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    char buf[32] = "";
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    long long last = n > 0 ? atoll(buf) : 0, seq = (last > floor ? last : floor) + 1;
+    int len = snprintf(buf, sizeof buf, "%lld\n", seq);
+    bool ok = ftruncate(fd, 0) == 0 && pwrite(fd, buf, (size_t)len, 0) == len && fsync(fd) == 0;
+    close(fd); /* and the lock with it */
+    return ok ? seq : -1;
+}
+
+/* {"epoch","seq","ts","check","ct"}: the photo JSON sealed under the epoch key, bound by the
+ * additional data to room, epoch, sending device, this device's counter of photos in the room
+ * and the time it was staged (media_photo_seal), which the signed data repeats. The caller
+ * frees the result. */
 static char *photo_data(struct room_view *rv, const cJSON *own, const cJSON *sec, const cJSON *st)
 {
     const char *epoch = str(own, "epoch", NULL);
@@ -734,19 +760,19 @@ static char *photo_data(struct room_view *rv, const cJSON *own, const cJSON *sec
         cJSON_free(plain);
         return NULL;
     }
-    char ad[512];
-    int ad_len = snprintf(ad, sizeof ad, "%s%c%s%c%s%c%s", MEDIA_DOMAIN_PHOTO, 0, rv->room_id, 0,
-                          epoch, 0, rv->me->id);
-    size_t len = strlen(plain);
-    unsigned char *ct = malloc(len + MEDIA_AEAD_OVERHEAD);
+    struct media_photo_ad ad = {rv->room_id, epoch, rv->me->id, (uint64_t)num_of(st, "seq"),
+                                num_of(st, "created_at")};
+    size_t len = strlen(plain), ct_len = 0;
+    unsigned char *ct = NULL;
     char *out = NULL;
     char *check = rv_key_check(rv, epoch, key);
-    if (ct && check && media_aead_seal(plain, len, ad, (size_t)ad_len, key, ct) == MEDIA_OK) {
+    if (check && media_photo_seal(&ad, plain, len, key, &ct, &ct_len) == MEDIA_OK) {
         cJSON *d = cJSON_CreateObject();
         cJSON_AddStringToObject(d, "epoch", epoch);
-        cJSON_AddNumberToObject(d, "n", (double)num_of(own, "count"));
+        cJSON_AddNumberToObject(d, "seq", (double)ad.seq);
+        cJSON_AddNumberToObject(d, "ts", (double)ad.ts);
         cJSON_AddStringToObject(d, "check", check);
-        add_b64(d, "ct", ct, len + MEDIA_AEAD_OVERHEAD);
+        add_b64(d, "ct", ct, ct_len);
         out = cJSON_PrintUnformatted(d);
         cJSON_Delete(d);
     }
@@ -771,16 +797,35 @@ int connect_device(struct kzc **c, struct session *s, struct ks_device *me)
     return rc;
 }
 
+/* The photo's counter, given once and kept in its staged state: a retry, a resume or a lost
+ * reply posts the same message with the same counter (and the same client_id, so the server
+ * keeps one), and receivers never take it for a replay. 0 if none can be given. */
+static long long photo_seq(struct room_view *rv, const char *name, cJSON *st)
+{
+    if (num_of(st, "seq") > 0)
+        return num_of(st, "seq");
+    long long seq = seq_reserve(rv->room_id, rv_seq_max(rv, rv->me->id));
+    if (seq <= 0) {
+        fprintf(stderr, "kizuna: cannot keep this device's photo counter: %s\n", strerror(errno));
+        return 0;
+    }
+    cJSON_AddNumberToObject(st, "seq", (double)seq);
+    return state_save(name, st) == 0 ? seq : 0;
+}
+
 /* Reads the room, then posts the keys and the photo. `rotate`: start a new epoch whatever
  * ours looks like. On a `conflict` refusal its message is copied to conflict. */
-static int post_attempt(struct kzc *c, struct ks_device *me, const cJSON *st, const cJSON *sec,
-                        bool rotate, long long *pos, char *conflict, size_t conflict_len)
+static int post_attempt(struct kzc *c, struct ks_device *me, const char *name, cJSON *st,
+                        const cJSON *sec, bool rotate, long long *pos, char *conflict,
+                        size_t conflict_len)
 {
     struct room_view rv;
     int rc = rv_load(c, me, str(st, "room", NULL), &rv);
     if (rc != EXIT_OK)
         return rc;
     rc = rv_answer_requests(&rv);
+    if (rc == EXIT_OK && !photo_seq(&rv, name, st))
+        rc = EXIT_REFUSED;
     cJSON *own = rc == EXIT_OK ? epoch_current(&rv, rotate) : NULL;
     if (own && !rv_is_member_device(&rv, me->id))
         rc = EXIT_REFUSED, fprintf(stderr, "kizuna: this device is not in the room\n");
@@ -806,7 +851,7 @@ static int post_attempt(struct kzc *c, struct ks_device *me, const cJSON *st, co
 /* Keys first, then the photo, on one connection. The server refuses (`conflict`) keys for a
  * device that left after we read the room, and a photo under an epoch such a device holds
  * (a key request answered in between): then we read the room again and start a new epoch. */
-static int post_once(const cJSON *st, const cJSON *sec, long long *pos)
+static int post_once(const char *name, cJSON *st, const cJSON *sec, long long *pos)
 {
     struct kzc *c;
     struct session s;
@@ -816,7 +861,7 @@ static int post_once(const cJSON *st, const cJSON *sec, long long *pos)
         return rc;
     char conflict[512] = "";
     for (int attempt = 0; attempt < 3; attempt++) {
-        rc = post_attempt(c, &me, st, sec, attempt > 0, pos, conflict, sizeof conflict);
+        rc = post_attempt(c, &me, name, st, sec, attempt > 0, pos, conflict, sizeof conflict);
         if (rc != EXIT_REFUSED || !conflict[0])
             break;
         if (!json_out)
@@ -838,14 +883,14 @@ static int post_once(const cJSON *st, const cJSON *sec, long long *pos)
     return rc;
 }
 
-static int post_photo(const cJSON *st, const cJSON *sec, long long *pos)
+static int post_photo(const char *name, cJSON *st, const cJSON *sec, long long *pos)
 {
     struct retry r;
     retry_start(&r);
     int rc;
     bool was_quiet = quiet_unreachable;
     quiet_unreachable = true;
-    while ((rc = post_once(st, sec, pos)) == EXIT_UNREACHABLE &&
+    while ((rc = post_once(name, st, sec, pos)) == EXIT_UNREACHABLE &&
            retry_wait(&r, "cannot reach the server to post the photo"))
         ;
     quiet_unreachable = was_quiet;
@@ -870,7 +915,7 @@ static int finish_staged(const struct session *s, const struct ks_device *me, co
     int rc = upload_blob(s, name, st);
     long long pos = 0;
     if (rc == EXIT_OK)
-        rc = post_photo(st, sec, &pos);
+        rc = post_photo(name, st, sec, &pos);
     long long w = num_of(sec, "w"), h = num_of(sec, "h");
     uint64_t len = (uint64_t)num_of(sec, "len");
     json_wipe_delete(sec);

@@ -449,8 +449,10 @@ static bool keystore_opens(const char *dir, const char *room, const cJSON *ev, i
                  0);
     cr_assert_gt(ct_len, 24 + 16);
     char ad[400];
-    int ad_len = snprintf(ad, sizeof ad, "kizuna/photo/v1%c%s%c%s%c%s", 0, room, 0,
-                          jstr(data, "epoch"), 0, jstr(content, "device"));
+    int ad_len = snprintf(ad, sizeof ad, "kizuna/photo/v2%c%s%c%s%c%s%c%lld%c%lld", 0, room, 0,
+                          jstr(data, "epoch"), 0, jstr(content, "device"), 0,
+                          (long long)cJSON_GetObjectItem(data, "seq")->valuedouble, 0,
+                          (long long)cJSON_GetObjectItem(data, "ts")->valuedouble);
     bool opened = false;
     *tried = 0;
     const cJSON *k;

@@ -1,14 +1,19 @@
-/* test_photo_attacks.c - a member that plays against the photo encryption (issue 14, item 3),
- * with the real kizuna against the real kizunad. The malicious member is a raw WebSocket client
- * that posts, with the member's own device keys, a wrong key or a `withheld` in answer to
- * another device's key request before the epoch's owner does: neither may stop the owner's
- * key. */
+/* test_photo_attacks.c - a server or a member that plays against the photo encryption (issue 14,
+ * items 3 and 4), with the real kizuna against the real kizunad. The malicious server is the
+ * stopped server's database edited by the test: a photo message copied to a new position (a
+ * replay), two swapped (reordered), one deleted (dropped). The malicious member is a raw WebSocket
+ * client that posts, with the member's own device keys, a wrong key or a `withheld` in answer to
+ * another device's key request before the epoch's owner does. Each attack must be refused, or
+ * shown to the user by `photo list`, `history` and `tail`; none may stop the owner's key. */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <sodium.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -161,6 +166,160 @@ static cJSON *listed(const char *dir, const char *user, const char *room, long l
     cJSON_Delete(r);
     cr_assert_not_null(found, "no photo #%lld: %s", pos, out);
     return found;
+}
+
+/* The line of `history` (in out) that shows the event at pos; "" if none. */
+static const char *history_line(long long pos, char *line, size_t n)
+{
+    char head[32];
+    snprintf(head, sizeof head, "#%lld ", pos);
+    line[0] = '\0';
+    for (const char *p = out; (p = strstr(p, head)); p++) {
+        if (p != out && p[-1] != '\n')
+            continue;
+        size_t len = strcspn(p, "\n");
+        snprintf(line, n, "%.*s", (int)(len < n ? len : n - 1), p);
+        break;
+    }
+    return line;
+}
+
+/* ---- the malicious server: the stopped server's database, edited ---- */
+
+static void db_exec(const char *sql)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/kizuna.db", d.dir);
+    sqlite3 *h = NULL;
+    cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK, "%s: %s", sql,
+                 sqlite3_errmsg(h));
+    sqlite3_close(h);
+}
+
+static long long db_int(const char *sql)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/kizuna.db", d.dir);
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(h));
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s", sql);
+    long long v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+/* Stops the server cleanly, runs the edit, starts it again. */
+static void server_edits(const char *sql)
+{
+    cr_assert_eq(kzd_stop(&d), 0);
+    db_exec(sql);
+    kzd_start(&d);
+}
+
+Test(attack, a_photo_message_replayed_as_new_is_refused_in_photo_list_history_and_tail)
+{
+    const char *users[] = {"alice", "bob"};
+    char room[64], sql[1024], line[2048];
+    users_and_room(users, 2, room);
+    long long p1 = send_photo("alice", "alice", room, "first-photo");
+    long long p2 = send_photo("alice", "alice", room, "second-photo");
+
+    /* The server copies the first photo's signed event to a new position, with a new time: a
+     * replay of a message that verifies as it did the first time. */
+    snprintf(sql, sizeof sql,
+             "INSERT INTO events (pos, room, origin, inc, seq, event_id, type, sender, ts,"
+             " payload, sig) SELECT (SELECT max(pos) FROM events) + 1, room, origin, inc,"
+             " seq + 1000000, event_id || '-replay', type, sender,"
+             " (SELECT max(ts) FROM events) + 60000, payload, sig FROM events WHERE pos = %lld;"
+             "INSERT INTO blob_refs (blob, room, pos) SELECT blob, room,"
+             " (SELECT max(pos) FROM events) FROM blob_refs WHERE pos = %lld;",
+             p1, p1);
+    server_edits(sql);
+    long long replay = db_int("SELECT max(pos) FROM events");
+    cr_assert_gt(replay, p2);
+
+    cJSON *p = listed("bob", "bob", room, p1);
+    cr_assert_str_eq(jstr(p, "state"), "ready", "the original still opens: %s", out);
+    cr_assert_str_eq(jstr(p, "caption"), "first-photo");
+    cJSON_Delete(p);
+    p = listed("bob", "bob", room, replay);
+    cr_assert_str_neq(jstr(p, "state"), "ready", "the replay is refused: %s", out);
+    cr_assert(strstr(jstr(p, "detail"), "replay"), "and says why: %s", out);
+    cJSON_Delete(p);
+
+    cr_assert_eq(KZ("bob", "history", room), 0, "%s", out);
+    cr_assert(strstr(history_line(p1, line, sizeof line), "first-photo"), "%s", out);
+    history_line(replay, line, sizeof line);
+    cr_assert(strstr(line, "replay") && !strstr(line, "[photo] first-photo"), "history: %s", out);
+
+    /* tail shows the same line in its catch-up. */
+    char env_dir[200], env_srv[100], head[40];
+    snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s/bob", base);
+    snprintf(env_srv, sizeof env_srv, "KIZUNA_SERVER=%s", d.url);
+    const char *env[] = {env_dir, env_srv, NULL};
+    const char *argv[] = {KIZUNA_PATH, "tail", room, NULL};
+    int fd;
+    pid_t tail = spawn_reader(argv, env, &fd);
+    static char buf[65536];
+    size_t len = 0;
+    snprintf(head, sizeof head, "#%lld ", replay);
+    cr_assert(read_until(fd, buf, sizeof buf, &len, head, 20000), "%s", buf);
+    cr_assert(read_until(fd, buf, sizeof buf, &len, "\n", 5000), "%s", buf);
+    const char *l = strstr(buf, head);
+    cr_assert(l && strstr(l, "replay"), "tail: %s", buf);
+    kill(tail, SIGTERM);
+    waitpid(tail, NULL, 0);
+    close(fd);
+}
+
+Test(attack, photo_messages_reordered_by_the_server_are_shown_out_of_order)
+{
+    const char *users[] = {"alice", "bob"};
+    char room[64], sql[1024], line[2048];
+    users_and_room(users, 2, room);
+    long long p1 = send_photo("alice", "alice", room, "photo-one");
+    long long p2 = send_photo("alice", "alice", room, "photo-two");
+    long long p3 = send_photo("alice", "alice", room, "photo-three");
+    (void)p1;
+
+    /* The server swaps the second and third photo messages: each still verifies. */
+    snprintf(sql, sizeof sql,
+             "CREATE TEMP TABLE t AS SELECT pos, payload FROM events WHERE pos IN (%lld, %lld);"
+             "UPDATE events SET payload = (SELECT payload FROM t WHERE t.pos != events.pos)"
+             " WHERE pos IN (%lld, %lld);",
+             p2, p3, p2, p3);
+    server_edits(sql);
+
+    cJSON *p = listed("bob", "bob", room, p3);
+    cr_assert_str_eq(jstr(p, "caption"), "photo-two", "the swap took: %s", out);
+    cr_assert(strstr(jstr(p, "warning"), "out of order"), "#%lld is flagged: %s", p3, out);
+    cJSON_Delete(p);
+    cr_assert_eq(KZ("bob", "history", room), 0, "%s", out);
+    cr_assert(strstr(history_line(p3, line, sizeof line), "out of order"), "history: %s", out);
+}
+
+Test(attack, a_photo_message_the_server_drops_leaves_a_visible_gap)
+{
+    const char *users[] = {"alice", "bob"};
+    char room[64], sql[512], line[2048];
+    users_and_room(users, 2, room);
+    send_photo("alice", "alice", room, "photo-one");
+    long long p2 = send_photo("alice", "alice", room, "photo-two");
+    long long p3 = send_photo("alice", "alice", room, "photo-three");
+
+    snprintf(sql, sizeof sql, "DELETE FROM events WHERE pos = %lld;", p2);
+    server_edits(sql);
+
+    cJSON *p = listed("bob", "bob", room, p3);
+    cr_assert_str_eq(jstr(p, "state"), "ready", "%s", out);
+    cr_assert(strstr(jstr(p, "warning"), "missing"), "the gap before #%lld is shown: %s", p3, out);
+    cJSON_Delete(p);
+    cr_assert_eq(KZ("bob", "history", room), 0, "%s", out);
+    cr_assert(strstr(history_line(p3, line, sizeof line), "missing"), "history: %s", out);
 }
 
 /* ---- the malicious member: answers another device's key request first ---- */
