@@ -37,6 +37,8 @@ struct srv_patch {
  * is one of tus's statuses (200, 201, 204), and two tus failures say more than the mapping
  * does (410 Gone for an expired upload, 460 Checksum Mismatch): set_tus_error. */
 static void vset(struct srv_http_result *r, enum kz_err e, int status, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+static void vset(struct srv_http_result *r, enum kz_err e, int status, const char *fmt, va_list ap)
 {
     r->err = e;
     r->status = status;
