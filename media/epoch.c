@@ -1,9 +1,9 @@
 /* epoch.c - what an epoch key seals and what binds it (issue 14): the key-check value the owner
  * publishes, signed, so that a key another member forwards is taken only if it is the owner's
  * (item 3), and the photo message sealed under the key, bound to its sender's counter and clock
- * (item 4). The check is a keyed BLAKE2b-256 with the epoch key as its key: one-way (it tells
- * nobody the key, nor lets anyone test a guess without the full 256-bit key) and binding (a
- * second key with the same check is a BLAKE2b collision). */
+ * (item 4) and padded to a size bucket (item 5). The check is a keyed BLAKE2b-256 with the epoch
+ * key as its key: one-way (it tells nobody the key, nor lets anyone test a guess without the full
+ * 256-bit key) and binding (a second key with the same check is a BLAKE2b collision). */
 #include "media.h"
 
 #include <sodium.h>
@@ -52,6 +52,12 @@ static char *photo_ad(const struct media_photo_ad *ad, size_t *len)
 }
 
 #define PHOTO_MSG_MAX (16u << 20) /* far above any photo message (a thumbnail is <= 12 KiB) */
+#define PAD_PREFIX    4           /* the u32 big-endian length before the message */
+
+size_t media_photo_padded_len(size_t len)
+{
+    return (size_t)media_blob_padded_len((uint64_t)len + PAD_PREFIX);
+}
 
 enum media_rc media_photo_seal(const struct media_photo_ad *ad, const void *msg, size_t len,
                                const uint8_t key[MEDIA_EPOCH_KEYBYTES], unsigned char **out,
@@ -60,17 +66,29 @@ enum media_rc media_photo_seal(const struct media_photo_ad *ad, const void *msg,
     *out = NULL;
     if (!ad->seq || len > PHOTO_MSG_MAX)
         return MEDIA_INVALID;
-    size_t ad_len;
-    char *adb = photo_ad(ad, &ad_len);
-    unsigned char *ct = adb ? malloc(len + MEDIA_AEAD_OVERHEAD) : NULL;
-    enum media_rc rc = ct ? media_aead_seal(msg, len, adb, ad_len, key, ct) : MEDIA_NOMEM;
+    /* u32 length || message || zeros, to the size bucket blobs use (issue 14, item 5): the
+     * caption, file name, GPS and thumbnail show only as the bucket they fall in. */
+    size_t padded = media_photo_padded_len(len), ad_len;
+    unsigned char *plain = calloc(1, padded);
+    char *adb = plain ? photo_ad(ad, &ad_len) : NULL;
+    unsigned char *ct = adb ? malloc(padded + MEDIA_AEAD_OVERHEAD) : NULL;
+    enum media_rc rc = MEDIA_NOMEM;
+    if (ct) {
+        for (int i = 0; i < PAD_PREFIX; i++)
+            plain[i] = (unsigned char)(len >> (8 * (PAD_PREFIX - 1 - i)));
+        memcpy(plain + PAD_PREFIX, msg, len);
+        rc = media_aead_seal(plain, padded, adb, ad_len, key, ct);
+    }
+    if (plain)
+        sodium_memzero(plain, padded);
+    free(plain);
     free(adb);
     if (rc != MEDIA_OK) {
         free(ct);
         return rc;
     }
     *out = ct;
-    *out_len = len + MEDIA_AEAD_OVERHEAD;
+    *out_len = padded + MEDIA_AEAD_OVERHEAD;
     return MEDIA_OK;
 }
 
@@ -81,20 +99,37 @@ enum media_rc media_photo_open(const struct media_photo_ad *ad, const unsigned c
     *msg = NULL;
     if (!ad->seq)
         return MEDIA_INVALID;
-    if (ct_len < MEDIA_AEAD_OVERHEAD)
+    if (ct_len < MEDIA_AEAD_OVERHEAD + PAD_PREFIX)
         return MEDIA_AUTH;
     size_t ad_len, n = ct_len - MEDIA_AEAD_OVERHEAD;
     char *adb = photo_ad(ad, &ad_len);
-    char *plain = adb ? malloc(n + 1) : NULL;
-    enum media_rc rc =
-        plain ? media_aead_open(ct, ct_len, adb, ad_len, key, (unsigned char *)plain) : MEDIA_NOMEM;
+    unsigned char *plain = adb ? malloc(n) : NULL;
+    enum media_rc rc = plain ? media_aead_open(ct, ct_len, adb, ad_len, key, plain) : MEDIA_NOMEM;
     free(adb);
-    if (rc != MEDIA_OK) {
-        free(plain);
-        return rc;
+    size_t m = 0;
+    for (int i = 0; rc == MEDIA_OK && i < PAD_PREFIX; i++)
+        m = m << 8 | plain[i];
+    /* Authentic, but not as a sender makes it (a length past the end, padding that is not
+     * zero): refused like a damaged message. The bucket itself is the sender's choice, not
+     * checked: a client whose arithmetic rounds to another bucket still interoperates. */
+    bool padding_zero = true;
+    for (size_t i = PAD_PREFIX + m; rc == MEDIA_OK && m <= n - PAD_PREFIX && i < n; i++)
+        padding_zero = padding_zero && plain[i] == 0;
+    if (rc == MEDIA_OK && (m > n - PAD_PREFIX || !padding_zero))
+        rc = MEDIA_AUTH;
+    char *text = rc == MEDIA_OK ? malloc(m + 1) : NULL;
+    if (rc == MEDIA_OK && !text)
+        rc = MEDIA_NOMEM;
+    if (text) {
+        memcpy(text, plain + PAD_PREFIX, m);
+        text[m] = '\0';
     }
-    plain[n] = '\0';
-    *msg = plain;
-    *len = n;
+    if (plain)
+        sodium_memzero(plain, n);
+    free(plain);
+    if (rc != MEDIA_OK)
+        return rc;
+    *msg = text;
+    *len = m;
     return MEDIA_OK;
 }

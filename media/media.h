@@ -257,9 +257,11 @@ enum media_rc media_epoch_check(const char *room, const char *owner, const char 
                                 const uint8_t key[MEDIA_EPOCH_KEYBYTES],
                                 uint8_t check[MEDIA_EPOCH_CHECKBYTES]);
 
-/* A photo message (the photo JSON of docs/protocol.md) is sealed under its epoch key:
- *   24-byte random nonce || XChaCha20-Poly1305(message, additional data)
- * with additional data MEDIA_DOMAIN_PHOTO 0 room 0 epoch 0 device 0 seq 0 ts, seq and ts in
+/* A photo message (the photo JSON of docs/protocol.md) is padded and sealed under its epoch key:
+ *   24-byte random nonce || XChaCha20-Poly1305(u32 big-endian length || message || zero bytes,
+ *                                              additional data)
+ * padded to media_photo_padded_len(length) bytes, the size buckets of blobs (item 5: what the
+ * caption, file name, GPS and thumbnail weigh shows only as their bucket), with additional data MEDIA_DOMAIN_PHOTO 0 room 0 epoch 0 device 0 seq 0 ts, seq and ts in
  * decimal: the message is bound to its room, its epoch, the device that sent it (the epoch's
  * owner), that device's counter of photos in the room (1, 2, ...) and the sender's clock when
  * it made the message. The same seq and ts travel in the event's signed data, so a receiver
@@ -270,15 +272,20 @@ struct media_photo_ad {
     uint64_t seq;                      /* 1, 2, ... (0 is refused) */
     int64_t ts;                        /* milliseconds since 1970, the sender's clock */
 };
-/* Seals len bytes of msg. On MEDIA_OK *out (the caller frees it) holds *out_len bytes.
- * MEDIA_INVALID for seq 0 or a message over 16 MiB, MEDIA_NOMEM. */
+/* The padded plaintext's size for a message of len bytes: media_blob_padded_len(4 + len). */
+size_t media_photo_padded_len(size_t len);
+/* Seals len bytes of msg, padded. On MEDIA_OK *out (the caller frees it) holds *out_len bytes:
+ * media_photo_padded_len(len) + MEDIA_AEAD_OVERHEAD. MEDIA_INVALID for seq 0 or a message over
+ * 16 MiB, MEDIA_NOMEM. */
 enum media_rc media_photo_seal(const struct media_photo_ad *ad, const void *msg, size_t len,
                                const uint8_t key[MEDIA_EPOCH_KEYBYTES], unsigned char **out,
                                size_t *out_len);
 /* Opens a sealed photo message. On MEDIA_OK *msg (NUL-terminated; the caller wipes and frees
- * it) holds the *len bytes of the message. MEDIA_AUTH for anything that does not open under
- * this key and these additional data (forged, damaged, moved to another room, epoch or device,
- * or given another counter or time), MEDIA_INVALID for seq 0, MEDIA_NOMEM. */
+ * it) holds the *len bytes of the message, without its padding. MEDIA_AUTH for anything that
+ * does not open under this key and these additional data (forged, damaged, moved to another
+ * room, epoch or device, or given another counter or time) or whose padding is not as above (a
+ * length past the end, bytes after the message that are not zero; the padded size itself may be
+ * any), MEDIA_INVALID for seq 0, MEDIA_NOMEM. */
 enum media_rc media_photo_open(const struct media_photo_ad *ad, const unsigned char *ct,
                                size_t ct_len, const uint8_t key[MEDIA_EPOCH_KEYBYTES], char **msg,
                                size_t *len);

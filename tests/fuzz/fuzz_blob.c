@@ -1,7 +1,8 @@
 /* fuzz_blob.c - the decoders of media/'s encryption formats: the chunked blob
- * (media_blob_decrypt), the key envelope (media_envelope_open) and the message AEAD
- * (media_aead_open), all with fixed keys, so that seeds made by kz-fuzzseeds authenticate and
- * the fuzzer gets past the first chunk (fuzz_rng.h).
+ * (media_blob_decrypt), the key envelope (media_envelope_open), the message AEAD
+ * (media_aead_open) and the padded photo message (media_photo_open), all with fixed keys, so
+ * that seeds made by kz-fuzzseeds authenticate and the fuzzer gets past the first chunk
+ * (fuzz_rng.h).
  *
  * Input: a mode byte, then its data.
  *   'k'  u64 big-endian true length, then a blob: decrypted with that length and its own hash
@@ -9,6 +10,9 @@
  *   'a'  one byte n, n bytes of additional data, then a sealed message
  *   'r'  plaintext: encrypted, then decrypted whole (must give it back) and cut short (must
  *        fail)
+ *   'p'  a sealed photo message (room "r", epoch "e", device "d", counter 1, time 0): opened,
+ *        and what opens must fit in what was sealed
+ *   'q'  a photo message: sealed and padded, then opened (must give it back)
  *   anything else: the whole input is a blob, decrypted with its length unknown. */
 #include <stdint.h>
 #include <stdio.h>
@@ -156,6 +160,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 'r':
         roundtrip(rest, len);
         break;
+    case 'p':
+    case 'q': {
+        const struct media_photo_ad ad = {"r", "e", "d", 1, 0};
+        unsigned char *sealed = NULL;
+        size_t sealed_len = len, n = 0;
+        char *msg = NULL;
+        if (data[0] == 'q' &&
+            media_photo_seal(&ad, rest, len, aead_key, &sealed, &sealed_len) != MEDIA_OK)
+            fail("sealing a photo message failed", MEDIA_INVALID);
+        enum media_rc rc =
+            media_photo_open(&ad, sealed ? sealed : rest, sealed_len, aead_key, &msg, &n);
+        if (rc == MEDIA_OK && (n + 4 + MEDIA_AEAD_OVERHEAD > sealed_len || strlen(msg) > n))
+            fail("a photo message opened to more than it holds", rc);
+        if (sealed && (rc != MEDIA_OK || n != len || memcmp(msg, rest, len) != 0))
+            fail("a photo message did not open to what was sealed", rc);
+        free(msg);
+        free(sealed);
+        break;
+    }
     default:
         decrypt(data, size, blob_key, NULL, MEDIA_BLOB_LEN_UNKNOWN, &out);
         break;

@@ -1,5 +1,6 @@
 /* kz-fuzzseeds - writes the seed files of fuzz_blob and fuzz_upload_headers that cannot be
- * typed: blobs, envelopes and sealed messages under the fixed keys of fuzz_rng.h, and
+ * typed: blobs, envelopes, sealed messages and photo messages under the fixed keys of
+ * fuzz_rng.h, and
  * Upload-Metadata / Upload-Checksum values with real base64. The output is committed under
  * tests/fuzz/corpus/; rerun it only when a format changes:
  *   kz-fuzzseeds tests/fuzz/corpus */
@@ -145,6 +146,15 @@ int main(int argc, char **argv)
                         msg + 2 + sizeof ad - 1) != MEDIA_OK)
         return 1;
     put("fuzz_blob", "aead", msg, sizeof msg, NULL, 0);
+    /* A padded photo message sealed as fuzz_blob's 'p' opens it, and one to seal ('q'). */
+    const struct media_photo_ad pad = {"r", "e", "d", 1, 0};
+    unsigned char *photo;
+    size_t photo_len;
+    if (media_photo_seal(&pad, inner, sizeof inner - 1, akey, &photo, &photo_len) != MEDIA_OK)
+        return 1;
+    put("fuzz_blob", "photo", "p", 1, photo, photo_len);
+    free(photo);
+    put("fuzz_blob", "photo-roundtrip", "q", 1, inner, sizeof inner - 1);
 
     /* Upload headers with a real blob id and checksum. */
     char hex[65], b64[128], line[256];

@@ -4,7 +4,8 @@
  * replay), two swapped (reordered), one deleted (dropped). The malicious member is a raw WebSocket
  * client that posts, with the member's own device keys, a wrong key or a `withheld` in answer to
  * another device's key request before the epoch's owner does. Each attack must be refused, or
- * shown to the user by `photo list`, `history` and `tail`; none may stop the owner's key. */
+ * shown to the user by `photo list`, `history` and `tail`; none may stop the owner's key. And
+ * what a photo message's size tells the server (item 5): not whether it has GPS. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <sodium.h>
@@ -320,6 +321,55 @@ Test(attack, a_photo_message_the_server_drops_leaves_a_visible_gap)
     cJSON_Delete(p);
     cr_assert_eq(KZ("bob", "history", room), 0, "%s", out);
     cr_assert(strstr(history_line(p3, line, sizeof line), "missing"), "history: %s", out);
+}
+
+/* ---- what the size of a photo message tells the server (item 5) ---- */
+
+/* The length of the sealed message of the photo at pos, as the server stores it. */
+static size_t ct_length(const char *room, long long pos)
+{
+    cr_assert_eq(KZ("bob", "--json", "history", room, "--after", "0", "--limit", "200"), 0, "%s",
+                 out);
+    cJSON *r = cJSON_Parse(out), *ev;
+    size_t n = 0;
+    cJSON_ArrayForEach(ev, cJSON_GetObjectItem(r, "events"))
+    {
+        if ((long long)cJSON_GetObjectItem(ev, "pos")->valuedouble != pos)
+            continue;
+        cJSON *data = cJSON_Parse(jstr(cJSON_GetObjectItem(ev, "content"), "data"));
+        n = strlen(jstr(data, "ct"));
+        cJSON_Delete(data);
+    }
+    cJSON_Delete(r);
+    cr_assert_gt(n, 0, "no photo #%lld", pos);
+    return n;
+}
+
+Test(attack, the_size_of_a_photo_message_does_not_tell_whether_it_has_gps)
+{
+    const char *users[] = {"alice", "bob"};
+    char room[64], jpg[200];
+    users_and_room(users, 2, room);
+    make_jpeg("same-picture", jpg);
+    long long pos[2];
+    for (int i = 0; i < 2; i++) {
+        /* The same picture and caption, once without GPS (a NULL ends the arguments). */
+        cr_assert_eq(KZ("alice", "--json", "photo", "send", room, jpg, "--caption",
+                        "県道12号線 冠水", i ? "--no-gps" : NULL),
+                     0, "%s", out);
+        cJSON *r = cJSON_Parse(out);
+        cr_assert_not_null(r, "%s", out);
+        pos[i] = (long long)cJSON_GetObjectItem(r, "pos")->valuedouble;
+        cJSON_Delete(r);
+    }
+    cJSON *p = listed("bob", "bob", room, pos[0]);
+    cr_assert(cJSON_IsObject(cJSON_GetObjectItem(p, "gps")), "the first has GPS: %s", out);
+    cJSON_Delete(p);
+    p = listed("bob", "bob", room, pos[1]);
+    cr_assert(cJSON_IsNull(cJSON_GetObjectItem(p, "gps")), "the second has none: %s", out);
+    cJSON_Delete(p);
+    cr_assert_eq(ct_length(room, pos[0]), ct_length(room, pos[1]),
+                 "with GPS and without, the server sees one size");
 }
 
 /* ---- the malicious member: answers another device's key request first ---- */

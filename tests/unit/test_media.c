@@ -1067,24 +1067,30 @@ Test(epoch, photo_message_is_bound_to_room_epoch_device_counter_and_time)
 }
 
 /* The vector: the layout of docs/protocol.md written out by hand (a fixed nonce, the additional
- * data as literal bytes), opened by media_photo_open. */
-Test(epoch, photo_message_vector_built_by_hand_opens)
+ * data as literal bytes, the message padded to the smallest bucket, 541 bytes), opened by
+ * media_photo_open; then padding a sender would not make. */
+static void seal_by_hand(const uint8_t key[32], const unsigned char *plain, size_t n,
+                         unsigned char *ct)
 {
-    uint8_t key[32];
-    unsigned char nonce[24];
-    for (int i = 0; i < 32; i++)
-        key[i] = (uint8_t)i;
-    for (int i = 0; i < 24; i++)
-        nonce[i] = (unsigned char)(0x40 + i);
     static const char ad[] = "kizuna/photo/v2\0U9dtpXO2\0AbCd\0q3W\0"
                              "42\0"
                              "1795316640000";
+    for (int i = 0; i < 24; i++)
+        ct[i] = (unsigned char)(0x40 + i);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(ct + 24, NULL, plain, n, (const unsigned char *)ad,
+                                               sizeof ad - 1, NULL, ct, key);
+}
+
+Test(epoch, photo_message_vector_built_by_hand_opens)
+{
+    uint8_t key[32];
+    for (int i = 0; i < 32; i++)
+        key[i] = (uint8_t)i;
     const char msg[] = "{\"caption\":\"test\"}";
-    unsigned char ct[24 + sizeof msg - 1 + 16];
-    memcpy(ct, nonce, 24);
-    crypto_aead_xchacha20poly1305_ietf_encrypt(ct + 24, NULL, (const unsigned char *)msg,
-                                               sizeof msg - 1, (const unsigned char *)ad,
-                                               sizeof ad - 1, NULL, nonce, key);
+    unsigned char plain[541] = {0, 0, 0, sizeof msg - 1}, ct[541 + MEDIA_AEAD_OVERHEAD];
+    memcpy(plain + 4, msg, sizeof msg - 1);
+    cr_assert_eq(media_photo_padded_len(sizeof msg - 1), 541);
+    seal_by_hand(key, plain, sizeof plain, ct);
     const struct media_photo_ad want = {"U9dtpXO2", "AbCd", "q3W", 42, 1795316640000LL};
     char *back;
     size_t len;
@@ -1092,6 +1098,60 @@ Test(epoch, photo_message_vector_built_by_hand_opens)
     cr_assert_eq(len, sizeof msg - 1);
     cr_assert_str_eq(back, msg);
     free(back);
+    /* Another bucket than ours is the sender's choice: 600 bytes open too. */
+    unsigned char big[600] = {0, 0, 0, sizeof msg - 1}, bct[600 + MEDIA_AEAD_OVERHEAD];
+    memcpy(big + 4, msg, sizeof msg - 1);
+    seal_by_hand(key, big, sizeof big, bct);
+    cr_assert_eq(media_photo_open(&want, bct, sizeof bct, key, &back, &len), MEDIA_OK);
+    cr_assert_str_eq(back, msg);
+    free(back);
+    /* A byte after the message that is not zero, a length past the end, no room for a length:
+     * authentic, but refused. */
+    plain[540] = 1;
+    seal_by_hand(key, plain, sizeof plain, ct);
+    cr_assert_eq(media_photo_open(&want, ct, sizeof ct, key, &back, &len), MEDIA_AUTH);
+    cr_assert_null(back);
+    plain[540] = 0;
+    plain[2] = 3; /* 0x312 = 786 > 537 */
+    seal_by_hand(key, plain, sizeof plain, ct);
+    cr_assert_eq(media_photo_open(&want, ct, sizeof ct, key, &back, &len), MEDIA_AUTH);
+    seal_by_hand(key, plain, 3, ct);
+    cr_assert_eq(media_photo_open(&want, ct, 3 + MEDIA_AEAD_OVERHEAD, key, &back, &len),
+                 MEDIA_AUTH);
+}
+
+/* What the size of a sealed message tells: only the bucket of its length. A message with GPS
+ * and one without, the same thumbnail, the same caption: one size, unless the 45 bytes of GPS
+ * cross a bucket's edge (5% of the message). */
+Test(epoch, photo_messages_are_padded_to_size_buckets)
+{
+    uint8_t key[32];
+    randombytes_buf(key, sizeof key);
+    const struct media_photo_ad ad = {"room", "epoch", "dev", 1, 1795316640000LL};
+    static char msg[20000];
+    unsigned char *ct;
+    size_t ct_len;
+    for (size_t len = 0; len < sizeof msg; len += 997) {
+        memset(msg, 'x', len);
+        cr_assert_eq(media_photo_seal(&ad, msg, len, key, &ct, &ct_len), MEDIA_OK);
+        cr_assert_eq(ct_len, media_blob_padded_len(len + 4) + MEDIA_AEAD_OVERHEAD, "%zu", len);
+        cr_assert_geq(ct_len, len + 4 + MEDIA_AEAD_OVERHEAD);
+        free(ct);
+    }
+    /* A thumbnail of 9 KiB (12 KiB of base64) and the rest of the photo JSON. */
+    const char gps[] = ",\"gps\":{\"lat\":35.681236,\"lon\":139.767125}";
+    size_t base = 12500, with = base + sizeof gps - 1;
+    cr_assert_eq(media_photo_padded_len(base), media_photo_padded_len(with),
+                 "with and without GPS: one bucket (%zu and %zu bytes)", base, with);
+    memset(msg, 'x', with);
+    size_t a, b;
+    cr_assert_eq(media_photo_seal(&ad, msg, base, key, &ct, &a), MEDIA_OK);
+    free(ct);
+    cr_assert_eq(media_photo_seal(&ad, msg, with, key, &ct, &b), MEDIA_OK);
+    free(ct);
+    cr_assert_eq(a, b);
+    /* Two captions of 3 and 300 characters in a small message: one size too. */
+    cr_assert_eq(media_photo_padded_len(40), media_photo_padded_len(340));
 }
 
 /* ---- safety numbers ---- */
