@@ -17,30 +17,39 @@ struct cfg_entry {
     long long min, max, dflt;
     const char *dflt_str;
     const char *doc;
+    /* A setting that caps requests (kz_config_cap): how one over it is refused, with "%lld"
+     * where the value goes. The same words wherever the cap is checked. */
+    const char *cap;
 };
 
 #define INT(n, lo, hi, d, doc)                                                                     \
     {                                                                                              \
-#n, CFG_INT, offsetof(struct kz_config, n), 0, lo, hi, d, NULL, doc                        \
+#n, CFG_INT, offsetof(struct kz_config, n), 0, lo, hi, d, NULL, doc, NULL                  \
+    }
+/* An integer that caps what a request may carry, refused in the words of msg. */
+#define CAP(n, lo, hi, d, doc, msg)                                                                \
+    {                                                                                              \
+#n, CFG_INT, offsetof(struct kz_config, n), 0, lo, hi, d, NULL, doc, msg                   \
     }
 #define BOOL(n, d, doc)                                                                            \
     {                                                                                              \
-#n, CFG_BOOL, offsetof(struct kz_config, n), 0, 0, 1, d, NULL, doc                         \
+#n, CFG_BOOL, offsetof(struct kz_config, n), 0, 0, 1, d, NULL, doc, NULL                   \
     }
 
 static const struct cfg_entry table[] = {
     {"listen", CFG_STR, offsetof(struct kz_config, listen), sizeof(((struct kz_config *)0)->listen),
      0, 0, 0, "127.0.0.1:8080",
-     "address and port to listen on (HOST:PORT, [V6]:PORT); port 0 picks one"},
+     "address and port to listen on (HOST:PORT, [V6]:PORT); port 0 picks one", NULL},
     {"tls_cert_file", CFG_STR, offsetof(struct kz_config, tls_cert_file),
      sizeof(((struct kz_config *)0)->tls_cert_file), 0, 0, 0, "",
      "PEM certificate (with its chain) to serve HTTPS and WSS with; empty serves plain HTTP "
-     "(keep listen on loopback or behind a TLS proxy then)"},
+     "(keep listen on loopback or behind a TLS proxy then)",
+     NULL},
     {"tls_key_file", CFG_STR, offsetof(struct kz_config, tls_key_file),
      sizeof(((struct kz_config *)0)->tls_key_file), 0, 0, 0, "",
-     "PEM private key of tls_cert_file (readable by kizunad only)"},
+     "PEM private key of tls_cert_file (readable by kizunad only)", NULL},
     {"log_level", CFG_LEVEL, offsetof(struct kz_config, log_level), 0, KZ_LOG_ERROR, KZ_LOG_DEBUG,
-     KZ_LOG_INFO, NULL, "error, warn, info or debug"},
+     KZ_LOG_INFO, NULL, "error, warn, info or debug", NULL},
     BOOL(sqlite_synchronous_full, 1,
          "fsync the WAL on every commit (true); false risks the last commits on power loss"),
     INT(sqlite_busy_timeout_ms, 0, 60000, 1000,
@@ -77,7 +86,9 @@ static const struct cfg_entry table[] = {
         "move far more"),
     INT(max_frame_bytes, 1024, 64 << 20, 1 << 20,
         "largest WebSocket request or HTTP request body, in bytes"),
-    INT(max_message_bytes, 16, 1 << 20, 16384, "largest text of one talk message, in bytes"),
+    CAP(max_message_bytes, 16, 1 << 20, 16384,
+        "largest text of one talk message (msg.send, msg.edit), in bytes",
+        "a message may be at most %lld bytes"),
     INT(max_queue_bytes, 65536, 1LL << 30, 8 << 20,
         "unsent bytes queued for one connection before it is dropped as too slow"),
     INT(socket_sndbuf_bytes, 0, 64 << 20, 262144,
@@ -104,7 +115,9 @@ static const struct cfg_entry table[] = {
         "measured from last-seen times, so keep it above session_touch_interval_s"),
     INT(housekeeping_interval_s, 1, 3600, 30,
         "how often the server disables expired accounts and ends idle shared sessions"),
-    INT(invite_max_uses, 1, 100000, 1000, "most accounts one invitation code may create"),
+    CAP(invite_max_uses, 1, 100000, 1000,
+        "most accounts one invitation code may create (invite.create's uses)",
+        "an invitation may be used at most %lld times"),
     INT(invite_max_valid_days, 1, 365, 30, "longest time an invitation code may stay usable"),
     INT(blob_max_bytes, 4096, 1LL << 32, 64LL << 20,
         "largest encrypted blob (one photo) that may be uploaded, in bytes"),
@@ -112,27 +125,46 @@ static const struct cfg_entry table[] = {
         "bytes of blobs and unfinished uploads one user may hold"),
     INT(upload_expiry_hours, 1, 24 * 90, 24 * 7,
         "an unfinished upload is dropped this long after it was created"),
-    INT(e2ee_max_bytes, 1024, 16 << 20, 512 << 10,
-        "largest data of one end-to-end encrypted room event (keys, a photo message with its "
-        "thumbnail); keep max_frame_bytes above it"),
+    CAP(e2ee_max_bytes, 1024, 16 << 20, 512 << 10,
+        "largest data of one end-to-end encrypted room event (e2ee.post: keys, a photo message "
+        "with its thumbnail); keep max_frame_bytes above it",
+        "data is longer than %lld bytes"),
     INT(shutdown_grace_ms, 0, 60000, 3000,
         "on SIGTERM, how long to wait for clients to take their close frames"),
     {"server_id", CFG_STR, offsetof(struct kz_config, server_id),
      sizeof(((struct kz_config *)0)->server_id), 0, 0, 0, "",
-     "this server's name in room event logs; empty derives one from the server key"},
+     "this server's name in room event logs; empty derives one from the server key", NULL},
     INT(sync_page_max, 10, 10000, 500, "most events one sync reply carries"),
     INT(history_page_max, 10, 10000, 200, "most events one history reply carries"),
     INT(read_push_interval_ms, 10, 60000, 300,
         "read-marker changes are pushed to room members at most this often"),
-    INT(room_max_members, 2, 100000, 5000, "most members one room may have"),
-    INT(notice_max_body_bytes, 256, 1 << 20, 65536, "largest notice body, in bytes"),
+    CAP(room_max_members, 2, 100000, 5000,
+        "most members one room may have, its creator included (room.create's members, "
+        "room.invite)",
+        "a room may have at most %lld members"),
+    CAP(notice_max_body_bytes, 256, 1 << 20, 65536,
+        "largest notice body (notice.post, notice.edit), in bytes",
+        "a notice body may be at most %lld bytes"),
     {"notice_announce_room", CFG_STR, offsetof(struct kz_config, notice_announce_room),
      sizeof(((struct kz_config *)0)->notice_announce_room), 0, 0, 0, "",
-     "room id where every notice is announced unless the poster names another (\"\": none)"},
+     "room id where every notice is announced unless the poster names another (\"\": none)", NULL},
     {"time_zone", CFG_STR, offsetof(struct kz_config, time_zone),
      sizeof(((struct kz_config *)0)->time_zone), 0, 0, 0, "Asia/Tokyo",
      "time zone (a tzdata name, e.g. Asia/Tokyo, UTC) of the times people read: CSV files, "
-     "reports and the CLI's times; kizunad refuses to start with one tzdata does not have"},
+     "reports and the CLI's times; kizunad refuses to start with one tzdata does not have",
+     NULL},
+    INT(slow_op_ms, 0, 600000, 20,
+        "an op that holds the event loop this many milliseconds or more is logged (info "
+        "slow_op); everyone else waited that long. 0 logs every op"),
+    INT(http_peers_max, 1, 10000000, 100000,
+        "client addresses whose HTTP request rates are tracked; past it the table starts "
+        "afresh, which forgives their counts early"),
+    INT(login_fail_tracked_max, 2, 10000000, 100000,
+        "accounts and addresses whose failed logins are tracked (a failure counts one of each); "
+        "past it the table starts afresh, which lifts lockouts early"),
+    CAP(import_max_rows, 1, 1000000, 20000,
+        "most users in one user.import file (the whole file must also fit in max_frame_bytes)",
+        "more than %lld users in one file"),
 };
 #define TABLE_LEN (sizeof table / sizeof table[0])
 
@@ -316,6 +348,22 @@ int kz_config_set(struct kz_config *cfg, const char *assignment, char *err, size
     }
     }
     return -1;
+}
+
+bool kz_config_cap(const struct kz_config *cfg, const char *name, long long *value, char *why,
+                   size_t n)
+{
+    const struct cfg_entry *e = find(name);
+    if (!e || !e->cap)
+        return false;
+    *value = *(const long long *)((const char *)cfg + e->offset);
+    if (why) {
+        /* The value goes where "%lld" is: the words are data, never a format. */
+        const char *at = strstr(e->cap, "%lld");
+        int head = at ? (int)(at - e->cap) : (int)strlen(e->cap);
+        snprintf(why, n, "%.*s%lld%s", head, e->cap, *value, at ? at + 4 : "");
+    }
+    return true;
 }
 
 void kz_config_describe(FILE *out)

@@ -13,8 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-#define PEERS_MAX 100000 /* addresses tracked before the table starts afresh */
-
 /* What one client address has left of its HTTP requests. */
 struct peer {
     struct bucket http;
@@ -62,17 +60,17 @@ static void peers_clear(struct transport *t)
     memset(&t->peers, 0, sizeof t->peers);
 }
 
-/* The record of a client address, made on first sight. Bounded: past PEERS_MAX addresses the
- * table starts afresh, which at worst forgives some clients their counts early. */
+/* The record of a client address, made on first sight. Bounded: past http_peers_max addresses
+ * the table starts afresh, which at worst forgives some clients their counts early. */
 static struct peer *peer_of(struct transport *t, const char *addr)
 {
     uint64_t k = peer_key(addr);
     struct peer *p = idmap_get(&t->peers, k);
     if (p)
         return p;
-    if (t->peers.used >= PEERS_MAX) {
+    if ((long long)t->peers.used >= t->cfg->http_peers_max) {
         peers_clear(t);
-        KZ_WARN("peers_reset", "addresses=%d", PEERS_MAX);
+        KZ_WARN("peers_reset", "addresses=%lld", t->cfg->http_peers_max);
     }
     p = calloc(1, sizeof *p);
     if (p && idmap_put(&t->peers, k, p) != 0) {

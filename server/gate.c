@@ -89,7 +89,7 @@ enum kz_err srv_gate_admit(struct srv *s, const struct store_session *ses,
     if (out->user.must_change_password && !need->before_pwchange)
         return refuse(why, n, KZ_FORBIDDEN,
                       "you must change your one-time password first (op passwd)");
-    if (need->access == OP_ADMIN && strcmp(out->user.role, "admin") != 0)
+    if (need->access == OP_ADMIN && !kz_role_is(out->user.role, KZ_ROLE_ADMIN))
         return refuse(why, n, KZ_FORBIDDEN, "only an admin may use %s", need->what);
     out->session_id = ses->id;
     return KZ_OK;

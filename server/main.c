@@ -235,7 +235,7 @@ static int cmd_init(int argc, char **argv)
     struct store_user u = {0};
     snprintf(u.login, sizeof u.login, "%s", admin);
     snprintf(u.name, sizeof u.name, "Administrator");
-    snprintf(u.role, sizeof u.role, "admin");
+    snprintf(u.role, sizeof u.role, "%s", kz_role_name(KZ_ROLE_ADMIN));
     u.must_change_password = password == generated;
     if (srv_password_hash(&o.cfg, password, u.pw_hash) != 0) {
         fprintf(stderr, "kizunad: cannot hash the password (out of memory?)\n");

@@ -429,7 +429,7 @@ enum kz_err op_session_list(struct srv_call *c)
     const char *login = srv_arg_str(c, "login");
     struct store_user u = c->auth.user;
     if (login && strcmp(login, c->auth.user.login) != 0) {
-        if (strcmp(c->auth.user.role, "admin") != 0)
+        if (!kz_role_is(c->auth.user.role, KZ_ROLE_ADMIN))
             return srv_fail(c, KZ_FORBIDDEN, "only an admin may list another user's sessions");
         if (!kz_login_valid(login) || store_user_get_by_login(st, login, &u) != STORE_OK)
             return srv_fail(c, KZ_NOT_FOUND, "no user with login id '%s'",
@@ -450,7 +450,7 @@ enum kz_err op_session_revoke(struct srv_call *c)
     struct store *st = srv_store(c->srv);
     struct store_session ses;
     int64_t id = srv_arg_int(c, "session", 0);
-    bool admin = strcmp(c->auth.user.role, "admin") == 0;
+    bool admin = kz_role_is(c->auth.user.role, KZ_ROLE_ADMIN);
     if (store_session_get(st, id, &ses) != STORE_OK || (ses.user_id != c->auth.user.id && !admin))
         return srv_fail(c, KZ_NOT_FOUND, "no live session %lld", (long long)id);
     enum kz_err e = srv_devices_of_session_revoke(c, id);

@@ -5,11 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool role_valid(const char *role)
-{
-    return strcmp(role, "admin") == 0 || strcmp(role, "hq") == 0 || strcmp(role, "staff") == 0;
-}
-
 /* Looks up the user an admin op names; fills an error reply if there is none. */
 static enum kz_err target_user(struct srv_call *c, struct store_user *u)
 {
@@ -48,7 +43,7 @@ static void user_add_then(struct srv_pw_job *pj)
     }
     snprintf(u.login, sizeof u.login, "%s", login);
     snprintf(u.name, sizeof u.name, "%s", name ? name : login);
-    snprintf(u.role, sizeof u.role, "%s", role ? role : "staff");
+    snprintf(u.role, sizeof u.role, "%s", role ? role : kz_role_name(KZ_ROLE_STAFF));
     snprintf(u.pw_hash, sizeof u.pw_hash, "%s", pj->new_hash);
     u.must_change_password = pj->extra[0] != '\0';
     if ((e = srv_org_contact(c, &u)) || (e = srv_call_write_begin(c)) ||
@@ -93,8 +88,9 @@ enum kz_err op_user_add(struct srv_call *c)
                         "a login id is 1-64 of a-z, 0-9, '.', '_', '-', starting with a-z or 0-9");
     if (name && !name[strspn(name, " \t")])
         return srv_fail(c, KZ_BAD_REQUEST, "field 'name' must not be blank");
-    if (role && !role_valid(role))
-        return srv_fail(c, KZ_BAD_REQUEST, "role must be admin, hq or staff");
+    char why[96];
+    if (role && !kz_role_parse(role, NULL, why, sizeof why))
+        return srv_fail(c, KZ_BAD_REQUEST, "%s", why);
     const char *problem =
         password ? kz_password_problem(password, login, srv_config(c->srv)->password_min_length)
                  : NULL;

@@ -200,7 +200,7 @@ enum kz_err op_device_revoke(struct srv_call *c)
 {
     struct store_device d;
     const char *id = srv_arg_str(c, "device");
-    bool admin = strcmp(c->auth.user.role, "admin") == 0;
+    bool admin = kz_role_is(c->auth.user.role, KZ_ROLE_ADMIN);
     enum store_rc rc = store_device_get(srv_store(c->srv), id, &d);
     if (rc == STORE_OK && d.user_id != c->auth.user.id && !admin)
         rc = STORE_NOT_FOUND;
@@ -350,9 +350,6 @@ enum kz_err op_e2ee_post(struct srv_call *c)
     /* An archived room takes no photos; keys still travel, so new devices can open old ones. */
     if (strcmp(type, "e2ee.photo") == 0 && (e = srv_room_writable(c, &room)))
         return e;
-    if ((long long)strlen(data) > srv_config(c->srv)->e2ee_max_bytes)
-        return srv_fail(c, KZ_TOO_LARGE, "data is longer than %lld bytes",
-                        srv_config(c->srv)->e2ee_max_bytes);
     struct store_device d;
     enum store_rc rc = store_device_get(st, device, &d);
     if (rc != STORE_OK && rc != STORE_NOT_FOUND)

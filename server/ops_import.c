@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define IMPORT_MAX_ROWS 20000
 /* How to get a file Kizuna reads out of Excel, in the words of Japanese Excel's menus. */
 #define SAVE_AS_UTF8 "in Excel, save as 「CSV UTF-8 (コンマ区切り)」"
 
@@ -211,7 +210,12 @@ static void import_parse(struct srv_call *c, struct import *im, const char *buf,
         free(fields[f]);
     if (nf < 0 || cJSON_GetArraySize(im->problems) > 0)
         return;
-    im->rows = calloc(IMPORT_MAX_ROWS, sizeof *im->rows);
+    /* Room for every record the rest can hold (each ends at a CR, an LF or the end), up to
+     * import_max_rows: a small file does not reserve room for the largest. */
+    long long max_rows = srv_config(c->srv)->import_max_rows, records = 1;
+    for (size_t i = pos; i < len; i++)
+        records += buf[i] == '\n' || buf[i] == '\r';
+    im->rows = calloc((size_t)(records < max_rows ? records : max_rows), sizeof *im->rows);
     line += extra + 1;
     while (pos < len && im->rows) {
         int start_line = line;
@@ -237,8 +241,10 @@ static void import_parse(struct srv_call *c, struct import *im, const char *buf,
             problem(im, start_line, "too few columns");
             ok = false;
         }
-        if (ok && im->nrows >= IMPORT_MAX_ROWS) {
-            problem(im, start_line, "more than 20000 users in one file");
+        if (ok && im->nrows >= max_rows) {
+            long long cap;
+            kz_config_cap(srv_config(c->srv), "import_max_rows", &cap, msg, sizeof msg);
+            problem(im, start_line, msg);
             ok = false;
         }
         if (ok) {
@@ -274,8 +280,7 @@ static void import_parse(struct srv_call *c, struct import *im, const char *buf,
                 problem(im, start_line, msg);
                 ok = false;
             }
-            if (strcmp(role, "admin") && strcmp(role, "hq") && strcmp(role, "staff")) {
-                snprintf(msg, sizeof msg, "unknown role '%.32s' (admin, hq or staff)", role);
+            if (!kz_role_parse(role, NULL, msg, sizeof msg)) {
                 problem(im, start_line, msg);
                 ok = false;
             }

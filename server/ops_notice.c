@@ -54,8 +54,8 @@ enum kz_err notice_view_load(struct srv_call *c, struct notice_view *v)
     enum store_rc rc = store_notice_get(srv_store(c->srv), id, c->auth.user.id, copy_notice, v);
     if (rc != STORE_OK && rc != STORE_NOT_FOUND)
         return srv_fail(c, KZ_INTERNAL, "notice lookup failed");
-    v->can_manage = rc == STORE_OK &&
-                    (v->n.author == c->auth.user.id || strcmp(c->auth.user.role, "admin") == 0);
+    v->can_manage = rc == STORE_OK && (v->n.author == c->auth.user.id ||
+                                       kz_role_is(c->auth.user.role, KZ_ROLE_ADMIN));
     if (rc == STORE_NOT_FOUND || (!v->n.is_recipient && !v->can_manage)) {
         notice_view_free(v);
         memset(v, 0, sizeof *v);
@@ -162,7 +162,7 @@ static enum kz_err audience_parse(struct srv_call *c, struct audience *a)
 {
     struct store *st = srv_store(c->srv);
     const char *role = c->auth.user.role;
-    bool broad = strcmp(role, "admin") == 0 || strcmp(role, "hq") == 0;
+    bool broad = kz_role_is(role, KZ_ROLE_ADMIN) || kz_role_is(role, KZ_ROLE_HQ);
     const cJSON *item;
     cJSON_ArrayForEach(item, srv_arg_list(c, "to"))
     {
@@ -208,15 +208,13 @@ static enum kz_err audience_parse(struct srv_call *c, struct audience *a)
     return KZ_OK;
 }
 
+/* The body's length is the command table's (notice_max_body_bytes). */
 static enum kz_err check_text(struct srv_call *c, const char *title, const char *body)
 {
     if (title && !title[strspn(title, " \t")])
         return srv_fail(c, KZ_BAD_REQUEST, "field 'title' must not be blank");
     if (body && !body[strspn(body, " \t\r\n")])
         return srv_fail(c, KZ_BAD_REQUEST, "field 'body' must not be blank");
-    if (body && (long long)strlen(body) > srv_config(c->srv)->notice_max_body_bytes)
-        return srv_fail(c, KZ_TOO_LARGE, "a notice body may be at most %lld bytes",
-                        srv_config(c->srv)->notice_max_body_bytes);
     return KZ_OK;
 }
 

@@ -131,9 +131,10 @@ enum kz_err op_user_update(struct srv_call *c)
     const char *role = srv_arg_str(c, "role");
     if (name && blank(name))
         return srv_fail(c, KZ_BAD_REQUEST, "field 'name' must not be blank");
-    if (role && strcmp(role, "admin") && strcmp(role, "hq") && strcmp(role, "staff"))
-        return srv_fail(c, KZ_BAD_REQUEST, "role must be admin, hq or staff");
-    if (role && u.id == c->auth.user.id && strcmp(role, "admin") != 0)
+    char why[96];
+    if (role && !kz_role_parse(role, NULL, why, sizeof why))
+        return srv_fail(c, KZ_BAD_REQUEST, "%s", why);
+    if (role && u.id == c->auth.user.id && !kz_role_is(role, KZ_ROLE_ADMIN))
         return srv_fail(c, KZ_CONFLICT, "you cannot take away your own admin role");
     int64_t was_expiring = u.expires_at;
     enum kz_err e;

@@ -103,8 +103,7 @@ static enum kz_err check_room_size(struct srv_call *c, int64_t room, int64_t add
     if (store_member_count(srv_store(c->srv), room, &n) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "member count failed");
     if (n + adding > srv_config(c->srv)->room_max_members)
-        return srv_fail(c, KZ_TOO_LARGE, "a room may have at most %lld members",
-                        srv_config(c->srv)->room_max_members);
+        return srv_fail_cap(c, KZ_TOO_LARGE, "room_max_members");
     return KZ_OK;
 }
 
@@ -138,9 +137,9 @@ enum kz_err op_room_create(struct srv_call *c)
     if (!name[strspn(name, " \t")])
         return srv_fail(c, KZ_BAD_REQUEST, "field 'name' must not be blank");
     enum kz_err e = KZ_OK;
+    /* The table allows room_max_members names; with the creator that is one too many. */
     if (members && cJSON_GetArraySize(members) + 1 > srv_config(c->srv)->room_max_members)
-        return srv_fail(c, KZ_TOO_LARGE, "a room may have at most %lld members",
-                        srv_config(c->srv)->room_max_members);
+        return srv_fail_cap(c, KZ_TOO_LARGE, "room_max_members");
     /* Two rooms of one's own with the same name are told apart by nobody: ask first. */
     struct store_room same;
     enum store_rc found = store_room_find_named(st, c->auth.user.id, name, &same);

@@ -84,6 +84,12 @@ struct kz_config {
     long long read_push_interval_ms;
     long long room_max_members;
     long long notice_max_body_bytes;
+    /* An op that holds the event loop this long is logged; client addresses whose HTTP rates,
+     * and accounts and addresses whose failed logins, are kept; users in one import file. */
+    long long slow_op_ms;
+    long long http_peers_max;
+    long long login_fail_tracked_max;
+    long long import_max_rows;
     char notice_announce_room[64]; /* room id where notices are announced by default */
     char time_zone[64]; /* tzdata zone of every time people read (CSV, CLI), e.g. Asia/Tokyo */
     /* Not a setting: the zone's POSIX rule ("JST-9"), filled by kz_time_zone_load at start and
@@ -101,6 +107,13 @@ int kz_config_load_file(struct kz_config *cfg, const char *path, char *err, size
 int kz_config_set(struct kz_config *cfg, const char *assignment, char *err, size_t errlen);
 /* Prints every setting with its default, bounds and meaning (for docs and `kizunad config`). */
 void kz_config_describe(FILE *out);
+/* Settings that cap what a request may carry (room_max_members, max_message_bytes, ...) are the
+ * one source of those limits: the command table's caps name them (struct srv_op's caps), and
+ * a handler that checks one itself uses the same words (srv_fail_cap). Gives the value of
+ * setting `name` in cfg and, if why is not NULL, how a request over it is refused ("a room may
+ * have at most 5000 members"). false if name is no setting that caps requests. */
+bool kz_config_cap(const struct kz_config *cfg, const char *name, long long *value, char *why,
+                   size_t n);
 
 /* ---- logging (log.c): one line per event on stderr, "time level event key=value..." ---- */
 void kz_log_set_level(int level);
@@ -130,6 +143,17 @@ void kz_password_generate(char *out, size_t n);
 #define KZ_OTP_CHARS 20
 /* A login id: 1-64 of [a-z0-9._-], starting with a letter or digit. */
 bool kz_login_valid(const char *login);
+/* Account roles, the one list of them. The database stores and the protocol sends the names
+ * (store.c's CHECK constraint lists the same three; tests/unit/test_proto.c checks they agree). */
+enum kz_role { KZ_ROLE_ADMIN, KZ_ROLE_HQ, KZ_ROLE_STAFF, KZ_ROLE_COUNT };
+/* "admin", "hq", "staff" (a static string). */
+const char *kz_role_name(enum kz_role r);
+/* The role named name, for user.add, user.update, user.import and invite.create alike; false if
+ * there is none, with why (if not NULL) saying so in the words all of them answer with:
+ * "unknown role 'boss' (admin, hq or staff)". */
+bool kz_role_parse(const char *name, enum kz_role *out, char *why, size_t n);
+/* Whether a stored role (struct store_user's) is r. */
+bool kz_role_is(const char *name, enum kz_role r);
 /* Contact details: an address with one '@', no spaces or controls, at most 254 bytes; a phone
  * number of digits with optional '+', '-', ' ', '(', ')' (at most 32 bytes). Empty is valid:
  * it clears the field. */
@@ -256,6 +280,13 @@ struct srv_field {
     long long min; /* F_STRING: bytes; F_INT: value */
 };
 #define SRV_FIELDS_MAX 12
+/* A field whose max an operator sets: the setting (kz_config_cap) is its max, and a request
+ * over it gets the setting's words, too_large (bad_request for an F_INT). */
+struct srv_cap {
+    const char *field;
+    const char *setting;
+};
+#define SRV_CAPS_MAX 2
 
 struct srv_op {
     const char *name;
@@ -268,6 +299,7 @@ struct srv_op {
     bool no_savepoint;
     bool allowed_before_pwchange; /* usable while the user must still change the password */
     struct srv_field fields[SRV_FIELDS_MAX];
+    struct srv_cap caps[SRV_CAPS_MAX]; /* fields named here have max 0 in fields[] */
     enum kz_err (*fn)(struct srv_call *c);
 };
 
@@ -381,6 +413,8 @@ void srv_call_finish(struct srv_call *c, enum kz_err e);
 /* Sets the human message of an error reply; returns e for `return srv_fail(...)`. */
 enum kz_err srv_fail(struct srv_call *c, enum kz_err e, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* srv_fail with the words of the setting that caps requests (kz_config_cap). */
+enum kz_err srv_fail_cap(struct srv_call *c, enum kz_err e, const char *setting);
 /* Opens the call's savepoint (for deferred ops that write after their worker finishes). */
 enum kz_err srv_call_write_begin(struct srv_call *c);
 /* A string argument (NULL if absent). Arguments were checked against the op's fields. */

@@ -1,15 +1,14 @@
 /* throttle.c - failed-login counting per account and per client address, in memory. A
  * locked-out login is refused before any password hashing, so a guessing storm costs the
- * server nothing but a table lookup. The table is bounded: past MAX_KEYS it starts afresh,
- * which at worst forgives some attackers early and never grows the server without limit. */
+ * server nothing but a table lookup. The table is bounded: past login_fail_tracked_max keys (an
+ * account's and an address's per failure) it starts afresh, which at worst forgives some
+ * attackers early and never grows the server without limit. */
 #include "core.h"
 #include "idmap.h"
 
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define MAX_KEYS 100000
 
 struct fail {
     int count;
@@ -57,7 +56,7 @@ int64_t srv_throttle_wait(struct srv *s, const char *login, const char *address)
 
 static bool count(uint64_t key, long long max, const struct kz_config *cfg, int64_t now)
 {
-    if (fails.used >= MAX_KEYS)
+    if ((long long)fails.used >= cfg->login_fail_tracked_max)
         forget_all();
     struct fail *f = idmap_get(&fails, key);
     if (!f) {

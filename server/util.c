@@ -220,6 +220,42 @@ bool kz_login_valid(const char *login)
     return true;
 }
 
+/* Listed as the messages name them; the enum's order. */
+static const char *const role_names[KZ_ROLE_COUNT] = {"admin", "hq", "staff"};
+
+const char *kz_role_name(enum kz_role r)
+{
+    return (unsigned)r < KZ_ROLE_COUNT ? role_names[r] : "";
+}
+
+bool kz_role_parse(const char *name, enum kz_role *out, char *why, size_t n)
+{
+    for (int r = 0; name && r < KZ_ROLE_COUNT; r++) {
+        if (strcmp(name, role_names[r]) == 0) {
+            if (out)
+                *out = (enum kz_role)r;
+            return true;
+        }
+    }
+    if (why) {
+        /* "unknown role 'boss' (admin, hq or staff)": the list from the table above. */
+        int len = snprintf(why, n, "unknown role '%.32s' (", name ? name : "");
+        for (int r = 0; r < KZ_ROLE_COUNT && len >= 0 && (size_t)len < n; r++) {
+            const char *sep = r == KZ_ROLE_COUNT - 1 ? " or " : ", ";
+            len += snprintf(why + len, n - (size_t)len, "%s%s", r ? sep : "", role_names[r]);
+        }
+        if (len >= 0 && (size_t)len < n)
+            snprintf(why + len, n - (size_t)len, ")");
+        kz_utf8_sanitize(why); /* the name was cut at 32 bytes, maybe inside a character */
+    }
+    return false;
+}
+
+bool kz_role_is(const char *name, enum kz_role r)
+{
+    return (unsigned)r < KZ_ROLE_COUNT && name && strcmp(name, role_names[r]) == 0;
+}
+
 static size_t utf8_chars(const char *s)
 {
     size_t n = 0;

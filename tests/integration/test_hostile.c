@@ -2,10 +2,14 @@
  * of connections and requests from one address, slow-loris clients, connections that never
  * log in, deeply nested JSON and absurd numbers. Each gets a clear error or a clean close,
  * costs bounded memory, and never disturbs another client. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -274,4 +278,51 @@ Test(hostile, nul_characters_are_refused_not_cut_short)
     cr_assert_eq(msg_count(&a, room, "abc\\u0000def"), 1);
     still_served(&a);
     ws_close_fd(&a);
+}
+
+/* GET /healthz from the loopback address src (127.0.0.2 is as local as 127.0.0.1); the status. */
+static int healthz_from(const char *src)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in from = {.sin_family = AF_INET}, to = {.sin_family = AF_INET};
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    to.sin_port = htons((uint16_t)d.port);
+    inet_pton(AF_INET, src, &from.sin_addr);
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&from, sizeof from), 0, "bind %s", src);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&to, sizeof to), 0);
+    static const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    cr_assert_eq(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+    char resp[1024];
+    ssize_t n = read(fd, resp, sizeof resp - 1);
+    close(fd);
+    int status = -1;
+    if (n > 0) {
+        resp[n] = '\0';
+        sscanf(resp, "HTTP/1.1 %d", &status);
+    }
+    return status;
+}
+
+static void setup_peers(void)
+{
+    kzd_setup_with(&d, "\"requests_per_second\":1,\"request_burst\":5,\"http_peers_max\":1");
+}
+
+/* The table of per-address HTTP request counts starts afresh past http_peers_max addresses
+ * (it was a #define of 100,000): with room for one, a second address wipes the first one's
+ * count, so an address that had spent its burst gets a whole burst again. */
+Test(hostile_peers, the_address_table_is_bounded_by_http_peers_max, .init = setup_peers,
+     .fini = teardown, .timeout = 60)
+{
+    int limited = 0;
+    for (int i = 0; i < 20 && !limited; i++)
+        limited = healthz_from("127.0.0.1") == 429;
+    cr_assert(limited, "127.0.0.1 never spent its burst");
+    cr_assert_eq(healthz_from("127.0.0.2"), 200);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(healthz_from("127.0.0.1"), 200, "request %d after the table started afresh",
+                     i + 1);
 }

@@ -1,11 +1,13 @@
 /* test_proto.c - the command table and dispatcher, with a fake transport: no event loop, no
  * sockets. A real store and a real worker pool stand behind it. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "server.h"
 
@@ -539,4 +541,251 @@ Test(proto, escaped_backslash_before_u0000_is_text_and_kept_exactly)
     cr_assert_not_null(found, "%s", fake.text[fake.n - 1]);
     cr_assert_str_eq(found->valuestring, "a\\u0000b \xc3\xa9");
     cJSON_Delete(r);
+}
+
+/* ---- issue 15, item 6: one source of truth for limits and roles ---- */
+
+/* Every cap of the command table names a field of its op whose own max is 0, and a setting that
+ * caps requests, whose words carry its value; every other field has a max of its own. */
+Test(proto, table_caps_are_settings)
+{
+    size_t count;
+    const struct srv_op *ops = srv_op_table(&count);
+    int caps = 0;
+    for (size_t i = 0; i < count; i++) {
+        for (int k = 0; k < SRV_CAPS_MAX && ops[i].caps[k].field; k++) {
+            const struct srv_cap *cap = &ops[i].caps[k];
+            const struct srv_field *f = NULL;
+            for (int j = 0; j < SRV_FIELDS_MAX && ops[i].fields[j].name; j++)
+                if (strcmp(ops[i].fields[j].name, cap->field) == 0)
+                    f = &ops[i].fields[j];
+            cr_assert_not_null(f, "op %s: cap of unknown field %s", ops[i].name, cap->field);
+            cr_assert_eq(f->max, 0, "op %s: field %s has a max of its own besides %s", ops[i].name,
+                         cap->field, cap->setting);
+            long long v;
+            char why[128], num[32];
+            cr_assert(kz_config_cap(&cfg, cap->setting, &v, why, sizeof why),
+                      "op %s: %s caps no requests", ops[i].name, cap->setting);
+            snprintf(num, sizeof num, " %lld ", v);
+            cr_assert(strstr(why, num) && !strchr(why, '%'), "%s: '%s'", cap->setting, why);
+            caps++;
+        }
+        for (int j = 0; j < SRV_FIELDS_MAX && ops[i].fields[j].name; j++) {
+            const struct srv_field *f = &ops[i].fields[j];
+            bool capped = false;
+            for (int k = 0; k < SRV_CAPS_MAX && ops[i].caps[k].field; k++)
+                capped |= strcmp(ops[i].caps[k].field, f->name) == 0;
+            cr_assert(f->type == F_BOOL || f->max > 0 || capped, "op %s: field %s has no max",
+                      ops[i].name, f->name);
+        }
+    }
+    cr_assert_geq(caps, 7,
+                  "room.create, msg.send, msg.edit, notice.post, notice.edit, "
+                  "e2ee.post, invite.create");
+    long long v;
+    cr_assert_not(kz_config_cap(&cfg, "max_frame_bytes", &v, NULL, 0), "not a cap of a field");
+    cr_assert_not(kz_config_cap(&cfg, "no_such_setting", &v, NULL, 0));
+}
+
+static cJSON *room_create_with(int members, const char *prefix)
+{
+    size_t cap = (size_t)members * 16 + 128;
+    char *req = malloc(cap);
+    int n = snprintf(req, cap,
+                     "{\"id\":1,\"op\":\"room.create\",\"name\":\"r\",\"confirm\":true,"
+                     "\"members\":[");
+    for (int i = 0; i < members; i++)
+        n += snprintf(req + n, cap - (size_t)n, "%s\"%s%d\"", i ? "," : "", prefix, i);
+    snprintf(req + n, cap - (size_t)n, "]}");
+    cJSON *r = ws(2, req);
+    free(req);
+    return r;
+}
+
+/* room.create's members were capped at 1,000 by the command table whatever room_max_members
+ * said; now the setting is the cap, with its words, in the table, in room.create's own count
+ * (which adds the creator) and in room.invite. */
+Test(proto, room_members_follow_room_max_members)
+{
+    login(2, "admin", "admin-password");
+    cfg.room_max_members = 3;
+    for (int members = 3; members <= 4; members++) { /* the handler's count, then the table's */
+        cJSON *r = room_create_with(members, "m");
+        cr_assert_str_eq(code(r), "too_large", "%s", fake.text[fake.n - 1]);
+        cr_assert_str_eq(error_message(r), "a room may have at most 3 members");
+        cJSON_Delete(r);
+    }
+    /* Past the old table cap of 1,000 and within the setting: the names are looked at (and
+     * these do not exist), not refused for their number. */
+    cfg.room_max_members = 2000;
+    cJSON *r = room_create_with(1500, "nobody");
+    cr_assert_str_eq(code(r), "not_found", "%s", fake.text[fake.n - 1]);
+    cJSON_Delete(r);
+    /* room.invite into a full room: the same words. */
+    cfg.room_max_members = 2;
+    r = ws(2, "{\"id\":2,\"op\":\"room.create\",\"name\":\"r\",\"confirm\":true,"
+              "\"members\":[\"staff1\"]}");
+    cr_assert_str_eq(code(r), "ok", "%s", fake.text[fake.n - 1]);
+    char room[64];
+    snprintf(room, sizeof room, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    cJSON_Delete(r);
+    add_user("third", "staff", "third-password");
+    char req[256];
+    snprintf(req, sizeof req,
+             "{\"id\":3,\"op\":\"room.invite\",\"room\":\"%s\",\"user\":\"third\"}", room);
+    r = ws(2, req);
+    cr_assert_str_eq(code(r), "too_large", "%s", fake.text[fake.n - 1]);
+    cr_assert_str_eq(error_message(r), "a room may have at most 2 members");
+    cJSON_Delete(r);
+}
+
+/* The other capped fields at their setting's greatest value, one byte or use past it: the
+ * table's fixed caps (1 MiB, 100,000 uses) answered these in words of their own. */
+Test(proto, capped_fields_answer_in_their_settings_words)
+{
+    login(2, "admin", "admin-password");
+    cJSON *r = ws(2, "{\"id\":1,\"op\":\"room.create\",\"name\":\"r\"}");
+    cr_assert_str_eq(code(r), "ok", "%s", fake.text[fake.n - 1]);
+    char room[64];
+    snprintf(room, sizeof room, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    cJSON_Delete(r);
+    cfg.max_message_bytes = 1 << 20;
+    size_t body = (1 << 20) + 1, cap = body + 256;
+    char *req = malloc(cap);
+    int n = snprintf(req, cap, "{\"id\":2,\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"", room);
+    memset(req + n, 'a', body);
+    snprintf(req + n + body, cap - (size_t)n - body, "\"}");
+    r = ws(2, req);
+    free(req);
+    cr_assert_str_eq(code(r), "too_large", "%s", fake.text[fake.n - 1]);
+    cr_assert_str_eq(error_message(r), "a message may be at most 1048576 bytes");
+    cJSON_Delete(r);
+    cfg.invite_max_uses = 100000;
+    r = ws(2, "{\"id\":3,\"op\":\"invite.create\",\"uses\":100001}");
+    cr_assert_str_eq(code(r), "bad_request", "%s", fake.text[fake.n - 1]);
+    cr_assert_str_eq(error_message(r), "an invitation may be used at most 100000 times");
+    cJSON_Delete(r);
+    cfg.notice_max_body_bytes = 256;
+    char notice[512];
+    n = snprintf(notice, sizeof notice,
+                 "{\"id\":4,\"op\":\"notice.post\",\"title\":\"t\",\"to\":[\"all\"],\"body\":\"");
+    memset(notice + n, 'b', 257);
+    snprintf(notice + n + 257, sizeof notice - (size_t)n - 257, "\"}");
+    r = ws(2, notice);
+    cr_assert_str_eq(code(r), "too_large", "%s", fake.text[fake.n - 1]);
+    cr_assert_str_eq(error_message(r), "a notice body may be at most 256 bytes");
+    cJSON_Delete(r);
+}
+
+/* One list of roles and one message for a role that is none of them, from user.add,
+ * user.update and user.import alike (user.add and user.update said "role must be admin, hq or
+ * staff", the import "unknown role ..."). The database's CHECK agrees with the list. */
+Test(proto, roles_are_one_list_with_one_message)
+{
+    static const char want[] = "unknown role 'boss' (admin, hq or staff)";
+    login(2, "admin", "admin-password");
+    cJSON *r = ws(2, "{\"id\":1,\"op\":\"user.add\",\"login\":\"newbie\",\"role\":\"boss\"}");
+    cr_assert_str_eq(code(r), "bad_request");
+    cr_assert_str_eq(error_message(r), want);
+    cJSON_Delete(r);
+    r = ws(2, "{\"id\":2,\"op\":\"user.update\",\"login\":\"staff1\",\"role\":\"boss\"}");
+    cr_assert_str_eq(code(r), "bad_request");
+    cr_assert_str_eq(error_message(r), want);
+    cJSON_Delete(r);
+    r = import_dry_run("login,name,department,role,groups\nito,伊藤,総務課,boss,\n");
+    const cJSON *p = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "problems"), 0);
+    cr_assert_not_null(p, "%s", fake.text[fake.n - 1]);
+    cr_assert_str_eq(cJSON_GetObjectItem(p, "problem")->valuestring, want);
+    cJSON_Delete(r);
+    for (int k = 0; k < KZ_ROLE_COUNT; k++) {
+        enum kz_role got;
+        const char *name = kz_role_name((enum kz_role)k);
+        cr_assert(kz_role_parse(name, &got, NULL, 0) && got == (enum kz_role)k, "%s", name);
+        cr_assert(kz_role_is(name, (enum kz_role)k));
+        struct store_user u = {0};
+        snprintf(u.login, sizeof u.login, "role-%s", name);
+        snprintf(u.name, sizeof u.name, "x");
+        snprintf(u.role, sizeof u.role, "%s", name);
+        store_tx_begin(st);
+        cr_assert_eq(store_user_insert(st, &u, kz_now_ms()), STORE_OK, "the store refuses %s",
+                     name);
+        store_tx_commit(st);
+    }
+    struct store_user u = {0};
+    snprintf(u.login, sizeof u.login, "role-boss");
+    snprintf(u.name, sizeof u.name, "x");
+    snprintf(u.role, sizeof u.role, "boss");
+    store_tx_begin(st);
+    cr_assert_neq(store_user_insert(st, &u, kz_now_ms()), STORE_OK, "the store takes 'boss'");
+    store_tx_rollback(st);
+}
+
+/* import_max_rows was a #define of 20,000. */
+Test(proto, import_rows_follow_import_max_rows)
+{
+    cfg.import_max_rows = 2;
+    cJSON *r = import_dry_run("login,name,department,role,groups\n"
+                              "a1,A,d,staff,\na2,B,d,staff,\na3,C,d,staff,\n");
+    const cJSON *p = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "problems"), 0);
+    cr_assert_not_null(p, "%s", fake.text[fake.n - 1]);
+    cr_assert_eq(cJSON_GetObjectItem(p, "line")->valuedouble, 4);
+    cr_assert_str_eq(cJSON_GetObjectItem(p, "problem")->valuestring,
+                     "more than 2 users in one file");
+    cJSON_Delete(r);
+    cfg.import_max_rows = 3;
+    r = import_dry_run("login,name,department,role,groups\n"
+                       "a1,A,d,staff,\na2,B,d,staff,\na3,C,d,staff,\n");
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "problems")), 0, "%s",
+                 fake.text[fake.n - 1]);
+    cr_assert_eq(cJSON_GetObjectItem(r, "added")->valuedouble, 3);
+    cJSON_Delete(r);
+}
+
+/* What whoami logs with slow_op_ms at 0 and at its greatest (the threshold was 20 ms, fixed). */
+static bool whoami_logs_slow_op(long long slow_op_ms)
+{
+    char path[128], text[4096] = "";
+    snprintf(path, sizeof path, "%s/stderr", dir);
+    fflush(stderr);
+    int saved = dup(2), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+    kz_log_set_level(KZ_LOG_INFO);
+    cfg.slow_op_ms = slow_op_ms;
+    cJSON_Delete(ws(2, "{\"id\":1,\"op\":\"whoami\"}"));
+    kz_log_set_level(KZ_LOG_ERROR);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    return strstr(text, "slow_op op=whoami") != NULL;
+}
+
+Test(proto, slow_op_ms_decides_what_is_logged)
+{
+    login(2, "staff1", "staff-password");
+    cr_assert(whoami_logs_slow_op(0));
+    cr_assert_not(whoami_logs_slow_op(600000));
+}
+
+/* The failed-login table started afresh past a #define of 100,000 keys; now at
+ * login_fail_tracked_max. Each failure counts two keys: the account's and the address's. */
+Test(proto, failed_logins_are_tracked_up_to_login_fail_tracked_max)
+{
+    cfg.login_fail_max = 2;
+    cfg.login_fail_tracked_max = 4;
+    srv_throttle_failed(srv, "a", "10.0.0.1");
+    srv_throttle_failed(srv, "a", "10.0.0.1");
+    cr_assert_gt(srv_throttle_wait(srv, "a", "10.0.0.1"), 0, "a is locked out");
+    srv_throttle_failed(srv, "b", "10.0.0.2"); /* keys 3 and 4 */
+    cr_assert_gt(srv_throttle_wait(srv, "a", "10.0.0.1"), 0, "a is still locked out");
+    srv_throttle_failed(srv, "c", "10.0.0.3"); /* a fifth key: the table starts afresh */
+    cr_assert_eq(srv_throttle_wait(srv, "a", "10.0.0.1"), 0, "the table did not start afresh");
 }
