@@ -161,16 +161,23 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/* lws runs a ripe timer's callback at the start of lws_service(), before its poll(), which then
+ * sleeps until lws's next timer (up to 30 s) or a socket event. So the callback also wakes that
+ * poll(): lws_cancel_service() writes to lws's event pipe. */
 static void timer_cb(lws_sorted_usec_list_t *sul)
 {
     struct kzc *c = lws_container_of(sul, struct kzc, timer);
     c->timed_out = true;
+    lws_cancel_service(c->ctx);
 }
 
 /* Services the connection until done(c, arg) holds, it closes, or timeout_ms passes. The timer
- * only makes poll() wake at the deadline: lws runs a ripe timer's callback at the start of the
- * next lws_service(), which then sleeps until lws's own next timer (up to 30 s), so the clock
- * is what ends the wait (kzc_next_event(c, 300) took 30.3 s before). */
+ * wakes poll() at the deadline, and the clock ends the wait there. poll() may wake up to 1 ms
+ * early (lws rounds its timeout down to whole ms); the next lws_service() then runs the ripe
+ * timer before its own poll(). When timer_cb only set the flag, a process preempted between
+ * the clock check and that lws_service() slept on for up to 30 s: under CI's load a `kizuna
+ * tail` held the 既読 line it had to print, and its read marks (kzc_next_event(c, 20) on an idle
+ * connection hung within 50 waits with both CPUs busy; test_kzclient.c makes it happen at once). */
 static bool wait_for(struct kzc *c, bool (*done)(struct kzc *, void *), void *arg, int timeout_ms)
 {
     c->timed_out = false;
