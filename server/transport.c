@@ -280,6 +280,9 @@ static void deadline_cb(lws_sorted_usec_list_t *sul)
 {
     struct transport *t = lws_container_of(sul, struct transport, deadline_sul);
     t->deadline_passed = true;
+    /* lws 4.1 may run a due timer before its poll() and then sleep until its next one: wake
+     * the loop so transport_run sees the flag now (the same trap as kzclient.c's waits). */
+    lws_cancel_service(t->ctx);
 }
 
 void transport_run(struct transport *t)
