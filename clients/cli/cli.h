@@ -17,6 +17,7 @@ struct session {
     char token[128];
     char login[128];
     char time_zone[64]; /* the server's time zone as a POSIX rule ("JST-9"), as it last said */
+    bool logout_pending; /* logged out here (keys wiped) but the server was not told yet */
 };
 
 extern bool json_out;

@@ -87,20 +87,31 @@ static int mkparent(const char *path)
 
 int ks_write_private(const char *path, const void *data, size_t len)
 {
-    char tmp[4200];
+    char tmp[4200], old[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(old, sizeof old, "%s.old", path);
     if (mkparent(path) != 0)
         return -1;
+    ks_shred(tmp); /* a run cut off before its rename */
+    ks_shred(old); /* a run cut off before it overwrote the copy it replaced */
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return -1;
     /* fchmod as well: an old file left with wider bits by someone else is narrowed. */
     bool ok = fchmod(fd, 0600) == 0 && write(fd, data, len) == (ssize_t)len && fsync(fd) == 0;
     close(fd);
+    /* The rename alone would leave the replaced file's bytes (keys) in a free inode: a second
+     * name keeps that inode until its bytes are overwritten, after the new file is in place,
+     * so a cut at any point loses neither the old keys nor the new ones (issue 14, item 7). */
+    bool linked = ok && link(path, old) == 0;
     if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
+        if (linked)
+            unlink(old);
+        ks_shred(tmp);
         return -1;
     }
+    if (linked)
+        ks_shred(old);
     return 0;
 }
 
@@ -196,9 +207,16 @@ static void shred_dir(const char *dir)
 
 void keystore_wipe(void)
 {
+    /* The device's keys, and what this device decided about others' (contacts.json: whom it
+     * verified), with any copy a cut-off write left (.tmp, .old). */
+    static const char *const files[] = {"device.json", "contacts.json"};
+    static const char *const tails[] = {"", ".tmp", ".old"};
     char path[4200];
-    ks_path(path, sizeof path, "device.json");
-    ks_shred(path);
+    for (size_t f = 0; f < sizeof files / sizeof *files; f++)
+        for (size_t t = 0; t < sizeof tails / sizeof *tails; t++) {
+            ks_path(path, sizeof path, "%s%s", files[f], tails[t]);
+            ks_shred(path);
+        }
     ks_path(path, sizeof path, "rooms");
     shred_dir(path);
     ks_path(path, sizeof path, "staging");

@@ -94,8 +94,9 @@ static const char usage[] =
     "The server is --server, else KIZUNA_SERVER, else the one you logged in to, "
     "else " DEFAULT_SERVER ".\n"
     "The session and this device's keys are kept in KIZUNA_CONFIG_DIR (default\n"
-    "~/.config/kizuna); logout wipes the keys. KIZUNA_RETRY_MAX_S (300) bounds how long\n"
-    "photo uploads and downloads retry without progress.\n";
+    "~/.config/kizuna); logout wipes the keys, even when the server cannot be reached\n"
+    "(then run logout again later to end the session there). KIZUNA_RETRY_MAX_S (300)\n"
+    "bounds how long photo uploads and downloads retry without progress.\n";
 
 bool json_out;
 static const char *server_opt;
@@ -150,6 +151,7 @@ bool session_load(struct session *s)
         snprintf(s->login, sizeof s->login, "%s", cJSON_IsString(login) ? login->valuestring : "");
         snprintf(s->time_zone, sizeof s->time_zone, "%s",
                  cJSON_IsString(zone) ? zone->valuestring : "");
+        s->logout_pending = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "logout_pending"));
     }
     cJSON_Delete(o);
     return ok;
@@ -185,6 +187,8 @@ static int session_save(const struct session *s)
     cJSON_AddStringToObject(o, "token", s->token);
     cJSON_AddStringToObject(o, "login", s->login);
     cJSON_AddStringToObject(o, "time_zone", s->time_zone);
+    if (s->logout_pending)
+        cJSON_AddTrueToObject(o, "logout_pending");
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -385,12 +389,21 @@ int call(struct kzc *c, const char *op, cJSON *args, cJSON **reply)
     return rc;
 }
 
+/* Set while `logout` finishes a logout the server was not told of. */
+static bool finishing_logout;
+
 /* Connects and authenticates with the saved session. Returns an exit code. */
 int connect_authed(struct kzc **out, struct session *s)
 {
     *out = NULL;
     if (!session_load(s)) {
         fprintf(stderr, "kizuna: not logged in: run kizuna login LOGIN\n");
+        return EXIT_REFUSED;
+    }
+    if (s->logout_pending && !finishing_logout) {
+        /* Its keys are gone: nothing may register new ones under the old session. */
+        fprintf(stderr, "kizuna: this device was logged out (its keys are wiped), but the server "
+                        "has not been told yet: run kizuna logout again\n");
         return EXIT_REFUSED;
     }
     char err[256];
@@ -570,6 +583,8 @@ void format_time(double ms, char *out, size_t n)
     strftime(out, n, "%Y-%m-%d %H:%M", localtime(&t));
 }
 
+static int logout_remote(void);
+
 static int cmd_login(int argc, char **argv)
 {
     const char *login = NULL, *device = NULL;
@@ -591,6 +606,11 @@ static int cmd_login(int argc, char **argv)
         return EXIT_USAGE;
     struct session s;
     session_load(&s);
+    /* A logout the server was not told of: tell it now, or the old session stays valid there. */
+    if (s.logout_pending && logout_remote() == EXIT_UNREACHABLE) {
+        memset(password, 0, sizeof password);
+        return EXIT_UNREACHABLE;
+    }
     const char *url = server_url(&s);
     char err[256];
     struct kzc *c = kzc_connect(url, TIMEOUT_MS, err, sizeof err);
@@ -613,24 +633,48 @@ static int cmd_login(int argc, char **argv)
     return login_finish(url, login, reply);
 }
 
-static int cmd_logout(void)
+/* Tells the server about the saved session's logout; an exit code. */
+static int logout_remote(void)
 {
     struct kzc *c;
     struct session s;
+    finishing_logout = true;
     int rc = connect_authed(&c, &s);
+    finishing_logout = false;
     if (rc == EXIT_OK) {
         cJSON *reply;
         rc = call(c, "logout", NULL, &reply);
         cJSON_Delete(reply);
         kzc_close(c);
     }
-    /* Forget the token unless the server could not be told: then it is still valid there. The
-     * server revokes this session's device, so its keys go too: on a shared phone nothing
-     * that could read the rooms' photos may stay behind. */
-    if (rc != EXIT_UNREACHABLE) {
-        session_forget();
-        keystore_wipe();
+    return rc;
+}
+
+static int cmd_logout(void)
+{
+    struct session s;
+    if (!session_load(&s)) {
+        keystore_wipe(); /* keys of an earlier session, if any */
+        fprintf(stderr, "kizuna: not logged in: run kizuna login LOGIN\n");
+        return EXIT_REFUSED;
     }
+    /* The keys go first, whatever becomes of the server: a shared phone handed on must keep
+     * nothing that reads the rooms' photos, also when the network is down (issue 14, item 7).
+     * Only the token stays, marked, so that `logout` can tell the server later (it revokes the
+     * session and its device); until then no other command uses it. */
+    s.logout_pending = true;
+    if (session_save(&s) != 0)
+        fprintf(stderr, "kizuna: cannot mark the session as logged out\n");
+    keystore_wipe();
+    int rc = logout_remote();
+    if (rc == EXIT_UNREACHABLE) {
+        if (!json_out)
+            fprintf(stderr, "kizuna: this device's keys are wiped; the server could not be told, "
+                            "so the session stays valid there until kizuna logout reaches it "
+                            "(or an administrator revokes it)\n");
+        return rc;
+    }
+    session_forget(); /* told, or the server no longer knows the token */
     if (rc == EXIT_OK) {
         if (json_out)
             puts("{\"ok\":true}");
