@@ -71,6 +71,8 @@ const char *media_rc_name(enum media_rc rc)
         return "blob_hash";
     case MEDIA_BLOB_LENGTH:
         return "blob_length";
+    case MEDIA_FORMAT:
+        return "format";
     }
     return "unknown";
 }

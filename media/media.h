@@ -32,6 +32,7 @@ enum media_rc {
     MEDIA_BLOB_REORDERED, /* blob: chunks authenticate, but not in this order */
     MEDIA_BLOB_HASH,      /* blob: BLAKE2b-256 differs from the expected blob id */
     MEDIA_BLOB_LENGTH,    /* blob: the declared true length does not fit the blob */
+    MEDIA_FORMAT,         /* a signed device list that is not well-formed, or does not follow */
 };
 
 /* A stable, human-readable name for a result code (a static string). */
@@ -310,5 +311,79 @@ enum media_rc media_safety_number(const char *user_a, const struct media_device_
                                   size_t n_a, const char *user_b,
                                   const struct media_device_pub *devs_b, size_t n_b,
                                   char out[MEDIA_SAFETY_NUMBER_LEN + 1]);
+
+/* ---- Signed device lists (devlist.c) ----------------------------------------------------
+ *
+ * The devices a user vouches for (issue 14, item 1). Clients encrypt only to devices of a list
+ * they accepted, so a device the server adds receives nothing. Encoding (integers big-endian):
+ *   0  "KZDL", then version 1
+ *   5  u8 login length L (1..64), then the login's L bytes
+ *      u64 seq: 1, 2, ...; each version of a user's list is one more than the one before
+ *      32 bytes prev: BLAKE2b-256 of the encoding of the version before, or 32 zero bytes for
+ *      a root (the user's first list, or a new start once every device was lost)
+ *      u8 n (0..MEDIA_DEVLIST_MAX), then n times sign_pk (32) || box_pk (32), sorted by sign_pk,
+ *      no two the same
+ * and nothing after: one encoding per list. A version is published with the id of the device
+ * that signed it and its Ed25519 signature over MEDIA_DOMAIN_DEVLIST 0x00 || encoding.
+ * A version follows the one before if its login is the same, its seq one more, and either its
+ * prev is that version's hash and its signer one of that version's devices (a change made on an
+ * existing device), or it is a root signed by one of its own devices (a new start: clients show
+ * it and, for a contact they verified, trust none of its new devices until verified again). */
+
+#define MEDIA_DOMAIN_DEVLIST    "kizuna/devlist/v1"
+#define MEDIA_DEVLIST_MAX       64
+#define MEDIA_DEVLIST_LOGIN_MAX 64
+#define MEDIA_DEVLIST_ENCODED_MAX                                                                  \
+    (6 + MEDIA_DEVLIST_LOGIN_MAX + 8 + 32 + 1 + 64 * MEDIA_DEVLIST_MAX)
+#define MEDIA_DEVICE_ID_LEN 22 /* base64url of 16 bytes */
+
+struct media_devlist_entry {
+    char id[MEDIA_DEVICE_ID_LEN + 1]; /* base64url(BLAKE2b-128(sign_pk)), as the directory */
+    uint8_t sign_pk[32], box_pk[32];
+};
+
+struct media_devlist {
+    char login[MEDIA_DEVLIST_LOGIN_MAX + 1];
+    uint64_t seq;
+    uint8_t prev[32]; /* all zero: a root */
+    uint8_t hash[32]; /* BLAKE2b-256 of the encoding (set by encode and decode) */
+    size_t n;
+    struct media_devlist_entry dev[MEDIA_DEVLIST_MAX];
+};
+
+/* A device's id: base64url(BLAKE2b-128(sign_pk)), 22 characters and a NUL. */
+void media_device_id(const uint8_t sign_pk[32], char out[MEDIA_DEVICE_ID_LEN + 1]);
+/* Encodes l into out (cap >= MEDIA_DEVLIST_ENCODED_MAX), sorting l->dev and filling the ids and
+ * l->hash. MEDIA_INVALID for a bad login, seq 0, too many or repeated devices, a short cap. */
+enum media_rc media_devlist_encode(struct media_devlist *l, unsigned char *out, size_t cap,
+                                   size_t *len);
+/* Decodes exactly one encoded list: MEDIA_FORMAT for anything else (bad magic or version, a
+ * login that is empty, too long or has control characters, seq 0, devices unsorted, repeated
+ * or over MEDIA_DEVLIST_MAX, missing or trailing bytes). */
+enum media_rc media_devlist_decode(const unsigned char *buf, size_t len, struct media_devlist *out);
+bool media_devlist_is_root(const struct media_devlist *l);
+/* The index of the device with this id, or -1. */
+int media_devlist_find(const struct media_devlist *l, const char *id);
+/* The signature a device makes over an encoding. MEDIA_NOMEM only. */
+enum media_rc media_devlist_sign(const unsigned char *enc, size_t len, const uint8_t sign_sk[64],
+                                 uint8_t sig[64]);
+/* Whether next (decoded from enc, len bytes; signed by the device `by` with sig) may follow
+ * prev (NULL: next is the first version the reader takes, so it must be a root). MEDIA_OK;
+ * MEDIA_INVALID if enc is not next's encoding; MEDIA_FORMAT if it does not follow (login, seq,
+ * prev); MEDIA_AUTH if the signer may not sign it or the signature does not verify. */
+enum media_rc media_devlist_follows(const struct media_devlist *prev,
+                                    const struct media_devlist *next, const unsigned char *enc,
+                                    size_t len, const char *by, const uint8_t sig[64]);
+
+/* A room's history policy, signed by its creator's device when the room is created (issue 14,
+ * item 6): Ed25519 over MEDIA_DOMAIN_POLICY 0x00 || u8 len || login || u8 len || history.
+ * The signed statement goes into the room.create event, whose hash is the room's id, so it
+ * cannot be changed or removed afterwards without changing the room. MEDIA_INVALID for a login
+ * or history over 255 bytes. */
+#define MEDIA_DOMAIN_POLICY "kizuna/policy/v1"
+enum media_rc media_policy_sign(const char *login, const char *history, const uint8_t sign_sk[64],
+                                uint8_t sig[64]);
+bool media_policy_verify(const char *login, const char *history, const uint8_t sign_pk[32],
+                         const uint8_t sig[64]);
 
 #endif

@@ -151,13 +151,15 @@ enum kz_err srv_event_append(struct srv_call *c, const struct store_room *room, 
 }
 
 enum kz_err srv_room_create(struct srv_call *c, struct store_room *r, const char *direct_key,
-                            struct srv_appended *out)
+                            cJSON *policy, struct srv_appended *out)
 {
     cJSON *content = cJSON_CreateObject();
     cJSON_AddStringToObject(content, "kind", r->kind);
     cJSON_AddStringToObject(content, "name", r->name);
     cJSON_AddStringToObject(content, "topic", r->topic);
     cJSON_AddStringToObject(content, "history", r->history[0] ? r->history : "shared");
+    if (policy) /* the creator's signed history policy: the room's id is its hash too */
+        cJSON_AddItemToObject(content, "policy", policy);
     return srv_room_create_with(c, r, direct_key, "room.create", content, out);
 }
 
@@ -249,6 +251,17 @@ static cJSON *event_view(struct srv *s, const struct store_event *e, const struc
             cJSON_AddNumberToObject(o, "target_pos", (double)pos);
     }
     cJSON_AddItemToObject(o, "content", content);
+    if (strcmp(e->type, "room.create") == 0) {
+        /* The bytes the room's id hashes: clients check a room's creation (its history
+         * policy, who created it) against the id instead of taking the server's word. */
+        char *raw = malloc(e->payload_len + 1);
+        if (raw) {
+            memcpy(raw, e->payload, e->payload_len);
+            raw[e->payload_len] = '\0';
+            cJSON_AddStringToObject(o, "payload", raw);
+        }
+        free(raw);
+    }
     cJSON_Delete(p);
     return o;
 }

@@ -122,6 +122,10 @@ enum kz_err op_device_register(struct srv_call *c)
     cJSON_AddStringToObject(details, "label", d.label);
     cJSON_AddNumberToObject(details, "session", (double)d.session_id);
     srv_audit(c, "device.register", d.login, details);
+    /* A line in each of the user's rooms: a device nobody expected is seen (issue 14). */
+    enum kz_err e = srv_device_line(c, d.user_id, d.login, d.device_id, d.label, "added", NULL);
+    if (e)
+        return e;
     c->result = cJSON_CreateObject();
     cJSON_AddItemToObject(c->result, "device", device_json(&d));
     return KZ_OK;
@@ -142,7 +146,7 @@ enum kz_err op_device_list(struct srv_call *c)
     cJSON *arr = cJSON_AddArrayToObject(c->result, "devices");
     if (store_device_each_of_user(srv_store(c->srv), u.id, device_row, arr) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "device list failed");
-    return KZ_OK;
+    return srv_devlists_of_user(c, u.id, cJSON_AddArrayToObject(c->result, "lists"));
 }
 
 enum kz_err op_room_devices(struct srv_call *c)
@@ -157,7 +161,7 @@ enum kz_err op_room_devices(struct srv_call *c)
     cJSON *arr = cJSON_AddArrayToObject(c->result, "devices");
     if (store_device_each_in_room(srv_store(c->srv), room.id, room_device_row, arr) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "device list failed");
-    return KZ_OK;
+    return srv_devlists_in_room(c, room.id, cJSON_AddArrayToObject(c->result, "lists"));
 }
 
 /* ---- device.revoke ---- */
@@ -193,7 +197,7 @@ static enum kz_err revoke_device(struct srv_call *c, const struct store_device *
     cJSON_AddStringToObject(details, "device", d->device_id);
     cJSON_AddStringToObject(details, "label", d->label);
     srv_audit(c, "device.revoke", d->login, details);
-    return KZ_OK;
+    return srv_device_line(c, d->user_id, d->login, d->device_id, d->label, "removed", NULL);
 }
 
 enum kz_err op_device_revoke(struct srv_call *c)

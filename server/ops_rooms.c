@@ -158,8 +158,11 @@ enum kz_err op_room_create(struct srv_call *c)
     if (history && strcmp(history, "shared") && strcmp(history, "joined"))
         return srv_fail(c, KZ_BAD_REQUEST, "history is shared or joined");
     snprintf(room.history, sizeof room.history, "%s", history ? history : "shared");
+    cJSON *policy = srv_room_policy(c, room.history, &e);
+    if (e)
+        return e;
     struct srv_appended created;
-    if ((e = srv_room_create(c, &room, NULL, &created)) ||
+    if ((e = srv_room_create(c, &room, NULL, policy, &created)) ||
         (e = join_creator(c, &room, "admin", created.pos)))
         return e;
     const cJSON *item;
@@ -207,8 +210,11 @@ enum kz_err op_room_direct(struct srv_call *c)
     enum store_rc rc = store_room_get_direct(st, key, &room);
     if (rc == STORE_NOT_FOUND) {
         snprintf(room.kind, sizeof room.kind, "direct");
+        cJSON *policy = srv_room_policy(c, "shared", &e); /* one-to-one rooms share history */
+        if (e)
+            return e;
         struct srv_appended created;
-        if ((e = srv_room_create(c, &room, key, &created)) ||
+        if ((e = srv_room_create(c, &room, key, policy, &created)) ||
             (e = join_creator(c, &room, "member", created.pos)))
             return e;
     } else if (rc != STORE_OK) {

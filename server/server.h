@@ -385,9 +385,10 @@ struct srv_appended {
 enum kz_err srv_event_append(struct srv_call *c, const struct store_room *room, const char *type,
                              cJSON *content, int64_t also_user, struct srv_appended *out);
 /* Creates a room: builds its signed room.create event, derives the room id from it, inserts the
- * room (kind, name, topic from r) and the event. Fills r->id and r->room_id. */
+ * room (kind, name, topic from r) and the event. Fills r->id and r->room_id. policy (consumed,
+ * may be NULL) is the creator's signed history policy (srv_room_policy). */
 enum kz_err srv_room_create(struct srv_call *c, struct store_room *r, const char *direct_key,
-                            struct srv_appended *out);
+                            cJSON *policy, struct srv_appended *out);
 /* An event as clients see it (caller owns the result): payload fields, position, sender's
  * name, and for messages the current text (from m if given) and read count. */
 cJSON *srv_event_json(struct srv *s, const struct store_event *e, const struct store_message *m);
@@ -611,6 +612,22 @@ enum kz_err op_e2ee_post(struct srv_call *c);
 /* Revokes the active devices a session registered (logout, session.revoke); in the open
  * transaction. */
 enum kz_err srv_devices_of_session_revoke(struct srv_call *c, int64_t session_id);
+/* ops_devlist.c: signed device lists and room history policies (issue 14) */
+enum kz_err op_device_sign(struct srv_call *c);
+/* Appends every version of a user's signed device list, oldest first, to arr (JSON objects as
+ * protocol.md's device.list shows them). */
+enum kz_err srv_devlists_of_user(struct srv_call *c, int64_t user_id, cJSON *arr);
+/* The same for the newest version of each current member of a room. */
+enum kz_err srv_devlists_in_room(struct srv_call *c, int64_t room, cJSON *arr);
+/* A `device` event in each room the user is a member of: change is "added", "approved",
+ * "unlisted" or "removed"; by (may be NULL) the device that signed the list. */
+enum kz_err srv_device_line(struct srv_call *c, int64_t user_id, const char *login,
+                            const char *device, const char *label, const char *change,
+                            const char *by);
+/* room.create and room.direct: the history policy the caller's device signed for the new room
+ * (args policy_device, policy_sig), checked, as the object the room.create event carries; NULL
+ * when none was given (or on error, with *e set). */
+cJSON *srv_room_policy(struct srv_call *c, const char *history, enum kz_err *e);
 /* ---- backups (backup.c): kizunad backup, verify-backup, restore ---- */
 struct kz_backup_stats {
     int64_t files, blobs, bytes;

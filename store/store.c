@@ -319,6 +319,20 @@ static const char *const migrations[] = {
      * archived (read-only and out of the room list; NULL while it is in use). */
     ("ALTER TABLE messages ADD COLUMN deleted_by INTEGER REFERENCES users(id);"
      "ALTER TABLE rooms ADD COLUMN archived_at INTEGER;"),
+
+    /* 11: each user's signed device lists (issue 14, item 1), every version kept: a client
+     * that saw version N checks the chain from N to the newest, so none may be dropped. `list`
+     * is the encoding the device signed (media.h), `by` the signing device, `sig` its
+     * signature; the server checks all three before storing, clients again. */
+    ("CREATE TABLE device_lists ("
+     "  user_id INTEGER NOT NULL REFERENCES users(id),"
+     "  seq INTEGER NOT NULL,"
+     "  list BLOB NOT NULL,"
+     "  by_device TEXT NOT NULL,"
+     "  sig BLOB NOT NULL,"
+     "  created_at INTEGER NOT NULL,"
+     "  PRIMARY KEY (user_id, seq)"
+     ") WITHOUT ROWID;"),
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

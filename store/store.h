@@ -228,6 +228,31 @@ enum store_rc store_epoch_holder_add(struct store *st, int64_t room, const char 
 enum store_rc store_epoch_holder_gone(struct store *st, int64_t room, const char *epoch,
                                       char device_id[STORE_DEVICE_ID_MAX + 1]);
 
+/* One version of a user's signed device list (media.h: the encoding, and who signed it). */
+#define STORE_DEVLIST_MAX 4400 /* media.h's MEDIA_DEVLIST_ENCODED_MAX, with room to spare */
+struct store_devlist {
+    int64_t user_id;
+    char login[STORE_LOGIN_MAX + 1]; /* filled by reads */
+    int64_t seq;
+    unsigned char list[STORE_DEVLIST_MAX];
+    size_t len;
+    char by[STORE_DEVICE_ID_MAX + 1];
+    uint8_t sig[64];
+    int64_t created_at;
+};
+/* STORE_CONFLICT if the user already has a version with this seq. */
+enum store_rc store_devlist_insert(struct store *st, const struct store_devlist *d);
+/* The user's newest version; STORE_NOT_FOUND if there is none. */
+enum store_rc store_devlist_latest(struct store *st, int64_t user_id, struct store_devlist *out);
+/* d is valid during the call only. */
+typedef int (*store_devlist_fn)(void *ctx, const struct store_devlist *d);
+/* Every version of a user's list, oldest first. */
+enum store_rc store_devlist_each_of_user(struct store *st, int64_t user_id, store_devlist_fn fn,
+                                         void *ctx);
+/* The newest version of each current member of a room that has one, by login. */
+enum store_rc store_devlist_each_in_room(struct store *st, int64_t room, store_devlist_fn fn,
+                                         void *ctx);
+
 struct store_upload {
     char id[STORE_UPLOAD_ID_MAX + 1];
     int64_t user_id;

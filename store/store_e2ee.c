@@ -3,6 +3,7 @@
 #include "store_internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum e2ee_stmt {
@@ -26,6 +27,10 @@ enum e2ee_stmt {
     E_DEV_CURRENT,
     E_HOLDER_ADD,
     E_HOLDER_GONE,
+    E_DL_INSERT,
+    E_DL_OF_USER,
+    E_DL_LATEST,
+    E_DL_IN_ROOM,
     E_COUNT
 };
 _Static_assert(E_COUNT <= STORE_E2EE_STMTS, "raise STORE_E2EE_STMTS");
@@ -36,6 +41,9 @@ _Static_assert(E_COUNT <= STORE_E2EE_STMTS, "raise STORE_E2EE_STMTS");
 #define DEV_FROM " FROM devices d JOIN users u ON u.id = d.user_id"
 #define DEV_COLS DEV_FIELDS DEV_FROM
 #define UP_COLS  "id, user_id, blob, length, offset, created_at, expires_at, coalesce(done_at, 0)"
+#define DL_COLS                                                                                    \
+    "dl.user_id, u.login, dl.seq, dl.list, dl.by_device, dl.sig, dl.created_at"                    \
+    " FROM device_lists dl JOIN users u ON u.id = dl.user_id"
 
 static const char *const e2ee_sql[E_COUNT] = {
     [E_DEV_INSERT] = "INSERT INTO devices (device_id, user_id, session_id, label, sign_pk,"
@@ -86,6 +94,15 @@ static const char *const e2ee_sql[E_COUNT] = {
                       " WHERE d.device_id = h.device AND m.left_pos IS NULL"
                       " AND d.revoked_at IS NULL)"
                       " ORDER BY h.device LIMIT 1",
+    [E_DL_INSERT] = "INSERT INTO device_lists (user_id, seq, list, by_device, sig, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+    [E_DL_OF_USER] = "SELECT " DL_COLS " WHERE dl.user_id = ? ORDER BY dl.seq",
+    [E_DL_LATEST] = "SELECT " DL_COLS " WHERE dl.user_id = ? ORDER BY dl.seq DESC LIMIT 1",
+    /* The newest list of each current member (members without one have none to give). */
+    [E_DL_IN_ROOM] = "SELECT " DL_COLS " JOIN room_members m ON m.user_id = dl.user_id"
+                     " WHERE m.room = ? AND m.left_pos IS NULL AND dl.seq ="
+                     " (SELECT max(seq) FROM device_lists WHERE user_id = dl.user_id)"
+                     " ORDER BY u.login",
 };
 
 enum store_rc store_e2ee_prepare(struct store *st, char *err, size_t errlen)
@@ -388,4 +405,86 @@ enum store_rc store_epoch_holder_gone(struct store *st, int64_t room, const char
         r = store_fail(st, "epoch holders");
     store_finish(s);
     return r;
+}
+
+/* ---- signed device lists ---- */
+
+static void read_devlist(sqlite3_stmt *s, struct store_devlist *d)
+{
+    memset(d, 0, sizeof *d);
+    d->user_id = sqlite3_column_int64(s, 0);
+    store_copy_text(d->login, sizeof d->login, s, 1);
+    d->seq = sqlite3_column_int64(s, 2);
+    size_t n = (size_t)sqlite3_column_bytes(s, 3);
+    d->len = n <= sizeof d->list ? n : 0; /* the server stores none longer (ops_e2ee.c) */
+    if (d->len)
+        memcpy(d->list, sqlite3_column_blob(s, 3), d->len);
+    store_copy_text(d->by, sizeof d->by, s, 4);
+    copy_blob(d->sig, sizeof d->sig, s, 5);
+    d->created_at = sqlite3_column_int64(s, 6);
+}
+
+enum store_rc store_devlist_insert(struct store *st, const struct store_devlist *d)
+{
+    sqlite3_stmt *s = st->e2ee[E_DL_INSERT];
+    sqlite3_bind_int64(s, 1, d->user_id);
+    sqlite3_bind_int64(s, 2, d->seq);
+    sqlite3_bind_blob(s, 3, d->list, (int)d->len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, d->by, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 5, d->sig, sizeof d->sig, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, d->created_at);
+    return store_step_done(st, s, "device list insert");
+}
+
+enum store_rc store_devlist_latest(struct store *st, int64_t user_id, struct store_devlist *out)
+{
+    sqlite3_stmt *s = st->e2ee[E_DL_LATEST];
+    sqlite3_bind_int64(s, 1, user_id);
+    int rc = sqlite3_step(s);
+    enum store_rc r = STORE_OK;
+    if (rc == SQLITE_ROW)
+        read_devlist(s, out);
+    else if (rc == SQLITE_DONE)
+        r = STORE_NOT_FOUND;
+    else
+        r = store_fail(st, "device list");
+    store_finish(s);
+    return r;
+}
+
+static enum store_rc each_devlist(struct store *st, sqlite3_stmt *s, store_devlist_fn fn, void *ctx)
+{
+    struct store_devlist *d = malloc(sizeof *d);
+    if (!d) {
+        store_finish(s);
+        return STORE_ERROR;
+    }
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        read_devlist(s, d);
+        if (fn(ctx, d) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    free(d);
+    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "device lists");
+    store_finish(s);
+    return r;
+}
+
+enum store_rc store_devlist_each_of_user(struct store *st, int64_t user_id, store_devlist_fn fn,
+                                         void *ctx)
+{
+    sqlite3_stmt *s = st->e2ee[E_DL_OF_USER];
+    sqlite3_bind_int64(s, 1, user_id);
+    return each_devlist(st, s, fn, ctx);
+}
+
+enum store_rc store_devlist_each_in_room(struct store *st, int64_t room, store_devlist_fn fn,
+                                         void *ctx)
+{
+    sqlite3_stmt *s = st->e2ee[E_DL_IN_ROOM];
+    sqlite3_bind_int64(s, 1, room);
+    return each_devlist(st, s, fn, ctx);
 }

@@ -10,7 +10,7 @@
 #define STORE_TALK_STMTS   64
 #define STORE_NOTICE_STMTS 48
 #define STORE_ADMIN_STMTS  8
-#define STORE_E2EE_STMTS   24
+#define STORE_E2EE_STMTS   32
 
 struct store {
     sqlite3 *db;

@@ -75,6 +75,10 @@ void format_time(double ms, char *out, size_t n);
  * Returns ms since the epoch, or -1 if the text is none of these. */
 long long parse_when(const char *text);
 
+/* trust.c: connects with this device's keys (making them if need be) and signs into args the
+ * history policy of a room about to be created (room.create, room.direct). */
+int connect_signing(struct kzc **c, const char *history, cJSON *args);
+
 /* devices.c: makes and registers this device's keys right after a login, join or password
  * change, so that photos sent from then on are already encrypted to it (otherwise the first
  * ones wait for a key request to be answered). */

@@ -1,19 +1,15 @@
-/* devices.c - the device directory: `devices [LOGIN]`, `device revoke ID`, `verify USER`
- * (safety numbers, E12). Every command first makes sure this device's keys exist and are
+/* devices.c - the device directory as this user sees and controls it: `devices [LOGIN]` (each
+ * device, and whether its owner's signed list vouches for it), `device approve ID` (sign a new
+ * device of one's own into the list), `device revoke ID`, `verify USER [--yes]` (safety numbers,
+ * E12, over exactly the devices that may receive keys, remembered so that a later change is
+ * shown and must be accepted). Every command first makes sure this device's keys exist and are
  * registered, so `kizuna devices` is also how a user sets up encryption on a new CLI. */
 #include "e2ee.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-/* device.list of login (NULL: ours); the caller deletes the result. */
-static int list_devices(struct kzc *c, const char *login, cJSON **reply)
-{
-    cJSON *args = cJSON_CreateObject();
-    if (login)
-        cJSON_AddStringToObject(args, "login", login);
-    return call(c, "device.list", args, reply);
-}
+#include <time.h>
+#include <unistd.h>
 
 /* A directory entry's keys, if its id and self-signature check out. */
 static bool entry_keys(const cJSON *d, uint8_t sign_pk[32], uint8_t box_pk[32])
@@ -29,21 +25,39 @@ static bool entry_keys(const cJSON *d, uint8_t sign_pk[32], uint8_t box_pk[32])
            media_devkey_verify(str(d, "login", NULL), id, sign_pk, box_pk, sig);
 }
 
-static void print_device(const cJSON *d, const char *mine)
+/* What a device's owner's accepted list says of it, for `devices`. */
+static const char *status_of(const cJSON *d, const struct media_devlist *list)
+{
+    uint8_t s[32], b[32];
+    if (!entry_keys(d, s, b))
+        return "SELF-SIGNATURE DOES NOT VERIFY";
+    int i = list ? media_devlist_find(list, str(d, "device", NULL)) : -1;
+    if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(d, "revoked_at")))
+        return i >= 0 ? "revoked (still in the signed list until an approved device updates it)"
+                      : "";
+    if (i < 0)
+        return "NOT APPROVED by its owner: receives no photo keys";
+    if (memcmp(list->dev[i].box_pk, b, 32) != 0 || memcmp(list->dev[i].sign_pk, s, 32) != 0)
+        return "KEYS DIFFER from its owner's signed list: receives no photo keys";
+    if (!trust_is_accepted(list->login, &list->dev[i]))
+        return "added after you verified its owner: receives no photo keys until kizuna verify";
+    return "approved";
+}
+
+static void print_device(const cJSON *d, const char *mine, const struct media_devlist *list)
 {
     char created[32], revoked[48] = "";
-    format_time(cJSON_GetObjectItemCaseSensitive(d, "created_at")->valuedouble, created,
-                sizeof created);
+    format_time(num(d, "created_at"), created, sizeof created);
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(d, "revoked_at");
     if (cJSON_IsNumber(r)) {
         char when[32];
         format_time(r->valuedouble, when, sizeof when);
         snprintf(revoked, sizeof revoked, "  REVOKED %s", when);
     }
-    uint8_t s[32], b[32];
-    printf("  %s  created %s  %s%s%s%s\n", str(d, "device", NULL), created, str(d, "label", NULL),
+    const char *status = status_of(d, list);
+    printf("  %s  created %s  %s%s%s%s%s\n", str(d, "device", NULL), created, str(d, "label", NULL),
            revoked, strcmp(str(d, "device", NULL), mine) == 0 ? "  (this device)" : "",
-           entry_keys(d, s, b) ? "" : "  (SELF-SIGNATURE DOES NOT VERIFY)");
+           *status ? "  " : "", status);
 }
 
 static int cmd_list(const char *login)
@@ -55,18 +69,48 @@ static int cmd_list(const char *login)
     if (rc != EXIT_OK)
         return rc;
     cJSON *reply = NULL;
-    rc = list_devices(c, login, &reply);
+    const struct media_devlist *list = NULL;
+    rc = trust_load(c, login ? login : s.login, &reply, &list);
     kzc_close(c);
     if (rc == EXIT_OK && json_out) {
         print_json(reply);
     } else if (rc == EXIT_OK) {
-        printf("devices of %s:\n", str(reply, "login", NULL));
+        printf("devices of %s", str(reply, "login", NULL));
+        if (list)
+            printf(" (signed device list version %llu)", (unsigned long long)list->seq);
+        else
+            printf(" (no signed device list yet: none receives photo keys)");
+        printf(":\n");
         const cJSON *d;
         cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(reply, "devices"))
-            print_device(d, me.id);
+            print_device(d, me.id, list);
+        if ((!login || strcmp(login, s.login) == 0) && trust_own_state() == TRUST_OWN_PENDING)
+            printf("this device waits for approval: on an approved device of yours run: kizuna "
+                   "device approve %s\n",
+                   me.id);
     }
     cJSON_Delete(reply);
     ks_device_wipe(&me);
+    return rc;
+}
+
+static int cmd_approve(const char *id)
+{
+    struct kzc *c;
+    struct session s;
+    struct ks_device me;
+    int rc = connect_device(&c, &s, &me);
+    if (rc != EXIT_OK)
+        return rc;
+    rc = trust_approve(c, &me, id);
+    kzc_close(c);
+    ks_device_wipe(&me);
+    if (rc == EXIT_OK && !json_out)
+        printf("device %s approved: it is in your signed device list, and photo keys go to it "
+               "(compare its id with the one `kizuna devices` shows on that device)\n",
+               id);
+    else if (rc == EXIT_OK)
+        puts("{\"ok\":true}");
     return rc;
 }
 
@@ -78,11 +122,22 @@ static int cmd_revoke_device(const char *id)
     int rc = connect_device(&c, &s, &me);
     if (rc != EXIT_OK)
         return rc;
-    cJSON *args = cJSON_CreateObject();
-    cJSON_AddStringToObject(args, "device", id);
     bool own = strcmp(id, me.id) == 0;
+    cJSON *args = cJSON_CreateObject(), *reply = NULL;
+    cJSON_AddStringToObject(args, "device", id);
+    rc = call(c, "device.revoke", args, &reply);
+    /* Then out of the signed list too, so that the revocation binds even a server that would
+     * keep listing it (another device does it for a device that revoked itself). */
+    if (rc == EXIT_OK && !own && trust_unlist(c, &me, id) != EXIT_OK)
+        fprintf(stderr,
+                "kizuna: device %s is revoked, but your signed device list still names "
+                "it: run this again from an approved device\n",
+                id);
+    if (rc == EXIT_OK && json_out)
+        print_json(reply);
+    cJSON_Delete(reply);
+    kzc_close(c);
     ks_device_wipe(&me);
-    rc = call_and_close(c, "device.revoke", args, NULL);
     if (rc == EXIT_OK && own)
         keystore_wipe(); /* our keys can never be used again: nothing of them stays */
     if (rc == EXIT_OK && !json_out)
@@ -90,31 +145,26 @@ static int cmd_revoke_device(const char *id)
     return rc;
 }
 
-/* The active devices of a device.list reply with verified keys. The caller frees *out. */
-static int pubs_of(const cJSON *reply, struct media_device_pub **out, size_t *n)
+/* The devices of a list as media_safety_number takes them (pointing into l). */
+static void pubs_of(const struct media_devlist *l, struct media_device_pub *out)
 {
-    const cJSON *devs = cJSON_GetObjectItemCaseSensitive(reply, "devices"), *d;
-    *out = calloc((size_t)cJSON_GetArraySize(devs) + 1, sizeof **out);
-    *n = 0;
-    if (!*out)
-        return -1;
-    cJSON_ArrayForEach(d, devs)
-    {
-        if (!cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(d, "revoked_at")))
-            continue;
-        struct media_device_pub *p = &(*out)[*n];
-        if (!entry_keys(d, p->sign_pk, p->box_pk)) {
-            fprintf(stderr, "kizuna: device %s of %s: its self-signature does not verify\n",
-                    str(d, "device", NULL), str(d, "login", NULL));
-            return -1;
-        }
-        p->device_id = str(d, "device", NULL);
-        (*n)++;
+    for (size_t i = 0; i < l->n; i++) {
+        out[i].device_id = l->dev[i].id;
+        memcpy(out[i].sign_pk, l->dev[i].sign_pk, 32);
+        memcpy(out[i].box_pk, l->dev[i].box_pk, 32);
     }
-    return 0;
 }
 
-static int cmd_verify(const char *user)
+static long long wall_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The safety number is over the signed lists of both users: exactly the devices that may ever
+ * receive keys (the server can leave some out of a room, never add one; issue 14, item 2). */
+static int cmd_verify(const char *user, bool yes)
 {
     struct kzc *c;
     struct session s;
@@ -124,33 +174,68 @@ static int cmd_verify(const char *user)
         return rc;
     ks_device_wipe(&me);
     cJSON *mine = NULL, *theirs = NULL;
-    if ((rc = list_devices(c, NULL, &mine)) == EXIT_OK)
-        rc = list_devices(c, user, &theirs);
+    const struct media_devlist *ml = NULL, *tl = NULL;
+    struct media_devlist *a = malloc(sizeof *a), *b = malloc(sizeof *b);
+    if ((rc = trust_load(c, s.login, &mine, &ml)) == EXIT_OK && ml && a)
+        *a = *ml; /* copied: the next trust_load may change what ml points to */
+    if (rc == EXIT_OK)
+        rc = trust_load(c, user, &theirs, &tl);
     kzc_close(c);
-    struct media_device_pub *a = NULL, *b = NULL;
-    size_t na = 0, nb = 0;
-    char number[MEDIA_SAFETY_NUMBER_LEN + 1];
-    if (rc == EXIT_OK && (pubs_of(mine, &a, &na) != 0 || pubs_of(theirs, &b, &nb) != 0 ||
-                          media_safety_number(s.login, a, na, str(theirs, "login", NULL), b, nb,
-                                              number) != MEDIA_OK))
+    if (rc == EXIT_OK && (!a || !b))
         rc = EXIT_REFUSED;
-    if (rc == EXIT_OK && nb == 0) {
+    if (rc == EXIT_OK && (!ml || !tl || tl->n == 0)) {
         /* A number over no keys would vouch for nothing: say so instead. */
-        fprintf(stderr, "kizuna: %s has no active device yet: nothing to verify\n",
-                str(theirs, "login", NULL));
+        fprintf(stderr,
+                "kizuna: %s has no signed device list with a device yet: nothing to verify\n",
+                !ml ? s.login : user);
         rc = EXIT_REFUSED;
     }
+    if (rc == EXIT_OK)
+        *b = *tl;
+    struct media_device_pub pa[MEDIA_DEVLIST_MAX], pb[MEDIA_DEVLIST_MAX];
+    char number[MEDIA_SAFETY_NUMBER_LEN + 1];
+    if (rc == EXIT_OK) {
+        pubs_of(a, pa);
+        pubs_of(b, pb);
+        if (media_safety_number(s.login, pa, a->n, user, pb, b->n, number) != MEDIA_OK)
+            rc = EXIT_REFUSED;
+    }
+    long long at = 0;
+    bool verified = rc == EXIT_OK && trust_verified(user, &at);
+    int added = 0;
+    for (size_t i = 0; rc == EXIT_OK && i < b->n; i++)
+        added += !trust_is_accepted(user, &b->dev[i]);
     if (rc == EXIT_OK && json_out) {
+        if (yes && (!verified || added))
+            trust_mark_verified(user, b, wall_now_ms());
         cJSON *o = cJSON_CreateObject();
         cJSON_AddTrueToObject(o, "ok");
-        cJSON_AddStringToObject(o, "user", str(theirs, "login", NULL));
+        cJSON_AddStringToObject(o, "user", user);
         cJSON_AddStringToObject(o, "safety_number", number);
+        cJSON_AddNumberToObject(o, "devices", (double)b->n);
+        cJSON_AddBoolToObject(o, "verified", yes || (verified && !added));
+        cJSON *arr = cJSON_AddArrayToObject(o, "added_since_verified");
+        for (size_t i = 0; verified && i < b->n; i++)
+            if (!trust_is_accepted(user, &b->dev[i]))
+                cJSON_AddItemToArray(arr, cJSON_CreateString(b->dev[i].id));
         print_json(o);
         cJSON_Delete(o);
     } else if (rc == EXIT_OK) {
-        printf("safety number of %s (%zu device%s) and %s (%zu device%s):\n\n  %s\n\n", s.login, na,
-               na == 1 ? "" : "s", str(theirs, "login", NULL), nb, nb == 1 ? "" : "s", number);
-        printf("compare it with theirs, in person or on a call you trust; or scan:\n");
+        printf("safety number of %s (%zu device%s) and %s (%zu device%s):\n\n  %s\n\n", s.login,
+               a->n, a->n == 1 ? "" : "s", user, b->n, b->n == 1 ? "" : "s", number);
+        printf("%s's devices, as %s's signed device list names them:\n", user, user);
+        for (size_t i = 0; i < b->n; i++) {
+            const cJSON *d, *entry = NULL;
+            cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(theirs, "devices"))
+            {
+                if (strcmp(str(d, "device", NULL), b->dev[i].id) == 0)
+                    entry = d;
+            }
+            printf("  %s  %s%s\n", b->dev[i].id, str(entry, "label", NULL),
+                   verified && !trust_is_accepted(user, &b->dev[i]) ? "  NEW since you verified"
+                                                                    : "");
+        }
+        printf("compare the number with theirs, in person or on a call you trust; or scan:\n");
         char digits[61];
         size_t nd = 0;
         for (const char *p = number; *p && nd < sizeof digits - 1; p++)
@@ -158,6 +243,34 @@ static int cmd_verify(const char *user)
                 digits[nd++] = *p;
         digits[nd] = '\0';
         print_qr(digits);
+        char when[32] = "";
+        if (verified)
+            format_time((double)at, when, sizeof when);
+        if (verified && !added) {
+            printf("you verified %s on %s; nothing was added since\n", user, when);
+        } else {
+            if (verified)
+                printf("you verified %s on %s; %d device%s added since receive%s no photo keys "
+                       "until you accept them\n",
+                       user, when, added, added == 1 ? " was" : "s were", added == 1 ? "s" : "");
+            bool go = yes;
+            if (!go) {
+                fprintf(stderr, "Do the numbers match? %s [y/N] ",
+                        verified ? "Accept the new devices" : "Mark them as verified");
+                char line[16] = "";
+                go = fgets(line, sizeof line, stdin) && (line[0] == 'y' || line[0] == 'Y');
+                if (!isatty(STDIN_FILENO))
+                    fputc('\n', stderr);
+            }
+            if (go) {
+                trust_mark_verified(user, b, wall_now_ms());
+                printf("%s is verified: photo keys go to %s %zu device%s; a device added later "
+                       "waits until you verify again\n",
+                       user, b->n == 1 ? "this" : "these", b->n, b->n == 1 ? "" : "s");
+            } else {
+                printf("not marked as verified\n");
+            }
+        }
     }
     free(a);
     free(b);
@@ -173,12 +286,15 @@ int cmd_devices(int argc, char **argv, bool *handled)
         return cmd_list(argc == 2 ? argv[1] : NULL);
     if (strcmp(argv[0], "device") == 0 && argc == 3 && strcmp(argv[1], "revoke") == 0)
         return cmd_revoke_device(argv[2]);
+    if (strcmp(argv[0], "device") == 0 && argc == 3 && strcmp(argv[1], "approve") == 0)
+        return cmd_approve(argv[2]);
     if (strcmp(argv[0], "device") == 0)
-        return usage_error("device revoke ID");
-    if (strcmp(argv[0], "verify") == 0 && argc == 2)
-        return cmd_verify(argv[1]);
+        return usage_error("device approve ID | device revoke ID");
+    bool yes = argc == 3 && (strcmp(argv[2], "--yes") == 0 || strcmp(argv[2], "-y") == 0);
+    if (strcmp(argv[0], "verify") == 0 && (argc == 2 || yes))
+        return cmd_verify(argv[1], yes);
     if (strcmp(argv[0], "verify") == 0)
-        return usage_error("verify USER");
+        return usage_error("verify USER [--yes]");
     *handled = false;
     return EXIT_USAGE;
 }
@@ -193,6 +309,11 @@ void device_enroll(void)
     struct session s;
     struct ks_device me;
     if (connect_device(&c, &s, &me) == EXIT_OK) {
+        if (trust_own_state() == TRUST_OWN_PENDING && !was_json)
+            fprintf(stderr,
+                    "kizuna: this device (%s) is not approved yet: photos are not encrypted to "
+                    "it until, on another device of yours, you run: kizuna device approve %s\n",
+                    me.id, me.id);
         ks_device_wipe(&me);
         kzc_close(c);
     }

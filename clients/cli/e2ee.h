@@ -132,6 +132,44 @@ void retry_start(struct retry *r);
 bool retry_wait(struct retry *r, const char *why);
 long long now_ms(void);
 
+/* ---- trust.c: whose devices get keys (signed device lists, pins, verification) ---- */
+
+/* device.list of login, every entry checked (a malformed one refuses the whole reply: issue 14,
+ * item 2), its signed lists taken if they follow the version this device accepted before (told
+ * on stderr when they changed). On EXIT_OK *dir (if dir) is the reply, the caller's to delete,
+ * and *list (if list) the accepted newest list, NULL if the user has none; it stays valid until
+ * the next call for that login. */
+int trust_load(struct kzc *c, const char *login, cJSON **dir, const struct media_devlist **list);
+/* What is wrong with a device.list (in_room: room.devices) entry; NULL if nothing. */
+const char *trust_entry_bad(const cJSON *d, bool in_room);
+/* Checks a room.devices reply the same way and moves every device that may not receive keys
+ * (not in its owner's accepted list, other keys than the list's, or, for a contact the user
+ * verified, added since and not accepted yet) out of its "devices" into *excluded (each with a
+ * "why"), telling the user once per device. *excluded is the caller's to delete. */
+int trust_room_devices(struct kzc *c, const struct ks_device *me, const char *room_id, cJSON *reply,
+                       cJSON **excluded);
+/* Whether any list of login this device accepted (or, reading the chain, can accept) names
+ * the device: its events are the owner's. */
+bool trust_vouched_ever(struct kzc *c, const char *login, const char *device);
+/* After this device registered: signs the user's first list (or a new start when no listed
+ * device is active any more), drops devices the server revoked from it, or notes that this
+ * device waits for approval. An exit code. */
+int trust_own(struct kzc *c, const struct ks_device *me);
+enum trust_own_state { TRUST_OWN_UNKNOWN, TRUST_OWN_APPROVED, TRUST_OWN_PENDING };
+enum trust_own_state trust_own_state(void);
+/* Signs a new version of this user's list with the device id added (approve) or removed. */
+int trust_approve(struct kzc *c, const struct ks_device *me, const char *id);
+int trust_unlist(struct kzc *c, const struct ks_device *me, const char *id);
+/* Whether this user verified login (and when, into *at). */
+bool trust_verified(const char *login, long long *at);
+/* Whether a device of login's list was accepted at the last verification (true if login was
+ * never verified). */
+bool trust_is_accepted(const char *login, const struct media_devlist_entry *d);
+/* Remembers that this user verified login's devices as they are in l. */
+void trust_mark_verified(const char *login, const struct media_devlist *l, long long now);
+/* Signs the history policy of a room this user creates into args (policy_device, policy_sig). */
+int trust_sign_policy(const struct ks_device *me, const char *history, cJSON *args);
+
 /* ---- room.c: a room's encrypted events as this device sees them ---- */
 
 struct room_view {
@@ -139,14 +177,20 @@ struct room_view {
     struct ks_device *me; /* borrowed */
     char room_id[ROOM_ID_MAX];
     cJSON *events;         /* the room's e2ee.* events, oldest first (owned) */
-    cJSON *devices;        /* room.devices: current member devices (owned) */
+    cJSON *devices;        /* room.devices: current member devices their owners' signed
+                            * lists vouch for (trust.c): whom keys go to (owned) */
+    cJSON *excluded;       /* room.devices that are not, each with "why" (owned) */
+    cJSON *creation;       /* the room.create event, with the payload its id hashes (owned) */
     cJSON *dir;            /* device id -> device object, every device seen (owned) */
     cJSON *logins_fetched; /* logins whose device.list is in dir (owned) */
     cJSON *state;          /* ks_room_load (owned); saved by rv_free when dirty */
     cJSON *seqs;           /* device -> [[pos, counter]] of its photos that verify, built on
                             * first need (room.c, the order of a device's photos) */
     bool dirty;
-    char history[8]; /* the room's policy: "shared", or "joined" (no keys from before one joined) */
+    char history[8]; /* the room's policy: "shared", or "joined" (no keys from before one joined),
+                      * as its creator signed it into the room's creation; "" if that does not
+                      * check out (policy_why): then no key is shared later (issue 14, item 6) */
+    char policy_why[200];
     char conflict[512]; /* rv_post: why the server refused with `conflict` ("" otherwise) */
 };
 

@@ -5,7 +5,10 @@
  *   staging/           photos being uploaded (upload.c: the encrypted blob, and its state
  *                      with the caption, GPS, thumbnail and keys sealed under a key derived
  *                      from this device's) or downloaded (photo.c: ciphertext)
- * Logging out wipes all of it: a shared phone must keep nothing that reads the rooms' photos. */
+ *   contacts.json      each user's signed device list as this device accepted it, and whom
+ *                      the user verified (trust.c)
+ * Logging out wipes all of it, reachable server or not: a shared phone must keep nothing that
+ * reads the rooms' photos. A file rewritten here leaves no old copy (ks_write_private). */
 #include "e2ee.h"
 
 #include <dirent.h>
@@ -340,6 +343,11 @@ int ks_device_ensure(struct kzc *c, const struct session *s, struct ks_device *o
         if (conflict)
             fprintf(stderr, "kizuna: the server refuses this device's new keys\n");
     }
+    /* Registered: now the user's own signature must vouch for it (trust.c). A list that does
+     * not check out leaves this device unapproved, which trust.c has said; only a lost server
+     * stops the command. */
+    if (rc == EXIT_OK && trust_own(c, out) == EXIT_UNREACHABLE)
+        rc = EXIT_UNREACHABLE;
     if (rc != EXIT_OK)
         ks_device_wipe(out);
     return rc;

@@ -40,13 +40,12 @@ const cJSON *rv_device(struct room_view *rv, const char *device, const char *log
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(rv->dir, device);
     if (d || !login || !*login || cJSON_GetObjectItemCaseSensitive(rv->logins_fetched, login))
         return d;
-    /* A device not in the room now (revoked, or its owner left): ask its owner's directory. */
+    /* A device not in the room now (revoked, or its owner left): ask its owner's directory,
+     * every entry checked and the owner's signed lists taken (trust.c). */
     cJSON_AddTrueToObject(rv->logins_fetched, login);
-    cJSON *args = cJSON_CreateObject();
-    cJSON_AddStringToObject(args, "login", login);
-    cJSON *reply = kzc_call(rv->c, "device.list", args, TIMEOUT_MS);
+    cJSON *reply = NULL;
     const cJSON *dev;
-    if (reply && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "ok")))
+    if (trust_load(rv->c, login, &reply, NULL) == EXIT_OK)
         cJSON_ArrayForEach(dev, cJSON_GetObjectItemCaseSensitive(reply, "devices"))
             dir_add(rv, dev);
     cJSON_Delete(reply);
@@ -106,6 +105,8 @@ const char *rv_verify(struct room_view *rv, const cJSON *ev)
         return "the sending device is not the sender's";
     if (!device_keys(dev, sign_pk, box_pk))
         return "the sending device's self-signature does not verify";
+    if (!trust_vouched_ever(rv->c, sender, device))
+        return "the sending device was never in its owner's signed device list";
     const cJSON *revoked = cJSON_GetObjectItemCaseSensitive(dev, "revoked_at");
     if (cJSON_IsNumber(revoked) && num_of(ev, "ts") > (long long)revoked->valuedouble)
         return "signed by a device after it was revoked";
@@ -458,6 +459,26 @@ bool rv_add(struct room_view *rv, const cJSON *ev)
     return true;
 }
 
+/* A room.devices reply: the devices their owners' signed lists vouch for become rv->devices,
+ * whom keys go to; the others rv->excluded (trust.c told the user why). */
+static int take_devices(struct room_view *rv, cJSON *reply)
+{
+    cJSON *excluded = NULL;
+    int rc = trust_room_devices(rv->c, rv->me, rv->room_id, reply, &excluded);
+    if (rc != EXIT_OK) {
+        cJSON_Delete(excluded);
+        return rc;
+    }
+    cJSON_Delete(rv->devices);
+    cJSON_Delete(rv->excluded);
+    rv->devices = cJSON_DetachItemFromObjectCaseSensitive(reply, "devices");
+    rv->excluded = excluded;
+    const cJSON *d;
+    cJSON_ArrayForEach(d, rv->devices) dir_add(rv, d);
+    cJSON_ArrayForEach(d, rv->excluded) dir_add(rv, d);
+    return EXIT_OK;
+}
+
 int rv_reload_devices(struct room_view *rv)
 {
     cJSON *args = cJSON_CreateObject(), *reply;
@@ -465,12 +486,9 @@ int rv_reload_devices(struct room_view *rv)
     int rc = call(rv->c, "room.devices", args, &reply);
     if (rc != EXIT_OK)
         return rc;
-    cJSON_Delete(rv->devices);
-    rv->devices = cJSON_DetachItemFromObjectCaseSensitive(reply, "devices");
+    rc = take_devices(rv, reply);
     cJSON_Delete(reply);
-    const cJSON *d;
-    cJSON_ArrayForEach(d, rv->devices) dir_add(rv, d);
-    return EXIT_OK;
+    return rc;
 }
 
 /* Every e2ee.* event of the room, oldest first, by history pages. */
@@ -492,6 +510,8 @@ static int load_events(struct room_view *rv)
                 after = num_of(ev, "pos");
             if (strncmp(str(ev, "event", NULL), "e2ee.", 5) == 0)
                 cJSON_AddItemToArray(rv->events, ev);
+            else if (!rv->creation && strcmp(str(ev, "event", NULL), "room.create") == 0)
+                rv->creation = ev; /* its history policy: policy_check */
             else
                 cJSON_Delete(ev);
         }
@@ -513,6 +533,77 @@ static bool room_id_safe(const char *id)
     return true;
 }
 
+/* The room's history policy as its creator's device signed it into the room's creation (issue
+ * 14, item 6), never the server's say: the room.create event's bytes must hash to the room's id
+ * (so the server can neither change nor drop the policy without another id), and the policy
+ * must verify with a device its creator's signed list vouches for. Otherwise rv->history is ""
+ * and policy_why says why: no key of this room is then shared with anyone later. */
+static void policy_check(struct room_view *rv)
+{
+    static const char domain[] = "kizuna/room/v1";
+    const char *payload = str(rv->creation, "payload", NULL), *why = NULL;
+    cJSON *p = NULL;
+    uint8_t h[32], spk[32], bpk[32], sig[64];
+    char *id = NULL;
+    rv->history[0] = '\0';
+    if (*payload) {
+        crypto_generichash_state st;
+        crypto_generichash_init(&st, NULL, 0, sizeof h);
+        crypto_generichash_update(&st, (const unsigned char *)domain, sizeof domain);
+        crypto_generichash_update(&st, (const unsigned char *)payload, strlen(payload));
+        crypto_generichash_final(&st, h, sizeof h);
+        id = b64url(h, sizeof h);
+    }
+    const cJSON *content = NULL, *pol = NULL, *d = NULL;
+    const char *creator = "", *history = "", *device = "";
+    if (!*payload)
+        why = "the server did not show the room's creation";
+    else if (!id || strcmp(id, rv->room_id) != 0)
+        why = "the room's creation as the server shows it is not the one its id names";
+    else if (!(p = cJSON_Parse(payload)) || strcmp(str(p, "type", NULL), "room.create") != 0)
+        why = "the room's creation is malformed";
+    if (!why) {
+        content = cJSON_GetObjectItemCaseSensitive(p, "content");
+        pol = cJSON_GetObjectItemCaseSensitive(content, "policy");
+        creator = str(p, "sender", NULL);
+        history = str(pol, "history", NULL);
+        device = str(pol, "device", NULL);
+        if (!cJSON_IsObject(pol))
+            why = "its creator signed no history policy";
+        else if ((strcmp(history, "shared") != 0 && strcmp(history, "joined") != 0) ||
+                 strcmp(history, str(content, "history", NULL)) != 0)
+            why = "its history policy is malformed";
+        else if (!(d = rv_device(rv, device, creator)) ||
+                 strcmp(str(d, "login", NULL), creator) != 0 || !device_keys(d, spk, bpk))
+            why = "the device that signed its history policy is not its creator's";
+        else if (!trust_vouched_ever(rv->c, creator, device))
+            why = "the device that signed its history policy was never in its creator's signed "
+                  "device list";
+        else if (!unb64url_exact(str(pol, "sig", NULL), sig, 64) ||
+                 !media_policy_verify(creator, history, spk, sig))
+            why = "its history policy's signature does not verify";
+    }
+    if (why)
+        snprintf(rv->policy_why, sizeof rv->policy_why,
+                 "this room has no signed history policy (%s): keys are not shared later", why);
+    else
+        snprintf(rv->history, sizeof rv->history, "%s", history);
+    free(id);
+    cJSON_Delete(p);
+}
+
+/* Why a device of room.devices gets no keys (trust.c), or NULL if it is not excluded. */
+static const char *excluded_why(const struct room_view *rv, const char *device)
+{
+    const cJSON *d;
+    cJSON_ArrayForEach(d, rv->excluded)
+    {
+        if (strcmp(str(d, "device", NULL), device) == 0)
+            return str(d, "why", NULL);
+    }
+    return NULL;
+}
+
 int rv_load(struct kzc *c, struct ks_device *me, const char *room_id, struct room_view *rv)
 {
     memset(rv, 0, sizeof *rv);
@@ -531,18 +622,17 @@ int rv_load(struct kzc *c, struct ks_device *me, const char *room_id, struct roo
     cJSON_AddStringToObject(args, "room", room_id);
     int rc = call(c, "room.devices", args, &reply);
     if (rc == EXIT_OK) {
-        rv->devices = cJSON_DetachItemFromObjectCaseSensitive(reply, "devices");
-        snprintf(rv->history, sizeof rv->history, "%s",
-                 *str(reply, "history", NULL) ? str(reply, "history", NULL) : "shared");
+        /* Not the reply's "history": the policy is the one signed into the room's creation. */
+        rc = take_devices(rv, reply);
         cJSON_Delete(reply);
-        const cJSON *d;
-        cJSON_ArrayForEach(d, rv->devices) dir_add(rv, d);
-        rc = load_events(rv);
     }
+    if (rc == EXIT_OK)
+        rc = load_events(rv);
     if (rc != EXIT_OK) {
         rv_free(rv);
         return rc;
     }
+    policy_check(rv);
     collect_keys(rv);
     return EXIT_OK;
 }
@@ -563,6 +653,8 @@ void rv_free(struct room_view *rv)
     cJSON_Delete(rv->seqs);
     cJSON_Delete(rv->events);
     cJSON_Delete(rv->devices);
+    cJSON_Delete(rv->excluded);
+    cJSON_Delete(rv->creation);
     cJSON_Delete(rv->dir);
     cJSON_Delete(rv->logins_fetched);
     memset(rv, 0, sizeof *rv);
@@ -744,8 +836,12 @@ static int answer_one(struct room_view *rv, const cJSON *req, const char *reques
     const char *type = "e2ee.keys", *why = NULL;
     cJSON *entry = NULL;
     if (!rv_is_member_device(rv, requester))
-        why = "the requesting device is not a current member device of this room (revoked, or "
-              "its owner left)";
+        why = excluded_why(rv, requester)
+                  ? excluded_why(rv, requester)
+                  : "the requesting device is not a current member device of this room (revoked, "
+                    "or its owner left)";
+    else if (!rv->history[0])
+        why = rv->policy_why; /* no signed history policy: nothing is shared later */
     else if (joined_after_epoch(rv, requester, owner, epoch))
         why = "this room shares photos only from when one joined, and this epoch began before";
     else if (!(entry = rv_envelope(rv, owner, epoch, key, requester)))

@@ -176,6 +176,41 @@ static void print_room_update(const char *prefix, long long pos, const char *t, 
     printf("\n");
 }
 
+/* A member's device was added, approved, taken off its owner's signed list, or removed (issue
+ * 14): who can read the photos sent from now on changes with it. The server writes these lines;
+ * what encryption trusts is decided on this device (trust.c), which also says when a device
+ * appears that no line announced. */
+static void print_device_event(const char *prefix, long long pos, const char *t, const cJSON *ev,
+                               const cJSON *content)
+{
+    const char *user = str(content, "user", NULL), *change = str(content, "change", NULL);
+    const char *dev = str(content, "device", NULL), *by = str(content, "by", NULL);
+    char label[256];
+    size_t i = 0;
+    for (const char *p = str(content, "label", NULL); *p && i + 1 < sizeof label; p++)
+        label[i++] = (unsigned char)*p < 0x20 || *p == 0x7f ? ' ' : *p;
+    label[i] = '\0';
+    printf("%s#%lld %s * ", prefix, pos, t);
+    if (strcmp(change, "added") == 0)
+        printf("%s added a device \"%s\" (%s): it gets photo keys once %s approves it\n", user,
+               label, dev, user);
+    else if (strcmp(change, "approved") == 0 && strcmp(by, dev) == 0)
+        printf("%s's device \"%s\" (%s) starts %s's signed device list\n", user, label, dev, user);
+    else if (strcmp(change, "approved") == 0)
+        printf("%s approved the device \"%s\" (%s) from the device %s\n", user, label, dev, by);
+    else if (strcmp(change, "unlisted") == 0)
+        printf("%s took the device \"%s\" (%s) off the signed device list: no more photo keys\n",
+               user, label, dev);
+    else if (strcmp(change, "removed") == 0 && strcmp(str(ev, "sender", NULL), user) != 0)
+        printf("%s's device \"%s\" (%s) was revoked by %s: no more photo keys\n", user, label, dev,
+               who(ev));
+    else if (strcmp(change, "removed") == 0)
+        printf("%s's device \"%s\" (%s) was removed (logged out or revoked): no more photo keys\n",
+               user, label, dev);
+    else
+        printf("%s's device \"%s\" (%s): %s\n", user, label, dev, change);
+}
+
 /* One line per event, as history and tail show them. */
 static void print_event(const cJSON *ev, const char *label)
 {
@@ -249,6 +284,8 @@ static void print_event(const cJSON *ev, const char *label)
                str(content, "title", NULL));
     } else if (strcmp(type, "notice.withdraw") == 0) {
         printf("%s#%lld %s notice #%lld was withdrawn\n", prefix, pos, t, num(content, "notice"));
+    } else if (strcmp(type, "device") == 0) {
+        print_device_event(prefix, pos, t, ev, content);
     } else if (strcmp(type, "e2ee.photo") == 0) {
         tl_print_photo(ev, prefix); /* opened on this device, or why it cannot be */
     } else if (strncmp(type, "e2ee.", 5) == 0) {
@@ -309,10 +346,12 @@ static cJSON *split_logins(const char *list)
 static int create_room(cJSON *args, bool yes, cJSON **reply_out)
 {
     struct kzc *c;
-    struct session s;
     if (yes)
         cJSON_AddTrueToObject(args, "confirm");
-    int rc = connect_authed(&c, &s);
+    /* The history policy goes into the room's creation signed by this device, so that no one,
+     * the server included, can change it later (issue 14, item 6). */
+    const char *history = str(args, "history", NULL);
+    int rc = connect_signing(&c, *history ? history : "shared", args);
     if (rc != EXIT_OK) {
         cJSON_Delete(args);
         return rc;
@@ -514,7 +553,13 @@ static int cmd_dm(int argc, char **argv)
     cJSON *args = cJSON_CreateObject();
     cJSON_AddStringToObject(args, "user", argv[1]);
     cJSON *reply = NULL;
-    int rc = call_once("room.direct", args, &reply);
+    struct kzc *c;
+    /* Used only if the room is new: its history policy, signed by this device (issue 14). */
+    int rc = connect_signing(&c, "shared", args);
+    if (rc == EXIT_OK)
+        rc = call_and_close(c, "room.direct", args, &reply);
+    else
+        cJSON_Delete(args);
     if (rc == EXIT_OK && !json_out)
         printf("one-to-one room with %s: @%s (%s)\n", str(reply, "room", "name"),
                str(reply, "room", "with"), str(reply, "room", "room"));

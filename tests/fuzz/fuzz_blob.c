@@ -13,6 +13,8 @@
  *   'p'  a sealed photo message (room "r", epoch "e", device "d", counter 1, time 0): opened,
  *        and what opens must fit in what was sealed
  *   'q'  a photo message: sealed and padded, then opened (must give it back)
+ *   'd'  a signed device list's encoding: decoded; what decodes must encode back to the same
+ *        bytes and hash, and is checked as the version after itself and as a first version
  *   anything else: the whole input is a blob, decrypted with its length unknown. */
 #include <stdint.h>
 #include <stdio.h>
@@ -118,6 +120,26 @@ static void roundtrip(const uint8_t *plain, size_t len)
     free(back.buf);
 }
 
+/* One encoding per list: decode, encode again, compare; then the chain rule on it. */
+static void devlist(const uint8_t *enc, size_t len)
+{
+    static struct media_devlist l, again;
+    static unsigned char back[MEDIA_DEVLIST_ENCODED_MAX];
+    if (media_devlist_decode(enc, len, &l) != MEDIA_OK)
+        return;
+    again = l;
+    size_t n;
+    enum media_rc rc = media_devlist_encode(&again, back, sizeof back, &n);
+    if (rc != MEDIA_OK || n != len || memcmp(back, enc, len) != 0 ||
+        memcmp(again.hash, l.hash, sizeof l.hash) != 0)
+        fail("a device list did not encode back to its bytes", rc);
+    uint8_t sig[64] = {0};
+    const char *by = l.n ? l.dev[0].id : "";
+    if (media_devlist_follows(&l, &l, enc, len, by, sig) == MEDIA_OK ||
+        media_devlist_follows(NULL, &l, enc, len, by, sig) == MEDIA_OK)
+        fail("a zero signature was taken", MEDIA_OK);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -179,6 +201,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(sealed);
         break;
     }
+    case 'd':
+        devlist(rest, len);
+        break;
     default:
         decrypt(data, size, blob_key, NULL, MEDIA_BLOB_LEN_UNKNOWN, &out);
         break;

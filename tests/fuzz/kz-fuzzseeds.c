@@ -156,6 +156,27 @@ int main(int argc, char **argv)
     free(photo);
     put("fuzz_blob", "photo-roundtrip", "q", 1, inner, sizeof inner - 1);
 
+    /* Signed device lists: a first one of two devices, and the version after it (issue 14). */
+    static struct media_devlist dl;
+    static unsigned char enc[MEDIA_DEVLIST_ENCODED_MAX];
+    size_t enc_len;
+    snprintf(dl.login, sizeof dl.login, "tanaka");
+    dl.seq = 1;
+    dl.n = 2;
+    memcpy(dl.dev[0].sign_pk, spk, 32);
+    memcpy(dl.dev[0].box_pk, rpk, 32);
+    memcpy(dl.dev[1].sign_pk, rpk, 32);
+    memcpy(dl.dev[1].box_pk, spk, 32);
+    if (media_devlist_encode(&dl, enc, sizeof enc, &enc_len) != MEDIA_OK)
+        return 1;
+    put("fuzz_blob", "devlist-first", "d", 1, enc, enc_len);
+    memcpy(dl.prev, dl.hash, 32);
+    dl.seq = 2;
+    dl.n = 1;
+    if (media_devlist_encode(&dl, enc, sizeof enc, &enc_len) != MEDIA_OK)
+        return 1;
+    put("fuzz_blob", "devlist-next", "d", 1, enc, enc_len);
+
     /* Upload headers with a real blob id and checksum. */
     char hex[65], b64[128], line[256];
     sodium_bin2hex(hex, sizeof hex, info.hash, sizeof info.hash);

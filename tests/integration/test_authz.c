@@ -138,6 +138,8 @@ static const struct row rows[] = {
     /* A device whose session ended without it (here: the owner changed the password on
      * another session; also user.reset_password, user.disable, expiry) can still be revoked. */
     {"device.revoke", "\"device\":\"$ORPHAN_DEVICE\"",                      "U U N N N N o U U U N", 0},
+    /* A new start of the caller's own signed device list, naming a device of its own. */
+    {"device.sign", "$DEVLIST",                                             "U U o o o o o U U U F", 0},
     {"room.devices", "\"room\":\"$ROOM\"",                                  "U U o o N N N U U U F", 0},
     {"e2ee.post", "$E2EE",                                                  "U U o o N N N U U U F", 0},
     /* Signed with the member's device: no one else may speak for it. */
@@ -763,6 +765,46 @@ static void side_device(enum who w, char *out, size_t n)
     snprintf(out, n, "%s", v.id);
 }
 
+/* device.sign fields: a new start (a root, which may come at any version) of the caller's
+ * signed device list, naming a device registered for the caller in a side session; callers who
+ * cannot call it use a device they hold already (the gate refuses them first). */
+static void devlist_fields(enum who w, char *out, size_t n)
+{
+    const struct caller *c = &who[w];
+    struct dev v;
+    bool side = is_live(w) && w != ONE_TIME;
+    const struct dev *signer = side                                              ? &v
+                               : c->has_dev || w == REVOKED || w == SELF_REVOKED ? &c->dev
+                                                                                 : &who[MEMBER].dev;
+    long long seq = 0;
+    if (side) {
+        struct ws s;
+        login_on(&s, c->login, c->pw, NULL);
+        dev_register(&s, c->login, &v);
+        cJSON *r = must(&s, "\"op\":\"device.list\""), *l;
+        cJSON_ArrayForEach(l, cJSON_GetObjectItem(r, "lists")) if (jint(l, "seq") > seq) seq =
+            jint(l, "seq");
+        cJSON_Delete(r);
+        ws_close_fd(&s);
+    }
+    struct media_devlist l = {0};
+    snprintf(l.login, sizeof l.login, "%s",
+             signer == &who[MEMBER].dev ? who[MEMBER].login : c->login);
+    l.seq = (uint64_t)seq + 1;
+    l.n = 1;
+    memcpy(l.dev[0].sign_pk, signer->k.sign_pk, 32);
+    memcpy(l.dev[0].box_pk, signer->k.box_pk, 32);
+    unsigned char enc[MEDIA_DEVLIST_ENCODED_MAX];
+    uint8_t sig[64];
+    size_t len;
+    cr_assert_eq(media_devlist_encode(&l, enc, sizeof enc, &len), MEDIA_OK);
+    cr_assert_eq(media_devlist_sign(enc, len, signer->k.sign_sk, sig), MEDIA_OK);
+    char e64[512], s64[100];
+    b64url(enc, len, e64, sizeof e64);
+    b64url(sig, 64, s64, sizeof s64);
+    snprintf(out, n, "\"list\":\"%s\",\"device\":\"%s\",\"sig\":\"%s\"", e64, signer->id, s64);
+}
+
 static void resolve(const char *name, enum who w, char *out, size_t n)
 {
     const struct caller *c = &who[w];
@@ -821,6 +863,8 @@ static void resolve(const char *name, enum who w, char *out, size_t n)
         r = must(&s, "\"op\":\"passwd\",\"old_password\":\"%s\",\"new_password\":\"%s\"", victim.pw,
                  victim.pw);
         ws_close_fd(&s);
+    } else if (strcmp(name, "DEVLIST") == 0) {
+        devlist_fields(w, out, n);
     } else if (strcmp(name, "DEVKEYS") == 0) {
         struct dev v;
         dev_fields(c->login, &v, out, n);

@@ -321,6 +321,29 @@ Test(photo, round_trip_between_three_users_leaves_nothing_readable_on_the_server
     free(orig);
 }
 
+/* The id of the device whose config dir is base/dir. */
+static void device_of(const char *dir, char id[64])
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/%s/device.json", base, dir);
+    size_t n;
+    unsigned char *text = slurp(path, &n);
+    cr_assert_not_null(text, "%s has device keys", dir);
+    cJSON *dj = cJSON_Parse((char *)text);
+    free(text);
+    snprintf(id, 64, "%s", jstr(dj, "device"));
+    cJSON_Delete(dj);
+}
+
+/* A user's new device (config dir base/dir) is approved from the user's first device: only then
+ * does the user's signed device list vouch for it, and keys go to it (issue 14). */
+static void approve(const char *user, const char *dir)
+{
+    char id[64];
+    device_of(dir, id);
+    cr_assert_eq(KZ(user, "device", "approve", id), 0, "%s", out);
+}
+
 /* The blob id a user's list shows for the photo at pos. */
 static void blob_of(const char *user, const char *room, long long pos, char blob[80])
 {
@@ -511,6 +534,7 @@ Test(photo, a_phone_revoked_after_a_key_request_opens_nothing_sent_after)
 
     /* Bob's second phone logs in after the photo: it asks for the key, carol's device answers. */
     cr_assert_eq(KZD("bob2", "bob", "login", "bob"), 0, "%s", out);
+    approve("bob", "bob2");
     cr_assert_eq(KZD("bob2", "bob", "--json", "photo", "list", room), 0, "%s", out);
     cr_assert(strstr(out, "waiting for key"), "%s", out);
     cr_assert_eq(KZ("carol", "photo", "list", room), 0, "%s", out);
@@ -682,6 +706,7 @@ Test(photo, a_new_phone_gets_older_photo_keys_from_a_running_tail)
     cr_assert(read_until(fd, buf, sizeof buf, &len, "tail は動いている", 10000), "%s", buf);
 
     cr_assert_eq(KZD("bob-new-phone", "bob", "login", "bob"), 0, "%s", out);
+    approve("bob", "bob-new-phone");
     cr_assert_eq(KZD("bob-new-phone", "bob", "history", room), 0, "%s", out);
     char hint[100];
     snprintf(hint, sizeof hint, "kizuna photo get 写真班 %lld)", pos);

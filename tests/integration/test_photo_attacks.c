@@ -424,6 +424,9 @@ static void member_answers_first(bool withheld)
     users_and_room(users, 3, room);
     long long pos = send_photo("alice", "alice", room, "owner-photo");
     cr_assert_eq(KZD("carol2", "carol", "login", "carol"), 0, "%s", out);
+    char carol2[64]; /* approved from carol's first device: keys go to it only then (item 1) */
+    device_of("carol2", carol2);
+    cr_assert_eq(KZ("carol", "device", "approve", carol2), 0, "%s", out);
     cJSON *p = listed("carol2", "carol", room, pos);
     cr_assert_str_eq(jstr(p, "state"), "waiting", "the new phone asks for the key: %s", out);
     cJSON_Delete(p);

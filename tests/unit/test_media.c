@@ -1244,3 +1244,180 @@ Test(safety, symmetric_sixty_digits_deterministic_and_key_sensitive)
     cr_assert_eq(media_safety_number("alice@a", a, 1, "bob@b", b, 3, again), MEDIA_OK);
     cr_assert_str_neq(ab, again);
 }
+
+/* ---- signed device lists and room policies (issue 14, items 1 and 6) ---- */
+
+/* A list of n new devices for login; keys[i] gets each device's key pairs. */
+static void devlist_new(struct media_devlist *l, const char *login, uint64_t seq, size_t n,
+                        struct media_device_keys *keys)
+{
+    memset(l, 0, sizeof *l);
+    snprintf(l->login, sizeof l->login, "%s", login);
+    l->seq = seq;
+    l->n = n;
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(media_device_keys_new(&keys[i]), MEDIA_OK);
+        memcpy(l->dev[i].sign_pk, keys[i].sign_pk, 32);
+        memcpy(l->dev[i].box_pk, keys[i].box_pk, 32);
+    }
+}
+
+/* The id media_device_id gives for a device's keys. */
+static void id_of(const struct media_device_keys *k, char id[MEDIA_DEVICE_ID_LEN + 1])
+{
+    media_device_id(k->sign_pk, id);
+}
+
+Test(devlist, one_encoding_per_list_and_every_malformed_one_refused)
+{
+    struct media_devlist l, back, again;
+    struct media_device_keys k[3];
+    unsigned char enc[MEDIA_DEVLIST_ENCODED_MAX], enc2[MEDIA_DEVLIST_ENCODED_MAX];
+    size_t len, len2;
+    devlist_new(&l, "tanaka", 7, 3, k);
+    cr_assert_eq(media_devlist_encode(&l, enc, sizeof enc, &len), MEDIA_OK);
+    cr_assert_eq(len, 6 + 6 + 8 + 32 + 1 + 3 * 64);
+    cr_assert_eq(memcmp(enc, "KZDL\x01\x06tanaka", 12), 0);
+    cr_assert_eq(media_devlist_decode(enc, len, &back), MEDIA_OK);
+    cr_assert_str_eq(back.login, "tanaka");
+    cr_assert_eq(back.seq, 7);
+    cr_assert_eq(back.n, 3);
+    cr_assert(media_devlist_is_root(&back));
+    cr_assert_eq(memcmp(back.hash, l.hash, 32), 0);
+    /* The same devices in another order encode to the same bytes. */
+    again = l;
+    struct media_devlist_entry t = again.dev[0];
+    again.dev[0] = again.dev[2];
+    again.dev[2] = t;
+    cr_assert_eq(media_devlist_encode(&again, enc2, sizeof enc2, &len2), MEDIA_OK);
+    cr_assert(len2 == len && memcmp(enc, enc2, len) == 0);
+    char id[MEDIA_DEVICE_ID_LEN + 1];
+    id_of(&k[1], id);
+    cr_assert_geq(media_devlist_find(&back, id), 0);
+    cr_assert_eq(media_devlist_find(&back, "not-a-device"), -1);
+
+    /* Cut short, a byte more, another version, seq 0, two devices out of order or twice. */
+    cr_assert_eq(media_devlist_decode(enc, len - 1, &back), MEDIA_FORMAT);
+    memcpy(enc2, enc, len);
+    enc2[len] = 0;
+    cr_assert_eq(media_devlist_decode(enc2, len + 1, &back), MEDIA_FORMAT);
+    memcpy(enc2, enc, len);
+    enc2[4] = 2;
+    cr_assert_eq(media_devlist_decode(enc2, len, &back), MEDIA_FORMAT);
+    memcpy(enc2, enc, len);
+    memset(enc2 + 12, 0, 8);
+    cr_assert_eq(media_devlist_decode(enc2, len, &back), MEDIA_FORMAT);
+    size_t devs = 12 + 8 + 32 + 1;
+    memcpy(enc2, enc, len);
+    memcpy(enc2 + devs, enc + devs + 64, 64); /* the second device where the first was */
+    memcpy(enc2 + devs + 64, enc + devs, 64);
+    cr_assert_eq(media_devlist_decode(enc2, len, &back), MEDIA_FORMAT);
+    memcpy(enc2, enc, len);
+    memcpy(enc2 + devs + 64, enc + devs, 64);
+    cr_assert_eq(media_devlist_decode(enc2, len, &back), MEDIA_FORMAT);
+    memcpy(enc2, enc, len);
+    enc2[8] = '\n'; /* a control character in the login */
+    cr_assert_eq(media_devlist_decode(enc2, len, &back), MEDIA_FORMAT);
+    /* The encoder refuses what it could not write back. */
+    again = l;
+    again.dev[1] = again.dev[0];
+    cr_assert_eq(media_devlist_encode(&again, enc2, sizeof enc2, &len2), MEDIA_INVALID);
+    again = l;
+    again.seq = 0;
+    cr_assert_eq(media_devlist_encode(&again, enc2, sizeof enc2, &len2), MEDIA_INVALID);
+    cr_assert_eq(media_devlist_encode(&l, enc2, 100, &len2), MEDIA_INVALID);
+}
+
+Test(devlist, a_version_follows_only_if_a_device_of_the_one_before_signed_it)
+{
+    struct media_devlist first, next, root, bad;
+    struct media_device_keys k[2], newk[1], other[1];
+    unsigned char e1[MEDIA_DEVLIST_ENCODED_MAX], e2[MEDIA_DEVLIST_ENCODED_MAX],
+        e3[MEDIA_DEVLIST_ENCODED_MAX];
+    size_t l1, l2, l3;
+    uint8_t s1[64], s2[64], s3[64];
+    char a[MEDIA_DEVICE_ID_LEN + 1], n[MEDIA_DEVICE_ID_LEN + 1], o[MEDIA_DEVICE_ID_LEN + 1];
+    devlist_new(&first, "sato", 1, 2, k);
+    id_of(&k[0], a);
+    cr_assert_eq(media_devlist_encode(&first, e1, sizeof e1, &l1), MEDIA_OK);
+    cr_assert_eq(media_devlist_sign(e1, l1, k[0].sign_sk, s1), MEDIA_OK);
+    /* The first version stands on its own: a root signed by a device it names. */
+    cr_assert_eq(media_devlist_follows(NULL, &first, e1, l1, a, s1), MEDIA_OK);
+    id_of(&k[1], n);
+    cr_assert_eq(media_devlist_follows(NULL, &first, e1, l1, n, s1), MEDIA_AUTH);
+
+    /* Version 2 adds a new phone; a device of version 1 signs it. */
+    next = first;
+    next.seq = 2;
+    memcpy(next.prev, first.hash, 32);
+    cr_assert_eq(media_device_keys_new(&newk[0]), MEDIA_OK);
+    memcpy(next.dev[2].sign_pk, newk[0].sign_pk, 32);
+    memcpy(next.dev[2].box_pk, newk[0].box_pk, 32);
+    next.n = 3;
+    cr_assert_eq(media_devlist_encode(&next, e2, sizeof e2, &l2), MEDIA_OK);
+    cr_assert_eq(media_devlist_sign(e2, l2, k[0].sign_sk, s2), MEDIA_OK);
+    cr_assert_eq(media_devlist_follows(&first, &next, e2, l2, a, s2), MEDIA_OK);
+    cr_assert_eq(media_devlist_follows(NULL, &next, e2, l2, a, s2), MEDIA_FORMAT,
+                 "not a root: it needs the version before");
+    /* The new phone cannot approve itself, nor can anyone outside version 1. */
+    id_of(&newk[0], n);
+    cr_assert_eq(media_devlist_sign(e2, l2, newk[0].sign_sk, s3), MEDIA_OK);
+    cr_assert_eq(media_devlist_follows(&first, &next, e2, l2, n, s3), MEDIA_AUTH);
+    s2[0] ^= 1;
+    cr_assert_eq(media_devlist_follows(&first, &next, e2, l2, a, s2), MEDIA_AUTH);
+    s2[0] ^= 1;
+    cr_assert_eq(media_devlist_follows(&first, &next, e1, l1, a, s2), MEDIA_INVALID,
+                 "the bytes are not this list's");
+    /* A skipped version, another prev, another login. */
+    bad = next;
+    bad.seq = 3;
+    cr_assert_eq(media_devlist_encode(&bad, e3, sizeof e3, &l3), MEDIA_OK);
+    cr_assert_eq(media_devlist_sign(e3, l3, k[0].sign_sk, s3), MEDIA_OK);
+    cr_assert_eq(media_devlist_follows(&first, &bad, e3, l3, a, s3), MEDIA_FORMAT);
+    bad = next;
+    bad.prev[0] ^= 1;
+    cr_assert_eq(media_devlist_encode(&bad, e3, sizeof e3, &l3), MEDIA_OK);
+    cr_assert_eq(media_devlist_sign(e3, l3, k[0].sign_sk, s3), MEDIA_OK);
+    cr_assert_eq(media_devlist_follows(&first, &bad, e3, l3, a, s3), MEDIA_FORMAT);
+    bad = next;
+    snprintf(bad.login, sizeof bad.login, "suzuki");
+    cr_assert_eq(media_devlist_encode(&bad, e3, sizeof e3, &l3), MEDIA_OK);
+    cr_assert_eq(media_devlist_sign(e3, l3, k[0].sign_sk, s3), MEDIA_OK);
+    cr_assert_eq(media_devlist_follows(&first, &bad, e3, l3, a, s3), MEDIA_FORMAT);
+
+    /* A new start: a root after version 2, signed by a device it names (no one of before). */
+    devlist_new(&root, "sato", 3, 1, other);
+    id_of(&other[0], o);
+    cr_assert_eq(media_devlist_encode(&root, e3, sizeof e3, &l3), MEDIA_OK);
+    cr_assert_eq(media_devlist_sign(e3, l3, other[0].sign_sk, s3), MEDIA_OK);
+    cr_assert_eq(media_devlist_follows(&next, &root, e3, l3, o, s3), MEDIA_OK);
+    cr_assert(media_devlist_is_root(&root) && !media_devlist_is_root(&next));
+    cr_assert_eq(media_devlist_sign(e3, l3, k[0].sign_sk, s3), MEDIA_OK);
+    cr_assert_eq(media_devlist_follows(&next, &root, e3, l3, a, s3), MEDIA_AUTH,
+                 "a root is signed by its own device");
+    /* Domain separation: the same bytes signed as anything else do not verify. */
+    cr_assert_eq(media_sign("kizuna/e2ee/v1", e3, l3, other[0].sign_sk, s3), MEDIA_OK);
+    cr_assert_eq(media_devlist_follows(&next, &root, e3, l3, o, s3), MEDIA_AUTH);
+}
+
+Test(devlist, a_room_policy_binds_login_and_history)
+{
+    struct media_device_keys k;
+    cr_assert_eq(media_device_keys_new(&k), MEDIA_OK);
+    uint8_t sig[64];
+    cr_assert_eq(media_policy_sign("alice", "joined", k.sign_sk, sig), MEDIA_OK);
+    cr_assert(media_policy_verify("alice", "joined", k.sign_pk, sig));
+    cr_assert_not(media_policy_verify("alice", "shared", k.sign_pk, sig));
+    cr_assert_not(media_policy_verify("alicej", "oined", k.sign_pk, sig),
+                  "length-prefixed: no two splits give the same bytes");
+    cr_assert_not(media_policy_verify("bob", "joined", k.sign_pk, sig));
+    /* Ed25519 over "kizuna/policy/v1" 0x00 u8 5 "alice" u8 6 "joined", as protocol.md says. */
+    unsigned char m[] = "\x05"
+                        "alice\x06"
+                        "joined";
+    cr_assert(media_verify(MEDIA_DOMAIN_POLICY, m, sizeof m - 1, k.sign_pk, sig));
+    char big[300];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    cr_assert_eq(media_policy_sign(big, "joined", k.sign_sk, sig), MEDIA_INVALID);
+}
