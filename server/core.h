@@ -1,4 +1,5 @@
-/* core.h - the server core's private state, shared by proto.c and events.c only. */
+/* core.h - the server core's private state, shared by proto.c and the event files (event_log.c,
+ * event_apply.c, event_deliver.c, event_view.c) only. */
 #ifndef KIZUNA_CORE_H
 #define KIZUNA_CORE_H
 
@@ -13,11 +14,13 @@ struct held {
     struct held *next;
 };
 
-/* An event of the open transaction, to deliver once it commits. */
+/* An event of the open transaction: its log's head is signed before the commit (event_log.c)
+ * and it is delivered once the commit succeeds (event_deliver.c). */
 struct pending_event {
     int64_t pos;
     int64_t room;
-    int64_t also_user;
+    int64_t also_user;      /* a user beyond the room's members who receives it (0: none) */
+    const uint8_t *sk;      /* the key its log's checkpoint is signed with (its origin's) */
     struct kz_frame *frame; /* built when the event was made: no re-read after commit */
 };
 
@@ -64,14 +67,28 @@ struct srv {
 
 /* After a disk error: refuse writes for disk_retry_ms and raise the alarm once. */
 void srv_writes_block(struct srv *s);
-/* events.c: after a successful commit, push the transaction's events; on failure, forget. */
+/* event_log.c: signs the newest event of every log the open transaction extended (before
+ * COMMIT). */
+enum kz_err srv_events_checkpoint(struct srv *s);
+/* event_apply.c: applies a stored event (e: its position, room, sender, type and time) with its
+ * content to the derived state, inside the open transaction. *also_user receives a user who is
+ * no longer a member but must receive the event (someone who left or was removed), else 0.
+ * On failure *why is a static string. */
+enum kz_err srv_event_apply(struct srv *s, const struct store_room *room,
+                            const struct store_event *e, const cJSON *content, int64_t *also_user,
+                            const char **why);
+/* event_deliver.c: queues an event of the open transaction (frame: a reference the queue now
+ * owns) for its log's checkpoint with key sk and for delivery to the room's members and
+ * also_user. -1 if out of memory (the frame stays the caller's). */
+int srv_events_queue(struct srv *s, int64_t pos, int64_t room, int64_t also_user, const uint8_t *sk,
+                     struct kz_frame *frame);
+/* event_deliver.c: after a successful commit, push the transaction's events; on failure,
+ * forget. */
 void srv_events_deliver(struct srv *s);
 void srv_events_forget(struct srv *s);
 /* Drops the events and pushes queued after the given marks (an op was rolled back). */
 void srv_events_truncate(struct srv *s, size_t npending, size_t npushes);
-/* Signs the newest event of every log the open transaction extended (before COMMIT). */
-enum kz_err srv_events_checkpoint(struct srv *s);
-/* events.c: push the coalesced read markers and free the dirty set. */
+/* event_deliver.c: push the coalesced read markers and free the dirty set. */
 void srv_reads_push(struct srv *s);
 void srv_reads_free(struct srv *s);
 

@@ -86,7 +86,7 @@ static int device_line_in(void *arg, const struct store_room *r, const struct st
     if (l->by)
         cJSON_AddStringToObject(content, "by", l->by);
     struct srv_appended ev;
-    l->e = srv_event_append(l->c, r, "device", content, 0, &ev);
+    l->e = srv_event_append(l->c, r, "device", content, &ev);
     return l->e != KZ_OK;
 }
 

@@ -404,7 +404,7 @@ enum kz_err op_e2ee_post(struct srv_call *c)
     cJSON_AddStringToObject(content, "data", data);
     cJSON_AddStringToObject(content, "sig", srv_arg_str(c, "sig"));
     struct srv_appended ev;
-    if ((e = srv_event_append(c, &room, type, content, 0, &ev))) {
+    if ((e = srv_event_append(c, &room, type, content, &ev))) {
         cJSON_Delete(ed);
         return e;
     }

@@ -391,7 +391,7 @@ static enum kz_err notice_event(struct srv_call *c, const struct notice_view *v,
     }
     cJSON_AddNumberToObject(content, "notice", (double)v->n.id);
     struct srv_appended ev;
-    return srv_event_append(c, &room, type, content, 0, &ev);
+    return srv_event_append(c, &room, type, content, &ev);
 }
 
 enum kz_err op_notice_edit(struct srv_call *c)

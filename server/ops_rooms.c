@@ -71,27 +71,21 @@ static enum kz_err arg_user(struct srv_call *c, const char *login, struct store_
     return KZ_OK;
 }
 
-/* Appends a `member` event and applies it to the membership table. */
+/* Appends a `member` event, which changes the membership (event_apply.c); whoever leaves or
+ * is removed still gets the event that says so. */
 static enum kz_err member_event(struct srv_call *c, const struct store_room *room,
                                 const struct store_user *who, const char *membership,
                                 const char *role, int64_t *pos_out)
 {
-    struct store *st = srv_store(c->srv);
     cJSON *content = cJSON_CreateObject();
     cJSON_AddStringToObject(content, "user", who->login);
     cJSON_AddStringToObject(content, "membership", membership);
     if (role)
         cJSON_AddStringToObject(content, "role", role);
     struct srv_appended ev;
-    bool leaving = strcmp(membership, "join") != 0;
-    /* Someone leaving or removed still gets the event that says so. */
-    enum kz_err e = srv_event_append(c, room, "member", content, leaving ? who->id : 0, &ev);
+    enum kz_err e = srv_event_append(c, room, "member", content, &ev);
     if (e)
         return e;
-    enum store_rc rc = leaving ? store_member_leave(st, room->id, who->id, ev.pos)
-                               : store_member_join(st, room->id, who->id, role, ev.pos);
-    if (rc != STORE_OK)
-        return srv_fail(c, KZ_INTERNAL, "cannot update the membership");
     if (pos_out)
         *pos_out = ev.pos;
     return KZ_OK;
@@ -110,22 +104,15 @@ static enum kz_err check_room_size(struct srv_call *c, int64_t room, int64_t add
 static cJSON *room_json(struct srv *s, const struct store_room *r, const struct store_member *me);
 
 /* The creator's own `member` event; it joins at the create event, so its history starts with
- * the room itself. */
-static enum kz_err join_creator(struct srv_call *c, const struct store_room *room, const char *role,
-                                int64_t created_pos)
+ * the room itself (event_apply.c). */
+static enum kz_err join_creator(struct srv_call *c, const struct store_room *room, const char *role)
 {
     cJSON *content = cJSON_CreateObject();
     cJSON_AddStringToObject(content, "user", c->auth.user.login);
     cJSON_AddStringToObject(content, "membership", "join");
     cJSON_AddStringToObject(content, "role", role);
     struct srv_appended joined;
-    enum kz_err e = srv_event_append(c, room, "member", content, 0, &joined);
-    if (e)
-        return e;
-    if (store_member_join(srv_store(c->srv), room->id, c->auth.user.id, role, created_pos) !=
-        STORE_OK)
-        return srv_fail(c, KZ_INTERNAL, "cannot add the creator");
-    return KZ_OK;
+    return srv_event_append(c, room, "member", content, &joined);
 }
 
 enum kz_err op_room_create(struct srv_call *c)
@@ -163,7 +150,7 @@ enum kz_err op_room_create(struct srv_call *c)
         return e;
     struct srv_appended created;
     if ((e = srv_room_create(c, &room, NULL, policy, &created)) ||
-        (e = join_creator(c, &room, "admin", created.pos)))
+        (e = join_creator(c, &room, "admin")))
         return e;
     const cJSON *item;
     cJSON_ArrayForEach(item, members)
@@ -215,7 +202,7 @@ enum kz_err op_room_direct(struct srv_call *c)
             return e;
         struct srv_appended created;
         if ((e = srv_room_create(c, &room, key, policy, &created)) ||
-            (e = join_creator(c, &room, "member", created.pos)))
+            (e = join_creator(c, &room, "member")))
             return e;
     } else if (rc != STORE_OK) {
         return srv_fail(c, KZ_INTERNAL, "room lookup failed");
@@ -267,10 +254,8 @@ enum kz_err op_room_update(struct srv_call *c)
     if (topic)
         cJSON_AddItemToArray(changed, cJSON_CreateString("topic"));
     struct srv_appended ev;
-    if ((e = srv_event_append(c, &room, "room.update", content, 0, &ev)))
+    if ((e = srv_event_append(c, &room, "room.update", content, &ev)))
         return e;
-    if (store_room_update(srv_store(c->srv), room.id, room.name, room.topic) != STORE_OK)
-        return srv_fail(c, KZ_INTERNAL, "cannot update the room");
     cJSON *details = cJSON_CreateObject();
     if (name)
         cJSON_AddStringToObject(details, "old_name", old_name);
@@ -336,11 +321,9 @@ static enum kz_err keep_an_admin(struct srv_call *c, const struct store_room *ro
     cJSON_AddStringToObject(content, "user", f.m.login);
     cJSON_AddStringToObject(content, "role", "admin");
     struct srv_appended ev;
-    enum kz_err e = srv_event_append(c, room, "member.role", content, 0, &ev);
+    enum kz_err e = srv_event_append(c, room, "member.role", content, &ev);
     if (e)
         return e;
-    if (store_member_set_role(srv_store(c->srv), room->id, f.m.user_id, "admin") != STORE_OK)
-        return srv_fail(c, KZ_INTERNAL, "cannot promote a member");
     cJSON *details = cJSON_CreateObject();
     cJSON_AddBoolToObject(details, "admin", true);
     cJSON_AddStringToObject(details, "why", "the last admin left: the longest-standing member");
@@ -413,10 +396,8 @@ enum kz_err op_room_admin(struct srv_call *c)
         cJSON_AddStringToObject(content, "user", u.login);
         cJSON_AddStringToObject(content, "role", role);
         struct srv_appended ev;
-        if ((e = srv_event_append(c, &room, "member.role", content, 0, &ev)))
+        if ((e = srv_event_append(c, &room, "member.role", content, &ev)))
             return e;
-        if (store_member_set_role(srv_store(c->srv), room.id, u.id, role) != STORE_OK)
-            return srv_fail(c, KZ_INTERNAL, "cannot change the role");
         cJSON *details = cJSON_CreateObject();
         cJSON_AddBoolToObject(details, "admin", strcmp(role, "admin") == 0);
         audit_room(c, "room.admin", u.login, &room, details);
@@ -563,11 +544,9 @@ enum kz_err op_room_archive(struct srv_call *c)
         cJSON *content = cJSON_CreateObject();
         cJSON_AddBoolToObject(content, "archived", archive);
         struct srv_appended ev;
-        if ((e = srv_event_append(c, &room, "room.archive", content, 0, &ev)))
+        if ((e = srv_event_append(c, &room, "room.archive", content, &ev)))
             return e;
-        room.archived_at = archive ? ev.ts : 0;
-        if (store_room_set_archived(srv_store(c->srv), room.id, room.archived_at) != STORE_OK)
-            return srv_fail(c, KZ_INTERNAL, "cannot archive the room");
+        room.archived_at = archive ? ev.ts : 0; /* as event_apply.c stored it */
         audit_room(c, archive ? "room.archive" : "room.unarchive", NULL, &room, NULL);
     }
     c->result = cJSON_CreateObject();

@@ -76,19 +76,9 @@ enum kz_err op_msg_send(struct srv_call *c)
 enum kz_err srv_msg_post(struct srv_call *c, const struct store_room *room, const char *body,
                          cJSON *extra, struct srv_appended *out)
 {
-    struct store *st = srv_store(c->srv);
     cJSON *content = extra ? extra : cJSON_CreateObject();
     cJSON_AddStringToObject(content, "body", body);
-    enum kz_err e = srv_event_append(c, room, "msg", content, 0, out);
-    if (e)
-        return e;
-    /* Sending does not move the sender's read marker: clients mark what they show as read
-     * (op read), and a marker write per message cost more than the message row itself. */
-    struct store_message m = {
-        .pos = out->pos, .room = room->id, .sender = c->auth.user.id, .body = body, .ts = out->ts};
-    if (store_message_insert(st, &m) != STORE_OK)
-        return srv_fail(c, KZ_INTERNAL, "cannot store the message");
-    return KZ_OK;
+    return srv_event_append(c, room, "msg", content, out); /* the row: event_apply.c */
 }
 
 /* The undeleted message at `pos` in this room that the caller may change: its own, or, to
@@ -143,13 +133,9 @@ static enum kz_err change_message(struct srv_call *c, bool is_delete)
         cJSON_AddStringToObject(content, "body", body);
     if (moderated)
         cJSON_AddTrueToObject(content, "by_admin"); /* everyone is shown an admin removed it */
-    struct srv_appended ev;
-    if ((e = srv_event_append(c, &room, is_delete ? "msg.delete" : "msg.edit", content, 0, &ev)))
+    struct srv_appended ev; /* which changes the message row (event_apply.c) */
+    if ((e = srv_event_append(c, &room, is_delete ? "msg.delete" : "msg.edit", content, &ev)))
         return e;
-    enum store_rc rc = is_delete ? store_message_delete(st, m.pos, ev.ts, c->auth.user.id)
-                                 : store_message_edit(st, m.pos, body, ev.ts);
-    if (rc != STORE_OK)
-        return srv_fail(c, KZ_INTERNAL, "cannot change the message");
     if (moderated) {
         /* Accountable: who removed whose message where. The text stays in the signed event
          * log; the audit entry does not copy it to admins outside the room. */
@@ -309,12 +295,9 @@ enum kz_err op_read(struct srv_call *c)
     if (pos > last)
         pos = last; /* a marker never points past the room's end */
     bool moved = false;
-    int64_t old = 0;
     if (pos > 0 &&
-        store_member_read(st, room.id, c->auth.user.id, pos, kz_now_ms(), &moved, &old) != STORE_OK)
+        srv_read_marker_apply(c->srv, room.id, c->auth.user.id, pos, kz_now_ms(), &moved) != KZ_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot store the read marker");
-    if (moved)
-        srv_read_changed(c->srv, room.id, c->auth.user.id, old, pos);
     c->result = cJSON_CreateObject();
     cJSON_AddNumberToObject(c->result, "read_pos", (double)(moved ? pos : me.read_pos));
     return KZ_OK;

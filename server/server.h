@@ -370,41 +370,78 @@ bool srv_writes_blocked(struct srv *s);
  * (copied). */
 void srv_set_identity(struct srv *s, const char *origin, int64_t inc, const uint8_t sk[64]);
 
-/* ---- room events (events.c) ---- */
-/* What srv_event_append created. */
+/* ---- the local event log (event_log.c): appending this server's room events ---- */
+/* Whose log an event goes to: this server (srv_origin_local) as it is now. The pointers are
+ * borrowed and must outlive the open transaction: its checkpoint signs with sk. */
+struct srv_origin {
+    const char *name;  /* the server's name in event logs (server_id) */
+    int64_t inc;       /* its incarnation, bumped by each restore */
+    const uint8_t *sk; /* its Ed25519 secret key (64 bytes) */
+};
+/* Who sends an event. The strings are borrowed for the call. */
+struct srv_actor {
+    int64_t user_id;   /* the local user (0: none) */
+    const char *login; /* the event's `sender` */
+    const char *name;  /* shown with the event (sender_name) */
+};
+/* What an append created, or why it failed. */
 struct srv_appended {
     int64_t pos;
     int64_t ts;
     char event_id[STORE_ROOM_ID_MAX + 1];
+    char error[192]; /* on failure: the reason, for the caller's error reply */
 };
-/* Signs and appends an event to a room's local log inside the open transaction, and queues it
- * for delivery to the room's members (and to `also_user`, e.g. someone just removed) once the
- * transaction commits. content is consumed. room_id NULL means a room.create event, whose hash
- * names the room: out->event_id then doubles as the new room id and room must be 0 until the
- * caller inserts the room with srv_event_append_create(). */
+/* This server's own origin; valid while s is. */
+struct srv_origin srv_origin_local(struct srv *s);
+/* Appends an event of `type` (content: consumed, also on failure) to origin's log of room
+ * inside the open transaction: builds it (event_format.c), stores it, applies it to the
+ * derived state (event_apply.c) and queues it for delivery to the room's members, and to
+ * whoever it removes, once the transaction commits. */
+enum kz_err srv_log_append(struct srv *s, const struct srv_origin *origin,
+                           const struct srv_actor *sender, const struct store_room *room,
+                           const char *type, cJSON *content, struct srv_appended *out);
+/* Creates a room whose first event is `type` with `content` (consumed; a random nonce is
+ * added): the room's id is the hash of that event (FEDERATION.md, F11). Inserts the room (kind,
+ * name, topic, history from r; direct_key for one-to-one rooms, else NULL) and fills r->id,
+ * r->room_id, r->created_by and r->created_at. */
+enum kz_err srv_log_create_room(struct srv *s, const struct srv_origin *origin,
+                                const struct srv_actor *sender, struct store_room *r,
+                                const char *direct_key, const char *type, cJSON *content,
+                                struct srv_appended *out);
+/* srv_log_append as the caller, in this server's log; a failure is the call's (srv_fail). */
 enum kz_err srv_event_append(struct srv_call *c, const struct store_room *room, const char *type,
-                             cJSON *content, int64_t also_user, struct srv_appended *out);
-/* Creates a room: builds its signed room.create event, derives the room id from it, inserts the
- * room (kind, name, topic from r) and the event. Fills r->id and r->room_id. policy (consumed,
- * may be NULL) is the creator's signed history policy (srv_room_policy). */
+                             cJSON *content, struct srv_appended *out);
+/* Creates a room as the caller: its room.create event (kind, name, topic, history from r).
+ * policy (consumed, may be NULL) is the creator's signed history policy (srv_room_policy). */
 enum kz_err srv_room_create(struct srv_call *c, struct store_room *r, const char *direct_key,
                             cJSON *policy, struct srv_appended *out);
+/* Creates a room as the caller whose first event is `type` with `content` (consumed), e.g.
+ * notice.post. */
+enum kz_err srv_room_create_with(struct srv_call *c, struct store_room *r, const char *direct_key,
+                                 const char *type, cJSON *content, struct srv_appended *out);
+/* Posts a text message into a room as the caller (a `msg` event, which adds its message row);
+ * extra (consumed, may be NULL) adds fields to the event's content. In ops_talk.c. */
+enum kz_err srv_msg_post(struct srv_call *c, const struct store_room *room, const char *body,
+                         cJSON *extra, struct srv_appended *out);
+
+/* ---- events as clients see them (event_view.c) ---- */
 /* An event as clients see it (caller owns the result): payload fields, position, sender's
  * name, and for messages the current text (from m if given) and read count. */
 cJSON *srv_event_json(struct srv *s, const struct store_event *e, const struct store_message *m);
 /* The same for an event just created by `sender_name`: no one has read it yet and the name
  * is known, so no lookups. */
 cJSON *srv_event_json_new(struct srv *s, const struct store_event *e, const char *sender_name);
-/* Creates a room whose first event is `type` with `content` (consumed), e.g. notice.post. */
-enum kz_err srv_room_create_with(struct srv_call *c, struct store_room *r, const char *direct_key,
-                                 const char *type, cJSON *content, struct srv_appended *out);
+
+/* ---- derived state (event_apply.c) ---- */
+/* Moves a user's read marker in a room forward to pos (never back) at time at, and queues the
+ * change for the coalesced `read` push; *moved says whether it moved. */
+enum kz_err srv_read_marker_apply(struct srv *s, int64_t room, int64_t user_id, int64_t pos,
+                                  int64_t at, bool *moved);
+
+/* ---- delivery after commit (event_deliver.c) ---- */
 /* Queues a frame for a user once the open transaction commits (dropped if it fails); urgent
  * frames go ahead of everything queued. Takes its own reference. */
 void srv_push_after_commit(struct srv *s, int64_t user_id, struct kz_frame *f, bool urgent);
-/* Posts a text message into a room as the caller (a `msg` event plus its message row);
- * extra (consumed, may be NULL) adds fields to the event's content. */
-enum kz_err srv_msg_post(struct srv_call *c, const struct store_room *room, const char *body,
-                         cJSON *extra, struct srv_appended *out);
 /* Queues a read-marker change for the coalesced `read` push. */
 void srv_read_changed(struct srv *s, int64_t room, int64_t user_id, int64_t old_pos,
                       int64_t new_pos);

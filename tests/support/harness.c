@@ -1,5 +1,6 @@
 /* harness.c - see harness.h. */
 #include "harness.h"
+#include "event_format.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -311,91 +312,73 @@ bool kzd_check_event_logs(const struct kzd *d, struct kzd_log_check *out, char *
     sqlite3_stmt *s = NULL;
     if (sqlite3_open(path, &db) != SQLITE_OK ||
         sqlite3_prepare_v2(db,
-                           "SELECT room, origin, inc, seq, event_id, payload, sig FROM events"
-                           " ORDER BY room, origin, inc, seq",
+                           "SELECT e.room, r.room_id, e.origin, e.inc, e.seq, e.event_id,"
+                           " e.payload, e.sig FROM events e LEFT JOIN rooms r ON r.id = e.room"
+                           " ORDER BY e.room, e.origin, e.inc, e.seq",
                            -1, &s, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot read %s: %s", path, db ? sqlite3_errmsg(db) : "no memory");
         sqlite3_close(db);
         return false;
     }
-    long long last_room = -1, last_inc = -1, last_seq = 0;
-    char last_origin[128] = "", prev_id[64] = "";
-    bool head_signed = true, ok = true;
+    /* The checks are the event format's own (server/event_format.c), as a peer's would be. */
+    struct kz_event_log log = {0};
+    long long last_room = -1;
+    bool ok = true;
     int rc = SQLITE_DONE;
     while (ok && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        long long room = sqlite3_column_int64(s, 0), inc = sqlite3_column_int64(s, 2),
-                  seq = sqlite3_column_int64(s, 3);
-        const char *origin = (const char *)sqlite3_column_text(s, 1);
-        const char *id = (const char *)sqlite3_column_text(s, 4);
-        const unsigned char *payload = sqlite3_column_blob(s, 5);
-        int plen = sqlite3_column_bytes(s, 5), siglen = sqlite3_column_bytes(s, 6);
+        long long room = sqlite3_column_int64(s, 0), inc = sqlite3_column_int64(s, 3),
+                  seq = sqlite3_column_int64(s, 4);
+        const char *room_id = (const char *)sqlite3_column_text(s, 1);
+        const char *origin = (const char *)sqlite3_column_text(s, 2);
+        const char *id = (const char *)sqlite3_column_text(s, 5);
+        const void *payload = sqlite3_column_blob(s, 6);
+        size_t plen = (size_t)sqlite3_column_bytes(s, 6);
+        const unsigned char *sig = sqlite3_column_blob(s, 7);
+        size_t siglen = (size_t)sqlite3_column_bytes(s, 7);
         origin = origin ? origin : "";
-        id = id ? id : "";
-        if (room != last_room || inc != last_inc || strcmp(origin, last_origin) != 0) {
-            if (!head_signed) {
+        if (!room_id) {
+            snprintf(err, errlen, "room %lld seq %lld: the event's room does not exist", room, seq);
+            ok = false;
+            break;
+        }
+        if (room != last_room || inc != log.inc || strcmp(origin, log.origin) != 0) {
+            if (log.seq && log.signed_seq != log.seq) {
                 snprintf(err, errlen, "the log of room %lld does not end in a signed checkpoint",
                          last_room);
                 ok = false;
                 break;
             }
             last_room = room;
-            last_inc = inc;
-            snprintf(last_origin, sizeof last_origin, "%s", origin);
-            last_seq = 0;
-            prev_id[0] = '\0';
+            kz_event_log_start(&log, room_id, origin, inc, 0, NULL);
             out->logs++;
         }
-        if (seq != last_seq + 1) {
-            snprintf(err, errlen, "room %lld: seq %lld follows %lld", room, seq, last_seq);
+        enum kz_event_verdict v = kz_event_log_check(&log, payload ? payload : "", plen, sig,
+                                                     siglen, pk, id ? id : "", NULL);
+        if (v != KZ_EVENT_OK) {
+            const char *why = NULL;
+            struct kz_event_head h;
+            if (v == KZ_EVENT_MALFORMED)
+                why = kz_event_parse(payload ? payload : "", plen, &h, NULL);
+            snprintf(err, errlen, "room %lld seq %lld: %s%s%s", room, seq, kz_event_verdict_name(v),
+                     why ? ": " : "", why ? why : "");
             ok = false;
             break;
         }
-        /* id = BLAKE2b-256("kizuna/id/v1\0" || payload) */
-        unsigned char h[32];
-        crypto_generichash_state gs;
-        crypto_generichash_init(&gs, NULL, 0, sizeof h);
-        crypto_generichash_update(&gs, (const unsigned char *)"kizuna/id/v1", 13);
-        crypto_generichash_update(&gs, payload, (unsigned long long)plen);
-        crypto_generichash_final(&gs, h, sizeof h);
-        char b64[64];
-        sodium_bin2base64(b64, sizeof b64, h, sizeof h, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-        cJSON *p = cJSON_ParseWithLength((const char *)payload, (size_t)plen);
-        const cJSON *prev = cJSON_GetObjectItem(p, "prev");
-        if (strcmp(b64, id) != 0) {
-            snprintf(err, errlen, "room %lld seq %lld: the id is not the hash of the stored bytes",
-                     room, seq);
+        if (log.seq != seq) {
+            snprintf(err, errlen, "room %lld seq %lld: the payload says seq %lld", room, seq,
+                     (long long)log.seq);
             ok = false;
-        } else if (prev_id[0] ? !cJSON_IsString(prev) || strcmp(prev->valuestring, prev_id) != 0
-                              : !cJSON_IsNull(prev)) {
-            snprintf(err, errlen, "room %lld seq %lld: prev does not chain the log", room, seq);
-            ok = false;
+            break;
         }
-        cJSON_Delete(p);
-        if (ok && siglen) {
-            unsigned char *msg = malloc((size_t)plen + 16);
-            if (msg) {
-                memcpy(msg, "kizuna/event/v1", 16);
-                memcpy(msg + 16, payload, (size_t)plen);
-            }
-            if (!msg || siglen != crypto_sign_BYTES ||
-                crypto_sign_verify_detached(sqlite3_column_blob(s, 6), msg,
-                                            (unsigned long long)plen + 16, pk) != 0) {
-                snprintf(err, errlen, "room %lld seq %lld: bad checkpoint signature", room, seq);
-                ok = false;
-            }
-            free(msg);
+        if (siglen)
             out->signatures++;
-        }
-        head_signed = siglen > 0;
-        snprintf(prev_id, sizeof prev_id, "%s", id);
-        last_seq = seq;
         out->events++;
     }
     if (ok && rc != SQLITE_DONE) {
         snprintf(err, errlen, "reading events: %s", sqlite3_errmsg(db));
         ok = false;
     }
-    if (ok && !head_signed) {
+    if (ok && log.seq && log.signed_seq != log.seq) {
         snprintf(err, errlen, "the log of room %lld does not end in a signed checkpoint",
                  last_room);
         ok = false;

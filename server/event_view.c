@@ -1,0 +1,105 @@
+/* event_view.c - room events as clients see them: the stored payload's fields with the
+ * event's position, the sender's name and, for messages and photos, the current text and read
+ * count (docs/protocol.md, "Events as clients see them"). Used by pushes, sync, history and
+ * room export; it reads the store and changes nothing. */
+#include "core.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A one-entry cache: pages of history and resume are mostly one sender after another. */
+static void add_user_name(struct srv *s, cJSON *o, const char *key, int64_t user_id)
+{
+    static struct srv *cached_srv;
+    static int64_t cached_id;
+    static int64_t cached_at;
+    static char cached_name[STORE_NAME_MAX + 1];
+    int64_t now = kz_now_ms();
+    /* Names change rarely; a second of staleness is harmless and bounded. */
+    if (user_id && (cached_srv != s || cached_id != user_id || now - cached_at > 1000)) {
+        struct store_user u;
+        if (store_user_get(s->store, user_id, &u) != STORE_OK)
+            return;
+        cached_srv = s;
+        cached_id = user_id;
+        cached_at = now;
+        snprintf(cached_name, sizeof cached_name, "%s", u.name);
+    }
+    if (user_id)
+        cJSON_AddStringToObject(o, key, cached_name);
+}
+
+static cJSON *event_view(struct srv *s, const struct store_event *e, const struct store_message *m,
+                         const char *sender_name)
+{
+    cJSON *p = cJSON_ParseWithLength(e->payload, e->payload_len);
+    if (!p)
+        return NULL;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "event", e->type);
+    cJSON_AddStringToObject(o, "room", e->room_id);
+    cJSON_AddNumberToObject(o, "pos", (double)e->pos);
+    cJSON_AddStringToObject(o, "event_id", e->event_id);
+    cJSON_AddStringToObject(o, "origin", e->origin);
+    cJSON_AddNumberToObject(o, "seq", (double)e->seq);
+    cJSON_AddNumberToObject(o, "ts", (double)e->ts);
+    const cJSON *sender = cJSON_GetObjectItemCaseSensitive(p, "sender");
+    if (cJSON_IsString(sender))
+        cJSON_AddStringToObject(o, "sender", sender->valuestring);
+    if (sender_name)
+        cJSON_AddStringToObject(o, "sender_name", sender_name);
+    else
+        add_user_name(s, o, "sender_name", e->sender);
+    cJSON *content = cJSON_DetachItemFromObjectCaseSensitive(p, "content");
+    if (!content)
+        content = cJSON_CreateObject();
+    bool is_photo = strcmp(e->type, "e2ee.photo") == 0;
+    if (strcmp(e->type, "msg") == 0 || is_photo) {
+        if (m && !is_photo) {
+            cJSON_ReplaceItemInObjectCaseSensitive(content, "body", cJSON_CreateString(m->body));
+            cJSON_AddBoolToObject(o, "edited", m->edited_at > 0 && !m->deleted);
+            cJSON_AddBoolToObject(o, "deleted", m->deleted);
+            struct store_user by;
+            if (m->deleted && m->deleted_by &&
+                store_user_get(s->store, m->deleted_by, &by) == STORE_OK) {
+                /* Removed by a room admin, not by its author: everyone is shown so. */
+                cJSON_AddStringToObject(o, "deleted_by", by.login);
+                cJSON_AddBoolToObject(o, "deleted_by_admin", m->deleted_by != m->sender);
+            }
+        }
+        int64_t n = 0;
+        if (!sender_name) /* a new message has no readers yet */
+            store_read_count(s->store, e->room, e->pos, e->sender, &n);
+        cJSON_AddNumberToObject(o, "read_count", (double)n);
+    } else if (strncmp(e->type, "msg.", 4) == 0) {
+        const cJSON *target = cJSON_GetObjectItemCaseSensitive(content, "target");
+        int64_t pos;
+        if (cJSON_IsString(target) &&
+            store_event_pos(s->store, target->valuestring, &pos) == STORE_OK)
+            cJSON_AddNumberToObject(o, "target_pos", (double)pos);
+    }
+    cJSON_AddItemToObject(o, "content", content);
+    if (strcmp(e->type, "room.create") == 0) {
+        /* The bytes the room's id hashes: clients check a room's creation (its history
+         * policy, who created it) against the id instead of taking the server's word. */
+        char *raw = malloc(e->payload_len + 1);
+        if (raw) {
+            memcpy(raw, e->payload, e->payload_len);
+            raw[e->payload_len] = '\0';
+            cJSON_AddStringToObject(o, "payload", raw);
+        }
+        free(raw);
+    }
+    cJSON_Delete(p);
+    return o;
+}
+
+cJSON *srv_event_json(struct srv *s, const struct store_event *e, const struct store_message *m)
+{
+    return event_view(s, e, m, NULL);
+}
+
+cJSON *srv_event_json_new(struct srv *s, const struct store_event *e, const char *sender_name)
+{
+    return event_view(s, e, NULL, sender_name);
+}

@@ -1,0 +1,224 @@
+/* test_event_format.c - the event format (server/event_format.c) against the fixed vectors in
+ * tests/vectors/events/, which were made by a separate implementation (Python's json, hashlib
+ * and cryptography): building each payload from its fields gives exactly the stored bytes,
+ * ids, room ids and signatures match, and a log checker takes every good event and gives each
+ * bad one the verdict the vector names. docs/event-format.md describes both. */
+#include <criterion/criterion.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event_format.h"
+
+static cJSON *load(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/events/%s", VECTORS_DIR, name);
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "cannot open %s", path);
+    static char buf[1 << 17];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    cr_assert(n < sizeof buf, "%s is too large for the test", path);
+    cJSON *j = cJSON_ParseWithLength(buf, n);
+    cr_assert(j, "%s is not JSON", path);
+    return j;
+}
+
+static const char *str(const cJSON *o, const char *key)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
+}
+
+static int64_t num(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    cr_assert(cJSON_IsNumber(v), "no number %s", key);
+    return (int64_t)v->valuedouble;
+}
+
+/* Hex into a buffer the caller frees; *len its size. */
+static unsigned char *unhex(const char *hex, size_t *len)
+{
+    size_t cap = strlen(hex) / 2 + 1;
+    unsigned char *b = malloc(cap);
+    cr_assert(b);
+    cr_assert_eq(sodium_hex2bin(b, cap, hex, strlen(hex), NULL, len, NULL), 0, "bad hex");
+    return b;
+}
+
+static void key_of(const cJSON *v, uint8_t pk[32], uint8_t sk[64])
+{
+    const cJSON *key = cJSON_GetObjectItemCaseSensitive(v, "key");
+    size_t n;
+    unsigned char *seed = unhex(str(key, "seed_hex"), &n);
+    cr_assert_eq(n, 32);
+    crypto_sign_seed_keypair(pk, sk, seed);
+    free(seed);
+    unsigned char *want = unhex(str(key, "public_key_hex"), &n);
+    cr_assert_eq(n, 32);
+    cr_assert_eq(memcmp(want, pk, 32), 0, "the seed does not give the public key");
+    free(want);
+}
+
+/* Every event of a log vector: bytes, id, room id, signature, fields read back, and the whole
+ * log checked from scratch. Returns the number of events. */
+static int check_log_vector(const char *name)
+{
+    cJSON *v = load(name);
+    uint8_t pk[32], sk[64];
+    key_of(v, pk, sk);
+    struct kz_event_log log;
+    kz_event_log_start(&log, NULL, NULL, 0, 0, NULL);
+    int n = 0;
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(v, "events"))
+    {
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(ev, "fields");
+        const char *payload = str(ev, "payload");
+        size_t plen = strlen(payload), hlen;
+        unsigned char *bytes = unhex(str(ev, "payload_hex"), &hlen);
+        cr_assert(hlen == plen && memcmp(bytes, payload, plen) == 0,
+                  "%s #%d: payload and payload_hex differ", name, n + 1);
+        free(bytes);
+
+        /* Built from the fields: exactly the same bytes. */
+        struct kz_event_fields kf = {.room = str(f, "room"),
+                                     .origin = str(f, "origin"),
+                                     .inc = num(f, "inc"),
+                                     .seq = num(f, "seq"),
+                                     .prev = str(f, "prev"),
+                                     .ts = num(f, "ts"),
+                                     .type = str(f, "type"),
+                                     .sender = str(f, "sender")};
+        size_t blen = 0;
+        char *built =
+            kz_event_payload_build(&kf, cJSON_GetObjectItemCaseSensitive(f, "content"), &blen);
+        cr_assert(built);
+        cr_assert_str_eq(built, payload, "%s #%d: built differently", name, n + 1);
+        cr_assert_eq(blen, plen);
+        kz_event_payload_free(built);
+
+        char id[KZ_EVENT_ID_CHARS];
+        kz_event_id(payload, plen, id);
+        cr_assert_str_eq(id, str(ev, "event_id"), "%s #%d: event id", name, n + 1);
+        if (str(ev, "room_id")) {
+            char room[KZ_EVENT_ID_CHARS];
+            kz_event_room_id(payload, plen, room);
+            cr_assert_str_eq(room, str(ev, "room_id"), "%s #%d: room id", name, n + 1);
+        }
+
+        size_t siglen = 0;
+        unsigned char *sig = unhex(str(ev, "signature_hex"), &siglen);
+        if (siglen) {
+            uint8_t mine[KZ_EVENT_SIG_BYTES];
+            cr_assert_eq(kz_event_sign(payload, plen, sk, mine), 0);
+            cr_assert_eq(siglen, sizeof mine);
+            cr_assert_eq(memcmp(mine, sig, siglen), 0, "%s #%d: signature", name, n + 1);
+            cr_assert(kz_event_verify(payload, plen, sig, siglen, pk));
+        }
+
+        /* Read back: the same fields, and the content. */
+        struct kz_event_head h;
+        cJSON *content = NULL;
+        const char *why = kz_event_parse(payload, plen, &h, &content);
+        cr_assert_null(why, "%s #%d: %s", name, n + 1, why);
+        cr_assert_str_eq(h.room, kf.room ? kf.room : "");
+        cr_assert_str_eq(h.origin, kf.origin);
+        cr_assert_eq(h.inc, kf.inc);
+        cr_assert_eq(h.seq, kf.seq);
+        cr_assert_str_eq(h.prev, kf.prev ? kf.prev : "");
+        cr_assert_eq(h.ts, kf.ts);
+        cr_assert_str_eq(h.type, kf.type);
+        cr_assert_str_eq(h.sender, kf.sender);
+        cr_assert(cJSON_Compare(content, cJSON_GetObjectItemCaseSensitive(f, "content"), true));
+        cJSON_Delete(content);
+
+        enum kz_event_verdict verdict =
+            kz_event_log_check(&log, payload, plen, sig, siglen, pk, str(ev, "event_id"), id);
+        cr_assert_eq(verdict, KZ_EVENT_OK, "%s #%d: %s", name, n + 1,
+                     kz_event_verdict_name(verdict));
+        free(sig);
+        n++;
+    }
+    cr_assert_str_eq(log.room, str(v, "room_id"));
+    cr_assert_eq(log.signed_seq, log.seq, "%s does not end on a checkpoint", name);
+    cJSON_Delete(v);
+    return n;
+}
+
+Test(event_format, room_log)
+{
+    cr_assert_eq(check_log_vector("log-room.json"), 8);
+}
+
+Test(event_format, second_incarnation)
+{
+    cr_assert_eq(check_log_vector("log-incarnation.json"), 2);
+}
+
+Test(event_format, rejects)
+{
+    cJSON *v = load("rejects.json");
+    uint8_t pk[32], sk[64];
+    key_of(v, pk, sk);
+    int n = 0, kinds = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(v, "cases"))
+    {
+        const cJSON *l = cJSON_GetObjectItemCaseSensitive(c, "log");
+        struct kz_event_log log;
+        kz_event_log_start(&log, str(l, "room"), str(l, "origin"), num(l, "inc"), num(l, "seq"),
+                           str(l, "head"));
+        struct kz_event_log before = log;
+        const char *payload = str(c, "payload");
+        size_t siglen;
+        unsigned char *sig = unhex(str(c, "signature_hex"), &siglen);
+        char id[KZ_EVENT_ID_CHARS] = "";
+        enum kz_event_verdict verdict = kz_event_log_check(&log, payload, strlen(payload), sig,
+                                                           siglen, pk, str(c, "event_id"), id);
+        cr_assert_str_eq(kz_event_verdict_name(verdict), str(c, "verdict"), "case %s",
+                         str(c, "name"));
+        if (verdict == KZ_EVENT_OK) {
+            cr_assert_eq(log.seq, before.seq + 1);
+            cr_assert_str_eq(log.head, id);
+            cr_assert_eq(log.signed_seq, siglen ? log.seq : before.signed_seq);
+        } else {
+            cr_assert_eq(memcmp(&log, &before, sizeof log), 0, "case %s moved the log",
+                         str(c, "name"));
+        }
+        if (verdict == KZ_EVENT_MALFORMED) {
+            struct kz_event_head h;
+            cr_assert_not_null(kz_event_parse(payload, strlen(payload), &h, NULL));
+        }
+        kinds |= 1 << verdict;
+        free(sig);
+        n++;
+    }
+    cr_assert_gt(n, 30);
+    cr_assert_eq(kinds, (1 << (KZ_EVENT_BAD_SIGNATURE + 1)) - 1, "every verdict has a case");
+    cJSON_Delete(v);
+}
+
+/* The documented format names what the code uses. */
+Test(event_format, documented)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/event-format.md", DOCS_DIR);
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "cannot open %s", path);
+    static char doc[1 << 16];
+    size_t n = fread(doc, 1, sizeof doc - 1, f);
+    fclose(f);
+    doc[n] = '\0';
+    const char *must[] = {KZ_EVENT_DOMAIN_ID, KZ_EVENT_DOMAIN_ROOM,   KZ_EVENT_DOMAIN_SIGN,
+                          "log-room.json",    "log-incarnation.json", "rejects.json"};
+    for (size_t i = 0; i < sizeof must / sizeof must[0]; i++)
+        cr_assert(strstr(doc, must[i]), "docs/event-format.md does not mention %s", must[i]);
+    for (int v = KZ_EVENT_OK; v <= KZ_EVENT_BAD_SIGNATURE; v++) {
+        char quoted[40];
+        snprintf(quoted, sizeof quoted, "`%s`", kz_event_verdict_name(v));
+        cr_assert(strstr(doc, quoted), "docs/event-format.md does not name verdict %s", quoted);
+    }
+}
