@@ -7,7 +7,8 @@
  * (a room created without a signed policy). The device the server adds is then driven by a
  * kizuna of its own (its keys in a config dir, the user's token): it asks for keys as any new
  * device would. Each attack must be refused or shown to the user; logging out without a server
- * must leave no key behind, and a rewritten key file no old copy. */
+ * must leave no key behind, and a rewritten key file no old copy. The server's own check of
+ * device.sign (the second line behind the clients') is tested at the end. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -822,4 +823,114 @@ Test(trust, a_rewritten_key_file_leaves_no_old_copy)
     for (size_t i = 0; i < n; i++)
         cr_assert_eq(old[i], 0, "overwritten with zeros");
     free(old);
+}
+
+/* ---- the server's own check of device.sign (a second line: clients check it all again) ---- */
+
+static cJSON *sign_call(struct ws *w, struct media_devlist *l, const char *by,
+                        const uint8_t sign_sk[64])
+{
+    unsigned char enc[MEDIA_DEVLIST_ENCODED_MAX];
+    size_t len;
+    uint8_t sig[64];
+    cr_assert_eq(media_devlist_encode(l, enc, sizeof enc, &len), MEDIA_OK);
+    cr_assert_eq(media_devlist_sign(enc, len, sign_sk, sig), MEDIA_OK);
+    char e64[8192], s64[100];
+    b64(enc, len, e64, sizeof e64);
+    b64(sig, 64, s64, sizeof s64);
+    return ws_callf(w, "\"op\":\"device.sign\",\"list\":\"%s\",\"device\":\"%s\",\"sig\":\"%s\"",
+                    e64, by, s64);
+}
+
+Test(trust, the_server_stores_only_versions_that_follow)
+{
+    const char *users[] = {"alice", "bob"};
+    char room[64];
+    users_and_room(users, 2, "本部", NULL, NULL, room);
+    cJSON *dj = config_json("alice", "device.json");
+    struct media_device_keys a;
+    size_t got;
+    cr_assert_eq(sodium_base642bin(a.sign_sk, 64, jstr(dj, "sign_sk"), strlen(jstr(dj, "sign_sk")),
+                                   NULL, &got, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+                 0);
+    sodium_base642bin(a.sign_pk, 32, jstr(dj, "sign_pk"), strlen(jstr(dj, "sign_pk")), NULL, &got,
+                      NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_base642bin(a.box_pk, 32, jstr(dj, "box_pk"), strlen(jstr(dj, "box_pk")), NULL, &got,
+                      NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    char alice_dev[64];
+    snprintf(alice_dev, sizeof alice_dev, "%s", jstr(dj, "device"));
+    cJSON_Delete(dj);
+
+    /* Alice's first list (version 1, made at her login), as the server has it. */
+    struct ws w;
+    cr_assert(ws_open(&w, d.port));
+    cr_assert(ws_login(&w, "alice", "alice" PW_SUFFIX, NULL));
+    cJSON *r = ws_callf(&w, "\"op\":\"device.list\"");
+    cJSON *l1 = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "lists"), 0);
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "lists")), 1, "one version");
+    unsigned char enc1[MEDIA_DEVLIST_ENCODED_MAX];
+    size_t len1;
+    cr_assert_eq(sodium_base642bin(enc1, sizeof enc1, jstr(l1, "list"), strlen(jstr(l1, "list")),
+                                   NULL, &len1, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+                 0);
+    cJSON_Delete(r);
+    struct media_devlist v1, v2;
+    cr_assert_eq(media_devlist_decode(enc1, len1, &v1), MEDIA_OK);
+
+    /* A new device of alice's, registered in this session. */
+    struct media_device_keys f;
+    char fid[64], spk[64], bpk[64], sg[100];
+    uint8_t sig[64];
+    cr_assert_eq(media_device_keys_new(&f), MEDIA_OK);
+    media_device_id(f.sign_pk, fid);
+    cr_assert_eq(media_devkey_sign("alice", fid, &f, sig), MEDIA_OK);
+    b64(f.sign_pk, 32, spk, sizeof spk);
+    b64(f.box_pk, 32, bpk, sizeof bpk);
+    b64(sig, 64, sg, sizeof sg);
+    r = ws_callf(&w,
+                 "\"op\":\"device.register\",\"sign_pk\":\"%s\",\"box_pk\":\"%s\",\"sig\":\"%s\"",
+                 spk, bpk, sg);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+
+    v2 = v1;
+    v2.seq = 2;
+    memcpy(v2.prev, v1.hash, 32);
+    memcpy(v2.dev[v2.n].sign_pk, f.sign_pk, 32);
+    memcpy(v2.dev[v2.n].box_pk, f.box_pk, 32);
+    v2.n++;
+    /* The new device cannot approve itself. */
+    r = sign_call(&w, &v2, fid, f.sign_sk);
+    cr_assert_str_eq(reply_code(r), "bad_request", "signed by a device not in version 1");
+    cJSON_Delete(r);
+    /* Versions come one after another. */
+    struct media_devlist skip = v2;
+    skip.seq = 3;
+    r = sign_call(&w, &skip, alice_dev, a.sign_sk);
+    cr_assert_str_eq(reply_code(r), "conflict");
+    cJSON_Delete(r);
+    /* Only one's own devices. */
+    struct media_devlist other = v1;
+    other.seq = 2;
+    memcpy(other.prev, v1.hash, 32);
+    cJSON *bl = config_json("bob", "device.json");
+    sodium_base642bin(other.dev[other.n].sign_pk, 32, jstr(bl, "sign_pk"),
+                      strlen(jstr(bl, "sign_pk")), NULL, &got, NULL,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_base642bin(other.dev[other.n].box_pk, 32, jstr(bl, "box_pk"), strlen(jstr(bl, "box_pk")),
+                      NULL, &got, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    cJSON_Delete(bl);
+    other.n++;
+    r = sign_call(&w, &other, alice_dev, a.sign_sk);
+    cr_assert_str_eq(reply_code(r), "conflict", "bob's device in alice's list");
+    cJSON_Delete(r);
+    /* Signed by her approved device, it is stored, and the room says so. */
+    r = sign_call(&w, &v2, alice_dev, a.sign_sk);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    ws_close_fd(&w);
+    cr_assert_eq(KZ("bob", "history", room, "--no-read"), 0, "%s", out);
+    cr_assert(strstr(out, "alice approved the device") && strstr(out, fid), "%s", out);
+    cr_assert_eq(KZ("bob", "devices", "alice"), 0, "%s", out);
+    cr_assert(strstr(out, fid) && strstr(out, "approved") && strstr(out, "version 2"), "%s", out);
 }
