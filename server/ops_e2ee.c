@@ -53,6 +53,11 @@ static cJSON *device_json(const struct store_device *d)
         cJSON_AddNumberToObject(o, "revoked_at", (double)d->revoked_at);
     else
         cJSON_AddNullToObject(o, "revoked_at");
+    /* Where the revocation stands in the log: clients order it by position, not by clock. */
+    if (d->revoked_pos)
+        cJSON_AddNumberToObject(o, "revoked_pos", (double)d->revoked_pos);
+    else
+        cJSON_AddNullToObject(o, "revoked_pos");
     return o;
 }
 
@@ -215,8 +220,8 @@ enum kz_err op_device_revoke(struct srv_call *c)
     enum kz_err e = d.revoked_at ? KZ_OK : revoke_device(c, &d);
     if (e)
         return e;
-    if (!d.revoked_at)
-        d.revoked_at = kz_now_ms();
+    if (store_device_get(srv_store(c->srv), id, &d) != STORE_OK) /* its revoked_at and _pos */
+        return srv_fail(c, KZ_INTERNAL, "device lookup failed");
     c->result = cJSON_CreateObject();
     cJSON_AddItemToObject(c->result, "device", device_json(&d));
     return KZ_OK;

@@ -333,6 +333,14 @@ static const char *const migrations[] = {
      "  created_at INTEGER NOT NULL,"
      "  PRIMARY KEY (user_id, seq)"
      ") WITHOUT ROWID;"),
+
+    /* 12: where each revocation stands in the log (issue 14, item 4): the newest position when
+     * the device was revoked, which clients compare with the positions of its events instead of
+     * comparing the server's clocks. Devices revoked before learn it from the clock once, here,
+     * from the server's own record (nothing forged can come before this migration). */
+    ("ALTER TABLE devices ADD COLUMN revoked_pos INTEGER;"
+     "UPDATE devices SET revoked_pos = (SELECT coalesce(max(pos), 0) FROM events"
+     "  WHERE ts <= devices.revoked_at) WHERE revoked_at IS NOT NULL;"),
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -196,12 +196,14 @@ struct store_device {
     char label[STORE_DEVICE_MAX + 1];
     uint8_t sign_pk[32], box_pk[32], self_sig[64];
     int64_t created_at;
-    int64_t revoked_at; /* 0: active */
-    int64_t joined_pos; /* store_device_each_in_room: when its owner joined the room */
+    int64_t revoked_at;  /* 0: active */
+    int64_t revoked_pos; /* the newest position when it was revoked (0: active) */
+    int64_t joined_pos;  /* store_device_each_in_room: when its owner joined the room */
 };
 /* Fills d->id; STORE_CONFLICT if the device id exists. */
 enum store_rc store_device_insert(struct store *st, struct store_device *d);
 enum store_rc store_device_get(struct store *st, const char *device_id, struct store_device *out);
+/* Sets revoked_at to now and revoked_pos to the newest position (the next event comes after). */
 enum store_rc store_device_revoke(struct store *st, int64_t id, int64_t now);
 /* Binds an active device to the session that registered it again (a new login). */
 enum store_rc store_device_rebind(struct store *st, int64_t id, int64_t session_id);

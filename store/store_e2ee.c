@@ -37,7 +37,7 @@ _Static_assert(E_COUNT <= STORE_E2EE_STMTS, "raise STORE_E2EE_STMTS");
 
 #define DEV_FIELDS                                                                                 \
     "d.id, d.device_id, d.user_id, u.login, coalesce(d.session_id, 0), d.label, d.sign_pk,"        \
-    " d.box_pk, d.self_sig, d.created_at, coalesce(d.revoked_at, 0)"
+    " d.box_pk, d.self_sig, d.created_at, coalesce(d.revoked_at, 0), coalesce(d.revoked_pos, 0)"
 #define DEV_FROM " FROM devices d JOIN users u ON u.id = d.user_id"
 #define DEV_COLS DEV_FIELDS DEV_FROM
 #define UP_COLS  "id, user_id, blob, length, offset, created_at, expires_at, coalesce(done_at, 0)"
@@ -49,7 +49,10 @@ static const char *const e2ee_sql[E_COUNT] = {
     [E_DEV_INSERT] = "INSERT INTO devices (device_id, user_id, session_id, label, sign_pk,"
                      " box_pk, self_sig, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     [E_DEV_GET] = "SELECT " DEV_COLS " WHERE d.device_id = ?",
-    [E_DEV_REVOKE] = "UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+    /* The position as T_EVENT_INSERT counts them: the newest, or a restore's floor. */
+    [E_DEV_REVOKE] = "UPDATE devices SET revoked_at = ?, revoked_pos = max((SELECT"
+                     " coalesce(max(pos), 0) FROM events), coalesce((SELECT value FROM meta"
+                     " WHERE key = 'pos_floor'), 0)) WHERE id = ? AND revoked_at IS NULL",
     [E_DEV_BY_SESSION] = "SELECT " DEV_COLS " WHERE d.session_id = ? AND d.revoked_at IS NULL"
                          " ORDER BY d.id LIMIT ?",
     [E_DEV_OF_USER] = "SELECT " DEV_COLS " WHERE d.user_id = ? ORDER BY d.id",
@@ -131,7 +134,8 @@ static void read_device(sqlite3_stmt *s, struct store_device *d)
     copy_blob(d->self_sig, sizeof d->self_sig, s, 8);
     d->created_at = sqlite3_column_int64(s, 9);
     d->revoked_at = sqlite3_column_int64(s, 10);
-    d->joined_pos = sqlite3_column_count(s) > 11 ? sqlite3_column_int64(s, 11) : 0;
+    d->revoked_pos = sqlite3_column_int64(s, 11);
+    d->joined_pos = sqlite3_column_count(s) > 12 ? sqlite3_column_int64(s, 12) : 0;
 }
 
 enum store_rc store_device_insert(struct store *st, struct store_device *d)

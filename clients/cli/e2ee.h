@@ -186,6 +186,8 @@ struct room_view {
     cJSON *state;          /* ks_room_load (owned); saved by rv_free when dirty */
     cJSON *seqs;           /* device -> [[pos, counter]] of its photos that verify, built on
                             * first need (room.c, the order of a device's photos) */
+    cJSON *removed;        /* device -> position of this room's line saying it was removed
+                            * (revoked): nothing it signs after that counts (owned) */
     bool dirty;
     char history[8]; /* the room's policy: "shared", or "joined" (no keys from before one joined),
                       * as its creator signed it into the room's creation; "" if that does not
@@ -203,6 +205,10 @@ void rv_free(struct room_view *rv);
  * is an e2ee.keys with an entry for us. False (nothing added) for another room or type, or an
  * event already in the view. */
 bool rv_add(struct room_view *rv, const cJSON *ev);
+/* Takes a `device` line of this room (tail: one that arrived after rv_load): where a device's
+ * removal stands in the log is where its revocation does; the earliest seen is kept in the
+ * room's state, so a server that drops or moves the line later does not move it. */
+void rv_device_line(struct room_view *rv, const cJSON *ev);
 /* Reads room.devices again (a device registered or left since rv_load). An exit code. */
 int rv_reload_devices(struct room_view *rv);
 /* NULL if the event's device signature, device self-signature and sender all check out;

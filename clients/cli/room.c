@@ -93,6 +93,46 @@ static unsigned char *signed_bytes(const char *room, const char *type, const cJS
     return buf;
 }
 
+void rv_device_line(struct room_view *rv, const cJSON *ev)
+{
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(ev, "content");
+    const char *device = str(content, "device", NULL);
+    long long pos = num_of(ev, "pos");
+    if (strcmp(str(ev, "event", NULL), "device") != 0 ||
+        strcmp(str(content, "change", NULL), "removed") != 0 || !*device || pos <= 0)
+        return;
+    for (int pinned = 0; pinned < 2; pinned++) {
+        cJSON *map = pinned ? cJSON_GetObjectItemCaseSensitive(rv->state, "removed") : rv->removed;
+        if (pinned && !cJSON_IsObject(map)) {
+            cJSON_DeleteItemFromObjectCaseSensitive(rv->state, "removed");
+            map = cJSON_AddObjectToObject(rv->state, "removed");
+        }
+        const cJSON *have = cJSON_GetObjectItemCaseSensitive(map, device);
+        if (cJSON_IsNumber(have) && have->valuedouble > 0 && have->valuedouble <= (double)pos)
+            continue;
+        cJSON_DeleteItemFromObjectCaseSensitive(map, device);
+        cJSON_AddNumberToObject(map, device, (double)pos);
+        rv->dirty = rv->dirty || pinned;
+    }
+}
+
+/* Where a device's revocation stands in the server's log of positions: the earliest of this
+ * room's line saying it was removed, the one this device pinned before, and the directory's
+ * revoked_pos (the newest position when it was revoked); 0 if none is known. */
+static long long removed_pos(struct room_view *rv, const char *device, const cJSON *dev)
+{
+    const cJSON *at[] = {cJSON_GetObjectItemCaseSensitive(rv->removed, device),
+                         cJSON_GetObjectItemCaseSensitive(
+                             cJSON_GetObjectItemCaseSensitive(rv->state, "removed"), device),
+                         cJSON_GetObjectItemCaseSensitive(dev, "revoked_pos")};
+    long long best = 0;
+    for (size_t i = 0; i < sizeof at / sizeof *at; i++)
+        if (cJSON_IsNumber(at[i]) && at[i]->valuedouble >= 1 &&
+            (!best || at[i]->valuedouble < (double)best))
+            best = (long long)at[i]->valuedouble;
+    return best;
+}
+
 const char *rv_verify(struct room_view *rv, const cJSON *ev)
 {
     const cJSON *content = cJSON_GetObjectItemCaseSensitive(ev, "content");
@@ -107,9 +147,15 @@ const char *rv_verify(struct room_view *rv, const cJSON *ev)
         return "the sending device's self-signature does not verify";
     if (!trust_vouched_ever(rv->c, sender, device))
         return "the sending device was never in its owner's signed device list";
-    const cJSON *revoked = cJSON_GetObjectItemCaseSensitive(dev, "revoked_at");
-    if (cJSON_IsNumber(revoked) && num_of(ev, "ts") > (long long)revoked->valuedouble)
-        return "signed by a device after it was revoked";
+    /* Revocation is ordered by position in the log, never by the server's clock: the time an
+     * event carries is the server's to write (issue 14, item 4). */
+    long long removed = removed_pos(rv, device, dev);
+    if (removed && num_of(ev, "pos") > removed)
+        return "signed by a device after it was revoked (the log has its revocation before this "
+               "event)";
+    if (!removed && cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(dev, "revoked_at")))
+        return "signed by a device that was revoked, and neither the room nor the directory says "
+               "where in the log";
     if (!unb64url_exact(str(content, "sig", NULL), sig, 64))
         return "the event has no device signature";
     size_t len;
@@ -508,6 +554,8 @@ static int load_events(struct room_view *rv)
         for (cJSON *ev; (ev = cJSON_DetachItemFromArray(events, 0));) {
             if (num_of(ev, "pos") > after)
                 after = num_of(ev, "pos");
+            if (strcmp(str(ev, "event", NULL), "device") == 0)
+                rv_device_line(rv, ev); /* then deleted below */
             if (strncmp(str(ev, "event", NULL), "e2ee.", 5) == 0)
                 cJSON_AddItemToArray(rv->events, ev);
             else if (!rv->creation && strcmp(str(ev, "event", NULL), "room.create") == 0)
@@ -616,6 +664,7 @@ int rv_load(struct kzc *c, struct ks_device *me, const char *room_id, struct roo
     snprintf(rv->room_id, sizeof rv->room_id, "%s", room_id);
     rv->events = cJSON_CreateArray();
     rv->dir = cJSON_CreateObject();
+    rv->removed = cJSON_CreateObject();
     rv->logins_fetched = cJSON_CreateObject();
     rv->state = ks_room_load(room_id);
     cJSON *args = cJSON_CreateObject(), *reply;
@@ -651,6 +700,7 @@ void rv_free(struct room_view *rv)
     }
     cJSON_Delete(rv->state);
     cJSON_Delete(rv->seqs);
+    cJSON_Delete(rv->removed);
     cJSON_Delete(rv->events);
     cJSON_Delete(rv->devices);
     cJSON_Delete(rv->excluded);

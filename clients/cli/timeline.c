@@ -354,6 +354,12 @@ static void reshow_waiting(struct tl_room *r)
 void tl_follow(const cJSON *ev)
 {
     const char *type = str(ev, "event", NULL);
+    if (strcmp(type, "device") == 0) {
+        struct tl_room *dr = room_of(str(ev, "room", NULL), false);
+        if (dr && dr->loaded)
+            rv_device_line(&dr->rv, ev); /* where a revocation stands in the log (room.c) */
+        return;
+    }
     if (strncmp(type, "e2ee.", 5) != 0 || strcmp(type, "e2ee.photo") == 0)
         return; /* photos are shown (tl_print_photo) */
     struct tl_room *r = room_of(str(ev, "room", NULL), false);

@@ -1,11 +1,12 @@
 /* test_photo_attacks.c - a server or a member that plays against the photo encryption (issue 14,
  * items 3 and 4), with the real kizuna against the real kizunad. The malicious server is the
  * stopped server's database edited by the test: a photo message copied to a new position (a
- * replay), two swapped (reordered), one deleted (dropped). The malicious member is a raw WebSocket
- * client that posts, with the member's own device keys, a wrong key or a `withheld` in answer to
- * another device's key request before the epoch's owner does. Each attack must be refused, or
- * shown to the user by `photo list`, `history` and `tail`; none may stop the owner's key. And
- * what a photo message's size tells the server (item 5): not whether it has GPS. */
+ * replay), two swapped (reordered), one deleted (dropped), a revoked device's events whose times
+ * are moved before its revocation (backdated). The malicious member is a raw WebSocket client that
+ * posts, with the member's own device keys, a wrong key or a `withheld` in answer to another
+ * device's key request before the epoch's owner does. Each attack must be refused, or shown to the
+ * user by `photo list`, `history` and `tail`; none may stop the owner's key. And what a photo
+ * message's size tells the server (item 5): not whether it has GPS. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <sodium.h>
@@ -321,6 +322,58 @@ Test(attack, a_photo_message_the_server_drops_leaves_a_visible_gap)
     cJSON_Delete(p);
     cr_assert_eq(KZ("bob", "history", room), 0, "%s", out);
     cr_assert(strstr(history_line(p3, line, sizeof line), "missing"), "history: %s", out);
+}
+
+/* A lost phone's keys in a thief's hands and a server that helps: the revoked device's events
+ * are posted after its revocation and their times moved to before it. */
+Test(attack, a_revoked_devices_events_backdated_by_the_server_are_refused)
+{
+    const char *users[] = {"alice", "bob"};
+    char room[64], dev2[64], sql[1024], line[2048];
+    users_and_room(users, 2, room);
+    cr_assert_eq(KZD("bob2", "bob", "login", "bob"), 0, "%s", out);
+    device_of("bob2", dev2);
+    cr_assert_eq(KZ("bob", "device", "approve", dev2), 0, "%s", out); /* keys go to it (item 1) */
+    long long early = send_photo("bob2", "bob", room, "before-revocation");
+    /* An administrator revokes it (bob runs nothing after, so his signed list still names it:
+     * what a thief with the phone's keys needs to post as it at all). */
+    cr_assert_eq(KZ("admin", "device", "revoke", dev2), 0, "%s", out);
+
+    /* Undo the revocation for a moment, let the phone post, then put it back and backdate. */
+    cr_assert_eq(kzd_stop(&d), 0);
+    char q[300];
+    snprintf(q, sizeof q, "SELECT revoked_at FROM devices WHERE device_id = '%s'", dev2);
+    long long revoked_at = db_int(q);
+    snprintf(q, sizeof q, "SELECT session_id FROM devices WHERE device_id = '%s'", dev2);
+    long long session = db_int(q);
+    long long before = db_int("SELECT max(pos) FROM events");
+    cr_assert_gt(revoked_at, 0);
+    snprintf(sql, sizeof sql,
+             "UPDATE devices SET revoked_at = NULL WHERE device_id = '%s';"
+             "UPDATE sessions SET ended_at = NULL WHERE id = %lld;",
+             dev2, session);
+    db_exec(sql);
+    kzd_start(&d);
+    long long forged = send_photo("bob2", "bob", room, "after-revocation");
+    cr_assert_eq(kzd_stop(&d), 0);
+    snprintf(sql, sizeof sql,
+             "UPDATE devices SET revoked_at = %lld WHERE device_id = '%s';"
+             "UPDATE sessions SET ended_at = %lld WHERE id = %lld;"
+             "UPDATE events SET ts = %lld WHERE pos > %lld;",
+             revoked_at, dev2, revoked_at, session, revoked_at - 60000, before);
+    db_exec(sql);
+    kzd_start(&d);
+
+    cJSON *p = listed("alice", "alice", room, early);
+    cr_assert_str_eq(jstr(p, "state"), "ready", "sent before the revocation: %s", out);
+    cJSON_Delete(p);
+    p = listed("alice", "alice", room, forged);
+    cr_assert_str_neq(jstr(p, "state"), "ready", "signed after the revocation: %s", out);
+    cr_assert(strstr(jstr(p, "detail"), "revoked"), "and says so: %s", out);
+    cJSON_Delete(p);
+    cr_assert_eq(KZ("alice", "history", room), 0, "%s", out);
+    history_line(forged, line, sizeof line);
+    cr_assert(strstr(line, "revoked") && !strstr(line, "after-revocation"), "history: %s", out);
 }
 
 /* ---- what the size of a photo message tells the server (item 5) ---- */
