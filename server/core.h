@@ -1,5 +1,9 @@
-/* core.h - the server core's private state, shared by proto.c and the event files (event_log.c,
- * event_apply.c, event_deliver.c, event_view.c) only. */
+/* core.h - the server core's private state (struct srv and what a call carries while it
+ * runs). Included by the core's own files: proto.c, op_table.c, gate.c and the event files
+ * (event_log.c, event_apply.c, event_deliver.c, event_view.c), and by the few files that need
+ * the core's state directly: ops_account.c (sessions), blobs.c (uploads commit on their own),
+ * throttle.c. Op handlers otherwise see only server.h and its accessors (srv_store,
+ * srv_config, srv_tx); the transport sees only transport.h's struct srv_transport. */
 #ifndef KIZUNA_CORE_H
 #define KIZUNA_CORE_H
 

@@ -18,7 +18,7 @@
 /* Positions and other integers in JSON stay exact up to 2^53 - 1. */
 #define KZ_POS_MAX 9007199254740991LL
 
-/* ---- errors: one enum, mapped one-to-one to the protocol's stable string codes ---- */
+/* ---- errors (proto.c): one enum, mapped one-to-one to the protocol's stable string codes ---- */
 enum kz_err {
     KZ_OK = 0,
     KZ_BAD_REQUEST,
@@ -203,7 +203,7 @@ void kz_csv_time(struct kz_csv *csv, int64_t ms, bool last);
 void kz_csv_unguard(char *cell);
 void kz_csv_free(struct kz_csv *csv);
 
-/* ---- outgoing frames: serialised once, shared by reference among recipients ---- */
+/* ---- outgoing frames (proto.c): serialised once, shared by reference among recipients ---- */
 struct kz_frame {
     int refs;
     int http_status; /* for replies that go out over HTTP */
@@ -234,7 +234,7 @@ void kz_workers_drain(struct kz_workers *w);
 /* Joins the threads and calls done(job, false) for jobs that never ran. Accepts NULL. */
 void kz_workers_stop(struct kz_workers *w);
 
-/* ---- the server core ---- */
+/* ---- the server core (proto.c): requests in, replies out, commits ---- */
 struct srv;
 
 /* What an authenticated caller is. Loaded fresh from the store for every call, so a
@@ -446,6 +446,8 @@ void srv_push_after_commit(struct srv *s, int64_t user_id, struct kz_frame *f, b
 void srv_read_changed(struct srv *s, int64_t room, int64_t user_id, int64_t old_pos,
                       int64_t new_pos);
 
+/* ---- calls, replies and arguments (proto.c): what every op handler uses ---- */
+
 /* Finishes a call: closes its savepoint, builds the reply and frees the call. */
 void srv_call_finish(struct srv_call *c, enum kz_err e);
 /* Sets the human message of an error reply; returns e for `return srv_fail(...)`. */
@@ -471,7 +473,7 @@ const struct kz_config *srv_config(struct srv *s);
 const struct srv_transport *srv_tx(struct srv *s);
 struct kz_workers *srv_workers(struct srv *s);
 
-/* The command table (proto.c) and the op groups that fill it. */
+/* ---- the command table (op_table.c) and the op handlers (ops_*.c) that fill it ---- */
 const struct srv_op *srv_op_find(const char *name);
 const struct srv_op *srv_op_table(size_t *count);
 
@@ -493,7 +495,7 @@ enum kz_err op_audit_list(struct srv_call *c);
  * actor is the caller (or, before login, the login id tried), details a JSON object
  * (consumed, may be NULL). */
 void srv_audit(struct srv_call *c, const char *action, const char *target, cJSON *details);
-enum kz_err op_session_revoke(struct srv_call *c);
+enum kz_err op_session_revoke(struct srv_call *c); /* ops_account.c */
 
 /* Login throttling (throttle.c): failed logins per account and per address. */
 /* Seconds to wait before this login id or address may try again (0: go ahead). */
