@@ -24,7 +24,8 @@ extern bool json_out;
 /* Set by commands that retry on their own (tail): no message per failed attempt. */
 extern bool quiet_unreachable;
 
-/* Prints msg (if any) and the usage text; returns EXIT_USAGE. */
+/* Prints msg (if any), the flag it was given that the running command does not have, and that
+ * command's usage (the whole help when no command is running); returns EXIT_USAGE. */
 int usage_error(const char *msg);
 bool session_load(struct session *s);
 /* --server, else KIZUNA_SERVER, else NULL. */
@@ -95,8 +96,19 @@ void print_qr(const char *text);
 
 /* notice.c: `notice ...`; argv[0] is "notice". */
 int cmd_notice(int argc, char **argv);
-/* talk.c: the talk commands; argv[0] is the command name. */
-int cmd_talk(int argc, char **argv, bool *handled);
+/* talk.c: the talk commands, entries of the command table (main.c); argv[0] is the command
+ * name. */
+int cmd_rooms(int argc, char **argv);
+int cmd_room(int argc, char **argv);
+int cmd_dm(int argc, char **argv);
+int cmd_send(int argc, char **argv);
+int cmd_history(int argc, char **argv);
+int cmd_tail(int argc, char **argv);
+int cmd_read(int argc, char **argv);
+int cmd_readers(int argc, char **argv);
+int cmd_search(int argc, char **argv);
+int cmd_msg_edit(int argc, char **argv);
+int cmd_msg_delete(int argc, char **argv);
 /* Finds one of the caller's rooms by id, id prefix (4+ characters), exact name or @login;
  * writes its id (and name, if name is not NULL). Returns an exit code (message printed). */
 int resolve_room(struct kzc *c, const char *want, char room_id[ROOM_ID_MAX], char *name,
@@ -104,8 +116,12 @@ int resolve_room(struct kzc *c, const char *want, char room_id[ROOM_ID_MAX], cha
 
 /* photo.c: `photo send|resume|list|get ...`; argv[0] is "photo". */
 int cmd_photo(int argc, char **argv);
-/* devices.c: `devices [LOGIN]`, `device revoke ID`, `verify USER`; argv[0] is the command. */
-int cmd_devices(int argc, char **argv, bool *handled);
+/* devices.c: `devices [LOGIN]`, `device revoke ID`, `device approve ID`, `verify USER
+ * [--yes]`, entries of the command table; argv[0] is the command's last word. */
+int cmd_devices(int argc, char **argv);
+int cmd_device_revoke(int argc, char **argv);
+int cmd_device_approve(int argc, char **argv);
+int cmd_verify_user(int argc, char **argv);
 /* keystore.c: overwrites and removes this device's keys, room keys and staged uploads (logout
  * of a shared phone must leave nothing that could read the rooms' photos). */
 void keystore_wipe(void);

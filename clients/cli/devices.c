@@ -279,24 +279,33 @@ static int cmd_verify(const char *user, bool yes)
     return rc;
 }
 
-int cmd_devices(int argc, char **argv, bool *handled)
+/* The command table's entries (main.c); argv[0] is the command's last word. `devices [LOGIN]`: */
+int cmd_devices(int argc, char **argv)
 {
-    *handled = true;
-    if (strcmp(argv[0], "devices") == 0 && argc <= 2)
-        return cmd_list(argc == 2 ? argv[1] : NULL);
-    if (strcmp(argv[0], "device") == 0 && argc == 3 && strcmp(argv[1], "revoke") == 0)
-        return cmd_revoke_device(argv[2]);
-    if (strcmp(argv[0], "device") == 0 && argc == 3 && strcmp(argv[1], "approve") == 0)
-        return cmd_approve(argv[2]);
-    if (strcmp(argv[0], "device") == 0)
-        return usage_error("device approve ID | device revoke ID");
+    return cmd_list(argc == 2 ? argv[1] : NULL);
+}
+
+/* `device revoke ID` */
+int cmd_device_revoke(int argc, char **argv)
+{
+    (void)argc;
+    return cmd_revoke_device(argv[1]);
+}
+
+/* `device approve ID` */
+int cmd_device_approve(int argc, char **argv)
+{
+    (void)argc;
+    return cmd_approve(argv[1]);
+}
+
+/* `verify USER [--yes]` */
+int cmd_verify_user(int argc, char **argv)
+{
     bool yes = argc == 3 && (strcmp(argv[2], "--yes") == 0 || strcmp(argv[2], "-y") == 0);
-    if (strcmp(argv[0], "verify") == 0 && (argc == 2 || yes))
+    if (argc == 2 || yes)
         return cmd_verify(argv[1], yes);
-    if (strcmp(argv[0], "verify") == 0)
-        return usage_error("verify USER [--yes]");
-    *handled = false;
-    return EXIT_USAGE;
+    return usage_error("verify USER [--yes]");
 }
 
 void device_enroll(void)

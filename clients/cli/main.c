@@ -2,6 +2,7 @@
  * cannot be reached. Only the session token is kept on disk (mode 0600). */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -102,11 +103,51 @@ static const char usage[] =
 bool json_out;
 static const char *server_opt;
 
+/* One entry of the command table (at the end of this file). */
+struct cli_command {
+    const char *name;    /* its words: "whoami", "admin user", "admin dept list" */
+    int (*run)(int argc, char **argv); /* argv[0] is the name's last word, then the arguments */
+    int min_args, max_args;            /* arguments after the name (max -1: any number) */
+    bool needs_session;                /* runs with the saved session (connect_authed refuses
+                                        * with "not logged in" when there is none) */
+    const char *usage;                 /* its line(s) of the help, shown on a usage mistake */
+};
+
+/* The command being run (set by main's dispatch), for usage_error: its usage line, and its
+ * arguments, to name a flag it does not have. */
+static const struct cli_command *running;
+static int running_argc;
+static char **running_argv;
+
+/* Whether word appears in text as a whole word (delimited by anything but [A-Za-z0-9_-]). */
+static bool has_word(const char *text, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = text; n && (p = strstr(p, word)); p++) {
+        bool start = p == text || !(isalnum((unsigned char)p[-1]) || p[-1] == '-' || p[-1] == '_');
+        bool end = !(isalnum((unsigned char)p[n]) || p[n] == '-' || p[n] == '_');
+        if (start && end)
+            return true;
+    }
+    return false;
+}
+
 int usage_error(const char *msg)
 {
+    for (int i = 1; running && i < running_argc; i++) {
+        const char *a = running_argv[i];
+        if (a[0] == '-' && a[1] && !isdigit((unsigned char)a[1]) && !has_word(running->usage, a)) {
+            fprintf(stderr, "kizuna: %s has no option %s\n", running->name, a);
+            break;
+        }
+    }
     if (msg)
         fprintf(stderr, "kizuna: %s\n", msg);
-    fputs(usage, stderr);
+    if (!running) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    fprintf(stderr, "usage: kizuna %s\n(kizuna --help lists every command)\n", running->usage);
     return EXIT_USAGE;
 }
 
@@ -1240,6 +1281,270 @@ static int cmd_org_list(bool depts)
     return rc;
 }
 
+/* ---- the command table ---- */
+
+/* Adapters from the table's (argc, argv) to the handlers above. */
+static int run_login(int argc, char **argv)
+{
+    return cmd_login(argc - 1, argv + 1);
+}
+static int run_join(int argc, char **argv)
+{
+    return cmd_join(argc - 1, argv + 1);
+}
+static int run_logout(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    return cmd_logout();
+}
+static int run_whoami(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    return cmd_whoami();
+}
+static int run_passwd(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    return cmd_passwd();
+}
+static int run_sessions(int argc, char **argv)
+{
+    return cmd_sessions(argc == 2 ? argv[1] : NULL);
+}
+static int run_revoke(int argc, char **argv)
+{
+    (void)argc;
+    return cmd_revoke(argv[1]);
+}
+static int run_admin_user(int argc, char **argv)
+{
+    return cmd_admin_user(argc - 1, argv + 1);
+}
+static int run_import(int argc, char **argv)
+{
+    return cmd_import(argc - 1, argv + 1);
+}
+static int run_export(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    return cmd_export();
+}
+static int run_audit(int argc, char **argv)
+{
+    return cmd_audit(argc - 1, argv + 1);
+}
+static int run_invite(int argc, char **argv)
+{
+    return cmd_invite(argc - 1, argv + 1);
+}
+static int run_dept_list(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    return cmd_org_list(true);
+}
+static int run_group_list(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    return cmd_org_list(false);
+}
+
+/* Every command: tests/integration/test_cli.c checks that each name is in --help and in README.md
+ * or docs/, so a command cannot be added without being documented. */
+static const struct cli_command commands[] = {
+    {"login", run_login, 0, -1, false, "login LOGIN [--device LABEL] [--shared]"},
+    {"join", run_join, 0, -1, false,
+     "join CODE --login LOGIN [--name NAME] [--device LABEL] [--shared]"},
+    {"logout", run_logout, 0, 0, false, "logout"},
+    {"whoami", run_whoami, 0, 0, true, "whoami"},
+    {"passwd", run_passwd, 0, 0, true, "passwd"},
+    {"sessions", run_sessions, 0, 0, true, "sessions"},
+    {"revoke", run_revoke, 1, 1, true, "revoke SESSION_ID"},
+    {"admin user", run_admin_user, 0, -1, true,
+     "admin user add|list|update|disable|enable|reset-password ...\n"
+     "  admin user add LOGIN [--name NAME] [--role admin|hq|staff] [--dept NAME]\n"
+     "                 [--groups \"a;b\"] [--email E] [--phone P] [--expires WHEN]\n"
+     "                 [--password-stdin]\n"
+     "  admin user update LOGIN [--name NAME] [--role ROLE] [--dept NAME] [--groups \"a;b\"]\n"
+     "                 [--email E] [--phone P] [--expires WHEN|never]\n"
+     "  admin user list | admin user disable|enable|reset-password LOGIN\n"
+     "  WHEN: YYYY-MM-DD, \"YYYY-MM-DD HH:MM\", or 90m, 72h, 7d"},
+    {"admin invite", run_invite, 0, -1, true,
+     "admin invite create [--role staff|hq] [--dept NAME] [--groups a,b] [--uses N]\n"
+     "                 [--expires WHEN] [--account-expires WHEN] [--note TEXT] [--no-qr]\n"
+     "  admin invite list | admin invite revoke ID\n"
+     "  WHEN: YYYY-MM-DD, \"YYYY-MM-DD HH:MM\", or 90m, 72h, 7d"},
+    {"admin dept list", run_dept_list, 0, 0, true, "admin dept list"},
+    {"admin group list", run_group_list, 0, 0, true, "admin group list"},
+    {"admin sessions", run_sessions, 1, 1, true, "admin sessions LOGIN"},
+    {"admin revoke", run_revoke, 1, 1, true, "admin revoke SESSION_ID"},
+    {"admin import", run_import, 0, -1, true,
+     "admin import FILE.csv [--dry-run] [--passwords-out FILE]"},
+    {"admin export", run_export, 0, 0, true, "admin export"},
+    {"admin audit", run_audit, 0, -1, true,
+     "admin audit [--action A] [--actor L] [--target T] [--limit N] [--csv]"},
+    {"rooms", cmd_rooms, 0, -1, true, "rooms [--archived]"},
+    {"room", cmd_room, 0, -1, true,
+     "room create NAME [--members a,b] [--topic TEXT] [--history shared|joined] [--yes]\n"
+     "  room invite|remove ROOM USER | room leave|members ROOM\n"
+     "  room rename ROOM NAME | room topic ROOM TEXT | room admin ROOM USER [--revoke]\n"
+     "  room archive|unarchive ROOM | room export ROOM [-o FILE.csv]"},
+    {"dm", cmd_dm, 0, -1, true, "dm USER"},
+    {"send", cmd_send, 0, -1, true, "send ROOM [TEXT...]   (without TEXT, read from stdin)"},
+    {"history", cmd_history, 0, -1, true,
+     "history ROOM [--before POS] [--after POS] [--limit N] [--no-read]"},
+    {"tail", cmd_tail, 0, -1, true, "tail [ROOM] [-n N] [--no-read]"},
+    {"read", cmd_read, 0, -1, true, "read ROOM [POS]"},
+    {"readers", cmd_readers, 0, -1, true, "readers ROOM POS"},
+    {"search", cmd_search, 0, -1, true, "search WORD... [--room ROOM] [--before POS] [--limit N]"},
+    {"edit", cmd_msg_edit, 0, -1, true, "edit ROOM POS TEXT"},
+    {"delete", cmd_msg_delete, 0, -1, true, "delete ROOM POS"},
+    {"photo", cmd_photo, 0, -1, true,
+     "photo send ROOM FILE.jpg [--caption C] [--no-gps] [--max-edge N]\n"
+     "  photo resume | photo list ROOM [--limit N] | photo get ROOM POS [-o FILE] [--thumb]"},
+    {"devices", cmd_devices, 0, 1, true, "devices [LOGIN]"},
+    {"device approve", cmd_device_approve, 1, 1, true, "device approve ID"},
+    {"device revoke", cmd_device_revoke, 1, 1, true, "device revoke ID"},
+    {"verify", cmd_verify_user, 0, -1, true, "verify USER [--yes]"},
+    {"notice", cmd_notice, 0, -1, true,
+     "notice post --title T (--body-file F | --body TEXT) --to all|dept:NAME,group:NAME,user:LOGIN\n"
+     "              [--urgent] [--ack] [--choices \"a|b|c\"] [--category C] [--pin]\n"
+     "              [--expires-in MINUTES] [--announce ROOM]\n"
+     "  notice list [--posted] | notice show ID | notice ack ID\n"
+     "  notice respond ID CHOICE [--comment C] | notice report ID [--csv]\n"
+     "  notice remind ID | notice withdraw ID | notice edit ID [--title T] [--body-file F]"},
+};
+enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
+
+/* How many of the words of name argv begins with (all of them: a match), and the name's word
+ * count in *words. */
+static int name_match(const char *name, int argc, char **argv, int *words)
+{
+    int w = 0, matched = 0;
+    bool all = true;
+    for (const char *p = name; *p;) {
+        size_t len = strcspn(p, " ");
+        if (all && w < argc && strlen(argv[w]) == len && strncmp(argv[w], p, len) == 0)
+            matched++;
+        else
+            all = false;
+        w++;
+        p += len;
+        p += *p == ' ';
+    }
+    *words = w;
+    return matched;
+}
+
+/* The edit distance between a and b (both short; longer ones count as far apart). */
+static int edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 40 || lb > 40)
+        return 99;
+    int row[41];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int up = row[j];
+            int best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* An unknown command (argv[depth] the first word no entry has after argv[0..depth-1]): says
+ * which, suggests the nearest word within an edit distance of 2, and shows the usage of the
+ * entries that begin with the known words (none at depth 0: --help lists them). */
+static int unknown_command(int argc, char **argv, int depth)
+{
+    const char *bad = depth < argc ? argv[depth] : NULL;
+    const char *best = NULL;
+    size_t best_len = 0;
+    int best_d = 3;
+    for (int i = 0; bad && i < N_COMMANDS; i++) {
+        int words, m = name_match(commands[i].name, argc, argv, &words);
+        if (m < depth || words <= depth)
+            continue;
+        const char *p = commands[i].name;
+        for (int w = 0; w < depth; w++)
+            p += strcspn(p, " ") + 1;
+        size_t len = strcspn(p, " ");
+        char word[64];
+        snprintf(word, sizeof word, "%.*s", (int)len, p);
+        int dist = edit_distance(bad, word);
+        if (dist < best_d) {
+            best_d = dist;
+            best = p;
+            best_len = len;
+        }
+    }
+    if (depth == 0) {
+        fprintf(stderr, "kizuna: unknown command %s", bad);
+    } else {
+        fprintf(stderr, "kizuna: ");
+        for (int w = 0; w < depth; w++)
+            fprintf(stderr, "%s ", argv[w]);
+        if (bad)
+            fprintf(stderr, "has no subcommand %s", bad);
+        else
+            fprintf(stderr, "needs a subcommand");
+    }
+    if (best)
+        fprintf(stderr, "; did you mean %.*s?", (int)best_len, best);
+    fputc('\n', stderr);
+    bool any = false;
+    for (int i = 0; depth > 0 && i < N_COMMANDS; i++) {
+        int words;
+        if (name_match(commands[i].name, argc, argv, &words) >= depth && words > depth) {
+            const char *u = commands[i].usage; /* its first line: the group's overview */
+            fprintf(stderr, "%s kizuna %.*s\n", any ? "      " : "usage:", (int)strcspn(u, "\n"),
+                    u);
+            any = true;
+        }
+    }
+    fputs("(kizuna --help lists every command)\n", stderr);
+    return EXIT_USAGE;
+}
+
+/* Finds the command argv names (the entry whose words it begins with, the longest) and runs
+ * it, or says what is wrong with the line. */
+static int dispatch(int argc, char **argv)
+{
+    const struct cli_command *cmd = NULL;
+    int cmd_words = 0, deepest = 0;
+    for (int i = 0; i < N_COMMANDS; i++) {
+        int words, m = name_match(commands[i].name, argc, argv, &words);
+        if (m == words && words > cmd_words) {
+            cmd = &commands[i];
+            cmd_words = words;
+        }
+        if (m > deepest)
+            deepest = m;
+    }
+    if (!cmd)
+        return unknown_command(argc, argv, deepest);
+    running = cmd;
+    running_argc = argc - (cmd_words - 1);
+    running_argv = argv + (cmd_words - 1);
+    int nargs = running_argc - 1;
+    if (nargs < cmd->min_args)
+        return usage_error(NULL);
+    if (cmd->max_args >= 0 && nargs > cmd->max_args) {
+        fprintf(stderr, "kizuna: unexpected argument %s\n", running_argv[cmd->max_args + 1]);
+        return usage_error(NULL);
+    }
+    return cmd->run(running_argc, running_argv);
+}
+
 int main(int argc, char **argv)
 {
     /* A server that vanishes mid-write must be an error to handle, not a silent death. */
@@ -1266,56 +1571,18 @@ int main(int argc, char **argv)
             free(rest);
             fputs(usage, stdout);
             return EXIT_OK;
+        } else if (strcmp(argv[i], "--commands") == 0) {
+            /* Every command's name, one a line (for completion, and for test_cli's check
+             * that each is documented). */
+            free(rest);
+            for (int c = 0; c < N_COMMANDS; c++)
+                printf("%s\n", commands[c].name);
+            return EXIT_OK;
         } else {
             rest[n++] = argv[i];
         }
     }
-    int rc;
-    if (n == 0)
-        rc = usage_error(NULL);
-    else if (strcmp(rest[0], "login") == 0)
-        rc = cmd_login(n - 1, rest + 1);
-    else if (strcmp(rest[0], "logout") == 0 && n == 1)
-        rc = cmd_logout();
-    else if (strcmp(rest[0], "whoami") == 0 && n == 1)
-        rc = cmd_whoami();
-    else if (strcmp(rest[0], "passwd") == 0 && n == 1)
-        rc = cmd_passwd();
-    else if (strcmp(rest[0], "admin") == 0 && n >= 2 && strcmp(rest[1], "user") == 0)
-        rc = cmd_admin_user(n - 2, rest + 2);
-    else if (strcmp(rest[0], "notice") == 0)
-        rc = cmd_notice(n, rest);
-    else if (strcmp(rest[0], "admin") == 0 && n >= 2 && strcmp(rest[1], "import") == 0)
-        rc = cmd_import(n - 2, rest + 2);
-    else if (strcmp(rest[0], "admin") == 0 && n == 2 && strcmp(rest[1], "export") == 0)
-        rc = cmd_export();
-    else if (strcmp(rest[0], "admin") == 0 && n >= 2 && strcmp(rest[1], "audit") == 0)
-        rc = cmd_audit(n - 2, rest + 2);
-    else if (strcmp(rest[0], "admin") == 0 && n >= 2 && strcmp(rest[1], "invite") == 0)
-        rc = cmd_invite(n - 2, rest + 2);
-    else if (strcmp(rest[0], "join") == 0)
-        rc = cmd_join(n - 1, rest + 1);
-    else if (strcmp(rest[0], "sessions") == 0 && n == 1)
-        rc = cmd_sessions(NULL);
-    else if (strcmp(rest[0], "revoke") == 0 && n == 2)
-        rc = cmd_revoke(rest[1]);
-    else if (strcmp(rest[0], "admin") == 0 && n == 3 && strcmp(rest[1], "sessions") == 0)
-        rc = cmd_sessions(rest[2]);
-    else if (strcmp(rest[0], "admin") == 0 && n == 3 && strcmp(rest[1], "revoke") == 0)
-        rc = cmd_revoke(rest[2]);
-    else if (strcmp(rest[0], "admin") == 0 && n == 3 && strcmp(rest[2], "list") == 0 &&
-             (strcmp(rest[1], "dept") == 0 || strcmp(rest[1], "group") == 0))
-        rc = cmd_org_list(rest[1][0] == 'd');
-    else if (strcmp(rest[0], "photo") == 0)
-        rc = cmd_photo(n, rest);
-    else {
-        bool handled;
-        rc = cmd_devices(n, rest, &handled);
-        if (!handled)
-            rc = cmd_talk(n, rest, &handled);
-        if (!handled)
-            rc = usage_error("unknown command");
-    }
+    int rc = n == 0 ? usage_error(NULL) : dispatch(n, rest);
     free(rest);
     return rc;
 }

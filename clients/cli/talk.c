@@ -298,7 +298,7 @@ static void print_event(const cJSON *ev, const char *label)
 /* ---- commands ---- */
 
 /* `rooms [--archived]`: the rooms in use, or the archived ones. */
-static int cmd_rooms(int argc, char **argv)
+int cmd_rooms(int argc, char **argv)
 {
     bool archived = argc == 2 && strcmp(argv[1], "--archived") == 0;
     if (argc > 2 || (argc == 2 && !archived))
@@ -443,7 +443,7 @@ static int export_room(const char *want, const char *path)
     return rc;
 }
 
-static int cmd_room(int argc, char **argv)
+int cmd_room(int argc, char **argv)
 {
     if (argc < 2)
         return usage_error("room create|invite|remove|leave|members|rename|topic|admin|archive|"
@@ -546,7 +546,7 @@ static int cmd_room(int argc, char **argv)
     return rc;
 }
 
-static int cmd_dm(int argc, char **argv)
+int cmd_dm(int argc, char **argv)
 {
     if (argc != 2)
         return usage_error("dm USER");
@@ -592,7 +592,7 @@ static char *read_stdin(void)
     return buf;
 }
 
-static int cmd_send(int argc, char **argv)
+int cmd_send(int argc, char **argv)
 {
     if (argc < 2)
         return usage_error("send ROOM [TEXT...]   (without TEXT, the message is read from stdin)");
@@ -718,7 +718,7 @@ static void history_done(const cJSON *reply, bool mark)
     hist.c = NULL;
 }
 
-static int cmd_history(int argc, char **argv)
+int cmd_history(int argc, char **argv)
 {
     if (argc < 2)
         return usage_error("history ROOM [--before POS] [--after POS] [--limit N] [--no-read]");
@@ -757,7 +757,7 @@ static int cmd_history(int argc, char **argv)
     return rc;
 }
 
-static int cmd_read(int argc, char **argv)
+int cmd_read(int argc, char **argv)
 {
     if (argc != 2 && argc != 3)
         return usage_error("read ROOM [POS]");
@@ -778,7 +778,7 @@ static int cmd_read(int argc, char **argv)
     return rc;
 }
 
-static int cmd_readers(int argc, char **argv)
+int cmd_readers(int argc, char **argv)
 {
     long long pos;
     if (argc != 3 || !parse_pos(argv[2], &pos))
@@ -808,7 +808,7 @@ static int cmd_readers(int argc, char **argv)
 
 /* `search WORD... [--room ROOM] [--before POS] [--limit N]`: every word must be in a result
  * (冠水 通行止め); messages of one's rooms and the notices one received. */
-static int cmd_search(int argc, char **argv)
+int cmd_search(int argc, char **argv)
 {
     const char *room = NULL;
     const char *use = "search WORD... [--room ROOM] [--before POS] [--limit N]";
@@ -1067,7 +1067,7 @@ out:
     return rc == EXIT_UNREACHABLE ? EXIT_OK : rc;
 }
 
-static int cmd_tail(int argc, char **argv)
+int cmd_tail(int argc, char **argv)
 {
     struct tail_state ts = {.last = -1, .context = 10, .mark = true};
     const char *room = NULL;
@@ -1102,32 +1102,13 @@ static int cmd_tail(int argc, char **argv)
     }
 }
 
-int cmd_talk(int argc, char **argv, bool *handled)
+/* `edit ROOM POS TEXT` and `delete ROOM POS`: the command table's entries (main.c). */
+int cmd_msg_edit(int argc, char **argv)
 {
-    *handled = true;
-    const char *cmd = argv[0];
-    if (strcmp(cmd, "rooms") == 0)
-        return cmd_rooms(argc, argv);
-    if (strcmp(cmd, "room") == 0)
-        return cmd_room(argc, argv);
-    if (strcmp(cmd, "dm") == 0)
-        return cmd_dm(argc, argv);
-    if (strcmp(cmd, "send") == 0)
-        return cmd_send(argc, argv);
-    if (strcmp(cmd, "history") == 0)
-        return cmd_history(argc, argv);
-    if (strcmp(cmd, "tail") == 0)
-        return cmd_tail(argc, argv);
-    if (strcmp(cmd, "read") == 0)
-        return cmd_read(argc, argv);
-    if (strcmp(cmd, "readers") == 0)
-        return cmd_readers(argc, argv);
-    if (strcmp(cmd, "search") == 0)
-        return cmd_search(argc, argv);
-    if (strcmp(cmd, "edit") == 0)
-        return cmd_edit_delete(argc, argv, false);
-    if (strcmp(cmd, "delete") == 0)
-        return cmd_edit_delete(argc, argv, true);
-    *handled = false;
-    return EXIT_USAGE;
+    return cmd_edit_delete(argc, argv, false);
+}
+
+int cmd_msg_delete(int argc, char **argv)
+{
+    return cmd_edit_delete(argc, argv, true);
 }

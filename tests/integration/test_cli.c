@@ -1115,3 +1115,68 @@ Test(cli, search_moderation_archive_export_and_same_name_rooms)
     first = strstr(out, "現地班");
     cr_assert(first && strstr(first + 1, "現地班"), "two now: %s", out);
 }
+
+/* Issue 15, item 7: kizuna with its stderr, for the usage tests (K captures stdout only). */
+static int kizuna_2to1(char *out, size_t outlen, const char *a1, const char *a2, const char *a3)
+{
+    char env_dir[400];
+    snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s", cfgdir_user);
+    const char *env[] = {env_dir, NULL};
+    const char *argv[] = {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1", KIZUNA_PATH, a1, a2, a3,
+                          NULL};
+    return run_capture(argv, env, NULL, out, outlen);
+}
+
+/* Issue 15, item 7: like the server's op table, every command of the CLI's command table is in
+ * --help and in README.md or docs/: adding a command without documenting it fails here. */
+Test(cli, every_command_is_in_the_help_and_the_docs)
+{
+    static char names[4096], help[16384], docs[262144];
+    const char *list[] = {KIZUNA_PATH, "--commands", NULL};
+    cr_assert_eq(run_capture(list, NULL, NULL, names, sizeof names), 0, "%s", names);
+    const char *help_argv[] = {KIZUNA_PATH, "--help", NULL};
+    cr_assert_eq(run_capture(help_argv, NULL, NULL, help, sizeof help), 0, "%s", help);
+    const char *files[] = {"README.md",         "docs/protocol.md",    "docs/operations.md",
+                           "docs/security.md",  "docs/reliability.md", "docs/performance.md",
+                           "docs/event-format.md"};
+    size_t len = 0;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", KZ_SOURCE_DIR, files[i]);
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            continue; /* a doc that moved: README.md is checked below */
+        len += fread(docs + len, 1, sizeof docs - 1 - len, f);
+        fclose(f);
+    }
+    docs[len] = '\0';
+    cr_assert(strstr(docs, "kizuna login"), "README.md was read");
+    int n = 0;
+    for (char *name = strtok(names, "\n"); name; name = strtok(NULL, "\n"), n++) {
+        cr_assert(strstr(help, name), "`%s` is not in kizuna --help", name);
+        cr_assert(strstr(docs, name), "`%s` is not in README.md or docs/", name);
+    }
+    cr_assert_gt(n, 30, "the table: %d commands", n);
+}
+
+/* Issue 15, item 7: a near miss gets a "did you mean"; a bad flag is named and only its
+ * command's usage follows, not the whole help; both exit 2. */
+Test(cli, usage_mistakes_name_the_mistake_and_the_commands_usage)
+{
+    char out[8192];
+    cr_assert_eq(kizuna_2to1(out, sizeof out, "romos", NULL, NULL), 2, "%s", out);
+    cr_assert(strstr(out, "unknown command romos; did you mean rooms?"), "%s", out);
+    cr_assert_null(strstr(out, "notice post"), "not the whole help: %s", out);
+    cr_assert_eq(kizuna_2to1(out, sizeof out, "admin", "usr", "list"), 2, "%s", out);
+    cr_assert(strstr(out, "did you mean user?"), "%s", out);
+    cr_assert_eq(kizuna_2to1(out, sizeof out, "xyzzy", NULL, NULL), 2, "%s", out);
+    cr_assert(strstr(out, "unknown command xyzzy") && !strstr(out, "did you mean"), "%s", out);
+
+    cr_assert_eq(kizuna_2to1(out, sizeof out, "history", "本部", "--bogus"), 2, "%s", out);
+    cr_assert(strstr(out, "history has no option --bogus"), "%s", out);
+    cr_assert(strstr(out, "usage: kizuna history ROOM [--before POS]"), "%s", out);
+    cr_assert_null(strstr(out, "notice post"), "not the whole help: %s", out);
+    cr_assert_eq(kizuna_2to1(out, sizeof out, "logout", "now", NULL), 2, "%s", out);
+    cr_assert(strstr(out, "unexpected argument now") && strstr(out, "usage: kizuna logout"), "%s",
+              out);
+}
