@@ -3,6 +3,7 @@
 #define KIZUNA_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "kzclient.h"
 
@@ -61,6 +62,8 @@ void config_dir(char *out, size_t n);
 /* mkdir -p with mode 0700 for every directory it makes. 0 or -1 (errno set). */
 int mkdirs(const char *path);
 
+/* Reads a line of f into buf without its line end. 0, or -1 at the end of the file. */
+int cli_read_line(FILE *f, char *buf, size_t n);
 /* Reads a secret from the environment variable, else from a prompt on the terminal. */
 int get_secret(const char *env, const char *prompt, char *buf, size_t n);
 /* "kizuna CLI on HOST", the default device label of a session. */
@@ -87,6 +90,18 @@ void device_enroll(void);
 
 /* Prints s padded with spaces to `cols` terminal columns (CJK characters take two). */
 void print_padded(const char *s, int cols);
+
+/* admin.c: entries of the command table. `admin user ...` (argv[0] is the subcommand);
+ * `sessions` (login NULL: one's own) and `admin sessions LOGIN`; `revoke` and `admin revoke`;
+ * `admin audit [...]`, `admin import FILE.csv [...]` (argv: the arguments after the name);
+ * `admin export`; `admin dept list` (depts) and `admin group list`. Exit codes. */
+int cmd_admin_user(int argc, char **argv);
+int cmd_sessions(const char *login);
+int cmd_revoke(const char *id);
+int cmd_audit(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_export(void);
+int cmd_org_list(bool depts);
 
 /* invite.c: `admin invite create|list|revoke ...` (argv[0] is the subcommand) and `join`. */
 int cmd_invite(int argc, char **argv);

@@ -1122,8 +1122,8 @@ static int kizuna_2to1(char *out, size_t outlen, const char *a1, const char *a2,
     char env_dir[400];
     snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s", cfgdir_user);
     const char *env[] = {env_dir, NULL};
-    const char *argv[] = {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1", KIZUNA_PATH, a1, a2, a3,
-                          NULL};
+    const char *argv[] = {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1", KIZUNA_PATH, a1, a2,
+                          a3,        NULL};
     return run_capture(argv, env, NULL, out, outlen);
 }
 
@@ -1136,8 +1136,8 @@ Test(cli, every_command_is_in_the_help_and_the_docs)
     cr_assert_eq(run_capture(list, NULL, NULL, names, sizeof names), 0, "%s", names);
     const char *help_argv[] = {KIZUNA_PATH, "--help", NULL};
     cr_assert_eq(run_capture(help_argv, NULL, NULL, help, sizeof help), 0, "%s", help);
-    const char *files[] = {"README.md",         "docs/protocol.md",    "docs/operations.md",
-                           "docs/security.md",  "docs/reliability.md", "docs/performance.md",
+    const char *files[] = {"README.md",           "docs/protocol.md",    "docs/operations.md",
+                           "docs/security.md",    "docs/reliability.md", "docs/performance.md",
                            "docs/event-format.md"};
     size_t len = 0;
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
