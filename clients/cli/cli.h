@@ -62,6 +62,18 @@ void config_dir(char *out, size_t n);
 /* mkdir -p with mode 0700 for every directory it makes. 0 or -1 (errno set). */
 int mkdirs(const char *path);
 
+/* common.c: the session file. Saves s with mode 0600 (a temporary file renamed, so a crash never
+ * leaves half a token); 0 or -1. Forgetting removes it. */
+int cli_session_save(const struct session *s);
+void cli_session_forget(void);
+/* Makes a POSIX time zone rule ("JST-9") the local time of this process; anything else (empty,
+ * a file path) means the server's default, Asia/Tokyo. */
+void cli_time_zone_use(const char *rule);
+/* --server as given on the command line (main.c), or NULL. */
+extern const char *cli_server_opt;
+/* Set while `logout` finishes a logout the server was not told of (connect_authed allows it). */
+extern bool cli_finishing_logout;
+
 /* Reads a line of f into buf without its line end. 0, or -1 at the end of the file. */
 int cli_read_line(FILE *f, char *buf, size_t n);
 /* Reads a secret from the environment variable, else from a prompt on the terminal. */
