@@ -20,14 +20,14 @@ static void print_user_row(const cJSON *u)
                              ? "active (one-time password)"
                              : "active";
     /* Names go last: Japanese text is wider than its byte count suggests. */
-    printf("%-20s %-6s %-27s %s  %s\n", str(u, "login", NULL), str(u, "role", NULL), status,
-           str(u, "name", NULL), str(u, "department", NULL));
+    printf("%-20s %-6s %-27s %s  %s\n", cli_str(u, "login", NULL), cli_str(u, "role", NULL), status,
+           cli_str(u, "name", NULL), cli_str(u, "department", NULL));
 }
 
 int cmd_admin_user(int argc, char **argv)
 {
     if (argc < 1)
-        return usage_error("admin user add|list|disable|enable|reset-password");
+        return cli_usage_error("admin user add|list|disable|enable|reset-password");
     const char *sub = argv[0];
     const char *login = NULL, *name = NULL, *role = NULL, *dept = NULL, *groups = NULL;
     const char *email = NULL, *phone = NULL, *expires = NULL;
@@ -52,7 +52,7 @@ int cmd_admin_user(int argc, char **argv)
         else if (!login && argv[i][0] != '-')
             login = argv[i];
         else
-            return usage_error("unexpected argument");
+            return cli_usage_error("unexpected argument");
     }
     const char *op;
     if (strcmp(sub, "list") == 0)
@@ -68,20 +68,21 @@ int cmd_admin_user(int argc, char **argv)
     else if (strcmp(sub, "update") == 0)
         op = "user.update";
     else
-        return usage_error("admin user add|list|update|disable|enable|reset-password");
+        return cli_usage_error("admin user add|list|update|disable|enable|reset-password");
     bool is_list = strcmp(op, "user.list") == 0, is_add = strcmp(op, "user.add") == 0;
     bool is_update = strcmp(op, "user.update") == 0;
     if (!is_list && !login)
-        return usage_error("this command needs a LOGIN");
+        return cli_usage_error("this command needs a LOGIN");
     if ((name || role || dept || groups || email || phone || expires) && !is_add && !is_update)
-        return usage_error("--name, --role, --dept, --groups, --email, --phone and --expires go "
-                           "with admin user add|update");
+        return cli_usage_error(
+            "--name, --role, --dept, --groups, --email, --phone and --expires go "
+            "with admin user add|update");
     long long expires_ms = 0;
     if (expires && !(is_update && strcmp(expires, "never") == 0) &&
-        (expires_ms = parse_when(expires)) < 0)
-        return usage_error("--expires: YYYY-MM-DD, \"YYYY-MM-DD HH:MM\", 72h, 7d (or never)");
+        (expires_ms = cli_parse_when(expires)) < 0)
+        return cli_usage_error("--expires: YYYY-MM-DD, \"YYYY-MM-DD HH:MM\", 72h, 7d (or never)");
     if (pw_stdin && !is_add)
-        return usage_error("--password-stdin goes with admin user add");
+        return cli_usage_error("--password-stdin goes with admin user add");
 
     cJSON *args = cJSON_CreateObject();
     if (login)
@@ -110,13 +111,13 @@ int cmd_admin_user(int argc, char **argv)
         char pw[256];
         if (cli_read_line(stdin, pw, sizeof pw) != 0 || !pw[0]) {
             cJSON_Delete(args);
-            return usage_error("--password-stdin: no password on standard input");
+            return cli_usage_error("--password-stdin: no password on standard input");
         }
         cJSON_AddStringToObject(args, "password", pw);
         memset(pw, 0, sizeof pw);
     }
     cJSON *reply = NULL;
-    int rc = call_once(op, args, &reply);
+    int rc = cli_call_once(op, args, &reply);
     if (rc != EXIT_OK)
         return rc;
     if (json_out) {
@@ -132,15 +133,15 @@ int cmd_admin_user(int argc, char **argv)
                            : strcmp(op, "user.disable") == 0 ? "disabled"
                            : strcmp(op, "user.enable") == 0  ? "enabled"
                                                              : "password reset for";
-        printf("%s %s (%s, role %s)\n", verb, str(u, "login", NULL), str(u, "name", NULL),
-               str(u, "role", NULL));
+        printf("%s %s (%s, role %s)\n", verb, cli_str(u, "login", NULL), cli_str(u, "name", NULL),
+               cli_str(u, "role", NULL));
         const cJSON *exp = cJSON_GetObjectItemCaseSensitive(u, "expires_at");
         if (cJSON_IsNumber(exp) && (is_add || is_update)) {
             char when[32];
-            format_time(exp->valuedouble, when, sizeof when);
+            cli_format_time(exp->valuedouble, when, sizeof when);
             printf("the account expires at %s\n", when);
         }
-        const char *pw = str(reply, "password", NULL);
+        const char *pw = cli_str(reply, "password", NULL);
         if (*pw)
             printf("one-time password: %s\n(they must change it at first login)\n", pw);
     }
@@ -155,9 +156,9 @@ int cmd_sessions(const char *login)
     if (login)
         cJSON_AddStringToObject(args, "login", login);
     cJSON *reply = NULL;
-    int rc = call_once("session.list", args, &reply);
+    int rc = cli_call_once("session.list", args, &reply);
     if (rc == EXIT_OK && !json_out) {
-        printf("sessions of %s:\n", str(reply, "login", NULL));
+        printf("sessions of %s:\n", cli_str(reply, "login", NULL));
         const cJSON *ses;
         cJSON_ArrayForEach(ses, cJSON_GetObjectItemCaseSensitive(reply, "sessions"))
         {
@@ -167,7 +168,7 @@ int cmd_sessions(const char *login)
             strftime(when, sizeof when, "%Y-%m-%d %H:%M", localtime(&t));
             printf("  %-6d last seen %s from %-22s %s%s\n",
                    (int)cJSON_GetObjectItemCaseSensitive(ses, "id")->valuedouble, when,
-                   str(ses, "address", NULL), str(ses, "device", NULL),
+                   cli_str(ses, "address", NULL), cli_str(ses, "device", NULL),
                    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ses, "current")) ? "  (this one)"
                                                                                   : "");
         }
@@ -181,10 +182,10 @@ int cmd_revoke(const char *id)
     char *end;
     long long n = strtoll(id, &end, 10);
     if (*end || n <= 0)
-        return usage_error("revoke SESSION_ID (see kizuna sessions)");
+        return cli_usage_error("revoke SESSION_ID (see kizuna sessions)");
     cJSON *args = cJSON_CreateObject();
     cJSON_AddNumberToObject(args, "session", (double)n);
-    int rc = call_once("session.revoke", args, NULL);
+    int rc = cli_call_once("session.revoke", args, NULL);
     if (rc == EXIT_OK && !json_out)
         printf("session %lld revoked: its device is logged out\n", n);
     return rc;
@@ -207,7 +208,7 @@ int cmd_audit(int argc, char **argv)
             (strcmp(argv[i], "--action") && strcmp(argv[i], "--actor") &&
              strcmp(argv[i], "--target") && strcmp(argv[i], "--limit"))) {
             cJSON_Delete(args);
-            return usage_error(
+            return cli_usage_error(
                 "admin audit [--action A] [--actor L] [--target T] [--limit N] [--csv]");
         }
         if (strcmp(argv[i], "--limit") == 0)
@@ -220,12 +221,12 @@ int cmd_audit(int argc, char **argv)
     bool jsonl = json_out;
     json_out = false; /* printed below, one entry per line */
     cJSON *reply = NULL;
-    int rc = call_once("audit.list", args, &reply);
+    int rc = cli_call_once("audit.list", args, &reply);
     json_out = jsonl;
     if (rc != EXIT_OK)
         return rc;
     if (csv) {
-        fputs(str(reply, "csv", NULL), stdout);
+        fputs(cli_str(reply, "csv", NULL), stdout);
         cJSON_Delete(reply);
         return EXIT_OK;
     }
@@ -242,8 +243,9 @@ int cmd_audit(int argc, char **argv)
         char when[32];
         strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&t));
         char *details = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(e, "details"));
-        printf("%s  %-12s %-20s %-14s %s %s\n", when, str(e, "actor", NULL), str(e, "action", NULL),
-               str(e, "target", NULL), str(e, "address", NULL), details ? details : "");
+        printf("%s  %-12s %-20s %-14s %s %s\n", when, cli_str(e, "actor", NULL),
+               cli_str(e, "action", NULL), cli_str(e, "target", NULL), cli_str(e, "address", NULL),
+               details ? details : "");
         cJSON_free(details);
     }
     cJSON_Delete(reply);
@@ -376,10 +378,10 @@ int cmd_import(int argc, char **argv)
         else if (!file)
             file = argv[i];
         else
-            return usage_error("admin import FILE.csv [--dry-run] [--passwords-out FILE]");
+            return cli_usage_error("admin import FILE.csv [--dry-run] [--passwords-out FILE]");
     }
     if (!file)
-        return usage_error("admin import FILE.csv [--dry-run] [--passwords-out FILE]");
+        return cli_usage_error("admin import FILE.csv [--dry-run] [--passwords-out FILE]");
     size_t raw, lines;
     char *b64 = file_base64(file, &raw, &lines);
     if (!b64) {
@@ -400,7 +402,7 @@ int cmd_import(int argc, char **argv)
     progress_start(&pg, what);
     struct kzc *c;
     struct session s;
-    int rc = connect_authed(&c, &s);
+    int rc = cli_connect_authed(&c, &s);
     if (rc != EXIT_OK) {
         progress_stop(&pg);
         free(b64);
@@ -414,19 +416,19 @@ int cmd_import(int argc, char **argv)
     cJSON *reply = kzc_call(c, "user.import", args, 15 * 60 * 1000);
     progress_stop(&pg);
     if (!reply) {
-        rc = unreachable(kzc_error(c));
+        rc = cli_unreachable(kzc_error(c));
         kzc_close(c);
         return rc;
     }
     kzc_close(c);
-    if ((rc = check_reply(reply)) != EXIT_OK) {
+    if ((rc = cli_check_reply(reply)) != EXIT_OK) {
         cJSON_Delete(reply);
         return rc;
     }
     const cJSON *pws = cJSON_GetObjectItemCaseSensitive(reply, "passwords");
     if (!dry && cJSON_GetArraySize(pws) > 0) {
         /* One-time passwords, as the CSV the server made: readable by the admin alone. */
-        const char *text = str(reply, "passwords_csv", NULL);
+        const char *text = cli_str(reply, "passwords_csv", NULL);
         int fd = *text ? open(pw_out, O_WRONLY | O_CREAT | O_TRUNC, 0600) : -1;
         FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
         bool ok = f && fchmod(fd, 0600) == 0 && fputs(text, f) != EOF;
@@ -447,22 +449,24 @@ int cmd_import(int argc, char **argv)
     if (json_out) {
         cJSON_DeleteItemFromObjectCaseSensitive(reply, "passwords");
         cJSON_DeleteItemFromObjectCaseSensitive(reply, "passwords_csv");
-        print_json(reply);
+        cli_print_json(reply);
     } else {
-        if (strcmp(str(reply, "encoding", NULL), "cp932") == 0)
+        if (strcmp(cli_str(reply, "encoding", NULL), "cp932") == 0)
             printf("read as Shift_JIS (CP932, as Japanese Excel saves 「CSV (コンマ区切り)」) and "
                    "converted to UTF-8\n");
         const cJSON *p;
         cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(reply, "problems"))
             printf("line %d: %s\n", (int)cJSON_GetObjectItemCaseSensitive(p, "line")->valuedouble,
-                   str(p, "problem", NULL));
+                   cli_str(p, "problem", NULL));
         int problems = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(reply, "problems"));
         if (dry)
             printf("dry run: %lld to add, %lld to update, %lld unchanged, %d problem(s)\n",
-                   num(reply, "added"), num(reply, "updated"), num(reply, "unchanged"), problems);
+                   cli_num(reply, "added"), cli_num(reply, "updated"), cli_num(reply, "unchanged"),
+                   problems);
         else
             printf("imported: %lld added, %lld updated, %lld unchanged, %d problem(s)\n",
-                   num(reply, "added"), num(reply, "updated"), num(reply, "unchanged"), problems);
+                   cli_num(reply, "added"), cli_num(reply, "updated"), cli_num(reply, "unchanged"),
+                   problems);
         if (!dry && cJSON_GetArraySize(pws) > 0)
             printf("one-time passwords written to %s (mode 0600)\n", pw_out);
     }
@@ -477,17 +481,17 @@ int cmd_import(int argc, char **argv)
 int cmd_export(void)
 {
     if (json_out)
-        return call_once("user.list", NULL, NULL);
+        return cli_call_once("user.list", NULL, NULL);
     cJSON *args = cJSON_CreateObject();
     cJSON_AddStringToObject(args, "format", "csv");
     cJSON *reply = NULL;
     bool was_json = json_out;
     json_out = false; /* the CSV itself is the output */
-    int rc = call_once("user.list", args, &reply);
+    int rc = cli_call_once("user.list", args, &reply);
     json_out = was_json;
     if (rc != EXIT_OK)
         return rc;
-    fputs(str(reply, "csv", NULL), stdout);
+    fputs(cli_str(reply, "csv", NULL), stdout);
     cJSON_Delete(reply);
     return EXIT_OK;
 }
@@ -495,13 +499,13 @@ int cmd_export(void)
 int cmd_org_list(bool depts)
 {
     cJSON *reply = NULL;
-    int rc = call_once(depts ? "dept.list" : "group.list", NULL, &reply);
+    int rc = cli_call_once(depts ? "dept.list" : "group.list", NULL, &reply);
     if (rc == EXIT_OK && !json_out) {
         const cJSON *d;
         cJSON_ArrayForEach(
             d, cJSON_GetObjectItemCaseSensitive(reply, depts ? "departments" : "groups"))
             printf("%6d  %s\n", (int)cJSON_GetObjectItemCaseSensitive(d, "members")->valuedouble,
-                   str(d, "name", NULL));
+                   cli_str(d, "name", NULL));
     }
     cJSON_Delete(reply);
     return rc;

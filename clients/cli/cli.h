@@ -17,7 +17,7 @@ struct session {
     char server[512];
     char token[128];
     char login[128];
-    char time_zone[64]; /* the server's time zone as a POSIX rule ("JST-9"), as it last said */
+    char time_zone[64];  /* the server's time zone as a POSIX rule ("JST-9"), as it last said */
     bool logout_pending; /* logged out here (keys wiped) but the server was not told yet */
 };
 
@@ -27,40 +27,40 @@ extern bool quiet_unreachable;
 
 /* Prints msg (if any), the flag it was given that the running command does not have, and that
  * command's usage (the whole help when no command is running); returns EXIT_USAGE. */
-int usage_error(const char *msg);
-bool session_load(struct session *s);
+int cli_usage_error(const char *msg);
+bool cli_session_load(struct session *s);
 /* --server, else KIZUNA_SERVER, else NULL. */
-const char *server_override(void);
+const char *cli_server_override(void);
 /* --server, else KIZUNA_SERVER, else the session's server, else the default. */
-const char *server_url(const struct session *s);
+const char *cli_server_url(const struct session *s);
 /* Reports an unreachable server (text or JSON); returns EXIT_UNREACHABLE. */
-int unreachable(const char *msg);
+int cli_unreachable(const char *msg);
 /* EXIT_OK for {"ok":true}; otherwise prints the refusal and returns EXIT_REFUSED. */
-int check_reply(const cJSON *reply);
+int cli_check_reply(const cJSON *reply);
 /* Prints a reply as one JSON line, without its id. */
-void print_json(const cJSON *reply);
+void cli_print_json(const cJSON *reply);
 /* Calls an op (args consumed); on EXIT_OK *reply is the caller's to delete. */
-int call(struct kzc *c, const char *op, cJSON *args, cJSON **reply);
+int cli_call(struct kzc *c, const char *op, cJSON *args, cJSON **reply);
 /* If the server closed c because it ended the session (revoked, account disabled or expired,
  * a shared device left idle, ...), prints what happened and what to do, and returns
  * EXIT_REFUSED; otherwise EXIT_OK (not closed, or closed for another reason: reconnect). */
 int cli_session_ended(const struct kzc *c);
 /* Connects with the saved session, calls one op (args consumed), prints the reply with --json;
  * on EXIT_OK *reply_out (if not NULL) is the caller's to delete. */
-int call_once(const char *op, cJSON *args, cJSON **reply_out);
+int cli_call_once(const char *op, cJSON *args, cJSON **reply_out);
 /* The same on a connection already open, which it closes. */
-int call_and_close(struct kzc *c, const char *op, cJSON *args, cJSON **reply_out);
+int cli_call_and_close(struct kzc *c, const char *op, cJSON *args, cJSON **reply_out);
 /* Connects and authenticates with the saved session. */
-int connect_authed(struct kzc **out, struct session *s);
+int cli_connect_authed(struct kzc **out, struct session *s);
 /* A string member of o (or of o.path1 when path2 is given); "" if absent. */
-const char *str(const cJSON *o, const char *path1, const char *path2);
+const char *cli_str(const cJSON *o, const char *path1, const char *path2);
 /* o[key] as an integer; 0 when it is missing or not a number. */
-long long num(const cJSON *o, const char *key);
+long long cli_num(const cJSON *o, const char *key);
 
 /* The config directory: KIZUNA_CONFIG_DIR, else ~/.config/kizuna (written into out). */
-void config_dir(char *out, size_t n);
+void cli_config_dir(char *out, size_t n);
 /* mkdir -p with mode 0700 for every directory it makes. 0 or -1 (errno set). */
-int mkdirs(const char *path);
+int cli_mkdirs(const char *path);
 
 /* common.c: the session file. Saves s with mode 0600 (a temporary file renamed, so a crash never
  * leaves half a token); 0 or -1. Forgetting removes it. */
@@ -77,31 +77,31 @@ extern bool cli_finishing_logout;
 /* Reads a line of f into buf without its line end. 0, or -1 at the end of the file. */
 int cli_read_line(FILE *f, char *buf, size_t n);
 /* Reads a secret from the environment variable, else from a prompt on the terminal. */
-int get_secret(const char *env, const char *prompt, char *buf, size_t n);
+int cli_get_secret(const char *env, const char *prompt, char *buf, size_t n);
 /* "kizuna CLI on HOST", the default device label of a session. */
-void device_label(char *out, size_t n);
+void cli_device_label(char *out, size_t n);
 /* Saves the session a login or join reply carries and reports it; consumes reply. */
-int login_finish(const char *url, const char *login, cJSON *reply);
+int cli_login_finish(const char *url, const char *login, cJSON *reply);
 /* A time in ms since the epoch as local "YYYY-MM-DD HH:MM". */
-void format_time(double ms, char *out, size_t n);
+void cli_format_time(double ms, char *out, size_t n);
 /* Parses a time given on the command line: "YYYY-MM-DD" (local midnight at its start),
  * "YYYY-MM-DD HH:MM" or "YYYY-MM-DDTHH:MM" (local), or a span from now: "90m", "72h", "7d".
  * Local time, in this file and every other, is the server's time zone (its time_zone setting,
  * learnt at login and at every connection), never the TZ of the machine the CLI runs on.
  * Returns ms since the epoch, or -1 if the text is none of these. */
-long long parse_when(const char *text);
+long long cli_parse_when(const char *text);
 
 /* trust.c: connects with this device's keys (making them if need be) and signs into args the
  * history policy of a room about to be created (room.create, room.direct). */
-int connect_signing(struct kzc **c, const char *history, cJSON *args);
+int cli_connect_signing(struct kzc **c, const char *history, cJSON *args);
 
 /* devices.c: makes and registers this device's keys right after a login, join or password
  * change, so that photos sent from then on are already encrypted to it (otherwise the first
  * ones wait for a key request to be answered). */
-void device_enroll(void);
+void cli_device_enroll(void);
 
 /* Prints s padded with spaces to `cols` terminal columns (CJK characters take two). */
-void print_padded(const char *s, int cols);
+void cli_print_padded(const char *s, int cols);
 
 /* admin.c: entries of the command table. `admin user ...` (argv[0] is the subcommand);
  * `sessions` (login NULL: one's own) and `admin sessions LOGIN`; `revoke` and `admin revoke`;
@@ -119,7 +119,7 @@ int cmd_org_list(bool depts);
 int cmd_invite(int argc, char **argv);
 int cmd_join(int argc, char **argv);
 /* Prints text as a QR code with Unicode half blocks (light modules drawn, for dark terminals). */
-void print_qr(const char *text);
+void cli_print_qr(const char *text);
 
 /* notice.c: `notice ...`; argv[0] is "notice". */
 int cmd_notice(int argc, char **argv);

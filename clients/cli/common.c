@@ -15,7 +15,7 @@
 
 /* ---- the session file ---- */
 
-void config_dir(char *out, size_t n)
+void cli_config_dir(char *out, size_t n)
 {
     const char *d = getenv("KIZUNA_CONFIG_DIR");
     if (d && *d)
@@ -27,11 +27,11 @@ void config_dir(char *out, size_t n)
 static void session_path(char *out, size_t n)
 {
     char dir[3800];
-    config_dir(dir, sizeof dir);
+    cli_config_dir(dir, sizeof dir);
     snprintf(out, n, "%s/session.json", dir);
 }
 
-bool session_load(struct session *s)
+bool cli_session_load(struct session *s)
 {
     char path[4096];
     session_path(path, sizeof path);
@@ -61,7 +61,7 @@ bool session_load(struct session *s)
     return ok;
 }
 
-int mkdirs(const char *path)
+int cli_mkdirs(const char *path)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s", path);
@@ -81,10 +81,10 @@ int mkdirs(const char *path)
 int cli_session_save(const struct session *s)
 {
     char dir[3800], path[4096], tmp[4200];
-    config_dir(dir, sizeof dir);
+    cli_config_dir(dir, sizeof dir);
     session_path(path, sizeof path);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (mkdirs(dir) != 0)
+    if (cli_mkdirs(dir) != 0)
         return -1;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "server", s->server);
@@ -140,7 +140,7 @@ void cli_time_zone_use(const char *rule)
  * session (if it changed) for commands that read times before they connect (--expires). */
 static void time_zone_learn(struct session *s, const cJSON *reply, bool save)
 {
-    const char *rule = str(reply, "time_zone_posix", NULL);
+    const char *rule = cli_str(reply, "time_zone_posix", NULL);
     if (!*rule)
         return;
     cli_time_zone_use(rule);
@@ -151,13 +151,13 @@ static void time_zone_learn(struct session *s, const cJSON *reply, bool save)
     }
 }
 
-const char *server_override(void)
+const char *cli_server_override(void)
 {
     const char *env = getenv("KIZUNA_SERVER");
     return cli_server_opt ? cli_server_opt : env && *env ? env : NULL;
 }
 
-const char *server_url(const struct session *s)
+const char *cli_server_url(const struct session *s)
 {
     if (cli_server_opt)
         return cli_server_opt;
@@ -173,7 +173,7 @@ const char *server_url(const struct session *s)
 
 bool quiet_unreachable;
 
-int unreachable(const char *msg)
+int cli_unreachable(const char *msg)
 {
     if (quiet_unreachable)
         return EXIT_UNREACHABLE;
@@ -194,7 +194,7 @@ int unreachable(const char *msg)
 }
 
 /* Prints a refusal and returns EXIT_REFUSED, or returns EXIT_OK for a successful reply. */
-int check_reply(const cJSON *reply)
+int cli_check_reply(const cJSON *reply)
 {
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "ok")))
         return EXIT_OK;
@@ -212,7 +212,7 @@ int check_reply(const cJSON *reply)
     return EXIT_REFUSED;
 }
 
-void print_json(const cJSON *reply)
+void cli_print_json(const cJSON *reply)
 {
     cJSON *copy = cJSON_Duplicate(reply, true);
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "id");
@@ -256,7 +256,7 @@ int cli_session_ended(const struct kzc *c)
         if (strcmp(reason, session_ends[i].reason) != 0)
             continue;
         struct session s;
-        const char *login = session_load(&s) && s.login[0] ? s.login : "LOGIN";
+        const char *login = cli_session_load(&s) && s.login[0] ? s.login : "LOGIN";
         char msg[512];
         snprintf(msg, sizeof msg, "%s: %s%s%s", session_ends[i].what,
                  session_ends[i].todo ? session_ends[i].todo : "log in again",
@@ -269,7 +269,7 @@ int cli_session_ended(const struct kzc *c)
             cJSON_AddStringToObject(e, "code", "unauthorized");
             cJSON_AddStringToObject(e, "message", msg);
             cJSON_AddStringToObject(e, "close_reason", reason);
-            print_json(o);
+            cli_print_json(o);
             cJSON_Delete(o);
         } else {
             fprintf(stderr, "kizuna: %s\n", msg);
@@ -280,12 +280,12 @@ int cli_session_ended(const struct kzc *c)
 }
 
 /* Calls one op; on success *reply is the caller's. Returns an exit code. */
-int call(struct kzc *c, const char *op, cJSON *args, cJSON **reply)
+int cli_call(struct kzc *c, const char *op, cJSON *args, cJSON **reply)
 {
     *reply = kzc_call(c, op, args, TIMEOUT_MS);
     if (!*reply)
-        return cli_session_ended(c) == EXIT_REFUSED ? EXIT_REFUSED : unreachable(kzc_error(c));
-    int rc = check_reply(*reply);
+        return cli_session_ended(c) == EXIT_REFUSED ? EXIT_REFUSED : cli_unreachable(kzc_error(c));
+    int rc = cli_check_reply(*reply);
     if (rc != EXIT_OK) {
         cJSON_Delete(*reply);
         *reply = NULL;
@@ -297,10 +297,10 @@ int call(struct kzc *c, const char *op, cJSON *args, cJSON **reply)
 bool cli_finishing_logout;
 
 /* Connects and authenticates with the saved session. Returns an exit code. */
-int connect_authed(struct kzc **out, struct session *s)
+int cli_connect_authed(struct kzc **out, struct session *s)
 {
     *out = NULL;
-    if (!session_load(s)) {
+    if (!cli_session_load(s)) {
         fprintf(stderr, "kizuna: not logged in: run kizuna login LOGIN\n");
         return EXIT_REFUSED;
     }
@@ -311,13 +311,13 @@ int connect_authed(struct kzc **out, struct session *s)
         return EXIT_REFUSED;
     }
     char err[256];
-    struct kzc *c = kzc_connect(server_url(s), TIMEOUT_MS, err, sizeof err);
+    struct kzc *c = kzc_connect(cli_server_url(s), TIMEOUT_MS, err, sizeof err);
     if (!c)
-        return unreachable(err);
+        return cli_unreachable(err);
     cJSON *args = cJSON_CreateObject();
     cJSON_AddStringToObject(args, "token", s->token);
     cJSON *reply;
-    int rc = call(c, "auth", args, &reply);
+    int rc = cli_call(c, "auth", args, &reply);
     if (rc == EXIT_OK)
         time_zone_learn(s, reply, true);
     cJSON_Delete(reply);
@@ -329,31 +329,31 @@ int connect_authed(struct kzc **out, struct session *s)
     return EXIT_OK;
 }
 
-int call_once(const char *op, cJSON *args, cJSON **reply_out)
+int cli_call_once(const char *op, cJSON *args, cJSON **reply_out)
 {
     if (reply_out)
         *reply_out = NULL; /* callers delete it whatever the outcome */
     struct kzc *c;
     struct session s;
-    int rc = connect_authed(&c, &s);
+    int rc = cli_connect_authed(&c, &s);
     if (rc != EXIT_OK) {
         cJSON_Delete(args);
         return rc;
     }
-    return call_and_close(c, op, args, reply_out);
+    return cli_call_and_close(c, op, args, reply_out);
 }
 
-int call_and_close(struct kzc *c, const char *op, cJSON *args, cJSON **reply_out)
+int cli_call_and_close(struct kzc *c, const char *op, cJSON *args, cJSON **reply_out)
 {
     if (reply_out)
         *reply_out = NULL;
     cJSON *reply;
-    int rc = call(c, op, args, &reply);
+    int rc = cli_call(c, op, args, &reply);
     kzc_close(c);
     if (rc != EXIT_OK)
         return rc;
     if (json_out)
-        print_json(reply);
+        cli_print_json(reply);
     if (reply_out)
         *reply_out = reply;
     else
@@ -395,7 +395,7 @@ static int prompt_secret(const char *prompt, char *buf, size_t n)
     return rc;
 }
 
-int get_secret(const char *env, const char *prompt, char *buf, size_t n)
+int cli_get_secret(const char *env, const char *prompt, char *buf, size_t n)
 {
     const char *v = getenv(env);
     if (v && *v) {
@@ -411,7 +411,7 @@ int get_secret(const char *env, const char *prompt, char *buf, size_t n)
 
 /* ---- commands ---- */
 
-void print_padded(const char *s, int cols)
+void cli_print_padded(const char *s, int cols)
 {
     int used = 0;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -425,13 +425,13 @@ void print_padded(const char *s, int cols)
         putchar(' ');
 }
 
-long long num(const cJSON *o, const char *key)
+long long cli_num(const cJSON *o, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     return cJSON_IsNumber(v) ? (long long)v->valuedouble : 0;
 }
 
-const char *str(const cJSON *o, const char *path1, const char *path2)
+const char *cli_str(const cJSON *o, const char *path1, const char *path2)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, path1);
     if (path2)
@@ -439,18 +439,18 @@ const char *str(const cJSON *o, const char *path1, const char *path2)
     return cJSON_IsString(v) ? v->valuestring : "";
 }
 
-void device_label(char *out, size_t n)
+void cli_device_label(char *out, size_t n)
 {
     char host[256] = "";
     gethostname(host, sizeof host - 1);
     snprintf(out, n, "kizuna CLI on %.100s", host[0] ? host : "unknown host");
 }
 
-int login_finish(const char *url, const char *login, cJSON *reply)
+int cli_login_finish(const char *url, const char *login, cJSON *reply)
 {
     struct session ns = {0};
     snprintf(ns.server, sizeof ns.server, "%s", url);
-    snprintf(ns.token, sizeof ns.token, "%s", str(reply, "token", NULL));
+    snprintf(ns.token, sizeof ns.token, "%s", cli_str(reply, "token", NULL));
     snprintf(ns.login, sizeof ns.login, "%s", login);
     time_zone_learn(&ns, reply, false);
     if (cli_session_save(&ns) != 0) {
@@ -464,12 +464,12 @@ int login_finish(const char *url, const char *login, cJSON *reply)
     if (json_out) {
         /* The token is already saved; scripts that want it can read the session file. */
         cJSON_DeleteItemFromObjectCaseSensitive(reply, "token");
-        print_json(reply);
+        cli_print_json(reply);
     } else {
-        printf("logged in to %s as %s (%s)\n", url, login, str(reply, "user", "name"));
+        printf("logged in to %s as %s (%s)\n", url, login, cli_str(reply, "user", "name"));
         if (cJSON_IsNumber(expires)) {
             char when[32];
-            format_time(expires->valuedouble, when, sizeof when);
+            cli_format_time(expires->valuedouble, when, sizeof when);
             printf("this account expires at %s\n", when);
         }
         if (must_change)
@@ -477,11 +477,11 @@ int login_finish(const char *url, const char *login, cJSON *reply)
     }
     cJSON_Delete(reply);
     if (!must_change) /* the server refuses keys until the one-time password is changed */
-        device_enroll();
+        cli_device_enroll();
     return EXIT_OK;
 }
 
-void format_time(double ms, char *out, size_t n)
+void cli_format_time(double ms, char *out, size_t n)
 {
     time_t t = (time_t)(ms / 1000);
     strftime(out, n, "%Y-%m-%d %H:%M", localtime(&t));

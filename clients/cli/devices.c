@@ -16,13 +16,13 @@ static bool entry_keys(const cJSON *d, uint8_t sign_pk[32], uint8_t box_pk[32])
 {
     uint8_t sig[64];
     char id[DEVICE_ID_MAX];
-    if (!unb64url_exact(str(d, "sign_pk", NULL), sign_pk, 32) ||
-        !unb64url_exact(str(d, "box_pk", NULL), box_pk, 32) ||
-        !unb64url_exact(str(d, "sig", NULL), sig, 64))
+    if (!unb64url_exact(cli_str(d, "sign_pk", NULL), sign_pk, 32) ||
+        !unb64url_exact(cli_str(d, "box_pk", NULL), box_pk, 32) ||
+        !unb64url_exact(cli_str(d, "sig", NULL), sig, 64))
         return false;
     ks_device_id(sign_pk, id);
-    return strcmp(id, str(d, "device", NULL)) == 0 &&
-           media_devkey_verify(str(d, "login", NULL), id, sign_pk, box_pk, sig);
+    return strcmp(id, cli_str(d, "device", NULL)) == 0 &&
+           media_devkey_verify(cli_str(d, "login", NULL), id, sign_pk, box_pk, sig);
 }
 
 /* What a device's owner's accepted list says of it, for `devices`. */
@@ -31,7 +31,7 @@ static const char *status_of(const cJSON *d, const struct media_devlist *list)
     uint8_t s[32], b[32];
     if (!entry_keys(d, s, b))
         return "SELF-SIGNATURE DOES NOT VERIFY";
-    int i = list ? media_devlist_find(list, str(d, "device", NULL)) : -1;
+    int i = list ? media_devlist_find(list, cli_str(d, "device", NULL)) : -1;
     if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(d, "revoked_at")))
         return i >= 0 ? "revoked (still in the signed list until an approved device updates it)"
                       : "";
@@ -47,16 +47,17 @@ static const char *status_of(const cJSON *d, const struct media_devlist *list)
 static void print_device(const cJSON *d, const char *mine, const struct media_devlist *list)
 {
     char created[32], revoked[48] = "";
-    format_time(num(d, "created_at"), created, sizeof created);
+    cli_format_time(cli_num(d, "created_at"), created, sizeof created);
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(d, "revoked_at");
     if (cJSON_IsNumber(r)) {
         char when[32];
-        format_time(r->valuedouble, when, sizeof when);
+        cli_format_time(r->valuedouble, when, sizeof when);
         snprintf(revoked, sizeof revoked, "  REVOKED %s", when);
     }
     const char *status = status_of(d, list);
-    printf("  %s  created %s  %s%s%s%s%s\n", str(d, "device", NULL), created, str(d, "label", NULL),
-           revoked, strcmp(str(d, "device", NULL), mine) == 0 ? "  (this device)" : "",
+    printf("  %s  created %s  %s%s%s%s%s\n", cli_str(d, "device", NULL), created,
+           cli_str(d, "label", NULL), revoked,
+           strcmp(cli_str(d, "device", NULL), mine) == 0 ? "  (this device)" : "",
            *status ? "  " : "", status);
 }
 
@@ -73,9 +74,9 @@ static int cmd_list(const char *login)
     rc = trust_load(c, login ? login : s.login, &reply, &list);
     kzc_close(c);
     if (rc == EXIT_OK && json_out) {
-        print_json(reply);
+        cli_print_json(reply);
     } else if (rc == EXIT_OK) {
-        printf("devices of %s", str(reply, "login", NULL));
+        printf("devices of %s", cli_str(reply, "login", NULL));
         if (list)
             printf(" (signed device list version %llu)", (unsigned long long)list->seq);
         else
@@ -125,7 +126,7 @@ static int cmd_revoke_device(const char *id)
     bool own = strcmp(id, me.id) == 0;
     cJSON *args = cJSON_CreateObject(), *reply = NULL;
     cJSON_AddStringToObject(args, "device", id);
-    rc = call(c, "device.revoke", args, &reply);
+    rc = cli_call(c, "device.revoke", args, &reply);
     /* Then out of the signed list too, so that the revocation binds even a server that would
      * keep listing it (another device does it for a device that revoked itself). */
     if (rc == EXIT_OK && !own && trust_unlist(c, &me, id) != EXIT_OK)
@@ -134,7 +135,7 @@ static int cmd_revoke_device(const char *id)
                 "it: run this again from an approved device\n",
                 id);
     if (rc == EXIT_OK && json_out)
-        print_json(reply);
+        cli_print_json(reply);
     cJSON_Delete(reply);
     kzc_close(c);
     ks_device_wipe(&me);
@@ -218,7 +219,7 @@ static int cmd_verify(const char *user, bool yes)
         for (size_t i = 0; verified && i < b->n; i++)
             if (!trust_is_accepted(user, &b->dev[i]))
                 cJSON_AddItemToArray(arr, cJSON_CreateString(b->dev[i].id));
-        print_json(o);
+        cli_print_json(o);
         cJSON_Delete(o);
     } else if (rc == EXIT_OK) {
         printf("safety number of %s (%zu device%s) and %s (%zu device%s):\n\n  %s\n\n", s.login,
@@ -228,10 +229,10 @@ static int cmd_verify(const char *user, bool yes)
             const cJSON *d, *entry = NULL;
             cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(theirs, "devices"))
             {
-                if (strcmp(str(d, "device", NULL), b->dev[i].id) == 0)
+                if (strcmp(cli_str(d, "device", NULL), b->dev[i].id) == 0)
                     entry = d;
             }
-            printf("  %s  %s%s\n", b->dev[i].id, str(entry, "label", NULL),
+            printf("  %s  %s%s\n", b->dev[i].id, cli_str(entry, "label", NULL),
                    verified && !trust_is_accepted(user, &b->dev[i]) ? "  NEW since you verified"
                                                                     : "");
         }
@@ -242,10 +243,10 @@ static int cmd_verify(const char *user, bool yes)
             if (*p != ' ')
                 digits[nd++] = *p;
         digits[nd] = '\0';
-        print_qr(digits);
+        cli_print_qr(digits);
         char when[32] = "";
         if (verified)
-            format_time((double)at, when, sizeof when);
+            cli_format_time((double)at, when, sizeof when);
         if (verified && !added) {
             printf("you verified %s on %s; nothing was added since\n", user, when);
         } else {
@@ -305,10 +306,10 @@ int cmd_verify_user(int argc, char **argv)
     bool yes = argc == 3 && (strcmp(argv[2], "--yes") == 0 || strcmp(argv[2], "-y") == 0);
     if (argc == 2 || yes)
         return cmd_verify(argv[1], yes);
-    return usage_error("verify USER [--yes]");
+    return cli_usage_error("verify USER [--yes]");
 }
 
-void device_enroll(void)
+void cli_device_enroll(void)
 {
     /* Quiet and best effort: a login that worked is not undone by a key problem, and the
      * photo commands register the device again when they need it. */

@@ -11,7 +11,7 @@
 
 #define QR_URI_PREFIX "kizuna:join?"
 
-long long parse_when(const char *text)
+long long cli_parse_when(const char *text)
 {
     char *end;
     long long n = strtoll(text, &end, 10);
@@ -34,7 +34,7 @@ long long parse_when(const char *text)
     return t == (time_t)-1 ? -1 : (long long)t * 1000;
 }
 
-void print_qr(const char *text)
+void cli_print_qr(const char *text)
 {
     QRcode *qr = QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
     if (!qr) {
@@ -59,16 +59,17 @@ void print_qr(const char *text)
 static void print_invite_row(const cJSON *inv)
 {
     char expires[32], account[32] = "never";
-    format_time(cJSON_GetObjectItemCaseSensitive(inv, "expires_at")->valuedouble, expires,
-                sizeof expires);
+    cli_format_time(cJSON_GetObjectItemCaseSensitive(inv, "expires_at")->valuedouble, expires,
+                    sizeof expires);
     const cJSON *ae = cJSON_GetObjectItemCaseSensitive(inv, "account_expires_at");
     if (cJSON_IsNumber(ae))
-        format_time(ae->valuedouble, account, sizeof account);
+        cli_format_time(ae->valuedouble, account, sizeof account);
     printf("%-5d %-8s %-5s %3d/%-3d %-16s %-16s %s  %s\n",
-           (int)cJSON_GetObjectItemCaseSensitive(inv, "id")->valuedouble, str(inv, "state", NULL),
-           str(inv, "role", NULL), (int)cJSON_GetObjectItemCaseSensitive(inv, "uses")->valuedouble,
+           (int)cJSON_GetObjectItemCaseSensitive(inv, "id")->valuedouble,
+           cli_str(inv, "state", NULL), cli_str(inv, "role", NULL),
+           (int)cJSON_GetObjectItemCaseSensitive(inv, "uses")->valuedouble,
            (int)cJSON_GetObjectItemCaseSensitive(inv, "uses_max")->valuedouble, expires, account,
-           str(inv, "department", NULL), str(inv, "note", NULL));
+           cli_str(inv, "department", NULL), cli_str(inv, "note", NULL));
 }
 
 static int invite_create(int argc, char **argv)
@@ -108,7 +109,7 @@ static int invite_create(int argc, char **argv)
             else
                 cJSON_AddNumberToObject(args, "uses", (double)n);
         } else if (strcmp(a, "--expires") == 0 || strcmp(a, "--account-expires") == 0) {
-            long long ms = parse_when(v);
+            long long ms = cli_parse_when(v);
             if (ms < 0)
                 bad = "a time is YYYY-MM-DD, \"YYYY-MM-DD HH:MM\", or from now: 90m, 72h, 7d";
             else
@@ -120,37 +121,38 @@ static int invite_create(int argc, char **argv)
     }
     if (bad) {
         cJSON_Delete(args);
-        return usage_error(bad);
+        return cli_usage_error(bad);
     }
     cJSON *reply = NULL;
-    int rc = call_once("invite.create", args, &reply);
+    int rc = cli_call_once("invite.create", args, &reply);
     if (rc != EXIT_OK || json_out) {
         cJSON_Delete(reply);
         return rc;
     }
     struct session s;
-    session_load(&s);
+    cli_session_load(&s);
     const cJSON *inv = cJSON_GetObjectItemCaseSensitive(reply, "invite");
-    const char *code = str(reply, "code", NULL);
+    const char *code = cli_str(reply, "code", NULL);
     char expires[32], account[32] = "";
-    format_time(cJSON_GetObjectItemCaseSensitive(inv, "expires_at")->valuedouble, expires,
-                sizeof expires);
+    cli_format_time(cJSON_GetObjectItemCaseSensitive(inv, "expires_at")->valuedouble, expires,
+                    sizeof expires);
     const cJSON *ae = cJSON_GetObjectItemCaseSensitive(inv, "account_expires_at");
     if (cJSON_IsNumber(ae))
-        format_time(ae->valuedouble, account, sizeof account);
+        cli_format_time(ae->valuedouble, account, sizeof account);
     printf("invitation %d: role %s%s%s, usable %d time%s until %s\n",
-           (int)cJSON_GetObjectItemCaseSensitive(inv, "id")->valuedouble, str(inv, "role", NULL),
-           *str(inv, "department", NULL) ? ", department " : "", str(inv, "department", NULL),
+           (int)cJSON_GetObjectItemCaseSensitive(inv, "id")->valuedouble,
+           cli_str(inv, "role", NULL), *cli_str(inv, "department", NULL) ? ", department " : "",
+           cli_str(inv, "department", NULL),
            (int)cJSON_GetObjectItemCaseSensitive(inv, "uses_max")->valuedouble,
            cJSON_GetObjectItemCaseSensitive(inv, "uses_max")->valuedouble > 1 ? "s" : "", expires);
     if (account[0])
         printf("accounts made with it are disabled at %s\n", account);
     printf("\n  code:    %s\n  server:  %s\n  join:    kizuna --server %s join %s\n\n", code,
-           server_url(&s), server_url(&s), code);
+           cli_server_url(&s), cli_server_url(&s), code);
     if (!no_qr) {
         char uri[1024];
-        snprintf(uri, sizeof uri, QR_URI_PREFIX "server=%s&code=%s", server_url(&s), code);
-        print_qr(uri);
+        snprintf(uri, sizeof uri, QR_URI_PREFIX "server=%s&code=%s", cli_server_url(&s), code);
+        cli_print_qr(uri);
     }
     printf("\nThe code is shown only now. Revoke it with: kizuna admin invite revoke %d\n",
            (int)cJSON_GetObjectItemCaseSensitive(inv, "id")->valuedouble);
@@ -164,7 +166,7 @@ int cmd_invite(int argc, char **argv)
         return invite_create(argc - 1, argv + 1);
     if (argc == 1 && strcmp(argv[0], "list") == 0) {
         cJSON *reply = NULL;
-        int rc = call_once("invite.list", NULL, &reply);
+        int rc = cli_call_once("invite.list", NULL, &reply);
         if (rc == EXIT_OK && !json_out) {
             printf("%-5s %-8s %-5s %-7s %-16s %-16s %s\n", "ID", "STATE", "ROLE", "USED",
                    "CODE EXPIRES", "ACCOUNTS EXPIRE", "DEPARTMENT  NOTE");
@@ -179,15 +181,15 @@ int cmd_invite(int argc, char **argv)
         char *end;
         long long id = strtoll(argv[1], &end, 10);
         if (*end || id <= 0)
-            return usage_error("admin invite revoke ID (see kizuna admin invite list)");
+            return cli_usage_error("admin invite revoke ID (see kizuna admin invite list)");
         cJSON *args = cJSON_CreateObject();
         cJSON_AddNumberToObject(args, "invite", (double)id);
-        int rc = call_once("invite.revoke", args, NULL);
+        int rc = cli_call_once("invite.revoke", args, NULL);
         if (rc == EXIT_OK && !json_out)
             printf("invitation %lld revoked: its code no longer works\n", id);
         return rc;
     }
-    return usage_error(
+    return cli_usage_error(
         "admin invite create [options] | admin invite list | admin invite revoke ID");
 }
 
@@ -209,32 +211,35 @@ int cmd_join(int argc, char **argv)
         else if (!code && argv[i][0] != '-')
             code = argv[i];
         else
-            return usage_error("join CODE --login LOGIN [--name NAME] [--device LABEL] [--shared]");
+            return cli_usage_error(
+                "join CODE --login LOGIN [--name NAME] [--device LABEL] [--shared]");
     }
     if (!code || !login)
-        return usage_error("join needs the invitation CODE and --login LOGIN (your new login id)");
+        return cli_usage_error(
+            "join needs the invitation CODE and --login LOGIN (your new login id)");
     char server[512] = "", code_buf[128];
     if (strncmp(code, QR_URI_PREFIX, strlen(QR_URI_PREFIX)) == 0) {
         const char *sv = strstr(code, "server="), *cd = strstr(code, "code=");
         if (!sv || !cd)
-            return usage_error("the invitation text has no server or code");
+            return cli_usage_error("the invitation text has no server or code");
         snprintf(server, sizeof server, "%.*s", (int)strcspn(sv + 7, "&"), sv + 7);
         snprintf(code_buf, sizeof code_buf, "%.*s", (int)strcspn(cd + 5, "&"), cd + 5);
         code = code_buf;
     }
     char password[256];
-    if (get_secret("KIZUNA_NEW_PASSWORD", "Choose a password: ", password, sizeof password) != 0)
+    if (cli_get_secret("KIZUNA_NEW_PASSWORD", "Choose a password: ", password, sizeof password) !=
+        0)
         return EXIT_USAGE;
     struct session s;
-    session_load(&s);
-    const char *url = server[0] && !server_override() ? server : server_url(&s);
+    cli_session_load(&s);
+    const char *url = server[0] && !cli_server_override() ? server : cli_server_url(&s);
     char err[256], label[300];
     struct kzc *c = kzc_connect(url, TIMEOUT_MS, err, sizeof err);
     if (!c) {
         memset(password, 0, sizeof password);
-        return unreachable(err);
+        return cli_unreachable(err);
     }
-    device_label(label, sizeof label);
+    cli_device_label(label, sizeof label);
     cJSON *args = cJSON_CreateObject();
     cJSON_AddStringToObject(args, "code", code);
     cJSON_AddStringToObject(args, "login", login);
@@ -246,9 +251,9 @@ int cmd_join(int argc, char **argv)
         cJSON_AddBoolToObject(args, "shared", true);
     memset(password, 0, sizeof password);
     cJSON *reply;
-    int rc = call(c, "join", args, &reply);
+    int rc = cli_call(c, "join", args, &reply);
     kzc_close(c);
     if (rc != EXIT_OK)
         return rc;
-    return login_finish(url, login, reply);
+    return cli_login_finish(url, login, reply);
 }

@@ -69,7 +69,7 @@ void add_b64(cJSON *o, const char *name, const uint8_t *bin, size_t n)
 void ks_path(char *out, size_t n, const char *fmt, ...)
 {
     char dir[2048], rel[1024];
-    config_dir(dir, sizeof dir);
+    cli_config_dir(dir, sizeof dir);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(rel, sizeof rel, fmt, ap);
@@ -85,7 +85,7 @@ static int mkparent(const char *path)
     if (!slash)
         return 0;
     *slash = '\0';
-    return mkdirs(dir);
+    return cli_mkdirs(dir);
 }
 
 int ks_write_private(const char *path, const void *data, size_t len)
@@ -246,12 +246,12 @@ static bool device_load(const struct session *s, struct ks_device *d)
     char path[4200];
     ks_path(path, sizeof path, "device.json");
     cJSON *o = ks_read_json(path);
-    bool ok = o && strcmp(str(o, "login", NULL), s->login) == 0 &&
-              strcmp(str(o, "server", NULL), s->server) == 0 &&
-              unb64url_exact(str(o, "sign_pk", NULL), d->k.sign_pk, 32) &&
-              unb64url_exact(str(o, "sign_sk", NULL), d->k.sign_sk, 64) &&
-              unb64url_exact(str(o, "box_pk", NULL), d->k.box_pk, 32) &&
-              unb64url_exact(str(o, "box_sk", NULL), d->k.box_sk, 32);
+    bool ok = o && strcmp(cli_str(o, "login", NULL), s->login) == 0 &&
+              strcmp(cli_str(o, "server", NULL), s->server) == 0 &&
+              unb64url_exact(cli_str(o, "sign_pk", NULL), d->k.sign_pk, 32) &&
+              unb64url_exact(cli_str(o, "sign_sk", NULL), d->k.sign_sk, 64) &&
+              unb64url_exact(cli_str(o, "box_pk", NULL), d->k.box_pk, 32) &&
+              unb64url_exact(cli_str(o, "box_sk", NULL), d->k.box_sk, 32);
     cJSON_Delete(o);
     if (ok) {
         ks_device_id(d->k.sign_pk, d->id);
@@ -314,13 +314,13 @@ static int device_register(struct kzc *c, const struct ks_device *d, bool *confl
     /* No label: the server names the device as its session was named at login (--device). */
     cJSON *reply = kzc_call(c, "device.register", args, TIMEOUT_MS);
     if (!reply)
-        return unreachable(kzc_error(c));
-    if (strcmp(str(reply, "error", "code"), "conflict") == 0) {
+        return cli_unreachable(kzc_error(c));
+    if (strcmp(cli_str(reply, "error", "code"), "conflict") == 0) {
         *conflict = true;
         cJSON_Delete(reply);
         return EXIT_REFUSED;
     }
-    int rc = check_reply(reply);
+    int rc = cli_check_reply(reply);
     cJSON_Delete(reply);
     return rc;
 }

@@ -134,7 +134,7 @@ static bool has_word(const char *text, const char *word)
     return false;
 }
 
-int usage_error(const char *msg)
+int cli_usage_error(const char *msg)
 {
     for (int i = 1; running && i < running_argc; i++) {
         const char *a = running_argv[i];
@@ -167,40 +167,40 @@ static int cmd_login(int argc, char **argv)
         else if (!login && argv[i][0] != '-')
             login = argv[i];
         else
-            return usage_error("login LOGIN [--device LABEL] [--shared]");
+            return cli_usage_error("login LOGIN [--device LABEL] [--shared]");
     }
     if (!login)
-        return usage_error("login needs a LOGIN");
+        return cli_usage_error("login needs a LOGIN");
     char password[256];
-    if (get_secret("KIZUNA_PASSWORD", "Password: ", password, sizeof password) != 0)
+    if (cli_get_secret("KIZUNA_PASSWORD", "Password: ", password, sizeof password) != 0)
         return EXIT_USAGE;
     struct session s;
-    session_load(&s);
+    cli_session_load(&s);
     /* A logout the server was not told of: tell it now, or the old session stays valid there. */
     if (s.logout_pending && logout_remote() == EXIT_UNREACHABLE) {
         memset(password, 0, sizeof password);
         return EXIT_UNREACHABLE;
     }
-    const char *url = server_url(&s);
+    const char *url = cli_server_url(&s);
     char err[256];
     struct kzc *c = kzc_connect(url, TIMEOUT_MS, err, sizeof err);
     if (!c)
-        return unreachable(err);
+        return cli_unreachable(err);
     cJSON *args = cJSON_CreateObject();
     cJSON_AddStringToObject(args, "login", login);
     cJSON_AddStringToObject(args, "password", password);
     char label[300];
-    device_label(label, sizeof label);
+    cli_device_label(label, sizeof label);
     cJSON_AddStringToObject(args, "device", device ? device : label);
     if (shared)
         cJSON_AddBoolToObject(args, "shared", true);
     memset(password, 0, sizeof password);
     cJSON *reply;
-    int rc = call(c, "login", args, &reply);
+    int rc = cli_call(c, "login", args, &reply);
     kzc_close(c);
     if (rc != EXIT_OK)
         return rc;
-    return login_finish(url, login, reply);
+    return cli_login_finish(url, login, reply);
 }
 
 /* Tells the server about the saved session's logout; an exit code. */
@@ -209,11 +209,11 @@ static int logout_remote(void)
     struct kzc *c;
     struct session s;
     cli_finishing_logout = true;
-    int rc = connect_authed(&c, &s);
+    int rc = cli_connect_authed(&c, &s);
     cli_finishing_logout = false;
     if (rc == EXIT_OK) {
         cJSON *reply;
-        rc = call(c, "logout", NULL, &reply);
+        rc = cli_call(c, "logout", NULL, &reply);
         cJSON_Delete(reply);
         kzc_close(c);
     }
@@ -223,7 +223,7 @@ static int logout_remote(void)
 static int cmd_logout(void)
 {
     struct session s;
-    if (!session_load(&s)) {
+    if (!cli_session_load(&s)) {
         keystore_wipe(); /* keys of an earlier session, if any */
         fprintf(stderr, "kizuna: not logged in: run kizuna login LOGIN\n");
         return EXIT_REFUSED;
@@ -258,19 +258,19 @@ static int cmd_whoami(void)
 {
     struct kzc *c;
     struct session s;
-    int rc = connect_authed(&c, &s);
+    int rc = cli_connect_authed(&c, &s);
     if (rc != EXIT_OK)
         return rc;
     cJSON *reply;
-    rc = call(c, "whoami", NULL, &reply);
+    rc = cli_call(c, "whoami", NULL, &reply);
     kzc_close(c);
     if (rc != EXIT_OK)
         return rc;
     if (json_out)
-        print_json(reply);
+        cli_print_json(reply);
     else
-        printf("%s (%s), role %s, on %s\n", str(reply, "user", "login"), str(reply, "user", "name"),
-               str(reply, "user", "role"), server_url(&s));
+        printf("%s (%s), role %s, on %s\n", cli_str(reply, "user", "login"),
+               cli_str(reply, "user", "name"), cli_str(reply, "user", "role"), cli_server_url(&s));
     cJSON_Delete(reply);
     return EXIT_OK;
 }
@@ -278,13 +278,13 @@ static int cmd_whoami(void)
 static int cmd_passwd(void)
 {
     char old[256], new1[256], new2[256];
-    if (get_secret("KIZUNA_PASSWORD", "Current password: ", old, sizeof old) != 0)
+    if (cli_get_secret("KIZUNA_PASSWORD", "Current password: ", old, sizeof old) != 0)
         return EXIT_USAGE;
     if (getenv("KIZUNA_NEW_PASSWORD") && *getenv("KIZUNA_NEW_PASSWORD")) {
         snprintf(new1, sizeof new1, "%s", getenv("KIZUNA_NEW_PASSWORD"));
     } else {
-        if (get_secret("KIZUNA_NEW_PASSWORD", "New password: ", new1, sizeof new1) != 0 ||
-            get_secret("KIZUNA_NEW_PASSWORD", "New password again: ", new2, sizeof new2) != 0)
+        if (cli_get_secret("KIZUNA_NEW_PASSWORD", "New password: ", new1, sizeof new1) != 0 ||
+            cli_get_secret("KIZUNA_NEW_PASSWORD", "New password again: ", new2, sizeof new2) != 0)
             return EXIT_USAGE;
         if (strcmp(new1, new2) != 0) {
             fprintf(stderr, "kizuna: the new passwords differ\n");
@@ -293,7 +293,7 @@ static int cmd_passwd(void)
     }
     struct kzc *c;
     struct session s;
-    int rc = connect_authed(&c, &s);
+    int rc = cli_connect_authed(&c, &s);
     if (rc != EXIT_OK)
         return rc;
     cJSON *args = cJSON_CreateObject();
@@ -302,15 +302,15 @@ static int cmd_passwd(void)
     memset(old, 0, sizeof old);
     memset(new1, 0, sizeof new1);
     cJSON *reply;
-    rc = call(c, "passwd", args, &reply);
+    rc = cli_call(c, "passwd", args, &reply);
     kzc_close(c);
     if (rc != EXIT_OK)
         return rc;
     if (json_out)
-        print_json(reply);
+        cli_print_json(reply);
     else
         printf("password changed; your other devices have been logged out\n");
-    device_enroll();
+    cli_device_enroll();
     cJSON_Delete(reply);
     return EXIT_OK;
 }
@@ -572,10 +572,10 @@ static int dispatch(int argc, char **argv)
     running_argv = argv + (cmd_words - 1);
     int nargs = running_argc - 1;
     if (nargs < cmd->min_args)
-        return usage_error(NULL);
+        return cli_usage_error(NULL);
     if (cmd->max_args >= 0 && nargs > cmd->max_args) {
         fprintf(stderr, "kizuna: unexpected argument %s\n", running_argv[cmd->max_args + 1]);
-        return usage_error(NULL);
+        return cli_usage_error(NULL);
     }
     return cmd->run(running_argc, running_argv);
 }
@@ -586,7 +586,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     /* Times are the server's, as it last said (else its default), never this machine's. */
     struct session saved;
-    session_load(&saved);
+    cli_session_load(&saved);
     cli_time_zone_use(saved.time_zone);
     /* Global options may appear anywhere on the line; take them out first. */
     char **rest = calloc((size_t)argc + 1, sizeof *rest);
@@ -599,7 +599,7 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--server") == 0) {
             if (i + 1 >= argc) {
                 free(rest);
-                return usage_error("--server needs a URL");
+                return cli_usage_error("--server needs a URL");
             }
             cli_server_opt = argv[++i];
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -617,7 +617,7 @@ int main(int argc, char **argv)
             rest[n++] = argv[i];
         }
     }
-    int rc = n == 0 ? usage_error(NULL) : dispatch(n, rest);
+    int rc = n == 0 ? cli_usage_error(NULL) : dispatch(n, rest);
     free(rest);
     return rc;
 }

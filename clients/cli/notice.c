@@ -84,7 +84,7 @@ static int post_announced(cJSON *args, const char *room, cJSON **reply)
     struct kzc *c;
     struct session s;
     char room_id[ROOM_ID_MAX];
-    int rc = connect_authed(&c, &s);
+    int rc = cli_connect_authed(&c, &s);
     if (rc == EXIT_OK && (rc = resolve_room(c, room, room_id, NULL, 0)) != EXIT_OK)
         kzc_close(c);
     if (rc != EXIT_OK) {
@@ -92,7 +92,7 @@ static int post_announced(cJSON *args, const char *room, cJSON **reply)
         return rc;
     }
     cJSON_AddStringToObject(args, "announce_room", room_id);
-    return call_and_close(c, "notice.post", args, reply);
+    return cli_call_and_close(c, "notice.post", args, reply);
 }
 
 static int cmd_post(int argc, char **argv)
@@ -113,7 +113,7 @@ static int cmd_post(int argc, char **argv)
         else if (strcmp(a, "--pin") == 0)
             pin = true;
         else if (!v)
-            return usage_error(use);
+            return cli_usage_error(use);
         else if (strcmp(a, "--title") == 0)
             title = v, i++;
         else if (strcmp(a, "--body-file") == 0)
@@ -131,10 +131,10 @@ static int cmd_post(int argc, char **argv)
         else if (strcmp(a, "--expires-in") == 0 && (expires_in = atoll(v)) > 0)
             i++;
         else
-            return usage_error(use);
+            return cli_usage_error(use);
     }
     if (!title || !to || (!body_file == !body_text))
-        return usage_error(use);
+        return cli_usage_error(use);
     char *body = body_file ? read_file(body_file) : strdup(body_text);
     if (!body) {
         fprintf(stderr, "kizuna: cannot read %s: %s\n", body_file, strerror(errno));
@@ -162,12 +162,12 @@ static int cmd_post(int argc, char **argv)
         cJSON_AddNumberToObject(args, "expires_at", (double)(now + expires_in * 60000));
     }
     cJSON *reply = NULL;
-    int rc =
-        announce ? post_announced(args, announce, &reply) : call_once("notice.post", args, &reply);
+    int rc = announce ? post_announced(args, announce, &reply)
+                      : cli_call_once("notice.post", args, &reply);
     if (rc == EXIT_OK && !json_out)
         printf("posted notice #%lld to %lld recipients (%s)\n",
-               num(cJSON_GetObjectItemCaseSensitive(reply, "notice"), "id"),
-               num(reply, "recipients"), str(reply, "notice", "link"));
+               cli_num(cJSON_GetObjectItemCaseSensitive(reply, "notice"), "id"),
+               cli_num(reply, "recipients"), cli_str(reply, "notice", "link"));
     cJSON_Delete(reply);
     return rc;
 }
@@ -178,14 +178,15 @@ static void print_summary(const cJSON *n)
 {
     const cJSON *me = cJSON_GetObjectItemCaseSensitive(n, "me");
     char t[32];
-    when(num(n, "created_at"), t);
+    when(cli_num(n, "created_at"), t);
     bool unread = me && !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(me, "read_at"));
-    bool urgent = strcmp(str(n, "priority", NULL), "urgent") == 0;
+    bool urgent = strcmp(cli_str(n, "priority", NULL), "urgent") == 0;
     bool withdrawn = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(n, "withdrawn_at"));
-    printf("#%-5lld %s%s%s%s%s  (%s, %s)\n", num(n, "id"), unread ? "[未読] " : "",
+    printf("#%-5lld %s%s%s%s%s  (%s, %s)\n", cli_num(n, "id"), unread ? "[未読] " : "",
            urgent ? "[緊急] " : "",
            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(n, "pinned")) ? "[固定] " : "",
-           withdrawn ? "[取消] " : "", str(n, "title", NULL), str(n, "author_name", NULL), t);
+           withdrawn ? "[取消] " : "", cli_str(n, "title", NULL), cli_str(n, "author_name", NULL),
+           t);
 }
 
 static int cmd_list(int argc, char **argv)
@@ -195,10 +196,10 @@ static int cmd_list(int argc, char **argv)
         cJSON_AddTrueToObject(args, "posted");
     } else if (argc != 2) {
         cJSON_Delete(args);
-        return usage_error("notice list [--posted]");
+        return cli_usage_error("notice list [--posted]");
     }
     cJSON *reply = NULL;
-    int rc = call_once("notice.list", args, &reply);
+    int rc = cli_call_once("notice.list", args, &reply);
     if (rc == EXIT_OK && !json_out) {
         const cJSON *n;
         cJSON_ArrayForEach(n, cJSON_GetObjectItemCaseSensitive(reply, "notices")) print_summary(n);
@@ -210,20 +211,22 @@ static int cmd_list(int argc, char **argv)
 static void print_notice(const cJSON *n)
 {
     print_summary(n);
-    printf("\n%s\n\n", str(n, "body", NULL));
+    printf("\n%s\n\n", cli_str(n, "body", NULL));
     const cJSON *choices = cJSON_GetObjectItemCaseSensitive(n, "choices");
     const cJSON *me = cJSON_GetObjectItemCaseSensitive(n, "me");
     if (cJSON_GetArraySize(choices) > 0) {
-        printf("choices (kizuna notice respond %lld NUMBER):\n", num(n, "id"));
+        printf("choices (kizuna notice respond %lld NUMBER):\n", cli_num(n, "id"));
         int i = 1;
         const cJSON *ch;
         cJSON_ArrayForEach(ch, choices) printf("  %d. %s\n", i++, ch->valuestring);
     }
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(n, "ask_ack")))
-        printf("this notice asks you to acknowledge it: kizuna notice ack %lld\n", num(n, "id"));
+        printf("this notice asks you to acknowledge it: kizuna notice ack %lld\n",
+               cli_num(n, "id"));
     const cJSON *resp = cJSON_GetObjectItemCaseSensitive(me, "response");
     if (cJSON_IsObject(resp))
-        printf("your response: %s %s\n", str(resp, "text", NULL), str(resp, "comment", NULL));
+        printf("your response: %s %s\n", cli_str(resp, "text", NULL),
+               cli_str(resp, "comment", NULL));
     if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(me, "acked_at")))
         printf("you acknowledged it (確認しました)\n");
 }
@@ -236,7 +239,7 @@ static long long one_id(int argc, char **argv, const char *use)
     long long id;
     if (argc == 3 && parse_id(argv[2], &id))
         return id;
-    usage_error(use);
+    cli_usage_error(use);
     return 0;
 }
 
@@ -246,7 +249,7 @@ static int cmd_show(int argc, char **argv)
     if (!id)
         return EXIT_USAGE;
     cJSON *reply = NULL;
-    int rc = call_once("notice.show", id_args(id), &reply);
+    int rc = cli_call_once("notice.show", id_args(id), &reply);
     if (rc == EXIT_OK && !json_out)
         print_notice(cJSON_GetObjectItemCaseSensitive(reply, "notice"));
     cJSON_Delete(reply);
@@ -261,13 +264,13 @@ static int cmd_simple(int argc, char **argv, const char *op, const char *done)
     if (!id)
         return EXIT_USAGE;
     cJSON *reply = NULL;
-    int rc = call_once(op, id_args(id), &reply);
+    int rc = cli_call_once(op, id_args(id), &reply);
     if (rc == EXIT_OK && !json_out) {
         if (strcmp(op, "notice.remind") == 0)
-            printf("reminded %lld people who have not yet %s\n", num(reply, "reminded"),
-                   strcmp(str(reply, "for", NULL), "response") == 0 ? "responded"
-                   : strcmp(str(reply, "for", NULL), "ack") == 0    ? "acknowledged"
-                                                                    : "read it");
+            printf("reminded %lld people who have not yet %s\n", cli_num(reply, "reminded"),
+                   strcmp(cli_str(reply, "for", NULL), "response") == 0 ? "responded"
+                   : strcmp(cli_str(reply, "for", NULL), "ack") == 0    ? "acknowledged"
+                                                                        : "read it");
         else
             printf("%s notice #%lld\n", done, id);
     }
@@ -282,17 +285,17 @@ static int cmd_respond(int argc, char **argv)
     if (argc == 6 && strcmp(argv[4], "--comment") == 0)
         comment = argv[5];
     else if (argc != 4)
-        return usage_error("notice respond ID CHOICE [--comment C]");
+        return cli_usage_error("notice respond ID CHOICE [--comment C]");
     if (!parse_id(argv[2], &id))
-        return usage_error("notice respond ID CHOICE [--comment C]");
+        return cli_usage_error("notice respond ID CHOICE [--comment C]");
     cJSON *args = id_args(id);
     cJSON_AddStringToObject(args, "choice", argv[3]);
     if (comment)
         cJSON_AddStringToObject(args, "comment", comment);
     cJSON *reply = NULL;
-    int rc = call_once("notice.respond", args, &reply);
+    int rc = cli_call_once("notice.respond", args, &reply);
     if (rc == EXIT_OK && !json_out)
-        printf("responded to #%lld: %s\n", id, str(reply, "text", NULL));
+        printf("responded to #%lld: %s\n", id, cli_str(reply, "text", NULL));
     cJSON_Delete(reply);
     return rc;
 }
@@ -301,12 +304,12 @@ static int cmd_edit(int argc, char **argv)
 {
     long long id;
     if (argc < 3 || !parse_id(argv[2], &id))
-        return usage_error("notice edit ID [--title T] [--body-file F]");
+        return cli_usage_error("notice edit ID [--title T] [--body-file F]");
     cJSON *args = id_args(id);
     for (int i = 3; i + 1 < argc + 1; i += 2) {
         if (i + 1 >= argc) {
             cJSON_Delete(args);
-            return usage_error("notice edit ID [--title T] [--body-file F]");
+            return cli_usage_error("notice edit ID [--title T] [--body-file F]");
         }
         if (strcmp(argv[i], "--title") == 0) {
             cJSON_AddStringToObject(args, "title", argv[i + 1]);
@@ -321,13 +324,13 @@ static int cmd_edit(int argc, char **argv)
             free(body);
         } else {
             cJSON_Delete(args);
-            return usage_error("notice edit ID [--title T] [--body-file F]");
+            return cli_usage_error("notice edit ID [--title T] [--body-file F]");
         }
     }
     cJSON *reply = NULL;
-    int rc = call_once("notice.edit", args, &reply);
+    int rc = cli_call_once("notice.edit", args, &reply);
     if (rc == EXIT_OK && !json_out)
-        printf("notice #%lld is now revision %lld\n", id, num(reply, "revision"));
+        printf("notice #%lld is now revision %lld\n", id, cli_num(reply, "revision"));
     cJSON_Delete(reply);
     return rc;
 }
@@ -336,12 +339,12 @@ static int cmd_edit(int argc, char **argv)
 
 static void print_counts(const char *label, const cJSON *row)
 {
-    print_padded(label, 16);
-    printf(" %6lld %6lld %6lld %6lld", num(row, "recipients"), num(row, "read"), num(row, "acked"),
-           num(row, "responded"));
+    cli_print_padded(label, 16);
+    printf(" %6lld %6lld %6lld %6lld", cli_num(row, "recipients"), cli_num(row, "read"),
+           cli_num(row, "acked"), cli_num(row, "responded"));
     const cJSON *r;
     cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(row, "responses"))
-        printf(" %6lld", num(r, "count"));
+        printf(" %6lld", cli_num(r, "count"));
     printf("\n");
 }
 
@@ -352,14 +355,14 @@ static void print_people(const char *title, const cJSON *missing, const char *ke
         return;
     char more_key[48];
     snprintf(more_key, sizeof more_key, "%s_more", key);
-    long long more = num(missing, more_key);
+    long long more = cli_num(missing, more_key);
     printf("\n%s (%lld):\n", title, (long long)cJSON_GetArraySize(list) + more);
     const cJSON *p;
     cJSON_ArrayForEach(p, list)
     {
         printf("  ");
-        print_padded(str(p, "department", NULL), 16);
-        printf(" %-20s %s\n", str(p, "login", NULL), str(p, "name", NULL));
+        cli_print_padded(cli_str(p, "department", NULL), 16);
+        printf(" %-20s %s\n", cli_str(p, "login", NULL), cli_str(p, "name", NULL));
     }
     if (more)
         printf("  ... and %lld more (kizuna notice report ID --all, or --csv)\n", more);
@@ -371,7 +374,7 @@ static int cmd_report(int argc, char **argv)
     bool csv = argc == 4 && strcmp(argv[3], "--csv") == 0;
     bool all = argc == 4 && strcmp(argv[3], "--all") == 0;
     if ((argc != 3 && !csv && !all) || !parse_id(argv[2], &id))
-        return usage_error("notice report ID [--csv | --all]");
+        return cli_usage_error("notice report ID [--csv | --all]");
     cJSON *args = id_args(id);
     if (csv)
         cJSON_AddStringToObject(args, "format", "csv");
@@ -381,15 +384,15 @@ static int cmd_report(int argc, char **argv)
     if (csv)
         json_out = false; /* the CSV itself is the output */
     cJSON *reply = NULL;
-    int rc = call_once("notice.report", args, &reply);
+    int rc = cli_call_once("notice.report", args, &reply);
     json_out = was_json;
     if (rc != EXIT_OK)
         return rc;
     if (csv) {
-        fputs(str(reply, "csv", NULL), stdout);
+        fputs(cli_str(reply, "csv", NULL), stdout);
     } else if (!json_out) {
         const cJSON *n = cJSON_GetObjectItemCaseSensitive(reply, "notice");
-        printf("#%lld %s\n\n", num(n, "id"), str(n, "title", NULL));
+        printf("#%lld %s\n\n", cli_num(n, "id"), cli_str(n, "title", NULL));
         printf("%-16s %6s %6s %6s %6s", "department", "total", "read", "ack", "resp");
         int i = 1;
         const cJSON *ch;
@@ -397,7 +400,8 @@ static int cmd_report(int argc, char **argv)
         printf("\n");
         const cJSON *d;
         cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(reply, "by_department"))
-            print_counts(*str(d, "department", NULL) ? str(d, "department", NULL) : "(none)", d);
+            print_counts(
+                *cli_str(d, "department", NULL) ? cli_str(d, "department", NULL) : "(none)", d);
         print_counts("TOTAL", cJSON_GetObjectItemCaseSensitive(reply, "totals"));
         i = 1;
         cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(n, "choices"))
@@ -414,7 +418,7 @@ static int cmd_report(int argc, char **argv)
 int cmd_notice(int argc, char **argv)
 {
     if (argc < 2)
-        return usage_error("notice post|list|show|ack|respond|report|remind|withdraw|edit ...");
+        return cli_usage_error("notice post|list|show|ack|respond|report|remind|withdraw|edit ...");
     const char *sub = argv[1];
     if (strcmp(sub, "post") == 0)
         return cmd_post(argc, argv);
@@ -434,5 +438,5 @@ int cmd_notice(int argc, char **argv)
         return cmd_simple(argc, argv, "notice.withdraw", "withdrew");
     if (strcmp(sub, "edit") == 0)
         return cmd_edit(argc, argv);
-    return usage_error("notice post|list|show|ack|respond|report|remind|withdraw|edit ...");
+    return cli_usage_error("notice post|list|show|ack|respond|report|remind|withdraw|edit ...");
 }

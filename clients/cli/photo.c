@@ -57,7 +57,7 @@ static size_t thumb_bytes(const cJSON *msg)
 {
     uint8_t *t;
     size_t n = 0;
-    if (!unb64url(str(msg, "thumb", "jpeg"), &t, &n))
+    if (!unb64url(cli_str(msg, "thumb", "jpeg"), &t, &n))
         return 0;
     free(t);
     return n;
@@ -68,7 +68,7 @@ static cJSON *photo_to_json(const cJSON *ev, const struct photo_view *pv)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "pos", (double)num_of(ev, "pos"));
-    cJSON_AddStringToObject(o, "sender", str(ev, "sender", NULL));
+    cJSON_AddStringToObject(o, "sender", cli_str(ev, "sender", NULL));
     cJSON_AddStringToObject(o, "device", pv->device);
     cJSON_AddNumberToObject(o, "ts", (double)num_of(ev, "ts"));
     cJSON_AddStringToObject(o, "state", state_name(pv->state));
@@ -79,18 +79,18 @@ static cJSON *photo_to_json(const cJSON *ev, const struct photo_view *pv)
     if (pv->state != PHOTO_READY)
         return o;
     const cJSON *m = pv->msg;
-    cJSON_AddStringToObject(o, "caption", str(m, "caption", NULL));
+    cJSON_AddStringToObject(o, "caption", cli_str(m, "caption", NULL));
     cJSON_AddItemToObject(o, "captured_at",
                           cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(m, "captured_at"), 1));
     cJSON_AddItemToObject(o, "gps", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(m, "gps"), 1));
-    cJSON_AddStringToObject(o, "file_name", str(m, "file_name", NULL));
+    cJSON_AddStringToObject(o, "file_name", cli_str(m, "file_name", NULL));
     cJSON *th = cJSON_AddObjectToObject(o, "thumb");
     cJSON_AddNumberToObject(th, "w", (double)num_of(cJSON_GetObjectItem(m, "thumb"), "w"));
     cJSON_AddNumberToObject(th, "h", (double)num_of(cJSON_GetObjectItem(m, "thumb"), "h"));
     cJSON_AddNumberToObject(th, "bytes", (double)thumb_bytes(m));
     const cJSON *img = cJSON_GetObjectItemCaseSensitive(m, "image");
     cJSON *im = cJSON_AddObjectToObject(o, "image");
-    cJSON_AddStringToObject(im, "blob", str(img, "blob", NULL));
+    cJSON_AddStringToObject(im, "blob", cli_str(img, "blob", NULL));
     cJSON_AddNumberToObject(im, "len", (double)num_of(img, "len"));
     cJSON_AddNumberToObject(im, "w", (double)num_of(img, "w"));
     cJSON_AddNumberToObject(im, "h", (double)num_of(img, "h"));
@@ -100,8 +100,8 @@ static cJSON *photo_to_json(const cJSON *ev, const struct photo_view *pv)
 static void print_photo(const cJSON *ev, const struct photo_view *pv)
 {
     char when[32];
-    format_time((double)num_of(ev, "ts"), when, sizeof when);
-    printf("#%lld %s %s: %s\n", num_of(ev, "pos"), when, str(ev, "sender", NULL), pv->detail);
+    cli_format_time((double)num_of(ev, "ts"), when, sizeof when);
+    printf("#%lld %s %s: %s\n", num_of(ev, "pos"), when, cli_str(ev, "sender", NULL), pv->detail);
     if (pv->warning[0])
         printf("    warning: %s\n", pv->warning);
     if (pv->state != PHOTO_READY)
@@ -110,8 +110,9 @@ static void print_photo(const cJSON *ev, const struct photo_view *pv)
     const cJSON *gps = cJSON_GetObjectItemCaseSensitive(m, "gps");
     const cJSON *th = cJSON_GetObjectItemCaseSensitive(m, "thumb");
     const cJSON *img = cJSON_GetObjectItemCaseSensitive(m, "image");
-    printf("    caption: %s\n", str(m, "caption", NULL));
-    printf("    captured: %s\n", *str(m, "captured_at", NULL) ? str(m, "captured_at", NULL) : "-");
+    printf("    caption: %s\n", cli_str(m, "caption", NULL));
+    printf("    captured: %s\n",
+           *cli_str(m, "captured_at", NULL) ? cli_str(m, "captured_at", NULL) : "-");
     if (cJSON_IsObject(gps))
         printf("    GPS: %.6f,%.6f\n", cJSON_GetObjectItem(gps, "lat")->valuedouble,
                cJSON_GetObjectItem(gps, "lon")->valuedouble);
@@ -131,15 +132,15 @@ static int photo_list(int argc, char **argv)
         if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
             limit = strtol(argv[++i], &end, 10);
             if (*end || limit <= 0)
-                return usage_error(use);
+                return cli_usage_error(use);
         } else if (!room) {
             room = argv[i];
         } else {
-            return usage_error(use);
+            return cli_usage_error(use);
         }
     }
     if (!room)
-        return usage_error(use);
+        return cli_usage_error(use);
     struct kzc *c;
     struct ks_device me;
     struct room_view rv;
@@ -149,12 +150,13 @@ static int photo_list(int argc, char **argv)
     /* The newest `limit` photos, shown oldest first. */
     int total = 0, seen = 0;
     const cJSON *ev;
-    cJSON_ArrayForEach(ev, rv.events) total += strcmp(str(ev, "event", NULL), "e2ee.photo") == 0;
+    cJSON_ArrayForEach(ev, rv.events) total +=
+        strcmp(cli_str(ev, "event", NULL), "e2ee.photo") == 0;
     cJSON *out = cJSON_CreateArray();
     int n = cJSON_GetArraySize(rv.events);
     for (int i = 0; i < n && rc == EXIT_OK; i++) {
         ev = cJSON_GetArrayItem(rv.events, i);
-        if (strcmp(str(ev, "event", NULL), "e2ee.photo") != 0 || seen++ < total - limit)
+        if (strcmp(cli_str(ev, "event", NULL), "e2ee.photo") != 0 || seen++ < total - limit)
             continue;
         struct photo_view pv;
         rc = rv_photo(&rv, ev, &pv);
@@ -170,7 +172,7 @@ static int photo_list(int argc, char **argv)
         cJSON_AddStringToObject(o, "room", rv.room_id);
         cJSON_AddItemToObject(o, "photos", out);
         out = NULL;
-        print_json(o);
+        cli_print_json(o);
         cJSON_Delete(o);
     } else if (rc == EXIT_OK && total == 0) {
         printf("no photos in this room\n");
@@ -236,9 +238,9 @@ static enum dl download_step(const char *url, const char *token, const char *pat
         return file_size(path) == want ? DL_DONE : DL_RETRY;
     cJSON *o = cJSON_Parse(r.body);
     fprintf(stderr, "kizuna: cannot download the photo: HTTP %ld: %s\n", r.status,
-            r.status == 404               ? "the blob is not there, or not yours to read"
-            : *str(o, "error", "message") ? str(o, "error", "message")
-                                          : "refused");
+            r.status == 404                   ? "the blob is not there, or not yours to read"
+            : *cli_str(o, "error", "message") ? cli_str(o, "error", "message")
+                                              : "refused");
     cJSON_Delete(o);
     return DL_REFUSED;
 }
@@ -247,16 +249,16 @@ static enum dl download_step(const char *url, const char *token, const char *pat
 static int download(const char *blob, long long want, char *path, size_t pathlen)
 {
     struct session s;
-    if (!session_load(&s))
+    if (!cli_session_load(&s))
         return EXIT_REFUSED;
     char base[600], url[1200], name[120];
-    hx_base(server_url(&s), base, sizeof base);
+    hx_base(cli_server_url(&s), base, sizeof base);
     snprintf(url, sizeof url, "%s/api/v1/blobs/%s", base, blob);
     snprintf(name, sizeof name, "dl-%s.kzb", blob);
     staging_path(path, pathlen, name);
     char dir[4200];
     staging_path(dir, sizeof dir, "");
-    if (mkdirs(dir) != 0)
+    if (cli_mkdirs(dir) != 0)
         return EXIT_REFUSED;
     struct retry r;
     retry_start(&r);
@@ -272,7 +274,7 @@ static int download(const char *blob, long long want, char *path, size_t pathlen
         if (file_size(path) > before)
             retry_start(&r);
         if (!retry_wait(&r, "the download was interrupted"))
-            return unreachable("the download made no progress within KIZUNA_RETRY_MAX_S");
+            return cli_unreachable("the download made no progress within KIZUNA_RETRY_MAX_S");
     }
 }
 
@@ -317,8 +319,8 @@ static int write_nothing(void *ctx, const void *buf, size_t len)
 static int decrypt_blob(const char *blob_path, const cJSON *img, const char *out_path)
 {
     uint8_t key[32], want[32], got[32];
-    const char *id = str(img, "blob", NULL);
-    if (!unb64url_exact(str(img, "key", NULL), key, 32) ||
+    const char *id = cli_str(img, "blob", NULL);
+    if (!unb64url_exact(cli_str(img, "key", NULL), key, 32) ||
         sodium_hex2bin(want, 32, id, strlen(id), NULL, NULL, NULL) != 0) {
         fprintf(stderr, "kizuna: integrity failure: the message's image key or id is malformed\n");
         return EXIT_REFUSED;
@@ -372,7 +374,7 @@ static int write_thumb(const cJSON *msg, const char *out_path)
 {
     uint8_t *t;
     size_t n;
-    if (!unb64url(str(msg, "thumb", "jpeg"), &t, &n)) {
+    if (!unb64url(cli_str(msg, "thumb", "jpeg"), &t, &n)) {
         fprintf(stderr, "kizuna: integrity failure: the thumbnail is malformed\n");
         return EXIT_REFUSED;
     }
@@ -394,8 +396,8 @@ static int fetch_photo(const char *room, long long pos, cJSON **msg, cJSON **ev_
         return rc;
     const cJSON *ev, *found = NULL;
     cJSON_ArrayForEach(ev, rv.events) if (num_of(ev, "pos") == pos &&
-                                          strcmp(str(ev, "event", NULL), "e2ee.photo") == 0) found =
-        ev;
+                                          strcmp(cli_str(ev, "event", NULL), "e2ee.photo") == 0)
+        found = ev;
     struct photo_view pv = {0};
     if (!found) {
         fprintf(stderr, "kizuna: not_found: #%lld is not a photo of this room\n", pos);
@@ -404,7 +406,7 @@ static int fetch_photo(const char *room, long long pos, cJSON **msg, cJSON **ev_
         if (json_out) {
             cJSON *o = photo_to_json(found, &pv);
             cJSON_AddFalseToObject(o, "ok");
-            print_json(o);
+            cli_print_json(o);
             cJSON_Delete(o);
         } else {
             fprintf(stderr, "kizuna: #%lld: %s\n", pos, pv.detail);
@@ -437,12 +439,12 @@ static int photo_get(int argc, char **argv)
         else if (!pos_text)
             pos_text = argv[i];
         else
-            return usage_error(use);
+            return cli_usage_error(use);
     }
     char *end = NULL;
     long long pos = pos_text ? strtoll(pos_text, &end, 10) : 0;
     if (!room || !pos_text || *end || pos <= 0)
-        return usage_error(use);
+        return cli_usage_error(use);
     cJSON *msg = NULL, *info = NULL;
     int rc = fetch_photo(room, pos, &msg, &info);
     if (rc != EXIT_OK)
@@ -453,8 +455,9 @@ static int photo_get(int argc, char **argv)
             rc = write_thumb(msg, out_path);
     } else {
         char blob_path[4200];
-        rc = download(str(img, "blob", NULL), (long long)blob_len_of((uint64_t)num_of(img, "len")),
-                      blob_path, sizeof blob_path);
+        rc = download(cli_str(img, "blob", NULL),
+                      (long long)blob_len_of((uint64_t)num_of(img, "len")), blob_path,
+                      sizeof blob_path);
         if (rc == EXIT_OK) {
             rc = decrypt_blob(blob_path, img, out_path);
             unlink(blob_path);
@@ -465,12 +468,12 @@ static int photo_get(int argc, char **argv)
             cJSON_AddTrueToObject(info, "ok");
             if (out_path)
                 cJSON_AddStringToObject(info, "written", out_path);
-            print_json(info);
+            cli_print_json(info);
         } else {
             const cJSON *gps = cJSON_GetObjectItemCaseSensitive(msg, "gps");
-            printf("#%lld from %s\ncaption: %s\ncaptured: %s\n", pos, str(info, "sender", NULL),
-                   str(msg, "caption", NULL),
-                   *str(msg, "captured_at", NULL) ? str(msg, "captured_at", NULL) : "-");
+            printf("#%lld from %s\ncaption: %s\ncaptured: %s\n", pos, cli_str(info, "sender", NULL),
+                   cli_str(msg, "caption", NULL),
+                   *cli_str(msg, "captured_at", NULL) ? cli_str(msg, "captured_at", NULL) : "-");
             if (cJSON_IsObject(gps))
                 printf("GPS: %.6f,%.6f\n", cJSON_GetObjectItem(gps, "lat")->valuedouble,
                        cJSON_GetObjectItem(gps, "lon")->valuedouble);
@@ -491,7 +494,7 @@ int cmd_photo(int argc, char **argv)
 {
     static const char use[] = "photo send|resume|list|get ...";
     if (argc < 2)
-        return usage_error(use);
+        return cli_usage_error(use);
     const char *sub = argv[1];
     if (strcmp(sub, "send") == 0)
         return photo_send(argc - 1, argv + 1);
@@ -501,5 +504,5 @@ int cmd_photo(int argc, char **argv)
         return photo_list(argc - 1, argv + 1);
     if (strcmp(sub, "get") == 0)
         return photo_get(argc - 1, argv + 1);
-    return usage_error(use);
+    return cli_usage_error(use);
 }

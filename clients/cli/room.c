@@ -30,7 +30,7 @@ static long long num_of(const cJSON *o, const char *key)
 
 static void dir_add(struct room_view *rv, const cJSON *dev)
 {
-    const char *id = str(dev, "device", NULL);
+    const char *id = cli_str(dev, "device", NULL);
     if (*id && !cJSON_GetObjectItemCaseSensitive(rv->dir, id))
         cJSON_AddItemToObject(rv->dir, id, cJSON_Duplicate(dev, true));
 }
@@ -55,7 +55,8 @@ const cJSON *rv_device(struct room_view *rv, const char *device, const char *log
 bool rv_is_member_device(const struct room_view *rv, const char *device)
 {
     const cJSON *d;
-    cJSON_ArrayForEach(d, rv->devices) if (strcmp(str(d, "device", NULL), device) == 0) return true;
+    cJSON_ArrayForEach(d, rv->devices) if (strcmp(cli_str(d, "device", NULL), device) ==
+                                           0) return true;
     return false;
 }
 
@@ -65,13 +66,13 @@ static bool device_keys(const cJSON *dev, uint8_t sign_pk[32], uint8_t box_pk[32
 {
     uint8_t sig[64];
     char id[DEVICE_ID_MAX];
-    if (!unb64url_exact(str(dev, "sign_pk", NULL), sign_pk, 32) ||
-        !unb64url_exact(str(dev, "box_pk", NULL), box_pk, 32) ||
-        !unb64url_exact(str(dev, "sig", NULL), sig, 64))
+    if (!unb64url_exact(cli_str(dev, "sign_pk", NULL), sign_pk, 32) ||
+        !unb64url_exact(cli_str(dev, "box_pk", NULL), box_pk, 32) ||
+        !unb64url_exact(cli_str(dev, "sig", NULL), sig, 64))
         return false;
     ks_device_id(sign_pk, id);
-    return strcmp(id, str(dev, "device", NULL)) == 0 &&
-           media_devkey_verify(str(dev, "login", NULL), id, sign_pk, box_pk, sig);
+    return strcmp(id, cli_str(dev, "device", NULL)) == 0 &&
+           media_devkey_verify(cli_str(dev, "login", NULL), id, sign_pk, box_pk, sig);
 }
 
 /* room 0 type 0 (blob 0)* data: what a device signs (docs/protocol.md). */
@@ -96,10 +97,10 @@ static unsigned char *signed_bytes(const char *room, const char *type, const cJS
 void rv_device_line(struct room_view *rv, const cJSON *ev)
 {
     const cJSON *content = cJSON_GetObjectItemCaseSensitive(ev, "content");
-    const char *device = str(content, "device", NULL);
+    const char *device = cli_str(content, "device", NULL);
     long long pos = num_of(ev, "pos");
-    if (strcmp(str(ev, "event", NULL), "device") != 0 ||
-        strcmp(str(content, "change", NULL), "removed") != 0 || !*device || pos <= 0)
+    if (strcmp(cli_str(ev, "event", NULL), "device") != 0 ||
+        strcmp(cli_str(content, "change", NULL), "removed") != 0 || !*device || pos <= 0)
         return;
     for (int pinned = 0; pinned < 2; pinned++) {
         cJSON *map = pinned ? cJSON_GetObjectItemCaseSensitive(rv->state, "removed") : rv->removed;
@@ -136,12 +137,12 @@ static long long removed_pos(struct room_view *rv, const char *device, const cJS
 const char *rv_verify(struct room_view *rv, const cJSON *ev)
 {
     const cJSON *content = cJSON_GetObjectItemCaseSensitive(ev, "content");
-    const char *device = str(content, "device", NULL), *sender = str(ev, "sender", NULL);
+    const char *device = cli_str(content, "device", NULL), *sender = cli_str(ev, "sender", NULL);
     const cJSON *dev = rv_device(rv, device, sender);
     uint8_t sign_pk[32], box_pk[32], sig[64];
     if (!dev)
         return "the sending device is not in the directory";
-    if (strcmp(str(dev, "login", NULL), sender) != 0)
+    if (strcmp(cli_str(dev, "login", NULL), sender) != 0)
         return "the sending device is not the sender's";
     if (!device_keys(dev, sign_pk, box_pk))
         return "the sending device's self-signature does not verify";
@@ -156,12 +157,12 @@ const char *rv_verify(struct room_view *rv, const cJSON *ev)
     if (!removed && cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(dev, "revoked_at")))
         return "signed by a device that was revoked, and neither the room nor the directory says "
                "where in the log";
-    if (!unb64url_exact(str(content, "sig", NULL), sig, 64))
+    if (!unb64url_exact(cli_str(content, "sig", NULL), sig, 64))
         return "the event has no device signature";
     size_t len;
-    unsigned char *msg = signed_bytes(rv->room_id, str(ev, "event", NULL),
+    unsigned char *msg = signed_bytes(rv->room_id, cli_str(ev, "event", NULL),
                                       cJSON_GetObjectItemCaseSensitive(content, "blobs"),
-                                      str(content, "data", NULL), &len);
+                                      cli_str(content, "data", NULL), &len);
     bool good = msg && media_verify(E2EE_DOMAIN, msg, len, sign_pk, sig);
     free(msg);
     return good ? NULL : "the device signature does not verify";
@@ -170,7 +171,7 @@ const char *rv_verify(struct room_view *rv, const cJSON *ev)
 /* The event's data, parsed; the caller deletes it. NULL if it is not a JSON object. */
 static cJSON *event_data(const cJSON *ev)
 {
-    cJSON *d = cJSON_Parse(str(ev, "content", "data"));
+    cJSON *d = cJSON_Parse(cli_str(ev, "content", "data"));
     if (!cJSON_IsObject(d)) {
         cJSON_Delete(d);
         return NULL;
@@ -202,12 +203,12 @@ static bool photo_seq_ts(const cJSON *data, long long *seq, long long *ts)
 /* Adds a photo event to rv->seqs if its signature verifies and it carries a counter. */
 static void seq_note(struct room_view *rv, const cJSON *ev)
 {
-    if (strcmp(str(ev, "event", NULL), "e2ee.photo") != 0 || rv_verify(rv, ev))
+    if (strcmp(cli_str(ev, "event", NULL), "e2ee.photo") != 0 || rv_verify(rv, ev))
         return;
     cJSON *data = event_data(ev);
     long long seq, ts;
     if (data && photo_seq_ts(data, &seq, &ts)) {
-        const char *device = str(ev, "content", "device");
+        const char *device = cli_str(ev, "content", "device");
         cJSON *list = cJSON_GetObjectItemCaseSensitive(rv->seqs, device);
         if (!list)
             list = cJSON_AddArrayToObject(rv->seqs, device);
@@ -265,7 +266,7 @@ static long long seq_check(struct room_view *rv, const cJSON *ev, long long seq,
 {
     long long pos = num_of(ev, "pos"), replay = 0, overtaken = 0, below = 0;
     const cJSON *p;
-    cJSON_ArrayForEach(p, seq_list(rv, str(ev, "content", "device")))
+    cJSON_ArrayForEach(p, seq_list(rv, cli_str(ev, "content", "device")))
     {
         long long at = (long long)cJSON_GetArrayItem(p, 0)->valuedouble;
         long long s = (long long)cJSON_GetArrayItem(p, 1)->valuedouble;
@@ -311,14 +312,14 @@ bool rv_epoch_holder_gone(const struct room_view *rv, const char *epoch, const c
     bool gone = false;
     cJSON_ArrayForEach(ev, rv->events)
     {
-        if (gone || strcmp(str(ev, "event", NULL), "e2ee.keys") != 0)
+        if (gone || strcmp(cli_str(ev, "event", NULL), "e2ee.keys") != 0)
             continue;
         cJSON *data = event_data(ev);
-        if (data && strcmp(str(data, "epoch", NULL), epoch) == 0 &&
-            strcmp(str(data, "owner", NULL), rv->me->id) == 0) {
+        if (data && strcmp(cli_str(data, "epoch", NULL), epoch) == 0 &&
+            strcmp(cli_str(data, "owner", NULL), rv->me->id) == 0) {
             cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(data, "entries"))
             {
-                const char *to = str(e, "to", NULL);
+                const char *to = cli_str(e, "to", NULL);
                 if (!gone && *to && !rv_is_member_device(rv, to)) {
                     snprintf(who, n, "%s", to);
                     gone = true;
@@ -342,9 +343,9 @@ bool rv_key(struct room_view *rv, const char *owner, const char *epoch, uint8_t 
     key_slot(owner, epoch, slot, sizeof slot);
     const cJSON *k =
         cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(rv->state, "keys"), slot);
-    return *owner && *epoch && strcmp(str(k, "owner", NULL), owner) == 0 &&
-           strcmp(str(k, "epoch", NULL), epoch) == 0 &&
-           unb64url_exact(str(k, "key", NULL), key, 32);
+    return *owner && *epoch && strcmp(cli_str(k, "owner", NULL), owner) == 0 &&
+           strcmp(cli_str(k, "epoch", NULL), epoch) == 0 &&
+           unb64url_exact(cli_str(k, "key", NULL), key, 32);
 }
 
 void rv_keep_key(struct room_view *rv, const char *owner, const char *epoch, const uint8_t key[32],
@@ -386,13 +387,13 @@ static bool owner_vouches(struct room_view *rv, const char *owner, const char *e
     const cJSON *ev;
     cJSON_ArrayForEach(ev, rv->events)
     {
-        const char *type = str(ev, "event", NULL);
+        const char *type = cli_str(ev, "event", NULL);
         if (found || (strcmp(type, "e2ee.keys") != 0 && strcmp(type, "e2ee.photo") != 0) ||
-            strcmp(str(ev, "content", "device"), owner) != 0)
+            strcmp(cli_str(ev, "content", "device"), owner) != 0)
             continue;
         cJSON *data = event_data(ev);
-        found = data && strcmp(str(data, "epoch", NULL), epoch) == 0 &&
-                unb64url_exact(str(data, "check", NULL), got, sizeof got) &&
+        found = data && strcmp(cli_str(data, "epoch", NULL), epoch) == 0 &&
+                unb64url_exact(cli_str(data, "check", NULL), got, sizeof got) &&
                 sodium_memcmp(got, want, sizeof got) == 0 && !rv_verify(rv, ev);
         cJSON_Delete(data);
     }
@@ -404,10 +405,10 @@ static bool owner_vouches(struct room_view *rv, const char *owner, const char *e
  * any), or forwarded by another member and matching a check the owner signed. */
 static void open_envelope(struct room_view *rv, const cJSON *ev, const cJSON *data, const char *box)
 {
-    const char *from = str(ev, "content", "device");
-    const char *epoch = str(data, "epoch", NULL), *owner = str(data, "owner", NULL);
+    const char *from = cli_str(ev, "content", "device");
+    const char *epoch = cli_str(data, "epoch", NULL), *owner = cli_str(data, "owner", NULL);
     uint8_t sign_pk[32], box_pk[32];
-    const cJSON *dev = rv_device(rv, from, str(ev, "sender", NULL));
+    const cJSON *dev = rv_device(rv, from, cli_str(ev, "sender", NULL));
     uint8_t *env;
     size_t env_len;
     if (!dev || !device_keys(dev, sign_pk, box_pk) || !unb64url(box, &env, &env_len))
@@ -426,14 +427,16 @@ static void open_envelope(struct room_view *rv, const cJSON *ev, const cJSON *da
     /* The box is authenticated, but the crypto_box key is shared by both ends: "from" and
      * "to" say which way it went, "room", "owner" and "epoch" that it was not moved from
      * elsewhere. */
-    if (p && *owner && strcmp(str(p, "room", NULL), rv->room_id) == 0 &&
-        strcmp(str(p, "epoch", NULL), epoch) == 0 && strcmp(str(p, "owner", NULL), owner) == 0 &&
-        strcmp(str(p, "from", NULL), from) == 0 && strcmp(str(p, "to", NULL), rv->me->id) == 0 &&
-        unb64url_exact(str(p, "key", NULL), key, 32)) {
+    if (p && *owner && strcmp(cli_str(p, "room", NULL), rv->room_id) == 0 &&
+        strcmp(cli_str(p, "epoch", NULL), epoch) == 0 &&
+        strcmp(cli_str(p, "owner", NULL), owner) == 0 &&
+        strcmp(cli_str(p, "from", NULL), from) == 0 &&
+        strcmp(cli_str(p, "to", NULL), rv->me->id) == 0 &&
+        unb64url_exact(cli_str(p, "key", NULL), key, 32)) {
         bool by_owner = strcmp(from, owner) == 0, take;
         if (by_owner)
-            take = !*str(data, "check", NULL) ||
-                   (unb64url_exact(str(data, "check", NULL), own, sizeof own) &&
+            take = !*cli_str(data, "check", NULL) ||
+                   (unb64url_exact(cli_str(data, "check", NULL), own, sizeof own) &&
                     media_epoch_check(rv->room_id, owner, epoch, key, check) == MEDIA_OK &&
                     sodium_memcmp(check, own, sizeof own) == 0);
         else
@@ -444,7 +447,7 @@ static void open_envelope(struct room_view *rv, const cJSON *ev, const cJSON *da
             cJSON_GetObjectItemCaseSensitive(rv->state, "keys"), slot);
         /* Nothing replaces the owner's own envelope. A forwarded key that was taken matched the
          * owner's check, so the owner's envelope replaces it only to record where it came from. */
-        if (take && (!old || (by_owner && strcmp(str(old, "from", NULL), owner) != 0)))
+        if (take && (!old || (by_owner && strcmp(cli_str(old, "from", NULL), owner) != 0)))
             rv_keep_key(rv, owner, epoch, key, from);
         sodium_memzero(key, sizeof key);
     }
@@ -458,14 +461,14 @@ static void open_envelope(struct room_view *rv, const cJSON *ev, const cJSON *da
 /* Takes our key from an e2ee.keys event, if it has an entry for us. */
 static void take_keys(struct room_view *rv, const cJSON *ev)
 {
-    if (strcmp(str(ev, "event", NULL), "e2ee.keys") != 0 || rv_verify(rv, ev))
+    if (strcmp(cli_str(ev, "event", NULL), "e2ee.keys") != 0 || rv_verify(rv, ev))
         return;
     cJSON *data = event_data(ev);
     const cJSON *e;
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(data, "entries"))
     {
-        if (strcmp(str(e, "to", NULL), rv->me->id) == 0)
-            open_envelope(rv, ev, data, str(e, "box", NULL));
+        if (strcmp(cli_str(e, "to", NULL), rv->me->id) == 0)
+            open_envelope(rv, ev, data, cli_str(e, "box", NULL));
     }
     cJSON_Delete(data);
 }
@@ -481,8 +484,8 @@ bool rv_add(struct room_view *rv, const cJSON *ev)
 {
     long long pos = num_of(ev, "pos");
     const cJSON *have;
-    if (strncmp(str(ev, "event", NULL), "e2ee.", 5) != 0 ||
-        strcmp(str(ev, "room", NULL), rv->room_id) != 0)
+    if (strncmp(cli_str(ev, "event", NULL), "e2ee.", 5) != 0 ||
+        strcmp(cli_str(ev, "room", NULL), rv->room_id) != 0)
         return false;
     cJSON_ArrayForEach(have, rv->events)
     {
@@ -497,8 +500,8 @@ bool rv_add(struct room_view *rv, const cJSON *ev)
     /* A check the owner signed may vouch for a key a member forwarded before it came. */
     cJSON *data = event_data(copy);
     uint8_t key[32];
-    if (*str(data, "check", NULL) &&
-        !rv_key(rv, str(copy, "content", "device"), str(data, "epoch", NULL), key))
+    if (*cli_str(data, "check", NULL) &&
+        !rv_key(rv, cli_str(copy, "content", "device"), cli_str(data, "epoch", NULL), key))
         collect_keys(rv);
     sodium_memzero(key, sizeof key);
     cJSON_Delete(data);
@@ -529,7 +532,7 @@ int rv_reload_devices(struct room_view *rv)
 {
     cJSON *args = cJSON_CreateObject(), *reply;
     cJSON_AddStringToObject(args, "room", rv->room_id);
-    int rc = call(rv->c, "room.devices", args, &reply);
+    int rc = cli_call(rv->c, "room.devices", args, &reply);
     if (rc != EXIT_OK)
         return rc;
     rc = take_devices(rv, reply);
@@ -546,7 +549,7 @@ static int load_events(struct room_view *rv)
         cJSON_AddStringToObject(args, "room", rv->room_id);
         cJSON_AddNumberToObject(args, "after", (double)after);
         cJSON_AddNumberToObject(args, "limit", HISTORY_PAGE);
-        int rc = call(rv->c, "history", args, &reply);
+        int rc = cli_call(rv->c, "history", args, &reply);
         if (rc != EXIT_OK)
             return rc;
         cJSON *events = cJSON_GetObjectItemCaseSensitive(reply, "events");
@@ -554,11 +557,11 @@ static int load_events(struct room_view *rv)
         for (cJSON *ev; (ev = cJSON_DetachItemFromArray(events, 0));) {
             if (num_of(ev, "pos") > after)
                 after = num_of(ev, "pos");
-            if (strcmp(str(ev, "event", NULL), "device") == 0)
+            if (strcmp(cli_str(ev, "event", NULL), "device") == 0)
                 rv_device_line(rv, ev); /* then deleted below */
-            if (strncmp(str(ev, "event", NULL), "e2ee.", 5) == 0)
+            if (strncmp(cli_str(ev, "event", NULL), "e2ee.", 5) == 0)
                 cJSON_AddItemToArray(rv->events, ev);
-            else if (!rv->creation && strcmp(str(ev, "event", NULL), "room.create") == 0)
+            else if (!rv->creation && strcmp(cli_str(ev, "event", NULL), "room.create") == 0)
                 rv->creation = ev; /* its history policy: policy_check */
             else
                 cJSON_Delete(ev);
@@ -589,7 +592,7 @@ static bool room_id_safe(const char *id)
 static void policy_check(struct room_view *rv)
 {
     static const char domain[] = "kizuna/room/v1";
-    const char *payload = str(rv->creation, "payload", NULL), *why = NULL;
+    const char *payload = cli_str(rv->creation, "payload", NULL), *why = NULL;
     cJSON *p = NULL;
     uint8_t h[32], spk[32], bpk[32], sig[64];
     char *id = NULL;
@@ -608,26 +611,26 @@ static void policy_check(struct room_view *rv)
         why = "the server did not show the room's creation";
     else if (!id || strcmp(id, rv->room_id) != 0)
         why = "the room's creation as the server shows it is not the one its id names";
-    else if (!(p = cJSON_Parse(payload)) || strcmp(str(p, "type", NULL), "room.create") != 0)
+    else if (!(p = cJSON_Parse(payload)) || strcmp(cli_str(p, "type", NULL), "room.create") != 0)
         why = "the room's creation is malformed";
     if (!why) {
         content = cJSON_GetObjectItemCaseSensitive(p, "content");
         pol = cJSON_GetObjectItemCaseSensitive(content, "policy");
-        creator = str(p, "sender", NULL);
-        history = str(pol, "history", NULL);
-        device = str(pol, "device", NULL);
+        creator = cli_str(p, "sender", NULL);
+        history = cli_str(pol, "history", NULL);
+        device = cli_str(pol, "device", NULL);
         if (!cJSON_IsObject(pol))
             why = "its creator signed no history policy";
         else if ((strcmp(history, "shared") != 0 && strcmp(history, "joined") != 0) ||
-                 strcmp(history, str(content, "history", NULL)) != 0)
+                 strcmp(history, cli_str(content, "history", NULL)) != 0)
             why = "its history policy is malformed";
         else if (!(d = rv_device(rv, device, creator)) ||
-                 strcmp(str(d, "login", NULL), creator) != 0 || !device_keys(d, spk, bpk))
+                 strcmp(cli_str(d, "login", NULL), creator) != 0 || !device_keys(d, spk, bpk))
             why = "the device that signed its history policy is not its creator's";
         else if (!trust_vouched_ever(rv->c, creator, device))
             why = "the device that signed its history policy was never in its creator's signed "
                   "device list";
-        else if (!unb64url_exact(str(pol, "sig", NULL), sig, 64) ||
+        else if (!unb64url_exact(cli_str(pol, "sig", NULL), sig, 64) ||
                  !media_policy_verify(creator, history, spk, sig))
             why = "its history policy's signature does not verify";
     }
@@ -646,8 +649,8 @@ static const char *excluded_why(const struct room_view *rv, const char *device)
     const cJSON *d;
     cJSON_ArrayForEach(d, rv->excluded)
     {
-        if (strcmp(str(d, "device", NULL), device) == 0)
-            return str(d, "why", NULL);
+        if (strcmp(cli_str(d, "device", NULL), device) == 0)
+            return cli_str(d, "why", NULL);
     }
     return NULL;
 }
@@ -669,7 +672,7 @@ int rv_load(struct kzc *c, struct ks_device *me, const char *room_id, struct roo
     rv->state = ks_room_load(room_id);
     cJSON *args = cJSON_CreateObject(), *reply;
     cJSON_AddStringToObject(args, "room", room_id);
-    int rc = call(c, "room.devices", args, &reply);
+    int rc = cli_call(c, "room.devices", args, &reply);
     if (rc == EXIT_OK) {
         /* Not the reply's "history": the policy is the one signed into the room's creation. */
         rc = take_devices(rv, reply);
@@ -736,13 +739,13 @@ int rv_post(struct room_view *rv, const char *type, const cJSON *blobs, const ch
     reply = kzc_call(rv->c, "e2ee.post", args, TIMEOUT_MS);
     if (!reply) {
         cJSON_Delete(content);
-        return unreachable(kzc_error(rv->c));
+        return cli_unreachable(kzc_error(rv->c));
     }
     int rc = EXIT_REFUSED;
-    if (strcmp(str(reply, "error", "code"), "conflict") == 0)
-        snprintf(rv->conflict, sizeof rv->conflict, "%s", str(reply, "error", "message"));
+    if (strcmp(cli_str(reply, "error", "code"), "conflict") == 0)
+        snprintf(rv->conflict, sizeof rv->conflict, "%s", cli_str(reply, "error", "message"));
     else
-        rc = check_reply(reply);
+        rc = cli_check_reply(reply);
     if (rc != EXIT_OK) {
         cJSON_Delete(reply);
         cJSON_Delete(content);
@@ -806,21 +809,21 @@ static bool answered_after(struct room_view *rv, long long after, const char *to
     const cJSON *ev;
     cJSON_ArrayForEach(ev, rv->events)
     {
-        const char *type = str(ev, "event", NULL), *by = str(ev, "content", "device");
+        const char *type = cli_str(ev, "event", NULL), *by = cli_str(ev, "content", "device");
         bool keys = strcmp(type, "e2ee.keys") == 0;
         if (num_of(ev, "pos") <= after || (!keys && strcmp(type, "e2ee.withheld") != 0) ||
             (strcmp(by, rv->me->id) != 0 && strcmp(by, owner) != 0))
             continue;
         cJSON *data = event_data(ev);
-        bool hit = strcmp(str(data, "epoch", NULL), epoch) == 0 &&
-                   strcmp(str(data, "owner", NULL), owner) == 0;
+        bool hit = strcmp(cli_str(data, "epoch", NULL), epoch) == 0 &&
+                   strcmp(cli_str(data, "owner", NULL), owner) == 0;
         if (hit && keys) {
             hit = false;
             const cJSON *e;
             cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(data, "entries")) hit =
-                hit || strcmp(str(e, "to", NULL), to) == 0;
+                hit || strcmp(cli_str(e, "to", NULL), to) == 0;
         } else if (hit) {
-            hit = strcmp(str(data, "to", NULL), to) == 0;
+            hit = strcmp(cli_str(data, "to", NULL), to) == 0;
         }
         cJSON_Delete(data);
         if (hit && !rv_verify(rv, ev))
@@ -835,7 +838,7 @@ static void answer_client_id(const cJSON *req, const char *me, char out[48])
     uint8_t h[18];
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, sizeof h);
-    const char *id = str(req, "event_id", NULL);
+    const char *id = cli_str(req, "event_id", NULL);
     char pos[32];
     snprintf(pos, sizeof pos, "%lld", num_of(req, "pos"));
     crypto_generichash_update(&st, (const unsigned char *)pos, strlen(pos) + 1);
@@ -856,15 +859,15 @@ static bool joined_after_epoch(struct room_view *rv, const char *requester, cons
         return false;
     long long joined = -1, began = -1;
     const cJSON *d, *ev;
-    cJSON_ArrayForEach(d, rv->devices) if (strcmp(str(d, "device", NULL), requester) == 0) joined =
-        num_of(d, "joined_pos");
+    cJSON_ArrayForEach(d, rv->devices) if (strcmp(cli_str(d, "device", NULL), requester) == 0)
+        joined = num_of(d, "joined_pos");
     cJSON_ArrayForEach(ev, rv->events)
     {
-        if (strcmp(str(ev, "event", NULL), "e2ee.keys") != 0)
+        if (strcmp(cli_str(ev, "event", NULL), "e2ee.keys") != 0)
             continue;
         cJSON *data = event_data(ev);
-        bool this_epoch = strcmp(str(data, "epoch", NULL), epoch) == 0 &&
-                          strcmp(str(data, "owner", NULL), owner) == 0;
+        bool this_epoch = strcmp(cli_str(data, "epoch", NULL), epoch) == 0 &&
+                          strcmp(cli_str(data, "owner", NULL), owner) == 0;
         cJSON_Delete(data);
         if (this_epoch) {
             began = num_of(ev, "pos");
@@ -898,7 +901,7 @@ static int answer_one(struct room_view *rv, const cJSON *req, const char *reques
         why = "the requesting device's keys do not verify";
     bool mine = strcmp(owner, rv->me->id) == 0;
     cJSON *own = cJSON_GetObjectItemCaseSensitive(rv->state, "own");
-    if (entry && mine && strcmp(str(own, "epoch", NULL), epoch) == 0) {
+    if (entry && mine && strcmp(cli_str(own, "epoch", NULL), epoch) == 0) {
         /* Our current epoch now reaches one more device: remembered before it is posted, so
          * the epoch ends if that device leaves (upload.c), even if the server never shows us
          * this answer again. */
@@ -947,15 +950,15 @@ int rv_answer_requests(struct room_view *rv)
     int n = cJSON_GetArraySize(rv->events);
     for (int i = 0; i < n; i++) {
         const cJSON *req = cJSON_GetArrayItem(rv->events, i);
-        if (strcmp(str(req, "event", NULL), "e2ee.key_request") != 0)
+        if (strcmp(cli_str(req, "event", NULL), "e2ee.key_request") != 0)
             continue;
-        const char *requester = str(req, "content", "device");
+        const char *requester = cli_str(req, "content", "device");
         if (strcmp(requester, rv->me->id) == 0 || rv_verify(rv, req))
             continue;
         cJSON *data = event_data(req);
         char epoch[80], owner[DEVICE_ID_MAX];
-        snprintf(epoch, sizeof epoch, "%s", str(data, "epoch", NULL));
-        snprintf(owner, sizeof owner, "%s", str(data, "owner", NULL));
+        snprintf(epoch, sizeof epoch, "%s", cli_str(data, "epoch", NULL));
+        snprintf(owner, sizeof owner, "%s", cli_str(data, "owner", NULL));
         cJSON_Delete(data);
         uint8_t key[32];
         if (!rv_key(rv, owner, epoch, key))
@@ -979,12 +982,12 @@ static bool request_pending(struct room_view *rv, const char *owner, const char 
     const cJSON *ev;
     cJSON_ArrayForEach(ev, rv->events)
     {
-        if (strcmp(str(ev, "event", NULL), "e2ee.key_request") != 0 ||
-            strcmp(str(ev, "content", "device"), rv->me->id) != 0)
+        if (strcmp(cli_str(ev, "event", NULL), "e2ee.key_request") != 0 ||
+            strcmp(cli_str(ev, "content", "device"), rv->me->id) != 0)
             continue;
         cJSON *data = event_data(ev);
-        bool mine = strcmp(str(data, "epoch", NULL), epoch) == 0 &&
-                    strcmp(str(data, "owner", NULL), owner) == 0;
+        bool mine = strcmp(cli_str(data, "epoch", NULL), epoch) == 0 &&
+                    strcmp(cli_str(data, "owner", NULL), owner) == 0;
         cJSON_Delete(data);
         if (mine && !answered_after(rv, num_of(ev, "pos"), rv->me->id, owner, epoch))
             return true;
@@ -1002,15 +1005,15 @@ static bool withheld_reason(struct room_view *rv, const char *owner, const char 
     const cJSON *ev;
     cJSON_ArrayForEach(ev, rv->events)
     {
-        if (strcmp(str(ev, "event", NULL), "e2ee.withheld") != 0 ||
-            (strcmp(str(ev, "content", "device"), owner) == 0) != by_owner)
+        if (strcmp(cli_str(ev, "event", NULL), "e2ee.withheld") != 0 ||
+            (strcmp(cli_str(ev, "content", "device"), owner) == 0) != by_owner)
             continue;
         cJSON *data = event_data(ev);
-        if (strcmp(str(data, "epoch", NULL), epoch) == 0 &&
-            strcmp(str(data, "owner", NULL), owner) == 0 &&
-            strcmp(str(data, "to", NULL), rv->me->id) == 0 && !rv_verify(rv, ev)) {
-            snprintf(out, n, "device %s: %s", str(ev, "content", "device"),
-                     str(data, "reason", NULL));
+        if (strcmp(cli_str(data, "epoch", NULL), epoch) == 0 &&
+            strcmp(cli_str(data, "owner", NULL), owner) == 0 &&
+            strcmp(cli_str(data, "to", NULL), rv->me->id) == 0 && !rv_verify(rv, ev)) {
+            snprintf(out, n, "device %s: %s", cli_str(ev, "content", "device"),
+                     cli_str(data, "reason", NULL));
             found = true;
         }
         cJSON_Delete(data);
@@ -1040,7 +1043,7 @@ static void open_photo(struct room_view *rv, const cJSON *ev, const cJSON *data,
     uint8_t *ct;
     size_t ct_len;
     pv->state = PHOTO_BROKEN;
-    if (!unb64url(str(data, "ct", NULL), &ct, &ct_len) || ct_len < MEDIA_AEAD_OVERHEAD) {
+    if (!unb64url(cli_str(data, "ct", NULL), &ct, &ct_len) || ct_len < MEDIA_AEAD_OVERHEAD) {
         free(ct);
         snprintf(pv->detail, sizeof pv->detail, "integrity failure: no ciphertext");
         return;
@@ -1065,7 +1068,7 @@ static void open_photo(struct room_view *rv, const cJSON *ev, const cJSON *data,
     } else if (!cJSON_IsObject(msg)) {
         snprintf(pv->detail, sizeof pv->detail, "integrity failure: the message is not JSON");
     } else if (cJSON_GetArraySize(blobs) != 1 || !cJSON_IsString(blob0) ||
-               strcmp(str(msg, "image", "blob"), blob0->valuestring) != 0) {
+               strcmp(cli_str(msg, "image", "blob"), blob0->valuestring) != 0) {
         snprintf(pv->detail, sizeof pv->detail,
                  "integrity failure: the image is not the blob the signed event names");
     } else {
@@ -1080,7 +1083,7 @@ static void open_photo(struct room_view *rv, const cJSON *ev, const cJSON *data,
 int rv_photo(struct room_view *rv, const cJSON *ev, struct photo_view *pv)
 {
     memset(pv, 0, sizeof *pv);
-    snprintf(pv->device, sizeof pv->device, "%s", str(ev, "content", "device"));
+    snprintf(pv->device, sizeof pv->device, "%s", cli_str(ev, "content", "device"));
     const char *why = rv_verify(rv, ev);
     if (why) {
         pv->state = PHOTO_BROKEN;
@@ -1088,7 +1091,7 @@ int rv_photo(struct room_view *rv, const cJSON *ev, struct photo_view *pv)
         return EXIT_OK;
     }
     cJSON *data = event_data(ev);
-    snprintf(pv->epoch, sizeof pv->epoch, "%s", str(data, "epoch", NULL));
+    snprintf(pv->epoch, sizeof pv->epoch, "%s", cli_str(data, "epoch", NULL));
     uint8_t key[32];
     int rc = EXIT_OK;
     char reason[200], sent[32];
@@ -1126,7 +1129,7 @@ int rv_photo(struct room_view *rv, const cJSON *ev, struct photo_view *pv)
         rc = ask_for_key(rv, pv);
     }
     if (seq && !replay && llabs(num_of(ev, "ts") - ts) > CLOCK_SKEW_MS) {
-        format_time((double)ts, sent, sizeof sent);
+        cli_format_time((double)ts, sent, sizeof sent);
         warn(pv, "made %s by its sender's clock", sent);
     }
     cJSON_Delete(data);

@@ -67,7 +67,7 @@ static int resolve_in(struct kzc *c, const char *want, bool archived, char room_
         args = cJSON_CreateObject();
         cJSON_AddTrueToObject(args, "archived");
     }
-    int rc = call(c, "room.list", args, &reply);
+    int rc = cli_call(c, "room.list", args, &reply);
     if (rc != EXIT_OK)
         return rc;
     const cJSON *r, *found = NULL;
@@ -75,13 +75,13 @@ static int resolve_in(struct kzc *c, const char *want, bool archived, char room_
     size_t wlen = strlen(want);
     cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(reply, "rooms"))
     {
-        const char *id = str(r, "room", NULL);
+        const char *id = cli_str(r, "room", NULL);
         bool hit = strcmp(id, want) == 0;
         if (!hit && want[0] == '@')
-            hit = strcmp(str(r, "kind", NULL), "direct") == 0 &&
-                  strcmp(str(r, "with", NULL), want + 1) == 0;
+            hit = strcmp(cli_str(r, "kind", NULL), "direct") == 0 &&
+                  strcmp(cli_str(r, "with", NULL), want + 1) == 0;
         if (!hit)
-            hit = strcmp(str(r, "name", NULL), want) == 0 ||
+            hit = strcmp(cli_str(r, "name", NULL), want) == 0 ||
                   (wlen >= 4 && strncmp(id, want, wlen) == 0);
         if (hit && strcmp(id, want) == 0) {
             found = r;
@@ -94,9 +94,9 @@ static int resolve_in(struct kzc *c, const char *want, bool archived, char room_
         }
     }
     if (matches == 1) {
-        snprintf(room_id, ROOM_ID_MAX, "%s", str(found, "room", NULL));
+        snprintf(room_id, ROOM_ID_MAX, "%s", cli_str(found, "room", NULL));
         if (name)
-            snprintf(name, namelen, "%s", str(found, "name", NULL));
+            snprintf(name, namelen, "%s", cli_str(found, "name", NULL));
     }
     cJSON_Delete(reply);
     if (matches == 0)
@@ -113,7 +113,7 @@ static int resolve_in(struct kzc *c, const char *want, bool archived, char room_
 static int connect_room(const char *want, struct kzc **out, char room_id[ROOM_ID_MAX])
 {
     struct session s;
-    int rc = connect_authed(out, &s);
+    int rc = cli_connect_authed(out, &s);
     if (rc != EXIT_OK)
         return rc;
     rc = resolve_room(*out, want, room_id, NULL, 0);
@@ -137,15 +137,15 @@ static int room_call(const char *want, const char *op, cJSON *args, cJSON **repl
     if (!args)
         args = cJSON_CreateObject();
     cJSON_AddStringToObject(args, "room", room_id);
-    return call_and_close(c, op, args, reply_out);
+    return cli_call_and_close(c, op, args, reply_out);
 }
 
 /* ---- printing events ---- */
 
 static const char *who(const cJSON *ev)
 {
-    const char *name = str(ev, "sender_name", NULL);
-    return *name ? name : str(ev, "sender", NULL);
+    const char *name = cli_str(ev, "sender_name", NULL);
+    return *name ? name : cli_str(ev, "sender", NULL);
 }
 
 /* A room.update says what it set (`changed`): a new topic does not read as a rename. Events
@@ -154,7 +154,7 @@ static void print_room_update(const char *prefix, long long pos, const char *t, 
                               const cJSON *content)
 {
     const cJSON *changed = cJSON_GetObjectItemCaseSensitive(content, "changed"), *f;
-    const char *name = str(content, "name", NULL), *topic = str(content, "topic", NULL);
+    const char *name = cli_str(content, "name", NULL), *topic = cli_str(content, "topic", NULL);
     if (!cJSON_IsArray(changed)) {
         printf("%s#%lld %s * %s updated the room \"%s\" (topic: %s)\n", prefix, pos, t, by, name,
                topic);
@@ -183,11 +183,11 @@ static void print_room_update(const char *prefix, long long pos, const char *t, 
 static void print_device_event(const char *prefix, long long pos, const char *t, const cJSON *ev,
                                const cJSON *content)
 {
-    const char *user = str(content, "user", NULL), *change = str(content, "change", NULL);
-    const char *dev = str(content, "device", NULL), *by = str(content, "by", NULL);
+    const char *user = cli_str(content, "user", NULL), *change = cli_str(content, "change", NULL);
+    const char *dev = cli_str(content, "device", NULL), *by = cli_str(content, "by", NULL);
     char label[256];
     size_t i = 0;
-    for (const char *p = str(content, "label", NULL); *p && i + 1 < sizeof label; p++)
+    for (const char *p = cli_str(content, "label", NULL); *p && i + 1 < sizeof label; p++)
         label[i++] = (unsigned char)*p < 0x20 || *p == 0x7f ? ' ' : *p;
     label[i] = '\0';
     printf("%s#%lld %s * ", prefix, pos, t);
@@ -201,7 +201,7 @@ static void print_device_event(const char *prefix, long long pos, const char *t,
     else if (strcmp(change, "unlisted") == 0)
         printf("%s took the device \"%s\" (%s) off the signed device list: no more photo keys\n",
                user, label, dev);
-    else if (strcmp(change, "removed") == 0 && strcmp(str(ev, "sender", NULL), user) != 0)
+    else if (strcmp(change, "removed") == 0 && strcmp(cli_str(ev, "sender", NULL), user) != 0)
         printf("%s's device \"%s\" (%s) was revoked by %s: no more photo keys\n", user, label, dev,
                who(ev));
     else if (strcmp(change, "removed") == 0)
@@ -214,10 +214,10 @@ static void print_device_event(const char *prefix, long long pos, const char *t,
 /* One line per event, as history and tail show them. */
 static void print_event(const cJSON *ev, const char *label)
 {
-    const char *type = str(ev, "event", NULL);
+    const char *type = cli_str(ev, "event", NULL);
     const cJSON *content = cJSON_GetObjectItemCaseSensitive(ev, "content");
     char t[16];
-    hhmm(num(ev, "ts"), t);
+    hhmm(cli_num(ev, "ts"), t);
     /* A notice's events come from its own room, which room.list does not name: its raw id
      * would be the label. Each line says which notice instead. */
     if (label && *label && strncmp(type, "notice.", 7) == 0)
@@ -225,38 +225,38 @@ static void print_event(const cJSON *ev, const char *label)
     char prefix[320] = "";
     if (label && *label)
         snprintf(prefix, sizeof prefix, "[%s] ", label);
-    long long pos = num(ev, "pos");
+    long long pos = cli_num(ev, "pos");
     if (strcmp(type, "msg") == 0) {
         if (flag(ev, "deleted") && flag(ev, "deleted_by_admin")) {
             printf("%s#%lld %s %s: (removed by a room admin, %s)\n", prefix, pos, t, who(ev),
-                   str(ev, "deleted_by", NULL));
+                   cli_str(ev, "deleted_by", NULL));
             return;
         }
         if (flag(ev, "deleted")) {
             printf("%s#%lld %s %s: (deleted)\n", prefix, pos, t, who(ev));
             return;
         }
-        long long n = num(ev, "read_count");
-        printf("%s#%lld %s %s: %s%s", prefix, pos, t, who(ev), str(content, "body", NULL),
+        long long n = cli_num(ev, "read_count");
+        printf("%s#%lld %s %s: %s%s", prefix, pos, t, who(ev), cli_str(content, "body", NULL),
                flag(ev, "edited") ? " (edited)" : "");
         if (n > 0 && tl_is_mine(ev)) /* as LINE: 既読 beside one's own messages */
             printf("  既読 %lld", n);
         printf("\n");
     } else if (strcmp(type, "msg.edit") == 0) {
-        printf("%s#%lld %s %s edited #%lld: %s\n", prefix, pos, t, who(ev), num(ev, "target_pos"),
-               str(content, "body", NULL));
+        printf("%s#%lld %s %s edited #%lld: %s\n", prefix, pos, t, who(ev),
+               cli_num(ev, "target_pos"), cli_str(content, "body", NULL));
     } else if (strcmp(type, "msg.delete") == 0 && flag(content, "by_admin")) {
         printf("%s#%lld %s * %s (room admin) removed message #%lld\n", prefix, pos, t, who(ev),
-               num(ev, "target_pos"));
+               cli_num(ev, "target_pos"));
     } else if (strcmp(type, "msg.delete") == 0) {
-        printf("%s#%lld %s %s deleted #%lld\n", prefix, pos, t, who(ev), num(ev, "target_pos"));
+        printf("%s#%lld %s %s deleted #%lld\n", prefix, pos, t, who(ev), cli_num(ev, "target_pos"));
     } else if (strcmp(type, "room.archive") == 0) {
         printf("%s#%lld %s * %s %s\n", prefix, pos, t, who(ev),
                flag(content, "archived") ? "archived the room: it is read-only now"
                                          : "unarchived the room");
     } else if (strcmp(type, "member") == 0) {
-        const char *m = str(content, "membership", NULL);
-        const char *user = str(content, "user", NULL);
+        const char *m = cli_str(content, "membership", NULL);
+        const char *user = cli_str(content, "user", NULL);
         if (strcmp(m, "join") == 0)
             printf("%s#%lld %s * %s joined\n", prefix, pos, t, user);
         else if (strcmp(m, "leave") == 0)
@@ -264,26 +264,27 @@ static void print_event(const cJSON *ev, const char *label)
         else
             printf("%s#%lld %s * %s was removed by %s\n", prefix, pos, t, user, who(ev));
     } else if (strcmp(type, "member.role") == 0) {
-        printf("%s#%lld %s * %s is now %s\n", prefix, pos, t, str(content, "user", NULL),
-               str(content, "role", NULL));
+        printf("%s#%lld %s * %s is now %s\n", prefix, pos, t, cli_str(content, "user", NULL),
+               cli_str(content, "role", NULL));
     } else if (strcmp(type, "room.create") == 0 &&
-               strcmp(str(content, "kind", NULL), "direct") == 0) {
+               strcmp(cli_str(content, "kind", NULL), "direct") == 0) {
         printf("%s#%lld %s * %s started this one-to-one room\n", prefix, pos, t, who(ev));
     } else if (strcmp(type, "room.create") == 0) {
         printf("%s#%lld %s * %s created the room \"%s\"\n", prefix, pos, t, who(ev),
-               str(content, "name", NULL));
+               cli_str(content, "name", NULL));
     } else if (strcmp(type, "room.update") == 0) {
         print_room_update(prefix, pos, t, who(ev), content);
     } else if (strcmp(type, "notice.post") == 0) {
         printf("%s#%lld %s %s%s (%s): kizuna notice show %lld\n", prefix, pos, t,
-               strcmp(str(content, "priority", NULL), "urgent") == 0 ? "【緊急のお知らせ】"
-                                                                     : "【お知らせ】",
-               str(content, "title", NULL), who(ev), num(content, "notice"));
+               strcmp(cli_str(content, "priority", NULL), "urgent") == 0 ? "【緊急のお知らせ】"
+                                                                         : "【お知らせ】",
+               cli_str(content, "title", NULL), who(ev), cli_num(content, "notice"));
     } else if (strcmp(type, "notice.edit") == 0) {
-        printf("%s#%lld %s notice #%lld revised: %s\n", prefix, pos, t, num(content, "notice"),
-               str(content, "title", NULL));
+        printf("%s#%lld %s notice #%lld revised: %s\n", prefix, pos, t, cli_num(content, "notice"),
+               cli_str(content, "title", NULL));
     } else if (strcmp(type, "notice.withdraw") == 0) {
-        printf("%s#%lld %s notice #%lld was withdrawn\n", prefix, pos, t, num(content, "notice"));
+        printf("%s#%lld %s notice #%lld was withdrawn\n", prefix, pos, t,
+               cli_num(content, "notice"));
     } else if (strcmp(type, "device") == 0) {
         print_device_event(prefix, pos, t, ev, content);
     } else if (strcmp(type, "e2ee.photo") == 0) {
@@ -302,11 +303,11 @@ int cmd_rooms(int argc, char **argv)
 {
     bool archived = argc == 2 && strcmp(argv[1], "--archived") == 0;
     if (argc > 2 || (argc == 2 && !archived))
-        return usage_error("rooms [--archived]");
+        return cli_usage_error("rooms [--archived]");
     cJSON *reply, *args = cJSON_CreateObject();
     if (archived)
         cJSON_AddTrueToObject(args, "archived");
-    int rc = call_once("room.list", args, &reply);
+    int rc = cli_call_once("room.list", args, &reply);
     if (rc != EXIT_OK || json_out) {
         cJSON_Delete(reply);
         return rc;
@@ -316,15 +317,15 @@ int cmd_rooms(int argc, char **argv)
     const cJSON *r;
     cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(reply, "rooms"))
     {
-        const char *kind = str(r, "kind", NULL);
-        printf("%.8s  %s%s  (%lld members, %lld unread)\n", str(r, "room", NULL),
+        const char *kind = cli_str(r, "kind", NULL);
+        printf("%.8s  %s%s  (%lld members, %lld unread)\n", cli_str(r, "room", NULL),
                strcmp(kind, "direct") == 0 ? "@" : "",
-               strcmp(kind, "direct") == 0 ? str(r, "with", NULL) : str(r, "name", NULL),
-               num(r, "members"), num(r, "unread"));
+               strcmp(kind, "direct") == 0 ? cli_str(r, "with", NULL) : cli_str(r, "name", NULL),
+               cli_num(r, "members"), cli_num(r, "unread"));
         const cJSON *last = cJSON_GetObjectItemCaseSensitive(r, "last");
         if (last)
-            printf("          #%lld %s: %s\n", num(last, "pos"), str(last, "sender", NULL),
-                   flag(last, "deleted") ? "(deleted)" : str(last, "body", NULL));
+            printf("          #%lld %s: %s\n", cli_num(last, "pos"), cli_str(last, "sender", NULL),
+                   flag(last, "deleted") ? "(deleted)" : cli_str(last, "body", NULL));
     }
     cJSON_Delete(reply);
     return EXIT_OK;
@@ -350,17 +351,17 @@ static int create_room(cJSON *args, bool yes, cJSON **reply_out)
         cJSON_AddTrueToObject(args, "confirm");
     /* The history policy goes into the room's creation signed by this device, so that no one,
      * the server included, can change it later (issue 14, item 6). */
-    const char *history = str(args, "history", NULL);
-    int rc = connect_signing(&c, *history ? history : "shared", args);
+    const char *history = cli_str(args, "history", NULL);
+    int rc = cli_connect_signing(&c, *history ? history : "shared", args);
     if (rc != EXIT_OK) {
         cJSON_Delete(args);
         return rc;
     }
     cJSON *confirmed = cJSON_Duplicate(args, true);
     cJSON *reply = kzc_call(c, "room.create", args, TIMEOUT_MS);
-    if (reply && !yes && strcmp(str(reply, "error", "code"), "conflict") == 0) {
+    if (reply && !yes && strcmp(cli_str(reply, "error", "code"), "conflict") == 0) {
         if (json_out || !isatty(STDIN_FILENO) || !isatty(STDERR_FILENO)) {
-            check_reply(reply);
+            cli_check_reply(reply);
             if (!json_out)
                 fprintf(stderr, "kizuna: give another name, or add --yes to create a second room "
                                 "with the same name\n");
@@ -370,7 +371,7 @@ static int create_room(cJSON *args, bool yes, cJSON **reply_out)
             return EXIT_REFUSED;
         }
         fprintf(stderr, "%s\nCreate a second room with the same name? [y/N] ",
-                str(reply, "error", "message"));
+                cli_str(reply, "error", "message"));
         char line[16] = "";
         bool go = fgets(line, sizeof line, stdin) && (line[0] == 'y' || line[0] == 'Y');
         cJSON_Delete(reply);
@@ -382,18 +383,18 @@ static int create_room(cJSON *args, bool yes, cJSON **reply_out)
             return EXIT_REFUSED;
         }
         cJSON_AddTrueToObject(confirmed, "confirm");
-        rc = call(c, "room.create", confirmed, &reply);
+        rc = cli_call(c, "room.create", confirmed, &reply);
         confirmed = NULL;
     } else if (!reply) {
-        rc = unreachable(kzc_error(c));
-    } else if ((rc = check_reply(reply)) != EXIT_OK) {
+        rc = cli_unreachable(kzc_error(c));
+    } else if ((rc = cli_check_reply(reply)) != EXIT_OK) {
         cJSON_Delete(reply);
         reply = NULL;
     }
     cJSON_Delete(confirmed);
     kzc_close(c);
     if (rc == EXIT_OK && json_out)
-        print_json(reply);
+        cli_print_json(reply);
     *reply_out = reply;
     return rc;
 }
@@ -425,12 +426,12 @@ static int export_room(const char *want, const char *path)
         cJSON_AddStringToObject(args, "room", room_id);
         if (after)
             cJSON_AddNumberToObject(args, "after", (double)after);
-        if ((rc = call(c, "room.export", args, &reply)) != EXIT_OK)
+        if ((rc = cli_call(c, "room.export", args, &reply)) != EXIT_OK)
             break;
-        fputs(str(reply, "csv", NULL), f);
-        events += num(reply, "events");
+        fputs(cli_str(reply, "csv", NULL), f);
+        events += cli_num(reply, "events");
         more = flag(reply, "more");
-        after = num(reply, "next_after");
+        after = cli_num(reply, "next_after");
         cJSON_Delete(reply);
     }
     kzc_close(c);
@@ -446,8 +447,8 @@ static int export_room(const char *want, const char *path)
 int cmd_room(int argc, char **argv)
 {
     if (argc < 2)
-        return usage_error("room create|invite|remove|leave|members|rename|topic|admin|archive|"
-                           "unarchive|export ...");
+        return cli_usage_error("room create|invite|remove|leave|members|rename|topic|admin|archive|"
+                               "unarchive|export ...");
     const char *sub = argv[1];
     cJSON *reply = NULL;
     int rc;
@@ -468,10 +469,10 @@ int cmd_room(int argc, char **argv)
             else if (!name)
                 name = argv[i];
             else
-                return usage_error(use);
+                return cli_usage_error(use);
         }
         if (!name)
-            return usage_error(use);
+            return cli_usage_error(use);
         cJSON *args = cJSON_CreateObject();
         cJSON_AddStringToObject(args, "name", name);
         if (history)
@@ -482,18 +483,18 @@ int cmd_room(int argc, char **argv)
             cJSON_AddItemToObject(args, "members", split_logins(members));
         rc = create_room(args, yes, &reply);
         if (rc == EXIT_OK && !json_out)
-            printf("created room %s (%s)\n", str(reply, "room", "name"),
-                   str(reply, "room", "room"));
+            printf("created room %s (%s)\n", cli_str(reply, "room", "name"),
+                   cli_str(reply, "room", "room"));
         cJSON_Delete(reply);
         return rc;
     }
     if (argc < 3)
-        return usage_error("this room command needs a ROOM");
+        return cli_usage_error("this room command needs a ROOM");
     const char *room = argv[2];
     if (strcmp(sub, "export") == 0) {
         if (argc == 3 || (argc == 5 && strcmp(argv[3], "-o") == 0))
             return export_room(room, argc == 5 ? argv[4] : NULL);
-        return usage_error("room export ROOM [-o FILE.csv]");
+        return cli_usage_error("room export ROOM [-o FILE.csv]");
     }
     cJSON *args = cJSON_CreateObject();
     const char *op = NULL, *done = NULL;
@@ -519,7 +520,7 @@ int cmd_room(int argc, char **argv)
         bool revoke = argc == 5 && strcmp(argv[4], "--revoke") == 0;
         if (argc == 5 && !revoke) {
             cJSON_Delete(args);
-            return usage_error("room admin ROOM USER [--revoke]");
+            return cli_usage_error("room admin ROOM USER [--revoke]");
         }
         cJSON_AddStringToObject(args, "user", argv[3]);
         cJSON_AddBoolToObject(args, "admin", !revoke);
@@ -527,16 +528,16 @@ int cmd_room(int argc, char **argv)
         done = revoke ? "is no longer an admin" : "is now an admin";
     } else {
         cJSON_Delete(args);
-        return usage_error("room create|invite|remove|leave|members|rename|topic|admin|archive|"
-                           "unarchive|export ...");
+        return cli_usage_error("room create|invite|remove|leave|members|rename|topic|admin|archive|"
+                               "unarchive|export ...");
     }
     rc = room_call(room, op, args, &reply);
     if (rc == EXIT_OK && !json_out) {
         if (strcmp(op, "room.members") == 0) {
             const cJSON *m;
             cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(reply, "members"))
-                printf("%-20s %-6s read to #%-8lld %s\n", str(m, "login", NULL),
-                       str(m, "role", NULL), num(m, "read_pos"), str(m, "name", NULL));
+                printf("%-20s %-6s read to #%-8lld %s\n", cli_str(m, "login", NULL),
+                       cli_str(m, "role", NULL), cli_num(m, "read_pos"), cli_str(m, "name", NULL));
         } else {
             printf("%s%s%s\n", argc >= 4 && op[5] != 'u' ? argv[3] : "",
                    argc >= 4 && op[5] != 'u' ? " " : "", done);
@@ -549,20 +550,20 @@ int cmd_room(int argc, char **argv)
 int cmd_dm(int argc, char **argv)
 {
     if (argc != 2)
-        return usage_error("dm USER");
+        return cli_usage_error("dm USER");
     cJSON *args = cJSON_CreateObject();
     cJSON_AddStringToObject(args, "user", argv[1]);
     cJSON *reply = NULL;
     struct kzc *c;
     /* Used only if the room is new: its history policy, signed by this device (issue 14). */
-    int rc = connect_signing(&c, "shared", args);
+    int rc = cli_connect_signing(&c, "shared", args);
     if (rc == EXIT_OK)
-        rc = call_and_close(c, "room.direct", args, &reply);
+        rc = cli_call_and_close(c, "room.direct", args, &reply);
     else
         cJSON_Delete(args);
     if (rc == EXIT_OK && !json_out)
-        printf("one-to-one room with %s: @%s (%s)\n", str(reply, "room", "name"),
-               str(reply, "room", "with"), str(reply, "room", "room"));
+        printf("one-to-one room with %s: @%s (%s)\n", cli_str(reply, "room", "name"),
+               cli_str(reply, "room", "with"), cli_str(reply, "room", "room"));
     cJSON_Delete(reply);
     return rc;
 }
@@ -595,7 +596,8 @@ static char *read_stdin(void)
 int cmd_send(int argc, char **argv)
 {
     if (argc < 2)
-        return usage_error("send ROOM [TEXT...]   (without TEXT, the message is read from stdin)");
+        return cli_usage_error(
+            "send ROOM [TEXT...]   (without TEXT, the message is read from stdin)");
     char *body;
     if (argc > 2) {
         size_t len = 0;
@@ -612,7 +614,7 @@ int cmd_send(int argc, char **argv)
     }
     if (!body || !*body) {
         free(body);
-        return usage_error("nothing to send");
+        return cli_usage_error("nothing to send");
     }
     /* One client_id for every attempt: a retry after a lost connection can never post twice. */
     unsigned char raw[12];
@@ -644,18 +646,18 @@ int cmd_send(int argc, char **argv)
             rc = EXIT_UNREACHABLE;
             continue;
         }
-        rc = check_reply(reply);
+        rc = cli_check_reply(reply);
         if (rc == EXIT_OK) {
             if (json_out)
-                print_json(reply);
+                cli_print_json(reply);
             else
-                printf("sent #%lld\n", num(reply, "pos"));
+                printf("sent #%lld\n", cli_num(reply, "pos"));
         }
         cJSON_Delete(reply);
         break;
     }
     if (rc == EXIT_UNREACHABLE)
-        unreachable("gave up after 5 attempts");
+        cli_unreachable("gave up after 5 attempts");
     free(body);
     return rc;
 }
@@ -673,18 +675,18 @@ static int history_call(const char *want, cJSON *args, bool mark, cJSON **reply)
 {
     struct session s;
     cJSON *rooms = NULL;
-    hist.before = num(args, "before");
-    hist.after = cJSON_GetObjectItemCaseSensitive(args, "after") ? num(args, "after") : -1;
-    int rc = connect_authed(&hist.c, &s);
+    hist.before = cli_num(args, "before");
+    hist.after = cJSON_GetObjectItemCaseSensitive(args, "after") ? cli_num(args, "after") : -1;
+    int rc = cli_connect_authed(&hist.c, &s);
     if (rc == EXIT_OK && (rc = resolve_room(hist.c, want, hist.room_id, NULL, 0)) == EXIT_OK &&
-        (rc = call(hist.c, "room.list", NULL, &rooms)) == EXIT_OK) {
+        (rc = cli_call(hist.c, "room.list", NULL, &rooms)) == EXIT_OK) {
         tl_begin(hist.c, &s, mark);
         tl_set_rooms(rooms);
         cJSON_AddStringToObject(args, "room", hist.room_id);
-        rc = call(hist.c, "history", args, reply);
+        rc = cli_call(hist.c, "history", args, reply);
         args = NULL; /* consumed */
         if (rc == EXIT_OK && json_out)
-            print_json(*reply);
+            cli_print_json(*reply);
     }
     cJSON_Delete(rooms);
     cJSON_Delete(args);
@@ -721,7 +723,7 @@ static void history_done(const cJSON *reply, bool mark)
 int cmd_history(int argc, char **argv)
 {
     if (argc < 2)
-        return usage_error("history ROOM [--before POS] [--after POS] [--limit N] [--no-read]");
+        return cli_usage_error("history ROOM [--before POS] [--after POS] [--limit N] [--no-read]");
     cJSON *args = cJSON_CreateObject();
     bool forward = false; /* --after: the next page is newer, not older */
     bool mark = true;     /* --no-read: scripts and shared screens leave the marker alone */
@@ -736,7 +738,8 @@ int cmd_history(int argc, char **argv)
             (strcmp(argv[i], "--before") && strcmp(argv[i], "--after") &&
              strcmp(argv[i], "--limit"))) {
             cJSON_Delete(args);
-            return usage_error("history ROOM [--before POS] [--after POS] [--limit N] [--no-read]");
+            return cli_usage_error(
+                "history ROOM [--before POS] [--after POS] [--limit N] [--no-read]");
         }
         forward |= strcmp(argv[i], "--after") == 0;
         cJSON_AddNumberToObject(args, argv[i] + 2, (double)v);
@@ -749,8 +752,9 @@ int cmd_history(int argc, char **argv)
             print_event(ev, NULL);
         const cJSON *evs = cJSON_GetObjectItemCaseSensitive(reply, "events");
         if (flag(reply, "more"))
-            printf("(more: --%s %lld)\n", forward ? "after" : "before",
-                   num(cJSON_GetArrayItem(evs, forward ? cJSON_GetArraySize(evs) - 1 : 0), "pos"));
+            printf(
+                "(more: --%s %lld)\n", forward ? "after" : "before",
+                cli_num(cJSON_GetArrayItem(evs, forward ? cJSON_GetArraySize(evs) - 1 : 0), "pos"));
     }
     history_done(reply, mark);
     cJSON_Delete(reply);
@@ -760,20 +764,20 @@ int cmd_history(int argc, char **argv)
 int cmd_read(int argc, char **argv)
 {
     if (argc != 2 && argc != 3)
-        return usage_error("read ROOM [POS]");
+        return cli_usage_error("read ROOM [POS]");
     cJSON *args = cJSON_CreateObject();
     long long pos;
     if (argc == 3) {
         if (!parse_pos(argv[2], &pos)) {
             cJSON_Delete(args);
-            return usage_error("read ROOM [POS]");
+            return cli_usage_error("read ROOM [POS]");
         }
         cJSON_AddNumberToObject(args, "pos", (double)pos);
     }
     cJSON *reply = NULL;
     int rc = room_call(argv[1], "read", args, &reply);
     if (rc == EXIT_OK && !json_out)
-        printf("read up to #%lld\n", num(reply, "read_pos"));
+        printf("read up to #%lld\n", cli_num(reply, "read_pos"));
     cJSON_Delete(reply);
     return rc;
 }
@@ -782,7 +786,7 @@ int cmd_readers(int argc, char **argv)
 {
     long long pos;
     if (argc != 3 || !parse_pos(argv[2], &pos))
-        return usage_error("readers ROOM POS");
+        return cli_usage_error("readers ROOM POS");
     cJSON *args = cJSON_CreateObject();
     cJSON_AddNumberToObject(args, "pos", (double)pos);
     cJSON *reply = NULL;
@@ -794,13 +798,13 @@ int cmd_readers(int argc, char **argv)
         cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(reply, "read"))
         {
             char t[16];
-            hhmm(num(r, "at"), t);
-            printf("  %-20s %s  %s\n", str(r, "login", NULL), t, str(r, "name", NULL));
+            hhmm(cli_num(r, "at"), t);
+            printf("  %-20s %s  %s\n", cli_str(r, "login", NULL), t, cli_str(r, "name", NULL));
         }
         printf("not read (%d):\n",
                cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(reply, "unread")));
         cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(reply, "unread"))
-            printf("  %-20s        %s\n", str(r, "login", NULL), str(r, "name", NULL));
+            printf("  %-20s        %s\n", cli_str(r, "login", NULL), cli_str(r, "name", NULL));
     }
     cJSON_Delete(reply);
     return rc;
@@ -827,7 +831,7 @@ int cmd_search(int argc, char **argv)
         } else if (strncmp(argv[i], "--", 2) == 0 ||
                    strlen(query) + strlen(argv[i]) + 2 > sizeof query) {
             cJSON_Delete(args);
-            return usage_error(use);
+            return cli_usage_error(use);
         } else {
             /* Words given separately search as words; one quoted argument may hold several. */
             if (*query)
@@ -837,31 +841,32 @@ int cmd_search(int argc, char **argv)
     }
     if (!*query) {
         cJSON_Delete(args);
-        return usage_error(use);
+        return cli_usage_error(use);
     }
     cJSON_AddStringToObject(args, "query", query);
     cJSON *reply = NULL;
-    int rc = room ? room_call(room, "search", args, &reply) : call_once("search", args, &reply);
+    int rc = room ? room_call(room, "search", args, &reply) : cli_call_once("search", args, &reply);
     if (rc == EXIT_OK && !json_out) {
         const cJSON *r, *results = cJSON_GetObjectItemCaseSensitive(reply, "results");
         cJSON_ArrayForEach(r, results)
         {
             char t[16];
-            hhmm(num(r, "ts"), t);
-            if (strcmp(str(r, "kind", NULL), "notice") == 0)
-                printf("お知らせ %lld %s %s: %s%s (kizuna notice show %lld)\n", num(r, "notice"), t,
-                       str(r, "sender_name", NULL), str(r, "title", NULL),
-                       flag(r, "withdrawn") ? " (withdrawn)" : "", num(r, "notice"));
+            hhmm(cli_num(r, "ts"), t);
+            if (strcmp(cli_str(r, "kind", NULL), "notice") == 0)
+                printf("お知らせ %lld %s %s: %s%s (kizuna notice show %lld)\n",
+                       cli_num(r, "notice"), t, cli_str(r, "sender_name", NULL),
+                       cli_str(r, "title", NULL), flag(r, "withdrawn") ? " (withdrawn)" : "",
+                       cli_num(r, "notice"));
             else
-                printf("%.8s #%lld %s %s: %s\n", str(r, "room", NULL), num(r, "pos"), t,
-                       str(r, "sender_name", NULL), str(r, "body", NULL));
+                printf("%.8s #%lld %s %s: %s\n", cli_str(r, "room", NULL), cli_num(r, "pos"), t,
+                       cli_str(r, "sender_name", NULL), cli_str(r, "body", NULL));
         }
         if (cJSON_GetArraySize(results) == 0)
             printf("no messages or notices contain %s%s%s\n",
                    strpbrk(query, " \t") || strstr(query, "\u3000") ? "all of: " : "", query,
                    paged ? " (before that position)" : "");
         if (cJSON_GetObjectItemCaseSensitive(reply, "next_before"))
-            printf("(more: --before %lld)\n", num(reply, "next_before"));
+            printf("(more: --before %lld)\n", cli_num(reply, "next_before"));
     }
     cJSON_Delete(reply);
     return rc;
@@ -871,7 +876,7 @@ static int cmd_edit_delete(int argc, char **argv, bool is_delete)
 {
     long long pos;
     if (argc < 3 || !parse_pos(argv[2], &pos) || (is_delete ? argc != 3 : argc != 4))
-        return usage_error(is_delete ? "delete ROOM POS" : "edit ROOM POS TEXT");
+        return cli_usage_error(is_delete ? "delete ROOM POS" : "edit ROOM POS TEXT");
     cJSON *args = cJSON_CreateObject();
     cJSON_AddNumberToObject(args, "pos", (double)pos);
     if (!is_delete)
@@ -902,35 +907,35 @@ static const char *label_of(struct tail_state *ts, const char *room_id)
         return NULL; /* one room: no label needed */
     const cJSON *r;
     cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(
-                              ts->rooms, "rooms")) if (strcmp(str(r, "room", NULL), room_id) ==
-                                                       0) return str(r, "name", NULL);
+                              ts->rooms, "rooms")) if (strcmp(cli_str(r, "room", NULL), room_id) ==
+                                                       0) return cli_str(r, "name", NULL);
     return room_id;
 }
 
 static void tail_show(struct tail_state *ts, const cJSON *ev)
 {
-    const char *room = str(ev, "room", NULL);
+    const char *room = cli_str(ev, "room", NULL);
     if (ts->room_id[0] && strcmp(room, ts->room_id) != 0)
         return;
-    const char *type = str(ev, "event", NULL);
+    const char *type = cli_str(ev, "event", NULL);
     if (strcmp(type, "notice.alert") == 0 || strcmp(type, "notice.remind") == 0) {
         if (json_out)
-            print_json(ev);
+            cli_print_json(ev);
         else
             printf("!! %s: %s (kizuna notice show %lld)\n",
-                   type[7] == 'a' ? "緊急のお知らせ" : "リマインド", str(ev, "title", NULL),
-                   num(ev, "notice"));
+                   type[7] == 'a' ? "緊急のお知らせ" : "リマインド", cli_str(ev, "title", NULL),
+                   cli_num(ev, "notice"));
         fflush(stdout);
         return;
     }
     if (strcmp(type, "read") == 0) {
         tl_counts(ev); /* printed once things settle (tl_tick) */
         if (json_out)
-            print_json(ev);
+            cli_print_json(ev);
         fflush(stdout);
         return;
     }
-    long long pos = num(ev, "pos");
+    long long pos = cli_num(ev, "pos");
     if (pos && pos <= ts->last)
         return; /* already shown: never print an event twice */
     if (pos)
@@ -938,7 +943,7 @@ static void tail_show(struct tail_state *ts, const cJSON *ev)
     tl_counts_flush(); /* 既読 lines pending from before this event come first */
     tl_follow(ev);     /* keys taken, other devices' key requests answered */
     if (json_out)
-        print_json(ev);
+        cli_print_json(ev);
     else
         print_event(ev, label_of(ts, room));
     tl_shown(ev);
@@ -959,7 +964,7 @@ static int tail_first_page(struct kzc *c, struct tail_state *ts, cJSON *reply)
         cJSON_AddStringToObject(args, "room", ts->room_id);
         cJSON_AddNumberToObject(args, "after", (double)tl_marker(ts->room_id));
         cJSON_AddNumberToObject(args, "limit", TAIL_UNREAD_MAX);
-        int rc = call(c, "history", args, &unread);
+        int rc = cli_call(c, "history", args, &unread);
         if (rc != EXIT_OK) {
             cJSON_Delete(reply);
             return rc;
@@ -978,10 +983,10 @@ static int tail_first_page(struct kzc *c, struct tail_state *ts, cJSON *reply)
     {
         if (ts->context > 0)
             tail_show(ts, ev);
-        else if (num(ev, "pos") > ts->last)
-            ts->last = num(ev, "pos");
+        else if (cli_num(ev, "pos") > ts->last)
+            ts->last = cli_num(ev, "pos");
     }
-    long long first = num(cJSON_GetArrayItem(events, 0), "pos");
+    long long first = cli_num(cJSON_GetArrayItem(events, 0), "pos");
     tl_room_start(ts->room_id, ts->context > 0 && first ? first - 1 : ts->last, contiguous);
     if (!contiguous && ts->mark && ts->context > 0 && first && !json_out)
         tl_unread_hint(ts->room_id, missing);
@@ -997,14 +1002,14 @@ static int tail_once(struct tail_state *ts, const char *want)
 {
     struct kzc *c;
     struct session s;
-    int rc = connect_authed(&c, &s);
+    int rc = cli_connect_authed(&c, &s);
     if (rc != EXIT_OK)
         return rc == EXIT_UNREACHABLE ? EXIT_OK : rc;
     bool first = ts->last < 0;
     tl_begin(c, &s, ts->mark);
     cJSON_Delete(ts->rooms);
     ts->rooms = NULL;
-    if ((rc = call(c, "room.list", NULL, &ts->rooms)) != EXIT_OK)
+    if ((rc = cli_call(c, "room.list", NULL, &ts->rooms)) != EXIT_OK)
         goto out;
     tl_set_rooms(ts->rooms);
     if (want && !ts->room_id[0] && (rc = resolve_room(c, want, ts->room_id, NULL, 0)) != EXIT_OK)
@@ -1015,7 +1020,7 @@ static int tail_once(struct tail_state *ts, const char *want)
         cJSON *args = cJSON_CreateObject(), *reply;
         cJSON_AddStringToObject(args, "room", ts->room_id);
         cJSON_AddNumberToObject(args, "limit", ts->context > 0 ? ts->context : 1);
-        if ((rc = call(c, "history", args, &reply)) != EXIT_OK ||
+        if ((rc = cli_call(c, "history", args, &reply)) != EXIT_OK ||
             (rc = tail_first_page(c, ts, reply)) != EXIT_OK)
             goto out;
     }
@@ -1024,12 +1029,12 @@ static int tail_once(struct tail_state *ts, const char *want)
         if (ts->last >= 0)
             cJSON_AddNumberToObject(args, "since", (double)ts->last);
         cJSON *reply;
-        if ((rc = call(c, "sync", args, &reply)) != EXIT_OK)
+        if ((rc = cli_call(c, "sync", args, &reply)) != EXIT_OK)
             goto out;
         const cJSON *ev;
         cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(reply, "events")) tail_show(ts, ev);
-        if (ts->last < num(reply, "next"))
-            ts->last = num(reply, "next");
+        if (ts->last < cli_num(reply, "next"))
+            ts->last = cli_num(reply, "next");
         live = flag(reply, "live");
         cJSON_Delete(reply);
     }
@@ -1042,12 +1047,12 @@ static int tail_once(struct tail_state *ts, const char *want)
             tl_tick(true);
             continue;
         }
-        const char *type = str(ev, "event", NULL);
+        const char *type = cli_str(ev, "event", NULL);
         if (strcmp(type, "member") == 0 || strcmp(type, "room.create") == 0 ||
             strcmp(type, "room.update") == 0 || strcmp(type, "room.archive") == 0) {
             cJSON *fresh; /* a new or renamed room: refresh the labels */
             cJSON *r = kzc_call(c, "room.list", NULL, TIMEOUT_MS);
-            if (r && check_reply(r) == EXIT_OK) {
+            if (r && cli_check_reply(r) == EXIT_OK) {
                 fresh = r;
                 cJSON_Delete(ts->rooms);
                 ts->rooms = fresh;
@@ -1080,7 +1085,7 @@ int cmd_tail(int argc, char **argv)
         else if (!room)
             room = argv[i];
         else
-            return usage_error("tail [ROOM] [-n N] [--no-read]");
+            return cli_usage_error("tail [ROOM] [-n N] [--no-read]");
     }
     int backoff_ms = 250;
     quiet_unreachable = true;

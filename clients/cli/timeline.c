@@ -74,8 +74,8 @@ static void hhmm(long long ms, char out[16])
 
 static const char *who(const cJSON *ev)
 {
-    const char *name = str(ev, "sender_name", NULL);
-    return *name ? name : str(ev, "sender", NULL);
+    const char *name = cli_str(ev, "sender_name", NULL);
+    return *name ? name : cli_str(ev, "sender", NULL);
 }
 
 /* Text from others on one line: control characters (a caption's newlines) become spaces. */
@@ -142,13 +142,13 @@ void tl_set_rooms(const cJSON *room_list)
     const cJSON *x;
     cJSON_ArrayForEach(x, tl.rooms)
     {
-        struct tl_room *r = room_of(str(x, "room", NULL), true);
+        struct tl_room *r = room_of(cli_str(x, "room", NULL), true);
         if (!r)
             continue;
         r->known = true;
-        if (num(x, "read_pos") > r->marker)
-            r->marker = num(x, "read_pos");
-        r->unread = num(x, "unread");
+        if (cli_num(x, "read_pos") > r->marker)
+            r->marker = cli_num(x, "read_pos");
+        r->unread = cli_num(x, "unread");
         /* Only ever to true: what this command showed and has not marked yet counts as
          * unread on the server until it is marked. */
         if (r->unread == 0)
@@ -164,18 +164,18 @@ static void room_ref(const char *id, char *out, size_t n)
     int same = 0;
     cJSON_ArrayForEach(x, tl.rooms)
     {
-        if (strcmp(str(x, "room", NULL), id) == 0)
+        if (strcmp(cli_str(x, "room", NULL), id) == 0)
             me = x;
     }
     char ref[300];
-    if (me && strcmp(str(me, "kind", NULL), "direct") == 0 && *str(me, "with", NULL)) {
-        snprintf(ref, sizeof ref, "@%s", str(me, "with", NULL));
-    } else if (me && *str(me, "name", NULL)) {
+    if (me && strcmp(cli_str(me, "kind", NULL), "direct") == 0 && *cli_str(me, "with", NULL)) {
+        snprintf(ref, sizeof ref, "@%s", cli_str(me, "with", NULL));
+    } else if (me && *cli_str(me, "name", NULL)) {
         cJSON_ArrayForEach(x, tl.rooms)
         {
-            same += strcmp(str(x, "name", NULL), str(me, "name", NULL)) == 0;
+            same += strcmp(cli_str(x, "name", NULL), cli_str(me, "name", NULL)) == 0;
         }
-        snprintf(ref, sizeof ref, "%s", same == 1 ? str(me, "name", NULL) : id);
+        snprintf(ref, sizeof ref, "%s", same == 1 ? cli_str(me, "name", NULL) : id);
     } else {
         snprintf(ref, sizeof ref, "%s", id);
     }
@@ -205,15 +205,15 @@ static const char *name_of(const char *id)
     const cJSON *x;
     cJSON_ArrayForEach(x, tl.rooms)
     {
-        if (strcmp(str(x, "room", NULL), id) == 0)
-            return str(x, "name", NULL);
+        if (strcmp(cli_str(x, "room", NULL), id) == 0)
+            return cli_str(x, "name", NULL);
     }
     return id;
 }
 
 bool tl_is_mine(const cJSON *ev)
 {
-    return strcmp(str(ev, "sender", NULL), tl.s.login) == 0;
+    return strcmp(cli_str(ev, "sender", NULL), tl.s.login) == 0;
 }
 
 static bool ensure_me(void)
@@ -241,8 +241,8 @@ static void device_name(struct room_view *rv, const char *device, const char *se
                         size_t n)
 {
     const cJSON *d = rv_device(rv, device, sender);
-    const char *label = d ? str(d, "label", NULL) : "";
-    snprintf(out, n, "%s's device%s%s%s (%.8s…)", d ? str(d, "login", NULL) : sender,
+    const char *label = d ? cli_str(d, "label", NULL) : "";
+    snprintf(out, n, "%s's device%s%s%s (%.8s…)", d ? cli_str(d, "login", NULL) : sender,
              *label ? " \"" : "", label, *label ? "\"" : "", device);
 }
 
@@ -253,7 +253,7 @@ static void describe(struct tl_room *r, const cJSON *ev, const struct photo_view
 {
     char ref[320];
     room_ref(r->id, ref, sizeof ref);
-    snprintf(extra, en, "kizuna photo get %s %lld", ref, num(ev, "pos"));
+    snprintf(extra, en, "kizuna photo get %s %lld", ref, cli_num(ev, "pos"));
     if (why_not) {
         snprintf(what, wn, "[photo, cannot be opened now: %s]", why_not);
         return;
@@ -264,7 +264,7 @@ static void describe(struct tl_room *r, const cJSON *ev, const struct photo_view
         /* What the user should know about it (out of order, photos missing before it, made
          * long before it came) stays on its line, as history and tail show it. */
         char warning[300];
-        one_line(str(pv->msg, "caption", NULL), caption, sizeof caption);
+        one_line(cli_str(pv->msg, "caption", NULL), caption, sizeof caption);
         one_line(pv->warning, warning, sizeof warning);
         snprintf(what, wn, "[photo%s%s%s%s]%s%s", note ? ", " : "", note ? note : "",
                  *warning ? ", " : "", warning, *caption ? " " : "", caption);
@@ -273,11 +273,11 @@ static void describe(struct tl_room *r, const cJSON *ev, const struct photo_view
         const cJSON *lon = cJSON_GetObjectItemCaseSensitive(gps, "lon");
         if (cJSON_IsNumber(lat) && cJSON_IsNumber(lon))
             snprintf(extra, en, "GPS %.6f,%.6f; kizuna photo get %s %lld", lat->valuedouble,
-                     lon->valuedouble, ref, num(ev, "pos"));
+                     lon->valuedouble, ref, cli_num(ev, "pos"));
         break;
     }
     case PHOTO_WAITING:
-        device_name(&r->rv, pv->device, str(ev, "sender", NULL), dev, sizeof dev);
+        device_name(&r->rv, pv->device, cli_str(ev, "sender", NULL), dev, sizeof dev);
         one_line(pv->warning, caption, sizeof caption);
         snprintf(what, wn, "[photo, waiting for its key from %s; asked%s%s]", dev,
                  *caption ? "; " : "", caption);
@@ -301,10 +301,10 @@ static void print_photo_line(struct tl_room *r, const cJSON *ev, const char *pre
         why_not = "the server cannot be reached";
     char what[1400], extra[700], t[16];
     describe(r, ev, &pv, why_not, note, what, sizeof what, extra, sizeof extra);
-    hhmm(num(ev, "ts"), t);
-    printf("%s#%lld %s %s: %s (%s)", prefix, num(ev, "pos"), t, who(ev), what, extra);
-    if (tl_is_mine(ev) && num(ev, "read_count") > 0)
-        printf("  既読 %lld", num(ev, "read_count"));
+    hhmm(cli_num(ev, "ts"), t);
+    printf("%s#%lld %s %s: %s (%s)", prefix, cli_num(ev, "pos"), t, who(ev), what, extra);
+    if (tl_is_mine(ev) && cli_num(ev, "read_count") > 0)
+        printf("  既読 %lld", cli_num(ev, "read_count"));
     printf("\n");
     if (remember && rv && pv.state == PHOTO_WAITING) {
         if (!r->waiting)
@@ -319,9 +319,9 @@ static void print_photo_line(struct tl_room *r, const cJSON *ev, const char *pre
 
 void tl_print_photo(const cJSON *ev, const char *prefix)
 {
-    struct tl_room *r = room_of(str(ev, "room", NULL), true);
+    struct tl_room *r = room_of(cli_str(ev, "room", NULL), true);
     if (!r) {
-        printf("%s#%lld %s: [photo]\n", prefix, num(ev, "pos"), who(ev));
+        printf("%s#%lld %s: [photo]\n", prefix, cli_num(ev, "pos"), who(ev));
         return;
     }
     if (r->loaded)
@@ -335,9 +335,10 @@ static void reshow_waiting(struct tl_room *r)
     for (int i = 0; i < cJSON_GetArraySize(r->waiting); i++) {
         cJSON *w = cJSON_GetArrayItem(r->waiting, i);
         const cJSON *ev = cJSON_GetObjectItemCaseSensitive(w, "ev");
-        cJSON *data = cJSON_Parse(str(ev, "content", "data"));
+        cJSON *data = cJSON_Parse(cli_str(ev, "content", "data"));
         uint8_t key[32];
-        bool decided = rv_key(&r->rv, str(ev, "content", "device"), str(data, "epoch", NULL), key);
+        bool decided =
+            rv_key(&r->rv, cli_str(ev, "content", "device"), cli_str(data, "epoch", NULL), key);
         sodium_memzero(key, sizeof key);
         cJSON_Delete(data);
         struct photo_view pv = {0};
@@ -346,27 +347,27 @@ static void reshow_waiting(struct tl_room *r)
         cJSON_Delete(pv.msg);
         if (!decided)
             continue;
-        print_photo_line(r, ev, str(w, "prefix", NULL), "key arrived", false);
+        print_photo_line(r, ev, cli_str(w, "prefix", NULL), "key arrived", false);
         cJSON_DeleteItemFromArray(r->waiting, i--);
     }
 }
 
 void tl_follow(const cJSON *ev)
 {
-    const char *type = str(ev, "event", NULL);
+    const char *type = cli_str(ev, "event", NULL);
     if (strcmp(type, "device") == 0) {
-        struct tl_room *dr = room_of(str(ev, "room", NULL), false);
+        struct tl_room *dr = room_of(cli_str(ev, "room", NULL), false);
         if (dr && dr->loaded)
             rv_device_line(&dr->rv, ev); /* where a revocation stands in the log (room.c) */
         return;
     }
     if (strncmp(type, "e2ee.", 5) != 0 || strcmp(type, "e2ee.photo") == 0)
         return; /* photos are shown (tl_print_photo) */
-    struct tl_room *r = room_of(str(ev, "room", NULL), false);
+    struct tl_room *r = room_of(cli_str(ev, "room", NULL), false);
     if (!r || !r->known || !ensure_me())
         return;
     bool request = strcmp(type, "e2ee.key_request") == 0 &&
-                   strcmp(str(ev, "content", "device"), tl.me.id) != 0;
+                   strcmp(cli_str(ev, "content", "device"), tl.me.id) != 0;
     if (!r->loaded && !request)
         return; /* keys for photos not shown yet: read with the view when one is */
     bool added = r->loaded && rv_add(&r->rv, ev);
@@ -386,13 +387,13 @@ void tl_follow(const cJSON *ev)
 
 void tl_shown(const cJSON *ev)
 {
-    struct tl_room *r = room_of(str(ev, "room", NULL), false);
-    long long pos = num(ev, "pos");
+    struct tl_room *r = room_of(cli_str(ev, "room", NULL), false);
+    long long pos = cli_num(ev, "pos");
     if (!r || !pos)
         return;
     if (pos > r->shown)
         r->shown = pos;
-    const char *type = str(ev, "event", NULL);
+    const char *type = cli_str(ev, "event", NULL);
     bool counted = (strcmp(type, "msg") == 0 &&
                     !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, "deleted"))) ||
                    strcmp(type, "e2ee.photo") == 0;
@@ -406,7 +407,7 @@ void tl_shown(const cJSON *ev)
         tl.own = grown;
         tl.capown = cap;
     }
-    tl.own[tl.nown++] = (struct own_msg){pos, num(ev, "read_count")};
+    tl.own[tl.nown++] = (struct own_msg){pos, cli_num(ev, "read_count")};
 }
 
 void tl_room_start(const char *room_id, long long start, bool contiguous)
@@ -442,8 +443,8 @@ static long long unread_in(const struct tl_room *r, const cJSON *events)
     const cJSON *ev;
     cJSON_ArrayForEach(ev, events)
     {
-        const char *type = str(ev, "event", NULL);
-        n += num(ev, "pos") > r->marker && !tl_is_mine(ev) &&
+        const char *type = cli_str(ev, "event", NULL);
+        n += cli_num(ev, "pos") > r->marker && !tl_is_mine(ev) &&
              ((strcmp(type, "msg") == 0 &&
                !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ev, "deleted"))) ||
               strcmp(type, "e2ee.photo") == 0);
@@ -459,7 +460,7 @@ bool tl_page_contiguous(const char *room_id, const cJSON *events, bool more, lon
     if (!r || !r->known)
         return false;
     const cJSON *first = cJSON_GetArrayItem(events, 0);
-    if (r->unread == 0 || (first && num(first, "pos") <= r->marker))
+    if (r->unread == 0 || (first && cli_num(first, "pos") <= r->marker))
         return true;
     if (after >= 0)
         return after <= r->marker;
@@ -506,8 +507,8 @@ int tl_mark_flush(void)
         }
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "ok"))) {
             r->marked = r->shown;
-            if (num(reply, "read_pos") > r->marker)
-                r->marker = num(reply, "read_pos");
+            if (cli_num(reply, "read_pos") > r->marker)
+                r->marker = cli_num(reply, "read_pos");
         } else {
             r->marked = r->shown; /* refused (left the room): do not ask again */
         }
@@ -519,18 +520,18 @@ int tl_mark_flush(void)
 
 void tl_counts(const cJSON *read_ev)
 {
-    struct tl_room *r = room_of(str(read_ev, "room", NULL), false);
+    struct tl_room *r = room_of(cli_str(read_ev, "room", NULL), false);
     if (!r)
         return;
     const cJSON *m, *pair;
     cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(read_ev, "markers"))
     {
-        const char *user = str(m, "user", NULL);
+        const char *user = cli_str(m, "user", NULL);
         if (strcmp(user, tl.s.login) == 0) {
             /* Ours moved (here or on another device): once it reaches what tail started
              * from, nothing unread lies unshown before what tail shows. */
-            if (num(m, "pos") > r->marker)
-                r->marker = num(m, "pos");
+            if (cli_num(m, "pos") > r->marker)
+                r->marker = cli_num(m, "pos");
             if (r->start >= 0 && r->marker >= r->start)
                 r->contiguous = true;
             continue;
@@ -538,7 +539,7 @@ void tl_counts(const cJSON *read_ev)
         if (!r->readers)
             r->readers = cJSON_CreateObject();
         cJSON_DeleteItemFromObjectCaseSensitive(r->readers, user);
-        cJSON_AddNumberToObject(r->readers, user, (double)num(m, "pos"));
+        cJSON_AddNumberToObject(r->readers, user, (double)cli_num(m, "pos"));
     }
     cJSON_ArrayForEach(pair, cJSON_GetObjectItemCaseSensitive(read_ev, "counts"))
     {
@@ -651,9 +652,9 @@ void tl_pending_uploads(const char *room_id, const char *label)
     cJSON_ArrayForEach(p, list)
     {
         char t[16], caption[1024];
-        hhmm(num(p, "created_at"), t);
-        one_line(str(p, "caption", NULL), caption, sizeof caption);
-        long long len = num(p, "blob_len"), off = num(p, "offset");
+        hhmm(cli_num(p, "created_at"), t);
+        one_line(cli_str(p, "caption", NULL), caption, sizeof caption);
+        long long len = cli_num(p, "blob_len"), off = cli_num(p, "offset");
         printf("%s%s%s#… %s %s: [photo, still uploading: %lld%% sent]%s%s (kizuna photo resume)\n",
                label && *label ? "[" : "", label ? label : "", label && *label ? "] " : "", t,
                tl.s.login, len > 0 ? off * 100 / len : 0, *caption ? " " : "", caption);

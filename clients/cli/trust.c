@@ -146,7 +146,7 @@ static struct tr_user *user_get(const char *login)
     snprintf(u->login, sizeof u->login, "%s", login);
     uint8_t *enc;
     size_t len;
-    if (unb64url(str(pin_of(login, false), "list", NULL), &enc, &len)) {
+    if (unb64url(cli_str(pin_of(login, false), "list", NULL), &enc, &len)) {
         u->has_list =
             media_devlist_decode(enc, len, &u->cur) == MEDIA_OK && strcmp(u->cur.login, login) == 0;
         free(enc);
@@ -172,8 +172,8 @@ static const char *label_in(const cJSON *dir, const char *id)
     const cJSON *d;
     cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(dir, "devices"))
     {
-        if (strcmp(str(d, "device", NULL), id) == 0)
-            return str(d, "label", NULL);
+        if (strcmp(cli_str(d, "device", NULL), id) == 0)
+            return cli_str(d, "label", NULL);
     }
     return "";
 }
@@ -182,7 +182,7 @@ static bool is_me(const char *login)
 {
     if (!tr.me_known) {
         struct session s;
-        if (session_load(&s))
+        if (cli_session_load(&s))
             snprintf(tr.me, sizeof tr.me, "%s", s.login);
         tr.me_known = true;
     }
@@ -264,10 +264,10 @@ static bool list_decode(const cJSON *e, uint8_t **enc, size_t *len, struct media
                         uint8_t sig[64])
 {
     *enc = NULL;
-    if (!unb64url(str(e, "list", NULL), enc, len) ||
+    if (!unb64url(cli_str(e, "list", NULL), enc, len) ||
         media_devlist_decode(*enc, *len, l) != MEDIA_OK ||
-        !unb64url_exact(str(e, "sig", NULL), sig, 64) ||
-        (long long)l->seq != (long long)num(e, "seq")) {
+        !unb64url_exact(cli_str(e, "sig", NULL), sig, 64) ||
+        (long long)l->seq != (long long)cli_num(e, "seq")) {
         free(*enc);
         *enc = NULL;
         return false;
@@ -322,22 +322,22 @@ static void walk(struct tr_user *u, const cJSON *lists, const cJSON *dir)
     u->server_seq = 0;
     cJSON_ArrayForEach(e, lists)
     {
-        if (strcmp(str(e, "login", NULL), u->login) != 0)
+        if (strcmp(cli_str(e, "login", NULL), u->login) != 0)
             continue;
-        if (num(e, "seq") > u->server_seq)
-            u->server_seq = num(e, "seq");
+        if (cli_num(e, "seq") > u->server_seq)
+            u->server_seq = cli_num(e, "seq");
         if (problem[0])
             continue;
         uint8_t *enc, sig[64];
         size_t len;
         if (!list_decode(e, &enc, &len, v, sig) || strcmp(v->login, u->login) != 0 ||
             (long long)v->seq <= last) {
-            snprintf(problem, sizeof problem, "version %lld is malformed", num(e, "seq"));
+            snprintf(problem, sizeof problem, "version %lld is malformed", cli_num(e, "seq"));
             free(enc);
             continue;
         }
         last = (long long)v->seq;
-        const char *by = str(e, "by", NULL);
+        const char *by = cli_str(e, "by", NULL);
         if (!started && !tofu) {
             if (v->seq < u->cur.seq) {
                 free(enc);
@@ -416,7 +416,7 @@ int trust_load(struct kzc *c, const char *login, cJSON **dir, const struct media
         return EXIT_REFUSED;
     cJSON *args = cJSON_CreateObject(), *reply;
     cJSON_AddStringToObject(args, "login", login);
-    int rc = call(c, "device.list", args, &reply);
+    int rc = cli_call(c, "device.list", args, &reply);
     if (rc != EXIT_OK)
         return rc;
     if ((rc = reply_check(reply, login, false)) != EXIT_OK) {
@@ -426,11 +426,11 @@ int trust_load(struct kzc *c, const char *login, cJSON **dir, const struct media
     const cJSON *d;
     cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(reply, "devices"))
     {
-        if (strcmp(str(d, "login", NULL), login) != 0) {
+        if (strcmp(cli_str(d, "login", NULL), login) != 0) {
             fprintf(stderr,
                     "kizuna: the server's device list for %s names a device of %s: "
                     "refusing it\n",
-                    login, str(d, "login", NULL));
+                    login, cli_str(d, "login", NULL));
             cJSON_Delete(reply);
             return EXIT_REFUSED;
         }
@@ -522,7 +522,7 @@ int trust_room_devices(struct kzc *c, const struct ks_device *me, const char *ro
     cJSON *devs = cJSON_GetObjectItemCaseSensitive(reply, "devices");
     for (int i = 0; i < cJSON_GetArraySize(devs);) {
         cJSON *d = cJSON_GetArrayItem(devs, i);
-        const char *login = str(d, "login", NULL), *id = str(d, "device", NULL);
+        const char *login = cli_str(d, "login", NULL), *id = cli_str(d, "device", NULL);
         struct tr_user *u = user_get(login);
         if (!u) {
             cJSON_AddItemToArray(*excluded, cJSON_DetachItemFromArray(devs, i));
@@ -531,7 +531,7 @@ int trust_room_devices(struct kzc *c, const struct ks_device *me, const char *ro
         /* The newest version the server names for this member: read the whole chain only when
          * it is not the pinned one (a change, or the first meeting). */
         const cJSON *hint = NULL, *l;
-        cJSON_ArrayForEach(l, lists) if (strcmp(str(l, "login", NULL), login) == 0) hint = l;
+        cJSON_ArrayForEach(l, lists) if (strcmp(cli_str(l, "login", NULL), login) == 0) hint = l;
         uint8_t *enc = NULL, sig[64];
         size_t len;
         struct media_devlist *h = hint ? malloc(sizeof *h) : NULL;
@@ -539,21 +539,21 @@ int trust_room_devices(struct kzc *c, const struct ks_device *me, const char *ro
                     memcmp(h->hash, u->cur.hash, 32) == 0;
         free(enc);
         free(h);
-        if (hint && !same && (!u->fetched || num(hint, "seq") > u->server_seq)) {
+        if (hint && !same && (!u->fetched || cli_num(hint, "seq") > u->server_seq)) {
             int rc = trust_load(c, login, NULL, NULL);
             if (rc != EXIT_OK)
                 return rc;
         }
         uint8_t spk[32], bpk[32];
-        unb64url_exact(str(d, "sign_pk", NULL), spk, 32);
-        unb64url_exact(str(d, "box_pk", NULL), bpk, 32);
+        unb64url_exact(cli_str(d, "sign_pk", NULL), spk, 32);
+        unb64url_exact(cli_str(d, "box_pk", NULL), bpk, 32);
         enum why_not w = why_not(u, id, spk, bpk);
         if (w == OK_TRUSTED) {
             i++;
             continue;
         }
         char why[300];
-        warn_excluded(me, login, id, str(d, "label", NULL), w, why, sizeof why);
+        warn_excluded(me, login, id, cli_str(d, "label", NULL), w, why, sizeof why);
         cJSON *x = cJSON_DetachItemFromArray(devs, i);
         cJSON_AddStringToObject(x, "why", why);
         cJSON_AddItemToArray(*excluded, x);
@@ -590,7 +590,7 @@ static int publish(struct kzc *c, const struct ks_device *me, struct media_devli
     add_b64(args, "list", enc, len);
     cJSON_AddStringToObject(args, "device", me->id);
     add_b64(args, "sig", sig, 64);
-    int rc = call(c, "device.sign", args, &reply);
+    int rc = cli_call(c, "device.sign", args, &reply);
     cJSON_Delete(reply);
     if (rc == EXIT_OK) {
         struct tr_user *u = user_get(me->login);
@@ -612,7 +612,7 @@ static bool revoked_in(const cJSON *dir, const char *id)
     const cJSON *d;
     cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(dir, "devices"))
     {
-        if (strcmp(str(d, "device", NULL), id) == 0)
+        if (strcmp(cli_str(d, "device", NULL), id) == 0)
             return cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(d, "revoked_at"));
     }
     return false;
@@ -690,7 +690,7 @@ static int own_change(struct kzc *c, const struct ks_device *me, const char *id,
     const cJSON *entry = NULL, *d;
     cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(dir, "devices"))
     {
-        if (strcmp(str(d, "device", NULL), id) == 0)
+        if (strcmp(cli_str(d, "device", NULL), id) == 0)
             entry = d;
     }
     rc = EXIT_REFUSED;
@@ -718,9 +718,9 @@ static int own_change(struct kzc *c, const struct ks_device *me, const char *id,
             uint8_t sig[64];
             struct media_devlist_entry *e = &next->dev[next->n];
             ok = next->n < MEDIA_DEVLIST_MAX &&
-                 unb64url_exact(str(entry, "sign_pk", NULL), e->sign_pk, 32) &&
-                 unb64url_exact(str(entry, "box_pk", NULL), e->box_pk, 32) &&
-                 unb64url_exact(str(entry, "sig", NULL), sig, 64);
+                 unb64url_exact(cli_str(entry, "sign_pk", NULL), e->sign_pk, 32) &&
+                 unb64url_exact(cli_str(entry, "box_pk", NULL), e->box_pk, 32) &&
+                 unb64url_exact(cli_str(entry, "sig", NULL), sig, 64);
             char eid[DEVICE_ID_MAX];
             if (ok)
                 ks_device_id(e->sign_pk, eid);
@@ -759,7 +759,7 @@ bool trust_verified(const char *login, long long *at)
 {
     const cJSON *v = verified_of(login);
     if (v && at)
-        *at = num(v, "at");
+        *at = cli_num(v, "at");
     return v != NULL;
 }
 
@@ -799,7 +799,7 @@ int trust_sign_policy(const struct ks_device *me, const char *history, cJSON *ar
     return EXIT_OK;
 }
 
-int connect_signing(struct kzc **c, const char *history, cJSON *args)
+int cli_connect_signing(struct kzc **c, const char *history, cJSON *args)
 {
     struct session s;
     struct ks_device me;

@@ -133,7 +133,7 @@ static int encrypt_to_staging(const char *name, const struct media_photo *p,
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     char dir[4200];
     staging_path(dir, sizeof dir, "");
-    if (mkdirs(dir) != 0)
+    if (cli_mkdirs(dir) != 0)
         return -1;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
@@ -192,7 +192,7 @@ static int staging_seal(const struct ks_device *me, cJSON *st, const cJSON *secr
 {
     uint8_t key[32];
     char *plain = cJSON_PrintUnformatted(secret);
-    const char *blob = str(st, "blob", NULL);
+    const char *blob = cli_str(st, "blob", NULL);
     if (!plain)
         return -1;
     size_t len = strlen(plain);
@@ -218,7 +218,7 @@ cJSON *staging_open(const struct ks_device *me, const cJSON *st)
 {
     uint8_t key[32], *ct;
     size_t ct_len;
-    if (!unb64url(str(st, "sealed", NULL), &ct, &ct_len) || ct_len <= MEDIA_AEAD_OVERHEAD) {
+    if (!unb64url(cli_str(st, "sealed", NULL), &ct, &ct_len) || ct_len <= MEDIA_AEAD_OVERHEAD) {
         free(ct);
         return NULL;
     }
@@ -226,7 +226,7 @@ cJSON *staging_open(const struct ks_device *me, const cJSON *st)
     char *plain = calloc(1, len + 1);
     ks_staging_key(me, key);
     char ad[128];
-    int ad_len = snprintf(ad, sizeof ad, "kizuna/staging/v1%c%s", 0, str(st, "blob", NULL));
+    int ad_len = snprintf(ad, sizeof ad, "kizuna/staging/v1%c%s", 0, cli_str(st, "blob", NULL));
     cJSON *secret = NULL;
     if (plain && ad_len > 0 && (size_t)ad_len < sizeof ad &&
         media_aead_open(ct, ct_len, ad, (size_t)ad_len, key, (unsigned char *)plain) == MEDIA_OK)
@@ -416,7 +416,7 @@ enum step { STEP_OK, STEP_AGAIN, STEP_RETRY, STEP_REFUSED };
 static enum step refused(const struct hx_resp *r, const char *what)
 {
     cJSON *o = cJSON_Parse(r->body);
-    const char *msg = str(o, "error", "message");
+    const char *msg = cli_str(o, "error", "message");
     fprintf(stderr, "kizuna: %s: HTTP %ld: %s\n", what, r->status, *msg ? msg : "refused");
     cJSON_Delete(o);
     return STEP_REFUSED;
@@ -443,7 +443,7 @@ static enum step create(struct upload *u)
     char url[1200], length[64], meta[200];
     snprintf(url, sizeof url, "%s/api/v1/uploads", u->base);
     snprintf(length, sizeof length, "Upload-Length: %lld", u->len);
-    const char *blob = str(u->st, "blob", NULL);
+    const char *blob = cli_str(u->st, "blob", NULL);
     char b64[120];
     sodium_bin2base64(b64, sizeof b64, (const unsigned char *)blob, strlen(blob),
                       sodium_base64_VARIANT_ORIGINAL);
@@ -463,7 +463,7 @@ static enum step create(struct upload *u)
 static enum step head(struct upload *u)
 {
     char url[1200];
-    snprintf(url, sizeof url, "%s%s", u->base, str(u->st, "upload", NULL));
+    snprintf(url, sizeof url, "%s%s", u->base, cli_str(u->st, "upload", NULL));
     struct hx_req req = {.method = "HEAD", .url = url, .token = u->s->token};
     struct hx_resp r;
     if (hx_perform(&req, &r) != 0 || r.status >= 500)
@@ -475,7 +475,7 @@ static enum step head(struct upload *u)
     if (r.status != 200 || r.upload_offset < 0)
         return refused(&r, "the server refuses the upload");
     if (r.upload_offset != u->offset)
-        set_upload(u, str(u->st, "upload", NULL), r.upload_offset);
+        set_upload(u, cli_str(u->st, "upload", NULL), r.upload_offset);
     return STEP_OK;
 }
 
@@ -496,7 +496,7 @@ static enum step patch(struct upload *u)
     sodium_bin2base64(sum + strlen(sum), sizeof sum - strlen(sum), h, sizeof h,
                       sodium_base64_VARIANT_ORIGINAL);
     snprintf(off, sizeof off, "Upload-Offset: %lld", u->offset);
-    snprintf(url, sizeof url, "%s%s", u->base, str(u->st, "upload", NULL));
+    snprintf(url, sizeof url, "%s%s", u->base, cli_str(u->st, "upload", NULL));
     const char *headers[] = {off, sum, "Content-Type: application/offset+octet-stream", NULL};
     struct hx_req req = {.method = "PATCH",
                          .url = url,
@@ -508,7 +508,7 @@ static enum step patch(struct upload *u)
     int tx = hx_perform(&req, &r);
     free(buf);
     if (tx == 0 && r.status == 204) {
-        set_upload(u, str(u->st, "upload", NULL),
+        set_upload(u, cli_str(u->st, "upload", NULL),
                    r.upload_offset >= 0 ? r.upload_offset : u->offset + (long long)n);
         u->chunk = u->chunk * 2 > CHUNK_MAX ? CHUNK_MAX : u->chunk * 2;
         return STEP_OK;
@@ -517,7 +517,7 @@ static enum step patch(struct upload *u)
     if (tx != 0 || r.status >= 500 || r.status == 460 || r.status == 400)
         return STEP_RETRY; /* the next round starts with HEAD */
     if (r.status == 409 && r.upload_offset >= 0) {
-        set_upload(u, str(u->st, "upload", NULL), r.upload_offset);
+        set_upload(u, cli_str(u->st, "upload", NULL), r.upload_offset);
         return STEP_AGAIN;
     }
     if (r.status == 404 || r.status == 410) {
@@ -542,7 +542,7 @@ static enum step send_chunks(struct upload *u)
 static int upload_blob(const struct session *s, const char *name, cJSON *st)
 {
     struct upload u = {.s = s, .name = name, .st = st, .chunk = CHUNK_START, .cut_after = -1};
-    hx_base(server_url(s), u.base, sizeof u.base);
+    hx_base(cli_server_url(s), u.base, sizeof u.base);
     u.len = num_of(st, "blob_len");
     u.offset = num_of(st, "offset");
     const char *cut = getenv("KIZUNA_TEST_CUT_AFTER_BYTES");
@@ -573,7 +573,7 @@ static int upload_blob(const struct session *s, const char *name, cJSON *st)
         if (u.offset > before)
             retry_start(&r); /* progress: the budget counts time without any */
         if (step == STEP_RETRY && !retry_wait(&r, "the upload was interrupted")) {
-            rc = unreachable("the upload made no progress within KIZUNA_RETRY_MAX_S");
+            rc = cli_unreachable("the upload made no progress within KIZUNA_RETRY_MAX_S");
             break;
         }
     }
@@ -595,7 +595,7 @@ static cJSON *member_set(const struct room_view *rv)
     const char **ids = calloc((size_t)n + 1, sizeof *ids);
     cJSON *arr = cJSON_CreateArray();
     for (int i = 0; ids && i < n; i++)
-        ids[i] = str(cJSON_GetArrayItem(rv->devices, i), "device", NULL);
+        ids[i] = cli_str(cJSON_GetArrayItem(rv->devices, i), "device", NULL);
     if (ids)
         qsort(ids, (size_t)n, sizeof *ids, cmp_str);
     for (int i = 0; ids && i < n; i++)
@@ -621,7 +621,7 @@ static cJSON *epoch_current(struct room_view *rv, bool rotate)
                  wall_ms() - num_of(own, "created_at") < EPOCH_MAX_AGE_MS;
     const char *forget = getenv("KIZUNA_TEST_FORGET_HOLDERS");
     if (fresh && !(forget && strcmp(forget, "1") == 0) &&
-        rv_epoch_holder_gone(rv, str(own, "epoch", NULL),
+        rv_epoch_holder_gone(rv, cli_str(own, "epoch", NULL),
                              cJSON_GetObjectItemCaseSensitive(own, "holders"), gone, sizeof gone)) {
         fresh = false;
         if (!json_out)
@@ -660,9 +660,9 @@ static int epoch_share(struct room_view *rv, cJSON *own)
 {
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(own, "keys_posted")))
         return EXIT_OK;
-    const char *epoch = str(own, "epoch", NULL);
+    const char *epoch = cli_str(own, "epoch", NULL);
     uint8_t key[32];
-    if (!unb64url_exact(str(own, "key", NULL), key, 32))
+    if (!unb64url_exact(cli_str(own, "key", NULL), key, 32))
         return EXIT_REFUSED;
     cJSON *data = cJSON_CreateObject();
     cJSON_AddStringToObject(data, "epoch", epoch);
@@ -702,21 +702,21 @@ static int epoch_share(struct room_view *rv, cJSON *own)
 static char *photo_json(const cJSON *sec, const cJSON *st)
 {
     cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "caption", str(sec, "caption", NULL));
+    cJSON_AddStringToObject(m, "caption", cli_str(sec, "caption", NULL));
     cJSON_AddItemToObject(m, "captured_at",
                           cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(sec, "captured_at"), 1));
     cJSON_AddItemToObject(m, "gps",
                           cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(sec, "gps"), 1));
-    cJSON_AddStringToObject(m, "file_name", str(sec, "file_name", NULL));
+    cJSON_AddStringToObject(m, "file_name", cli_str(sec, "file_name", NULL));
     cJSON *img = cJSON_AddObjectToObject(m, "image");
-    cJSON_AddStringToObject(img, "blob", str(st, "blob", NULL));
-    cJSON_AddStringToObject(img, "key", str(sec, "key", NULL));
+    cJSON_AddStringToObject(img, "blob", cli_str(st, "blob", NULL));
+    cJSON_AddStringToObject(img, "key", cli_str(sec, "key", NULL));
     cJSON_AddNumberToObject(img, "len", (double)num_of(sec, "len"));
     cJSON_AddNumberToObject(img, "w", (double)num_of(sec, "w"));
     cJSON_AddNumberToObject(img, "h", (double)num_of(sec, "h"));
     cJSON_AddStringToObject(img, "mime", "image/jpeg");
     cJSON *th = cJSON_AddObjectToObject(m, "thumb");
-    cJSON_AddStringToObject(th, "jpeg", str(sec, "thumb", NULL));
+    cJSON_AddStringToObject(th, "jpeg", cli_str(sec, "thumb", NULL));
     cJSON_AddNumberToObject(th, "w", (double)num_of(sec, "thumb_w"));
     cJSON_AddNumberToObject(th, "h", (double)num_of(sec, "thumb_h"));
     char *text = cJSON_PrintUnformatted(m);
@@ -732,7 +732,7 @@ static long long seq_reserve(const char *room_id, long long floor)
     char path[4200], dir[4200];
     ks_path(dir, sizeof dir, "rooms");
     ks_path(path, sizeof path, "rooms/%s.seq", room_id);
-    int fd = mkdirs(dir) == 0 ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
+    int fd = cli_mkdirs(dir) == 0 ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
     if (fd < 0 || flock(fd, LOCK_EX) != 0) {
         if (fd >= 0)
             close(fd);
@@ -753,10 +753,10 @@ static long long seq_reserve(const char *room_id, long long floor)
  * frees the result. */
 static char *photo_data(struct room_view *rv, const cJSON *own, const cJSON *sec, const cJSON *st)
 {
-    const char *epoch = str(own, "epoch", NULL);
+    const char *epoch = cli_str(own, "epoch", NULL);
     uint8_t key[32];
     char *plain = photo_json(sec, st);
-    if (!plain || !unb64url_exact(str(own, "key", NULL), key, 32)) {
+    if (!plain || !unb64url_exact(cli_str(own, "key", NULL), key, 32)) {
         cJSON_free(plain);
         return NULL;
     }
@@ -786,7 +786,7 @@ static char *photo_data(struct room_view *rv, const cJSON *own, const cJSON *sec
 
 int connect_device(struct kzc **c, struct session *s, struct ks_device *me)
 {
-    int rc = connect_authed(c, s);
+    int rc = cli_connect_authed(c, s);
     if (rc != EXIT_OK)
         return rc;
     rc = ks_device_ensure(*c, s, me);
@@ -820,7 +820,7 @@ static int post_attempt(struct kzc *c, struct ks_device *me, const char *name, c
                         size_t conflict_len)
 {
     struct room_view rv;
-    int rc = rv_load(c, me, str(st, "room", NULL), &rv);
+    int rc = rv_load(c, me, cli_str(st, "room", NULL), &rv);
     if (rc != EXIT_OK)
         return rc;
     rc = rv_answer_requests(&rv);
@@ -837,8 +837,8 @@ static int post_attempt(struct kzc *c, struct ks_device *me, const char *name, c
         ks_room_save(rv.room_id, rv.state);
         char *data = photo_data(&rv, own, sec, st);
         cJSON *blobs = cJSON_CreateArray();
-        cJSON_AddItemToArray(blobs, cJSON_CreateString(str(st, "blob", NULL)));
-        rc = data ? rv_post(&rv, "e2ee.photo", blobs, data, str(st, "client_id", NULL), pos)
+        cJSON_AddItemToArray(blobs, cJSON_CreateString(cli_str(st, "blob", NULL)));
+        rc = data ? rv_post(&rv, "e2ee.photo", blobs, data, cli_str(st, "client_id", NULL), pos)
                   : EXIT_REFUSED;
         cJSON_Delete(blobs);
         cJSON_free(data);
@@ -873,7 +873,7 @@ static int post_once(const char *name, cJSON *st, const cJSON *sec, long long *p
         cJSON *err = cJSON_AddObjectToObject(o, "error");
         cJSON_AddStringToObject(err, "code", "conflict");
         cJSON_AddStringToObject(err, "message", conflict);
-        print_json(o);
+        cli_print_json(o);
         cJSON_Delete(o);
     } else if (rc == EXIT_REFUSED && conflict[0]) {
         fprintf(stderr, "kizuna: conflict: %s\n", conflict);
@@ -895,8 +895,8 @@ static int post_photo(const char *name, cJSON *st, const cJSON *sec, long long *
         ;
     quiet_unreachable = was_quiet;
     if (rc == EXIT_UNREACHABLE)
-        unreachable("the photo is uploaded but its message could not be posted: run "
-                    "`kizuna photo resume`");
+        cli_unreachable("the photo is uploaded but its message could not be posted: run "
+                        "`kizuna photo resume`");
     return rc;
 }
 
@@ -925,17 +925,17 @@ static int finish_staged(const struct session *s, const struct ks_device *me, co
     if (json_out) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddTrueToObject(o, "ok");
-        cJSON_AddStringToObject(o, "room", str(st, "room", NULL));
+        cJSON_AddStringToObject(o, "room", cli_str(st, "room", NULL));
         cJSON_AddNumberToObject(o, "pos", (double)pos);
-        cJSON_AddStringToObject(o, "blob", str(st, "blob", NULL));
+        cJSON_AddStringToObject(o, "blob", cli_str(st, "blob", NULL));
         cJSON_AddNumberToObject(o, "blob_bytes", (double)num_of(st, "blob_len"));
         cJSON_AddNumberToObject(o, "size_bucket", (double)media_blob_padded_len(len));
-        print_json(o);
+        cli_print_json(o);
         cJSON_Delete(o);
     } else {
         printf("sent photo #%lld to room %s: %lld x %lld, encrypted blob %lld bytes "
                "(size bucket %llu)\n",
-               pos, str(st, "room", NULL), w, h, num_of(st, "blob_len"),
+               pos, cli_str(st, "room", NULL), w, h, num_of(st, "blob_len"),
                (unsigned long long)media_blob_padded_len(len));
     }
     return EXIT_OK;
@@ -954,7 +954,7 @@ static int parse_send(int argc, char **argv, struct send_opts *o)
             char *end;
             long v = strtol(argv[++i], &end, 10);
             if (*end || v < 16 || v > MEDIA_MAX_EDGE)
-                return usage_error(use);
+                return cli_usage_error(use);
             o->max_edge = (int)v;
         } else if (!o->room) {
             /* Not by its first character: a room id is base64url and may begin with '-'. */
@@ -962,10 +962,10 @@ static int parse_send(int argc, char **argv, struct send_opts *o)
         } else if (!o->file) {
             o->file = argv[i];
         } else {
-            return usage_error(use);
+            return cli_usage_error(use);
         }
     }
-    return o->room && o->file ? EXIT_OK : usage_error(use);
+    return o->room && o->file ? EXIT_OK : cli_usage_error(use);
 }
 
 int photo_send(int argc, char **argv)
@@ -1006,13 +1006,13 @@ cJSON *staging_pending(const struct ks_device *me, const char *login, const char
         char path[4600];
         snprintf(path, sizeof path, "%s%s", dir, e->d_name);
         cJSON *st = ks_read_json(path);
-        cJSON *sec = st && strcmp(str(st, "login", NULL), login) == 0 &&
-                             strcmp(str(st, "room", NULL), room_id) == 0
+        cJSON *sec = st && strcmp(cli_str(st, "login", NULL), login) == 0 &&
+                             strcmp(cli_str(st, "room", NULL), room_id) == 0
                          ? staging_open(me, st)
                          : NULL;
         if (sec) {
             cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "caption", str(sec, "caption", NULL));
+            cJSON_AddStringToObject(o, "caption", cli_str(sec, "caption", NULL));
             cJSON_AddNumberToObject(o, "created_at", (double)num_of(st, "created_at"));
             cJSON_AddNumberToObject(o, "offset", (double)num_of(st, "offset"));
             cJSON_AddNumberToObject(o, "blob_len", (double)num_of(st, "blob_len"));
@@ -1030,9 +1030,9 @@ int photo_resume(int argc, char **argv)
 {
     (void)argv;
     if (argc != 1)
-        return usage_error("photo resume");
+        return cli_usage_error("photo resume");
     struct session s;
-    if (!session_load(&s)) {
+    if (!cli_session_load(&s)) {
         fprintf(stderr, "kizuna: not logged in: run kizuna login LOGIN\n");
         return EXIT_REFUSED;
     }
@@ -1053,7 +1053,7 @@ int photo_resume(int argc, char **argv)
         snprintf(name, sizeof name, "%.32s", e->d_name);
         snprintf(path, sizeof path, "%s%s", dir, e->d_name);
         cJSON *st = ks_read_json(path);
-        if (st && strcmp(str(st, "login", NULL), s.login) == 0) {
+        if (st && strcmp(cli_str(st, "login", NULL), s.login) == 0) {
             int one = staging_upgrade(&me, name, st) == 0 ? finish_staged(&s, &me, name, st)
                                                           : EXIT_REFUSED;
             rc = rc == EXIT_OK ? one : rc;
