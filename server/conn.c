@@ -8,7 +8,6 @@
  */
 #include "transport_int.h"
 
-#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -42,15 +41,6 @@ bool conn_bucket_take(const struct kz_config *cfg, struct bucket *b)
     return true;
 }
 
-static uint64_t peer_key(const char *addr)
-{
-    uint8_t h[8];
-    crypto_generichash(h, sizeof h, (const unsigned char *)addr, strlen(addr), NULL, 0);
-    uint64_t k;
-    memcpy(&k, h, sizeof k);
-    return k && k != UINT64_MAX ? k : 1;
-}
-
 static void peers_clear(struct transport *t)
 {
     for (size_t i = 0; i < t->peers.cap; i++)
@@ -64,7 +54,7 @@ static void peers_clear(struct transport *t)
  * the table starts afresh, which at worst forgives some clients their counts early. */
 static struct peer *peer_of(struct transport *t, const char *addr)
 {
-    uint64_t k = peer_key(addr);
+    uint64_t k = listener_addr_key(addr);
     struct peer *p = idmap_get(&t->peers, k);
     if (p)
         return p;

@@ -59,7 +59,7 @@ struct kz_listener {
     lws_sorted_usec_list_t resume_sul;
 };
 
-static uint64_t addr_key(const char *addr)
+uint64_t listener_addr_key(const char *addr)
 {
     uint8_t h[8];
     crypto_generichash(h, sizeof h, (const unsigned char *)addr, strlen(addr), NULL, 0);
@@ -309,7 +309,7 @@ static void admit(struct kz_listener *l, int fd, const struct sockaddr_storage *
 {
     char addr[STORE_ADDR_MAX + 1];
     client_addr(ss, addr, sizeof addr);
-    uint64_t key = addr_key(addr);
+    uint64_t key = listener_addr_key(addr);
     if (l->conns >= l->cfg->max_connections) {
         refuse(l, fd, 1, 503, "unavailable",
                "the server is at its connection limit: retry in a moment");

@@ -22,6 +22,9 @@ struct kz_listener;
  * and frees it with listener_free() after the lws context is destroyed. NULL with a message in err.
  */
 struct kz_listener *listener_open(const struct kz_config *cfg, char *err, size_t errlen);
+/* A client address as a key for idmap (nonzero, never UINT64_MAX): what the per-address
+ * limits here and the per-address request rates (conn.c) count by. */
+uint64_t listener_addr_key(const char *addr);
 /* The port actually bound (when the config asked for port 0). */
 int listener_port(const struct kz_listener *l);
 /* The process's descriptor limit as listener_open set it: give lws exactly this as
