@@ -15,63 +15,18 @@
 #include <string.h>
 
 #include "media.h"
-
-static cJSON *load(const char *name)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/e2ee/%s", VECTORS_DIR, name);
-    FILE *f = fopen(path, "rb");
-    cr_assert(f, "cannot open %s", path);
-    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
-    long n = ftell(f);
-    cr_assert(n > 0);
-    rewind(f);
-    char *buf = malloc((size_t)n);
-    cr_assert(buf);
-    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    cJSON *j = cJSON_ParseWithLength(buf, (size_t)n);
-    free(buf);
-    cr_assert(j, "%s is not JSON", path);
-    return j;
-}
-
-static const cJSON *item(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    cr_assert(v, "no %s", key);
-    return v;
-}
-
-static const char *str(const cJSON *o, const char *key)
-{
-    const char *s = cJSON_GetStringValue(item(o, key));
-    cr_assert(s, "%s is not a string", key);
-    return s;
-}
+#include "vectors.h"
 
 static uint64_t num(const cJSON *o, const char *key)
 {
-    const cJSON *v = item(o, key);
-    cr_assert(cJSON_IsNumber(v), "%s is not a number", key);
-    return (uint64_t)v->valuedouble;
-}
-
-/* Hex into a buffer the caller frees (never NULL, even for ""); *len its size. */
-static unsigned char *unhex(const char *hex, size_t *len)
-{
-    size_t cap = strlen(hex) / 2 + 1;
-    unsigned char *b = malloc(cap);
-    cr_assert(b);
-    cr_assert_eq(sodium_hex2bin(b, cap, hex, strlen(hex), NULL, len, NULL), 0, "bad hex");
-    return b;
+    return (uint64_t)vec_num(o, key);
 }
 
 /* Exactly n bytes of hex into out. */
 static void unhex_n(const char *hex, unsigned char *out, size_t n)
 {
     size_t len;
-    unsigned char *b = unhex(hex, &len);
+    unsigned char *b = vec_unhex(hex, &len);
     cr_assert_eq(len, n, "%s: %zu bytes, want %zu", hex, len, n);
     memcpy(out, b, n);
     free(b);
@@ -95,11 +50,11 @@ struct vkey {
 static void vkey_of(const cJSON *k, struct vkey *out)
 {
     uint8_t seed[32];
-    unhex_n(str(k, "sign_seed_hex"), seed, 32);
+    unhex_n(vec_str(k, "sign_seed_hex"), seed, 32);
     crypto_sign_seed_keypair(out->sign_pk, out->sign_sk, seed);
-    assert_hex(out->sign_pk, 32, str(k, "sign_pk_hex"), "sign_pk from the seed");
-    unhex_n(str(k, "box_sk_hex"), out->box_sk, 32);
-    unhex_n(str(k, "box_pk_hex"), out->box_pk, 32);
+    assert_hex(out->sign_pk, 32, vec_str(k, "sign_pk_hex"), "sign_pk from the seed");
+    unhex_n(vec_str(k, "box_sk_hex"), out->box_sk, 32);
+    unhex_n(vec_str(k, "box_pk_hex"), out->box_pk, 32);
     uint8_t pk[32];
     crypto_scalarmult_base(pk, out->box_sk);
     cr_assert_eq(memcmp(pk, out->box_pk, 32), 0, "box_pk from box_sk");
@@ -111,7 +66,7 @@ static size_t keys_of(const cJSON *j, struct vkey *k, size_t cap)
 {
     size_t n = 0;
     const cJSON *e;
-    cJSON_ArrayForEach(e, item(j, "keys"))
+    cJSON_ArrayForEach(e, vec_item(j, "keys"))
     {
         cr_assert(n < cap);
         vkey_of(e, &k[n++]);
@@ -190,16 +145,16 @@ static void fixed_done(void)
 
 Test(e2ee_vectors, device_id)
 {
-    cJSON *j = load("device_id.json");
+    cJSON *j = vec_load("e2ee", "device_id.json");
     const cJSON *v;
     int n = 0;
-    cJSON_ArrayForEach(v, item(j, "vectors"))
+    cJSON_ArrayForEach(v, vec_item(j, "vectors"))
     {
         uint8_t pk[32];
         char id[MEDIA_DEVICE_ID_LEN + 1];
-        unhex_n(str(v, "sign_pk_hex"), pk, 32);
+        unhex_n(vec_str(v, "sign_pk_hex"), pk, 32);
         media_device_id(pk, id);
-        cr_assert_str_eq(id, str(v, "device_id"));
+        cr_assert_str_eq(id, vec_str(v, "device_id"));
         cr_assert_eq(strlen(id), MEDIA_DEVICE_ID_LEN);
         n++;
     }
@@ -209,11 +164,11 @@ Test(e2ee_vectors, device_id)
 
 Test(e2ee_vectors, domains_and_signatures)
 {
-    cJSON *j = load("domains.json");
+    cJSON *j = vec_load("e2ee", "domains.json");
     struct vkey k;
-    vkey_of(item(j, "key"), &k);
+    vkey_of(vec_item(j, "key"), &k);
     size_t mlen;
-    unsigned char *msg = unhex(str(j, "message_hex"), &mlen);
+    unsigned char *msg = vec_unhex(vec_str(j, "message_hex"), &mlen);
     static const struct {
         const char *name, *value;
     } ours[] = {{"MEDIA_DOMAIN_DEVKEY", MEDIA_DOMAIN_DEVKEY},
@@ -224,14 +179,14 @@ Test(e2ee_vectors, domains_and_signatures)
                 {"MEDIA_DOMAIN_POLICY", MEDIA_DOMAIN_POLICY}};
     size_t n = 0;
     const cJSON *d;
-    cJSON_ArrayForEach(d, item(j, "domains"))
+    cJSON_ArrayForEach(d, vec_item(j, "domains"))
     {
         cr_assert(n < sizeof ours / sizeof *ours);
-        cr_assert_str_eq(str(d, "name"), ours[n].name);
-        cr_assert_str_eq(str(d, "domain"), ours[n].value, "%s", ours[n].name);
+        cr_assert_str_eq(vec_str(d, "name"), ours[n].name);
+        cr_assert_str_eq(vec_str(d, "domain"), ours[n].value, "%s", ours[n].name);
         uint8_t sig[64];
         cr_assert_eq(media_sign(ours[n].value, msg, mlen, k.sign_sk, sig), MEDIA_OK);
-        assert_hex(sig, 64, str(d, "signature_hex"), ours[n].name);
+        assert_hex(sig, 64, vec_str(d, "signature_hex"), ours[n].name);
         cr_assert(media_verify(ours[n].value, msg, mlen, k.sign_pk, sig));
         /* Under any other domain, the same signature is refused. */
         const char *other = ours[(n + 1) % (sizeof ours / sizeof *ours)].value;
@@ -247,26 +202,26 @@ Test(e2ee_vectors, domains_and_signatures)
 
 Test(e2ee_vectors, devkey)
 {
-    cJSON *j = load("devkey.json");
+    cJSON *j = vec_load("e2ee", "devkey.json");
     const cJSON *v;
     int n = 0;
-    cJSON_ArrayForEach(v, item(j, "vectors"))
+    cJSON_ArrayForEach(v, vec_item(j, "vectors"))
     {
         struct vkey k;
-        vkey_of(item(v, "key"), &k);
-        cr_assert_str_eq(k.id, str(v, "device_id"));
+        vkey_of(vec_item(v, "key"), &k);
+        cr_assert_str_eq(k.id, vec_str(v, "device_id"));
         struct media_device_keys dk;
         memcpy(dk.sign_pk, k.sign_pk, 32);
         memcpy(dk.sign_sk, k.sign_sk, 64);
         memcpy(dk.box_pk, k.box_pk, 32);
         memcpy(dk.box_sk, k.box_sk, 32);
         uint8_t sig[64];
-        cr_assert_eq(media_devkey_sign(str(v, "user"), k.id, &dk, sig), MEDIA_OK);
-        assert_hex(sig, 64, str(v, "signature_hex"), "device self-signature");
-        cr_assert(media_devkey_verify(str(v, "user"), k.id, k.sign_pk, k.box_pk, sig));
+        cr_assert_eq(media_devkey_sign(vec_str(v, "user"), k.id, &dk, sig), MEDIA_OK);
+        assert_hex(sig, 64, vec_str(v, "signature_hex"), "device self-signature");
+        cr_assert(media_devkey_verify(vec_str(v, "user"), k.id, k.sign_pk, k.box_pk, sig));
         cr_assert_not(media_devkey_verify("someone", k.id, k.sign_pk, k.box_pk, sig));
         sig[63] ^= 0x40;
-        cr_assert_not(media_devkey_verify(str(v, "user"), k.id, k.sign_pk, k.box_pk, sig));
+        cr_assert_not(media_devkey_verify(vec_str(v, "user"), k.id, k.sign_pk, k.box_pk, sig));
         media_device_keys_wipe(&dk);
         n++;
     }
@@ -276,21 +231,22 @@ Test(e2ee_vectors, devkey)
 
 Test(e2ee_vectors, policy)
 {
-    cJSON *j = load("policy.json");
+    cJSON *j = vec_load("e2ee", "policy.json");
     const cJSON *v;
     int n = 0;
-    cJSON_ArrayForEach(v, item(j, "vectors"))
+    cJSON_ArrayForEach(v, vec_item(j, "vectors"))
     {
         struct vkey k;
-        vkey_of(item(v, "key"), &k);
+        vkey_of(vec_item(v, "key"), &k);
         uint8_t sig[64];
-        cr_assert_eq(media_policy_sign(str(v, "login"), str(v, "history"), k.sign_sk, sig),
+        cr_assert_eq(media_policy_sign(vec_str(v, "login"), vec_str(v, "history"), k.sign_sk, sig),
                      MEDIA_OK);
-        assert_hex(sig, 64, str(v, "signature_hex"), "history policy signature");
-        cr_assert(media_policy_verify(str(v, "login"), str(v, "history"), k.sign_pk, sig));
-        cr_assert_not(media_policy_verify(str(v, "login"), "other", k.sign_pk, sig));
+        assert_hex(sig, 64, vec_str(v, "signature_hex"), "history policy signature");
+        cr_assert(media_policy_verify(vec_str(v, "login"), vec_str(v, "history"), k.sign_pk, sig));
+        cr_assert_not(media_policy_verify(vec_str(v, "login"), "other", k.sign_pk, sig));
         sig[5] ^= 2;
-        cr_assert_not(media_policy_verify(str(v, "login"), str(v, "history"), k.sign_pk, sig));
+        cr_assert_not(
+            media_policy_verify(vec_str(v, "login"), vec_str(v, "history"), k.sign_pk, sig));
         n++;
     }
     cr_assert_geq(n, 2);
@@ -300,17 +256,17 @@ Test(e2ee_vectors, policy)
 Test(e2ee_vectors, envelope)
 {
     fixed_use();
-    cJSON *j = load("envelope.json");
+    cJSON *j = vec_load("e2ee", "envelope.json");
     struct vkey s, r;
-    vkey_of(item(j, "sender"), &s);
-    vkey_of(item(j, "recipient"), &r);
+    vkey_of(vec_item(j, "sender"), &s);
+    vkey_of(vec_item(j, "recipient"), &r);
     const cJSON *v;
     int n = 0;
-    cJSON_ArrayForEach(v, item(j, "vectors"))
+    cJSON_ArrayForEach(v, vec_item(j, "vectors"))
     {
         size_t plen, elen;
-        unsigned char *plain = unhex(str(v, "plain_hex"), &plen);
-        unsigned char *env = unhex(str(v, "envelope_hex"), &elen);
+        unsigned char *plain = vec_unhex(vec_str(v, "plain_hex"), &plen);
+        unsigned char *env = vec_unhex(vec_str(v, "envelope_hex"), &elen);
         cr_assert_eq(elen, plen + MEDIA_ENVELOPE_OVERHEAD);
         unsigned char *got = malloc(plen + 1);
         cr_assert(got);
@@ -329,11 +285,11 @@ Test(e2ee_vectors, envelope)
         /* Sealing with the vector's nonce gives the vector's bytes. */
         unsigned char nonce[24], *fresh = malloc(elen);
         cr_assert(fresh);
-        unhex_n(str(v, "nonce_hex"), nonce, sizeof nonce);
+        unhex_n(vec_str(v, "nonce_hex"), nonce, sizeof nonce);
         fixed_arm(nonce, sizeof nonce);
         cr_assert_eq(media_envelope_seal(plain, plen, s.box_sk, r.box_pk, fresh), MEDIA_OK);
         fixed_done();
-        assert_hex(fresh, elen, str(v, "envelope_hex"), "envelope sealed with the fixed nonce");
+        assert_hex(fresh, elen, vec_str(v, "envelope_hex"), "envelope sealed with the fixed nonce");
         free(fresh);
         free(got);
         free(env);
@@ -346,11 +302,11 @@ Test(e2ee_vectors, envelope)
 
 static void photo_ad_of(const cJSON *a, struct media_photo_ad *ad)
 {
-    ad->room = str(a, "room");
-    ad->epoch = str(a, "epoch");
-    ad->device = str(a, "device");
+    ad->room = vec_str(a, "room");
+    ad->epoch = vec_str(a, "epoch");
+    ad->device = vec_str(a, "device");
     ad->seq = num(a, "seq");
-    const cJSON *ts = item(a, "ts");
+    const cJSON *ts = vec_item(a, "ts");
     cr_assert(cJSON_IsNumber(ts));
     ad->ts = (int64_t)ts->valuedouble;
 }
@@ -358,18 +314,18 @@ static void photo_ad_of(const cJSON *a, struct media_photo_ad *ad)
 Test(e2ee_vectors, photo_v2)
 {
     fixed_use();
-    cJSON *j = load("photo.json");
+    cJSON *j = vec_load("e2ee", "photo.json");
     uint8_t key[MEDIA_EPOCH_KEYBYTES];
-    unhex_n(str(j, "key_hex"), key, sizeof key);
+    unhex_n(vec_str(j, "key_hex"), key, sizeof key);
     const cJSON *v;
     int n = 0;
-    cJSON_ArrayForEach(v, item(j, "vectors"))
+    cJSON_ArrayForEach(v, vec_item(j, "vectors"))
     {
         struct media_photo_ad ad;
-        photo_ad_of(item(v, "ad"), &ad);
+        photo_ad_of(vec_item(v, "ad"), &ad);
         size_t mlen, clen;
-        unsigned char *msg = unhex(str(v, "message_hex"), &mlen);
-        unsigned char *ct = unhex(str(v, "sealed_hex"), &clen);
+        unsigned char *msg = vec_unhex(vec_str(v, "message_hex"), &mlen);
+        unsigned char *ct = vec_unhex(vec_str(v, "sealed_hex"), &clen);
         cr_assert_eq(media_photo_padded_len(mlen), num(v, "padded_len"));
         cr_assert_eq(clen, num(v, "padded_len") + MEDIA_AEAD_OVERHEAD);
         char *got = NULL;
@@ -400,12 +356,12 @@ Test(e2ee_vectors, photo_v2)
         /* Sealing with the vector's nonce gives the vector's bytes, padding included. */
         unsigned char nonce[24], *fresh = NULL;
         size_t flen = 0;
-        unhex_n(str(v, "nonce_hex"), nonce, sizeof nonce);
+        unhex_n(vec_str(v, "nonce_hex"), nonce, sizeof nonce);
         fixed_arm(nonce, sizeof nonce);
         cr_assert_eq(media_photo_seal(&ad, msg, mlen, key, &fresh, &flen), MEDIA_OK);
         fixed_done();
         cr_assert_eq(flen, clen);
-        assert_hex(fresh, flen, str(v, "sealed_hex"), "photo sealed with the fixed nonce");
+        assert_hex(fresh, flen, vec_str(v, "sealed_hex"), "photo sealed with the fixed nonce");
         free(fresh);
         free(ct);
         free(msg);
@@ -413,16 +369,16 @@ Test(e2ee_vectors, photo_v2)
     }
     cr_assert_geq(n, 3);
     int refused = 0;
-    cJSON_ArrayForEach(v, item(j, "refused"))
+    cJSON_ArrayForEach(v, vec_item(j, "refused"))
     {
         struct media_photo_ad ad;
-        photo_ad_of(item(v, "ad"), &ad);
+        photo_ad_of(vec_item(v, "ad"), &ad);
         size_t clen;
-        unsigned char *ct = unhex(str(v, "sealed_hex"), &clen);
+        unsigned char *ct = vec_unhex(vec_str(v, "sealed_hex"), &clen);
         char *got = NULL;
         size_t glen;
         cr_assert_eq(media_photo_open(&ad, ct, clen, key, &got, &glen), MEDIA_AUTH, "%s",
-                     str(v, "why"));
+                     vec_str(v, "why"));
         free(ct);
         refused++;
     }
@@ -432,17 +388,17 @@ Test(e2ee_vectors, photo_v2)
 
 Test(e2ee_vectors, keycheck)
 {
-    cJSON *j = load("keycheck.json");
+    cJSON *j = vec_load("e2ee", "keycheck.json");
     const cJSON *v;
     int n = 0;
-    cJSON_ArrayForEach(v, item(j, "vectors"))
+    cJSON_ArrayForEach(v, vec_item(j, "vectors"))
     {
         uint8_t key[MEDIA_EPOCH_KEYBYTES], check[MEDIA_EPOCH_CHECKBYTES];
-        unhex_n(str(v, "key_hex"), key, sizeof key);
-        cr_assert_eq(
-            media_epoch_check(str(v, "room"), str(v, "owner"), str(v, "epoch"), key, check),
-            MEDIA_OK);
-        assert_hex(check, sizeof check, str(v, "check_hex"), "key-check value");
+        unhex_n(vec_str(v, "key_hex"), key, sizeof key);
+        cr_assert_eq(media_epoch_check(vec_str(v, "room"), vec_str(v, "owner"), vec_str(v, "epoch"),
+                                       key, check),
+                     MEDIA_OK);
+        assert_hex(check, sizeof check, vec_str(v, "check_hex"), "key-check value");
         n++;
     }
     cr_assert_geq(n, 3);
@@ -451,7 +407,7 @@ Test(e2ee_vectors, keycheck)
 
 Test(e2ee_vectors, devlist)
 {
-    cJSON *j = load("devlist.json");
+    cJSON *j = vec_load("e2ee", "devlist.json");
     struct vkey keys[8];
     size_t nk = keys_of(j, keys, 8);
     static struct media_devlist lists[8];
@@ -459,25 +415,25 @@ Test(e2ee_vectors, devlist)
     size_t enc_len[8];
     int n = 0;
     const cJSON *v;
-    cJSON_ArrayForEach(v, item(j, "lists"))
+    cJSON_ArrayForEach(v, vec_item(j, "lists"))
     {
         cr_assert(n < 8);
         struct media_devlist *l = &lists[n];
         memset(l, 0, sizeof *l);
-        snprintf(l->login, sizeof l->login, "%s", str(v, "login"));
+        snprintf(l->login, sizeof l->login, "%s", vec_str(v, "login"));
         l->seq = num(v, "seq");
-        unhex_n(str(v, "prev_hex"), l->prev, 32);
+        unhex_n(vec_str(v, "prev_hex"), l->prev, 32);
         const cJSON *d;
-        cJSON_ArrayForEach(d, item(v, "devices"))
+        cJSON_ArrayForEach(d, vec_item(v, "devices"))
         {
-            const struct vkey *k = key_by_id(keys, nk, str(d, "id"));
+            const struct vkey *k = key_by_id(keys, nk, vec_str(d, "id"));
             memcpy(l->dev[l->n].sign_pk, k->sign_pk, 32);
             memcpy(l->dev[l->n].box_pk, k->box_pk, 32);
             l->n++;
         }
         cr_assert_eq(media_devlist_encode(l, enc[n], sizeof enc[n], &enc_len[n]), MEDIA_OK);
-        assert_hex(enc[n], enc_len[n], str(v, "encoding_hex"), "device list encoding");
-        assert_hex(l->hash, 32, str(v, "hash_hex"), "device list hash");
+        assert_hex(enc[n], enc_len[n], vec_str(v, "encoding_hex"), "device list encoding");
+        assert_hex(l->hash, 32, vec_str(v, "hash_hex"), "device list hash");
         struct media_devlist dec;
         cr_assert_eq(media_devlist_decode(enc[n], enc_len[n], &dec), MEDIA_OK);
         cr_assert_str_eq(dec.login, l->login);
@@ -488,13 +444,13 @@ Test(e2ee_vectors, devlist)
         cr_assert_eq(memcmp(dec.hash, l->hash, 32), 0);
         cr_assert_eq(media_devlist_is_root(&dec), sodium_is_zero(l->prev, 32) == 1);
 
-        const char *by = str(v, "signer");
+        const char *by = vec_str(v, "signer");
         const struct vkey *signer = key_by_id(keys, nk, by);
         uint8_t sig[64];
         cr_assert_eq(media_devlist_sign(enc[n], enc_len[n], signer->sign_sk, sig), MEDIA_OK);
-        assert_hex(sig, 64, str(v, "signature_hex"), "device list signature");
+        assert_hex(sig, 64, vec_str(v, "signature_hex"), "device list signature");
 
-        const cJSON *f = item(v, "follows");
+        const cJSON *f = vec_item(v, "follows");
         const struct media_devlist *prev = cJSON_IsNull(f) ? NULL : &lists[(int)f->valuedouble];
         cr_assert_eq(media_devlist_follows(prev, &dec, enc[n], enc_len[n], by, sig), MEDIA_OK,
                      "list %d follows", n);
@@ -506,12 +462,12 @@ Test(e2ee_vectors, devlist)
     }
     cr_assert_geq(n, 3);
     int bad = 0;
-    cJSON_ArrayForEach(v, item(j, "malformed"))
+    cJSON_ArrayForEach(v, vec_item(j, "malformed"))
     {
         size_t len;
-        unsigned char *b = unhex(str(v, "encoding_hex"), &len);
+        unsigned char *b = vec_unhex(vec_str(v, "encoding_hex"), &len);
         struct media_devlist dec;
-        cr_assert_eq(media_devlist_decode(b, len, &dec), MEDIA_FORMAT, "%s", str(v, "why"));
+        cr_assert_eq(media_devlist_decode(b, len, &dec), MEDIA_FORMAT, "%s", vec_str(v, "why"));
         free(b);
         bad++;
     }
@@ -537,28 +493,30 @@ static size_t devs_of(const cJSON *ids, const struct vkey *k, size_t nk,
 
 Test(e2ee_vectors, safety_number, .timeout = 60)
 {
-    cJSON *j = load("safety.json");
+    cJSON *j = vec_load("e2ee", "safety.json");
     struct vkey keys[8];
     size_t nk = keys_of(j, keys, 8);
     const cJSON *v;
     int n = 0;
-    cJSON_ArrayForEach(v, item(j, "vectors"))
+    cJSON_ArrayForEach(v, vec_item(j, "vectors"))
     {
         struct media_device_pub a[8], b[8];
-        size_t na = devs_of(item(v, "devices_a"), keys, nk, a);
-        size_t nb = devs_of(item(v, "devices_b"), keys, nk, b);
+        size_t na = devs_of(vec_item(v, "devices_a"), keys, nk, a);
+        size_t nb = devs_of(vec_item(v, "devices_b"), keys, nk, b);
         char fa[MEDIA_FINGERPRINT_DIGITS + 1], fb[MEDIA_FINGERPRINT_DIGITS + 1];
-        cr_assert_eq(media_fingerprint(str(v, "user_a"), a, na, fa), MEDIA_OK);
-        cr_assert_eq(media_fingerprint(str(v, "user_b"), b, nb, fb), MEDIA_OK);
-        cr_assert_str_eq(fa, str(v, "fingerprint_a"));
-        cr_assert_str_eq(fb, str(v, "fingerprint_b"));
+        cr_assert_eq(media_fingerprint(vec_str(v, "user_a"), a, na, fa), MEDIA_OK);
+        cr_assert_eq(media_fingerprint(vec_str(v, "user_b"), b, nb, fb), MEDIA_OK);
+        cr_assert_str_eq(fa, vec_str(v, "fingerprint_a"));
+        cr_assert_str_eq(fb, vec_str(v, "fingerprint_b"));
         char sn[MEDIA_SAFETY_NUMBER_LEN + 1];
-        cr_assert_eq(media_safety_number(str(v, "user_a"), a, na, str(v, "user_b"), b, nb, sn),
-                     MEDIA_OK);
-        cr_assert_str_eq(sn, str(v, "safety_number"));
-        cr_assert_eq(media_safety_number(str(v, "user_b"), b, nb, str(v, "user_a"), a, na, sn),
-                     MEDIA_OK);
-        cr_assert_str_eq(sn, str(v, "safety_number"), "the same from both sides");
+        cr_assert_eq(
+            media_safety_number(vec_str(v, "user_a"), a, na, vec_str(v, "user_b"), b, nb, sn),
+            MEDIA_OK);
+        cr_assert_str_eq(sn, vec_str(v, "safety_number"));
+        cr_assert_eq(
+            media_safety_number(vec_str(v, "user_b"), b, nb, vec_str(v, "user_a"), a, na, sn),
+            MEDIA_OK);
+        cr_assert_str_eq(sn, vec_str(v, "safety_number"), "the same from both sides");
         n++;
     }
     cr_assert_geq(n, 3);
@@ -600,18 +558,18 @@ static enum media_rc decrypt(unsigned char *blob, size_t len, const uint8_t key[
 Test(e2ee_vectors, blob)
 {
     fixed_use();
-    cJSON *j = load("blob.json");
+    cJSON *j = vec_load("e2ee", "blob.json");
     const cJSON *v;
-    cJSON_ArrayForEach(v, item(j, "padded_len"))
+    cJSON_ArrayForEach(v, vec_item(j, "padded_len"))
         cr_assert_eq(media_blob_padded_len(num(v, "n")), num(v, "padded"), "padded length of %llu",
                      (unsigned long long)num(v, "n"));
     int n = 0;
-    cJSON_ArrayForEach(v, item(j, "vectors"))
+    cJSON_ArrayForEach(v, vec_item(j, "vectors"))
     {
         uint8_t key[32], hash[32];
-        unhex_n(str(v, "key_hex"), key, 32);
-        unhex_n(str(v, "blob_id_hex"), hash, 32);
-        const char *b64 = str(v, "blob_b64");
+        unhex_n(vec_str(v, "key_hex"), key, 32);
+        unhex_n(vec_str(v, "blob_id_hex"), hash, 32);
+        const char *b64 = vec_str(v, "blob_b64");
         size_t cap = strlen(b64), blen;
         unsigned char *blob = malloc(cap);
         cr_assert(blob);
@@ -629,10 +587,10 @@ Test(e2ee_vectors, blob)
         unsigned char *plain;
         if (cJSON_GetObjectItemCaseSensitive(v, "plain_hex")) {
             size_t pl;
-            plain = unhex(str(v, "plain_hex"), &pl);
+            plain = vec_unhex(vec_str(v, "plain_hex"), &pl);
             cr_assert_eq(pl, plain_len);
         } else {
-            cr_assert_str_eq(str(v, "plain_pattern"), "(7*j+3)%251");
+            cr_assert_str_eq(vec_str(v, "plain_pattern"), "(7*j+3)%251");
             plain = malloc(plain_len + 1);
             cr_assert(plain);
             for (uint64_t i = 0; i < plain_len; i++)
@@ -641,7 +599,7 @@ Test(e2ee_vectors, blob)
         /* Encrypting with the vector's key and secretstream header gives the vector's blob. */
         unsigned char kh[32 + 24];
         memcpy(kh, key, 32);
-        unhex_n(str(v, "header_hex"), kh + 32, 24);
+        unhex_n(vec_str(v, "header_hex"), kh + 32, 24);
         struct mem enc = {malloc(blen + 1), 0, 0, blen + 1};
         cr_assert(enc.p);
         struct media_blob_info info;

@@ -10,53 +10,17 @@
 #include <string.h>
 
 #include "event_format.h"
-
-static cJSON *load(const char *name)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/events/%s", VECTORS_DIR, name);
-    FILE *f = fopen(path, "rb");
-    cr_assert(f, "cannot open %s", path);
-    static char buf[1 << 17];
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    cr_assert(n < sizeof buf, "%s is too large for the test", path);
-    cJSON *j = cJSON_ParseWithLength(buf, n);
-    cr_assert(j, "%s is not JSON", path);
-    return j;
-}
-
-static const char *str(const cJSON *o, const char *key)
-{
-    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
-}
-
-static int64_t num(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    cr_assert(cJSON_IsNumber(v), "no number %s", key);
-    return (int64_t)v->valuedouble;
-}
-
-/* Hex into a buffer the caller frees; *len its size. */
-static unsigned char *unhex(const char *hex, size_t *len)
-{
-    size_t cap = strlen(hex) / 2 + 1;
-    unsigned char *b = malloc(cap);
-    cr_assert(b);
-    cr_assert_eq(sodium_hex2bin(b, cap, hex, strlen(hex), NULL, len, NULL), 0, "bad hex");
-    return b;
-}
+#include "vectors.h"
 
 static void key_of(const cJSON *v, uint8_t pk[32], uint8_t sk[64])
 {
     const cJSON *key = cJSON_GetObjectItemCaseSensitive(v, "key");
     size_t n;
-    unsigned char *seed = unhex(str(key, "seed_hex"), &n);
+    unsigned char *seed = vec_unhex(vec_str_or_null(key, "seed_hex"), &n);
     cr_assert_eq(n, 32);
     crypto_sign_seed_keypair(pk, sk, seed);
     free(seed);
-    unsigned char *want = unhex(str(key, "public_key_hex"), &n);
+    unsigned char *want = vec_unhex(vec_str_or_null(key, "public_key_hex"), &n);
     cr_assert_eq(n, 32);
     cr_assert_eq(memcmp(want, pk, 32), 0, "the seed does not give the public key");
     free(want);
@@ -66,7 +30,7 @@ static void key_of(const cJSON *v, uint8_t pk[32], uint8_t sk[64])
  * log checked from scratch. Returns the number of events. */
 static int check_log_vector(const char *name)
 {
-    cJSON *v = load(name);
+    cJSON *v = vec_load("events", name);
     uint8_t pk[32], sk[64];
     key_of(v, pk, sk);
     struct kz_event_log log;
@@ -76,22 +40,22 @@ static int check_log_vector(const char *name)
     cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(v, "events"))
     {
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(ev, "fields");
-        const char *payload = str(ev, "payload");
+        const char *payload = vec_str_or_null(ev, "payload");
         size_t plen = strlen(payload), hlen;
-        unsigned char *bytes = unhex(str(ev, "payload_hex"), &hlen);
+        unsigned char *bytes = vec_unhex(vec_str_or_null(ev, "payload_hex"), &hlen);
         cr_assert(hlen == plen && memcmp(bytes, payload, plen) == 0,
                   "%s #%d: payload and payload_hex differ", name, n + 1);
         free(bytes);
 
         /* Built from the fields: exactly the same bytes. */
-        struct kz_event_fields kf = {.room = str(f, "room"),
-                                     .origin = str(f, "origin"),
-                                     .inc = num(f, "inc"),
-                                     .seq = num(f, "seq"),
-                                     .prev = str(f, "prev"),
-                                     .ts = num(f, "ts"),
-                                     .type = str(f, "type"),
-                                     .sender = str(f, "sender")};
+        struct kz_event_fields kf = {.room = vec_str_or_null(f, "room"),
+                                     .origin = vec_str_or_null(f, "origin"),
+                                     .inc = vec_num(f, "inc"),
+                                     .seq = vec_num(f, "seq"),
+                                     .prev = vec_str_or_null(f, "prev"),
+                                     .ts = vec_num(f, "ts"),
+                                     .type = vec_str_or_null(f, "type"),
+                                     .sender = vec_str_or_null(f, "sender")};
         size_t blen = 0;
         char *built =
             kz_event_payload_build(&kf, cJSON_GetObjectItemCaseSensitive(f, "content"), &blen);
@@ -102,15 +66,15 @@ static int check_log_vector(const char *name)
 
         char id[KZ_EVENT_ID_CHARS];
         kz_event_id(payload, plen, id);
-        cr_assert_str_eq(id, str(ev, "event_id"), "%s #%d: event id", name, n + 1);
-        if (str(ev, "room_id")) {
+        cr_assert_str_eq(id, vec_str_or_null(ev, "event_id"), "%s #%d: event id", name, n + 1);
+        if (vec_str_or_null(ev, "room_id")) {
             char room[KZ_EVENT_ID_CHARS];
             kz_event_room_id(payload, plen, room);
-            cr_assert_str_eq(room, str(ev, "room_id"), "%s #%d: room id", name, n + 1);
+            cr_assert_str_eq(room, vec_str_or_null(ev, "room_id"), "%s #%d: room id", name, n + 1);
         }
 
         size_t siglen = 0;
-        unsigned char *sig = unhex(str(ev, "signature_hex"), &siglen);
+        unsigned char *sig = vec_unhex(vec_str_or_null(ev, "signature_hex"), &siglen);
         if (siglen) {
             uint8_t mine[KZ_EVENT_SIG_BYTES];
             cr_assert_eq(kz_event_sign(payload, plen, sk, mine), 0);
@@ -135,14 +99,14 @@ static int check_log_vector(const char *name)
         cr_assert(cJSON_Compare(content, cJSON_GetObjectItemCaseSensitive(f, "content"), true));
         cJSON_Delete(content);
 
-        enum kz_event_verdict verdict =
-            kz_event_log_check(&log, payload, plen, sig, siglen, pk, str(ev, "event_id"), id);
+        enum kz_event_verdict verdict = kz_event_log_check(&log, payload, plen, sig, siglen, pk,
+                                                           vec_str_or_null(ev, "event_id"), id);
         cr_assert_eq(verdict, KZ_EVENT_OK, "%s #%d: %s", name, n + 1,
                      kz_event_verdict_name(verdict));
         free(sig);
         n++;
     }
-    cr_assert_str_eq(log.room, str(v, "room_id"));
+    cr_assert_str_eq(log.room, vec_str_or_null(v, "room_id"));
     cr_assert_eq(log.signed_seq, log.seq, "%s does not end on a checkpoint", name);
     cJSON_Delete(v);
     return n;
@@ -160,7 +124,7 @@ Test(event_format, second_incarnation)
 
 Test(event_format, rejects)
 {
-    cJSON *v = load("rejects.json");
+    cJSON *v = vec_load("events", "rejects.json");
     uint8_t pk[32], sk[64];
     key_of(v, pk, sk);
     int n = 0, kinds = 0;
@@ -169,24 +133,24 @@ Test(event_format, rejects)
     {
         const cJSON *l = cJSON_GetObjectItemCaseSensitive(c, "log");
         struct kz_event_log log;
-        kz_event_log_start(&log, str(l, "room"), str(l, "origin"), num(l, "inc"), num(l, "seq"),
-                           str(l, "head"));
+        kz_event_log_start(&log, vec_str_or_null(l, "room"), vec_str_or_null(l, "origin"),
+                           vec_num(l, "inc"), vec_num(l, "seq"), vec_str_or_null(l, "head"));
         struct kz_event_log before = log;
-        const char *payload = str(c, "payload");
+        const char *payload = vec_str_or_null(c, "payload");
         size_t siglen;
-        unsigned char *sig = unhex(str(c, "signature_hex"), &siglen);
+        unsigned char *sig = vec_unhex(vec_str_or_null(c, "signature_hex"), &siglen);
         char id[KZ_EVENT_ID_CHARS] = "";
-        enum kz_event_verdict verdict = kz_event_log_check(&log, payload, strlen(payload), sig,
-                                                           siglen, pk, str(c, "event_id"), id);
-        cr_assert_str_eq(kz_event_verdict_name(verdict), str(c, "verdict"), "case %s",
-                         str(c, "name"));
+        enum kz_event_verdict verdict = kz_event_log_check(
+            &log, payload, strlen(payload), sig, siglen, pk, vec_str_or_null(c, "event_id"), id);
+        cr_assert_str_eq(kz_event_verdict_name(verdict), vec_str_or_null(c, "verdict"), "case %s",
+                         vec_str_or_null(c, "name"));
         if (verdict == KZ_EVENT_OK) {
             cr_assert_eq(log.seq, before.seq + 1);
             cr_assert_str_eq(log.head, id);
             cr_assert_eq(log.signed_seq, siglen ? log.seq : before.signed_seq);
         } else {
             cr_assert_eq(memcmp(&log, &before, sizeof log), 0, "case %s moved the log",
-                         str(c, "name"));
+                         vec_str_or_null(c, "name"));
         }
         if (verdict == KZ_EVENT_MALFORMED) {
             struct kz_event_head h;
