@@ -262,12 +262,13 @@ enum media_rc media_epoch_check(const char *room, const char *owner, const char 
  *   24-byte random nonce || XChaCha20-Poly1305(u32 big-endian length || message || zero bytes,
  *                                              additional data)
  * padded to media_photo_padded_len(length) bytes, the size buckets of blobs (item 5: what the
- * caption, file name, GPS and thumbnail weigh shows only as their bucket), with additional data MEDIA_DOMAIN_PHOTO 0 room 0 epoch 0 device 0 seq 0 ts, seq and ts in
- * decimal: the message is bound to its room, its epoch, the device that sent it (the epoch's
- * owner), that device's counter of photos in the room (1, 2, ...) and the sender's clock when
- * it made the message. The same seq and ts travel in the event's signed data, so a receiver
- * sees a replay (a counter it has seen), a reordering (a counter lower than one before) and a
- * drop (a counter skipped), whatever positions and times the server gives. */
+ * caption, file name, GPS and thumbnail weigh shows only as their bucket), with additional data
+ * MEDIA_DOMAIN_PHOTO 0 room 0 epoch 0 device 0 seq 0 ts, seq and ts in decimal: the message is
+ * bound to its room, its epoch, the device that sent it (the epoch's owner), that device's counter
+ * of photos in the room (1, 2, ...) and the sender's clock when it made the message. The same seq
+ * and ts travel in the event's signed data, so a receiver sees a replay (a counter it has seen), a
+ * reordering (a counter lower than one before) and a drop (a counter skipped), whatever positions
+ * and times the server gives. */
 struct media_photo_ad {
     const char *room, *epoch, *device; /* NUL-terminated */
     uint64_t seq;                      /* 1, 2, ... (0 is refused) */

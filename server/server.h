@@ -48,17 +48,17 @@ struct kz_config {
     long long max_connections;
     long long max_connections_per_address; /* open connections (any kind) from one address */
     long long fd_reserve; /* descriptors kept free of connections (database, files, logs) */
-    long long requests_per_second;         /* per WebSocket connection, and per address over HTTP */
-    long long request_burst;               /* requests allowed at once before the rate applies */
-    long long ws_login_timeout_s;  /* a WebSocket that has not logged in by then is closed */
-    long long http_timeout_s;      /* a client that stalls mid-request (slow-loris) is closed */
+    long long requests_per_second;  /* per WebSocket connection, and per address over HTTP */
+    long long request_burst;        /* requests allowed at once before the rate applies */
+    long long ws_login_timeout_s;   /* a WebSocket that has not logged in by then is closed */
+    long long http_timeout_s;       /* a client that stalls mid-request (slow-loris) is closed */
     long long http_min_bytes_per_s; /* slowest body or reply that is not a stall */
-    long long disk_retry_ms;       /* after a disk error, writes are refused this long */
-    long long max_frame_bytes;     /* one WebSocket request or one HTTP request body */
-    long long max_message_bytes;   /* the text of one talk message */
-    long long max_queue_bytes;     /* unsent bytes per connection before it is dropped */
-    long long socket_sndbuf_bytes; /* kernel send buffer per WebSocket (0: the kernel's own) */
-    long long ws_rx_chunk_bytes;   /* receive buffer per WebSocket connection */
+    long long disk_retry_ms;        /* after a disk error, writes are refused this long */
+    long long max_frame_bytes;      /* one WebSocket request or one HTTP request body */
+    long long max_message_bytes;    /* the text of one talk message */
+    long long max_queue_bytes;      /* unsent bytes per connection before it is dropped */
+    long long socket_sndbuf_bytes;  /* kernel send buffer per WebSocket (0: the kernel's own) */
+    long long ws_rx_chunk_bytes;    /* receive buffer per WebSocket connection */
     long long hash_workers;
     long long hash_queue_max; /* password hashes waiting for a worker */
     long long argon2_opslimit;
