@@ -21,7 +21,7 @@
 #define TIME_ARG    "2024:05:06 07:08:09"
 #define EXIF_CANARY "exif-canary-Qz7"
 #define CAPTION     "caption-canary-Vb9 冠水"
-#define PW_SUFFIX   "-password-1" /* each user's password is LOGIN-password-1 */
+#define PW_SUFFIX   TEST_PW_SUFFIX /* each user's password is LOGIN-password-1 */
 
 static struct kzd d;
 static char base[64]; /* client config dirs and files: apart from the server's data dir */
@@ -50,23 +50,10 @@ TestSuite(photo, .init = setup, .fini = teardown, .timeout = 90);
 static int kzv(const char *dir, const char *user, const char *extra_env, const char *in, char *out,
                size_t outlen, va_list ap)
 {
-    char env_dir[200], env_srv[100], env_pw[200];
-    snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s/%s", base, dir);
-    snprintf(env_srv, sizeof env_srv, "KIZUNA_SERVER=%s", d.url);
-    snprintf(env_pw, sizeof env_pw, "KIZUNA_PASSWORD=%s%s",
-             strcmp(user, "admin") == 0 ? TEST_ADMIN_PASSWORD : user,
-             strcmp(user, "admin") == 0 ? "" : PW_SUFFIX);
-    const char *env[] = {env_dir,
-                         env_srv,
-                         env_pw,
-                         "KIZUNA_RETRY_MAX_S=20",
-                         extra_env ? extra_env : "KIZUNA_TEST_UNUSED=1",
-                         NULL};
-    const char *argv[20] = {KIZUNA_PATH};
-    for (int i = 1; i < 19 && (argv[i] = va_arg(ap, const char *)); i++)
-        ;
-    argv[19] = NULL;
-    return run_capture(argv, env, in, out, outlen);
+    char config[300];
+    snprintf(config, sizeof config, "%s/%s", base, dir);
+    const struct kz_device dev = {d.url, config, user, extra_env, 20, false};
+    return kz_device_run(&dev, in, out, outlen, ap);
 }
 
 /* Runs kizuna as user on the user's first device (config dir base/user). */

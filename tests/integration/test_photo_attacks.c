@@ -21,7 +21,7 @@
 #include "harness.h"
 #include "media.h"
 
-#define PW_SUFFIX "-password-1" /* each user's password is LOGIN-password-1 */
+#define PW_SUFFIX TEST_PW_SUFFIX /* each user's password is LOGIN-password-1 */
 
 static struct kzd d;
 static char base[64]; /* client config dirs and files: apart from the server's data dir */
@@ -49,18 +49,10 @@ TestSuite(attack, .init = setup, .fini = teardown, .timeout = 120);
  * NULL-terminated. Returns the exit status; stdout is in out. */
 static int kzv(const char *dir, const char *user, const char *in, va_list ap)
 {
-    char env_dir[200], env_srv[100], env_pw[200];
-    snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s/%s", base, dir);
-    snprintf(env_srv, sizeof env_srv, "KIZUNA_SERVER=%s", d.url);
-    snprintf(env_pw, sizeof env_pw, "KIZUNA_PASSWORD=%s%s",
-             strcmp(user, "admin") == 0 ? TEST_ADMIN_PASSWORD : user,
-             strcmp(user, "admin") == 0 ? "" : PW_SUFFIX);
-    const char *env[] = {env_dir, env_srv, env_pw, "KIZUNA_RETRY_MAX_S=20", NULL};
-    const char *argv[20] = {KIZUNA_PATH};
-    for (int i = 1; i < 19 && (argv[i] = va_arg(ap, const char *)); i++)
-        ;
-    argv[19] = NULL;
-    return run_capture(argv, env, in, out, sizeof out);
+    char config[300];
+    snprintf(config, sizeof config, "%s/%s", base, dir);
+    const struct kz_device dev = {d.url, config, user, NULL, 20, false};
+    return kz_device_run(&dev, in, out, sizeof out, ap);
 }
 
 static int kz_dev(const char *dir, const char *user, const char *in, ...)

@@ -30,7 +30,7 @@
 #include "harness.h"
 #include "media.h"
 
-#define PW_SUFFIX "-password-1" /* each user's password is LOGIN-password-1 */
+#define PW_SUFFIX TEST_PW_SUFFIX /* each user's password is LOGIN-password-1 */
 
 static struct kzd d;
 static char base[64]; /* client config dirs and files: apart from the server's data dir */
@@ -60,18 +60,11 @@ TestSuite(trust, .init = setup, .fini = teardown, .timeout = 150);
  * both go to out (the warnings are what the user sees). Returns the exit status. */
 static int kzv(const char *dir, const char *user, const char *in, va_list ap)
 {
-    char env_dir[200], env_srv[100], env_pw[200];
-    snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s/%s", base, dir);
-    snprintf(env_srv, sizeof env_srv, "KIZUNA_SERVER=http://127.0.0.1:%d", server_port);
-    snprintf(env_pw, sizeof env_pw, "KIZUNA_PASSWORD=%s%s",
-             strcmp(user, "admin") == 0 ? TEST_ADMIN_PASSWORD : user,
-             strcmp(user, "admin") == 0 ? "" : PW_SUFFIX);
-    const char *env[] = {env_dir, env_srv, env_pw, "KIZUNA_RETRY_MAX_S=5", NULL};
-    const char *argv[24] = {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1", KIZUNA_PATH};
-    for (int i = 4; i < 23 && (argv[i] = va_arg(ap, const char *)); i++)
-        ;
-    argv[23] = NULL;
-    return run_capture(argv, env, in, out, sizeof out);
+    char config[300], url[64];
+    snprintf(config, sizeof config, "%s/%s", base, dir);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", server_port);
+    const struct kz_device dev = {url, config, user, NULL, 5, true};
+    return kz_device_run(&dev, in, out, sizeof out, ap);
 }
 
 static int kz_dev(const char *dir, const char *user, const char *in, ...)

@@ -388,6 +388,30 @@ bool kzd_check_event_logs(const struct kzd *d, struct kzd_log_check *out, char *
     return ok;
 }
 
+int kz_device_run(const struct kz_device *dev, const char *in, char *out, size_t outlen, va_list ap)
+{
+    bool admin = strcmp(dev->user, "admin") == 0;
+    char env_dir[400], env_srv[200], env_pw[200], env_retry[64];
+    snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s", dev->config_dir);
+    snprintf(env_srv, sizeof env_srv, "KIZUNA_SERVER=%s", dev->server_url);
+    snprintf(env_pw, sizeof env_pw, "KIZUNA_PASSWORD=%s%s", admin ? TEST_ADMIN_PASSWORD : dev->user,
+             admin ? "" : TEST_PW_SUFFIX);
+    snprintf(env_retry, sizeof env_retry, "KIZUNA_RETRY_MAX_S=%d", dev->retry_max_s);
+    const char *env[] = {env_dir, env_srv, env_pw, env_retry, dev->extra_env, NULL};
+    const char *argv[24];
+    int n = 0;
+    if (dev->merge_stderr) { /* what the user sees, warnings included */
+        argv[n++] = "/bin/sh";
+        argv[n++] = "-c";
+        argv[n++] = "exec \"$0\" \"$@\" 2>&1";
+    }
+    argv[n++] = KIZUNA_PATH;
+    while (n < 23 && (argv[n] = va_arg(ap, const char *)))
+        n++;
+    argv[23] = NULL;
+    return run_capture(argv, env, in, out, outlen);
+}
+
 pid_t spawn_reader(const char *const argv[], const char *const env[], int *out_fd)
 {
     assert_test_thread("spawn_reader");

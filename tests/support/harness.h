@@ -12,6 +12,7 @@
 #define KIZUNA_TEST_HARNESS_H
 
 #include <cjson/cJSON.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -46,6 +47,26 @@ void kzd_teardown(struct kzd *d);
  * stdout into out (NUL-terminated). Returns the exit status, or -1. */
 int run_capture(const char *const argv[], const char *const env[], const char *stdin_text,
                 char *out, size_t outlen);
+
+/* Test users other than admin have the password LOGIN TEST_PW_SUFFIX. */
+#define TEST_PW_SUFFIX "-password-1"
+
+/* One device of a user for the CLI: which server, which config dir (the device's keys), which
+ * user's password goes in KIZUNA_PASSWORD (admin: TEST_ADMIN_PASSWORD, anyone else LOGIN
+ * TEST_PW_SUFFIX), how long uploads may retry, one optional extra environment entry, and
+ * whether stderr goes to out with stdout (to check what the user is warned of). */
+struct kz_device {
+    const char *server_url;
+    const char *config_dir;
+    const char *user;
+    const char *extra_env;
+    int retry_max_s;
+    bool merge_stderr;
+};
+/* Runs kizuna on dev with stdin `in` (may be NULL) and the arguments in ap (NULL-terminated,
+ * at most 18); stdout goes to out (NUL-terminated). Returns the exit status, or -1. */
+int kz_device_run(const struct kz_device *dev, const char *in, char *out, size_t outlen,
+                  va_list ap);
 
 /* Starts a long-running program (e.g. kizuna tail) with its stdout on a pipe (*out_fd). */
 pid_t spawn_reader(const char *const argv[], const char *const env[], int *out_fd);
