@@ -713,27 +713,6 @@ Test(cli, csv_import_dry_run_atomic_apply_and_idempotent_reimport)
               "%s", out);
 }
 
-/* The first cell of a CSV (every cell quoted, as Kizuna writes them) that a spreadsheet would
- * run as a formula, or that is not quoted; NULL if there is none. */
-static const char *csv_formula_cell(const char *csv)
-{
-    const char *p = csv;
-    if (strncmp(p, "\xef\xbb\xbf", 3) == 0)
-        p += 3; /* the BOM that tells Excel the file is UTF-8 */
-    while (*p) {
-        if (*p != '"' || (p[1] && strchr("=+-@\t\r", p[1])))
-            return p;
-        for (p++; *p && !(*p == '"' && p[1] != '"'); p += *p == '"' ? 2 : 1)
-            ;
-        if (!*p)
-            return NULL;
-        p++;
-        if (*p == ',' || *p == '\n')
-            p++;
-    }
-    return NULL;
-}
-
 /* Issue 12, defect 5: a display name "+SUM(1,1)" went into `admin export` unchanged and a
  * spreadsheet ran it. Every CSV the CLI writes (export, audit, one-time passwords) is the
  * server's, with formulas guarded by a ', and an exported file imports back unchanged. */

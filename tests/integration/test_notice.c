@@ -377,27 +377,6 @@ Test(notice, reports_for_hundreds_of_users)
     cJSON_Delete(r);
 }
 
-/* The first cell of a CSV (every cell quoted, as Kizuna writes them) that a spreadsheet would
- * run as a formula, or that is not quoted; NULL if there is none. */
-static const char *csv_formula_cell(const char *csv)
-{
-    const char *p = csv;
-    if (strncmp(p, "\xef\xbb\xbf", 3) == 0)
-        p += 3; /* the BOM that tells Excel the file is UTF-8 */
-    while (*p) {
-        if (*p != '"' || (p[1] && strchr("=+-@\t\r", p[1])))
-            return p;
-        for (p++; *p && !(*p == '"' && p[1] != '"'); p += *p == '"' ? 2 : 1)
-            ;
-        if (!*p)
-            return NULL;
-        p++;
-        if (*p == ',' || *p == '\n')
-            p++;
-    }
-    return NULL;
-}
-
 /* Issue 12, defect 5: a display name "+SUM(1,1)" and a comment "=HYPERLINK(...)" went into
  * the report's CSV unchanged, and a spreadsheet ran them. */
 Test(notice, the_report_csv_runs_no_formula_in_a_spreadsheet)

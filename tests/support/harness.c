@@ -868,3 +868,22 @@ const char *reply_code(const cJSON *reply)
     const cJSON *code = cJSON_GetObjectItem(cJSON_GetObjectItem(reply, "error"), "code");
     return cJSON_IsString(code) ? code->valuestring : "(no code)";
 }
+
+const char *csv_formula_cell(const char *csv)
+{
+    const char *p = csv;
+    if (strncmp(p, "\xef\xbb\xbf", 3) == 0)
+        p += 3; /* the BOM that tells Excel the file is UTF-8 */
+    while (*p) {
+        if (*p != '"' || (p[1] && strchr("=+-@\t\r", p[1])))
+            return p;
+        for (p++; *p && !(*p == '"' && p[1] != '"'); p += *p == '"' ? 2 : 1)
+            ;
+        if (!*p)
+            return NULL;
+        p++;
+        if (*p == ',' || *p == '\n')
+            p++;
+    }
+    return NULL;
+}

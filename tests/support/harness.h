@@ -144,6 +144,9 @@ int http_raw(int port, const char *method, const char *path, const char *headers
 int tcp_open(int port);
 /* Reads and discards until the server closes the connection (true) or the deadline passes. */
 bool tcp_wait_closed(int fd, int timeout_ms);
+/* The first cell of a CSV (every cell quoted, as Kizuna writes them) that a spreadsheet would
+ * run as a formula, or that is not quoted; NULL if there is none. */
+const char *csv_formula_cell(const char *csv);
 /* A response header's value (case-insensitive name, without the colon). */
 bool http_header(const char *resp, const char *name, char *out, size_t n);
 
