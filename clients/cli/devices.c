@@ -251,9 +251,10 @@ static int cmd_verify(const char *user, bool yes)
             printf("you verified %s on %s; nothing was added since\n", user, when);
         } else {
             if (verified)
-                printf("you verified %s on %s; %d device%s added since receive%s no photo keys "
-                       "until you accept them\n",
-                       user, when, added, added == 1 ? " was" : "s were", added == 1 ? "s" : "");
+                printf("you verified %s on %s; %d device%s added since then: %s no photo keys "
+                       "until you accept %s\n",
+                       user, when, added, added == 1 ? " was" : "s were",
+                       added == 1 ? "it receives" : "they receive", added == 1 ? "it" : "them");
             bool go = yes;
             if (!go) {
                 fprintf(stderr, "Do the numbers match? %s [y/N] ",
