@@ -52,6 +52,13 @@ static const struct cfg_entry table[] = {
      KZ_LOG_INFO, NULL, "error, warn, info or debug", NULL},
     BOOL(sqlite_synchronous_full, 1,
          "fsync the WAL on every commit (true); false risks the last commits on power loss"),
+    BOOL(sync_thread, 1,
+         "with sqlite_synchronous_full: fsync on a thread of its own while the event loop goes "
+         "on (true), or inside the loop (false); either way nothing is acknowledged or "
+         "delivered before it is on disk"),
+    INT(wal_checkpoint_frames, 100, 1000000, 1000,
+        "with sync_thread: copy the write-ahead log into the database (on the sync thread) "
+        "once it holds this many pages"),
     INT(sqlite_busy_timeout_ms, 0, 60000, 1000,
         "how long to wait for a database lock held by another process"),
     INT(sqlite_cache_kib, 0, 1 << 22, 32768,

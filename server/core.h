@@ -2,7 +2,7 @@
  * runs). Included by the core's own files: proto.c, op_table.c, gate.c and the event files
  * (event_log.c, event_apply.c, event_deliver.c, event_view.c), and by the few files that need
  * the core's state directly: ops_account.c (sessions), blobs.c (uploads commit on their own),
- * throttle.c. Op handlers otherwise see only server.h and its accessors (srv_store,
+ * throttle.c, outbox.c. Op handlers otherwise see only server.h and its accessors (srv_store,
  * srv_config, srv_tx); the transport sees only transport.h's struct srv_transport. */
 #ifndef KIZUNA_CORE_H
 #define KIZUNA_CORE_H
@@ -67,7 +67,29 @@ struct srv {
     bool doomed_by_disk;          /* ... and the reason is the disk */
     uint64_t *subs;               /* connections that went live in the open transaction */
     size_t nsubs, capsubs;
+    struct kz_syncer *syncer;   /* NULL: every commit waits for the disk itself */
+    uint64_t commit_seq;        /* commits made (the syncer's numbering) */
+    struct out_batch *out_head; /* what commits not yet on disk hold, oldest first */
+    struct out_batch *out_tail;
+    bool commit_waiting; /* a transaction waits for the syncer to finish the last commit */
+    bool reads_waiting;  /* ... and read markers wait for it (srv_tick) */
 };
+
+/* outbox.c: everything the core hands the transport goes through these. While a commit is
+ * not yet on disk, they queue behind it (so no one sees what a power cut could take back, and
+ * a connection's frames keep their order); otherwise they go straight out. */
+void srv_out_send(struct srv *s, uint64_t conn_id, struct kz_frame *f);
+void srv_out_push(struct srv *s, int64_t user_id, int64_t pos, struct kz_frame *f);
+void srv_out_alert(struct srv *s, int64_t user_id, struct kz_frame *f);
+void srv_out_close(struct srv *s, const struct srv_close *which);
+/* A commit numbered seq was made: what follows queues behind it. -1 if out of memory (the
+ * caller then waits for the disk instead). */
+int srv_out_batch(struct srv *s, uint64_t seq);
+/* Sends what the commits now on disk hold, oldest first. */
+void srv_out_release(struct srv *s);
+/* Waits until every commit made is on disk and sends what they held. */
+void srv_out_flush(struct srv *s);
+void srv_out_free(struct srv *s);
 
 /* After a disk error: refuse writes for disk_retry_ms and raise the alarm once. */
 void srv_writes_block(struct srv *s);

@@ -34,7 +34,7 @@ struct deliver_ctx {
 static int deliver_to_member(void *arg, const struct store_member *m)
 {
     struct deliver_ctx *d = arg;
-    d->s->tx.push(d->s->tx.ctx, m->user_id, d->pos, d->frame);
+    srv_out_push(d->s, m->user_id, d->pos, d->frame);
     if (m->user_id == d->also_user)
         d->also_user = 0;
     return 0;
@@ -48,7 +48,7 @@ void srv_events_deliver(struct srv *s)
             .s = s, .pos = p->pos, .also_user = p->also_user, .frame = p->frame};
         store_member_each(s->store, p->room, false, deliver_to_member, &d);
         if (d.also_user)
-            s->tx.push(s->tx.ctx, d.also_user, d.pos, d.frame);
+            srv_out_push(s, d.also_user, d.pos, d.frame);
         kz_frame_unref(p->frame);
     }
     s->npending = 0;
@@ -95,9 +95,9 @@ static void pushes_deliver(struct srv *s)
     for (size_t i = 0; i < s->npushes; i++) {
         struct pending_push *p = &s->pushes[i];
         if (p->urgent)
-            s->tx.alert(s->tx.ctx, p->user_id, p->frame);
+            srv_out_alert(s, p->user_id, p->frame);
         else
-            s->tx.push(s->tx.ctx, p->user_id, 0, p->frame);
+            srv_out_push(s, p->user_id, 0, p->frame);
         kz_frame_unref(p->frame);
     }
     s->npushes = 0;
@@ -181,7 +181,7 @@ struct push_ctx {
 static int push_state(void *arg, const struct store_member *m)
 {
     struct push_ctx *pc = arg;
-    pc->s->tx.push(pc->s->tx.ctx, m->user_id, 0, pc->frame);
+    srv_out_push(pc->s, m->user_id, 0, pc->frame);
     return 0;
 }
 

@@ -245,9 +245,12 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     struct http_conn *h = user;
     switch (reason) {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-        /* A worker finished, or a signal asked us to stop (lws_cancel_service). */
+        /* A worker finished, the syncer made commits durable, or a signal asked us to stop
+         * (lws_cancel_service). */
         if (t && t->workers)
             kz_workers_drain(t->workers);
+        if (t && t->srv)
+            srv_release(t->srv);
         return 0;
     case LWS_CALLBACK_HTTP: {
         if (h->in_flight)

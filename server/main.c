@@ -296,6 +296,7 @@ static int cmd_serve(int argc, char **argv)
     struct transport *t = transport_new(&o.cfg, &tx, err, sizeof err);
     struct kz_workers *workers = NULL;
     struct srv *srv = NULL;
+    struct kz_syncer *syncer = NULL;
     rc = 1;
     if (!t) {
         fprintf(stderr, "kizunad: %s\n", err);
@@ -309,6 +310,15 @@ static int cmd_serve(int argc, char **argv)
         goto out;
     }
     transport_attach(t, srv, workers);
+    if (o.cfg.sync_thread && o.cfg.sqlite_synchronous_full) {
+        syncer = kz_syncer_start(st, (int)o.cfg.wal_checkpoint_frames, transport_wake_fn(),
+                                 transport_wake_arg(t), err, sizeof err);
+        if (!syncer) {
+            fprintf(stderr, "kizunad: %s\n", err);
+            goto out;
+        }
+        srv_set_syncer(srv, syncer);
+    }
     if (srv_set_data_dir(srv, o.data) != 0) {
         fprintf(stderr, "kizunad: cannot make the blob directories in %s\n", o.data);
         goto out;
@@ -348,6 +358,7 @@ out:
         srv_commit(srv);
     transport_free(t);
     srv_free(srv);
+    kz_syncer_stop(syncer); /* after the last commit above, and before the store closes */
     store_close(st);
     sodium_memzero(sk, sizeof sk);
     close(lock_fd);

@@ -85,6 +85,7 @@ void srv_free(struct srv *s)
     if (!s)
         return;
     srv_commit(s);
+    srv_out_free(s);
     srv_events_forget(s);
     free(s->pending);
     free(s->pushes);
@@ -102,11 +103,21 @@ void srv_set_identity(struct srv *s, const char *origin, int64_t inc, const uint
     memcpy(s->sk, sk, sizeof s->sk);
 }
 
+void srv_set_syncer(struct srv *s, struct kz_syncer *y)
+{
+    s->syncer = y;
+}
+
 void srv_tick(struct srv *s)
 {
     s->tick_scheduled = false;
-    srv_commit(s); /* markers are pushed only once they are on disk */
-    srv_reads_push(s);
+    /* Markers are pushed only once they are committed (and, through the outbox, on disk): a
+     * commit that waits for the syncer pushes them when it is made (srv_release). */
+    srv_commit_async(s);
+    if (s->commit_waiting)
+        s->reads_waiting = true;
+    else
+        srv_reads_push(s);
 }
 
 struct store *srv_store(struct srv *s)
@@ -159,7 +170,7 @@ static void send_json(struct srv *s, uint64_t conn_id, cJSON *json, int status)
 {
     struct kz_frame *f = kz_frame_from_json(json, status);
     if (f) {
-        s->tx.send(s->tx.ctx, conn_id, f);
+        srv_out_send(s, conn_id, f);
         kz_frame_unref(f);
     }
 }
@@ -223,9 +234,46 @@ void srv_note_subscribe(struct srv *s, uint64_t conn_id)
     s->subs[s->nsubs++] = conn_id;
 }
 
+static bool commit_now(struct srv *s);
+
 bool srv_commit(struct srv *s)
 {
-    bool ok = true, disk = false;
+    bool ok = commit_now(s);
+    srv_out_flush(s);
+    return ok;
+}
+
+bool srv_commit_async(struct srv *s)
+{
+    /* Group commit: while the syncer is still writing the last commit, this transaction stays
+     * open and gathers the next requests; srv_release commits it as soon as the syncer is done.
+     * So commits grow with the load and each sync carries all that arrived meanwhile. */
+    if (s->syncer && !s->doomed && store_tx_is_open(s->store) &&
+        kz_syncer_done(s->syncer) < s->commit_seq) {
+        s->commit_waiting = true;
+        return true;
+    }
+    return commit_now(s);
+}
+
+void srv_release(struct srv *s)
+{
+    if (!s->syncer)
+        return;
+    srv_out_release(s);
+    if (s->commit_waiting && kz_syncer_done(s->syncer) >= s->commit_seq) {
+        commit_now(s);
+        if (s->reads_waiting) {
+            s->reads_waiting = false;
+            srv_reads_push(s);
+        }
+    }
+}
+
+static bool commit_now(struct srv *s)
+{
+    s->commit_waiting = false;
+    bool ok = true, disk = false, committed = false;
     KZ_DEBUG("commit", "open=%d events=%zu", store_tx_is_open(s->store), s->npending);
     if (s->doomed) {
         store_tx_rollback(s->store);
@@ -235,7 +283,8 @@ bool srv_commit(struct srv *s)
         ok = false;
         KZ_ERROR("commit_refused", "reason=\"an op failed after writing\"");
     } else if (store_tx_is_open(s->store) &&
-               (srv_events_checkpoint(s) != KZ_OK || store_tx_commit(s->store) != STORE_OK)) {
+               (committed = true,
+                srv_events_checkpoint(s) != KZ_OK || store_tx_commit(s->store) != STORE_OK)) {
         disk = store_disk_error(s->store);
         store_tx_rollback(s->store);
         ok = false;
@@ -246,13 +295,23 @@ bool srv_commit(struct srv *s)
         KZ_INFO("disk_recovered", "writes accepted again");
         s->disk_alarm = false;
     }
+    if (ok && committed && s->syncer) {
+        /* What this commit releases waits for the disk (outbox.c); without memory for that,
+         * wait for the disk now. */
+        if (srv_out_batch(s, ++s->commit_seq) == 0)
+            kz_syncer_request(s->syncer, s->commit_seq);
+        else {
+            kz_syncer_request(s->syncer, s->commit_seq);
+            kz_syncer_wait(s->syncer, s->commit_seq);
+        }
+    }
     struct held *h = s->held_head;
     s->held_head = s->held_tail = NULL;
     /* Replies first, then events: a sender sees its acknowledgement before its own echo. */
     while (h) {
         struct held *next = h->next;
         if (ok) {
-            s->tx.send(s->tx.ctx, h->conn_id, h->frame);
+            srv_out_send(s, h->conn_id, h->frame);
         } else {
             cJSON *o = disk ? error_json_retry(h->id, h->is_http, KZ_UNAVAILABLE,
                                                "the server's disk is full or read-only: "
@@ -280,11 +339,11 @@ bool srv_commit(struct srv *s)
             for (size_t i = 0; i < s->nsubs; i++) {
                 struct srv_close one = {.conn_id = s->subs[i],
                                         .reason = "server cannot write: reconnect and resume"};
-                s->tx.close_conns(s->tx.ctx, &one);
+                srv_out_close(s, &one);
             }
         } else {
             struct srv_close all = {.reason = "server error: reconnect and resume"};
-            s->tx.close_conns(s->tx.ctx, &all);
+            srv_out_close(s, &all);
         }
     }
     s->nsubs = 0;
@@ -375,7 +434,7 @@ void srv_call_finish(struct srv_call *c, enum kz_err e)
         hold(s, c, f);
         s->tx.want_commit(s->tx.ctx);
     } else if (f) {
-        s->tx.send(s->tx.ctx, c->conn_id, f);
+        srv_out_send(s, c->conn_id, f);
         kz_frame_unref(f);
     }
     call_free(c);

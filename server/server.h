@@ -45,6 +45,8 @@ struct kz_config {
     long long sqlite_synchronous_full;
     long long sqlite_busy_timeout_ms;
     long long sqlite_cache_kib;
+    long long sync_thread;
+    long long wal_checkpoint_frames;
     long long max_connections;
     long long max_connections_per_address; /* open connections (any kind) from one address */
     long long fd_reserve; /* descriptors kept free of connections (database, files, logs) */
@@ -234,6 +236,24 @@ void kz_workers_drain(struct kz_workers *w);
 /* Joins the threads and calls done(job, false) for jobs that never ran. Accepts NULL. */
 void kz_workers_stop(struct kz_workers *w);
 
+/* ---- the commit pipeline's writer thread (syncer.c) ---- */
+struct kz_syncer;
+/* Takes over the durability of st's commits: from now on st commits without waiting for the
+ * disk and the thread fdatasyncs the write-ahead log behind it, checkpointing the log once it
+ * holds checkpoint_frames frames. wake(wake_arg) is called from the thread after each sync
+ * (kizunad passes lws_cancel_service). NULL with a message in err, and st unchanged. The
+ * syncer is the caller's; stop it with kz_syncer_stop() before closing st. */
+struct kz_syncer *kz_syncer_start(struct store *st, int checkpoint_frames, void (*wake)(void *),
+                                  void *wake_arg, char *err, size_t errlen);
+/* Asks for every commit up to number seq (the loop's own count) to be made durable. */
+void kz_syncer_request(struct kz_syncer *y, uint64_t seq);
+/* The newest commit number known to be on disk. Any thread. */
+uint64_t kz_syncer_done(struct kz_syncer *y);
+/* Blocks until commit number seq is on disk. */
+void kz_syncer_wait(struct kz_syncer *y, uint64_t seq);
+/* Syncs what was asked for, joins the thread and frees. Accepts NULL. */
+void kz_syncer_stop(struct kz_syncer *y);
+
 /* ---- the server core (proto.c): requests in, replies out, commits ---- */
 struct srv;
 
@@ -357,8 +377,18 @@ void srv_send_error(struct srv *s, uint64_t conn_id, bool is_http, enum kz_err e
 
 /* Commits the open transaction, then releases the replies held for it and pushes the events
  * it created to their rooms' members (or, if the commit failed, answers each held reply with
- * `internal` and closes every live connection so that clients resume). */
+ * `internal` and closes every live connection so that clients resume). With a syncer, what it
+ * releases goes out only once the commit is on disk: srv_commit() waits for that, and
+ * srv_commit_async() leaves it to srv_release() (the loop's per-turn commit, which also waits
+ * to commit at all while the syncer is busy with the previous one: group commit). */
 bool srv_commit(struct srv *s); /* false if the commit failed */
+bool srv_commit_async(struct srv *s);
+/* Hands the syncer to the core (owned by the caller, who stops it after srv_free). */
+void srv_set_syncer(struct srv *s, struct kz_syncer *y);
+/* Sends what commits now on disk were holding, in order (outbox.c), then makes the commit
+ * that waited for them (srv_commit_async gathers requests while a sync runs). Loop thread
+ * only; the transport calls it whenever the syncer wakes the loop. */
+void srv_release(struct srv *s);
 /* Periodic work the transport's timer triggers: coalesced read-marker pushes. */
 void srv_tick(struct srv *s);
 /* Notes that a connection went live while a transaction is open (op_sync): if the commit

@@ -97,7 +97,9 @@ static void house_cb(lws_sorted_usec_list_t *sul)
 static void commit_cb(lws_sorted_usec_list_t *sul)
 {
     struct transport *t = lws_container_of(sul, struct transport, commit_sul);
-    srv_commit(t->srv);
+    /* The loop does not wait for the disk: what this commit releases goes out when the syncer
+     * says it is there (EVENT_WAIT_CANCELLED, http_api.c). */
+    srv_commit_async(t->srv);
 }
 
 static void tx_want_commit(void *ctx)

@@ -92,6 +92,23 @@ enum store_rc store_tx_begin(struct store *st);
 enum store_rc store_tx_commit(struct store *st);
 void store_tx_rollback(struct store *st);
 bool store_tx_is_open(const struct store *st);
+/* Deferred durability (store_wal.c), for a server that fdatasyncs the -wal file on a thread of
+ * its own before it tells anyone about a commit: from now on COMMIT writes the log without
+ * waiting for the disk, and the log is checkpointed only through a store_ckpt. */
+enum store_rc store_wal_defer_sync(struct store *st);
+/* The database file's path (owned by st). */
+const char *store_file_path(struct store *st);
+/* Frames in the write-ahead log after the last commit; safe to read from any thread. */
+int store_wal_frames(struct store *st);
+/* A second connection to the database at path that only checkpoints, for one other thread;
+ * owned by the caller, released with store_ckpt_close(). NULL with a message in err. */
+struct store_ckpt;
+struct store_ckpt *store_ckpt_open(const char *path, char *err, size_t errlen);
+/* Copies what it can of the log into the database without blocking the writer; the frames in
+ * the log and those copied go to *log_frames and *copied. */
+enum store_rc store_ckpt_run(struct store_ckpt *ck, int *log_frames, int *copied);
+const char *store_ckpt_errmsg(struct store_ckpt *ck);
+void store_ckpt_close(struct store_ckpt *ck);
 /* Savepoint around one request; store_op_end(st, false) undoes only that request. */
 enum store_rc store_op_begin(struct store *st);
 enum store_rc store_op_end(struct store *st, bool keep);

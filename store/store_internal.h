@@ -25,7 +25,8 @@ struct store {
      * when the current op began (savepoints are one level deep). */
     int64_t fts_pos_committed, fts_pos, fts_pos_op;
     char errmsg[256];
-    bool disk_error; /* the last error was a full, read-only or failing disk */
+    bool disk_error;        /* the last error was a full, read-only or failing disk */
+    _Atomic int wal_frames; /* frames in the log after the last commit (store_wal.c) */
 };
 
 /* Records sqlite's message for `what` and returns STORE_ERROR. */

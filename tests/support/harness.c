@@ -247,6 +247,15 @@ int kzd_stop(struct kzd *d)
     return rc;
 }
 
+int kzd_wait_exit(struct kzd *d, int timeout_ms)
+{
+    if (d->pid <= 0)
+        return 0;
+    int rc = wait_exit(d->pid, timeout_ms);
+    d->pid = 0;
+    return rc;
+}
+
 void kzd_kill(struct kzd *d)
 {
     if (d->pid <= 0)

@@ -41,6 +41,9 @@ void kzd_start(struct kzd *d);
 int kzd_stop(struct kzd *d);
 /* SIGKILL and reap. */
 void kzd_kill(struct kzd *d);
+/* Waits for a server that stops by itself; its exit status, or -1 (and SIGKILL) after
+ * timeout_ms. */
+int kzd_wait_exit(struct kzd *d, int timeout_ms);
 /* Stops the server if running (asserting a clean exit) and removes the directory. */
 void kzd_teardown(struct kzd *d);
 /* Runs a program with extra environment (NULL-terminated "K=V" list) and stdin text, capturing
