@@ -2,6 +2,7 @@
  * verifying it, reading it back and checking that it follows its log. Pure functions over
  * bytes (libsodium and cJSON only); see event_format.h and docs/event-format.md. */
 #include "event_format.h"
+#include "json_write.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -69,47 +70,47 @@ bool kz_event_verify(const void *payload, size_t len, const uint8_t *sig, size_t
     return good;
 }
 
-/* An integer in plain decimal. cJSON's own number printing writes %1.15g and keeps it when it
- * reads back within a relative epsilon, so 2^53 - 1 would come out as 9.00719925474099e+15;
- * below 10^15 both write the same digits, so every event stored before this was written the
- * same way. */
-static void add_int(cJSON *o, const char *key, int64_t v)
-{
-    char digits[24];
-    snprintf(digits, sizeof digits, "%lld", (long long)v);
-    cJSON_AddRawToObject(o, key, digits);
-}
-
 char *kz_event_payload_build(const struct kz_event_fields *f, const cJSON *content, size_t *len)
 {
-    cJSON *p = cJSON_CreateObject();
-    if (!p || !cJSON_IsObject(content)) {
-        cJSON_Delete(p);
+    if (!cJSON_IsObject(content))
         return NULL;
-    }
     /* The order of the fields is the format's (docs/event-format.md): the bytes are the
-     * event, so a builder that reordered them would make different events. */
-    if (f->room)
-        cJSON_AddStringToObject(p, "room", f->room);
-    cJSON_AddStringToObject(p, "origin", f->origin);
-    add_int(p, "inc", f->inc);
-    add_int(p, "seq", f->seq);
-    cJSON_AddItemToObject(p, "prev", f->prev ? cJSON_CreateString(f->prev) : cJSON_CreateNull());
-    add_int(p, "ts", f->ts);
-    cJSON_AddStringToObject(p, "type", f->type);
-    cJSON_AddStringToObject(p, "sender", f->sender);
-    /* A reference: the content stays the caller's (cJSON_Delete does not free it). */
-    cJSON_AddItemReferenceToObject(p, "content", (cJSON *)content);
-    char *payload = cJSON_PrintUnformatted(p);
-    cJSON_Delete(p);
-    if (payload)
-        *len = strlen(payload);
-    return payload;
+     * event, so a builder that reordered them would make different events. Written directly
+     * (json_write.c) with cJSON's escaping; the integers in plain decimal, as cJSON's %1.15g
+     * writes every integer below 10^15, so events stored before read the same. */
+    struct kz_json j;
+    kz_json_init(&j, 256);
+    kz_json_raw(&j, "{", 1);
+    if (f->room) {
+        kz_json_key(&j, "room");
+        kz_json_str(&j, f->room);
+    }
+    kz_json_key(&j, "origin");
+    kz_json_str(&j, f->origin);
+    kz_json_key(&j, "inc");
+    kz_json_int(&j, f->inc);
+    kz_json_key(&j, "seq");
+    kz_json_int(&j, f->seq);
+    kz_json_key(&j, "prev");
+    if (f->prev)
+        kz_json_str(&j, f->prev);
+    else
+        kz_json_raw(&j, "null", 4);
+    kz_json_key(&j, "ts");
+    kz_json_int(&j, f->ts);
+    kz_json_key(&j, "type");
+    kz_json_str(&j, f->type);
+    kz_json_key(&j, "sender");
+    kz_json_str(&j, f->sender);
+    kz_json_key(&j, "content");
+    kz_json_item(&j, content);
+    kz_json_raw(&j, "}", 1);
+    return kz_json_take(&j, len);
 }
 
 void kz_event_payload_free(char *payload)
 {
-    cJSON_free(payload);
+    free(payload);
 }
 
 /* ---- reading a payload back ---- */

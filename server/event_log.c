@@ -116,11 +116,9 @@ static enum kz_err append(struct srv *s, const struct srv_origin *origin,
         failed(out, e, "%s", why);
         goto out;
     }
-    /* Serialised once, now, while the payload is at hand; every recipient shares it. */
+    /* Serialised once, now, from the fields and content at hand; every recipient shares it. */
     snprintf(ev.room_id, sizeof ev.room_id, "%s", room->room_id);
-    cJSON *view = srv_event_json_new(s, &ev, sender->name);
-    struct kz_frame *frame = view ? kz_frame_from_json(view, 200) : NULL;
-    cJSON_Delete(view);
+    struct kz_frame *frame = srv_event_frame_new(s, &ev, sender->login, sender->name, content);
     if (!frame || srv_events_queue(s, ev.pos, ev.room, also_user, origin->sk, frame) != 0) {
         kz_frame_unref(frame);
         e = failed(out, KZ_INTERNAL, "%s", "out of memory");

@@ -458,9 +458,12 @@ enum kz_err srv_msg_post(struct srv_call *c, const struct store_room *room, cons
 /* An event as clients see it (caller owns the result): payload fields, position, sender's
  * name, and for messages the current text (from m if given) and read count. */
 cJSON *srv_event_json(struct srv *s, const struct store_event *e, const struct store_message *m);
-/* The same for an event just created by `sender_name`: no one has read it yet and the name
- * is known, so no lookups. */
-cJSON *srv_event_json_new(struct srv *s, const struct store_event *e, const char *sender_name);
+/* The same for an event just created, as a frame for its members (one reference, the
+ * caller's): no one has read it yet and the sender is known, so no lookups; content is the
+ * event's content as it went into the payload. NULL if out of memory. */
+struct kz_frame *srv_event_frame_new(struct srv *s, const struct store_event *e,
+                                     const char *sender_login, const char *sender_name,
+                                     const cJSON *content);
 
 /* ---- derived state (event_apply.c) ---- */
 /* Moves a user's read marker in a room forward to pos (never back) at time at, and queues the

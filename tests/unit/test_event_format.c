@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "event_format.h"
+#include "json_write.h"
 #include "vectors.h"
 
 static void key_of(const cJSON *v, uint8_t pk[32], uint8_t sk[64])
@@ -185,4 +186,77 @@ Test(event_format, documented)
         snprintf(quoted, sizeof quoted, "`%s`", kz_event_verdict_name(v));
         cr_assert(strstr(doc, quoted), "docs/event-format.md does not name verdict %s", quoted);
     }
+}
+
+/* json_write.c prints what cJSON_PrintUnformatted prints, byte for byte: every type, escapes of
+ * every byte below 0x20, non-ASCII, numbers cJSON must print itself, nesting, empty
+ * containers, raw items; and integers in plain decimal to the limits of int64_t. */
+Test(event_format, json_write_matches_cjson)
+{
+    char ctl[64], *p = ctl;
+    for (int c = 1; c < 0x20; c++)
+        *p++ = (char)c;
+    *p++ = '"';
+    *p++ = '\\';
+    *p++ = '/';
+    *p++ = 0x7f;
+    *p = '\0';
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "ctl", ctl);
+    cJSON_AddStringToObject(o, "ja", "県道12号線が冠水 🙏");
+    cJSON_AddStringToObject(o, "", "");
+    cJSON_AddNumberToObject(o, "int", 42);
+    cJSON_AddNumberToObject(o, "neg", -7);
+    cJSON_AddNumberToObject(o, "big", 9007199254740991.0);
+    cJSON_AddNumberToObject(o, "frac", 0.1);
+    cJSON_AddNumberToObject(o, "tiny", 1e-300);
+    cJSON_AddNumberToObject(o, "negzero", -0.0);
+    cJSON_AddTrueToObject(o, "t");
+    cJSON_AddFalseToObject(o, "f");
+    cJSON_AddNullToObject(o, "n");
+    cJSON_AddRawToObject(o, "raw", "123");
+    cJSON_AddObjectToObject(o, "empty_o");
+    cJSON_AddArrayToObject(o, "empty_a");
+    cJSON *a = cJSON_AddArrayToObject(o, "a");
+    cJSON_AddItemToArray(a, cJSON_CreateString("x\ny"));
+    cJSON_AddItemToArray(a, cJSON_CreateNumber(3));
+    cJSON *inner = cJSON_CreateObject();
+    cJSON_AddStringToObject(inner, "k\"ey", "v");
+    cJSON_AddItemToArray(a, inner);
+    cJSON_AddItemToArray(a, cJSON_CreateArray());
+    char *want = cJSON_PrintUnformatted(o);
+    struct kz_json j;
+    kz_json_init(&j, 0);
+    kz_json_item(&j, o);
+    size_t len = 0;
+    char *got = kz_json_take(&j, &len);
+    cr_assert(got && want);
+    cr_assert_str_eq(got, want);
+    cr_assert_eq(len, strlen(want));
+    free(got);
+    cJSON_free(want);
+    cJSON_Delete(o);
+
+    const int64_t ints[] = {0, 1, -1, 9, 10, 1767225600000, 9007199254740991, INT64_MAX, INT64_MIN};
+    const char *text[] = {"0",
+                          "1",
+                          "-1",
+                          "9",
+                          "10",
+                          "1767225600000",
+                          "9007199254740991",
+                          "9223372036854775807",
+                          "-9223372036854775808"};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        kz_json_init(&j, 0);
+        kz_json_int(&j, ints[i]);
+        got = kz_json_take(&j, NULL);
+        cr_assert_str_eq(got, text[i]);
+        free(got);
+    }
+    /* An item cJSON cannot print fails the whole text. */
+    cJSON bad = {0};
+    kz_json_init(&j, 0);
+    kz_json_item(&j, &bad);
+    cr_assert_null(kz_json_take(&j, NULL));
 }
