@@ -341,6 +341,11 @@ static const char *const migrations[] = {
     ("ALTER TABLE devices ADD COLUMN revoked_pos INTEGER;"
      "UPDATE devices SET revoked_pos = (SELECT coalesce(max(pos), 0) FROM events"
      "  WHERE ts <= devices.revoked_at) WHERE revoked_at IS NOT NULL;"),
+
+    /* 13: a room's members in the order they joined without a sort: every delivery lists them
+     * (store_member_each), and the temporary B-tree for ORDER BY joined_pos was most of that
+     * statement's ~20,000 instructions per message (issue 16, docs/performance.md). */
+    "CREATE INDEX IF NOT EXISTS room_members_joined ON room_members(room, joined_pos);",
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -676,6 +681,7 @@ void store_tx_rollback(struct store *st)
     st->tx_open = false;
     st->op_depth = 0;
     st->fts_pos = st->fts_pos_committed;
+    st->pos_floor_known = false;
 }
 
 bool store_tx_is_open(const struct store *st)
@@ -703,6 +709,7 @@ enum store_rc store_op_end(struct store *st, bool keep)
     if (!keep) {
         /* Whatever the op indexed is undone with it. */
         st->fts_pos = st->fts_pos_op;
+        st->pos_floor_known = false;
         if (exec(st, "ROLLBACK TO op"))
             return STORE_ERROR;
     }
@@ -1050,6 +1057,7 @@ enum store_rc store_meta_get(struct store *st, const char *key, int64_t *out)
 
 enum store_rc store_meta_set(struct store *st, const char *key, int64_t value)
 {
+    st->pos_floor_known = false;
     sqlite3_stmt *s = st->stmt[S_META_SET];
     sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, value);

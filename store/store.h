@@ -419,7 +419,9 @@ enum store_rc store_read_time(struct store *st, int64_t room, int64_t user_id, i
 /* The head of a per-origin log: *seq is 0 and head_id "" for an empty log. */
 enum store_rc store_log_head(struct store *st, int64_t room, const char *origin, int64_t inc,
                              int64_t *seq, char head_id[STORE_ROOM_ID_MAX + 1]);
-/* Appends an event (seq must be head+1) and advances its log's head; fills e->pos. */
+/* Appends an event (seq must be head+1) and advances its log's head; fills e->pos. A gap or a
+ * reused seq is STORE_CONFLICT with nothing written; after any other failure the log's head
+ * may have moved, so the caller rolls back (as after any failed write). */
 enum store_rc store_event_insert(struct store *st, struct store_event *e);
 typedef int (*store_event_fn)(void *ctx, const struct store_event *e);
 /* Events a user may see after position `since` in position order, at most limit: those of

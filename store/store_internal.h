@@ -24,6 +24,10 @@ struct store {
     /* Messages up to fts_pos are in the full-text index: as of the last commit, now, and
      * when the current op began (savepoints are one level deep). */
     int64_t fts_pos_committed, fts_pos, fts_pos_op;
+    /* meta's pos_floor as store_event_insert last read it; store_meta_set and rollbacks
+     * clear pos_floor_known (store_talk.c). */
+    int64_t pos_floor;
+    bool pos_floor_known;
     char errmsg[256];
     bool disk_error;        /* the last error was a full, read-only or failing disk */
     _Atomic int wal_frames; /* frames in the log after the last commit (store_wal.c) */

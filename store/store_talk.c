@@ -26,7 +26,8 @@ enum talk_stmt {
     T_READ_COUNT,
     T_READ_TIME,
     T_LOG_HEAD,
-    T_LOG_SET,
+    T_LOG_START,
+    T_LOG_ADVANCE,
     T_EVENT_INSERT,
     T_EVENT_FOR_USER,
     T_EVENT_GET,
@@ -96,14 +97,17 @@ static const char *const talk_sql[T_COUNT] = {
     /* Markers only move forward, so the earliest mark at or past pos is when it was read. */
     [T_READ_TIME] = "SELECT min(at) FROM read_marks WHERE room = ? AND user_id = ? AND pos >= ?",
     [T_LOG_HEAD] = "SELECT head_seq, head_id FROM logs WHERE room = ? AND origin = ? AND inc = ?",
-    [T_LOG_SET] = "INSERT INTO logs (room, origin, inc, head_seq, head_id) VALUES (?, ?, ?, ?, ?)"
-                  " ON CONFLICT(room, origin, inc) DO UPDATE SET head_seq = excluded.head_seq,"
-                  " head_id = excluded.head_id",
-    /* Positions follow the newest one, or the floor a restore set, whichever is higher. */
+    /* A log moves only from its head to the next seq: no row changed means a gap or a reused
+     * seq, told without reading the head first. */
+    [T_LOG_START] = "INSERT INTO logs (room, origin, inc, head_seq, head_id) VALUES (?, ?, ?, ?, ?)"
+                    " ON CONFLICT(room, origin, inc) DO NOTHING",
+    [T_LOG_ADVANCE] = "UPDATE logs SET head_seq = ?4, head_id = ?5 WHERE room = ?1 AND origin = ?2"
+                      " AND inc = ?3 AND head_seq = ?4 - 1",
+    /* Positions follow the newest one, or the floor a restore set (?11), whichever is
+     * higher. */
     [T_EVENT_INSERT] = "INSERT INTO events (pos, room, origin, inc, seq, event_id, type, sender,"
                        " ts, payload, sig) VALUES (max((SELECT coalesce(max(pos), 0) FROM events),"
-                       " coalesce((SELECT value FROM meta WHERE key = 'pos_floor'), 0)) + 1,"
-                       " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       " ?11) + 1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [T_EVENT_FOR_USER] = "SELECT " EVENT_COLS " FROM events e"
                          " JOIN room_members m ON m.room = e.room AND m.user_id = ?1"
                          " JOIN rooms r ON r.id = e.room"
@@ -424,20 +428,47 @@ enum store_rc store_log_head(struct store *st, int64_t room, const char *origin,
     return r;
 }
 
+/* The floor positions continue above after a restore (meta's pos_floor), read once: only
+ * store_meta_set changes it, and a rollback forgets it. */
+static enum store_rc pos_floor(struct store *st, int64_t *out)
+{
+    if (!st->pos_floor_known) {
+        st->pos_floor = 0;
+        enum store_rc rc = store_meta_get(st, "pos_floor", &st->pos_floor);
+        if (rc != STORE_OK && rc != STORE_NOT_FOUND)
+            return rc;
+        st->pos_floor_known = true;
+    }
+    *out = st->pos_floor;
+    return STORE_OK;
+}
+
 enum store_rc store_event_insert(struct store *st, struct store_event *e)
 {
-    int64_t head;
-    char head_id[STORE_ROOM_ID_MAX + 1];
-    enum store_rc rc = store_log_head(st, e->room, e->origin, e->inc, &head, head_id);
+    int64_t floor;
+    enum store_rc rc = pos_floor(st, &floor);
     if (rc != STORE_OK)
         return rc;
-    if (e->seq != head + 1) {
-        /* A gap or a reused seq would fork the log; refuse rather than store it. */
+    /* The log first: its head moves only to seq (one statement instead of a read of the head
+     * and an upsert, ~4,000 instructions per message). */
+    sqlite3_stmt *s = stmt(st, e->seq == 1 ? T_LOG_START : T_LOG_ADVANCE);
+    sqlite3_bind_int64(s, 1, e->room);
+    sqlite3_bind_text(s, 2, e->origin, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, e->inc);
+    sqlite3_bind_int64(s, 4, e->seq);
+    sqlite3_bind_text(s, 5, e->event_id, -1, SQLITE_STATIC);
+    if ((rc = store_step_done(st, s, "log head")) != STORE_OK)
+        return rc;
+    if (sqlite3_changes(st->db) == 0) {
+        /* A gap or a reused seq would fork the log; refused, and nothing was written. */
+        int64_t head = 0;
+        char head_id[STORE_ROOM_ID_MAX + 1];
+        store_log_head(st, e->room, e->origin, e->inc, &head, head_id);
         snprintf(st->errmsg, sizeof st->errmsg, "event seq %lld does not follow head %lld",
                  (long long)e->seq, (long long)head);
         return STORE_CONFLICT;
     }
-    sqlite3_stmt *s = stmt(st, T_EVENT_INSERT);
+    s = stmt(st, T_EVENT_INSERT);
     sqlite3_bind_int64(s, 1, e->room);
     sqlite3_bind_text(s, 2, e->origin, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, e->inc);
@@ -449,16 +480,11 @@ enum store_rc store_event_insert(struct store *st, struct store_event *e)
     sqlite3_bind_int64(s, 8, e->ts);
     sqlite3_bind_blob(s, 9, e->payload, (int)e->payload_len, SQLITE_STATIC);
     sqlite3_bind_blob(s, 10, e->sig, (int)e->sig_len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 11, floor);
     if ((rc = store_step_done(st, s, "event insert")) != STORE_OK)
         return rc;
     e->pos = sqlite3_last_insert_rowid(st->db);
-    s = stmt(st, T_LOG_SET);
-    sqlite3_bind_int64(s, 1, e->room);
-    sqlite3_bind_text(s, 2, e->origin, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, e->inc);
-    sqlite3_bind_int64(s, 4, e->seq);
-    sqlite3_bind_text(s, 5, e->event_id, -1, SQLITE_STATIC);
-    return store_step_done(st, s, "log head");
+    return STORE_OK;
 }
 
 static int read_event(sqlite3_stmt *s, int col, struct store_event *e)
