@@ -554,6 +554,21 @@ static enum store_rc migrate(struct store *st, char *err, size_t errlen)
     return STORE_OK;
 }
 
+/* SQLite's update hook: called for every row this connection inserts, updates or deletes
+ * (triggers and foreign-key actions included) in a table with rowids, as users, sessions and
+ * departments are. Any such change makes every cached user and session stale. */
+static void auth_rows_changed(void *arg, int op, const char *db, const char *table,
+                              sqlite3_int64 rowid)
+{
+    (void)op;
+    (void)db;
+    (void)rowid;
+    struct store *st = arg;
+    if (strcmp(table, "users") == 0 || strcmp(table, "sessions") == 0 ||
+        strcmp(table, "departments") == 0)
+        st->auth_gen++;
+}
+
 enum store_rc store_open(const struct store_options *opt, struct store **out, char *err,
                          size_t errlen)
 {
@@ -588,6 +603,8 @@ enum store_rc store_open(const struct store_options *opt, struct store **out, ch
     rc = migrate(st, err, errlen);
     if (rc != STORE_OK)
         goto out;
+    st->auth_gen = 1;
+    sqlite3_update_hook(st->db, auth_rows_changed, st);
     rc = store_prepare_all(st, stmt_sql, st->stmt, S_COUNT, "core", err, errlen);
     if (rc != STORE_OK)
         goto out;
@@ -682,6 +699,7 @@ void store_tx_rollback(struct store *st)
     st->op_depth = 0;
     st->fts_pos = st->fts_pos_committed;
     st->pos_floor_known = false;
+    st->auth_gen++; /* the hook saw changes that are now undone */
 }
 
 bool store_tx_is_open(const struct store *st)
@@ -710,6 +728,7 @@ enum store_rc store_op_end(struct store *st, bool keep)
         /* Whatever the op indexed is undone with it. */
         st->fts_pos = st->fts_pos_op;
         st->pos_floor_known = false;
+        st->auth_gen++;
         if (exec(st, "ROLLBACK TO op"))
             return STORE_ERROR;
     }
@@ -780,9 +799,19 @@ enum store_rc store_user_insert(struct store *st, struct store_user *u, int64_t 
 
 enum store_rc store_user_get(struct store *st, int64_t id, struct store_user *out)
 {
+    struct store_user_slot *slot = &st->user_cache[(uint64_t)id % STORE_AUTH_CACHE];
+    if (slot->gen == st->auth_gen && slot->u.id == id) {
+        *out = slot->u;
+        return STORE_OK;
+    }
     sqlite3_stmt *s = st->stmt[S_USER_GET];
     sqlite3_bind_int64(s, 1, id);
-    return step_user(st, s, out);
+    enum store_rc rc = step_user(st, s, out);
+    if (rc == STORE_OK) {
+        slot->gen = st->auth_gen;
+        slot->u = *out;
+    }
+    return rc;
 }
 
 enum store_rc store_user_get_by_login(struct store *st, const char *login, struct store_user *out)
@@ -921,9 +950,19 @@ enum store_rc store_session_lookup(struct store *st, const uint8_t token_hash[ST
 
 enum store_rc store_session_get(struct store *st, int64_t id, struct store_session *out)
 {
+    struct store_session_slot *slot = &st->session_cache[(uint64_t)id % STORE_AUTH_CACHE];
+    if (slot->gen == st->auth_gen && slot->s.id == id) {
+        *out = slot->s;
+        return STORE_OK;
+    }
     sqlite3_stmt *s = st->stmt[S_SESSION_GET];
     sqlite3_bind_int64(s, 1, id);
-    return step_session(st, s, out);
+    enum store_rc rc = step_session(st, s, out);
+    if (rc == STORE_OK) {
+        slot->gen = st->auth_gen;
+        slot->s = *out;
+    }
+    return rc;
 }
 
 enum store_rc store_session_each(struct store *st, int64_t user_id, store_session_fn fn, void *ctx)

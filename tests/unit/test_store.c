@@ -160,6 +160,48 @@ Test(store, sessions_lookup_touch_end)
     cr_assert_eq(store_session_get(st, s3.id, &got), STORE_NOT_FOUND);
 }
 
+/* store_user_get and store_session_get answer from a cache: every change to the rows, and
+ * every rollback, must show at once (a revoked session or a disabled user is refused on the
+ * very next request). */
+Test(store, cached_users_and_sessions_see_every_change)
+{
+    struct store_user u = make_user("c", "staff"), got;
+    uint8_t h[STORE_TOKEN_HASH] = {7};
+    store_tx_begin(st);
+    cr_assert_eq(store_user_insert(st, &u, 1), STORE_OK);
+    struct store_session ses = {.user_id = u.id, .created_at = 10, .last_seen = 10}, sgot;
+    cr_assert_eq(store_session_insert(st, h, &ses), STORE_OK);
+    store_tx_commit(st);
+    cr_assert_eq(store_user_get(st, u.id, &got), STORE_OK);
+    cr_assert(!got.disabled);
+    cr_assert_eq(store_session_get(st, ses.id, &sgot), STORE_OK);
+
+    store_tx_begin(st);
+    cr_assert_eq(store_user_set_disabled(st, u.id, true, 2), STORE_OK);
+    cr_assert_eq(store_user_get(st, u.id, &got), STORE_OK);
+    cr_assert(got.disabled, "a change shows at once");
+    store_tx_rollback(st);
+    cr_assert_eq(store_user_get(st, u.id, &got), STORE_OK);
+    cr_assert(!got.disabled, "and a rollback undoes it");
+
+    cr_assert_eq(store_op_begin(st), STORE_OK);
+    cr_assert_eq(store_session_end(st, ses.id, 20), STORE_OK);
+    cr_assert_eq(store_session_get(st, ses.id, &sgot), STORE_NOT_FOUND, "ended");
+    cr_assert_eq(store_op_end(st, false), STORE_OK);
+    cr_assert_eq(store_session_get(st, ses.id, &sgot), STORE_OK, "the op was undone");
+    cr_assert_eq(store_session_end(st, ses.id, 21), STORE_OK);
+    cr_assert_eq(store_tx_commit(st), STORE_OK);
+    cr_assert_eq(store_session_get(st, ses.id, &sgot), STORE_NOT_FOUND);
+
+    /* A user moved to a department: the cached copy carries the department's name. */
+    store_tx_begin(st);
+    cr_assert_eq(store_dept_find(st, "本部", true, 3, &got.department), STORE_OK);
+    cr_assert_eq(store_user_update(st, &got, 3), STORE_OK);
+    store_tx_commit(st);
+    cr_assert_eq(store_user_get(st, u.id, &got), STORE_OK);
+    cr_assert_str_eq(got.department_name, "本部");
+}
+
 Test(store, committed_data_survives_reopen)
 {
     struct store_user u = make_user("persist", "hq"), got;
