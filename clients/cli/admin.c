@@ -1,6 +1,7 @@
-/* admin.c - the account commands: `admin user ...`, `sessions` and `revoke` (one's own or, with
- * `admin`, anyone's), `admin audit`, `admin import` and `admin export` (CSV), and the department
- * and group lists. Entries of the command table in main.c. */
+/* admin.c - the account commands: `admin user add|update|list|disable|enable|reset-password`,
+ * `sessions` and `revoke` (one's own or, with `admin`, anyone's), `admin audit`, `admin import`
+ * and `admin export` (CSV), and the department and group lists. Entries of the command table in
+ * main.c, which has counted their arguments. */
 #include "cli.h"
 
 #include <errno.h>
@@ -24,90 +25,106 @@ static void print_user_row(const cJSON *u)
            cli_str(u, "name", NULL), cli_str(u, "department", NULL));
 }
 
-int cmd_admin_user(int argc, char **argv)
+/* `admin user add|update LOGIN [...]`: the options, parsed by user_parse. */
+struct user_opts {
+    const char *login, *name, *role, *dept, *groups, *email, *phone, *expires;
+    long long expires_ms; /* 0 when --expires is absent or "never" (update only) */
+    bool pw_stdin;
+};
+
+/* Parses `admin user add|update LOGIN [...]` (argv[0] is the subcommand); an exit code. */
+static int user_parse(int argc, char **argv, bool is_add, struct user_opts *o)
 {
-    if (argc < 1)
-        return cli_usage_error("admin user add|list|disable|enable|reset-password");
-    const char *sub = argv[0];
-    const char *login = NULL, *name = NULL, *role = NULL, *dept = NULL, *groups = NULL;
-    const char *email = NULL, *phone = NULL, *expires = NULL;
-    bool pw_stdin = false;
+    memset(o, 0, sizeof *o);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
-            name = argv[++i];
+            o->name = argv[++i];
         else if (strcmp(argv[i], "--email") == 0 && i + 1 < argc)
-            email = argv[++i];
+            o->email = argv[++i];
         else if (strcmp(argv[i], "--phone") == 0 && i + 1 < argc)
-            phone = argv[++i];
+            o->phone = argv[++i];
         else if (strcmp(argv[i], "--expires") == 0 && i + 1 < argc)
-            expires = argv[++i];
+            o->expires = argv[++i];
         else if (strcmp(argv[i], "--role") == 0 && i + 1 < argc)
-            role = argv[++i];
+            o->role = argv[++i];
         else if (strcmp(argv[i], "--dept") == 0 && i + 1 < argc)
-            dept = argv[++i];
+            o->dept = argv[++i];
         else if (strcmp(argv[i], "--groups") == 0 && i + 1 < argc)
-            groups = argv[++i];
-        else if (strcmp(argv[i], "--password-stdin") == 0)
-            pw_stdin = true;
-        else if (!login && argv[i][0] != '-')
-            login = argv[i];
+            o->groups = argv[++i];
+        else if (strcmp(argv[i], "--password-stdin") == 0 && is_add)
+            o->pw_stdin = true;
+        else if (!o->login && argv[i][0] != '-')
+            o->login = argv[i];
         else
-            return cli_usage_error("unexpected argument");
+            return cli_usage_error(argv[i][0] == '-' ? NULL : "unexpected argument");
     }
-    const char *op;
-    if (strcmp(sub, "list") == 0)
-        op = "user.list";
-    else if (strcmp(sub, "add") == 0)
-        op = "user.add";
-    else if (strcmp(sub, "disable") == 0)
-        op = "user.disable";
-    else if (strcmp(sub, "enable") == 0)
-        op = "user.enable";
-    else if (strcmp(sub, "reset-password") == 0)
-        op = "user.reset_password";
-    else if (strcmp(sub, "update") == 0)
-        op = "user.update";
-    else
-        return cli_usage_error("admin user add|list|update|disable|enable|reset-password");
-    bool is_list = strcmp(op, "user.list") == 0, is_add = strcmp(op, "user.add") == 0;
-    bool is_update = strcmp(op, "user.update") == 0;
-    if (!is_list && !login)
+    if (!o->login)
         return cli_usage_error("this command needs a LOGIN");
-    if ((name || role || dept || groups || email || phone || expires) && !is_add && !is_update)
-        return cli_usage_error(
-            "--name, --role, --dept, --groups, --email, --phone and --expires go "
-            "with admin user add|update");
-    long long expires_ms = 0;
-    if (expires && !(is_update && strcmp(expires, "never") == 0) &&
-        (expires_ms = cli_parse_when(expires)) < 0)
-        return cli_usage_error("--expires: YYYY-MM-DD, \"YYYY-MM-DD HH:MM\", 72h, 7d (or never)");
-    if (pw_stdin && !is_add)
-        return cli_usage_error("--password-stdin goes with admin user add");
+    if (o->expires && !(!is_add && strcmp(o->expires, "never") == 0) &&
+        (o->expires_ms = cli_parse_when(o->expires)) < 0)
+        return cli_usage_error(is_add ? "--expires: YYYY-MM-DD, \"YYYY-MM-DD HH:MM\", 72h, 7d"
+                                      : "--expires: YYYY-MM-DD, \"YYYY-MM-DD HH:MM\", 72h, 7d "
+                                        "(or never)");
+    return EXIT_OK;
+}
 
+/* Calls op (args consumed) and says what became of the user; verb: "added", "disabled", .... */
+static int user_call(const char *op, cJSON *args, const char *verb, bool show_expiry)
+{
+    cJSON *reply = NULL;
+    int rc = cli_call_once(op, args, &reply);
+    if (rc != EXIT_OK || json_out) { /* call_once printed it */
+        cJSON_Delete(reply);
+        return rc;
+    }
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(reply, "user");
+    printf("%s %s (%s, role %s)\n", verb, cli_str(u, "login", NULL), cli_str(u, "name", NULL),
+           cli_str(u, "role", NULL));
+    const cJSON *exp = cJSON_GetObjectItemCaseSensitive(u, "expires_at");
+    if (cJSON_IsNumber(exp) && show_expiry) {
+        char when[32];
+        cli_format_time(exp->valuedouble, when, sizeof when);
+        printf("the account expires at %s\n", when);
+    }
+    const char *pw = cli_str(reply, "password", NULL);
+    if (*pw)
+        printf("one-time password: %s\n(they must change it at first login)\n", pw);
+    cJSON_Delete(reply);
+    return EXIT_OK;
+}
+
+/* `admin user add|update LOGIN [...]`. */
+static int user_add_update(int argc, char **argv, bool is_add)
+{
+    struct user_opts o;
+    int rc = user_parse(argc, argv, is_add, &o);
+    if (rc != EXIT_OK)
+        return rc;
+    if (cli_arguments_only()) /* before the password is read from stdin */
+        return EXIT_OK;
     cJSON *args = cJSON_CreateObject();
-    if (login)
-        cJSON_AddStringToObject(args, "login", login);
-    if (name)
-        cJSON_AddStringToObject(args, "name", name);
-    if (role)
-        cJSON_AddStringToObject(args, "role", role);
-    if (dept)
-        cJSON_AddStringToObject(args, "department", dept);
-    if (email)
-        cJSON_AddStringToObject(args, "email", email);
-    if (phone)
-        cJSON_AddStringToObject(args, "phone", phone);
-    if (expires)
-        cJSON_AddNumberToObject(args, "expires_at", (double)expires_ms);
-    if (groups) {
+    cJSON_AddStringToObject(args, "login", o.login);
+    if (o.name)
+        cJSON_AddStringToObject(args, "name", o.name);
+    if (o.role)
+        cJSON_AddStringToObject(args, "role", o.role);
+    if (o.dept)
+        cJSON_AddStringToObject(args, "department", o.dept);
+    if (o.email)
+        cJSON_AddStringToObject(args, "email", o.email);
+    if (o.phone)
+        cJSON_AddStringToObject(args, "phone", o.phone);
+    if (o.expires)
+        cJSON_AddNumberToObject(args, "expires_at", (double)o.expires_ms);
+    if (o.groups) {
         /* "a;b;c", as the CSV import writes them */
         cJSON *arr = cJSON_AddArrayToObject(args, "groups");
         char buf[4096];
-        snprintf(buf, sizeof buf, "%s", groups);
+        snprintf(buf, sizeof buf, "%s", o.groups);
         for (char *save, *tok = strtok_r(buf, ";,", &save); tok; tok = strtok_r(NULL, ";,", &save))
             cJSON_AddItemToArray(arr, cJSON_CreateString(tok));
     }
-    if (pw_stdin) {
+    if (o.pw_stdin) {
         char pw[256];
         if (cli_read_line(stdin, pw, sizeof pw) != 0 || !pw[0]) {
             cJSON_Delete(args);
@@ -116,37 +133,58 @@ int cmd_admin_user(int argc, char **argv)
         cJSON_AddStringToObject(args, "password", pw);
         memset(pw, 0, sizeof pw);
     }
+    return user_call(is_add ? "user.add" : "user.update", args, is_add ? "added" : "updated", true);
+}
+
+int cmd_user_add(int argc, char **argv)
+{
+    return user_add_update(argc, argv, true);
+}
+
+int cmd_user_update(int argc, char **argv)
+{
+    return user_add_update(argc, argv, false);
+}
+
+/* `admin user list` */
+int cmd_user_list(int argc, char **argv)
+{
+    (void)argc, (void)argv;
     cJSON *reply = NULL;
-    int rc = cli_call_once(op, args, &reply);
-    if (rc != EXIT_OK)
-        return rc;
-    if (json_out) {
-        /* call_once printed it */
-    } else if (is_list) {
+    int rc = cli_call_once("user.list", NULL, &reply);
+    if (rc == EXIT_OK && !json_out) {
         printf("%-20s %-6s %-27s %s  %s\n", "LOGIN", "ROLE", "STATUS", "NAME", "DEPARTMENT");
         const cJSON *u;
         cJSON_ArrayForEach(u, cJSON_GetObjectItemCaseSensitive(reply, "users")) print_user_row(u);
-    } else {
-        const cJSON *u = cJSON_GetObjectItemCaseSensitive(reply, "user");
-        const char *verb = is_add                            ? "added"
-                           : is_update                       ? "updated"
-                           : strcmp(op, "user.disable") == 0 ? "disabled"
-                           : strcmp(op, "user.enable") == 0  ? "enabled"
-                                                             : "password reset for";
-        printf("%s %s (%s, role %s)\n", verb, cli_str(u, "login", NULL), cli_str(u, "name", NULL),
-               cli_str(u, "role", NULL));
-        const cJSON *exp = cJSON_GetObjectItemCaseSensitive(u, "expires_at");
-        if (cJSON_IsNumber(exp) && (is_add || is_update)) {
-            char when[32];
-            cli_format_time(exp->valuedouble, when, sizeof when);
-            printf("the account expires at %s\n", when);
-        }
-        const char *pw = cli_str(reply, "password", NULL);
-        if (*pw)
-            printf("one-time password: %s\n(they must change it at first login)\n", pw);
     }
     cJSON_Delete(reply);
-    return EXIT_OK;
+    return rc;
+}
+
+/* `admin user disable|enable|reset-password LOGIN`: one op on one user. */
+static int user_simple(const char *login, const char *op, const char *verb)
+{
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddStringToObject(args, "login", login);
+    return user_call(op, args, verb, false);
+}
+
+int cmd_user_disable(int argc, char **argv)
+{
+    (void)argc;
+    return user_simple(argv[1], "user.disable", "disabled");
+}
+
+int cmd_user_enable(int argc, char **argv)
+{
+    (void)argc;
+    return user_simple(argv[1], "user.enable", "enabled");
+}
+
+int cmd_user_reset_password(int argc, char **argv)
+{
+    (void)argc;
+    return user_simple(argv[1], "user.reset_password", "password reset for");
 }
 
 /* `sessions [LOGIN]` and `revoke ID`: one's own devices, or (admin) anyone's. */
@@ -182,7 +220,7 @@ int cmd_revoke(const char *id)
     char *end;
     long long n = strtoll(id, &end, 10);
     if (*end || n <= 0)
-        return cli_usage_error("revoke SESSION_ID (see kizuna sessions)");
+        return cli_usage_error("SESSION_ID: a number (see kizuna sessions)");
     cJSON *args = cJSON_CreateObject();
     cJSON_AddNumberToObject(args, "session", (double)n);
     int rc = cli_call_once("session.revoke", args, NULL);
@@ -208,8 +246,7 @@ int cmd_audit(int argc, char **argv)
             (strcmp(argv[i], "--action") && strcmp(argv[i], "--actor") &&
              strcmp(argv[i], "--target") && strcmp(argv[i], "--limit"))) {
             cJSON_Delete(args);
-            return cli_usage_error(
-                "admin audit [--action A] [--actor L] [--target T] [--limit N] [--csv]");
+            return cli_usage_error(NULL);
         }
         if (strcmp(argv[i], "--limit") == 0)
             cJSON_AddNumberToObject(args, "limit", atof(argv[i + 1]));
@@ -378,10 +415,12 @@ int cmd_import(int argc, char **argv)
         else if (!file)
             file = argv[i];
         else
-            return cli_usage_error("admin import FILE.csv [--dry-run] [--passwords-out FILE]");
+            return cli_usage_error(NULL);
     }
     if (!file)
-        return cli_usage_error("admin import FILE.csv [--dry-run] [--passwords-out FILE]");
+        return cli_usage_error("admin import needs a FILE.csv");
+    if (cli_arguments_only())
+        return EXIT_OK;
     size_t raw, lines;
     char *b64 = file_base64(file, &raw, &lines);
     if (!b64) {

@@ -28,6 +28,15 @@ extern bool quiet_unreachable;
 /* Prints msg (if any), the flag it was given that the running command does not have, and that
  * command's usage (the whole help when no command is running); returns EXIT_USAGE. */
 int cli_usage_error(const char *msg);
+/* Says "not logged in" (once per process, whoever asks: dispatch, cli_connect_authed, `photo
+ * resume`); returns EXIT_REFUSED. */
+int cli_not_logged_in(void);
+/* main.c: true when this run only checks the command's arguments: the command needs a session
+ * and there is none, so dispatch refuses it as not logged in once the arguments are found right
+ * (a usage mistake is still reported as one, exit 2). A command that would read input, a file
+ * or a prompt before it connects asks this first and returns EXIT_OK if so; one that connects
+ * first needs not: cli_connect_authed refuses, without connecting. */
+bool cli_arguments_only(void);
 bool cli_session_load(struct session *s);
 /* --server, else KIZUNA_SERVER, else NULL. */
 const char *cli_server_override(void);
@@ -103,11 +112,18 @@ void cli_device_enroll(void);
 /* Prints s padded with spaces to `cols` terminal columns (CJK characters take two). */
 void cli_print_padded(const char *s, int cols);
 
-/* admin.c: entries of the command table. `admin user ...` (argv[0] is the subcommand);
- * `sessions` (login NULL: one's own) and `admin sessions LOGIN`; `revoke` and `admin revoke`;
- * `admin audit [...]`, `admin import FILE.csv [...]` (argv: the arguments after the name);
- * `admin export`; `admin dept list` (depts) and `admin group list`. Exit codes. */
-int cmd_admin_user(int argc, char **argv);
+/* admin.c: entries of the command table (argv[0] is the name's last word, then the arguments,
+ * counted by the table). `admin user add|update LOGIN [...]`, `admin user list`, `admin user
+ * disable|enable|reset-password LOGIN`; `sessions` (login NULL: one's own) and `admin sessions
+ * LOGIN`; `revoke` and `admin revoke`; `admin audit [...]`, `admin import FILE.csv [...]` (argv:
+ * the arguments after the name); `admin export`; `admin dept list` (depts) and `admin group
+ * list`. Exit codes. */
+int cmd_user_add(int argc, char **argv);
+int cmd_user_update(int argc, char **argv);
+int cmd_user_list(int argc, char **argv);
+int cmd_user_disable(int argc, char **argv);
+int cmd_user_enable(int argc, char **argv);
+int cmd_user_reset_password(int argc, char **argv);
 int cmd_sessions(const char *login);
 int cmd_revoke(const char *id);
 int cmd_audit(int argc, char **argv);
@@ -115,18 +131,29 @@ int cmd_import(int argc, char **argv);
 int cmd_export(void);
 int cmd_org_list(bool depts);
 
-/* invite.c: `admin invite create|list|revoke ...` (argv[0] is the subcommand) and `join`. */
-int cmd_invite(int argc, char **argv);
+/* invite.c: `admin invite create [...]`, `admin invite list`, `admin invite revoke ID` (argv[0]
+ * is the name's last word) and `join` (argv: the arguments after the name). */
+int cmd_invite_create(int argc, char **argv);
+int cmd_invite_list(int argc, char **argv);
+int cmd_invite_revoke(int argc, char **argv);
 int cmd_join(int argc, char **argv);
 /* Prints text as a QR code with Unicode half blocks (light modules drawn, for dark terminals). */
 void cli_print_qr(const char *text);
 
-/* notice.c: `notice ...`; argv[0] is "notice". */
-int cmd_notice(int argc, char **argv);
+/* notice.c: `notice post|list|show|ack|respond|report|remind|withdraw|edit ...`, entries of the
+ * command table; argv[0] is the subcommand. */
+int cmd_notice_post(int argc, char **argv);
+int cmd_notice_list(int argc, char **argv);
+int cmd_notice_show(int argc, char **argv);
+int cmd_notice_ack(int argc, char **argv);
+int cmd_notice_respond(int argc, char **argv);
+int cmd_notice_report(int argc, char **argv);
+int cmd_notice_remind(int argc, char **argv);
+int cmd_notice_withdraw(int argc, char **argv);
+int cmd_notice_edit(int argc, char **argv);
 /* talk.c: the talk commands, entries of the command table (main.c); argv[0] is the command
  * name. */
 int cmd_rooms(int argc, char **argv);
-int cmd_room(int argc, char **argv);
 int cmd_dm(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_history(int argc, char **argv);
@@ -136,13 +163,36 @@ int cmd_readers(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_msg_edit(int argc, char **argv);
 int cmd_msg_delete(int argc, char **argv);
+/* room_manage.c: `room create|invite|remove|leave|members|rename|topic|admin|archive|unarchive|
+ * export ...`, entries of the command table; argv[0] is the subcommand. */
+int cmd_room_create(int argc, char **argv);
+int cmd_room_invite(int argc, char **argv);
+int cmd_room_remove(int argc, char **argv);
+int cmd_room_leave(int argc, char **argv);
+int cmd_room_members(int argc, char **argv);
+int cmd_room_rename(int argc, char **argv);
+int cmd_room_topic(int argc, char **argv);
+int cmd_room_admin(int argc, char **argv);
+int cmd_room_archive(int argc, char **argv);
+int cmd_room_unarchive(int argc, char **argv);
+int cmd_room_export(int argc, char **argv);
 /* Finds one of the caller's rooms by id, id prefix (4+ characters), exact name or @login;
  * writes its id (and name, if name is not NULL). Returns an exit code (message printed). */
 int resolve_room(struct kzc *c, const char *want, char room_id[ROOM_ID_MAX], char *name,
                  size_t namelen);
+/* talk.c: connects, authenticates and resolves ROOM (as resolve_room); on EXIT_OK the caller
+ * closes *out. */
+int cli_room_connect(const char *want, struct kzc **out, char room_id[ROOM_ID_MAX]);
+/* talk.c: calls an op about one room, {"room": id, ...args} (args consumed, may be NULL), as
+ * cli_call_once does (printed with --json; *reply_out, if not NULL, the caller's to delete). */
+int cli_room_call(const char *want, const char *op, cJSON *args, cJSON **reply_out);
 
-/* photo.c: `photo send|resume|list|get ...`; argv[0] is "photo". */
-int cmd_photo(int argc, char **argv);
+/* upload.c: `photo send ROOM FILE [...]` and `photo resume`; photo.c: `photo list ROOM [...]` and
+ * `photo get ROOM POS [...]`. Entries of the command table; argv[0] is the subcommand. */
+int cmd_photo_send(int argc, char **argv);
+int cmd_photo_resume(int argc, char **argv);
+int cmd_photo_list(int argc, char **argv);
+int cmd_photo_get(int argc, char **argv);
 /* devices.c: `devices [LOGIN]`, `device revoke ID`, `device approve ID`, `verify USER
  * [--yes]`, entries of the command table; argv[0] is the command's last word. */
 int cmd_devices(int argc, char **argv);

@@ -296,14 +296,21 @@ int cli_call(struct kzc *c, const char *op, cJSON *args, cJSON **reply)
 /* Set while `logout` finishes a logout the server was not told of. */
 bool cli_finishing_logout;
 
+int cli_not_logged_in(void)
+{
+    static bool said;
+    if (!said)
+        fprintf(stderr, "kizuna: not logged in: run kizuna login LOGIN\n");
+    said = true;
+    return EXIT_REFUSED;
+}
+
 /* Connects and authenticates with the saved session. Returns an exit code. */
 int cli_connect_authed(struct kzc **out, struct session *s)
 {
     *out = NULL;
-    if (!cli_session_load(s)) {
-        fprintf(stderr, "kizuna: not logged in: run kizuna login LOGIN\n");
-        return EXIT_REFUSED;
-    }
+    if (!cli_session_load(s))
+        return cli_not_logged_in();
     if (s->logout_pending && !cli_finishing_logout) {
         /* Its keys are gone: nothing may register new ones under the old session. */
         fprintf(stderr, "kizuna: this device was logged out (its keys are wiped), but the server "

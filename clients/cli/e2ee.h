@@ -103,9 +103,8 @@ void hx_base(const char *server, char *out, size_t n);
 
 /* ---- upload.c: staging, the tus upload, posting the message ---- */
 
-/* `photo send ROOM FILE [...]` and `photo resume`; argv[0] is "send" / "resume". */
-int photo_send(int argc, char **argv);
-int photo_resume(int argc, char **argv);
+/* `photo send` and `photo resume` are entries of the command table: cmd_photo_send and
+ * cmd_photo_resume (cli.h). */
 /* The staging directory's path of a file name. */
 void staging_path(char *out, size_t n, const char *name);
 /* The sealed part of a staged upload's state (caption, GPS, capture time, file name,

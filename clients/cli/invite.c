@@ -72,12 +72,13 @@ static void print_invite_row(const cJSON *inv)
            cli_str(inv, "department", NULL), cli_str(inv, "note", NULL));
 }
 
-static int invite_create(int argc, char **argv)
+/* `admin invite create [...]`; argv[0] is "create". */
+int cmd_invite_create(int argc, char **argv)
 {
     cJSON *args = cJSON_CreateObject();
     bool no_qr = false;
     const char *bad = NULL;
-    for (int i = 0; i < argc && !bad; i++) {
+    for (int i = 1; i < argc && !bad; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--no-qr") == 0) {
             no_qr = true;
@@ -116,12 +117,12 @@ static int invite_create(int argc, char **argv)
                 cJSON_AddNumberToObject(args, a[2] == 'e' ? "expires_at" : "account_expires_at",
                                         (double)ms);
         } else {
-            bad = "unknown option";
+            bad = ""; /* cli_usage_error names the option it does not have */
         }
     }
     if (bad) {
         cJSON_Delete(args);
-        return cli_usage_error(bad);
+        return cli_usage_error(*bad ? bad : NULL);
     }
     cJSON *reply = NULL;
     int rc = cli_call_once("invite.create", args, &reply);
@@ -160,37 +161,37 @@ static int invite_create(int argc, char **argv)
     return EXIT_OK;
 }
 
-int cmd_invite(int argc, char **argv)
+/* `admin invite list` */
+int cmd_invite_list(int argc, char **argv)
 {
-    if (argc >= 1 && strcmp(argv[0], "create") == 0)
-        return invite_create(argc - 1, argv + 1);
-    if (argc == 1 && strcmp(argv[0], "list") == 0) {
-        cJSON *reply = NULL;
-        int rc = cli_call_once("invite.list", NULL, &reply);
-        if (rc == EXIT_OK && !json_out) {
-            printf("%-5s %-8s %-5s %-7s %-16s %-16s %s\n", "ID", "STATE", "ROLE", "USED",
-                   "CODE EXPIRES", "ACCOUNTS EXPIRE", "DEPARTMENT  NOTE");
-            const cJSON *inv;
-            cJSON_ArrayForEach(inv, cJSON_GetObjectItemCaseSensitive(reply, "invites"))
-                print_invite_row(inv);
-        }
-        cJSON_Delete(reply);
-        return rc;
+    (void)argc, (void)argv;
+    cJSON *reply = NULL;
+    int rc = cli_call_once("invite.list", NULL, &reply);
+    if (rc == EXIT_OK && !json_out) {
+        printf("%-5s %-8s %-5s %-7s %-16s %-16s %s\n", "ID", "STATE", "ROLE", "USED",
+               "CODE EXPIRES", "ACCOUNTS EXPIRE", "DEPARTMENT  NOTE");
+        const cJSON *inv;
+        cJSON_ArrayForEach(inv, cJSON_GetObjectItemCaseSensitive(reply, "invites"))
+            print_invite_row(inv);
     }
-    if (argc == 2 && strcmp(argv[0], "revoke") == 0) {
-        char *end;
-        long long id = strtoll(argv[1], &end, 10);
-        if (*end || id <= 0)
-            return cli_usage_error("admin invite revoke ID (see kizuna admin invite list)");
-        cJSON *args = cJSON_CreateObject();
-        cJSON_AddNumberToObject(args, "invite", (double)id);
-        int rc = cli_call_once("invite.revoke", args, NULL);
-        if (rc == EXIT_OK && !json_out)
-            printf("invitation %lld revoked: its code no longer works\n", id);
-        return rc;
-    }
-    return cli_usage_error(
-        "admin invite create [options] | admin invite list | admin invite revoke ID");
+    cJSON_Delete(reply);
+    return rc;
+}
+
+/* `admin invite revoke ID` */
+int cmd_invite_revoke(int argc, char **argv)
+{
+    (void)argc;
+    char *end;
+    long long id = strtoll(argv[1], &end, 10);
+    if (*end || id <= 0)
+        return cli_usage_error("ID: a number (see kizuna admin invite list)");
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddNumberToObject(args, "invite", (double)id);
+    int rc = cli_call_once("invite.revoke", args, NULL);
+    if (rc == EXIT_OK && !json_out)
+        printf("invitation %lld revoked: its code no longer works\n", id);
+    return rc;
 }
 
 /* `join CODE --login L [--name N] [--device D] [--shared]`; CODE may be the QR code's

@@ -1,5 +1,6 @@
-/* main.c - the kizuna command: its help, its command table and the dispatch through it, and
- * the session commands (login, logout, whoami, passwd); what the commands share is in common.c.
+/* main.c - the kizuna command: its help, its command table (every subcommand an entry) and the
+ * dispatch through it, and the session commands (login, logout, whoami, passwd); what the
+ * commands share is in common.c.
  * Exit codes: 0 ok, 1 the server said no, 2 usage, 3 the server cannot be reached. Only the
  * session token is kept on disk (mode 0600). */
 #include "cli.h"
@@ -54,10 +55,11 @@ static const char usage[] =
     "  rooms [--archived]             your rooms, unread counts and last messages\n"
     "  room create NAME [--members a,b] [--topic TEXT] [--history shared|joined] [--yes]\n"
     "                                 --yes: a second room with the name of one of yours\n"
-    "  room invite|remove ROOM USER   room admins only\n"
-    "  room leave|members ROOM\n"
+    "  room invite ROOM USER | room remove ROOM USER   (room admins)\n"
+    "  room leave ROOM | room members ROOM\n"
     "  room rename ROOM NAME | room topic ROOM TEXT | room admin ROOM USER [--revoke]\n"
-    "  room archive|unarchive ROOM    room admins: read-only and out of the list, or back\n"
+    "  room archive ROOM | room unarchive ROOM\n"
+    "                                 room admins: read-only and out of the list, or back\n"
     "  room export ROOM [-o FILE.csv] every event of the room as CSV (recorded in the audit)\n"
     "  dm USER                        the one-to-one room with USER (as a ROOM: @USER)\n"
     "  send ROOM [TEXT...]            without TEXT, the message is read from stdin\n"
@@ -91,7 +93,7 @@ static const char usage[] =
     "  notice list [--posted]         your notices, unread and urgent first\n"
     "  notice show ID                 (marks it read; ID may be a kizuna://notice/ID link)\n"
     "  notice ack ID | notice respond ID CHOICE [--comment C]\n"
-    "  notice report ID [--csv] | notice remind ID | notice withdraw ID\n"
+    "  notice report ID [--csv | --all] | notice remind ID | notice withdraw ID\n"
     "  notice edit ID [--title T] [--body-file F]\n"
     "\n"
     "ROOM is a room id, its first 4+ characters, its exact name, or @LOGIN.\n"
@@ -107,11 +109,11 @@ const char *cli_server_opt;
 
 /* One entry of the command table (at the end of this file). */
 struct cli_command {
-    const char *name;                  /* its words: "whoami", "admin user", "admin dept list" */
+    const char *name;                  /* its words: "whoami", "room create", "admin user add" */
     int (*run)(int argc, char **argv); /* argv[0] is the name's last word, then the arguments */
     int min_args, max_args;            /* arguments after the name (max -1: any number) */
-    bool needs_session;                /* runs with the saved session (connect_authed refuses
-                                        * with "not logged in" when there is none) */
+    bool needs_session;                /* runs with the saved session: without one, dispatch
+                                        * checks the arguments, then refuses, unconnected */
     const char *usage;                 /* its line(s) of the help, shown on a usage mistake */
 };
 
@@ -120,6 +122,14 @@ struct cli_command {
 static const struct cli_command *running;
 static int running_argc;
 static char **running_argv;
+/* Set by dispatch when the command needs a session and there is none: it only checks its
+ * arguments (cli_arguments_only). */
+static bool arguments_only;
+
+bool cli_arguments_only(void)
+{
+    return arguments_only;
+}
 
 /* Whether word appears in text as a whole word (delimited by anything but [A-Za-z0-9_-]). */
 static bool has_word(const char *text, const char *word)
@@ -225,8 +235,7 @@ static int cmd_logout(void)
     struct session s;
     if (!cli_session_load(&s)) {
         keystore_wipe(); /* keys of an earlier session, if any */
-        fprintf(stderr, "kizuna: not logged in: run kizuna login LOGIN\n");
-        return EXIT_REFUSED;
+        return cli_not_logged_in();
     }
     /* The keys go first, whatever becomes of the server: a shared phone handed on must keep
      * nothing that reads the rooms' photos, also when the network is down (issue 14, item 7).
@@ -277,6 +286,8 @@ static int cmd_whoami(void)
 
 static int cmd_passwd(void)
 {
+    if (cli_arguments_only()) /* before the passwords are asked for */
+        return EXIT_OK;
     char old[256], new1[256], new2[256];
     if (cli_get_secret("KIZUNA_PASSWORD", "Current password: ", old, sizeof old) != 0)
         return EXIT_USAGE;
@@ -350,10 +361,6 @@ static int run_revoke(int argc, char **argv)
     (void)argc;
     return cmd_revoke(argv[1]);
 }
-static int run_admin_user(int argc, char **argv)
-{
-    return cmd_admin_user(argc - 1, argv + 1);
-}
 static int run_import(int argc, char **argv)
 {
     return cmd_import(argc - 1, argv + 1);
@@ -367,10 +374,6 @@ static int run_audit(int argc, char **argv)
 {
     return cmd_audit(argc - 1, argv + 1);
 }
-static int run_invite(int argc, char **argv)
-{
-    return cmd_invite(argc - 1, argv + 1);
-}
 static int run_dept_list(int argc, char **argv)
 {
     (void)argc, (void)argv;
@@ -382,8 +385,13 @@ static int run_group_list(int argc, char **argv)
     return cmd_org_list(false);
 }
 
-/* Every command: tests/integration/test_cli.c checks that each name is in --help and in README.md
- * or docs/, so a command cannot be added without being documented. */
+/* How a time is given (cli_parse_when), for the usages of commands that take one. */
+#define USAGE_WHEN "  WHEN: YYYY-MM-DD, \"YYYY-MM-DD HH:MM\", or 90m, 72h, 7d"
+
+/* Every command, each subcommand its own entry (so that a near miss of one gets a "did you mean"
+ * and a mistake in one shows its usage alone): tests/integration/test_cli.c checks that each
+ * name is in --help and in README.md or docs/, so a command cannot be added without being
+ * documented. A usage's first line is the command; more lines are indented. */
 static const struct cli_command commands[] = {
     {"login", run_login, 0, -1, false, "login LOGIN [--device LABEL] [--shared]"},
     {"join", run_join, 0, -1, false,
@@ -393,20 +401,24 @@ static const struct cli_command commands[] = {
     {"passwd", run_passwd, 0, 0, true, "passwd"},
     {"sessions", run_sessions, 0, 0, true, "sessions"},
     {"revoke", run_revoke, 1, 1, true, "revoke SESSION_ID"},
-    {"admin user", run_admin_user, 0, -1, true,
-     "admin user add|list|update|disable|enable|reset-password ...\n"
-     "  admin user add LOGIN [--name NAME] [--role admin|hq|staff] [--dept NAME]\n"
+    {"admin user add", cmd_user_add, 1, -1, true,
+     "admin user add LOGIN [--name NAME] [--role admin|hq|staff] [--dept NAME]\n"
      "                 [--groups \"a;b\"] [--email E] [--phone P] [--expires WHEN]\n"
-     "                 [--password-stdin]\n"
-     "  admin user update LOGIN [--name NAME] [--role ROLE] [--dept NAME] [--groups \"a;b\"]\n"
-     "                 [--email E] [--phone P] [--expires WHEN|never]\n"
-     "  admin user list | admin user disable|enable|reset-password LOGIN\n"
-     "  WHEN: YYYY-MM-DD, \"YYYY-MM-DD HH:MM\", or 90m, 72h, 7d"},
-    {"admin invite", run_invite, 0, -1, true,
+     "                 [--password-stdin]\n" USAGE_WHEN},
+    {"admin user update", cmd_user_update, 1, -1, true,
+     "admin user update LOGIN [--name NAME] [--role ROLE] [--dept NAME] [--groups \"a;b\"]\n"
+     "                 [--email E] [--phone P] [--expires WHEN|never]\n" USAGE_WHEN},
+    {"admin user list", cmd_user_list, 0, 0, true, "admin user list"},
+    {"admin user disable", cmd_user_disable, 1, 1, true, "admin user disable LOGIN"},
+    {"admin user enable", cmd_user_enable, 1, 1, true, "admin user enable LOGIN"},
+    {"admin user reset-password", cmd_user_reset_password, 1, 1, true,
+     "admin user reset-password LOGIN"},
+    {"admin invite create", cmd_invite_create, 0, -1, true,
      "admin invite create [--role staff|hq] [--dept NAME] [--groups a,b] [--uses N]\n"
-     "                 [--expires WHEN] [--account-expires WHEN] [--note TEXT] [--no-qr]\n"
-     "  admin invite list | admin invite revoke ID\n"
-     "  WHEN: YYYY-MM-DD, \"YYYY-MM-DD HH:MM\", or 90m, 72h, 7d"},
+     "                 [--expires WHEN] [--account-expires WHEN] [--note TEXT] "
+     "[--no-qr]\n" USAGE_WHEN},
+    {"admin invite list", cmd_invite_list, 0, 0, true, "admin invite list"},
+    {"admin invite revoke", cmd_invite_revoke, 1, 1, true, "admin invite revoke ID"},
     {"admin dept list", run_dept_list, 0, 0, true, "admin dept list"},
     {"admin group list", run_group_list, 0, 0, true, "admin group list"},
     {"admin sessions", run_sessions, 1, 1, true, "admin sessions LOGIN"},
@@ -416,37 +428,51 @@ static const struct cli_command commands[] = {
     {"admin export", run_export, 0, 0, true, "admin export"},
     {"admin audit", run_audit, 0, -1, true,
      "admin audit [--action A] [--actor L] [--target T] [--limit N] [--csv]"},
-    {"rooms", cmd_rooms, 0, -1, true, "rooms [--archived]"},
-    {"room", cmd_room, 0, -1, true,
-     "room create NAME [--members a,b] [--topic TEXT] [--history shared|joined] [--yes]\n"
-     "  room invite|remove ROOM USER | room leave|members ROOM\n"
-     "  room rename ROOM NAME | room topic ROOM TEXT | room admin ROOM USER [--revoke]\n"
-     "  room archive|unarchive ROOM | room export ROOM [-o FILE.csv]"},
-    {"dm", cmd_dm, 0, -1, true, "dm USER"},
-    {"send", cmd_send, 0, -1, true, "send ROOM [TEXT...]   (without TEXT, read from stdin)"},
-    {"history", cmd_history, 0, -1, true,
+    {"rooms", cmd_rooms, 0, 1, true, "rooms [--archived]"},
+    {"room create", cmd_room_create, 1, -1, true,
+     "room create NAME [--members a,b] [--topic TEXT] [--history shared|joined] [--yes]"},
+    {"room invite", cmd_room_invite, 2, 2, true, "room invite ROOM USER"},
+    {"room remove", cmd_room_remove, 2, 2, true, "room remove ROOM USER"},
+    {"room leave", cmd_room_leave, 1, 1, true, "room leave ROOM"},
+    {"room members", cmd_room_members, 1, 1, true, "room members ROOM"},
+    {"room rename", cmd_room_rename, 2, 2, true, "room rename ROOM NAME"},
+    {"room topic", cmd_room_topic, 2, 2, true, "room topic ROOM TEXT"},
+    {"room admin", cmd_room_admin, 2, 3, true, "room admin ROOM USER [--revoke]"},
+    {"room archive", cmd_room_archive, 1, 1, true, "room archive ROOM"},
+    {"room unarchive", cmd_room_unarchive, 1, 1, true, "room unarchive ROOM"},
+    {"room export", cmd_room_export, 1, 3, true, "room export ROOM [-o FILE.csv]"},
+    {"dm", cmd_dm, 1, 1, true, "dm USER"},
+    {"send", cmd_send, 1, -1, true, "send ROOM [TEXT...]   (without TEXT, read from stdin)"},
+    {"history", cmd_history, 1, -1, true,
      "history ROOM [--before POS] [--after POS] [--limit N] [--no-read]"},
     {"tail", cmd_tail, 0, -1, true, "tail [ROOM] [-n N] [--no-read]"},
-    {"read", cmd_read, 0, -1, true, "read ROOM [POS]"},
-    {"readers", cmd_readers, 0, -1, true, "readers ROOM POS"},
-    {"search", cmd_search, 0, -1, true, "search WORD... [--room ROOM] [--before POS] [--limit N]"},
-    {"edit", cmd_msg_edit, 0, -1, true, "edit ROOM POS TEXT"},
-    {"delete", cmd_msg_delete, 0, -1, true, "delete ROOM POS"},
-    {"photo", cmd_photo, 0, -1, true,
-     "photo send ROOM FILE.jpg [--caption C] [--no-gps] [--max-edge N]\n"
-     "  photo resume | photo list ROOM [--limit N] | photo get ROOM POS [-o FILE] [--thumb]"},
+    {"read", cmd_read, 1, 2, true, "read ROOM [POS]"},
+    {"readers", cmd_readers, 2, 2, true, "readers ROOM POS"},
+    {"search", cmd_search, 1, -1, true, "search WORD... [--room ROOM] [--before POS] [--limit N]"},
+    {"edit", cmd_msg_edit, 3, 3, true, "edit ROOM POS TEXT"},
+    {"delete", cmd_msg_delete, 2, 2, true, "delete ROOM POS"},
+    {"photo send", cmd_photo_send, 2, -1, true,
+     "photo send ROOM FILE.jpg [--caption C] [--no-gps] [--max-edge N]"},
+    {"photo resume", cmd_photo_resume, 0, 0, true, "photo resume"},
+    {"photo list", cmd_photo_list, 1, 3, true, "photo list ROOM [--limit N]"},
+    {"photo get", cmd_photo_get, 2, 5, true, "photo get ROOM POS [-o FILE] [--thumb]"},
     {"devices", cmd_devices, 0, 1, true, "devices [LOGIN]"},
     {"device approve", cmd_device_approve, 1, 1, true, "device approve ID"},
     {"device revoke", cmd_device_revoke, 1, 1, true, "device revoke ID"},
-    {"verify", cmd_verify_user, 0, -1, true, "verify USER [--yes]"},
-    {"notice", cmd_notice, 0, -1, true,
+    {"verify", cmd_verify_user, 1, 2, true, "verify USER [--yes]"},
+    {"notice post", cmd_notice_post, 0, -1, true,
      "notice post --title T (--body-file F | --body TEXT) --to "
      "all|dept:NAME,group:NAME,user:LOGIN\n"
      "              [--urgent] [--ack] [--choices \"a|b|c\"] [--category C] [--pin]\n"
-     "              [--expires-in MINUTES] [--announce ROOM]\n"
-     "  notice list [--posted] | notice show ID | notice ack ID\n"
-     "  notice respond ID CHOICE [--comment C] | notice report ID [--csv]\n"
-     "  notice remind ID | notice withdraw ID | notice edit ID [--title T] [--body-file F]"},
+     "              [--expires-in MINUTES] [--announce ROOM]"},
+    {"notice list", cmd_notice_list, 0, 1, true, "notice list [--posted]"},
+    {"notice show", cmd_notice_show, 1, 1, true, "notice show ID"},
+    {"notice ack", cmd_notice_ack, 1, 1, true, "notice ack ID"},
+    {"notice respond", cmd_notice_respond, 2, 4, true, "notice respond ID CHOICE [--comment C]"},
+    {"notice report", cmd_notice_report, 1, 2, true, "notice report ID [--csv | --all]"},
+    {"notice remind", cmd_notice_remind, 1, 1, true, "notice remind ID"},
+    {"notice withdraw", cmd_notice_withdraw, 1, 1, true, "notice withdraw ID"},
+    {"notice edit", cmd_notice_edit, 1, 5, true, "notice edit ID [--title T] [--body-file F]"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 
@@ -550,9 +576,11 @@ static int unknown_command(int argc, char **argv, int depth)
     return EXIT_USAGE;
 }
 
-/* Finds the command argv names (the entry whose words it begins with, the longest) and runs
- * it, or says what is wrong with the line. */
-static int dispatch(int argc, char **argv)
+/* Finds the command argv names (the entry whose words it begins with, the longest), checks its
+ * argument count and, if it needs one, that there is a session (have_session), and runs it; or
+ * says what is wrong with the line. Usage mistakes come first (exit 2), then "not logged in"
+ * (exit 1, as cli_connect_authed says it), then whatever the command finds. */
+static int dispatch(int argc, char **argv, bool have_session)
 {
     const struct cli_command *cmd = NULL;
     int cmd_words = 0, deepest = 0;
@@ -571,11 +599,27 @@ static int dispatch(int argc, char **argv)
     running_argc = argc - (cmd_words - 1);
     running_argv = argv + (cmd_words - 1);
     int nargs = running_argc - 1;
-    if (nargs < cmd->min_args)
+    if (nargs < cmd->min_args) {
+        /* What it needs: the operands of its usage's first line ("ROOM USER"). */
+        const char *ops = cmd->usage + strlen(cmd->name);
+        ops += strspn(ops, " ");
+        size_t len = strcspn(ops, "[(\n");
+        while (len && ops[len - 1] == ' ')
+            len--;
+        fprintf(stderr, "kizuna: %s needs %.*s\n", cmd->name, (int)len, ops);
         return cli_usage_error(NULL);
+    }
     if (cmd->max_args >= 0 && nargs > cmd->max_args) {
         fprintf(stderr, "kizuna: unexpected argument %s\n", running_argv[cmd->max_args + 1]);
         return cli_usage_error(NULL);
+    }
+    if (cmd->needs_session && !have_session) {
+        /* Not logged in: the command checks its arguments and stops before it reads input or
+         * connects (or cli_connect_authed stops it, before connecting), so that a mistake in
+         * them is still reported as one; then the line is refused. */
+        arguments_only = true;
+        int rc = cmd->run(running_argc, running_argv);
+        return rc == EXIT_USAGE ? rc : cli_not_logged_in();
     }
     return cmd->run(running_argc, running_argv);
 }
@@ -586,7 +630,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     /* Times are the server's, as it last said (else its default), never this machine's. */
     struct session saved;
-    cli_session_load(&saved);
+    bool have_session = cli_session_load(&saved);
     cli_time_zone_use(saved.time_zone);
     /* Global options may appear anywhere on the line; take them out first. */
     char **rest = calloc((size_t)argc + 1, sizeof *rest);
@@ -617,7 +661,7 @@ int main(int argc, char **argv)
             rest[n++] = argv[i];
         }
     }
-    int rc = n == 0 ? cli_usage_error(NULL) : dispatch(n, rest);
+    int rc = n == 0 ? cli_usage_error(NULL) : dispatch(n, rest, have_session);
     free(rest);
     return rc;
 }

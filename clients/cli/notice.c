@@ -1,5 +1,6 @@
 /* notice.c - the kizuna notice commands: post, list, show, ack, respond, report, remind,
- * withdraw, edit. */
+ * withdraw, edit; each an entry of the command table in main.c (argv[0] is the subcommand, the
+ * table has counted the arguments). */
 #include "cli.h"
 
 #include <errno.h>
@@ -9,6 +10,8 @@
 #include <time.h>
 
 #define LINK_PREFIX "kizuna://notice/"
+/* What a usage mistake in a notice's ID says. */
+#define ID_ERROR "ID: a notice's number, or its kizuna://notice/ID link"
 
 static void when(long long ms, char out[32])
 {
@@ -95,16 +98,13 @@ static int post_announced(cJSON *args, const char *room, cJSON **reply)
     return cli_call_and_close(c, "notice.post", args, reply);
 }
 
-static int cmd_post(int argc, char **argv)
+int cmd_notice_post(int argc, char **argv)
 {
-    static const char use[] = "notice post --title T (--body-file F | --body TEXT) --to SPEC "
-                              "[--urgent] [--ack] [--choices \"a|b|c\"] [--category C] [--pin] "
-                              "[--expires-in MINUTES] [--announce ROOM]";
     const char *title = NULL, *body_file = NULL, *body_text = NULL, *to = NULL, *choices = NULL;
     const char *category = NULL, *announce = NULL;
     bool urgent = false, ack = false, pin = false;
     long long expires_in = 0;
-    for (int i = 2; i < argc; i++) {
+    for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--urgent") == 0)
             urgent = true;
@@ -113,7 +113,7 @@ static int cmd_post(int argc, char **argv)
         else if (strcmp(a, "--pin") == 0)
             pin = true;
         else if (!v)
-            return cli_usage_error(use);
+            return cli_usage_error(NULL);
         else if (strcmp(a, "--title") == 0)
             title = v, i++;
         else if (strcmp(a, "--body-file") == 0)
@@ -131,10 +131,13 @@ static int cmd_post(int argc, char **argv)
         else if (strcmp(a, "--expires-in") == 0 && (expires_in = atoll(v)) > 0)
             i++;
         else
-            return cli_usage_error(use);
+            return cli_usage_error(strcmp(a, "--expires-in") == 0 ? "--expires-in: minutes, from 1"
+                                                                  : NULL);
     }
     if (!title || !to || (!body_file == !body_text))
-        return cli_usage_error(use);
+        return cli_usage_error("notice post needs --title, --to, and --body-file or --body");
+    if (cli_arguments_only())
+        return EXIT_OK;
     char *body = body_file ? read_file(body_file) : strdup(body_text);
     if (!body) {
         fprintf(stderr, "kizuna: cannot read %s: %s\n", body_file, strerror(errno));
@@ -189,15 +192,13 @@ static void print_summary(const cJSON *n)
            t);
 }
 
-static int cmd_list(int argc, char **argv)
+int cmd_notice_list(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "--posted") != 0)
+        return cli_usage_error(NULL);
     cJSON *args = cJSON_CreateObject();
-    if (argc == 3 && strcmp(argv[2], "--posted") == 0) {
+    if (argc == 2)
         cJSON_AddTrueToObject(args, "posted");
-    } else if (argc != 2) {
-        cJSON_Delete(args);
-        return cli_usage_error("notice list [--posted]");
-    }
     cJSON *reply = NULL;
     int rc = cli_call_once("notice.list", args, &reply);
     if (rc == EXIT_OK && !json_out) {
@@ -231,21 +232,23 @@ static void print_notice(const cJSON *n)
         printf("you acknowledged it (確認しました)\n");
 }
 
-/* The notice id that is the only operand (ids are > 0), or 0 after printing the usage. The id
- * is the return value, not an out-parameter beside an exit code, so no caller can read an id
- * that was never set (with the exit code, gcc -O3 could not prove it: -Wmaybe-uninitialized). */
-static long long one_id(int argc, char **argv, const char *use)
+/* The notice id that is the only operand (ids are > 0; the command table has counted one), or
+ * 0 after printing the usage. The id is the return value, not an out-parameter beside an exit
+ * code, so no caller can read an id that was never set (with the exit code, gcc -O3 could not
+ * prove it: -Wmaybe-uninitialized). */
+static long long one_id(char **argv)
 {
     long long id;
-    if (argc == 3 && parse_id(argv[2], &id))
+    if (parse_id(argv[1], &id))
         return id;
-    cli_usage_error(use);
+    cli_usage_error(ID_ERROR);
     return 0;
 }
 
-static int cmd_show(int argc, char **argv)
+int cmd_notice_show(int argc, char **argv)
 {
-    long long id = one_id(argc, argv, "notice show ID");
+    (void)argc;
+    long long id = one_id(argv);
     if (!id)
         return EXIT_USAGE;
     cJSON *reply = NULL;
@@ -256,11 +259,10 @@ static int cmd_show(int argc, char **argv)
     return rc;
 }
 
-static int cmd_simple(int argc, char **argv, const char *op, const char *done)
+/* `notice ack|remind|withdraw ID`: one op on one notice. */
+static int notice_simple(char **argv, const char *op, const char *done)
 {
-    char use[64];
-    snprintf(use, sizeof use, "notice %s ID", argv[1]);
-    long long id = one_id(argc, argv, use);
+    long long id = one_id(argv);
     if (!id)
         return EXIT_USAGE;
     cJSON *reply = NULL;
@@ -278,18 +280,36 @@ static int cmd_simple(int argc, char **argv, const char *op, const char *done)
     return rc;
 }
 
-static int cmd_respond(int argc, char **argv)
+int cmd_notice_ack(int argc, char **argv)
+{
+    (void)argc;
+    return notice_simple(argv, "notice.ack", "acknowledged (確認しました)");
+}
+
+int cmd_notice_remind(int argc, char **argv)
+{
+    (void)argc;
+    return notice_simple(argv, "notice.remind", "reminded");
+}
+
+int cmd_notice_withdraw(int argc, char **argv)
+{
+    (void)argc;
+    return notice_simple(argv, "notice.withdraw", "withdrew");
+}
+
+int cmd_notice_respond(int argc, char **argv)
 {
     long long id;
     const char *comment = NULL;
-    if (argc == 6 && strcmp(argv[4], "--comment") == 0)
-        comment = argv[5];
-    else if (argc != 4)
-        return cli_usage_error("notice respond ID CHOICE [--comment C]");
-    if (!parse_id(argv[2], &id))
-        return cli_usage_error("notice respond ID CHOICE [--comment C]");
+    if (argc == 5 && strcmp(argv[3], "--comment") == 0)
+        comment = argv[4];
+    else if (argc != 3)
+        return cli_usage_error(NULL);
+    if (!parse_id(argv[1], &id))
+        return cli_usage_error(ID_ERROR);
     cJSON *args = id_args(id);
-    cJSON_AddStringToObject(args, "choice", argv[3]);
+    cJSON_AddStringToObject(args, "choice", argv[2]);
     if (comment)
         cJSON_AddStringToObject(args, "comment", comment);
     cJSON *reply = NULL;
@@ -300,32 +320,36 @@ static int cmd_respond(int argc, char **argv)
     return rc;
 }
 
-static int cmd_edit(int argc, char **argv)
+int cmd_notice_edit(int argc, char **argv)
 {
     long long id;
-    if (argc < 3 || !parse_id(argv[2], &id))
-        return cli_usage_error("notice edit ID [--title T] [--body-file F]");
+    const char *title = NULL, *body_file = NULL;
+    if (!parse_id(argv[1], &id))
+        return cli_usage_error(ID_ERROR);
+    for (int i = 2; i < argc; i += 2) {
+        if (i + 1 >= argc)
+            return cli_usage_error(NULL);
+        if (strcmp(argv[i], "--title") == 0)
+            title = argv[i + 1];
+        else if (strcmp(argv[i], "--body-file") == 0)
+            body_file = argv[i + 1];
+        else
+            return cli_usage_error(NULL);
+    }
+    if (cli_arguments_only())
+        return EXIT_OK;
     cJSON *args = id_args(id);
-    for (int i = 3; i + 1 < argc + 1; i += 2) {
-        if (i + 1 >= argc) {
+    if (title)
+        cJSON_AddStringToObject(args, "title", title);
+    if (body_file) {
+        char *body = read_file(body_file);
+        if (!body) {
             cJSON_Delete(args);
-            return cli_usage_error("notice edit ID [--title T] [--body-file F]");
+            fprintf(stderr, "kizuna: cannot read %s\n", body_file);
+            return EXIT_USAGE;
         }
-        if (strcmp(argv[i], "--title") == 0) {
-            cJSON_AddStringToObject(args, "title", argv[i + 1]);
-        } else if (strcmp(argv[i], "--body-file") == 0) {
-            char *body = read_file(argv[i + 1]);
-            if (!body) {
-                cJSON_Delete(args);
-                fprintf(stderr, "kizuna: cannot read %s\n", argv[i + 1]);
-                return EXIT_USAGE;
-            }
-            cJSON_AddStringToObject(args, "body", body);
-            free(body);
-        } else {
-            cJSON_Delete(args);
-            return cli_usage_error("notice edit ID [--title T] [--body-file F]");
-        }
+        cJSON_AddStringToObject(args, "body", body);
+        free(body);
     }
     cJSON *reply = NULL;
     int rc = cli_call_once("notice.edit", args, &reply);
@@ -368,13 +392,15 @@ static void print_people(const char *title, const cJSON *missing, const char *ke
         printf("  ... and %lld more (kizuna notice report ID --all, or --csv)\n", more);
 }
 
-static int cmd_report(int argc, char **argv)
+int cmd_notice_report(int argc, char **argv)
 {
     long long id;
-    bool csv = argc == 4 && strcmp(argv[3], "--csv") == 0;
-    bool all = argc == 4 && strcmp(argv[3], "--all") == 0;
-    if ((argc != 3 && !csv && !all) || !parse_id(argv[2], &id))
-        return cli_usage_error("notice report ID [--csv | --all]");
+    bool csv = argc == 3 && strcmp(argv[2], "--csv") == 0;
+    bool all = argc == 3 && strcmp(argv[2], "--all") == 0;
+    if (argc == 3 && !csv && !all)
+        return cli_usage_error(NULL);
+    if (!parse_id(argv[1], &id))
+        return cli_usage_error(ID_ERROR);
     cJSON *args = id_args(id);
     if (csv)
         cJSON_AddStringToObject(args, "format", "csv");
@@ -413,30 +439,4 @@ static int cmd_report(int argc, char **argv)
     }
     cJSON_Delete(reply);
     return EXIT_OK;
-}
-
-int cmd_notice(int argc, char **argv)
-{
-    if (argc < 2)
-        return cli_usage_error("notice post|list|show|ack|respond|report|remind|withdraw|edit ...");
-    const char *sub = argv[1];
-    if (strcmp(sub, "post") == 0)
-        return cmd_post(argc, argv);
-    if (strcmp(sub, "list") == 0)
-        return cmd_list(argc, argv);
-    if (strcmp(sub, "show") == 0)
-        return cmd_show(argc, argv);
-    if (strcmp(sub, "ack") == 0)
-        return cmd_simple(argc, argv, "notice.ack", "acknowledged (確認しました)");
-    if (strcmp(sub, "respond") == 0)
-        return cmd_respond(argc, argv);
-    if (strcmp(sub, "report") == 0)
-        return cmd_report(argc, argv);
-    if (strcmp(sub, "remind") == 0)
-        return cmd_simple(argc, argv, "notice.remind", "reminded");
-    if (strcmp(sub, "withdraw") == 0)
-        return cmd_simple(argc, argv, "notice.withdraw", "withdrew");
-    if (strcmp(sub, "edit") == 0)
-        return cmd_edit(argc, argv);
-    return cli_usage_error("notice post|list|show|ack|respond|report|remind|withdraw|edit ...");
 }

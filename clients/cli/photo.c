@@ -122,9 +122,9 @@ static void print_photo(const cJSON *ev, const struct photo_view *pv)
            num_of(th, "h"), thumb_bytes(m), num_of(img, "w"), num_of(img, "h"), num_of(img, "len"));
 }
 
-static int photo_list(int argc, char **argv)
+/* `photo list ROOM [--limit N]`, an entry of the command table; argv[0] is "list". */
+int cmd_photo_list(int argc, char **argv)
 {
-    static const char use[] = "photo list ROOM [--limit N]";
     const char *room = NULL;
     long limit = 20;
     for (int i = 1; i < argc; i++) {
@@ -132,15 +132,15 @@ static int photo_list(int argc, char **argv)
         if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
             limit = strtol(argv[++i], &end, 10);
             if (*end || limit <= 0)
-                return cli_usage_error(use);
+                return cli_usage_error("--limit: a number from 1");
         } else if (!room) {
             room = argv[i];
         } else {
-            return cli_usage_error(use);
+            return cli_usage_error(NULL);
         }
     }
     if (!room)
-        return cli_usage_error(use);
+        return cli_usage_error("photo list needs a ROOM");
     struct kzc *c;
     struct ks_device me;
     struct room_view rv;
@@ -424,9 +424,9 @@ static int fetch_photo(const char *room, long long pos, cJSON **msg, cJSON **ev_
     return rc;
 }
 
-static int photo_get(int argc, char **argv)
+/* `photo get ROOM POS [-o FILE] [--thumb]`, an entry of the command table; argv[0] is "get". */
+int cmd_photo_get(int argc, char **argv)
 {
-    static const char use[] = "photo get ROOM POS [-o FILE] [--thumb]";
     const char *room = NULL, *pos_text = NULL, *out_path = NULL;
     bool thumb = false;
     for (int i = 1; i < argc; i++) {
@@ -439,12 +439,14 @@ static int photo_get(int argc, char **argv)
         else if (!pos_text)
             pos_text = argv[i];
         else
-            return cli_usage_error(use);
+            return cli_usage_error(NULL);
     }
     char *end = NULL;
     long long pos = pos_text ? strtoll(pos_text, &end, 10) : 0;
-    if (!room || !pos_text || *end || pos <= 0)
-        return cli_usage_error(use);
+    if (!room || !pos_text)
+        return cli_usage_error("photo get needs a ROOM and a POS");
+    if (*end || pos <= 0)
+        return cli_usage_error("POS: the photo's position in the room, a number from 1");
     cJSON *msg = NULL, *info = NULL;
     int rc = fetch_photo(room, pos, &msg, &info);
     if (rc != EXIT_OK)
@@ -488,21 +490,4 @@ static int photo_get(int argc, char **argv)
     cJSON_Delete(msg);
     cJSON_Delete(info);
     return rc;
-}
-
-int cmd_photo(int argc, char **argv)
-{
-    static const char use[] = "photo send|resume|list|get ...";
-    if (argc < 2)
-        return cli_usage_error(use);
-    const char *sub = argv[1];
-    if (strcmp(sub, "send") == 0)
-        return photo_send(argc - 1, argv + 1);
-    if (strcmp(sub, "resume") == 0)
-        return photo_resume(argc - 1, argv + 1);
-    if (strcmp(sub, "list") == 0)
-        return photo_list(argc - 1, argv + 1);
-    if (strcmp(sub, "get") == 0)
-        return photo_get(argc - 1, argv + 1);
-    return cli_usage_error(use);
 }

@@ -1,9 +1,9 @@
-/* talk.c - the kizuna commands for rooms and messages: rooms, room ..., dm, send, history,
- * tail, read, readers, search, edit, delete. */
+/* talk.c - the kizuna commands for conversations: rooms, dm, send, history, tail, read, readers,
+ * search, edit, delete, and finding a room by what the user calls it (resolve_room). Managing a
+ * room (room create, invite, archive, ...) is room_manage.c. */
 #include "cli.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +25,9 @@ static void hhmm(long long ms, char out[16])
     localtime_r(&t, &tm);
     strftime(out, 16, "%H:%M", &tm);
 }
+
+/* What a usage mistake in a POS says. */
+#define POS_ERROR "POS: a message's position in the room (#12: 12)"
 
 static bool parse_pos(const char *s, long long *out)
 {
@@ -109,8 +112,8 @@ static int resolve_in(struct kzc *c, const char *want, bool archived, char room_
     return EXIT_OK;
 }
 
-/* Connects, authenticates and resolves ROOM; on success the caller closes *out. */
-static int connect_room(const char *want, struct kzc **out, char room_id[ROOM_ID_MAX])
+/* cli.h: connects, authenticates and resolves ROOM. */
+int cli_room_connect(const char *want, struct kzc **out, char room_id[ROOM_ID_MAX])
 {
     struct session s;
     int rc = cli_connect_authed(out, &s);
@@ -124,12 +127,12 @@ static int connect_room(const char *want, struct kzc **out, char room_id[ROOM_ID
     return rc;
 }
 
-/* Calls an op about one room: {"room": id, ...args}. */
-static int room_call(const char *want, const char *op, cJSON *args, cJSON **reply_out)
+/* cli.h: an op about one room, {"room": id, ...args}. */
+int cli_room_call(const char *want, const char *op, cJSON *args, cJSON **reply_out)
 {
     struct kzc *c;
     char room_id[ROOM_ID_MAX];
-    int rc = connect_room(want, &c, room_id);
+    int rc = cli_room_connect(want, &c, room_id);
     if (rc != EXIT_OK) {
         cJSON_Delete(args);
         return rc;
@@ -302,8 +305,8 @@ static void print_event(const cJSON *ev, const char *label)
 int cmd_rooms(int argc, char **argv)
 {
     bool archived = argc == 2 && strcmp(argv[1], "--archived") == 0;
-    if (argc > 2 || (argc == 2 && !archived))
-        return cli_usage_error("rooms [--archived]");
+    if (argc == 2 && !archived)
+        return cli_usage_error(NULL);
     cJSON *reply, *args = cJSON_CreateObject();
     if (archived)
         cJSON_AddTrueToObject(args, "archived");
@@ -331,226 +334,9 @@ int cmd_rooms(int argc, char **argv)
     return EXIT_OK;
 }
 
-/* "a,b,c" -> ["a","b","c"] */
-static cJSON *split_logins(const char *list)
-{
-    cJSON *arr = cJSON_CreateArray();
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", list);
-    for (char *save, *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
-        cJSON_AddItemToArray(arr, cJSON_CreateString(tok));
-    return arr;
-}
-
-/* room.create. The server refuses a second room of the caller's with the same name (conflict)
- * unless it is confirmed: on a terminal the question is asked; elsewhere --yes confirms. */
-static int create_room(cJSON *args, bool yes, cJSON **reply_out)
-{
-    struct kzc *c;
-    if (yes)
-        cJSON_AddTrueToObject(args, "confirm");
-    /* The history policy goes into the room's creation signed by this device, so that no one,
-     * the server included, can change it later (issue 14, item 6). */
-    const char *history = cli_str(args, "history", NULL);
-    int rc = cli_connect_signing(&c, *history ? history : "shared", args);
-    if (rc != EXIT_OK) {
-        cJSON_Delete(args);
-        return rc;
-    }
-    cJSON *confirmed = cJSON_Duplicate(args, true);
-    cJSON *reply = kzc_call(c, "room.create", args, TIMEOUT_MS);
-    if (reply && !yes && strcmp(cli_str(reply, "error", "code"), "conflict") == 0) {
-        if (json_out || !isatty(STDIN_FILENO) || !isatty(STDERR_FILENO)) {
-            cli_check_reply(reply);
-            if (!json_out)
-                fprintf(stderr, "kizuna: give another name, or add --yes to create a second room "
-                                "with the same name\n");
-            cJSON_Delete(reply);
-            cJSON_Delete(confirmed);
-            kzc_close(c);
-            return EXIT_REFUSED;
-        }
-        fprintf(stderr, "%s\nCreate a second room with the same name? [y/N] ",
-                cli_str(reply, "error", "message"));
-        char line[16] = "";
-        bool go = fgets(line, sizeof line, stdin) && (line[0] == 'y' || line[0] == 'Y');
-        cJSON_Delete(reply);
-        reply = NULL;
-        if (!go) {
-            fprintf(stderr, "kizuna: no room created\n");
-            cJSON_Delete(confirmed);
-            kzc_close(c);
-            return EXIT_REFUSED;
-        }
-        cJSON_AddTrueToObject(confirmed, "confirm");
-        rc = cli_call(c, "room.create", confirmed, &reply);
-        confirmed = NULL;
-    } else if (!reply) {
-        rc = cli_unreachable(kzc_error(c));
-    } else if ((rc = cli_check_reply(reply)) != EXIT_OK) {
-        cJSON_Delete(reply);
-        reply = NULL;
-    }
-    cJSON_Delete(confirmed);
-    kzc_close(c);
-    if (rc == EXIT_OK && json_out)
-        cli_print_json(reply);
-    *reply_out = reply;
-    return rc;
-}
-
-/* `room export ROOM [-o FILE]`: every page of room.export, one CSV (to FILE, mode 0600, or
- * standard output). */
-static int export_room(const char *want, const char *path)
-{
-    struct kzc *c;
-    char room_id[ROOM_ID_MAX];
-    int rc = connect_room(want, &c, room_id);
-    if (rc != EXIT_OK)
-        return rc;
-    FILE *f = stdout;
-    if (path) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        f = fd >= 0 ? fdopen(fd, "w") : NULL;
-        if (!f) {
-            fprintf(stderr, "kizuna: cannot write %s: %s\n", path, strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            kzc_close(c);
-            return EXIT_USAGE;
-        }
-    }
-    long long after = 0, events = 0;
-    for (bool more = true; more && rc == EXIT_OK;) {
-        cJSON *args = cJSON_CreateObject(), *reply;
-        cJSON_AddStringToObject(args, "room", room_id);
-        if (after)
-            cJSON_AddNumberToObject(args, "after", (double)after);
-        if ((rc = cli_call(c, "room.export", args, &reply)) != EXIT_OK)
-            break;
-        fputs(cli_str(reply, "csv", NULL), f);
-        events += cli_num(reply, "events");
-        more = flag(reply, "more");
-        after = cli_num(reply, "next_after");
-        cJSON_Delete(reply);
-    }
-    kzc_close(c);
-    if (path && fclose(f) != 0 && rc == EXIT_OK) {
-        fprintf(stderr, "kizuna: cannot write %s: %s\n", path, strerror(errno));
-        rc = EXIT_USAGE;
-    }
-    if (rc == EXIT_OK && path)
-        fprintf(stderr, "exported %lld events to %s\n", events, path);
-    return rc;
-}
-
-int cmd_room(int argc, char **argv)
-{
-    if (argc < 2)
-        return cli_usage_error("room create|invite|remove|leave|members|rename|topic|admin|archive|"
-                               "unarchive|export ...");
-    const char *sub = argv[1];
-    cJSON *reply = NULL;
-    int rc;
-    if (strcmp(sub, "create") == 0) {
-        const char *name = NULL, *members = NULL, *topic = NULL, *history = NULL;
-        const char *use = "room create NAME [--members a,b] [--topic TEXT] [--history "
-                          "shared|joined] [--yes]";
-        bool yes = false;
-        for (int i = 2; i < argc; i++) {
-            if (strcmp(argv[i], "--yes") == 0 || strcmp(argv[i], "-y") == 0)
-                yes = true;
-            else if (strcmp(argv[i], "--members") == 0 && i + 1 < argc)
-                members = argv[++i];
-            else if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc)
-                topic = argv[++i];
-            else if (strcmp(argv[i], "--history") == 0 && i + 1 < argc)
-                history = argv[++i];
-            else if (!name)
-                name = argv[i];
-            else
-                return cli_usage_error(use);
-        }
-        if (!name)
-            return cli_usage_error(use);
-        cJSON *args = cJSON_CreateObject();
-        cJSON_AddStringToObject(args, "name", name);
-        if (history)
-            cJSON_AddStringToObject(args, "history", history);
-        if (topic)
-            cJSON_AddStringToObject(args, "topic", topic);
-        if (members)
-            cJSON_AddItemToObject(args, "members", split_logins(members));
-        rc = create_room(args, yes, &reply);
-        if (rc == EXIT_OK && !json_out)
-            printf("created room %s (%s)\n", cli_str(reply, "room", "name"),
-                   cli_str(reply, "room", "room"));
-        cJSON_Delete(reply);
-        return rc;
-    }
-    if (argc < 3)
-        return cli_usage_error("this room command needs a ROOM");
-    const char *room = argv[2];
-    if (strcmp(sub, "export") == 0) {
-        if (argc == 3 || (argc == 5 && strcmp(argv[3], "-o") == 0))
-            return export_room(room, argc == 5 ? argv[4] : NULL);
-        return cli_usage_error("room export ROOM [-o FILE.csv]");
-    }
-    cJSON *args = cJSON_CreateObject();
-    const char *op = NULL, *done = NULL;
-    if ((strcmp(sub, "invite") == 0 || strcmp(sub, "remove") == 0) && argc == 4) {
-        cJSON_AddStringToObject(args, "user", argv[3]);
-        op = sub[0] == 'i' ? "room.invite" : "room.remove";
-        done = sub[0] == 'i' ? "invited" : "removed";
-    } else if (strcmp(sub, "leave") == 0 && argc == 3) {
-        op = "room.leave";
-        done = "left the room";
-    } else if (strcmp(sub, "members") == 0 && argc == 3) {
-        op = "room.members";
-    } else if ((strcmp(sub, "archive") == 0 || strcmp(sub, "unarchive") == 0) && argc == 3) {
-        cJSON_AddBoolToObject(args, "archived", sub[0] == 'a');
-        op = "room.archive";
-        done = sub[0] == 'a' ? "archived: read-only, and listed by kizuna rooms --archived"
-                             : "unarchived";
-    } else if ((strcmp(sub, "rename") == 0 || strcmp(sub, "topic") == 0) && argc == 4) {
-        cJSON_AddStringToObject(args, sub[0] == 'r' ? "name" : "topic", argv[3]);
-        op = "room.update";
-        done = "updated";
-    } else if (strcmp(sub, "admin") == 0 && (argc == 4 || argc == 5)) {
-        bool revoke = argc == 5 && strcmp(argv[4], "--revoke") == 0;
-        if (argc == 5 && !revoke) {
-            cJSON_Delete(args);
-            return cli_usage_error("room admin ROOM USER [--revoke]");
-        }
-        cJSON_AddStringToObject(args, "user", argv[3]);
-        cJSON_AddBoolToObject(args, "admin", !revoke);
-        op = "room.admin";
-        done = revoke ? "is no longer an admin" : "is now an admin";
-    } else {
-        cJSON_Delete(args);
-        return cli_usage_error("room create|invite|remove|leave|members|rename|topic|admin|archive|"
-                               "unarchive|export ...");
-    }
-    rc = room_call(room, op, args, &reply);
-    if (rc == EXIT_OK && !json_out) {
-        if (strcmp(op, "room.members") == 0) {
-            const cJSON *m;
-            cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(reply, "members"))
-                printf("%-20s %-6s read to #%-8lld %s\n", cli_str(m, "login", NULL),
-                       cli_str(m, "role", NULL), cli_num(m, "read_pos"), cli_str(m, "name", NULL));
-        } else {
-            printf("%s%s%s\n", argc >= 4 && op[5] != 'u' ? argv[3] : "",
-                   argc >= 4 && op[5] != 'u' ? " " : "", done);
-        }
-    }
-    cJSON_Delete(reply);
-    return rc;
-}
-
 int cmd_dm(int argc, char **argv)
 {
-    if (argc != 2)
-        return cli_usage_error("dm USER");
+    (void)argc; /* USER: the command table counts one */
     cJSON *args = cJSON_CreateObject();
     cJSON_AddStringToObject(args, "user", argv[1]);
     cJSON *reply = NULL;
@@ -595,9 +381,8 @@ static char *read_stdin(void)
 
 int cmd_send(int argc, char **argv)
 {
-    if (argc < 2)
-        return cli_usage_error(
-            "send ROOM [TEXT...]   (without TEXT, the message is read from stdin)");
+    if (cli_arguments_only()) /* before the message is read from stdin */
+        return EXIT_OK;
     char *body;
     if (argc > 2) {
         size_t len = 0;
@@ -631,7 +416,7 @@ int cmd_send(int argc, char **argv)
             sleep(1);
         struct kzc *c;
         char room_id[ROOM_ID_MAX];
-        rc = connect_room(argv[1], &c, room_id);
+        rc = cli_room_connect(argv[1], &c, room_id);
         if (rc == EXIT_UNREACHABLE)
             continue;
         if (rc != EXIT_OK)
@@ -670,7 +455,7 @@ static struct {
     long long before, after;
 } hist = {.after = -1};
 
-/* Like room_call for op history, printing the reply with --json, but the connection stays. */
+/* Like cli_room_call for op history, printing the reply with --json, but the connection stays. */
 static int history_call(const char *want, cJSON *args, bool mark, cJSON **reply)
 {
     struct session s;
@@ -722,8 +507,6 @@ static void history_done(const cJSON *reply, bool mark)
 
 int cmd_history(int argc, char **argv)
 {
-    if (argc < 2)
-        return cli_usage_error("history ROOM [--before POS] [--after POS] [--limit N] [--no-read]");
     cJSON *args = cJSON_CreateObject();
     bool forward = false; /* --after: the next page is newer, not older */
     bool mark = true;     /* --no-read: scripts and shared screens leave the marker alone */
@@ -738,8 +521,7 @@ int cmd_history(int argc, char **argv)
             (strcmp(argv[i], "--before") && strcmp(argv[i], "--after") &&
              strcmp(argv[i], "--limit"))) {
             cJSON_Delete(args);
-            return cli_usage_error(
-                "history ROOM [--before POS] [--after POS] [--limit N] [--no-read]");
+            return cli_usage_error(NULL);
         }
         forward |= strcmp(argv[i], "--after") == 0;
         cJSON_AddNumberToObject(args, argv[i] + 2, (double)v);
@@ -763,19 +545,17 @@ int cmd_history(int argc, char **argv)
 
 int cmd_read(int argc, char **argv)
 {
-    if (argc != 2 && argc != 3)
-        return cli_usage_error("read ROOM [POS]");
     cJSON *args = cJSON_CreateObject();
     long long pos;
     if (argc == 3) {
         if (!parse_pos(argv[2], &pos)) {
             cJSON_Delete(args);
-            return cli_usage_error("read ROOM [POS]");
+            return cli_usage_error(POS_ERROR);
         }
         cJSON_AddNumberToObject(args, "pos", (double)pos);
     }
     cJSON *reply = NULL;
-    int rc = room_call(argv[1], "read", args, &reply);
+    int rc = cli_room_call(argv[1], "read", args, &reply);
     if (rc == EXIT_OK && !json_out)
         printf("read up to #%lld\n", cli_num(reply, "read_pos"));
     cJSON_Delete(reply);
@@ -785,12 +565,13 @@ int cmd_read(int argc, char **argv)
 int cmd_readers(int argc, char **argv)
 {
     long long pos;
-    if (argc != 3 || !parse_pos(argv[2], &pos))
-        return cli_usage_error("readers ROOM POS");
+    (void)argc; /* ROOM POS: the command table counts two */
+    if (!parse_pos(argv[2], &pos))
+        return cli_usage_error(POS_ERROR);
     cJSON *args = cJSON_CreateObject();
     cJSON_AddNumberToObject(args, "pos", (double)pos);
     cJSON *reply = NULL;
-    int rc = room_call(argv[1], "readers", args, &reply);
+    int rc = cli_room_call(argv[1], "readers", args, &reply);
     if (rc == EXIT_OK && !json_out) {
         const cJSON *r;
         printf("read (既読 %d):\n",
@@ -815,7 +596,6 @@ int cmd_readers(int argc, char **argv)
 int cmd_search(int argc, char **argv)
 {
     const char *room = NULL;
-    const char *use = "search WORD... [--room ROOM] [--before POS] [--limit N]";
     char query[1024] = "";
     bool paged = false; /* --before: a later page */
     cJSON *args = cJSON_CreateObject();
@@ -831,7 +611,8 @@ int cmd_search(int argc, char **argv)
         } else if (strncmp(argv[i], "--", 2) == 0 ||
                    strlen(query) + strlen(argv[i]) + 2 > sizeof query) {
             cJSON_Delete(args);
-            return cli_usage_error(use);
+            return cli_usage_error(strncmp(argv[i], "--", 2) == 0 ? NULL
+                                                                  : "the words are too long");
         } else {
             /* Words given separately search as words; one quoted argument may hold several. */
             if (*query)
@@ -841,11 +622,12 @@ int cmd_search(int argc, char **argv)
     }
     if (!*query) {
         cJSON_Delete(args);
-        return cli_usage_error(use);
+        return cli_usage_error("search needs a WORD");
     }
     cJSON_AddStringToObject(args, "query", query);
     cJSON *reply = NULL;
-    int rc = room ? room_call(room, "search", args, &reply) : cli_call_once("search", args, &reply);
+    int rc =
+        room ? cli_room_call(room, "search", args, &reply) : cli_call_once("search", args, &reply);
     if (rc == EXIT_OK && !json_out) {
         const cJSON *r, *results = cJSON_GetObjectItemCaseSensitive(reply, "results");
         cJSON_ArrayForEach(r, results)
@@ -872,16 +654,17 @@ int cmd_search(int argc, char **argv)
     return rc;
 }
 
-static int cmd_edit_delete(int argc, char **argv, bool is_delete)
+/* `edit ROOM POS TEXT` and `delete ROOM POS` (the command table counts the arguments). */
+static int cmd_edit_delete(char **argv, bool is_delete)
 {
     long long pos;
-    if (argc < 3 || !parse_pos(argv[2], &pos) || (is_delete ? argc != 3 : argc != 4))
-        return cli_usage_error(is_delete ? "delete ROOM POS" : "edit ROOM POS TEXT");
+    if (!parse_pos(argv[2], &pos))
+        return cli_usage_error(POS_ERROR);
     cJSON *args = cJSON_CreateObject();
     cJSON_AddNumberToObject(args, "pos", (double)pos);
     if (!is_delete)
         cJSON_AddStringToObject(args, "body", argv[3]);
-    int rc = room_call(argv[1], is_delete ? "msg.delete" : "msg.edit", args, NULL);
+    int rc = cli_room_call(argv[1], is_delete ? "msg.delete" : "msg.edit", args, NULL);
     if (rc == EXIT_OK && !json_out)
         printf("%s #%lld\n", is_delete ? "deleted" : "edited", pos);
     return rc;
@@ -1085,7 +868,8 @@ int cmd_tail(int argc, char **argv)
         else if (!room)
             room = argv[i];
         else
-            return cli_usage_error("tail [ROOM] [-n N] [--no-read]");
+            return cli_usage_error(strcmp(argv[i], "-n") == 0 ? "-n: a number from 0 to 1000"
+                                                              : NULL);
     }
     int backoff_ms = 250;
     quiet_unreachable = true;
@@ -1110,10 +894,12 @@ int cmd_tail(int argc, char **argv)
 /* `edit ROOM POS TEXT` and `delete ROOM POS`: the command table's entries (main.c). */
 int cmd_msg_edit(int argc, char **argv)
 {
-    return cmd_edit_delete(argc, argv, false);
+    (void)argc;
+    return cmd_edit_delete(argv, false);
 }
 
 int cmd_msg_delete(int argc, char **argv)
 {
-    return cmd_edit_delete(argc, argv, true);
+    (void)argc;
+    return cmd_edit_delete(argv, true);
 }

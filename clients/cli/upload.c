@@ -943,7 +943,6 @@ static int finish_staged(const struct session *s, const struct ks_device *me, co
 
 static int parse_send(int argc, char **argv, struct send_opts *o)
 {
-    static const char use[] = "photo send ROOM FILE.jpg [--caption C] [--no-gps] [--max-edge N]";
     memset(o, 0, sizeof *o);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--caption") == 0 && i + 1 < argc) {
@@ -953,8 +952,11 @@ static int parse_send(int argc, char **argv, struct send_opts *o)
         } else if (strcmp(argv[i], "--max-edge") == 0 && i + 1 < argc) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 16 || v > MEDIA_MAX_EDGE)
-                return cli_usage_error(use);
+            if (*end || v < 16 || v > MEDIA_MAX_EDGE) {
+                char msg[64];
+                snprintf(msg, sizeof msg, "--max-edge: from 16 to %d pixels", MEDIA_MAX_EDGE);
+                return cli_usage_error(msg);
+            }
             o->max_edge = (int)v;
         } else if (!o->room) {
             /* Not by its first character: a room id is base64url and may begin with '-'. */
@@ -962,13 +964,13 @@ static int parse_send(int argc, char **argv, struct send_opts *o)
         } else if (!o->file) {
             o->file = argv[i];
         } else {
-            return cli_usage_error(use);
+            return cli_usage_error(NULL);
         }
     }
-    return o->room && o->file ? EXIT_OK : cli_usage_error(use);
+    return o->room && o->file ? EXIT_OK : cli_usage_error("photo send needs a ROOM and a FILE");
 }
 
-int photo_send(int argc, char **argv)
+int cmd_photo_send(int argc, char **argv)
 {
     struct send_opts o;
     int rc = parse_send(argc, argv, &o);
@@ -1026,16 +1028,12 @@ cJSON *staging_pending(const struct ks_device *me, const char *login, const char
     return out;
 }
 
-int photo_resume(int argc, char **argv)
+int cmd_photo_resume(int argc, char **argv)
 {
-    (void)argv;
-    if (argc != 1)
-        return cli_usage_error("photo resume");
+    (void)argc, (void)argv; /* no arguments (the command table counts them) */
     struct session s;
-    if (!cli_session_load(&s)) {
-        fprintf(stderr, "kizuna: not logged in: run kizuna login LOGIN\n");
-        return EXIT_REFUSED;
-    }
+    if (!cli_session_load(&s))
+        return cli_not_logged_in();
     /* This device's keys open the staged states: without them there is nothing they could
      * be (a new device wipes staging). */
     struct ks_device me;

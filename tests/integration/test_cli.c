@@ -1159,3 +1159,100 @@ Test(cli, usage_mistakes_name_the_mistake_and_the_commands_usage)
     cr_assert(strstr(out, "unexpected argument now") && strstr(out, "usage: kizuna logout"), "%s",
               out);
 }
+
+/* Issue 15, item 7: kizuna with no session (a config directory nobody logged in from) and a
+ * server that cannot be reached (port 1: a command that tried would exit 3), stderr with
+ * stdout; the arguments follow (NULL-terminated). */
+static int kizuna_nobody(char *out, size_t outlen, const char *stdin_text, ...)
+{
+    char env_dir[400];
+    snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s/cli-nobody", d.dir);
+    const char *env[] = {env_dir, "KIZUNA_SERVER=http://127.0.0.1:1", "KIZUNA_PASSWORD=", NULL};
+    const char *argv[16] = {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>&1", KIZUNA_PATH};
+    va_list ap;
+    va_start(ap, stdin_text);
+    for (int i = 4; i < 15 && (argv[i] = va_arg(ap, const char *)); i++)
+        ;
+    va_end(ap);
+    argv[15] = NULL;
+    return run_capture(argv, env, stdin_text, out, outlen);
+}
+
+#define NOBODY(in, ...) kizuna_nobody(out, sizeof out, in, __VA_ARGS__, (const char *)NULL)
+
+/* Issue 15, item 7: every subcommand is an entry of the command table, so a near miss of one
+ * gets a "did you mean" and its group's usage, and a mistake in one shows its usage alone. */
+Test(cli, a_near_miss_subcommand_gets_did_you_mean_and_the_groups_usage)
+{
+    char out[8192];
+    cr_assert_eq(NOBODY(NULL, "room", "creat", "x"), 2, "%s", out);
+    cr_assert(strstr(out, "kizuna: room has no subcommand creat; did you mean create?\n"), "%s",
+              out);
+    cr_assert(strstr(out, "usage: kizuna room create NAME"), "the room group's usage: %s", out);
+    cr_assert(strstr(out, "kizuna room invite ROOM USER") && strstr(out, "kizuna room export ROOM"),
+              "%s", out);
+    cr_assert_null(strstr(out, "notice post"), "not the whole help: %s", out);
+    cr_assert_null(strstr(out, "not logged in"), "a usage mistake, not a refusal: %s", out);
+    cr_assert_eq(NOBODY(NULL, "notice", "repot", "3"), 2, "%s", out);
+    cr_assert(strstr(out, "notice has no subcommand repot; did you mean report?"), "%s", out);
+    cr_assert(strstr(out, "kizuna notice withdraw ID") && !strstr(out, "room create"), "%s", out);
+    cr_assert_eq(NOBODY(NULL, "admin", "user", "enabel", "sato"), 2, "%s", out);
+    cr_assert(strstr(out, "admin user has no subcommand enabel; did you mean enable?"), "%s", out);
+    cr_assert(strstr(out, "kizuna admin user reset-password LOGIN"), "%s", out);
+    cr_assert_null(strstr(out, "admin invite"), "the admin user group only: %s", out);
+    cr_assert_eq(NOBODY(NULL, "photo"), 2, "%s", out);
+    cr_assert(strstr(out, "kizuna: photo needs a subcommand") && strstr(out, "kizuna photo resume"),
+              "%s", out);
+
+    /* A mistake in one subcommand: its usage, not its group's. */
+    cr_assert_eq(NOBODY(NULL, "room", "invite", "本部"), 2, "%s", out);
+    cr_assert(strstr(out, "kizuna: room invite needs ROOM USER"), "%s", out);
+    cr_assert(strstr(out, "usage: kizuna room invite ROOM USER\n"), "%s", out);
+    cr_assert_null(strstr(out, "room create"), "that subcommand's usage only: %s", out);
+    cr_assert_eq(NOBODY(NULL, "notice", "report", "3", "--bogus"), 2, "%s", out);
+    cr_assert(strstr(out, "notice report has no option --bogus"), "%s", out);
+    cr_assert(strstr(out, "usage: kizuna notice report ID"), "%s", out);
+    cr_assert_null(strstr(out, "notice post"), "that subcommand's usage only: %s", out);
+    cr_assert_eq(NOBODY(NULL, "admin", "user", "disable", "sato", "--name", "x"), 2, "%s", out);
+    cr_assert(strstr(out, "unexpected argument --name") &&
+                  strstr(out, "usage: kizuna admin user disable LOGIN\n"),
+              "%s", out);
+}
+
+/* Issue 15, item 7: dispatch refuses a command that needs a session when there is none, as
+ * connecting would ("not logged in", exit 1), without connecting, reading its input or asking
+ * for a password; a mistake in its arguments is still reported first, as one (exit 2). */
+Test(cli, a_command_that_needs_a_session_says_not_logged_in_without_a_server)
+{
+    char out[8192];
+    const char *refused[][8] = {
+        {"whoami"},
+        {"room", "members", "本部"},
+        {"passwd"},                                    /* no password prompt */
+        {"send", "本部"},                              /* stdin not read */
+        {"admin", "import", "/nonexistent/staff.csv"}, /* the file not read */
+        {"notice", "post", "--title", "t", "--to", "all", "--body-file", "/nonexistent/body"},
+        {"admin", "user", "add", "sato", "--password-stdin"}, /* stdin not read */
+        {"photo", "resume"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        const char *const *a = refused[i];
+        int rc = NOBODY("stdin-text\n", a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+        cr_assert_eq(rc, 1, "%s %s: %s", a[0], a[1] ? a[1] : "", out);
+        const char *msg = "kizuna: not logged in: run kizuna login LOGIN\n";
+        cr_assert(strstr(out, msg), "%s %s: %s", a[0], a[1] ? a[1] : "", out);
+        cr_assert_null(strstr(strstr(out, msg) + strlen(msg), "not logged in"), "said once: %s",
+                       out);
+        cr_assert_null(strstr(out, "cannot reach"), "no connection was tried: %s", out);
+        cr_assert_null(strstr(out, "cannot read"), "nothing was read: %s", out);
+        cr_assert_null(strstr(out, "terminal"), "no password was asked for: %s", out);
+    }
+    /* notice post without --to: a usage mistake first. */
+    cr_assert_eq(NOBODY(NULL, "notice", "post", "--title", "t", "--body", "b"), 2, "%s", out);
+    cr_assert(strstr(out, "notice post needs --title, --to") && !strstr(out, "not logged in"), "%s",
+              out);
+    cr_assert_eq(NOBODY(NULL, "history", "本部", "--limit", "x"), 2, "%s", out);
+    cr_assert_null(strstr(out, "not logged in"), "%s", out);
+    cr_assert_eq(NOBODY(NULL, "readers", "本部", "abc"), 2, "%s", out);
+    cr_assert(strstr(out, "POS") && !strstr(out, "not logged in"), "%s", out);
+}
