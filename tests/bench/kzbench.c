@@ -4,7 +4,9 @@
  * mosquitto as the reference), drives it over loopback with many connections on one
  * libwebsockets event loop, and prints one JSON line per result: the scenario, its
  * parameters, messages sent and delivered, delivered msgs/s, latency from send to receipt
- * (p50/p95/p99/max), errors, and the server's CPU seconds and peak RSS from /proc.
+ * (p50/p95/p99/max; in `rooms`, from the *scheduled* send: see rooms_tick), errors, and the
+ * server's CPU seconds and peak RSS from /proc. tests/bench/indep/ is a second, independent
+ * client for `rooms`, to check these figures against.
  *
  *   kzbench --kizunad PATH --scenario fanout --members 100 --messages 2000
  *   kzbench --mosquitto /usr/sbin/mosquitto --scenario fanout --members 100 --messages 2000
@@ -17,6 +19,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <libwebsockets.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -38,7 +41,7 @@
 static struct {
     const char *kizunad, *mosquitto, *scenario;
     int members, messages, window, rooms, per_room, senders, conns, recipients, logins;
-    double rate, duration;
+    double rate, duration, drain;
     const char *rates;
     const char *set; /* one extra kizunad setting, NAME=VALUE, for experiments */
 } opt = {.members = 100,
@@ -52,6 +55,7 @@ static struct {
          .logins = 1000,
          .rate = 1,
          .duration = 10,
+         .drain = 10,
          .rates = NULL};
 
 static void usage(void)
@@ -60,6 +64,7 @@ static void usage(void)
           "  fanout         --members N --messages M --window W\n"
           "  rooms          --rooms R --per-room K --rate MSGS_PER_S_PER_MEMBER --duration S\n"
           "                 [--rates 1,5,20: several runs, one line each]\n"
+          "                 [--drain S: wait up to S s (default 10) for late deliveries]\n"
           "  ingest         --senders S --messages M (total) --window W   (kizunad only)\n"
           "  idle           --conns C\n"
           "  resume         --messages M                                   (kizunad only)\n"
@@ -324,19 +329,28 @@ static void on_signal(int sig)
 
 /* ---- latencies ---- */
 
-static struct {
+/* Durations in microseconds; sorted by samples_sort before percentiles are read. */
+struct samples {
     unsigned *us;
     size_t n, cap;
-} lat;
+};
+
+static struct samples lat;      /* send (or scheduled send) to receipt */
+static struct samples send_lag; /* rooms: how late kzbench's own sends left, after schedule */
+
+static void samples_add(struct samples *s, long long d_ns)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 65536;
+        s->us = realloc(s->us, s->cap * sizeof *s->us);
+    }
+    long long d = d_ns / 1000;
+    s->us[s->n++] = d < 0 ? 0 : (unsigned)d;
+}
 
 static void lat_add(long long sent_ns)
 {
-    if (lat.n == lat.cap) {
-        lat.cap = lat.cap ? lat.cap * 2 : 65536;
-        lat.us = realloc(lat.us, lat.cap * sizeof *lat.us);
-    }
-    long long d = (now_ns() - sent_ns) / 1000;
-    lat.us[lat.n++] = d < 0 ? 0 : (unsigned)d;
+    samples_add(&lat, now_ns() - sent_ns);
 }
 
 static int cmp_u(const void *a, const void *b)
@@ -345,12 +359,24 @@ static int cmp_u(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static void samples_sort(struct samples *s)
+{
+    if (s->n)
+        qsort(s->us, s->n, sizeof *s->us, cmp_u);
+}
+
+/* The p-th percentile in ms of sorted samples (the sample at index p x (n-1), rounded down). */
+static double samples_pct(const struct samples *s, double p)
+{
+    if (!s->n)
+        return 0;
+    size_t i = (size_t)(p * (double)(s->n - 1));
+    return s->us[i] / 1000.0;
+}
+
 static double pct(double p)
 {
-    if (!lat.n)
-        return 0;
-    size_t i = (size_t)(p * (double)(lat.n - 1));
-    return lat.us[i] / 1000.0;
+    return samples_pct(&lat, p);
 }
 
 /* ---- connections on one event loop ---- */
@@ -849,7 +875,7 @@ static void measure_start(void)
     long hwm, rss;
     server_stats(&cpu0, &hwm, &rss);
     t0 = now_ns();
-    lat.n = 0;
+    lat.n = send_lag.n = 0;
 }
 
 static void report(const char *params_json, long long sent, long long delivered, long long acked)
@@ -858,8 +884,7 @@ static void report(const char *params_json, long long sent, long long delivered,
     double cpu;
     long hwm, rss;
     server_stats(&cpu, &hwm, &rss);
-    if (lat.n)
-        qsort(lat.us, lat.n, sizeof *lat.us, cmp_u);
+    samples_sort(&lat);
     double used = cpu - cpu0;
     long long per = delivered ? delivered : acked;
     printf("{\"scenario\":\"%s\",\"server\":\"%s\",\"params\":%s,\"sent\":%lld,\"acked\":%lld,"
@@ -1003,7 +1028,23 @@ static void scenario_fanout(void)
 
 /* ---- rooms: open loop, many rooms ---- */
 
+/* What a user feels: every member sends on a fixed schedule (one message per 1/rate seconds,
+ * from a random phase), whether or not its earlier messages were answered, and every message
+ * carries its *scheduled* send time ("<seq> <scheduled_ns> <sender> <run>"). Latency runs from
+ * that time to the receipt at each other member, so if kzbench's own loop runs late, the
+ * lateness counts (no coordinated omission): a user who pressed send during the stall waited
+ * through it too. Until 2026-12 the body carried the time the tick actually ran, a late loop
+ * sent one overdue message per member per tick, the sender's own echo counted as a delivery
+ * and whatever had not arrived 0.5 s after the last send was left out: at 1 msg/s per member
+ * that reported a p99 of 8.7 ms where an independent client (tests/bench/indep/) measured
+ * 79 ms. send_lag_ms says how late kzbench's sends left against their schedule, so that a run
+ * in which the generator itself was the bottleneck can be told apart. */
+
 static char (*room_ids)[64];
+static int rooms_run; /* which rate of --rates: stale messages are told apart */
+static long long rooms_end_ns = LLONG_MAX;  /* nothing is scheduled at or after it */
+static long long rooms_echoes, rooms_stale; /* own messages coming back; a previous rate's */
+static long long last_delivery_ns, last_ack_ns;
 
 static void rooms_tick(void)
 {
@@ -1011,21 +1052,28 @@ static void rooms_tick(void)
     long long period = (long long)(1e9 / opt.rate);
     for (int i = 0; i < nconns; i++) {
         struct conn *c = &conns[i];
-        if (!c->open || now < c->next_send_ns)
-            continue;
-        c->next_send_ns += period;
-        char payload[64];
-        snprintf(payload, sizeof payload, "%d %lld", c->sent++, now);
-        int room = i / opt.per_room;
-        if (opt.mosquitto) {
-            char topic[32];
-            snprintf(topic, sizeof topic, "room/%d", room);
-            mqtt_publish(c, topic, payload);
-        } else {
-            kz_send(c, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"%s\"", room_ids[room],
-                    payload);
+        /* Every send that is due, each with its own scheduled time: after a stall, a burst. */
+        while (c->next_send_ns <= now && c->next_send_ns < rooms_end_ns) {
+            long long at = c->next_send_ns;
+            c->next_send_ns += period;
+            samples_add(&send_lag, now - at);
+            sender.sent++;
+            if (!c->open) { /* scheduled and lost: it counts as sent, never delivered */
+                errors++;
+                continue;
+            }
+            char payload[96];
+            snprintf(payload, sizeof payload, "%d %lld %d %d", c->sent++, at, i, rooms_run);
+            int room = i / opt.per_room;
+            if (opt.mosquitto) {
+                char topic[32];
+                snprintf(topic, sizeof topic, "room/%d", room);
+                mqtt_publish(c, topic, payload);
+            } else {
+                kz_send(c, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"%s\"", room_ids[room],
+                        payload);
+            }
         }
-        sender.sent++;
     }
 }
 
@@ -1034,45 +1082,99 @@ static bool rooms_over(void)
     return false; /* runs until the deadline */
 }
 
+static bool rooms_drained(void)
+{
+    return delivered >= (long long)sender.sent * (opt.per_room - 1) && acked_total >= sender.sent;
+}
+
+/* One message arrived at member c: text is its body (not necessarily terminated after it). */
+static void rooms_receipt(struct conn *c, const char *text)
+{
+    long long seq, at;
+    int from, run;
+    if (sscanf(text, "%lld %lld %d %d", &seq, &at, &from, &run) != 4) {
+        errors++;
+        return;
+    }
+    if (run != rooms_run)
+        rooms_stale++;
+    else if (from == (int)(c - conns))
+        rooms_echoes++; /* Kizuna and MQTT both send a member its own message back */
+    else {
+        lat_add(at);
+        delivered++;
+        last_delivery_ns = now_ns();
+    }
+}
+
 static void rooms_msg(struct conn *c, const unsigned char *data, size_t len)
 {
-    (void)c;
     if (memmem(data, len, "\"event\":\"msg\"", 13)) {
-        long long ns = msg_sent_ns(data, len);
-        if (ns) {
-            lat_add(ns);
-            delivered++;
-        }
+        const char *p = memmem(data, len, "\"body\":\"", 8);
+        if (p)
+            rooms_receipt(c, p + 8);
+        else
+            errors++;
     } else if (!memmem(data, len, "\"event\"", 7)) {
         acked_total++;
+        last_ack_ns = now_ns();
         if (!memmem(data, len, "\"ok\":true", 9))
             errors++;
     }
 }
 
+static void mqtt_rooms_publish(struct conn *c, const char *payload, size_t len)
+{
+    char text[96]; /* the payload is not terminated: the next packet follows it */
+    snprintf(text, sizeof text, "%.*s", (int)(len < sizeof text - 1 ? len : sizeof text - 1),
+             payload);
+    rooms_receipt(c, text);
+}
+
 static void mqtt_rooms_ack(struct conn *c, unsigned char type)
 {
-    if (type == 0x40)
+    if (type == 0x40) {
         acked_total++;
-    else if (type == 0x90) {
+        last_ack_ns = now_ns();
+    } else if (type == 0x90) {
         c->step++;
         live_count++;
     }
 }
 
-static void scenario_rooms_at(double rate)
+/* The machine's load average (1, 5, 15 min) as a JSON array: figures from a shared machine
+ * are relative, and this says how shared it was. */
+static void loadavg_json(char *out, size_t size)
 {
+    double a[3] = {0, 0, 0};
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf %lf %lf", &a[0], &a[1], &a[2]) != 3)
+            a[0] = a[1] = a[2] = 0;
+        fclose(f);
+    }
+    snprintf(out, size, "[%.2f,%.2f,%.2f]", a[0], a[1], a[2]);
+}
+
+static void scenario_rooms_at(double rate, double drain_s)
+{
+    if (!(rate > 0 && rate <= 1000) || !(drain_s >= 0) || opt.per_room < 2) {
+        fprintf(stderr, "kzbench: rooms needs 0 < rate <= 1000, drain >= 0, per-room >= 2\n");
+        exit(2);
+    }
     opt.rate = rate;
     char params[160];
     snprintf(params, sizeof params,
              "{\"rooms\":%d,\"per_room\":%d,\"rate_per_member\":%g,\"duration_s\":%g}", opt.rooms,
              opt.per_room, rate, opt.duration);
-    delivered = acked_total = 0;
+    rooms_run++;
+    delivered = acked_total = rooms_echoes = rooms_stale = 0;
     sender.sent = 0;
-    long long start = now_ns();
-    for (int i = 0; i < nconns; i++) /* spread the first sends over one period */
-        conns[i].next_send_ns = start + (long long)(1e9 / rate * (double)rand() / RAND_MAX);
     measure_start();
+    last_delivery_ns = last_ack_ns = t0;
+    rooms_end_ns = t0 + (long long)(opt.duration * 1e9);
+    for (int i = 0; i < nconns; i++) /* spread the first sends over one period */
+        conns[i].next_send_ns = t0 + (long long)(1e9 / rate * (double)rand() / RAND_MAX);
     tick_fn = rooms_tick;
     tick_ms = 1;
     lws_sul_schedule(ctx, 0, &tick_sul, tick_cb, 1000);
@@ -1080,9 +1182,41 @@ static void scenario_rooms_at(double rate)
     tick_ms = 0;
     tick_fn = NULL;
     lws_sul_cancel(&tick_sul);
-    /* let in-flight deliveries land before reporting, bounded */
-    run_until(rooms_over, 0.5);
-    report(params, sender.sent, delivered, acked_total);
+    rooms_tick(); /* whatever was scheduled before the end and is still due */
+    /* Everything sent is waited for, up to drain_s: a server that fell behind delivers late,
+     * and those late deliveries are the ones a user notices. What never arrives is missing. */
+    run_until(rooms_drained, drain_s);
+    long long end = now_ns();
+
+    double cpu;
+    long hwm, rss;
+    server_stats(&cpu, &hwm, &rss);
+    samples_sort(&lat);
+    samples_sort(&send_lag);
+    char load[64];
+    loadavg_json(load, sizeof load);
+    long long sent = sender.sent, expected = sent * (opt.per_room - 1);
+    double window = opt.duration;
+    double dsecs = (double)(last_delivery_ns - t0) / 1e9, asecs = (double)(last_ack_ns - t0) / 1e9;
+    double used = cpu - cpu0;
+    printf("{\"scenario\":\"rooms\",\"server\":\"%s\",\"client\":\"kzbench\",\"params\":%s,"
+           "\"sent\":%lld,\"acked\":%lld,\"delivered\":%lld,\"expected\":%lld,"
+           "\"delivered_fraction\":%.5f,\"echoes\":%lld,\"stale\":%lld,\"seconds\":%.3f,"
+           "\"offered_per_s\":%.0f,\"delivered_per_s\":%.0f,\"sent_per_s\":%.0f,"
+           "\"acked_per_s\":%.0f,"
+           "\"latency_ms\":{\"p50\":%.3f,\"p95\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
+           "\"send_lag_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
+           "\"errors\":%d,\"server_cpu_s\":%.3f,\"server_cpu_us_per_msg\":%.2f,"
+           "\"server_peak_rss_kib\":%ld,\"loadavg\":%s}\n",
+           opt.mosquitto ? "mosquitto" : "kizunad", params, sent, acked_total, delivered, expected,
+           expected ? (double)delivered / (double)expected : 0, rooms_echoes, rooms_stale,
+           (double)(end - t0) / 1e9, (double)expected / window,
+           dsecs > 0 ? (double)delivered / dsecs : 0, (double)sent / window,
+           asecs > 0 ? (double)acked_total / asecs : 0, pct(0.50), pct(0.95), pct(0.99),
+           lat.n ? lat.us[lat.n - 1] / 1000.0 : 0, samples_pct(&send_lag, 0.50),
+           samples_pct(&send_lag, 0.99), send_lag.n ? send_lag.us[send_lag.n - 1] / 1000.0 : 0,
+           errors, used, delivered ? used * 1e6 / (double)delivered : 0, hwm, load);
+    fflush(stdout);
 }
 
 static void scenario_rooms(void)
@@ -1093,7 +1227,7 @@ static void scenario_rooms(void)
         conns = calloc((size_t)total, sizeof *conns);
         nconns = total;
         live_count = 0;
-        mqtt_on_publish = mqtt_member_publish;
+        mqtt_on_publish = mqtt_rooms_publish;
         mqtt_on_ack = mqtt_rooms_ack;
         for (int i = 0; i < total; i++) {
             char topic[32];
@@ -1103,8 +1237,11 @@ static void scenario_rooms(void)
             mqtt_connect(&conns[i]);
             mqtt_subscribe(&conns[i], topic);
         }
-        if (!run_until(all_live, 120))
+        if (!run_until(all_live, 120)) {
+            fprintf(stderr, "kzbench: only %d of %d subscribers ready (%d errors)\n", live_count,
+                    total, errors);
             exit(1);
+        }
     } else {
         admin_connect();
         create_users(0, total, 0);
@@ -1116,9 +1253,9 @@ static void scenario_rooms(void)
         char buf[256];
         snprintf(buf, sizeof buf, "%s", opt.rates);
         for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
-            scenario_rooms_at(atof(tok));
+            scenario_rooms_at(atof(tok), opt.drain);
     } else {
-        scenario_rooms_at(opt.rate);
+        scenario_rooms_at(opt.rate, opt.drain);
     }
 }
 
@@ -1501,6 +1638,8 @@ int main(int argc, char **argv)
             opt.rates = v;
         else if (!strcmp(a, "--duration"))
             opt.duration = atof(v);
+        else if (!strcmp(a, "--drain"))
+            opt.drain = atof(v);
         else if (!strcmp(a, "--set"))
             opt.set = v;
         else
@@ -1581,6 +1720,7 @@ int main(int argc, char **argv)
     conn_free(&idle_tok);
     conn_free(&back);
     free(lat.us);
+    free(send_lag.us);
     free(room_ids);
     return errors ? 1 : 0;
 }

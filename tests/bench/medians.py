@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Medians of kzbench runs: reads JSON lines (tests/bench/run-all.sh) and prints a Markdown
-table row per scenario, server and parameters."""
+table row per scenario, server and parameters. Lines of the independent client
+(tests/bench/indep/, "client": "node-indep") are kept apart from kzbench's, and `rooms` gets a
+second table that sets the two clients side by side."""
 import json
 import statistics
 import sys
@@ -12,7 +14,8 @@ for line in sys.stdin:
     if not line.startswith("{"):
         continue
     d = json.loads(line)
-    key = (d["scenario"], d["server"], json.dumps(d["params"], ensure_ascii=False, sort_keys=True))
+    server = d["server"] + ("" if d.get("client", "kzbench") == "kzbench" else f" ({d['client']})")
+    key = (d["scenario"], server, json.dumps(d["params"], ensure_ascii=False, sort_keys=True))
     runs[key].append(d)
 
 def med(rows, *path):
@@ -36,3 +39,25 @@ for (scen, server, params), rows in sorted(runs.items()):
           f"| {fmt(med(rows, 'latency_ms', 'p99'), 2)} | {fmt(med(rows, 'server_cpu_us_per_msg'), 2)} "
           f"| {fmt(med(rows, 'server_kib_per_conn'), 2)} | {fmt(med(rows, 'report_ms', 'median'), 1)} "
           f"| {fmt(med(rows, 'server_peak_rss_kib'), 0)} |")
+
+# rooms: both clients side by side, per rate. Latency runs from each message's scheduled send
+# time; "lag p99" is how late the generator's own sends left (already inside the latency).
+rooms = sorted(((server, params, rows) for (scen, server, params), rows in runs.items()
+                if scen == "rooms"),
+               key=lambda t: (json.loads(t[1]).get("rate_per_member", 0), t[0]))
+if rooms:
+    print()
+    print("| rate/member | server (client) | runs | offered/s | delivered/s | delivered | p50 ms | p95 ms "
+          "| p99 ms | max ms | CPU µs/delivered | generator lag p99 ms | load avg (1 min) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for server, params, rows in rooms:
+        frac = med(rows, "delivered_fraction")
+        loads = [r["loadavg"][0] for r in rows if isinstance(r.get("loadavg"), list)]
+        load = f"{min(loads):.1f}–{max(loads):.1f}" if loads else ""
+        print(f"| {json.loads(params).get('rate_per_member')} | {server} | {len(rows)} "
+              f"| {fmt(med(rows, 'offered_per_s'), 0)} | {fmt(med(rows, 'delivered_per_s'), 0)} "
+              f"| {'' if frac is None else f'{frac * 100:.2f}%'} "
+              f"| {fmt(med(rows, 'latency_ms', 'p50'), 1)} | {fmt(med(rows, 'latency_ms', 'p95'), 1)} "
+              f"| {fmt(med(rows, 'latency_ms', 'p99'), 1)} | {fmt(med(rows, 'latency_ms', 'max'), 1)} "
+              f"| {fmt(med(rows, 'server_cpu_us_per_msg'), 1)} | {fmt(med(rows, 'send_lag_ms', 'p99'), 1)} "
+              f"| {load} |")

@@ -12,7 +12,7 @@ both() { # scenario args: run against both servers
 for run in 1 2 3; do
     both --scenario fanout --members 100 --messages 3000 --window 8
     both --scenario fanout --members 1000 --messages 300 --window 8
-    both --scenario rooms --rooms 100 --per-room 10 --rates 1,5,20,50 --duration 5
+    both --scenario rooms --rooms 100 --per-room 10 --rates 0.2,1,5,20,50 --duration 5
     both --scenario idle --conns 1000
     both --scenario idle --conns 10000
     "$bench" --kizunad "$kizunad" --scenario ingest --senders 50 --messages 100000 --window 32
