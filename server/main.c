@@ -355,7 +355,7 @@ static int cmd_serve(int argc, char **argv)
 out:
     kz_workers_stop(workers); /* unfinished password checks are answered "shutting down" */
     if (srv)
-        srv_commit(srv);
+        srv_flush(srv);
     transport_free(t);
     srv_free(srv);
     kz_syncer_stop(syncer); /* after the last commit above, and before the store closes */

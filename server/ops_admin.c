@@ -299,7 +299,8 @@ void srv_housekeep(struct srv *s)
         return;
     }
     if (!nids && !nidle) {
-        srv_commit(s); /* the uploads sweep's, if any */
+        /* The uploads sweep's, if any: nothing waits on it, so the loop need not either. */
+        srv_commit_async(s);
         return;
     }
     if (store_tx_begin(st) != STORE_OK) {

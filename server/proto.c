@@ -84,7 +84,7 @@ void srv_free(struct srv *s)
 {
     if (!s)
         return;
-    srv_commit(s);
+    srv_flush(s);
     srv_out_free(s);
     srv_events_forget(s);
     free(s->pending);
@@ -238,9 +238,17 @@ static bool commit_now(struct srv *s);
 
 bool srv_commit(struct srv *s)
 {
+    uint64_t before = s->commit_seq;
     bool ok = commit_now(s);
-    srv_out_flush(s);
+    if (s->commit_seq != before)
+        srv_out_flush(s); /* only this call's commit must be on disk when it returns */
     return ok;
+}
+
+void srv_flush(struct srv *s)
+{
+    commit_now(s);
+    srv_out_flush(s);
 }
 
 bool srv_commit_async(struct srv *s)

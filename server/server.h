@@ -383,6 +383,8 @@ void srv_send_error(struct srv *s, uint64_t conn_id, bool is_http, enum kz_err e
  * to commit at all while the syncer is busy with the previous one: group commit). */
 bool srv_commit(struct srv *s); /* false if the commit failed */
 bool srv_commit_async(struct srv *s);
+/* Commits, waits until every commit made is on disk and sends all they held (shutdown). */
+void srv_flush(struct srv *s);
 /* Hands the syncer to the core (owned by the caller, who stops it after srv_free). */
 void srv_set_syncer(struct srv *s, struct kz_syncer *y);
 /* Sends what commits now on disk were holding, in order (outbox.c), then makes the commit

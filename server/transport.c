@@ -297,7 +297,7 @@ void transport_run(struct transport *t)
      * close frame (lws_context_destroy would send none) and give clients a moment to take it. */
     KZ_INFO("shutdown", "connections=%zu", t->ws_count);
     listener_stop(t->listener);
-    srv_commit(t->srv);
+    srv_flush(t->srv);
     ws_goodbye_all(t);
     lws_sul_schedule(t->ctx, 0, &t->deadline_sul, deadline_cb,
                      (lws_usec_t)t->cfg->shutdown_grace_ms * LWS_US_PER_MS);
