@@ -244,6 +244,10 @@ static bool mosquitto_try(const char *conf, int port)
             "listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n"
             "persistence false\n",
             port);
+    /* Started as root, mosquitto drops to its own user, which clears the parent-death signal:
+     * a SIGKILLed kzbench would leave it running. As root it keeps the signal. */
+    if (geteuid() == 0)
+        fputs("user root\n", f);
     fclose(f);
     pid_t parent = getpid();
     srv.pid = fork();
