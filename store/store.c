@@ -555,18 +555,33 @@ static enum store_rc migrate(struct store *st, char *err, size_t errlen)
 }
 
 /* SQLite's update hook: called for every row this connection inserts, updates or deletes
- * (triggers and foreign-key actions included) in a table with rowids, as users, sessions and
- * departments are. Any such change makes every cached user and session stale. */
-static void auth_rows_changed(void *arg, int op, const char *db, const char *table,
-                              sqlite3_int64 rowid)
+ * (triggers and foreign-key actions included) in a table with rowids, as users, sessions,
+ * departments and rooms are. Any change to the first three makes every cached user and
+ * session stale; a change to users also every cached member list (it carries logins and
+ * names), and a change to a room that room's entry (store_room_cache.c). */
+static void rows_changed(void *arg, int op, const char *db, const char *table, sqlite3_int64 rowid)
 {
     (void)op;
     (void)db;
-    (void)rowid;
     struct store *st = arg;
-    if (strcmp(table, "users") == 0 || strcmp(table, "sessions") == 0 ||
-        strcmp(table, "departments") == 0)
+    if (strcmp(table, "users") == 0) {
         st->auth_gen++;
+        store_rooms_forget_all(st);
+    } else if (strcmp(table, "sessions") == 0 || strcmp(table, "departments") == 0) {
+        st->auth_gen++;
+    } else if (strcmp(table, "rooms") == 0) {
+        store_room_forget(st, rowid);
+    }
+}
+
+/* SQLite's rollback hook: every rollback of the transaction, ours or one SQLite makes by
+ * itself after an error (a full disk, I/O), undoes changes the caches already saw. A
+ * savepoint's ROLLBACK TO does not call it: store_op_end does the same there. */
+static void rolled_back(void *arg)
+{
+    struct store *st = arg;
+    st->auth_gen++;
+    store_rooms_forget_all(st);
 }
 
 enum store_rc store_open(const struct store_options *opt, struct store **out, char *err,
@@ -604,7 +619,9 @@ enum store_rc store_open(const struct store_options *opt, struct store **out, ch
     if (rc != STORE_OK)
         goto out;
     st->auth_gen = 1;
-    sqlite3_update_hook(st->db, auth_rows_changed, st);
+    st->room_gen = 1;
+    sqlite3_update_hook(st->db, rows_changed, st);
+    sqlite3_rollback_hook(st->db, rolled_back, st);
     rc = store_prepare_all(st, stmt_sql, st->stmt, S_COUNT, "core", err, errlen);
     if (rc != STORE_OK)
         goto out;
@@ -647,6 +664,7 @@ void store_close(struct store *st)
         sqlite3_exec(st->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
         sqlite3_close(st->db);
     }
+    store_room_cache_free(st);
     free(st);
 }
 
@@ -700,6 +718,7 @@ void store_tx_rollback(struct store *st)
     st->fts_pos = st->fts_pos_committed;
     st->pos_floor_known = false;
     st->auth_gen++; /* the hook saw changes that are now undone */
+    store_rooms_forget_all(st);
 }
 
 bool store_tx_is_open(const struct store *st)
@@ -729,6 +748,7 @@ enum store_rc store_op_end(struct store *st, bool keep)
         st->fts_pos = st->fts_pos_op;
         st->pos_floor_known = false;
         st->auth_gen++;
+        store_rooms_forget_all(st);
         if (exec(st, "ROLLBACK TO op"))
             return STORE_ERROR;
     }

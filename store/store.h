@@ -378,6 +378,8 @@ struct store_message {
 };
 
 enum store_rc store_room_insert(struct store *st, struct store_room *r, const char *direct_key);
+/* store_room_get, _get_by_id, store_member_get and store_member_each answer from a cache of
+ * rooms and their member lists, current as of the last write (store_room_cache.c). */
 enum store_rc store_room_get(struct store *st, const char *room_id, struct store_room *out);
 enum store_rc store_room_get_by_id(struct store *st, int64_t id, struct store_room *out);
 enum store_rc store_room_get_direct(struct store *st, const char *direct_key,
@@ -400,7 +402,9 @@ enum store_rc store_member_leave(struct store *st, int64_t room, int64_t user_id
 enum store_rc store_member_set_role(struct store *st, int64_t room, int64_t user_id,
                                     const char *role);
 typedef int (*store_member_fn)(void *ctx, const struct store_member *m);
-/* Current members in join order (or, with include_past, everyone who ever was one). */
+/* Current members in join order, ties by user id (or, with include_past, everyone who ever
+ * was one). The walk sees the list as it was when the call began: a change a callback makes
+ * shows from the next call. No such room: STORE_OK and no calls. */
 enum store_rc store_member_each(struct store *st, int64_t room, bool include_past,
                                 store_member_fn fn, void *ctx);
 enum store_rc store_member_count(struct store *st, int64_t room, int64_t *out);

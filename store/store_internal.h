@@ -28,6 +28,16 @@ struct store_session_slot {
     struct store_session s;
 };
 
+/* Rooms with their member lists (store_room_cache.c, which says when an entry goes stale). A
+ * slot is good while its gen is room_gen and it holds an entry; room_by_name maps a hash of a
+ * room's public id to the slot's room. */
+#define STORE_ROOM_CACHE 256
+struct store_room_entry;
+struct store_room_slot {
+    uint64_t gen;
+    struct store_room_entry *e;
+};
+
 struct store {
     sqlite3 *db;
     sqlite3_stmt *stmt[STORE_CORE_STMTS];     /* store.c */
@@ -47,6 +57,9 @@ struct store {
     uint64_t auth_gen; /* starts at 1: a zeroed slot is never good */
     struct store_user_slot user_cache[STORE_AUTH_CACHE];
     struct store_session_slot session_cache[STORE_AUTH_CACHE];
+    uint64_t room_gen; /* starts at 1, as auth_gen */
+    struct store_room_slot room_cache[STORE_ROOM_CACHE];
+    int64_t room_by_name[STORE_ROOM_CACHE];
     char errmsg[256];
     bool disk_error;        /* the last error was a full, read-only or failing disk */
     _Atomic int wal_frames; /* frames in the log after the last commit (store_wal.c) */
@@ -73,5 +86,31 @@ enum store_rc store_e2ee_prepare(struct store *st, char *err, size_t errlen);
 /* Indexes messages written since the last flush (store_talk.c); store_tx_commit calls it. */
 enum store_rc store_fts_flush(struct store *st);
 enum store_rc store_fts_init(struct store *st, char *err, size_t errlen);
+
+/* The room cache (store_room_cache.c). An entry is built with _new and _add, one call per
+ * member row in join order, and handed to store_room_cache_put, which keeps a reference of
+ * its own; the builder then releases its reference. _get and _find return the cache's
+ * entry, valid until the next store call (hold it across callbacks). */
+struct store_room_entry *store_room_entry_new(const struct store_room *room);
+int store_room_entry_add(struct store_room_entry *e, const struct store_member *m);
+int store_room_cache_put(struct store *st, struct store_room_entry *e);
+struct store_room_entry *store_room_entry_hold(struct store_room_entry *e);
+void store_room_entry_release(struct store_room_entry *e); /* accepts NULL */
+struct store_room_entry *store_room_cache_get(struct store *st, int64_t id);
+struct store_room_entry *store_room_cache_find(struct store *st, const char *room_id);
+const struct store_room *store_room_entry_room(const struct store_room_entry *e);
+size_t store_room_entry_count(const struct store_room_entry *e);
+/* Member i in join order into *out; false (nothing written) for a past member unless
+ * include_past. */
+bool store_room_entry_member_at(const struct store_room_entry *e, size_t i, bool include_past,
+                                struct store_member *out);
+/* The member row of user_id, past or present; false if there is none. */
+bool store_room_entry_member(const struct store_room_entry *e, int64_t user_id,
+                             struct store_member *out);
+/* One room's entry is stale (a write to its rooms or room_members rows). */
+void store_room_forget(struct store *st, int64_t room);
+/* Every entry is stale (a users row changed, a rollback). */
+void store_rooms_forget_all(struct store *st);
+void store_room_cache_free(struct store *st);
 
 #endif

@@ -287,6 +287,7 @@ enum store_rc store_notice_join_room(struct store *st, int64_t notice, int64_t r
     sqlite3_bind_int64(s, 1, notice);
     sqlite3_bind_int64(s, 2, room);
     sqlite3_bind_int64(s, 3, pos);
+    store_room_forget(st, room); /* room_members: see store_room_cache.c */
     return store_step_done(st, s, "notice recipients");
 }
 

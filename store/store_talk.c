@@ -14,11 +14,9 @@ enum talk_stmt {
     T_ROOM_UPDATE,
     T_ROOM_ARCHIVE,
     T_ROOM_NAMED,
-    T_MEMBER_GET,
     T_MEMBER_JOIN,
     T_MEMBER_LEAVE,
     T_MEMBER_ROLE,
-    T_MEMBER_EACH,
     T_MEMBER_EACH_ALL,
     T_MEMBER_COUNT,
     T_MEMBER_READ_SET,
@@ -74,8 +72,6 @@ static const char *const talk_sql[T_COUNT] = {
     [T_ROOM_NAMED] = "SELECT " ROOM_COLS " FROM room_members m JOIN rooms r ON r.id = m.room"
                      " WHERE m.user_id = ? AND m.left_pos IS NULL AND r.kind = 'group'"
                      " AND r.name = ? ORDER BY r.id DESC LIMIT 1",
-    [T_MEMBER_GET] = "SELECT " MEMBER_COLS " FROM room_members m JOIN users u ON u.id = m.user_id"
-                     " WHERE m.room = ? AND m.user_id = ?",
     [T_MEMBER_JOIN] =
         "INSERT INTO room_members (room, user_id, role, joined_pos) VALUES (?, ?, ?, ?)"
         " ON CONFLICT(room, user_id) DO UPDATE SET role = excluded.role,"
@@ -84,10 +80,10 @@ static const char *const talk_sql[T_COUNT] = {
                        " AND left_pos IS NULL",
     [T_MEMBER_ROLE] = "UPDATE room_members SET role = ? WHERE room = ? AND user_id = ?"
                       " AND left_pos IS NULL",
-    [T_MEMBER_EACH] = "SELECT " MEMBER_COLS " FROM room_members m JOIN users u ON u.id = m.user_id"
-                      " WHERE m.room = ? AND m.left_pos IS NULL ORDER BY m.joined_pos",
+    /* Every member row of a room, for the room cache (store_room_cache.c): the index
+     * room_members_joined gives them in join order, ties by user, without a sort. */
     [T_MEMBER_EACH_ALL] = "SELECT " MEMBER_COLS " FROM room_members m JOIN users u"
-                          " ON u.id = m.user_id WHERE m.room = ? ORDER BY m.joined_pos",
+                          " ON u.id = m.user_id WHERE m.room = ? ORDER BY m.joined_pos, m.user_id",
     [T_MEMBER_COUNT] = "SELECT count(*) FROM room_members WHERE room = ? AND left_pos IS NULL",
     [T_MEMBER_READ_SET] = "UPDATE room_members SET read_pos = ?, read_at = ? WHERE room = ?"
                           " AND user_id = ? AND read_pos < ?",
@@ -219,18 +215,76 @@ enum store_rc store_room_insert(struct store *st, struct store_room *r, const ch
     return rc;
 }
 
+static int read_member(sqlite3_stmt *s, int col, struct store_member *m);
+
+/* Reads a room's member rows, past ones too, into a new cache entry (store_room_cache.c).
+ * Returns the cache's entry, or NULL with *rc set. */
+static struct store_room_entry *room_fill(struct store *st, const struct store_room *room,
+                                          enum store_rc *rc)
+{
+    struct store_room_entry *e = store_room_entry_new(room);
+    if (!e) {
+        *rc = STORE_ERROR;
+        snprintf(st->errmsg, sizeof st->errmsg, "member list: out of memory");
+        return NULL;
+    }
+    sqlite3_stmt *s = stmt(st, T_MEMBER_EACH_ALL);
+    sqlite3_bind_int64(s, 1, room->id);
+    struct store_member m;
+    int r;
+    bool oom = false;
+    while (!oom && (r = sqlite3_step(s)) == SQLITE_ROW) {
+        read_member(s, 0, &m);
+        oom = store_room_entry_add(e, &m) != 0;
+    }
+    *rc = oom || r == SQLITE_DONE ? STORE_OK : store_fail(st, "member list");
+    store_finish(s);
+    if (*rc == STORE_OK && (oom || store_room_cache_put(st, e) != 0)) {
+        *rc = STORE_ERROR;
+        snprintf(st->errmsg, sizeof st->errmsg, "member list: out of memory");
+    }
+    store_room_entry_release(e);
+    return *rc == STORE_OK ? store_room_cache_get(st, room->id) : NULL;
+}
+
+/* A room and its members by the room's row id, from the cache or read into it. NULL with
+ * *rc STORE_NOT_FOUND if there is no such room. */
+static struct store_room_entry *room_entry(struct store *st, int64_t id, enum store_rc *rc)
+{
+    struct store_room_entry *e = store_room_cache_get(st, id);
+    if (e) {
+        *rc = STORE_OK;
+        return e;
+    }
+    struct store_room room;
+    sqlite3_stmt *s = stmt(st, T_ROOM_GET_ID);
+    sqlite3_bind_int64(s, 1, id);
+    *rc = step_room(st, s, &room);
+    return *rc == STORE_OK ? room_fill(st, &room, rc) : NULL;
+}
+
 enum store_rc store_room_get(struct store *st, const char *room_id, struct store_room *out)
 {
+    struct store_room_entry *e = store_room_cache_find(st, room_id);
+    if (e) {
+        *out = *store_room_entry_room(e);
+        return STORE_OK;
+    }
     sqlite3_stmt *s = stmt(st, T_ROOM_GET);
     sqlite3_bind_text(s, 1, room_id, -1, SQLITE_STATIC);
-    return step_room(st, s, out);
+    enum store_rc rc = step_room(st, s, out);
+    if (rc == STORE_OK)
+        room_fill(st, out, &rc);
+    return rc;
 }
 
 enum store_rc store_room_get_by_id(struct store *st, int64_t id, struct store_room *out)
 {
-    sqlite3_stmt *s = stmt(st, T_ROOM_GET_ID);
-    sqlite3_bind_int64(s, 1, id);
-    return step_room(st, s, out);
+    enum store_rc rc;
+    struct store_room_entry *e = room_entry(st, id, &rc);
+    if (e)
+        *out = *store_room_entry_room(e);
+    return rc;
 }
 
 enum store_rc store_room_get_direct(struct store *st, const char *direct_key,
@@ -287,19 +341,11 @@ static int read_member(sqlite3_stmt *s, int col, struct store_member *m)
 enum store_rc store_member_get(struct store *st, int64_t room, int64_t user_id,
                                struct store_member *out)
 {
-    sqlite3_stmt *s = stmt(st, T_MEMBER_GET);
-    sqlite3_bind_int64(s, 1, room);
-    sqlite3_bind_int64(s, 2, user_id);
-    int rc = sqlite3_step(s);
-    enum store_rc r = STORE_OK;
-    if (rc == SQLITE_ROW)
-        read_member(s, 0, out);
-    else if (rc == SQLITE_DONE)
-        r = STORE_NOT_FOUND;
-    else
-        r = store_fail(st, "member lookup");
-    store_finish(s);
-    return r;
+    enum store_rc rc;
+    struct store_room_entry *e = room_entry(st, room, &rc);
+    if (!e)
+        return rc; /* no room has no members */
+    return store_room_entry_member(e, user_id, out) ? STORE_OK : STORE_NOT_FOUND;
 }
 
 enum store_rc store_member_join(struct store *st, int64_t room, int64_t user_id, const char *role,
@@ -310,6 +356,7 @@ enum store_rc store_member_join(struct store *st, int64_t room, int64_t user_id,
     sqlite3_bind_int64(s, 2, user_id);
     sqlite3_bind_text(s, 3, role, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 4, joined_pos);
+    store_room_forget(st, room);
     return store_step_done(st, s, "member join");
 }
 
@@ -319,6 +366,7 @@ enum store_rc store_member_leave(struct store *st, int64_t room, int64_t user_id
     sqlite3_bind_int64(s, 1, left_pos);
     sqlite3_bind_int64(s, 2, room);
     sqlite3_bind_int64(s, 3, user_id);
+    store_room_forget(st, room);
     return step_changed(st, s, "member leave");
 }
 
@@ -329,26 +377,26 @@ enum store_rc store_member_set_role(struct store *st, int64_t room, int64_t user
     sqlite3_bind_text(s, 1, role, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, room);
     sqlite3_bind_int64(s, 3, user_id);
+    store_room_forget(st, room);
     return step_changed(st, s, "member role");
 }
 
 enum store_rc store_member_each(struct store *st, int64_t room, bool include_past,
                                 store_member_fn fn, void *ctx)
 {
-    sqlite3_stmt *s = stmt(st, include_past ? T_MEMBER_EACH_ALL : T_MEMBER_EACH);
-    sqlite3_bind_int64(s, 1, room);
+    enum store_rc rc;
+    struct store_room_entry *e = room_entry(st, room, &rc);
+    if (!e)
+        return rc == STORE_NOT_FOUND ? STORE_OK : rc; /* no room, no members */
+    /* Held: a callback may write, and so forget the entry, or fill its slot with another. */
+    store_room_entry_hold(e);
     struct store_member m;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        read_member(s, 0, &m);
-        if (fn(ctx, &m) != 0) {
-            rc = SQLITE_DONE;
+    size_t n = store_room_entry_count(e);
+    for (size_t i = 0; i < n; i++)
+        if (store_room_entry_member_at(e, i, include_past, &m) && fn(ctx, &m) != 0)
             break;
-        }
-    }
-    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "member list");
-    store_finish(s);
-    return r;
+    store_room_entry_release(e);
+    return STORE_OK;
 }
 
 enum store_rc store_member_count(struct store *st, int64_t room, int64_t *out)
@@ -375,6 +423,7 @@ enum store_rc store_member_read(struct store *st, int64_t room, int64_t user_id,
     sqlite3_bind_int64(s, 3, room);
     sqlite3_bind_int64(s, 4, user_id);
     sqlite3_bind_int64(s, 5, pos);
+    store_room_forget(st, room);
     if ((rc = store_step_done(st, s, "read marker")) != STORE_OK)
         return rc;
     s = stmt(st, T_READ_MARK);

@@ -485,6 +485,149 @@ Test(store, search_finds_notices_for_their_recipients)
     cr_assert_str_eq(got, "給水 了解|避難所の給水車は10時に到着", "one room: no notices");
 }
 
+/* The current members as "login:role" in join order, read through store_member_each. */
+static int member_line(void *ctx, const struct store_member *m)
+{
+    char *out = ctx;
+    size_t n = strlen(out);
+    snprintf(out + n, 256 - n, "%s%s:%s", n ? "," : "", m->login, m->role);
+    return 0;
+}
+
+static const char *members_of(int64_t room)
+{
+    static char line[256];
+    line[0] = '\0';
+    cr_assert_eq(store_member_each(st, room, false, member_line, line), STORE_OK);
+    return line;
+}
+
+struct leave_during_walk {
+    int64_t room, pos;
+    int seen;
+};
+
+/* Walks the members and makes each one leave as it is seen. */
+static int leave_each(void *ctx, const struct store_member *m)
+{
+    struct leave_during_walk *w = ctx;
+    w->seen++;
+    cr_assert_eq(store_member_leave(st, w->room, m->user_id, w->pos), STORE_OK);
+    cr_assert_str_eq(members_of(w->room), w->seen == 1 ? "b:admin" : "", "each leave shows");
+    return 0;
+}
+
+/* Rooms and member lists answer from a cache (store_room_cache.c): every writer of rooms and
+ * room_members, a user's new name, and every rollback must show at once, since membership
+ * decides who may send and who is delivered to on the very next request. */
+Test(store, cached_rooms_and_members_see_every_change)
+{
+    store_tx_begin(st);
+    int64_t a = add_user("a"), b = add_user("b"), c = add_user("c");
+    struct store_room r = add_room(a, "room-1"), got;
+    int64_t p0 = add_event(r.id, 1, "room.create", a);
+    cr_assert_eq(store_member_join(st, r.id, b, "member", p0), STORE_OK);
+    cr_assert_eq(store_member_join(st, r.id, a, "admin", p0), STORE_OK);
+    cr_assert_eq(store_tx_commit(st), STORE_OK);
+    cr_assert_eq(store_room_get(st, "room-1", &got), STORE_OK);
+    cr_assert_str_eq(members_of(r.id), "a:admin,b:member", "join order, ties by user id");
+    struct store_member m;
+    cr_assert_eq(store_member_get(st, r.id, c, &m), STORE_NOT_FOUND);
+
+    /* A join, then the transaction rolled back. */
+    store_tx_begin(st);
+    int64_t pj = add_event(r.id, 2, "member", a);
+    cr_assert_eq(store_member_join(st, r.id, c, "member", pj), STORE_OK);
+    cr_assert_str_eq(members_of(r.id), "a:admin,b:member,c:member");
+    cr_assert_eq(store_member_get(st, r.id, c, &m), STORE_OK);
+    store_tx_rollback(st);
+    cr_assert_str_eq(members_of(r.id), "a:admin,b:member", "the rollback undid the join");
+    cr_assert_eq(store_member_get(st, r.id, c, &m), STORE_NOT_FOUND);
+
+    /* A leave in one op's savepoint, undone alone. */
+    cr_assert_eq(store_op_begin(st), STORE_OK);
+    int64_t pl = add_event(r.id, 2, "member", a);
+    cr_assert_eq(store_member_leave(st, r.id, b, pl), STORE_OK);
+    cr_assert_str_eq(members_of(r.id), "a:admin");
+    cr_assert_eq(store_member_get(st, r.id, b, &m), STORE_OK, "a past member's row stays");
+    cr_assert_eq(m.left_pos, pl);
+    cr_assert_eq(store_op_end(st, false), STORE_OK);
+    cr_assert_str_eq(members_of(r.id), "a:admin,b:member", "the op was undone");
+    cr_assert_eq(store_member_get(st, r.id, b, &m), STORE_OK);
+    cr_assert_eq(m.left_pos, 0);
+
+    /* A role, a read marker, the room's name and archive, a user's name. */
+    cr_assert_eq(store_member_set_role(st, r.id, b, "admin"), STORE_OK);
+    cr_assert_str_eq(members_of(r.id), "a:admin,b:admin");
+    int64_t pm = add_msg(r.id, 2, a, "hello");
+    bool moved;
+    int64_t old;
+    cr_assert_eq(store_member_read(st, r.id, b, pm, 77, &moved, &old), STORE_OK);
+    cr_assert_eq(store_member_get(st, r.id, b, &m), STORE_OK);
+    cr_assert_eq(m.read_pos, pm);
+    cr_assert_eq(m.read_at, 77);
+    cr_assert_eq(store_room_update(st, r.id, "新しい名前", "topic"), STORE_OK);
+    cr_assert_eq(store_room_get(st, "room-1", &got), STORE_OK);
+    cr_assert_str_eq(got.name, "新しい名前");
+    cr_assert_eq(store_room_set_archived(st, r.id, 99), STORE_OK);
+    cr_assert_eq(store_room_get_by_id(st, r.id, &got), STORE_OK);
+    cr_assert_eq(got.archived_at, 99);
+    cr_assert_eq(store_room_get(st, "room-1", &got), STORE_OK);
+    cr_assert_eq(got.archived_at, 99);
+    struct store_user ub;
+    cr_assert_eq(store_user_get(st, b, &ub), STORE_OK);
+    snprintf(ub.name, sizeof ub.name, "別名");
+    cr_assert_eq(store_user_update(st, &ub, 5), STORE_OK);
+    cr_assert_eq(store_member_get(st, r.id, b, &m), STORE_OK);
+    cr_assert_str_eq(m.name, "別名");
+    cr_assert_eq(store_tx_commit(st), STORE_OK);
+
+    /* A notice's recipients join its room in one statement. */
+    store_tx_begin(st);
+    struct store_notice_new nn = {
+        .author = a, .title = "t", .body = "b", .audience = "[\"user:c\"]", .now = 10};
+    cr_assert_eq(store_notice_insert(st, &nn), STORE_OK);
+    struct store_room nroom = add_room(a, "notice-1");
+    int64_t npos = add_event(nroom.id, 1, "notice.post", a);
+    cr_assert_str_eq(members_of(nroom.id), "");
+    char users[32];
+    snprintf(users, sizeof users, "[%lld]", (long long)c);
+    int64_t count = 0;
+    cr_assert_eq(store_notice_set_room(st, nn.id, nroom.id), STORE_OK);
+    cr_assert_eq(store_notice_resolve(st, nn.id, a, false, "[]", "[]", users, &count), STORE_OK);
+    cr_assert_eq(store_notice_join_room(st, nn.id, nroom.id, npos), STORE_OK);
+    cr_assert_str_eq(members_of(nroom.id), "c:member");
+
+    /* A walk whose callback changes the list it walks sees the list as it began. */
+    struct leave_during_walk w = {r.id, add_event(r.id, 3, "member", a), 0};
+    cr_assert_eq(store_member_each(st, r.id, false, leave_each, &w), STORE_OK);
+    cr_assert_eq(w.seen, 2);
+    store_tx_rollback(st);
+    cr_assert_str_eq(members_of(r.id), "a:admin,b:admin");
+    cr_assert_str_eq(members_of(nroom.id), "", "gone with its transaction");
+
+    /* Rooms that share a slot (256 of them) each keep their own answer. */
+    store_tx_begin(st);
+    struct store_room twin = {0};
+    for (int i = 0; twin.id % 256 != r.id % 256; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "filler-%d", i);
+        twin = add_room(a, id);
+    }
+    store_member_join(st, twin.id, c, "admin", add_event(twin.id, 1, "room.create", c));
+    cr_assert_eq(store_tx_commit(st), STORE_OK);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_str_eq(members_of(r.id), "a:admin,b:admin");
+        cr_assert_str_eq(members_of(twin.id), "c:admin");
+        cr_assert_eq(store_room_get(st, "room-1", &got), STORE_OK);
+        cr_assert_eq(got.id, r.id);
+        cr_assert_eq(store_room_get(st, twin.room_id, &got), STORE_OK);
+        cr_assert_eq(got.id, twin.id);
+    }
+    cr_assert_eq(store_room_get(st, "no-such-room", &got), STORE_NOT_FOUND);
+    cr_assert_eq(store_member_get(st, 999999, a, &m), STORE_NOT_FOUND);
+}
+
 Test(store, client_ids_are_unique_per_user)
 {
     store_tx_begin(st);
