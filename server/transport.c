@@ -141,8 +141,10 @@ static void wake_loop(void *arg)
  * WSI_DESTROY (http_api.c hands the latter to listener.c). */
 static struct lws_protocols api_protocols[] = {
     {"http", http_callback, sizeof(struct http_conn), 0, 0, NULL, 0},
-    /* rx_buffer_size (ws_rx_chunk_bytes) is allocated for every connection; larger requests
-     * arrive in pieces, which ws.c reassembles. */
+    /* rx_buffer_size (ws_rx_chunk_bytes) is allocated for every connection (2 KiB of the 3.6
+     * an idle one costs); larger requests arrive in pieces, which ws.c reassembles. lws 4.1 also
+     * reads at most this much from a connection per turn, so a smaller one costs throughput
+     * (1024: about 25% of ingest, docs/performance.md). */
     {"kizuna.v1", ws_callback, sizeof(struct ws_conn), 2048, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0}, /* listener_protocol, set in listen_api */
     {NULL, NULL, 0, 0, 0, NULL, 0},
@@ -319,5 +321,6 @@ void transport_free(struct transport *t)
     idmap_free(&t->conns);
     idmap_free(&t->by_user);
     conn_peers_free(t);
+    free(t->rx);
     free(t);
 }

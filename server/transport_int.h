@@ -58,7 +58,7 @@ struct qnode {
 struct ws_conn {
     struct conn c;
     int64_t session_id, user_id;
-    unsigned char *rx;
+    unsigned char *rx; /* a request arriving in pieces, only until it is whole (ws.c) */
     size_t rx_len, rx_cap;
     bool rx_in_message, rx_binary, rx_overflow;
     struct qnode *q_head, *q_tail;
@@ -120,6 +120,8 @@ struct transport {
     bool deadline_passed;
     int port;
     unsigned char scratch[LWS_PRE + COALESCE_BYTES]; /* ws.c's gathering buffer */
+    unsigned char *rx; /* ws.c: the request being handed to the core, when it came whole */
+    size_t rx_cap;
 };
 
 /* transport.c */

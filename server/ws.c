@@ -168,9 +168,43 @@ static int ws_writeable(struct transport *t, struct ws_conn *w)
     return 0; /* lws may call WRITEABLE with nothing to send */
 }
 
+/* A request that arrives in pieces is gathered in a buffer of its own, let go of once the
+ * request is complete (or refused as too large). */
+static void ws_rx_release(struct ws_conn *w)
+{
+    free(w->rx);
+    w->rx = NULL;
+    w->rx_cap = 0;
+}
+
+/* Appends a piece to *buf (capacity *cap), keeping room for the NUL the core's text gets.
+ * Doubles from 1 KiB. -1: out of memory. */
+static int ws_rx_append(unsigned char **buf, size_t *cap, size_t used, const void *in, size_t len)
+{
+    if (used + len + 1 > *cap) {
+        size_t n = *cap ? *cap : 1024;
+        while (n < used + len + 1)
+            n *= 2;
+        unsigned char *b = realloc(*buf, n);
+        if (!b)
+            return -1;
+        *buf = b;
+        *cap = n;
+    }
+    memcpy(*buf + used, in, len);
+    return 0;
+}
+
+/* Hands each request to the core whole and NUL-terminated. Almost every request arrives in one
+ * RECEIVE (lws delivers up to ws_rx_chunk_bytes at a time) and is copied into the transport's
+ * one shared buffer, which only the request being handed over uses. Only a request split
+ * across RECEIVEs (larger than the chunk, or cut by a read) gets a buffer of its own, freed
+ * when it is complete. A buffer kept for each connection's whole life was 4 KiB of the 7.6 KiB
+ * an idle connection cost (massif, 1,000 connections; docs/performance.md). */
 static void ws_receive(struct transport *t, struct ws_conn *w, const void *in, size_t len)
 {
     struct lws *wsi = w->c.wsi;
+    bool last = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
     if (!w->rx_in_message) {
         w->rx_in_message = true;
         w->rx_len = 0;
@@ -178,25 +212,21 @@ static void ws_receive(struct transport *t, struct ws_conn *w, const void *in, s
         w->rx_overflow = false;
     }
     size_t max = (size_t)t->cfg->max_frame_bytes;
+    bool whole = !w->rx_len && last; /* the request is this one piece */
     if (!w->rx_overflow && w->rx_len + len > max) {
         w->rx_overflow = true; /* keep reading to the end of the message, storing nothing */
+        ws_rx_release(w);
     } else if (!w->rx_overflow) {
-        if (w->rx_len + len + 1 > w->rx_cap) {
-            size_t cap = w->rx_cap ? w->rx_cap : 4096;
-            while (cap < w->rx_len + len + 1)
-                cap *= 2;
-            unsigned char *rx = realloc(w->rx, cap);
-            if (!rx) {
-                ws_close(w, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory", false);
-                return;
-            }
-            w->rx = rx;
-            w->rx_cap = cap;
+        int rc = whole ? ws_rx_append(&t->rx, &t->rx_cap, 0, in, len)
+                       : ws_rx_append(&w->rx, &w->rx_cap, w->rx_len, in, len);
+        if (rc != 0) {
+            ws_rx_release(w);
+            ws_close(w, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory", false);
+            return;
         }
-        memcpy(w->rx + w->rx_len, in, len);
         w->rx_len += len;
     }
-    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+    if (!last)
         return;
     w->rx_in_message = false;
     if (w->rx_overflow) {
@@ -211,16 +241,12 @@ static void ws_receive(struct transport *t, struct ws_conn *w, const void *in, s
         srv_send_error(t->srv, w->c.id, false, KZ_RATE_LIMITED,
                        "too many requests on this connection: slow down and retry in 1 s");
     } else {
-        w->rx[w->rx_len] = '\0';
-        srv_handle_ws_text(t->srv, w->c.id, w->session_id, w->c.peer, (const char *)w->rx,
+        unsigned char *text = whole ? t->rx : w->rx;
+        text[w->rx_len] = '\0';
+        srv_handle_ws_text(t->srv, w->c.id, w->session_id, w->c.peer, (const char *)text,
                            w->rx_len);
     }
-    /* Do not keep a large buffer around for the connection's whole life. */
-    if (w->rx_cap > 65536) {
-        free(w->rx);
-        w->rx = NULL;
-        w->rx_cap = 0;
-    }
+    ws_rx_release(w);
 }
 
 int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
@@ -278,8 +304,7 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
             w->next->prev = w->prev;
         t->ws_count--;
         ws_queue_clear(w);
-        free(w->rx);
-        w->rx = NULL;
+        ws_rx_release(w);
         return 0;
     default:
         return 0;
