@@ -1,8 +1,9 @@
 /* syncer.c - the commit pipeline's writer thread. The event loop commits without waiting for
  * the disk (store_wal_defer_sync) and goes on reading requests; this thread fdatasyncs the
  * write-ahead log behind it, one sync for every commit made meanwhile, and wakes the loop,
- * which then releases the replies and deliveries those commits held (outbox.c). It also
- * checkpoints the log into the database, so the loop never waits for that either.
+ * which then releases the replies and deliveries those commits held (outbox.c). A second
+ * thread checkpoints the log into the database, so neither the loop nor the next sync ever
+ * waits for that (a checkpoint copies pages and syncs the database file: milliseconds).
  *
  * A failed fdatasync ends the process: the kernel may have dropped the pages it could not
  * write, and retrying would report as durable what is not (the "fsyncgate" lesson, which
@@ -23,8 +24,10 @@ struct kz_syncer {
     pthread_mutex_t mu;
     pthread_cond_t work_cv; /* the loop asked for a sync, or stop */
     pthread_cond_t done_cv; /* a sync finished (kz_syncer_wait) */
-    uint64_t requested;     /* the newest commit the loop wants on disk */
-    uint64_t done;          /* every commit up to here is on disk */
+    pthread_cond_t ckpt_cv; /* the log has grown: checkpoint (the second thread) */
+    bool ckpt_wanted;
+    uint64_t requested; /* the newest commit the loop wants on disk */
+    uint64_t done;      /* every commit up to here is on disk */
     bool stopping;
     struct store *store; /* only store_wal_frames() from this thread: it is atomic */
     struct store_ckpt *ckpt;
@@ -35,7 +38,8 @@ struct kz_syncer {
     ino_t wal_ino;
     void (*wake)(void *);
     void *wake_arg;
-    pthread_t thread;
+    pthread_t thread, ckpt_thread;
+    bool ckpt_running;
 };
 
 /* (Re)opens the -wal file. SQLite keeps the same file for the life of its connection, but if
@@ -58,8 +62,6 @@ static int wal_open(struct kz_syncer *y)
 
 static void checkpoint(struct kz_syncer *y)
 {
-    if (store_wal_frames(y->store) < y->ckpt_frames)
-        return;
     int frames = 0, copied = 0;
     int64_t t0 = kz_now_ms();
     if (store_ckpt_run(y->ckpt, &frames, &copied) != STORE_OK)
@@ -93,8 +95,29 @@ static void *syncer_main(void *arg)
         pthread_cond_broadcast(&y->done_cv);
         pthread_mutex_unlock(&y->mu);
         y->wake(y->wake_arg);
+        pthread_mutex_lock(&y->mu);
+        if (store_wal_frames(y->store) >= y->ckpt_frames && !y->ckpt_wanted) {
+            y->ckpt_wanted = true;
+            pthread_cond_signal(&y->ckpt_cv);
+        }
+    }
+    pthread_mutex_unlock(&y->mu);
+    return NULL;
+}
+
+static void *ckpt_main(void *arg)
+{
+    struct kz_syncer *y = arg;
+    pthread_mutex_lock(&y->mu);
+    for (;;) {
+        while (!y->ckpt_wanted && !y->stopping)
+            pthread_cond_wait(&y->ckpt_cv, &y->mu);
+        if (y->stopping)
+            break;
+        pthread_mutex_unlock(&y->mu);
         checkpoint(y);
         pthread_mutex_lock(&y->mu);
+        y->ckpt_wanted = false;
     }
     pthread_mutex_unlock(&y->mu);
     return NULL;
@@ -117,6 +140,7 @@ struct kz_syncer *kz_syncer_start(struct store *st, int checkpoint_frames, void 
     pthread_mutex_init(&y->mu, NULL);
     pthread_cond_init(&y->work_cv, NULL);
     pthread_cond_init(&y->done_cv, NULL);
+    pthread_cond_init(&y->ckpt_cv, NULL);
     if (!(y->ckpt = store_ckpt_open(store_file_path(st), err, errlen)))
         goto fail;
     if (wal_open(y) != 0) {
@@ -132,6 +156,13 @@ struct kz_syncer *kz_syncer_start(struct store *st, int checkpoint_frames, void 
         snprintf(err, errlen, "cannot start the sync thread");
         goto fail;
     }
+    if (pthread_create(&y->ckpt_thread, NULL, ckpt_main, y) != 0) {
+        /* Syncs go on without checkpoints: say so, and let the store checkpoint itself. */
+        KZ_WARN("checkpoint_thread", "cannot start it: the log is checkpointed at commits");
+        store_wal_autocheckpoint(st, y->ckpt_frames);
+    } else {
+        y->ckpt_running = true;
+    }
     return y;
 fail:
     store_ckpt_close(y->ckpt);
@@ -140,6 +171,7 @@ fail:
     pthread_mutex_destroy(&y->mu);
     pthread_cond_destroy(&y->work_cv);
     pthread_cond_destroy(&y->done_cv);
+    pthread_cond_destroy(&y->ckpt_cv);
     free(y);
     return NULL;
 }
@@ -177,12 +209,16 @@ void kz_syncer_stop(struct kz_syncer *y)
     pthread_mutex_lock(&y->mu);
     y->stopping = true;
     pthread_cond_signal(&y->work_cv);
+    pthread_cond_signal(&y->ckpt_cv);
     pthread_mutex_unlock(&y->mu);
     pthread_join(y->thread, NULL);
+    if (y->ckpt_running)
+        pthread_join(y->ckpt_thread, NULL);
     store_ckpt_close(y->ckpt);
     close(y->wal_fd);
     pthread_mutex_destroy(&y->mu);
     pthread_cond_destroy(&y->work_cv);
     pthread_cond_destroy(&y->done_cv);
+    pthread_cond_destroy(&y->ckpt_cv);
     free(y);
 }

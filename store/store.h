@@ -96,6 +96,8 @@ bool store_tx_is_open(const struct store *st);
  * its own before it tells anyone about a commit: from now on COMMIT writes the log without
  * waiting for the disk, and the log is checkpointed only through a store_ckpt. */
 enum store_rc store_wal_defer_sync(struct store *st);
+/* Lets the loop's connection checkpoint by itself again every `frames` frames (a fallback). */
+void store_wal_autocheckpoint(struct store *st, int frames);
 /* The database file's path (owned by st). */
 const char *store_file_path(struct store *st);
 /* Frames in the write-ahead log after the last commit; safe to read from any thread. */

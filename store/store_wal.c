@@ -37,6 +37,11 @@ enum store_rc store_wal_defer_sync(struct store *st)
     return STORE_OK;
 }
 
+void store_wal_autocheckpoint(struct store *st, int frames)
+{
+    sqlite3_wal_autocheckpoint(st->db, frames); /* SQLite's own hook replaces on_wal */
+}
+
 const char *store_file_path(struct store *st)
 {
     const char *p = sqlite3_db_filename(st->db, "main");

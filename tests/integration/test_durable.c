@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -198,4 +199,60 @@ Test(durable, a_failed_sync_stops_the_server_and_acknowledges_nothing)
     cJSON_Delete(r);
     ws_close_fd(&t);
     cr_assert_eq(messages_in_db("失敗"), 1);
+}
+
+/* The log is copied into the database by the checkpoint thread while the server runs: without
+ * it the database file would not grow until the server stops, and the log would grow for
+ * ever. */
+static struct kzd ck;
+
+static void ck_setup(void)
+{
+    kzd_setup_with(&ck, "\"wal_checkpoint_frames\":100");
+}
+
+static void ck_teardown(void)
+{
+    kzd_teardown(&ck);
+}
+
+static long long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+Test(checkpoint, the_log_is_copied_into_the_database_while_the_server_runs, .init = ck_setup,
+     .fini = ck_teardown, .timeout = 120)
+{
+    char db[400];
+    snprintf(db, sizeof db, "%s/kizuna.db", ck.dir);
+    long long before = file_size(db);
+    struct ws a;
+    cr_assert(ws_open(&a, ck.port));
+    cr_assert(ws_login(&a, "admin", TEST_ADMIN_PASSWORD, NULL));
+    cJSON *r = ws_callf(&a, "\"op\":\"room.create\",\"name\":\"記録\",\"members\":[]");
+    cr_assert_str_eq(reply_code(r), "ok");
+    char room[64];
+    snprintf(room, sizeof room, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    cJSON_Delete(r);
+    /* ~2 MB of text: far more than 100 pages of log. */
+    static char body[8001];
+    memset(body, 'x', sizeof body - 1);
+    for (int i = 0; i < 250; i++) {
+        r = ws_callf(&a, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"%d %s\"", room, i, body);
+        cr_assert_str_eq(reply_code(r), "ok");
+        cJSON_Delete(r);
+    }
+    long long after = file_size(db);
+    for (int tries = 0; after < before + 1000000 && tries < 1000; tries++) {
+        usleep(10000); /* the checkpoint thread's work shows only in the file: nothing to poll */
+        after = file_size(db);
+    }
+    cr_assert_geq(after, before + 1000000,
+                  "the database file did not grow while the server ran (%lld -> %lld bytes): "
+                  "no checkpoint",
+                  before, after);
+    ws_close_fd(&a);
 }
