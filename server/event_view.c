@@ -5,8 +5,6 @@
 #include "core.h"
 #include "json_write.h"
 
-#include <libwebsockets.h>
-
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,16 +152,7 @@ struct kz_frame *srv_event_frame_new(struct srv *s, const struct store_event *e,
     char *text = kz_json_take(&j, &len);
     if (!text)
         return NULL;
-    /* Laid out as kz_frame_from_json (proto.c) lays out its frames: LWS_PRE bytes for the
-     * WebSocket header, then the text. */
-    struct kz_frame *f = malloc(sizeof *f + LWS_PRE + len + 1);
-    if (f) {
-        f->refs = 1;
-        f->http_status = 200;
-        f->len = len;
-        f->data = f->buf + LWS_PRE;
-        memcpy(f->data, text, len + 1);
-    }
+    struct kz_frame *f = kz_frame_from_text(text, len, 200);
     free(text);
     return f;
 }

@@ -37,20 +37,27 @@ int kz_err_http_status(enum kz_err e)
     return errs[e].http;
 }
 
+struct kz_frame *kz_frame_from_text(const char *text, size_t len, int http_status)
+{
+    /* LWS_PRE bytes for the WebSocket header, then the text and a NUL. */
+    struct kz_frame *f = malloc(sizeof *f + LWS_PRE + len + 1);
+    if (!f)
+        return NULL;
+    f->refs = 1;
+    f->http_status = http_status;
+    f->len = len;
+    f->data = f->buf + LWS_PRE;
+    memcpy(f->data, text, len);
+    f->data[len] = '\0';
+    return f;
+}
+
 struct kz_frame *kz_frame_from_json(const cJSON *json, int http_status)
 {
     char *text = cJSON_PrintUnformatted(json);
     if (!text)
         return NULL;
-    size_t len = strlen(text);
-    struct kz_frame *f = malloc(sizeof *f + LWS_PRE + len + 1);
-    if (f) {
-        f->refs = 1;
-        f->http_status = http_status;
-        f->len = len;
-        f->data = f->buf + LWS_PRE;
-        memcpy(f->data, text, len + 1);
-    }
+    struct kz_frame *f = kz_frame_from_text(text, strlen(text), http_status);
     cJSON_free(text);
     return f;
 }

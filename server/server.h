@@ -215,6 +215,8 @@ struct kz_frame {
 };
 /* Serialises json into a new frame with one reference, owned by the caller. */
 struct kz_frame *kz_frame_from_json(const cJSON *json, int http_status);
+/* The same from text already written (len bytes, copied; a NUL follows them in the frame). */
+struct kz_frame *kz_frame_from_text(const char *text, size_t len, int http_status);
 struct kz_frame *kz_frame_ref(struct kz_frame *f);
 void kz_frame_unref(struct kz_frame *f);
 
