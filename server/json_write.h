@@ -7,7 +7,8 @@
  * to one growing buffer: integers in plain decimal without printf, strings escaped exactly as
  * cJSON escapes them (so a payload written here is byte for byte the one cJSON wrote,
  * docs/event-format.md), and a cJSON subtree, such as an event's content, printed as
- * cJSON_PrintUnformatted would print it (its numbers, rare here, by cJSON itself).
+ * cJSON_PrintUnformatted would print it (its whole numbers below 1e15 as the same decimal
+ * digits, any other number by cJSON itself).
  *
  * Part of kzevent: libc and cJSON only. Not thread-safe per buffer; reentrant. */
 #ifndef KIZUNA_JSON_WRITE_H

@@ -4,6 +4,7 @@
  * Replies to anything that ran while a transaction was open are held until srv_commit() has
  * made that transaction durable: an acknowledgement always means "on disk". */
 #include "core.h"
+#include "json_write.h"
 
 #include <libwebsockets.h>
 #include <sodium.h>
@@ -405,6 +406,39 @@ static void call_free(struct srv_call *c)
     free(c);
 }
 
+/* A success reply: {"id":..,"ok":true, then the result's members}, id and ok first so that
+ * replies read well in logs and terminals; no id over HTTP. Written straight from the result
+ * (json_write.c, cJSON's own layout) rather than moved into a new tree and printed by cJSON:
+ * srv_call_finish took ~13,500 instructions a request before, ~6,900 after, most of that now
+ * freeing the request's and the result's trees (callgrind, kzbench's ingest). */
+static struct kz_frame *reply_ok(const struct srv_call *c)
+{
+    struct kz_json j;
+    kz_json_init(&j, 128);
+    kz_json_raw(&j, "{", 1);
+    if (!c->is_http) {
+        kz_json_key(&j, "id");
+        if (c->id)
+            kz_json_item(&j, c->id);
+        else
+            kz_json_raw(&j, "null", 4);
+    }
+    kz_json_key(&j, "ok");
+    kz_json_bool(&j, true);
+    for (const cJSON *it = c->result ? c->result->child : NULL; it; it = it->next) {
+        kz_json_key(&j, it->string);
+        kz_json_item(&j, it);
+    }
+    kz_json_raw(&j, "}", 1);
+    size_t len;
+    char *text = kz_json_take(&j, &len);
+    if (!text)
+        return NULL;
+    struct kz_frame *f = kz_frame_from_text(text, len, kz_err_http_status(KZ_OK));
+    free(text);
+    return f;
+}
+
 void srv_call_finish(struct srv_call *c, enum kz_err e)
 {
     struct srv *s = c->srv;
@@ -424,25 +458,16 @@ void srv_call_finish(struct srv_call *c, enum kz_err e)
         s->doomed = true;
         s->doomed_by_disk |= e == KZ_UNAVAILABLE;
     }
-    cJSON *o;
+    struct kz_frame *f;
     if (e == KZ_OK) {
-        /* id and ok lead the object, so replies read well in logs and terminals. */
-        o = cJSON_CreateObject();
-        if (!c->is_http)
-            cJSON_AddItemToObject(o, "id",
-                                  c->id ? cJSON_Duplicate(c->id, true) : cJSON_CreateNull());
-        cJSON_AddTrueToObject(o, "ok");
-        for (cJSON *it; c->result && (it = c->result->child);) {
-            cJSON_DetachItemViaPointer(c->result, it);
-            cJSON_AddItemToObject(o, it->string, it);
-        }
+        f = reply_ok(c);
     } else {
         if (e == KZ_INTERNAL)
             KZ_ERROR("op_failed", "op=%s error=\"%s\"", c->op ? c->op->name : "-", c->errmsg);
-        o = error_json_retry(c->id, c->is_http, e, c->errmsg, c->retry_after_s);
+        cJSON *o = error_json_retry(c->id, c->is_http, e, c->errmsg, c->retry_after_s);
+        f = kz_frame_from_json(o, kz_err_http_status(e));
+        cJSON_Delete(o);
     }
-    struct kz_frame *f = kz_frame_from_json(o, kz_err_http_status(e));
-    cJSON_Delete(o);
     if (c->deferred)
         s->tx.pause(s->tx.ctx, c->conn_id, false);
     if (f && store_tx_is_open(s->store)) {

@@ -211,6 +211,16 @@ Test(event_format, json_write_matches_cjson)
     cJSON_AddNumberToObject(o, "frac", 0.1);
     cJSON_AddNumberToObject(o, "tiny", 1e-300);
     cJSON_AddNumberToObject(o, "negzero", -0.0);
+    /* around the writer's own digits for whole numbers below 1e15, and past them */
+    const double whole[] = {
+        2147483647.0,        2147483648.0,       -2147483648.0, -2147483649.0, -12345678901.0,
+        999999999999999.0,   -999999999999999.0, 1e15,          -1e15,         1e16,
+        123456789012345678.0};
+    for (size_t i = 0; i < sizeof whole / sizeof whole[0]; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "w%zu", i);
+        cJSON_AddNumberToObject(o, key, whole[i]);
+    }
     cJSON_AddTrueToObject(o, "t");
     cJSON_AddFalseToObject(o, "f");
     cJSON_AddNullToObject(o, "n");

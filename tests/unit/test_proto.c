@@ -204,6 +204,7 @@ Test(proto, every_setting_is_in_the_operations_guide)
     kz_config_describe(m);
     fclose(m);
     int settings = 0;
+    static char seen[128][64];
     for (char *save, *line = strtok_r(table, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save)) {
         if (line[0] == ' ')
@@ -214,6 +215,17 @@ Test(proto, every_setting_is_in_the_operations_guide)
         settings++;
         snprintf(quoted, sizeof quoted, "`%s`", name);
         cr_expect(strstr(doc, quoted), "docs/operations.md does not describe setting %s", name);
+        /* Settings are found by name with a binary search (config.c): each one is found. */
+        struct kz_config c;
+        char assign[96], err[256] = "";
+        kz_config_defaults(&c);
+        snprintf(assign, sizeof assign, "%s=", name);
+        kz_config_set(&c, assign, err, sizeof err);
+        cr_expect(!strstr(err, "unknown setting"), "setting %s not found: %s", name, err);
+        for (int i = 0; i < settings - 1 && i < 128; i++)
+            cr_expect_str_neq(seen[i], name, "setting %s is listed twice", name);
+        if (settings <= 128)
+            snprintf(seen[settings - 1], sizeof seen[0], "%s", name);
     }
     free(table);
     cr_assert_gt(settings, 30);
@@ -247,6 +259,41 @@ Test(proto, every_op_is_documented)
                            "too_large",   "rate_limited", "internal",  "unavailable"};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
         cr_expect(strstr(doc, codes[i]), "error code %s undocumented", codes[i]);
+}
+
+/* srv_op_find searches the table by name: each op is found as itself, so names are unique. */
+Test(proto, every_op_is_found_by_its_name)
+{
+    size_t count;
+    const struct srv_op *ops = srv_op_table(&count);
+    for (size_t i = 0; i < count; i++)
+        cr_expect_eq(srv_op_find(ops[i].name), &ops[i], "op %s", ops[i].name);
+    cr_expect_null(srv_op_find(""));
+    cr_expect_null(srv_op_find("msg.sendx"));
+    cr_expect_null(srv_op_find("zzz"));
+}
+
+/* Success replies are written without cJSON (proto.c, reply_ok) but read exactly as cJSON
+ * printed them: id and ok first, the id as sent, and the text cJSON would print. */
+Test(proto, success_replies_are_laid_out_as_cjson_prints_them)
+{
+    login(1, "staff1", "staff-password");
+    const char *reqs[] = {"{\"id\":\"é\\\"\\u0001x\",\"op\":\"whoami\"}",
+                          "{\"id\":-12345678901,\"op\":\"room.list\"}",
+                          "{\"op\":\"room.create\",\"id\":3,\"name\":\"r\",\"members\":[]}"};
+    const char *heads[] = {"{\"id\":\"é\\\"\\u0001x\",\"ok\":true,",
+                           "{\"id\":-12345678901,\"ok\":true,", "{\"id\":3,\"ok\":true,"};
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+        int before = fake.n;
+        cJSON *r = ws(1, reqs[i]);
+        cr_assert_str_eq(code(r), "ok", "%s", fake.text[before]);
+        const char *text = fake.text[before];
+        cr_expect_eq(strncmp(text, heads[i], strlen(heads[i])), 0, "%s", text);
+        char *again = cJSON_PrintUnformatted(r);
+        cr_expect_str_eq(text, again);
+        cJSON_free(again);
+        cJSON_Delete(r);
+    }
 }
 
 Test(proto, error_codes_map_one_to_one)
