@@ -239,13 +239,25 @@ enum media_rc media_fingerprint(const char *user, const struct media_device_pub 
     }
     free(order);
 
+    enum media_rc rc = media_numeric_digits("kizuna/safety/v1", m, len, 6, out);
+    free(m);
+    return rc;
+}
+
+enum media_rc media_numeric_digits(const char *domain, const unsigned char *m, size_t len,
+                                   int groups, char *out)
+{
+    out[0] = '\0';
+    if (groups < 1 || groups > 12)
+        return MEDIA_INVALID;
+    if (sodium_init() < 0)
+        return MEDIA_NOMEM;
     /* As Signal's NumericFingerprintGenerator, with BLAKE2b-512 and our own version string:
-     * h = H(version || keys), then h = H(h || keys) for every further round. */
-    static const char version[] = "kizuna/safety/v1";
+     * h = H(domain || 0x00 || m), then h = H(h || m) for every further round. */
     unsigned char h[crypto_generichash_BYTES_MAX];
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, sizeof h);
-    crypto_generichash_update(&st, (const unsigned char *)version, sizeof version);
+    crypto_generichash_update(&st, (const unsigned char *)domain, strlen(domain) + 1);
     crypto_generichash_update(&st, m, len);
     crypto_generichash_final(&st, h, sizeof h);
     for (int r = 1; r < FINGERPRINT_ROUNDS; r++) {
@@ -254,9 +266,9 @@ enum media_rc media_fingerprint(const char *user, const struct media_device_pub 
         crypto_generichash_update(&st, m, len);
         crypto_generichash_final(&st, h, sizeof h);
     }
-    free(m);
-    /* Six 5-byte big-endian numbers, each mod 100000: 30 digits. */
-    for (int i = 0; i < 6; i++) {
+    /* 5-byte big-endian numbers, each mod 100000: five digits a group (12 use 60 of the 64
+     * bytes). */
+    for (int i = 0; i < groups; i++) {
         uint64_t v = 0;
         for (int j = 0; j < 5; j++)
             v = v << 8 | h[i * 5 + j];
@@ -264,7 +276,8 @@ enum media_rc media_fingerprint(const char *user, const struct media_device_pub 
         for (int j = 4; j >= 0; j--, d /= 10)
             out[i * 5 + j] = (char)('0' + d % 10);
     }
-    out[MEDIA_FINGERPRINT_DIGITS] = '\0';
+    out[groups * 5] = '\0';
+    sodium_memzero(h, sizeof h);
     return MEDIA_OK;
 }
 

@@ -305,6 +305,12 @@ struct media_device_pub {
 #define MEDIA_FINGERPRINT_DIGITS 30
 enum media_rc media_fingerprint(const char *user, const struct media_device_pub *devs, size_t n,
                                 char out[MEDIA_FINGERPRINT_DIGITS + 1]);
+/* The digit extraction of safety numbers, for other uses with their own domain string (the
+ * federation fingerprint, server/fed.h): 5200 rounds of BLAKE2b-512, h = H(domain || 0x00 ||
+ * m), then h = H(h || m); then `groups` (1-12) 5-byte big-endian numbers of h, each mod 100000,
+ * as 5 digits each. out gets groups * 5 digits and a NUL. */
+enum media_rc media_numeric_digits(const char *domain, const unsigned char *m, size_t len,
+                                   int groups, char *out);
 /* The 60-digit safety number of two users: both fingerprints in ascending order, so both
  * sides get the same string, written as 12 groups of 5 digits separated by single spaces. */
 #define MEDIA_SAFETY_NUMBER_LEN (60 + 11)

@@ -141,7 +141,14 @@ static const struct cfg_entry table[] = {
         "on SIGTERM, how long to wait for clients to take their close frames"),
     {"server_id", CFG_STR, offsetof(struct kz_config, server_id),
      sizeof(((struct kz_config *)0)->server_id), 0, 0, 0, "",
-     "this server's name in room event logs; empty derives one from the server key", NULL},
+     "this server's id, the name of its room event logs: read at `kizunad init` (else "
+     "derived from the server key) and stored in the database; later, empty or the stored id "
+     "(serve refuses to start with another)",
+     NULL},
+    CAP(peer_max_addresses, 1, STORE_PEER_ADDRS_MAX, 4,
+        "most addresses one peer server may have (peer.add's addresses)",
+        "a peer may have at most %lld addresses"),
+    INT(peers_max, 1, 10000, 100, "most peer servers this server may pin (peer.add)"),
     INT(sync_page_max, 10, 10000, 500, "most events one sync reply carries"),
     INT(history_page_max, 10, 10000, 200, "most events one history reply carries"),
     INT(read_push_interval_ms, 10, 60000, 300,

@@ -1,5 +1,8 @@
-/* main.c - kizunad: `init` prepares a data directory, `serve` runs the server. */
+/* main.c - kizunad: `init` prepares a data directory, `serve` runs the server, `fingerprint`
+ * shows what two admins compare when they pair servers; backups and restores. */
+#include "fed.h"
 #include "server.h"
+#include "store_fed.h"
 #include "transport.h"
 
 #include <errno.h>
@@ -17,9 +20,12 @@
 #define LOCK_FILE "kizunad.lock"
 
 static const char usage[] =
-    "usage: kizunad init  --data DIR [--admin LOGIN] [--config FILE] [--set NAME=VALUE]...\n"
+    "usage: kizunad init  --data DIR [--admin LOGIN] [--server-id ID] [--config FILE]\n"
+    "                     [--set NAME=VALUE]...\n"
     "       kizunad serve --data DIR [--config FILE] [--listen HOST:PORT] [--log-level LEVEL]\n"
     "                     [--set NAME=VALUE]...\n"
+    "       kizunad fingerprint --data DIR [--config FILE]\n"
+    "                                    (the server id, key and fingerprint admins compare)\n"
     "       kizunad backup --data DIR OUTDIR     (a consistent copy, while the server runs)\n"
     "       kizunad verify-backup OUTDIR         (proves a backup whole against its manifest)\n"
     "       kizunad restore OUTDIR --data NEWDIR [--position-gap N]\n"
@@ -29,8 +35,12 @@ static const char usage[] =
 struct opts {
     const char *data;
     const char *admin;
+    const char *server_id; /* init's --server-id */
     struct kz_config cfg;
 };
+
+/* Which command parse_opts reads the options of. */
+enum opts_mode { OPTS_INIT, OPTS_SERVE, OPTS_FINGERPRINT };
 
 static int die_usage(const char *msg)
 {
@@ -41,8 +51,9 @@ static int die_usage(const char *msg)
 }
 
 /* Parses the options shared by init and serve; returns 0, or an exit code. */
-static int parse_opts(int argc, char **argv, struct opts *o, bool serve)
+static int parse_opts(int argc, char **argv, struct opts *o, enum opts_mode mode)
 {
+    bool serve = mode == OPTS_SERVE, init = mode == OPTS_INIT;
     char err[256];
     const char *config = NULL;
     kz_config_defaults(&o->cfg);
@@ -66,15 +77,17 @@ static int parse_opts(int argc, char **argv, struct opts *o, bool serve)
             o->data = v;
         } else if (strcmp(a, "--config") == 0) {
             continue;
-        } else if (strcmp(a, "--admin") == 0 && !serve) {
+        } else if (strcmp(a, "--admin") == 0 && init) {
             o->admin = v;
+        } else if (strcmp(a, "--server-id") == 0 && init) {
+            o->server_id = v;
         } else if (strcmp(a, "--listen") == 0 && serve) {
             snprintf(err, sizeof err, "listen=%s", v);
             rc = kz_config_set(&o->cfg, err, err, sizeof err);
         } else if (strcmp(a, "--log-level") == 0 && serve) {
             snprintf(err, sizeof err, "log_level=%s", v);
             rc = kz_config_set(&o->cfg, err, err, sizeof err);
-        } else if (strcmp(a, "--set") == 0) {
+        } else if (strcmp(a, "--set") == 0 && mode != OPTS_FINGERPRINT) {
             rc = kz_config_set(&o->cfg, v, err, sizeof err);
         } else {
             snprintf(err, sizeof err, "unknown option '%s'", a);
@@ -172,10 +185,20 @@ static struct store *open_store(const struct opts *o)
 static int cmd_init(int argc, char **argv)
 {
     struct opts o = {0};
-    int rc = parse_opts(argc, argv, &o, false);
+    int rc = parse_opts(argc, argv, &o, OPTS_INIT);
     if (rc)
         return rc;
     const char *admin = o.admin ? o.admin : "admin";
+    /* The id the logs will carry for the life of this data directory: --server-id, else the
+     * config's server_id, else derived from the key (below, once the key exists). */
+    const char *chosen = o.server_id ? o.server_id : o.cfg.server_id[0] ? o.cfg.server_id : NULL;
+    if (chosen && !fed_server_id_valid(chosen)) {
+        fprintf(stderr,
+                "kizunad: %s: '%s' is not a server id: 3-63 of a-z, 0-9 and '-', beginning and "
+                "ending with a letter or digit (e.g. jp-38-ehime-pref)\n",
+                o.server_id ? "--server-id" : "server_id", chosen);
+        return 2;
+    }
     if (!kz_login_valid(admin))
         return die_usage("--admin must be 1-64 of a-z, 0-9, '.', '_', '-'");
     const char *env_pw = getenv("KIZUNA_ADMIN_PASSWORD");
@@ -211,18 +234,37 @@ static int cmd_init(int argc, char **argv)
         fprintf(stderr, "kizunad: cannot write %s: %s\n", keypath, strerror(errno));
         return 1;
     }
+    unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+    if (key_load(keypath, pk, sk) != 0) {
+        fprintf(stderr, "kizunad: %s is damaged: restore it from a backup\n", keypath);
+        return 1;
+    }
+    sodium_memzero(sk, sizeof sk);
+    char server_id[STORE_SERVER_ID_MAX + 1], stored[STORE_SERVER_ID_MAX + 1] = "";
+    if (chosen)
+        snprintf(server_id, sizeof server_id, "%s", chosen);
+    else
+        fed_server_id_derive(pk, server_id, sizeof server_id);
     struct store *st = open_store(&o);
     if (!st)
         return 1;
     int64_t users = 0;
     rc = 1;
-    if (store_user_count(st, &users) != STORE_OK) {
+    enum store_rc idrc = store_server_id_get(st, stored, sizeof stored);
+    if (store_user_count(st, &users) != STORE_OK || (idrc != STORE_OK && idrc != STORE_NOT_FOUND)) {
         fprintf(stderr, "kizunad: %s\n", store_errmsg(st));
         goto out;
     }
+    if (stored[0] && chosen && strcmp(stored, chosen) != 0) {
+        fprintf(stderr,
+                "kizunad: %s is already initialised as server %s: nothing changed (a server's "
+                "id never changes: its event logs and its peers know it by that id)\n",
+                o.data, stored);
+        goto out;
+    }
     if (users > 0) {
-        printf("%s is already initialised (%lld users): nothing changed\n", o.data,
-               (long long)users);
+        printf("%s is already initialised (%lld users%s%s): nothing changed\n", o.data,
+               (long long)users, stored[0] ? ", server " : "", stored);
         rc = 0;
         goto out;
     }
@@ -241,12 +283,18 @@ static int cmd_init(int argc, char **argv)
         fprintf(stderr, "kizunad: cannot hash the password (out of memory?)\n");
         goto out;
     }
+    if (stored[0])
+        snprintf(server_id, sizeof server_id, "%s", stored);
     if (store_tx_begin(st) != STORE_OK || store_user_insert(st, &u, kz_now_ms()) != STORE_OK ||
+        (!stored[0] && store_server_id_set(st, server_id, false, kz_now_ms()) != STORE_OK) ||
         store_tx_commit(st) != STORE_OK) {
         fprintf(stderr, "kizunad: cannot create the admin: %s\n", store_errmsg(st));
         goto out;
     }
     printf("initialised %s\n", o.data);
+    printf("server id: %s (for good: its event logs and peers know it by this id; see "
+           "kizunad fingerprint --data %s)\n",
+           server_id, o.data);
     printf("first admin: %s\n", u.login);
     if (u.must_change_password)
         printf("one-time password: %s\n(you will be asked to change it at first login: "
@@ -261,10 +309,116 @@ out:
     return rc;
 }
 
+/* The server's id for serve: the one stored at init. A config that names another is refused
+ * (editing it used to start new event logs under the new name, silently). A database made
+ * before ids were stored adopts, once, the id it has been using: the config's server_id, else
+ * the old derivation from the key; that is logged and audited. 0, or -1 after saying why. */
+static int identity_check(const struct opts *o, struct store *st, const unsigned char *pk,
+                          char *out, size_t n)
+{
+    enum store_rc rc = store_server_id_get(st, out, n);
+    if (rc == STORE_OK) {
+        if (o->cfg.server_id[0] && strcmp(o->cfg.server_id, out) != 0) {
+            fprintf(stderr,
+                    "kizunad: the config names server_id '%s', but %s belongs to server '%s' "
+                    "(its event logs and its peers know it by that id, which never changes): "
+                    "set server_id to '%s' or remove it from the config\n",
+                    o->cfg.server_id, o->data, out, out);
+            return -1;
+        }
+        return 0;
+    }
+    if (rc != STORE_NOT_FOUND) {
+        fprintf(stderr, "kizunad: cannot read the server id: %s\n", store_errmsg(st));
+        return -1;
+    }
+    fed_server_id_legacy(pk, o->cfg.server_id, out, n);
+    const char *from = o->cfg.server_id[0] ? "config" : "key";
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "server", out);
+    cJSON_AddStringToObject(d, "from", from);
+    char *details = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    struct store_audit a = {.at = kz_now_ms(),
+                            .actor = "-server-",
+                            .address = "",
+                            .action = "server.id_adopt",
+                            .target = out,
+                            .details = details ? details : "{}"};
+    bool ok = store_tx_begin(st) == STORE_OK &&
+              store_server_id_set(st, out, true, a.at) == STORE_OK &&
+              store_audit_add(st, &a) == STORE_OK && store_tx_commit(st) == STORE_OK;
+    cJSON_free(details);
+    if (!ok) {
+        fprintf(stderr, "kizunad: cannot store the server id: %s\n", store_errmsg(st));
+        if (store_tx_is_open(st))
+            store_tx_rollback(st);
+        return -1;
+    }
+    KZ_WARN("server_id_adopted",
+            "server_id=%s from=%s: this database was made before server ids were stored; it "
+            "keeps the id it has been using, from now on for good",
+            out, from);
+    return 0;
+}
+
+/* `kizunad fingerprint --data DIR`: what the other server's admin needs to pin this one. */
+static int cmd_fingerprint(int argc, char **argv)
+{
+    struct opts o = {0};
+    int rc = parse_opts(argc, argv, &o, OPTS_FINGERPRINT);
+    if (rc)
+        return rc;
+    char keypath[4096], dbpath[4096];
+    path_in(keypath, sizeof keypath, o.data, KEY_FILE);
+    path_in(dbpath, sizeof dbpath, o.data, DB_FILE);
+    if (!exists(dbpath) || !exists(keypath)) {
+        fprintf(stderr, "kizunad: %s is not initialised: run kizunad init --data %s\n", o.data,
+                o.data);
+        return 1;
+    }
+    unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+    rc = key_load(keypath, pk, sk);
+    sodium_memzero(sk, sizeof sk);
+    if (rc != 0) {
+        fprintf(stderr, "kizunad: %s is damaged: restore it from a backup\n", keypath);
+        return 1;
+    }
+    struct store *st = open_store(&o);
+    if (!st)
+        return 1;
+    char id[STORE_SERVER_ID_MAX + 1];
+    enum store_rc idrc = store_server_id_get(st, id, sizeof id);
+    store_close(st);
+    if (idrc == STORE_NOT_FOUND) {
+        /* Made before ids were stored: the id the next serve adopts. */
+        fed_server_id_legacy(pk, o.cfg.server_id, id, sizeof id);
+    } else if (idrc != STORE_OK) {
+        fprintf(stderr, "kizunad: cannot read the server id\n");
+        return 1;
+    }
+    char key[FED_KEY_B64LEN + 1], fp[FED_FINGERPRINT_LEN + 1];
+    fed_key_encode(pk, key, sizeof key);
+    if (fed_fingerprint(id, pk, fp) != 0) {
+        fprintf(stderr, "kizunad: cannot compute the fingerprint\n");
+        return 1;
+    }
+    printf("server id:   %s%s\n", id,
+           idrc == STORE_NOT_FOUND ? " (stored at the next kizunad serve)" : "");
+    printf("public key:  %s\n", key);
+    printf("fingerprint: %s\n", fp);
+    printf("\nRead the fingerprint to the other server's administrator by phone, five digits at "
+           "a time;\nthey pin this server with:\n"
+           "  kizuna admin peer add %s --key %s --address HOST:PORT \\\n"
+           "      --fingerprint \"%s\"\n",
+           id, key, fp);
+    return 0;
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     struct opts o = {0};
-    int rc = parse_opts(argc, argv, &o, true);
+    int rc = parse_opts(argc, argv, &o, OPTS_SERVE);
     if (rc)
         return rc;
     kz_log_set_level((int)o.cfg.log_level);
@@ -292,6 +446,14 @@ static int cmd_serve(int argc, char **argv)
     struct store *st = open_store(&o);
     if (!st)
         return 1;
+    /* The origin names this server's logs in every room: the id stored at init. */
+    char origin[STORE_SERVER_ID_MAX + 1];
+    if (identity_check(&o, st, pk, origin, sizeof origin) != 0) {
+        store_close(st);
+        sodium_memzero(sk, sizeof sk);
+        close(lock_fd);
+        return 1;
+    }
     struct srv_transport tx;
     struct transport *t = transport_new(&o.cfg, &tx, err, sizeof err);
     struct kz_workers *workers = NULL;
@@ -325,16 +487,7 @@ static int cmd_serve(int argc, char **argv)
     }
 
     char key_b64[64];
-    sodium_bin2base64(key_b64, sizeof key_b64, pk, sizeof pk,
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    /* The origin names this server's logs in every room; without a configured name it is
-     * derived from the key, so it is stable for the life of the data directory. Incarnation 1
-     * until restore-from-backup (FEDERATION.md F15) can bump it. */
-    char origin[64];
-    if (o.cfg.server_id[0])
-        snprintf(origin, sizeof origin, "%s", o.cfg.server_id);
-    else
-        snprintf(origin, sizeof origin, "kz-%.12s", key_b64);
+    fed_key_encode(pk, key_b64, sizeof key_b64);
     /* Incarnation 1, plus one per restore from a backup (FEDERATION.md F15): a restored
      * server's logs never reuse a sequence number the lost server handed out. */
     int64_t inc = 1;
@@ -344,8 +497,8 @@ static int cmd_serve(int argc, char **argv)
     char host[128];
     snprintf(host, sizeof host, "%s", o.cfg.listen);
     *strrchr(host, ':') = '\0';
-    KZ_INFO("start", "version=%s data=%s schema=%d server_key=%s listen=%s:%d tls=%s", KZ_VERSION,
-            o.data, store_schema_version(st), key_b64, host, transport_port(t),
+    KZ_INFO("start", "version=%s data=%s schema=%d server_id=%s server_key=%s listen=%s:%d tls=%s",
+            KZ_VERSION, o.data, store_schema_version(st), origin, key_b64, host, transport_port(t),
             o.cfg.tls_cert_file[0] ? "on" : "off");
     printf("listening on %s:%d\n", host, transport_port(t));
     fflush(stdout);
@@ -487,6 +640,8 @@ int main(int argc, char **argv)
         return cmd_init(argc, argv);
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve(argc, argv);
+    if (strcmp(cmd, "fingerprint") == 0)
+        return cmd_fingerprint(argc, argv);
     if (strcmp(cmd, "backup") == 0)
         return cmd_backup(argc, argv);
     if (strcmp(cmd, "verify-backup") == 0)

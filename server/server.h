@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "store.h"
+#include "store_fed.h"
 
 #define KZ_VERSION "0.1.0"
 /* Positions and other integers in JSON stay exact up to 2^53 - 1. */
@@ -80,7 +81,9 @@ struct kz_config {
     long long upload_expiry_hours; /* an unfinished upload is dropped after this */
     long long e2ee_max_bytes;      /* the data of one end-to-end encrypted event */
     long long shutdown_grace_ms;
-    char server_id[64]; /* this server's name in event logs; "" derives one from its key */
+    char server_id[64];           /* this server's id, stored at init; serve refuses another */
+    long long peer_max_addresses; /* addresses of one peer server (peer.add) */
+    long long peers_max;          /* peer servers pinned */
     long long sync_page_max;
     long long history_page_max;
     long long read_push_interval_ms;
@@ -719,6 +722,10 @@ int kz_backup_make(const char *data_dir, const char *out_dir, struct kz_backup_s
 int kz_backup_verify(const char *dir, FILE *report, struct kz_backup_stats *stats);
 /* Copies a verified backup's files into a new data directory (created; must not exist). */
 int kz_backup_restore_files(const char *backup_dir, const char *data_dir, char *err, size_t errlen);
+/* ops_peer.c: the peer servers an admin pins (docs/federation.md) */
+enum kz_err op_peer_add(struct srv_call *c);
+enum kz_err op_peer_list(struct srv_call *c);
+enum kz_err op_peer_remove(struct srv_call *c);
 /* ops_invite.c */
 enum kz_err op_invite_create(struct srv_call *c);
 enum kz_err op_invite_list(struct srv_call *c);

@@ -346,6 +346,27 @@ static const char *const migrations[] = {
      * (store_member_each), and the temporary B-tree for ORDER BY joined_pos was most of that
      * statement's ~20,000 instructions per message (issue 16, docs/performance.md). */
     "CREATE INDEX IF NOT EXISTS room_members_joined ON room_members(room, joined_pos);",
+
+    /* 14: federation's identity (issue 17, item 1; store_fed.c): this server's id, stored at
+     * init (or adopted, once, by a database made before) so that a config naming another id is
+     * refused instead of silently starting new logs; and the peers an admin pinned by key.
+     * One identity row (`only` is always 1); a peer's addresses are one space-separated text. */
+    ("CREATE TABLE IF NOT EXISTS server_identity ("
+     "  only INTEGER PRIMARY KEY CHECK (only = 1),"
+     "  server_id TEXT NOT NULL,"
+     "  adopted INTEGER NOT NULL DEFAULT 0,"
+     "  created_at INTEGER NOT NULL"
+     ");"
+     "CREATE TABLE IF NOT EXISTS peers ("
+     "  server_id TEXT PRIMARY KEY,"
+     "  public_key BLOB NOT NULL UNIQUE CHECK (length(public_key) = 32),"
+     "  addresses TEXT NOT NULL,"
+     "  tls_pin TEXT NOT NULL DEFAULT '',"
+     "  name TEXT NOT NULL DEFAULT '',"
+     "  fingerprint TEXT NOT NULL,"
+     "  added_by TEXT NOT NULL,"
+     "  added_at INTEGER NOT NULL"
+     ") WITHOUT ROWID;"),
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -137,6 +137,10 @@ int cmd_invite_create(int argc, char **argv);
 int cmd_invite_list(int argc, char **argv);
 int cmd_invite_revoke(int argc, char **argv);
 int cmd_join(int argc, char **argv);
+/* peer.c */
+int cmd_peer_add(int argc, char **argv);
+int cmd_peer_list(int argc, char **argv);
+int cmd_peer_remove(int argc, char **argv);
 /* Prints text as a QR code with Unicode half blocks (light modules drawn, for dark terminals). */
 void cli_print_qr(const char *text);
 

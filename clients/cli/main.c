@@ -39,6 +39,10 @@ static const char usage[] =
     "                 [--expires WHEN] [--account-expires WHEN] [--note TEXT] [--no-qr]\n"
     "  admin invite list | admin invite revoke ID\n"
     "                                 WHEN: YYYY-MM-DD, \"YYYY-MM-DD HH:MM\", or 90m, 72h, 7d\n"
+    "  admin peer add ID --key KEY --address HOST:PORT [--address ...] --fingerprint DIGITS\n"
+    "                 [--tls-pin PIN] [--name NAME]\n"
+    "                                 pin another municipality's server (federation)\n"
+    "  admin peer list | admin peer remove ID\n"
     "  admin dept list | admin group list\n"
     "  admin sessions LOGIN | admin revoke SESSION_ID   (a lost phone: cut off at once)\n"
     "  sessions | revoke SESSION_ID   your own devices\n"
@@ -419,6 +423,12 @@ static const struct cli_command commands[] = {
      "[--no-qr]\n" USAGE_WHEN},
     {"admin invite list", cmd_invite_list, 0, 0, true, "admin invite list"},
     {"admin invite revoke", cmd_invite_revoke, 1, 1, true, "admin invite revoke ID"},
+    {"admin peer add", cmd_peer_add, 1, -1, true,
+     "admin peer add ID --key KEY --address HOST:PORT [--address ...] --fingerprint DIGITS\n"
+     "                 [--tls-pin PIN] [--name NAME]\n"
+     "  DIGITS: the 60 digits of kizunad fingerprint on the peer, read to you by its admin"},
+    {"admin peer list", cmd_peer_list, 0, 0, true, "admin peer list"},
+    {"admin peer remove", cmd_peer_remove, 1, 1, true, "admin peer remove ID"},
     {"admin dept list", run_dept_list, 0, 0, true, "admin dept list"},
     {"admin group list", run_group_list, 0, 0, true, "admin group list"},
     {"admin sessions", run_sessions, 1, 1, true, "admin sessions LOGIN"},

@@ -41,6 +41,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fed.h"
 #include "harness.h"
 #include "media.h"
 #include "server.h"
@@ -127,6 +128,10 @@ static const struct row rows[] = {
     {"invite.create", "\"note\":\"authz\"",                                 "U U F F F F o U U U F", 0},
     {"invite.list", "",                                                     "U U F F F F o U U U F", 0},
     {"invite.revoke", "\"invite\":$FRESH_INVITE",                           "U U F F F F o U U U F", 0},
+    /* A fresh server id, key and matching fingerprint per cell; removal of a fresh peer. */
+    {"peer.add", "$PEER_FIELDS",                                            "U U F F F F o U U U F", 0},
+    {"peer.list", "",                                                       "U U F F F F o U U U F", 0},
+    {"peer.remove", "\"server\":\"$FRESH_PEER\"",                           "U U F F F F o U U U F", 0},
     /* An anyone op: the transport refuses a dead bearer token, but the expired account's
      * session still exists (no sweep has run) and join does not look at it. */
     {"join", "\"code\":\"$FRESH_CODE\",\"login\":\"$FRESH_LOGIN\",\"password\":\"joiner-password-1\"",
@@ -805,6 +810,25 @@ static void devlist_fields(enum who w, char *out, size_t n)
     snprintf(out, n, "\"list\":\"%s\",\"device\":\"%s\",\"sig\":\"%s\"", e64, signer->id, s64);
 }
 
+/* peer.add's fields for a server nobody has pinned yet: a fresh id and key, and the fingerprint
+ * its admin would read out. The id goes to id (if not NULL). */
+static void peer_fields(char *out, size_t n, char *id, size_t idlen)
+{
+    static int peers;
+    uint8_t pk[32], sk[64];
+    crypto_sign_keypair(pk, sk);
+    char sid[32], key[FED_KEY_B64LEN + 1], fp[FED_FINGERPRINT_LEN + 1];
+    snprintf(sid, sizeof sid, "authz-peer-%d", ++peers);
+    fed_key_encode(pk, key, sizeof key);
+    cr_assert_eq(fed_fingerprint(sid, pk, fp), 0);
+    snprintf(out, n,
+             "\"server\":\"%s\",\"key\":\"%s\",\"addresses\":[\"10.0.0.%d:8443\"],"
+             "\"fingerprint\":\"%s\"",
+             sid, key, peers % 250 + 1, fp);
+    if (id)
+        snprintf(id, idlen, "%s", sid);
+}
+
 static void resolve(const char *name, enum who w, char *out, size_t n)
 {
     const struct caller *c = &who[w];
@@ -846,6 +870,12 @@ static void resolve(const char *name, enum who w, char *out, size_t n)
     } else if (strcmp(name, "FRESH_INVITE") == 0) {
         r = must(&adm, "\"op\":\"invite.create\"");
         snprintf(out, n, "%lld", jint(r, "invite.id"));
+    } else if (strcmp(name, "PEER_FIELDS") == 0) {
+        peer_fields(out, n, NULL, 0);
+    } else if (strcmp(name, "FRESH_PEER") == 0) {
+        char fields[512];
+        peer_fields(fields, sizeof fields, out, n);
+        r = must(&adm, "\"op\":\"peer.add\",%s", fields);
     } else if (strcmp(name, "OWN_SESSION") == 0) {
         snprintf(out, n, "%lld", side_session(w));
     } else if (strcmp(name, "VICTIM_SESSION") == 0) {

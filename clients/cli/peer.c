@@ -1,0 +1,115 @@
+/* peer.c - the peer servers of federation: `kizuna admin peer add|list|remove`. Pairing is
+ * done by two admins on the phone: each runs `kizunad fingerprint` on their own server and
+ * reads the digits to the other, who gives them to `peer add --fingerprint`; the server refuses
+ * a key that does not give those digits (docs/federation.md). Entries of the command table in
+ * main.c, which has counted their arguments. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void print_peer(const cJSON *p)
+{
+    const cJSON *a, *addrs = cJSON_GetObjectItemCaseSensitive(p, "addresses");
+    const char *name = cli_str(p, "name", NULL);
+    printf("%s%s%s%s\n", cli_str(p, "server", NULL), *name ? " (" : "", name, *name ? ")" : "");
+    printf("  key:         %s\n", cli_str(p, "key", NULL));
+    printf("  fingerprint: %s\n", cli_str(p, "fingerprint", NULL));
+    printf("  addresses:  ");
+    cJSON_ArrayForEach(a, addrs) printf(" %s", cJSON_IsString(a) ? a->valuestring : "?");
+    printf("\n  TLS pin:     %s\n",
+           *cli_str(p, "tls_pin", NULL) ? cli_str(p, "tls_pin", NULL) : "(none)");
+}
+
+/* `admin peer add ID --key KEY --address HOST:PORT [--address ...] --fingerprint DIGITS
+ * [--tls-pin PIN] [--name NAME]`; argv[0] is "add". */
+int cmd_peer_add(int argc, char **argv)
+{
+    cJSON *args = cJSON_CreateObject();
+    cJSON *addrs = cJSON_AddArrayToObject(args, "addresses");
+    const char *id = NULL, *bad = NULL;
+    bool have_key = false, have_fp = false;
+    for (int i = 1; i < argc && !bad; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (a[0] != '-') {
+            if (id)
+                bad = "unexpected argument";
+            id = a;
+            continue;
+        }
+        if (!v) {
+            bad = "an option needs a value";
+            break;
+        }
+        i++;
+        if (strcmp(a, "--key") == 0) {
+            cJSON_AddStringToObject(args, "key", v);
+            have_key = true;
+        } else if (strcmp(a, "--address") == 0) {
+            cJSON_AddItemToArray(addrs, cJSON_CreateString(v));
+        } else if (strcmp(a, "--fingerprint") == 0) {
+            cJSON_AddStringToObject(args, "fingerprint", v);
+            have_fp = true;
+        } else if (strcmp(a, "--tls-pin") == 0) {
+            cJSON_AddStringToObject(args, "tls_pin", v);
+        } else if (strcmp(a, "--name") == 0) {
+            cJSON_AddStringToObject(args, "name", v);
+        } else {
+            bad = ""; /* cli_usage_error names the option it does not have */
+        }
+    }
+    if (!bad && !id)
+        bad = "peer add needs the peer's server ID";
+    else if (!bad && !have_key)
+        bad = "--key KEY is required: the peer's public key (kizunad fingerprint on its server)";
+    else if (!bad && cJSON_GetArraySize(addrs) == 0)
+        bad = "--address HOST:PORT is required (repeat it for more addresses)";
+    else if (!bad && !have_fp)
+        bad = "--fingerprint is required: the 60 digits the peer's administrator reads to you "
+              "from kizunad fingerprint on their server";
+    if (bad) {
+        cJSON_Delete(args);
+        return cli_usage_error(*bad ? bad : NULL);
+    }
+    cJSON_AddStringToObject(args, "server", id);
+    cJSON *reply = NULL;
+    int rc = cli_call_once("peer.add", args, &reply);
+    if (rc == EXIT_OK && !json_out) {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(reply, "peer");
+        printf("peer added; the fingerprint matches its id and key:\n");
+        print_peer(p);
+    }
+    cJSON_Delete(reply);
+    return rc;
+}
+
+/* `admin peer list` */
+int cmd_peer_list(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    cJSON *reply = NULL;
+    int rc = cli_call_once("peer.list", NULL, &reply);
+    if (rc == EXIT_OK && !json_out) {
+        printf("this server: %s\n  fingerprint: %s\n\n", cli_str(reply, "self", "server"),
+               cli_str(reply, "self", "fingerprint"));
+        const cJSON *p, *peers = cJSON_GetObjectItemCaseSensitive(reply, "peers");
+        if (cJSON_GetArraySize(peers) == 0)
+            printf("no peers (kizuna admin peer add)\n");
+        cJSON_ArrayForEach(p, peers) print_peer(p);
+    }
+    cJSON_Delete(reply);
+    return rc;
+}
+
+/* `admin peer remove ID` */
+int cmd_peer_remove(int argc, char **argv)
+{
+    (void)argc;
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddStringToObject(args, "server", argv[1]);
+    int rc = cli_call_once("peer.remove", args, NULL);
+    if (rc == EXIT_OK && !json_out)
+        printf("peer %s removed\n", argv[1]);
+    return rc;
+}

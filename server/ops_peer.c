@@ -1,0 +1,209 @@
+/* ops_peer.c - the peer servers an admin pins: peer.add, peer.list, peer.remove. A peer is a
+ * server id, its Ed25519 key, the addresses it is reached at, an optional TLS key pin and its
+ * municipality's name (store_fed.h). peer.add takes the 60-digit fingerprint the other admin
+ * read out by phone and refuses a key that does not give it, so a key mistyped or swapped in
+ * transit is never pinned (docs/federation.md says why this design). Every refusal changes
+ * nothing: everything is checked before the one insert. Peers take effect at once: they are
+ * rows, read by whatever needs them (later: the federation links). */
+#include "fed.h"
+#include "server.h"
+#include "store_fed.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+/* A peer as the protocol shows it (caller owns the result). */
+static cJSON *peer_json(const struct store_peer *p)
+{
+    cJSON *o = cJSON_CreateObject();
+    char key[FED_KEY_B64LEN + 1];
+    fed_key_encode(p->key, key, sizeof key);
+    cJSON_AddStringToObject(o, "server", p->server_id);
+    cJSON_AddStringToObject(o, "name", p->name);
+    cJSON_AddStringToObject(o, "key", key);
+    cJSON_AddStringToObject(o, "fingerprint", p->fingerprint);
+    cJSON *a = cJSON_AddArrayToObject(o, "addresses");
+    for (int i = 0; i < p->naddr; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(p->addr[i]));
+    if (p->tls_pin[0])
+        cJSON_AddStringToObject(o, "tls_pin", p->tls_pin);
+    else
+        cJSON_AddNullToObject(o, "tls_pin");
+    cJSON_AddStringToObject(o, "added_by", p->added_by);
+    cJSON_AddNumberToObject(o, "added_at", (double)p->added_at);
+    return o;
+}
+
+/* This server's own id and public key. */
+static void own_identity(struct srv *s, const char **id, uint8_t pk[FED_KEY_BYTES])
+{
+    struct srv_origin me = srv_origin_local(s);
+    *id = me.name;
+    crypto_sign_ed25519_sk_to_pk(pk, me.sk);
+}
+
+/* A display name: no control characters (it is printed in lists and, later, beside every
+ * message of that municipality). */
+static bool name_ok(const char *name)
+{
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return false;
+    return true;
+}
+
+/* Checks every argument of peer.add into p, in the order docs/protocol.md lists the refusals. */
+static enum kz_err peer_check(struct srv_call *c, struct store_peer *p)
+{
+    const struct kz_config *cfg = srv_config(c->srv);
+    struct store *st = srv_store(c->srv);
+    char why[160];
+    memset(p, 0, sizeof *p);
+    const char *id = srv_arg_str(c, "server");
+    if (!fed_server_id_valid(id))
+        return srv_fail(c, KZ_BAD_REQUEST,
+                        "'%.63s' is not a server id: 3-63 of a-z, 0-9 and '-', beginning and "
+                        "ending with a letter or digit (e.g. jp-38-ehime-pref)",
+                        id);
+    snprintf(p->server_id, sizeof p->server_id, "%s", id);
+    if (!fed_key_parse(srv_arg_str(c, "key"), p->key, why, sizeof why))
+        return srv_fail(c, KZ_BAD_REQUEST, "%s", why);
+    const cJSON *item, *addrs = srv_arg_list(c, "addresses");
+    if (cJSON_GetArraySize(addrs) == 0)
+        return srv_fail(c, KZ_BAD_REQUEST, "a peer needs at least one address (HOST:PORT)");
+    cJSON_ArrayForEach(item, addrs)
+    {
+        if (!fed_address_valid(item->valuestring, why, sizeof why))
+            return srv_fail(c, KZ_BAD_REQUEST, "%s", why);
+        for (int i = 0; i < p->naddr; i++)
+            if (strcmp(p->addr[i], item->valuestring) == 0)
+                return srv_fail(c, KZ_BAD_REQUEST, "address %s is given twice", item->valuestring);
+        if (p->naddr >= STORE_PEER_ADDRS_MAX) /* the table's cap (peer_max_addresses) is lower */
+            return srv_fail_cap(c, KZ_TOO_LARGE, "peer_max_addresses");
+        snprintf(p->addr[p->naddr++], sizeof p->addr[0], "%s", item->valuestring);
+    }
+    const char *pin = srv_arg_str(c, "tls_pin");
+    if (pin && *pin && !fed_tls_pin_valid(pin))
+        return srv_fail(c, KZ_BAD_REQUEST,
+                        "a TLS pin is the base64 of the SHA-256 of the peer's public key "
+                        "(44 characters ending in '=')");
+    snprintf(p->tls_pin, sizeof p->tls_pin, "%s", pin ? pin : "");
+    const char *name = srv_arg_str(c, "name");
+    if (name && !name_ok(name))
+        return srv_fail(c, KZ_BAD_REQUEST, "a peer's name must not hold control characters");
+    snprintf(p->name, sizeof p->name, "%s", name ? name : "");
+    char given[FED_FINGERPRINT_DIGITS + 1], want[FED_FINGERPRINT_DIGITS + 1];
+    if (!fed_fingerprint_parse(srv_arg_str(c, "fingerprint"), given))
+        return srv_fail(c, KZ_BAD_REQUEST,
+                        "a fingerprint is 60 digits (12 groups of 5, as kizunad fingerprint "
+                        "prints it)");
+    if (fed_fingerprint(p->server_id, p->key, p->fingerprint) != 0 ||
+        !fed_fingerprint_parse(p->fingerprint, want))
+        return srv_fail(c, KZ_INTERNAL, "cannot compute the fingerprint");
+    if (sodium_memcmp(given, want, FED_FINGERPRINT_DIGITS) != 0)
+        return srv_fail(c, KZ_BAD_REQUEST,
+                        "the fingerprint does not match server %s with this key: nothing was "
+                        "added; check the id, the key and the digits with %s's administrator",
+                        p->server_id, p->server_id);
+    const char *own_id;
+    uint8_t own_pk[FED_KEY_BYTES];
+    own_identity(c->srv, &own_id, own_pk);
+    if (strcmp(p->server_id, own_id) == 0)
+        return srv_fail(c, KZ_CONFLICT, "%s is this server's own id", own_id);
+    if (memcmp(p->key, own_pk, FED_KEY_BYTES) == 0)
+        return srv_fail(c, KZ_CONFLICT, "this is this server's own key");
+    struct store_peer old;
+    enum store_rc rc = store_peer_get(st, p->server_id, &old);
+    if (rc == STORE_OK)
+        return srv_fail(c, KZ_CONFLICT,
+                        "%s is already a peer (to change it: kizuna admin peer remove %s, then "
+                        "add it again)",
+                        p->server_id, p->server_id);
+    if (rc == STORE_NOT_FOUND)
+        rc = store_peer_get_by_key(st, p->key, &old);
+    if (rc == STORE_OK)
+        return srv_fail(c, KZ_CONFLICT, "this key is already pinned for peer %s", old.server_id);
+    int64_t count = 0;
+    if (rc != STORE_NOT_FOUND || store_peer_count(st, &count) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "cannot read the peers");
+    if (count >= cfg->peers_max)
+        return srv_fail(c, KZ_CONFLICT, "this server already has %lld peers (peers_max)",
+                        (long long)count);
+    return KZ_OK;
+}
+
+enum kz_err op_peer_add(struct srv_call *c)
+{
+    struct store_peer p;
+    enum kz_err e = peer_check(c, &p);
+    if (e)
+        return e;
+    snprintf(p.added_by, sizeof p.added_by, "%s", c->auth.user.login);
+    p.added_at = kz_now_ms();
+    enum store_rc rc = store_peer_insert(srv_store(c->srv), &p);
+    if (rc == STORE_CONFLICT)
+        return srv_fail(c, KZ_CONFLICT, "%s is already a peer", p.server_id);
+    if (rc != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "cannot store the peer");
+    KZ_INFO("peer_added", "by=%s server=%s addresses=%d", p.added_by, p.server_id, p.naddr);
+    cJSON *pj = peer_json(&p);
+    cJSON *details = cJSON_Duplicate(pj, true);
+    cJSON_DeleteItemFromObjectCaseSensitive(details, "added_by");
+    cJSON_DeleteItemFromObjectCaseSensitive(details, "added_at");
+    c->result = cJSON_CreateObject();
+    cJSON_AddItemToObject(c->result, "peer", pj);
+    char target[80];
+    snprintf(target, sizeof target, "peer:%s", p.server_id);
+    srv_audit(c, "peer.add", target, details);
+    return KZ_OK;
+}
+
+static int list_one(void *ctx, const struct store_peer *p)
+{
+    cJSON_AddItemToArray(ctx, peer_json(p));
+    return 0;
+}
+
+enum kz_err op_peer_list(struct srv_call *c)
+{
+    const char *own_id;
+    uint8_t own_pk[FED_KEY_BYTES];
+    own_identity(c->srv, &own_id, own_pk);
+    char key[FED_KEY_B64LEN + 1], fp[FED_FINGERPRINT_LEN + 1];
+    fed_key_encode(own_pk, key, sizeof key);
+    if (fed_fingerprint(own_id, own_pk, fp) != 0)
+        fp[0] = '\0';
+    cJSON *peers = cJSON_CreateArray();
+    if (store_peer_each(srv_store(c->srv), list_one, peers) != STORE_OK) {
+        cJSON_Delete(peers);
+        return srv_fail(c, KZ_INTERNAL, "cannot read the peers");
+    }
+    c->result = cJSON_CreateObject();
+    cJSON *me = cJSON_AddObjectToObject(c->result, "self");
+    cJSON_AddStringToObject(me, "server", own_id);
+    cJSON_AddStringToObject(me, "key", key);
+    cJSON_AddStringToObject(me, "fingerprint", fp);
+    cJSON_AddItemToObject(c->result, "peers", peers);
+    return KZ_OK;
+}
+
+enum kz_err op_peer_remove(struct srv_call *c)
+{
+    struct store *st = srv_store(c->srv);
+    const char *id = srv_arg_str(c, "server");
+    struct store_peer p;
+    enum store_rc rc = store_peer_get(st, id, &p);
+    if (rc == STORE_NOT_FOUND)
+        return srv_fail(c, KZ_NOT_FOUND, "%.63s is not a peer (kizuna admin peer list)", id);
+    if (rc != STORE_OK || store_peer_delete(st, id) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "cannot remove the peer");
+    KZ_INFO("peer_removed", "by=%s server=%s", c->auth.user.login, p.server_id);
+    cJSON *pj = peer_json(&p);
+    c->result = cJSON_CreateObject();
+    cJSON_AddItemToObject(c->result, "peer", pj);
+    char target[80];
+    snprintf(target, sizeof target, "peer:%s", p.server_id);
+    srv_audit(c, "peer.remove", target, cJSON_Duplicate(pj, true));
+    return KZ_OK;
+}
