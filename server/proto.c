@@ -311,6 +311,9 @@ static bool commit_now(struct srv *s)
         KZ_INFO("disk_recovered", "writes accepted again");
         s->disk_alarm = false;
     }
+    if (ok && committed && s->syncer && kz_syncer_take_checkpoint(s->syncer) &&
+        store_wal_checkpoint(s->store) != STORE_OK)
+        KZ_WARN("checkpoint_failed", "error=\"%s\"", store_errmsg(s->store));
     if (ok && committed && s->syncer) {
         /* What this commit releases waits for the disk (outbox.c); without memory for that,
          * wait for the disk now. */

@@ -254,6 +254,10 @@ struct kz_syncer *kz_syncer_start(struct store *st, int checkpoint_frames, void 
 void kz_syncer_request(struct kz_syncer *y, uint64_t seq);
 /* The newest commit number known to be on disk. Any thread. */
 uint64_t kz_syncer_done(struct kz_syncer *y);
+/* Whether the checkpoint thread has copied the bulk of the log since the last call: the loop
+ * then copies the rest with store_wal_checkpoint right after a commit, so that its next
+ * transaction starts the log over. */
+bool kz_syncer_take_checkpoint(struct kz_syncer *y);
 /* Blocks until commit number seq is on disk. */
 void kz_syncer_wait(struct kz_syncer *y, uint64_t seq);
 /* Syncs what was asked for, joins the thread and frees. Accepts NULL. */

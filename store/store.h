@@ -98,6 +98,9 @@ bool store_tx_is_open(const struct store *st);
 enum store_rc store_wal_defer_sync(struct store *st);
 /* Lets the loop's connection checkpoint by itself again every `frames` frames (a fallback). */
 void store_wal_autocheckpoint(struct store *st, int frames);
+/* Copies what is left of the log into the database on this connection (no transaction may be
+ * open), so that its next write transaction starts the log over. */
+enum store_rc store_wal_checkpoint(struct store *st);
 /* The database file's path (owned by st). */
 const char *store_file_path(struct store *st);
 /* Frames in the write-ahead log after the last commit; safe to read from any thread. */

@@ -42,6 +42,16 @@ void store_wal_autocheckpoint(struct store *st, int frames)
     sqlite3_wal_autocheckpoint(st->db, frames); /* SQLite's own hook replaces on_wal */
 }
 
+enum store_rc store_wal_checkpoint(struct store *st)
+{
+    if (sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) !=
+        SQLITE_OK) {
+        snprintf(st->errmsg, sizeof st->errmsg, "%s", sqlite3_errmsg(st->db));
+        return STORE_ERROR;
+    }
+    return STORE_OK;
+}
+
 const char *store_file_path(struct store *st)
 {
     const char *p = sqlite3_db_filename(st->db, "main");
