@@ -1,9 +1,9 @@
 /* core.h - the server core's private state (struct srv and what a call carries while it
- * runs). Included by the core's own files: proto.c, op_table.c, gate.c and the event files
- * (event_log.c, event_apply.c, event_deliver.c, event_view.c), and by the few files that need
- * the core's state directly: ops_account.c (sessions), blobs.c (uploads commit on their own),
- * throttle.c, outbox.c. Op handlers otherwise see only server.h and its accessors (srv_store,
- * srv_config, srv_tx); the transport sees only transport.h's struct srv_transport. */
+ * runs). Included by the core's own files: proto.c, op_table.c, gate.c, commit.c, outbox.c
+ * and the event files (event_log.c, event_apply.c, event_deliver.c, event_view.c), and by the
+ * few files that need the core's state directly: ops_account.c (sessions), blobs.c (uploads
+ * commit on their own), throttle.c. Op handlers otherwise see only server.h and its accessors
+ * (srv_store, srv_config, srv_tx); the transport sees only transport.h's struct srv_transport. */
 #ifndef KIZUNA_CORE_H
 #define KIZUNA_CORE_H
 
@@ -74,6 +74,11 @@ struct srv {
     bool commit_waiting; /* a transaction waits for the syncer to finish the last commit */
     bool reads_waiting;  /* ... and read markers wait for it (srv_tick) */
 };
+
+/* proto.c: an error reply to a request that is no longer running (a held reply whose commit
+ * failed): id is the request's (copied), retry_after_s > 0 adds the hint. */
+void srv_send_error_to(struct srv *s, uint64_t conn_id, cJSON *id, bool is_http, enum kz_err e,
+                       const char *msg, int64_t retry_after_s);
 
 /* outbox.c: everything the core hands the transport goes through these. While a commit is
  * not yet on disk, they queue behind it (so no one sees what a power cut could take back, and
