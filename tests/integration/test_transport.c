@@ -502,3 +502,87 @@ Test(transport, running_out_of_descriptors_refuses_calmly_and_recovers)
     cr_assert_eq(st, 200, "no recovery: %s", body);
     ws_close_fd(&by);
 }
+
+/* Appends one masked client frame (fin, opcode) carrying data to out[*n]. */
+static void frame_append(unsigned char *out, size_t *n, bool fin, int opcode, const char *data,
+                         size_t len)
+{
+    out[(*n)++] = (unsigned char)((fin ? 0x80 : 0) | opcode);
+    if (len < 126) {
+        out[(*n)++] = (unsigned char)(0x80 | len);
+    } else {
+        out[(*n)++] = 0x80 | 126;
+        out[(*n)++] = (unsigned char)(len >> 8);
+        out[(*n)++] = (unsigned char)len;
+    }
+    const unsigned char mask[4] = {0x9a, 0x3c, 0x55, 0xe1};
+    memcpy(out + *n, mask, 4);
+    *n += 4;
+    for (size_t i = 0; i < len; i++)
+        out[(*n)++] = (unsigned char)data[i] ^ mask[i & 3];
+}
+
+/* Requests larger than a read (ws_rx_chunk_bytes), each in three WebSocket fragments, written
+ * in small pieces taking turns across connections: each must reach the core whole and alone
+ * (ws.c reassembles split requests per connection, whole ones from one shared buffer), so
+ * every reply carries its own request's id, in order, on its own connection. */
+Test(transport, split_requests_interleaved_across_connections_stay_apart)
+{
+    kzd_setup_with(&d, "\"requests_per_second\":100000,\"request_burst\":1000000");
+    enum { CONNS = 6, REQS = 12, IDLEN = 3000 };
+    struct ws w[CONNS];
+    static unsigned char wire[CONNS][REQS * (IDLEN + 200)];
+    size_t wire_len[CONNS] = {0}, sent[CONNS] = {0};
+    static char ids[CONNS][REQS][IDLEN + 1];
+    for (int c = 0; c < CONNS; c++) {
+        cr_assert(ws_open(&w[c], d.port));
+        cr_assert(ws_login(&w[c], "admin", TEST_ADMIN_PASSWORD, NULL));
+        for (int r = 0; r < REQS; r++) {
+            /* An id no other request shares at any offset: connection, request, then a fill
+             * that depends on both. */
+            int k = snprintf(ids[c][r], IDLEN + 1, "c%d-r%d-", c, r);
+            for (int i = k; i < IDLEN; i++)
+                ids[c][r][i] = (char)('a' + (i * 7 + c * 3 + r) % 26);
+            ids[c][r][IDLEN] = '\0';
+            char req[IDLEN + 64];
+            int len = snprintf(req, sizeof req, "{\"op\":\"whoami\",\"id\":\"%s\"}", ids[c][r]);
+            int a = len / 3, b = 2 * len / 3;
+            frame_append(wire[c], &wire_len[c], false, 0x1, req, (size_t)a);
+            frame_append(wire[c], &wire_len[c], false, 0x0, req + a, (size_t)(b - a));
+            frame_append(wire[c], &wire_len[c], true, 0x0, req + b, (size_t)(len - b));
+        }
+    }
+    /* Round robin, 700 bytes at a time, with TCP_NODELAY so the pieces leave as written. */
+    for (int c = 0; c < CONNS; c++) {
+        int one = 1;
+        setsockopt(w[c].fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    for (bool more = true; more;) {
+        more = false;
+        for (int c = 0; c < CONNS; c++) {
+            size_t n = wire_len[c] - sent[c] < 700 ? wire_len[c] - sent[c] : 700;
+            if (!n)
+                continue;
+            ssize_t k = write(w[c].fd, wire[c] + sent[c], n);
+            cr_assert_gt(k, 0, "write to connection %d", c);
+            sent[c] += (size_t)k;
+            more = true;
+        }
+    }
+    for (int c = 0; c < CONNS; c++) {
+        for (int r = 0; r < REQS; r++) {
+            char *text = ws_recv_text(&w[c], 10000);
+            cr_assert_not_null(text, "connection %d: no reply %d", c, r);
+            cJSON *reply = cJSON_Parse(text);
+            free(text);
+            cr_assert_not_null(reply);
+            const cJSON *id = cJSON_GetObjectItem(reply, "id");
+            cr_assert(cJSON_IsString(id), "connection %d reply %d has no string id", c, r);
+            cr_assert_str_eq(id->valuestring, ids[c][r],
+                             "connection %d reply %d answers another request", c, r);
+            cr_assert_str_eq(reply_code(reply), "ok");
+            cJSON_Delete(reply);
+        }
+        ws_close_fd(&w[c]);
+    }
+}
