@@ -33,6 +33,23 @@ void kz_event_room_id(const void *payload, size_t len, char out[KZ_EVENT_ID_CHAR
     hash_b64(KZ_EVENT_DOMAIN_ROOM, payload, len, out);
 }
 
+void kz_event_key_id(const uint8_t pk[KZ_EVENT_PK_BYTES], char out[KZ_EVENT_KEY_ID_CHARS])
+{
+    unsigned char h[32];
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, sizeof h);
+    crypto_generichash_update(&st, (const unsigned char *)KZ_EVENT_DOMAIN_KEYID,
+                              sizeof KZ_EVENT_DOMAIN_KEYID); /* with its NUL */
+    crypto_generichash_update(&st, pk, KZ_EVENT_PK_BYTES);
+    crypto_generichash_final(&st, h, sizeof h);
+    sodium_bin2base64(out, KZ_EVENT_KEY_ID_CHARS, h, 8, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+int64_t kz_event_hlc_next(int64_t now_ms, int64_t room_max)
+{
+    return now_ms > room_max ? now_ms : room_max + 1;
+}
+
 /* "kizuna/event/v1" NUL payload, in a buffer the caller frees; NULL if out of memory. */
 static unsigned char *signed_message(const void *payload, size_t len, size_t *mlen)
 {
@@ -78,9 +95,16 @@ char *kz_event_payload_build(const struct kz_event_fields *f, const cJSON *conte
      * event, so a builder that reordered them would make different events. Written directly
      * (json_write.c) with cJSON's escaping; the integers in plain decimal, as cJSON's %1.15g
      * writes every integer below 10^15, so events stored before read the same. */
+    bool v2 = f->v >= 2;
+    if (v2 && (f->v != KZ_EVENT_VERSION || !f->key))
+        return NULL;
     struct kz_json j;
     kz_json_init(&j, 256);
     kz_json_raw(&j, "{", 1);
+    if (v2) {
+        kz_json_key(&j, "v");
+        kz_json_int(&j, f->v);
+    }
     if (f->room) {
         kz_json_key(&j, "room");
         kz_json_str(&j, f->room);
@@ -89,6 +113,10 @@ char *kz_event_payload_build(const struct kz_event_fields *f, const cJSON *conte
     kz_json_str(&j, f->origin);
     kz_json_key(&j, "inc");
     kz_json_int(&j, f->inc);
+    if (v2) {
+        kz_json_key(&j, "key");
+        kz_json_str(&j, f->key);
+    }
     kz_json_key(&j, "seq");
     kz_json_int(&j, f->seq);
     kz_json_key(&j, "prev");
@@ -96,6 +124,10 @@ char *kz_event_payload_build(const struct kz_event_fields *f, const cJSON *conte
         kz_json_str(&j, f->prev);
     else
         kz_json_raw(&j, "null", 4);
+    if (v2) {
+        kz_json_key(&j, "hlc");
+        kz_json_int(&j, f->hlc);
+    }
     kz_json_key(&j, "ts");
     kz_json_int(&j, f->ts);
     kz_json_key(&j, "type");
@@ -115,15 +147,20 @@ void kz_event_payload_free(char *payload)
 
 /* ---- reading a payload back ---- */
 
-static bool id_valid(const char *s)
+static bool b64url_valid(const char *s, size_t len)
 {
-    if (strlen(s) != KZ_EVENT_ID_LEN)
+    if (strlen(s) != len)
         return false;
     for (const char *c = s; *c; c++)
         if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
               *c == '-' || *c == '_'))
             return false;
     return true;
+}
+
+static bool id_valid(const char *s)
+{
+    return b64url_valid(s, KZ_EVENT_ID_LEN);
 }
 
 static bool int_field(const cJSON *v, int64_t min, int64_t *out)
@@ -148,9 +185,24 @@ static bool str_field(const cJSON *v, size_t min, size_t max, char *out)
     return true;
 }
 
-enum { F_ROOM, F_ORIGIN, F_INC, F_SEQ, F_PREV, F_TS, F_TYPE, F_SENDER, F_CONTENT, F_COUNT };
-static const char *const field_names[F_COUNT] = {"room", "origin", "inc",    "seq",    "prev",
-                                                 "ts",   "type",   "sender", "content"};
+/* Every field of every version; F_V, F_KEY and F_HLC are v2's alone. */
+enum {
+    F_ROOM,
+    F_ORIGIN,
+    F_INC,
+    F_SEQ,
+    F_PREV,
+    F_TS,
+    F_TYPE,
+    F_SENDER,
+    F_CONTENT,
+    F_V,
+    F_KEY,
+    F_HLC,
+    F_COUNT
+};
+static const char *const field_names[F_COUNT] = {"room", "origin", "inc",     "seq", "prev", "ts",
+                                                 "type", "sender", "content", "v",   "key",  "hlc"};
 
 static const char *parse_fields(const cJSON *v[F_COUNT], struct kz_event_head *h)
 {
@@ -177,6 +229,16 @@ static const char *parse_fields(const cJSON *v[F_COUNT], struct kz_event_head *h
         return "prev is not null at seq 1 and an event id after it";
     if (h->seq > 1)
         memcpy(h->prev, v[F_PREV]->valuestring, KZ_EVENT_ID_CHARS);
+    h->hlc = h->ts;
+    if (h->v == 1)
+        return NULL;
+    if (!(cJSON_IsString(v[F_KEY]) && b64url_valid(v[F_KEY]->valuestring, KZ_EVENT_KEY_ID_LEN)))
+        return "key is not a key id";
+    memcpy(h->key, v[F_KEY]->valuestring, KZ_EVENT_KEY_ID_CHARS);
+    if (!int_field(v[F_HLC], 0, &h->hlc))
+        return "hlc is not an integer from 0";
+    if (h->hlc < h->ts)
+        return "hlc is below ts";
     return NULL;
 }
 
@@ -205,8 +267,21 @@ const char *kz_event_parse(const void *payload, size_t len, struct kz_event_head
         else
             v[i] = it;
     }
+    /* No v: v1, which has neither key nor hlc. */
+    out->v = 1;
+    if (!why && v[F_V]) {
+        int64_t ver = 0;
+        if (!int_field(v[F_V], 2, &ver) || ver != KZ_EVENT_VERSION)
+            why = "a format version this reader does not know";
+        else
+            out->v = (int)ver;
+    }
     for (int i = F_ORIGIN; i < F_COUNT && !why; i++)
-        if (!v[i])
+        if (!v[i] && i < F_V)
+            why = "a field is missing";
+        else if (v[i] && i > F_V && out->v == 1)
+            why = "a field this format does not have";
+        else if (!v[i] && i > F_V && out->v >= 2)
             why = "a field is missing";
     if (!why)
         why = parse_fields(v, out);
@@ -239,6 +314,12 @@ const char *kz_event_verdict_name(enum kz_event_verdict v)
         return "bad_id";
     case KZ_EVENT_BAD_SIGNATURE:
         return "bad_signature";
+    case KZ_EVENT_WRONG_KEY:
+        return "wrong_key";
+    case KZ_EVENT_BAD_HLC:
+        return "bad_hlc";
+    case KZ_EVENT_UNSIGNED_RUN:
+        return "unsigned_run";
     }
     return "?";
 }
@@ -277,19 +358,42 @@ enum kz_event_verdict kz_event_log_check(struct kz_event_log *log, const void *p
         return KZ_EVENT_GAP;
     if (strcmp(h.prev, log->head) != 0)
         return KZ_EVENT_BROKEN_CHAIN;
+    /* v2's clock orders the room: within a log it only rises (a v1 event counts its ts), and a
+     * log that reached v2 does not go back to v1, which has no clock. */
+    if (h.v >= 2 ? h.hlc <= log->hlc : log->v >= 2)
+        return KZ_EVENT_BAD_HLC;
     char computed[KZ_EVENT_ID_CHARS];
     kz_event_id(payload, len, computed);
     if (claimed_id && strcmp(claimed_id, computed) != 0)
         return KZ_EVENT_BAD_ID;
+    if (h.v >= 2) {
+        char key[KZ_EVENT_KEY_ID_CHARS];
+        kz_event_key_id(pk, key);
+        if (strcmp(key, h.key) != 0)
+            return KZ_EVENT_WRONG_KEY;
+    }
     if (sig_len && !kz_event_verify(payload, len, sig, sig_len, pk))
         return KZ_EVENT_BAD_SIGNATURE;
+    /* Bounded checkpoints: an unsigned v2 event may not make the run since the last signature
+     * reach 64 events or 128 KiB (v1 had no bound: its logs are read as they are). */
+    if (!sig_len && h.v >= 2 &&
+        (log->run_events + 1 >= KZ_EVENT_CHECKPOINT_EVENTS ||
+         log->run_bytes + (int64_t)len >= KZ_EVENT_CHECKPOINT_BYTES))
+        return KZ_EVENT_UNSIGNED_RUN;
     memcpy(log->room, room, sizeof log->room);
     memcpy(log->origin, h.origin, sizeof log->origin);
     log->inc = h.inc;
     log->seq = h.seq;
     memcpy(log->head, computed, sizeof log->head);
-    if (sig_len)
+    log->v = h.v;
+    log->hlc = h.hlc;
+    if (sig_len) {
         log->signed_seq = h.seq;
+        log->run_events = log->run_bytes = 0;
+    } else {
+        log->run_events++;
+        log->run_bytes += (int64_t)len;
+    }
     if (id)
         memcpy(id, computed, KZ_EVENT_ID_CHARS);
     return KZ_EVENT_OK;

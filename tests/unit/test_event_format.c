@@ -13,6 +13,13 @@
 #include "json_write.h"
 #include "vectors.h"
 
+/* o[key] as an integer, or 0 when missing (fields and log states v1's vectors do not have). */
+static int64_t opt_num(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+}
+
 static void key_of(const cJSON *v, uint8_t pk[32], uint8_t sk[64])
 {
     const cJSON *key = cJSON_GetObjectItemCaseSensitive(v, "key");
@@ -25,17 +32,26 @@ static void key_of(const cJSON *v, uint8_t pk[32], uint8_t sk[64])
     cr_assert_eq(n, 32);
     cr_assert_eq(memcmp(want, pk, 32), 0, "the seed does not give the public key");
     free(want);
+    const char *key_id = vec_str_or_null(key, "key_id"); /* v2's files */
+    if (key_id) {
+        char mine[KZ_EVENT_KEY_ID_CHARS];
+        kz_event_key_id(pk, mine);
+        cr_assert_str_eq(mine, key_id, "key id");
+    }
 }
 
 /* Every event of a log vector: bytes, id, room id, signature, fields read back, and the whole
- * log checked from scratch. Returns the number of events. */
-static int check_log_vector(const char *name)
+ * log checked from scratch (or, given log, continued). Returns the number of events. */
+static int check_log_vector_in(const char *name, struct kz_event_log *given)
 {
     cJSON *v = vec_load("events", name);
     uint8_t pk[32], sk[64];
     key_of(v, pk, sk);
     struct kz_event_log log;
-    kz_event_log_start(&log, NULL, NULL, 0, 0, NULL);
+    if (given)
+        log = *given;
+    else
+        kz_event_log_start(&log, NULL, NULL, 0, 0, NULL);
     int n = 0;
     const cJSON *ev;
     cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(v, "events"))
@@ -49,11 +65,14 @@ static int check_log_vector(const char *name)
         free(bytes);
 
         /* Built from the fields: exactly the same bytes. */
-        struct kz_event_fields kf = {.room = vec_str_or_null(f, "room"),
+        struct kz_event_fields kf = {.v = (int)opt_num(f, "v"),
+                                     .room = vec_str_or_null(f, "room"),
                                      .origin = vec_str_or_null(f, "origin"),
                                      .inc = vec_num(f, "inc"),
+                                     .key = vec_str_or_null(f, "key"),
                                      .seq = vec_num(f, "seq"),
                                      .prev = vec_str_or_null(f, "prev"),
+                                     .hlc = opt_num(f, "hlc"),
                                      .ts = vec_num(f, "ts"),
                                      .type = vec_str_or_null(f, "type"),
                                      .sender = vec_str_or_null(f, "sender")};
@@ -95,6 +114,9 @@ static int check_log_vector(const char *name)
         cr_assert_eq(h.seq, kf.seq);
         cr_assert_str_eq(h.prev, kf.prev ? kf.prev : "");
         cr_assert_eq(h.ts, kf.ts);
+        cr_assert_eq(h.v, kf.v ? kf.v : 1);
+        cr_assert_str_eq(h.key, kf.key ? kf.key : "");
+        cr_assert_eq(h.hlc, kf.v ? kf.hlc : kf.ts, "v1's hlc is its ts");
         cr_assert_str_eq(h.type, kf.type);
         cr_assert_str_eq(h.sender, kf.sender);
         cr_assert(cJSON_Compare(content, cJSON_GetObjectItemCaseSensitive(f, "content"), true));
@@ -109,8 +131,15 @@ static int check_log_vector(const char *name)
     }
     cr_assert_str_eq(log.room, vec_str_or_null(v, "room_id"));
     cr_assert_eq(log.signed_seq, log.seq, "%s does not end on a checkpoint", name);
+    if (given)
+        *given = log;
     cJSON_Delete(v);
     return n;
+}
+
+static int check_log_vector(const char *name)
+{
+    return check_log_vector_in(name, NULL);
 }
 
 Test(event_format, room_log)
@@ -121,6 +150,46 @@ Test(event_format, room_log)
 Test(event_format, second_incarnation)
 {
     cr_assert_eq(check_log_vector("log-incarnation.json"), 2);
+}
+
+/* v2: a version, the key's id and a clock that does not follow the origin's back. */
+Test(event_format, v2_log)
+{
+    cr_assert_eq(check_log_vector("log-v2.json"), 6);
+    cJSON *v = vec_load("events", "log-v2.json");
+    int64_t last_ts = 0, last_hlc = 0;
+    bool stepped_back = false;
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(v, "events"))
+    {
+        const cJSON *f = vec_item(ev, "fields");
+        int64_t ts = vec_num(f, "ts"), hlc = vec_num(f, "hlc");
+        stepped_back |= ts < last_ts;
+        cr_assert_eq(hlc, kz_event_hlc_next(ts, last_hlc), "hlc = max(now, highest + 1)");
+        last_ts = ts;
+        last_hlc = hlc;
+    }
+    cr_assert(stepped_back, "the vector's clock goes back");
+    cJSON_Delete(v);
+}
+
+/* A v1 log continued in v2 by an upgraded origin: one log, one chain. */
+Test(event_format, v1_log_continued_in_v2)
+{
+    struct kz_event_log log;
+    kz_event_log_start(&log, NULL, NULL, 0, 0, NULL);
+    cr_assert_eq(check_log_vector_in("log-room.json", &log), 8);
+    cr_assert_eq(check_log_vector_in("log-upgrade.json", &log), 2);
+    cr_assert_eq(log.seq, 10);
+    cr_assert_eq(log.v, 2);
+}
+
+Test(event_format, hlc_next)
+{
+    cr_assert_eq(kz_event_hlc_next(1000, 0), 1000);
+    cr_assert_eq(kz_event_hlc_next(1000, 999), 1000);
+    cr_assert_eq(kz_event_hlc_next(1000, 1000), 1001, "never equal to the room's highest");
+    cr_assert_eq(kz_event_hlc_next(500, 1000), 1001, "a clock stepped back does not move hlc back");
 }
 
 Test(event_format, rejects)
@@ -136,6 +205,12 @@ Test(event_format, rejects)
         struct kz_event_log log;
         kz_event_log_start(&log, vec_str_or_null(l, "room"), vec_str_or_null(l, "origin"),
                            vec_num(l, "inc"), vec_num(l, "seq"), vec_str_or_null(l, "head"));
+        /* v2's state, where a case gives it: the last event's version and clock, and the run
+         * of unsigned events since the last signature. */
+        log.v = (int)opt_num(l, "v");
+        log.hlc = opt_num(l, "hlc");
+        log.run_events = opt_num(l, "run_events");
+        log.run_bytes = opt_num(l, "run_bytes");
         struct kz_event_log before = log;
         const char *payload = vec_str_or_null(c, "payload");
         size_t siglen;
@@ -149,6 +224,7 @@ Test(event_format, rejects)
             cr_assert_eq(log.seq, before.seq + 1);
             cr_assert_str_eq(log.head, id);
             cr_assert_eq(log.signed_seq, siglen ? log.seq : before.signed_seq);
+            cr_assert_eq(log.run_events, siglen ? 0 : before.run_events + 1);
         } else {
             cr_assert_eq(memcmp(&log, &before, sizeof log), 0, "case %s moved the log",
                          vec_str_or_null(c, "name"));
@@ -161,8 +237,8 @@ Test(event_format, rejects)
         free(sig);
         n++;
     }
-    cr_assert_gt(n, 30);
-    cr_assert_eq(kinds, (1 << (KZ_EVENT_BAD_SIGNATURE + 1)) - 1, "every verdict has a case");
+    cr_assert_gt(n, 50);
+    cr_assert_eq(kinds, (1 << (KZ_EVENT_VERDICT_LAST + 1)) - 1, "every verdict has a case");
     cJSON_Delete(v);
 }
 
@@ -177,11 +253,12 @@ Test(event_format, documented)
     size_t n = fread(doc, 1, sizeof doc - 1, f);
     fclose(f);
     doc[n] = '\0';
-    const char *must[] = {KZ_EVENT_DOMAIN_ID, KZ_EVENT_DOMAIN_ROOM,   KZ_EVENT_DOMAIN_SIGN,
-                          "log-room.json",    "log-incarnation.json", "rejects.json"};
+    const char *must[] = {KZ_EVENT_DOMAIN_ID,    KZ_EVENT_DOMAIN_ROOM, KZ_EVENT_DOMAIN_SIGN,
+                          KZ_EVENT_DOMAIN_KEYID, "log-room.json",      "log-incarnation.json",
+                          "log-v2.json",         "log-upgrade.json",   "rejects.json"};
     for (size_t i = 0; i < sizeof must / sizeof must[0]; i++)
         cr_assert(strstr(doc, must[i]), "docs/event-format.md does not mention %s", must[i]);
-    for (int v = KZ_EVENT_OK; v <= KZ_EVENT_BAD_SIGNATURE; v++) {
+    for (int v = KZ_EVENT_OK; v <= KZ_EVENT_VERDICT_LAST; v++) {
         char quoted[40];
         snprintf(quoted, sizeof quoted, "`%s`", kz_event_verdict_name(v));
         cr_assert(strstr(doc, quoted), "docs/event-format.md does not name verdict %s", quoted);
