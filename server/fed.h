@@ -1,10 +1,12 @@
-/* fed.h - federation's identity (fed_identity.c): what names a server and what two admins
- * compare when they pair two servers. Pure functions over bytes and text (libsodium and media/
- * only): kizunad init, serve and fingerprint, the peer.* ops (ops_peer.c) and the tests all use
- * these, so an id, key, address or fingerprint is judged the same way everywhere.
+/* fed.h - federation's pure parts: identity (fed_identity.c), what names a server and what two
+ * admins compare when they pair two servers; and the link handshake (fed_hello.c), the bytes
+ * two servers sign to prove who is on each end of a link. Pure functions over bytes and text
+ * (libsodium and media/ only): kizunad init, serve and fingerprint, the peer.* ops (ops_peer.c),
+ * the links (fed_link.c, kizunad only) and the tests all use these, so an id, key, address,
+ * fingerprint or handshake is judged the same way everywhere.
  *
- * Later work adds the federation listener and links (fed_link.c, ...) behind this header's
- * prefix; docs/federation.md explains pairing to administrators.
+ * docs/federation.md explains pairing and links to administrators; docs/protocol.md ("Server to
+ * server") has the frames and the handshake's bytes.
  */
 #ifndef KIZUNA_FED_H
 #define KIZUNA_FED_H
@@ -55,5 +57,43 @@ bool fed_fingerprint_parse(const char *text, char out[FED_FINGERPRINT_DIGITS + 1
 bool fed_address_valid(const char *addr, char *why, size_t n);
 /* A TLS key pin: standard base64 (with its '=') of a SHA-256, 44 characters. */
 bool fed_tls_pin_valid(const char *pin);
+
+/* ---- the link handshake (fed_hello.c; docs/protocol.md, "Server to server") ---- */
+#define FED_PROTOCOL      "kizuna.fed.v1" /* the WebSocket subprotocol of federation links */
+#define FED_HELLO_DOMAIN  "kizuna/hello/v1"
+#define FED_HELLO_VERSION 1
+#define FED_NONCE_BYTES   32
+#define FED_NONCE_B64LEN  43 /* base64url, no padding */
+#define FED_SIG_BYTES     64
+#define FED_SIG_B64LEN    86
+#define FED_SKEW_ALARM_MS 120000 /* a peer's HELLO time further off than this raises an alarm */
+/* Most bytes the signed transcript can have: domain, NUL, version, signer, and per side a
+ * length byte, an id and a nonce. */
+#define FED_TRANSCRIPT_MAX (sizeof FED_HELLO_DOMAIN + 2 + 2 * (1 + FED_ID_MAX + FED_NONCE_BYTES))
+
+/* Who signs a transcript: the side that opened the connection, or the one that accepted it. */
+enum fed_signer { FED_SIGNER_DIALER = 1, FED_SIGNER_ACCEPTOR = 2 };
+
+/* The bytes each side of a link signs (docs/protocol.md):
+ *   "kizuna/hello/v1" 0x00 | u8 version | u8 signer |
+ *   u8 len | dialer id | dialer nonce (32) | u8 len | acceptor id | acceptor nonce (32)
+ * Writes them to out (FED_TRANSCRIPT_MAX bytes) and returns their length; 0 if an id is empty
+ * or longer than FED_ID_MAX. */
+size_t fed_hello_transcript(enum fed_signer signer, const char *dialer_id,
+                            const uint8_t dialer_nonce[FED_NONCE_BYTES], const char *acceptor_id,
+                            const uint8_t acceptor_nonce[FED_NONCE_BYTES],
+                            uint8_t out[FED_TRANSCRIPT_MAX]);
+/* Signs the transcript as signer with the Ed25519 secret key sk (64 bytes). -1 on a bad id. */
+int fed_hello_sign(enum fed_signer signer, const char *dialer_id,
+                   const uint8_t dialer_nonce[FED_NONCE_BYTES], const char *acceptor_id,
+                   const uint8_t acceptor_nonce[FED_NONCE_BYTES], const uint8_t sk[64],
+                   uint8_t sig[FED_SIG_BYTES]);
+/* Whether sig is signer's signature of the transcript under the public key pk. */
+bool fed_hello_verify(enum fed_signer signer, const char *dialer_id,
+                      const uint8_t dialer_nonce[FED_NONCE_BYTES], const char *acceptor_id,
+                      const uint8_t acceptor_nonce[FED_NONCE_BYTES],
+                      const uint8_t pk[FED_KEY_BYTES], const uint8_t sig[FED_SIG_BYTES]);
+/* Decodes exactly n bytes of unpadded base64url (a nonce, a signature); false otherwise. */
+bool fed_b64url_decode(const char *text, uint8_t *out, size_t n);
 
 #endif

@@ -60,3 +60,41 @@ with open(os.path.join(OUT, "fingerprint.json"), "w", encoding="utf-8") as f:
         "vectors": vectors,
     }, f, ensure_ascii=False, indent=1)
     f.write("\n")
+
+# The link handshake (fed_hello.c, docs/protocol.md "Server to server"): what each side signs.
+HELLO_DOMAIN = b"kizuna/hello/v1"
+
+
+def hello_transcript(signer, dialer, dnonce, acceptor, anonce):
+    d, a = dialer.encode(), acceptor.encode()
+    return (HELLO_DOMAIN + b"\0" + bytes([1, signer]) + bytes([len(d)]) + d + dnonce +
+            bytes([len(a)]) + a + anonce)
+
+
+hellos = []
+for i, (dialer, acceptor) in enumerate((("jp-38-ehime-pref", "jp-38201-matsuyama"),
+                                        ("jp-38201-matsuyama", "jp-38-ehime-pref"),
+                                        ("kz-A6Eb_-POEL4d", "abc"))):
+    dseed = bytes((0x10 * (i + 1) + j) & 0xff for j in range(32))
+    aseed = bytes((0x90 + 0x10 * i + j) & 0xff for j in range(32))
+    dnonce = hashlib.blake2b(b"dialer nonce %d" % i, digest_size=32).digest()
+    anonce = hashlib.blake2b(b"acceptor nonce %d" % i, digest_size=32).digest()
+    for signer, seed in ((1, dseed), (2, aseed)):
+        t = hello_transcript(signer, dialer, dnonce, acceptor, anonce)
+        sig = Ed25519PrivateKey.from_private_bytes(seed).sign(t)
+        hellos.append({"signer": "dialer" if signer == 1 else "acceptor", "dialer_id": dialer,
+                       "dialer_nonce_b64url": b64u(dnonce), "acceptor_id": acceptor,
+                       "acceptor_nonce_b64url": b64u(anonce), "seed_hex": seed.hex(),
+                       "public_key_hex": public_key(seed).hex(), "transcript_hex": t.hex(),
+                       "signature_b64url": b64u(sig)})
+
+with open(os.path.join(OUT, "hello.json"), "w", encoding="utf-8") as f:
+    json.dump({
+        "about": "fed_hello_transcript and fed_hello_sign: transcript = 'kizuna/hello/v1' 0x00 "
+                 "|| u8 version (1) || u8 signer (1 dialer, 2 acceptor) || u8 len || dialer id "
+                 "|| dialer nonce (32 bytes) || u8 len || acceptor id || acceptor nonce (32 "
+                 "bytes); signature = Ed25519 (RFC 8032) of the transcript by the signer's key "
+                 "(from seed_hex). Nonces and signatures are base64url without padding.",
+        "vectors": hellos,
+    }, f, ensure_ascii=False, indent=1)
+    f.write("\n")
