@@ -252,7 +252,12 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         if (t && t->srv)
             srv_release(t->srv);
         return 0;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        /* Came in on another listener (the federation port), moved here by its Host header. */
+        return t && listener_foreign(t->listener, wsi) ? -1 : 0;
     case LWS_CALLBACK_HTTP: {
+        if (t && listener_foreign(t->listener, wsi))
+            return -1;
         if (h->in_flight)
             return http_send_last(h, wsi); /* a request behind one still in flight */
         if (h->c.id)

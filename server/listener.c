@@ -37,6 +37,7 @@
 
 /* What an admitted connection carries (its wsi's opaque user data). */
 struct slot {
+    struct kz_listener *owner; /* the listener that admitted it */
     uint64_t key;
     char addr[STORE_ADDR_MAX + 1];
 };
@@ -153,12 +154,26 @@ static long nofile_set(long want)
                                                                              : (long)rl.rlim_cur;
 }
 
-struct kz_listener *listener_open(const struct kz_config *cfg, char *err, size_t errlen)
+bool listener_loopback(const char *listen)
 {
     struct sockaddr_storage ss;
     socklen_t len;
     bool any;
-    if (parse_listen(cfg->listen, &ss, &len, &any, err, errlen) != 0)
+    char err[160];
+    if (parse_listen(listen, &ss, &len, &any, err, sizeof err) != 0 || any)
+        return false;
+    if (ss.ss_family == AF_INET)
+        return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+    return IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr);
+}
+
+struct kz_listener *listener_open(const struct kz_config *cfg, const char *listen, char *err,
+                                  size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    bool any;
+    if (parse_listen(listen, &ss, &len, &any, err, errlen) != 0)
         return NULL;
     long nofile = nofile_set((long)(cfg->max_connections + cfg->fd_reserve));
     long fds_max = nofile - (long)cfg->fd_reserve;
@@ -186,7 +201,7 @@ struct kz_listener *listener_open(const struct kz_config *cfg, char *err, size_t
         fd = bind_socket(&ss, sizeof *v4, false);
     }
     if (fd < 0) {
-        snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen, strerror(errno));
+        snprintf(err, errlen, "cannot listen on %s: %s", listen, strerror(errno));
         return NULL;
     }
     struct kz_listener *l = calloc(1, sizeof *l);
@@ -329,6 +344,7 @@ static void admit(struct kz_listener *l, int fd, const struct sockaddr_storage *
         refuse(l, fd, 2, 503, "unavailable", "the server is short of memory: retry shortly");
         return;
     }
+    s->owner = l;
     s->key = key;
     memcpy(s->addr, addr, sizeof addr);
     int one = 1;
@@ -444,6 +460,11 @@ void listener_forget(struct kz_listener *l, struct lws *wsi)
     struct slot *s = lws_get_opaque_user_data(wsi);
     if (!s)
         return;
+    /* lws may have moved the connection to another vhost (see listener_owner): its slot is
+     * its own listener's, whichever vhost's callback is told of its end. */
+    l = s->owner;
+    if (wsi == l->wsi)
+        return;
     lws_set_opaque_user_data(wsi, NULL);
     if (s == l->adopting)
         l->adopting_gone = true;
@@ -454,6 +475,12 @@ void listener_forget(struct kz_listener *l, struct lws *wsi)
 void listener_files(struct kz_listener *l, int delta)
 {
     l->files += delta;
+}
+
+bool listener_foreign(const struct kz_listener *l, struct lws *wsi)
+{
+    const struct slot *s = lws_get_opaque_user_data(wsi);
+    return s && s->owner != l;
 }
 
 const char *listener_peer(struct lws *wsi)

@@ -18,10 +18,16 @@
 struct kz_listener;
 
 /* Sets the descriptor limit to what the configuration needs (as far as allowed) and binds exactly
- * cfg->listen (an IPv4 address, [IPv6 address], or * for every address). The caller owns the result
- * and frees it with listener_free() after the lws context is destroyed. NULL with a message in err.
+ * listen (HOST:PORT: an IPv4 address, [IPv6 address], or * for every address): cfg->listen for
+ * the API, cfg->federation_listen for federation. Each listener counts its own connections
+ * against cfg's limits. The caller owns the result and frees it with listener_free() after the
+ * lws context is destroyed. NULL with a message in err.
  */
-struct kz_listener *listener_open(const struct kz_config *cfg, char *err, size_t errlen);
+struct kz_listener *listener_open(const struct kz_config *cfg, const char *listen, char *err,
+                                  size_t errlen);
+/* Whether listen (HOST:PORT) names a loopback address (127.0.0.0/8, [::1]): only there may
+ * federation go without TLS. */
+bool listener_loopback(const char *listen);
 /* A client address as a key for idmap (nonzero, never UINT64_MAX): what the per-address
  * limits here and the per-address request rates (conn.c) count by. */
 uint64_t listener_addr_key(const char *addr);
@@ -42,6 +48,12 @@ extern const struct lws_protocols listener_protocol;
 /* Called for every LWS_CALLBACK_WSI_DESTROY on the vhost: releases what an admitted
  * connection was counted for. Ignores any other wsi. */
 void listener_forget(struct kz_listener *l, struct lws *wsi);
+/* Whether an admitted connection came through another listener than l. lws 4.1 moves an HTTP
+ * connection to the vhost whose name matches its Host header, or else to the first vhost "on
+ * its port" (lws_select_vhost); kizunad's vhosts all have the same pseudo-port, so a request
+ * on one listener can land in another listener's vhost. Every vhost refuses such a
+ * connection: the API is never served on the federation port, nor federation on the API's. */
+bool listener_foreign(const struct kz_listener *l, struct lws *wsi);
 /* The client address of an admitted connection (as the limits and the audit log see it), or
  * NULL for a wsi the listener did not admit. Owned by the listener, valid while wsi lives. */
 const char *listener_peer(struct lws *wsi);

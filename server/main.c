@@ -500,6 +500,15 @@ static int cmd_serve(int argc, char **argv)
     KZ_INFO("start", "version=%s data=%s schema=%d server_id=%s server_key=%s listen=%s:%d tls=%s",
             KZ_VERSION, o.data, store_schema_version(st), origin, key_b64, host, transport_port(t),
             o.cfg.tls_cert_file[0] ? "on" : "off");
+    if (transport_fed_port(t)) {
+        /* Before the "listening" line, which tells a supervisor (and the tests) it is all up. */
+        char fhost[128];
+        snprintf(fhost, sizeof fhost, "%s", o.cfg.federation_listen);
+        *strrchr(fhost, ':') = '\0';
+        KZ_INFO("federation", "listen=%s:%d tls=%s", fhost, transport_fed_port(t),
+                o.cfg.federation_tls_cert_file[0] ? "on" : "off");
+        printf("federating on %s:%d\n", fhost, transport_fed_port(t));
+    }
     printf("listening on %s:%d\n", host, transport_port(t));
     fflush(stdout);
 

@@ -3,8 +3,9 @@
  * municipality's name (store_fed.h). peer.add takes the 60-digit fingerprint the other admin
  * read out by phone and refuses a key that does not give it, so a key mistyped or swapped in
  * transit is never pinned (docs/federation.md says why this design). Every refusal changes
- * nothing: everything is checked before the one insert. Peers take effect at once: they are
- * rows, read by whatever needs them (later: the federation links). */
+ * nothing: everything is checked before the one insert. Peers take effect at once: the
+ * federation links (fed_link.c) read them again after every add and remove, and peer.list shows
+ * each peer's link as the transport sees it. */
 #include "fed.h"
 #include "server.h"
 #include "store_fed.h"
@@ -133,6 +134,15 @@ static enum kz_err peer_check(struct srv_call *c, struct store_peer *p)
     return KZ_OK;
 }
 
+/* The transport's links hear of a change (a link to a removed peer closes, a new peer is
+ * dialled). */
+static void peers_changed(struct srv *s)
+{
+    const struct srv_transport *tx = srv_tx(s);
+    if (tx->peers_changed)
+        tx->peers_changed(tx->ctx);
+}
+
 enum kz_err op_peer_add(struct srv_call *c)
 {
     struct store_peer p;
@@ -156,12 +166,28 @@ enum kz_err op_peer_add(struct srv_call *c)
     char target[80];
     snprintf(target, sizeof target, "peer:%s", p.server_id);
     srv_audit(c, "peer.add", target, details);
+    peers_changed(c->srv);
     return KZ_OK;
 }
 
+struct list_ctx {
+    struct srv *srv;
+    cJSON *peers;
+};
+
 static int list_one(void *ctx, const struct store_peer *p)
 {
-    cJSON_AddItemToArray(ctx, peer_json(p));
+    struct list_ctx *lc = ctx;
+    const struct srv_transport *tx = srv_tx(lc->srv);
+    cJSON *pj = peer_json(p);
+    cJSON *link = tx->peer_status ? tx->peer_status(tx->ctx, p->server_id) : NULL;
+    if (!link) {
+        link = cJSON_CreateObject();
+        cJSON_AddStringToObject(link, "state", "off");
+        cJSON_AddBoolToObject(link, "connected", false);
+    }
+    cJSON_AddItemToObject(pj, "link", link);
+    cJSON_AddItemToArray(lc->peers, pj);
     return 0;
 }
 
@@ -175,7 +201,8 @@ enum kz_err op_peer_list(struct srv_call *c)
     if (fed_fingerprint(own_id, own_pk, fp) != 0)
         fp[0] = '\0';
     cJSON *peers = cJSON_CreateArray();
-    if (store_peer_each(srv_store(c->srv), list_one, peers) != STORE_OK) {
+    struct list_ctx lc = {c->srv, peers};
+    if (store_peer_each(srv_store(c->srv), list_one, &lc) != STORE_OK) {
         cJSON_Delete(peers);
         return srv_fail(c, KZ_INTERNAL, "cannot read the peers");
     }
@@ -205,5 +232,6 @@ enum kz_err op_peer_remove(struct srv_call *c)
     char target[80];
     snprintf(target, sizeof target, "peer:%s", p.server_id);
     srv_audit(c, "peer.remove", target, cJSON_Duplicate(pj, true));
+    peers_changed(c->srv);
     return KZ_OK;
 }

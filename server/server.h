@@ -84,6 +84,12 @@ struct kz_config {
     char server_id[64];           /* this server's id, stored at init; serve refuses another */
     long long peer_max_addresses; /* addresses of one peer server (peer.add) */
     long long peers_max;          /* peer servers pinned */
+    /* Federation (fed_peers.c, fed_link.c): its own listener ("" = off), TLS and bounds. */
+    char federation_listen[128];
+    char federation_tls_cert_file[512];
+    char federation_tls_key_file[512];
+    long long federation_max_frame_bytes;
+    long long federation_handshake_timeout_s;
     long long sync_page_max;
     long long history_page_max;
     long long read_push_interval_ms;
@@ -367,6 +373,11 @@ struct srv_transport {
     void (*alert)(void *ctx, int64_t user_id, struct kz_frame *f);
     /* Call srv_tick() in about ms milliseconds. */
     void (*timer)(void *ctx, int ms);
+    /* Federation (may be NULL: no links, e.g. the tests' fake transport). The state of the link
+     * to a pinned peer, as peer.list shows it (the caller owns it); and: the pinned peers
+     * changed, read them again once this turn's writes are in. */
+    cJSON *(*peer_status)(void *ctx, const char *server_id);
+    void (*peers_changed)(void *ctx);
     void *ctx;
 };
 

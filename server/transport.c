@@ -4,9 +4,10 @@
  *
  * Listeners are explicit: the context has no vhost of its own, and each listener is a vhost
  * with its own protocols and TLS, fed by a kz_listener (listener.c) that binds and accepts.
- * Today there is one, the API listener (`listen`): "http" serves /healthz, POST
- * /api/v1/<op>, uploads and blobs (http_api.c, uploads.c); "kizuna.v1" serves the WebSocket
- * at /api/v1/ws and is the default, so clients need not name it (ws.c).
+ * The API listener (`listen`): "http" serves /healthz, POST /api/v1/<op>, uploads and blobs
+ * (http_api.c, uploads.c); "kizuna.v1" serves the WebSocket at /api/v1/ws and is the default,
+ * so clients need not name it (ws.c). The federation listener (`federation_listen`, when set)
+ * has its own vhost, TLS and protocol, kizuna.fed.v1 (fed_link.c).
  */
 #include "transport_int.h"
 
@@ -70,6 +71,16 @@ static void tx_pause(void *ctx, uint64_t conn_id, bool paused)
 static void tx_close_conns(void *ctx, const struct srv_close *which)
 {
     ws_close_matching(ctx, which);
+}
+
+static cJSON *tx_peer_status(void *ctx, const char *server_id)
+{
+    return fed_peer_status(ctx, server_id);
+}
+
+static void tx_peers_changed(void *ctx)
+{
+    fed_peers_changed(ctx);
 }
 
 static void tick_cb(lws_sorted_usec_list_t *sul)
@@ -205,8 +216,13 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
         return NULL;
     }
     t->cfg = cfg;
-    t->listener = listener_open(cfg, err, errlen);
+    t->listener = listener_open(cfg, cfg->listen, err, errlen);
     if (!t->listener) {
+        free(t);
+        return NULL;
+    }
+    if (fed_open(t, err, errlen) != 0) {
+        listener_free(t->listener);
         free(t);
         return NULL;
     }
@@ -219,18 +235,19 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
-    if (cfg->tls_cert_file[0])
+    if (cfg->tls_cert_file[0] || t->fed)
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.user = t;
     /* lws's table the size of the process's descriptor limit: index lookups (listener.c). */
     info.fd_limit_per_thread = (unsigned)listener_nofile(t->listener);
     t->ctx = lws_create_context(&info);
-    if (!t->ctx || listen_api(t, err, errlen) != 0) {
+    if (!t->ctx || listen_api(t, err, errlen) != 0 || fed_start(t, err, errlen) != 0) {
         if (!t->ctx)
             snprintf(err, errlen, "cannot create the event loop");
         if (t->ctx)
             lws_context_destroy(t->ctx);
         listener_free(t->listener);
+        fed_free(t);
         free(t);
         return NULL;
     }
@@ -255,6 +272,8 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
     tx->timer = tx_timer;
     tx->alert = tx_alert;
     tx->want_commit = tx_want_commit;
+    tx->peer_status = tx_peer_status;
+    tx->peers_changed = tx_peers_changed;
     tx->ctx = t;
     return t;
 }
@@ -262,6 +281,11 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
 int transport_port(const struct transport *t)
 {
     return t->port;
+}
+
+int transport_fed_port(const struct transport *t)
+{
+    return fed_port(t);
 }
 
 void transport_attach(struct transport *t, struct srv *srv, struct kz_workers *workers)
@@ -292,6 +316,7 @@ static void deadline_cb(lws_sorted_usec_list_t *sul)
 void transport_run(struct transport *t)
 {
     lws_sul_schedule(t->ctx, 0, &t->house_sul, house_cb, 1);
+    fed_begin(t);
     while (!stop_requested && lws_service(t->ctx, 0) >= 0)
         ;
 
@@ -299,6 +324,7 @@ void transport_run(struct transport *t)
      * close frame (lws_context_destroy would send none) and give clients a moment to take it. */
     KZ_INFO("shutdown", "connections=%zu", t->ws_count);
     listener_stop(t->listener);
+    fed_stop(t);
     srv_flush(t->srv);
     ws_goodbye_all(t);
     lws_sul_schedule(t->ctx, 0, &t->deadline_sul, deadline_cb,
@@ -316,8 +342,10 @@ void transport_free(struct transport *t)
     lws_sul_cancel(&t->tick_sul);
     lws_sul_cancel(&t->house_sul);
     signal_ctx = NULL;
+    fed_stop(t);
     lws_context_destroy(t->ctx);
     listener_free(t->listener);
+    fed_free(t);
     idmap_free(&t->conns);
     idmap_free(&t->by_user);
     conn_peers_free(t);

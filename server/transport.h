@@ -13,6 +13,8 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
                                 size_t errlen);
 /* The port actually bound (useful when the config asked for port 0). */
 int transport_port(const struct transport *t);
+/* The federation listener's port, 0 when federation is off. */
+int transport_fed_port(const struct transport *t);
 /* Gives the transport the core and the worker pool it dispatches to. */
 void transport_attach(struct transport *t, struct srv *srv, struct kz_workers *workers);
 /* What worker threads call to wake the loop (thread-safe), and its argument. */

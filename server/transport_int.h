@@ -7,6 +7,8 @@
  *   ws.c         the WebSocket at /api/v1/ws: framing, per-connection queues, delivery
  *   http_api.c   HTTP requests: routing, POST /api/v1/<op>, /healthz, deadlines, pipelining
  *   uploads.c    resumable uploads (tus) and blob downloads over HTTP
+ *   fed_peers.c  federation: its listener's vhost, the pinned peers, dialling, backoff, status
+ *   fed_link.c   one federation link: its signed handshake, frames, duplicates, end (fed_int.h)
  *   transport.c  life cycle: the lws context, its listeners, timers, signals, shutdown; and the
  *                functions the core calls (struct srv_transport)
  * Connections are known to the core by a 64-bit id, never by pointer: a reply that arrives
@@ -104,6 +106,7 @@ struct http_conn {
 struct transport {
     struct lws_context *ctx;
     struct kz_listener *listener; /* the API listener (listen, tls_cert_file) */
+    struct fed_links *fed;        /* federation (fed_peers.c), NULL when federation_listen is "" */
     const struct kz_config *cfg;
     struct srv *srv;
     struct kz_workers *workers;
@@ -168,6 +171,24 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 void http_deliver(struct http_conn *h, struct kz_frame *f);
 /* The reply is out: completes the HTTP transaction. lws may free h. -1: close. */
 int http_done(struct http_conn *h, struct lws *wsi);
+
+/* fed_peers.c */
+/* Binds federation_listen if set (refusing plain WebSocket off loopback); before the context. */
+int fed_open(struct transport *t, char *err, size_t errlen);
+/* Creates the federation vhost and starts accepting on it; once the context exists. */
+int fed_start(struct transport *t, char *err, size_t errlen);
+/* The federation listener's port (0: federation is off). */
+int fed_port(const struct transport *t);
+/* Reads the pinned peers and dials them (the core and its identity are set by now). */
+void fed_begin(struct transport *t);
+/* The pinned peers changed (peer.add, peer.remove): read them again at the next turn. */
+void fed_peers_changed(struct transport *t);
+/* A peer's link as peer.list shows it (the caller owns the result). */
+cJSON *fed_peer_status(struct transport *t, const char *server_id);
+/* Shutdown: no more dials or accepts; every link gets a close frame. Idempotent. */
+void fed_stop(struct transport *t);
+/* After the lws context is destroyed. */
+void fed_free(struct transport *t);
 
 /* uploads.c */
 /* Serves a request under UPLOADS_PATH or BLOBS_PREFIX; its reply is queued on h. */

@@ -1,4 +1,5 @@
-/* peer.c - the peer servers of federation: `kizuna admin peer add|list|remove`. Pairing is
+/* peer.c - the peer servers of federation: `kizuna admin peer add|list|remove` (and `admin
+ * peers`, the list), with each peer's link as the server sees it. Pairing is
  * done by two admins on the phone: each runs `kizunad fingerprint` on their own server and
  * reads the digits to the other, who gives them to `peer add --fingerprint`; the server refuses
  * a key that does not give those digits (docs/federation.md). Entries of the command table in
@@ -20,6 +21,34 @@ static void print_peer(const cJSON *p)
     cJSON_ArrayForEach(a, addrs) printf(" %s", cJSON_IsString(a) ? a->valuestring : "?");
     printf("\n  TLS pin:     %s\n",
            *cli_str(p, "tls_pin", NULL) ? cli_str(p, "tls_pin", NULL) : "(none)");
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(p, "link");
+    if (!l)
+        return;
+    char when[64];
+    const cJSON *since = cJSON_GetObjectItemCaseSensitive(l, "since");
+    const cJSON *contact = cJSON_GetObjectItemCaseSensitive(l, "last_contact");
+    const char *state = cli_str(l, "state", NULL), *dir = cli_str(l, "direction", NULL);
+    printf("  link:        %s", state);
+    if (*dir)
+        printf(" (%s)", strcmp(dir, "out") == 0 ? "dialled by this server" : "dialled by the peer");
+    if (cJSON_IsNumber(since)) {
+        cli_format_time(since->valuedouble, when, sizeof when);
+        printf(" since %s", when);
+    }
+    printf("\n");
+    if (cJSON_IsNumber(contact)) {
+        cli_format_time(contact->valuedouble, when, sizeof when);
+        printf("  last contact: %s\n", when);
+    }
+    const cJSON *backoff = cJSON_GetObjectItemCaseSensitive(l, "backoff_ms");
+    if (strcmp(state, "disconnected") == 0 && cJSON_IsNumber(backoff))
+        printf("  next attempt: within %.1f s (after %lld failed rounds)\n",
+               backoff->valuedouble / 1000, cli_num(l, "failures"));
+    if (*cli_str(l, "last_error", NULL))
+        printf("  last error:  %s\n", cli_str(l, "last_error", NULL));
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(l, "skew_alarm")))
+        printf("  ALARM:       clock skew %.0f s (over 120 s): check both servers' clocks\n",
+               cJSON_GetObjectItemCaseSensitive(l, "skew_ms")->valuedouble / 1000);
 }
 
 /* `admin peer add ID --key KEY --address HOST:PORT [--address ...] --fingerprint DIGITS

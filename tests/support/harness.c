@@ -171,6 +171,13 @@ void kzd_start(struct kzd *d)
                               d->config,    "--listen", listen,   NULL};
         for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
             argv[n++] = rest[i];
+        char fed[64];
+        if (d->fed_port) {
+            snprintf(fed, sizeof fed, "federation_listen=127.0.0.1:%d", d->fed_port);
+            argv[n - 1] = "--set";
+            argv[n++] = fed;
+            argv[n++] = NULL;
+        }
         execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
@@ -183,17 +190,32 @@ void kzd_start(struct kzd *d)
     long ms = start_ms ? strtol(start_ms, &end, 10) : 0;
     long long deadline =
         now_ms() + (end && !*end && ms > 0 && ms <= 600000 ? ms : START_DEADLINE_MS);
-    char line[256];
+    char out[512], *line = out;
     size_t len = 0;
-    while (len < sizeof line - 1 && !memchr(line, '\n', len) && wait_readable(o[0], deadline)) {
-        ssize_t n = read(o[0], line + len, sizeof line - 1 - len);
+    out[0] = '\0';
+    /* "federating on" (with federation_listen) comes first, then "listening on". */
+    while (len < sizeof out - 1 && !strstr(out, "listening on") && wait_readable(o[0], deadline)) {
+        ssize_t n = read(o[0], out + len, sizeof out - 1 - len);
         if (n <= 0)
             break;
         len += (size_t)n;
+        out[len] = '\0';
     }
-    line[len] = '\0';
+    while (len < sizeof out - 1 && strstr(out, "listening on") &&
+           !strchr(strstr(out, "listening on"), '\n') && wait_readable(o[0], deadline)) {
+        ssize_t n = read(o[0], out + len, sizeof out - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        out[len] = '\0';
+    }
     close(o[0]);
-    int port = 0;
+    int port = 0, fed_port = 0;
+    const char *fed = strstr(out, "federating on 127.0.0.1:");
+    if (fed && sscanf(fed, "federating on 127.0.0.1:%d", &fed_port) == 1)
+        d->fed_port = fed_port;
+    if (strstr(out, "listening on"))
+        line = strstr(out, "listening on");
     if (sscanf(line, "listening on 127.0.0.1:%d", &port) != 1) {
         kzd_kill(d); /* not left starting (or stuck) behind the failed assertion */
         cr_assert_fail("kizunad did not start (stdout: '%s', see %s)", line, errlog);

@@ -22,6 +22,7 @@
 struct kzd {
     pid_t pid;
     int port;
+    int fed_port;     /* the federation listener's, when federation_listen is set (else 0) */
     char dir[256];    /* the data directory */
     char config[300]; /* a config file that makes password hashing cheap */
     char url[64];     /* http://127.0.0.1:PORT */
@@ -29,12 +30,15 @@ struct kzd {
 
 /* Makes a temporary directory, runs `kizunad init` in it (admin/TEST_ADMIN_PASSWORD) and
  * starts `kizunad serve` on port 0, waiting for its "listening on" line (20 s, or
- * KIZUNA_TEST_START_MS milliseconds). Aborts the test on failure, after killing the server. */
+ * KIZUNA_TEST_START_MS milliseconds), and taking fed_port from the "federating on" line before
+ * it when the config sets federation_listen. Aborts the test on failure, after killing the
+ * server. */
 void kzd_setup(struct kzd *d);
 /* The same, with extra config members (JSON without braces, e.g. "\"x\":1") that override the
  * test defaults. */
 void kzd_setup_with(struct kzd *d, const char *extra_config);
-/* Starts serve again on the same data directory (after a stop or a kill). KIZUNA_TEST_WRAPPER
+/* Starts serve again on the same data directory (after a stop or a kill), on the same port and
+ * federation port. KIZUNA_TEST_WRAPPER
  * (space-separated words, e.g. "valgrind -q") runs it under a tool. */
 void kzd_start(struct kzd *d);
 /* SIGTERM, then waits (with a deadline) and returns the exit status (0 = clean, no leaks). */
