@@ -7,6 +7,7 @@
 #ifndef KIZUNA_CORE_H
 #define KIZUNA_CORE_H
 
+#include "idmap.h"
 #include "server.h"
 
 /* A reply waiting for the transaction it depends on. */
@@ -52,6 +53,9 @@ struct srv {
     char origin[STORE_ORIGIN_MAX + 1];
     int64_t inc;
     uint8_t sk[64];
+    char key_id[12];        /* sk's key id (event format v2's `key`) */
+    struct idmap room_hlc;  /* room -> int64_t *: the highest hlc it has seen (event_log.c) */
+    int64_t (*clock)(void); /* NULL: kz_now_ms (srv_set_event_clock, for tests) */
     struct pending_event *pending;
     size_t npending, cappending;
     struct pending_push *pushes;
@@ -101,6 +105,8 @@ void srv_writes_block(struct srv *s);
 /* event_log.c: signs the newest event of every log the open transaction extended (before
  * COMMIT). */
 enum kz_err srv_events_checkpoint(struct srv *s);
+/* event_log.c: frees the rooms' clocks. */
+void srv_room_hlc_free(struct srv *s);
 /* event_apply.c: applies a stored event (e: its position, room, sender, type and time) with its
  * content to the derived state, inside the open transaction. *also_user receives a user who is
  * no longer a member but must receive the event (someone who left or was removed), else 0.

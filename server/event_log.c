@@ -4,10 +4,13 @@
  * An append builds the payload (event_format.c: serialised once, stored verbatim, its id the
  * hash of those bytes, chained to the log's previous event by `prev`), stores it, applies it
  * to the derived state (event_apply.c) and queues it for delivery after the commit
- * (event_deliver.c). Signatures are checkpoints: before each commit the server signs the
+ * (event_deliver.c). Events are written in format v2: each names this server's key and
+ * carries the room's hybrid logical clock, hlc = max(now, the room's highest + 1), kept per
+ * room in memory and read back from the store's max(hlc) after a restart, so a clock stepped
+ * back never moves it back. Signatures are checkpoints: before each commit the server signs the
  * newest event of every log the commit extended; that signature covers the event and, through
- * the chain, everything before it in the log. Events between checkpoints store an empty
- * signature. Signing every event cost 30 us each, half of the send path
+ * the chain, everything before it in the log. Events between checkpoints
+ * store an empty signature. Signing every event cost 30 us each, half of the send path
  * (docs/performance.md); one signature per log per commit keeps the same guarantee for a
  * fraction of that. Nobody re-serialises a stored event. Events reach members only after
  * their commit. */
@@ -24,10 +27,41 @@ _Static_assert(KZ_EVENT_ID_CHARS <= STORE_ROOM_ID_MAX + 1, "an event id fits a s
 _Static_assert(KZ_EVENT_ORIGIN_MAX == STORE_ORIGIN_MAX, "origin sizes agree");
 _Static_assert(KZ_EVENT_TYPE_MAX == STORE_TYPE_MAX, "type sizes agree");
 _Static_assert(KZ_EVENT_SENDER_MAX == STORE_LOGIN_MAX, "a sender is a login");
+_Static_assert(sizeof((struct srv *)0)->key_id == KZ_EVENT_KEY_ID_CHARS, "a key id fits");
 
 struct srv_origin srv_origin_local(struct srv *s)
 {
-    return (struct srv_origin){.name = s->origin, .inc = s->inc, .sk = s->sk};
+    return (struct srv_origin){
+        .name = s->origin, .inc = s->inc, .sk = s->sk, .key = s->key_id[0] ? s->key_id : NULL};
+}
+
+/* ---- each room's hybrid logical clock ---- */
+
+/* The highest hlc room has seen, kept in memory from the first event made in it since start
+ * (read back from the store: its max(hlc), one index seek), so a restart never goes back;
+ * NULL if out of memory or the store failed. A rolled-back event may leave it ahead of the
+ * store, which only skips values. */
+static int64_t *room_hlc(struct srv *s, int64_t room)
+{
+    int64_t *h = idmap_get(&s->room_hlc, (uint64_t)room);
+    if (h)
+        return h;
+    if (!(h = malloc(sizeof *h)))
+        return NULL;
+    if (store_room_hlc(s->store, room, h) != STORE_OK ||
+        idmap_put(&s->room_hlc, (uint64_t)room, h) != 0) {
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void srv_room_hlc_free(struct srv *s)
+{
+    for (size_t i = 0; i < s->room_hlc.cap; i++)
+        if (s->room_hlc.keys[i] && s->room_hlc.keys[i] != UINT64_MAX)
+            free(s->room_hlc.vals[i]);
+    idmap_free(&s->room_hlc);
 }
 
 static enum kz_err failed(struct srv_appended *out, enum kz_err e, const char *fmt, ...)
@@ -65,12 +99,27 @@ static enum kz_err append(struct srv *s, const struct srv_origin *origin,
         e = failed(out, KZ_INTERNAL, "%s", "cannot read the room's log");
         goto out;
     }
-    int64_t ts = kz_now_ms();
-    struct kz_event_fields f = {.room = create ? NULL : room->room_id,
+    /* The room's clock: a new room has none yet (its row comes with the creation event). */
+    int64_t *room_max = NULL;
+    if (!create && !(room_max = room_hlc(s, room->id))) {
+        e = failed(out, KZ_INTERNAL, "%s", "cannot read the room's clock");
+        goto out;
+    }
+    int64_t ts = s->clock ? s->clock() : kz_now_ms();
+    int64_t hlc = kz_event_hlc_next(ts, room_max ? *room_max : 0);
+    char key_id[KZ_EVENT_KEY_ID_CHARS];
+    if (origin->key)
+        snprintf(key_id, sizeof key_id, "%s", origin->key);
+    else
+        kz_event_key_id(origin->sk + 32, key_id); /* libsodium's sk ends with the public key */
+    struct kz_event_fields f = {.v = KZ_EVENT_VERSION,
+                                .room = create ? NULL : room->room_id,
                                 .origin = origin->name,
                                 .inc = origin->inc,
+                                .key = key_id,
                                 .seq = seq + 1,
                                 .prev = prev[0] ? prev : NULL,
+                                .hlc = hlc,
                                 .ts = ts,
                                 .type = type,
                                 .sender = sender->login};
@@ -85,6 +134,7 @@ static enum kz_err append(struct srv *s, const struct srv_origin *origin,
                              .seq = seq + 1,
                              .sender = sender->user_id,
                              .ts = ts,
+                             .hlc = hlc,
                              .payload = payload,
                              .payload_len = len,
                              .sig = unsigned_yet, /* signed at the checkpoint */
@@ -110,6 +160,10 @@ static enum kz_err append(struct srv *s, const struct srv_origin *origin,
         e = failed(out, KZ_INTERNAL, "cannot store the event: %s", store_errmsg(st));
         goto out;
     }
+    if (room_max)
+        *room_max = hlc;
+    else if ((room_max = room_hlc(s, ev.room))) /* a new room: its creation event, now stored */
+        *room_max = hlc;
     int64_t also_user = 0;
     const char *why = NULL;
     if ((e = srv_event_apply(s, room, &ev, content, &also_user, &why))) {

@@ -5,6 +5,7 @@
  * (commit.c), and then until that commit is on disk (outbox.c): an acknowledgement always
  * means "on disk". */
 #include "core.h"
+#include "event_format.h"
 #include "json_write.h"
 
 #include <libwebsockets.h>
@@ -100,6 +101,7 @@ void srv_free(struct srv *s)
     free(s->pushes);
     free(s->subs);
     srv_reads_free(s);
+    srv_room_hlc_free(s);
     srv_throttle_free();
     sodium_memzero(s->sk, sizeof s->sk);
     free(s);
@@ -110,6 +112,12 @@ void srv_set_identity(struct srv *s, const char *origin, int64_t inc, const uint
     snprintf(s->origin, sizeof s->origin, "%s", origin);
     s->inc = inc;
     memcpy(s->sk, sk, sizeof s->sk);
+    kz_event_key_id(sk + 32, s->key_id); /* libsodium's secret key ends with the public key */
+}
+
+void srv_set_event_clock(struct srv *s, int64_t (*now_ms)(void))
+{
+    s->clock = now_ms;
 }
 
 struct store *srv_store(struct srv *s)

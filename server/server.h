@@ -421,6 +421,9 @@ bool srv_writes_blocked(struct srv *s);
 /* Sets the identity events are signed with: origin name, incarnation and Ed25519 secret key
  * (copied). */
 void srv_set_identity(struct srv *s, const char *origin, int64_t inc, const uint8_t sk[64]);
+/* Tests only: the clock new events take their ts and hlc from (NULL: kz_now_ms), so a test can
+ * step it back as NTP might. */
+void srv_set_event_clock(struct srv *s, int64_t (*now_ms)(void));
 
 /* ---- the local event log (event_log.c): appending this server's room events ---- */
 /* Whose log an event goes to: this server (srv_origin_local) as it is now. The pointers are
@@ -429,6 +432,7 @@ struct srv_origin {
     const char *name;  /* the server's name in event logs (server_id) */
     int64_t inc;       /* its incarnation, bumped by each restore */
     const uint8_t *sk; /* its Ed25519 secret key (64 bytes) */
+    const char *key;   /* its id (event format v2's `key`); NULL: computed from sk */
 };
 /* Who sends an event. The strings are borrowed for the call. */
 struct srv_actor {

@@ -364,6 +364,7 @@ struct store_event {
     char type[STORE_TYPE_MAX + 1];
     int64_t sender; /* user id, 0 for none */
     int64_t ts;
+    int64_t hlc; /* the payload's hybrid logical clock (v1 events: ts); written, not read back */
     const void *payload;
     size_t payload_len;
     const void *sig;
@@ -428,6 +429,9 @@ enum store_rc store_read_time(struct store *st, int64_t room, int64_t user_id, i
 /* The head of a per-origin log: *seq is 0 and head_id "" for an empty log. */
 enum store_rc store_log_head(struct store *st, int64_t room, const char *origin, int64_t inc,
                              int64_t *seq, char head_id[STORE_ROOM_ID_MAX + 1]);
+/* The highest hlc among a room's events (0: none), read at one index seek: where the room's
+ * clock continues after a restart (docs/event-format.md, "The hybrid logical clock"). */
+enum store_rc store_room_hlc(struct store *st, int64_t room, int64_t *hlc);
 /* Appends an event (seq must be head+1) and advances its log's head; fills e->pos. A gap or a
  * reused seq is STORE_CONFLICT with nothing written; after any other failure the log's head
  * may have moved, so the caller rolls back (as after any failed write). */

@@ -45,6 +45,7 @@ enum talk_stmt {
     T_CID_PUT,
     T_FTS_FLUSH,
     T_MSG_MAXPOS,
+    T_ROOM_HLC,
     T_COUNT
 };
 _Static_assert(T_COUNT <= STORE_TALK_STMTS, "raise STORE_TALK_STMTS");
@@ -102,8 +103,8 @@ static const char *const talk_sql[T_COUNT] = {
     /* Positions follow the newest one, or the floor a restore set (?11), whichever is
      * higher. */
     [T_EVENT_INSERT] = "INSERT INTO events (pos, room, origin, inc, seq, event_id, type, sender,"
-                       " ts, payload, sig) VALUES (max((SELECT coalesce(max(pos), 0) FROM events),"
-                       " ?11) + 1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                       " ts, payload, sig, hlc) VALUES (max((SELECT coalesce(max(pos), 0) FROM"
+                       " events), ?11) + 1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12)",
     [T_EVENT_FOR_USER] = "SELECT " EVENT_COLS " FROM events e"
                          " JOIN room_members m ON m.room = e.room AND m.user_id = ?1"
                          " JOIN rooms r ON r.id = e.room"
@@ -145,6 +146,8 @@ static const char *const talk_sql[T_COUNT] = {
     [T_FTS_FLUSH] = "INSERT INTO messages_fts(rowid, body) SELECT pos, body FROM messages"
                     " WHERE pos > ? AND deleted = 0",
     [T_MSG_MAXPOS] = "SELECT coalesce(max(pos), 0) FROM messages",
+    /* One seek in events_hlc (room, hlc, ...). */
+    [T_ROOM_HLC] = "SELECT coalesce(max(hlc), 0) FROM events WHERE room = ?",
 };
 
 enum store_rc store_talk_prepare(struct store *st, char *err, size_t errlen)
@@ -477,6 +480,21 @@ enum store_rc store_log_head(struct store *st, int64_t room, const char *origin,
     return r;
 }
 
+enum store_rc store_room_hlc(struct store *st, int64_t room, int64_t *hlc)
+{
+    sqlite3_stmt *s = stmt(st, T_ROOM_HLC);
+    sqlite3_bind_int64(s, 1, room);
+    int rc = sqlite3_step(s);
+    enum store_rc r = STORE_OK;
+    *hlc = 0;
+    if (rc == SQLITE_ROW)
+        *hlc = sqlite3_column_int64(s, 0);
+    else
+        r = store_fail(st, "room hlc");
+    store_finish(s);
+    return r;
+}
+
 /* The floor positions continue above after a restore (meta's pos_floor), read once: only
  * store_meta_set changes it, and a rollback forgets it. */
 static enum store_rc pos_floor(struct store *st, int64_t *out)
@@ -530,6 +548,7 @@ enum store_rc store_event_insert(struct store *st, struct store_event *e)
     sqlite3_bind_blob(s, 9, e->payload, (int)e->payload_len, SQLITE_STATIC);
     sqlite3_bind_blob(s, 10, e->sig, (int)e->sig_len, SQLITE_STATIC);
     sqlite3_bind_int64(s, 11, floor);
+    sqlite3_bind_int64(s, 12, e->hlc ? e->hlc : e->ts);
     if ((rc = store_step_done(st, s, "event insert")) != STORE_OK)
         return rc;
     e->pos = sqlite3_last_insert_rowid(st->db);
