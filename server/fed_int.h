@@ -63,6 +63,7 @@ struct fed_link {
     struct fed_peer *peer; /* dialled, or named by the HELLO; NULL once detached */
     bool outbound, tls, gone;
     bool peer_closed; /* the other end sent a close frame (its reason is the peer's error) */
+    bool refused;     /* this side refused the connection and already said why */
     enum link_state state;
     uint8_t my_nonce[FED_NONCE_BYTES], their_nonce[FED_NONCE_BYTES];
     char their_id[STORE_SERVER_ID_MAX + 1];

@@ -437,12 +437,13 @@ int fed_link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
         if (l->tls && l->peer && l->peer->tls_pin[0] && !pin_matches(wsi, l->peer->tls_pin)) {
             fed_peer_error(l->peer, "the TLS key of %s does not match the peer's TLS pin", l->addr);
             KZ_WARN("fed_tls_pin_mismatch", "peer=%s addr=%s", l->peer->id, l->addr);
+            l->refused = true;
             return -1;
         }
         link_established(f, l, wsi, true);
         return 0;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        if (l && l->peer) {
+        if (l && l->peer && !l->refused) {
             fed_peer_error(l->peer, "cannot connect to %s: %s", l->addr,
                            in ? (const char *)in : "connection failed");
             KZ_DEBUG("fed_dial_failed", "peer=%s addr=%s error=\"%s\"", l->peer->id, l->addr,

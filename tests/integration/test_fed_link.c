@@ -5,8 +5,13 @@
  * reconnects once restarted; two servers that dial each other at the same moment keep the link
  * dialled by the lower id; and a raw client on the federation port (garbage, a bad HELLO, an
  * oversized frame, a stalled handshake, a pinned peer played by the test itself) is closed
- * with a reason while the server stays healthy. Every wait polls peer.list with a deadline. */
+ * with a reason while the server stays healthy; and off loopback, links are TLS and a TLS pin
+ * that does not match the peer's certificate refuses the link before anything is sent. Every
+ * wait polls peer.list with a deadline. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <regex.h>
 #include <signal.h>
 #include <sodium.h>
@@ -555,4 +560,92 @@ Test(fed_link, plain_federation_off_loopback_refuses_to_start)
     cr_assert_neq(run_capture(sh, NULL, NULL, out, sizeof out), 0, "%s", out);
     cr_assert(strstr(out, "not a loopback address") && strstr(out, "federation_tls_cert_file"),
               "%s", out);
+}
+
+/* ---- TLS: off loopback, links are wss:// and the TLS pin is checked ---- */
+
+/* A non-loopback IPv4 address of this machine into out; false if it has none. */
+static bool local_address(char *out, size_t n)
+{
+    struct ifaddrs *ifs, *i;
+    bool found = false;
+    if (getifaddrs(&ifs) != 0)
+        return false;
+    for (i = ifs; i && !found; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+            continue;
+        const struct in_addr *in = &((const struct sockaddr_in *)i->ifa_addr)->sin_addr;
+        if ((ntohl(in->s_addr) >> 24) == 127)
+            continue;
+        found = inet_ntop(AF_INET, in, out, (socklen_t)n) != NULL;
+    }
+    freeifaddrs(ifs);
+    return found;
+}
+
+/* A self-signed certificate and key in dir, and the base64 SHA-256 of its key (peer add's
+ * --tls-pin), made as docs/operations.md says. */
+static void make_certificate(const char *dir, char *cert, char *key, size_t n, char *pin, size_t pn)
+{
+    snprintf(cert, n, "%s/fed-cert.pem", dir);
+    snprintf(key, n, "%s/fed-key.pem", dir);
+    char cmd[1200], out[512];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout %s -out %s -days 2 -subj /CN=kizuna 2>/dev/null",
+             key, cert);
+    cr_assert_eq(system(cmd), 0, "openssl makes a certificate");
+    snprintf(cmd, sizeof cmd,
+             "openssl x509 -in %s -pubkey -noout | openssl pkey -pubin -outform der | "
+             "openssl dgst -sha256 -binary | base64",
+             cert);
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    cr_assert_eq(run_capture(argv, NULL, NULL, out, sizeof out), 0);
+    out[strcspn(out, "\n")] = '\0';
+    snprintf(pin, pn, "%s", out);
+}
+
+/* d pins `who` at ip:port with a TLS pin. */
+static void pin_tls(const struct kzd *d, const struct ident *id, const char *ip, int port,
+                    const char *tls_pin)
+{
+    cJSON *r = admin_call(d,
+                          "\"op\":\"peer.add\",\"server\":\"%s\",\"key\":\"%s\","
+                          "\"addresses\":[\"%s:%d\"],\"fingerprint\":\"%s\",\"tls_pin\":\"%s\"",
+                          id->id, id->key, ip, port, id->fp, tls_pin);
+    cr_assert_str_eq(reply_code(r), "ok", "peer.add %s", id->id);
+    cJSON_Delete(r);
+}
+
+Test(fed_link, tls_links_off_loopback_check_the_pin)
+{
+    char ip[64];
+    if (!local_address(ip, sizeof ip))
+        cr_skip_test("this machine has no IPv4 address but loopback");
+    static char tmp[128], cert[300], key[300], pin[128], cfg[1024];
+    snprintf(tmp, sizeof tmp, "/tmp/kizuna-fedtls-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmp));
+    make_certificate(tmp, cert, key, sizeof cert, pin, sizeof pin);
+    snprintf(cfg, sizeof cfg,
+             "\"federation_listen\":\"0.0.0.0:0\",\"federation_tls_cert_file\":\"%s\","
+             "\"federation_tls_key_file\":\"%s\"",
+             cert, key);
+    fed_server(&a, "fed-a", cfg);
+    fed_server(&b, "fed-b", cfg);
+    struct ident ia, ib;
+    ident_of(&a, &ia);
+    ident_of(&b, &ib);
+    /* b pins a with a TLS pin that is not a's: b's wss:// dials fail before anything is sent
+     * (and a does not pin b yet, so a does not dial). */
+    pin_tls(&b, &ia, ip, a.fed_port, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    wait_error(&b, "fed-a", "does not match the peer's TLS pin");
+    /* a pins b with the right pin: a dials b over TLS and the link comes up. */
+    pin_tls(&a, &ib, ip, b.fed_port, pin);
+    cJSON *l = wait_link(&a, "fed-b", true);
+    cr_assert_str_eq(field(l, "direction"), "out");
+    cJSON_Delete(l);
+    cJSON_Delete(wait_link(&b, "fed-a", true));
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    cr_assert_eq(system(cmd), 0);
 }

@@ -211,9 +211,16 @@ void kzd_start(struct kzd *d)
     }
     close(o[0]);
     int port = 0, fed_port = 0;
-    const char *fed = strstr(out, "federating on 127.0.0.1:");
-    if (fed && sscanf(fed, "federating on 127.0.0.1:%d", &fed_port) == 1)
-        d->fed_port = fed_port;
+    /* HOST:PORT, HOST perhaps 0.0.0.0 or [::]: the port is after the line's last ':'. */
+    const char *fed = strstr(out, "federating on ");
+    if (fed) {
+        const char *nl = strchr(fed, '\n'), *colon = NULL;
+        for (const char *c = fed; nl && c < nl; c++)
+            if (*c == ':')
+                colon = c;
+        if (colon && sscanf(colon + 1, "%d", &fed_port) == 1)
+            d->fed_port = fed_port;
+    }
     if (strstr(out, "listening on"))
         line = strstr(out, "listening on");
     if (sscanf(line, "listening on 127.0.0.1:%d", &port) != 1) {
