@@ -1,6 +1,7 @@
 /* config.c - every setting in one table: name, type, bounds, default and meaning. The config
  * file is a JSON object of these names; command-line overrides use the same names. */
 #include "server.h"
+#include "event_format.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -64,6 +65,12 @@ static const struct cfg_entry table[] = {
         "how long to wait for a database lock held by another process"),
     INT(sqlite_cache_kib, 0, 1 << 22, 32768,
         "SQLite page cache in KiB; it fills only as the database is used"),
+    /* The format's bound (event_format.h) is the highest either may be. */
+    INT(checkpoint_events, 1, KZ_EVENT_CHECKPOINT_EVENTS, KZ_EVENT_CHECKPOINT_EVENTS,
+        "sign at least every this many events of a room's log, besides its newest at each "
+        "commit (event format v2: at most 64)"),
+    INT(checkpoint_bytes, 1024, KZ_EVENT_CHECKPOINT_BYTES, KZ_EVENT_CHECKPOINT_BYTES,
+        "... and at least every this many bytes of its payloads (at most 131072)"),
     INT(max_connections, 4, 1000000, 10000,
         "simultaneous client connections (HTTP and WebSocket); more are refused with 503 "
         "unavailable"),

@@ -26,6 +26,7 @@ struct pending_event {
     int64_t room;
     int64_t also_user;      /* a user beyond the room's members who receives it (0: none) */
     const uint8_t *sk;      /* the key its log's checkpoint is signed with (its origin's) */
+    size_t len;             /* its payload's bytes (bounded checkpoints count them) */
     struct kz_frame *frame; /* built when the event was made: no re-read after commit */
 };
 
@@ -102,7 +103,8 @@ void srv_out_free(struct srv *s);
 
 /* After a disk error: refuse writes for disk_retry_ms and raise the alarm once. */
 void srv_writes_block(struct srv *s);
-/* event_log.c: signs the newest event of every log the open transaction extended (before
+/* event_log.c: signs the newest event of every log the open transaction extended, and enough
+ * others that no run of unsigned events reaches checkpoint_events or checkpoint_bytes (before
  * COMMIT). */
 enum kz_err srv_events_checkpoint(struct srv *s);
 /* event_log.c: frees the rooms' clocks. */
@@ -114,11 +116,11 @@ void srv_room_hlc_free(struct srv *s);
 enum kz_err srv_event_apply(struct srv *s, const struct store_room *room,
                             const struct store_event *e, const cJSON *content, int64_t *also_user,
                             const char **why);
-/* event_deliver.c: queues an event of the open transaction (frame: a reference the queue now
- * owns) for its log's checkpoint with key sk and for delivery to the room's members and
- * also_user. -1 if out of memory (the frame stays the caller's). */
+/* event_deliver.c: queues an event of the open transaction (len: its payload's bytes; frame: a
+ * reference the queue now owns) for its log's checkpoint with key sk and for delivery to the
+ * room's members and also_user. -1 if out of memory (the frame stays the caller's). */
 int srv_events_queue(struct srv *s, int64_t pos, int64_t room, int64_t also_user, const uint8_t *sk,
-                     struct kz_frame *frame);
+                     size_t len, struct kz_frame *frame);
 /* event_deliver.c: after a successful commit, push the transaction's events; on failure,
  * forget. */
 void srv_events_deliver(struct srv *s);

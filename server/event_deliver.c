@@ -8,7 +8,7 @@
 #include <string.h>
 
 int srv_events_queue(struct srv *s, int64_t pos, int64_t room, int64_t also_user, const uint8_t *sk,
-                     struct kz_frame *frame)
+                     size_t len, struct kz_frame *frame)
 {
     if (s->npending == s->cappending) {
         size_t cap = s->cappending ? s->cappending * 2 : 64;
@@ -18,7 +18,7 @@ int srv_events_queue(struct srv *s, int64_t pos, int64_t room, int64_t also_user
         s->pending = p;
         s->cappending = cap;
     }
-    s->pending[s->npending++] = (struct pending_event){pos, room, also_user, sk, frame};
+    s->pending[s->npending++] = (struct pending_event){pos, room, also_user, sk, len, frame};
     return 0;
 }
 

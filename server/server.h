@@ -48,6 +48,8 @@ struct kz_config {
     long long sqlite_cache_kib;
     long long sync_thread;
     long long wal_checkpoint_frames;
+    long long checkpoint_events; /* sign a log's event at least every this many (event_log.c) */
+    long long checkpoint_bytes;  /* ... and every this many bytes of its payloads */
     long long max_connections;
     long long max_connections_per_address; /* open connections (any kind) from one address */
     long long fd_reserve; /* descriptors kept free of connections (database, files, logs) */

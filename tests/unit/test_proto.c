@@ -1018,3 +1018,35 @@ Test(proto, hlc_order_agrees_with_positions_when_the_clock_steps_back)
     log_check(r.id, &events);
     cr_assert_eq(events, 402);
 }
+
+/* One commit that extends a log by 302 events signs at least every 64 (5 signatures, not 1);
+ * a commit of a few signs only its newest; a lower checkpoint_bytes signs by size. */
+Test(proto, checkpoints_are_bounded_within_one_commit)
+{
+    log_identity();
+    fake_now_ms = 1767225600000;
+    struct store_room r;
+    store_tx_begin(st);
+    log_room(&r);
+    for (int i = 0; i < 300; i++)
+        log_msg(&r, 20);
+    srv_commit(srv);
+    int64_t events;
+    cr_assert_eq(log_check(r.id, &events), 5, "signed at 64, 128, 192, 256 and 302");
+    cr_assert_eq(events, 302);
+
+    store_tx_begin(st);
+    for (int i = 0; i < 3; i++)
+        log_msg(&r, 20);
+    srv_commit(srv);
+    cr_assert_eq(log_check(r.id, &events), 6, "a small commit: its newest only");
+
+    cfg.checkpoint_bytes = 4096;
+    store_tx_begin(st);
+    for (int i = 0; i < 20; i++)
+        log_msg(&r, 1000);
+    srv_commit(srv);
+    /* each payload is over 1,000 bytes: a signature at least every 4 of them */
+    cr_assert_geq(log_check(r.id, &events), 6 + 5);
+    cr_assert_eq(events, 325);
+}
