@@ -246,21 +246,18 @@ static void by_name_sort(void)
     qsort(by_name, TABLE_LEN, sizeof by_name[0], entry_name_cmp);
 }
 
+/* bsearch's comparison: a name against an entry of by_name. */
+static int name_key_cmp(const void *key, const void *entry)
+{
+    return strcmp(key, (*(const struct cfg_entry *const *)entry)->name);
+}
+
 static const struct cfg_entry *find(const char *name)
 {
     pthread_once(&by_name_once, by_name_sort);
-    size_t lo = 0, hi = TABLE_LEN;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(name, by_name[mid]->name);
-        if (c == 0)
-            return by_name[mid];
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return NULL;
+    const struct cfg_entry *const *hit =
+        bsearch(name, by_name, TABLE_LEN, sizeof by_name[0], name_key_cmp);
+    return hit ? *hit : NULL;
 }
 
 static int set_int(struct kz_config *cfg, const struct cfg_entry *e, long long v, char *err,

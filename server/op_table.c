@@ -397,19 +397,16 @@ static void by_name_sort(void)
     qsort(by_name, OP_COUNT, sizeof by_name[0], op_name_cmp);
 }
 
+/* bsearch's comparison: a name against an entry of by_name. */
+static int name_key_cmp(const void *key, const void *entry)
+{
+    return strcmp(key, (*(const struct srv_op *const *)entry)->name);
+}
+
 const struct srv_op *srv_op_find(const char *name)
 {
     pthread_once(&by_name_once, by_name_sort);
-    size_t lo = 0, hi = OP_COUNT;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(name, by_name[mid]->name);
-        if (c == 0)
-            return by_name[mid];
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return NULL;
+    const struct srv_op *const *hit =
+        bsearch(name, by_name, OP_COUNT, sizeof by_name[0], name_key_cmp);
+    return hit ? *hit : NULL;
 }

@@ -140,6 +140,19 @@ static void *ckpt_main(void *arg)
     return NULL;
 }
 
+/* Frees what kz_syncer_start made; the threads are not running. */
+static void syncer_free(struct kz_syncer *y)
+{
+    store_ckpt_close(y->ckpt);
+    if (y->wal_fd >= 0)
+        close(y->wal_fd);
+    pthread_mutex_destroy(&y->mu);
+    pthread_cond_destroy(&y->work_cv);
+    pthread_cond_destroy(&y->done_cv);
+    pthread_cond_destroy(&y->ckpt_cv);
+    free(y);
+}
+
 struct kz_syncer *kz_syncer_start(struct store *st, int checkpoint_frames, void (*wake)(void *),
                                   void *wake_arg, char *err, size_t errlen)
 {
@@ -182,14 +195,7 @@ struct kz_syncer *kz_syncer_start(struct store *st, int checkpoint_frames, void 
     }
     return y;
 fail:
-    store_ckpt_close(y->ckpt);
-    if (y->wal_fd >= 0)
-        close(y->wal_fd);
-    pthread_mutex_destroy(&y->mu);
-    pthread_cond_destroy(&y->work_cv);
-    pthread_cond_destroy(&y->done_cv);
-    pthread_cond_destroy(&y->ckpt_cv);
-    free(y);
+    syncer_free(y);
     return NULL;
 }
 
@@ -240,11 +246,5 @@ void kz_syncer_stop(struct kz_syncer *y)
     pthread_join(y->thread, NULL);
     if (y->ckpt_running)
         pthread_join(y->ckpt_thread, NULL);
-    store_ckpt_close(y->ckpt);
-    close(y->wal_fd);
-    pthread_mutex_destroy(&y->mu);
-    pthread_cond_destroy(&y->work_cv);
-    pthread_cond_destroy(&y->done_cv);
-    pthread_cond_destroy(&y->ckpt_cv);
-    free(y);
+    syncer_free(y);
 }
