@@ -19,6 +19,7 @@
  * callback any wsi gets). Everything runs on the event loop's thread.
  */
 #include "fed_int.h"
+#include "tls_pin.h"
 
 #include <sodium.h>
 #include <stdlib.h>
@@ -399,16 +400,8 @@ void fed_link_gone(struct fed_link *l)
 /* The SHA-256 of the certificate's SubjectPublicKeyInfo, as peer add --tls-pin takes it. */
 static bool pin_matches(struct lws *wsi, const char *pin)
 {
-    char big[4096];
-    union lws_tls_cert_info_results *r = (union lws_tls_cert_info_results *)big;
-    if (lws_tls_peer_cert_info(wsi, LWS_TLS_CERT_INFO_OPAQUE_PUBLIC_KEY, r,
-                               sizeof big - sizeof *r + sizeof r->ns.name) != 0)
-        return false;
-    unsigned char h[crypto_hash_sha256_BYTES];
-    char b64[64];
-    crypto_hash_sha256(h, (const unsigned char *)r->ns.name, (unsigned long long)r->ns.len);
-    sodium_bin2base64(b64, sizeof b64, h, sizeof h, sodium_base64_VARIANT_ORIGINAL);
-    return strcmp(pin, b64) == 0;
+    char got[64];
+    return kz_tls_peer_pin(wsi, got, sizeof got) && strcmp(pin, got) == 0;
 }
 
 int fed_link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

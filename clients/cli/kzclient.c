@@ -1,6 +1,7 @@
 /* kzclient.c - see kzclient.h. Every wait runs lws_service() under a deadline timer, because
  * lws_service() sleeps until something happens and ignores its own timeout argument. */
 #include "kzclient.h"
+#include "tls_pin.h"
 
 #include <libwebsockets.h>
 #include <sodium.h>
@@ -69,16 +70,9 @@ static int rx_append(struct kzc *c, const void *in, size_t len)
  * openssl dgst -sha256 -binary | base64` prints. */
 static bool pin_matches(struct lws *wsi, const char *pin)
 {
-    char big[4096];
-    union lws_tls_cert_info_results *r = (union lws_tls_cert_info_results *)big;
-    if (lws_tls_peer_cert_info(wsi, LWS_TLS_CERT_INFO_OPAQUE_PUBLIC_KEY, r,
-                               sizeof big - sizeof *r + sizeof r->ns.name) != 0)
-        return false;
-    unsigned char h[crypto_hash_sha256_BYTES];
-    char b64[64];
-    crypto_hash_sha256(h, (const unsigned char *)r->ns.name, (unsigned long long)r->ns.len);
-    sodium_bin2base64(b64, sizeof b64, h, sizeof h, sodium_base64_VARIANT_ORIGINAL);
-    return strncmp(pin, "sha256//", 8) == 0 && strcmp(pin + 8, b64) == 0;
+    char got[64];
+    return strncmp(pin, "sha256//", 8) == 0 && kz_tls_peer_pin(wsi, got, sizeof got) &&
+           strcmp(pin + 8, got) == 0;
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
