@@ -382,44 +382,32 @@ void fed_free(struct transport *t)
     t->fed = NULL;
 }
 
-static void add_time(cJSON *o, const char *name, int64_t ms)
+bool fed_peer_status(struct transport *t, const char *server_id, struct srv_link_status *out)
 {
-    if (ms)
-        cJSON_AddNumberToObject(o, name, (double)ms);
-    else
-        cJSON_AddNullToObject(o, name);
-}
-
-cJSON *fed_peer_status(struct transport *t, const char *server_id)
-{
-    cJSON *o = cJSON_CreateObject();
     struct fed_links *f = t->fed;
-    struct fed_peer *p = f ? fed_peer_find(f, server_id) : NULL;
-    const char *state = !f                        ? "off"
-                        : !p                      ? "disconnected"
-                        : p->link                 ? "connected"
-                        : p->dial && p->dial->wsi ? "handshake"
-                        : p->dial                 ? "connecting"
-                                                  : "disconnected";
-    cJSON_AddStringToObject(o, "state", state);
-    cJSON_AddBoolToObject(o, "connected", p && p->link);
+    if (!f)
+        return false;
+    struct fed_peer *p = fed_peer_find(f, server_id);
+    *out = (struct srv_link_status){0};
+    out->state = !p                        ? "disconnected"
+                 : p->link                 ? "connected"
+                 : p->dial && p->dial->wsi ? "handshake"
+                 : p->dial                 ? "connecting"
+                                           : "disconnected";
     if (!p)
-        return o;
-    add_time(o, "since", p->since);
-    add_time(o, "last_contact", p->last_contact);
-    if (p->link || p->ever_up)
-        cJSON_AddStringToObject(o, "direction", p->outbound ? "out" : "in");
-    else
-        cJSON_AddNullToObject(o, "direction");
-    cJSON_AddStringToObject(o, "address", p->link ? p->link->addr : p->addr[p->addr_i]);
-    cJSON_AddNumberToObject(o, "failures", p->failures);
-    cJSON_AddNumberToObject(o, "backoff_ms", p->link ? 0 : (double)p->backoff_ms);
-    add_time(o, "next_attempt_at", p->link ? 0 : p->next_dial_at);
-    if (p->last_error[0])
-        cJSON_AddStringToObject(o, "last_error", p->last_error);
-    else
-        cJSON_AddNullToObject(o, "last_error");
-    cJSON_AddNumberToObject(o, "skew_ms", (double)p->skew_ms);
-    cJSON_AddBoolToObject(o, "skew_alarm", p->skew_alarm);
-    return o;
+        return true;
+    out->known = true;
+    out->connected = p->link != NULL;
+    out->ever_up = p->ever_up;
+    out->outbound = p->outbound;
+    out->since = p->since;
+    out->last_contact = p->last_contact;
+    out->next_attempt_at = p->link ? 0 : p->next_dial_at;
+    out->backoff_ms = p->link ? 0 : p->backoff_ms;
+    out->skew_ms = p->skew_ms;
+    out->failures = p->failures;
+    out->skew_alarm = p->skew_alarm;
+    snprintf(out->address, sizeof out->address, "%s", p->link ? p->link->addr : p->addr[p->addr_i]);
+    snprintf(out->last_error, sizeof out->last_error, "%s", p->last_error);
+    return true;
 }

@@ -170,6 +170,42 @@ enum kz_err op_peer_add(struct srv_call *c)
     return KZ_OK;
 }
 
+static void add_time(cJSON *o, const char *name, int64_t ms)
+{
+    if (ms)
+        cJSON_AddNumberToObject(o, name, (double)ms);
+    else
+        cJSON_AddNullToObject(o, name);
+}
+
+/* peer.list's `link` object (docs/protocol.md): state and connected always; the rest once
+ * the links know the peer. */
+static cJSON *link_json(const struct srv_link_status *st)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "state", st->state);
+    cJSON_AddBoolToObject(o, "connected", st->connected);
+    if (!st->known)
+        return o;
+    add_time(o, "since", st->since);
+    add_time(o, "last_contact", st->last_contact);
+    if (st->connected || st->ever_up)
+        cJSON_AddStringToObject(o, "direction", st->outbound ? "out" : "in");
+    else
+        cJSON_AddNullToObject(o, "direction");
+    cJSON_AddStringToObject(o, "address", st->address);
+    cJSON_AddNumberToObject(o, "failures", st->failures);
+    cJSON_AddNumberToObject(o, "backoff_ms", (double)st->backoff_ms);
+    add_time(o, "next_attempt_at", st->next_attempt_at);
+    if (st->last_error[0])
+        cJSON_AddStringToObject(o, "last_error", st->last_error);
+    else
+        cJSON_AddNullToObject(o, "last_error");
+    cJSON_AddNumberToObject(o, "skew_ms", (double)st->skew_ms);
+    cJSON_AddBoolToObject(o, "skew_alarm", st->skew_alarm);
+    return o;
+}
+
 struct list_ctx {
     struct srv *srv;
     cJSON *peers;
@@ -180,13 +216,10 @@ static int list_one(void *ctx, const struct store_peer *p)
     struct list_ctx *lc = ctx;
     const struct srv_transport *tx = srv_tx(lc->srv);
     cJSON *pj = peer_json(p);
-    cJSON *link = tx->peer_status ? tx->peer_status(tx->ctx, p->server_id) : NULL;
-    if (!link) {
-        link = cJSON_CreateObject();
-        cJSON_AddStringToObject(link, "state", "off");
-        cJSON_AddBoolToObject(link, "connected", false);
-    }
-    cJSON_AddItemToObject(pj, "link", link);
+    struct srv_link_status st;
+    if (!tx->peer_status || !tx->peer_status(tx->ctx, p->server_id, &st))
+        st = (struct srv_link_status){.state = "off"};
+    cJSON_AddItemToObject(pj, "link", link_json(&st));
     cJSON_AddItemToArray(lc->peers, pj);
     return 0;
 }

@@ -351,6 +351,24 @@ struct srv_close {
     const char *reason;
 };
 
+/* The state of the link to one pinned peer (docs/protocol.md, peer.list's `link`). */
+struct srv_link_status {
+    const char *state; /* connected, handshake, connecting, disconnected (static) */
+    bool known;        /* the links know this peer (else only state is set) */
+    bool connected;
+    bool ever_up;  /* a link to it has been up since start */
+    bool outbound; /* the link (or the last one) was dialled by this server */
+    int64_t since; /* ms: in this state since (0: never) */
+    int64_t last_contact;
+    int64_t next_attempt_at; /* ms (0: none planned) */
+    int64_t backoff_ms;
+    int64_t skew_ms;
+    int failures;
+    bool skew_alarm;
+    char address[STORE_PEER_ADDR_MAX + 1];
+    char last_error[192]; /* empty: none */
+};
+
 /* What the core needs from a transport. transport.c implements it; tests use a fake. */
 struct srv_transport {
     /* Hand one reply or event frame to a connection (takes a reference of its own). */
@@ -376,9 +394,9 @@ struct srv_transport {
     /* Call srv_tick() in about ms milliseconds. */
     void (*timer)(void *ctx, int ms);
     /* Federation (may be NULL: no links, e.g. the tests' fake transport). The state of the link
-     * to a pinned peer, as peer.list shows it (the caller owns it); and: the pinned peers
-     * changed, read them again once this turn's writes are in. */
-    cJSON *(*peer_status)(void *ctx, const char *server_id);
+     * to a pinned peer, for peer.list to show (false: federation is off); and: the pinned
+     * peers changed, read them again once this turn's writes are in. */
+    bool (*peer_status)(void *ctx, const char *server_id, struct srv_link_status *out);
     void (*peers_changed)(void *ctx);
     void *ctx;
 };

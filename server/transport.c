@@ -73,9 +73,9 @@ static void tx_close_conns(void *ctx, const struct srv_close *which)
     ws_close_matching(ctx, which);
 }
 
-static cJSON *tx_peer_status(void *ctx, const char *server_id)
+static bool tx_peer_status(void *ctx, const char *server_id, struct srv_link_status *out)
 {
-    return fed_peer_status(ctx, server_id);
+    return fed_peer_status(ctx, server_id, out);
 }
 
 static void tx_peers_changed(void *ctx)

@@ -184,7 +184,7 @@ void fed_begin(struct transport *t);
 /* The pinned peers changed (peer.add, peer.remove): read them again at the next turn. */
 void fed_peers_changed(struct transport *t);
 /* A peer's link as peer.list shows it (the caller owns the result). */
-cJSON *fed_peer_status(struct transport *t, const char *server_id);
+bool fed_peer_status(struct transport *t, const char *server_id, struct srv_link_status *out);
 /* Shutdown: no more dials or accepts; every link gets a close frame. Idempotent. */
 void fed_stop(struct transport *t);
 /* After the lws context is destroyed. */
