@@ -174,6 +174,11 @@ static const struct cfg_entry table[] = {
         "largest frame a peer server may send on a federation link; a larger one closes the link"),
     INT(federation_handshake_timeout_s, 1, 300, 10,
         "a federation link that has not finished its signed handshake by then is closed"),
+    INT(federation_ping_s, 1, 3600, 30,
+        "a federation link with nothing to say is pinged after this many seconds"),
+    INT(federation_hangup_s, 2, 7200, 75,
+        "a federation link with no valid frame or pong for this long is closed and redialled "
+        "(a cut that sends nothing, e.g. a partition); at least federation_ping_s + 1"),
     INT(sync_page_max, 10, 10000, 500, "most events one sync reply carries"),
     INT(history_page_max, 10, 10000, 200, "most events one history reply carries"),
     INT(read_push_interval_ms, 10, 60000, 300,

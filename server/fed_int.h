@@ -87,6 +87,7 @@ struct fed_links {
     struct fed_peer *peers;
     struct fed_link *links;
     lws_sorted_usec_list_t reload_sul;
+    lws_retry_bo_t idle; /* ping and hang-up times (federation_ping_s, _hangup_s) */
 };
 
 /* fed_peers.c */

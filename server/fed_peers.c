@@ -22,11 +22,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* A link with nothing to say is pinged after 30 s and closed after 75 s without a valid frame
- * or pong: a cut that sends no FIN or RST (a partition, a dead router) shows as disconnected
- * within about a minute and the peer is redialled, instead of after lws's default 310 s. */
-static const lws_retry_bo_t fed_idle = {.secs_since_valid_ping = 30, .secs_since_valid_hangup = 75};
-
 /* ---- the peers ---- */
 
 struct fed_peer *fed_peer_find(struct fed_links *f, const char *id)
@@ -129,7 +124,7 @@ static void dial(struct fed_peer *p)
     ci.protocol = FED_PROTOCOL;
     ci.local_protocol_name = FED_PROTOCOL;
     ci.userdata = l;
-    ci.retry_and_idle_policy = &fed_idle;
+    ci.retry_and_idle_policy = &l->f->idle;
     if (l->tls) {
         /* No CA and no name: the peer is known by its pinned server key (the handshake) and, if
          * given, its TLS pin (checked at CLIENT_ESTABLISHED). */
@@ -318,7 +313,16 @@ int fed_start(struct transport *t, char *err, size_t errlen)
     /* A connection that has not upgraded, or whose headers stall, is closed after this. */
     info.timeout_secs = (unsigned)cfg->federation_handshake_timeout_s;
     info.timeout_secs_ah_idle = (unsigned)cfg->federation_handshake_timeout_s;
-    info.retry_and_idle_policy = &fed_idle;
+    /* A link with nothing to say is pinged after federation_ping_s (30) and closed after
+     * federation_hangup_s (75) without a valid frame or pong: a cut that sends no FIN or RST
+     * (a partition, a dead router) shows as disconnected within about a minute and the peer is
+     * redialled, instead of after lws's default 310 s. */
+    long long hangup = cfg->federation_hangup_s > cfg->federation_ping_s
+                           ? cfg->federation_hangup_s
+                           : cfg->federation_ping_s + 1;
+    f->idle = (lws_retry_bo_t){.secs_since_valid_ping = (uint16_t)cfg->federation_ping_s,
+                               .secs_since_valid_hangup = (uint16_t)hangup};
+    info.retry_and_idle_policy = &f->idle;
     if (f->tls) {
         info.ssl_cert_filepath = cfg->federation_tls_cert_file;
         info.ssl_private_key_filepath = cfg->federation_tls_key_file;

@@ -92,6 +92,8 @@ struct kz_config {
     char federation_tls_key_file[512];
     long long federation_max_frame_bytes;
     long long federation_handshake_timeout_s;
+    long long federation_ping_s;
+    long long federation_hangup_s;
     long long sync_page_max;
     long long history_page_max;
     long long read_push_interval_ms;

@@ -243,6 +243,24 @@ Test(fed_link, paired_servers_connect_and_a_killed_one_reconnects)
     cr_assert(strstr(out, "fed-b") && strstr(out, "connected"), "%s", out);
 }
 
+/* A peer that goes silent without closing (stopped, as behind a partition that drops every
+ * packet) is pinged, then hung up on after federation_hangup_s, and dialled again once it
+ * answers. Without the idle policy the link would stay "connected" for lws's 310 s. */
+Test(fed_link, a_silent_peer_is_hung_up_on_and_redialled)
+{
+    const char *quick = "\"federation_ping_s\":1,\"federation_hangup_s\":3";
+    fed_server(&a, "fed-a", quick);
+    fed_server(&b, "fed-b", quick);
+    struct ident ia, ib;
+    pair(&ia, &ib);
+    one_link(NULL);
+    cr_assert_eq(kill(b.pid, SIGSTOP), 0);
+    cJSON *l = wait_link(&a, "fed-b", false);
+    cJSON_Delete(l);
+    cr_assert_eq(kill(b.pid, SIGCONT), 0);
+    one_link(NULL);
+}
+
 Test(fed_link, a_wrong_key_is_refused_on_both_sides)
 {
     fed_server(&a, "fed-a", NULL);
