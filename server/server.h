@@ -400,8 +400,26 @@ struct srv_transport {
      * peers changed, read them again once this turn's writes are in. */
     bool (*peer_status)(void *ctx, const char *server_id, struct srv_link_status *out);
     void (*peers_changed)(void *ctx);
+    /* Queue a text frame on the up link to peer_id (takes a reference of its own). false: no
+     * link to it is up, or its queue holds more than federation_queue_bytes (the core then
+     * waits for srv_fed_writable). */
+    bool (*fed_send)(void *ctx, const char *peer_id, struct kz_frame *f);
     void *ctx;
 };
+
+/* ---- replication over federation links (fed_sync.c; docs/protocol.md, "Server to server").
+ * The transport calls these on the loop thread for a link whose handshake is done. ---- */
+/* A link to peer_id came up (both sides proved their keys): the core sends its summary. */
+void srv_fed_link_up(struct srv *s, const char *peer_id);
+/* That link ended: what was sent on it and not acknowledged will be sent again. */
+void srv_fed_link_down(struct srv *s, const char *peer_id);
+/* One text frame from peer_id whose type is not hello or auth. 0: taken (a bad event inside is
+ * counted and logged, never fatal); -1: the frame itself is malformed, and why says so (the
+ * transport closes the link with 1002). */
+int srv_fed_frame(struct srv *s, const char *peer_id, const char *data, size_t len, char *why,
+                  size_t whylen);
+/* The link's queue to peer_id has room again after fed_send refused a frame. */
+void srv_fed_writable(struct srv *s, const char *peer_id);
 
 /* Creates the core over an open store. Owns neither cfg nor store nor workers. */
 struct srv *srv_new(const struct kz_config *cfg, struct store *store, struct kz_workers *workers,
