@@ -27,7 +27,7 @@
 _Static_assert(KZ_EVENT_ID_CHARS <= STORE_ROOM_ID_MAX + 1, "an event id fits a store id");
 _Static_assert(KZ_EVENT_ORIGIN_MAX == STORE_ORIGIN_MAX, "origin sizes agree");
 _Static_assert(KZ_EVENT_TYPE_MAX == STORE_TYPE_MAX, "type sizes agree");
-_Static_assert(KZ_EVENT_SENDER_MAX == STORE_LOGIN_MAX, "a sender is a login");
+_Static_assert(KZ_EVENT_SENDER_MAX == STORE_LOCAL_LOGIN_MAX, "a sender is a login of its origin");
 _Static_assert(sizeof((struct srv *)0)->key_id == KZ_EVENT_KEY_ID_CHARS, "a key id fits");
 
 struct srv_origin srv_origin_local(struct srv *s)

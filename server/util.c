@@ -215,7 +215,7 @@ bool kz_invite_code_hash(const char *code, uint8_t hash[STORE_TOKEN_HASH])
 bool kz_login_valid(const char *login)
 {
     size_t len = strlen(login);
-    if (len == 0 || len > STORE_LOGIN_MAX)
+    if (len == 0 || len > STORE_LOCAL_LOGIN_MAX)
         return false;
     for (size_t i = 0; i < len; i++) {
         char c = login[i];

@@ -376,6 +376,50 @@ static const char *const migrations[] = {
      * position; on one server the two orders agree (tests/unit/test_proto.c). */
     ("UPDATE events SET hlc = ts WHERE hlc IS NULL;"
      "CREATE INDEX IF NOT EXISTS events_hlc ON events(room, hlc, origin, inc, seq);"),
+
+    /* 16: shared rooms and their replication (issue 17, items 3, 5, 7, 9; store_fed_sync.c).
+     * users.home: NULL for this server's own accounts; for a user of another server (an actor
+     * (server, login) that sends or joins in a shared room) the server's id, with login
+     * "login@server", disabled, and no password: the row is the local handle of that actor,
+     * so senders, members and read state keep one kind of key. rooms.authority: the server
+     * that created a shared room and alone admits member servers (NULL: a room of this server
+     * only). events.received_at: when an event made elsewhere arrived (NULL: made here);
+     * events.invalid: why a received event is kept (its log stays whole) but changes nothing.
+     * room_servers: a shared room's member servers as its authority's log says. fed_cursors:
+     * how far each peer has acknowledged each log (the outbound queue is the log itself).
+     * fed_forks: two events for one (room, origin, inc, seq), kept as evidence; the log is
+     * quarantined above the fork. Columns come from column_adds. */
+    ("CREATE TABLE IF NOT EXISTS room_servers ("
+     "  room INTEGER NOT NULL REFERENCES rooms(id),"
+     "  server_id TEXT NOT NULL,"
+     "  admitted INTEGER NOT NULL,"
+     "  changed_pos INTEGER NOT NULL,"
+     "  PRIMARY KEY (room, server_id)"
+     ") WITHOUT ROWID;"
+     "CREATE TABLE IF NOT EXISTS fed_cursors ("
+     "  peer TEXT NOT NULL,"
+     "  room INTEGER NOT NULL REFERENCES rooms(id),"
+     "  origin TEXT NOT NULL,"
+     "  inc INTEGER NOT NULL,"
+     "  acked_seq INTEGER NOT NULL,"
+     "  acked_at INTEGER NOT NULL,"
+     "  PRIMARY KEY (peer, room, origin, inc)"
+     ") WITHOUT ROWID;"
+     "CREATE TABLE IF NOT EXISTS fed_forks ("
+     "  id INTEGER PRIMARY KEY,"
+     "  room INTEGER NOT NULL REFERENCES rooms(id),"
+     "  origin TEXT NOT NULL,"
+     "  inc INTEGER NOT NULL,"
+     "  seq INTEGER NOT NULL,"
+     "  held_id TEXT NOT NULL,"
+     "  other_id TEXT NOT NULL,"
+     "  other_payload BLOB NOT NULL,"
+     "  other_sig BLOB NOT NULL,"
+     "  from_peer TEXT NOT NULL,"
+     "  at INTEGER NOT NULL,"
+     "  UNIQUE (room, origin, inc, seq, other_id)"
+     ");"
+     "CREATE UNIQUE INDEX IF NOT EXISTS users_home ON users(home, login) WHERE home IS NOT NULL;"),
 };
 
 /* Columns a migration adds, each before that migration's SQL and only if the table lacks it:
@@ -386,6 +430,10 @@ static const struct {
     const char *table, *column, *decl;
 } column_adds[] = {
     {15, "events", "hlc", "INTEGER"},
+    {16, "users", "home", "TEXT"},
+    {16, "rooms", "authority", "TEXT"},
+    {16, "events", "received_at", "INTEGER"},
+    {16, "events", "invalid", "TEXT"},
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -417,7 +465,7 @@ _Static_assert(S_COUNT <= STORE_CORE_STMTS, "raise STORE_CORE_STMTS");
 
 #define USER_COLS                                                                                  \
     "u.id, u.login, u.name, u.role, u.disabled, u.must_change_pw, u.pw_hash, u.created_at,"        \
-    " u.updated_at, u.department, d.name, u.email, u.phone, u.expires_at, u.invite"                \
+    " u.updated_at, u.department, d.name, u.email, u.phone, u.expires_at, u.invite, u.home"                \
     " FROM users u LEFT JOIN departments d"                                                        \
     " ON d.id = u.department"
 
@@ -432,10 +480,10 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_USER_SET_DISABLED] = "UPDATE users SET disabled = ?, updated_at = ? WHERE id = ?",
     [S_USER_SET_PASSWORD] =
         "UPDATE users SET pw_hash = ?, must_change_pw = ?, updated_at = ? WHERE id = ?",
-    [S_USER_COUNT] = "SELECT count(*) FROM users",
+    [S_USER_COUNT] = "SELECT count(*) FROM users WHERE home IS NULL",
     [S_USER_UPDATE] = "UPDATE users SET name = ?, role = ?, department = ?, updated_at = ?,"
                       " email = ?, phone = ?, expires_at = ? WHERE id = ?",
-    [S_USER_EACH] = "SELECT " USER_COLS " ORDER BY u.login",
+    [S_USER_EACH] = "SELECT " USER_COLS " WHERE u.home IS NULL ORDER BY u.login",
     [S_SESSION_INSERT] = "INSERT INTO sessions (user_id, token_hash, device, address, created_at,"
                          " last_seen, shared) VALUES (?, ?, ?, ?, ?, ?, ?)",
     [S_SESSION_LOOKUP] = "SELECT " SESSION_COLS " FROM sessions WHERE token_hash = ?"
@@ -844,6 +892,7 @@ static void read_user(sqlite3_stmt *s, struct store_user *u)
     store_copy_text(u->phone, sizeof u->phone, s, 12);
     u->expires_at = sqlite3_column_int64(s, 13);
     u->invite = sqlite3_column_int64(s, 14);
+    store_copy_text(u->home, sizeof u->home, s, 15);
 }
 
 /* Steps a statement expected to return at most one user row. */

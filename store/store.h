@@ -25,7 +25,10 @@ enum store_rc {
     STORE_ERROR,     /* I/O, corruption, full disk, misuse: see store_errmsg() */
 };
 
-#define STORE_LOGIN_MAX  64  /* bytes, not counting the NUL */
+/* A login of this server's own accounts is at most STORE_LOCAL_LOGIN_MAX bytes; a user of
+ * another server is known here as login@server (store_fed_sync.c), at most STORE_LOGIN_MAX. */
+#define STORE_LOCAL_LOGIN_MAX 64
+#define STORE_LOGIN_MAX  128 /* bytes, not counting the NUL */
 #define STORE_NAME_MAX   255 /* bytes of UTF-8 */
 #define STORE_ROLE_MAX   15
 #define STORE_HASH_MAX   128 /* >= crypto_pwhash_STRBYTES */
@@ -60,6 +63,7 @@ struct store_user {
     char phone[STORE_PHONE_MAX + 1];
     int64_t expires_at; /* ms; the server disables the account then (0: never) */
     int64_t invite;     /* the invitation that created the account (0: none) */
+    char home[64];      /* "": this server's account; else the server of a remote actor */
 };
 
 struct store_session {
@@ -338,6 +342,7 @@ struct store_room {
     int64_t created_at;
     char history[8];     /* "shared", or "joined": photos before one joined stay unreadable */
     int64_t archived_at; /* 0 while in use; else when it was archived (read-only, unlisted) */
+    char authority[64];  /* a shared room's creating server, which admits servers; "": local */
 };
 
 struct store_member {
@@ -364,7 +369,10 @@ struct store_event {
     char type[STORE_TYPE_MAX + 1];
     int64_t sender; /* user id, 0 for none */
     int64_t ts;
-    int64_t hlc; /* the payload's hybrid logical clock (v1 events: ts); written, not read back */
+    int64_t hlc;         /* the payload's hybrid logical clock (v1 events: ts) */
+    int64_t received_at; /* when an event made on another server arrived here (0: made here) */
+    const char *invalid; /* why a received event changes nothing (NULL: it is valid); reads
+                          * give it for the callback's duration only */
     const void *payload;
     size_t payload_len;
     const void *sig;

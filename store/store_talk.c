@@ -36,6 +36,8 @@ enum talk_stmt {
     T_MSG_GET,
     T_MSG_EDIT,
     T_MSG_DELETE,
+    T_HIST_ANCHOR_BEFORE,
+    T_HIST_ANCHOR_AFTER,
     T_HIST_BEFORE,
     T_HIST_AFTER,
     T_UNREAD,
@@ -52,19 +54,19 @@ _Static_assert(T_COUNT <= STORE_TALK_STMTS, "raise STORE_TALK_STMTS");
 
 #define ROOM_COLS                                                                                  \
     "r.id, r.room_id, r.kind, r.name, r.topic, r.created_by, r.created_at, r.history,"             \
-    " r.archived_at"
+    " r.archived_at, r.authority"
 #define MEMBER_COLS                                                                                \
     "m.room, m.user_id, u.login, u.name, m.role, m.joined_pos, m.left_pos,"                        \
     " m.read_pos, m.read_at"
 #define EVENT_COLS                                                                                 \
     "e.pos, e.room, r.room_id, e.origin, e.inc, e.seq, e.event_id, e.type,"                        \
-    " e.sender, e.ts, e.payload, e.sig"
+    " e.sender, e.ts, e.payload, e.sig, e.hlc, e.received_at, e.invalid"
 #define MSG_COLS "m.pos, m.room, m.sender, m.body, m.ts, m.edited_at, m.deleted, m.deleted_by"
 #define MY_ROOMS "SELECT room FROM room_members WHERE user_id = ?2 AND left_pos IS NULL"
 
 static const char *const talk_sql[T_COUNT] = {
     [T_ROOM_INSERT] = "INSERT INTO rooms (room_id, kind, name, topic, direct_key, created_by,"
-                      " created_at, history) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                      " created_at, history, authority) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [T_ROOM_GET] = "SELECT " ROOM_COLS " FROM rooms r WHERE r.room_id = ?",
     [T_ROOM_GET_ID] = "SELECT " ROOM_COLS " FROM rooms r WHERE r.id = ?",
     [T_ROOM_GET_DIRECT] = "SELECT " ROOM_COLS " FROM rooms r WHERE r.direct_key = ?",
@@ -103,8 +105,9 @@ static const char *const talk_sql[T_COUNT] = {
     /* Positions follow the newest one, or the floor a restore set (?11), whichever is
      * higher. */
     [T_EVENT_INSERT] = "INSERT INTO events (pos, room, origin, inc, seq, event_id, type, sender,"
-                       " ts, payload, sig, hlc) VALUES (max((SELECT coalesce(max(pos), 0) FROM"
-                       " events), ?11) + 1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12)",
+                       " ts, payload, sig, hlc, received_at, invalid) VALUES (max((SELECT"
+                       " coalesce(max(pos), 0) FROM events), ?11) + 1, ?1, ?2, ?3, ?4, ?5, ?6,"
+                       " ?7, ?8, ?9, ?10, ?12, nullif(?13, 0), ?14)",
     [T_EVENT_FOR_USER] = "SELECT " EVENT_COLS " FROM events e"
                          " JOIN room_members m ON m.room = e.room AND m.user_id = ?1"
                          " JOIN rooms r ON r.id = e.room"
@@ -121,14 +124,27 @@ static const char *const talk_sql[T_COUNT] = {
     [T_MSG_EDIT] = "UPDATE messages SET body = ?, edited_at = ? WHERE pos = ? AND deleted = 0",
     [T_MSG_DELETE] = "UPDATE messages SET body = '', deleted = 1, edited_at = ?, deleted_by = ?"
                      " WHERE pos = ? AND deleted = 0",
+    /* History is shown in the room's order, (hlc, origin, inc, seq), the same on every
+     * server that holds the same events (issue 17, item 4); clients page by position. The
+     * anchor is the event at the position given (exclusive) or, if the position is none of
+     * this room's, the nearest one inside the range (inclusive). On one server the two orders
+     * agree, so pages are what they were before shared rooms. */
+    [T_HIST_ANCHOR_BEFORE] = "SELECT hlc, origin, inc, seq, pos = ?2 FROM events"
+                             " WHERE room = ?1 AND pos <= ?2 ORDER BY pos DESC LIMIT 1",
+    [T_HIST_ANCHOR_AFTER] = "SELECT hlc, origin, inc, seq, pos = ?2 FROM events"
+                            " WHERE room = ?1 AND pos >= ?2 ORDER BY pos ASC LIMIT 1",
     [T_HIST_BEFORE] = "SELECT " EVENT_COLS ", " MSG_COLS " FROM events e"
                       " JOIN rooms r ON r.id = e.room LEFT JOIN messages m ON m.pos = e.pos"
-                      " WHERE e.room = ? AND e.pos < ? AND e.type NOT IN ('msg.edit', 'msg.delete')"
-                      " ORDER BY e.pos DESC LIMIT ?",
+                      " WHERE e.room = ?1 AND ((e.hlc, e.origin, e.inc, e.seq) < (?2, ?3, ?4, ?5)"
+                      " OR (?7 AND e.hlc = ?2 AND e.origin = ?3 AND e.inc = ?4 AND e.seq = ?5))"
+                      " AND e.type NOT IN ('msg.edit', 'msg.delete')"
+                      " ORDER BY e.hlc DESC, e.origin DESC, e.inc DESC, e.seq DESC LIMIT ?6",
     [T_HIST_AFTER] = "SELECT " EVENT_COLS ", " MSG_COLS " FROM events e"
                      " JOIN rooms r ON r.id = e.room LEFT JOIN messages m ON m.pos = e.pos"
-                     " WHERE e.room = ? AND e.pos > ? AND e.type NOT IN ('msg.edit', 'msg.delete')"
-                     " ORDER BY e.pos ASC LIMIT ?",
+                     " WHERE e.room = ?1 AND ((e.hlc, e.origin, e.inc, e.seq) > (?2, ?3, ?4, ?5)"
+                     " OR (?7 AND e.hlc = ?2 AND e.origin = ?3 AND e.inc = ?4 AND e.seq = ?5))"
+                     " AND e.type NOT IN ('msg.edit', 'msg.delete')"
+                     " ORDER BY e.hlc ASC, e.origin ASC, e.inc ASC, e.seq ASC LIMIT ?6",
     /* Unread: messages and encrypted photos from others (a photo has no messages row: the
      * server cannot read it, but people see it as a message). */
     [T_UNREAD] = "SELECT (SELECT count(*) FROM messages WHERE room = ?1 AND pos > ?2"
@@ -183,7 +199,8 @@ static int read_room(sqlite3_stmt *s, int col, struct store_room *r)
     r->created_at = sqlite3_column_int64(s, col + 6);
     store_copy_text(r->history, sizeof r->history, s, col + 7);
     r->archived_at = sqlite3_column_int64(s, col + 8);
-    return col + 9;
+    store_copy_text(r->authority, sizeof r->authority, s, col + 9);
+    return col + 10;
 }
 
 static enum store_rc step_room(struct store *st, sqlite3_stmt *s, struct store_room *out)
@@ -212,6 +229,8 @@ enum store_rc store_room_insert(struct store *st, struct store_room *r, const ch
     sqlite3_bind_int64(s, 6, r->created_by);
     sqlite3_bind_int64(s, 7, r->created_at);
     sqlite3_bind_text(s, 8, r->history[0] ? r->history : "shared", -1, SQLITE_STATIC);
+    if (r->authority[0])
+        sqlite3_bind_text(s, 9, r->authority, -1, SQLITE_STATIC);
     enum store_rc rc = store_step_done(st, s, "room insert");
     if (rc == STORE_OK)
         r->id = sqlite3_last_insert_rowid(st->db);
@@ -549,6 +568,9 @@ enum store_rc store_event_insert(struct store *st, struct store_event *e)
     sqlite3_bind_blob(s, 10, e->sig, (int)e->sig_len, SQLITE_STATIC);
     sqlite3_bind_int64(s, 11, floor);
     sqlite3_bind_int64(s, 12, e->hlc ? e->hlc : e->ts);
+    sqlite3_bind_int64(s, 13, e->received_at);
+    if (e->invalid)
+        sqlite3_bind_text(s, 14, e->invalid, -1, SQLITE_STATIC);
     if ((rc = store_step_done(st, s, "event insert")) != STORE_OK)
         return rc;
     e->pos = sqlite3_last_insert_rowid(st->db);
@@ -572,7 +594,10 @@ static int read_event(sqlite3_stmt *s, int col, struct store_event *e)
     e->payload_len = (size_t)sqlite3_column_bytes(s, col + 10);
     e->sig = sqlite3_column_blob(s, col + 11);
     e->sig_len = (size_t)sqlite3_column_bytes(s, col + 11);
-    return col + 12;
+    e->hlc = sqlite3_column_int64(s, col + 12);
+    e->received_at = sqlite3_column_int64(s, col + 13);
+    e->invalid = (const char *)sqlite3_column_text(s, col + 14);
+    return col + 15;
 }
 
 static enum store_rc walk_events(struct store *st, sqlite3_stmt *s, store_event_fn fn, void *ctx,
@@ -730,13 +755,25 @@ enum store_rc store_message_delete(struct store *st, int64_t pos, int64_t at, in
 enum store_rc store_history(struct store *st, int64_t room, int64_t before, int64_t after,
                             int limit, store_history_fn fn, void *ctx)
 {
+    sqlite3_stmt *a = stmt(st, before > 0 ? T_HIST_ANCHOR_BEFORE : T_HIST_ANCHOR_AFTER);
+    sqlite3_bind_int64(a, 1, room);
+    sqlite3_bind_int64(a, 2, before > 0 ? before : after);
+    int rc = sqlite3_step(a);
+    if (rc != SQLITE_ROW) {
+        store_finish(a);
+        return rc == SQLITE_DONE ? STORE_OK : store_fail(st, "history anchor");
+    }
     sqlite3_stmt *s = stmt(st, before > 0 ? T_HIST_BEFORE : T_HIST_AFTER);
     sqlite3_bind_int64(s, 1, room);
-    sqlite3_bind_int64(s, 2, before > 0 ? before : after);
-    sqlite3_bind_int(s, 3, limit);
+    sqlite3_bind_int64(s, 2, sqlite3_column_int64(a, 0));
+    sqlite3_bind_text(s, 3, (const char *)sqlite3_column_text(a, 1), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 4, sqlite3_column_int64(a, 2));
+    sqlite3_bind_int64(s, 5, sqlite3_column_int64(a, 3));
+    sqlite3_bind_int(s, 6, limit);
+    sqlite3_bind_int(s, 7, sqlite3_column_int(a, 4) == 0); /* the anchor itself is in range */
+    store_finish(a);
     struct store_event e;
     struct store_message m;
-    int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         int col = read_event(s, 0, &e);
         bool is_msg = sqlite3_column_type(s, col) != SQLITE_NULL;
