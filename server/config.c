@@ -179,6 +179,9 @@ static const struct cfg_entry table[] = {
     INT(federation_hangup_s, 2, 7200, 75,
         "a federation link with no valid frame or pong for this long is closed and redialled "
         "(a cut that sends nothing, e.g. a partition); at least federation_ping_s + 1"),
+    INT(federation_queue_bytes, 65536, 1LL << 30, 8 << 20,
+        "unsent bytes one federation link may hold; replication waits for it to drain below "
+        "half before it sends more"),
     INT(sync_page_max, 10, 10000, 500, "most events one sync reply carries"),
     INT(history_page_max, 10, 10000, 200, "most events one history reply carries"),
     INT(read_push_interval_ms, 10, 60000, 300,

@@ -15,7 +15,6 @@
 #define HANDSHAKE_FRAME_MAX 4096 /* bytes a frame may have before the other side is known */
 #define RX_CHUNK            4096 /* lws's receive buffer per link; larger frames come in pieces */
 #define OUT_FRAME_MAX       512  /* HELLO and AUTH are far smaller */
-#define OUT_SLOTS           2
 /* The federation vhost's name, and the Host header links must send: lws 4.1 moves a request
  * to the vhost its Host names, else to the API's (listener_foreign). */
 #define FED_VHOST "kizuna-federation"
@@ -62,18 +61,19 @@ struct fed_link {
     struct lws *wsi;
     struct fed_peer *peer; /* dialled, or named by the HELLO; NULL once detached */
     bool outbound, tls, gone;
-    bool peer_closed; /* the other end sent a close frame (its reason is the peer's error) */
-    bool refused;     /* this side refused the connection and already said why */
+    bool peer_closed;  /* the other end sent a close frame (its reason is the peer's error) */
+    bool refused;      /* this side refused the connection and already said why */
+    bool announced;    /* the core was told this link is up (srv_fed_link_up), not yet down */
+    bool send_refused; /* fed_send refused a frame: srv_fed_writable once below half */
     enum link_state state;
     uint8_t my_nonce[FED_NONCE_BYTES], their_nonce[FED_NONCE_BYTES];
     char their_id[STORE_SERVER_ID_MAX + 1];
     char addr[STORE_PEER_ADDR_MAX + 1]; /* the other end, for logs */
     unsigned char *rx;                  /* a frame arriving in pieces */
     size_t rx_len;
-    int64_t opened_ms; /* when the WebSocket came up (conn_mono_ms) */
-    unsigned char out[OUT_SLOTS][LWS_PRE + OUT_FRAME_MAX];
-    size_t out_len[OUT_SLOTS];
-    int nout;
+    int64_t opened_ms;             /* when the WebSocket came up (conn_mono_ms) */
+    struct qnode *q_head, *q_tail; /* frames to send, in order: HELLO, AUTH, the core's */
+    size_t q_bytes;                /* their payload bytes */
     int close_code;
     char close_reason[120];
     struct fed_link *prev, *next; /* every established link */
@@ -101,8 +101,12 @@ void fed_plan_dial(struct fed_peer *p, int64_t delay_ms);
 /* fed_link.c */
 /* Closes l from anywhere: at its next WRITEABLE, with this code and reason (logged, once). */
 void fed_link_close(struct fed_link *l, int code, const char *reason);
-/* Takes l off its peer without planning anything (a duplicate, a removed peer). */
-void fed_link_detach(struct fed_link *l);
+/* Takes l off its peer without planning anything (a duplicate, a removed peer); if it was the
+ * peer's current link, it is logged down with why and the core told (srv_fed_link_down). */
+void fed_link_detach(struct fed_link *l, const char *why);
+/* Queues f (a reference is taken) on l, an up link. false: l is closing, or its queue would
+ * go over federation_queue_bytes (then srv_fed_writable follows once it is below half). */
+bool fed_link_send(struct fed_link *l, struct kz_frame *f);
 /* The end of l, whatever ended it; plans the peer's next attempt. Idempotent. */
 void fed_link_gone(struct fed_link *l);
 /* The callback of every protocol of the federation vhost. */

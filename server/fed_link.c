@@ -1,15 +1,28 @@
 /* fed_link.c - one federation link: a WebSocket (subprotocol kizuna.fed.v1) to or from a peer
- * server, its signed handshake, the frames it may carry, and its end. fed_peers.c owns the peers,
- * dials them and sets up the listener; fed_int.h has the structures both share.
+ * server, its signed handshake, the frames it carries, its queue, and its end. fed_peers.c owns
+ * the peers, dials them and sets up the listener; fed_int.h has the structures both share.
  *
  * Each side sends HELLO {v, server, nonce, time}, then AUTH, its server key's signature over both
  * ids and both nonces (fed_hello.c); the link is up once the other side's AUTH verifies under the
- * key pinned for the id its HELLO named. Nothing but those two frames is accepted before that, and
- * no frame type is defined after it yet (replication comes next): every byte from a peer is
- * hostile, so a frame that is not text, too large (4 KiB before the handshake,
- * federation_max_frame_bytes after), not JSON, of a type the table below does not know, or out of
- * turn closes the link with a logged reason. A handshake not done within
+ * key pinned for the id its HELLO named. Nothing but those two frames is accepted before that.
+ * Every byte from a peer is hostile: a frame that is not text, too large (4 KiB before the
+ * handshake, federation_max_frame_bytes after), not JSON, of a type the table below does not
+ * know, or out of turn closes the link with a logged reason. A handshake not done within
  * federation_handshake_timeout_s is closed by lws's own per-connection timeout.
+ *
+ * After the handshake every frame whose "t" (which must be its first member) is not hello or
+ * auth belongs to replication: its whole text, NUL-terminated, goes to the core (srv_fed_frame,
+ * fed_sync.c), which parses and judges it, and the link closes with 1002 and the core's reason
+ * only when the core says the frame is malformed. The transport reads just the type, so a frame
+ * of up to federation_max_frame_bytes is parsed once, by the core, not twice.
+ *
+ * The core tells the link's story per peer: srv_fed_link_up once a link is up and kept (after
+ * the duplicate check below), srv_fed_link_down once when that link ends or is replaced; a link
+ * closed as a duplicate of the kept one says nothing. Outgoing frames (HELLO, AUTH, then the
+ * core's, fed_send) wait in one FIFO of shared, refcounted kz_frames, one frame per lws_write.
+ * The core's are bounded by federation_queue_bytes: fed_send refuses past it, and once the
+ * queue is below half, srv_fed_writable says so (once per refusal). A slow peer thus holds at
+ * most that much of this server's memory, and the core resends from its cursors instead.
  *
  * Two servers may dial each other at once: of two live links to one peer, the one dialled by the
  * lower server id (strcmp) is kept and the other closed, the same choice on both sides.
@@ -48,16 +61,69 @@ static const char *acceptor_id(const struct fed_link *l, const char *me)
     return l->outbound ? l->their_id : me;
 }
 
-/* Queues one text frame; false if there is no room (cannot happen with HELLO and AUTH). */
-static bool link_send(struct fed_link *l, const char *text)
+/* ---- the queue ---- */
+
+static void link_enqueue(struct fed_link *l, struct kz_frame *f)
 {
-    size_t n = strlen(text);
-    if (l->nout >= OUT_SLOTS || n > OUT_FRAME_MAX)
-        return false;
-    memcpy(l->out[l->nout] + LWS_PRE, text, n);
-    l->out_len[l->nout++] = n;
+    struct qnode *n = malloc(sizeof *n);
+    if (!n) {
+        fed_link_close(l, 1011, "out of memory");
+        return;
+    }
+    n->frame = kz_frame_ref(f);
+    n->next = NULL;
+    if (l->q_tail)
+        l->q_tail->next = n;
+    else
+        l->q_head = n;
+    l->q_tail = n;
+    l->q_bytes += f->len;
     lws_callback_on_writable(l->wsi);
-    return true;
+}
+
+static void link_dequeue(struct fed_link *l)
+{
+    struct qnode *n = l->q_head;
+    l->q_head = n->next;
+    if (!l->q_head)
+        l->q_tail = NULL;
+    l->q_bytes -= n->frame->len;
+    kz_frame_unref(n->frame);
+    free(n);
+}
+
+static void link_queue_clear(struct fed_link *l)
+{
+    while (l->q_head)
+        link_dequeue(l);
+}
+
+/* Queues HELLO or AUTH: outside the bound, they are a few hundred bytes. */
+static void link_send_text(struct fed_link *l, const char *text)
+{
+    struct kz_frame *f = kz_frame_from_text(text, strlen(text), 0);
+    if (!f) {
+        fed_link_close(l, 1011, "out of memory");
+        return;
+    }
+    link_enqueue(l, f);
+    kz_frame_unref(f);
+}
+
+bool fed_link_send(struct fed_link *l, struct kz_frame *f)
+{
+    if (l->close_code || l->gone || l->state != LINK_UP)
+        return false;
+    /* An empty queue takes any frame, so a frame larger than the bound still goes. */
+    size_t max = (size_t)l->f->t->cfg->federation_queue_bytes;
+    if (l->q_head && l->q_bytes + f->len > max) {
+        if (!l->send_refused)
+            KZ_DEBUG("fed_queue_full", "peer=%s queued=%zu", l->their_id, l->q_bytes);
+        l->send_refused = true;
+        return false;
+    }
+    link_enqueue(l, f);
+    return !l->close_code;
 }
 
 /* Closes l from anywhere: at its next WRITEABLE, with this code and reason in the close frame.
@@ -84,17 +150,26 @@ static int link_fail(struct fed_link *l, int code, const char *reason)
     return -1;
 }
 
-/* Takes l off its peer without scheduling anything (a duplicate, a removed peer). */
-void fed_link_detach(struct fed_link *l)
+/* Takes l off its peer without scheduling anything (a duplicate, a removed peer). If l was the
+ * peer's current link, it is down: logged with why, and the core told (srv_fed_link_down) after
+ * l is off the peer, so a fed_send from inside finds no link. */
+void fed_link_detach(struct fed_link *l, const char *why)
 {
     struct fed_peer *p = l->peer;
     if (!p)
         return;
+    bool was_current = p->link == l;
     if (p->link == l)
         p->link = NULL;
     if (p->dial == l)
         p->dial = NULL;
     l->peer = NULL;
+    if (was_current && l->announced) {
+        l->announced = false;
+        KZ_INFO("fed_link_down", "peer=%s direction=%s reason=\"%s\"", p->id,
+                l->outbound ? "out" : "in", why);
+        srv_fed_link_down(l->f->t->srv, p->id);
+    }
 }
 
 /* ---- the handshake ---- */
@@ -109,7 +184,7 @@ static void send_hello(struct fed_link *l)
     snprintf(text, sizeof text,
              "{\"t\":\"hello\",\"v\":%d,\"server\":\"%s\",\"nonce\":\"%s\",\"time\":%lld}",
              FED_HELLO_VERSION, me.name, nonce, (long long)kz_now_ms());
-    link_send(l, text);
+    link_send_text(l, text);
     lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK,
                     (int)l->f->t->cfg->federation_handshake_timeout_s);
 }
@@ -158,12 +233,14 @@ static int on_hello(struct fed_link *l, const cJSON *j)
     char b64[FED_SIG_B64LEN + 1], text[OUT_FRAME_MAX];
     sodium_bin2base64(b64, sizeof b64, sig, sizeof sig, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     snprintf(text, sizeof text, "{\"t\":\"auth\",\"sig\":\"%s\"}", b64);
-    link_send(l, text);
+    link_send_text(l, text);
     l->state = LINK_AUTH;
     return 0;
 }
 
-/* l is authenticated: it becomes its peer's link, unless the peer has one that wins. */
+/* l is authenticated: it becomes its peer's link, unless the peer has one that wins. The core
+ * hears of the kept link only: a replaced one is down first (fed_link_detach), then the new one
+ * is up; a losing new one says nothing. */
 static void link_up(struct fed_link *l)
 {
     struct fed_links *f = l->f;
@@ -180,11 +257,11 @@ static void link_up(struct fed_link *l)
         bool keep_new =
             old->outbound == l->outbound || strcmp(dialer_id(l, me), dialer_id(old, me)) < 0;
         struct fed_link *loser = keep_new ? old : l;
-        fed_link_detach(loser);
-        fed_link_close(loser, CLOSE_DUPLICATE,
-                       keep_new && old->outbound == l->outbound
-                           ? "replaced by a newer link"
-                           : "duplicate link: the one dialled by the lower server id is kept");
+        const char *why = keep_new && old->outbound == l->outbound
+                              ? "replaced by a newer link"
+                              : "duplicate link: the one dialled by the lower server id is kept";
+        fed_link_detach(loser, why);
+        fed_link_close(loser, CLOSE_DUPLICATE, why);
         if (!keep_new)
             return;
     }
@@ -200,6 +277,9 @@ static void link_up(struct fed_link *l)
     lws_sul_cancel(&p->dial_sul);
     KZ_INFO("fed_link_up", "peer=%s addr=%s direction=%s", p->id, l->addr,
             l->outbound ? "out" : "in");
+    /* Last: the core may fed_send at once (its summary). */
+    l->announced = true;
+    srv_fed_link_up(f->t->srv, p->id);
 }
 
 static int on_auth(struct fed_link *l, const cJSON *j)
@@ -223,34 +303,98 @@ static int on_auth(struct fed_link *l, const cJSON *j)
     return 0;
 }
 
-/* Frames a peer may send, and when (docs/protocol.md, "Server to server"). */
+static const char *skip_ws(const char *s, const char *e)
+{
+    while (s < e && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r'))
+        s++;
+    return s;
+}
+
+/* The type of a frame after the handshake, read without parsing the frame (the core parses it,
+ * once): "t" must be its first member, a short string without escapes. false: it is not. */
+static bool frame_type(const char *s, size_t len, char *type, size_t n)
+{
+    const char *e = s + len;
+    s = skip_ws(s, e);
+    if (s == e || *s++ != '{')
+        return false;
+    s = skip_ws(s, e);
+    if (e - s < 3 || memcmp(s, "\"t\"", 3) != 0)
+        return false;
+    s = skip_ws(s + 3, e);
+    if (s == e || *s++ != ':')
+        return false;
+    s = skip_ws(s, e);
+    if (s == e || *s++ != '"')
+        return false;
+    size_t i = 0;
+    for (; s < e && *s != '"'; s++) {
+        if (*s == '\\' || (unsigned char)*s < 0x20 || i + 1 >= n)
+            return false;
+        type[i++] = *s;
+    }
+    type[i] = '\0';
+    return s < e && i > 0;
+}
+
+/* After the handshake: a frame of replication's, for the core (the table's last row). */
+static int on_sync_frame(struct fed_link *l, const char *text, size_t len)
+{
+    struct fed_peer *p = l->peer;
+    if (!p || p->link != l || !l->announced)
+        return 0; /* closing: a spare or detached link carries nothing to the core */
+    char why[160] = "";
+    if (srv_fed_frame(l->f->t->srv, p->id, text, len, why, sizeof why) != 0)
+        return link_fail(l, CLOSE_PROTOCOL, why[0] ? why : "malformed frame");
+    return 0;
+}
+
+/* Frames a peer may send, and when (docs/protocol.md, "Server to server"): HELLO and AUTH in
+ * the handshake; after it (LINK_UP), any other type goes to the core, which knows replication's
+ * (summary, events, ack, want: fed_sync.c). */
 static const struct {
-    const char *type;
+    const char *type; /* NULL: any type not named above it */
     enum link_state state;
     int (*fn)(struct fed_link *l, const cJSON *j);
 } frame_types[] = {
     {"hello", LINK_HELLO, on_hello},
     {"auth", LINK_AUTH, on_auth},
+    {NULL, LINK_UP, NULL}, /* on_sync_frame: the text, unparsed, to srv_fed_frame */
 };
 
+/* text is NUL-terminated at len. */
 static int on_frame(struct fed_link *l, const char *text, size_t len)
 {
-    cJSON *j = cJSON_ParseWithLength(text, len);
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "t");
-    if (!cJSON_IsObject(j) || !cJSON_IsString(t)) {
+    cJSON *j = NULL;
+    char type[32];
+    const char *t = NULL;
+    if (l->state == LINK_UP) {
+        if (frame_type(text, len, type, sizeof type))
+            t = type;
+    } else {
+        j = cJSON_ParseWithLength(text, len);
+        const cJSON *tj = cJSON_GetObjectItemCaseSensitive(j, "t");
+        if (cJSON_IsObject(j) && cJSON_IsString(tj))
+            t = tj->valuestring;
+    }
+    if (!t) {
         cJSON_Delete(j);
-        return link_fail(l, CLOSE_PROTOCOL, "not a frame: a JSON object with a type t");
+        return link_fail(l, CLOSE_PROTOCOL,
+                         l->state == LINK_UP ? "not a frame: a JSON object whose first member is t"
+                                             : "not a frame: a JSON object with a type t");
     }
     int rc = -2;
     for (size_t i = 0; i < sizeof frame_types / sizeof frame_types[0] && rc == -2; i++) {
-        if (strcmp(frame_types[i].type, t->valuestring) != 0)
+        if (frame_types[i].type && strcmp(frame_types[i].type, t) != 0)
             continue;
         if (frame_types[i].state != l->state) {
+            if (!frame_types[i].type)
+                continue;
             char why[96];
             snprintf(why, sizeof why, "unexpected %s frame", frame_types[i].type);
             rc = link_fail(l, CLOSE_PROTOCOL, why);
         } else {
-            rc = frame_types[i].fn(l, j);
+            rc = frame_types[i].fn ? frame_types[i].fn(l, j) : on_sync_frame(l, text, len);
         }
     }
     if (rc == -2)
@@ -276,8 +420,8 @@ static int on_receive(struct fed_link *l, const void *in, size_t len)
         snprintf(why, sizeof why, "frame too large (at most %zu bytes)", max);
         return link_fail(l, CLOSE_TOO_BIG, why);
     }
-    if (last && !l->rx_len)
-        return on_frame(l, in, len);
+    /* Gathered even when whole, so the core's text ends in a NUL: one copy, small beside
+     * parsing it. */
     unsigned char *rx = realloc(l->rx, l->rx_len + len + 1);
     if (!rx)
         return link_fail(l, 1011, "out of memory");
@@ -286,6 +430,7 @@ static int on_receive(struct fed_link *l, const void *in, size_t len)
     l->rx_len += len;
     if (!last)
         return 0;
+    l->rx[l->rx_len] = '\0';
     int rc = on_frame(l, (const char *)l->rx, l->rx_len);
     free(l->rx);
     l->rx = NULL;
@@ -293,6 +438,7 @@ static int on_receive(struct fed_link *l, const void *in, size_t len)
     return rc;
 }
 
+/* One queued frame per WRITEABLE, as a text frame. */
 static int on_writeable(struct fed_link *l)
 {
     if (l->close_code) {
@@ -300,15 +446,34 @@ static int on_writeable(struct fed_link *l)
                          (unsigned char *)l->close_reason, strlen(l->close_reason));
         return -1;
     }
-    if (!l->nout)
-        return 0;
-    if (lws_write(l->wsi, l->out[0] + LWS_PRE, l->out_len[0], LWS_WRITE_TEXT) < (int)l->out_len[0])
-        return -1;
-    for (int i = 1; i < l->nout; i++) {
-        memcpy(l->out[i - 1], l->out[i], sizeof l->out[i]);
-        l->out_len[i - 1] = l->out_len[i];
+    if (!l->q_head)
+        return 0; /* lws may call WRITEABLE with nothing to send */
+    struct transport *t = l->f->t;
+    struct kz_frame *f = l->q_head->frame;
+    unsigned char *out = f->data, *own = NULL;
+    if (l->outbound) {
+        /* A client's frames are masked, and lws masks the payload in place: never in a frame
+         * shared with other links (or kept by the core), so a copy goes out instead. */
+        own = f->len <= COALESCE_BYTES ? NULL : malloc(LWS_PRE + f->len);
+        if (!own && f->len > COALESCE_BYTES)
+            return link_fail(l, 1011, "out of memory");
+        out = (own ? own : t->scratch) + LWS_PRE;
+        memcpy(out, f->data, f->len);
     }
-    if (--l->nout)
+    /* lws keeps what the socket does not take and sends it before the next WRITEABLE. */
+    int n = lws_write(l->wsi, out, f->len, LWS_WRITE_TEXT);
+    free(own);
+    if (n < (int)f->len)
+        return -1;
+    link_dequeue(l);
+    if (l->send_refused && l->q_bytes < (size_t)t->cfg->federation_queue_bytes / 2 && l->peer &&
+        l->announced) {
+        l->send_refused = false;
+        char id[sizeof l->peer->id];
+        snprintf(id, sizeof id, "%s", l->peer->id);
+        srv_fed_writable(t->srv, id); /* may fed_send on l at once */
+    }
+    if (l->q_head && !l->close_code)
         lws_callback_on_writable(l->wsi);
     return 0;
 }
@@ -343,6 +508,7 @@ void fed_link_gone(struct fed_link *l)
     struct fed_links *f = l->f;
     free(l->rx);
     l->rx = NULL;
+    link_queue_clear(l);
     if (l->prev)
         l->prev->next = l->next;
     else if (f->links == l)
@@ -367,15 +533,13 @@ void fed_link_gone(struct fed_link *l)
     if (!p)
         return;
     bool was_up = p->link == l, was_dial = p->dial == l;
-    fed_link_detach(l);
+    if (was_up && !p->last_error[0])
+        fed_peer_error(p, "the link closed");
+    fed_link_detach(l, p->last_error); /* logs fed_link_down if it was up */
     if (p->link)
         return; /* another link to the peer is up: this one was spare */
     if (was_up) {
         p->since = kz_now_ms();
-        if (!p->last_error[0])
-            fed_peer_error(p, "the link closed");
-        KZ_INFO("fed_link_down", "peer=%s direction=%s reason=\"%s\"", p->id,
-                l->outbound ? "out" : "in", p->last_error);
         p->failures = 0;
         p->addr_i = 0;
         fed_plan_dial(p, (int64_t)randombytes_uniform(BACKOFF_MIN_MS + 1));

@@ -171,14 +171,14 @@ static void peer_drop(struct fed_links *f, struct fed_peer *p, const char *why)
         struct fed_link *l = links[i];
         if (!l)
             continue;
-        fed_link_detach(l);
+        fed_link_detach(l, why);
         if (l->wsi && !l->gone)
             fed_link_close(l, CLOSE_AWAY, why);
     }
     /* A dial not yet established has no wsi this file knows: detached, it ends on its own. */
     for (struct fed_link *l = f->links; l; l = l->next)
         if (l->peer == p)
-            fed_link_detach(l);
+            fed_link_detach(l, why);
     struct fed_peer **pp = &f->peers;
     while (*pp != p)
         pp = &(*pp)->next;
@@ -384,6 +384,12 @@ void fed_free(struct transport *t)
     listener_free(f->listener);
     free(f);
     t->fed = NULL;
+}
+
+bool fed_send(struct transport *t, const char *peer_id, struct kz_frame *f)
+{
+    struct fed_peer *p = t->fed ? fed_peer_find(t->fed, peer_id) : NULL;
+    return p && p->link && fed_link_send(p->link, f);
 }
 
 bool fed_peer_status(struct transport *t, const char *server_id, struct srv_link_status *out)

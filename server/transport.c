@@ -83,6 +83,11 @@ static void tx_peers_changed(void *ctx)
     fed_peers_changed(ctx);
 }
 
+static bool tx_fed_send(void *ctx, const char *peer_id, struct kz_frame *f)
+{
+    return fed_send(ctx, peer_id, f);
+}
+
 static void tick_cb(lws_sorted_usec_list_t *sul)
 {
     struct transport *t = lws_container_of(sul, struct transport, tick_sul);
@@ -274,6 +279,7 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
     tx->want_commit = tx_want_commit;
     tx->peer_status = tx_peer_status;
     tx->peers_changed = tx_peers_changed;
+    tx->fed_send = tx_fed_send;
     tx->ctx = t;
     return t;
 }

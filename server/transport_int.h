@@ -183,6 +183,9 @@ int fed_port(const struct transport *t);
 void fed_begin(struct transport *t);
 /* The pinned peers changed (peer.add, peer.remove): read them again at the next turn. */
 void fed_peers_changed(struct transport *t);
+/* Queues f (a reference is taken) on the up link to peer_id; false: none is up, or its queue
+ * is full (srv_transport's fed_send). */
+bool fed_send(struct transport *t, const char *peer_id, struct kz_frame *f);
 /* A peer's link as peer.list shows it (the caller owns the result). */
 bool fed_peer_status(struct transport *t, const char *server_id, struct srv_link_status *out);
 /* Shutdown: no more dials or accepts; every link gets a close frame. Idempotent. */

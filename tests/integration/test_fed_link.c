@@ -5,9 +5,10 @@
  * reconnects once restarted; two servers that dial each other at the same moment keep the link
  * dialled by the lower id; and a raw client on the federation port (garbage, a bad HELLO, an
  * oversized frame, a stalled handshake, a pinned peer played by the test itself) is closed
- * with a reason while the server stays healthy; and off loopback, links are TLS and a TLS pin
- * that does not match the peer's certificate refuses the link before anything is sent. Every
- * wait polls peer.list with a deadline. */
+ * with a reason while the server stays healthy, and once that peer is up its replication frames
+ * are taken (a HELLO then, or a frame whose first member is not t, closes it); and off loopback,
+ * links are TLS and a TLS pin that does not match the peer's certificate refuses the link before
+ * anything is sent. Every wait polls peer.list with a deadline. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <ifaddrs.h>
@@ -304,6 +305,20 @@ Test(fed_link, an_unknown_server_is_refused)
     cJSON_Delete(wait_link(&b, "fed-a", false));
 }
 
+/* How many lines of d's log (every run so far) have needle. */
+static int log_count(const struct kzd *d, const char *needle)
+{
+    char path[400], line[2048];
+    snprintf(path, sizeof path, "%s/stderr.log", d->dir);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
 /* a and b dial each other at the same moment: a is stopped (SIGSTOP) with its next attempt
  * due while b starts and dials it; when a resumes, its due dial goes out in the same turn in
  * which it accepts b's. Both handshakes finish; each side keeps the link dialled by fed-a (the
@@ -357,6 +372,13 @@ Test(fed_link, crossed_dials_keep_the_one_dialled_by_the_lower_id)
     struct timespec ts = {0, 300 * 1000000};
     nanosleep(&ts, NULL);
     one_link("out");
+    /* Every link up is down once before the next is up (the core is told the same): the one
+     * closed as a duplicate counts neither way, and each side has one up now. */
+    int up = log_count(&a, "fed_link_up peer=fed-b"),
+        down = log_count(&a, "fed_link_down peer=fed-b");
+    cr_assert_eq(up, down + 1, "a: %d up, %d down", up, down);
+    up = log_count(&b, "fed_link_up peer=fed-a"), down = log_count(&b, "fed_link_down peer=fed-a");
+    cr_assert_eq(up, down + 1, "b (two runs): %d up, %d down", up, down);
 }
 
 /* ---- a raw client on the federation port ---- */
@@ -428,6 +450,22 @@ static const char *hello_json(char *out, size_t n, int v, const char *server, co
     snprintf(out, n, "{\"t\":\"hello\",\"v\":%d,\"server\":\"%s\",\"nonce\":\"%s\",\"time\":%lld}",
              v, server, b64, (long long)time(NULL) * 1000);
     return out;
+}
+
+/* The test's peer fed-t finishes the handshake on w (a's HELLO read into sn by raw_open) and
+ * reads a's AUTH. */
+static void raw_auth(struct ws *w, const uint8_t *sn, const uint8_t *mine, const uint8_t *tsk)
+{
+    char text[512], sb[FED_SIG_B64LEN + 1];
+    uint8_t sig[FED_SIG_BYTES];
+    cr_assert(ws_send_text(w, hello_json(text, sizeof text, 1, "fed-t", mine)));
+    cr_assert_eq(fed_hello_sign(FED_SIGNER_DIALER, "fed-t", mine, "fed-a", sn, tsk, sig), 0);
+    sodium_bin2base64(sb, sizeof sb, sig, sizeof sig, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    snprintf(text, sizeof text, "{\"t\":\"auth\",\"sig\":\"%s\"}", sb);
+    cr_assert(ws_send_text(w, text));
+    char *t = ws_recv_text(w, 5000);
+    cr_assert(t && strstr(t, "\"auth\""), "a answers with its AUTH: %s", t ? t : "(nothing)");
+    free(t);
 }
 
 Test(fed_link, hostile_clients_are_closed_and_the_server_stays_healthy)
@@ -560,6 +598,22 @@ Test(fed_link, hostile_clients_are_closed_and_the_server_stays_healthy)
     cr_assert_gt(cJSON_GetObjectItem(l, "skew_ms")->valuedouble, 290000);
     cJSON_Delete(l);
     ws_close_fd(&w);
+
+    /* After the handshake, replication's frames (any type but hello and auth) go to the core
+     * and the link stays up (the close that follows names the HELLO, not them); "t" must be a
+     * frame's first member. */
+    cJSON_Delete(wait_link(&a, "fed-t", false));
+    raw_open(&w, a.fed_port, sn, NULL, 0);
+    raw_auth(&w, sn, mine, tsk);
+    cJSON_Delete(wait_link(&a, "fed-t", true));
+    cr_assert(ws_send_text(&w, "{\"t\":\"summary\",\"rooms\":[]}"));
+    cr_assert(ws_send_text(&w, " {\n \"t\" : \"summary\", \"rooms\": []}"));
+    expect_close(&w, hello_json(text, sizeof text, 1, "fed-t", mine), 1002, "unexpected hello");
+    cJSON_Delete(wait_link(&a, "fed-t", false));
+    raw_open(&w, a.fed_port, sn, NULL, 0);
+    raw_auth(&w, sn, mine, tsk);
+    cJSON_Delete(wait_link(&a, "fed-t", true));
+    expect_close(&w, "{\"rooms\":[],\"t\":\"summary\"}", 1002, "first member is t");
     sodium_memzero(tsk, sizeof tsk);
 
     /* Healthy: the API answers, and the stop at teardown must be clean. */
