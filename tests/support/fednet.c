@@ -28,9 +28,9 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* Settings that make a test's links quick to notice a cut, each added only if this kizunad has
- * it (`kizunad config` lists them): the replication settings arrive with the replication core,
- * and the fixture must start servers before and after. */
+/* Settings that make a test's links quick to notice a cut and resend summaries often, each
+ * added only if this kizunad has it and brought into its range (`kizunad config` lists both):
+ * the fixture starts servers with and without the replication core's settings. */
 static const char *const quick_settings[][2] = {
     {"federation_ping_s", "1"},
     {"federation_hangup_s", "4"},
@@ -46,12 +46,18 @@ static void known_settings(char *out, size_t n)
     size_t at = 0;
     out[0] = '\0';
     for (size_t i = 0; i < sizeof quick_settings / sizeof quick_settings[0]; i++) {
-        char line[80];
-        snprintf(line, sizeof line, "\n%s ", quick_settings[i][0]);
-        if (!strstr(described, line))
+        char name[80];
+        snprintf(name, sizeof name, "\n%s ", quick_settings[i][0]);
+        const char *line = strstr(described, name);
+        if (!line)
             continue;
-        int w =
-            snprintf(out + at, n - at, ",\"%s\":%s", quick_settings[i][0], quick_settings[i][1]);
+        /* Within the setting's range ("range [5, 86400]" on its line), which may change. */
+        long long v = strtoll(quick_settings[i][1], NULL, 10), lo, hi;
+        const char *range = strstr(line, "range [");
+        const char *eol = strchr(line + 1, '\n');
+        if (range && (!eol || range < eol) && sscanf(range, "range [%lld, %lld]", &lo, &hi) == 2)
+            v = v < lo ? lo : v > hi ? hi : v;
+        int w = snprintf(out + at, n - at, ",\"%s\":%lld", quick_settings[i][0], v);
         cr_assert(w > 0 && (size_t)w < n - at);
         at += (size_t)w;
     }
