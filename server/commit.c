@@ -163,9 +163,10 @@ static bool commit_now(struct srv *s)
         free(h);
         h = next;
     }
-    if (ok) {
+    if (ok)
         srv_events_deliver(s);
-    } else {
+    srv_fed_after_commit(s, ok); /* peers, too, only get what is committed */
+    if (!ok) {
         /* Positions of the lost transaction will be handed out again: every live connection
          * must resync rather than trust what it was sent. */
         srv_events_forget(s);

@@ -182,6 +182,15 @@ static const struct cfg_entry table[] = {
     INT(federation_queue_bytes, 65536, 1LL << 30, 8 << 20,
         "unsent bytes one federation link may hold; replication waits for it to drain below "
         "half before it sends more"),
+    INT(federation_batch_events, 1, 64, 64,
+        "events of one log sent to a peer in one frame (a batch always ends on a signed event, "
+        "so it may hold more when the log's signatures are further apart)"),
+    INT(federation_unacked_bytes, 65536, 1LL << 30, 4 << 20,
+        "bytes of events sent to one peer and not yet acknowledged; replication to it waits "
+        "above this"),
+    INT(federation_summary_s, 5, 86400, 120,
+        "a link's summary of shared rooms is sent again after this many seconds, at the "
+        "peer's next frame, besides at every connect"),
     INT(sync_page_max, 10, 10000, 500, "most events one sync reply carries"),
     INT(history_page_max, 10, 10000, 200, "most events one history reply carries"),
     INT(read_push_interval_ms, 10, 60000, 300,

@@ -76,8 +76,9 @@ struct srv {
     uint64_t commit_seq;        /* commits made (the syncer's numbering) */
     struct out_batch *out_head; /* what commits not yet on disk hold, oldest first */
     struct out_batch *out_tail;
-    bool commit_waiting; /* a transaction waits for the syncer to finish the last commit */
-    bool reads_waiting;  /* ... and read markers wait for it (srv_tick) */
+    bool commit_waiting;  /* a transaction waits for the syncer to finish the last commit */
+    bool reads_waiting;   /* ... and read markers wait for it (srv_tick) */
+    struct fed_sync *fed; /* replication's state (fed_sync.c), NULL until a link comes up */
 };
 
 /* proto.c: an error reply to a request that is no longer running (a held reply whose commit
@@ -92,6 +93,9 @@ void srv_out_send(struct srv *s, uint64_t conn_id, struct kz_frame *f);
 void srv_out_push(struct srv *s, int64_t user_id, int64_t pos, struct kz_frame *f);
 void srv_out_alert(struct srv *s, int64_t user_id, struct kz_frame *f);
 void srv_out_close(struct srv *s, const struct srv_close *which);
+/* A frame for a peer server's link (a reference is taken); peer must live as long as the core
+ * (fed_sync.c's own copy of the id). */
+void srv_out_fed(struct srv *s, const char *peer, struct kz_frame *f);
 /* A commit numbered seq was made: what follows queues behind it. -1 if out of memory (the
  * caller then waits for the disk instead). */
 int srv_out_batch(struct srv *s, uint64_t seq);
@@ -130,5 +134,29 @@ void srv_events_truncate(struct srv *s, size_t npending, size_t npushes);
 /* event_deliver.c: push the coalesced read markers and free the dirty set. */
 void srv_reads_push(struct srv *s);
 void srv_reads_free(struct srv *s);
+
+/* ---- replication (fed_sync.c, fed_receive.c) ---- */
+/* Opens the transaction if none is (replication writes outside any op). */
+enum kz_err srv_fed_tx_begin(struct srv *s);
+/* A shared room's logs grew (or may have): every up peer is sent what it lacks after the
+ * commit. */
+void srv_fed_room_changed(struct srv *s, int64_t room);
+/* peer holds (room, origin, inc) up to seq (it sent those events): nothing of them goes back. */
+void srv_fed_peer_holds(struct srv *s, const char *peer, int64_t room, const char *origin,
+                        int64_t inc, int64_t seq);
+/* Tells peer how far this server holds a log once the open transaction commits: an ack, or a
+ * want (it could not take what followed; retry: send again now). */
+void srv_fed_ack(struct srv *s, const char *peer, const char *room_id, const char *origin,
+                 int64_t inc, int64_t seq, bool want, bool retry);
+/* After a commit (ok) or its failure: releases or drops the held frames, and sends peers what
+ * they lack. */
+void srv_fed_after_commit(struct srv *s, bool ok);
+struct srv_fed_counters *srv_fed_counters_mut(struct srv *s);
+/* fed_receive.c: one events frame from peer (docs/protocol.md). -1: the frame is malformed. */
+int srv_fed_events_in(struct srv *s, const char *peer, const cJSON *j, char *why, size_t n);
+void srv_fed_free(struct srv *s);
+/* event_log.c: a room's clock saw hlc (an event made elsewhere); *late: it sorts before an
+ * event the room already holds. */
+void srv_room_hlc_seen(struct srv *s, int64_t room, int64_t hlc, bool *late);
 
 #endif

@@ -47,6 +47,9 @@ void srv_events_deliver(struct srv *s)
         struct deliver_ctx d = {
             .s = s, .pos = p->pos, .also_user = p->also_user, .frame = p->frame};
         store_member_each(s->store, p->room, false, deliver_to_member, &d);
+        struct store_room r;
+        if (p->sk && store_room_get_by_id(s->store, p->room, &r) == STORE_OK && r.authority[0])
+            srv_fed_room_changed(s, p->room); /* a shared room: its peers get it too */
         if (d.also_user)
             srv_out_push(s, d.also_user, d.pos, d.frame);
         kz_frame_unref(p->frame);

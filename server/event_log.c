@@ -57,6 +57,14 @@ static int64_t *room_hlc(struct srv *s, int64_t room)
     return h;
 }
 
+void srv_room_hlc_seen(struct srv *s, int64_t room, int64_t hlc, bool *late)
+{
+    int64_t *h = room_hlc(s, room);
+    *late = h && hlc < *h;
+    if (h && hlc > *h)
+        *h = hlc;
+}
+
 void srv_room_hlc_free(struct srv *s)
 {
     for (size_t i = 0; i < s->room_hlc.cap; i++)
@@ -239,7 +247,7 @@ enum kz_err srv_room_create_with(struct srv_call *c, struct store_room *r, const
 }
 
 enum kz_err srv_room_create(struct srv_call *c, struct store_room *r, const char *direct_key,
-                            cJSON *policy, struct srv_appended *out)
+                            cJSON *policy, const cJSON *servers, struct srv_appended *out)
 {
     cJSON *content = cJSON_CreateObject();
     cJSON_AddStringToObject(content, "kind", r->kind);
@@ -248,6 +256,8 @@ enum kz_err srv_room_create(struct srv_call *c, struct store_room *r, const char
     cJSON_AddStringToObject(content, "history", r->history[0] ? r->history : "shared");
     if (policy) /* the creator's signed history policy: the room's id is its hash too */
         cJSON_AddItemToObject(content, "policy", policy);
+    if (servers) /* a shared room: its member servers, this one (the authority) first */
+        cJSON_AddItemToObject(content, "servers", cJSON_Duplicate(servers, true));
     return srv_room_create_with(c, r, direct_key, "room.create", content, out);
 }
 
@@ -298,6 +308,8 @@ enum kz_err srv_events_checkpoint(struct srv *s)
     enum kz_err e = logs ? KZ_OK : KZ_INTERNAL;
     for (size_t i = 0; e == KZ_OK && i < s->npending; i++) {
         struct pending_event *p = &s->pending[i];
+        if (!p->sk)
+            continue; /* received from a peer: signed by its origin already */
         struct log_run *l = NULL;
         for (size_t j = nlogs; j-- > 0 && !l;) /* the newest logs first: a sender's own room */
             if (logs[j].room == p->room && logs[j].sk == p->sk)

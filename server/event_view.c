@@ -45,8 +45,19 @@ static cJSON *event_view(struct srv *s, const struct store_event *e, const struc
     cJSON_AddNumberToObject(o, "seq", (double)e->seq);
     cJSON_AddNumberToObject(o, "ts", (double)e->ts);
     const cJSON *sender = cJSON_GetObjectItemCaseSensitive(p, "sender");
-    if (cJSON_IsString(sender))
+    if (cJSON_IsString(sender) && strcmp(e->origin, s->origin) != 0) {
+        /* A user of another server is login@server everywhere (store_actor_get). */
+        char who[STORE_LOGIN_MAX + 1];
+        snprintf(who, sizeof who, "%s@%s", sender->valuestring, e->origin);
+        cJSON_AddStringToObject(o, "sender", who);
+    } else if (cJSON_IsString(sender)) {
         cJSON_AddStringToObject(o, "sender", sender->valuestring);
+    }
+    if (e->received_at) {
+        cJSON_AddNumberToObject(o, "received_at", (double)e->received_at);
+        if (e->late)
+            cJSON_AddBoolToObject(o, "late", true);
+    }
     if (sender_name)
         cJSON_AddStringToObject(o, "sender_name", sender_name);
     else
@@ -129,6 +140,14 @@ struct kz_frame *srv_event_frame_new(struct srv *s, const struct store_event *e,
     kz_json_str(&j, sender_login);
     kz_json_key(&j, "sender_name");
     kz_json_str(&j, sender_name);
+    if (e->received_at) { /* made on another server (fed_receive.c) */
+        kz_json_key(&j, "received_at");
+        kz_json_int(&j, e->received_at);
+        if (e->late) {
+            kz_json_key(&j, "late");
+            kz_json_bool(&j, true);
+        }
+    }
     if (strcmp(e->type, "msg") == 0 || strcmp(e->type, "e2ee.photo") == 0) {
         kz_json_key(&j, "read_count");
         kz_json_raw(&j, "0", 1); /* a new message has no readers yet */

@@ -1,28 +1,805 @@
-/* fed_sync.c - replication of shared rooms over federation links (issue 17, item 5): summaries,
- * batches of signed events, cumulative acknowledgements after commit, durable cursors.
- * (Being built: for now every frame is accepted and ignored.) */
+/* fed_sync.c - replication of shared rooms over federation links (issue 17, items 5-8): each
+ * side tells the other what it holds (summary: per shared room, the version vector its `logs`
+ * table is), streams what the other lacks as contiguous batches of one log ending on a signed
+ * event, and acknowledges cumulatively once what it took is committed. Received events are
+ * checked end to end (the origin's pinned key, the chain, the id), so any member server may
+ * relay any member's events.
+ *
+ * The outbound queue is the log itself: per (peer, room, origin, inc) a stream remembers what
+ * was sent and what is acknowledged; acknowledgements are durable (fed_cursors), and after a
+ * reconnect the peer's summary says exactly where to resume, so a restart loses nothing and
+ * nothing acknowledged is sent again. Every frame to a peer goes through the outbox, behind
+ * the commit it depends on: no peer sees an event, an acknowledgement or a summary that a power
+ * cut could still take back (a restarted origin would otherwise reuse its sequence numbers and
+ * fork its own log). Frames that report state (acks, summaries) are held until the open
+ * transaction commits.
+ *
+ * Validity is decided the same way on every server: the origin is a pinned peer admitted to
+ * the room by its authority (or this server's own older incarnation), its member events
+ * concern its own users only, its other events come from its users who are members, and only
+ * the authority changes the room itself. An event that fails these is kept (a log has no
+ * holes) but changes nothing and reaches no one. */
 #include "core.h"
+#include "event_format.h"
+#include "fed.h"
+#include "json_write.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SUMMARY_FRAME_BYTES 65536 /* a summary is split into frames of about this size */
+#define SUMMARY_ROOMS_PAGE  64
+
+/* One batch on its way to a peer: acknowledged when the peer's ack reaches end. */
+struct fs_flight {
+    int64_t end;
+    int64_t bytes;
+};
+
+/* One log toward one peer. */
+struct fs_stream {
+    int64_t room;
+    char origin[STORE_SERVER_ID_MAX + 1];
+    int64_t inc;
+    int64_t sent, acked; /* seqs: sent on this link, acknowledged by the peer (durable) */
+    struct fs_flight *flight;
+    size_t nflight, capflight;
+};
+
+struct fs_peer {
+    char id[STORE_SERVER_ID_MAX + 1];
+    bool up;
+    bool summarised;    /* the peer's summary arrived on this link: streaming may start */
+    int64_t unacked;    /* bytes of batches in flight */
+    int64_t summary_at; /* when this server last sent its summary (ms) */
+    struct fs_stream *streams;
+    size_t nstreams, capstreams;
+    int64_t *dirty; /* rooms with something to send */
+    size_t ndirty, capdirty;
+    int64_t *mentioned; /* rooms the peer's summary in progress named */
+    size_t nmentioned, capmentioned;
+    struct fs_peer *next;
+};
+
+/* A frame that reports state, held until the transaction it reports commits. */
+struct fs_held {
+    const char *peer; /* its fs_peer's id */
+    struct kz_frame *frame;
+    struct fs_held *next;
+};
+
+struct fed_sync {
+    struct fs_peer *peers;
+    struct fs_held *held, *held_tail;
+    struct srv_fed_counters n;
+};
+
+static struct fed_sync *fs_of(struct srv *s)
+{
+    if (!s->fed)
+        s->fed = calloc(1, sizeof *s->fed);
+    return s->fed;
+}
+
+static struct fs_peer *peer_get(struct srv *s, const char *id)
+{
+    struct fed_sync *f = fs_of(s);
+    if (!f)
+        return NULL;
+    for (struct fs_peer *p = f->peers; p; p = p->next)
+        if (strcmp(p->id, id) == 0)
+            return p;
+    struct fs_peer *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    snprintf(p->id, sizeof p->id, "%s", id);
+    p->next = f->peers;
+    f->peers = p;
+    return p;
+}
+
+static bool grow(void **arr, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return true;
+    size_t c = *cap ? *cap * 2 : 8;
+    void *a = realloc(*arr, c * size);
+    if (!a)
+        return false;
+    *arr = a;
+    *cap = c;
+    return true;
+}
+
+static void ids_add(int64_t **arr, size_t *n, size_t *cap, int64_t v)
+{
+    for (size_t i = 0; i < *n; i++)
+        if ((*arr)[i] == v)
+            return;
+    if (grow((void **)arr, cap, *n, sizeof **arr))
+        (*arr)[(*n)++] = v;
+}
+
+static bool ids_has(const int64_t *arr, size_t n, int64_t v)
+{
+    for (size_t i = 0; i < n; i++)
+        if (arr[i] == v)
+            return true;
+    return false;
+}
+
+/* The stream of (room, origin, inc) toward p, made at first use from the durable cursor. */
+static struct fs_stream *stream_get(struct srv *s, struct fs_peer *p, int64_t room,
+                                    const char *origin, int64_t inc)
+{
+    for (size_t i = 0; i < p->nstreams; i++) {
+        struct fs_stream *x = &p->streams[i];
+        if (x->room == room && x->inc == inc && strcmp(x->origin, origin) == 0)
+            return x;
+    }
+    if (!grow((void **)&p->streams, &p->capstreams, p->nstreams, sizeof *p->streams))
+        return NULL;
+    struct fs_stream *x = &p->streams[p->nstreams++];
+    memset(x, 0, sizeof *x);
+    x->room = room;
+    snprintf(x->origin, sizeof x->origin, "%s", origin);
+    x->inc = inc;
+    store_fed_cursor_get(s->store, p->id, room, origin, inc, &x->acked);
+    x->sent = x->acked;
+    return x;
+}
+
+/* Forgets what is in flight on x above seq (a lost link, a peer that asks again). */
+static void stream_rewind(struct fs_peer *p, struct fs_stream *x, int64_t seq)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < x->nflight; i++) {
+        if (x->flight[i].end <= seq)
+            x->flight[keep++] = x->flight[i];
+        else
+            p->unacked -= x->flight[i].bytes;
+    }
+    x->nflight = keep;
+    x->sent = seq;
+}
+
+/* The peer holds (room, origin, inc) up to seq, durably: moves the stream and its cursor. */
+static void stream_acked(struct srv *s, struct fs_peer *p, struct fs_stream *x, int64_t seq)
+{
+    if (seq <= x->acked)
+        return;
+    x->acked = seq;
+    if (x->sent < seq)
+        x->sent = seq;
+    size_t keep = 0;
+    for (size_t i = 0; i < x->nflight; i++) {
+        if (x->flight[i].end <= seq)
+            p->unacked -= x->flight[i].bytes;
+        else
+            x->flight[keep++] = x->flight[i];
+    }
+    x->nflight = keep;
+    if (srv_fed_tx_begin(s) == KZ_OK)
+        store_fed_cursor_set(s->store, p->id, x->room, x->origin, x->inc, seq, kz_now_ms());
+}
+
+enum kz_err srv_fed_tx_begin(struct srv *s)
+{
+    if (store_tx_is_open(s->store))
+        return KZ_OK;
+    if (srv_writes_blocked(s) || store_tx_begin(s->store) != STORE_OK)
+        return KZ_UNAVAILABLE;
+    s->tx.want_commit(s->tx.ctx);
+    return KZ_OK;
+}
+
+/* ---- frames out ---- */
+
+static struct kz_frame *frame_take(struct kz_json *j)
+{
+    size_t len;
+    char *text = kz_json_take(j, &len);
+    if (!text)
+        return NULL;
+    struct kz_frame *f = kz_frame_from_text(text, len, 0);
+    free(text);
+    return f;
+}
+
+/* Sends f (consumed) to peer behind the commits it depends on; a frame that reports state is
+ * held until the open transaction commits. */
+static void send_frame(struct srv *s, const char *peer_id, struct kz_frame *f, bool reports_state)
+{
+    struct fs_peer *p = peer_get(s, peer_id);
+    if (!f || !p) {
+        kz_frame_unref(f);
+        return;
+    }
+    const char *peer = p->id; /* lives as long as the core: the outbox keeps the pointer */
+    struct fed_sync *fs = s->fed;
+    if (reports_state && fs && store_tx_is_open(s->store)) {
+        struct fs_held *h = calloc(1, sizeof *h);
+        if (h) {
+            h->peer = peer;
+            h->frame = f;
+            if (fs->held_tail)
+                fs->held_tail->next = h;
+            else
+                fs->held = h;
+            fs->held_tail = h;
+            return;
+        }
+    }
+    srv_out_fed(s, peer, f);
+    kz_frame_unref(f);
+}
+
+static void pump(struct srv *s, struct fs_peer *p);
+
+void srv_fed_after_commit(struct srv *s, bool ok)
+{
+    struct fed_sync *fs = s->fed;
+    if (!fs)
+        return;
+    struct fs_held *h = fs->held;
+    fs->held = fs->held_tail = NULL;
+    while (h) {
+        struct fs_held *next = h->next;
+        if (ok)
+            srv_out_fed(s, h->peer, h->frame);
+        kz_frame_unref(h->frame);
+        free(h);
+        h = next;
+    }
+    for (struct fs_peer *p = fs->peers; p; p = p->next)
+        if (p->ndirty)
+            pump(s, p);
+}
+
+/* An ack or a want about one log (docs/protocol.md, "Server to server"). */
+static void state_frame(struct srv *s, const char *peer, const char *t, const char *room,
+                        const char *origin, int64_t inc, int64_t seq, bool retry)
+{
+    struct kz_json j;
+    kz_json_init(&j, 256);
+    kz_json_raw(&j, "{", 1);
+    kz_json_key(&j, "t");
+    kz_json_str(&j, t);
+    kz_json_key(&j, "room");
+    kz_json_str(&j, room);
+    kz_json_key(&j, "origin");
+    kz_json_str(&j, origin);
+    kz_json_key(&j, "inc");
+    kz_json_int(&j, inc);
+    kz_json_key(&j, "seq");
+    kz_json_int(&j, seq);
+    if (retry) {
+        kz_json_key(&j, "retry");
+        kz_json_bool(&j, true);
+    }
+    kz_json_raw(&j, "}", 1);
+    send_frame(s, peer, frame_take(&j), true);
+}
+
+/* ---- summaries ---- */
+
+struct summary_ctx {
+    struct srv *s;
+    const char *peer;
+    struct kz_json j;
+    bool open;  /* j holds a frame with at least one room */
+    bool first; /* the next log is the first of its room */
+    int64_t last_room;
+    int nrooms;
+};
+
+static void summary_start(struct summary_ctx *c)
+{
+    kz_json_init(&c->j, SUMMARY_FRAME_BYTES);
+    kz_json_raw(&c->j, "{\"t\":\"summary\",\"rooms\":[", 25);
+    c->open = false;
+}
+
+static void summary_flush(struct summary_ctx *c, bool done)
+{
+    kz_json_raw(&c->j, "]", 1);
+    kz_json_key(&c->j, "done");
+    kz_json_bool(&c->j, done);
+    kz_json_raw(&c->j, "}", 1);
+    send_frame(c->s, c->peer, frame_take(&c->j), true);
+}
+
+static int summary_log(void *arg, const struct store_log *l)
+{
+    struct summary_ctx *c = arg;
+    kz_json_raw(&c->j, c->first ? "[" : ",[", c->first ? 1 : 2);
+    c->first = false;
+    kz_json_str(&c->j, l->origin);
+    kz_json_raw(&c->j, ",", 1);
+    kz_json_int(&c->j, l->inc);
+    kz_json_raw(&c->j, ",", 1);
+    kz_json_int(&c->j, l->head_seq);
+    kz_json_raw(&c->j, "]", 1);
+    return 0;
+}
+
+static int summary_room(void *arg, int64_t room, const char *room_id)
+{
+    struct summary_ctx *c = arg;
+    c->last_room = room;
+    c->nrooms++;
+    if (c->open)
+        kz_json_raw(&c->j, ",", 1);
+    kz_json_raw(&c->j, "{", 1);
+    kz_json_key(&c->j, "room");
+    kz_json_str(&c->j, room_id);
+    kz_json_key(&c->j, "logs");
+    kz_json_raw(&c->j, "[", 1);
+    c->first = true;
+    store_log_each(c->s->store, room, summary_log, c);
+    kz_json_raw(&c->j, "]}", 2);
+    c->open = true;
+    return 0;
+}
+
+/* Sends this server's holdings of every room shared with peer, in frames of about
+ * SUMMARY_FRAME_BYTES; the last says done. */
+static void summary_send(struct srv *s, struct fs_peer *p)
+{
+    struct summary_ctx c = {.s = s, .peer = p->id};
+    p->summary_at = kz_now_ms();
+    summary_start(&c);
+    for (;;) {
+        c.nrooms = 0;
+        if (store_shared_rooms_each(s->store, p->id, c.last_room, SUMMARY_ROOMS_PAGE, summary_room,
+                                    &c) != STORE_OK)
+            break;
+        if (c.nrooms < SUMMARY_ROOMS_PAGE)
+            break;
+        if (c.j.len >= SUMMARY_FRAME_BYTES) {
+            summary_flush(&c, false);
+            summary_start(&c);
+        }
+    }
+    summary_flush(&c, true);
+}
+
+/* ---- sending a room's logs ---- */
+
+struct batch_ctx {
+    struct srv *s;
+    int64_t budget; /* bytes the frame may still take */
+    int target;     /* events after which the batch ends at the next signature */
+    struct kz_json j;
+    int n;
+    size_t signed_len; /* j's length after the last signed event */
+    int signed_n;
+    int64_t signed_seq;
+    int64_t bytes;
+};
+
+static int batch_event(void *arg, const struct store_event *e)
+{
+    struct batch_ctx *b = arg;
+    if (b->n && (int64_t)(e->payload_len * 2 + 200) > b->budget && b->signed_n)
+        return 1;
+    kz_json_raw(&b->j, b->n ? ",[" : "[", b->n ? 2 : 1);
+    kz_json_strn(&b->j, e->payload, e->payload_len);
+    kz_json_raw(&b->j, ",", 1);
+    char sig[FED_SIG_B64LEN + 1] = "";
+    if (e->sig_len == KZ_EVENT_SIG_BYTES)
+        sodium_bin2base64(sig, sizeof sig, e->sig, e->sig_len,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    kz_json_str(&b->j, sig);
+    kz_json_raw(&b->j, "]", 1);
+    b->n++;
+    b->budget -= (int64_t)e->payload_len * 2 + 100;
+    if (sig[0]) {
+        b->signed_len = b->j.len;
+        b->signed_n = b->n;
+        b->signed_seq = e->seq;
+        b->bytes = (int64_t)b->j.len;
+        if (b->n >= b->target)
+            return 1;
+    }
+    return 0;
+}
+
+/* Sends what p lacks of one log, batch after batch, while p may take more. false: stopped at
+ * the unacknowledged-bytes bound (the room stays dirty). */
+static bool pump_log(struct srv *s, struct fs_peer *p, const struct store_room *r,
+                     const struct store_log *l)
+{
+    struct fs_stream *x = stream_get(s, p, r->id, l->origin, l->inc);
+    if (!x)
+        return false;
+    while (x->sent < l->head_seq) {
+        if (p->unacked >= s->cfg->federation_unacked_bytes)
+            return false;
+        struct batch_ctx b = {.s = s,
+                              .budget = s->cfg->federation_max_frame_bytes - 1024,
+                              .target = (int)s->cfg->federation_batch_events};
+        kz_json_init(&b.j, 4096);
+        kz_json_raw(&b.j, "{", 1);
+        kz_json_key(&b.j, "t");
+        kz_json_str(&b.j, "events");
+        kz_json_key(&b.j, "room");
+        kz_json_str(&b.j, r->room_id);
+        kz_json_key(&b.j, "origin");
+        kz_json_str(&b.j, l->origin);
+        kz_json_key(&b.j, "inc");
+        kz_json_int(&b.j, l->inc);
+        kz_json_key(&b.j, "events");
+        kz_json_raw(&b.j, "[", 1);
+        if (store_log_range(s->store, r->id, l->origin, l->inc, x->sent, KZ_EVENT_CHECKPOINT_EVENTS,
+                            batch_event, &b) != STORE_OK ||
+            !b.signed_n) {
+            /* No signed event within reach: the log's checkpoint is not committed yet. */
+            kz_json_free(&b.j);
+            return true;
+        }
+        b.j.len = b.signed_len; /* the batch ends on its last signed event */
+        kz_json_raw(&b.j, "]}", 2);
+        struct kz_frame *f = frame_take(&b.j);
+        if (!f || !grow((void **)&x->flight, &x->capflight, x->nflight, sizeof *x->flight)) {
+            kz_frame_unref(f);
+            return false;
+        }
+        x->flight[x->nflight++] = (struct fs_flight){b.signed_seq, (int64_t)f->len};
+        p->unacked += (int64_t)f->len;
+        x->sent = b.signed_seq;
+        fs_of(s)->n.events_sent += b.signed_n;
+        send_frame(s, p->id, f, false);
+    }
+    return true;
+}
+
+struct logs_ctx {
+    struct store_log *logs;
+    size_t n, cap;
+};
+
+static int collect_log(void *arg, const struct store_log *l)
+{
+    struct logs_ctx *c = arg;
+    if (!grow((void **)&c->logs, &c->cap, c->n, sizeof *c->logs))
+        return 1;
+    c->logs[c->n++] = *l;
+    return 0;
+}
+
+/* Sends p what it lacks of room; false if it stopped at the bound. The authority's log goes
+ * first: a server that lacks the room takes nothing before its creation. */
+static bool pump_room(struct srv *s, struct fs_peer *p, int64_t room)
+{
+    struct store_room r;
+    bool admitted = false;
+    if (store_room_get_by_id(s->store, room, &r) != STORE_OK || !r.authority[0] ||
+        store_room_server_admitted(s->store, room, p->id, &admitted) != STORE_OK || !admitted)
+        return true;
+    struct logs_ctx c = {0};
+    if (store_log_each(s->store, room, collect_log, &c) != STORE_OK) {
+        free(c.logs);
+        return true;
+    }
+    bool ok = true;
+    for (int pass = 0; pass < 2 && ok; pass++)
+        for (size_t i = 0; i < c.n && ok; i++)
+            if ((strcmp(c.logs[i].origin, r.authority) == 0) == (pass == 0))
+                ok = pump_log(s, p, &r, &c.logs[i]);
+    free(c.logs);
+    return ok;
+}
+
+/* Sends p what it lacks of its dirty rooms. Never inside an open transaction: what it would
+ * read may still roll back, and the outbox would let it out behind the previous commit;
+ * srv_fed_after_commit pumps once the transaction is committed. */
+static void pump(struct srv *s, struct fs_peer *p)
+{
+    if (!p->up || !p->summarised || store_tx_is_open(s->store))
+        return;
+    while (p->ndirty) {
+        if (!pump_room(s, p, p->dirty[p->ndirty - 1]))
+            return;
+        p->ndirty--;
+    }
+}
+
+void srv_fed_room_changed(struct srv *s, int64_t room)
+{
+    struct fed_sync *fs = s->fed;
+    for (struct fs_peer *p = fs ? fs->peers : NULL; p; p = p->next)
+        if (p->up)
+            ids_add(&p->dirty, &p->ndirty, &p->capdirty, room);
+}
+
+void srv_fed_peer_holds(struct srv *s, const char *peer, int64_t room, const char *origin,
+                        int64_t inc, int64_t seq)
+{
+    struct fs_peer *p = peer_get(s, peer);
+    struct fs_stream *x = p ? stream_get(s, p, room, origin, inc) : NULL;
+    if (x)
+        stream_acked(s, p, x, seq);
+}
+
+/* ---- link life ---- */
 
 void srv_fed_link_up(struct srv *s, const char *peer_id)
 {
-    (void)s;
-    KZ_DEBUG("fed_sync_up", "peer=%s", peer_id);
+    struct fs_peer *p = peer_get(s, peer_id);
+    if (!p)
+        return;
+    p->up = true;
+    p->summarised = false;
+    p->nmentioned = 0;
+    KZ_INFO("fed_sync_up", "peer=%s", peer_id);
+    summary_send(s, p);
 }
 
 void srv_fed_link_down(struct srv *s, const char *peer_id)
 {
-    (void)s;
-    KZ_DEBUG("fed_sync_down", "peer=%s", peer_id);
+    struct fs_peer *p = peer_get(s, peer_id);
+    if (!p)
+        return;
+    p->up = false;
+    p->summarised = false;
+    for (size_t i = 0; i < p->nstreams; i++)
+        stream_rewind(p, &p->streams[i], p->streams[i].acked);
+    p->unacked = 0;
+    p->ndirty = 0;
+}
+
+void srv_fed_writable(struct srv *s, const char *peer_id)
+{
+    struct fs_peer *p = peer_get(s, peer_id);
+    if (p)
+        pump(s, p);
+}
+
+/* ---- frames in ---- */
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+static bool jint(const cJSON *o, const char *k, int64_t *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > (double)KZ_EVENT_INT_MAX ||
+        v->valuedouble != (double)(int64_t)v->valuedouble)
+        return false;
+    *out = (int64_t)v->valuedouble;
+    return true;
+}
+
+static int bad(char *why, size_t n, const char *what)
+{
+    snprintf(why, n, "%s", what);
+    return -1;
+}
+
+/* The peer's view of one room it shares: its vector moves the streams toward it. */
+static void summary_room_in(struct srv *s, struct fs_peer *p, const cJSON *room)
+{
+    const char *room_id = jstr(room, "room");
+    const cJSON *logs = cJSON_GetObjectItemCaseSensitive(room, "logs");
+    struct store_room r;
+    bool admitted = false;
+    if (!room_id || !cJSON_IsArray(logs) || store_room_get(s->store, room_id, &r) != STORE_OK ||
+        !r.authority[0] || store_room_server_admitted(s->store, r.id, p->id, &admitted) ||
+        !admitted)
+        return;
+    ids_add(&p->mentioned, &p->nmentioned, &p->capmentioned, r.id);
+    /* Logs this server holds and the peer does not name: it holds none of them. */
+    for (size_t i = 0; i < p->nstreams; i++) {
+        struct fs_stream *x = &p->streams[i];
+        if (x->room != r.id)
+            continue;
+        bool named = false;
+        const cJSON *l;
+        cJSON_ArrayForEach(l, logs)
+        {
+            const cJSON *o = cJSON_GetArrayItem(l, 0), *inc = cJSON_GetArrayItem(l, 1);
+            if (cJSON_IsString(o) && cJSON_IsNumber(inc) &&
+                strcmp(o->valuestring, x->origin) == 0 && (int64_t)inc->valuedouble == x->inc)
+                named = true;
+        }
+        if (!named && x->acked > 0) {
+            stream_rewind(p, x, 0);
+            x->acked = 0;
+        }
+    }
+    const cJSON *l;
+    cJSON_ArrayForEach(l, logs)
+    {
+        const cJSON *o = cJSON_GetArrayItem(l, 0), *inc = cJSON_GetArrayItem(l, 1),
+                    *seq = cJSON_GetArrayItem(l, 2);
+        if (!cJSON_IsString(o) || strlen(o->valuestring) > STORE_SERVER_ID_MAX ||
+            !cJSON_IsNumber(inc) || !cJSON_IsNumber(seq) || seq->valuedouble < 0 ||
+            seq->valuedouble > (double)KZ_EVENT_INT_MAX)
+            continue;
+        int64_t head = 0;
+        char head_id[STORE_ROOM_ID_MAX + 1];
+        if (store_log_head(s->store, r.id, o->valuestring, (int64_t)inc->valuedouble, &head,
+                           head_id) != STORE_OK)
+            continue; /* a log this server does not hold: the peer will send it */
+        struct fs_stream *x = stream_get(s, p, r.id, o->valuestring, (int64_t)inc->valuedouble);
+        if (!x)
+            continue;
+        int64_t theirs = (int64_t)seq->valuedouble;
+        if (theirs > head)
+            theirs = head; /* they hold more than this server: nothing to send */
+        if (theirs < x->acked) {
+            /* The peer lost what it had acknowledged (restored from a backup): send again. */
+            KZ_WARN("fed_peer_behind", "peer=%s room=%s origin=%s inc=%lld acked=%lld holds=%lld",
+                    p->id, room_id, x->origin, (long long)x->inc, (long long)x->acked,
+                    (long long)theirs);
+            stream_rewind(p, x, theirs);
+            x->acked = theirs;
+        } else {
+            stream_acked(s, p, x, theirs);
+            if (x->sent < theirs)
+                x->sent = theirs;
+        }
+    }
+    ids_add(&p->dirty, &p->ndirty, &p->capdirty, r.id);
+}
+
+struct unmentioned_ctx {
+    struct srv *s;
+    struct fs_peer *p;
+};
+
+static int unmentioned_room(void *arg, int64_t room, const char *room_id)
+{
+    (void)room_id;
+    struct unmentioned_ctx *c = arg;
+    if (ids_has(c->p->mentioned, c->p->nmentioned, room))
+        return 0;
+    /* The peer holds nothing of a room shared with it: all of it goes. */
+    for (size_t i = 0; i < c->p->nstreams; i++) {
+        struct fs_stream *x = &c->p->streams[i];
+        if (x->room == room) {
+            stream_rewind(c->p, x, 0);
+            x->acked = 0;
+        }
+    }
+    ids_add(&c->p->dirty, &c->p->ndirty, &c->p->capdirty, room);
+    return 0;
+}
+
+static int summary_in(struct srv *s, struct fs_peer *p, const cJSON *j, char *why, size_t n)
+{
+    const cJSON *rooms = cJSON_GetObjectItemCaseSensitive(j, "rooms");
+    if (!cJSON_IsArray(rooms))
+        return bad(why, n, "summary without rooms");
+    const cJSON *room;
+    cJSON_ArrayForEach(room, rooms) summary_room_in(s, p, room);
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "done"))) {
+        struct unmentioned_ctx c = {s, p};
+        store_shared_rooms_each(s->store, p->id, 0, 1 << 30, unmentioned_room, &c);
+        p->nmentioned = 0;
+        p->summarised = true;
+    }
+    pump(s, p);
+    return 0;
+}
+
+static struct fs_stream *stream_of(struct srv *s, struct fs_peer *p, const cJSON *j, int64_t *seq)
+{
+    const char *room_id = jstr(j, "room"), *origin = jstr(j, "origin");
+    int64_t inc;
+    struct store_room r;
+    if (!room_id || !origin || !jint(j, "inc", &inc) || !jint(j, "seq", seq) ||
+        strlen(origin) > STORE_SERVER_ID_MAX || store_room_get(s->store, room_id, &r) != STORE_OK)
+        return NULL;
+    int64_t head = 0;
+    char head_id[STORE_ROOM_ID_MAX + 1];
+    if (store_log_head(s->store, r.id, origin, inc, &head, head_id) != STORE_OK)
+        return NULL;
+    return stream_get(s, p, r.id, origin, inc);
+}
+
+static int ack_in(struct srv *s, struct fs_peer *p, const cJSON *j, bool want)
+{
+    int64_t seq;
+    struct fs_stream *x = stream_of(s, p, j, &seq);
+    if (!x)
+        return 0;
+    if (!want) {
+        stream_acked(s, p, x, seq);
+    } else {
+        /* The peer holds up to seq and could not take what followed: send again from there. */
+        stream_rewind(p, x, seq < x->sent ? seq : x->sent);
+        if (seq < x->acked)
+            x->acked = seq;
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "retry")))
+            ids_add(&p->dirty, &p->ndirty, &p->capdirty, x->room);
+    }
+    pump(s, p);
+    return 0;
 }
 
 int srv_fed_frame(struct srv *s, const char *peer_id, const char *data, size_t len, char *why,
                   size_t whylen)
 {
-    (void)s, (void)peer_id, (void)data, (void)len, (void)why, (void)whylen;
-    return 0;
+    struct fs_peer *p = peer_get(s, peer_id);
+    if (!p)
+        return bad(why, whylen, "out of memory");
+    cJSON *j = cJSON_ParseWithLength(data, len);
+    const char *t = jstr(j, "t");
+    int rc;
+    if (!t)
+        rc = bad(why, whylen, "not a frame: a JSON object with a type t");
+    else if (strcmp(t, "events") == 0)
+        rc = srv_fed_events_in(s, peer_id, j, why, whylen);
+    else if (strcmp(t, "ack") == 0)
+        rc = ack_in(s, p, j, false);
+    else if (strcmp(t, "want") == 0)
+        rc = ack_in(s, p, j, true);
+    else if (strcmp(t, "summary") == 0)
+        rc = summary_in(s, p, j, why, whylen);
+    else
+        rc = bad(why, whylen, "unknown frame type");
+    cJSON_Delete(j);
+    /* Any contact after the summary interval: tell the peer again what this server holds. */
+    if (rc == 0 && p->up && kz_now_ms() - p->summary_at >= s->cfg->federation_summary_s * 1000)
+        summary_send(s, p);
+    return rc;
 }
 
-void srv_fed_writable(struct srv *s, const char *peer_id)
+void srv_fed_ack(struct srv *s, const char *peer, const char *room_id, const char *origin,
+                 int64_t inc, int64_t seq, bool want, bool retry)
 {
-    (void)s, (void)peer_id;
+    state_frame(s, peer, want ? "want" : "ack", room_id, origin, inc, seq, want && retry);
+}
+
+void srv_fed_counters(struct srv *s, struct srv_fed_counters *out)
+{
+    struct fed_sync *fs = s->fed;
+    if (fs)
+        *out = fs->n;
+    else
+        memset(out, 0, sizeof *out);
+}
+
+struct srv_fed_counters *srv_fed_counters_mut(struct srv *s)
+{
+    struct fed_sync *fs = fs_of(s);
+    return fs ? &fs->n : NULL;
+}
+
+void srv_fed_peer_state(struct srv *s, const char *peer_id, bool *up, int64_t *unacked)
+{
+    *up = false;
+    *unacked = 0;
+    struct fed_sync *fs = s->fed;
+    for (struct fs_peer *p = fs ? fs->peers : NULL; p; p = p->next)
+        if (strcmp(p->id, peer_id) == 0) {
+            *up = p->up;
+            *unacked = p->unacked;
+        }
+}
+
+void srv_fed_free(struct srv *s)
+{
+    struct fed_sync *fs = s->fed;
+    if (!fs)
+        return;
+    srv_fed_after_commit(s, false);
+    struct fs_peer *p = fs->peers;
+    while (p) {
+        struct fs_peer *next = p->next;
+        for (size_t i = 0; i < p->nstreams; i++)
+            free(p->streams[i].flight);
+        free(p->streams);
+        free(p->dirty);
+        free(p->mentioned);
+        free(p);
+        p = next;
+    }
+    free(fs);
+    s->fed = NULL;
 }

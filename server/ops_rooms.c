@@ -80,6 +80,8 @@ static enum kz_err member_event(struct srv_call *c, const struct store_room *roo
     cJSON *content = cJSON_CreateObject();
     cJSON_AddStringToObject(content, "user", who->login);
     cJSON_AddStringToObject(content, "membership", membership);
+    if (room->authority[0] && strcmp(membership, "join") == 0)
+        cJSON_AddStringToObject(content, "name", who->name); /* other servers show it */
     if (role)
         cJSON_AddStringToObject(content, "role", role);
     struct srv_appended ev;
@@ -111,8 +113,62 @@ static enum kz_err join_creator(struct srv_call *c, const struct store_room *roo
     cJSON_AddStringToObject(content, "user", c->auth.user.login);
     cJSON_AddStringToObject(content, "membership", "join");
     cJSON_AddStringToObject(content, "role", role);
+    if (room->authority[0])
+        cJSON_AddStringToObject(content, "name", c->auth.user.name);
     struct srv_appended joined;
     return srv_event_append(c, room, "member", content, &joined);
+}
+
+enum kz_err srv_room_servers_init(struct srv *s, int64_t room, const cJSON *content, int64_t pos)
+{
+    const cJSON *servers =
+        cJSON_IsArray(content) ? content : cJSON_GetObjectItemCaseSensitive(content, "servers");
+    const cJSON *it;
+    cJSON_ArrayForEach(it, servers)
+    {
+        if (!cJSON_IsString(it) || strlen(it->valuestring) > STORE_SERVER_ID_MAX ||
+            store_room_server_set(srv_store(s), room, it->valuestring, true, pos) != STORE_OK)
+            return KZ_INTERNAL;
+    }
+    return KZ_OK;
+}
+
+/* room.create's servers: pinned peers, each once, not this server; the room's servers are then
+ * this one (its authority) and those. *out is NULL for a room of this server only. */
+static enum kz_err shared_servers(struct srv_call *c, struct store_room *room, cJSON **out)
+{
+    const cJSON *servers = srv_arg_list(c, "servers");
+    *out = NULL;
+    if (!servers || !cJSON_GetArraySize(servers))
+        return KZ_OK;
+    const char *self = srv_server_id(c->srv);
+    cJSON *list = cJSON_CreateArray();
+    cJSON_AddItemToArray(list, cJSON_CreateString(self));
+    const cJSON *it;
+    cJSON_ArrayForEach(it, servers)
+    {
+        struct store_peer p;
+        const char *id = it->valuestring;
+        bool seen = false;
+        const cJSON *x;
+        cJSON_ArrayForEach(x, list) seen |= strcmp(x->valuestring, id) == 0;
+        enum store_rc rc = seen ? STORE_OK : store_peer_get(srv_store(c->srv), id, &p);
+        if (rc == STORE_NOT_FOUND || strcmp(id, self) == 0) {
+            cJSON_Delete(list);
+            return srv_fail(c, KZ_NOT_FOUND,
+                            "'%.63s' is not a peer server of this one (kizuna admin peer list)",
+                            id);
+        }
+        if (rc != STORE_OK) {
+            cJSON_Delete(list);
+            return srv_fail(c, KZ_INTERNAL, "peer lookup failed");
+        }
+        if (!seen)
+            cJSON_AddItemToArray(list, cJSON_CreateString(id));
+    }
+    snprintf(room->authority, sizeof room->authority, "%s", self);
+    *out = list;
+    return KZ_OK;
 }
 
 enum kz_err op_room_create(struct srv_call *c)
@@ -148,9 +204,17 @@ enum kz_err op_room_create(struct srv_call *c)
     cJSON *policy = srv_room_policy(c, room.history, &e);
     if (e)
         return e;
+    cJSON *servers = NULL;
+    if ((e = shared_servers(c, &room, &servers))) {
+        cJSON_Delete(policy);
+        return e;
+    }
     struct srv_appended created;
-    if ((e = srv_room_create(c, &room, NULL, policy, &created)) ||
-        (e = join_creator(c, &room, "admin")))
+    e = srv_room_create(c, &room, NULL, policy, servers, &created);
+    if (!e && servers)
+        e = srv_room_servers_init(c->srv, room.id, servers, created.pos);
+    cJSON_Delete(servers);
+    if (e || (e = join_creator(c, &room, "admin")))
         return e;
     const cJSON *item;
     cJSON_ArrayForEach(item, members)
@@ -201,7 +265,7 @@ enum kz_err op_room_direct(struct srv_call *c)
         if (e)
             return e;
         struct srv_appended created;
-        if ((e = srv_room_create(c, &room, key, policy, &created)) ||
+        if ((e = srv_room_create(c, &room, key, policy, NULL, &created)) ||
             (e = join_creator(c, &room, "member")))
             return e;
     } else if (rc != STORE_OK) {
@@ -267,14 +331,35 @@ enum kz_err op_room_update(struct srv_call *c)
     return KZ_OK;
 }
 
+/* Whether the caller, an admin or HQ member of this server who is not a member of the room,
+ * may add this server's users to it: a shared room (room filled). */
+static bool shared_room_host(struct srv_call *c, struct store_room *room)
+{
+    const char *id = srv_arg_str(c, "room");
+    struct store_member me;
+    if (!id || store_room_get(srv_store(c->srv), id, room) != STORE_OK || !room->authority[0])
+        return false;
+    if (!kz_role_is(c->auth.user.role, KZ_ROLE_ADMIN) && !kz_role_is(c->auth.user.role, KZ_ROLE_HQ))
+        return false;
+    return store_member_get(srv_store(c->srv), room->id, c->auth.user.id, &me) != STORE_OK ||
+           me.left_pos;
+}
+
 enum kz_err op_room_invite(struct srv_call *c)
 {
     struct store_room room;
     struct store_member me, m;
     struct store_user u;
     enum kz_err e;
-    if ((e = srv_room_for_member(c, &room, &me)) || (e = require_room_admin(c, &room, &me)) ||
-        (e = arg_user(c, srv_arg_str(c, "user"), &u)) || (e = srv_room_writable(c, &room)))
+    if (shared_room_host(c, &room)) {
+        /* A shared room reached this server from its authority with no one of ours in it yet:
+         * this server's admins and HQ staff add its own users (each server alone manages its
+         * own; FEDERATION.md). */
+        if ((e = arg_user(c, srv_arg_str(c, "user"), &u)) || (e = srv_room_writable(c, &room)))
+            return e;
+    } else if ((e = srv_room_for_member(c, &room, &me)) ||
+               (e = require_room_admin(c, &room, &me)) ||
+               (e = arg_user(c, srv_arg_str(c, "user"), &u)) || (e = srv_room_writable(c, &room)))
         return e;
     if (store_member_get(srv_store(c->srv), room.id, u.id, &m) == STORE_OK && !m.left_pos)
         return srv_fail(c, KZ_CONFLICT, "%s is already a member", u.login);

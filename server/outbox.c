@@ -9,7 +9,7 @@
 
 #include <stdlib.h>
 
-enum out_kind { OUT_SEND, OUT_PUSH, OUT_ALERT, OUT_CLOSE };
+enum out_kind { OUT_SEND, OUT_PUSH, OUT_ALERT, OUT_CLOSE, OUT_FED };
 
 struct out_item {
     enum out_kind kind;
@@ -17,6 +17,7 @@ struct out_item {
     int64_t user_id, pos;
     struct kz_frame *frame; /* a reference of the batch's own (NULL for a close) */
     struct srv_close close;
+    const char *peer; /* OUT_FED: the peer's id, as long-lived as the core (fed_sync.c) */
 };
 
 struct out_batch {
@@ -54,6 +55,10 @@ static void item_run(struct srv *s, const struct out_item *it)
         break;
     case OUT_CLOSE:
         s->tx.close_conns(s->tx.ctx, &it->close);
+        break;
+    case OUT_FED:
+        if (s->tx.fed_send && !s->tx.fed_send(s->tx.ctx, it->peer, it->frame))
+            KZ_WARN("fed_frame_dropped", "peer=%s bytes=%zu", it->peer, it->frame->len);
         break;
     }
 }
@@ -101,6 +106,11 @@ void srv_out_alert(struct srv *s, int64_t user_id, struct kz_frame *f)
 void srv_out_close(struct srv *s, const struct srv_close *which)
 {
     out(s, (struct out_item){.kind = OUT_CLOSE, .close = *which});
+}
+
+void srv_out_fed(struct srv *s, const char *peer, struct kz_frame *f)
+{
+    out(s, (struct out_item){.kind = OUT_FED, .peer = peer, .frame = f});
 }
 
 static void batch_free(struct out_batch *b)

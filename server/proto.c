@@ -90,6 +90,11 @@ struct srv *srv_new(const struct kz_config *cfg, struct store *store, struct kz_
     return s;
 }
 
+const char *srv_server_id(struct srv *s)
+{
+    return s->origin;
+}
+
 void srv_free(struct srv *s)
 {
     if (!s)
@@ -102,6 +107,7 @@ void srv_free(struct srv *s)
     free(s->subs);
     srv_reads_free(s);
     srv_room_hlc_free(s);
+    srv_fed_free(s);
     srv_throttle_free();
     sodium_memzero(s->sk, sizeof s->sk);
     free(s);

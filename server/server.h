@@ -94,6 +94,12 @@ struct kz_config {
     long long federation_handshake_timeout_s;
     long long federation_ping_s;
     long long federation_hangup_s;
+    long long federation_queue_bytes; /* unsent bytes per link before fed_send refuses */
+    /* Replication (fed_sync.c): events per batch, bytes sent to a peer and not yet acknowledged,
+     * and how often a link's summary is sent again when the peer is in touch. */
+    long long federation_batch_events;
+    long long federation_unacked_bytes;
+    long long federation_summary_s;
     long long sync_page_max;
     long long history_page_max;
     long long read_push_interval_ms;
@@ -421,6 +427,26 @@ int srv_fed_frame(struct srv *s, const char *peer_id, const char *data, size_t l
 /* The link's queue to peer_id has room again after fed_send refused a frame. */
 void srv_fed_writable(struct srv *s, const char *peer_id);
 
+/* This server's id (the origin of its event logs). */
+const char *srv_server_id(struct srv *s);
+/* ops_rooms.c: records a shared room's member servers, admitted at pos, from its creation's
+ * content (its servers) or from that list itself. */
+enum kz_err srv_room_servers_init(struct srv *s, int64_t room, const cJSON *content, int64_t pos);
+
+/* What replication has done since start (peer.list, kizuna admin peers). */
+struct srv_fed_counters {
+    int64_t events_sent;     /* events sent to peers in batches */
+    int64_t events_received; /* new events taken from peers */
+    int64_t duplicates;      /* events received again (same id): dropped */
+    int64_t rejected;        /* events refused (bad signature, unknown origin, ...) */
+    int64_t invalid;         /* events kept but not applied (docs/federation.md) */
+    int64_t forks;           /* two events for one (room, origin, inc, seq) */
+    int64_t late;            /* events placed before ones already held */
+};
+void srv_fed_counters(struct srv *s, struct srv_fed_counters *out);
+/* Whether replication sees a link to peer up, and the bytes sent to it not yet acknowledged. */
+void srv_fed_peer_state(struct srv *s, const char *peer_id, bool *up, int64_t *unacked);
+
 /* Creates the core over an open store. Owns neither cfg nor store nor workers. */
 struct srv *srv_new(const struct kz_config *cfg, struct store *store, struct kz_workers *workers,
                     const struct srv_transport *tx);
@@ -508,9 +534,10 @@ enum kz_err srv_log_create_room(struct srv *s, const struct srv_origin *origin,
 enum kz_err srv_event_append(struct srv_call *c, const struct store_room *room, const char *type,
                              cJSON *content, struct srv_appended *out);
 /* Creates a room as the caller: its room.create event (kind, name, topic, history from r).
- * policy (consumed, may be NULL) is the creator's signed history policy (srv_room_policy). */
+ * policy (consumed, may be NULL) is the creator's signed history policy (srv_room_policy);
+ * servers (the caller's, may be NULL) the member servers of a shared room, this one first. */
 enum kz_err srv_room_create(struct srv_call *c, struct store_room *r, const char *direct_key,
-                            cJSON *policy, struct srv_appended *out);
+                            cJSON *policy, const cJSON *servers, struct srv_appended *out);
 /* Creates a room as the caller whose first event is `type` with `content` (consumed), e.g.
  * notice.post. */
 enum kz_err srv_room_create_with(struct srv_call *c, struct store_room *r, const char *direct_key,

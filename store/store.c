@@ -434,6 +434,7 @@ static const struct {
     {16, "rooms", "authority", "TEXT"},
     {16, "events", "received_at", "INTEGER"},
     {16, "events", "invalid", "TEXT"},
+    {16, "events", "late", "INTEGER"},
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -778,6 +779,8 @@ void store_close(struct store *st)
         sqlite3_finalize(st->admin[i]);
     for (int i = 0; i < STORE_E2EE_STMTS; i++)
         sqlite3_finalize(st->e2ee[i]);
+    for (int i = 0; i < STORE_FED_STMTS; i++)
+        sqlite3_finalize(st->fed[i]);
     if (st->db) {
         /* Leaves a short WAL behind, so the next start and any backup copy are quick. */
         sqlite3_exec(st->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);

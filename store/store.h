@@ -28,15 +28,15 @@ enum store_rc {
 /* A login of this server's own accounts is at most STORE_LOCAL_LOGIN_MAX bytes; a user of
  * another server is known here as login@server (store_fed_sync.c), at most STORE_LOGIN_MAX. */
 #define STORE_LOCAL_LOGIN_MAX 64
-#define STORE_LOGIN_MAX  128 /* bytes, not counting the NUL */
-#define STORE_NAME_MAX   255 /* bytes of UTF-8 */
-#define STORE_ROLE_MAX   15
-#define STORE_HASH_MAX   128 /* >= crypto_pwhash_STRBYTES */
-#define STORE_DEVICE_MAX 127
-#define STORE_ADDR_MAX   63
-#define STORE_TOKEN_HASH 32 /* bytes of BLAKE2b over a session token */
-#define STORE_EMAIL_MAX  254
-#define STORE_PHONE_MAX  32
+#define STORE_LOGIN_MAX       128 /* bytes, not counting the NUL */
+#define STORE_NAME_MAX        255 /* bytes of UTF-8 */
+#define STORE_ROLE_MAX        15
+#define STORE_HASH_MAX        128 /* >= crypto_pwhash_STRBYTES */
+#define STORE_DEVICE_MAX      127
+#define STORE_ADDR_MAX        63
+#define STORE_TOKEN_HASH      32 /* bytes of BLAKE2b over a session token */
+#define STORE_EMAIL_MAX       254
+#define STORE_PHONE_MAX       32
 
 struct store;
 
@@ -371,6 +371,7 @@ struct store_event {
     int64_t ts;
     int64_t hlc;         /* the payload's hybrid logical clock (v1 events: ts) */
     int64_t received_at; /* when an event made on another server arrived here (0: made here) */
+    bool late;           /* ... after an event that sorts after it (placed where it belongs) */
     const char *invalid; /* why a received event changes nothing (NULL: it is valid); reads
                           * give it for the callback's duration only */
     const void *payload;

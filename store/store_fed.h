@@ -52,4 +52,76 @@ enum store_rc store_peer_count(struct store *st, int64_t *out);
 typedef int (*store_peer_fn)(void *ctx, const struct store_peer *p);
 enum store_rc store_peer_each(struct store *st, store_peer_fn fn, void *ctx);
 
+/* ---- shared rooms and their replication (store_fed_sync.c) ---- */
+
+/* The local handle of a user of another server: the users row (home = server, login
+ * "login@server", disabled, no password) is made at first sight and its name kept current.
+ * *user_id receives its id. */
+enum store_rc store_actor_get(struct store *st, const char *server, const char *login,
+                              const char *name, int64_t now, int64_t *user_id);
+
+/* A shared room's member servers, as its authority's log says: admitted or removed at pos. */
+enum store_rc store_room_server_set(struct store *st, int64_t room, const char *server,
+                                    bool admitted, int64_t pos);
+/* Whether server is an admitted member server of room (false for a local room). */
+enum store_rc store_room_server_admitted(struct store *st, int64_t room, const char *server,
+                                         bool *out);
+typedef int (*store_room_server_fn)(void *ctx, const char *server, bool admitted);
+/* Every member server of room, admitted or removed, in id order. */
+enum store_rc store_room_server_each(struct store *st, int64_t room, store_room_server_fn fn,
+                                     void *ctx);
+typedef int (*store_shared_room_fn)(void *ctx, int64_t room, const char *room_id);
+/* The rooms shared with server (admitted), in room order from after_room; at most limit. */
+enum store_rc store_shared_rooms_each(struct store *st, const char *server, int64_t after_room,
+                                      int limit, store_shared_room_fn fn, void *ctx);
+
+/* One (room, origin, inc) log: how far this server holds it. */
+struct store_log {
+    char origin[STORE_SERVER_ID_MAX + 1];
+    int64_t inc, head_seq;
+    char head_id[STORE_ROOM_ID_MAX + 1];
+};
+typedef int (*store_log_fn)(void *ctx, const struct store_log *l);
+/* Every log of room (its version vector), in (origin, inc) order. */
+enum store_rc store_log_each(struct store *st, int64_t room, store_log_fn fn, void *ctx);
+/* The events of one log after seq after, in seq order, at most limit; fn's event is valid
+ * during the call only (payload and sig included). */
+enum store_rc store_log_range(struct store *st, int64_t room, const char *origin, int64_t inc,
+                              int64_t after, int limit, store_event_fn fn, void *ctx);
+/* The id of the event at (room, origin, inc, seq), or STORE_NOT_FOUND. */
+enum store_rc store_event_id_at(struct store *st, int64_t room, const char *origin, int64_t inc,
+                                int64_t seq, char id[STORE_ROOM_ID_MAX + 1]);
+
+/* How far peer has acknowledged a log (0: nothing), and moving that forward (never back). */
+enum store_rc store_fed_cursor_get(struct store *st, const char *peer, int64_t room,
+                                   const char *origin, int64_t inc, int64_t *acked);
+enum store_rc store_fed_cursor_set(struct store *st, const char *peer, int64_t room,
+                                   const char *origin, int64_t inc, int64_t acked, int64_t now);
+/* What peer still lacks of the rooms shared with it: events, their payload bytes, and the
+ * origin time of the oldest of them (0: none). */
+enum store_rc store_fed_lag(struct store *st, const char *peer, int64_t *events, int64_t *bytes,
+                            int64_t *oldest_ts);
+/* Which member servers acknowledged the event at (room, origin, inc, seq): fn per server with
+ * whether its cursor is at or past seq (the origin itself always has it). */
+enum store_rc store_fed_acked_each(struct store *st, int64_t room, const char *origin, int64_t inc,
+                                   int64_t seq, store_room_server_fn fn, void *ctx);
+
+/* A fork: another event than the one held at (room, origin, inc, seq), kept as evidence. The
+ * log is quarantined above seq - 1 from then on (store_fed_quarantine). */
+struct store_fork {
+    int64_t room;
+    const char *origin;
+    int64_t inc, seq;
+    const char *held_id, *other_id, *from_peer;
+    const void *payload, *sig;
+    size_t payload_len, sig_len;
+    int64_t at;
+};
+enum store_rc store_fed_fork_add(struct store *st, const struct store_fork *f);
+/* The lowest forked seq of a log (STORE_NOT_FOUND: not quarantined). */
+enum store_rc store_fed_quarantine(struct store *st, int64_t room, const char *origin, int64_t inc,
+                                   int64_t *seq);
+/* Forks recorded with events made by origin (all rooms). */
+enum store_rc store_fed_fork_count(struct store *st, const char *origin, int64_t *out);
+
 #endif

@@ -60,7 +60,7 @@ _Static_assert(T_COUNT <= STORE_TALK_STMTS, "raise STORE_TALK_STMTS");
     " m.read_pos, m.read_at"
 #define EVENT_COLS                                                                                 \
     "e.pos, e.room, r.room_id, e.origin, e.inc, e.seq, e.event_id, e.type,"                        \
-    " e.sender, e.ts, e.payload, e.sig, e.hlc, e.received_at, e.invalid"
+    " e.sender, e.ts, e.payload, e.sig, e.hlc, e.received_at, e.invalid, e.late"
 #define MSG_COLS "m.pos, m.room, m.sender, m.body, m.ts, m.edited_at, m.deleted, m.deleted_by"
 #define MY_ROOMS "SELECT room FROM room_members WHERE user_id = ?2 AND left_pos IS NULL"
 
@@ -105,9 +105,9 @@ static const char *const talk_sql[T_COUNT] = {
     /* Positions follow the newest one, or the floor a restore set (?11), whichever is
      * higher. */
     [T_EVENT_INSERT] = "INSERT INTO events (pos, room, origin, inc, seq, event_id, type, sender,"
-                       " ts, payload, sig, hlc, received_at, invalid) VALUES (max((SELECT"
+                       " ts, payload, sig, hlc, received_at, invalid, late) VALUES (max((SELECT"
                        " coalesce(max(pos), 0) FROM events), ?11) + 1, ?1, ?2, ?3, ?4, ?5, ?6,"
-                       " ?7, ?8, ?9, ?10, ?12, nullif(?13, 0), ?14)",
+                       " ?7, ?8, ?9, ?10, ?12, nullif(?13, 0), ?14, nullif(?15, 0))",
     [T_EVENT_FOR_USER] = "SELECT " EVENT_COLS " FROM events e"
                          " JOIN room_members m ON m.room = e.room AND m.user_id = ?1"
                          " JOIN rooms r ON r.id = e.room"
@@ -571,6 +571,7 @@ enum store_rc store_event_insert(struct store *st, struct store_event *e)
     sqlite3_bind_int64(s, 13, e->received_at);
     if (e->invalid)
         sqlite3_bind_text(s, 14, e->invalid, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 15, e->late);
     if ((rc = store_step_done(st, s, "event insert")) != STORE_OK)
         return rc;
     e->pos = sqlite3_last_insert_rowid(st->db);
@@ -597,7 +598,8 @@ static int read_event(sqlite3_stmt *s, int col, struct store_event *e)
     e->hlc = sqlite3_column_int64(s, col + 12);
     e->received_at = sqlite3_column_int64(s, col + 13);
     e->invalid = (const char *)sqlite3_column_text(s, col + 14);
-    return col + 15;
+    e->late = sqlite3_column_int(s, col + 15) != 0;
+    return col + 16;
 }
 
 static enum store_rc walk_events(struct store *st, sqlite3_stmt *s, store_event_fn fn, void *ctx,

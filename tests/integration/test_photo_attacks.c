@@ -226,9 +226,10 @@ Test(attack, a_photo_message_replayed_as_new_is_refused_in_photo_list_history_an
      * replay of a message that verifies as it did the first time. */
     snprintf(sql, sizeof sql,
              "INSERT INTO events (pos, room, origin, inc, seq, event_id, type, sender, ts,"
-             " payload, sig) SELECT (SELECT max(pos) FROM events) + 1, room, origin, inc,"
+             " hlc, payload, sig) SELECT (SELECT max(pos) FROM events) + 1, room, origin, inc,"
              " seq + 1000000, event_id || '-replay', type, sender,"
-             " (SELECT max(ts) FROM events) + 60000, payload, sig FROM events WHERE pos = %lld;"
+             " (SELECT max(ts) FROM events) + 60000, (SELECT max(hlc) FROM events) + 60000,"
+             " payload, sig FROM events WHERE pos = %lld;"
              "INSERT INTO blob_refs (blob, room, pos) SELECT blob, room,"
              " (SELECT max(pos) FROM events) FROM blob_refs WHERE pos = %lld;",
              p1, p1);

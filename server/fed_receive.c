@@ -1,0 +1,447 @@
+/* fed_receive.c - taking a batch of events from a peer server (issue 17, items 5-8): who may
+ * have made it, whether each event is the next of its log with a good chain and a signature
+ * that covers it, and what it changes. The rules, in the order applied:
+ *   - the origin is a pinned peer, or this server's own older incarnation (a restore takes its
+ *     old tail back, read-only); an event claiming this server's current incarnation is
+ *     refused: only this process writes it;
+ *   - the room is held and shared, and the origin is its authority or a server it admitted;
+ *     a room not held yet is taken only from its creation, which must name this server;
+ *   - events already held are duplicates when their id matches, and forks when it does not
+ *     and the origin's signature is on the other one: the evidence is kept, the log is
+ *     quarantined above the fork, and an alarm is logged;
+ *   - the rest must continue the log (kz_event_log_check: seq, prev, id, key, hlc, signature
+ *     or bounded run), and only what a signature in the batch covers is taken; the sender is
+ *     told where to resume (want) when a gap or an unsigned tail is left;
+ *   - each event taken is stored whatever it says (a log has no holes) and applied only if
+ *     valid the same way on every server (fed_valid).
+ * One bad event stops its own batch, never the frame's link, another log or another room. */
+#include "core.h"
+#include "event_format.h"
+#include "fed.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+/* An event of the batch that passed the log check. */
+struct taken {
+    const char *payload;
+    size_t len;
+    uint8_t sig[KZ_EVENT_SIG_BYTES];
+    size_t sig_len;
+    char id[KZ_EVENT_ID_CHARS];
+    int64_t seq;
+};
+
+/* Why an event that continues its log changes nothing, or NULL: decided from the event and
+ * the state its room's logs built, so every server that holds the same events agrees. */
+static const char *fed_valid(struct srv *s, const struct store_room *r,
+                             const struct kz_event_head *h, const cJSON *content, int64_t actor)
+{
+    bool by_authority = strcmp(h->origin, r->authority) == 0;
+    if (strcmp(h->type, "room.create") == 0)
+        return "a room is created once, by its first event";
+    if (!strcmp(h->type, "room.server") || !strcmp(h->type, "room.update") ||
+        !strcmp(h->type, "room.archive"))
+        return by_authority ? NULL : "only the room's authority changes the room";
+    if (!strcmp(h->type, "member") || !strcmp(h->type, "member.role")) {
+        const char *user = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "user"));
+        /* A server adds and removes its own users only: the user is a login of the origin. */
+        if (!user || !kz_login_valid(user))
+            return "a member event names a user of its own server";
+        return NULL;
+    }
+    struct store_member m;
+    if (!actor || store_member_get(s->store, r->id, actor, &m) != STORE_OK || m.left_pos)
+        return "the sender is not a member of the room";
+    if (!strcmp(h->type, "msg.edit") || !strcmp(h->type, "msg.delete")) {
+        const char *target =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "target"));
+        int64_t pos;
+        struct store_message msg;
+        if (!target || store_event_pos(s->store, target, &pos) != STORE_OK ||
+            store_message_get(s->store, pos, &msg) != STORE_OK || msg.room != r->id)
+            return "the message to change is not in the room";
+        if (msg.sender != actor)
+            return "only its author changes a message in a shared room";
+    }
+    return NULL;
+}
+
+/* The local handle of the user `login` of the event's origin (0 if there is none). */
+static int64_t actor_of(struct srv *s, const struct kz_event_head *h, const char *login,
+                        const char *name, int64_t now)
+{
+    int64_t id = 0;
+    if (strcmp(h->origin, s->origin) == 0) { /* this server's own older incarnation */
+        struct store_user u;
+        return store_user_get_by_login(s->store, login, &u) == STORE_OK ? u.id : 0;
+    }
+    return store_actor_get(s->store, h->origin, login, name, now, &id) == STORE_OK ? id : 0;
+}
+
+/* Member changes name (server, login) actors; everything else goes through event_apply.c. */
+static enum kz_err fed_apply(struct srv *s, const struct store_room *r, const struct store_event *e,
+                             const struct kz_event_head *h, const cJSON *content, int64_t now,
+                             int64_t *also_user)
+{
+    const char *why = NULL;
+    *also_user = 0;
+    if (!strcmp(h->type, "member") || !strcmp(h->type, "member.role")) {
+        const char *user = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "user"));
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "name"));
+        const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "role"));
+        const char *ms =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "membership"));
+        int64_t who = actor_of(s, h, user, name, now);
+        if (!who)
+            return KZ_INTERNAL;
+        enum store_rc rc;
+        if (!strcmp(h->type, "member.role"))
+            rc = role ? store_member_set_role(s->store, r->id, who, role) : STORE_OK;
+        else if (ms && !strcmp(ms, "join"))
+            rc = store_member_join(s->store, r->id, who,
+                                   role && !strcmp(role, "admin") ? "admin" : "member", e->pos);
+        else {
+            rc = store_member_leave(s->store, r->id, who, e->pos);
+            *also_user = who;
+        }
+        return rc == STORE_OK ? KZ_OK : KZ_INTERNAL;
+    }
+    if (!strcmp(h->type, "room.server")) {
+        const char *server =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "server"));
+        bool admitted = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(content, "admitted"));
+        return server &&
+                       store_room_server_set(s->store, r->id, server, admitted, e->pos) == STORE_OK
+                   ? KZ_OK
+                   : KZ_INTERNAL;
+    }
+    return srv_event_apply(s, r, e, content, also_user, &why);
+}
+
+/* Stores one event taken from the batch, applies it if valid and queues it for the room's
+ * members here. */
+static enum kz_err take_one(struct srv *s, struct store_room *r, const struct taken *t, int64_t now)
+{
+    struct kz_event_head h;
+    cJSON *content = NULL;
+    if (kz_event_parse(t->payload, t->len, &h, &content))
+        return KZ_INTERNAL; /* checked already: cannot happen */
+    const char *name = NULL;
+    if (!strcmp(h.type, "member")) {
+        const char *user = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "user"));
+        if (user && !strcmp(user, h.sender))
+            name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "name"));
+    }
+    int64_t actor = actor_of(s, &h, h.sender, name, now);
+    const char *invalid = fed_valid(s, r, &h, content, actor);
+    bool late = false;
+    srv_room_hlc_seen(s, r->id, h.hlc, &late);
+    struct store_event ev = {.room = r->id,
+                             .inc = h.inc,
+                             .seq = h.seq,
+                             .sender = actor,
+                             .ts = h.ts,
+                             .hlc = h.hlc,
+                             .received_at = now,
+                             .late = late,
+                             .invalid = invalid,
+                             .payload = t->payload,
+                             .payload_len = t->len,
+                             .sig = t->sig,
+                             .sig_len = t->sig_len};
+    snprintf(ev.origin, sizeof ev.origin, "%s", h.origin);
+    snprintf(ev.type, sizeof ev.type, "%s", h.type);
+    snprintf(ev.event_id, sizeof ev.event_id, "%s", t->id);
+    snprintf(ev.room_id, sizeof ev.room_id, "%s", r->room_id);
+    struct srv_fed_counters *n = srv_fed_counters_mut(s);
+    enum kz_err e = KZ_OK;
+    if (store_event_insert(s->store, &ev) != STORE_OK) {
+        KZ_ERROR("fed_store_failed", "room=%s origin=%s seq=%lld error=\"%s\"", r->room_id,
+                 h.origin, (long long)h.seq, store_errmsg(s->store));
+        e = KZ_INTERNAL;
+        goto out;
+    }
+    if (n) {
+        n->events_received++;
+        n->late += late;
+        n->invalid += invalid != NULL;
+    }
+    if (invalid) {
+        KZ_INFO("fed_event_invalid", "room=%s origin=%s seq=%lld type=%s why=\"%s\"", r->room_id,
+                h.origin, (long long)h.seq, h.type, invalid);
+        goto out;
+    }
+    int64_t also = 0;
+    if ((e = fed_apply(s, r, &ev, &h, content, now, &also)) != KZ_OK) {
+        KZ_ERROR("fed_apply_failed", "room=%s origin=%s seq=%lld type=%s", r->room_id, h.origin,
+                 (long long)h.seq, h.type);
+        goto out;
+    }
+    if (!strcmp(h.type, "room.update") || !strcmp(h.type, "room.archive"))
+        store_room_get_by_id(s->store, r->id, r);
+    struct store_user u;
+    const char *login = h.sender, *uname = h.sender;
+    if (actor && store_user_get(s->store, actor, &u) == STORE_OK) {
+        login = u.login;
+        uname = u.name;
+    }
+    struct kz_frame *frame = srv_event_frame_new(s, &ev, login, uname, content);
+    if (!frame || srv_events_queue(s, ev.pos, r->id, also, NULL, t->len, frame) != 0) {
+        kz_frame_unref(frame);
+        e = KZ_INTERNAL;
+    }
+out:
+    cJSON_Delete(content);
+    return e;
+}
+
+/* A room this server does not hold yet: its creation, from its authority, naming this server
+ * among its servers. Inserts the room and its member servers. */
+static enum kz_err take_room(struct srv *s, const struct taken *t, const char *room_id,
+                             struct store_room *r, int64_t now, char *why, size_t n)
+{
+    struct kz_event_head h;
+    cJSON *content = NULL;
+    char rid[KZ_EVENT_ID_CHARS];
+    kz_event_room_id(t->payload, t->len, rid);
+    if (kz_event_parse(t->payload, t->len, &h, &content) || strcmp(h.type, "room.create") ||
+        h.seq != 1 || strcmp(rid, room_id)) {
+        cJSON_Delete(content);
+        snprintf(why, n, "not the room's creation");
+        return KZ_BAD_REQUEST;
+    }
+    const cJSON *servers = cJSON_GetObjectItemCaseSensitive(content, "servers");
+    bool named = false;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, servers) named |=
+        cJSON_IsString(it) && strcmp(it->valuestring, s->origin) == 0;
+    const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "kind"));
+    const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "name"));
+    const char *topic = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "topic"));
+    const char *history =
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "history"));
+    enum kz_err e = KZ_OK;
+    if (!named || !kind || strcmp(kind, "group") || !name || strlen(name) > STORE_NAME_MAX ||
+        (topic && strlen(topic) > STORE_TOPIC_MAX)) {
+        snprintf(why, n, "a shared room's creation that does not name this server");
+        e = KZ_FORBIDDEN;
+        goto out;
+    }
+    memset(r, 0, sizeof *r);
+    snprintf(r->room_id, sizeof r->room_id, "%s", room_id);
+    snprintf(r->kind, sizeof r->kind, "group");
+    snprintf(r->name, sizeof r->name, "%s", name);
+    snprintf(r->topic, sizeof r->topic, "%s", topic ? topic : "");
+    snprintf(r->history, sizeof r->history, "%s",
+             history && !strcmp(history, "joined") ? "joined" : "shared");
+    snprintf(r->authority, sizeof r->authority, "%s", h.origin);
+    r->created_by = actor_of(s, &h, h.sender, NULL, now);
+    r->created_at = h.ts;
+    if (!r->created_by || store_room_insert(s->store, r, NULL) != STORE_OK) {
+        snprintf(why, n, "cannot store the room");
+        e = KZ_INTERNAL;
+        goto out;
+    }
+    e = srv_room_servers_init(s, r->id, content, 0);
+    if (!e)
+        KZ_INFO("fed_room_joined", "room=%s authority=%s name=\"%s\"", room_id, h.origin, name);
+out:
+    cJSON_Delete(content);
+    return e;
+}
+
+int srv_fed_events_in(struct srv *s, const char *peer, const cJSON *j, char *why, size_t n)
+{
+    const char *room_id = jstr(j, "room"), *origin = jstr(j, "origin");
+    const cJSON *inc_j = cJSON_GetObjectItemCaseSensitive(j, "inc");
+    const cJSON *events = cJSON_GetObjectItemCaseSensitive(j, "events");
+    if (!room_id || strlen(room_id) != KZ_EVENT_ID_LEN || !origin ||
+        strlen(origin) > STORE_SERVER_ID_MAX || !cJSON_IsNumber(inc_j) || inc_j->valuedouble < 1 ||
+        inc_j->valuedouble > (double)KZ_EVENT_INT_MAX || !cJSON_IsArray(events)) {
+        snprintf(why, n, "an events frame names its room, origin, inc and events");
+        return -1;
+    }
+    int64_t inc = (int64_t)inc_j->valuedouble;
+    int nev = cJSON_GetArraySize(events);
+    struct srv_fed_counters *cnt = srv_fed_counters_mut(s);
+    if (!cnt)
+        return 0;
+    /* Whose key signs this log. */
+    uint8_t pk[KZ_EVENT_PK_BYTES];
+    if (strcmp(origin, s->origin) == 0) {
+        if (inc >= s->inc) {
+            cnt->rejected += nev;
+            KZ_WARN("fed_own_incarnation",
+                    "peer=%s room=%s inc=%lld: refused, only this server "
+                    "writes its current incarnation",
+                    peer, room_id, (long long)inc);
+            return 0;
+        }
+        memcpy(pk, s->sk + 32, sizeof pk);
+    } else {
+        struct store_peer sp;
+        if (store_peer_get(s->store, origin, &sp) != STORE_OK) {
+            cnt->rejected += nev;
+            KZ_WARN("fed_unknown_origin", "peer=%s room=%s origin=%s: not a pinned server", peer,
+                    room_id, origin);
+            return 0;
+        }
+        memcpy(pk, sp.key, sizeof pk);
+    }
+    struct store_room r;
+    enum store_rc rrc = store_room_get(s->store, room_id, &r);
+    bool creating = rrc == STORE_NOT_FOUND;
+    if (rrc != STORE_OK && !creating)
+        return 0;
+    if (!creating) {
+        bool admitted = false, peer_admitted = false;
+        if (!r.authority[0]) {
+            cnt->rejected += nev;
+            KZ_WARN("fed_not_shared", "peer=%s room=%s: not a shared room here", peer, room_id);
+            return 0;
+        }
+        store_room_server_admitted(s->store, r.id, origin, &admitted);
+        store_room_server_admitted(s->store, r.id, peer, &peer_admitted);
+        if (!peer_admitted || (!admitted && strcmp(origin, r.authority))) {
+            /* Perhaps its admission has not arrived yet: it waits at the sender, never
+             * dropped; the next summary asks for it again. */
+            KZ_INFO("fed_not_admitted", "peer=%s room=%s origin=%s", peer, room_id, origin);
+            return 0;
+        }
+    } else if (strcmp(origin, peer) != 0 && strcmp(origin, s->origin) != 0) {
+        /* A room not held yet arrives first from its authority (relays send it first too). */
+    }
+    int64_t head = 0;
+    char head_id[STORE_ROOM_ID_MAX + 1] = "";
+    if (!creating)
+        store_log_head(s->store, r.id, origin, inc, &head, head_id);
+    int64_t quarantine = 0;
+    bool quarantined =
+        !creating && store_fed_quarantine(s->store, r.id, origin, inc, &quarantine) == STORE_OK;
+    struct kz_event_log log;
+    kz_event_log_start(&log, creating ? NULL : room_id, origin, inc, head,
+                       head_id[0] ? head_id : NULL);
+    struct taken *took = calloc((size_t)nev + 1, sizeof *took);
+    if (!took)
+        return 0;
+    int ntook = 0, dups = 0;
+    bool gap = false;
+    const cJSON *item;
+    int64_t now = kz_now_ms();
+    cJSON_ArrayForEach(item, events)
+    {
+        const char *payload = cJSON_GetStringValue(cJSON_GetArrayItem(item, 0));
+        const char *sig64 = cJSON_GetStringValue(cJSON_GetArrayItem(item, 1));
+        struct taken t = {.payload = payload};
+        struct kz_event_head h;
+        if (!payload || !sig64 || (sig64[0] && !fed_b64url_decode(sig64, t.sig, sizeof t.sig)) ||
+            kz_event_parse(payload, t.len = strlen(payload), &h, NULL) ||
+            strcmp(h.origin, origin) || h.inc != inc) {
+            cnt->rejected++;
+            KZ_WARN("fed_event_refused", "peer=%s room=%s origin=%s: malformed or of another log",
+                    peer, room_id, origin);
+            break;
+        }
+        t.sig_len = sig64[0] ? sizeof t.sig : 0;
+        kz_event_id(payload, t.len, t.id);
+        if (h.seq <= log.seq) {
+            char held[STORE_ROOM_ID_MAX + 1];
+            if (!creating &&
+                store_event_id_at(s->store, r.id, origin, inc, h.seq, held) == STORE_OK &&
+                strcmp(held, t.id) == 0) {
+                dups++;
+                continue;
+            }
+            if (!creating && t.sig_len && kz_event_verify(payload, t.len, t.sig, t.sig_len, pk) &&
+                srv_fed_tx_begin(s) == KZ_OK) {
+                struct store_fork f = {.room = r.id,
+                                       .origin = origin,
+                                       .inc = inc,
+                                       .seq = h.seq,
+                                       .held_id = held,
+                                       .other_id = t.id,
+                                       .from_peer = peer,
+                                       .payload = payload,
+                                       .payload_len = t.len,
+                                       .sig = t.sig,
+                                       .sig_len = t.sig_len,
+                                       .at = now};
+                store_fed_fork_add(s->store, &f);
+                cnt->forks++;
+                KZ_ERROR("fed_fork",
+                         "room=%s origin=%s inc=%lld seq=%lld held=%s other=%s peer=%s:"
+                         " the log is quarantined above the fork",
+                         room_id, origin, (long long)inc, (long long)h.seq, held, t.id, peer);
+            } else {
+                cnt->rejected++;
+            }
+            continue;
+        }
+        if (quarantined && h.seq >= quarantine) {
+            cnt->rejected++;
+            break;
+        }
+        char id[KZ_EVENT_ID_CHARS];
+        enum kz_event_verdict v =
+            kz_event_log_check(&log, payload, t.len, t.sig, t.sig_len, pk, NULL, id);
+        if (v == KZ_EVENT_GAP) {
+            gap = true;
+            break;
+        }
+        if (v != KZ_EVENT_OK) {
+            cnt->rejected++;
+            KZ_WARN("fed_event_refused", "peer=%s room=%s origin=%s inc=%lld seq=%lld: %s", peer,
+                    room_id, origin, (long long)inc, (long long)h.seq, kz_event_verdict_name(v));
+            break;
+        }
+        t.seq = h.seq;
+        took[ntook++] = t;
+    }
+    cnt->duplicates += dups;
+    /* Only what a signature in the batch covers is taken. */
+    int keep = 0;
+    while (keep < ntook && took[keep].seq <= log.signed_seq)
+        keep++;
+    bool tail = keep < ntook;
+    int64_t new_head = head;
+    if (keep && srv_fed_tx_begin(s) == KZ_OK) {
+        enum kz_err e = KZ_OK;
+        char rwhy[160] = "";
+        if (creating) {
+            if (strcmp(log.room, room_id) != 0 ||
+                (e = take_room(s, &took[0], room_id, &r, now, rwhy, sizeof rwhy))) {
+                cnt->rejected += keep;
+                KZ_WARN("fed_room_refused", "peer=%s room=%s: %s", peer, room_id,
+                        rwhy[0] ? rwhy : "its creation does not hash to its id");
+                free(took);
+                return 0;
+            }
+        }
+        for (int i = 0; i < keep && !e; i++) {
+            if ((e = take_one(s, &r, &took[i], now)) == KZ_OK)
+                new_head = took[i].seq;
+        }
+        if (e) {
+            s->doomed = true; /* nothing half-taken is committed or acknowledged */
+            free(took);
+            return 0;
+        }
+        srv_fed_peer_holds(s, peer, r.id, origin, inc, new_head);
+        srv_fed_room_changed(s, r.id);
+    }
+    free(took);
+    if (creating && new_head == 0)
+        return 0;
+    if (gap || tail)
+        srv_fed_ack(s, peer, room_id, origin, inc, new_head, true, true);
+    else if (new_head > head || dups)
+        srv_fed_ack(s, peer, room_id, origin, inc, new_head, false, false);
+    return 0;
+}

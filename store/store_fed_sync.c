@@ -1,0 +1,366 @@
+/* store_fed_sync.c - the tables of shared rooms and their replication (store_fed.h, migration
+ * 16): other servers' users as local actors, a shared room's member servers, the logs a room
+ * holds (its version vector), each peer's durable cursor per log, and fork evidence.
+ * Statements are prepared at first use and kept until store_close. */
+#include "store_fed.h"
+#include "store_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+enum fed_stmt {
+    F_ACTOR_GET,
+    F_ACTOR_INSERT,
+    F_ACTOR_RENAME,
+    F_SERVER_SET,
+    F_SERVER_ADMITTED,
+    F_SERVER_EACH,
+    F_SHARED_ROOMS,
+    F_LOG_EACH,
+    F_LOG_RANGE,
+    F_EVENT_ID_AT,
+    F_CURSOR_GET,
+    F_CURSOR_SET,
+    F_LAG,
+    F_ACKED_EACH,
+    F_FORK_ADD,
+    F_QUARANTINE,
+    F_FORK_COUNT,
+    F_COUNT
+};
+_Static_assert(F_COUNT <= STORE_FED_STMTS, "raise STORE_FED_STMTS");
+
+static const char *const fed_sql[F_COUNT] = {
+    [F_ACTOR_GET] = "SELECT id, name FROM users WHERE home = ?1 AND login = ?2",
+    [F_ACTOR_INSERT] = "INSERT INTO users (login, name, role, disabled, must_change_pw, pw_hash,"
+                       " created_at, updated_at, home) VALUES (?2, ?3, 'staff', 1, 0, '', ?4, ?4,"
+                       " ?1)",
+    [F_ACTOR_RENAME] = "UPDATE users SET name = ?2, updated_at = ?3 WHERE id = ?1",
+    [F_SERVER_SET] = "INSERT INTO room_servers (room, server_id, admitted, changed_pos)"
+                     " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (room, server_id) DO UPDATE"
+                     " SET admitted = ?3, changed_pos = ?4",
+    [F_SERVER_ADMITTED] = "SELECT admitted FROM room_servers WHERE room = ? AND server_id = ?",
+    [F_SERVER_EACH] = "SELECT server_id, admitted FROM room_servers WHERE room = ?"
+                      " ORDER BY server_id",
+    [F_SHARED_ROOMS] = "SELECT r.id, r.room_id FROM room_servers s JOIN rooms r ON r.id = s.room"
+                       " WHERE s.server_id = ?1 AND s.admitted = 1 AND s.room > ?2"
+                       " ORDER BY s.room LIMIT ?3",
+    [F_LOG_EACH] = "SELECT origin, inc, head_seq, head_id FROM logs WHERE room = ?"
+                   " ORDER BY origin, inc",
+    [F_LOG_RANGE] = "SELECT pos, seq, event_id, type, ts, hlc, payload, sig FROM events"
+                    " WHERE room = ?1 AND origin = ?2 AND inc = ?3 AND seq > ?4"
+                    " ORDER BY seq LIMIT ?5",
+    [F_EVENT_ID_AT] = "SELECT event_id FROM events WHERE room = ? AND origin = ? AND inc = ?"
+                      " AND seq = ?",
+    [F_CURSOR_GET] = "SELECT acked_seq FROM fed_cursors WHERE peer = ? AND room = ? AND origin = ?"
+                     " AND inc = ?",
+    [F_CURSOR_SET] = "INSERT INTO fed_cursors (peer, room, origin, inc, acked_seq, acked_at)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (peer, room, origin, inc)"
+                     " DO UPDATE SET acked_seq = ?5, acked_at = ?6 WHERE acked_seq < ?5",
+    /* Per log of every room shared with the peer: the events past its cursor. */
+    [F_LAG] = "SELECT count(*), coalesce(sum(length(e.payload)), 0), coalesce(min(e.ts), 0)"
+              " FROM room_servers s JOIN logs l ON l.room = s.room"
+              " JOIN events e ON e.room = l.room AND e.origin = l.origin AND e.inc = l.inc"
+              " AND e.seq > coalesce((SELECT acked_seq FROM fed_cursors c WHERE c.peer = ?1"
+              " AND c.room = l.room AND c.origin = l.origin AND c.inc = l.inc), 0)"
+              " WHERE s.server_id = ?1 AND s.admitted = 1 AND l.origin != ?1",
+    [F_ACKED_EACH] = "SELECT s.server_id, s.server_id = ?2 OR coalesce((SELECT acked_seq >= ?4"
+                     " FROM fed_cursors c WHERE c.peer = s.server_id AND c.room = ?1"
+                     " AND c.origin = ?2 AND c.inc = ?3), 0)"
+                     " FROM room_servers s WHERE s.room = ?1 AND s.admitted = 1"
+                     " ORDER BY s.server_id",
+    [F_FORK_ADD] =
+        "INSERT OR IGNORE INTO fed_forks (room, origin, inc, seq, held_id, other_id,"
+        " other_payload, other_sig, from_peer, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [F_QUARANTINE] = "SELECT min(seq) FROM fed_forks WHERE room = ? AND origin = ? AND inc = ?",
+    [F_FORK_COUNT] = "SELECT count(*) FROM fed_forks WHERE origin = ?",
+};
+
+static sqlite3_stmt *fstmt(struct store *st, enum fed_stmt id)
+{
+    if (!st->fed[id] && sqlite3_prepare_v3(st->db, fed_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                           &st->fed[id], NULL) != SQLITE_OK) {
+        store_fail(st, "federation statement");
+        st->fed[id] = NULL;
+    }
+    return st->fed[id];
+}
+
+#define FSTMT(st, id, s)                                                                           \
+    sqlite3_stmt *s = fstmt(st, id);                                                               \
+    if (!s)                                                                                        \
+    return STORE_ERROR
+
+enum store_rc store_actor_get(struct store *st, const char *server, const char *login,
+                              const char *name, int64_t now, int64_t *user_id)
+{
+    FSTMT(st, F_ACTOR_GET, s);
+    sqlite3_bind_text(s, 1, server, -1, SQLITE_STATIC);
+    char handle[STORE_LOGIN_MAX + 1];
+    int n = snprintf(handle, sizeof handle, "%s@%s", login, server);
+    if (n < 0 || (size_t)n >= sizeof handle) {
+        store_finish(s);
+        snprintf(st->errmsg, sizeof st->errmsg, "actor name too long");
+        return STORE_ERROR;
+    }
+    sqlite3_bind_text(s, 2, handle, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *user_id = sqlite3_column_int64(s, 0);
+        bool renamed = name && name[0] && strcmp((const char *)sqlite3_column_text(s, 1), name);
+        store_finish(s);
+        if (!renamed)
+            return STORE_OK;
+        FSTMT(st, F_ACTOR_RENAME, u);
+        sqlite3_bind_int64(u, 1, *user_id);
+        sqlite3_bind_text(u, 2, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(u, 3, now);
+        return store_step_done(st, u, "actor rename");
+    }
+    store_finish(s);
+    if (rc != SQLITE_DONE)
+        return store_fail(st, "actor");
+    FSTMT(st, F_ACTOR_INSERT, i);
+    sqlite3_bind_text(i, 1, server, -1, SQLITE_STATIC);
+    sqlite3_bind_text(i, 2, handle, -1, SQLITE_STATIC);
+    sqlite3_bind_text(i, 3, name && name[0] ? name : handle, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(i, 4, now);
+    enum store_rc r = store_step_done(st, i, "actor insert");
+    if (r == STORE_OK)
+        *user_id = sqlite3_last_insert_rowid(st->db);
+    return r;
+}
+
+enum store_rc store_room_server_set(struct store *st, int64_t room, const char *server,
+                                    bool admitted, int64_t pos)
+{
+    FSTMT(st, F_SERVER_SET, s);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_text(s, 2, server, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 3, admitted);
+    sqlite3_bind_int64(s, 4, pos);
+    return store_step_done(st, s, "room server");
+}
+
+enum store_rc store_room_server_admitted(struct store *st, int64_t room, const char *server,
+                                         bool *out)
+{
+    FSTMT(st, F_SERVER_ADMITTED, s);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_text(s, 2, server, -1, SQLITE_STATIC);
+    int64_t v = 0;
+    enum store_rc r = store_step_int(st, s, &v, "room server");
+    *out = r == STORE_OK && v;
+    return r == STORE_NOT_FOUND ? STORE_OK : r;
+}
+
+/* Steps s, calling fn with each row's text column 0 and integer column 1. */
+static enum store_rc each_text_int(struct store *st, sqlite3_stmt *s, store_room_server_fn fn,
+                                   void *ctx, const char *what)
+{
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if (fn(ctx, (const char *)sqlite3_column_text(s, 0), sqlite3_column_int(s, 1) != 0)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, what);
+    store_finish(s);
+    return r;
+}
+
+enum store_rc store_room_server_each(struct store *st, int64_t room, store_room_server_fn fn,
+                                     void *ctx)
+{
+    FSTMT(st, F_SERVER_EACH, s);
+    sqlite3_bind_int64(s, 1, room);
+    return each_text_int(st, s, fn, ctx, "room servers");
+}
+
+enum store_rc store_shared_rooms_each(struct store *st, const char *server, int64_t after_room,
+                                      int limit, store_shared_room_fn fn, void *ctx)
+{
+    FSTMT(st, F_SHARED_ROOMS, s);
+    sqlite3_bind_text(s, 1, server, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, after_room);
+    sqlite3_bind_int(s, 3, limit);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if (fn(ctx, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1))) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "shared rooms");
+    store_finish(s);
+    return r;
+}
+
+enum store_rc store_log_each(struct store *st, int64_t room, store_log_fn fn, void *ctx)
+{
+    FSTMT(st, F_LOG_EACH, s);
+    sqlite3_bind_int64(s, 1, room);
+    struct store_log l;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        memset(&l, 0, sizeof l);
+        store_copy_text(l.origin, sizeof l.origin, s, 0);
+        l.inc = sqlite3_column_int64(s, 1);
+        l.head_seq = sqlite3_column_int64(s, 2);
+        store_copy_text(l.head_id, sizeof l.head_id, s, 3);
+        if (fn(ctx, &l)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "logs");
+    store_finish(s);
+    return r;
+}
+
+enum store_rc store_log_range(struct store *st, int64_t room, const char *origin, int64_t inc,
+                              int64_t after, int limit, store_event_fn fn, void *ctx)
+{
+    FSTMT(st, F_LOG_RANGE, s);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_text(s, 2, origin, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, inc);
+    sqlite3_bind_int64(s, 4, after);
+    sqlite3_bind_int(s, 5, limit);
+    struct store_event e;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        memset(&e, 0, sizeof e);
+        e.pos = sqlite3_column_int64(s, 0);
+        e.room = room;
+        snprintf(e.origin, sizeof e.origin, "%s", origin);
+        e.inc = inc;
+        e.seq = sqlite3_column_int64(s, 1);
+        store_copy_text(e.event_id, sizeof e.event_id, s, 2);
+        store_copy_text(e.type, sizeof e.type, s, 3);
+        e.ts = sqlite3_column_int64(s, 4);
+        e.hlc = sqlite3_column_int64(s, 5);
+        e.payload = sqlite3_column_blob(s, 6);
+        e.payload_len = (size_t)sqlite3_column_bytes(s, 6);
+        e.sig = sqlite3_column_blob(s, 7);
+        e.sig_len = (size_t)sqlite3_column_bytes(s, 7);
+        if (fn(ctx, &e)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "log range");
+    store_finish(s);
+    return r;
+}
+
+enum store_rc store_event_id_at(struct store *st, int64_t room, const char *origin, int64_t inc,
+                                int64_t seq, char id[STORE_ROOM_ID_MAX + 1])
+{
+    FSTMT(st, F_EVENT_ID_AT, s);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_text(s, 2, origin, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, inc);
+    sqlite3_bind_int64(s, 4, seq);
+    int rc = sqlite3_step(s);
+    enum store_rc r = STORE_OK;
+    if (rc == SQLITE_ROW)
+        store_copy_text(id, STORE_ROOM_ID_MAX + 1, s, 0);
+    else
+        r = rc == SQLITE_DONE ? STORE_NOT_FOUND : store_fail(st, "event at");
+    store_finish(s);
+    return r;
+}
+
+enum store_rc store_fed_cursor_get(struct store *st, const char *peer, int64_t room,
+                                   const char *origin, int64_t inc, int64_t *acked)
+{
+    FSTMT(st, F_CURSOR_GET, s);
+    sqlite3_bind_text(s, 1, peer, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, room);
+    sqlite3_bind_text(s, 3, origin, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, inc);
+    *acked = 0;
+    enum store_rc r = store_step_int(st, s, acked, "cursor");
+    return r == STORE_NOT_FOUND ? STORE_OK : r;
+}
+
+enum store_rc store_fed_cursor_set(struct store *st, const char *peer, int64_t room,
+                                   const char *origin, int64_t inc, int64_t acked, int64_t now)
+{
+    FSTMT(st, F_CURSOR_SET, s);
+    sqlite3_bind_text(s, 1, peer, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, room);
+    sqlite3_bind_text(s, 3, origin, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, inc);
+    sqlite3_bind_int64(s, 5, acked);
+    sqlite3_bind_int64(s, 6, now);
+    return store_step_done(st, s, "cursor");
+}
+
+enum store_rc store_fed_lag(struct store *st, const char *peer, int64_t *events, int64_t *bytes,
+                            int64_t *oldest_ts)
+{
+    FSTMT(st, F_LAG, s);
+    sqlite3_bind_text(s, 1, peer, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    *events = *bytes = *oldest_ts = 0;
+    if (rc == SQLITE_ROW) {
+        *events = sqlite3_column_int64(s, 0);
+        *bytes = sqlite3_column_int64(s, 1);
+        *oldest_ts = sqlite3_column_int64(s, 2);
+    }
+    store_finish(s);
+    return rc == SQLITE_ROW ? STORE_OK : store_fail(st, "lag");
+}
+
+enum store_rc store_fed_acked_each(struct store *st, int64_t room, const char *origin, int64_t inc,
+                                   int64_t seq, store_room_server_fn fn, void *ctx)
+{
+    FSTMT(st, F_ACKED_EACH, s);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_text(s, 2, origin, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, inc);
+    sqlite3_bind_int64(s, 4, seq);
+    return each_text_int(st, s, fn, ctx, "acknowledgements");
+}
+
+enum store_rc store_fed_fork_add(struct store *st, const struct store_fork *f)
+{
+    FSTMT(st, F_FORK_ADD, s);
+    sqlite3_bind_int64(s, 1, f->room);
+    sqlite3_bind_text(s, 2, f->origin, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, f->inc);
+    sqlite3_bind_int64(s, 4, f->seq);
+    sqlite3_bind_text(s, 5, f->held_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, f->other_id, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 7, f->payload, (int)f->payload_len, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 8, f->sig_len ? f->sig : "", (int)f->sig_len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 9, f->from_peer, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 10, f->at);
+    return store_step_done(st, s, "fork");
+}
+
+enum store_rc store_fed_quarantine(struct store *st, int64_t room, const char *origin, int64_t inc,
+                                   int64_t *seq)
+{
+    FSTMT(st, F_QUARANTINE, s);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_text(s, 2, origin, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, inc);
+    int rc = sqlite3_step(s);
+    enum store_rc r = STORE_NOT_FOUND;
+    if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+        *seq = sqlite3_column_int64(s, 0);
+        r = STORE_OK;
+    } else if (rc != SQLITE_ROW)
+        r = store_fail(st, "quarantine");
+    store_finish(s);
+    return r;
+}
+
+enum store_rc store_fed_fork_count(struct store *st, const char *origin, int64_t *out)
+{
+    FSTMT(st, F_FORK_COUNT, s);
+    sqlite3_bind_text(s, 1, origin, -1, SQLITE_STATIC);
+    return store_step_int(st, s, out, "forks");
+}
