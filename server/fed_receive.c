@@ -51,9 +51,14 @@ static const char *fed_valid(struct srv *s, const struct store_room *r,
         return by_authority ? NULL : "only the room's authority changes the room";
     if (!strcmp(h->type, "member") || !strcmp(h->type, "member.role")) {
         const char *user = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "user"));
+        struct store_user u;
         /* A server adds and removes its own users only: the user is a login of the origin. */
         if (!user || !kz_login_valid(user))
             return "a member event names a user of its own server";
+        /* This server's own older log naming a user deleted since: nothing to change. */
+        if (strcmp(h->origin, s->origin) == 0 &&
+            store_user_get_by_login(s->store, user, &u) != STORE_OK)
+            return "the user is not known here";
         return NULL;
     }
     struct store_member m;

@@ -580,6 +580,42 @@ static int bad(char *why, size_t n, const char *what)
     return -1;
 }
 
+struct room_reset {
+    struct srv *s;
+    struct fs_peer *p;
+    int64_t room;
+    const cJSON *logs; /* the peer's vector; NULL: it holds nothing of the room */
+};
+
+/* Whether the peer's vector names (origin, inc). */
+static bool vector_names(const cJSON *logs, const char *origin, int64_t inc)
+{
+    const cJSON *l;
+    cJSON_ArrayForEach(l, logs)
+    {
+        const cJSON *o = cJSON_GetArrayItem(l, 0), *i = cJSON_GetArrayItem(l, 1);
+        if (cJSON_IsString(o) && cJSON_IsNumber(i) && strcmp(o->valuestring, origin) == 0 &&
+            (int64_t)i->valuedouble == inc)
+            return true;
+    }
+    return false;
+}
+
+/* A log of the room this server holds and the peer does not: it goes from its start, whatever
+ * the peer acknowledged before (a peer restored from a backup older than it). */
+static int reset_unnamed(void *arg, const struct store_log *l)
+{
+    struct room_reset *c = arg;
+    if (c->logs && vector_names(c->logs, l->origin, l->inc))
+        return 0;
+    struct fs_stream *x = stream_get(c->s, c->p, c->room, l->origin, l->inc);
+    if (x && (x->acked || x->sent)) {
+        stream_rewind(c->p, x, 0);
+        x->acked = 0;
+    }
+    return 0;
+}
+
 /* The peer's view of one room it shares: its vector moves the streams toward it. */
 static void summary_room_in(struct srv *s, struct fs_peer *p, const cJSON *room)
 {
@@ -593,24 +629,8 @@ static void summary_room_in(struct srv *s, struct fs_peer *p, const cJSON *room)
         return;
     ids_add(&p->mentioned, &p->nmentioned, &p->capmentioned, r.id);
     /* Logs this server holds and the peer does not name: it holds none of them. */
-    for (size_t i = 0; i < p->nstreams; i++) {
-        struct fs_stream *x = &p->streams[i];
-        if (x->room != r.id)
-            continue;
-        bool named = false;
-        const cJSON *l;
-        cJSON_ArrayForEach(l, logs)
-        {
-            const cJSON *o = cJSON_GetArrayItem(l, 0), *inc = cJSON_GetArrayItem(l, 1);
-            if (cJSON_IsString(o) && cJSON_IsNumber(inc) &&
-                strcmp(o->valuestring, x->origin) == 0 && (int64_t)inc->valuedouble == x->inc)
-                named = true;
-        }
-        if (!named && x->acked > 0) {
-            stream_rewind(p, x, 0);
-            x->acked = 0;
-        }
-    }
+    struct room_reset rr = {s, p, r.id, logs};
+    store_log_each(s->store, r.id, reset_unnamed, &rr);
     const cJSON *l;
     cJSON_ArrayForEach(l, logs)
     {
@@ -659,13 +679,8 @@ static int unmentioned_room(void *arg, int64_t room, const char *room_id)
     if (ids_has(c->p->mentioned, c->p->nmentioned, room))
         return 0;
     /* The peer holds nothing of a room shared with it: all of it goes. */
-    for (size_t i = 0; i < c->p->nstreams; i++) {
-        struct fs_stream *x = &c->p->streams[i];
-        if (x->room == room) {
-            stream_rewind(c->p, x, 0);
-            x->acked = 0;
-        }
-    }
+    struct room_reset rr = {c->s, c->p, room, NULL};
+    store_log_each(c->s->store, room, reset_unnamed, &rr);
     ids_add(&c->p->dirty, &c->p->ndirty, &c->p->capdirty, room);
     return 0;
 }
