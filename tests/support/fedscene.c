@@ -251,13 +251,12 @@ static void wait_room(struct scene *sc, int i, const char *room)
 /* Starts n servers, has server `authority` create a room shared with all the others, and
  * once it is on each server, its users invited there. shared false: a room of server 0 alone
  * (not shared), with users on server 0 only, for proving the scene's own machinery. */
-void scene_setup_as(struct scene *sc, const char *name, int n, int authority, bool shared)
+void scene_start(struct scene *sc, const char *name, int n, bool shared)
 {
     memset(sc, 0, sizeof *sc);
     sc->name = name;
     sc->seed = scene_seed_env();
     sc->users = (int)scene_env_ll("KZ_FED_USERS", 2, 1, SCENE_MAX_USERS);
-    sc->authority = authority;
     sc->nsrv = shared ? n : 1;
     long long t0 = scene_now_ms();
     fednet_start(&sc->net, n, NULL, NULL, sc->seed);
@@ -279,13 +278,22 @@ void scene_setup_as(struct scene *sc, const char *name, int n, int authority, bo
             fednet_user_add(&sc->net, i, u->login);
         }
     }
-    char servers[512] = "";
-    for (int i = 0, at = 0; i < n; i++)
+}
+
+void scene_share(struct scene *sc, int authority, const char *more_servers)
+{
+    bool shared = sc->nsrv > 1 || (more_servers && *more_servers);
+    sc->authority = authority;
+    char servers[1024] = "";
+    int at = 0;
+    for (int i = 0; i < sc->nsrv; i++)
         if (i != authority)
             at += snprintf(servers + at, sizeof servers - (size_t)at, "%s\"%s\"", at ? "," : "",
                            sc->net.s[i].id);
+    if (more_servers && *more_servers)
+        snprintf(servers + at, sizeof servers - (size_t)at, "%s%s", at ? "," : "", more_servers);
     cJSON *r =
-        fednet_admin(&sc->net, authority, "\"op\":\"room.create\",\"name\":\"%s\"%s%s%s", name,
+        fednet_admin(&sc->net, authority, "\"op\":\"room.create\",\"name\":\"%s\"%s%s%s", sc->name,
                      shared ? ",\"servers\":[" : "", shared ? servers : "", shared ? "]" : "");
     scene_want_ok(r, shared ? "room.create with servers" : "room.create", sc->net.s[authority].id);
     snprintf(sc->room, sizeof sc->room, "%s",
@@ -295,7 +303,7 @@ void scene_setup_as(struct scene *sc, const char *name, int n, int authority, bo
         long long t1 = scene_now_ms();
         wait_room(sc, i, sc->room);
         if (i != authority)
-            fprintf(stderr, "FIG %s: the room arrived on %s %lld ms after its creation\n", name,
+            fprintf(stderr, "FIG %s: the room arrived on %s %lld ms after its creation\n", sc->name,
                     sc->names[i], scene_now_ms() - t1);
         for (int k = 0; k < sc->users; k++) {
             char what[80];
@@ -306,6 +314,12 @@ void scene_setup_as(struct scene *sc, const char *name, int n, int authority, bo
             cJSON_Delete(r);
         }
     }
+}
+
+void scene_setup_as(struct scene *sc, const char *name, int n, int authority, bool shared)
+{
+    scene_start(sc, name, n, shared);
+    scene_share(sc, authority, NULL);
 }
 
 void scene_setup(struct scene *sc, const char *name, int n, int authority)
@@ -381,7 +395,7 @@ void scene_check_acked(struct scene *sc)
         cr_assert_eq(a[i].missing, 0, "%s lacks %lld acknowledged messages: %s", sc->names[i],
                      a[i].missing, a[i].err);
         cr_assert_eq(a[i].extra, 0);
-        cr_assert_eq(st[i].msgs, (long long)n,
+        cr_assert_eq(st[i].msgs, (long long)n + sc->extra_msgs,
                      "%s stores %lld messages, %zu were acknowledged (a message stored twice, or "
                      "one that was never acknowledged)",
                      sc->names[i], st[i].msgs, n);

@@ -79,6 +79,7 @@ struct scene {
     int nsrv;  /* servers in the room: 0..nsrv-1 (1: a room of server 0 only, not shared) */
     int authority;
     char room[64];
+    long long extra_msgs; /* messages in the room not sent by the scene's users (a played peer) */
     struct scene_user u[FEDNET_MAX][SCENE_MAX_USERS];
     const char *db_paths[FEDNET_MAX]; /* each server's kizuna.db */
     const char *names[FEDNET_MAX];    /* each server's id */
@@ -90,6 +91,12 @@ void scene_setup(struct scene *sc, const char *name, int n, int authority);
 /* The same; shared false makes a room of server 0 alone (not shared), with users on server 0
  * only, for proving the scene's own machinery without replication. */
 void scene_setup_as(struct scene *sc, const char *name, int n, int authority, bool shared);
+/* The two halves of scene_setup_as: start n servers and add the users of the room's servers;
+ * then have server `authority` create the room (shared with the others and with more_servers,
+ * JSON strings separated by commas, e.g. "\"jp-x\"", may be NULL) and, once it is on each
+ * server, invite its users there. */
+void scene_start(struct scene *sc, const char *name, int n, bool shared);
+void scene_share(struct scene *sc, int authority, const char *more_servers);
 /* Stops the servers and proxies and frees the users' records (idempotent). */
 void scene_stop(struct scene *sc);
 /* Asserts that r is an ok reply; if not, says what came back (freeing it first). */
