@@ -280,8 +280,11 @@ int srv_fed_events_in(struct srv *s, const char *peer, const cJSON *j, char *why
         return 0;
     /* Whose key signs this log. */
     uint8_t pk[KZ_EVENT_PK_BYTES];
+    /* This server's current log, relayed back to it: only what it holds already is taken (as a
+     * duplicate, acknowledged so the relay stops); anything else is refused below. */
+    bool own_current = strcmp(origin, s->origin) == 0 && inc == s->inc;
     if (strcmp(origin, s->origin) == 0) {
-        if (inc >= s->inc) {
+        if (inc > s->inc) {
             cnt->rejected += nev;
             KZ_WARN("fed_own_incarnation",
                     "peer=%s room=%s inc=%lld: refused, only this server "
@@ -388,6 +391,14 @@ int srv_fed_events_in(struct srv *s, const char *peer, const cJSON *j, char *why
                 cnt->rejected++;
             }
             continue;
+        }
+        if (own_current) {
+            cnt->rejected++;
+            KZ_WARN("fed_own_incarnation",
+                    "peer=%s room=%s inc=%lld seq=%lld: refused, only this server writes its "
+                    "current incarnation",
+                    peer, room_id, (long long)inc, (long long)h.seq);
+            break;
         }
         if (quarantined && h.seq >= quarantine) {
             cnt->rejected++;

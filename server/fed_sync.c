@@ -43,6 +43,7 @@ struct fs_stream {
     char origin[STORE_SERVER_ID_MAX + 1];
     int64_t inc;
     int64_t sent, acked; /* seqs: sent on this link, acknowledged by the peer (durable) */
+    bool own_lacking;    /* a log of the peer's own that its summary says it lacks (a restore) */
     struct fs_flight *flight;
     size_t nflight, capflight;
 };
@@ -414,6 +415,9 @@ static bool pump_log(struct srv *s, struct fs_peer *p, const struct store_room *
     struct fs_stream *x = stream_get(s, p, r->id, l->origin, l->inc);
     if (!x)
         return false;
+    /* A server holds what it wrote itself, unless its summary said otherwise (a restore). */
+    if (strcmp(l->origin, p->id) == 0 && !x->own_lacking)
+        return true;
     while (x->sent < l->head_seq) {
         if (p->unacked >= s->cfg->federation_unacked_bytes)
             return false;
@@ -609,10 +613,13 @@ static int reset_unnamed(void *arg, const struct store_log *l)
     if (c->logs && vector_names(c->logs, l->origin, l->inc))
         return 0;
     struct fs_stream *x = stream_get(c->s, c->p, c->room, l->origin, l->inc);
-    if (x && (x->acked || x->sent)) {
+    if (!x)
+        return 0;
+    if (x->acked || x->sent) {
         stream_rewind(c->p, x, 0);
         x->acked = 0;
     }
+    x->own_lacking = true;
     return 0;
 }
 
@@ -651,12 +658,15 @@ static void summary_room_in(struct srv *s, struct fs_peer *p, const cJSON *room)
         int64_t theirs = (int64_t)seq->valuedouble;
         if (theirs > head)
             theirs = head; /* they hold more than this server: nothing to send */
+        if (strcmp(x->origin, p->id) == 0)
+            x->own_lacking = theirs < head;
         if (theirs < x->acked) {
             /* The peer lost what it had acknowledged (restored from a backup): send again. */
             KZ_WARN("fed_peer_behind", "peer=%s room=%s origin=%s inc=%lld acked=%lld holds=%lld",
                     p->id, room_id, x->origin, (long long)x->inc, (long long)x->acked,
                     (long long)theirs);
             stream_rewind(p, x, theirs);
+            x->own_lacking = true;
             x->acked = theirs;
         } else {
             stream_acked(s, p, x, theirs);
