@@ -258,6 +258,11 @@ static const struct srv_op ops[] = {
      .fields = {ROOM_ARG, REQ("user", STORE_LOGIN_MAX), {"admin", F_BOOL, true, 0, 0}},
      .fn = op_room_admin},
     {.name = "room.members", .access = OP_USER, .fields = {ROOM_ARG}, .fn = op_room_members},
+    /* a member of the room, or an admin (ops_fed_rooms.c) */
+    {.name = "room.servers",
+     .access = OP_USER,
+     .fields = {ROOM_ARG, {"pos", F_INT, false, KZ_POS_MAX, 1}},
+     .fn = op_room_servers},
     {.name = "room.list",
      .access = OP_USER,
      .fields = {{"archived", F_BOOL, false, 0, 0}},

@@ -5,7 +5,8 @@
  * transit is never pinned (docs/federation.md says why this design). Every refusal changes
  * nothing: everything is checked before the one insert. Peers take effect at once: the
  * federation links (fed_link.c) read them again after every add and remove, and peer.list shows
- * each peer's link as the transport sees it. */
+ * each peer's link as the transport sees it and its replication: what it still lacks, what is in
+ * flight to it, its forks (issue 17, item 9). */
 #include "fed.h"
 #include "server.h"
 #include "store_fed.h"
@@ -206,6 +207,48 @@ static cJSON *link_json(const struct srv_link_status *st)
     return o;
 }
 
+/* peer.list's `replication` object of one peer (docs/protocol.md): what it still lacks of the
+ * rooms shared with it (store_fed_lag: one pass over those rooms' logs past its cursors, on an
+ * admin's rare call, never on a message's path), what is in flight to it, and its forks. */
+static cJSON *replication_json(struct srv *s, const char *peer, bool skew_alarm)
+{
+    struct store *st = srv_store(s);
+    int64_t events = 0, bytes = 0, oldest = 0, unacked = 0, forks = 0;
+    bool up;
+    if (store_fed_lag(st, peer, &events, &bytes, &oldest) != STORE_OK)
+        events = bytes = oldest = 0;
+    if (store_fed_fork_count(st, peer, &forks) != STORE_OK)
+        forks = 0;
+    srv_fed_peer_state(s, peer, &up, &unacked);
+    int64_t age = oldest ? kz_now_ms() - oldest : 0;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "events_behind", (double)events);
+    cJSON_AddNumberToObject(o, "bytes_behind", (double)bytes);
+    cJSON_AddNumberToObject(o, "oldest_undelivered_ts", (double)oldest);
+    cJSON_AddNumberToObject(o, "oldest_undelivered_age_ms", (double)(age > 0 ? age : 0));
+    cJSON_AddNumberToObject(o, "unacked_bytes", (double)unacked);
+    cJSON_AddNumberToObject(o, "forks", (double)forks);
+    cJSON_AddBoolToObject(o, "quarantined", forks > 0);
+    cJSON_AddBoolToObject(o, "skew_alarm", skew_alarm);
+    return o;
+}
+
+/* peer.list's top-level `replication`: what replication has done since the server started. */
+static cJSON *counters_json(struct srv *s)
+{
+    struct srv_fed_counters n;
+    srv_fed_counters(s, &n);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "events_sent", (double)n.events_sent);
+    cJSON_AddNumberToObject(o, "events_received", (double)n.events_received);
+    cJSON_AddNumberToObject(o, "duplicates", (double)n.duplicates);
+    cJSON_AddNumberToObject(o, "rejected", (double)n.rejected);
+    cJSON_AddNumberToObject(o, "invalid", (double)n.invalid);
+    cJSON_AddNumberToObject(o, "forks", (double)n.forks);
+    cJSON_AddNumberToObject(o, "late", (double)n.late);
+    return o;
+}
+
 struct list_ctx {
     struct srv *srv;
     cJSON *peers;
@@ -220,6 +263,8 @@ static int list_one(void *ctx, const struct store_peer *p)
     if (!tx->peer_status || !tx->peer_status(tx->ctx, p->server_id, &st))
         st = (struct srv_link_status){.state = "off"};
     cJSON_AddItemToObject(pj, "link", link_json(&st));
+    cJSON_AddItemToObject(pj, "replication",
+                          replication_json(lc->srv, p->server_id, st.known && st.skew_alarm));
     cJSON_AddItemToArray(lc->peers, pj);
     return 0;
 }
@@ -245,6 +290,7 @@ enum kz_err op_peer_list(struct srv_call *c)
     cJSON_AddStringToObject(me, "key", key);
     cJSON_AddStringToObject(me, "fingerprint", fp);
     cJSON_AddItemToObject(c->result, "peers", peers);
+    cJSON_AddItemToObject(c->result, "replication", counters_json(c->srv));
     return KZ_OK;
 }
 

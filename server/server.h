@@ -639,6 +639,7 @@ enum kz_err op_room_remove(struct srv_call *c);
 enum kz_err op_room_leave(struct srv_call *c);
 enum kz_err op_room_admin(struct srv_call *c);
 enum kz_err op_room_members(struct srv_call *c);
+enum kz_err op_room_servers(struct srv_call *c); /* ops_fed_rooms.c */
 enum kz_err op_room_list(struct srv_call *c);
 enum kz_err op_room_archive(struct srv_call *c);
 enum kz_err op_room_export(struct srv_call *c);

@@ -168,7 +168,7 @@ int cmd_search(int argc, char **argv);
 int cmd_msg_edit(int argc, char **argv);
 int cmd_msg_delete(int argc, char **argv);
 /* room_manage.c: `room create|invite|remove|leave|members|rename|topic|admin|archive|unarchive|
- * export ...`, entries of the command table; argv[0] is the subcommand. */
+ * export|servers ...`, entries of the command table; argv[0] is the subcommand. */
 int cmd_room_create(int argc, char **argv);
 int cmd_room_invite(int argc, char **argv);
 int cmd_room_remove(int argc, char **argv);
@@ -180,6 +180,7 @@ int cmd_room_admin(int argc, char **argv);
 int cmd_room_archive(int argc, char **argv);
 int cmd_room_unarchive(int argc, char **argv);
 int cmd_room_export(int argc, char **argv);
+int cmd_room_servers(int argc, char **argv);
 /* Finds one of the caller's rooms by id, id prefix (4+ characters), exact name or @login;
  * writes its id (and name, if name is not NULL). Returns an exit code (message printed). */
 int resolve_room(struct kzc *c, const char *want, char room_id[ROOM_ID_MAX], char *name,

@@ -66,6 +66,8 @@ static const char usage[] =
     "  room archive ROOM | room unarchive ROOM\n"
     "                                 room admins: read-only and out of the list, or back\n"
     "  room export ROOM [-o FILE.csv] every event of the room as CSV (recorded in the audit)\n"
+    "  room servers ROOM [--pos N]    the servers a shared room lives on; --pos: which of\n"
+    "                                 them have acknowledged message #N (federation)\n"
     "  dm USER                        the one-to-one room with USER (as a ROOM: @USER)\n"
     "  send ROOM [TEXT...]            without TEXT, the message is read from stdin\n"
     "  history ROOM [--before POS] [--after POS] [--limit N] [--no-read]\n"
@@ -453,6 +455,7 @@ static const struct cli_command commands[] = {
     {"room archive", cmd_room_archive, 1, 1, true, "room archive ROOM"},
     {"room unarchive", cmd_room_unarchive, 1, 1, true, "room unarchive ROOM"},
     {"room export", cmd_room_export, 1, 3, true, "room export ROOM [-o FILE.csv]"},
+    {"room servers", cmd_room_servers, 1, 3, true, "room servers ROOM [--pos N]"},
     {"dm", cmd_dm, 1, 1, true, "dm USER"},
     {"send", cmd_send, 1, -1, true, "send ROOM [TEXT...]   (without TEXT, read from stdin)"},
     {"history", cmd_history, 1, -1, true,

@@ -1,5 +1,5 @@
 /* peer.c - the peer servers of federation: `kizuna admin peer add|list|remove` (and `admin
- * peers`, the list), with each peer's link as the server sees it. Pairing is
+ * peers`, the list), with each peer's link and replication as the server sees them. Pairing is
  * done by two admins on the phone: each runs `kizunad fingerprint` on their own server and
  * reads the digits to the other, who gives them to `peer add --fingerprint`; the server refuses
  * a key that does not give those digits (docs/federation.md). Entries of the command table in
@@ -9,6 +9,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* A peer's `replication` (peer.list): what it still lacks of the rooms shared with it, what is
+ * in flight to it, and the fork alarm (the skew alarm is the link's, printed above). */
+static void print_replication(const cJSON *r)
+{
+    if (!r)
+        return;
+    long long behind = cli_num(r, "events_behind"), oldest = cli_num(r, "oldest_undelivered_ts");
+    if (behind == 0)
+        printf("  replication: up to date");
+    else
+        printf("  replication: %lld events (%lld bytes) not yet acknowledged", behind,
+               cli_num(r, "bytes_behind"));
+    if (cli_num(r, "unacked_bytes"))
+        printf("; %lld bytes in flight", cli_num(r, "unacked_bytes"));
+    printf("\n");
+    if (oldest) {
+        char when[64];
+        cli_format_time((double)oldest, when, sizeof when);
+        printf("  oldest undelivered: %s (%.0f s ago)\n", when,
+               (double)cli_num(r, "oldest_undelivered_age_ms") / 1000);
+    }
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "quarantined")))
+        printf("  ALARM:       %lld fork(s) of this peer's logs kept as evidence; those logs are "
+               "quarantined (docs/federation.md)\n",
+               cli_num(r, "forks"));
+}
 
 static void print_peer(const cJSON *p)
 {
@@ -49,6 +76,7 @@ static void print_peer(const cJSON *p)
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(l, "skew_alarm")))
         printf("  ALARM:       clock skew %.0f s (over 120 s): check both servers' clocks\n",
                cJSON_GetObjectItemCaseSensitive(l, "skew_ms")->valuedouble / 1000);
+    print_replication(cJSON_GetObjectItemCaseSensitive(p, "replication"));
 }
 
 /* `admin peer add ID --key KEY --address HOST:PORT [--address ...] --fingerprint DIGITS
@@ -126,6 +154,13 @@ int cmd_peer_list(int argc, char **argv)
         if (cJSON_GetArraySize(peers) == 0)
             printf("no peers (kizuna admin peer add)\n");
         cJSON_ArrayForEach(p, peers) print_peer(p);
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(reply, "replication");
+        if (r)
+            printf("\nreplication since start: %lld events sent, %lld received, %lld "
+                   "duplicates, %lld rejected, %lld invalid, %lld forks, %lld late\n",
+                   cli_num(r, "events_sent"), cli_num(r, "events_received"),
+                   cli_num(r, "duplicates"), cli_num(r, "rejected"), cli_num(r, "invalid"),
+                   cli_num(r, "forks"), cli_num(r, "late"));
     }
     cJSON_Delete(reply);
     return rc;

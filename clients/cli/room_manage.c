@@ -1,7 +1,7 @@
 /* room_manage.c - the kizuna commands that manage a room: room create, invite, remove, leave,
- * members, rename, topic, admin, archive, unarchive and export, each an entry of the command
- * table in main.c (argv[0] is the subcommand; the table has counted the arguments). What is said
- * in a room, and finding a room by name, is talk.c; the E2EE view of a room is room.c. */
+ * members, rename, topic, admin, archive, unarchive, export and servers, each an entry of the
+ * command table in main.c (argv[0] is the subcommand; the table has counted the arguments). What is
+ * said in a room, and finding a room by name, is talk.c; the E2EE view of a room is room.c. */
 #include "cli.h"
 
 #include <errno.h>
@@ -278,4 +278,63 @@ int cmd_room_export(int argc, char **argv)
         return cli_usage_error(argc == 3 && strcmp(argv[2], "-o") == 0 ? "-o needs a FILE.csv"
                                                                        : NULL);
     return export_room(argv[1], argc == 4 ? argv[3] : NULL);
+}
+
+/* `room servers ROOM [--pos N]`: the servers a room lives on (room.servers); with --pos, which
+ * of them have acknowledged that message to this server. */
+int cmd_room_servers(int argc, char **argv)
+{
+    long long pos = 0;
+    char *end = NULL;
+    if (argc == 4 && strcmp(argv[2], "--pos") == 0) {
+        const char *v = argv[3][0] == '#' ? argv[3] + 1 : argv[3];
+        errno = 0;
+        pos = strtoll(v, &end, 10);
+        if (errno || end == v || *end || pos < 1)
+            return cli_usage_error("--pos N: a message's position in the room (#12: 12)");
+    } else if (argc != 2) {
+        return cli_usage_error(argc == 3 && strcmp(argv[2], "--pos") == 0 ? "--pos needs N" : NULL);
+    }
+    cJSON *args = NULL;
+    if (pos) {
+        args = cJSON_CreateObject();
+        cJSON_AddNumberToObject(args, "pos", (double)pos);
+    }
+    cJSON *reply = NULL;
+    int rc = cli_room_call(argv[1], "room.servers", args, &reply);
+    if (rc == EXIT_OK && !json_out) {
+        const char *authority = cli_str(reply, "authority", NULL);
+        const cJSON *s, *servers = cJSON_GetObjectItemCaseSensitive(reply, "servers");
+        if (*authority)
+            printf("shared room, authority %s; %d servers:\n", authority,
+                   cJSON_GetArraySize(servers));
+        else
+            printf("a room of this server only (not shared)\n");
+        const cJSON *acked = cJSON_GetObjectItemCaseSensitive(reply, "acked_by");
+        cJSON_ArrayForEach(s, servers)
+        {
+            const char *id = cli_str(s, "server", NULL), *name = cli_str(s, "name", NULL);
+            bool has = false;
+            const cJSON *a;
+            cJSON_ArrayForEach(a, acked) has |=
+                cJSON_IsString(a) && strcmp(a->valuestring, id) == 0;
+            /* The name last: its display width is not its length in bytes. */
+            printf("  %-32s %s%s%s%s%s%s\n", id,
+                   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "self")) ? "this server"
+                                                                             : "peer",
+                   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "admitted")) ? "" : ", removed",
+                   !acked ? ""
+                   : has  ? ", has it"
+                          : ", not acknowledged yet",
+                   *name ? "  (" : "", name, *name ? ")" : "");
+        }
+        if (acked) {
+            const cJSON *ev = cJSON_GetObjectItemCaseSensitive(reply, "log");
+            printf("#%lld (%s/%lld seq %lld): acknowledged by %d of %d servers\n", pos,
+                   cli_str(ev, "origin", NULL), cli_num(ev, "inc"), cli_num(ev, "seq"),
+                   cJSON_GetArraySize(acked), cJSON_GetArraySize(servers));
+        }
+    }
+    cJSON_Delete(reply);
+    return rc;
 }

@@ -523,3 +523,113 @@ Test(peer, peers_travel_with_a_backup)
     ws_close_fd(&w);
     cr_assert_eq(kzd_stop(&n), 0, "the restored server stops cleanly");
 }
+
+/* Issue 17, item 9: a peer's replication in peer.list (nothing yet; then what it lacks of a room
+ * shared with it while no link is up: federation is off here) and the counters since the start;
+ * `kizuna room servers` on a shared room (its authority, the peer by its name, who has
+ * acknowledged a message: this server alone) and on a local one, and the same with --json. */
+Test(peer, replication_state_and_where_a_room_lives)
+{
+    char out[16384];
+    kzd_setup_with(&d, "\"server_id\":\"jp-38-ehime-pref\"");
+    snprintf(cfgdir, sizeof cfgdir, "%s/cli", d.dir);
+    struct ident peer;
+    other_server("matsuyama", "jp-38201-matsuyama", &peer);
+    cr_assert_eq(KZ("login", "admin"), 0, "%s", out);
+    cr_assert_eq(KZ("admin", "peer", "add", peer.id, "--key", peer.key, "--address",
+                    "10.38.201.5:8443", "--fingerprint", peer.fp, "--name", "松山市"),
+                 0, "%s", out);
+    const char *counters[] = {"events_sent", "events_received", "duplicates", "rejected",
+                              "invalid",     "forks",           "late"};
+    cJSON *r = peer_list();
+    cJSON *top = cJSON_GetObjectItem(r, "replication");
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
+        cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(top, counters[i])) &&
+                      cJSON_GetObjectItem(top, counters[i])->valuedouble == 0,
+                  "%s", counters[i]);
+    cJSON *rep =
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "peers"), 0), "replication");
+    const char *zero[] = {"events_behind",         "bytes_behind",
+                          "oldest_undelivered_ts", "oldest_undelivered_age_ms",
+                          "unacked_bytes",         "forks"};
+    for (size_t i = 0; i < sizeof zero / sizeof zero[0]; i++)
+        cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(rep, zero[i])) &&
+                      cJSON_GetObjectItem(rep, zero[i])->valuedouble == 0,
+                  "%s", zero[i]);
+    cr_assert(cJSON_IsFalse(cJSON_GetObjectItem(rep, "quarantined")));
+    cr_assert(cJSON_IsFalse(cJSON_GetObjectItem(rep, "skew_alarm")));
+    cJSON_Delete(r);
+
+    /* A room shared with the peer, and a message in it: the peer lacks all of it. */
+    struct ws w;
+    cr_assert(ws_open(&w, d.port));
+    cr_assert(ws_login(&w, "admin", TEST_ADMIN_PASSWORD, NULL));
+    r = ws_callf(&w, "\"op\":\"room.create\",\"name\":\"県災害対策本部\",\"servers\":[\"%s\"]",
+                 peer.id);
+    cr_assert_str_eq(reply_code(r), "ok");
+    char room[64], local[64], pos[24];
+    snprintf(room, sizeof room, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    cJSON_Delete(r);
+    r = ws_callf(&w, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"県道12号線が冠水\"", room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    snprintf(pos, sizeof pos, "%d", cJSON_GetObjectItem(r, "pos")->valueint);
+    cJSON_Delete(r);
+    r = ws_callf(&w, "\"op\":\"room.create\",\"name\":\"庁内\"");
+    snprintf(local, sizeof local, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    cJSON_Delete(r);
+    ws_close_fd(&w);
+    r = peer_list();
+    rep =
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "peers"), 0), "replication");
+    cr_assert_geq(cJSON_GetObjectItem(rep, "events_behind")->valuedouble, 3,
+                  "the creation, the creator's join and the message");
+    cr_assert_gt(cJSON_GetObjectItem(rep, "bytes_behind")->valuedouble, 0);
+    cr_assert_gt(cJSON_GetObjectItem(rep, "oldest_undelivered_ts")->valuedouble, 0);
+    cr_assert_geq(cJSON_GetObjectItem(rep, "oldest_undelivered_age_ms")->valuedouble, 0);
+    cJSON_Delete(r);
+    cr_assert_eq(KZ("admin", "peers"), 0, "%s", out);
+    cr_assert(strstr(out, "events (") && strstr(out, "not yet acknowledged") &&
+                  strstr(out, "oldest undelivered:") &&
+                  strstr(out, "replication since start: 0 events sent"),
+              "%s", out);
+
+    /* Where the rooms live. */
+    cr_assert_eq(KZ("room", "servers", room, "--pos", pos), 0, "%s", out);
+    cr_assert(strstr(out, "shared room, authority jp-38-ehime-pref; 2 servers") &&
+                  strstr(out, "松山市") && strstr(out, "not acknowledged yet") &&
+                  strstr(out, "acknowledged by 1 of 2 servers"),
+              "%s", out);
+    cr_assert_eq(KZ("--json", "room", "servers", room, "--pos", pos), 0, "%s", out);
+    r = cJSON_Parse(out);
+    cr_assert_not_null(r, "%s", out);
+    cr_assert_str_eq(cJSON_GetObjectItem(r, "authority")->valuestring, "jp-38-ehime-pref");
+    cJSON *servers = cJSON_GetObjectItem(r, "servers");
+    cr_assert_eq(cJSON_GetArraySize(servers), 2);
+    cJSON *s0 = cJSON_GetArrayItem(servers, 0), *s1 = cJSON_GetArrayItem(servers, 1);
+    cr_assert_str_eq(cJSON_GetObjectItem(s0, "server")->valuestring, "jp-38-ehime-pref");
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(s0, "self")));
+    cr_assert_str_eq(cJSON_GetObjectItem(s1, "server")->valuestring, peer.id);
+    cr_assert_str_eq(cJSON_GetObjectItem(s1, "name")->valuestring, "松山市");
+    cr_assert(cJSON_IsFalse(cJSON_GetObjectItem(s1, "self")));
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(s1, "admitted")));
+    cJSON *acked = cJSON_GetObjectItem(r, "acked_by");
+    cr_assert_eq(cJSON_GetArraySize(acked), 1);
+    cr_assert_str_eq(cJSON_GetArrayItem(acked, 0)->valuestring, "jp-38-ehime-pref");
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "log"), "origin")->valuestring,
+                     "jp-38-ehime-pref");
+    cJSON_Delete(r);
+    cr_assert_eq(KZ("--json", "room", "servers", local), 0, "%s", out);
+    r = cJSON_Parse(out);
+    cr_assert_not_null(r, "%s", out);
+    cr_assert_str_eq(cJSON_GetObjectItem(r, "authority")->valuestring, "");
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "servers")), 1);
+    cr_assert_null(cJSON_GetObjectItem(r, "acked_by"));
+    cJSON_Delete(r);
+    cr_assert_eq(KZ("room", "servers", local), 0, "%s", out);
+    cr_assert(strstr(out, "a room of this server only"), "%s", out);
+    cr_assert_eq(KZ("room", "servers", local, "--pos", "x"), 2, "a usage mistake: %s", out);
+    cr_assert_eq(KZ("--json", "room", "servers", local, "--pos", pos), 1, "%s", out);
+    refused(out, "not_found", "no event");
+}
