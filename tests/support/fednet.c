@@ -3,11 +3,13 @@
 #include "fednet.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define LINK_POLL_MS 20
@@ -300,4 +302,76 @@ void fednet_restart(struct fednet *net, int i)
 {
     kzd_start(&net->s[i].d);
     net->s[i].running = true;
+}
+
+/* ---- backups and restores ---- */
+
+#define BACKUPS "fednet-backups"
+
+void fednet_backup_db(const struct fednet *net, int i, const char *name, char *path, size_t n)
+{
+    int w = snprintf(path, n, "%s/" BACKUPS "/%s/kizuna.db", net->s[i].d.dir, name);
+    cr_assert(w > 0 && (size_t)w < n);
+}
+
+void fednet_backup(struct fednet *net, int i, const char *name)
+{
+    struct fednet_server *s = &net->s[i];
+    char parent[400], out_dir[480], out[4096];
+    snprintf(parent, sizeof parent, "%s/" BACKUPS, s->d.dir);
+    cr_assert(mkdir(parent, 0700) == 0 || errno == EEXIST, "mkdir %s", parent);
+    snprintf(out_dir, sizeof out_dir, "%s/%s", parent, name);
+    const char *argv[] = {KIZUNAD_PATH, "backup", "--data", s->d.dir, out_dir, NULL};
+    int rc = run_capture(argv, NULL, NULL, out, sizeof out);
+    cr_assert_eq(rc, 0, "kizunad backup of %s: %s", s->id, out);
+    const char *verify[] = {KIZUNAD_PATH, "verify-backup", out_dir, NULL};
+    rc = run_capture(verify, NULL, NULL, out, sizeof out);
+    cr_assert_eq(rc, 0, "kizunad verify-backup of %s's backup %s: %s", s->id, name, out);
+}
+
+long long fednet_restore(struct fednet *net, int i, const char *name)
+{
+    struct fednet_server *s = &net->s[i];
+    if (s->running)
+        fednet_kill(net, i);
+    char old[300], from[480], out[4096], cmd[1400];
+    snprintf(old, sizeof old, "%s.pre-restore", s->d.dir);
+    snprintf(from, sizeof from, "%s/" BACKUPS "/%s", old, name);
+    cr_assert_eq(rename(s->d.dir, old), 0, "rename %s", s->d.dir);
+    const char *argv[] = {KIZUNAD_PATH, "restore", from, "--data", s->d.dir, NULL};
+    int rc = run_capture(argv, NULL, NULL, out, sizeof out);
+    if (rc != 0) {
+        /* Put the old directory back, so the teardown finds (and removes) it. */
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->d.dir);
+        int rm = system(cmd);
+        (void)rm;
+        int back = rename(old, s->d.dir);
+        (void)back;
+        cr_assert_fail("kizunad restore of %s from %s (status %d): %s", s->id, name, rc, out);
+    }
+    long long inc = -1;
+    const char *p = strstr(out, "incarnation ");
+    if (p)
+        inc = strtoll(p + strlen("incarnation "), NULL, 10);
+    /* The backups and the server's log go on in the restored directory; the rest goes. */
+    char a[480], b[480];
+    snprintf(a, sizeof a, "%s/" BACKUPS, old);
+    snprintf(b, sizeof b, "%s/" BACKUPS, s->d.dir);
+    bool moved = rename(a, b) == 0;
+    snprintf(a, sizeof a, "%s/stderr.log", old);
+    snprintf(b, sizeof b, "%s/stderr.log", s->d.dir);
+    moved = rename(a, b) == 0 && moved;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", old);
+    rc = system(cmd);
+    cr_assert(moved, "carrying %s's backups and log over to the restored directory", s->id);
+    cr_assert_eq(rc, 0, "%s", cmd);
+    FILE *f = fopen(b, "a");
+    if (f) {
+        fprintf(f, "---- fednet: data directory restored from backup %s: incarnation %lld ----\n",
+                name, inc);
+        fclose(f);
+    }
+    cr_assert_gt(inc, 1, "kizunad restore printed the new incarnation: %s", out);
+    fednet_restart(net, i);
+    return inc;
 }

@@ -79,6 +79,18 @@ void fednet_kill(struct fednet *net, int i);
 /* Starts server i again on its data directory and ports (test thread only). */
 void fednet_restart(struct fednet *net, int i);
 
+/* Backups, as an operator takes and restores them (docs/operations.md "Backups"). fednet_backup
+ * runs `kizunad backup` on server i's data directory while it serves (or not), into
+ * DIR/fednet-backups/NAME: inside the data directory, so it is removed with it and survives
+ * restores. fednet_restore SIGKILLs server i if it runs (a lost machine), replaces its data
+ * directory with `kizunad restore` of the backup NAME (a new incarnation), carries the backups
+ * and the server's stderr.log (with a line saying so) over to it, and starts the server again
+ * on its ports; it returns the incarnation restore printed. Both run on the test's thread and
+ * assert. fednet_backup_db gives the path of a backup's kizuna.db (for fedcheck.h's fc_read). */
+void fednet_backup(struct fednet *net, int i, const char *name);
+void fednet_backup_db(const struct fednet *net, int i, const char *name, char *path, size_t n);
+long long fednet_restore(struct fednet *net, int i, const char *name);
+
 /* An admin request (printf-formatted, without braces and id) on server i over a new
  * connection; the reply (caller deletes), never NULL (asserts). */
 cJSON *fednet_admin(struct fednet *net, int i, const char *fmt, ...)
