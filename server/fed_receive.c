@@ -38,46 +38,6 @@ struct taken {
     int64_t seq;
 };
 
-/* Why an event that continues its log changes nothing, or NULL: decided from the event and
- * the state its room's logs built, so every server that holds the same events agrees. */
-static const char *fed_valid(struct srv *s, const struct store_room *r,
-                             const struct kz_event_head *h, const cJSON *content, int64_t actor)
-{
-    bool by_authority = strcmp(h->origin, r->authority) == 0;
-    if (strcmp(h->type, "room.create") == 0)
-        return "a room is created once, by its first event";
-    if (!strcmp(h->type, "room.server") || !strcmp(h->type, "room.update") ||
-        !strcmp(h->type, "room.archive"))
-        return by_authority ? NULL : "only the room's authority changes the room";
-    if (!strcmp(h->type, "member") || !strcmp(h->type, "member.role")) {
-        const char *user = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "user"));
-        struct store_user u;
-        /* A server adds and removes its own users only: the user is a login of the origin. */
-        if (!user || !kz_login_valid(user))
-            return "a member event names a user of its own server";
-        /* This server's own older log naming a user deleted since: nothing to change. */
-        if (strcmp(h->origin, s->origin) == 0 &&
-            store_user_get_by_login(s->store, user, &u) != STORE_OK)
-            return "the user is not known here";
-        return NULL;
-    }
-    struct store_member m;
-    if (!actor || store_member_get(s->store, r->id, actor, &m) != STORE_OK || m.left_pos)
-        return "the sender is not a member of the room";
-    if (!strcmp(h->type, "msg.edit") || !strcmp(h->type, "msg.delete")) {
-        const char *target =
-            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "target"));
-        int64_t pos;
-        struct store_message msg;
-        if (!target || store_event_pos(s->store, target, &pos) != STORE_OK ||
-            store_message_get(s->store, pos, &msg) != STORE_OK || msg.room != r->id)
-            return "the message to change is not in the room";
-        if (msg.sender != actor)
-            return "only its author changes a message in a shared room";
-    }
-    return NULL;
-}
-
 /* The local handle of the user `login` of the event's origin (0 if there is none). */
 static int64_t actor_of(struct srv *s, const struct kz_event_head *h, const char *login,
                         const char *name, int64_t now)
@@ -88,6 +48,86 @@ static int64_t actor_of(struct srv *s, const struct kz_event_head *h, const char
         return store_user_get_by_login(s->store, login, &u) == STORE_OK ? u.id : 0;
     }
     return store_actor_get(s->store, h->origin, login, name, now, &id) == STORE_OK ? id : 0;
+}
+
+static const char *cstr(const cJSON *content, const char *key)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, key));
+}
+
+static bool is_member(struct srv *s, int64_t room, int64_t user)
+{
+    struct store_member m;
+    return user && store_member_get(s->store, room, user, &m) == STORE_OK && !m.left_pos;
+}
+
+/* Why an event that continues its log changes nothing, or NULL: decided from the event and
+ * the state its room's logs built, so every server that holds the same events agrees. What it
+ * would change must be changeable (a body to store, a member to remove), so applying a valid
+ * event never fails for what it says. */
+static const char *fed_valid(struct srv *s, const struct store_room *r,
+                             const struct kz_event_head *h, const cJSON *content, int64_t actor,
+                             int64_t now)
+{
+    bool by_authority = strcmp(h->origin, r->authority) == 0;
+    const char *type = h->type;
+    if (strcmp(type, "room.create") == 0)
+        return "a room is created once, by its first event";
+    if (!strcmp(type, "room.server") || !strcmp(type, "room.update") ||
+        !strcmp(type, "room.archive")) {
+        if (!by_authority)
+            return "only the room's authority changes the room";
+        const char *name = cstr(content, "name"), *topic = cstr(content, "topic");
+        const char *server = cstr(content, "server");
+        if (!strcmp(type, "room.update") &&
+            (!name || !topic || !name[0] || strlen(name) > STORE_NAME_MAX ||
+             strlen(topic) > STORE_TOPIC_MAX))
+            return "a room update names the room and its topic";
+        if (!strcmp(type, "room.server") && (!server || strlen(server) > STORE_SERVER_ID_MAX))
+            return "a room.server event names a server";
+        return NULL;
+    }
+    if (!strcmp(type, "member") || !strcmp(type, "member.role")) {
+        const char *user = cstr(content, "user"), *role = cstr(content, "role");
+        const char *ms = cstr(content, "membership");
+        /* A server adds and removes its own users only: the user is a login of the origin. */
+        if (!user || !kz_login_valid(user))
+            return "a member event names a user of its own server";
+        if (role && strcmp(role, "admin") && strcmp(role, "member"))
+            return "a role is admin or member";
+        const char *name = cstr(content, "name");
+        if (name && strlen(name) > STORE_NAME_MAX)
+            return "a member's name is too long";
+        int64_t who = actor_of(s, h, user, NULL, now);
+        if (!who) /* this server's own older log naming a user deleted since */
+            return "the user is not known here";
+        if (!strcmp(type, "member.role"))
+            return role && is_member(s, r->id, who) ? NULL : "the user is not a member";
+        if (!ms || (strcmp(ms, "join") && strcmp(ms, "leave") && strcmp(ms, "remove")))
+            return "a membership is join, leave or remove";
+        if (strcmp(ms, "join") && !is_member(s, r->id, who))
+            return "the user is not a member";
+        return NULL;
+    }
+    if (!is_member(s, r->id, actor))
+        return "the sender is not a member of the room";
+    if (!strcmp(type, "msg") && !cstr(content, "body"))
+        return "a message has a body";
+    if (!strcmp(type, "msg.edit") || !strcmp(type, "msg.delete")) {
+        const char *target = cstr(content, "target");
+        int64_t pos;
+        struct store_message msg;
+        if (!target || store_event_pos(s->store, target, &pos) != STORE_OK ||
+            store_message_get(s->store, pos, &msg) != STORE_OK || msg.room != r->id)
+            return "the message to change is not in the room";
+        if (msg.sender != actor)
+            return "only its author changes a message in a shared room";
+        if (msg.deleted)
+            return "the message was deleted";
+        if (!strcmp(type, "msg.edit") && !cstr(content, "body"))
+            return "an edit has a body";
+    }
+    return NULL;
 }
 
 /* Member changes name (server, login) actors; everything else goes through event_apply.c. */
@@ -145,7 +185,7 @@ static enum kz_err take_one(struct srv *s, struct store_room *r, const struct ta
             name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "name"));
     }
     int64_t actor = actor_of(s, &h, h.sender, name, now);
-    const char *invalid = fed_valid(s, r, &h, content, actor);
+    const char *invalid = fed_valid(s, r, &h, content, actor, now);
     bool late = false;
     srv_room_hlc_seen(s, r->id, h.hlc, &late);
     struct store_event ev = {.room = r->id,
@@ -359,15 +399,40 @@ int srv_fed_events_in(struct srv *s, const char *peer, const cJSON *j, char *why
         }
         t.sig_len = sig64[0] ? sizeof t.sig : 0;
         kz_event_id(payload, t.len, t.id);
+        /* Of this frame's room: a creation names it by its hash, every other event in it. */
+        char of_room[KZ_EVENT_ID_CHARS];
+        if (h.room[0])
+            snprintf(of_room, sizeof of_room, "%s", h.room);
+        else
+            kz_event_room_id(payload, t.len, of_room);
+        if (strcmp(of_room, room_id) != 0) {
+            cnt->rejected++;
+            KZ_WARN("fed_event_refused", "peer=%s room=%s origin=%s seq=%lld: %s (of room %s)",
+                    peer, room_id, origin, (long long)h.seq,
+                    kz_event_verdict_name(KZ_EVENT_OTHER_LOG), of_room);
+            break;
+        }
+        if (h.seq <= log.seq && h.seq > head) {
+            /* Twice in this batch: the same event is a duplicate, another one ends the batch. */
+            bool same = false;
+            for (int i = 0; i < ntook; i++)
+                same |= took[i].seq == h.seq && strcmp(took[i].id, t.id) == 0;
+            if (!same) {
+                cnt->rejected++;
+                break;
+            }
+            dups++;
+            continue;
+        }
         if (h.seq <= log.seq) {
-            char held[STORE_ROOM_ID_MAX + 1];
-            if (!creating &&
-                store_event_id_at(s->store, r.id, origin, inc, h.seq, held) == STORE_OK &&
-                strcmp(held, t.id) == 0) {
+            char held[STORE_ROOM_ID_MAX + 1] = "";
+            bool is_held = !creating &&
+                           store_event_id_at(s->store, r.id, origin, inc, h.seq, held) == STORE_OK;
+            if (is_held && strcmp(held, t.id) == 0) {
                 dups++;
                 continue;
             }
-            if (!creating && t.sig_len && kz_event_verify(payload, t.len, t.sig, t.sig_len, pk) &&
+            if (is_held && t.sig_len && kz_event_verify(payload, t.len, t.sig, t.sig_len, pk) &&
                 srv_fed_tx_begin(s) == KZ_OK) {
                 struct store_fork f = {.room = r.id,
                                        .origin = origin,
@@ -387,6 +452,8 @@ int srv_fed_events_in(struct srv *s, const char *peer, const cJSON *j, char *why
                          "room=%s origin=%s inc=%lld seq=%lld held=%s other=%s peer=%s:"
                          " the log is quarantined above the fork",
                          room_id, origin, (long long)inc, (long long)h.seq, held, t.id, peer);
+                quarantined = true; /* nothing more of this log, this batch included */
+                quarantine = h.seq;
             } else {
                 cnt->rejected++;
             }

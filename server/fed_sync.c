@@ -298,7 +298,7 @@ struct summary_ctx {
 static void summary_start(struct summary_ctx *c)
 {
     kz_json_init(&c->j, SUMMARY_FRAME_BYTES);
-    kz_json_raw(&c->j, "{\"t\":\"summary\",\"rooms\":[", 25);
+    kz_json_raw(&c->j, "{\"t\":\"summary\",\"rooms\":[", 24);
     c->open = false;
 }
 

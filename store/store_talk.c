@@ -111,7 +111,7 @@ static const char *const talk_sql[T_COUNT] = {
     [T_EVENT_FOR_USER] = "SELECT " EVENT_COLS " FROM events e"
                          " JOIN room_members m ON m.room = e.room AND m.user_id = ?1"
                          " JOIN rooms r ON r.id = e.room"
-                         " WHERE e.pos > ?2 AND e.pos >= m.joined_pos"
+                         " WHERE e.pos > ?2 AND e.pos >= m.joined_pos AND e.invalid IS NULL"
                          " AND (m.left_pos IS NULL OR e.pos <= m.left_pos)"
                          " ORDER BY e.pos LIMIT ?3",
     [T_EVENT_GET] = "SELECT " EVENT_COLS " FROM events e JOIN rooms r ON r.id = e.room"
@@ -137,13 +137,13 @@ static const char *const talk_sql[T_COUNT] = {
                       " JOIN rooms r ON r.id = e.room LEFT JOIN messages m ON m.pos = e.pos"
                       " WHERE e.room = ?1 AND ((e.hlc, e.origin, e.inc, e.seq) < (?2, ?3, ?4, ?5)"
                       " OR (?7 AND e.hlc = ?2 AND e.origin = ?3 AND e.inc = ?4 AND e.seq = ?5))"
-                      " AND e.type NOT IN ('msg.edit', 'msg.delete')"
+                      " AND e.type NOT IN ('msg.edit', 'msg.delete') AND e.invalid IS NULL"
                       " ORDER BY e.hlc DESC, e.origin DESC, e.inc DESC, e.seq DESC LIMIT ?6",
     [T_HIST_AFTER] = "SELECT " EVENT_COLS ", " MSG_COLS " FROM events e"
                      " JOIN rooms r ON r.id = e.room LEFT JOIN messages m ON m.pos = e.pos"
                      " WHERE e.room = ?1 AND ((e.hlc, e.origin, e.inc, e.seq) > (?2, ?3, ?4, ?5)"
                      " OR (?7 AND e.hlc = ?2 AND e.origin = ?3 AND e.inc = ?4 AND e.seq = ?5))"
-                     " AND e.type NOT IN ('msg.edit', 'msg.delete')"
+                     " AND e.type NOT IN ('msg.edit', 'msg.delete') AND e.invalid IS NULL"
                      " ORDER BY e.hlc ASC, e.origin ASC, e.inc ASC, e.seq ASC LIMIT ?6",
     /* Unread: messages and encrypted photos from others (a photo has no messages row: the
      * server cannot read it, but people see it as a message). */
