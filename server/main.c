@@ -618,15 +618,21 @@ static int cmd_restore(int argc, char **argv)
     int64_t inc = 1, last = 0, floor = 0;
     store_meta_get(s, "incarnation", &inc);
     store_meta_get(s, "pos_floor", &floor);
+    /* The new incarnation is the restore's time in ms (or the backup's + 1 if that is higher):
+     * a server restored twice from one backup must not write the same incarnation twice, or its
+     * peers, which hold the first one's events, see a fork. The backup's own number cannot tell
+     * the two restores apart; two restores never finish in the same millisecond. */
+    int64_t now = kz_now_ms();
+    int64_t next = inc + 1 > now ? inc + 1 : now;
     rc = 1;
     if (store_event_last_pos(s, &last) != STORE_OK || store_tx_begin(s) != STORE_OK ||
-        store_meta_set(s, "incarnation", inc + 1) != STORE_OK ||
+        store_meta_set(s, "incarnation", next) != STORE_OK ||
         store_meta_set(s, "pos_floor", (last > floor ? last : floor) + gap) != STORE_OK ||
         store_tx_commit(s) != STORE_OK) {
         fprintf(stderr, "kizunad: cannot prepare the restored database: %s\n", store_errmsg(s));
     } else {
         printf("restored %s into %s (%lld blobs); incarnation %lld\n", dir, data,
-               (long long)st.blobs, (long long)(inc + 1));
+               (long long)st.blobs, (long long)next);
         printf("start it with: kizunad serve --data %s\n", data);
         rc = 0;
     }

@@ -23,6 +23,10 @@ enum talk_stmt {
     T_READ_MARK,
     T_READ_COUNT,
     T_READ_TIME,
+    T_EVENT_KEY_AT,
+    T_MEMBER_KEY_SET,
+    T_MEMBER_KEY_GET,
+    T_READ_COUNT_KEY,
     T_LOG_HEAD,
     T_LOG_START,
     T_LOG_ADVANCE,
@@ -38,6 +42,9 @@ enum talk_stmt {
     T_MSG_DELETE,
     T_HIST_ANCHOR_BEFORE,
     T_HIST_ANCHOR_AFTER,
+    T_HIST_EXACT,
+    T_HIST_KEY_BEFORE,
+    T_HIST_KEY_AFTER,
     T_HIST_BEFORE,
     T_HIST_AFTER,
     T_UNREAD,
@@ -60,7 +67,8 @@ _Static_assert(T_COUNT <= STORE_TALK_STMTS, "raise STORE_TALK_STMTS");
     " m.read_pos, m.read_at"
 #define EVENT_COLS                                                                                 \
     "e.pos, e.room, r.room_id, e.origin, e.inc, e.seq, e.event_id, e.type,"                        \
-    " e.sender, e.ts, e.payload, e.sig, e.hlc, e.received_at, e.invalid, e.late"
+    " e.sender, e.ts, e.payload, e.sig, e.hlc, e.received_at, e.invalid, e.late,"                   \
+    " r.authority IS NOT NULL"
 #define MSG_COLS "m.pos, m.room, m.sender, m.body, m.ts, m.edited_at, m.deleted, m.deleted_by"
 #define MY_ROOMS "SELECT room FROM room_members WHERE user_id = ?2 AND left_pos IS NULL"
 
@@ -95,6 +103,19 @@ static const char *const talk_sql[T_COUNT] = {
                      " AND read_pos >= ?",
     /* Markers only move forward, so the earliest mark at or past pos is when it was read. */
     [T_READ_TIME] = "SELECT min(at) FROM read_marks WHERE room = ? AND user_id = ? AND pos >= ?",
+    /* Read keys of shared rooms (migration 16): compared as SQLite row values, which order
+     * like the room's display order (hlc, origin, inc, seq). */
+    [T_EVENT_KEY_AT] = "SELECT hlc, origin, inc, seq FROM events WHERE room = ? AND pos <= ?"
+                       " ORDER BY pos DESC LIMIT 1",
+    [T_MEMBER_KEY_SET] = "UPDATE room_members SET read_hlc = ?3, read_origin = ?4, read_inc = ?5,"
+                         " read_seq = ?6 WHERE room = ?1 AND user_id = ?2 AND (read_hlc IS NULL"
+                         " OR (read_hlc, read_origin, read_inc, read_seq) < (?3, ?4, ?5, ?6))",
+    [T_MEMBER_KEY_GET] = "SELECT read_hlc, read_origin, read_inc, read_seq FROM room_members"
+                         " WHERE room = ? AND user_id = ? AND read_hlc IS NOT NULL",
+    /* Current members only: whoever left a shared room no longer counts on any server. */
+    [T_READ_COUNT_KEY] = "SELECT count(*) FROM room_members WHERE room = ?1 AND user_id != ?2"
+                         " AND left_pos IS NULL AND read_hlc IS NOT NULL"
+                         " AND (read_hlc, read_origin, read_inc, read_seq) >= (?3, ?4, ?5, ?6)",
     [T_LOG_HEAD] = "SELECT head_seq, head_id FROM logs WHERE room = ? AND origin = ? AND inc = ?",
     /* A log moves only from its head to the next seq: no row changed means a gap or a reused
      * seq, told without reading the head first. */
@@ -112,6 +133,7 @@ static const char *const talk_sql[T_COUNT] = {
                          " JOIN room_members m ON m.room = e.room AND m.user_id = ?1"
                          " JOIN rooms r ON r.id = e.room"
                          " WHERE e.pos > ?2 AND e.pos >= m.joined_pos AND e.invalid IS NULL"
+                         " AND e.type != 'room.read'"
                          " AND (m.left_pos IS NULL OR e.pos <= m.left_pos)"
                          " ORDER BY e.pos LIMIT ?3",
     [T_EVENT_GET] = "SELECT " EVENT_COLS " FROM events e JOIN rooms r ON r.id = e.room"
@@ -133,17 +155,28 @@ static const char *const talk_sql[T_COUNT] = {
                              " WHERE room = ?1 AND pos <= ?2 ORDER BY pos DESC LIMIT 1",
     [T_HIST_ANCHOR_AFTER] = "SELECT hlc, origin, inc, seq, pos = ?2 FROM events"
                             " WHERE room = ?1 AND pos >= ?2 ORDER BY pos ASC LIMIT 1",
+    /* In a shared room events arrive out of room order, so the nearest event by position is
+     * not the last (first) in room order among those below (above) it: the position given,
+     * if it is the room's, else the greatest (least) room-order key in range. */
+    [T_HIST_EXACT] = "SELECT hlc, origin, inc, seq, 1 FROM events WHERE pos = ?2 AND room = ?1",
+    [T_HIST_KEY_BEFORE] = "SELECT hlc, origin, inc, seq, 0 FROM events WHERE room = ?1"
+                          " AND pos < ?2 ORDER BY hlc DESC, origin DESC, inc DESC, seq DESC"
+                          " LIMIT 1",
+    [T_HIST_KEY_AFTER] = "SELECT hlc, origin, inc, seq, 0 FROM events WHERE room = ?1"
+                         " AND pos > ?2 ORDER BY hlc ASC, origin ASC, inc ASC, seq ASC LIMIT 1",
     [T_HIST_BEFORE] = "SELECT " EVENT_COLS ", " MSG_COLS " FROM events e"
                       " JOIN rooms r ON r.id = e.room LEFT JOIN messages m ON m.pos = e.pos"
                       " WHERE e.room = ?1 AND ((e.hlc, e.origin, e.inc, e.seq) < (?2, ?3, ?4, ?5)"
                       " OR (?7 AND e.hlc = ?2 AND e.origin = ?3 AND e.inc = ?4 AND e.seq = ?5))"
-                      " AND e.type NOT IN ('msg.edit', 'msg.delete') AND e.invalid IS NULL"
+                      " AND e.type NOT IN ('msg.edit', 'msg.delete', 'room.read')"
+                      " AND e.invalid IS NULL"
                       " ORDER BY e.hlc DESC, e.origin DESC, e.inc DESC, e.seq DESC LIMIT ?6",
     [T_HIST_AFTER] = "SELECT " EVENT_COLS ", " MSG_COLS " FROM events e"
                      " JOIN rooms r ON r.id = e.room LEFT JOIN messages m ON m.pos = e.pos"
                      " WHERE e.room = ?1 AND ((e.hlc, e.origin, e.inc, e.seq) > (?2, ?3, ?4, ?5)"
                      " OR (?7 AND e.hlc = ?2 AND e.origin = ?3 AND e.inc = ?4 AND e.seq = ?5))"
-                     " AND e.type NOT IN ('msg.edit', 'msg.delete') AND e.invalid IS NULL"
+                     " AND e.type NOT IN ('msg.edit', 'msg.delete', 'room.read')"
+                      " AND e.invalid IS NULL"
                      " ORDER BY e.hlc ASC, e.origin ASC, e.inc ASC, e.seq ASC LIMIT ?6",
     /* Unread: messages and encrypted photos from others (a photo has no messages row: the
      * server cannot read it, but people see it as a message). */
@@ -476,6 +509,79 @@ enum store_rc store_read_time(struct store *st, int64_t room, int64_t user_id, i
     return store_step_int(st, s, at, "read time"); /* min() of nothing is NULL, read as 0 */
 }
 
+/* ---- read keys (shared rooms) ---- */
+
+static enum store_rc step_key(struct store *st, sqlite3_stmt *s, struct store_order_key *out,
+                              const char *what)
+{
+    int rc = sqlite3_step(s);
+    enum store_rc r = STORE_OK;
+    memset(out, 0, sizeof *out);
+    if (rc == SQLITE_ROW) {
+        out->hlc = sqlite3_column_int64(s, 0);
+        store_copy_text(out->origin, sizeof out->origin, s, 1);
+        out->inc = sqlite3_column_int64(s, 2);
+        out->seq = sqlite3_column_int64(s, 3);
+    } else if (rc == SQLITE_DONE) {
+        r = STORE_NOT_FOUND;
+    } else {
+        r = store_fail(st, what);
+    }
+    store_finish(s);
+    return r;
+}
+
+enum store_rc store_event_key_at(struct store *st, int64_t room, int64_t pos,
+                                 struct store_order_key *out)
+{
+    sqlite3_stmt *s = stmt(st, T_EVENT_KEY_AT);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_int64(s, 2, pos);
+    return step_key(st, s, out, "event key");
+}
+
+static void bind_key(sqlite3_stmt *s, int first, const struct store_order_key *k)
+{
+    sqlite3_bind_int64(s, first, k->hlc);
+    sqlite3_bind_text(s, first + 1, k->origin, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, first + 2, k->inc);
+    sqlite3_bind_int64(s, first + 3, k->seq);
+}
+
+enum store_rc store_member_read_key(struct store *st, int64_t room, int64_t user_id,
+                                    const struct store_order_key *k, bool *moved)
+{
+    sqlite3_stmt *s = stmt(st, T_MEMBER_KEY_SET);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_int64(s, 2, user_id);
+    bind_key(s, 3, k);
+    enum store_rc rc = store_step_done(st, s, "read key");
+    *moved = rc == STORE_OK && sqlite3_changes(st->db) > 0;
+    return rc;
+}
+
+enum store_rc store_member_read_key_get(struct store *st, int64_t room, int64_t user_id,
+                                        struct store_order_key *out)
+{
+    sqlite3_stmt *s = stmt(st, T_MEMBER_KEY_GET);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_int64(s, 2, user_id);
+    return step_key(st, s, out, "read key");
+}
+
+enum store_rc store_read_count_event(struct store *st, const struct store_event *e, int64_t *out)
+{
+    if (!e->shared)
+        return store_read_count(st, e->room, e->pos, e->sender, out);
+    sqlite3_stmt *s = stmt(st, T_READ_COUNT_KEY);
+    sqlite3_bind_int64(s, 1, e->room);
+    sqlite3_bind_int64(s, 2, e->sender);
+    struct store_order_key k = {.hlc = e->hlc, .inc = e->inc, .seq = e->seq};
+    snprintf(k.origin, sizeof k.origin, "%s", e->origin);
+    bind_key(s, 3, &k);
+    return store_step_int(st, s, out, "read count");
+}
+
 /* ---- event logs ---- */
 
 enum store_rc store_log_head(struct store *st, int64_t room, const char *origin, int64_t inc,
@@ -599,7 +705,8 @@ static int read_event(sqlite3_stmt *s, int col, struct store_event *e)
     e->received_at = sqlite3_column_int64(s, col + 13);
     e->invalid = (const char *)sqlite3_column_text(s, col + 14);
     e->late = sqlite3_column_int(s, col + 15) != 0;
-    return col + 16;
+    e->shared = sqlite3_column_int(s, col + 16) != 0;
+    return col + 17;
 }
 
 static enum store_rc walk_events(struct store *st, sqlite3_stmt *s, store_event_fn fn, void *ctx,
@@ -757,10 +864,22 @@ enum store_rc store_message_delete(struct store *st, int64_t pos, int64_t at, in
 enum store_rc store_history(struct store *st, int64_t room, int64_t before, int64_t after,
                             int limit, store_history_fn fn, void *ctx)
 {
-    sqlite3_stmt *a = stmt(st, before > 0 ? T_HIST_ANCHOR_BEFORE : T_HIST_ANCHOR_AFTER);
+    struct store_room rm;
+    bool shared = store_room_get_by_id(st, room, &rm) == STORE_OK && rm.authority[0];
+    int64_t at = before > 0 ? before : after;
+    sqlite3_stmt *a = stmt(st, shared       ? T_HIST_EXACT
+                               : before > 0 ? T_HIST_ANCHOR_BEFORE
+                                            : T_HIST_ANCHOR_AFTER);
     sqlite3_bind_int64(a, 1, room);
-    sqlite3_bind_int64(a, 2, before > 0 ? before : after);
+    sqlite3_bind_int64(a, 2, at);
     int rc = sqlite3_step(a);
+    if (shared && rc == SQLITE_DONE) {
+        store_finish(a);
+        a = stmt(st, before > 0 ? T_HIST_KEY_BEFORE : T_HIST_KEY_AFTER);
+        sqlite3_bind_int64(a, 1, room);
+        sqlite3_bind_int64(a, 2, at);
+        rc = sqlite3_step(a);
+    }
     if (rc != SQLITE_ROW) {
         store_finish(a);
         return rc == SQLITE_DONE ? STORE_OK : store_fail(st, "history anchor");

@@ -208,10 +208,10 @@ static void mark_users(struct scene *sc, int r, int *nids)
 /* T6: three servers share a room and everyone sends; B's backup is taken while everyone sends;
  * B's users (and everyone's) write on past it; once B's peers hold what B wrote, B is lost
  * (SIGKILL) while the others go on, its data directory is restored from the backup and it
- * starts again, in incarnation 2; everyone sends more. All agree; nothing is forked anywhere;
+ * starts again, in a new incarnation; everyone sends more. All agree; nothing is forked anywhere;
  * every acknowledged write is on every server exactly once, including what B wrote after the
  * backup (its older incarnation's tail, taken back from its peers); what B's users write after
- * the restore is in B/2. */
+ * the restore is in B's new incarnation. */
 Test(fed_restore, t6_restore_from_an_old_backup_never_forks)
 {
     struct scene *sc = &the_scene;
@@ -255,7 +255,7 @@ Test(fed_restore, t6_restore_from_an_old_backup_never_forks)
     scene_phase_start(sc, &ph, others, m, &stop);
     long long t0 = scene_now_ms();
     long long inc = fednet_restore(&sc->net, B, "old");
-    cr_assert_eq(inc, 2, "the first restore starts incarnation 2: %lld", inc);
+    cr_assert_gt(inc, 1, "the first restore starts a new incarnation: %lld", inc);
     long long restored = scene_now_ms() - t0;
     atomic_store_explicit(&stop, true, memory_order_release);
     scene_phase_join(&ph);
@@ -285,7 +285,7 @@ Test(fed_restore, t6_restore_from_an_old_backup_never_forks)
 /* T6, the oldest backup: B's backup is older than the shared room itself (taken before the
  * room was created). Restored, B holds no trace of the room; it takes the room back from its
  * peers, with its own older log (its users' invitations among them) read-only, and its users
- * write on in B/2. */
+ * write on in its new incarnation. */
 Test(fed_restore, t6_a_backup_older_than_the_room_brings_the_room_back)
 {
     struct scene *sc = &the_scene;
@@ -307,7 +307,7 @@ Test(fed_restore, t6_a_backup_older_than_the_room_brings_the_room_back)
     cr_assert_not(backup.room_present, "the backup predates the room");
 
     long long inc = fednet_restore(&sc->net, B, "before-the-room");
-    cr_assert_eq(inc, 2, "the first restore starts incarnation 2: %lld", inc);
+    cr_assert_gt(inc, 1, "the first restore starts a new incarnation: %lld", inc);
     fednet_wait_links(&sc->net, 90000);
     long long t0 = scene_now_ms();
     scene_converge(sc, "the room back on B, with no new writes");
@@ -324,16 +324,14 @@ Test(fed_restore, t6_a_backup_older_than_the_room_brings_the_room_back)
     assert_no_forks(sc);
 }
 
-/* T6, restored twice from one backup: B is restored from its backup, writes in B/2, is lost
+/* T6, restored twice from one backup: B is restored from its backup, writes in its new incarnation, is lost
  * again and restored from the same backup (an administrator who has only that one). The
- * second restore must not start B/2 again: its peers hold B/2 already, and B writing B/2 seq 1
+ * second restore must not start that incarnation again: its peers hold it already, and B writing its seq 1
  * anew would be a fork.
- *
- * DISABLED: it fails today. `kizunad restore` sets the incarnation to the backup's plus one
- * (server/main.c, cmd_restore), so both restores give incarnation 2; B then refuses its peers'
- * B/2 events (fed_own_incarnation) and its peers log fed_fork for every B/2 seq B writes again
- * and quarantine B/2 above the first: the servers never agree again. Enable it with the fix. */
-Test(fed_restore, t6_restored_twice_from_one_backup_never_reuses_an_incarnation, .disabled = true)
+ * (Before restores took their time as the incarnation, both gave incarnation 2: B refused its
+ * peers' B/2 events, its peers logged a fork for every B/2 seq it wrote again, and the servers
+ * never agreed again.) */
+Test(fed_restore, t6_restored_twice_from_one_backup_never_reuses_an_incarnation)
 {
     struct scene *sc = &the_scene;
     scene_setup(sc, "T6-twice", 3, 0);
@@ -441,7 +439,7 @@ Test(fed_restore, done_when_the_cut_town_a_kill_and_an_old_restore_end_in_one_co
     scene_phase_start(sc, &ph, scene_all(sc) & ~(1u << SUPPORT), 1, &stop);
     scene_sleep_ms(scene_rng_range(&rng, 0, 200));
     long long inc = fednet_restore(&sc->net, SUPPORT, "an-hour-ago");
-    cr_assert_eq(inc, 2, "the first restore starts incarnation 2: %lld", inc);
+    cr_assert_gt(inc, 1, "the first restore starts a new incarnation: %lld", inc);
     scene_sleep_ms(scene_rng_range(&rng, 200, 600));
     atomic_store_explicit(&stop, true, memory_order_release);
     scene_phase_join(&ph);
