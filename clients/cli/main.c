@@ -58,7 +58,8 @@ static const char usage[] =
     "  admin user reset-password LOGIN\n"
     "\n"
     "  rooms [--archived]             your rooms, unread counts and last messages\n"
-    "  room create NAME [--members a,b] [--topic TEXT] [--history shared|joined] [--yes]\n"
+    "  room create NAME [--members a,b] [--topic TEXT] [--history shared|joined]\n"
+    "              [--servers ID,ID] [--yes]\n"
     "                                 --yes: a second room with the name of one of yours\n"
     "  room invite ROOM USER | room remove ROOM USER   (room admins)\n"
     "  room leave ROOM | room members ROOM\n"
@@ -444,7 +445,8 @@ static const struct cli_command commands[] = {
      "admin audit [--action A] [--actor L] [--target T] [--limit N] [--csv]"},
     {"rooms", cmd_rooms, 0, 1, true, "rooms [--archived]"},
     {"room create", cmd_room_create, 1, -1, true,
-     "room create NAME [--members a,b] [--topic TEXT] [--history shared|joined] [--yes]"},
+     "room create NAME [--members a,b] [--topic TEXT] [--history shared|joined] [--servers ID,ID]"
+     " [--yes]"},
     {"room invite", cmd_room_invite, 2, 2, true, "room invite ROOM USER"},
     {"room remove", cmd_room_remove, 2, 2, true, "room remove ROOM USER"},
     {"room leave", cmd_room_leave, 1, 1, true, "room leave ROOM"},

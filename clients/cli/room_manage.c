@@ -124,10 +124,11 @@ static int export_room(const char *want, const char *path)
     return rc;
 }
 
-/* `room create NAME [--members a,b] [--topic TEXT] [--history shared|joined] [--yes]` */
+/* `room create NAME [--members a,b] [--topic TEXT] [--history shared|joined]
+ * [--servers ID,ID] [--yes]`: with --servers, a room shared with those peer servers. */
 int cmd_room_create(int argc, char **argv)
 {
-    const char *name = NULL, *members = NULL, *topic = NULL, *history = NULL;
+    const char *name = NULL, *members = NULL, *topic = NULL, *history = NULL, *servers = NULL;
     bool yes = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--yes") == 0 || strcmp(argv[i], "-y") == 0)
@@ -138,6 +139,8 @@ int cmd_room_create(int argc, char **argv)
             topic = argv[++i];
         else if (strcmp(argv[i], "--history") == 0 && i + 1 < argc)
             history = argv[++i];
+        else if (strcmp(argv[i], "--servers") == 0 && i + 1 < argc)
+            servers = argv[++i];
         else if (!name)
             name = argv[i];
         else
@@ -153,6 +156,8 @@ int cmd_room_create(int argc, char **argv)
         cJSON_AddStringToObject(args, "topic", topic);
     if (members)
         cJSON_AddItemToObject(args, "members", split_logins(members));
+    if (servers) /* server ids are split like logins: comma-separated */
+        cJSON_AddItemToObject(args, "servers", split_logins(servers));
     cJSON *reply = NULL;
     int rc = create_room(args, yes, &reply);
     if (rc == EXIT_OK && !json_out)

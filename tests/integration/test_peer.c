@@ -632,4 +632,21 @@ Test(peer, replication_state_and_where_a_room_lives)
     cr_assert_eq(KZ("room", "servers", local, "--pos", "x"), 2, "a usage mistake: %s", out);
     cr_assert_eq(KZ("--json", "room", "servers", local, "--pos", pos), 1, "%s", out);
     refused(out, "not_found", "no event");
+
+    /* `room create --servers`: a shared room from the CLI; a server that is not a peer is
+     * refused and nothing is created. */
+    cr_assert_eq(KZ("--json", "room", "create", "対口支援", "--servers", peer.id), 0, "%s", out);
+    r = cJSON_Parse(out);
+    cr_assert_not_null(r, "%s", out);
+    char cli_room[64];
+    snprintf(cli_room, sizeof cli_room, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    cJSON_Delete(r);
+    cr_assert_eq(KZ("room", "servers", cli_room), 0, "%s", out);
+    cr_assert(strstr(out, "shared room, authority jp-38-ehime-pref; 2 servers"), "%s", out);
+    cr_assert_eq(KZ("--json", "room", "create", "どこか", "--servers", "jp-99-nowhere"), 1, "%s",
+                 out);
+    refused(out, "not_found", "is not a peer server of this one");
+    cr_assert_eq(KZ("--json", "rooms"), 0, "%s", out);
+    cr_assert_null(strstr(out, "どこか"), "nothing was created: %s", out);
 }
