@@ -188,6 +188,9 @@ static const struct cfg_entry table[] = {
     INT(federation_unacked_bytes, 65536, 1LL << 30, 4 << 20,
         "bytes of events sent to one peer and not yet acknowledged; replication to it waits "
         "above this"),
+    INT(federation_pending_bytes, 0, 1LL << 30, 8 << 20,
+        "bytes of batches that arrived ahead of their log (reordered) kept until the batch before "
+        "them comes; beyond it they are dropped and asked for again (0: none kept)"),
     INT(federation_summary_s, 5, 86400, 120,
         "a link's summary of shared rooms is sent again after this many seconds, at the "
         "peer's next frame, besides at every connect"),

@@ -152,6 +152,14 @@ void srv_fed_ack(struct srv *s, const char *peer, const char *room_id, const cha
  * they lack. */
 void srv_fed_after_commit(struct srv *s, bool ok);
 struct srv_fed_counters *srv_fed_counters_mut(struct srv *s);
+/* A batch of (room, origin, inc) from first on, arrived before the batch before it: kept (a
+ * copy of frame) until that one is taken; false if federation_pending_bytes is full. */
+bool srv_fed_pending_put(struct srv *s, const char *peer, const cJSON *frame, const char *room,
+                         const char *origin, int64_t inc, int64_t first);
+/* A kept batch of that log that now follows head, removed from the pending area (the caller
+ * owns it; *peer: who sent it), or NULL. */
+cJSON *srv_fed_pending_take(struct srv *s, const char *room, const char *origin, int64_t inc,
+                            int64_t head, const char **peer);
 /* fed_receive.c: one events frame from peer (docs/protocol.md). -1: the frame is malformed. */
 int srv_fed_events_in(struct srv *s, const char *peer, const cJSON *j, char *why, size_t n);
 void srv_fed_free(struct srv *s);

@@ -113,6 +113,9 @@ static const char *fed_valid(struct srv *s, const struct store_room *r,
         return "the sender is not a member of the room";
     if (!strcmp(type, "msg") && !cstr(content, "body"))
         return "a message has a body";
+    /* A read marker (event_apply.c): the key of the last event read, in the room's order. */
+    if (!strcmp(type, "room.read") && !srv_read_key_from_json(content, NULL))
+        return "a read marker is [hlc, origin, inc, seq]";
     if (!strcmp(type, "msg.edit") || !strcmp(type, "msg.delete")) {
         const char *target = cstr(content, "target");
         int64_t pos;
@@ -302,7 +305,37 @@ out:
     return e;
 }
 
+static int events_in(struct srv *s, const char *peer, const cJSON *j, char *why, size_t n,
+                     bool from_pending);
+
 int srv_fed_events_in(struct srv *s, const char *peer, const cJSON *j, char *why, size_t n)
+{
+    int rc = events_in(s, peer, j, why, n, false);
+    const char *room_id = jstr(j, "room"), *origin = jstr(j, "origin");
+    const cJSON *inc = cJSON_GetObjectItemCaseSensitive(j, "inc");
+    struct store_room r;
+    if (rc || !room_id || !origin || !cJSON_IsNumber(inc) ||
+        store_room_get(s->store, room_id, &r) != STORE_OK)
+        return rc;
+    /* Batches of this log that came early and now follow what it holds. */
+    for (;;) {
+        int64_t head = 0;
+        char head_id[STORE_ROOM_ID_MAX + 1];
+        const char *from = NULL;
+        store_log_head(s->store, r.id, origin, (int64_t)inc->valuedouble, &head, head_id);
+        cJSON *next =
+            srv_fed_pending_take(s, room_id, origin, (int64_t)inc->valuedouble, head, &from);
+        if (!next)
+            break;
+        char ignored[160];
+        events_in(s, from, next, ignored, sizeof ignored, true);
+        cJSON_Delete(next);
+    }
+    return 0;
+}
+
+static int events_in(struct srv *s, const char *peer, const cJSON *j, char *why, size_t n,
+                     bool from_pending)
 {
     const char *room_id = jstr(j, "room"), *origin = jstr(j, "origin");
     const cJSON *inc_j = cJSON_GetObjectItemCaseSensitive(j, "inc");
@@ -381,6 +414,7 @@ int srv_fed_events_in(struct srv *s, const char *peer, const cJSON *j, char *why
         return 0;
     int ntook = 0, dups = 0;
     bool gap = false;
+    int64_t gap_seq = 0;
     const cJSON *item;
     int64_t now = kz_now_ms();
     cJSON_ArrayForEach(item, events)
@@ -476,6 +510,7 @@ int srv_fed_events_in(struct srv *s, const char *peer, const cJSON *j, char *why
             kz_event_log_check(&log, payload, t.len, t.sig, t.sig_len, pk, NULL, id);
         if (v == KZ_EVENT_GAP) {
             gap = true;
+            gap_seq = h.seq;
             break;
         }
         if (v != KZ_EVENT_OK) {
@@ -521,6 +556,11 @@ int srv_fed_events_in(struct srv *s, const char *peer, const cJSON *j, char *why
     }
     free(took);
     if (creating && new_head == 0)
+        return 0;
+    /* A batch that came ahead of the one before it waits for it (frames reordered on the way);
+     * without room, or if it came from the pending area already, it is asked for again. */
+    if (gap && !ntook && !dups && !from_pending &&
+        srv_fed_pending_put(s, peer, j, room_id, origin, inc, gap_seq))
         return 0;
     if (gap || tail)
         srv_fed_ack(s, peer, room_id, origin, inc, new_head, true, true);

@@ -70,10 +70,25 @@ struct fs_held {
     struct fs_held *next;
 };
 
+/* A batch that arrived ahead of its log (a reordered frame): it waits for the batch before it
+ * (srv_fed_pending_*), within federation_pending_bytes. */
+struct fs_pending {
+    const char *peer; /* its fs_peer's id */
+    char room[KZ_EVENT_ID_CHARS];
+    char origin[STORE_SERVER_ID_MAX + 1];
+    int64_t inc, first;
+    int64_t at;
+    char *frame; /* the events frame, as JSON text */
+    size_t len;
+    struct fs_pending *next;
+};
+
 struct fed_sync {
     struct fs_peer *peers;
     struct fs_held *held, *held_tail;
     struct srv_fed_counters n;
+    struct fs_pending *pending;
+    int64_t pending_bytes;
 };
 
 static struct fed_sync *fs_of(struct srv *s)
@@ -781,6 +796,74 @@ void srv_fed_ack(struct srv *s, const char *peer, const char *room_id, const cha
     state_frame(s, peer, want ? "want" : "ack", room_id, origin, inc, seq, want && retry);
 }
 
+#define PENDING_MAX_AGE_MS 60000 /* a gap not filled by then was lost: the summary repairs it */
+
+static void pending_free(struct fed_sync *fs, struct fs_pending **link)
+{
+    struct fs_pending *x = *link;
+    *link = x->next;
+    fs->pending_bytes -= (int64_t)x->len;
+    free(x->frame);
+    free(x);
+}
+
+bool srv_fed_pending_put(struct srv *s, const char *peer, const cJSON *frame, const char *room,
+                         const char *origin, int64_t inc, int64_t first)
+{
+    struct fed_sync *fs = fs_of(s);
+    struct fs_peer *p = peer_get(s, peer);
+    if (!fs || !p)
+        return false;
+    int64_t now = kz_now_ms();
+    for (struct fs_pending **l = &fs->pending; *l;) {
+        struct fs_pending *x = *l;
+        if (now - x->at > PENDING_MAX_AGE_MS)
+            pending_free(fs, l);
+        else if (x->inc == inc && x->first == first && !strcmp(x->room, room) &&
+                 !strcmp(x->origin, origin))
+            return true; /* held already (a duplicated frame) */
+        else
+            l = &x->next;
+    }
+    char *text = cJSON_PrintUnformatted(frame);
+    size_t len = text ? strlen(text) : 0;
+    struct fs_pending *x = text ? calloc(1, sizeof *x) : NULL;
+    if (!x || fs->pending_bytes + (int64_t)len > s->cfg->federation_pending_bytes) {
+        free(text);
+        free(x);
+        return false;
+    }
+    *x = (struct fs_pending){.peer = p->id,
+                             .inc = inc,
+                             .first = first,
+                             .at = now,
+                             .frame = text,
+                             .len = len,
+                             .next = fs->pending};
+    snprintf(x->room, sizeof x->room, "%s", room);
+    snprintf(x->origin, sizeof x->origin, "%s", origin);
+    fs->pending = x;
+    fs->pending_bytes += (int64_t)len;
+    return true;
+}
+
+cJSON *srv_fed_pending_take(struct srv *s, const char *room, const char *origin, int64_t inc,
+                            int64_t head, const char **peer)
+{
+    struct fed_sync *fs = s->fed;
+    for (struct fs_pending **l = fs ? &fs->pending : NULL; l && *l; l = &(*l)->next) {
+        struct fs_pending *x = *l;
+        if (x->inc != inc || x->first > head + 1 || strcmp(x->room, room) ||
+            strcmp(x->origin, origin))
+            continue;
+        cJSON *j = cJSON_ParseWithLength(x->frame, x->len);
+        *peer = x->peer;
+        pending_free(fs, l);
+        return j;
+    }
+    return NULL;
+}
+
 void srv_fed_counters(struct srv *s, struct srv_fed_counters *out)
 {
     struct fed_sync *fs = s->fed;
@@ -814,6 +897,8 @@ void srv_fed_free(struct srv *s)
     if (!fs)
         return;
     srv_fed_after_commit(s, false);
+    while (fs->pending)
+        pending_free(fs, &fs->pending);
     struct fs_peer *p = fs->peers;
     while (p) {
         struct fs_peer *next = p->next;

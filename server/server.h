@@ -100,6 +100,7 @@ struct kz_config {
     long long federation_batch_events;
     long long federation_unacked_bytes;
     long long federation_summary_s;
+    long long federation_pending_bytes; /* batches that arrived early, waiting (fed_sync.c) */
     long long sync_page_max;
     long long history_page_max;
     long long read_push_interval_ms;
