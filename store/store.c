@@ -388,7 +388,10 @@ static const char *const migrations[] = {
      * room_servers: a shared room's member servers as its authority's log says. fed_cursors:
      * how far each peer has acknowledged each log (the outbound queue is the log itself).
      * fed_forks: two events for one (room, origin, inc, seq), kept as evidence; the log is
-     * quarantined above the fork. Columns come from column_adds. */
+     * quarantined above the fork. room_members.read_hlc, read_origin, read_inc, read_seq: in a
+     * shared room, the room-order key (hlc, origin, inc, seq) of the last event the member has
+     * read, the same on every server (NULL: none), so read counts agree everywhere. Columns
+     * come from column_adds. */
     ("CREATE TABLE IF NOT EXISTS room_servers ("
      "  room INTEGER NOT NULL REFERENCES rooms(id),"
      "  server_id TEXT NOT NULL,"
@@ -435,6 +438,10 @@ static const struct {
     {16, "events", "received_at", "INTEGER"},
     {16, "events", "invalid", "TEXT"},
     {16, "events", "late", "INTEGER"},
+    {16, "room_members", "read_hlc", "INTEGER"},
+    {16, "room_members", "read_origin", "TEXT"},
+    {16, "room_members", "read_inc", "INTEGER"},
+    {16, "room_members", "read_seq", "INTEGER"},
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

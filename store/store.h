@@ -374,6 +374,7 @@ struct store_event {
     bool late;           /* ... after an event that sorts after it (placed where it belongs) */
     const char *invalid; /* why a received event changes nothing (NULL: it is valid); reads
                           * give it for the callback's duration only */
+    bool shared;         /* reads: its room is a shared one (rooms.authority is set) */
     const void *payload;
     size_t payload_len;
     const void *sig;
@@ -431,6 +432,29 @@ enum store_rc store_member_read(struct store *st, int64_t room, int64_t user_id,
  * read it stays true). */
 enum store_rc store_read_count(struct store *st, int64_t room, int64_t pos, int64_t sender,
                                int64_t *out);
+/* A place in a room's order, (hlc, origin, inc, seq): the same on every server that holds the
+ * event. In a shared room a read marker is the key of the last event read (issue 17, item 7),
+ * because a position means nothing on another server. */
+struct store_order_key {
+    int64_t hlc;
+    char origin[STORE_ORIGIN_MAX + 1];
+    int64_t inc, seq;
+};
+/* The key of the room's event at pos or, if pos is none of the room's, of its event with the
+ * greatest position below it; STORE_NOT_FOUND if there is none. */
+enum store_rc store_event_key_at(struct store *st, int64_t room, int64_t pos,
+                                 struct store_order_key *out);
+/* Moves a member's read key forward to k (never back): *moved tells whether it moved. A user
+ * who is no member row: STORE_OK, not moved. */
+enum store_rc store_member_read_key(struct store *st, int64_t room, int64_t user_id,
+                                    const struct store_order_key *k, bool *moved);
+/* A member's read key; STORE_NOT_FOUND if it has none. */
+enum store_rc store_member_read_key_get(struct store *st, int64_t room, int64_t user_id,
+                                        struct store_order_key *out);
+/* The read count of event e as a reader sees it (e from a read: its room, position, key,
+ * sender and whether the room is shared): in a room of this server, store_read_count; in a
+ * shared room, current members other than the sender whose read key is at or past e's. */
+enum store_rc store_read_count_event(struct store *st, const struct store_event *e, int64_t *out);
 /* When a user's marker first reached pos (0 if it has not). */
 enum store_rc store_read_time(struct store *st, int64_t room, int64_t user_id, int64_t pos,
                               int64_t *at);

@@ -67,7 +67,7 @@ _Static_assert(T_COUNT <= STORE_TALK_STMTS, "raise STORE_TALK_STMTS");
     " m.read_pos, m.read_at"
 #define EVENT_COLS                                                                                 \
     "e.pos, e.room, r.room_id, e.origin, e.inc, e.seq, e.event_id, e.type,"                        \
-    " e.sender, e.ts, e.payload, e.sig, e.hlc, e.received_at, e.invalid, e.late,"                   \
+    " e.sender, e.ts, e.payload, e.sig, e.hlc, e.received_at, e.invalid, e.late,"                  \
     " r.authority IS NOT NULL"
 #define MSG_COLS "m.pos, m.room, m.sender, m.body, m.ts, m.edited_at, m.deleted, m.deleted_by"
 #define MY_ROOMS "SELECT room FROM room_members WHERE user_id = ?2 AND left_pos IS NULL"
@@ -176,7 +176,7 @@ static const char *const talk_sql[T_COUNT] = {
                      " WHERE e.room = ?1 AND ((e.hlc, e.origin, e.inc, e.seq) > (?2, ?3, ?4, ?5)"
                      " OR (?7 AND e.hlc = ?2 AND e.origin = ?3 AND e.inc = ?4 AND e.seq = ?5))"
                      " AND e.type NOT IN ('msg.edit', 'msg.delete', 'room.read')"
-                      " AND e.invalid IS NULL"
+                     " AND e.invalid IS NULL"
                      " ORDER BY e.hlc ASC, e.origin ASC, e.inc ASC, e.seq ASC LIMIT ?6",
     /* Unread: messages and encrypted photos from others (a photo has no messages row: the
      * server cannot read it, but people see it as a message). */
