@@ -739,6 +739,8 @@ static struct fs_stream *stream_of(struct srv *s, struct fs_peer *p, const cJSON
     char head_id[STORE_ROOM_ID_MAX + 1];
     if (store_log_head(s->store, r.id, origin, inc, &head, head_id) != STORE_OK)
         return NULL;
+    if (*seq > head) /* no one holds from this server more than it has: a confused peer */
+        *seq = head;
     return stream_get(s, p, r.id, origin, inc);
 }
 
