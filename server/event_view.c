@@ -30,6 +30,26 @@ static void add_user_name(struct srv *s, cJSON *o, const char *key, int64_t user
         cJSON_AddStringToObject(o, key, cached_name);
 }
 
+/* The name people know another server by (its peer name, else its id), for events made there:
+ * a one-entry cache, as for user names, since a page is mostly one server after another. The
+ * result is valid until the next call. */
+static const char *server_name(struct srv *s, const char *origin)
+{
+    static struct srv *cached_srv;
+    static char cached_id[STORE_SERVER_ID_MAX + 1], cached_name[STORE_NAME_MAX + 1];
+    static int64_t cached_at;
+    int64_t now = kz_now_ms();
+    if (cached_srv != s || strcmp(cached_id, origin) != 0 || now - cached_at > 1000) {
+        struct store_peer p;
+        cached_srv = s;
+        cached_at = now;
+        snprintf(cached_id, sizeof cached_id, "%s", origin);
+        snprintf(cached_name, sizeof cached_name, "%s",
+                 store_peer_get(s->store, origin, &p) == STORE_OK && p.name[0] ? p.name : origin);
+    }
+    return cached_name;
+}
+
 static cJSON *event_view(struct srv *s, const struct store_event *e, const struct store_message *m,
                          const char *sender_name)
 {
@@ -46,10 +66,13 @@ static cJSON *event_view(struct srv *s, const struct store_event *e, const struc
     cJSON_AddNumberToObject(o, "ts", (double)e->ts);
     const cJSON *sender = cJSON_GetObjectItemCaseSensitive(p, "sender");
     if (cJSON_IsString(sender) && strcmp(e->origin, s->origin) != 0) {
-        /* A user of another server is login@server everywhere (store_actor_get). */
+        /* A user of another server is login@server everywhere (store_actor_get), shown with
+         * the name of that server's municipality. */
         char who[STORE_LOGIN_MAX + 1];
         snprintf(who, sizeof who, "%s@%s", sender->valuestring, e->origin);
         cJSON_AddStringToObject(o, "sender", who);
+        cJSON_AddStringToObject(o, "server", e->origin);
+        cJSON_AddStringToObject(o, "server_name", server_name(s, e->origin));
     } else if (cJSON_IsString(sender)) {
         cJSON_AddStringToObject(o, "sender", sender->valuestring);
     }
@@ -140,6 +163,12 @@ struct kz_frame *srv_event_frame_new(struct srv *s, const struct store_event *e,
     kz_json_str(&j, sender_login);
     kz_json_key(&j, "sender_name");
     kz_json_str(&j, sender_name);
+    if (e->received_at && strcmp(e->origin, s->origin) != 0) {
+        kz_json_key(&j, "server");
+        kz_json_str(&j, e->origin);
+        kz_json_key(&j, "server_name");
+        kz_json_str(&j, server_name(s, e->origin));
+    }
     if (e->received_at) { /* made on another server (fed_receive.c) */
         kz_json_key(&j, "received_at");
         kz_json_int(&j, e->received_at);

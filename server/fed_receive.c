@@ -188,7 +188,12 @@ static enum kz_err take_one(struct srv *s, struct store_room *r, const struct ta
             name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "name"));
     }
     int64_t actor = actor_of(s, &h, h.sender, name, now);
-    const char *invalid = fed_valid(s, r, &h, content, actor, now);
+    /* The room's creation, taken with the room (take_room): the one room.create that is valid. */
+    char rid[KZ_EVENT_ID_CHARS];
+    bool creation = !strcmp(h.type, "room.create") && h.seq == 1 &&
+                    !strcmp(h.origin, r->authority) &&
+                    (kz_event_room_id(t->payload, t->len, rid), !strcmp(rid, r->room_id));
+    const char *invalid = creation ? NULL : fed_valid(s, r, &h, content, actor, now);
     bool late = false;
     srv_room_hlc_seen(s, r->id, h.hlc, &late);
     struct store_event ev = {.room = r->id,

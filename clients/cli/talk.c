@@ -46,6 +46,14 @@ static bool parse_pos(const char *s, long long *out)
 static int resolve_in(struct kzc *c, const char *want, bool archived, char room_id[ROOM_ID_MAX],
                       char *name, size_t namelen);
 
+/* Whether want is a whole room id: 43 characters of base64url. */
+static bool full_room_id(const char *want)
+{
+    size_t n = strlen(want);
+    return n == 43 && strspn(want, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                   "0123456789-_") == n;
+}
+
 int resolve_room(struct kzc *c, const char *want, char room_id[ROOM_ID_MAX], char *name,
                  size_t namelen)
 {
@@ -53,6 +61,14 @@ int resolve_room(struct kzc *c, const char *want, char room_id[ROOM_ID_MAX], cha
     int rc = resolve_in(c, want, false, room_id, name, namelen);
     if (rc == RESOLVE_NONE)
         rc = resolve_in(c, want, true, room_id, name, namelen);
+    if (rc == RESOLVE_NONE && full_room_id(want)) {
+        /* A room the caller is not in yet, named by its whole id: a shared room that came from
+         * another server, which an admin adds this server's users to (the server decides). */
+        snprintf(room_id, ROOM_ID_MAX, "%s", want);
+        if (name && namelen)
+            snprintf(name, namelen, "%s", want);
+        return EXIT_OK;
+    }
     if (rc == RESOLVE_NONE) {
         fprintf(stderr, "kizuna: not_found: you have no room called '%s' (see kizuna rooms)\n",
                 want);
@@ -145,10 +161,33 @@ int cli_room_call(const char *want, const char *op, cJSON *args, cJSON **reply_o
 
 /* ---- printing events ---- */
 
+/* The sender as people know them: a user of another server with its municipality's name. The
+ * result is valid until the next call. */
 static const char *who(const cJSON *ev)
 {
+    static char buf[512];
     const char *name = cli_str(ev, "sender_name", NULL);
-    return *name ? name : cli_str(ev, "sender", NULL);
+    if (!*name)
+        name = cli_str(ev, "sender", NULL);
+    const char *server = cli_str(ev, "server_name", NULL);
+    if (!*server)
+        return name;
+    snprintf(buf, sizeof buf, "%s (%s)", name, server);
+    return buf;
+}
+
+/* The user a member event is about: in a room shared with other servers, the name its server
+ * gave and the server's municipality when it is another server's user. */
+static const char *member_of(const cJSON *ev, const cJSON *content)
+{
+    static char buf[512];
+    const char *user = cli_str(content, "user", NULL), *name = cli_str(content, "name", NULL);
+    const char *server = cli_str(ev, "server_name", NULL);
+    if (!*server && !*name)
+        return user;
+    snprintf(buf, sizeof buf, "%s%s%s%s", *name ? name : user, *server ? " (" : "", server,
+             *server ? ")" : "");
+    return buf;
 }
 
 /* A room.update says what it set (`changed`): a new topic does not read as a rename. Events
@@ -259,7 +298,7 @@ static void print_event(const cJSON *ev, const char *label)
                                          : "unarchived the room");
     } else if (strcmp(type, "member") == 0) {
         const char *m = cli_str(content, "membership", NULL);
-        const char *user = cli_str(content, "user", NULL);
+        const char *user = member_of(ev, content);
         if (strcmp(m, "join") == 0)
             printf("%s#%lld %s * %s joined\n", prefix, pos, t, user);
         else if (strcmp(m, "leave") == 0)

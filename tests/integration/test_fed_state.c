@@ -211,6 +211,15 @@ Test(fed_state, room_servers_names_the_servers_and_who_acknowledged_a_message)
     snprintf(pw, sizeof pw, "%s" TEST_PW_SUFFIX, login);
     cr_assert(ws_open(&w, net->s[1].d.port));
     cr_assert(ws_login(&w, login, pw, NULL), "login %s", login);
+    /* Its history begins with the room's creation, made on the authority and shown as such. */
+    r = ws_callf(&w, "\"op\":\"history\",\"room\":\"%s\",\"after\":0,\"limit\":3", sc->room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    const cJSON *first = cJSON_GetArrayItem(item(r, "events"), 0);
+    cr_assert_not_null(first);
+    cr_assert_str_eq(str(first, "event"), "room.create", "the creation is shown, not invalid");
+    cr_assert_str_eq(str(first, "server"), sc->names[0]);
+    cr_assert_str_eq(str(first, "server_name"), sc->names[0], "no peer name: its id");
+    cJSON_Delete(r);
     r = ws_callf(&w, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"state #1\"", sc->room);
     cr_assert_str_eq(reply_code(r), "ok");
     long long pos = num(r, "pos");
