@@ -194,6 +194,9 @@ static const struct cfg_entry table[] = {
     INT(federation_summary_s, 5, 86400, 120,
         "a link's summary of shared rooms is sent again after this many seconds, at the "
         "peer's next frame, besides at every connect"),
+    INT(federation_read_publish_ms, 100, 600000, 2000,
+        "a local user's read marker in a shared room is published to the other servers (a "
+        "room.read event) at most this often, for the last position read"),
     INT(sync_page_max, 10, 10000, 500, "most events one sync reply carries"),
     INT(history_page_max, 10, 10000, 200, "most events one history reply carries"),
     INT(read_push_interval_ms, 10, 60000, 300,

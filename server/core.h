@@ -45,6 +45,15 @@ struct read_dirty {
     size_t nusers, capusers;
 };
 
+/* A local user's read key in a shared room, published as a room.read event at most every
+ * federation_read_publish_ms (event_deliver.c). Kept while one waits, or until that long after
+ * the last one: a few entries per active reader, never one per room and user ever read. */
+struct read_pub {
+    int64_t room, user_id;
+    int64_t published_at; /* ms: its last room.read (0: none yet) */
+    bool due;             /* the key moved since */
+};
+
 struct srv {
     const struct kz_config *cfg;
     struct store *store;
@@ -63,6 +72,8 @@ struct srv {
     size_t npushes, cappushes;
     struct read_dirty *dirty;
     size_t ndirty, capdirty;
+    struct read_pub *pubs;
+    size_t npubs, cappubs;
     bool tick_scheduled;
     char data_dir[4096]; /* blobs/ and uploads/ live here (blobs.c) */
     bool uploads_tidied; /* orphan staging files looked for since start */
@@ -120,6 +131,15 @@ void srv_room_hlc_free(struct srv *s);
 enum kz_err srv_event_apply(struct srv *s, const struct store_room *room,
                             const struct store_event *e, const cJSON *content, int64_t *also_user,
                             const char **why);
+/* event_apply.c: a room.read event's content, {"read": [hlc, "origin", inc, seq]}, as a key:
+ * false if it has another shape (out may be NULL, to check only). */
+bool srv_read_key_from_json(const cJSON *content, struct store_order_key *out);
+/* event_deliver.c: a local user's read key in a shared room moved: publish it (room.read) at
+ * the next read push that federation_read_publish_ms allows. */
+void srv_read_publish_later(struct srv *s, int64_t room, int64_t user_id);
+/* event_view.c: whether a frame made by srv_event_frame_new is of an event clients are not
+ * shown (room.read): it is queued for its checkpoint and replication, never pushed. */
+bool srv_event_frame_hidden(const struct kz_frame *f);
 /* event_deliver.c: queues an event of the open transaction (len: its payload's bytes; frame: a
  * reference the queue now owns) for its log's checkpoint with key sk and for delivery to the
  * room's members and also_user. -1 if out of memory (the frame stays the caller's). */
@@ -160,6 +180,9 @@ bool srv_fed_pending_put(struct srv *s, const char *peer, const cJSON *frame, co
  * owns it; *peer: who sent it), or NULL. */
 cJSON *srv_fed_pending_take(struct srv *s, const char *room, const char *origin, int64_t inc,
                             int64_t head, const char **peer);
+/* Whether peer's summaries on its current link named room_id, which this server does not hold:
+ * the peer says this server shares it (a server admitted after the room's creation). */
+bool srv_fed_offered(struct srv *s, const char *peer, const char *room_id);
 /* fed_receive.c: one events frame from peer (docs/protocol.md). -1: the frame is malformed. */
 int srv_fed_events_in(struct srv *s, const char *peer, const cJSON *j, char *why, size_t n);
 void srv_fed_free(struct srv *s);

@@ -1,6 +1,7 @@
 /* event_apply.c - applying room events to the state derived from the logs: message rows (text,
  * edits, deletions), memberships and roles, a room's name, topic and archiving, and read
- * markers.
+ * markers (a position here; in a shared room also the room-order key that room.read events
+ * carry between servers).
  *
  * Everything a change needs is in the event (its type, content, sender, position and time),
  * nothing in the call that caused it: a local op reaches this through srv_log_append
@@ -9,7 +10,9 @@
  * own (room.create inserts its room in event_log.c, because the room's id is the creation's
  * hash; notices and encrypted photos keep theirs in ops_notice.c and ops_e2ee.c). */
 #include "core.h"
+#include "event_format.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const char *content_str(const cJSON *content, const char *key)
@@ -101,6 +104,55 @@ static enum kz_err apply_role(struct srv *s, const struct store_event *e, const 
     return KZ_OK;
 }
 
+bool srv_read_key_from_json(const cJSON *content, struct store_order_key *out)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(content, "read");
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 4)
+        return false;
+    int64_t v[4] = {0};
+    for (int i = 0; i < 4; i++) {
+        const cJSON *x = cJSON_GetArrayItem(a, i);
+        if (i == 1) {
+            if (!cJSON_IsString(x) || strlen(x->valuestring) > STORE_ORIGIN_MAX)
+                return false;
+            continue;
+        }
+        /* Whole numbers JSON carries exactly (the event format's integers). */
+        if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > (double)KZ_EVENT_INT_MAX ||
+            x->valuedouble != (double)(int64_t)x->valuedouble)
+            return false;
+        v[i] = (int64_t)x->valuedouble;
+    }
+    if (out) {
+        out->hlc = v[0];
+        snprintf(out->origin, sizeof out->origin, "%s", cJSON_GetArrayItem(a, 1)->valuestring);
+        out->inc = v[2];
+        out->seq = v[3];
+    }
+    return true;
+}
+
+/* room.read: a member's read marker in a shared room as the room-order key of the last event
+ * read, the same on every server (issue 17, item 7). It moves forward only; the room's read
+ * counts are pushed again. The sender is the member (this server's user for its own events, a
+ * (server, login) actor for received ones, whose content fed_valid checked). A room.read in a
+ * room of this server alone changes nothing: none is ever made there. */
+static enum kz_err apply_read(struct srv *s, const struct store_room *room,
+                              const struct store_event *e, const cJSON *content, const char **why)
+{
+    struct store_order_key k;
+    bool moved = false;
+    if (!room->authority[0])
+        return KZ_OK;
+    if (!srv_read_key_from_json(content, &k))
+        return refused(why, "a read marker is [hlc, origin, inc, seq]");
+    if (store_member_read_key(s->store, e->room, e->sender, &k, &moved) != STORE_OK)
+        return refused(why, "cannot store the read marker");
+    if (moved) /* keys are no range of positions: the most recent messages' counts */
+        srv_read_changed(s, e->room, e->sender, 0, KZ_POS_MAX - 1);
+    return KZ_OK;
+}
+
 enum kz_err srv_event_apply(struct srv *s, const struct store_room *room,
                             const struct store_event *e, const cJSON *content, int64_t *also_user,
                             const char **why)
@@ -111,6 +163,8 @@ enum kz_err srv_event_apply(struct srv *s, const struct store_room *room,
         return apply_msg(s, e, content, why);
     if (strcmp(e->type, "msg.edit") == 0 || strcmp(e->type, "msg.delete") == 0)
         return apply_msg_change(s, e, content, strcmp(e->type, "msg.delete") == 0, why);
+    if (strcmp(e->type, "room.read") == 0)
+        return apply_read(s, room, e, content, why);
     if (strcmp(e->type, "member") == 0)
         return apply_member(s, room, e, content, also_user, why);
     if (strcmp(e->type, "member.role") == 0)
@@ -131,14 +185,32 @@ enum kz_err srv_event_apply(struct srv *s, const struct store_room *room,
     return KZ_OK;
 }
 
-enum kz_err srv_read_marker_apply(struct srv *s, int64_t room, int64_t user_id, int64_t pos,
-                                  int64_t at, bool *moved)
+enum kz_err srv_read_marker_apply(struct srv *s, const struct store_room *room, int64_t user_id,
+                                  int64_t pos, int64_t at, bool *moved)
 {
     int64_t old = 0;
     *moved = false;
-    if (store_member_read(s->store, room, user_id, pos, at, moved, &old) != STORE_OK)
+    if (store_member_read(s->store, room->id, user_id, pos, at, moved, &old) != STORE_OK)
         return KZ_INTERNAL;
-    if (*moved)
-        srv_read_changed(s, room, user_id, old, pos);
+    if (!room->authority[0]) {
+        if (*moved)
+            srv_read_changed(s, room->id, user_id, old, pos);
+        return KZ_OK;
+    }
+    /* A shared room: the key of the event at pos (or the room's last one below it). It moves
+     * on its own, forward only: positions follow arrival here, not the room's order, so a
+     * message read after another may sit at a lower position and still move the key; and a
+     * late event placed before the key is counted as read, on every server alike. */
+    struct store_order_key k;
+    bool key_moved = false;
+    enum store_rc rc = store_event_key_at(s->store, room->id, pos, &k);
+    if (rc == STORE_OK)
+        rc = store_member_read_key(s->store, room->id, user_id, &k, &key_moved);
+    if (rc != STORE_OK && rc != STORE_NOT_FOUND)
+        return KZ_INTERNAL;
+    if (*moved || key_moved) /* keys are no range of positions: the most recent counts */
+        srv_read_changed(s, room->id, user_id, 0, KZ_POS_MAX - 1);
+    if (key_moved)
+        srv_read_publish_later(s, room->id, user_id);
     return KZ_OK;
 }

@@ -1,7 +1,9 @@
 /* event_deliver.c - delivery to connections: the events and pushes of the open transaction,
  * handed to the transport once it commits (forgotten if it fails or its op rolls back), and
  * read markers, coalesced into one `read` push per room every read_push_interval_ms. Nothing
- * reaches a connection before the commit that made it durable. */
+ * reaches a connection before the commit that made it durable. In shared rooms the same beat
+ * publishes local users' read keys to the other servers as room.read events, at most one per
+ * (room, user) every federation_read_publish_ms. */
 #include "core.h"
 
 #include <stdlib.h>
@@ -46,7 +48,10 @@ void srv_events_deliver(struct srv *s)
         struct pending_event *p = &s->pending[i];
         struct deliver_ctx d = {
             .s = s, .pos = p->pos, .also_user = p->also_user, .frame = p->frame};
-        store_member_each(s->store, p->room, false, deliver_to_member, &d);
+        if (srv_event_frame_hidden(p->frame))
+            d.also_user = 0; /* a room.read: replicated, never pushed */
+        else
+            store_member_each(s->store, p->room, false, deliver_to_member, &d);
         struct store_room r;
         if (p->sk && store_room_get_by_id(s->store, p->room, &r) == STORE_OK && r.authority[0])
             srv_fed_room_changed(s, p->room); /* a shared room: its peers get it too */
@@ -167,7 +172,7 @@ static int add_count(void *arg, const struct store_event *e, const struct store_
     if (strcmp(e->type, "e2ee.photo") != 0 && (!m || m->deleted))
         return 0;
     int64_t n = 0;
-    store_read_count(cc->s->store, e->room, e->pos, e->sender, &n);
+    store_read_count_event(cc->s->store, e, &n);
     cJSON *pair = cJSON_CreateArray();
     cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)e->pos));
     cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)n));
@@ -188,8 +193,91 @@ static int push_state(void *arg, const struct store_member *m)
     return 0;
 }
 
+/* ---- read keys of shared rooms: published as room.read events, coalesced ---- */
+
+void srv_read_publish_later(struct srv *s, int64_t room, int64_t user_id)
+{
+    for (size_t i = 0; i < s->npubs; i++)
+        if (s->pubs[i].room == room && s->pubs[i].user_id == user_id) {
+            s->pubs[i].due = true;
+            return;
+        }
+    if (s->npubs == s->cappubs) {
+        size_t cap = s->cappubs ? s->cappubs * 2 : 8;
+        struct read_pub *grown = realloc(s->pubs, cap * sizeof *grown);
+        if (!grown)
+            return; /* this move stays local; the user's next one is published */
+        s->pubs = grown;
+        s->cappubs = cap;
+    }
+    s->pubs[s->npubs++] = (struct read_pub){.room = room, .user_id = user_id, .due = true};
+}
+
+/* One room.read in this server's log, sent by the user, with the user's key as it is now (the
+ * last position read, however many reads led there). In its own savepoint: a failure loses
+ * this publication only. */
+static void read_publish(struct srv *s, const struct read_pub *p)
+{
+    struct store_room room;
+    struct store_user u;
+    struct store_order_key k;
+    if (store_room_get_by_id(s->store, p->room, &room) != STORE_OK || !room.authority[0] ||
+        store_user_get(s->store, p->user_id, &u) != STORE_OK || u.home[0] ||
+        store_member_read_key_get(s->store, p->room, p->user_id, &k) != STORE_OK)
+        return;
+    if (srv_fed_tx_begin(s) != KZ_OK || store_op_begin(s->store) != STORE_OK)
+        return;
+    size_t npending = s->npending, npushes = s->npushes;
+    cJSON *content = cJSON_CreateObject();
+    cJSON *key = cJSON_AddArrayToObject(content, "read");
+    cJSON_AddItemToArray(key, cJSON_CreateNumber((double)k.hlc));
+    cJSON_AddItemToArray(key, cJSON_CreateString(k.origin));
+    cJSON_AddItemToArray(key, cJSON_CreateNumber((double)k.inc));
+    cJSON_AddItemToArray(key, cJSON_CreateNumber((double)k.seq));
+    struct srv_origin origin = srv_origin_local(s);
+    struct srv_actor actor = {.user_id = u.id, .login = u.login, .name = u.name};
+    struct srv_appended out;
+    enum kz_err e = srv_log_append(s, &origin, &actor, &room, "room.read", content, &out);
+    if (store_op_end(s->store, e == KZ_OK) != STORE_OK || e != KZ_OK) {
+        srv_events_truncate(s, npending, npushes);
+        KZ_WARN("read_publish_failed", "room=%s user=%s error=\"%s\"", room.room_id, u.login,
+                e ? out.error : store_errmsg(s->store));
+    }
+}
+
+/* Publishes the keys that are due and whose last room.read is federation_read_publish_ms old;
+ * forgets entries with nothing due once that long has passed; wakes again for the rest. */
+static void reads_publish(struct srv *s)
+{
+    int64_t now = kz_now_ms(), every = s->cfg->federation_read_publish_ms, wait = -1;
+    size_t kept = 0;
+    for (size_t i = 0; i < s->npubs; i++) {
+        struct read_pub p = s->pubs[i];
+        int64_t left = p.published_at + every - now;
+        if (p.due && left <= 0) {
+            read_publish(s, &p);
+            p.published_at = now;
+            p.due = false;
+            left = every;
+        }
+        if (!p.due && left <= 0)
+            continue;
+        if (p.due && (wait < 0 || left < wait))
+            wait = left;
+        s->pubs[kept++] = p;
+    }
+    s->npubs = kept;
+    if (wait >= 0 && !s->tick_scheduled) {
+        s->tick_scheduled = true;
+        s->tx.timer(
+            s->tx.ctx,
+            (int)(wait < s->cfg->read_push_interval_ms ? s->cfg->read_push_interval_ms : wait));
+    }
+}
+
 /* One `read` event per changed room: the markers that moved and the new counts of the most
- * recent messages they affect, to every member's live connections. */
+ * recent messages they affect, to every member's live connections; then the shared rooms'
+ * read keys that are due go out as room.read events. */
 void srv_reads_push(struct srv *s)
 {
     for (size_t i = 0; i < s->ndirty; i++) {
@@ -209,6 +297,15 @@ void srv_reads_push(struct srv *s)
             cJSON_AddStringToObject(mk, "user", m.login);
             cJSON_AddNumberToObject(mk, "pos", (double)m.read_pos);
             cJSON_AddNumberToObject(mk, "at", (double)m.read_at);
+            struct store_order_key k;
+            if (room.authority[0] &&
+                store_member_read_key_get(s->store, d->room, d->users[j], &k) == STORE_OK) {
+                cJSON *key = cJSON_AddArrayToObject(mk, "read");
+                cJSON_AddItemToArray(key, cJSON_CreateNumber((double)k.hlc));
+                cJSON_AddItemToArray(key, cJSON_CreateString(k.origin));
+                cJSON_AddItemToArray(key, cJSON_CreateNumber((double)k.inc));
+                cJSON_AddItemToArray(key, cJSON_CreateNumber((double)k.seq));
+            }
             cJSON_AddItemToArray(markers, mk);
         }
         struct counts_ctx cc = {s, d->lo, cJSON_AddArrayToObject(o, "counts")};
@@ -222,6 +319,8 @@ void srv_reads_push(struct srv *s)
         free(d->users);
     }
     s->ndirty = 0;
+    if (s->npubs)
+        reads_publish(s);
 }
 
 void srv_reads_free(struct srv *s)
@@ -231,4 +330,7 @@ void srv_reads_free(struct srv *s)
     free(s->dirty);
     s->dirty = NULL;
     s->ndirty = s->capdirty = 0;
+    free(s->pubs);
+    s->pubs = NULL;
+    s->npubs = s->cappubs = 0;
 }

@@ -1,7 +1,8 @@
 /* event_view.c - room events as clients see them: the stored payload's fields with the
  * event's position, the sender's name and, for messages and photos, the current text and read
  * count (docs/protocol.md, "Events as clients see them"). Used by pushes, sync, history and
- * room export; it reads the store and changes nothing. */
+ * room export; it reads the store and changes nothing. room.read events (read markers between
+ * servers) are never shown: history and sync leave them out, pushes skip their frames. */
 #include "core.h"
 #include "json_write.h"
 
@@ -103,8 +104,8 @@ static cJSON *event_view(struct srv *s, const struct store_event *e, const struc
             }
         }
         int64_t n = 0;
-        if (!sender_name) /* a new message has no readers yet */
-            store_read_count(s->store, e->room, e->pos, e->sender, &n);
+        if (!sender_name)                            /* a new message has no readers yet */
+            store_read_count_event(s->store, e, &n); /* in a shared room, by read keys */
         cJSON_AddNumberToObject(o, "read_count", (double)n);
     } else if (strncmp(e->type, "msg.", 4) == 0) {
         const cJSON *target = cJSON_GetObjectItemCaseSensitive(content, "target");
@@ -127,6 +128,14 @@ static cJSON *event_view(struct srv *s, const struct store_event *e, const struc
     }
     cJSON_Delete(p);
     return o;
+}
+
+/* room.read events carry read markers between servers; clients see their effect (read counts,
+ * `read` pushes), never the events. Every frame of srv_event_frame_new starts so. */
+bool srv_event_frame_hidden(const struct kz_frame *f)
+{
+    static const char hidden[] = "{\"event\":\"room.read\"";
+    return f && f->len >= sizeof hidden - 1 && memcmp(f->data, hidden, sizeof hidden - 1) == 0;
 }
 
 cJSON *srv_event_json(struct srv *s, const struct store_event *e, const struct store_message *m)

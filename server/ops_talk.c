@@ -306,7 +306,7 @@ enum kz_err op_read(struct srv_call *c)
         pos = last; /* a marker never points past the room's end */
     bool moved = false;
     if (pos > 0 &&
-        srv_read_marker_apply(c->srv, room.id, c->auth.user.id, pos, kz_now_ms(), &moved) != KZ_OK)
+        srv_read_marker_apply(c->srv, &room, c->auth.user.id, pos, kz_now_ms(), &moved) != KZ_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot store the read marker");
     c->result = cJSON_CreateObject();
     cJSON_AddNumberToObject(c->result, "read_pos", (double)(moved ? pos : me.read_pos));
@@ -317,7 +317,31 @@ struct readers_ctx {
     struct srv *s;
     int64_t room, pos, sender;
     cJSON *read, *unread;
+    bool shared;                /* a shared room: read keys decide, as read_count does */
+    struct store_order_key key; /* ... and the message's */
 };
+
+/* a >= b in the room's order (SQLite compares the origins as bytes, as strcmp does). */
+static bool key_at_or_past(const struct store_order_key *a, const struct store_order_key *b)
+{
+    if (a->hlc != b->hlc)
+        return a->hlc > b->hlc;
+    int c = strcmp(a->origin, b->origin);
+    if (c)
+        return c > 0;
+    if (a->inc != b->inc)
+        return a->inc > b->inc;
+    return a->seq >= b->seq;
+}
+
+static bool has_read(struct readers_ctx *r, const struct store_member *m)
+{
+    if (!r->shared)
+        return m->read_pos >= r->pos;
+    struct store_order_key k;
+    return store_member_read_key_get(srv_store(r->s), r->room, m->user_id, &k) == STORE_OK &&
+           key_at_or_past(&k, &r->key);
+}
 
 static int reader_one(void *arg, const struct store_member *m)
 {
@@ -327,7 +351,7 @@ static int reader_one(void *arg, const struct store_member *m)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "login", m->login);
     cJSON_AddStringToObject(o, "name", m->name);
-    if (m->read_pos >= r->pos) {
+    if (has_read(r, m)) {
         int64_t at = 0;
         store_read_time(srv_store(r->s), r->room, m->user_id, r->pos, &at);
         cJSON_AddNumberToObject(o, "at", (double)at);
@@ -378,7 +402,10 @@ enum kz_err op_readers(struct srv_call *c)
                             pos,
                             photo.sender,
                             cJSON_AddArrayToObject(c->result, "read"),
-                            cJSON_AddArrayToObject(c->result, "unread")};
+                            cJSON_AddArrayToObject(c->result, "unread"),
+                            .shared = room.authority[0] != '\0'};
+    if (r.shared && store_event_key_at(srv_store(c->srv), room.id, pos, &r.key) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "cannot read the message's place in the room");
     if (store_member_each(srv_store(c->srv), room.id, false, reader_one, &r) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "member list failed");
     return KZ_OK;

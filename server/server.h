@@ -101,6 +101,8 @@ struct kz_config {
     long long federation_unacked_bytes;
     long long federation_summary_s;
     long long federation_pending_bytes; /* batches that arrived early, waiting (fed_sync.c) */
+    /* A local user's read key in a shared room is published (room.read) at most this often. */
+    long long federation_read_publish_ms;
     long long sync_page_max;
     long long history_page_max;
     long long read_push_interval_ms;
@@ -561,9 +563,11 @@ struct kz_frame *srv_event_frame_new(struct srv *s, const struct store_event *e,
 
 /* ---- derived state (event_apply.c) ---- */
 /* Moves a user's read marker in a room forward to pos (never back) at time at, and queues the
- * change for the coalesced `read` push; *moved says whether it moved. */
-enum kz_err srv_read_marker_apply(struct srv *s, int64_t room, int64_t user_id, int64_t pos,
-                                  int64_t at, bool *moved);
+ * change for the coalesced `read` push; *moved says whether it moved. In a shared room it also
+ * moves the user's read key (the room-order key of the event at pos) and publishes it to the
+ * other servers as a room.read event, coalesced (issue 17, item 7). */
+enum kz_err srv_read_marker_apply(struct srv *s, const struct store_room *room, int64_t user_id,
+                                  int64_t pos, int64_t at, bool *moved);
 
 /* ---- delivery after commit (event_deliver.c) ---- */
 /* Queues a frame for a user once the open transaction commits (dropped if it fails); urgent
