@@ -359,6 +359,119 @@ Test(store, read_markers_counts_and_times)
     cr_assert_eq(unread, 1);
 }
 
+/* An event of another origin at a given hlc, as replication stores it (a shared room). */
+static int64_t add_keyed(int64_t room, const char *origin, int64_t seq, int64_t hlc,
+                         const char *type, int64_t sender)
+{
+    struct store_event e = {
+        .room = room, .inc = 1, .seq = seq, .sender = sender, .ts = hlc, .hlc = hlc};
+    snprintf(e.origin, sizeof e.origin, "%s", origin);
+    snprintf(e.event_id, sizeof e.event_id, "ev-%s-%lld", origin, (long long)seq);
+    snprintf(e.type, sizeof e.type, "%s", type);
+    e.payload = "{}";
+    e.payload_len = 2;
+    e.sig = "sig";
+    e.sig_len = 3;
+    cr_assert_eq(store_event_insert(st, &e), STORE_OK, "%s", store_errmsg(st));
+    if (!strcmp(type, "msg")) {
+        struct store_message m = {.pos = e.pos, .room = room, .sender = sender, .body = "x"};
+        cr_assert_eq(store_message_insert(st, &m), STORE_OK);
+    }
+    return e.pos;
+}
+
+struct counted {
+    int64_t n;
+    bool shared;
+    int events, reads;
+};
+
+static int count_of(void *ctx, const struct store_event *e)
+{
+    struct counted *c = ctx;
+    c->shared = e->shared;
+    cr_assert_eq(store_read_count_event(st, e, &c->n), STORE_OK);
+    return 1;
+}
+
+static int hist_reads(void *ctx, const struct store_event *e, const struct store_message *m)
+{
+    (void)m;
+    struct counted *c = ctx;
+    c->events++;
+    c->reads += !strcmp(e->type, "room.read");
+    return 0;
+}
+
+static int sync_reads(void *ctx, const struct store_event *e)
+{
+    return hist_reads(ctx, e, NULL);
+}
+
+/* Read keys in a shared room (issue 17, item 7): the key of the event at a position (or the last
+ * below it), forward only, and counts by key, not position: a message that arrived later (a
+ * higher position) but sorts first counts whoever read past its place; the sender never counts,
+ * nor a member who left; room.read events are in neither history nor sync. */
+Test(store, shared_rooms_count_readers_by_read_keys)
+{
+    store_tx_begin(st);
+    int64_t a = add_user("a"), b = add_user("b"), c = add_user("c");
+    struct store_room r = {.created_by = a, .created_at = 1};
+    snprintf(r.room_id, sizeof r.room_id, "shared-1");
+    snprintf(r.kind, sizeof r.kind, "group");
+    snprintf(r.name, sizeof r.name, "共有");
+    snprintf(r.authority, sizeof r.authority, "hq");
+    cr_assert_eq(store_room_insert(st, &r, NULL), STORE_OK);
+    int64_t p0 = add_keyed(r.id, "hq", 1, 10, "room.create", a);
+    store_member_join(st, r.id, a, "admin", p0);
+    store_member_join(st, r.id, b, "member", p0);
+    store_member_join(st, r.id, c, "member", p0);
+    int64_t m2 = add_keyed(r.id, "hq", 2, 30, "msg", a);   /* arrives first ... */
+    int64_t m1 = add_keyed(r.id, "town", 1, 20, "msg", a); /* ... sorts first (late) */
+    int64_t m3 = add_keyed(r.id, "city", 1, 40, "msg", b);
+    cr_assert_gt(m1, m2);
+    struct store_order_key k, got;
+    cr_assert_eq(store_event_key_at(st, r.id, m1, &k), STORE_OK);
+    cr_assert(k.hlc == 20 && !strcmp(k.origin, "town") && k.inc == 1 && k.seq == 1);
+    cr_assert_eq(store_event_key_at(st, r.id, m3 + 100, &got), STORE_OK);
+    cr_assert_eq(got.hlc, 40, "past the end: the room's event with the greatest position");
+    cr_assert_eq(store_member_read_key_get(st, r.id, b, &got), STORE_NOT_FOUND);
+    bool moved;
+    cr_assert_eq(store_event_key_at(st, r.id, m2, &k), STORE_OK);
+    cr_assert_eq(store_member_read_key(st, r.id, b, &k, &moved), STORE_OK);
+    cr_assert(moved);
+    cr_assert_eq(store_event_key_at(st, r.id, m1, &k), STORE_OK);
+    cr_assert_eq(store_member_read_key(st, r.id, b, &k, &moved), STORE_OK);
+    cr_assert(!moved, "a key never goes back");
+    cr_assert_eq(store_member_read_key_get(st, r.id, b, &got), STORE_OK);
+    cr_assert(got.hlc == 30 && !strcmp(got.origin, "hq") && got.seq == 2);
+    cr_assert_eq(store_event_key_at(st, r.id, m3, &k), STORE_OK);
+    cr_assert_eq(store_member_read_key(st, r.id, a, &k, &moved), STORE_OK);
+    add_keyed(r.id, "hq", 3, 50, "room.read", a);
+    store_tx_commit(st);
+    struct counted n = {0};
+    cr_assert_eq(store_event_get(st, m1, count_of, &n), STORE_OK);
+    cr_assert(n.shared);
+    cr_assert_eq(n.n, 1, "b read past m1's place (the sender a does not count)");
+    cr_assert_eq(store_event_get(st, m2, count_of, &n), STORE_OK);
+    cr_assert_eq(n.n, 1);
+    cr_assert_eq(store_event_get(st, m3, count_of, &n), STORE_OK);
+    cr_assert_eq(n.n, 1, "a read m3, b sent it");
+    store_tx_begin(st);
+    cr_assert_eq(store_member_leave(st, r.id, b, m3 + 1), STORE_OK);
+    store_tx_commit(st);
+    cr_assert_eq(store_event_get(st, m1, count_of, &n), STORE_OK);
+    cr_assert_eq(n.n, 0, "a member who left no longer counts");
+    struct counted h = {0};
+    cr_assert_eq(store_history(st, r.id, INT64_MAX, 0, 100, hist_reads, &h), STORE_OK);
+    cr_assert_eq(h.events, 4);
+    cr_assert_eq(h.reads, 0, "room.read is not in history");
+    struct counted y = {0};
+    cr_assert_eq(store_event_each_for_user(st, a, 0, 100, sync_reads, &y), STORE_OK);
+    cr_assert_eq(y.events, 4);
+    cr_assert_eq(y.reads, 0, "nor in sync");
+}
+
 static int first_body(void *ctx, const struct store_search_hit *h)
 {
     snprintf(ctx, 128, "%s", h->body);
