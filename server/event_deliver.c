@@ -214,19 +214,22 @@ void srv_read_publish_later(struct srv *s, int64_t room, int64_t user_id)
 }
 
 /* One room.read in this server's log, sent by the user, with the user's key as it is now (the
- * last position read, however many reads led there). In its own savepoint: a failure loses
- * this publication only. */
-static void read_publish(struct srv *s, const struct read_pub *p)
+ * last position read, however many reads led there), if the user is still a member. In its own
+ * savepoint. False if it could not be written now (writes refused, a store error): it is tried
+ * again after federation_read_publish_ms. */
+static bool read_publish(struct srv *s, const struct read_pub *p)
 {
     struct store_room room;
     struct store_user u;
+    struct store_member m;
     struct store_order_key k;
     if (store_room_get_by_id(s->store, p->room, &room) != STORE_OK || !room.authority[0] ||
         store_user_get(s->store, p->user_id, &u) != STORE_OK || u.home[0] ||
+        store_member_get(s->store, p->room, p->user_id, &m) != STORE_OK || m.left_pos ||
         store_member_read_key_get(s->store, p->room, p->user_id, &k) != STORE_OK)
-        return;
+        return true; /* nothing to publish */
     if (srv_fed_tx_begin(s) != KZ_OK || store_op_begin(s->store) != STORE_OK)
-        return;
+        return false;
     size_t npending = s->npending, npushes = s->npushes;
     cJSON *content = cJSON_CreateObject();
     cJSON *key = cJSON_AddArrayToObject(content, "read");
@@ -242,7 +245,9 @@ static void read_publish(struct srv *s, const struct read_pub *p)
         srv_events_truncate(s, npending, npushes);
         KZ_WARN("read_publish_failed", "room=%s user=%s error=\"%s\"", room.room_id, u.login,
                 e ? out.error : store_errmsg(s->store));
+        return false;
     }
+    return true;
 }
 
 /* Publishes the keys that are due and whose last room.read is federation_read_publish_ms old;
@@ -255,9 +260,8 @@ static void reads_publish(struct srv *s)
         struct read_pub p = s->pubs[i];
         int64_t left = p.published_at + every - now;
         if (p.due && left <= 0) {
-            read_publish(s, &p);
+            p.due = !read_publish(s, &p);
             p.published_at = now;
-            p.due = false;
             left = every;
         }
         if (!p.due && left <= 0)

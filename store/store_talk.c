@@ -185,11 +185,16 @@ static const char *const talk_sql[T_COUNT] = {
                  " WHERE room = ?1 AND pos > ?2 AND sender != ?3 AND type = 'e2ee.photo')",
     [T_LAST_MSG] = "SELECT " MSG_COLS " FROM messages m WHERE m.room = ? ORDER BY m.pos DESC"
                    " LIMIT 1",
+    /* Newest activity first. In a shared room someone reading (room.read) is no activity: the
+     * newest other event, walking back from the end (one index step, a row look-up each);
+     * a room of this server alone keeps the index-only max(pos). */
     [T_ROOMS_OF_USER] =
         "SELECT " ROOM_COLS ", " MEMBER_COLS " FROM room_members m"
         " JOIN rooms r ON r.id = m.room JOIN users u ON u.id = m.user_id"
         " WHERE m.user_id = ? AND m.left_pos IS NULL AND r.kind != 'notice' ORDER BY"
-        " (SELECT max(pos) FROM events WHERE room = r.id) DESC",
+        " CASE WHEN r.authority IS NULL THEN (SELECT max(pos) FROM events WHERE room = r.id)"
+        " ELSE (SELECT pos FROM events WHERE room = r.id AND type != 'room.read'"
+        " ORDER BY pos DESC LIMIT 1) END DESC",
     [T_CID_GET] = "SELECT pos FROM client_ids WHERE user_id = ? AND client_id = ?",
     [T_CID_PUT] = "INSERT INTO client_ids (user_id, client_id, pos) VALUES (?, ?, ?)",
     [T_FTS_FLUSH] = "INSERT INTO messages_fts(rowid, body) SELECT pos, body FROM messages"
