@@ -257,8 +257,9 @@ out:
 
 /* A room this server does not hold yet: its creation, from its authority, naming this server
  * among its servers. Inserts the room and its member servers. */
-static enum kz_err take_room(struct srv *s, const struct taken *t, const char *room_id,
-                             struct store_room *r, int64_t now, char *why, size_t n)
+static enum kz_err take_room(struct srv *s, const char *peer, const struct taken *t,
+                             const char *room_id, struct store_room *r, int64_t now, char *why,
+                             size_t n)
 {
     struct kz_event_head h;
     cJSON *content = NULL;
@@ -281,6 +282,10 @@ static enum kz_err take_room(struct srv *s, const struct taken *t, const char *r
     const char *history =
         cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "history"));
     enum kz_err e = KZ_OK;
+    /* A server admitted after the creation takes the room from its authority, which named the
+     * room in its summary to this server (srv_fed_offered). */
+    if (!named && !strcmp(peer, h.origin) && srv_fed_offered(s, peer, room_id))
+        named = true;
     if (!named || !kind || strcmp(kind, "group") || !name || strlen(name) > STORE_NAME_MAX ||
         (topic && strlen(topic) > STORE_TOPIC_MAX)) {
         snprintf(why, n, "a shared room's creation that does not name this server");
@@ -539,7 +544,7 @@ static int events_in(struct srv *s, const char *peer, const cJSON *j, char *why,
         char rwhy[160] = "";
         if (creating) {
             if (strcmp(log.room, room_id) != 0 ||
-                (e = take_room(s, &took[0], room_id, &r, now, rwhy, sizeof rwhy))) {
+                (e = take_room(s, peer, &took[0], room_id, &r, now, rwhy, sizeof rwhy))) {
                 cnt->rejected += keep;
                 KZ_WARN("fed_room_refused", "peer=%s room=%s: %s", peer, room_id,
                         rwhy[0] ? rwhy : "its creation does not hash to its id");

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #define SUMMARY_FRAME_BYTES 65536 /* a summary is split into frames of about this size */
+#define OFFERED_MAX         1024  /* rooms a peer may offer this server before it holds them */
 #define SUMMARY_ROOMS_PAGE  64
 
 /* One batch on its way to a peer: acknowledged when the peer's ack reaches end. */
@@ -60,6 +61,11 @@ struct fs_peer {
     size_t ndirty, capdirty;
     int64_t *mentioned; /* rooms the peer's summary in progress named */
     size_t nmentioned, capmentioned;
+    /* Rooms the peer's summaries on this link named that this server does not hold: it says this
+     * server shares them (a server admitted after the room's creation takes it from these). */
+    char (*offered)[KZ_EVENT_ID_CHARS];
+    size_t noffered, capoffered;
+    bool summary_due; /* send the summary again after the next commit (an admission) */
     struct fs_peer *next;
 };
 
@@ -252,6 +258,7 @@ static void send_frame(struct srv *s, const char *peer_id, struct kz_frame *f, b
 }
 
 static void pump(struct srv *s, struct fs_peer *p);
+static void summary_send(struct srv *s, struct fs_peer *p);
 
 void srv_fed_after_commit(struct srv *s, bool ok)
 {
@@ -268,9 +275,34 @@ void srv_fed_after_commit(struct srv *s, bool ok)
         free(h);
         h = next;
     }
-    for (struct fs_peer *p = fs->peers; p; p = p->next)
+    for (struct fs_peer *p = fs->peers; p; p = p->next) {
+        if (p->summary_due && p->up && ok && !store_tx_is_open(s->store)) {
+            p->summary_due = false;
+            summary_send(s, p);
+        }
         if (p->ndirty)
             pump(s, p);
+    }
+}
+
+bool srv_fed_offered(struct srv *s, const char *peer, const char *room_id)
+{
+    struct fed_sync *fs = s->fed;
+    for (struct fs_peer *p = fs ? fs->peers : NULL; p; p = p->next)
+        if (strcmp(p->id, peer) == 0)
+            for (size_t i = 0; i < p->noffered; i++)
+                if (strcmp(p->offered[i], room_id) == 0)
+                    return true;
+    return false;
+}
+
+void srv_fed_server_admitted(struct srv *s, const char *server, int64_t room)
+{
+    struct fs_peer *p = peer_get(s, server);
+    if (!p)
+        return;
+    p->summary_due = true; /* it names the room, which the server takes from it */
+    srv_fed_room_changed(s, room);
 }
 
 /* An ack or a want about one log (docs/protocol.md, "Server to server"). */
@@ -425,8 +457,11 @@ static int batch_event(void *arg, const struct store_event *e)
 /* Sends what p lacks of one log, batch after batch, while p may take more. false: stopped at
  * the unacknowledged-bytes bound (the room stays dirty). */
 static bool pump_log(struct srv *s, struct fs_peer *p, const struct store_room *r,
-                     const struct store_log *l)
+                     const struct store_log *log, int64_t upto)
 {
+    struct store_log capped = *log, *l = &capped;
+    if (upto && l->head_seq > upto)
+        l->head_seq = upto; /* a removed server gets its log up to its removal */
     struct fs_stream *x = stream_get(s, p, r->id, l->origin, l->inc);
     if (!x)
         return false;
@@ -493,9 +528,19 @@ static int collect_log(void *arg, const struct store_log *l)
 static bool pump_room(struct srv *s, struct fs_peer *p, int64_t room)
 {
     struct store_room r;
-    bool admitted = false;
+    bool known = false, admitted = false;
+    int64_t changed_pos = 0, upto = 0, upto_inc = 0;
     if (store_room_get_by_id(s->store, room, &r) != STORE_OK || !r.authority[0] ||
-        store_room_server_admitted(s->store, room, p->id, &admitted) != STORE_OK || !admitted)
+        store_room_server_state(s->store, room, p->id, &known, &admitted, &changed_pos) !=
+            STORE_OK ||
+        !known)
+        return true;
+    /* A server removed from the room gets the authority's log up to its removal, so that it
+     * knows (its users can no longer write there), and nothing after it. */
+    char origin[STORE_SERVER_ID_MAX + 1] = "";
+    if (!admitted &&
+        (store_event_log_pos(s->store, changed_pos, origin, &upto_inc, &upto) != STORE_OK ||
+         strcmp(origin, r.authority) != 0))
         return true;
     struct logs_ctx c = {0};
     if (store_log_each(s->store, room, collect_log, &c) != STORE_OK) {
@@ -505,8 +550,9 @@ static bool pump_room(struct srv *s, struct fs_peer *p, int64_t room)
     bool ok = true;
     for (int pass = 0; pass < 2 && ok; pass++)
         for (size_t i = 0; i < c.n && ok; i++)
-            if ((strcmp(c.logs[i].origin, r.authority) == 0) == (pass == 0))
-                ok = pump_log(s, p, &r, &c.logs[i]);
+            if ((strcmp(c.logs[i].origin, r.authority) == 0) == (pass == 0) &&
+                (admitted || (pass == 0 && c.logs[i].inc == upto_inc)))
+                ok = pump_log(s, p, &r, &c.logs[i], admitted ? 0 : upto);
     free(c.logs);
     return ok;
 }
@@ -552,6 +598,7 @@ void srv_fed_link_up(struct srv *s, const char *peer_id)
     p->up = true;
     p->summarised = false;
     p->nmentioned = 0;
+    p->noffered = 0;
     KZ_INFO("fed_sync_up", "peer=%s", peer_id);
     summary_send(s, p);
 }
@@ -645,6 +692,16 @@ static void summary_room_in(struct srv *s, struct fs_peer *p, const cJSON *room)
     const cJSON *logs = cJSON_GetObjectItemCaseSensitive(room, "logs");
     struct store_room r;
     bool admitted = false;
+    if (room_id && strlen(room_id) == KZ_EVENT_ID_LEN && cJSON_IsArray(logs) &&
+        store_room_get(s->store, room_id, &r) == STORE_NOT_FOUND) {
+        bool known = false;
+        for (size_t i = 0; i < p->noffered && !known; i++)
+            known = strcmp(p->offered[i], room_id) == 0;
+        if (!known && p->noffered < OFFERED_MAX &&
+            grow((void **)&p->offered, &p->capoffered, p->noffered, sizeof *p->offered))
+            snprintf(p->offered[p->noffered++], KZ_EVENT_ID_CHARS, "%s", room_id);
+        return;
+    }
     if (!room_id || !cJSON_IsArray(logs) || store_room_get(s->store, room_id, &r) != STORE_OK ||
         !r.authority[0] || store_room_server_admitted(s->store, r.id, p->id, &admitted) ||
         !admitted)
@@ -909,6 +966,7 @@ void srv_fed_free(struct srv *s)
         free(p->streams);
         free(p->dirty);
         free(p->mentioned);
+        free(p->offered);
         free(p);
         p = next;
     }

@@ -258,6 +258,12 @@ static const struct srv_op ops[] = {
      .fields = {ROOM_ARG, REQ("user", STORE_LOGIN_MAX), {"admin", F_BOOL, true, 0, 0}},
      .fn = op_room_admin},
     {.name = "room.members", .access = OP_USER, .fields = {ROOM_ARG}, .fn = op_room_members},
+    /* the authority of a shared room: a room admin (ops_rooms.c) */
+    {.name = "room.server",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {ROOM_ARG, REQ("server", STORE_SERVER_ID_MAX), {"admitted", F_BOOL, false, 0, 0}},
+     .fn = op_room_server},
     /* a member of the room, or an admin (ops_fed_rooms.c) */
     {.name = "room.servers",
      .access = OP_USER,

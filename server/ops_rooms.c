@@ -29,6 +29,15 @@ enum kz_err srv_room_writable(struct srv_call *c, const struct store_room *room)
                         "the room '%s' is archived and read-only: a room admin can unarchive it "
                         "(room.archive with \"archived\": false)",
                         room->name);
+    bool admitted = true;
+    if (room->authority[0] && (store_room_server_admitted(srv_store(c->srv), room->id,
+                                                          srv_server_id(c->srv), &admitted) ||
+                               !admitted))
+        /* Its other servers would not take what this one wrote (fed_receive.c). */
+        return srv_fail(c, KZ_FORBIDDEN,
+                        "this server is not a member server of the shared room '%s' (its "
+                        "authority %s admits servers): it is read-only here",
+                        room->name, room->authority);
     return KZ_OK;
 }
 
@@ -343,6 +352,61 @@ static bool shared_room_host(struct srv_call *c, struct store_room *room)
         return false;
     return store_member_get(srv_store(c->srv), room->id, c->auth.user.id, &me) != STORE_OK ||
            me.left_pos;
+}
+
+/* room.server: the authority of a shared room admits a server to it, or removes one, as an
+ * event of its own log (room.server), which every server applies alike (fed_receive.c). */
+enum kz_err op_room_server(struct srv_call *c)
+{
+    struct store *st = srv_store(c->srv);
+    struct store_room room;
+    struct store_member me;
+    enum kz_err e;
+    const char *server = srv_arg_str(c, "server"), *self = srv_server_id(c->srv);
+    bool admit = srv_arg_bool(c, "admitted", true), now = false;
+    /* Where it is decided comes first: on any other server the answer is the same for all. */
+    if (store_room_get(st, srv_arg_str(c, "room"), &room) == STORE_OK && room.authority[0] &&
+        strcmp(room.authority, self) != 0)
+        return srv_fail(c, KZ_FORBIDDEN, "only the room's authority, %s, admits or removes servers",
+                        room.authority);
+    if ((e = srv_room_for_member(c, &room, &me)) || (e = require_room_admin(c, &room, &me)) ||
+        (e = srv_room_writable(c, &room)))
+        return e;
+    if (!room.authority[0])
+        return srv_fail(c, KZ_BAD_REQUEST,
+                        "'%s' is a room of this server only: a shared room is created with its "
+                        "servers (room.create servers)",
+                        room.name);
+    if (strcmp(server, self) == 0)
+        return srv_fail(c, KZ_BAD_REQUEST, "the authority is always a server of its room");
+    struct store_peer p;
+    enum store_rc rc = store_peer_get(st, server, &p);
+    if (rc == STORE_NOT_FOUND && admit)
+        return srv_fail(c, KZ_NOT_FOUND,
+                        "'%.63s' is not a peer server of this one (kizuna admin peer list)",
+                        server);
+    if ((rc != STORE_OK && rc != STORE_NOT_FOUND) ||
+        store_room_server_admitted(st, room.id, server, &now) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "server lookup failed");
+    if (now == admit)
+        return srv_fail(c, KZ_CONFLICT, "%s %s a server of the room already", server,
+                        admit ? "is" : "is not");
+    cJSON *content = cJSON_CreateObject();
+    cJSON_AddStringToObject(content, "server", server);
+    cJSON_AddBoolToObject(content, "admitted", admit);
+    struct srv_appended ev;
+    if ((e = srv_event_append(c, &room, "room.server", content, &ev)))
+        return e;
+    if (store_room_server_set(st, room.id, server, admit, ev.pos) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "cannot record the room's servers");
+    if (admit)
+        srv_fed_server_admitted(c->srv, server, room.id);
+    cJSON *details = cJSON_CreateObject();
+    cJSON_AddBoolToObject(details, "admitted", admit);
+    audit_room(c, "room.server", server, &room, details);
+    c->result = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c->result, "pos", (double)ev.pos);
+    return KZ_OK;
 }
 
 enum kz_err op_room_invite(struct srv_call *c)

@@ -645,6 +645,10 @@ enum kz_err op_room_leave(struct srv_call *c);
 enum kz_err op_room_admin(struct srv_call *c);
 enum kz_err op_room_members(struct srv_call *c);
 enum kz_err op_room_servers(struct srv_call *c); /* ops_fed_rooms.c */
+enum kz_err op_room_server(struct srv_call *c);
+/* fed_sync.c: server was admitted to room (room.server, at its authority): after the commit it is
+ * sent this server's summary, which names the room, and the room itself. */
+void srv_fed_server_admitted(struct srv *s, const char *server, int64_t room);
 enum kz_err op_room_list(struct srv_call *c);
 enum kz_err op_room_archive(struct srv_call *c);
 enum kz_err op_room_export(struct srv_call *c);

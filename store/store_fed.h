@@ -66,6 +66,14 @@ enum store_rc store_room_server_set(struct store *st, int64_t room, const char *
 /* Whether server is an admitted member server of room (false for a local room). */
 enum store_rc store_room_server_admitted(struct store *st, int64_t room, const char *server,
                                          bool *out);
+/* Whether server was ever a member server of room (known), whether it is now (admitted), and
+ * the position of the event that last changed that (changed_pos). */
+enum store_rc store_room_server_state(struct store *st, int64_t room, const char *server,
+                                      bool *known, bool *admitted, int64_t *changed_pos);
+/* The log (origin, inc) and seq of the event at pos (STORE_NOT_FOUND: none). origin: caller's
+ * buffer. */
+enum store_rc store_event_log_pos(struct store *st, int64_t pos,
+                                  char origin[STORE_SERVER_ID_MAX + 1], int64_t *inc, int64_t *seq);
 typedef int (*store_room_server_fn)(void *ctx, const char *server, bool admitted);
 /* Every member server of room, admitted or removed, in id order. */
 enum store_rc store_room_server_each(struct store *st, int64_t room, store_room_server_fn fn,

@@ -26,6 +26,8 @@ enum fed_stmt {
     F_FORK_ADD,
     F_QUARANTINE,
     F_FORK_COUNT,
+    F_SERVER_STATE,
+    F_EVENT_LOG_POS,
     F_COUNT
 };
 _Static_assert(F_COUNT <= STORE_FED_STMTS, "raise STORE_FED_STMTS");
@@ -74,6 +76,9 @@ static const char *const fed_sql[F_COUNT] = {
         " other_payload, other_sig, from_peer, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     [F_QUARANTINE] = "SELECT min(seq) FROM fed_forks WHERE room = ? AND origin = ? AND inc = ?",
     [F_FORK_COUNT] = "SELECT count(*) FROM fed_forks WHERE origin = ?",
+    [F_SERVER_STATE] = "SELECT admitted, changed_pos FROM room_servers WHERE room = ?"
+                       " AND server_id = ?",
+    [F_EVENT_LOG_POS] = "SELECT origin, seq, inc FROM events WHERE pos = ?",
 };
 
 static sqlite3_stmt *fstmt(struct store *st, enum fed_stmt id)
@@ -363,4 +368,35 @@ enum store_rc store_fed_fork_count(struct store *st, const char *origin, int64_t
     FSTMT(st, F_FORK_COUNT, s);
     sqlite3_bind_text(s, 1, origin, -1, SQLITE_STATIC);
     return store_step_int(st, s, out, "forks");
+}
+
+enum store_rc store_room_server_state(struct store *st, int64_t room, const char *server,
+                                      bool *known, bool *admitted, int64_t *changed_pos)
+{
+    FSTMT(st, F_SERVER_STATE, s);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_text(s, 2, server, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    *known = rc == SQLITE_ROW;
+    *admitted = *known && sqlite3_column_int(s, 0) != 0;
+    *changed_pos = *known ? sqlite3_column_int64(s, 1) : 0;
+    store_finish(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK : store_fail(st, "room server");
+}
+
+enum store_rc store_event_log_pos(struct store *st, int64_t pos,
+                                  char origin[STORE_SERVER_ID_MAX + 1], int64_t *inc, int64_t *seq)
+{
+    FSTMT(st, F_EVENT_LOG_POS, s);
+    sqlite3_bind_int64(s, 1, pos);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        store_copy_text(origin, STORE_SERVER_ID_MAX + 1, s, 0);
+        *seq = sqlite3_column_int64(s, 1);
+        *inc = sqlite3_column_int64(s, 2);
+    }
+    store_finish(s);
+    return rc == SQLITE_ROW    ? STORE_OK
+           : rc == SQLITE_DONE ? STORE_NOT_FOUND
+                               : store_fail(st, "event");
 }

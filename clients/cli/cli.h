@@ -181,6 +181,8 @@ int cmd_room_archive(int argc, char **argv);
 int cmd_room_unarchive(int argc, char **argv);
 int cmd_room_export(int argc, char **argv);
 int cmd_room_servers(int argc, char **argv);
+int cmd_room_add_server(int argc, char **argv);
+int cmd_room_remove_server(int argc, char **argv);
 /* Finds one of the caller's rooms by id, id prefix (4+ characters), exact name or @login;
  * writes its id (and name, if name is not NULL). Returns an exit code (message printed). */
 int resolve_room(struct kzc *c, const char *want, char room_id[ROOM_ID_MAX], char *name,

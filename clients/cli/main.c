@@ -69,6 +69,9 @@ static const char usage[] =
     "  room export ROOM [-o FILE.csv] every event of the room as CSV (recorded in the audit)\n"
     "  room servers ROOM [--pos N]    the servers a shared room lives on; --pos: which of\n"
     "                                 them have acknowledged message #N (federation)\n"
+    "  room add-server ROOM SERVER | room remove-server ROOM SERVER\n"
+    "                                 a shared room's authority admits a peer server, or\n"
+    "                                 removes one (its room admins)\n"
     "  dm USER                        the one-to-one room with USER (as a ROOM: @USER)\n"
     "  send ROOM [TEXT...]            without TEXT, the message is read from stdin\n"
     "  history ROOM [--before POS] [--after POS] [--limit N] [--no-read]\n"
@@ -458,6 +461,8 @@ static const struct cli_command commands[] = {
     {"room unarchive", cmd_room_unarchive, 1, 1, true, "room unarchive ROOM"},
     {"room export", cmd_room_export, 1, 3, true, "room export ROOM [-o FILE.csv]"},
     {"room servers", cmd_room_servers, 1, 3, true, "room servers ROOM [--pos N]"},
+    {"room add-server", cmd_room_add_server, 2, 2, true, "room add-server ROOM SERVER"},
+    {"room remove-server", cmd_room_remove_server, 2, 2, true, "room remove-server ROOM SERVER"},
     {"dm", cmd_dm, 1, 1, true, "dm USER"},
     {"send", cmd_send, 1, -1, true, "send ROOM [TEXT...]   (without TEXT, read from stdin)"},
     {"history", cmd_history, 1, -1, true,

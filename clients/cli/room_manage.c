@@ -254,6 +254,31 @@ int cmd_room_admin(int argc, char **argv)
                    revoke ? "is no longer an admin" : "is now an admin");
 }
 
+/* `room add-server ROOM SERVER`, `room remove-server ROOM SERVER`: the authority's room admins
+ * admit a peer server to a shared room, or remove one (room.server). */
+static int room_server(const char *room, const char *server, bool admitted)
+{
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddStringToObject(args, "server", server);
+    cJSON_AddBoolToObject(args, "admitted", admitted);
+    return room_op(room, "room.server", args, server,
+                   admitted ? "is now a server of the room: it receives the whole room"
+                            : "is no longer a server of the room: it gets nothing written from "
+                              "now on, and its users can no longer write there");
+}
+
+int cmd_room_add_server(int argc, char **argv)
+{
+    (void)argc;
+    return room_server(argv[1], argv[2], true);
+}
+
+int cmd_room_remove_server(int argc, char **argv)
+{
+    (void)argc;
+    return room_server(argv[1], argv[2], false);
+}
+
 /* `room archive ROOM`, `room unarchive ROOM` (room admins) */
 static int room_archive(const char *room, bool archived)
 {

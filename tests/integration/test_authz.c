@@ -158,6 +158,8 @@ static const struct row rows[] = {
     {"room.remove", "\"room\":\"$ROOM\",\"user\":\"$FRESH_MEMBER\"",        "U U F o N N N U U U F", 0},
     {"room.leave", "\"room\":\"$FRESH_ROOM\"",                              "U U o o N N N U U U F", 0},
     {"room.admin", "\"room\":\"$ROOM\",\"user\":\"mem\",\"admin\":false",   "U U F o N N N U U U F", 0},
+    /* Admitting a server: a room admin of a shared room, at its authority. */
+    {"room.server", "\"room\":\"$SHARED_ROOM\",\"server\":\"$FRESH_PEER\"",   "U U F o N N N U U U F", 0},
     {"room.members", "\"room\":\"$ROOM\"",                                  "U U o o N N N U U U F", 0},
     /* Where a room lives and who acknowledged a message: its members, and any admin. */
     {"room.servers", "\"room\":\"$ROOM\"",                                  "U U o o N N o U U U F", 0},
@@ -879,6 +881,15 @@ static void resolve(const char *name, enum who w, char *out, size_t n)
         char fields[512];
         peer_fields(fields, sizeof fields, out, n);
         r = must(&adm, "\"op\":\"peer.add\",%s", fields);
+    } else if (strcmp(name, "SHARED_ROOM") == 0) {
+        /* A room shared with a fresh pinned peer, of which own is the admin and mem a member. */
+        char fields[512], peer[64];
+        peer_fields(fields, sizeof fields, peer, sizeof peer);
+        cJSON_Delete(must(&adm, "\"op\":\"peer.add\",%s", fields));
+        r = must(&own, "\"op\":\"room.create\",\"name\":\"共有\",\"members\":[\"mem\"],"
+                       "\"servers\":[\"%s\"],\"confirm\":true",
+                 peer);
+        jstr(r, "room.room", out, n);
     } else if (strcmp(name, "OWN_SESSION") == 0) {
         snprintf(out, n, "%lld", side_session(w));
     } else if (strcmp(name, "VICTIM_SESSION") == 0) {
