@@ -390,13 +390,6 @@ static void stored_hash(const struct kzd *k, const char *login, char *out, size_
     sqlite3_close(db);
 }
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Issue 13, item 5: 1,000 users took 100 s (240 s on a busy machine): each one-time password
  * went through argon2id at the default cost. One-time passwords are random, so they are stored
  * with a keyed BLAKE2b hash; chosen passwords stay argon2id, and both log in. Measured with the

@@ -63,13 +63,6 @@ static void teardown(void)
 
 TestSuite(fed_hostile, .init = setup, .fini = teardown, .timeout = 90);
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static long long wall_ms(void)
 {
     struct timespec ts;

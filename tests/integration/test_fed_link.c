@@ -45,13 +45,6 @@ static void teardown(void)
 
 TestSuite(fed_link, .init = setup, .fini = teardown, .timeout = 60);
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 struct ident {
     char id[64], key[64], fp[80];
     uint8_t pk[32];

@@ -37,13 +37,6 @@ static void teardown(void)
 
 TestSuite(kzclient, .init = setup, .fini = teardown, .timeout = 60);
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Logged in, so the server's login timeout does not close it, and never subscribed: nothing
  * is ever pushed, and only the client's own timer can end each wait. */
 Test(kzclient, a_wait_on_an_idle_connection_ends_at_its_deadline)

@@ -27,13 +27,6 @@ static void teardown(void)
 
 TestSuite(transport, .fini = teardown, .timeout = 120);
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* CPU seconds (user + system) the server has used so far. */
 static double server_cpu_s(void)
 {

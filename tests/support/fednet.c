@@ -17,13 +17,6 @@
 const char *const fednet_ids[FEDNET_MAX] = {"jp-38-ehime-pref", "jp-38201-matsuyama",
                                             "jp-38202-imabari", "jp-38203-uwajima"};
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};

@@ -50,7 +50,7 @@ static void assert_test_thread(const char *what)
     cr_assert_eq(gettid(), getpid(), "%s must be called on the test's own thread", what);
 }
 
-static long long now_ms(void)
+long long mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -61,7 +61,7 @@ static long long now_ms(void)
 static bool wait_readable(int fd, long long deadline)
 {
     for (;;) {
-        long long left = deadline - now_ms();
+        long long left = deadline - mono_ms();
         if (left <= 0)
             return false;
         struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -75,9 +75,9 @@ static bool wait_readable(int fd, long long deadline)
 
 static int wait_exit(pid_t pid, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = mono_ms() + timeout_ms;
     int status;
-    while (now_ms() < deadline) {
+    while (mono_ms() < deadline) {
         pid_t r = waitpid(pid, &status, WNOHANG);
         if (r == pid)
             return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -116,7 +116,7 @@ int run_capture(const char *const argv[], const char *const env[], const char *s
     }
     close(in[1]);
     size_t len = 0;
-    long long deadline = now_ms() + 60000;
+    long long deadline = mono_ms() + 60000;
     while (wait_readable(o[0], deadline)) {
         char buf[4096];
         ssize_t n = read(o[0], buf, sizeof buf);
@@ -189,7 +189,7 @@ void kzd_start(struct kzd *d)
     char *end = NULL;
     long ms = start_ms ? strtol(start_ms, &end, 10) : 0;
     long long deadline =
-        now_ms() + (end && !*end && ms > 0 && ms <= 600000 ? ms : START_DEADLINE_MS);
+        mono_ms() + (end && !*end && ms > 0 && ms <= 600000 ? ms : START_DEADLINE_MS);
     char out[512], *line = out;
     size_t len = 0;
     out[0] = '\0';
@@ -474,7 +474,7 @@ pid_t spawn_reader(const char *const argv[], const char *const env[], int *out_f
 
 bool read_until(int fd, char *buf, size_t cap, size_t *len, const char *needle, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = mono_ms() + timeout_ms;
     for (;;) {
         buf[*len] = '\0';
         if (strstr(buf, needle))
@@ -555,7 +555,7 @@ int tcp_open(int port)
 
 bool tcp_wait_closed(int fd, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = mono_ms() + timeout_ms;
     char buf[4096];
     while (wait_readable(fd, deadline)) {
         ssize_t r = read(fd, buf, sizeof buf);
@@ -587,7 +587,7 @@ int http_raw(int port, const char *method, const char *path, const char *headers
         return 0;
     }
     size_t len = 0;
-    long long deadline = now_ms() + IO_DEADLINE_MS;
+    long long deadline = mono_ms() + IO_DEADLINE_MS;
     while (len < resp_cap - 1 && wait_readable(fd, deadline)) {
         ssize_t r = read(fd, resp + len, resp_cap - 1 - len);
         if (r <= 0)
@@ -646,7 +646,7 @@ bool ws_open_rcvbuf(struct ws *w, int port, int rcvbuf)
     /* Read the response headers byte by byte so no frame data is swallowed. */
     char resp[2048];
     size_t len = 0;
-    long long deadline = now_ms() + IO_DEADLINE_MS;
+    long long deadline = mono_ms() + IO_DEADLINE_MS;
     while (len < sizeof resp - 1) {
         if (!read_exact(w->fd, resp + len, 1, deadline))
             return false;
@@ -707,7 +707,7 @@ bool ws_send_text(struct ws *w, const char *text)
 
 char *ws_recv_text(struct ws *w, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = mono_ms() + timeout_ms;
     for (;;) {
         unsigned char h[2];
         if (!read_exact(w->fd, h, 2, deadline))
@@ -870,9 +870,9 @@ bool ws_login(struct ws *w, const char *login, const char *password, char *tok)
 
 int ws_wait_close(struct ws *w, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
-    while (!w->close_code && now_ms() < deadline) {
-        char *t = ws_recv_text(w, (int)(deadline - now_ms()));
+    long long deadline = mono_ms() + timeout_ms;
+    while (!w->close_code && mono_ms() < deadline) {
+        char *t = ws_recv_text(w, (int)(deadline - mono_ms()));
         if (!t)
             break;
         free(t);

@@ -103,6 +103,8 @@ struct ws {
     int stash_head, stash_len;
 };
 /* Opens /api/v1/ws; false if the upgrade failed. */
+/* Milliseconds of the monotonic clock: for deadlines. */
+long long mono_ms(void);
 bool ws_open(struct ws *w, int port);
 /* The same with a small socket receive buffer (bytes), to play a stalled client. */
 bool ws_open_rcvbuf(struct ws *w, int port, int rcvbuf);
