@@ -55,6 +55,7 @@ enum talk_stmt {
     T_FTS_FLUSH,
     T_MSG_MAXPOS,
     T_ROOM_HLC,
+    T_ROOM_LAST_POS,
     T_COUNT
 };
 _Static_assert(T_COUNT <= STORE_TALK_STMTS, "raise STORE_TALK_STMTS");
@@ -202,6 +203,8 @@ static const char *const talk_sql[T_COUNT] = {
     [T_MSG_MAXPOS] = "SELECT coalesce(max(pos), 0) FROM messages",
     /* One seek in events_hlc (room, hlc, ...). */
     [T_ROOM_HLC] = "SELECT coalesce(max(hlc), 0) FROM events WHERE room = ?",
+    /* One seek in events_room (room, pos). */
+    [T_ROOM_LAST_POS] = "SELECT coalesce(max(pos), 0) FROM events WHERE room = ?",
 };
 
 enum store_rc store_talk_prepare(struct store *st, char *err, size_t errlen)
@@ -625,6 +628,13 @@ enum store_rc store_room_hlc(struct store *st, int64_t room, int64_t *hlc)
     return r;
 }
 
+enum store_rc store_room_last_pos(struct store *st, int64_t room, int64_t *pos)
+{
+    sqlite3_stmt *s = stmt(st, T_ROOM_LAST_POS);
+    sqlite3_bind_int64(s, 1, room);
+    return store_step_int(st, s, pos, "room's last position");
+}
+
 /* The floor positions continue above after a restore (meta's pos_floor), read once: only
  * store_meta_set changes it, and a rollback forgets it. */
 static enum store_rc pos_floor(struct store *st, int64_t *out)
@@ -870,6 +880,7 @@ enum store_rc store_history(struct store *st, int64_t room, int64_t before, int6
                             int limit, store_history_fn fn, void *ctx)
 {
     struct store_room rm;
+    rm.authority[0] = '\0'; /* gcc -O2 cannot see that a failed lookup leaves it unread */
     bool shared = store_room_get_by_id(st, room, &rm) == STORE_OK && rm.authority[0];
     int64_t at = before > 0 ? before : after;
     sqlite3_stmt *a = stmt(st, shared       ? T_HIST_EXACT

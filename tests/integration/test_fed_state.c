@@ -208,7 +208,7 @@ Test(fed_state, room_servers_names_the_servers_and_who_acknowledged_a_message)
     struct ws w;
     char pw[64];
     const char *login = sc->u[1][0].login;
-    snprintf(pw, sizeof pw, "%s" TEST_PW_SUFFIX, login);
+    snprintf(pw, sizeof pw, "%.31s" TEST_PW_SUFFIX, login);
     cr_assert(ws_open(&w, net->s[1].d.port));
     cr_assert(ws_login(&w, login, pw, NULL), "login %s", login);
     /* Its history begins with the room's creation, made on the authority and shown as such. */
