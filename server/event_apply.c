@@ -186,7 +186,7 @@ enum kz_err srv_event_apply(struct srv *s, const struct store_room *room,
 }
 
 enum kz_err srv_read_marker_apply(struct srv *s, const struct store_room *room, int64_t user_id,
-                                  int64_t pos, int64_t at, bool *moved)
+                                  int64_t pos, int64_t key_pos, int64_t at, bool *moved)
 {
     int64_t old = 0;
     *moved = false;
@@ -197,13 +197,13 @@ enum kz_err srv_read_marker_apply(struct srv *s, const struct store_room *room, 
             srv_read_changed(s, room->id, user_id, old, pos);
         return KZ_OK;
     }
-    /* A shared room: the key of the event at pos (or the room's last one below it). It moves
+    /* A shared room: the key of the event at key_pos (or the room's last one below it). It moves
      * on its own, forward only: positions follow arrival here, not the room's order, so a
      * message read after another may sit at a lower position and still move the key; and a
      * late event placed before the key is counted as read, on every server alike. */
     struct store_order_key k;
     bool key_moved = false;
-    enum store_rc rc = store_event_key_at(s->store, room->id, pos, &k);
+    enum store_rc rc = store_event_key_at(s->store, room->id, key_pos, &k);
     if (rc == STORE_OK)
         rc = store_member_read_key(s->store, room->id, user_id, &k, &key_moved);
     if (rc != STORE_OK && rc != STORE_NOT_FOUND)

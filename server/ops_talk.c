@@ -301,12 +301,19 @@ enum kz_err op_read(struct srv_call *c)
         return e;
     int64_t last = 0;
     store_history(st, room.id, KZ_POS_MAX, 0, 1, last_pos_of, &last);
-    int64_t pos = srv_arg_int(c, "pos", last);
-    if (pos > last)
-        pos = last; /* a marker never points past the room's end */
+    /* The room's end: in a shared room events arrive out of its order, so the last event in
+     * that order need not have the greatest position; reading everything reaches both, the
+     * greatest position and the last event's place in the order. */
+    int64_t end = last;
+    if (room.authority[0] && store_room_last_pos(st, room.id, &end) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "cannot read the position");
+    bool given = srv_arg_int(c, "pos", 0) > 0;
+    int64_t pos = given ? srv_arg_int(c, "pos", 0) : end;
+    if (pos > end)
+        pos = end; /* a marker never points past the room's end */
     bool moved = false;
-    if (pos > 0 &&
-        srv_read_marker_apply(c->srv, &room, c->auth.user.id, pos, kz_now_ms(), &moved) != KZ_OK)
+    if (pos > 0 && srv_read_marker_apply(c->srv, &room, c->auth.user.id, pos, given ? pos : last,
+                                         kz_now_ms(), &moved) != KZ_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot store the read marker");
     c->result = cJSON_CreateObject();
     cJSON_AddNumberToObject(c->result, "read_pos", (double)(moved ? pos : me.read_pos));

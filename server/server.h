@@ -564,10 +564,11 @@ struct kz_frame *srv_event_frame_new(struct srv *s, const struct store_event *e,
 /* ---- derived state (event_apply.c) ---- */
 /* Moves a user's read marker in a room forward to pos (never back) at time at, and queues the
  * change for the coalesced `read` push; *moved says whether it moved. In a shared room it also
- * moves the user's read key (the room-order key of the event at pos) and publishes it to the
- * other servers as a room.read event, coalesced (issue 17, item 7). */
+ * moves the user's read key to the room-order key of the event at key_pos (pos, unless the
+ * whole room was read: then its last event in the room's order), forward only, and publishes
+ * it to the other servers as a room.read event, coalesced (issue 17, item 7). */
 enum kz_err srv_read_marker_apply(struct srv *s, const struct store_room *room, int64_t user_id,
-                                  int64_t pos, int64_t at, bool *moved);
+                                  int64_t pos, int64_t key_pos, int64_t at, bool *moved);
 
 /* ---- delivery after commit (event_deliver.c) ---- */
 /* Queues a frame for a user once the open transaction commits (dropped if it fails); urgent

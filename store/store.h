@@ -448,6 +448,9 @@ enum store_rc store_event_key_at(struct store *st, int64_t room, int64_t pos,
  * who is no member row: STORE_OK, not moved. */
 enum store_rc store_member_read_key(struct store *st, int64_t room, int64_t user_id,
                                     const struct store_order_key *k, bool *moved);
+/* The greatest position of the room's events (0: none). In a shared room events arrive out of
+ * the room's order, so this need not be the position of its last event in that order. */
+enum store_rc store_room_last_pos(struct store *st, int64_t room, int64_t *pos);
 /* A member's read key; STORE_NOT_FOUND if it has none. */
 enum store_rc store_member_read_key_get(struct store *st, int64_t room, int64_t user_id,
                                         struct store_order_key *out);
