@@ -236,6 +236,12 @@ Test(fed_read, read_counts_agree_on_every_server)
     cr_assert_eq(n, 3 * sc->users * READ_MSGS);
     struct reader rd[3] = {{.u = &sc->u[1][0]}, {.u = &sc->u[2][0]}, {.u = &sc->u[0][0]}};
 
+    /* A live client on server 0, which sees the others' reads as `read` pushes, never the
+     * room.read events that carry them. */
+    struct ws live;
+    char pw[96];
+    snprintf(pw, sizeof pw, "%s%s", sc->u[0][1].login, TEST_PW_SUFFIX);
+    ws_live(&live, sc->net.s[0].d.port, sc->u[0][1].login, pw, -1, NULL);
     /* Before anyone reads: nothing is read anywhere. */
     wait_counts(sc, &order, rd, 2);
     /* Server 1's reader reads a third of the way; server 2's reader reads a quarter, half and
@@ -247,6 +253,16 @@ Test(fed_read, read_counts_agree_on_every_server)
     long long took = wait_counts(sc, &order, rd, 2);
     fprintf(stderr, "FIG read: counts agree on 3 servers %lld ms after the reads\n", took);
     scene_converge(sc, "after the reads");
+    int read_pushes = 0;
+    for (cJSON *ev; (ev = ws_next_event(&live, 300));) {
+        const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(ev, "event"));
+        cr_assert_not_null(type);
+        cr_assert_str_neq(type, "room.read", "room.read is never pushed");
+        read_pushes += strcmp(type, "read") == 0;
+        cJSON_Delete(ev);
+    }
+    cr_assert_gt(read_pushes, 0, "the other servers' reads are pushed as `read` events");
+    ws_close_fd(&live);
     long long bursts = read_events(sc, 2, sc->names[2], rd[1].u->login);
     cr_assert(bursts >= 1 && bursts <= 2,
               "three reads within federation_read_publish_ms make one or two room.read events, "
