@@ -192,8 +192,8 @@ static const struct cfg_entry table[] = {
         "bytes of batches that arrived ahead of their log (reordered) kept until the batch before "
         "them comes; beyond it they are dropped and asked for again (0: none kept)"),
     INT(federation_summary_s, 5, 86400, 120,
-        "a link's summary of shared rooms is sent again after this many seconds, at the "
-        "peer's next frame, besides at every connect"),
+        "a link's summary of shared rooms is sent again after this many seconds (at the "
+        "peer's next frame or the next housekeeping), besides at every connect"),
     INT(federation_read_publish_ms, 100, 600000, 2000,
         "a local user's read marker in a shared room is published to the other servers (a "
         "room.read event) at most this often, for the last position read"),

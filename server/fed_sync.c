@@ -866,6 +866,20 @@ static void pending_free(struct fed_sync *fs, struct fs_pending **link)
     free(x);
 }
 
+void srv_fed_housekeep(struct srv *s)
+{
+    struct fed_sync *fs = s->fed;
+    int64_t now = kz_now_ms();
+    for (struct fs_peer *p = fs ? fs->peers : NULL; p; p = p->next)
+        if (p->up && now - p->summary_at >= s->cfg->federation_summary_s * 1000)
+            summary_send(s, p); /* a quiet link too: whatever was lost is found and sent */
+    for (struct fs_pending **l = fs ? &fs->pending : NULL; l && *l;)
+        if (now - (*l)->at > PENDING_MAX_AGE_MS)
+            pending_free(fs, l);
+        else
+            l = &(*l)->next;
+}
+
 bool srv_fed_pending_put(struct srv *s, const char *peer, const cJSON *frame, const char *room,
                          const char *origin, int64_t inc, int64_t first)
 {

@@ -286,6 +286,7 @@ void srv_housekeep(struct srv *s)
     struct store *st = srv_store(s);
     const struct srv_transport *tx = srv_tx(s);
     int64_t now = kz_now_ms();
+    srv_fed_housekeep(s);
     if (srv_writes_blocked(s))
         return; /* the disk refuses writes: sweep when it recovers */
     srv_uploads_sweep(s, now);

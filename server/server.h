@@ -732,6 +732,10 @@ enum kz_err srv_session_open(struct srv_call *c, const struct store_user *u, con
 /* Disables expired accounts and ends idle shared sessions, closing their live connections
  * (ops_admin.c); the transport calls it every housekeeping_interval_s. */
 void srv_housekeep(struct srv *s);
+/* fed_sync.c, from srv_housekeep: each peer whose link is up is sent this server's summary again
+ * once federation_summary_s passed since the last (a quiet link too); batches that waited too
+ * long for the one before them are dropped (the summary asks for them again). */
+void srv_fed_housekeep(struct srv *s);
 /* An audit entry by the server itself or any named actor (srv_audit for calls). details is
  * consumed. */
 void srv_audit_as(struct srv *s, const char *actor, const char *address, const char *action,
