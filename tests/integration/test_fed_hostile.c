@@ -13,10 +13,10 @@
  * replayed batch (duplicates: no new rows), a room jp-a does not hold, a payload of another
  * room than its frame's, a room that is not shared, an origin that is not pinned, a frame whose
  * origin differs from its payloads', events claiming jp-a's own current incarnation, a batch
- * ahead of its log (kept until the one before it comes), and a fork (kept in fed_forks, and the log refused above
- * it, while other logs and rooms go on). Malformed frames (not JSON, events not an array)
- * close the link with 1002, the server stays healthy, and the peer reconnects and goes on. And
- * a peer speaks for its own users only: events naming jp-a's admin concern admin@jp-test-peer.
+ * ahead of its log (kept until the one before it comes), and a fork (kept in fed_forks, and the log
+ * refused above it, while other logs and rooms go on). Malformed frames (not JSON, events not an
+ * array) close the link with 1002, the server stays healthy, and the peer reconnects and goes on.
+ * And a peer speaks for its own users only: events naming jp-a's admin concern admin@jp-test-peer.
  *
  * The tests at the end are what this file first found the server not to do (a false fork, an
  * event that failed the commit, invalid events shown, a NUL in summaries), fixed since.
@@ -683,9 +683,14 @@ static void read_a_log(const char *room, int64_t from, int64_t upto)
 
 /* jp-a with PEER pinned under the test's key, a room shared with PEER, the link up and the
  * room's first events (creation, the admin's join) read. */
-static void start(char room[KZ_EVENT_ID_CHARS])
+/* Starts jp-a (extra: more config members, "" or beginning with a comma), pins the played
+ * peer, creates the shared room and connects as the peer. */
+static void start_with(char room[KZ_EVENT_ID_CHARS], const char *extra)
 {
-    kzd_setup_with(&a, "\"server_id\":\"" SELF "\",\"federation_listen\":\"127.0.0.1:0\"");
+    char cfg[512];
+    snprintf(cfg, sizeof cfg, "\"server_id\":\"" SELF "\",\"federation_listen\":\"127.0.0.1:0\"%s",
+             extra);
+    kzd_setup_with(&a, cfg);
     cr_assert_gt(a.fed_port, 0);
     char out[4096];
     const char *argv[] = {KIZUNAD_PATH, "fingerprint", "--data", a.dir, NULL};
@@ -708,6 +713,11 @@ static void start(char room[KZ_EVENT_ID_CHARS])
     cJSON_Delete(summary);
     wait_link(true);
     read_a_log(room, 0, 2);
+}
+
+static void start(char room[KZ_EVENT_ID_CHARS])
+{
+    start_with(room, "");
 }
 
 /* The peer's user joins and says two things: join and the first message unsigned, the last
@@ -1547,4 +1557,21 @@ Test(fed_hostile, an_event_that_cannot_be_applied_harms_nothing_else)
         snprintf(what, sizeof what, "an event that cannot be applied (%zu)", i + 1);
         still_works(&l, what);
     }
+}
+
+/* A link that carries nothing still gets jp-a's summary again once federation_summary_s has
+ * passed (from housekeeping), so whatever was lost on the way is found without new traffic. */
+Test(fed_hostile, a_quiet_link_gets_the_summary_again)
+{
+    char room[KZ_EVENT_ID_CHARS];
+    start_with(room, ",\"federation_summary_s\":5,\"housekeeping_interval_s\":1");
+    long long t0 = mono_ms();
+    cJSON *j = recv_frame("summary", NULL, NULL, 15000);
+    cr_assert_not_null(j, "no summary again on a quiet link"); /* the first: peer_connect's */
+    char *s = cJSON_PrintUnformatted(j);
+    cr_assert(strstr(s, room), "it names the shared room: %s", s);
+    free(s);
+    cJSON_Delete(j);
+    fprintf(stderr, "a quiet link got the summary again %lld ms after the test's start\n",
+            mono_ms() - t0);
 }
