@@ -240,7 +240,7 @@ Test(fed_read, read_counts_agree_on_every_server)
      * room.read events that carry them. */
     struct ws live;
     char pw[96];
-    snprintf(pw, sizeof pw, "%s%s", sc->u[0][1].login, TEST_PW_SUFFIX);
+    snprintf(pw, sizeof pw, "%.31s%s", sc->u[0][1].login, TEST_PW_SUFFIX);
     ws_live(&live, sc->net.s[0].d.port, sc->u[0][1].login, pw, -1, NULL);
     /* Before anyone reads: nothing is read anywhere. */
     wait_counts(sc, &order, rd, 2);
