@@ -153,6 +153,28 @@ static enum kz_err apply_read(struct srv *s, const struct store_room *room,
     return KZ_OK;
 }
 
+/* room.server, from a shared room's authority: a server admitted, or removed with a cutoff (the
+ * last (inc, seq) of its log the room takes): its events past the cutoff, those held already
+ * too, change nothing from then on and its users leave the room, on every server alike. */
+static enum kz_err apply_room_server(struct srv *s, const struct store_event *e,
+                                     const cJSON *content, const char **why)
+{
+    const char *server = content_str(content, "server");
+    bool admitted = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(content, "admitted"));
+    const cJSON *cutoff = cJSON_GetObjectItemCaseSensitive(content, "cutoff");
+    if (!server || store_room_server_set(s->store, e->room, server, admitted, e->pos) != STORE_OK)
+        return refused(why, "cannot record the room's servers");
+    if (admitted || !cJSON_IsArray(cutoff))
+        return KZ_OK;
+    const cJSON *inc = cJSON_GetArrayItem(cutoff, 0), *seq = cJSON_GetArrayItem(cutoff, 1);
+    bool local = strcmp(server, srv_server_id(s)) == 0;
+    if (!cJSON_IsNumber(inc) || !cJSON_IsNumber(seq) ||
+        store_room_server_cut(s->store, e->room, server, local, (int64_t)inc->valuedouble,
+                              (int64_t)seq->valuedouble, e->pos) != STORE_OK)
+        return refused(why, "cannot apply the server's removal");
+    return KZ_OK;
+}
+
 enum kz_err srv_event_apply(struct srv *s, const struct store_room *room,
                             const struct store_event *e, const cJSON *content, int64_t *also_user,
                             const char **why)
@@ -176,6 +198,8 @@ enum kz_err srv_event_apply(struct srv *s, const struct store_room *room,
             return refused(why, "cannot update the room");
         return KZ_OK;
     }
+    if (strcmp(e->type, "room.server") == 0)
+        return apply_room_server(s, e, content, why);
     if (strcmp(e->type, "room.archive") == 0) {
         bool archived = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(content, "archived"));
         if (store_room_set_archived(s->store, e->room, archived ? e->ts : 0) != STORE_OK)

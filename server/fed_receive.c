@@ -71,6 +71,10 @@ static const char *fed_valid(struct srv *s, const struct store_room *r,
 {
     bool by_authority = strcmp(h->origin, r->authority) == 0;
     const char *type = h->type;
+    int64_t cut_inc, cut_seq;
+    if (store_room_server_cutoff(s->store, r->id, h->origin, &cut_inc, &cut_seq) == STORE_OK &&
+        (h->inc > cut_inc || (h->inc == cut_inc && h->seq > cut_seq)))
+        return "past its server's removal from the room";
     if (strcmp(type, "room.create") == 0)
         return "a room is created once, by its first event";
     if (!strcmp(type, "room.server") || !strcmp(type, "room.update") ||
@@ -85,6 +89,12 @@ static const char *fed_valid(struct srv *s, const struct store_room *r,
             return "a room update names the room and its topic";
         if (!strcmp(type, "room.server") && (!server || strlen(server) > STORE_SERVER_ID_MAX))
             return "a room.server event names a server";
+        const cJSON *cutoff = cJSON_GetObjectItemCaseSensitive(content, "cutoff");
+        if (!strcmp(type, "room.server") && cutoff &&
+            (!cJSON_IsArray(cutoff) || cJSON_GetArraySize(cutoff) != 2 ||
+             !cJSON_IsNumber(cJSON_GetArrayItem(cutoff, 0)) ||
+             !cJSON_IsNumber(cJSON_GetArrayItem(cutoff, 1))))
+            return "a removal's cutoff is [inc, seq]";
         return NULL;
     }
     if (!strcmp(type, "member") || !strcmp(type, "member.role")) {
@@ -160,15 +170,6 @@ static enum kz_err fed_apply(struct srv *s, const struct store_room *r, const st
             *also_user = who;
         }
         return rc == STORE_OK ? KZ_OK : KZ_INTERNAL;
-    }
-    if (!strcmp(h->type, "room.server")) {
-        const char *server =
-            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "server"));
-        bool admitted = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(content, "admitted"));
-        return server &&
-                       store_room_server_set(s->store, r->id, server, admitted, e->pos) == STORE_OK
-                   ? KZ_OK
-                   : KZ_INTERNAL;
     }
     return srv_event_apply(s, r, e, content, also_user, &why);
 }
@@ -398,9 +399,15 @@ static int events_in(struct srv *s, const char *peer, const cJSON *j, char *why,
             KZ_WARN("fed_not_shared", "peer=%s room=%s: not a shared room here", peer, room_id);
             return 0;
         }
+        int64_t ci, cs;
         store_room_server_admitted(s->store, r.id, origin, &admitted);
         store_room_server_admitted(s->store, r.id, peer, &peer_admitted);
-        if (!peer_admitted || (!admitted && strcmp(origin, r.authority))) {
+        /* A removed server's log is taken (its logs stay whole on every server), each event
+         * past its cutoff kept invalid (fed_valid). */
+        bool cut = store_room_server_cutoff(s->store, r.id, origin, &ci, &cs) == STORE_OK;
+        if (cut && strcmp(peer, origin) == 0)
+            peer_admitted = true; /* its own log, so that it stops offering it */
+        if (!peer_admitted || (!admitted && !cut && strcmp(origin, r.authority))) {
             /* Perhaps its admission has not arrived yet: it waits at the sender, never
              * dropped; the next summary asks for it again. */
             KZ_INFO("fed_not_admitted", "peer=%s room=%s origin=%s", peer, room_id, origin);

@@ -702,9 +702,12 @@ static void summary_room_in(struct srv *s, struct fs_peer *p, const cJSON *room)
             snprintf(p->offered[p->noffered++], KZ_EVENT_ID_CHARS, "%s", room_id);
         return;
     }
+    /* A removed server too: it is sent the authority's log up to its removal (pump_room). */
+    bool known = false;
+    int64_t changed_pos = 0;
     if (!room_id || !cJSON_IsArray(logs) || store_room_get(s->store, room_id, &r) != STORE_OK ||
-        !r.authority[0] || store_room_server_admitted(s->store, r.id, p->id, &admitted) ||
-        !admitted)
+        !r.authority[0] ||
+        store_room_server_state(s->store, r.id, p->id, &known, &admitted, &changed_pos) || !known)
         return;
     ids_add(&p->mentioned, &p->nmentioned, &p->capmentioned, r.id);
     /* Logs this server holds and the peer does not name: it holds none of them. */

@@ -391,14 +391,30 @@ enum kz_err op_room_server(struct srv_call *c)
     if (now == admit)
         return srv_fail(c, KZ_CONFLICT, "%s %s a server of the room already", server,
                         admit ? "is" : "is not");
+    int64_t cut_inc = 0, cut_seq = 0;
+    if (admit && store_room_server_cutoff(st, room.id, server, &cut_inc, &cut_seq) == STORE_OK)
+        /* Its events past the cutoff are invalid everywhere; taking it back would make the
+         * ones some servers never saw valid there and not elsewhere. */
+        return srv_fail(c, KZ_CONFLICT,
+                        "%s was removed from this room and cannot come back: make a new room",
+                        server);
     cJSON *content = cJSON_CreateObject();
     cJSON_AddStringToObject(content, "server", server);
     cJSON_AddBoolToObject(content, "admitted", admit);
+    if (!admit) {
+        /* The cutoff: what this server holds of the removed server's log now. Every server
+         * takes its events up to there and none after, whenever the removal reaches it. */
+        if (store_log_latest(st, room.id, server, &cut_inc, &cut_seq) != STORE_OK) {
+            cJSON_Delete(content);
+            return srv_fail(c, KZ_INTERNAL, "log lookup failed");
+        }
+        cJSON *cutoff = cJSON_AddArrayToObject(content, "cutoff");
+        cJSON_AddItemToArray(cutoff, cJSON_CreateNumber((double)cut_inc));
+        cJSON_AddItemToArray(cutoff, cJSON_CreateNumber((double)cut_seq));
+    }
     struct srv_appended ev;
     if ((e = srv_event_append(c, &room, "room.server", content, &ev)))
-        return e;
-    if (store_room_server_set(st, room.id, server, admit, ev.pos) != STORE_OK)
-        return srv_fail(c, KZ_INTERNAL, "cannot record the room's servers");
+        return e; /* applied there (event_apply.c), as on every other server */
     if (admit)
         srv_fed_server_admitted(c->srv, server, room.id);
     cJSON *details = cJSON_CreateObject();
@@ -406,6 +422,11 @@ enum kz_err op_room_server(struct srv_call *c)
     audit_room(c, "room.server", server, &room, details);
     c->result = cJSON_CreateObject();
     cJSON_AddNumberToObject(c->result, "pos", (double)ev.pos);
+    if (!admit) {
+        cJSON *cutoff = cJSON_AddArrayToObject(c->result, "cutoff");
+        cJSON_AddItemToArray(cutoff, cJSON_CreateNumber((double)cut_inc));
+        cJSON_AddItemToArray(cutoff, cJSON_CreateNumber((double)cut_seq));
+    }
     return KZ_OK;
 }
 

@@ -385,7 +385,8 @@ static const char *const migrations[] = {
      * that created a shared room and alone admits member servers (NULL: a room of this server
      * only). events.received_at: when an event made elsewhere arrived (NULL: made here);
      * events.invalid: why a received event is kept (its log stays whole) but changes nothing.
-     * room_servers: a shared room's member servers as its authority's log says. fed_cursors:
+     * room_servers: a shared room's member servers as its authority's log says; a removed one
+     * has its cutoff, the last (inc, seq) of its log the room takes (issue 18). fed_cursors:
      * how far each peer has acknowledged each log (the outbound queue is the log itself).
      * fed_forks: two events for one (room, origin, inc, seq), kept as evidence; the log is
      * quarantined above the fork. room_members.read_hlc, read_origin, read_inc, read_seq: in a
@@ -397,6 +398,8 @@ static const char *const migrations[] = {
      "  server_id TEXT NOT NULL,"
      "  admitted INTEGER NOT NULL,"
      "  changed_pos INTEGER NOT NULL,"
+     "  cutoff_inc INTEGER,"
+     "  cutoff_seq INTEGER,"
      "  PRIMARY KEY (room, server_id)"
      ") WITHOUT ROWID;"
      "CREATE TABLE IF NOT EXISTS fed_cursors ("

@@ -70,6 +70,18 @@ enum store_rc store_room_server_admitted(struct store *st, int64_t room, const c
  * the position of the event that last changed that (changed_pos). */
 enum store_rc store_room_server_state(struct store *st, int64_t room, const char *server,
                                       bool *known, bool *admitted, int64_t *changed_pos);
+/* A removed server's cutoff in room: the last (inc, seq) of its log the room takes
+ * (STORE_NOT_FOUND: none, it was never removed with one). */
+enum store_rc store_room_server_cutoff(struct store *st, int64_t room, const char *server,
+                                       int64_t *inc, int64_t *seq);
+/* Removes server from room with a cutoff, at pos: records the cutoff, makes every event of its
+ * logs past it invalid (its messages deleted from view and search), and its users leave the
+ * room (local: the server is this one, whose users have no home). Inside the transaction. */
+enum store_rc store_room_server_cut(struct store *st, int64_t room, const char *server, bool local,
+                                    int64_t inc, int64_t seq, int64_t pos);
+/* The newest (inc, head_seq) of server's logs in room ((0, 0): it wrote nothing there). */
+enum store_rc store_log_latest(struct store *st, int64_t room, const char *server, int64_t *inc,
+                               int64_t *seq);
 /* The log (origin, inc) and seq of the event at pos (STORE_NOT_FOUND: none). origin: caller's
  * buffer. */
 enum store_rc store_event_log_pos(struct store *st, int64_t pos,

@@ -28,6 +28,12 @@ enum fed_stmt {
     F_FORK_COUNT,
     F_SERVER_STATE,
     F_EVENT_LOG_POS,
+    F_CUTOFF_GET,
+    F_CUTOFF_SET,
+    F_CUT_MSGS,
+    F_CUT_EVENTS,
+    F_CUT_MEMBERS,
+    F_LOG_LATEST,
     F_COUNT
 };
 _Static_assert(F_COUNT <= STORE_FED_STMTS, "raise STORE_FED_STMTS");
@@ -79,6 +85,24 @@ static const char *const fed_sql[F_COUNT] = {
     [F_SERVER_STATE] = "SELECT admitted, changed_pos FROM room_servers WHERE room = ?"
                        " AND server_id = ?",
     [F_EVENT_LOG_POS] = "SELECT origin, seq, inc FROM events WHERE pos = ?",
+    [F_CUTOFF_GET] =
+        "SELECT cutoff_inc, cutoff_seq FROM room_servers WHERE room = ? AND server_id = ?"
+        " AND cutoff_inc IS NOT NULL",
+    [F_CUTOFF_SET] = "UPDATE room_servers SET cutoff_inc = ?3, cutoff_seq = ?4 WHERE room = ?1"
+                     " AND server_id = ?2",
+    /* Past the cutoff: (inc, seq) above it. Messages first (the FTS trigger drops them from
+     * search when deleted goes to 1), then the events themselves. */
+    [F_CUT_MSGS] = "UPDATE messages SET body = '', deleted = 1 WHERE deleted = 0 AND pos IN"
+                   " (SELECT pos FROM events WHERE room = ?1 AND origin = ?2"
+                   " AND (inc, seq) > (?3, ?4))",
+    [F_CUT_EVENTS] = "UPDATE events SET invalid = 'past its server''s removal from the room'"
+                     " WHERE room = ?1 AND origin = ?2 AND (inc, seq) > (?3, ?4)"
+                     " AND invalid IS NULL",
+    [F_CUT_MEMBERS] = "UPDATE room_members SET left_pos = ?3 WHERE room = ?1 AND left_pos IS NULL"
+                      " AND user_id IN (SELECT id FROM users WHERE CASE WHEN ?4 THEN home IS NULL"
+                      " ELSE home = ?2 END)",
+    [F_LOG_LATEST] = "SELECT inc, head_seq FROM logs WHERE room = ? AND origin = ?"
+                     " ORDER BY inc DESC LIMIT 1",
 };
 
 static sqlite3_stmt *fstmt(struct store *st, enum fed_stmt id)
@@ -399,4 +423,61 @@ enum store_rc store_event_log_pos(struct store *st, int64_t pos,
     return rc == SQLITE_ROW    ? STORE_OK
            : rc == SQLITE_DONE ? STORE_NOT_FOUND
                                : store_fail(st, "event");
+}
+
+enum store_rc store_room_server_cutoff(struct store *st, int64_t room, const char *server,
+                                       int64_t *inc, int64_t *seq)
+{
+    FSTMT(st, F_CUTOFF_GET, s);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_text(s, 2, server, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *inc = sqlite3_column_int64(s, 0);
+        *seq = sqlite3_column_int64(s, 1);
+    }
+    store_finish(s);
+    return rc == SQLITE_ROW    ? STORE_OK
+           : rc == SQLITE_DONE ? STORE_NOT_FOUND
+                               : store_fail(st, "cutoff");
+}
+
+static enum store_rc cut_step(struct store *st, enum fed_stmt id, int64_t room, const char *server,
+                              int64_t a, int64_t b, const char *what)
+{
+    FSTMT(st, id, s);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_text(s, 2, server, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, a);
+    sqlite3_bind_int64(s, 4, b);
+    return store_step_done(st, s, what);
+}
+
+enum store_rc store_room_server_cut(struct store *st, int64_t room, const char *server, bool local,
+                                    int64_t inc, int64_t seq, int64_t pos)
+{
+    enum store_rc rc;
+    if ((rc = cut_step(st, F_CUTOFF_SET, room, server, inc, seq, "cutoff")) ||
+        (rc = cut_step(st, F_CUT_MSGS, room, server, inc, seq, "cutoff messages")) ||
+        (rc = cut_step(st, F_CUT_EVENTS, room, server, inc, seq, "cutoff events")) ||
+        (rc = cut_step(st, F_CUT_MEMBERS, room, server, pos, local, "cutoff members")))
+        return rc;
+    store_room_forget(st, room); /* its member list changed */
+    return STORE_OK;
+}
+
+enum store_rc store_log_latest(struct store *st, int64_t room, const char *server, int64_t *inc,
+                               int64_t *seq)
+{
+    FSTMT(st, F_LOG_LATEST, s);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_text(s, 2, server, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    *inc = *seq = 0;
+    if (rc == SQLITE_ROW) {
+        *inc = sqlite3_column_int64(s, 0);
+        *seq = sqlite3_column_int64(s, 1);
+    }
+    store_finish(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK : store_fail(st, "log latest");
 }
