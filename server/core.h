@@ -140,6 +140,12 @@ void srv_read_publish_later(struct srv *s, int64_t room, int64_t user_id);
 /* event_view.c: whether a frame made by srv_event_frame_new is of an event clients are not
  * shown (room.read): it is queued for its checkpoint and replication, never pushed. */
 bool srv_event_frame_hidden(const struct kz_frame *f);
+/* event_view.c: a shared room's read count of message or photo e by server, one statement
+ * (store_read_groups_event): named, [{"server","name","read","members"}, ...] as views show it;
+ * else [[server, read, members], ...] as `read` pushes carry it. *total receives the sum of
+ * the reads (its read_count). The caller owns the result; NULL (and *total 0) on a store
+ * error. */
+cJSON *srv_read_groups_json(struct srv *s, const struct store_event *e, bool named, int64_t *total);
 /* event_deliver.c: queues an event of the open transaction (len: its payload's bytes; frame: a
  * reference the queue now owns) for its log's checkpoint with key sk and for delivery to the
  * room's members and also_user. -1 if out of memory (the frame stays the caller's). */

@@ -1,6 +1,7 @@
 /* event_deliver.c - delivery to connections: the events and pushes of the open transaction,
  * handed to the transport once it commits (forgotten if it fails or its op rolls back), and
- * read markers, coalesced into one `read` push per room every read_push_interval_ms. Nothing
+ * read markers, coalesced into one `read` push per room every read_push_interval_ms (in a
+ * shared room with the counts by server too). Nothing
  * reaches a connection before the commit that made it durable. In shared rooms the same beat
  * publishes local users' read keys to the other servers as room.read events, at most one per
  * (room, user) every federation_read_publish_ms. */
@@ -161,6 +162,7 @@ struct counts_ctx {
     struct srv *s;
     int64_t lo;
     cJSON *counts;
+    cJSON *by_server; /* a shared room's: [[pos, [[server, read, members], ...]], ...] */
 };
 
 static int add_count(void *arg, const struct store_event *e, const struct store_message *m)
@@ -172,12 +174,22 @@ static int add_count(void *arg, const struct store_event *e, const struct store_
     if (strcmp(e->type, "e2ee.photo") != 0 && (!m || m->deleted))
         return 0;
     int64_t n = 0;
-    store_read_count_event(cc->s->store, e, &n);
+    cJSON *groups = NULL;
+    if (cc->by_server && e->shared) /* one statement gives both: the count is the groups' sum */
+        groups = srv_read_groups_json(cc->s, e, false, &n);
+    else
+        store_read_count_event(cc->s->store, e, &n);
     cJSON *pair = cJSON_CreateArray();
     cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)e->pos));
     cJSON_AddItemToArray(pair, cJSON_CreateNumber((double)n));
     /* Walked newest first; listed oldest first. */
     cJSON_InsertItemInArray(cc->counts, 0, pair);
+    if (groups) {
+        cJSON *g = cJSON_CreateArray();
+        cJSON_AddItemToArray(g, cJSON_CreateNumber((double)e->pos));
+        cJSON_AddItemToArray(g, groups);
+        cJSON_InsertItemInArray(cc->by_server, 0, g);
+    }
     return 0;
 }
 
@@ -312,7 +324,9 @@ void srv_reads_push(struct srv *s)
             }
             cJSON_AddItemToArray(markers, mk);
         }
-        struct counts_ctx cc = {s, d->lo, cJSON_AddArrayToObject(o, "counts")};
+        struct counts_ctx cc = {s, d->lo, cJSON_AddArrayToObject(o, "counts"), NULL};
+        if (room.authority[0]) /* a shared room: the same counts by server besides */
+            cc.by_server = cJSON_AddArrayToObject(o, "counts_by_server");
         store_history(s->store, d->room, d->hi + 1, 0, READ_PUSH_COUNTS_MAX, add_count, &cc);
         struct push_ctx pc = {s, kz_frame_from_json(o, 200)};
         cJSON_Delete(o);

@@ -1,8 +1,9 @@
 /* event_view.c - room events as clients see them: the stored payload's fields with the
  * event's position, the sender's name and, for messages and photos, the current text and read
- * count (docs/protocol.md, "Events as clients see them"). Used by pushes, sync, history and
- * room export; it reads the store and changes nothing. room.read events (read markers between
- * servers) are never shown: history and sync leave them out, pushes skip their frames. */
+ * count, in a shared room also by server (docs/protocol.md, "Events as clients see them"). Used by
+ * pushes, sync, history and room export; it reads the store and changes nothing. room.read events
+ * (read markers between servers) are never shown: history and sync leave them out, pushes skip
+ * their frames. */
 #include "core.h"
 #include "json_write.h"
 
@@ -104,9 +105,14 @@ static cJSON *event_view(struct srv *s, const struct store_event *e, const struc
             }
         }
         int64_t n = 0;
-        if (!sender_name)                            /* a new message has no readers yet */
-            store_read_count_event(s->store, e, &n); /* in a shared room, by read keys */
+        cJSON *groups = NULL;
+        if (!sender_name && e->shared) /* by read keys, by server: the count is their sum */
+            groups = srv_read_groups_json(s, e, true, &n);
+        else if (!sender_name) /* (sender_name: a new message, which no one has read) */
+            store_read_count_event(s->store, e, &n);
         cJSON_AddNumberToObject(o, "read_count", (double)n);
+        if (groups)
+            cJSON_AddItemToObject(o, "read_by_server", groups);
     } else if (strncmp(e->type, "msg.", 4) == 0) {
         const cJSON *target = cJSON_GetObjectItemCaseSensitive(content, "target");
         int64_t pos;
@@ -128,6 +134,46 @@ static cJSON *event_view(struct srv *s, const struct store_event *e, const struc
     }
     cJSON_Delete(p);
     return o;
+}
+
+struct groups_ctx {
+    const char *self;
+    bool named;
+    cJSON *arr;
+    int64_t total;
+};
+
+static int group_one(void *arg, const struct store_read_group *g)
+{
+    struct groups_ctx *gc = arg;
+    gc->total += g->read;
+    if (gc->named) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "server", g->server);
+        cJSON_AddStringToObject(o, "name", g->name);
+        cJSON_AddNumberToObject(o, "read", (double)g->read);
+        cJSON_AddNumberToObject(o, "members", (double)g->members);
+        cJSON_AddItemToArray(gc->arr, o);
+    } else {
+        cJSON *t = cJSON_CreateArray();
+        cJSON_AddItemToArray(t, cJSON_CreateString(g->server));
+        cJSON_AddItemToArray(t, cJSON_CreateNumber((double)g->read));
+        cJSON_AddItemToArray(t, cJSON_CreateNumber((double)g->members));
+        cJSON_AddItemToArray(gc->arr, t);
+    }
+    return 0;
+}
+
+cJSON *srv_read_groups_json(struct srv *s, const struct store_event *e, bool named, int64_t *total)
+{
+    struct groups_ctx gc = {srv_server_id(s), named, cJSON_CreateArray(), 0};
+    *total = 0;
+    if (store_read_groups_event(s->store, e, gc.self, group_one, &gc) != STORE_OK) {
+        cJSON_Delete(gc.arr);
+        return NULL;
+    }
+    *total = gc.total;
+    return gc.arr;
 }
 
 /* room.read events carry read markers between servers; clients see their effect (read counts,

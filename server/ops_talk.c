@@ -358,6 +358,9 @@ static int reader_one(void *arg, const struct store_member *m)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "login", m->login);
     cJSON_AddStringToObject(o, "name", m->name);
+    struct store_user u;
+    if (r->shared && store_user_get(srv_store(r->s), m->user_id, &u) == STORE_OK)
+        cJSON_AddStringToObject(o, "server", u.home[0] ? u.home : srv_server_id(r->s));
     if (has_read(r, m)) {
         int64_t at = 0;
         store_read_time(srv_store(r->s), r->room, m->user_id, r->pos, &at);
@@ -366,6 +369,18 @@ static int reader_one(void *arg, const struct store_member *m)
     } else {
         cJSON_AddItemToArray(r->unread, o);
     }
+    return 0;
+}
+
+/* A shared room's readers by server, as history's read_by_server shows them. */
+static int reader_group(void *arg, const struct store_read_group *g)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "server", g->server);
+    cJSON_AddStringToObject(o, "name", g->name);
+    cJSON_AddNumberToObject(o, "read", (double)g->read);
+    cJSON_AddNumberToObject(o, "members", (double)g->members);
+    cJSON_AddItemToArray(arg, o);
     return 0;
 }
 
@@ -415,6 +430,18 @@ enum kz_err op_readers(struct srv_call *c)
         return srv_fail(c, KZ_INTERNAL, "cannot read the message's place in the room");
     if (store_member_each(srv_store(c->srv), room.id, false, reader_one, &r) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "member list failed");
+    if (r.shared) {
+        struct store_event ev = {.room = room.id,
+                                 .sender = photo.sender,
+                                 .hlc = r.key.hlc,
+                                 .inc = r.key.inc,
+                                 .seq = r.key.seq,
+                                 .shared = true};
+        snprintf(ev.origin, sizeof ev.origin, "%s", r.key.origin);
+        if (store_read_groups_event(srv_store(c->srv), &ev, srv_server_id(c->srv), reader_group,
+                                    cJSON_AddArrayToObject(c->result, "by_server")) != STORE_OK)
+            return srv_fail(c, KZ_INTERNAL, "cannot count the readers by server");
+    }
     return KZ_OK;
 }
 

@@ -458,6 +458,19 @@ enum store_rc store_member_read_key_get(struct store *st, int64_t room, int64_t 
  * sender and whether the room is shared): in a room of this server, store_read_count; in a
  * shared room, current members other than the sender whose read key is at or past e's. */
 enum store_rc store_read_count_event(struct store *st, const struct store_event *e, int64_t *out);
+/* A shared room's read count of event e grouped by server (issue 18, item 4): for each server
+ * with current members other than e's sender, how many of them have read e (read key at or past
+ * e's) out of how many, in server id order; this server's users under `self` (its id), with
+ * name "" for it and the peer's pinned name ("" if none) for others. One statement; the sum of
+ * `read` is store_read_count_event's count. fn returns non-zero to stop. */
+struct store_read_group {
+    char server[STORE_ORIGIN_MAX + 1];
+    char name[STORE_NAME_MAX + 1];
+    int64_t read, members;
+};
+typedef int (*store_read_group_fn)(void *ctx, const struct store_read_group *g);
+enum store_rc store_read_groups_event(struct store *st, const struct store_event *e,
+                                      const char *self, store_read_group_fn fn, void *ctx);
 /* When a user's marker first reached pos (0 if it has not). */
 enum store_rc store_read_time(struct store *st, int64_t room, int64_t user_id, int64_t pos,
                               int64_t *at);

@@ -27,6 +27,7 @@ enum talk_stmt {
     T_MEMBER_KEY_SET,
     T_MEMBER_KEY_GET,
     T_READ_COUNT_KEY,
+    T_READ_GROUPS_KEY,
     T_LOG_HEAD,
     T_LOG_START,
     T_LOG_ADVANCE,
@@ -117,6 +118,17 @@ static const char *const talk_sql[T_COUNT] = {
     [T_READ_COUNT_KEY] = "SELECT count(*) FROM room_members WHERE room = ?1 AND user_id != ?2"
                          " AND left_pos IS NULL AND read_hlc IS NOT NULL"
                          " AND (read_hlc, read_origin, read_inc, read_seq) >= (?3, ?4, ?5, ?6)",
+    /* The same count grouped by each member's server (issue 18, item 4), in one statement: a
+     * user of this server (home NULL) under ?7, this server's id, so that the groups and their
+     * order (by server id) are the same on every server; with the peer's pinned name. */
+    [T_READ_GROUPS_KEY] =
+        "SELECT g.server, g.nread, g.members, coalesce(p.name, '') FROM (SELECT"
+        " coalesce(nullif(u.home, ''), ?7) AS server, count(*) AS members,"
+        " count(*) FILTER (WHERE m.read_hlc IS NOT NULL AND (m.read_hlc, m.read_origin,"
+        " m.read_inc, m.read_seq) >= (?3, ?4, ?5, ?6)) AS nread FROM room_members m JOIN users u"
+        " ON u.id = m.user_id WHERE m.room = ?1 AND m.user_id != ?2 AND m.left_pos IS NULL"
+        " GROUP BY 1) g LEFT JOIN peers p ON p.server_id = g.server AND g.server != ?7"
+        " ORDER BY g.server",
     [T_LOG_HEAD] = "SELECT head_seq, head_id FROM logs WHERE room = ? AND origin = ? AND inc = ?",
     /* A log moves only from its head to the next seq: no row changed means a gap or a reused
      * seq, told without reading the head first. */
@@ -588,6 +600,33 @@ enum store_rc store_read_count_event(struct store *st, const struct store_event 
     snprintf(k.origin, sizeof k.origin, "%s", e->origin);
     bind_key(s, 3, &k);
     return store_step_int(st, s, out, "read count");
+}
+
+enum store_rc store_read_groups_event(struct store *st, const struct store_event *e,
+                                      const char *self, store_read_group_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = stmt(st, T_READ_GROUPS_KEY);
+    sqlite3_bind_int64(s, 1, e->room);
+    sqlite3_bind_int64(s, 2, e->sender);
+    struct store_order_key k = {.hlc = e->hlc, .inc = e->inc, .seq = e->seq};
+    snprintf(k.origin, sizeof k.origin, "%s", e->origin);
+    bind_key(s, 3, &k);
+    sqlite3_bind_text(s, 7, self, -1, SQLITE_STATIC);
+    enum store_rc r = STORE_OK;
+    struct store_read_group g;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        store_copy_text(g.server, sizeof g.server, s, 0);
+        g.read = sqlite3_column_int64(s, 1);
+        g.members = sqlite3_column_int64(s, 2);
+        store_copy_text(g.name, sizeof g.name, s, 3);
+        if (fn(ctx, &g))
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        r = store_fail(st, "read groups");
+    store_finish(s);
+    return r;
 }
 
 /* ---- event logs ---- */

@@ -247,6 +247,9 @@ void tl_room_start(const char *room_id, long long start, bool contiguous);
 void tl_tail_all(long long start);
 /* Asks the server to mark each contiguous room read up to what was shown. An exit code. */
 int tl_mark_flush(void);
+/* A shared room's 既読 by server on the current line: "  既読 松山市 3/4 · 県本部 2/2"; groups
+ * as a view's read_by_server or a push's counts_by_server entry has them. */
+void tl_print_groups(const cJSON *groups);
 /* tail: a `read` event: our own shown messages' new 既読, kept for one compact line. */
 void tl_counts(const cJSON *read_ev);
 /* Prints the pending 既読 lines (one per room). */

@@ -281,7 +281,10 @@ static void print_event(const cJSON *ev, const char *label)
         long long n = cli_num(ev, "read_count");
         printf("%s#%lld %s %s: %s%s", prefix, pos, t, who(ev), cli_str(content, "body", NULL),
                flag(ev, "edited") ? " (edited)" : "");
-        if (n > 0 && tl_is_mine(ev)) /* as LINE: 既読 beside one's own messages */
+        const cJSON *groups = cJSON_GetObjectItemCaseSensitive(ev, "read_by_server");
+        if (groups) /* a shared room: by municipality, beside every message */
+            tl_print_groups(groups);
+        else if (n > 0 && tl_is_mine(ev)) /* as LINE: 既読 beside one's own messages */
             printf("  既読 %lld", n);
         printf("\n");
     } else if (strcmp(type, "msg.edit") == 0) {
@@ -601,6 +604,44 @@ int cmd_read(int argc, char **argv)
     return rc;
 }
 
+/* A shared room's readers by municipality: each server's line (its name as pinned here, else
+ * its id; read of its members), then who of it read (when) and who has not. */
+static void readers_by_server(const cJSON *reply)
+{
+    const cJSON *g, *r;
+    long long read = 0, members = 0;
+    cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(reply, "by_server"))
+    {
+        read += cli_num(g, "read");
+        members += cli_num(g, "members");
+    }
+    printf("read (既読 %lld/%lld), by municipality:\n", read, members);
+    cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(reply, "by_server"))
+    {
+        const char *server = cli_str(g, "server", NULL), *name = cli_str(g, "name", NULL);
+        if (*name)
+            printf("%s (%s) %lld/%lld\n", name, server, cli_num(g, "read"), cli_num(g, "members"));
+        else
+            printf("%s %lld/%lld\n", server, cli_num(g, "read"), cli_num(g, "members"));
+        cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(reply, "read"))
+        {
+            if (strcmp(cli_str(r, "server", NULL), server) != 0)
+                continue;
+            char t[16] = "     "; /* when, if known here (a remote reader's is not) */
+            if (cli_num(r, "at") > 0)
+                hhmm(cli_num(r, "at"), t);
+            printf("  read      %-32s %s  %s\n", cli_str(r, "login", NULL), t,
+                   cli_str(r, "name", NULL));
+        }
+        cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(reply, "unread"))
+        {
+            if (strcmp(cli_str(r, "server", NULL), server) == 0)
+                printf("  not read  %-32s        %s\n", cli_str(r, "login", NULL),
+                       cli_str(r, "name", NULL));
+        }
+    }
+}
+
 int cmd_readers(int argc, char **argv)
 {
     long long pos;
@@ -611,7 +652,9 @@ int cmd_readers(int argc, char **argv)
     cJSON_AddNumberToObject(args, "pos", (double)pos);
     cJSON *reply = NULL;
     int rc = cli_room_call(argv[1], "readers", args, &reply);
-    if (rc == EXIT_OK && !json_out) {
+    if (rc == EXIT_OK && !json_out && cJSON_GetObjectItemCaseSensitive(reply, "by_server")) {
+        readers_by_server(reply);
+    } else if (rc == EXIT_OK && !json_out) {
         const cJSON *r;
         printf("read (既読 %d):\n",
                cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(reply, "read")));

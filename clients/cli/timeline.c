@@ -1,7 +1,8 @@
 /* timeline.c - what `history` and `tail` make of a room's events, as LINE's timeline does:
  * encrypted photos opened on this device (or why they cannot be: whose device the key is
  * awaited from, withheld, damaged), this user's photos still uploading from this device, 既読
- * beside one's own messages and photos (and, in tail, one compact line when they change),
+ * beside one's own messages and photos (and, in tail, one compact line when they change; in a
+ * shared room by server, beside every message),
  * marking read what was shown, and, while tail follows a room, taking photo keys as they
  * arrive and answering other devices' key requests (any running member device answers, so a
  * new phone does not wait for the sender to run a photo command).
@@ -36,6 +37,8 @@ struct tl_room {
                           * it arrives or is withheld */
     cJSON *changes;      /* pending 既読 changes: {"POS": count} */
     cJSON *readers;      /* who moved their marker meanwhile: {login: pos} */
+    cJSON *groups;       /* a shared room's pending 既読 by server: {"POS": [[server, read,
+                          * members], ...]} */
 };
 
 struct own_msg {
@@ -55,6 +58,7 @@ static struct {
     struct own_msg *own;
     size_t nown, capown;
     long long flushed_at;
+    cJSON *server_names; /* {server id: name}, learned from read_by_server (pushes carry ids) */
 } tl;
 
 static long long mono_ms(void)
@@ -85,6 +89,49 @@ static void one_line(const char *in, char *out, size_t n)
     for (; *in && i + 1 < n; in++)
         out[i++] = (unsigned char)*in < 0x20 || *in == 0x7f ? ' ' : *in;
     out[i] = '\0';
+}
+
+/* A server as 既読 by server shows it: its name as pinned on this user's server (learned from
+ * a view's read_by_server), else its id (this server itself, or a peer pinned without one). */
+static const char *server_label(const char *server, const char *name)
+{
+    if (name && *name) {
+        if (!tl.server_names)
+            tl.server_names = cJSON_CreateObject();
+        if (strcmp(cli_str(tl.server_names, server, NULL), name) != 0) {
+            cJSON_DeleteItemFromObjectCaseSensitive(tl.server_names, server);
+            cJSON_AddStringToObject(tl.server_names, server, name);
+        }
+        return name;
+    }
+    const char *known = cli_str(tl.server_names, server, NULL);
+    return *known ? known : server;
+}
+
+void tl_print_groups(const cJSON *groups)
+{
+    const cJSON *g;
+    int k = 0;
+    cJSON_ArrayForEach(g, groups)
+    {
+        const char *server, *name = NULL;
+        long long read, members;
+        if (cJSON_IsArray(g)) { /* a push's [server, read, members] */
+            server = cJSON_GetStringValue(cJSON_GetArrayItem(g, 0));
+            read = (long long)cJSON_GetNumberValue(cJSON_GetArrayItem(g, 1));
+            members = (long long)cJSON_GetNumberValue(cJSON_GetArrayItem(g, 2));
+        } else {
+            server = cli_str(g, "server", NULL);
+            name = cli_str(g, "name", NULL);
+            read = cli_num(g, "read");
+            members = cli_num(g, "members");
+        }
+        if (!server)
+            continue;
+        char label[256];
+        one_line(server_label(server, name), label, sizeof label);
+        printf("%s %s %lld/%lld", k++ ? " ·" : "  既読", label, read, members);
+    }
 }
 
 static struct tl_room *room_of(const char *id, bool create)
@@ -303,7 +350,10 @@ static void print_photo_line(struct tl_room *r, const cJSON *ev, const char *pre
     describe(r, ev, &pv, why_not, note, what, sizeof what, extra, sizeof extra);
     hhmm(cli_num(ev, "ts"), t);
     printf("%s#%lld %s %s: %s (%s)", prefix, cli_num(ev, "pos"), t, who(ev), what, extra);
-    if (tl_is_mine(ev) && cli_num(ev, "read_count") > 0)
+    const cJSON *groups = cJSON_GetObjectItemCaseSensitive(ev, "read_by_server");
+    if (groups) /* a shared room: by server, on every message */
+        tl_print_groups(groups);
+    else if (tl_is_mine(ev) && cli_num(ev, "read_count") > 0)
         printf("  既読 %lld", cli_num(ev, "read_count"));
     printf("\n");
     if (remember && rv && pv.state == PHOTO_WAITING) {
@@ -559,6 +609,21 @@ void tl_counts(const cJSON *read_ev)
             cJSON_AddNumberToObject(r->changes, key, c->valuedouble);
         }
     }
+    /* A shared room's: the same messages by server, shown instead of the plain counts. */
+    cJSON_ArrayForEach(pair, cJSON_GetObjectItemCaseSensitive(read_ev, "counts_by_server"))
+    {
+        const cJSON *p = cJSON_GetArrayItem(pair, 0), *g = cJSON_GetArrayItem(pair, 1);
+        char key[32];
+        if (!cJSON_IsNumber(p) || !cJSON_IsArray(g))
+            continue;
+        snprintf(key, sizeof key, "%lld", (long long)p->valuedouble);
+        if (!cJSON_GetObjectItemCaseSensitive(r->changes, key))
+            continue; /* not ours, or unchanged */
+        if (!r->groups)
+            r->groups = cJSON_CreateObject();
+        cJSON_DeleteItemFromObjectCaseSensitive(r->groups, key);
+        cJSON_AddItemToObject(r->groups, key, cJSON_Duplicate(g, true));
+    }
 }
 
 static int by_count_then_pos(const void *a, const void *b)
@@ -569,9 +634,44 @@ static int by_count_then_pos(const void *a, const void *b)
     return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
+/* A shared room: one line per message of ours whose 既読 changed, by server, oldest first:
+ * "#12  既読 松山市 3/4 · jp-38-ehime-pref 2/2". */
+static void groups_lines(struct tl_room *r)
+{
+    int n = cJSON_GetArraySize(r->groups);
+    long long *pos = calloc((size_t)n + 1, sizeof *pos);
+    const cJSON *g;
+    int k = 0;
+    cJSON_ArrayForEach(g, r->groups)
+    {
+        if (pos)
+            pos[k++] = atoll(g->string);
+    }
+    for (int i = 1; i < k; i++) /* a handful: insertion sort */
+        for (int j = i; j > 0 && pos[j - 1] > pos[j]; j--) {
+            long long t = pos[j];
+            pos[j] = pos[j - 1];
+            pos[j - 1] = t;
+        }
+    for (int i = 0; i < k; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "%lld", pos[i]);
+        if (tl.labels)
+            printf("[%s] ", name_of(r->id));
+        printf("#%lld", pos[i]);
+        tl_print_groups(cJSON_GetObjectItemCaseSensitive(r->groups, key));
+        printf("\n");
+    }
+    free(pos);
+}
+
 /* One line per room: "既読 2: #12 #14 · 既読 1: #15 (sato, suzuki)". */
 static void counts_line(struct tl_room *r)
 {
+    if (r->groups) {
+        groups_lines(r);
+        return;
+    }
     int n = cJSON_GetArraySize(r->changes);
     struct own_msg *v = calloc((size_t)n + 1, sizeof *v);
     const cJSON *c;
@@ -615,7 +715,8 @@ void tl_counts_flush(void)
             counts_line(r);
         cJSON_Delete(r->changes);
         cJSON_Delete(r->readers);
-        r->changes = r->readers = NULL;
+        cJSON_Delete(r->groups);
+        r->changes = r->readers = r->groups = NULL;
     }
     fflush(stdout);
 }
@@ -671,7 +772,9 @@ void tl_end(void)
         cJSON_Delete(tl.r[i].waiting);
         cJSON_Delete(tl.r[i].changes);
         cJSON_Delete(tl.r[i].readers);
+        cJSON_Delete(tl.r[i].groups);
     }
+    cJSON_Delete(tl.server_names);
     free(tl.r);
     free(tl.own);
     cJSON_Delete(tl.rooms);
