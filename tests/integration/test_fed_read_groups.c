@@ -309,7 +309,7 @@ static void cli_check(struct scene *sc, const struct ghist *order, int j, const 
     char line[512] = "  既読";
     size_t at = strlen(line);
     for (int g = 0; g < nw; g++)
-        at += (size_t)snprintf(line + at, sizeof line - at, "%s %s %lld/%lld", g ? " ·" : "",
+        at += (size_t)snprintf(line + at, sizeof line - at, "%s %.63s %lld/%lld", g ? " ·" : "",
                                want[g].server, want[g].read, want[g].members);
     cr_assert(strstr(out, line), "history shows \"%s\":\n%s", line, out);
     static struct ghist h;
@@ -321,7 +321,7 @@ static void cli_check(struct scene *sc, const struct ghist *order, int j, const 
     cli_as(sc, u, out, sizeof out, "readers", sc->room, pos, NULL);
     cr_assert(strstr(out, "by municipality"), "%s", out);
     for (int g = 0; g < nw; g++) {
-        snprintf(line, sizeof line, "%s %lld/%lld\n", want[g].server, want[g].read,
+        snprintf(line, sizeof line, "%.63s %lld/%lld\n", want[g].server, want[g].read,
                  want[g].members);
         cr_assert(strstr(out, line), "readers shows \"%s\":\n%s", line, out);
     }
