@@ -200,6 +200,13 @@ enum kz_err srv_event_apply(struct srv *s, const struct store_room *room,
     }
     if (strcmp(e->type, "room.server") == 0)
         return apply_room_server(s, e, content, why);
+    if (strcmp(e->type, "hotline.role") == 0) { /* a hotline's authority reassigned a role */
+        const char *server = content_str(content, "server"), *role = content_str(content, "role");
+        if (!server || !kz_hotline_role_valid(role) ||
+            store_room_server_role_set(s->store, e->room, server, role) != STORE_OK)
+            return refused(why, "cannot change the role");
+        return KZ_OK;
+    }
     if (strcmp(e->type, "room.archive") == 0) {
         bool archived = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(content, "archived"));
         if (store_room_set_archived(s->store, e->room, archived ? e->ts : 0) != STORE_OK)

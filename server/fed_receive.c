@@ -77,6 +77,16 @@ static const char *fed_valid(struct srv *s, const struct store_room *r,
         return "past its server's removal from the room";
     if (strcmp(type, "room.create") == 0)
         return "a room is created once, by its first event";
+    if (!strcmp(type, "hotline.role")) {
+        bool hotline = false;
+        if (!by_authority)
+            return "only the hotline's authority assigns roles";
+        if (store_room_is_hotline(s->store, r->id, &hotline) != STORE_OK || !hotline)
+            return "not a hotline room";
+        if (!cstr(content, "server") || !kz_hotline_role_valid(cstr(content, "role")))
+            return "a role event names a server and a known role";
+        return NULL;
+    }
     if (!strcmp(type, "room.server") || !strcmp(type, "room.update") ||
         !strcmp(type, "room.archive")) {
         if (!by_authority)
@@ -309,6 +319,8 @@ static enum kz_err take_room(struct srv *s, const char *peer, const struct taken
         goto out;
     }
     e = srv_room_servers_init(s, r->id, content, 0);
+    if (!e)
+        e = srv_hotline_init(s, r->id, content);
     if (!e)
         KZ_INFO("fed_room_joined", "room=%s authority=%s name=\"%s\"", room_id, h.origin, name);
 out:

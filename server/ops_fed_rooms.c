@@ -31,6 +31,8 @@ struct servers_ctx {
     struct srv_call *c;
     const char *self;
     cJSON *list;
+    int64_t room;
+    bool hotline; /* each server's role in the counterpart group, too */
 };
 
 static cJSON *server_json(struct srv_call *c, const char *id, bool self, bool admitted)
@@ -50,8 +52,14 @@ static cJSON *server_json(struct srv_call *c, const char *id, bool self, bool ad
 static int server_one(void *ctx, const char *server, bool admitted)
 {
     struct servers_ctx *sc = ctx;
-    cJSON_AddItemToArray(sc->list,
-                         server_json(sc->c, server, strcmp(server, sc->self) == 0, admitted));
+    cJSON *o = server_json(sc->c, server, strcmp(server, sc->self) == 0, admitted);
+    char role[24] = "";
+    if (sc->hotline && store_room_server_role(srv_store(sc->c->srv), sc->room, server, role,
+                                              sizeof role) == STORE_OK) {
+        cJSON_AddStringToObject(o, "role", role);
+        cJSON_AddStringToObject(o, "role_label", kz_hotline_role_label(role));
+    }
+    cJSON_AddItemToArray(sc->list, o);
     return 0;
 }
 
@@ -113,7 +121,12 @@ enum kz_err op_room_servers(struct srv_call *c)
     cJSON *res = cJSON_CreateObject();
     cJSON_AddStringToObject(res, "room", room.room_id);
     cJSON_AddStringToObject(res, "authority", room.authority);
-    struct servers_ctx sc = {c, self, cJSON_AddArrayToObject(res, "servers")};
+    struct servers_ctx sc = {c, self, cJSON_AddArrayToObject(res, "servers"), room.id, false};
+    if (shared && store_room_is_hotline(st, room.id, &sc.hotline) != STORE_OK) {
+        cJSON_Delete(res);
+        return srv_fail(c, KZ_INTERNAL, "cannot read the room");
+    }
+    cJSON_AddBoolToObject(res, "hotline", sc.hotline);
     if (!shared)
         cJSON_AddItemToArray(sc.list, server_json(c, self, true, true));
     else if (store_room_server_each(st, room.id, server_one, &sc) != STORE_OK) {

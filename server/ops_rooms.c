@@ -116,7 +116,8 @@ static cJSON *room_json(struct srv *s, const struct store_room *r, const struct 
 
 /* The creator's own `member` event; it joins at the create event, so its history starts with
  * the room itself (event_apply.c). */
-static enum kz_err join_creator(struct srv_call *c, const struct store_room *room, const char *role)
+enum kz_err srv_room_join_creator(struct srv_call *c, const struct store_room *room,
+                                  const char *role)
 {
     cJSON *content = cJSON_CreateObject();
     cJSON_AddStringToObject(content, "user", c->auth.user.login);
@@ -223,7 +224,7 @@ enum kz_err op_room_create(struct srv_call *c)
     if (!e && servers)
         e = srv_room_servers_init(c->srv, room.id, servers, created.pos);
     cJSON_Delete(servers);
-    if (e || (e = join_creator(c, &room, "admin")))
+    if (e || (e = srv_room_join_creator(c, &room, "admin")))
         return e;
     const cJSON *item;
     cJSON_ArrayForEach(item, members)
@@ -275,7 +276,7 @@ enum kz_err op_room_direct(struct srv_call *c)
             return e;
         struct srv_appended created;
         if ((e = srv_room_create(c, &room, key, policy, NULL, &created)) ||
-            (e = join_creator(c, &room, "member")))
+            (e = srv_room_join_creator(c, &room, "member")))
             return e;
     } else if (rc != STORE_OK) {
         return srv_fail(c, KZ_INTERNAL, "room lookup failed");

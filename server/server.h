@@ -647,6 +647,21 @@ enum kz_err op_room_admin(struct srv_call *c);
 enum kz_err op_room_members(struct srv_call *c);
 enum kz_err op_room_servers(struct srv_call *c); /* ops_fed_rooms.c */
 enum kz_err op_room_server(struct srv_call *c);
+/* ops_rooms.c: the creator's own member event in a room it just created (its history starts
+ * with the creation). */
+enum kz_err srv_room_join_creator(struct srv_call *c, const struct store_room *room,
+                                  const char *role);
+/* ops_hotline.c: counterpart hotline rooms (issue 18; docs/hotline.md). */
+enum kz_err op_hotline_create(struct srv_call *c);
+enum kz_err op_hotline_role(struct srv_call *c);
+enum kz_err op_hotline_list(struct srv_call *c);
+/* A role of a municipality in a counterpart group: affected, primary, secondary, hq. */
+bool kz_hotline_role_valid(const char *role);
+/* Its name as people read it (被災市町, 一次支援市, 二次支援市町, 県本部; "" for none). */
+const char *kz_hotline_role_label(const char *role);
+/* A hotline room's derived state from its creation's content (hotline.roles), on the server
+ * that created it and on every other that takes it. */
+enum kz_err srv_hotline_init(struct srv *s, int64_t room, const cJSON *content);
 /* fed_sync.c: server was admitted to room (room.server, at its authority): after the commit it is
  * sent this server's summary, which names the room, and the room itself. */
 void srv_fed_server_admitted(struct srv *s, const char *server, int64_t room);

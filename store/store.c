@@ -386,7 +386,8 @@ static const char *const migrations[] = {
      * only). events.received_at: when an event made elsewhere arrived (NULL: made here);
      * events.invalid: why a received event is kept (its log stays whole) but changes nothing.
      * room_servers: a shared room's member servers as its authority's log says; a removed one
-     * has its cutoff, the last (inc, seq) of its log the room takes (issue 18). fed_cursors:
+     * has its cutoff, the last (inc, seq) of its log the room takes, and in a hotline room each
+     * has its role in the counterpart group (issue 18); rooms.hotline marks those. fed_cursors:
      * how far each peer has acknowledged each log (the outbound queue is the log itself).
      * fed_forks: two events for one (room, origin, inc, seq), kept as evidence; the log is
      * quarantined above the fork. room_members.read_hlc, read_origin, read_inc, read_seq: in a
@@ -400,6 +401,7 @@ static const char *const migrations[] = {
      "  changed_pos INTEGER NOT NULL,"
      "  cutoff_inc INTEGER,"
      "  cutoff_seq INTEGER,"
+     "  role TEXT,"
      "  PRIMARY KEY (room, server_id)"
      ") WITHOUT ROWID;"
      "CREATE TABLE IF NOT EXISTS fed_cursors ("
@@ -445,6 +447,7 @@ static const struct {
     {16, "room_members", "read_origin", "TEXT"},
     {16, "room_members", "read_inc", "INTEGER"},
     {16, "room_members", "read_seq", "INTEGER"},
+    {16, "rooms", "hotline", "INTEGER"},
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

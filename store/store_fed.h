@@ -79,6 +79,18 @@ enum store_rc store_room_server_cutoff(struct store *st, int64_t room, const cha
  * room (local: the server is this one, whose users have no home). Inside the transaction. */
 enum store_rc store_room_server_cut(struct store *st, int64_t room, const char *server, bool local,
                                     int64_t inc, int64_t seq, int64_t pos);
+/* Hotline rooms (issue 18): the mark, and each member server's role in the counterpart group. */
+enum store_rc store_room_set_hotline(struct store *st, int64_t room);
+enum store_rc store_room_is_hotline(struct store *st, int64_t room, bool *out);
+enum store_rc store_room_server_role_set(struct store *st, int64_t room, const char *server,
+                                         const char *role);
+/* The role (caller's buffer, "" when none) of server in room. */
+enum store_rc store_room_server_role(struct store *st, int64_t room, const char *server,
+                                     char *role, size_t n);
+typedef int (*store_hotline_fn)(void *ctx, int64_t room, const char *room_id, const char *name,
+                                const char *server, bool admitted, const char *role);
+/* Every hotline room this server holds, each member server in turn (room, then server order). */
+enum store_rc store_hotline_each(struct store *st, store_hotline_fn fn, void *ctx);
 /* The newest (inc, head_seq) of server's logs in room ((0, 0): it wrote nothing there). */
 enum store_rc store_log_latest(struct store *st, int64_t room, const char *server, int64_t *inc,
                                int64_t *seq);

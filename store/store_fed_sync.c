@@ -34,6 +34,11 @@ enum fed_stmt {
     F_CUT_EVENTS,
     F_CUT_MEMBERS,
     F_LOG_LATEST,
+    F_HOTLINE_SET,
+    F_HOTLINE_GET,
+    F_ROLE_SET,
+    F_ROLE_GET,
+    F_HOTLINE_EACH,
     F_COUNT
 };
 _Static_assert(F_COUNT <= STORE_FED_STMTS, "raise STORE_FED_STMTS");
@@ -101,6 +106,13 @@ static const char *const fed_sql[F_COUNT] = {
     [F_CUT_MEMBERS] = "UPDATE room_members SET left_pos = ?3 WHERE room = ?1 AND left_pos IS NULL"
                       " AND user_id IN (SELECT id FROM users WHERE CASE WHEN ?4 THEN home IS NULL"
                       " ELSE home = ?2 END)",
+    [F_HOTLINE_SET] = "UPDATE rooms SET hotline = 1 WHERE id = ?",
+    [F_HOTLINE_GET] = "SELECT coalesce(hotline, 0) FROM rooms WHERE id = ?",
+    [F_ROLE_SET] = "UPDATE room_servers SET role = ?3 WHERE room = ?1 AND server_id = ?2",
+    [F_ROLE_GET] = "SELECT coalesce(role, '') FROM room_servers WHERE room = ? AND server_id = ?",
+    [F_HOTLINE_EACH] = "SELECT r.id, r.room_id, r.name, s.server_id, s.admitted, coalesce(s.role, '')"
+                       " FROM rooms r JOIN room_servers s ON s.room = r.id WHERE r.hotline = 1"
+                       " ORDER BY r.name, r.id, s.server_id",
     [F_LOG_LATEST] = "SELECT inc, head_seq FROM logs WHERE room = ? AND origin = ?"
                      " ORDER BY inc DESC LIMIT 1",
 };
@@ -480,4 +492,61 @@ enum store_rc store_log_latest(struct store *st, int64_t room, const char *serve
     }
     store_finish(s);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK : store_fail(st, "log latest");
+}
+
+enum store_rc store_room_set_hotline(struct store *st, int64_t room)
+{
+    FSTMT(st, F_HOTLINE_SET, s);
+    sqlite3_bind_int64(s, 1, room);
+    return store_step_done(st, s, "hotline");
+}
+
+enum store_rc store_room_is_hotline(struct store *st, int64_t room, bool *out)
+{
+    FSTMT(st, F_HOTLINE_GET, s);
+    sqlite3_bind_int64(s, 1, room);
+    int64_t v = 0;
+    enum store_rc r = store_step_int(st, s, &v, "hotline");
+    *out = r == STORE_OK && v;
+    return r == STORE_NOT_FOUND ? STORE_OK : r;
+}
+
+enum store_rc store_room_server_role_set(struct store *st, int64_t room, const char *server,
+                                         const char *role)
+{
+    FSTMT(st, F_ROLE_SET, s);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_text(s, 2, server, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, role, -1, SQLITE_STATIC);
+    return store_step_done(st, s, "role");
+}
+
+enum store_rc store_room_server_role(struct store *st, int64_t room, const char *server,
+                                     char *role, size_t n)
+{
+    FSTMT(st, F_ROLE_GET, s);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_text(s, 2, server, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    role[0] = '\0';
+    if (rc == SQLITE_ROW)
+        store_copy_text(role, n, s, 0);
+    store_finish(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK : store_fail(st, "role");
+}
+
+enum store_rc store_hotline_each(struct store *st, store_hotline_fn fn, void *ctx)
+{
+    FSTMT(st, F_HOTLINE_EACH, s);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if (fn(ctx, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
+               (const char *)sqlite3_column_text(s, 2), (const char *)sqlite3_column_text(s, 3),
+               sqlite3_column_int(s, 4) != 0, (const char *)sqlite3_column_text(s, 5))) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "hotlines");
+    store_finish(s);
+    return r;
 }

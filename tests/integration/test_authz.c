@@ -158,6 +158,10 @@ static const struct row rows[] = {
     {"room.remove", "\"room\":\"$ROOM\",\"user\":\"$FRESH_MEMBER\"",        "U U F o N N N U U U F", 0},
     {"room.leave", "\"room\":\"$FRESH_ROOM\"",                              "U U o o N N N U U U F", 0},
     {"room.admin", "\"room\":\"$ROOM\",\"user\":\"mem\",\"admin\":false",   "U U F o N N N U U U F", 0},
+    /* Hotlines: created and listed by admins; roles by the hotline's room admins. */
+    {"hotline.create", "\"name\":\"h\",\"roles\":[\"$FRESH_PEER=primary\"]",     "U U F F F F o U U U F", 0},
+    {"hotline.list", "\"csv\":false",                                         "U U F F F F o U U U F", 0},
+    {"hotline.role", "\"room\":\"$HOTLINE\",\"server\":\"$HOTLINE_PEER\",\"role\":\"primary\"", "U U N N N N o U U U F", 0},
     /* Admitting a server: a room admin of a shared room, at its authority. */
     {"room.server", "\"room\":\"$SHARED_ROOM\",\"server\":\"$FRESH_PEER\"",   "U U F o N N N U U U F", 0},
     {"room.members", "\"room\":\"$ROOM\"",                                  "U U o o N N N U U U F", 0},
@@ -834,6 +838,8 @@ static void peer_fields(char *out, size_t n, char *id, size_t idlen)
         snprintf(id, idlen, "%s", sid);
 }
 
+static char last_hotline_peer[64]; /* $HOTLINE's peer, for $HOTLINE_PEER after it */
+
 static void resolve(const char *name, enum who w, char *out, size_t n)
 {
     const struct caller *c = &who[w];
@@ -881,6 +887,19 @@ static void resolve(const char *name, enum who w, char *out, size_t n)
         char fields[512];
         peer_fields(fields, sizeof fields, out, n);
         r = must(&adm, "\"op\":\"peer.add\",%s", fields);
+    } else if (strcmp(name, "HOTLINE") == 0) {
+        /* A hotline with a fresh pinned peer, created by the admin (its room admin). */
+        static char hotline_peer[64];
+        char fields[512];
+        peer_fields(fields, sizeof fields, hotline_peer, sizeof hotline_peer);
+        cJSON_Delete(must(&adm, "\"op\":\"peer.add\",%s", fields));
+        r = must(&adm, "\"op\":\"hotline.create\",\"name\":\"県ホットライン\","
+                       "\"roles\":[\"%s=affected\"]",
+                 hotline_peer);
+        jstr(r, "room", out, n);
+        snprintf(last_hotline_peer, sizeof last_hotline_peer, "%s", hotline_peer);
+    } else if (strcmp(name, "HOTLINE_PEER") == 0) {
+        snprintf(out, n, "%s", last_hotline_peer);
     } else if (strcmp(name, "SHARED_ROOM") == 0) {
         /* A room shared with a fresh pinned peer, of which own is the admin and mem a member. */
         char fields[512], peer[64];

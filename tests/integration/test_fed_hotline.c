@@ -1,0 +1,136 @@
+/* test_fed_hotline.c - counterpart hotline rooms (issue 18, item 1): the prefecture's server
+ * creates a hotline naming each municipality's role; every server shows the same servers and
+ * roles; the authority reassigns a role (a hotline.role event) and every server follows; no one
+ * else may, on any server; the authority's admin lists its hotline groups, also as CSV. Three
+ * real kizunad paired through the fault proxies (fednet.h). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fedcheck.h"
+#include "fednet.h"
+
+#define DEADLINE_MS 30000
+
+static struct fednet net;
+
+static void teardown(void)
+{
+    fednet_stop(&net);
+}
+
+TestSuite(fed_hotline, .fini = teardown, .timeout = 120);
+
+static const char *code(const cJSON *r)
+{
+    if (cJSON_IsTrue(cJSON_GetObjectItem(r, "ok")))
+        return "ok";
+    return cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "error"), "code"));
+}
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* The role server i shows for server `of` in the hotline ("" if it does not hold the room). */
+static void role_on(int i, const char *room, const char *of, char *out, size_t n)
+{
+    out[0] = '\0';
+    cJSON *r = fednet_admin(&net, i, "\"op\":\"room.servers\",\"room\":\"%s\"", room);
+    if (strcmp(code(r), "ok") == 0) {
+        cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(r, "hotline")), "a hotline on %s", net.s[i].id);
+        const cJSON *s;
+        cJSON_ArrayForEach(s, cJSON_GetObjectItem(r, "servers"))
+        {
+            if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(s, "server")), of) == 0)
+                snprintf(out, n, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(s, "role")));
+        }
+    }
+    cJSON_Delete(r);
+}
+
+/* Waits until every server shows role for server `of`. */
+static void wait_role(const char *room, const char *of, const char *role)
+{
+    char got[32] = "";
+    for (int i = 0; i < net.n; i++) {
+        for (long long t = 0;; t += 20) {
+            role_on(i, room, of, got, sizeof got);
+            if (strcmp(got, role) == 0)
+                break;
+            cr_assert_lt(t, DEADLINE_MS, "%s shows %s as '%s', not '%s'", net.s[i].id, of, got,
+                         role);
+            pause_ms(20);
+        }
+    }
+}
+
+Test(fed_hotline, roles_are_the_same_everywhere_and_only_the_authority_changes_them)
+{
+    fednet_start(&net, 3, NULL, NULL, 0x686f746cULL);
+    const char *A = net.s[0].id, *B = net.s[1].id, *C = net.s[2].id;
+
+    /* Bad requests change nothing. */
+    cJSON *r = fednet_admin(&net, 0,
+                            "\"op\":\"hotline.create\",\"name\":\"x\",\"roles\":[\"%s=boss\"]", B);
+    cr_assert_str_eq(code(r), "bad_request", "an unknown role");
+    cJSON_Delete(r);
+    r = fednet_admin(
+        &net, 0, "\"op\":\"hotline.create\",\"name\":\"x\",\"roles\":[\"jp-99-nowhere=primary\"]");
+    cr_assert_str_eq(code(r), "not_found", "not a peer");
+    cJSON_Delete(r);
+
+    r = fednet_admin(&net, 0,
+                     "\"op\":\"hotline.create\",\"name\":\"南予ホットライン\","
+                     "\"roles\":[\"%s=affected\",\"%s=primary\"]",
+                     B, C);
+    cr_assert_str_eq(code(r), "ok", "hotline.create");
+    char room[64];
+    snprintf(room, sizeof room, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(r, "room")));
+    cJSON_Delete(r);
+    wait_role(room, A, "hq");
+    wait_role(room, B, "affected");
+    wait_role(room, C, "primary");
+
+    /* Only the authority reassigns; on another server the answer is forbidden. */
+    r = fednet_admin(&net, 1,
+                     "\"op\":\"hotline.role\",\"room\":\"%s\",\"server\":\"%s\",\"role\":\"hq\"",
+                     room, C);
+    cr_assert_str_eq(code(r), "forbidden", "B is not the hotline's authority");
+    cJSON_Delete(r);
+    r = fednet_admin(&net, 0,
+                     "\"op\":\"hotline.role\",\"room\":\"%s\",\"server\":\"%s\",\"role\":\"chief\"",
+                     room, C);
+    cr_assert_str_eq(code(r), "bad_request", "an unknown role");
+    cJSON_Delete(r);
+    r = fednet_admin(
+        &net, 0, "\"op\":\"hotline.role\",\"room\":\"%s\",\"server\":\"%s\",\"role\":\"secondary\"",
+        room, C);
+    cr_assert_str_eq(code(r), "ok", "the authority reassigns C");
+    cJSON_Delete(r);
+    wait_role(room, C, "secondary");
+    wait_role(room, B, "affected");
+
+    /* The admin's view of its counterpart groups, and as CSV. */
+    r = fednet_admin(&net, 0, "\"op\":\"hotline.list\"");
+    cr_assert_str_eq(code(r), "ok");
+    const cJSON *h = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "hotlines"), 0);
+    cr_assert_not_null(h);
+    cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(h, "name")), "南予ホットライン");
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(h, "servers")), 3);
+    cJSON_Delete(r);
+    r = fednet_admin(&net, 0, "\"op\":\"hotline.list\",\"csv\":true");
+    const char *csv = cJSON_GetStringValue(cJSON_GetObjectItem(r, "csv"));
+    cr_assert(csv && strstr(csv, "南予ホットライン") && strstr(csv, "二次支援市町") &&
+                  strstr(csv, "被災市町"),
+              "%s", csv ? csv : "(none)");
+    cJSON_Delete(r);
+
+    /* The role events are in the authority's log on every server: all three agree. */
+    const char *dbs[] = {net.s[0].db, net.s[1].db, net.s[2].db};
+    cr_assert_geq(fc_wait_agree(dbs, 3, room, DEADLINE_MS, NULL), 0);
+}
