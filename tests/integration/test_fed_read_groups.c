@@ -14,10 +14,13 @@
  *
  * Environment: as test_fed_sync.c (KZ_FED_SEED, KZ_FED_USERS >= 2, KZ_FED_CONVERGE_MS). */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "fedscene.h"
 
@@ -297,6 +300,60 @@ static void cli_as(struct scene *sc, struct scene_user *u, char *out, size_t out
     cr_assert_eq(rc, 0, "kizuna %s %s: %s", a1, a2 ? a2 : "", out);
 }
 
+/* `kizuna tail ROOM --no-read` as u: a message u sends shows live, and once a user of another
+ * server reads it, one line gives its new 既読 by server. */
+static void cli_tail_check(struct scene *sc, struct scene_user *u, struct scene_user *reader)
+{
+    char env_dir[400], env_srv[100];
+    snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s/cli-%.31s", sc->net.s[u->srv].d.dir,
+             u->login);
+    snprintf(env_srv, sizeof env_srv, "KIZUNA_SERVER=%s", sc->net.s[u->srv].d.url);
+    const char *env[] = {env_dir, env_srv, NULL};
+    const char *argv[] = {"/bin/sh",   "-c",     "exec \"$0\" tail \"$1\" --no-read 2>&1",
+                          KIZUNA_PATH, sc->room, NULL};
+    int fd;
+    pid_t tail = spawn_reader(argv, env, &fd);
+    static char buf[65536];
+    size_t len = 0;
+    /* Following once its first page (messages with their 既読 by server) is out. */
+    cr_assert(read_until(fd, buf, sizeof buf, &len, "既読", 10000), "tail: %s", buf);
+    scene_sleep_ms(300);
+    cJSON *r = user_call(sc, u,
+                         "{\"id\":14,\"op\":\"msg.send\",\"room\":\"%s\",\"body\":"
+                         "\"第一報 tail\"}",
+                         sc->room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    long long pos = (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(r, "pos"));
+    char id[FC_ID_MAX];
+    snprintf(id, sizeof id, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(r, "event_id")));
+    cJSON_Delete(r);
+    cr_assert(read_until(fd, buf, sizeof buf, &len, "第一報 tail", 10000), "tail: %s", buf);
+    static struct ghist h;
+    long long t0 = scene_now_ms();
+    do { /* the reader's server holds it */
+        cr_assert_lt(scene_now_ms() - t0, 10000, "the message reaches %s", sc->names[reader->srv]);
+        scene_sleep_ms(20);
+        hist_get(sc, reader->srv, &h);
+    } while (index_of(&h, id) < 0);
+    r = user_call(sc, reader, "{\"id\":15,\"op\":\"read\",\"room\":\"%s\"}", sc->room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    /* Its groups (fednet's ids sort in their order): the reader's server's 1 read; u's server
+     * without u. */
+    char want[512];
+    size_t at = (size_t)snprintf(want, sizeof want, "#%lld  既読", pos);
+    for (int i = 0; i < sc->nsrv; i++) {
+        long long members = sc->users + (i == sc->authority) - (i == u->srv);
+        at += (size_t)snprintf(want + at, sizeof want - at, "%s %.63s %d/%lld", i ? " ·" : "",
+                               sc->names[i], i == reader->srv, members);
+    }
+    cr_assert(read_until(fd, buf, sizeof buf, &len, want, 15000), "tail shows \"%s\":\n%s", want,
+              buf);
+    kill(tail, SIGTERM);
+    waitpid(tail, NULL, 0);
+    close(fd);
+}
+
 /* `kizuna history` shows message j's groups after it ("  既読 SERVER 1/3 · ..."; no names are
  * pinned here, so ids), and `kizuna readers` groups by municipality. */
 static void cli_check(struct scene *sc, const struct ghist *order, int j, const struct group *want,
@@ -414,6 +471,7 @@ Test(fed_read_groups, read_by_server_agrees_on_every_server)
     }
     scene_check_acked(sc);
     cli_check(sc, &order, j, want, nw);
+    cli_tail_check(sc, &sc->u[2][1], &sc->u[1][0]);
 
     /* A room of one server shows no counts by server. */
     cJSON *local =
