@@ -36,6 +36,23 @@ static enum kz_err apply_msg(struct srv *s, const struct store_event *e, const c
         .pos = e->pos, .room = e->room, .sender = e->sender, .body = body, .ts = e->ts};
     if (!body || store_message_insert(s->store, &m) != STORE_OK)
         return refused(why, "cannot store the message");
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(content, "urgent")))
+        srv_hotline_alert(s, e, content); /* a first report: this server's on-duty seats */
+    return KZ_OK;
+}
+
+/* hotline.seat: the origin server's seat is held by one of its users, or vacated. */
+static enum kz_err apply_seat(struct srv *s, const struct store_event *e, const cJSON *content,
+                              const char **why)
+{
+    const char *seat = content_str(content, "seat"), *user = content_str(content, "user");
+    bool on_duty = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(content, "on_duty"));
+    int64_t holder = 0;
+    if (user && (holder = srv_actor_of(s, e->origin, user, content_str(content, "name"))) == 0)
+        return refused(why, "cannot find the seat's holder");
+    if (!seat ||
+        store_seat_set(s->store, e->room, e->origin, seat, holder, on_duty, e->pos) != STORE_OK)
+        return refused(why, "cannot record the seat");
     return KZ_OK;
 }
 
@@ -200,6 +217,8 @@ enum kz_err srv_event_apply(struct srv *s, const struct store_room *room,
     }
     if (strcmp(e->type, "room.server") == 0)
         return apply_room_server(s, e, content, why);
+    if (strcmp(e->type, "hotline.seat") == 0)
+        return apply_seat(s, e, content, why);
     if (strcmp(e->type, "hotline.role") == 0) { /* a hotline's authority reassigned a role */
         const char *server = content_str(content, "server"), *role = content_str(content, "role");
         if (!server || !kz_hotline_role_valid(role) ||

@@ -38,16 +38,22 @@ struct taken {
     int64_t seq;
 };
 
+int64_t srv_actor_of(struct srv *s, const char *origin, const char *login, const char *name)
+{
+    int64_t id = 0;
+    if (strcmp(origin, s->origin) == 0) { /* this server's own user (an older incarnation too) */
+        struct store_user u;
+        return store_user_get_by_login(s->store, login, &u) == STORE_OK ? u.id : 0;
+    }
+    return store_actor_get(s->store, origin, login, name, kz_now_ms(), &id) == STORE_OK ? id : 0;
+}
+
 /* The local handle of the user `login` of the event's origin (0 if there is none). */
 static int64_t actor_of(struct srv *s, const struct kz_event_head *h, const char *login,
                         const char *name, int64_t now)
 {
-    int64_t id = 0;
-    if (strcmp(h->origin, s->origin) == 0) { /* this server's own older incarnation */
-        struct store_user u;
-        return store_user_get_by_login(s->store, login, &u) == STORE_OK ? u.id : 0;
-    }
-    return store_actor_get(s->store, h->origin, login, name, now, &id) == STORE_OK ? id : 0;
+    (void)now;
+    return srv_actor_of(s, h->origin, login, name);
 }
 
 static const char *cstr(const cJSON *content, const char *key)
@@ -77,6 +83,18 @@ static const char *fed_valid(struct srv *s, const struct store_room *r,
         return "past its server's removal from the room";
     if (strcmp(type, "room.create") == 0)
         return "a room is created once, by its first event";
+    if (!strcmp(type, "hotline.seat")) {
+        bool hotline = false;
+        const char *seat = cstr(content, "seat"), *user = cstr(content, "user");
+        if (store_room_is_hotline(s->store, r->id, &hotline) != STORE_OK || !hotline)
+            return "not a hotline room";
+        if (!seat || !seat[0] || strlen(seat) > STORE_SEAT_MAX)
+            return "a seat has a name of 1-64 bytes";
+        if (user &&
+            (!kz_login_valid(user) || !is_member(s, r->id, actor_of(s, h, user, NULL, now))))
+            return "a seat is held by a member of the seat's own server";
+        return NULL;
+    }
     if (!strcmp(type, "hotline.role")) {
         bool hotline = false;
         if (!by_authority)
@@ -133,6 +151,13 @@ static const char *fed_valid(struct srv *s, const struct store_room *r,
         return "the sender is not a member of the room";
     if (!strcmp(type, "msg") && !cstr(content, "body"))
         return "a message has a body";
+    const cJSON *seat = cJSON_GetObjectItemCaseSensitive(content, "seat");
+    int64_t holder = 0;
+    if (seat &&
+        (!cJSON_IsString(seat) ||
+         store_seat_holder(s->store, r->id, h->origin, seat->valuestring, &holder) != STORE_OK ||
+         holder != actor))
+        return "the sender does not hold that seat";
     /* A read marker (event_apply.c): the key of the last event read, in the room's order. */
     if (!strcmp(type, "room.read") && !srv_read_key_from_json(content, NULL))
         return "a read marker is [hlc, origin, inc, seq]";

@@ -63,6 +63,22 @@ static int server_one(void *ctx, const char *server, bool admitted)
     return 0;
 }
 
+/* One seat of a hotline: its server, name, holder (login as this server knows it: login@server
+ * for another server's user; "" when vacant) and whether it is on duty. */
+static int seat_one(void *ctx, const char *server, const char *seat, int64_t holder,
+                    const char *login, const char *name, bool on_duty)
+{
+    (void)holder;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "server", server);
+    cJSON_AddStringToObject(o, "seat", seat);
+    cJSON_AddStringToObject(o, "holder", login);
+    cJSON_AddStringToObject(o, "holder_name", name);
+    cJSON_AddBoolToObject(o, "on_duty", on_duty);
+    cJSON_AddItemToArray(ctx, o);
+    return 0;
+}
+
 /* The event at pos, if it is the room's. */
 struct event_at {
     int64_t room;
@@ -127,6 +143,12 @@ enum kz_err op_room_servers(struct srv_call *c)
         return srv_fail(c, KZ_INTERNAL, "cannot read the room");
     }
     cJSON_AddBoolToObject(res, "hotline", sc.hotline);
+    if (sc.hotline &&
+        (!cJSON_AddArrayToObject(res, "seats") ||
+         store_seats_each(st, room.id, seat_one, cJSON_GetObjectItem(res, "seats")) != STORE_OK)) {
+        cJSON_Delete(res);
+        return srv_fail(c, KZ_INTERNAL, "cannot read the room's seats");
+    }
     if (!shared)
         cJSON_AddItemToArray(sc.list, server_json(c, self, true, true));
     else if (store_room_server_each(st, room.id, server_one, &sc) != STORE_OK) {

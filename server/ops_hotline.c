@@ -261,3 +261,124 @@ enum kz_err op_hotline_list(struct srv_call *c)
     }
     return KZ_OK;
 }
+
+/* hotline.seat: this server's admins and HQ staff name a seat of theirs in a hotline and who
+ * holds it now (a handover at shift change), or vacate it; on_duty seats receive first reports
+ * as alerts. An event in this server's own log: each municipality manages its own seats. */
+enum kz_err op_hotline_seat(struct srv_call *c)
+{
+    struct store *st = srv_store(c->srv);
+    const char *self = srv_server_id(c->srv), *seat = srv_arg_str(c, "seat");
+    const char *login = srv_arg_str(c, "user");
+    bool on_duty = srv_arg_bool(c, "on_duty", false), hotline = false, admitted = false;
+    struct store_room room;
+    enum kz_err e;
+    if (!kz_role_is(c->auth.user.role, KZ_ROLE_ADMIN) && !kz_role_is(c->auth.user.role, KZ_ROLE_HQ))
+        return srv_fail(c, KZ_FORBIDDEN, "this server's admins and HQ staff manage its seats");
+    enum store_rc rc = store_room_get(st, srv_arg_str(c, "room"), &room);
+    if (rc == STORE_NOT_FOUND ||
+        (rc == STORE_OK && (store_room_is_hotline(st, room.id, &hotline) || !hotline)))
+        return srv_fail(c, KZ_NOT_FOUND, "no hotline room '%.64s' on this server",
+                        srv_arg_str(c, "room"));
+    if (rc != STORE_OK || store_room_server_admitted(st, room.id, self, &admitted) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "room lookup failed");
+    if ((e = srv_room_writable(c, &room)))
+        return e;
+    if (!seat[strspn(seat, " \t")])
+        return srv_fail(c, KZ_BAD_REQUEST, "field 'seat' must not be blank");
+    struct store_user u;
+    struct store_member m;
+    if (login) {
+        if (!kz_login_valid(login) || store_user_get_by_login(st, login, &u) != STORE_OK ||
+            u.home[0])
+            return srv_fail(c, KZ_NOT_FOUND, "no user with login id '%.64s' on this server", login);
+        if (u.disabled)
+            return srv_fail(c, KZ_BAD_REQUEST, "user '%s' is disabled", u.login);
+        if (store_member_get(st, room.id, u.id, &m) != STORE_OK || m.left_pos)
+            return srv_fail(c, KZ_CONFLICT,
+                            "%s is not a member of the hotline: add them first (room.invite)",
+                            u.login);
+    }
+    int64_t before = 0;
+    store_seat_holder(st, room.id, self, seat, &before);
+    cJSON *content = cJSON_CreateObject();
+    cJSON_AddStringToObject(content, "seat", seat);
+    if (login) {
+        cJSON_AddStringToObject(content, "user", u.login);
+        cJSON_AddStringToObject(content, "name", u.name);
+    }
+    cJSON_AddBoolToObject(content, "on_duty", on_duty);
+    struct srv_appended ev;
+    if ((e = srv_event_append(c, &room, "hotline.seat", content, &ev)))
+        return e; /* applied in event_apply.c, as on every other server */
+    cJSON *details = cJSON_CreateObject();
+    cJSON_AddStringToObject(details, "room", room.room_id);
+    cJSON_AddStringToObject(details, "seat", seat);
+    cJSON_AddStringToObject(details, "holder", login ? u.login : "");
+    struct store_user prev;
+    cJSON_AddStringToObject(details, "previous",
+                            before && store_user_get(st, before, &prev) == STORE_OK ? prev.login
+                                                                                    : "");
+    cJSON_AddBoolToObject(details, "on_duty", on_duty);
+    srv_audit(c, "hotline.seat", seat, details);
+    c->result = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c->result, "pos", (double)ev.pos);
+    return KZ_OK;
+}
+
+struct alert_ctx {
+    struct srv *s;
+    const char *self;
+    struct kz_frame *frame;
+    int sent;
+};
+
+static int alert_seat(void *arg, const char *server, const char *seat, int64_t holder,
+                      const char *login, const char *name, bool on_duty)
+{
+    (void)seat, (void)login, (void)name;
+    struct alert_ctx *a = arg;
+    if (on_duty && holder && strcmp(server, a->self) == 0) {
+        srv_push_after_commit(a->s, holder, a->frame, true); /* takes its own reference */
+        a->sent++;
+    }
+    return 0;
+}
+
+void srv_hotline_alert(struct srv *s, const struct store_event *e, const cJSON *content)
+{
+    struct store *st = srv_store(s);
+    struct store_room room;
+    bool hotline = false;
+    if (store_room_get_by_id(st, e->room, &room) != STORE_OK ||
+        store_room_is_hotline(st, e->room, &hotline) != STORE_OK || !hotline)
+        return;
+    struct store_user u;
+    struct store_peer p;
+    bool local = strcmp(e->origin, srv_server_id(s)) == 0;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "event", "hotline.alert");
+    cJSON_AddStringToObject(o, "room", room.room_id);
+    cJSON_AddStringToObject(o, "room_name", room.name);
+    cJSON_AddStringToObject(o, "event_id", e->event_id);
+    cJSON_AddStringToObject(o, "server", e->origin);
+    cJSON_AddStringToObject(o, "server_name",
+                            local                                           ? ""
+                            : store_peer_get(st, e->origin, &p) == STORE_OK ? p.name
+                                                                            : "");
+    bool known = e->sender && store_user_get(st, e->sender, &u) == STORE_OK;
+    cJSON_AddStringToObject(o, "sender", known ? u.login : "");
+    cJSON_AddStringToObject(o, "sender_name", known ? u.name : "");
+    const cJSON *seat = cJSON_GetObjectItemCaseSensitive(content, "seat");
+    cJSON_AddStringToObject(o, "seat", cJSON_IsString(seat) ? seat->valuestring : "");
+    const char *body = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "body"));
+    cJSON_AddStringToObject(o, "body", body ? body : "");
+    cJSON_AddNumberToObject(o, "ts", (double)e->ts);
+    struct alert_ctx a = {s, srv_server_id(s), kz_frame_from_json(o, 200), 0};
+    cJSON_Delete(o);
+    if (!a.frame)
+        return;
+    store_seats_each(st, e->room, alert_seat, &a);
+    kz_frame_unref(a.frame);
+    KZ_INFO("hotline_alert", "room=%s origin=%s seats=%d", room.room_id, e->origin, a.sent);
+}

@@ -74,8 +74,25 @@ enum kz_err op_msg_send(struct srv_call *c)
         (e = srv_client_id_replay(c, &room, &replayed)) || replayed ||
         (e = srv_room_writable(c, &room)))
         return e;
+    /* In a hotline room a message names the seat its sender holds there, and may be a first
+     * report (urgent): every member server's on-duty seats get it as an alert. */
+    cJSON *extra = NULL;
+    bool hotline = false, urgent = srv_arg_bool(c, "urgent", false);
+    if (room.authority[0] && store_room_is_hotline(st, room.id, &hotline) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "room lookup failed");
+    if (urgent && !hotline)
+        return srv_fail(c, KZ_BAD_REQUEST, "urgent is for first reports in hotline rooms");
+    char seat[STORE_SEAT_MAX + 1];
+    if (hotline) {
+        extra = cJSON_CreateObject();
+        if (store_seat_of(st, room.id, srv_server_id(c->srv), c->auth.user.id, seat, sizeof seat) ==
+            STORE_OK)
+            cJSON_AddStringToObject(extra, "seat", seat);
+        if (urgent)
+            cJSON_AddTrueToObject(extra, "urgent");
+    }
     struct srv_appended ev;
-    if ((e = srv_msg_post(c, &room, body, NULL, &ev)))
+    if ((e = srv_msg_post(c, &room, body, extra, &ev)))
         return e;
     if (client_id && store_client_id_put(st, c->auth.user.id, client_id, ev.pos) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot store the message");

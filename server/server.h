@@ -662,6 +662,13 @@ const char *kz_hotline_role_label(const char *role);
 /* A hotline room's derived state from its creation's content (hotline.roles), on the server
  * that created it and on every other that takes it. */
 enum kz_err srv_hotline_init(struct srv *s, int64_t room, const cJSON *content);
+enum kz_err op_hotline_seat(struct srv_call *c);
+/* A first report (a message with urgent) in a hotline room: an alert to the holders of this
+ * server's on-duty seats there, ahead of everything queued, once the transaction commits. */
+void srv_hotline_alert(struct srv *s, const struct store_event *e, const cJSON *content);
+/* The local users row of login of server origin: this server's own user, or the actor of
+ * another server's (made at first sight, named name if given). 0 if there is none. */
+int64_t srv_actor_of(struct srv *s, const char *origin, const char *login, const char *name);
 /* fed_sync.c: server was admitted to room (room.server, at its authority): after the commit it is
  * sent this server's summary, which names the room, and the room itself. */
 void srv_fed_server_admitted(struct srv *s, const char *server, int64_t room);

@@ -427,7 +427,19 @@ static const char *const migrations[] = {
      "  at INTEGER NOT NULL,"
      "  UNIQUE (room, origin, inc, seq, other_id)"
      ");"
-     "CREATE UNIQUE INDEX IF NOT EXISTS users_home ON users(home, login) WHERE home IS NOT NULL;"),
+     "CREATE UNIQUE INDEX IF NOT EXISTS users_home ON users(home, login) WHERE home IS NOT NULL;"
+     /* A hotline's seats (issue 18): each member server's named seats (副市長, 当直, ...) and who
+      * holds each now, as that server's own log says; on_duty seats get first reports as
+      * alerts. */
+     "CREATE TABLE IF NOT EXISTS room_seats ("
+     "  room INTEGER NOT NULL REFERENCES rooms(id),"
+     "  server_id TEXT NOT NULL,"
+     "  seat TEXT NOT NULL,"
+     "  holder INTEGER REFERENCES users(id),"
+     "  on_duty INTEGER NOT NULL DEFAULT 0,"
+     "  changed_pos INTEGER NOT NULL,"
+     "  PRIMARY KEY (room, server_id, seat)"
+     ") WITHOUT ROWID;"),
 };
 
 /* Columns a migration adds, each before that migration's SQL and only if the table lacks it:

@@ -91,6 +91,21 @@ typedef int (*store_hotline_fn)(void *ctx, int64_t room, const char *room_id, co
                                 const char *server, bool admitted, const char *role);
 /* Every hotline room this server holds, each member server in turn (room, then server order). */
 enum store_rc store_hotline_each(struct store *st, store_hotline_fn fn, void *ctx);
+/* A hotline's seats: server's seat in room held by holder (0: vacant) from pos. */
+#define STORE_SEAT_MAX 64 /* bytes of a seat's name */
+enum store_rc store_seat_set(struct store *st, int64_t room, const char *server, const char *seat,
+                             int64_t holder, bool on_duty, int64_t pos);
+/* The holder (0: vacant) of server's seat in room; STORE_NOT_FOUND: no such seat. */
+enum store_rc store_seat_holder(struct store *st, int64_t room, const char *server,
+                                const char *seat, int64_t *holder);
+/* A seat user holds in room for server (the first by name; caller's buffer), or
+ * STORE_NOT_FOUND. */
+enum store_rc store_seat_of(struct store *st, int64_t room, const char *server, int64_t user,
+                            char *seat, size_t n);
+typedef int (*store_seat_fn)(void *ctx, const char *server, const char *seat, int64_t holder,
+                             const char *login, const char *name, bool on_duty);
+/* Every seat of room (server, then seat order), with its holder's login and name ("": vacant). */
+enum store_rc store_seats_each(struct store *st, int64_t room, store_seat_fn fn, void *ctx);
 /* The newest (inc, head_seq) of server's logs in room ((0, 0): it wrote nothing there). */
 enum store_rc store_log_latest(struct store *st, int64_t room, const char *server, int64_t *inc,
                                int64_t *seq);

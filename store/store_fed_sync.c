@@ -39,6 +39,10 @@ enum fed_stmt {
     F_ROLE_SET,
     F_ROLE_GET,
     F_HOTLINE_EACH,
+    F_SEAT_SET,
+    F_SEAT_HOLDER,
+    F_SEAT_OF,
+    F_SEATS_EACH,
     F_COUNT
 };
 _Static_assert(F_COUNT <= STORE_FED_STMTS, "raise STORE_FED_STMTS");
@@ -113,6 +117,17 @@ static const char *const fed_sql[F_COUNT] = {
     [F_HOTLINE_EACH] = "SELECT r.id, r.room_id, r.name, s.server_id, s.admitted, coalesce(s.role, '')"
                        " FROM rooms r JOIN room_servers s ON s.room = r.id WHERE r.hotline = 1"
                        " ORDER BY r.name, r.id, s.server_id",
+    [F_SEAT_SET] = "INSERT INTO room_seats (room, server_id, seat, holder, on_duty, changed_pos)"
+                   " VALUES (?1, ?2, ?3, nullif(?4, 0), ?5, ?6) ON CONFLICT (room, server_id, seat)"
+                   " DO UPDATE SET holder = nullif(?4, 0), on_duty = ?5, changed_pos = ?6",
+    [F_SEAT_HOLDER] = "SELECT coalesce(holder, 0) FROM room_seats WHERE room = ? AND server_id = ?"
+                      " AND seat = ?",
+    [F_SEAT_OF] = "SELECT seat FROM room_seats WHERE room = ? AND server_id = ? AND holder = ?"
+                  " ORDER BY seat LIMIT 1",
+    [F_SEATS_EACH] = "SELECT s.server_id, s.seat, coalesce(s.holder, 0), coalesce(u.login, ''),"
+                     " coalesce(u.name, ''), s.on_duty FROM room_seats s"
+                     " LEFT JOIN users u ON u.id = s.holder WHERE s.room = ?"
+                     " ORDER BY s.server_id, s.seat",
     [F_LOG_LATEST] = "SELECT inc, head_seq FROM logs WHERE room = ? AND origin = ?"
                      " ORDER BY inc DESC LIMIT 1",
 };
@@ -547,6 +562,60 @@ enum store_rc store_hotline_each(struct store *st, store_hotline_fn fn, void *ct
             break;
         }
     enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "hotlines");
+    store_finish(s);
+    return r;
+}
+
+enum store_rc store_seat_set(struct store *st, int64_t room, const char *server, const char *seat,
+                             int64_t holder, bool on_duty, int64_t pos)
+{
+    FSTMT(st, F_SEAT_SET, s);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_text(s, 2, server, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, seat, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, holder);
+    sqlite3_bind_int(s, 5, on_duty);
+    sqlite3_bind_int64(s, 6, pos);
+    return store_step_done(st, s, "seat");
+}
+
+enum store_rc store_seat_holder(struct store *st, int64_t room, const char *server,
+                                const char *seat, int64_t *holder)
+{
+    FSTMT(st, F_SEAT_HOLDER, s);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_text(s, 2, server, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, seat, -1, SQLITE_STATIC);
+    return store_step_int(st, s, holder, "seat");
+}
+
+enum store_rc store_seat_of(struct store *st, int64_t room, const char *server, int64_t user,
+                            char *seat, size_t n)
+{
+    FSTMT(st, F_SEAT_OF, s);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_text(s, 2, server, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, user);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        store_copy_text(seat, n, s, 0);
+    store_finish(s);
+    return rc == SQLITE_ROW ? STORE_OK : rc == SQLITE_DONE ? STORE_NOT_FOUND : store_fail(st, "seat");
+}
+
+enum store_rc store_seats_each(struct store *st, int64_t room, store_seat_fn fn, void *ctx)
+{
+    FSTMT(st, F_SEATS_EACH, s);
+    sqlite3_bind_int64(s, 1, room);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if (fn(ctx, (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1),
+               sqlite3_column_int64(s, 2), (const char *)sqlite3_column_text(s, 3),
+               (const char *)sqlite3_column_text(s, 4), sqlite3_column_int(s, 5) != 0)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "seats");
     store_finish(s);
     return r;
 }

@@ -11,7 +11,7 @@
 #define STORE_NOTICE_STMTS 48
 #define STORE_ADMIN_STMTS  8
 #define STORE_E2EE_STMTS   32
-#define STORE_FED_STMTS    32
+#define STORE_FED_STMTS    48
 
 /* store_user_get and store_session_get remember their last answers (store.c): every request
  * asks for its session and user, ~17,000 instructions per message in statements (issue 16). An

@@ -160,6 +160,7 @@ static const struct row rows[] = {
     {"room.admin", "\"room\":\"$ROOM\",\"user\":\"mem\",\"admin\":false",   "U U F o N N N U U U F", 0},
     /* Hotlines: created and listed by admins; roles by the hotline's room admins. */
     {"hotline.create", "\"name\":\"h\",\"roles\":[\"$FRESH_PEER=primary\"]",     "U U F F F F o U U U F", 0},
+    {"hotline.seat", "\"room\":\"$HOTLINE\",\"seat\":\"当直\"",                  "U U F F F o o U U U F", 0},
     {"hotline.list", "\"csv\":false",                                         "U U F F F F o U U U F", 0},
     {"hotline.role", "\"room\":\"$HOTLINE\",\"server\":\"$HOTLINE_PEER\",\"role\":\"primary\"", "U U N N N N o U U U F", 0},
     /* Admitting a server: a room admin of a shared room, at its authority. */

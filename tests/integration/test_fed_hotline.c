@@ -134,3 +134,125 @@ Test(fed_hotline, roles_are_the_same_everywhere_and_only_the_authority_changes_t
     const char *dbs[] = {net.s[0].db, net.s[1].db, net.s[2].db};
     cr_assert_geq(fc_wait_agree(dbs, 3, room, DEADLINE_MS, NULL), 0);
 }
+
+/* Seats (item 2) and the first report (item 4): each municipality names its own seats and who
+ * holds them; a handover at shift change is an event every server follows; messages carry
+ * their sender's seat; a first report (urgent) from the affected town reaches the holder of
+ * every member server's on-duty seat as an alert. Another server's seats are not one's own. */
+Test(fed_hotline, seats_handovers_and_the_first_report_alert)
+{
+    fednet_start(&net, 3, NULL, NULL, 0x73656174ULL);
+    const char *A = net.s[0].id, *B = net.s[1].id, *C = net.s[2].id;
+    const char *users[3][2] = {{"ken1", "ken2"}, {"uwa1", "uwa2"}, {"mat1", "mat2"}};
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 2; k++)
+            fednet_user_add(&net, i, users[i][k]);
+    cJSON *r = fednet_admin(&net, 0,
+                            "\"op\":\"hotline.create\",\"name\":\"南予ホットライン\","
+                            "\"roles\":[\"%s=affected\",\"%s=primary\"]",
+                            B, C);
+    cr_assert_str_eq(code(r), "ok", "hotline.create");
+    char room[64];
+    snprintf(room, sizeof room, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(r, "room")));
+    cJSON_Delete(r);
+    wait_role(room, C, "primary");
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 2; k++) {
+            r = fednet_admin(&net, i, "\"op\":\"room.invite\",\"room\":\"%s\",\"user\":\"%s\"",
+                             room, users[i][k]);
+            cr_assert_str_eq(code(r), "ok", "invite %s on %s", users[i][k], net.s[i].id);
+            cJSON_Delete(r);
+        }
+    /* Each server's on-duty seat (当直) and B's head of disaster management. */
+    for (int i = 0; i < 3; i++) {
+        r = fednet_admin(&net, i,
+                         "\"op\":\"hotline.seat\",\"room\":\"%s\",\"seat\":\"当直\","
+                         "\"user\":\"%s\",\"on_duty\":true",
+                         room, users[i][0]);
+        cr_assert_str_eq(code(r), "ok", "seat on %s", net.s[i].id);
+        cJSON_Delete(r);
+    }
+    r = fednet_admin(&net, 1,
+                     "\"op\":\"hotline.seat\",\"room\":\"%s\",\"seat\":\"危機管理課長\","
+                     "\"user\":\"%s\"",
+                     room, users[1][1]);
+    cr_assert_str_eq(code(r), "ok");
+    cJSON_Delete(r);
+    /* One's own users only: B's seat cannot be given to A's user, on any server. */
+    r = fednet_admin(&net, 1,
+                     "\"op\":\"hotline.seat\",\"room\":\"%s\",\"seat\":\"当直\","
+                     "\"user\":\"ken1@%s\"",
+                     room, A);
+    cr_assert_str_eq(code(r), "not_found", "another server's user holds no seat here");
+    cJSON_Delete(r);
+    const char *dbs[] = {net.s[0].db, net.s[1].db, net.s[2].db};
+    cr_assert_geq(fc_wait_agree(dbs, 3, room, DEADLINE_MS, NULL), 0);
+
+    /* A's and C's on-duty holders are live; B's head of disaster management reports first. */
+    struct ws live[3];
+    char pw[64];
+    for (int i = 0; i < 3; i += 2) {
+        snprintf(pw, sizeof pw, "%.31s" TEST_PW_SUFFIX, users[i][0]);
+        ws_live(&live[i], net.s[i].d.port, users[i][0], pw, -1, NULL);
+    }
+    struct ws w;
+    snprintf(pw, sizeof pw, "%.31s" TEST_PW_SUFFIX, users[1][1]);
+    cr_assert(ws_open(&w, net.s[1].d.port));
+    cr_assert(ws_login(&w, users[1][1], pw, NULL));
+    r = ws_callf(&w,
+                 "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"第一報: 国道56号 土砂崩れ\","
+                 "\"urgent\":true",
+                 room);
+    cr_assert_str_eq(code(r), "ok", "the first report");
+    cJSON_Delete(r);
+    ws_close_fd(&w);
+    for (int i = 0; i < 3; i += 2) {
+        cJSON *alert = NULL;
+        for (int k = 0; k < 20 && !alert; k++) {
+            cJSON *ev = ws_next_event(&live[i], DEADLINE_MS);
+            cr_assert_not_null(ev, "%s's on-duty seat got no alert", net.s[i].id);
+            const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(ev, "event"));
+            if (t && strcmp(t, "hotline.alert") == 0)
+                alert = ev;
+            else
+                cJSON_Delete(ev);
+        }
+        cr_assert_not_null(alert, "an alert on %s", net.s[i].id);
+        cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(alert, "seat")), "危機管理課長");
+        cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(alert, "server")), B);
+        cr_assert(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(alert, "body")), "第一報"));
+        cJSON_Delete(alert);
+        ws_close_fd(&live[i]);
+    }
+
+    /* Shift change on B: 当直 passes from uwa1 to uwa2; every server shows the new holder. */
+    r = fednet_admin(&net, 1,
+                     "\"op\":\"hotline.seat\",\"room\":\"%s\",\"seat\":\"当直\","
+                     "\"user\":\"%s\",\"on_duty\":true",
+                     room, users[1][1]);
+    cr_assert_str_eq(code(r), "ok", "handover");
+    cJSON_Delete(r);
+    char want[96];
+    snprintf(want, sizeof want, "%s@%s", users[1][1], B);
+    for (int i = 0; i < 3; i++) {
+        for (long long t = 0;; t += 20) {
+            bool found = false;
+            r = fednet_admin(&net, i, "\"op\":\"room.servers\",\"room\":\"%s\"", room);
+            const cJSON *seat;
+            cJSON_ArrayForEach(seat, cJSON_GetObjectItem(r, "seats"))
+            {
+                const char *holder = cJSON_GetStringValue(cJSON_GetObjectItem(seat, "holder"));
+                if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(seat, "server")), B) == 0 &&
+                    strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(seat, "seat")), "当直") == 0 &&
+                    holder && strcmp(holder, i == 1 ? users[1][1] : want) == 0)
+                    found = true;
+            }
+            cJSON_Delete(r);
+            if (found)
+                break;
+            cr_assert_lt(t, DEADLINE_MS, "%s never showed the handover", net.s[i].id);
+            pause_ms(20);
+        }
+    }
+    cr_assert_geq(fc_wait_agree(dbs, 3, room, DEADLINE_MS, NULL), 0);
+}
