@@ -59,6 +59,7 @@ struct fs_peer {
     size_t nstreams, capstreams;
     int64_t *dirty; /* rooms with something to send */
     size_t ndirty, capdirty;
+    size_t rr;          /* the dirty room the next turn starts with (round robin) */
     int64_t *mentioned; /* rooms the peer's summary in progress named */
     size_t nmentioned, capmentioned;
     /* Rooms the peer's summaries on this link named that this server does not hold: it says this
@@ -454,23 +455,27 @@ static int batch_event(void *arg, const struct store_event *e)
     return 0;
 }
 
-/* Sends what p lacks of one log, batch after batch, while p may take more. false: stopped at
- * the unacknowledged-bytes bound (the room stays dirty). */
-static bool pump_log(struct srv *s, struct fs_peer *p, const struct store_room *r,
-                     const struct store_log *log, int64_t upto)
+/* What one turn of sending did: nothing is left to send; a batch went and more remain; or the
+ * unacknowledged-bytes bound stopped it (the room stays dirty). */
+enum pump_rc { PUMP_DONE, PUMP_MORE, PUMP_BLOCKED };
+
+/* Sends the next batch p lacks of one log (one per turn, so that every room and log moves on
+ * in turn: a long backlog in one room never holds up another). */
+static enum pump_rc pump_log(struct srv *s, struct fs_peer *p, const struct store_room *r,
+                             const struct store_log *log, int64_t upto)
 {
     struct store_log capped = *log, *l = &capped;
     if (upto && l->head_seq > upto)
         l->head_seq = upto; /* a removed server gets its log up to its removal */
     struct fs_stream *x = stream_get(s, p, r->id, l->origin, l->inc);
     if (!x)
-        return false;
+        return PUMP_BLOCKED;
     /* A server holds what it wrote itself, unless its summary said otherwise (a restore). */
     if (strcmp(l->origin, p->id) == 0 && !x->own_lacking)
-        return true;
-    while (x->sent < l->head_seq) {
+        return PUMP_DONE;
+    if (x->sent < l->head_seq) {
         if (p->unacked >= s->cfg->federation_unacked_bytes)
-            return false;
+            return PUMP_BLOCKED;
         struct batch_ctx b = {.s = s,
                               .budget = s->cfg->federation_max_frame_bytes - 1024,
                               .target = (int)s->cfg->federation_batch_events};
@@ -491,14 +496,14 @@ static bool pump_log(struct srv *s, struct fs_peer *p, const struct store_room *
             !b.signed_n) {
             /* No signed event within reach: the log's checkpoint is not committed yet. */
             kz_json_free(&b.j);
-            return true;
+            return PUMP_DONE;
         }
         b.j.len = b.signed_len; /* the batch ends on its last signed event */
         kz_json_raw(&b.j, "]}", 2);
         struct kz_frame *f = frame_take(&b.j);
         if (!f || !grow((void **)&x->flight, &x->capflight, x->nflight, sizeof *x->flight)) {
             kz_frame_unref(f);
-            return false;
+            return PUMP_BLOCKED;
         }
         x->flight[x->nflight++] = (struct fs_flight){b.signed_seq, (int64_t)f->len};
         p->unacked += (int64_t)f->len;
@@ -506,7 +511,7 @@ static bool pump_log(struct srv *s, struct fs_peer *p, const struct store_room *
         fs_of(s)->n.events_sent += b.signed_n;
         send_frame(s, p->id, f, false);
     }
-    return true;
+    return x->sent < l->head_seq ? PUMP_MORE : PUMP_DONE;
 }
 
 struct logs_ctx {
@@ -523,9 +528,9 @@ static int collect_log(void *arg, const struct store_log *l)
     return 0;
 }
 
-/* Sends p what it lacks of room; false if it stopped at the bound. The authority's log goes
- * first: a server that lacks the room takes nothing before its creation. */
-static bool pump_room(struct srv *s, struct fs_peer *p, int64_t room)
+/* Sends p one batch of each log of room it lacks. The authority's log goes first: a server that
+ * lacks the room takes nothing before its creation. */
+static enum pump_rc pump_room(struct srv *s, struct fs_peer *p, int64_t room)
 {
     struct store_room r;
     bool known = false, admitted = false;
@@ -534,27 +539,30 @@ static bool pump_room(struct srv *s, struct fs_peer *p, int64_t room)
         store_room_server_state(s->store, room, p->id, &known, &admitted, &changed_pos) !=
             STORE_OK ||
         !known)
-        return true;
+        return PUMP_DONE;
     /* A server removed from the room gets the authority's log up to its removal, so that it
      * knows (its users can no longer write there), and nothing after it. */
     char origin[STORE_SERVER_ID_MAX + 1] = "";
     if (!admitted &&
         (store_event_log_pos(s->store, changed_pos, origin, &upto_inc, &upto) != STORE_OK ||
          strcmp(origin, r.authority) != 0))
-        return true;
+        return PUMP_DONE;
     struct logs_ctx c = {0};
     if (store_log_each(s->store, room, collect_log, &c) != STORE_OK) {
         free(c.logs);
-        return true;
+        return PUMP_DONE;
     }
-    bool ok = true;
-    for (int pass = 0; pass < 2 && ok; pass++)
-        for (size_t i = 0; i < c.n && ok; i++)
+    enum pump_rc rc = PUMP_DONE;
+    for (int pass = 0; pass < 2 && rc != PUMP_BLOCKED; pass++)
+        for (size_t i = 0; i < c.n && rc != PUMP_BLOCKED; i++)
             if ((strcmp(c.logs[i].origin, r.authority) == 0) == (pass == 0) &&
-                (admitted || (pass == 0 && c.logs[i].inc == upto_inc)))
-                ok = pump_log(s, p, &r, &c.logs[i], admitted ? 0 : upto);
+                (admitted || (pass == 0 && c.logs[i].inc == upto_inc))) {
+                enum pump_rc one = pump_log(s, p, &r, &c.logs[i], admitted ? 0 : upto);
+                if (one != PUMP_DONE)
+                    rc = one;
+            }
     free(c.logs);
-    return ok;
+    return rc;
 }
 
 /* Sends p what it lacks of its dirty rooms. Never inside an open transaction: what it would
@@ -564,10 +572,22 @@ static void pump(struct srv *s, struct fs_peer *p)
 {
     if (!p->up || !p->summarised || store_tx_is_open(s->store))
         return;
+    /* Round robin over the rooms with something to send, one batch per log each turn, from
+     * where the last pump stopped: no room waits for another's backlog. Each step sends a
+     * batch or retires a room, so this ends, at the bound or with nothing left. */
     while (p->ndirty) {
-        if (!pump_room(s, p, p->dirty[p->ndirty - 1]))
+        if (p->rr >= p->ndirty)
+            p->rr = 0;
+        enum pump_rc rc = pump_room(s, p, p->dirty[p->rr]);
+        if (rc == PUMP_BLOCKED)
             return;
-        p->ndirty--;
+        if (rc == PUMP_DONE) {
+            memmove(&p->dirty[p->rr], &p->dirty[p->rr + 1],
+                    (p->ndirty - p->rr - 1) * sizeof *p->dirty);
+            p->ndirty--;
+        } else {
+            p->rr++;
+        }
     }
 }
 
