@@ -170,9 +170,12 @@ static const char *who(const cJSON *ev)
     if (!*name)
         name = cli_str(ev, "sender", NULL);
     const char *server = cli_str(ev, "server_name", NULL);
-    if (!*server)
+    /* In a hotline a message names its sender's seat: "宇和島 三郎 [危機管理課長] (宇和島市)". */
+    const char *seat = cli_str(ev, "content", "seat");
+    if (!*server && !*seat)
         return name;
-    snprintf(buf, sizeof buf, "%s (%s)", name, server);
+    snprintf(buf, sizeof buf, "%s%s%s%s%s%s%s", name, *seat ? " [" : "", seat, *seat ? "]" : "",
+             *server ? " (" : "", server, *server ? ")" : "");
     return buf;
 }
 
@@ -425,6 +428,13 @@ int cmd_send(int argc, char **argv)
 {
     if (cli_arguments_only()) /* before the message is read from stdin */
         return EXIT_OK;
+    /* --urgent right after ROOM: a first report (第一報) in a hotline room. */
+    bool urgent = argc > 2 && strcmp(argv[2], "--urgent") == 0;
+    if (urgent) {
+        argv[2] = argv[1];
+        argv++;
+        argc--;
+    }
     char *body;
     if (argc > 2) {
         size_t len = 0;
@@ -467,6 +477,8 @@ int cmd_send(int argc, char **argv)
         cJSON_AddStringToObject(args, "room", room_id);
         cJSON_AddStringToObject(args, "body", body);
         cJSON_AddStringToObject(args, "client_id", client_id);
+        if (urgent)
+            cJSON_AddTrueToObject(args, "urgent");
         cJSON *reply = kzc_call(c, "msg.send", args, TIMEOUT_MS);
         kzc_close(c);
         if (!reply) {
