@@ -74,7 +74,7 @@ static const char usage[] =
     "                                 removes one (its room admins)\n"
     "  dm USER                        the one-to-one room with USER (as a ROOM: @USER)\n"
     "  send ROOM [--urgent] [TEXT...] without TEXT, the message is read from stdin; --urgent: a\n"
-    "                                 first report (第一報) in a hotline, an alert to on-duty seats\n"
+    "                                 first report (第一報) in a hotline: on-duty seats alerted\n"
     "  history ROOM [--before POS] [--after POS] [--limit N] [--no-read]\n"
     "  tail [ROOM] [-n N] [--no-read] the room's last N events (10, or from the first unread),\n"
     "                                 then follow live; reconnects and resumes by itself\n"
