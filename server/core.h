@@ -189,6 +189,11 @@ cJSON *srv_fed_pending_take(struct srv *s, const char *room, const char *origin,
 /* Whether peer's summaries on its current link named room_id, which this server does not hold:
  * the peer says this server shares it (a server admitted after the room's creation). */
 bool srv_fed_offered(struct srv *s, const char *peer, const char *room_id);
+/* A log of room that stopped at an authority event whose grant is not here yet; and, once a
+ * room.authority event of room is taken, asking each such peer to send them again. */
+void srv_fed_wait_add(struct srv *s, const char *peer, int64_t room, const char *room_id,
+                      const char *origin, int64_t inc);
+void srv_fed_wait_wake(struct srv *s, int64_t room);
 /* fed_receive.c: one events frame from peer (docs/protocol.md). -1: the frame is malformed. */
 int srv_fed_events_in(struct srv *s, const char *peer, const cJSON *j, char *why, size_t n);
 void srv_fed_free(struct srv *s);

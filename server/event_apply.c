@@ -219,6 +219,13 @@ enum kz_err srv_event_apply(struct srv *s, const struct store_room *room,
         return apply_room_server(s, e, content, why);
     if (strcmp(e->type, "hotline.seat") == 0)
         return apply_seat(s, e, content, why);
+    if (strcmp(e->type, "room.authority") == 0) { /* the authority handed on */
+        const char *to = content_str(content, "server");
+        if (!to || store_room_set_authority(s->store, e->room, to, e->event_id) != STORE_OK)
+            return refused(why, "cannot hand the authority on");
+        srv_fed_wait_wake(s, e->room); /* its new authority's events may have been waiting */
+        return KZ_OK;
+    }
     if (strcmp(e->type, "hotline.role") == 0) { /* a hotline's authority reassigned a role */
         const char *server = content_str(content, "server"), *role = content_str(content, "role");
         if (!server || !kz_hotline_role_valid(role) ||

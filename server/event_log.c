@@ -103,6 +103,16 @@ static enum kz_err append(struct srv *s, const struct srv_origin *origin,
     int64_t seq = 0;
     char prev[STORE_ROOM_ID_MAX + 1] = "";
     memset(out, 0, sizeof *out);
+    /* An authority event of a shared room cites what made this server its authority (its basis:
+     * the room.authority event that named it; none for the creator), so that every server
+     * judges it alike (fed_receive.c). */
+    char basis[STORE_ROOM_ID_MAX + 1] = "";
+    if (!create && room->authority[0] &&
+        (!strcmp(type, "room.server") || !strcmp(type, "room.update") ||
+         !strcmp(type, "room.archive") || !strcmp(type, "hotline.role") ||
+         !strcmp(type, "room.authority")) &&
+        store_room_authority_event(st, room->id, basis, sizeof basis) == STORE_OK && basis[0])
+        cJSON_AddStringToObject(content, "authority", basis);
     if (!create &&
         store_log_head(st, room->id, origin->name, origin->inc, &seq, prev) != STORE_OK) {
         e = failed(out, KZ_INTERNAL, "%s", "cannot read the room's log");

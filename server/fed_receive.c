@@ -67,6 +67,62 @@ static bool is_member(struct srv *s, int64_t room, int64_t user)
     return user && store_member_get(s->store, room, user, &m) == STORE_OK && !m.left_pos;
 }
 
+/* fed_valid's answer for an authority event whose grant has not arrived yet: it waits (the
+ * batch stops before it) instead of being judged. */
+static const char WAIT_FOR_GRANT[] = "waits for the event that made its origin the authority";
+
+/* Whether an authority event (room.server, room.update, room.archive, hotline.role,
+ * room.authority) is its origin's to make, decided from the logs alone: the room's creator
+ * holds the authority from the creation; a room.authority event hands it on, and the new
+ * authority's events cite it (content.authority, their basis). An event is the authority's
+ * when its basis names its origin (the creator: no basis) and its origin had not handed that
+ * same basis on earlier in its own log. A basis not held yet: WAIT_FOR_GRANT. */
+/* Whether the event read is a valid room.authority of room handing it to `to`. */
+struct grant {
+    int64_t room;
+    const char *to;
+    bool ok;
+};
+
+static int grant_names(void *arg, const struct store_event *e)
+{
+    struct grant *g = arg;
+    cJSON *p = NULL;
+    if (e->room == g->room && !e->invalid && strcmp(e->type, "room.authority") == 0 &&
+        (p = cJSON_ParseWithLength(e->payload, e->payload_len))) {
+        const char *to = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(p, "content"), "server"));
+        g->ok = to && strcmp(to, g->to) == 0;
+    }
+    cJSON_Delete(p);
+    return 1;
+}
+
+static const char *authority_check(struct srv *s, const struct store_room *r,
+                                   const struct kz_event_head *h, const cJSON *content)
+{
+    const char *basis = cstr(content, "authority");
+    char creator[STORE_SERVER_ID_MAX + 1];
+    if (!basis) {
+        if (store_room_creator(s->store, r->id, creator, sizeof creator) != STORE_OK ||
+            strcmp(creator, h->origin) != 0)
+            return "only the room's authority changes the room";
+    } else {
+        int64_t pos;
+        struct grant g = {r->id, h->origin, false};
+        if (store_event_pos(s->store, basis, &pos) != STORE_OK)
+            return WAIT_FOR_GRANT;
+        if (store_event_get(s->store, pos, grant_names, &g) != STORE_OK || !g.ok)
+            return "its basis does not hand the authority to its origin";
+    }
+    int64_t handed = 0;
+    if (store_authority_handed(s->store, r->id, h->origin, h->inc, h->seq, basis ? basis : "",
+                               &handed) != STORE_OK ||
+        handed)
+        return "its origin had handed the authority on before";
+    return NULL;
+}
+
 /* Why an event that continues its log changes nothing, or NULL: decided from the event and
  * the state its room's logs built, so every server that holds the same events agrees. What it
  * would change must be changeable (a body to store, a member to remove), so applying a valid
@@ -75,8 +131,14 @@ static const char *fed_valid(struct srv *s, const struct store_room *r,
                              const struct kz_event_head *h, const cJSON *content, int64_t actor,
                              int64_t now)
 {
-    bool by_authority = strcmp(h->origin, r->authority) == 0;
     const char *type = h->type;
+    bool authority_type = !strcmp(type, "room.server") || !strcmp(type, "room.update") ||
+                          !strcmp(type, "room.archive") || !strcmp(type, "hotline.role") ||
+                          !strcmp(type, "room.authority");
+    const char *not_authority = authority_type ? authority_check(s, r, h, content) : NULL;
+    if (not_authority == WAIT_FOR_GRANT)
+        return WAIT_FOR_GRANT;
+    bool by_authority = authority_type && !not_authority;
     int64_t cut_inc, cut_seq;
     if (store_room_server_cutoff(s->store, r->id, h->origin, &cut_inc, &cut_seq) == STORE_OK &&
         (h->inc > cut_inc || (h->inc == cut_inc && h->seq > cut_seq)))
@@ -95,10 +157,20 @@ static const char *fed_valid(struct srv *s, const struct store_room *r,
             return "a seat is held by a member of the seat's own server";
         return NULL;
     }
+    if (!strcmp(type, "room.authority")) {
+        bool admitted = false;
+        const char *to = cstr(content, "server");
+        if (!by_authority)
+            return not_authority;
+        if (!to || strcmp(to, h->origin) == 0 ||
+            store_room_server_admitted(s->store, r->id, to, &admitted) != STORE_OK || !admitted)
+            return "the authority is handed to another server of the room";
+        return NULL;
+    }
     if (!strcmp(type, "hotline.role")) {
         bool hotline = false;
         if (!by_authority)
-            return "only the hotline's authority assigns roles";
+            return not_authority;
         if (store_room_is_hotline(s->store, r->id, &hotline) != STORE_OK || !hotline)
             return "not a hotline room";
         if (!cstr(content, "server") || !kz_hotline_role_valid(cstr(content, "role")))
@@ -108,7 +180,7 @@ static const char *fed_valid(struct srv *s, const struct store_room *r,
     if (!strcmp(type, "room.server") || !strcmp(type, "room.update") ||
         !strcmp(type, "room.archive")) {
         if (!by_authority)
-            return "only the room's authority changes the room";
+            return not_authority;
         const char *name = cstr(content, "name"), *topic = cstr(content, "topic");
         const char *server = cstr(content, "server");
         if (!strcmp(type, "room.update") &&
@@ -230,6 +302,10 @@ static enum kz_err take_one(struct srv *s, struct store_room *r, const struct ta
                     !strcmp(h.origin, r->authority) &&
                     (kz_event_room_id(t->payload, t->len, rid), !strcmp(rid, r->room_id));
     const char *invalid = creation ? NULL : fed_valid(s, r, &h, content, actor, now);
+    if (invalid == WAIT_FOR_GRANT) {
+        cJSON_Delete(content);
+        return KZ_CONFLICT; /* not taken: it and what follows wait for the grant */
+    }
     bool late = false;
     srv_room_hlc_seen(s, r->id, h.hlc, &late);
     struct store_event ev = {.room = r->id,
@@ -467,7 +543,7 @@ static int events_in(struct srv *s, const char *peer, const cJSON *j, char *why,
     if (!took)
         return 0;
     int ntook = 0, dups = 0;
-    bool gap = false;
+    bool gap = false, waiting = false;
     int64_t gap_seq = 0;
     const cJSON *item;
     int64_t now = kz_now_ms();
@@ -600,6 +676,13 @@ static int events_in(struct srv *s, const char *peer, const cJSON *j, char *why,
             if ((e = take_one(s, &r, &took[i], now)) == KZ_OK)
                 new_head = took[i].seq;
         }
+        if (e == KZ_CONFLICT) {
+            /* An authority event whose grant (another server's room.authority) is not here yet:
+             * what precedes it is taken; it and the rest come again once the grant is. */
+            e = KZ_OK;
+            waiting = true;
+            srv_fed_wait_add(s, peer, r.id, room_id, origin, inc);
+        }
         if (e) {
             s->doomed = true; /* nothing half-taken is committed or acknowledged */
             free(took);
@@ -616,7 +699,10 @@ static int events_in(struct srv *s, const char *peer, const cJSON *j, char *why,
     if (gap && !ntook && !dups && !from_pending &&
         srv_fed_pending_put(s, peer, j, room_id, origin, inc, gap_seq))
         return 0;
-    if (gap || tail)
+    if (waiting) {
+        if (new_head > head)
+            srv_fed_ack(s, peer, room_id, origin, inc, new_head, false, false);
+    } else if (gap || tail)
         srv_fed_ack(s, peer, room_id, origin, inc, new_head, true, true);
     else if (new_head > head || dups)
         srv_fed_ack(s, peer, room_id, origin, inc, new_head, false, false);

@@ -90,7 +90,19 @@ struct fs_pending {
     struct fs_pending *next;
 };
 
+/* A log that waits for an authority grant (srv_fed_wait_add). */
+struct fs_wait {
+    const char *peer; /* its fs_peer's id */
+    int64_t room;
+    char room_id[KZ_EVENT_ID_CHARS];
+    char origin[STORE_SERVER_ID_MAX + 1];
+    int64_t inc;
+};
+#define WAITS_MAX 64
+
 struct fed_sync {
+    struct fs_wait waits[WAITS_MAX];
+    int nwaits;
     struct fs_peer *peers;
     struct fs_held *held, *held_tail;
     struct srv_fed_counters n;
@@ -887,6 +899,44 @@ static void pending_free(struct fed_sync *fs, struct fs_pending **link)
     fs->pending_bytes -= (int64_t)x->len;
     free(x->frame);
     free(x);
+}
+
+void srv_fed_wait_add(struct srv *s, const char *peer, int64_t room, const char *room_id,
+                      const char *origin, int64_t inc)
+{
+    struct fed_sync *fs = fs_of(s);
+    struct fs_peer *p = peer_get(s, peer);
+    if (!fs || !p)
+        return;
+    for (int i = 0; i < fs->nwaits; i++)
+        if (fs->waits[i].room == room && fs->waits[i].inc == inc &&
+            !strcmp(fs->waits[i].origin, origin) && !strcmp(fs->waits[i].peer, p->id))
+            return;
+    if (fs->nwaits == WAITS_MAX)
+        return; /* the next summary asks for it anyway */
+    struct fs_wait *w = &fs->waits[fs->nwaits++];
+    w->peer = p->id;
+    w->room = room;
+    w->inc = inc;
+    snprintf(w->room_id, sizeof w->room_id, "%s", room_id);
+    snprintf(w->origin, sizeof w->origin, "%s", origin);
+}
+
+void srv_fed_wait_wake(struct srv *s, int64_t room)
+{
+    struct fed_sync *fs = s->fed;
+    for (int i = 0; fs && i < fs->nwaits;) {
+        struct fs_wait *w = &fs->waits[i];
+        if (w->room != room) {
+            i++;
+            continue;
+        }
+        int64_t head = 0;
+        char head_id[STORE_ROOM_ID_MAX + 1];
+        store_log_head(s->store, room, w->origin, w->inc, &head, head_id);
+        srv_fed_ack(s, w->peer, w->room_id, w->origin, w->inc, head, true, true);
+        fs->waits[i] = fs->waits[--fs->nwaits];
+    }
 }
 
 void srv_fed_housekeep(struct srv *s)

@@ -284,6 +284,11 @@ static const struct srv_op ops[] = {
      .fields = {{"csv", F_BOOL, false, 0, 0}},
      .fn = op_hotline_list},
     /* the authority of a shared room: a room admin (ops_rooms.c) */
+    {.name = "room.authority",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {ROOM_ARG, REQ("server", STORE_SERVER_ID_MAX)},
+     .fn = op_room_authority},
     {.name = "room.server",
      .access = OP_USER,
      .writes = true,

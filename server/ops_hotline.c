@@ -164,10 +164,8 @@ enum kz_err op_hotline_role(struct srv_call *c)
         strcmp(room.authority, self) != 0)
         return srv_fail(c, KZ_FORBIDDEN, "only the hotline's authority, %s, assigns roles",
                         room.authority);
-    if ((e = srv_room_for_member(c, &room, &me)))
+    if ((e = srv_room_for_authority(c, &room, &me)))
         return e;
-    if (strcmp(me.role, "admin") != 0)
-        return srv_fail(c, KZ_FORBIDDEN, "only an admin of the room may do that");
     if (store_room_is_hotline(st, room.id, &hotline) != STORE_OK || !hotline)
         return srv_fail(c, KZ_BAD_REQUEST, "'%s' is not a hotline room", room.name);
     if (!kz_hotline_role_valid(role))

@@ -55,6 +55,16 @@ static void audit_room(struct srv_call *c, const char *action, const char *targe
     srv_audit(c, action, target ? target : room_target, details);
 }
 
+/* In a shared room only its authority changes the room (its name, topic, archiving, servers,
+ * roles): any other server's change would hold here and be invalid everywhere else. */
+static enum kz_err authority_here(struct srv_call *c, const struct store_room *room)
+{
+    if (room->authority[0] && strcmp(room->authority, srv_server_id(c->srv)) != 0)
+        return srv_fail(c, KZ_FORBIDDEN, "only the room's authority, %s, changes this shared room",
+                        room->authority);
+    return KZ_OK;
+}
+
 static enum kz_err require_room_admin(struct srv_call *c, const struct store_room *room,
                                       const struct store_member *me)
 {
@@ -63,6 +73,23 @@ static enum kz_err require_room_admin(struct srv_call *c, const struct store_roo
     if (strcmp(me->role, "admin") != 0)
         return srv_fail(c, KZ_FORBIDDEN, "only an admin of the room may do that");
     return KZ_OK;
+}
+
+enum kz_err srv_room_for_authority(struct srv_call *c, struct store_room *room,
+                                   struct store_member *me)
+{
+    /* A shared room's servers and roles are the authority server's to manage: its admins may,
+     * member of the room or not (after a handover no one of the new authority is a room admin
+     * yet); otherwise a room admin. */
+    if (kz_role_is(c->auth.user.role, KZ_ROLE_ADMIN) &&
+        store_room_get(srv_store(c->srv), srv_arg_str(c, "room"), room) == STORE_OK &&
+        room->authority[0]) {
+        memset(me, 0, sizeof *me);
+        snprintf(me->role, sizeof me->role, "admin");
+        return KZ_OK;
+    }
+    enum kz_err e = srv_room_for_member(c, room, me);
+    return e ? e : require_room_admin(c, room, me);
 }
 
 /* An active user named by an argument. */
@@ -304,7 +331,7 @@ enum kz_err op_room_update(struct srv_call *c)
     struct store_member me;
     enum kz_err e;
     if ((e = srv_room_for_member(c, &room, &me)) || (e = require_room_admin(c, &room, &me)) ||
-        (e = srv_room_writable(c, &room)))
+        (e = srv_room_writable(c, &room)) || (e = authority_here(c, &room)))
         return e;
     char old_name[STORE_NAME_MAX + 1];
     snprintf(old_name, sizeof old_name, "%s", room.name);
@@ -370,8 +397,7 @@ enum kz_err op_room_server(struct srv_call *c)
         strcmp(room.authority, self) != 0)
         return srv_fail(c, KZ_FORBIDDEN, "only the room's authority, %s, admits or removes servers",
                         room.authority);
-    if ((e = srv_room_for_member(c, &room, &me)) || (e = require_room_admin(c, &room, &me)) ||
-        (e = srv_room_writable(c, &room)))
+    if ((e = srv_room_for_authority(c, &room, &me)) || (e = srv_room_writable(c, &room)))
         return e;
     if (!room.authority[0])
         return srv_fail(c, KZ_BAD_REQUEST,
@@ -428,6 +454,42 @@ enum kz_err op_room_server(struct srv_call *c)
         cJSON_AddItemToArray(cutoff, cJSON_CreateNumber((double)cut_inc));
         cJSON_AddItemToArray(cutoff, cJSON_CreateNumber((double)cut_seq));
     }
+    return KZ_OK;
+}
+
+/* room.authority: the authority of a shared room hands it to another of its servers, with an
+ * event that server's own authority events then cite (fed_receive.c's authority_check). */
+enum kz_err op_room_authority(struct srv_call *c)
+{
+    struct store *st = srv_store(c->srv);
+    const char *self = srv_server_id(c->srv), *server = srv_arg_str(c, "server");
+    struct store_room room;
+    struct store_member me;
+    bool admitted = false;
+    enum kz_err e;
+    if (store_room_get(st, srv_arg_str(c, "room"), &room) == STORE_OK && room.authority[0] &&
+        strcmp(room.authority, self) != 0)
+        return srv_fail(c, KZ_FORBIDDEN, "only the room's authority, %s, hands it on",
+                        room.authority);
+    if ((e = srv_room_for_authority(c, &room, &me)) || (e = srv_room_writable(c, &room)))
+        return e;
+    if (!room.authority[0])
+        return srv_fail(c, KZ_BAD_REQUEST, "'%s' is a room of this server only", room.name);
+    if (strcmp(server, self) == 0)
+        return srv_fail(c, KZ_CONFLICT, "this server is the room's authority already");
+    if (store_room_server_admitted(st, room.id, server, &admitted) != STORE_OK || !admitted)
+        return srv_fail(c, KZ_NOT_FOUND, "%.63s is not a server of this room", server);
+    cJSON *content = cJSON_CreateObject();
+    cJSON_AddStringToObject(content, "server", server);
+    struct srv_appended ev;
+    if ((e = srv_event_append(c, &room, "room.authority", content, &ev)))
+        return e; /* applied in event_apply.c: from now on the room's authority is server */
+    cJSON *details = cJSON_CreateObject();
+    cJSON_AddStringToObject(details, "room", room.room_id);
+    cJSON_AddStringToObject(details, "to", server);
+    srv_audit(c, "room.authority", server, details);
+    c->result = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c->result, "pos", (double)ev.pos);
     return KZ_OK;
 }
 
@@ -707,7 +769,8 @@ enum kz_err op_room_archive(struct srv_call *c)
     struct store_room room;
     struct store_member me;
     enum kz_err e;
-    if ((e = srv_room_for_member(c, &room, &me)) || (e = require_room_admin(c, &room, &me)))
+    if ((e = srv_room_for_member(c, &room, &me)) || (e = require_room_admin(c, &room, &me)) ||
+        (e = authority_here(c, &room)))
         return e;
     bool archive = srv_arg_bool(c, "archived", true);
     if (archive != (room.archived_at != 0)) {

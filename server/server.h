@@ -647,6 +647,11 @@ enum kz_err op_room_admin(struct srv_call *c);
 enum kz_err op_room_members(struct srv_call *c);
 enum kz_err op_room_servers(struct srv_call *c); /* ops_fed_rooms.c */
 enum kz_err op_room_server(struct srv_call *c);
+enum kz_err op_room_authority(struct srv_call *c);
+/* ops_rooms.c: the room named by the request's `room`, for an op of its authority (servers,
+ * roles, handover): this server's admins may, in the room or not; else a room admin. */
+enum kz_err srv_room_for_authority(struct srv_call *c, struct store_room *room,
+                                   struct store_member *me);
 /* ops_rooms.c: the creator's own member event in a room it just created (its history starts
  * with the creation). */
 enum kz_err srv_room_join_creator(struct srv_call *c, const struct store_room *room,

@@ -460,6 +460,7 @@ static const struct {
     {16, "room_members", "read_inc", "INTEGER"},
     {16, "room_members", "read_seq", "INTEGER"},
     {16, "rooms", "hotline", "INTEGER"},
+    {16, "rooms", "authority_event", "TEXT"},
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

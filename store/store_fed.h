@@ -79,6 +79,17 @@ enum store_rc store_room_server_cutoff(struct store *st, int64_t room, const cha
  * room (local: the server is this one, whose users have no home). Inside the transaction. */
 enum store_rc store_room_server_cut(struct store *st, int64_t room, const char *server, bool local,
                                     int64_t inc, int64_t seq, int64_t pos);
+/* A shared room's authority handed on (room.authority): the new authority and the event that
+ * named it (its basis, which its authority events cite); and reading the basis ("": the
+ * creator's own, never handed on). */
+enum store_rc store_room_set_authority(struct store *st, int64_t room, const char *server,
+                                       const char *event_id);
+enum store_rc store_room_authority_event(struct store *st, int64_t room, char *out, size_t n);
+/* The server that created room (its creation event's origin). */
+enum store_rc store_room_creator(struct store *st, int64_t room, char *out, size_t n);
+/* How many room.authority events origin wrote in room before (inc, seq) citing basis ("": none). */
+enum store_rc store_authority_handed(struct store *st, int64_t room, const char *origin,
+                                     int64_t inc, int64_t seq, const char *basis, int64_t *out);
 /* Hotline rooms (issue 18): the mark, and each member server's role in the counterpart group. */
 enum store_rc store_room_set_hotline(struct store *st, int64_t room);
 enum store_rc store_room_is_hotline(struct store *st, int64_t room, bool *out);

@@ -43,6 +43,10 @@ enum fed_stmt {
     F_SEAT_HOLDER,
     F_SEAT_OF,
     F_SEATS_EACH,
+    F_AUTH_SET,
+    F_AUTH_EVENT,
+    F_CREATOR,
+    F_AUTH_HANDED,
     F_COUNT
 };
 _Static_assert(F_COUNT <= STORE_FED_STMTS, "raise STORE_FED_STMTS");
@@ -128,6 +132,14 @@ static const char *const fed_sql[F_COUNT] = {
                      " coalesce(u.name, ''), s.on_duty FROM room_seats s"
                      " LEFT JOIN users u ON u.id = s.holder WHERE s.room = ?"
                      " ORDER BY s.server_id, s.seat",
+    [F_AUTH_SET] = "UPDATE rooms SET authority = ?2, authority_event = ?3 WHERE id = ?1",
+    [F_AUTH_EVENT] = "SELECT coalesce(authority_event, '') FROM rooms WHERE id = ?",
+    [F_CREATOR] = "SELECT origin FROM events WHERE room = ? AND seq = 1 AND type = 'room.create'"
+                  " ORDER BY pos LIMIT 1",
+    [F_AUTH_HANDED] = "SELECT count(*) FROM events WHERE room = ?1 AND origin = ?2"
+                      " AND (inc, seq) < (?3, ?4) AND type = 'room.authority' AND invalid IS NULL"
+                      " AND coalesce(json_extract(CAST(payload AS TEXT), '$.content.authority'),"
+                      " '') = ?5",
     [F_LOG_LATEST] = "SELECT inc, head_seq FROM logs WHERE room = ? AND origin = ?"
                      " ORDER BY inc DESC LIMIT 1",
 };
@@ -618,4 +630,55 @@ enum store_rc store_seats_each(struct store *st, int64_t room, store_seat_fn fn,
     enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "seats");
     store_finish(s);
     return r;
+}
+
+enum store_rc store_room_set_authority(struct store *st, int64_t room, const char *server,
+                                       const char *event_id)
+{
+    FSTMT(st, F_AUTH_SET, s);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_text(s, 2, server, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, event_id, -1, SQLITE_STATIC);
+    enum store_rc rc = store_step_done(st, s, "authority");
+    store_room_forget(st, room); /* the cache holds the room's authority */
+    return rc;
+}
+
+/* Steps s, which yields one text, into out ("" when no row). */
+static enum store_rc one_text(struct store *st, sqlite3_stmt *s, char *out, size_t n,
+                              const char *what)
+{
+    int rc = sqlite3_step(s);
+    out[0] = '\0';
+    if (rc == SQLITE_ROW)
+        store_copy_text(out, n, s, 0);
+    store_finish(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK : store_fail(st, what);
+}
+
+enum store_rc store_room_authority_event(struct store *st, int64_t room, char *out, size_t n)
+{
+    FSTMT(st, F_AUTH_EVENT, s);
+    sqlite3_bind_int64(s, 1, room);
+    return one_text(st, s, out, n, "authority");
+}
+
+enum store_rc store_room_creator(struct store *st, int64_t room, char *out, size_t n)
+{
+    FSTMT(st, F_CREATOR, s);
+    sqlite3_bind_int64(s, 1, room);
+    return one_text(st, s, out, n, "creator");
+}
+
+enum store_rc store_authority_handed(struct store *st, int64_t room, const char *origin,
+                                     int64_t inc, int64_t seq, const char *basis, int64_t *out)
+{
+    FSTMT(st, F_AUTH_HANDED, s);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_text(s, 2, origin, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, inc);
+    sqlite3_bind_int64(s, 4, seq);
+    sqlite3_bind_text(s, 5, basis, -1, SQLITE_STATIC);
+    *out = 0;
+    return store_step_int(st, s, out, "authority handed");
 }

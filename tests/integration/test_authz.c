@@ -161,10 +161,11 @@ static const struct row rows[] = {
     /* Hotlines: created and listed by admins; roles by the hotline's room admins. */
     {"hotline.create", "\"name\":\"h\",\"roles\":[\"$FRESH_PEER=primary\"]",     "U U F F F F o U U U F", 0},
     {"hotline.seat", "\"room\":\"$HOTLINE\",\"seat\":\"当直\"",                  "U U F F F o o U U U F", 0},
+    {"room.authority", "\"room\":\"$HOTLINE\",\"server\":\"$HOTLINE_PEER\"",       "U U N N N N o U U U F", 0},
     {"hotline.list", "\"csv\":false",                                         "U U F F F F o U U U F", 0},
     {"hotline.role", "\"room\":\"$HOTLINE\",\"server\":\"$HOTLINE_PEER\",\"role\":\"primary\"", "U U N N N N o U U U F", 0},
-    /* Admitting a server: a room admin of a shared room, at its authority. */
-    {"room.server", "\"room\":\"$SHARED_ROOM\",\"server\":\"$FRESH_PEER\"",   "U U F o N N N U U U F", 0},
+    /* Admitting a server: a room admin of a shared room, or an admin, at its authority. */
+    {"room.server", "\"room\":\"$SHARED_ROOM\",\"server\":\"$FRESH_PEER\"",   "U U F o N N o U U U F", 0},
     {"room.members", "\"room\":\"$ROOM\"",                                  "U U o o N N N U U U F", 0},
     /* Where a room lives and who acknowledged a message: its members, and any admin. */
     {"room.servers", "\"room\":\"$ROOM\"",                                  "U U o o N N o U U U F", 0},

@@ -146,7 +146,37 @@ Test(fed_hotline, roles_are_the_same_everywhere_and_only_the_authority_changes_t
               "%s", csv ? csv : "(none)");
     cJSON_Delete(r);
 
-    /* The role events are in the authority's log on every server: all three agree. */
+    /* The prefecture hands the authority to B (say its own server is to be moved): from then
+     * on B assigns roles, everywhere alike, and A may not. */
+    r = fednet_admin(&net, 0, "\"op\":\"room.authority\",\"room\":\"%s\",\"server\":\"%s\"", room,
+                     B);
+    cr_assert_str_eq(code(r), "ok", "room.authority");
+    cJSON_Delete(r);
+    for (int i = 0; i < 3; i++) {
+        for (long long t = 0;; t += 20) {
+            r = fednet_admin(&net, i, "\"op\":\"room.servers\",\"room\":\"%s\"", room);
+            bool moved = strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(r, "authority")), B) == 0;
+            cJSON_Delete(r);
+            if (moved)
+                break;
+            cr_assert_lt(t, DEADLINE_MS, "%s never showed %s as the authority", net.s[i].id, B);
+            pause_ms(20);
+        }
+    }
+    r = fednet_admin(&net, 0,
+                     "\"op\":\"hotline.role\",\"room\":\"%s\",\"server\":\"%s\",\"role\":\"hq\"",
+                     room, C);
+    cr_assert_str_eq(code(r), "forbidden", "A handed the authority on");
+    cJSON_Delete(r);
+    r = fednet_admin(&net, 1,
+                     "\"op\":\"hotline.role\",\"room\":\"%s\",\"server\":\"%s\","
+                     "\"role\":\"primary\"",
+                     room, C);
+    cr_assert_str_eq(code(r), "ok", "the new authority assigns roles");
+    cJSON_Delete(r);
+    wait_role(room, C, "primary");
+
+    /* The role and authority events are on every server, all valid: all three agree. */
     const char *dbs[] = {net.s[0].db, net.s[1].db, net.s[2].db};
     cr_assert_geq(fc_wait_agree(dbs, 3, room, DEADLINE_MS, NULL), 0);
 }
