@@ -303,6 +303,8 @@ static enum kz_err take_one(struct srv *s, struct store_room *r, const struct ta
                     (kz_event_room_id(t->payload, t->len, rid), !strcmp(rid, r->room_id));
     const char *invalid = creation ? NULL : fed_valid(s, r, &h, content, actor, now);
     if (invalid == WAIT_FOR_GRANT) {
+        KZ_INFO("fed_event_waits", "room=%s origin=%s inc=%lld seq=%lld type=%s: %s", r->room_id,
+                h.origin, (long long)h.inc, (long long)h.seq, h.type, invalid);
         cJSON_Delete(content);
         return KZ_CONFLICT; /* not taken: it and what follows wait for the grant */
     }
