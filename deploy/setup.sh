@@ -18,7 +18,9 @@ BUILD_PKGS=(build-essential cmake pkg-config libwebsockets-dev libsqlite3-dev li
 # (tests/fuzz/run.sh, ctest fuzz_smoke) need it, and fuzz_smoke fails rather than skips
 # without it. Both are Debian 12 packages; libclang-rt-14-dev is only a recommendation of
 # clang, and we install without recommendations.
-TEST_PKGS=(libcriterion-dev valgrind curl mosquitto openssl clang libclang-rt-14-dev)
+# faketime: libfaketime, preloaded into a test's kizunad to set its wall clock hours off
+# (tests/integration/test_fed_skew.c, clock skew between federated servers).
+TEST_PKGS=(libcriterion-dev valgrind curl mosquitto openssl clang libclang-rt-14-dev faketime)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 install_missing() {

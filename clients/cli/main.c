@@ -72,6 +72,18 @@ static const char usage[] =
     "  room add-server ROOM SERVER | room remove-server ROOM SERVER\n"
     "                                 a shared room's authority admits a peer server, or\n"
     "                                 removes one (its room admins)\n"
+    "  hotline create NAME --member SERVER=ROLE [--member ...] [--topic TEXT]\n"
+    "                                 a counterpart hotline (ROLE: affected 被災市町, primary\n"
+    "                                 一次支援市, secondary 二次支援市町, hq 県本部)\n"
+    "  hotline list [--csv]           every hotline here, its municipalities and roles\n"
+    "  hotline show ROOM | hotline status ROOM\n"
+    "                                 its servers and roles; status: their links and backlog\n"
+    "  hotline admit ROOM SERVER --role ROLE | hotline remove ROOM SERVER\n"
+    "  hotline role ROOM SERVER ROLE  (the hotline's authority: docs/hotline.md)\n"
+    "  hotline seat ROOM SEAT (LOGIN [--on-duty] | --vacate)\n"
+    "  hotline handover ROOM SEAT LOGIN\n"
+    "                                 this server's seats (当直, 危機管理課長, ...) and who holds\n"
+    "                                 them; handover: the next shift, on duty as it was\n"
     "  dm USER                        the one-to-one room with USER (as a ROOM: @USER)\n"
     "  send ROOM [--urgent] [TEXT...] without TEXT, the message is read from stdin; --urgent: a\n"
     "                                 first report (第一報) in a hotline: on-duty seats alerted\n"
@@ -464,6 +476,18 @@ static const struct cli_command commands[] = {
     {"room servers", cmd_room_servers, 1, 3, true, "room servers ROOM [--pos N]"},
     {"room add-server", cmd_room_add_server, 2, 2, true, "room add-server ROOM SERVER"},
     {"room remove-server", cmd_room_remove_server, 2, 2, true, "room remove-server ROOM SERVER"},
+    {"hotline create", cmd_hotline_create, 1, -1, true,
+     "hotline create NAME --member SERVER=ROLE [--member ...] [--topic TEXT]\n"
+     "  ROLE: affected (被災市町), primary (一次支援市), secondary (二次支援市町), hq (県本部)"},
+    {"hotline list", cmd_hotline_list, 0, 1, true, "hotline list [--csv]"},
+    {"hotline show", cmd_hotline_show, 1, 1, true, "hotline show ROOM"},
+    {"hotline admit", cmd_hotline_admit, 2, 4, true, "hotline admit ROOM SERVER --role ROLE"},
+    {"hotline remove", cmd_hotline_remove, 2, 2, true, "hotline remove ROOM SERVER"},
+    {"hotline role", cmd_hotline_role, 3, 3, true, "hotline role ROOM SERVER ROLE"},
+    {"hotline seat", cmd_hotline_seat, 3, 4, true,
+     "hotline seat ROOM SEAT (LOGIN [--on-duty] | --vacate)"},
+    {"hotline handover", cmd_hotline_handover, 3, 3, true, "hotline handover ROOM SEAT LOGIN"},
+    {"hotline status", cmd_hotline_status, 1, 1, true, "hotline status ROOM"},
     {"dm", cmd_dm, 1, 1, true, "dm USER"},
     {"send", cmd_send, 1, -1, true, "send ROOM [TEXT...]   (without TEXT, read from stdin)"},
     {"history", cmd_history, 1, -1, true,
