@@ -322,6 +322,24 @@ static void print_event(const cJSON *ev, const char *label)
                cli_str(content, "name", NULL));
     } else if (strcmp(type, "room.update") == 0) {
         print_room_update(prefix, pos, t, who(ev), content);
+    } else if (strcmp(type, "hotline.seat") == 0) {
+        /* A municipality's seat and who holds it now (a shift change). */
+        const char *holder = cli_str(content, "name", NULL),
+                   *muni = cli_str(ev, "server_name", NULL);
+        if (!*holder)
+            holder = cli_str(content, "user", NULL);
+        printf("%s#%lld %s * %s%s%s%s: %s%s\n", prefix, pos, t, cli_str(content, "seat", NULL),
+               *muni ? " (" : "", muni, *muni ? ")" : "", *holder ? holder : "vacant",
+               flag(content, "on_duty") ? ", on duty" : "");
+    } else if (strcmp(type, "hotline.role") == 0) {
+        printf("%s#%lld %s * %s is now %s in this hotline\n", prefix, pos, t,
+               cli_str(content, "server", NULL), cli_str(content, "role", NULL));
+    } else if (strcmp(type, "room.server") == 0) {
+        printf("%s#%lld %s * server %s %s\n", prefix, pos, t, cli_str(content, "server", NULL),
+               flag(content, "admitted") ? "joined the room" : "was removed from the room");
+    } else if (strcmp(type, "room.authority") == 0) {
+        printf("%s#%lld %s * %s handed the room's authority to %s\n", prefix, pos, t, who(ev),
+               cli_str(content, "server", NULL));
     } else if (strcmp(type, "notice.post") == 0) {
         printf("%s#%lld %s %s%s (%s): kizuna notice show %lld\n", prefix, pos, t,
                strcmp(cli_str(content, "priority", NULL), "urgent") == 0 ? "【緊急のお知らせ】"
@@ -792,9 +810,21 @@ static const char *label_of(struct tail_state *ts, const char *room_id)
 static void tail_show(struct tail_state *ts, const cJSON *ev)
 {
     const char *room = cli_str(ev, "room", NULL);
+    const char *type = cli_str(ev, "event", NULL);
+    if (strcmp(type, "hotline.alert") == 0) {
+        /* A first report reaches an on-duty seat whichever room is being followed. */
+        const char *seat = cli_str(ev, "seat", NULL), *from = cli_str(ev, "server_name", NULL);
+        if (json_out)
+            cli_print_json(ev);
+        else
+            printf("!! 第一報 %s: %s%s%s%s%s%s%s: %s\n", cli_str(ev, "room_name", NULL),
+                   cli_str(ev, "sender_name", NULL), *seat ? " [" : "", seat, *seat ? "]" : "",
+                   *from ? " (" : "", from, *from ? ")" : "", cli_str(ev, "body", NULL));
+        fflush(stdout);
+        return;
+    }
     if (ts->room_id[0] && strcmp(room, ts->room_id) != 0)
         return;
-    const char *type = cli_str(ev, "event", NULL);
     if (strcmp(type, "notice.alert") == 0 || strcmp(type, "notice.remind") == 0) {
         if (json_out)
             cli_print_json(ev);

@@ -276,6 +276,9 @@ Test(fed_hotline, seats_handovers_and_the_first_report_alert)
     cr_assert_eq(cli_as(0, users[0][0], out, sizeof out, "history", room, "--no-read", NULL), 0,
                  "%s", out);
     cr_assert(strstr(out, shown) && strstr(out, "第一報"), "history on A: %s", out);
+    /* ... and B's seats as lines of the room: "* 当直 (B): <holder>, on duty". */
+    snprintf(shown, sizeof shown, "* 当直 (%s): ", B);
+    cr_assert(strstr(out, shown) && strstr(out, ", on duty"), "seats in history on A: %s", out);
 
     /* Shift change on B: 当直 passes from uwa1 to uwa2; every server shows the new holder. */
     r = fednet_admin(&net, 1,
