@@ -1,8 +1,8 @@
 /* hotline.c - counterpart hotline rooms (issue 18; docs/hotline.md): `kizuna hotline create|
- * list|show|admit|remove|role|seat|handover|status`, entries of the command table in main.c
- * (argv[0] is the subcommand; the table has counted the arguments). Which roles exist and their
- * labels (被災市町, 一次支援市, ...) are the server's to decide: roles and labels are printed as
- * its replies give them and checked by it alone (they are named here only in usage messages).
+ * list|show|admit|remove|role|authority|seat|handover|status`, entries of the command table in
+ * main.c (argv[0] is the subcommand; the table has counted the arguments). Which roles exist and
+ * their labels (被災市町, 一次支援市, ...) are the server's to decide: roles and labels are printed
+ * as its replies give them and checked by it alone (they are named here only in usage messages).
  * Admitting and removing servers is room.server, as for any shared room (room_manage.c); status
  * joins room.servers with peer.list's links and backlogs (peer.c). */
 #include "cli.h"
@@ -412,6 +412,35 @@ int cmd_hotline_remove(int argc, char **argv)
                    "off; its users have left the room and can no longer write there\n",
                    argv[2], seq->valuedouble, inc->valuedouble);
     }
+    cJSON_Delete(reply);
+    return rc;
+}
+
+/* `hotline authority ROOM SERVER`: the authority hands the hotline to another of its servers
+ * (room.authority); from then on only that one admits, removes and assigns roles. */
+int cmd_hotline_authority(int argc, char **argv)
+{
+    (void)argc;
+    struct kzc *c;
+    char room_id[ROOM_ID_MAX], name[256];
+    int rc = hotline_connect(argv[1], &c, room_id, name, sizeof name);
+    if (rc != EXIT_OK)
+        return rc;
+    cJSON *servers = NULL, *reply = NULL;
+    if ((rc = hotline_servers(c, room_id, name, &servers)) != EXIT_OK) {
+        kzc_close(c);
+        return rc;
+    }
+    cJSON_Delete(servers);
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddStringToObject(args, "room", room_id);
+    cJSON_AddStringToObject(args, "server", argv[2]);
+    rc = cli_call_and_close(c, "room.authority", args, &reply);
+    if (rc == EXIT_OK && !json_out)
+        printf("%s is now the authority of %s (#%lld): from now on it alone admits and removes "
+               "municipalities, assigns roles and hands the authority on; this server no longer "
+               "can\n",
+               argv[2], name, cli_num(reply, "pos"));
     cJSON_Delete(reply);
     return rc;
 }

@@ -80,6 +80,7 @@ static const char usage[] =
     "                                 its servers and roles; status: their links and backlog\n"
     "  hotline admit ROOM SERVER --role ROLE | hotline remove ROOM SERVER\n"
     "  hotline role ROOM SERVER ROLE  (the hotline's authority: docs/hotline.md)\n"
+    "  hotline authority ROOM SERVER  the authority hands the hotline to another of its servers\n"
     "  hotline seat ROOM SEAT (LOGIN [--on-duty] | --vacate)\n"
     "  hotline handover ROOM SEAT LOGIN\n"
     "                                 this server's seats (当直, 危機管理課長, ...) and who holds\n"
@@ -484,6 +485,7 @@ static const struct cli_command commands[] = {
     {"hotline admit", cmd_hotline_admit, 2, 4, true, "hotline admit ROOM SERVER --role ROLE"},
     {"hotline remove", cmd_hotline_remove, 2, 2, true, "hotline remove ROOM SERVER"},
     {"hotline role", cmd_hotline_role, 3, 3, true, "hotline role ROOM SERVER ROLE"},
+    {"hotline authority", cmd_hotline_authority, 2, 2, true, "hotline authority ROOM SERVER"},
     {"hotline seat", cmd_hotline_seat, 3, 4, true,
      "hotline seat ROOM SEAT (LOGIN [--on-duty] | --vacate)"},
     {"hotline handover", cmd_hotline_handover, 3, 3, true, "hotline handover ROOM SEAT LOGIN"},

@@ -2,8 +2,9 @@
  * items 6 and 7) run as administrators would, against three real kizunad paired through the
  * fault proxies (fednet.h): the prefecture creates two counterpart groups with one city in both,
  * lists them (table, CSV, JSON), changes a role that every server then shows, admits a town
- * with its role, watches the links and backlogs, and removes the town with a cutoff; the other
- * servers' admins see the same and cannot change it. Human output and --json. */
+ * with its role, watches the links and backlogs, names and hands over a town's seats, removes
+ * the town with a cutoff and hands a hotline's authority to the city; the other servers' admins
+ * see the same and cannot change it. Human output and --json. */
 #include <criterion/criterion.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -335,4 +336,21 @@ Test(hotline_cli, an_administrator_runs_the_counterpart_groups_from_the_cli)
         wait_show(i, south, C, NULL);
     cr_assert_eq(KZ(0, "hotline", "list", "--csv"), 0, "%s", out);
     cr_assert(strstr(out, ",\"no\""), "removed rows say so: %s", out);
+
+    /* The prefecture hands 南予 to B: B's admin assigns roles from then on, A no longer can. */
+    cr_assert_eq(KZ(1, "hotline", "authority", south, B), 1, "%s", out);
+    cr_assert(strstr(out, "forbidden"), "only the authority hands on: %s", out);
+    cr_assert_eq(KZ(0, "hotline", "authority", "南予ホットライン", B), 0, "%s", out);
+    cr_assert(strstr(out, "is now the authority of 南予ホットライン"), "%s", out);
+    for (long long t = 0;; t += 25) {
+        cr_assert_eq(KZ(1, "hotline", "show", south), 0, "%s", out);
+        if (strstr(out, "authority jp-38201-matsuyama;"))
+            break;
+        cr_assert_lt(t, DEADLINE_MS, "B never became the authority: %s", out);
+        pause_ms(25);
+    }
+    cr_assert_eq(KZ(0, "hotline", "role", "南予ホットライン", B, "primary"), 1, "%s", out);
+    cr_assert(strstr(out, "forbidden"), "%s", out);
+    cr_assert_eq(KZ(1, "hotline", "role", south, B, "primary"), 0, "%s", out);
+    wait_show(0, south, B, "primary");
 }
