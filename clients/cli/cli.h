@@ -184,7 +184,8 @@ int cmd_room_servers(int argc, char **argv);
 int cmd_room_add_server(int argc, char **argv);
 int cmd_room_remove_server(int argc, char **argv);
 /* hotline.c: `hotline create|list|show|admit|remove|role|authority|seat|handover|status ...`
- * (counterpart hotline rooms, docs/hotline.md), entries of the command table; argv[0] is the subcommand. */
+ * (counterpart hotline rooms, docs/hotline.md), entries of the command table; argv[0] is the
+ * subcommand. */
 int cmd_hotline_create(int argc, char **argv);
 int cmd_hotline_list(int argc, char **argv);
 int cmd_hotline_show(int argc, char **argv);
