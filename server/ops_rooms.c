@@ -368,18 +368,20 @@ enum kz_err op_room_update(struct srv_call *c)
     return KZ_OK;
 }
 
-/* Whether the caller, an admin or HQ member of this server who is not a member of the room,
- * may add this server's users to it: a shared room (room filled). */
+/* Whether the caller may add this server's users to a shared room (room filled): this server's
+ * admins and HQ staff, in the room or not (a shared room came from another server with no one
+ * of this one in it), and its room admins. */
 static bool shared_room_host(struct srv_call *c, struct store_room *room)
 {
     const char *id = srv_arg_str(c, "room");
     struct store_member me;
     if (!id || store_room_get(srv_store(c->srv), id, room) != STORE_OK || !room->authority[0])
         return false;
-    if (!kz_role_is(c->auth.user.role, KZ_ROLE_ADMIN) && !kz_role_is(c->auth.user.role, KZ_ROLE_HQ))
-        return false;
-    return store_member_get(srv_store(c->srv), room->id, c->auth.user.id, &me) != STORE_OK ||
-           me.left_pos;
+    if (kz_role_is(c->auth.user.role, KZ_ROLE_ADMIN) || kz_role_is(c->auth.user.role, KZ_ROLE_HQ))
+        return true; /* in the room as a plain member, or not in it at all */
+    /* Anyone else: as in any room, a room admin. */
+    return store_member_get(srv_store(c->srv), room->id, c->auth.user.id, &me) == STORE_OK &&
+           !me.left_pos && strcmp(me.role, "admin") == 0;
 }
 
 /* room.server: the authority of a shared room admits a server to it, or removes one, as an

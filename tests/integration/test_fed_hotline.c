@@ -208,6 +208,13 @@ Test(fed_hotline, seats_handovers_and_the_first_report_alert)
     snprintf(room, sizeof room, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(r, "room")));
     cJSON_Delete(r);
     wait_role(room, C, "primary");
+    /* Each server's admin joins first, as a plain member on B and C: it still adds its staff. */
+    for (int i = 1; i < 3; i++) {
+        r = fednet_admin(&net, i, "\"op\":\"room.invite\",\"room\":\"%s\",\"user\":\"admin\"",
+                         room);
+        cr_assert_str_eq(code(r), "ok", "admin joins on %s", net.s[i].id);
+        cJSON_Delete(r);
+    }
     for (int i = 0; i < 3; i++)
         for (int k = 0; k < 2; k++) {
             r = fednet_admin(&net, i, "\"op\":\"room.invite\",\"room\":\"%s\",\"user\":\"%s\"",
