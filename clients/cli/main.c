@@ -491,7 +491,9 @@ static const struct cli_command commands[] = {
     {"hotline handover", cmd_hotline_handover, 3, 3, true, "hotline handover ROOM SEAT LOGIN"},
     {"hotline status", cmd_hotline_status, 1, 1, true, "hotline status ROOM"},
     {"dm", cmd_dm, 1, 1, true, "dm USER"},
-    {"send", cmd_send, 1, -1, true, "send ROOM [TEXT...]   (without TEXT, read from stdin)"},
+    {"send", cmd_send, 1, -1, true,
+     "send ROOM [--urgent] [TEXT...]   (without TEXT, read from stdin; --urgent: a hotline's "
+     "first report)"},
     {"history", cmd_history, 1, -1, true,
      "history ROOM [--before POS] [--after POS] [--limit N] [--no-read]"},
     {"tail", cmd_tail, 0, -1, true, "tail [ROOM] [-n N] [--no-read]"},
