@@ -55,8 +55,7 @@ static void role_on(int i, const char *room, const char *of, char *out, size_t n
 
 /* The kizuna command as login (password login TEST_PW_SUFFIX) on server i, logged in first;
  * its output in out, its exit status returned. */
-static int cli_as(int i, const char *login, char *out, size_t n, const char *a1, const char *a2,
-                  const char *a3, const char *a4)
+static int cli_run(int i, const char *login, char *out, size_t n, const char *const *args)
 {
     char env_dir[400], env_srv[100], env_pw[100];
     snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s/cli-%.31s", net.s[i].d.dir, login);
@@ -65,8 +64,18 @@ static int cli_as(int i, const char *login, char *out, size_t n, const char *a1,
     const char *env[] = {env_dir, env_srv, env_pw, NULL};
     const char *in[] = {KIZUNA_PATH, "login", login, NULL};
     cr_assert_eq(run_capture(in, env, NULL, out, n), 0, "login %s: %s", login, out);
-    const char *argv[] = {KIZUNA_PATH, a1, a2, a3, a4, NULL};
+    const char *argv[12] = {KIZUNA_PATH};
+    for (int k = 0; k < 10 && args[k]; k++)
+        argv[k + 1] = args[k];
     return run_capture(argv, env, NULL, out, n);
+}
+
+/* The same with up to four words. */
+static int cli_as(int i, const char *login, char *out, size_t n, const char *a1, const char *a2,
+                  const char *a3, const char *a4)
+{
+    const char *args[] = {a1, a2, a3, a4, NULL};
+    return cli_run(i, login, out, n, args);
 }
 
 /* Waits until every server shows role for server `of`. */
@@ -317,4 +326,221 @@ Test(fed_hotline, seats_handovers_and_the_first_report_alert)
         }
     }
     cr_assert_geq(fc_wait_agree(dbs, 3, room, DEADLINE_MS, NULL), 0);
+}
+
+/* ---- the six-server Ehime example of docs/hotline.md (issue 18, "Done when") ---- */
+
+enum { PREF, MATSU, IMA, UWA, YAWATA, AINAN };
+
+/* The room id of the hotline called name, from `kizuna --json hotline list` on the prefecture. */
+static void hotline_id(const char *json, const char *name, char out[64])
+{
+    cJSON *r = cJSON_Parse(json);
+    cr_assert_not_null(r, "%s", json);
+    const cJSON *h;
+    out[0] = '\0';
+    cJSON_ArrayForEach(h, cJSON_GetObjectItem(r, "hotlines"))
+    {
+        if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(h, "name")), name) == 0)
+            snprintf(out, 64, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(h, "room")));
+    }
+    cJSON_Delete(r);
+    cr_assert(out[0], "no hotline %s in %s", name, json);
+}
+
+/* Adds user login (password login TEST_PW_SUFFIX) on server i with role, and into room once it
+ * is there (its own server's admin adds it: step 4). */
+static void staff(int i, const char *login, const char *role, const char *room)
+{
+    cJSON *r = fednet_admin(&net, i,
+                            "\"op\":\"user.add\",\"login\":\"%s\",\"password\":\"%s%s\","
+                            "\"role\":\"%s\"",
+                            login, login, TEST_PW_SUFFIX, role);
+    if (strcmp(code(r), "conflict") != 0)
+        cr_assert_str_eq(code(r), "ok", "user.add %s on %s", login, net.s[i].id);
+    cJSON_Delete(r);
+    for (long long t = 0;; t += 20) {
+        r = fednet_admin(&net, i, "\"op\":\"room.invite\",\"room\":\"%s\",\"user\":\"%s\"", room,
+                         login);
+        bool done = strcmp(code(r), "ok") == 0;
+        cJSON_Delete(r);
+        if (done)
+            return;
+        cr_assert_lt(t, DEADLINE_MS, "%s never could add %s", net.s[i].id, login);
+        pause_ms(20);
+    }
+}
+
+/* Waits until the servers (their indexes, -1 ended) agree on room. */
+static void agree(const char *room, const int *which)
+{
+    const char *dbs[FEDNET_MAX];
+    int n = 0;
+    for (; which[n] >= 0; n++)
+        dbs[n] = net.s[which[n]].db;
+    cr_assert_geq(fc_wait_agree(dbs, n, room, DEADLINE_MS, NULL), 0, "%s: servers disagree", room);
+}
+
+Test(fed_hotline, ehime_six_servers_three_counterpart_groups, .timeout = 300)
+{
+    fednet_start(&net, 6, NULL, NULL, 0x65686d65ULL);
+    const char *const *id = fednet_ids;
+    static char out[65536];
+    /* Step 2, from the CLI on the prefecture's server, by one of its administrators. */
+    cJSON *r = fednet_admin(&net, PREF,
+                            "\"op\":\"user.add\",\"login\":\"bosai\",\"password\":\"bosai%s\","
+                            "\"role\":\"admin\"",
+                            TEST_PW_SUFFIX);
+    cr_assert_str_eq(code(r), "ok");
+    cJSON_Delete(r);
+    char member[3][2][96];
+    const int groups[3][2] = {{IMA, MATSU}, {YAWATA, UWA}, {UWA, AINAN}};
+    const char *roles[3][2] = {
+        {"affected", "primary"}, {"affected", "primary"}, {"affected", "secondary"}};
+    const char *names[3] = {"東予ホットライン", "八幡浜ホットライン", "南予ホットライン"};
+    for (int g = 0; g < 3; g++) {
+        for (int k = 0; k < 2; k++)
+            snprintf(member[g][k], sizeof member[g][k], "%s=%s", id[groups[g][k]], roles[g][k]);
+        const char *args[] = {"hotline",    "create",   names[g],     "--member",
+                              member[g][0], "--member", member[g][1], NULL};
+        cr_assert_eq(cli_run(PREF, "bosai", out, sizeof out, args), 0, "%s", out);
+    }
+    cr_assert_eq(cli_as(PREF, "bosai", out, sizeof out, "--json", "hotline", "list", NULL), 0, "%s",
+                 out);
+    char room[3][64];
+    for (int g = 0; g < 3; g++)
+        hotline_id(out, names[g], room[g]);
+
+    /* Step 4 and 5: each municipality's staff and on-duty seat in 南予 (UWA affected, AINAN
+     * secondary, the prefecture hq); 宇和島市's head of disaster management. */
+    const int nanyo[] = {PREF, UWA, AINAN, -1};
+    staff(PREF, "pref-tochoku", "staff", room[2]);
+    staff(UWA, "uwa-kikikanri", "hq", room[2]);
+    staff(UWA, "uwa-tochoku1", "staff", room[2]);
+    staff(UWA, "uwa-tochoku2", "staff", room[2]);
+    staff(AINAN, "ainan-tochoku", "staff", room[2]);
+    const struct {
+        int srv;
+        const char *seat, *login;
+        bool on_duty;
+    } seats[] = {{PREF, "当直", "pref-tochoku", true},
+                 {UWA, "当直", "uwa-tochoku1", true},
+                 {UWA, "危機管理課長", "uwa-kikikanri", false},
+                 {AINAN, "当直", "ainan-tochoku", true}};
+    for (size_t k = 0; k < sizeof seats / sizeof seats[0]; k++) {
+        r = fednet_admin(&net, seats[k].srv,
+                         "\"op\":\"hotline.seat\",\"room\":\"%s\",\"seat\":\"%s\",\"user\":\"%s\","
+                         "\"on_duty\":%s",
+                         room[2], seats[k].seat, seats[k].login,
+                         seats[k].on_duty ? "true" : "false");
+        cr_assert_str_eq(code(r), "ok", "seat %s on %s", seats[k].seat, id[seats[k].srv]);
+        cJSON_Delete(r);
+    }
+    agree(room[2], nanyo);
+
+    /* The first report from the affected town reaches the on-duty seats of the prefecture and
+     * of 愛南町 as alerts. */
+    struct ws live[2];
+    const int watchers[2] = {PREF, AINAN};
+    const char *watcher_login[2] = {"pref-tochoku", "ainan-tochoku"};
+    char pw[64];
+    for (int k = 0; k < 2; k++) {
+        snprintf(pw, sizeof pw, "%.31s" TEST_PW_SUFFIX, watcher_login[k]);
+        ws_live(&live[k], net.s[watchers[k]].d.port, watcher_login[k], pw, -1, NULL);
+    }
+    cr_assert_eq(cli_as(UWA, "uwa-kikikanri", out, sizeof out, "send", room[2], "--urgent",
+                        "第一報: 国道56号 土砂崩れ 通行止め"),
+                 0, "%s", out);
+    for (int k = 0; k < 2; k++) {
+        cJSON *alert = NULL;
+        for (int n = 0; n < 30 && !alert; n++) {
+            cJSON *ev = ws_next_event(&live[k], DEADLINE_MS);
+            cr_assert_not_null(ev, "no alert on %s", id[watchers[k]]);
+            if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(ev, "event")), "hotline.alert") ==
+                0)
+                alert = ev;
+            else
+                cJSON_Delete(ev);
+        }
+        cr_assert_not_null(alert, "the first report reached %s's on-duty seat", id[watchers[k]]);
+        cJSON_Delete(alert);
+        /* The on-duty reader reads it. */
+        r = ws_callf(&live[k], "\"op\":\"read\",\"room\":\"%s\"", room[2]);
+        cJSON_Delete(r);
+        ws_close_fd(&live[k]);
+    }
+    agree(room[2], nanyo);
+
+    /* 既読 by municipality: the same groups on the three servers once reads have spread. */
+    char first[3][512];
+    for (long long t = 0;; t += 50) {
+        bool same = true;
+        for (int k = 0; k < 3; k++) {
+            cr_assert_eq(cli_as(nanyo[k],
+                                k == 0   ? "pref-tochoku"
+                                : k == 1 ? "uwa-kikikanri"
+                                         : "ainan-tochoku",
+                                out, sizeof out, "--json", "history", room[2], "--no-read"),
+                         0, "%s", out);
+            cJSON *h = cJSON_Parse(out), *last = NULL;
+            const cJSON *e;
+            cJSON_ArrayForEach(e, cJSON_GetObjectItem(h, "events"))
+            {
+                if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(e, "event")), "msg") == 0)
+                    last = (cJSON *)e;
+            }
+            cr_assert_not_null(last, "%s", out);
+            char *groups_json = cJSON_PrintUnformatted(cJSON_GetObjectItem(last, "read_by_server"));
+            /* Names are each server's own pins (none here): compare the numbers only. */
+            snprintf(first[k], sizeof first[k], "%s", groups_json ? groups_json : "");
+            free(groups_json);
+            cJSON_Delete(h);
+            same &= k == 0 || strcmp(first[k], first[0]) == 0;
+        }
+        if (same && strstr(first[0], "\"read\":1"))
+            break;
+        cr_assert_lt(t, DEADLINE_MS, "read counts by municipality differ: %s | %s | %s", first[0],
+                     first[1], first[2]);
+        pause_ms(50);
+    }
+
+    /* The town's links are cut while the others write, and healed. */
+    fednet_isolate(&net, UWA, true);
+    cr_assert_eq(cli_as(PREF, "pref-tochoku", out, sizeof out, "send", room[2],
+                        "県本部: 自衛隊に災害派遣を要請", NULL),
+                 0, "%s", out);
+    cr_assert_eq(cli_as(AINAN, "ainan-tochoku", out, sizeof out, "send", room[2],
+                        "愛南町: 給水車出発", NULL),
+                 0, "%s", out);
+    fednet_isolate(&net, UWA, false);
+    agree(room[2], nanyo);
+
+    /* Shift change at the town: 当直 passes to uwa-tochoku2 (the CLI's handover). */
+    const char *handover[] = {"hotline", "handover", room[2], "当直", "uwa-tochoku2", NULL};
+    cr_assert_eq(cli_run(UWA, "uwa-kikikanri", out, sizeof out, handover), 0, "%s", out);
+    agree(room[2], nanyo);
+
+    /* 愛南町 is removed from 南予 (from the CLI): the prefecture and the town agree on the rest;
+     * 愛南町's users can no longer write there. */
+    cr_assert_eq(cli_as(PREF, "bosai", out, sizeof out, "hotline", "remove", room[2], id[AINAN]), 0,
+                 "%s", out);
+    const int after[] = {PREF, UWA, -1};
+    cr_assert_eq(cli_as(PREF, "pref-tochoku", out, sizeof out, "send", room[2],
+                        "県本部: 愛南町は別グループで対応", NULL),
+                 0, "%s", out);
+    agree(room[2], after);
+    for (long long t = 0;; t += 50) {
+        int rc = cli_as(AINAN, "ainan-tochoku", out, sizeof out, "send", room[2], "まだ?", NULL);
+        if (rc != 0)
+            break;
+        cr_assert_lt(t, DEADLINE_MS, "愛南町 still writes in 南予");
+        pause_ms(50);
+    }
+    /* The other two groups were untouched and agree too. */
+    const int toyo[] = {PREF, IMA, MATSU, -1}, yawata[] = {PREF, YAWATA, UWA, -1};
+    agree(room[0], toyo);
+    agree(room[1], yawata);
+    fprintf(stderr, "FIG ehime: 6 servers, 3 counterpart groups (宇和島市 in two); first report "
+                    "alerted on-duty seats; link cut and healed; shift change; 愛南町 removed: "
+                    "all agree\n");
 }

@@ -14,8 +14,9 @@
 
 #define LINK_POLL_MS 20
 
-const char *const fednet_ids[FEDNET_MAX] = {"jp-38-ehime-pref", "jp-38201-matsuyama",
-                                            "jp-38202-imabari", "jp-38203-uwajima"};
+const char *const fednet_ids[FEDNET_MAX] = {"jp-38-ehime-pref",    "jp-38201-matsuyama",
+                                            "jp-38202-imabari",    "jp-38203-uwajima",
+                                            "jp-38204-yawatahama", "jp-38506-ainan"};
 
 static void sleep_ms(int ms)
 {

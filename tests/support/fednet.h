@@ -28,7 +28,7 @@
 #include "faultproxy.h"
 #include "harness.h"
 
-#define FEDNET_MAX 4
+#define FEDNET_MAX 6
 
 struct fednet_server {
     struct kzd d;
@@ -47,8 +47,8 @@ struct fednet {
     bool cut[FEDNET_MAX][FEDNET_MAX];                 /* symmetric: the pair is cut */
 };
 
-/* The four municipalities of the tests: the prefecture's HQ, a support city, a support town and
- * the affected town. */
+/* The municipalities of the tests: the prefecture's HQ, a support city, a support town, the
+ * affected town, and two more for the six-server Ehime example (docs/hotline.md). */
 extern const char *const fednet_ids[FEDNET_MAX];
 
 /* Starts n (2..FEDNET_MAX) servers with ids[0..n-1] (NULL: fednet_ids) and extra config members
