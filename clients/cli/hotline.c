@@ -95,6 +95,20 @@ static int hotline_servers(struct kzc *c, const char *room_id, const char *name,
     return EXIT_OK;
 }
 
+/* hotline_connect, then hotline_servers: ROOM resolved and known to be a hotline, its
+ * room.servers reply in *servers (the caller's). On EXIT_OK the caller closes *c; otherwise it
+ * is closed. */
+static int hotline_open(const char *want, struct kzc **c, char room_id[ROOM_ID_MAX], char *name,
+                        size_t n, cJSON **servers)
+{
+    int rc = hotline_connect(want, c, room_id, name, n);
+    if (rc == EXIT_OK && (rc = hotline_servers(*c, room_id, name, servers)) != EXIT_OK) {
+        kzc_close(*c);
+        *c = NULL;
+    }
+    return rc;
+}
+
 /* The seats of a room.servers reply (hotline.seat), one a line, by server. */
 static void print_seats(const cJSON *servers)
 {
@@ -268,12 +282,10 @@ int cmd_hotline_show(int argc, char **argv)
     (void)argc;
     struct kzc *c;
     char room_id[ROOM_ID_MAX], name[256];
-    int rc = hotline_connect(argv[1], &c, room_id, name, sizeof name);
-    if (rc != EXIT_OK)
-        return rc;
     cJSON *reply = NULL;
-    rc = hotline_servers(c, room_id, name, &reply);
-    kzc_close(c);
+    int rc = hotline_open(argv[1], &c, room_id, name, sizeof name, &reply);
+    if (rc == EXIT_OK)
+        kzc_close(c);
     if (rc == EXIT_OK && json_out)
         cli_print_json(reply);
     else if (rc == EXIT_OK) {
@@ -338,14 +350,10 @@ int cmd_hotline_admit(int argc, char **argv)
                                      "in the counterpart group");
     struct kzc *c;
     char room_id[ROOM_ID_MAX], name[256], label[96];
-    int rc = hotline_connect(argv[1], &c, room_id, name, sizeof name);
+    cJSON *servers = NULL, *admit = NULL, *reply = NULL;
+    int rc = hotline_open(argv[1], &c, room_id, name, sizeof name, &servers);
     if (rc != EXIT_OK)
         return rc;
-    cJSON *servers = NULL, *admit = NULL, *reply = NULL;
-    if ((rc = hotline_servers(c, room_id, name, &servers)) != EXIT_OK) {
-        kzc_close(c);
-        return rc;
-    }
     cJSON_Delete(servers);
     cJSON *args = cJSON_CreateObject();
     cJSON_AddStringToObject(args, "room", room_id);
@@ -377,26 +385,33 @@ int cmd_hotline_admit(int argc, char **argv)
     return rc;
 }
 
+/* An op of the hotline's authority about one of its servers (room.server removing it,
+ * room.authority handing on to it), on hotline ROOM; the reply in *reply (the caller's). */
+static int server_op(const char *want, const char *server, const char *op, bool remove, char *name,
+                     size_t n, cJSON **reply)
+{
+    struct kzc *c;
+    char room_id[ROOM_ID_MAX];
+    cJSON *servers = NULL;
+    int rc = hotline_open(want, &c, room_id, name, n, &servers);
+    if (rc != EXIT_OK)
+        return rc;
+    cJSON_Delete(servers);
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddStringToObject(args, "room", room_id);
+    cJSON_AddStringToObject(args, "server", server);
+    if (remove)
+        cJSON_AddFalseToObject(args, "admitted");
+    return cli_call_and_close(c, op, args, reply);
+}
+
 /* `hotline remove ROOM SERVER`: room.server admitted false; says the cutoff. */
 int cmd_hotline_remove(int argc, char **argv)
 {
     (void)argc;
-    struct kzc *c;
-    char room_id[ROOM_ID_MAX], name[256];
-    int rc = hotline_connect(argv[1], &c, room_id, name, sizeof name);
-    if (rc != EXIT_OK)
-        return rc;
-    cJSON *servers = NULL, *reply = NULL;
-    if ((rc = hotline_servers(c, room_id, name, &servers)) != EXIT_OK) {
-        kzc_close(c);
-        return rc;
-    }
-    cJSON_Delete(servers);
-    cJSON *args = cJSON_CreateObject();
-    cJSON_AddStringToObject(args, "room", room_id);
-    cJSON_AddStringToObject(args, "server", argv[2]);
-    cJSON_AddFalseToObject(args, "admitted");
-    rc = cli_call_and_close(c, "room.server", args, &reply);
+    char name[256];
+    cJSON *reply = NULL;
+    int rc = server_op(argv[1], argv[2], "room.server", true, name, sizeof name, &reply);
     if (rc == EXIT_OK && !json_out) {
         const cJSON *cut = cJSON_GetObjectItemCaseSensitive(reply, "cutoff");
         const cJSON *inc = cJSON_GetArrayItem(cut, 0), *seq = cJSON_GetArrayItem(cut, 1);
@@ -421,21 +436,9 @@ int cmd_hotline_remove(int argc, char **argv)
 int cmd_hotline_authority(int argc, char **argv)
 {
     (void)argc;
-    struct kzc *c;
-    char room_id[ROOM_ID_MAX], name[256];
-    int rc = hotline_connect(argv[1], &c, room_id, name, sizeof name);
-    if (rc != EXIT_OK)
-        return rc;
-    cJSON *servers = NULL, *reply = NULL;
-    if ((rc = hotline_servers(c, room_id, name, &servers)) != EXIT_OK) {
-        kzc_close(c);
-        return rc;
-    }
-    cJSON_Delete(servers);
-    cJSON *args = cJSON_CreateObject();
-    cJSON_AddStringToObject(args, "room", room_id);
-    cJSON_AddStringToObject(args, "server", argv[2]);
-    rc = cli_call_and_close(c, "room.authority", args, &reply);
+    char name[256];
+    cJSON *reply = NULL;
+    int rc = server_op(argv[1], argv[2], "room.authority", false, name, sizeof name, &reply);
     if (rc == EXIT_OK && !json_out)
         printf("%s is now the authority of %s (#%lld): from now on it alone admits and removes "
                "municipalities, assigns roles and hands the authority on; this server no longer "
@@ -504,14 +507,10 @@ int cmd_hotline_handover(int argc, char **argv)
     (void)argc;
     struct kzc *c;
     char room_id[ROOM_ID_MAX], name[256];
-    int rc = hotline_connect(argv[1], &c, room_id, name, sizeof name);
+    cJSON *servers = NULL, *reply = NULL;
+    int rc = hotline_open(argv[1], &c, room_id, name, sizeof name, &servers);
     if (rc != EXIT_OK)
         return rc;
-    cJSON *servers = NULL, *reply = NULL;
-    if ((rc = hotline_servers(c, room_id, name, &servers)) != EXIT_OK) {
-        kzc_close(c);
-        return rc;
-    }
     const char *self = "";
     const cJSON *s, *found = NULL;
     cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(servers, "servers"))
@@ -593,14 +592,10 @@ int cmd_hotline_status(int argc, char **argv)
     (void)argc;
     struct kzc *c;
     char room_id[ROOM_ID_MAX], name[256];
-    int rc = hotline_connect(argv[1], &c, room_id, name, sizeof name);
+    cJSON *servers = NULL, *peers = NULL;
+    int rc = hotline_open(argv[1], &c, room_id, name, sizeof name, &servers);
     if (rc != EXIT_OK)
         return rc;
-    cJSON *servers = NULL, *peers = NULL;
-    if ((rc = hotline_servers(c, room_id, name, &servers)) != EXIT_OK) {
-        kzc_close(c);
-        return rc;
-    }
     rc = cli_call(c, "peer.list", NULL, &peers);
     kzc_close(c);
     if (rc != EXIT_OK) {
