@@ -194,11 +194,25 @@ static void pair(struct ident *ia, struct ident *ib)
     cJSON_Delete(wait_link(&b, ia->id, true));
 }
 
-/* Both sides agree on one link: each sees the other's direction. */
+/* Both sides agree on one link: each sees the other's direction. While crossed dials are being
+ * resolved each side may for a moment show its own dial up, so this waits (with the deadline)
+ * until the two views are of one link. */
 static void one_link(const char *want_a_direction)
 {
-    cJSON *la = wait_link(&a, "fed-b", true), *lb = wait_link(&b, "fed-a", true);
-    const char *da = field(la, "direction"), *db = field(lb, "direction");
+    cJSON *la = NULL, *lb = NULL;
+    const char *da = "", *db = "";
+    for (long long end = mono_ms() + DEADLINE_MS;;) {
+        cJSON_Delete(la);
+        cJSON_Delete(lb);
+        la = wait_link(&a, "fed-b", true);
+        lb = wait_link(&b, "fed-a", true);
+        da = field(la, "direction");
+        db = field(lb, "direction");
+        if (strcmp(da, db) != 0 || mono_ms() > end)
+            break;
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
     cr_assert(strcmp(da, "out") == 0 || strcmp(da, "in") == 0, "direction %s", da);
     cr_assert_str_neq(da, db, "one link: dialled by one side, accepted by the other");
     if (want_a_direction)
