@@ -1575,3 +1575,60 @@ Test(fed_hostile, a_quiet_link_gets_the_summary_again)
     fprintf(stderr, "a quiet link got the summary again %lld ms after the test's start\n",
             mono_ms() - t0);
 }
+
+/* A peer that is not the room's authority: its authority events (handing the authority to
+ * itself, admitting a server, renaming, archiving, assigning a role) and a seat in a room that is
+ * no hotline are kept invalid and change nothing; one citing a grant no server holds waits: it
+ * is neither stored nor acknowledged, and changes nothing. */
+Test(fed_hostile, a_peer_that_is_not_the_authority_changes_nothing)
+{
+    char room[KZ_EVENT_ID_CHARS];
+    start(room);
+    struct tlog l;
+    tlog_init(&l, room);
+    peer_joins(&l);
+    const struct {
+        const char *type, *content;
+    } cases[] = {
+        {"room.authority", "{\"server\":\"" PEER "\"}"},
+        {"room.server", "{\"server\":\"jp-evil\",\"admitted\":true}"},
+        {"room.update", "{\"name\":\"乗っ取り\",\"topic\":\"\",\"changed\":[\"name\"]}"},
+        {"room.archive", "{\"archived\":true}"},
+        {"hotline.role", "{\"server\":\"" PEER "\",\"role\":\"hq\"}"},
+        {"hotline.seat", "{\"seat\":\"当直\",\"user\":\"" PEER_USER "\",\"on_duty\":true}"},
+    };
+    const int ncases = (int)(sizeof cases / sizeof *cases);
+    for (int i = 0; i < ncases; i++) {
+        struct tev e = tev_next(&l, cases[i].type, cases[i].content, true);
+        send_log(&l, &e, 1);
+        tev_free(&e);
+        expect_ack(&l, l.seq); /* taken: its log stays whole */
+    }
+    cr_assert_eq(db_int("SELECT count(*) FROM events e JOIN rooms r ON r.id = e.room"
+                        " WHERE r.room_id = '%s' AND e.origin = '" PEER "'"
+                        " AND e.invalid IS NOT NULL",
+                        room),
+                 ncases, "each kept invalid");
+    cr_assert_eq(db_int("SELECT count(*) FROM rooms WHERE room_id = '%s' AND authority = '" SELF
+                        "' AND name = 'T5' AND archived_at IS NULL",
+                        room),
+                 1, "the room's authority, name and state are unchanged");
+    cr_assert_eq(db_int("SELECT count(*) FROM room_servers WHERE server_id = 'jp-evil'"), 0);
+    cr_assert_eq(db_int("SELECT count(*) FROM room_seats"), 0);
+    still_works(&l, "authority events from a peer that is not the authority");
+
+    /* Citing a grant that no server holds: it waits. */
+    long long before = rows_of(room, PEER);
+    int waits = log_count("fed_event_waits");
+    struct tev e = tev_next(&l, "room.update",
+                            "{\"name\":\"x\",\"topic\":\"\",\"changed\":[\"name\"],"
+                            "\"authority\":\"NoSuchGrantNoSuchGrantNoSuchGrantNoSuchGra\"}",
+                            true);
+    send_log(&l, &e, 1);
+    tev_free(&e);
+    wait_log("fed_event_waits", waits);
+    cr_assert_eq(rows_of(room, PEER), before, "a waiting event is not stored");
+    cr_assert_eq(db_int("SELECT count(*) FROM rooms WHERE room_id = '%s' AND name = 'T5'", room),
+                 1);
+    healthy();
+}
