@@ -492,7 +492,7 @@ _Static_assert(S_COUNT <= STORE_CORE_STMTS, "raise STORE_CORE_STMTS");
 
 #define USER_COLS                                                                                  \
     "u.id, u.login, u.name, u.role, u.disabled, u.must_change_pw, u.pw_hash, u.created_at,"        \
-    " u.updated_at, u.department, d.name, u.email, u.phone, u.expires_at, u.invite, u.home"                \
+    " u.updated_at, u.department, d.name, u.email, u.phone, u.expires_at, u.invite, u.home"        \
     " FROM users u LEFT JOIN departments d"                                                        \
     " ON d.id = u.department"
 

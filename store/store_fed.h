@@ -96,8 +96,8 @@ enum store_rc store_room_is_hotline(struct store *st, int64_t room, bool *out);
 enum store_rc store_room_server_role_set(struct store *st, int64_t room, const char *server,
                                          const char *role);
 /* The role (caller's buffer, "" when none) of server in room. */
-enum store_rc store_room_server_role(struct store *st, int64_t room, const char *server,
-                                     char *role, size_t n);
+enum store_rc store_room_server_role(struct store *st, int64_t room, const char *server, char *role,
+                                     size_t n);
 typedef int (*store_hotline_fn)(void *ctx, int64_t room, const char *room_id, const char *name,
                                 const char *server, bool admitted, const char *role);
 /* Every hotline room this server holds, each member server in turn (room, then server order). */

@@ -118,9 +118,10 @@ static const char *const fed_sql[F_COUNT] = {
     [F_HOTLINE_GET] = "SELECT coalesce(hotline, 0) FROM rooms WHERE id = ?",
     [F_ROLE_SET] = "UPDATE room_servers SET role = ?3 WHERE room = ?1 AND server_id = ?2",
     [F_ROLE_GET] = "SELECT coalesce(role, '') FROM room_servers WHERE room = ? AND server_id = ?",
-    [F_HOTLINE_EACH] = "SELECT r.id, r.room_id, r.name, s.server_id, s.admitted, coalesce(s.role, '')"
-                       " FROM rooms r JOIN room_servers s ON s.room = r.id WHERE r.hotline = 1"
-                       " ORDER BY r.name, r.id, s.server_id",
+    [F_HOTLINE_EACH] =
+        "SELECT r.id, r.room_id, r.name, s.server_id, s.admitted, coalesce(s.role, '')"
+        " FROM rooms r JOIN room_servers s ON s.room = r.id WHERE r.hotline = 1"
+        " ORDER BY r.name, r.id, s.server_id",
     [F_SEAT_SET] = "INSERT INTO room_seats (room, server_id, seat, holder, on_duty, changed_pos)"
                    " VALUES (?1, ?2, ?3, nullif(?4, 0), ?5, ?6) ON CONFLICT (room, server_id, seat)"
                    " DO UPDATE SET holder = nullif(?4, 0), on_duty = ?5, changed_pos = ?6",
@@ -548,8 +549,8 @@ enum store_rc store_room_server_role_set(struct store *st, int64_t room, const c
     return store_step_done(st, s, "role");
 }
 
-enum store_rc store_room_server_role(struct store *st, int64_t room, const char *server,
-                                     char *role, size_t n)
+enum store_rc store_room_server_role(struct store *st, int64_t room, const char *server, char *role,
+                                     size_t n)
 {
     FSTMT(st, F_ROLE_GET, s);
     sqlite3_bind_int64(s, 1, room);
@@ -612,7 +613,9 @@ enum store_rc store_seat_of(struct store *st, int64_t room, const char *server, 
     if (rc == SQLITE_ROW)
         store_copy_text(seat, n, s, 0);
     store_finish(s);
-    return rc == SQLITE_ROW ? STORE_OK : rc == SQLITE_DONE ? STORE_NOT_FOUND : store_fail(st, "seat");
+    return rc == SQLITE_ROW    ? STORE_OK
+           : rc == SQLITE_DONE ? STORE_NOT_FOUND
+                               : store_fail(st, "seat");
 }
 
 enum store_rc store_seats_each(struct store *st, int64_t room, store_seat_fn fn, void *ctx)
@@ -621,9 +624,10 @@ enum store_rc store_seats_each(struct store *st, int64_t room, store_seat_fn fn,
     sqlite3_bind_int64(s, 1, room);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        if (fn(ctx, (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1),
-               sqlite3_column_int64(s, 2), (const char *)sqlite3_column_text(s, 3),
-               (const char *)sqlite3_column_text(s, 4), sqlite3_column_int(s, 5) != 0)) {
+        if (fn(ctx, (const char *)sqlite3_column_text(s, 0),
+               (const char *)sqlite3_column_text(s, 1), sqlite3_column_int64(s, 2),
+               (const char *)sqlite3_column_text(s, 3), (const char *)sqlite3_column_text(s, 4),
+               sqlite3_column_int(s, 5) != 0)) {
             rc = SQLITE_DONE;
             break;
         }

@@ -895,8 +895,9 @@ static void resolve(const char *name, enum who w, char *out, size_t n)
         char fields[512];
         peer_fields(fields, sizeof fields, hotline_peer, sizeof hotline_peer);
         cJSON_Delete(must(&adm, "\"op\":\"peer.add\",%s", fields));
-        r = must(&adm, "\"op\":\"hotline.create\",\"name\":\"県ホットライン\","
-                       "\"roles\":[\"%s=affected\"]",
+        r = must(&adm,
+                 "\"op\":\"hotline.create\",\"name\":\"県ホットライン\","
+                 "\"roles\":[\"%s=affected\"]",
                  hotline_peer);
         jstr(r, "room", out, n);
         snprintf(last_hotline_peer, sizeof last_hotline_peer, "%s", hotline_peer);
@@ -907,8 +908,9 @@ static void resolve(const char *name, enum who w, char *out, size_t n)
         char fields[512], peer[64];
         peer_fields(fields, sizeof fields, peer, sizeof peer);
         cJSON_Delete(must(&adm, "\"op\":\"peer.add\",%s", fields));
-        r = must(&own, "\"op\":\"room.create\",\"name\":\"共有\",\"members\":[\"mem\"],"
-                       "\"servers\":[\"%s\"],\"confirm\":true",
+        r = must(&own,
+                 "\"op\":\"room.create\",\"name\":\"共有\",\"members\":[\"mem\"],"
+                 "\"servers\":[\"%s\"],\"confirm\":true",
                  peer);
         jstr(r, "room.room", out, n);
     } else if (strcmp(name, "OWN_SESSION") == 0) {

@@ -324,13 +324,12 @@ Test(fed_restore, t6_a_backup_older_than_the_room_brings_the_room_back)
     assert_no_forks(sc);
 }
 
-/* T6, restored twice from one backup: B is restored from its backup, writes in its new incarnation, is lost
- * again and restored from the same backup (an administrator who has only that one). The
- * second restore must not start that incarnation again: its peers hold it already, and B writing its seq 1
- * anew would be a fork.
- * (Before restores took their time as the incarnation, both gave incarnation 2: B refused its
- * peers' B/2 events, its peers logged a fork for every B/2 seq it wrote again, and the servers
- * never agreed again.) */
+/* T6, restored twice from one backup: B is restored from its backup, writes in its new incarnation,
+ * is lost again and restored from the same backup (an administrator who has only that one). The
+ * second restore must not start that incarnation again: its peers hold it already, and B writing
+ * its seq 1 anew would be a fork. (Before restores took their time as the incarnation, both gave
+ * incarnation 2: B refused its peers' B/2 events, its peers logged a fork for every B/2 seq it
+ * wrote again, and the servers never agreed again.) */
 Test(fed_restore, t6_restored_twice_from_one_backup_never_reuses_an_incarnation)
 {
     struct scene *sc = &the_scene;
