@@ -86,10 +86,11 @@ static enum kz_err apply_member(struct srv *s, const struct store_room *room,
                                 const struct store_event *e, const cJSON *content,
                                 int64_t *also_user, const char **why)
 {
+    /* The user is one of the event's origin's: this server's own, or the actor of another's. */
     const char *login = content_str(content, "user");
     const char *membership = content_str(content, "membership");
-    struct store_user u;
-    if (!login || !membership || store_user_get_by_login(s->store, login, &u) != STORE_OK)
+    int64_t who = login ? srv_actor_of(s, e->origin, login, content_str(content, "name")) : 0;
+    if (!who || !membership)
         return refused(why, "cannot update the membership");
     enum store_rc rc;
     if (strcmp(membership, "join") == 0) {
@@ -98,13 +99,13 @@ static enum kz_err apply_member(struct srv *s, const struct store_room *room,
         struct store_member m;
         /* The creator's own first join dates from the creation, so that its history starts
          * with the room itself. */
-        if (u.id == room->created_by && e->sender == u.id &&
-            store_member_get(s->store, e->room, u.id, &m) == STORE_NOT_FOUND)
+        if (who == room->created_by && e->sender == who &&
+            store_member_get(s->store, e->room, who, &m) == STORE_NOT_FOUND)
             store_history(s->store, e->room, 0, 0, 1, first_pos, &joined);
-        rc = store_member_join(s->store, e->room, u.id, role ? role : "member", joined);
+        rc = store_member_join(s->store, e->room, who, role ? role : "member", joined);
     } else {
-        rc = store_member_leave(s->store, e->room, u.id, e->pos);
-        *also_user = u.id;
+        rc = store_member_leave(s->store, e->room, who, e->pos);
+        *also_user = who;
     }
     return rc == STORE_OK ? KZ_OK : refused(why, "cannot update the membership");
 }
@@ -114,9 +115,8 @@ static enum kz_err apply_role(struct srv *s, const struct store_event *e, const 
 {
     const char *login = content_str(content, "user");
     const char *role = content_str(content, "role");
-    struct store_user u;
-    if (!login || !role || store_user_get_by_login(s->store, login, &u) != STORE_OK ||
-        store_member_set_role(s->store, e->room, u.id, role) != STORE_OK)
+    int64_t who = login ? srv_actor_of(s, e->origin, login, NULL) : 0;
+    if (!who || !role || store_member_set_role(s->store, e->room, who, role) != STORE_OK)
         return refused(why, "cannot change the role");
     return KZ_OK;
 }

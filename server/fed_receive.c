@@ -48,14 +48,6 @@ int64_t srv_actor_of(struct srv *s, const char *origin, const char *login, const
     return store_actor_get(s->store, origin, login, name, kz_now_ms(), &id) == STORE_OK ? id : 0;
 }
 
-/* The local handle of the user `login` of the event's origin (0 if there is none). */
-static int64_t actor_of(struct srv *s, const struct kz_event_head *h, const char *login,
-                        const char *name, int64_t now)
-{
-    (void)now;
-    return srv_actor_of(s, h->origin, login, name);
-}
-
 static const char *cstr(const cJSON *content, const char *key)
 {
     return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, key));
@@ -128,8 +120,7 @@ static const char *authority_check(struct srv *s, const struct store_room *r,
  * would change must be changeable (a body to store, a member to remove), so applying a valid
  * event never fails for what it says. */
 static const char *fed_valid(struct srv *s, const struct store_room *r,
-                             const struct kz_event_head *h, const cJSON *content, int64_t actor,
-                             int64_t now)
+                             const struct kz_event_head *h, const cJSON *content, int64_t actor)
 {
     const char *type = h->type;
     bool authority_type = !strcmp(type, "room.server") || !strcmp(type, "room.update") ||
@@ -153,7 +144,7 @@ static const char *fed_valid(struct srv *s, const struct store_room *r,
         if (!seat || !seat[0] || strlen(seat) > STORE_SEAT_MAX)
             return "a seat has a name of 1-64 bytes";
         if (user &&
-            (!kz_login_valid(user) || !is_member(s, r->id, actor_of(s, h, user, NULL, now))))
+            (!kz_login_valid(user) || !is_member(s, r->id, srv_actor_of(s, h->origin, user, NULL))))
             return "a seat is held by a member of the seat's own server";
         return NULL;
     }
@@ -208,7 +199,7 @@ static const char *fed_valid(struct srv *s, const struct store_room *r,
         const char *name = cstr(content, "name");
         if (name && strlen(name) > STORE_NAME_MAX)
             return "a member's name is too long";
-        int64_t who = actor_of(s, h, user, NULL, now);
+        int64_t who = srv_actor_of(s, h->origin, user, NULL);
         if (!who) /* this server's own older log naming a user deleted since */
             return "the user is not known here";
         if (!strcmp(type, "member.role"))
@@ -250,37 +241,6 @@ static const char *fed_valid(struct srv *s, const struct store_room *r,
     return NULL;
 }
 
-/* Member changes name (server, login) actors; everything else goes through event_apply.c. */
-static enum kz_err fed_apply(struct srv *s, const struct store_room *r, const struct store_event *e,
-                             const struct kz_event_head *h, const cJSON *content, int64_t now,
-                             int64_t *also_user)
-{
-    const char *why = NULL;
-    *also_user = 0;
-    if (!strcmp(h->type, "member") || !strcmp(h->type, "member.role")) {
-        const char *user = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "user"));
-        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "name"));
-        const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "role"));
-        const char *ms =
-            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "membership"));
-        int64_t who = actor_of(s, h, user, name, now);
-        if (!who)
-            return KZ_INTERNAL;
-        enum store_rc rc;
-        if (!strcmp(h->type, "member.role"))
-            rc = role ? store_member_set_role(s->store, r->id, who, role) : STORE_OK;
-        else if (ms && !strcmp(ms, "join"))
-            rc = store_member_join(s->store, r->id, who,
-                                   role && !strcmp(role, "admin") ? "admin" : "member", e->pos);
-        else {
-            rc = store_member_leave(s->store, r->id, who, e->pos);
-            *also_user = who;
-        }
-        return rc == STORE_OK ? KZ_OK : KZ_INTERNAL;
-    }
-    return srv_event_apply(s, r, e, content, also_user, &why);
-}
-
 /* Stores one event taken from the batch, applies it if valid and queues it for the room's
  * members here. */
 static enum kz_err take_one(struct srv *s, struct store_room *r, const struct taken *t, int64_t now)
@@ -295,13 +255,13 @@ static enum kz_err take_one(struct srv *s, struct store_room *r, const struct ta
         if (user && !strcmp(user, h.sender))
             name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "name"));
     }
-    int64_t actor = actor_of(s, &h, h.sender, name, now);
+    int64_t actor = srv_actor_of(s, h.origin, h.sender, name);
     /* The room's creation, taken with the room (take_room): the one room.create that is valid. */
     char rid[KZ_EVENT_ID_CHARS];
     bool creation = !strcmp(h.type, "room.create") && h.seq == 1 &&
                     !strcmp(h.origin, r->authority) &&
                     (kz_event_room_id(t->payload, t->len, rid), !strcmp(rid, r->room_id));
-    const char *invalid = creation ? NULL : fed_valid(s, r, &h, content, actor, now);
+    const char *invalid = creation ? NULL : fed_valid(s, r, &h, content, actor);
     if (invalid == WAIT_FOR_GRANT) {
         KZ_INFO("fed_event_waits", "room=%s origin=%s inc=%lld seq=%lld type=%s: %s", r->room_id,
                 h.origin, (long long)h.inc, (long long)h.seq, h.type, invalid);
@@ -346,7 +306,8 @@ static enum kz_err take_one(struct srv *s, struct store_room *r, const struct ta
         goto out;
     }
     int64_t also = 0;
-    if ((e = fed_apply(s, r, &ev, &h, content, now, &also)) != KZ_OK) {
+    const char *why = NULL;
+    if ((e = srv_event_apply(s, r, &ev, content, &also, &why)) != KZ_OK) {
         KZ_ERROR("fed_apply_failed", "room=%s origin=%s seq=%lld type=%s", r->room_id, h.origin,
                  (long long)h.seq, h.type);
         goto out;
@@ -372,8 +333,7 @@ out:
 /* A room this server does not hold yet: its creation, from its authority, naming this server
  * among its servers. Inserts the room and its member servers. */
 static enum kz_err take_room(struct srv *s, const char *peer, const struct taken *t,
-                             const char *room_id, struct store_room *r, int64_t now, char *why,
-                             size_t n)
+                             const char *room_id, struct store_room *r, char *why, size_t n)
 {
     struct kz_event_head h;
     cJSON *content = NULL;
@@ -414,7 +374,7 @@ static enum kz_err take_room(struct srv *s, const char *peer, const struct taken
     snprintf(r->history, sizeof r->history, "%s",
              history && !strcmp(history, "joined") ? "joined" : "shared");
     snprintf(r->authority, sizeof r->authority, "%s", h.origin);
-    r->created_by = actor_of(s, &h, h.sender, NULL, now);
+    r->created_by = srv_actor_of(s, h.origin, h.sender, NULL);
     r->created_at = h.ts;
     if (!r->created_by || store_room_insert(s->store, r, NULL) != STORE_OK) {
         snprintf(why, n, "cannot store the room");
@@ -666,7 +626,7 @@ static int events_in(struct srv *s, const char *peer, const cJSON *j, char *why,
         char rwhy[160] = "";
         if (creating) {
             if (strcmp(log.room, room_id) != 0 ||
-                (e = take_room(s, peer, &took[0], room_id, &r, now, rwhy, sizeof rwhy))) {
+                (e = take_room(s, peer, &took[0], room_id, &r, rwhy, sizeof rwhy))) {
                 cnt->rejected += keep;
                 KZ_WARN("fed_room_refused", "peer=%s room=%s: %s", peer, room_id,
                         rwhy[0] ? rwhy : "its creation does not hash to its id");
