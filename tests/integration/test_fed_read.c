@@ -56,32 +56,12 @@ struct reader {
     char last[FC_ID_MAX];
 };
 
-/* A call as scene user u on its own server, over a connection of its own (fmt: the request). */
-static cJSON *user_call(struct scene *sc, struct scene_user *u, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static cJSON *user_call(struct scene *sc, struct scene_user *u, const char *fmt, ...)
-{
-    struct ws w;
-    cr_assert(ws_open(&w, sc->net.s[u->srv].d.port));
-    char pw[96], tok[128], req[512];
-    snprintf(pw, sizeof pw, "%s%s", u->login, TEST_PW_SUFFIX);
-    cr_assert(ws_login(&w, u->login, pw, tok), "%s logs in", u->login);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(req, sizeof req, fmt, ap);
-    va_end(ap);
-    cJSON *r = ws_call(&w, req);
-    ws_close_fd(&w);
-    cr_assert_not_null(r);
-    return r;
-}
-
 /* The room's history on server i, as its user 0 sees it (oldest first). */
 static void hist_get(struct scene *sc, int i, struct hist *h)
 {
-    cJSON *r =
-        user_call(sc, &sc->u[i][0], "{\"id\":7,\"op\":\"history\",\"room\":\"%s\",\"limit\":%lld}",
-                  sc->room, 200LL);
+    cJSON *r = scene_user_call(sc, &sc->u[i][0],
+                               "{\"id\":7,\"op\":\"history\",\"room\":\"%s\",\"limit\":%lld}",
+                               sc->room, 200LL);
     cr_assert_str_eq(reply_code(r), "ok", "history on %s", sc->names[i]);
     memset(h, 0, sizeof *h);
     const cJSON *e;
@@ -128,8 +108,9 @@ static void read_to(struct scene *sc, struct reader *r, const char *id, const st
     hist_get(sc, r->u->srv, &own);
     int j = index_of(&own, id);
     cr_assert_geq(j, 0, "%s holds the message read", sc->names[r->u->srv]);
-    cJSON *rep = user_call(sc, r->u, "{\"id\":8,\"op\":\"read\",\"room\":\"%s\",\"pos\":%lld}",
-                           sc->room, own.m[j].pos);
+    cJSON *rep =
+        scene_user_call(sc, r->u, "{\"id\":8,\"op\":\"read\",\"room\":\"%s\",\"pos\":%lld}",
+                        sc->room, own.m[j].pos);
     cr_assert_str_eq(reply_code(rep), "ok", "read by %s", r->u->login);
     cJSON_Delete(rep);
     if (!r->last[0] || index_of(order, id) > index_of(order, r->last))
@@ -272,7 +253,8 @@ Test(fed_read, read_counts_agree_on_every_server)
         cr_assert_gt(read_events(sc, i, NULL, NULL), 0, "%s holds the room.read events",
                      sc->names[i]);
     /* Sync leaves them out as history does. */
-    cJSON *r = user_call(sc, &sc->u[0][0], "{\"id\":9,\"op\":\"sync\",\"since\":0,\"limit\":500}");
+    cJSON *r =
+        scene_user_call(sc, &sc->u[0][0], "{\"id\":9,\"op\":\"sync\",\"since\":0,\"limit\":500}");
     cr_assert_str_eq(reply_code(r), "ok");
     const cJSON *e;
     int seen = 0;
@@ -320,7 +302,8 @@ Test(fed_read, read_counts_agree_on_every_server)
     took = wait_counts(sc, &order, rd, 3);
     fprintf(stderr, "FIG read: counts agree on 3 servers %lld ms after healing\n", took);
     /* Then everything (no pos): the place of the room's last message. */
-    cJSON *all = user_call(sc, rd[2].u, "{\"id\":11,\"op\":\"read\",\"room\":\"%s\"}", sc->room);
+    cJSON *all =
+        scene_user_call(sc, rd[2].u, "{\"id\":11,\"op\":\"read\",\"room\":\"%s\"}", sc->room);
     cr_assert_str_eq(reply_code(all), "ok");
     cJSON_Delete(all);
     snprintf(rd[2].last, sizeof rd[2].last, "%s", order.m[order.n - 1].id);
@@ -341,9 +324,9 @@ Test(fed_read, read_counts_agree_on_every_server)
         hist_get(sc, i, &h);
         int j = index_of(&h, late_id);
         cr_assert_geq(j, 0);
-        cJSON *rr = user_call(sc, &sc->u[i][0],
-                              "{\"id\":10,\"op\":\"readers\",\"room\":\"%s\",\"pos\":%lld}",
-                              sc->room, h.m[j].pos);
+        cJSON *rr = scene_user_call(sc, &sc->u[i][0],
+                                    "{\"id\":10,\"op\":\"readers\",\"room\":\"%s\",\"pos\":%lld}",
+                                    sc->room, h.m[j].pos);
         cr_assert_str_eq(reply_code(rr), "ok");
         cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(rr, "read")), 3, "readers on %s",
                      sc->names[i]);

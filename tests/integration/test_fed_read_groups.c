@@ -64,25 +64,6 @@ struct reader {
     char last[FC_ID_MAX]; /* the last message read, in room order ("": none) */
 };
 
-static cJSON *user_call(struct scene *sc, struct scene_user *u, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static cJSON *user_call(struct scene *sc, struct scene_user *u, const char *fmt, ...)
-{
-    struct ws w;
-    cr_assert(ws_open(&w, sc->net.s[u->srv].d.port));
-    char pw[96], tok[128], req[512];
-    snprintf(pw, sizeof pw, "%.31s%s", u->login, TEST_PW_SUFFIX);
-    cr_assert(ws_login(&w, u->login, pw, tok), "%s logs in", u->login);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(req, sizeof req, fmt, ap);
-    va_end(ap);
-    cJSON *r = ws_call(&w, req);
-    ws_close_fd(&w);
-    cr_assert_not_null(r);
-    return r;
-}
-
 /* Groups as history (objects) or readers show them; asserts their shape. */
 static int groups_parse(const cJSON *arr, struct group *g, const char *where)
 {
@@ -107,9 +88,9 @@ static int groups_parse(const cJSON *arr, struct group *g, const char *where)
 /* The room's history on server i, as its user 0 sees it (oldest first). */
 static void hist_get(struct scene *sc, int i, struct ghist *h)
 {
-    cJSON *r =
-        user_call(sc, &sc->u[i][0], "{\"id\":7,\"op\":\"history\",\"room\":\"%s\",\"limit\":%lld}",
-                  sc->room, 200LL);
+    cJSON *r = scene_user_call(sc, &sc->u[i][0],
+                               "{\"id\":7,\"op\":\"history\",\"room\":\"%s\",\"limit\":%lld}",
+                               sc->room, 200LL);
     cr_assert_str_eq(reply_code(r), "ok", "history on %s", sc->names[i]);
     cr_assert(!cJSON_IsTrue(cJSON_GetObjectItem(r, "more")), "the whole room in one page");
     memset(h, 0, sizeof *h);
@@ -155,8 +136,9 @@ static void read_to(struct scene *sc, struct reader *r, const char *id, const st
     hist_get(sc, r->u->srv, &own);
     int j = index_of(&own, id);
     cr_assert_geq(j, 0, "%s holds the message read", sc->names[r->u->srv]);
-    cJSON *rep = user_call(sc, r->u, "{\"id\":8,\"op\":\"read\",\"room\":\"%s\",\"pos\":%lld}",
-                           sc->room, own.m[j].pos);
+    cJSON *rep =
+        scene_user_call(sc, r->u, "{\"id\":8,\"op\":\"read\",\"room\":\"%s\",\"pos\":%lld}",
+                        sc->room, own.m[j].pos);
     cr_assert_str_eq(reply_code(rep), "ok", "read by %s", r->u->login);
     cJSON_Delete(rep);
     if (!r->last[0] || index_of(order, id) > index_of(order, r->last))
@@ -318,10 +300,10 @@ static void cli_tail_check(struct scene *sc, struct scene_user *u, struct scene_
     /* Following once its first page (messages with their 既読 by server) is out. */
     cr_assert(read_until(fd, buf, sizeof buf, &len, "既読", 10000), "tail: %s", buf);
     scene_sleep_ms(300);
-    cJSON *r = user_call(sc, u,
-                         "{\"id\":14,\"op\":\"msg.send\",\"room\":\"%s\",\"body\":"
-                         "\"第一報 tail\"}",
-                         sc->room);
+    cJSON *r = scene_user_call(sc, u,
+                               "{\"id\":14,\"op\":\"msg.send\",\"room\":\"%s\",\"body\":"
+                               "\"第一報 tail\"}",
+                               sc->room);
     cr_assert_str_eq(reply_code(r), "ok");
     long long pos = (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(r, "pos"));
     char id[FC_ID_MAX];
@@ -335,7 +317,7 @@ static void cli_tail_check(struct scene *sc, struct scene_user *u, struct scene_
         scene_sleep_ms(20);
         hist_get(sc, reader->srv, &h);
     } while (index_of(&h, id) < 0);
-    r = user_call(sc, reader, "{\"id\":15,\"op\":\"read\",\"room\":\"%s\"}", sc->room);
+    r = scene_user_call(sc, reader, "{\"id\":15,\"op\":\"read\",\"room\":\"%s\"}", sc->room);
     cr_assert_str_eq(reply_code(r), "ok");
     cJSON_Delete(r);
     /* Its groups (fednet's ids sort in their order): the reader's server's 1 read; u's server
@@ -443,9 +425,9 @@ Test(fed_read_groups, read_by_server_agrees_on_every_server)
         hist_get(sc, i, &h);
         int k = index_of(&h, order.m[j].id);
         cr_assert_geq(k, 0);
-        cJSON *rr = user_call(sc, &sc->u[i][0],
-                              "{\"id\":10,\"op\":\"readers\",\"room\":\"%s\",\"pos\":%lld}",
-                              sc->room, h.m[k].pos);
+        cJSON *rr = scene_user_call(sc, &sc->u[i][0],
+                                    "{\"id\":10,\"op\":\"readers\",\"room\":\"%s\",\"pos\":%lld}",
+                                    sc->room, h.m[k].pos);
         cr_assert_str_eq(reply_code(rr), "ok");
         struct group got[FEDNET_MAX];
         int ng = groups_parse(cJSON_GetObjectItem(rr, "by_server"), got, sc->names[i]);
@@ -475,7 +457,7 @@ Test(fed_read_groups, read_by_server_agrees_on_every_server)
 
     /* A room of one server shows no counts by server. */
     cJSON *local =
-        user_call(sc, &sc->u[1][0], "{\"id\":11,\"op\":\"room.create\",\"name\":\"local\"}");
+        scene_user_call(sc, &sc->u[1][0], "{\"id\":11,\"op\":\"room.create\",\"name\":\"local\"}");
     cr_assert_str_eq(reply_code(local), "ok");
     const char *lroom =
         cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(local, "room"), "room"));
@@ -484,11 +466,12 @@ Test(fed_read_groups, read_by_server_agrees_on_every_server)
     snprintf(lid, sizeof lid, "%s", lroom);
     cJSON_Delete(local);
     cJSON *sent =
-        user_call(sc, &sc->u[1][0],
-                  "{\"id\":12,\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"local\"}", lid);
+        scene_user_call(sc, &sc->u[1][0],
+                        "{\"id\":12,\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"local\"}", lid);
     cr_assert_str_eq(reply_code(sent), "ok");
     cJSON_Delete(sent);
-    cJSON *lh = user_call(sc, &sc->u[1][0], "{\"id\":13,\"op\":\"history\",\"room\":\"%s\"}", lid);
+    cJSON *lh =
+        scene_user_call(sc, &sc->u[1][0], "{\"id\":13,\"op\":\"history\",\"room\":\"%s\"}", lid);
     cr_assert_str_eq(reply_code(lh), "ok");
     const cJSON *e;
     int msgs = 0;

@@ -3,6 +3,7 @@
 #include "fedscene.h"
 
 #include <criterion/criterion.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -477,4 +478,21 @@ void scene_time_reports(struct scene *sc, struct scene_user *u, int reports, int
             "ms, p99 %lld ms, max %lld ms over %d reports\n",
             sc->name, (unsigned long long)sc->seed, sc->names[u->srv], sc->nsrv, label, *first,
             *p50, lat[(reports * 99) / 100], lat[reports - 1], reports);
+}
+
+cJSON *scene_user_call(struct scene *sc, struct scene_user *u, const char *fmt, ...)
+{
+    struct ws w;
+    cr_assert(ws_open(&w, sc->net.s[u->srv].d.port));
+    char pw[96], tok[128], req[512];
+    snprintf(pw, sizeof pw, "%.31s%s", u->login, TEST_PW_SUFFIX);
+    cr_assert(ws_login(&w, u->login, pw, tok), "%s logs in", u->login);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(req, sizeof req, fmt, ap);
+    va_end(ap);
+    cJSON *r = ws_call(&w, req);
+    ws_close_fd(&w);
+    cr_assert_not_null(r);
+    return r;
 }

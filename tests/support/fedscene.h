@@ -106,6 +106,10 @@ void scene_want_ok(cJSON *r, const char *what, const char *where);
  * false, with u->err, if the server refused it or stayed away RECONNECT_MS. */
 bool scene_user_send(struct scene_user *u, int k);
 void scene_user_disconnect(struct scene_user *u);
+/* A whole JSON request (printf-formatted) as scene user u on its own server, over a
+ * connection of its own; the reply (caller deletes), never NULL (asserts). */
+cJSON *scene_user_call(struct scene *sc, struct scene_user *u, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Every user of the servers in mask (bit i: server i) on a thread of its own: quota messages
  * each, 0-20 ms apart (seeded), then on until *until is set if until is not NULL. */
