@@ -324,7 +324,7 @@ enum media_rc media_safety_number(const char *user_a, const struct media_device_
  * The devices a user vouches for (issue 14, item 1). Clients encrypt only to devices of a list
  * they accepted, so a device the server adds receives nothing. Encoding (integers big-endian):
  *   0  "KZDL", then version 1
- *   5  u8 login length L (1..64), then the login's L bytes
+ *   5  u8 login length L (1..128), then the login's L bytes: "login@server" (issue 19)
  *      u64 seq: 1, 2, ...; each version of a user's list is one more than the one before
  *      32 bytes prev: BLAKE2b-256 of the encoding of the version before, or 32 zero bytes for
  *      a root (the user's first list, or a new start once every device was lost)
@@ -339,7 +339,7 @@ enum media_rc media_safety_number(const char *user_a, const struct media_device_
 
 #define MEDIA_DOMAIN_DEVLIST    "kizuna/devlist/v1"
 #define MEDIA_DEVLIST_MAX       64
-#define MEDIA_DEVLIST_LOGIN_MAX 64
+#define MEDIA_DEVLIST_LOGIN_MAX 128
 #define MEDIA_DEVLIST_ENCODED_MAX                                                                  \
     (6 + MEDIA_DEVLIST_LOGIN_MAX + 8 + 32 + 1 + 64 * MEDIA_DEVLIST_MAX)
 #define MEDIA_DEVICE_ID_LEN 22 /* base64url of 16 bytes */

@@ -8,11 +8,15 @@
  * (event_log.c), and an event received from another server will reach it the same way, so
  * both change the state alike. Event types not named here change no derived state of their
  * own (room.create inserts its room in event_log.c, because the room's id is the creation's
- * hash; notices and encrypted photos keep theirs in ops_notice.c and ops_e2ee.c). */
+ * hash; notices and encrypted photos keep theirs in ops_notice.c and ops_e2ee.c). Device lines,
+ * device lists and key envelopes from other servers enter this server's device directory and
+ * epoch holders here; this server's own are stored by the ops that made them. */
 #include "core.h"
 #include "event_format.h"
 
+#include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *content_str(const cJSON *content, const char *key)
@@ -192,6 +196,82 @@ static enum kz_err apply_room_server(struct srv *s, const struct store_event *e,
     return KZ_OK;
 }
 
+/* A device line or list version from another server (issue 19; fed_receive.c checked it): the
+ * device joins this server's directory as its owner's, so room.devices lists it and photos may
+ * be encrypted to it; "removed" revokes it here too, so senders here start a new epoch without
+ * it. A device of this server's own users is in the directory already. */
+static enum kz_err apply_device(struct srv *s, const struct store_event *e, const cJSON *content,
+                                const char **why)
+{
+    if (strcmp(e->origin, s->origin) == 0)
+        return KZ_OK;
+    int64_t owner = srv_actor_of(s, e->origin, content_str(content, "user"), NULL);
+    if (!owner)
+        return refused(why, "cannot find the device's owner");
+    if (strcmp(e->type, "device.list") == 0) {
+        struct store_devlist *dl = calloc(1, sizeof *dl);
+        const char *list = content_str(content, "list"), *by = content_str(content, "by");
+        size_t len = 0;
+        enum store_rc rc = STORE_ERROR;
+        if (dl && list && by &&
+            sodium_base642bin(dl->list, sizeof dl->list, list, strlen(list), NULL, &len, NULL,
+                              sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0 &&
+            kz_b64url_exact(content_str(content, "sig"), dl->sig, sizeof dl->sig)) {
+            dl->len = len;
+            dl->user_id = owner;
+            dl->seq = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(content, "seq"));
+            snprintf(dl->by, sizeof dl->by, "%s", by);
+            dl->created_at = e->ts;
+            rc = store_devlist_insert(s->store, dl);
+        }
+        free(dl);
+        /* The same version arrives in each shared room its owner is in. */
+        return rc == STORE_OK || rc == STORE_CONFLICT ? KZ_OK : refused(why, "cannot store the list");
+    }
+    struct store_device d = {.user_id = owner};
+    const char *id = content_str(content, "device");
+    enum store_rc rc = store_device_get(s->store, id, &d);
+    if (rc == STORE_NOT_FOUND) {
+        snprintf(d.device_id, sizeof d.device_id, "%s", id);
+        snprintf(d.label, sizeof d.label, "%s", content_str(content, "label"));
+        d.created_at =
+            (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(content, "created_at"));
+        if (!kz_b64url_exact(content_str(content, "sign_pk"), d.sign_pk, sizeof d.sign_pk) ||
+            !kz_b64url_exact(content_str(content, "box_pk"), d.box_pk, sizeof d.box_pk) ||
+            !kz_b64url_exact(content_str(content, "self_sig"), d.self_sig, sizeof d.self_sig))
+            return refused(why, "the device's record does not decode");
+        rc = store_device_insert(s->store, &d);
+    }
+    if (rc == STORE_OK && strcmp(content_str(content, "change"), "removed") == 0 && !d.revoked_at)
+        rc = store_device_revoke(s->store, d.id, e->ts);
+    return rc == STORE_OK ? KZ_OK : refused(why, "cannot store the device");
+}
+
+/* An epoch key sent from another server: the devices it reached hold the epoch, so a photo
+ * posted here under it is refused once one of them leaves (ops_e2ee.c, "epoch_check"). */
+static enum kz_err apply_keys(struct srv *s, const struct store_event *e, const cJSON *content,
+                              const char **why)
+{
+    if (strcmp(e->origin, s->origin) == 0)
+        return KZ_OK; /* recorded by e2ee.post */
+    cJSON *d = cJSON_Parse(content_str(content, "data"));
+    const char *epoch = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "epoch"));
+    const cJSON *en;
+    enum kz_err r = KZ_OK;
+    const cJSON *entries = epoch ? cJSON_GetObjectItemCaseSensitive(d, "entries") : NULL;
+    cJSON_ArrayForEach(en, entries)
+    {
+        const char *to = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(en, "to"));
+        if (to && strlen(epoch) <= 64 && strlen(to) <= STORE_DEVICE_ID_MAX &&
+            store_epoch_holder_add(s->store, e->room, epoch, to) != STORE_OK) {
+            r = refused(why, "cannot record the key's recipients");
+            break;
+        }
+    }
+    cJSON_Delete(d);
+    return r;
+}
+
 enum kz_err srv_event_apply(struct srv *s, const struct store_room *room,
                             const struct store_event *e, const cJSON *content, int64_t *also_user,
                             const char **why)
@@ -217,6 +297,10 @@ enum kz_err srv_event_apply(struct srv *s, const struct store_room *room,
     }
     if (strcmp(e->type, "room.server") == 0)
         return apply_room_server(s, e, content, why);
+    if (strcmp(e->type, "device") == 0 || strcmp(e->type, "device.list") == 0)
+        return apply_device(s, e, content, why);
+    if (strcmp(e->type, "e2ee.keys") == 0)
+        return apply_keys(s, e, content, why);
     if (strcmp(e->type, "hotline.seat") == 0)
         return apply_seat(s, e, content, why);
     if (strcmp(e->type, "room.authority") == 0) { /* the authority handed on */

@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "media.h"
+
 static const char *jstr(const cJSON *o, const char *k)
 {
     return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
@@ -112,6 +114,88 @@ static const char *authority_check(struct srv *s, const struct store_room *r,
                                &handed) != STORE_OK ||
         handed)
         return "its origin had handed the authority on before";
+    return NULL;
+}
+
+/* A `device` or `device.list` event (issue 19): a member's home server publishing one of the
+ * member's devices, self-signed for "user@origin", or one version of the member's signed device
+ * list. The home server alone speaks for its users' devices, as for their memberships; what a
+ * list says is the clients' to judge (ops_devlist.c), so the server checks only its form. */
+static const char *device_valid(struct srv *s, const struct store_room *r,
+                                const struct kz_event_head *h, const cJSON *content)
+{
+    const char *user = cstr(content, "user");
+    if (!user || !kz_login_valid(user))
+        return "a device line names a user of its own server";
+    int64_t owner = srv_actor_of(s, h->origin, user, NULL);
+    if (!owner || !is_member(s, r->id, owner))
+        return "the device's owner is not a member of the room";
+    char who[SRV_QUALIFIED_MAX];
+    snprintf(who, sizeof who, "%.64s@%.63s", user, h->origin);
+    if (!strcmp(h->type, "device.list")) {
+        const char *list = cstr(content, "list"), *by = cstr(content, "by");
+        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(content, "seq");
+        unsigned char *enc = malloc(STORE_DEVLIST_MAX);
+        struct media_devlist *l = malloc(sizeof *l);
+        size_t len = 0;
+        uint8_t sig[64];
+        bool ok = enc && l && list && by && strlen(by) <= STORE_DEVICE_ID_MAX &&
+                  cJSON_IsNumber(seq) &&
+                  kz_b64url_exact(cstr(content, "sig"), sig, sizeof sig) &&
+                  sodium_base642bin(enc, STORE_DEVLIST_MAX, list, strlen(list), NULL, &len, NULL,
+                                    sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0 &&
+                  media_devlist_decode(enc, len, l) == MEDIA_OK && strcmp(l->login, who) == 0 &&
+                  (double)l->seq == seq->valuedouble;
+        free(enc);
+        free(l);
+        return ok ? NULL : "a device list names its user as user@server, with its seq and signature";
+    }
+    const char *change = cstr(content, "change"), *dev = cstr(content, "device");
+    const char *label = cstr(content, "label");
+    static const char *const changes[] = {"added", "present", "approved", "unlisted", "removed"};
+    bool known = false;
+    for (size_t i = 0; change && i < sizeof changes / sizeof *changes; i++)
+        known = known || !strcmp(change, changes[i]);
+    if (!known || !dev || !label || strlen(label) > STORE_DEVICE_MAX)
+        return "a device line names a device, its label and a known change";
+    uint8_t spk[32], bpk[32], sig[64];
+    char id[MEDIA_DEVICE_ID_LEN + 1];
+    if (!kz_b64url_exact(cstr(content, "sign_pk"), spk, sizeof spk) ||
+        !kz_b64url_exact(cstr(content, "box_pk"), bpk, sizeof bpk) ||
+        !kz_b64url_exact(cstr(content, "self_sig"), sig, sizeof sig) ||
+        !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(content, "created_at")))
+        return "a device line in a shared room carries the device's record";
+    media_device_id(spk, id);
+    if (strcmp(id, dev) != 0)
+        return "the device's id is not its signing key's";
+    if (!media_devkey_verify(who, dev, spk, bpk, sig))
+        return "the device's self-signature does not name its user and server";
+    struct store_device d;
+    enum store_rc rc = store_device_get(s->store, dev, &d);
+    if (rc == STORE_OK && (d.user_id != owner || memcmp(d.box_pk, bpk, sizeof bpk) != 0))
+        return "the device is known here with another user or other keys";
+    return rc == STORE_OK || rc == STORE_NOT_FOUND ? NULL : "the device cannot be looked up";
+}
+
+/* An e2ee.* event: signed by a device of its sender that the sender's server published in the
+ * room's logs before (per-origin order puts the record first), so no server on the way, and no
+ * other member, can post for a device it does not hold (T17). */
+static const char *e2ee_valid(struct srv *s, const struct store_room *r,
+                              const struct kz_event_head *h, const cJSON *content, int64_t actor)
+{
+    static const char *const types[] = {"e2ee.keys", "e2ee.photo", "e2ee.key_request",
+                                        "e2ee.withheld"};
+    bool known = false;
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+        known = known || !strcmp(h->type, types[i]);
+    const char *dev = cstr(content, "device");
+    struct store_device d;
+    if (!known)
+        return "an unknown e2ee event";
+    if (!dev || store_device_get(s->store, dev, &d) != STORE_OK || d.user_id != actor)
+        return "the sending device is not a device of the sender known in the room";
+    if (!srv_e2ee_content_verify(r->room_id, h->type, content, d.sign_pk))
+        return "the sending device's signature does not verify";
     return NULL;
 }
 
@@ -210,8 +294,12 @@ static const char *fed_valid(struct srv *s, const struct store_room *r,
             return "the user is not a member";
         return NULL;
     }
+    if (!strcmp(type, "device") || !strcmp(type, "device.list"))
+        return device_valid(s, r, h, content);
     if (!is_member(s, r->id, actor))
         return "the sender is not a member of the room";
+    if (!strncmp(type, "e2ee.", 5))
+        return e2ee_valid(s, r, h, content, actor);
     if (!strcmp(type, "msg") && !cstr(content, "body"))
         return "a message has a body";
     const cJSON *seat = cJSON_GetObjectItemCaseSensitive(content, "seat");

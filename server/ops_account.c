@@ -188,6 +188,8 @@ static void add_time_zone(struct srv_call *c)
     const struct kz_config *cfg = srv_config(c->srv);
     cJSON_AddStringToObject(c->result, "time_zone", cfg->time_zone);
     cJSON_AddStringToObject(c->result, "time_zone_posix", cfg->time_zone_posix);
+    /* The server's id: clients name their user "login@server_id" in what devices sign. */
+    cJSON_AddStringToObject(c->result, "server_id", srv_server_id(c->srv));
 }
 
 /* ---- login ---- */

@@ -18,35 +18,15 @@
 
 _Static_assert(STORE_DEVLIST_MAX >= MEDIA_DEVLIST_ENCODED_MAX, "raise STORE_DEVLIST_MAX");
 
-static bool b64_exact(const char *text, uint8_t *out, size_t n)
-{
-    size_t got = 0;
-    return text &&
-           sodium_base642bin(out, n, text, strlen(text), NULL, &got, NULL,
-                             sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0 &&
-           got == n;
-}
-
-static void add_b64(cJSON *o, const char *name, const uint8_t *bin, size_t n)
-{
-    size_t cap = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    char *buf = malloc(cap);
-    if (buf) {
-        sodium_bin2base64(buf, cap, bin, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-        cJSON_AddStringToObject(o, name, buf);
-    }
-    free(buf);
-}
-
 /* {"login","seq","list","by","sig","created_at"}: one version as clients receive it. */
 static int devlist_row(void *arr, const struct store_devlist *d)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "login", d->login);
     cJSON_AddNumberToObject(o, "seq", (double)d->seq);
-    add_b64(o, "list", d->list, d->len);
+    kz_json_add_b64url(o, "list", d->list, d->len);
     cJSON_AddStringToObject(o, "by", d->by);
-    add_b64(o, "sig", d->sig, sizeof d->sig);
+    kz_json_add_b64url(o, "sig", d->sig, sizeof d->sig);
     cJSON_AddNumberToObject(o, "created_at", (double)d->created_at);
     cJSON_AddItemToArray(arr, o);
     return 0;
@@ -66,11 +46,66 @@ enum kz_err srv_devlists_in_room(struct srv_call *c, int64_t room, cJSON *arr)
     return KZ_OK;
 }
 
+/* ---- who a signature names ---- */
+
+void srv_user_qualified(struct srv *s, const struct store_user *u, char out[SRV_QUALIFIED_MAX])
+{
+    if (u->home[0]) /* a user of another server is known here as login@server already */
+        snprintf(out, SRV_QUALIFIED_MAX, "%s", u->login);
+    else
+        snprintf(out, SRV_QUALIFIED_MAX, "%.64s@%.63s", u->login, srv_server_id(s));
+}
+
 /* ---- lines in the rooms ---- */
+
+/* In a shared room a device line carries the whole record, signed by the device itself, so
+ * that the other servers know the device (and can check what it signs) even while its home
+ * server is unreachable, and per-origin order puts it before any key envelope that uses it
+ * (FEDERATION.md, "Device records"). */
+static void add_record(cJSON *content, const struct store_device *d)
+{
+    kz_json_add_b64url(content, "sign_pk", d->sign_pk, sizeof d->sign_pk);
+    kz_json_add_b64url(content, "box_pk", d->box_pk, sizeof d->box_pk);
+    kz_json_add_b64url(content, "self_sig", d->self_sig, sizeof d->self_sig);
+    cJSON_AddNumberToObject(content, "created_at", (double)d->created_at);
+}
+
+static enum kz_err device_event(struct srv_call *c, const struct store_room *r,
+                                const struct store_device *d, const char *change, const char *by)
+{
+    cJSON *content = cJSON_CreateObject();
+    cJSON_AddStringToObject(content, "user", d->login);
+    cJSON_AddStringToObject(content, "device", d->device_id);
+    cJSON_AddStringToObject(content, "label", d->label);
+    cJSON_AddStringToObject(content, "change", change);
+    if (by)
+        cJSON_AddStringToObject(content, "by", by);
+    if (r->authority[0])
+        add_record(content, d);
+    struct srv_appended ev;
+    return srv_event_append(c, r, "device", content, &ev);
+}
+
+/* A `device.list` event: one version of a user's signed device list, for the other servers of
+ * a shared room (this server keeps its own users' versions in device_lists). */
+static enum kz_err devlist_event(struct srv_call *c, const struct store_room *r,
+                                 const struct store_devlist *dl)
+{
+    cJSON *content = cJSON_CreateObject();
+    cJSON_AddStringToObject(content, "user", dl->login);
+    cJSON_AddNumberToObject(content, "seq", (double)dl->seq);
+    kz_json_add_b64url(content, "list", dl->list, dl->len);
+    cJSON_AddStringToObject(content, "by", dl->by);
+    kz_json_add_b64url(content, "sig", dl->sig, sizeof dl->sig);
+    struct srv_appended ev;
+    return srv_event_append(c, r, "device.list", content, &ev);
+}
 
 struct device_line {
     struct srv_call *c;
-    const char *login, *device, *label, *change, *by;
+    const struct store_device *d;
+    const char *change, *by;
+    const struct store_devlist *dl; /* or a device.list event in the shared ones */
     enum kz_err e;
 };
 
@@ -78,26 +113,62 @@ static int device_line_in(void *arg, const struct store_room *r, const struct st
 {
     (void)me;
     struct device_line *l = arg;
-    cJSON *content = cJSON_CreateObject();
-    cJSON_AddStringToObject(content, "user", l->login);
-    cJSON_AddStringToObject(content, "device", l->device);
-    cJSON_AddStringToObject(content, "label", l->label);
-    cJSON_AddStringToObject(content, "change", l->change);
-    if (l->by)
-        cJSON_AddStringToObject(content, "by", l->by);
-    struct srv_appended ev;
-    l->e = srv_event_append(l->c, r, "device", content, &ev);
+    if (l->dl)
+        l->e = r->authority[0] ? devlist_event(l->c, r, l->dl) : KZ_OK;
+    else
+        l->e = device_event(l->c, r, l->d, l->change, l->by);
     return l->e != KZ_OK;
 }
 
-enum kz_err srv_device_line(struct srv_call *c, int64_t user_id, const char *login,
-                            const char *device, const char *label, const char *change,
+static enum kz_err each_room_of(struct srv_call *c, int64_t user_id, struct device_line *l)
+{
+    if (store_room_each_of_user(srv_store(c->srv), user_id, device_line_in, l) != STORE_OK &&
+        !l->e)
+        return srv_fail(c, KZ_INTERNAL, "cannot list the user's rooms");
+    return l->e;
+}
+
+enum kz_err srv_device_line(struct srv_call *c, const struct store_device *d, const char *change,
                             const char *by)
 {
-    struct device_line l = {c, login, device, label, change, by, KZ_OK};
-    if (store_room_each_of_user(srv_store(c->srv), user_id, device_line_in, &l) != STORE_OK && !l.e)
-        return srv_fail(c, KZ_INTERNAL, "cannot list the user's rooms");
-    return l.e;
+    struct device_line l = {c, d, change, by, NULL, KZ_OK};
+    return each_room_of(c, d->user_id, &l);
+}
+
+struct publish_ctx {
+    struct srv_call *c;
+    const struct store_room *r;
+    enum kz_err e;
+};
+
+static int publish_device(void *arg, const struct store_device *d)
+{
+    struct publish_ctx *p = arg;
+    if (!d->revoked_at)
+        p->e = device_event(p->c, p->r, d, "present", NULL);
+    return p->e != KZ_OK;
+}
+
+enum kz_err srv_devices_publish(struct srv_call *c, const struct store_room *r,
+                                const struct store_user *u)
+{
+    struct store *st = srv_store(c->srv);
+    if (!r->authority[0] || u->home[0])
+        return KZ_OK; /* a room of this server only, or another server's user: its own job */
+    struct publish_ctx p = {c, r, KZ_OK};
+    if (store_device_each_of_user(st, u->id, publish_device, &p) != STORE_OK && !p.e)
+        return srv_fail(c, KZ_INTERNAL, "cannot list the user's devices");
+    if (p.e)
+        return p.e;
+    struct store_devlist *dl = calloc(1, sizeof *dl);
+    if (!dl)
+        return srv_fail(c, KZ_INTERNAL, "out of memory");
+    enum store_rc rc = store_devlist_latest(st, u->id, dl);
+    enum kz_err e = rc == STORE_OK          ? devlist_event(c, r, dl)
+                    : rc == STORE_NOT_FOUND ? KZ_OK
+                                            : srv_fail(c, KZ_INTERNAL, "device list lookup failed");
+    free(dl);
+    return e;
 }
 
 /* ---- device.sign ---- */
@@ -110,9 +181,10 @@ static enum kz_err check_version(struct srv_call *c, const struct store_devlist 
     struct store *st = srv_store(c->srv);
     if (media_devlist_decode(dl->list, dl->len, next) != MEDIA_OK)
         return srv_fail(c, KZ_BAD_REQUEST, "list is not an encoded device list (protocol.md)");
-    if (strcmp(next->login, c->auth.user.login) != 0)
-        return srv_fail(c, KZ_BAD_REQUEST, "a device list names its owner: yours is '%s'",
-                        c->auth.user.login);
+    char me[SRV_QUALIFIED_MAX];
+    srv_user_qualified(c->srv, &c->auth.user, me);
+    if (strcmp(next->login, me) != 0)
+        return srv_fail(c, KZ_BAD_REQUEST, "a device list names its owner: yours is '%s'", me);
     if (next->seq != (cur ? cur->seq + 1 : 1))
         return srv_fail(c, KZ_CONFLICT,
                         "your device list is at version %llu: read it again and sign version "
@@ -157,8 +229,7 @@ static enum kz_err list_lines(struct srv_call *c, const struct media_devlist *cu
         if ((cur && media_devlist_find(cur, next->dev[i].id) >= 0) ||
             store_device_get(st, next->dev[i].id, &d) != STORE_OK)
             continue;
-        e = srv_device_line(c, c->auth.user.id, c->auth.user.login, d.device_id, d.label,
-                            "approved", by);
+        e = srv_device_line(c, &d, "approved", by);
     }
     for (size_t i = 0; !e && cur && i < cur->n; i++) {
         struct store_device d;
@@ -166,8 +237,7 @@ static enum kz_err list_lines(struct srv_call *c, const struct media_devlist *cu
         if (media_devlist_find(next, cur->dev[i].id) >= 0 ||
             store_device_get(st, cur->dev[i].id, &d) != STORE_OK || d.revoked_at)
             continue;
-        e = srv_device_line(c, c->auth.user.id, c->auth.user.login, d.device_id, d.label,
-                            "unlisted", by);
+        e = srv_device_line(c, &d, "unlisted", by);
     }
     return e;
 }
@@ -186,7 +256,7 @@ enum kz_err op_device_sign(struct srv_call *c)
     }
     if (sodium_base642bin(dl->list, sizeof dl->list, list, strlen(list), NULL, &len, NULL,
                           sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-        !b64_exact(srv_arg_str(c, "sig"), dl->sig, sizeof dl->sig)) {
+        !kz_b64url_exact(srv_arg_str(c, "sig"), dl->sig, sizeof dl->sig)) {
         e = srv_fail(c, KZ_BAD_REQUEST, "list and sig are unpadded base64url, sig 64 bytes");
         goto out;
     }
@@ -225,6 +295,10 @@ enum kz_err op_device_sign(struct srv_call *c)
     }
     if ((e = list_lines(c, have ? cur : NULL, next, by)))
         goto out;
+    snprintf(dl->login, sizeof dl->login, "%s", c->auth.user.login);
+    struct device_line shared = {c, NULL, NULL, NULL, dl, KZ_OK};
+    if ((e = each_room_of(c, c->auth.user.id, &shared)))
+        goto out;
     KZ_INFO("device_list_signed", "login=%s seq=%lld by=%s devices=%zu", c->auth.user.login,
             (long long)dl->seq, by, next->n);
     cJSON *details = cJSON_CreateObject();
@@ -233,7 +307,6 @@ enum kz_err op_device_sign(struct srv_call *c)
     cJSON_AddNumberToObject(details, "devices", (double)next->n);
     cJSON_AddBoolToObject(details, "new_start", media_devlist_is_root(next));
     srv_audit(c, "device.sign", c->auth.user.login, details);
-    snprintf(dl->login, sizeof dl->login, "%s", c->auth.user.login);
     cJSON *one = cJSON_CreateArray();
     devlist_row(one, dl);
     c->result = cJSON_CreateObject();
@@ -256,7 +329,7 @@ cJSON *srv_room_policy(struct srv_call *c, const char *history, enum kz_err *e)
     if (!device && !sig64)
         return NULL; /* a room without one: clients share none of its photos' keys later */
     uint8_t sig[64];
-    if (!device || !sig64 || !b64_exact(sig64, sig, sizeof sig)) {
+    if (!device || !sig64 || !kz_b64url_exact(sig64, sig, sizeof sig)) {
         *e = srv_fail(c, KZ_BAD_REQUEST,
                       "policy_device and policy_sig go together; policy_sig is 64 bytes");
         return NULL;
@@ -271,7 +344,9 @@ cJSON *srv_room_policy(struct srv_call *c, const char *history, enum kz_err *e)
         *e = srv_fail(c, KZ_FORBIDDEN, "device %s is not an active device of yours", device);
         return NULL;
     }
-    if (!media_policy_verify(c->auth.user.login, history, d.sign_pk, sig)) {
+    char me[SRV_QUALIFIED_MAX];
+    srv_user_qualified(c->srv, &c->auth.user, me);
+    if (!media_policy_verify(me, history, d.sign_pk, sig)) {
         *e = srv_fail(c, KZ_BAD_REQUEST,
                       "policy_sig does not verify for history '%s' (protocol.md, room.create)",
                       history);

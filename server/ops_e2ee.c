@@ -13,41 +13,15 @@
 
 #define E2EE_DOMAIN "kizuna/e2ee/v1"
 
-/* device_id = base64url(BLAKE2b-128(sign_pk)): a device's id is bound to its signing key, so
- * the id never names other keys (trust on first use, E2). */
-static void device_id_of(const uint8_t sign_pk[32], char out[STORE_DEVICE_ID_MAX + 1])
-{
-    uint8_t h[16];
-    crypto_generichash(h, sizeof h, sign_pk, 32, NULL, 0);
-    sodium_bin2base64(out, STORE_DEVICE_ID_MAX + 1, h, sizeof h,
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-}
-
-static bool b64_exact(const char *text, uint8_t *out, size_t n)
-{
-    size_t got = 0;
-    return text &&
-           sodium_base642bin(out, n, text, strlen(text), NULL, &got, NULL,
-                             sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0 &&
-           got == n;
-}
-
-static void add_b64(cJSON *o, const char *name, const uint8_t *bin, size_t n)
-{
-    char buf[128];
-    sodium_bin2base64(buf, sizeof buf, bin, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    cJSON_AddStringToObject(o, name, buf);
-}
-
 static cJSON *device_json(const struct store_device *d)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "device", d->device_id);
     cJSON_AddStringToObject(o, "login", d->login);
     cJSON_AddStringToObject(o, "label", d->label);
-    add_b64(o, "sign_pk", d->sign_pk, sizeof d->sign_pk);
-    add_b64(o, "box_pk", d->box_pk, sizeof d->box_pk);
-    add_b64(o, "sig", d->self_sig, sizeof d->self_sig);
+    kz_json_add_b64url(o, "sign_pk", d->sign_pk, sizeof d->sign_pk);
+    kz_json_add_b64url(o, "box_pk", d->box_pk, sizeof d->box_pk);
+    kz_json_add_b64url(o, "sig", d->self_sig, sizeof d->self_sig);
     cJSON_AddNumberToObject(o, "created_at", (double)d->created_at);
     if (d->revoked_at)
         cJSON_AddNumberToObject(o, "revoked_at", (double)d->revoked_at);
@@ -82,14 +56,18 @@ enum kz_err op_device_register(struct srv_call *c)
 {
     struct store *st = srv_store(c->srv);
     struct store_device d = {.user_id = c->auth.user.id, .session_id = c->auth.session_id};
-    if (!b64_exact(srv_arg_str(c, "sign_pk"), d.sign_pk, sizeof d.sign_pk) ||
-        !b64_exact(srv_arg_str(c, "box_pk"), d.box_pk, sizeof d.box_pk) ||
-        !b64_exact(srv_arg_str(c, "sig"), d.self_sig, sizeof d.self_sig))
+    if (!kz_b64url_exact(srv_arg_str(c, "sign_pk"), d.sign_pk, sizeof d.sign_pk) ||
+        !kz_b64url_exact(srv_arg_str(c, "box_pk"), d.box_pk, sizeof d.box_pk) ||
+        !kz_b64url_exact(srv_arg_str(c, "sig"), d.self_sig, sizeof d.self_sig))
         return srv_fail(c, KZ_BAD_REQUEST,
                         "sign_pk and box_pk are 32 bytes, sig 64 bytes, in unpadded base64url");
-    device_id_of(d.sign_pk, d.device_id);
-    if (!media_devkey_verify(c->auth.user.login, d.device_id, d.sign_pk, d.box_pk, d.self_sig))
-        return srv_fail(c, KZ_BAD_REQUEST, "the device's self-signature does not verify");
+    media_device_id(d.sign_pk, d.device_id); /* bound to its signing key (TOFU, E2) */
+    char me[SRV_QUALIFIED_MAX];
+    srv_user_qualified(c->srv, &c->auth.user, me);
+    if (!media_devkey_verify(me, d.device_id, d.sign_pk, d.box_pk, d.self_sig))
+        return srv_fail(c, KZ_BAD_REQUEST,
+                        "the device's self-signature does not verify (it signs the user as '%s')",
+                        me);
     /* Without a label, the device is called what its session was called at login ("device"),
      * so the device list and the audit log name it as the person did. */
     const char *label = srv_arg_str(c, "label");
@@ -128,7 +106,7 @@ enum kz_err op_device_register(struct srv_call *c)
     cJSON_AddNumberToObject(details, "session", (double)d.session_id);
     srv_audit(c, "device.register", d.login, details);
     /* A line in each of the user's rooms: a device nobody expected is seen (issue 14). */
-    enum kz_err e = srv_device_line(c, d.user_id, d.login, d.device_id, d.label, "added", NULL);
+    enum kz_err e = srv_device_line(c, &d, "added", NULL);
     if (e)
         return e;
     c->result = cJSON_CreateObject();
@@ -142,10 +120,9 @@ enum kz_err op_device_list(struct srv_call *c)
 {
     const char *login = srv_arg_str(c, "login");
     struct store_user u = c->auth.user;
-    if (login && (!kz_login_valid(login) ||
-                  store_user_get_by_login(srv_store(c->srv), login, &u) != STORE_OK))
-        return srv_fail(c, KZ_NOT_FOUND, "no user with login id '%s'",
-                        kz_login_valid(login) ? login : "?");
+    bool valid = login && (kz_login_valid(login) || kz_actor_login_valid(login));
+    if (login && (!valid || store_user_get_by_login(srv_store(c->srv), login, &u) != STORE_OK))
+        return srv_fail(c, KZ_NOT_FOUND, "no user with login id '%s'", valid ? login : "?");
     c->result = cJSON_CreateObject();
     cJSON_AddStringToObject(c->result, "login", u.login);
     cJSON *arr = cJSON_AddArrayToObject(c->result, "devices");
@@ -202,7 +179,7 @@ static enum kz_err revoke_device(struct srv_call *c, const struct store_device *
     cJSON_AddStringToObject(details, "device", d->device_id);
     cJSON_AddStringToObject(details, "label", d->label);
     srv_audit(c, "device.revoke", d->login, details);
-    return srv_device_line(c, d->user_id, d->login, d->device_id, d->label, "removed", NULL);
+    return srv_device_line(c, d, "removed", NULL);
 }
 
 enum kz_err op_device_revoke(struct srv_call *c)
@@ -267,6 +244,24 @@ static unsigned char *signed_bytes(const char *room, const char *type, const cJS
     memcpy(p, data, strlen(data));
     *len = n;
     return buf;
+}
+
+bool srv_e2ee_content_verify(const char *room_id, const char *type, const cJSON *content,
+                             const uint8_t sign_pk[32])
+{
+    const char *data = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "data"));
+    const cJSON *blobs = cJSON_GetObjectItemCaseSensitive(content, "blobs"), *b;
+    uint8_t sig[64];
+    if (!data || (blobs && !cJSON_IsArray(blobs)) ||
+        !kz_b64url_exact(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "sig")), sig,
+                   sizeof sig))
+        return false;
+    cJSON_ArrayForEach(b, blobs) if (!cJSON_IsString(b)) return false;
+    size_t len;
+    unsigned char *msg = signed_bytes(room_id, type, blobs, data, &len);
+    bool good = msg && media_verify(E2EE_DOMAIN, msg, len, sign_pk, sig);
+    free(msg);
+    return good;
 }
 
 /* Epoch ids are the client's choice; the CLI's are 22 characters (16 random bytes). */
@@ -368,7 +363,7 @@ enum kz_err op_e2ee_post(struct srv_call *c)
     if (d.revoked_at)
         return srv_fail(c, KZ_FORBIDDEN, "device %s was revoked", device);
     uint8_t sig[64];
-    if (!b64_exact(srv_arg_str(c, "sig"), sig, sizeof sig))
+    if (!kz_b64url_exact(srv_arg_str(c, "sig"), sig, sizeof sig))
         return srv_fail(c, KZ_BAD_REQUEST, "sig is 64 bytes in unpadded base64url");
     size_t len;
     unsigned char *msg = signed_bytes(room.room_id, type, blobs, data, &len);

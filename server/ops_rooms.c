@@ -122,6 +122,8 @@ static enum kz_err member_event(struct srv_call *c, const struct store_room *roo
         cJSON_AddStringToObject(content, "role", role);
     struct srv_appended ev;
     enum kz_err e = srv_event_append(c, room, "member", content, &ev);
+    if (!e && strcmp(membership, "join") == 0)
+        e = srv_devices_publish(c, room, who);
     if (e)
         return e;
     if (pos_out)
@@ -153,7 +155,8 @@ enum kz_err srv_room_join_creator(struct srv_call *c, const struct store_room *r
     if (room->authority[0])
         cJSON_AddStringToObject(content, "name", c->auth.user.name);
     struct srv_appended joined;
-    return srv_event_append(c, room, "member", content, &joined);
+    enum kz_err e = srv_event_append(c, room, "member", content, &joined);
+    return e ? e : srv_devices_publish(c, room, &c->auth.user);
 }
 
 enum kz_err srv_room_servers_init(struct srv *s, int64_t room, const cJSON *content, int64_t pos)

@@ -171,6 +171,12 @@ bool kz_login_valid(const char *login);
  * (store.c's CHECK constraint lists the same three; tests/unit/test_proto.c checks they agree). */
 enum kz_role { KZ_ROLE_ADMIN, KZ_ROLE_HQ, KZ_ROLE_STAFF, KZ_ROLE_COUNT };
 /* "admin", "hq", "staff" (a static string). */
+/* A user of another server as this server knows it: "login@server" (store_actor_get). */
+bool kz_actor_login_valid(const char *login);
+/* Whether text is exactly n bytes in unpadded base64url (into out); NULL text is not. */
+bool kz_b64url_exact(const char *text, uint8_t *out, size_t n);
+/* Adds bin as unpadded base64url under name (nothing if out of memory). */
+void kz_json_add_b64url(cJSON *o, const char *name, const uint8_t *bin, size_t n);
 const char *kz_role_name(enum kz_role r);
 /* The role named name, for user.add, user.update, user.import and invite.create alike; false if
  * there is none, with why (if not NULL) saying so in the words all of them answer with:
@@ -826,15 +832,20 @@ enum kz_err op_device_sign(struct srv_call *c);
 enum kz_err srv_devlists_of_user(struct srv_call *c, int64_t user_id, cJSON *arr);
 /* The same for the newest version of each current member of a room. */
 enum kz_err srv_devlists_in_room(struct srv_call *c, int64_t room, cJSON *arr);
-/* A `device` event in each room the user is a member of: change is "added", "approved",
- * "unlisted" or "removed"; by (may be NULL) the device that signed the list. */
-enum kz_err srv_device_line(struct srv_call *c, int64_t user_id, const char *login,
-                            const char *device, const char *label, const char *change,
+/* A `device` event in each room d's owner is a member of: change is "added", "approved",
+ * "unlisted" or "removed"; by (may be NULL) the device that signed the list. In shared rooms
+ * the event carries the device's whole record (its keys and self-signature). */
+enum kz_err srv_device_line(struct srv_call *c, const struct store_device *d, const char *change,
                             const char *by);
 /* room.create and room.direct: the history policy the caller's device signed for the new room
  * (args policy_device, policy_sig), checked, as the object the room.create event carries; NULL
  * when none was given (or on error, with *e set). */
 cJSON *srv_room_policy(struct srv_call *c, const char *history, enum kz_err *e);
+/* Whether the content of an e2ee.* event ({device, blobs?, data, sig}) carries a signature of
+ * the device with sign_pk over this room and type (protocol.md, "End-to-end encrypted
+ * photos"): what the room's other servers check before taking the event. */
+bool srv_e2ee_content_verify(const char *room_id, const char *type, const cJSON *content,
+                             const uint8_t sign_pk[32]);
 /* ---- backups (backup.c): kizunad backup, verify-backup, restore ---- */
 struct kz_backup_stats {
     int64_t files, blobs, bytes;
@@ -847,6 +858,17 @@ int kz_backup_make(const char *data_dir, const char *out_dir, struct kz_backup_s
 /* Checks a backup against its manifest (sizes, hashes, nothing missing or extra, the
  * manifest's own hash, the database's integrity); each problem is a line on report. Returns
  * the number of problems (0: whole). */
+/* After this server's user u joined the shared room r: a `device` event (change "present") for
+ * each of u's active devices and a `device.list` event with u's newest signed list, so the
+ * room's other servers know them. Nothing for a room of this server only. */
+enum kz_err srv_devices_publish(struct srv_call *c, const struct store_room *r,
+                                const struct store_user *u);
+/* The name every signature binds a user by: "login@server" with the user's home server (a user
+ * of another server is known here by that name already), the same on every server. */
+#define SRV_QUALIFIED_MAX (STORE_LOGIN_MAX + 1)
+_Static_assert(STORE_LOCAL_LOGIN_MAX + 1 + STORE_SERVER_ID_MAX <= STORE_LOGIN_MAX,
+               "a qualified login must fit");
+void srv_user_qualified(struct srv *s, const struct store_user *u, char out[SRV_QUALIFIED_MAX]);
 int kz_backup_verify(const char *dir, FILE *report, struct kz_backup_stats *stats);
 /* Copies a verified backup's files into a new data directory (created; must not exist). */
 int kz_backup_restore_files(const char *backup_dir, const char *data_dir, char *err, size_t errlen);

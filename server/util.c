@@ -1,4 +1,4 @@
-/* util.c - small helpers: time and the time zone, UTF-8, passwords, tokens, CSV cells. The
+/* util.c - small helpers: time and the time zone, UTF-8, passwords, tokens, CSV cells, base64url. The
  * only state is the process's time zone (TZ), set once at start by kz_time_zone_load. */
 #include "server.h"
 
@@ -382,4 +382,39 @@ void kz_csv_free(struct kz_csv *csv)
 {
     free(csv->text);
     *csv = (struct kz_csv){0};
+}
+
+bool kz_actor_login_valid(const char *login)
+{
+    const char *at = strchr(login, '@');
+    char local[STORE_LOCAL_LOGIN_MAX + 1];
+    if (!at || (size_t)(at - login) > STORE_LOCAL_LOGIN_MAX || strlen(at + 1) < 3 ||
+        strlen(at + 1) > STORE_SERVER_ID_MAX)
+        return false;
+    snprintf(local, sizeof local, "%.*s", (int)(at - login), login);
+    for (const char *p = at + 1; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
+            return false;
+    return kz_login_valid(local);
+}
+
+bool kz_b64url_exact(const char *text, uint8_t *out, size_t n)
+{
+    size_t got = 0;
+    const char *end = NULL;
+    return text &&
+           sodium_base642bin(out, n, text, strlen(text), NULL, &got, &end,
+                             sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0 &&
+           got == n && (!end || !*end);
+}
+
+void kz_json_add_b64url(cJSON *o, const char *name, const uint8_t *bin, size_t n)
+{
+    size_t cap = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    char *buf = malloc(cap);
+    if (buf) {
+        sodium_bin2base64(buf, cap, bin, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        cJSON_AddStringToObject(o, name, buf);
+    }
+    free(buf);
 }

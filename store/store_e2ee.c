@@ -40,6 +40,10 @@ _Static_assert(E_COUNT <= STORE_E2EE_STMTS, "raise STORE_E2EE_STMTS");
     " d.box_pk, d.self_sig, d.created_at, coalesce(d.revoked_at, 0), coalesce(d.revoked_pos, 0)"
 #define DEV_FROM " FROM devices d JOIN users u ON u.id = d.user_id"
 #define DEV_COLS DEV_FIELDS DEV_FROM
+/* The device has a live session here, or belongs to another server's user (u: its owner). */
+#define DEV_LIVE                                                                                   \
+    "(u.home IS NOT NULL OR EXISTS (SELECT 1 FROM sessions s WHERE s.id = d.session_id"           \
+    " AND s.ended_at IS NULL))"
 #define UP_COLS  "id, user_id, blob, length, offset, created_at, expires_at, coalesce(done_at, 0)"
 #define DL_COLS                                                                                    \
     "dl.user_id, u.login, dl.seq, dl.list, dl.by_device, dl.sig, dl.created_at"                    \
@@ -57,12 +61,13 @@ static const char *const e2ee_sql[E_COUNT] = {
                          " ORDER BY d.id LIMIT ?",
     [E_DEV_OF_USER] = "SELECT " DEV_COLS " WHERE d.user_id = ? ORDER BY d.id",
     /* A device whose session ended (logout, reset, expiry) receives nothing until it logs in
-     * again and re-registers: its keys may be on a phone nobody holds any more. */
+     * again and re-registers: its keys may be on a phone nobody holds any more. A device of
+     * another server's user (u.home) has no session here: its server's device lines in the
+     * room's log say whether it is active (issue 19). */
     [E_DEV_IN_ROOM] = "SELECT " DEV_FIELDS ", m.joined_pos" DEV_FROM
                       " JOIN room_members m ON m.user_id = d.user_id"
-                      " JOIN sessions s ON s.id = d.session_id AND s.ended_at IS NULL"
                       " WHERE m.room = ? AND m.left_pos IS NULL AND d.revoked_at IS NULL"
-                      " ORDER BY u.login, d.id",
+                      " AND " DEV_LIVE " ORDER BY u.login, d.id",
     [E_DEV_REBIND] = "UPDATE devices SET session_id = ? WHERE id = ? AND revoked_at IS NULL",
     [E_UP_INSERT] = "INSERT INTO uploads (id, user_id, blob, length, offset, created_at,"
                     " expires_at, done_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -84,18 +89,17 @@ static const char *const e2ee_sql[E_COUNT] = {
                    " WHERE r.blob = ?1 AND m.user_id = ?2 AND m.left_pos IS NULL"
                    " AND (ro.history = 'shared' OR r.pos >= m.joined_pos) LIMIT 1",
     /* One device of E_DEV_IN_ROOM's set, by its id: the same three conditions. */
-    [E_DEV_CURRENT] = "SELECT 1 FROM devices d"
+    [E_DEV_CURRENT] = "SELECT 1 FROM devices d JOIN users u ON u.id = d.user_id"
                       " JOIN room_members m ON m.user_id = d.user_id AND m.room = ?1"
-                      " JOIN sessions s ON s.id = d.session_id AND s.ended_at IS NULL"
-                      " WHERE d.device_id = ?2 AND m.left_pos IS NULL AND d.revoked_at IS NULL",
+                      " WHERE d.device_id = ?2 AND m.left_pos IS NULL AND d.revoked_at IS NULL"
+                      " AND " DEV_LIVE,
     [E_HOLDER_ADD] = "INSERT OR IGNORE INTO epoch_devices (room, epoch, device) VALUES (?, ?, ?)",
     /* A device the epoch's key went to that is no longer in E_DEV_IN_ROOM's set. */
     [E_HOLDER_GONE] = "SELECT h.device FROM epoch_devices h WHERE h.room = ?1 AND h.epoch = ?2"
-                      " AND NOT EXISTS (SELECT 1 FROM devices d"
+                      " AND NOT EXISTS (SELECT 1 FROM devices d JOIN users u ON u.id = d.user_id"
                       " JOIN room_members m ON m.user_id = d.user_id AND m.room = ?1"
-                      " JOIN sessions s ON s.id = d.session_id AND s.ended_at IS NULL"
                       " WHERE d.device_id = h.device AND m.left_pos IS NULL"
-                      " AND d.revoked_at IS NULL)"
+                      " AND d.revoked_at IS NULL AND " DEV_LIVE ")"
                       " ORDER BY h.device LIMIT 1",
     [E_DL_INSERT] = "INSERT INTO device_lists (user_id, seq, list, by_device, sig, created_at)"
                     " VALUES (?, ?, ?, ?, ?, ?)",

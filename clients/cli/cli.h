@@ -18,6 +18,7 @@ struct session {
     char token[128];
     char login[128];
     char time_zone[64];  /* the server's time zone as a POSIX rule ("JST-9"), as it last said */
+    char server_id[64];  /* the server's id, as it last said: users are "login@server_id" */
     bool logout_pending; /* logged out here (keys wiped) but the server was not told yet */
 };
 
@@ -78,6 +79,11 @@ void cli_session_forget(void);
 /* Makes a POSIX time zone rule ("JST-9") the local time of this process; anything else (empty,
  * a file path) means the server's default, Asia/Tokyo. */
 void cli_time_zone_use(const char *rule);
+/* The name every signature binds a user by (issue 19): a login of another server is
+ * "login@server" already; one of this CLI's server gets "@" and the server's id (learnt at login
+ * and at every connection). Returns out. */
+#define CLI_QUALIFIED_MAX 192
+const char *cli_qualify(const char *login, char out[CLI_QUALIFIED_MAX]);
 /* --server as given on the command line (main.c), or NULL. */
 extern const char *cli_server_opt;
 /* Set while `logout` finishes a logout the server was not told of (connect_authed allows it). */

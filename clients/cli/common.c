@@ -31,6 +31,17 @@ static void session_path(char *out, size_t n)
     snprintf(out, n, "%s/session.json", dir);
 }
 
+static char own_server_id[64]; /* the session's server, for cli_qualify */
+
+const char *cli_qualify(const char *login, char out[CLI_QUALIFIED_MAX])
+{
+    if (strchr(login, '@') || !own_server_id[0])
+        snprintf(out, CLI_QUALIFIED_MAX, "%s", login);
+    else
+        snprintf(out, CLI_QUALIFIED_MAX, "%.64s@%s", login, own_server_id);
+    return out;
+}
+
 bool cli_session_load(struct session *s)
 {
     char path[4096];
@@ -48,6 +59,7 @@ bool cli_session_load(struct session *s)
     const cJSON *token = cJSON_GetObjectItemCaseSensitive(o, "token");
     const cJSON *login = cJSON_GetObjectItemCaseSensitive(o, "login");
     const cJSON *zone = cJSON_GetObjectItemCaseSensitive(o, "time_zone");
+    const cJSON *server_id = cJSON_GetObjectItemCaseSensitive(o, "server_id");
     bool ok = cJSON_IsString(server) && cJSON_IsString(token);
     if (ok) {
         snprintf(s->server, sizeof s->server, "%s", server->valuestring);
@@ -55,6 +67,9 @@ bool cli_session_load(struct session *s)
         snprintf(s->login, sizeof s->login, "%s", cJSON_IsString(login) ? login->valuestring : "");
         snprintf(s->time_zone, sizeof s->time_zone, "%s",
                  cJSON_IsString(zone) ? zone->valuestring : "");
+        snprintf(s->server_id, sizeof s->server_id, "%s",
+                 cJSON_IsString(server_id) ? server_id->valuestring : "");
+        snprintf(own_server_id, sizeof own_server_id, "%s", s->server_id);
         s->logout_pending = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "logout_pending"));
     }
     cJSON_Delete(o);
@@ -91,6 +106,7 @@ int cli_session_save(const struct session *s)
     cJSON_AddStringToObject(o, "token", s->token);
     cJSON_AddStringToObject(o, "login", s->login);
     cJSON_AddStringToObject(o, "time_zone", s->time_zone);
+    cJSON_AddStringToObject(o, "server_id", s->server_id);
     if (s->logout_pending)
         cJSON_AddTrueToObject(o, "logout_pending");
     char *text = cJSON_Print(o);
@@ -136,19 +152,28 @@ void cli_time_zone_use(const char *rule)
     tzset();
 }
 
-/* A login, join, auth or whoami reply names the server's zone: use it, and remember it in the
- * session (if it changed) for commands that read times before they connect (--expires). */
-static void time_zone_learn(struct session *s, const cJSON *reply, bool save)
+/* A login, join, auth or whoami reply names the server's zone and id: use them, and remember
+ * them in the session (if they changed) for commands that read times before they connect
+ * (--expires). */
+static void session_learn(struct session *s, const cJSON *reply, bool save)
 {
     const char *rule = cli_str(reply, "time_zone_posix", NULL);
-    if (!*rule)
-        return;
-    cli_time_zone_use(rule);
-    if (strcmp(rule, s->time_zone) != 0) {
-        snprintf(s->time_zone, sizeof s->time_zone, "%s", rule);
-        if (save)
-            cli_session_save(s);
+    const char *id = cli_str(reply, "server_id", NULL);
+    bool changed = false;
+    if (*id && strlen(id) < sizeof s->server_id && strcmp(id, s->server_id) != 0) {
+        snprintf(s->server_id, sizeof s->server_id, "%s", id);
+        changed = true;
     }
+    snprintf(own_server_id, sizeof own_server_id, "%s", s->server_id);
+    if (*rule) {
+        cli_time_zone_use(rule);
+        if (strcmp(rule, s->time_zone) != 0) {
+            snprintf(s->time_zone, sizeof s->time_zone, "%s", rule);
+            changed = true;
+        }
+    }
+    if (changed && save)
+        cli_session_save(s);
 }
 
 const char *cli_server_override(void)
@@ -326,7 +351,7 @@ int cli_connect_authed(struct kzc **out, struct session *s)
     cJSON *reply;
     int rc = cli_call(c, "auth", args, &reply);
     if (rc == EXIT_OK)
-        time_zone_learn(s, reply, true);
+        session_learn(s, reply, true);
     cJSON_Delete(reply);
     if (rc != EXIT_OK) {
         kzc_close(c);
@@ -459,7 +484,7 @@ int cli_login_finish(const char *url, const char *login, cJSON *reply)
     snprintf(ns.server, sizeof ns.server, "%s", url);
     snprintf(ns.token, sizeof ns.token, "%s", cli_str(reply, "token", NULL));
     snprintf(ns.login, sizeof ns.login, "%s", login);
-    time_zone_learn(&ns, reply, false);
+    session_learn(&ns, reply, false);
     if (cli_session_save(&ns) != 0) {
         fprintf(stderr, "kizuna: cannot save the session: %s\n", strerror(errno));
         cJSON_Delete(reply);

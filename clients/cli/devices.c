@@ -15,14 +15,15 @@
 static bool entry_keys(const cJSON *d, uint8_t sign_pk[32], uint8_t box_pk[32])
 {
     uint8_t sig[64];
-    char id[DEVICE_ID_MAX];
+    char id[DEVICE_ID_MAX], who[CLI_QUALIFIED_MAX];
     if (!unb64url_exact(cli_str(d, "sign_pk", NULL), sign_pk, 32) ||
         !unb64url_exact(cli_str(d, "box_pk", NULL), box_pk, 32) ||
         !unb64url_exact(cli_str(d, "sig", NULL), sig, 64))
         return false;
     ks_device_id(sign_pk, id);
     return strcmp(id, cli_str(d, "device", NULL)) == 0 &&
-           media_devkey_verify(cli_str(d, "login", NULL), id, sign_pk, box_pk, sig);
+           media_devkey_verify(cli_qualify(cli_str(d, "login", NULL), who), id, sign_pk, box_pk,
+                               sig);
 }
 
 /* What a device's owner's accepted list says of it, for `devices`. */
@@ -198,7 +199,9 @@ static int cmd_verify(const char *user, bool yes)
     if (rc == EXIT_OK) {
         pubs_of(a, pa);
         pubs_of(b, pb);
-        if (media_safety_number(s.login, pa, a->n, user, pb, b->n, number) != MEDIA_OK)
+        char qa[CLI_QUALIFIED_MAX], qb[CLI_QUALIFIED_MAX];
+        if (media_safety_number(cli_qualify(s.login, qa), pa, a->n, cli_qualify(user, qb), pb,
+                                b->n, number) != MEDIA_OK)
             rc = EXIT_REFUSED;
     }
     long long at = 0;

@@ -305,7 +305,8 @@ static int device_register(struct kzc *c, const struct ks_device *d, bool *confl
 {
     uint8_t sig[64];
     *conflict = false;
-    if (media_devkey_sign(d->login, d->id, &d->k, sig) != MEDIA_OK)
+    char who[CLI_QUALIFIED_MAX];
+    if (media_devkey_sign(cli_qualify(d->login, who), d->id, &d->k, sig) != MEDIA_OK)
         return EXIT_REFUSED;
     cJSON *args = cJSON_CreateObject();
     add_b64(args, "sign_pk", d->k.sign_pk, 32);

@@ -65,14 +65,15 @@ bool rv_is_member_device(const struct room_view *rv, const char *device)
 static bool device_keys(const cJSON *dev, uint8_t sign_pk[32], uint8_t box_pk[32])
 {
     uint8_t sig[64];
-    char id[DEVICE_ID_MAX];
+    char id[DEVICE_ID_MAX], who[CLI_QUALIFIED_MAX];
     if (!unb64url_exact(cli_str(dev, "sign_pk", NULL), sign_pk, 32) ||
         !unb64url_exact(cli_str(dev, "box_pk", NULL), box_pk, 32) ||
         !unb64url_exact(cli_str(dev, "sig", NULL), sig, 64))
         return false;
     ks_device_id(sign_pk, id);
     return strcmp(id, cli_str(dev, "device", NULL)) == 0 &&
-           media_devkey_verify(cli_str(dev, "login", NULL), id, sign_pk, box_pk, sig);
+           media_devkey_verify(cli_qualify(cli_str(dev, "login", NULL), who), id, sign_pk, box_pk,
+                               sig);
 }
 
 /* room 0 type 0 (blob 0)* data: what a device signs (docs/protocol.md). */
@@ -607,6 +608,7 @@ static void policy_check(struct room_view *rv)
     }
     const cJSON *content = NULL, *pol = NULL, *d = NULL;
     const char *creator = "", *history = "", *device = "";
+    char qcreator[CLI_QUALIFIED_MAX];
     if (!*payload)
         why = "the server did not show the room's creation";
     else if (!id || strcmp(id, rv->room_id) != 0)
@@ -631,7 +633,7 @@ static void policy_check(struct room_view *rv)
             why = "the device that signed its history policy was never in its creator's signed "
                   "device list";
         else if (!unb64url_exact(cli_str(pol, "sig", NULL), sig, 64) ||
-                 !media_policy_verify(creator, history, spk, sig))
+                 !media_policy_verify(cli_qualify(creator, qcreator), history, spk, sig))
             why = "its history policy's signature does not verify";
     }
     if (why)

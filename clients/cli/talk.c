@@ -230,6 +230,14 @@ static void print_device_event(const char *prefix, long long pos, const char *t,
 {
     const char *user = cli_str(content, "user", NULL), *change = cli_str(content, "change", NULL);
     const char *dev = cli_str(content, "device", NULL), *by = cli_str(content, "by", NULL);
+    const char *server = cli_str(ev, "server", NULL);
+    char remote[CLI_QUALIFIED_MAX];
+    if (*server && !strchr(user, '@')) { /* another server's user, as this server names them */
+        snprintf(remote, sizeof remote, "%.64s@%.100s", user, server);
+        user = remote;
+    }
+    if (strcmp(change, "present") == 0)
+        return; /* a record for the room's other servers as its owner joined: no change */
     char label[256];
     size_t i = 0;
     for (const char *p = cli_str(content, "label", NULL); *p && i + 1 < sizeof label; p++)
@@ -353,6 +361,8 @@ static void print_event(const cJSON *ev, const char *label)
                cli_num(content, "notice"));
     } else if (strcmp(type, "device") == 0) {
         print_device_event(prefix, pos, t, ev, content);
+    } else if (strcmp(type, "device.list") == 0) {
+        return; /* a list version for other servers: its changes have their device lines */
     } else if (strcmp(type, "e2ee.photo") == 0) {
         tl_print_photo(ev, prefix); /* opened on this device, or why it cannot be */
     } else if (strncmp(type, "e2ee.", 5) == 0) {

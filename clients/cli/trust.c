@@ -54,12 +54,20 @@ static cJSON *pins(void)
     return tr.pins;
 }
 
+/* Pins are kept by the name signatures bind (login@server, issue 19), so a list, which names
+ * its user that way, and a user as the server shows them (a bare login for this server's own)
+ * find the same pin. A pin kept by the bare login before is taken over. */
 static cJSON *pin_of(const char *login, bool create)
 {
+    char who[CLI_QUALIFIED_MAX];
     cJSON *users = cJSON_GetObjectItemCaseSensitive(pins(), "users");
-    cJSON *p = cJSON_GetObjectItemCaseSensitive(users, login);
+    cJSON *p = cJSON_GetObjectItemCaseSensitive(users, cli_qualify(login, who));
+    if (!p && !strchr(login, '@') && cJSON_GetObjectItemCaseSensitive(users, login)) {
+        p = cJSON_DetachItemFromObjectCaseSensitive(users, login);
+        cJSON_AddItemToObject(users, who, p);
+    }
     if (!p && create)
-        p = cJSON_AddObjectToObject(users, login);
+        p = cJSON_AddObjectToObject(users, who);
     return p;
 }
 
@@ -146,9 +154,11 @@ static struct tr_user *user_get(const char *login)
     snprintf(u->login, sizeof u->login, "%s", login);
     uint8_t *enc;
     size_t len;
+    char who[CLI_QUALIFIED_MAX];
     if (unb64url(cli_str(pin_of(login, false), "list", NULL), &enc, &len)) {
         u->has_list =
-            media_devlist_decode(enc, len, &u->cur) == MEDIA_OK && strcmp(u->cur.login, login) == 0;
+            media_devlist_decode(enc, len, &u->cur) == MEDIA_OK &&
+            strcmp(u->cur.login, cli_qualify(login, who)) == 0;
         free(enc);
     }
     tr.u[tr.n++] = u;
@@ -330,7 +340,9 @@ static void walk(struct tr_user *u, const cJSON *lists, const cJSON *dir)
             continue;
         uint8_t *enc, sig[64];
         size_t len;
-        if (!list_decode(e, &enc, &len, v, sig) || strcmp(v->login, u->login) != 0 ||
+        char who[CLI_QUALIFIED_MAX];
+        if (!list_decode(e, &enc, &len, v, sig) ||
+            strcmp(v->login, cli_qualify(u->login, who)) != 0 ||
             (long long)v->seq <= last) {
             snprintf(problem, sizeof problem, "version %lld is malformed", cli_num(e, "seq"));
             free(enc);
@@ -653,7 +665,8 @@ int trust_own(struct kzc *c, const struct ks_device *me)
         /* The first device of this user, or none of the listed ones is active any more (every
          * one revoked or logged out): this device starts the list anew. Everyone is shown. */
         memset(next, 0, sizeof *next);
-        snprintf(next->login, sizeof next->login, "%.64s", me->login);
+        char who[CLI_QUALIFIED_MAX];
+        snprintf(next->login, sizeof next->login, "%.128s", cli_qualify(me->login, who));
         next->seq = (uint64_t)u->server_seq + 1;
         memcpy(next->dev[0].sign_pk, me->k.sign_pk, 32);
         memcpy(next->dev[0].box_pk, me->k.box_pk, 32);
@@ -721,12 +734,12 @@ static int own_change(struct kzc *c, const struct ks_device *me, const char *id,
                  unb64url_exact(cli_str(entry, "sign_pk", NULL), e->sign_pk, 32) &&
                  unb64url_exact(cli_str(entry, "box_pk", NULL), e->box_pk, 32) &&
                  unb64url_exact(cli_str(entry, "sig", NULL), sig, 64);
-            char eid[DEVICE_ID_MAX];
+            char eid[DEVICE_ID_MAX], who[CLI_QUALIFIED_MAX];
             if (ok)
                 ks_device_id(e->sign_pk, eid);
             /* The id is the hash of the signing key, and the keys are the user's own. */
             ok = ok && strcmp(eid, id) == 0 &&
-                 media_devkey_verify(me->login, id, e->sign_pk, e->box_pk, sig);
+                 media_devkey_verify(cli_qualify(me->login, who), id, e->sign_pk, e->box_pk, sig);
             if (ok)
                 next->n++;
             else
@@ -792,7 +805,8 @@ void trust_mark_verified(const char *login, const struct media_devlist *l, long 
 int trust_sign_policy(const struct ks_device *me, const char *history, cJSON *args)
 {
     uint8_t sig[64];
-    if (media_policy_sign(me->login, history, me->k.sign_sk, sig) != MEDIA_OK)
+    char who[CLI_QUALIFIED_MAX];
+    if (media_policy_sign(cli_qualify(me->login, who), history, me->k.sign_sk, sig) != MEDIA_OK)
         return EXIT_REFUSED;
     cJSON_AddStringToObject(args, "policy_device", me->id);
     add_b64(args, "policy_sig", sig, 64);

@@ -456,7 +456,9 @@ static void dev_fields(const char *login, struct dev *v, char *out, size_t cap)
     uint8_t h[16], sig[64];
     crypto_generichash(h, sizeof h, v->k.sign_pk, 32, NULL, 0);
     b64url(h, sizeof h, v->id, sizeof v->id);
-    cr_assert_eq(media_devkey_sign(login, v->id, &v->k, sig), MEDIA_OK);
+    char qualified[200];
+    kzd_qualify(&d, login, qualified, sizeof qualified); /* login@server (issue 19) */
+    cr_assert_eq(media_devkey_sign(qualified, v->id, &v->k, sig), MEDIA_OK);
     char spk[64], bpk[64], s[100];
     b64url(v->k.sign_pk, 32, spk, sizeof spk);
     b64url(v->k.box_pk, 32, bpk, sizeof bpk);
@@ -804,8 +806,8 @@ static void devlist_fields(enum who w, char *out, size_t n)
         ws_close_fd(&s);
     }
     struct media_devlist l = {0};
-    snprintf(l.login, sizeof l.login, "%s",
-             signer == &who[MEMBER].dev ? who[MEMBER].login : c->login);
+    kzd_qualify(&d, signer == &who[MEMBER].dev ? who[MEMBER].login : c->login, l.login,
+                sizeof l.login);
     l.seq = (uint64_t)seq + 1;
     l.n = 1;
     memcpy(l.dev[0].sign_pk, signer->k.sign_pk, 32);

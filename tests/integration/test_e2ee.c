@@ -51,7 +51,9 @@ static void dev_new(struct dev *v)
 static cJSON *dev_register(struct ws *w, const char *login, struct dev *v, bool break_sig)
 {
     uint8_t sig[64];
-    cr_assert_eq(media_devkey_sign(login, v->id, &v->k, sig), MEDIA_OK);
+    char who[200];
+    kzd_qualify(&d, login, who, sizeof who); /* devices sign login@server (issue 19) */
+    cr_assert_eq(media_devkey_sign(who, v->id, &v->k, sig), MEDIA_OK);
     sig[0] ^= break_sig;
     char spk[64], bpk[64], s[100];
     b64(v->k.sign_pk, 32, spk, sizeof spk);

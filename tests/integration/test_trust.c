@@ -263,7 +263,9 @@ static void ghost_device(const char *user, char id[64])
     uint8_t h[16], sig[64];
     crypto_generichash(h, sizeof h, k.sign_pk, 32, NULL, 0);
     b64(h, sizeof h, id, 64);
-    cr_assert_eq(media_devkey_sign(user, id, &k, sig), MEDIA_OK);
+    char who[200];
+    kzd_qualify(&d, user, who, sizeof who); /* devices sign login@server (issue 19) */
+    cr_assert_eq(media_devkey_sign(who, id, &k, sig), MEDIA_OK);
     char spk[65], bpk[65], sg[129], sql[1200];
     hex(k.sign_pk, 32, spk);
     hex(k.box_pk, 32, bpk);
@@ -876,7 +878,9 @@ Test(trust, the_server_stores_only_versions_that_follow)
     uint8_t sig[64];
     cr_assert_eq(media_device_keys_new(&f), MEDIA_OK);
     media_device_id(f.sign_pk, fid);
-    cr_assert_eq(media_devkey_sign("alice", fid, &f, sig), MEDIA_OK);
+    char alice_q[200];
+    kzd_qualify(&d, "alice", alice_q, sizeof alice_q);
+    cr_assert_eq(media_devkey_sign(alice_q, fid, &f, sig), MEDIA_OK);
     b64(f.sign_pk, 32, spk, sizeof spk);
     b64(f.box_pk, 32, bpk, sizeof bpk);
     b64(sig, 64, sg, sizeof sg);

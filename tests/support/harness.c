@@ -925,3 +925,16 @@ const char *csv_formula_cell(const char *csv)
     }
     return NULL;
 }
+
+void kzd_qualify(struct kzd *d, const char *login, char *out, size_t n)
+{
+    struct ws w;
+    cr_assert(ws_open(&w, d->port), "connect for whoami");
+    cr_assert(ws_login(&w, "admin", TEST_ADMIN_PASSWORD, NULL), "admin login for whoami");
+    cJSON *r = ws_callf(&w, "\"op\":\"whoami\"");
+    ws_close_fd(&w);
+    const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(r, "server_id"));
+    cr_assert_not_null(id, "whoami names no server_id");
+    snprintf(out, n, "%s@%s", login, id);
+    cJSON_Delete(r);
+}
