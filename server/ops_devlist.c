@@ -149,6 +149,13 @@ static int publish_device(void *arg, const struct store_device *d)
     return p->e != KZ_OK;
 }
 
+static int publish_list(void *arg, const struct store_devlist *dl)
+{
+    struct publish_ctx *p = arg;
+    p->e = devlist_event(p->c, p->r, dl);
+    return p->e != KZ_OK;
+}
+
 enum kz_err srv_devices_publish(struct srv_call *c, const struct store_room *r,
                                 const struct store_user *u)
 {
@@ -160,15 +167,11 @@ enum kz_err srv_devices_publish(struct srv_call *c, const struct store_room *r,
         return srv_fail(c, KZ_INTERNAL, "cannot list the user's devices");
     if (p.e)
         return p.e;
-    struct store_devlist *dl = calloc(1, sizeof *dl);
-    if (!dl)
-        return srv_fail(c, KZ_INTERNAL, "out of memory");
-    enum store_rc rc = store_devlist_latest(st, u->id, dl);
-    enum kz_err e = rc == STORE_OK          ? devlist_event(c, r, dl)
-                    : rc == STORE_NOT_FOUND ? KZ_OK
-                                            : srv_fail(c, KZ_INTERNAL, "device list lookup failed");
-    free(dl);
-    return e;
+    /* Every version, oldest first: clients accept a version only by following the chain from
+     * a root (media_devlist_follows), and its signers' keys are in the versions themselves. */
+    if (store_devlist_each_of_user(st, u->id, publish_list, &p) != STORE_OK && !p.e)
+        return srv_fail(c, KZ_INTERNAL, "cannot list the user's device lists");
+    return p.e;
 }
 
 /* ---- device.sign ---- */

@@ -131,6 +131,16 @@ enum kz_err op_hotline_create(struct srv_call *c)
     cJSON_AddItemToObject(content, "servers", cJSON_Duplicate(servers, true));
     cJSON *hotline = cJSON_AddObjectToObject(content, "hotline");
     cJSON_AddItemToObject(hotline, "roles", role_map);
+    /* The creator's device signs that photos' keys are shared with staff who join later (a
+     * shift taking over): without it, nothing is shared later (ops_devlist.c). */
+    cJSON *policy = srv_room_policy(c, room.history, &e);
+    if (e) {
+        cJSON_Delete(servers);
+        cJSON_Delete(content);
+        return e;
+    }
+    if (policy)
+        cJSON_AddItemToObject(content, "policy", policy);
     cJSON *derived = cJSON_Duplicate(content, true); /* the content is consumed by the append */
     struct srv_appended created;
     e = srv_room_create_with(c, &room, NULL, "room.create", content, &created);

@@ -167,16 +167,16 @@ void kz_password_generate(char *out, size_t n);
 #define KZ_OTP_CHARS 20
 /* A login id: 1-64 of [a-z0-9._-], starting with a letter or digit. */
 bool kz_login_valid(const char *login);
-/* Account roles, the one list of them. The database stores and the protocol sends the names
- * (store.c's CHECK constraint lists the same three; tests/unit/test_proto.c checks they agree). */
-enum kz_role { KZ_ROLE_ADMIN, KZ_ROLE_HQ, KZ_ROLE_STAFF, KZ_ROLE_COUNT };
-/* "admin", "hq", "staff" (a static string). */
 /* A user of another server as this server knows it: "login@server" (store_actor_get). */
 bool kz_actor_login_valid(const char *login);
 /* Whether text is exactly n bytes in unpadded base64url (into out); NULL text is not. */
 bool kz_b64url_exact(const char *text, uint8_t *out, size_t n);
 /* Adds bin as unpadded base64url under name (nothing if out of memory). */
 void kz_json_add_b64url(cJSON *o, const char *name, const uint8_t *bin, size_t n);
+/* Account roles, the one list of them. The database stores and the protocol sends the names
+ * (store.c's CHECK constraint lists the same three; tests/unit/test_proto.c checks they agree). */
+enum kz_role { KZ_ROLE_ADMIN, KZ_ROLE_HQ, KZ_ROLE_STAFF, KZ_ROLE_COUNT };
+/* "admin", "hq", "staff" (a static string). */
 const char *kz_role_name(enum kz_role r);
 /* The role named name, for user.add, user.update, user.import and invite.create alike; false if
  * there is none, with why (if not NULL) saying so in the words all of them answer with:
@@ -825,6 +825,11 @@ enum kz_err op_e2ee_post(struct srv_call *c);
 /* Revokes the active devices a session registered (logout, session.revoke); in the open
  * transaction. */
 enum kz_err srv_devices_of_session_revoke(struct srv_call *c, int64_t session_id);
+/* Whether the content of an e2ee.* event ({device, blobs?, data, sig}) carries a signature of
+ * the device with sign_pk over this room and type (protocol.md, "End-to-end encrypted
+ * photos"): what the room's other servers check before taking the event. */
+bool srv_e2ee_content_verify(const char *room_id, const char *type, const cJSON *content,
+                             const uint8_t sign_pk[32]);
 /* ops_devlist.c: signed device lists and room history policies (issue 14) */
 enum kz_err op_device_sign(struct srv_call *c);
 /* Appends every version of a user's signed device list, oldest first, to arr (JSON objects as
@@ -837,15 +842,21 @@ enum kz_err srv_devlists_in_room(struct srv_call *c, int64_t room, cJSON *arr);
  * the event carries the device's whole record (its keys and self-signature). */
 enum kz_err srv_device_line(struct srv_call *c, const struct store_device *d, const char *change,
                             const char *by);
+/* After this server's user u joined the shared room r: a `device` event (change "present") for
+ * each of u's active devices and a `device.list` event for each version of u's signed list, so
+ * the room's other servers know them. Nothing for a room of this server only. */
+enum kz_err srv_devices_publish(struct srv_call *c, const struct store_room *r,
+                                const struct store_user *u);
+/* The name every signature binds a user by: "login@server" with the user's home server (a user
+ * of another server is known here by that name already), the same on every server. */
+#define SRV_QUALIFIED_MAX (STORE_LOGIN_MAX + 1)
+_Static_assert(STORE_LOCAL_LOGIN_MAX + 1 + STORE_SERVER_ID_MAX <= STORE_LOGIN_MAX,
+               "a qualified login must fit");
+void srv_user_qualified(struct srv *s, const struct store_user *u, char out[SRV_QUALIFIED_MAX]);
 /* room.create and room.direct: the history policy the caller's device signed for the new room
  * (args policy_device, policy_sig), checked, as the object the room.create event carries; NULL
  * when none was given (or on error, with *e set). */
 cJSON *srv_room_policy(struct srv_call *c, const char *history, enum kz_err *e);
-/* Whether the content of an e2ee.* event ({device, blobs?, data, sig}) carries a signature of
- * the device with sign_pk over this room and type (protocol.md, "End-to-end encrypted
- * photos"): what the room's other servers check before taking the event. */
-bool srv_e2ee_content_verify(const char *room_id, const char *type, const cJSON *content,
-                             const uint8_t sign_pk[32]);
 /* ---- backups (backup.c): kizunad backup, verify-backup, restore ---- */
 struct kz_backup_stats {
     int64_t files, blobs, bytes;
@@ -858,17 +869,6 @@ int kz_backup_make(const char *data_dir, const char *out_dir, struct kz_backup_s
 /* Checks a backup against its manifest (sizes, hashes, nothing missing or extra, the
  * manifest's own hash, the database's integrity); each problem is a line on report. Returns
  * the number of problems (0: whole). */
-/* After this server's user u joined the shared room r: a `device` event (change "present") for
- * each of u's active devices and a `device.list` event with u's newest signed list, so the
- * room's other servers know them. Nothing for a room of this server only. */
-enum kz_err srv_devices_publish(struct srv_call *c, const struct store_room *r,
-                                const struct store_user *u);
-/* The name every signature binds a user by: "login@server" with the user's home server (a user
- * of another server is known here by that name already), the same on every server. */
-#define SRV_QUALIFIED_MAX (STORE_LOGIN_MAX + 1)
-_Static_assert(STORE_LOCAL_LOGIN_MAX + 1 + STORE_SERVER_ID_MAX <= STORE_LOGIN_MAX,
-               "a qualified login must fit");
-void srv_user_qualified(struct srv *s, const struct store_user *u, char out[SRV_QUALIFIED_MAX]);
 int kz_backup_verify(const char *dir, FILE *report, struct kz_backup_stats *stats);
 /* Copies a verified backup's files into a new data directory (created; must not exist). */
 int kz_backup_restore_files(const char *backup_dir, const char *data_dir, char *err, size_t errlen);

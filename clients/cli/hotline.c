@@ -180,13 +180,15 @@ int cmd_hotline_create(int argc, char **argv)
                                        "(ROLE: affected, primary, secondary or hq)");
     }
     struct kzc *c;
-    struct session s;
-    int rc = cli_connect_authed(&c, &s);
+    cJSON *args = cJSON_CreateObject(), *reply = NULL, *servers = NULL;
+    /* Its history policy, signed by this device: staff who join later (the next shift, a new
+     * phone) get the keys of photos sent before (issue 19). */
+    int rc = cli_connect_signing(&c, "shared", args);
     if (rc != EXIT_OK) {
+        cJSON_Delete(args);
         cJSON_Delete(roles);
         return rc;
     }
-    cJSON *args = cJSON_CreateObject(), *reply = NULL, *servers = NULL;
     cJSON_AddStringToObject(args, "name", name);
     if (topic)
         cJSON_AddStringToObject(args, "topic", topic);
