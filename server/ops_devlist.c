@@ -135,6 +135,23 @@ enum kz_err srv_device_line(struct srv_call *c, const struct store_device *d, co
     return each_room_of(c, d->user_id, &l);
 }
 
+static int record_in(void *arg, const struct store_room *r, const struct store_member *me)
+{
+    (void)me;
+    struct device_line *l = arg;
+    l->e = r->authority[0] ? device_event(l->c, r, l->d, "present", NULL) : KZ_OK;
+    return l->e != KZ_OK;
+}
+
+enum kz_err srv_device_record_publish(struct srv_call *c, const struct store_device *d)
+{
+    struct device_line l = {c, d, "present", NULL, NULL, KZ_OK};
+    if (store_room_each_of_user(srv_store(c->srv), d->user_id, record_in, &l) != STORE_OK &&
+        !l.e)
+        return srv_fail(c, KZ_INTERNAL, "cannot list the user's rooms");
+    return l.e;
+}
+
 struct publish_ctx {
     struct srv_call *c;
     const struct store_room *r;
@@ -188,13 +205,21 @@ static enum kz_err check_version(struct srv_call *c, const struct store_devlist 
     srv_user_qualified(c->srv, &c->auth.user, me);
     if (strcmp(next->login, me) != 0)
         return srv_fail(c, KZ_BAD_REQUEST, "a device list names its owner: yours is '%s'", me);
+    /* A version signed before names were login@server (issue 19) names a bare login: the
+     * user's next version starts anew (a root) rather than following it. */
+    bool legacy = cur && strcmp(cur->login, me) != 0;
+    if (legacy && !media_devlist_is_root(next))
+        return srv_fail(c, KZ_BAD_REQUEST,
+                        "your device list names you as '%s', from before names were "
+                        "login@server: start it anew (a root signed by one of its own devices)",
+                        cur->login);
     if (next->seq != (cur ? cur->seq + 1 : 1))
         return srv_fail(c, KZ_CONFLICT,
                         "your device list is at version %llu: read it again and sign version "
                         "%llu",
                         (unsigned long long)(cur ? cur->seq : 0),
                         (unsigned long long)(cur ? cur->seq + 1 : 1));
-    switch (media_devlist_follows(cur, next, dl->list, dl->len, dl->by, dl->sig)) {
+    switch (media_devlist_follows(legacy ? NULL : cur, next, dl->list, dl->len, dl->by, dl->sig)) {
     case MEDIA_OK:
         break;
     case MEDIA_AUTH:

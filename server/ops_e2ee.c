@@ -90,6 +90,18 @@ enum kz_err op_device_register(struct srv_call *c)
                 return srv_fail(c, KZ_INTERNAL, "cannot update the device");
             old.session_id = c->auth.session_id;
         }
+        /* A device registered before names were login@server (issue 19) signed a bare login:
+         * its new self-signature replaces that one, and the shared rooms get its record again,
+         * now one the other servers accept. */
+        if (!media_devkey_verify(me, old.device_id, old.sign_pk, old.box_pk, old.self_sig)) {
+            memcpy(old.self_sig, d.self_sig, sizeof old.self_sig);
+            enum kz_err e;
+            if (store_device_resign(st, old.id, old.self_sig) != STORE_OK)
+                return srv_fail(c, KZ_INTERNAL, "cannot update the device");
+            if ((e = srv_device_record_publish(c, &old)))
+                return e;
+            KZ_INFO("device_resigned", "login=%s device=%s", old.login, old.device_id);
+        }
         c->result = cJSON_CreateObject();
         cJSON_AddItemToObject(c->result, "device", device_json(&old));
         return KZ_OK;

@@ -842,6 +842,9 @@ enum kz_err srv_devlists_in_room(struct srv_call *c, int64_t room, cJSON *arr);
  * the event carries the device's whole record (its keys and self-signature). */
 enum kz_err srv_device_line(struct srv_call *c, const struct store_device *d, const char *change,
                             const char *by);
+/* The record of d (its owner's) as a `present` device line in each shared room of the owner's:
+ * after its self-signature was replaced. */
+enum kz_err srv_device_record_publish(struct srv_call *c, const struct store_device *d);
 /* After this server's user u joined the shared room r: a `device` event (change "present") for
  * each of u's active devices and a `device.list` event for each version of u's signed list, so
  * the room's other servers know them. Nothing for a room of this server only. */

@@ -233,6 +233,8 @@ enum store_rc store_device_get(struct store *st, const char *device_id, struct s
 enum store_rc store_device_revoke(struct store *st, int64_t id, int64_t now);
 /* Binds an active device to the session that registered it again (a new login). */
 enum store_rc store_device_rebind(struct store *st, int64_t id, int64_t session_id);
+/* Replaces an active device's self-signature (one made before names were login@server). */
+enum store_rc store_device_resign(struct store *st, int64_t id, const uint8_t self_sig[64]);
 /* The active devices registered by a session (at most max, into out[0..*n)). */
 enum store_rc store_device_by_session(struct store *st, int64_t session_id,
                                       struct store_device *out, int max, int *n);

@@ -14,6 +14,7 @@ enum e2ee_stmt {
     E_DEV_OF_USER,
     E_DEV_IN_ROOM,
     E_DEV_REBIND,
+    E_DEV_RESIGN,
     E_UP_INSERT,
     E_UP_GET,
     E_UP_OFFSET,
@@ -69,6 +70,7 @@ static const char *const e2ee_sql[E_COUNT] = {
                       " WHERE m.room = ? AND m.left_pos IS NULL AND d.revoked_at IS NULL"
                       " AND " DEV_LIVE " ORDER BY u.login, d.id",
     [E_DEV_REBIND] = "UPDATE devices SET session_id = ? WHERE id = ? AND revoked_at IS NULL",
+    [E_DEV_RESIGN] = "UPDATE devices SET self_sig = ? WHERE id = ? AND revoked_at IS NULL",
     [E_UP_INSERT] = "INSERT INTO uploads (id, user_id, blob, length, offset, created_at,"
                     " expires_at, done_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     [E_UP_GET] = "SELECT " UP_COLS " FROM uploads WHERE id = ?",
@@ -238,6 +240,14 @@ enum store_rc store_device_rebind(struct store *st, int64_t id, int64_t session_
     sqlite3_bind_int64(s, 1, session_id);
     sqlite3_bind_int64(s, 2, id);
     return store_step_done(st, s, "device rebind");
+}
+
+enum store_rc store_device_resign(struct store *st, int64_t id, const uint8_t self_sig[64])
+{
+    sqlite3_stmt *s = st->e2ee[E_DEV_RESIGN];
+    sqlite3_bind_blob(s, 1, self_sig, 64, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, id);
+    return store_step_done(st, s, "device resign");
 }
 
 /* ---- uploads ---- */

@@ -341,8 +341,16 @@ static void walk(struct tr_user *u, const cJSON *lists, const cJSON *dir)
         uint8_t *enc, sig[64];
         size_t len;
         char who[CLI_QUALIFIED_MAX];
-        if (!list_decode(e, &enc, &len, v, sig) ||
-            strcmp(v->login, cli_qualify(u->login, who)) != 0 ||
+        bool decoded = list_decode(e, &enc, &len, v, sig);
+        if (decoded && (long long)v->seq > last && !strchr(u->login, '@') &&
+            strcmp(v->login, u->login) == 0) {
+            /* Signed before names were login@server (issue 19): what it vouched for binds no
+             * server, so it is history, not trust; the user's devices start the list anew. */
+            last = (long long)v->seq;
+            free(enc);
+            continue;
+        }
+        if (!decoded || strcmp(v->login, cli_qualify(u->login, who)) != 0 ||
             (long long)v->seq <= last) {
             snprintf(problem, sizeof problem, "version %lld is malformed", cli_num(e, "seq"));
             free(enc);

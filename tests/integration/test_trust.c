@@ -931,3 +931,109 @@ Test(trust, the_server_stores_only_versions_that_follow)
     cr_assert_eq(KZ("bob", "devices", "alice"), 0, "%s", out);
     cr_assert(strstr(out, fid) && strstr(out, "approved") && strstr(out, "version 2"), "%s", out);
 }
+
+/* ---- devices and lists from before names were login@server (issue 19) ---- */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* A server and client upgraded from a version whose devices signed the bare login: alice's
+ * device self-signature, her list (version 1) and her own pin name "alice". Her next command
+ * signs the device again and starts her list anew as alice@SERVER, which the room shows; bob's
+ * next photo then reaches her. */
+Test(trust, a_device_and_list_signed_before_names_had_a_server_are_renewed)
+{
+    const char *users[] = {"alice", "bob"};
+    char room[64];
+    users_and_room(users, 2, "本部", NULL, NULL, room);
+    cJSON *dj = config_json("alice", "device.json");
+    struct media_device_keys k;
+    size_t got;
+    sodium_base642bin(k.sign_sk, 64, jstr(dj, "sign_sk"), strlen(jstr(dj, "sign_sk")), NULL, &got,
+                      NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_base642bin(k.sign_pk, 32, jstr(dj, "sign_pk"), strlen(jstr(dj, "sign_pk")), NULL, &got,
+                      NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_base642bin(k.box_pk, 32, jstr(dj, "box_pk"), strlen(jstr(dj, "box_pk")), NULL, &got,
+                      NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    char dev[64];
+    snprintf(dev, sizeof dev, "%s", jstr(dj, "device"));
+    cJSON_Delete(dj);
+
+    /* What the older version made: everything names "alice". */
+    uint8_t self_sig[64], list_sig[64];
+    cr_assert_eq(media_devkey_sign("alice", dev, &k, self_sig), MEDIA_OK);
+    struct media_devlist l = {.seq = 1, .n = 1};
+    snprintf(l.login, sizeof l.login, "alice");
+    memcpy(l.dev[0].sign_pk, k.sign_pk, 32);
+    memcpy(l.dev[0].box_pk, k.box_pk, 32);
+    unsigned char enc[MEDIA_DEVLIST_ENCODED_MAX];
+    size_t len;
+    cr_assert_eq(media_devlist_encode(&l, enc, sizeof enc, &len), MEDIA_OK);
+    cr_assert_eq(media_devlist_sign(enc, len, k.sign_sk, list_sig), MEDIA_OK);
+    sodium_memzero(&k, sizeof k);
+    char *enc_hex = malloc(2 * len + 1), sig_hex[129], ssig_hex[129], sql[12000];
+    hex(enc, len, enc_hex);
+    hex(list_sig, 64, sig_hex);
+    hex(self_sig, 64, ssig_hex);
+    cr_assert_eq(kzd_stop(&d), 0);
+    snprintf(sql, sizeof sql,
+             "UPDATE devices SET self_sig = x'%s' WHERE device_id = '%s';"
+             "UPDATE device_lists SET list = x'%s', sig = x'%s' WHERE seq = 1 AND user_id ="
+             " (SELECT id FROM users WHERE login = 'alice');",
+             ssig_hex, dev, enc_hex, sig_hex);
+    db_exec(sql);
+    char pin_b64[6000], pins[7000], path[300];
+    b64(enc, len, pin_b64, sizeof pin_b64);
+    snprintf(pins, sizeof pins, "{\"users\":{\"alice\":{\"list\":\"%s\",\"ever\":[\"%s\"]}}}",
+             pin_b64, dev);
+    snprintf(path, sizeof path, "%s/alice/contacts.json", base);
+    write_file(path, pins);
+    snprintf(path, sizeof path, "%s/bob/contacts.json", base);
+    unlink(path); /* bob met alice under the older version too: he meets her again */
+    free(enc_hex);
+    kzd_start(&d);
+    server_port = d.port;
+
+    /* Alice's next command: her device signs again, her list starts anew, named alice@SERVER. */
+    cr_assert_eq(KZ("alice", "--json", "photo", "list", room), 0, "%s", out);
+    char me[200];
+    kzd_qualify(&d, "alice", me, sizeof me);
+    struct ws w;
+    cr_assert(ws_open(&w, d.port));
+    cr_assert(ws_login(&w, "bob", "bob" PW_SUFFIX, NULL));
+    cJSON *r = ws_callf(&w, "\"op\":\"device.list\",\"login\":\"alice\"");
+    ws_close_fd(&w);
+    const cJSON *dv = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "devices"), 0);
+    uint8_t spk[32], bpk[32], sig[64];
+    sodium_base642bin(spk, 32, jstr(dv, "sign_pk"), strlen(jstr(dv, "sign_pk")), NULL, &got, NULL,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_base642bin(bpk, 32, jstr(dv, "box_pk"), strlen(jstr(dv, "box_pk")), NULL, &got, NULL,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_base642bin(sig, 64, jstr(dv, "sig"), strlen(jstr(dv, "sig")), NULL, &got, NULL,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    cr_assert(media_devkey_verify(me, dev, spk, bpk, sig), "the device signs %s now", me);
+    const cJSON *lists = cJSON_GetObjectItem(r, "lists");
+    cr_assert_eq(cJSON_GetArraySize(lists), 2, "the old version and a new start");
+    const cJSON *l2 = cJSON_GetArrayItem(lists, 1);
+    unsigned char enc2[MEDIA_DEVLIST_ENCODED_MAX];
+    size_t len2;
+    struct media_devlist v2;
+    sodium_base642bin(enc2, sizeof enc2, jstr(l2, "list"), strlen(jstr(l2, "list")), NULL, &len2,
+                      NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    cr_assert_eq(media_devlist_decode(enc2, len2, &v2), MEDIA_OK);
+    cr_assert_str_eq(v2.login, me);
+    cr_assert_eq(v2.seq, 2);
+    cr_assert(media_devlist_is_root(&v2), "a new start");
+    cJSON_Delete(r);
+
+    /* Bob's next photo reaches her device. */
+    long long pos = send_photo("bob", "bob", room, "after-upgrade");
+    char state[32];
+    photo_state("alice", "alice", room, pos, state);
+    cr_assert_str_eq(state, "ready", "%s", out);
+}
