@@ -219,14 +219,16 @@ static enum kz_err apply_device(struct srv *s, const struct store_event *e, cons
             kz_b64url_exact(content_str(content, "sig"), dl->sig, sizeof dl->sig)) {
             dl->len = len;
             dl->user_id = owner;
-            dl->seq = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(content, "seq"));
+            dl->seq =
+                (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(content, "seq"));
             snprintf(dl->by, sizeof dl->by, "%s", by);
             dl->created_at = e->ts;
             rc = store_devlist_insert(s->store, dl);
         }
         free(dl);
         /* The same version arrives in each shared room its owner is in. */
-        return rc == STORE_OK || rc == STORE_CONFLICT ? KZ_OK : refused(why, "cannot store the list");
+        return rc == STORE_OK || rc == STORE_CONFLICT ? KZ_OK
+                                                      : refused(why, "cannot store the list");
     }
     struct store_device d = {.user_id = owner};
     const char *id = content_str(content, "device");

@@ -122,8 +122,7 @@ static int device_line_in(void *arg, const struct store_room *r, const struct st
 
 static enum kz_err each_room_of(struct srv_call *c, int64_t user_id, struct device_line *l)
 {
-    if (store_room_each_of_user(srv_store(c->srv), user_id, device_line_in, l) != STORE_OK &&
-        !l->e)
+    if (store_room_each_of_user(srv_store(c->srv), user_id, device_line_in, l) != STORE_OK && !l->e)
         return srv_fail(c, KZ_INTERNAL, "cannot list the user's rooms");
     return l->e;
 }
@@ -146,8 +145,7 @@ static int record_in(void *arg, const struct store_room *r, const struct store_m
 enum kz_err srv_device_record_publish(struct srv_call *c, const struct store_device *d)
 {
     struct device_line l = {c, d, "present", NULL, NULL, KZ_OK};
-    if (store_room_each_of_user(srv_store(c->srv), d->user_id, record_in, &l) != STORE_OK &&
-        !l.e)
+    if (store_room_each_of_user(srv_store(c->srv), d->user_id, record_in, &l) != STORE_OK && !l.e)
         return srv_fail(c, KZ_INTERNAL, "cannot list the user's rooms");
     return l.e;
 }

@@ -265,8 +265,8 @@ bool srv_e2ee_content_verify(const char *room_id, const char *type, const cJSON 
     const cJSON *blobs = cJSON_GetObjectItemCaseSensitive(content, "blobs"), *b;
     uint8_t sig[64];
     if (!data || (blobs && !cJSON_IsArray(blobs)) ||
-        !kz_b64url_exact(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "sig")), sig,
-                   sizeof sig))
+        !kz_b64url_exact(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "sig")),
+                         sig, sizeof sig))
         return false;
     cJSON_ArrayForEach(b, blobs) if (!cJSON_IsString(b)) return false;
     size_t len;

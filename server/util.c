@@ -1,5 +1,5 @@
-/* util.c - small helpers: time and the time zone, UTF-8, passwords, tokens, CSV cells, base64url. The
- * only state is the process's time zone (TZ), set once at start by kz_time_zone_load. */
+/* util.c - small helpers: time and the time zone, UTF-8, passwords, tokens, CSV cells, base64url.
+ * The only state is the process's time zone (TZ), set once at start by kz_time_zone_load. */
 #include "server.h"
 
 #include <errno.h>

@@ -43,9 +43,9 @@ _Static_assert(E_COUNT <= STORE_E2EE_STMTS, "raise STORE_E2EE_STMTS");
 #define DEV_COLS DEV_FIELDS DEV_FROM
 /* The device has a live session here, or belongs to another server's user (u: its owner). */
 #define DEV_LIVE                                                                                   \
-    "(u.home IS NOT NULL OR EXISTS (SELECT 1 FROM sessions s WHERE s.id = d.session_id"           \
+    "(u.home IS NOT NULL OR EXISTS (SELECT 1 FROM sessions s WHERE s.id = d.session_id"            \
     " AND s.ended_at IS NULL))"
-#define UP_COLS  "id, user_id, blob, length, offset, created_at, expires_at, coalesce(done_at, 0)"
+#define UP_COLS "id, user_id, blob, length, offset, created_at, expires_at, coalesce(done_at, 0)"
 #define DL_COLS                                                                                    \
     "dl.user_id, u.login, dl.seq, dl.list, dl.by_device, dl.sig, dl.created_at"                    \
     " FROM device_lists dl JOIN users u ON u.id = dl.user_id"

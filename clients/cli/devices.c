@@ -200,8 +200,8 @@ static int cmd_verify(const char *user, bool yes)
         pubs_of(a, pa);
         pubs_of(b, pb);
         char qa[CLI_QUALIFIED_MAX], qb[CLI_QUALIFIED_MAX];
-        if (media_safety_number(cli_qualify(s.login, qa), pa, a->n, cli_qualify(user, qb), pb,
-                                b->n, number) != MEDIA_OK)
+        if (media_safety_number(cli_qualify(s.login, qa), pa, a->n, cli_qualify(user, qb), pb, b->n,
+                                number) != MEDIA_OK)
             rc = EXIT_REFUSED;
     }
     long long at = 0;

@@ -156,9 +156,8 @@ static struct tr_user *user_get(const char *login)
     size_t len;
     char who[CLI_QUALIFIED_MAX];
     if (unb64url(cli_str(pin_of(login, false), "list", NULL), &enc, &len)) {
-        u->has_list =
-            media_devlist_decode(enc, len, &u->cur) == MEDIA_OK &&
-            strcmp(u->cur.login, cli_qualify(login, who)) == 0;
+        u->has_list = media_devlist_decode(enc, len, &u->cur) == MEDIA_OK &&
+                      strcmp(u->cur.login, cli_qualify(login, who)) == 0;
         free(enc);
     }
     tr.u[tr.n++] = u;
