@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startServer, launchBrowser, newPage, waitForText, screenshot } from './lib/harness.mjs';
+import { startServer, launchBrowser, newPage, waitForText, screenshot, PHONE, DESKTOP } from './lib/harness.mjs';
 import { addStaff, loginAs, downloadsInto, downloadNames, waitForDownload, confirmOk, clearToasts } from './lib/staff.mjs';
 
 const cleanup = [];
@@ -103,6 +103,11 @@ test('CSV import: the dry run shows every bad line, the corrected file creates t
     await admin.select('#au-state', '');
     await clearToasts(admin);
     await screenshot(admin, 'admin-users');
+    await admin.setViewport(PHONE); // a change of isMobile reloads the page
+    await admin.waitForSelector('#au-users tbody tr');
+    await screenshot(admin, 'admin-users-phone');
+    await admin.setViewport(DESKTOP);
+    await admin.waitForSelector('#au-users tbody tr');
 
     // Edit: a department and an end date for yamada.
     await admin.click('#au-users a[href="#/admin/user/yamada"]');

@@ -8,7 +8,7 @@
 // the report.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, newPage, waitForText, screenshot } from './lib/harness.mjs';
+import { startServer, launchBrowser, newPage, waitForText, screenshot, PHONE, DESKTOP } from './lib/harness.mjs';
 import { addStaff, loginAs, downloadsInto, downloadNames, waitForDownload, confirmOk, clearToasts } from './lib/staff.mjs';
 
 const cleanup = [];
@@ -94,6 +94,11 @@ test('a roll-call posted by HQ in the browser is answered on a phone in one tap 
     assert.match(answers, /無事・出勤可\s*1（25%）/);
     await clearToasts(hq);
     await screenshot(hq, 'notice-report');
+    await hq.setViewport(PHONE); // a change of isMobile reloads the page
+    await hq.waitForSelector('#rp-depts');
+    await screenshot(hq, 'notice-report-phone');
+    await hq.setViewport(DESKTOP);
+    await hq.waitForSelector('#rp-depts');
 
     // Remind the missing: exactly the three who have not answered.
     await hq.click('#rp-remind');

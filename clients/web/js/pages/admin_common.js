@@ -93,7 +93,8 @@ export function statusLine() {
 
 // A table: columns [{label, cell(row) -> Node|string, class?}], rows; caption for screen
 // readers. Wrapped in a scrolling box so that wide tables scroll on a phone, not the page.
-export function table(columns, rows, { caption, rowClass, empty } = {}) {
+// keep: stays a grid on a phone too (scrolling sideways), for tables of numbers.
+export function table(columns, rows, { caption, rowClass, empty, keep } = {}) {
   const body = rows.map((r) =>
     h('tr', { class: rowClass ? rowClass(r) || '' : '' },
       ...columns.map((c) => {
@@ -103,7 +104,7 @@ export function table(columns, rows, { caption, rowClass, empty } = {}) {
       })));
   return h('div', { class: 'table-wrap adm-table-wrap', tabindex: '0', role: 'region',
     'aria-label': caption || '' },
-  h('table', { class: 'table adm-table' },
+  h('table', { class: keep ? 'table adm-table adm-keep' : 'table adm-table' },
     caption ? h('caption', { class: 'adm-caption' }, caption) : null,
     h('thead', {}, h('tr', {}, ...columns.map((c) =>
       h('th', { scope: 'col', class: c.class || '' }, c.label)))),

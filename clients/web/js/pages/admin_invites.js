@@ -35,6 +35,7 @@ addStrings({
     'iv.copy': 'リンクをコピー',
     'iv.copied': 'コピーしました',
     'iv.print': '印刷',
+    'iv.loopback': 'この画面は {host} で開かれているため、リンクとQRコードはスマートフォンからは開けません。スマートフォンから届くサーバーのアドレス（例: http://192.168.1.10:8080）でこの画面を開き直してから招待を作ってください。',
     'iv.list': '招待の一覧',
     'iv.c.id': '番号',
     'iv.c.state': '状態',
@@ -88,6 +89,7 @@ addStrings({
     'iv.copy': 'Copy link',
     'iv.copied': 'Copied',
     'iv.print': 'Print',
+    'iv.loopback': 'This page was opened at {host}, which a phone cannot reach: open it at the address phones use (e.g. http://192.168.1.10:8080) before making the invitation.',
     'iv.list': 'Invitations',
     'iv.c.id': 'No.',
     'iv.c.state': 'State',
@@ -187,7 +189,10 @@ function invitesPage(container) {
         h('button', { type: 'button', class: 'btn', onclick: () => navigator.clipboard?.writeText(link).then(() => toast(t('iv.copied'))).catch(() => {}) }, t('iv.copy')),
         h('button', { type: 'button', class: 'btn', onclick: () => window.print() }, t('iv.print'))),
       h('p', { class: 'muted' }, `${roleLabel(inv.role)}・${inv.department || ''}・${inv.uses_max}人・${formatTime(inv.expires_at, { full: true })}まで`),
-      h('p', { class: 'iv-once' }, t('iv.once')));
+      h('p', { class: 'iv-once' }, t('iv.once')),
+      // A phone cannot open the loopback address this page was opened on.
+      /^(localhost|127\.|\[::1\])/.test(location.host)
+        ? h('p', { class: 'iv-warn', role: 'note' }, t('iv.loopback', { host: location.host })) : null);
     result.querySelector('h2').focus();
   }
 

@@ -162,7 +162,7 @@ function report(container, params) {
     const rows = [...(r.by_department || []), { ...tot, department: t('rp.total'), total: true }];
     const depts = h('section', { class: 'rp-section', 'aria-labelledby': 'rp-h-dept' },
       h('h2', { id: 'rp-h-dept' }, t('rp.by_dept')),
-      table(cols, rows, { caption: t('rp.by_dept'), rowClass: (d) => (d.total ? 'rp-total-row' : '') }));
+      table(cols, rows, { caption: t('rp.by_dept'), keep: true, rowClass: (d) => (d.total ? 'rp-total-row' : '') }));
     depts.querySelector('table').id = 'rp-depts';
 
     const m = r.missing || {};
