@@ -230,7 +230,7 @@ static void invite(const struct dev *admin, const char *room, const char *login)
 }
 
 /* Waits until room.devices on d's server, asked as d's user, lists each device of want (ids,
- * not revoked). */
+ * not revoked) and a signed device list of each one's owner (what a sender's CLI encrypts to). */
 static void wait_room_devices(const struct dev *d, const char *room, const char *const *want, int n)
 {
     char pw[64];
@@ -242,13 +242,20 @@ static void wait_room_devices(const struct dev *d, const char *room, const char 
         cJSON *r = ws_callf(&w, "\"op\":\"room.devices\",\"room\":\"%s\"", room);
         ws_close_fd(&w);
         int found = 0;
-        const cJSON *x;
+        const cJSON *x, *l;
         for (int i = 0; i < n; i++)
             cJSON_ArrayForEach(x, cJSON_GetObjectItem(r, "devices"))
             {
-                if (strcmp(jstr(x, "device"), want[i]) == 0 &&
-                    !cJSON_IsNumber(cJSON_GetObjectItem(x, "revoked_at")))
-                    found++;
+                if (strcmp(jstr(x, "device"), want[i]) != 0 ||
+                    cJSON_IsNumber(cJSON_GetObjectItem(x, "revoked_at")))
+                    continue;
+                cJSON_ArrayForEach(l, cJSON_GetObjectItem(r, "lists"))
+                {
+                    if (strcmp(jstr(l, "login"), jstr(x, "login")) == 0) {
+                        found++;
+                        break;
+                    }
+                }
             }
         char *text = cJSON_PrintUnformatted(r);
         cJSON_Delete(r);
@@ -256,7 +263,7 @@ static void wait_room_devices(const struct dev *d, const char *room, const char 
             free(text);
             return;
         }
-        cr_assert_lt(mono_ms() - t0, DEADLINE_MS, "%s never listed the %d devices: %s",
+        cr_assert_lt(mono_ms() - t0, DEADLINE_MS, "%s never listed the %d devices: %.4000s",
                      net.s[d->srv].id, n, text);
         free(text);
         pause_ms(50);
