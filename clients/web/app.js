@@ -16,6 +16,14 @@ import './js/pages/rooms.js';
 import './js/pages/room.js';
 import './js/pages/search.js';
 // Notices and administration (the notices-admin pages): one import line each, here.
+import './js/pages/notices.js';
+import './js/pages/notice_report.js';
+import './js/pages/admin_users.js';
+import './js/pages/admin_import.js';
+import './js/pages/admin_invites.js';
+import './js/pages/admin_sessions.js';
+import './js/pages/admin_audit.js';
+import './js/pages/admin_fed.js';
 
 const top = document.getElementById('top');
 const main = document.getElementById('main');

@@ -62,7 +62,13 @@ class Api {
     this._authed = false;
     this._ending = false;
     this._beat = 0;
-    window.addEventListener('online', () => this._kick());
+    window.addEventListener('online', () => {
+      if (this._ws && this._ws.readyState === WebSocket.CONNECTING) this._drop('network back');
+      this._kick();
+    });
+    // The browser knows the network went away (Wi-Fi lost, airplane mode) before a socket
+    // notices: drop the connection now, so sends queue visibly and resume when it is back.
+    window.addEventListener('offline', () => this._drop('network offline'));
   }
 
   // ---- events ----
@@ -144,9 +150,18 @@ class Api {
     ws.onerror = () => { /* onclose follows */ };
   }
 
+  // Connect now (the network is back, or a page needs the connection), not at the next retry.
   _kick() {
     if (this._stopped) return;
+    if (this._ws && this._ws.readyState === WebSocket.CONNECTING && this.state !== 'connecting') this._drop('retry now');
     if (!this._ws) { this._retry = 0; this._connect(); }
+  }
+
+  _drop(why) {
+    const ws = this._ws;
+    if (!ws) return;
+    this._closed(ws, 4003, why);
+    try { ws.close(4003, why); } catch { /* ignore */ }
   }
 
   _scheduleRetry() {
@@ -175,7 +190,7 @@ class Api {
     } catch (e) {
       if (ws !== this._ws) return;
       if (e.code === 'unauthorized') this._end(e.message || 'unauthorized');
-      else ws.close(4000, 'resume failed');
+      else this._drop('resume failed');
     }
   }
 
@@ -232,7 +247,7 @@ class Api {
     this._beat = setInterval(() => {
       if (ws !== this._ws) { clearInterval(this._beat); return; }
       this._raw(ws, 'whoami', {}, 10000).catch((e) => {
-        if (e.code === 'timeout' && ws === this._ws) ws.close(4001, 'no answer');
+        if (e.code === 'timeout' && ws === this._ws) this._drop('no answer');
       });
     }, 25000);
   }
@@ -409,7 +424,7 @@ class Api {
           o.sending = false;
           if (e.code === 'offline' || e.code === 'timeout' || e.code === 'unavailable' ||
               e.code === 'rate_limited' || e.code === 'internal') {
-            if (e.code === 'timeout' && this._ws) this._ws.close(4002, 'send timeout');
+            if (e.code === 'timeout') this._drop('send timeout');
             else if (e.code !== 'offline') await new Promise((res) => setTimeout(res, 1000 * (e.retry_after_s || 1)));
             continue;
           }

@@ -13,6 +13,9 @@ addStrings({
     'login.shared': '共用PC（このブラウザに何も残しません。ログアウトや放置で自動的に終了します）',
     'login.submit': 'ログイン', 'login.busy': 'ログインしています…',
     'login.failed': 'ログインできません: {message}',
+    'login.wrong': 'ログインできません: ログインIDかパスワードが違います。', 'login.expired': 'ログインできません: アカウントの有効期限が切れています。管理者に延長を依頼してください。',
+    'login.disabled': 'ログインできません: アカウントが無効になっています。管理者に依頼してください。',
+    'passwd.wrong_old': '現在のパスワードが違います。', 'passwd.weak': 'このパスワードは使えません（{n} 文字以上で、ログインIDと違うもの）: {message}',
     'login.rate': 'ログインの失敗が続いたため、{s} 秒後まで試せません。',
     'login.intro': '災害対応の連絡用です。管理者から受け取ったログインIDとパスワードを入力してください。',
     'passwd.title': 'パスワードの変更', 'passwd.intro': '最初のログインです。受け取った一時パスワードを、自分だけが知るパスワードに変えてください（{n} 文字以上、ログインIDとは別のもの）。',
@@ -88,8 +91,10 @@ route('#/login', (el, params) => {
       const next = params.next && params.next.startsWith('#/') && !params.next.startsWith('#/login') ? params.next : '#/rooms';
       go(next);
     } catch (ex) {
-      err.textContent = ex.code === 'rate_limited' && ex.retry_after_s
-        ? t('login.rate', { s: ex.retry_after_s }) : t('login.failed', { message: ex.message });
+      err.textContent = ex.code === 'rate_limited' && ex.retry_after_s ? t('login.rate', { s: ex.retry_after_s })
+        : ex.code === 'unauthorized' && /expired/.test(ex.message) ? t('login.expired')
+          : ex.code === 'unauthorized' && /disabled/.test(ex.message) ? t('login.disabled')
+            : ex.code === 'unauthorized' ? t('login.wrong') : t('login.failed', { message: ex.message });
       btn.disabled = false;
       btn.textContent = t('login.submit');
       form.querySelector('#login-password').focus();
@@ -102,7 +107,7 @@ route('#/login', (el, params) => {
 route('#/passwd', (el) => {
   const forced = !!session.user()?.must_change_password;
   const err = h('p', { class: 'form-error', role: 'alert', id: 'passwd-error' });
-  const form = h('form', { class: 'card login', 'aria-labelledby': 'passwd-title' },
+  const form = h('form', { class: 'card login', 'aria-labelledby': 'passwd-title', novalidate: true },
     h('h1', { id: 'passwd-title' }, t('passwd.title')),
     forced ? h('p', null, t('passwd.intro', { n: 10 })) : null,
     typedPassword ? null : field('passwd-old', t('passwd.old'), { type: 'password', autocomplete: 'current-password', required: true }),
@@ -120,7 +125,8 @@ route('#/passwd', (el) => {
       await api.refreshUser();
       go('#/rooms');
     } catch (ex) {
-      err.textContent = t('passwd.failed', { message: ex.message });
+      err.textContent = ex.code === 'forbidden' ? t('passwd.wrong_old')
+        : ex.code === 'bad_request' ? t('passwd.weak', { n: 10, message: ex.message }) : t('passwd.failed', { message: ex.message });
     }
   });
   el.append(h('div', { class: 'center' }, form));

@@ -97,7 +97,7 @@ route('#/room/:id', async (el, params) => {
   const head = h('header', { class: 'room-head' },
     h('a', { href: '#/rooms', class: 'back', 'aria-label': t('room.back') }, '‹'),
     h('div', { class: 'room-head-text' }, title, topic, serversLine),
-    h('a', { class: 'btn btn-quiet', href: '#/search?room=' + encodeURIComponent(roomId), 'aria-label': t('room.search') }, '🔍'),
+    h('a', { class: 'btn btn-quiet', href: '#/search?room=' + encodeURIComponent(roomId), 'aria-label': t('room.search') }, '検索'),
     membersBtn);
   const olderBtn = h('button', { type: 'button', class: 'load-more', id: 'load-older', onclick: () => loadOlder() }, t('room.older'));
   const startNote = h('p', { class: 'muted timeline-start', hidden: true }, t('room.start'));
@@ -127,6 +127,7 @@ route('#/room/:id', async (el, params) => {
   let servers = null;        // room.servers' reply (shared rooms: names, seats)
   const seatOf = new Map();  // holder login -> [seat names]
   const pendings = new Map(); // client_id -> li
+  const names = new Map();    // login -> name, for membership lines
 
   function firstPos() { for (const li of list.children) if (li.dataset.pos) return +li.dataset.pos; return 0; }
   function lastPos() {
@@ -145,7 +146,7 @@ route('#/room/:id', async (el, params) => {
 
   function systemText(ev) {
     const c = ev.content || {};
-    const who = (u) => u === ev.sender ? (ev.sender_name || u) : u;
+    const who = (u) => (u === ev.sender && ev.sender_name) || names.get(u) || u;
     switch (ev.event) {
       case 'member': return t('room.ev.' + (c.membership || 'join'), { user: who(c.user) });
       case 'room.create': return t('room.ev.create', { user: ev.sender_name || ev.sender, name: c.name || '' });
@@ -383,6 +384,7 @@ route('#/room/:id', async (el, params) => {
       return;
     }
     if (ev.event === 'room.update' || ev.event === 'room.archive' || ev.event === 'member') setTimeout(loadInfo, 100);
+    if (ev.event === 'member' && ev.content?.membership === 'join' && !names.has(ev.content.user)) loadNames();
     if (!shown(ev)) return;
     if (!atLatest) {
       if (ev.sender !== me) jump.hidden = false;
@@ -451,14 +453,14 @@ route('#/room/:id', async (el, params) => {
     }
   }
   offs.push(api.on('state', updatePendingStates));
+  offs.push(api.on('outbox', () => { if (atLatest && !loading) drawPendings(); }));
 
   function send() {
     const body = input.value;
     if (!body.trim()) return;
     input.value = '';
-    const o = api.send(roomId, body);
-    if (atLatest) { list.appendChild(pendingLi(o)); toBottom(); }
-    else jumpLatest();
+    api.send(roomId, body); // its 'outbox' event draws it as pending
+    if (atLatest) { drawPendings(); toBottom(); } else jumpLatest();
     input.focus();
   }
 
@@ -610,7 +612,15 @@ route('#/room/:id', async (el, params) => {
   const onVis = () => { if (document.visibilityState === 'visible') markRead(); };
   document.addEventListener('visibilitychange', onVis);
 
+  async function loadNames() {
+    try {
+      const r = await api.call('room.members', { room: roomId });
+      for (const m of r.members) names.set(m.login, m.name || m.login);
+    } catch { /* names are a nicety */ }
+  }
+
   try {
+    await loadNames();
     if (params.pos) await loadAround(+params.pos);
     else await loadLatest();
   } catch (e) {

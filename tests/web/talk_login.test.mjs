@@ -1,0 +1,162 @@
+// talk_login.test.mjs - logging in to the web client (clients/web/js/pages/login.js,
+// js/api.js): the one-time password changed on first use; a "共用PC" (shared PC) login leaves no
+// token and no message text in localStorage, sessionStorage, IndexedDB or cookies after logout;
+// a session revoked from the CLI by an admin is thrown out of the page with its reason; and
+// "my sessions" revokes another of one's own devices. Screenshots: login (desktop and phone),
+// the forced password change, the ended page, my sessions.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+    startServer, launchBrowser, newPage, waitForText, screenshot, userPassword,
+} from './lib/harness.mjs';
+import { addStaff, loginAs, confirmOk } from './lib/staff.mjs';
+
+let srv, browser;
+
+before(async () => {
+    srv = await startServer();
+    browser = await launchBrowser();
+    await addStaff(srv, [
+        { login: 'sato', name: '佐藤 一郎', dept: '総務課' },
+        { login: 'suzuki', name: '鈴木 次郎', dept: '建設課' },
+    ]);
+});
+
+after(async () => {
+    await browser?.close();
+    await srv?.stop();
+    srv?.remove();
+});
+
+// Everything the browser keeps for the page's origin, as one string.
+async function storageDump(page) {
+    const inPage = await page.evaluate(async () => {
+        const all = (st) => Object.fromEntries(Array.from({ length: st.length }, (_, i) => [st.key(i), st.getItem(st.key(i))]));
+        const dbs = indexedDB.databases ? await indexedDB.databases() : [];
+        return JSON.stringify({ local: all(localStorage), session: all(sessionStorage), idb: dbs, cookie: document.cookie });
+    });
+    const cookies = await page.cookies();
+    return inPage + JSON.stringify(cookies);
+}
+
+test('first login asks for a new password, then opens the rooms', async () => {
+    const r = await srv.kizuna(['admin', 'user', 'add', 'tanaka', '--name', '田中 花子']);
+    const otp = /one-time password: (\S+)/.exec(r.stdout)[1];
+    const page = await newPage(browser, { mobile: false });
+    await page.goto(srv.url + '/');
+    await page.waitForSelector('#login-id');
+    await screenshot(page, 'talk-login-desktop');
+    await page.type('#login-id', 'tanaka');
+    await page.type('#login-password', otp);
+    await page.click('#login-submit');
+    await page.waitForSelector('#passwd-new');
+    assert.equal(await page.evaluate(() => location.hash), '#/passwd');
+    // Nothing but the change is possible: the nav is empty, other routes come back here.
+    await page.evaluate(() => { location.hash = '#/rooms'; });
+    await page.waitForFunction(() => location.hash === '#/passwd');
+    await page.type('#passwd-new', 'short');
+    await page.type('#passwd-again', 'short');
+    await page.click('#passwd-submit');
+    await page.waitForFunction(() => document.querySelector('#passwd-error').textContent.length > 0);
+    await screenshot(page, 'talk-passwd-desktop');
+    await page.$eval('#passwd-new', (e) => { e.value = ''; });
+    await page.$eval('#passwd-again', (e) => { e.value = ''; });
+    await page.type('#passwd-new', 'kizuna-tanaka-2026');
+    await page.type('#passwd-again', 'kizuna-tanaka-2026');
+    await page.click('#passwd-submit');
+    await page.waitForSelector('#room-list');
+    await waitForText(page, 'まだルームがありません');
+    // The new password works for the CLI too, and the old one no longer does.
+    await srv.kizuna(['login', 'tanaka'], { user: 'tanaka', password: 'kizuna-tanaka-2026' });
+    const old = await srv.kizuna(['login', 'tanaka'], { user: 'tanaka2', password: otp, check: false });
+    assert.notEqual(old.code, 0);
+    assert.deepEqual(page.problems, []);
+    await page.close();
+});
+
+test('a phone-sized login page, and a wrong password says so', async () => {
+    const ctx = await browser.createBrowserContext();
+    const page = await newPage(ctx, { mobile: true });
+    await page.goto(srv.url + '/#/login');
+    await page.waitForSelector('#login-id');
+    await page.type('#login-id', 'sato');
+    await page.type('#login-password', 'not-the-password');
+    await page.click('#login-submit');
+    await waitForText(page, 'ログインできません');
+    await screenshot(page, 'talk-login-phone');
+    await ctx.close();
+});
+
+test('a shared-PC logout leaves no token and no message text in the browser', async () => {
+    await srv.kizuna(['room', 'create', '総務連絡', '--members', 'sato']);
+    const secret = '避難所の鍵は総務課の金庫にあります（暗証 4711）';
+    await srv.kizuna(['send', '総務連絡', secret]);
+    const ctx = await browser.createBrowserContext();
+    const page = await newPage(ctx, { mobile: false });
+    await page.goto(srv.url + '/#/login');
+    await page.waitForSelector('#login-id');
+    await page.type('#login-id', 'sato');
+    await page.type('#login-password', userPassword('sato'));
+    await page.click('#login-shared');
+    await page.click('#login-submit');
+    await page.waitForSelector('.room-item');
+    await page.click('.room-item');
+    await waitForText(page, secret);
+    const during = await storageDump(page);
+    const token = await page.evaluate(() => JSON.parse(sessionStorage.getItem('kizuna.session')).token);
+    assert.ok(token.length > 20);
+    assert.ok(!(await page.evaluate(() => localStorage.getItem('kizuna.session'))), 'a shared PC keeps the token in sessionStorage only');
+    assert.ok(!during.includes('4711'), 'message text is never stored');
+    await page.click('#logout');
+    await page.waitForSelector('#login-id');
+    const afterOut = await storageDump(page);
+    assert.ok(!afterOut.includes(token), 'the token is gone: ' + afterOut);
+    assert.ok(!afterOut.includes('4711') && !afterOut.includes('避難所'), 'no message text: ' + afterOut);
+    assert.ok(!(await page.evaluate(() => document.body.innerText)).includes('4711'));
+    // and the token no longer works on the server
+    const r = await fetch(srv.url + '/api/v1/whoami', { method: 'POST', headers: { authorization: 'Bearer ' + token }, body: '{}' });
+    assert.equal(r.status, 401);
+    // a reload shows the login page, nothing else
+    await page.reload();
+    await page.waitForSelector('#login-id');
+    assert.deepEqual(page.problems.filter((p) => !p.includes('401')), []);
+    await ctx.close();
+});
+
+test('a session an admin revokes from the CLI is thrown out with its reason', async () => {
+    const ctx = await browser.createBrowserContext();
+    const page = await newPage(ctx, { mobile: false });
+    await loginAs(page, srv, 'suzuki');
+    await page.waitForSelector('#room-list');
+    const list = await srv.kizuna(['--json', 'admin', 'sessions', 'suzuki']);
+    const sessions = JSON.parse(list.stdout).sessions;
+    assert.equal(sessions.length, 1);
+    await srv.kizuna(['admin', 'revoke', String(sessions[0].id)]);
+    await page.waitForSelector('#ended-reason');
+    await waitForText(page, '管理者がこの端末をログアウトさせました');
+    await screenshot(page, 'talk-ended-desktop');
+    assert.equal(await page.evaluate(() => localStorage.getItem('kizuna.session')), null);
+    // a reload does not get back in
+    await page.reload();
+    await page.waitForSelector('#login-id');
+    await ctx.close();
+});
+
+test('my sessions lists both devices and signs the other one out', async () => {
+    const a = await browser.createBrowserContext();
+    const b = await browser.createBrowserContext();
+    const pa = await newPage(a, { mobile: false });
+    const pb = await newPage(b, { mobile: false });
+    await loginAs(pa, srv, 'sato');
+    await loginAs(pb, srv, 'sato');
+    await pa.goto(srv.url + '/#/sessions');
+    await pa.waitForFunction(() => document.querySelectorAll('#sessions tbody tr').length === 2);
+    await screenshot(pa, 'talk-sessions-desktop');
+    await pa.click('#sessions tbody tr:not(.current) button');
+    await confirmOk(pa);
+    await pb.waitForSelector('#ended-reason');
+    await waitForText(pb, 'あなたの別の端末からログアウトされました');
+    await pa.waitForFunction(() => document.querySelectorAll('#sessions tbody tr').length === 1);
+    await a.close();
+    await b.close();
+});
