@@ -128,6 +128,10 @@ test('a roll-call posted by HQ in the browser is answered on a phone in one tap 
     const ack = await srv.kizuna(['notice', 'report', '2'], { user: 'admin' });
     assert.match(ack.stdout, /TOTAL\s+1\s+1\s+1\s+0/, ack.stdout);
 
+    // HQ's own board lists what HQ sent, each with its report.
+    await hq.goto(srv.url + '/#/notices');
+    await hq.waitForSelector(`.nt-posted li[data-notice="${id}"] a[href="#/notices/${id}/report"]`);
+
     assert.deepEqual(hq.problems, []);
     assert.deepEqual(phone.problems, []);
 });

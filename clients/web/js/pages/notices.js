@@ -18,6 +18,7 @@ addStrings({
     'nt.post_rollcall': '安否確認を送る',
     'nt.important': '重要・要対応',
     'nt.others': 'その他のお知らせ',
+    'nt.posted': '自分が送ったお知らせ（集計）',
     'nt.empty': 'お知らせはありません',
     'nt.urgent': '緊急',
     'nt.unread': '未読',
@@ -75,6 +76,7 @@ addStrings({
     'nt.post_rollcall': 'Send a roll-call',
     'nt.important': 'Important: action needed',
     'nt.others': 'Other notices',
+    'nt.posted': 'Notices you sent (reports)',
     'nt.empty': 'No notices',
     'nt.urgent': 'Urgent',
     'nt.unread': 'Unread',
@@ -270,10 +272,12 @@ function board(container) {
   const alertBox = h('div', { class: 'nt-alert', role: 'alert', hidden: '' });
   const importantSec = h('section', { class: 'nt-section', 'aria-labelledby': 'nt-h-imp' });
   const otherSec = h('section', { class: 'nt-section', 'aria-labelledby': 'nt-h-oth' });
+  const postedSec = h('section', { class: 'nt-section', 'aria-labelledby': 'nt-h-posted', hidden: true });
+  let posted = [];
   const head = pageHeader(t('nt.board'),
     isHQ() ? h('a', { class: 'btn btn-primary', href: '#/notices/new?rollcall=1' }, t('nt.post_rollcall')) : null,
     isHQ() ? h('a', { class: 'btn', href: '#/notices/new' }, t('nt.post')) : null);
-  container.replaceChildren(h('div', { class: 'adm-page nt-board' }, head, alertBox, status.el, importantSec, otherSec));
+  container.replaceChildren(h('div', { class: 'adm-page nt-board' }, head, alertBox, status.el, importantSec, otherSec, postedSec));
 
   function render() {
     const imp = notices.filter(important);
@@ -284,6 +288,11 @@ function board(container) {
       ...(imp.length ? imp.map((n) => card(n, render)) : [h('p', { class: 'adm-empty' }, t('nt.empty'))]));
     otherSec.replaceChildren(h('h2', { id: 'nt-h-oth', class: 'nt-h' }, t('nt.others')),
       ...(rest.length ? rest.map((n) => card(n, render)) : [h('p', { class: 'adm-empty' }, t('nt.empty'))]));
+    postedSec.hidden = !posted.length;
+    postedSec.replaceChildren(h('h2', { id: 'nt-h-posted', class: 'nt-h' }, t('nt.posted')),
+      h('ul', { class: 'nt-posted' }, ...posted.map((n) => h('li', { 'data-notice': String(n.id) },
+        h('a', { href: `#/notices/${n.id}/report` }, n.title), ' ', badges(n),
+        h('span', { class: 'muted' }, ' ' + formatTime(n.created_at))))));
     const unreadUrgent = notices.filter((n) => urgent(n) && !n.withdrawn_at && n.me && !n.me.read_at);
     if (unreadUrgent.length) {
       alertBox.hidden = false;
@@ -297,8 +306,10 @@ function board(container) {
 
   async function load() {
     try {
-      const r = await api.call('notice.list', { limit: 100 });
+      const [r, p] = await Promise.all([api.call('notice.list', { limit: 100 }),
+        api.call('notice.list', { posted: true, limit: 20 }).catch(() => ({ notices: [] }))]);
       notices = r.notices || [];
+      posted = p.notices || [];
       status.set('');
       render();
     } catch (e) {
