@@ -5,7 +5,7 @@ import { api } from '../api.js';
 import { route } from '../router.js';
 import { t, addStrings } from '../i18n.js';
 import { h, formatTime, toast } from '../dom.js';
-import { adminTabs, pageHeader, statusLine, errorText, table, field, select, downloadCsv, stamp, dateToMs } from './admin_common.js';
+import { adminTabs, pageHeader, statusLine, errorText, table, field, downloadCsv, stamp, dateToMs } from './admin_common.js';
 
 // The actions protocol.md lists, in the order an admin looks for them.
 const ACTIONS = [
@@ -14,7 +14,8 @@ const ACTIONS = [
   'invite.create', 'invite.revoke', 'invite.use', 'join.failed', 'notice.post', 'notice.edit',
   'notice.withdraw', 'notice.remind', 'notice.export', 'room.create', 'room.update', 'room.invite',
   'room.remove', 'room.leave', 'room.admin', 'room.archive', 'room.unarchive', 'room.export', 'msg.remove',
-  'audit.export', 'peer.add', 'peer.remove', 'hotline.seat', 'server.id_adopt',
+  'audit.export', 'peer.add', 'peer.remove', 'hotline.seat', 'device.register', 'device.sign', 'device.revoke',
+  'server.id_adopt',
 ];
 
 addStrings({
@@ -71,7 +72,10 @@ function details(d) {
 
 function page(container, params) {
   const status = statusLine();
-  const action = select([['', t('aa.all')], ...ACTIONS.map((a) => [a, a])], { id: 'aa-action' });
+  // Free text with suggestions: the server may record actions this list does not know yet.
+  const action = h('input', { type: 'text', id: 'aa-action', list: 'aa-actions', autocomplete: 'off',
+    autocapitalize: 'none', spellcheck: 'false', placeholder: t('aa.all') });
+  const actionList = h('datalist', { id: 'aa-actions' }, ...ACTIONS.map((a) => h('option', { value: a })));
   const actor = h('input', { type: 'text', id: 'aa-actor', autocomplete: 'off', autocapitalize: 'none', spellcheck: 'false' });
   const target = h('input', { type: 'text', id: 'aa-target', autocomplete: 'off', autocapitalize: 'none', spellcheck: 'false' });
   const since = h('input', { type: 'date', id: 'aa-since' });
@@ -84,7 +88,7 @@ function page(container, params) {
   if (params.actor) actor.value = params.actor;
 
   const form = h('form', { class: 'adm-filters', role: 'search', 'aria-label': t('aa.search') },
-    field(t('aa.action'), action), field(t('aa.actor'), actor), field(t('aa.target'), target), field(t('aa.since'), since),
+    field(t('aa.action'), action), actionList, field(t('aa.actor'), actor), field(t('aa.target'), target), field(t('aa.since'), since),
     h('div', { class: 'adm-buttons' }, h('button', { type: 'submit', class: 'btn btn-primary' }, t('aa.search'))));
 
   container.replaceChildren(h('div', { class: 'adm-page aa-page' },
@@ -96,7 +100,7 @@ function page(container, params) {
 
   function filters() {
     const a = {};
-    if (action.value) a.action = action.value;
+    if (action.value.trim()) a.action = action.value.trim();
     if (actor.value.trim()) a.actor = actor.value.trim();
     if (target.value.trim()) a.target = target.value.trim();
     const s = dateToMs(since.value);
