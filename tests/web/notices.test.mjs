@@ -128,6 +128,19 @@ test('a roll-call posted by HQ in the browser is answered on a phone in one tap 
     const ack = await srv.kizuna(['notice', 'report', '2'], { user: 'admin' });
     assert.match(ack.stdout, /TOTAL\s+1\s+1\s+1\s+0/, ack.stdout);
 
+    // A notice to one department from HQ's form: only its people receive it.
+    await hq.goto(srv.url + '/#/notices/new');
+    await hq.waitForSelector('.nt-form input[name="dept"][value="建設課"]');
+    await hq.type('.nt-form input[type="text"]', '県道12号線の通行止め');
+    await hq.type('.nt-form textarea', '県道12号線は冠水のため通行止めです。迂回してください。');
+    await hq.click('.nt-form .adm-fieldset:nth-of-type(2) input[type="checkbox"]'); // 全職員 off
+    await hq.click('.nt-form input[name="dept"][value="建設課"]');
+    await hq.click('.nt-form button[type="submit"]');
+    await hq.waitForFunction(() => /^#\/notices\/3\/report$/.test(location.hash));
+    await hq.waitForSelector('#rp-totals');
+    assert.match(await hq.$eval('#rp-totals', (e) => e.innerText), /対象者\s*2\b/);
+    assert.deepEqual(await hq.$$eval('#rp-depts tbody th', (ths) => ths.map((x) => x.innerText.trim())), ['建設課', '合計']);
+
     // HQ's own board lists what HQ sent, each with its report.
     await hq.goto(srv.url + '/#/notices');
     await hq.waitForSelector(`.nt-posted li[data-notice="${id}"] a[href="#/notices/${id}/report"]`);

@@ -35,6 +35,7 @@ addStrings({
     'au.f.disabled': '無効',
     'au.f.otp': '一時パスワードのまま',
     'au.count': '{n} 人 / 全 {all} 人',
+    'au.more': '残り {n} 人を表示',
     'au.c.login': 'ログインID',
     'au.c.name': '氏名',
     'au.c.role': '権限',
@@ -98,6 +99,7 @@ addStrings({
     'au.f.disabled': 'Disabled',
     'au.f.otp': 'One-time password not changed',
     'au.count': '{n} of {all}',
+    'au.more': 'Show {n} more',
     'au.c.login': 'Login',
     'au.c.name': 'Name',
     'au.c.role': 'Role',
@@ -210,9 +212,14 @@ function list(container) {
     return true;
   }
 
+  // A town has hundreds of staff, a prefecture thousands: draw the first PAGE rows that match
+  // and more on request, so that typing in the search box stays quick.
+  const PAGE = 300;
+  let shown = PAGE;
   function render() {
-    const rows = users.filter(matches);
-    count.textContent = t('au.count', { n: rows.length, all: users.length });
+    const all = users.filter(matches);
+    const rows = all.slice(0, shown);
+    count.textContent = t('au.count', { n: all.length, all: users.length });
     tableBox.replaceChildren(table([
       { label: t('au.c.login'), cell: (u) => h('a', { href: '#/admin/user/' + encodeURIComponent(u.login) }, u.login), header: true },
       { label: t('au.c.name'), cell: (u) => u.name },
@@ -221,11 +228,13 @@ function list(container) {
       { label: t('au.c.groups'), cell: (u) => (u.groups || []).join('、') },
       { label: t('au.c.state'), cell: stateTag },
       { label: t('au.c.expires'), cell: (u) => (u.expires_at ? formatTime(u.expires_at) : '') },
-    ], rows, { caption: t('au.title') }));
+    ], rows, { caption: t('au.title') }),
+    all.length > rows.length ? h('p', {}, h('button', { type: 'button', class: 'btn', id: 'au-more',
+      onclick: () => { shown += PAGE * 10; render(); } }, t('au.more', { n: all.length - rows.length }))) : null);
     tableBox.querySelector('table').id = 'au-users';
   }
 
-  for (const el of [q, dept, role, expiry, st]) el.addEventListener('input', render);
+  for (const el of [q, dept, role, expiry, st]) el.addEventListener('input', () => { shown = PAGE; render(); });
 
   async function load() {
     try {
