@@ -1,9 +1,11 @@
-/* fed_blobs.c - encrypted blobs across servers (issue 19, item 3): a server that holds an
- * e2ee.photo event but not its blobs pulls them, over the federation links, from member
- * servers of the room that hold them; and it serves its own to the others. docs/federation.md
- * ("Blobs across servers") says why it is built this way; docs/protocol.md has the frames.
+/* fed_blobs.c - encrypted blobs across servers (issue 19, item 3), the pulling side: a server
+ * that holds an e2ee.photo event but not its blobs pulls them, over the federation links, from
+ * member servers of the room that hold them; and the core's calls into both sides (frames, link
+ * changes, the timer, housekeeping). fed_blob_serve.c answers the other servers' requests.
+ * docs/federation.md ("Blobs across servers") says why it is built this way; docs/protocol.md
+ * has the frames.
  *
- * Pulling. take_one (fed_receive.c) records a want per blob a valid received photo names
+ * take_one (fed_receive.c) records a want per blob a valid received photo names
  * (store_blob_fetch.c), in the transaction that stores the event: events are never held back
  * by blobs. The puller gives each link at most one blob at a time and one blob.get in flight,
  * asks for federation_blob_chunk_bytes at a time and spaces its requests so that the link
@@ -18,16 +20,10 @@
  * servers, of those with an up link; a source that answers blob.none is skipped for 10 s;
  * none reachable: the want waits for a link to come up (srv_fed_blobs_link).
  *
- * Serving. A blob.get is answered only for a blob complete here, referenced in the named room,
- * to a peer that is an admitted member server of it: anything else gets the same blob.none. A
- * request waits while the event pump to that peer has anything to send (srv_fed_pump_idle),
- * so blob parts never delay events.
- *
  * Every field of a blob frame is hostile: a frame that breaks the protocol (a bad id, a
  * negative or fractional number, base64 that is not exact, a part longer than asked) returns
  * -1 and closes the link; an answer nobody asked for is ignored. Event loop thread only. */
-#include "core.h"
-#include "event_format.h"
+#include "fed_blobs_int.h"
 #include "media.h"
 
 #include <errno.h>
@@ -45,61 +41,15 @@
 #define BACKOFF_MAX_MS     3600000
 #define DUE_PER_KICK       32 /* wants looked at per kick */
 #define SOURCES_MAX        16
-#define NONES_MAX          64
-#define FRAME_OVERHEAD     320 /* a blob.part's bytes beside its data */
 
-struct fb_job {
-    bool active;
-    char blob[STORE_BLOB_ID_LEN + 1];
-    char room_id[STORE_ROOM_ID_MAX + 1];
-    int64_t offset;   /* bytes staged: the next request's offset */
-    int64_t total;    /* 0: not said yet */
-    bool sent;        /* a blob.get is in flight */
-    int64_t sent_at;  /* ms */
-    int64_t req_len;  /* what it asked for */
-    int64_t received; /* bytes this job took (the logs' figures) */
-    int parts;
-    int64_t started_at;
-};
-
-/* A blob.get that waits for the peer's event pump to have nothing to send. */
-struct fb_serve {
-    bool pending;
-    char blob[STORE_BLOB_ID_LEN + 1];
-    char room_id[STORE_ROOM_ID_MAX + 1];
-    int64_t offset, length;
-};
-
-struct fb_link {
-    char peer[STORE_SERVER_ID_MAX + 1]; /* lives as long as the core: the outbox keeps it */
-    bool up;
-    int64_t next_at; /* ms: the next blob.get may go (the bandwidth cap) */
-    struct fb_job job;
-    struct fb_serve serve;
-    struct fb_link *next;
-};
-
-struct fb_none {
-    char blob[STORE_BLOB_ID_LEN + 1];
-    char peer[STORE_SERVER_ID_MAX + 1];
-    int64_t at;
-};
-
-struct fed_blobs {
-    struct fb_link *links;
-    struct fb_none nones[NONES_MAX];
-    int nnones;
-    bool kick_due; /* a want was recorded: look for sources after the commit */
-};
-
-static struct fed_blobs *fb_of(struct srv *s)
+struct fed_blobs *fb_of(struct srv *s)
 {
     if (!s->fb)
         s->fb = calloc(1, sizeof *s->fb);
     return s->fb;
 }
 
-static struct fb_link *link_get(struct srv *s, const char *peer)
+struct fb_link *fb_link_get(struct srv *s, const char *peer)
 {
     struct fed_blobs *fb = fb_of(s);
     if (!fb)
@@ -122,25 +72,13 @@ static void staging_path(const struct srv *s, const char *blob, char *out, size_
 }
 
 /* The most blob bytes one part may carry: its base64 within federation_max_frame_bytes. */
-static int64_t part_max(const struct srv *s)
+int64_t fb_part_max(const struct srv *s)
 {
     return (s->cfg->federation_max_frame_bytes - FRAME_OVERHEAD) / 4 * 3;
 }
 
-static bool room_id_valid(const char *r)
-{
-    size_t n = strlen(r);
-    if (n == 0 || n > STORE_ROOM_ID_MAX)
-        return false;
-    for (; *r; r++)
-        if (!((*r >= 'a' && *r <= 'z') || (*r >= 'A' && *r <= 'Z') || (*r >= '0' && *r <= '9') ||
-              *r == '-' || *r == '_'))
-            return false;
-    return true;
-}
-
 /* A whole number in [lo, hi]: false for anything else (a string, a fraction, out of range). */
-static bool jnum(const cJSON *o, const char *k, int64_t lo, int64_t hi, int64_t *out)
+bool fb_jnum(const cJSON *o, const char *k, int64_t lo, int64_t hi, int64_t *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)lo && v->valuedouble <= (double)hi) ||
@@ -150,18 +88,18 @@ static bool jnum(const cJSON *o, const char *k, int64_t lo, int64_t hi, int64_t 
     return true;
 }
 
-static const char *jstr(const cJSON *o, const char *k)
+const char *fb_jstr(const cJSON *o, const char *k)
 {
     return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
 }
 
-static int bad(char *why, size_t n, const char *what)
+int fb_bad(char *why, size_t n, const char *what)
 {
     snprintf(why, n, "%s", what);
     return -1;
 }
 
-static void send_text(struct srv *s, struct fb_link *l, const char *text, size_t len)
+void fb_send_text(struct srv *s, struct fb_link *l, const char *text, size_t len)
 {
     struct kz_frame *f = kz_frame_from_text(text, len, 0);
     if (!f)
@@ -173,13 +111,15 @@ static void send_text(struct srv *s, struct fb_link *l, const char *text, size_t
 /* ---- the timer: paced requests and their timeouts ---- */
 
 /* Arms the one timer for the soonest thing a link waits for (a paced request, a timeout). */
-static void arm(struct srv *s)
+void fb_arm(struct srv *s)
 {
     struct fed_blobs *fb = s->fb;
     if (!fb || !s->tx.blob_timer)
         return;
     int64_t now = kz_now_ms(), soonest = 0;
     for (struct fb_link *l = fb->links; l; l = l->next) {
+        if (l->serve.pending && l->serve_at > now && (!soonest || l->serve_at < soonest))
+            soonest = l->serve_at;
         if (!l->job.active)
             continue;
         int64_t at = l->job.sent ? l->job.sent_at + REQUEST_TIMEOUT_MS : l->next_at;
@@ -230,12 +170,12 @@ static void request_next(struct srv *s, struct fb_link *l)
     if (!l->up || j->sent)
         return;
     if (l->next_at > now) {
-        arm(s);
+        fb_arm(s);
         return;
     }
     int64_t len = s->cfg->federation_blob_chunk_bytes;
-    if (len > part_max(s))
-        len = part_max(s);
+    if (len > fb_part_max(s))
+        len = fb_part_max(s);
     if (j->total && j->total - j->offset < len)
         len = j->total - j->offset;
     char text[400];
@@ -248,8 +188,8 @@ static void request_next(struct srv *s, struct fb_link *l)
     j->sent = true;
     j->sent_at = now;
     j->req_len = len;
-    send_text(s, l, text, (size_t)n);
-    arm(s);
+    fb_send_text(s, l, text, (size_t)n);
+    fb_arm(s);
 }
 
 /* The job on l ended without the blob: the want keeps what is staged and is due again now. */
@@ -363,7 +303,7 @@ static void want_place(struct srv *s, struct store_blob_want *w)
     }
     bool busy = false;
     for (int i = 0; i < c.n; i++) {
-        struct fb_link *l = link_get(s, c.v[i].server);
+        struct fb_link *l = fb_link_get(s, c.v[i].server);
         if (!l || !l->up || none_recent(fb, w->blob, l->peer, now))
             continue;
         if (l->job.active) {
@@ -510,12 +450,12 @@ static bool stage(struct srv *s, const char *blob, int64_t offset, const uint8_t
 /* blob.part {id, offset, total, data}: the answer to the job's blob.get. */
 static int part_in(struct srv *s, struct fb_link *l, const cJSON *jf, char *why, size_t n)
 {
-    const char *id = jstr(jf, "id"), *data = jstr(jf, "data");
+    const char *id = fb_jstr(jf, "id"), *data = fb_jstr(jf, "data");
     int64_t offset, total;
     if (!id || !srv_blob_id_valid(id) || !data ||
-        !jnum(jf, "offset", 0, s->cfg->blob_max_bytes, &offset) ||
-        !jnum(jf, "total", 1, s->cfg->blob_max_bytes, &total))
-        return bad(why, n, "a blob.part names a blob id, its offset, its total and its data");
+        !fb_jnum(jf, "offset", 0, s->cfg->blob_max_bytes, &offset) ||
+        !fb_jnum(jf, "total", 1, s->cfg->blob_max_bytes, &total))
+        return fb_bad(why, n, "a blob.part names a blob id, its offset, its total and its data");
     struct fb_job *j = &l->job;
     if (!j->active || !j->sent || strcmp(j->blob, id) != 0 || offset != j->offset)
         return 0; /* not what this server asked for (a late answer after a timeout) */
@@ -531,7 +471,8 @@ static int part_in(struct srv *s, struct fb_link *l, const cJSON *jf, char *why,
             0 ||
         end != data + dlen || got == 0 || offset + (int64_t)got > total) {
         free(buf);
-        return bad(why, n, "a blob.part's data is exact base64 of 1 to length bytes within total");
+        return fb_bad(why, n,
+                      "a blob.part's data is exact base64 of 1 to length bytes within total");
     }
     j->sent = false;
     if (j->total && total != j->total) {
@@ -580,9 +521,9 @@ static int part_in(struct srv *s, struct fb_link *l, const cJSON *jf, char *why,
 /* blob.none {id, why}: the source does not serve it: the next one. */
 static int none_in(struct srv *s, struct fb_link *l, const cJSON *jf, char *why, size_t n)
 {
-    const char *id = jstr(jf, "id"), *text = jstr(jf, "why");
+    const char *id = fb_jstr(jf, "id"), *text = fb_jstr(jf, "why");
     if (!id || !srv_blob_id_valid(id) || (text && strlen(text) > 200))
-        return bad(why, n, "a blob.none names a blob id");
+        return fb_bad(why, n, "a blob.none names a blob id");
     struct fb_job *j = &l->job;
     if (!j->active || !j->sent || strcmp(j->blob, id) != 0)
         return 0;
@@ -593,124 +534,51 @@ static int none_in(struct srv *s, struct fb_link *l, const cJSON *jf, char *why,
     return 0;
 }
 
-/* ---- serving ---- */
-
-static void none_send(struct srv *s, struct fb_link *l, const char *blob, const char *why)
-{
-    KZ_INFO("blob_serve_none", "peer=%s blob=%s why=\"%s\"", l->peer, blob, why);
-    char text[400];
-    int n = snprintf(text, sizeof text, "{\"t\":\"blob.none\",\"id\":\"%s\",\"why\":\"%s\"}", blob,
-                     why);
-    if (n > 0 && (size_t)n < sizeof text)
-        send_text(s, l, text, (size_t)n);
-}
-
-static void serve_now(struct srv *s, struct fb_link *l, const struct fb_serve *r)
-{
-    int64_t size = 0;
-    enum store_rc rc = store_blob_servable(s->store, r->blob, r->room_id, l->peer, &size);
-    if (rc != STORE_OK) {
-        none_send(s, l, r->blob, rc == STORE_NOT_FOUND ? "not here" : "unavailable");
-        return;
-    }
-    if (r->offset >= size) {
-        none_send(s, l, r->blob, "the offset is past its end");
-        return;
-    }
-    int64_t len = r->length < size - r->offset ? r->length : size - r->offset;
-    if (len > part_max(s))
-        len = part_max(s);
-    char path[4200];
-    srv_blob_path(s, r->blob, path, sizeof path);
-    uint8_t *buf = malloc((size_t)len);
-    size_t b64 = sodium_base64_ENCODED_LEN((size_t)len, sodium_base64_VARIANT_ORIGINAL);
-    char *text = buf ? malloc(FRAME_OVERHEAD + b64) : NULL;
-    int fd = text ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-    ssize_t got = fd >= 0 ? pread(fd, buf, (size_t)len, r->offset) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (got != (ssize_t)len) {
-        /* A blob file shorter than its row says (damaged on disk): said, never sent short. */
-        KZ_ERROR("blob_serve_io", "blob=%s peer=%s offset=%lld error=\"%s\"", r->blob, l->peer,
-                 (long long)r->offset, got < 0 ? strerror(errno) : "short file");
-        none_send(s, l, r->blob, "unreadable here");
-    } else {
-        int h = snprintf(text, FRAME_OVERHEAD,
-                         "{\"t\":\"blob.part\",\"id\":\"%s\",\"offset\":%lld,\"total\":%lld,"
-                         "\"data\":\"",
-                         r->blob, (long long)r->offset, (long long)size);
-        sodium_bin2base64(text + h, b64, buf, (size_t)len, sodium_base64_VARIANT_ORIGINAL);
-        size_t tl = (size_t)h + strlen(text + h);
-        memcpy(text + tl, "\"}", 3);
-        send_text(s, l, text, tl + 2);
-    }
-    free(text);
-    free(buf);
-}
-
-/* blob.get {id, room, offset, length}. */
-static int get_in(struct srv *s, struct fb_link *l, const cJSON *jf, char *why, size_t n)
-{
-    const char *id = jstr(jf, "id"), *room = jstr(jf, "room");
-    int64_t offset, length;
-    if (!id || !srv_blob_id_valid(id) || !room || !room_id_valid(room) ||
-        !jnum(jf, "offset", 0, s->cfg->blob_max_bytes, &offset) ||
-        !jnum(jf, "length", 1, KZ_EVENT_INT_MAX, &length))
-        return bad(why, n, "a blob.get names a blob id, a room, an offset and a length");
-    struct fb_serve r = {.pending = true, .offset = offset, .length = length};
-    snprintf(r.blob, sizeof r.blob, "%s", id);
-    snprintf(r.room_id, sizeof r.room_id, "%s", room);
-    /* Events first: the answer waits while the event pump has anything for this peer. */
-    if (!srv_fed_pump_idle(s, l->peer)) {
-        l->serve = r;
-        return 0;
-    }
-    l->serve.pending = false;
-    serve_now(s, l, &r);
-    return 0;
-}
-
 /* ---- the core's calls ---- */
 
 int srv_fed_blob_frame(struct srv *s, const char *peer, const char *t, const cJSON *j, char *why,
                        size_t n)
 {
-    struct fb_link *l = link_get(s, peer);
+    struct fb_link *l = fb_link_get(s, peer);
     if (!l)
-        return bad(why, n, "out of memory");
+        return fb_bad(why, n, "out of memory");
     if (!strcmp(t, "blob.get"))
-        return get_in(s, l, j, why, n);
+        return fb_get_in(s, l, j, why, n);
     if (!strcmp(t, "blob.part"))
         return part_in(s, l, j, why, n);
     if (!strcmp(t, "blob.none"))
         return none_in(s, l, j, why, n);
-    return bad(why, n, "unknown frame type");
+    return fb_bad(why, n, "unknown frame type");
 }
 
-void srv_fed_blobs_idle(struct srv *s, const char *peer)
+bool srv_fed_blob_fetching(struct srv *s, const char *blob)
 {
-    struct fed_blobs *fb = s->fb;
-    for (struct fb_link *l = fb ? fb->links : NULL; l; l = l->next)
-        if (l->serve.pending && !strcmp(l->peer, peer)) {
-            struct fb_serve r = l->serve;
-            l->serve.pending = false;
-            serve_now(s, l, &r);
-        }
+    return s->fb && in_flight(s->fb, blob);
 }
 
 void srv_fed_blobs_link(struct srv *s, const char *peer, bool up)
 {
-    struct fb_link *l = link_get(s, peer);
+    struct fb_link *l = fb_link_get(s, peer);
     if (!l)
         return;
     l->up = up;
     l->serve.pending = false;
     if (!up) {
-        l->job.sent = false;
-        job_stop(s, l, "the link went down");
-    } else if (srv_fed_tx_begin(s) == KZ_OK) {
-        store_blob_want_wake(s->store); /* whatever waited for a source looks again */
+        /* Memory only: a link also goes down while the server shuts down, after its last
+         * commit. The staged bytes' offset is committed already; the want is due as it was,
+         * and the next kick (the next commit, tick or housekeeping) gives it another source. */
+        if (l->job.active)
+            KZ_INFO("blob_fetch_stop",
+                    "blob=%s source=%s offset=%lld received=%lld why=\"the link went down\"",
+                    l->job.blob, l->peer, (long long)l->job.offset, (long long)l->job.received);
+        l->job.active = l->job.sent = false;
+        struct fed_blobs *fb = s->fb;
+        if (fb)
+            fb->kick_due = true;
+        return;
     }
+    if (srv_fed_tx_begin(s) == KZ_OK)
+        store_blob_want_wake(s->store); /* whatever waited for a source looks again */
     kick(s);
 }
 
@@ -741,21 +609,13 @@ enum kz_err srv_fed_blobs_event(struct srv *s, const struct store_room *r,
     return KZ_OK;
 }
 
-/* Answers the blob.get each link holds once its event pump has nothing to send. */
-static void serve_waiting(struct srv *s)
-{
-    for (struct fb_link *l = s->fb ? s->fb->links : NULL; l; l = l->next)
-        if (l->serve.pending && srv_fed_pump_idle(s, l->peer))
-            srv_fed_blobs_idle(s, l->peer);
-}
-
 void srv_fed_blobs_after_commit(struct srv *s, bool ok)
 {
     struct fed_blobs *fb = s->fb;
     if (!fb || !ok || store_tx_is_open(s->store))
         return;
     /* The pump skips its turn inside a transaction: a request that waited for it goes now. */
-    serve_waiting(s);
+    fb_serve_waiting(s);
     if (fb->kick_due)
         kick(s);
 }
@@ -765,8 +625,9 @@ void srv_fed_blobs_tick(struct srv *s)
     struct fed_blobs *fb = s->fb;
     if (!fb)
         return;
+    fb_serve_waiting(s);
     int64_t now = kz_now_ms();
-    bool ended = false;
+    bool ended = fb->kick_due;
     for (struct fb_link *l = fb->links; l; l = l->next) {
         if (!l->job.active)
             continue;
@@ -781,7 +642,7 @@ void srv_fed_blobs_tick(struct srv *s)
     }
     if (ended)
         kick(s);
-    arm(s);
+    fb_arm(s);
 }
 
 void srv_fed_blobs_housekeep(struct srv *s)
@@ -789,7 +650,6 @@ void srv_fed_blobs_housekeep(struct srv *s)
     struct fed_blobs *fb = fb_of(s);
     if (!fb)
         return;
-    serve_waiting(s);
     srv_fed_blobs_tick(s);
     kick(s);
 }

@@ -29,7 +29,9 @@ static enum kz_err status_of(struct srv_call *c, const struct store_room *room, 
     } else if (wanted &&
                store_blob_want_readable(st, blob, c->auth.user.id, &readable) == STORE_OK &&
                readable && store_blob_want_get(st, blob, &w) == STORE_OK) {
-        state = w.state;
+        /* "fetching" as stored may predate a link that went down or a restart. */
+        state = !strcmp(w.state, "fetching") && !srv_fed_blob_fetching(c->srv, blob) ? "waiting"
+                                                                                     : w.state;
         have = w.have;
         total = w.total;
         snprintf(why, sizeof why, "%s", w.last_error);
