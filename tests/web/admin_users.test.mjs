@@ -9,6 +9,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync, mkdtempSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startServer, launchBrowser, newPage, waitForText, screenshot, PHONE, DESKTOP } from './lib/harness.mjs';
@@ -63,6 +64,17 @@ test('CSV import: the dry run shows every bad line, the corrected file creates t
     await screenshot(admin, 'admin-import-preview');
     let list = await srv.kizuna(['admin', 'user', 'list']);
     assert.ok(!/yamada/.test(list.stdout), 'a dry run adds no one');
+
+    // The same as Excel's plain 「CSV (コンマ区切り)」 saves it, Shift_JIS: the line shown is
+    // decoded as the server read it.
+    const sjisFile = path.join(dir, 'staff-sjis.csv');
+    writeFileSync(sjisFile, execFileSync('iconv', ['-f', 'UTF-8', '-t', 'CP932'],
+        { input: [HEADER, 'sasaki,佐々木 ①子,総務課,chief,'].join('\r\n') + '\r\n' }));
+    await input.uploadFile(sjisFile);
+    await admin.click('#ai-check');
+    await admin.waitForFunction(() => /cp932/.test(document.querySelector('.ai-summary')?.innerText || ''));
+    const sjisRows = await admin.$$eval('#ai-problems tbody tr', (trs) => trs.map((tr) => [...tr.children].map((c) => c.innerText.trim())));
+    assert.deepEqual(sjisRows, [['2', "unknown role 'chief' (admin, hq or staff)", 'sasaki,佐々木 ①子,総務課,chief,']]);
 
     // The corrected file: no problems, then apply, then the one-time passwords.
     await input.uploadFile(goodFile);
