@@ -160,3 +160,32 @@ test('my sessions lists both devices and signs the other one out', async () => {
     await a.close();
     await b.close();
 });
+
+test('a shared PC left idle is signed out with its reason and keeps nothing', async () => {
+    const srv2 = await startServer({ config: { shared_session_idle_s: 2 } });
+    try {
+        await addStaff(srv2, [{ login: 'kato', name: '加藤 四郎' }]);
+        await srv2.kizuna(['room', 'create', '受付', '--members', 'kato']);
+        await srv2.kizuna(['send', '受付', '住民からの問い合わせ: 給水所の場所']);
+        const ctx = await browser.createBrowserContext();
+        const page = await newPage(ctx, { mobile: true });
+        await page.goto(srv2.url + '/#/login');
+        await page.waitForSelector('#login-id');
+        await page.type('#login-id', 'kato');
+        await page.type('#login-password', userPassword('kato'));
+        await page.click('#login-shared');
+        await page.click('#login-submit');
+        await waitForText(page, '給水所の場所');
+        // nobody touches it: the server ends the session, the page says why and forgets it all
+        await page.waitForSelector('#ended-reason', { timeout: 15000 });
+        await waitForText(page, '共用PCを一定時間操作しなかったため、ログアウトしました');
+        await screenshot(page, 'talk-ended-idle-phone');
+        const dump = await storageDump(page);
+        assert.ok(!dump.includes('給水所') && !dump.includes('"token"'), dump);
+        assert.ok(!(await page.evaluate(() => document.body.innerText)).includes('給水所'));
+        await ctx.close();
+    } finally {
+        await srv2.stop();
+        srv2.remove();
+    }
+});

@@ -34,13 +34,14 @@ addStrings({
     'room.ev.topic': '説明が「{topic}」になりました', 'room.ev.archive': 'ルームがアーカイブされました',
     'room.ev.unarchive': 'ルームのアーカイブが解除されました', 'room.ev.role': '{user} の役割: {role}',
     'room.ev.seat': '{seat}（{server}）: {user}{duty}', 'room.ev.seat_vacant': '{seat}（{server}）: 空席',
-    'room.ev.on_duty': '・当直', 'room.ev.server_in': '{server} が参加しました', 'room.ev.server_out': '{server} が外されました',
+    'room.ev.on_duty': '（第一報を受ける）', 'room.ev.server_in': '{server} が参加しました', 'room.ev.server_out': '{server} が外されました',
     'room.ev.notice': 'お知らせ', 'room.you_left': 'このルームから退出しました。',
     'members.title': 'メンバー', 'members.invite': '招待するログインID', 'members.invite_btn': '招待',
     'members.remove': '外す', 'members.remove_confirm': '{name} をこのルームから外しますか？',
     'members.leave': 'このルームから退出', 'members.leave_confirm': 'このルームから退出しますか？',
     'members.admin': '管理者', 'members.rename': 'ルーム名を変更', 'members.invited': '{user} を招待しました。',
     'members.servers': '参加自治体', 'members.seats': '席',
+    'room.this_server': 'このサーバー', 'room.on_duty': '（第一報を受ける）',
   },
   en: {
     'room.back': 'All rooms', 'room.members': '{n} members', 'room.search': 'Search this room',
@@ -70,6 +71,7 @@ addStrings({
     'members.leave': 'Leave this room', 'members.leave_confirm': 'Leave this room?',
     'members.admin': 'admin', 'members.rename': 'Rename room', 'members.invited': 'Invited {user}.',
     'members.servers': 'Municipalities', 'members.seats': 'Seats',
+    'room.this_server': 'this server', 'room.on_duty': ' (receives first reports)',
   },
 });
 
@@ -515,10 +517,11 @@ route('#/room/:id', async (el, params) => {
     if (r.by_server) {
       const names = new Map((servers?.servers || []).map((s) => [s.server, s.name]));
       for (const g of r.by_server) {
-        const name = g.name || names.get(g.server) || (g.server === session.serverId() ? t('app.name') : g.server);
+        const self = g.server === session.serverId();
+        const name = self ? `${t('room.this_server')}（${g.server}）` : g.name || names.get(g.server) || g.server;
         const mine = (arr) => arr.filter((p) => (p.server || '') === g.server);
         body.push(h('section', { class: 'readers-group', dataset: { server: g.server } },
-          h('h3', null, t('room.readers.server', { name: g.server === session.serverId() && !g.name ? name + '（' + g.server + '）' : name, read: g.read, members: g.members })),
+          h('h3', null, t('room.readers.server', { name, read: g.read, members: g.members })),
           h('h4', null, t('room.readers.read')), list2(mine(r.read)),
           h('h4', null, t('room.readers.unread')), list2(mine(r.unread))));
       }
@@ -592,10 +595,10 @@ route('#/room/:id', async (el, params) => {
       for (const s of servers.seats || []) {
         if (!s.holder) continue;
         if (!seatOf.has(s.holder)) seatOf.set(s.holder, []);
-        seatOf.get(s.holder).push(s.seat + (s.on_duty ? '・当直' : ''));
+        seatOf.get(s.holder).push(s.seat + (s.on_duty ? t('room.on_duty') : ''));
       }
       serversLine.textContent = servers.authority ? (servers.servers || []).filter((s) => s.admitted !== false)
-        .map((s) => (s.name || s.server) + (s.role_label ? `（${s.role_label}）` : '')).join('・') : '';
+        .map((s) => (s.self ? t('room.this_server') : s.name || s.server) + (s.role_label ? `（${s.role_label}）` : '')).join('・') : '';
       serversLine.hidden = !servers.authority;
     } catch { /* a member-only answer; never fatal */ }
   }
