@@ -7,7 +7,6 @@ import { api, deviceLabel } from '../api.js';
 import { route, go } from '../router.js';
 import { t, addStrings } from '../i18n.js';
 import { h, formatTime, toast, confirmDialog } from '../dom.js';
-import qrcode from '../../vendor/qrcode-generator/qrcode.js';
 import {
   adminTabs, roleLabel, pageHeader, statusLine, errorText, table, field, select, checkbox, splitList, dateToMs, localToMs,
 } from './admin_common.js';
@@ -129,8 +128,10 @@ export function joinLink(code) {
 }
 
 // Draws text as a QR code on a canvas: dark modules on white, a quiet zone of 4 modules, each
-// module a whole number of pixels (sharp for a camera). Error correction M, as the CLI's.
-export function qrCanvas(text, label, px = 6) {
+// module a whole number of pixels (sharp for a camera). Error correction M, as the CLI's. The
+// encoder (52 KB) is loaded the first time, not with the app.
+export async function qrCanvas(text, label, px = 6) {
+  const { default: qrcode } = await import('../../vendor/qrcode-generator/qrcode.js');
   const qr = qrcode(0, 'M');
   qr.addData(text);
   qr.make();
@@ -175,9 +176,9 @@ function invitesPage(container) {
     h('div', { class: 'iv-grid' }, form, result),
     h('section', { class: 'rp-section', 'aria-labelledby': 'iv-h-list' }, h('h2', { id: 'iv-h-list' }, t('iv.list')), listBox)));
 
-  function showCode(code, inv) {
+  async function showCode(code, inv) {
     const link = joinLink(code);
-    const canvas = qrCanvas(link, t('iv.qr_label', { link }));
+    const canvas = await qrCanvas(link, t('iv.qr_label', { link }));
     result.replaceChildren(
       h('h2', { tabindex: '-1' }, t('iv.created')),
       h('figure', { class: 'iv-figure' }, canvas,
@@ -213,7 +214,7 @@ function invitesPage(container) {
     status.set('');
     try {
       const r = await api.call('invite.create', args);
-      showCode(r.code, r.invite);
+      await showCode(r.code, r.invite);
       load();
     } catch (err) {
       status.set(errorText(err), 'error');

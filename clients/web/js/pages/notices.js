@@ -142,7 +142,7 @@ function pending(n) {
 const closed = (n) => !!n.withdrawn_at || (n.expires_at != null && n.expires_at <= Date.now());
 const urgent = (n) => n.priority === 'urgent';
 // Pinned on top: urgent or pinned notices not withdrawn, and any that still asks something.
-const important = (n) => !n.withdrawn_at && (urgent(n) || n.pinned || pending(n) || (n.me && !n.me.read_at && (n.ask_ack || n.choices?.length)));
+const important = (n) => !n.withdrawn_at && (urgent(n) || n.pinned || pending(n));
 
 function badges(n) {
   const b = [];
