@@ -190,19 +190,38 @@ enum kz_err op_msg_delete(struct srv_call *c)
 
 /* ---- history ---- */
 
+/* A page ends early once its events come to a quarter of max_queue_bytes (their signed
+ * payloads, a close measure of what the reply carries), after at least one event: a page of
+ * detailed photos (tens of KiB each) would otherwise be one frame larger than the connection's
+ * whole queue, which closes it as a slow consumer at every try. */
+static size_t page_bytes_max(struct srv *s)
+{
+    size_t q = (size_t)srv_config(s)->max_queue_bytes / 4;
+    return q < 16384 ? 16384 : q;
+}
+
+#define EVENT_JSON_OVERHEAD 256 /* what an event's JSON adds to its payload, at most about */
+
 struct hist_ctx {
     struct srv *s;
     cJSON *arr;
     int n;
+    size_t bytes, max;
+    bool cut; /* stopped by bytes: more events are there */
 };
 
 static int hist_one(void *arg, const struct store_event *e, const struct store_message *m)
 {
     struct hist_ctx *h = arg;
+    if (h->n > 0 && h->bytes + e->payload_len > h->max) {
+        h->cut = true;
+        return 1;
+    }
     cJSON *o = srv_event_json(h->s, e, m);
     if (o)
         cJSON_AddItemToArray(h->arr, o);
     h->n++;
+    h->bytes += e->payload_len + EVENT_JSON_OVERHEAD;
     return 0;
 }
 
@@ -227,15 +246,15 @@ enum kz_err op_history(struct srv_call *c)
         before = KZ_POS_MAX; /* neither: the newest page */
     int64_t limit = page_limit(c, srv_config(c->srv)->history_page_max);
     c->result = cJSON_CreateObject();
-    struct hist_ctx h = {c->srv, cJSON_CreateArray(), 0};
+    struct hist_ctx h = {c->srv, cJSON_CreateArray(), 0, 0, page_bytes_max(c->srv), false};
     /* One more than asked, to tell whether more pages exist. */
     if (store_history(srv_store(c->srv), room.id, before, after, (int)limit + 1, hist_one, &h) !=
         STORE_OK) {
         cJSON_Delete(h.arr);
         return srv_fail(c, KZ_INTERNAL, "history failed");
     }
-    bool more = h.n > limit;
-    if (more)
+    bool more = h.cut || h.n > limit;
+    if (h.n > limit)
         cJSON_DeleteItemFromArray(h.arr, (int)limit);
     if (before) {
         /* Fetched newest first; shown oldest first. */
@@ -257,11 +276,18 @@ struct sync_ctx {
     cJSON *arr;
     int64_t last;
     int n;
+    size_t bytes, max;
+    bool cut; /* stopped by bytes (page_bytes_max): not live yet */
 };
 
 static int sync_one(void *arg, const struct store_event *e)
 {
     struct sync_ctx *sc = arg;
+    if (sc->n > 0 && sc->bytes + e->payload_len > sc->max) {
+        sc->cut = true;
+        return 1;
+    }
+    sc->bytes += e->payload_len + EVENT_JSON_OVERHEAD;
     cJSON *o = srv_event_json(sc->s, e, NULL);
     if (o)
         cJSON_AddItemToArray(sc->arr, o);
@@ -277,7 +303,7 @@ enum kz_err op_sync(struct srv_call *c)
     int64_t limit = page_limit(c, srv_config(c->srv)->sync_page_max);
     if (since < 0 && store_event_last_pos(st, &since) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot read the position");
-    struct sync_ctx sc = {c->srv, cJSON_CreateArray(), since, 0};
+    struct sync_ctx sc = {c->srv, cJSON_CreateArray(), since, 0, 0, page_bytes_max(c->srv), false};
     if (store_event_each_for_user(st, c->auth.user.id, since, (int)limit, sync_one, &sc) !=
         STORE_OK) {
         cJSON_Delete(sc.arr);
@@ -286,7 +312,7 @@ enum kz_err op_sync(struct srv_call *c)
     /* A short page means nothing more is visible after it: from here on, events are pushed.
      * The loop is single-threaded, so nothing can commit between this query and the
      * subscription; anything pushed later is after sc.last. */
-    bool live = sc.n < limit;
+    bool live = !sc.cut && sc.n < limit;
     if (live && !c->is_http) {
         srv_tx(c->srv)->subscribe(srv_tx(c->srv)->ctx, c->conn_id, sc.last);
         srv_note_subscribe(c->srv, c->conn_id);

@@ -71,7 +71,9 @@ void ws_enqueue(struct transport *t, struct ws_conn *w, struct kz_frame *f, bool
 {
     if (w->close_code)
         return;
-    if (w->q_bytes + f->len > (size_t)t->cfg->max_queue_bytes) {
+    /* A lone frame goes whatever its size (one reply larger than the queue is not a slow
+     * consumer; pages are cut by bytes, ops_talk.c); behind others it must fit. */
+    if (w->q_bytes > 0 && w->q_bytes + f->len > (size_t)t->cfg->max_queue_bytes) {
         KZ_WARN("slow_consumer", "conn=%llu queued=%zu", (unsigned long long)w->c.id, w->q_bytes);
         ws_close(w, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow consumer: resume to catch up", false);
         return;

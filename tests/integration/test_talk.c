@@ -513,6 +513,73 @@ Test(talk, a_stalled_client_is_dropped_and_everyone_else_keeps_going)
     ws_close_fd(&ok);
 }
 
+/* A page of large events is cut by bytes, not sent as one frame larger than the connection's
+ * queue (max_queue_bytes is 64 KiB in the test config; 24 messages of 12 KB are 288 KB): the
+ * reader pages through history and sync and gets each message once, and stays connected. */
+Test(talk, pages_of_large_events_are_cut_by_bytes_and_the_reader_stays_connected)
+{
+    const char *r = create_room(&admin, "大きな報告", "[\"tanaka\"]");
+    char room[64];
+    snprintf(room, sizeof room, "%s", r);
+    static char body[12001];
+    memset(body, 'y', sizeof body - 1);
+    enum { N = 24 };
+    for (int i = 0; i < N; i++) {
+        snprintf(body, 8, "%03d", i);
+        body[3] = 'y';
+        send_msg(&admin, room, body);
+    }
+    struct ws w;
+    cr_assert(ws_open(&w, d.port));
+    cr_assert(ws_login(&w, "tanaka", PW, NULL));
+    bool seen[N] = {false};
+    int pages = 0, got = 0;
+    long long before = 0;
+    for (bool more = true; more; pages++) {
+        cJSON *h = before ? ws_callf(&w,
+                                     "\"op\":\"history\",\"room\":\"%s\",\"limit\":200,"
+                                     "\"before\":%lld",
+                                     room, before)
+                          : ws_callf(&w, "\"op\":\"history\",\"room\":\"%s\",\"limit\":200", room);
+        cr_assert_str_eq(reply_code(h), "ok", "history page %d", pages);
+        more = cJSON_IsTrue(cJSON_GetObjectItem(h, "more"));
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItem(h, "events"))
+        {
+            long long pos = (long long)cJSON_GetObjectItem(e, "pos")->valuedouble;
+            if (!before || pos < before)
+                before = pos;
+            if (strcmp(cJSON_GetObjectItem(e, "event")->valuestring, "msg") != 0)
+                continue;
+            int i = atoi(body_of(e));
+            cr_assert(i >= 0 && i < N && !seen[i], "message %d once", i);
+            seen[i] = true;
+            got++;
+        }
+        cJSON_Delete(h);
+        cr_assert_lt(pages, 100, "history ends");
+    }
+    cr_assert_eq(got, N, "every message in history");
+    cr_assert_gt(pages, 2, "cut into pages by bytes, not one page of 200");
+    /* sync from the start: pages too, each not yet live until the last. */
+    long long since = 0;
+    got = 0;
+    for (bool more = true; more;) {
+        cJSON *y = ws_callf(&w, "\"op\":\"sync\",\"since\":%lld,\"limit\":200", since);
+        cr_assert_str_eq(reply_code(y), "ok", "sync");
+        more = cJSON_IsTrue(cJSON_GetObjectItem(y, "more"));
+        cr_assert_eq(cJSON_IsTrue(cJSON_GetObjectItem(y, "live")), !more);
+        since = (long long)cJSON_GetObjectItem(y, "next")->valuedouble;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItem(y, "events")) got +=
+            strcmp(cJSON_GetObjectItem(e, "event")->valuestring, "msg") == 0 &&
+            strcmp(cJSON_GetObjectItem(e, "room")->valuestring, room) == 0;
+        cJSON_Delete(y);
+    }
+    cr_assert_eq(got, N, "every message in sync");
+    ws_close_fd(&w);
+}
+
 /* The stored events are signed bytes in hash-chained per-origin logs, and every log ends in a
  * checkpoint signature by the server's key that covers the whole chain. */
 Test(talk, event_logs_are_hash_chained_and_signed)
