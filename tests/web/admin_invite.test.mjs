@@ -105,7 +105,7 @@ test('an invitation shows a QR code of its link, which opens the join page on a 
     await again.type('#jn-password', 'sendai-password-2');
     await again.type('#jn-again', 'sendai-password-2');
     await again.click('#jn-submit');
-    await waitForText(again, '参加できません');
+    await waitForText(again, '参加できません: この招待コードは無効にされました');
 
     assert.deepEqual(admin.problems, []);
     assert.deepEqual(phone.problems, []);

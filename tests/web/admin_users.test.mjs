@@ -55,7 +55,9 @@ test('CSV import: the dry run shows every bad line, the corrected file creates t
     await admin.waitForSelector('#ai-problems');
     const rows = await admin.$$eval('#ai-problems tbody tr', (trs) => trs.map((tr) => [...tr.children].map((c) => c.innerText.trim())));
     assert.deepEqual(rows.map((r) => r[0]), ['5', '6', '7'], JSON.stringify(rows));
-    assert.match(rows[1][1], /unknown role 'boss'/);
+    assert.match(rows[0][1], /^「Bad Login」はログインIDに使えません/);
+    assert.match(rows[1][1], /^権限「boss」は使えません[^]*unknown role 'boss'/);
+    assert.match(rows[2][1], /^ログインID「yamada」は 2 行目と重複しています/);
     assert.equal(rows[0][2], BAD[0]);
     assert.equal(rows[2][2], BAD[2]);
     const summary = await admin.$eval('.ai-summary', (e) => e.innerText);
@@ -74,7 +76,8 @@ test('CSV import: the dry run shows every bad line, the corrected file creates t
     await admin.click('#ai-check');
     await admin.waitForFunction(() => /cp932/.test(document.querySelector('.ai-summary')?.innerText || ''));
     const sjisRows = await admin.$$eval('#ai-problems tbody tr', (trs) => trs.map((tr) => [...tr.children].map((c) => c.innerText.trim())));
-    assert.deepEqual(sjisRows, [['2', "unknown role 'chief' (admin, hq or staff)", 'sasaki,佐々木 ①子,総務課,chief,']]);
+    assert.deepEqual(sjisRows, [['2', "権限「chief」は使えません（admin、hq、staff のいずれか）\n(unknown role 'chief' (admin, hq or staff))",
+        'sasaki,佐々木 ①子,総務課,chief,']]);
 
     // The corrected file: no problems, then apply, then the one-time passwords.
     await input.uploadFile(goodFile);

@@ -16,6 +16,18 @@ addStrings({
     'adm.role.hq': '本部',
     'adm.role.staff': '職員',
     'adm.error': 'エラー: {message}',
+    'adm.error_code': '{what}（{message}）',
+    'adm.code.bad_request': '入力に誤りがあります',
+    'adm.code.unauthorized': 'ログインが必要です',
+    'adm.code.forbidden': 'この操作をする権限がありません',
+    'adm.code.not_found': '見つかりません',
+    'adm.code.conflict': '現在の状態と合わないため、できません',
+    'adm.code.too_large': '大きすぎます',
+    'adm.code.rate_limited': '混み合っています。しばらくしてからやり直してください',
+    'adm.code.internal': 'サーバーでエラーが起きました。何も変更されていません',
+    'adm.code.unavailable': 'サーバーが今は書き込めません。何も変更されていません',
+    'adm.code.offline': 'サーバーに接続できません',
+    'adm.code.timeout': 'サーバーから応答がありません',
     'adm.loading': '読み込み中…',
     'adm.none': 'ありません',
     'adm.download_failed': 'ダウンロードできませんでした: {message}',
@@ -33,6 +45,18 @@ addStrings({
     'adm.role.hq': 'HQ',
     'adm.role.staff': 'Staff',
     'adm.error': 'Error: {message}',
+    'adm.error_code': '{what} ({message})',
+    'adm.code.bad_request': 'Something in the request is wrong',
+    'adm.code.unauthorized': 'Please log in',
+    'adm.code.forbidden': 'You may not do this',
+    'adm.code.not_found': 'Not found',
+    'adm.code.conflict': 'Not possible in the current state',
+    'adm.code.too_large': 'Too large',
+    'adm.code.rate_limited': 'Busy: try again shortly',
+    'adm.code.internal': 'The server failed; nothing was changed',
+    'adm.code.unavailable': 'The server cannot write now; nothing was changed',
+    'adm.code.offline': 'Cannot reach the server',
+    'adm.code.timeout': 'The server did not answer',
     'adm.loading': 'Loading…',
     'adm.none': 'None',
     'adm.download_failed': 'Could not download: {message}',
@@ -67,9 +91,14 @@ export function roleLabel(role) {
   return ROLES.includes(role) ? t('adm.role.' + role) : role || '';
 }
 
-// The text of a refused call (api.call rejects with an Error carrying .code and .message).
+// The text of a refused call (api.call rejects with an Error carrying .code and .message): what
+// the code means, in the page's language, then the server's own words.
+const CODES = ['bad_request', 'unauthorized', 'forbidden', 'not_found', 'conflict', 'too_large', 'rate_limited',
+  'internal', 'unavailable', 'offline', 'timeout'];
 export function errorText(e) {
-  return t('adm.error', { message: (e && e.message) || String(e) });
+  const message = (e && e.message) || String(e);
+  if (e && CODES.includes(e.code)) return t('adm.error_code', { what: t('adm.code.' + e.code), message });
+  return t('adm.error', { message });
 }
 
 // <header> with an h1 and, after it, the page's actions (buttons, links).

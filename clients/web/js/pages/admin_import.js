@@ -67,6 +67,34 @@ addStrings({
   },
 });
 
+// The server's problems in Japanese (ops_import.c's words; one it has not been taught here is
+// shown as the server wrote it). The server's text stays beside it, for a search or a report.
+const PROBLEMS_JA = [
+  [/^'(.*)' is not a valid login id$/, (m) => `「${m[1]}」はログインIDに使えません（英小文字・数字・. _ - のみ、先頭は英数字）`],
+  [/^unknown role '(.*)' \(admin, hq or staff\)$/, (m) => `権限「${m[1]}」は使えません（admin、hq、staff のいずれか）`],
+  [/^login '(.*)' already appears on line (\d+)$/, (m) => `ログインID「${m[1]}」は ${m[2]} 行目と重複しています`],
+  [/^the name is empty$/, () => '氏名が空です'],
+  [/^the department is blank$/, () => '部署が空白です'],
+  [/^too few columns$/, () => '列が足りません'],
+  [/^a quoted field is never closed$/, () => '「"」で始まる値が閉じていません'],
+  [/^unknown column '(.*)'$/, (m) => `見出しに不明な列「${m[1]}」があります`],
+  [/^the header has no '(.*)' column$/, (m) => `見出しに「${m[1]}」列がありません`],
+  [/^'(.*)' is not an email address$/, (m) => `「${m[1]}」はメールアドレスではありません`],
+  [/^'(.*)' is not a phone number$/, (m) => `「${m[1]}」は電話番号ではありません`],
+  [/^a name, department or group is longer than (\d+) bytes$/, (m) => `氏名・部署・グループが長すぎます（${m[1]} バイトまで）`],
+  [/^the line is neither UTF-8 nor Shift_JIS/, () => 'この行は UTF-8 でも Shift_JIS でもありません。Excel で「CSV UTF-8（コンマ区切り）」として保存してください'],
+  [/^the file is UTF-16/, () => 'ファイルが UTF-16（Excel の「Unicode テキスト」）です。「CSV UTF-8（コンマ区切り）」として保存してください'],
+  [/^more than (\d+) users in one file$/, (m) => `1つのファイルは ${m[1]} 人までです`],
+];
+
+function problemCell(text) {
+  for (const [re, ja] of PROBLEMS_JA) {
+    const m = re.exec(text);
+    if (m) return [h('span', { class: 'ai-ja' }, ja(m)), ' ', h('small', { class: 'muted ai-en', lang: 'en' }, `(${text})`)];
+  }
+  return text;
+}
+
 // The lines of the file as text, for showing the line a problem names (best effort: the
 // server's reading is what counts).
 async function fileLines(file, encoding) {
@@ -130,7 +158,7 @@ function page(container) {
         problems.length
           ? h('div', {}, h('h3', {}, t('ai.problems_title')), table([
             { label: t('ai.c.line'), cell: (p) => String(p.line), class: 'num', header: true },
-            { label: t('ai.c.problem'), cell: (p) => p.problem },
+            { label: t('ai.c.problem'), cell: (p) => problemCell(p.problem) },
             { label: t('ai.c.text'), cell: (p) => h('code', { class: 'ai-line' }, lines[p.line - 1] ?? '') },
           ], problems, { caption: t('ai.problems_title'), rowClass: () => 'ai-problem' }))
           : h('p', { class: 'ai-ok' }, t('ai.no_problems')));

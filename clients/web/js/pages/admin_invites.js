@@ -65,6 +65,12 @@ addStrings({
     'jn.mismatch': 'パスワードが一致しません。',
     'jn.failed': '参加できません: {message}',
     'jn.done': 'ようこそ、{name} さん',
+    'jn.e.code': '招待コードが違います。入力し直してください',
+    'jn.e.expired': 'この招待コードは有効期限を過ぎています。管理者に新しいコードを依頼してください',
+    'jn.e.used': 'この招待コードは使える人数に達しました。管理者に依頼してください',
+    'jn.e.revoked': 'この招待コードは無効にされました。管理者に依頼してください',
+    'jn.e.taken': 'このログインIDはすでに使われています。別のIDにしてください',
+    'jn.e.rate': '失敗が続いたため、しばらく試せません',
   },
   en: {
     'iv.nav': 'Invitations',
@@ -119,6 +125,12 @@ addStrings({
     'jn.mismatch': 'The passwords differ.',
     'jn.failed': 'Cannot join: {message}',
     'jn.done': 'Welcome, {name}',
+    'jn.e.code': 'No such invitation code: check it',
+    'jn.e.expired': 'This invitation code has expired: ask for a new one',
+    'jn.e.used': 'This invitation code has been used up: ask an administrator',
+    'jn.e.revoked': 'This invitation code was revoked: ask an administrator',
+    'jn.e.taken': 'This login id is taken: choose another',
+    'jn.e.rate': 'Too many failures: wait a while',
   },
 });
 
@@ -275,6 +287,15 @@ async function joinHttp(args) {
   return r;
 }
 
+// join's refusals in the page's words (protocol.md, "join"); the server's text after them.
+function joinError(e) {
+  const m = e.message || '';
+  const key = /no such invitation code/.test(m) ? 'jn.e.code'
+    : /expired/.test(m) ? 'jn.e.expired' : /used up/.test(m) ? 'jn.e.used' : /revoked/.test(m) ? 'jn.e.revoked'
+      : e.code === 'conflict' ? 'jn.e.taken' : e.code === 'rate_limited' ? 'jn.e.rate' : null;
+  return key ? `${t(key)}（${m}）` : m;
+}
+
 function joinPage(container, params) {
   const err = h('p', { class: 'form-error', role: 'alert', id: 'jn-error' });
   const code = h('input', { type: 'text', id: 'jn-code', required: true, autocomplete: 'off',
@@ -309,7 +330,7 @@ function joinPage(container, params) {
       toast(t('jn.done', { name: r.user.name || r.user.login }));
       go('#/notices');
     } catch (ex) {
-      err.textContent = t('jn.failed', { message: ex.message });
+      err.textContent = t('jn.failed', { message: joinError(ex) });
       btn.disabled = false;
       btn.textContent = t('jn.submit');
     }
