@@ -76,11 +76,8 @@ for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
         process.exit(128 + ({ SIGHUP: 1, SIGINT: 2, SIGTERM: 15 })[sig]);
     });
 }
-process.on('uncaughtException', (err) => {
-    console.error(err);
-    killAll();
-    process.exit(1);
-});
+// An uncaught error ends the process through 'exit' too (node's default, or node:test's own
+// handler failing the test it happened in): no handler of ours is needed for it.
 
 // Runs argv[0] with the kernel's SIGKILL when node dies, however it dies.
 function spawnTracked(argv, opts) {
