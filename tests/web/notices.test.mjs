@@ -100,10 +100,20 @@ test('a roll-call posted by HQ in the browser is answered on a phone in one tap 
     await hq.setViewport(DESKTOP);
     await hq.waitForSelector('#rp-depts');
 
-    // Remind the missing: exactly the three who have not answered.
+    // Remind the missing: exactly the three who have not answered. sato, on the talk page,
+    // gets the reminder's banner; tanaka, who answered, does not.
+    const sato = await newPage(await browser.createBrowserContext(), { mobile: true });
+    await loginAs(sato, srv, 'sato');
     await hq.click('#rp-remind');
     await confirmOk(hq);
     await waitForText(hq, '3 人に再通知しました');
+    await sato.waitForSelector('.banner-warn');
+    assert.match(await sato.$eval('.banner-warn', (e) => e.innerText), /再通知: 安否確認/);
+    await sato.click('.banner-warn button:not(.banner-close)');
+    await sato.waitForFunction((n) => location.hash === `#/notices/${n}`, {}, id);
+    await sato.waitForSelector(`.nt-card-full button[data-choice="3"]`);
+    assert.equal(await sato.$('.banner-warn'), null, 'opening the notice ends its banner');
+    assert.equal(await phone.$('.banner-warn'), null);
 
     // The CSV, as Excel needs it: the BOM first, a Japanese file name.
     const dir = await downloadsInto(hq);
