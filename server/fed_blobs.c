@@ -39,7 +39,7 @@
 #define NO_SOURCE_WAIT_MS  60000 /* no source reachable: look again (a link up looks at once) */
 #define BACKOFF_MIN_MS     10000 /* every source failed: the next round after this, doubling */
 #define BACKOFF_MAX_MS     3600000
-#define DUE_PER_KICK       32 /* wants looked at per kick */
+#define DUE_PER_KICK       256 /* wants looked at per kick, at most (two queries each) */
 #define SOURCES_MAX        16
 
 struct fed_blobs *fb_of(struct srv *s)
@@ -345,23 +345,31 @@ static int due_add(void *arg, const struct store_blob_want *w)
 }
 
 /* Gives free links the wants that are due. */
+static bool free_link(const struct fed_blobs *fb)
+{
+    for (const struct fb_link *l = fb->links; l; l = l->next)
+        if (l->up && !l->job.active)
+            return true;
+    return false;
+}
+
+/* Gives free links the wants that are due, soonest first, until no link is free: a want whose
+ * sources are all busy stays due and is passed over, so it never holds up a want another link
+ * could take. */
 static void kick(struct srv *s)
 {
     struct fed_blobs *fb = fb_of(s);
     if (!fb || srv_writes_blocked(s))
         return;
     fb->kick_due = false;
-    bool free_link = false;
-    for (struct fb_link *l = fb->links; l; l = l->next)
-        free_link |= l->up && !l->job.active;
-    if (!free_link)
+    if (!free_link(fb))
         return;
     struct due *d = malloc(sizeof *d);
     if (!d)
         return;
     d->n = 0;
     if (store_blob_want_due(s->store, kz_now_ms(), DUE_PER_KICK, due_add, d) == STORE_OK)
-        for (int i = 0; i < d->n; i++)
+        for (int i = 0; i < d->n && free_link(fb); i++)
             if (!in_flight(fb, d->v[i].blob))
                 want_place(s, &d->v[i]);
     free(d);
