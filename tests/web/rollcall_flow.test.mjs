@@ -69,7 +69,12 @@ test('import staff, post a roll-call, two staff answer on their own browsers, HQ
         await firstLogin(page, srv, login, otp[login], `${login}-own-password`);
         await page.goto(srv.url + '/#/notices');
         await page.waitForSelector(`.nt-section .nt-card-urgent[data-notice="1"] button[data-choice="${choice}"]`);
-        await page.click(`.nt-card[data-notice="1"] button[data-choice="${choice}"]`);
+        if (page === pc) { // the keyboard alone: focus the choice, Enter
+            await page.focus(`.nt-card[data-notice="1"] button[data-choice="${choice}"]`);
+            await page.keyboard.press('Enter');
+        } else {
+            await page.tap(`.nt-card[data-notice="1"] button[data-choice="${choice}"]`);
+        }
         await waitForText(page, `回答済み: ${text}`);
     }
     await screenshot(phone, 'rollcall-flow-phone');
