@@ -375,16 +375,6 @@ static void kick(struct srv *s)
     free(d);
 }
 
-static int fsync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 /* The last byte is staged: hash the file. Equal to the id: in place, recorded, the want gone.
  * Not: dropped, and its source skipped for this blob. Hashing up to blob_max_bytes runs on the
  * loop, as an upload's last PATCH does (about 1 s for 64 MiB of BLAKE2b on a slow core). */
@@ -420,7 +410,7 @@ static void job_finish(struct srv *s, struct fb_link *l)
         return;
     }
     if ((mkdir(dir, 0700) != 0 && errno != EEXIST) ||
-        (link(staging, final) != 0 && errno != EEXIST) || fsync_dir(dir) != 0) {
+        (link(staging, final) != 0 && errno != EEXIST) || srv_dir_sync(dir) != 0) {
         KZ_ERROR("blob_fetch_io", "blob=%s error=\"%s\"", j->blob, strerror(errno));
         return;
     }
@@ -448,7 +438,7 @@ static bool stage(struct srv *s, const char *blob, int64_t offset, const uint8_t
     if (fd >= 0)
         close(fd);
     if (ok && offset == 0)
-        ok = fsync_dir(dir) == 0; /* a new file: its name survives a power cut too */
+        ok = srv_dir_sync(dir) == 0; /* a new file: its name survives a power cut too */
     if (!ok)
         KZ_ERROR("blob_fetch_io", "blob=%s offset=%lld error=\"%s\"", blob, (long long)offset,
                  strerror(e));

@@ -299,6 +299,18 @@ static void wait_log(int i, const char *a, const char *b)
     }
 }
 
+/* Three servers sharing a room; C (server 2) is cut off from both others, then A's user sends
+ * a photo. */
+static void three_with_c_cut_off(char room[64], char blob[65], long long *size)
+{
+    start(3, NULL);
+    share(3, room);
+    fednet_isolate(&net, 2, true);
+    fednet_wait_down(&net, 0, 2, DEADLINE_MS);
+    fednet_wait_down(&net, 1, 2, DEADLINE_MS);
+    send_photo(room, blob, size);
+}
+
 Test(fed_blobs, a_photo_sent_on_one_server_is_pulled_by_every_other_and_downloads_whole)
 {
     start(3, NULL);
@@ -380,15 +392,10 @@ Test(fed_blobs, a_killed_puller_resumes_from_its_committed_offset)
 
 Test(fed_blobs, a_blob_tampered_on_a_relay_is_refused_and_fetched_again_from_the_origin)
 {
-    start(3, NULL);
     char room[64], blob[65];
     long long size;
-    share(3, room);
     /* C (server 2) reaches no one; the photo goes to B alone. */
-    fednet_isolate(&net, 2, true);
-    fednet_wait_down(&net, 0, 2, DEADLINE_MS);
-    fednet_wait_down(&net, 1, 2, DEADLINE_MS);
-    send_photo(room, blob, &size);
+    three_with_c_cut_off(room, blob, &size);
     wait_here(1, room, blob);
     /* B's copy is damaged on its disk: one byte in the middle. */
     char path[512];
@@ -477,14 +484,9 @@ Test(fed_blobs, messages_sent_after_a_large_photo_arrive_before_its_blob)
 
 Test(fed_blobs, a_server_removed_from_the_room_is_answered_blob_none)
 {
-    start(3, NULL);
     char room[64], blob[65];
     long long size;
-    share(3, room);
-    fednet_isolate(&net, 2, true);
-    fednet_wait_down(&net, 0, 2, DEADLINE_MS);
-    fednet_wait_down(&net, 1, 2, DEADLINE_MS);
-    send_photo(room, blob, &size);
+    three_with_c_cut_off(room, blob, &size);
     cJSON *r = fednet_admin(&net, 0,
                             "\"op\":\"room.server\",\"room\":\"%s\",\"server\":\"%s\","
                             "\"admitted\":false",
