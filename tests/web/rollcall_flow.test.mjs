@@ -76,6 +76,8 @@ test('import staff, post a roll-call, two staff answer on their own browsers, HQ
             await page.tap(`.nt-card[data-notice="1"] button[data-choice="${choice}"]`);
         }
         await waitForText(page, `回答済み: ${text}`);
+        if (page === pc) // the focus stays on the answer just given
+            assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('aria-pressed')), 'true');
     }
     await screenshot(phone, 'rollcall-flow-phone');
 

@@ -156,6 +156,13 @@ function badges(n) {
   return h('span', { class: 'nt-badges' }, ...b);
 }
 
+// After a redraw, the keyboard focus goes back to the same control of the same notice (which
+// may have moved to another section of the board).
+function refocus(n, selector) {
+  const el = document.querySelector(`[data-notice="${n.id}"] ${selector}`);
+  if (el) el.focus({ preventScroll: false });
+}
+
 // The one-tap actions of a notice: its choices as buttons (the current answer pressed), and
 // 確認しました. onDone(n) gets the notice as the server now has it.
 function actions(n, onDone) {
@@ -185,6 +192,7 @@ function actions(n, onDone) {
           banner('nt-' + n.id, null);
           n.me.read_at = n.me.read_at || Date.now();
           onDone(n);
+          refocus(n, `button[data-choice="${i + 1}"]`);
         } catch (e) {
           toast(errorText(e), 'error');
           for (const b of group.querySelectorAll('button')) b.disabled = off;
@@ -231,6 +239,7 @@ function actions(n, onDone) {
           n.me.read_at = n.me.read_at || Date.now();
           banner('nt-' + n.id, null);
           onDone(n);
+          refocus(n, '.nt-ack');
         } catch (e) {
           toast(errorText(e), 'error');
         }
