@@ -115,6 +115,16 @@ test('a roll-call posted by HQ in the browser is answered on a phone in one tap 
     assert.equal(await sato.$('.banner-warn'), null, 'opening the notice ends its banner');
     assert.equal(await phone.$('.banner-warn'), null);
 
+    // A correction: the phone's board shows the new text and 第2版 by itself.
+    await hq.click('#rp-edit');
+    await hq.waitForSelector('dialog[open] #rp-edit-body');
+    await hq.$eval('#rp-edit-body', (e) => { e.value = ''; });
+    await hq.type('#rp-edit-body', '地震が発生しました。18時までに安否を回答してください。');
+    await hq.click('dialog[open] button[type="submit"]');
+    await waitForText(hq, '訂正しました（第2版）');
+    await waitForText(phone, '18時までに安否を回答してください');
+    await waitForText(phone, '第2版');
+
     // The CSV, as Excel needs it: the BOM first, a Japanese file name.
     const dir = await downloadsInto(hq);
     await hq.click('#rp-csv');

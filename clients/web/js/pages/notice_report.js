@@ -6,7 +6,7 @@
 import { api } from '../api.js';
 import { route } from '../router.js';
 import { t, addStrings } from '../i18n.js';
-import { h, formatTime, toast, confirmDialog } from '../dom.js';
+import { h, formatTime, toast, confirmDialog, dialog } from '../dom.js';
 import { statusLine, errorText, table, downloadCsv, fileSafe, stamp } from './admin_common.js';
 
 addStrings({
@@ -19,6 +19,10 @@ addStrings({
     'rp.remind_confirm': 'まだ{what}いない {n} 人に再通知しますか？',
     'rp.reminded': '{n} 人に再通知しました',
     'rp.withdraw': 'お知らせを取り消す',
+    'rp.edit': '訂正',
+    'rp.edit_title': 'お知らせを訂正',
+    'rp.edit_save': '訂正を送信',
+    'rp.edited': '訂正しました（第{n}版）',
     'rp.withdraw_confirm': 'このお知らせを取り消しますか？ 以後の確認や回答は受け付けません。',
     'rp.withdrawn': '取り消しました',
     'rp.updated': '{time} 時点',
@@ -55,6 +59,10 @@ addStrings({
     'rp.remind_confirm': 'Remind the {n} people who have not {what} yet?',
     'rp.reminded': 'Reminded {n} people',
     'rp.withdraw': 'Withdraw the notice',
+    'rp.edit': 'Correct',
+    'rp.edit_title': 'Correct the notice',
+    'rp.edit_save': 'Send the correction',
+    'rp.edited': 'Corrected (revision {n})',
     'rp.withdraw_confirm': 'Withdraw this notice? It will take no more acknowledgements or answers.',
     'rp.withdrawn': 'Withdrawn',
     'rp.updated': 'as of {time}',
@@ -109,12 +117,13 @@ function report(container, params) {
   const csvBtn = h('button', { type: 'button', class: 'btn', id: 'rp-csv', onclick: csv }, t('rp.csv'));
   const remindBtn = h('button', { type: 'button', class: 'btn btn-primary', id: 'rp-remind', onclick: remind }, t('rp.remind'));
   const withdrawBtn = h('button', { type: 'button', class: 'btn btn-danger', onclick: withdraw }, t('rp.withdraw'));
+  const editBtn = h('button', { type: 'button', class: 'btn', id: 'rp-edit', onclick: edit }, t('rp.edit'));
   const title = h('h1', { class: 'adm-title', tabindex: '-1' }, t('rp.title', { title: '…' }));
 
   container.replaceChildren(h('div', { class: 'adm-page rp-page' },
     h('p', { class: 'adm-back' }, h('a', { href: '#/notices/' + id }, '← ' + t('rp.back'))),
     h('header', { class: 'adm-head' }, title,
-      h('div', { class: 'adm-actions' }, remindBtn, csvBtn, refreshBtn, withdrawBtn)),
+      h('div', { class: 'adm-actions' }, remindBtn, csvBtn, refreshBtn, editBtn, withdrawBtn)),
     when, status.el, body));
 
   function forWhat(n) {
@@ -129,6 +138,7 @@ function report(container, params) {
     when.textContent = t('rp.updated', { time: formatTime(Date.now(), { full: true }) });
     remindBtn.disabled = !!n.withdrawn_at;
     withdrawBtn.hidden = !!n.withdrawn_at;
+    editBtn.hidden = !!n.withdrawn_at;
     const choices = n.choices || [];
 
     const stats = h('div', { class: 'rp-stats', id: 'rp-totals' },
@@ -232,6 +242,35 @@ function report(container, params) {
       toast(errorText(e), 'error');
     } finally {
       remindBtn.disabled = false;
+    }
+  }
+
+  // A correction (notice.edit): the previous text is kept as a revision; recipients get the
+  // notice.edit event and see 第N版.
+  async function edit() {
+    if (!data) return;
+    const n = data.notice;
+    const title = h('input', { type: 'text', id: 'rp-edit-title', value: n.title, required: true, maxlength: '200' });
+    const body = h('textarea', { id: 'rp-edit-body', rows: '8', required: true });
+    body.value = n.body;
+    const ok = await dialog(t('rp.edit_title'), [
+      h('div', { class: 'field' }, h('label', { for: 'rp-edit-title' }, t('nt.form.title')), title),
+      h('div', { class: 'field' }, h('label', { for: 'rp-edit-body' }, t('nt.form.body')), body),
+    ], [
+      { label: t('common.cancel'), value: false },
+      { label: t('rp.edit_save'), value: true, kind: 'primary', submit: true },
+    ], { wide: true });
+    if (ok !== true) return;
+    const args = { notice: id };
+    if (title.value.trim() && title.value.trim() !== n.title) args.title = title.value.trim();
+    if (body.value !== n.body) args.body = body.value;
+    if (!args.title && args.body == null) return;
+    try {
+      const r = await api.call('notice.edit', args);
+      toast(t('rp.edited', { n: r.revision }));
+      load();
+    } catch (e) {
+      toast(errorText(e), 'error');
     }
   }
 
