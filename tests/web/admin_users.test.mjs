@@ -137,6 +137,26 @@ test('CSV import: the dry run shows every bad line, the corrected file creates t
     assert.equal(yamada.department, '建設課');
     assert.deepEqual(yamada.groups, ['避難所班']);
 
+    // A new one-time password, shown once; disable and enable.
+    await clearToasts(admin); // a toast over a button would take the click
+    await admin.click('#au-reset');
+    await confirmOk(admin);
+    const otp = await admin.$eval('#au-otp', (e) => e.textContent);
+    assert.match(otp, /^\S{20}$/);
+    await clearToasts(admin);
+    await admin.click('#au-disable');
+    await confirmOk(admin);
+    await admin.waitForSelector('#au-enable');
+    await waitForText(admin, 'yamada を無効にしました');
+    assert.match(await admin.$eval('.au-state', (e) => e.innerText), /無効/);
+    await clearToasts(admin);
+    await admin.click('#au-enable');
+    await admin.waitForSelector('#au-disable');
+    list = await srv.kizuna(['--json', 'admin', 'user', 'list']);
+    const again = JSON.parse(list.stdout).users.find((u) => u.login === 'yamada');
+    assert.equal(again.disabled, false);
+    assert.equal(again.must_change_password, true);
+
     // Export: the server's CSV, BOM first; it imports back.
     await admin.goto(srv.url + '/#/admin/users');
     await admin.waitForSelector('#au-export');
