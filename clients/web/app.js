@@ -5,7 +5,7 @@
 import { api } from './js/api.js';
 import { h, clear, banner, focusMain } from './js/dom.js';
 import { t, getLang, setLang, onLang } from './js/i18n.js';
-import { startRouter, navItems, render, current, go } from './js/router.js';
+import { startRouter, navItems, render, current } from './js/router.js';
 import * as session from './js/session.js';
 import './js/strings.js';
 
@@ -49,7 +49,7 @@ function drawHeader() {
         'aria-label': t('shell.lang_label'), onclick: () => setLang(getLang() === 'ja' ? 'en' : 'ja') },
       t('shell.lang')),
       u ? h('button', { type: 'button', class: 'btn-quiet', id: 'logout',
-        onclick: async () => { await api.logout(); go('#/login'); } }, t('shell.logout')) : null)].filter(Boolean));
+        onclick: () => session.logout() }, t('shell.logout')) : null)].filter(Boolean));
 }
 
 function showState() {

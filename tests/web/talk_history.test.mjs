@@ -64,7 +64,11 @@ test(`paging back through ${N} messages keeps the page small and fast`, async ()
         // scrolling to the top loads the older page (the first time by the button, as a keyboard would)
         if (page === 0) await A.$eval('#load-older', (b) => { b.focus(); b.click(); });
         else await A.$eval('#timeline', (t) => { t.scrollTop = 0; });
-        await A.waitForFunction((f) => +document.querySelector('#msgs li.msg[data-pos]').dataset.pos < f, {}, first);
+        await A.waitForFunction((f) => +document.querySelector('#msgs li.msg[data-pos]').dataset.pos < f, {}, first).catch(async (e) => {
+            const st = await A.$eval('#timeline', (t) => ({ top: t.scrollTop, h: t.scrollHeight, ch: t.clientHeight,
+                n: t.querySelectorAll('li.msg').length, older: !t.querySelector('#load-older').hidden }));
+            throw new Error(`page ${page}: no older page after ${first}: ${JSON.stringify(st)} (${e.message})`);
+        });
         times.push(Date.now() - t0);
         const pos = await counts();
         assert.ok(pos.length <= CAP, `at most ${CAP} messages in the page, not ${pos.length}`);

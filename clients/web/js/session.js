@@ -6,7 +6,7 @@
 
 import { api } from './api.js';
 import { setTimeZone } from './dom.js';
-import { unmount, go } from './router.js';
+import { unmount } from './router.js';
 
 export function user() { return api.session?.user || null; }
 export function role() { return api.session?.user?.role || null; }
@@ -15,13 +15,26 @@ export function serverId() { return api.session?.server_id || null; }
 export function shared() { return !!api.session?.shared; }
 export function loggedIn() { return !!api.session?.user; }
 
-let lastReason = null;
-export function endReason() { return lastReason; }
+// The page is loaded afresh after a session ends or logs out: whatever this tab held in memory
+// (rooms, names, message text, the outbox) goes with the old page, not only the storage.
+function restart(hash) {
+  unmount();
+  location.replace(hash);
+  location.reload();
+}
+
+export function endReason() {
+  const q = new URLSearchParams(location.hash.split('?')[1] || '');
+  return q.get('reason');
+}
 
 export function onSessionEnd(reason) {
-  lastReason = reason || 'unauthorized';
-  unmount();
-  go('#/ended');
+  restart('#/ended?reason=' + encodeURIComponent(reason || 'unauthorized'));
+}
+
+export async function logout() {
+  await api.logout();
+  restart('#/login');
 }
 
 api.on('session', (s) => setTimeZone(s.time_zone, s.time_zone_posix));

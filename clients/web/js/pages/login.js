@@ -135,7 +135,7 @@ route('#/passwd', (el) => {
 
 route('#/ended', (el) => {
   const reason = session.endReason();
-  if (!reason) { go('#/login'); return; }
+  if (!reason) { location.replace('#/login'); return; }
   const key = 'ended.' + reason;
   const text = t(key) === key ? t('ended.other', { reason }) : t(key);
   el.append(h('div', { class: 'center' }, h('section', { class: 'card login', 'aria-labelledby': 'ended-title' },

@@ -10,7 +10,7 @@ import { h, clear, formatTime, dialog, confirmDialog, promptDialog, toast } from
 import { t, addStrings } from '../i18n.js';
 import { route, go } from '../router.js';
 import * as session from '../session.js';
-import { rooms, roomList, roomName, refreshRooms, markedRead, roomActions } from './rooms.js';
+import { rooms, roomList, roomName, refreshRooms, markedRead, roomActions, rememberName } from './rooms.js';
 
 addStrings({
   ja: {
@@ -314,6 +314,7 @@ route('#/room/:id', async (el, params) => {
       trim(false);
     } catch (e) { toast(e.message, 'error'); } finally { loading = false; }
     updateButtons();
+    requestAnimationFrame(edges); // a scroll made while this page loaded
   }
 
   async function loadNewer() {
@@ -329,6 +330,7 @@ route('#/room/:id', async (el, params) => {
     updateButtons();
     flushBuffered();
     markRead();
+    requestAnimationFrame(edges);
   }
 
   async function jumpLatest() {
@@ -606,19 +608,22 @@ route('#/room/:id', async (el, params) => {
   // ---- wiring ----
   offs.push(api.on('*', onEvent));
   offs.push(api.on('resumed', () => { if (atLatest) markRead(); }));
-  const onScroll = () => {
+  // At the top, the older page comes in; at the bottom of an old stretch, the newer one.
+  function edges() {
+    if (!alive) return;
     if (timeline.scrollTop < 200 && hasOlder && !loading) loadOlder();
     else if (!atLatest && timeline.scrollHeight - timeline.scrollTop - timeline.clientHeight < 200 && !loading) loadNewer();
     if (nearBottom() && atLatest) { jump.hidden = true; markRead(); }
-  };
-  timeline.addEventListener('scroll', onScroll, { passive: true });
+  }
+  timeline.addEventListener('scroll', edges, { passive: true });
   const onVis = () => { if (document.visibilityState === 'visible') markRead(); };
   document.addEventListener('visibilitychange', onVis);
 
   async function loadNames() {
     try {
       const r = await api.call('room.members', { room: roomId });
-      for (const m of r.members) names.set(m.login, m.name || m.login);
+      for (const m of r.members) { names.set(m.login, m.name || m.login); rememberName(m.login, m.name); }
+      rooms.changed();
     } catch { /* names are a nicety */ }
   }
 

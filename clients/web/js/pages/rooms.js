@@ -42,6 +42,11 @@ export const rooms = {
   changed() { for (const fn of this.subs) fn(); },
 };
 
+// Names of people seen in events (room.list's `last` names its sender by login only).
+export const knownNames = new Map();
+export function rememberName(login, name) { if (login && name) knownNames.set(login, name); }
+api.on('*', (ev) => rememberName(ev.sender, ev.sender_name));
+
 let refreshing = null;
 let refreshTimer = 0;
 export function refreshRooms() {
@@ -97,7 +102,7 @@ export function roomName(r) { return r?.name || (r?.with ?? ''); }
 function lastLine(r) {
   const l = r.last;
   if (!l) return t('rooms.nomsg');
-  const who = l.sender === session.login() ? '' : (l.sender_name || l.sender) + ': ';
+  const who = l.sender === session.login() ? '' : (l.sender_name || knownNames.get(l.sender) || l.sender) + ': ';
   return who + (l.deleted ? t('rooms.deleted') : l.photo ? t('rooms.photo') : l.body);
 }
 

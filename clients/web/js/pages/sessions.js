@@ -4,7 +4,8 @@
 import { api } from '../api.js';
 import { h, clear, formatTime, confirmDialog, toast } from '../dom.js';
 import { t, addStrings } from '../i18n.js';
-import { route, navItem, go } from '../router.js';
+import { route, navItem } from '../router.js';
+import * as session from '../session.js';
 
 addStrings({
   ja: {
@@ -50,7 +51,7 @@ route('#/sessions', async (el) => {
         h('td', null, h('button', { type: 'button', class: 'btn-danger', 'aria-label': `${t('sessions.revoke')}: ${name}`,
           onclick: async () => {
             if (!await confirmDialog(t('sessions.confirm', { device: name }), { danger: true, ok: t('sessions.revoke') })) return;
-            if (s.current) { await api.logout(); go('#/login'); return; }
+            if (s.current) { await session.logout(); return; }
             try {
               await api.call('session.revoke', { session: s.id });
               toast(t('sessions.revoked', { device: name }));
