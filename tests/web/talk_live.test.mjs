@@ -193,3 +193,45 @@ test('a one-to-one room (DM) and a new room with members, from the browser', asy
     await waitForText(A, '鈴木 三郎 が退出させられました');
     await A.keyboard.press('Escape');
 });
+
+test('keyboard only: log in, open a room, send, a dialog returns the focus; English', async () => {
+    const ctx = await browser.createBrowserContext();
+    const page = await newPage(ctx, { mobile: false });
+    await page.goto(srv.url + '/#/login');
+    await page.waitForSelector('#login-id');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'login-id');
+    await page.keyboard.type('suzuki');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('suzuki-password-1');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('.room-item');
+    let found = false;
+    for (let i = 0; i < 40 && !found; i++) {
+        await page.keyboard.press('Tab');
+        found = await page.evaluate(() => document.activeElement?.classList.contains('room-item') &&
+            document.activeElement.textContent.includes('災害対策本部'));
+    }
+    assert.ok(found, 'a room is reached with Tab');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#composer');
+    await page.waitForFunction(() => document.activeElement?.id === 'composer');
+    await page.keyboard.type('キーボードだけで送信');
+    await page.keyboard.press('Enter');
+    await waitForText(A, 'キーボードだけで送信');
+    // the message's menu by keyboard; Escape closes it and the focus goes back to the button
+    const menu = await page.waitForFunction(() => [...document.querySelectorAll('#msgs li.msg.mine[data-pos]')].pop()?.querySelector('.msg-menu'));
+    await menu.focus();
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('dialog[open]');
+    await page.keyboard.press('Escape');
+    await page.waitForFunction(() => !document.querySelector('dialog[open]') && document.activeElement?.classList.contains('msg-menu'));
+    // English, and back
+    await page.click('.top-right button[lang="en"]');
+    await page.waitForFunction(() => document.querySelector('#send')?.textContent === 'Send');
+    assert.equal(await page.evaluate(() => document.documentElement.lang), 'en');
+    await waitForText(page, 'Talk');
+    await page.click('.top-right button[lang="ja"]');
+    await page.waitForFunction(() => document.querySelector('#send')?.textContent === '送信');
+    assert.deepEqual(page.problems, []);
+    await ctx.close();
+});
