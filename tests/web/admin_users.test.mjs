@@ -141,7 +141,7 @@ test('CSV import: the dry run shows every bad line, the corrected file creates t
     await clearToasts(admin); // a toast over a button would take the click
     await admin.click('#au-reset');
     await confirmOk(admin);
-    const otp = await admin.$eval('#au-otp', (e) => e.textContent);
+    const otp = await (await admin.waitForSelector('#au-otp')).evaluate((e) => e.textContent);
     assert.match(otp, /^\S{20}$/);
     await clearToasts(admin);
     await admin.click('#au-disable');
@@ -179,10 +179,24 @@ test('CSV import: the dry run shows every bad line, the corrected file creates t
     await admin.waitForSelector('#as-sessions tbody button[data-session]');
     await clearToasts(admin);
     await screenshot(admin, 'admin-sessions');
+    await clearToasts(admin);
     await admin.click('#as-sessions tbody button[data-session]');
     await confirmOk(admin);
     await waitForText(phone, '管理者がこの端末をログアウトさせました');
     await waitForText(admin, 'をログアウトさせました');
+
+    // Her CLI has photo keys (a registered device): revoking the device signs it out too.
+    await srv.kizuna(['login', 'tanaka'], { user: 'tanaka' });
+    await admin.click('.as-page form button[type="submit"]');
+    await admin.waitForSelector('.as-devices tbody button.btn-danger');
+    await clearToasts(admin);
+    await admin.click('.as-devices tbody button.btn-danger');
+    await confirmOk(admin);
+    await admin.waitForFunction(() => /取り消し済み/.test(document.querySelector('.as-devices')?.innerText || ''));
+    assert.equal(await admin.$$eval('#as-sessions tbody button[data-session]', (b) => b.length), 0, 'its session ended with it');
+    const cli = await srv.kizuna(['rooms'], { user: 'tanaka', check: false });
+    assert.notEqual(cli.code, 0);
+    assert.match(cli.stderr + cli.stdout, /revoked|log in again/);
 
     assert.deepEqual(admin.problems, []);
 });

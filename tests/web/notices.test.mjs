@@ -68,6 +68,7 @@ test('a roll-call posted by HQ in the browser is answered on a phone in one tap 
     assert.equal(await phone.$('.banner-alert'), null, 'answering ends the alert banner');
 
     // A comment after the answer keeps the answer.
+    await clearToasts(phone); // a toast over a button would take the tap
     await phone.type(`.nt-card[data-notice="${id}"] .nt-comment`, '自宅から徒歩で向かいます');
     await phone.click(`.nt-card[data-notice="${id}"] .nt-comment-form button`);
     await waitForText(phone, 'コメントを送りました');
@@ -113,6 +114,8 @@ test('a roll-call posted by HQ in the browser is answered on a phone in one tap 
     await sato.waitForFunction((n) => location.hash === `#/notices/${n}`, {}, id);
     await sato.waitForSelector(`.nt-card-full button[data-choice="3"]`);
     assert.equal(await sato.$('.banner-warn'), null, 'opening the notice ends its banner');
+    await clearToasts(sato);
+    await screenshot(sato, 'notice-detail-phone');
     assert.equal(await phone.$('.banner-warn'), null);
 
     // A correction: the phone's board shows the new text and 第2版 by itself.
@@ -141,6 +144,7 @@ test('a roll-call posted by HQ in the browser is answered on a phone in one tap 
     await srv.kizuna(['notice', 'post', '--title', '避難所の開設について', '--body', '本日18時に第二体育館を避難所として開設します。',
         '--to', 'dept:総務課', '--ack'], { user: 'admin' });
     await phone.waitForSelector('.nt-card .nt-ack:not([disabled])');
+    await clearToasts(phone);
     await phone.click('.nt-card .nt-ack:not([disabled])');
     await waitForText(phone, '✓ 確認済み');
     await clearToasts(phone);
