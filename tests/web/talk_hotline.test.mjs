@@ -112,3 +112,36 @@ test('a hotline: the city speaks with its seat, 既読 by municipality with seat
     await page.keyboard.press('Escape');
     assert.deepEqual(page.problems, []);
 });
+
+test('a first report (第一報) from the city raises a red banner on the on-duty seat holder\'s page', async () => {
+    await pref.kizuna(['hotline', 'seat', room, '県当直', 'honbu', '--on-duty']);
+    await page.goto(pref.url + '/#/rooms');
+    await page.waitForSelector('.room-item');
+    await until('the seat reaches the city', async () =>
+        (await city.kizuna(['send', room, '--urgent', '第一報: 宇和島市で震度6弱、庁舎被害あり'], { user: 'kikikanri', check: false })).code === 0);
+    await page.waitForSelector('.banner-alert');
+    const text = await page.$eval('.banner-alert', (e) => e.textContent);
+    assert.match(text, /第一報（南予ホットライン）宇和島市 宇和島 三郎 \[危機管理課長\]: 第一報: 宇和島市で震度6弱/);
+    await screenshot(page, 'talk-hotline-alert-desktop', { fullPage: false });
+    await page.click('.banner-alert button');
+    await page.waitForSelector('#composer');
+    await waitForText(page, '庁舎被害あり');
+    assert.equal(await page.$('.banner-alert'), null);
+});
+
+test('a first report sent from the browser reaches the other municipality\'s on-duty seat in its browser', async () => {
+    const ctx = await browser.createBrowserContext();
+    const onDuty = await newPage(ctx, { mobile: true });
+    await loginAs(onDuty, city, 'tochoku');   // 宇和島市's 当直 (on duty), on the city's own server
+    await onDuty.waitForSelector('.room-item');
+    await page.goto(pref.url + '/#/room/' + encodeURIComponent(room));
+    await page.waitForFunction(() => !document.querySelector('.composer .urgent').hidden);
+    await page.click('#urgent');
+    await page.type('#composer', '県本部より第一報: 国道56号 宇和島以南 全面通行止め');
+    await page.keyboard.press('Enter');
+    await onDuty.waitForSelector('.banner-alert', { timeout: 20000 });
+    assert.match(await onDuty.$eval('.banner-alert', (e) => e.textContent), /第一報（南予ホットライン）愛媛県 県 本部員 \[県当直\]: 県本部より第一報/);
+    await screenshot(onDuty, 'talk-hotline-alert-phone', { fullPage: false });
+    assert.equal(await page.$eval('#urgent', (e) => e.checked), false, 'the choice is for one message');
+    await ctx.close();
+});

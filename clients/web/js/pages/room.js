@@ -41,7 +41,7 @@ addStrings({
     'members.leave': 'このルームから退出', 'members.leave_confirm': 'このルームから退出しますか？',
     'members.admin': '管理者', 'members.rename': 'ルーム名を変更', 'members.invited': '{user} を招待しました。',
     'members.servers': '参加自治体', 'members.seats': '席',
-    'room.this_server': 'このサーバー', 'room.on_duty': '（第一報を受ける）',
+    'room.this_server': 'このサーバー', 'room.on_duty': '（第一報を受ける）', 'room.urgent': '第一報',
   },
   en: {
     'room.back': 'All rooms', 'room.members': '{n} members', 'room.search': 'Search this room',
@@ -71,7 +71,7 @@ addStrings({
     'members.leave': 'Leave this room', 'members.leave_confirm': 'Leave this room?',
     'members.admin': 'admin', 'members.rename': 'Rename room', 'members.invited': 'Invited {user}.',
     'members.servers': 'Municipalities', 'members.seats': 'Seats',
-    'room.this_server': 'this server', 'room.on_duty': ' (receives first reports)',
+    'room.this_server': 'this server', 'room.on_duty': ' (receives first reports)', 'room.urgent': 'First report',
   },
 });
 
@@ -111,10 +111,13 @@ route('#/room/:id', async (el, params) => {
   const live = h('div', { class: 'sr-only', 'aria-live': 'polite', id: 'room-live' });
   const input = h('textarea', { id: 'composer', rows: '1', 'aria-describedby': 'composer-hint', maxlength: 16384, enterkeyhint: 'send' });
   const sendBtn = h('button', { type: 'submit', class: 'btn-primary', id: 'send' }, t('room.send'));
+  // In a hotline, a first report (第一報) goes to every municipality's on-duty seats as an alert.
+  const urgent = h('input', { type: 'checkbox', id: 'urgent' });
+  const urgentBox = h('div', { class: 'check urgent', hidden: true }, urgent, h('label', { for: 'urgent' }, t('room.urgent')));
   const archivedNote = h('p', { class: 'archived-note', hidden: true }, t('room.archived'));
   const composer = h('form', { class: 'composer', id: 'composer-form' },
     h('label', { for: 'composer', class: 'sr-only' }, t('room.composer')),
-    input, sendBtn, h('p', { id: 'composer-hint', class: 'sr-only' }, t('room.hint')));
+    urgentBox, input, sendBtn, h('p', { id: 'composer-hint', class: 'sr-only' }, t('room.hint')));
   const mainCol = h('div', { class: 'room-main' }, head, timeline, jump, archivedNote, composer, live);
   el.append(h('section', { class: 'room-page', 'aria-labelledby': 'room-title' }, side, mainCol));
 
@@ -463,7 +466,8 @@ route('#/room/:id', async (el, params) => {
     const body = input.value;
     if (!body.trim()) return;
     input.value = '';
-    api.send(roomId, body); // its 'outbox' event draws it as pending
+    api.send(roomId, body, urgent.checked ? { urgent: true } : {}); // its 'outbox' event draws it as pending
+    urgent.checked = false;
     if (atLatest) { drawPendings(); toBottom(); } else jumpLatest();
     input.focus();
   }
@@ -602,6 +606,7 @@ route('#/room/:id', async (el, params) => {
       serversLine.textContent = servers.authority ? (servers.servers || []).filter((s) => s.admitted !== false)
         .map((s) => (s.self ? t('room.this_server') : s.name || s.server) + (s.role_label ? `（${s.role_label}）` : '')).join('・') : '';
       serversLine.hidden = !servers.authority;
+      urgentBox.hidden = !servers.hotline;
     } catch { /* a member-only answer; never fatal */ }
   }
 

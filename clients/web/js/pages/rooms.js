@@ -3,7 +3,7 @@
 // into the room view's side column on wide screens.
 
 import { api } from '../api.js';
-import { h, clear, formatTime, dialog, confirmDialog, toast } from '../dom.js';
+import { h, clear, formatTime, dialog, confirmDialog, toast, banner } from '../dom.js';
 import { t, addStrings } from '../i18n.js';
 import { route, navItem, go } from '../router.js';
 import * as session from '../session.js';
@@ -19,6 +19,8 @@ addStrings({
     'rooms.create.dup': '同じ名前のルームがすでにあります。2つ目を作りますか？',
     'rooms.dm.title': '個別トーク', 'rooms.dm.login': '相手のログインID', 'rooms.dm.ok': '開く',
     'rooms.photo': '[写真]',
+    'rooms.alert': '第一報（{room}）{from} {name}{seat}: {body}', 'rooms.alert_open': '開く',
+    'rooms.unsent': '未送信のメッセージがあります。閉じると送られません。',
   },
   en: {
     'rooms.title': 'Talk', 'rooms.new': 'New room', 'rooms.dm': 'Direct message',
@@ -30,6 +32,8 @@ addStrings({
     'rooms.create.dup': 'You already have a room with this name. Create a second one?',
     'rooms.dm.title': 'Direct message', 'rooms.dm.login': "The other person's login ID", 'rooms.dm.ok': 'Open',
     'rooms.photo': '[photo]',
+    'rooms.alert': 'First report ({room}) {from} {name}{seat}: {body}', 'rooms.alert_open': 'Open',
+    'rooms.unsent': 'Some messages are not sent yet; closing loses them.',
   },
 });
 
@@ -90,6 +94,20 @@ for (const type of ['member', 'room.create', 'room.update', 'room.archive', 'mem
 api.on('resumed', refreshSoon);
 api.on('session', () => { rooms.list = null; });
 api.on('end', () => { rooms.list = null; rooms.open = null; rooms.changed(); });
+
+// A first report (第一報) in a hotline, pushed to this user's on-duty seat ahead of everything:
+// a red banner wherever one is, until opened or closed.
+api.on('hotline.alert', (ev) => {
+  const id = 'hotline-' + ev.event_id;
+  banner(id, t('rooms.alert', { room: ev.room_name || '', from: ev.server_name || '', name: ev.sender_name || ev.sender,
+    seat: ev.seat ? ` [${ev.seat}]` : '', body: ev.body || '' }), { kind: 'alert', closable: true,
+    action: { label: t('rooms.alert_open'), onclick: () => { banner(id, null); go('#/room/' + encodeURIComponent(ev.room)); } } });
+});
+
+// Leaving the page with messages still in the outbox loses them: ask first.
+window.addEventListener('beforeunload', (e) => {
+  if (api.outbox.length && session.loggedIn()) { e.preventDefault(); e.returnValue = t('rooms.unsent'); }
+});
 
 // Mark a room read up to pos locally (the room view calls this after `read`).
 export function markedRead(roomId) {
