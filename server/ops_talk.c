@@ -190,14 +190,15 @@ enum kz_err op_msg_delete(struct srv_call *c)
 
 /* ---- history ---- */
 
-/* A page ends early once its events come to a quarter of max_queue_bytes (their signed
- * payloads, a close measure of what the reply carries), after at least one event: a page of
- * detailed photos (tens of KiB each) would otherwise be one frame larger than the connection's
- * whole queue, which closes it as a slow consumer at every try. */
+/* A page ends early once its events come to a quarter of max_queue_bytes, or 1 MiB if that
+ * is more (their signed payloads, a close measure of what the reply carries), after at least
+ * one event: a page of detailed photos (tens of KiB each) would otherwise be a frame of many
+ * MiB. A reply larger than a small queue still goes when it meets an empty one (ws.c). */
+#define PAGE_BYTES_MIN (1 << 20)
 static size_t page_bytes_max(struct srv *s)
 {
     size_t q = (size_t)srv_config(s)->max_queue_bytes / 4;
-    return q < 16384 ? 16384 : q;
+    return q < PAGE_BYTES_MIN ? PAGE_BYTES_MIN : q;
 }
 
 #define EVENT_JSON_OVERHEAD 256 /* what an event's JSON adds to its payload, at most about */

@@ -513,9 +513,10 @@ Test(talk, a_stalled_client_is_dropped_and_everyone_else_keeps_going)
     ws_close_fd(&ok);
 }
 
-/* A page of large events is cut by bytes, not sent as one frame larger than the connection's
- * queue (max_queue_bytes is 64 KiB in the test config; 24 messages of 12 KB are 288 KB): the
- * reader pages through history and sync and gets each message once, and stays connected. */
+/* A page of large events is cut by bytes (at 1 MiB with the test config's 64 KiB queue; 100
+ * messages of 12 KB are 1.2 MB), and a reply larger than the queue does not close the reader
+ * as a slow consumer: it pages through history and sync, gets each message once, and stays
+ * connected. */
 Test(talk, pages_of_large_events_are_cut_by_bytes_and_the_reader_stays_connected)
 {
     const char *r = create_room(&admin, "大きな報告", "[\"tanaka\"]");
@@ -523,7 +524,7 @@ Test(talk, pages_of_large_events_are_cut_by_bytes_and_the_reader_stays_connected
     snprintf(room, sizeof room, "%s", r);
     static char body[12001];
     memset(body, 'y', sizeof body - 1);
-    enum { N = 24 };
+    enum { N = 100 };
     for (int i = 0; i < N; i++) {
         snprintf(body, 8, "%03d", i);
         body[3] = 'y';
@@ -560,7 +561,7 @@ Test(talk, pages_of_large_events_are_cut_by_bytes_and_the_reader_stays_connected
         cr_assert_lt(pages, 100, "history ends");
     }
     cr_assert_eq(got, N, "every message in history");
-    cr_assert_gt(pages, 2, "cut into pages by bytes, not one page of 200");
+    cr_assert_geq(pages, 2, "cut into pages by bytes, not one page of 200");
     /* sync from the start: pages too, each not yet live until the last. */
     long long since = 0;
     got = 0;
