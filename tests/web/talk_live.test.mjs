@@ -235,3 +235,35 @@ test('keyboard only: log in, open a room, send, a dialog returns the focus; Engl
     assert.deepEqual(page.problems, []);
     await ctx.close();
 });
+
+test('a room with unread messages opens at the first of them, and only what was shown is read', async () => {
+    // sato writes 120 messages to 建設課連絡 while tanaka looks elsewhere
+    await A.goto(A.url().split('#')[0] + '#/search');
+    await B.evaluate(async () => {
+        const { api } = await import('/js/api.js');
+        const room = (await api.call('room.list')).rooms.find((r) => r.name === '建設課連絡').room;
+        for (let i = 1; i <= 120; i++) await api.call('msg.send', { room, body: `未読テスト ${i}` });
+    });
+    const unread = () => A.evaluate(async () => {
+        const { api } = await import('/js/api.js');
+        return (await api.call('room.list')).rooms.find((r) => r.name === '建設課連絡').unread;
+    });
+    const before = await unread();
+    assert.ok(before >= 120, `unread ${before}`);
+    await A.goto(A.url().split('#')[0] + '#/rooms');
+    await openRoom(A, '建設課連絡');
+    await A.waitForSelector('#unread-mark');
+    // the line comes right before the first unread message, which is on the screen
+    const next = await A.$eval('#unread-mark', (m) => m.nextElementSibling.textContent);
+    assert.match(next, /市道3号線は冠水のため通行止め/);
+    await new Promise((r) => setTimeout(r, 600)); // marking would happen 250 ms after showing
+    const partly = await unread();
+    assert.ok(partly > 0 && partly < before, `only what was shown is read: ${before} -> ${partly}`);
+    await screenshot(A, 'talk-room-unread-desktop', { fullPage: false });
+    // scrolling down reads the rest
+    for (let i = 0; i < 10 && (await unread()) > 0; i++) {
+        await A.$eval('#timeline', (t) => { t.scrollTop = t.scrollHeight; });
+        await new Promise((r) => setTimeout(r, 400));
+    }
+    assert.equal(await unread(), 0);
+});

@@ -41,7 +41,7 @@ addStrings({
     'members.leave': 'このルームから退出', 'members.leave_confirm': 'このルームから退出しますか？',
     'members.admin': '管理者', 'members.rename': 'ルーム名を変更', 'members.invited': '{user} を招待しました。',
     'members.servers': '参加自治体', 'members.seats': '席',
-    'room.this_server': 'このサーバー', 'room.on_duty': '（第一報を受ける）', 'room.urgent': '第一報',
+    'room.unread_here': 'ここから未読', 'room.this_server': 'このサーバー', 'room.on_duty': '（第一報を受ける）', 'room.urgent': '第一報',
   },
   en: {
     'room.back': 'All rooms', 'room.members': '{n} members', 'room.search': 'Search this room',
@@ -71,12 +71,13 @@ addStrings({
     'members.leave': 'Leave this room', 'members.leave_confirm': 'Leave this room?',
     'members.admin': 'admin', 'members.rename': 'Rename room', 'members.invited': 'Invited {user}.',
     'members.servers': 'Municipalities', 'members.seats': 'Seats',
-    'room.this_server': 'this server', 'room.on_duty': ' (receives first reports)', 'room.urgent': 'First report',
+    'room.unread_here': 'Unread from here', 'room.this_server': 'this server', 'room.on_duty': ' (receives first reports)', 'room.urgent': 'First report',
   },
 });
 
 export const CAP = 300;    // messages kept in the page at most
 const PAGE = 50;           // events per history page
+const UNREAD_START_MAX = 200; // up to this many unread: open at the first of them (as kizuna tail)
 const HIDDEN = new Set(['device', 'device.list', 'room.read', 'e2ee.keys', 'e2ee.key_request',
   'e2ee.withheld', 'msg.edit', 'msg.delete']);
 
@@ -279,6 +280,31 @@ route('#/room/:id', async (el, params) => {
     markRead();
   }
 
+  // Opening a room with unread messages: from a few read ones, a ここから未読 line, then the
+  // unread ones (as many pages as it takes to reach the newest, by scrolling down).
+  async function loadUnread(readPos) {
+    loading = true;
+    clear(list);
+    items.clear();
+    try {
+      const a = await history({ before: readPos + 1, limit: 5 });
+      for (const ev of a.events) add(ev);
+      hasOlder = !!a.more;
+      const b = await history({ after: readPos });
+      for (const ev of b.events) add(ev);
+      atLatest = !b.more;
+    } finally { loading = false; }
+    if (atLatest) drawPendings();
+    updateButtons();
+    flushBuffered();
+    const first = [...list.querySelectorAll('li.msg[data-pos]:not(.mine)')].find((li) => +li.dataset.pos > readPos);
+    if (first) {
+      list.insertBefore(h('li', { class: 'unread-mark', id: 'unread-mark' }, t('room.unread_here')), first);
+      timeline.scrollTop = first.offsetTop - timeline.offsetTop - 48;
+    } else toBottom();
+    markRead();
+  }
+
   async function loadAround(pos) {
     loading = true;
     clear(list);
@@ -345,17 +371,30 @@ route('#/room/:id', async (el, params) => {
   }
 
   // ---- read markers ----
+  function newestInView() {
+    const bottom = timeline.getBoundingClientRect().bottom + 1;
+    for (let li = list.lastElementChild; li; li = li.previousElementSibling) {
+      if (!li.dataset.pos) continue;
+      if (li.getBoundingClientRect().bottom <= bottom) return +li.dataset.pos;
+    }
+    return 0;
+  }
+
   let readTimer = 0;
   function markRead() {
     clearTimeout(readTimer);
     readTimer = setTimeout(async () => {
-      if (!alive || !atLatest || document.visibilityState !== 'visible' || !nearBottom()) return;
-      let newest = 0;
-      for (const [pos, it] of items) if (pos > newest && it.ev.sender !== me) newest = pos;
-      if (!newest) newest = lastPos();
-      if (!newest || newest <= readSent) { markedRead(roomId); return; }
+      // What has been on the screen is read: up to the newest message wholly in view (so never
+      // past one that was not shown).
+      if (!alive || document.visibilityState !== 'visible') return;
+      const newest = newestInView();
+      const all = atLatest && newest === lastPos(); // everything up to the newest is read
+      if (!newest || newest <= readSent) { if (all) markedRead(roomId); return; }
       readSent = newest;
-      try { await api.call('read', { room: roomId, pos: newest }); markedRead(roomId); } catch { readSent = 0; }
+      try {
+        await api.call('read', { room: roomId, pos: newest });
+        if (all) markedRead(roomId);
+      } catch { readSent = 0; }
     }, 250);
   }
 
@@ -618,7 +657,8 @@ route('#/room/:id', async (el, params) => {
     if (!alive) return;
     if (timeline.scrollTop < 200 && hasOlder && !loading) loadOlder();
     else if (!atLatest && timeline.scrollHeight - timeline.scrollTop - timeline.clientHeight < 200 && !loading) loadNewer();
-    if (nearBottom() && atLatest) { jump.hidden = true; markRead(); }
+    if (nearBottom() && atLatest) jump.hidden = true;
+    markRead();
   }
   timeline.addEventListener('scroll', edges, { passive: true });
   const onVis = () => { if (document.visibilityState === 'visible') markRead(); };
@@ -635,6 +675,7 @@ route('#/room/:id', async (el, params) => {
   try {
     await loadNames();
     if (params.pos) await loadAround(+params.pos);
+    else if (info && info.unread > 0 && info.unread <= UNREAD_START_MAX) await loadUnread(info.read_pos || 0);
     else await loadLatest();
   } catch (e) {
     clear(mainCol);
