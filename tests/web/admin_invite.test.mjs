@@ -22,7 +22,8 @@ test('an invitation shows a QR code of its link, which opens the join page on a 
 
     await admin.goto(srv.url + '/#/admin/invites');
     await admin.waitForSelector('#iv-create');
-    await admin.click('#iv-dept', { count: 3 });
+    assert.equal(await admin.$eval('#iv-dept', (e) => e.value), '応援職員'); // the default
+    await admin.$eval('#iv-dept', (e) => { e.value = ''; });
     await admin.type('#iv-dept', '応援職員');
     await admin.type('#iv-groups', '避難所班');
     await admin.type('#iv-note', '仙台市からの応援');

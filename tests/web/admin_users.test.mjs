@@ -127,8 +127,10 @@ test('CSV import: the dry run shows every bad line, the corrected file creates t
     // Edit: a department and an end date for yamada.
     await admin.click('#au-users a[href="#/admin/user/yamada"]');
     await admin.waitForSelector('#au-submit');
+    await admin.waitForSelector('.au-form-page .au-state'); // the user's data is in the form
     const deptInput = await admin.waitForSelector('.au-form-page input[list="au-depts"]');
-    await deptInput.click({ count: 3 });
+    assert.equal(await deptInput.evaluate((e) => e.value), '総務課');
+    await deptInput.evaluate((e) => { e.value = ''; });
     await deptInput.type('建設課');
     await admin.click('#au-submit');
     await waitForText(admin, 'yamada を保存しました');

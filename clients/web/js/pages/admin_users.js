@@ -307,8 +307,14 @@ function userForm(container, params) {
 
   api.call('dept.list').then((r) => depts.replaceChildren(...(r.departments || []).map((d) => h('option', { value: d.name })))).catch(() => {});
 
+  // Editing: nothing can be typed until the user's data is in the form (else it would
+  // overwrite what was typed).
+  const lock = (on) => { for (const el of [...Object.values(f), submit]) el.disabled = on; };
+  if (editing) lock(true);
+
   function fill(u) {
     original = u;
+    lock(false);
     f.name.value = u.name || '';
     f.role.value = u.role;
     f.department.value = u.department || '';
@@ -332,6 +338,7 @@ function userForm(container, params) {
       const u = (r.users || []).find((x) => x.login === login);
       if (!u) { status.set(errorText({ message: 'not found: ' + login }), 'error'); return; }
       fill(u);
+      f.name.focus();
     } catch (e) {
       status.set(errorText(e), 'error');
     }
@@ -407,7 +414,7 @@ function userForm(container, params) {
   });
 
   if (editing) load();
-  (editing ? f.name : f.login).focus();
+  if (!editing) f.login.focus();
 }
 
 navItem({ route: '#/admin/users', label: 'adm.nav', roles: ['admin'], order: 60,
