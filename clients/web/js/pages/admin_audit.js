@@ -122,11 +122,14 @@ function page(container, params) {
     moreBtn.hidden = next == null;
   }
 
+  let seq = 0; // only the latest request draws (a filter sent while the first page loads)
   async function load(more) {
     const args = { ...filters(), limit: 100 };
     if (more && next != null) args.before = next;
+    const my = ++seq;
     try {
       const r = await api.call('audit.list', args);
+      if (my !== seq) return;
       entries = more ? entries.concat(r.entries || []) : r.entries || [];
       next = r.next_before ?? null;
       if (!(r.entries || []).length) next = null;
