@@ -313,10 +313,13 @@ function board(container) {
     }
   }
 
+  let seq = 0; // only the latest load draws
   async function load() {
+    const my = ++seq;
     try {
       const [r, p] = await Promise.all([api.call('notice.list', { limit: 100 }),
         api.call('notice.list', { posted: true, limit: 20 }).catch(() => ({ notices: [] }))]);
+      if (my !== seq) return;
       notices = r.notices || [];
       posted = p.notices || [];
       status.set('');
