@@ -330,7 +330,9 @@ function board(container) {
   }
 
   let timer = 0;
-  const soon = () => { clearTimeout(timer); timer = setTimeout(load, 150); };
+  // A redraw would drop a comment being typed: wait until the field is left.
+  const typing = () => document.activeElement?.classList.contains('nt-comment') && document.activeElement.value;
+  const soon = () => { clearTimeout(timer); timer = setTimeout(() => (typing() ? soon() : load()), typing() ? 1000 : 150); };
   const evs = ['notice.post', 'notice.edit', 'notice.withdraw', 'notice.remind', 'notice.alert', 'resumed'];
   for (const e of evs) api.on(e, soon);
   status.set(t('adm.loading'));
