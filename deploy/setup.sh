@@ -12,8 +12,9 @@ cd "$(dirname "$0")/.."
 
 # tzdata: kizunad refuses to start without the zone of its time_zone setting (Asia/Tokyo by
 # default); minimal Debian images (containers, debootstrap) lack it.
+# zlib1g-dev: kizunad gzips the web client's files (server/http_static.c).
 BUILD_PKGS=(build-essential cmake pkg-config libwebsockets-dev libsqlite3-dev libsodium-dev
-            libturbojpeg0-dev libcjson-dev libqrencode-dev libcurl4-openssl-dev tzdata)
+            libturbojpeg0-dev libcjson-dev libqrencode-dev libcurl4-openssl-dev tzdata zlib1g-dev)
 # clang and its runtime libraries bring libFuzzer, which gcc lacks: the fuzz harnesses
 # (tests/fuzz/run.sh, ctest fuzz_smoke) need it, and fuzz_smoke fails rather than skips
 # without it. Both are Debian 12 packages; libclang-rt-14-dev is only a recommendation of
@@ -21,6 +22,14 @@ BUILD_PKGS=(build-essential cmake pkg-config libwebsockets-dev libsqlite3-dev li
 # faketime: libfaketime, preloaded into a test's kizunad to set its wall clock hours off
 # (tests/integration/test_fed_skew.c, clock skew between federated servers).
 TEST_PKGS=(libcriterion-dev valgrind curl mosquitto openssl clang libclang-rt-14-dev faketime)
+# Browser tests (tests/web, ctest web_*): Debian's chromium with fonts-noto-cjk (Japanese in
+# screenshots), node and npm, which installs the pinned puppeteer-core once (npm ci; no browser
+# is downloaded). A machine that already has node and npm of its own (e.g. NodeSource's, whose
+# nodejs conflicts with Debian's npm) keeps them. firefox-esr: the Firefox browser tests
+# (talk_firefox, notices_firefox: puppeteer-core over WebDriver BiDi), skipped without it.
+WEB_TEST_PKGS=(chromium fonts-noto-cjk firefox-esr)
+command -v node >/dev/null || WEB_TEST_PKGS+=(nodejs)
+command -v npm >/dev/null || WEB_TEST_PKGS+=(npm)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 install_missing() {
@@ -36,6 +45,17 @@ install_missing() {
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
         "${missing[@]}" >/dev/null
+}
+
+web_test_deps() { # npm ci in tests/web, unless node_modules already matches package-lock.json
+    local stamp=tests/web/node_modules/.kizuna-lock
+    cmp -s tests/web/package-lock.json "$stamp" 2>/dev/null && return 0
+    (cd tests/web && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error) || {
+        echo "setup: npm ci in tests/web failed; behind a proxy that re-signs TLS, give npm its CA" \
+            "(NODE_EXTRA_CA_CERTS=FILE, or npm config set cafile FILE)" >&2
+        return 1
+    }
+    cp tests/web/package-lock.json "$stamp"
 }
 
 build() { # build DIR cmake-args...
@@ -90,7 +110,8 @@ run)
     exec ./build/release/kizunad serve --data "$data" --listen "${KIZUNA_LISTEN:-127.0.0.1:8080}"
     ;;
 test)
-    install_missing "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"
+    install_missing "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${WEB_TEST_PKGS[@]}"
+    web_test_deps
     # Warnings are errors in every build made here (KIZUNA_WERROR, off by default for packagers).
     build build/asan -DCMAKE_BUILD_TYPE=Debug -DKIZUNA_SANITIZE=ON -DKIZUNA_WERROR=ON
     # Criterion forks each test; ASan's leak check runs in every child and in kizunad itself.

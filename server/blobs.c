@@ -143,8 +143,7 @@ int srv_set_data_dir(struct srv *s, const char *dir)
     return 0;
 }
 
-/* Syncs a directory so a rename or a new file in it survives a power cut. */
-static int fsync_dir(const char *path)
+int srv_dir_sync(const char *path)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -432,7 +431,7 @@ static void finish_blob(struct srv *s, const struct store_upload *u, struct srv_
      * them (the staging file goes after the commit). A blob file already there came the same
      * way from bytes that hashed to its name, so it is kept. */
     if ((mkdir(dir, 0700) != 0 && errno != EEXIST) ||
-        (link(staging, final) != 0 && errno != EEXIST) || fsync_dir(dir) != 0) {
+        (link(staging, final) != 0 && errno != EEXIST) || srv_dir_sync(dir) != 0) {
         int e = errno;
         KZ_ERROR("blob_io", "blob=%s error=\"%s\"", u->blob, strerror(e));
         set_io_error(s, r, e, "cannot store the blob");
@@ -540,6 +539,36 @@ void srv_upload_patch_end(struct srv_patch *p, struct srv_http_result *r)
     free(p);
 }
 
+/* A blob the user could read once it is here, wanted from another server: 503 with how far
+ * its fetch is (blob_not_here), or blob_failed when the last source's bytes failed its hash and
+ * no other source is reachable yet. Clients retry after Retry-After. */
+static bool blob_wanted(struct srv *s, const struct srv_auth *a, const char *blob,
+                        struct srv_http_result *r)
+{
+    bool readable = false;
+    struct store_blob_want w;
+    if (store_blob_want_readable(s->store, blob, a->user.id, &readable) != STORE_OK || !readable ||
+        store_blob_want_get(s->store, blob, &w) != STORE_OK)
+        return false;
+    r->have = w.have;
+    r->total = w.total;
+    r->retry_after_s = 2;
+    if (!strcmp(w.state, "failed")) {
+        r->code = "blob_failed";
+        store_blob_bad_last(s->store, blob, r->from, sizeof r->from);
+        set_error(r, KZ_UNAVAILABLE,
+                  "the photo's blob failed its integrity check (from server "
+                  "%s); it is fetched again from another server",
+                  r->from[0] ? r->from : "?");
+        r->retry_after_s = 10;
+    } else {
+        r->code = "blob_not_here";
+        set_error(r, KZ_UNAVAILABLE, "the photo's blob is not here yet (%lld%%); retry later",
+                  (long long)(w.total ? w.have * 100 / w.total : 0));
+    }
+    return true;
+}
+
 void srv_blob_open(struct srv *s, const struct srv_auth *a, const char *blob, int *fd,
                    int64_t *size, struct srv_http_result *r)
 {
@@ -552,6 +581,9 @@ void srv_blob_open(struct srv *s, const struct srv_auth *a, const char *blob, in
         set_error(r, KZ_INTERNAL, "blob lookup failed");
         return;
     }
+    /* Another server's photo whose blob is on its way (fed_blobs.c): said, to its readers. */
+    if (!readable && rc == STORE_OK && srv_blob_id_valid(blob) && blob_wanted(s, a, blob, r))
+        return;
     /* Not a member of any room that references it: the same answer as no such blob. */
     if (!readable) {
         set_error(r, KZ_NOT_FOUND, "no such blob");

@@ -197,6 +197,12 @@ static const struct cfg_entry table[] = {
     INT(federation_read_publish_ms, 100, 600000, 2000,
         "a local user's read marker in a shared room is published to the other servers (a "
         "room.read event) at most this often, for the last position read"),
+    INT(federation_blob_chunk_bytes, 1024, 4 << 20, 65536,
+        "bytes of a blob asked for in one blob.get when fetching another server's photo (a "
+        "part must also fit in federation_max_frame_bytes as base64, so less may be asked)"),
+    INT(federation_blob_bytes_per_s, 0, 1LL << 30, 262144,
+        "blob bytes per second this server fetches over one federation link, and serves over "
+        "it, so photos never crowd out messages on a thin link (0: no cap)"),
     INT(sync_page_max, 10, 10000, 500, "most events one sync reply carries"),
     INT(history_page_max, 10, 10000, 200, "most events one history reply carries"),
     INT(read_push_interval_ms, 10, 60000, 300,
@@ -215,6 +221,16 @@ static const struct cfg_entry table[] = {
      sizeof(((struct kz_config *)0)->time_zone), 0, 0, 0, "Asia/Tokyo",
      "time zone (a tzdata name, e.g. Asia/Tokyo, UTC) of the times people read: CSV files, "
      "reports and the CLI's times; kizunad refuses to start with one tzdata does not have",
+     NULL},
+    {"web_root", CFG_STR, offsetof(struct kz_config, web_root),
+     sizeof(((struct kz_config *)0)->web_root), 0, 0, 0, "",
+     "directory of the web client served at / (index.html and its files); empty: the installed "
+     "share directory when kizunad runs installed, else the source tree's clients/web",
+     NULL},
+    {"public_origin", CFG_STR, offsetof(struct kz_config, public_origin),
+     sizeof(((struct kz_config *)0)->public_origin), 0, 0, 0, "",
+     "the origin browsers use when it is not what kizunad sees, behind a TLS proxy (e.g. "
+     "https://kizuna.example.jp); API requests and WebSockets from it count as same-origin",
      NULL},
     INT(slow_op_ms, 0, 600000, 20,
         "an op that holds the event loop this many milliseconds or more is logged (info "

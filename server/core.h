@@ -90,6 +90,7 @@ struct srv {
     bool commit_waiting;  /* a transaction waits for the syncer to finish the last commit */
     bool reads_waiting;   /* ... and read markers wait for it (srv_tick) */
     struct fed_sync *fed; /* replication's state (fed_sync.c), NULL until a link comes up */
+    struct fed_blobs *fb; /* blobs across servers (fed_blobs.c), NULL until first needed */
 };
 
 /* proto.c: an error reply to a request that is no longer running (a held reply whose commit
@@ -197,6 +198,30 @@ void srv_fed_wait_wake(struct srv *s, int64_t room);
 /* fed_receive.c: one events frame from peer (docs/protocol.md). -1: the frame is malformed. */
 int srv_fed_events_in(struct srv *s, const char *peer, const cJSON *j, char *why, size_t n);
 void srv_fed_free(struct srv *s);
+/* fed_sync.c: whether the event pump has nothing to send peer now (blob parts wait for it). */
+bool srv_fed_pump_idle(struct srv *s, const char *peer);
+
+/* ---- blobs across servers (fed_blobs.c; docs/federation.md, "Blobs across servers") ---- */
+/* One blob.get, blob.part or blob.none frame (type t) from peer: 0 taken or ignored, -1
+ * malformed (why says how; the link closes). */
+int srv_fed_blob_frame(struct srv *s, const char *peer, const char *t, const cJSON *j, char *why,
+                       size_t n);
+/* peer's link came up or went down. */
+void srv_fed_blobs_link(struct srv *s, const char *peer, bool up);
+/* The event pump has nothing more for peer: a blob.get that waited is answered. */
+void srv_fed_blobs_idle(struct srv *s, const char *peer);
+/* A valid e2ee.photo event ev of room r taken from another server, in the open transaction:
+ * each blob it names is referenced if here, else wanted (fetched after the commit). */
+enum kz_err srv_fed_blobs_event(struct srv *s, const struct store_room *r,
+                                const struct store_event *ev, const cJSON *content);
+/* After a commit: wants recorded in it go looking for a source. */
+void srv_fed_blobs_after_commit(struct srv *s, bool ok);
+/* Housekeeping: timeouts, wants whose wait is over. */
+void srv_fed_blobs_housekeep(struct srv *s);
+void srv_fed_blobs_free(struct srv *s);
+/* blobs.c: syncs a directory so a new name in it (a link, a new file) survives a power cut. -1
+ * with errno on failure. */
+int srv_dir_sync(const char *path);
 /* event_log.c: a room's clock saw hlc (an event made elsewhere); *late: it sorts before an
  * event the room already holds. */
 void srv_room_hlc_seen(struct srv *s, int64_t room, int64_t hlc, bool *late);

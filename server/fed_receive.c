@@ -400,6 +400,9 @@ static enum kz_err take_one(struct srv *s, struct store_room *r, const struct ta
                  (long long)h.seq, h.type);
         goto out;
     }
+    /* A photo's blobs are fetched after the commit, never before the event (fed_blobs.c). */
+    if ((e = srv_fed_blobs_event(s, r, &ev, content)) != KZ_OK)
+        goto out;
     if (!strcmp(h.type, "room.update") || !strcmp(h.type, "room.archive"))
         store_room_get_by_id(s->store, r->id, r);
     struct store_user u;

@@ -276,6 +276,7 @@ static void summary_send(struct srv *s, struct fs_peer *p);
 void srv_fed_after_commit(struct srv *s, bool ok)
 {
     struct fed_sync *fs = s->fed;
+    srv_fed_blobs_after_commit(s, ok);
     if (!fs)
         return;
     struct fs_held *h = fs->held;
@@ -601,6 +602,16 @@ static void pump(struct srv *s, struct fs_peer *p)
             p->rr++;
         }
     }
+    srv_fed_blobs_idle(s, p->id); /* nothing left for the peer: a blob part may go */
+}
+
+bool srv_fed_pump_idle(struct srv *s, const char *peer)
+{
+    struct fed_sync *fs = s->fed;
+    for (struct fs_peer *p = fs ? fs->peers : NULL; p; p = p->next)
+        if (strcmp(p->id, peer) == 0)
+            return p->up && p->summarised && !p->ndirty;
+    return false;
 }
 
 void srv_fed_room_changed(struct srv *s, int64_t room)
@@ -633,6 +644,7 @@ void srv_fed_link_up(struct srv *s, const char *peer_id)
     p->noffered = 0;
     KZ_INFO("fed_sync_up", "peer=%s", peer_id);
     summary_send(s, p);
+    srv_fed_blobs_link(s, peer_id, true);
 }
 
 void srv_fed_link_down(struct srv *s, const char *peer_id)
@@ -646,6 +658,7 @@ void srv_fed_link_down(struct srv *s, const char *peer_id)
         stream_rewind(p, &p->streams[i], p->streams[i].acked);
     p->unacked = 0;
     p->ndirty = 0;
+    srv_fed_blobs_link(s, peer_id, false);
 }
 
 void srv_fed_writable(struct srv *s, const char *peer_id)
@@ -875,6 +888,8 @@ int srv_fed_frame(struct srv *s, const char *peer_id, const char *data, size_t l
         rc = ack_in(s, p, j, true);
     else if (strcmp(t, "summary") == 0)
         rc = summary_in(s, p, j, why, whylen);
+    else if (strncmp(t, "blob.", 5) == 0)
+        rc = srv_fed_blob_frame(s, peer_id, t, j, why, whylen); /* fed_blobs.c */
     else
         rc = bad(why, whylen, "unknown frame type");
     cJSON_Delete(j);
@@ -943,6 +958,7 @@ void srv_fed_housekeep(struct srv *s)
 {
     struct fed_sync *fs = s->fed;
     int64_t now = kz_now_ms();
+    srv_fed_blobs_housekeep(s);
     for (struct fs_peer *p = fs ? fs->peers : NULL; p; p = p->next)
         if (p->up && now - p->summary_at >= s->cfg->federation_summary_s * 1000)
             summary_send(s, p); /* a quiet link too: whatever was lost is found and sent */

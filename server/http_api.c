@@ -1,6 +1,8 @@
 /* http_api.c - HTTP requests on the API listener: routing, POST /api/v1/<op> (the same ops
  * as the WebSocket, one request per call), GET /healthz, and for every request a deadline on
- * each phase and one request in flight per connection. Uploads and blobs are uploads.c's.
+ * each phase and one request in flight per connection. Uploads and blobs are uploads.c's, the
+ * web client's files (GET and HEAD outside /api/) http_static.c's, and who may call the API
+ * from a browser http_policy.c's.
  */
 #include "transport_int.h"
 
@@ -26,6 +28,7 @@ static void http_reset(struct transport *t, struct http_conn *h)
     kz_frame_unref(h->resp);
     free(h->body);
     srv_upload_patch_abort(h->patch);
+    static_reply_free(h->st);
     if (h->file_fd > 0)
         close(h->file_fd);
     h->file_fd = -1;
@@ -70,7 +73,7 @@ static void http_watch_cb(lws_sorted_usec_list_t *sul)
     struct http_conn *h = lws_container_of(sul, struct http_conn, watch);
     struct transport *t = transport_of(h->c.wsi);
     int64_t window = t->cfg->http_timeout_s, need = window * t->cfg->http_min_bytes_per_s;
-    bool replying = h->resp || h->has_res;
+    bool replying = h->resp || h->has_res || h->st;
     if (h->body_done && !replying) {
         need = 0; /* the core is working on it: not the client's stall */
     } else if (!h->body_done) {
@@ -104,6 +107,7 @@ static int http_begin(struct transport *t, struct http_conn *h, struct lws *wsi,
     }
     bool is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
     bool is_get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
+    bool is_head = lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
     if (is_get && strcmp(uri, "/healthz") == 0) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddTrueToObject(o, "ok");
@@ -118,7 +122,13 @@ static int http_begin(struct transport *t, struct http_conn *h, struct lws *wsi,
         return 0;
     }
     if (strncmp(uri, API_PREFIX, strlen(API_PREFIX)) != 0) {
+        if (is_get || is_head)
+            return static_begin(t, h, wsi, uri, is_head);
         http_reply_error(t, h, KZ_NOT_FOUND, "no such path");
+        return 0;
+    }
+    if (!http_origin_allowed(t, wsi)) {
+        http_reply_error(t, h, KZ_FORBIDDEN, "requests from another origin are refused");
         return 0;
     }
     if (strncmp(uri, UPLOADS_PATH, strlen(UPLOADS_PATH)) == 0 ||
@@ -191,6 +201,8 @@ static int http_body(struct http_conn *h, const void *in, size_t len)
 static int http_send(struct http_conn *h, struct lws *wsi)
 {
     struct kz_frame *f = h->resp;
+    if (h->st)
+        return static_write(h, wsi);
     if (!h->has_res && !f)
         return 0; /* lws may call WRITEABLE with nothing to send */
     if (!h->headers_sent) {
@@ -198,10 +210,11 @@ static int http_send(struct http_conn *h, struct lws *wsi)
             if (upload_write_headers(h, wsi))
                 return -1;
         } else {
-            unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
-                                              *end = buf + sizeof buf - 1;
+            unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
+                                               *end = buf + sizeof buf - 1;
             if (lws_add_http_common_headers(wsi, (unsigned)f->http_status, "application/json",
                                             f->len, &p, end) ||
+                http_policy_headers(wsi, &p, end) ||
                 lws_finalize_write_http_header(wsi, start, &p, end))
                 return -1;
             h->headers_sent = true;

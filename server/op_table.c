@@ -196,6 +196,11 @@ static const struct srv_op ops[] = {
      .fields = {REQ("list", 8192), REQ("device", STORE_DEVICE_ID_MAX), REQ("sig", 128)},
      .fn = op_device_sign},
     {.name = "room.devices", .access = OP_USER, .fields = {ROOM_ARG}, .fn = op_room_devices},
+    /* where a room's photo blobs stand here, fetched from other servers (ops_blobs.c) */
+    {.name = "blob.status",
+     .access = OP_USER,
+     .fields = {ROOM_ARG, {"blobs", F_STRINGS, true, 64, 0}},
+     .fn = op_blob_status},
     {.name = "e2ee.post",
      .access = OP_USER,
      .writes = true,

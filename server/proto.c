@@ -108,6 +108,7 @@ void srv_free(struct srv *s)
     srv_reads_free(s);
     srv_room_hlc_free(s);
     srv_fed_free(s);
+    srv_fed_blobs_free(s);
     srv_throttle_free();
     sodium_memzero(s->sk, sizeof s->sk);
     free(s);

@@ -103,6 +103,10 @@ struct kz_config {
     long long federation_pending_bytes; /* batches that arrived early, waiting (fed_sync.c) */
     /* A local user's read key in a shared room is published (room.read) at most this often. */
     long long federation_read_publish_ms;
+    /* Blobs across servers (fed_blobs.c): bytes per blob.get, and blob bytes per second one
+     * link may carry either way (0: no cap). */
+    long long federation_blob_chunk_bytes;
+    long long federation_blob_bytes_per_s;
     long long sync_page_max;
     long long history_page_max;
     long long read_push_interval_ms;
@@ -116,6 +120,10 @@ struct kz_config {
     long long import_max_rows;
     char notice_announce_room[64]; /* room id where notices are announced by default */
     char time_zone[64]; /* tzdata zone of every time people read (CSV, CLI), e.g. Asia/Tokyo */
+    /* The web client (http_static.c): the directory served at / ("" = the built-in default,
+     * kz_web_root_default) and the origin browsers reach the server at behind a proxy. */
+    char web_root[512];
+    char public_origin[256];
     /* Not a setting: the zone's POSIX rule ("JST-9"), filled by kz_time_zone_load at start and
      * sent to clients, which then need no tzdata of their own. */
     char time_zone_posix[64];
@@ -419,6 +427,9 @@ struct srv_transport {
      * link to it is up, or its queue holds more than federation_queue_bytes (the core then
      * waits for srv_fed_writable). */
     bool (*fed_send)(void *ctx, const char *peer_id, struct kz_frame *f);
+    /* Call srv_fed_blobs_tick() in about ms milliseconds, replacing the last such call (may
+     * be NULL: blob fetches then move at housekeeping only). */
+    void (*blob_timer)(void *ctx, int ms);
     void *ctx;
 };
 
@@ -435,6 +446,8 @@ int srv_fed_frame(struct srv *s, const char *peer_id, const char *data, size_t l
                   size_t whylen);
 /* The link's queue to peer_id has room again after fed_send refused a frame. */
 void srv_fed_writable(struct srv *s, const char *peer_id);
+/* fed_blobs.c: blob fetches' paced requests and timeouts are due (srv_transport.blob_timer). */
+void srv_fed_blobs_tick(struct srv *s);
 
 /* This server's id (the origin of its event logs). */
 const char *srv_server_id(struct srv *s);
@@ -652,6 +665,9 @@ enum kz_err op_room_leave(struct srv_call *c);
 enum kz_err op_room_admin(struct srv_call *c);
 enum kz_err op_room_members(struct srv_call *c);
 enum kz_err op_room_servers(struct srv_call *c); /* ops_fed_rooms.c */
+enum kz_err op_blob_status(struct srv_call *c);  /* ops_blobs.c */
+/* fed_blobs.c: whether a link is fetching blob now (a want's stored state may be older). */
+bool srv_fed_blob_fetching(struct srv *s, const char *blob);
 enum kz_err op_room_server(struct srv_call *c);
 enum kz_err op_room_authority(struct srv_call *c);
 /* ops_rooms.c: the room named by the request's `room`, for an op of its authority (servers,
@@ -783,6 +799,12 @@ struct srv_http_result {
     char location[96];                  /* for 201 */
     int64_t retry_after_s; /* with 503 (the disk is full): retry_after_s and Retry-After */
     bool body_read;        /* a PATCH's whole body was read: the connection may go on */
+    /* A blob of another server's photo that is not here yet (fed_blobs.c): code is
+     * "blob_not_here" (have of total bytes fetched; total 0: not known yet) or "blob_failed"
+     * (from: the server whose bytes failed the check), NULL otherwise. */
+    const char *code;
+    int64_t have, total;
+    char from[64];
 };
 struct srv_patch;
 /* Where blobs and staging files go (DATA/blobs, DATA/uploads; created). -1 on failure. */

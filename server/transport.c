@@ -100,6 +100,18 @@ static void tx_timer(void *ctx, int ms)
     lws_sul_schedule(t->ctx, 0, &t->tick_sul, tick_cb, (lws_usec_t)ms * LWS_US_PER_MS);
 }
 
+static void blob_cb(lws_sorted_usec_list_t *sul)
+{
+    struct transport *t = lws_container_of(sul, struct transport, blob_sul);
+    srv_fed_blobs_tick(t->srv);
+}
+
+static void tx_blob_timer(void *ctx, int ms)
+{
+    struct transport *t = ctx;
+    lws_sul_schedule(t->ctx, 0, &t->blob_sul, blob_cb, (lws_usec_t)ms * LWS_US_PER_MS);
+}
+
 /* Expired accounts and idle shared sessions are swept on a fixed beat; the first sweep runs
  * right after start, so an account that expired while the server was down never gets in. */
 static void house_cb(lws_sorted_usec_list_t *sul)
@@ -181,7 +193,8 @@ static int listen_api(struct transport *t, char *err, size_t errlen)
     info.vhost_name = "api";
     info.protocols = api_protocols;
     info.pvo = &pvo_ws;
-    info.options = LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    /* No LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE: its fixed CSP would
+     * forbid the web client's WebAssembly; http_policy.c adds our own to every reply. */
     /* lws closes a connection that stalls in a handshake or mid-request after this long ... */
     info.timeout_secs = (unsigned)cfg->http_timeout_s;
     /* ... and one whose headers stop coming: lws would otherwise wait its own 10 s. */
@@ -256,6 +269,10 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
         free(t);
         return NULL;
     }
+    if (static_open(t, err, errlen) != 0) {
+        transport_free(t);
+        return NULL;
+    }
     /* Before the "listening" line: a SIGTERM right after it must be a clean stop (it sets
      * stop_requested, and transport_run then returns at once), never the default death. */
     signal_ctx = t->ctx;
@@ -280,6 +297,7 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
     tx->peer_status = tx_peer_status;
     tx->peers_changed = tx_peers_changed;
     tx->fed_send = tx_fed_send;
+    tx->blob_timer = tx_blob_timer;
     tx->ctx = t;
     return t;
 }
@@ -347,6 +365,8 @@ void transport_free(struct transport *t)
     lws_sul_cancel(&t->commit_sul);
     lws_sul_cancel(&t->tick_sul);
     lws_sul_cancel(&t->house_sul);
+    lws_sul_cancel(&t->blob_sul);
+    static_close(t);
     signal_ctx = NULL;
     fed_stop(t);
     lws_context_destroy(t->ctx);

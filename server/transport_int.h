@@ -7,6 +7,8 @@
  *   ws.c         the WebSocket at /api/v1/ws: framing, per-connection queues, delivery
  *   http_api.c   HTTP requests: routing, POST /api/v1/<op>, /healthz, deadlines, pipelining
  *   uploads.c    resumable uploads (tus) and blob downloads over HTTP
+ *   http_static.c the web client's files: paths, types, ETags, gzip, streaming
+ *   http_policy.c security headers on every reply, and the API's same-origin rule
  *   fed_peers.c  federation: its listener's vhost, the pinned peers, dialling, backoff, status
  *   fed_link.c   one federation link: its signed handshake, frames, duplicates, end (fed_int.h)
  *   transport.c  life cycle: the lws context, its listeners, timers, signals, shutdown; and the
@@ -101,6 +103,8 @@ struct http_conn {
     bool in_flight;   /* between the request's headers and the end of its reply */
     bool holds_file;  /* counted in listener_files (http_files_sync) */
     bool body_done;   /* the whole request is in: the reply is the server's move */
+    /* A web client file being sent (http_static.c), or NULL. */
+    struct static_reply *st;
 };
 
 struct transport {
@@ -110,6 +114,7 @@ struct transport {
     const struct kz_config *cfg;
     struct srv *srv;
     struct kz_workers *workers;
+    struct web_root *web; /* the web client's files (http_static.c) */
     struct idmap conns;   /* connection id -> struct conn */
     struct idmap by_user; /* user id -> first ws_conn of that user (linked by user_next) */
     struct idmap peers;   /* hash of a client address -> struct peer (conn.c) */
@@ -119,6 +124,7 @@ struct transport {
     lws_sorted_usec_list_t commit_sul;
     lws_sorted_usec_list_t tick_sul;
     lws_sorted_usec_list_t house_sul;
+    lws_sorted_usec_list_t blob_sul; /* blob fetches across servers (srv_fed_blobs_tick) */
     lws_sorted_usec_list_t deadline_sul;
     bool deadline_passed;
     int port;
@@ -171,6 +177,28 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 void http_deliver(struct http_conn *h, struct kz_frame *f);
 /* The reply is out: completes the HTTP transaction. lws may free h. -1: close. */
 int http_done(struct http_conn *h, struct lws *wsi);
+
+/* http_static.c */
+/* Finds the web client's directory (web_root, else kz_web_root_default) at start; -1 with a
+ * message only when an explicit web_root is not a directory. */
+int static_open(struct transport *t, char *err, size_t errlen);
+void static_close(struct transport *t);
+/* The directory served when web_root is empty (a string constant: the caller owns nothing). */
+const char *kz_web_root_default(void);
+/* Serves a GET or HEAD of uri (outside /api/); the reply (or a 404) is queued on h. */
+int static_begin(struct transport *t, struct http_conn *h, struct lws *wsi, const char *uri,
+                 bool head);
+/* Writes h's static reply on WRITEABLE: headers, then one chunk a call; completes the
+ * transaction after the last (h may be freed). -1 closes. */
+int static_write(struct http_conn *h, struct lws *wsi);
+void static_reply_free(struct static_reply *r);
+
+/* http_policy.c */
+/* Adds the headers every reply carries (Content-Security-Policy, nosniff, ...). -1: no room. */
+int http_policy_headers(struct lws *wsi, unsigned char **p, unsigned char *end);
+/* False (and logs) when the request has an Origin header that is not its own origin (this
+ * listener's scheme and the Host it was sent to) nor public_origin: refuse it. */
+bool http_origin_allowed(struct transport *t, struct lws *wsi);
 
 /* fed_peers.c */
 /* Binds federation_listen if set (refusing plain WebSocket off loopback); before the context. */

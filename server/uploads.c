@@ -29,10 +29,18 @@ void upload_reply(struct http_conn *h, const struct srv_http_result *r)
         } else {
             cJSON_AddFalseToObject(o, "ok");
             cJSON *err = cJSON_AddObjectToObject(o, "error");
-            cJSON_AddStringToObject(err, "code", kz_err_code(r->err));
+            cJSON_AddStringToObject(err, "code", r->code ? r->code : kz_err_code(r->err));
             cJSON_AddStringToObject(err, "message", r->message);
             if (r->retry_after_s > 0)
                 cJSON_AddNumberToObject(err, "retry_after_s", (double)r->retry_after_s);
+            if (r->code) { /* a blob on its way from another server (fed_blobs.c) */
+                cJSON_AddNumberToObject(err, "have", (double)r->have);
+                cJSON_AddNumberToObject(err, "total", (double)r->total);
+                cJSON_AddNumberToObject(err, "percent",
+                                        r->total ? (double)(r->have * 100 / r->total) : 0);
+                if (r->from[0])
+                    cJSON_AddStringToObject(err, "from", r->from);
+            }
         }
         h->resp = kz_frame_from_json(o, r->status);
         cJSON_Delete(o);
@@ -189,7 +197,8 @@ int upload_write_headers(struct http_conn *h, struct lws *wsi)
      lws_add_http_header_by_name(wsi, (const unsigned char *)name, (const unsigned char *)v,       \
                                  (int)strlen(v), &p, end))
     if (lws_add_http_header_status(wsi, (unsigned)r->status, &p, end) ||
-        HDR("tus-resumable:", "1.0.0") || HDR("cache-control:", "no-store"))
+        http_policy_headers(wsi, &p, end) || HDR("tus-resumable:", "1.0.0") ||
+        HDR("cache-control:", "no-store"))
         return -1;
     if (h->file_fd >= 0) {
         if (HDR("content-type:", "application/octet-stream") || HDR("accept-ranges:", "bytes") ||

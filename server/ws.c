@@ -258,8 +258,10 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
     switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
         char uri[64];
+        /* Also refused: a page of another origin (http_policy.c). */
         if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 ||
-            strcmp(uri, WS_PATH) != 0 || listener_foreign(t->listener, wsi))
+            strcmp(uri, WS_PATH) != 0 || listener_foreign(t->listener, wsi) ||
+            !http_origin_allowed(t, wsi))
             return 1; /* nonzero refuses the upgrade */
         if (transport_stopping()) {
             KZ_WARN("connection_refused", "reason=shutting_down");

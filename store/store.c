@@ -440,6 +440,41 @@ static const char *const migrations[] = {
      "  changed_pos INTEGER NOT NULL,"
      "  PRIMARY KEY (room, server_id, seat)"
      ") WITHOUT ROWID;"),
+
+    /* 17: blobs across servers (issue 19, item 3; store_blob_fetch.c). blob_wants: a blob a
+     * received e2ee.photo names that this server does not hold yet, and how its fetch stands:
+     * have (bytes staged in DATA/fedblobs/ID.part, fsynced before this moves), total (NULL
+     * until a source said), the source those bytes come from, tries, when to try next, state
+     * (waiting, fetching, failed: every source failed its integrity check or refused), the
+     * last error, and uploader (the photo's sender, the blobs row's uploader once it is here).
+     * blob_want_refs: the events (room, pos, origin) that wait for it, which become blob_refs
+     * rows when it is here. blob_bad_sources: servers whose bytes failed the hash, skipped
+     * until every source has (then all are tried again after a backoff). */
+    ("CREATE TABLE IF NOT EXISTS blob_wants ("
+     "  blob TEXT PRIMARY KEY,"
+     "  total INTEGER,"
+     "  have INTEGER NOT NULL DEFAULT 0,"
+     "  source TEXT,"
+     "  tries INTEGER NOT NULL DEFAULT 0,"
+     "  next_at INTEGER NOT NULL DEFAULT 0,"
+     "  state TEXT NOT NULL DEFAULT 'waiting' CHECK (state IN ('waiting','fetching','failed')),"
+     "  last_error TEXT,"
+     "  uploader INTEGER NOT NULL REFERENCES users(id),"
+     "  created_at INTEGER NOT NULL"
+     ") WITHOUT ROWID;"
+     "CREATE TABLE IF NOT EXISTS blob_want_refs ("
+     "  blob TEXT NOT NULL REFERENCES blob_wants(blob),"
+     "  room INTEGER NOT NULL REFERENCES rooms(id),"
+     "  pos INTEGER NOT NULL,"
+     "  origin TEXT NOT NULL,"
+     "  PRIMARY KEY (blob, room, pos)"
+     ") WITHOUT ROWID;"
+     "CREATE TABLE IF NOT EXISTS blob_bad_sources ("
+     "  blob TEXT NOT NULL,"
+     "  server_id TEXT NOT NULL,"
+     "  at INTEGER NOT NULL,"
+     "  PRIMARY KEY (blob, server_id)"
+     ") WITHOUT ROWID;"),
 };
 
 /* Columns a migration adds, each before that migration's SQL and only if the table lacks it:
@@ -807,6 +842,8 @@ void store_close(struct store *st)
         sqlite3_finalize(st->e2ee[i]);
     for (int i = 0; i < STORE_FED_STMTS; i++)
         sqlite3_finalize(st->fed[i]);
+    for (int i = 0; i < STORE_BLOB_STMTS; i++)
+        sqlite3_finalize(st->blob[i]);
     if (st->db) {
         /* Leaves a short WAL behind, so the next start and any backup copy are quick. */
         sqlite3_exec(st->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);

@@ -182,4 +182,68 @@ enum store_rc store_fed_quarantine(struct store *st, int64_t room, const char *o
 /* Forks recorded with events made by origin (all rooms). */
 enum store_rc store_fed_fork_count(struct store *st, const char *origin, int64_t *out);
 
+/* ---- blobs wanted from other servers (store_blob_fetch.c, migration 17) ----
+ * A received e2ee.photo names blobs this server may not hold: each is wanted until its bytes
+ * are fetched from a member server and hash to its id (server/fed_blobs.c). */
+struct store_blob_want {
+    char blob[STORE_BLOB_ID_LEN + 1];
+    int64_t total;                        /* 0: no source has said yet */
+    int64_t have;                         /* bytes staged and fsynced */
+    char source[STORE_SERVER_ID_MAX + 1]; /* where the staged bytes come from ("": none) */
+    int64_t tries;
+    int64_t next_at; /* ms: not tried before */
+    char state[12];  /* "waiting", "fetching" or "failed" */
+    char last_error[160];
+    int64_t uploader; /* the photo's sender (an actor), the blobs row's uploader */
+};
+/* The event at (room, pos), made by origin's user uploader, needs blob: recorded (the want is
+ * made at first sight, its state kept after). */
+enum store_rc store_blob_want_add(struct store *st, const char *blob, int64_t room, int64_t pos,
+                                  const char *origin, int64_t uploader, int64_t now);
+/* STORE_NOT_FOUND if blob is not wanted. */
+enum store_rc store_blob_want_get(struct store *st, const char *blob, struct store_blob_want *out);
+/* Wants due at now (next_at <= now), soonest first, at most limit; fn's w is valid during the
+ * call only, a non-zero return stops. */
+typedef int (*store_blob_want_fn)(void *ctx, const struct store_blob_want *w);
+enum store_rc store_blob_want_due(struct store *st, int64_t now, int limit, store_blob_want_fn fn,
+                                  void *ctx);
+/* Staged bytes moved: have of total, from source, in state. */
+enum store_rc store_blob_want_progress(struct store *st, const char *blob, int64_t have,
+                                       int64_t total, const char *source, const char *state);
+/* A try ended without the blob: state, staged bytes kept (have), tries, when to try next and
+ * why. */
+enum store_rc store_blob_want_retry(struct store *st, const char *blob, const char *state,
+                                    int64_t have, int64_t tries, int64_t next_at, const char *why);
+/* The servers that may hold blob: admitted member servers (not self) of the rooms whose events
+ * want it, the events' origins first, then by id, without those whose bytes failed its hash;
+ * room_id is a room of those events the server is admitted to (what a blob.get names). */
+typedef int (*store_blob_source_fn)(void *ctx, const char *server, const char *room_id,
+                                    bool is_origin);
+enum store_rc store_blob_want_sources(struct store *st, const char *blob, const char *self,
+                                      store_blob_source_fn fn, void *ctx);
+/* server's bytes failed blob's hash; the last such server (out, n bytes; "" if none); and the
+ * list forgotten (every source is tried again). */
+enum store_rc store_blob_bad_add(struct store *st, const char *blob, const char *server,
+                                 int64_t now);
+enum store_rc store_blob_bad_last(struct store *st, const char *blob, char *out, size_t n);
+enum store_rc store_blob_bad_clear(struct store *st, const char *blob);
+/* blob's bytes are in place (size bytes): its blobs row (uploader: the want's), a blob_refs
+ * row for every event that waited, and the want gone. */
+enum store_rc store_blob_want_done(struct store *st, const char *blob, int64_t size, int64_t now);
+/* Whether user may read blob once it is here: a current member of a room with an event that
+ * waits for it (in a room whose history is 'joined', an event since the join). */
+enum store_rc store_blob_want_readable(struct store *st, const char *blob, int64_t user_id,
+                                       bool *out);
+/* Whether blob is here, complete, referenced in the room room_id, and server is an admitted
+ * member server of that room: *size its bytes; STORE_NOT_FOUND otherwise (one answer for all). */
+enum store_rc store_blob_servable(struct store *st, const char *blob, const char *room_id,
+                                  const char *server, int64_t *size);
+/* Whether room has an event that references blob (here) or waits for it (wanted). */
+enum store_rc store_blob_in_room(struct store *st, const char *blob, int64_t room, bool *here,
+                                 bool *wanted);
+/* Every want is due now (a link came up: what waited for a source looks again). */
+enum store_rc store_blob_want_wake(struct store *st);
+/* Every want (for the start-up sweep of staging files): fn as store_blob_want_due. */
+enum store_rc store_blob_want_each(struct store *st, store_blob_want_fn fn, void *ctx);
+
 #endif

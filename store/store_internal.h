@@ -12,6 +12,7 @@
 #define STORE_ADMIN_STMTS  8
 #define STORE_E2EE_STMTS   32
 #define STORE_FED_STMTS    48
+#define STORE_BLOB_STMTS   24
 
 /* store_user_get and store_session_get remember their last answers (store.c): every request
  * asks for its session and user, ~17,000 instructions per message in statements (issue 16). An
@@ -47,6 +48,7 @@ struct store {
     sqlite3_stmt *admin[STORE_ADMIN_STMTS];   /* store_admin.c */
     sqlite3_stmt *e2ee[STORE_E2EE_STMTS];     /* store_e2ee.c */
     sqlite3_stmt *fed[STORE_FED_STMTS];       /* store_fed_sync.c, prepared at first use */
+    sqlite3_stmt *blob[STORE_BLOB_STMTS];     /* store_blob_fetch.c, at first use */
     bool tx_open;
     int op_depth;
     /* Messages up to fts_pos are in the full-text index: as of the last commit, now, and

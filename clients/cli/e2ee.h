@@ -260,7 +260,9 @@ struct photo_view {
                         * not own); "" if nothing */
     char epoch[64];
     char device[DEVICE_ID_MAX];
-    cJSON *msg; /* the decrypted photo JSON when READY (owned) */
+    char server[64]; /* the sending device's server (from "login@server"; "" if unknown): where
+                      * a key it waits for comes from */
+    cJSON *msg;      /* the decrypted photo JSON when READY (owned) */
 };
 /* Decrypts and checks one e2ee.photo event; when its key is missing, asks for it in the room
  * (once per epoch). A photo whose sender counter the device already used for an earlier photo is

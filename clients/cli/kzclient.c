@@ -261,7 +261,9 @@ struct kzc *kzc_connect(const char *url, int timeout_ms, char *err, size_t errle
     ci.port = port;
     ci.path = "/api/v1/ws";
     ci.host = addr;
-    ci.origin = addr;
+    /* No Origin: it is a browser's word for the page that opened the connection, and kizunad
+     * refuses a WebSocket whose Origin is not its own (docs/web.md, "Origins"); lws would
+     * send "http://ADDR" even over TLS. */
     ci.protocol = "kizuna.v1";
     ci.ssl_connection = tls ? LCCSCF_USE_SSL : 0;
     if (c->pin)

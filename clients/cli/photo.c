@@ -76,6 +76,11 @@ static cJSON *photo_to_json(const cJSON *ev, const struct photo_view *pv)
     if (pv->warning[0])
         cJSON_AddStringToObject(o, "warning", pv->warning);
     cJSON_AddStringToObject(o, "epoch", pv->epoch);
+    if (pv->state == PHOTO_WAITING) { /* whose key it waits for, and where that device lives */
+        cJSON *from = cJSON_AddObjectToObject(o, "key_from");
+        cJSON_AddStringToObject(from, "device", pv->device);
+        cJSON_AddStringToObject(from, "server", pv->server);
+    }
     if (pv->state != PHOTO_READY)
         return o;
     const cJSON *m = pv->msg;
@@ -122,6 +127,65 @@ static void print_photo(const cJSON *ev, const struct photo_view *pv)
            num_of(th, "h"), thumb_bytes(m), num_of(img, "w"), num_of(img, "h"), num_of(img, "len"));
 }
 
+/* have of total as a whole percentage, 0 for anything a server should not have said. */
+static int percent_of(double have, double total)
+{
+    return total > 0 && have >= 0 && have <= total ? (int)(have * 100 / total) : 0;
+}
+
+/* Where the blobs of the photos from index `from` on stand on this server (blob.status, at most
+ * 64): the reply's entries (the caller deletes them), NULL if the server does not say. A photo
+ * from another server may be listed before its server has fetched its blob. */
+static cJSON *blob_states(struct kzc *c, const char *room_id, const cJSON *events, int from)
+{
+    cJSON *ids = cJSON_CreateArray();
+    int i = 0;
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, events)
+    {
+        const cJSON *b =
+            cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(
+                                   cJSON_GetObjectItemCaseSensitive(ev, "content"), "blobs"),
+                               0);
+        if (i++ >= from && cJSON_IsString(b) && cJSON_GetArraySize(ids) < 64 &&
+            strcmp(cli_str(ev, "event", NULL), "e2ee.photo") == 0)
+            cJSON_AddItemToArray(ids, cJSON_CreateString(b->valuestring));
+    }
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddStringToObject(args, "room", room_id);
+    cJSON_AddItemToObject(args, "blobs", ids);
+    cJSON *r = kzc_call(c, "blob.status", args, TIMEOUT_MS);
+    cJSON *out = cJSON_DetachItemFromObjectCaseSensitive(r, "blobs");
+    cJSON_Delete(r);
+    return out;
+}
+
+/* The blob state of photo ev when it is not here yet ("" when it is, or the server did not
+ * say), as `photo list` shows it: "not here yet (37%)", "failed its integrity check (from
+ * server S)". *entry receives the status entry (NULL if none). */
+static const char *blob_note(const cJSON *states, const cJSON *ev, const cJSON **entry, char *out,
+                             size_t n)
+{
+    const cJSON *b = cJSON_GetArrayItem(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ev, "content"), "blobs"),
+        0);
+    const cJSON *e;
+    out[0] = '\0';
+    *entry = NULL;
+    cJSON_ArrayForEach(e, states) if (cJSON_IsString(b) &&
+                                      !strcmp(cli_str(e, "id", NULL), b->valuestring)) *entry = e;
+    const char *state = cli_str(*entry, "state", NULL);
+    double have = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(*entry, "have"));
+    double total = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(*entry, "total"));
+    if (!strcmp(state, "failed"))
+        snprintf(out, n, "%s",
+                 *cli_str(*entry, "why", NULL) ? cli_str(*entry, "why", NULL)
+                                               : "failed its integrity check");
+    else if (!strcmp(state, "fetching") || !strcmp(state, "waiting"))
+        snprintf(out, n, "not here yet (%d%%)", percent_of(have, total));
+    return out;
+}
+
 /* `photo list ROOM [--limit N]`, an entry of the command table; argv[0] is "list". */
 int cmd_photo_list(int argc, char **argv)
 {
@@ -153,19 +217,34 @@ int cmd_photo_list(int argc, char **argv)
     cJSON_ArrayForEach(ev, rv.events) total +=
         strcmp(cli_str(ev, "event", NULL), "e2ee.photo") == 0;
     cJSON *out = cJSON_CreateArray();
-    int n = cJSON_GetArraySize(rv.events);
+    int n = cJSON_GetArraySize(rv.events), first = n;
+    for (int i = 0, k = 0; i < n && first == n; i++)
+        if (strcmp(cli_str(cJSON_GetArrayItem(rv.events, i), "event", NULL), "e2ee.photo") == 0 &&
+            k++ >= total - limit)
+            first = i;
+    cJSON *states = total ? blob_states(c, rv.room_id, rv.events, first) : NULL;
     for (int i = 0; i < n && rc == EXIT_OK; i++) {
         ev = cJSON_GetArrayItem(rv.events, i);
         if (strcmp(cli_str(ev, "event", NULL), "e2ee.photo") != 0 || seen++ < total - limit)
             continue;
         struct photo_view pv;
         rc = rv_photo(&rv, ev, &pv);
-        if (json_out)
-            cJSON_AddItemToArray(out, photo_to_json(ev, &pv));
-        else
+        char note[240];
+        const cJSON *entry;
+        blob_note(states, ev, &entry, note, sizeof note);
+        if (json_out) {
+            cJSON *o = photo_to_json(ev, &pv);
+            if (entry) /* where its blob stands on this server */
+                cJSON_AddItemToObject(o, "blob", cJSON_Duplicate(entry, true));
+            cJSON_AddItemToArray(out, o);
+        } else {
             print_photo(ev, &pv);
+            if (note[0])
+                printf("    blob: %s\n", note);
+        }
         cJSON_Delete(pv.msg);
     }
+    cJSON_Delete(states);
     if (rc == EXIT_OK && json_out) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddTrueToObject(o, "ok");
@@ -232,11 +311,32 @@ static enum dl download_step(const char *url, const char *token, const char *pat
     if ((r.status == 200 && have) || (r.status == 206 && r.range_start != have) ||
         r.status == 416 || (r.total >= 0 && r.total != want && r.status / 100 == 2))
         return DL_RESTART;
+    cJSON *o = tx == 0 && r.status == 503 ? cJSON_Parse(r.body) : NULL;
+    const char *code = cli_str(o, "error", "code");
+    if (!strcmp(code, "blob_not_here") || !strcmp(code, "blob_failed")) {
+        /* Another server's photo whose blob this server is still fetching (docs/federation.md,
+         * "Blobs across servers"): say how far, rather than wait without a word. */
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "error");
+        if (!strcmp(code, "blob_failed"))
+            fprintf(stderr,
+                    "kizuna: the photo failed its integrity check (from server %s): your server "
+                    "fetches it again from another server; try later\n",
+                    *cli_str(e, "from", NULL) ? cli_str(e, "from", NULL) : "?");
+        else
+            fprintf(stderr,
+                    "kizuna: the photo is not here yet (%d%%): your server is fetching it from "
+                    "another server; try again shortly\n",
+                    percent_of(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(e, "have")),
+                               cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(e, "total"))));
+        cJSON_Delete(o);
+        return DL_REFUSED;
+    }
+    cJSON_Delete(o);
     if (tx != 0 || r.status >= 500)
         return DL_RETRY;
     if (r.status == 200 || r.status == 206)
         return file_size(path) == want ? DL_DONE : DL_RETRY;
-    cJSON *o = cJSON_Parse(r.body);
+    o = cJSON_Parse(r.body);
     fprintf(stderr, "kizuna: cannot download the photo: HTTP %ld: %s\n", r.status,
             r.status == 404                   ? "the blob is not there, or not yours to read"
             : *cli_str(o, "error", "message") ? cli_str(o, "error", "message")

@@ -1086,6 +1086,9 @@ int rv_photo(struct room_view *rv, const cJSON *ev, struct photo_view *pv)
 {
     memset(pv, 0, sizeof *pv);
     snprintf(pv->device, sizeof pv->device, "%s", cli_str(ev, "content", "device"));
+    char who[CLI_QUALIFIED_MAX];
+    const char *at = strchr(cli_qualify(cli_str(ev, "sender", NULL), who), '@');
+    snprintf(pv->server, sizeof pv->server, "%s", at ? at + 1 : "");
     const char *why = rv_verify(rv, ev);
     if (why) {
         pv->state = PHOTO_BROKEN;
@@ -1123,8 +1126,8 @@ int rv_photo(struct room_view *rv, const cJSON *ev, struct photo_view *pv)
     } else {
         pv->state = PHOTO_WAITING;
         snprintf(pv->detail, sizeof pv->detail,
-                 "waiting for key of epoch %.8s… from device %s (requested)", pv->epoch,
-                 pv->device);
+                 "waiting for key of epoch %.8s… from device %s%s%s (requested)", pv->epoch,
+                 pv->device, pv->server[0] ? " on server " : "", pv->server);
         if (withheld_reason(rv, pv->device, pv->epoch, false, reason, sizeof reason))
             warn(pv, "withheld by %.150s (not the key's owner: it may still come from its owner)",
                  reason);

@@ -259,8 +259,9 @@ Test(proto, every_op_is_documented)
                       "docs/protocol.md: op %s lacks field %s", ops[i].name, field);
         }
     }
-    const char *codes[] = {"bad_request", "unauthorized", "forbidden", "not_found",  "conflict",
-                           "too_large",   "rate_limited", "internal",  "unavailable"};
+    const char *codes[] = {"bad_request", "unauthorized", "forbidden",    "not_found",
+                           "conflict",    "too_large",    "rate_limited", "internal",
+                           "unavailable", "blob_failed",  "blob_not_here"};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
         cr_expect(strstr(doc, codes[i]), "error code %s undocumented", codes[i]);
 }
