@@ -518,6 +518,9 @@ out:
     kz_workers_stop(workers); /* unfinished password checks are answered "shutting down" */
     if (srv)
         srv_flush(srv);
+    /* A commit made while the transport is torn down (a link's end) is still synced, but
+     * must not wake the loop whose context is being freed. */
+    kz_syncer_unhook(syncer);
     transport_free(t);
     srv_free(srv);
     kz_syncer_stop(syncer); /* after the last commit above, and before the store closes */

@@ -295,6 +295,9 @@ bool kz_syncer_take_checkpoint(struct kz_syncer *y);
 void kz_syncer_wait(struct kz_syncer *y, uint64_t seq);
 /* Syncs what was asked for, joins the thread and frees. Accepts NULL. */
 void kz_syncer_stop(struct kz_syncer *y);
+/* From now on the syncer wakes no loop (before the transport that its wake function names is
+ * freed); it goes on syncing what is committed until kz_syncer_stop. */
+void kz_syncer_unhook(struct kz_syncer *y);
 
 /* ---- the server core (proto.c): requests in, replies out, commits ---- */
 struct srv;

@@ -102,9 +102,9 @@ static void *syncer_main(void *arg)
         pthread_mutex_lock(&y->mu);
         y->done = target;
         pthread_cond_broadcast(&y->done_cv);
-        pthread_mutex_unlock(&y->mu);
-        y->wake(y->wake_arg);
-        pthread_mutex_lock(&y->mu);
+        /* Under the lock: kz_syncer_unhook may be taking the loop away right now. */
+        if (y->wake)
+            y->wake(y->wake_arg);
         /* A pass per ckpt_frames frames of growth, not one per sync while the log is long: a
          * pass holds a read lock, and one running when the loop's next commit comes would keep
          * the log from starting over. */
@@ -231,6 +231,15 @@ void kz_syncer_wait(struct kz_syncer *y, uint64_t seq)
     pthread_mutex_lock(&y->mu);
     while (y->done < seq)
         pthread_cond_wait(&y->done_cv, &y->mu);
+    pthread_mutex_unlock(&y->mu);
+}
+
+void kz_syncer_unhook(struct kz_syncer *y)
+{
+    if (!y)
+        return;
+    pthread_mutex_lock(&y->mu);
+    y->wake = NULL;
     pthread_mutex_unlock(&y->mu);
 }
 
