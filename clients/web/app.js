@@ -54,7 +54,8 @@ function drawHeader() {
 
 function showState() {
   const n = api.outbox.length;
-  if (!api.session?.user || api.state === 'online') {
+  // Said while a session is in use or being restored (the app opened with the server away).
+  if (!api.session || api.state === 'online') {
     banner('conn', n ? t('state.outbox', { n }) : null, { kind: 'info' });
     document.body.dataset.conn = api.state;
     return;
