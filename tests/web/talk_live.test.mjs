@@ -218,13 +218,26 @@ test('keyboard only: log in, open a room, send, a dialog returns the focus; Engl
     await page.keyboard.type('キーボードだけで送信');
     await page.keyboard.press('Enter');
     await waitForText(A, 'キーボードだけで送信');
-    // the message's menu by keyboard; Escape closes it and the focus goes back to the button
-    const menu = await page.waitForFunction(() => [...document.querySelectorAll('#msgs li.msg.mine[data-pos]')].pop()?.querySelector('.msg-menu'));
-    await menu.focus();
+    // the timeline is one tab stop before the composer; arrows move between messages, Enter opens
+    // a message's actions, Escape closes them (the focus back on the message), Escape again
+    // goes back to the composer
+    await page.waitForSelector('#msgs li.msg.mine[data-pos]');
+    await page.keyboard.down('Shift');
+    await page.keyboard.press('Tab');
+    await page.keyboard.up('Shift');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'timeline');
+    await page.keyboard.press('ArrowUp');
+    assert.match(await page.evaluate(() => document.activeElement.textContent), /キーボードだけで送信/);
+    await page.keyboard.press('ArrowUp');
+    await page.keyboard.press('ArrowDown');
+    assert.match(await page.evaluate(() => document.activeElement.textContent), /キーボードだけで送信/);
     await page.keyboard.press('Enter');
     await page.waitForSelector('dialog[open]');
+    assert.match(await page.$eval('dialog[open]', (d) => d.textContent), /キーボードだけで送信[\s\S]*既読者を見る[\s\S]*編集[\s\S]*削除/);
     await page.keyboard.press('Escape');
-    await page.waitForFunction(() => !document.querySelector('dialog[open]') && document.activeElement?.classList.contains('msg-menu'));
+    await page.waitForFunction(() => !document.querySelector('dialog[open]') && document.activeElement?.matches('li.msg'));
+    await page.keyboard.press('Escape');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'composer');
     // English, and back
     await page.click('.top-right button[lang="en"]');
     await page.waitForFunction(() => document.querySelector('#send')?.textContent === 'Send');

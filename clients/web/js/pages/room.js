@@ -41,7 +41,7 @@ addStrings({
     'members.leave': 'このルームから退出', 'members.leave_confirm': 'このルームから退出しますか？',
     'members.admin': '管理者', 'members.rename': 'ルーム名を変更', 'members.invited': '{user} を招待しました。',
     'members.servers': '参加自治体', 'members.seats': '席',
-    'room.unread_here': 'ここから未読', 'room.this_server': 'このサーバー', 'room.on_duty': '（第一報を受ける）', 'room.urgent': '第一報',
+    'room.keys': '↑↓ でメッセージを移動、Enter でメッセージの操作、Esc で入力欄へ', 'room.unread_here': 'ここから未読', 'room.this_server': 'このサーバー', 'room.on_duty': '（第一報を受ける）', 'room.urgent': '第一報',
   },
   en: {
     'room.back': 'All rooms', 'room.members': '{n} members', 'room.search': 'Search this room',
@@ -71,7 +71,7 @@ addStrings({
     'members.leave': 'Leave this room', 'members.leave_confirm': 'Leave this room?',
     'members.admin': 'admin', 'members.rename': 'Rename room', 'members.invited': 'Invited {user}.',
     'members.servers': 'Municipalities', 'members.seats': 'Seats',
-    'room.unread_here': 'Unread from here', 'room.this_server': 'this server', 'room.on_duty': ' (receives first reports)', 'room.urgent': 'First report',
+    'room.keys': 'Up and down move between messages, Enter opens a message\'s actions, Esc goes to the text field', 'room.unread_here': 'Unread from here', 'room.this_server': 'this server', 'room.on_duty': ' (receives first reports)', 'room.urgent': 'First report',
   },
 });
 
@@ -106,7 +106,8 @@ route('#/room/:id', async (el, params) => {
   const startNote = h('p', { class: 'muted timeline-start', hidden: true }, t('room.start'));
   const newerBtn = h('button', { type: 'button', class: 'load-more', id: 'load-newer', hidden: true, onclick: () => loadNewer() }, t('room.newer'));
   const list = h('ol', { class: 'msgs', id: 'msgs' });
-  const timeline = h('div', { class: 'timeline', id: 'timeline', tabindex: '0', role: 'region', 'aria-label': t('room.timeline') },
+  const timeline = h('div', { class: 'timeline', id: 'timeline', tabindex: '0', role: 'region', 'aria-label': t('room.timeline'),
+    'aria-describedby': 'timeline-hint' }, h('p', { id: 'timeline-hint', class: 'sr-only' }, t('room.keys')),
     startNote, olderBtn, list, newerBtn);
   const jump = h('button', { type: 'button', class: 'jump', id: 'jump-latest', hidden: true, onclick: () => jumpLatest() }, t('room.new_below'));
   const live = h('div', { class: 'sr-only', 'aria-live': 'polite', id: 'room-live' });
@@ -173,7 +174,7 @@ route('#/room/:id', async (el, params) => {
     if (ev.deleted) return;
     if (ev.edited) foot.append(h('span', { class: 'edited' }, t('room.edited')));
     if (ev.sender === me && (ev.event === 'msg' || ev.event === 'e2ee.photo') && ev.read_count > 0) {
-      foot.append(h('button', { type: 'button', class: 'read-count', onclick: () => readersDialog(ev) },
+      foot.append(h('button', { type: 'button', class: 'read-count', tabindex: '-1', onclick: () => readersDialog(ev) },
         t('room.read', { n: ev.read_count })));
     }
   }
@@ -193,12 +194,12 @@ route('#/room/:id', async (el, params) => {
   function draw(ev) {
     if (ev.event === 'msg' || ev.event === 'e2ee.photo') {
       const mine = ev.sender === me;
-      const li = h('li', { class: ['msg', mine ? 'mine' : null, ev.late ? 'late' : null], dataset: { pos: ev.pos } },
+      const li = h('li', { class: ['msg', mine ? 'mine' : null, ev.late ? 'late' : null], dataset: { pos: ev.pos }, tabindex: '-1' },
         h('div', { class: 'msg-meta' },
           h('span', { class: 'msg-sender' }, mine ? '' : senderLabel(ev)),
           h('time', { class: 'msg-time', datetime: new Date(ev.ts).toISOString(), title: formatTime(ev.ts, { full: true }) }, formatTime(ev.ts)),
           ev.late ? h('span', { class: 'tag' }, t('room.late', { at: formatTime(ev.received_at) })) : null,
-          h('button', { type: 'button', class: 'msg-menu', 'aria-label': t('room.actions'), 'aria-haspopup': 'dialog', onclick: () => actions(ev) }, '…')),
+          h('button', { type: 'button', class: 'msg-menu', tabindex: '-1', 'aria-label': t('room.actions'), 'aria-haspopup': 'dialog', onclick: () => actions(ev) }, '…')),
         h('div', { class: 'msg-body' }),
         h('div', { class: 'msg-foot' }));
       bodyFor(ev, li);
@@ -661,6 +662,29 @@ route('#/room/:id', async (el, params) => {
     markRead();
   }
   timeline.addEventListener('scroll', edges, { passive: true });
+  // The keyboard in the timeline: one tab stop, arrows between messages, Enter for a message's
+  // actions, Escape back to the composer (so 300 messages are not 300 tab stops).
+  timeline.addEventListener('keydown', (e) => {
+    const cur = e.target.closest?.('li.msg[data-pos]');
+    const msgs = () => [...list.querySelectorAll('li.msg[data-pos]')];
+    if (e.key === 'ArrowUp' || e.key === 'ArrowDown') {
+      const all = msgs();
+      if (!all.length) return;
+      let i = cur ? all.indexOf(cur) + (e.key === 'ArrowUp' ? -1 : 1) : all.length - 1;
+      if (i < 0) { loadOlder(); i = 0; }
+      if (i >= all.length) { if (!atLatest) loadNewer(); i = all.length - 1; }
+      e.preventDefault();
+      all[i].focus();
+      all[i].scrollIntoView({ block: 'nearest' });
+    } else if ((e.key === 'Enter' || e.key === ' ') && cur && e.target === cur) {
+      e.preventDefault();
+      const it = items.get(+cur.dataset.pos);
+      if (it) actions(it.ev).then(() => { if (cur.isConnected) cur.focus(); });
+    } else if (e.key === 'Escape') {
+      e.preventDefault();
+      input.focus();
+    }
+  });
   const onVis = () => { if (document.visibilityState === 'visible') markRead(); };
   document.addEventListener('visibilitychange', onVis);
 
