@@ -16,11 +16,15 @@
  *   - Bodies stream from the file in FILE_CHUNK pieces (or from the compressed copy), one per
  *     WRITEABLE, so a big file never sits in memory and the usual deadlines (http_api.c's
  *     watch: bytes must move) apply.
- * What a version of a file is: its (device, inode, size, mtime). A file replaced in place is
- * hashed again at its next request; hashing costs ~1 ms per MB on the event loop, once.
+ * What a version of a file is: its (device, inode, size, mtime). Every file that could be
+ * served is hashed and compressed at start, before the server listens (static_open), so no
+ * request waits for that; a file changed later is learnt again at its next request, on the
+ * event loop. zlib level 6, not 9: on 3 MB of JavaScript-like text level 9 took 8x as long as
+ * 6 (4.6 s against 0.55 s, loaded machine) for 0.5% fewer bytes.
  */
 #include "transport_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -33,7 +37,7 @@
 
 #define FILE_CHUNK     16384
 #define WEB_HASH_BYTES 16         /* BLAKE2b-128: an ETag, not a signature */
-#define WEB_GZ_MAX     (4 << 20)  /* larger files are sent as they are */
+#define WEB_GZ_MAX     (2 << 20)  /* larger files are sent as they are */
 #define WEB_GZ_CACHE   (32 << 20) /* compressed copies kept, in all */
 #define WEB_FILES_MAX  4096       /* versions remembered before the cache starts afresh */
 #define WEB_PATH_MAX   256
@@ -107,30 +111,6 @@ const char *kz_web_root_default(void)
         }
     }
     return KZ_WEB_SOURCE_DIR;
-}
-
-int static_open(struct transport *t, char *err, size_t errlen)
-{
-    struct web_root *w = calloc(1, sizeof *w);
-    if (!w) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    const char *dir = t->cfg->web_root[0] ? t->cfg->web_root : kz_web_root_default();
-    struct stat st;
-    if (realpath(dir, w->dir) && stat(w->dir, &st) == 0 && S_ISDIR(st.st_mode)) {
-        KZ_INFO("web_root", "dir=\"%s\"", w->dir);
-    } else if (t->cfg->web_root[0]) {
-        snprintf(err, errlen, "web_root %s is not a directory", t->cfg->web_root);
-        free(w);
-        return -1;
-    } else {
-        /* The API serves on without a web client (a CLI-only install). */
-        KZ_WARN("web_root_missing", "dir=\"%s\" (set web_root to serve the web client)", dir);
-        w->dir[0] = '\0';
-    }
-    t->web = w;
-    return 0;
 }
 
 static void web_files_clear(struct web_root *w)
@@ -229,12 +209,12 @@ static int open_under(const struct web_root *w, const char *rel, struct stat *st
 }
 
 /* gzip of data (RFC 1952) into a new frame the caller owns, or NULL when it would not be
- * smaller or zlib fails. Level 9: done once per version of a file. */
+ * smaller or zlib fails. */
 static struct kz_frame *gzip_of(const unsigned char *data, size_t len)
 {
     z_stream z;
     memset(&z, 0, sizeof z);
-    if (deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) != Z_OK)
+    if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) != Z_OK)
         return NULL;
     uLong cap = deflateBound(&z, (uLong)len);
     unsigned char *out = malloc(cap);
@@ -332,6 +312,67 @@ static struct web_file *web_file_get(struct web_root *w, const char *rel, int fd
     w->files = f;
     w->count++;
     return f;
+}
+
+/* Learns every file under rel (relative to the root) that a request could be served, the
+ * same paths and types as static_begin, depth at most 8, symlinked directories not followed. */
+static void web_warm_dir(struct web_root *w, const char *rel, int depth)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s%s%s", w->dir, rel[0] ? "/" : "", rel) >= (int)sizeof path)
+        return;
+    DIR *dir = opendir(path);
+    if (!dir)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dir)) && w->count < WEB_FILES_MAX) {
+        char sub[WEB_PATH_MAX], uri[WEB_PATH_MAX + 1], relp[WEB_PATH_MAX];
+        if (e->d_name[0] == '.' || snprintf(sub, sizeof sub, "%s%s%s", rel, rel[0] ? "/" : "",
+                                            e->d_name) >= (int)sizeof sub)
+            continue;
+        if (e->d_type == DT_DIR) {
+            if (depth < 8)
+                web_warm_dir(w, sub, depth + 1);
+            continue;
+        }
+        snprintf(uri, sizeof uri, "/%s", sub);
+        const struct web_type *type;
+        struct stat st;
+        int fd;
+        if (!path_ok(uri, strlen(uri), relp, sizeof relp) || !(type = type_of(relp)) ||
+            (fd = open_under(w, relp, &st)) < 0)
+            continue;
+        web_file_get(w, relp, fd, &st, type);
+        close(fd);
+    }
+    closedir(dir);
+}
+
+int static_open(struct transport *t, char *err, size_t errlen)
+{
+    struct web_root *w = calloc(1, sizeof *w);
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    const char *dir = t->cfg->web_root[0] ? t->cfg->web_root : kz_web_root_default();
+    struct stat st;
+    if (realpath(dir, w->dir) && stat(w->dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+        int64_t t0 = kz_now_ms();
+        web_warm_dir(w, "", 0);
+        KZ_INFO("web_root", "dir=\"%s\" files=%zu gzip_bytes=%zu ms=%lld", w->dir, w->count,
+                w->gz_bytes, (long long)(kz_now_ms() - t0));
+    } else if (t->cfg->web_root[0]) {
+        snprintf(err, errlen, "web_root %s is not a directory", t->cfg->web_root);
+        free(w);
+        return -1;
+    } else {
+        /* The API serves on without a web client (a CLI-only install). */
+        KZ_WARN("web_root_missing", "dir=\"%s\" (set web_root to serve the web client)", dir);
+        w->dir[0] = '\0';
+    }
+    t->web = w;
+    return 0;
 }
 
 /* Whether an Accept-Encoding value accepts gzip: a "gzip" (or "x-gzip", or "*") coding whose

@@ -32,7 +32,7 @@ static void put_text(const char *dir, const char *name, const char *text)
     put(dir, name, text, strlen(text));
 }
 
-#define BIG_BYTES (5 << 20) /* above the largest file the server compresses (4 MiB) */
+#define BIG_BYTES (5 << 20) /* above the largest file the server compresses (2 MiB) */
 
 /* A web root with one file of each type, a big one, a hidden one, symlinks in and out. */
 static void setup(void)
