@@ -478,12 +478,18 @@ enum kz_err op_notice_list(struct srv_call *c)
     int64_t limit = srv_arg_int(c, "limit", 100);
     if (limit > srv_config(c->srv)->history_page_max)
         limit = srv_config(c->srv)->history_page_max;
+    bool all = srv_arg_bool(c, "all", false);
+    /* An admin reaches any notice's report (notice.report), so also any notice's listing. */
+    if (all && !kz_role_is(c->auth.user.role, KZ_ROLE_ADMIN))
+        return srv_fail(c, KZ_FORBIDDEN, "only admins list every notice");
     c->result = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(c->result, "notices");
-    enum store_rc rc =
-        srv_arg_bool(c, "posted", false)
-            ? store_notice_posted(srv_store(c->srv), c->auth.user.id, (int)limit, add_notice, arr)
-            : store_notice_feed(srv_store(c->srv), c->auth.user.id, (int)limit, add_notice, arr);
+    struct store *st = srv_store(c->srv);
+    int64_t me = c->auth.user.id;
+    enum store_rc rc = all ? store_notice_all(st, me, (int)limit, add_notice, arr)
+                       : srv_arg_bool(c, "posted", false)
+                           ? store_notice_posted(st, me, (int)limit, add_notice, arr)
+                           : store_notice_feed(st, me, (int)limit, add_notice, arr);
     if (rc != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "notice list failed");
     return KZ_OK;

@@ -609,6 +609,9 @@ enum store_rc store_notice_feed(struct store *st, int64_t user_id, int limit, st
 /* Notices a user posted, newest first. */
 enum store_rc store_notice_posted(struct store *st, int64_t author, int limit, store_notice_fn fn,
                                   void *ctx);
+/* Every notice, newest first (an admin's list); viewer's own state as `me`. */
+enum store_rc store_notice_all(struct store *st, int64_t viewer, int limit, store_notice_fn fn,
+                               void *ctx);
 /* Records reading / acknowledging (first time only: *changed says whether it was the first)
  * and responding (the latest response counts). */
 enum store_rc store_notice_read(struct store *st, int64_t notice, int64_t user_id, int64_t now,

@@ -21,6 +21,7 @@ enum notice_stmt {
     N_GET,
     N_FEED,
     N_POSTED,
+    N_ALL,
     N_READ,
     N_ACK,
     N_RESPOND,
@@ -92,6 +93,8 @@ static const char *const notice_sql[N_COUNT] = {
                " n.priority = 'urgent' DESC, n.pinned DESC, n.id DESC LIMIT ?2",
     [N_POSTED] = "SELECT " NOTICE_COLS NOTICE_FROM " WHERE n.author = ?1 ORDER BY n.id DESC"
                  " LIMIT ?2",
+    /* Every notice, for an admin's way to any report; ?1 the admin (its own recipient row). */
+    [N_ALL] = "SELECT " NOTICE_COLS NOTICE_FROM " ORDER BY n.id DESC LIMIT ?2",
     [N_READ] = "UPDATE notice_recipients SET read_at = ? WHERE notice = ? AND user_id = ?"
                " AND read_at IS NULL",
     [N_ACK] = "UPDATE notice_recipients SET acked_at = ?1, read_at = coalesce(read_at, ?1)"
@@ -371,6 +374,15 @@ enum store_rc store_notice_posted(struct store *st, int64_t author, int limit, s
 {
     sqlite3_stmt *s = stmt(st, N_POSTED);
     sqlite3_bind_int64(s, 1, author);
+    sqlite3_bind_int(s, 2, limit);
+    return walk_notices(st, s, fn, ctx, NULL);
+}
+
+enum store_rc store_notice_all(struct store *st, int64_t viewer, int limit, store_notice_fn fn,
+                               void *ctx)
+{
+    sqlite3_stmt *s = stmt(st, N_ALL);
+    sqlite3_bind_int64(s, 1, viewer);
     sqlite3_bind_int(s, 2, limit);
     return walk_notices(st, s, fn, ctx, NULL);
 }

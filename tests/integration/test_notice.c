@@ -196,6 +196,19 @@ Test(notice, staff_cannot_see_what_is_not_addressed_to_them_nor_any_report)
     cJSON *r = ws_callf(&other, "\"op\":\"notice.list\"");
     cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "notices")), 0);
     cJSON_Delete(r);
+    /* Every notice: an admin's list (another admin's notice included), no one else's. */
+    cr_assert_str_eq(code_of(&other, "\"op\":\"notice.list\",\"all\":true%.0lld", 0), "forbidden");
+    struct ws hq;
+    as_user(&hq, "honbu");
+    long long own = post(&hq, "\"title\":\"本部から\",\"to\":[\"dept:福祉課\"]", 1);
+    cr_assert_str_eq(code_of(&hq, "\"op\":\"notice.list\",\"all\":true%.0lld", 0), "forbidden");
+    ws_close_fd(&hq);
+    r = ws_callf(&admin, "\"op\":\"notice.list\",\"all\":true");
+    const cJSON *n0 = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "notices"), 0);
+    const cJSON *n1 = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "notices"), 1);
+    cr_assert_eq((long long)cJSON_GetObjectItem(n0, "id")->valuedouble, own, "newest first");
+    cr_assert_eq((long long)cJSON_GetObjectItem(n1, "id")->valuedouble, id);
+    cJSON_Delete(r);
     ws_close_fd(&other);
     ws_close_fd(&member);
 }
