@@ -702,8 +702,10 @@ static int last_message(void *arg, const struct store_message *m)
     cJSON *last = cJSON_AddObjectToObject(l->room, "last");
     cJSON_AddNumberToObject(last, "pos", (double)m->pos);
     struct store_user u;
-    if (store_user_get(srv_store(l->s), m->sender, &u) == STORE_OK)
+    if (store_user_get(srv_store(l->s), m->sender, &u) == STORE_OK) {
         cJSON_AddStringToObject(last, "sender", u.login);
+        cJSON_AddStringToObject(last, "sender_name", u.name); /* what a room list shows */
+    }
     cJSON_AddStringToObject(last, "body", m->deleted ? "" : m->body);
     cJSON_AddBoolToObject(last, "deleted", m->deleted);
     cJSON_AddNumberToObject(last, "ts", (double)m->ts);

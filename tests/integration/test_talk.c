@@ -308,6 +308,9 @@ Test(talk, read_counts_and_readers)
     cr_assert_eq(cJSON_GetObjectItem(room0, "unread")->valuedouble, 0);
     cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(room0, "last"), "body")->valuestring,
                      "二つ目");
+    /* The sender's name too, for a room list that shows people, not logins. */
+    cr_assert(
+        cJSON_IsString(cJSON_GetObjectItem(cJSON_GetObjectItem(room0, "last"), "sender_name")));
     cJSON_Delete(r);
     r = ws_callf(&s, "\"op\":\"room.list\"");
     room0 = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "rooms"), 0);
