@@ -386,6 +386,43 @@ test('what the C code makes with fresh keys and nonces, the browser opens', asyn
     assert.equal(got.padded, Number(bpad));
 });
 
+test('device lists are pinned: a newer version is taken only if it follows (crypto/trust.js)', async () => {
+    const r = await page.evaluate(async (V) => {
+        const { unhex } = await import('/js/crypto/sodium.js');
+        const { b64u } = await import('/js/crypto/device.js');
+        const { walk } = await import('/js/crypto/trust.js');
+        const L = V.devlist.lists;
+        const entry = async (v, flip) => {
+            const sig = unhex(v.signature_hex);
+            if (flip) sig[3] ^= 1;
+            return { login: v.login, seq: v.seq, list: await b64u(unhex(v.encoding_hex)), by: v.signer, sig: await b64u(sig) };
+        };
+        const all = [await entry(L[0]), await entry(L[1]), await entry(L[2])];
+        const pinOf = (i) => ({ list: unhex(L[i].encoding_hex), ever: L[i].devices.map((d) => d.id) });
+        const w = async (lists, pin) => {
+            const x = await walk({ user: L[0].login, bare: L[0].login, lists, pin });
+            return { seq: Number(x.current?.seq ?? 0), stuck: !!x.stuck, ever: [...x.ever].sort() };
+        };
+        return {
+            tofu: await w(all, null),
+            fromFirst: await w(all, pinOf(0)),
+            missing: await w([all[0], all[2]], pinOf(1)),
+            forged: await w([all[0], await entry(L[1], true), all[2]], pinOf(0)),
+            forgedTofu: await w([all[0], await entry(L[1], true)], null),
+            ids: L.map((v) => v.devices.map((d) => d.id)),
+            seqs: L.map((v) => v.seq),
+        };
+    }, vectors);
+    const last = r.seqs[2];
+    assert.deepEqual([r.tofu.seq, r.tofu.stuck], [last, false]);
+    assert.deepEqual(r.tofu.ever, [...new Set(r.ids.flat())].sort(), 'every device any accepted version named');
+    assert.deepEqual([r.fromFirst.seq, r.fromFirst.stuck], [last, false]);
+    assert.deepEqual([r.missing.seq, r.missing.stuck], [r.seqs[1], true], 'a chain without the pinned version: the pin stays');
+    assert.deepEqual([r.forged.seq, r.forged.stuck], [r.seqs[0], true], 'a forged version: nothing after it is taken');
+    assert.deepEqual([r.forgedTofu.seq, r.forgedTofu.stuck], [r.seqs[0], false], 'before a pin, a version that does not stand is skipped');
+    assert.ok(!r.forgedTofu.ever.some((id) => !r.ids[0].includes(id)), 'and vouches for nobody');
+});
+
 test('the size buckets agree with the C code at every bucket edge up to 1 TiB', async () => {
     const ns = await page.evaluate(async () => {
         const { blobPaddedLen } = await import('/js/crypto/blob.js');

@@ -5,7 +5,8 @@
 // time and a geo: link, and in full on a tap; the server holds neither caption nor GPS text; a
 // photo sent before the user had any device waits "for the key from device D on server S",
 // asks for it, and shows once the sender's CLI answers; a blob damaged on the server's disk
-// "failed its integrity check". No network: the CLI and the browser talk to a loopback kizunad.
+// "failed its integrity check"; the sender's signed device list is pinned. No network: the
+// CLI and the browser talk to a loopback kizunad.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -93,6 +94,15 @@ test('a photo from the CLI: thumbnail, caption, time and a geo: link, then the f
     assert.equal(shown.geo, 'geo:43.588000,142.466000');
     assert.match(shown.time, /2026-11-30 09:12:00/);
     await page.waitForFunction(() => document.querySelector('.photo-thumb')?.naturalWidth > 0);
+    // The sender's signed device list is pinned (crypto/trust.js), by the qualified names.
+    const pins = await page.evaluate(() => new Promise((resolve) => {
+        const rq = indexedDB.open('kizuna-e2ee');
+        rq.onsuccess = () => rq.result.transaction('contacts').objectStore('contacts').getAll().onsuccess = (e) =>
+            resolve(e.target.result.map((r) => ({ key: r.key, ever: r.ever.length })));
+    }));
+    assert.equal(pins.length, 1, JSON.stringify(pins));
+    assert.match(pins[0].key, /^sato@[^|]+\|tanaka@/);
+    assert.equal(pins[0].ever, 1);
     await page.click('.photo-open');
     await page.waitForFunction(() => document.querySelector('.photo-full')?.naturalWidth > 0, { timeout: 20000 });
     const w = await page.evaluate(() => document.querySelector('.photo-full').naturalWidth);
@@ -136,12 +146,8 @@ test('a photo sent before the browser had a device waits for the key, asks, and 
     await waitForText(page, `鍵を待っています（${serverId} の端末 ${tanakaDev} から）`, { timeout: 20000 });
     await screenshot(page, 'photo-view-waiting-key');
     // The sender's CLI answers requests from every command that reads the room's photos.
-    const pl = await srv.kizuna(['photo', 'list', room], { user: 'tanaka', check: false });
-    if (process.env.KZ_DEBUG) {
-        console.log('photo list:', pl.stdout, pl.stderr);
-        const hist = await call(page, 'history', { room, limit: 50 });
-        console.log(JSON.stringify(hist.events.map((e) => [e.pos, e.event, e.sender, e.content?.data?.slice?.(0, 200)]), null, 1));
-    }
+    const pl = await srv.kizuna(['photo', 'list', room], { user: 'tanaka' });
+    assert.match(pl.stderr, /shared the key of epoch .* to device/);
     await waitForText(page, CAPTION, { timeout: 20000 });
     assert.ok(sent.blob);
     await ctx.close();

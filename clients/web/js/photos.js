@@ -8,11 +8,10 @@
 // browser asks for it, as the CLI does), or something failed its integrity check (which).
 //
 // Checked before anything is shown: the event's device signature (kizuna/e2ee/v1) against the
-// sender's device directory, whose self-signatures must name the qualified sender; a device
-// revoked at an earlier position signs nothing later. Not yet here (docs/web.md says so): the
-// trust rules of clients/cli/trust.c (keys are taken from any device of the sender the directory
-// lists with a valid self-signature, not only from devices of a signed list this user accepted),
-// and the replay/order checks on seq.
+// sender's device directory, whose self-signatures must name the qualified sender, and which a
+// signed device list of the sender this browser accepted (crypto/trust.js, pinned) named at some
+// version; a device revoked at an earlier position signs nothing later. Not yet here
+// (docs/web.md says so): the replay/order checks on seq, and answering others' key requests.
 
 import { api } from './api.js';
 import { h, clear, formatTime } from './dom.js';
@@ -22,6 +21,7 @@ import { verify, devkeyVerify, envelopeOpen } from './crypto/keys.js';
 import { epochCheck, photoOpen } from './crypto/photo.js';
 import { blobDecrypt } from './crypto/blob.js';
 import { myDevice, qualify, b64u, unb64u } from './crypto/device.js';
+import { vouched } from './crypto/trust.js';
 
 addStrings({
   ja: {
@@ -93,6 +93,7 @@ function devicesOf(sender) {
           out.set(d.device, { signPk, boxPk, rec: d });
         } catch { /* a malformed entry is nobody's device */ }
       }
+      out.vouched = (await vouched(sender, r)).ever;
       return out;
     })();
     p.catch(() => directory.delete(sender));
@@ -109,8 +110,11 @@ function signedBytes(room, type, blobs, data) {
 // The sending device of an event, if its signature holds: {signPk, boxPk}; else throws.
 async function checkEvent(room, ev) {
   const c = ev.content || {};
-  const dev = (await devicesOf(ev.sender)).get(c.device);
+  const dir = await devicesOf(ev.sender);
+  const dev = dir.get(c.device);
   if (!dev) throw new E2eeError('not_authentic', 'the sending device is not in the directory');
+  if (!dir.vouched.has(c.device))
+    throw new E2eeError('not_authentic', "the sending device was never in its owner's signed device list");
   const rp = dev.rec.revoked_pos;
   if ((rp && ev.pos > rp) || (!rp && dev.rec.revoked_at != null))
     throw new E2eeError('not_authentic', 'signed by a revoked device');

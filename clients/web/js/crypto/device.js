@@ -36,21 +36,27 @@ export function qualify(login) {
   return login.includes('@') ? login : `${login}@${api.session?.server_id || ''}`;
 }
 
+// Version 2: "devices" (this browser's keys, by qualified user) and "contacts" (the device
+// lists it accepted, by "me|user": crypto/trust.js).
 function idb() {
   return new Promise((resolve, reject) => {
-    const rq = indexedDB.open(DB, 1);
-    rq.onupgradeneeded = () => rq.result.createObjectStore(STORE, { keyPath: 'user' });
+    const rq = indexedDB.open(DB, 2);
+    rq.onupgradeneeded = () => {
+      const names = rq.result.objectStoreNames;
+      if (!names.contains(STORE)) rq.result.createObjectStore(STORE, { keyPath: 'user' });
+      if (!names.contains('contacts')) rq.result.createObjectStore('contacts', { keyPath: 'key' });
+    };
     rq.onsuccess = () => resolve(rq.result);
     rq.onerror = () => reject(rq.error);
   });
 }
 
-async function idbDo(mode, fn) {
+export async function idbDo(store, mode, fn) {
   const db = await idb();
   try {
     return await new Promise((resolve, reject) => {
-      const tx = db.transaction(STORE, mode);
-      const rq = fn(tx.objectStore(STORE));
+      const tx = db.transaction(store, mode);
+      const rq = fn(tx.objectStore(store));
       tx.oncomplete = () => resolve(rq?.result);
       tx.onerror = () => reject(tx.error);
       tx.onabort = () => reject(tx.error);
@@ -74,7 +80,7 @@ async function load(user) {
       return null;
     }
   }
-  return (await idbDo('readonly', (st) => st.get(user))) || null;
+  return (await idbDo(STORE, 'readonly', (st) => st.get(user))) || null;
 }
 
 async function save(rec) {
@@ -84,17 +90,18 @@ async function save(rec) {
     sessionStorage.setItem(SHARED_KEY, JSON.stringify(v));
     return;
   }
-  await idbDo('readwrite', (st) => st.put(rec));
+  await idbDo(STORE, 'readwrite', (st) => st.put(rec));
 }
 
 async function forget(user) {
   if (api.session?.shared) sessionStorage.removeItem(SHARED_KEY);
-  else await idbDo('readwrite', (st) => st.delete(user));
+  else await idbDo(STORE, 'readwrite', (st) => st.delete(user));
 }
 
 // Every device key this browser keeps for anyone, gone (an admin's "wipe this browser").
 export async function wipeAllDevices() {
   sessionStorage.removeItem(SHARED_KEY);
+  sessionStorage.removeItem('kizuna.e2ee.contacts');
   await new Promise((resolve) => {
     const rq = indexedDB.deleteDatabase(DB);
     rq.onsuccess = rq.onerror = rq.onblocked = () => resolve();
