@@ -345,8 +345,14 @@ test('what the browser makes, the C code verifies and opens; a tampered blob fai
         }, blob.subarray(0, cut).toString('hex'), made.blobKey);
         assert.equal(jsr, name, `cut at ${cut}`);
     }
-    writeFileSync(file, Buffer.concat([blob, Buffer.from([0])]));
+    const longer = Buffer.concat([blob, Buffer.from([0])]);
+    writeFileSync(file, longer);
     assert.deepEqual(await c('blob-open', file, made.blobKey, made.blobId, String(plain.length)), { code: 1, out: 'blob_trailing' });
+    assert.equal(await page.evaluate(async (bHex, k) => {
+        const { unhex } = await import('/js/crypto/sodium.js');
+        const { blobDecrypt } = await import('/js/crypto/blob.js');
+        try { await blobDecrypt(unhex(bHex), unhex(k)); return 'accepted'; } catch (e) { return e.code; }
+    }, longer.toString('hex'), made.blobKey), 'blob_trailing');
 });
 
 test('what the C code makes with fresh keys and nonces, the browser opens', async () => {
