@@ -152,3 +152,34 @@ test('a photo sent before the browser had a device waits for the key, asks, and 
     assert.ok(sent.blob);
     await ctx.close();
 });
+
+test('on a shared PC the device keys live in sessionStorage only, and logging out wipes them', async () => {
+    const ctx = await browser.createBrowserContext();
+    const page = await newPage(ctx, { mobile: true });
+    await page.goto(srv.url + '/#/login');
+    await page.waitForSelector('#login-id');
+    await page.type('#login-id', 'sato');
+    await page.type('#login-password', 'sato-password-1');
+    await page.click('#login-shared');
+    await page.click('#login-submit');
+    await page.waitForFunction(() => !location.hash.startsWith('#/login'));
+    const dev = await deviceOf(page);
+    const kept = await page.evaluate(() => ({
+        session: JSON.parse(sessionStorage.getItem('kizuna.e2ee.device') || 'null')?.id,
+        local: Object.keys(localStorage).filter((k) => k.includes('e2ee')),
+    }));
+    assert.equal(kept.session, dev.id);
+    assert.deepEqual(kept.local, []);
+    assert.equal(await page.evaluate(() => new Promise((resolve) => {
+        const rq = indexedDB.open('kizuna-e2ee');
+        rq.onupgradeneeded = () => { rq.transaction.abort(); };
+        rq.onsuccess = () => (rq.result.objectStoreNames.contains('devices')
+            ? (rq.result.transaction('devices').objectStore('devices').count().onsuccess = (e) => resolve(e.target.result))
+            : resolve(0));
+        rq.onerror = () => resolve(0);
+    })), 0, 'nothing of the shared session in IndexedDB');
+    await Promise.all([page.waitForNavigation(), page.click('#logout')]); // logout reloads the page
+    await page.waitForSelector('#login-id');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('kizuna.e2ee.device')), null);
+    await ctx.close();
+});
