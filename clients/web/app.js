@@ -68,6 +68,13 @@ function showState() {
 api.on('state', showState);
 api.on('outbox', showState);
 api.on('session', drawHeader);
+// This browser as an end-to-end device of the user (issue 21, js/crypto/device.js): keys made or
+// loaded and registered soon after login, so that senders can encrypt photos to it; loaded
+// after the first screen, not with it.
+api.on('session', (s) => {
+  if (s?.user && !s.user.must_change_password)
+    setTimeout(() => import('./js/crypto/device.js').then((m) => m.myDevice()).catch(() => {}), 500);
+});
 api.on('end', drawHeader);
 onLang(() => { drawHeader(); render(); });
 

@@ -76,6 +76,8 @@ addStrings({
 });
 
 export const CAP = 300;    // messages kept in the page at most
+// Encrypted photos (issue 21): loaded with the first photo or key event, not with the app.
+const photos = () => import('../photos.js');
 const PAGE = 50;           // events per history page
 const UNREAD_START_MAX = 200; // up to this many unread: open at the first of them (as kizuna tail)
 const HIDDEN = new Set(['device', 'device.list', 'room.read', 'e2ee.keys', 'e2ee.key_request',
@@ -186,6 +188,7 @@ route('#/room/:id', async (el, params) => {
       body.textContent = ev.deleted_by_admin ? t('room.deleted_admin', { by: ev.deleted_by || '' }) : t('room.deleted');
     } else if (ev.event === 'e2ee.photo') {
       body.textContent = t('room.photo');
+      photos().then((m) => m.photoBody(roomId, ev, body)); // issue 21: decrypted in the browser
     } else {
       body.textContent = ev.content?.body ?? '';
     }
@@ -213,6 +216,7 @@ route('#/room/:id', async (el, params) => {
   function shown(ev) { return ev.pos && !HIDDEN.has(ev.event); }
 
   function add(ev, where) {
+    if (ev.event === 'e2ee.keys') photos().then((m) => m.noteEvent(roomId, ev)); // issue 21: keys for photos
     if (!shown(ev) || items.has(ev.pos)) return null;
     const li = draw(ev);
     items.set(ev.pos, { ev, el: li });
@@ -414,6 +418,7 @@ route('#/room/:id', async (el, params) => {
 
   function apply(ev) {
     if (ev.event === 'read') { applyRead(ev); return; }
+    if (ev.event === 'e2ee.keys') photos().then((m) => m.noteEvent(roomId, ev)); // issue 21: a key that came live
     if (ev.event === 'msg.edit' || ev.event === 'msg.delete') {
       const it = items.get(ev.target_pos);
       if (it) {
