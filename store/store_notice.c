@@ -360,31 +360,33 @@ enum store_rc store_notice_get(struct store *st, int64_t id, int64_t user_id, st
     return rc == STORE_OK && !any ? STORE_NOT_FOUND : rc;
 }
 
-enum store_rc store_notice_feed(struct store *st, int64_t user_id, int limit, store_notice_fn fn,
-                                void *ctx)
+/* The lists: statement `which` with ?1 a user (the reader, the author or the viewer) and ?2 the
+ * limit, in the statement's order. */
+static enum store_rc list_notices(struct store *st, enum notice_stmt which, int64_t user_id,
+                                  int limit, store_notice_fn fn, void *ctx)
 {
-    sqlite3_stmt *s = stmt(st, N_FEED);
+    sqlite3_stmt *s = stmt(st, which);
     sqlite3_bind_int64(s, 1, user_id);
     sqlite3_bind_int(s, 2, limit);
     return walk_notices(st, s, fn, ctx, NULL);
 }
 
+enum store_rc store_notice_feed(struct store *st, int64_t user_id, int limit, store_notice_fn fn,
+                                void *ctx)
+{
+    return list_notices(st, N_FEED, user_id, limit, fn, ctx);
+}
+
 enum store_rc store_notice_posted(struct store *st, int64_t author, int limit, store_notice_fn fn,
                                   void *ctx)
 {
-    sqlite3_stmt *s = stmt(st, N_POSTED);
-    sqlite3_bind_int64(s, 1, author);
-    sqlite3_bind_int(s, 2, limit);
-    return walk_notices(st, s, fn, ctx, NULL);
+    return list_notices(st, N_POSTED, author, limit, fn, ctx);
 }
 
 enum store_rc store_notice_all(struct store *st, int64_t viewer, int limit, store_notice_fn fn,
                                void *ctx)
 {
-    sqlite3_stmt *s = stmt(st, N_ALL);
-    sqlite3_bind_int64(s, 1, viewer);
-    sqlite3_bind_int(s, 2, limit);
-    return walk_notices(st, s, fn, ctx, NULL);
+    return list_notices(st, N_ALL, viewer, limit, fn, ctx);
 }
 
 enum store_rc store_notice_read(struct store *st, int64_t notice, int64_t user_id, int64_t now,
