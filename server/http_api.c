@@ -68,6 +68,37 @@ int http_done(struct http_conn *h, struct lws *wsi)
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
+int http_write_body(struct http_conn *h, struct lws *wsi, const unsigned char *mem, int64_t *pos,
+                    int64_t end, size_t chunk)
+{
+    /* lws_write may use the LWS_PRE bytes before what it is given: copy into a buffer of our
+     * own, never write from the caller's memory in place. */
+    unsigned char buf[LWS_PRE + HTTP_BODY_CHUNK_MAX];
+    int64_t want = end - *pos;
+    if (chunk > HTTP_BODY_CHUNK_MAX)
+        chunk = HTTP_BODY_CHUNK_MAX;
+    if (want > (int64_t)chunk)
+        want = (int64_t)chunk;
+    ssize_t n = (ssize_t)want;
+    if (mem)
+        memcpy(buf + LWS_PRE, mem + *pos, (size_t)want);
+    else if (want)
+        n = pread(h->file_fd, buf + LWS_PRE, (size_t)want, *pos);
+    if (n < 0 || (want && n == 0))
+        return -1; /* the file shrank under us: cut, the length is promised */
+    *pos += n;
+    h->moved += n;
+    bool last = *pos >= end;
+    if (lws_write(wsi, buf + LWS_PRE, (size_t)n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) <
+        (int)n)
+        return -1;
+    if (!last) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    return 1;
+}
+
 static void http_watch_cb(lws_sorted_usec_list_t *sul)
 {
     struct http_conn *h = lws_container_of(sul, struct http_conn, watch);

@@ -529,30 +529,9 @@ int static_write(struct http_conn *h, struct lws *wsi)
         lws_callback_on_writable(wsi);
         return 0;
     }
-    /* lws_write may use the LWS_PRE bytes before what it is given: copy into a buffer of our
-     * own, never write from the shared compressed copy in place. */
-    unsigned char buf[LWS_PRE + FILE_CHUNK];
-    int64_t want = r->end - r->pos;
-    if (want > FILE_CHUNK)
-        want = FILE_CHUNK;
-    ssize_t n;
-    if (r->gz) {
-        memcpy(buf + LWS_PRE, r->gz->data + r->pos, (size_t)want);
-        n = (ssize_t)want;
-    } else {
-        n = pread(h->file_fd, buf + LWS_PRE, (size_t)want, r->pos);
-        if (n <= 0)
-            return -1; /* the file shrank under us: cut, the length is promised */
-    }
-    r->pos += n;
-    h->moved += n;
-    bool last = r->pos >= r->end;
-    if (lws_write(wsi, buf + LWS_PRE, (size_t)n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) <
-        (int)n)
-        return -1;
-    if (!last) {
-        lws_callback_on_writable(wsi);
-        return 0;
-    }
+    /* From the shared compressed copy (copied out: never written from in place) or the file. */
+    int rc = http_write_body(h, wsi, r->gz ? r->gz->data : NULL, &r->pos, r->end, FILE_CHUNK);
+    if (rc <= 0)
+        return rc;
     return static_finish(h, wsi);
 }

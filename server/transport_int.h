@@ -177,6 +177,13 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 void http_deliver(struct http_conn *h, struct kz_frame *f);
 /* The reply is out: completes the HTTP transaction. lws may free h. -1: close. */
 int http_done(struct http_conn *h, struct lws *wsi);
+/* Writes the next piece of a reply's body, [*pos, end): at most chunk bytes (capped at
+ * HTTP_BODY_CHUNK_MAX), copied from mem (the whole body, indexed by *pos) or, mem NULL, read from
+ * h->file_fd at *pos. Advances *pos and counts h->moved. 1: that was the last piece (the caller
+ * completes the transaction); 0: more to come, WRITEABLE is asked for; -1: close. */
+#define HTTP_BODY_CHUNK_MAX 32768
+int http_write_body(struct http_conn *h, struct lws *wsi, const unsigned char *mem, int64_t *pos,
+                    int64_t end, size_t chunk);
 
 /* http_static.c */
 /* Finds the web client's directory (web_root, else kz_web_root_default) at start; -1 with a

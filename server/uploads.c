@@ -240,23 +240,9 @@ int upload_write_headers(struct http_conn *h, struct lws *wsi)
 
 int upload_write_chunk(struct http_conn *h, struct lws *wsi)
 {
-    unsigned char buf[LWS_PRE + FILE_CHUNK];
-    int64_t want = h->file_end - h->file_pos;
-    if (want > FILE_CHUNK)
-        want = FILE_CHUNK;
-    ssize_t n = want ? pread(h->file_fd, buf + LWS_PRE, (size_t)want, h->file_pos) : 0;
-    if (n < 0 || (want && n == 0))
-        return -1;
-    h->file_pos += n;
-    h->moved += n;
-    bool last = h->file_pos >= h->file_end;
-    if (lws_write(wsi, buf + LWS_PRE, (size_t)n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) <
-        (int)n)
-        return -1;
-    if (!last) {
-        lws_callback_on_writable(wsi);
-        return 0;
-    }
+    int rc = http_write_body(h, wsi, NULL, &h->file_pos, h->file_end, FILE_CHUNK);
+    if (rc <= 0)
+        return rc;
     close(h->file_fd);
     h->file_fd = -1;
     h->has_res = false;
