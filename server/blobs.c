@@ -562,9 +562,12 @@ static bool blob_wanted(struct srv *s, const struct srv_auth *a, const char *blo
                   r->from[0] ? r->from : "?");
         r->retry_after_s = 10;
     } else {
+        /* Why it waits, when it does ("waiting: staging full"): fed_blobs.c's words. */
+        bool why = !strcmp(w.state, "waiting") && w.last_error[0];
         r->code = "blob_not_here";
-        set_error(r, KZ_UNAVAILABLE, "the photo's blob is not here yet (%lld%%); retry later",
-                  (long long)(w.total ? w.have * 100 / w.total : 0));
+        set_error(r, KZ_UNAVAILABLE, "the photo's blob is not here yet (%lld%%%s%s); retry later",
+                  (long long)(w.total ? w.have * 100 / w.total : 0), why ? "; " : "",
+                  why ? w.last_error : "");
     }
     return true;
 }

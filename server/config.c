@@ -203,6 +203,10 @@ static const struct cfg_entry table[] = {
     INT(federation_blob_bytes_per_s, 0, 1LL << 30, 262144,
         "blob bytes per second this server fetches over one federation link, and serves over "
         "it, so photos never crowd out messages on a thin link (0: no cap)"),
+    INT(federation_blob_staging_bytes, 65536, 1LL << 40, 1LL << 30,
+        "bytes the partial files of blobs being fetched from other servers may hold together "
+        "(DATA/fedblobs); a fetch that would pass it waits for space, and the partial files "
+        "that stalled longest are dropped to make room (keep it at least blob_max_bytes)"),
     INT(sync_page_max, 10, 10000, 500, "most events one sync reply carries"),
     INT(history_page_max, 10, 10000, 200, "most events one history reply carries"),
     INT(read_push_interval_ms, 10, 60000, 300,

@@ -18,7 +18,14 @@
  *
  * Sources: the waiting events' origin servers first, then the rooms' other admitted member
  * servers, of those with an up link; a source that answers blob.none is skipped for 10 s;
- * none reachable: the want waits for a link to come up (srv_fed_blobs_link).
+ * none reachable: the want waits for a link to come up (srv_fed_blobs_link). A link that goes
+ * down mid-blob hands the blob to another source within milliseconds (the blob timer kicks:
+ * the link's end itself writes nothing, as it also comes during shutdown).
+ *
+ * Staging is bounded: federation_blob_staging_bytes caps the partial files together (see "the
+ * staging bound" below), so a member server that names many blobs and serves each partly
+ * fills at most that much of the disk. A fetch that would pass it waits ("waiting: staging
+ * full"), and its want stays: the event is valid, only its blob is late.
  *
  * Every field of a blob frame is hostile: a frame that breaks the protocol (a bad id, a
  * negative or fractional number, base64 that is not exact, a part longer than asked) returns
@@ -41,6 +48,15 @@
 #define BACKOFF_MAX_MS     3600000
 #define DUE_PER_KICK       256 /* wants looked at per kick, at most (two queries each) */
 #define SOURCES_MAX        16
+#define STAGING_WAIT_MS    60000  /* no staging space: look again (sooner: when a fetch ends) */
+#define STAGING_STALE_MS   600000 /* staged bytes that have not grown for this long may go */
+#define STALE_PER_PASS     256    /* stalled partial files looked at per search for space */
+
+/* The last error of a want waiting for staging space: what a fetch's end wakes (and what
+ * blob.status and the 503 say). */
+static const char STAGING_FULL[] = "waiting: staging full";
+static const char STAGING_TOO_SMALL[] =
+    "waiting: larger than federation_blob_staging_bytes (raise it to fetch this blob)";
 
 struct fed_blobs *fb_of(struct srv *s)
 {
@@ -108,15 +124,27 @@ void fb_send_text(struct srv *s, struct fb_link *l, const char *text, size_t len
     kz_frame_unref(f);
 }
 
+/* Whether a link is up and has no job. */
+static bool free_link(const struct fed_blobs *fb)
+{
+    for (const struct fb_link *l = fb->links; l; l = l->next)
+        if (l->up && !l->job.active)
+            return true;
+    return false;
+}
+
 /* ---- the timer: paced requests and their timeouts ---- */
 
-/* Arms the one timer for the soonest thing a link waits for (a paced request, a timeout). */
+/* Arms the one timer for the soonest thing a link waits for (a paced request, a timeout), or
+ * at once for a kick that is due while a link is free (srv_fed_blobs_tick kicks). */
 void fb_arm(struct srv *s)
 {
     struct fed_blobs *fb = s->fb;
     if (!fb || !s->tx.blob_timer)
         return;
     int64_t now = kz_now_ms(), soonest = 0;
+    if (fb->kick_due && free_link(fb) && !srv_writes_blocked(s))
+        soonest = now;
     for (struct fb_link *l = fb->links; l; l = l->next) {
         if (l->serve.pending && l->serve_at > now && (!soonest || l->serve_at < soonest))
             soonest = l->serve_at;
@@ -178,6 +206,10 @@ static void request_next(struct srv *s, struct fb_link *l)
         len = fb_part_max(s);
     if (j->total && j->total - j->offset < len)
         len = j->total - j->offset;
+    if (!j->total && j->reserved - j->offset < len)
+        len = j->reserved - j->offset; /* no more than was reserved before the total is said */
+    if (len < 1)
+        len = 1;
     char text[400];
     int n = snprintf(text, sizeof text,
                      "{\"t\":\"blob.get\",\"id\":\"%s\",\"room\":\"%s\",\"offset\":%lld,"
@@ -199,6 +231,7 @@ static void job_stop(struct srv *s, struct fb_link *l, const char *why)
     if (!j->active)
         return;
     j->active = false;
+    s->fb->staging_freed = true; /* what it reserved beyond its staged bytes */
     KZ_INFO("blob_fetch_stop", "blob=%s source=%s offset=%lld received=%lld why=\"%s\"", j->blob,
             l->peer, (long long)j->offset, (long long)j->received, why);
     struct store_blob_want w;
@@ -206,10 +239,11 @@ static void job_stop(struct srv *s, struct fb_link *l, const char *why)
         store_blob_want_retry(s->store, j->blob, "waiting", j->offset, w.tries, kz_now_ms(), why);
 }
 
-/* Begins fetching w from l's peer, naming room_id: the staging file is cut back to the
- * committed offset (bytes written after the last commit are not trusted). */
+/* Begins fetching w from l's peer, naming room_id, with need bytes of staging reserved: the
+ * staging file is cut back to the committed offset (bytes written after the last commit are
+ * not trusted). */
 static void job_start(struct srv *s, struct fb_link *l, const struct store_blob_want *w,
-                      const char *room_id)
+                      const char *room_id, int64_t need)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/fedblobs", s->data_dir);
@@ -245,12 +279,154 @@ static void job_start(struct srv *s, struct fb_link *l, const struct store_blob_
     snprintf(j->room_id, sizeof j->room_id, "%s", room_id);
     j->offset = have;
     j->total = have ? w->total : 0;
+    j->reserved = need;
     j->started_at = kz_now_ms();
     KZ_INFO("blob_fetch_start", "blob=%s source=%s offset=%lld total=%lld", j->blob, l->peer,
             (long long)have, (long long)j->total);
     if (srv_fed_tx_begin(s) == KZ_OK)
-        store_blob_want_progress(s->store, j->blob, have, j->total, l->peer, "fetching");
+        store_blob_want_progress(s->store, j->blob, have, j->total, l->peer, "fetching",
+                                 j->started_at);
     request_next(s, l);
+}
+
+/* ---- the staging bound (federation_blob_staging_bytes) ----
+ *
+ * The partial files (DATA/fedblobs/ID.part) together hold at most federation_blob_staging_bytes.
+ * Counted: every want's staged bytes (its committed have, which is what its file holds), plus,
+ * for each fetch under way, what it has reserved beyond them: its whole total once a source has
+ * said it, before that its first request. A fetch starts only when its reservation fits, and
+ * nothing is staged before its whole total fits: the first part says the total, and if it does
+ * not fit the part is thrown away (one chunk, 64 KiB by default) and the want waits, keeping
+ * the total to make room for next time. Reserving whole totals is what keeps two fetches from
+ * each filling half the space and neither finishing. A want that waits for space is woken when
+ * any fetch ends, and looked at again every minute besides.
+ *
+ * Partial files that stopped growing stay, so that a fetch cut by a link that comes back
+ * resumes where it was. They are what a hostile member server would pile up (a photo per blob
+ * it serves partly, then silence), so when a fetch needs space, the partial files that have not
+ * grown for STAGING_STALE_MS (10 minutes) are dropped, the longest stalled first and only as
+ * many as make room (none if even all of them would not): their wants stay and fetch again from
+ * 0 later. Ten minutes: a link that comes back sooner resumes what it cut, and the default 1 GiB
+ * takes over an hour to fill at the default 256 KiB/s of one link, so a fetch that meets a full
+ * staging space rarely waits for anything to go stale. */
+
+/* The first request's length: a chunk, within a part. */
+static int64_t chunk_len(const struct srv *s)
+{
+    int64_t len = s->cfg->federation_blob_chunk_bytes;
+    return len < fb_part_max(s) ? len : fb_part_max(s);
+}
+
+/* What w must be able to stage to be fetched: its whole size when known (a total said before
+ * any byte was staged counts only when it could fit at all: it may come from a source that
+ * lies), else its first request. */
+static int64_t want_need(const struct srv *s, const struct store_blob_want *w)
+{
+    int64_t cap = s->cfg->federation_blob_staging_bytes, first = chunk_len(s);
+    if (w->total && (w->have || w->total <= cap))
+        return w->total;
+    return w->have + (first < cap ? first : cap);
+}
+
+/* Bytes the staging files hold or may come to hold before the fetches under way end; -1 if
+ * the store fails. */
+static int64_t staging_used(struct srv *s)
+{
+    int64_t used = 0;
+    if (store_blob_staged_bytes(s->store, &used) != STORE_OK)
+        return -1;
+    for (const struct fb_link *l = s->fb->links; l; l = l->next)
+        if (l->job.active && l->job.reserved > l->job.offset)
+            used += l->job.reserved - l->job.offset;
+    return used;
+}
+
+struct stale {
+    int n;
+    struct store_blob_want v[STALE_PER_PASS];
+};
+
+static int stale_add(void *arg, const struct store_blob_want *w)
+{
+    struct stale *c = arg;
+    c->v[c->n++] = *w;
+    return c->n == STALE_PER_PASS;
+}
+
+/* Frees at least over bytes by dropping the partial files that have not grown for
+ * STAGING_STALE_MS, the longest stalled first, never blob's own or one being fetched; drops
+ * none if that would not free enough. True if it freed enough. */
+static bool staging_evict(struct srv *s, const char *blob, int64_t over)
+{
+    struct stale *c = malloc(sizeof *c);
+    if (!c)
+        return false;
+    c->n = 0;
+    int64_t now = kz_now_ms(), freed = 0;
+    int upto = 0;
+    bool ok = store_blob_want_stale(s->store, now - STAGING_STALE_MS, STALE_PER_PASS, stale_add,
+                                    c) == STORE_OK;
+    for (int i = 0; ok && i < c->n && freed < over; i++, upto = i)
+        if (!strcmp(c->v[i].blob, blob) || in_flight(s->fb, c->v[i].blob))
+            c->v[i].have = 0; /* passed over */
+        else
+            freed += c->v[i].have;
+    ok = ok && freed >= over && srv_fed_tx_begin(s) == KZ_OK;
+    for (int i = 0; ok && i < upto; i++) {
+        const struct store_blob_want *w = &c->v[i];
+        if (!w->have)
+            continue;
+        /* The row first: a crash before the commit finds the file gone and starts from 0. */
+        ok = store_blob_want_retry(s->store, w->blob, w->state, 0, w->tries, w->next_at,
+                                   w->last_error) == STORE_OK;
+        char path[4200];
+        staging_path(s, w->blob, path, sizeof path);
+        if (ok && unlink(path) != 0 && errno != ENOENT)
+            KZ_ERROR("blob_fetch_io", "blob=%s error=\"%s\"", w->blob, strerror(errno));
+        if (ok)
+            KZ_INFO("blob_staging_dropped",
+                    "blob=%s bytes=%lld stalled_s=%lld: fetched again from 0 later", w->blob,
+                    (long long)w->have, (long long)((now - w->moved_at) / 1000));
+    }
+    free(c);
+    return ok;
+}
+
+/* Whether blob, which counts own bytes of the staging total now, may grow to need: within
+ * federation_blob_staging_bytes, if need be once stalled partial files are dropped. */
+static bool staging_fits(struct srv *s, const char *blob, int64_t own, int64_t need)
+{
+    int64_t cap = s->cfg->federation_blob_staging_bytes, used = staging_used(s);
+    if (need > cap || used < 0)
+        return false;
+    int64_t over = used - own + need - cap;
+    return over <= 0 || staging_evict(s, blob, over);
+}
+
+/* blob (total bytes, 0: not known) cannot have the need bytes of staging it needs: it waits,
+ * its staged bytes kept, until a fetch ends (kick wakes it) or STAGING_WAIT_MS; one larger than
+ * the whole bound waits for a restart with a larger one (link ups wake every want). */
+static void staging_wait(struct srv *s, const char *blob, int64_t total, int64_t need)
+{
+    bool never = need > s->cfg->federation_blob_staging_bytes;
+    if (srv_fed_tx_begin(s) == KZ_OK)
+        store_blob_want_wait(s->store, blob, total,
+                             kz_now_ms() + (never ? BACKOFF_MAX_MS : STAGING_WAIT_MS),
+                             never ? STAGING_TOO_SMALL : STAGING_FULL);
+}
+
+/* The first part of l's job says a total that does not fit: the part (got bytes) is not
+ * staged, the job ends, and the want waits for space with that total. */
+static void staging_pause(struct srv *s, struct fb_link *l, int64_t total, int64_t got)
+{
+    struct fb_job *j = &l->job;
+    j->active = false;
+    s->fb->staging_freed = true; /* its first request's reservation */
+    KZ_INFO("blob_fetch_stop",
+            "blob=%s source=%s offset=0 received=0 discarded=%lld total=%lld why=\"%s\"", j->blob,
+            l->peer, (long long)got, (long long)total,
+            total > s->cfg->federation_blob_staging_bytes ? STAGING_TOO_SMALL : STAGING_FULL);
+    staging_wait(s, j->blob, total, total);
 }
 
 struct sources {
@@ -310,7 +486,12 @@ static void want_place(struct srv *s, struct store_blob_want *w)
             busy = true;
             continue;
         }
-        job_start(s, l, w, c.v[i].room_id);
+        int64_t need = want_need(s, w);
+        if (!staging_fits(s, w->blob, w->have, need)) {
+            staging_wait(s, w->blob, w->total, need);
+            return;
+        }
+        job_start(s, l, w, c.v[i].room_id, need);
         return;
     }
     if (busy)
@@ -344,15 +525,6 @@ static int due_add(void *arg, const struct store_blob_want *w)
     return d->n == DUE_PER_KICK;
 }
 
-/* Gives free links the wants that are due. */
-static bool free_link(const struct fed_blobs *fb)
-{
-    for (const struct fb_link *l = fb->links; l; l = l->next)
-        if (l->up && !l->job.active)
-            return true;
-    return false;
-}
-
 /* Gives free links the wants that are due, soonest first, until no link is free: a want whose
  * sources are all busy stays due and is passed over, so it never holds up a want another link
  * could take. */
@@ -364,6 +536,11 @@ static void kick(struct srv *s)
     fb->kick_due = false;
     if (!free_link(fb))
         return;
+    if (fb->staging_freed) {
+        fb->staging_freed = false;
+        if (srv_fed_tx_begin(s) == KZ_OK)
+            store_blob_want_wake_why(s->store, STAGING_FULL);
+    }
     struct due *d = malloc(sizeof *d);
     if (!d)
         return;
@@ -395,6 +572,7 @@ static void job_finish(struct srv *s, struct fb_link *l)
         sodium_bin2hex(hex, sizeof hex, hash, sizeof hash);
     int64_t now = kz_now_ms();
     j->active = false;
+    s->fb->staging_freed = true;
     if (srv_fed_tx_begin(s) != KZ_OK)
         return;
     if (!ok || strcmp(hex, j->blob) != 0) {
@@ -489,6 +667,16 @@ static int part_in(struct srv *s, struct fb_link *l, const cJSON *jf, char *why,
         kick(s);
         return 0;
     }
+    int64_t now = kz_now_ms(), rate = s->cfg->federation_blob_bytes_per_s;
+    if (rate > 0)
+        l->next_at = (l->next_at > now ? l->next_at : now) + (int64_t)got * 1000 / rate;
+    /* The first part says the total: nothing is staged before all of it fits. */
+    if (!j->total && total > j->reserved && !staging_fits(s, id, j->reserved, total)) {
+        free(buf);
+        staging_pause(s, l, total, (int64_t)got);
+        kick(s);
+        return 0;
+    }
     if (!stage(s, id, offset, buf, got)) {
         free(buf);
         job_stop(s, l, "cannot write the staging file");
@@ -497,13 +685,12 @@ static int part_in(struct srv *s, struct fb_link *l, const cJSON *jf, char *why,
     free(buf);
     j->offset += (int64_t)got;
     j->total = total;
+    j->reserved = total;
     j->received += (int64_t)got;
     j->parts++;
-    int64_t now = kz_now_ms(), rate = s->cfg->federation_blob_bytes_per_s;
-    if (rate > 0)
-        l->next_at = (l->next_at > now ? l->next_at : now) + (int64_t)got * 1000 / rate;
     if (srv_fed_tx_begin(s) != KZ_OK ||
-        store_blob_want_progress(s->store, id, j->offset, total, l->peer, "fetching") != STORE_OK) {
+        store_blob_want_progress(s->store, id, j->offset, total, l->peer, "fetching", now) !=
+            STORE_OK) {
         job_stop(s, l, "cannot record the offset");
         return 0;
     }
@@ -563,16 +750,21 @@ void srv_fed_blobs_link(struct srv *s, const char *peer, bool up)
     l->serve.pending = false;
     if (!up) {
         /* Memory only: a link also goes down while the server shuts down, after its last
-         * commit. The staged bytes' offset is committed already; the want is due as it was,
-         * and the next kick (the next commit, tick or housekeeping) gives it another source. */
-        if (l->job.active)
+         * commit, and nothing here may write. The staged bytes' offset is committed already;
+         * the want is due as it was, and the blob timer, armed at once while another link is
+         * free, kicks it to another source (kick writes, from the timer). */
+        struct fed_blobs *fb = s->fb;
+        if (l->job.active) {
             KZ_INFO("blob_fetch_stop",
                     "blob=%s source=%s offset=%lld received=%lld why=\"the link went down\"",
                     l->job.blob, l->peer, (long long)l->job.offset, (long long)l->job.received);
+            fb->staging_freed = true;
+        }
+        bool had_job = l->job.active;
         l->job.active = l->job.sent = false;
-        struct fed_blobs *fb = s->fb;
-        if (fb)
-            fb->kick_due = true;
+        fb->kick_due = true;
+        if (had_job)
+            fb_arm(s);
         return;
     }
     if (srv_fed_tx_begin(s) == KZ_OK)

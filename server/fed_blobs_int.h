@@ -16,6 +16,7 @@ struct fb_job {
     char room_id[STORE_ROOM_ID_MAX + 1];
     int64_t offset;   /* bytes staged: the next request's offset */
     int64_t total;    /* 0: not said yet */
+    int64_t reserved; /* staging bytes held for it (its total once known; fed_blobs.c) */
     bool sent;        /* a blob.get is in flight */
     int64_t sent_at;  /* ms */
     int64_t req_len;  /* what it asked for */
@@ -52,7 +53,8 @@ struct fed_blobs {
     struct fb_link *links;
     struct fb_none nones[NONES_MAX];
     int nnones;
-    bool kick_due; /* a want was recorded: look for sources after the commit */
+    bool kick_due;      /* a want was recorded, or a link with a job went down: look for sources */
+    bool staging_freed; /* a job ended: the wants waiting for staging space look again */
 };
 
 /* fed_blobs.c */

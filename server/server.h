@@ -107,6 +107,7 @@ struct kz_config {
      * link may carry either way (0: no cap). */
     long long federation_blob_chunk_bytes;
     long long federation_blob_bytes_per_s;
+    long long federation_blob_staging_bytes; /* all partial fetched blobs together */
     long long sync_page_max;
     long long history_page_max;
     long long read_push_interval_ms;

@@ -475,6 +475,13 @@ static const char *const migrations[] = {
      "  at INTEGER NOT NULL,"
      "  PRIMARY KEY (blob, server_id)"
      ") WITHOUT ROWID;"),
+
+    /* 18: the bound on blobs' staging files (federation_blob_staging_bytes, fed_blobs.c):
+     * blob_wants.moved_at (column_adds below) is when a want's staged bytes last grew (ms; 0:
+     * never, or before this migration), so the partial files that stalled longest are the
+     * first dropped when space is needed; the index holds only wants with staged bytes, which
+     * the staging total and that choice read. */
+    ("CREATE INDEX IF NOT EXISTS blob_wants_staged ON blob_wants(moved_at) WHERE have > 0;"),
 };
 
 /* Columns a migration adds, each before that migration's SQL and only if the table lacks it:
@@ -496,6 +503,7 @@ static const struct {
     {16, "room_members", "read_seq", "INTEGER"},
     {16, "rooms", "hotline", "INTEGER"},
     {16, "rooms", "authority_event", "TEXT"},
+    {18, "blob_wants", "moved_at", "INTEGER NOT NULL DEFAULT 0"},
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

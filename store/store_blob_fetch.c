@@ -1,7 +1,9 @@
 /* store_blob_fetch.c - the blobs this server wants from other servers (store_fed.h, migration
  * 17): which received events wait for each, how far its fetch has come, which servers' bytes
  * failed its hash, and the checks that decide who may be served or may read one. The bytes
- * themselves are files (server/fed_blobs.c); a want's `have` moves only after they are fsynced.
+ * themselves are files (server/fed_blobs.c); a want's `have` moves only after they are fsynced,
+ * and their sum is what federation_blob_staging_bytes bounds (moved_at, migration 18, says which
+ * partial files stalled longest).
  * Statements are prepared at first use and kept until store_close. */
 #include "store_fed.h"
 #include "store_internal.h"
@@ -30,13 +32,17 @@ enum bf_stmt {
     B_IN_ROOM_HERE,
     B_IN_ROOM_WANTED,
     B_WAKE,
+    B_WAKE_WHY,
+    B_WAIT,
+    B_STAGED,
+    B_STALE,
     B_COUNT
 };
 _Static_assert(B_COUNT <= STORE_BLOB_STMTS, "raise STORE_BLOB_STMTS");
 
 #define WANT_COLS                                                                                  \
     "blob, coalesce(total, 0), have, coalesce(source, ''), tries, next_at, state,"                 \
-    " coalesce(last_error, ''), uploader"
+    " coalesce(last_error, ''), uploader, moved_at"
 
 static const char *const bf_sql[B_COUNT] = {
     [B_WANT_ADD] = "INSERT OR IGNORE INTO blob_wants (blob, uploader, created_at) VALUES (?, ?, ?)",
@@ -46,8 +52,10 @@ static const char *const bf_sql[B_COUNT] = {
     [B_WANT_DUE] = "SELECT " WANT_COLS " FROM blob_wants WHERE next_at <= ?1"
                    " ORDER BY next_at, blob LIMIT ?2",
     [B_WANT_EACH] = "SELECT " WANT_COLS " FROM blob_wants ORDER BY blob",
+    /* moved_at: when the staged bytes last grew (the old have is the one compared). */
     [B_PROGRESS] = "UPDATE blob_wants SET have = ?2, total = nullif(?3, 0), source = ?4,"
-                   " state = ?5 WHERE blob = ?1",
+                   " state = ?5, moved_at = CASE WHEN ?2 > have THEN ?6 ELSE moved_at END"
+                   " WHERE blob = ?1",
     [B_RETRY] = "UPDATE blob_wants SET state = ?2, have = ?3, tries = ?4, next_at = ?5,"
                 " last_error = ?6, source = CASE WHEN ?3 = 0 THEN NULL ELSE source END,"
                 " total = CASE WHEN ?3 = 0 THEN NULL ELSE total END WHERE blob = ?1",
@@ -82,6 +90,13 @@ static const char *const bf_sql[B_COUNT] = {
     [B_IN_ROOM_HERE] = "SELECT 1 FROM blob_refs WHERE blob = ? AND room = ? LIMIT 1",
     [B_IN_ROOM_WANTED] = "SELECT 1 FROM blob_want_refs WHERE blob = ? AND room = ? LIMIT 1",
     [B_WAKE] = "UPDATE blob_wants SET next_at = 0 WHERE next_at > 0",
+    [B_WAKE_WHY] = "UPDATE blob_wants SET next_at = 0 WHERE next_at > 0 AND last_error = ?",
+    [B_WAIT] = "UPDATE blob_wants SET state = 'waiting', total = nullif(?2, 0), next_at = ?3,"
+               " last_error = ?4 WHERE blob = ?1",
+    /* Both over the partial index blob_wants_staged (migration 18). */
+    [B_STAGED] = "SELECT coalesce(sum(have), 0) FROM blob_wants WHERE have > 0",
+    [B_STALE] = "SELECT " WANT_COLS " FROM blob_wants WHERE have > 0 AND moved_at <= ?1"
+                " ORDER BY moved_at, blob LIMIT ?2",
 };
 
 static sqlite3_stmt *bstmt(struct store *st, enum bf_stmt id)
@@ -129,6 +144,7 @@ static void want_row(sqlite3_stmt *s, struct store_blob_want *w)
     store_copy_text(w->state, sizeof w->state, s, 6);
     store_copy_text(w->last_error, sizeof w->last_error, s, 7);
     w->uploader = sqlite3_column_int64(s, 8);
+    w->moved_at = sqlite3_column_int64(s, 9);
 }
 
 enum store_rc store_blob_want_get(struct store *st, const char *blob, struct store_blob_want *out)
@@ -176,7 +192,8 @@ enum store_rc store_blob_want_each(struct store *st, store_blob_want_fn fn, void
 }
 
 enum store_rc store_blob_want_progress(struct store *st, const char *blob, int64_t have,
-                                       int64_t total, const char *source, const char *state)
+                                       int64_t total, const char *source, const char *state,
+                                       int64_t now)
 {
     BSTMT(st, B_PROGRESS, s);
     sqlite3_bind_text(s, 1, blob, -1, SQLITE_STATIC);
@@ -184,7 +201,36 @@ enum store_rc store_blob_want_progress(struct store *st, const char *blob, int64
     sqlite3_bind_int64(s, 3, total);
     sqlite3_bind_text(s, 4, source, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 5, state, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, now);
     return store_step_done(st, s, "blob want progress");
+}
+
+enum store_rc store_blob_want_wait(struct store *st, const char *blob, int64_t total,
+                                   int64_t next_at, const char *why)
+{
+    BSTMT(st, B_WAIT, s);
+    sqlite3_bind_text(s, 1, blob, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, total);
+    sqlite3_bind_int64(s, 3, next_at);
+    sqlite3_bind_text(s, 4, why, -1, SQLITE_STATIC);
+    return store_step_done(st, s, "blob want wait");
+}
+
+enum store_rc store_blob_staged_bytes(struct store *st, int64_t *out)
+{
+    BSTMT(st, B_STAGED, s);
+    *out = 0;
+    enum store_rc r = store_step_int(st, s, out, "staged blob bytes");
+    return r == STORE_NOT_FOUND ? STORE_OK : r;
+}
+
+enum store_rc store_blob_want_stale(struct store *st, int64_t before, int limit,
+                                    store_blob_want_fn fn, void *ctx)
+{
+    BSTMT(st, B_STALE, s);
+    sqlite3_bind_int64(s, 1, before);
+    sqlite3_bind_int(s, 2, limit);
+    return each_want(st, s, fn, ctx);
 }
 
 enum store_rc store_blob_want_retry(struct store *st, const char *blob, const char *state,
@@ -316,5 +362,12 @@ enum store_rc store_blob_in_room(struct store *st, const char *blob, int64_t roo
 enum store_rc store_blob_want_wake(struct store *st)
 {
     BSTMT(st, B_WAKE, s);
+    return store_step_done(st, s, "blob wants wake");
+}
+
+enum store_rc store_blob_want_wake_why(struct store *st, const char *why)
+{
+    BSTMT(st, B_WAKE_WHY, s);
+    sqlite3_bind_text(s, 1, why, -1, SQLITE_STATIC);
     return store_step_done(st, s, "blob wants wake");
 }

@@ -195,6 +195,7 @@ struct store_blob_want {
     char state[12];  /* "waiting", "fetching" or "failed" */
     char last_error[160];
     int64_t uploader; /* the photo's sender (an actor), the blobs row's uploader */
+    int64_t moved_at; /* ms: when have last grew (0: never) */
 };
 /* The event at (room, pos), made by origin's user uploader, needs blob: recorded (the want is
  * made at first sight, its state kept after). */
@@ -207,9 +208,21 @@ enum store_rc store_blob_want_get(struct store *st, const char *blob, struct sto
 typedef int (*store_blob_want_fn)(void *ctx, const struct store_blob_want *w);
 enum store_rc store_blob_want_due(struct store *st, int64_t now, int limit, store_blob_want_fn fn,
                                   void *ctx);
-/* Staged bytes moved: have of total, from source, in state. */
+/* Staged bytes moved: have of total, from source, in state; a have larger than before sets
+ * the want's moved_at to now (what store_blob_want_stale orders by). */
 enum store_rc store_blob_want_progress(struct store *st, const char *blob, int64_t have,
-                                       int64_t total, const char *source, const char *state);
+                                       int64_t total, const char *source, const char *state,
+                                       int64_t now);
+/* The want waits (state waiting) until next_at, for why, its staged bytes kept; total (0: not
+ * known) is kept even with none staged, as what the next try must make room for. */
+enum store_rc store_blob_want_wait(struct store *st, const char *blob, int64_t total,
+                                   int64_t next_at, const char *why);
+/* The staged bytes of every want together (the sum of have). */
+enum store_rc store_blob_staged_bytes(struct store *st, int64_t *out);
+/* Wants with staged bytes that have not grown since before (moved_at <= before), the longest
+ * stalled first, at most limit: fn as store_blob_want_due. */
+enum store_rc store_blob_want_stale(struct store *st, int64_t before, int limit,
+                                    store_blob_want_fn fn, void *ctx);
 /* A try ended without the blob: state, staged bytes kept (have), tries, when to try next and
  * why. */
 enum store_rc store_blob_want_retry(struct store *st, const char *blob, const char *state,
@@ -243,6 +256,9 @@ enum store_rc store_blob_in_room(struct store *st, const char *blob, int64_t roo
                                  bool *wanted);
 /* Every want is due now (a link came up: what waited for a source looks again). */
 enum store_rc store_blob_want_wake(struct store *st);
+/* Every want that waits with exactly why as its last error is due now (staging space was
+ * freed: what waited for it looks again). */
+enum store_rc store_blob_want_wake_why(struct store *st, const char *why);
 /* Every want (for the start-up sweep of staging files): fn as store_blob_want_due. */
 enum store_rc store_blob_want_each(struct store *st, store_blob_want_fn fn, void *ctx);
 

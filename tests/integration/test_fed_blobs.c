@@ -5,20 +5,26 @@
  * puller's log lines count them); a kill -9 of the puller mid-blob resumes from its committed
  * offset; a blob tampered with on a relay fails its integrity check at the server that pulls
  * it (clients see blob_failed, naming the relay) and comes whole from the origin once that link
- * heals; under a small bandwidth cap, messages sent after a large photo arrive before its blob;
- * and a server removed from the room is answered blob.none and never gets the blob. Malformed
- * blob frames are tests/unit/test_fed_blob_frames.c's.
+ * heals; a blob cut short on a relay's disk is never served short (the relay says blob.none
+ * past its end) and comes whole from the origin; under a small bandwidth cap, messages sent
+ * after a large photo arrive before its blob; under a small staging bound, a second blob waits
+ * ("waiting: staging full") while the first is fetched, then follows, the partial files never
+ * passing the bound; a link cut mid-blob hands the blob to another source at once; and a server
+ * removed from the room is answered blob.none and never gets the blob. Malformed blob frames
+ * are tests/unit/test_fed_blob_frames.c's.
  *
  * The photo's bytes never matter here (no key is needed to move or check a blob): kizuna photo
  * send makes a real one. Every wait has a deadline (DEADLINE_MS); figures go to stderr as
  * "FIG fed_blobs ..." lines. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -109,8 +115,8 @@ static void share(int n, char room[64])
     cr_assert_eq(KZ(0, "login", users[0]), 0, "%s", out);
 }
 
-/* alice sends a large photo on server 0: its position and blob id. */
-static long long send_photo(const char *room, char blob[65], long long *size)
+/* Server i's user (logged in) sends a large photo: its position and blob id. */
+static long long send_photo_on(int i, const char *room, char blob[65], long long *size)
 {
     char jpg[128];
     snprintf(jpg, sizeof jpg, "%s/big.jpg", base);
@@ -118,7 +124,7 @@ static long long send_photo(const char *room, char blob[65], long long *size)
                           "--height",     "1800", "--detail", NULL};
     char o[1024];
     cr_assert_eq(run_capture(argv, NULL, NULL, o, sizeof o), 0, "kz-mkjpeg: %s", o);
-    cr_assert_eq(KZ(0, "--json", "photo", "send", room, jpg, "--caption", "県道12号線 冠水"), 0,
+    cr_assert_eq(KZ(i, "--json", "photo", "send", room, jpg, "--caption", "県道12号線 冠水"), 0,
                  "%s", out);
     cJSON *r = cJSON_Parse(strchr(out, '{'));
     cr_assert_not_null(r, "%s", out);
@@ -127,7 +133,7 @@ static long long send_photo(const char *room, char blob[65], long long *size)
     cJSON_Delete(r);
     cr_assert_eq(strlen(blob), 64, "%s", out);
     char path[512];
-    snprintf(path, sizeof path, "%s/blobs/%.2s/%s", net.s[0].d.dir, blob, blob);
+    snprintf(path, sizeof path, "%s/blobs/%.2s/%s", net.s[i].d.dir, blob, blob);
     FILE *f = fopen(path, "rb");
     cr_assert_not_null(f, "the blob is on the sender's server");
     fseek(f, 0, SEEK_END);
@@ -135,6 +141,12 @@ static long long send_photo(const char *room, char blob[65], long long *size)
     fclose(f);
     fprintf(stderr, "FIG fed_blobs: photo #%lld, blob of %lld bytes\n", pos, *size);
     return pos;
+}
+
+/* alice sends a large photo on server 0. */
+static long long send_photo(const char *room, char blob[65], long long *size)
+{
+    return send_photo_on(0, room, blob, size);
 }
 
 /* A logged-in connection of server i's user (its token in tok). */
@@ -390,16 +402,32 @@ Test(fed_blobs, a_killed_puller_resumes_from_its_committed_offset)
     cr_assert_lt(off, size);
 }
 
+/* C (server 2) reaches no one; the photo goes to B alone, which pulls its blob: path is B's
+ * copy, for the test to damage. */
+static void relay_holds_it(char room[64], char blob[65], long long *size, char path[512])
+{
+    three_with_c_cut_off(room, blob, size);
+    wait_here(1, room, blob);
+    snprintf(path, 512, "%s/blobs/%.2s/%s", net.s[1].d.dir, blob, blob);
+}
+
+/* The origin comes back to C: C fetches the blob whole from it (wait_here checks its hash). */
+static void origin_heals_and_c_has_it(const char *room, const char *blob)
+{
+    fednet_cut(&net, 0, 2, false);
+    wait_here(2, room, blob);
+    char from[96];
+    snprintf(from, sizeof from, "source=%s", net.s[0].id);
+    cr_assert_eq(log_lines(2, "blob_fetched", from, NULL, NULL), 1,
+                 "the good copy came from the origin");
+}
+
 Test(fed_blobs, a_blob_tampered_on_a_relay_is_refused_and_fetched_again_from_the_origin)
 {
-    char room[64], blob[65];
+    char room[64], blob[65], path[512];
     long long size;
-    /* C (server 2) reaches no one; the photo goes to B alone. */
-    three_with_c_cut_off(room, blob, &size);
-    wait_here(1, room, blob);
+    relay_holds_it(room, blob, &size, path);
     /* B's copy is damaged on its disk: one byte in the middle. */
-    char path[512];
-    snprintf(path, sizeof path, "%s/blobs/%.2s/%s", net.s[1].d.dir, blob, blob);
     int fd = open(path, O_RDWR);
     cr_assert_geq(fd, 0, "%s", path);
     unsigned char byte;
@@ -429,11 +457,42 @@ Test(fed_blobs, a_blob_tampered_on_a_relay_is_refused_and_fetched_again_from_the
     char said[160];
     snprintf(said, sizeof said, "blob: failed its integrity check (from server %s)", net.s[1].id);
     cr_assert(strstr(out, said), "%s", out);
-    /* The origin comes back: C fetches the blob whole from it. */
-    fednet_cut(&net, 0, 2, false);
-    wait_here(2, room, blob);
-    cr_assert_eq(log_lines(2, "blob_fetched", net.s[0].id, NULL, NULL), 1,
-                 "the good copy came from the origin");
+    origin_heals_and_c_has_it(room, blob);
+}
+
+Test(fed_blobs, a_blob_cut_short_on_a_relay_is_never_served_short_and_comes_from_the_origin)
+{
+    char room[64], blob[65], path[512];
+    long long size;
+    relay_holds_it(room, blob, &size, path);
+    /* B's copy is cut short on its disk after B had it whole: its blobs row still says size. */
+    long long cut = size / 2 + 1000;
+    cr_assert_eq(truncate(path, cut), 0, "%s", path);
+    /* C reaches B only. B serves the bytes it has and says blob.none for the part its file
+     * lacks, never short or made-up bytes; C keeps what it took and waits for another source. */
+    fednet_cut(&net, 1, 2, false);
+    wait_log(1, "blob_serve_io", "short file");
+    wait_log(2, "the source does not serve it", blob);
+    struct bstat b;
+    status(2, room, blob, &b);
+    long long from_b = b.have;
+    fprintf(stderr, "FIG fed_blobs: B's copy cut to %lld of %lld bytes; C took %lld from B\n", cut,
+            size, from_b);
+    cr_assert_str_eq(b.state, "waiting", "%s %s", b.state, b.why);
+    cr_assert_leq(b.have, cut, "C took nothing past the end of B's file");
+    cr_assert_eq(b.total, size, "B said the blob's whole size");
+    cr_assert_eq(log_lines(2, "blob_integrity_failed", NULL, NULL, NULL), 0,
+                 "C never assembled a short blob");
+    bool same = true;
+    char body[512];
+    cr_assert_eq(download(2, blob, &same, body, sizeof body), 503, "%s", body);
+    cr_assert(strstr(body, "\"blob_not_here\""), "%s", body);
+    status(1, room, blob, &b);
+    cr_assert_str_eq(b.state, "here", "B goes on serving (its clients' downloads are its own)");
+    /* The origin comes back: C resumes from what B gave (those bytes were right) and the whole
+     * hashes to the id. */
+    origin_heals_and_c_has_it(room, blob);
+    cr_assert_eq(last_start_offset(2, blob), from_b, "the origin continued from B's bytes");
 }
 
 Test(fed_blobs, messages_sent_after_a_large_photo_arrive_before_its_blob)
@@ -480,6 +539,146 @@ Test(fed_blobs, messages_sent_after_a_large_photo_arrive_before_its_blob)
             "FIG fed_blobs: 32 KiB/s cap: the %lld-byte blob took %lld ms (at least %lld)\n", size,
             took, floor_ms);
     cr_assert_geq(took, floor_ms, "the bandwidth cap held");
+}
+
+/* The bytes of server i's partial blob files together. */
+static long long staged_bytes(int i)
+{
+    char dir[320];
+    snprintf(dir, sizeof dir, "%s/fedblobs", net.s[i].d.dir);
+    DIR *d = opendir(dir);
+    long long sum = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        struct stat st;
+        if (e->d_name[0] != '.' && fstatat(dirfd(d), e->d_name, &st, 0) == 0)
+            sum += st.st_size;
+    }
+    if (d)
+        closedir(d);
+    return sum;
+}
+
+/* Where a line with both a and b first is in server i's log (-1: none). */
+static long long log_at(int i, const char *a, const char *b)
+{
+    char *log = log_of(i);
+    long long at = -1;
+    for (char *p = log; at < 0 && (p = strstr(p, a)); p++) {
+        char *eol = strchr(p, '\n');
+        if (eol)
+            *eol = '\0';
+        if (strstr(p, b))
+            at = p - log;
+        if (eol)
+            *eol = '\n';
+    }
+    free(log);
+    return at;
+}
+
+/* Room for one 323,137-byte photo blob (the one send_photo makes) and its next part, not two. */
+#define STAGING_CAP 524288
+
+Test(fed_blobs, a_second_blob_waits_for_staging_space_while_the_first_is_fetched_then_follows)
+{
+    /* B (server 1) pulls A's photo from A and C's from C, over two slow links at once, with
+     * staging space for one blob at a time. */
+    start(3, "\"federation_blob_chunk_bytes\":16384,\"federation_blob_bytes_per_s\":32768,"
+             "\"federation_blob_staging_bytes\":524288");
+    char room[64], first[65], second[65];
+    long long size1, size2;
+    share(3, room);
+    cr_assert_eq(KZ(2, "login", users[2]), 0, "%s", out);
+    send_photo(room, first, &size1);
+    send_photo_on(2, room, second, &size2);
+    cr_assert(size1 + 16384 <= STAGING_CAP && size2 + 16384 <= STAGING_CAP &&
+                  size1 + size2 > STAGING_CAP,
+              "the photos (%lld and %lld bytes) fit the test's bound", size1, size2);
+    /* The second waits, and says why, while the first is on its way. */
+    long long t0 = mono_ms(), peak = 0;
+    struct bstat a, b;
+    for (;; pause_ms(POLL_MS)) {
+        long long staged = staged_bytes(1);
+        peak = staged > peak ? staged : peak;
+        cr_assert_leq(staged, STAGING_CAP, "the partial files hold %lld bytes", staged);
+        status(1, room, second, &b);
+        if (!strcmp(b.state, "waiting") && strstr(b.why, "waiting: staging full"))
+            break;
+        cr_assert_lt(mono_ms() - t0, DEADLINE_MS, "the second blob never waited for space: %s %s",
+                     b.state, b.why);
+    }
+    status(1, room, first, &a);
+    cr_assert_str_eq(a.state, "fetching", "the first is fetched meanwhile: %s %s", a.state, a.why);
+    bool same = true;
+    char body[512];
+    cr_assert_eq(download(1, second, &same, body, sizeof body), 503, "%s", body);
+    cr_assert(strstr(body, "\"blob_not_here\"") && strstr(body, "staging full"), "%s", body);
+    /* Both arrive, the second once the first is in place; the bound holds all along. */
+    for (;; pause_ms(POLL_MS)) {
+        long long staged = staged_bytes(1);
+        peak = staged > peak ? staged : peak;
+        cr_assert_leq(staged, STAGING_CAP, "the partial files hold %lld bytes", staged);
+        status(1, room, second, &b);
+        if (!strcmp(b.state, "here"))
+            break;
+        cr_assert_lt(mono_ms() - t0, DEADLINE_MS, "the second blob never came: %s %lld/%lld %s",
+                     b.state, b.have, b.total, b.why);
+    }
+    wait_here(1, room, first);
+    wait_here(1, room, second);
+    char blob_is[96];
+    snprintf(blob_is, sizeof blob_is, "blob=%s", first);
+    long long done1 = log_at(1, "blob_fetched", blob_is);
+    snprintf(blob_is, sizeof blob_is, "blob=%s", second);
+    long long waited = log_at(1, "blob_fetch_stop", "waiting: staging full");
+    long long fetched2 = log_at(1, "blob_fetched", blob_is);
+    cr_assert(done1 >= 0 && waited >= 0 && fetched2 > done1, "the second came after the first");
+    fprintf(stderr,
+            "FIG fed_blobs: staging bound %d: blobs of %lld and %lld bytes one after the other; "
+            "the partial files peaked at %lld bytes\n",
+            STAGING_CAP, size1, size2, peak);
+}
+
+Test(fed_blobs, a_link_cut_mid_blob_hands_it_to_another_source_at_once)
+{
+    /* Housekeeping once a minute, nothing on B commits after the cut, no pacing, and 400 ms
+     * each way between A and B, so that a blob.get is in flight when the link dies and the
+     * blob timer waits for its 30 s timeout: only the link's end can start the switch soon. */
+    start(3, "\"federation_blob_chunk_bytes\":16384,\"federation_blob_bytes_per_s\":0,"
+             "\"housekeeping_interval_s\":60");
+    struct fp_faults slow = {.dir = {{.delay_ms = 400}, {.delay_ms = 400}}};
+    fp_set(net.proxy[0][1], &slow);
+    fp_set(net.proxy[1][0], &slow);
+    char room[64], blob[65];
+    long long size;
+    share(3, room);
+    fednet_isolate(&net, 1, true);
+    fednet_wait_down(&net, 0, 1, DEADLINE_MS);
+    fednet_wait_down(&net, 2, 1, DEADLINE_MS);
+    send_photo(room, blob, &size);
+    wait_here(2, room, blob);
+    /* B reaches the origin first, then C too; it fetches from the origin. */
+    fednet_cut(&net, 0, 1, false);
+    struct bstat b;
+    wait_partial(1, room, blob, 2 * 16384, &b);
+    fednet_cut(&net, 1, 2, false);
+    fednet_wait_links(&net, DEADLINE_MS);
+    char from_c[96];
+    snprintf(from_c, sizeof from_c, "source=%s", net.s[2].id);
+    cr_assert_eq(log_lines(1, "blob_fetch_start", from_c, NULL, NULL), 0, "B fetches from A");
+    long long t0 = mono_ms();
+    fednet_cut(&net, 0, 1, true);
+    while (log_lines(1, "blob_fetch_start", from_c, NULL, NULL) == 0) {
+        cr_assert_lt(mono_ms() - t0, 5000, "B did not turn to C within 5 s of the cut");
+        pause_ms(20);
+    }
+    long long took = mono_ms() - t0;
+    fprintf(stderr, "FIG fed_blobs: a cut mid-blob: B asked C %lld ms after the cut\n", took);
+    wait_here(1, room, blob);
+    long long received = 0, last = 0;
+    log_lines(1, "blob_fetch_stop", blob, "received=", &received);
+    log_lines(1, "blob_fetched", blob, "received=", &last);
+    cr_assert_eq(received + last, size, "no byte twice: %lld + %lld of %lld", received, last, size);
 }
 
 Test(fed_blobs, a_server_removed_from_the_room_is_answered_blob_none)
