@@ -46,6 +46,7 @@
 
 #include "fedcheck.h"
 #include "fednet.h"
+#include "photocli.h"
 
 #define DEADLINE_MS 30000
 #define ROOM_NAME   "南予ホットライン"
@@ -121,82 +122,33 @@ static int kz(const struct dev *d, const char *env, ...)
 #define KZ(d, ...)       kz(&(d), NULL, __VA_ARGS__, (const char *)NULL)
 #define KZE(d, env, ...) kz(&(d), env, __VA_ARGS__, (const char *)NULL)
 
-static const char *jstr(const cJSON *o, const char *k)
+/* Logs the CLI of each of the n admins in (fednet_start made every server's admin). */
+static void admins_log_in(const struct dev *admin, int n)
 {
-    const cJSON *v = cJSON_GetObjectItem(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(KZ(admin[i], "login", "admin"), 0, "%s", out);
 }
 
-static long long jnum(const cJSON *o, const char *k)
+/* Adds d's user on d's server and logs d in: the user's first device. */
+static void user_log_in(const struct dev *d)
 {
-    const cJSON *v = cJSON_GetObjectItem(o, k);
-    return cJSON_IsNumber(v) ? (long long)v->valuedouble : 0;
-}
-
-/* The JSON document of a --json command in out (the last line that parses: warnings on stderr
- * come before it). The caller deletes it. */
-static cJSON *json_of_out(void)
-{
-    cJSON *found = NULL;
-    for (char *line = out; *line;) {
-        char *end = strchr(line, '\n');
-        size_t n = end ? (size_t)(end - line) : strlen(line);
-        if (*line == '{') {
-            cJSON *o = cJSON_ParseWithLength(line, n);
-            if (o) {
-                cJSON_Delete(found);
-                found = o;
-            }
-        }
-        line += n + (end != NULL);
-    }
-    cr_assert_not_null(found, "no JSON in: %s", out);
-    return found;
-}
-
-/* The whole file (NUL-terminated, caller frees) and its length; NULL if it cannot be read. */
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    unsigned char *buf = malloc((size_t)n + 1);
-    *len = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    buf[*len] = 0;
-    return buf;
-}
-
-static cJSON *config_json(const char *dir, const char *name)
-{
-    char path[300];
-    snprintf(path, sizeof path, "%s/%s/%s", base, dir, name);
-    size_t n;
-    unsigned char *text = slurp(path, &n);
-    cr_assert_not_null(text, "%s has %s", dir, name);
-    cJSON *o = cJSON_Parse((char *)text);
-    free(text);
-    cr_assert_not_null(o, "%s/%s is JSON", dir, name);
-    return o;
+    fednet_user_add(&net, d->srv, d->user);
+    cr_assert_eq(KZ(*d, "login", d->user), 0, "%s", out);
 }
 
 /* The id of d's device (its device.json). */
 static void device_of(const struct dev *d, char id[64])
 {
-    cJSON *o = config_json(d->dir, "device.json");
-    snprintf(id, 64, "%s", jstr(o, "device"));
+    cJSON *o = pcli_config_json(base, d->dir, "device.json");
+    snprintf(id, 64, "%s", pcli_jstr(o, "device"));
     cJSON_Delete(o);
     cr_assert(id[0], "%s has a device id", d->dir);
 }
 
 static void token_of(const struct dev *d, char token[128])
 {
-    cJSON *o = config_json(d->dir, "session.json");
-    snprintf(token, 128, "%s", jstr(o, "token"));
+    cJSON *o = pcli_config_json(base, d->dir, "session.json");
+    snprintf(token, 128, "%s", pcli_jstr(o, "token"));
     cJSON_Delete(o);
 }
 
@@ -216,6 +168,22 @@ static void qualified(const struct dev *d, char *q, size_t n)
 }
 
 /* ---- the room ---- */
+
+/* admin's server creates the hotline name with server `affected` and, unless NULL, server
+ * `primary` (its support) as members; its id into room. */
+static void hotline_create(const struct dev *admin, const char *name, const char *affected,
+                           const char *primary, char room[64])
+{
+    char m_aff[96], m_pri[96];
+    snprintf(m_aff, sizeof m_aff, "%s=affected", affected);
+    snprintf(m_pri, sizeof m_pri, "%s=primary", primary ? primary : "");
+    cr_assert_eq(KZ(*admin, "--json", "hotline", "create", name, "--member", m_aff,
+                    primary ? "--member" : NULL, m_pri),
+                 0, "%s", out);
+    cJSON *r = pcli_json_of(out);
+    snprintf(room, 64, "%s", pcli_jstr(r, "room"));
+    cJSON_Delete(r);
+}
 
 /* Server i's admin invites d's user, once the hotline has reached server i. */
 static void invite(const struct dev *admin, const char *room, const char *login)
@@ -246,12 +214,12 @@ static void wait_room_devices(const struct dev *d, const char *room, const char 
         for (int i = 0; i < n; i++)
             cJSON_ArrayForEach(x, cJSON_GetObjectItem(r, "devices"))
             {
-                if (strcmp(jstr(x, "device"), want[i]) != 0 ||
+                if (strcmp(pcli_jstr(x, "device"), want[i]) != 0 ||
                     cJSON_IsNumber(cJSON_GetObjectItem(x, "revoked_at")))
                     continue;
                 cJSON_ArrayForEach(l, cJSON_GetObjectItem(r, "lists"))
                 {
-                    if (strcmp(jstr(l, "login"), jstr(x, "login")) == 0) {
+                    if (strcmp(pcli_jstr(l, "login"), pcli_jstr(x, "login")) == 0) {
                         found++;
                         break;
                     }
@@ -276,11 +244,11 @@ static void wait_revoked(const struct dev *d, const char *of, const char *id)
     for (long long t0 = mono_ms();;) {
         bool revoked = false;
         if (KZ(*d, "--json", "devices", of) == 0) {
-            cJSON *r = json_of_out();
+            cJSON *r = pcli_json_of(out);
             const cJSON *x;
             cJSON_ArrayForEach(x, cJSON_GetObjectItem(r, "devices"))
             {
-                if (strcmp(jstr(x, "device"), id) == 0)
+                if (strcmp(pcli_jstr(x, "device"), id) == 0)
                     revoked = cJSON_IsNumber(cJSON_GetObjectItem(x, "revoked_at"));
             }
             cJSON_Delete(r);
@@ -299,13 +267,7 @@ static void wait_revoked(const struct dev *d, const char *of, const char *id)
 static void make_jpeg(const char *name, bool big, char *path, size_t n)
 {
     snprintf(path, n, "%s/%s", base, name);
-    const char *argv[] = {KZ_MKJPEG_PATH, path,        "--gps",
-                          GPS_ARG,        "--time",    TIME_ARG,
-                          "--canary",     EXIF_CANARY, big ? "--width" : NULL,
-                          "2400",         "--height",  "1800",
-                          "--detail",     NULL};
-    char o[1024];
-    cr_assert_eq(run_capture(argv, NULL, NULL, o, sizeof o), 0, "kz-mkjpeg: %s", o);
+    pcli_make_jpeg(path, GPS_ARG, TIME_ARG, EXIF_CANARY, big);
 }
 
 /* d sends the photo at path with CAPTION (env: one extra environment entry, may be NULL): its
@@ -317,10 +279,10 @@ static long long send_photo(const struct dev *d, const char *env, const char *ro
 {
     cr_assert_eq(KZE(*d, env, "--json", "photo", "send", room, path, "--caption", CAPTION), 0,
                  "%s: %s", d->dir, out);
-    cJSON *r = json_of_out();
-    long long pos = jnum(r, "pos");
-    blob_bytes = jnum(r, "blob_bytes");
-    snprintf(blob, 80, "%s", jstr(r, "blob"));
+    cJSON *r = pcli_json_of(out);
+    long long pos = pcli_jnum(r, "pos");
+    blob_bytes = pcli_jnum(r, "blob_bytes");
+    snprintf(blob, 80, "%s", pcli_jstr(r, "blob"));
     cJSON_Delete(r);
     cr_assert(pos > 0 && blob[0], "%s", out);
     return pos;
@@ -334,7 +296,7 @@ static cJSON *photos_of(const struct dev *d, const char *room)
     cr_assert_eq(KZ(*d, "--json", "photo", "list", room, "--limit", "100"), 0, "%s: %s", d->dir,
                  out);
     snprintf(listing, sizeof listing, "%s", out);
-    cJSON *r = json_of_out();
+    cJSON *r = pcli_json_of(out);
     cJSON *p = cJSON_DetachItemFromObject(r, "photos");
     cJSON_Delete(r);
     cr_assert(cJSON_IsArray(p), "%s", listing);
@@ -346,7 +308,7 @@ static const cJSON *photo_with_blob(const cJSON *photos, const char *blob)
     const cJSON *p;
     cJSON_ArrayForEach(p, photos)
     {
-        if (strcmp(jstr(cJSON_GetObjectItem(p, "image"), "blob"), blob) == 0)
+        if (strcmp(pcli_jstr(cJSON_GetObjectItem(p, "image"), "blob"), blob) == 0)
             return p;
     }
     return NULL;
@@ -365,24 +327,24 @@ static long long wait_ready(const struct dev *d, const char *room, const char *b
         long long shut = 0; /* a photo that does not open */
         cJSON_ArrayForEach(p, ps)
         {
-            if (!waiting_ok && strcmp(jstr(p, "state"), "ready") != 0 && !shut)
-                shut = jnum(p, "pos");
+            if (!waiting_ok && strcmp(pcli_jstr(p, "state"), "ready") != 0 && !shut)
+                shut = pcli_jnum(p, "pos");
         }
         if (shut)
             cJSON_Delete(ps);
         cr_assert_eq(shut, 0, "%s on %s sees #%lld not open: %s", d->dir, net.s[d->srv].id, shut,
                      listing);
         p = photo_with_blob(ps, blob);
-        long long pos = p ? jnum(p, "pos") : 0;
+        long long pos = p ? pcli_jnum(p, "pos") : 0;
         bool as_sent = true; /* its caption, GPS, capture time and thumbnail */
         if (p) {
             const cJSON *gps = cJSON_GetObjectItem(p, "gps");
             double lat = cJSON_GetNumberValue(cJSON_GetObjectItem(gps, "lat"));
             double lon = cJSON_GetNumberValue(cJSON_GetObjectItem(gps, "lon"));
-            as_sent = strcmp(jstr(p, "caption"), CAPTION) == 0 && lat > 33.22337 &&
+            as_sent = strcmp(pcli_jstr(p, "caption"), CAPTION) == 0 && lat > 33.22337 &&
                       lat < 33.22338 && lon > 132.56050 && lon < 132.56051 &&
-                      strcmp(jstr(p, "captured_at"), "2024-05-06T07:08:09") == 0 &&
-                      jnum(cJSON_GetObjectItem(p, "thumb"), "bytes") > 100;
+                      strcmp(pcli_jstr(p, "captured_at"), "2024-05-06T07:08:09") == 0 &&
+                      pcli_jnum(cJSON_GetObjectItem(p, "thumb"), "bytes") > 100;
         }
         cJSON_Delete(ps);
         cr_assert(as_sent, "%s on %s opens the photo %s, not as sent: %s", d->dir, net.s[d->srv].id,
@@ -427,66 +389,16 @@ static cJSON *event_at(const struct dev *d, const char *room, long long pos)
     snprintf(after, sizeof after, "%lld", pos - 1);
     cr_assert_eq(KZ(*d, "--json", "history", room, "--after", after, "--limit", "1", "--no-read"),
                  0, "%s", out);
-    cJSON *r = json_of_out(), *found = NULL;
+    cJSON *r = pcli_json_of(out), *found = NULL;
     const cJSON *ev;
     cJSON_ArrayForEach(ev, cJSON_GetObjectItem(r, "events"))
     {
-        if (jnum(ev, "pos") == pos)
+        if (pcli_jnum(ev, "pos") == pos)
             found = cJSON_Duplicate(ev, true);
     }
     cJSON_Delete(r);
     cr_assert_not_null(found, "no event #%lld on %s: %s", pos, net.s[d->srv].id, out);
     return found;
-}
-
-/* Whether any epoch key that the device with config dir base/dir keeps for the room opens the
- * photo event's message (XChaCha20-Poly1305, additional data as docs/protocol.md says): what a
- * lost phone's files give whoever holds it, whatever a server still serves it. *tried gets the
- * number of keys tried. As test_photo.c. */
-static bool keystore_opens(const char *dir, const char *room, const cJSON *ev, int *tried)
-{
-    char path[300];
-    snprintf(path, sizeof path, "%s/%s/rooms/%s.json", base, dir, room);
-    size_t n;
-    unsigned char *text = slurp(path, &n);
-    cr_assert_not_null(text, "%s keeps keys for the room", dir);
-    cJSON *ks = cJSON_Parse((char *)text);
-    free(text);
-    const cJSON *content = cJSON_GetObjectItem(ev, "content");
-    cJSON *data = cJSON_Parse(jstr(content, "data"));
-    const char *ct64 = jstr(data, "ct");
-    unsigned char *ct = malloc(strlen(ct64) + 1), *plain = malloc(strlen(ct64) + 1);
-    size_t ct_len = 0;
-    cr_assert_eq(sodium_base642bin(ct, strlen(ct64) + 1, ct64, strlen(ct64), NULL, &ct_len, NULL,
-                                   sodium_base64_VARIANT_URLSAFE_NO_PADDING),
-                 0);
-    cr_assert_gt(ct_len, 24 + 16);
-    char ad[400];
-    int ad_len = snprintf(ad, sizeof ad, "kizuna/photo/v2%c%s%c%s%c%s%c%lld%c%lld", 0, room, 0,
-                          jstr(data, "epoch"), 0, jstr(content, "device"), 0, jnum(data, "seq"), 0,
-                          jnum(data, "ts"));
-    bool opened = false;
-    *tried = 0;
-    const cJSON *k;
-    cJSON_ArrayForEach(k, cJSON_GetObjectItem(ks, "keys"))
-    {
-        uint8_t key[32];
-        size_t got = 0;
-        const char *k64 = jstr(k, "key");
-        if (sodium_base642bin(key, sizeof key, k64, strlen(k64), NULL, &got, NULL,
-                              sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-            got != sizeof key)
-            continue;
-        (*tried)++;
-        opened = opened || crypto_aead_xchacha20poly1305_ietf_decrypt(
-                               plain, NULL, NULL, ct + 24, ct_len - 24, (unsigned char *)ad,
-                               (unsigned long long)ad_len, ct, key) == 0;
-    }
-    free(ct);
-    free(plain);
-    cJSON_Delete(data);
-    cJSON_Delete(ks);
-    return opened;
 }
 
 /* The epoch d's list shows for the photo of blob. */
@@ -495,23 +407,8 @@ static void epoch_of(const struct dev *d, const char *room, const char *blob, ch
     cJSON *ps = photos_of(d, room);
     const cJSON *p = photo_with_blob(ps, blob);
     cr_assert_not_null(p, "%s", listing);
-    snprintf(epoch, 80, "%s", jstr(p, "epoch"));
+    snprintf(epoch, 80, "%s", pcli_jstr(p, "epoch"));
     cJSON_Delete(ps);
-}
-
-/* Walks the JPEG's marker segments up to the scan: true if any is APP1 (EXIF or XMP). */
-static bool has_app1(const unsigned char *j, size_t n)
-{
-    cr_assert(n > 4 && j[0] == 0xFF && j[1] == 0xD8, "a JPEG");
-    for (size_t i = 2; i + 4 <= n && j[i] == 0xFF;) {
-        unsigned m = j[i + 1];
-        if (m == 0xE1)
-            return true;
-        if (m == 0xDA)
-            break;
-        i += 2 + ((size_t)j[i + 2] << 8 | j[i + 3]);
-    }
-    return false;
 }
 
 /* base/a and base/b hold the same bytes, a JPEG without EXIF, XMP or the canary. */
@@ -521,10 +418,10 @@ static void same_jpeg(const char *a, const char *b)
     snprintf(pa, sizeof pa, "%s/%s", base, a);
     snprintf(pb, sizeof pb, "%s/%s", base, b);
     size_t la, lb;
-    unsigned char *x = slurp(pa, &la), *y = slurp(pb, &lb);
+    unsigned char *x = pcli_slurp(pa, &la), *y = pcli_slurp(pb, &lb);
     cr_assert(x && y, "%s and %s written", a, b);
     cr_assert(la == lb && memcmp(x, y, la) == 0, "%s and %s differ (%zu, %zu bytes)", a, b, la, lb);
-    cr_assert_not(has_app1(x, la), "no EXIF or XMP in %s", a);
+    cr_assert_not(pcli_has_app1(x, la), "no EXIF or XMP in %s", a);
     cr_assert_null(memmem(x, la, EXIF_CANARY, strlen(EXIF_CANARY)), "no canary in %s", a);
     free(x);
     free(y);
@@ -593,38 +490,6 @@ static void converge(const char *room, int n)
 
 /* ---- T11: what no server keeps ---- */
 
-static struct {
-    const void *needle[12];
-    size_t len[12];
-    const char *what[12];
-    int n;
-    char hits[4096];
-} scan;
-
-static void scan_add(const char *what, const void *needle, size_t len)
-{
-    cr_assert_lt(scan.n, 12);
-    scan.what[scan.n] = what;
-    scan.needle[scan.n] = needle;
-    scan.len[scan.n++] = len;
-}
-
-static int scan_file(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    (void)ftw;
-    if (type != FTW_F)
-        return 0;
-    size_t len;
-    unsigned char *buf = slurp(path, &len);
-    for (int i = 0; buf && i < scan.n; i++)
-        if (memmem(buf, len, scan.needle[i], scan.len[i]))
-            snprintf(scan.hits + strlen(scan.hits), sizeof scan.hits - strlen(scan.hits),
-                     "%s in %s\n", scan.what[i], path);
-    free(buf);
-    return 0;
-}
-
 /* ---- Done when, T14, T16, T11 ---- */
 
 static const char *const ids3[] = {"jp-38-ehime-pref", "jp-38201-matsuyama", "jp-38203-uwajima"};
@@ -638,13 +503,10 @@ Test(fed_photo, a_damage_photo_reaches_hq_and_the_city_and_a_lost_phone_opens_no
                                  {TOWN, "town-admin", "admin"}};
     const struct dev hq = {PREF, "hq", "hq"}, ouen = {CITY, "ouen", "ouen"};
     const struct dev phone = {TOWN, "patrol-phone", "patrol"}, pc = {TOWN, "patrol-pc", "patrol"};
-    for (int i = 0; i < 3; i++)
-        cr_assert_eq(KZ(admin[i], "login", "admin"), 0, "%s", out);
-    fednet_user_add(&net, PREF, "hq");
-    fednet_user_add(&net, CITY, "ouen");
+    admins_log_in(admin, 3);
+    user_log_in(&hq);
+    user_log_in(&ouen);
     fednet_user_add(&net, TOWN, "patrol");
-    cr_assert_eq(KZ(hq, "login", "hq"), 0, "%s", out);
-    cr_assert_eq(KZ(ouen, "login", "ouen"), 0, "%s", out);
     cr_assert_eq(KZ(phone, "login", "patrol", "--device", "patrol phone"), 0, "%s", out);
     cr_assert_eq(KZ(pc, "login", "patrol", "--device", "town office PC"), 0, "%s", out);
     cr_assert_eq(KZ(phone, "--json", "whoami"), 0, "%s", out);
@@ -661,15 +523,8 @@ Test(fed_photo, a_damage_photo_reaches_hq_and_the_city_and_a_lost_phone_opens_no
     cr_assert_eq(KZ(phone, "device", "approve", dev_pc), 0, "%s", out);
 
     /* The prefecture's hotline for the south: the town affected, the city its support. */
-    char m_town[96], m_city[96], room[64];
-    snprintf(m_town, sizeof m_town, "%s=affected", ids3[TOWN]);
-    snprintf(m_city, sizeof m_city, "%s=primary", ids3[CITY]);
-    cr_assert_eq(KZ(admin[PREF], "--json", "hotline", "create", ROOM_NAME, "--member", m_town,
-                    "--member", m_city),
-                 0, "%s", out);
-    cJSON *r = json_of_out();
-    snprintf(room, sizeof room, "%s", jstr(r, "room"));
-    cJSON_Delete(r);
+    char room[64];
+    hotline_create(&admin[PREF], ROOM_NAME, ids3[TOWN], ids3[CITY], room);
     invite(&admin[PREF], room, "hq");
     invite(&admin[CITY], room, "ouen");
     invite(&admin[TOWN], room, "patrol");
@@ -683,12 +538,12 @@ Test(fed_photo, a_damage_photo_reaches_hq_and_the_city_and_a_lost_phone_opens_no
     qualified(&hq, q_hq, sizeof q_hq);
     qualified(&phone, q_patrol, sizeof q_patrol);
     cr_assert_eq(KZ(phone, "--json", "verify", q_hq), 0, "%s", out);
-    r = json_of_out();
-    snprintf(n1, sizeof n1, "%s", jstr(r, "safety_number"));
+    cJSON *r = pcli_json_of(out);
+    snprintf(n1, sizeof n1, "%s", pcli_jstr(r, "safety_number"));
     cJSON_Delete(r);
     cr_assert_eq(KZ(hq, "--json", "verify", q_patrol), 0, "%s", out);
-    r = json_of_out();
-    snprintf(n2, sizeof n2, "%s", jstr(r, "safety_number"));
+    r = pcli_json_of(out);
+    snprintf(n2, sizeof n2, "%s", pcli_jstr(r, "safety_number"));
     cJSON_Delete(r);
     cr_assert(n1[0] && strcmp(n1, n2) == 0, "patrol sees %s, HQ %s", n1, n2);
     cr_assert_eq(KZ(hq, "devices", q_patrol), 0, "%s", out);
@@ -830,7 +685,7 @@ Test(fed_photo, a_damage_photo_reaches_hq_and_the_city_and_a_lost_phone_opens_no
     for (int k = 0; k < 3; k++) {
         cJSON *ev = event_at(next[k].by, room, next[k].pos);
         int tried = 0;
-        cr_assert_not(keystore_opens("patrol-phone", room, ev, &tried),
+        cr_assert_not(pcli_keystore_opens(base, "patrol-phone", room, ev, &tried),
                       "the revoked phone's keys open %s's next photo", next[k].by->dir);
         cr_assert_gt(tried, 0, "the phone's keys were tried");
         cJSON_Delete(ev);
@@ -857,7 +712,8 @@ Test(fed_photo, a_damage_photo_reaches_hq_and_the_city_and_a_lost_phone_opens_no
     {
         cJSON *ev = event_at(&hq, room, h1); /* before the revocation: the phone opened it */
         int tried = 0;
-        cr_assert(keystore_opens("patrol-phone", room, ev, &tried), "the phone held HQ's key");
+        cr_assert(pcli_keystore_opens(base, "patrol-phone", room, ev, &tried),
+                  "the phone held HQ's key");
         cJSON_Delete(ev);
     }
     const struct dev *current[] = {&hq, &ouen, &pc};
@@ -881,18 +737,18 @@ Test(fed_photo, a_damage_photo_reaches_hq_and_the_city_and_a_lost_phone_opens_no
     size_t pl, tl;
     char city_p1[300];
     snprintf(city_p1, sizeof city_p1, "%s/city-p1.jpg", base);
-    unsigned char *pix = slurp(city_p1, &pl), *th = slurp(thumb, &tl);
+    unsigned char *pix = pcli_slurp(city_p1, &pl), *th = pcli_slurp(thumb, &tl);
     cr_assert(pix && th && pl > 1000 && tl > 100);
-    memset(&scan, 0, sizeof scan);
-    scan_add("the caption", CAPTION, strlen(CAPTION));
-    scan_add("the caption's canary", "caption-canary", 14);
-    scan_add("the latitude", GPS_LAT, strlen(GPS_LAT));
-    scan_add("the longitude", GPS_LON, strlen(GPS_LON));
-    scan_add("the EXIF canary", EXIF_CANARY, strlen(EXIF_CANARY));
-    scan_add("the file name", "patrol-canary", 13);
-    scan_add("the capture time", "2024-05-06T07:08", 16);
-    scan_add("the photo's pixels", pix + pl / 2, 32);
-    scan_add("the thumbnail's pixels", th + tl / 2, 32);
+    pcli_scan_reset();
+    pcli_scan_add("the caption", CAPTION, strlen(CAPTION));
+    pcli_scan_add("the caption's canary", "caption-canary", 14);
+    pcli_scan_add("the latitude", GPS_LAT, strlen(GPS_LAT));
+    pcli_scan_add("the longitude", GPS_LON, strlen(GPS_LON));
+    pcli_scan_add("the EXIF canary", EXIF_CANARY, strlen(EXIF_CANARY));
+    pcli_scan_add("the file name", "patrol-canary", 13);
+    pcli_scan_add("the capture time", "2024-05-06T07:08", 16);
+    pcli_scan_add("the photo's pixels", pix + pl / 2, 32);
+    pcli_scan_add("the thumbnail's pixels", th + tl / 2, 32);
     for (int i = 0; i < 3; i++) {
         char wal[400];
         snprintf(wal, sizeof wal, "%s-wal", net.s[i].db);
@@ -900,21 +756,21 @@ Test(fed_photo, a_damage_photo_reaches_hq_and_the_city_and_a_lost_phone_opens_no
         cr_assert_eq(stat(net.s[i].db, &sb), 0);
         /* The WAL as the running server has it, then everything once it stopped. */
         if (stat(wal, &sb) == 0)
-            scan_file(wal, &sb, FTW_F, NULL);
+            pcli_scan_file(wal, &sb, FTW_F, NULL);
         cr_assert_eq(kzd_stop(&net.s[i].d), 0, "%s stops cleanly", net.s[i].id);
         net.s[i].running = false;
         char blob[400];
         snprintf(blob, sizeof blob, "%s/blobs/%.2s/%s", net.s[i].d.dir, b_p1, b_p1);
         cr_assert_eq(stat(blob, &sb), 0, "%s holds the patrol photo's blob: %s", net.s[i].id, blob);
-        cr_assert_eq(nftw(net.s[i].d.dir, scan_file, 16, FTW_PHYS), 0);
+        cr_assert_eq(nftw(net.s[i].d.dir, pcli_scan_file, 16, FTW_PHYS), 0);
     }
-    cr_assert_str_eq(scan.hits, "", "a server keeps what only the devices may read:\n%s",
-                     scan.hits);
+    cr_assert_str_eq(pcli_scan()->hits, "", "a server keeps what only the devices may read:\n%s",
+                     pcli_scan()->hits);
     /* The scan finds what is there: the city's decrypted copy, on its device. */
     struct stat sb;
     cr_assert_eq(stat(city_p1, &sb), 0);
-    scan_file(city_p1, &sb, FTW_F, NULL);
-    cr_assert(strstr(scan.hits, "the photo's pixels in "), "%s", scan.hits);
+    pcli_scan_file(city_p1, &sb, FTW_F, NULL);
+    cr_assert(strstr(pcli_scan()->hits, "the photo's pixels in "), "%s", pcli_scan()->hits);
     free(pix);
     free(th);
 }
@@ -948,10 +804,10 @@ static cJSON *repost(const struct dev *d, const char *room, const cJSON *ev)
     cJSON *req = cJSON_CreateObject();
     cJSON_AddStringToObject(req, "op", "e2ee.post");
     cJSON_AddStringToObject(req, "room", room);
-    cJSON_AddStringToObject(req, "type", jstr(ev, "event"));
-    cJSON_AddStringToObject(req, "device", jstr(content, "device"));
-    cJSON_AddStringToObject(req, "data", jstr(content, "data"));
-    cJSON_AddStringToObject(req, "sig", jstr(content, "sig"));
+    cJSON_AddStringToObject(req, "type", pcli_jstr(ev, "event"));
+    cJSON_AddStringToObject(req, "device", pcli_jstr(content, "device"));
+    cJSON_AddStringToObject(req, "data", pcli_jstr(content, "data"));
+    cJSON_AddStringToObject(req, "sig", pcli_jstr(content, "sig"));
     if (cJSON_GetObjectItem(content, "blobs"))
         cJSON_AddItemToObject(req, "blobs",
                               cJSON_Duplicate(cJSON_GetObjectItem(content, "blobs"), true));
@@ -967,13 +823,13 @@ static cJSON *keys_event(const struct dev *d, const char *room, const char *devi
 {
     cr_assert_eq(KZ(*d, "--json", "history", room, "--after", "0", "--limit", "500", "--no-read"),
                  0, "%s", out);
-    cJSON *r = json_of_out(), *found = NULL;
+    cJSON *r = pcli_json_of(out), *found = NULL;
     const cJSON *ev;
     cJSON_ArrayForEach(ev, cJSON_GetObjectItem(r, "events"))
     {
         const cJSON *c = cJSON_GetObjectItem(ev, "content");
-        if (!found && strcmp(jstr(ev, "event"), "e2ee.keys") == 0 &&
-            strcmp(jstr(c, "device"), device) == 0 && strstr(jstr(c, "data"), epoch))
+        if (!found && strcmp(pcli_jstr(ev, "event"), "e2ee.keys") == 0 &&
+            strcmp(pcli_jstr(c, "device"), device) == 0 && strstr(pcli_jstr(c, "data"), epoch))
             found = cJSON_Duplicate(ev, true);
     }
     cJSON_Delete(r);
@@ -1021,28 +877,17 @@ Test(fed_photo, a_device_added_in_a_partition_decrypts_after_and_forgeries_are_r
         {A, "a-admin", "admin"}, {B, "b-admin", "admin"}, {D, "d-admin", "admin"}};
     const struct dev hq = {A, "hq", "hq"}, ouen = {B, "ouen", "ouen"};
     const struct dev kanri = {D, "kanri", "kanri"}, tablet = {D, "kanri-tablet", "kanri"};
-    for (int i = 0; i < 3; i++)
-        cr_assert_eq(KZ(admin[i], "login", "admin"), 0, "%s", out);
-    fednet_user_add(&net, A, "hq");
-    fednet_user_add(&net, B, "ouen");
-    fednet_user_add(&net, D, "kanri");
-    cr_assert_eq(KZ(hq, "login", "hq"), 0, "%s", out);
-    cr_assert_eq(KZ(ouen, "login", "ouen"), 0, "%s", out);
-    cr_assert_eq(KZ(kanri, "login", "kanri"), 0, "%s", out);
+    admins_log_in(admin, 3);
+    user_log_in(&hq);
+    user_log_in(&ouen);
+    user_log_in(&kanri);
     char dev_hq[64], dev_ouen[64], dev_kanri[64], dev_tablet[64];
     device_of(&hq, dev_hq);
     device_of(&ouen, dev_ouen);
     device_of(&kanri, dev_kanri);
 
-    char m_d[96], m_b[96], room[64];
-    snprintf(m_d, sizeof m_d, "%s=affected", ids3b[D]);
-    snprintf(m_b, sizeof m_b, "%s=primary", ids3b[B]);
-    cr_assert_eq(KZ(admin[A], "--json", "hotline", "create", "東予ホットライン", "--member", m_d,
-                    "--member", m_b),
-                 0, "%s", out);
-    cJSON *r = json_of_out();
-    snprintf(room, sizeof room, "%s", jstr(r, "room"));
-    cJSON_Delete(r);
+    char room[64];
+    hotline_create(&admin[A], "東予ホットライン", ids3b[D], ids3b[B], room);
     invite(&admin[A], room, "hq");
     invite(&admin[B], room, "ouen");
     invite(&admin[D], room, "kanri");
@@ -1118,7 +963,7 @@ Test(fed_photo, a_device_added_in_a_partition_decrypts_after_and_forgeries_are_r
     char epoch[80];
     epoch_of(&hq, room, b_x2, epoch);
     cJSON *keys = keys_event(&hq, room, dev_hq, epoch);
-    r = repost(&ouen, room, keys);
+    cJSON *r = repost(&ouen, room, keys);
     cr_assert_str_eq(reply_code(r), "forbidden", "B refuses another's device");
     cJSON_Delete(r);
 
@@ -1172,9 +1017,9 @@ Test(fed_photo, a_device_added_in_a_partition_decrypts_after_and_forgeries_are_r
         const cJSON *p;
         cJSON_ArrayForEach(p, ps)
         {
-            cr_assert_null(strstr(jstr(p, "sender"), "ouen"), "%s shows the forged photo: %s",
+            cr_assert_null(strstr(pcli_jstr(p, "sender"), "ouen"), "%s shows the forged photo: %s",
                            d->dir, listing);
-            cr_assert_str_eq(jstr(p, "state"), "ready", "%s", listing);
+            cr_assert_str_eq(pcli_jstr(p, "state"), "ready", "%s", listing);
         }
         cr_assert_eq(cJSON_GetArraySize(ps), 2, "%s", listing);
         cJSON_Delete(ps);
@@ -1199,21 +1044,13 @@ Test(fed_photo, a_remote_pc_revoked_after_a_key_request_opens_nothing_sent_after
     const struct dev admin[2] = {{A, "a-admin", "admin"}, {D, "d-admin", "admin"}};
     const struct dev hq = {A, "hq", "hq"}, kanri = {D, "kanri", "kanri"};
     const struct dev tablet = {D, "kanri-tablet", "kanri"};
-    for (int i = 0; i < 2; i++)
-        cr_assert_eq(KZ(admin[i], "login", "admin"), 0, "%s", out);
-    fednet_user_add(&net, A, "hq");
-    fednet_user_add(&net, D, "kanri");
-    cr_assert_eq(KZ(hq, "login", "hq"), 0, "%s", out);
-    cr_assert_eq(KZ(kanri, "login", "kanri"), 0, "%s", out);
-    char dev_hq[64], dev_kanri[64], dev_tablet[64], room[64], m_d[96];
+    admins_log_in(admin, 2);
+    user_log_in(&hq);
+    user_log_in(&kanri);
+    char dev_hq[64], dev_kanri[64], dev_tablet[64], room[64];
     device_of(&hq, dev_hq);
     device_of(&kanri, dev_kanri);
-    snprintf(m_d, sizeof m_d, "%s=affected", ids2[D]);
-    cr_assert_eq(KZ(admin[A], "--json", "hotline", "create", ROOM_NAME, "--member", m_d), 0, "%s",
-                 out);
-    cJSON *r = json_of_out();
-    snprintf(room, sizeof room, "%s", jstr(r, "room"));
-    cJSON_Delete(r);
+    hotline_create(&admin[A], ROOM_NAME, ids2[D], NULL, room);
     invite(&admin[A], room, "hq");
     invite(&admin[D], room, "kanri");
     const char *two[] = {dev_hq, dev_kanri};
@@ -1240,7 +1077,7 @@ Test(fed_photo, a_remote_pc_revoked_after_a_key_request_opens_nothing_sent_after
     get_photo(&tablet, room, wait_ready(&tablet, room, b_x1, true), "tablet-x1.jpg");
     cJSON *ev = event_at(&hq, room, x1);
     int tried = 0;
-    cr_assert(keystore_opens("kanri-tablet", room, ev, &tried), "the PC holds HQ's key");
+    cr_assert(pcli_keystore_opens(base, "kanri-tablet", room, ev, &tried), "the PC holds HQ's key");
     cJSON_Delete(ev);
 
     /* The PC is lost; kanri revokes it from his first device, at home. */
@@ -1259,8 +1096,8 @@ Test(fed_photo, a_remote_pc_revoked_after_a_key_request_opens_nothing_sent_after
               "the prefecture refused the old epoch: %s", out);
     cJSON *ps = photos_of(&hq, room);
     const cJSON *last = cJSON_GetArrayItem(ps, cJSON_GetArraySize(ps) - 1);
-    snprintf(b_x2, sizeof b_x2, "%s", jstr(cJSON_GetObjectItem(last, "image"), "blob"));
-    long long x2 = jnum(last, "pos");
+    snprintf(b_x2, sizeof b_x2, "%s", pcli_jstr(cJSON_GetObjectItem(last, "image"), "blob"));
+    long long x2 = pcli_jnum(last, "pos");
     cJSON_Delete(ps);
     cr_assert(x2 > x1 && b_x2[0], "%s", listing);
     char e1[80], e2[80];
@@ -1268,7 +1105,7 @@ Test(fed_photo, a_remote_pc_revoked_after_a_key_request_opens_nothing_sent_after
     epoch_of(&hq, room, b_x2, e2);
     cr_assert_str_neq(e1, e2, "a new epoch after the revocation");
     ev = event_at(&hq, room, x2);
-    cr_assert_not(keystore_opens("kanri-tablet", room, ev, &tried),
+    cr_assert_not(pcli_keystore_opens(base, "kanri-tablet", room, ev, &tried),
                   "the revoked PC opens HQ's next photo with a key it kept");
     cr_assert_gt(tried, 0);
     cJSON_Delete(ev);

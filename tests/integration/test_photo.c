@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "photocli.h"
 
 #define GPS_ARG     "35.681236,139.767125"
 #define TIME_ARG    "2024:05:06 07:08:09"
@@ -84,24 +85,6 @@ static int kz_dev(const char *dir, const char *user, char *out, size_t outlen, .
 
 static char out[65536];
 
-/* The whole file (NUL-terminated, caller frees) and its length; NULL and *len 0 if it cannot
- * be opened. */
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    unsigned char *buf = malloc((size_t)n + 1);
-    *len = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    buf[*len] = 0;
-    return buf;
-}
-
 /* Users who have each set up their device, and a room of theirs created
  * by the first; room_id gets its id. */
 static void users_and_room(const char *const *users, int n, char room_id[64])
@@ -133,13 +116,7 @@ static void users_and_room(const char *const *users, int n, char room_id[64])
 
 static void make_jpeg(const char *path, bool big)
 {
-    const char *argv[] = {KZ_MKJPEG_PATH, path,        "--gps",
-                          GPS_ARG,        "--time",    TIME_ARG,
-                          "--canary",     EXIF_CANARY, big ? "--width" : NULL,
-                          "2400",         "--height",  "1800",
-                          "--detail",     NULL};
-    char o[1024];
-    cr_assert_eq(run_capture(argv, NULL, NULL, o, sizeof o), 0, "kz-mkjpeg: %s", o);
+    pcli_make_jpeg(path, GPS_ARG, TIME_ARG, EXIF_CANARY, big);
 }
 
 /* `photo send` with one optional extra environment entry, returning the position posted. */
@@ -174,57 +151,7 @@ static cJSON *listed(const char *user, const char *room, long long pos)
     return found;
 }
 
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItem(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-/* Walks the JPEG's marker segments up to the scan: true if any is APP1 (EXIF or XMP). */
-static bool has_app1(const unsigned char *j, size_t n)
-{
-    cr_assert(n > 4 && j[0] == 0xFF && j[1] == 0xD8, "a JPEG");
-    for (size_t i = 2; i + 4 <= n && j[i] == 0xFF;) {
-        unsigned m = j[i + 1];
-        if (m == 0xE1)
-            return true;
-        if (m == 0xDA)
-            break;
-        i += 2 + ((size_t)j[i + 2] << 8 | j[i + 3]);
-    }
-    return false;
-}
-
 /* ---- the server's files must hold none of the secrets ---- */
-
-static struct {
-    const void *needle[8];
-    size_t len[8];
-    int n;
-    char hits[2048];
-} scan;
-
-static int scan_file(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    (void)ftw;
-    if (type != FTW_F)
-        return 0;
-    size_t len;
-    unsigned char *buf = slurp(path, &len);
-    for (int i = 0; buf && i < scan.n; i++)
-        if (memmem(buf, len, scan.needle[i], scan.len[i]))
-            snprintf(scan.hits + strlen(scan.hits), sizeof scan.hits - strlen(scan.hits),
-                     "needle %d in %s\n", i, path);
-    free(buf);
-    return 0;
-}
-
-static void scan_add(const void *needle, size_t len)
-{
-    scan.needle[scan.n] = needle;
-    scan.len[scan.n++] = len;
-}
 
 Test(photo, round_trip_between_three_users_leaves_nothing_readable_on_the_server)
 {
@@ -238,9 +165,9 @@ Test(photo, round_trip_between_three_users_leaves_nothing_readable_on_the_server
     for (int i = 1; i < 3; i++) {
         cJSON *p = listed(users[i], room, pos);
         cr_assert_not_null(p, "%s", out);
-        cr_assert_str_eq(jstr(p, "state"), "ready", "%s", out);
-        cr_assert_str_eq(jstr(p, "caption"), CAPTION);
-        cr_assert_str_eq(jstr(p, "captured_at"), "2024-05-06T07:08:09");
+        cr_assert_str_eq(pcli_jstr(p, "state"), "ready", "%s", out);
+        cr_assert_str_eq(pcli_jstr(p, "caption"), CAPTION);
+        cr_assert_str_eq(pcli_jstr(p, "captured_at"), "2024-05-06T07:08:09");
         const cJSON *gps = cJSON_GetObjectItem(p, "gps");
         cr_assert_float_eq(cJSON_GetObjectItem(gps, "lat")->valuedouble, 35.681236, 1e-5);
         cr_assert_float_eq(cJSON_GetObjectItem(gps, "lon")->valuedouble, 139.767125, 1e-5);
@@ -272,14 +199,15 @@ Test(photo, round_trip_between_three_users_leaves_nothing_readable_on_the_server
     cr_assert_eq(KZ("carol", "photo", "get", room, pos_s, "--thumb", "-o", thumb), 0, "%s", out);
 
     size_t bl, cl, tl, il;
-    unsigned char *b = slurp(b_out, &bl), *c = slurp(c_out, &cl), *t = slurp(thumb, &tl);
-    unsigned char *orig = slurp(jpg, &il);
+    unsigned char *b = pcli_slurp(b_out, &bl), *c = pcli_slurp(c_out, &cl),
+                  *t = pcli_slurp(thumb, &tl);
+    unsigned char *orig = pcli_slurp(jpg, &il);
     cr_assert(b && c && t && orig);
     cr_assert(bl == cl && memcmp(b, c, bl) == 0, "bob and carol decrypt the same bytes");
-    cr_assert_not(has_app1(b, bl), "no EXIF or XMP in the photo");
-    cr_assert_not(has_app1(t, tl), "no EXIF or XMP in the thumbnail");
+    cr_assert_not(pcli_has_app1(b, bl), "no EXIF or XMP in the photo");
+    cr_assert_not(pcli_has_app1(t, tl), "no EXIF or XMP in the thumbnail");
     cr_assert_null(memmem(b, bl, EXIF_CANARY, strlen(EXIF_CANARY)), "no metadata canary");
-    cr_assert(has_app1(orig, il), "the original had EXIF");
+    cr_assert(pcli_has_app1(orig, il), "the original had EXIF");
     char staging[300];
     snprintf(staging, sizeof staging, "%s/bob/staging", base);
     DIR *sd = opendir(staging);
@@ -291,16 +219,16 @@ Test(photo, round_trip_between_three_users_leaves_nothing_readable_on_the_server
     /* Nothing the server keeps (database, WAL, blobs, uploads, its log) holds the caption,
      * the GPS, the metadata canary, or bytes of the photo. */
     cr_assert_eq(kzd_stop(&d), 0);
-    memset(&scan, 0, sizeof scan);
-    scan_add(CAPTION, strlen(CAPTION));
-    scan_add("caption-canary", 14);
-    scan_add("35.6812", 7);
-    scan_add("139.767", 7);
-    scan_add(EXIF_CANARY, strlen(EXIF_CANARY));
-    scan_add(b + bl / 2, 32);
-    scan_add(t + tl / 2, 32);
-    cr_assert_eq(nftw(d.dir, scan_file, 16, FTW_PHYS), 0);
-    cr_assert_str_eq(scan.hits, "", "the server's files leak: %s", scan.hits);
+    pcli_scan_reset();
+    pcli_scan_add("the caption", CAPTION, strlen(CAPTION));
+    pcli_scan_add("the caption's canary", "caption-canary", 14);
+    pcli_scan_add("the latitude", "35.6812", 7);
+    pcli_scan_add("the longitude", "139.767", 7);
+    pcli_scan_add("the EXIF canary", EXIF_CANARY, strlen(EXIF_CANARY));
+    pcli_scan_add("the photo's pixels", b + bl / 2, 32);
+    pcli_scan_add("the thumbnail's pixels", t + tl / 2, 32);
+    cr_assert_eq(nftw(d.dir, pcli_scan_file, 16, FTW_PHYS), 0);
+    cr_assert_str_eq(pcli_scan()->hits, "", "the server's files leak: %s", pcli_scan()->hits);
     kzd_start(&d);
     free(b);
     free(c);
@@ -311,14 +239,8 @@ Test(photo, round_trip_between_three_users_leaves_nothing_readable_on_the_server
 /* The id of the device whose config dir is base/dir. */
 static void device_of(const char *dir, char id[64])
 {
-    char path[300];
-    snprintf(path, sizeof path, "%s/%s/device.json", base, dir);
-    size_t n;
-    unsigned char *text = slurp(path, &n);
-    cr_assert_not_null(text, "%s has device keys", dir);
-    cJSON *dj = cJSON_Parse((char *)text);
-    free(text);
-    snprintf(id, 64, "%s", jstr(dj, "device"));
+    cJSON *dj = pcli_config_json(base, dir, "device.json");
+    snprintf(id, 64, "%s", pcli_jstr(dj, "device"));
     cJSON_Delete(dj);
 }
 
@@ -336,21 +258,15 @@ static void blob_of(const char *user, const char *room, long long pos, char blob
 {
     cJSON *p = listed(user, room, pos);
     cr_assert_not_null(p, "%s", out);
-    snprintf(blob, 80, "%s", jstr(cJSON_GetObjectItem(p, "image"), "blob"));
+    snprintf(blob, 80, "%s", pcli_jstr(cJSON_GetObjectItem(p, "image"), "blob"));
     cJSON_Delete(p);
 }
 
 static void token_of(const char *user, char token[128])
 {
-    char path[200];
-    snprintf(path, sizeof path, "%s/%s/session.json", base, user);
-    size_t n;
-    unsigned char *s = slurp(path, &n);
-    cr_assert_not_null(s);
-    cJSON *o = cJSON_Parse((char *)s);
-    snprintf(token, 128, "%s", jstr(o, "token"));
+    cJSON *o = pcli_config_json(base, user, "session.json");
+    snprintf(token, 128, "%s", pcli_jstr(o, "token"));
     cJSON_Delete(o);
-    free(s);
 }
 
 static int blob_get(const char *token, const char *blob)
@@ -378,7 +294,7 @@ Test(photo, a_revoked_device_opens_nothing_sent_after)
     cJSON *r = cJSON_Parse(out);
     char dev[64];
     snprintf(dev, sizeof dev, "%s",
-             jstr(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "devices"), 0), "device"));
+             pcli_jstr(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "devices"), 0), "device"));
     cJSON_Delete(r);
     cr_assert_eq(KZ("admin", "device", "revoke", dev), 0, "%s", out);
     cr_assert_eq(KZ("admin", "devices", "bob"), 0, "%s", out);
@@ -406,10 +322,10 @@ Test(photo, a_revoked_device_opens_nothing_sent_after)
     const cJSON *ev;
     cJSON_ArrayForEach(ev, cJSON_GetObjectItem(r, "events"))
     {
-        if (strcmp(jstr(ev, "event"), "e2ee.keys") != 0 ||
+        if (strcmp(pcli_jstr(ev, "event"), "e2ee.keys") != 0 ||
             cJSON_GetObjectItem(ev, "pos")->valuedouble < p1)
             continue;
-        cr_assert_null(strstr(jstr(cJSON_GetObjectItem(ev, "content"), "data"), dev),
+        cr_assert_null(strstr(pcli_jstr(cJSON_GetObjectItem(ev, "content"), "data"), dev),
                        "a key for the revoked device was posted after its revocation");
     }
     cJSON_Delete(r);
@@ -428,7 +344,7 @@ static cJSON *photo_event(const char *user, const char *room, long long pos)
     cJSON_ArrayForEach(ev, cJSON_GetObjectItem(r, "events"))
     {
         if ((long long)cJSON_GetObjectItem(ev, "pos")->valuedouble == pos &&
-            strcmp(jstr(ev, "event"), "e2ee.photo") == 0)
+            strcmp(pcli_jstr(ev, "event"), "e2ee.photo") == 0)
             found = cJSON_Duplicate(ev, true);
     }
     cJSON_Delete(r);
@@ -436,64 +352,13 @@ static cJSON *photo_event(const char *user, const char *room, long long pos)
     return found;
 }
 
-/* Whether any epoch key that the device with config dir base/dir keeps for the room opens the
- * photo event's message (XChaCha20-Poly1305, additional data as docs/protocol.md says): what a
- * lost phone's files give whoever holds it, whatever the server still serves it. *tried gets
- * the number of keys tried (every one kept, whatever epoch it claims to be). */
-static bool keystore_opens(const char *dir, const char *room, const cJSON *ev, int *tried)
-{
-    char path[300];
-    snprintf(path, sizeof path, "%s/%s/rooms/%s.json", base, dir, room);
-    size_t n;
-    unsigned char *text = slurp(path, &n);
-    cr_assert_not_null(text, "%s keeps keys for the room", dir);
-    cJSON *ks = cJSON_Parse((char *)text);
-    free(text);
-    const cJSON *content = cJSON_GetObjectItem(ev, "content");
-    cJSON *data = cJSON_Parse(jstr(content, "data"));
-    const char *ct64 = jstr(data, "ct");
-    unsigned char *ct = malloc(strlen(ct64) + 1), *plain = malloc(strlen(ct64) + 1);
-    size_t ct_len = 0;
-    cr_assert_eq(sodium_base642bin(ct, strlen(ct64) + 1, ct64, strlen(ct64), NULL, &ct_len, NULL,
-                                   sodium_base64_VARIANT_URLSAFE_NO_PADDING),
-                 0);
-    cr_assert_gt(ct_len, 24 + 16);
-    char ad[400];
-    int ad_len = snprintf(ad, sizeof ad, "kizuna/photo/v2%c%s%c%s%c%s%c%lld%c%lld", 0, room, 0,
-                          jstr(data, "epoch"), 0, jstr(content, "device"), 0,
-                          (long long)cJSON_GetObjectItem(data, "seq")->valuedouble, 0,
-                          (long long)cJSON_GetObjectItem(data, "ts")->valuedouble);
-    bool opened = false;
-    *tried = 0;
-    const cJSON *k;
-    cJSON_ArrayForEach(k, cJSON_GetObjectItem(ks, "keys"))
-    {
-        uint8_t key[32];
-        size_t got = 0;
-        const char *k64 = jstr(k, "key");
-        if (sodium_base642bin(key, sizeof key, k64, strlen(k64), NULL, &got, NULL,
-                              sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-            got != sizeof key)
-            continue;
-        (*tried)++;
-        opened = opened || crypto_aead_xchacha20poly1305_ietf_decrypt(
-                               plain, NULL, NULL, ct + 24, ct_len - 24, (unsigned char *)ad,
-                               (unsigned long long)ad_len, ct, key) == 0;
-    }
-    free(ct);
-    free(plain);
-    cJSON_Delete(data);
-    cJSON_Delete(ks);
-    return opened;
-}
-
 /* The epoch a user's list shows for the photo at pos. */
 static void epoch_of(const char *user, const char *room, long long pos, char epoch[64])
 {
     cJSON *p = listed(user, room, pos);
     cr_assert_not_null(p, "%s", out);
-    cr_assert_str_eq(jstr(p, "state"), "ready", "%s sees #%lld: %s", user, pos, out);
-    snprintf(epoch, 64, "%s", jstr(p, "epoch"));
+    cr_assert_str_eq(pcli_jstr(p, "state"), "ready", "%s sees #%lld: %s", user, pos, out);
+    snprintf(epoch, 64, "%s", pcli_jstr(p, "epoch"));
     cJSON_Delete(p);
 }
 
@@ -528,20 +393,20 @@ Test(photo, a_phone_revoked_after_a_key_request_opens_nothing_sent_after)
     cr_assert_eq(KZD("bob2", "bob", "photo", "get", room, p1_s), 0, "%s", out);
     cJSON *ev = photo_event("carol", room, p1);
     int tried = 0;
-    cr_assert(keystore_opens("bob2", room, ev, &tried), "the second phone holds the key of #%s",
-              p1_s);
+    cr_assert(pcli_keystore_opens(base, "bob2", room, ev, &tried),
+              "the second phone holds the key of #%s", p1_s);
     cJSON_Delete(ev);
 
     /* The phone is lost: bob revokes it from his first one. */
     char path[300];
     snprintf(path, sizeof path, "%s/bob2/device.json", base);
     size_t n;
-    unsigned char *text = slurp(path, &n);
+    unsigned char *text = pcli_slurp(path, &n);
     cr_assert_not_null(text);
     cJSON *dj = cJSON_Parse((char *)text);
     free(text);
     char dev2[64];
-    snprintf(dev2, sizeof dev2, "%s", jstr(dj, "device"));
+    snprintf(dev2, sizeof dev2, "%s", pcli_jstr(dj, "device"));
     cJSON_Delete(dj);
     cr_assert_eq(KZ("bob", "device", "revoke", dev2), 0, "%s", out);
 
@@ -552,7 +417,7 @@ Test(photo, a_phone_revoked_after_a_key_request_opens_nothing_sent_after)
     snprintf(p2_s, sizeof p2_s, "%lld", p2);
     ev = photo_event("carol", room, p2);
     tried = 0;
-    cr_assert_not(keystore_opens("bob2", room, ev, &tried),
+    cr_assert_not(pcli_keystore_opens(base, "bob2", room, ev, &tried),
                   "the revoked phone opens #%s with a key it kept", p2_s);
     cr_assert_gt(tried, 0, "the phone's keys were tried");
     cJSON_Delete(ev);
@@ -602,7 +467,7 @@ Test(photo, a_member_removed_after_a_key_request_opens_nothing_sent_after)
     for (int i = 0; i < 4; i++) {
         cJSON *ev = photo_event("carol", room, sent[i]);
         int tried = 0;
-        cr_assert_eq(keystore_opens("dave", room, ev, &tried), i < 2,
+        cr_assert_eq(pcli_keystore_opens(base, "dave", room, ev, &tried), i < 2,
                      "dave's keys %s #%lld (%d tried)", i < 2 ? "open" : "must not open", sent[i],
                      tried);
         cJSON_Delete(ev);
@@ -628,7 +493,7 @@ static long long unread_of(const char *user, const char *room)
     long long n = -1;
     cJSON_ArrayForEach(x, cJSON_GetObjectItem(r, "rooms"))
     {
-        if (strcmp(jstr(x, "room"), room) == 0)
+        if (strcmp(pcli_jstr(x, "room"), room) == 0)
             n = (long long)cJSON_GetObjectItem(x, "unread")->valuedouble;
     }
     cJSON_Delete(r);
@@ -663,7 +528,7 @@ Test(photo, a_photo_counts_as_unread_and_read_like_a_message)
     cJSON *r = cJSON_Parse(out);
     cJSON *read = cJSON_GetObjectItem(r, "read");
     cr_assert_eq(cJSON_GetArraySize(read), 1, "%s", out);
-    cr_assert_str_eq(jstr(cJSON_GetArrayItem(read, 0), "login"), "bob");
+    cr_assert_str_eq(pcli_jstr(cJSON_GetArrayItem(read, 0), "login"), "bob");
     cJSON_Delete(r);
     /* Its sender sees 既読 beside it, as beside a message. */
     cr_assert_eq(KZ("alice", "history", room), 0, "%s", out);
@@ -738,14 +603,14 @@ Test(photo, a_pending_upload_keeps_its_caption_gps_and_thumbnail_sealed)
     cr_assert_eq(KZ("bob", "--json", "photo", "list", room), 0, "%s", out);
     r = cJSON_Parse(out);
     const cJSON *p = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "photos"), 0);
-    cr_assert_str_eq(jstr(p, "state"), "ready", "%s", out);
+    cr_assert_str_eq(pcli_jstr(p, "state"), "ready", "%s", out);
     char pos_s[32];
     snprintf(pos_s, sizeof pos_s, "%lld", (long long)cJSON_GetObjectItem(p, "pos")->valuedouble);
     cJSON_Delete(r);
     snprintf(thumb, sizeof thumb, "%s/thumb.jpg", base);
     cr_assert_eq(KZ("bob", "photo", "get", room, pos_s, "--thumb", "-o", thumb), 0, "%s", out);
     size_t tl;
-    unsigned char *t = slurp(thumb, &tl);
+    unsigned char *t = pcli_slurp(thumb, &tl);
     cr_assert(t && tl > 100);
     /* The thumbnail as the staged state would have held it: base64url, from a byte offset
      * that is a multiple of three, lines up with the encoding of the whole. */
@@ -753,19 +618,19 @@ Test(photo, a_pending_upload_keeps_its_caption_gps_and_thumbnail_sealed)
     char t64[64];
     sodium_bin2base64(t64, sizeof t64, t + off, 30, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 
-    memset(&scan, 0, sizeof scan);
-    scan_add(CAPTION, strlen(CAPTION));
-    scan_add("caption-canary", 14);
-    scan_add("35.6812", 7);
-    scan_add("139.767", 7);
-    scan_add("2024-05-06T07:08:09", 19);
-    scan_add("big.jpg", 7);
-    scan_add(t + off, 30);
-    scan_add(t64, strlen(t64));
+    pcli_scan_reset();
+    pcli_scan_add("the caption", CAPTION, strlen(CAPTION));
+    pcli_scan_add("the caption's canary", "caption-canary", 14);
+    pcli_scan_add("the latitude", "35.6812", 7);
+    pcli_scan_add("the longitude", "139.767", 7);
+    pcli_scan_add("the capture time", "2024-05-06T07:08:09", 19);
+    pcli_scan_add("the file name", "big.jpg", 7);
+    pcli_scan_add("the photo's bytes", t + off, 30);
+    pcli_scan_add("the photo in base64", t64, strlen(t64));
     char pending[300];
     snprintf(pending, sizeof pending, "%s/alice-pending", base);
-    cr_assert_eq(nftw(pending, scan_file, 16, FTW_PHYS), 0);
-    cr_assert_str_eq(scan.hits, "", "the phone kept in plaintext: %s", scan.hits);
+    cr_assert_eq(nftw(pending, pcli_scan_file, 16, FTW_PHYS), 0);
+    cr_assert_str_eq(pcli_scan()->hits, "", "the phone kept in plaintext: %s", pcli_scan()->hits);
     free(t);
 }
 
@@ -805,7 +670,7 @@ Test(photo, a_late_joiner_asks_for_the_key_and_is_answered)
     cr_assert_eq(KZ("dave", "photo", "get", room, pos_s, "-o", d_out), 0, "%s", out);
     cr_assert_eq(KZ("carol", "photo", "get", room, pos_s, "-o", c_out), 0, "%s", out);
     size_t dl, cl;
-    unsigned char *dd = slurp(d_out, &dl), *cc = slurp(c_out, &cl);
+    unsigned char *dd = pcli_slurp(d_out, &dl), *cc = pcli_slurp(c_out, &cl);
     cr_assert(dd && cc && dl == cl && memcmp(dd, cc, dl) == 0);
     free(dd);
     free(cc);
@@ -844,13 +709,13 @@ static void find_staged(const char *user, struct staged *s)
     }
     closedir(dd);
     cr_assert(s->kzb[0] && json[0], "a staged blob and state");
-    s->bytes = slurp(s->kzb, &s->len);
+    s->bytes = pcli_slurp(s->kzb, &s->len);
     cr_assert_eq(stat(s->kzb, &s->sb), 0);
     size_t n;
-    unsigned char *text = slurp(json, &n);
+    unsigned char *text = pcli_slurp(json, &n);
     cJSON *o = cJSON_Parse((char *)text);
-    snprintf(s->blob, sizeof s->blob, "%s", jstr(o, "blob"));
-    snprintf(s->upload, sizeof s->upload, "%s", jstr(o, "upload"));
+    snprintf(s->blob, sizeof s->blob, "%s", pcli_jstr(o, "blob"));
+    snprintf(s->upload, sizeof s->upload, "%s", pcli_jstr(o, "upload"));
     s->offset = (long long)cJSON_GetObjectItem(o, "offset")->valuedouble;
     cJSON_Delete(o);
     free(text);
@@ -1033,7 +898,7 @@ Test(photo, a_download_resumes_from_what_it_has_and_a_damaged_part_is_caught)
     char srcblob[400];
     snprintf(srcblob, sizeof srcblob, "%s/blobs/%.2s/%s", d.dir, blob, blob);
     size_t bl;
-    unsigned char *bytes = slurp(srcblob, &bl);
+    unsigned char *bytes = pcli_slurp(srcblob, &bl);
     cr_assert_not_null(bytes);
     f = fopen(part, "wb");
     cr_assert_eq(fwrite(bytes, 1, bl / 2, f), bl / 2);
@@ -1042,7 +907,7 @@ Test(photo, a_download_resumes_from_what_it_has_and_a_damaged_part_is_caught)
     unlink(b_out);
     cr_assert_eq(KZ("bob", "photo", "get", room, pos_s, "-o", b_out), 0, "%s", out);
     size_t x, y;
-    unsigned char *bb = slurp(b_out, &x), *cc = slurp(c_out, &y);
+    unsigned char *bb = pcli_slurp(b_out, &x), *cc = pcli_slurp(c_out, &y);
     cr_assert(bb && cc && x == y && memcmp(bb, cc, x) == 0, "resumed download, same photo");
     free(bb);
     free(cc);

@@ -29,6 +29,7 @@
 
 #include "harness.h"
 #include "media.h"
+#include "photocli.h"
 
 #define PW_SUFFIX TEST_PW_SUFFIX /* each user's password is LOGIN-password-1 */
 
@@ -80,66 +81,10 @@ static int kz_dev(const char *dir, const char *user, const char *in, ...)
 #define KZIN(user, in, ...) kz_dev(user, user, in, __VA_ARGS__, (const char *)NULL)
 #define KZD(dir, user, ...) kz_dev(dir, user, NULL, __VA_ARGS__, (const char *)NULL)
 
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItem(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-/* The JSON document of a command's --json output in out (the last line that parses: warnings
- * on stderr come before it). The caller deletes it. */
-static cJSON *json_of_out(void)
-{
-    cJSON *found = NULL;
-    for (char *line = out; *line;) {
-        char *end = strchr(line, '\n');
-        size_t n = end ? (size_t)(end - line) : strlen(line);
-        if (*line == '{') {
-            cJSON *o = cJSON_ParseWithLength(line, n);
-            if (o) {
-                cJSON_Delete(found);
-                found = o;
-            }
-        }
-        line += n + (end != NULL);
-    }
-    cr_assert_not_null(found, "no JSON in: %s", out);
-    return found;
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    static char buf[1 << 16];
-    *len = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[*len] = '\0';
-    char *copy = malloc(*len + 1);
-    memcpy(copy, buf, *len + 1);
-    return copy;
-}
-
-/* A JSON file of a client's config dir (base/dir/name); the caller deletes it. */
-static cJSON *config_json(const char *dir, const char *name)
-{
-    char path[300];
-    snprintf(path, sizeof path, "%s/%s/%s", base, dir, name);
-    size_t n;
-    char *text = slurp(path, &n);
-    cr_assert_not_null(text, "%s", path);
-    cJSON *o = cJSON_Parse(text);
-    free(text);
-    cr_assert_not_null(o, "%s", path);
-    return o;
-}
-
 static void device_of(const char *dir, char id[64])
 {
-    cJSON *o = config_json(dir, "device.json");
-    snprintf(id, 64, "%s", jstr(o, "device"));
+    cJSON *o = pcli_config_json(base, dir, "device.json");
+    snprintf(id, 64, "%s", pcli_jstr(o, "device"));
     cJSON_Delete(o);
 }
 
@@ -171,8 +116,8 @@ static void users_and_room(const char *const *users, int n, const char *name, co
     else
         cr_assert_eq(KZ(users[0], "--json", "room", "create", name, "--members", members), 0, "%s",
                      out);
-    cJSON *r = json_of_out();
-    snprintf(room_id, 64, "%s", jstr(cJSON_GetObjectItem(r, "room"), "room"));
+    cJSON *r = pcli_json_of(out);
+    snprintf(room_id, 64, "%s", pcli_jstr(cJSON_GetObjectItem(r, "room"), "room"));
     cJSON_Delete(r);
 }
 
@@ -186,7 +131,7 @@ static long long send_photo(const char *dir, const char *user, const char *room,
     cr_assert_eq(run_capture(argv, NULL, NULL, o, sizeof o), 0, "kz-mkjpeg: %s", o);
     cr_assert_eq(KZD(dir, user, "--json", "photo", "send", room, jpg, "--caption", caption), 0,
                  "%s", out);
-    cJSON *r = json_of_out();
+    cJSON *r = pcli_json_of(out);
     long long pos = (long long)cJSON_GetObjectItem(r, "pos")->valuedouble;
     cJSON_Delete(r);
     return pos;
@@ -198,12 +143,12 @@ static void photo_state(const char *dir, const char *user, const char *room, lon
                         char state[32])
 {
     cr_assert_eq(KZD(dir, user, "--json", "photo", "list", room), 0, "%s", out);
-    cJSON *r = json_of_out(), *p;
+    cJSON *r = pcli_json_of(out), *p;
     state[0] = '\0';
     cJSON_ArrayForEach(p, cJSON_GetObjectItem(r, "photos"))
     {
         if ((long long)cJSON_GetObjectItem(p, "pos")->valuedouble == pos)
-            snprintf(state, 32, "%s", jstr(p, "state"));
+            snprintf(state, 32, "%s", pcli_jstr(p, "state"));
     }
     cJSON_Delete(r);
     cr_assert(state[0], "photo #%lld is listed: %s", pos, out);
@@ -215,15 +160,15 @@ static void key_recipients(const char *user, const char *room, char *to, size_t 
 {
     cr_assert_eq(KZ(user, "--json", "history", room, "--after", "0", "--limit", "200", "--no-read"),
                  0, "%s", out);
-    cJSON *r = json_of_out(), *ev;
+    cJSON *r = pcli_json_of(out), *ev;
     snprintf(to, n, "|");
     cJSON_ArrayForEach(ev, cJSON_GetObjectItem(r, "events"))
     {
-        if (strcmp(jstr(ev, "event"), "e2ee.keys") != 0)
+        if (strcmp(pcli_jstr(ev, "event"), "e2ee.keys") != 0)
             continue;
-        cJSON *data = cJSON_Parse(jstr(cJSON_GetObjectItem(ev, "content"), "data")), *e;
+        cJSON *data = cJSON_Parse(pcli_jstr(cJSON_GetObjectItem(ev, "content"), "data")), *e;
         cJSON_ArrayForEach(e, cJSON_GetObjectItem(data, "entries"))
-            snprintf(to + strlen(to), n - strlen(to), "%s|", jstr(e, "to"));
+            snprintf(to + strlen(to), n - strlen(to), "%s|", pcli_jstr(e, "to"));
         cJSON_Delete(data);
     }
     cJSON_Delete(r);
@@ -250,6 +195,30 @@ static void b64(const uint8_t *bin, size_t n, char *o, size_t cap)
 static void hex(const uint8_t *bin, size_t n, char *o)
 {
     sodium_bin2hex(o, 2 * n + 1, bin, n);
+}
+
+/* o's base64url member key, decoded into bin (at most cap bytes); its length. Aborts the test if
+ * it does not decode. */
+static size_t unb64(const cJSON *o, const char *key, uint8_t *bin, size_t cap)
+{
+    const char *s = pcli_jstr(o, key);
+    size_t len = 0;
+    cr_assert_eq(sodium_base642bin(bin, cap, s, strlen(s), NULL, &len, NULL,
+                                   sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+                 0, "%s: %s", key, s);
+    return len;
+}
+
+/* The keys of the device whose config dir is base/dir (its signing pair and its public box key:
+ * enough to sign as it) and its id. */
+static void device_keys_of(const char *dir, struct media_device_keys *k, char id[64])
+{
+    cJSON *dj = pcli_config_json(base, dir, "device.json");
+    unb64(dj, "sign_sk", k->sign_sk, 64);
+    unb64(dj, "sign_pk", k->sign_pk, 32);
+    unb64(dj, "box_pk", k->box_pk, 32);
+    snprintf(id, 64, "%s", pcli_jstr(dj, "device"));
+    cJSON_Delete(dj);
 }
 
 /* The server adds a device of its own to `user`: a row with keys the test holds, bound to the
@@ -285,7 +254,7 @@ static void ghost_device(const char *user, char id[64])
     char dir[300], path[400];
     snprintf(dir, sizeof dir, "%s/ghost", base);
     mkdir(dir, 0700);
-    cJSON *sess = config_json(user, "session.json");
+    cJSON *sess = pcli_config_json(base, user, "session.json");
     snprintf(path, sizeof path, "%s/session.json", dir);
     FILE *f = fopen(path, "w");
     char *text = cJSON_Print(sess);
@@ -293,7 +262,7 @@ static void ghost_device(const char *user, char id[64])
     fclose(f);
     free(text);
     cJSON *dj = cJSON_CreateObject();
-    cJSON_AddStringToObject(dj, "server", jstr(sess, "server"));
+    cJSON_AddStringToObject(dj, "server", pcli_jstr(sess, "server"));
     cJSON_AddStringToObject(dj, "login", user);
     cJSON_AddStringToObject(dj, "device", id);
     char v[200];
@@ -428,13 +397,13 @@ Test(trust, a_new_start_of_a_device_list_is_told_and_blocked_for_verified_contac
     send_photo("carol", "carol", room, "three");
     snprintf(told_carol, sizeof told_carol, "%s", out);
     cr_assert_eq(KZ("carol", "--json", "history", room, "--after", "0", "--no-read"), 0, "%s", out);
-    cJSON *r = json_of_out(), *ev;
+    cJSON *r = pcli_json_of(out), *ev;
     int carol_keys_to_bob2 = 0;
     cJSON_ArrayForEach(ev, cJSON_GetObjectItem(r, "events"))
     {
-        if (strcmp(jstr(ev, "event"), "e2ee.keys") == 0 &&
-            strcmp(jstr(ev, "sender"), "carol") == 0 &&
-            strstr(jstr(cJSON_GetObjectItem(ev, "content"), "data"), bob2))
+        if (strcmp(pcli_jstr(ev, "event"), "e2ee.keys") == 0 &&
+            strcmp(pcli_jstr(ev, "sender"), "carol") == 0 &&
+            strstr(pcli_jstr(cJSON_GetObjectItem(ev, "content"), "data"), bob2))
             carol_keys_to_bob2++;
     }
     cJSON_Delete(r);
@@ -479,7 +448,7 @@ static char *rewrite(const char *text, size_t len)
         !cJSON_GetObjectItem(o, "history"))
         for (int i = 0; i < cJSON_GetArraySize(devs); i++) {
             cJSON *x = cJSON_GetArrayItem(devs, i);
-            if (strcmp(jstr(x, "device"), px.ghost) != 0)
+            if (strcmp(pcli_jstr(x, "device"), px.ghost) != 0)
                 continue;
             if (px.hide)
                 cJSON_DeleteItemFromArray(devs, i--);
@@ -643,8 +612,8 @@ static void number_of(char number[100])
     if (rc == 1)
         return;
     cr_assert_eq(rc, 0, "%s", out);
-    cJSON *r = json_of_out();
-    snprintf(number, 100, "%s", jstr(r, "safety_number"));
+    cJSON *r = pcli_json_of(out);
+    snprintf(number, 100, "%s", pcli_jstr(r, "safety_number"));
     cJSON_Delete(r);
 }
 
@@ -721,7 +690,7 @@ Test(trust, a_room_without_a_signed_history_policy_shares_nothing_later)
     cr_assert(ws_login(&w, "alice", "alice" PW_SUFFIX, NULL));
     cJSON *r = ws_callf(&w, "\"op\":\"room.create\",\"name\":\"方針なし\",\"members\":[\"carol\"]");
     cr_assert_str_eq(reply_code(r), "ok");
-    snprintf(room, sizeof room, "%s", jstr(cJSON_GetObjectItem(r, "room"), "room"));
+    snprintf(room, sizeof room, "%s", pcli_jstr(cJSON_GetObjectItem(r, "room"), "room"));
     cJSON_Delete(r);
     ws_close_fd(&w);
     long long p1 = send_photo("alice", "alice", room, "no-policy");
@@ -759,16 +728,16 @@ Test(trust, logout_without_the_server_leaves_no_key_on_disk)
     send_photo("alice", "alice", room, "kept");
     files_of("alice", files, sizeof files);
     cr_assert(strstr(files, "./device.json") && strstr(files, "./rooms/"), "%s", files);
-    cJSON *sess = config_json("alice", "session.json");
+    cJSON *sess = pcli_config_json(base, "alice", "session.json");
     char token[128];
-    snprintf(token, sizeof token, "%s", jstr(sess, "token"));
+    snprintf(token, sizeof token, "%s", pcli_jstr(sess, "token"));
     cJSON_Delete(sess);
 
     cr_assert_eq(kzd_stop(&d), 0);
     cr_assert_eq(KZ("alice", "logout"), 3, "the server cannot be reached: %s", out);
     files_of("alice", files, sizeof files);
     cr_assert_str_eq(files, "./session.json|", "only the session is left to retry: %s", files);
-    sess = config_json("alice", "session.json");
+    sess = pcli_config_json(base, "alice", "session.json");
     cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(sess, "logout_pending")));
     cr_assert_null(cJSON_GetObjectItem(sess, "sign_sk"));
     cJSON_Delete(sess);
@@ -802,16 +771,16 @@ Test(trust, a_rewritten_key_file_leaves_no_old_copy)
     snprintf(path, sizeof path, "%s/alice/rooms/%s.json", base, room);
     snprintf(link_path, sizeof link_path, "%s/old-copy", base);
     size_t n;
-    char *before = slurp(path, &n);
+    char *before = (char *)pcli_slurp(path, &n);
     cr_assert(before && strstr(before, "\"key\""), "the room's key file holds keys: %s", before);
     free(before);
     /* A second name for the file's bytes as they are: what a replaced file leaves on disk. */
     cr_assert_eq(link(path, link_path), 0, "%s", strerror(errno));
     send_photo("alice", "alice", room, "second"); /* rewrites the key file */
-    char *now = slurp(path, &n);
+    char *now = (char *)pcli_slurp(path, &n);
     cr_assert(now && strstr(now, "\"key\""));
     free(now);
-    char *old = slurp(link_path, &n);
+    char *old = (char *)pcli_slurp(link_path, &n);
     cr_assert_not_null(old);
     cr_assert_null(strstr(old, "\"key\""), "the replaced key file's bytes are still readable: %s",
                    old);
@@ -842,19 +811,9 @@ Test(trust, the_server_stores_only_versions_that_follow)
     const char *users[] = {"alice", "bob"};
     char room[64];
     users_and_room(users, 2, "本部", NULL, NULL, room);
-    cJSON *dj = config_json("alice", "device.json");
     struct media_device_keys a;
-    size_t got;
-    cr_assert_eq(sodium_base642bin(a.sign_sk, 64, jstr(dj, "sign_sk"), strlen(jstr(dj, "sign_sk")),
-                                   NULL, &got, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
-                 0);
-    sodium_base642bin(a.sign_pk, 32, jstr(dj, "sign_pk"), strlen(jstr(dj, "sign_pk")), NULL, &got,
-                      NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    sodium_base642bin(a.box_pk, 32, jstr(dj, "box_pk"), strlen(jstr(dj, "box_pk")), NULL, &got,
-                      NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     char alice_dev[64];
-    snprintf(alice_dev, sizeof alice_dev, "%s", jstr(dj, "device"));
-    cJSON_Delete(dj);
+    device_keys_of("alice", &a, alice_dev);
 
     /* Alice's first list (version 1, made at her login), as the server has it. */
     struct ws w;
@@ -864,10 +823,7 @@ Test(trust, the_server_stores_only_versions_that_follow)
     cJSON *l1 = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "lists"), 0);
     cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "lists")), 1, "one version");
     unsigned char enc1[MEDIA_DEVLIST_ENCODED_MAX];
-    size_t len1;
-    cr_assert_eq(sodium_base642bin(enc1, sizeof enc1, jstr(l1, "list"), strlen(jstr(l1, "list")),
-                                   NULL, &len1, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
-                 0);
+    size_t len1 = unb64(l1, "list", enc1, sizeof enc1);
     cJSON_Delete(r);
     struct media_devlist v1, v2;
     cr_assert_eq(media_devlist_decode(enc1, len1, &v1), MEDIA_OK);
@@ -910,12 +866,9 @@ Test(trust, the_server_stores_only_versions_that_follow)
     struct media_devlist other = v1;
     other.seq = 2;
     memcpy(other.prev, v1.hash, 32);
-    cJSON *bl = config_json("bob", "device.json");
-    sodium_base642bin(other.dev[other.n].sign_pk, 32, jstr(bl, "sign_pk"),
-                      strlen(jstr(bl, "sign_pk")), NULL, &got, NULL,
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    sodium_base642bin(other.dev[other.n].box_pk, 32, jstr(bl, "box_pk"), strlen(jstr(bl, "box_pk")),
-                      NULL, &got, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    cJSON *bl = pcli_config_json(base, "bob", "device.json");
+    unb64(bl, "sign_pk", other.dev[other.n].sign_pk, 32);
+    unb64(bl, "box_pk", other.dev[other.n].box_pk, 32);
     cJSON_Delete(bl);
     other.n++;
     r = sign_call(&w, &other, alice_dev, a.sign_sk);
@@ -951,18 +904,9 @@ Test(trust, a_device_and_list_signed_before_names_had_a_server_are_renewed)
     const char *users[] = {"alice", "bob"};
     char room[64];
     users_and_room(users, 2, "本部", NULL, NULL, room);
-    cJSON *dj = config_json("alice", "device.json");
     struct media_device_keys k;
-    size_t got;
-    sodium_base642bin(k.sign_sk, 64, jstr(dj, "sign_sk"), strlen(jstr(dj, "sign_sk")), NULL, &got,
-                      NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    sodium_base642bin(k.sign_pk, 32, jstr(dj, "sign_pk"), strlen(jstr(dj, "sign_pk")), NULL, &got,
-                      NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    sodium_base642bin(k.box_pk, 32, jstr(dj, "box_pk"), strlen(jstr(dj, "box_pk")), NULL, &got,
-                      NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     char dev[64];
-    snprintf(dev, sizeof dev, "%s", jstr(dj, "device"));
-    cJSON_Delete(dj);
+    device_keys_of("alice", &k, dev);
 
     /* What the older version made: everything names "alice". */
     uint8_t self_sig[64], list_sig[64];
@@ -1010,21 +954,16 @@ Test(trust, a_device_and_list_signed_before_names_had_a_server_are_renewed)
     ws_close_fd(&w);
     const cJSON *dv = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "devices"), 0);
     uint8_t spk[32], bpk[32], sig[64];
-    sodium_base642bin(spk, 32, jstr(dv, "sign_pk"), strlen(jstr(dv, "sign_pk")), NULL, &got, NULL,
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    sodium_base642bin(bpk, 32, jstr(dv, "box_pk"), strlen(jstr(dv, "box_pk")), NULL, &got, NULL,
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    sodium_base642bin(sig, 64, jstr(dv, "sig"), strlen(jstr(dv, "sig")), NULL, &got, NULL,
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    unb64(dv, "sign_pk", spk, 32);
+    unb64(dv, "box_pk", bpk, 32);
+    unb64(dv, "sig", sig, 64);
     cr_assert(media_devkey_verify(me, dev, spk, bpk, sig), "the device signs %s now", me);
     const cJSON *lists = cJSON_GetObjectItem(r, "lists");
     cr_assert_eq(cJSON_GetArraySize(lists), 2, "the old version and a new start");
     const cJSON *l2 = cJSON_GetArrayItem(lists, 1);
     unsigned char enc2[MEDIA_DEVLIST_ENCODED_MAX];
-    size_t len2;
     struct media_devlist v2;
-    sodium_base642bin(enc2, sizeof enc2, jstr(l2, "list"), strlen(jstr(l2, "list")), NULL, &len2,
-                      NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    size_t len2 = unb64(l2, "list", enc2, sizeof enc2);
     cr_assert_eq(media_devlist_decode(enc2, len2, &v2), MEDIA_OK);
     cr_assert_str_eq(v2.login, me);
     cr_assert_eq(v2.seq, 2);
