@@ -12,8 +12,8 @@ import { writeFileSync, mkdtempSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startServer, launchBrowser, newPage, waitForText, screenshot, PHONE, DESKTOP } from './lib/harness.mjs';
-import { addStaff, loginAs, downloadsInto, downloadNames, waitForDownload, confirmOk, clearToasts } from './lib/staff.mjs';
+import { startServer, launchBrowser, newPage, waitForText, screenshot } from './lib/harness.mjs';
+import { addStaff, loginAs, downloadsInto, downloadNames, waitForDownload, confirmOk, clearToasts, checkImport, importedPasswords, screenshotBoth } from './lib/staff.mjs';
 
 const cleanup = [];
 after(async () => { for (const f of cleanup.reverse()) await f(); });
@@ -48,10 +48,7 @@ test('CSV import: the dry run shows every bad line, the corrected file creates t
     await loginAs(admin, srv, 'admin');
 
     // The dry run of the file with problems.
-    await admin.goto(srv.url + '/#/admin/import');
-    const input = await admin.waitForSelector('#ai-file');
-    await input.uploadFile(badFile);
-    await admin.click('#ai-check');
+    const input = await checkImport(admin, srv, badFile);
     await admin.waitForSelector('#ai-problems');
     const rows = await admin.$$eval('#ai-problems tbody tr', (trs) => trs.map((tr) => [...tr.children].map((c) => c.innerText.trim())));
     assert.deepEqual(rows.map((r) => r[0]), ['5', '6', '7'], JSON.stringify(rows));
@@ -86,8 +83,8 @@ test('CSV import: the dry run shows every bad line, the corrected file creates t
     assert.match(await admin.$eval('.ai-summary', (e) => e.innerText), /追加 3 人/);
     await admin.click('#ai-apply');
     await waitForText(admin, '登録しました: 追加 3 人、変更 0 人、変更なし 0 人');
-    const pw = await admin.$$eval('.ai-passwords tbody tr', (trs) => trs.map((tr) => tr.children[0].innerText.trim()));
-    assert.deepEqual(pw.sort(), ['hayashi', 'kimura', 'yamada']);
+    const pw = await importedPasswords(admin);
+    assert.deepEqual(Object.keys(pw).sort(), ['hayashi', 'kimura', 'yamada']);
     const dl = await downloadsInto(admin);
     await admin.click('#ai-passwords-csv');
     const file = await waitForDownload(dl);
@@ -116,13 +113,7 @@ test('CSV import: the dry run shows every bad line, the corrected file creates t
     await admin.select('#au-state', 'otp');
     assert.deepEqual(await logins(), ['hayashi', 'kimura', 'yamada']);
     await admin.select('#au-state', '');
-    await clearToasts(admin);
-    await screenshot(admin, 'admin-users');
-    await admin.setViewport(PHONE); // a change of isMobile reloads the page
-    await admin.waitForSelector('#au-users tbody tr');
-    await screenshot(admin, 'admin-users-phone');
-    await admin.setViewport(DESKTOP);
-    await admin.waitForSelector('#au-users tbody tr');
+    await screenshotBoth(admin, 'admin-users', '#au-users tbody tr');
 
     // Edit: a department and an end date for yamada.
     await admin.click('#au-users a[href="#/admin/user/yamada"]');

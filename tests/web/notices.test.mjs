@@ -8,8 +8,8 @@
 // the report.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, newPage, waitForText, screenshot, PHONE, DESKTOP } from './lib/harness.mjs';
-import { addStaff, loginAs, downloadsInto, downloadNames, waitForDownload, confirmOk, clearToasts } from './lib/staff.mjs';
+import { startServer, launchBrowser, newPage, waitForText, screenshot } from './lib/harness.mjs';
+import { addStaff, loginAs, downloadsInto, downloadNames, waitForDownload, confirmOk, clearToasts, screenshotBoth } from './lib/staff.mjs';
 
 const cleanup = [];
 after(async () => { for (const f of cleanup.reverse()) await f(); });
@@ -93,13 +93,7 @@ test('a roll-call posted by HQ in the browser is answered on a phone in one tap 
     assert.ok(!missing.includes('田中 花子'), missing);
     const answers = await hq.$eval('#rp-answers', (e) => e.innerText);
     assert.match(answers, /無事・出勤可\s*1（25%）/);
-    await clearToasts(hq);
-    await screenshot(hq, 'notice-report');
-    await hq.setViewport(PHONE); // a change of isMobile reloads the page
-    await hq.waitForSelector('#rp-depts');
-    await screenshot(hq, 'notice-report-phone');
-    await hq.setViewport(DESKTOP);
-    await hq.waitForSelector('#rp-depts');
+    await screenshotBoth(hq, 'notice-report', '#rp-depts');
 
     // Remind the missing: exactly the three who have not answered. sato, on the talk page,
     // gets the reminder's banner; tanaka, who answered, does not.

@@ -9,7 +9,7 @@ import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startServer, launchBrowser, newPage, waitForText, screenshot } from './lib/harness.mjs';
-import { loginAs, downloadsInto, waitForDownload } from './lib/staff.mjs';
+import { loginAs, downloadsInto, waitForDownload, checkImport, importedPasswords } from './lib/staff.mjs';
 
 const cleanup = [];
 after(async () => { for (const f of cleanup.reverse()) await f(); });
@@ -43,15 +43,10 @@ test('import staff, post a roll-call, two staff answer on their own browsers, HQ
     await loginAs(admin, srv, 'admin');
 
     // Import, and read the one-time passwords off the page.
-    await admin.goto(srv.url + '/#/admin/import');
-    const input = await admin.waitForSelector('#ai-file');
-    await input.uploadFile(file);
-    await admin.click('#ai-check');
+    await checkImport(admin, srv, file);
     await waitForText(admin, '問題はありません');
     await admin.click('#ai-apply');
-    await admin.waitForSelector('.ai-passwords tbody tr');
-    const otp = Object.fromEntries(await admin.$$eval('.ai-passwords tbody tr',
-        (trs) => trs.map((tr) => [tr.children[0].innerText.trim(), tr.children[1].innerText.trim()])));
+    const otp = await importedPasswords(admin);
     assert.deepEqual(Object.keys(otp).sort(), ['kobayashi', 'watanabe']);
 
     // The roll-call.

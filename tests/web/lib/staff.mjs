@@ -5,7 +5,7 @@
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { userPassword, waitForText } from './harness.mjs';
+import { userPassword, waitForText, screenshot, PHONE, DESKTOP } from './harness.mjs';
 
 /**
  * Logs the CLI in as admin once, then adds each user ({login, name, dept, role, groups}) with
@@ -97,6 +97,39 @@ export async function confirmOk(page) {
 /** Removes the toasts now showing, so that a screenshot shows the page under them. */
 export async function clearToasts(page) {
     await page.evaluate(() => document.querySelectorAll('#toasts .toast').forEach((e) => e.remove()));
+}
+
+/**
+ * Opens the CSV import page, gives it file and asks for the dry run (確認); returns the file
+ * input, for another file to be tried on the same page.
+ */
+export async function checkImport(page, srv, file) {
+    await page.goto(srv.url + '/#/admin/import');
+    const input = await page.waitForSelector('#ai-file');
+    await input.uploadFile(file);
+    await page.click('#ai-check');
+    return input;
+}
+
+/** After an import is applied: the one-time passwords the page shows, {login: password}. */
+export async function importedPasswords(page) {
+    await page.waitForSelector('.ai-passwords tbody tr');
+    return Object.fromEntries(await page.$$eval('.ai-passwords tbody tr',
+        (trs) => trs.map((tr) => [tr.children[0].innerText.trim(), tr.children[1].innerText.trim()])));
+}
+
+/**
+ * Screenshots name (desktop-sized, toasts cleared) and name-phone (phone-sized), then goes back
+ * to the desktop size; a change of isMobile reloads the page, so each waits for selector.
+ */
+export async function screenshotBoth(page, name, selector) {
+    await clearToasts(page);
+    await screenshot(page, name);
+    await page.setViewport(PHONE);
+    await page.waitForSelector(selector);
+    await screenshot(page, name + '-phone');
+    await page.setViewport(DESKTOP);
+    await page.waitForSelector(selector);
 }
 
 export { waitForText };
