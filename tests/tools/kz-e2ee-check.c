@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "media.h"
+#include "tool_file.h"
 
 static int usage(void)
 {
@@ -251,26 +252,10 @@ static int cmd_blob_open(int n, char **a)
 
 static int cmd_blob_seal(char **a)
 {
-    FILE *in = fopen(a[0], "rb");
-    if (!in)
-        return usage();
-    unsigned char *buf = NULL;
-    size_t len = 0, cap = 0, got;
-    do {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 1 << 16;
-            unsigned char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(in);
-                return refused(MEDIA_NOMEM);
-            }
-            buf = nb;
-        }
-        got = fread(buf + len, 1, cap - len, in);
-        len += got;
-    } while (got > 0);
-    fclose(in);
+    size_t len;
+    unsigned char *buf = tool_read_file(a[0], &len);
+    if (!buf)
+        return errno == ENOMEM ? refused(MEDIA_NOMEM) : usage();
     FILE *out = fopen(a[1], "wb");
     struct media_blob_info info;
     enum media_rc rc = out ? media_blob_encrypt(buf, len, media_write_file, out, &info) : MEDIA_IO;

@@ -9,38 +9,13 @@
 #include <time.h>
 
 #include "media.h"
+#include "tool_file.h"
 
 static int usage(void)
 {
     fprintf(stderr, "usage: kz-photo IN.jpg [--out OUT.jpg] [--thumb THUMB.jpg] "
                     "[--max-edge N] [--runs N]\n");
     return 2;
-}
-
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    unsigned char *buf = NULL;
-    size_t cap = 0, n = 0, got;
-    do {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 1 << 20;
-            unsigned char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-        }
-        got = fread(buf + n, 1, cap - n, f);
-        n += got;
-    } while (got > 0);
-    fclose(f);
-    *len = n;
-    return buf;
 }
 
 static bool spit(const char *path, const unsigned char *p, size_t n)
@@ -80,7 +55,7 @@ int main(int argc, char **argv)
     if (argc % 2 != 0 || runs < 1 || runs > 1000)
         return usage();
     size_t len;
-    unsigned char *in = slurp(argv[1], &len);
+    unsigned char *in = tool_read_file(argv[1], &len);
     if (!in) {
         perror(argv[1]);
         return 1;
