@@ -56,6 +56,9 @@ test(`paging back through ${N} messages keeps the page small and fast`, async ()
     await A.waitForSelector('.room-item');
     await A.click('.room-item');
     await waitForText(A, `記録 ${N}: 巡回異常なし`);
+    // The room list shows that text too: wait for the timeline's own messages (a loaded machine
+    // drew the list first, and the first page was read from an empty timeline).
+    await A.waitForSelector('#msgs li.msg[data-pos]');
     assert.ok((await counts()).length <= 50);
     const times = [];
     for (let page = 0; page < 14; page++) {
