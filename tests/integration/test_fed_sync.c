@@ -125,7 +125,6 @@ Test(fed_sync, harness_pairs_four_servers_through_proxies)
     /* Reading is repeatable, and the same digests come back. */
     cr_assert(fc_read(sc->net.s[0].db, room, &other));
     cr_assert(fc_agree(&st, &other));
-    cr_assert_neq(memcmp(st.set_digest, st.order_digest, 32), 0, "two different digests");
     /* Server 1 does not hold it: not readable as present, and no agreement. */
     cr_assert(fc_read(sc->net.s[1].db, room, &other), "%s", other.err);
     cr_assert_not(other.room_present);
