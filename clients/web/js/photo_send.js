@@ -479,7 +479,14 @@ const running = new Map(); // name -> Promise
 async function finish(me, rec, report) {
   if (running.has(rec.name)) return running.get(rec.name);
   const p = (async () => {
-    const sec = await unseal(me, rec);
+    let sec;
+    try {
+      sec = await unseal(me, rec);
+    } catch {
+      // Staged under keys this browser no longer has (revoked and replaced): as the CLI, gone.
+      await outboxDel(rec.name);
+      throw new E2eeError('refused', "staged under this browser's earlier keys: choose the photo again");
+    }
     await uploadBlob(rec, (f, waiting) => report.progress(f, waiting));
     report.posting();
     const r = await postPhoto(me, rec, sec, report);
