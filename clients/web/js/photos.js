@@ -11,7 +11,8 @@
 // sender's device directory, whose self-signatures must name the qualified sender, and which a
 // signed device list of the sender this browser accepted (crypto/trust.js, pinned) named at some
 // version; a device revoked at an earlier position signs nothing later. Not yet here
-// (docs/web.md says so): the replay/order checks on seq, and answering others' key requests.
+// (docs/web.md says so): the replay/order checks on seq. Others' key requests are answered by
+// js/photo_send.js, with the keys knownKey() gives it.
 
 import { api } from './api.js';
 import { h, clear, formatTime } from './dom.js';
@@ -65,6 +66,12 @@ function roomState(room) {
   return rooms.get(room);
 }
 const directory = new Map(); // sender -> Promise of Map(device id -> {signPk, boxPk, rec})
+
+// The key of (owner, epoch) this page took for room, or null (js/photo_send.js answers others'
+// key requests with it, as the CLI does).
+export function knownKey(room, owner, epoch) {
+  return roomState(room).keys.get(`${owner}/${epoch}`) || null;
+}
 
 // The room page calls this for every event of the room, shown or not.
 export function noteEvent(room, ev) {

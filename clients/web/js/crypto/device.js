@@ -36,15 +36,17 @@ export function qualify(login) {
   return login.includes('@') ? login : `${login}@${api.session?.server_id || ''}`;
 }
 
-// Version 2: "devices" (this browser's keys, by qualified user) and "contacts" (the device
-// lists it accepted, by "me|user": crypto/trust.js).
+// Version 3: "devices" (this browser's keys, by qualified user), "contacts" (the device
+// lists it accepted, by "me|user": crypto/trust.js) and "outbox" (photos staged for sending,
+// ciphertext and sealed state: js/photo_send.js).
 function idb() {
   return new Promise((resolve, reject) => {
-    const rq = indexedDB.open(DB, 2);
+    const rq = indexedDB.open(DB, 3);
     rq.onupgradeneeded = () => {
       const names = rq.result.objectStoreNames;
       if (!names.contains(STORE)) rq.result.createObjectStore(STORE, { keyPath: 'user' });
       if (!names.contains('contacts')) rq.result.createObjectStore('contacts', { keyPath: 'key' });
+      if (!names.contains('outbox')) rq.result.createObjectStore('outbox', { keyPath: 'name' });
     };
     rq.onsuccess = () => resolve(rq.result);
     rq.onerror = () => reject(rq.error);

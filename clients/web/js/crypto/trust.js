@@ -95,12 +95,13 @@ async function savePin(user, pin) {
 }
 
 // The devices login's accepted lists ever vouched for, from a device.list reply (pinning what it
-// accepts): a Set of device ids, and `stuck` when the server's chain does not follow the pin.
+// accepts): a Set of device ids, `current` (the accepted version, decoded, or null: whose devices
+// get keys) and `stuck` when the server's chain does not follow the pin.
 export async function vouched(login, reply) {
   const user = qualify(login);
   const pin = await loadPin(user);
   const r = await walk({ user, bare: login, lists: reply.lists, pin });
   if (r.pin && (!pin || !equalBytes(r.pin.list, pin.list) || r.pin.ever.length !== pin.ever.length))
     await savePin(user, r.pin);
-  return { ever: r.ever, stuck: r.stuck };
+  return { ever: r.ever, current: r.current, stuck: r.stuck };
 }

@@ -17,7 +17,7 @@ addStrings({
     'room.back': 'ルーム一覧へ', 'room.members': 'メンバー {n}人', 'room.search': 'このルームを検索',
     'room.timeline': 'メッセージ', 'room.older': '以前のメッセージを読み込む', 'room.newer': '新しいメッセージを読み込む',
     'room.latest': '最新へ', 'room.new_below': '新着メッセージ ↓', 'room.start': 'ルームの始まりです',
-    'room.composer': 'メッセージを入力', 'room.send': '送信', 'room.hint': 'Enter で送信、Shift+Enter で改行',
+    'room.composer': 'メッセージを入力', 'room.camera_label': '写真', 'room.camera': '写真を撮る・選ぶ（入力中の文は説明として暗号化して送ります）', 'room.send': '送信', 'room.hint': 'Enter で送信、Shift+Enter で改行',
     'room.sending': '送信中…', 'room.queued': '未送信（接続を待っています）', 'room.failed': '送信できませんでした: {message}',
     'room.read': '既読 {n}', 'room.edited': '（編集済み）', 'room.deleted': 'このメッセージは削除されました',
     'room.deleted_admin': 'ルーム管理者 {by} がこのメッセージを削除しました', 'room.late': '遅れて到着 {at}',
@@ -47,7 +47,7 @@ addStrings({
     'room.back': 'All rooms', 'room.members': '{n} members', 'room.search': 'Search this room',
     'room.timeline': 'Messages', 'room.older': 'Load older messages', 'room.newer': 'Load newer messages',
     'room.latest': 'Latest', 'room.new_below': 'New messages ↓', 'room.start': 'This is the start of the room',
-    'room.composer': 'Type a message', 'room.send': 'Send', 'room.hint': 'Enter sends, Shift+Enter adds a line',
+    'room.composer': 'Type a message', 'room.camera_label': 'Photo', 'room.camera': 'Take or choose photos (the text typed goes with them as their caption, encrypted)', 'room.send': 'Send', 'room.hint': 'Enter sends, Shift+Enter adds a line',
     'room.sending': 'Sending…', 'room.queued': 'Not sent yet (waiting for the connection)', 'room.failed': 'Could not send: {message}',
     'room.read': 'Read {n}', 'room.edited': '(edited)', 'room.deleted': 'This message was deleted',
     'room.deleted_admin': 'Room admin {by} removed this message', 'room.late': 'arrived late {at}',
@@ -119,10 +119,24 @@ route('#/room/:id', async (el, params) => {
   const urgent = h('input', { type: 'checkbox', id: 'urgent' });
   const urgentBox = h('div', { class: 'check urgent', hidden: true }, urgent, h('label', { for: 'urgent' }, t('room.urgent')));
   const archivedNote = h('p', { class: 'archived-note', hidden: true }, t('room.archived'));
+  // Issue 21: photos from the camera, encrypted here and uploaded resumably (js/photo_send.js);
+  // the composer's text, if any, goes with them as their caption, inside the encryption.
+  const cameraInput = h('input', { type: 'file', accept: 'image/*', capture: 'environment', multiple: true, id: 'camera-input', class: 'sr-only', tabindex: '-1' });
+  const cameraBtn = h('button', { type: 'button', class: 'btn-quiet camera', id: 'camera', 'aria-label': t('room.camera'), onclick: () => cameraInput.click() }, t('room.camera_label'));
+  const sendList = h('ul', { class: 'send-list', id: 'send-list', 'aria-live': 'polite' });
+  cameraInput.addEventListener('change', () => {
+    const files = [...cameraInput.files];
+    cameraInput.value = '';
+    if (!files.length) return;
+    const caption = input.value.trim();
+    input.value = '';
+    import('../photo_send.js').then((m) => m.sendPhotos(roomId, files, caption, sendList));
+  });
   const composer = h('form', { class: 'composer', id: 'composer-form' },
     h('label', { for: 'composer', class: 'sr-only' }, t('room.composer')),
-    urgentBox, input, sendBtn, h('p', { id: 'composer-hint', class: 'sr-only' }, t('room.hint')));
-  const mainCol = h('div', { class: 'room-main' }, head, timeline, jump, archivedNote, composer, live);
+    urgentBox, input, cameraInput, cameraBtn, sendBtn, h('p', { id: 'composer-hint', class: 'sr-only' }, t('room.hint')));
+  const mainCol = h('div', { class: 'room-main' }, head, timeline, jump, archivedNote, sendList, composer, live);
+  import('../photo_send.js').then((m) => m.resumePending(roomId, sendList)).catch(() => {}); // staged before a reload
   el.append(h('section', { class: 'room-page', 'aria-labelledby': 'room-title' }, side, mainCol));
 
   // ---- state ----
@@ -419,6 +433,7 @@ route('#/room/:id', async (el, params) => {
   function apply(ev) {
     if (ev.event === 'read') { applyRead(ev); return; }
     if (ev.event === 'e2ee.keys') photos().then((m) => m.noteEvent(roomId, ev)); // issue 21: a key that came live
+    if (ev.event === 'e2ee.key_request') import('../photo_send.js').then((m) => m.answerKeyRequests(roomId)).catch(() => {}); // as the CLI's tail
     if (ev.event === 'msg.edit' || ev.event === 'msg.delete') {
       const it = items.get(ev.target_pos);
       if (it) {
