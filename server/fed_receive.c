@@ -140,15 +140,15 @@ static const char *device_valid(struct srv *s, const struct store_room *r,
         size_t len = 0;
         uint8_t sig[64];
         bool ok = enc && l && list && by && strlen(by) <= STORE_DEVICE_ID_MAX &&
-                  cJSON_IsNumber(seq) &&
-                  kz_b64url_exact(cstr(content, "sig"), sig, sizeof sig) &&
+                  cJSON_IsNumber(seq) && kz_b64url_exact(cstr(content, "sig"), sig, sizeof sig) &&
                   sodium_base642bin(enc, STORE_DEVLIST_MAX, list, strlen(list), NULL, &len, NULL,
                                     sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0 &&
                   media_devlist_decode(enc, len, l) == MEDIA_OK && strcmp(l->login, who) == 0 &&
                   (double)l->seq == seq->valuedouble;
         free(enc);
         free(l);
-        return ok ? NULL : "a device list names its user as user@server, with its seq and signature";
+        return ok ? NULL
+                  : "a device list names its user as user@server, with its seq and signature";
     }
     const char *change = cstr(content, "change"), *dev = cstr(content, "device");
     const char *label = cstr(content, "label");
