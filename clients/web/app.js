@@ -95,3 +95,12 @@ async function boot() {
 }
 
 boot();
+
+// The service worker (sw.js) keeps the app shell so the client opens offline; served from the
+// root, its scope is the whole client. Browsers without one (or plain http on a LAN name, not
+// a secure context) simply go without.
+if ('serviceWorker' in navigator) {
+  window.addEventListener('load', () => {
+    navigator.serviceWorker.register('/sw.js').catch(() => {});
+  });
+}

@@ -114,6 +114,10 @@ class Api {
       }
     }
     if (this.session?.shared) sessionStorage.clear();
+    // Cache Storage: only the service worker's app shell (sw.js), which holds no personal
+    // data, may stay; any other cache goes.
+    if (self.caches) caches.keys().then((ns) => ns.filter((n) => n !== 'kizuna-shell-v1')
+      .forEach((n) => caches.delete(n))).catch(() => {});
   }
 
   // ---- connection ----

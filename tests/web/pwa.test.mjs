@@ -1,0 +1,142 @@
+// pwa.test.mjs - the client installable on a phone (issue 21, item 5): the manifest and the
+// service worker are served with their types and registered with the whole client as scope;
+// after a first visit the shell opens with the network gone (CDP offline), from the worker's
+// cache; that cache holds only the app shell (never /api/*, nothing personal, on a shared PC
+// either), and logging out deletes any other cache; a file changed on disk is what the next
+// online load gets. Screenshot: the shell opened offline on a phone.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startServer, launchBrowser, newPage, waitForText, screenshot, httpRaw, userPassword } from './lib/harness.mjs';
+import { addStaff, loginAs } from './lib/staff.mjs';
+
+let srv, browser;
+
+before(async () => {
+    srv = await startServer();
+    browser = await launchBrowser({ mobile: true });
+    await addStaff(srv, [{ login: 'tanaka', name: '田中 花子' }, { login: 'kyoyo', name: '共用 端末' }]);
+    await srv.kizuna(['room', 'create', '道路状況', '--members', 'tanaka,kyoyo']);
+    await srv.kizuna(['send', '道路状況', '私的な本文カナリア']);
+});
+
+after(async () => {
+    await browser?.close();
+    await srv?.stop();
+    srv?.remove();
+});
+
+// What the worker's caches hold: {cacheName: [paths]}.
+const cacheContents = (page) => page.evaluate(async () => {
+    const out = {};
+    for (const n of await caches.keys()) {
+        const c = await caches.open(n);
+        out[n] = (await c.keys()).map((r) => new URL(r.url).pathname + new URL(r.url).search);
+    }
+    return out;
+});
+
+async function controlled(page) {
+    await page.evaluate(() => navigator.serviceWorker.ready);
+    await page.reload({ waitUntil: 'load' });
+    await page.waitForFunction(() => !!navigator.serviceWorker.controller);
+}
+
+test('the manifest and sw.js are served with their types; the worker registers with scope /', async () => {
+    const m = await httpRaw(srv.url + '/manifest.webmanifest');
+    assert.equal(m.status, 200);
+    assert.equal(m.headers['content-type'], 'application/manifest+json');
+    const man = JSON.parse(m.body.toString());
+    assert.equal(man.name, '絆 Kizuna');
+    for (const i of man.icons) assert.equal((await httpRaw(srv.url + i.src)).status, 200, i.src);
+    const sw = await httpRaw(srv.url + '/sw.js');
+    assert.equal(sw.status, 200);
+    assert.match(sw.headers['content-type'], /^text\/javascript/);
+    assert.equal(sw.headers['service-worker-allowed'], undefined);
+
+    const ctx = await browser.createBrowserContext();
+    const page = await newPage(ctx, { mobile: true });
+    await page.goto(srv.url + '/');
+    await page.waitForSelector('#login-id');
+    assert.equal(await page.$eval('link[rel=manifest]', (l) => l.href), srv.url + '/manifest.webmanifest');
+    const scope = await page.evaluate(async () => (await navigator.serviceWorker.ready).scope);
+    assert.equal(scope, srv.url + '/');
+    assert.deepEqual(page.problems, []);
+    await ctx.close();
+});
+
+test('after a first visit the shell opens offline; nothing of /api/ or personal is cached', async () => {
+    const ctx = await browser.createBrowserContext();
+    const page = await newPage(ctx, { mobile: true });
+    await loginAs(page, srv, 'tanaka');
+    await controlled(page);
+    await page.waitForSelector('.room-item');
+    await page.click('.room-item');
+    await waitForText(page, '私的な本文カナリア');
+    const held = await cacheContents(page);
+    assert.deepEqual(Object.keys(held), ['kizuna-shell-v1']);
+    const paths = held['kizuna-shell-v1'];
+    for (const p of ['/index.html', '/app.js', '/app.css', '/js/api.js', '/js/pages/room.js']) assert.ok(paths.includes(p), p);
+    assert.ok(!paths.some((p) => p.startsWith('/api/')), paths.join(' '));
+    assert.ok(!paths.some((p) => p.includes('?')), paths.join(' '));
+
+    const cdp = await page.createCDPSession();
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', { offline: true, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    page.problems.length = 0;
+    const t0 = Date.now();
+    await page.reload({ waitUntil: 'domcontentloaded' });
+    // The shell, its styles and modules from the cache; the connection banner says offline.
+    await waitForText(page, 'オフラインです');
+    assert.ok(await page.$eval('#main', (m) => getComputedStyle(m).display !== 'none'));
+    assert.ok(await page.evaluate(() => document.styleSheets.length >= 1 && !!navigator.serviceWorker.controller));
+    const ms = Date.now() - t0;
+    await screenshot(page, 'pwa-offline-phone');
+    assert.ok(ms < 5000, `shell offline in ${ms} ms`);
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    await page.waitForFunction(() => document.body.dataset.conn === 'online', { timeout: 20000 });
+    await ctx.close();
+});
+
+test('through the worker, a file is what the server has now (network first)', async () => {
+    const ctx = await browser.createBrowserContext();
+    const page = await newPage(ctx, { mobile: true });
+    await page.goto(srv.url + '/');
+    await controlled(page);
+    const file = path.join(path.resolve('../../clients/web'), 'js', 'strings.js');
+    const served = await page.evaluate(() => fetch('/js/strings.js').then((r) => r.text()));
+    assert.equal(served, fs.readFileSync(file, 'utf8'));
+    await ctx.close();
+});
+
+test('a shared PC caches the shell only, and logout leaves no other cache', async () => {
+    const ctx = await browser.createBrowserContext();
+    const page = await newPage(ctx, { mobile: true });
+    await page.goto(srv.url + '/#/login');
+    await page.waitForSelector('#login-id');
+    await page.type('#login-id', 'kyoyo');
+    await page.type('#login-password', userPassword('kyoyo'));
+    await page.click('#login-shared');
+    await page.click('#login-submit');
+    await page.waitForFunction(() => !location.hash.startsWith('#/login'));
+    await controlled(page);
+    await page.waitForSelector('.room-item');
+    await page.click('.room-item');
+    await waitForText(page, '私的な本文カナリア');
+    // A cache some other code might have made: logout must delete it.
+    await page.evaluate(async () => (await caches.open('kizuna-data')).put('/x', new Response('私的')));
+    const held = await cacheContents(page);
+    const all = Object.values(held).flat();
+    assert.ok(!all.some((p) => p.startsWith('/api/')));
+    const bodies = await page.evaluate(async () => {
+        const c = await caches.open('kizuna-shell-v1');
+        return Promise.all((await c.keys()).map(async (r) => (await c.match(r)).text()));
+    });
+    assert.ok(!bodies.some((b) => b.includes('私的な本文カナリア') || b.includes('kyoyo')));
+    await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click('#logout')]);
+    await page.waitForSelector('#login-id');
+    await page.waitForFunction(async () => (await caches.keys()).join() === 'kizuna-shell-v1');
+    assert.equal(await page.evaluate(() => sessionStorage.length + localStorage.length), 0);
+    await ctx.close();
+});
