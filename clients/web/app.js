@@ -15,6 +15,7 @@ import './js/pages/sessions.js';
 import './js/pages/rooms.js';
 import './js/pages/room.js';
 import './js/pages/search.js';
+import './js/pages/gallery.js';
 // Notices and administration (the notices-admin pages): one import line each, here.
 import './js/pages/notices.js';
 import './js/pages/notice_report.js';

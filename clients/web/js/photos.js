@@ -227,6 +227,7 @@ export async function photoBody(room, ev, el) {
     if (!photo.image || !(c.blobs || []).includes(photo.image.blob))
       throw new E2eeError('not_authentic', 'the image is not a blob the event names');
     draw(room, el, photo);
+    return photo; // (the gallery filters by its capture time)
   } catch (e) {
     el.dataset.photoState = 'failed';
     if (e instanceof E2eeError && e.code !== 'invalid_argument')

@@ -41,7 +41,7 @@ addStrings({
     'members.leave': 'このルームから退出', 'members.leave_confirm': 'このルームから退出しますか？',
     'members.admin': '管理者', 'members.rename': 'ルーム名を変更', 'members.invited': '{user} を招待しました。',
     'members.servers': '参加自治体', 'members.seats': '席',
-    'room.keys': '↑↓ でメッセージを移動、Enter でメッセージの操作、Esc で入力欄へ', 'room.unread_here': 'ここから未読', 'room.this_server': 'このサーバー', 'room.on_duty': '（第一報を受ける）', 'room.urgent': '第一報',
+    'room.keys': '↑↓ でメッセージを移動、Enter でメッセージの操作、Esc で入力欄へ', 'room.unread_here': 'ここから未読', 'room.this_server': 'このサーバー', 'room.on_duty': '（第一報を受ける）', 'room.urgent': '第一報', 'room.photos': '写真一覧',
   },
   en: {
     'room.back': 'All rooms', 'room.members': '{n} members', 'room.search': 'Search this room',
@@ -71,7 +71,7 @@ addStrings({
     'members.leave': 'Leave this room', 'members.leave_confirm': 'Leave this room?',
     'members.admin': 'admin', 'members.rename': 'Rename room', 'members.invited': 'Invited {user}.',
     'members.servers': 'Municipalities', 'members.seats': 'Seats',
-    'room.keys': 'Up and down move between messages, Enter opens a message\'s actions, Esc goes to the text field', 'room.unread_here': 'Unread from here', 'room.this_server': 'this server', 'room.on_duty': ' (receives first reports)', 'room.urgent': 'First report',
+    'room.keys': 'Up and down move between messages, Enter opens a message\'s actions, Esc goes to the text field', 'room.unread_here': 'Unread from here', 'room.this_server': 'this server', 'room.on_duty': ' (receives first reports)', 'room.urgent': 'First report', 'room.photos': 'Photos',
   },
 });
 
@@ -103,6 +103,7 @@ route('#/room/:id', async (el, params) => {
     h('a', { href: '#/rooms', class: 'back', 'aria-label': t('room.back') }, '‹'),
     h('div', { class: 'room-head-text' }, title, topic, serversLine),
     h('a', { class: 'btn btn-quiet', href: '#/search?room=' + encodeURIComponent(roomId), 'aria-label': t('room.search') }, '検索'),
+    h('a', { class: 'btn btn-quiet', id: 'room-photos', href: '#/room/' + encodeURIComponent(roomId) + '/photos' }, t('room.photos')),
     membersBtn);
   const olderBtn = h('button', { type: 'button', class: 'load-more', id: 'load-older', onclick: () => loadOlder() }, t('room.older'));
   const startNote = h('p', { class: 'muted timeline-start', hidden: true }, t('room.start'));
