@@ -118,6 +118,23 @@ async function outboxAll() {
   return (await idbDo('outbox', 'readonly', (st) => st.getAll())) || [];
 }
 
+// A photo without GPS in its EXIF takes the browser's location instead (issue 21, item 2), only
+// with the user's consent: the browser asks once per site ("allow location?") and a refusal,
+// no fix within 10 s or a browser without geolocation mean no location, never a failed send.
+// A fix up to a minute old is taken (the phone usually has one); only lat/lon travel, inside
+// the encryption, as EXIF GPS does.
+function browserLocation() {
+  if (!navigator.geolocation) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    const done = setTimeout(() => resolve(null), 11000);
+    navigator.geolocation.getCurrentPosition((pos) => {
+      clearTimeout(done);
+      const { latitude: lat, longitude: lon } = pos.coords;
+      resolve(Number.isFinite(lat) && Number.isFinite(lon) ? { lat, lon } : null);
+    }, () => { clearTimeout(done); resolve(null); }, { enableHighAccuracy: true, timeout: 10000, maximumAge: 60000 });
+  });
+}
+
 async function stagingKey(me) {
   const s = await sodium();
   return s.crypto_generichash(32, concat(utf8('kizuna/staging/v1'), new Uint8Array([0]), me.keys.boxSk), null);
@@ -129,6 +146,7 @@ async function stage(me, room, fileBytes, fileName, caption) {
   const old = (await outboxAll()).find((r) => r.name === name);
   if (old) return old; // the same photo for the same room: resume it
   const p = await preparePhoto(fileBytes);
+  if (!p.gps) p.gps = await browserLocation();
   const b = await blobEncrypt(p.image);
   const blobId = hex(b.hash);
   const secret = {

@@ -41,7 +41,7 @@ addStrings({
     'members.leave': 'このルームから退出', 'members.leave_confirm': 'このルームから退出しますか？',
     'members.admin': '管理者', 'members.rename': 'ルーム名を変更', 'members.invited': '{user} を招待しました。',
     'members.servers': '参加自治体', 'members.seats': '席',
-    'room.keys': '↑↓ でメッセージを移動、Enter でメッセージの操作、Esc で入力欄へ', 'room.unread_here': 'ここから未読', 'room.this_server': 'このサーバー', 'room.on_duty': '（第一報を受ける）', 'room.urgent': '第一報', 'room.photos': '写真一覧',
+    'room.keys': '↑↓ でメッセージを移動、Enter でメッセージの操作、Esc で入力欄へ', 'room.unread_here': 'ここから未読', 'room.this_server': 'このサーバー', 'room.on_duty': '（第一報を受ける）', 'room.urgent': '第一報', 'room.photos': '写真',
   },
   en: {
     'room.back': 'All rooms', 'room.members': '{n} members', 'room.search': 'Search this room',
