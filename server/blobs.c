@@ -439,6 +439,7 @@ static void finish_blob(struct srv *s, const struct store_upload *u, struct srv_
     }
     int64_t now = kz_now_ms();
     if (store_blob_insert(s->store, u->blob, u->length, u->user_id, now) != STORE_OK ||
+        store_blob_pending_settle(s->store, u->blob, u->user_id) != STORE_OK ||
         store_upload_set_offset(s->store, u->id, u->length, now) != STORE_OK) {
         set_error(r, KZ_INTERNAL, "cannot record the blob");
         return;
@@ -572,6 +573,39 @@ static bool blob_wanted(struct srv *s, const struct srv_auth *a, const char *blo
     return true;
 }
 
+/* A photo posted before its blob finished uploading (thumbnail first, ops_e2ee.c): 503 with how
+ * far the sender's upload is, to a member who could read it once it is whole. The upload
+ * stalled (the phone lost its signal) or expired: still 503, for the sender's client resumes it
+ * when it can, but later. */
+static bool blob_pending(struct srv *s, const struct srv_auth *a, const char *blob,
+                         struct srv_http_result *r)
+{
+    bool readable = false;
+    int64_t poster = 0, offset = 0, length = 0;
+    if (store_blob_pending_readable(s->store, blob, a->user.id, 0, &readable, &poster) !=
+            STORE_OK ||
+        !readable)
+        return false;
+    r->code = "blob_not_here";
+    if (store_upload_live(s->store, poster, blob, kz_now_ms(), &offset, &length) == STORE_OK) {
+        r->have = offset;
+        r->total = length;
+        r->retry_after_s = 2;
+        r->state = "uploading";
+        set_error(r, KZ_UNAVAILABLE,
+                  "the photo's blob is not here yet: its sender is uploading it (%lld%%); "
+                  "retry later",
+                  (long long)(length ? offset * 100 / length : 0));
+    } else {
+        r->retry_after_s = 30;
+        r->state = "stalled";
+        set_error(r, KZ_UNAVAILABLE,
+                  "the photo's blob is not here yet: its sender's upload stopped before the "
+                  "end and goes on when the sender's device is back online");
+    }
+    return true;
+}
+
 void srv_blob_open(struct srv *s, const struct srv_auth *a, const char *blob, int *fd,
                    int64_t *size, struct srv_http_result *r)
 {
@@ -586,6 +620,10 @@ void srv_blob_open(struct srv *s, const struct srv_auth *a, const char *blob, in
     }
     /* Another server's photo whose blob is on its way (fed_blobs.c): said, to its readers. */
     if (!readable && rc == STORE_OK && srv_blob_id_valid(blob) && blob_wanted(s, a, blob, r))
+        return;
+    /* A photo posted before its blob, whose sender is still uploading it: said, to its
+     * readers. */
+    if (!readable && srv_blob_id_valid(blob) && blob_pending(s, a, blob, r))
         return;
     /* Not a member of any room that references it: the same answer as no such blob. */
     if (!readable) {

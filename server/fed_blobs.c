@@ -477,9 +477,11 @@ static void want_place(struct srv *s, struct store_blob_want *w)
             return;
         bad_server[0] = '\0';
     }
-    bool busy = false;
+    bool busy = false, none = false;
     for (int i = 0; i < c.n; i++) {
         struct fb_link *l = fb_link_get(s, c.v[i].server);
+        if (l && l->up && none_recent(fb, w->blob, l->peer, now))
+            none = true;
         if (!l || !l->up || none_recent(fb, w->blob, l->peer, now))
             continue;
         if (l->job.active) {
@@ -505,11 +507,14 @@ static void want_place(struct srv *s, struct store_blob_want *w)
         store_blob_want_retry(s->store, w->blob, "failed", w->have, tries,
                               now + (c.n ? NO_SOURCE_WAIT_MS : backoff_ms(tries)), why);
     } else {
+        /* A photo is posted before its blob (the thumbnail first): its own server may not
+         * have the blob yet either. */
         snprintf(why, sizeof why, "%s",
-                 c.n ? "no member server that may hold it is linked now"
-                     : "no member server of its rooms to fetch it from");
+                 none  ? "no member server has it yet (its sender may still be uploading it)"
+                 : c.n ? "no member server that may hold it is linked now"
+                       : "no member server of its rooms to fetch it from");
         store_blob_want_retry(s->store, w->blob, "waiting", w->have, w->tries,
-                              now + NO_SOURCE_WAIT_MS, why);
+                              now + (none ? NONE_SKIP_MS : NO_SOURCE_WAIT_MS), why);
     }
 }
 

@@ -35,6 +35,17 @@ static enum kz_err status_of(struct srv_call *c, const struct store_room *room, 
         have = w.have;
         total = w.total;
         snprintf(why, sizeof why, "%s", w.last_error);
+    } else if (srv_blob_id_valid(blob) &&
+               store_blob_pending_readable(st, blob, c->auth.user.id, room->id, &readable,
+                                           &uploader) == STORE_OK &&
+               readable) {
+        /* Posted before its blob (thumbnail first): the sender's upload is where it stands. */
+        if (store_upload_live(st, uploader, blob, kz_now_ms(), &have, &total) == STORE_OK) {
+            state = "uploading";
+        } else {
+            state = "waiting";
+            snprintf(why, sizeof why, "the sender's upload stopped before the end");
+        }
     }
     cJSON_AddStringToObject(o, "id", blob);
     cJSON_AddStringToObject(o, "state", state);

@@ -11,7 +11,8 @@
 
 #include "media.h"
 
-#define E2EE_DOMAIN "kizuna/e2ee/v1"
+#define E2EE_DOMAIN    "kizuna/e2ee/v1"
+#define E2EE_BLOBS_MAX 16 /* as op_table.c bounds e2ee.post's blobs */
 
 static cJSON *device_json(const struct store_device *d)
 {
@@ -346,6 +347,40 @@ static enum kz_err epoch_check(struct srv_call *c, const struct store_room *room
     return KZ_OK;
 }
 
+/* A blob an event may name: a finished one the caller uploaded or may read, or (for a photo,
+ * whose thumbnail travels inside the message so HQ sees something at once on a congested
+ * link) one the caller is still uploading: the event then waits for that upload (*pending)
+ * and lets members download the blob only once it is whole and hashed to its name. */
+static enum kz_err blob_usable(struct srv_call *c, const char *type, const char *blob,
+                               bool *pending)
+{
+    struct store *st = srv_store(c->srv);
+    int64_t size, uploader, offset, length;
+    bool readable = false;
+    *pending = false;
+    enum store_rc rc =
+        srv_blob_id_valid(blob) ? store_blob_get(st, blob, &size, &uploader) : STORE_NOT_FOUND;
+    if (rc == STORE_OK)
+        readable =
+            uploader == c->auth.user.id ||
+            (store_blob_readable(st, blob, c->auth.user.id, &readable) == STORE_OK && readable);
+    else if (rc != STORE_NOT_FOUND)
+        return srv_fail(c, KZ_INTERNAL, "blob lookup failed");
+    if (readable)
+        return KZ_OK;
+    if (srv_blob_id_valid(blob) && !strcmp(type, "e2ee.photo")) {
+        rc = store_upload_live(st, c->auth.user.id, blob, kz_now_ms(), &offset, &length);
+        if (rc == STORE_OK)
+            return *pending = true, KZ_OK;
+        if (rc != STORE_NOT_FOUND)
+            return srv_fail(c, KZ_INTERNAL, "upload lookup failed");
+    }
+    return srv_fail(c, KZ_NOT_FOUND,
+                    "no blob %.64s: upload it first (a photo may name one whose upload you "
+                    "have started)",
+                    blob);
+}
+
 enum kz_err op_e2ee_post(struct srv_call *c)
 {
     struct store *st = srv_store(c->srv);
@@ -386,21 +421,14 @@ enum kz_err op_e2ee_post(struct srv_call *c)
     if (!good)
         return srv_fail(c, KZ_BAD_REQUEST, "the device's signature does not verify");
     const cJSON *b;
+    bool pending[E2EE_BLOBS_MAX] = {false};
+    int bi = 0;
     cJSON_ArrayForEach(b, blobs)
     {
-        int64_t size, uploader;
-        bool readable = false;
-        rc = srv_blob_id_valid(b->valuestring)
-                 ? store_blob_get(st, b->valuestring, &size, &uploader)
-                 : STORE_NOT_FOUND;
-        if (rc == STORE_OK)
-            readable =
-                uploader == c->auth.user.id ||
-                (store_blob_readable(st, b->valuestring, c->auth.user.id, &readable) == STORE_OK &&
-                 readable);
-        if (!readable)
-            return srv_fail(c, KZ_NOT_FOUND, "no finished blob %.64s: upload it first",
-                            b->valuestring);
+        if (bi == E2EE_BLOBS_MAX)
+            return srv_fail(c, KZ_BAD_REQUEST, "at most %d blobs", E2EE_BLOBS_MAX);
+        if ((e = blob_usable(c, type, b->valuestring, &pending[bi++])))
+            return e;
     }
     cJSON *ed = epoch_data(c, type, data, &e);
     if (!e && ed)
@@ -432,9 +460,15 @@ enum kz_err op_e2ee_post(struct srv_call *c)
         }
     }
     cJSON_Delete(ed);
-    cJSON_ArrayForEach(b, blobs) if (store_blob_ref_add(st, b->valuestring, room.id, ev.pos) !=
-                                     STORE_OK) return srv_fail(c, KZ_INTERNAL,
-                                                               "cannot record the blob reference");
+    bi = 0;
+    cJSON_ArrayForEach(b, blobs)
+    {
+        rc = pending[bi++]
+                 ? store_blob_pending_add(st, b->valuestring, room.id, ev.pos, c->auth.user.id)
+                 : store_blob_ref_add(st, b->valuestring, room.id, ev.pos);
+        if (rc != STORE_OK)
+            return srv_fail(c, KZ_INTERNAL, "cannot record the blob reference");
+    }
     const char *client_id = srv_arg_str(c, "client_id");
     if (client_id && store_client_id_put(st, c->auth.user.id, client_id, ev.pos) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot store the event");

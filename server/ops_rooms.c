@@ -141,6 +141,30 @@ static enum kz_err check_room_size(struct srv_call *c, int64_t room, int64_t add
     return KZ_OK;
 }
 
+/* A photo newer than the last message is the room's last message (its content is encrypted:
+ * "photo": true says what a room list shows instead of a body). */
+static void last_photo(struct srv *s, int64_t room, cJSON *o)
+{
+    int64_t pos, sender, ts;
+    cJSON *last = cJSON_GetObjectItemCaseSensitive(o, "last");
+    cJSON *at = cJSON_GetObjectItemCaseSensitive(last, "pos");
+    if (store_room_last_photo(srv_store(s), room, &pos, &sender, &ts) != STORE_OK ||
+        (at && at->valuedouble > (double)pos))
+        return;
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "last");
+    last = cJSON_AddObjectToObject(o, "last");
+    cJSON_AddNumberToObject(last, "pos", (double)pos);
+    struct store_user u;
+    if (sender && store_user_get(srv_store(s), sender, &u) == STORE_OK) {
+        cJSON_AddStringToObject(last, "sender", u.login);
+        cJSON_AddStringToObject(last, "sender_name", u.name);
+    }
+    cJSON_AddStringToObject(last, "body", "");
+    cJSON_AddBoolToObject(last, "photo", true);
+    cJSON_AddBoolToObject(last, "deleted", false);
+    cJSON_AddNumberToObject(last, "ts", (double)ts);
+}
+
 static cJSON *room_json(struct srv *s, const struct store_room *r, const struct store_member *me);
 
 /* The creator's own `member` event; it joins at the create event, so its history starts with
@@ -742,6 +766,7 @@ static cJSON *room_json(struct srv *s, const struct store_room *r, const struct 
     cJSON_AddNumberToObject(o, "unread", (double)n);
     struct last_ctx l = {s, o};
     store_room_last_message(st, r->id, last_message, &l);
+    last_photo(s, r->id, o);
     return o;
 }
 

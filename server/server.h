@@ -809,6 +809,9 @@ struct srv_http_result {
     const char *code;
     int64_t have, total;
     char from[64];
+    /* A photo posted before its blob (thumbnail first): "uploading" while its sender's upload
+     * is live, "stalled" when it stopped; NULL otherwise. */
+    const char *state;
 };
 struct srv_patch;
 /* Where blobs and staging files go (DATA/blobs, DATA/uploads; created). -1 on failure. */

@@ -40,6 +40,8 @@ void upload_reply(struct http_conn *h, const struct srv_http_result *r)
                                         r->total ? (double)(r->have * 100 / r->total) : 0);
                 if (r->from[0])
                     cJSON_AddStringToObject(err, "from", r->from);
+                if (r->state)
+                    cJSON_AddStringToObject(err, "state", r->state);
             }
         }
         h->resp = kz_frame_from_json(o, r->status);

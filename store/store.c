@@ -482,6 +482,22 @@ static const char *const migrations[] = {
      * first dropped when space is needed; the index holds only wants with staged bytes, which
      * the staging total and that choice read. */
     ("CREATE INDEX IF NOT EXISTS blob_wants_staged ON blob_wants(moved_at) WHERE have > 0;"),
+
+    /* 19: a photo posted before its blob finished uploading (issue 21, thumbnail first; see
+     * store_blob_pending_add): the event (room, pos) waits for user_id's upload of blob, and
+     * becomes a blob_refs row when that upload finishes. And the photos of a room by position,
+     * for its last message in a room list. */
+    ("CREATE TABLE IF NOT EXISTS blob_pending ("
+     "  blob TEXT NOT NULL,"
+     "  room INTEGER NOT NULL REFERENCES rooms(id),"
+     "  pos INTEGER NOT NULL,"
+     "  user_id INTEGER NOT NULL REFERENCES users(id),"
+     "  PRIMARY KEY (blob, room, pos)"
+     ") WITHOUT ROWID;"
+     "CREATE INDEX IF NOT EXISTS blob_pending_user ON blob_pending(blob, user_id);"
+     /* A room list's last message may be a photo (store_room_last_photo). */
+     "CREATE INDEX IF NOT EXISTS events_room_photo ON events(room, pos) WHERE type = "
+     "'e2ee.photo';"),
 };
 
 /* Columns a migration adds, each before that migration's SQL and only if the table lacks it:

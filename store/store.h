@@ -313,6 +313,23 @@ enum store_rc store_blob_ref_add(struct store *st, const char *blob, int64_t roo
  * their own blobs before they reference them. */
 enum store_rc store_blob_readable(struct store *st, const char *blob, int64_t user_id, bool *out);
 
+/* Photos posted before their blob is here (issue 21: the thumbnail travels in the message, so a
+ * field phone posts it first and uploads the full image after). An e2ee.photo may name a blob
+ * its poster is still uploading; the event then waits in blob_pending until that user's upload
+ * finishes, and only then references the blob (blob_refs), so nobody gains access to a blob by
+ * naming an upload. store_upload_live: user_id's unfinished, unexpired upload of blob furthest
+ * along (STORE_NOT_FOUND: none). store_blob_pending_settle: user_id's upload of blob finished;
+ * its waiting events now reference it. store_blob_pending_readable: whether user_id will be
+ * able to read blob through a waiting event (in room, or any room if room is 0), and whose
+ * upload it waits for (*poster). */
+enum store_rc store_upload_live(struct store *st, int64_t user_id, const char *blob, int64_t now,
+                                int64_t *offset, int64_t *length);
+enum store_rc store_blob_pending_add(struct store *st, const char *blob, int64_t room, int64_t pos,
+                                     int64_t user_id);
+enum store_rc store_blob_pending_settle(struct store *st, const char *blob, int64_t user_id);
+enum store_rc store_blob_pending_readable(struct store *st, const char *blob, int64_t user_id,
+                                          int64_t room, bool *out, int64_t *poster);
+
 /* ---- the audit log (append-only) ---- */
 
 struct store_audit {
@@ -519,6 +536,10 @@ enum store_rc store_room_unread(struct store *st, int64_t room, int64_t user_id,
                                 int64_t *out);
 enum store_rc store_room_last_message(struct store *st, int64_t room, store_message_fn fn,
                                       void *ctx);
+/* The room's newest valid encrypted photo (its position, sender, time): a room list shows it as
+ * the last message when it is newer than that. STORE_NOT_FOUND: none. */
+enum store_rc store_room_last_photo(struct store *st, int64_t room, int64_t *pos, int64_t *sender,
+                                    int64_t *ts);
 typedef int (*store_room_fn)(void *ctx, const struct store_room *r, const struct store_member *me);
 /* The rooms a user is a member of now, most recently active first. */
 enum store_rc store_room_each_of_user(struct store *st, int64_t user_id, store_room_fn fn,

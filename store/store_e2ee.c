@@ -32,6 +32,11 @@ enum e2ee_stmt {
     E_DL_OF_USER,
     E_DL_LATEST,
     E_DL_IN_ROOM,
+    E_UP_LIVE,
+    E_PEND_ADD,
+    E_PEND_SETTLE,
+    E_PEND_DEL,
+    E_PEND_READABLE,
     E_COUNT
 };
 _Static_assert(E_COUNT <= STORE_E2EE_STMTS, "raise STORE_E2EE_STMTS");
@@ -112,6 +117,19 @@ static const char *const e2ee_sql[E_COUNT] = {
                      " WHERE m.room = ? AND m.left_pos IS NULL AND dl.seq ="
                      " (SELECT max(seq) FROM device_lists WHERE user_id = dl.user_id)"
                      " ORDER BY u.login",
+    [E_UP_LIVE] = "SELECT offset, length FROM uploads WHERE user_id = ? AND blob = ?"
+                  " AND done_at IS NULL AND expires_at > ? ORDER BY offset DESC LIMIT 1",
+    [E_PEND_ADD] =
+        "INSERT OR IGNORE INTO blob_pending (blob, room, pos, user_id) VALUES (?, ?, ?, ?)",
+    [E_PEND_SETTLE] = "INSERT OR IGNORE INTO blob_refs (blob, room, pos)"
+                      " SELECT blob, room, pos FROM blob_pending WHERE blob = ?1 AND user_id = ?2",
+    [E_PEND_DEL] = "DELETE FROM blob_pending WHERE blob = ?1 AND user_id = ?2",
+    /* As E_READABLE, over the events that wait for an upload; ?3 = 0: in any room. */
+    [E_PEND_READABLE] = "SELECT p.user_id FROM blob_pending p"
+                        " JOIN room_members m ON m.room = p.room JOIN rooms ro ON ro.id = p.room"
+                        " WHERE p.blob = ?1 AND m.user_id = ?2 AND m.left_pos IS NULL"
+                        " AND (?3 = 0 OR p.room = ?3)"
+                        " AND (ro.history = 'shared' OR p.pos >= m.joined_pos) LIMIT 1",
 };
 
 enum store_rc store_e2ee_prepare(struct store *st, char *err, size_t errlen)
@@ -380,6 +398,65 @@ enum store_rc store_blob_readable(struct store *st, const char *blob, int64_t us
     sqlite3_bind_int64(s, 2, user_id);
     int64_t one;
     enum store_rc rc = store_step_int(st, s, &one, "blob access");
+    *out = rc == STORE_OK;
+    return rc == STORE_NOT_FOUND ? STORE_OK : rc;
+}
+
+/* ---- photos posted before their blob is here (thumbnail first) ---- */
+
+enum store_rc store_upload_live(struct store *st, int64_t user_id, const char *blob, int64_t now,
+                                int64_t *offset, int64_t *length)
+{
+    sqlite3_stmt *s = st->e2ee[E_UP_LIVE];
+    sqlite3_bind_int64(s, 1, user_id);
+    sqlite3_bind_text(s, 2, blob, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, now);
+    int rc = sqlite3_step(s);
+    enum store_rc r = STORE_OK;
+    if (rc == SQLITE_ROW) {
+        *offset = sqlite3_column_int64(s, 0);
+        *length = sqlite3_column_int64(s, 1);
+    } else {
+        r = rc == SQLITE_DONE ? STORE_NOT_FOUND : store_fail(st, "live upload");
+    }
+    store_finish(s);
+    return r;
+}
+
+enum store_rc store_blob_pending_add(struct store *st, const char *blob, int64_t room, int64_t pos,
+                                     int64_t user_id)
+{
+    sqlite3_stmt *s = st->e2ee[E_PEND_ADD];
+    sqlite3_bind_text(s, 1, blob, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, room);
+    sqlite3_bind_int64(s, 3, pos);
+    sqlite3_bind_int64(s, 4, user_id);
+    return store_step_done(st, s, "pending blob reference");
+}
+
+static enum store_rc pending_by(struct store *st, enum e2ee_stmt id, const char *blob,
+                                int64_t user_id, const char *what)
+{
+    sqlite3_stmt *s = st->e2ee[id];
+    sqlite3_bind_text(s, 1, blob, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, user_id);
+    return store_step_done(st, s, what);
+}
+
+enum store_rc store_blob_pending_settle(struct store *st, const char *blob, int64_t user_id)
+{
+    enum store_rc r = pending_by(st, E_PEND_SETTLE, blob, user_id, "settle pending blob");
+    return r == STORE_OK ? pending_by(st, E_PEND_DEL, blob, user_id, "settle pending blob") : r;
+}
+
+enum store_rc store_blob_pending_readable(struct store *st, const char *blob, int64_t user_id,
+                                          int64_t room, bool *out, int64_t *poster)
+{
+    sqlite3_stmt *s = st->e2ee[E_PEND_READABLE];
+    sqlite3_bind_text(s, 1, blob, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, user_id);
+    sqlite3_bind_int64(s, 3, room);
+    enum store_rc rc = store_step_int(st, s, poster, "pending blob access");
     *out = rc == STORE_OK;
     return rc == STORE_NOT_FOUND ? STORE_OK : rc;
 }

@@ -57,6 +57,7 @@ enum talk_stmt {
     T_MSG_MAXPOS,
     T_ROOM_HLC,
     T_ROOM_LAST_POS,
+    T_LAST_PHOTO,
     T_COUNT
 };
 _Static_assert(T_COUNT <= STORE_TALK_STMTS, "raise STORE_TALK_STMTS");
@@ -220,6 +221,10 @@ static const char *const talk_sql[T_COUNT] = {
     [T_ROOM_HLC] = "SELECT coalesce(max(hlc), 0) FROM events WHERE room = ?",
     /* One seek in events_room (room, pos). */
     [T_ROOM_LAST_POS] = "SELECT coalesce(max(pos), 0) FROM events WHERE room = ?",
+    /* events_room_photo (migration 19) holds the photos alone: no walk past messages. */
+    [T_LAST_PHOTO] = "SELECT pos, coalesce(sender, 0), ts FROM events"
+                     " WHERE room = ? AND type = 'e2ee.photo' AND invalid IS NULL"
+                     " ORDER BY pos DESC LIMIT 1",
 };
 
 enum store_rc store_talk_prepare(struct store *st, char *err, size_t errlen)
@@ -1001,6 +1006,24 @@ enum store_rc store_room_last_message(struct store *st, int64_t room, store_mess
     sqlite3_stmt *s = stmt(st, T_LAST_MSG);
     sqlite3_bind_int64(s, 1, room);
     return walk_messages(st, s, fn, ctx, "last message");
+}
+
+enum store_rc store_room_last_photo(struct store *st, int64_t room, int64_t *pos, int64_t *sender,
+                                    int64_t *ts)
+{
+    sqlite3_stmt *s = stmt(st, T_LAST_PHOTO);
+    sqlite3_bind_int64(s, 1, room);
+    int rc = sqlite3_step(s);
+    enum store_rc r = STORE_OK;
+    if (rc == SQLITE_ROW) {
+        *pos = sqlite3_column_int64(s, 0);
+        *sender = sqlite3_column_int64(s, 1);
+        *ts = sqlite3_column_int64(s, 2);
+    } else {
+        r = rc == SQLITE_DONE ? STORE_NOT_FOUND : store_fail(st, "last photo");
+    }
+    store_finish(s);
+    return r;
 }
 
 enum store_rc store_room_each_of_user(struct store *st, int64_t user_id, store_room_fn fn,

@@ -14,7 +14,11 @@ const NET_WAIT_MS = 4000;
 const PRECACHE = ['/', '/index.html', '/app.css', '/app.js', '/css/admin.css', '/icon.svg',
   '/manifest.webmanifest', '/js/api.js', '/js/router.js', '/js/i18n.js', '/js/dom.js',
   '/js/session.js', '/js/strings.js', '/js/pages/login.js', '/js/pages/rooms.js',
-  '/js/pages/room.js', '/js/pages/sessions.js', '/js/pages/search.js'];
+  '/js/pages/room.js', '/js/pages/sessions.js', '/js/pages/search.js', '/js/snapshot.js',
+  // Photos taken offline are encrypted and staged before the network is back (photo_send.js).
+  '/js/photos.js', '/js/photo_send.js', '/js/exif.js', '/js/crypto/sodium.js', '/js/crypto/keys.js',
+  '/js/crypto/photo.js', '/js/crypto/blob.js', '/js/crypto/device.js', '/js/crypto/devlist.js',
+  '/js/crypto/trust.js', '/vendor/libsodium/libsodium-wrappers.mjs', '/vendor/libsodium/libsodium.mjs'];
 
 self.addEventListener('install', (e) => {
   e.waitUntil(caches.open(SHELL)

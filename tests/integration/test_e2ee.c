@@ -599,6 +599,88 @@ static void wait_staged(const char *location, long long size)
         usleep(25000);
     cr_assert(stat(staging, &sb) == 0 && sb.st_size >= size, "the PATCH is under way");
 }
+/* Thumbnail first (issue 21): a phone on a weak link posts the photo message (its thumbnail is
+ * inside) as soon as the upload is created, then uploads. Members see it at once, the blob
+ * answers 503 blob_not_here with the sender's progress, and only the finished, hashed upload
+ * lets them download it; naming an upload that is not yours, or a non-photo, gets nothing. */
+Test(e2ee, a_photo_posted_before_its_blob_is_readable_once_the_upload_ends)
+{
+    add_user("sato");
+    add_user("ito");
+    add_user("kato");
+    char tok_sato[64], tok_ito[64], tok_kato[64], room[64], location[128], hex[65], path[128];
+    struct ws s, i, k;
+    user_ws(&s, "sato", tok_sato);
+    user_ws(&i, "ito", tok_ito);
+    user_ws(&k, "kato", tok_kato);
+    struct dev ds, dk;
+    dev_new(&ds);
+    dev_new(&dk);
+    cJSON_Delete(dev_register(&s, "sato", &ds, false));
+    cJSON_Delete(dev_register(&k, "kato", &dk, false));
+    room_with(&s, "[\"ito\",\"kato\"]", room);
+    const size_t len = 200000;
+    unsigned char *blob = random_blob(len);
+    blob_id(blob, len, hex);
+    snprintf(path, sizeof path, "/api/v1/blobs/%s", hex);
+    const char *data = "{\"epoch\":\"e1\",\"seq\":1,\"ct\":\"AAAA\"}";
+
+    cJSON *r = e2ee_post(&s, room, "e2ee.photo", &ds, hex, data, false);
+    cr_assert_str_eq(reply_code(r), "not_found", "no upload started: nothing to wait for");
+    cJSON_Delete(r);
+    cr_assert_eq(create_upload(tok_sato, hex, len, location), 201);
+    cr_assert_eq(patch(tok_sato, location, 0, blob, 50000, 50000, false), 204, "%s", resp);
+    r = e2ee_post(&k, room, "e2ee.photo", &dk, hex, data, false);
+    cr_assert_str_eq(reply_code(r), "not_found", "kato cannot name sato's upload");
+    cJSON_Delete(r);
+    r = e2ee_post(&s, room, "e2ee.withheld", &ds, hex, data, false);
+    cr_assert_str_eq(reply_code(r), "not_found", "only a photo waits for its blob");
+    cJSON_Delete(r);
+    r = e2ee_post(&s, room, "e2ee.photo", &ds, hex, data, false);
+    cr_assert_str_eq(reply_code(r), "ok", "the photo goes before its blob");
+    cJSON_Delete(r);
+
+    /* The room list shows the photo as the room's last message. */
+    r = ws_callf(&i, "\"op\":\"room.list\"");
+    cJSON *last =
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "rooms"), 0), "last");
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(last, "photo")), "%s", cJSON_PrintUnformatted(last));
+    cr_assert_str_eq(cJSON_GetObjectItem(last, "sender")->valuestring, "sato");
+    cJSON_Delete(r);
+
+    cr_assert_eq(upload_call("GET", path, tok_ito, NULL, "", 0, 0), 503, "%s", resp);
+    cr_assert(strstr(resp, "\"blob_not_here\"") && strstr(resp, "uploading it (25%)") &&
+                  strstr(resp, "\"state\":\"uploading\""),
+              "%s", resp);
+    r = ws_callf(&i, "\"op\":\"blob.status\",\"room\":\"%s\",\"blobs\":[\"%s\"]", room, hex);
+    cJSON *st = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "blobs"), 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(st, "state")->valuestring, "uploading");
+    cr_assert_eq(cJSON_GetObjectItem(st, "have")->valuedouble, 50000);
+    cr_assert_eq(cJSON_GetObjectItem(st, "total")->valuedouble, (double)len);
+    cJSON_Delete(r);
+
+    /* A stranger learns nothing of it meanwhile. */
+    struct ws o;
+    char tok_o[64];
+    add_user("oda");
+    user_ws(&o, "oda", tok_o);
+    cr_assert_eq(upload_call("GET", path, tok_o, NULL, "", 0, 0), 404, "a stranger: no such blob");
+
+    cr_assert_eq(patch(tok_sato, location, 50000, blob + 50000, len - 50000, len - 50000, false),
+                 204, "%s", resp);
+    cr_assert_eq(upload_call("GET", path, tok_ito, NULL, "", 0, 0), 200, "now whole");
+    cr_assert_eq(resp_len >= len, true);
+    cr_assert_eq(upload_call("GET", path, tok_o, NULL, "", 0, 0), 404, "still nothing to oda");
+    r = ws_callf(&i, "\"op\":\"blob.status\",\"room\":\"%s\",\"blobs\":[\"%s\"]", room, hex);
+    st = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "blobs"), 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(st, "state")->valuestring, "here");
+    cJSON_Delete(r);
+    ws_close_fd(&s);
+    ws_close_fd(&i);
+    ws_close_fd(&k);
+    ws_close_fd(&o);
+    free(blob);
+}
 
 /* The session or the account behind a PATCH ends while its body streams in (a lost phone is
  * cut off): the PATCH used to complete all the same. It is checked again at the last byte,

@@ -22,6 +22,7 @@
 // the session ends. Message text is never written to any browser storage.
 
 const KEY = 'kizuna.session';
+const OFFLINE_OPEN_MS = 3000; // no answer from the server by then: open offline (start)
 
 // Close reasons after which the token is dead (protocol.md, "WebSocket close codes").
 const ENDING = new Set([
@@ -94,7 +95,10 @@ class Api {
   _save() {
     const s = this.session;
     if (!s) return;
-    this._store().setItem(KEY, JSON.stringify({ token: s.token, shared: !!s.shared }));
+    // On a personal device the user too (login, name, role: no secret), so the installed app
+    // opens offline with what it last showed (start); never on a shared PC.
+    const keep = s.shared ? {} : { user: s.user, server_id: s.server_id, time_zone: s.time_zone, time_zone_posix: s.time_zone_posix };
+    this._store().setItem(KEY, JSON.stringify({ token: s.token, shared: !!s.shared, ...keep }));
   }
   static stored() {
     for (const st of [sessionStorage, localStorage]) {
@@ -114,6 +118,8 @@ class Api {
       }
     }
     if (this.session?.shared) sessionStorage.clear();
+    // What the pages last showed, kept for opening offline (js/snapshot.js).
+    try { indexedDB.deleteDatabase('kizuna-snapshot'); } catch { /* none kept */ }
     // Cache Storage: only the service worker's app shell (sw.js), which holds no personal
     // data, may stay; any other cache goes.
     if (self.caches) caches.keys().then((ns) => ns.filter((n) => n !== 'kizuna-shell-v1')
@@ -131,6 +137,19 @@ class Api {
     return new Promise((resolve) => {
       const offS = this.on('session', () => { offS(); offE(); resolve(true); });
       const offE = this.on('end', () => { offS(); offE(); resolve(false); });
+      // Offline on a personal device: open at once as the user this browser remembers, with
+      // what the pages last showed (js/snapshot.js); the session is checked as soon as the
+      // server answers, and one that ended meanwhile ends the page then ('end').
+      if (!st.user || st.shared) return;
+      const early = () => {
+        if (this._authed || !this.session || this.session.user) return;
+        Object.assign(this.session, { user: st.user, server_id: st.server_id, time_zone: st.time_zone, time_zone_posix: st.time_zone_posix });
+        offS(); offE();
+        this._emit('session', this.session);
+        resolve(true);
+      };
+      if (navigator.onLine === false) early();
+      else setTimeout(early, OFFLINE_OPEN_MS);
     });
   }
 

@@ -15,8 +15,12 @@
 //      epoch kept or rotated, e2ee.keys to the devices that an accepted signed list names (each
 //      device left out is shown with why), then the e2ee.photo with the thumbnail inside; a
 //      `conflict` (a recipient left in between) starts a new epoch, at most three times.
-// The photo message (with its inline thumbnail) is posted as soon as its blob is complete,
-// as the CLI does: the server accepts an e2ee.photo only for a finished upload.
+// Thumbnail first: the photo message (with its inline thumbnail, caption, time and place) is
+// posted as soon as the upload exists on the server, before its bytes go, so HQ sees the
+// thumbnail at once on a congested link; the server lets members download the blob only once
+// this user's upload of it is whole (until then it answers 503 blob_not_here, state
+// "uploading", with the upload's progress). rec.posted in the outbox says the message went, so
+// a reload goes on with the bytes alone (a repost would be answered from its client_id anyway).
 
 import { api } from './api.js';
 import { h, clear } from './dom.js';
@@ -25,7 +29,7 @@ import { sodium, utf8, concat, equalBytes, hex, E2eeError } from './crypto/sodiu
 import { envelopeSeal, aeadSeal, aeadOpen, devkeyVerify, policyVerify, sign } from './crypto/keys.js';
 import { epochCheck, photoSeal } from './crypto/photo.js';
 import { blobEncrypt } from './crypto/blob.js';
-import { myDevice, qualify, b64u, unb64u, idbDo } from './crypto/device.js';
+import { myDevice, localDevice, qualify, b64u, unb64u, idbDo } from './crypto/device.js';
 import { vouched } from './crypto/trust.js';
 import { exifRead } from './exif.js';
 
@@ -54,6 +58,7 @@ addStrings({
 
 const MAX_EDGE = 2048, QUALITY = 85, THUMB_EDGE = 320, THUMB_MAX = 12288;
 const CHUNK_MIN = 16 << 10, CHUNK_START = 64 << 10, CHUNK_MAX = 1 << 20;
+const PATCH_GRACE_MS = 20000, PATCH_MIN_RATE = 8 << 10; // bytes/s: slower is a dead link
 const EPOCH_MAX_PHOTOS = 100, EPOCH_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
 const DOMAIN_E2EE = 'kizuna/e2ee/v1';
 
@@ -184,6 +189,62 @@ function std64(bytes) {
   return btoa(s);
 }
 
+// The upload exists on the server (POST, or HEAD of the one the outbox names): where to go on.
+async function uploadOpen(rec, save, auth) {
+  if (!rec.upload) {
+    const r = await fetch('/api/v1/uploads', { method: 'POST', headers: { ...auth(), 'Upload-Length': String(rec.blobLen), 'Upload-Metadata': 'blob ' + btoa(rec.blobId) } });
+    if (r.status >= 500) throw new TypeError('server busy');
+    if (r.status !== 201) throw new E2eeError('refused', `the server refuses the upload: HTTP ${r.status}`);
+    await save(r.headers.get('Location'), Number(r.headers.get('Upload-Offset')) || 0);
+    return true;
+  }
+  const r = await fetch(rec.upload, { method: 'HEAD', headers: auth() });
+  if (r.status === 404 || r.status === 410) { await save(null, 0); return false; }
+  if (r.status >= 500) throw new TypeError('server busy');
+  if (r.status !== 200) throw new E2eeError('refused', `the server refuses the upload: HTTP ${r.status}`);
+  await save(rec.upload, Number(r.headers.get('Upload-Offset')) || 0);
+  return true;
+}
+
+// Waits out a cut connection or an offline phone (or until the browser says it is online).
+function backoff(attempt) {
+  const cap = Math.min(10000, 250 * 2 ** Math.min(attempt, 6));
+  return sleep(cap / 2 + Math.random() * cap / 2);
+}
+
+// Makes sure the upload exists (created, or the outbox's one still live), retrying through cuts.
+async function uploadStart(rec, progress) {
+  const auth = () => ({ Authorization: `Bearer ${api.session?.token || ''}` });
+  const save = async (upload, offset) => { rec.upload = upload; rec.offset = offset; await outboxPut(rec); };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      if (await uploadOpen(rec, save, auth)) return;
+    } catch (e) {
+      if (!(e instanceof TypeError)) throw e;
+      progress(rec.offset / rec.blobLen, true);
+      await backoff(attempt);
+    }
+  }
+}
+
+// One PATCH, given up (as a network failure: resumed from HEAD) when the browser says it went
+// offline or when it is slower than PATCH_MIN_RATE: a request on a dead mobile link can hang for
+// minutes with no error, and the phone would wait on it rather than on a new connection.
+async function patchOnce(url, body, headers) {
+  const ac = new AbortController();
+  const give = () => ac.abort();
+  const timer = setTimeout(give, PATCH_GRACE_MS + (body.length / PATCH_MIN_RATE) * 1000);
+  window.addEventListener('offline', give);
+  try {
+    return await fetch(url, { method: 'PATCH', body, headers, signal: ac.signal });
+  } catch (e) {
+    throw e?.name === 'AbortError' ? new TypeError('the upload stalled') : e;
+  } finally {
+    clearTimeout(timer);
+    window.removeEventListener('offline', give);
+  }
+}
+
 async function uploadBlob(rec, progress) {
   const auth = () => ({ Authorization: `Bearer ${api.session?.token || ''}` });
   const s = await sodium();
@@ -191,26 +252,13 @@ async function uploadBlob(rec, progress) {
   const save = async (upload, offset) => { rec.upload = upload; rec.offset = offset; await outboxPut(rec); };
   for (;;) {
     try {
-      if (!rec.upload) {
-        const r = await fetch('/api/v1/uploads', { method: 'POST', headers: { ...auth(), 'Upload-Length': String(rec.blobLen), 'Upload-Metadata': 'blob ' + btoa(rec.blobId) } });
-        if (r.status >= 500) throw new TypeError('server busy');
-        if (r.status !== 201) throw new E2eeError('refused', `the server refuses the upload: HTTP ${r.status}`);
-        await save(r.headers.get('Location'), Number(r.headers.get('Upload-Offset')) || 0);
-      } else {
-        const r = await fetch(rec.upload, { method: 'HEAD', headers: auth() });
-        if (r.status === 404 || r.status === 410) { await save(null, 0); continue; }
-        if (r.status >= 500) throw new TypeError('server busy');
-        if (r.status !== 200) throw new E2eeError('refused', `the server refuses the upload: HTTP ${r.status}`);
-        await save(rec.upload, Number(r.headers.get('Upload-Offset')) || 0);
-      }
+      if (!(await uploadOpen(rec, save, auth))) continue;
       progress(rec.offset / rec.blobLen, false);
       while (rec.offset < rec.blobLen) {
         const body = rec.blob.subarray(rec.offset, Math.min(rec.blobLen, rec.offset + chunk));
-        const r = await fetch(rec.upload, {
-          method: 'PATCH', body,
-          headers: { ...auth(), 'Upload-Offset': String(rec.offset), 'Content-Type': 'application/offset+octet-stream',
-            'Upload-Checksum': 'blake2b ' + std64(s.crypto_generichash(32, body, null)) },
-        });
+        const r = await patchOnce(rec.upload, body, {
+          ...auth(), 'Upload-Offset': String(rec.offset), 'Content-Type': 'application/offset+octet-stream',
+          'Upload-Checksum': 'blake2b ' + std64(s.crypto_generichash(32, body, null)) });
         if (r.status === 204) {
           await save(rec.upload, Number(r.headers.get('Upload-Offset') ?? rec.offset + body.length));
           chunk = Math.min(CHUNK_MAX, chunk * 2);
@@ -231,8 +279,7 @@ async function uploadBlob(rec, progress) {
       // then ask the server where to resume.
       chunk = Math.max(CHUNK_MIN, chunk / 2);
       progress(rec.offset / rec.blobLen, true);
-      const cap = Math.min(10000, 250 * 2 ** Math.min(attempt++, 6));
-      await sleep(cap / 2 + Math.random() * cap / 2);
+      await backoff(attempt++);
     }
   }
 }
@@ -494,6 +541,28 @@ async function postPhoto(me, rec, sec, report) {
 
 const running = new Map(); // name -> Promise
 
+const OFFLINE = new Set(['offline', 'timeout', 'unavailable']); // api.call's codes for "not now"
+
+function untilConnected(progress, rec) {
+  if (api.state === 'online') return Promise.resolve();
+  progress(rec.offset / rec.blobLen, true);
+  return new Promise((resolve) => {
+    const off = api.on('state', (st) => { if (st === 'online') { off(); resolve(); } });
+  });
+}
+
+async function deviceOnline(progress, rec) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await myDevice();
+    } catch (e) {
+      if (!OFFLINE.has(e.code)) throw e;
+      progress(rec.offset / rec.blobLen, true);
+      await backoff(attempt);
+    }
+  }
+}
+
 async function finish(me, rec, report) {
   if (running.has(rec.name)) return running.get(rec.name);
   const p = (async () => {
@@ -505,11 +574,29 @@ async function finish(me, rec, report) {
       await outboxDel(rec.name);
       throw new E2eeError('refused', "staged under this browser's earlier keys: choose the photo again");
     }
-    await uploadBlob(rec, (f, waiting) => report.progress(f, waiting));
-    report.posting();
-    const r = await postPhoto(me, rec, sec, report);
+    const progress = (f, waiting) => report.progress(f, waiting);
+    for (let tries = 0; !rec.posted; tries++) {
+      await uploadStart(rec, progress);
+      // The post goes over the WebSocket, which may be down while HTTP answers (reconnecting).
+      await untilConnected(progress, rec);
+      report.posting();
+      // Staged offline with the keys kept here: registered and checked now the server answers.
+      if (me.local) me = await deviceOnline(progress, rec);
+      try {
+        rec.posted = (await postPhoto(me, rec, sec, report)).pos || true;
+      } catch (e) {
+        if (OFFLINE.has(e.code)) { tries--; continue; } // cut meanwhile: again, when connected
+        // The upload expired between its creation and the post: a new one, once.
+        if (e.code !== 'not_found' || tries > 0) throw e;
+        rec.upload = null;
+        rec.offset = 0;
+      }
+      await outboxPut(rec);
+    }
+    report.posted();
+    await uploadBlob(rec, progress);
     await outboxDel(rec.name);
-    return r;
+    return rec.posted;
   })();
   running.set(rec.name, p);
   p.finally(() => running.delete(rec.name)).catch(() => {});
@@ -533,6 +620,7 @@ function reporter(list) {
       line.append(h('span', null, t(waiting ? 'send.waiting' : 'send.uploading', { percent })), bar);
     },
     posting() { clear(line); line.dataset.sendState = 'posting'; line.append(t('send.posting')); },
+    posted() { line.dataset.posted = 'true'; },
     excluded(x) {
       const k = `${x.device}/${x.why}`;
       if (notes.has(k)) return;
@@ -549,7 +637,7 @@ export async function sendPhotos(room, files, caption, list) {
   for (const file of files) {
     const rep = reporter(list);
     try {
-      const me = await myDevice();
+      const me = await localDevice(); // offline too: staged now, sent when the network is back
       const bytes = new Uint8Array(await file.arrayBuffer());
       const rec = await stage(me, room, bytes, file.name || 'photo.jpg', caption);
       bytes.fill(0);
@@ -566,7 +654,7 @@ export async function resumePending(room, list) {
   const login = api.session?.user?.login;
   const recs = login ? (await outboxAll()).filter((r) => r.room === room && r.user === qualify(login)) : [];
   if (!recs.length) return; // (libsodium is loaded only when there is something to send)
-  const me = await myDevice();
+  const me = await localDevice();
   for (const rec of recs) {
     const rep = reporter(list);
     finish(me, rec, rep).then(() => rep.done(), (e) => rep.failed(e));

@@ -29,6 +29,8 @@ addStrings({
     'photo.decrypting': '[写真] 復号しています…',
     'photo.waiting_key': '[写真] 鍵を待っています（{server} の端末 {device} から）',
     'photo.not_here': '[写真] まだこのサーバーに届いていません（{percent}%）',
+    'photo.uploading': '[写真] 送信者がまだ送っています（{percent}%）',
+    'photo.stalled': '[写真] 送信者の接続が切れています。つながり次第届きます',
     'photo.integrity': '[写真] 完全性の確認に失敗しました（{why}）',
     'photo.not_approved': '[写真] このブラウザはまだ承認されていません（承認済みの端末で kizuna device approve {device}）',
     'photo.open': '写真を開く',
@@ -43,6 +45,8 @@ addStrings({
     'photo.decrypting': '[photo] decrypting…',
     'photo.waiting_key': '[photo] waiting for the key from device {device} on server {server}',
     'photo.not_here': '[photo] not here yet ({percent}%)',
+    'photo.uploading': '[photo] its sender is still sending it ({percent}%)',
+    'photo.stalled': "[photo] its sender's connection dropped: it comes when they are back online",
     'photo.integrity': '[photo] failed its integrity check ({why})',
     'photo.not_approved': '[photo] this browser is not approved yet (on an approved device: kizuna device approve {device})',
     'photo.open': 'Open the photo',
@@ -268,7 +272,7 @@ function draw(room, el, photo) {
 }
 
 // The full image: downloaded, checked and decrypted here; "not here yet (x%)" while the server
-// fetches it from another server, retried when it says.
+// fetches it from another server or its sender is still uploading it, retried when it says.
 async function full(room, fig, photo, button) {
   const status = h('span', { class: 'photo-state' }, t('photo.loading'));
   fig.querySelector('.photo-state')?.remove();
@@ -281,7 +285,12 @@ async function full(room, fig, photo, button) {
         const err = await r.json().catch(() => ({}));
         const body = err.error || err;
         if (body.code === 'blob_failed') { status.textContent = t('photo.integrity', { why: body.from || 'blob_failed' }); fig.dataset.photoState = 'failed'; }
-        else { status.textContent = t('photo.not_here', { percent: Math.floor(body.percent ?? 0) }); fig.dataset.photoState = 'not_here'; }
+        else {
+          // Posted before its blob (thumbnail first): the sender's upload is where it stands.
+          const key = body.state === 'uploading' ? 'photo.uploading' : body.state === 'stalled' ? 'photo.stalled' : 'photo.not_here';
+          status.textContent = t(key, { percent: Math.floor(body.percent ?? 0) });
+          fig.dataset.photoState = body.state === 'uploading' ? 'uploading' : 'not_here';
+        }
         const wait = Math.min(30, Math.max(1, Number(r.headers.get('Retry-After')) || 2));
         await new Promise((res) => setTimeout(res, wait * 1000));
         if (!fig.isConnected) return;

@@ -96,6 +96,7 @@ async function save(rec) {
 }
 
 async function forget(user) {
+  making.delete(user);
   if (api.session?.shared) sessionStorage.removeItem(SHARED_KEY);
   else await idbDo(STORE, 'readwrite', (st) => st.delete(user));
 }
@@ -130,6 +131,18 @@ let current = null; // {user, promise}
 // is 'approved' (a signed list of the user names it), 'signed_root' (it just signed the user's
 // first list), or 'needs_approval' (the user's list names other devices: one of them must
 // approve this one). Registers (idempotent) once per page and user.
+// This browser's device keys for the logged-in user as kept here, without asking the server:
+// enough to stage a photo taken offline (photo_send.js), which goes once the network is back
+// and myDevice() has registered and checked the device. Without a record yet (a first photo
+// taken offline) the keys are made here, and registered by myDevice() later.
+export async function localDevice() {
+  const login = api.session?.user?.login;
+  if (!login) throw new E2eeError('invalid_argument', 'not logged in');
+  const user = qualify(login);
+  const rec = await loadOrFresh(user);
+  return { id: rec.id, user, keys: { signPk: rec.signPk, signSk: rec.signSk, boxPk: rec.boxPk, boxSk: rec.boxSk }, local: true };
+}
+
 export function myDevice() {
   const login = api.session?.user?.login;
   if (!login) return Promise.reject(new E2eeError('invalid_argument', 'not logged in'));
@@ -139,9 +152,18 @@ export function myDevice() {
   return current.promise;
 }
 
+// The record kept here, or a new one: made once per user and page, whoever asks first
+// (ensure, localDevice), so two callers never make two key pairs and lose one.
+const making = new Map(); // user -> Promise of the record being made
+async function loadOrFresh(user) {
+  const rec = await load(user);
+  if (rec) return rec;
+  if (!making.has(user)) making.set(user, fresh(user));
+  return making.get(user);
+}
+
 async function ensure(user) {
-  let rec = await load(user);
-  if (!rec) rec = await fresh(user);
+  let rec = await loadOrFresh(user);
   try {
     await register(rec);
   } catch (e) {

@@ -11,6 +11,7 @@ import { t, addStrings } from '../i18n.js';
 import { route, go } from '../router.js';
 import * as session from '../session.js';
 import { rooms, roomList, roomName, refreshRooms, markedRead, roomActions, rememberName } from './rooms.js';
+import { keep, recall } from '../snapshot.js';
 
 addStrings({
   ja: {
@@ -26,6 +27,7 @@ addStrings({
     'room.readers.title': '既読 {read} 人・未読 {unread} 人', 'room.readers.read': '既読', 'room.readers.unread': '未読',
     'room.readers.none': 'なし', 'room.readers.server': '{name}　既読 {read}/{members}',
     'room.photo': '[写真]',
+    'room.as_of': 'オフラインです。{at} 時点の内容を表示しています',
     'room.not_found': 'このルームは見つかりません（退出したか、招待されていません）。',
     'room.archived': 'このルームはアーカイブ済みで、読み取り専用です。',
     'room.new_msg': '{name}: {body}',
@@ -56,6 +58,7 @@ addStrings({
     'room.readers.title': '{read} read · {unread} not yet', 'room.readers.read': 'Read', 'room.readers.unread': 'Not yet',
     'room.readers.none': 'nobody', 'room.readers.server': '{name}  read {read}/{members}',
     'room.photo': '[photo]',
+    'room.as_of': 'Offline: as of {at}',
     'room.not_found': 'This room was not found (you left it, or were not invited).',
     'room.archived': 'This room is archived and read-only.',
     'room.new_msg': '{name}: {body}',
@@ -79,6 +82,7 @@ export const CAP = 300;    // messages kept in the page at most
 // Encrypted photos (issue 21): loaded with the first photo or key event, not with the app.
 const photos = () => import('../photos.js');
 const PAGE = 50;           // events per history page
+const SNAPSHOT_EVENTS = 50; // events of a room kept for opening it offline (js/snapshot.js)
 const UNREAD_START_MAX = 200; // up to this many unread: open at the first of them (as kizuna tail)
 const HIDDEN = new Set(['device', 'device.list', 'room.read', 'e2ee.keys', 'e2ee.key_request',
   'e2ee.withheld', 'msg.edit', 'msg.delete']);
@@ -285,10 +289,12 @@ route('#/room/:id', async (el, params) => {
 
   async function loadLatest() {
     loading = true;
-    clear(list);
-    items.clear();
     try {
       const r = await history({});
+      // Cleared only now: until the server answers, an offline snapshot may be showing.
+      clear(list);
+      items.clear();
+      snapshotShown = false;
       for (const ev of r.events) add(ev);
       hasOlder = !!r.more;
       atLatest = true;
@@ -298,19 +304,21 @@ route('#/room/:id', async (el, params) => {
     flushBuffered();
     toBottom();
     markRead();
+    saveSnapshot();
   }
 
   // Opening a room with unread messages: from a few read ones, a ここから未読 line, then the
   // unread ones (as many pages as it takes to reach the newest, by scrolling down).
   async function loadUnread(readPos) {
     loading = true;
-    clear(list);
-    items.clear();
     try {
       const a = await history({ before: readPos + 1, limit: 5 });
+      const b = await history({ after: readPos });
+      clear(list);
+      items.clear();
+      snapshotShown = false;
       for (const ev of a.events) add(ev);
       hasOlder = !!a.more;
-      const b = await history({ after: readPos });
       for (const ev of b.events) add(ev);
       atLatest = !b.more;
     } finally { loading = false; }
@@ -323,6 +331,28 @@ route('#/room/:id', async (el, params) => {
       timeline.scrollTop = first.offsetTop - timeline.offsetTop - 48;
     } else toBottom();
     markRead();
+    saveSnapshot();
+  }
+
+  // ---- offline (issue 21, item 5): the newest events as this browser last saw them ----
+  let snapshotShown = false, snapTimer = 0;
+  // At once after a load; a second after the last of a burst of live events.
+  function saveSnapshot(later) {
+    clearTimeout(snapTimer);
+    const save = () => {
+      if (!alive || !atLatest || snapshotShown) return;
+      keep('room/' + roomId, [...items.values()].map((x) => x.ev).sort((a, b) => a.pos - b.pos).slice(-SNAPSHOT_EVENTS));
+    };
+    if (later) snapTimer = setTimeout(save, 1000);
+    else save();
+  }
+  async function showSnapshot() {
+    const snap = await recall('room/' + roomId);
+    if (!snap || !alive || items.size) return;
+    for (const ev of snap.value) add(ev);
+    list.prepend(h('li', { class: 'snapshot-note', role: 'status', id: 'room-snapshot' }, t('room.as_of', { at: formatTime(snap.at) })));
+    snapshotShown = true;
+    toBottom();
   }
 
   async function loadAround(pos) {
@@ -462,6 +492,7 @@ route('#/room/:id', async (el, params) => {
     // my own message whose reply already placed it
     const li = add(ev);
     if (!li) return;
+    saveSnapshot(true);
     if (ev.sender === me) {
       // the push of something I sent: the pending copy is replaced when its reply comes
       for (const [cid, p] of pendings) if (+p.dataset.sentPos === ev.pos) { p.remove(); pendings.delete(cid); }
@@ -717,16 +748,23 @@ route('#/room/:id', async (el, params) => {
     } catch { /* names are a nicety */ }
   }
 
+  if (api.state !== 'online' && !params.pos) await showSnapshot();
   try {
     await loadNames();
     if (params.pos) await loadAround(+params.pos);
     else if (info && info.unread > 0 && info.unread <= UNREAD_START_MAX) await loadUnread(info.read_pos || 0);
     else await loadLatest();
   } catch (e) {
-    clear(mainCol);
-    mainCol.append(h('p', { class: 'form-error', role: 'alert', id: 'room-error' }, e.code === 'not_found' ? t('room.not_found') : e.message),
-      h('a', { href: '#/rooms', class: 'btn' }, t('room.back')));
-    return () => { alive = false; offs.forEach((f) => f()); rooms.open = null; };
+    if (snapshotShown && (e.code === 'offline' || e.code === 'timeout')) {
+      // Offline: the snapshot stays, and the room loads for real when the connection is back.
+      const off = api.on('resumed', () => { off(); if (alive) loadLatest().catch(() => {}); });
+      offs.push(off);
+    } else {
+      clear(mainCol);
+      mainCol.append(h('p', { class: 'form-error', role: 'alert', id: 'room-error' }, e.code === 'not_found' ? t('room.not_found') : e.message),
+        h('a', { href: '#/rooms', class: 'btn' }, t('room.back')));
+      return () => { alive = false; offs.forEach((f) => f()); rooms.open = null; };
+    }
   }
   loadInfo();
   if (!coarse() && !params.pos) input.focus();

@@ -7,6 +7,7 @@ import { h, clear, formatTime, dialog, confirmDialog, toast, banner } from '../d
 import { t, addStrings } from '../i18n.js';
 import { route, navItem, go } from '../router.js';
 import * as session from '../session.js';
+import { keep, recall } from '../snapshot.js';
 
 addStrings({
   ja: {
@@ -21,6 +22,7 @@ addStrings({
     'rooms.photo': '[写真]',
     'rooms.alert': '第一報（{room}）{from} {name}{seat}: {body}', 'rooms.alert_open': '開く',
     'rooms.unsent': '未送信のメッセージがあります。閉じると送られません。',
+    'rooms.as_of': 'オフラインです。{at} 時点の一覧を表示しています',
   },
   en: {
     'rooms.title': 'Talk', 'rooms.new': 'New room', 'rooms.dm': 'Direct message',
@@ -34,12 +36,14 @@ addStrings({
     'rooms.photo': '[photo]',
     'rooms.alert': 'First report ({room}) {from} {name}{seat}: {body}', 'rooms.alert_open': 'Open',
     'rooms.unsent': 'Some messages are not sent yet; closing loses them.',
+    'rooms.as_of': 'Offline: the list as of {at}',
   },
 });
 
 // ---- the list, shared by every view that shows it ----
 export const rooms = {
   list: null,            // room.list's rooms, most recently active first
+  asOf: null,            // offline: the list is this browser's snapshot from then (ms)
   open: null,            // the room id shown in the room view (its messages count as read)
   subs: new Set(),
   byId(id) { return this.list?.find((r) => r.room === id) || null; },
@@ -56,10 +60,19 @@ let refreshTimer = 0;
 export function refreshRooms() {
   if (!session.loggedIn()) return Promise.resolve();
   if (!refreshing) {
-    refreshing = api.call('room.list').then((r) => {
+    refreshing = (async () => {
+      // Offline: the list as this browser last saw it (js/snapshot.js), at once, marked as of
+      // when, until the server answers.
+      if (!rooms.list && api.state !== 'online') {
+        const snap = await recall('rooms');
+        if (snap && !rooms.list) { rooms.list = snap.value; rooms.asOf = snap.at; rooms.changed(); }
+      }
+      const r = await api.call('room.list');
       rooms.list = r.rooms;
+      rooms.asOf = null;
       rooms.changed();
-    }).catch(() => {}).finally(() => { refreshing = null; });
+      keep('rooms', r.rooms);
+    })().catch(() => {}).finally(() => { refreshing = null; });
   }
   return refreshing;
 }
@@ -131,6 +144,7 @@ export function roomList(el, opts = {}) {
   function draw() {
     clear(ul);
     if (!rooms.list) { ul.append(h('li', { class: 'muted' }, t('common.loading'))); return; }
+    if (rooms.asOf) ul.append(h('li', { class: 'snapshot-note', role: 'status' }, t('rooms.as_of', { at: formatTime(rooms.asOf) })));
     if (!rooms.list.length) { ul.append(h('li', { class: 'muted empty' }, t('rooms.empty'))); return; }
     for (const r of rooms.list) {
       const active = r.room === opts.active;
