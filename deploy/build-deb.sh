@@ -55,7 +55,7 @@ cp "$work/$deb" "$out/"
 cp "$work/kizuna_${version}_${arch}.changes" "$out/" 2>/dev/null || true
 
 # Errors fail the build; warnings are printed for whoever reads them.
-lintian --fail-on error --info "$out/$deb" | sed 's/^/build-deb: lintian: /' >&2 || {
+lintian --fail-on error "$out/$deb" | sed 's/^/build-deb: lintian: /' >&2 || {
     echo "build-deb: lintian reports errors in $out/$deb" >&2
     exit 1
 }
