@@ -48,8 +48,8 @@ fi
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
-chmod 0755 "$root" # it is /: the kizuna user and apt's _apt must reach what is under it
 tar -C "$root" -xf "$base"
+chmod 0755 "$root" # it is /: the kizuna user and apt's _apt must reach what is under it
 cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
 mkdir -p "$root/tmp/kz-pkg"
 cp "$deb" tests/package/check-install.sh "$root/tmp/kz-pkg/"
