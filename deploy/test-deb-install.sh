@@ -3,7 +3,8 @@
 # minbase: nothing but the base system, as a new server has) with apt, which brings its
 # dependencies from the Debian archive, and runs tests/package/check-install.sh there: user,
 # paths, config, first admin, systemd-analyze verify, the installed server and CLI, backups,
-# upgrade, remove, purge. Slower than ctest test_package (an overlay of this machine, whose
+# upgrade, remove, purge; then installs it again and boots the root's systemd, which must start
+# kizunad.service in its sandbox and run the backup service. Slower than ctest test_package (an overlay of this machine, whose
 # packages are already there): a few minutes, most of them debootstrap's first run and apt.
 #   deploy/test-deb-install.sh [DEB]     (default: build one with deploy/build-deb.sh)
 # Needs root and the Debian archive. The base system is cached in
@@ -68,4 +69,99 @@ unshare --mount --propagation private /bin/bash -euc '
         KZ_INSTALL=\"apt-get install -y --reinstall --no-install-recommends\" \
             bash /tmp/kz-pkg/check-install.sh /tmp/kz-pkg/$deb"
 ' test-deb-install "$root" "$(basename "$deb")"
-echo "test-deb-install: ok: $(basename "$deb") on a fresh Debian 12 root in $((SECONDS - start)) s"
+echo "test-deb-install: install checks ok in $((SECONDS - start)) s"
+
+# Then the package as a real server runs it: installed again (after the purge above), and
+# systemd booted as the root's init, in pid, mount and network namespaces of its own (so its
+# kizunad's 127.0.0.1:8080 is the root's alone). What systemd does with the units is checked:
+# kizunad started in its sandbox, active once it says it is ready, serving, stopped cleanly;
+# the backup service run in its own sandbox; the timer scheduled. No getty: nobody logs in.
+start=$SECONDS
+# shellcheck disable=SC2016 # expanded by the inner shell, from its arguments
+unshare --mount --propagation private /bin/bash -euc '
+    root=$1 deb=$2
+    for m in proc sys dev dev/pts; do mount --bind "/$m" "$root/$m"; done
+    chroot "$root" /bin/bash -euc "
+        dpkg -i /tmp/kz-pkg/$deb >/dev/null
+        systemctl mask getty.target console-getty.service >/dev/null 2>&1"
+' test-deb-install "$root" "$(basename "$deb")"
+boot_log=$(mktemp)
+# shellcheck disable=SC2016
+unshare --pid --fork --mount --net --propagation private /bin/bash -euc '
+    root=$1
+    mount --bind "$root" "$root"
+    mount -t proc proc "$root/proc"
+    mount --bind /sys "$root/sys"
+    mount --bind /dev "$root/dev"
+    mount -t tmpfs tmpfs "$root/run"
+    cd "$root"
+    mkdir -p .oldroot
+    pivot_root . .oldroot
+    umount -l /.oldroot
+    rmdir /.oldroot
+    exec env container=kizuna-test /lib/systemd/systemd --system
+' test-deb-install-boot "$root" >"$boot_log" 2>&1 &
+ns=$!
+init=""
+trap 'kill -KILL "${init:-$ns}" 2>/dev/null || true; wait "$ns" 2>/dev/null || true; rm -rf "$root" "$boot_log"' EXIT
+boot_fail() {
+    echo "test-deb-install: FAIL: $*" >&2
+    [ -n "$init" ] && in_root journalctl --no-pager -n 40 -u kizunad -u kizuna-backup >&2
+    exit 1
+}
+in_root() { nsenter -t "$init" -m -p -n -r -w "$@"; }
+deadline=$((SECONDS + 30))
+while [ -z "$init" ] && [ $SECONDS -lt $deadline ]; do
+    init=$(tr -d ' ' <"/proc/$ns/task/$ns/children" 2>/dev/null) || true
+    [ -n "$init" ] || sleep 0.2
+done
+[ -n "$init" ] || boot_fail "systemd did not start: $(cat "$boot_log")"
+# Up once systemd answers: "starting" lasts until kizunad.service is started, which is checked
+# below.
+state=""
+deadline=$((SECONDS + 60))
+while [ $SECONDS -lt $deadline ]; do
+    state=$(in_root systemctl is-system-running 2>/dev/null) || true
+    case $state in starting | running | degraded) break ;; esac
+    sleep 0.5
+done
+case $state in starting | running | degraded) ;; *) boot_fail "systemd did not come up: '$state'" ;; esac
+echo "test-deb-install: systemd is up (system $state) in $((SECONDS - start)) s"
+
+# Serving, as kizuna, whether or not systemd yet counts it started.
+page=""
+deadline=$((SECONDS + 20))
+while [ $SECONDS -lt $deadline ]; do
+    page=$(in_root timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080 &&
+        printf "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" >&3 &&
+        cat <&3' 2>/dev/null) && break
+    sleep 0.5
+done
+grep -q '^HTTP/1.1 200' <<<"$page" || boot_fail "kizunad.service does not serve GET / on 127.0.0.1:8080"
+pid=$(in_root systemctl show -P MainPID kizunad)
+[ "$(in_root stat -c %U "/proc/$pid")" = kizuna ] || boot_fail "kizunad does not run as kizuna"
+echo "test-deb-install: kizunad.service serves the web client, as kizuna, in its sandbox"
+
+in_root systemctl start kizuna-backup || boot_fail "kizuna-backup.service failed"
+in_root grep -q ' ok: /var/backups/kizuna/kizuna-' /var/backups/kizuna/last-backup ||
+    boot_fail "last-backup says: $(in_root cat /var/backups/kizuna/last-backup)"
+in_root journalctl -u kizuna-backup --no-pager | grep -q 'kizuna-backup: ok: ' ||
+    boot_fail "the backup's result is not in the journal"
+next=$(in_root systemctl show -P NextElapseUSecRealtime kizuna-backup.timer)
+[ -n "$next" ] || boot_fail "kizuna-backup.timer is not scheduled"
+echo "test-deb-install: kizuna-backup.service made a verified backup; the timer's next run: $next"
+
+# Type=notify: active only once kizunad told systemd it is ready (else it times out, 90 s).
+active=""
+deadline=$((SECONDS + 30))
+while [ $SECONDS -lt $deadline ]; do
+    active=$(in_root systemctl is-active kizunad) && break
+    sleep 0.5
+done
+[ "$active" = active ] || boot_fail "kizunad.service is '$active', not active, 30 s after boot" \
+    "(Type=notify: has kizunad sent READY=1?)"
+in_root systemctl stop kizunad || boot_fail "systemctl stop kizunad failed"
+[ "$(in_root systemctl show -P Result kizunad)" = success ] ||
+    boot_fail "kizunad did not stop cleanly: $(in_root systemctl show -P Result kizunad)"
+echo "test-deb-install: kizunad.service active (READY), then stopped cleanly"
+echo "test-deb-install: ok: $(basename "$deb") on a fresh Debian 12 root, booted, in $((SECONDS - start)) s"
