@@ -3,9 +3,10 @@
 # administrator relies on: the user, the paths and their modes, the config, the first admin,
 # the units (systemd-analyze verify), the installed server serving the installed web client
 # and CLI, the backup script keeping N verified copies, an upgrade keeping the config and the
-# data, remove keeping them, purge removing them. Meant for a throwaway root only: run by
-# tests/package/test_package.sh (an overlay of this machine) and deploy/test-deb-install.sh (a
-# fresh Debian 12 root), as root, inside that root.
+# data, remove keeping them, purge removing them; a config written before the install choosing
+# the server id. Meant for a throwaway root only: run by tests/package/test_package.sh (an
+# overlay of this machine) and deploy/test-deb-install.sh (a fresh Debian 12 root), as root,
+# inside that root.
 #   check-install.sh DEB
 # KZ_INSTALL: the install command (default "dpkg -i"; "apt-get install -y" brings dependencies).
 set -euo pipefail
@@ -170,4 +171,17 @@ dpkg -P kizuna >/dev/null
 [ -L /etc/systemd/system/timers.target.wants/kizuna-backup.timer ] && fail "purge left the timer enabled"
 [ "$(find /var/backups/kizuna -mindepth 1 -maxdepth 1 -type d | wc -l)" -eq 2 ] ||
     fail "purge removed the backups"
+step "a config written before the install chooses the server id, and is kept"
+install -d -m 0755 /etc/kizuna
+printf '{\n  "server_id": "jp-99-kizuna-test",\n  "web_root": "/usr/share/kizuna/web"\n}\n' \
+    >/etc/kizuna/kizunad.json
+chmod 0644 /etc/kizuna/kizunad.json
+conf_sum=$(sha256sum </etc/kizuna/kizunad.json)
+dpkg -i "$deb" >"$log" 2>&1 || {
+    cat "$log" >&2
+    fail "the install over a written config failed"
+}
+grep -q '^server id: jp-99-kizuna-test ' "$log" || fail "init did not take the config's server id"
+[ "$(sha256sum </etc/kizuna/kizunad.json)" = "$conf_sum" ] || fail "the install changed a written config"
+dpkg -P kizuna >/dev/null
 echo "check-install: ok"
