@@ -28,6 +28,15 @@ if [ ${#missing[@]} -gt 0 ]; then
         "${missing[@]}" >/dev/null
 fi
 
+# The package's version is the project's: debian/changelog follows CMakeLists.txt.
+version=$(dpkg-parsechangelog -l debian/changelog -S Version)
+project=$(sed -n 's/^project(kizuna VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
+[ "$version" = "$project" ] || {
+    echo "build-deb: debian/changelog says $version, CMakeLists.txt $project: add a changelog" \
+        "entry (dch -v $project)" >&2
+    exit 1
+}
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/kizuna"
@@ -47,12 +56,12 @@ fi
     echo "build-deb: dpkg-buildpackage failed (last lines above)" >&2
     exit 1
 }
-version=$(dpkg-parsechangelog -l debian/changelog -S Version)
 arch=$(dpkg --print-architecture)
 deb=kizuna_${version}_${arch}.deb
 cp "$work/$deb" "$out/"
-[ -e "$work/kizuna-dbgsym_${version}_${arch}.deb" ] && cp "$work/kizuna-dbgsym_${version}_${arch}.deb" "$out/"
-cp "$work/kizuna_${version}_${arch}.changes" "$out/" 2>/dev/null || true
+# The debug symbols, for a crash's backtrace (apt install ./kizuna-dbgsym_*.deb beside it).
+dbgsym=kizuna-dbgsym_${version}_${arch}.deb
+if [ -e "$work/$dbgsym" ]; then cp "$work/$dbgsym" "$out/"; fi
 
 # Errors fail the build; warnings are printed for whoever reads them.
 lintian --fail-on error "$out/$deb" | sed 's/^/build-deb: lintian: /' >&2 || {
