@@ -4,7 +4,7 @@
 #   deploy/build-deb.sh [OUTDIR]     the .deb lands in OUTDIR (default build/deb)
 # Installs what the build needs when it is missing (root or sudo). The build runs in a copy
 # of the tracked and new files, so build/, data/ and node_modules/ stay out of it, and
-# dpkg-buildpackage's files land in OUTDIR, not beside the checkout.
+# dpkg-buildpackage's files land in OUTDIR, not beside the checkout, with its log (build.log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mkdir -p "${1:-build/deb}" && cd "${1:-build/deb}" && pwd)
@@ -51,8 +51,8 @@ fi
 
 # -b: binary only (a native package's source is this repository); -us -uc: unsigned.
 (cd "$work/kizuna" && DEB_BUILD_OPTIONS="parallel=${JOBS:-$(nproc)}" \
-    dpkg-buildpackage -b -us -uc) >"$work/build.log" 2>&1 || {
-    tail -n 60 "$work/build.log" >&2
+    dpkg-buildpackage -b -us -uc) >"$out/build.log" 2>&1 || {
+    tail -n 60 "$out/build.log" >&2
     echo "build-deb: dpkg-buildpackage failed (last lines above)" >&2
     exit 1
 }
