@@ -4,7 +4,7 @@
 # overlay of this machine's own root in a mount namespace of the test's own, and runs
 # check-install.sh there: user, paths, config, first admin, systemd-analyze verify, the installed
 # server and CLI, backups, upgrade, remove, purge. This machine's files, users and dpkg database
-# are never changed: every write lands in the overlay's upper directory, deleted at the end.
+# are never changed: every write lands in the overlay's upper directory, a tmpfs.
 # deploy/test-deb-install.sh runs the same checks on a fresh Debian 12 root instead (minutes).
 #   test_package.sh OUTDIR       (the .deb is left in OUTDIR)
 # Needs root (mount namespace, overlay, chroot); CI and deploy/setup.sh test run as root.
@@ -25,12 +25,15 @@ echo "test_package: built $deb in $((SECONDS - start)) s (lintian: no errors)"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-mkdir "$work/upper" "$work/work" "$work/root"
 start=$SECONDS
-# The namespace's mounts (the overlay, /proc, /dev, /sys) go when its last process does.
+# The namespace's mounts (the overlay, /proc, /dev, /sys) go when its last process does. The
+# overlay's writes go to a tmpfs: they never reach a disk, and they need no file system that
+# can hold an overlay's upper directory (/tmp may itself be an overlay in a container).
 # shellcheck disable=SC2016 # expanded by the inner shell, from its arguments
 unshare --mount --propagation private /bin/bash -euc '
     work=$1 deb=$2 check=$3
+    mount -t tmpfs -o size=1g,mode=0700 tmpfs "$work"
+    mkdir "$work/upper" "$work/work" "$work/root"
     root=$work/root
     mount -t overlay overlay -o "lowerdir=/,upperdir=$work/upper,workdir=$work/work" "$root"
     for m in proc dev sys; do mount --bind "/$m" "$root/$m"; done
