@@ -21,7 +21,12 @@ BUILD_PKGS=(build-essential cmake pkg-config libwebsockets-dev libsqlite3-dev li
 # clang, and we install without recommendations.
 # faketime: libfaketime, preloaded into a test's kizunad to set its wall clock hours off
 # (tests/integration/test_fed_skew.c, clock skew between federated servers).
-TEST_PKGS=(libcriterion-dev valgrind curl mosquitto openssl clang libclang-rt-14-dev faketime)
+# debhelper dpkg-dev fakeroot lintian: tests/package (ctest test_package) builds the .deb with
+# deploy/build-deb.sh and fails on lintian errors; it installs the package into an overlay of
+# this machine, so the package's own Depends must be here: adduser (tzdata is above); systemd
+# brings systemd-analyze, which verifies the units (nothing is started: no systemd runs there).
+TEST_PKGS=(libcriterion-dev valgrind curl mosquitto openssl clang libclang-rt-14-dev faketime
+           debhelper dpkg-dev fakeroot lintian adduser systemd)
 # Browser tests (tests/web, ctest web_*): Debian's chromium with fonts-noto-cjk (Japanese in
 # screenshots), node and npm, which installs the pinned puppeteer-core once (npm ci; no browser
 # is downloaded). A machine that already has node and npm of its own (e.g. NodeSource's, whose
