@@ -317,7 +317,10 @@ test('a revoked browser device gets no key of the next photo', async () => {
 
     // Logged in again, suzuki's browser is a new device (a new root list, the old device being
     // revoked): the photo waits for its key, asks, and the sending browser, still in the room,
-    // answers the request as the CLI does.
+    // answers the request as the CLI does, though it was reloaded meanwhile (the epoch's key is
+    // no longer in its memory: it takes it from the envelope it sealed to itself).
+    await satoPage.reload();
+    await satoPage.waitForSelector('#composer');
     const ctx = await browser.createBrowserContext();
     const page = await newPage(ctx, { mobile: true });
     await loginAs(page, srv, 'suzuki');

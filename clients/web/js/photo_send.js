@@ -26,7 +26,7 @@ import { api } from './api.js';
 import { h, clear } from './dom.js';
 import { t, addStrings } from './i18n.js';
 import { sodium, utf8, concat, equalBytes, hex, E2eeError } from './crypto/sodium.js';
-import { envelopeSeal, aeadSeal, aeadOpen, devkeyVerify, policyVerify, sign } from './crypto/keys.js';
+import { envelopeSeal, envelopeOpen, aeadSeal, aeadOpen, devkeyVerify, policyVerify, sign } from './crypto/keys.js';
 import { epochCheck, photoSeal } from './crypto/photo.js';
 import { blobEncrypt } from './crypto/blob.js';
 import { myDevice, localDevice, qualify, b64u, unb64u, idbDo } from './crypto/device.js';
@@ -424,9 +424,33 @@ async function epochShare(rv, own) {
 // The key of (owner, epoch) this browser holds: its own epochs, and those the room view opened.
 const ownKeys = new Map(); // "room/epoch" -> key, every epoch of this device this page made
 async function heldKey(rv, owner, epoch) {
-  if (owner === rv.me.id) return ownKeys.get(`${rv.room}/${epoch}`) || null;
+  if (owner === rv.me.id) return ownKeys.get(`${rv.room}/${epoch}`) || (await ownKeyFromLog(rv, epoch));
   const ph = await import('./photos.js');
   return ph.knownKey(rv.room, owner, epoch);
+}
+
+// One of this device's own epochs from before a reload (the page keeps them in memory only):
+// the envelope it sealed to itself when the epoch began, in the room's log, opened with its
+// own keys and checked against the key-check it signed. So a reloaded page still answers key
+// requests for its earlier photos, as the CLI does.
+async function ownKeyFromLog(rv, epoch) {
+  for (const ev of rv.events) {
+    if (ev.event !== 'e2ee.keys' || ev.content?.device !== rv.me.id) continue;
+    const d = dataOf(ev);
+    if (d.epoch !== epoch || d.owner !== rv.me.id || !d.check) continue;
+    for (const e of d.entries || []) {
+      if (e.to !== rv.me.id) continue;
+      try {
+        const inner = JSON.parse(new TextDecoder().decode(await envelopeOpen(await unb64u(e.box), rv.me.keys.boxPk, rv.me.keys.boxSk)));
+        if (inner.room !== rv.room || inner.owner !== rv.me.id || inner.epoch !== epoch || inner.from !== rv.me.id) continue;
+        const key = await unb64u(inner.key);
+        if (key.length !== 32 || !equalBytes(await epochCheck(rv.room, rv.me.id, epoch, key), await unb64u(d.check))) continue;
+        ownKeys.set(`${rv.room}/${epoch}`, key);
+        return key;
+      } catch { /* not openable: not ours after all */ }
+    }
+  }
+  return null;
 }
 
 async function verifiedBy(rv, ev, cache) {
