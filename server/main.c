@@ -2,6 +2,7 @@
  * shows what two admins compare when they pair servers; backups and restores. */
 #include "fed.h"
 #include "server.h"
+#include "record.h"
 #include "store_fed.h"
 #include "transport.h"
 
@@ -105,6 +106,12 @@ static int parse_opts(int argc, char **argv, struct opts *o, enum opts_mode mode
     if (kz_time_zone_load(o->cfg.time_zone, o->cfg.time_zone_posix, sizeof o->cfg.time_zone_posix,
                           tz_err, sizeof tz_err) != 0) {
         fprintf(stderr, "kizunad: %s\n", tz_err);
+        return 2;
+    }
+    int offset;
+    if (!kz_record_zone_offset(o->cfg.record_time_zone, &offset)) {
+        fprintf(stderr, "kizunad: record_time_zone: '%s' is not one of %s\n",
+                o->cfg.record_time_zone, kz_record_zone_names());
         return 2;
     }
     return 0;

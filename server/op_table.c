@@ -319,6 +319,17 @@ static const struct srv_op ops[] = {
      .access = OP_USER,
      .fields = {ROOM_ARG, {"after", F_INT, false, KZ_POS_MAX, 0}, LIMIT_ARG},
      .fn = op_room_export},
+    /* the record (ops_record.c) */
+    {.name = "record.export",
+     .access = OP_USER,
+     .fields = {ROOM_ARG,
+                REQ("format", 8),
+                {"from", F_INT, false, KZ_POS_MAX, 0},
+                {"to", F_INT, false, KZ_POS_MAX, 1},
+                {"after", F_INT, false, KZ_POS_MAX, 0},
+                {"received", F_BOOL, false, 0, 0},
+                LIMIT_ARG},
+     .fn = op_record_export},
     /* talk */
     {.name = "msg.send",
      .access = OP_USER,

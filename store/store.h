@@ -513,6 +513,12 @@ typedef int (*store_history_fn)(void *ctx, const struct store_event *e,
                                 const struct store_message *m);
 enum store_rc store_history(struct store *st, int64_t room, int64_t before, int64_t after,
                             int limit, store_history_fn fn, void *ctx);
+/* The record of a room (issue 22): every valid event but read markers (room.read), edits and
+ * deletes included, sent (ts) in [from, to), in the room's order, after the event at position
+ * `after` (0: from the start; STORE_NOT_FOUND if it is not the room's), at most limit; m as
+ * in store_history. */
+enum store_rc store_record_events(struct store *st, int64_t room, int64_t after, int64_t from,
+                                  int64_t to, int limit, store_history_fn fn, void *ctx);
 /* Unread messages and photos (e2ee.photo events) from others after read_pos, and the latest
  * message (m.pos 0 if none). */
 enum store_rc store_room_unread(struct store *st, int64_t room, int64_t user_id, int64_t read_pos,

@@ -186,6 +186,8 @@ int cmd_room_admin(int argc, char **argv);
 int cmd_room_archive(int argc, char **argv);
 int cmd_room_unarchive(int argc, char **argv);
 int cmd_room_export(int argc, char **argv);
+/* record.c */
+int cmd_record_export(int argc, char **argv);
 int cmd_room_servers(int argc, char **argv);
 int cmd_room_add_server(int argc, char **argv);
 int cmd_room_remove_server(int argc, char **argv);

@@ -67,6 +67,8 @@ static const char usage[] =
     "  room archive ROOM | room unarchive ROOM\n"
     "                                 room admins: read-only and out of the list, or back\n"
     "  room export ROOM [-o FILE.csv] every event of the room as CSV (recorded in the audit)\n"
+    "  record export ROOM [--from WHEN] [--to WHEN] [--format jsonl|csv|html] [--received]\n"
+    "                [--out FILE]     the room's chronology, for the record (docs/records.md)\n"
     "  room servers ROOM [--pos N]    the servers a shared room lives on; --pos: which of\n"
     "                                 them have acknowledged message #N (federation)\n"
     "  room add-server ROOM SERVER | room remove-server ROOM SERVER\n"
@@ -474,6 +476,9 @@ static const struct cli_command commands[] = {
     {"room archive", cmd_room_archive, 1, 1, true, "room archive ROOM"},
     {"room unarchive", cmd_room_unarchive, 1, 1, true, "room unarchive ROOM"},
     {"room export", cmd_room_export, 1, 3, true, "room export ROOM [-o FILE.csv]"},
+    {"record export", cmd_record_export, 1, -1, true,
+     "record export ROOM [--from WHEN] [--to WHEN] [--format jsonl|csv|html] [--received]"
+     " [--out FILE]"},
     {"room servers", cmd_room_servers, 1, 3, true, "room servers ROOM [--pos N]"},
     {"room add-server", cmd_room_add_server, 2, 2, true, "room add-server ROOM SERVER"},
     {"room remove-server", cmd_room_remove_server, 2, 2, true, "room remove-server ROOM SERVER"},

@@ -178,6 +178,7 @@ static const struct row rows[] = {
     /* Unarchiving a room in use changes nothing, so the room stays usable for later rows. */
     {"room.archive", "\"room\":\"$ROOM\",\"archived\":false",            "U U F o N N N U U U F", 0},
     {"room.export", "\"room\":\"$ROOM\"",                                  "U U o o N N N U U U F", 0},
+    {"record.export", "\"room\":\"$ROOM\",\"format\":\"csv\"",               "U U o o N N N U U U F", 0},
     {"msg.send", "\"room\":\"$ROOM\",\"body\":\"了解\"",                    "U U o o N N N U U U F", 0},
     /* The message is the member's: the room admin is not its author, but may remove it. */
     {"msg.edit", "\"room\":\"$ROOM\",\"pos\":$FRESH_MSG,\"body\":\"訂正\"", "U U o F N N N U U U F", 0},
