@@ -37,12 +37,17 @@ static void add_str_of(cJSON *row, const char *name, const cJSON *content, const
         cJSON_AddStringToObject(row, name, v);
 }
 
-/* The name people know the sender by: the same on every server that holds the room (a user of
- * another server is known by the name their server published with their membership). */
-static void add_sender_name(struct srv *s, cJSON *row, int64_t user_id)
+/* The name people know the sender by. In a shared room only a member's (past or present):
+ * other servers learn a user's name from their joining the room, so a server's admin who adds
+ * members without joining is a name on its own server only, and the rows must be the same on
+ * every server. */
+static void add_sender_name(struct srv *s, cJSON *row, const struct store_event *e)
 {
     struct store_user u;
-    if (user_id && store_user_get(s->store, user_id, &u) == STORE_OK)
+    struct store_member m;
+    if (!e->sender || (e->shared && store_member_get(s->store, e->room, e->sender, &m) != STORE_OK))
+        return;
+    if (store_user_get(s->store, e->sender, &u) == STORE_OK)
         cJSON_AddStringToObject(row, "sender_name", u.name);
 }
 
@@ -70,7 +75,7 @@ static cJSON *record_row(struct srv *s, const struct store_event *e, const struc
     cJSON_AddNumberToObject(row, "inc", (double)h.inc);
     cJSON_AddNumberToObject(row, "seq", (double)h.seq);
     cJSON_AddStringToObject(row, "sender", h.sender);
-    add_sender_name(s, row, e->sender);
+    add_sender_name(s, row, e);
     add_str_of(row, "seat", content, "seat");
     bool is_msg = strcmp(e->type, "msg") == 0, is_photo = strcmp(e->type, "e2ee.photo") == 0;
     if (is_msg || strcmp(e->type, "msg.edit") == 0)
