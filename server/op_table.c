@@ -30,6 +30,10 @@
     {                                                                                              \
         "pos", F_INT, true, KZ_POS_MAX, 1                                                          \
     }
+#define REVIEW_ARG                                                                                 \
+    {                                                                                              \
+        "review", F_INT, true, KZ_POS_MAX, 1                                                       \
+    }
 #define LIMIT_ARG                                                                                  \
     {                                                                                              \
         "limit", F_INT, false, 10000, 1                                                            \
@@ -330,6 +334,58 @@ static const struct srv_op ops[] = {
                 {"received", F_BOOL, false, 0, 0},
                 LIMIT_ARG},
      .fn = op_record_export},
+    /* the record's review and publication (ops_review.c) */
+    {.name = "record.reviewer",
+     .access = OP_ADMIN,
+     .writes = true,
+     .fields = {ROOM_ARG, REQ("user", STORE_LOGIN_MAX), {"reviewer", F_BOOL, false, 0, 0}},
+     .fn = op_record_reviewer},
+    {.name = "record.review.create",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {ROOM_ARG,
+                OPT("title", STORE_NAME_MAX),
+                {"from", F_INT, false, KZ_POS_MAX, 0},
+                {"to", F_INT, false, KZ_POS_MAX, 1}},
+     .fn = op_record_review_create},
+    {.name = "record.review.show",
+     .access = OP_USER,
+     .fields = {REVIEW_ARG},
+     .fn = op_record_review_show},
+    {.name = "record.review.mark",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {REVIEW_ARG, {"events", F_STRINGS, true, 1000, 0}, {"publish", F_BOOL, false, 0, 0}},
+     .fn = op_record_review_mark},
+    {.name = "record.review.redact",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {REVIEW_ARG,
+                REQ("event", STORE_ROOM_ID_MAX),
+                {"start", F_INT, true, KZ_POS_MAX, 0},
+                {"end", F_INT, true, KZ_POS_MAX, 1}},
+     .fn = op_record_review_redact},
+    {.name = "record.review.decide",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {REVIEW_ARG,
+                {"redaction", F_INT, true, KZ_POS_MAX, 1},
+                {"accept", F_BOOL, true, 0, 0}},
+     .fn = op_record_review_decide},
+    {.name = "record.review.approve",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {REVIEW_ARG},
+     .fn = op_record_review_approve},
+    {.name = "record.publish",
+     .access = OP_USER,
+     .fields = {REVIEW_ARG, REQ("format", 8), {"after", F_INT, false, KZ_POS_MAX, 0}, LIMIT_ARG},
+     .fn = op_record_publish},
+    {.name = "room.hold",
+     .access = OP_ADMIN,
+     .writes = true,
+     .fields = {ROOM_ARG, {"hold", F_BOOL, false, 0, 0}},
+     .fn = op_room_hold},
     /* talk */
     {.name = "msg.send",
      .access = OP_USER,

@@ -37,6 +37,17 @@ void kz_record_time(int64_t ms, int offset, bool iso, char out[KZ_RECORD_TIME_CH
 /* The text that stands for each redaction in a published record. */
 #define KZ_RECORD_REDACTED "■■■"
 
+/* A byte range of a text to black out. */
+struct kz_record_cut {
+    size_t start, end;
+};
+/* text with each of cuts[0..n) (any order, overlapping or not, clamped to the text) replaced by
+ * one KZ_RECORD_REDACTED, overlapping and touching cuts making one mark; the caller frees it
+ * with free(). Cuts are stored on character boundaries (ops_review.c checks); one that is not
+ * is widened to the characters it touches, so no part of a character survives. NULL if out of
+ * memory. Sorts cuts in place. */
+char *kz_record_redact(const char *text, struct kz_record_cut *cuts, size_t n);
+
 /* Writing one export into out: kz_record_begin once with the header (a cJSON object: room,
  * room_name, from, to, exported_at, exported_by, server, time_zone, and for JSON Lines what
  * else it carries; it stays the caller's), kz_record_row for each row in the room's order,

@@ -4,6 +4,7 @@
 #include "server.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -61,6 +62,48 @@ void kz_record_time(int64_t ms, int offset, bool iso, char out[KZ_RECORD_TIME_CH
     int a = offset < 0 ? -offset : offset;
     snprintf(out, KZ_RECORD_TIME_CHARS, "%s%c%02d:%02d", date, offset < 0 ? '-' : '+', a / 60,
              a % 60);
+}
+
+static int cut_cmp(const void *a, const void *b)
+{
+    const struct kz_record_cut *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+char *kz_record_redact(const char *text, struct kz_record_cut *cuts, size_t n)
+{
+    size_t len = strlen(text), mark = strlen(KZ_RECORD_REDACTED);
+    char *out = malloc(len + n * mark + 1);
+    if (!out)
+        return NULL;
+    if (n)
+        qsort(cuts, n, sizeof *cuts, cut_cmp);
+    size_t at = 0, o = 0;
+    bool marked = false;
+    for (size_t i = 0; i < n; i++) {
+        size_t a = cuts[i].start < len ? cuts[i].start : len;
+        size_t b = cuts[i].end < len ? cuts[i].end : len;
+        while (a > 0 && ((unsigned char)text[a] & 0xc0) == 0x80)
+            a--;
+        while (b < len && ((unsigned char)text[b] & 0xc0) == 0x80)
+            b++;
+        if (b <= a)
+            continue;
+        if (marked && a <= at) { /* overlaps or touches the mark before: one mark */
+            at = b > at ? b : at;
+            continue;
+        }
+        memcpy(out + o, text + at, a - at);
+        o += a - at;
+        memcpy(out + o, KZ_RECORD_REDACTED, mark);
+        o += mark;
+        at = b;
+        marked = true;
+    }
+    memcpy(out + o, text + at, len - at);
+    o += len - at;
+    out[o] = '\0';
+    return out;
 }
 
 static const char *str_of(const cJSON *o, const char *key)
@@ -315,7 +358,10 @@ static void html_begin(struct kz_json *out, const cJSON *head, int offset)
     html_head_item(out, "ルームID", str_of(head, "room"));
     html_head_item(out, "期間", range);
     html_head_item(out, "出力日時", at);
-    html_head_item(out, "出力者", str_of(head, "exported_by"));
+    if (!published)
+        html_head_item(out, "出力者", str_of(head, "exported_by"));
+    else
+        html_head_item(out, "審査", str_of(head, "title"));
     html_head_item(out, "サーバー", str_of(head, "server"));
     html_head_item(out, "時間帯", str_of(head, "time_zone"));
     const cJSON *s;

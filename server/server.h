@@ -711,6 +711,21 @@ enum kz_err op_room_list(struct srv_call *c);
 enum kz_err op_room_archive(struct srv_call *c);
 enum kz_err op_room_export(struct srv_call *c);
 enum kz_err op_record_export(struct srv_call *c); /* ops_record.c */
+/* The reply of record.export (review NULL) and record.publish (an approved review: its marked
+ * messages only, redactions applied), from the call's format, from, to, after, limit and
+ * received; audited on the first page. */
+enum kz_err srv_record_reply(struct srv_call *c, const struct store_room *room,
+                             const struct store_review *review);
+/* ops_review.c: the record's reviewers, reviews and publication (docs/records.md) */
+enum kz_err op_record_reviewer(struct srv_call *c);
+enum kz_err op_record_review_create(struct srv_call *c);
+enum kz_err op_record_review_show(struct srv_call *c);
+enum kz_err op_record_review_mark(struct srv_call *c);
+enum kz_err op_record_review_redact(struct srv_call *c);
+enum kz_err op_record_review_decide(struct srv_call *c);
+enum kz_err op_record_review_approve(struct srv_call *c);
+enum kz_err op_record_publish(struct srv_call *c);
+enum kz_err op_room_hold(struct srv_call *c);
 /* conflict if the room is archived: an archived room takes no messages, edits, deletions,
  * photos, announcements, renames or membership changes until a room admin unarchives it. */
 enum kz_err srv_room_writable(struct srv_call *c, const struct store_room *room);

@@ -221,13 +221,13 @@ static const char *const talk_sql[T_COUNT] = {
     [T_ROOM_HLC] = "SELECT coalesce(max(hlc), 0) FROM events WHERE room = ?",
     /* One seek in events_room (room, pos). */
     [T_ROOM_LAST_POS] = "SELECT coalesce(max(pos), 0) FROM events WHERE room = ?",
-    /* The record (issue 22): every valid event of a room but read markers, edits and deletes
-     * included, after a room-order key (?2..?5), sent in [?6, ?7), in the room's order. */
+    /* The record (issue 22): every event of a room, invalid ones and read markers too (the
+     * record proves its logs whole), after a room-order key (?2..?5), of hlc in [?6, ?7) (hlc
+     * rises along each log, so a range leaves no gap in one), in the room's order. */
     [T_RECORD_AFTER] = "SELECT " EVENT_COLS ", " MSG_COLS " FROM events e"
                        " JOIN rooms r ON r.id = e.room LEFT JOIN messages m ON m.pos = e.pos"
                        " WHERE e.room = ?1 AND (e.hlc, e.origin, e.inc, e.seq) > (?2, ?3, ?4, ?5)"
-                       " AND e.ts >= ?6 AND e.ts < ?7 AND e.type != 'room.read'"
-                       " AND e.invalid IS NULL"
+                       " AND e.hlc >= ?6 AND e.hlc < ?7"
                        " ORDER BY e.hlc ASC, e.origin ASC, e.inc ASC, e.seq ASC LIMIT ?8",
 };
 

@@ -131,6 +131,19 @@ Test(fed_record, two_servers_write_the_same_record)
             cr_assert(strstr(a, sc->names[0]) && strstr(b, sc->names[1]), "headers name servers");
             cr_assert_neq(strcmp(a, b), 0, "... so the whole files differ");
             cr_assert(strstr(a, "\"read_by_server\""), "read counts by server in a shared room");
+            /* Each server's record verifies against the keys the other pins for it. */
+            for (int i = 0; i < 2; i++) {
+                char path[400], out[4096];
+                snprintf(path, sizeof path, "%s/record.jsonl", sc->net.s[i].d.dir);
+                FILE *fp = fopen(path, "wb");
+                cr_assert_not_null(fp);
+                fputs(i == 0 ? a : b, fp);
+                fclose(fp);
+                const char *argv[] = {KIZUNAD_PATH, "verify-record",        path,
+                                      "--data",     sc->net.s[1 - i].d.dir, NULL};
+                cr_assert_eq(run_capture(argv, NULL, NULL, out, sizeof out), 0,
+                             "%s's record on %s: %s", sc->names[i], sc->names[1 - i], out);
+            }
         }
         free(a);
         free(b);

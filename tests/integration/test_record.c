@@ -31,6 +31,14 @@ static void setup(void)
         cr_assert_str_eq(reply_code(r), "ok");
         cJSON_Delete(r);
     }
+    /* The canary name is a name of the directory, as a resident's seldom is; the helper finds
+     * those, the reviewer marks any other by hand. */
+    cJSON *r = ws_callf(&admin,
+                        "\"op\":\"user.add\",\"login\":\"yamada\",\"password\":\"%s\","
+                        "\"name\":\"山田 花子\"",
+                        PW);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
 }
 
 static void teardown(void)
@@ -103,11 +111,15 @@ static char *export_all(struct ws *w, const char *room, const char *format, int 
     return NULL;
 }
 
+static int verify(const char *path, bool pinned, char *out, size_t n);
+static void spill(const char *path, const char *text);
+
 /* The canaries: personal data that the internal record holds and a published one must not. */
 #define CANARY_PHONE   "090-1234-5678"
 #define CANARY_ADDRESS "松山市一番町四丁目7番地2"
 #define CANARY_NAME    "山田花子"
 #define CANARY_EDIT    "0899-41-2345"
+#define KZ_MARK        "■■■"
 
 /* A day of talk: messages with the canaries, an edit carrying another, a deletion, a formula
  * and markup, a member added. The positions of the two messages with canaries in *p1, *p2. */
@@ -162,6 +174,10 @@ Test(record, the_chronology_in_jsonl_csv_and_html)
         cr_assert_not_null(o, "a JSON line: %s", line);
         if (!head) {
             head = o;
+            continue;
+        }
+        if (cJSON_IsTrue(cJSON_GetObjectItem(o, "proof"))) { /* for verify-record */
+            cJSON_Delete(o);
             continue;
         }
         rows++;
@@ -274,4 +290,325 @@ Test(record, a_time_range_and_another_zone)
                  room);
     cr_assert_str_eq(reply_code(r), "bad_request");
     cJSON_Delete(r);
+}
+
+/* A connection logged in as login (password PW). */
+static void login_ws(struct ws *w, const char *login)
+{
+    cr_assert(ws_open(w, d.port));
+    cr_assert(ws_login(w, login, PW, NULL));
+}
+
+/* The published record of a review, every page (caller frees). */
+static char *publish_all(long long review, const char *format)
+{
+    struct ws w;
+    cr_assert(ws_open(&w, d.port));
+    cr_assert(ws_login(&w, "tanaka", PW, NULL)); /* a member of the room */
+    size_t len = 0;
+    char *all = calloc(1, 1);
+    long long after = 0;
+    for (int pages = 0; pages < 1000; pages++) {
+        cJSON *r = ws_callf(&w,
+                            "\"op\":\"record.publish\",\"review\":%lld,\"format\":\"%s\","
+                            "\"limit\":2,\"after\":%lld",
+                            review, format, after);
+        cr_assert_str_eq(reply_code(r), "ok", "record.publish");
+        const char *text = cJSON_GetObjectItem(r, "text")->valuestring;
+        size_t n = strlen(text);
+        all = realloc(all, len + n + 1);
+        memcpy(all + len, text, n + 1);
+        len += n;
+        bool more = cJSON_IsTrue(cJSON_GetObjectItem(r, "more"));
+        if (more)
+            after = (long long)cJSON_GetObjectItem(r, "next_after")->valuedouble;
+        cJSON_Delete(r);
+        if (!more)
+            break;
+    }
+    ws_close_fd(&w);
+    return all;
+}
+
+/* Every piece of the canaries that must not survive, whole or in part. */
+static const char *const leaks[] = {CANARY_PHONE, "1234-5678", "5678", CANARY_ADDRESS, "四丁目",
+                                    "7番地2",     CANARY_NAME, "山田", "花子",         CANARY_EDIT,
+                                    "41-2345",    "現地へ",    "090",  "0899"};
+
+Test(record, review_redaction_approval_and_publication)
+{
+    const char *room = make_room("公開テスト");
+    long long p1, p2, del;
+    talk(room, &p1, &p2, &del);
+
+    /* Reviewers are named by an admin; no one else opens a review. */
+    struct ws s, t;
+    login_ws(&s, "sato");
+    login_ws(&t, "tanaka");
+    cJSON *r = ws_callf(&s, "\"op\":\"record.review.create\",\"room\":\"%s\"", room);
+    cr_assert_str_neq(reply_code(r), "ok", "not a reviewer yet");
+    cJSON_Delete(r);
+    r = ws_callf(&t, "\"op\":\"record.reviewer\",\"room\":\"%s\",\"user\":\"sato\"", room);
+    cr_assert_str_eq(reply_code(r), "forbidden", "only admins name reviewers");
+    cJSON_Delete(r);
+    ok_call(&admin, "reviewer",
+            ws_callf(&admin, "\"op\":\"record.reviewer\",\"room\":\"%s\",\"user\":\"sato\"", room));
+
+    /* sato opens a review: the helper proposes the canaries. */
+    r = ws_callf(&s, "\"op\":\"record.review.create\",\"room\":\"%s\",\"title\":\"公開版\"", room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    long long review = (long long)cJSON_GetObjectItem(r, "review")->valuedouble;
+    cr_assert_geq(cJSON_GetObjectItem(r, "proposals")->valuedouble, 4);
+    cJSON_Delete(r);
+    r = ws_callf(&t, "\"op\":\"record.review.show\",\"review\":%lld", review);
+    cr_assert_str_eq(reply_code(r), "not_found", "a member who is no reviewer sees no review");
+    cJSON_Delete(r);
+    r = ws_callf(&s, "\"op\":\"record.review.show\",\"review\":%lld", review);
+    cr_assert_str_eq(reply_code(r), "ok");
+    char kinds[512] = "";
+    const cJSON *red;
+    long long ids[64];
+    int nids = 0;
+    cJSON_ArrayForEach(red, cJSON_GetObjectItem(r, "redactions"))
+    {
+        const char *text = cJSON_GetObjectItem(red, "text")->valuestring;
+        strncat(kinds, text, sizeof kinds - strlen(kinds) - 2);
+        strcat(kinds, "|");
+        cr_assert_str_eq(cJSON_GetObjectItem(red, "state")->valuestring, "proposed");
+        cr_assert_lt(nids, 64);
+        ids[nids++] = (long long)cJSON_GetObjectItem(red, "id")->valuedouble;
+    }
+    cJSON_Delete(r);
+    cr_assert(strstr(kinds, CANARY_PHONE "|") && strstr(kinds, CANARY_ADDRESS "|") &&
+                  strstr(kinds, CANARY_NAME "|") && strstr(kinds, CANARY_EDIT "|"),
+              "the helper proposes every canary: %s", kinds);
+    cr_assert_null(strstr(kinds, "2024"), "dates are left alone: %s", kinds);
+    cr_assert_null(strstr(kinds, "1,000"), "amounts too: %s", kinds);
+
+    /* Mark every message, edit and deletion for publication. */
+    char *jsonl = export_all(&admin, room, "jsonl", 1000);
+    char events[4096] = "";
+    char p2_id[64] = "";
+    for (char *line = strchr(jsonl, '\n') + 1, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        *nl = '\0';
+        cJSON *o = cJSON_Parse(line);
+        const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(o, "type"));
+        if (type && strncmp(type, "msg", 3) == 0) {
+            snprintf(events + strlen(events), sizeof events - strlen(events), "%s\"%s\"",
+                     events[0] ? "," : "", cJSON_GetObjectItem(o, "event_id")->valuestring);
+            const char *text = cJSON_GetStringValue(cJSON_GetObjectItem(o, "text"));
+            if (strcmp(type, "msg") == 0 && text && strstr(text, "現地へ"))
+                snprintf(p2_id, sizeof p2_id, "%s",
+                         cJSON_GetObjectItem(o, "event_id")->valuestring);
+        }
+        cJSON_Delete(o);
+    }
+    free(jsonl);
+    ok_call(&s, "mark",
+            ws_callf(&s, "\"op\":\"record.review.mark\",\"review\":%lld,\"events\":[%s]", review,
+                     events));
+    /* A redaction by hand, in bytes: "現地へ" of 了解。現地へ向かいます (了解。 is 9 bytes). */
+    cr_assert(p2_id[0]);
+    r = ws_callf(&s,
+                 "\"op\":\"record.review.redact\",\"review\":%lld,\"event\":\"%s\",\"start\":10,"
+                 "\"end\":18",
+                 review, p2_id);
+    cr_assert_str_eq(reply_code(r), "bad_request", "not on a character's start");
+    cJSON_Delete(r);
+    ok_call(&s, "redact",
+            ws_callf(&s,
+                     "\"op\":\"record.review.redact\",\"review\":%lld,\"event\":\"%s\","
+                     "\"start\":9,\"end\":18",
+                     review, p2_id));
+
+    /* Not approved while proposals wait; never by its own reviewer. */
+    r = ws_callf(&admin, "\"op\":\"record.review.approve\",\"review\":%lld", review);
+    cr_assert_str_eq(reply_code(r), "conflict", "proposals wait for a person");
+    cJSON_Delete(r);
+    for (int i = 0; i < nids; i++)
+        ok_call(&s, "decide",
+                ws_callf(&s,
+                         "\"op\":\"record.review.decide\",\"review\":%lld,\"redaction\":%lld,"
+                         "\"accept\":true",
+                         review, ids[i]));
+    r = ws_callf(&s, "\"op\":\"record.review.approve\",\"review\":%lld", review);
+    cr_assert_str_eq(reply_code(r), "forbidden", "a reviewer cannot approve their own review");
+    cJSON_Delete(r);
+    r = ws_callf(&t, "\"op\":\"record.publish\",\"review\":%lld,\"format\":\"csv\"", review);
+    cr_assert_str_eq(reply_code(r), "conflict", "nothing is published before approval");
+    cJSON_Delete(r);
+    ok_call(&admin, "approve",
+            ws_callf(&admin, "\"op\":\"record.review.approve\",\"review\":%lld", review));
+    r = ws_callf(&s, "\"op\":\"record.review.mark\",\"review\":%lld,\"events\":[%s]", review,
+                 events);
+    cr_assert_str_eq(reply_code(r), "conflict", "an approved review does not change");
+    cJSON_Delete(r);
+    ws_close_fd(&s);
+    ws_close_fd(&t);
+
+    /* The internal record still holds every canary; the published one none, in any format. */
+    const char *formats[] = {"jsonl", "csv", "html"};
+    for (int f = 0; f < 3; f++) {
+        char *internal = export_all(&admin, room, formats[f], 1000);
+        cr_assert(strstr(internal, CANARY_PHONE) && strstr(internal, CANARY_ADDRESS) &&
+                  strstr(internal, CANARY_NAME) && strstr(internal, CANARY_EDIT));
+        free(internal);
+        char *pub = publish_all(review, formats[f]);
+        for (size_t k = 0; k < sizeof leaks / sizeof leaks[0]; k++)
+            cr_assert_null(strstr(pub, leaks[k]), "%s: '%s' published:\n%s", formats[f], leaks[k],
+                           pub);
+        cr_assert_null(strstr(pub, "payload"), "no payload: it holds the text as sent");
+        if (f == 0) { /* nothing signed in it: verify-record says what to verify instead */
+            char path[400], out[2048];
+            snprintf(path, sizeof path, "%s/published.jsonl", d.dir);
+            spill(path, pub);
+            cr_assert_neq(verify(path, false, out, sizeof out), 0);
+            cr_assert(strstr(out, "published record"), "%s", out);
+        }
+        cr_assert_geq(count_of(pub, KZ_MARK), 5, "%s: the marks are visible:\n%s", formats[f], pub);
+        cr_assert(strstr(pub, "2024年1月1日") && strstr(pub, "1,000円"),
+                  "dates and amounts stay: %s", pub);
+        cr_assert(strstr(pub, "誤送信です"), "what was marked is published");
+        cr_assert_null(strstr(pub, "suzuki"), "membership is not published");
+        /* Reproducible: the same review gives the same record. */
+        char *again = publish_all(review, formats[f]);
+        const char *b1 = strcmp(formats[f], "html") == 0    ? strstr(pub, "<!-- kizuna-record-body")
+                         : strcmp(formats[f], "jsonl") == 0 ? strchr(pub, '\n')
+                                                            : pub;
+        const char *b2 = strcmp(formats[f], "html") == 0 ? strstr(again, "<!-- kizuna-record-body")
+                         : strcmp(formats[f], "jsonl") == 0 ? strchr(again, '\n')
+                                                            : again;
+        cr_assert_str_eq(b1, b2, "%s published twice", formats[f]);
+        free(again);
+        free(pub);
+    }
+    char target[40];
+    snprintf(target, sizeof target, "review:%lld", review);
+    const char *steps[] = {"record.review.create", "record.review.mark",    "record.review.redact",
+                           "record.review.accept", "record.review.approve", "record.publish"};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+        cr_assert(ws_audit_has(&admin, steps[i], target), "%s is audited", steps[i]);
+}
+
+/* kizuna as admin (logged in first), arguments up to NULL; stdout in out, the status returned. */
+static int cli_admin(char *out, size_t n, const char *const *args)
+{
+    char env_dir[400], env_srv[100], env_pw[100];
+    snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s/cli-admin", d.dir);
+    snprintf(env_srv, sizeof env_srv, "KIZUNA_SERVER=%s", d.url);
+    snprintf(env_pw, sizeof env_pw, "KIZUNA_PASSWORD=%s", TEST_ADMIN_PASSWORD);
+    const char *env[] = {env_dir, env_srv, env_pw, NULL};
+    const char *in[] = {KIZUNA_PATH, "login", "admin", NULL};
+    cr_assert_eq(run_capture(in, env, NULL, out, n), 0, "login admin: %s", out);
+    const char *argv[16] = {KIZUNA_PATH};
+    for (int k = 0; k < 14 && args[k]; k++)
+        argv[k + 1] = args[k];
+    return run_capture(argv, env, NULL, out, n);
+}
+
+/* kizunad verify-record path [--data DIR]: its status, its report in out. */
+static int verify(const char *path, bool pinned, char *out, size_t n)
+{
+    const char *argv[] = {KIZUNAD_PATH, "verify-record", path, pinned ? "--data" : NULL, d.dir,
+                          NULL};
+    return run_capture(argv, NULL, NULL, out, n);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    return s;
+}
+
+static void spill(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* text with the first `from` replaced by `to` (caller frees); asserts it is there. */
+static char *replaced(const char *text, const char *from, const char *to)
+{
+    const char *at = strstr(text, from);
+    cr_assert_not_null(at, "'%s' is in the record", from);
+    size_t a = (size_t)(at - text), fl = strlen(from), tl = strlen(to), n = strlen(text);
+    char *out = malloc(n - fl + tl + 1);
+    memcpy(out, text, a);
+    memcpy(out + a, to, tl);
+    memcpy(out + a + tl, at + fl, n - a - fl + 1);
+    return out;
+}
+
+Test(record, a_held_room_exported_by_the_cli_verifies_and_tampering_fails)
+{
+    const char *room = make_room("検証");
+    long long p1, p2, del;
+    talk(room, &p1, &p2, &del);
+    ok_call(&admin, "hold", ws_callf(&admin, "\"op\":\"room.hold\",\"room\":\"%s\"", room));
+    char path[400], bad[400], out[8192];
+    snprintf(path, sizeof path, "%s/record.jsonl", d.dir);
+    snprintf(bad, sizeof bad, "%s/tampered.jsonl", d.dir);
+    const char *args[] = {"--json", "record", "export", room, "--format",
+                          "jsonl",  "--out",  path,     NULL};
+    cr_assert_eq(cli_admin(out, sizeof out, args), 0, "%s", out);
+    cr_assert(strstr(out, "\"ok\":true") && strstr(out, "\"rows\":"), "--json: %s", out);
+    char *rec = slurp(path);
+    cr_assert(strstr(rec, "\"proof\":true"), "events not for people travel as proofs");
+    cr_assert(strstr(rec, "\"held_at\":"), "the header says the room is held");
+
+    cr_assert_eq(verify(path, false, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "verifies"), "%s", out);
+    cr_assert_eq(verify(path, true, out, sizeof out), 0, "against the server's own key: %s", out);
+
+    /* A changed text, in the row only. */
+    char *t = replaced(rec, CANARY_PHONE, "090-0000-0000");
+    spill(bad, t);
+    free(t);
+    cr_assert_neq(verify(bad, false, out, sizeof out), 0);
+    cr_assert(strstr(out, "text is not the payload's"), "%s", out);
+    /* A changed payload: its hash is no longer the event id. */
+    const char *pl = strstr(strstr(rec, "\"type\":\"msg\""), "\"payload\":\"") + 11;
+    char *t2 = strdup(rec);
+    t2[pl - rec + 20] = t2[pl - rec + 20] == 'A' ? 'B' : 'A';
+    spill(bad, t2);
+    free(t2);
+    cr_assert_neq(verify(bad, false, out, sizeof out), 0, "a payload changed");
+    /* A row dropped from its log's chain, or moved out of order. */
+    const char *msgrow = strstr(rec, "\n{\"event_id\"");
+    const char *row2 = strstr(msgrow + 1, "\n{\"event_id\"");
+    cr_assert(msgrow && row2);
+    size_t cut = (size_t)(row2 - msgrow);
+    char *t3 = malloc(strlen(rec) + 1);
+    memcpy(t3, rec, (size_t)(msgrow - rec));
+    strcpy(t3 + (msgrow - rec), msgrow + cut);
+    spill(bad, t3);
+    free(t3);
+    cr_assert_neq(verify(bad, false, out, sizeof out), 0, "a row left out of a chain: %s", out);
+    /* Re-signed by someone else: the header's keys are not this server's. */
+    char *hk = strstr(rec, "\"keys\":{\"");
+    cr_assert_not_null(hk);
+    char *kv = strchr(strchr(hk + 9, ':'), '"') + 1;
+    char *t4 = strdup(rec);
+    t4[kv - rec] = t4[kv - rec] == 'A' ? 'B' : 'A';
+    spill(bad, t4);
+    free(t4);
+    cr_assert_neq(verify(bad, false, out, sizeof out), 0, "another key in the header: %s", out);
+    free(rec);
+
+    /* A file that is not there is no record. */
+    cr_assert_neq(verify("/nonexistent/record.jsonl", false, out, sizeof out), 0);
+    char target[80];
+    snprintf(target, sizeof target, "room:%s", room);
+    cr_assert(ws_audit_has(&admin, "room.hold", target));
 }
