@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kzclient.h"
+
 /* Opens path for writing (mode 0600: a record holds what people reported), or standard output
  * for NULL; NULL with a message if it cannot. */
 static FILE *record_out_open(const char *path)
@@ -142,4 +144,379 @@ int cmd_record_export(int argc, char **argv)
     cJSON_Delete(args);
     kzc_close(c);
     return record_out_close(f, a.out, rc, "exported", rows);
+}
+
+/* `record publish REVIEW [--format jsonl|csv|html] [--out FILE]`: the published record of an
+ * approved review. */
+int cmd_record_publish(int argc, char **argv)
+{
+    struct record_args a;
+    int rc = record_args_parse(argc, argv, &a, true);
+    if (rc != EXIT_OK)
+        return rc;
+    char *end;
+    long long review = strtoll(a.room, &end, 10);
+    if (*end || review <= 0)
+        return cli_usage_error("REVIEW is the review's number (record review create printed it)");
+    struct kzc *c;
+    struct session s;
+    if ((rc = cli_connect_authed(&c, &s)) != EXIT_OK)
+        return rc;
+    FILE *f = record_out_open(a.out);
+    if (!f) {
+        kzc_close(c);
+        return EXIT_USAGE;
+    }
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddNumberToObject(args, "review", (double)review);
+    cJSON_AddStringToObject(args, "format", a.format);
+    long long rows = 0;
+    rc = record_pages(c, "record.publish", args, f, &rows);
+    cJSON_Delete(args);
+    kzc_close(c);
+    return record_out_close(f, a.out, rc, "published", rows);
+}
+
+/* A positive number argument, or 0 with a usage error printed. */
+static long long record_number(const char *text, const char *what)
+{
+    char *end;
+    long long n = text ? strtoll(text, &end, 10) : 0;
+    if (!text || *end || n <= 0) {
+        cli_usage_error(what);
+        return 0;
+    }
+    return n;
+}
+
+/* `record reviewer ROOM USER [--revoke]` (admins; ROOM is the room's id: an admin names the
+ * reviewers of rooms they are no member of) */
+int cmd_record_reviewer(int argc, char **argv)
+{
+    bool revoke = argc == 4 && strcmp(argv[3], "--revoke") == 0;
+    if (argc == 4 && !revoke)
+        return cli_usage_error("unexpected argument");
+    cJSON *args = cJSON_CreateObject(), *reply;
+    cJSON_AddStringToObject(args, "room", argv[1]);
+    cJSON_AddStringToObject(args, "user", argv[2]);
+    cJSON_AddBoolToObject(args, "reviewer", !revoke);
+    int rc = cli_call_once("record.reviewer", args, &reply);
+    if (rc == EXIT_OK && !json_out)
+        printf("%s %s a reviewer of the room's record\n", cli_str(reply, "user", NULL),
+               revoke ? "is no longer" : "is now");
+    cJSON_Delete(reply);
+    return rc;
+}
+
+/* `record review create ROOM [--title T] [--from WHEN] [--to WHEN]` */
+int cmd_record_review_create(int argc, char **argv)
+{
+    const char *room = NULL, *title = NULL;
+    long long from = 0, to = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(argv[i], "--title") == 0 && v)
+            title = argv[++i];
+        else if (strcmp(argv[i], "--from") == 0 && v) {
+            if ((from = cli_parse_when(argv[++i])) < 0)
+                return cli_usage_error("--from: a time such as 2026-11-30 or \"2026-11-30 09:00\"");
+        } else if (strcmp(argv[i], "--to") == 0 && v) {
+            if ((to = cli_parse_when(argv[++i])) < 0)
+                return cli_usage_error("--to: a time such as 2026-12-01 or \"2026-11-30 18:00\"");
+        } else if (argv[i][0] != '-' && !room)
+            room = argv[i];
+        else
+            return cli_usage_error("unexpected argument");
+    }
+    if (!room)
+        return cli_usage_error("which room?");
+    struct kzc *c;
+    char room_id[ROOM_ID_MAX];
+    int rc = cli_room_connect(room, &c, room_id);
+    if (rc != EXIT_OK)
+        return rc;
+    cJSON *args = cJSON_CreateObject(), *reply;
+    cJSON_AddStringToObject(args, "room", room_id);
+    if (title)
+        cJSON_AddStringToObject(args, "title", title);
+    if (from > 0)
+        cJSON_AddNumberToObject(args, "from", (double)from);
+    if (to > 0)
+        cJSON_AddNumberToObject(args, "to", (double)to);
+    rc = cli_call_and_close(c, "record.review.create", args, &reply);
+    if (rc == EXIT_OK && !json_out)
+        printf("review %lld: %lld proposed redaction(s) in %lld message(s) and edit(s)\n"
+               "see them with: kizuna record review show %lld\n",
+               cli_num(reply, "review"), cli_num(reply, "proposals"), cli_num(reply, "texts"),
+               cli_num(reply, "review"));
+    cJSON_Delete(reply);
+    return rc;
+}
+
+/* `record review show REVIEW` */
+int cmd_record_review_show(int argc, char **argv)
+{
+    (void)argc;
+    long long review = record_number(argv[1], "REVIEW is the review's number");
+    if (!review)
+        return EXIT_USAGE;
+    cJSON *args = cJSON_CreateObject(), *reply;
+    cJSON_AddNumberToObject(args, "review", (double)review);
+    int rc = cli_call_once("record.review.show", args, &reply);
+    if (rc == EXIT_OK && !json_out) {
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(reply, "review");
+        printf("review %lld of %s: %s (%s, by %s", review, cli_str(r, "room_name", NULL),
+               cli_str(r, "title", NULL), cli_str(r, "state", NULL), cli_str(r, "reviewer", NULL));
+        if (*cli_str(r, "approved_by", NULL))
+            printf(", approved by %s", cli_str(r, "approved_by", NULL));
+        printf(")\n%d event(s) marked for publication\n",
+               cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(reply, "passages")));
+        const cJSON *red;
+        cJSON_ArrayForEach(red, cJSON_GetObjectItemCaseSensitive(reply, "redactions"))
+        {
+            printf("#%lld %-8s %-7s %.12s… [%lld,%lld) %s\n", cli_num(red, "id"),
+                   cli_str(red, "state", NULL), cli_str(red, "kind", NULL),
+                   cli_str(red, "event_id", NULL), cli_num(red, "start"), cli_num(red, "end"),
+                   cli_str(red, "text", NULL));
+        }
+    }
+    cJSON_Delete(reply);
+    return rc;
+}
+
+/* The ids of the messages, edits, deletions and photos of a JSON Lines record. */
+static void record_message_ids(const char *text, cJSON *out)
+{
+    for (const char *line = text; line && *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        cJSON *o = cJSON_ParseWithLength(line, len);
+        const char *type = cli_str(o, "type", NULL);
+        if (strncmp(type, "msg", 3) == 0 || strcmp(type, "e2ee.photo") == 0)
+            cJSON_AddItemToArray(out, cJSON_CreateString(cli_str(o, "event_id", NULL)));
+        cJSON_Delete(o);
+        line = nl ? nl + 1 : NULL;
+    }
+}
+
+#define MARK_BATCH 1000 /* record.review.mark's most events per call */
+
+/* `record review mark REVIEW (EVENT... | --all) [--unmark]`: --all marks every message, edit,
+ * deletion and photo of the review's range. */
+int cmd_record_review_mark(int argc, char **argv)
+{
+    long long review = record_number(argv[1], "REVIEW is the review's number");
+    if (!review)
+        return EXIT_USAGE;
+    bool all = false, unmark = false;
+    cJSON *events = cJSON_CreateArray();
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--all") == 0)
+            all = true;
+        else if (strcmp(argv[i], "--unmark") == 0)
+            unmark = true;
+        else if (argv[i][0] != '-')
+            cJSON_AddItemToArray(events, cJSON_CreateString(argv[i]));
+        else {
+            cJSON_Delete(events);
+            return cli_usage_error("unexpected argument");
+        }
+    }
+    struct kzc *c;
+    struct session s;
+    int rc = cli_connect_authed(&c, &s);
+    if (rc != EXIT_OK) {
+        cJSON_Delete(events);
+        return rc;
+    }
+    cJSON *reply = NULL;
+    if (all) {
+        cJSON *args = cJSON_CreateObject();
+        cJSON_AddNumberToObject(args, "review", (double)review);
+        if ((rc = cli_call(c, "record.review.show", args, &reply)) == EXIT_OK) {
+            const cJSON *r = cJSON_GetObjectItemCaseSensitive(reply, "review");
+            cJSON *ex = cJSON_CreateObject();
+            cJSON_AddStringToObject(ex, "room", cli_str(r, "room", NULL));
+            cJSON_AddStringToObject(ex, "format", "jsonl");
+            cJSON_AddNumberToObject(ex, "from", (double)cli_num(r, "from"));
+            cJSON_AddNumberToObject(ex, "to", (double)cli_num(r, "to"));
+            char *path = NULL;
+            size_t len = 0;
+            FILE *mem = open_memstream(&path, &len);
+            long long rows;
+            rc = mem ? record_pages(c, "record.export", ex, mem, &rows) : EXIT_USAGE;
+            if (mem)
+                fclose(mem);
+            cJSON_Delete(ex);
+            if (rc == EXIT_OK && path)
+                record_message_ids(path, events);
+            free(path);
+        }
+        cJSON_Delete(reply);
+    }
+    long long marked = 0;
+    int n = cJSON_GetArraySize(events);
+    for (int at = 0; rc == EXIT_OK && at < n; at += MARK_BATCH) {
+        cJSON *batch = cJSON_CreateArray();
+        for (int k = at; k < n && k < at + MARK_BATCH; k++)
+            cJSON_AddItemToArray(batch, cJSON_Duplicate(cJSON_GetArrayItem(events, k), true));
+        cJSON *args = cJSON_CreateObject();
+        cJSON_AddNumberToObject(args, "review", (double)review);
+        cJSON_AddItemToObject(args, "events", batch);
+        cJSON_AddBoolToObject(args, "publish", !unmark);
+        if ((rc = cli_call(c, "record.review.mark", args, &reply)) == EXIT_OK) {
+            marked += cli_num(reply, "marked");
+            cJSON_Delete(reply);
+        }
+    }
+    cJSON_Delete(events);
+    kzc_close(c);
+    if (rc != EXIT_OK)
+        return rc;
+    if (json_out) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddTrueToObject(o, "ok");
+        cJSON_AddNumberToObject(o, "marked", (double)marked);
+        cli_print_json(o);
+        cJSON_Delete(o);
+    } else {
+        printf("%lld event(s) %s\n", marked, unmark ? "unmarked" : "marked for publication");
+    }
+    return EXIT_OK;
+}
+
+/* `record review redact REVIEW EVENT START END` (bytes of the text, as record review show
+ * gives them) */
+int cmd_record_review_redact(int argc, char **argv)
+{
+    (void)argc;
+    long long review = record_number(argv[1], "REVIEW is the review's number");
+    char *end;
+    long long a = strtoll(argv[3], &end, 10), b = *end ? -1 : strtoll(argv[4], &end, 10);
+    if (!review || *end || a < 0 || b <= a)
+        return review ? cli_usage_error("START and END are byte offsets, END after START")
+                      : EXIT_USAGE;
+    cJSON *args = cJSON_CreateObject(), *reply;
+    cJSON_AddNumberToObject(args, "review", (double)review);
+    cJSON_AddStringToObject(args, "event", argv[2]);
+    cJSON_AddNumberToObject(args, "start", (double)a);
+    cJSON_AddNumberToObject(args, "end", (double)b);
+    int rc = cli_call_once("record.review.redact", args, &reply);
+    if (rc == EXIT_OK && !json_out)
+        printf("redaction #%lld accepted\n", cli_num(reply, "redaction"));
+    cJSON_Delete(reply);
+    return rc;
+}
+
+/* `record review accept|reject REVIEW (REDACTION... | --all)`: --all decides every proposal
+ * still waiting. */
+static int review_decide(int argc, char **argv, bool accept)
+{
+    long long review = record_number(argv[1], "REVIEW is the review's number");
+    if (!review)
+        return EXIT_USAGE;
+    struct kzc *c;
+    struct session s;
+    int rc = cli_connect_authed(&c, &s);
+    if (rc != EXIT_OK)
+        return rc;
+    cJSON *ids = cJSON_CreateArray(), *reply;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--all") == 0) {
+            cJSON *args = cJSON_CreateObject();
+            cJSON_AddNumberToObject(args, "review", (double)review);
+            if ((rc = cli_call(c, "record.review.show", args, &reply)) != EXIT_OK)
+                break;
+            const cJSON *red;
+            cJSON_ArrayForEach(red, cJSON_GetObjectItemCaseSensitive(reply, "redactions"))
+            {
+                if (strcmp(cli_str(red, "state", NULL), "proposed") == 0)
+                    cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)cli_num(red, "id")));
+            }
+            cJSON_Delete(reply);
+        } else {
+            long long id = record_number(argv[i], "REDACTION is a number (record review show)");
+            if (!id) {
+                rc = EXIT_USAGE;
+                break;
+            }
+            cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)id));
+        }
+    }
+    long long done = 0;
+    const cJSON *id;
+    cJSON_ArrayForEach(id, ids)
+    {
+        if (rc != EXIT_OK)
+            break;
+        cJSON *args = cJSON_CreateObject();
+        cJSON_AddNumberToObject(args, "review", (double)review);
+        cJSON_AddNumberToObject(args, "redaction", id->valuedouble);
+        cJSON_AddBoolToObject(args, "accept", accept);
+        if ((rc = cli_call(c, "record.review.decide", args, &reply)) == EXIT_OK) {
+            done++;
+            cJSON_Delete(reply);
+        }
+    }
+    cJSON_Delete(ids);
+    kzc_close(c);
+    if (rc != EXIT_OK)
+        return rc;
+    if (json_out) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddTrueToObject(o, "ok");
+        cJSON_AddNumberToObject(o, accept ? "accepted" : "rejected", (double)done);
+        cli_print_json(o);
+        cJSON_Delete(o);
+    } else {
+        printf("%lld redaction(s) %s\n", done, accept ? "accepted" : "rejected");
+    }
+    return EXIT_OK;
+}
+
+int cmd_record_review_accept(int argc, char **argv)
+{
+    return review_decide(argc, argv, true);
+}
+
+int cmd_record_review_reject(int argc, char **argv)
+{
+    return review_decide(argc, argv, false);
+}
+
+/* `record review approve REVIEW` (someone other than its reviewer) */
+int cmd_record_review_approve(int argc, char **argv)
+{
+    (void)argc;
+    long long review = record_number(argv[1], "REVIEW is the review's number");
+    if (!review)
+        return EXIT_USAGE;
+    cJSON *args = cJSON_CreateObject(), *reply;
+    cJSON_AddNumberToObject(args, "review", (double)review);
+    int rc = cli_call_once("record.review.approve", args, &reply);
+    if (rc == EXIT_OK && !json_out)
+        printf("review %lld approved: publish it with kizuna record publish %lld --format html "
+               "--out FILE.html\n",
+               review, review);
+    cJSON_Delete(reply);
+    return rc;
+}
+
+/* `room hold ROOM [--release]` (admins; ROOM is the room's id) */
+int cmd_room_hold(int argc, char **argv)
+{
+    bool release = argc == 3 && strcmp(argv[2], "--release") == 0;
+    if (argc == 3 && !release)
+        return cli_usage_error("unexpected argument");
+    /* An admin holds rooms they are no member of: ROOM is the room's id, as the audit log and
+     * a member's `rooms` show it. */
+    cJSON *args = cJSON_CreateObject(), *reply;
+    cJSON_AddStringToObject(args, "room", argv[1]);
+    cJSON_AddBoolToObject(args, "hold", !release);
+    int rc = cli_call_once("room.hold", args, &reply);
+    if (rc == EXIT_OK && !json_out)
+        printf("%s\n", release ? "the room's record is released from its hold"
+                               : "the room's record is on hold: nothing of it is removed");
+    cJSON_Delete(reply);
+    return rc;
 }
