@@ -318,8 +318,8 @@ static const char html_style[] =
     "th,td{border:1px solid #888;padding:2px 4px;vertical-align:top;text-align:left;"
     "overflow-wrap:anywhere}th{background:#eee}"
     "td.text{white-space:pre-wrap}tr.deleted td.text{color:#555}"
-    "col.when{width:17%}col.where{width:13%}col.who{width:14%}col.kind{width:7%}"
-    "col.state{width:7%}col.reads{width:8%}"
+    "col.when{width:15%}col.where{width:12%}col.who{width:13%}col.kind{width:8%}"
+    "col.state{width:7%}col.reads{width:7%}"
     "p.count{margin:6px 0 0;font-size:9pt}";
 
 static void html_head_item(struct kz_json *out, const char *term, const char *value)
