@@ -320,7 +320,8 @@ static const char html_style[] =
     "td.text{white-space:pre-wrap}tr.deleted td.text{color:#555}"
     "col.when{width:15%}col.where{width:12%}col.who{width:13%}col.kind{width:8%}"
     "col.state{width:7%}col.reads{width:7%}"
-    "p.count{margin:6px 0 0;font-size:9pt}";
+    "p.count{margin:6px 0 0;font-size:9pt}"
+    "img.thumb{display:block;max-width:100%;height:auto;margin-top:2px}";
 
 static void html_head_item(struct kz_json *out, const char *term, const char *value)
 {

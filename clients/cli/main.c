@@ -68,7 +68,9 @@ static const char usage[] =
     "                                 room admins: read-only and out of the list, or back\n"
     "  room export ROOM [-o FILE.csv] every event of the room as CSV (recorded in the audit)\n"
     "  record export ROOM [--from WHEN] [--to WHEN] [--format jsonl|csv|html] [--received]\n"
-    "                [--out FILE]     the room's chronology, for the record (docs/records.md)\n"
+    "                [--no-photos] [--out FILE]\n"
+    "                                 the room's chronology, for the record (docs/records.md);\n"
+    "                                 photos this device opens get their caption and thumbnail\n"
     "  record reviewer ROOM_ID USER [--revoke]   (admins) who reviews a room's record\n"
     "  record review create ROOM [--title T] [--from WHEN] [--to WHEN]\n"
     "                                 a review, with the helper's proposed redactions\n"
@@ -488,7 +490,7 @@ static const struct cli_command commands[] = {
     {"room export", cmd_room_export, 1, 3, true, "room export ROOM [-o FILE.csv]"},
     {"record export", cmd_record_export, 1, -1, true,
      "record export ROOM [--from WHEN] [--to WHEN] [--format jsonl|csv|html] [--received]"
-     " [--out FILE]"},
+     " [--no-photos] [--out FILE]"},
     {"record reviewer", cmd_record_reviewer, 2, 3, true, "record reviewer ROOM_ID USER [--revoke]"},
     {"record review create", cmd_record_review_create, 1, -1, true,
      "record review create ROOM [--title T] [--from WHEN] [--to WHEN]"},

@@ -1,7 +1,9 @@
 /* record.c - `kizuna record ...`: a room's record (docs/records.md). `record export` pages
  * through record.export into one file; the server writes every byte of it, so the file is what
- * any member gets from any server holding the same events. */
-#include "cli.h"
+ * any member gets from any server holding the same events, except for encrypted photos: the
+ * server cannot open them, so this device fills in the caption and thumbnail of each photo it
+ * decrypts (JSON Lines and HTML). */
+#include "e2ee.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include "kzclient.h"
 
 /* Opens path for writing (mode 0600: a record holds what people reported), or standard output
  * for NULL; NULL with a message if it cannot. */
@@ -80,7 +80,7 @@ static int record_out_close(FILE *f, const char *path, int rc, const char *what,
 struct record_args {
     const char *room, *format, *out;
     long long from, to;
-    bool received;
+    bool received, no_photos;
 };
 
 static int record_args_parse(int argc, char **argv, struct record_args *a, bool publish)
@@ -100,6 +100,8 @@ static int record_args_parse(int argc, char **argv, struct record_args *a, bool 
                 return cli_usage_error("--to: a time such as 2026-12-01 or \"2026-11-30 18:00\"");
         } else if (!publish && strcmp(argv[i], "--received") == 0)
             a->received = true;
+        else if (!publish && strcmp(argv[i], "--no-photos") == 0)
+            a->no_photos = true;
         else if (argv[i][0] != '-' && !a->room)
             a->room = argv[i];
         else
@@ -111,6 +113,153 @@ static int record_args_parse(int argc, char **argv, struct record_args *a, bool 
         strcmp(a->format, "html") != 0)
         return cli_usage_error("--format: jsonl, csv or html");
     return EXIT_OK;
+}
+
+/* ---- photos this device opens ---- */
+
+/* event id -> {"caption", "thumb"} (base64url JPEG) for each photo of the room this device
+ * decrypts (the caller deletes it); NULL if the device or the room cannot be read, which
+ * leaves the record as the server wrote it. Reading asks for missing keys, as photo list
+ * does. */
+static cJSON *record_photos(const char *room_id)
+{
+    struct kzc *c;
+    struct session s;
+    struct ks_device me;
+    struct room_view rv;
+    if (connect_device(&c, &s, &me) != EXIT_OK)
+        return NULL;
+    cJSON *out = NULL;
+    if (rv_load(c, &me, room_id, &rv) == EXIT_OK) {
+        out = cJSON_CreateObject();
+        const cJSON *ev;
+        cJSON_ArrayForEach(ev, rv.events)
+        {
+            if (strcmp(cli_str(ev, "event", NULL), "e2ee.photo") != 0)
+                continue;
+            struct photo_view pv = {0};
+            if (rv_photo(&rv, ev, &pv) == EXIT_OK && pv.state == PHOTO_READY) {
+                cJSON *p = cJSON_CreateObject();
+                cJSON_AddStringToObject(p, "caption", cli_str(pv.msg, "caption", NULL));
+                cJSON_AddStringToObject(p, "thumb", cli_str(pv.msg, "thumb", "jpeg"));
+                cJSON_AddItemToObject(out, cli_str(ev, "event_id", NULL), p);
+            }
+            cJSON_Delete(pv.msg);
+        }
+        rv_free(&rv);
+    }
+    ks_device_wipe(&me);
+    kzc_close(c);
+    return out;
+}
+
+/* Appends s (n bytes) to the growing text *out. false if out of memory. */
+static bool put_n(char **out, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t nc = (*cap ? *cap : 4096) * 2 + n;
+        char *p = realloc(*out, nc);
+        if (!p)
+            return false;
+        *out = p;
+        *cap = nc;
+    }
+    memcpy(*out + *len, s, n);
+    *len += n;
+    (*out)[*len] = '\0';
+    return true;
+}
+
+static bool put_html(char **out, size_t *len, size_t *cap, const char *s)
+{
+    bool ok = true;
+    for (; *s && ok; s++) {
+        const char *e = *s == '&'    ? "&amp;"
+                        : *s == '<'  ? "&lt;"
+                        : *s == '>'  ? "&gt;"
+                        : *s == '"'  ? "&quot;"
+                        : *s == '\'' ? "&#39;"
+                                     : NULL;
+        ok = e ? put_n(out, len, cap, e, strlen(e)) : put_n(out, len, cap, s, 1);
+    }
+    return ok;
+}
+
+/* A data: URI of a base64url JPEG (standard base64 with padding), for an <img> of one file. */
+static bool put_data_uri(char **out, size_t *len, size_t *cap, const char *b64url)
+{
+    bool ok = put_n(out, len, cap, "data:image/jpeg;base64,", 23);
+    size_t n = 0;
+    for (const char *p = b64url; *p && ok; p++, n++) {
+        char ch = *p == '-' ? '+' : *p == '_' ? '/' : *p;
+        ok = (ch == '+' || ch == '/' || (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') ||
+              (ch >= 'a' && ch <= 'z')) &&
+             put_n(out, len, cap, &ch, 1);
+    }
+    while (ok && n++ % 4)
+        ok = put_n(out, len, cap, "=", 1);
+    return ok;
+}
+
+#define THUMB_TAG "<br><img class=\"thumb\" alt=\"\" src=\""
+
+/* The record text with each photo's row filled in from photos: in JSON Lines the row gains
+ * "caption" and "thumbnail" (base64url JPEG), outside what verify-record checks; in HTML its
+ * cell shows the caption and the thumbnail. The caller frees the result; NULL if out of
+ * memory. */
+static char *record_fill_photos(const char *text, const char *format, const cJSON *photos)
+{
+    char *out = NULL;
+    size_t len = 0, cap = 0;
+    bool ok = put_n(&out, &len, &cap, "", 0);
+    bool html = strcmp(format, "html") == 0;
+    for (const char *line = text; *line && ok;) {
+        const char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) + 1 : strlen(line);
+        const cJSON *p = NULL;
+        const char *id = strstr(line, html ? "id=\"e-" : "{\"event_id\":\"");
+        if (id && id < line + n &&
+            (html ? strstr(line, "<td class=\"text\">")
+                  : strstr(line, "\"type\":\"e2ee.photo\""))) {
+            const char *at = id + (html ? 6 : 13);
+            size_t il = strcspn(at, "\"");
+            char key[128];
+            snprintf(key, sizeof key, "%.*s", (int)(il < 127 ? il : 127), at);
+            p = cJSON_GetObjectItemCaseSensitive(photos, key);
+        }
+        if (p && !html) {
+            cJSON *row = cJSON_ParseWithLength(line, n);
+            char *printed = NULL;
+            if (row) {
+                cJSON_AddStringToObject(row, "caption", cli_str(p, "caption", NULL));
+                cJSON_AddStringToObject(row, "thumbnail", cli_str(p, "thumb", NULL));
+                printed = cJSON_PrintUnformatted(row);
+            }
+            ok = printed ? put_n(&out, &len, &cap, printed, strlen(printed)) &&
+                               put_n(&out, &len, &cap, "\n", 1)
+                         : put_n(&out, &len, &cap, line, n);
+            cJSON_free(printed);
+            cJSON_Delete(row);
+        } else if (p) {
+            const char *cell = strstr(line, "<td class=\"text\">") + 17;
+            const char *end = strstr(cell, "</td>");
+            ok = end && put_n(&out, &len, &cap, line, (size_t)(cell - line)) &&
+                 put_html(&out, &len, &cap, "写真: ") &&
+                 put_html(&out, &len, &cap, cli_str(p, "caption", NULL)) &&
+                 put_n(&out, &len, &cap, THUMB_TAG, sizeof THUMB_TAG - 1) &&
+                 put_data_uri(&out, &len, &cap, cli_str(p, "thumb", NULL)) &&
+                 put_n(&out, &len, &cap, "\">", 2) &&
+                 put_n(&out, &len, &cap, end, (size_t)(line + n - end));
+        } else {
+            ok = put_n(&out, &len, &cap, line, n);
+        }
+        line += n;
+    }
+    if (!ok) {
+        free(out);
+        return NULL;
+    }
+    return out;
 }
 
 /* `record export ROOM [--from WHEN] [--to WHEN] [--format jsonl|csv|html] [--received]
@@ -140,9 +289,31 @@ int cmd_record_export(int argc, char **argv)
     if (a.received)
         cJSON_AddTrueToObject(args, "received");
     long long rows = 0;
-    rc = record_pages(c, "record.export", args, f, &rows);
+    /* The pages into memory first: this device may fill in the photos. */
+    char *text = NULL;
+    size_t tlen = 0;
+    FILE *mem = open_memstream(&text, &tlen);
+    rc = mem ? record_pages(c, "record.export", args, mem, &rows) : EXIT_USAGE;
+    if (mem)
+        fclose(mem);
     cJSON_Delete(args);
     kzc_close(c);
+    if (rc == EXIT_OK && text && strcmp(a.format, "csv") != 0 && !a.no_photos &&
+        (strstr(text, "\"type\":\"e2ee.photo\"") || strstr(text, "写真 (暗号化"))) {
+        cJSON *photos = record_photos(room_id);
+        char *filled = photos ? record_fill_photos(text, a.format, photos) : NULL;
+        if (filled) {
+            free(text);
+            text = filled;
+            tlen = strlen(text);
+        }
+        cJSON_Delete(photos);
+    }
+    if (rc == EXIT_OK && text && fwrite(text, 1, tlen, f) != tlen) {
+        fprintf(stderr, "kizuna: cannot write the record: %s\n", strerror(errno));
+        rc = EXIT_USAGE;
+    }
+    free(text);
     return record_out_close(f, a.out, rc, "exported", rows);
 }
 
