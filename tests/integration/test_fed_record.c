@@ -149,3 +149,132 @@ Test(fed_record, two_servers_write_the_same_record)
         free(b);
     }
 }
+
+/* The hotline test's network (the scene's is its own): stopped by its own teardown. */
+static struct fednet hot;
+
+static void hot_teardown(void)
+{
+    fednet_stop(&hot);
+}
+
+/* The whole record of room on server i as its admin, in one page (caller frees). */
+static char *admin_export(int i, const char *room, const char *format)
+{
+    cJSON *r = fednet_admin(&hot, i,
+                            "\"op\":\"record.export\",\"room\":\"%s\",\"format\":\"%s\","
+                            "\"limit\":10000",
+                            room, format);
+    cr_assert_str_eq(reply_code(r), "ok", "record.export on %s", hot.s[i].id);
+    cr_assert(cJSON_IsFalse(cJSON_GetObjectItem(r, "more")));
+    char *text = strdup(cJSON_GetObjectItem(r, "text")->valuestring);
+    cJSON_Delete(r);
+    return text;
+}
+
+static void hot_ok(cJSON *r, const char *what)
+{
+    cr_assert_str_eq(reply_code(r), "ok", "%s", what);
+    cJSON_Delete(r);
+}
+
+Test(fed_record, a_hotline_with_seats_is_recorded_alike_on_both_servers, .fini = hot_teardown)
+{
+    fednet_start(&hot, 2, NULL, NULL, 0x7265636fULL);
+    const char *B = hot.s[1].id;
+    fednet_user_add(&hot, 0, "ken1");
+    fednet_user_add(&hot, 1, "uwa1");
+    cJSON *r = fednet_admin(&hot, 0,
+                            "\"op\":\"hotline.create\",\"name\":\"南予ホットライン\","
+                            "\"roles\":[\"%s=affected\"]",
+                            B);
+    cr_assert_str_eq(reply_code(r), "ok", "hotline.create");
+    char room[64];
+    snprintf(room, sizeof room, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(r, "room")));
+    cJSON_Delete(r);
+    /* The room reaches B; its admin joins and adds its duty officer, who holds a seat. */
+    long long start = scene_now_ms();
+    for (;;) {
+        r = fednet_admin(&hot, 1, "\"op\":\"room.invite\",\"room\":\"%s\",\"user\":\"admin\"",
+                         room);
+        bool ok = strcmp(reply_code(r), "ok") == 0;
+        cJSON_Delete(r);
+        if (ok)
+            break;
+        cr_assert_lt(scene_now_ms() - start, AGREE_MS, "the hotline never reached %s", B);
+        scene_sleep_ms(50);
+    }
+    hot_ok(fednet_admin(&hot, 1, "\"op\":\"room.invite\",\"room\":\"%s\",\"user\":\"uwa1\"", room),
+           "invite uwa1");
+    hot_ok(fednet_admin(&hot, 0, "\"op\":\"room.invite\",\"room\":\"%s\",\"user\":\"ken1\"", room),
+           "invite ken1");
+    hot_ok(fednet_admin(&hot, 1,
+                        "\"op\":\"hotline.seat\",\"room\":\"%s\",\"seat\":\"危機管理課長\","
+                        "\"user\":\"uwa1\",\"on_duty\":true",
+                        room),
+           "seat");
+    /* A first report from the seat, an edit, a reply from the prefecture, a deletion. */
+    struct ws u, k;
+    cr_assert(ws_open(&u, hot.s[1].d.port) && ws_login(&u, "uwa1", "uwa1" TEST_PW_SUFFIX, NULL));
+    cr_assert(ws_open(&k, hot.s[0].d.port) && ws_login(&k, "ken1", "ken1" TEST_PW_SUFFIX, NULL));
+    r = ws_callf(&u,
+                 "\"op\":\"msg.send\",\"room\":\"%s\",\"urgent\":true,"
+                 "\"body\":\"第一報: 国道56号 土砂崩れ 連絡先 090-1234-5678\"",
+                 room);
+    cr_assert_str_eq(reply_code(r), "ok", "first report");
+    long long first = (long long)cJSON_GetObjectItem(r, "pos")->valuedouble;
+    cJSON_Delete(r);
+    hot_ok(ws_callf(&u,
+                    "\"op\":\"msg.edit\",\"room\":\"%s\",\"pos\":%lld,"
+                    "\"body\":\"第一報(訂正): 国道56号 土砂崩れ 片側通行\"",
+                    room, first),
+           "edit");
+    r = ws_callf(&k, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"了解。県から応援を送ります\"",
+                 room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    long long reply = (long long)cJSON_GetObjectItem(r, "pos")->valuedouble;
+    cJSON_Delete(r);
+    hot_ok(ws_callf(&k, "\"op\":\"msg.delete\",\"room\":\"%s\",\"pos\":%lld", room, reply),
+           "delete");
+    hot_ok(ws_callf(&k, "\"op\":\"read\",\"room\":\"%s\"", room), "read");
+    ws_close_fd(&u);
+    ws_close_fd(&k);
+    const char *dbs[] = {hot.s[0].db, hot.s[1].db};
+    cr_assert_geq(fc_wait_agree(dbs, 2, room, AGREE_MS, NULL), 0);
+
+    const char *formats[] = {"jsonl", "csv", "html"};
+    for (int f = 0; f < 3; f++) {
+        start = scene_now_ms();
+        char *a = NULL, *b = NULL;
+        for (;;) {
+            free(a);
+            free(b);
+            a = admin_export(0, room, formats[f]);
+            b = admin_export(1, room, formats[f]);
+            if (strcmp(body_of(a, formats[f]), body_of(b, formats[f])) == 0)
+                break;
+            cr_assert_lt(scene_now_ms() - start, AGREE_MS, "%s differs:\n%s\n---\n%s", formats[f],
+                         body_of(a, formats[f]), body_of(b, formats[f]));
+            scene_sleep_ms(200);
+        }
+        cr_assert(strstr(a, "危機管理課長") && strstr(a, "第一報: 国道56号") &&
+                      strstr(a, "片側通行") && strstr(a, "了解。県から応援を送ります"),
+                  "%s: the seat, the report as sent, the edit and the deleted reply", formats[f]);
+        if (f == 0) {
+            cr_assert(strstr(a, "\"seat\":\"危機管理課長\""), "%s", a);
+            for (int i = 0; i < 2; i++) {
+                char path[400], out[4096];
+                snprintf(path, sizeof path, "%s/hotline.jsonl", hot.s[i].d.dir);
+                FILE *fp = fopen(path, "wb");
+                cr_assert_not_null(fp);
+                fputs(i ? b : a, fp);
+                fclose(fp);
+                const char *argv[] = {KIZUNAD_PATH, "verify-record",    path,
+                                      "--data",     hot.s[1 - i].d.dir, NULL};
+                cr_assert_eq(run_capture(argv, NULL, NULL, out, sizeof out), 0, "%s", out);
+            }
+        }
+        free(a);
+        free(b);
+    }
+}
