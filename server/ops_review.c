@@ -191,8 +191,12 @@ enum kz_err op_record_review_create(struct srv_call *c)
 {
     struct store *st = srv_store(c->srv);
     struct store_room room;
+    struct store_member me;
+    /* Those who know the room (its members, admins) hear why; anyone else that it is none. */
     if (store_room_get(st, srv_arg_str(c, "room"), &room) != STORE_OK ||
-        strcmp(room.kind, "notice") == 0 || (!reviewer_of(c, room.id) && !is_admin(c)))
+        strcmp(room.kind, "notice") == 0 ||
+        (!reviewer_of(c, room.id) && !is_admin(c) &&
+         (store_member_get(st, room.id, c->auth.user.id, &me) != STORE_OK || me.left_pos)))
         return srv_fail(c, KZ_NOT_FOUND, "no such room");
     if (!reviewer_of(c, room.id))
         return srv_fail(c, KZ_FORBIDDEN,

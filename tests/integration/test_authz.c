@@ -180,7 +180,7 @@ static const struct row rows[] = {
     {"room.export", "\"room\":\"$ROOM\"",                                  "U U o o N N N U U U F", 0},
     {"record.export", "\"room\":\"$ROOM\",\"format\":\"csv\"",               "U U o o N N N U U U F", 0},
     {"record.reviewer", "\"room\":\"$ROOM\",\"user\":\"mem\"",                  "U U F F F F o U U U F", 0},
-    {"record.review.create", "\"room\":\"$ROOM\"",                            "U U o N N N F U U U F", 0},
+    {"record.review.create", "\"room\":\"$ROOM\"",                            "U U o F N N F U U U F", 0},
     {"record.review.show", "\"review\":$REVIEW",                              "U U o N N N o U U U F", 0},
     {"record.review.mark", "\"review\":$FRESH_REVIEW,\"events\":[\"$PHONE_EVENT\"]", "U U o N N N F U U U F", 0},
     {"record.review.redact", "\"review\":$FRESH_REVIEW,\"event\":\"$PHONE_EVENT\",\"start\":0,\"end\":3",
