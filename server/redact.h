@@ -32,12 +32,18 @@ struct kz_redact_span {
     enum kz_redact_kind kind;
 };
 
+/* The directory's names prepared for kz_redact_find: each as typed, one with a space also
+ * without it, and its parts of two characters or more (one character is no name to look for).
+ * The caller frees it with kz_redact_names_free; NULL if out of memory. */
+struct kz_redact_names;
+struct kz_redact_names *kz_redact_names_new(const char *const *names, size_t nnames);
+void kz_redact_names_free(struct kz_redact_names *ns); /* accepts NULL */
+
 /* Finds the spans of text (len bytes of UTF-8; invalid bytes are characters of their own that
- * match nothing) that look like personal data, with names[0..nnames) the directory's names
- * (each as typed; one with a space also without it, and its parts of two characters or more).
+ * match nothing) that look like personal data, names (may be NULL) those of the directory.
  * Writes at most max spans to out, in order, none overlapping (overlaps are merged, keeping the
  * first kind); returns how many it wrote, or (size_t)-1 if out of memory. */
-size_t kz_redact_find(const char *text, size_t len, const char *const *names, size_t nnames,
+size_t kz_redact_find(const char *text, size_t len, const struct kz_redact_names *names,
                       struct kz_redact_span *out, size_t max);
 
 #endif
