@@ -226,6 +226,12 @@ static const struct cfg_entry table[] = {
      "time zone (a tzdata name, e.g. Asia/Tokyo, UTC) of the times people read: CSV files, "
      "reports and the CLI's times; kizunad refuses to start with one tzdata does not have",
      NULL},
+    {"record_time_zone", CFG_STR, offsetof(struct kz_config, record_time_zone),
+     sizeof(((struct kz_config *)0)->record_time_zone), 0, 0, 0, "Asia/Tokyo",
+     "time zone of the times in a room's record (record.export): Asia/Tokyo, Asia/Seoul, "
+     "Asia/Taipei, Asia/Shanghai, Asia/Manila, UTC or Etc/UTC (a table of fixed offsets: no "
+     "tzdata needed); kizunad refuses to start with another",
+     NULL},
     {"web_root", CFG_STR, offsetof(struct kz_config, web_root),
      sizeof(((struct kz_config *)0)->web_root), 0, 0, 0, "",
      "directory of the web client served at / (index.html and its files); empty: the installed "

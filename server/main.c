@@ -2,6 +2,8 @@
  * shows what two admins compare when they pair servers; backups and restores. */
 #include "fed.h"
 #include "server.h"
+#include "record.h"
+#include "record_verify.h"
 #include "store_fed.h"
 #include "transport.h"
 
@@ -28,6 +30,9 @@ static const char usage[] =
     "                                    (the server id, key and fingerprint admins compare)\n"
     "       kizunad backup --data DIR OUTDIR     (a consistent copy, while the server runs)\n"
     "       kizunad verify-backup OUTDIR         (proves a backup whole against its manifest)\n"
+    "       kizunad verify-record FILE.jsonl [--data DIR]\n"
+    "                                            (checks a room's record against its signed\n"
+    "                                            event logs; --data: this server's keys)\n"
     "       kizunad restore OUTDIR --data NEWDIR [--position-gap N]\n"
     "       kizunad config     (every setting, its default and its meaning)\n"
     "       kizunad version\n";
@@ -105,6 +110,12 @@ static int parse_opts(int argc, char **argv, struct opts *o, enum opts_mode mode
     if (kz_time_zone_load(o->cfg.time_zone, o->cfg.time_zone_posix, sizeof o->cfg.time_zone_posix,
                           tz_err, sizeof tz_err) != 0) {
         fprintf(stderr, "kizunad: %s\n", tz_err);
+        return 2;
+    }
+    int offset;
+    if (!kz_record_zone_offset(o->cfg.record_time_zone, &offset)) {
+        fprintf(stderr, "kizunad: record_time_zone: '%s' is not one of %s\n",
+                o->cfg.record_time_zone, kz_record_zone_names());
         return 2;
     }
     return 0;
@@ -643,6 +654,76 @@ static int cmd_restore(int argc, char **argv)
     return rc;
 }
 
+/* The keys verify-record trusts with --data: the server's own, and its pinned peers'. */
+struct trusted {
+    char id[STORE_SERVER_ID_MAX + 1];
+    unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+    struct store *st;
+};
+
+static bool trusted_key(void *ctx, const char *origin, uint8_t pk[32])
+{
+    struct trusted *t = ctx;
+    struct store_peer p;
+    if (strcmp(origin, t->id) == 0) {
+        memcpy(pk, t->pk, 32);
+        return true;
+    }
+    if (store_peer_get(t->st, origin, &p) != STORE_OK)
+        return false;
+    memcpy(pk, p.key, 32);
+    return true;
+}
+
+/* `kizunad verify-record FILE [--data DIR]`: with --data, against the keys that server knows
+ * (its own and its peers'), else against the keys the record's header names. */
+static int cmd_verify_record(int argc, char **argv)
+{
+    const char *data = NULL, *file = NULL;
+    int rc = backup_args(argc, argv, &data, &file, NULL);
+    if (rc)
+        return rc;
+    if (!file)
+        return die_usage("verify-record needs the record's file (JSON Lines)");
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        fprintf(stderr, "kizunad: cannot read %s: %s\n", file, strerror(errno));
+        return 1;
+    }
+    struct trusted t = {0};
+    struct kz_record_trust trust = {trusted_key, &t};
+    if (data) {
+        char keypath[4096];
+        unsigned char sk[crypto_sign_SECRETKEYBYTES];
+        path_in(keypath, sizeof keypath, data, KEY_FILE);
+        struct opts o = {.data = data};
+        kz_config_defaults(&o.cfg);
+        rc = key_load(keypath, t.pk, sk);
+        sodium_memzero(sk, sizeof sk);
+        if (rc != 0 || !(t.st = open_store(&o)) ||
+            store_server_id_get(t.st, t.id, sizeof t.id) != STORE_OK) {
+            fprintf(stderr, "kizunad: cannot read the server's key and id in %s\n", data);
+            if (t.st)
+                store_close(t.st);
+            fclose(f);
+            return 1;
+        }
+    }
+    struct kz_record_verify_stats st;
+    int problems = kz_record_verify(f, data ? &trust : NULL, stdout, &st);
+    fclose(f);
+    if (t.st)
+        store_close(t.st);
+    if (problems) {
+        printf("%s does NOT verify: %d problem(s)\n", file, problems);
+        return 1;
+    }
+    printf("%s verifies: %lld rows, %lld events, %lld signatures checked against %s\n", file,
+           (long long)st.rows, (long long)st.events, (long long)st.signatures,
+           data ? "this server's keys" : "the keys its header names");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     /* The database holds password hashes and the key file the server's identity. */
@@ -666,6 +747,8 @@ int main(int argc, char **argv)
         return cmd_verify_backup(argc, argv);
     if (strcmp(cmd, "restore") == 0)
         return cmd_restore(argc, argv);
+    if (strcmp(cmd, "verify-record") == 0)
+        return cmd_verify_record(argc, argv);
     if (strcmp(cmd, "config") == 0) {
         kz_config_describe(stdout);
         return 0;

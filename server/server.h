@@ -125,6 +125,7 @@ struct kz_config {
      * kz_web_root_default) and the origin browsers reach the server at behind a proxy. */
     char web_root[512];
     char public_origin[256];
+    char record_time_zone[64]; /* zone of the record's times (record.h's table, no tzdata) */
     /* Not a setting: the zone's POSIX rule ("JST-9"), filled by kz_time_zone_load at start and
      * sent to clients, which then need no tzdata of their own. */
     char time_zone_posix[64];
@@ -230,6 +231,9 @@ struct kz_csv {
  * CSV injection: the spreadsheet shows text); so is one that begins with ' and then one of
  * those or another ', so that kz_csv_unguard gives back exactly the cell that was written. */
 void kz_csv_cell(struct kz_csv *csv, const char *cell, bool last);
+/* Whether kz_csv_cell writes cell with the guard ' before it: for CSV written elsewhere (the
+ * record's, record_format.c, which ends its rows with CRLF). */
+bool kz_csv_guard_needed(const char *cell);
 /* A whole row of n cells (a header, say), each as kz_csv_cell writes it. */
 void kz_csv_row(struct kz_csv *csv, const char *const cells[], size_t n);
 /* A time (ms since the epoch) in the server's time zone (kz_time_zone_load), as Excel reads a
@@ -706,6 +710,22 @@ void srv_fed_server_admitted(struct srv *s, const char *server, int64_t room);
 enum kz_err op_room_list(struct srv_call *c);
 enum kz_err op_room_archive(struct srv_call *c);
 enum kz_err op_room_export(struct srv_call *c);
+enum kz_err op_record_export(struct srv_call *c); /* ops_record.c */
+/* The reply of record.export (review NULL) and record.publish (an approved review: its marked
+ * messages only, redactions applied), from the call's format, from, to, after, limit and
+ * received; audited on the first page. */
+enum kz_err srv_record_reply(struct srv_call *c, const struct store_room *room,
+                             const struct store_review *review);
+/* ops_review.c: the record's reviewers, reviews and publication (docs/records.md) */
+enum kz_err op_record_reviewer(struct srv_call *c);
+enum kz_err op_record_review_create(struct srv_call *c);
+enum kz_err op_record_review_show(struct srv_call *c);
+enum kz_err op_record_review_mark(struct srv_call *c);
+enum kz_err op_record_review_redact(struct srv_call *c);
+enum kz_err op_record_review_decide(struct srv_call *c);
+enum kz_err op_record_review_approve(struct srv_call *c);
+enum kz_err op_record_publish(struct srv_call *c);
+enum kz_err op_room_hold(struct srv_call *c);
 /* conflict if the room is archived: an archived room takes no messages, edits, deletions,
  * photos, announcements, renames or membership changes until a room admin unarchives it. */
 enum kz_err srv_room_writable(struct srv_call *c, const struct store_room *room);

@@ -316,6 +316,11 @@ static bool csv_guarded(const char *cell)
     return cell[0] == '\'' && (csv_formula_start(cell[1]) || cell[1] == '\'');
 }
 
+bool kz_csv_guard_needed(const char *cell)
+{
+    return cell && (csv_formula_start(cell[0]) || csv_guarded(cell));
+}
+
 void kz_csv_cell(struct kz_csv *csv, const char *cell, bool last)
 {
     if (!cell)

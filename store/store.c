@@ -498,6 +498,56 @@ static const char *const migrations[] = {
      /* A room list's last message may be a photo (store_room_last_photo). */
      "CREATE INDEX IF NOT EXISTS events_room_photo ON events(room, pos) WHERE type = "
      "'e2ee.photo';"),
+
+    /* 20: the record (issue 22, store_record.c, docs/records.md). record_reviewers: who may
+     * review a room's record, given by an admin. record_reviews: one review of a room's record
+     * (optionally a time range), by its reviewer (author), open until another person approves
+     * it. record_passages: the events a review publishes. record_redactions: byte ranges of an
+     * event's text (a msg's or a msg.edit's body) to black out, proposed by the helper or marked
+     * by hand, each accepted or rejected by a person. record_holds: rooms whose record is kept
+     * whatever retention says. */
+    "CREATE TABLE record_reviewers ("
+    "  room INTEGER NOT NULL REFERENCES rooms(id),"
+    "  user_id INTEGER NOT NULL REFERENCES users(id),"
+    "  granted_by INTEGER NOT NULL REFERENCES users(id),"
+    "  granted_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (room, user_id)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE record_reviews ("
+    "  id INTEGER PRIMARY KEY,"
+    "  room INTEGER NOT NULL REFERENCES rooms(id),"
+    "  author INTEGER NOT NULL REFERENCES users(id),"
+    "  title TEXT NOT NULL,"
+    "  from_ts INTEGER NOT NULL,"
+    "  to_ts INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  approver INTEGER REFERENCES users(id),"
+    "  approved_at INTEGER"
+    ");"
+    "CREATE INDEX record_reviews_room ON record_reviews(room);"
+    "CREATE TABLE record_passages ("
+    "  review INTEGER NOT NULL REFERENCES record_reviews(id),"
+    "  event_id TEXT NOT NULL,"
+    "  PRIMARY KEY (review, event_id)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE record_redactions ("
+    "  id INTEGER PRIMARY KEY,"
+    "  review INTEGER NOT NULL REFERENCES record_reviews(id),"
+    "  event_id TEXT NOT NULL,"
+    "  start INTEGER NOT NULL,"
+    "  end INTEGER NOT NULL CHECK (end > start),"
+    "  kind TEXT NOT NULL,"
+    "  by_hand INTEGER NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('proposed','accepted','rejected')),"
+    "  decided_by INTEGER REFERENCES users(id),"
+    "  decided_at INTEGER,"
+    "  UNIQUE (review, event_id, start, end)"
+    ");"
+    "CREATE TABLE record_holds ("
+    "  room INTEGER PRIMARY KEY REFERENCES rooms(id),"
+    "  held_by INTEGER NOT NULL REFERENCES users(id),"
+    "  held_at INTEGER NOT NULL"
+    ");",
 };
 
 /* Columns a migration adds, each before that migration's SQL and only if the table lacks it:

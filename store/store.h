@@ -530,6 +530,12 @@ typedef int (*store_history_fn)(void *ctx, const struct store_event *e,
                                 const struct store_message *m);
 enum store_rc store_history(struct store *st, int64_t room, int64_t before, int64_t after,
                             int limit, store_history_fn fn, void *ctx);
+/* The record of a room (issue 22): every event, edits, deletes, read markers (room.read) and
+ * invalid ones (e->invalid) included, whose hlc (its room-order clock, at least its sent time)
+ * is in [from, to), in the room's order, after the event at position `after` (0: from the
+ * start; STORE_NOT_FOUND if it is not the room's), at most limit; m as in store_history. */
+enum store_rc store_record_events(struct store *st, int64_t room, int64_t after, int64_t from,
+                                  int64_t to, int limit, store_history_fn fn, void *ctx);
 /* Unread messages and photos (e2ee.photo events) from others after read_pos, and the latest
  * message (m.pos 0 if none). */
 enum store_rc store_room_unread(struct store *st, int64_t room, int64_t user_id, int64_t read_pos,
@@ -673,5 +679,68 @@ enum store_rc store_notice_recipients(struct store *st, int64_t notice, enum sto
 typedef int (*store_id_fn)(void *ctx, int64_t id);
 enum store_rc store_notice_remind(struct store *st, int64_t notice, enum store_missing which,
                                   int64_t now, store_id_fn fn, void *ctx);
+
+/* ---- the record: reviews, redactions, reviewers and holds (store_record.c, migration 20,
+ * docs/records.md) ---- */
+
+/* Gives (on) or takes back the reviewer role of a room; giving it twice changes nothing. */
+enum store_rc store_reviewer_set(struct store *st, int64_t room, int64_t user_id, bool on,
+                                 int64_t by, int64_t at);
+/* STORE_OK if user_id reviews the room's record, else STORE_NOT_FOUND. */
+enum store_rc store_reviewer_get(struct store *st, int64_t room, int64_t user_id);
+
+struct store_review {
+    int64_t id, room, author; /* author: the reviewer who made it */
+    char title[STORE_NAME_MAX + 1];
+    int64_t from_ts, to_ts; /* the events it covers: sent in [from_ts, to_ts) */
+    int64_t created_at;
+    int64_t approver, approved_at; /* 0 while open */
+};
+/* Inserts r (its id is set). */
+enum store_rc store_review_insert(struct store *st, struct store_review *r);
+enum store_rc store_review_get(struct store *st, int64_t id, struct store_review *out);
+/* Signs an open review off; STORE_NOT_FOUND if it is not open (or not there). */
+enum store_rc store_review_approve(struct store *st, int64_t id, int64_t approver, int64_t at);
+
+/* Marks (on) or unmarks an event for publication in a review. */
+enum store_rc store_passage_set(struct store *st, int64_t review, const char *event_id, bool on);
+/* STORE_OK if the event is marked, else STORE_NOT_FOUND. */
+enum store_rc store_passage_get(struct store *st, int64_t review, const char *event_id);
+enum store_rc store_passage_count(struct store *st, int64_t review, int64_t *n);
+/* Every marked event id, in id order; id is valid during the call only. */
+typedef int (*store_passage_fn)(void *ctx, const char *event_id);
+enum store_rc store_passage_each(struct store *st, int64_t review, store_passage_fn fn, void *ctx);
+
+struct store_redaction {
+    int64_t id, review;
+    char event_id[STORE_ROOM_ID_MAX + 1];
+    int64_t start, end; /* bytes of the event's text */
+    char kind[16];      /* phone, postal, address, email, name (redact.h), or hand */
+    bool by_hand;
+    char state[12]; /* proposed, accepted, rejected */
+    int64_t decided_by, decided_at;
+};
+/* Inserts r (its id is set); STORE_CONFLICT if the review has this range of the event. */
+enum store_rc store_redaction_insert(struct store *st, struct store_redaction *r);
+/* Sets a redaction's state ("accepted", "rejected"); STORE_NOT_FOUND if the review has none of
+ * this id. */
+enum store_rc store_redaction_decide(struct store *st, int64_t review, int64_t id,
+                                     const char *state, int64_t by, int64_t at);
+/* A review's redactions (of one event, or all if event_id is NULL), by event id then start. */
+typedef int (*store_redaction_fn)(void *ctx, const struct store_redaction *r);
+enum store_rc store_redaction_each(struct store *st, int64_t review, const char *event_id,
+                                   store_redaction_fn fn, void *ctx);
+/* How many of a review's redactions no one has decided yet. */
+enum store_rc store_redaction_pending(struct store *st, int64_t review, int64_t *n);
+
+/* The events of one log of a room, (origin, inc), after seq after_seq in seq order: event_id,
+ * type, seq, payload and sig filled (valid during the call only). A non-zero return from fn
+ * stops the walk. For the proofs of a record (ops_record.c). */
+enum store_rc store_log_walk(struct store *st, int64_t room, const char *origin, int64_t inc,
+                             int64_t after_seq, store_event_fn fn, void *ctx);
+/* Places a room on hold (on) or releases it; twice changes nothing. */
+enum store_rc store_hold_set(struct store *st, int64_t room, bool on, int64_t by, int64_t at);
+/* STORE_OK with when it was placed if the room is on hold, else STORE_NOT_FOUND. */
+enum store_rc store_hold_get(struct store *st, int64_t room, int64_t *held_at);
 
 #endif

@@ -58,6 +58,7 @@ enum talk_stmt {
     T_ROOM_HLC,
     T_ROOM_LAST_POS,
     T_LAST_PHOTO,
+    T_RECORD_AFTER,
     T_COUNT
 };
 _Static_assert(T_COUNT <= STORE_TALK_STMTS, "raise STORE_TALK_STMTS");
@@ -225,6 +226,14 @@ static const char *const talk_sql[T_COUNT] = {
     [T_LAST_PHOTO] = "SELECT pos, coalesce(sender, 0), ts FROM events"
                      " WHERE room = ? AND type = 'e2ee.photo' AND invalid IS NULL"
                      " ORDER BY pos DESC LIMIT 1",
+    /* The record (issue 22): every event of a room, invalid ones and read markers too (the
+     * record proves its logs whole), after a room-order key (?2..?5), of hlc in [?6, ?7) (hlc
+     * rises along each log, so a range leaves no gap in one), in the room's order. */
+    [T_RECORD_AFTER] = "SELECT " EVENT_COLS ", " MSG_COLS " FROM events e"
+                       " JOIN rooms r ON r.id = e.room LEFT JOIN messages m ON m.pos = e.pos"
+                       " WHERE e.room = ?1 AND (e.hlc, e.origin, e.inc, e.seq) > (?2, ?3, ?4, ?5)"
+                       " AND e.hlc >= ?6 AND e.hlc < ?7"
+                       " ORDER BY e.hlc ASC, e.origin ASC, e.inc ASC, e.seq ASC LIMIT ?8",
 };
 
 enum store_rc store_talk_prepare(struct store *st, char *err, size_t errlen)
@@ -969,6 +978,54 @@ enum store_rc store_history(struct store *st, int64_t room, int64_t before, int6
         }
     }
     enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "history");
+    store_finish(s);
+    return r;
+}
+
+enum store_rc store_record_events(struct store *st, int64_t room, int64_t after, int64_t from,
+                                  int64_t to, int limit, store_history_fn fn, void *ctx)
+{
+    /* The first page starts below every key: hlc and inc are never negative. */
+    int64_t hlc = -1, inc = 0, seq = 0;
+    char origin[STORE_ORIGIN_MAX + 1] = "";
+    if (after > 0) {
+        sqlite3_stmt *a = stmt(st, T_HIST_EXACT);
+        sqlite3_bind_int64(a, 1, room);
+        sqlite3_bind_int64(a, 2, after);
+        int rc = sqlite3_step(a);
+        if (rc != SQLITE_ROW) {
+            store_finish(a);
+            return rc == SQLITE_DONE ? STORE_NOT_FOUND : store_fail(st, "record anchor");
+        }
+        hlc = sqlite3_column_int64(a, 0);
+        store_copy_text(origin, sizeof origin, a, 1);
+        inc = sqlite3_column_int64(a, 2);
+        seq = sqlite3_column_int64(a, 3);
+        store_finish(a);
+    }
+    sqlite3_stmt *s = stmt(st, T_RECORD_AFTER);
+    sqlite3_bind_int64(s, 1, room);
+    sqlite3_bind_int64(s, 2, hlc);
+    sqlite3_bind_text(s, 3, origin, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 4, inc);
+    sqlite3_bind_int64(s, 5, seq);
+    sqlite3_bind_int64(s, 6, from);
+    sqlite3_bind_int64(s, 7, to);
+    sqlite3_bind_int(s, 8, limit);
+    struct store_event e;
+    struct store_message m;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int col = read_event(s, 0, &e);
+        bool is_msg = sqlite3_column_type(s, col) != SQLITE_NULL;
+        if (is_msg)
+            read_message(s, col, &m);
+        if (fn(ctx, &e, is_msg ? &m : NULL) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "record");
     store_finish(s);
     return r;
 }

@@ -186,6 +186,18 @@ int cmd_room_admin(int argc, char **argv);
 int cmd_room_archive(int argc, char **argv);
 int cmd_room_unarchive(int argc, char **argv);
 int cmd_room_export(int argc, char **argv);
+/* record.c */
+int cmd_record_export(int argc, char **argv);
+int cmd_record_publish(int argc, char **argv);
+int cmd_record_reviewer(int argc, char **argv);
+int cmd_record_review_create(int argc, char **argv);
+int cmd_record_review_show(int argc, char **argv);
+int cmd_record_review_mark(int argc, char **argv);
+int cmd_record_review_redact(int argc, char **argv);
+int cmd_record_review_accept(int argc, char **argv);
+int cmd_record_review_reject(int argc, char **argv);
+int cmd_record_review_approve(int argc, char **argv);
+int cmd_room_hold(int argc, char **argv);
 int cmd_room_servers(int argc, char **argv);
 int cmd_room_add_server(int argc, char **argv);
 int cmd_room_remove_server(int argc, char **argv);

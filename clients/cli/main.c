@@ -67,6 +67,20 @@ static const char usage[] =
     "  room archive ROOM | room unarchive ROOM\n"
     "                                 room admins: read-only and out of the list, or back\n"
     "  room export ROOM [-o FILE.csv] every event of the room as CSV (recorded in the audit)\n"
+    "  record export ROOM [--from WHEN] [--to WHEN] [--format jsonl|csv|html] [--received]\n"
+    "                [--no-photos] [--out FILE]\n"
+    "                                 the room's chronology, for the record (docs/records.md);\n"
+    "                                 photos this device opens get their caption and thumbnail\n"
+    "  record reviewer ROOM_ID USER [--revoke]   (admins) who reviews a room's record\n"
+    "  record review create ROOM [--title T] [--from WHEN] [--to WHEN]\n"
+    "                                 a review, with the helper's proposed redactions\n"
+    "  record review show REVIEW | record review mark REVIEW (EVENT... | --all) [--unmark]\n"
+    "  record review redact REVIEW EVENT START END   by hand (bytes of the text)\n"
+    "  record review accept REVIEW (REDACTION... | --all) | record review reject ...\n"
+    "  record review approve REVIEW   someone other than its reviewer signs it off\n"
+    "  record publish REVIEW [--format jsonl|csv|html] [--out FILE]\n"
+    "                                 the published record: redactions as ■■■\n"
+    "  room hold ROOM_ID [--release]  (admins) keep the room's record whatever happens\n"
     "  room servers ROOM [--pos N]    the servers a shared room lives on; --pos: which of\n"
     "                                 them have acknowledged message #N (federation)\n"
     "  room add-server ROOM SERVER | room remove-server ROOM SERVER\n"
@@ -474,6 +488,26 @@ static const struct cli_command commands[] = {
     {"room archive", cmd_room_archive, 1, 1, true, "room archive ROOM"},
     {"room unarchive", cmd_room_unarchive, 1, 1, true, "room unarchive ROOM"},
     {"room export", cmd_room_export, 1, 3, true, "room export ROOM [-o FILE.csv]"},
+    {"record export", cmd_record_export, 1, -1, true,
+     "record export ROOM [--from WHEN] [--to WHEN] [--format jsonl|csv|html] [--received]"
+     " [--no-photos] [--out FILE]"},
+    {"record reviewer", cmd_record_reviewer, 2, 3, true, "record reviewer ROOM_ID USER [--revoke]"},
+    {"record review create", cmd_record_review_create, 1, -1, true,
+     "record review create ROOM [--title T] [--from WHEN] [--to WHEN]"},
+    {"record review show", cmd_record_review_show, 1, 1, true, "record review show REVIEW"},
+    {"record review mark", cmd_record_review_mark, 2, -1, true,
+     "record review mark REVIEW (EVENT... | --all) [--unmark]"},
+    {"record review redact", cmd_record_review_redact, 4, 4, true,
+     "record review redact REVIEW EVENT START END"},
+    {"record review accept", cmd_record_review_accept, 2, -1, true,
+     "record review accept REVIEW (REDACTION... | --all)"},
+    {"record review reject", cmd_record_review_reject, 2, -1, true,
+     "record review reject REVIEW (REDACTION... | --all)"},
+    {"record review approve", cmd_record_review_approve, 1, 1, true,
+     "record review approve REVIEW"},
+    {"record publish", cmd_record_publish, 1, -1, true,
+     "record publish REVIEW [--format jsonl|csv|html] [--out FILE]"},
+    {"room hold", cmd_room_hold, 1, 2, true, "room hold ROOM_ID [--release]"},
     {"room servers", cmd_room_servers, 1, 3, true, "room servers ROOM [--pos N]"},
     {"room add-server", cmd_room_add_server, 2, 2, true, "room add-server ROOM SERVER"},
     {"room remove-server", cmd_room_remove_server, 2, 2, true, "room remove-server ROOM SERVER"},

@@ -178,6 +178,18 @@ static const struct row rows[] = {
     /* Unarchiving a room in use changes nothing, so the room stays usable for later rows. */
     {"room.archive", "\"room\":\"$ROOM\",\"archived\":false",            "U U F o N N N U U U F", 0},
     {"room.export", "\"room\":\"$ROOM\"",                                  "U U o o N N N U U U F", 0},
+    {"record.export", "\"room\":\"$ROOM\",\"format\":\"csv\"",               "U U o o N N N U U U F", 0},
+    {"record.reviewer", "\"room\":\"$ROOM\",\"user\":\"mem\"",                  "U U F F F F o U U U F", 0},
+    {"record.review.create", "\"room\":\"$ROOM\"",                            "U U o F N N F U U U F", 0},
+    {"record.review.show", "\"review\":$REVIEW",                              "U U o N N N o U U U F", 0},
+    {"record.review.mark", "\"review\":$FRESH_REVIEW,\"events\":[\"$PHONE_EVENT\"]", "U U o N N N F U U U F", 0},
+    {"record.review.redact", "\"review\":$FRESH_REVIEW,\"event\":\"$PHONE_EVENT\",\"start\":0,\"end\":3",
+                                                                            "U U o N N N F U U U F", 0},
+    {"record.review.decide", "\"review\":$FRESH_REVIEW,\"redaction\":$LAST_REDACTION,\"accept\":true",
+                                                                            "U U o N N N F U U U F", 0},
+    {"record.review.approve", "\"review\":$READY_REVIEW",                     "U U F N N N o U U U F", 0},
+    {"record.publish", "\"review\":$REVIEW,\"format\":\"csv\"",                  "U U o o N N o U U U F", 0},
+    {"room.hold", "\"room\":\"$ROOM\"",                                        "U U F F F F o U U U F", 0},
     {"msg.send", "\"room\":\"$ROOM\",\"body\":\"了解\"",                    "U U o o N N N U U U F", 0},
     /* The message is the member's: the room admin is not its author, but may remove it. */
     {"msg.edit", "\"room\":\"$ROOM\",\"pos\":$FRESH_MSG,\"body\":\"訂正\"", "U U o F N N N U U U F", 0},
@@ -332,12 +344,15 @@ struct caller {
     char blob[65];   /* a finished blob of its own, in no room */
 };
 static struct caller who[NWHO];
-static struct caller victim;    /* whose sessions and devices others try to end */
-static char room[64];           /* the owner's room: member and the dead callers are in it */
-static long long notice_id;     /* the owner's notice to DEPT_X, asking for an ack and a choice */
-static long long msg_pos;       /* the member's message in the room */
-static char room_blob[65];      /* uploaded by the member, sent in the room as a photo */
-static struct ws adm, own, mem; /* fixture connections on the admin's, owner's, member's session */
+static struct caller victim;     /* whose sessions and devices others try to end */
+static char room[64];            /* the owner's room: member and the dead callers are in it */
+static long long notice_id;      /* the owner's notice to DEPT_X, asking for an ack and a choice */
+static char phone_event[64];     /* the member's message with a phone number, in the room */
+static long long review_id;      /* an approved review of the room's record, by the member */
+static long long last_redaction; /* the first proposal of the last $FRESH_REVIEW */
+static long long msg_pos;        /* the member's message in the room */
+static char room_blob[65];       /* uploaded by the member, sent in the room as a photo */
+static struct ws adm, own, mem;  /* fixture connections on the admin's, owner's, member's session */
 static int fresh;
 /* The dispatched account expires this long after the fixtures begin; its column runs last, so
  * the rest of the matrix runs meanwhile. */
@@ -626,6 +641,8 @@ static int http_whoami(const char *token)
     return http_request(d.port, "POST", "/api/v1/whoami", headers, "{}", body, sizeof body);
 }
 
+static long long make_review(bool ready, long long *first);
+
 static void fixtures(void)
 {
     static const struct {
@@ -684,6 +701,13 @@ static void fixtures(void)
              room);
     msg_pos = jint(r, "pos");
     cJSON_Delete(r);
+    /* The record: mem reviews the room; a message for the helper; an approved review. */
+    cJSON_Delete(must(&adm, "\"op\":\"record.reviewer\",\"room\":\"%s\",\"user\":\"mem\"", room));
+    r = must(&mem, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"連絡先 090-1234-5678\"", room);
+    jstr(r, "event_id", phone_event, sizeof phone_event);
+    cJSON_Delete(r);
+    review_id = make_review(true, NULL);
+    cJSON_Delete(must(&adm, "\"op\":\"record.review.approve\",\"review\":%lld", review_id));
     r = must(&own, "\"op\":\"notice.post\",\"title\":\"" SECRET_NOTICE
                    " 安否確認\",\"body\":\"" SECRET_NOTICE
                    " 回答してください\",\"to\":[\"dept:" DEPT_X "\"],\"ask_ack\":true,"
@@ -845,6 +869,37 @@ static void peer_fields(char *out, size_t n, char *id, size_t idlen)
         snprintf(id, idlen, "%s", sid);
 }
 
+/* A review of the room's record by mem, the helper's first proposal in *first (if not NULL);
+ * ready: every proposal accepted and the phone message marked, so that someone else may
+ * approve it. */
+static long long make_review(bool ready, long long *first)
+{
+    cJSON *r = must(&mem, "\"op\":\"record.review.create\",\"room\":\"%s\"", room);
+    long long id = jint(r, "review");
+    cr_assert_geq(jint(r, "proposals"), 1, "the helper proposes the phone number");
+    cJSON_Delete(r);
+    r = must(&mem, "\"op\":\"record.review.show\",\"review\":%lld", id);
+    const cJSON *red;
+    cJSON_ArrayForEach(red, cJSON_GetObjectItem(r, "redactions"))
+    {
+        long long rid = jint(red, "id");
+        if (first) {
+            *first = rid;
+            first = NULL;
+        }
+        if (ready)
+            cJSON_Delete(must(&mem,
+                              "\"op\":\"record.review.decide\",\"review\":%lld,"
+                              "\"redaction\":%lld,\"accept\":true",
+                              id, rid));
+    }
+    cJSON_Delete(r);
+    if (ready)
+        cJSON_Delete(must(&mem, "\"op\":\"record.review.mark\",\"review\":%lld,\"events\":[\"%s\"]",
+                          id, phone_event));
+    return id;
+}
+
 static char last_hotline_peer[64]; /* $HOTLINE's peer, for $HOTLINE_PEER after it */
 
 static void resolve(const char *name, enum who w, char *out, size_t n)
@@ -906,6 +961,16 @@ static void resolve(const char *name, enum who w, char *out, size_t n)
                  hotline_peer);
         jstr(r, "room", out, n);
         snprintf(last_hotline_peer, sizeof last_hotline_peer, "%s", hotline_peer);
+    } else if (strcmp(name, "REVIEW") == 0) {
+        snprintf(out, n, "%lld", review_id);
+    } else if (strcmp(name, "FRESH_REVIEW") == 0) {
+        snprintf(out, n, "%lld", make_review(false, &last_redaction));
+    } else if (strcmp(name, "READY_REVIEW") == 0) {
+        snprintf(out, n, "%lld", make_review(true, NULL));
+    } else if (strcmp(name, "LAST_REDACTION") == 0) {
+        snprintf(out, n, "%lld", last_redaction);
+    } else if (strcmp(name, "PHONE_EVENT") == 0) {
+        snprintf(out, n, "%s", phone_event);
     } else if (strcmp(name, "HOTLINE_PEER") == 0) {
         snprintf(out, n, "%s", last_hotline_peer);
     } else if (strcmp(name, "SHARED_ROOM") == 0) {
@@ -1046,14 +1111,18 @@ static void run_cell(const struct row *row, enum who w, const char *members, str
 
 /* What a caller outside the room and the notice's audience must never see in a reply. An admin
  * may ask room.servers where any room lives: that reply names the room the admin named, never
- * its messages. */
+ * its messages; so do the record's ops an admin is for (naming reviewers, approving and
+ * publishing reviews, holds: docs/records.md), whose published messages are the reviewed ones
+ * only (here the phone number's, blacked out). */
 static const char *leak_in(const struct row *row, enum who w, const char *text)
 {
     if (!text || !(w == OUTSIDER || w == HQ || w == ADMIN))
         return NULL;
     if (strstr(text, SECRET_MSG))
         return "the room's message";
-    if (strstr(text, room) && !(w == ADMIN && strcmp(row->op, "room.servers") == 0))
+    if (strstr(text, room) &&
+        !(w == ADMIN && (strcmp(row->op, "room.servers") == 0 ||
+                         strncmp(row->op, "record.", 7) == 0 || strcmp(row->op, "room.hold") == 0)))
         return "the room's id";
     if (w != ADMIN && strstr(text, SECRET_NOTICE))
         return "the notice";
