@@ -128,6 +128,8 @@ static bool commit_now(struct srv *s)
         KZ_INFO("disk_recovered", "writes accepted again");
         s->disk_alarm = false;
     }
+    if (committed || !ok)
+        *(ok ? &s->commit_ok_at : &s->commit_failed_at) = kz_now_ms();
     if (ok && committed && s->syncer && kz_syncer_take_checkpoint(s->syncer) &&
         store_wal_checkpoint(s->store) != STORE_OK)
         KZ_WARN("checkpoint_failed", "error=\"%s\"", store_errmsg(s->store));

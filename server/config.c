@@ -90,6 +90,12 @@ static const struct cfg_entry table[] = {
         "applies"),
     INT(ws_login_timeout_s, 1, 3600, 60,
         "a WebSocket connection that has not logged in within this many seconds is closed"),
+    INT(ready_min_free_bytes, 0, 1LL << 50, 256LL << 20,
+        "GET /readyz answers 503 (failed: disk) while the data directory's disk has fewer free "
+        "bytes than this, so a load balancer or monitor acts before writes fail"),
+    INT(ready_write_probe_s, 1, 86400, 30,
+        "when nothing was committed for this many seconds, GET /readyz writes a row of its own "
+        "so that an idle server's database is still proved writable"),
     INT(disk_retry_ms, 100, 600000, 2000,
         "after a write fails because the disk is full or read-only, writes are refused "
         "(unavailable) for this long, then tried again; reads and live delivery go on"),
@@ -472,6 +478,86 @@ bool kz_config_cap(const struct kz_config *cfg, const char *name, long long *val
         snprintf(why, n, "%.*s%lld%s", head, e->cap, *value, at ? at + 4 : "");
     }
     return true;
+}
+
+/* Settings kz_config_reload changes: each is read where it is used, on the loop thread, and
+ * nothing was sized from it at start (max_connections set the descriptor limit, max_frame_bytes
+ * the WebSocket buffers; the listeners, TLS files and the database are opened once). */
+static const char *const reloadable[] = {
+    "log_level",
+    "requests_per_second",
+    "request_burst",
+    "max_message_bytes",
+    "max_queue_bytes",
+    "login_fail_max",
+    "login_fail_max_per_address",
+    "login_fail_window_s",
+    "login_lockout_s",
+    "password_min_length",
+    "slow_op_ms",
+    "room_max_members",
+    "notice_max_body_bytes",
+    "disk_retry_ms",
+    "invite_max_uses",
+    "invite_max_valid_days",
+    "import_max_rows",
+    "upload_quota_bytes",
+    "e2ee_max_bytes",
+    "ready_min_free_bytes",
+    "ready_write_probe_s",
+};
+
+bool kz_config_reloadable(const char *name)
+{
+    for (size_t i = 0; i < sizeof reloadable / sizeof reloadable[0]; i++)
+        if (strcmp(reloadable[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Appends text to out (NUL-terminated, cut at n). */
+static void append(char *out, size_t n, const char *text)
+{
+    size_t len = strlen(out);
+    if (len + 1 < n)
+        snprintf(out + len, n - len, "%s%s", len ? " " : "", text);
+}
+
+int kz_config_reload(struct kz_config *live, const struct kz_config *fresh, char *changed, size_t n,
+                     char *restart, size_t rn)
+{
+    int count = 0;
+    changed[0] = restart[0] = '\0';
+    for (size_t i = 0; i < TABLE_LEN; i++) {
+        const struct cfg_entry *e = &table[i];
+        char *to = (char *)live + e->offset;
+        const char *from = (const char *)fresh + e->offset;
+        bool same = e->type == CFG_STR ? strcmp(to, from) == 0
+                                       : *(long long *)to == *(const long long *)from;
+        if (same)
+            continue;
+        if (!kz_config_reloadable(e->name)) {
+            append(restart, rn, e->name);
+            continue;
+        }
+        char item[160];
+        if (e->type == CFG_STR) {
+            /* A string may be a secret: its name says it changed, never its value. */
+            snprintf(item, sizeof item, "%s", e->name);
+            snprintf(to, e->size, "%s", from);
+        } else {
+            long long was = *(long long *)to, now = *(const long long *)from;
+            if (e->type == CFG_LEVEL)
+                snprintf(item, sizeof item, "%s=%s->%s", e->name, level_names[was],
+                         level_names[now]);
+            else
+                snprintf(item, sizeof item, "%s=%lld->%lld", e->name, was, now);
+            *(long long *)to = now;
+        }
+        append(changed, n, item);
+        count++;
+    }
+    return count;
 }
 
 void kz_config_describe(FILE *out)

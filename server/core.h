@@ -80,6 +80,9 @@ struct srv {
     bool doomed;         /* a savepoint-less op failed after writing: roll back, do not commit */
     int64_t writes_blocked_until; /* ms: writes are refused before this (a disk error) */
     bool disk_alarm;              /* the disk alarm is raised: log when it clears */
+    int64_t commit_ok_at;         /* ms: the last commit that succeeded (health.c) */
+    int64_t commit_failed_at;     /* ms: the last commit that failed (0: none) */
+    int64_t ready_probe_at;       /* ms: readyz's last write of its own */
     bool doomed_by_disk;          /* ... and the reason is the disk */
     uint64_t *subs;               /* connections that went live in the open transaction */
     size_t nsubs, capsubs;

@@ -1,8 +1,8 @@
 /* http_api.c - HTTP requests on the API listener: routing, POST /api/v1/<op> (the same ops
- * as the WebSocket, one request per call), GET /healthz, and for every request a deadline on
- * each phase and one request in flight per connection. Uploads and blobs are uploads.c's, the
- * web client's files (GET and HEAD outside /api/) http_static.c's, and who may call the API
- * from a browser http_policy.c's.
+ * as the WebSocket, one request per call), GET /healthz and /readyz (health.c), and for every
+ * request a deadline on each phase and one request in flight per connection. Uploads and blobs are
+ * uploads.c's, the web client's files (GET and HEAD outside /api/) http_static.c's, and who may
+ * call the API from a browser http_policy.c's.
  */
 #include "transport_int.h"
 
@@ -139,12 +139,18 @@ static int http_begin(struct transport *t, struct http_conn *h, struct lws *wsi,
     bool is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
     bool is_get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
     bool is_head = lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
-    if (is_get && strcmp(uri, "/healthz") == 0) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddTrueToObject(o, "ok");
-        cJSON_AddStringToObject(o, "status", "serving");
-        cJSON_AddStringToObject(o, "version", KZ_VERSION);
-        struct kz_frame *f = kz_frame_from_json(o, 200);
+    bool ready = true;
+    if (is_get && (strcmp(uri, "/healthz") == 0 || strcmp(uri, "/readyz") == 0)) {
+        cJSON *o;
+        if (uri[1] == 'r') {
+            o = srv_readiness_json(t->srv, transport_stopping(), &ready);
+        } else {
+            o = cJSON_CreateObject();
+            cJSON_AddTrueToObject(o, "ok");
+            cJSON_AddStringToObject(o, "status", "serving");
+            cJSON_AddStringToObject(o, "version", KZ_VERSION);
+        }
+        struct kz_frame *f = kz_frame_from_json(o, ready ? 200 : 503);
         cJSON_Delete(o);
         if (!f)
             return -1;

@@ -40,7 +40,7 @@ struct opts {
 };
 
 /* Which command parse_opts reads the options of. */
-enum opts_mode { OPTS_INIT, OPTS_SERVE, OPTS_FINGERPRINT };
+enum opts_mode { OPTS_INIT, OPTS_SERVE, OPTS_FINGERPRINT, OPTS_RELOAD /* serve's, at SIGHUP */ };
 
 static int die_usage(const char *msg)
 {
@@ -53,7 +53,7 @@ static int die_usage(const char *msg)
 /* Parses the options shared by init and serve; returns 0, or an exit code. */
 static int parse_opts(int argc, char **argv, struct opts *o, enum opts_mode mode)
 {
-    bool serve = mode == OPTS_SERVE, init = mode == OPTS_INIT;
+    bool serve = mode == OPTS_SERVE || mode == OPTS_RELOAD, init = mode == OPTS_INIT;
     char err[256];
     const char *config = NULL;
     kz_config_defaults(&o->cfg);
@@ -100,6 +100,8 @@ static int parse_opts(int argc, char **argv, struct opts *o, enum opts_mode mode
     }
     if (!o->data)
         return die_usage("--data DIR is required");
+    if (mode == OPTS_RELOAD)
+        return 0; /* the zone is process-wide (TZ) and needs a restart: never changed here */
     /* Checked at start: an unknown zone would silently be UTC in every CSV and report. */
     char tz_err[600];
     if (kz_time_zone_load(o->cfg.time_zone, o->cfg.time_zone_posix, sizeof o->cfg.time_zone_posix,
@@ -415,6 +417,32 @@ static int cmd_fingerprint(int argc, char **argv)
     return 0;
 }
 
+/* What SIGHUP reads again: serve's own command line, so the config file and the --set
+ * overrides keep their order. */
+struct reload_ctx {
+    int argc;
+    char **argv;
+    struct kz_config *cfg; /* the running settings */
+};
+
+/* SIGHUP, on the loop thread: the settings that may change while serving (kz_config_reload)
+ * take their new values, the log says which, and which others wait for a restart. A file
+ * with an error changes nothing. */
+static void serve_reload(void *arg)
+{
+    struct reload_ctx *r = arg;
+    struct opts fresh = {0};
+    if (parse_opts(r->argc, r->argv, &fresh, OPTS_RELOAD) != 0) {
+        KZ_ERROR("config_reload_failed", "kept=all reason=\"the config has an error (above)\"");
+        return;
+    }
+    char changed[2048], restart[1024];
+    int n = kz_config_reload(r->cfg, &fresh.cfg, changed, sizeof changed, restart, sizeof restart);
+    kz_log_set_level((int)r->cfg->log_level);
+    KZ_INFO("config_reloaded", "changed=%d settings=\"%s\" need_restart=\"%s\"", n, changed,
+            restart);
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     struct opts o = {0};
@@ -472,6 +500,8 @@ static int cmd_serve(int argc, char **argv)
         goto out;
     }
     transport_attach(t, srv, workers);
+    struct reload_ctx reload = {.argc = argc, .argv = argv, .cfg = &o.cfg};
+    transport_on_reload(t, serve_reload, &reload);
     if (o.cfg.sync_thread && o.cfg.sqlite_synchronous_full) {
         syncer = kz_syncer_start(st, (int)o.cfg.wal_checkpoint_frames, transport_wake_fn(),
                                  transport_wake_arg(t), err, sizeof err);

@@ -83,6 +83,10 @@ struct kz_config {
     long long upload_expiry_hours; /* an unfinished upload is dropped after this */
     long long e2ee_max_bytes;      /* the data of one end-to-end encrypted event */
     long long shutdown_grace_ms;
+    /* GET /readyz (health.c): free bytes the data directory's disk must keep, and how long the
+     * database may go without a commit before readyz proves it writable with one of its own. */
+    long long ready_min_free_bytes;
+    long long ready_write_probe_s;
     char server_id[64];           /* this server's id, stored at init; serve refuses another */
     long long peer_max_addresses; /* addresses of one peer server (peer.add) */
     long long peers_max;          /* peer servers pinned */
@@ -138,6 +142,14 @@ int kz_config_apply_json(struct kz_config *cfg, const char *json, char *err, siz
 int kz_config_load_file(struct kz_config *cfg, const char *path, char *err, size_t errlen);
 /* Applies one "name=value" override from the command line. */
 int kz_config_set(struct kz_config *cfg, const char *assignment, char *err, size_t errlen);
+/* SIGHUP: copies into live the settings of fresh that may change while serving (limits read
+ * at each use on the loop thread, the log level), and writes what changed into changed
+ * ("name=old->new ...", string values withheld) and the names of other settings that differ
+ * and need a restart into restart. Loop thread only. Returns how many settings changed. */
+int kz_config_reload(struct kz_config *live, const struct kz_config *fresh, char *changed, size_t n,
+                     char *restart, size_t rn);
+/* Whether setting name is one kz_config_reload changes. */
+bool kz_config_reloadable(const char *name);
 /* Prints every setting with its default, bounds and meaning (for docs and `kizunad config`). */
 void kz_config_describe(FILE *out);
 /* Settings that cap what a request may carry (room_max_members, max_message_bytes, ...) are the
@@ -510,6 +522,13 @@ void srv_tick(struct srv *s);
 void srv_note_subscribe(struct srv *s, uint64_t conn_id);
 /* Whether writes are refused for now after a disk error (reads go on). */
 bool srv_writes_blocked(struct srv *s);
+/* health.c: GET /readyz's answer, {"ready", "failed": [check names], "checks": {"database",
+ * "disk", "shutdown": {"ok", "why"?}}} (the caller owns it); *ready says whether every check
+ * passed. stopping: the transport is shutting down. May open the loop's transaction for a
+ * probe write (ready_write_probe_s). */
+cJSON *srv_readiness_json(struct srv *s, bool stopping, bool *ready);
+/* health.c: free bytes for kizunad on the data directory's file system, -1 if unknown. */
+int64_t srv_disk_free_bytes(struct srv *s);
 /* Sets the identity events are signed with: origin name, incarnation and Ed25519 secret key
  * (copied). */
 void srv_set_identity(struct srv *s, const char *origin, int64_t inc, const uint8_t sk[64]);

@@ -9,6 +9,7 @@
  * so clients need not name it (ws.c). The federation listener (`federation_listen`, when set)
  * has its own vhost, TLS and protocol, kizuna.fed.v1 (fed_link.c).
  */
+#include "sd_notify.h"
 #include "transport_int.h"
 
 #include <signal.h>
@@ -16,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reload_requested;
 static struct lws_context *signal_ctx;
 
 struct transport *transport_of(struct lws *wsi)
@@ -153,8 +154,10 @@ static void log_emit(int level, const char *line)
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop_requested = 1;
+    if (sig == SIGHUP)
+        reload_requested = 1;
+    else
+        stop_requested = 1;
     /* Only an eventfd write in lws 4.1: safe enough here, and it wakes poll() at once. */
     if (signal_ctx)
         lws_cancel_service(signal_ctx);
@@ -281,6 +284,7 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     /* A file-size limit (ulimit -f, systemd LimitFSIZE) must be a write error the server
      * reports as unavailable, not a signal that kills it. */
@@ -328,6 +332,23 @@ void *transport_wake_arg(struct transport *t)
     return t->ctx;
 }
 
+void transport_on_reload(struct transport *t, void (*fn)(void *), void *arg)
+{
+    t->reload = fn;
+    t->reload_arg = arg;
+}
+
+/* Pinged from a timer of the loop itself: if a callback hangs the loop, the pings stop and
+ * systemd restarts the service after WatchdogSec. Half the interval leaves a whole one of
+ * slack for a slow turn (sd_watchdog_enabled(3) advises the same). */
+static void watchdog_cb(lws_sorted_usec_list_t *sul)
+{
+    struct transport *t = lws_container_of(sul, struct transport, watchdog_sul);
+    if (kz_sd_notify("WATCHDOG=1") != 0)
+        KZ_WARN("watchdog_ping_failed", "socket=NOTIFY_SOCKET");
+    lws_sul_schedule(t->ctx, 0, &t->watchdog_sul, watchdog_cb, (lws_usec_t)t->watchdog_us / 2);
+}
+
 static void deadline_cb(lws_sorted_usec_list_t *sul)
 {
     struct transport *t = lws_container_of(sul, struct transport, deadline_sul);
@@ -341,8 +362,20 @@ void transport_run(struct transport *t)
 {
     lws_sul_schedule(t->ctx, 0, &t->house_sul, house_cb, 1);
     fed_begin(t);
-    while (!stop_requested && lws_service(t->ctx, 0) >= 0)
-        ;
+    t->watchdog_us = kz_sd_watchdog_usec();
+    if (t->watchdog_us)
+        lws_sul_schedule(t->ctx, 0, &t->watchdog_sul, watchdog_cb, 1);
+    /* The "listening on" line is out and every listener accepts: systemd may start what
+     * depends on kizunad (Type=notify). */
+    if (kz_sd_notify("READY=1\nSTATUS=serving") != 0)
+        KZ_WARN("notify_failed", "state=READY socket=NOTIFY_SOCKET");
+    while (!stop_requested && lws_service(t->ctx, 0) >= 0) {
+        if (reload_requested && t->reload) {
+            reload_requested = 0;
+            t->reload(t->reload_arg);
+        }
+    }
+    kz_sd_notify("STOPPING=1\nSTATUS=stopping");
 
     /* Stop: commit what was acknowledged-to-be, then say goodbye to every WebSocket with a
      * close frame (lws_context_destroy would send none) and give clients a moment to take it. */
@@ -366,6 +399,7 @@ void transport_free(struct transport *t)
     lws_sul_cancel(&t->tick_sul);
     lws_sul_cancel(&t->house_sul);
     lws_sul_cancel(&t->blob_sul);
+    lws_sul_cancel(&t->watchdog_sul);
     static_close(t);
     signal_ctx = NULL;
     fed_stop(t);

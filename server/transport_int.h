@@ -5,7 +5,8 @@
  *   listener.c   binding, accepting, and who may connect (per address, in total, descriptors)
  *   conn.c       the connection registry (ids the core knows) and per-address request rates
  *   ws.c         the WebSocket at /api/v1/ws: framing, per-connection queues, delivery
- *   http_api.c   HTTP requests: routing, POST /api/v1/<op>, /healthz, deadlines, pipelining
+ *   http_api.c   HTTP requests: routing, POST /api/v1/<op>, /healthz, /readyz, deadlines,
+ *                pipelining
  *   uploads.c    resumable uploads (tus) and blob downloads over HTTP
  *   http_static.c the web client's files: paths, types, ETags, gzip, streaming
  *   http_policy.c security headers on every reply, and the API's same-origin rule
@@ -126,6 +127,10 @@ struct transport {
     lws_sorted_usec_list_t house_sul;
     lws_sorted_usec_list_t blob_sul; /* blob fetches across servers (srv_fed_blobs_tick) */
     lws_sorted_usec_list_t deadline_sul;
+    lws_sorted_usec_list_t watchdog_sul; /* systemd's watchdog, pinged from the loop */
+    int64_t watchdog_us;                 /* its interval (0: none asked for) */
+    void (*reload)(void *arg);           /* SIGHUP (transport_on_reload) */
+    void *reload_arg;
     bool deadline_passed;
     int port;
     unsigned char scratch[LWS_PRE + COALESCE_BYTES]; /* ws.c's gathering buffer */

@@ -1,0 +1,283 @@
+/* test_operations.c - what an operator's tools see of the real kizunad (issue 23): systemd's
+ * notify protocol read from a fake NOTIFY_SOCKET (READY=1, watchdog pings from the loop,
+ * STOPPING=1), GET /readyz turning unready when the disk threshold is crossed and ready again
+ * after a SIGHUP lowers it, without dropping a live connection. */
+#include <criterion/criterion.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static struct kzd d;
+
+static void teardown(void)
+{
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+    unsetenv("WATCHDOG_PID");
+    kzd_teardown(&d);
+}
+
+TestSuite(operations, .fini = teardown, .timeout = 90);
+
+/* A datagram socket bound where NOTIFY_SOCKET will point: a path, or (abstract) a name in the
+ * abstract namespace written "@name" as systemd writes it. */
+static int notify_bind(bool abstract, char *env, size_t n)
+{
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    socklen_t len;
+    if (abstract) {
+        snprintf(env, n, "@kizuna-test-notify-%d", (int)getpid());
+        memcpy(sa.sun_path, env, strlen(env));
+        sa.sun_path[0] = '\0';
+        len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(env));
+    } else {
+        snprintf(env, n, "/tmp/kizuna-test-notify-%d.sock", (int)getpid());
+        unlink(env);
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", env);
+        len = (socklen_t)sizeof sa;
+    }
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, len), 0, "bind %s", env);
+    return fd;
+}
+
+/* The next datagram within timeout_ms (NUL-terminated into buf), or false. */
+static bool notify_recv(int fd, char *buf, size_t n, int timeout_ms)
+{
+    long long deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        long long left = deadline - mono_ms();
+        if (left <= 0)
+            return false;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)left) <= 0)
+            continue;
+        ssize_t got = recv(fd, buf, n - 1, 0);
+        if (got < 0)
+            return false;
+        buf[got] = '\0';
+        return true;
+    }
+}
+
+/* Reads datagrams until one contains want (true) or timeout_ms passes; counts the watchdog
+ * pings among them into *pings (if not NULL). */
+static bool notify_wait(int fd, const char *want, int timeout_ms, int *pings)
+{
+    long long deadline = mono_ms() + timeout_ms;
+    char buf[512];
+    while (mono_ms() < deadline) {
+        if (!notify_recv(fd, buf, sizeof buf, (int)(deadline - mono_ms())))
+            return false;
+        if (pings && strstr(buf, "WATCHDOG=1"))
+            (*pings)++;
+        if (strstr(buf, want))
+            return true;
+    }
+    return false;
+}
+
+static void notify_lifecycle(bool abstract)
+{
+    char env[108];
+    int fd = notify_bind(abstract, env, sizeof env);
+    setenv("NOTIFY_SOCKET", env, 1);
+    setenv("WATCHDOG_USEC", "300000", 1); /* a ping every 150 ms */
+    kzd_setup(&d);
+    cr_assert(notify_wait(fd, "READY=1", 5000, NULL), "no READY=1 on %s", env);
+    /* The pings keep coming while the server serves: at least 4 in 2 s (about 13 are due). */
+    int pings = 0;
+    long long until = mono_ms() + 2000;
+    while (mono_ms() < until && pings < 4)
+        notify_wait(fd, "WATCHDOG=1", (int)(until - mono_ms()), &pings);
+    cr_assert_geq(pings, 4, "only %d watchdog pings in 2 s", pings);
+    int status, code = http_request(d.port, "GET", "/healthz", NULL, NULL, env, 0);
+    cr_assert_eq(code, 200);
+    status = kzd_stop(&d);
+    cr_assert_eq(status, 0);
+    cr_assert(notify_wait(fd, "STOPPING=1", 5000, NULL), "no STOPPING=1");
+    close(fd);
+    if (!abstract) {
+        snprintf(env, sizeof env, "/tmp/kizuna-test-notify-%d.sock", (int)getpid());
+        unlink(env);
+    }
+}
+
+Test(operations, notify_socket_path_gets_ready_watchdog_and_stopping)
+{
+    notify_lifecycle(false);
+}
+
+Test(operations, notify_socket_abstract_name_gets_ready_watchdog_and_stopping)
+{
+    notify_lifecycle(true);
+}
+
+Test(operations, watchdog_meant_for_another_process_is_not_pinged)
+{
+    char env[108];
+    int fd = notify_bind(false, env, sizeof env);
+    setenv("NOTIFY_SOCKET", env, 1);
+    setenv("WATCHDOG_USEC", "200000", 1);
+    setenv("WATCHDOG_PID", "1", 1); /* systemd's watchdog of another process */
+    kzd_setup(&d);
+    cr_assert(notify_wait(fd, "READY=1", 5000, NULL));
+    int pings = 0;
+    notify_wait(fd, "never-sent", 1000, &pings);
+    cr_assert_eq(pings, 0, "%d pings for a watchdog that names pid 1", pings);
+    close(fd);
+    unlink(env);
+}
+
+/* The readyz reply, parsed (the caller deletes it); *status receives the HTTP status. */
+static cJSON *readyz(int *status)
+{
+    static char body[4096];
+    *status = http_request(d.port, "GET", "/readyz", NULL, NULL, body, sizeof body);
+    cJSON *j = cJSON_Parse(body);
+    cr_assert_not_null(j, "readyz body is not JSON: %s", body);
+    return j;
+}
+
+static bool failed_has(const cJSON *j, const char *check)
+{
+    const cJSON *f;
+    cJSON_ArrayForEach(f, cJSON_GetObjectItem(j, "failed"))
+    {
+        if (cJSON_IsString(f) && strcmp(f->valuestring, check) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool log_has(const char *needle)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/stderr.log", d.dir);
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    bool found = false;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+/* Replaces the first occurrence of from in the server's config file with to. */
+static void config_edit(const char *from, const char *to)
+{
+    FILE *f = fopen(d.config, "r");
+    cr_assert_not_null(f);
+    char text[8192], out[8192];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char *at = strstr(text, from);
+    cr_assert_not_null(at, "%s not in the config", from);
+    snprintf(out, sizeof out, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    char tmp[400];
+    snprintf(tmp, sizeof tmp, "%s.new", d.config);
+    f = fopen(tmp, "w");
+    cr_assert_not_null(f);
+    fputs(out, f);
+    fclose(f);
+    cr_assert_eq(rename(tmp, d.config), 0);
+}
+
+Test(operations, readyz_turns_unready_below_the_disk_threshold_and_ready_after_sighup)
+{
+    /* 1 PiB: more than any test machine has free. */
+    kzd_setup_with(&d, "\"ready_min_free_bytes\":1125899906842624,\"max_message_bytes\":2000");
+    int status;
+    cJSON *j = readyz(&status);
+    cr_assert_eq(status, 503);
+    cr_assert(cJSON_IsFalse(cJSON_GetObjectItem(j, "ready")));
+    cr_assert(failed_has(j, "disk"));
+    cr_assert_not(failed_has(j, "database"));
+    cr_assert_not(failed_has(j, "shutdown"));
+    const cJSON *disk = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "checks"), "disk");
+    cr_assert(cJSON_IsFalse(cJSON_GetObjectItem(disk, "ok")));
+    cr_assert_gt(cJSON_GetObjectItem(disk, "free_bytes")->valuedouble, 0);
+    cr_assert(strstr(cJSON_GetObjectItem(disk, "why")->valuestring, "ready_min_free_bytes"));
+    cJSON_Delete(j);
+    /* Alive all the same: healthz is not readiness. */
+    char body[512];
+    cr_assert_eq(http_request(d.port, "GET", "/healthz", NULL, NULL, body, sizeof body), 200);
+
+    /* A live WebSocket, which the reload must not drop. */
+    struct ws w;
+    cr_assert(ws_open(&w, d.port));
+    cr_assert(ws_login(&w, "admin", TEST_ADMIN_PASSWORD, NULL));
+    cJSON *r = ws_call(&w, "{\"id\":1,\"op\":\"room.create\",\"name\":\"本部\"}");
+    char room[64];
+    snprintf(room, sizeof room, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    cJSON_Delete(r);
+    static char text[3100];
+    memset(text, 'x', 3000);
+    text[3000] = '\0';
+    static char req[3400];
+    snprintf(req, sizeof req, "{\"id\":2,\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"%s\"}",
+             room, text);
+    r = ws_call(&w, req);
+    cr_assert_str_eq(reply_code(r), "too_large"); /* max_message_bytes 2000 */
+    cJSON_Delete(r);
+
+    config_edit("\"ready_min_free_bytes\":1125899906842624", "\"ready_min_free_bytes\":0");
+    config_edit("\"max_message_bytes\":2000", "\"max_message_bytes\":4000");
+    cr_assert_eq(kill(d.pid, SIGHUP), 0);
+    long long deadline = mono_ms() + 10000;
+    do {
+        j = readyz(&status);
+        bool ready = cJSON_IsTrue(cJSON_GetObjectItem(j, "ready"));
+        cJSON_Delete(j);
+        if (ready)
+            break;
+    } while (mono_ms() < deadline);
+    cr_assert_eq(status, 200, "readyz stayed unready after the reload");
+    cr_assert(log_has("ready_min_free_bytes=1125899906842624->0"));
+    cr_assert(log_has("max_message_bytes=2000->4000"));
+
+    /* The same connection, with the new limit. */
+    snprintf(req, sizeof req, "{\"id\":3,\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"%s\"}",
+             room, text);
+    r = ws_call(&w, req);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    cr_assert_eq(w.close_code, 0);
+
+    /* A setting that needs a restart is named, and keeps its value. */
+    config_edit("\"max_frame_bytes\":65536", "\"max_frame_bytes\":131072");
+    cr_assert_eq(kill(d.pid, SIGHUP), 0);
+    deadline = mono_ms() + 10000;
+    while (!log_has("need_restart=\"max_frame_bytes\"") && mono_ms() < deadline)
+        usleep(20000);
+    cr_assert(log_has("need_restart=\"max_frame_bytes\""));
+    ws_close_fd(&w);
+}
+
+Test(operations, a_config_error_at_sighup_changes_nothing)
+{
+    kzd_setup_with(&d, "\"ready_min_free_bytes\":0");
+    config_edit("\"ready_min_free_bytes\":0", "\"ready_min_free_bytes\":-5");
+    cr_assert_eq(kill(d.pid, SIGHUP), 0);
+    long long deadline = mono_ms() + 10000;
+    while (!log_has("config_reload_failed") && mono_ms() < deadline)
+        usleep(20000);
+    cr_assert(log_has("config_reload_failed"));
+    int status;
+    cJSON *j = readyz(&status);
+    cJSON_Delete(j);
+    cr_assert_eq(status, 200);
+}
