@@ -21,7 +21,10 @@ BUILD_PKGS=(build-essential cmake pkg-config libwebsockets-dev libsqlite3-dev li
 # clang, and we install without recommendations.
 # faketime: libfaketime, preloaded into a test's kizunad to set its wall clock hours off
 # (tests/integration/test_fed_skew.c, clock skew between federated servers).
-TEST_PKGS=(libcriterion-dev valgrind curl mosquitto openssl clang libclang-rt-14-dev faketime)
+# prometheus: its promtool checks kizunad's GET /metrics text (tests/integration/test_operations.c);
+# only the tool is used, the package's own service is never started by the tests.
+TEST_PKGS=(libcriterion-dev valgrind curl mosquitto openssl clang libclang-rt-14-dev faketime
+           prometheus)
 # Browser tests (tests/web, ctest web_*): Debian's chromium with fonts-noto-cjk (Japanese in
 # screenshots), node and npm, which installs the pinned puppeteer-core once (npm ci; no browser
 # is downloaded). A machine that already has node and npm of its own (e.g. NodeSource's, whose

@@ -15,8 +15,8 @@ struct cfg_entry {
     const char *name;
     enum cfg_type type;
     size_t offset;
-    size_t size; /* CFG_STR: capacity */
-    long long min, max, dflt;
+    size_t size;              /* CFG_STR: capacity */
+    long long min, max, dflt; /* CFG_STR: min is the shortest value other than "" (a secret) */
     const char *dflt_str;
     const char *doc;
     /* A setting that caps requests (kz_config_cap): how one over it is refused, with "%lld"
@@ -96,6 +96,11 @@ static const struct cfg_entry table[] = {
     INT(ready_write_probe_s, 1, 86400, 30,
         "when nothing was committed for this many seconds, GET /readyz writes a row of its own "
         "so that an idle server's database is still proved writable"),
+    {"metrics_token", CFG_STR, offsetof(struct kz_config, metrics_token),
+     sizeof(((struct kz_config *)0)->metrics_token), 32, 0, 0, "",
+     "bearer token GET /metrics requires (Authorization: Bearer TOKEN, at least 32 characters); "
+     "empty: /metrics answers loopback clients (127.0.0.0/8, ::1) only",
+     NULL},
     INT(disk_retry_ms, 100, 600000, 2000,
         "after a write fails because the disk is full or read-only, writes are refused "
         "(unavailable) for this long, then tried again; reads and live delivery go on"),
@@ -327,6 +332,14 @@ static int set_str(struct kz_config *cfg, const struct cfg_entry *e, const char 
         snprintf(err, errlen, "%s: value is longer than %zu bytes", e->name, e->size - 1);
         return -1;
     }
+    if (*v && strlen(v) < (size_t)e->min) {
+        /* The value is a secret: its length is said, never the value. */
+        snprintf(err, errlen,
+                 "%s: %zu characters is too short to be unguessable: at least %lld (e.g. "
+                 "`openssl rand -hex 24`), or empty",
+                 e->name, strlen(v), e->min);
+        return -1;
+    }
     snprintf((char *)cfg + e->offset, e->size, "%s", v);
     return 0;
 }
@@ -503,6 +516,7 @@ static const char *const reloadable[] = {
     "import_max_rows",
     "upload_quota_bytes",
     "e2ee_max_bytes",
+    "metrics_token",
     "ready_min_free_bytes",
     "ready_write_probe_s",
 };

@@ -158,6 +158,8 @@ static int http_begin(struct transport *t, struct http_conn *h, struct lws *wsi,
         lws_callback_on_writable(wsi);
         return 0;
     }
+    if (is_get && strcmp(uri, "/metrics") == 0)
+        return metrics_begin(t, h, wsi);
     if (strncmp(uri, API_PREFIX, strlen(API_PREFIX)) != 0) {
         if (is_get || is_head)
             return static_begin(t, h, wsi, uri, is_head);
@@ -249,8 +251,8 @@ static int http_send(struct http_conn *h, struct lws *wsi)
         } else {
             unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
                                                *end = buf + sizeof buf - 1;
-            if (lws_add_http_common_headers(wsi, (unsigned)f->http_status, "application/json",
-                                            f->len, &p, end) ||
+            const char *type = h->resp_type ? h->resp_type : "application/json";
+            if (lws_add_http_common_headers(wsi, (unsigned)f->http_status, type, f->len, &p, end) ||
                 http_policy_headers(wsi, &p, end) ||
                 lws_finalize_write_http_header(wsi, start, &p, end))
                 return -1;

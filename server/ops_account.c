@@ -2,6 +2,7 @@
  * password hashing every op that touches a password goes through: argon2id for passwords people
  * choose, a keyed BLAKE2b for the one-time passwords the server generates. */
 #include "core.h"
+#include "metrics.h"
 #include "server.h"
 
 #include <sodium.h>
@@ -242,6 +243,8 @@ static void login_then(struct srv_pw_job *pj)
     if (!pj->verified) {
         KZ_WARN("login_failed", "login=%s addr=%s", kz_login_valid(login) ? login : "-", c->peer);
         bool locked = srv_throttle_failed(s, login, c->peer);
+        kz_metrics.login_failures++;
+        kz_metrics.login_lockouts += locked;
         srv_audit(c, "login.failed", kz_login_valid(login) ? login : "-", NULL);
         if (locked)
             srv_audit(c, "login.locked", kz_login_valid(login) ? login : "-", NULL);

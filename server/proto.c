@@ -5,6 +5,7 @@
  * (commit.c), and then until that commit is on disk (outbox.c): an acknowledgement always
  * means "on disk". */
 #include "core.h"
+#include "metrics.h"
 #include "event_format.h"
 #include "json_write.h"
 
@@ -87,6 +88,7 @@ struct srv *srv_new(const struct kz_config *cfg, struct store *store, struct kz_
     s->store = store;
     s->workers = workers;
     s->tx = *tx;
+    kz_metrics.start_ms = kz_now_ms();
     return s;
 }
 
@@ -308,6 +310,9 @@ void srv_call_finish(struct srv_call *c, enum kz_err e)
         s->doomed = true;
         s->doomed_by_disk |= e == KZ_UNAVAILABLE;
     }
+    /* Counted as answered: a held reply whose commit then fails is counted again there
+     * (kizuna_commit_failures_total). */
+    kz_metrics.requests[srv_op_index(c->op)][e]++;
     struct kz_frame *f;
     if (e == KZ_OK) {
         f = reply_ok(c);

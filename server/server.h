@@ -87,6 +87,9 @@ struct kz_config {
      * database may go without a commit before readyz proves it writable with one of its own. */
     long long ready_min_free_bytes;
     long long ready_write_probe_s;
+    /* GET /metrics (http_metrics.c): "" serves it to loopback clients only, else to requests
+     * that carry it as a bearer token. A secret: never logged. */
+    char metrics_token[128];
     char server_id[64];           /* this server's id, stored at init; serve refuses another */
     long long peer_max_addresses; /* addresses of one peer server (peer.add) */
     long long peers_max;          /* peer servers pinned */
@@ -650,6 +653,10 @@ struct kz_workers *srv_workers(struct srv *s);
 /* ---- the command table (op_table.c) and the op handlers (ops_*.c) that fill it ---- */
 const struct srv_op *srv_op_find(const char *name);
 const struct srv_op *srv_op_table(size_t *count);
+/* The most ops the table may hold (metrics.h counts requests per op in an array this size). */
+#define SRV_OPS_MAX 192
+/* An op's index in srv_op_table; op NULL (no such op) gives the table's length. */
+size_t srv_op_index(const struct srv_op *op);
 
 /* The op handlers: ops_account.c (sessions, own account), ops_admin.c (accounts). */
 enum kz_err op_login(struct srv_call *c);

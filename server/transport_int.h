@@ -9,6 +9,7 @@
  *                pipelining
  *   uploads.c    resumable uploads (tus) and blob downloads over HTTP
  *   http_static.c the web client's files: paths, types, ETags, gzip, streaming
+ *   http_metrics.c GET /metrics: who may read it, the transport's gauges, the core's (metrics.c)
  *   http_policy.c security headers on every reply, and the API's same-origin rule
  *   fed_peers.c  federation: its listener's vhost, the pinned peers, dialling, backoff, status
  *   fed_link.c   one federation link: its signed handshake, frames, duplicates, end (fed_int.h)
@@ -86,6 +87,7 @@ struct http_conn {
     size_t body_len;
     long long content_length;
     struct kz_frame *resp;
+    const char *resp_type; /* resp's Content-Type (static; NULL: application/json) */
     bool headers_sent;
     bool close_after; /* the request was refused before its body was read */
     /* Uploads and blobs (uploads.c): */
@@ -189,6 +191,11 @@ int http_done(struct http_conn *h, struct lws *wsi);
 #define HTTP_BODY_CHUNK_MAX 32768
 int http_write_body(struct http_conn *h, struct lws *wsi, const unsigned char *mem, int64_t *pos,
                     int64_t end, size_t chunk);
+
+/* http_metrics.c */
+/* Serves GET /metrics (loopback, or the metrics_token bearer): the reply, or a refusal, is
+ * queued on h. -1: out of memory, close. */
+int metrics_begin(struct transport *t, struct http_conn *h, struct lws *wsi);
 
 /* http_static.c */
 /* Finds the web client's directory (web_root, else kz_web_root_default) at start; -1 with a

@@ -281,3 +281,125 @@ Test(operations, a_config_error_at_sighup_changes_nothing)
     cJSON_Delete(j);
     cr_assert_eq(status, 200);
 }
+
+/* ---- GET /metrics ---- */
+
+/* The value of one series ("name" or "name{labels}") in a Prometheus text, or -1 if absent. */
+static double metric(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *line = text; line && *line;
+         line = strchr(line, '\n'), line = line ? line + 1 : NULL)
+        if (strncmp(line, series, n) == 0 && line[n] == ' ')
+            return strtod(line + n + 1, NULL);
+    return -1;
+}
+
+static char *scrape(const char *headers, int *status)
+{
+    static char body[262144];
+    *status = http_request(d.port, "GET", "/metrics", headers, NULL, body, sizeof body);
+    return body;
+}
+
+/* promtool check metrics (Debian's prometheus package) on text: its exit status, and what it
+ * said into out. */
+static int promtool(const char *text, char *out, size_t n)
+{
+    const char *argv[] = {"/bin/sh", "-c", "promtool check metrics 2>&1", NULL};
+    return run_capture(argv, NULL, text, out, n);
+}
+
+Test(operations, metrics_pass_promtool_and_move_with_work)
+{
+    kzd_setup(&d);
+    int status;
+    char said[4096];
+    char *m = scrape(NULL, &status);
+    cr_assert_eq(status, 200, "%s", m);
+    cr_assert(strstr(m, "# TYPE kizuna_commit_duration_seconds histogram"));
+    cr_assert_eq(promtool(m, said, sizeof said), 0, "promtool: %s", said);
+    double commits0 = metric(m, "kizuna_commit_duration_seconds_count");
+    double batches0 = metric(m, "kizuna_commit_batch_requests_count");
+    cr_assert_eq(metric(m, "kizuna_messages_received_total"), 0);
+    cr_assert_eq(metric(m, "kizuna_login_failures_total"), 0);
+    cr_assert_gt(metric(m, "kizuna_disk_free_bytes"), 0);
+    cr_assert_gt(metric(m, "kizuna_database_bytes"), 0);
+
+    /* Work: a reader live in a room, three messages sent into it, a failed login. */
+    struct ws a, b;
+    cr_assert(ws_open(&a, d.port));
+    cr_assert(ws_login(&a, "admin", TEST_ADMIN_PASSWORD, NULL));
+    cJSON *r = ws_call(&a, "{\"id\":1,\"op\":\"room.create\",\"name\":\"本部\"}");
+    char room[64];
+    snprintf(room, sizeof room, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    cJSON_Delete(r);
+    cr_assert_geq(ws_live(&b, d.port, "admin", TEST_ADMIN_PASSWORD, -1, NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        r = ws_callf(&a, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"状況報告 %d\"", room, i);
+        cr_assert_str_eq(reply_code(r), "ok");
+        cJSON_Delete(r);
+    }
+    for (int i = 0; i < 3; i++) {
+        cJSON *ev = ws_next_event(&b, 5000);
+        cr_assert_not_null(ev, "the reader got %d of 3 messages", i);
+        cJSON_Delete(ev);
+    }
+    char body[512];
+    cr_assert_eq(http_request(d.port, "POST", "/api/v1/login", "Content-Type: application/json\r\n",
+                              "{\"login\":\"admin\",\"password\":\"not-the-password\"}", body,
+                              sizeof body),
+                 401);
+
+    m = scrape(NULL, &status);
+    cr_assert_eq(status, 200);
+    cr_assert_eq(promtool(m, said, sizeof said), 0, "promtool: %s", said);
+    cr_assert_eq(metric(m, "kizuna_messages_received_total"), 3);
+    cr_assert_eq(metric(m, "kizuna_requests_total{op=\"msg.send\",result=\"ok\"}"), 3);
+    cr_assert_eq(metric(m, "kizuna_requests_total{op=\"login\",result=\"unauthorized\"}"), 1);
+    cr_assert_geq(metric(m, "kizuna_requests_total{op=\"login\",result=\"ok\"}"), 2);
+    cr_assert_eq(metric(m, "kizuna_login_failures_total"), 1);
+    cr_assert_geq(metric(m, "kizuna_events_committed_total"), 4); /* the room's and 3 messages */
+    cr_assert_geq(metric(m, "kizuna_events_delivered_total"), 3);
+    cr_assert_geq(metric(m, "kizuna_commit_duration_seconds_count"), commits0 + 3);
+    cr_assert_gt(metric(m, "kizuna_commit_duration_seconds_sum"), 0);
+    cr_assert_geq(metric(m, "kizuna_commit_batch_requests_count"), batches0 + 3);
+    cr_assert_eq(metric(m, "kizuna_connections{kind=\"websocket\"}"), 2);
+    cr_assert_eq(metric(m, "kizuna_sessions_connected"), 2);
+    cr_assert_eq(metric(m, "kizuna_users_connected"), 1);
+    cr_assert_geq(metric(m, "kizuna_sessions_open"), 2);
+    /* A histogram's +Inf bucket is its count. */
+    cr_assert_eq(metric(m, "kizuna_commit_duration_seconds_bucket{le=\"+Inf\"}"),
+                 metric(m, "kizuna_commit_duration_seconds_count"));
+    ws_close_fd(&a);
+    ws_close_fd(&b);
+}
+
+Test(operations, metrics_token_is_required_when_set)
+{
+    kzd_setup_with(&d, "\"metrics_token\":\"0123456789abcdef0123456789abcdef-metrics\"");
+    int status;
+    char *m = scrape(NULL, &status);
+    cr_assert_eq(status, 401, "%s", m);
+    cr_assert(strstr(m, "\"unauthorized\""));
+    m = scrape("Authorization: Bearer 0123456789abcdef0123456789abcdef-metricX\r\n", &status);
+    cr_assert_eq(status, 401);
+    m = scrape("Authorization: Bearer 0123456789abcdef\r\n", &status);
+    cr_assert_eq(status, 401);
+    m = scrape("Authorization: Bearer 0123456789abcdef0123456789abcdef-metrics\r\n", &status);
+    cr_assert_eq(status, 200);
+    cr_assert(strstr(m, "kizuna_build_info{version="));
+}
+
+Test(operations, a_short_metrics_token_is_refused_at_start)
+{
+    char out[1024];
+    const char *sh[] = {"/bin/sh", "-c",
+                        "\"$0\" serve --data /nonexistent --set metrics_token=xyzzy 2>&1",
+                        KIZUNAD_PATH, NULL};
+    int rc = run_capture(sh, NULL, NULL, out, sizeof out);
+    cr_assert_eq(rc, 2, "%s", out);
+    cr_assert(strstr(out, "metrics_token: 5 characters is too short"), "%s", out);
+    cr_assert_null(strstr(out, "xyzzy"), "the value itself is never shown: %s", out);
+}
