@@ -98,10 +98,12 @@ static void pw_work(struct kz_job *job)
 static void pw_done(struct kz_job *job, bool ran)
 {
     struct srv_pw_job *pj = (struct srv_pw_job *)job;
+    kz_log_request(pj->call->req_id); /* the request's second half: its lines, too */
     if (ran)
         pj->then(pj);
     else
         srv_call_finish(pj->call, srv_fail(pj->call, KZ_INTERNAL, "the server is shutting down"));
+    kz_log_request(0);
     sodium_memzero(pj, sizeof *pj);
     free(pj);
 }

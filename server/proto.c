@@ -602,6 +602,10 @@ static struct srv_call *call_new(struct srv *s, uint64_t conn_id, const char *pe
     c->srv = s;
     c->conn_id = conn_id;
     snprintf(c->peer, sizeof c->peer, "%s", peer ? peer : "");
+    /* Numbered from start: unique among the lines of one run, short enough to grep for. */
+    static uint64_t last_req;
+    c->req_id = ++last_req;
+    kz_log_request(c->req_id);
     return c;
 }
 
@@ -625,9 +629,11 @@ void srv_handle_ws_text(struct srv *s, uint64_t conn_id, int64_t session_id, con
         goto fail;
     }
     dispatch(c, op->valuestring);
+    kz_log_request(0);
     return;
 fail:
     srv_call_finish(c, e);
+    kz_log_request(0);
 }
 
 void srv_handle_http(struct srv *s, uint64_t conn_id, const char *op, const char *bearer,
@@ -663,7 +669,9 @@ void srv_handle_http(struct srv *s, uint64_t conn_id, const char *op, const char
     cJSON_DeleteItemFromObjectCaseSensitive(c->args, "id");
     cJSON_DeleteItemFromObjectCaseSensitive(c->args, "op");
     dispatch(c, op);
+    kz_log_request(0);
     return;
 fail:
     srv_call_finish(c, e);
+    kz_log_request(0);
 }

@@ -163,15 +163,23 @@ void kz_config_describe(FILE *out);
 bool kz_config_cap(const struct kz_config *cfg, const char *name, long long *value, char *why,
                    size_t n);
 
-/* ---- logging (log.c): one line per event on stderr, "time level event key=value..." ---- */
+/* ---- logging (log.c): one logfmt line per event on stderr, "ts=… level=… component=…
+ * event=… req=… key=value…", with journald's <N> priority prefix under systemd ---- */
 void kz_log_set_level(int level);
 int kz_log_level_parse(const char *name); /* -1 if unknown */
-void kz_log(int level, const char *event, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-#define KZ_ERROR(ev, ...) kz_log(KZ_LOG_ERROR, ev, __VA_ARGS__)
-#define KZ_WARN(ev, ...)  kz_log(KZ_LOG_WARN, ev, __VA_ARGS__)
-#define KZ_INFO(ev, ...)  kz_log(KZ_LOG_INFO, ev, __VA_ARGS__)
-#define KZ_DEBUG(ev, ...) kz_log(KZ_LOG_DEBUG, ev, __VA_ARGS__)
+/* file names the component (the caller's __FILE__; NULL: "kizunad"); fmt writes key=value
+ * fields. */
+void kz_log_at(int level, const char *file, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define kz_log(level, ev, ...) kz_log_at(level, __FILE__, ev, __VA_ARGS__)
+#define KZ_ERROR(ev, ...)      kz_log_at(KZ_LOG_ERROR, __FILE__, ev, __VA_ARGS__)
+#define KZ_WARN(ev, ...)       kz_log_at(KZ_LOG_WARN, __FILE__, ev, __VA_ARGS__)
+#define KZ_INFO(ev, ...)       kz_log_at(KZ_LOG_INFO, __FILE__, ev, __VA_ARGS__)
+#define KZ_DEBUG(ev, ...)      kz_log_at(KZ_LOG_DEBUG, __FILE__, ev, __VA_ARGS__)
+/* The request the loop thread is serving (0: none): every line logged meanwhile carries it as
+ * req=… (proto.c sets it around each request's dispatch and its deferred completion). */
+void kz_log_request(uint64_t id);
+uint64_t kz_log_request_current(void);
 
 /* ---- small helpers (util.c) ---- */
 int64_t kz_now_ms(void);
@@ -344,6 +352,7 @@ struct srv_call {
     bool in_op;                       /* a store savepoint is open for this call */
     bool in_tx;                       /* writing in the open transaction without a savepoint */
     size_t pending_mark, pushes_mark; /* where this call's events and pushes begin */
+    uint64_t req_id;                  /* its lines' req=… (kz_log_request) */
 };
 
 enum srv_op_access {

@@ -146,10 +146,10 @@ static void log_emit(int level, const char *line)
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
-    kz_log(level == LLL_ERR    ? KZ_LOG_ERROR
-           : level == LLL_WARN ? KZ_LOG_WARN
-                               : KZ_LOG_DEBUG,
-           "lws", "msg=\"%.*s\"", (int)n, line);
+    kz_log_at(level == LLL_ERR    ? KZ_LOG_ERROR
+              : level == LLL_WARN ? KZ_LOG_WARN
+                                  : KZ_LOG_DEBUG,
+              "lws", "message", "%.*s", (int)n, line);
 }
 
 static void on_signal(int sig)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -402,4 +403,190 @@ Test(operations, a_short_metrics_token_is_refused_at_start)
     cr_assert_eq(rc, 2, "%s", out);
     cr_assert(strstr(out, "metrics_token: 5 characters is too short"), "%s", out);
     cr_assert_null(strstr(out, "xyzzy"), "the value itself is never shown: %s", out);
+}
+
+/* ---- logs ---- */
+
+/* The server's whole log (static buffer). */
+static const char *log_text(void)
+{
+    static char text[1 << 20];
+    char path[400];
+    snprintf(path, sizeof path, "%s/stderr.log", d.dir);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    return text;
+}
+
+/* A string field of a reply (copied into out). */
+static void reply_str(const cJSON *r, const char *name, char *out, size_t n)
+{
+    const cJSON *v = cJSON_GetObjectItem(r, name);
+    cr_assert(cJSON_IsString(v), "no %s in the reply", name);
+    snprintf(out, n, "%s", v->valuestring);
+}
+
+Test(operations, no_secret_of_a_run_reaches_the_log)
+{
+    static const char metrics_token[] = "mt-6a1f0c3e9b2d4a5f8e7c6b5a4d3c2b1a0f9e8d7c";
+    char extra[200];
+    snprintf(extra, sizeof extra, "\"metrics_token\":\"%s\"", metrics_token);
+    kzd_setup_with(&d, extra); /* log_level debug: the most the server ever writes */
+    enum { NSECRETS = 10 };
+    char secrets[NSECRETS][128];
+    int ns = 0;
+    snprintf(secrets[ns++], 128, "%s", TEST_ADMIN_PASSWORD);
+    snprintf(secrets[ns++], 128, "%s", metrics_token);
+
+    struct ws w;
+    char token[128];
+    cr_assert(ws_open(&w, d.port));
+    cr_assert(ws_login(&w, "admin", TEST_ADMIN_PASSWORD, token));
+    snprintf(secrets[ns++], 128, "%s", token);
+    /* A user with a password of the admin's choosing, who logs in and changes it. */
+    cJSON *r = ws_call(&w, "{\"id\":1,\"op\":\"user.add\",\"login\":\"tanaka\",\"name\":\"田中\","
+                           "\"password\":\"Tanaka-Initial-Secret-71\"}");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    snprintf(secrets[ns++], 128, "Tanaka-Initial-Secret-71");
+    char body[2048], req[512];
+    cr_assert_eq(http_request(d.port, "POST", "/api/v1/login", "Content-Type: application/json\r\n",
+                              "{\"login\":\"tanaka\",\"password\":\"Tanaka-Initial-Secret-71\"}",
+                              body, sizeof body),
+                 200, "%s", body);
+    r = cJSON_Parse(body);
+    char utoken[128];
+    reply_str(r, "token", utoken, sizeof utoken);
+    cJSON_Delete(r);
+    snprintf(secrets[ns++], 128, "%s", utoken);
+    char auth[200];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\nContent-Type: application/json\r\n",
+             utoken);
+    cr_assert_eq(http_request(d.port, "POST", "/api/v1/passwd", auth,
+                              "{\"old_password\":\"Tanaka-Initial-Secret-71\","
+                              "\"new_password\":\"Tanaka-Changed-Secret-93\"}",
+                              body, sizeof body),
+                 200, "%s", body);
+    snprintf(secrets[ns++], 128, "Tanaka-Changed-Secret-93");
+    /* A wrong guess is a secret too: it may be someone's real password mistyped. */
+    snprintf(req, sizeof req, "{\"login\":\"tanaka\",\"password\":\"Tanaka-Guess-Secret-55\"}");
+    cr_assert_eq(http_request(d.port, "POST", "/api/v1/login", "Content-Type: application/json\r\n",
+                              req, body, sizeof body),
+                 401);
+    snprintf(secrets[ns++], 128, "Tanaka-Guess-Secret-55");
+    /* A reset's one-time password and an invitation code. */
+    r = ws_call(&w, "{\"id\":2,\"op\":\"user.reset_password\",\"login\":\"tanaka\"}");
+    cr_assert_str_eq(reply_code(r), "ok");
+    reply_str(r, "password", secrets[ns++], 128);
+    cJSON_Delete(r);
+    r = ws_call(&w, "{\"id\":3,\"op\":\"invite.create\",\"role\":\"staff\"}");
+    cr_assert_str_eq(reply_code(r), "ok");
+    reply_str(r, "code", secrets[ns++], 128);
+    cJSON_Delete(r);
+    int status;
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", metrics_token);
+    scrape(auth, &status);
+    cr_assert_eq(status, 200);
+    ws_close_fd(&w);
+    cr_assert_eq(kzd_stop(&d), 0);
+
+    const char *log = log_text();
+    cr_assert(strstr(log, "event=login_failed"), "the run did log its events");
+    for (int i = 0; i < ns; i++)
+        cr_assert_null(strstr(log, secrets[i]), "secret %d (%.6s...) is in the log", i, secrets[i]);
+    /* The invitation code as typed without its dashes is the same secret. */
+    char bare[64];
+    size_t k = 0;
+    for (const char *c = secrets[ns - 1]; *c && k < sizeof bare - 1; c++)
+        if (*c != '-')
+            bare[k++] = *c;
+    bare[k] = '\0';
+    cr_assert_null(strstr(log, bare));
+}
+
+Test(operations, log_lines_are_logfmt_with_component_and_request_id)
+{
+    kzd_setup(&d);
+    struct ws w;
+    cr_assert(ws_open(&w, d.port));
+    cr_assert(ws_login(&w, "admin", TEST_ADMIN_PASSWORD, NULL));
+    cJSON *r = ws_call(&w, "{\"id\":1,\"op\":\"room.create\",\"name\":\"本部\"}");
+    cJSON_Delete(r);
+    ws_close_fd(&w);
+    cr_assert_eq(kzd_stop(&d), 0);
+    const char *log = log_text();
+    /* Every line: ts=, level=, component=, event=, then key=value pairs only. */
+    int lines = 0;
+    for (const char *line = log; *line;) {
+        const char *nl = strchr(line, '\n');
+        cr_assert_not_null(nl);
+        cr_assert_eq(strncmp(line, "ts=", 3), 0, "%.*s", (int)(nl - line), line);
+        const char *lv = strstr(line, " level="), *co = strstr(line, " component="),
+                   *ev = strstr(line, " event=");
+        cr_assert(lv && co && ev && lv < co && co < ev && ev < nl, "%.*s", (int)(nl - line), line);
+        /* After the head, each token is key=value (a quoted value may hold spaces). */
+        for (const char *p = ev + 1; p < nl;) {
+            const char *k = p;
+            while (p < nl && *p != '=' && *p != ' ' && *p != '"')
+                p++;
+            cr_assert(p < nl && *p == '=' && p > k, "not key=value at '%.*s'", (int)(nl - k), k);
+            p++;
+            if (*p == '"') {
+                for (p++; p < nl && *p != '"'; p++)
+                    if (*p == '\\')
+                        p++;
+                cr_assert(p < nl, "an unclosed quote: %.*s", (int)(nl - line), line);
+                p++;
+            } else {
+                while (p < nl && *p != ' ')
+                    p++;
+            }
+            cr_assert(p == nl || *p == ' ');
+            if (p < nl)
+                p++;
+        }
+        lines++;
+        line = nl + 1;
+    }
+    cr_assert_gt(lines, 5);
+    /* The login and the room it made are two requests, each named on its lines. */
+    const char *login = strstr(log, "event=login req=");
+    const char *room = strstr(log, "event=room_created req=");
+    cr_assert(login && room, "%s", log);
+    cr_assert_neq(strtoull(login + 16, NULL, 16), strtoull(room + 23, NULL, 16));
+    cr_assert(strstr(log, "level=info component=api event=login "));
+}
+
+Test(operations, under_journald_each_line_starts_with_its_priority)
+{
+    kzd_setup(&d);
+    cr_assert_eq(kzd_stop(&d), 0);
+    /* systemd's JOURNAL_STREAM names the stream stderr is: here the harness's log file. */
+    char path[400], js[64];
+    snprintf(path, sizeof path, "%s/stderr.log", d.dir);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    size_t before = strlen(log_text());
+    snprintf(js, sizeof js, "%llu:%llu", (unsigned long long)st.st_dev,
+             (unsigned long long)st.st_ino);
+    setenv("JOURNAL_STREAM", js, 1);
+    kzd_start(&d);
+    unsetenv("JOURNAL_STREAM");
+    char body[256];
+    cr_assert_eq(http_request(d.port, "POST", "/api/v1/login", "Content-Type: application/json\r\n",
+                              "{\"login\":\"admin\",\"password\":\"nope-nope-nope\"}", body,
+                              sizeof body),
+                 401);
+    cr_assert_eq(kzd_stop(&d), 0);
+    const char *log = log_text() + before;
+    cr_assert(strstr(log, "<6>ts="), "info lines carry <6>: %s", log);
+    cr_assert(strstr(log, "<4>ts=") && strstr(strstr(log, "<4>ts="), "event=login_failed"),
+              "warnings carry <4>");
+    for (const char *line = log; *line; line = strchr(line, '\n') + 1)
+        cr_assert(line[0] == '<' && line[2] == '>', "no priority: %.60s", line);
+    /* Without JOURNAL_STREAM (the first run) no line had one. */
+    cr_assert_neq(log_text()[0], '<');
 }
