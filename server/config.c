@@ -356,25 +356,86 @@ static int set_level(struct kz_config *cfg, const struct cfg_entry *e, const cha
     return 0;
 }
 
+/* The edit distance of a and b (both short names), for "did you mean". */
+static size_t distance(const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b), row[64];
+    if (na >= 64 || nb >= 64)
+        return 64;
+    for (size_t j = 0; j <= nb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= na; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= nb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[nb];
+}
+
+/* The setting whose name is nearest to name (a typo), or NULL if none is near. */
+static const char *nearest(const char *name)
+{
+    const char *best = NULL;
+    size_t best_d = 4; /* more than three edits away is another word, not a typo */
+    for (size_t i = 0; i < TABLE_LEN; i++) {
+        size_t d = distance(name, table[i].name);
+        if (d < best_d) {
+            best_d = d;
+            best = table[i].name;
+        }
+    }
+    return best;
+}
+
+/* The value as the file has it, for a message: JSON text cut to 40 bytes, or "(hidden)" for a
+ * secret setting's. */
+static void value_text(const struct cfg_entry *e, const cJSON *item, char *out, size_t n)
+{
+    if (e && e->type == CFG_STR && e->min > 0) {
+        snprintf(out, n, "(hidden)");
+        return;
+    }
+    char *text = cJSON_PrintUnformatted(item);
+    snprintf(out, n, "%.40s%s", text ? text : "?", text && strlen(text) > 40 ? "..." : "");
+    cJSON_free(text);
+}
+
+/* Each refusal names the setting, the value given and what is allowed. */
 static int apply_item(struct kz_config *cfg, const cJSON *item, char *err, size_t errlen)
 {
     const struct cfg_entry *e = find(item->string);
+    char v[64];
+    value_text(e, item, v, sizeof v);
     if (!e) {
-        snprintf(err, errlen, "unknown setting '%s' (see `kizunad config`)", item->string);
+        const char *near = nearest(item->string);
+        snprintf(err, errlen, "unknown setting '%.64s'%s%s%s (`kizunad config` lists them all)",
+                 item->string, near ? ": did you mean " : "", near ? near : "", near ? "?" : "");
         return -1;
     }
     switch (e->type) {
     case CFG_STR:
     case CFG_LEVEL:
         if (!cJSON_IsString(item)) {
-            snprintf(err, errlen, "%s: expected a string", e->name);
+            snprintf(err, errlen, "%s: %s is not a string: %s", e->name, v,
+                     e->type == CFG_LEVEL ? "one of \"error\", \"warn\", \"info\", \"debug\""
+                                          : "a JSON string, in quotes");
             return -1;
         }
         return e->type == CFG_STR ? set_str(cfg, e, item->valuestring, err, errlen)
                                   : set_level(cfg, e, item->valuestring, err, errlen);
     case CFG_BOOL:
         if (!cJSON_IsBool(item)) {
-            snprintf(err, errlen, "%s: expected true or false", e->name);
+            snprintf(err, errlen, "%s: %s is not a boolean: true or false, without quotes", e->name,
+                     v);
             return -1;
         }
         *int_at(cfg, e) = cJSON_IsTrue(item);
@@ -382,13 +443,70 @@ static int apply_item(struct kz_config *cfg, const cJSON *item, char *err, size_
     case CFG_INT: {
         double d = item->valuedouble;
         if (!cJSON_IsNumber(item) || d != (double)(long long)d) {
-            snprintf(err, errlen, "%s: expected an integer", e->name);
+            snprintf(err, errlen, "%s: %s is not an integer: a whole number in [%lld, %lld]",
+                     e->name, v, e->min, e->max);
             return -1;
         }
         return set_int(cfg, e, (long long)d, err, errlen);
     }
     }
     return -1;
+}
+
+/* Line and column (from 1) of offset in text. */
+static void line_col(const char *text, size_t offset, int *line, int *col)
+{
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < offset && text[i]; i++) {
+        if (text[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+int kz_config_check_json(struct kz_config *cfg, const char *json, FILE *out)
+{
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(json, &end, false);
+    if (!root) {
+        int line, col;
+        const char *at = cJSON_GetErrorPtr();
+        size_t off = at && at >= json ? (size_t)(at - json) : 0;
+        line_col(json, off, &line, &col);
+        fprintf(out,
+                "  not valid JSON at line %d, column %d (near '%.20s'): the file must be one "
+                "JSON object, {\"name\": value, ...}\n",
+                line, col, json + off);
+        return 1;
+    }
+    int problems = 0;
+    if (!cJSON_IsObject(root)) {
+        fprintf(out, "  the file is JSON but not an object: {\"name\": value, ...}\n");
+        problems++;
+    }
+    const cJSON *item;
+    if (cJSON_IsObject(root)) {
+        cJSON_ArrayForEach(item, root)
+        {
+            char err[400];
+            if (apply_item(cfg, item, err, sizeof err) != 0) {
+                fprintf(out, "  %s\n", err);
+                problems++;
+            }
+            for (const cJSON *again = item->next; again; again = again->next)
+                if (strcmp(again->string, item->string) == 0) {
+                    /* Not a problem to serve: a note, so the operator knows which one counts. */
+                    fprintf(out, "  note: %s is set twice; the last value counts\n", item->string);
+                    break;
+                }
+        }
+    }
+    cJSON_Delete(root);
+    return problems;
 }
 
 int kz_config_apply_json(struct kz_config *cfg, const char *json, char *err, size_t errlen)

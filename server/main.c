@@ -1,6 +1,7 @@
 /* main.c - kizunad: `init` prepares a data directory, `serve` runs the server, `fingerprint`
  * shows what two admins compare when they pair servers; backups and restores. */
 #include "fed.h"
+#include "listener.h"
 #include "server.h"
 #include "store_fed.h"
 #include "transport.h"
@@ -29,6 +30,9 @@ static const char usage[] =
     "       kizunad backup --data DIR OUTDIR     (a consistent copy, while the server runs)\n"
     "       kizunad verify-backup OUTDIR         (proves a backup whole against its manifest)\n"
     "       kizunad restore OUTDIR --data NEWDIR [--position-gap N]\n"
+    "       kizunad check-config FILE      (every problem of a config file, before a restart)\n"
+    "       kizunad reset-admin --data DIR [--admin LOGIN] [--config FILE]\n"
+    "                          (a lost admin password: a one-time password, audited)\n"
     "       kizunad config     (every setting, its default and its meaning)\n"
     "       kizunad version\n";
 
@@ -40,7 +44,13 @@ struct opts {
 };
 
 /* Which command parse_opts reads the options of. */
-enum opts_mode { OPTS_INIT, OPTS_SERVE, OPTS_FINGERPRINT, OPTS_RELOAD /* serve's, at SIGHUP */ };
+enum opts_mode {
+    OPTS_INIT,
+    OPTS_SERVE,
+    OPTS_FINGERPRINT,
+    OPTS_RELOAD, /* serve's, at SIGHUP */
+    OPTS_RESET,  /* reset-admin's */
+};
 
 static int die_usage(const char *msg)
 {
@@ -53,7 +63,8 @@ static int die_usage(const char *msg)
 /* Parses the options shared by init and serve; returns 0, or an exit code. */
 static int parse_opts(int argc, char **argv, struct opts *o, enum opts_mode mode)
 {
-    bool serve = mode == OPTS_SERVE || mode == OPTS_RELOAD, init = mode == OPTS_INIT;
+    bool serve = mode == OPTS_SERVE || mode == OPTS_RELOAD;
+    bool init = mode == OPTS_INIT || mode == OPTS_RESET; /* both take --admin LOGIN */
     char err[256];
     const char *config = NULL;
     kz_config_defaults(&o->cfg);
@@ -79,7 +90,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, enum opts_mode mode
             continue;
         } else if (strcmp(a, "--admin") == 0 && init) {
             o->admin = v;
-        } else if (strcmp(a, "--server-id") == 0 && init) {
+        } else if (strcmp(a, "--server-id") == 0 && mode == OPTS_INIT) {
             o->server_id = v;
         } else if (strcmp(a, "--listen") == 0 && serve) {
             snprintf(err, sizeof err, "listen=%s", v);
@@ -673,6 +684,223 @@ static int cmd_restore(int argc, char **argv)
     return rc;
 }
 
+/* The admins of the database, for reset-admin to pick from. */
+struct admins {
+    char logins[8][STORE_LOGIN_MAX + 1];
+    int n;
+};
+
+static int admin_one(void *ctx, const struct store_user *u)
+{
+    struct admins *a = ctx;
+    if (kz_role_is(u->role, KZ_ROLE_ADMIN) && a->n < 8)
+        snprintf(a->logins[a->n++], sizeof a->logins[0], "%s", u->login);
+    return 0;
+}
+
+/* `kizunad reset-admin --data DIR [--admin LOGIN]`: an administrator who lost the password (and
+ * every other admin's) gets a one-time password, printed here only, to be changed at the first
+ * login. Run on the server, as the user kizunad runs as: reading the data directory is the
+ * proof of authority, as for backups. Every session of the account ends (whoever learnt the
+ * old password is logged out), a disabled account is enabled again, and the audit log records
+ * it (actor -console-). It works while kizunad serves: each request reads its caller's account
+ * and session from the database. */
+static int cmd_reset_admin(int argc, char **argv)
+{
+    struct opts o = {0};
+    int rc = parse_opts(argc, argv, &o, OPTS_RESET);
+    if (rc)
+        return rc;
+    char dbpath[4096], keypath[4096];
+    path_in(dbpath, sizeof dbpath, o.data, DB_FILE);
+    path_in(keypath, sizeof keypath, o.data, KEY_FILE);
+    if (!exists(dbpath) || !exists(keypath)) {
+        fprintf(stderr, "kizunad: %s is not initialised: run kizunad init --data %s\n", o.data,
+                o.data);
+        return 1;
+    }
+    struct store *st = open_store(&o);
+    if (!st)
+        return 1;
+    rc = 1;
+    struct store_user u;
+    struct admins all = {0};
+    if (o.admin) {
+        enum store_rc r =
+            kz_login_valid(o.admin) ? store_user_get_by_login(st, o.admin, &u) : STORE_NOT_FOUND;
+        if (r != STORE_OK) {
+            fprintf(stderr, "kizunad: there is no account '%s' on this server\n", o.admin);
+            goto out;
+        }
+        if (!kz_role_is(u.role, KZ_ROLE_ADMIN)) {
+            fprintf(stderr,
+                    "kizunad: %s is not an admin (role %s): reset-admin recovers admin accounts "
+                    "only; an admin resets anyone else's password (kizuna admin user "
+                    "reset-password)\n",
+                    u.login, u.role);
+            goto out;
+        }
+    } else {
+        if (store_user_each(st, admin_one, &all) != STORE_OK) {
+            fprintf(stderr, "kizunad: %s\n", store_errmsg(st));
+            goto out;
+        }
+        if (all.n != 1) {
+            fprintf(stderr, "kizunad: %s: name the account with --admin LOGIN%s",
+                    all.n ? "this server has several admins" : "this server has no admin",
+                    all.n ? " (" : "\n");
+            for (int i = 0; i < all.n; i++)
+                fprintf(stderr, "%s%s", all.logins[i], i + 1 < all.n ? ", " : ")\n");
+            goto out;
+        }
+        if (store_user_get_by_login(st, all.logins[0], &u) != STORE_OK) {
+            fprintf(stderr, "kizunad: %s\n", store_errmsg(st));
+            goto out;
+        }
+    }
+    char otp[KZ_OTP_CHARS + 1], hash[STORE_HASH_MAX + 1];
+    kz_password_generate(otp, sizeof otp);
+    if (srv_password_hash(&o.cfg, otp, hash) != 0) {
+        fprintf(stderr, "kizunad: cannot hash the password (out of memory?)\n");
+        goto out;
+    }
+    const char *who = getenv("SUDO_USER");
+    if (!who || !*who)
+        who = getenv("USER");
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "via", "kizunad reset-admin");
+    cJSON_AddStringToObject(d, "unix_user", who && *who ? who : "?");
+    cJSON_AddBoolToObject(d, "enabled_again", u.disabled);
+    char *details = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    int64_t now = kz_now_ms();
+    struct store_audit a = {.at = now,
+                            .actor = "-console-",
+                            .address = "",
+                            .action = "user.reset_password",
+                            .target = u.login,
+                            .details = details ? details : "{}"};
+    bool ok = store_tx_begin(st) == STORE_OK &&
+              store_user_set_password(st, u.id, hash, true, now) == STORE_OK &&
+              store_session_end_user(st, u.id, 0, now) == STORE_OK &&
+              (!u.disabled || store_user_set_disabled(st, u.id, false, now) == STORE_OK) &&
+              store_audit_add(st, &a) == STORE_OK && store_tx_commit(st) == STORE_OK;
+    cJSON_free(details);
+    sodium_memzero(hash, sizeof hash);
+    if (!ok) {
+        fprintf(stderr, "kizunad: cannot reset the password: %s\n", store_errmsg(st));
+        if (store_tx_is_open(st))
+            store_tx_rollback(st);
+        sodium_memzero(otp, sizeof otp);
+        goto out;
+    }
+    printf("admin: %s%s\n", u.login, u.disabled ? " (was disabled: enabled again)" : "");
+    printf("one-time password: %s\n", otp);
+    printf("(every session of %s ended; log in with it and choose a new password: kizuna "
+           "login, then kizuna passwd)\n",
+           u.login);
+    sodium_memzero(otp, sizeof otp);
+    rc = 0;
+out:
+    store_close(st);
+    return rc;
+}
+
+/* A pair of PEM files one of which is set without the other, or one that cannot be read. */
+static int check_pair(const char *cert_name, const char *cert, const char *key_name,
+                      const char *key)
+{
+    int problems = 0;
+    if (!cert[0] != !key[0]) {
+        printf("  %s and %s go together: set both (a PEM certificate and its private key) or "
+               "neither\n",
+               cert[0] ? cert_name : key_name, cert[0] ? key_name : cert_name);
+        problems++;
+    }
+    const char *names[] = {cert_name, key_name}, *paths[] = {cert, key};
+    for (int i = 0; i < 2; i++)
+        if (paths[i][0] && access(paths[i], R_OK) != 0) {
+            printf("  %s: \"%s\" cannot be read by this user (%s): kizunad must be able to "
+                   "read it\n",
+                   names[i], paths[i], strerror(errno));
+            problems++;
+        }
+    return problems;
+}
+
+/* `kizunad check-config FILE`: every problem kizunad serve would stop at, each with the
+ * setting, the value and what is allowed, without touching a data directory; exit 0 if none.
+ * An administrator runs it before a restart or a reload (SIGHUP keeps the old settings when
+ * the file has an error, and says so only in the log). */
+static int cmd_check_config(int argc, char **argv)
+{
+    if (argc != 3)
+        return die_usage("check-config takes one FILE");
+    const char *path = argv[2];
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        printf("%s: cannot be read: %s\n", path, strerror(errno));
+        return 1;
+    }
+    static char text[65536];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    bool too_big = !feof(f);
+    fclose(f);
+    if (too_big) {
+        printf("%s: larger than %zu bytes: is it the right file?\n", path, sizeof text - 1);
+        return 1;
+    }
+    text[n] = '\0';
+    struct kz_config cfg;
+    kz_config_defaults(&cfg);
+    printf("%s:\n", path);
+    int problems = kz_config_check_json(&cfg, text, stdout);
+    char err[600];
+    if (!listener_listen_valid(cfg.listen, err, sizeof err)) {
+        printf("  %s (e.g. 127.0.0.1:8080, [::1]:8080, *:8443)\n", err);
+        problems++;
+    }
+    problems += check_pair("tls_cert_file", cfg.tls_cert_file, "tls_key_file", cfg.tls_key_file);
+    if (cfg.federation_listen[0]) {
+        if (!listener_listen_valid(cfg.federation_listen, err, sizeof err)) {
+            printf("  federation_%s\n", err);
+            problems++;
+        } else if (!cfg.federation_tls_cert_file[0] && !listener_loopback(cfg.federation_listen)) {
+            printf("  federation_listen: \"%s\" is not a loopback address: federation over a "
+                   "network needs federation_tls_cert_file and federation_tls_key_file\n",
+                   cfg.federation_listen);
+            problems++;
+        }
+        problems += check_pair("federation_tls_cert_file", cfg.federation_tls_cert_file,
+                               "federation_tls_key_file", cfg.federation_tls_key_file);
+    }
+    if (cfg.server_id[0] && !fed_server_id_valid(cfg.server_id)) {
+        printf("  server_id: \"%s\" is not a server id: 3-63 of a-z, 0-9 and '-', beginning "
+               "and ending with a letter or digit (e.g. jp-38-ehime-pref)\n",
+               cfg.server_id);
+        problems++;
+    }
+    struct stat st;
+    if (cfg.web_root[0] && (stat(cfg.web_root, &st) != 0 || !S_ISDIR(st.st_mode))) {
+        printf("  web_root: \"%s\" is not a directory: the web client's directory, or empty "
+               "for the installed one\n",
+               cfg.web_root);
+        problems++;
+    }
+    if (kz_time_zone_load(cfg.time_zone, cfg.time_zone_posix, sizeof cfg.time_zone_posix, err,
+                          sizeof err) != 0) {
+        printf("  %s\n", err);
+        problems++;
+    }
+    if (problems) {
+        printf("%d problem%s: kizunad serve would refuse this file\n", problems,
+               problems == 1 ? "" : "s");
+        return 1;
+    }
+    printf("  no problems\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     /* The database holds password hashes and the key file the server's identity. */
@@ -696,6 +924,10 @@ int main(int argc, char **argv)
         return cmd_verify_backup(argc, argv);
     if (strcmp(cmd, "restore") == 0)
         return cmd_restore(argc, argv);
+    if (strcmp(cmd, "reset-admin") == 0)
+        return cmd_reset_admin(argc, argv);
+    if (strcmp(cmd, "check-config") == 0)
+        return cmd_check_config(argc, argv);
     if (strcmp(cmd, "config") == 0) {
         kz_config_describe(stdout);
         return 0;

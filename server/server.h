@@ -143,6 +143,10 @@ void kz_config_defaults(struct kz_config *cfg);
  * errors (message in err) and leave cfg partially applied: callers exit on failure. */
 int kz_config_apply_json(struct kz_config *cfg, const char *json, char *err, size_t errlen);
 int kz_config_load_file(struct kz_config *cfg, const char *path, char *err, size_t errlen);
+/* `kizunad check-config`: applies every setting of json it can to cfg and writes one line per
+ * problem to out (each names the setting, the value given and what is allowed; a JSON syntax
+ * error its line and column), going on after each. Returns the number of problems. */
+int kz_config_check_json(struct kz_config *cfg, const char *json, FILE *out);
 /* Applies one "name=value" override from the command line. */
 int kz_config_set(struct kz_config *cfg, const char *assignment, char *err, size_t errlen);
 /* SIGHUP: copies into live the settings of fresh that may change while serving (limits read

@@ -590,3 +590,162 @@ Test(operations, under_journald_each_line_starts_with_its_priority)
     /* Without JOURNAL_STREAM (the first run) no line had one. */
     cr_assert_neq(log_text()[0], '<');
 }
+
+/* ---- kizunad check-config ---- */
+
+/* Runs kizunad check-config on a file holding text; its output into out, its exit status. */
+static int check_config(const char *text, char *out, size_t n)
+{
+    char path[] = "/tmp/kizuna-test-config-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    const char *argv[] = {KIZUNAD_PATH, "check-config", path, NULL};
+    int rc = run_capture(argv, NULL, NULL, out, n);
+    unlink(path);
+    return rc;
+}
+
+Test(operations, check_config_names_each_problem_with_key_value_and_what_is_allowed)
+{
+    static char out[8192];
+    int rc = check_config("{\n"
+                          "  \"listen\": \"localhost:8080\",\n"
+                          "  \"max_conections\": 100,\n"
+                          "  \"max_connections\": \"100\",\n"
+                          "  \"log_level\": \"verbose\",\n"
+                          "  \"sqlite_synchronous_full\": \"yes\",\n"
+                          "  \"login_lockout_s\": 0,\n"
+                          "  \"history_page_max\": 12.5,\n"
+                          "  \"tls_cert_file\": \"/nonexistent/cert.pem\",\n"
+                          "  \"time_zone\": \"Asia/Tokio\",\n"
+                          "  \"metrics_token\": \"tiny-secret\",\n"
+                          "  \"federation_listen\": \"0.0.0.0:8444\",\n"
+                          "  \"server_id\": \"Not An Id\",\n"
+                          "  \"requests_per_second\": 10,\n"
+                          "  \"requests_per_second\": 20\n"
+                          "}\n",
+                          out, sizeof out);
+    cr_assert_eq(rc, 1, "%s", out);
+    static const char *const want[] = {
+        "unknown setting 'max_conections': did you mean max_connections?",
+        "max_connections: \"100\" is not an integer: a whole number in [4, 1000000]",
+        "log_level: 'verbose' is not one of error, warn, info, debug",
+        "sqlite_synchronous_full: \"yes\" is not a boolean: true or false",
+        "login_lockout_s: 0 is out of range [1, 86400]",
+        "history_page_max: 12.5 is not an integer",
+        "metrics_token: 11 characters is too short",
+        "listen 'localhost:8080': HOST must be an IPv4 address",
+        "tls_cert_file and tls_key_file go together",
+        "tls_cert_file: \"/nonexistent/cert.pem\" cannot be read",
+        "time_zone: 'Asia/Tokio' is not a time zone",
+        "federation_listen: \"0.0.0.0:8444\" is not a loopback address",
+        "server_id: \"Not An Id\" is not a server id",
+        "note: requests_per_second is set twice; the last value counts",
+        "13 problems",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(strstr(out, want[i]), "missing: %s\nin:\n%s", want[i], out);
+    cr_assert_null(strstr(out, "tiny-secret"), "a secret's value is never shown");
+
+    rc = check_config("{\"listen\": \"127.0.0.1:8080\",\n \"log_level\": }\n", out, sizeof out);
+    cr_assert_eq(rc, 1);
+    cr_assert(strstr(out, "not valid JSON at line 2, column 15"), "%s", out);
+    rc = check_config("[1, 2]", out, sizeof out);
+    cr_assert_eq(rc, 1);
+    cr_assert(strstr(out, "not an object"), "%s", out);
+
+    /* The shipped example, and a file with every kind of value right. */
+    char path[600];
+    snprintf(path, sizeof path, "%s/deploy/kizunad.json", KZ_SOURCE_DIR);
+    const char *argv[] = {KIZUNAD_PATH, "check-config", path, NULL};
+    cr_assert_eq(run_capture(argv, NULL, NULL, out, sizeof out), 0, "%s", out);
+    rc = check_config("{\"listen\": \"[::1]:0\", \"log_level\": \"warn\", \"max_connections\": 50,"
+                      " \"sqlite_synchronous_full\": true, \"time_zone\": \"UTC\"}",
+                      out, sizeof out);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "no problems"));
+}
+
+/* ---- kizunad reset-admin ---- */
+
+static int reset_admin(const char *login, char *out, size_t n)
+{
+    const char *argv[] = {KIZUNAD_PATH,
+                          "reset-admin",
+                          "--data",
+                          d.dir,
+                          "--config",
+                          d.config,
+                          login ? "--admin" : NULL,
+                          login,
+                          NULL};
+    return run_capture(argv, NULL, NULL, out, n);
+}
+
+Test(operations, reset_admin_recovers_a_lost_admin_password_with_a_one_time_password)
+{
+    kzd_setup(&d);
+    struct ws old;
+    cr_assert(ws_open(&old, d.port));
+    cr_assert(ws_login(&old, "admin", TEST_ADMIN_PASSWORD, NULL));
+
+    /* While the server runs, as the administrator on the server would. */
+    char out[1024];
+    cr_assert_eq(reset_admin(NULL, out, sizeof out), 0, "%s", out);
+    const char *at = strstr(out, "one-time password: ");
+    cr_assert_not_null(at, "%s", out);
+    char otp[64];
+    cr_assert_eq(sscanf(at + strlen("one-time password: "), "%63s", otp), 1);
+    cr_assert_eq(strlen(otp), 20);
+
+    /* The session that knew the old password is over, and so is the old password. */
+    cJSON *r = ws_call(&old, "{\"id\":1,\"op\":\"whoami\"}");
+    cr_assert_str_eq(reply_code(r), "unauthorized");
+    cJSON_Delete(r);
+    ws_close_fd(&old);
+    struct ws w;
+    cr_assert(ws_open(&w, d.port));
+    cr_assert_not(ws_login(&w, "admin", TEST_ADMIN_PASSWORD, NULL));
+    ws_close_fd(&w);
+    cr_assert(ws_open(&w, d.port));
+    r = ws_callf(&w, "\"op\":\"login\",\"login\":\"admin\",\"password\":\"%s\"", otp);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cr_assert(
+        cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "user"), "must_change_password")));
+    cJSON_Delete(r);
+    r = ws_callf(&w, "\"op\":\"passwd\",\"old_password\":\"%s\",\"new_password\":\"%s\"", otp,
+                 "Recovered-Admin-Pass-2026");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    r = ws_call(&w, "{\"id\":3,\"op\":\"audit.list\",\"action\":\"user.reset_password\"}");
+    const cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "entries"), 0);
+    cr_assert_not_null(e, "no audit entry");
+    cr_assert_str_eq(cJSON_GetObjectItem(e, "actor")->valuestring, "-console-");
+    cr_assert_str_eq(cJSON_GetObjectItem(e, "target")->valuestring, "admin");
+    cJSON_Delete(r);
+
+    /* Another admin: now the account must be named; a non-admin is refused. */
+    r = ws_call(&w, "{\"id\":4,\"op\":\"user.add\",\"login\":\"suzuki\",\"role\":\"admin\","
+                    "\"password\":\"Suzuki-Admin-Pass-1\"}");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    r = ws_call(&w, "{\"id\":5,\"op\":\"user.add\",\"login\":\"sato\",\"role\":\"staff\","
+                    "\"password\":\"Sato-Staff-Pass-1\"}");
+    cJSON_Delete(r);
+    ws_close_fd(&w);
+    const char *argv[] = {"/bin/sh",    "-c",  "\"$0\" reset-admin --data \"$1\" 2>&1",
+                          KIZUNAD_PATH, d.dir, NULL};
+    cr_assert_eq(run_capture(argv, NULL, NULL, out, sizeof out), 1);
+    cr_assert(strstr(out, "several admins") && strstr(out, "admin, suzuki"), "%s", out);
+    const char *argv2[] = {
+        "/bin/sh",    "-c",  "\"$0\" reset-admin --data \"$1\" --admin sato 2>&1",
+        KIZUNAD_PATH, d.dir, NULL};
+    cr_assert_eq(run_capture(argv2, NULL, NULL, out, sizeof out), 1);
+    cr_assert(strstr(out, "sato is not an admin"), "%s", out);
+    cr_assert_eq(reset_admin("suzuki", out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "admin: suzuki"));
+    cr_assert_eq(kzd_stop(&d), 0);
+    cr_assert_null(strstr(log_text(), otp), "the one-time password is in the log");
+}
