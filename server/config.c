@@ -101,6 +101,10 @@ static const struct cfg_entry table[] = {
      "bearer token GET /metrics requires (Authorization: Bearer TOKEN, at least 32 characters); "
      "empty: /metrics answers loopback clients (127.0.0.0/8, ::1) only",
      NULL},
+    INT(backup_alarm_hours, 1, 8760, 36,
+        "kizuna admin status raises an alarm when the last backup recorded in the data "
+        "directory (kizunad backup), or its verification (kizunad verify-backup --data), is older "
+        "than this many hours, failed, or was never made"),
     INT(disk_retry_ms, 100, 600000, 2000,
         "after a write fails because the disk is full or read-only, writes are refused "
         "(unavailable) for this long, then tried again; reads and live delivery go on"),
@@ -635,6 +639,7 @@ static const char *const reloadable[] = {
     "upload_quota_bytes",
     "e2ee_max_bytes",
     "metrics_token",
+    "backup_alarm_hours",
     "ready_min_free_bytes",
     "ready_write_probe_s",
 };

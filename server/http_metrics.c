@@ -43,27 +43,35 @@ static bool metrics_allowed(struct transport *t, struct http_conn *h, struct lws
     return false;
 }
 
+void transport_conn_stats(struct transport *t, struct srv_conn_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    for (const struct ws_conn *w = t->ws_list; w; w = w->next) {
+        out->sessions += w->session_id != 0;
+        out->queued_bytes += (int64_t)w->q_bytes;
+    }
+    out->websockets = (int64_t)t->ws_count;
+    out->http = t->conns.used > t->ws_count ? (int64_t)(t->conns.used - t->ws_count) : 0;
+    out->users = (int64_t)t->by_user.used;
+}
+
 static void transport_write(struct transport *t, struct kz_prom *p)
 {
-    size_t sessions = 0, queued = 0;
-    for (const struct ws_conn *w = t->ws_list; w; w = w->next) {
-        sessions += w->session_id != 0;
-        queued += w->q_bytes;
-    }
-    size_t http = t->conns.used > t->ws_count ? t->conns.used - t->ws_count : 0;
+    struct srv_conn_stats cs;
+    transport_conn_stats(t, &cs);
     kz_prom_family(p, "kizuna_connections", "gauge",
                    "Open client connections by kind (HTTP requests in flight, WebSockets).");
-    kz_prom_sample(p, "kizuna_connections", "kind=\"websocket\"", (double)t->ws_count);
-    kz_prom_sample(p, "kizuna_connections", "kind=\"http\"", (double)http);
+    kz_prom_sample(p, "kizuna_connections", "kind=\"websocket\"", (double)cs.websockets);
+    kz_prom_sample(p, "kizuna_connections", "kind=\"http\"", (double)cs.http);
     kz_prom_family(p, "kizuna_sessions_connected", "gauge",
                    "WebSocket connections logged in to a session.");
-    kz_prom_sample(p, "kizuna_sessions_connected", NULL, (double)sessions);
+    kz_prom_sample(p, "kizuna_sessions_connected", NULL, (double)cs.sessions);
     kz_prom_family(p, "kizuna_users_connected", "gauge",
                    "Users with at least one logged-in WebSocket connection.");
-    kz_prom_sample(p, "kizuna_users_connected", NULL, (double)t->by_user.used);
+    kz_prom_sample(p, "kizuna_users_connected", NULL, (double)cs.users);
     kz_prom_family(p, "kizuna_queue_bytes", "gauge",
                    "Bytes queued to WebSocket clients and not yet sent (max_queue_bytes each).");
-    kz_prom_sample(p, "kizuna_queue_bytes", NULL, (double)queued);
+    kz_prom_sample(p, "kizuna_queue_bytes", NULL, (double)cs.queued_bytes);
     kz_prom_family(p, "kizuna_slow_consumer_disconnects_total", "counter",
                    "WebSocket connections closed because their queue passed max_queue_bytes.");
     kz_prom_sample(p, "kizuna_slow_consumer_disconnects_total", NULL,

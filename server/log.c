@@ -13,6 +13,7 @@
  * quoted by the caller before they reach a log line. */
 #include "server.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,33 @@ static const char *const names[] = {"error", "warn", "info", "debug"};
 static const int priorities[] = {3, 4, 6, 7};
 static _Thread_local uint64_t current_request;
 static int journal = -1; /* -1: not looked at yet */
+
+/* The last KZ_LOG_RECENT error lines, for admin.status's recent alarms; any thread logs. */
+static struct kz_log_entry recent[KZ_LOG_RECENT];
+static size_t recent_next, recent_count;
+static pthread_mutex_t recent_lock = PTHREAD_MUTEX_INITIALIZER;
+
+size_t kz_log_recent(struct kz_log_entry *out, size_t max)
+{
+    pthread_mutex_lock(&recent_lock);
+    size_t n = recent_count < max ? recent_count : max;
+    for (size_t i = 0; i < n; i++) /* newest first */
+        out[i] = recent[(recent_next + KZ_LOG_RECENT - 1 - i) % KZ_LOG_RECENT];
+    pthread_mutex_unlock(&recent_lock);
+    return n;
+}
+
+static void recent_add(const char *line)
+{
+    pthread_mutex_lock(&recent_lock);
+    struct kz_log_entry *e = &recent[recent_next];
+    e->at = kz_now_ms();
+    snprintf(e->line, sizeof e->line, "%s", line);
+    recent_next = (recent_next + 1) % KZ_LOG_RECENT;
+    if (recent_count < KZ_LOG_RECENT)
+        recent_count++;
+    pthread_mutex_unlock(&recent_lock);
+}
 
 void kz_log_set_level(int level)
 {
@@ -253,6 +281,8 @@ void kz_log_at(int level, const char *file, const char *event, const char *fmt, 
     }
     put_fields(&l, text);
     l.p[l.len] = '\0';
+    if (level == KZ_LOG_ERROR)
+        recent_add(l.p + (journal ? 3 : 0));
     /* One write per line, so lines from the lws emitter and ours never interleave. */
     fprintf(stderr, "%s\n", l.p);
 }

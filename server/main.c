@@ -28,7 +28,8 @@ static const char usage[] =
     "       kizunad fingerprint --data DIR [--config FILE]\n"
     "                                    (the server id, key and fingerprint admins compare)\n"
     "       kizunad backup --data DIR OUTDIR     (a consistent copy, while the server runs)\n"
-    "       kizunad verify-backup OUTDIR         (proves a backup whole against its manifest)\n"
+    "       kizunad verify-backup OUTDIR [--data DIR]\n"
+    "                          (proves a backup whole; --data records it for admin status)\n"
     "       kizunad restore OUTDIR --data NEWDIR [--position-gap N]\n"
     "       kizunad check-config FILE      (every problem of a config file, before a restart)\n"
     "       kizunad reset-admin --data DIR [--admin LOGIN] [--config FILE]\n"
@@ -602,8 +603,12 @@ static int cmd_backup(int argc, char **argv)
     struct kz_backup_stats st;
     if (kz_backup_make(data, out, &st, err, sizeof err) != 0) {
         fprintf(stderr, "kizunad: backup failed: %s\n", err);
+        kz_backup_note(data, "backup", out, false, NULL, err);
         return 1;
     }
+    if (kz_backup_note(data, "backup", out, true, &st, NULL) != 0)
+        fprintf(stderr, "kizunad: could not record the backup in %s/%s (kizuna admin status "
+                "will not show it)\n", data, KZ_BACKUP_STATUS_FILE);
     printf("backed up %s to %s: %lld files, %lld blobs, %lld bytes\n", data, out,
            (long long)st.files, (long long)st.blobs, (long long)st.bytes);
     printf("check it with: kizunad verify-backup %s\n", out);
@@ -620,6 +625,12 @@ static int cmd_verify_backup(int argc, char **argv)
         return die_usage("verify-backup needs the backup's directory");
     struct kz_backup_stats st;
     int problems = kz_backup_verify(dir, stdout, &st);
+    /* With --data, the server's data directory remembers it (kizuna admin status). */
+    if (data) {
+        char why[64];
+        snprintf(why, sizeof why, "%d problem(s)", problems);
+        kz_backup_note(data, "verify", dir, problems == 0, &st, problems ? why : NULL);
+    }
     if (problems) {
         printf("%s is NOT a whole backup: %d problem(s)\n", dir, problems);
         return 1;

@@ -157,6 +157,7 @@ static const struct srv_op ops[] = {
      .caps = {{"addresses", "peer_max_addresses"}},
      .fn = op_peer_add},
     {.name = "peer.list", .access = OP_ADMIN, .fn = op_peer_list},
+    {.name = "admin.status", .access = OP_ADMIN, .fn = op_admin_status},
     {.name = "peer.remove",
      .access = OP_ADMIN,
      .writes = true,

@@ -90,6 +90,7 @@ struct kz_config {
     /* GET /metrics (http_metrics.c): "" serves it to loopback clients only, else to requests
      * that carry it as a bearer token. A secret: never logged. */
     char metrics_token[128];
+    long long backup_alarm_hours; /* admin.status: a last backup older than this is an alarm */
     char server_id[64];           /* this server's id, stored at init; serve refuses another */
     long long peer_max_addresses; /* addresses of one peer server (peer.add) */
     long long peers_max;          /* peer servers pinned */
@@ -184,6 +185,13 @@ void kz_log_at(int level, const char *file, const char *event, const char *fmt, 
  * req=… (proto.c sets it around each request's dispatch and its deferred completion). */
 void kz_log_request(uint64_t id);
 uint64_t kz_log_request_current(void);
+/* The newest error lines (admin.status's recent alarms), newest first, into out; how many. */
+#define KZ_LOG_RECENT 10
+struct kz_log_entry {
+    int64_t at;     /* ms */
+    char line[320]; /* the logfmt line, cut */
+};
+size_t kz_log_recent(struct kz_log_entry *out, size_t max);
 
 /* ---- small helpers (util.c) ---- */
 int64_t kz_now_ms(void);
@@ -426,6 +434,14 @@ struct srv_link_status {
     char last_error[192]; /* empty: none */
 };
 
+/* Open client connections, for admin.status and GET /metrics. */
+struct srv_conn_stats {
+    int64_t websockets, http; /* connections by kind */
+    int64_t sessions;         /* WebSockets logged in */
+    int64_t users;            /* distinct users of those */
+    int64_t queued_bytes;     /* unsent bytes queued to WebSockets */
+};
+
 /* What the core needs from a transport. transport.c implements it; tests use a fake. */
 struct srv_transport {
     /* Hand one reply or event frame to a connection (takes a reference of its own). */
@@ -462,6 +478,8 @@ struct srv_transport {
     /* Call srv_fed_blobs_tick() in about ms milliseconds, replacing the last such call (may
      * be NULL: blob fetches then move at housekeeping only). */
     void (*blob_timer)(void *ctx, int ms);
+    /* The transport's connections as admin.status shows them (may be NULL: all zero). */
+    void (*conn_stats)(void *ctx, struct srv_conn_stats *out);
     void *ctx;
 };
 
@@ -938,12 +956,23 @@ int kz_backup_make(const char *data_dir, const char *out_dir, struct kz_backup_s
  * manifest's own hash, the database's integrity); each problem is a line on report. Returns
  * the number of problems (0: whole). */
 int kz_backup_verify(const char *dir, FILE *report, struct kz_backup_stats *stats);
+/* What `kizunad backup` and `kizunad verify-backup --data DIR` last did, kept in
+ * DATA/backup-status.json for admin.status: what ("backup" or "verify") with its time, the
+ * backup's directory, whether it succeeded, its figures (st may be NULL) and error (NULL:
+ * none). -1 if the file cannot be written. */
+#define KZ_BACKUP_STATUS_FILE "backup-status.json"
+int kz_backup_note(const char *data_dir, const char *what, const char *dir, bool ok,
+                   const struct kz_backup_stats *st, const char *error);
+/* That file as an object ({} when there is none yet); the caller owns it. */
+cJSON *kz_backup_status(const char *data_dir);
 /* Copies a verified backup's files into a new data directory (created; must not exist). */
 int kz_backup_restore_files(const char *backup_dir, const char *data_dir, char *err, size_t errlen);
 /* ops_peer.c: the peer servers an admin pins (docs/federation.md) */
 enum kz_err op_peer_add(struct srv_call *c);
 enum kz_err op_peer_list(struct srv_call *c);
 enum kz_err op_peer_remove(struct srv_call *c);
+/* ops_status.c: admin.status (kizuna admin status) */
+enum kz_err op_admin_status(struct srv_call *c);
 /* ops_invite.c */
 enum kz_err op_invite_create(struct srv_call *c);
 enum kz_err op_invite_list(struct srv_call *c);

@@ -89,6 +89,11 @@ static bool tx_fed_send(void *ctx, const char *peer_id, struct kz_frame *f)
     return fed_send(ctx, peer_id, f);
 }
 
+static void tx_conn_stats(void *ctx, struct srv_conn_stats *out)
+{
+    transport_conn_stats(ctx, out);
+}
+
 static void tick_cb(lws_sorted_usec_list_t *sul)
 {
     struct transport *t = lws_container_of(sul, struct transport, tick_sul);
@@ -302,6 +307,7 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
     tx->peers_changed = tx_peers_changed;
     tx->fed_send = tx_fed_send;
     tx->blob_timer = tx_blob_timer;
+    tx->conn_stats = tx_conn_stats;
     tx->ctx = t;
     return t;
 }

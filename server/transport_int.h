@@ -196,6 +196,8 @@ int http_write_body(struct http_conn *h, struct lws *wsi, const unsigned char *m
 /* Serves GET /metrics (loopback, or the metrics_token bearer): the reply, or a refusal, is
  * queued on h. -1: out of memory, close. */
 int metrics_begin(struct transport *t, struct http_conn *h, struct lws *wsi);
+/* The connections now (srv_transport's conn_stats). */
+void transport_conn_stats(struct transport *t, struct srv_conn_stats *out);
 
 /* http_static.c */
 /* Finds the web client's directory (web_root, else kz_web_root_default) at start; -1 with a

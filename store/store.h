@@ -307,6 +307,9 @@ struct store_totals {
     int64_t sessions_open;
 };
 enum store_rc store_totals(struct store *st, struct store_totals *out);
+/* Messages (talk, not deleted) sent at or after since (ms): one pass over the messages table,
+ * for an admin's call. */
+enum store_rc store_messages_since(struct store *st, int64_t since, int64_t *out);
 /* Up to max expired open uploads' ids, into ids (each STORE_UPLOAD_ID_MAX + 1 bytes). */
 enum store_rc store_upload_expired(struct store *st, int64_t now,
                                    char (*ids)[STORE_UPLOAD_ID_MAX + 1], int max, int *n);

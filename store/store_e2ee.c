@@ -342,6 +342,22 @@ enum store_rc store_totals(struct store *st, struct store_totals *out)
     return r;
 }
 
+enum store_rc store_messages_since(struct store *st, int64_t since, int64_t *out)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db, "SELECT count(*) FROM messages WHERE ts >= ? AND deleted = 0",
+                           -1, &s, NULL) != SQLITE_OK)
+        return store_fail(st, "messages since");
+    sqlite3_bind_int64(s, 1, since);
+    enum store_rc r = STORE_OK;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        *out = sqlite3_column_int64(s, 0);
+    else
+        r = store_fail(st, "messages since");
+    sqlite3_finalize(s);
+    return r;
+}
+
 enum store_rc store_upload_expired(struct store *st, int64_t now,
                                    char (*ids)[STORE_UPLOAD_ID_MAX + 1], int max, int *n)
 {

@@ -4,6 +4,7 @@
  * after a SIGHUP lowers it, without dropping a live connection. */
 #include <criterion/criterion.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -748,4 +749,105 @@ Test(operations, reset_admin_recovers_a_lost_admin_password_with_a_one_time_pass
     cr_assert(strstr(out, "admin: suzuki"));
     cr_assert_eq(kzd_stop(&d), 0);
     cr_assert_null(strstr(log_text(), otp), "the one-time password is in the log");
+}
+
+/* ---- kizuna admin status ---- */
+
+static int kizuna_cli(const char *config_dir, char *out, size_t n, ...)
+{
+    struct kz_device dev = {
+        .server_url = d.url, .config_dir = config_dir, .user = "admin", .retry_max_s = 5};
+    va_list ap;
+    va_start(ap, n);
+    int rc = kz_device_run(&dev, NULL, out, n, ap);
+    va_end(ap);
+    return rc;
+}
+
+Test(operations, admin_status_shows_the_server_on_one_screen_and_as_json)
+{
+    kzd_setup(&d);
+    char cfgdir[300];
+    snprintf(cfgdir, sizeof cfgdir, "%s/cli", d.dir);
+    static char out[16384];
+    cr_assert_eq(kizuna_cli(cfgdir, out, sizeof out, "login", "admin", NULL), 0, "%s", out);
+
+    /* Before any backup: an alarm says so. */
+    cr_assert_eq(kizuna_cli(cfgdir, out, sizeof out, "--json", "admin", "status", NULL), 0, "%s",
+                 out);
+    cJSON *j = cJSON_Parse(out);
+    cr_assert_not_null(j, "%s", out);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "version")->valuestring, "0.1.0");
+    cr_assert_geq(cJSON_GetObjectItem(j, "uptime_s")->valuedouble, 0);
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(j, "ready")));
+    cr_assert(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "backup"), "last")));
+    cr_assert(strstr(out, "no backup recorded"), "%s", out);
+    cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "messages"), "today")->valuedouble, 0);
+    cr_assert_gt(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(j, "storage"), "disk_free_bytes")->valuedouble, 0);
+    cJSON_Delete(j);
+
+    /* Messages today, a backup and its verification recorded, a live connection. */
+    struct ws w;
+    cr_assert(ws_open(&w, d.port));
+    cr_assert(ws_login(&w, "admin", TEST_ADMIN_PASSWORD, NULL));
+    cJSON *r = ws_call(&w, "{\"id\":1,\"op\":\"room.create\",\"name\":\"本部\"}");
+    char room[64];
+    snprintf(room, sizeof room, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    cJSON_Delete(r);
+    for (int i = 0; i < 2; i++) {
+        r = ws_callf(&w, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"報告 %d\"", room, i);
+        cr_assert_str_eq(reply_code(r), "ok");
+        cJSON_Delete(r);
+    }
+    char bdir[320];
+    snprintf(bdir, sizeof bdir, "%s-backup", d.dir);
+    const char *backup[] = {KIZUNAD_PATH, "backup", "--data", d.dir, bdir, NULL};
+    cr_assert_eq(run_capture(backup, NULL, NULL, out, sizeof out), 0, "%s", out);
+    r = ws_call(&w, "{\"id\":2,\"op\":\"admin.status\"}");
+    cr_assert_str_eq(reply_code(r), "ok");
+    const cJSON *alarms = cJSON_GetObjectItem(r, "alarms");
+    char *text = cJSON_PrintUnformatted(alarms);
+    cr_assert(strstr(text, "not verified"), "%s", text);
+    cJSON_free(text);
+    cJSON_Delete(r);
+    const char *verify[] = {KIZUNAD_PATH, "verify-backup", bdir, "--data", d.dir, NULL};
+    cr_assert_eq(run_capture(verify, NULL, NULL, out, sizeof out), 0, "%s", out);
+
+    cr_assert_eq(kizuna_cli(cfgdir, out, sizeof out, "--json", "admin", "status", NULL), 0);
+    j = cJSON_Parse(out);
+    cr_assert_not_null(j, "%s", out);
+    cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "messages"), "today")->valuedouble, 2);
+    /* The test's WebSocket and the CLI's own. */
+    cr_assert_eq(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(j, "connections"), "websocket")->valuedouble, 2);
+    const cJSON *b = cJSON_GetObjectItem(j, "backup");
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(b, "last"), "ok")));
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(b, "verified"), "ok")));
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "alarms")), 0, "%s", out);
+    cJSON_Delete(j);
+
+    /* The screen, in words. */
+    cr_assert_eq(kizuna_cli(cfgdir, out, sizeof out, "admin", "status", NULL), 0, "%s", out);
+    cr_assert(strstr(out, "kizunad 0.1.0, up "), "%s", out);
+    cr_assert(strstr(out, "ready         yes"), "%s", out);
+    cr_assert(strstr(out, "messages      2 today (Asia/Tokyo)"), "%s", out);
+    cr_assert(strstr(out, "verified ") && strstr(out, ": whole"), "%s", out);
+    cr_assert(strstr(out, "alarms        none"), "%s", out);
+
+    /* A backup whose verification fails is an alarm on the screen. */
+    char victim[400];
+    snprintf(victim, sizeof victim, "%s/server.key", bdir);
+    FILE *f = fopen(victim, "a");
+    cr_assert_not_null(f);
+    fputs("tampered\n", f);
+    fclose(f);
+    cr_assert_eq(run_capture(verify, NULL, NULL, out, sizeof out), 1, "%s", out);
+    cr_assert_eq(kizuna_cli(cfgdir, out, sizeof out, "admin", "status", NULL), 0, "%s", out);
+    cr_assert(strstr(out, "NOT WHOLE") && strstr(out, "ALARMS"), "%s", out);
+    ws_close_fd(&w);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", bdir);
+    cr_assert_eq(system(cmd), 0);
 }
