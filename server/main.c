@@ -607,8 +607,10 @@ static int cmd_backup(int argc, char **argv)
         return 1;
     }
     if (kz_backup_note(data, "backup", out, true, &st, NULL) != 0)
-        fprintf(stderr, "kizunad: could not record the backup in %s/%s (kizuna admin status "
-                "will not show it)\n", data, KZ_BACKUP_STATUS_FILE);
+        fprintf(stderr,
+                "kizunad: could not record the backup in %s/%s (kizuna admin status "
+                "will not show it)\n",
+                data, KZ_BACKUP_STATUS_FILE);
     printf("backed up %s to %s: %lld files, %lld blobs, %lld bytes\n", data, out,
            (long long)st.files, (long long)st.blobs, (long long)st.bytes);
     printf("check it with: kizunad verify-backup %s\n", out);
