@@ -435,6 +435,7 @@ struct reload_ctx {
     int argc;
     char **argv;
     struct kz_config *cfg; /* the running settings */
+    struct transport *t;
 };
 
 /* SIGHUP, on the loop thread: the settings that may change while serving (kz_config_reload)
@@ -451,6 +452,12 @@ static void serve_reload(void *arg)
     char changed[2048], restart[1024];
     int n = kz_config_reload(r->cfg, &fresh.cfg, changed, sizeof changed, restart, sizeof restart);
     kz_log_set_level((int)r->cfg->log_level);
+    int certs = 0;
+    char err[600];
+    if (transport_tls_reload(r->t, &certs, err, sizeof err) != 0)
+        KZ_ERROR("tls_reload_failed", "error=\"%s\" kept=the certificate in use", err);
+    else if (certs)
+        KZ_INFO("tls_reloaded", "pairs=%d", certs);
     KZ_INFO("config_reloaded", "changed=%d settings=\"%s\" need_restart=\"%s\"", n, changed,
             restart);
 }
@@ -512,7 +519,7 @@ static int cmd_serve(int argc, char **argv)
         goto out;
     }
     transport_attach(t, srv, workers);
-    struct reload_ctx reload = {.argc = argc, .argv = argv, .cfg = &o.cfg};
+    struct reload_ctx reload = {.argc = argc, .argv = argv, .cfg = &o.cfg, .t = t};
     transport_on_reload(t, serve_reload, &reload);
     if (o.cfg.sync_thread && o.cfg.sqlite_synchronous_full) {
         syncer = kz_syncer_start(st, (int)o.cfg.wal_checkpoint_frames, transport_wake_fn(),

@@ -13,6 +13,7 @@
 #include "transport_int.h"
 
 #include <signal.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -336,6 +337,75 @@ void (*transport_wake_fn(void))(void *)
 void *transport_wake_arg(struct transport *t)
 {
     return t->ctx;
+}
+
+/* A PEM file into a new buffer (*len bytes, NUL after them); NULL if unreadable or over 1 MiB
+ * (a certificate chain is a few KB). */
+static char *pem_read(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = malloc((1 << 20) + 1);
+    size_t n = buf ? fread(buf, 1, 1 << 20, f) : 0;
+    bool whole = buf && feof(f) && !ferror(f) && n > 0;
+    fclose(f);
+    if (!whole) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+/* Loads cert and key again into every vhost serving them (lws_tls_cert_updated): new
+ * connections get the new certificate, open ones keep theirs. */
+static int tls_reload_pair(struct transport *t, const char *cert, const char *key, char *err,
+                           size_t errlen)
+{
+    size_t nc = 0, nk = 0;
+    char *mc = pem_read(cert, &nc), *mk = pem_read(key, &nk);
+    int rc = -1;
+    /* lws_tls_cert_updated logs a file that does not parse but reports success, and the vhost
+     * may be left without a certificate: both files are checked here first. */
+    struct lws_x509_cert *x = NULL;
+    bool cert_ok = mc && lws_x509_create(&x) == 0 && lws_x509_parse_from_pem(x, mc, nc + 1) == 0;
+    if (x)
+        lws_x509_destroy(&x);
+    bool key_ok = mk && strstr(mk, "-----BEGIN ") && strstr(mk, "PRIVATE KEY-----");
+    if (!mc || !mk)
+        snprintf(err, errlen, "cannot read %s", !mc ? cert : key);
+    else if (!cert_ok || !key_ok)
+        snprintf(err, errlen, "%s is not a PEM %s", !cert_ok ? cert : key,
+                 !cert_ok ? "certificate" : "private key");
+    else if (lws_tls_cert_updated(t->ctx, cert, key, mc, nc, mk, nk) != 0)
+        snprintf(err, errlen, "%s and %s do not load (a certificate and its key, PEM)", cert, key);
+    else
+        rc = 0;
+    if (mk)
+        sodium_memzero(mk, nk);
+    free(mc);
+    free(mk);
+    return rc;
+}
+
+int transport_tls_reload(struct transport *t, int *reloaded, char *err, size_t errlen)
+{
+    const struct kz_config *cfg = t->cfg;
+    *reloaded = 0;
+    if (cfg->tls_cert_file[0]) {
+        if (tls_reload_pair(t, cfg->tls_cert_file, cfg->tls_key_file, err, errlen) != 0)
+            return -1;
+        (*reloaded)++;
+    }
+    if (t->fed && cfg->federation_tls_cert_file[0]) {
+        if (tls_reload_pair(t, cfg->federation_tls_cert_file, cfg->federation_tls_key_file, err,
+                            errlen) != 0)
+            return -1;
+        (*reloaded)++;
+    }
+    return 0;
 }
 
 void transport_on_reload(struct transport *t, void (*fn)(void *), void *arg)

@@ -851,3 +851,62 @@ Test(operations, admin_status_shows_the_server_on_one_screen_and_as_json)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", bdir);
     cr_assert_eq(system(cmd), 0);
 }
+
+/* ---- SIGHUP reloads TLS certificates ---- */
+
+/* The subject of the certificate the server presents now ("" if none). */
+static void served_subject(char *out, size_t n)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", d.port);
+    const char *argv[] = {"/bin/sh", "-c",
+                          "echo | timeout 10 openssl s_client -connect 127.0.0.1:$0 2>/dev/null "
+                          "| openssl x509 -noout -subject",
+                          port, NULL};
+    run_capture(argv, NULL, NULL, out, n);
+}
+
+Test(operations, sighup_loads_a_renewed_tls_certificate_and_keeps_it_when_broken)
+{
+    char dir[] = "/tmp/kizuna-test-tls-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    const char *gen[] = {"/bin/sh", "-c",
+                         "cd \"$0\" && for n in 1 2; do openssl req -x509 -newkey ec -pkeyopt "
+                         "ec_paramgen_curve:prime256v1 -nodes -keyout key$n.pem -out cert$n.pem "
+                         "-days 2 -subj /CN=kizuna-cert-$n 2>/dev/null || exit 1; done; "
+                         "cp cert1.pem cert.pem && cp key1.pem key.pem",
+                         dir, NULL};
+    char out[2048];
+    cr_assert_eq(run_capture(gen, NULL, NULL, out, sizeof out), 0, "%s", out);
+    char extra[400];
+    snprintf(extra, sizeof extra,
+             "\"tls_cert_file\":\"%s/cert.pem\",\"tls_key_file\":\"%s/key.pem\"", dir, dir);
+    kzd_setup_with(&d, extra);
+    served_subject(out, sizeof out);
+    cr_assert(strstr(out, "kizuna-cert-1"), "%s", out);
+
+    /* Renewed in place (as certbot or an admin would), then SIGHUP. */
+    const char *renew[] = {"/bin/sh", "-c",
+                           "cd \"$0\" && cp cert2.pem cert.pem && cp key2.pem key.pem", dir, NULL};
+    cr_assert_eq(run_capture(renew, NULL, NULL, out, sizeof out), 0);
+    cr_assert_eq(kill(d.pid, SIGHUP), 0);
+    long long deadline = mono_ms() + 10000;
+    while (!log_has("event=tls_reloaded pairs=1") && mono_ms() < deadline)
+        usleep(20000);
+    served_subject(out, sizeof out);
+    cr_assert(strstr(out, "kizuna-cert-2"), "%s", out);
+
+    /* A broken file: the error is logged and the certificate in use stays. */
+    const char *breakit[] = {"/bin/sh", "-c", "cd \"$0\" && echo broken > cert.pem", dir, NULL};
+    cr_assert_eq(run_capture(breakit, NULL, NULL, out, sizeof out), 0);
+    cr_assert_eq(kill(d.pid, SIGHUP), 0);
+    deadline = mono_ms() + 10000;
+    while (!log_has("event=tls_reload_failed") && mono_ms() < deadline)
+        usleep(20000);
+    cr_assert(log_has("event=tls_reload_failed"));
+    served_subject(out, sizeof out);
+    cr_assert(strstr(out, "kizuna-cert-2"), "%s", out);
+    cr_assert_eq(kzd_stop(&d), 0);
+    snprintf(out, sizeof out, "rm -rf '%s'", dir);
+    cr_assert_eq(system(out), 0);
+}
