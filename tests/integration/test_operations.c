@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "fednet.h"
 #include "harness.h"
 
 static struct kzd d;
@@ -909,4 +910,58 @@ Test(operations, sighup_loads_a_renewed_tls_certificate_and_keeps_it_when_broken
     cr_assert_eq(kzd_stop(&d), 0);
     snprintf(out, sizeof out, "rm -rf '%s'", dir);
     cr_assert_eq(system(out), 0);
+}
+
+/* ---- per peer: metrics and status of a federation link ---- */
+
+static struct fednet net;
+
+static void fed_teardown(void)
+{
+    fednet_stop(&net);
+}
+
+TestSuite(fedops, .fini = fed_teardown, .timeout = 120);
+
+/* Server i's metrics (static buffer); asserts 200 and that promtool accepts them. */
+static const char *fed_scrape(int i)
+{
+    static char body[262144];
+    int status = http_request(net.s[i].d.port, "GET", "/metrics", NULL, NULL, body, sizeof body);
+    cr_assert_eq(status, 200, "%s", body);
+    char said[4096];
+    cr_assert_eq(promtool(body, said, sizeof said), 0, "promtool: %s", said);
+    return body;
+}
+
+Test(fedops, a_peer_link_shows_in_metrics_and_status_and_its_cut_raises_an_alarm)
+{
+    fednet_start(&net, 2, NULL, NULL, 23);
+    char series[160];
+    snprintf(series, sizeof series, "kizuna_federation_peer_connected{peer=\"%s\"}", net.s[1].id);
+    const char *m = fed_scrape(0);
+    cr_assert_eq(metric(m, series), 1, "%s", m);
+    snprintf(series, sizeof series, "kizuna_federation_peer_lag_events{peer=\"%s\"}", net.s[1].id);
+    cr_assert_eq(metric(m, series), 0);
+    snprintf(series, sizeof series, "kizuna_federation_peer_quarantined{peer=\"%s\"}", net.s[1].id);
+    cr_assert_eq(metric(m, series), 0);
+    cJSON *r = fednet_admin(&net, 0, "\"op\":\"admin.status\"");
+    const cJSON *p = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "peers"), 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(p, "server")->valuestring, net.s[1].id);
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(p, "connected")));
+    cJSON_Delete(r);
+
+    fednet_cut(&net, 0, 1, true);
+    fednet_wait_down(&net, 0, 1, 20000);
+    snprintf(series, sizeof series, "kizuna_federation_peer_connected{peer=\"%s\"}", net.s[1].id);
+    m = fed_scrape(0);
+    cr_assert_eq(metric(m, series), 0, "%s", m);
+    r = fednet_admin(&net, 0, "\"op\":\"admin.status\"");
+    char *text = cJSON_PrintUnformatted(cJSON_GetObjectItem(r, "alarms"));
+    char want[160];
+    snprintf(want, sizeof want, "peer %s is not connected", net.s[1].id);
+    cr_assert(strstr(text, want), "%s", text);
+    cJSON_free(text);
+    cJSON_Delete(r);
+    fednet_cut(&net, 0, 1, false);
 }
