@@ -20,11 +20,16 @@ static bool metrics_allowed(struct transport *t, struct http_conn *h, struct lws
 {
     const char *token = t->cfg->metrics_token;
     if (!token[0]) {
-        if (addr_loopback(h->c.peer))
+        /* A reverse proxy on the same machine (public_origin) makes every client look local:
+         * a request it forwarded says so in its headers, and is not trusted as local. */
+        bool forwarded = lws_hdr_total_length(wsi, WSI_TOKEN_X_FORWARDED_FOR) > 0 ||
+                         lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_X_REAL_IP) > 0 ||
+                         lws_hdr_custom_length(wsi, "forwarded:", 10) > 0;
+        if (addr_loopback(h->c.peer) && !forwarded)
             return true;
         *e = KZ_FORBIDDEN;
-        *why = "metrics are served to loopback clients only: set metrics_token to read them "
-               "from elsewhere";
+        *why = "metrics are served to loopback clients only (not through a proxy): set "
+               "metrics_token to read them from elsewhere";
         return false;
     }
     char auth[160] = "";

@@ -379,6 +379,22 @@ Test(operations, metrics_pass_promtool_and_move_with_work)
     ws_close_fd(&b);
 }
 
+Test(operations, metrics_through_a_local_proxy_are_not_local)
+{
+    kzd_setup(&d);
+    int status;
+    static const char *const via[] = {"X-Forwarded-For: 203.0.113.7\r\n",
+                                      "X-Real-IP: 203.0.113.7\r\n",
+                                      "Forwarded: for=203.0.113.7;proto=https\r\n"};
+    for (size_t i = 0; i < sizeof via / sizeof via[0]; i++) {
+        char *m = scrape(via[i], &status);
+        cr_assert_eq(status, 403, "%s: %s", via[i], m);
+        cr_assert(strstr(m, "\"forbidden\""));
+    }
+    scrape(NULL, &status);
+    cr_assert_eq(status, 200);
+}
+
 Test(operations, metrics_token_is_required_when_set)
 {
     kzd_setup_with(&d, "\"metrics_token\":\"0123456789abcdef0123456789abcdef-metrics\"");
