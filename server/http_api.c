@@ -252,7 +252,14 @@ static int http_send(struct http_conn *h, struct lws *wsi)
             unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
                                                *end = buf + sizeof buf - 1;
             const char *type = h->resp_type ? h->resp_type : "application/json";
+            /* X-Request-Id: what the log's req= says of this request, to quote when asking the
+             * operator about a refusal. */
+            char req[24];
+            int rn = snprintf(req, sizeof req, "%llx", (unsigned long long)f->req_id);
             if (lws_add_http_common_headers(wsi, (unsigned)f->http_status, type, f->len, &p, end) ||
+                (f->req_id &&
+                 lws_add_http_header_by_name(wsi, (const unsigned char *)"x-request-id:",
+                                             (const unsigned char *)req, rn, &p, end)) ||
                 http_policy_headers(wsi, &p, end) ||
                 lws_finalize_write_http_header(wsi, start, &p, end))
                 return -1;

@@ -49,6 +49,7 @@ struct kz_frame *kz_frame_from_text(const char *text, size_t len, int http_statu
         return NULL;
     f->refs = 1;
     f->http_status = http_status;
+    f->req_id = 0;
     f->len = len;
     f->data = f->buf + LWS_PRE;
     memcpy(f->data, text, len);
@@ -325,6 +326,8 @@ void srv_call_finish(struct srv_call *c, enum kz_err e)
     }
     if (c->deferred)
         s->tx.pause(s->tx.ctx, c->conn_id, false);
+    if (f && c->is_http)
+        f->req_id = c->req_id; /* the reply names its log lines: X-Request-Id */
     if (f && store_tx_is_open(s->store)) {
         hold(s, c, f);
         s->tx.want_commit(s->tx.ctx);

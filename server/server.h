@@ -281,6 +281,7 @@ void kz_csv_free(struct kz_csv *csv);
 struct kz_frame {
     int refs;
     int http_status; /* for replies that go out over HTTP */
+    uint64_t req_id; /* an HTTP reply's request (X-Request-Id, the log's req=); 0: none */
     size_t len;
     unsigned char *data; /* points kz_frame_pre bytes into buf: libwebsockets' LWS_PRE */
     unsigned char buf[];

@@ -578,6 +578,23 @@ Test(operations, log_lines_are_logfmt_with_component_and_request_id)
     cr_assert(strstr(log, "level=info component=api event=login "));
 }
 
+Test(operations, an_http_reply_names_its_request_as_the_log_does)
+{
+    kzd_setup(&d);
+    static const char body[] = "{\"login\":\"admin\",\"password\":\"wrong-password-42\"}";
+    char headers[128], resp[4096], id[32];
+    snprintf(headers, sizeof headers, "Content-Type: application/json\r\n");
+    size_t len = 0;
+    int status = http_raw(d.port, "POST", "/api/v1/login", headers, body, strlen(body),
+                          strlen(body), resp, sizeof resp, &len);
+    cr_assert_eq(status, 401, "%s", resp);
+    cr_assert(http_header(resp, "X-Request-Id", id, sizeof id), "%s", resp);
+    cr_assert_eq(kzd_stop(&d), 0);
+    char want[96];
+    snprintf(want, sizeof want, "event=login_failed req=%s ", id);
+    cr_assert(strstr(log_text(), want), "no line '%s' in:\n%s", want, log_text());
+}
+
 Test(operations, under_journald_each_line_starts_with_its_priority)
 {
     kzd_setup(&d);
