@@ -61,6 +61,16 @@ static int die_usage(const char *msg)
     return 2;
 }
 
+/* A problem with the options: on the terminal, or at a SIGHUP (OPTS_RELOAD), in the log, where
+ * whoever ran `systemctl reload` looks (journalctl), with the running settings kept. */
+static void opts_error(enum opts_mode mode, const char *err)
+{
+    if (mode == OPTS_RELOAD)
+        KZ_ERROR("config_reload_failed", "error=\"%s\" kept=all", err);
+    else
+        fprintf(stderr, "kizunad: %s\n", err);
+}
+
 /* Parses the options shared by init and serve; returns 0, or an exit code. */
 static int parse_opts(int argc, char **argv, struct opts *o, enum opts_mode mode)
 {
@@ -75,7 +85,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, enum opts_mode mode
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
             config = argv[++i];
     if (config && kz_config_load_file(&o->cfg, config, err, sizeof err) != 0) {
-        fprintf(stderr, "kizunad: %s\n", err);
+        opts_error(mode, err);
         return 2;
     }
     for (int i = 2; i < argc; i++) {
@@ -106,7 +116,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, enum opts_mode mode
             return die_usage(err);
         }
         if (rc != 0) {
-            fprintf(stderr, "kizunad: %s\n", err);
+            opts_error(mode, err);
             return 2;
         }
     }
@@ -445,10 +455,8 @@ static void serve_reload(void *arg)
 {
     struct reload_ctx *r = arg;
     struct opts fresh = {0};
-    if (parse_opts(r->argc, r->argv, &fresh, OPTS_RELOAD) != 0) {
-        KZ_ERROR("config_reload_failed", "kept=all reason=\"the config has an error (above)\"");
-        return;
-    }
+    if (parse_opts(r->argc, r->argv, &fresh, OPTS_RELOAD) != 0)
+        return; /* logged (opts_error) */
     char changed[2048], restart[1024];
     int n = kz_config_reload(r->cfg, &fresh.cfg, changed, sizeof changed, restart, sizeof restart);
     kz_log_set_level((int)r->cfg->log_level);

@@ -279,6 +279,7 @@ Test(operations, a_config_error_at_sighup_changes_nothing)
     while (!log_has("config_reload_failed") && mono_ms() < deadline)
         usleep(20000);
     cr_assert(log_has("config_reload_failed"));
+    cr_assert(log_has("ready_min_free_bytes: -5 is out of range [0, "), "the log says why");
     int status;
     cJSON *j = readyz(&status);
     cJSON_Delete(j);
