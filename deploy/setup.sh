@@ -25,8 +25,10 @@ BUILD_PKGS=(build-essential cmake pkg-config libwebsockets-dev libsqlite3-dev li
 # deploy/build-deb.sh and fails on lintian errors; it installs the package into an overlay of
 # this machine, so the package's own Depends must be here: adduser (tzdata is above); systemd
 # brings systemd-analyze, which verifies the units (nothing is started: no systemd runs there).
+# prometheus: its promtool checks kizunad's GET /metrics text (tests/integration/test_operations.c);
+# only the tool is used, the package's own service is never started by the tests.
 TEST_PKGS=(libcriterion-dev valgrind curl mosquitto openssl clang libclang-rt-14-dev faketime
-           debhelper dpkg-dev fakeroot lintian adduser systemd)
+           debhelper dpkg-dev fakeroot lintian adduser systemd prometheus)
 # Browser tests (tests/web, ctest web_*): Debian's chromium with fonts-noto-cjk (Japanese in
 # screenshots), node and npm, which installs the pinned puppeteer-core once (npm ci; no browser
 # is downloaded). A machine that already has node and npm of its own (e.g. NodeSource's, whose

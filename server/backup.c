@@ -10,6 +10,7 @@
 #include "server.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -425,4 +426,64 @@ int kz_backup_restore_files(const char *backup_dir, const char *data_dir, char *
         return -1;
     }
     return copy_tree(backup_dir, data_dir, "", err, errlen);
+}
+
+/* ---- what the last backup and verification were (DATA/backup-status.json) ---- */
+
+/* The status file as an object (a new one if it is missing or unreadable); the caller owns it. */
+static cJSON *status_load(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char text[8192];
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    if (f)
+        fclose(f);
+    text[n] = '\0';
+    cJSON *o = n ? cJSON_Parse(text) : NULL;
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        o = cJSON_CreateObject();
+    }
+    return o;
+}
+
+int kz_backup_note(const char *data_dir, const char *what, const char *dir, bool ok,
+                   const struct kz_backup_stats *st, const char *error)
+{
+    char path[4200], tmp[4300], full[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", data_dir, KZ_BACKUP_STATUS_FILE);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    cJSON *o = status_load(path);
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddNumberToObject(e, "at", (double)kz_now_ms());
+    cJSON_AddStringToObject(e, "dir", realpath(dir, full) ? full : dir);
+    cJSON_AddBoolToObject(e, "ok", ok);
+    if (st) {
+        cJSON_AddNumberToObject(e, "files", (double)st->files);
+        cJSON_AddNumberToObject(e, "blobs", (double)st->blobs);
+        cJSON_AddNumberToObject(e, "bytes", (double)st->bytes);
+    }
+    if (error)
+        cJSON_AddStringToObject(e, "error", error);
+    cJSON_DeleteItemFromObjectCaseSensitive(o, what);
+    cJSON_AddItemToObject(o, what, e);
+    char *text = cJSON_Print(o);
+    cJSON_Delete(o);
+    FILE *f = text ? fopen(tmp, "wb") : NULL;
+    bool written = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    written = f && fclose(f) == 0 && written;
+    cJSON_free(text);
+    /* Renamed whole: kizunad reads it at any moment (admin.status). */
+    if (!written || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+cJSON *kz_backup_status(const char *data_dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", data_dir, KZ_BACKUP_STATUS_FILE);
+    return status_load(path);
 }

@@ -5,6 +5,7 @@
  * only after its bytes are fsynced, so a crash at any moment leaves an offset the client can
  * resume from, and a blob row exists only once its file is complete and in place. */
 #include "core.h"
+#include "metrics.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -364,6 +365,7 @@ struct srv_patch *srv_upload_patch_begin(struct srv *s, const struct srv_auth *a
     memcpy(p->want, want, sizeof want);
     crypto_generichash_init(&p->h, NULL, 0, 32);
     set_ok(r, 100, "continue");
+    kz_metrics.uploads_receiving++;
     return p;
 }
 
@@ -388,6 +390,7 @@ int srv_upload_patch_data(struct srv_patch *p, const void *buf, size_t len)
             done += (size_t)n;
     }
     p->got += (int64_t)len;
+    kz_metrics.upload_bytes += len;
     return 0;
 }
 
@@ -395,6 +398,7 @@ void srv_upload_patch_abort(struct srv_patch *p)
 {
     if (!p)
         return;
+    kz_metrics.uploads_receiving--;
     if (p->fd >= 0)
         close(p->fd);
     free(p);
@@ -496,6 +500,7 @@ static enum kz_err patch_session(struct srv *s, const struct srv_patch *p, char 
 void srv_upload_patch_end(struct srv_patch *p, struct srv_http_result *r)
 {
     struct srv *s = p->s;
+    kz_metrics.uploads_receiving--;
     memset(r, 0, sizeof *r);
     r->body_read = p->got == p->body_len;
     uint8_t got[32];

@@ -6,6 +6,7 @@
  * A commit that fails answers every held request with an error and makes connections resync;
  * a full disk refuses writes for a while (srv_writes_block). */
 #include "core.h"
+#include "metrics.h"
 
 #include <stdlib.h>
 
@@ -108,6 +109,7 @@ static bool commit_now(struct srv *s)
     s->commit_waiting = false;
     bool ok = true, disk = false, committed = false;
     KZ_DEBUG("commit", "open=%d events=%zu", store_tx_is_open(s->store), s->npending);
+    double t0 = kz_metrics_clock();
     if (s->doomed) {
         store_tx_rollback(s->store);
         s->doomed = false;
@@ -128,17 +130,33 @@ static bool commit_now(struct srv *s)
         KZ_INFO("disk_recovered", "writes accepted again");
         s->disk_alarm = false;
     }
+    if (committed || !ok)
+        *(ok ? &s->commit_ok_at : &s->commit_failed_at) = kz_now_ms();
+    if (!ok)
+        kz_metrics.commit_failures++;
+    if (ok && committed) {
+        uint64_t answered = 0;
+        for (const struct held *h = s->held_head; h; h = h->next)
+            answered++;
+        kz_hist_observe(&kz_metrics.commit_requests, (double)answered);
+        kz_metrics.events_committed += s->npending;
+        /* Without the sync thread the COMMIT itself waited for the disk; with it, the commit
+         * is on disk when the outbox releases its batch (outbox.c observes it there). */
+        if (!s->syncer)
+            kz_hist_observe(&kz_metrics.commit_seconds, kz_metrics_clock() - t0);
+    }
     if (ok && committed && s->syncer && kz_syncer_take_checkpoint(s->syncer) &&
         store_wal_checkpoint(s->store) != STORE_OK)
         KZ_WARN("checkpoint_failed", "error=\"%s\"", store_errmsg(s->store));
     if (ok && committed && s->syncer) {
         /* What this commit releases waits for the disk (outbox.c); without memory for that,
          * wait for the disk now. */
-        if (srv_out_batch(s, ++s->commit_seq) == 0)
+        if (srv_out_batch(s, ++s->commit_seq, t0) == 0)
             kz_syncer_request(s->syncer, s->commit_seq);
         else {
             kz_syncer_request(s->syncer, s->commit_seq);
             kz_syncer_wait(s->syncer, s->commit_seq);
+            kz_hist_observe(&kz_metrics.commit_seconds, kz_metrics_clock() - t0);
         }
     }
     struct held *h = s->held_head;

@@ -15,8 +15,8 @@ struct cfg_entry {
     const char *name;
     enum cfg_type type;
     size_t offset;
-    size_t size; /* CFG_STR: capacity */
-    long long min, max, dflt;
+    size_t size;              /* CFG_STR: capacity */
+    long long min, max, dflt; /* CFG_STR: min is the shortest value other than "" (a secret) */
     const char *dflt_str;
     const char *doc;
     /* A setting that caps requests (kz_config_cap): how one over it is refused, with "%lld"
@@ -90,6 +90,21 @@ static const struct cfg_entry table[] = {
         "applies"),
     INT(ws_login_timeout_s, 1, 3600, 60,
         "a WebSocket connection that has not logged in within this many seconds is closed"),
+    INT(ready_min_free_bytes, 0, 1LL << 50, 256LL << 20,
+        "GET /readyz answers 503 (failed: disk) while the data directory's disk has fewer free "
+        "bytes than this, so a load balancer or monitor acts before writes fail"),
+    INT(ready_write_probe_s, 1, 86400, 30,
+        "when nothing was committed for this many seconds, GET /readyz writes a row of its own "
+        "so that an idle server's database is still proved writable"),
+    {"metrics_token", CFG_STR, offsetof(struct kz_config, metrics_token),
+     sizeof(((struct kz_config *)0)->metrics_token), 32, 0, 0, "",
+     "bearer token GET /metrics requires (Authorization: Bearer TOKEN, at least 32 characters); "
+     "empty: /metrics answers loopback clients (127.0.0.0/8, ::1) only",
+     NULL},
+    INT(backup_alarm_hours, 1, 8760, 36,
+        "kizuna admin status raises an alarm when the last backup recorded in the data "
+        "directory (kizunad backup), or its verification (kizunad verify-backup --data), is older "
+        "than this many hours, failed, or was never made"),
     INT(disk_retry_ms, 100, 600000, 2000,
         "after a write fails because the disk is full or read-only, writes are refused "
         "(unavailable) for this long, then tried again; reads and live delivery go on"),
@@ -327,6 +342,14 @@ static int set_str(struct kz_config *cfg, const struct cfg_entry *e, const char 
         snprintf(err, errlen, "%s: value is longer than %zu bytes", e->name, e->size - 1);
         return -1;
     }
+    if (*v && strlen(v) < (size_t)e->min) {
+        /* The value is a secret: its length is said, never the value. */
+        snprintf(err, errlen,
+                 "%s: %zu characters is too short to be unguessable: at least %lld (e.g. "
+                 "`openssl rand -hex 24`), or empty",
+                 e->name, strlen(v), e->min);
+        return -1;
+    }
     snprintf((char *)cfg + e->offset, e->size, "%s", v);
     return 0;
 }
@@ -343,25 +366,86 @@ static int set_level(struct kz_config *cfg, const struct cfg_entry *e, const cha
     return 0;
 }
 
+/* The edit distance of a and b (both short names), for "did you mean". */
+static size_t distance(const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b), row[64];
+    if (na >= 64 || nb >= 64)
+        return 64;
+    for (size_t j = 0; j <= nb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= na; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= nb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[nb];
+}
+
+/* The setting whose name is nearest to name (a typo), or NULL if none is near. */
+static const char *nearest(const char *name)
+{
+    const char *best = NULL;
+    size_t best_d = 4; /* more than three edits away is another word, not a typo */
+    for (size_t i = 0; i < TABLE_LEN; i++) {
+        size_t d = distance(name, table[i].name);
+        if (d < best_d) {
+            best_d = d;
+            best = table[i].name;
+        }
+    }
+    return best;
+}
+
+/* The value as the file has it, for a message: JSON text cut to 40 bytes, or "(hidden)" for a
+ * secret setting's. */
+static void value_text(const struct cfg_entry *e, const cJSON *item, char *out, size_t n)
+{
+    if (e && e->type == CFG_STR && e->min > 0) {
+        snprintf(out, n, "(hidden)");
+        return;
+    }
+    char *text = cJSON_PrintUnformatted(item);
+    snprintf(out, n, "%.40s%s", text ? text : "?", text && strlen(text) > 40 ? "..." : "");
+    cJSON_free(text);
+}
+
+/* Each refusal names the setting, the value given and what is allowed. */
 static int apply_item(struct kz_config *cfg, const cJSON *item, char *err, size_t errlen)
 {
     const struct cfg_entry *e = find(item->string);
+    char v[64];
+    value_text(e, item, v, sizeof v);
     if (!e) {
-        snprintf(err, errlen, "unknown setting '%s' (see `kizunad config`)", item->string);
+        const char *near = nearest(item->string);
+        snprintf(err, errlen, "unknown setting '%.64s'%s%s%s (`kizunad config` lists them all)",
+                 item->string, near ? ": did you mean " : "", near ? near : "", near ? "?" : "");
         return -1;
     }
     switch (e->type) {
     case CFG_STR:
     case CFG_LEVEL:
         if (!cJSON_IsString(item)) {
-            snprintf(err, errlen, "%s: expected a string", e->name);
+            snprintf(err, errlen, "%s: %s is not a string: %s", e->name, v,
+                     e->type == CFG_LEVEL ? "one of \"error\", \"warn\", \"info\", \"debug\""
+                                          : "a JSON string, in quotes");
             return -1;
         }
         return e->type == CFG_STR ? set_str(cfg, e, item->valuestring, err, errlen)
                                   : set_level(cfg, e, item->valuestring, err, errlen);
     case CFG_BOOL:
         if (!cJSON_IsBool(item)) {
-            snprintf(err, errlen, "%s: expected true or false", e->name);
+            snprintf(err, errlen, "%s: %s is not a boolean: true or false, without quotes", e->name,
+                     v);
             return -1;
         }
         *int_at(cfg, e) = cJSON_IsTrue(item);
@@ -369,13 +453,70 @@ static int apply_item(struct kz_config *cfg, const cJSON *item, char *err, size_
     case CFG_INT: {
         double d = item->valuedouble;
         if (!cJSON_IsNumber(item) || d != (double)(long long)d) {
-            snprintf(err, errlen, "%s: expected an integer", e->name);
+            snprintf(err, errlen, "%s: %s is not an integer: a whole number in [%lld, %lld]",
+                     e->name, v, e->min, e->max);
             return -1;
         }
         return set_int(cfg, e, (long long)d, err, errlen);
     }
     }
     return -1;
+}
+
+/* Line and column (from 1) of offset in text. */
+static void line_col(const char *text, size_t offset, int *line, int *col)
+{
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < offset && text[i]; i++) {
+        if (text[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+int kz_config_check_json(struct kz_config *cfg, const char *json, FILE *out)
+{
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(json, &end, false);
+    if (!root) {
+        int line, col;
+        const char *at = cJSON_GetErrorPtr();
+        size_t off = at && at >= json ? (size_t)(at - json) : 0;
+        line_col(json, off, &line, &col);
+        fprintf(out,
+                "  not valid JSON at line %d, column %d (near '%.20s'): the file must be one "
+                "JSON object, {\"name\": value, ...}\n",
+                line, col, json + off);
+        return 1;
+    }
+    int problems = 0;
+    if (!cJSON_IsObject(root)) {
+        fprintf(out, "  the file is JSON but not an object: {\"name\": value, ...}\n");
+        problems++;
+    }
+    const cJSON *item;
+    if (cJSON_IsObject(root)) {
+        cJSON_ArrayForEach(item, root)
+        {
+            char err[400];
+            if (apply_item(cfg, item, err, sizeof err) != 0) {
+                fprintf(out, "  %s\n", err);
+                problems++;
+            }
+            for (const cJSON *again = item->next; again; again = again->next)
+                if (strcmp(again->string, item->string) == 0) {
+                    /* Not a problem to serve: a note, so the operator knows which one counts. */
+                    fprintf(out, "  note: %s is set twice; the last value counts\n", item->string);
+                    break;
+                }
+        }
+    }
+    cJSON_Delete(root);
+    return problems;
 }
 
 int kz_config_apply_json(struct kz_config *cfg, const char *json, char *err, size_t errlen)
@@ -478,6 +619,88 @@ bool kz_config_cap(const struct kz_config *cfg, const char *name, long long *val
         snprintf(why, n, "%.*s%lld%s", head, e->cap, *value, at ? at + 4 : "");
     }
     return true;
+}
+
+/* Settings kz_config_reload changes: each is read where it is used, on the loop thread, and
+ * nothing was sized from it at start (max_connections set the descriptor limit, max_frame_bytes
+ * the WebSocket buffers; the listeners, TLS files and the database are opened once). */
+static const char *const reloadable[] = {
+    "log_level",
+    "requests_per_second",
+    "request_burst",
+    "max_message_bytes",
+    "max_queue_bytes",
+    "login_fail_max",
+    "login_fail_max_per_address",
+    "login_fail_window_s",
+    "login_lockout_s",
+    "password_min_length",
+    "slow_op_ms",
+    "room_max_members",
+    "notice_max_body_bytes",
+    "disk_retry_ms",
+    "invite_max_uses",
+    "invite_max_valid_days",
+    "import_max_rows",
+    "upload_quota_bytes",
+    "e2ee_max_bytes",
+    "metrics_token",
+    "backup_alarm_hours",
+    "ready_min_free_bytes",
+    "ready_write_probe_s",
+};
+
+bool kz_config_reloadable(const char *name)
+{
+    for (size_t i = 0; i < sizeof reloadable / sizeof reloadable[0]; i++)
+        if (strcmp(reloadable[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Appends text to out (NUL-terminated, cut at n). */
+static void append(char *out, size_t n, const char *text)
+{
+    size_t len = strlen(out);
+    if (len + 1 < n)
+        snprintf(out + len, n - len, "%s%s", len ? " " : "", text);
+}
+
+int kz_config_reload(struct kz_config *live, const struct kz_config *fresh, char *changed, size_t n,
+                     char *restart, size_t rn)
+{
+    int count = 0;
+    changed[0] = restart[0] = '\0';
+    for (size_t i = 0; i < TABLE_LEN; i++) {
+        const struct cfg_entry *e = &table[i];
+        char *to = (char *)live + e->offset;
+        const char *from = (const char *)fresh + e->offset;
+        bool same = e->type == CFG_STR ? strcmp(to, from) == 0
+                                       : *(long long *)to == *(const long long *)from;
+        if (same)
+            continue;
+        if (!kz_config_reloadable(e->name)) {
+            append(restart, rn, e->name);
+            continue;
+        }
+        char item[160];
+        if (e->type == CFG_STR) {
+            /* A string may be a secret: its name says it changed, never its value. */
+            snprintf(item, sizeof item, "%s", e->name);
+            snprintf(to, e->size, "%s", from);
+        } else {
+            long long was = *(long long *)to, now = *(const long long *)from;
+            if (e->type == CFG_LEVEL)
+                snprintf(item, sizeof item, "%s=%s->%s", e->name, level_names[was],
+                         level_names[now]);
+            else
+                snprintf(item, sizeof item, "%s=%lld->%lld", e->name, was, now);
+            *(long long *)to = now;
+        }
+        append(changed, n, item);
+        count++;
+    }
+    return count;
 }
 
 void kz_config_describe(FILE *out)

@@ -80,6 +80,9 @@ struct srv {
     bool doomed;         /* a savepoint-less op failed after writing: roll back, do not commit */
     int64_t writes_blocked_until; /* ms: writes are refused before this (a disk error) */
     bool disk_alarm;              /* the disk alarm is raised: log when it clears */
+    int64_t commit_ok_at;         /* ms: the last commit that succeeded (health.c) */
+    int64_t commit_failed_at;     /* ms: the last commit that failed (0: none) */
+    int64_t ready_probe_at;       /* ms: readyz's last write of its own */
     bool doomed_by_disk;          /* ... and the reason is the disk */
     uint64_t *subs;               /* connections that went live in the open transaction */
     size_t nsubs, capsubs;
@@ -108,9 +111,10 @@ void srv_out_close(struct srv *s, const struct srv_close *which);
 /* A frame for a peer server's link (a reference is taken); peer must live as long as the core
  * (fed_sync.c's own copy of the id). */
 void srv_out_fed(struct srv *s, const char *peer, struct kz_frame *f);
-/* A commit numbered seq was made: what follows queues behind it. -1 if out of memory (the
- * caller then waits for the disk instead). */
-int srv_out_batch(struct srv *s, uint64_t seq);
+/* A commit numbered seq was made, its COMMIT issued at started (kz_metrics_clock): what follows
+ * queues behind it, and the commit's latency is observed when it is on disk. -1 if out of
+ * memory (the caller then waits for the disk instead). */
+int srv_out_batch(struct srv *s, uint64_t seq, double started);
 /* Sends what the commits now on disk hold, oldest first. */
 void srv_out_release(struct srv *s);
 /* Waits until every commit made is on disk and sends what they held. */

@@ -1,8 +1,8 @@
 /* http_api.c - HTTP requests on the API listener: routing, POST /api/v1/<op> (the same ops
- * as the WebSocket, one request per call), GET /healthz, and for every request a deadline on
- * each phase and one request in flight per connection. Uploads and blobs are uploads.c's, the
- * web client's files (GET and HEAD outside /api/) http_static.c's, and who may call the API
- * from a browser http_policy.c's.
+ * as the WebSocket, one request per call), GET /healthz and /readyz (health.c), and for every
+ * request a deadline on each phase and one request in flight per connection. Uploads and blobs are
+ * uploads.c's, the web client's files (GET and HEAD outside /api/) http_static.c's, and who may
+ * call the API from a browser http_policy.c's.
  */
 #include "transport_int.h"
 
@@ -139,12 +139,18 @@ static int http_begin(struct transport *t, struct http_conn *h, struct lws *wsi,
     bool is_post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
     bool is_get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
     bool is_head = lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
-    if (is_get && strcmp(uri, "/healthz") == 0) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddTrueToObject(o, "ok");
-        cJSON_AddStringToObject(o, "status", "serving");
-        cJSON_AddStringToObject(o, "version", KZ_VERSION);
-        struct kz_frame *f = kz_frame_from_json(o, 200);
+    bool ready = true;
+    if (is_get && (strcmp(uri, "/healthz") == 0 || strcmp(uri, "/readyz") == 0)) {
+        cJSON *o;
+        if (uri[1] == 'r') {
+            o = srv_readiness_json(t->srv, transport_stopping(), &ready);
+        } else {
+            o = cJSON_CreateObject();
+            cJSON_AddTrueToObject(o, "ok");
+            cJSON_AddStringToObject(o, "status", "serving");
+            cJSON_AddStringToObject(o, "version", KZ_VERSION);
+        }
+        struct kz_frame *f = kz_frame_from_json(o, ready ? 200 : 503);
         cJSON_Delete(o);
         if (!f)
             return -1;
@@ -152,6 +158,8 @@ static int http_begin(struct transport *t, struct http_conn *h, struct lws *wsi,
         lws_callback_on_writable(wsi);
         return 0;
     }
+    if (is_get && strcmp(uri, "/metrics") == 0)
+        return metrics_begin(t, h, wsi);
     if (strncmp(uri, API_PREFIX, strlen(API_PREFIX)) != 0) {
         if (is_get || is_head)
             return static_begin(t, h, wsi, uri, is_head);
@@ -243,8 +251,15 @@ static int http_send(struct http_conn *h, struct lws *wsi)
         } else {
             unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
                                                *end = buf + sizeof buf - 1;
-            if (lws_add_http_common_headers(wsi, (unsigned)f->http_status, "application/json",
-                                            f->len, &p, end) ||
+            const char *type = h->resp_type ? h->resp_type : "application/json";
+            /* X-Request-Id: what the log's req= says of this request, to quote when asking the
+             * operator about a refusal. */
+            char req[24];
+            int rn = snprintf(req, sizeof req, "%llx", (unsigned long long)f->req_id);
+            if (lws_add_http_common_headers(wsi, (unsigned)f->http_status, type, f->len, &p, end) ||
+                (f->req_id &&
+                 lws_add_http_header_by_name(wsi, (const unsigned char *)"x-request-id:",
+                                             (const unsigned char *)req, rn, &p, end)) ||
                 http_policy_headers(wsi, &p, end) ||
                 lws_finalize_write_http_header(wsi, start, &p, end))
                 return -1;

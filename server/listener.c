@@ -154,6 +154,14 @@ static long nofile_set(long want)
                                                                              : (long)rl.rlim_cur;
 }
 
+bool listener_listen_valid(const char *listen, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    bool any;
+    return parse_listen(listen, &ss, &len, &any, err, errlen) == 0;
+}
+
 bool listener_loopback(const char *listen)
 {
     struct sockaddr_storage ss;

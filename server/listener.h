@@ -25,6 +25,8 @@ struct kz_listener;
  */
 struct kz_listener *listener_open(const struct kz_config *cfg, const char *listen, char *err,
                                   size_t errlen);
+/* Whether listen is HOST:PORT as listener_open takes it; if not, why in err. */
+bool listener_listen_valid(const char *listen, char *err, size_t errlen);
 /* Whether listen (HOST:PORT) names a loopback address (127.0.0.0/8, [::1]): only there may
  * federation go without TLS. */
 bool listener_loopback(const char *listen);

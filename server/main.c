@@ -1,6 +1,7 @@
 /* main.c - kizunad: `init` prepares a data directory, `serve` runs the server, `fingerprint`
  * shows what two admins compare when they pair servers; backups and restores. */
 #include "fed.h"
+#include "listener.h"
 #include "server.h"
 #include "record.h"
 #include "record_verify.h"
@@ -29,11 +30,15 @@ static const char usage[] =
     "       kizunad fingerprint --data DIR [--config FILE]\n"
     "                                    (the server id, key and fingerprint admins compare)\n"
     "       kizunad backup --data DIR OUTDIR     (a consistent copy, while the server runs)\n"
-    "       kizunad verify-backup OUTDIR         (proves a backup whole against its manifest)\n"
+    "       kizunad verify-backup OUTDIR [--data DIR]\n"
+    "                          (proves a backup whole; --data records it for admin status)\n"
     "       kizunad verify-record FILE.jsonl [--data DIR]\n"
     "                                            (checks a room's record against its signed\n"
     "                                            event logs; --data: this server's keys)\n"
     "       kizunad restore OUTDIR --data NEWDIR [--position-gap N]\n"
+    "       kizunad check-config FILE      (every problem of a config file, before a restart)\n"
+    "       kizunad reset-admin --data DIR [--admin LOGIN] [--config FILE]\n"
+    "                          (a lost admin password: a one-time password, audited)\n"
     "       kizunad config     (every setting, its default and its meaning)\n"
     "       kizunad version\n";
 
@@ -45,7 +50,13 @@ struct opts {
 };
 
 /* Which command parse_opts reads the options of. */
-enum opts_mode { OPTS_INIT, OPTS_SERVE, OPTS_FINGERPRINT };
+enum opts_mode {
+    OPTS_INIT,
+    OPTS_SERVE,
+    OPTS_FINGERPRINT,
+    OPTS_RELOAD, /* serve's, at SIGHUP */
+    OPTS_RESET,  /* reset-admin's */
+};
 
 static int die_usage(const char *msg)
 {
@@ -55,10 +66,21 @@ static int die_usage(const char *msg)
     return 2;
 }
 
+/* A problem with the options: on the terminal, or at a SIGHUP (OPTS_RELOAD), in the log, where
+ * whoever ran `systemctl reload` looks (journalctl), with the running settings kept. */
+static void opts_error(enum opts_mode mode, const char *err)
+{
+    if (mode == OPTS_RELOAD)
+        KZ_ERROR("config_reload_failed", "error=\"%s\" kept=all", err);
+    else
+        fprintf(stderr, "kizunad: %s\n", err);
+}
+
 /* Parses the options shared by init and serve; returns 0, or an exit code. */
 static int parse_opts(int argc, char **argv, struct opts *o, enum opts_mode mode)
 {
-    bool serve = mode == OPTS_SERVE, init = mode == OPTS_INIT;
+    bool serve = mode == OPTS_SERVE || mode == OPTS_RELOAD;
+    bool init = mode == OPTS_INIT || mode == OPTS_RESET; /* both take --admin LOGIN */
     char err[256];
     const char *config = NULL;
     kz_config_defaults(&o->cfg);
@@ -68,7 +90,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, enum opts_mode mode
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
             config = argv[++i];
     if (config && kz_config_load_file(&o->cfg, config, err, sizeof err) != 0) {
-        fprintf(stderr, "kizunad: %s\n", err);
+        opts_error(mode, err);
         return 2;
     }
     for (int i = 2; i < argc; i++) {
@@ -84,7 +106,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, enum opts_mode mode
             continue;
         } else if (strcmp(a, "--admin") == 0 && init) {
             o->admin = v;
-        } else if (strcmp(a, "--server-id") == 0 && init) {
+        } else if (strcmp(a, "--server-id") == 0 && mode == OPTS_INIT) {
             o->server_id = v;
         } else if (strcmp(a, "--listen") == 0 && serve) {
             snprintf(err, sizeof err, "listen=%s", v);
@@ -99,12 +121,14 @@ static int parse_opts(int argc, char **argv, struct opts *o, enum opts_mode mode
             return die_usage(err);
         }
         if (rc != 0) {
-            fprintf(stderr, "kizunad: %s\n", err);
+            opts_error(mode, err);
             return 2;
         }
     }
     if (!o->data)
         return die_usage("--data DIR is required");
+    if (mode == OPTS_RELOAD)
+        return 0; /* the zone is process-wide (TZ) and needs a restart: never changed here */
     /* Checked at start: an unknown zone would silently be UTC in every CSV and report. */
     char tz_err[600];
     if (kz_time_zone_load(o->cfg.time_zone, o->cfg.time_zone_posix, sizeof o->cfg.time_zone_posix,
@@ -426,6 +450,37 @@ static int cmd_fingerprint(int argc, char **argv)
     return 0;
 }
 
+/* What SIGHUP reads again: serve's own command line, so the config file and the --set
+ * overrides keep their order. */
+struct reload_ctx {
+    int argc;
+    char **argv;
+    struct kz_config *cfg; /* the running settings */
+    struct transport *t;
+};
+
+/* SIGHUP, on the loop thread: the settings that may change while serving (kz_config_reload)
+ * take their new values, the log says which, and which others wait for a restart. A file
+ * with an error changes nothing. */
+static void serve_reload(void *arg)
+{
+    struct reload_ctx *r = arg;
+    struct opts fresh = {0};
+    if (parse_opts(r->argc, r->argv, &fresh, OPTS_RELOAD) != 0)
+        return; /* logged (opts_error) */
+    char changed[2048], restart[1024];
+    int n = kz_config_reload(r->cfg, &fresh.cfg, changed, sizeof changed, restart, sizeof restart);
+    kz_log_set_level((int)r->cfg->log_level);
+    int certs = 0;
+    char err[600];
+    if (transport_tls_reload(r->t, &certs, err, sizeof err) != 0)
+        KZ_ERROR("tls_reload_failed", "error=\"%s\" kept=the certificate in use", err);
+    else if (certs)
+        KZ_INFO("tls_reloaded", "pairs=%d", certs);
+    KZ_INFO("config_reloaded", "changed=%d settings=\"%s\" need_restart=\"%s\"", n, changed,
+            restart);
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     struct opts o = {0};
@@ -483,6 +538,8 @@ static int cmd_serve(int argc, char **argv)
         goto out;
     }
     transport_attach(t, srv, workers);
+    struct reload_ctx reload = {.argc = argc, .argv = argv, .cfg = &o.cfg, .t = t};
+    transport_on_reload(t, serve_reload, &reload);
     if (o.cfg.sync_thread && o.cfg.sqlite_synchronous_full) {
         syncer = kz_syncer_start(st, (int)o.cfg.wal_checkpoint_frames, transport_wake_fn(),
                                  transport_wake_arg(t), err, sizeof err);
@@ -572,8 +629,14 @@ static int cmd_backup(int argc, char **argv)
     struct kz_backup_stats st;
     if (kz_backup_make(data, out, &st, err, sizeof err) != 0) {
         fprintf(stderr, "kizunad: backup failed: %s\n", err);
+        kz_backup_note(data, "backup", out, false, NULL, err);
         return 1;
     }
+    if (kz_backup_note(data, "backup", out, true, &st, NULL) != 0)
+        fprintf(stderr,
+                "kizunad: could not record the backup in %s/%s (kizuna admin status "
+                "will not show it)\n",
+                data, KZ_BACKUP_STATUS_FILE);
     printf("backed up %s to %s: %lld files, %lld blobs, %lld bytes\n", data, out,
            (long long)st.files, (long long)st.blobs, (long long)st.bytes);
     printf("check it with: kizunad verify-backup %s\n", out);
@@ -590,6 +653,12 @@ static int cmd_verify_backup(int argc, char **argv)
         return die_usage("verify-backup needs the backup's directory");
     struct kz_backup_stats st;
     int problems = kz_backup_verify(dir, stdout, &st);
+    /* With --data, the server's data directory remembers it (kizuna admin status). */
+    if (data) {
+        char why[64];
+        snprintf(why, sizeof why, "%d problem(s)", problems);
+        kz_backup_note(data, "verify", dir, problems == 0, &st, problems ? why : NULL);
+    }
     if (problems) {
         printf("%s is NOT a whole backup: %d problem(s)\n", dir, problems);
         return 1;
@@ -724,6 +793,223 @@ static int cmd_verify_record(int argc, char **argv)
     return 0;
 }
 
+/* The admins of the database, for reset-admin to pick from. */
+struct admins {
+    char logins[8][STORE_LOGIN_MAX + 1];
+    int n;
+};
+
+static int admin_one(void *ctx, const struct store_user *u)
+{
+    struct admins *a = ctx;
+    if (kz_role_is(u->role, KZ_ROLE_ADMIN) && a->n < 8)
+        snprintf(a->logins[a->n++], sizeof a->logins[0], "%s", u->login);
+    return 0;
+}
+
+/* `kizunad reset-admin --data DIR [--admin LOGIN]`: an administrator who lost the password (and
+ * every other admin's) gets a one-time password, printed here only, to be changed at the first
+ * login. Run on the server, as the user kizunad runs as: reading the data directory is the
+ * proof of authority, as for backups. Every session of the account ends (whoever learnt the
+ * old password is logged out), a disabled account is enabled again, and the audit log records
+ * it (actor -console-). It works while kizunad serves: each request reads its caller's account
+ * and session from the database. */
+static int cmd_reset_admin(int argc, char **argv)
+{
+    struct opts o = {0};
+    int rc = parse_opts(argc, argv, &o, OPTS_RESET);
+    if (rc)
+        return rc;
+    char dbpath[4096], keypath[4096];
+    path_in(dbpath, sizeof dbpath, o.data, DB_FILE);
+    path_in(keypath, sizeof keypath, o.data, KEY_FILE);
+    if (!exists(dbpath) || !exists(keypath)) {
+        fprintf(stderr, "kizunad: %s is not initialised: run kizunad init --data %s\n", o.data,
+                o.data);
+        return 1;
+    }
+    struct store *st = open_store(&o);
+    if (!st)
+        return 1;
+    rc = 1;
+    struct store_user u;
+    struct admins all = {0};
+    if (o.admin) {
+        enum store_rc r =
+            kz_login_valid(o.admin) ? store_user_get_by_login(st, o.admin, &u) : STORE_NOT_FOUND;
+        if (r != STORE_OK) {
+            fprintf(stderr, "kizunad: there is no account '%s' on this server\n", o.admin);
+            goto out;
+        }
+        if (!kz_role_is(u.role, KZ_ROLE_ADMIN)) {
+            fprintf(stderr,
+                    "kizunad: %s is not an admin (role %s): reset-admin recovers admin accounts "
+                    "only; an admin resets anyone else's password (kizuna admin user "
+                    "reset-password)\n",
+                    u.login, u.role);
+            goto out;
+        }
+    } else {
+        if (store_user_each(st, admin_one, &all) != STORE_OK) {
+            fprintf(stderr, "kizunad: %s\n", store_errmsg(st));
+            goto out;
+        }
+        if (all.n != 1) {
+            fprintf(stderr, "kizunad: %s: name the account with --admin LOGIN%s",
+                    all.n ? "this server has several admins" : "this server has no admin",
+                    all.n ? " (" : "\n");
+            for (int i = 0; i < all.n; i++)
+                fprintf(stderr, "%s%s", all.logins[i], i + 1 < all.n ? ", " : ")\n");
+            goto out;
+        }
+        if (store_user_get_by_login(st, all.logins[0], &u) != STORE_OK) {
+            fprintf(stderr, "kizunad: %s\n", store_errmsg(st));
+            goto out;
+        }
+    }
+    char otp[KZ_OTP_CHARS + 1], hash[STORE_HASH_MAX + 1];
+    kz_password_generate(otp, sizeof otp);
+    if (srv_password_hash(&o.cfg, otp, hash) != 0) {
+        fprintf(stderr, "kizunad: cannot hash the password (out of memory?)\n");
+        goto out;
+    }
+    const char *who = getenv("SUDO_USER");
+    if (!who || !*who)
+        who = getenv("USER");
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "via", "kizunad reset-admin");
+    cJSON_AddStringToObject(d, "unix_user", who && *who ? who : "?");
+    cJSON_AddBoolToObject(d, "enabled_again", u.disabled);
+    char *details = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    int64_t now = kz_now_ms();
+    struct store_audit a = {.at = now,
+                            .actor = "-console-",
+                            .address = "",
+                            .action = "user.reset_password",
+                            .target = u.login,
+                            .details = details ? details : "{}"};
+    bool ok = store_tx_begin(st) == STORE_OK &&
+              store_user_set_password(st, u.id, hash, true, now) == STORE_OK &&
+              store_session_end_user(st, u.id, 0, now) == STORE_OK &&
+              (!u.disabled || store_user_set_disabled(st, u.id, false, now) == STORE_OK) &&
+              store_audit_add(st, &a) == STORE_OK && store_tx_commit(st) == STORE_OK;
+    cJSON_free(details);
+    sodium_memzero(hash, sizeof hash);
+    if (!ok) {
+        fprintf(stderr, "kizunad: cannot reset the password: %s\n", store_errmsg(st));
+        if (store_tx_is_open(st))
+            store_tx_rollback(st);
+        sodium_memzero(otp, sizeof otp);
+        goto out;
+    }
+    printf("admin: %s%s\n", u.login, u.disabled ? " (was disabled: enabled again)" : "");
+    printf("one-time password: %s\n", otp);
+    printf("(every session of %s ended; log in with it and choose a new password: kizuna "
+           "login, then kizuna passwd)\n",
+           u.login);
+    sodium_memzero(otp, sizeof otp);
+    rc = 0;
+out:
+    store_close(st);
+    return rc;
+}
+
+/* A pair of PEM files one of which is set without the other, or one that cannot be read. */
+static int check_pair(const char *cert_name, const char *cert, const char *key_name,
+                      const char *key)
+{
+    int problems = 0;
+    if (!cert[0] != !key[0]) {
+        printf("  %s and %s go together: set both (a PEM certificate and its private key) or "
+               "neither\n",
+               cert[0] ? cert_name : key_name, cert[0] ? key_name : cert_name);
+        problems++;
+    }
+    const char *names[] = {cert_name, key_name}, *paths[] = {cert, key};
+    for (int i = 0; i < 2; i++)
+        if (paths[i][0] && access(paths[i], R_OK) != 0) {
+            printf("  %s: \"%s\" cannot be read by this user (%s): kizunad must be able to "
+                   "read it\n",
+                   names[i], paths[i], strerror(errno));
+            problems++;
+        }
+    return problems;
+}
+
+/* `kizunad check-config FILE`: every problem kizunad serve would stop at, each with the
+ * setting, the value and what is allowed, without touching a data directory; exit 0 if none.
+ * An administrator runs it before a restart or a reload (SIGHUP keeps the old settings when
+ * the file has an error, and says so only in the log). */
+static int cmd_check_config(int argc, char **argv)
+{
+    if (argc != 3)
+        return die_usage("check-config takes one FILE");
+    const char *path = argv[2];
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        printf("%s: cannot be read: %s\n", path, strerror(errno));
+        return 1;
+    }
+    static char text[65536];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    bool too_big = !feof(f);
+    fclose(f);
+    if (too_big) {
+        printf("%s: larger than %zu bytes: is it the right file?\n", path, sizeof text - 1);
+        return 1;
+    }
+    text[n] = '\0';
+    struct kz_config cfg;
+    kz_config_defaults(&cfg);
+    printf("%s:\n", path);
+    int problems = kz_config_check_json(&cfg, text, stdout);
+    char err[600];
+    if (!listener_listen_valid(cfg.listen, err, sizeof err)) {
+        printf("  %s (e.g. 127.0.0.1:8080, [::1]:8080, *:8443)\n", err);
+        problems++;
+    }
+    problems += check_pair("tls_cert_file", cfg.tls_cert_file, "tls_key_file", cfg.tls_key_file);
+    if (cfg.federation_listen[0]) {
+        if (!listener_listen_valid(cfg.federation_listen, err, sizeof err)) {
+            printf("  federation_%s\n", err);
+            problems++;
+        } else if (!cfg.federation_tls_cert_file[0] && !listener_loopback(cfg.federation_listen)) {
+            printf("  federation_listen: \"%s\" is not a loopback address: federation over a "
+                   "network needs federation_tls_cert_file and federation_tls_key_file\n",
+                   cfg.federation_listen);
+            problems++;
+        }
+        problems += check_pair("federation_tls_cert_file", cfg.federation_tls_cert_file,
+                               "federation_tls_key_file", cfg.federation_tls_key_file);
+    }
+    if (cfg.server_id[0] && !fed_server_id_valid(cfg.server_id)) {
+        printf("  server_id: \"%s\" is not a server id: 3-63 of a-z, 0-9 and '-', beginning "
+               "and ending with a letter or digit (e.g. jp-38-ehime-pref)\n",
+               cfg.server_id);
+        problems++;
+    }
+    struct stat st;
+    if (cfg.web_root[0] && (stat(cfg.web_root, &st) != 0 || !S_ISDIR(st.st_mode))) {
+        printf("  web_root: \"%s\" is not a directory: the web client's directory, or empty "
+               "for the installed one\n",
+               cfg.web_root);
+        problems++;
+    }
+    if (kz_time_zone_load(cfg.time_zone, cfg.time_zone_posix, sizeof cfg.time_zone_posix, err,
+                          sizeof err) != 0) {
+        printf("  %s\n", err);
+        problems++;
+    }
+    if (problems) {
+        printf("%d problem%s: kizunad serve would refuse this file\n", problems,
+               problems == 1 ? "" : "s");
+        return 1;
+    }
+    printf("  no problems\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     /* The database holds password hashes and the key file the server's identity. */
@@ -749,6 +1035,10 @@ int main(int argc, char **argv)
         return cmd_restore(argc, argv);
     if (strcmp(cmd, "verify-record") == 0)
         return cmd_verify_record(argc, argv);
+    if (strcmp(cmd, "reset-admin") == 0)
+        return cmd_reset_admin(argc, argv);
+    if (strcmp(cmd, "check-config") == 0)
+        return cmd_check_config(argc, argv);
     if (strcmp(cmd, "config") == 0) {
         kz_config_describe(stdout);
         return 0;

@@ -161,6 +161,7 @@ static const struct srv_op ops[] = {
      .caps = {{"addresses", "peer_max_addresses"}},
      .fn = op_peer_add},
     {.name = "peer.list", .access = OP_ADMIN, .fn = op_peer_list},
+    {.name = "admin.status", .access = OP_ADMIN, .fn = op_admin_status},
     {.name = "peer.remove",
      .access = OP_ADMIN,
      .writes = true,
@@ -493,6 +494,12 @@ const struct srv_op *srv_op_table(size_t *count)
 }
 
 #define OP_COUNT (sizeof ops / sizeof ops[0])
+_Static_assert(OP_COUNT <= SRV_OPS_MAX, "raise SRV_OPS_MAX");
+
+size_t srv_op_index(const struct srv_op *op)
+{
+    return op ? (size_t)(op - ops) : OP_COUNT;
+}
 
 /* The ops by name, for a binary search: every request looks its op up, and walking the table
  * with strcmp cost ~1,250 instructions for msg.send (about 50 names before it), ~150 this

@@ -2,6 +2,7 @@
  * password hashing every op that touches a password goes through: argon2id for passwords people
  * choose, a keyed BLAKE2b for the one-time passwords the server generates. */
 #include "core.h"
+#include "metrics.h"
 #include "server.h"
 
 #include <sodium.h>
@@ -97,10 +98,12 @@ static void pw_work(struct kz_job *job)
 static void pw_done(struct kz_job *job, bool ran)
 {
     struct srv_pw_job *pj = (struct srv_pw_job *)job;
+    kz_log_request(pj->call->req_id); /* the request's second half: its lines, too */
     if (ran)
         pj->then(pj);
     else
         srv_call_finish(pj->call, srv_fail(pj->call, KZ_INTERNAL, "the server is shutting down"));
+    kz_log_request(0);
     sodium_memzero(pj, sizeof *pj);
     free(pj);
 }
@@ -242,6 +245,8 @@ static void login_then(struct srv_pw_job *pj)
     if (!pj->verified) {
         KZ_WARN("login_failed", "login=%s addr=%s", kz_login_valid(login) ? login : "-", c->peer);
         bool locked = srv_throttle_failed(s, login, c->peer);
+        kz_metrics.login_failures++;
+        kz_metrics.login_lockouts += locked;
         srv_audit(c, "login.failed", kz_login_valid(login) ? login : "-", NULL);
         if (locked)
             srv_audit(c, "login.locked", kz_login_valid(login) ? login : "-", NULL);

@@ -1,5 +1,6 @@
 /* ops_talk.c - messages, history, sync (resume then live), read markers, search. */
 #include "json_write.h"
+#include "metrics.h"
 #include "server.h"
 
 #include <string.h>
@@ -97,6 +98,7 @@ enum kz_err op_msg_send(struct srv_call *c)
     if (client_id && store_client_id_put(st, c->auth.user.id, client_id, ev.pos) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot store the message");
     srv_reply_event(c, ev.pos, ev.event_id, ev.ts);
+    kz_metrics.messages_received++;
     return KZ_OK;
 }
 

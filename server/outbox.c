@@ -6,6 +6,7 @@
  * connection leave in the order they were made. Without outstanding batches (or without a
  * syncer) frames go straight to the transport. */
 #include "core.h"
+#include "metrics.h"
 
 #include <stdlib.h>
 
@@ -21,18 +22,20 @@ struct out_item {
 };
 
 struct out_batch {
-    uint64_t seq; /* the commit it waits for */
+    uint64_t seq;   /* the commit it waits for */
+    double started; /* when its COMMIT was issued (kz_metrics_clock) */
     struct out_item *items;
     size_t n, cap;
     struct out_batch *next;
 };
 
-int srv_out_batch(struct srv *s, uint64_t seq)
+int srv_out_batch(struct srv *s, uint64_t seq, double started)
 {
     struct out_batch *b = calloc(1, sizeof *b);
     if (!b)
         return -1;
     b->seq = seq;
+    b->started = started;
     if (s->out_tail)
         s->out_tail->next = b;
     else
@@ -131,6 +134,8 @@ static void release_upto(struct srv *s, uint64_t done)
         s->out_head = b->next;
         if (!s->out_head)
             s->out_tail = NULL;
+        /* Observed when the loop learns the commit is on disk: what its clients waited. */
+        kz_hist_observe(&kz_metrics.commit_seconds, kz_metrics_clock() - b->started);
         for (size_t i = 0; i < b->n; i++)
             item_run(s, &b->items[i]);
         batch_free(b);

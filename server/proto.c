@@ -5,6 +5,7 @@
  * (commit.c), and then until that commit is on disk (outbox.c): an acknowledgement always
  * means "on disk". */
 #include "core.h"
+#include "metrics.h"
 #include "event_format.h"
 #include "json_write.h"
 
@@ -48,6 +49,7 @@ struct kz_frame *kz_frame_from_text(const char *text, size_t len, int http_statu
         return NULL;
     f->refs = 1;
     f->http_status = http_status;
+    f->req_id = 0;
     f->len = len;
     f->data = f->buf + LWS_PRE;
     memcpy(f->data, text, len);
@@ -87,6 +89,7 @@ struct srv *srv_new(const struct kz_config *cfg, struct store *store, struct kz_
     s->store = store;
     s->workers = workers;
     s->tx = *tx;
+    kz_metrics.start_ms = kz_now_ms();
     return s;
 }
 
@@ -308,6 +311,9 @@ void srv_call_finish(struct srv_call *c, enum kz_err e)
         s->doomed = true;
         s->doomed_by_disk |= e == KZ_UNAVAILABLE;
     }
+    /* Counted as answered: a held reply whose commit then fails is counted again there
+     * (kizuna_commit_failures_total). */
+    kz_metrics.requests[srv_op_index(c->op)][e]++;
     struct kz_frame *f;
     if (e == KZ_OK) {
         f = reply_ok(c);
@@ -320,6 +326,8 @@ void srv_call_finish(struct srv_call *c, enum kz_err e)
     }
     if (c->deferred)
         s->tx.pause(s->tx.ctx, c->conn_id, false);
+    if (f && c->is_http)
+        f->req_id = c->req_id; /* the reply names its log lines: X-Request-Id */
     if (f && store_tx_is_open(s->store)) {
         hold(s, c, f);
         s->tx.want_commit(s->tx.ctx);
@@ -597,6 +605,10 @@ static struct srv_call *call_new(struct srv *s, uint64_t conn_id, const char *pe
     c->srv = s;
     c->conn_id = conn_id;
     snprintf(c->peer, sizeof c->peer, "%s", peer ? peer : "");
+    /* Numbered from start: unique among the lines of one run, short enough to grep for. */
+    static uint64_t last_req;
+    c->req_id = ++last_req;
+    kz_log_request(c->req_id);
     return c;
 }
 
@@ -620,9 +632,11 @@ void srv_handle_ws_text(struct srv *s, uint64_t conn_id, int64_t session_id, con
         goto fail;
     }
     dispatch(c, op->valuestring);
+    kz_log_request(0);
     return;
 fail:
     srv_call_finish(c, e);
+    kz_log_request(0);
 }
 
 void srv_handle_http(struct srv *s, uint64_t conn_id, const char *op, const char *bearer,
@@ -658,7 +672,9 @@ void srv_handle_http(struct srv *s, uint64_t conn_id, const char *op, const char
     cJSON_DeleteItemFromObjectCaseSensitive(c->args, "id");
     cJSON_DeleteItemFromObjectCaseSensitive(c->args, "op");
     dispatch(c, op);
+    kz_log_request(0);
     return;
 fail:
     srv_call_finish(c, e);
+    kz_log_request(0);
 }

@@ -83,6 +83,14 @@ struct kz_config {
     long long upload_expiry_hours; /* an unfinished upload is dropped after this */
     long long e2ee_max_bytes;      /* the data of one end-to-end encrypted event */
     long long shutdown_grace_ms;
+    /* GET /readyz (health.c): free bytes the data directory's disk must keep, and how long the
+     * database may go without a commit before readyz proves it writable with one of its own. */
+    long long ready_min_free_bytes;
+    long long ready_write_probe_s;
+    /* GET /metrics (http_metrics.c): "" serves it to loopback clients only, else to requests
+     * that carry it as a bearer token. A secret: never logged. */
+    char metrics_token[128];
+    long long backup_alarm_hours; /* admin.status: a last backup older than this is an alarm */
     char server_id[64];           /* this server's id, stored at init; serve refuses another */
     long long peer_max_addresses; /* addresses of one peer server (peer.add) */
     long long peers_max;          /* peer servers pinned */
@@ -137,8 +145,20 @@ void kz_config_defaults(struct kz_config *cfg);
  * errors (message in err) and leave cfg partially applied: callers exit on failure. */
 int kz_config_apply_json(struct kz_config *cfg, const char *json, char *err, size_t errlen);
 int kz_config_load_file(struct kz_config *cfg, const char *path, char *err, size_t errlen);
+/* `kizunad check-config`: applies every setting of json it can to cfg and writes one line per
+ * problem to out (each names the setting, the value given and what is allowed; a JSON syntax
+ * error its line and column), going on after each. Returns the number of problems. */
+int kz_config_check_json(struct kz_config *cfg, const char *json, FILE *out);
 /* Applies one "name=value" override from the command line. */
 int kz_config_set(struct kz_config *cfg, const char *assignment, char *err, size_t errlen);
+/* SIGHUP: copies into live the settings of fresh that may change while serving (limits read
+ * at each use on the loop thread, the log level), and writes what changed into changed
+ * ("name=old->new ...", string values withheld) and the names of other settings that differ
+ * and need a restart into restart. Loop thread only. Returns how many settings changed. */
+int kz_config_reload(struct kz_config *live, const struct kz_config *fresh, char *changed, size_t n,
+                     char *restart, size_t rn);
+/* Whether setting name is one kz_config_reload changes. */
+bool kz_config_reloadable(const char *name);
 /* Prints every setting with its default, bounds and meaning (for docs and `kizunad config`). */
 void kz_config_describe(FILE *out);
 /* Settings that cap what a request may carry (room_max_members, max_message_bytes, ...) are the
@@ -149,15 +169,30 @@ void kz_config_describe(FILE *out);
 bool kz_config_cap(const struct kz_config *cfg, const char *name, long long *value, char *why,
                    size_t n);
 
-/* ---- logging (log.c): one line per event on stderr, "time level event key=value..." ---- */
+/* ---- logging (log.c): one logfmt line per event on stderr, "ts=… level=… component=…
+ * event=… req=… key=value…", with journald's <N> priority prefix under systemd ---- */
 void kz_log_set_level(int level);
 int kz_log_level_parse(const char *name); /* -1 if unknown */
-void kz_log(int level, const char *event, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-#define KZ_ERROR(ev, ...) kz_log(KZ_LOG_ERROR, ev, __VA_ARGS__)
-#define KZ_WARN(ev, ...)  kz_log(KZ_LOG_WARN, ev, __VA_ARGS__)
-#define KZ_INFO(ev, ...)  kz_log(KZ_LOG_INFO, ev, __VA_ARGS__)
-#define KZ_DEBUG(ev, ...) kz_log(KZ_LOG_DEBUG, ev, __VA_ARGS__)
+/* file names the component (the caller's __FILE__; NULL: "kizunad"); fmt writes key=value
+ * fields. */
+void kz_log_at(int level, const char *file, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define kz_log(level, ev, ...) kz_log_at(level, __FILE__, ev, __VA_ARGS__)
+#define KZ_ERROR(ev, ...)      kz_log_at(KZ_LOG_ERROR, __FILE__, ev, __VA_ARGS__)
+#define KZ_WARN(ev, ...)       kz_log_at(KZ_LOG_WARN, __FILE__, ev, __VA_ARGS__)
+#define KZ_INFO(ev, ...)       kz_log_at(KZ_LOG_INFO, __FILE__, ev, __VA_ARGS__)
+#define KZ_DEBUG(ev, ...)      kz_log_at(KZ_LOG_DEBUG, __FILE__, ev, __VA_ARGS__)
+/* The request the loop thread is serving (0: none): every line logged meanwhile carries it as
+ * req=… (proto.c sets it around each request's dispatch and its deferred completion). */
+void kz_log_request(uint64_t id);
+uint64_t kz_log_request_current(void);
+/* The newest error lines (admin.status's recent alarms), newest first, into out; how many. */
+#define KZ_LOG_RECENT 10
+struct kz_log_entry {
+    int64_t at;     /* ms */
+    char line[320]; /* the logfmt line, cut */
+};
+size_t kz_log_recent(struct kz_log_entry *out, size_t max);
 
 /* ---- small helpers (util.c) ---- */
 int64_t kz_now_ms(void);
@@ -250,6 +285,7 @@ void kz_csv_free(struct kz_csv *csv);
 struct kz_frame {
     int refs;
     int http_status; /* for replies that go out over HTTP */
+    uint64_t req_id; /* an HTTP reply's request (X-Request-Id, the log's req=); 0: none */
     size_t len;
     unsigned char *data; /* points kz_frame_pre bytes into buf: libwebsockets' LWS_PRE */
     unsigned char buf[];
@@ -333,6 +369,7 @@ struct srv_call {
     bool in_op;                       /* a store savepoint is open for this call */
     bool in_tx;                       /* writing in the open transaction without a savepoint */
     size_t pending_mark, pushes_mark; /* where this call's events and pushes begin */
+    uint64_t req_id;                  /* its lines' req=… (kz_log_request) */
 };
 
 enum srv_op_access {
@@ -402,6 +439,14 @@ struct srv_link_status {
     char last_error[192]; /* empty: none */
 };
 
+/* Open client connections, for admin.status and GET /metrics. */
+struct srv_conn_stats {
+    int64_t websockets, http; /* connections by kind */
+    int64_t sessions;         /* WebSockets logged in */
+    int64_t users;            /* distinct users of those */
+    int64_t queued_bytes;     /* unsent bytes queued to WebSockets */
+};
+
 /* What the core needs from a transport. transport.c implements it; tests use a fake. */
 struct srv_transport {
     /* Hand one reply or event frame to a connection (takes a reference of its own). */
@@ -438,6 +483,8 @@ struct srv_transport {
     /* Call srv_fed_blobs_tick() in about ms milliseconds, replacing the last such call (may
      * be NULL: blob fetches then move at housekeeping only). */
     void (*blob_timer)(void *ctx, int ms);
+    /* The transport's connections as admin.status shows them (may be NULL: all zero). */
+    void (*conn_stats)(void *ctx, struct srv_conn_stats *out);
     void *ctx;
 };
 
@@ -514,6 +561,13 @@ void srv_tick(struct srv *s);
 void srv_note_subscribe(struct srv *s, uint64_t conn_id);
 /* Whether writes are refused for now after a disk error (reads go on). */
 bool srv_writes_blocked(struct srv *s);
+/* health.c: GET /readyz's answer, {"ready", "failed": [check names], "checks": {"database",
+ * "disk", "shutdown": {"ok", "why"?}}} (the caller owns it); *ready says whether every check
+ * passed. stopping: the transport is shutting down. May open the loop's transaction for a
+ * probe write (ready_write_probe_s). */
+cJSON *srv_readiness_json(struct srv *s, bool stopping, bool *ready);
+/* health.c: free bytes for kizunad on the data directory's file system, -1 if unknown. */
+int64_t srv_disk_free_bytes(struct srv *s);
 /* Sets the identity events are signed with: origin name, incarnation and Ed25519 secret key
  * (copied). */
 void srv_set_identity(struct srv *s, const char *origin, int64_t inc, const uint8_t sk[64]);
@@ -635,6 +689,10 @@ struct kz_workers *srv_workers(struct srv *s);
 /* ---- the command table (op_table.c) and the op handlers (ops_*.c) that fill it ---- */
 const struct srv_op *srv_op_find(const char *name);
 const struct srv_op *srv_op_table(size_t *count);
+/* The most ops the table may hold (metrics.h counts requests per op in an array this size). */
+#define SRV_OPS_MAX 192
+/* An op's index in srv_op_table; op NULL (no such op) gives the table's length. */
+size_t srv_op_index(const struct srv_op *op);
 
 /* The op handlers: ops_account.c (sessions, own account), ops_admin.c (accounts). */
 enum kz_err op_login(struct srv_call *c);
@@ -922,12 +980,23 @@ int kz_backup_make(const char *data_dir, const char *out_dir, struct kz_backup_s
  * manifest's own hash, the database's integrity); each problem is a line on report. Returns
  * the number of problems (0: whole). */
 int kz_backup_verify(const char *dir, FILE *report, struct kz_backup_stats *stats);
+/* What `kizunad backup` and `kizunad verify-backup --data DIR` last did, kept in
+ * DATA/backup-status.json for admin.status: what ("backup" or "verify") with its time, the
+ * backup's directory, whether it succeeded, its figures (st may be NULL) and error (NULL:
+ * none). -1 if the file cannot be written. */
+#define KZ_BACKUP_STATUS_FILE "backup-status.json"
+int kz_backup_note(const char *data_dir, const char *what, const char *dir, bool ok,
+                   const struct kz_backup_stats *st, const char *error);
+/* That file as an object ({} when there is none yet); the caller owns it. */
+cJSON *kz_backup_status(const char *data_dir);
 /* Copies a verified backup's files into a new data directory (created; must not exist). */
 int kz_backup_restore_files(const char *backup_dir, const char *data_dir, char *err, size_t errlen);
 /* ops_peer.c: the peer servers an admin pins (docs/federation.md) */
 enum kz_err op_peer_add(struct srv_call *c);
 enum kz_err op_peer_list(struct srv_call *c);
 enum kz_err op_peer_remove(struct srv_call *c);
+/* ops_status.c: admin.status (kizuna admin status) */
+enum kz_err op_admin_status(struct srv_call *c);
 /* ops_invite.c */
 enum kz_err op_invite_create(struct srv_call *c);
 enum kz_err op_invite_list(struct srv_call *c);

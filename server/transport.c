@@ -9,14 +9,16 @@
  * so clients need not name it (ws.c). The federation listener (`federation_listen`, when set)
  * has its own vhost, TLS and protocol, kizuna.fed.v1 (fed_link.c).
  */
+#include "sd_notify.h"
 #include "transport_int.h"
 
 #include <signal.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reload_requested;
 static struct lws_context *signal_ctx;
 
 struct transport *transport_of(struct lws *wsi)
@@ -88,6 +90,11 @@ static bool tx_fed_send(void *ctx, const char *peer_id, struct kz_frame *f)
     return fed_send(ctx, peer_id, f);
 }
 
+static void tx_conn_stats(void *ctx, struct srv_conn_stats *out)
+{
+    transport_conn_stats(ctx, out);
+}
+
 static void tick_cb(lws_sorted_usec_list_t *sul)
 {
     struct transport *t = lws_container_of(sul, struct transport, tick_sul);
@@ -145,16 +152,18 @@ static void log_emit(int level, const char *line)
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
-    kz_log(level == LLL_ERR    ? KZ_LOG_ERROR
-           : level == LLL_WARN ? KZ_LOG_WARN
-                               : KZ_LOG_DEBUG,
-           "lws", "msg=\"%.*s\"", (int)n, line);
+    kz_log_at(level == LLL_ERR    ? KZ_LOG_ERROR
+              : level == LLL_WARN ? KZ_LOG_WARN
+                                  : KZ_LOG_DEBUG,
+              "lws", "message", "%.*s", (int)n, line);
 }
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop_requested = 1;
+    if (sig == SIGHUP)
+        reload_requested = 1;
+    else
+        stop_requested = 1;
     /* Only an eventfd write in lws 4.1: safe enough here, and it wakes poll() at once. */
     if (signal_ctx)
         lws_cancel_service(signal_ctx);
@@ -281,6 +290,7 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     /* A file-size limit (ulimit -f, systemd LimitFSIZE) must be a write error the server
      * reports as unavailable, not a signal that kills it. */
@@ -298,6 +308,7 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
     tx->peers_changed = tx_peers_changed;
     tx->fed_send = tx_fed_send;
     tx->blob_timer = tx_blob_timer;
+    tx->conn_stats = tx_conn_stats;
     tx->ctx = t;
     return t;
 }
@@ -328,6 +339,92 @@ void *transport_wake_arg(struct transport *t)
     return t->ctx;
 }
 
+/* A PEM file into a new buffer (*len bytes, NUL after them); NULL if unreadable or over 1 MiB
+ * (a certificate chain is a few KB). */
+static char *pem_read(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = malloc((1 << 20) + 1);
+    size_t n = buf ? fread(buf, 1, 1 << 20, f) : 0;
+    bool whole = buf && feof(f) && !ferror(f) && n > 0;
+    fclose(f);
+    if (!whole) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+/* Loads cert and key again into every vhost serving them (lws_tls_cert_updated): new
+ * connections get the new certificate, open ones keep theirs. */
+static int tls_reload_pair(struct transport *t, const char *cert, const char *key, char *err,
+                           size_t errlen)
+{
+    size_t nc = 0, nk = 0;
+    char *mc = pem_read(cert, &nc), *mk = pem_read(key, &nk);
+    int rc = -1;
+    /* lws_tls_cert_updated logs a file that does not parse but reports success, and the vhost
+     * may be left without a certificate: both files are checked here first. */
+    struct lws_x509_cert *x = NULL;
+    bool cert_ok = mc && lws_x509_create(&x) == 0 && lws_x509_parse_from_pem(x, mc, nc + 1) == 0;
+    if (x)
+        lws_x509_destroy(&x);
+    bool key_ok = mk && strstr(mk, "-----BEGIN ") && strstr(mk, "PRIVATE KEY-----");
+    if (!mc || !mk)
+        snprintf(err, errlen, "cannot read %s", !mc ? cert : key);
+    else if (!cert_ok || !key_ok)
+        snprintf(err, errlen, "%s is not a PEM %s", !cert_ok ? cert : key,
+                 !cert_ok ? "certificate" : "private key");
+    else if (lws_tls_cert_updated(t->ctx, cert, key, mc, nc, mk, nk) != 0)
+        snprintf(err, errlen, "%s and %s do not load (a certificate and its key, PEM)", cert, key);
+    else
+        rc = 0;
+    if (mk)
+        sodium_memzero(mk, nk);
+    free(mc);
+    free(mk);
+    return rc;
+}
+
+int transport_tls_reload(struct transport *t, int *reloaded, char *err, size_t errlen)
+{
+    const struct kz_config *cfg = t->cfg;
+    *reloaded = 0;
+    if (cfg->tls_cert_file[0]) {
+        if (tls_reload_pair(t, cfg->tls_cert_file, cfg->tls_key_file, err, errlen) != 0)
+            return -1;
+        (*reloaded)++;
+    }
+    if (t->fed && cfg->federation_tls_cert_file[0]) {
+        if (tls_reload_pair(t, cfg->federation_tls_cert_file, cfg->federation_tls_key_file, err,
+                            errlen) != 0)
+            return -1;
+        (*reloaded)++;
+    }
+    return 0;
+}
+
+void transport_on_reload(struct transport *t, void (*fn)(void *), void *arg)
+{
+    t->reload = fn;
+    t->reload_arg = arg;
+}
+
+/* Pinged from a timer of the loop itself: if a callback hangs the loop, the pings stop and
+ * systemd restarts the service after WatchdogSec. Half the interval leaves a whole one of
+ * slack for a slow turn (sd_watchdog_enabled(3) advises the same). */
+static void watchdog_cb(lws_sorted_usec_list_t *sul)
+{
+    struct transport *t = lws_container_of(sul, struct transport, watchdog_sul);
+    if (kz_sd_notify("WATCHDOG=1") != 0)
+        KZ_WARN("watchdog_ping_failed", "socket=NOTIFY_SOCKET");
+    lws_sul_schedule(t->ctx, 0, &t->watchdog_sul, watchdog_cb, (lws_usec_t)t->watchdog_us / 2);
+}
+
 static void deadline_cb(lws_sorted_usec_list_t *sul)
 {
     struct transport *t = lws_container_of(sul, struct transport, deadline_sul);
@@ -341,8 +438,20 @@ void transport_run(struct transport *t)
 {
     lws_sul_schedule(t->ctx, 0, &t->house_sul, house_cb, 1);
     fed_begin(t);
-    while (!stop_requested && lws_service(t->ctx, 0) >= 0)
-        ;
+    t->watchdog_us = kz_sd_watchdog_usec();
+    if (t->watchdog_us)
+        lws_sul_schedule(t->ctx, 0, &t->watchdog_sul, watchdog_cb, 1);
+    /* The "listening on" line is out and every listener accepts: systemd may start what
+     * depends on kizunad (Type=notify). */
+    if (kz_sd_notify("READY=1\nSTATUS=serving") != 0)
+        KZ_WARN("notify_failed", "state=READY socket=NOTIFY_SOCKET");
+    while (!stop_requested && lws_service(t->ctx, 0) >= 0) {
+        if (reload_requested && t->reload) {
+            reload_requested = 0;
+            t->reload(t->reload_arg);
+        }
+    }
+    kz_sd_notify("STOPPING=1\nSTATUS=stopping");
 
     /* Stop: commit what was acknowledged-to-be, then say goodbye to every WebSocket with a
      * close frame (lws_context_destroy would send none) and give clients a moment to take it. */
@@ -366,6 +475,7 @@ void transport_free(struct transport *t)
     lws_sul_cancel(&t->tick_sul);
     lws_sul_cancel(&t->house_sul);
     lws_sul_cancel(&t->blob_sul);
+    lws_sul_cancel(&t->watchdog_sul);
     static_close(t);
     signal_ctx = NULL;
     fed_stop(t);

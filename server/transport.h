@@ -20,7 +20,17 @@ void transport_attach(struct transport *t, struct srv *srv, struct kz_workers *w
 /* What worker threads call to wake the loop (thread-safe), and its argument. */
 void (*transport_wake_fn(void))(void *);
 void *transport_wake_arg(struct transport *t);
-/* Serves until SIGTERM or SIGINT, then commits and closes every WebSocket with a close frame. */
+/* Loads the TLS certificates and keys (tls_cert_file, federation_tls_cert_file) again from
+ * their files, for SIGHUP after a renewal: new connections get the new ones. *reloaded: how many
+ * pairs. -1 with a message if one does not load (the old one stays in use). */
+int transport_tls_reload(struct transport *t, int *reloaded, char *err, size_t errlen);
+/* On SIGHUP, fn(arg) runs on the loop thread between two turns (kizunad reloads its
+ * settings). */
+void transport_on_reload(struct transport *t, void (*fn)(void *), void *arg);
+/* Serves until SIGTERM or SIGINT, then commits and closes every WebSocket with a close frame.
+ * Under systemd it says READY=1 first, pings the watchdog from the loop at half of
+ * WATCHDOG_USEC (a stuck loop stops pinging and is restarted), and says STOPPING=1 at the
+ * end. */
 void transport_run(struct transport *t);
 void transport_free(struct transport *t);
 

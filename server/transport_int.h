@@ -5,9 +5,11 @@
  *   listener.c   binding, accepting, and who may connect (per address, in total, descriptors)
  *   conn.c       the connection registry (ids the core knows) and per-address request rates
  *   ws.c         the WebSocket at /api/v1/ws: framing, per-connection queues, delivery
- *   http_api.c   HTTP requests: routing, POST /api/v1/<op>, /healthz, deadlines, pipelining
+ *   http_api.c   HTTP requests: routing, POST /api/v1/<op>, /healthz, /readyz, deadlines,
+ *                pipelining
  *   uploads.c    resumable uploads (tus) and blob downloads over HTTP
  *   http_static.c the web client's files: paths, types, ETags, gzip, streaming
+ *   http_metrics.c GET /metrics: who may read it, the transport's gauges, the core's (metrics.c)
  *   http_policy.c security headers on every reply, and the API's same-origin rule
  *   fed_peers.c  federation: its listener's vhost, the pinned peers, dialling, backoff, status
  *   fed_link.c   one federation link: its signed handshake, frames, duplicates, end (fed_int.h)
@@ -85,6 +87,7 @@ struct http_conn {
     size_t body_len;
     long long content_length;
     struct kz_frame *resp;
+    const char *resp_type; /* resp's Content-Type (static; NULL: application/json) */
     bool headers_sent;
     bool close_after; /* the request was refused before its body was read */
     /* Uploads and blobs (uploads.c): */
@@ -126,6 +129,10 @@ struct transport {
     lws_sorted_usec_list_t house_sul;
     lws_sorted_usec_list_t blob_sul; /* blob fetches across servers (srv_fed_blobs_tick) */
     lws_sorted_usec_list_t deadline_sul;
+    lws_sorted_usec_list_t watchdog_sul; /* systemd's watchdog, pinged from the loop */
+    int64_t watchdog_us;                 /* its interval (0: none asked for) */
+    void (*reload)(void *arg);           /* SIGHUP (transport_on_reload) */
+    void *reload_arg;
     bool deadline_passed;
     int port;
     unsigned char scratch[LWS_PRE + COALESCE_BYTES]; /* ws.c's gathering buffer */
@@ -184,6 +191,13 @@ int http_done(struct http_conn *h, struct lws *wsi);
 #define HTTP_BODY_CHUNK_MAX 32768
 int http_write_body(struct http_conn *h, struct lws *wsi, const unsigned char *mem, int64_t *pos,
                     int64_t end, size_t chunk);
+
+/* http_metrics.c */
+/* Serves GET /metrics (loopback, or the metrics_token bearer): the reply, or a refusal, is
+ * queued on h. -1: out of memory, close. */
+int metrics_begin(struct transport *t, struct http_conn *h, struct lws *wsi);
+/* The connections now (srv_transport's conn_stats). */
+void transport_conn_stats(struct transport *t, struct srv_conn_stats *out);
 
 /* http_static.c */
 /* Finds the web client's directory (web_root, else kz_web_root_default) at start; -1 with a

@@ -6,6 +6,7 @@
  * resume, and never grows the server's memory. Exactly one lws_write per WRITEABLE callback,
  * gathering many small frames into it (ws_writeable).
  */
+#include "metrics.h"
 #include "transport_int.h"
 
 #include <stdlib.h>
@@ -75,6 +76,7 @@ void ws_enqueue(struct transport *t, struct ws_conn *w, struct kz_frame *f, bool
      * consumer; pages are cut by bytes, ops_talk.c); behind others it must fit. */
     if (w->q_bytes > 0 && w->q_bytes + f->len > (size_t)t->cfg->max_queue_bytes) {
         KZ_WARN("slow_consumer", "conn=%llu queued=%zu", (unsigned long long)w->c.id, w->q_bytes);
+        kz_metrics.slow_consumer_disconnects++;
         ws_close(w, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow consumer: resume to catch up", false);
         return;
     }
@@ -345,8 +347,10 @@ void ws_push(struct transport *t, int64_t user_id, int64_t pos, struct kz_frame 
         next = w->user_next; /* ws_enqueue may close w, which does not unlink it yet */
         if (!w->subscribed || (pos && pos <= w->sub_pos))
             continue;
-        if (pos)
+        if (pos) {
             w->sub_pos = pos;
+            kz_metrics.events_delivered++;
+        }
         ws_enqueue(t, w, f, false);
     }
 }

@@ -298,6 +298,18 @@ enum store_rc store_upload_set_offset(struct store *st, const char *id, int64_t 
 enum store_rc store_upload_delete(struct store *st, const char *id);
 /* Bytes a user holds: finished blobs they uploaded plus the lengths of their open uploads. */
 enum store_rc store_upload_usage(struct store *st, int64_t user_id, int64_t *bytes);
+/* What the server holds, for GET /metrics and admin.status: blobs and their bytes, unfinished
+ * uploads and the bytes they have so far, sessions not ended. One pass over the blobs table
+ * (its rows, not its files): for a scrape or an admin's call, never a request's path. */
+struct store_totals {
+    int64_t blobs, blob_bytes;
+    int64_t uploads_open, upload_open_bytes;
+    int64_t sessions_open;
+};
+enum store_rc store_totals(struct store *st, struct store_totals *out);
+/* Messages (talk, not deleted) sent at or after since (ms): one pass over the messages table,
+ * for an admin's call. */
+enum store_rc store_messages_since(struct store *st, int64_t since, int64_t *out);
 /* Up to max expired open uploads' ids, into ids (each STORE_UPLOAD_ID_MAX + 1 bytes). */
 enum store_rc store_upload_expired(struct store *st, int64_t now,
                                    char (*ids)[STORE_UPLOAD_ID_MAX + 1], int max, int *n);

@@ -335,6 +335,47 @@ enum store_rc store_upload_usage(struct store *st, int64_t user_id, int64_t *byt
     return store_step_int(st, s, bytes, "upload usage");
 }
 
+enum store_rc store_totals(struct store *st, struct store_totals *out)
+{
+    static const char sql[] =
+        "SELECT (SELECT count(*) FROM blobs), (SELECT coalesce(sum(size), 0) FROM blobs),"
+        " (SELECT count(*) FROM uploads WHERE done_at IS NULL),"
+        " (SELECT coalesce(sum(offset), 0) FROM uploads WHERE done_at IS NULL),"
+        " (SELECT count(*) FROM sessions WHERE ended_at IS NULL)";
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+        return store_fail(st, "totals");
+    enum store_rc r = STORE_OK;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        out->blobs = sqlite3_column_int64(s, 0);
+        out->blob_bytes = sqlite3_column_int64(s, 1);
+        out->uploads_open = sqlite3_column_int64(s, 2);
+        out->upload_open_bytes = sqlite3_column_int64(s, 3);
+        out->sessions_open = sqlite3_column_int64(s, 4);
+    } else {
+        r = store_fail(st, "totals");
+    }
+    sqlite3_finalize(s);
+    return r;
+}
+
+enum store_rc store_messages_since(struct store *st, int64_t since, int64_t *out)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db, "SELECT count(*) FROM messages WHERE ts >= ? AND deleted = 0",
+                           -1, &s, NULL) != SQLITE_OK)
+        return store_fail(st, "messages since");
+    sqlite3_bind_int64(s, 1, since);
+    enum store_rc r = STORE_OK;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        *out = sqlite3_column_int64(s, 0);
+    else
+        r = store_fail(st, "messages since");
+    sqlite3_finalize(s);
+    return r;
+}
+
 enum store_rc store_upload_expired(struct store *st, int64_t now,
                                    char (*ids)[STORE_UPLOAD_ID_MAX + 1], int max, int *n)
 {

@@ -133,6 +133,7 @@ static const struct row rows[] = {
     /* A fresh server id, key and matching fingerprint per cell; removal of a fresh peer. */
     {"peer.add", "$PEER_FIELDS",                                            "U U F F F F o U U U F", 0},
     {"peer.list", "",                                                       "U U F F F F o U U U F", 0},
+    {"admin.status", "",                                                    "U U F F F F o U U U F", 0},
     {"peer.remove", "\"server\":\"$FRESH_PEER\"",                           "U U F F F F o U U U F", 0},
     /* An anyone op: the transport refuses a dead bearer token, but the expired account's
      * session still exists (no sweep has run) and join does not look at it. */

@@ -108,6 +108,12 @@ Test(disk, a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself)
     r = ws_callf(&a, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"still full\"", room);
     cr_assert_str_eq(reply_code(r), "unavailable", "writes are refused at once meanwhile");
     cJSON_Delete(r);
+    /* A load balancer sees it: readiness fails on the database, naming why (issue 23). */
+    static char ready[2048];
+    cr_assert_eq(http_request(d.port, "GET", "/readyz", NULL, NULL, ready, sizeof ready), 503, "%s",
+                 ready);
+    cr_assert(strstr(ready, "\"failed\":[\"database\"]"), "%s", ready);
+    cr_assert(strstr(ready, "writes are refused after a disk error"), "%s", ready);
 
     /* Space returns: the server takes writes again by itself. */
     struct rlimit unlimited = {RLIM_INFINITY, RLIM_INFINITY};
@@ -127,6 +133,8 @@ Test(disk, a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself)
     }
     cr_assert(ok, "writes are accepted again once there is room");
     cr_assert(log_has("disk_recovered"));
+    cr_assert_eq(http_request(d.port, "GET", "/readyz", NULL, NULL, ready, sizeof ready), 200,
+                 "ready again once a write committed: %s", ready);
     /* The bystander gets it live; resending a refused client_id now works exactly once. */
     bool seen = false;
     for (cJSON *ev; !seen && (ev = ws_next_event(&b, 5000));) {

@@ -120,8 +120,11 @@ static int log_figures(struct scene *sc)
         } seen[32];
         int nseen = 0;
         while (fgets(line, sizeof line, f)) {
-            char ts[64], level[16], ev[64];
-            if (sscanf(line, "%63s %15s %63s", ts, level, ev) != 3 || strncmp(ev, "fed_", 4) != 0)
+            /* logfmt: "ts=... level=warn component=federation event=fed_fork ..." */
+            char level[16], ev[64];
+            const char *lv = strstr(line, " level="), *e = strstr(line, " event=");
+            if (!lv || !e || sscanf(lv + 7, "%15[^ ]", level) != 1 ||
+                sscanf(e + 7, "%63[^ \n]", ev) != 1 || strncmp(ev, "fed_", 4) != 0)
                 continue;
             if (strcmp(level, "warn") != 0 && strcmp(level, "error") != 0)
                 continue;

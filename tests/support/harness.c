@@ -294,12 +294,29 @@ void kzd_kill(struct kzd *d)
     d->pid = 0;
 }
 
+/* The first line of d's log that holds a password every test run uses (the admin's, and the
+ * LOGIN TEST_PW_SUFFIX of other test users), into line; false if none does. Every test's
+ * teardown looks, so the whole suite checks that no password reaches a log (issue 23). */
+static bool log_secret_line(const struct kzd *d, char *line, size_t n)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/stderr.log", d->dir);
+    FILE *f = fopen(path, "r");
+    bool found = false;
+    while (f && !found && fgets(line, (int)n, f))
+        found = strstr(line, TEST_ADMIN_PASSWORD) || strstr(line, TEST_PW_SUFFIX);
+    if (f)
+        fclose(f);
+    return found;
+}
+
 void kzd_teardown(struct kzd *d)
 {
     /* Every test ends with a clean stop, so every test is also a check that kizunad shuts down
      * cleanly and (under ASan or valgrind) leaks nothing. */
     int rc = kzd_stop(d);
-    char cmd[700];
+    char cmd[700], secret_line[1024];
+    bool leaked = d->dir[0] && log_secret_line(d, secret_line, sizeof secret_line);
     if (rc != 0) {
         snprintf(cmd, sizeof cmd, "tail -n 60 '%s/stderr.log' >&2", d->dir);
         rc = system(cmd) == 0 ? rc : rc;
@@ -318,6 +335,10 @@ void kzd_teardown(struct kzd *d)
                 "kizunad did not exit cleanly (status %d): a crash, a sanitizer report or "
                 "a leak; its log is above\n",
                 rc);
+        abort();
+    }
+    if (leaked) {
+        fprintf(stderr, "a test password reached kizunad's log:\n%s", secret_line);
         abort();
     }
 }
