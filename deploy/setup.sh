@@ -25,10 +25,8 @@ BUILD_PKGS=(build-essential cmake pkg-config libwebsockets-dev libsqlite3-dev li
 # deploy/build-deb.sh and fails on lintian errors; it installs the package into an overlay of
 # this machine, so the package's own Depends must be here: adduser (tzdata is above); systemd
 # brings systemd-analyze, which verifies the units (nothing is started: no systemd runs there).
-# prometheus: its promtool checks kizunad's GET /metrics text (tests/integration/test_operations.c);
-# only the tool is used, the package's own service is never started by the tests.
 TEST_PKGS=(libcriterion-dev valgrind curl mosquitto openssl clang libclang-rt-14-dev faketime
-           debhelper dpkg-dev fakeroot lintian adduser systemd prometheus)
+           debhelper dpkg-dev fakeroot lintian adduser systemd)
 # Browser tests (tests/web, ctest web_*): Debian's chromium with fonts-noto-cjk (Japanese in
 # screenshots), node and npm, which installs the pinned puppeteer-core once (npm ci; no browser
 # is downloaded). A machine that already has node and npm of its own (e.g. NodeSource's, whose
@@ -52,6 +50,27 @@ install_missing() {
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
         "${missing[@]}" >/dev/null
+}
+
+# promtool checks kizunad's GET /metrics text (tests/integration/test_operations.c). It comes
+# in Debian's prometheus package, whose installation would also start a Prometheus server on a
+# machine with an init system (a process the suite must not leave behind): only the tool is
+# taken out of the package (a Go binary needing only libc) and put in /usr/local/bin.
+promtool_dep() {
+    command -v promtool >/dev/null && return 0
+    local sudo="" dir
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    dir=$(mktemp -d)
+    (cd "$dir" && apt-get download prometheus >/dev/null 2>&1) ||
+        { $sudo apt-get update -qq && (cd "$dir" && apt-get download prometheus >/dev/null); } || {
+        rm -rf "$dir"
+        return 1
+    }
+    dpkg-deb -x "$dir"/prometheus_*.deb "$dir/x" &&
+        $sudo install -m 0755 "$dir/x/usr/bin/promtool" /usr/local/bin/promtool
+    local rc=$?
+    rm -rf "$dir"
+    return $rc
 }
 
 web_test_deps() { # npm ci in tests/web, unless node_modules already matches package-lock.json
@@ -136,6 +155,7 @@ run)
     ;;
 test)
     install_missing "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${WEB_TEST_PKGS[@]}"
+    promtool_dep
     web_test_deps
     # Warnings are errors in every build made here (KIZUNA_WERROR, off by default for packagers).
     build build/asan -DCMAKE_BUILD_TYPE=Debug -DKIZUNA_SANITIZE=ON -DKIZUNA_WERROR=ON
