@@ -85,6 +85,7 @@ export function toast(text, kind = 'info', ms = 4000) {
   const el = h('div', { class: ['toast', 'toast-' + kind] }, text);
   box.appendChild(el);
   setTimeout(() => el.remove(), ms);
+  return el; // a caller may update or remove it sooner
 }
 
 // A banner stays until closed or replaced (same id): connection state, urgent notices.

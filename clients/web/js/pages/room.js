@@ -41,7 +41,7 @@ addStrings({
     'members.title': 'メンバー', 'members.invite': '招待するログインID', 'members.invite_btn': '招待',
     'members.remove': '外す', 'members.remove_confirm': '{name} をこのルームから外しますか？',
     'members.leave': 'このルームから退出', 'members.leave_confirm': 'このルームから退出しますか？',
-    'members.admin': '管理者', 'members.rename': 'ルーム名を変更', 'members.invited': '{user} を招待しました。',
+    'members.admin': '管理者', 'members.rename': 'ルーム名を変更', 'members.record': '記録を書き出す', 'members.invited': '{user} を招待しました。',
     'members.servers': '参加自治体', 'members.seats': '席',
     'room.keys': '↑↓ でメッセージを移動、Enter でメッセージの操作、Esc で入力欄へ', 'room.unread_here': 'ここから未読', 'room.this_server': 'このサーバー', 'room.on_duty': '（第一報を受ける）', 'room.urgent': '第一報', 'room.photos': '写真',
   },
@@ -72,7 +72,7 @@ addStrings({
     'members.title': 'Members', 'members.invite': 'Login ID to invite', 'members.invite_btn': 'Invite',
     'members.remove': 'Remove', 'members.remove_confirm': 'Remove {name} from this room?',
     'members.leave': 'Leave this room', 'members.leave_confirm': 'Leave this room?',
-    'members.admin': 'admin', 'members.rename': 'Rename room', 'members.invited': 'Invited {user}.',
+    'members.admin': 'admin', 'members.rename': 'Rename room', 'members.record': 'Export the record', 'members.invited': 'Invited {user}.',
     'members.servers': 'Municipalities', 'members.seats': 'Seats',
     'room.keys': 'Up and down move between messages, Enter opens a message\'s actions, Esc goes to the text field', 'room.unread_here': 'Unread from here', 'room.this_server': 'this server', 'room.on_duty': ' (receives first reports)', 'room.urgent': 'First report', 'room.photos': 'Photos',
   },
@@ -662,12 +662,15 @@ route('#/room/:id', async (el, params) => {
     }
     const buttons = [{ label: t('common.close'), value: null }];
     if (admin && info?.kind !== 'direct') buttons.push({ label: t('members.rename'), value: 'rename' });
+    buttons.push({ label: t('members.record'), value: 'record' }); // 記録 (issue 22): js/record.js
     buttons.push({ label: t('members.leave'), value: 'leave', kind: 'danger' });
     document.querySelectorAll('dialog.dialog').forEach((d) => { d.close(); d.remove(); });
     const v = await dialog(t('members.title') + `（${r.members.length}）`, parts, buttons, { wide: true });
     if (v === 'leave') {
       if (!await confirmDialog(t('members.leave_confirm'), { danger: true, ok: t('members.leave') })) return;
       try { await api.call('room.leave', { room: roomId }); await refreshRooms(); go('#/rooms'); } catch (e) { toast(e.message, 'error'); }
+    } else if (v === 'record') {
+      import('../record.js').then((m) => m.recordDialog(roomId, info?.name || roomName(rooms.byId(roomId))));
     } else if (v === 'rename') {
       const name = await promptDialog(t('members.rename'), t('rooms.create.name'), info?.name || '');
       if (name && name.trim()) try { await api.call('room.update', { room: roomId, name: name.trim() }); } catch (e) { toast(e.message, 'error'); }
