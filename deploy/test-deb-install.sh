@@ -160,8 +160,40 @@ while [ $SECONDS -lt $deadline ]; do
 done
 [ "$active" = active ] || boot_fail "kizunad.service is '$active', not active, 30 s after boot" \
     "(Type=notify: has kizunad sent READY=1?)"
+echo "test-deb-install: kizunad.service active (READY=1)"
+
+# What a new administrator does next (issue 23's "Done when"): readiness and metrics from the
+# machine itself, a lost admin password recovered on the server, the status screen showing the
+# server ready and the night's backup verified, a reload that keeps the service up.
+get() { # get PATH: the reply (headers and body) of GET PATH on 127.0.0.1:8080, in the root
+    in_root timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080 &&
+        printf "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" "$1" >&3 &&
+        cat <&3' get "$1" 2>/dev/null
+}
+grep -q '^HTTP/1.1 200' <<<"$(get /readyz)" || boot_fail "GET /readyz: $(get /readyz | tail -n 1)"
+metrics=$(get /metrics)
+grep -q '^kizuna_connections{' <<<"$metrics" ||
+    boot_fail "GET /metrics has no kizuna_connections: $(head -n 3 <<<"$metrics")"
+otp=$(in_root runuser -u kizuna -- kizunad reset-admin --data /var/lib/kizuna/data 2>&1 |
+    sed -n 's/^one-time password: //p') || true
+[ -n "$otp" ] || boot_fail "kizunad reset-admin printed no one-time password"
+newpw="recovered-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+in_root env KIZUNA_CONFIG_DIR=/root/.kz KIZUNA_SERVER=http://127.0.0.1:8080 KIZUNA_PASSWORD="$otp" \
+    kizuna login admin >/dev/null || boot_fail "kizuna login admin with reset-admin's password failed"
+in_root env KIZUNA_CONFIG_DIR=/root/.kz KIZUNA_SERVER=http://127.0.0.1:8080 KIZUNA_PASSWORD="$otp" \
+    KIZUNA_NEW_PASSWORD="$newpw" kizuna passwd >/dev/null || boot_fail "kizuna passwd failed"
+status=$(in_root env KIZUNA_CONFIG_DIR=/root/.kz KIZUNA_SERVER=http://127.0.0.1:8080 kizuna admin status) ||
+    boot_fail "kizuna admin status failed: $status"
+grep -q '^ready  *yes' <<<"$status" || boot_fail "admin status does not say ready: $status"
+grep -q 'verified .*whole' <<<"$status" || boot_fail "admin status shows no verified backup: $status"
+in_root journalctl --no-pager -u kizunad | grep -qF "$otp" && boot_fail "the one-time password is in the journal"
+in_root systemctl reload kizunad || boot_fail "systemctl reload kizunad failed"
+[ "$(in_root systemctl is-active kizunad)" = active ] || boot_fail "kizunad is not active after a reload"
+echo "test-deb-install: readyz 200, metrics served, reset-admin recovered the admin, admin status:"
+sed 's/^/    /' <<<"$status"
+
 in_root systemctl stop kizunad || boot_fail "systemctl stop kizunad failed"
 [ "$(in_root systemctl show -P Result kizunad)" = success ] ||
     boot_fail "kizunad did not stop cleanly: $(in_root systemctl show -P Result kizunad)"
-echo "test-deb-install: kizunad.service active (READY), then stopped cleanly"
+echo "test-deb-install: kizunad.service stopped cleanly"
 echo "test-deb-install: ok: $(basename "$deb") on a fresh Debian 12 root, booted, in $((SECONDS - start)) s"

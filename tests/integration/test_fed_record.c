@@ -277,4 +277,67 @@ Test(fed_record, a_hotline_with_seats_is_recorded_alike_on_both_servers, .fini =
         free(a);
         free(b);
     }
+
+    /* Issue 22's "Done when" on the hotline: the prefecture's reviewer marks the record with
+     * the helper's proposals, its admin approves, and the published HTML holds no canary. */
+    hot_ok(
+        fednet_admin(&hot, 0, "\"op\":\"record.reviewer\",\"room\":\"%s\",\"user\":\"ken1\"", room),
+        "reviewer");
+    cr_assert(ws_open(&k, hot.s[0].d.port) && ws_login(&k, "ken1", "ken1" TEST_PW_SUFFIX, NULL));
+    r = ws_callf(&k, "\"op\":\"record.review.create\",\"room\":\"%s\"", room);
+    cr_assert_str_eq(reply_code(r), "ok", "review: %s", cJSON_PrintUnformatted(r));
+    long long review = (long long)cJSON_GetObjectItem(r, "review")->valuedouble;
+    cJSON_Delete(r);
+    /* Every message, edit and deletion of the record (as `record review mark --all`). */
+    char *rec = admin_export(0, room, "jsonl");
+    cJSON *ids = cJSON_CreateArray(), *ev;
+    for (char *line = strtok(rec, "\n"); line; line = strtok(NULL, "\n")) {
+        ev = cJSON_Parse(line);
+        const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(ev, "type"));
+        if (type && !strncmp(type, "msg", 3))
+            cJSON_AddItemToArray(
+                ids, cJSON_CreateString(cJSON_GetStringValue(cJSON_GetObjectItem(ev, "event_id"))));
+        cJSON_Delete(ev);
+    }
+    free(rec);
+    cr_assert_eq(cJSON_GetArraySize(ids), 4, "the report, its edit, the reply and its deletion");
+    char *list = cJSON_PrintUnformatted(ids);
+    cJSON_Delete(ids);
+    hot_ok(
+        ws_callf(&k, "\"op\":\"record.review.mark\",\"review\":%lld,\"events\":%s", review, list),
+        "mark");
+    free(list);
+    r = ws_callf(&k, "\"op\":\"record.review.show\",\"review\":%lld", review);
+    int proposals = 0, phone = 0;
+    cJSON *red;
+    cJSON_ArrayForEach(red, cJSON_GetObjectItem(r, "redactions"))
+    {
+        proposals++;
+        phone += strstr(cJSON_GetStringValue(cJSON_GetObjectItem(red, "text")), "090") != NULL;
+        hot_ok(ws_callf(&k,
+                        "\"op\":\"record.review.decide\",\"review\":%lld,\"redaction\":%lld,"
+                        "\"accept\":true",
+                        review, (long long)cJSON_GetObjectItem(red, "id")->valuedouble),
+               "decide");
+    }
+    cJSON_Delete(r);
+    cr_assert_geq(phone, 1, "the helper proposes the phone number (%d proposals)", proposals);
+    r = ws_callf(&k, "\"op\":\"record.review.approve\",\"review\":%lld", review);
+    cr_assert_str_eq(reply_code(r), "forbidden", "not by its own reviewer");
+    cJSON_Delete(r);
+    hot_ok(fednet_admin(&hot, 0, "\"op\":\"record.review.approve\",\"review\":%lld", review),
+           "approve");
+    ws_close_fd(&k);
+    r = fednet_admin(&hot, 0,
+                     "\"op\":\"record.publish\",\"review\":%lld,\"format\":\"html\","
+                     "\"limit\":10000",
+                     review);
+    cr_assert_str_eq(reply_code(r), "ok", "publish");
+    const char *pub = cJSON_GetObjectItem(r, "text")->valuestring;
+    cr_assert(strstr(pub, "\u25a0\u25a0\u25a0") || strstr(pub, "■■■"), "%s", pub);
+    cr_assert(strstr(pub, "片側通行") && strstr(pub, "危機管理課長"), "%s", pub);
+    cr_assert_null(strstr(pub, "090-1234-5678"), "the canary is published: %s", pub);
+    cr_assert_null(strstr(pub, "1234-5678"), "%s", pub);
+    cr_assert_null(strstr(pub, "ken1"), "no login in the published record");
+    cJSON_Delete(r);
 }
