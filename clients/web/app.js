@@ -16,6 +16,7 @@ import './js/pages/rooms.js';
 import './js/pages/room.js';
 import './js/pages/search.js';
 import './js/pages/gallery.js';
+import './js/pages/review.js';
 import './js/pages/devices.js';
 // Notices and administration (the notices-admin pages): one import line each, here.
 import './js/pages/notices.js';

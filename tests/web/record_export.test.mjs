@@ -2,7 +2,10 @@
 // js/record.js): a member opens the members dialog, 記録を書き出す, and saves the chronology as
 // CSV (UTF-8 with a BOM, every message, the canary phone number in it: the internal record) and
 // as HTML; then the published version of a review approved with the CLI, in which the canary
-// is a ■■■. Screenshot: the dialog.
+// is a ■■■. Then the whole review in the browser: the reviewer starts one from the same dialog,
+// marks everything, accepts the helper's proposals (the phone number among them), is not
+// offered to approve it herself (the server refuses it too: test_record); an admin's browser approves it; the published HTML has no canary.
+// Screenshots: the dialog, the review page.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, rmSync } from 'node:fs';
@@ -83,5 +86,43 @@ test('a member saves the room record as CSV and HTML, and the published version 
     assert.match((await downloadNames(page)).at(-1), /^公開版_.*\.html$/);
     assert.ok(!pub.includes(CANARY) && !pub.includes('4417'), 'the published record holds no canary');
     assert.ok(pub.includes('■■■') && pub.includes('県道12号 通行止め'), pub.slice(0, 1500));
+    assert.deepEqual(page.problems, []);
+});
+
+test('a reviewer reviews in the browser, an admin approves, and the published record hides the canary', async () => {
+    const page = await newPage(await browser.createBrowserContext(), { mobile: false });
+    await loginAs(page, srv, 'sato');
+    await page.goto(`${srv.url}/#/room/${roomId}`);
+    await page.waitForSelector('#composer');
+    await exportVia(page, { kind: 'review_new', format: 'html' });
+    await page.click('dialog[open] button[type="submit"]');
+    await page.waitForFunction(() => location.hash.startsWith('#/review/'));
+    const id = Number(await page.evaluate(() => location.hash.split('/').pop()));
+    assert.ok(id > reviewId);
+    await page.waitForSelector('#rv-mark-all');
+    await page.click('#rv-mark-all');
+    await page.waitForFunction(() => /公開対象 [1-9]/.test(document.querySelector('#review')?.innerText || ''));
+    const items = await page.$$eval('#rv-list .rv-item', (l) => l.map((e) => e.innerText));
+    assert.ok(items.some((x) => x.includes(CANARY)), `the phone number is proposed: ${items}`);
+    await screenshot(page, 'record-review');
+    await page.click('#rv-accept-all');
+    await page.waitForFunction(() => !document.querySelector('#rv-list .rv-proposed'));
+    assert.equal(await page.$('#rv-approve'), null, 'no approving one\'s own review');
+    assert.ok(await page.$('#rv-approve-note'));
+    const admin = await newPage(await browser.createBrowserContext(), { mobile: false });
+    await loginAs(admin, srv, 'admin');
+    await admin.goto(`${srv.url}/#/review/${id}`);
+    await admin.waitForSelector('#rv-approve');
+    await admin.click('#rv-approve');
+    await admin.waitForFunction(() => /承認済み/.test(document.querySelector('#review')?.innerText || ''));
+
+    const dir = await downloadsInto(page);
+    await page.goto(`${srv.url}/#/room/${roomId}`);
+    await page.waitForSelector('#composer');
+    await exportVia(page, { kind: 'publish', format: 'html', review: id });
+    await page.click('dialog[open] button[type="submit"]');
+    const pub = (await waitForDownload(dir)).bytes.toString('utf8');
+    assert.ok(!pub.includes(CANARY) && pub.includes('■■■') && pub.includes('県道12号 通行止め'));
+    assert.deepEqual(admin.problems, []);
     assert.deepEqual(page.problems, []);
 });

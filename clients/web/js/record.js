@@ -1,19 +1,22 @@
 // record.js: the room's record (記録, issue 22) from the room's menu: its chronology as a file
 // (record.export: HTML to print, CSV for Excel, JSON Lines for `kizunad verify-record`), of the
 // whole room or a range of days, or the published version of an approved review
-// (record.publish), each fetched page by page and saved as one file. The review itself (marks,
-// redactions, approval) is done with `kizuna record review` (docs/records.md). Photos appear as
+// (record.publish), each fetched page by page and saved as one file; or a review started or
+// opened (its page, js/pages/review.js: marks, redactions, approval). Photos appear as
 // the server has them (their blob ids): the browser does not fill in captions here, as the
 // CLI's export does from its own device.
 
 import { api } from './api.js';
 import { h, dialog, toast } from './dom.js';
 import { t, addStrings } from './i18n.js';
+import { go } from './router.js';
 
 addStrings({
   ja: {
     'record.title': '記録を書き出す（時系列）',
     'record.kind': '書き出すもの', 'record.kind.export': 'このルームの記録（内部用）', 'record.kind.publish': '承認済みの公開版',
+    'record.kind.review_new': '公開のためのレビューを始める（レビュー担当者）', 'record.kind.review_open': 'レビューを開く',
+    'record.review_title': 'レビューの題名（任意）',
     'record.format': '形式', 'record.format.html': 'HTML（印刷・PDF 用）', 'record.format.csv': 'CSV（Excel 用）',
     'record.format.jsonl': 'JSON Lines（検証用: kizunad verify-record）',
     'record.from': '開始日（任意）', 'record.to': '終了日（任意、その日を含む）', 'record.review': 'レビュー番号',
@@ -24,6 +27,8 @@ addStrings({
   en: {
     'record.title': 'Export the record (chronology)',
     'record.kind': 'What', 'record.kind.export': "this room's record (internal)", 'record.kind.publish': 'an approved published version',
+    'record.kind.review_new': 'start a review for publication (reviewers)', 'record.kind.review_open': 'open a review',
+    'record.review_title': "The review's title (optional)",
     'record.format': 'Format', 'record.format.html': 'HTML (to print, PDF)', 'record.format.csv': 'CSV (Excel)',
     'record.format.jsonl': 'JSON Lines (to verify: kizunad verify-record)',
     'record.from': 'From (optional)', 'record.to': 'To (optional, inclusive)', 'record.review': 'Review number',
@@ -67,8 +72,10 @@ function save(text, name, type) {
 
 /** The dialog; roomId the room, name its name (for the file's name). */
 export async function recordDialog(roomId, name) {
-  const kind = h('select', { id: 'rec-kind' },
-    h('option', { value: 'export' }, t('record.kind.export')), h('option', { value: 'publish' }, t('record.kind.publish')));
+  const kind = h('select', { id: 'rec-kind' }, ['export', 'publish', 'review_new', 'review_open'].map((k) =>
+    h('option', { value: k }, t('record.kind.' + k))));
+  const title = h('input', { id: 'rec-title', maxlength: '200' });
+  const titleField = h('div', { class: 'field', hidden: true }, h('label', { for: 'rec-title' }, t('record.review_title')), title);
   const format = h('select', { id: 'rec-format' }, ['html', 'csv', 'jsonl'].map((f) => h('option', { value: f }, t('record.format.' + f))));
   const from = h('input', { type: 'date', id: 'rec-from' });
   const to = h('input', { type: 'date', id: 'rec-to' });
@@ -77,14 +84,29 @@ export async function recordDialog(roomId, name) {
     h('div', { class: 'field' }, h('label', { for: 'rec-from' }, t('record.from')), from),
     h('div', { class: 'field' }, h('label', { for: 'rec-to' }, t('record.to')), to));
   const reviewField = h('div', { class: 'field', hidden: true }, h('label', { for: 'rec-review' }, t('record.review')), review);
-  kind.addEventListener('change', () => { range.hidden = kind.value !== 'export'; reviewField.hidden = kind.value === 'export'; });
+  const formatField = h('div', { class: 'field' }, h('label', { for: 'rec-format' }, t('record.format')), format);
+  kind.addEventListener('change', () => {
+    const k = kind.value;
+    range.hidden = k !== 'export' && k !== 'review_new';
+    reviewField.hidden = k !== 'publish' && k !== 'review_open';
+    formatField.hidden = k !== 'export' && k !== 'publish';
+    titleField.hidden = k !== 'review_new';
+  });
   const v = await dialog(t('record.title'), [
     h('div', { class: 'field' }, h('label', { for: 'rec-kind' }, t('record.kind')), kind),
-    h('div', { class: 'field' }, h('label', { for: 'rec-format' }, t('record.format')), format),
-    range, reviewField, h('p', { class: 'muted' }, t('record.note')),
+    formatField, titleField, range, reviewField, h('p', { class: 'muted' }, t('record.note')),
   ], [{ label: t('common.cancel'), value: null }, { label: t('record.ok'), value: 'ok', submit: true, kind: 'primary' }],
-  { validate: () => kind.value === 'export' || Number(review.value) > 0 || (toast(t('record.bad_review'), 'error'), false) });
+  { validate: () => ['export', 'review_new'].includes(kind.value) || Number(review.value) > 0 || (toast(t('record.bad_review'), 'error'), false) });
   if (v !== 'ok') return;
+  if (kind.value === 'review_open') { go('#/review/' + Number(review.value)); return; }
+  if (kind.value === 'review_new') {
+    try {
+      const r = await api.call('record.review.create', { room: roomId, title: title.value.trim() || undefined,
+        from: dayStart(from.value), to: dayStart(to.value, true) }, { timeout: 60000 });
+      go('#/review/' + r.review);
+    } catch (e) { toast(e.message, 'error', 8000); }
+    return;
+  }
   const f = format.value;
   const busy = toast(t('record.busy', { rows: 0 }), 'info', 600000);
   const progress = (rows) => { if (busy) busy.textContent = t('record.busy', { rows }); };
