@@ -185,7 +185,8 @@ in_root env KIZUNA_CONFIG_DIR=/root/.kz KIZUNA_SERVER=http://127.0.0.1:8080 KIZU
 status=$(in_root env KIZUNA_CONFIG_DIR=/root/.kz KIZUNA_SERVER=http://127.0.0.1:8080 kizuna admin status) ||
     boot_fail "kizuna admin status failed: $status"
 grep -q '^ready  *yes' <<<"$status" || boot_fail "admin status does not say ready: $status"
-grep -q 'verified .*whole' <<<"$status" || boot_fail "admin status shows no verified backup: $status"
+grep -q 'verified .*whole (/var/backups/kizuna/kizuna-' <<<"$status" ||
+    boot_fail "admin status shows no verified backup under its final name: $status"
 in_root journalctl --no-pager -u kizunad | grep -qF "$otp" && boot_fail "the one-time password is in the journal"
 in_root systemctl reload kizunad || boot_fail "systemctl reload kizunad failed"
 [ "$(in_root systemctl is-active kizunad)" = active ] || boot_fail "kizunad is not active after a reload"
