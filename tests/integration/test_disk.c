@@ -35,20 +35,6 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static bool log_has(const char *needle)
-{
-    char path[400];
-    snprintf(path, sizeof path, "%s/stderr.log", d.dir);
-    FILE *f = fopen(path, "r");
-    char line[2048];
-    bool found = false;
-    while (f && !found && fgets(line, sizeof line, f))
-        found = strstr(line, needle) != NULL;
-    if (f)
-        fclose(f);
-    return found;
-}
-
 Test(disk, a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself)
 {
     /* Restart with every file the server writes limited to a little above today's size. */
@@ -96,7 +82,7 @@ Test(disk, a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself)
         cJSON_Delete(r);
     }
     cr_assert_geq(refused_at, 0, "the limit was reached (acked %d)", acked);
-    cr_assert(log_has("disk_alarm"), "an alarm in the log");
+    cr_assert(kzd_log_has(&d, "disk_alarm"), "an alarm in the log");
 
     /* Reads go on, and the live connection was not dropped. */
     r = ws_callf(&a, "\"op\":\"history\",\"room\":\"%s\",\"limit\":5", room);
@@ -132,7 +118,7 @@ Test(disk, a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself)
             cJSON_Delete(ws_next_event(&a, 100)); /* the retry window passing, not readiness */
     }
     cr_assert(ok, "writes are accepted again once there is room");
-    cr_assert(log_has("disk_recovered"));
+    cr_assert(kzd_log_has(&d, "disk_recovered"));
     cr_assert_eq(http_request(d.port, "GET", "/readyz", NULL, NULL, ready, sizeof ready), 200,
                  "ready again once a write committed: %s", ready);
     /* The bystander gets it live; resending a refused client_id now works exactly once. */

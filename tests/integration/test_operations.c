@@ -163,20 +163,6 @@ static bool failed_has(const cJSON *j, const char *check)
     return false;
 }
 
-static bool log_has(const char *needle)
-{
-    char path[400];
-    snprintf(path, sizeof path, "%s/stderr.log", d.dir);
-    FILE *f = fopen(path, "r");
-    char line[4096];
-    bool found = false;
-    while (f && !found && fgets(line, sizeof line, f))
-        found = strstr(line, needle) != NULL;
-    if (f)
-        fclose(f);
-    return found;
-}
-
 /* Replaces the first occurrence of from in the server's config file with to. */
 static void config_edit(const char *from, const char *to)
 {
@@ -249,8 +235,8 @@ Test(operations, readyz_turns_unready_below_the_disk_threshold_and_ready_after_s
             break;
     } while (mono_ms() < deadline);
     cr_assert_eq(status, 200, "readyz stayed unready after the reload");
-    cr_assert(log_has("ready_min_free_bytes=1125899906842624->0"));
-    cr_assert(log_has("max_message_bytes=2000->4000"));
+    cr_assert(kzd_log_has(&d, "ready_min_free_bytes=1125899906842624->0"));
+    cr_assert(kzd_log_has(&d, "max_message_bytes=2000->4000"));
 
     /* The same connection, with the new limit. */
     snprintf(req, sizeof req, "{\"id\":3,\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"%s\"}",
@@ -264,9 +250,9 @@ Test(operations, readyz_turns_unready_below_the_disk_threshold_and_ready_after_s
     config_edit("\"max_frame_bytes\":65536", "\"max_frame_bytes\":131072");
     cr_assert_eq(kill(d.pid, SIGHUP), 0);
     deadline = mono_ms() + 10000;
-    while (!log_has("need_restart=\"max_frame_bytes\"") && mono_ms() < deadline)
+    while (!kzd_log_has(&d, "need_restart=\"max_frame_bytes\"") && mono_ms() < deadline)
         usleep(20000);
-    cr_assert(log_has("need_restart=\"max_frame_bytes\""));
+    cr_assert(kzd_log_has(&d, "need_restart=\"max_frame_bytes\""));
     ws_close_fd(&w);
 }
 
@@ -276,10 +262,10 @@ Test(operations, a_config_error_at_sighup_changes_nothing)
     config_edit("\"ready_min_free_bytes\":0", "\"ready_min_free_bytes\":-5");
     cr_assert_eq(kill(d.pid, SIGHUP), 0);
     long long deadline = mono_ms() + 10000;
-    while (!log_has("config_reload_failed") && mono_ms() < deadline)
+    while (!kzd_log_has(&d, "config_reload_failed") && mono_ms() < deadline)
         usleep(20000);
-    cr_assert(log_has("config_reload_failed"));
-    cr_assert(log_has("ready_min_free_bytes: -5 is out of range [0, "), "the log says why");
+    cr_assert(kzd_log_has(&d, "config_reload_failed"));
+    cr_assert(kzd_log_has(&d, "ready_min_free_bytes: -5 is out of range [0, "), "the log says why");
     int status;
     cJSON *j = readyz(&status);
     cJSON_Delete(j);
@@ -926,7 +912,7 @@ Test(operations, sighup_loads_a_renewed_tls_certificate_and_keeps_it_when_broken
     cr_assert_eq(run_capture(renew, NULL, NULL, out, sizeof out), 0);
     cr_assert_eq(kill(d.pid, SIGHUP), 0);
     long long deadline = mono_ms() + 10000;
-    while (!log_has("event=tls_reloaded pairs=1") && mono_ms() < deadline)
+    while (!kzd_log_has(&d, "event=tls_reloaded pairs=1") && mono_ms() < deadline)
         usleep(20000);
     served_subject(out, sizeof out);
     cr_assert(strstr(out, "kizuna-cert-2"), "%s", out);
@@ -936,9 +922,9 @@ Test(operations, sighup_loads_a_renewed_tls_certificate_and_keeps_it_when_broken
     cr_assert_eq(run_capture(breakit, NULL, NULL, out, sizeof out), 0);
     cr_assert_eq(kill(d.pid, SIGHUP), 0);
     deadline = mono_ms() + 10000;
-    while (!log_has("event=tls_reload_failed") && mono_ms() < deadline)
+    while (!kzd_log_has(&d, "event=tls_reload_failed") && mono_ms() < deadline)
         usleep(20000);
-    cr_assert(log_has("event=tls_reload_failed"));
+    cr_assert(kzd_log_has(&d, "event=tls_reload_failed"));
     served_subject(out, sizeof out);
     cr_assert(strstr(out, "kizuna-cert-2"), "%s", out);
     cr_assert_eq(kzd_stop(&d), 0);

@@ -959,3 +959,17 @@ void kzd_qualify(struct kzd *d, const char *login, char *out, size_t n)
     snprintf(out, n, "%s@%s", login, id);
     cJSON_Delete(r);
 }
+
+bool kzd_log_has(const struct kzd *d, const char *needle)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/stderr.log", d->dir);
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    bool found = false;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}

@@ -48,6 +48,8 @@ void kzd_kill(struct kzd *d);
 /* login as the server names it in what devices sign (issue 19): "login@SERVER_ID", the id
  * asked of the running server (whoami as admin). */
 void kzd_qualify(struct kzd *d, const char *login, char *out, size_t n);
+/* Whether a line of the server's log (DIR/stderr.log) so far contains needle. */
+bool kzd_log_has(const struct kzd *d, const char *needle);
 /* Waits for a server that stops by itself; its exit status, or -1 (and SIGKILL) after
  * timeout_ms. */
 int kzd_wait_exit(struct kzd *d, int timeout_ms);
