@@ -209,6 +209,18 @@ test('a photo chosen with the camera button reaches the CLI and a second browser
     assert.deepEqual(corners, ['001', '100', '111', '010'], `corners ${corners}`);
     await screenshot(suzukiPage, 'photo-send-received');
 
+    // The same signed photo posted again (as a hostile server could deliver it anew): its
+    // number is one an earlier position had, so the second browser refuses it as a replay.
+    const orig = (await call(satoPage, 'history', { room, limit: 50 })).events.find((e) => e.pos === pos);
+    const again = await call(satoPage, 'e2ee.post', { room, type: 'e2ee.photo', device: orig.content.device,
+        data: orig.content.data, sig: orig.content.sig, blobs: orig.content.blobs, client_id: 'replay-1' });
+    await suzukiPage.waitForFunction((p) => {
+        const li = document.querySelector(`li[data-pos="${p}"] [data-photo-state]`);
+        return li?.dataset.photoState === 'replay';
+    }, { timeout: 20000 }, again.pos);
+    assert.match(await suzukiPage.$eval(`li[data-pos="${again.pos}"]`, (li) => li.textContent), new RegExp(`#${pos} と同じ写真の再送`));
+    assert.equal(await suzukiPage.$eval(`li[data-pos="${pos}"] [data-photo-state]`, (e) => e.dataset.photoState), 'shown', 'the original stays');
+
     // The server holds ciphertext only.
     const hay = [];
     const walk = (d) => { for (const f of readdirSync(d)) { const p = path.join(d, f); if (statSync(p).isDirectory()) walk(p); else hay.push(readFileSync(p)); } };

@@ -40,6 +40,7 @@ addStrings({
     'photo.thumb_alt': '写真の縮小画像',
     'photo.image_alt': '写真',
     'photo.error': '[写真] 表示できません（{why}）',
+    'photo.replay': '[写真] 表示しません: #{pos} と同じ写真の再送です（同じ端末・同じ番号）',
   },
   en: {
     'photo.decrypting': '[photo] decrypting…',
@@ -56,6 +57,7 @@ addStrings({
     'photo.thumb_alt': 'thumbnail of the photo',
     'photo.image_alt': 'photo',
     'photo.error': '[photo] cannot be shown ({why})',
+    'photo.replay': '[photo] refused: a replay of #{pos} (same device, same number)',
   },
 });
 
@@ -66,7 +68,7 @@ const KEY_SCAN_PAGES = 20; // history pages of 100 searched back for a photo's k
 // requests posted.
 const rooms = new Map();
 function roomState(room) {
-  if (!rooms.has(room)) rooms.set(room, { keyEvents: new Map(), keys: new Map(), forwarded: [], asked: new Set(), waiting: new Set() });
+  if (!rooms.has(room)) rooms.set(room, { keyEvents: new Map(), keys: new Map(), forwarded: [], asked: new Set(), waiting: new Set(), seqs: new Map() });
   return rooms.get(room);
 }
 const directory = new Map(); // sender -> Promise of Map(device id -> {signPk, boxPk, rec})
@@ -213,6 +215,7 @@ export async function photoBody(room, ev, el) {
     const c = ev.content || {};
     await checkEvent(room, ev);
     const data = JSON.parse(c.data);
+    if (replayOf(room, ev, el, data)) return;
     const ownerCheck = data.check ? await unb64u(data.check) : null;
     const key = await findKey(room, me, c.device, data.epoch, ownerCheck, ev.pos);
     if (!key) {
@@ -239,6 +242,27 @@ export async function photoBody(room, ev, el) {
     else
       line(el, t('photo.error', { why: e.message || String(e) }), 'failed');
   }
+}
+
+// A device numbers its photos in a room 1, 2, 3… inside what it signs (seq), so a photo whose
+// number an earlier position of the room already had is a replay (a server delivering an old
+// photo again as new), as the CLI refuses it. Among the photos this page has seen: a replay
+// shown before its original was loaded is redrawn as one when the original comes. True when
+// ev is a replay (el then says so).
+function replayOf(room, ev, el, data) {
+  const seq = Number(data.seq);
+  if (!Number.isInteger(seq) || seq < 1 || !ev.pos) return false;
+  const st = roomState(room);
+  const k = `${ev.content.device}/${seq}`;
+  const first = st.seqs.get(k);
+  if (!first || ev.pos <= first.pos) {
+    st.seqs.set(k, { pos: ev.pos, ev, el });
+    if (first && first.pos !== ev.pos && first.el.isConnected) photoBody(room, first.ev, first.el);
+    return false;
+  }
+  el.dataset.photoState = 'replay';
+  line(el, t('photo.replay', { pos: first.pos }), 'failed');
+  return true;
 }
 
 async function device() {
