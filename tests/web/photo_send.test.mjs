@@ -227,6 +227,14 @@ test('a photo chosen with the camera button reaches the CLI and a second browser
     walk(srv.dataDir);
     for (const needle of ['canary-4417', '土砂崩れ', '142.466', '43.588', CANARY])
         assert.ok(!hay.some((b) => b.includes(Buffer.from(needle))), `the server's files hold ${needle}`);
+    // Nor pixels: no 64-byte run of the image sent (as the CLI decrypted it) or of the file
+    // chosen, taken from the middle of their entropy-coded data.
+    const original = readFileSync(jpg);
+    for (const [what, img] of [['the image sent', bytes], ['the file chosen', original]])
+        for (const at of [0.3, 0.5, 0.7]) {
+            const run = img.subarray(Math.floor(img.length * at), Math.floor(img.length * at) + 64);
+            assert.ok(!hay.some((b) => b.includes(run)), `the server's files hold pixels of ${what}`);
+        }
     for (const needle of ['canary-4417', '142.466', CANARY])
         assert.ok(!srv.stderr().includes(needle), `the server's log holds ${needle}`);
 });
