@@ -115,7 +115,7 @@ static const char usage[] =
     "                                 messages and notices with every word (冠水 通行止め)\n"
     "  edit ROOM POS TEXT | delete ROOM POS   (a room admin may delete anyone's message)\n"
     "\n"
-    "  photo send ROOM FILE.jpg [--caption C] [--no-gps] [--max-edge N]\n"
+    "  photo send ROOM FILE.jpg [--caption C] [--no-gps] [--max-edge N] [--thumbnail-first]\n"
     "                                 end-to-end encrypted; GPS and capture time travel only\n"
     "                                 inside the encryption; resumes if run again\n"
     "  photo resume                   finish every interrupted photo send\n"
@@ -540,7 +540,7 @@ static const struct cli_command commands[] = {
     {"edit", cmd_msg_edit, 3, 3, true, "edit ROOM POS TEXT"},
     {"delete", cmd_msg_delete, 2, 2, true, "delete ROOM POS"},
     {"photo send", cmd_photo_send, 2, -1, true,
-     "photo send ROOM FILE.jpg [--caption C] [--no-gps] [--max-edge N]"},
+     "photo send ROOM FILE.jpg [--caption C] [--no-gps] [--max-edge N] [--thumbnail-first]"},
     {"photo resume", cmd_photo_resume, 0, 0, true, "photo resume"},
     {"photo list", cmd_photo_list, 1, 3, true, "photo list ROOM [--limit N]"},
     {"photo get", cmd_photo_get, 2, 5, true, "photo get ROOM POS [-o FILE] [--thumb]"},

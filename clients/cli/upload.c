@@ -155,6 +155,7 @@ static int encrypt_to_staging(const char *name, const struct media_photo *p,
 struct send_opts {
     const char *room, *file, *caption;
     bool no_gps;
+    bool thumbnail_first; /* post the message as soon as the upload exists (finish_staged) */
     int max_edge;
 };
 
@@ -279,6 +280,8 @@ static cJSON *state_new(const struct send_opts *o, const char *room_id, const ch
     cJSON_AddStringToObject(st, "login", login);
     cJSON_AddStringToObject(st, "blob", hex);
     cJSON_AddNumberToObject(st, "blob_len", (double)info->blob_len);
+    if (o->thumbnail_first)
+        cJSON_AddTrueToObject(st, "thumbnail_first");
     add_b64(sec, "key", info->key, sizeof info->key);
     cJSON_AddNumberToObject(sec, "len", (double)info->plain_len);
     cJSON_AddNumberToObject(sec, "w", p->width);
@@ -409,6 +412,7 @@ struct upload {
     long long len, offset;
     size_t chunk;
     long long cut_after; /* the test hook, or -1 */
+    bool open_only;      /* stop once the upload exists (thumbnail first) */
 };
 
 enum step { STEP_OK, STEP_AGAIN, STEP_RETRY, STEP_REFUSED };
@@ -531,7 +535,7 @@ static enum step patch(struct upload *u)
 static enum step send_chunks(struct upload *u)
 {
     enum step s = cJSON_GetObjectItemCaseSensitive(u->st, "upload") ? head(u) : create(u);
-    while (s == STEP_OK && u->offset < u->len) {
+    while (s == STEP_OK && !u->open_only && u->offset < u->len) {
         s = patch(u);
         if (s == STEP_OK && u->cut_after >= 0 && u->offset >= u->cut_after && u->offset < u->len)
             exit(EXIT_TEST_CUT);
@@ -539,9 +543,16 @@ static enum step send_chunks(struct upload *u)
     return s;
 }
 
-static int upload_blob(const struct session *s, const char *name, cJSON *st)
+/* Uploads the staged blob, resuming where the server is; open_only: only until the upload
+ * exists on the server. */
+static int upload_blob(const struct session *s, const char *name, cJSON *st, bool open_only)
 {
-    struct upload u = {.s = s, .name = name, .st = st, .chunk = CHUNK_START, .cut_after = -1};
+    struct upload u = {.s = s,
+                       .name = name,
+                       .st = st,
+                       .chunk = CHUNK_START,
+                       .cut_after = -1,
+                       .open_only = open_only};
     hx_base(cli_server_url(s), u.base, sizeof u.base);
     u.len = num_of(st, "blob_len");
     u.offset = num_of(st, "offset");
@@ -912,9 +923,24 @@ static int finish_staged(const struct session *s, const struct ks_device *me, co
         staging_remove(name);
         return EXIT_REFUSED;
     }
-    int rc = upload_blob(s, name, st);
-    long long pos = 0;
+    /* Thumbnail first (--thumbnail-first): the message, whose thumbnail shows at once, goes as
+     * soon as the upload exists and the bytes after it; the server lets members download the
+     * blob only once it is whole (docs/protocol.md, e2ee.post). "posted" in the state makes a
+     * resumed send go on with the bytes alone. */
+    long long pos = num_of(st, "posted");
+    int rc = EXIT_OK;
+    if (!pos && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "thumbnail_first"))) {
+        rc = upload_blob(s, name, st, true);
+        if (rc == EXIT_OK)
+            rc = post_photo(name, st, sec, &pos);
+        if (rc == EXIT_OK) {
+            cJSON_AddNumberToObject(st, "posted", (double)pos);
+            state_save(name, st);
+        }
+    }
     if (rc == EXIT_OK)
+        rc = upload_blob(s, name, st, false);
+    if (rc == EXIT_OK && !num_of(st, "posted"))
         rc = post_photo(name, st, sec, &pos);
     long long w = num_of(sec, "w"), h = num_of(sec, "h");
     uint64_t len = (uint64_t)num_of(sec, "len");
@@ -949,6 +975,8 @@ static int parse_send(int argc, char **argv, struct send_opts *o)
             o->caption = argv[++i];
         } else if (strcmp(argv[i], "--no-gps") == 0) {
             o->no_gps = true;
+        } else if (strcmp(argv[i], "--thumbnail-first") == 0) {
+            o->thumbnail_first = true;
         } else if (strcmp(argv[i], "--max-edge") == 0 && i + 1 < argc) {
             char *end;
             long v = strtol(argv[++i], &end, 10);

@@ -77,6 +77,24 @@ static int kizuna(int i, const char *user, ...)
 }
 #define KZ(i, ...) kizuna(i, users[i], __VA_ARGS__, (const char *)NULL)
 
+/* As kizuna, for server i's user, with one more environment entry (a test hook). */
+static int kizuna_env(int i, const char *env, ...)
+{
+    char config[128];
+    snprintf(config, sizeof config, "%s/%s", base, users[i]);
+    struct kz_device dev = {.server_url = net.s[i].d.url,
+                            .config_dir = config,
+                            .user = users[i],
+                            .extra_env = env,
+                            .retry_max_s = 10,
+                            .merge_stderr = true};
+    va_list ap;
+    va_start(ap, env);
+    int rc = kz_device_run(&dev, NULL, out, sizeof out, ap);
+    va_end(ap);
+    return rc;
+}
+
 /* n servers (user i on server i), with extra config members. */
 static void start(int n, const char *extra)
 {
@@ -321,6 +339,66 @@ static void three_with_c_cut_off(char room[64], char blob[65], long long *size)
     fednet_wait_down(&net, 0, 2, DEADLINE_MS);
     fednet_wait_down(&net, 1, 2, DEADLINE_MS);
     send_photo(room, blob, size);
+}
+
+/* Thumbnail first across servers (issue 21): alice posts a photo as soon as its upload exists
+ * and her connection is cut after 64 KiB of the picture. Server B has the message (thumbnail,
+ * caption) at once and waits for the picture, saying why; server A says how far alice's upload
+ * is; once she resumes, B fetches it (a source that said blob.none is asked again within 10 s)
+ * and it downloads whole. */
+Test(fed_blobs, a_photo_posted_before_its_picture_reaches_other_servers_when_the_upload_ends)
+{
+    start(2, NULL);
+    char room[64];
+    share(2, room);
+    char jpg[128], o[1024];
+    snprintf(jpg, sizeof jpg, "%s/first.jpg", base);
+    const char *mk[] = {KZ_MKJPEG_PATH, jpg,    "--width",  "2400",
+                        "--height",     "1800", "--detail", NULL};
+    cr_assert_eq(run_capture(mk, NULL, NULL, o, sizeof o), 0, "kz-mkjpeg: %s", o);
+    cr_assert_eq(kizuna_env(0, "KIZUNA_TEST_CUT_AFTER_BYTES=65536", "photo", "send", room, jpg,
+                            "--caption", "先に見える写真", "--thumbnail-first", (const char *)NULL),
+                 75, "cut after the message and 64 KiB: %s", out);
+
+    /* B has the message at once; the picture waits, and says why. */
+    struct ws w;
+    char tok[80], blob[65] = "";
+    user_ws(1, &w, tok);
+    long long t0 = mono_ms();
+    for (;; pause_ms(POLL_MS)) {
+        cJSON *r = ws_callf(&w, "\"op\":\"history\",\"room\":\"%s\",\"limit\":50", room);
+        cJSON *ev;
+        cJSON_ArrayForEach(ev, cJSON_GetObjectItem(r, "events"))
+        {
+            if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(ev, "event")), "e2ee.photo"))
+                snprintf(blob, sizeof blob, "%s",
+                         cJSON_GetStringValue(cJSON_GetArrayItem(
+                             cJSON_GetObjectItem(cJSON_GetObjectItem(ev, "content"), "blobs"), 0)));
+        }
+        cJSON_Delete(r);
+        if (blob[0])
+            break;
+        cr_assert_lt(mono_ms() - t0, DEADLINE_MS, "the photo's message never reached B");
+    }
+    ws_close_fd(&w);
+    struct bstat b;
+    for (t0 = mono_ms();; pause_ms(POLL_MS)) {
+        status(1, room, blob, &b);
+        if (strstr(b.why, "still be uploading"))
+            break;
+        cr_assert(strcmp(b.state, "here"), "the picture is here before alice uploaded it");
+        cr_assert_lt(mono_ms() - t0, DEADLINE_MS, "B never said why it waits: %s %s", b.state,
+                     b.why);
+    }
+    status(0, room, blob, &b);
+    cr_assert_str_eq(b.state, "uploading", "A: %s %s", b.state, b.why);
+    cr_assert_geq(b.have, 65536);
+    cr_assert_gt(b.total, b.have);
+
+    cr_assert_eq(KZ(0, "photo", "resume"), 0, "%s", out);
+    long long ms = wait_here(1, room, blob);
+    fprintf(stderr, "FIG fed_blobs: a picture posted first reached B %lld ms after the resume\n",
+            ms);
 }
 
 Test(fed_blobs, a_photo_sent_on_one_server_is_pulled_by_every_other_and_downloads_whole)
