@@ -30,11 +30,14 @@ start=$SECONDS
 # overlay's writes go to a tmpfs: they never reach a disk, and they need no file system that
 # can hold an overlay's upper directory (/tmp may itself be an overlay in a container).
 # shellcheck disable=SC2016 # expanded by the inner shell, from its arguments
-unshare --mount --propagation private /bin/bash -euc '
+install='
     work=$1 deb=$2 check=$3
-    mount -t tmpfs -o size=1g,mode=0700 tmpfs "$work"
-    mkdir "$work/upper" "$work/work" "$work/root"
     root=$work/root
+    # Unmounted on every path too (where no namespace of its own holds them: see below).
+    trap "for m in run sys dev proc; do umount -l \"\$1/root/\$m\" 2>/dev/null || true; done
+          umount -l \"\$1/root\" 2>/dev/null || true; umount -l \"\$1\" 2>/dev/null || true" EXIT
+    mount -t tmpfs -o size=1g,mode=0700 tmpfs "$work"
+    mkdir "$work/upper" "$work/work" "$root"
     mount -t overlay overlay -o "lowerdir=/,upperdir=$work/upper,workdir=$work/work" "$root"
     for m in proc dev sys; do mount --bind "/$m" "$root/$m"; done
     # No systemd runs in the root: the maintainer scripts enable the units, start nothing.
@@ -42,5 +45,13 @@ unshare --mount --propagation private /bin/bash -euc '
     mkdir -p "$root/tmp/kz-pkg"
     cp "$deb" "$check" "$root/tmp/kz-pkg/"
     chroot "$root" /bin/bash /tmp/kz-pkg/check-install.sh "/tmp/kz-pkg/$(basename "$deb")"
-' test_package "$work" "$deb" "$src/tests/package/check-install.sh"
+'
+if mountpoint -q /; then
+    unshare --mount --propagation private /bin/bash -euc "$install" test_package "$work" "$deb" \
+        "$src/tests/package/check-install.sh"
+else
+    # A chroot (deploy's fresh-Debian check runs the suite in one): / is no mount point, so no
+    # namespace can make it private. The mounts are made here and removed by the trap above.
+    /bin/bash -euc "$install" test_package "$work" "$deb" "$src/tests/package/check-install.sh"
+fi
 echo "test_package: installed and checked in a throwaway root in $((SECONDS - start)) s"
