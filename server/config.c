@@ -251,6 +251,40 @@ static const struct cfg_entry table[] = {
     INT(login_fail_tracked_max, 2, 10000000, 100000,
         "accounts and addresses whose failed logins are tracked (a failure counts one of each); "
         "past it the table starts afresh, which lifts lockouts early"),
+    {"push_subject", CFG_STR, offsetof(struct kz_config, push_subject),
+     sizeof(((struct kz_config *)0)->push_subject), 0, 0, 0, "",
+     "how push services can reach this server's administrator (VAPID's sub, RFC 8292): "
+     "mailto:address or an https: URL; pushes are sent only when it is set",
+     NULL},
+    INT(push_concurrency, 1, 64, 4,
+        "posts to push services at once, each on its own thread (the event loop never waits "
+        "on one)"),
+    INT(push_connect_timeout_ms, 100, 60000, 5000,
+        "a push service that does not accept the connection within this long is retried later"),
+    INT(push_timeout_ms, 500, 120000, 15000,
+        "a push post that has not been answered within this long is retried later"),
+    INT(push_retry_base_ms, 100, 3600000, 5000,
+        "first retry of a push that failed (no answer, 429 or 5xx); the delay doubles each "
+        "time"),
+    INT(push_retry_max_ms, 1000, 86400000, 600000, "longest delay between retries of a push"),
+    INT(push_retry_max_tries, 1, 1000, 12,
+        "a push still failing after this many tries is dropped (and logged push_failed)"),
+    INT(push_ttl_urgent_s, 0, 2419200, 86400,
+        "how long a push service keeps an urgent notice or roll-call for a phone that is off "
+        "(TTL)"),
+    INT(push_ttl_s, 0, 2419200, 3600, "... and any other push"),
+    INT(push_coalesce_ms, 0, 600000, 3000,
+        "a push waits this long before it leaves; someone who read the notice on another device "
+        "meanwhile gets none"),
+    INT(push_subs_per_user_max, 1, 1000, 20,
+        "push subscriptions (browsers, phones) one user may have"),
+    CAP(push_endpoint_max_bytes, 64, 2048, 2048,
+        "longest push subscription endpoint URL, in bytes (push.subscribe)",
+        "a push endpoint may be at most %lld bytes"),
+    BOOL(push_allow_private_endpoints, 0,
+         "allow push endpoints on loopback, private or link-local addresses (a push service "
+         "inside the town's network, or tests); off, a subscription cannot make the server "
+         "post into its own network"),
     CAP(import_max_rows, 1, 1000000, 20000,
         "most users in one user.import file (the whole file must also fit in max_frame_bytes)",
         "more than %lld users in one file"),

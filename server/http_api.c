@@ -294,6 +294,8 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         if (t && t->workers)
             kz_workers_drain(t->workers);
         if (t && t->srv)
+            srv_push_drain(t->srv); /* a post to a push service finished */
+        if (t && t->srv)
             srv_release(t->srv);
         return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:

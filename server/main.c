@@ -302,6 +302,11 @@ static int cmd_init(int argc, char **argv)
         fprintf(stderr, "kizunad: cannot create the admin: %s\n", store_errmsg(st));
         goto out;
     }
+    bool vapid_made = false; /* Web Push's VAPID key (push.c) */
+    if (srv_push_keys_ensure(st, &vapid_made) != 0) {
+        fprintf(stderr, "kizunad: cannot make the push key: %s\n", store_errmsg(st));
+        goto out;
+    }
     printf("initialised %s\n", o.data);
     printf("server id: %s (for good: its event logs and peers know it by this id; see "
            "kizunad fingerprint --data %s)\n",
@@ -496,6 +501,25 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kizunad: cannot make the blob directories in %s\n", o.data);
         goto out;
     }
+    /* Web Push: the VAPID key (a data directory made before push had none), then the sender,
+     * which needs push_subject to tell push services whom to contact. */
+    bool vapid_made = false;
+    if (srv_push_keys_ensure(st, &vapid_made) != 0) {
+        fprintf(stderr, "kizunad: cannot make the push key: %s\n", store_errmsg(st));
+        goto out;
+    }
+    if (vapid_made)
+        KZ_INFO("push_key_made", "a VAPID key pair for Web Push");
+    if (!o.cfg.push_subject[0])
+        KZ_INFO("push_off", "push_subject is not set: no pushes are sent");
+    else if (strncmp(o.cfg.push_subject, "mailto:", 7) != 0 &&
+             strncmp(o.cfg.push_subject, "https://", 8) != 0) {
+        fprintf(stderr, "kizunad: push_subject must begin with mailto: or https://\n");
+        goto out;
+    } else if (srv_push_start(srv, transport_wake_fn(), transport_wake_arg(t)) != 0) {
+        fprintf(stderr, "kizunad: cannot start the push sender\n");
+        goto out;
+    }
 
     char key_b64[64];
     fed_key_encode(pk, key_b64, sizeof key_b64);
@@ -527,6 +551,8 @@ static int cmd_serve(int argc, char **argv)
     rc = 0;
 out:
     kz_workers_stop(workers); /* unfinished password checks are answered "shutting down" */
+    if (srv)
+        srv_push_free(srv); /* posts in progress finish (push_timeout_ms); queued ones wait */
     if (srv)
         srv_flush(srv);
     /* A commit made while the transport is torn down (a link's end) is still synced, but

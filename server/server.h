@@ -38,6 +38,7 @@ int kz_err_http_status(enum kz_err e);
 /* ---- configuration (config.c): a table over cJSON, as Redis does ---- */
 enum kz_log_level { KZ_LOG_ERROR, KZ_LOG_WARN, KZ_LOG_INFO, KZ_LOG_DEBUG };
 
+#define WP_SUBJECT_CAP 257 /* webpush.h's WP_SUB_MAX + 1 */
 struct kz_config {
     char listen[128];        /* HOST:PORT; port 0 picks a free port */
     char tls_cert_file[512]; /* PEM certificate (chain) to serve TLS with; "" serves plain */
@@ -129,6 +130,20 @@ struct kz_config {
     /* Not a setting: the zone's POSIX rule ("JST-9"), filled by kz_time_zone_load at start and
      * sent to clients, which then need no tzdata of their own. */
     char time_zone_posix[64];
+    /* Web Push (push.c, docs/notifications.md). */
+    char push_subject[WP_SUBJECT_CAP]; /* VAPID sub: mailto: or https: of the administrator */
+    long long push_concurrency;        /* posts to push services at once (its threads) */
+    long long push_connect_timeout_ms;
+    long long push_timeout_ms;
+    long long push_retry_base_ms; /* first retry's delay, doubling each time */
+    long long push_retry_max_ms;
+    long long push_retry_max_tries;
+    long long push_ttl_urgent_s; /* TTL of urgent notices and roll-calls at the push service */
+    long long push_ttl_s;        /* TTL of other pushes */
+    long long push_coalesce_ms;  /* a push waits this long: read elsewhere meanwhile, none */
+    long long push_subs_per_user_max;
+    long long push_endpoint_max_bytes;
+    long long push_allow_private_endpoints; /* endpoints on loopback/private addresses (tests) */
 };
 
 /* Fills cfg with every default. */
@@ -438,6 +453,9 @@ struct srv_transport {
     /* Call srv_fed_blobs_tick() in about ms milliseconds, replacing the last such call (may
      * be NULL: blob fetches then move at housekeeping only). */
     void (*blob_timer)(void *ctx, int ms);
+    /* Call srv_push_tick() in about ms milliseconds, replacing the last such call (may be
+     * NULL: no push sender, as in the tests' fake transport). */
+    void (*push_timer)(void *ctx, int ms);
     void *ctx;
 };
 
@@ -456,6 +474,25 @@ int srv_fed_frame(struct srv *s, const char *peer_id, const char *data, size_t l
 void srv_fed_writable(struct srv *s, const char *peer_id);
 /* fed_blobs.c: blob fetches' paced requests and timeouts are due (srv_transport.blob_timer). */
 void srv_fed_blobs_tick(struct srv *s);
+
+/* ---- Web Push (push.c, docs/notifications.md) ---- */
+/* Makes the server's VAPID key pair unless the database has one (*made says whether it did);
+ * kizunad init and every start call it. 0, or -1 (store_errmsg says why). */
+int srv_push_keys_ensure(struct store *st, bool *made);
+/* Starts the push sender: its own push_concurrency threads post to push services; wake (thread
+ * safe) is called when a post finishes, and the loop then calls srv_push_drain. Sends left by
+ * a restart go at once. -1 if the pool or the HTTP client cannot start. */
+int srv_push_start(struct srv *s, void (*wake)(void *), void *wake_arg);
+/* Loop thread: records finished posts' answers (srv_transport's wake). */
+void srv_push_drain(struct srv *s);
+/* The push timer is due (srv_transport.push_timer). */
+void srv_push_tick(struct srv *s);
+/* Stops the sender (waits for posts in progress, at most push_timeout_ms); srv_free calls it. */
+void srv_push_free(struct srv *s);
+/* Queues a push to every subscription of each recipient of a new notice (ops_notice.c): urgent
+ * notices and roll-calls (choices). The caller's failure if it cannot. */
+enum kz_err srv_push_notice(struct srv_call *c, int64_t notice, const char *title, bool urgent,
+                            bool rollcall);
 
 /* This server's id (the origin of its event logs). */
 const char *srv_server_id(struct srv *s);
@@ -637,6 +674,9 @@ const struct srv_op *srv_op_find(const char *name);
 const struct srv_op *srv_op_table(size_t *count);
 
 /* The op handlers: ops_account.c (sessions, own account), ops_admin.c (accounts). */
+enum kz_err op_push_vapid_key(struct srv_call *c);
+enum kz_err op_push_subscribe(struct srv_call *c);
+enum kz_err op_push_unsubscribe(struct srv_call *c);
 enum kz_err op_login(struct srv_call *c);
 enum kz_err op_auth(struct srv_call *c);
 enum kz_err op_logout(struct srv_call *c);

@@ -548,6 +548,45 @@ static const char *const migrations[] = {
     "  held_by INTEGER NOT NULL REFERENCES users(id),"
     "  held_at INTEGER NOT NULL"
     ");",
+
+    /* 21: Web Push (issue 24, store_push.c, docs/notifications.md). push_vapid: the server's
+     * one VAPID key pair (P-256, raw bytes), made at init or first start. push_subs: a
+     * browser's subscription, bound to the session that made it (a logout, revocation or
+     * disabled account cuts it at once: sends join live sessions only); an endpoint is one
+     * browser's, so subscribing it again moves it. push_outbox: sends not yet accepted by the
+     * push service, durable so a restart loses none; notice is what a read elsewhere cancels. */
+    ("CREATE TABLE IF NOT EXISTS push_vapid ("
+     "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+     "  priv BLOB NOT NULL,"
+     "  pub BLOB NOT NULL,"
+     "  created_at INTEGER NOT NULL"
+     ");"
+     "CREATE TABLE IF NOT EXISTS push_subs ("
+     "  id INTEGER PRIMARY KEY,"
+     "  user_id INTEGER NOT NULL REFERENCES users(id),"
+     "  session_id INTEGER NOT NULL REFERENCES sessions(id),"
+     "  endpoint TEXT NOT NULL UNIQUE,"
+     "  p256dh BLOB NOT NULL,"
+     "  auth BLOB NOT NULL,"
+     "  created_at INTEGER NOT NULL"
+     ");"
+     "CREATE INDEX IF NOT EXISTS push_subs_user ON push_subs(user_id);"
+     "CREATE INDEX IF NOT EXISTS push_subs_session ON push_subs(session_id);"
+     "CREATE TABLE IF NOT EXISTS push_outbox ("
+     "  id INTEGER PRIMARY KEY,"
+     "  sub INTEGER NOT NULL,"
+     "  kind TEXT NOT NULL,"
+     "  notice INTEGER,"
+     "  payload TEXT NOT NULL,"
+     "  urgency TEXT NOT NULL,"
+     "  ttl INTEGER NOT NULL,"
+     "  tries INTEGER NOT NULL DEFAULT 0,"
+     "  next_at INTEGER NOT NULL,"
+     "  last_error TEXT,"
+     "  created_at INTEGER NOT NULL"
+     ");"
+     "CREATE INDEX IF NOT EXISTS push_outbox_due ON push_outbox(next_at);"
+     "CREATE INDEX IF NOT EXISTS push_outbox_sub ON push_outbox(sub);"),
 };
 
 /* Columns a migration adds, each before that migration's SQL and only if the table lacks it:

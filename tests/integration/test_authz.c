@@ -212,6 +212,11 @@ static const struct row rows[] = {
                     "\"announce_room\":\"$ROOM\"",                              "U U o o F N N U U U F", 0},
     {"notice.edit", "\"notice\":$NOTICE,\"body\":\"訂正\"",                 "U U F o N N o U U U F", 0},
     {"notice.withdraw", "\"notice\":$FRESH_NOTICE",                         "U U F o N N o U U U F", 0},
+    /* Web Push: each caller subscribes an endpoint of its own, then removes it (rows run in order). */
+    {"push.vapid_key", "",                                                  "U U o o o o o U U U F", 0},
+    {"push.subscribe", "\"endpoint\":\"https://push.example.net/s/$SELF\",\"p256dh\":\"BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4\",\"auth\":\"BTBZMqHH6r4Tts7J_aSIgg\"",
+                                                                            "U U o o o o o U U U F", 0},
+    {"push.unsubscribe", "\"endpoint\":\"https://push.example.net/s/$SELF\"", "U U o o o o o U U U F", 0},
     {"notice.list", "",                                                     "U U o o o o o U U U F", 0},
     {"notice.show", "\"notice\":$NOTICE",                                   "U U o o N N o U U U F", 0},
     {"notice.ack", "\"notice\":$NOTICE",                                    "U U o F N N F U U U F", 0},

@@ -1,0 +1,65 @@
+/* store_push.h - Web Push's tables (migration 21; store_push.c): the server's VAPID key pair,
+ * browsers' subscriptions, and the durable outbox of sends. Same rules as store.h: loop thread
+ * only, writes inside the open transaction (store_tx_begin), results copied into the caller's
+ * structs (the caller owns them). */
+#ifndef KIZUNA_STORE_PUSH_H
+#define KIZUNA_STORE_PUSH_H
+
+#include "store.h"
+
+#define STORE_PUSH_ENDPOINT_MAX 2048 /* bytes; push_endpoint_max_bytes may lower it */
+#define STORE_PUSH_KIND_MAX     15
+
+/* The VAPID key pair: STORE_NOT_FOUND if never made. */
+enum store_rc store_push_vapid_get(struct store *st, uint8_t priv[32], uint8_t pub[65]);
+/* Keeps the pair unless one is already there (then *made is false and the old one stays). */
+enum store_rc store_push_vapid_init(struct store *st, const uint8_t priv[32], const uint8_t pub[65],
+                                    int64_t now, bool *made);
+
+/* Subscribes a browser (endpoint) for user_id's session: a known endpoint moves to it with its
+ * new keys. STORE_CONFLICT if the user already has max other subscriptions. */
+enum store_rc store_push_sub_put(struct store *st, int64_t user_id, int64_t session_id,
+                                 const char *endpoint, const uint8_t p256dh[65],
+                                 const uint8_t auth[16], int64_t max, int64_t now, int64_t *id);
+/* Removes user_id's subscription of endpoint and what waits for it (STORE_NOT_FOUND: none). */
+enum store_rc store_push_sub_remove(struct store *st, int64_t user_id, const char *endpoint);
+/* Removes one subscription (the push service said it is gone) and what waits for it. */
+enum store_rc store_push_sub_delete(struct store *st, int64_t sub);
+/* A user's live subscriptions (those of live sessions). */
+enum store_rc store_push_sub_count(struct store *st, int64_t user_id, int64_t *n);
+
+/* Queues one send per live subscription of each recipient of notice (its author excluded),
+ * due at next_at. *n is how many. */
+enum store_rc store_push_queue_notice(struct store *st, int64_t notice, const char *kind,
+                                      const char *payload, const char *urgency, int64_t ttl_s,
+                                      int64_t next_at, int64_t now, int64_t *n);
+/* Queues one send per live subscription of user_id. */
+enum store_rc store_push_queue_user(struct store *st, int64_t user_id, const char *kind,
+                                    const char *payload, const char *urgency, int64_t ttl_s,
+                                    int64_t next_at, int64_t now, int64_t *n);
+
+/* One due send with what it needs; `live` is false when its subscription, session or user is
+ * gone (the caller deletes it), `seen` when the notice it is about was read meanwhile. */
+struct store_push_send {
+    int64_t id, sub, user_id, notice, ttl, tries, created_at;
+    char kind[STORE_PUSH_KIND_MAX + 1];
+    char urgency[16];
+    char endpoint[STORE_PUSH_ENDPOINT_MAX + 1];
+    uint8_t p256dh[65], auth[16];
+    char payload[1024];
+    bool live, seen;
+};
+/* Calls fn for each send due at now (oldest first, at most limit), skipping the ids in
+ * skip[nskip] (in flight). fn's struct is valid during the call only. */
+enum store_rc store_push_due(struct store *st, int64_t now, int limit, const int64_t *skip,
+                             size_t nskip, void (*fn)(void *, const struct store_push_send *),
+                             void *arg);
+/* The earliest next_at of any send (STORE_NOT_FOUND: none waits). */
+enum store_rc store_push_next_due(struct store *st, int64_t *at);
+enum store_rc store_push_sent(struct store *st, int64_t id);
+enum store_rc store_push_retry(struct store *st, int64_t id, int64_t tries, int64_t next_at,
+                               const char *error);
+/* Sends waiting (the push outbox's length). */
+enum store_rc store_push_pending(struct store *st, int64_t *n);
+
+#endif
