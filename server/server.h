@@ -493,6 +493,11 @@ void srv_push_free(struct srv *s);
  * notices and roll-calls (choices). The caller's failure if it cannot. */
 enum kz_err srv_push_notice(struct srv_call *c, int64_t notice, const char *title, bool urgent,
                             bool rollcall);
+/* Queues a push about the caller's event at pos in room to the room's other present members:
+ * kind "direct" (a message in a direct room), "photo" (a photo there), "hotline" (a hotline's
+ * first report, urgent). */
+enum kz_err srv_push_room(struct srv_call *c, const struct store_room *room, int64_t pos,
+                          const char *kind, bool urgent);
 
 /* This server's id (the origin of its event logs). */
 const char *srv_server_id(struct srv *s);

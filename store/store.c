@@ -554,7 +554,8 @@ static const char *const migrations[] = {
      * browser's subscription, bound to the session that made it (a logout, revocation or
      * disabled account cuts it at once: sends join live sessions only); an endpoint is one
      * browser's, so subscribing it again moves it. push_outbox: sends not yet accepted by the
-     * push service, durable so a restart loses none; notice is what a read elsewhere cancels. */
+     * push service, durable so a restart loses none; notice, or room and pos, is what a read
+     * elsewhere cancels. */
     ("CREATE TABLE IF NOT EXISTS push_vapid ("
      "  id INTEGER PRIMARY KEY CHECK (id = 1),"
      "  priv BLOB NOT NULL,"
@@ -577,6 +578,8 @@ static const char *const migrations[] = {
      "  sub INTEGER NOT NULL,"
      "  kind TEXT NOT NULL,"
      "  notice INTEGER,"
+     "  room INTEGER,"
+     "  pos INTEGER,"
      "  payload TEXT NOT NULL,"
      "  urgency TEXT NOT NULL,"
      "  ttl INTEGER NOT NULL,"

@@ -162,6 +162,8 @@ enum store_rc store_push_sub_delete(struct store *st, int64_t sub)
     return run(st, s, "push: unsubscribe");
 }
 
+/* Binds a queuing statement: ?1 the notice, room or user, ?3 the notice or the event's position
+ * (0: NULL), then the send's own fields. */
 static enum store_rc queue(struct store *st, sqlite3_stmt *s, int64_t key, const char *kind,
                            int64_t notice, const char *payload, const char *urgency, int64_t ttl_s,
                            int64_t next_at, int64_t now, int64_t *n)
@@ -204,6 +206,20 @@ enum store_rc store_push_queue_user(struct store *st, int64_t user_id, const cha
     return queue(st, s, user_id, kind, 0, payload, urgency, ttl_s, next_at, now, n);
 }
 
+enum store_rc store_push_queue_room(struct store *st, int64_t room, int64_t pos, int64_t except,
+                                    const char *kind, const char *payload, const char *urgency,
+                                    int64_t ttl_s, int64_t next_at, int64_t now, int64_t *n)
+{
+    sqlite3_stmt *s =
+        prep(st, "INSERT INTO push_outbox (sub, kind, room, pos, payload, urgency, ttl, next_at,"
+                 " created_at) SELECT p.id, ?2, ?1, ?3, ?4, ?5, ?6, ?7, ?8 FROM room_members rm"
+                 " JOIN push_subs p ON p.user_id = rm.user_id" LIVE_SUB
+                 " WHERE rm.room = ?1 AND rm.left_pos IS NULL AND rm.user_id != ?9");
+    if (s)
+        sqlite3_bind_int64(s, 9, except);
+    return queue(st, s, room, kind, pos, payload, urgency, ttl_s, next_at, now, n);
+}
+
 enum store_rc store_push_due(struct store *st, int64_t now, int limit, const int64_t *skip,
                              size_t nskip, void (*fn)(void *, const struct store_push_send *),
                              void *arg)
@@ -214,10 +230,12 @@ enum store_rc store_push_due(struct store *st, int64_t now, int limit, const int
             " o.created_at, o.kind, o.urgency, coalesce(p.endpoint, ''), p.p256dh, p.auth,"
             " o.payload, se.id IS NOT NULL AND u.id IS NOT NULL,"
             " r.read_at IS NOT NULL OR r.acked_at IS NOT NULL OR r.responded_at IS NOT NULL"
+            " OR coalesce(m.read_pos >= o.pos, 0)"
             " FROM push_outbox o LEFT JOIN push_subs p ON p.id = o.sub"
             " LEFT JOIN sessions se ON se.id = p.session_id AND se.ended_at IS NULL"
             " LEFT JOIN users u ON u.id = p.user_id AND u.disabled = 0"
             " LEFT JOIN notice_recipients r ON r.notice = o.notice AND r.user_id = p.user_id"
+            " LEFT JOIN room_members m ON m.room = o.room AND m.user_id = p.user_id"
             " WHERE o.next_at <= ? ORDER BY o.next_at, o.id LIMIT ?");
     if (!s)
         return STORE_ERROR;

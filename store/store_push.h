@@ -38,6 +38,12 @@ enum store_rc store_push_queue_user(struct store *st, int64_t user_id, const cha
                                     const char *payload, const char *urgency, int64_t ttl_s,
                                     int64_t next_at, int64_t now, int64_t *n);
 
+/* Queues one send per live subscription of each present member of room but except, about the
+ * event at pos (a member whose read position reaches it before it leaves gets none). */
+enum store_rc store_push_queue_room(struct store *st, int64_t room, int64_t pos, int64_t except,
+                                    const char *kind, const char *payload, const char *urgency,
+                                    int64_t ttl_s, int64_t next_at, int64_t now, int64_t *n);
+
 /* One due send with what it needs; `live` is false when its subscription, session or user is
  * gone (the caller deletes it), `seen` when the notice it is about was read meanwhile. */
 struct store_push_send {

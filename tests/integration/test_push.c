@@ -267,3 +267,58 @@ Test(push, read_elsewhere_or_logged_out_gets_nothing_and_hostile_subscriptions_a
     ws_close_fd(&erin);
     ws_close_fd(&frank);
 }
+
+Test(push, a_direct_message_wakes_the_other_person_unless_they_read_it_first)
+{
+    struct ws gina, hiro;
+    struct push_keys kg, kh;
+    subscribe(&gina, "gina", "/p/gina", &kg);
+    subscribe(&hiro, "hiro", "/p/hiro", &kh);
+    cJSON *r = ws_callf(&gina, "\"op\":\"room.direct\",\"user\":\"hiro\"");
+    cr_assert_str_eq(reply_code(r), "ok");
+    char room[64];
+    snprintf(room, sizeof room, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    cJSON_Delete(r);
+    r = ws_callf(&gina, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"KZSECRETMSG 至急連絡を\"",
+                 room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    long long pos = (long long)cJSON_GetObjectItem(r, "pos")->valuedouble;
+    cJSON_Delete(r);
+    struct push_post p;
+    cr_assert(pushsink_wait(sink, "/p/hiro", 0, 15000, &p), "hiro got no push");
+    char plain[1024];
+    check_post(&p, &kh, "3600", "normal", plain, sizeof plain);
+    cJSON *j = cJSON_Parse(plain);
+    cr_assert_not_null(j, "%s", plain);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "kind")->valuestring, "direct");
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "room")->valuestring, room);
+    cr_assert_eq((long long)cJSON_GetObjectItem(j, "pos")->valuedouble, pos);
+    cr_assert_null(strstr(plain, "KZSECRETMSG"), "the message left the server: %s", plain);
+    cJSON_Delete(j);
+    /* The sender is not pushed about her own message. */
+    cr_assert_eq(pushsink_count(sink, "/p/gina"), 0);
+
+    /* hiro reads the next one on his open device within push_coalesce_ms: no push. */
+    r = ws_callf(&gina, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"二通目\"", room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    r = ws_callf(&hiro, "\"op\":\"read\",\"room\":\"%s\"", room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    /* A third, unread, is the control: once it arrives, the second's turn has passed. */
+    usleep(200000);
+    r = ws_callf(&gina, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"三通目\"", room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    long long pos3 = (long long)cJSON_GetObjectItem(r, "pos")->valuedouble;
+    cJSON_Delete(r);
+    cr_assert(pushsink_wait(sink, "/p/hiro", 1, 15000, &p));
+    check_post(&p, &kh, "3600", "normal", plain, sizeof plain);
+    char want[64];
+    snprintf(want, sizeof want, "\"pos\":%lld", pos3);
+    cr_assert(strstr(plain, want), "the second push is not the unread third message: %s", plain);
+    usleep(300000);
+    cr_assert_eq(pushsink_count(sink, "/p/hiro"), 2);
+    ws_close_fd(&gina);
+    ws_close_fd(&hiro);
+}
