@@ -152,6 +152,29 @@ static int http_begin(struct transport *t, struct http_conn *h, struct lws *wsi,
         lws_callback_on_writable(wsi);
         return 0;
     }
+    if (is_get && strncmp(uri, "/answer/", 8) == 0) {
+        /* A roll-call's one-tap answer from an e-mail (mail.c): the op notice.answer_link,
+         * through the same gate as every op, its reply shown as a small page. */
+        char c[8] = "";
+        const char *token = uri + 8;
+        if (strlen(token) > 64 ||
+            strspn(token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                          "0123456789-_") != strlen(token)) {
+            h->html = true;
+            http_reply_error(t, h, KZ_NOT_FOUND, "this answer link is not valid");
+            return 0;
+        }
+        lws_get_urlarg_by_name(wsi, "c=", c, sizeof c);
+        char *cend = NULL;
+        long choice = strtol(c, &cend, 10);
+        if (!c[0] || *cend || choice < 1 || choice > 20)
+            choice = 0; /* the op refuses it in its own words */
+        char body[160];
+        int n = snprintf(body, sizeof body, "{\"token\":\"%s\",\"choice\":%ld}", token, choice);
+        h->html = true;
+        srv_handle_http(t->srv, h->c.id, "notice.answer_link", "", h->c.peer, body, (size_t)n);
+        return 0;
+    }
     if (strncmp(uri, API_PREFIX, strlen(API_PREFIX)) != 0) {
         if (is_get || is_head)
             return static_begin(t, h, wsi, uri, is_head);
@@ -241,10 +264,21 @@ static int http_send(struct http_conn *h, struct lws *wsi)
             if (upload_write_headers(h, wsi))
                 return -1;
         } else {
+            if (h->html) {
+                struct kz_frame *page = srv_answer_page(f);
+                if (!page)
+                    return -1;
+                kz_frame_unref(f);
+                h->resp = f = page;
+            }
             unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
                                                *end = buf + sizeof buf - 1;
-            if (lws_add_http_common_headers(wsi, (unsigned)f->http_status, "application/json",
-                                            f->len, &p, end) ||
+            if (lws_add_http_common_headers(
+                    wsi, (unsigned)f->http_status,
+                    h->html ? "text/html; charset=utf-8" : "application/json", f->len, &p, end) ||
+                (h->html &&
+                 lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                             (const unsigned char *)"no-store", 8, &p, end)) ||
                 http_policy_headers(wsi, &p, end) ||
                 lws_finalize_write_http_header(wsi, start, &p, end))
                 return -1;

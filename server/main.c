@@ -510,14 +510,22 @@ static int cmd_serve(int argc, char **argv)
     }
     if (vapid_made)
         KZ_INFO("push_key_made", "a VAPID key pair for Web Push");
-    if (!o.cfg.push_subject[0])
-        KZ_INFO("push_off", "push_subject is not set: no pushes are sent");
-    else if (strncmp(o.cfg.push_subject, "mailto:", 7) != 0 &&
-             strncmp(o.cfg.push_subject, "https://", 8) != 0) {
+    if (o.cfg.push_subject[0] && strncmp(o.cfg.push_subject, "mailto:", 7) != 0 &&
+        strncmp(o.cfg.push_subject, "https://", 8) != 0) {
         fprintf(stderr, "kizunad: push_subject must begin with mailto: or https://\n");
         goto out;
-    } else if (srv_push_start(srv, transport_wake_fn(), transport_wake_arg(t)) != 0) {
-        fprintf(stderr, "kizunad: cannot start the push sender\n");
+    }
+    if (o.cfg.smtp_host[0] && strcmp(o.cfg.smtp_security, "starttls") != 0 &&
+        strcmp(o.cfg.smtp_security, "tls") != 0 && strcmp(o.cfg.smtp_security, "none") != 0) {
+        fprintf(stderr, "kizunad: smtp_security is starttls, tls or none\n");
+        goto out;
+    }
+    if (o.cfg.smtp_host[0] && !kz_email_valid(o.cfg.smtp_from)) {
+        fprintf(stderr, "kizunad: smtp_from must be an e-mail address when smtp_host is set\n");
+        goto out;
+    }
+    if (srv_notify_start(srv, transport_wake_fn(), transport_wake_arg(t), err, sizeof err) != 0) {
+        fprintf(stderr, "kizunad: %s\n", err);
         goto out;
     }
 

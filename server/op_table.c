@@ -443,6 +443,12 @@ static const struct srv_op ops[] = {
      .fields = {REQ("endpoint", 0)},
      .caps = {{"endpoint", "push_endpoint_max_bytes"}},
      .fn = op_push_unsubscribe},
+    /* a roll-call's one-tap answer link from an e-mail (mail.c): the token is the credential */
+    {.name = "notice.answer_link",
+     .access = OP_ANON,
+     .writes = true,
+     .fields = {REQ("token", 64), {"choice", F_INT, true, 20, 1}},
+     .fn = op_notice_answer_link},
     /* notices */
     {.name = "notice.post",
      .access = OP_USER,

@@ -6,9 +6,8 @@
  * A send leaves only once the commit that queued it is on disk; a service's answer decides
  * what happens to its row (accepted: gone; 404/410: the subscription is removed; 429, 5xx or
  * no answer: retried with doubling delays; other refusals: dropped and logged). */
-#include "core.h"
+#include "notify.h"
 #include "store_push.h"
-#include "webpush.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -17,16 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-
-struct srv_push {
-    struct kz_workers *pool; /* NULL: the push sender is not running (tests' fake transport) */
-    uint8_t priv[WP_PRIV_LEN], pub[WP_PUB_LEN];
-    bool have_key;
-    int64_t *inflight; /* outbox ids handed to the pool, at most push_concurrency */
-    size_t ninflight;
-    int64_t sent, failed, gone; /* since start (logged at each change; metrics come later) */
-    bool stopping;              /* srv_push_free: finished posts schedule nothing more */
-};
 
 /* One post, prepared on the loop and run on a worker. */
 struct push_job {
@@ -57,7 +46,7 @@ int srv_push_keys_ensure(struct store *st, bool *made)
     return r == STORE_OK ? 0 : -1;
 }
 
-static struct srv_push *push_of(struct srv *s)
+struct srv_push *srv_notify_state(struct srv *s)
 {
     if (!s->push) {
         s->push = calloc(1, sizeof *s->push);
@@ -74,7 +63,7 @@ static struct srv_push *push_of(struct srv *s)
 
 enum kz_err op_push_vapid_key(struct srv_call *c)
 {
-    struct srv_push *p = push_of(c->srv);
+    struct srv_push *p = srv_notify_state(c->srv);
     if (!p || !p->have_key)
         return srv_fail(c, KZ_UNAVAILABLE, "this server has no push key yet");
     char key[100];
@@ -152,8 +141,6 @@ static char *notice_payload(const char *kind, int64_t notice, const char *title)
     return out;
 }
 
-static void push_schedule(struct srv *s, int64_t delay_ms);
-
 enum kz_err srv_push_notice(struct srv_call *c, int64_t notice, const char *title, bool urgent,
                             bool rollcall)
 {
@@ -175,7 +162,7 @@ enum kz_err srv_push_notice(struct srv_call *c, int64_t notice, const char *titl
     if (r != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot queue the push");
     if (n > 0)
-        push_schedule(c->srv, cfg->push_coalesce_ms);
+        srv_notify_schedule(c->srv, cfg->push_coalesce_ms);
     return KZ_OK;
 }
 
@@ -211,7 +198,7 @@ enum kz_err srv_push_room(struct srv_call *c, const struct store_room *room, int
     if (r != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot queue the push");
     if (n > 0)
-        push_schedule(c->srv, cfg->push_coalesce_ms);
+        srv_notify_schedule(c->srv, cfg->push_coalesce_ms);
     return KZ_OK;
 }
 
@@ -345,23 +332,20 @@ static void push_done(struct kz_job *job, bool ran)
     if (r == STORE_OK) {
         if (j->status >= 200 && j->status < 300) {
             r = store_push_sent(st, sd->id);
-            p->sent++;
+            p->push_sent++;
             KZ_INFO("push_sent", "user_id=%lld kind=%s status=%ld tries=%lld",
                     (long long)sd->user_id, sd->kind, j->status, (long long)sd->tries + 1);
         } else if (j->status == 404 || j->status == 410) {
             r = store_push_sub_delete(st, sd->sub);
-            p->gone++;
+            p->push_gone++;
             KZ_INFO("push_gone", "user_id=%lld status=%ld: subscription removed",
                     (long long)sd->user_id, j->status);
         } else {
             bool transient =
                 j->status == 0 || j->status == 408 || j->status == 429 || j->status >= 500;
             int64_t tries = sd->tries + 1;
-            int64_t delay = cfg->push_retry_base_ms;
-            for (int64_t i = 1; i < tries && delay < cfg->push_retry_max_ms; i++)
-                delay *= 2;
-            if (delay > cfg->push_retry_max_ms)
-                delay = cfg->push_retry_max_ms;
+            int64_t delay =
+                srv_notify_backoff(cfg->push_retry_base_ms, cfg->push_retry_max_ms, tries);
             bool expired = now + delay > sd->created_at + sd->ttl * 1000;
             char why[200];
             if (j->status)
@@ -374,7 +358,7 @@ static void push_done(struct kz_job *job, bool ran)
                         (long long)sd->user_id, why, (long long)tries, (long long)delay);
             } else {
                 r = store_push_sent(st, sd->id);
-                p->failed++;
+                p->push_failed++;
                 KZ_WARN("push_failed", "user_id=%lld kind=%s error=\"%s\" tries=%lld",
                         (long long)sd->user_id, sd->kind, why, (long long)tries);
             }
@@ -385,7 +369,7 @@ static void push_done(struct kz_job *job, bool ran)
     sodium_memzero(j->priv, sizeof j->priv);
     free(j);
     srv_commit_async(s);
-    push_schedule(s, 0);
+    srv_notify_schedule(s, 0);
 }
 
 struct due_ctx {
@@ -427,20 +411,22 @@ static void due_one(void *arg, const struct store_push_send *sd)
     }
 }
 
-/* Hands due sends to the pool, up to push_concurrency in flight, and sets the timer for the
- * next one. */
-void srv_push_tick(struct srv *s)
+int64_t srv_notify_backoff(int64_t base_ms, int64_t max_ms, int64_t tries)
+{
+    int64_t delay = base_ms;
+    for (int64_t i = 1; i < tries && delay < max_ms; i++)
+        delay *= 2;
+    return delay > max_ms ? max_ms : delay;
+}
+
+/* Hands due sends to the pool, up to push_concurrency in flight; the next due time in *next
+ * (0: none, or the rows in flight are the earliest and their done() schedules again). */
+static void push_tick(struct srv *s, int64_t *next)
 {
     struct srv_push *p = s->push;
-    if (!p || !p->pool || !p->have_key)
+    *next = 0;
+    if (!p->pool || !p->have_key)
         return;
-    /* Rows queued by a commit not yet on disk wait for it: a push must not announce what a
-     * power cut could still take back (outbox.c). */
-    srv_commit_async(s);
-    if (store_tx_is_open(s->store) || s->out_head) {
-        push_schedule(s, 10);
-        return;
-    }
     size_t room = (size_t)s->cfg->push_concurrency - p->ninflight;
     if (room > 0) {
         int64_t drop[64];
@@ -453,46 +439,96 @@ void srv_push_tick(struct srv *s)
                 store_push_sent(s->store, d.drop[i]);
             srv_commit_async(s);
             if (d.ndrop == d.capdrop)
-                push_schedule(s, 0); /* more may wait behind them */
+                *next = kz_now_ms(); /* more may wait behind them */
         }
     }
-    int64_t next = 0;
+    int64_t at = 0;
     if (p->ninflight < (size_t)s->cfg->push_concurrency &&
-        store_push_next_due(s->store, &next) == STORE_OK) {
-        /* The rows in flight are the earliest: their done() schedules again. */
+        store_push_next_due(s->store, &at) == STORE_OK && (!*next || at < *next))
+        *next = at;
+}
+
+void srv_push_tick(struct srv *s)
+{
+    struct srv_push *p = s->push;
+    if (!p || p->stopping)
+        return;
+    p->timer_at = 0;
+    /* Rows queued by a commit not yet on disk wait for it: nothing may announce what a power
+     * cut could still take back (outbox.c). */
+    srv_commit_async(s);
+    if (store_tx_is_open(s->store) || s->out_head) {
+        srv_notify_schedule(s, 10);
+        return;
+    }
+    int64_t push_next = 0, mail_next = 0;
+    push_tick(s, &push_next);
+    srv_mail_tick(s, &mail_next);
+    int64_t next = push_next && (!mail_next || push_next < mail_next) ? push_next : mail_next;
+    if (next) {
         int64_t wait = next - kz_now_ms();
-        push_schedule(s, wait < 0 ? 0 : wait);
+        srv_notify_schedule(s, wait < 0 ? 0 : wait);
     }
 }
 
-static void push_schedule(struct srv *s, int64_t delay_ms)
+void srv_notify_schedule(struct srv *s, int64_t delay_ms)
 {
-    if (!s->tx.push_timer || !s->push || !s->push->pool || s->push->stopping)
+    struct srv_push *p = s->push;
+    if (!s->tx.push_timer || !p || (!p->pool && !p->mail_pool) || p->stopping)
         return;
     if (delay_ms > 3600000)
         delay_ms = 3600000;
-    s->tx.push_timer(s->tx.ctx, (int)(delay_ms < 1 ? 1 : delay_ms));
+    if (delay_ms < 1)
+        delay_ms = 1;
+    int64_t at = kz_now_ms() + delay_ms;
+    if (p->timer_at && p->timer_at <= at)
+        return; /* it fires sooner already */
+    p->timer_at = at;
+    s->tx.push_timer(s->tx.ctx, (int)delay_ms);
 }
 
-int srv_push_start(struct srv *s, void (*wake)(void *), void *wake_arg)
+int srv_notify_start(struct srv *s, void (*wake)(void *), void *wake_arg, char *err, size_t errlen)
 {
-    struct srv_push *p = push_of(s);
-    if (!p || !p->have_key)
-        return -1;
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return -1;
-    p->inflight = calloc((size_t)s->cfg->push_concurrency, sizeof *p->inflight);
-    p->pool = p->inflight ? kz_workers_start((int)s->cfg->push_concurrency,
-                                             (int)s->cfg->push_concurrency, wake, wake_arg)
-                          : NULL;
-    if (!p->pool) {
-        curl_global_cleanup();
+    const struct kz_config *cfg = s->cfg;
+    struct srv_push *p = srv_notify_state(s);
+    if (!p || !p->have_key) {
+        snprintf(err, errlen, "the push key is missing");
         return -1;
     }
-    int64_t n = 0;
-    if (store_push_pending(s->store, &n) == STORE_OK && n > 0)
-        KZ_INFO("push_resume", "pending=%lld", (long long)n);
-    push_schedule(s, 0); /* what a restart left in the outbox goes now */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        snprintf(err, errlen, "cannot start libcurl");
+        return -1;
+    }
+    p->curl_up = true;
+    if (!cfg->push_subject[0]) {
+        KZ_INFO("push_off", "push_subject is not set: no pushes are sent");
+    } else {
+        p->inflight = calloc((size_t)cfg->push_concurrency, sizeof *p->inflight);
+        p->pool = p->inflight ? kz_workers_start((int)cfg->push_concurrency,
+                                                 (int)cfg->push_concurrency, wake, wake_arg)
+                              : NULL;
+        if (!p->pool) {
+            snprintf(err, errlen, "cannot start the push sender");
+            return -1;
+        }
+        int64_t n = 0;
+        if (store_push_pending(s->store, &n) == STORE_OK && n > 0)
+            KZ_INFO("push_resume", "pending=%lld", (long long)n);
+    }
+    if (!cfg->smtp_host[0]) {
+        KZ_INFO("mail_off", "smtp_host is not set: no e-mail is sent");
+    } else {
+        p->mail_inflight = calloc((size_t)cfg->mail_concurrency, sizeof *p->mail_inflight);
+        p->mail_pool = p->mail_inflight
+                           ? kz_workers_start((int)cfg->mail_concurrency,
+                                              (int)cfg->mail_concurrency, wake, wake_arg)
+                           : NULL;
+        if (!p->mail_pool) {
+            snprintf(err, errlen, "cannot start the mail sender");
+            return -1;
+        }
+    }
+    srv_notify_schedule(s, 0); /* what a restart left in the outboxes goes now */
     return 0;
 }
 
@@ -500,6 +536,8 @@ void srv_push_drain(struct srv *s)
 {
     if (s && s->push && s->push->pool)
         kz_workers_drain(s->push->pool);
+    if (s && s->push && s->push->mail_pool)
+        kz_workers_drain(s->push->mail_pool);
 }
 
 void srv_push_free(struct srv *s)
@@ -508,11 +546,14 @@ void srv_push_free(struct srv *s)
     if (!p)
         return;
     p->stopping = true;
-    if (p->pool) {
-        kz_workers_stop(p->pool); /* a post in progress ends within push_timeout_ms */
+    /* Jobs in progress end within their timeouts; their answers are written (srv_free then
+     * commits them), jobs not begun stay queued for the next start. */
+    kz_workers_stop(p->pool);
+    kz_workers_stop(p->mail_pool);
+    if (p->curl_up)
         curl_global_cleanup();
-    }
     free(p->inflight);
+    free(p->mail_inflight);
     sodium_memzero(p->priv, sizeof p->priv);
     free(p);
     s->push = NULL;

@@ -144,6 +144,20 @@ struct kz_config {
     long long push_subs_per_user_max;
     long long push_endpoint_max_bytes;
     long long push_allow_private_endpoints; /* endpoints on loopback/private addresses (tests) */
+    /* E-mail through the town's relay (mail.c, docs/notifications.md). */
+    char smtp_host[256]; /* "" = no e-mail */
+    long long smtp_port;
+    char smtp_security[16]; /* starttls, tls or none */
+    char smtp_user[256];
+    char smtp_password[256];
+    char smtp_from[256];
+    long long smtp_connect_timeout_ms;
+    long long smtp_timeout_ms;
+    long long mail_concurrency;
+    long long mail_retry_base_ms;
+    long long mail_retry_max_ms;
+    long long mail_retry_max_tries;
+    long long mail_answer_link_ttl_s;
 };
 
 /* Fills cfg with every default. */
@@ -479,15 +493,17 @@ void srv_fed_blobs_tick(struct srv *s);
 /* Makes the server's VAPID key pair unless the database has one (*made says whether it did);
  * kizunad init and every start call it. 0, or -1 (store_errmsg says why). */
 int srv_push_keys_ensure(struct store *st, bool *made);
-/* Starts the push sender: its own push_concurrency threads post to push services; wake (thread
- * safe) is called when a post finishes, and the loop then calls srv_push_drain. Sends left by
- * a restart go at once. -1 if the pool or the HTTP client cannot start. */
-int srv_push_start(struct srv *s, void (*wake)(void *), void *wake_arg);
-/* Loop thread: records finished posts' answers (srv_transport's wake). */
+/* Starts the senders that are configured: Web Push (push_subject set) with push_concurrency
+ * threads of its own, e-mail (smtp_host set, mail.c) with mail_concurrency; wake (thread safe)
+ * is called when a job finishes, and the loop then calls srv_push_drain. What a restart left
+ * in the outboxes goes at once. -1 with why in err. */
+int srv_notify_start(struct srv *s, void (*wake)(void *), void *wake_arg, char *err,
+                     size_t errlen);
+/* Loop thread: records finished posts' and mails' answers (srv_transport's wake). */
 void srv_push_drain(struct srv *s);
-/* The push timer is due (srv_transport.push_timer). */
+/* The senders' timer is due (srv_transport.push_timer). */
 void srv_push_tick(struct srv *s);
-/* Stops the sender (waits for posts in progress, at most push_timeout_ms); srv_free calls it. */
+/* Stops the senders (waits for jobs in progress, at most their timeouts); srv_free calls it. */
 void srv_push_free(struct srv *s);
 /* Queues a push to every subscription of each recipient of a new notice (ops_notice.c): urgent
  * notices and roll-calls (choices). The caller's failure if it cannot. */
@@ -498,6 +514,14 @@ enum kz_err srv_push_notice(struct srv_call *c, int64_t notice, const char *titl
  * first report, urgent). */
 enum kz_err srv_push_room(struct srv_call *c, const struct store_room *room, int64_t pos,
                           const char *kind, bool urgent);
+/* mail.c: queues an e-mail to each recipient of a new urgent notice or roll-call who has an
+ * address, a roll-call's with one-tap answer links (one per choice, for that person only). */
+enum kz_err srv_mail_notice(struct srv_call *c, int64_t notice, const char *title,
+                            const char *body, const cJSON *choices, bool urgent);
+enum kz_err op_notice_answer_link(struct srv_call *c);
+/* The page GET /answer/... shows for notice.answer_link's reply (JSON, ok or error): a new
+ * frame with the same status, the caller's to unref; NULL if out of memory. */
+struct kz_frame *srv_answer_page(const struct kz_frame *reply);
 
 /* This server's id (the origin of its event logs). */
 const char *srv_server_id(struct srv *s);

@@ -92,6 +92,7 @@ struct http_conn {
     struct srv_http_result res; /* the tus headers of the reply (has_res) */
     bool has_res;
     bool no_body; /* HEAD, 204 */
+    bool html;    /* GET /answer/...: the op's JSON reply goes out as a page (srv_answer_page) */
     int file_fd;  /* a blob being sent (-1: none): bytes [file_pos, file_end) */
     int64_t file_pos, file_end, file_size;
     bool partial; /* a Range reply (206) */

@@ -589,7 +589,33 @@ static const char *const migrations[] = {
      "  created_at INTEGER NOT NULL"
      ");"
      "CREATE INDEX IF NOT EXISTS push_outbox_due ON push_outbox(next_at);"
-     "CREATE INDEX IF NOT EXISTS push_outbox_sub ON push_outbox(sub);"),
+     "CREATE INDEX IF NOT EXISTS push_outbox_sub ON push_outbox(sub);"
+     /* E-mail through the town's relay (mail.c): mail_outbox holds each message until the
+      * relay takes it (state pending) or refuses it for good (failed, kept for admins).
+      * answer_links: a roll-call's one-tap answer for one person, by the hash of its token
+      * (the token itself is only in the mail), usable once until expires_at. */
+     "CREATE TABLE IF NOT EXISTS mail_outbox ("
+     "  id INTEGER PRIMARY KEY,"
+     "  user_id INTEGER NOT NULL REFERENCES users(id),"
+     "  to_addr TEXT NOT NULL,"
+     "  subject TEXT NOT NULL,"
+     "  body TEXT NOT NULL,"
+     "  notice INTEGER,"
+     "  state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','failed')),"
+     "  tries INTEGER NOT NULL DEFAULT 0,"
+     "  next_at INTEGER NOT NULL,"
+     "  last_error TEXT,"
+     "  created_at INTEGER NOT NULL"
+     ");"
+     "CREATE INDEX IF NOT EXISTS mail_outbox_due ON mail_outbox(next_at) WHERE state = 'pending';"
+     "CREATE TABLE IF NOT EXISTS answer_links ("
+     "  token_hash BLOB PRIMARY KEY,"
+     "  notice INTEGER NOT NULL REFERENCES notices(id),"
+     "  user_id INTEGER NOT NULL REFERENCES users(id),"
+     "  expires_at INTEGER NOT NULL,"
+     "  used_at INTEGER,"
+     "  choice INTEGER"
+     ") WITHOUT ROWID;"),
 };
 
 /* Columns a migration adds, each before that migration's SQL and only if the table lacks it:

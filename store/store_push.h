@@ -1,5 +1,6 @@
-/* store_push.h - Web Push's tables (migration 21; store_push.c): the server's VAPID key pair,
- * browsers' subscriptions, and the durable outbox of sends. Same rules as store.h: loop thread
+/* store_push.h - the tables of what reaches people who are not looking (migration 21): Web
+ * Push's VAPID key pair, browsers' subscriptions and the push outbox (store_push.c); e-mail's
+ * outbox and roll-calls' one-tap answer links (store_mail.c). Same rules as store.h: loop thread
  * only, writes inside the open transaction (store_tx_begin), results copied into the caller's
  * structs (the caller owns them). */
 #ifndef KIZUNA_STORE_PUSH_H
@@ -67,5 +68,45 @@ enum store_rc store_push_retry(struct store *st, int64_t id, int64_t tries, int6
                                const char *error);
 /* Sends waiting (the push outbox's length). */
 enum store_rc store_push_pending(struct store *st, int64_t *n);
+
+/* ---- e-mail (store_mail.c) ---- */
+/* Calls fn for each recipient of notice with an e-mail address whose account is enabled. */
+enum store_rc store_mail_recipients(struct store *st, int64_t notice,
+                                    void (*fn)(void *, int64_t user_id, const char *email,
+                                               const char *name),
+                                    void *arg);
+enum store_rc store_mail_queue(struct store *st, int64_t user_id, const char *to,
+                               const char *subject, const char *body, int64_t notice,
+                               int64_t next_at, int64_t now);
+/* One due message; `live` is false when its user was disabled or their address changed (the
+ * caller drops it). Strings valid during fn only. */
+struct store_mail_send {
+    int64_t id, user_id, tries, created_at;
+    const char *to, *subject, *body;
+    bool live;
+};
+enum store_rc store_mail_due(struct store *st, int64_t now, int limit, const int64_t *skip,
+                             size_t nskip, void (*fn)(void *, const struct store_mail_send *),
+                             void *arg);
+enum store_rc store_mail_next_due(struct store *st, int64_t *at);
+enum store_rc store_mail_sent(struct store *st, int64_t id);
+enum store_rc store_mail_retry(struct store *st, int64_t id, int64_t tries, int64_t next_at,
+                               const char *error);
+/* Keeps the message as failed (the relay refused it for good), for admins to see. */
+enum store_rc store_mail_fail(struct store *st, int64_t id, int64_t tries, const char *error);
+/* Messages by state: pending and failed. */
+enum store_rc store_mail_counts(struct store *st, int64_t *pending, int64_t *failed);
+
+/* A roll-call's answer link for one person (hash: of the token in the mail). */
+enum store_rc store_answer_link_add(struct store *st, const uint8_t hash[32], int64_t notice,
+                                    int64_t user_id, int64_t expires_at);
+struct store_answer_link {
+    int64_t notice, user_id, expires_at, used_at;
+};
+enum store_rc store_answer_link_get(struct store *st, const uint8_t hash[32],
+                                    struct store_answer_link *out);
+/* Marks it used (only if it was not): STORE_CONFLICT if it already was. */
+enum store_rc store_answer_link_use(struct store *st, const uint8_t hash[32], int64_t choice,
+                                    int64_t now);
 
 #endif
