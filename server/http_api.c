@@ -164,10 +164,10 @@ static int http_begin(struct transport *t, struct http_conn *h, struct lws *wsi,
             http_reply_error(t, h, KZ_NOT_FOUND, "this answer link is not valid");
             return 0;
         }
-        lws_get_urlarg_by_name(wsi, "c=", c, sizeof c);
+        const char *v = lws_get_urlarg_by_name(wsi, "c=", c, sizeof c); /* points into c */
         char *cend = NULL;
-        long choice = strtol(c, &cend, 10);
-        if (!c[0] || *cend || choice < 1 || choice > 20)
+        long choice = v ? strtol(v, &cend, 10) : 0;
+        if (!v || !v[0] || *cend || choice < 1 || choice > 20)
             choice = 0; /* the op refuses it in its own words */
         char body[160];
         int n = snprintf(body, sizeof body, "{\"token\":\"%s\",\"choice\":%ld}", token, choice);

@@ -186,15 +186,15 @@ static void put_base64_lines(struct text *t, const uint8_t *in, size_t n)
     }
 }
 
-/* A header's text as RFC 2047 encoded words (UTF-8, base64), each at most 45 bytes of text cut
- * at a character's start, so no word passes 75 characters; words are folded onto their own
- * lines. */
+/* A header's text as RFC 2047 encoded words (UTF-8, base64), each at most 39 bytes of text cut
+ * at a character's start (64 characters), so that even the first line, "Subject: " and a word,
+ * stays within 78; words are folded onto their own lines. */
 static void put_encoded_words(struct text *t, const char *s)
 {
     size_t n = strlen(s), off = 0;
     bool first = true;
     while (off < n || first) {
-        size_t k = n - off < 45 ? n - off : 45;
+        size_t k = n - off < 39 ? n - off : 39;
         while (k > 0 && off + k < n && ((unsigned char)s[off + k] & 0xC0) == 0x80)
             k--;
         char word[80];
