@@ -39,6 +39,8 @@ struct pushsink {
     int nposts;
     struct rule rules[MAX_RULES];
     int nrules;
+    int delay_ms;
+    int overflow; /* posts beyond MAX_POSTS, counted only */
 };
 
 static long long now_ms(void)
@@ -122,9 +124,14 @@ static void serve_one(struct pushsink *p, int c)
         }
     if (p->nposts < MAX_POSTS)
         p->posts[p->nposts++] = *post;
+    else
+        p->overflow++;
+    int delay = p->delay_ms;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     free(post);
+    if (delay)
+        usleep((useconds_t)delay * 1000);
     char reply[128];
     int n =
         snprintf(reply, sizeof reply,
@@ -220,12 +227,19 @@ bool pushsink_wait(struct pushsink *p, const char *path, int n, int timeout_ms,
     return i >= 0;
 }
 
+void pushsink_delay(struct pushsink *p, int ms)
+{
+    pthread_mutex_lock(&p->mu);
+    p->delay_ms = ms;
+    pthread_mutex_unlock(&p->mu);
+}
+
 int pushsink_count(struct pushsink *p, const char *path)
 {
     pthread_mutex_lock(&p->mu);
-    int n = 0;
+    int n = path ? 0 : p->overflow;
     for (int i = 0; i < p->nposts; i++)
-        n += strcmp(p->posts[i].path, path) == 0;
+        n += !path || strcmp(p->posts[i].path, path) == 0;
     pthread_mutex_unlock(&p->mu);
     return n;
 }

@@ -24,11 +24,13 @@ struct pushsink *pushsink_start(void);
 int pushsink_port(const struct pushsink *p);
 /* Answers posts to path with status (default 201); first_only: only the next one, then 201. */
 void pushsink_status(struct pushsink *p, const char *path, int status, bool first_only);
+/* Every answer waits ms first (a slow push service). */
+void pushsink_delay(struct pushsink *p, int ms);
 /* Waits for the n-th post (0-based, counting all paths) to path; false after timeout_ms. The
  * copy goes to out. */
 bool pushsink_wait(struct pushsink *p, const char *path, int n, int timeout_ms,
                    struct push_post *out);
-/* Posts received for path so far. */
+/* Posts received for path so far (NULL: all paths). */
 int pushsink_count(struct pushsink *p, const char *path);
 void pushsink_stop(struct pushsink *p);
 
