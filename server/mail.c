@@ -214,7 +214,7 @@ static bool header_safe(const char *s)
 struct mail_job {
     struct kz_job job;
     struct srv *srv;
-    int64_t id, user_id, tries, created_at;
+    int64_t id, user_id, tries, created_at, notice;
     char *to, *subject, *body;
     const struct kz_config *cfg; /* the core's, as long-lived */
     long smtp_code;              /* the relay's last reply code (0: none) */
@@ -342,6 +342,8 @@ static void mail_done(struct kz_job *job, bool ran)
     if (r == STORE_OK) {
         if (j->ok) {
             r = store_mail_sent(st, j->id);
+            if (r == STORE_OK && j->notice)
+                r = store_reach_add(st, j->notice, j->user_id, "email", kz_now_ms());
             KZ_INFO("mail_sent", "user_id=%lld tries=%lld", (long long)j->user_id,
                     (long long)tries);
         } else if ((j->smtp_code >= 500 && j->smtp_code < 600) ||
@@ -392,6 +394,7 @@ static void mail_due_one(void *arg, const struct store_mail_send *m)
     j->user_id = m->user_id;
     j->tries = m->tries;
     j->created_at = m->created_at;
+    j->notice = m->notice;
     j->to = strdup(m->to);
     j->subject = strdup(m->subject);
     j->body = strdup(m->body);

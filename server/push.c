@@ -332,6 +332,8 @@ static void push_done(struct kz_job *job, bool ran)
     if (r == STORE_OK) {
         if (j->status >= 200 && j->status < 300) {
             r = store_push_sent(st, sd->id);
+            if (r == STORE_OK && sd->notice)
+                r = store_reach_add(st, sd->notice, sd->user_id, "push", now);
             p->push_sent++;
             KZ_INFO("push_sent", "user_id=%lld kind=%s status=%ld tries=%lld",
                     (long long)sd->user_id, sd->kind, j->status, (long long)sd->tries + 1);

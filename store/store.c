@@ -608,6 +608,15 @@ static const char *const migrations[] = {
      "  created_at INTEGER NOT NULL"
      ");"
      "CREATE INDEX IF NOT EXISTS mail_outbox_due ON mail_outbox(next_at) WHERE state = 'pending';"
+     /* notice_reach: a recipient of a notice was reached outside the app: a push service
+      * accepted a push for them, or the relay accepted a mail (notice.report's reach). */
+     "CREATE TABLE IF NOT EXISTS notice_reach ("
+     "  notice INTEGER NOT NULL REFERENCES notices(id),"
+     "  user_id INTEGER NOT NULL REFERENCES users(id),"
+     "  channel TEXT NOT NULL CHECK (channel IN ('push','email')),"
+     "  at INTEGER NOT NULL,"
+     "  PRIMARY KEY (notice, user_id, channel)"
+     ") WITHOUT ROWID;"
      "CREATE TABLE IF NOT EXISTS answer_links ("
      "  token_hash BLOB PRIMARY KEY,"
      "  notice INTEGER NOT NULL REFERENCES notices(id),"

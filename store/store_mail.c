@@ -74,7 +74,8 @@ enum store_rc store_mail_due(struct store *st, int64_t now, int limit, const int
 {
     sqlite3_stmt *s =
         prep(st, "SELECT o.id, o.user_id, o.tries, o.created_at, o.to_addr, o.subject, o.body,"
-                 " u.id IS NOT NULL FROM mail_outbox o LEFT JOIN users u ON u.id = o.user_id"
+                 " u.id IS NOT NULL, coalesce(o.notice, 0) FROM mail_outbox o LEFT JOIN users u ON "
+                 "u.id = o.user_id"
                  " AND u.disabled = 0 AND u.email = o.to_addr"
                  " WHERE o.state = 'pending' AND o.next_at <= ? ORDER BY o.next_at, o.id LIMIT ?");
     if (!s)
@@ -97,6 +98,7 @@ enum store_rc store_mail_due(struct store *st, int64_t now, int limit, const int
         m.subject = (const char *)sqlite3_column_text(s, 5);
         m.body = (const char *)sqlite3_column_text(s, 6);
         m.live = sqlite3_column_int(s, 7) != 0;
+        m.notice = sqlite3_column_int64(s, 8);
         fn(arg, &m);
         given++;
     }
@@ -227,5 +229,69 @@ enum store_rc store_answer_link_use(struct store *st, const uint8_t hash[32], in
     enum store_rc r = run(st, s, "mail: link use");
     if (r == STORE_OK && sqlite3_changes(st->db) == 0)
         r = STORE_CONFLICT;
+    return r;
+}
+
+enum store_rc store_reach_add(struct store *st, int64_t notice, int64_t user_id,
+                              const char *channel, int64_t now)
+{
+    sqlite3_stmt *s = prep(st, "INSERT OR IGNORE INTO notice_reach (notice, user_id, channel, at)"
+                               " VALUES (?, ?, ?, ?)");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, notice);
+    sqlite3_bind_int64(s, 2, user_id);
+    sqlite3_bind_text(s, 3, channel, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, now);
+    return run(st, s, "reach: add");
+}
+
+#define REACHED_BY_NOTHING                                                                         \
+    " r.read_at IS NULL AND NOT EXISTS (SELECT 1 FROM notice_reach x WHERE x.notice = r.notice"    \
+    " AND x.user_id = r.user_id)"
+
+enum store_rc store_reach_counts(struct store *st, int64_t notice, int64_t *push, int64_t *email,
+                                 int64_t *none)
+{
+    sqlite3_stmt *s = prep(
+        st, "SELECT (SELECT count(*) FROM notice_reach WHERE notice = ?1 AND channel = 'push'),"
+            " (SELECT count(*) FROM notice_reach WHERE notice = ?1 AND channel = 'email'),"
+            " (SELECT count(*) FROM notice_recipients r WHERE r.notice = ?1 AND" REACHED_BY_NOTHING
+            ")");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, notice);
+    enum store_rc r = STORE_OK;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        *push = sqlite3_column_int64(s, 0);
+        *email = sqlite3_column_int64(s, 1);
+        *none = sqlite3_column_int64(s, 2);
+    } else {
+        r = store_fail(st, "reach: counts");
+    }
+    sqlite3_finalize(s);
+    return r;
+}
+
+enum store_rc store_reach_none(struct store *st, int64_t notice, int64_t limit,
+                               void (*fn)(void *, const char *login, const char *name,
+                                          const char *department),
+                               void *arg)
+{
+    sqlite3_stmt *s =
+        prep(st, "SELECT u.login, u.name, coalesce(d.name, '') FROM notice_recipients r"
+                 " JOIN users u ON u.id = r.user_id"
+                 " LEFT JOIN departments d ON d.id = u.department"
+                 " WHERE r.notice = ? AND" REACHED_BY_NOTHING " ORDER BY u.login LIMIT ?");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, notice);
+    sqlite3_bind_int64(s, 2, limit);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        fn(arg, (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1),
+           (const char *)sqlite3_column_text(s, 2));
+    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "reach: none");
+    sqlite3_finalize(s);
     return r;
 }

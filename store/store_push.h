@@ -81,7 +81,7 @@ enum store_rc store_mail_queue(struct store *st, int64_t user_id, const char *to
 /* One due message; `live` is false when its user was disabled or their address changed (the
  * caller drops it). Strings valid during fn only. */
 struct store_mail_send {
-    int64_t id, user_id, tries, created_at;
+    int64_t id, user_id, tries, created_at, notice;
     const char *to, *subject, *body;
     bool live;
 };
@@ -96,6 +96,19 @@ enum store_rc store_mail_retry(struct store *st, int64_t id, int64_t tries, int6
 enum store_rc store_mail_fail(struct store *st, int64_t id, int64_t tries, const char *error);
 /* Messages by state: pending and failed. */
 enum store_rc store_mail_counts(struct store *st, int64_t *pending, int64_t *failed);
+
+/* Notes that a recipient of notice was reached through channel ("push" or "email"). */
+enum store_rc store_reach_add(struct store *st, int64_t notice, int64_t user_id,
+                              const char *channel, int64_t now);
+/* Recipients of notice reached by push, by e-mail, and by nothing at all (neither, and not
+ * read in the app). */
+enum store_rc store_reach_counts(struct store *st, int64_t notice, int64_t *push, int64_t *email,
+                                 int64_t *none);
+/* Up to limit of those reached by nothing, by login. */
+enum store_rc store_reach_none(struct store *st, int64_t notice, int64_t limit,
+                               void (*fn)(void *, const char *login, const char *name,
+                                          const char *department),
+                               void *arg);
 
 /* A roll-call's answer link for one person (hash: of the token in the mail). */
 enum store_rc store_answer_link_add(struct store *st, const uint8_t hash[32], int64_t notice,

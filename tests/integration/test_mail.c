@@ -111,12 +111,34 @@ Test(mail, a_rollcall_reaches_an_address_and_its_link_answers_once)
     start("");
     add_user("ichiro", "ichiro@example.jp");
     add_user("jiro", "jiro@example.jp");
+    add_user("kotaro", ""); /* no address, no app: reached by nothing */
     const char *title = "【訓練】安否確認：震度6弱の地震が発生しました（全職員は回答してください）";
-    long long id = rollcall("[\"user:ichiro\",\"user:jiro\"]", title);
+    long long id = rollcall("[\"user:ichiro\",\"user:jiro\",\"user:kotaro\"]", title);
     struct smtp_msg m, mj;
     cr_assert(smtpsink_wait(sink, "ichiro@example.jp", 0, 15000, &m), "no mail for ichiro");
     cr_assert(smtpsink_wait(sink, "jiro@example.jp", 0, 15000, &mj), "no mail for jiro");
     cr_assert(strstr(m.from, FROM), "MAIL FROM %s", m.from);
+    /* The report shows who was reached how, and that kotaro was reached by nothing. */
+    long long deadline = mono_ms() + 10000;
+    cJSON *rep = NULL;
+    for (;;) {
+        rep = ws_callf(&admin, "\"op\":\"notice.report\",\"notice\":%lld", id);
+        cr_assert_str_eq(reply_code(rep), "ok");
+        if (cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "reach"), "email")->valuedouble == 2 ||
+            mono_ms() > deadline)
+            break;
+        cJSON_Delete(rep);
+        usleep(20000);
+    }
+    const cJSON *reach = cJSON_GetObjectItem(rep, "reach");
+    cr_assert_eq(cJSON_GetObjectItem(reach, "email")->valuedouble, 2);
+    cr_assert_eq(cJSON_GetObjectItem(reach, "push")->valuedouble, 0);
+    cr_assert_eq(cJSON_GetObjectItem(reach, "none")->valuedouble, 1);
+    const cJSON *unreached = cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "missing"), "unreached");
+    cr_assert_eq(cJSON_GetArraySize(unreached), 1);
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(unreached, 0), "login")->valuestring,
+                     "kotaro");
+    cJSON_Delete(rep);
 
     /* Headers: 7-bit lines of at most 78 characters, the subject as encoded words. */
     const char *hend = strstr(m.data, "\r\n\r\n");

@@ -144,6 +144,17 @@ Test(push, rollcall_reaches_a_closed_browser_and_410_removes_the_subscription)
     cr_assert_str_eq(cJSON_GetObjectItem(j, "title")->valuestring, "安否確認（地震）");
     cr_assert_null(strstr(plain, "KZSECRETBODY"), "the body left the server: %s", plain);
     cJSON_Delete(j);
+    /* The report counts alice as reached by push (bob's 410 does not count). */
+    long long until = mono_ms() + 10000;
+    double pushed = 0;
+    while (pushed < 1 && mono_ms() < until) {
+        cJSON *rep = ws_callf(&admin, "\"op\":\"notice.report\",\"notice\":%lld", id);
+        pushed = cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "reach"), "push")->valuedouble;
+        cJSON_Delete(rep);
+        if (pushed < 1)
+            usleep(20000);
+    }
+    cr_assert_eq(pushed, 1);
     /* Not in the clear on the wire either. */
     cr_assert_null(memmem(p.body, p.len, "安否", strlen("安否")));
 
