@@ -223,7 +223,28 @@ Test(push, read_elsewhere_or_logged_out_gets_nothing_and_hostile_subscriptions_a
     cJSON *r = ws_callf(&frank, "\"op\":\"logout\"");
     cr_assert_str_eq(reply_code(r), "ok");
     cJSON_Delete(r);
-    long long id = post_urgent("[\"user:dave\",\"user:erin\",\"user:frank\"]", "庁舎停電", false);
+    /* gen's account is disabled by an admin; hana's phone is lost and its session revoked. */
+    struct ws gen, hana;
+    struct push_keys kg, kh;
+    subscribe(&gen, "gen", "/p/gen", &kg);
+    subscribe(&hana, "hana", "/p/hana", &kh);
+    r = ws_callf(&hana, "\"op\":\"whoami\"");
+    cr_assert_str_eq(reply_code(r), "ok");
+    const cJSON *ses = cJSON_GetObjectItem(r, "session");
+    long long hana_session =
+        (long long)(cJSON_IsObject(ses) ? cJSON_GetObjectItem(ses, "id") : ses)->valuedouble;
+    cJSON_Delete(r);
+    long long id =
+        post_urgent("[\"user:dave\",\"user:erin\",\"user:frank\",\"user:gen\",\"user:hana\"]",
+                    "庁舎停電", false);
+    /* Queued for gen and hana; within push_coalesce_ms gen's account is disabled and hana's
+     * session revoked (a lost phone): what waits for them is cut at once. */
+    r = ws_callf(&admin, "\"op\":\"user.disable\",\"login\":\"gen\"");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    r = ws_callf(&admin, "\"op\":\"session.revoke\",\"session\":%lld", hana_session);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
     /* dave reads it on his other device within push_coalesce_ms. */
     r = ws_callf(&dave, "\"op\":\"notice.show\",\"notice\":%lld", id);
     cr_assert_str_eq(reply_code(r), "ok");
@@ -232,6 +253,10 @@ Test(push, read_elsewhere_or_logged_out_gets_nothing_and_hostile_subscriptions_a
     usleep(500000);
     cr_assert_eq(pushsink_count(sink, "/p/dave"), 0, "pushed to someone who had read it");
     cr_assert_eq(pushsink_count(sink, "/p/frank"), 0, "pushed to a logged-out session");
+    cr_assert_eq(pushsink_count(sink, "/p/hana"), 0, "pushed to a revoked session");
+    cr_assert_eq(pushsink_count(sink, "/p/gen"), 0, "pushed to a disabled account");
+    ws_close_fd(&gen);
+    ws_close_fd(&hana);
 
     /* Hostile subscriptions: refused, nothing stored. */
     const char *bad[] = {
