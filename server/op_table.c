@@ -443,6 +443,11 @@ static const struct srv_op ops[] = {
      .fields = {REQ("endpoint", 0)},
      .caps = {{"endpoint", "push_endpoint_max_bytes"}},
      .fn = op_push_unsubscribe},
+    {.name = "push.quiet",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {OPT("from", 5), OPT("to", 5), {"off", F_BOOL, false, 0, 0}},
+     .fn = op_push_quiet},
     /* a roll-call's one-tap answer link from an e-mail (mail.c): the token is the credential */
     {.name = "notice.answer_link",
      .access = OP_ANON,

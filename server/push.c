@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 /* One post, prepared on the loop and run on a worker. */
 struct push_job {
@@ -101,6 +102,51 @@ enum kz_err op_push_subscribe(struct srv_call *c)
     KZ_INFO("push_subscribed", "login=%s origin=%s", c->auth.user.login, origin);
     c->result = cJSON_CreateObject();
     cJSON_AddNumberToObject(c->result, "subscription", (double)id);
+    return KZ_OK;
+}
+
+/* "HH:MM" as minutes of the day; -1 if malformed. */
+static int hhmm(const char *s)
+{
+    if (strlen(s) != 5 || s[2] != ':' || !strchr("012", s[0]))
+        return -1;
+    for (int i = 0; i < 5; i++)
+        if (i != 2 && (s[i] < '0' || s[i] > '9'))
+            return -1;
+    int h = (s[0] - '0') * 10 + (s[1] - '0'), m = (s[3] - '0') * 10 + (s[4] - '0');
+    return h < 24 && m < 60 ? h * 60 + m : -1;
+}
+
+enum kz_err op_push_quiet(struct srv_call *c)
+{
+    struct store *st = srv_store(c->srv);
+    const char *from = srv_arg_str(c, "from"), *to = srv_arg_str(c, "to");
+    bool off = srv_arg_bool(c, "off", false);
+    if ((from || to) && off)
+        return srv_fail(c, KZ_BAD_REQUEST, "give from and to, or off, not both");
+    if (!from != !to)
+        return srv_fail(c, KZ_BAD_REQUEST, "quiet hours need both from and to");
+    int start = -1, end = -1;
+    if (from && ((start = hhmm(from)) < 0 || (end = hhmm(to)) < 0))
+        return srv_fail(c, KZ_BAD_REQUEST, "from and to are times of the day, HH:MM (e.g. 22:00)");
+    if (from && start == end)
+        return srv_fail(c, KZ_BAD_REQUEST, "from and to are the same time");
+    if ((from || off) && store_push_quiet_set(st, c->auth.user.id, start, end) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "cannot store the quiet hours");
+    enum store_rc r = store_push_quiet_get(st, c->auth.user.id, &start, &end);
+    if (r != STORE_OK && r != STORE_NOT_FOUND)
+        return srv_fail(c, KZ_INTERNAL, "cannot read the quiet hours");
+    c->result = cJSON_CreateObject();
+    if (r == STORE_NOT_FOUND) {
+        cJSON_AddNullToObject(c->result, "quiet");
+    } else {
+        char a[24], b[24];
+        snprintf(a, sizeof a, "%02d:%02d", start / 60, start % 60);
+        snprintf(b, sizeof b, "%02d:%02d", end / 60, end % 60);
+        cJSON *q = cJSON_AddObjectToObject(c->result, "quiet");
+        cJSON_AddStringToObject(q, "from", a);
+        cJSON_AddStringToObject(q, "to", b);
+    }
     return KZ_OK;
 }
 
@@ -378,7 +424,26 @@ struct due_ctx {
     struct srv *s;
     int64_t *drop; /* rows to delete: their subscription is gone, or the notice was read */
     size_t ndrop, capdrop;
+    int64_t defer_id[64], defer_at[64]; /* rows held for quiet hours, and until when */
+    size_t ndefer;
 };
+
+/* If now is inside quiet hours [start, end) (minutes of the day in the server's time zone,
+ * across midnight when end < start), when they end; else 0. */
+static int64_t quiet_until(int start, int end, int64_t now_ms)
+{
+    if (start < 0 || end < 0 || start == end)
+        return 0;
+    time_t t = (time_t)(now_ms / 1000);
+    struct tm tm;
+    localtime_r(&t, &tm); /* TZ is time_zone's (kz_time_zone_load) */
+    int m = tm.tm_hour * 60 + tm.tm_min;
+    bool inside = start < end ? m >= start && m < end : m >= start || m < end;
+    if (!inside)
+        return 0;
+    int64_t left_min = (end - m + 1440) % 1440;
+    return now_ms - (int64_t)tm.tm_sec * 1000 - now_ms % 1000 + left_min * 60000;
+}
 
 static void due_one(void *arg, const struct store_push_send *sd)
 {
@@ -391,6 +456,17 @@ static void due_one(void *arg, const struct store_push_send *sd)
         if (sd->seen)
             KZ_DEBUG("push_coalesced", "user_id=%lld notice=%lld: read on another device",
                      (long long)sd->user_id, (long long)sd->notice);
+        return;
+    }
+    /* Quiet hours hold what is not urgent until they end; urgent kinds go through. */
+    int64_t until = strcmp(sd->urgency, "high") == 0
+                        ? 0
+                        : quiet_until(sd->quiet_start, sd->quiet_end, kz_now_ms());
+    if (until) {
+        if (d->ndefer < sizeof d->defer_id / sizeof d->defer_id[0]) {
+            d->defer_id[d->ndefer] = sd->id;
+            d->defer_at[d->ndefer++] = until;
+        }
         return;
     }
     struct push_job *j = calloc(1, sizeof *j);
@@ -432,16 +508,18 @@ static void push_tick(struct srv *s, int64_t *next)
     size_t room = (size_t)s->cfg->push_concurrency - p->ninflight;
     if (room > 0) {
         int64_t drop[64];
-        struct due_ctx d = {s, drop, 0, 64};
+        struct due_ctx d = {.s = s, .drop = drop, .capdrop = 64};
         if (store_push_due(s->store, kz_now_ms(), (int)room, p->inflight, p->ninflight, due_one,
                            &d) != STORE_OK)
             KZ_ERROR("push_due_failed", "error=\"%s\"", store_errmsg(s->store));
-        if (d.ndrop && !srv_writes_blocked(s) && store_tx_begin(s->store) == STORE_OK) {
+        if ((d.ndrop || d.ndefer) && !srv_writes_blocked(s) &&
+            store_tx_begin(s->store) == STORE_OK) {
             for (size_t i = 0; i < d.ndrop; i++)
                 store_push_sent(s->store, d.drop[i]);
+            for (size_t i = 0; i < d.ndefer; i++)
+                store_push_defer(s->store, d.defer_id[i], d.defer_at[i]);
             srv_commit_async(s);
-            if (d.ndrop == d.capdrop)
-                *next = kz_now_ms(); /* more may wait behind them */
+            *next = kz_now_ms(); /* more may wait behind them */
         }
     }
     int64_t at = 0;

@@ -706,6 +706,7 @@ const struct srv_op *srv_op_table(size_t *count);
 enum kz_err op_push_vapid_key(struct srv_call *c);
 enum kz_err op_push_subscribe(struct srv_call *c);
 enum kz_err op_push_unsubscribe(struct srv_call *c);
+enum kz_err op_push_quiet(struct srv_call *c);
 enum kz_err op_login(struct srv_call *c);
 enum kz_err op_auth(struct srv_call *c);
 enum kz_err op_logout(struct srv_call *c);

@@ -608,6 +608,13 @@ static const char *const migrations[] = {
      "  created_at INTEGER NOT NULL"
      ");"
      "CREATE INDEX IF NOT EXISTS mail_outbox_due ON mail_outbox(next_at) WHERE state = 'pending';"
+     /* push_quiet: a user's quiet hours (minutes of the day in the server's time_zone, from
+      * start to end, across midnight if end < start): pushes that are not urgent wait. */
+     "CREATE TABLE IF NOT EXISTS push_quiet ("
+     "  user_id INTEGER PRIMARY KEY REFERENCES users(id),"
+     "  start_min INTEGER NOT NULL CHECK (start_min BETWEEN 0 AND 1439),"
+     "  end_min INTEGER NOT NULL CHECK (end_min BETWEEN 0 AND 1439)"
+     ");"
      /* notice_reach: a recipient of a notice was reached outside the app: a push service
       * accepted a push for them, or the relay accepted a mail (notice.report's reach). */
      "CREATE TABLE IF NOT EXISTS notice_reach ("

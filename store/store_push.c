@@ -230,12 +230,14 @@ enum store_rc store_push_due(struct store *st, int64_t now, int limit, const int
             " o.created_at, o.kind, o.urgency, coalesce(p.endpoint, ''), p.p256dh, p.auth,"
             " o.payload, se.id IS NOT NULL AND u.id IS NOT NULL,"
             " r.read_at IS NOT NULL OR r.acked_at IS NOT NULL OR r.responded_at IS NOT NULL"
-            " OR coalesce(m.read_pos >= o.pos, 0)"
+            " OR coalesce(m.read_pos >= o.pos, 0), coalesce(q.start_min, -1),"
+            " coalesce(q.end_min, -1)"
             " FROM push_outbox o LEFT JOIN push_subs p ON p.id = o.sub"
             " LEFT JOIN sessions se ON se.id = p.session_id AND se.ended_at IS NULL"
             " LEFT JOIN users u ON u.id = p.user_id AND u.disabled = 0"
             " LEFT JOIN notice_recipients r ON r.notice = o.notice AND r.user_id = p.user_id"
             " LEFT JOIN room_members m ON m.room = o.room AND m.user_id = p.user_id"
+            " LEFT JOIN push_quiet q ON q.user_id = p.user_id"
             " WHERE o.next_at <= ? ORDER BY o.next_at, o.id LIMIT ?");
     if (!s)
         return STORE_ERROR;
@@ -273,6 +275,8 @@ enum store_rc store_push_due(struct store *st, int64_t now, int limit, const int
         }
         store_copy_text(p->payload, sizeof p->payload, s, 12);
         p->seen = sqlite3_column_int(s, 14) != 0;
+        p->quiet_start = sqlite3_column_int(s, 15);
+        p->quiet_end = sqlite3_column_int(s, 16);
         fn(arg, p);
         given++;
     }
@@ -311,4 +315,49 @@ enum store_rc store_push_retry(struct store *st, int64_t id, int64_t tries, int6
 enum store_rc store_push_pending(struct store *st, int64_t *n)
 {
     return one_int(st, prep(st, "SELECT count(*) FROM push_outbox"), n, "push: pending");
+}
+
+enum store_rc store_push_defer(struct store *st, int64_t id, int64_t next_at)
+{
+    sqlite3_stmt *s = prep(st, "UPDATE push_outbox SET next_at = ? WHERE id = ?");
+    if (s) {
+        sqlite3_bind_int64(s, 1, next_at);
+        sqlite3_bind_int64(s, 2, id);
+    }
+    return run(st, s, "push: defer");
+}
+
+enum store_rc store_push_quiet_set(struct store *st, int64_t user_id, int start, int end)
+{
+    sqlite3_stmt *s = start < 0 ? prep(st, "DELETE FROM push_quiet WHERE user_id = ?")
+                                : prep(st, "INSERT INTO push_quiet (user_id, start_min, end_min)"
+                                           " VALUES (?1, ?2, ?3) ON CONFLICT (user_id) DO UPDATE"
+                                           " SET start_min = ?2, end_min = ?3");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, user_id);
+    if (start >= 0) {
+        sqlite3_bind_int(s, 2, start);
+        sqlite3_bind_int(s, 3, end);
+    }
+    return run(st, s, "push: quiet");
+}
+
+enum store_rc store_push_quiet_get(struct store *st, int64_t user_id, int *start, int *end)
+{
+    sqlite3_stmt *s = prep(st, "SELECT start_min, end_min FROM push_quiet WHERE user_id = ?");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, user_id);
+    int rc = sqlite3_step(s);
+    enum store_rc r = STORE_NOT_FOUND;
+    if (rc == SQLITE_ROW) {
+        *start = sqlite3_column_int(s, 0);
+        *end = sqlite3_column_int(s, 1);
+        r = STORE_OK;
+    } else if (rc != SQLITE_DONE) {
+        r = store_fail(st, "push: quiet get");
+    }
+    sqlite3_finalize(s);
+    return r;
 }

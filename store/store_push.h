@@ -55,6 +55,7 @@ struct store_push_send {
     uint8_t p256dh[65], auth[16];
     char payload[1024];
     bool live, seen;
+    int quiet_start, quiet_end; /* the user's quiet hours, minutes of the day (-1: none) */
 };
 /* Calls fn for each send due at now (oldest first, at most limit), skipping the ids in
  * skip[nskip] (in flight). fn's struct is valid during the call only. */
@@ -66,6 +67,11 @@ enum store_rc store_push_next_due(struct store *st, int64_t *at);
 enum store_rc store_push_sent(struct store *st, int64_t id);
 enum store_rc store_push_retry(struct store *st, int64_t id, int64_t tries, int64_t next_at,
                                const char *error);
+/* Moves a send to next_at (quiet hours). */
+enum store_rc store_push_defer(struct store *st, int64_t id, int64_t next_at);
+/* A user's quiet hours (start < 0 clears them); STORE_NOT_FOUND from get if none. */
+enum store_rc store_push_quiet_set(struct store *st, int64_t user_id, int start, int end);
+enum store_rc store_push_quiet_get(struct store *st, int64_t user_id, int *start, int *end);
 /* Sends waiting (the push outbox's length). */
 enum store_rc store_push_pending(struct store *st, int64_t *n);
 

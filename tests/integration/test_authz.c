@@ -220,6 +220,7 @@ static const struct row rows[] = {
     {"push.vapid_key", "",                                                  "U U o o o o o U U U F", 0},
     {"push.subscribe", "\"endpoint\":\"https://push.example.net/s/$SELF\",\"p256dh\":\"BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4\",\"auth\":\"BTBZMqHH6r4Tts7J_aSIgg\"",
                                                                             "U U o o o o o U U U F", 0},
+    {"push.quiet", "\"from\":\"22:00\",\"to\":\"06:00\"",                      "U U o o o o o U U U F", 0},
     {"push.unsubscribe", "\"endpoint\":\"https://push.example.net/s/$SELF\"", "U U o o o o o U U U F", 0},
     {"notice.list", "",                                                     "U U o o o o o U U U F", 0},
     {"notice.show", "\"notice\":$NOTICE",                                   "U U o o N N o U U U F", 0},

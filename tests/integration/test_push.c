@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -38,7 +39,8 @@ static void setup(void)
     sink = pushsink_start();
     kzd_setup_with(&d,
                    "\"push_subject\":\"" SUBJECT "\",\"push_allow_private_endpoints\":true,"
-                   "\"push_coalesce_ms\":1000,\"push_retry_base_ms\":100,\"push_timeout_ms\":3000");
+                   "\"push_coalesce_ms\":1000,\"push_retry_base_ms\":100,\"push_timeout_ms\":3000,"
+                   "\"time_zone\":\"UTC\"");
     cr_assert(ws_open(&admin, d.port));
     cr_assert(ws_login(&admin, "admin", TEST_ADMIN_PASSWORD, NULL));
 }
@@ -426,4 +428,82 @@ Test(push, a_flood_of_pushes_to_a_slow_service_never_stalls_talk)
     pushsink_delay(sink, 0);
     ws_close_fd(&kumi);
     ws_close_fd(&taro);
+}
+
+/* Rows waiting in the push outbox of kind, and the earliest next_at among them (ms). */
+static int waiting(const char *kind, long long *next_at)
+{
+    char db_path[512];
+    snprintf(db_path, sizeof db_path, "%s/kizuna.db", d.dir);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    int n = -1;
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db,
+                           "SELECT count(*), coalesce(min(next_at), 0) FROM push_outbox"
+                           " WHERE kind = ?",
+                           -1, &s, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
+        if (sqlite3_step(s) == SQLITE_ROW) {
+            n = sqlite3_column_int(s, 0);
+            *next_at = sqlite3_column_int64(s, 1);
+        }
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+}
+
+Test(push, quiet_hours_hold_a_direct_message_but_not_an_urgent_notice)
+{
+    struct ws ken, lisa;
+    struct push_keys kk, kl;
+    subscribe(&ken, "ken", "/p/ken", &kk);
+    subscribe(&lisa, "lisa", "/p/lisa", &kl);
+    const char *bad[] = {"\"from\":\"25:00\",\"to\":\"06:00\"", "\"from\":\"22:00\"",
+                         "\"from\":\"7:00\",\"to\":\"08:00\"",
+                         "\"from\":\"08:00\",\"to\":\"08:00\"",
+                         "\"from\":\"22:00\",\"to\":\"06:00\",\"off\":true"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cJSON *r = ws_callf(&ken, "\"op\":\"push.quiet\",%s", bad[i]);
+        cr_assert_str_eq(reply_code(r), "bad_request", "%s", bad[i]);
+        cJSON_Delete(r);
+    }
+    /* Quiet from an hour ago to an hour from now (the server's time_zone is UTC here). */
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    int m = tm.tm_hour * 60 + tm.tm_min, a = (m + 1440 - 60) % 1440, b = (m + 60) % 1440;
+    cJSON *r = ws_callf(&ken, "\"op\":\"push.quiet\",\"from\":\"%02d:%02d\",\"to\":\"%02d:%02d\"",
+                        a / 60, a % 60, b / 60, b % 60);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    r = ws_callf(&lisa, "\"op\":\"room.direct\",\"user\":\"ken\"");
+    char room[64];
+    snprintf(room, sizeof room, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    cJSON_Delete(r);
+    r = ws_callf(&lisa, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"明日の予定\"", room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    post_urgent("[\"user:ken\"]", "避難指示", false);
+    struct push_post p;
+    cr_assert(pushsink_wait(sink, "/p/ken", 0, 15000, &p), "the urgent notice was held too");
+    char plain[1024];
+    check_post(&p, &kk, "86400", "high", plain, sizeof plain);
+    cr_assert(strstr(plain, "避難指示"), "%s", plain);
+    usleep(500000);
+    cr_assert_eq(pushsink_count(sink, "/p/ken"), 1, "the direct message was pushed in quiet hours");
+    /* Held, not dropped: it waits for the end of the quiet hours. */
+    long long next_at = 0;
+    cr_assert_eq(waiting("direct", &next_at), 1);
+    long long left_ms = next_at - (long long)now * 1000;
+    cr_assert(left_ms > 50 * 60000 && left_ms <= 61 * 60000, "held until %lld ms from now",
+              left_ms);
+    r = ws_callf(&ken, "\"op\":\"push.quiet\",\"off\":true");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cr_assert(cJSON_IsNull(cJSON_GetObjectItem(r, "quiet")));
+    cJSON_Delete(r);
+    ws_close_fd(&ken);
+    ws_close_fd(&lisa);
 }
