@@ -555,3 +555,33 @@ struct kz_frame *srv_answer_page(const struct kz_frame *reply)
     free(t.s);
     return f;
 }
+
+/* ---- what admins see of the outbox ---- */
+
+static void failure_row(void *arg, const struct store_mail_failure *f)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", (double)f->id);
+    cJSON_AddStringToObject(o, "login", f->login);
+    cJSON_AddStringToObject(o, "to", f->to);
+    cJSON_AddStringToObject(o, "subject", f->subject);
+    cJSON_AddNumberToObject(o, "tries", (double)f->tries);
+    cJSON_AddStringToObject(o, "error", f->error);
+    cJSON_AddNumberToObject(o, "created_at", (double)f->created_at);
+    cJSON_AddItemToArray(arg, o);
+}
+
+enum kz_err op_mail_status(struct srv_call *c)
+{
+    struct store *st = srv_store(c->srv);
+    int64_t pending = 0, failed = 0;
+    c->result = cJSON_CreateObject();
+    cJSON *list = cJSON_AddArrayToObject(c->result, "failed");
+    if (store_mail_counts(st, &pending, &failed) != STORE_OK ||
+        store_mail_failures(st, srv_arg_int(c, "limit", 100), failure_row, list) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "cannot read the mail outbox");
+    cJSON_AddBoolToObject(c->result, "enabled", c->srv->push && c->srv->push->mail_pool);
+    cJSON_AddNumberToObject(c->result, "pending", (double)pending);
+    cJSON_AddNumberToObject(c->result, "failed_total", (double)failed);
+    return KZ_OK;
+}

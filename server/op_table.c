@@ -454,6 +454,8 @@ static const struct srv_op ops[] = {
      .writes = true,
      .fields = {REQ("token", 64), {"choice", F_INT, true, 20, 1}},
      .fn = op_notice_answer_link},
+    /* the mail outbox as admins see it: what waits, what the relay refused for good (mail.c) */
+    {.name = "mail.status", .access = OP_ADMIN, .fields = {LIMIT_ARG}, .fn = op_mail_status},
     /* notices */
     {.name = "notice.post",
      .access = OP_USER,

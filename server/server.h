@@ -519,6 +519,7 @@ enum kz_err srv_push_room(struct srv_call *c, const struct store_room *room, int
 enum kz_err srv_mail_notice(struct srv_call *c, int64_t notice, const char *title,
                             const char *body, const cJSON *choices, bool urgent);
 enum kz_err op_notice_answer_link(struct srv_call *c);
+enum kz_err op_mail_status(struct srv_call *c);
 /* The page GET /answer/... shows for notice.answer_link's reply (JSON, ok or error): a new
  * frame with the same status, the caller's to unref; NULL if out of memory. */
 struct kz_frame *srv_answer_page(const struct kz_frame *reply);

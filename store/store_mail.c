@@ -295,3 +295,31 @@ enum store_rc store_reach_none(struct store *st, int64_t notice, int64_t limit,
     sqlite3_finalize(s);
     return r;
 }
+
+enum store_rc store_mail_failures(struct store *st, int64_t limit,
+                                  void (*fn)(void *, const struct store_mail_failure *), void *arg)
+{
+    sqlite3_stmt *s = prep(st, "SELECT o.id, o.tries, o.created_at, coalesce(u.login, ''),"
+                               " o.to_addr, o.subject, coalesce(o.last_error, '')"
+                               " FROM mail_outbox o LEFT JOIN users u ON u.id = o.user_id"
+                               " WHERE o.state = 'failed' ORDER BY o.id DESC LIMIT ?");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, limit);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_mail_failure f = {
+            .id = sqlite3_column_int64(s, 0),
+            .tries = sqlite3_column_int64(s, 1),
+            .created_at = sqlite3_column_int64(s, 2),
+            .login = (const char *)sqlite3_column_text(s, 3),
+            .to = (const char *)sqlite3_column_text(s, 4),
+            .subject = (const char *)sqlite3_column_text(s, 5),
+            .error = (const char *)sqlite3_column_text(s, 6),
+        };
+        fn(arg, &f);
+    }
+    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "mail: failures");
+    sqlite3_finalize(s);
+    return r;
+}

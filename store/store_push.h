@@ -100,6 +100,14 @@ enum store_rc store_mail_retry(struct store *st, int64_t id, int64_t tries, int6
                                const char *error);
 /* Keeps the message as failed (the relay refused it for good), for admins to see. */
 enum store_rc store_mail_fail(struct store *st, int64_t id, int64_t tries, const char *error);
+/* Failed messages, newest first, at most limit (strings valid during fn only). */
+struct store_mail_failure {
+    int64_t id, tries, created_at;
+    const char *login, *to, *subject, *error;
+};
+enum store_rc store_mail_failures(struct store *st, int64_t limit,
+                                  void (*fn)(void *, const struct store_mail_failure *),
+                                  void *arg);
 /* Messages by state: pending and failed. */
 enum store_rc store_mail_counts(struct store *st, int64_t *pending, int64_t *failed);
 

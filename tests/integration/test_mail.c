@@ -254,4 +254,16 @@ Test(mail, a_busy_relay_is_retried_and_a_refusal_is_kept_as_failed)
     cr_assert_eq(outbox("failed"), 1, "the refused message is not kept as failed");
     cr_assert_eq(outbox("pending"), 0);
     cr_assert_eq(smtpsink_count(sink, "shiro@example.jp"), 1, "a delivered message went twice");
+    /* The admin sees the failure, with the relay's reply. */
+    cJSON *r = ws_callf(&admin, "\"op\":\"mail.status\"");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(r, "enabled")));
+    cr_assert_eq(cJSON_GetObjectItem(r, "failed_total")->valuedouble, 1);
+    cr_assert_eq(cJSON_GetObjectItem(r, "pending")->valuedouble, 0);
+    const cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "failed"), 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(f, "login")->valuestring, "goro");
+    cr_assert_str_eq(cJSON_GetObjectItem(f, "to")->valuestring, "nobody@example.jp");
+    cr_assert(strstr(cJSON_GetObjectItem(f, "error")->valuestring, "550"), "%s",
+              cJSON_GetObjectItem(f, "error")->valuestring);
+    cJSON_Delete(r);
 }
