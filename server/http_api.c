@@ -160,6 +160,29 @@ static int http_begin(struct transport *t, struct http_conn *h, struct lws *wsi,
     }
     if (is_get && strcmp(uri, "/metrics") == 0)
         return metrics_begin(t, h, wsi);
+    if (is_get && strncmp(uri, "/answer/", 8) == 0) {
+        /* A roll-call's one-tap answer from an e-mail (mail.c): the op notice.answer_link,
+         * through the same gate as every op, its reply shown as a small page. */
+        char c[8] = "";
+        const char *token = uri + 8;
+        if (strlen(token) > 64 ||
+            strspn(token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                          "0123456789-_") != strlen(token)) {
+            h->html = true;
+            http_reply_error(t, h, KZ_NOT_FOUND, "this answer link is not valid");
+            return 0;
+        }
+        const char *v = lws_get_urlarg_by_name(wsi, "c=", c, sizeof c); /* points into c */
+        char *cend = NULL;
+        long choice = v ? strtol(v, &cend, 10) : 0;
+        if (!v || !v[0] || *cend || choice < 1 || choice > 20)
+            choice = 0; /* the op refuses it in its own words */
+        char body[160];
+        int n = snprintf(body, sizeof body, "{\"token\":\"%s\",\"choice\":%ld}", token, choice);
+        h->html = true;
+        srv_handle_http(t->srv, h->c.id, "notice.answer_link", "", h->c.peer, body, (size_t)n);
+        return 0;
+    }
     if (strncmp(uri, API_PREFIX, strlen(API_PREFIX)) != 0) {
         if (is_get || is_head)
             return static_begin(t, h, wsi, uri, is_head);
@@ -249,9 +272,18 @@ static int http_send(struct http_conn *h, struct lws *wsi)
             if (upload_write_headers(h, wsi))
                 return -1;
         } else {
+            if (h->html) {
+                struct kz_frame *page = srv_answer_page(f);
+                if (!page)
+                    return -1;
+                kz_frame_unref(f);
+                h->resp = f = page;
+            }
             unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
                                                *end = buf + sizeof buf - 1;
-            const char *type = h->resp_type ? h->resp_type : "application/json";
+            const char *type = h->resp_type ? h->resp_type
+                               : h->html    ? "text/html; charset=utf-8"
+                                            : "application/json";
             /* X-Request-Id: what the log's req= says of this request, to quote when asking the
              * operator about a refusal. */
             char req[24];
@@ -260,6 +292,9 @@ static int http_send(struct http_conn *h, struct lws *wsi)
                 (f->req_id &&
                  lws_add_http_header_by_name(wsi, (const unsigned char *)"x-request-id:",
                                              (const unsigned char *)req, rn, &p, end)) ||
+                (h->html &&
+                 lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                             (const unsigned char *)"no-store", 8, &p, end)) ||
                 http_policy_headers(wsi, &p, end) ||
                 lws_finalize_write_http_header(wsi, start, &p, end))
                 return -1;
@@ -308,6 +343,8 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
          * (lws_cancel_service). */
         if (t && t->workers)
             kz_workers_drain(t->workers);
+        if (t && t->srv)
+            srv_push_drain(t->srv); /* a post to a push service finished */
         if (t && t->srv)
             srv_release(t->srv);
         return 0;

@@ -326,6 +326,11 @@ static int cmd_init(int argc, char **argv)
         fprintf(stderr, "kizunad: cannot create the admin: %s\n", store_errmsg(st));
         goto out;
     }
+    bool vapid_made = false; /* Web Push's VAPID key (push.c) */
+    if (srv_push_keys_ensure(st, &vapid_made) != 0) {
+        fprintf(stderr, "kizunad: cannot make the push key: %s\n", store_errmsg(st));
+        goto out;
+    }
     printf("initialised %s\n", o.data);
     printf("server id: %s (for good: its event logs and peers know it by this id; see "
            "kizunad fingerprint --data %s)\n",
@@ -553,6 +558,33 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kizunad: cannot make the blob directories in %s\n", o.data);
         goto out;
     }
+    /* Web Push: the VAPID key (a data directory made before push had none), then the sender,
+     * which needs push_subject to tell push services whom to contact. */
+    bool vapid_made = false;
+    if (srv_push_keys_ensure(st, &vapid_made) != 0) {
+        fprintf(stderr, "kizunad: cannot make the push key: %s\n", store_errmsg(st));
+        goto out;
+    }
+    if (vapid_made)
+        KZ_INFO("push_key_made", "a VAPID key pair for Web Push");
+    if (o.cfg.push_subject[0] && strncmp(o.cfg.push_subject, "mailto:", 7) != 0 &&
+        strncmp(o.cfg.push_subject, "https://", 8) != 0) {
+        fprintf(stderr, "kizunad: push_subject must begin with mailto: or https://\n");
+        goto out;
+    }
+    if (o.cfg.smtp_host[0] && strcmp(o.cfg.smtp_security, "starttls") != 0 &&
+        strcmp(o.cfg.smtp_security, "tls") != 0 && strcmp(o.cfg.smtp_security, "none") != 0) {
+        fprintf(stderr, "kizunad: smtp_security is starttls, tls or none\n");
+        goto out;
+    }
+    if (o.cfg.smtp_host[0] && !kz_email_valid(o.cfg.smtp_from)) {
+        fprintf(stderr, "kizunad: smtp_from must be an e-mail address when smtp_host is set\n");
+        goto out;
+    }
+    if (srv_notify_start(srv, transport_wake_fn(), transport_wake_arg(t), err, sizeof err) != 0) {
+        fprintf(stderr, "kizunad: %s\n", err);
+        goto out;
+    }
 
     char key_b64[64];
     fed_key_encode(pk, key_b64, sizeof key_b64);
@@ -584,6 +616,8 @@ static int cmd_serve(int argc, char **argv)
     rc = 0;
 out:
     kz_workers_stop(workers); /* unfinished password checks are answered "shutting down" */
+    if (srv)
+        srv_push_free(srv); /* posts in progress finish (push_timeout_ms); queued ones wait */
     if (srv)
         srv_flush(srv);
     /* A commit made while the transport is torn down (a link's end) is still synced, but

@@ -448,6 +448,12 @@ enum kz_err op_e2ee_post(struct srv_call *c)
         cJSON_Delete(ed);
         return e;
     }
+    /* A photo in a direct room is pushed as "new photo", never anything of its content. */
+    if (strcmp(type, "e2ee.photo") == 0 && strcmp(room.kind, "direct") == 0 &&
+        (e = srv_push_room(c, &room, ev.pos, "photo", false))) {
+        cJSON_Delete(ed);
+        return e;
+    }
     const cJSON *en;
     const char *epoch = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ed, "epoch"));
     cJSON_ArrayForEach(en, cJSON_GetObjectItemCaseSensitive(ed, "entries"))

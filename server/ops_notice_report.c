@@ -2,6 +2,7 @@
  * choice, who has not), as JSON and as CSV, and reminders to exactly those who have not done
  * what was asked. */
 #include "notice.h"
+#include "store_push.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,37 @@ static int csv_row(void *arg, const struct store_recipient *r)
     return 0;
 }
 
+static void reach_row(void *arg, const char *login, const char *name, const char *department)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "login", login);
+    cJSON_AddStringToObject(o, "name", name);
+    cJSON_AddStringToObject(o, "department", department);
+    cJSON_AddItemToArray(arg, o);
+}
+
+/* How recipients were reached (docs/notifications.md): push accepted by a push service, mail
+ * accepted by the relay, read in the app; and who was reached by none of them (listed). */
+static enum kz_err reach_report(struct srv_call *c, int64_t notice, int64_t read, cJSON *missing,
+                                int64_t limit)
+{
+    struct store *st = srv_store(c->srv);
+    int64_t push = 0, email = 0, none = 0;
+    cJSON *list = cJSON_AddArrayToObject(missing, "unreached");
+    if (store_reach_counts(st, notice, &push, &email, &none) != STORE_OK ||
+        store_reach_none(st, notice, limit, reach_row, list) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "report failed");
+    if (none > cJSON_GetArraySize(list))
+        cJSON_AddNumberToObject(missing, "unreached_more",
+                                (double)(none - cJSON_GetArraySize(list)));
+    cJSON *reach = cJSON_AddObjectToObject(c->result, "reach");
+    cJSON_AddNumberToObject(reach, "push", (double)push);
+    cJSON_AddNumberToObject(reach, "email", (double)email);
+    cJSON_AddNumberToObject(reach, "app", (double)read);
+    cJSON_AddNumberToObject(reach, "none", (double)none);
+    return KZ_OK;
+}
+
 enum kz_err op_notice_report(struct srv_call *c)
 {
     struct store *st = srv_store(c->srv);
@@ -165,6 +197,8 @@ enum kz_err op_notice_report(struct srv_call *c)
          missing_list(st, v.n.id, STORE_NOT_RESPONDED, missing, "not_responded", limit,
                       all - resp) != STORE_OK))
         e = srv_fail(c, KZ_INTERNAL, "report failed");
+    if (!e && (e = reach_report(c, v.n.id, read, missing, limit)))
+        goto out;
 out:
     cJSON_Delete(rc.choices);
     kz_csv_free(&rc.csv);

@@ -95,6 +95,11 @@ enum kz_err op_msg_send(struct srv_call *c)
     struct srv_appended ev;
     if ((e = srv_msg_post(c, &room, body, extra, &ev)))
         return e;
+    /* Those not looking: a message addressed to them (a direct room) or a first report. */
+    bool direct = strcmp(room.kind, "direct") == 0;
+    if ((direct || urgent) &&
+        (e = srv_push_room(c, &room, ev.pos, urgent ? "hotline" : "direct", urgent)))
+        return e;
     if (client_id && store_client_id_put(st, c->auth.user.id, client_id, ev.pos) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot store the message");
     srv_reply_event(c, ev.pos, ev.event_id, ev.ts);

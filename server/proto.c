@@ -102,6 +102,7 @@ void srv_free(struct srv *s)
 {
     if (!s)
         return;
+    srv_push_free(s); /* its last answers are written before the flush */
     srv_flush(s);
     srv_out_free(s);
     srv_events_forget(s);

@@ -38,6 +38,7 @@ int kz_err_http_status(enum kz_err e);
 /* ---- configuration (config.c): a table over cJSON, as Redis does ---- */
 enum kz_log_level { KZ_LOG_ERROR, KZ_LOG_WARN, KZ_LOG_INFO, KZ_LOG_DEBUG };
 
+#define WP_SUBJECT_CAP 257 /* webpush.h's WP_SUB_MAX + 1 */
 struct kz_config {
     char listen[128];        /* HOST:PORT; port 0 picks a free port */
     char tls_cert_file[512]; /* PEM certificate (chain) to serve TLS with; "" serves plain */
@@ -137,6 +138,34 @@ struct kz_config {
     /* Not a setting: the zone's POSIX rule ("JST-9"), filled by kz_time_zone_load at start and
      * sent to clients, which then need no tzdata of their own. */
     char time_zone_posix[64];
+    /* Web Push (push.c, docs/notifications.md). */
+    char push_subject[WP_SUBJECT_CAP]; /* VAPID sub: mailto: or https: of the administrator */
+    long long push_concurrency;        /* posts to push services at once (its threads) */
+    long long push_connect_timeout_ms;
+    long long push_timeout_ms;
+    long long push_retry_base_ms; /* first retry's delay, doubling each time */
+    long long push_retry_max_ms;
+    long long push_retry_max_tries;
+    long long push_ttl_urgent_s; /* TTL of urgent notices and roll-calls at the push service */
+    long long push_ttl_s;        /* TTL of other pushes */
+    long long push_coalesce_ms;  /* a push waits this long: read elsewhere meanwhile, none */
+    long long push_subs_per_user_max;
+    long long push_endpoint_max_bytes;
+    long long push_allow_private_endpoints; /* endpoints on loopback/private addresses (tests) */
+    /* E-mail through the town's relay (mail.c, docs/notifications.md). */
+    char smtp_host[256]; /* "" = no e-mail */
+    long long smtp_port;
+    char smtp_security[16]; /* starttls, tls or none */
+    char smtp_user[256];
+    char smtp_password[256];
+    char smtp_from[256];
+    long long smtp_connect_timeout_ms;
+    long long smtp_timeout_ms;
+    long long mail_concurrency;
+    long long mail_retry_base_ms;
+    long long mail_retry_max_ms;
+    long long mail_retry_max_tries;
+    long long mail_answer_link_ttl_s;
 };
 
 /* Fills cfg with every default. */
@@ -485,6 +514,9 @@ struct srv_transport {
     void (*blob_timer)(void *ctx, int ms);
     /* The transport's connections as admin.status shows them (may be NULL: all zero). */
     void (*conn_stats)(void *ctx, struct srv_conn_stats *out);
+    /* Call srv_push_tick() in about ms milliseconds, replacing the last such call (may be
+     * NULL: no push sender, as in the tests' fake transport). */
+    void (*push_timer)(void *ctx, int ms);
     void *ctx;
 };
 
@@ -503,6 +535,41 @@ int srv_fed_frame(struct srv *s, const char *peer_id, const char *data, size_t l
 void srv_fed_writable(struct srv *s, const char *peer_id);
 /* fed_blobs.c: blob fetches' paced requests and timeouts are due (srv_transport.blob_timer). */
 void srv_fed_blobs_tick(struct srv *s);
+
+/* ---- Web Push (push.c, docs/notifications.md) ---- */
+/* Makes the server's VAPID key pair unless the database has one (*made says whether it did);
+ * kizunad init and every start call it. 0, or -1 (store_errmsg says why). */
+int srv_push_keys_ensure(struct store *st, bool *made);
+/* Starts the senders that are configured: Web Push (push_subject set) with push_concurrency
+ * threads of its own, e-mail (smtp_host set, mail.c) with mail_concurrency; wake (thread safe)
+ * is called when a job finishes, and the loop then calls srv_push_drain. What a restart left
+ * in the outboxes goes at once. -1 with why in err. */
+int srv_notify_start(struct srv *s, void (*wake)(void *), void *wake_arg, char *err,
+                     size_t errlen);
+/* Loop thread: records finished posts' and mails' answers (srv_transport's wake). */
+void srv_push_drain(struct srv *s);
+/* The senders' timer is due (srv_transport.push_timer). */
+void srv_push_tick(struct srv *s);
+/* Stops the senders (waits for jobs in progress, at most their timeouts); srv_free calls it. */
+void srv_push_free(struct srv *s);
+/* Queues a push to every subscription of each recipient of a new notice (ops_notice.c): urgent
+ * notices and roll-calls (choices). The caller's failure if it cannot. */
+enum kz_err srv_push_notice(struct srv_call *c, int64_t notice, const char *title, bool urgent,
+                            bool rollcall);
+/* Queues a push about the caller's event at pos in room to the room's other present members:
+ * kind "direct" (a message in a direct room), "photo" (a photo there), "hotline" (a hotline's
+ * first report, urgent). */
+enum kz_err srv_push_room(struct srv_call *c, const struct store_room *room, int64_t pos,
+                          const char *kind, bool urgent);
+/* mail.c: queues an e-mail to each recipient of a new urgent notice or roll-call who has an
+ * address, a roll-call's with one-tap answer links (one per choice, for that person only). */
+enum kz_err srv_mail_notice(struct srv_call *c, int64_t notice, const char *title,
+                            const char *body, const cJSON *choices, bool urgent);
+enum kz_err op_notice_answer_link(struct srv_call *c);
+enum kz_err op_mail_status(struct srv_call *c);
+/* The page GET /answer/... shows for notice.answer_link's reply (JSON, ok or error): a new
+ * frame with the same status, the caller's to unref; NULL if out of memory. */
+struct kz_frame *srv_answer_page(const struct kz_frame *reply);
 
 /* This server's id (the origin of its event logs). */
 const char *srv_server_id(struct srv *s);
@@ -695,6 +762,10 @@ const struct srv_op *srv_op_table(size_t *count);
 size_t srv_op_index(const struct srv_op *op);
 
 /* The op handlers: ops_account.c (sessions, own account), ops_admin.c (accounts). */
+enum kz_err op_push_vapid_key(struct srv_call *c);
+enum kz_err op_push_subscribe(struct srv_call *c);
+enum kz_err op_push_unsubscribe(struct srv_call *c);
+enum kz_err op_push_quiet(struct srv_call *c);
 enum kz_err op_login(struct srv_call *c);
 enum kz_err op_auth(struct srv_call *c);
 enum kz_err op_logout(struct srv_call *c);

@@ -119,6 +119,18 @@ static void tx_blob_timer(void *ctx, int ms)
     lws_sul_schedule(t->ctx, 0, &t->blob_sul, blob_cb, (lws_usec_t)ms * LWS_US_PER_MS);
 }
 
+static void push_cb(lws_sorted_usec_list_t *sul)
+{
+    struct transport *t = lws_container_of(sul, struct transport, push_sul);
+    srv_push_tick(t->srv);
+}
+
+static void tx_push_timer(void *ctx, int ms)
+{
+    struct transport *t = ctx;
+    lws_sul_schedule(t->ctx, 0, &t->push_sul, push_cb, (lws_usec_t)ms * LWS_US_PER_MS);
+}
+
 /* Expired accounts and idle shared sessions are swept on a fixed beat; the first sweep runs
  * right after start, so an account that expired while the server was down never gets in. */
 static void house_cb(lws_sorted_usec_list_t *sul)
@@ -309,6 +321,7 @@ struct transport *transport_new(const struct kz_config *cfg, struct srv_transpor
     tx->fed_send = tx_fed_send;
     tx->blob_timer = tx_blob_timer;
     tx->conn_stats = tx_conn_stats;
+    tx->push_timer = tx_push_timer;
     tx->ctx = t;
     return t;
 }
@@ -476,6 +489,7 @@ void transport_free(struct transport *t)
     lws_sul_cancel(&t->house_sul);
     lws_sul_cancel(&t->blob_sul);
     lws_sul_cancel(&t->watchdog_sul);
+    lws_sul_cancel(&t->push_sul);
     static_close(t);
     signal_ctx = NULL;
     fed_stop(t);

@@ -95,6 +95,7 @@ struct http_conn {
     struct srv_http_result res; /* the tus headers of the reply (has_res) */
     bool has_res;
     bool no_body; /* HEAD, 204 */
+    bool html;    /* GET /answer/...: the op's JSON reply goes out as a page (srv_answer_page) */
     int file_fd;  /* a blob being sent (-1: none): bytes [file_pos, file_end) */
     int64_t file_pos, file_end, file_size;
     bool partial; /* a Range reply (206) */
@@ -128,6 +129,7 @@ struct transport {
     lws_sorted_usec_list_t tick_sul;
     lws_sorted_usec_list_t house_sul;
     lws_sorted_usec_list_t blob_sul; /* blob fetches across servers (srv_fed_blobs_tick) */
+    lws_sorted_usec_list_t push_sul; /* Web Push's sends (srv_push_tick) */
     lws_sorted_usec_list_t deadline_sul;
     lws_sorted_usec_list_t watchdog_sul; /* systemd's watchdog, pinged from the loop */
     int64_t watchdog_us;                 /* its interval (0: none asked for) */

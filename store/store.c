@@ -548,6 +548,90 @@ static const char *const migrations[] = {
     "  held_by INTEGER NOT NULL REFERENCES users(id),"
     "  held_at INTEGER NOT NULL"
     ");",
+
+    /* 21: Web Push (issue 24, store_push.c, docs/notifications.md). push_vapid: the server's
+     * one VAPID key pair (P-256, raw bytes), made at init or first start. push_subs: a
+     * browser's subscription, bound to the session that made it (a logout, revocation or
+     * disabled account cuts it at once: sends join live sessions only); an endpoint is one
+     * browser's, so subscribing it again moves it. push_outbox: sends not yet accepted by the
+     * push service, durable so a restart loses none; notice, or room and pos, is what a read
+     * elsewhere cancels. */
+    ("CREATE TABLE IF NOT EXISTS push_vapid ("
+     "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+     "  priv BLOB NOT NULL,"
+     "  pub BLOB NOT NULL,"
+     "  created_at INTEGER NOT NULL"
+     ");"
+     "CREATE TABLE IF NOT EXISTS push_subs ("
+     "  id INTEGER PRIMARY KEY,"
+     "  user_id INTEGER NOT NULL REFERENCES users(id),"
+     "  session_id INTEGER NOT NULL REFERENCES sessions(id),"
+     "  endpoint TEXT NOT NULL UNIQUE,"
+     "  p256dh BLOB NOT NULL,"
+     "  auth BLOB NOT NULL,"
+     "  created_at INTEGER NOT NULL"
+     ");"
+     "CREATE INDEX IF NOT EXISTS push_subs_user ON push_subs(user_id);"
+     "CREATE INDEX IF NOT EXISTS push_subs_session ON push_subs(session_id);"
+     "CREATE TABLE IF NOT EXISTS push_outbox ("
+     "  id INTEGER PRIMARY KEY,"
+     "  sub INTEGER NOT NULL,"
+     "  kind TEXT NOT NULL,"
+     "  notice INTEGER,"
+     "  room INTEGER,"
+     "  pos INTEGER,"
+     "  payload TEXT NOT NULL,"
+     "  urgency TEXT NOT NULL,"
+     "  ttl INTEGER NOT NULL,"
+     "  tries INTEGER NOT NULL DEFAULT 0,"
+     "  next_at INTEGER NOT NULL,"
+     "  last_error TEXT,"
+     "  created_at INTEGER NOT NULL"
+     ");"
+     "CREATE INDEX IF NOT EXISTS push_outbox_due ON push_outbox(next_at);"
+     "CREATE INDEX IF NOT EXISTS push_outbox_sub ON push_outbox(sub);"
+     /* E-mail through the town's relay (mail.c): mail_outbox holds each message until the
+      * relay takes it (state pending) or refuses it for good (failed, kept for admins).
+      * answer_links: a roll-call's one-tap answer for one person, by the hash of its token
+      * (the token itself is only in the mail), usable once until expires_at. */
+     "CREATE TABLE IF NOT EXISTS mail_outbox ("
+     "  id INTEGER PRIMARY KEY,"
+     "  user_id INTEGER NOT NULL REFERENCES users(id),"
+     "  to_addr TEXT NOT NULL,"
+     "  subject TEXT NOT NULL,"
+     "  body TEXT NOT NULL,"
+     "  notice INTEGER,"
+     "  state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','failed')),"
+     "  tries INTEGER NOT NULL DEFAULT 0,"
+     "  next_at INTEGER NOT NULL,"
+     "  last_error TEXT,"
+     "  created_at INTEGER NOT NULL"
+     ");"
+     "CREATE INDEX IF NOT EXISTS mail_outbox_due ON mail_outbox(next_at) WHERE state = 'pending';"
+     /* push_quiet: a user's quiet hours (minutes of the day in the server's time_zone, from
+      * start to end, across midnight if end < start): pushes that are not urgent wait. */
+     "CREATE TABLE IF NOT EXISTS push_quiet ("
+     "  user_id INTEGER PRIMARY KEY REFERENCES users(id),"
+     "  start_min INTEGER NOT NULL CHECK (start_min BETWEEN 0 AND 1439),"
+     "  end_min INTEGER NOT NULL CHECK (end_min BETWEEN 0 AND 1439)"
+     ");"
+     /* notice_reach: a recipient of a notice was reached outside the app: a push service
+      * accepted a push for them, or the relay accepted a mail (notice.report's reach). */
+     "CREATE TABLE IF NOT EXISTS notice_reach ("
+     "  notice INTEGER NOT NULL REFERENCES notices(id),"
+     "  user_id INTEGER NOT NULL REFERENCES users(id),"
+     "  channel TEXT NOT NULL CHECK (channel IN ('push','email')),"
+     "  at INTEGER NOT NULL,"
+     "  PRIMARY KEY (notice, user_id, channel)"
+     ") WITHOUT ROWID;"
+     "CREATE TABLE IF NOT EXISTS answer_links ("
+     "  token_hash BLOB PRIMARY KEY,"
+     "  notice INTEGER NOT NULL REFERENCES notices(id),"
+     "  user_id INTEGER NOT NULL REFERENCES users(id),"
+     "  expires_at INTEGER NOT NULL,"
+     "  used_at INTEGER,"
+     "  choice INTEGER"
+     ") WITHOUT ROWID;"),
 };
 
 /* Columns a migration adds, each before that migration's SQL and only if the table lacks it:

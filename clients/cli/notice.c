@@ -432,7 +432,13 @@ int cmd_notice_report(int argc, char **argv)
         i = 1;
         cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(n, "choices"))
             printf("  %d. %s\n", i++, ch->valuestring);
+        const cJSON *reach = cJSON_GetObjectItemCaseSensitive(reply, "reach");
+        if (reach)
+            printf("\nreached: push %lld, e-mail %lld, read in the app %lld; by nothing yet %lld\n",
+                   cli_num(reach, "push"), cli_num(reach, "email"), cli_num(reach, "app"),
+                   cli_num(reach, "none"));
         const cJSON *missing = cJSON_GetObjectItemCaseSensitive(reply, "missing");
+        print_people("not reached (no push or e-mail accepted, not read)", missing, "unreached");
         print_people("not read", missing, "not_read");
         print_people("not acknowledged", missing, "not_acked");
         print_people("no response", missing, "not_responded");

@@ -69,3 +69,53 @@ self.addEventListener('fetch', (e) => {
     }
   })());
 });
+
+// ---- Web Push (js/push.js, docs/notifications.md) ----
+// What kizunad pushes is small JSON (kind, ids, a title or a sender's name; never a message's
+// text or a notice's body). Each push shows one notification, replaced by the next of the same
+// notice or room (tag); a tap opens (or focuses) the client on it.
+const PUSH_TEXT = {
+  notice: { body: '至急のお知らせ / Urgent notice', urgent: true },
+  rollcall: { body: '回答してください / Please answer', urgent: true },
+  direct: { body: '新しいメッセージ / New message' },
+  photo: { body: '新しい写真 / New photo' },
+  hotline: { body: '第一報 / First report', urgent: true },
+};
+
+self.addEventListener('push', (e) => {
+  let d = {};
+  try {
+    d = e.data ? e.data.json() : {};
+  } catch {
+    d = {};
+  }
+  const kind = PUSH_TEXT[d.kind] ? d.kind : 'notice';
+  const text = PUSH_TEXT[kind];
+  const isNotice = kind === 'notice' || kind === 'rollcall';
+  const title = String((isNotice || kind === 'hotline' ? d.title : d.from) || '絆 Kizuna').slice(0, 200);
+  const url = isNotice && Number.isInteger(d.notice) ? '/#/notices/' + d.notice
+    : typeof d.room === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(d.room) ? '/#/room/' + d.room : '/#/';
+  e.waitUntil(self.registration.showNotification(title, {
+    body: text.body,
+    tag: isNotice ? 'notice-' + d.notice : 'room-' + d.room,
+    requireInteraction: !!text.urgent,
+    icon: '/icon-192.png',
+    lang: 'ja',
+    data: { url },
+  }));
+});
+
+self.addEventListener('notificationclick', (e) => {
+  e.notification.close();
+  const url = (e.notification.data && e.notification.data.url) || '/#/';
+  e.waitUntil((async () => {
+    const wins = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+    for (const w of wins) {
+      if (new URL(w.url).origin === self.location.origin) {
+        await w.focus();
+        return w.navigate(url);
+      }
+    }
+    return self.clients.openWindow(url);
+  })());
+});

@@ -35,6 +35,7 @@
 #include <criterion/criterion.h>
 #include <ctype.h>
 #include <sodium.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +214,16 @@ static const struct row rows[] = {
                     "\"announce_room\":\"$ROOM\"",                              "U U o o F N N U U U F", 0},
     {"notice.edit", "\"notice\":$NOTICE,\"body\":\"訂正\"",                 "U U F o N N o U U U F", 0},
     {"notice.withdraw", "\"notice\":$FRESH_NOTICE",                         "U U F o N N o U U U F", 0},
+    /* The token is the credential (anonymous callers answer with it); a dead session presented
+     * with it is still refused, as it is for login. */
+    {"notice.answer_link", "\"token\":\"$FRESH_ANSWER_TOKEN\",\"choice\":1",   "o U o o o o o U U o o", 0},
+    {"mail.status", "",                                                     "U U F F F F o U U U F", 0},
+    /* Web Push: each caller subscribes an endpoint of its own, then removes it (rows run in order). */
+    {"push.vapid_key", "",                                                  "U U o o o o o U U U F", 0},
+    {"push.subscribe", "\"endpoint\":\"https://push.example.net/s/$SELF\",\"p256dh\":\"BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4\",\"auth\":\"BTBZMqHH6r4Tts7J_aSIgg\"",
+                                                                            "U U o o o o o U U U F", 0},
+    {"push.quiet", "\"from\":\"22:00\",\"to\":\"06:00\"",                      "U U o o o o o U U U F", 0},
+    {"push.unsubscribe", "\"endpoint\":\"https://push.example.net/s/$SELF\"", "U U o o o o o U U U F", 0},
     {"notice.list", "",                                                     "U U o o o o o U U U F", 0},
     {"notice.show", "\"notice\":$NOTICE",                                   "U U o o N N o U U U F", 0},
     {"notice.ack", "\"notice\":$NOTICE",                                    "U U o F N N F U U U F", 0},
@@ -901,6 +912,33 @@ static long long make_review(bool ready, long long *first)
     return id;
 }
 
+/* A one-tap answer link for the member to $NOTICE (a roll-call), as mail.c makes one for an
+ * e-mail: only the hash of the token is stored, which the test writes itself since no mail
+ * relay is configured here. The token is the credential: whoever presents it answers. */
+static void answer_token(char *out, size_t n)
+{
+    uint8_t raw[32], hash[32];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2base64(out, n, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    crypto_generichash(hash, sizeof hash, (const unsigned char *)out, strlen(out), NULL, 0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/kizuna.db", d.dir);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    cr_assert(sqlite3_open(path, &db) == SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);
+    cr_assert(sqlite3_prepare_v2(db,
+                                 "INSERT INTO answer_links (token_hash, notice, user_id, expires_at)"
+                                 " SELECT ?, ?, id, 9000000000000 FROM users WHERE login = 'mem'",
+                                 -1, &s, NULL) == SQLITE_OK);
+    sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, notice_id);
+    cr_assert_eq(sqlite3_step(s), SQLITE_DONE, "%s", sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_changes(db), 1);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+}
+
 static char last_hotline_peer[64]; /* $HOTLINE's peer, for $HOTLINE_PEER after it */
 
 static void resolve(const char *name, enum who w, char *out, size_t n)
@@ -934,6 +972,8 @@ static void resolve(const char *name, enum who w, char *out, size_t n)
     } else if (strcmp(name, "FRESH_MSG") == 0) {
         r = must(&mem, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"fresh\"", room);
         snprintf(out, n, "%lld", jint(r, "pos"));
+    } else if (strcmp(name, "FRESH_ANSWER_TOKEN") == 0) {
+        answer_token(out, n);
     } else if (strcmp(name, "FRESH_NOTICE") == 0) {
         r = must(&own, "\"op\":\"notice.post\",\"title\":\"fresh\",\"body\":\"fresh\","
                        "\"to\":[\"dept:" DEPT_X "\"]");

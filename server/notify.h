@@ -1,0 +1,34 @@
+/* notify.h - what push.c and mail.c share: the state of the senders that reach people who are
+ * not looking (Web Push and e-mail), and the one timer both run on. Included by those two files
+ * only; everyone else uses server.h's srv_push_* and srv_mail_*. */
+#ifndef KIZUNA_NOTIFY_H
+#define KIZUNA_NOTIFY_H
+
+#include "core.h"
+#include "webpush.h"
+
+struct srv_push {
+    struct kz_workers *pool; /* NULL: no push sender (push_subject unset, or tests) */
+    uint8_t priv[WP_PRIV_LEN], pub[WP_PUB_LEN];
+    bool have_key;
+    int64_t *inflight; /* push outbox ids handed to the pool, at most push_concurrency */
+    size_t ninflight;
+    struct kz_workers *mail_pool; /* NULL: no mail sender (smtp_host unset, or tests) */
+    int64_t *mail_inflight;       /* mail outbox ids handed to mail_pool */
+    size_t nmail_inflight;
+    int64_t timer_at; /* ms: when the timer is set to fire (0: not set) */
+    bool stopping;    /* srv_push_free: finished jobs schedule nothing more */
+    bool curl_up;     /* curl_global_init was called */
+    int64_t push_sent, push_failed, push_gone; /* since start, for the logs and metrics */
+};
+
+/* The senders' state, made at first use (NULL if out of memory). */
+struct srv_push *srv_notify_state(struct srv *s);
+/* Makes the senders' timer fire within delay_ms (an earlier setting stays). */
+void srv_notify_schedule(struct srv *s, int64_t delay_ms);
+/* mail.c: hands due mail to its pool; the next due time in *next (0: none waits). */
+void srv_mail_tick(struct srv *s, int64_t *next);
+/* Doubling delay for try number tries (1-based), capped. */
+int64_t srv_notify_backoff(int64_t base_ms, int64_t max_ms, int64_t tries);
+
+#endif

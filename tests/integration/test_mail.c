@@ -1,0 +1,269 @@
+/* test_mail.c - e-mail against the real kizunad, with the mail relay played by the test
+ * (support/smtpsink.c): an urgent roll-call reaches a recipient who has only an e-mail address,
+ * correctly encoded (RFC 2047 subject, UTF-8 body), with one-tap answer links that record the
+ * answer once and are refused a second time and after expiry; a busy relay is retried and a
+ * refusing one fails the message for good. */
+#include <criterion/criterion.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "smtpsink.h"
+
+#define PW     "password-1234"
+#define ORIGIN "http://kizuna.example.test"
+#define FROM   "kizuna@city.example.lg.jp"
+
+static struct kzd d;
+static struct ws admin;
+static struct smtpsink *sink;
+static bool started;
+
+static void start(const char *extra)
+{
+    cr_assert(sodium_init() >= 0);
+    sink = smtpsink_start();
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg,
+             "\"smtp_host\":\"127.0.0.1\",\"smtp_port\":%d,\"smtp_security\":\"none\","
+             "\"smtp_from\":\"" FROM "\",\"public_origin\":\"" ORIGIN "\","
+             "\"mail_retry_base_ms\":100%s%s",
+             smtpsink_port(sink), extra[0] ? "," : "", extra);
+    kzd_setup_with(&d, cfg);
+    started = true;
+    cr_assert(ws_open(&admin, d.port));
+    cr_assert(ws_login(&admin, "admin", TEST_ADMIN_PASSWORD, NULL));
+}
+
+static void teardown(void)
+{
+    if (!started)
+        return;
+    ws_close_fd(&admin);
+    kzd_teardown(&d);
+    smtpsink_stop(sink);
+}
+
+TestSuite(mail, .fini = teardown, .timeout = 120);
+
+static void add_user(const char *login, const char *email)
+{
+    cJSON *r = ws_callf(&admin,
+                        "\"op\":\"user.add\",\"login\":\"%s\",\"password\":\"%s\","
+                        "\"name\":\"山田 %s\",\"department\":\"総務課\",\"role\":\"staff\","
+                        "\"email\":\"%s\"",
+                        login, PW, login, email);
+    cr_assert_str_eq(reply_code(r), "ok", "user.add %s", login);
+    cJSON_Delete(r);
+}
+
+static long long rollcall(const char *to_json, const char *title)
+{
+    cJSON *r = ws_callf(&admin,
+                        "\"op\":\"notice.post\",\"title\":\"%s\",\"body\":\"震度6弱の地震が"
+                        "発生しました。安否を回答してください。\",\"to\":%s,\"priority\":"
+                        "\"urgent\",\"choices\":[\"無事・出勤可\",\"無事・出勤不可\",\"負傷\"]",
+                        title, to_json);
+    cr_assert_str_eq(reply_code(r), "ok", "notice.post");
+    long long id =
+        (long long)cJSON_GetObjectItem(cJSON_GetObjectItem(r, "notice"), "id")->valuedouble;
+    cJSON_Delete(r);
+    return id;
+}
+
+/* The path of the answer link for choice c (1-based) in a mail body: "/answer/TOKEN?c=N". */
+static bool link_path(const char *body, int c, char *out, size_t n)
+{
+    char want[32];
+    snprintf(want, sizeof want, "?c=%d", c);
+    for (const char *p = strstr(body, ORIGIN "/answer/"); p; p = strstr(p + 1, ORIGIN "/answer/")) {
+        size_t len = strcspn(p, "\r\n ");
+        if (len > strlen(want) && strncmp(p + len - strlen(want), want, strlen(want)) == 0) {
+            snprintf(out, n, "%.*s", (int)(len - strlen(ORIGIN)), p + strlen(ORIGIN));
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The caller's recorded choice of notice id (-1: none). */
+static int my_choice(const char *login, long long id)
+{
+    struct ws w;
+    cr_assert(ws_open(&w, d.port));
+    cr_assert(ws_login(&w, login, PW, NULL));
+    cJSON *r = ws_callf(&w, "\"op\":\"notice.show\",\"notice\":%lld", id);
+    cr_assert_str_eq(reply_code(r), "ok");
+    const cJSON *resp = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(r, "notice"), "me"), "response");
+    int c = cJSON_IsObject(resp) ? (int)cJSON_GetObjectItem(resp, "choice")->valuedouble : -1;
+    cJSON_Delete(r);
+    ws_close_fd(&w);
+    return c;
+}
+
+Test(mail, a_rollcall_reaches_an_address_and_its_link_answers_once)
+{
+    start("");
+    add_user("ichiro", "ichiro@example.jp");
+    add_user("jiro", "jiro@example.jp");
+    add_user("kotaro", ""); /* no address, no app: reached by nothing */
+    const char *title = "【訓練】安否確認：震度6弱の地震が発生しました（全職員は回答してください）";
+    long long id = rollcall("[\"user:ichiro\",\"user:jiro\",\"user:kotaro\"]", title);
+    struct smtp_msg m, mj;
+    cr_assert(smtpsink_wait(sink, "ichiro@example.jp", 0, 15000, &m), "no mail for ichiro");
+    cr_assert(smtpsink_wait(sink, "jiro@example.jp", 0, 15000, &mj), "no mail for jiro");
+    cr_assert(strstr(m.from, FROM), "MAIL FROM %s", m.from);
+    /* The report shows who was reached how, and that kotaro was reached by nothing. */
+    long long deadline = mono_ms() + 10000;
+    cJSON *rep = NULL;
+    for (;;) {
+        rep = ws_callf(&admin, "\"op\":\"notice.report\",\"notice\":%lld", id);
+        cr_assert_str_eq(reply_code(rep), "ok");
+        if (cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "reach"), "email")->valuedouble == 2 ||
+            mono_ms() > deadline)
+            break;
+        cJSON_Delete(rep);
+        usleep(20000);
+    }
+    const cJSON *reach = cJSON_GetObjectItem(rep, "reach");
+    cr_assert_eq(cJSON_GetObjectItem(reach, "email")->valuedouble, 2);
+    cr_assert_eq(cJSON_GetObjectItem(reach, "push")->valuedouble, 0);
+    cr_assert_eq(cJSON_GetObjectItem(reach, "none")->valuedouble, 1);
+    const cJSON *unreached = cJSON_GetObjectItem(cJSON_GetObjectItem(rep, "missing"), "unreached");
+    cr_assert_eq(cJSON_GetArraySize(unreached), 1);
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(unreached, 0), "login")->valuestring,
+                     "kotaro");
+    cJSON_Delete(rep);
+
+    /* Headers: 7-bit lines of at most 78 characters, the subject as encoded words. */
+    const char *hend = strstr(m.data, "\r\n\r\n");
+    cr_assert_not_null(hend);
+    for (const char *l = m.data; l < hend;) {
+        const char *e = strstr(l, "\r\n");
+        cr_assert_leq(e - l, 78, "header line too long: %.*s", (int)(e - l), l);
+        for (const char *c = l; c < e; c++)
+            cr_assert((unsigned char)*c < 0x80, "8-bit header: %.*s", (int)(e - l), l);
+        l = e + 2;
+    }
+    char subject[1024], ct[128], to[256];
+    cr_assert(mail_header(&m, "Subject", subject, sizeof subject));
+    char want[1024];
+    snprintf(want, sizeof want, "[Kizuna] 【至急】【回答依頼】%s", title);
+    cr_assert_str_eq(subject, want);
+    cr_assert(mail_header(&m, "Content-Type", ct, sizeof ct));
+    cr_assert(strstr(ct, "text/plain") && strstr(ct, "charset=UTF-8"), "%s", ct);
+    cr_assert(mail_header(&m, "To", to, sizeof to));
+    cr_assert_str_eq(to, "ichiro@example.jp");
+    cr_assert(mail_header(&m, "Date", ct, sizeof ct));
+    char body[16384];
+    cr_assert(mail_body(&m, body, sizeof body));
+    cr_assert(strstr(body, "震度6弱の地震が発生しました。"), "%s", body);
+    cr_assert(strstr(body, "山田 ichiro さん"), "%s", body);
+
+    /* One tap on 無事・出勤不可 records it, and the page says so. */
+    char path[256], page[4096];
+    cr_assert(link_path(body, 2, path, sizeof path), "no link for choice 2 in %s", body);
+    cr_assert_eq(my_choice("ichiro", id), -1);
+    int st = http_request(d.port, "GET", path, NULL, NULL, page, sizeof page);
+    cr_assert_eq(st, 200, "%d %s", st, page);
+    cr_assert(strstr(page, "回答を受け付けました") && strstr(page, "無事・出勤不可"), "%s", page);
+    cr_assert_eq(my_choice("ichiro", id), 1);
+    /* The same person's link again, even for another choice: refused, the answer stays. */
+    cr_assert(link_path(body, 1, path, sizeof path));
+    st = http_request(d.port, "GET", path, NULL, NULL, page, sizeof page);
+    cr_assert_eq(st, 409, "%d %s", st, page);
+    cr_assert(strstr(page, "回答できませんでした"), "%s", page);
+    cr_assert_eq(my_choice("ichiro", id), 1);
+    /* A made-up token, a bad choice, a path with a stray character: refused, nothing kept. */
+    st = http_request(d.port, "GET", "/answer/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA?c=1",
+                      NULL, NULL, page, sizeof page);
+    cr_assert_eq(st, 404);
+    char jbody[16384], jpath[256];
+    cr_assert(mail_body(&mj, jbody, sizeof jbody));
+    cr_assert(link_path(jbody, 3, jpath, sizeof jpath));
+    cr_assert_str_neq(jpath, path, "two people share one token");
+    char bad[300];
+    snprintf(bad, sizeof bad, "%.*s?c=9", (int)(strchr(jpath, '?') - jpath), jpath);
+    st = http_request(d.port, "GET", bad, NULL, NULL, page, sizeof page);
+    cr_assert_eq(st, 400, "%d %s", st, page);
+    st = http_request(d.port, "GET", "/answer/%3Cscript%3E?c=1", NULL, NULL, page, sizeof page);
+    cr_assert_eq(st, 404);
+    cr_assert_eq(my_choice("jiro", id), -1);
+    /* jiro's own link still works after all that. */
+    st = http_request(d.port, "GET", jpath, NULL, NULL, page, sizeof page);
+    cr_assert_eq(st, 200, "%d %s", st, page);
+    cr_assert_eq(my_choice("jiro", id), 2);
+}
+
+Test(mail, an_expired_link_is_refused)
+{
+    start("\"mail_answer_link_ttl_s\":1");
+    add_user("saburo", "saburo@example.jp");
+    long long id = rollcall("[\"user:saburo\"]", "安否確認");
+    struct smtp_msg m;
+    cr_assert(smtpsink_wait(sink, "saburo@example.jp", 0, 15000, &m));
+    char body[16384], path[256], page[4096];
+    cr_assert(mail_body(&m, body, sizeof body));
+    cr_assert(link_path(body, 1, path, sizeof path));
+    usleep(1300000);
+    int st = http_request(d.port, "GET", path, NULL, NULL, page, sizeof page);
+    cr_assert_eq(st, 403, "%d %s", st, page);
+    cr_assert(strstr(page, "expired"), "%s", page);
+    cr_assert_eq(my_choice("saburo", id), -1);
+}
+
+/* Mail in the outbox by state, read from the database. */
+static int outbox(const char *state)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/kizuna.db", d.dir);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    int n = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT count(*) FROM mail_outbox WHERE state = ?", -1, &s, NULL) ==
+            SQLITE_OK) {
+        sqlite3_bind_text(s, 1, state, -1, SQLITE_STATIC);
+        if (sqlite3_step(s) == SQLITE_ROW)
+            n = sqlite3_column_int(s, 0);
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+}
+
+Test(mail, a_busy_relay_is_retried_and_a_refusal_is_kept_as_failed)
+{
+    start("");
+    add_user("shiro", "shiro@example.jp");
+    add_user("goro", "nobody@example.jp");
+    smtpsink_busy(sink, 2);
+    smtpsink_refuse(sink, "nobody@example.jp");
+    rollcall("[\"user:shiro\",\"user:goro\"]", "安否確認");
+    struct smtp_msg m;
+    cr_assert(smtpsink_wait(sink, "shiro@example.jp", 0, 20000, &m), "not retried after 421");
+    cr_assert_geq(smtpsink_sessions(sink), 3);
+    long long deadline = mono_ms() + 10000;
+    while (outbox("failed") != 1 && mono_ms() < deadline)
+        usleep(20000);
+    cr_assert_eq(outbox("failed"), 1, "the refused message is not kept as failed");
+    cr_assert_eq(outbox("pending"), 0);
+    cr_assert_eq(smtpsink_count(sink, "shiro@example.jp"), 1, "a delivered message went twice");
+    /* The admin sees the failure, with the relay's reply. */
+    cJSON *r = ws_callf(&admin, "\"op\":\"mail.status\"");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(r, "enabled")));
+    cr_assert_eq(cJSON_GetObjectItem(r, "failed_total")->valuedouble, 1);
+    cr_assert_eq(cJSON_GetObjectItem(r, "pending")->valuedouble, 0);
+    const cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "failed"), 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(f, "login")->valuestring, "goro");
+    cr_assert_str_eq(cJSON_GetObjectItem(f, "to")->valuestring, "nobody@example.jp");
+    cr_assert(strstr(cJSON_GetObjectItem(f, "error")->valuestring, "550"), "%s",
+              cJSON_GetObjectItem(f, "error")->valuestring);
+    cJSON_Delete(r);
+}
