@@ -13,8 +13,10 @@ cd "$(dirname "$0")/.."
 # tzdata: kizunad refuses to start without the zone of its time_zone setting (Asia/Tokyo by
 # default); minimal Debian images (containers, debootstrap) lack it.
 # zlib1g-dev: kizunad gzips the web client's files (server/http_static.c).
+# libexpat1-dev: kizunad reads JMA's earthquake and warning XML (server/jma_parse.c).
 BUILD_PKGS=(build-essential cmake pkg-config libwebsockets-dev libsqlite3-dev libsodium-dev
-            libturbojpeg0-dev libcjson-dev libqrencode-dev libcurl4-openssl-dev tzdata zlib1g-dev)
+            libturbojpeg0-dev libcjson-dev libqrencode-dev libcurl4-openssl-dev tzdata zlib1g-dev
+            libexpat1-dev)
 # clang and its runtime libraries bring libFuzzer, which gcc lacks: the fuzz harnesses
 # (tests/fuzz/run.sh, ctest fuzz_smoke) need it, and fuzz_smoke fails rather than skips
 # without it. Both are Debian 12 packages; libclang-rt-14-dev is only a recommendation of
