@@ -125,6 +125,7 @@ struct transport {
     lws_sorted_usec_list_t tick_sul;
     lws_sorted_usec_list_t house_sul;
     lws_sorted_usec_list_t blob_sul; /* blob fetches across servers (srv_fed_blobs_tick) */
+    lws_sorted_usec_list_t jma_sul;  /* JMA's feeds and alerts (srv_jma_tick) */
     lws_sorted_usec_list_t deadline_sul;
     bool deadline_passed;
     int port;
