@@ -40,8 +40,8 @@ struct cfg_entry {
 
 #define STR(n, d, doc)                                                                             \
     {                                                                                              \
-#n, CFG_STR, offsetof(struct kz_config, n), sizeof(((struct kz_config *)0)->n), 0, 0, 0, d, doc,   \
-            NULL                                                                                   \
+#n, CFG_STR, offsetof(struct kz_config, n), sizeof(((struct kz_config *)0)->n), 0, 0, 0,   \
+            d, doc, NULL                                                                           \
     }
 
 static const struct cfg_entry table[] = {
@@ -287,7 +287,8 @@ static const struct cfg_entry table[] = {
     STR(jma_tsunami_areas, "",
         "tsunami forecast region codes (津波予報区, e.g. 220 宮城県) whose 大津波警報 or 津波警報 "
         "starts a roll-call, separated by spaces"),
-    BOOL(jma_special_warnings, 1, "a special weather warning (特別警報) in a configured town "
+    BOOL(jma_special_warnings, 1,
+         "a special weather warning (特別警報) in a configured town "
          "starts a roll-call"),
     INT(jma_delay_s, 0, 86400, 180,
         "seconds an alert waits before its roll-call goes out, during which HQ may send it at "
@@ -297,11 +298,13 @@ static const struct cfg_entry table[] = {
         "stronger where it matched"),
     BOOL(jma_drill, 0,
          "drill mode: telegrams marked 訓練 start roll-calls too, labelled 訓練 (試験 never do)"),
-    STR(jma_author, "", "login of the account that posts alerts and roll-calls (an hq or admin "
-                        "account, a member of jma_hq_room)"),
+    STR(jma_author, "",
+        "login of the account that posts alerts and roll-calls (an hq or admin "
+        "account, a member of jma_hq_room)"),
     STR(jma_hq_room, "", "room id where an alert appears at once with its countdown (\"\": none)"),
-    STR(jma_audience, "all", "who gets the roll-call: notice.post's `to` entries (all, "
-                             "dept:NAME, group:NAME, user:LOGIN) separated by spaces"),
+    STR(jma_audience, "all",
+        "who gets the roll-call: notice.post's `to` entries (all, "
+        "dept:NAME, group:NAME, user:LOGIN) separated by spaces"),
     STR(jma_title, "【安否確認】{event}",
         "the roll-call's title; placeholders {event} {time} {epicentre} {magnitude} {place} "
         "{intensity} {drill}"),

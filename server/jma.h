@@ -14,8 +14,8 @@
 struct jma_rules {
     char towns[JMA_CODES_MAX][8];
     int ntowns;
-    int town_min;  /* jma_intensity_parse */
-    int pref_min;  /* 0: no prefecture rule */
+    int town_min; /* jma_intensity_parse */
+    int pref_min; /* 0: no prefecture rule */
     char tsunami[JMA_CODES_MAX][8];
     int ntsunami;
     bool special_warnings;

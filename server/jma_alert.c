@@ -103,8 +103,7 @@ bool jma_rules_load(const struct kz_config *cfg, const char *overrides, struct j
         return false;
     }
     if (pref_min[0] && !(r->pref_min = jma_intensity_parse(pref_min))) {
-        snprintf(why, whylen, "pref_min_int '%s' is not 1-4, 5-, 5+, 6-, 6+, 7 or empty",
-                 pref_min);
+        snprintf(why, whylen, "pref_min_int '%s' is not 1-4, 5-, 5+, 6-, 6+, 7 or empty", pref_min);
         return false;
     }
     if (r->delay_s < 0 || r->delay_s > 86400 || r->aftershock_window_s < 0 ||
@@ -116,8 +115,9 @@ bool jma_rules_load(const struct kz_config *cfg, const char *overrides, struct j
     for (const char *c = r->choices; *c; c++)
         nchoices += *c == '|';
     if (nchoices < 2 || !r->audience[strspn(r->audience, " ")] || !r->title[0] || !r->body[0]) {
-        snprintf(why, whylen, "the roll-call needs a title, a body, an audience and at least two "
-                              "choices separated by |");
+        snprintf(why, whylen,
+                 "the roll-call needs a title, a body, an audience and at least two "
+                 "choices separated by |");
         return false;
     }
     return true;
@@ -220,8 +220,7 @@ static int match(const struct jma_rules *r, const struct jma_telegram *t, cJSON 
                 pref_max = p->intensity;
             } else if (p->level == JMA_PLACE_CITY && has_code(r->towns, r->ntowns, p->code)) {
                 if (p->intensity >= r->town_min)
-                    add_match(places, p, jma_intensity_name(p->intensity), &strength,
-                              p->intensity);
+                    add_match(places, p, jma_intensity_name(p->intensity), &strength, p->intensity);
                 else if (p->not_received && r->town_min <= JMA_INT_5L)
                     /* "震度5弱以上未入電": the town's meter did not report; it may be strong. */
                     add_match(places, p, "震度5弱以上未入電", &strength, JMA_INT_5L);
@@ -253,7 +252,7 @@ static const char *kind_name(enum jma_kind k)
 
 static const char *status_name(enum jma_status st)
 {
-    return st == JMA_STATUS_NORMAL ? "通常"
+    return st == JMA_STATUS_NORMAL  ? "通常"
            : st == JMA_STATUS_DRILL ? "訓練"
            : st == JMA_STATUS_TEST  ? "試験"
                                     : "不明";
@@ -261,7 +260,10 @@ static const char *status_name(enum jma_status st)
 
 static const char *info_name(enum jma_info i)
 {
-    return i == JMA_INFO_ISSUE ? "発表" : i == JMA_INFO_CORRECT ? "訂正" : i == JMA_INFO_CANCEL ? "取消" : "不明";
+    return i == JMA_INFO_ISSUE     ? "発表"
+           : i == JMA_INFO_CORRECT ? "訂正"
+           : i == JMA_INFO_CANCEL  ? "取消"
+                                   : "不明";
 }
 
 /* The telegram's ids, for the audit and the alert's history. */
@@ -330,8 +332,9 @@ static void summary(const cJSON *d, char *out, size_t cap)
             snprintf(places + n, sizeof places - n, "%s%s %s", n ? "、" : "", dstr(p, "name"),
                      dstr(p, "what"));
     }
-    snprintf(out, cap, "%s%s %s（%s M%s、%s）", cJSON_IsTrue(cJSON_GetObjectItem(d, "drill")) ? "【訓練】" : "",
-             dstr(d, "event"), places, dstr(d, "epicentre")[0] ? dstr(d, "epicentre") : "震源不明",
+    snprintf(out, cap, "%s%s %s（%s M%s、%s）",
+             cJSON_IsTrue(cJSON_GetObjectItem(d, "drill")) ? "【訓練】" : "", dstr(d, "event"),
+             places, dstr(d, "epicentre")[0] ? dstr(d, "epicentre") : "震源不明",
              dstr(d, "magnitude")[0] ? dstr(d, "magnitude") : "不明", when);
 }
 
@@ -373,8 +376,8 @@ void jma_alert_telegram(struct srv *s, const char *entry_id, const struct jma_te
     bool drill = t->status == JMA_STATUS_DRILL;
     if (t->status != JMA_STATUS_NORMAL && !(drill && r->drill)) {
         cJSON *d = telegram_ids(entry_id, t);
-        cJSON_AddStringToObject(d, "why", drill ? "drill telegram, drill mode off"
-                                              : "test or unknown control status");
+        cJSON_AddStringToObject(
+            d, "why", drill ? "drill telegram, drill mode off" : "test or unknown control status");
         /* Drills and tests go out often; only those that would have matched are audited. */
         cJSON *places = cJSON_CreateArray();
         if (match(r, t, places) || t->info == JMA_INFO_CANCEL)
@@ -393,13 +396,16 @@ void jma_alert_telegram(struct srv *s, const char *entry_id, const struct jma_te
             jma_alert_cancel(s, &prev, "JMA");
             audit(s, "jma.cancelled", prev.id, d);
         } else {
-            cJSON_AddStringToObject(d, "why", have == STORE_OK ? "the alert was already decided"
-                                                               : "no alert for this event");
+            cJSON_AddStringToObject(d, "why",
+                                    have == STORE_OK ? "the alert was already decided"
+                                                     : "no alert for this event");
             audit(s, "jma.cancel_ignored", have == STORE_OK ? prev.id : 0, d);
             if (have == STORE_OK && strcmp(prev.state, "sent") == 0) {
                 char text[256];
-                snprintf(text, sizeof text, "【気象庁 取消】アラート %lld の電文は気象庁により取り消されました"
-                         "（安否確認は送信済み）", (long long)prev.id);
+                snprintf(text, sizeof text,
+                         "【気象庁 取消】アラート %lld の電文は気象庁により取り消されました"
+                         "（安否確認は送信済み）",
+                         (long long)prev.id);
                 hq_say(s, text);
             }
         }
@@ -421,9 +427,11 @@ void jma_alert_telegram(struct srv *s, const char *entry_id, const struct jma_te
             cJSON_ReplaceItemInObjectCaseSensitive(d, "places", places);
             places = NULL;
             if (t->epicentre[0])
-                cJSON_ReplaceItemInObjectCaseSensitive(d, "epicentre", cJSON_CreateString(t->epicentre));
+                cJSON_ReplaceItemInObjectCaseSensitive(d, "epicentre",
+                                                       cJSON_CreateString(t->epicentre));
             if (t->magnitude[0] && strcmp(t->magnitude, "NaN") != 0)
-                cJSON_ReplaceItemInObjectCaseSensitive(d, "magnitude", cJSON_CreateString(t->magnitude));
+                cJSON_ReplaceItemInObjectCaseSensitive(d, "magnitude",
+                                                       cJSON_CreateString(t->magnitude));
             prev.strength = strength;
         }
         free(prev.details);
@@ -454,7 +462,8 @@ void jma_alert_telegram(struct srv *s, const char *entry_id, const struct jma_te
                                         &strongest) == STORE_OK &&
         strongest.strength >= strength) {
         cJSON *a = telegram_ids(entry_id, t);
-        cJSON_AddStringToObject(a, "why", "not stronger than an alert within the aftershock window");
+        cJSON_AddStringToObject(a, "why",
+                                "not stronger than an alert within the aftershock window");
         cJSON_AddNumberToObject(a, "strength", strength);
         cJSON_AddNumberToObject(a, "window_alert", (double)strongest.id);
         cJSON_AddNumberToObject(a, "window_strength", (double)strongest.strength);
@@ -464,10 +473,8 @@ void jma_alert_telegram(struct srv *s, const char *entry_id, const struct jma_te
         return;
     }
     store_jma_alert_clear(&strongest);
-    struct store_jma_alert a = {.strength = strength,
-                                .drill = drill,
-                                .created_at = now,
-                                .due_at = now + r->delay_s * 1000};
+    struct store_jma_alert a = {
+        .strength = strength, .drill = drill, .created_at = now, .due_at = now + r->delay_s * 1000};
     snprintf(a.kind, sizeof a.kind, "%s", kind);
     snprintf(a.event_id, sizeof a.event_id, "%s", event_id);
     snprintf(a.state, sizeof a.state, "pending");
@@ -520,7 +527,8 @@ int64_t jma_alert_drill(struct srv *s, const char *by)
     cJSON_AddItemToObject(d, "places", places);
     cJSON_AddItemToObject(d, "telegrams", cJSON_CreateArray());
     /* A drill's strength is 0: the aftershock rule never counts it against a real quake. */
-    struct store_jma_alert a = {.drill = true, .created_at = now, .due_at = now + r->delay_s * 1000};
+    struct store_jma_alert a = {
+        .drill = true, .created_at = now, .due_at = now + r->delay_s * 1000};
     snprintf(a.kind, sizeof a.kind, "quake");
     snprintf(a.event_id, sizeof a.event_id, "drill-%lld", (long long)now);
     snprintf(a.state, sizeof a.state, "pending");
@@ -535,7 +543,8 @@ int64_t jma_alert_drill(struct srv *s, const char *by)
         char sum[512], text[1024];
         summary(d, sum, sizeof sum);
         snprintf(text, sizeof text,
-                 "【自動安否確認・訓練】アラート %lld: %s（%s が開始）。安否確認は %lld 秒後に送信されます。"
+                 "【自動安否確認・訓練】アラート %lld: %s（%s が開始）。安否確認は %lld "
+                 "秒後に送信されます。"
                  "すぐ送る: kizuna alert send-now %lld / 取り消す: kizuna alert cancel %lld",
                  (long long)id, sum, by, (long long)r->delay_s, (long long)id, (long long)id);
         hq_say(s, text);
@@ -553,8 +562,8 @@ static void render(const char *tmpl, const cJSON *d, const char *place, const ch
 {
     char when[40];
     time_short(dstr(d, "origin_time"), when, sizeof when);
-    const char *names[] = {"{event}", "{time}", "{epicentre}", "{magnitude}", "{place}",
-                           "{intensity}", "{drill}"};
+    const char *names[] = {"{event}", "{time}",      "{epicentre}", "{magnitude}",
+                           "{place}", "{intensity}", "{drill}"};
     const char *values[] = {dstr(d, "event"),
                             when,
                             dstr(d, "epicentre")[0] ? dstr(d, "epicentre") : "不明",
@@ -655,7 +664,8 @@ enum kz_err jma_alert_send(struct srv *s, struct store_jma_alert *a, const char 
     cJSON_AddNumberToObject(ad, "recipients", (double)recipients);
     audit(s, "jma.sent", a->id, ad);
     char text[512];
-    snprintf(text, sizeof text, "【自動安否確認】アラート %lld の安否確認を %lld 人に送信しました"
+    snprintf(text, sizeof text,
+             "【自動安否確認】アラート %lld の安否確認を %lld 人に送信しました"
              "（お知らせ %lld、集計: kizuna notice report %lld）",
              (long long)a->id, (long long)recipients, (long long)a->notice, (long long)a->notice);
     hq_say(s, text);
@@ -674,7 +684,8 @@ enum kz_err jma_alert_cancel(struct srv *s, struct store_jma_alert *a, const cha
     if (!tx(s) || store_jma_alert_update(s->store, a) != STORE_OK)
         return KZ_INTERNAL;
     char text[256];
-    snprintf(text, sizeof text, "【自動安否確認】アラート %lld は取り消されました（%s）。安否確認は送信しません",
+    snprintf(text, sizeof text,
+             "【自動安否確認】アラート %lld は取り消されました（%s）。安否確認は送信しません",
              (long long)a->id, by);
     hq_say(s, text);
     KZ_WARN("jma_cancelled", "alert=%lld by=%s", (long long)a->id, by);

@@ -20,14 +20,22 @@
 const char *jma_err_name(enum jma_err e)
 {
     switch (e) {
-    case JMA_OK: return "ok";
-    case JMA_ERR_TOO_BIG: return "too_big";
-    case JMA_ERR_TOO_DEEP: return "too_deep";
-    case JMA_ERR_TOO_MANY: return "too_many";
-    case JMA_ERR_DOCTYPE: return "doctype";
-    case JMA_ERR_SYNTAX: return "syntax";
-    case JMA_ERR_NOT_JMA: return "not_jma";
-    case JMA_ERR_NOMEM: return "nomem";
+    case JMA_OK:
+        return "ok";
+    case JMA_ERR_TOO_BIG:
+        return "too_big";
+    case JMA_ERR_TOO_DEEP:
+        return "too_deep";
+    case JMA_ERR_TOO_MANY:
+        return "too_many";
+    case JMA_ERR_DOCTYPE:
+        return "doctype";
+    case JMA_ERR_SYNTAX:
+        return "syntax";
+    case JMA_ERR_NOT_JMA:
+        return "not_jma";
+    case JMA_ERR_NOMEM:
+        return "nomem";
     }
     return "unknown";
 }
@@ -43,7 +51,7 @@ int jma_intensity_parse(const char *code)
 
 const char *jma_intensity_name(int intensity)
 {
-    static const char *const names[] = {"震度不明", "震度1",   "震度2",   "震度3",  "震度4",
+    static const char *const names[] = {"震度不明", "震度1",   "震度2",   "震度3",   "震度4",
                                         "震度5弱",  "震度5強", "震度6弱", "震度6強", "震度7"};
     if (intensity < 0 || intensity > JMA_INT_7)
         return names[0];
@@ -80,8 +88,8 @@ struct pstate {
     enum doc_kind want;
     enum jma_err err;
     bool root_ok;
-    int depth;                            /* open elements */
-    char (*stack)[JMA_NAME_MAX];          /* max_depth names */
+    int depth;                   /* open elements */
+    char (*stack)[JMA_NAME_MAX]; /* max_depth names */
     char text[JMA_TEXT_MAX + 1];
     size_t text_len;
     /* feed */

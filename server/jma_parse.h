@@ -23,12 +23,12 @@ struct jma_limits {
 
 enum jma_err {
     JMA_OK = 0,
-    JMA_ERR_TOO_BIG,   /* more than max_bytes */
-    JMA_ERR_TOO_DEEP,  /* nested deeper than max_depth */
-    JMA_ERR_TOO_MANY,  /* more than max_items places or entries */
-    JMA_ERR_DOCTYPE,   /* a DOCTYPE declaration */
-    JMA_ERR_SYNTAX,    /* not well-formed XML (expat's error) */
-    JMA_ERR_NOT_JMA,   /* well-formed, but not a JMA Report or an Atom feed */
+    JMA_ERR_TOO_BIG,  /* more than max_bytes */
+    JMA_ERR_TOO_DEEP, /* nested deeper than max_depth */
+    JMA_ERR_TOO_MANY, /* more than max_items places or entries */
+    JMA_ERR_DOCTYPE,  /* a DOCTYPE declaration */
+    JMA_ERR_SYNTAX,   /* not well-formed XML (expat's error) */
+    JMA_ERR_NOT_JMA,  /* well-formed, but not a JMA Report or an Atom feed */
     JMA_ERR_NOMEM,
 };
 
@@ -60,15 +60,22 @@ enum jma_status { JMA_STATUS_UNKNOWN = 0, JMA_STATUS_NORMAL, JMA_STATUS_DRILL, J
 enum jma_info { JMA_INFO_UNKNOWN = 0, JMA_INFO_ISSUE, JMA_INFO_CORRECT, JMA_INFO_CANCEL };
 enum jma_kind {
     JMA_KIND_OTHER = 0,
-    JMA_KIND_SHINDO,   /* 震度速報 (VXSE51): intensity by forecast area, no municipalities */
-    JMA_KIND_QUAKE,    /* 震源・震度に関する情報 (VXSE53): epicentre and per-city intensity */
-    JMA_KIND_TSUNAMI,  /* 津波警報・注意報・予報 (VTSE41) */
-    JMA_KIND_WARNING,  /* 気象特別警報・警報・注意報 (VPWW53/54) */
+    JMA_KIND_SHINDO, /* 震度速報 (VXSE51): intensity by forecast area, no municipalities */
+    JMA_KIND_QUAKE, /* 震源・震度に関する情報 (VXSE53): epicentre and per-city intensity */
+    JMA_KIND_TSUNAMI, /* 津波警報・注意報・予報 (VTSE41) */
+    JMA_KIND_WARNING, /* 気象特別警報・警報・注意報 (VPWW53/54) */
 };
 
 /* Seismic intensity as an ordered number: 0 none or unknown, then 1 2 3 4, 5 (5弱), 6 (5強),
  * 7 (6弱), 8 (6強), 9 (7). */
-enum { JMA_INT_NONE = 0, JMA_INT_5L = 5, JMA_INT_5U = 6, JMA_INT_6L = 7, JMA_INT_6U = 8, JMA_INT_7 = 9 };
+enum {
+    JMA_INT_NONE = 0,
+    JMA_INT_5L = 5,
+    JMA_INT_5U = 6,
+    JMA_INT_6L = 7,
+    JMA_INT_6U = 8,
+    JMA_INT_7 = 9
+};
 /* JMA's code ("1".."4", "5-", "5+", "6-", "6+", "7") as that number; 0 for anything else. */
 int jma_intensity_parse(const char *code);
 /* The number back as Japanese ("震度6弱"); "震度不明" for 0. Static string. */
@@ -86,11 +93,11 @@ struct jma_place {
     enum jma_place_level level;
     char code[16];
     char name[64];
-    int intensity;       /* PREF, AREA, CITY: MaxInt as jma_intensity_parse; 0 if absent */
-    bool not_received;   /* CITY: "震度５弱以上未入電": unknown, possibly strong */
-    char kind_code[8];   /* TSUNAMI, WARNING: Kind/Code (52 大津波警報, 51 津波警報, ...) */
-    char kind_name[64];  /* TSUNAMI, WARNING: Kind/Name */
-    char kind_status[32];/* WARNING: Kind/Status (発表, 継続, 解除, ...) */
+    int intensity;      /* PREF, AREA, CITY: MaxInt as jma_intensity_parse; 0 if absent */
+    bool not_received;  /* CITY: "震度５弱以上未入電": unknown, possibly strong */
+    char kind_code[8];  /* TSUNAMI, WARNING: Kind/Code (52 大津波警報, 51 津波警報, ...) */
+    char kind_name[64]; /* TSUNAMI, WARNING: Kind/Name */
+    char kind_status[32]; /* WARNING: Kind/Status (発表, 継続, 解除, ...) */
 };
 
 struct jma_telegram {
@@ -104,8 +111,8 @@ struct jma_telegram {
     char serial[16];
     char origin_time[40];
     char epicentre[128];
-    char magnitude[16];  /* as written ("6.8"; "NaN" when unknown) */
-    int max_intensity;   /* Observation/MaxInt */
+    char magnitude[16];       /* as written ("6.8"; "NaN" when unknown) */
+    int max_intensity;        /* Observation/MaxInt */
     struct jma_place *places; /* owned: jma_telegram_free */
     size_t n_places;
 };

@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JMA_FEEDS_MAX  8
-#define JMA_QUEUE_MAX  256 /* telegrams waiting to be fetched */
-#define JMA_TRIES      3   /* fetches of one telegram before it is given up */
+#define JMA_FEEDS_MAX    8
+#define JMA_QUEUE_MAX    256 /* telegrams waiting to be fetched */
+#define JMA_TRIES        3   /* fetches of one telegram before it is given up */
 #define JMA_SEEN_KEEP_MS (30LL * 86400 * 1000)
 
 struct jma_feed_state {
@@ -44,8 +44,8 @@ struct jma {
     int nfeeds;
     struct jma_pending_doc queue[JMA_QUEUE_MAX];
     int nqueue;
-    bool busy;                /* a fetch job is out */
-    atomic_bool stopping;     /* shutdown: transfers give up at once */
+    bool busy;            /* a fetch job is out */
+    atomic_bool stopping; /* shutdown: transfers give up at once */
     int64_t pruned_at;
 };
 
@@ -55,7 +55,7 @@ struct jma_fetch {
     struct srv *srv;
     atomic_bool *stopping;
     bool is_feed;
-    int feed;           /* is_feed: index into feeds */
+    int feed;                   /* is_feed: index into feeds */
     struct jma_pending_doc doc; /* !is_feed: what is fetched */
     char url[1024];
     char if_none_match[256], if_modified_since[64];
@@ -222,9 +222,11 @@ static size_t origin_len(const char *url)
  * other kinds; fetching them would be the heavy use JMA blocks). */
 static bool entry_wanted(const struct jma_rules *r, const char *title)
 {
-    if (r->ntowns && (strcmp(title, "震度速報") == 0 || strcmp(title, "震源・震度に関する情報") == 0))
+    if (r->ntowns &&
+        (strcmp(title, "震度速報") == 0 || strcmp(title, "震源・震度に関する情報") == 0))
         return true;
-    if (r->ntsunami && strncmp(title, "津波警報・注意報・予報", strlen("津波警報・注意報・予報")) == 0)
+    if (r->ntsunami &&
+        strncmp(title, "津波警報・注意報・予報", strlen("津波警報・注意報・予報")) == 0)
         return true;
     return r->ntowns && r->special_warnings && strcmp(title, "気象特別警報・警報・注意報") == 0;
 }
@@ -289,8 +291,10 @@ static void feed_done(struct srv *s, struct jma_fetch *f)
         if (rc != STORE_NOT_FOUND)
             break;
         if (e->href_cut || !olen || strncmp(e->href, fs->url, olen) != 0) {
-            KZ_WARN("jma_entry_refused", "entry=\"%s\" href=\"%.200s\" why=\"not on the feed's "
-                    "origin\"", e->id, e->href);
+            KZ_WARN("jma_entry_refused",
+                    "entry=\"%s\" href=\"%.200s\" why=\"not on the feed's "
+                    "origin\"",
+                    e->id, e->href);
             struct jma_pending_doc d = {0};
             snprintf(d.entry_id, sizeof d.entry_id, "%s", e->id);
             seen_add(s, &d, "foreign_href");

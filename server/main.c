@@ -527,7 +527,7 @@ static int cmd_serve(int argc, char **argv)
     rc = 0;
 out:
     if (srv)
-        srv_jma_stop(srv); /* a JMA transfer on a worker gives up now, not at its timeout */
+        srv_jma_stop(srv);    /* a JMA transfer on a worker gives up now, not at its timeout */
     kz_workers_stop(workers); /* unfinished password checks are answered "shutting down" */
     if (srv)
         srv_flush(srv);

@@ -1,6 +1,7 @@
 /* ops_alert.c - HQ's view of and hand on the alerts JMA's telegrams start (docs/alerts.md):
  * alert.list (with the feeds' state), alert.show, alert.send_now, alert.cancel, alert.rules for
- * hq and admins; alert.drill and alert.rules.set for admins. The deciding itself is jma_alert.c's. */
+ * hq and admins; alert.drill and alert.rules.set for admins. The deciding itself is jma_alert.c's.
+ */
 #include "jma.h"
 
 #include <stdlib.h>
@@ -135,10 +136,10 @@ enum kz_err op_alert_rules(struct srv_call *c)
 }
 
 /* The fields of alert.rules.set, as stored over the settings (jma_rules_load reads them). */
-static const char *const rule_fields[] = {"towns",    "town_min_int", "pref_min_int",
-                                          "tsunami_areas", "special_warnings", "drill",
-                                          "delay_s",  "aftershock_window_s", "audience",
-                                          "title",    "body",         "choices"};
+static const char *const rule_fields[] = {
+    "towns", "town_min_int", "pref_min_int",        "tsunami_areas", "special_warnings",
+    "drill", "delay_s",      "aftershock_window_s", "audience",      "title",
+    "body",  "choices"};
 
 enum kz_err op_alert_rules_set(struct srv_call *c)
 {

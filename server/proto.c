@@ -560,7 +560,8 @@ enum kz_err srv_call_as(struct srv *s, const char *opname, const char *login, cJ
         e = srv_fail(&c, KZ_INTERNAL, "op %s cannot be called from inside", opname);
         goto out;
     }
-    if (!kz_login_valid(login) || store_user_get_by_login(s->store, login, &c.auth.user) != STORE_OK) {
+    if (!kz_login_valid(login) ||
+        store_user_get_by_login(s->store, login, &c.auth.user) != STORE_OK) {
         e = srv_fail(&c, KZ_NOT_FOUND, "no account '%s' to act as", login);
         goto out;
     }

@@ -129,28 +129,28 @@ struct kz_config {
     /* Not a setting: the zone's POSIX rule ("JST-9"), filled by kz_time_zone_load at start and
      * sent to clients, which then need no tzdata of their own. */
     char time_zone_posix[64];
-    /* JMA's feeds and the roll-calls they start (jma_watch.c, jma_rules.c, docs/alerts.md). */
-    char jma_feeds[1024];      /* Atom feed URLs, separated by spaces */
+    /* JMA's feeds and the roll-calls they start (jma_watch.c, jma_alert.c, docs/alerts.md). */
+    char jma_feeds[1024]; /* Atom feed URLs, separated by spaces */
     long long jma_poll_s;
     long long jma_fetch_timeout_s;
     long long jma_backoff_max_s;
     long long jma_max_doc_bytes;
     long long jma_max_depth;
     long long jma_max_items;
-    char jma_towns[512];       /* 7-digit JMA municipality codes, separated by spaces */
-    char jma_town_min_int[8];  /* "5-": intensity code at or over which a town triggers */
-    char jma_pref_min_int[8];  /* "6-": the same anywhere in a town's prefecture ("": off) */
-    char jma_tsunami_areas[256]; /* tsunami forecast region codes (津波予報区) */
+    char jma_towns[512];            /* 7-digit JMA municipality codes, separated by spaces */
+    char jma_town_min_int[8];       /* "5-": intensity code at or over which a town triggers */
+    char jma_pref_min_int[8];       /* "6-": the same anywhere in a town's prefecture ("": off) */
+    char jma_tsunami_areas[256];    /* tsunami forecast region codes (津波予報区) */
     long long jma_special_warnings; /* 特別警報 in a town triggers */
     long long jma_delay_s;
     long long jma_aftershock_window_s;
     long long jma_drill;
-    char jma_author[64];       /* login of the account that posts the roll-call */
-    char jma_hq_room[64];      /* room id where alerts appear at once */
-    char jma_audience[256];    /* notice.post's `to`, separated by spaces */
+    char jma_author[64];    /* login of the account that posts the roll-call */
+    char jma_hq_room[64];   /* room id where alerts appear at once */
+    char jma_audience[256]; /* notice.post's `to`, separated by spaces */
     char jma_title[256];
     char jma_body[2048];
-    char jma_choices[512];     /* separated by | */
+    char jma_choices[512]; /* separated by | */
     long long jma_urgent;
     long long jma_ask_ack;
 };

@@ -50,7 +50,8 @@ int cmd_alert_list(int argc, char **argv)
         const cJSON *a;
         cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(reply, "alerts"))
         {
-            printf("#%lld %s%s  ", cli_num(a, "id"), cJSON_IsTrue(cJSON_GetObjectItem(a, "drill")) ? "[訓練] " : "",
+            printf("#%lld %s%s  ", cli_num(a, "id"),
+                   cJSON_IsTrue(cJSON_GetObjectItem(a, "drill")) ? "[訓練] " : "",
                    cli_str(a, "summary", NULL));
             print_state(a, now);
             printf("\n");
@@ -61,8 +62,8 @@ int cmd_alert_list(int argc, char **argv)
             const char *err = cli_str(f, "error", NULL);
             printf("feed %s: %s", cli_str(f, "url", NULL),
                    !cJSON_IsTrue(cJSON_GetObjectItem(f, "watched")) ? "not watched (no rules)"
-                   : err[0] ? "failing"
-                            : "ok");
+                   : err[0]                                         ? "failing"
+                                                                    : "ok");
             if (err[0])
                 printf(" (%lld failures: %s)", cli_num(f, "failures"), err);
             printf("\n");
@@ -90,7 +91,8 @@ int cmd_alert_show(int argc, char **argv)
     if (rc == EXIT_OK && !json_out) {
         const cJSON *a = cJSON_GetObjectItemCaseSensitive(reply, "alert");
         printf("alert #%lld (%s, event %s)%s\n%s\n", cli_num(a, "id"), cli_str(a, "kind", NULL),
-               cli_str(a, "event_id", NULL), cJSON_IsTrue(cJSON_GetObjectItem(a, "drill")) ? " 訓練" : "",
+               cli_str(a, "event_id", NULL),
+               cJSON_IsTrue(cJSON_GetObjectItem(a, "drill")) ? " 訓練" : "",
                cli_str(a, "summary", NULL));
         print_state(a, (double)cli_num(reply, "now"));
         printf("\ntelegrams:\n");

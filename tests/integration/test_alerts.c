@@ -121,7 +121,9 @@ static void serve_one(int fd)
                 free(f);
             }
             break;
-        case FEED_500: reply(fd, 500, NULL, "oops", 4); break;
+        case FEED_500:
+            reply(fd, 500, NULL, "oops", 4);
+            break;
         case FEED_GARBAGE: {
             const char *g = "<feed><entry><id>x</id><link href=\"\x01\"<<<&&&;\xff\xfe</feed";
             reply(fd, 200, NULL, g, strlen(g));
@@ -136,8 +138,11 @@ static void serve_one(int fd)
             free(h);
             break;
         }
-        case FEED_EMPTY: reply(fd, 200, NULL, "", 0); break;
-        case FEED_SILENT: break; /* the connection closes with no answer */
+        case FEED_EMPTY:
+            reply(fd, 200, NULL, "", 0);
+            break;
+        case FEED_SILENT:
+            break; /* the connection closes with no answer */
         }
     } else {
         bool found = false;
@@ -199,29 +204,30 @@ static void add_quake(const char *name, const char *status, const char *info, co
                       const char *serial, const char *city, const char *maxint)
 {
     char *b = malloc(8192);
-    snprintf(b, 8192,
-             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-             "<Report xmlns=\"http://xml.kishou.go.jp/jmaxml1/\">"
-             "<Control><Title>震源・震度に関する情報</Title><DateTime>2026-11-29T18:09:52Z</DateTime>"
-             "<Status>%s</Status><EditorialOffice>気象庁本庁</EditorialOffice>"
-             "<PublishingOffice>気象庁</PublishingOffice></Control>"
-             "<Head xmlns=\"http://xml.kishou.go.jp/jmaxml1/informationBasis1/\">"
-             "<Title>震源・震度情報</Title><ReportDateTime>2026-11-30T03:09:00+09:00</ReportDateTime>"
-             "<TargetDateTime>2026-11-30T03:09:00+09:00</TargetDateTime><EventID>%s</EventID>"
-             "<InfoType>%s</InfoType><Serial>%s</Serial><InfoKind>地震情報</InfoKind>"
-             "<InfoKindVersion>1.0_1</InfoKindVersion><Headline><Text>地震がありました。</Text>"
-             "</Headline></Head>"
-             "<Body xmlns=\"http://xml.kishou.go.jp/jmaxml1/body/seismology1/\" "
-             "xmlns:jmx_eb=\"http://xml.kishou.go.jp/jmaxml1/elementBasis1/\">"
-             "<Earthquake><OriginTime>2026-11-30T03:03:00+09:00</OriginTime>"
-             "<Hypocenter><Area><Name>宮城県沖</Name><Code type=\"震央地名\">287</Code></Area>"
-             "</Hypocenter><jmx_eb:Magnitude type=\"Mj\" description=\"Ｍ６．８\">6.8"
-             "</jmx_eb:Magnitude></Earthquake>"
-             "<Intensity><Observation><MaxInt>%s</MaxInt><Pref><Name>県</Name><Code>%.2s</Code>"
-             "<MaxInt>%s</MaxInt><Area><Name>地域</Name><Code>220</Code><MaxInt>%s</MaxInt>"
-             "<City><Name>町</Name><Code>%s</Code><MaxInt>%s</MaxInt></City></Area></Pref>"
-             "</Observation></Intensity></Body></Report>\n",
-             status, event, info, serial, maxint, city, maxint, maxint, city, maxint);
+    snprintf(
+        b, 8192,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        "<Report xmlns=\"http://xml.kishou.go.jp/jmaxml1/\">"
+        "<Control><Title>震源・震度に関する情報</Title><DateTime>2026-11-29T18:09:52Z</DateTime>"
+        "<Status>%s</Status><EditorialOffice>気象庁本庁</EditorialOffice>"
+        "<PublishingOffice>気象庁</PublishingOffice></Control>"
+        "<Head xmlns=\"http://xml.kishou.go.jp/jmaxml1/informationBasis1/\">"
+        "<Title>震源・震度情報</Title><ReportDateTime>2026-11-30T03:09:00+09:00</ReportDateTime>"
+        "<TargetDateTime>2026-11-30T03:09:00+09:00</TargetDateTime><EventID>%s</EventID>"
+        "<InfoType>%s</InfoType><Serial>%s</Serial><InfoKind>地震情報</InfoKind>"
+        "<InfoKindVersion>1.0_1</InfoKindVersion><Headline><Text>地震がありました。</Text>"
+        "</Headline></Head>"
+        "<Body xmlns=\"http://xml.kishou.go.jp/jmaxml1/body/seismology1/\" "
+        "xmlns:jmx_eb=\"http://xml.kishou.go.jp/jmaxml1/elementBasis1/\">"
+        "<Earthquake><OriginTime>2026-11-30T03:03:00+09:00</OriginTime>"
+        "<Hypocenter><Area><Name>宮城県沖</Name><Code type=\"震央地名\">287</Code></Area>"
+        "</Hypocenter><jmx_eb:Magnitude type=\"Mj\" description=\"Ｍ６．８\">6.8"
+        "</jmx_eb:Magnitude></Earthquake>"
+        "<Intensity><Observation><MaxInt>%s</MaxInt><Pref><Name>県</Name><Code>%.2s</Code>"
+        "<MaxInt>%s</MaxInt><Area><Name>地域</Name><Code>220</Code><MaxInt>%s</MaxInt>"
+        "<City><Name>町</Name><Code>%s</Code><MaxInt>%s</MaxInt></City></Area></Pref>"
+        "</Observation></Intensity></Body></Report>\n",
+        status, event, info, serial, maxint, city, maxint, maxint, city, maxint);
     pthread_mutex_lock(&js.mu);
     cr_assert_lt(js.ndocs, DOCS_MAX);
     snprintf(js.docs[js.ndocs].name, sizeof js.docs[0].name, "%s", name);
@@ -354,7 +360,8 @@ static void alert_state(long long id, char *out, size_t n)
 {
     cJSON *r = ws_callf(&admin, "\"op\":\"alert.show\",\"alert\":%lld", id);
     cr_assert_str_eq(reply_code(r), "ok", "alert.show %lld", id);
-    snprintf(out, n, "%s", cJSON_GetObjectItem(cJSON_GetObjectItem(r, "alert"), "state")->valuestring);
+    snprintf(out, n, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "alert"), "state")->valuestring);
     cJSON_Delete(r);
 }
 
@@ -497,8 +504,11 @@ static int kizuna(const char *login, char *out, size_t n, ...)
 {
     char dir[300];
     snprintf(dir, sizeof dir, "%s/cli-%s", d.dir, login);
-    struct kz_device dev = {.server_url = d.url, .config_dir = dir, .user = login,
-                            .retry_max_s = 5, .merge_stderr = true};
+    struct kz_device dev = {.server_url = d.url,
+                            .config_dir = dir,
+                            .user = login,
+                            .retry_max_s = 5,
+                            .merge_stderr = true};
     va_list ap;
     va_start(ap, n);
     int rc = kz_device_run(&dev, NULL, out, n, ap);
@@ -547,8 +557,9 @@ Test(alerts, cancellation_drill_and_hq_hands)
     alert_state(2, state, sizeof state);
     cr_assert_str_eq(state, "sent");
     cJSON *n = notices_of("soumu1");
-    const char *title = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(n, "notices"), 0),
-                                            "title")->valuestring;
+    const char *title =
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(n, "notices"), 0), "title")
+            ->valuestring;
     cr_assert(strncmp(title, "【訓練】", strlen("【訓練】")) == 0, "a drill says so: %s", title);
     cJSON_Delete(n);
     cr_assert_neq(KZ("honbu", "alert", "send-now", "2"), 0, "not twice");

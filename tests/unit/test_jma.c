@@ -128,9 +128,8 @@ Test(jma, feed_entries)
     cr_assert_str_eq(f.entries[0].id, "urn:uuid:8a0e3f1c-6b1e-3a52-9a55-1c2d3e4f5a6b");
     cr_assert_str_eq(f.entries[0].title, "震源・震度に関する情報");
     cr_assert_str_eq(f.entries[0].updated, "2026-11-29T18:09:52Z");
-    cr_assert_str_eq(f.entries[0].href,
-                     "https://www.data.jma.go.jp/developer/xml/data/"
-                     "20261129180952_0_VXSE53_010000.xml");
+    cr_assert_str_eq(f.entries[0].href, "https://www.data.jma.go.jp/developer/xml/data/"
+                                        "20261129180952_0_VXSE53_010000.xml");
     cr_assert_str_eq(f.entries[1].title, "震度速報");
     jma_feed_free(&f);
     /* A telegram is not a feed, nor a feed a telegram. */
