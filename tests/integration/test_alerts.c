@@ -199,6 +199,45 @@ static void jma_stop(void)
     js.ndocs = 0;
 }
 
+/* A document listed in the feed under title (body: malloc'd, now the stand-in's). */
+static void add_doc(const char *name, const char *title, char *body)
+{
+    pthread_mutex_lock(&js.mu);
+    cr_assert_lt(js.ndocs, DOCS_MAX);
+    snprintf(js.docs[js.ndocs].name, sizeof js.docs[0].name, "%s", name);
+    snprintf(js.docs[js.ndocs].title, sizeof js.docs[0].title, "%s", title);
+    js.docs[js.ndocs].body = body;
+    js.docs[js.ndocs].fetched = 0;
+    js.ndocs++;
+    js.version++;
+    pthread_mutex_unlock(&js.mu);
+}
+
+/* A 津波警報・注意報・予報a (VTSE41) for one forecast region. */
+static void add_tsunami(const char *name, const char *event, const char *area,
+                        const char *kind_code, const char *kind_name)
+{
+    char *b = malloc(4096);
+    snprintf(b, 4096,
+             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+             "<Report xmlns=\"http://xml.kishou.go.jp/jmaxml1/\">"
+             "<Control><Title>津波警報・注意報・予報a</Title><DateTime>2026-11-29T18:06:00Z"
+             "</DateTime><Status>通常</Status><EditorialOffice>気象庁本庁</EditorialOffice>"
+             "<PublishingOffice>気象庁</PublishingOffice></Control>"
+             "<Head xmlns=\"http://xml.kishou.go.jp/jmaxml1/informationBasis1/\">"
+             "<Title>津波警報・津波注意報・津波予報</Title>"
+             "<ReportDateTime>2026-11-30T03:06:00+09:00</ReportDateTime>"
+             "<TargetDateTime>2026-11-30T03:06:00+09:00</TargetDateTime><EventID>%s</EventID>"
+             "<InfoType>発表</InfoType><Serial></Serial><InfoKind>津波警報・注意報・予報</InfoKind>"
+             "<InfoKindVersion>1.0_1</InfoKindVersion><Headline><Text>t</Text></Headline></Head>"
+             "<Body xmlns=\"http://xml.kishou.go.jp/jmaxml1/body/seismology1/\"><Tsunami><Forecast>"
+             "<Item><Area><Name>宮城県</Name><Code>%s</Code></Area><Category><Kind><Name>%s</Name>"
+             "<Code>%s</Code></Kind><LastKind><Name>津波なし</Name><Code>00</Code></LastKind>"
+             "</Category></Item></Forecast></Tsunami></Body></Report>\n",
+             event, area, kind_name, kind_code);
+    add_doc(name, "津波警報・注意報・予報a", b);
+}
+
 /* A 震源・震度に関する情報 (VXSE53) with one city's intensity, or a 取消 of the event. */
 static void add_quake(const char *name, const char *status, const char *info, const char *event,
                       const char *serial, const char *city, const char *maxint)
@@ -228,15 +267,7 @@ static void add_quake(const char *name, const char *status, const char *info, co
         "<City><Name>町</Name><Code>%s</Code><MaxInt>%s</MaxInt></City></Area></Pref>"
         "</Observation></Intensity></Body></Report>\n",
         status, event, info, serial, maxint, city, maxint, maxint, city, maxint);
-    pthread_mutex_lock(&js.mu);
-    cr_assert_lt(js.ndocs, DOCS_MAX);
-    snprintf(js.docs[js.ndocs].name, sizeof js.docs[0].name, "%s", name);
-    snprintf(js.docs[js.ndocs].title, sizeof js.docs[0].title, "震源・震度に関する情報");
-    js.docs[js.ndocs].body = b;
-    js.docs[js.ndocs].fetched = 0;
-    js.ndocs++;
-    js.version++;
-    pthread_mutex_unlock(&js.mu);
+    add_doc(name, "震源・震度に関する情報", b);
 }
 
 static int fetched(const char *name)
@@ -648,4 +679,35 @@ Test(alerts, a_hostile_feed_never_stalls_talk)
     cr_log_info("talk rounds during the hostile feed: %d, slowest %lld ms", round, worst);
     ws_close_fd(&a);
     ws_close_fd(&b);
+}
+
+Test(alerts, tsunami_and_prefecture_rules)
+{
+    cJSON *r = ws_callf(&admin, "\"op\":\"alert.rules.set\",\"tsunami_areas\":\"220\","
+                                "\"pref_min_int\":\"6-\",\"delay_s\":3600");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    /* 津波注意報 for the coast: no roll-call; 津波警報: one. */
+    add_tsunami("ts1", "20261203000000", "220", "62", "津波注意報");
+    wait_fetched("ts1");
+    cr_assert_eq(alert_count(), 0);
+    add_tsunami("ts2", "20261203010000", "220", "51", "津波警報");
+    wait_fetched("ts2");
+    r = alerts();
+    cJSON *a = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "alerts"), 0);
+    cr_assert_not_null(a);
+    cr_assert_str_eq(cJSON_GetObjectItem(a, "kind")->valuestring, "tsunami");
+    cJSON_Delete(r);
+    /* Elsewhere in the town's prefecture (04): 5強 is below the prefecture's 6弱, 6弱 is not. */
+    add_quake("p1", "通常", "発表", "20261203020000", "1", "0410100", "5+");
+    wait_fetched("p1");
+    cr_assert_eq(alert_count(), 1);
+    add_quake("p2", "通常", "発表", "20261203030000", "1", "0410100", "6-");
+    wait_fetched("p2");
+    r = alerts();
+    a = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "alerts"), 0);
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "alerts")), 2);
+    cr_assert_str_eq(cJSON_GetObjectItem(a, "kind")->valuestring, "quake");
+    cr_assert(strstr(cJSON_GetObjectItem(a, "summary")->valuestring, "震度6弱"));
+    cJSON_Delete(r);
 }
