@@ -238,6 +238,30 @@ static void add_tsunami(const char *name, const char *event, const char *area,
     add_doc(name, "津波警報・注意報・予報a", b);
 }
 
+/* A 気象特別警報・警報・注意報 (VPWW53) with one kind for one town (no EventID, as JMA's). */
+static void add_warning(const char *name, const char *town, const char *kind, const char *status)
+{
+    char *b = malloc(4096);
+    snprintf(b, 4096,
+             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+             "<Report xmlns=\"http://xml.kishou.go.jp/jmaxml1/\">"
+             "<Control><Title>気象特別警報・警報・注意報</Title><DateTime>2026-07-10T20:00:00Z"
+             "</DateTime><Status>通常</Status><EditorialOffice>仙台管区気象台</EditorialOffice>"
+             "<PublishingOffice>仙台管区気象台</PublishingOffice></Control>"
+             "<Head xmlns=\"http://xml.kishou.go.jp/jmaxml1/informationBasis1/\">"
+             "<Title>宮城県気象警報・注意報</Title>"
+             "<ReportDateTime>2026-07-11T05:00:00+09:00</ReportDateTime>"
+             "<TargetDateTime>2026-07-11T05:00:00+09:00</TargetDateTime><EventID></EventID>"
+             "<InfoType>発表</InfoType><Serial></Serial><InfoKind>気象警報・注意報</InfoKind>"
+             "<InfoKindVersion>1.2_1</InfoKindVersion><Headline><Text>w</Text></Headline></Head>"
+             "<Body xmlns=\"http://xml.kishou.go.jp/jmaxml1/body/meteorology1/\">"
+             "<Warning type=\"気象警報・注意報（市町村等）\"><Item><Kind><Name>%s</Name>"
+             "<Code>33</Code><Status>%s</Status></Kind><Area><Name>町</Name><Code>%s</Code>"
+             "</Area></Item></Warning></Body></Report>\n",
+             kind, status, town);
+    add_doc(name, "気象特別警報・警報・注意報", b);
+}
+
 /* A 震源・震度に関する情報 (VXSE53) with one city's intensity, or a 取消 of the event. */
 static void add_quake(const char *name, const char *status, const char *info, const char *event,
                       const char *serial, const char *city, const char *maxint)
@@ -681,7 +705,7 @@ Test(alerts, a_hostile_feed_never_stalls_talk)
     ws_close_fd(&b);
 }
 
-Test(alerts, tsunami_and_prefecture_rules)
+Test(alerts, tsunami_prefecture_and_special_warning_rules)
 {
     cJSON *r = ws_callf(&admin, "\"op\":\"alert.rules.set\",\"tsunami_areas\":\"220\","
                                 "\"pref_min_int\":\"6-\",\"delay_s\":3600");
@@ -709,5 +733,19 @@ Test(alerts, tsunami_and_prefecture_rules)
     cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "alerts")), 2);
     cr_assert_str_eq(cJSON_GetObjectItem(a, "kind")->valuestring, "quake");
     cr_assert(strstr(cJSON_GetObjectItem(a, "summary")->valuestring, "震度6弱"));
+    cJSON_Delete(r);
+    /* A special warning for the town: newly issued (発表) opens an alert, continued (継続) or
+     * an ordinary warning does not. */
+    add_warning("w1", TOWN, "大雨特別警報", "継続");
+    add_warning("w2", TOWN, "大雨警報", "発表");
+    wait_fetched("w1");
+    wait_fetched("w2");
+    cr_assert_eq(alert_count(), 2);
+    add_warning("w3", TOWN, "大雨特別警報", "発表");
+    wait_fetched("w3");
+    r = alerts();
+    a = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "alerts"), 0);
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "alerts")), 3);
+    cr_assert_str_eq(cJSON_GetObjectItem(a, "kind")->valuestring, "warning");
     cJSON_Delete(r);
 }
