@@ -414,6 +414,11 @@ void jma_alert_telegram(struct srv *s, const char *entry_id, const struct jma_te
     }
     cJSON *places = cJSON_CreateArray();
     int strength = match(r, t, places);
+    /* One disaster, one roll-call: a tsunami warning for the quake that already has an alert
+     * (JMA gives them the same EventID) joins that alert. Cancellations above stay within their
+     * kind: a cancelled tsunami telegram says nothing about the quake. */
+    if (have == STORE_NOT_FOUND && strength && t->event_id[0])
+        have = store_jma_alert_of_event(s->store, NULL, event_id, &prev);
     if (have == STORE_OK) {
         /* The same event again (a later serial, a correction, the full report after the
          * first): one event, one alert. Its details grow; nothing more is sent. */
@@ -423,7 +428,7 @@ void jma_alert_telegram(struct srv *s, const char *entry_id, const struct jma_te
         cJSON *tg = cJSON_GetObjectItemCaseSensitive(d, "telegrams");
         if (cJSON_IsArray(tg) && cJSON_GetArraySize(tg) < 50)
             cJSON_AddItemToArray(tg, telegram_ids(entry_id, t));
-        if (strength > prev.strength) {
+        if (strength > prev.strength && strcmp(prev.kind, kind) == 0) {
             cJSON_ReplaceItemInObjectCaseSensitive(d, "places", places);
             places = NULL;
             if (t->epicentre[0])

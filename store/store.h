@@ -773,7 +773,8 @@ enum store_rc store_jma_alert_insert(struct store *st, struct store_jma_alert *a
 enum store_rc store_jma_alert_update(struct store *st, const struct store_jma_alert *a);
 /* Fills *out (the caller clears it); STORE_NOT_FOUND if there is none. */
 enum store_rc store_jma_alert_get(struct store *st, int64_t id, struct store_jma_alert *out);
-/* The newest alert of (kind, event_id); STORE_NOT_FOUND if none. */
+/* The newest alert of (kind, event_id), of any kind when kind is NULL; STORE_NOT_FOUND if
+ * none. */
 enum store_rc store_jma_alert_of_event(struct store *st, const char *kind, const char *event_id,
                                        struct store_jma_alert *out);
 /* The strongest alert of kind created at or after since that was sent or is pending (the

@@ -157,11 +157,12 @@ enum store_rc store_jma_alert_get(struct store *st, int64_t id, struct store_jma
 enum store_rc store_jma_alert_of_event(struct store *st, const char *kind, const char *event_id,
                                        struct store_jma_alert *out)
 {
-    sqlite3_stmt *s = prep(st, "SELECT " ALERT_COLS " FROM jma_alerts WHERE kind = ? AND "
-                               "event_id = ? ORDER BY id DESC LIMIT 1");
+    sqlite3_stmt *s = prep(st, "SELECT " ALERT_COLS " FROM jma_alerts WHERE (?1 IS NULL OR "
+                               "kind = ?1) AND event_id = ?2 ORDER BY id DESC LIMIT 1");
     if (!s)
         return STORE_ERROR;
-    sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
+    if (kind)
+        sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, event_id, -1, SQLITE_STATIC);
     return alert_one(st, s, out);
 }

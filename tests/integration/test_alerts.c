@@ -734,6 +734,11 @@ Test(alerts, tsunami_prefecture_and_special_warning_rules)
     cr_assert_str_eq(cJSON_GetObjectItem(a, "kind")->valuestring, "quake");
     cr_assert(strstr(cJSON_GetObjectItem(a, "summary")->valuestring, "震度6弱"));
     cJSON_Delete(r);
+    /* The same quake's tsunami warning (its EventID): one disaster, one alert. */
+    add_tsunami("ts3", "20261203030000", "220", "51", "津波警報");
+    wait_fetched("ts3");
+    cr_assert_eq(alert_count(), 2);
+    cr_assert(ws_audit_has(&admin, "jma.duplicate", "alert:2"));
     /* A special warning for the town: newly issued (発表) opens an alert, continued (継続) or
      * an ordinary warning does not. */
     add_warning("w1", TOWN, "大雨特別警報", "継続");
