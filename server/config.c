@@ -296,6 +296,9 @@ static const struct cfg_entry table[] = {
     INT(jma_aftershock_window_s, 0, 30 * 86400, 86400,
         "after a roll-call, another quake within this many seconds sends again only if "
         "stronger where it matched"),
+    INT(jma_max_age_s, 0, 30 * 86400, 21600,
+        "a telegram reported this many seconds or more before it was read starts no roll-call "
+        "(a server back after a long outage, a long feed); 0: no limit"),
     BOOL(jma_drill, 0,
          "drill mode: telegrams marked 訓練 start roll-calls too, labelled 訓練 (試験 never do)"),
     STR(jma_author, "",

@@ -338,6 +338,30 @@ static void summary(const cJSON *d, char *out, size_t cap)
              dstr(d, "magnitude")[0] ? dstr(d, "magnitude") : "不明", when);
 }
 
+/* JMA's "2026-11-30T03:09:00+09:00" (or "...Z") as ms since the epoch; 0 if it is not that. */
+static int64_t iso_ms(const char *iso)
+{
+    int y, mo, d, h, mi, sec, n = 0;
+    if (sscanf(iso, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 || y < 1970 ||
+        mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return 0;
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = sec};
+    int64_t t = (int64_t)timegm(&tm);
+    const char *z = iso + n;
+    int oh, om;
+    if (*z == 'Z' && !z[1])
+        return t * 1000;
+    if ((*z != '+' && *z != '-') || sscanf(z + 1, "%2d:%2d", &oh, &om) != 2 || strlen(z) != 6)
+        return 0;
+    t -= (*z == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+    return t * 1000;
+}
+
 static cJSON *details_new(const char *entry_id, const struct jma_telegram *t, cJSON *places,
                           bool drill)
 {
@@ -455,6 +479,16 @@ void jma_alert_telegram(struct srv *s, const char *entry_id, const struct jma_te
     store_jma_alert_clear(&prev);
     if (!strength) {
         KZ_DEBUG("jma_no_match", "entry=\"%s\" event=\"%s\"", entry_id, t->event_id);
+        cJSON_Delete(places);
+        return;
+    }
+    int64_t reported = iso_ms(t->report_time);
+    if (s->cfg->jma_max_age_s && reported && now - reported >= s->cfg->jma_max_age_s * 1000) {
+        /* Yesterday's quake read today (after an outage, or from a long feed): HQ decides. */
+        cJSON *a = telegram_ids(entry_id, t);
+        cJSON_AddStringToObject(a, "why", "older than jma_max_age_s");
+        cJSON_AddNumberToObject(a, "strength", strength);
+        audit(s, "jma.suppressed", 0, a);
         cJSON_Delete(places);
         return;
     }

@@ -144,6 +144,7 @@ struct kz_config {
     long long jma_special_warnings; /* 特別警報 in a town triggers */
     long long jma_delay_s;
     long long jma_aftershock_window_s;
+    long long jma_max_age_s;
     long long jma_drill;
     char jma_author[64];    /* login of the account that posts the roll-call */
     char jma_hq_room[64];   /* room id where alerts appear at once */

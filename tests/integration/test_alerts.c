@@ -199,6 +199,23 @@ static void jma_stop(void)
     js.ndocs = 0;
 }
 
+/* The ReportDateTime of the telegrams made next: NULL is now (kizunad refuses old ones,
+ * jma_max_age_s). */
+static const char *report_time;
+
+/* Now in JST, as JMA writes times. Static buffer. */
+static const char *report_now(void)
+{
+    static char buf[40];
+    if (report_time)
+        return report_time;
+    time_t t = time(NULL) + 9 * 3600;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S+09:00", &tm);
+    return buf;
+}
+
 /* A document listed in the feed under title (body: malloc'd, now the stand-in's). */
 static void add_doc(const char *name, const char *title, char *body)
 {
@@ -226,7 +243,7 @@ static void add_tsunami(const char *name, const char *event, const char *area,
              "<PublishingOffice>気象庁</PublishingOffice></Control>"
              "<Head xmlns=\"http://xml.kishou.go.jp/jmaxml1/informationBasis1/\">"
              "<Title>津波警報・津波注意報・津波予報</Title>"
-             "<ReportDateTime>2026-11-30T03:06:00+09:00</ReportDateTime>"
+             "<ReportDateTime>%s</ReportDateTime>"
              "<TargetDateTime>2026-11-30T03:06:00+09:00</TargetDateTime><EventID>%s</EventID>"
              "<InfoType>発表</InfoType><Serial></Serial><InfoKind>津波警報・注意報・予報</InfoKind>"
              "<InfoKindVersion>1.0_1</InfoKindVersion><Headline><Text>t</Text></Headline></Head>"
@@ -234,7 +251,7 @@ static void add_tsunami(const char *name, const char *event, const char *area,
              "<Item><Area><Name>宮城県</Name><Code>%s</Code></Area><Category><Kind><Name>%s</Name>"
              "<Code>%s</Code></Kind><LastKind><Name>津波なし</Name><Code>00</Code></LastKind>"
              "</Category></Item></Forecast></Tsunami></Body></Report>\n",
-             event, area, kind_name, kind_code);
+             report_now(), event, area, kind_name, kind_code);
     add_doc(name, "津波警報・注意報・予報a", b);
 }
 
@@ -250,7 +267,7 @@ static void add_warning(const char *name, const char *town, const char *kind, co
              "<PublishingOffice>仙台管区気象台</PublishingOffice></Control>"
              "<Head xmlns=\"http://xml.kishou.go.jp/jmaxml1/informationBasis1/\">"
              "<Title>宮城県気象警報・注意報</Title>"
-             "<ReportDateTime>2026-07-11T05:00:00+09:00</ReportDateTime>"
+             "<ReportDateTime>%s</ReportDateTime>"
              "<TargetDateTime>2026-07-11T05:00:00+09:00</TargetDateTime><EventID></EventID>"
              "<InfoType>発表</InfoType><Serial></Serial><InfoKind>気象警報・注意報</InfoKind>"
              "<InfoKindVersion>1.2_1</InfoKindVersion><Headline><Text>w</Text></Headline></Head>"
@@ -258,7 +275,7 @@ static void add_warning(const char *name, const char *town, const char *kind, co
              "<Warning type=\"気象警報・注意報（市町村等）\"><Item><Kind><Name>%s</Name>"
              "<Code>33</Code><Status>%s</Status></Kind><Area><Name>町</Name><Code>%s</Code>"
              "</Area></Item></Warning></Body></Report>\n",
-             kind, status, town);
+             report_now(), kind, status, town);
     add_doc(name, "気象特別警報・警報・注意報", b);
 }
 
@@ -275,7 +292,7 @@ static void add_quake(const char *name, const char *status, const char *info, co
         "<Status>%s</Status><EditorialOffice>気象庁本庁</EditorialOffice>"
         "<PublishingOffice>気象庁</PublishingOffice></Control>"
         "<Head xmlns=\"http://xml.kishou.go.jp/jmaxml1/informationBasis1/\">"
-        "<Title>震源・震度情報</Title><ReportDateTime>2026-11-30T03:09:00+09:00</ReportDateTime>"
+        "<Title>震源・震度情報</Title><ReportDateTime>%s</ReportDateTime>"
         "<TargetDateTime>2026-11-30T03:09:00+09:00</TargetDateTime><EventID>%s</EventID>"
         "<InfoType>%s</InfoType><Serial>%s</Serial><InfoKind>地震情報</InfoKind>"
         "<InfoKindVersion>1.0_1</InfoKindVersion><Headline><Text>地震がありました。</Text>"
@@ -290,7 +307,7 @@ static void add_quake(const char *name, const char *status, const char *info, co
         "<MaxInt>%s</MaxInt><Area><Name>地域</Name><Code>220</Code><MaxInt>%s</MaxInt>"
         "<City><Name>町</Name><Code>%s</Code><MaxInt>%s</MaxInt></City></Area></Pref>"
         "</Observation></Intensity></Body></Report>\n",
-        status, event, info, serial, maxint, city, maxint, maxint, city, maxint);
+        status, report_now(), event, info, serial, maxint, city, maxint, maxint, city, maxint);
     add_doc(name, "震源・震度に関する情報", b);
 }
 
@@ -734,6 +751,12 @@ Test(alerts, tsunami_prefecture_and_special_warning_rules)
     cr_assert_str_eq(cJSON_GetObjectItem(a, "kind")->valuestring, "quake");
     cr_assert(strstr(cJSON_GetObjectItem(a, "summary")->valuestring, "震度6弱"));
     cJSON_Delete(r);
+    /* A telegram reported long ago (a server back after an outage): nothing. */
+    report_time = "2000-01-01T09:00:00+09:00";
+    add_quake("old", "通常", "発表", "20000101000000", "1", TOWN, "7");
+    report_time = NULL;
+    wait_fetched("old");
+    cr_assert_eq(alert_count(), 2);
     /* The same quake's tsunami warning (its EventID): one disaster, one alert. */
     add_tsunami("ts3", "20261203030000", "220", "51", "津波警報");
     wait_fetched("ts3");
