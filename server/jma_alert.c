@@ -166,6 +166,16 @@ static bool tx(struct srv *s)
     return true;
 }
 
+/* ms as "03:12:00" in the server's time zone (kz_time_zone_load set TZ); returns out. */
+static const char *clock_of(int64_t ms, char *out, size_t n)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(out, n, "%H:%M:%S", &tm);
+    return out;
+}
+
 /* ---- matching ---- */
 
 static bool has_code(const char codes[][8], int n, const char *code)
@@ -529,12 +539,13 @@ void jma_alert_telegram(struct srv *s, const char *entry_id, const struct jma_te
     cJSON_AddItemToObject(ad, "places", cJSON_Duplicate(cJSON_GetObjectItem(d, "places"), true));
     cJSON_AddNumberToObject(ad, "due_at", (double)a.due_at);
     audit(s, "jma.matched", a.id, ad);
-    char sum[512], text[1024];
+    char sum[512], text[1024], due[16];
     summary(d, sum, sizeof sum);
     snprintf(text, sizeof text,
-             "【自動安否確認】アラート %lld: %s。安否確認は %lld 秒後に送信されます。"
+             "【自動安否確認】アラート %lld: %s。安否確認は %lld 秒後（%s）に送信されます。"
              "すぐ送る: kizuna alert send-now %lld / 取り消す: kizuna alert cancel %lld",
-             (long long)a.id, sum, (long long)r->delay_s, (long long)a.id, (long long)a.id);
+             (long long)a.id, sum, (long long)r->delay_s, clock_of(a.due_at, due, sizeof due),
+             (long long)a.id, (long long)a.id);
     hq_say(s, text);
     KZ_WARN("jma_alert", "alert=%lld kind=%s event=\"%s\" strength=%d delay_s=%lld drill=%d",
             (long long)a.id, kind, event_id, strength, (long long)r->delay_s, drill);
@@ -579,13 +590,14 @@ int64_t jma_alert_drill(struct srv *s, const char *by)
         cJSON_AddStringToObject(ad, "by", by);
         cJSON_AddNumberToObject(ad, "due_at", (double)a.due_at);
         audit(s, "jma.drill", id, ad);
-        char sum[512], text[1024];
+        char sum[512], text[1024], due[16];
         summary(d, sum, sizeof sum);
         snprintf(text, sizeof text,
                  "【自動安否確認・訓練】アラート %lld: %s（%s が開始）。安否確認は %lld "
-                 "秒後に送信されます。"
+                 "秒後（%s）に送信されます。"
                  "すぐ送る: kizuna alert send-now %lld / 取り消す: kizuna alert cancel %lld",
-                 (long long)id, sum, by, (long long)r->delay_s, (long long)id, (long long)id);
+                 (long long)id, sum, by, (long long)r->delay_s, clock_of(a.due_at, due, sizeof due),
+                 (long long)id, (long long)id);
         hq_say(s, text);
     }
     free(a.details);
