@@ -429,7 +429,8 @@ int srv_jma_tick(struct srv *s)
         }
     }
     jma_alert_due(s, now);
-    if (now - j->pruned_at > 3600 * 1000 && !srv_writes_blocked(s)) {
+    /* Only while watching: a server without rules writes nothing of its own every hour. */
+    if (watching && now - j->pruned_at > 3600 * 1000 && !srv_writes_blocked(s)) {
         j->pruned_at = now;
         if (tx_begin(s))
             store_jma_seen_prune(s->store, now - JMA_SEEN_KEEP_MS);
