@@ -544,6 +544,8 @@ Test(alerts, quake_in_town_sends_roll_call_once_after_delay)
     cr_assert_str_eq(reply_code(rr), "ok");
     char *rt = cJSON_PrintUnformatted(rr);
     cr_assert(strstr(rt, "無事・出勤可") && strstr(rt, "建設課"), "%s", rt);
+    cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(rr, "totals"), "responded")->valuedouble,
+                 1, "%s", rt);
     free(rt);
     cJSON_Delete(rr);
     cr_assert(hq_room_has("送信しました"));
