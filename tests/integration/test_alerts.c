@@ -202,6 +202,8 @@ static void jma_stop(void)
 /* The ReportDateTime of the telegrams made next: NULL is now (kizunad refuses old ones,
  * jma_max_age_s). */
 static const char *report_time;
+/* The next telegrams' city has no MaxInt but 「震度５弱以上未入電」 (its meter did not report). */
+static bool not_received;
 
 /* Now in JST, as JMA writes times. Static buffer. */
 static const char *report_now(void)
@@ -308,6 +310,13 @@ static void add_quake(const char *name, const char *status, const char *info, co
         "<City><Name>町</Name><Code>%s</Code><MaxInt>%s</MaxInt></City></Area></Pref>"
         "</Observation></Intensity></Body></Report>\n",
         status, report_now(), event, info, serial, maxint, city, maxint, maxint, city, maxint);
+    if (not_received) {
+        char *m = strstr(strstr(b, "<City>"), "</Code><MaxInt>"), *e = strstr(b, "</City>");
+        cr_assert(m && e && m < e);
+        const char *cond = "</Code><Condition>震度５弱以上未入電</Condition>";
+        memmove(m + strlen(cond), e, strlen(e) + 1);
+        memcpy(m, cond, strlen(cond));
+    }
     add_doc(name, "震源・震度に関する情報", b);
 }
 
@@ -716,6 +725,16 @@ Test(alerts, a_hostile_feed_never_stalls_talk)
     f = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "feeds"), 0);
     cr_assert_eq(cJSON_GetObjectItem(f, "failures")->valuedouble, 0, "recovered");
     cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "alerts")), 0);
+    cJSON_Delete(r);
+    /* The town's meter did not report (「震度５弱以上未入電」): possibly strong, an alert. */
+    not_received = true;
+    add_quake("nr", "通常", "発表", "20261202000002", "1", TOWN, "6-");
+    not_received = false;
+    wait_fetched("nr");
+    r = alerts();
+    cJSON *a0 = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "alerts"), 0);
+    cr_assert_not_null(a0);
+    cr_assert(strstr(cJSON_GetObjectItem(a0, "summary")->valuestring, "未入電"));
     cJSON_Delete(r);
     cr_log_info("talk rounds during the hostile feed: %d, slowest %lld ms", round, worst);
     ws_close_fd(&a);
