@@ -1,5 +1,6 @@
-/* jma.h - what the JMA feed watcher (jma_watch.c: polling and fetching), the alert rules
- * (jma_alert.c: matching telegrams, delaying, sending roll-calls) and their ops (ops_alert.c)
+/* jma.h - what the JMA feed watcher (jma_watch.c: polling and fetching), the rules
+ * (jma_rules.c), the alerts (jma_alert.c: deciding, delaying, sending roll-calls) and their ops
+ * (ops_alert.c)
  * share. docs/alerts.md describes the whole for administrators. Loop thread only, except the
  * fetch jobs, which touch nothing but their own struct (jma_watch.c). */
 #ifndef KIZUNA_JMA_H
@@ -33,6 +34,10 @@ bool jma_rules_load(const struct kz_config *cfg, const char *overrides, struct j
                     char *why, size_t whylen);
 /* The rules as alert.rules shows them. The caller owns the result. */
 cJSON *jma_rules_json(const struct jma_rules *r);
+/* The places of t that match r, appended to places as {code, name, what}; returns the strength
+ * (0: no match): a quake's highest matched intensity, a tsunami's warning level (2 津波警報, 3
+ * 大津波警報), 1 for a special warning. */
+int jma_rules_match(const struct jma_rules *r, const struct jma_telegram *t, cJSON *places);
 
 /* jma_watch.c: starts the watcher's state (always; it polls only while the rules name a town or
  * a tsunami region). -1 if out of memory or the rules in the database are broken. */
