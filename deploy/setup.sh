@@ -16,9 +16,10 @@ cd "$(dirname "$0")/.."
 # libssl-dev: Web Push's P-256 and AES-128-GCM (server/webpush.c) use libcrypto directly, which
 # libwebsockets-dev only brought in as its own dependency; ca-certificates: kizunad checks the
 # certificates of push services and the mail relay (push.c, mail.c) against them.
+# libexpat1-dev: kizunad reads JMA's earthquake and warning XML (server/jma_parse.c).
 BUILD_PKGS=(build-essential cmake pkg-config libwebsockets-dev libsqlite3-dev libsodium-dev
             libturbojpeg0-dev libcjson-dev libqrencode-dev libcurl4-openssl-dev tzdata zlib1g-dev
-            libssl-dev ca-certificates)
+            libssl-dev ca-certificates libexpat1-dev)
 # clang and its runtime libraries bring libFuzzer, which gcc lacks: the fuzz harnesses
 # (tests/fuzz/run.sh, ctest fuzz_smoke) need it, and fuzz_smoke fails rather than skips
 # without it. Both are Debian 12 packages; libclang-rt-14-dev is only a recommendation of

@@ -38,6 +38,12 @@ struct cfg_entry {
 #n, CFG_BOOL, offsetof(struct kz_config, n), 0, 0, 1, d, NULL, doc, NULL                   \
     }
 
+#define STR(n, d, doc)                                                                             \
+    {                                                                                              \
+#n, CFG_STR, offsetof(struct kz_config, n), sizeof(((struct kz_config *)0)->n), 0, 0, 0,   \
+            d, doc, NULL                                                                           \
+    }
+
 static const struct cfg_entry table[] = {
     {"listen", CFG_STR, offsetof(struct kz_config, listen), sizeof(((struct kz_config *)0)->listen),
      0, 0, 0, "127.0.0.1:8080",
@@ -335,6 +341,65 @@ static const struct cfg_entry table[] = {
     CAP(import_max_rows, 1, 1000000, 20000,
         "most users in one user.import file (the whole file must also fit in max_frame_bytes)",
         "more than %lld users in one file"),
+    /* JMA's feeds and the roll-calls they start (docs/alerts.md). */
+    STR(jma_feeds,
+        "https://www.data.jma.go.jp/developer/xml/feed/eqvol.xml "
+        "https://www.data.jma.go.jp/developer/xml/feed/extra.xml",
+        "JMA Atom feed URLs (http or https) separated by spaces; polled only while jma_towns or "
+        "jma_tsunami_areas names something"),
+    INT(jma_poll_s, 1, 3600, 60,
+        "seconds between polls of each JMA feed (conditional requests: If-Modified-Since, ETag)"),
+    INT(jma_fetch_timeout_s, 1, 120, 20, "a JMA feed or telegram request gives up after this"),
+    INT(jma_backoff_max_s, 1, 86400, 900,
+        "longest wait after failed requests to a feed (the wait doubles from jma_poll_s)"),
+    INT(jma_max_doc_bytes, 4096, 16 << 20, 2 << 20,
+        "largest JMA feed or telegram read, in bytes (decompressed); larger is refused whole"),
+    INT(jma_max_depth, 8, 256, 32, "deepest element nesting of a JMA document read"),
+    INT(jma_max_items, 16, 100000, 5000,
+        "most entries in a feed, or places (prefectures, areas, towns) in a telegram"),
+    STR(jma_towns, "",
+        "7-digit JMA municipality codes (national code + 00, e.g. 0420200 石巻市), separated "
+        "by spaces; empty: no earthquake or warning rule"),
+    STR(jma_town_min_int, "5-",
+        "seismic intensity code (1-4, 5-, 5+, 6-, 6+, 7) at or over which a configured town "
+        "starts a roll-call"),
+    STR(jma_pref_min_int, "6-",
+        "the same anywhere in a configured town's prefecture; empty: no prefecture rule"),
+    STR(jma_tsunami_areas, "",
+        "tsunami forecast region codes (津波予報区, e.g. 220 宮城県) whose 大津波警報 or 津波警報 "
+        "starts a roll-call, separated by spaces"),
+    BOOL(jma_special_warnings, 1,
+         "a special weather warning (特別警報) in a configured town "
+         "starts a roll-call"),
+    INT(jma_delay_s, 0, 86400, 180,
+        "seconds an alert waits before its roll-call goes out, during which HQ may send it at "
+        "once or cancel it (a false alarm)"),
+    INT(jma_aftershock_window_s, 0, 30 * 86400, 86400,
+        "after a roll-call, another quake within this many seconds sends again only if "
+        "stronger where it matched"),
+    INT(jma_max_age_s, 0, 30 * 86400, 21600,
+        "a telegram reported this many seconds or more before it was read starts no roll-call "
+        "(a server back after a long outage, a long feed); 0: no limit"),
+    BOOL(jma_drill, 0,
+         "drill mode: telegrams marked 訓練 start roll-calls too, labelled 訓練 (試験 never do)"),
+    STR(jma_author, "",
+        "login of the account that posts alerts and roll-calls (an hq or admin "
+        "account, a member of jma_hq_room)"),
+    STR(jma_hq_room, "", "room id where an alert appears at once with its countdown (\"\": none)"),
+    STR(jma_audience, "all",
+        "who gets the roll-call: notice.post's `to` entries (all, "
+        "dept:NAME, group:NAME, user:LOGIN) separated by spaces"),
+    STR(jma_title, "【安否確認】{event}",
+        "the roll-call's title; placeholders {event} {time} {epicentre} {magnitude} {place} "
+        "{intensity} {drill}"),
+    STR(jma_body,
+        "{drill}{time}ごろ、{event}がありました。震源: {epicentre}、規模: M{magnitude}、"
+        "{place}: {intensity}。無事かどうか、出勤できるかを答えてください。",
+        "the roll-call's body, with the placeholders of jma_title"),
+    STR(jma_choices, "無事・出勤可|無事・出勤不可|負傷|その他",
+        "the roll-call's answers, separated by |"),
+    BOOL(jma_urgent, 1, "the roll-call is urgent (pushed ahead of everything, notifications)"),
+    BOOL(jma_ask_ack, 1, "the roll-call asks for a read acknowledgement"),
 };
 #define TABLE_LEN (sizeof table / sizeof table[0])
 

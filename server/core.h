@@ -95,6 +95,7 @@ struct srv {
     struct fed_sync *fed; /* replication's state (fed_sync.c), NULL until a link comes up */
     struct fed_blobs *fb; /* blobs across servers (fed_blobs.c), NULL until first needed */
     struct srv_push *push; /* Web Push's key and sender (push.c), NULL until first needed */
+    struct jma *jma;      /* JMA's feeds and alerts (jma_watch.c) */
 };
 
 /* proto.c: an error reply to a request that is no longer running (a held reply whose commit

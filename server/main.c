@@ -615,6 +615,8 @@ static int cmd_serve(int argc, char **argv)
     transport_run(t);
     rc = 0;
 out:
+    if (srv)
+        srv_jma_stop(srv);    /* a JMA transfer on a worker gives up now, not at its timeout */
     kz_workers_stop(workers); /* unfinished password checks are answered "shutting down" */
     if (srv)
         srv_push_free(srv); /* posts in progress finish (push_timeout_ms); queued ones wait */

@@ -90,6 +90,10 @@ struct srv *srv_new(const struct kz_config *cfg, struct store *store, struct kz_
     s->workers = workers;
     s->tx = *tx;
     kz_metrics.start_ms = kz_now_ms();
+    if (srv_jma_init(s) != 0) { /* its rules are broken: logged (jma_rules_invalid) */
+        free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -113,6 +117,7 @@ void srv_free(struct srv *s)
     srv_room_hlc_free(s);
     srv_fed_free(s);
     srv_fed_blobs_free(s);
+    srv_jma_free(s);
     srv_throttle_free();
     sodium_memzero(s->sk, sizeof s->sk);
     free(s);
@@ -550,6 +555,67 @@ static void dispatch(struct srv_call *c, const char *opname)
     }
 out:
     srv_call_finish(c, e);
+}
+
+enum kz_err srv_call_as(struct srv *s, const char *opname, const char *login, cJSON *args,
+                        cJSON **result, char *why, size_t whylen)
+{
+    struct srv_call c = {.srv = s, .args = args};
+    enum kz_err e;
+    *result = NULL;
+    c.op = srv_op_find(opname);
+    /* Only ops that finish in their handler: the call lives on this stack. */
+    if (!c.op || (strcmp(opname, "notice.post") != 0 && strcmp(opname, "msg.send") != 0)) {
+        e = srv_fail(&c, KZ_INTERNAL, "op %s cannot be called from inside", opname);
+        goto out;
+    }
+    if (!kz_login_valid(login) ||
+        store_user_get_by_login(s->store, login, &c.auth.user) != STORE_OK) {
+        e = srv_fail(&c, KZ_NOT_FOUND, "no account '%s' to act as", login);
+        goto out;
+    }
+    if (c.auth.user.disabled) {
+        e = srv_fail(&c, KZ_FORBIDDEN, "the account '%s' is disabled", login);
+        goto out;
+    }
+    c.authed = true;
+    if ((e = check_args(&c)))
+        goto out;
+    if (c.op->access == OP_ADMIN && !kz_role_is(c.auth.user.role, KZ_ROLE_ADMIN)) {
+        e = srv_fail(&c, KZ_FORBIDDEN, "the account '%s' is not an admin", login);
+        goto out;
+    }
+    if (c.op->writes && srv_writes_blocked(s)) {
+        e = refuse_write(&c);
+        goto out;
+    }
+    if (c.op->writes && c.op->no_savepoint) {
+        if (store_tx_begin(s->store) != STORE_OK) {
+            e = srv_fail(&c, KZ_INTERNAL, "database unavailable");
+            goto out;
+        }
+        c.in_tx = true;
+    } else if (c.op->writes && (e = srv_call_write_begin(&c))) {
+        goto out;
+    }
+    e = c.op->fn(&c);
+out:
+    if (c.in_op) {
+        if (store_op_end(s->store, e == KZ_OK) != STORE_OK && e == KZ_OK)
+            e = srv_fail(&c, KZ_INTERNAL, "database error");
+        if (e != KZ_OK)
+            srv_events_truncate(s, c.pending_mark, c.pushes_mark);
+    }
+    if (c.in_tx && (e == KZ_INTERNAL || e == KZ_UNAVAILABLE))
+        s->doomed = true;
+    if (store_tx_is_open(s->store))
+        s->tx.want_commit(s->tx.ctx);
+    if (e == KZ_OK)
+        *result = c.result;
+    else
+        cJSON_Delete(c.result);
+    snprintf(why, whylen, "%s", e == KZ_OK ? "" : c.errmsg);
+    return e;
 }
 
 /* Where the JSON text would put a NUL character into a string: a raw 0 byte anywhere, or the

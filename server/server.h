@@ -166,6 +166,31 @@ struct kz_config {
     long long mail_retry_max_ms;
     long long mail_retry_max_tries;
     long long mail_answer_link_ttl_s;
+    /* JMA's feeds and the roll-calls they start (jma_watch.c, jma_alert.c, docs/alerts.md). */
+    char jma_feeds[1024]; /* Atom feed URLs, separated by spaces */
+    long long jma_poll_s;
+    long long jma_fetch_timeout_s;
+    long long jma_backoff_max_s;
+    long long jma_max_doc_bytes;
+    long long jma_max_depth;
+    long long jma_max_items;
+    char jma_towns[512];            /* 7-digit JMA municipality codes, separated by spaces */
+    char jma_town_min_int[8];       /* "5-": intensity code at or over which a town triggers */
+    char jma_pref_min_int[8];       /* "6-": the same anywhere in a town's prefecture ("": off) */
+    char jma_tsunami_areas[256];    /* tsunami forecast region codes (津波予報区) */
+    long long jma_special_warnings; /* 特別警報 in a town triggers */
+    long long jma_delay_s;
+    long long jma_aftershock_window_s;
+    long long jma_max_age_s;
+    long long jma_drill;
+    char jma_author[64];    /* login of the account that posts the roll-call */
+    char jma_hq_room[64];   /* room id where alerts appear at once */
+    char jma_audience[256]; /* notice.post's `to`, separated by spaces */
+    char jma_title[256];
+    char jma_body[2048];
+    char jma_choices[512]; /* separated by | */
+    long long jma_urgent;
+    long long jma_ask_ack;
 };
 
 /* Fills cfg with every default. */
@@ -623,6 +648,19 @@ void srv_set_syncer(struct srv *s, struct kz_syncer *y);
 void srv_release(struct srv *s);
 /* Periodic work the transport's timer triggers: coalesced read-marker pushes. */
 void srv_tick(struct srv *s);
+/* jma_watch.c: JMA's feeds polled, telegrams fetched, alerts whose delay ended sent. Returns
+ * the milliseconds until it wants to run again. srv_jma_stop (before the workers stop) makes
+ * transfers give up at once; srv_jma_free is srv_free's. */
+int srv_jma_tick(struct srv *s);
+void srv_jma_stop(struct srv *s);
+int srv_jma_init(struct srv *s);
+void srv_jma_free(struct srv *s);
+/* Runs op `opname` as the account `login`, for the server's own actions (an automatic
+ * roll-call): the op's own checks, its write and its audit as if that account had sent args
+ * (borrowed). Ops that finish on a worker are refused. On success *result is the op's result
+ * (the caller owns it); else why says what went wrong. */
+enum kz_err srv_call_as(struct srv *s, const char *opname, const char *login, cJSON *args,
+                        cJSON **result, char *why, size_t whylen);
 /* Notes that a connection went live while a transaction is open (op_sync): if the commit
  * fails, that connection alone must resync. */
 void srv_note_subscribe(struct srv *s, uint64_t conn_id);
@@ -840,6 +878,13 @@ enum kz_err op_room_list(struct srv_call *c);
 enum kz_err op_room_archive(struct srv_call *c);
 enum kz_err op_room_export(struct srv_call *c);
 enum kz_err op_record_export(struct srv_call *c); /* ops_record.c */
+enum kz_err op_alert_list(struct srv_call *c);    /* ops_alert.c */
+enum kz_err op_alert_show(struct srv_call *c);
+enum kz_err op_alert_send_now(struct srv_call *c);
+enum kz_err op_alert_cancel(struct srv_call *c);
+enum kz_err op_alert_rules(struct srv_call *c);
+enum kz_err op_alert_drill(struct srv_call *c);
+enum kz_err op_alert_rules_set(struct srv_call *c);
 /* The reply of record.export (review NULL) and record.publish (an approved review: its marked
  * messages only, redactions applied), from the call's format, from, to, after, limit and
  * received; audited on the first page. */

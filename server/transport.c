@@ -141,6 +141,14 @@ static void house_cb(lws_sorted_usec_list_t *sul)
                      (lws_usec_t)t->cfg->housekeeping_interval_s * LWS_USEC_PER_SEC);
 }
 
+/* JMA's feeds and alerts (jma_watch.c): the core says when it wants to run again. */
+static void jma_cb(lws_sorted_usec_list_t *sul)
+{
+    struct transport *t = lws_container_of(sul, struct transport, jma_sul);
+    int ms = srv_jma_tick(t->srv);
+    lws_sul_schedule(t->ctx, 0, &t->jma_sul, jma_cb, (lws_usec_t)ms * LWS_US_PER_MS);
+}
+
 static void commit_cb(lws_sorted_usec_list_t *sul)
 {
     struct transport *t = lws_container_of(sul, struct transport, commit_sul);
@@ -450,6 +458,7 @@ static void deadline_cb(lws_sorted_usec_list_t *sul)
 void transport_run(struct transport *t)
 {
     lws_sul_schedule(t->ctx, 0, &t->house_sul, house_cb, 1);
+    lws_sul_schedule(t->ctx, 0, &t->jma_sul, jma_cb, LWS_US_PER_MS * 1000);
     fed_begin(t);
     t->watchdog_us = kz_sd_watchdog_usec();
     if (t->watchdog_us)
@@ -490,6 +499,7 @@ void transport_free(struct transport *t)
     lws_sul_cancel(&t->blob_sul);
     lws_sul_cancel(&t->watchdog_sul);
     lws_sul_cancel(&t->push_sul);
+    lws_sul_cancel(&t->jma_sul);
     static_close(t);
     signal_ctx = NULL;
     fed_stop(t);

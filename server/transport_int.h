@@ -130,6 +130,7 @@ struct transport {
     lws_sorted_usec_list_t house_sul;
     lws_sorted_usec_list_t blob_sul; /* blob fetches across servers (srv_fed_blobs_tick) */
     lws_sorted_usec_list_t push_sul; /* Web Push's sends (srv_push_tick) */
+    lws_sorted_usec_list_t jma_sul;  /* JMA's feeds and alerts (srv_jma_tick) */
     lws_sorted_usec_list_t deadline_sul;
     lws_sorted_usec_list_t watchdog_sul; /* systemd's watchdog, pinged from the loop */
     int64_t watchdog_us;                 /* its interval (0: none asked for) */

@@ -632,6 +632,41 @@ static const char *const migrations[] = {
      "  used_at INTEGER,"
      "  choice INTEGER"
      ") WITHOUT ROWID;"),
+
+    /* 22: JMA's feeds and the roll-calls they start (issue 25, store_jma.c, docs/alerts.md).
+     * jma_seen: every feed entry whose telegram was fetched (or given up on), so that a restart
+     * fetches nothing twice (JMA blocks clients that download too much). jma_alerts: one alert
+     * per event that matched the rules, pending until its delay ends, then sent or cancelled;
+     * details is its JSON (telegrams, places, epicentre, ...). jma_rules: the rules an admin set
+     * with alert.rules.set, over the settings' defaults (one row). */
+    "CREATE TABLE IF NOT EXISTS jma_seen ("
+    "  entry_id TEXT PRIMARY KEY,"
+    "  href TEXT NOT NULL,"
+    "  seen_at INTEGER NOT NULL,"
+    "  result TEXT NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS jma_seen_at ON jma_seen(seen_at);"
+    "CREATE TABLE IF NOT EXISTS jma_alerts ("
+    "  id INTEGER PRIMARY KEY,"
+    "  kind TEXT NOT NULL,"
+    "  event_id TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('pending','sent','cancelled')),"
+    "  drill INTEGER NOT NULL,"
+    "  strength INTEGER NOT NULL,"
+    "  details TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  due_at INTEGER NOT NULL,"
+    "  decided_at INTEGER,"
+    "  decided_by TEXT,"
+    "  notice INTEGER"
+    ");"
+    "CREATE INDEX IF NOT EXISTS jma_alerts_event ON jma_alerts(kind, event_id);"
+    "CREATE TABLE IF NOT EXISTS jma_rules ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  rules TEXT NOT NULL,"
+    "  updated_by TEXT NOT NULL,"
+    "  updated_at INTEGER NOT NULL"
+    ");",
 };
 
 /* Columns a migration adds, each before that migration's SQL and only if the table lacks it:

@@ -755,4 +755,50 @@ enum store_rc store_hold_set(struct store *st, int64_t room, bool on, int64_t by
 /* STORE_OK with when it was placed if the room is on hold, else STORE_NOT_FOUND. */
 enum store_rc store_hold_get(struct store *st, int64_t room, int64_t *held_at);
 
+/* ---- JMA's feeds and alerts (store_jma.c, migration 22, docs/alerts.md) ---- */
+/* STORE_OK if the feed entry was fetched (or given up on) before, else STORE_NOT_FOUND. */
+enum store_rc store_jma_seen_has(struct store *st, const char *entry_id);
+/* Remembers a feed entry with what became of it ("telegram", "not_jma", "fetch_failed", ...). */
+enum store_rc store_jma_seen_add(struct store *st, const char *entry_id, const char *href,
+                                 int64_t at, const char *result);
+/* Forgets entries seen before `before` (JMA's long feeds hold days; a month is plenty). */
+enum store_rc store_jma_seen_prune(struct store *st, int64_t before);
+
+#define STORE_JMA_KIND_MAX  16
+#define STORE_JMA_EVENT_MAX 64
+struct store_jma_alert {
+    int64_t id;
+    char kind[STORE_JMA_KIND_MAX + 1];      /* quake, tsunami, warning */
+    char event_id[STORE_JMA_EVENT_MAX + 1]; /* JMA's EventID (or the entry's id) */
+    char state[16];                         /* pending, sent, cancelled */
+    bool drill;
+    int64_t strength; /* what the aftershock rule compares (intensity, warning level) */
+    char *details;    /* JSON text, owned by the struct: store_jma_alert_clear */
+    int64_t created_at, due_at, decided_at;
+    char decided_by[64]; /* a login, or "server" */
+    int64_t notice;      /* the roll-call, once sent (0: none) */
+};
+void store_jma_alert_clear(struct store_jma_alert *a);
+/* Inserts a (its id is set); state, details and the times must be filled. */
+enum store_rc store_jma_alert_insert(struct store *st, struct store_jma_alert *a);
+/* Writes back state, strength, details, due_at, decided_at, decided_by and notice. */
+enum store_rc store_jma_alert_update(struct store *st, const struct store_jma_alert *a);
+/* Fills *out (the caller clears it); STORE_NOT_FOUND if there is none. */
+enum store_rc store_jma_alert_get(struct store *st, int64_t id, struct store_jma_alert *out);
+/* The newest alert of (kind, event_id), of any kind when kind is NULL; STORE_NOT_FOUND if
+ * none. */
+enum store_rc store_jma_alert_of_event(struct store *st, const char *kind, const char *event_id,
+                                       struct store_jma_alert *out);
+/* The strongest alert of kind created at or after since that was sent or is pending (the
+ * aftershock rule); STORE_NOT_FOUND if none. */
+enum store_rc store_jma_alert_strongest_since(struct store *st, const char *kind, int64_t since,
+                                              struct store_jma_alert *out);
+/* Newest first, up to limit; pending_only: only pending ones (oldest due first). cb's alert is
+ * valid during the call only; non-zero from cb stops the walk. */
+enum store_rc store_jma_alert_each(struct store *st, int64_t limit, bool pending_only,
+                                   int (*cb)(void *, const struct store_jma_alert *), void *arg);
+/* The rules an admin set (JSON text the caller frees), STORE_NOT_FOUND if none. */
+enum store_rc store_jma_rules_get(struct store *st, char **rules);
+enum store_rc store_jma_rules_set(struct store *st, const char *rules, const char *by, int64_t at);
+
 #endif

@@ -163,6 +163,10 @@ int cmd_notice_report(int argc, char **argv);
 int cmd_notice_remind(int argc, char **argv);
 int cmd_notice_withdraw(int argc, char **argv);
 int cmd_notice_edit(int argc, char **argv);
+int cmd_alert_list(int argc, char **argv); /* alert.c */
+int cmd_alert_show(int argc, char **argv);
+int cmd_alert_send_now(int argc, char **argv);
+int cmd_alert_cancel(int argc, char **argv);
 /* talk.c: the talk commands, entries of the command table (main.c); argv[0] is the command
  * name. */
 int cmd_rooms(int argc, char **argv);

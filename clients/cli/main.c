@@ -137,6 +137,11 @@ static const char usage[] =
     "  notice report ID [--csv | --all] | notice remind ID | notice withdraw ID\n"
     "  notice edit ID [--title T] [--body-file F]\n"
     "\n"
+    "  alert list                     (hq, admins) roll-calls JMA's telegrams started, their\n"
+    "                                 countdowns, and the feeds' state (docs/alerts.md)\n"
+    "  alert show ID | alert send-now ID | alert cancel ID\n"
+    "                                 send a pending roll-call at once, or stop a false alarm\n"
+    "\n"
     "ROOM is a room id, its first 4+ characters, its exact name, or @LOGIN.\n"
     "The server is --server, else KIZUNA_SERVER, else the one you logged in to, "
     "else " DEFAULT_SERVER ".\n"
@@ -561,6 +566,10 @@ static const struct cli_command commands[] = {
     {"notice remind", cmd_notice_remind, 1, 1, true, "notice remind ID"},
     {"notice withdraw", cmd_notice_withdraw, 1, 1, true, "notice withdraw ID"},
     {"notice edit", cmd_notice_edit, 1, 5, true, "notice edit ID [--title T] [--body-file F]"},
+    {"alert list", cmd_alert_list, 0, 0, true, "alert list"},
+    {"alert show", cmd_alert_show, 1, 1, true, "alert show ID"},
+    {"alert send-now", cmd_alert_send_now, 1, 1, true, "alert send-now ID"},
+    {"alert cancel", cmd_alert_cancel, 1, 1, true, "alert cancel ID"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 

@@ -16,7 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 seconds=${1:-20}
 build=${KZ_FUZZ_BUILD:-$root/build/fuzz}
-harnesses=${KZ_FUZZ_ONLY:-"fuzz_proto fuzz_import fuzz_jpeg fuzz_blob fuzz_upload_headers"}
+harnesses=${KZ_FUZZ_ONLY:-"fuzz_proto fuzz_import fuzz_jpeg fuzz_blob fuzz_upload_headers fuzz_jma"}
 
 if ! [[ $seconds =~ ^[0-9]+$ ]] || [ "$seconds" -lt 1 ]; then
     echo "usage: tests/fuzz/run.sh [SECONDS]" >&2

@@ -230,6 +230,14 @@ static const struct row rows[] = {
     {"notice.respond", "\"notice\":$NOTICE,\"choice\":\"1\"",               "U U o F N N F U U U F", 0},
     {"notice.report", "\"notice\":$NOTICE",                                 "U U F o N N o U U U F", 0},
     {"notice.remind", "\"notice\":$NOTICE",                                 "U U F o N N o U U U F", 0},
+    /* Alerts from JMA's telegrams: hq and admins; drills by hand and the rules, admins. */
+    {"alert.list", "",                                                      "U U F F F o o U U U F", 0},
+    {"alert.show", "\"alert\":$ALERT",                                      "U U F F F o o U U U F", 0},
+    {"alert.send_now", "\"alert\":$FRESH_ALERT",                            "U U F F F o o U U U F", 0},
+    {"alert.cancel", "\"alert\":$FRESH_ALERT",                              "U U F F F o o U U U F", 0},
+    {"alert.rules", "",                                                     "U U F F F o o U U U F", 0},
+    {"alert.drill", "",                                                     "U U F F F F o U U U F", 0},
+    {"alert.rules.set", "\"delay_s\":180",                                  "U U F F F F o U U U F", 0},
     /* Last: a session that should be dead but is not ends here. */
     {"logout", "",                                                          "U U o o o o o U U U o", FRESH_SESSION},
 };
@@ -376,7 +384,7 @@ static void setup(void)
     cr_assert_geq(sodium_init(), 0);
     /* No expiry sweep during the test: the expired account's session must be refused for
      * having expired, from that moment, not because a sweep ended it. */
-    kzd_setup_with(&d, "\"housekeeping_interval_s\":3600");
+    kzd_setup_with(&d, "\"housekeeping_interval_s\":3600,\"jma_author\":\"admin\"");
 }
 
 static void teardown(void)
@@ -978,6 +986,14 @@ static void resolve(const char *name, enum who w, char *out, size_t n)
         r = must(&own, "\"op\":\"notice.post\",\"title\":\"fresh\",\"body\":\"fresh\","
                        "\"to\":[\"dept:" DEPT_X "\"]");
         snprintf(out, n, "%lld", jint(r, "notice.id"));
+    } else if (strcmp(name, "ALERT") == 0 || strcmp(name, "FRESH_ALERT") == 0) {
+        static long long alert; /* $ALERT: one drill alert, made at its first use */
+        if (!alert || name[0] == 'F') {
+            r = must(&adm, "\"op\":\"alert.drill\"");
+            if (name[0] == 'A')
+                alert = jint(r, "alert.id");
+        }
+        snprintf(out, n, "%lld", r ? jint(r, "alert.id") : alert);
     } else if (strcmp(name, "FRESH_CODE") == 0) {
         r = must(&adm, "\"op\":\"invite.create\"");
         jstr(r, "code", out, n);
