@@ -13,7 +13,7 @@ import { readFileSync, readdirSync, mkdtempSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startServer, launchBrowser, newPage, waitForText, screenshot } from './lib/harness.mjs';
-import { addStaff, loginAs, clearToasts } from './lib/staff.mjs';
+import { addStaff, loginAs, clearToasts, clickFresh } from './lib/staff.mjs';
 
 const MKJPEG = process.env.KZ_MKJPEG_PATH || path.join(path.dirname(process.env.KIZUNAD_PATH || ''), 'tests', 'kz-mkjpeg');
 const CAPTION = '県道12号 路肩崩落 canary-5521';
@@ -76,7 +76,7 @@ test('a patrol worker invited by QR link sends a damage photo over a connection 
     const hq = await newPage(await browser.createBrowserContext(), { mobile: false });
     await loginAs(hq, srv, 'honbu');
     await hq.waitForSelector('.room-item');
-    await hq.click('.room-item');
+    await clickFresh(hq, '.room-item');
     await hq.waitForSelector('#composer');
     await hq.waitForFunction(() => import('/js/crypto/device.js').then((m) => m.myDevice()).then((d) => d.approved), { timeout: 20000 });
 
@@ -84,7 +84,7 @@ test('a patrol worker invited by QR link sends a damage photo over a connection 
     await phone.waitForFunction(() => import('/js/crypto/device.js').then((m) => m.myDevice()).then((d) => d.approved), { timeout: 20000 });
     await phone.goto(`${srv.url}/#/rooms`);
     await phone.waitForSelector('.room-item');
-    await phone.click('.room-item');
+    await clickFresh(phone, '.room-item');
     await phone.waitForSelector('#camera');
     // The link: congested, then dropping twice. The first PATCH is held until HQ has the
     // thumbnail (so "at once" does not depend on timing), the 2nd and 4th are cut off in flight

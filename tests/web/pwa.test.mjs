@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { startServer, launchBrowser, newPage, waitForText, screenshot, httpRaw, userPassword } from './lib/harness.mjs';
-import { addStaff, loginAs } from './lib/staff.mjs';
+import { addStaff, loginAs, clickFresh } from './lib/staff.mjs';
 
 let srv, browser, tmp;
 const MKJPEG = process.env.KZ_MKJPEG_PATH || path.join(path.dirname(process.env.KIZUNAD_PATH || ''), 'tests', 'kz-mkjpeg');
@@ -83,7 +83,7 @@ test('after a first visit the shell opens offline; nothing of /api/ or personal 
     await loginAs(page, srv, 'tanaka');
     await controlled(page);
     await page.waitForSelector('.room-item');
-    await page.click('.room-item');
+    await clickFresh(page, '.room-item');
     await waitForText(page, '私的な本文カナリア');
     // This browser's device keys exist (made after the login) before the network goes.
     await page.waitForFunction(() => import('/js/crypto/device.js').then((m) => m.myDevice()).then((d) => !!d.id), { timeout: 20000 });
@@ -170,7 +170,7 @@ test('a shared PC caches the shell only, and logout leaves no other cache', asyn
     await page.waitForFunction(() => !location.hash.startsWith('#/login'));
     await controlled(page);
     await page.waitForSelector('.room-item');
-    await page.click('.room-item');
+    await clickFresh(page, '.room-item');
     await waitForText(page, '私的な本文カナリア');
     // A cache some other code might have made: logout must delete it.
     await page.evaluate(async () => (await caches.open('kizuna-data')).put('/x', new Response('私的')));

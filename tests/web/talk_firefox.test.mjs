@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import puppeteer from 'puppeteer-core';
 import { startServer, launchBrowser, newPage, waitForText, screenshot, userPassword } from './lib/harness.mjs';
-import { addStaff, loginAs } from './lib/staff.mjs';
+import { addStaff, loginAs, clickFresh } from './lib/staff.mjs';
 
 const FIREFOX = process.env.FIREFOX_PATH || '/usr/bin/firefox-esr';
 const have = existsSync(FIREFOX);
@@ -50,11 +50,11 @@ test('Firefox: log in, talk live with Chromium, 既読, IME Enter, phone layout'
     await F.type('#login-password', userPassword('tanaka'));
     await F.click('#login-submit');
     await F.waitForSelector('.room-item');
-    await F.click('.room-item');
+    await clickFresh(F, '.room-item');
     await F.waitForSelector('#composer');
     await loginAs(C, srv, 'sato');
     await C.waitForSelector('.room-item');
-    await C.click('.room-item');
+    await clickFresh(C, '.room-item');
     await C.waitForSelector('#composer');
 
     await F.type('#composer', 'Firefoxから送信: 県道12号線 冠水');

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, launchBrowser, newPage, waitForText, screenshot } from './lib/harness.mjs';
-import { addStaff, loginAs } from './lib/staff.mjs';
+import { addStaff, loginAs, clickFresh } from './lib/staff.mjs';
 
 const ROOM = '活動記録';
 const N = 3000;
@@ -54,7 +54,7 @@ const counts = () => A.$$eval('#msgs li.msg[data-pos]', (l) => l.map((e) => +e.d
 test(`paging back through ${N} messages keeps the page small and fast`, async () => {
     await A.goto(srv.url + '/#/rooms');
     await A.waitForSelector('.room-item');
-    await A.click('.room-item');
+    await clickFresh(A, '.room-item');
     await waitForText(A, `記録 ${N}: 巡回異常なし`);
     // The room list shows that text too: wait for the timeline's own messages (a loaded machine
     // drew the list first, and the first page was read from an empty timeline).

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import {
     startServer, launchBrowser, newPage, waitForText, screenshot, userPassword,
 } from './lib/harness.mjs';
-import { addStaff, loginAs, confirmOk } from './lib/staff.mjs';
+import { addStaff, loginAs, confirmOk, clickFresh } from './lib/staff.mjs';
 
 let srv, browser;
 
@@ -111,7 +111,7 @@ test('a shared-PC logout leaves no token and no message text in the browser', as
     await page.click('#login-shared');
     await page.click('#login-submit');
     await page.waitForSelector('.room-item');
-    await page.click('.room-item');
+    await clickFresh(page, '.room-item');
     await waitForText(page, secret);
     const during = await storageDump(page);
     const token = await page.evaluate(() => JSON.parse(sessionStorage.getItem('kizuna.session')).token);

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, launchBrowser, newPage, waitForText, screenshot } from './lib/harness.mjs';
-import { addStaff, loginAs } from './lib/staff.mjs';
+import { addStaff, loginAs, clickFresh } from './lib/staff.mjs';
 
 const ROOM = '道路状況';
 let srv, browser, A, B, cdpA;
@@ -21,7 +21,7 @@ const shown = (page) => page.$$eval('#msgs li.msg .msg-body', (l) => l.map((e) =
 
 async function openRoom(page) {
     await page.waitForSelector('.room-item');
-    await page.click('.room-item');
+    await clickFresh(page, '.room-item');
     await page.waitForSelector('#composer');
 }
 

@@ -133,3 +133,13 @@ export async function screenshotBoth(page, name, selector) {
 }
 
 export { waitForText };
+
+/**
+ * Clicks the first element matching selector once it exists, in the page itself: the room list
+ * redraws when the server's answer comes, and a handle taken a moment before can be detached
+ * by then (puppeteer's page.click fails with "Node is detached from document").
+ */
+export async function clickFresh(page, selector) {
+    await page.waitForSelector(selector);
+    await page.$eval(selector, (e) => e.click());
+}
