@@ -12,6 +12,7 @@
  * a forged feed must not make the server fetch addresses of its choosing. */
 #include "core.h"
 #include "jma.h"
+#include "metrics.h"
 
 #include <curl/curl.h>
 #include <stdatomic.h>
@@ -254,6 +255,10 @@ static void feed_done(struct srv *s, struct jma_fetch *f)
         if (e != JMA_OK)
             snprintf(f->error, sizeof f->error, "not a feed (%s)", jma_err_name(e));
     }
+    if (f->error[0])
+        kz_metrics.jma_fetches_failed++;
+    else
+        kz_metrics.jma_fetches_ok++;
     if (f->error[0]) {
         fs->failures++;
         int64_t wait = cfg->jma_poll_s;
@@ -321,6 +326,10 @@ static void doc_done(struct srv *s, struct jma_fetch *f)
     struct jma_pending_doc *d = &f->doc;
     if (!f->error[0] && f->status != 200)
         snprintf(f->error, sizeof f->error, "HTTP status %ld", f->status);
+    if (f->error[0])
+        kz_metrics.jma_fetches_failed++;
+    else
+        kz_metrics.jma_fetches_ok++;
     if (f->error[0] && !f->too_big) {
         d->tries++;
         KZ_WARN("jma_fetch_failed", "entry=\"%s\" tries=%d error=\"%s\"", d->entry_id, d->tries,

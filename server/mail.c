@@ -7,6 +7,7 @@
  * never holds up the event loop. Subjects are RFC 2047 encoded words, bodies UTF-8 in base64,
  * so Japanese arrives intact through any relay. */
 #include "notify.h"
+#include "metrics.h"
 #include "store_push.h"
 
 #include <curl/curl.h>
@@ -344,18 +345,23 @@ static void mail_done(struct kz_job *job, bool ran)
             r = store_mail_sent(st, j->id);
             if (r == STORE_OK && j->notice)
                 r = store_reach_add(st, j->notice, j->user_id, "email", kz_now_ms());
+            kz_metrics.mail_sends[KZ_SEND_SENT]++;
+            kz_hist_observe(&kz_metrics.mail_seconds,
+                            (double)(kz_now_ms() - j->created_at) / 1000.0);
             KZ_INFO("mail_sent", "user_id=%lld tries=%lld", (long long)j->user_id,
                     (long long)tries);
         } else if ((j->smtp_code >= 500 && j->smtp_code < 600) ||
                    tries >= cfg->mail_retry_max_tries) {
             /* A 5xx is the relay's final word (unknown address, refused): no retry helps. */
             r = store_mail_fail(st, j->id, tries, j->error);
+            kz_metrics.mail_sends[KZ_SEND_FAILED]++;
             KZ_WARN("mail_failed", "user_id=%lld error=\"%s\" tries=%lld", (long long)j->user_id,
                     j->error, (long long)tries);
         } else {
             int64_t delay =
                 srv_notify_backoff(cfg->mail_retry_base_ms, cfg->mail_retry_max_ms, tries);
             r = store_mail_retry(st, j->id, tries, kz_now_ms() + delay, j->error);
+            kz_metrics.mail_sends[KZ_SEND_RETRY]++;
             KZ_WARN("mail_retry", "user_id=%lld error=\"%s\" tries=%lld next_in_ms=%lld",
                     (long long)j->user_id, j->error, (long long)tries, (long long)delay);
         }

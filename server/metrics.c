@@ -19,10 +19,17 @@ static const double commit_le[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 /* Group commit gathers what one fsync's time brings: 1 when idle, hundreds under load. */
 static const double batch_le[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
 
+/* A push or an e-mail waits push_coalesce_ms (seconds) before it goes, longer in quiet hours
+ * or after a failed try (minutes to hours). */
+static const double send_le[] = {1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600, 21600};
+
 struct kz_metrics kz_metrics = {
     .commit_seconds = {.le = commit_le, .n = sizeof commit_le / sizeof commit_le[0]},
     .commit_requests = {.le = batch_le, .n = sizeof batch_le / sizeof batch_le[0]},
+    .push_seconds = {.le = send_le, .n = sizeof send_le / sizeof send_le[0]},
+    .mail_seconds = {.le = send_le, .n = sizeof send_le / sizeof send_le[0]},
 };
+_Static_assert(sizeof send_le / sizeof send_le[0] <= KZ_HIST_MAX, "raise KZ_HIST_MAX");
 _Static_assert(sizeof commit_le / sizeof commit_le[0] <= KZ_HIST_MAX, "raise KZ_HIST_MAX");
 _Static_assert(sizeof batch_le / sizeof batch_le[0] <= KZ_HIST_MAX, "raise KZ_HIST_MAX");
 
@@ -160,6 +167,18 @@ static void requests_write(struct kz_prom *p)
     }
 }
 
+/* A family of sends by result (KZ_SEND_*). */
+static void sends_write(struct kz_prom *p, const char *name, const char *help, const uint64_t *v)
+{
+    static const char *const results[KZ_SEND_COUNT] = {"sent", "gone", "failed", "retry"};
+    kz_prom_family(p, name, "counter", help);
+    for (int i = 0; i < KZ_SEND_COUNT; i++) {
+        char labels[40];
+        kz_prom_label(labels, sizeof labels, "result", results[i]);
+        kz_prom_sample(p, name, labels, (double)v[i]);
+    }
+}
+
 static int64_t file_bytes(const char *dir, const char *name)
 {
     char path[4200];
@@ -262,6 +281,25 @@ void srv_metrics_write(struct srv *s, struct kz_prom *p)
             kz_metrics.upload_bytes);
     gauge(p, "kizuna_uploads_receiving", "Upload (PATCH) bodies being received now.",
           (double)kz_metrics.uploads_receiving);
+    sends_write(p, "kizuna_push_sends_total",
+                "Web Push sends by outcome: accepted by the push service, its subscription gone "
+                "(404/410, removed), failed for good, or to be tried again.",
+                kz_metrics.push_sends);
+    kz_prom_hist(p, "kizuna_push_delivery_seconds",
+                 "From a push being queued to its push service accepting it.",
+                 &kz_metrics.push_seconds);
+    sends_write(p, "kizuna_mail_sends_total",
+                "E-mails by outcome: accepted by the relay, failed for good, or to be tried "
+                "again (gone is unused).",
+                kz_metrics.mail_sends);
+    kz_prom_hist(p, "kizuna_mail_delivery_seconds",
+                 "From an e-mail being queued to the mail relay accepting it.",
+                 &kz_metrics.mail_seconds);
+    counter(p, "kizuna_jma_fetches_total", "Fetches of JMA's feeds and telegrams that worked.",
+            kz_metrics.jma_fetches_ok);
+    counter(p, "kizuna_jma_fetch_failures_total",
+            "Fetches of JMA's feeds and telegrams that failed (network, HTTP status, not XML).",
+            kz_metrics.jma_fetches_failed);
     struct store_totals tot;
     if (store_totals(s->store, &tot) == STORE_OK) {
         gauge(p, "kizuna_uploads_open", "Uploads begun and not finished nor expired.",

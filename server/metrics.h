@@ -27,6 +27,9 @@ struct kz_hist {
 void kz_hist_observe(struct kz_hist *h, double v);
 
 #define KZ_ERR_COUNT (KZ_UNAVAILABLE + 1)
+/* A push's or an e-mail's outcome: accepted, refused for good (a push: gone, 404/410), failed
+ * after its last try, or to be tried again. */
+enum { KZ_SEND_SENT, KZ_SEND_GONE, KZ_SEND_FAILED, KZ_SEND_RETRY, KZ_SEND_COUNT };
 struct kz_metrics {
     int64_t start_ms;
     /* Requests by op (its index in the command table; the last row: an op that does not exist
@@ -42,6 +45,13 @@ struct kz_metrics {
     uint64_t login_failures, login_lockouts;
     uint64_t upload_bytes;     /* upload (PATCH) body bytes received */
     int64_t uploads_receiving; /* PATCH bodies being received now */
+    /* Reaching people (push.c, mail.c): each send's outcome, by KZ_SEND_*, and how long a
+     * delivered one waited from being queued to being accepted (coalescing delay, quiet hours
+     * and retries included). */
+    uint64_t push_sends[KZ_SEND_COUNT], mail_sends[KZ_SEND_COUNT];
+    struct kz_hist push_seconds, mail_seconds;
+    /* JMA's feeds (jma_watch.c): fetches of feeds and telegrams, by success. */
+    uint64_t jma_fetches_ok, jma_fetches_failed;
 };
 extern struct kz_metrics kz_metrics;
 

@@ -7,6 +7,7 @@
  * what happens to its row (accepted: gone; 404/410: the subscription is removed; 429, 5xx or
  * no answer: retried with doubling delays; other refusals: dropped and logged). */
 #include "notify.h"
+#include "metrics.h"
 #include "store_push.h"
 
 #include <arpa/inet.h>
@@ -381,11 +382,14 @@ static void push_done(struct kz_job *job, bool ran)
             if (r == STORE_OK && sd->notice)
                 r = store_reach_add(st, sd->notice, sd->user_id, "push", now);
             p->push_sent++;
+            kz_metrics.push_sends[KZ_SEND_SENT]++;
+            kz_hist_observe(&kz_metrics.push_seconds, (double)(now - sd->created_at) / 1000.0);
             KZ_INFO("push_sent", "user_id=%lld kind=%s status=%ld tries=%lld",
                     (long long)sd->user_id, sd->kind, j->status, (long long)sd->tries + 1);
         } else if (j->status == 404 || j->status == 410) {
             r = store_push_sub_delete(st, sd->sub);
             p->push_gone++;
+            kz_metrics.push_sends[KZ_SEND_GONE]++;
             KZ_INFO("push_gone", "user_id=%lld status=%ld: subscription removed",
                     (long long)sd->user_id, j->status);
         } else {
@@ -402,11 +406,13 @@ static void push_done(struct kz_job *job, bool ran)
                 snprintf(why, sizeof why, "%s", j->error);
             if (transient && tries < cfg->push_retry_max_tries && !expired) {
                 r = store_push_retry(st, sd->id, tries, now + delay, why);
+                kz_metrics.push_sends[KZ_SEND_RETRY]++;
                 KZ_WARN("push_retry", "user_id=%lld error=\"%s\" tries=%lld next_in_ms=%lld",
                         (long long)sd->user_id, why, (long long)tries, (long long)delay);
             } else {
                 r = store_push_sent(st, sd->id);
                 p->push_failed++;
+                kz_metrics.push_sends[KZ_SEND_FAILED]++;
                 KZ_WARN("push_failed", "user_id=%lld kind=%s error=\"%s\" tries=%lld",
                         (long long)sd->user_id, sd->kind, why, (long long)tries);
             }

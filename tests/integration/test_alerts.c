@@ -739,6 +739,14 @@ Test(alerts, a_hostile_feed_never_stalls_talk)
     cr_log_info("talk rounds during the hostile feed: %d, slowest %lld ms", round, worst);
     ws_close_fd(&a);
     ws_close_fd(&b);
+    /* GET /metrics counts the fetches, the failed ones apart. */
+    static char m[1 << 18];
+    cr_assert_eq(http_request(d.port, "GET", "/metrics", NULL, NULL, m, sizeof m), 200);
+    const char *ok = strstr(m, "\nkizuna_jma_fetches_total "),
+               *bad = strstr(m, "\nkizuna_jma_fetch_failures_total ");
+    cr_assert(ok && bad, "%s", m);
+    cr_assert_gt(atof(ok + strlen("\nkizuna_jma_fetches_total ")), 0);
+    cr_assert_gt(atof(bad + strlen("\nkizuna_jma_fetch_failures_total ")), 0);
 }
 
 Test(alerts, tsunami_prefecture_and_special_warning_rules)

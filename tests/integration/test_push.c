@@ -126,6 +126,16 @@ static void check_post(const struct push_post *p, const struct push_keys *k, con
               p->len);
 }
 
+/* The value of the sample named exactly sample (name and labels) in a /metrics text, or -1. */
+static double metric_value(const char *text, const char *sample)
+{
+    size_t n = strlen(sample);
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (!strncmp(l, sample, n) && l[n] == ' ')
+            return atof(l + n + 1);
+    return -1;
+}
+
 Test(push, rollcall_reaches_a_closed_browser_and_410_removes_the_subscription)
 {
     struct ws alice, bob;
@@ -179,6 +189,13 @@ Test(push, rollcall_reaches_a_closed_browser_and_410_removes_the_subscription)
     /* alice's own subscription stays through all of it. */
     cr_assert_eq(subs_with("/p/alice"), 1);
     ws_close_fd(&bob);
+    /* GET /metrics counts them: the sends accepted, the one gone, their delivery times. */
+    static char m[1 << 18];
+    cr_assert_eq(http_request(d.port, "GET", "/metrics", NULL, NULL, m, sizeof m), 200);
+    double sent = metric_value(m, "kizuna_push_sends_total{result=\"sent\"}");
+    cr_assert_geq(sent, 2, "%s", m);
+    cr_assert_eq(metric_value(m, "kizuna_push_sends_total{result=\"gone\"}"), 1);
+    cr_assert_geq(metric_value(m, "kizuna_push_delivery_seconds_count"), sent);
 }
 
 Test(push, a_failed_post_is_retried_and_a_crash_loses_no_send)

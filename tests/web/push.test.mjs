@@ -14,7 +14,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import http from 'node:http';
-import { startServer, launchBrowser, newPage } from './lib/harness.mjs';
+import { startServer, launchBrowser, newPage, screenshot } from './lib/harness.mjs';
 import { addStaff, loginAs } from './lib/staff.mjs';
 
 const SUBJECT = 'mailto:bousai@example.lg.jp';
@@ -118,11 +118,13 @@ test('an urgent roll-call reaches the closed client through the push stand-in an
     }, endpoint, b64u(ecdh.getPublicKey()), b64u(auth));
     await loginAs(page, srv, 'tanaka');
     await page.evaluate(() => navigator.serviceWorker.ready);
-    const state = await page.evaluate(async () => {
-        const push = await import('/js/push.js');
-        await push.enablePush();
-        return push.pushState();
-    });
+    // The notices page offers it; one click subscribes (the permission is granted above).
+    await page.goto(srv.url + '/#/notices');
+    await page.waitForSelector('#push-box[data-push="off"] #push-toggle');
+    await screenshot(page, 'push-offer-phone');
+    await page.click('#push-toggle');
+    await page.waitForSelector('#push-box[data-push="on"]');
+    const state = await page.evaluate(async () => (await import('/js/push.js')).pushState());
     assert.equal(state, 'on');
     const serverKey = await page.evaluate(async () => (await import('/js/api.js')).api.call('push.vapid_key').then((r) => r.key));
     assert.equal(await page.evaluate(() => window.__pushKey), serverKey, 'subscribed with another key than the server\'s');

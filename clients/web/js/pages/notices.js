@@ -14,6 +14,10 @@ addStrings({
   ja: {
     'nt.nav': 'お知らせ',
     'nt.board': 'お知らせ',
+    'nt.push_offer': 'Kizuna を閉じていても、緊急のお知らせ・安否確認をこの端末に通知します。',
+    'nt.push_on': 'この端末は緊急のお知らせ・安否確認の通知を受け取ります。',
+    'nt.push_denied': 'このブラウザーでは通知が拒否されています（ブラウザーのサイト設定で許可できます）。',
+    'nt.push_enable': '通知を受け取る', 'nt.push_disable': '通知を止める',
     'nt.post': 'お知らせを投稿',
     'nt.post_rollcall': '安否確認を送る',
     'nt.important': '重要・要対応',
@@ -72,6 +76,10 @@ addStrings({
   en: {
     'nt.nav': 'Notices',
     'nt.board': 'Notices',
+    'nt.push_offer': 'Get urgent notices and roll-calls on this device, even while Kizuna is closed.',
+    'nt.push_on': 'This device gets urgent notices and roll-calls as notifications.',
+    'nt.push_denied': "Notifications are blocked in this browser (allow them in the site's settings).",
+    'nt.push_enable': 'Turn on notifications', 'nt.push_disable': 'Turn off',
     'nt.post': 'Post a notice',
     'nt.post_rollcall': 'Send a roll-call',
     'nt.important': 'Important: action needed',
@@ -275,6 +283,27 @@ function card(n, rerender) {
 
 // ---- the board ----
 
+// Push notifications for this device (issue 24, js/push.js): offered with the user's consent on
+// a personal device (a shared PC is no one's to wake), never asked for without a click.
+async function drawPush(box) {
+  if (api.session?.shared) return;
+  const push = await import('../push.js');
+  if (!push.pushSupported()) return;
+  const state = await push.pushState().catch(() => 'unsupported');
+  if (state === 'unsupported') return;
+  const act = (fn) => async () => {
+    try { await fn(); } catch (e) { if (e.code !== 'denied') toast(e.message, 'error', 8000); }
+    drawPush(box);
+  };
+  box.hidden = false;
+  box.dataset.push = state;
+  box.replaceChildren(...[
+    h('span', null, t(state === 'on' ? 'nt.push_on' : state === 'denied' ? 'nt.push_denied' : 'nt.push_offer')), ' ',
+    state === 'off' ? h('button', { type: 'button', class: 'btn', id: 'push-toggle', onclick: act(push.enablePush) }, t('nt.push_enable')) : null,
+    state === 'on' ? h('button', { type: 'button', class: 'btn btn-quiet', id: 'push-toggle', onclick: act(push.disablePush) }, t('nt.push_disable')) : null,
+  ].filter(Boolean));
+}
+
 function board(container) {
   let notices = [];
   const status = statusLine();
@@ -286,7 +315,9 @@ function board(container) {
   const head = pageHeader(t('nt.board'),
     isHQ() ? h('a', { class: 'btn btn-primary', href: '#/notices/new?rollcall=1' }, t('nt.post_rollcall')) : null,
     isHQ() ? h('a', { class: 'btn', href: '#/notices/new' }, t('nt.post')) : null);
-  container.replaceChildren(h('div', { class: 'adm-page nt-board' }, head, alertBox, status.el, importantSec, otherSec, postedSec));
+  const pushBox = h('div', { class: 'nt-push', id: 'push-box', hidden: true });
+  container.replaceChildren(h('div', { class: 'adm-page nt-board' }, head, alertBox, pushBox, status.el, importantSec, otherSec, postedSec));
+  drawPush(pushBox);
 
   function render() {
     const imp = notices.filter(important);
