@@ -88,11 +88,11 @@ static void session(struct smtpsink *s, int c)
         if (!strncasecmp(line, "EHLO", 4) || !strncasecmp(line, "HELO", 4)) {
             say(c, "250 sink\r\n");
         } else if (!strncasecmp(line, "MAIL FROM:", 10)) {
-            snprintf(m->from, sizeof m->from, "%s", line + 10);
+            snprintf(m->from, sizeof m->from, "%.255s", line + 10); /* longer: cut */
             say(c, "250 ok\r\n");
         } else if (!strncasecmp(line, "RCPT TO:", 8)) {
             char addr[256];
-            snprintf(addr, sizeof addr, "%s", line + 8);
+            snprintf(addr, sizeof addr, "%.255s", line + 8);
             char *lt = strchr(addr, '<'), *gt = strchr(addr, '>');
             if (lt && gt && gt > lt) {
                 *gt = '\0';
