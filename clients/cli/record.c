@@ -102,7 +102,7 @@ static int record_args_parse(int argc, char **argv, struct record_args *a, bool 
             a->received = true;
         else if (!publish && strcmp(argv[i], "--no-photos") == 0)
             a->no_photos = true;
-        else if (argv[i][0] != '-' && !a->room)
+        else if (!a->room) /* not by its first character: a room id may begin with '-' */
             a->room = argv[i];
         else
             return cli_usage_error("unexpected argument");
@@ -394,7 +394,7 @@ int cmd_record_review_create(int argc, char **argv)
         } else if (strcmp(argv[i], "--to") == 0 && v) {
             if ((to = cli_parse_when(argv[++i])) < 0)
                 return cli_usage_error("--to: a time such as 2026-12-01 or \"2026-11-30 18:00\"");
-        } else if (argv[i][0] != '-' && !room)
+        } else if (!room) /* a room id may begin with '-' (base64url) */
             room = argv[i];
         else
             return cli_usage_error("unexpected argument");
@@ -486,12 +486,8 @@ int cmd_record_review_mark(int argc, char **argv)
             all = true;
         else if (strcmp(argv[i], "--unmark") == 0)
             unmark = true;
-        else if (argv[i][0] != '-')
+        else /* event ids are base64url: one may begin with '-' */
             cJSON_AddItemToArray(events, cJSON_CreateString(argv[i]));
-        else {
-            cJSON_Delete(events);
-            return cli_usage_error("unexpected argument");
-        }
     }
     struct kzc *c;
     struct session s;
