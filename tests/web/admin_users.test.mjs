@@ -186,6 +186,9 @@ test('CSV import: the dry run shows every bad line, the corrected file creates t
     await admin.click('.as-devices tbody button.btn-danger');
     await confirmOk(admin);
     await admin.waitForFunction(() => /取り消し済み/.test(document.querySelector('.as-devices')?.innerText || ''));
+    // Its session ended with it (the sessions table is drawn again after the devices': wait).
+    await admin.waitForFunction(() => document.querySelectorAll('#as-sessions tbody button[data-session]').length === 0,
+        { timeout: 10000 }).catch(() => {});
     assert.equal(await admin.$$eval('#as-sessions tbody button[data-session]', (b) => b.length), 0, 'its session ended with it');
     const cli = await srv.kizuna(['rooms'], { user: 'tanaka', check: false });
     assert.notEqual(cli.code, 0);
