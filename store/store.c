@@ -785,6 +785,29 @@ bool store_disk_error(const struct store *st)
     return st->disk_error;
 }
 
+sqlite3_stmt *store_prepare_once(struct store *st, const char *sql, const char *what)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+        store_fail(st, what);
+        sqlite3_finalize(s);
+        return NULL;
+    }
+    return s;
+}
+
+enum store_rc store_run_once(struct store *st, sqlite3_stmt *s, const char *what)
+{
+    if (!s)
+        return STORE_ERROR;
+    int rc = sqlite3_step(s);
+    enum store_rc out = rc == SQLITE_DONE         ? STORE_OK
+                        : rc == SQLITE_CONSTRAINT ? STORE_CONFLICT
+                                                  : store_fail(st, what);
+    sqlite3_finalize(s);
+    return out;
+}
+
 enum store_rc store_step_done(struct store *st, sqlite3_stmt *s, const char *what)
 {
     int rc = sqlite3_step(s);

@@ -73,6 +73,12 @@ struct store {
 enum store_rc store_fail(struct store *st, const char *what);
 /* Runs a statement that returns no rows, then resets it; a constraint is STORE_CONFLICT. */
 enum store_rc store_step_done(struct store *st, sqlite3_stmt *s, const char *what);
+/* Statements run rarely (Web Push, mail, JMA, the record) are prepared per call rather than
+ * kept. store_prepare_once: a new statement the caller finalizes, or NULL (STORE_ERROR said
+ * why, naming `what`). store_run_once: steps s, which returns no row, and finalizes it; NULL
+ * (a failed prepare) is STORE_ERROR, a constraint STORE_CONFLICT. */
+sqlite3_stmt *store_prepare_once(struct store *st, const char *sql, const char *what);
+enum store_rc store_run_once(struct store *st, sqlite3_stmt *s, const char *what);
 /* Resets a statement and clears its bindings. */
 void store_finish(sqlite3_stmt *s);
 /* Copies a text column (NULL reads as "") into a bounded buffer. */

@@ -7,32 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static sqlite3_stmt *prep(struct store *st, const char *sql)
+static sqlite3_stmt *prepare(struct store *st, const char *sql)
 {
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
-        store_fail(st, "jma statement");
-        sqlite3_finalize(s);
-        return NULL;
-    }
-    return s;
-}
-
-static enum store_rc run(struct store *st, sqlite3_stmt *s, const char *what)
-{
-    if (!s)
-        return STORE_ERROR;
-    int rc = sqlite3_step(s);
-    enum store_rc out = rc == SQLITE_DONE         ? STORE_OK
-                        : rc == SQLITE_CONSTRAINT ? STORE_CONFLICT
-                                                  : store_fail(st, what);
-    sqlite3_finalize(s);
-    return out;
+    return store_prepare_once(st, sql, "jma statement");
 }
 
 enum store_rc store_jma_seen_has(struct store *st, const char *entry_id)
 {
-    sqlite3_stmt *s = prep(st, "SELECT 1 FROM jma_seen WHERE entry_id = ?");
+    sqlite3_stmt *s = prepare(st, "SELECT 1 FROM jma_seen WHERE entry_id = ?");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_text(s, 1, entry_id, -1, SQLITE_STATIC);
@@ -47,24 +29,24 @@ enum store_rc store_jma_seen_has(struct store *st, const char *entry_id)
 enum store_rc store_jma_seen_add(struct store *st, const char *entry_id, const char *href,
                                  int64_t at, const char *result)
 {
-    sqlite3_stmt *s = prep(st, "INSERT INTO jma_seen (entry_id, href, seen_at, result) VALUES "
-                               "(?, ?, ?, ?) ON CONFLICT DO NOTHING");
+    sqlite3_stmt *s = prepare(st, "INSERT INTO jma_seen (entry_id, href, seen_at, result) VALUES "
+                                  "(?, ?, ?, ?) ON CONFLICT DO NOTHING");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_text(s, 1, entry_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, href, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, at);
     sqlite3_bind_text(s, 4, result, -1, SQLITE_STATIC);
-    return run(st, s, "jma seen add");
+    return store_run_once(st, s, "jma seen add");
 }
 
 enum store_rc store_jma_seen_prune(struct store *st, int64_t before)
 {
-    sqlite3_stmt *s = prep(st, "DELETE FROM jma_seen WHERE seen_at < ?");
+    sqlite3_stmt *s = prepare(st, "DELETE FROM jma_seen WHERE seen_at < ?");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, before);
-    return run(st, s, "jma seen prune");
+    return store_run_once(st, s, "jma seen prune");
 }
 
 void store_jma_alert_clear(struct store_jma_alert *a)
@@ -96,8 +78,8 @@ static void alert_read(sqlite3_stmt *s, struct store_jma_alert *a)
 
 enum store_rc store_jma_alert_insert(struct store *st, struct store_jma_alert *a)
 {
-    sqlite3_stmt *s = prep(st, "INSERT INTO jma_alerts (kind, event_id, state, drill, strength, "
-                               "details, created_at, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    sqlite3_stmt *s = prepare(st, "INSERT INTO jma_alerts (kind, event_id, state, drill, strength, "
+                                  "details, created_at, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_text(s, 1, a->kind, -1, SQLITE_STATIC);
@@ -108,7 +90,7 @@ enum store_rc store_jma_alert_insert(struct store *st, struct store_jma_alert *a
     sqlite3_bind_text(s, 6, a->details ? a->details : "{}", -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 7, a->created_at);
     sqlite3_bind_int64(s, 8, a->due_at);
-    enum store_rc r = run(st, s, "jma alert insert");
+    enum store_rc r = store_run_once(st, s, "jma alert insert");
     if (r == STORE_OK)
         a->id = sqlite3_last_insert_rowid(st->db);
     return r;
@@ -116,9 +98,10 @@ enum store_rc store_jma_alert_insert(struct store *st, struct store_jma_alert *a
 
 enum store_rc store_jma_alert_update(struct store *st, const struct store_jma_alert *a)
 {
-    sqlite3_stmt *s = prep(st, "UPDATE jma_alerts SET state = ?, strength = ?, details = ?, "
-                               "due_at = ?, decided_at = nullif(?, 0), decided_by = nullif(?, ''), "
-                               "notice = nullif(?, 0) WHERE id = ?");
+    sqlite3_stmt *s =
+        prepare(st, "UPDATE jma_alerts SET state = ?, strength = ?, details = ?, "
+                    "due_at = ?, decided_at = nullif(?, 0), decided_by = nullif(?, ''), "
+                    "notice = nullif(?, 0) WHERE id = ?");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_text(s, 1, a->state, -1, SQLITE_STATIC);
@@ -129,7 +112,7 @@ enum store_rc store_jma_alert_update(struct store *st, const struct store_jma_al
     sqlite3_bind_text(s, 6, a->decided_by, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 7, a->notice);
     sqlite3_bind_int64(s, 8, a->id);
-    return run(st, s, "jma alert update");
+    return store_run_once(st, s, "jma alert update");
 }
 
 /* The first row of s into *out (prepared and bound by the caller; finalised here). */
@@ -147,7 +130,7 @@ static enum store_rc alert_one(struct store *st, sqlite3_stmt *s, struct store_j
 
 enum store_rc store_jma_alert_get(struct store *st, int64_t id, struct store_jma_alert *out)
 {
-    sqlite3_stmt *s = prep(st, "SELECT " ALERT_COLS " FROM jma_alerts WHERE id = ?");
+    sqlite3_stmt *s = prepare(st, "SELECT " ALERT_COLS " FROM jma_alerts WHERE id = ?");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, id);
@@ -157,8 +140,8 @@ enum store_rc store_jma_alert_get(struct store *st, int64_t id, struct store_jma
 enum store_rc store_jma_alert_of_event(struct store *st, const char *kind, const char *event_id,
                                        struct store_jma_alert *out)
 {
-    sqlite3_stmt *s = prep(st, "SELECT " ALERT_COLS " FROM jma_alerts WHERE (?1 IS NULL OR "
-                               "kind = ?1) AND event_id = ?2 ORDER BY id DESC LIMIT 1");
+    sqlite3_stmt *s = prepare(st, "SELECT " ALERT_COLS " FROM jma_alerts WHERE (?1 IS NULL OR "
+                                  "kind = ?1) AND event_id = ?2 ORDER BY id DESC LIMIT 1");
     if (!s)
         return STORE_ERROR;
     if (kind)
@@ -170,9 +153,9 @@ enum store_rc store_jma_alert_of_event(struct store *st, const char *kind, const
 enum store_rc store_jma_alert_strongest_since(struct store *st, const char *kind, int64_t since,
                                               struct store_jma_alert *out)
 {
-    sqlite3_stmt *s = prep(st, "SELECT " ALERT_COLS " FROM jma_alerts WHERE kind = ? AND "
-                               "created_at >= ? AND state IN ('pending','sent') "
-                               "ORDER BY strength DESC, id DESC LIMIT 1");
+    sqlite3_stmt *s = prepare(st, "SELECT " ALERT_COLS " FROM jma_alerts WHERE kind = ? AND "
+                                  "created_at >= ? AND state IN ('pending','sent') "
+                                  "ORDER BY strength DESC, id DESC LIMIT 1");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_text(s, 1, kind, -1, SQLITE_STATIC);
@@ -183,10 +166,10 @@ enum store_rc store_jma_alert_strongest_since(struct store *st, const char *kind
 enum store_rc store_jma_alert_each(struct store *st, int64_t limit, bool pending_only,
                                    int (*cb)(void *, const struct store_jma_alert *), void *arg)
 {
-    sqlite3_stmt *s =
-        prep(st, pending_only ? "SELECT " ALERT_COLS " FROM jma_alerts WHERE state = 'pending' "
-                                "ORDER BY due_at, id LIMIT ?"
-                              : "SELECT " ALERT_COLS " FROM jma_alerts ORDER BY id DESC LIMIT ?");
+    sqlite3_stmt *s = prepare(
+        st, pending_only ? "SELECT " ALERT_COLS " FROM jma_alerts WHERE state = 'pending' "
+                           "ORDER BY due_at, id LIMIT ?"
+                         : "SELECT " ALERT_COLS " FROM jma_alerts ORDER BY id DESC LIMIT ?");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, limit);
@@ -209,7 +192,7 @@ enum store_rc store_jma_alert_each(struct store *st, int64_t limit, bool pending
 enum store_rc store_jma_rules_get(struct store *st, char **rules)
 {
     *rules = NULL;
-    sqlite3_stmt *s = prep(st, "SELECT rules FROM jma_rules WHERE id = 1");
+    sqlite3_stmt *s = prepare(st, "SELECT rules FROM jma_rules WHERE id = 1");
     if (!s)
         return STORE_ERROR;
     int rc = sqlite3_step(s);
@@ -228,13 +211,14 @@ enum store_rc store_jma_rules_get(struct store *st, char **rules)
 
 enum store_rc store_jma_rules_set(struct store *st, const char *rules, const char *by, int64_t at)
 {
-    sqlite3_stmt *s = prep(st, "INSERT INTO jma_rules (id, rules, updated_by, updated_at) VALUES "
-                               "(1, ?1, ?2, ?3) ON CONFLICT (id) DO UPDATE SET rules = ?1, "
-                               "updated_by = ?2, updated_at = ?3");
+    sqlite3_stmt *s =
+        prepare(st, "INSERT INTO jma_rules (id, rules, updated_by, updated_at) VALUES "
+                    "(1, ?1, ?2, ?3) ON CONFLICT (id) DO UPDATE SET rules = ?1, "
+                    "updated_by = ?2, updated_at = ?3");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_text(s, 1, rules, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, by, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, at);
-    return run(st, s, "jma rules set");
+    return store_run_once(st, s, "jma rules set");
 }

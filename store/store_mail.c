@@ -6,26 +6,9 @@
 
 #include <string.h>
 
-static sqlite3_stmt *prep(struct store *st, const char *sql)
+static sqlite3_stmt *prepare(struct store *st, const char *sql)
 {
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
-        store_fail(st, "mail: prepare");
-        return NULL;
-    }
-    return s;
-}
-
-static enum store_rc run(struct store *st, sqlite3_stmt *s, const char *what)
-{
-    if (!s)
-        return STORE_ERROR;
-    int rc = sqlite3_step(s);
-    enum store_rc r = rc == SQLITE_DONE         ? STORE_OK
-                      : rc == SQLITE_CONSTRAINT ? STORE_CONFLICT
-                                                : store_fail(st, what);
-    sqlite3_finalize(s);
-    return r;
+    return store_prepare_once(st, sql, "mail statement");
 }
 
 enum store_rc store_mail_recipients(struct store *st, int64_t notice,
@@ -33,10 +16,10 @@ enum store_rc store_mail_recipients(struct store *st, int64_t notice,
                                                const char *name),
                                     void *arg)
 {
-    sqlite3_stmt *s = prep(st, "SELECT u.id, u.email, u.name FROM notice_recipients r"
-                               " JOIN users u ON u.id = r.user_id"
-                               " WHERE r.notice = ? AND u.email != '' AND u.disabled = 0"
-                               " ORDER BY u.id");
+    sqlite3_stmt *s = prepare(st, "SELECT u.id, u.email, u.name FROM notice_recipients r"
+                                  " JOIN users u ON u.id = r.user_id"
+                                  " WHERE r.notice = ? AND u.email != '' AND u.disabled = 0"
+                                  " ORDER BY u.id");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, notice);
@@ -53,8 +36,9 @@ enum store_rc store_mail_queue(struct store *st, int64_t user_id, const char *to
                                const char *subject, const char *body, int64_t notice,
                                int64_t next_at, int64_t now)
 {
-    sqlite3_stmt *s = prep(st, "INSERT INTO mail_outbox (user_id, to_addr, subject, body, notice,"
-                               " next_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    sqlite3_stmt *s =
+        prepare(st, "INSERT INTO mail_outbox (user_id, to_addr, subject, body, notice,"
+                    " next_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, user_id);
@@ -65,19 +49,19 @@ enum store_rc store_mail_queue(struct store *st, int64_t user_id, const char *to
         sqlite3_bind_int64(s, 5, notice);
     sqlite3_bind_int64(s, 6, next_at);
     sqlite3_bind_int64(s, 7, now);
-    return run(st, s, "mail: queue");
+    return store_run_once(st, s, "mail: queue");
 }
 
 enum store_rc store_mail_due(struct store *st, int64_t now, int limit, const int64_t *skip,
                              size_t nskip, void (*fn)(void *, const struct store_mail_send *),
                              void *arg)
 {
-    sqlite3_stmt *s =
-        prep(st, "SELECT o.id, o.user_id, o.tries, o.created_at, o.to_addr, o.subject, o.body,"
-                 " u.id IS NOT NULL, coalesce(o.notice, 0) FROM mail_outbox o LEFT JOIN users u ON "
-                 "u.id = o.user_id"
-                 " AND u.disabled = 0 AND u.email = o.to_addr"
-                 " WHERE o.state = 'pending' AND o.next_at <= ? ORDER BY o.next_at, o.id LIMIT ?");
+    sqlite3_stmt *s = prepare(
+        st, "SELECT o.id, o.user_id, o.tries, o.created_at, o.to_addr, o.subject, o.body,"
+            " u.id IS NOT NULL, coalesce(o.notice, 0) FROM mail_outbox o LEFT JOIN users u ON "
+            "u.id = o.user_id"
+            " AND u.disabled = 0 AND u.email = o.to_addr"
+            " WHERE o.state = 'pending' AND o.next_at <= ? ORDER BY o.next_at, o.id LIMIT ?");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, now);
@@ -124,48 +108,48 @@ static enum store_rc one_int(struct store *st, sqlite3_stmt *s, int64_t *out, co
 
 enum store_rc store_mail_next_due(struct store *st, int64_t *at)
 {
-    return one_int(st, prep(st, "SELECT min(next_at) FROM mail_outbox WHERE state = 'pending'"), at,
-                   "mail: next");
+    return one_int(st, prepare(st, "SELECT min(next_at) FROM mail_outbox WHERE state = 'pending'"),
+                   at, "mail: next");
 }
 
 enum store_rc store_mail_sent(struct store *st, int64_t id)
 {
-    sqlite3_stmt *s = prep(st, "DELETE FROM mail_outbox WHERE id = ?");
+    sqlite3_stmt *s = prepare(st, "DELETE FROM mail_outbox WHERE id = ?");
     if (s)
         sqlite3_bind_int64(s, 1, id);
-    return run(st, s, "mail: sent");
+    return store_run_once(st, s, "mail: sent");
 }
 
 enum store_rc store_mail_retry(struct store *st, int64_t id, int64_t tries, int64_t next_at,
                                const char *error)
 {
-    sqlite3_stmt *s =
-        prep(st, "UPDATE mail_outbox SET tries = ?2, next_at = ?3, last_error = ?4 WHERE id = ?1");
+    sqlite3_stmt *s = prepare(
+        st, "UPDATE mail_outbox SET tries = ?2, next_at = ?3, last_error = ?4 WHERE id = ?1");
     if (s) {
         sqlite3_bind_int64(s, 1, id);
         sqlite3_bind_int64(s, 2, tries);
         sqlite3_bind_int64(s, 3, next_at);
         sqlite3_bind_text(s, 4, error, -1, SQLITE_STATIC);
     }
-    return run(st, s, "mail: retry");
+    return store_run_once(st, s, "mail: retry");
 }
 
 enum store_rc store_mail_fail(struct store *st, int64_t id, int64_t tries, const char *error)
 {
-    sqlite3_stmt *s = prep(st, "UPDATE mail_outbox SET state = 'failed', tries = ?2,"
-                               " last_error = ?3 WHERE id = ?1");
+    sqlite3_stmt *s = prepare(st, "UPDATE mail_outbox SET state = 'failed', tries = ?2,"
+                                  " last_error = ?3 WHERE id = ?1");
     if (s) {
         sqlite3_bind_int64(s, 1, id);
         sqlite3_bind_int64(s, 2, tries);
         sqlite3_bind_text(s, 3, error, -1, SQLITE_STATIC);
     }
-    return run(st, s, "mail: fail");
+    return store_run_once(st, s, "mail: fail");
 }
 
 enum store_rc store_mail_counts(struct store *st, int64_t *pending, int64_t *failed)
 {
-    sqlite3_stmt *s = prep(st, "SELECT coalesce(sum(state = 'pending'), 0),"
-                               " coalesce(sum(state = 'failed'), 0) FROM mail_outbox");
+    sqlite3_stmt *s = prepare(st, "SELECT coalesce(sum(state = 'pending'), 0),"
+                                  " coalesce(sum(state = 'failed'), 0) FROM mail_outbox");
     if (!s)
         return STORE_ERROR;
     enum store_rc r = STORE_OK;
@@ -182,22 +166,23 @@ enum store_rc store_mail_counts(struct store *st, int64_t *pending, int64_t *fai
 enum store_rc store_answer_link_add(struct store *st, const uint8_t hash[32], int64_t notice,
                                     int64_t user_id, int64_t expires_at)
 {
-    sqlite3_stmt *s = prep(st, "INSERT INTO answer_links (token_hash, notice, user_id, expires_at)"
-                               " VALUES (?, ?, ?, ?)");
+    sqlite3_stmt *s =
+        prepare(st, "INSERT INTO answer_links (token_hash, notice, user_id, expires_at)"
+                    " VALUES (?, ?, ?, ?)");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, notice);
     sqlite3_bind_int64(s, 3, user_id);
     sqlite3_bind_int64(s, 4, expires_at);
-    return run(st, s, "mail: link");
+    return store_run_once(st, s, "mail: link");
 }
 
 enum store_rc store_answer_link_get(struct store *st, const uint8_t hash[32],
                                     struct store_answer_link *out)
 {
-    sqlite3_stmt *s = prep(st, "SELECT notice, user_id, expires_at, coalesce(used_at, 0)"
-                               " FROM answer_links WHERE token_hash = ?");
+    sqlite3_stmt *s = prepare(st, "SELECT notice, user_id, expires_at, coalesce(used_at, 0)"
+                                  " FROM answer_links WHERE token_hash = ?");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
@@ -219,14 +204,14 @@ enum store_rc store_answer_link_get(struct store *st, const uint8_t hash[32],
 enum store_rc store_answer_link_use(struct store *st, const uint8_t hash[32], int64_t choice,
                                     int64_t now)
 {
-    sqlite3_stmt *s = prep(st, "UPDATE answer_links SET used_at = ?2, choice = ?3"
-                               " WHERE token_hash = ?1 AND used_at IS NULL");
+    sqlite3_stmt *s = prepare(st, "UPDATE answer_links SET used_at = ?2, choice = ?3"
+                                  " WHERE token_hash = ?1 AND used_at IS NULL");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, now);
     sqlite3_bind_int64(s, 3, choice);
-    enum store_rc r = run(st, s, "mail: link use");
+    enum store_rc r = store_run_once(st, s, "mail: link use");
     if (r == STORE_OK && sqlite3_changes(st->db) == 0)
         r = STORE_CONFLICT;
     return r;
@@ -235,15 +220,16 @@ enum store_rc store_answer_link_use(struct store *st, const uint8_t hash[32], in
 enum store_rc store_reach_add(struct store *st, int64_t notice, int64_t user_id,
                               const char *channel, int64_t now)
 {
-    sqlite3_stmt *s = prep(st, "INSERT OR IGNORE INTO notice_reach (notice, user_id, channel, at)"
-                               " VALUES (?, ?, ?, ?)");
+    sqlite3_stmt *s =
+        prepare(st, "INSERT OR IGNORE INTO notice_reach (notice, user_id, channel, at)"
+                    " VALUES (?, ?, ?, ?)");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, notice);
     sqlite3_bind_int64(s, 2, user_id);
     sqlite3_bind_text(s, 3, channel, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 4, now);
-    return run(st, s, "reach: add");
+    return store_run_once(st, s, "reach: add");
 }
 
 #define REACHED_BY_NOTHING                                                                         \
@@ -253,7 +239,7 @@ enum store_rc store_reach_add(struct store *st, int64_t notice, int64_t user_id,
 enum store_rc store_reach_counts(struct store *st, int64_t notice, int64_t *push, int64_t *email,
                                  int64_t *none)
 {
-    sqlite3_stmt *s = prep(
+    sqlite3_stmt *s = prepare(
         st, "SELECT (SELECT count(*) FROM notice_reach WHERE notice = ?1 AND channel = 'push'),"
             " (SELECT count(*) FROM notice_reach WHERE notice = ?1 AND channel = 'email'),"
             " (SELECT count(*) FROM notice_recipients r WHERE r.notice = ?1 AND" REACHED_BY_NOTHING
@@ -279,10 +265,10 @@ enum store_rc store_reach_none(struct store *st, int64_t notice, int64_t limit,
                                void *arg)
 {
     sqlite3_stmt *s =
-        prep(st, "SELECT u.login, u.name, coalesce(d.name, '') FROM notice_recipients r"
-                 " JOIN users u ON u.id = r.user_id"
-                 " LEFT JOIN departments d ON d.id = u.department"
-                 " WHERE r.notice = ? AND" REACHED_BY_NOTHING " ORDER BY u.login LIMIT ?");
+        prepare(st, "SELECT u.login, u.name, coalesce(d.name, '') FROM notice_recipients r"
+                    " JOIN users u ON u.id = r.user_id"
+                    " LEFT JOIN departments d ON d.id = u.department"
+                    " WHERE r.notice = ? AND" REACHED_BY_NOTHING " ORDER BY u.login LIMIT ?");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, notice);
@@ -299,10 +285,10 @@ enum store_rc store_reach_none(struct store *st, int64_t notice, int64_t limit,
 enum store_rc store_mail_failures(struct store *st, int64_t limit,
                                   void (*fn)(void *, const struct store_mail_failure *), void *arg)
 {
-    sqlite3_stmt *s = prep(st, "SELECT o.id, o.tries, o.created_at, coalesce(u.login, ''),"
-                               " o.to_addr, o.subject, coalesce(o.last_error, '')"
-                               " FROM mail_outbox o LEFT JOIN users u ON u.id = o.user_id"
-                               " WHERE o.state = 'failed' ORDER BY o.id DESC LIMIT ?");
+    sqlite3_stmt *s = prepare(st, "SELECT o.id, o.tries, o.created_at, coalesce(u.login, ''),"
+                                  " o.to_addr, o.subject, coalesce(o.last_error, '')"
+                                  " FROM mail_outbox o LEFT JOIN users u ON u.id = o.user_id"
+                                  " WHERE o.state = 'failed' ORDER BY o.id DESC LIMIT ?");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, limit);

@@ -7,27 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static sqlite3_stmt *prep(struct store *st, const char *sql)
+static sqlite3_stmt *prepare(struct store *st, const char *sql)
 {
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
-        store_fail(st, "push: prepare");
-        return NULL;
-    }
-    return s;
-}
-
-/* Steps a statement without rows, then finalizes it. */
-static enum store_rc run(struct store *st, sqlite3_stmt *s, const char *what)
-{
-    if (!s)
-        return STORE_ERROR;
-    int rc = sqlite3_step(s);
-    enum store_rc r = rc == SQLITE_DONE         ? STORE_OK
-                      : rc == SQLITE_CONSTRAINT ? STORE_CONFLICT
-                                                : store_fail(st, what);
-    sqlite3_finalize(s);
-    return r;
+    return store_prepare_once(st, sql, "push statement");
 }
 
 static enum store_rc one_int(struct store *st, sqlite3_stmt *s, int64_t *out, const char *what)
@@ -48,7 +30,7 @@ static enum store_rc one_int(struct store *st, sqlite3_stmt *s, int64_t *out, co
 
 enum store_rc store_push_vapid_get(struct store *st, uint8_t priv[32], uint8_t pub[65])
 {
-    sqlite3_stmt *s = prep(st, "SELECT priv, pub FROM push_vapid WHERE id = 1");
+    sqlite3_stmt *s = prepare(st, "SELECT priv, pub FROM push_vapid WHERE id = 1");
     if (!s)
         return STORE_ERROR;
     int rc = sqlite3_step(s);
@@ -69,14 +51,14 @@ enum store_rc store_push_vapid_get(struct store *st, uint8_t priv[32], uint8_t p
 enum store_rc store_push_vapid_init(struct store *st, const uint8_t priv[32], const uint8_t pub[65],
                                     int64_t now, bool *made)
 {
-    sqlite3_stmt *s = prep(st, "INSERT OR IGNORE INTO push_vapid (id, priv, pub, created_at)"
-                               " VALUES (1, ?, ?, ?)");
+    sqlite3_stmt *s = prepare(st, "INSERT OR IGNORE INTO push_vapid (id, priv, pub, created_at)"
+                                  " VALUES (1, ?, ?, ?)");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_blob(s, 1, priv, 32, SQLITE_STATIC);
     sqlite3_bind_blob(s, 2, pub, 65, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, now);
-    enum store_rc r = run(st, s, "push: vapid init");
+    enum store_rc r = store_run_once(st, s, "push: vapid init");
     *made = r == STORE_OK && sqlite3_changes(st->db) > 0;
     return r;
 }
@@ -88,7 +70,8 @@ enum store_rc store_push_vapid_init(struct store *st, const uint8_t priv[32], co
 
 enum store_rc store_push_sub_count(struct store *st, int64_t user_id, int64_t *n)
 {
-    sqlite3_stmt *s = prep(st, "SELECT count(*) FROM push_subs p" LIVE_SUB " WHERE p.user_id = ?");
+    sqlite3_stmt *s =
+        prepare(st, "SELECT count(*) FROM push_subs p" LIVE_SUB " WHERE p.user_id = ?");
     if (s)
         sqlite3_bind_int64(s, 1, user_id);
     return one_int(st, s, n, "push: count");
@@ -99,14 +82,15 @@ enum store_rc store_push_sub_put(struct store *st, int64_t user_id, int64_t sess
                                  const uint8_t auth[16], int64_t max, int64_t now, int64_t *id)
 {
     /* Subscriptions of ended sessions go first: they no longer count and never send. */
-    enum store_rc r = run(st,
-                          prep(st, "DELETE FROM push_subs WHERE user_id = ? AND session_id IN"
+    enum store_rc r =
+        store_run_once(st,
+                       prepare(st, "DELETE FROM push_subs WHERE user_id = ? AND session_id IN"
                                    " (SELECT id FROM sessions WHERE ended_at IS NOT NULL)"),
-                          "push: tidy");
+                       "push: tidy");
     if (r != STORE_OK)
         return r;
     sqlite3_stmt *s =
-        prep(st, "SELECT count(*) FROM push_subs WHERE user_id = ?1 AND endpoint != ?2");
+        prepare(st, "SELECT count(*) FROM push_subs WHERE user_id = ?1 AND endpoint != ?2");
     if (s) {
         sqlite3_bind_int64(s, 1, user_id);
         sqlite3_bind_text(s, 2, endpoint, -1, SQLITE_STATIC);
@@ -116,10 +100,11 @@ enum store_rc store_push_sub_put(struct store *st, int64_t user_id, int64_t sess
         return r;
     if (n >= max)
         return STORE_CONFLICT;
-    s = prep(st, "INSERT INTO push_subs (user_id, session_id, endpoint, p256dh, auth, created_at)"
-                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (endpoint) DO UPDATE SET"
-                 " user_id = ?1, session_id = ?2, p256dh = ?4, auth = ?5, created_at = ?6"
-                 " RETURNING id");
+    s = prepare(st,
+                "INSERT INTO push_subs (user_id, session_id, endpoint, p256dh, auth, created_at)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (endpoint) DO UPDATE SET"
+                " user_id = ?1, session_id = ?2, p256dh = ?4, auth = ?5, created_at = ?6"
+                " RETURNING id");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, user_id);
@@ -133,15 +118,15 @@ enum store_rc store_push_sub_put(struct store *st, int64_t user_id, int64_t sess
 
 static enum store_rc drop_sends(struct store *st, int64_t sub)
 {
-    sqlite3_stmt *s = prep(st, "DELETE FROM push_outbox WHERE sub = ?");
+    sqlite3_stmt *s = prepare(st, "DELETE FROM push_outbox WHERE sub = ?");
     if (s)
         sqlite3_bind_int64(s, 1, sub);
-    return run(st, s, "push: drop sends");
+    return store_run_once(st, s, "push: drop sends");
 }
 
 enum store_rc store_push_sub_remove(struct store *st, int64_t user_id, const char *endpoint)
 {
-    sqlite3_stmt *s = prep(st, "SELECT id FROM push_subs WHERE user_id = ? AND endpoint = ?");
+    sqlite3_stmt *s = prepare(st, "SELECT id FROM push_subs WHERE user_id = ? AND endpoint = ?");
     if (s) {
         sqlite3_bind_int64(s, 1, user_id);
         sqlite3_bind_text(s, 2, endpoint, -1, SQLITE_STATIC);
@@ -156,10 +141,10 @@ enum store_rc store_push_sub_delete(struct store *st, int64_t sub)
     enum store_rc r = drop_sends(st, sub);
     if (r != STORE_OK)
         return r;
-    sqlite3_stmt *s = prep(st, "DELETE FROM push_subs WHERE id = ?");
+    sqlite3_stmt *s = prepare(st, "DELETE FROM push_subs WHERE id = ?");
     if (s)
         sqlite3_bind_int64(s, 1, sub);
-    return run(st, s, "push: unsubscribe");
+    return store_run_once(st, s, "push: unsubscribe");
 }
 
 /* Binds a queuing statement: ?1 the notice, room or user, ?3 the notice or the event's position
@@ -179,7 +164,7 @@ static enum store_rc queue(struct store *st, sqlite3_stmt *s, int64_t key, const
     sqlite3_bind_int64(s, 6, ttl_s);
     sqlite3_bind_int64(s, 7, next_at);
     sqlite3_bind_int64(s, 8, now);
-    enum store_rc r = run(st, s, "push: queue");
+    enum store_rc r = store_run_once(st, s, "push: queue");
     *n = r == STORE_OK ? sqlite3_changes(st->db) : 0;
     return r;
 }
@@ -189,9 +174,9 @@ enum store_rc store_push_queue_notice(struct store *st, int64_t notice, const ch
                                       int64_t next_at, int64_t now, int64_t *n)
 {
     sqlite3_stmt *s =
-        prep(st, "INSERT INTO push_outbox (sub, kind, notice, payload, urgency, ttl, next_at,"
-                 " created_at) SELECT p.id, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM notice_recipients r"
-                 " JOIN push_subs p ON p.user_id = r.user_id" LIVE_SUB " WHERE r.notice = ?1");
+        prepare(st, "INSERT INTO push_outbox (sub, kind, notice, payload, urgency, ttl, next_at,"
+                    " created_at) SELECT p.id, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM notice_recipients r"
+                    " JOIN push_subs p ON p.user_id = r.user_id" LIVE_SUB " WHERE r.notice = ?1");
     return queue(st, s, notice, kind, notice, payload, urgency, ttl_s, next_at, now, n);
 }
 
@@ -200,9 +185,9 @@ enum store_rc store_push_queue_user(struct store *st, int64_t user_id, const cha
                                     int64_t next_at, int64_t now, int64_t *n)
 {
     sqlite3_stmt *s =
-        prep(st, "INSERT INTO push_outbox (sub, kind, notice, payload, urgency, ttl, next_at,"
-                 " created_at) SELECT p.id, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM push_subs p" LIVE_SUB
-                 " WHERE p.user_id = ?1");
+        prepare(st, "INSERT INTO push_outbox (sub, kind, notice, payload, urgency, ttl, next_at,"
+                    " created_at) SELECT p.id, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM push_subs p" LIVE_SUB
+                    " WHERE p.user_id = ?1");
     return queue(st, s, user_id, kind, 0, payload, urgency, ttl_s, next_at, now, n);
 }
 
@@ -211,10 +196,10 @@ enum store_rc store_push_queue_room(struct store *st, int64_t room, int64_t pos,
                                     int64_t ttl_s, int64_t next_at, int64_t now, int64_t *n)
 {
     sqlite3_stmt *s =
-        prep(st, "INSERT INTO push_outbox (sub, kind, room, pos, payload, urgency, ttl, next_at,"
-                 " created_at) SELECT p.id, ?2, ?1, ?3, ?4, ?5, ?6, ?7, ?8 FROM room_members rm"
-                 " JOIN push_subs p ON p.user_id = rm.user_id" LIVE_SUB
-                 " WHERE rm.room = ?1 AND rm.left_pos IS NULL AND rm.user_id != ?9");
+        prepare(st, "INSERT INTO push_outbox (sub, kind, room, pos, payload, urgency, ttl, next_at,"
+                    " created_at) SELECT p.id, ?2, ?1, ?3, ?4, ?5, ?6, ?7, ?8 FROM room_members rm"
+                    " JOIN push_subs p ON p.user_id = rm.user_id" LIVE_SUB
+                    " WHERE rm.room = ?1 AND rm.left_pos IS NULL AND rm.user_id != ?9");
     if (s)
         sqlite3_bind_int64(s, 9, except);
     return queue(st, s, room, kind, pos, payload, urgency, ttl_s, next_at, now, n);
@@ -225,7 +210,7 @@ enum store_rc store_push_due(struct store *st, int64_t now, int limit, const int
                              void *arg)
 {
     /* Rows past the in-flight ones: ask for that many more and skip them here. */
-    sqlite3_stmt *s = prep(
+    sqlite3_stmt *s = prepare(
         st, "SELECT o.id, o.sub, coalesce(p.user_id, 0), coalesce(o.notice, 0), o.ttl, o.tries,"
             " o.created_at, o.kind, o.urgency, coalesce(p.endpoint, ''), p.p256dh, p.auth,"
             " o.payload, se.id IS NOT NULL AND u.id IS NOT NULL,"
@@ -287,52 +272,52 @@ enum store_rc store_push_due(struct store *st, int64_t now, int limit, const int
 
 enum store_rc store_push_next_due(struct store *st, int64_t *at)
 {
-    return one_int(st, prep(st, "SELECT min(next_at) FROM push_outbox"), at, "push: next");
+    return one_int(st, prepare(st, "SELECT min(next_at) FROM push_outbox"), at, "push: next");
 }
 
 enum store_rc store_push_sent(struct store *st, int64_t id)
 {
-    sqlite3_stmt *s = prep(st, "DELETE FROM push_outbox WHERE id = ?");
+    sqlite3_stmt *s = prepare(st, "DELETE FROM push_outbox WHERE id = ?");
     if (s)
         sqlite3_bind_int64(s, 1, id);
-    return run(st, s, "push: sent");
+    return store_run_once(st, s, "push: sent");
 }
 
 enum store_rc store_push_retry(struct store *st, int64_t id, int64_t tries, int64_t next_at,
                                const char *error)
 {
-    sqlite3_stmt *s =
-        prep(st, "UPDATE push_outbox SET tries = ?2, next_at = ?3, last_error = ?4 WHERE id = ?1");
+    sqlite3_stmt *s = prepare(
+        st, "UPDATE push_outbox SET tries = ?2, next_at = ?3, last_error = ?4 WHERE id = ?1");
     if (s) {
         sqlite3_bind_int64(s, 1, id);
         sqlite3_bind_int64(s, 2, tries);
         sqlite3_bind_int64(s, 3, next_at);
         sqlite3_bind_text(s, 4, error, -1, SQLITE_STATIC);
     }
-    return run(st, s, "push: retry");
+    return store_run_once(st, s, "push: retry");
 }
 
 enum store_rc store_push_pending(struct store *st, int64_t *n)
 {
-    return one_int(st, prep(st, "SELECT count(*) FROM push_outbox"), n, "push: pending");
+    return one_int(st, prepare(st, "SELECT count(*) FROM push_outbox"), n, "push: pending");
 }
 
 enum store_rc store_push_defer(struct store *st, int64_t id, int64_t next_at)
 {
-    sqlite3_stmt *s = prep(st, "UPDATE push_outbox SET next_at = ? WHERE id = ?");
+    sqlite3_stmt *s = prepare(st, "UPDATE push_outbox SET next_at = ? WHERE id = ?");
     if (s) {
         sqlite3_bind_int64(s, 1, next_at);
         sqlite3_bind_int64(s, 2, id);
     }
-    return run(st, s, "push: defer");
+    return store_run_once(st, s, "push: defer");
 }
 
 enum store_rc store_push_quiet_set(struct store *st, int64_t user_id, int start, int end)
 {
-    sqlite3_stmt *s = start < 0 ? prep(st, "DELETE FROM push_quiet WHERE user_id = ?")
-                                : prep(st, "INSERT INTO push_quiet (user_id, start_min, end_min)"
-                                           " VALUES (?1, ?2, ?3) ON CONFLICT (user_id) DO UPDATE"
-                                           " SET start_min = ?2, end_min = ?3");
+    sqlite3_stmt *s = start < 0 ? prepare(st, "DELETE FROM push_quiet WHERE user_id = ?")
+                                : prepare(st, "INSERT INTO push_quiet (user_id, start_min, end_min)"
+                                              " VALUES (?1, ?2, ?3) ON CONFLICT (user_id) DO UPDATE"
+                                              " SET start_min = ?2, end_min = ?3");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, user_id);
@@ -340,12 +325,12 @@ enum store_rc store_push_quiet_set(struct store *st, int64_t user_id, int start,
         sqlite3_bind_int(s, 2, start);
         sqlite3_bind_int(s, 3, end);
     }
-    return run(st, s, "push: quiet");
+    return store_run_once(st, s, "push: quiet");
 }
 
 enum store_rc store_push_quiet_get(struct store *st, int64_t user_id, int *start, int *end)
 {
-    sqlite3_stmt *s = prep(st, "SELECT start_min, end_min FROM push_quiet WHERE user_id = ?");
+    sqlite3_stmt *s = prepare(st, "SELECT start_min, end_min FROM push_quiet WHERE user_id = ?");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, user_id);

@@ -6,30 +6,18 @@
 #include <stdio.h>
 #include <string.h>
 
-static sqlite3_stmt *prep(struct store *st, const char *sql)
+static sqlite3_stmt *prepare(struct store *st, const char *sql)
 {
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
-        store_fail(st, "record statement");
-        sqlite3_finalize(s);
-        return NULL;
-    }
-    return s;
+    return store_prepare_once(st, sql, "record statement");
 }
 
 /* Runs s (no rows), finalises it; a constraint is STORE_CONFLICT, no row changed
  * STORE_NOT_FOUND when must_change. */
 static enum store_rc run(struct store *st, sqlite3_stmt *s, bool must_change, const char *what)
 {
-    if (!s)
-        return STORE_ERROR;
-    int rc = sqlite3_step(s);
-    enum store_rc out = rc == SQLITE_DONE         ? STORE_OK
-                        : rc == SQLITE_CONSTRAINT ? STORE_CONFLICT
-                                                  : store_fail(st, what);
+    enum store_rc out = store_run_once(st, s, what);
     if (out == STORE_OK && must_change && sqlite3_changes(st->db) == 0)
         out = STORE_NOT_FOUND;
-    sqlite3_finalize(s);
     return out;
 }
 
@@ -37,9 +25,9 @@ enum store_rc store_reviewer_set(struct store *st, int64_t room, int64_t user_id
                                  int64_t by, int64_t at)
 {
     sqlite3_stmt *s =
-        prep(st, on ? "INSERT INTO record_reviewers (room, user_id, granted_by,"
-                      " granted_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"
-                    : "DELETE FROM record_reviewers WHERE room = ?1 AND user_id = ?2");
+        prepare(st, on ? "INSERT INTO record_reviewers (room, user_id, granted_by,"
+                         " granted_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"
+                       : "DELETE FROM record_reviewers WHERE room = ?1 AND user_id = ?2");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, room);
@@ -54,7 +42,7 @@ enum store_rc store_reviewer_set(struct store *st, int64_t room, int64_t user_id
 /* One integer from sql with up to two integer parameters; STORE_NOT_FOUND if no row. */
 static enum store_rc one_int(struct store *st, const char *sql, int64_t a, int64_t b, int64_t *out)
 {
-    sqlite3_stmt *s = prep(st, sql);
+    sqlite3_stmt *s = prepare(st, sql);
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, a);
@@ -77,8 +65,8 @@ enum store_rc store_reviewer_get(struct store *st, int64_t room, int64_t user_id
 
 enum store_rc store_review_insert(struct store *st, struct store_review *r)
 {
-    sqlite3_stmt *s = prep(st, "INSERT INTO record_reviews (room, author, title, from_ts, to_ts,"
-                               " created_at) VALUES (?, ?, ?, ?, ?, ?)");
+    sqlite3_stmt *s = prepare(st, "INSERT INTO record_reviews (room, author, title, from_ts, to_ts,"
+                                  " created_at) VALUES (?, ?, ?, ?, ?, ?)");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, r->room);
@@ -95,9 +83,9 @@ enum store_rc store_review_insert(struct store *st, struct store_review *r)
 
 enum store_rc store_review_get(struct store *st, int64_t id, struct store_review *out)
 {
-    sqlite3_stmt *s = prep(st, "SELECT id, room, author, title, from_ts, to_ts, created_at,"
-                               " coalesce(approver, 0), coalesce(approved_at, 0)"
-                               " FROM record_reviews WHERE id = ?");
+    sqlite3_stmt *s = prepare(st, "SELECT id, room, author, title, from_ts, to_ts, created_at,"
+                                  " coalesce(approver, 0), coalesce(approved_at, 0)"
+                                  " FROM record_reviews WHERE id = ?");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, id);
@@ -123,8 +111,8 @@ enum store_rc store_review_get(struct store *st, int64_t id, struct store_review
 
 enum store_rc store_review_approve(struct store *st, int64_t id, int64_t approver, int64_t at)
 {
-    sqlite3_stmt *s = prep(st, "UPDATE record_reviews SET approver = ?2, approved_at = ?3"
-                               " WHERE id = ?1 AND approver IS NULL");
+    sqlite3_stmt *s = prepare(st, "UPDATE record_reviews SET approver = ?2, approved_at = ?3"
+                                  " WHERE id = ?1 AND approver IS NULL");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, id);
@@ -136,9 +124,9 @@ enum store_rc store_review_approve(struct store *st, int64_t id, int64_t approve
 enum store_rc store_passage_set(struct store *st, int64_t review, const char *event_id, bool on)
 {
     sqlite3_stmt *s =
-        prep(st, on ? "INSERT INTO record_passages (review, event_id) VALUES (?, ?)"
-                      " ON CONFLICT DO NOTHING"
-                    : "DELETE FROM record_passages WHERE review = ? AND event_id = ?");
+        prepare(st, on ? "INSERT INTO record_passages (review, event_id) VALUES (?, ?)"
+                         " ON CONFLICT DO NOTHING"
+                       : "DELETE FROM record_passages WHERE review = ? AND event_id = ?");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, review);
@@ -148,7 +136,8 @@ enum store_rc store_passage_set(struct store *st, int64_t review, const char *ev
 
 enum store_rc store_passage_get(struct store *st, int64_t review, const char *event_id)
 {
-    sqlite3_stmt *s = prep(st, "SELECT 1 FROM record_passages WHERE review = ? AND event_id = ?");
+    sqlite3_stmt *s =
+        prepare(st, "SELECT 1 FROM record_passages WHERE review = ? AND event_id = ?");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, review);
@@ -169,8 +158,8 @@ enum store_rc store_passage_count(struct store *st, int64_t review, int64_t *n)
 
 enum store_rc store_passage_each(struct store *st, int64_t review, store_passage_fn fn, void *ctx)
 {
-    sqlite3_stmt *s = prep(st, "SELECT event_id FROM record_passages WHERE review = ?"
-                               " ORDER BY event_id");
+    sqlite3_stmt *s = prepare(st, "SELECT event_id FROM record_passages WHERE review = ?"
+                                  " ORDER BY event_id");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, review);
@@ -187,9 +176,9 @@ enum store_rc store_passage_each(struct store *st, int64_t review, store_passage
 
 enum store_rc store_redaction_insert(struct store *st, struct store_redaction *r)
 {
-    sqlite3_stmt *s = prep(st, "INSERT INTO record_redactions (review, event_id, start, end,"
-                               " kind, by_hand, state, decided_by, decided_at)"
-                               " VALUES (?, ?, ?, ?, ?, ?, ?, nullif(?, 0), nullif(?, 0))");
+    sqlite3_stmt *s = prepare(st, "INSERT INTO record_redactions (review, event_id, start, end,"
+                                  " kind, by_hand, state, decided_by, decided_at)"
+                                  " VALUES (?, ?, ?, ?, ?, ?, ?, nullif(?, 0), nullif(?, 0))");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, r->review);
@@ -210,8 +199,8 @@ enum store_rc store_redaction_insert(struct store *st, struct store_redaction *r
 enum store_rc store_redaction_decide(struct store *st, int64_t review, int64_t id,
                                      const char *state, int64_t by, int64_t at)
 {
-    sqlite3_stmt *s = prep(st, "UPDATE record_redactions SET state = ?3, decided_by = ?4,"
-                               " decided_at = ?5 WHERE review = ?1 AND id = ?2");
+    sqlite3_stmt *s = prepare(st, "UPDATE record_redactions SET state = ?3, decided_by = ?4,"
+                                  " decided_at = ?5 WHERE review = ?1 AND id = ?2");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, review);
@@ -225,10 +214,11 @@ enum store_rc store_redaction_decide(struct store *st, int64_t review, int64_t i
 enum store_rc store_redaction_each(struct store *st, int64_t review, const char *event_id,
                                    store_redaction_fn fn, void *ctx)
 {
-    sqlite3_stmt *s = prep(st, "SELECT id, review, event_id, start, end, kind, by_hand, state,"
-                               " coalesce(decided_by, 0), coalesce(decided_at, 0)"
-                               " FROM record_redactions WHERE review = ?1"
-                               " AND (?2 IS NULL OR event_id = ?2) ORDER BY event_id, start, id");
+    sqlite3_stmt *s =
+        prepare(st, "SELECT id, review, event_id, start, end, kind, by_hand, state,"
+                    " coalesce(decided_by, 0), coalesce(decided_at, 0)"
+                    " FROM record_redactions WHERE review = ?1"
+                    " AND (?2 IS NULL OR event_id = ?2) ORDER BY event_id, start, id");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, review);
@@ -268,9 +258,9 @@ enum store_rc store_redaction_pending(struct store *st, int64_t review, int64_t 
 
 enum store_rc store_hold_set(struct store *st, int64_t room, bool on, int64_t by, int64_t at)
 {
-    sqlite3_stmt *s = prep(st, on ? "INSERT INTO record_holds (room, held_by, held_at)"
-                                    " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING"
-                                  : "DELETE FROM record_holds WHERE room = ?1");
+    sqlite3_stmt *s = prepare(st, on ? "INSERT INTO record_holds (room, held_by, held_at)"
+                                       " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING"
+                                     : "DELETE FROM record_holds WHERE room = ?1");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, room);
@@ -290,9 +280,9 @@ enum store_rc store_hold_get(struct store *st, int64_t room, int64_t *held_at)
 enum store_rc store_log_walk(struct store *st, int64_t room, const char *origin, int64_t inc,
                              int64_t after_seq, store_event_fn fn, void *ctx)
 {
-    sqlite3_stmt *s = prep(st, "SELECT event_id, type, seq, payload, sig FROM events"
-                               " WHERE room = ? AND origin = ? AND inc = ? AND seq > ?"
-                               " ORDER BY seq");
+    sqlite3_stmt *s = prepare(st, "SELECT event_id, type, seq, payload, sig FROM events"
+                                  " WHERE room = ? AND origin = ? AND inc = ? AND seq > ?"
+                                  " ORDER BY seq");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, room);
