@@ -33,7 +33,7 @@ start=$SECONDS
 install='
     work=$1 deb=$2 check=$3
     root=$work/root
-    # Unmounted on every path too (where no namespace of its own holds them: see below).
+    # Unmounted on every path too (the namespace would take them with it anyway).
     trap "for m in run sys dev proc; do umount -l \"\$1/root/\$m\" 2>/dev/null || true; done
           umount -l \"\$1/root\" 2>/dev/null || true; umount -l \"\$1\" 2>/dev/null || true" EXIT
     mount -t tmpfs -o size=1g,mode=0700 tmpfs "$work"
@@ -50,8 +50,19 @@ if mountpoint -q /; then
     unshare --mount --propagation private /bin/bash -euc "$install" test_package "$work" "$deb" \
         "$src/tests/package/check-install.sh"
 else
-    # A chroot (deploy's fresh-Debian check runs the suite in one): / is no mount point, so no
-    # namespace can make it private. The mounts are made here and removed by the trap above.
-    /bin/bash -euc "$install" test_package "$work" "$deb" "$src/tests/package/check-install.sh"
+    # A chroot (the fresh-Debian check runs the suite in one): / is no mount point, so no mount
+    # namespace can be made private, and mounts made here would land in the host's mount table
+    # (one left behind once let the next run's rm -rf of the chroot reach the host's /dev). So
+    # no mount at all: the package's contents are checked, and the install checks are
+    # deploy/test-deb-install.sh's on a fresh root (they ran here on a host: see CI).
+    listing=$(dpkg-deb -c "$deb")
+    for f in ./usr/bin/kizunad ./usr/bin/kizuna ./usr/share/kizuna/web/index.html \
+        ./usr/share/kizuna/kizunad.json.example ./lib/systemd/system/kizunad.service \
+        ./lib/systemd/system/kizuna-backup.service ./lib/systemd/system/kizuna-backup.timer; do
+        grep -q " $f\$" <<<"$listing" || fail "the package lacks $f"
+    done
+    echo "test_package: in a chroot: built, lintian-clean and complete; the install into an" \
+        "overlay needs a mount namespace (deploy/test-deb-install.sh does it on a fresh root)"
+    exit 0
 fi
 echo "test_package: installed and checked in a throwaway root in $((SECONDS - start)) s"
