@@ -90,12 +90,12 @@ struct srv {
     uint64_t commit_seq;        /* commits made (the syncer's numbering) */
     struct out_batch *out_head; /* what commits not yet on disk hold, oldest first */
     struct out_batch *out_tail;
-    bool commit_waiting;  /* a transaction waits for the syncer to finish the last commit */
-    bool reads_waiting;   /* ... and read markers wait for it (srv_tick) */
-    struct fed_sync *fed; /* replication's state (fed_sync.c), NULL until a link comes up */
-    struct fed_blobs *fb; /* blobs across servers (fed_blobs.c), NULL until first needed */
+    bool commit_waiting;   /* a transaction waits for the syncer to finish the last commit */
+    bool reads_waiting;    /* ... and read markers wait for it (srv_tick) */
+    struct fed_sync *fed;  /* replication's state (fed_sync.c), NULL until a link comes up */
+    struct fed_blobs *fb;  /* blobs across servers (fed_blobs.c), NULL until first needed */
     struct srv_push *push; /* Web Push's key and sender (push.c), NULL until first needed */
-    struct jma *jma;      /* JMA's feeds and alerts (jma_watch.c) */
+    struct jma *jma;       /* JMA's feeds and alerts (jma_watch.c) */
 };
 
 /* proto.c: an error reply to a request that is no longer running (a held reply whose commit

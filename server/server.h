@@ -569,8 +569,7 @@ int srv_push_keys_ensure(struct store *st, bool *made);
  * threads of its own, e-mail (smtp_host set, mail.c) with mail_concurrency; wake (thread safe)
  * is called when a job finishes, and the loop then calls srv_push_drain. What a restart left
  * in the outboxes goes at once. -1 with why in err. */
-int srv_notify_start(struct srv *s, void (*wake)(void *), void *wake_arg, char *err,
-                     size_t errlen);
+int srv_notify_start(struct srv *s, void (*wake)(void *), void *wake_arg, char *err, size_t errlen);
 /* Loop thread: records finished posts' and mails' answers (srv_transport's wake). */
 void srv_push_drain(struct srv *s);
 /* The senders' timer is due (srv_transport.push_timer). */
@@ -588,8 +587,8 @@ enum kz_err srv_push_room(struct srv_call *c, const struct store_room *room, int
                           const char *kind, bool urgent);
 /* mail.c: queues an e-mail to each recipient of a new urgent notice or roll-call who has an
  * address, a roll-call's with one-tap answer links (one per choice, for that person only). */
-enum kz_err srv_mail_notice(struct srv_call *c, int64_t notice, const char *title,
-                            const char *body, const cJSON *choices, bool urgent);
+enum kz_err srv_mail_notice(struct srv_call *c, int64_t notice, const char *title, const char *body,
+                            const cJSON *choices, bool urgent);
 enum kz_err op_notice_answer_link(struct srv_call *c);
 enum kz_err op_mail_status(struct srv_call *c);
 /* The page GET /answer/... shows for notice.answer_link's reply (JSON, ok or error): a new

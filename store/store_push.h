@@ -106,8 +106,7 @@ struct store_mail_failure {
     const char *login, *to, *subject, *error;
 };
 enum store_rc store_mail_failures(struct store *st, int64_t limit,
-                                  void (*fn)(void *, const struct store_mail_failure *),
-                                  void *arg);
+                                  void (*fn)(void *, const struct store_mail_failure *), void *arg);
 /* Messages by state: pending and failed. */
 enum store_rc store_mail_counts(struct store *st, int64_t *pending, int64_t *failed);
 

@@ -935,10 +935,11 @@ static void answer_token(char *out, size_t n)
     sqlite3_stmt *s = NULL;
     cr_assert(sqlite3_open(path, &db) == SQLITE_OK);
     sqlite3_busy_timeout(db, 10000);
-    cr_assert(sqlite3_prepare_v2(db,
-                                 "INSERT INTO answer_links (token_hash, notice, user_id, expires_at)"
-                                 " SELECT ?, ?, id, 9000000000000 FROM users WHERE login = 'mem'",
-                                 -1, &s, NULL) == SQLITE_OK);
+    cr_assert(
+        sqlite3_prepare_v2(db,
+                           "INSERT INTO answer_links (token_hash, notice, user_id, expires_at)"
+                           " SELECT ?, ?, id, 9000000000000 FROM users WHERE login = 'mem'",
+                           -1, &s, NULL) == SQLITE_OK);
     sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, notice_id);
     cr_assert_eq(sqlite3_step(s), SQLITE_DONE, "%s", sqlite3_errmsg(db));
