@@ -105,7 +105,10 @@ enum kz_err srv_mail_notice(struct srv_call *c, int64_t notice, const char *titl
     struct store *st = srv_store(c->srv);
     struct rcpt_list l = {0};
     enum kz_err e = KZ_OK;
-    if (store_mail_recipients(st, notice, rcpt_add, &l) != STORE_OK || l.oom) {
+    const char *kind = choices ? "rollcall" : "notice";
+    if (store_mail_recipients(st, notice, kind, srv_notify_default(kind, true), rcpt_add, &l) !=
+            STORE_OK ||
+        l.oom) {
         e = srv_fail(c, KZ_INTERNAL, "cannot find the recipients' addresses");
         goto out;
     }

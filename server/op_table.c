@@ -449,6 +449,14 @@ static const struct srv_op ops[] = {
      .writes = true,
      .fields = {OPT("from", 5), OPT("to", 5), {"off", F_BOOL, false, 0, 0}},
      .fn = op_push_quiet},
+    /* what reaches the caller by push and by e-mail, per kind (notify_prefs.c) */
+    {.name = "notify.prefs",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {{"push", F_STRINGS, false, 16, 0},
+                {"email", F_STRINGS, false, 16, 0},
+                {"previews", F_BOOL, false, 0, 0}},
+     .fn = op_notify_prefs},
     /* a roll-call's one-tap answer link from an e-mail (mail.c): the token is the credential */
     {.name = "notice.answer_link",
      .access = OP_ANON,

@@ -203,8 +203,9 @@ enum kz_err srv_push_notice(struct srv_call *c, int64_t notice, const char *titl
     int64_t now = kz_now_ms(), n = 0;
     /* Held back push_coalesce_ms: someone who reads it on another device meanwhile is spared. */
     enum store_rc r = store_push_queue_notice(
-        srv_store(c->srv), notice, kind, payload, urgent ? "high" : "normal",
-        urgent ? cfg->push_ttl_urgent_s : cfg->push_ttl_s, now + cfg->push_coalesce_ms, now, &n);
+        srv_store(c->srv), notice, kind, srv_notify_default(kind, false), payload,
+        urgent ? "high" : "normal", urgent ? cfg->push_ttl_urgent_s : cfg->push_ttl_s,
+        now + cfg->push_coalesce_ms, now, &n);
     cJSON_free(payload);
     if (r != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot queue the push");
@@ -237,10 +238,10 @@ enum kz_err srv_push_room(struct srv_call *c, const struct store_room *room, int
         return srv_fail(c, KZ_INTERNAL, "cannot build the push");
     }
     int64_t now = kz_now_ms(), n = 0;
-    enum store_rc r = store_push_queue_room(srv_store(c->srv), room->id, pos, c->auth.user.id, kind,
-                                            payload, urgent ? "high" : "normal",
-                                            urgent ? cfg->push_ttl_urgent_s : cfg->push_ttl_s,
-                                            now + cfg->push_coalesce_ms, now, &n);
+    enum store_rc r = store_push_queue_room(
+        srv_store(c->srv), room->id, pos, c->auth.user.id, kind, srv_notify_default(kind, false),
+        payload, urgent ? "high" : "normal", urgent ? cfg->push_ttl_urgent_s : cfg->push_ttl_s,
+        now + cfg->push_coalesce_ms, now, &n);
     cJSON_free(payload);
     if (r != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot queue the push");

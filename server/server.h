@@ -803,6 +803,10 @@ enum kz_err op_push_vapid_key(struct srv_call *c);
 enum kz_err op_push_subscribe(struct srv_call *c);
 enum kz_err op_push_unsubscribe(struct srv_call *c);
 enum kz_err op_push_quiet(struct srv_call *c);
+enum kz_err op_notify_prefs(struct srv_call *c);
+/* notify_prefs.c: whether a kind of notification ("notice", "rollcall", "direct", ...) goes by
+ * push (email false) or e-mail to someone who made no choice of their own. */
+bool srv_notify_default(const char *kind, bool email);
 enum kz_err op_login(struct srv_call *c);
 enum kz_err op_auth(struct srv_call *c);
 enum kz_err op_logout(struct srv_call *c);

@@ -667,6 +667,21 @@ static const char *const migrations[] = {
     "  updated_by TEXT NOT NULL,"
     "  updated_at INTEGER NOT NULL"
     ");",
+
+    /* 23: what reaches whom (issue 24, store_push.c, server/notify_prefs.c). notify_prefs: a
+     * person's choice of channels for one kind of notification, over the kind's default (no
+     * row: the default). notify_user: their other choices (message previews in pushes). */
+    "CREATE TABLE IF NOT EXISTS notify_prefs ("
+    "  user_id INTEGER NOT NULL REFERENCES users(id),"
+    "  kind TEXT NOT NULL,"
+    "  push INTEGER NOT NULL,"
+    "  email INTEGER NOT NULL,"
+    "  PRIMARY KEY (user_id, kind)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS notify_user ("
+    "  user_id INTEGER PRIMARY KEY REFERENCES users(id),"
+    "  previews INTEGER NOT NULL DEFAULT 0"
+    ");",
 };
 
 /* Columns a migration adds, each before that migration's SQL and only if the table lacks it:

@@ -11,18 +11,22 @@ static sqlite3_stmt *prepare(struct store *st, const char *sql)
     return store_prepare_once(st, sql, "mail statement");
 }
 
-enum store_rc store_mail_recipients(struct store *st, int64_t notice,
+enum store_rc store_mail_recipients(struct store *st, int64_t notice, const char *kind, bool dflt,
                                     void (*fn)(void *, int64_t user_id, const char *email,
                                                const char *name),
                                     void *arg)
 {
-    sqlite3_stmt *s = prepare(st, "SELECT u.id, u.email, u.name FROM notice_recipients r"
-                                  " JOIN users u ON u.id = r.user_id"
-                                  " WHERE r.notice = ? AND u.email != '' AND u.disabled = 0"
-                                  " ORDER BY u.id");
+    sqlite3_stmt *s =
+        prepare(st, "SELECT u.id, u.email, u.name FROM notice_recipients r"
+                    " JOIN users u ON u.id = r.user_id"
+                    " WHERE r.notice = ?1 AND u.email != '' AND u.disabled = 0"
+                    " AND coalesce((SELECT np.email FROM notify_prefs np WHERE np.user_id = u.id"
+                    " AND np.kind = ?2), ?3) ORDER BY u.id");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, notice);
+    sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 3, dflt);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
         fn(arg, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),

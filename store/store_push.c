@@ -147,14 +147,21 @@ enum store_rc store_push_sub_delete(struct store *st, int64_t sub)
     return store_run_once(st, s, "push: unsubscribe");
 }
 
+/* Whether the subscription's owner takes pushes of kind ?2: their choice, or the kind's default
+ * (?10) when they made none (notify_prefs). */
+#define WANTS_PUSH                                                                                 \
+    " AND coalesce((SELECT np.push FROM notify_prefs np WHERE np.user_id = p.user_id"              \
+    " AND np.kind = ?2), ?10)"
+
 /* Binds a queuing statement: ?1 the notice, room or user, ?3 the notice or the event's position
- * (0: NULL), then the send's own fields. */
+ * (0: NULL), then the send's own fields, and ?10 the kind's default. */
 static enum store_rc queue(struct store *st, sqlite3_stmt *s, int64_t key, const char *kind,
-                           int64_t notice, const char *payload, const char *urgency, int64_t ttl_s,
-                           int64_t next_at, int64_t now, int64_t *n)
+                           bool dflt, int64_t notice, const char *payload, const char *urgency,
+                           int64_t ttl_s, int64_t next_at, int64_t now, int64_t *n)
 {
     if (!s)
         return STORE_ERROR;
+    sqlite3_bind_int(s, 10, dflt);
     sqlite3_bind_int64(s, 1, key);
     sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
     if (notice)
@@ -169,40 +176,42 @@ static enum store_rc queue(struct store *st, sqlite3_stmt *s, int64_t key, const
     return r;
 }
 
-enum store_rc store_push_queue_notice(struct store *st, int64_t notice, const char *kind,
+enum store_rc store_push_queue_notice(struct store *st, int64_t notice, const char *kind, bool dflt,
                                       const char *payload, const char *urgency, int64_t ttl_s,
                                       int64_t next_at, int64_t now, int64_t *n)
 {
     sqlite3_stmt *s =
         prepare(st, "INSERT INTO push_outbox (sub, kind, notice, payload, urgency, ttl, next_at,"
                     " created_at) SELECT p.id, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM notice_recipients r"
-                    " JOIN push_subs p ON p.user_id = r.user_id" LIVE_SUB " WHERE r.notice = ?1");
-    return queue(st, s, notice, kind, notice, payload, urgency, ttl_s, next_at, now, n);
+                    " JOIN push_subs p ON p.user_id = r.user_id" LIVE_SUB
+                    " WHERE r.notice = ?1" WANTS_PUSH);
+    return queue(st, s, notice, kind, dflt, notice, payload, urgency, ttl_s, next_at, now, n);
 }
 
-enum store_rc store_push_queue_user(struct store *st, int64_t user_id, const char *kind,
+enum store_rc store_push_queue_user(struct store *st, int64_t user_id, const char *kind, bool dflt,
                                     const char *payload, const char *urgency, int64_t ttl_s,
                                     int64_t next_at, int64_t now, int64_t *n)
 {
     sqlite3_stmt *s =
         prepare(st, "INSERT INTO push_outbox (sub, kind, notice, payload, urgency, ttl, next_at,"
                     " created_at) SELECT p.id, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM push_subs p" LIVE_SUB
-                    " WHERE p.user_id = ?1");
-    return queue(st, s, user_id, kind, 0, payload, urgency, ttl_s, next_at, now, n);
+                    " WHERE p.user_id = ?1" WANTS_PUSH);
+    return queue(st, s, user_id, kind, dflt, 0, payload, urgency, ttl_s, next_at, now, n);
 }
 
 enum store_rc store_push_queue_room(struct store *st, int64_t room, int64_t pos, int64_t except,
-                                    const char *kind, const char *payload, const char *urgency,
-                                    int64_t ttl_s, int64_t next_at, int64_t now, int64_t *n)
+                                    const char *kind, bool dflt, const char *payload,
+                                    const char *urgency, int64_t ttl_s, int64_t next_at,
+                                    int64_t now, int64_t *n)
 {
     sqlite3_stmt *s =
         prepare(st, "INSERT INTO push_outbox (sub, kind, room, pos, payload, urgency, ttl, next_at,"
                     " created_at) SELECT p.id, ?2, ?1, ?3, ?4, ?5, ?6, ?7, ?8 FROM room_members rm"
                     " JOIN push_subs p ON p.user_id = rm.user_id" LIVE_SUB
-                    " WHERE rm.room = ?1 AND rm.left_pos IS NULL AND rm.user_id != ?9");
+                    " WHERE rm.room = ?1 AND rm.left_pos IS NULL AND rm.user_id != ?9" WANTS_PUSH);
     if (s)
         sqlite3_bind_int64(s, 9, except);
-    return queue(st, s, room, kind, pos, payload, urgency, ttl_s, next_at, now, n);
+    return queue(st, s, room, kind, dflt, pos, payload, urgency, ttl_s, next_at, now, n);
 }
 
 enum store_rc store_push_due(struct store *st, int64_t now, int limit, const int64_t *skip,
@@ -345,4 +354,65 @@ enum store_rc store_push_quiet_get(struct store *st, int64_t user_id, int *start
     }
     sqlite3_finalize(s);
     return r;
+}
+
+/* ---- what reaches whom (notify_prefs, notify_user) ---- */
+
+enum store_rc store_notify_pref_set(struct store *st, int64_t user_id, const char *kind, bool push,
+                                    bool email)
+{
+    sqlite3_stmt *s = prepare(st, "INSERT INTO notify_prefs (user_id, kind, push, email)"
+                                  " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (user_id, kind)"
+                                  " DO UPDATE SET push = ?3, email = ?4");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, user_id);
+    sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 3, push);
+    sqlite3_bind_int(s, 4, email);
+    return store_run_once(st, s, "notify: pref set");
+}
+
+enum store_rc store_notify_pref_get(struct store *st, int64_t user_id, const char *kind, bool *push,
+                                    bool *email)
+{
+    sqlite3_stmt *s =
+        prepare(st, "SELECT push, email FROM notify_prefs WHERE user_id = ? AND kind = ?");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, user_id);
+    sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    enum store_rc r = STORE_NOT_FOUND;
+    if (rc == SQLITE_ROW) {
+        *push = sqlite3_column_int(s, 0) != 0;
+        *email = sqlite3_column_int(s, 1) != 0;
+        r = STORE_OK;
+    } else if (rc != SQLITE_DONE) {
+        r = store_fail(st, "notify: pref get");
+    }
+    sqlite3_finalize(s);
+    return r;
+}
+
+enum store_rc store_notify_previews_set(struct store *st, int64_t user_id, bool previews)
+{
+    sqlite3_stmt *s = prepare(st, "INSERT INTO notify_user (user_id, previews) VALUES (?1, ?2)"
+                                  " ON CONFLICT (user_id) DO UPDATE SET previews = ?2");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, user_id);
+    sqlite3_bind_int(s, 2, previews);
+    return store_run_once(st, s, "notify: previews set");
+}
+
+enum store_rc store_notify_previews_get(struct store *st, int64_t user_id, bool *previews)
+{
+    int64_t v = 0;
+    sqlite3_stmt *s = prepare(st, "SELECT previews FROM notify_user WHERE user_id = ?");
+    if (s)
+        sqlite3_bind_int64(s, 1, user_id);
+    enum store_rc r = one_int(st, s, &v, "notify: previews get");
+    *previews = r == STORE_OK && v != 0;
+    return r == STORE_NOT_FOUND ? STORE_OK : r;
 }

@@ -30,20 +30,22 @@ enum store_rc store_push_sub_delete(struct store *st, int64_t sub);
 enum store_rc store_push_sub_count(struct store *st, int64_t user_id, int64_t *n);
 
 /* Queues one send per live subscription of each recipient of notice (its author excluded),
- * due at next_at. *n is how many. */
-enum store_rc store_push_queue_notice(struct store *st, int64_t notice, const char *kind,
+ * due at next_at, for those who take pushes of kind (their notify_prefs, else dflt). *n is how
+ * many. The other queue functions choose recipients by kind and dflt the same way. */
+enum store_rc store_push_queue_notice(struct store *st, int64_t notice, const char *kind, bool dflt,
                                       const char *payload, const char *urgency, int64_t ttl_s,
                                       int64_t next_at, int64_t now, int64_t *n);
 /* Queues one send per live subscription of user_id. */
-enum store_rc store_push_queue_user(struct store *st, int64_t user_id, const char *kind,
+enum store_rc store_push_queue_user(struct store *st, int64_t user_id, const char *kind, bool dflt,
                                     const char *payload, const char *urgency, int64_t ttl_s,
                                     int64_t next_at, int64_t now, int64_t *n);
 
 /* Queues one send per live subscription of each present member of room but except, about the
  * event at pos (a member whose read position reaches it before it leaves gets none). */
 enum store_rc store_push_queue_room(struct store *st, int64_t room, int64_t pos, int64_t except,
-                                    const char *kind, const char *payload, const char *urgency,
-                                    int64_t ttl_s, int64_t next_at, int64_t now, int64_t *n);
+                                    const char *kind, bool dflt, const char *payload,
+                                    const char *urgency, int64_t ttl_s, int64_t next_at,
+                                    int64_t now, int64_t *n);
 
 /* One due send with what it needs; `live` is false when its subscription, session or user is
  * gone (the caller deletes it), `seen` when the notice it is about was read meanwhile. */
@@ -75,9 +77,19 @@ enum store_rc store_push_quiet_get(struct store *st, int64_t user_id, int *start
 /* Sends waiting (the push outbox's length). */
 enum store_rc store_push_pending(struct store *st, int64_t *n);
 
+/* A person's choice of channels for a kind of notification (STORE_NOT_FOUND from get: none
+ * made, the kind's default applies), and whether their pushes may carry message previews. */
+enum store_rc store_notify_pref_set(struct store *st, int64_t user_id, const char *kind, bool push,
+                                    bool email);
+enum store_rc store_notify_pref_get(struct store *st, int64_t user_id, const char *kind, bool *push,
+                                    bool *email);
+enum store_rc store_notify_previews_set(struct store *st, int64_t user_id, bool previews);
+enum store_rc store_notify_previews_get(struct store *st, int64_t user_id, bool *previews);
+
 /* ---- e-mail (store_mail.c) ---- */
-/* Calls fn for each recipient of notice with an e-mail address whose account is enabled. */
-enum store_rc store_mail_recipients(struct store *st, int64_t notice,
+/* Calls fn for each recipient of notice with an e-mail address whose account is enabled and
+ * who takes e-mail of kind (their notify_prefs, else dflt). */
+enum store_rc store_mail_recipients(struct store *st, int64_t notice, const char *kind, bool dflt,
                                     void (*fn)(void *, int64_t user_id, const char *email,
                                                const char *name),
                                     void *arg);

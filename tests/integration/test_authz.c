@@ -224,6 +224,7 @@ static const struct row rows[] = {
                                                                             "U U o o o o o U U U F", 0},
     {"push.quiet", "\"from\":\"22:00\",\"to\":\"06:00\"",                      "U U o o o o o U U U F", 0},
     {"push.unsubscribe", "\"endpoint\":\"https://push.example.net/s/$SELF\"", "U U o o o o o U U U F", 0},
+    {"notify.prefs", "\"push\":[\"notice\",\"rollcall\"],\"previews\":false",         "U U o o o o o U U U F", 0},
     {"notice.list", "",                                                     "U U o o o o o U U U F", 0},
     {"notice.show", "\"notice\":$NOTICE",                                   "U U o o N N o U U U F", 0},
     {"notice.ack", "\"notice\":$NOTICE",                                    "U U o F N N F U U U F", 0},

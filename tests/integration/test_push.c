@@ -524,3 +524,65 @@ Test(push, quiet_hours_hold_a_direct_message_but_not_an_urgent_notice)
     ws_close_fd(&ken);
     ws_close_fd(&lisa);
 }
+
+Test(push, each_person_chooses_what_is_pushed_and_urgent_kinds_cannot_be_silenced)
+{
+    struct ws mia, nao;
+    struct push_keys km, kn;
+    subscribe(&mia, "mia", "/p/mia", &km);
+    subscribe(&nao, "nao", "/p/nao", &kn);
+    /* Nothing changes on a refusal: a kind push does not offer, an unknown one, and both
+     * channels off for urgent notices. */
+    const char *bad[] = {"\"push\":[\"digest\"]", "\"push\":[\"notice\",\"weather\"]",
+                         "\"email\":[\"direct\"]", "\"push\":[],\"email\":[\"rollcall\"]",
+                         "\"push\":\"notice\""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cJSON *r = ws_callf(&mia, "\"op\":\"notify.prefs\",%s", bad[i]);
+        cr_assert_str_eq(reply_code(r), "bad_request", "%s", bad[i]);
+        cJSON_Delete(r);
+    }
+    cJSON *r = ws_callf(&mia, "\"op\":\"notify.prefs\"");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "push")), 7, "defaults changed");
+    cr_assert(cJSON_IsFalse(cJSON_GetObjectItem(r, "previews")));
+    cJSON_Delete(r);
+    /* mia wants only what is urgent by push, and the digest by e-mail. */
+    r = ws_callf(&mia, "\"op\":\"notify.prefs\",\"push\":[\"notice\",\"rollcall\",\"hotline\"],"
+                       "\"email\":[\"notice\",\"rollcall\",\"digest\"]");
+    cr_assert_str_eq(reply_code(r), "ok");
+    char *got = cJSON_PrintUnformatted(cJSON_GetObjectItem(r, "push"));
+    cr_assert_str_eq(got, "[\"notice\",\"rollcall\",\"hotline\"]");
+    free(got);
+    got = cJSON_PrintUnformatted(cJSON_GetObjectItem(r, "email"));
+    cr_assert_str_eq(got, "[\"notice\",\"rollcall\",\"digest\"]");
+    free(got);
+    cJSON_Delete(r);
+
+    /* nao writes to mia directly: not queued for her at all. */
+    r = ws_callf(&nao, "\"op\":\"room.direct\",\"user\":\"mia\"");
+    char room[64];
+    snprintf(room, sizeof room, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    cJSON_Delete(r);
+    r = ws_callf(&nao, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"資料を送ります\"", room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    long long next_at = 0;
+    cr_assert_eq(waiting("direct", &next_at), 0, "a direct push was queued for mia");
+    /* The urgent notice still reaches her; it is the only push she gets. */
+    post_urgent("[\"user:mia\"]", "給水所の開設", false);
+    struct push_post p;
+    cr_assert(pushsink_wait(sink, "/p/mia", 0, 15000, &p), "mia got no urgent push");
+    char plain[1024];
+    check_post(&p, &km, "86400", "high", plain, sizeof plain);
+    cr_assert(strstr(plain, "給水所の開設"), "%s", plain);
+    usleep(300000);
+    cr_assert_eq(pushsink_count(sink, "/p/mia"), 1);
+    /* nao kept the defaults: mia's reply wakes him. */
+    r = ws_callf(&mia, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"受け取りました\"", room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    cr_assert(pushsink_wait(sink, "/p/nao", 0, 15000, &p), "nao got no push");
+    ws_close_fd(&mia);
+    ws_close_fd(&nao);
+}
