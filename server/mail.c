@@ -19,7 +19,8 @@
 #include <time.h>
 
 #define TOKEN_BYTES 32
-#define TOKEN_CHARS 43 /* base64url of 32 bytes, no padding */
+#define TOKEN_CHARS SRV_ANSWER_TOKEN_CHARS
+_Static_assert(TOKEN_CHARS == (TOKEN_BYTES * 8 + 5) / 6, "base64url of TOKEN_BYTES, no padding");
 
 /* ---- queuing (loop thread, inside the notice.post transaction) ---- */
 
@@ -95,6 +96,25 @@ static void fmt_time(const struct kz_config *cfg, int64_t ms, char *out, size_t 
     strftime(out, n, "%Y-%m-%d %H:%M UTC", &tm);
 }
 
+int srv_answer_link_new(struct store *st, int64_t notice, int64_t user_id, int64_t expires,
+                        const char *channel, char token[SRV_ANSWER_TOKEN_CHARS + 1])
+{
+    uint8_t tok[TOKEN_BYTES], hash[32];
+    randombytes_buf(tok, sizeof tok);
+    wp_b64u_encode(tok, sizeof tok, token, SRV_ANSWER_TOKEN_CHARS + 1);
+    sodium_memzero(tok, sizeof tok);
+    /* Only the hash is kept: the database alone answers for no one. */
+    crypto_generichash(hash, sizeof hash, (const unsigned char *)token, TOKEN_CHARS, NULL, 0);
+    return store_answer_link_add(st, hash, notice, user_id, expires, channel) == STORE_OK ? 0 : -1;
+}
+
+int64_t srv_answer_link_expiry(struct srv_call *c, int64_t now)
+{
+    int64_t expires = now + srv_config(c->srv)->mail_answer_link_ttl_s * 1000;
+    int64_t notice_expires = srv_arg_int(c, "expires_at", 0);
+    return notice_expires && notice_expires < expires ? notice_expires : expires;
+}
+
 enum kz_err srv_mail_notice(struct srv_call *c, int64_t notice, const char *title, const char *body,
                             const cJSON *choices, bool urgent)
 {
@@ -113,10 +133,7 @@ enum kz_err srv_mail_notice(struct srv_call *c, int64_t notice, const char *titl
         goto out;
     }
     int64_t now = kz_now_ms();
-    int64_t expires = now + cfg->mail_answer_link_ttl_s * 1000;
-    int64_t notice_expires = srv_arg_int(c, "expires_at", 0);
-    if (notice_expires && notice_expires < expires)
-        expires = notice_expires;
+    int64_t expires = srv_answer_link_expiry(c, now);
     /* Links need the address people reach this server at; without it the mail says to open
      * Kizuna instead. */
     bool links = choices && cfg->public_origin[0];
@@ -128,13 +145,8 @@ enum kz_err srv_mail_notice(struct srv_call *c, int64_t notice, const char *titl
             title);
         put(&text, "%s さん\r\n\r\n%s\r\n\r\n%s\r\n", l.v[i].name, title, body);
         if (choices && links) {
-            uint8_t tok[TOKEN_BYTES], hash[32];
-            char token[TOKEN_CHARS + 1];
-            randombytes_buf(tok, sizeof tok);
-            wp_b64u_encode(tok, sizeof tok, token, sizeof token);
-            crypto_generichash(hash, sizeof hash, (const unsigned char *)token, TOKEN_CHARS, NULL,
-                               0);
-            if (store_answer_link_add(st, hash, notice, l.v[i].user_id, expires) != STORE_OK) {
+            char token[SRV_ANSWER_TOKEN_CHARS + 1];
+            if (srv_answer_link_new(st, notice, l.v[i].user_id, expires, "email", token) != 0) {
                 e = srv_fail(c, KZ_INTERNAL, "cannot store the answer link");
             } else {
                 put(&text,
@@ -150,7 +162,6 @@ enum kz_err srv_mail_notice(struct srv_call *c, int64_t notice, const char *titl
                     k++;
                 }
             }
-            sodium_memzero(tok, sizeof tok);
             sodium_memzero(token, sizeof token);
         } else if (choices) {
             put(&text, "\r\nKizuna を開いて回答してください。 / Please answer in Kizuna.\r\n");

@@ -28,6 +28,15 @@ struct srv_push *srv_notify_state(struct srv *s);
 void srv_notify_schedule(struct srv *s, int64_t delay_ms);
 /* mail.c: hands due mail to its pool; the next due time in *next (0: none waits). */
 void srv_mail_tick(struct srv *s, int64_t *next);
+/* mail.c: a one-tap answer link for user_id to notice, valid until expires, going out by
+ * channel ("email" or "push"): its token (base64url) in token; only its hash is stored. 0 on
+ * success. */
+#define SRV_ANSWER_TOKEN_CHARS 43
+int srv_answer_link_new(struct store *st, int64_t notice, int64_t user_id, int64_t expires,
+                        const char *channel, char token[SRV_ANSWER_TOKEN_CHARS + 1]);
+/* When answer links for the notice c posts expire: mail_answer_link_ttl_s from now, or the
+ * notice's own expiry if sooner. */
+int64_t srv_answer_link_expiry(struct srv_call *c, int64_t now);
 /* Doubling delay for try number tries (1-based), capped. */
 int64_t srv_notify_backoff(int64_t base_ms, int64_t max_ms, int64_t tries);
 

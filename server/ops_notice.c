@@ -347,7 +347,7 @@ enum kz_err op_notice_post(struct srv_call *c)
     struct notice_view v = {0};
     store_notice_get(st, nn.id, 0, copy_notice, &v);
     /* Those not looking: urgent notices and roll-calls reach their phones and browsers. */
-    if ((urgent || choices) && ((e = srv_push_notice(c, nn.id, title, urgent, choices != NULL)) ||
+    if ((urgent || choices) && ((e = srv_push_notice(c, nn.id, title, urgent, choices)) ||
                                 (e = srv_mail_notice(c, nn.id, title, body, choices, urgent)))) {
         notice_view_free(&v);
         goto out;

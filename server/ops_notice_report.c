@@ -120,8 +120,34 @@ static void reach_row(void *arg, const char *login, const char *name, const char
     cJSON_AddItemToArray(arg, o);
 }
 
+static void add_ms(cJSON *o, const char *key, int64_t ms)
+{
+    if (ms)
+        cJSON_AddNumberToObject(o, key, (double)ms);
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
+static void reach_person(void *arg, const struct store_reach_person *p)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "login", p->login);
+    cJSON_AddStringToObject(o, "name", p->name);
+    cJSON_AddStringToObject(o, "department", p->department);
+    add_ms(o, "push_at", p->push_at);
+    add_ms(o, "email_at", p->email_at);
+    add_ms(o, "read_at", p->read_at);
+    add_ms(o, "answered_at", p->answered_at);
+    if (p->answered_by)
+        cJSON_AddStringToObject(o, "answered_by", p->answered_by);
+    else
+        cJSON_AddNullToObject(o, "answered_by");
+    cJSON_AddItemToArray(arg, o);
+}
+
 /* How recipients were reached (docs/notifications.md): push accepted by a push service, mail
- * accepted by the relay, read in the app; and who was reached by none of them (listed). */
+ * accepted by the relay, read in the app; who was reached by none of them (listed); and each
+ * person's way, with how they answered (a one-tap link from a push or a mail, or the app). */
 static enum kz_err reach_report(struct srv_call *c, int64_t notice, int64_t read, cJSON *missing,
                                 int64_t limit)
 {
@@ -139,6 +165,9 @@ static enum kz_err reach_report(struct srv_call *c, int64_t notice, int64_t read
     cJSON_AddNumberToObject(reach, "email", (double)email);
     cJSON_AddNumberToObject(reach, "app", (double)read);
     cJSON_AddNumberToObject(reach, "none", (double)none);
+    if (store_reach_people(st, notice, limit, reach_person,
+                           cJSON_AddArrayToObject(reach, "people")) != STORE_OK)
+        return srv_fail(c, KZ_INTERNAL, "report failed");
     return KZ_OK;
 }
 

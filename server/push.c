@@ -19,6 +19,9 @@
 #include <sys/socket.h>
 #include <time.h>
 
+/* A roll-call's push offers this many of its choices as buttons (browsers show two or three). */
+#define PUSH_ANSWER_CHOICES 3
+
 /* One post, prepared on the loop and run on a worker. */
 struct push_job {
     struct kz_job job;
@@ -165,50 +168,126 @@ enum kz_err op_push_unsubscribe(struct srv_call *c)
 
 /* ---- queuing ---- */
 
-/* The push's JSON: the kind, the notice and its title, nothing of its body (push services
- * and the phone's lock screen see only this, docs/notifications.md). The title is cut, at a
- * character's start, so the payload stays far below what a push service accepts (4 KB). */
-static char *notice_payload(const char *kind, int64_t notice, const char *title)
+/* s cut to at most max bytes, at a character's start (a payload must stay far below the 4 KB a
+ * push service accepts, and push_outbox's payload column). */
+static void add_cut(cJSON *o, const char *key, const char *s, size_t max)
 {
-    char cut[160];
-    size_t n = strlen(title);
-    if (n >= sizeof cut) {
-        n = sizeof cut - 1;
-        while (n > 0 && ((unsigned char)title[n] & 0xC0) == 0x80)
+    char cut[200];
+    size_t n = strlen(s);
+    if (max >= sizeof cut)
+        max = sizeof cut - 1;
+    if (n > max) {
+        n = max;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
             n--;
     }
-    memcpy(cut, title, n);
+    memcpy(cut, s, n);
     cut[n] = '\0';
+    cJSON_AddStringToObject(o, key, cut);
+}
+
+/* The push's JSON: the kind, the notice and its title, nothing of its body (push services
+ * and the phone's lock screen see only this, docs/notifications.md). A roll-call's also
+ * carries the person's one-tap answer token and the first choices, so the notification itself
+ * can answer (sw.js): encrypted for that person's browsers, the push service cannot read it. */
+static char *notice_payload(const char *kind, int64_t notice, const char *title, const char *token,
+                            const cJSON *choices)
+{
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "kind", kind);
     cJSON_AddNumberToObject(j, "notice", (double)notice);
-    cJSON_AddStringToObject(j, "title", cut);
+    add_cut(j, "title", title, 159);
+    if (token) {
+        cJSON_AddStringToObject(j, "answer", token);
+        cJSON *a = cJSON_AddArrayToObject(j, "choices");
+        const cJSON *ch;
+        int k = 0;
+        cJSON_ArrayForEach(ch, choices)
+        {
+            if (k++ == PUSH_ANSWER_CHOICES)
+                break;
+            cJSON *o = cJSON_CreateObject();
+            add_cut(o, "text", ch->valuestring, 60);
+            cJSON_AddItemToArray(a, o);
+        }
+    }
     char *out = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return out;
 }
 
+struct rollcall_ctx {
+    struct srv_call *c;
+    int64_t notice, expires, now, next_at, queued;
+    const char *title, *urgency;
+    int64_t ttl;
+    const cJSON *choices;
+    enum kz_err e;
+};
+
+/* One recipient of a roll-call: a token of their own, in a payload of their own. */
+static void rollcall_one(void *arg, int64_t user_id)
+{
+    struct rollcall_ctx *r = arg;
+    struct store *st = srv_store(r->c->srv);
+    char token[SRV_ANSWER_TOKEN_CHARS + 1];
+    if (r->e)
+        return;
+    if (srv_answer_link_new(st, r->notice, user_id, r->expires, "push", token) != 0) {
+        r->e = srv_fail(r->c, KZ_INTERNAL, "cannot store the answer link");
+        return;
+    }
+    char *payload = notice_payload("rollcall", r->notice, r->title, token, r->choices);
+    sodium_memzero(token, sizeof token);
+    int64_t n = 0;
+    if (!payload || strlen(payload) >= sizeof((struct store_push_send *)0)->payload ||
+        store_push_queue_user(st, user_id, "rollcall", srv_notify_default("rollcall", false),
+                              r->notice, payload, r->urgency, r->ttl, r->next_at, r->now,
+                              &n) != STORE_OK)
+        r->e = srv_fail(r->c, KZ_INTERNAL, "cannot queue the push");
+    if (payload)
+        sodium_memzero(payload, strlen(payload));
+    cJSON_free(payload);
+    r->queued += n;
+}
+
 enum kz_err srv_push_notice(struct srv_call *c, int64_t notice, const char *title, bool urgent,
-                            bool rollcall)
+                            const cJSON *choices)
 {
     if (!c->srv->push || !c->srv->push->pool)
         return KZ_OK; /* no sender (push_subject unset): nothing would ever leave */
     const struct kz_config *cfg = srv_config(c->srv);
-    const char *kind = rollcall ? "rollcall" : "notice";
-    char *payload = notice_payload(kind, notice, title);
-    if (!payload || strlen(payload) >= sizeof((struct store_push_send *)0)->payload) {
-        cJSON_free(payload);
-        return srv_fail(c, KZ_INTERNAL, "cannot build the push");
-    }
     int64_t now = kz_now_ms(), n = 0;
     /* Held back push_coalesce_ms: someone who reads it on another device meanwhile is spared. */
-    enum store_rc r = store_push_queue_notice(
-        srv_store(c->srv), notice, kind, srv_notify_default(kind, false), payload,
-        urgent ? "high" : "normal", urgent ? cfg->push_ttl_urgent_s : cfg->push_ttl_s,
-        now + cfg->push_coalesce_ms, now, &n);
-    cJSON_free(payload);
-    if (r != STORE_OK)
-        return srv_fail(c, KZ_INTERNAL, "cannot queue the push");
+    struct rollcall_ctx r = {.c = c,
+                             .notice = notice,
+                             .expires = srv_answer_link_expiry(c, now),
+                             .now = now,
+                             .next_at = now + cfg->push_coalesce_ms,
+                             .title = title,
+                             .urgency = urgent ? "high" : "normal",
+                             .ttl = urgent ? cfg->push_ttl_urgent_s : cfg->push_ttl_s,
+                             .choices = choices};
+    if (choices) {
+        if (store_push_notice_users(srv_store(c->srv), notice, "rollcall",
+                                    srv_notify_default("rollcall", false), rollcall_one,
+                                    &r) != STORE_OK)
+            return srv_fail(c, KZ_INTERNAL, "cannot queue the push");
+        if (r.e)
+            return r.e;
+        n = r.queued;
+    } else {
+        char *payload = notice_payload("notice", notice, title, NULL, NULL);
+        enum store_rc sr =
+            payload && strlen(payload) < sizeof((struct store_push_send *)0)->payload
+                ? store_push_queue_notice(srv_store(c->srv), notice, "notice",
+                                          srv_notify_default("notice", false), payload, r.urgency,
+                                          r.ttl, r.next_at, now, &n)
+                : STORE_ERROR;
+        cJSON_free(payload);
+        if (sr != STORE_OK)
+            return srv_fail(c, KZ_INTERNAL, "cannot queue the push");
+    }
     if (n > 0)
         srv_notify_schedule(c->srv, cfg->push_coalesce_ms);
     return KZ_OK;

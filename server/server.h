@@ -577,9 +577,10 @@ void srv_push_tick(struct srv *s);
 /* Stops the senders (waits for jobs in progress, at most their timeouts); srv_free calls it. */
 void srv_push_free(struct srv *s);
 /* Queues a push to every subscription of each recipient of a new notice (ops_notice.c): urgent
- * notices and roll-calls (choices). The caller's failure if it cannot. */
+ * notices and roll-calls (choices: each recipient's push then carries a one-tap answer link of
+ * their own). The caller's failure if it cannot. */
 enum kz_err srv_push_notice(struct srv_call *c, int64_t notice, const char *title, bool urgent,
-                            bool rollcall);
+                            const cJSON *choices);
 /* Queues a push about the caller's event at pos in room to the room's other present members:
  * kind "direct" (a message in a direct room), "photo" (a photo there), "hotline" (a hotline's
  * first report, urgent). */

@@ -704,6 +704,8 @@ static const struct {
     {16, "rooms", "hotline", "INTEGER"},
     {16, "rooms", "authority_event", "TEXT"},
     {18, "blob_wants", "moved_at", "INTEGER NOT NULL DEFAULT 0"},
+    /* which way a one-tap answer link went out: in an e-mail, or in a push (notice.report) */
+    {23, "answer_links", "channel", "TEXT NOT NULL DEFAULT 'email'"},
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -168,17 +168,18 @@ enum store_rc store_mail_counts(struct store *st, int64_t *pending, int64_t *fai
 }
 
 enum store_rc store_answer_link_add(struct store *st, const uint8_t hash[32], int64_t notice,
-                                    int64_t user_id, int64_t expires_at)
+                                    int64_t user_id, int64_t expires_at, const char *channel)
 {
     sqlite3_stmt *s =
-        prepare(st, "INSERT INTO answer_links (token_hash, notice, user_id, expires_at)"
-                    " VALUES (?, ?, ?, ?)");
+        prepare(st, "INSERT INTO answer_links (token_hash, notice, user_id, expires_at, channel)"
+                    " VALUES (?, ?, ?, ?, ?)");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, notice);
     sqlite3_bind_int64(s, 3, user_id);
     sqlite3_bind_int64(s, 4, expires_at);
+    sqlite3_bind_text(s, 5, channel, -1, SQLITE_STATIC);
     return store_run_once(st, s, "mail: link");
 }
 
@@ -310,6 +311,49 @@ enum store_rc store_mail_failures(struct store *st, int64_t limit,
         fn(arg, &f);
     }
     enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "mail: failures");
+    sqlite3_finalize(s);
+    return r;
+}
+
+enum store_rc store_reach_people(struct store *st, int64_t notice, int64_t limit,
+                                 void (*fn)(void *, const struct store_reach_person *), void *arg)
+{
+    /* The link a person answered with, if any (the last, should they have changed their
+     * answer from another link); else the app, if they answered at all. */
+    sqlite3_stmt *s = prepare(
+        st, "SELECT u.login, u.name, coalesce(d.name, ''),"
+            " (SELECT min(at) FROM notice_reach x WHERE x.notice = r.notice"
+            "  AND x.user_id = r.user_id AND x.channel = 'push'),"
+            " (SELECT min(at) FROM notice_reach x WHERE x.notice = r.notice"
+            "  AND x.user_id = r.user_id AND x.channel = 'email'),"
+            " r.read_at, r.responded_at,"
+            " (SELECT a.channel FROM answer_links a WHERE a.notice = r.notice"
+            "  AND a.user_id = r.user_id AND a.used_at IS NOT NULL ORDER BY a.used_at DESC LIMIT 1)"
+            " FROM notice_recipients r JOIN users u ON u.id = r.user_id"
+            " LEFT JOIN departments d ON d.id = u.department"
+            " WHERE r.notice = ? ORDER BY coalesce(d.name, ''), u.login LIMIT ?");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, notice);
+    sqlite3_bind_int64(s, 2, limit);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_reach_person p = {
+            .login = (const char *)sqlite3_column_text(s, 0),
+            .name = (const char *)sqlite3_column_text(s, 1),
+            .department = (const char *)sqlite3_column_text(s, 2),
+            .push_at = sqlite3_column_int64(s, 3),
+            .email_at = sqlite3_column_int64(s, 4),
+            .read_at = sqlite3_column_int64(s, 5),
+            .answered_at = sqlite3_column_int64(s, 6),
+            .answered_by = sqlite3_column_type(s, 7) == SQLITE_TEXT
+                               ? (const char *)sqlite3_column_text(s, 7)
+                           : sqlite3_column_type(s, 6) != SQLITE_NULL ? "app"
+                                                                      : NULL,
+        };
+        fn(arg, &p);
+    }
+    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "reach: people");
     sqlite3_finalize(s);
     return r;
 }

@@ -189,14 +189,33 @@ enum store_rc store_push_queue_notice(struct store *st, int64_t notice, const ch
 }
 
 enum store_rc store_push_queue_user(struct store *st, int64_t user_id, const char *kind, bool dflt,
-                                    const char *payload, const char *urgency, int64_t ttl_s,
-                                    int64_t next_at, int64_t now, int64_t *n)
+                                    int64_t notice, const char *payload, const char *urgency,
+                                    int64_t ttl_s, int64_t next_at, int64_t now, int64_t *n)
 {
     sqlite3_stmt *s =
         prepare(st, "INSERT INTO push_outbox (sub, kind, notice, payload, urgency, ttl, next_at,"
                     " created_at) SELECT p.id, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM push_subs p" LIVE_SUB
                     " WHERE p.user_id = ?1" WANTS_PUSH);
-    return queue(st, s, user_id, kind, dflt, 0, payload, urgency, ttl_s, next_at, now, n);
+    return queue(st, s, user_id, kind, dflt, notice, payload, urgency, ttl_s, next_at, now, n);
+}
+
+enum store_rc store_push_notice_users(struct store *st, int64_t notice, const char *kind, bool dflt,
+                                      void (*fn)(void *, int64_t user_id), void *arg)
+{
+    sqlite3_stmt *s = prepare(st, "SELECT DISTINCT p.user_id FROM notice_recipients r"
+                                  " JOIN push_subs p ON p.user_id = r.user_id" LIVE_SUB
+                                  " WHERE r.notice = ?1" WANTS_PUSH " ORDER BY p.user_id");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, notice);
+    sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 10, dflt);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        fn(arg, sqlite3_column_int64(s, 0));
+    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "push: notice users");
+    sqlite3_finalize(s);
+    return r;
 }
 
 enum store_rc store_push_queue_room(struct store *st, int64_t room, int64_t pos, int64_t except,

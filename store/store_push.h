@@ -35,10 +35,15 @@ enum store_rc store_push_sub_count(struct store *st, int64_t user_id, int64_t *n
 enum store_rc store_push_queue_notice(struct store *st, int64_t notice, const char *kind, bool dflt,
                                       const char *payload, const char *urgency, int64_t ttl_s,
                                       int64_t next_at, int64_t now, int64_t *n);
-/* Queues one send per live subscription of user_id. */
+/* Queues one send per live subscription of user_id (about notice, if not 0: read elsewhere
+ * before it leaves, it does not). */
 enum store_rc store_push_queue_user(struct store *st, int64_t user_id, const char *kind, bool dflt,
-                                    const char *payload, const char *urgency, int64_t ttl_s,
-                                    int64_t next_at, int64_t now, int64_t *n);
+                                    int64_t notice, const char *payload, const char *urgency,
+                                    int64_t ttl_s, int64_t next_at, int64_t now, int64_t *n);
+/* Calls fn with each recipient of notice who has a live subscription and takes pushes of kind
+ * (the queue functions' rule). */
+enum store_rc store_push_notice_users(struct store *st, int64_t notice, const char *kind, bool dflt,
+                                      void (*fn)(void *, int64_t user_id), void *arg);
 
 /* Queues one send per live subscription of each present member of room but except, about the
  * event at pos (a member whose read position reaches it before it leaves gets none). */
@@ -135,9 +140,21 @@ enum store_rc store_reach_none(struct store *st, int64_t notice, int64_t limit,
                                           const char *department),
                                void *arg);
 
-/* A roll-call's answer link for one person (hash: of the token in the mail). */
+/* Each recipient of notice (at most limit, by department and login) and how they were reached:
+ * when a push service and the relay first took something for them (0: never), when they read
+ * it in the app, and how they answered ("email" or "push": a one-tap link; "app"; NULL: not).
+ * Strings valid during fn only. */
+struct store_reach_person {
+    const char *login, *name, *department, *answered_by;
+    int64_t push_at, email_at, read_at, answered_at;
+};
+enum store_rc store_reach_people(struct store *st, int64_t notice, int64_t limit,
+                                 void (*fn)(void *, const struct store_reach_person *), void *arg);
+
+/* A roll-call's answer link for one person (hash: of the token in the mail or push; channel:
+ * "email" or "push", which way it went out). */
 enum store_rc store_answer_link_add(struct store *st, const uint8_t hash[32], int64_t notice,
-                                    int64_t user_id, int64_t expires_at);
+                                    int64_t user_id, int64_t expires_at, const char *channel);
 struct store_answer_link {
     int64_t notice, user_id, expires_at, used_at;
 };

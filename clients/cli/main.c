@@ -134,7 +134,7 @@ static const char usage[] =
     "  notice list [--posted]         your notices, unread and urgent first\n"
     "  notice show ID                 (marks it read; ID may be a kizuna://notice/ID link)\n"
     "  notice ack ID | notice respond ID CHOICE [--comment C]\n"
-    "  notice report ID [--csv | --all] | notice remind ID | notice withdraw ID\n"
+    "  notice report ID [--csv | --all | --reach] | notice remind ID | notice withdraw ID\n"
     "  notice edit ID [--title T] [--body-file F]\n"
     "\n"
     "  alert list                     (hq, admins) roll-calls JMA's telegrams started, their\n"
@@ -562,7 +562,7 @@ static const struct cli_command commands[] = {
     {"notice show", cmd_notice_show, 1, 1, true, "notice show ID"},
     {"notice ack", cmd_notice_ack, 1, 1, true, "notice ack ID"},
     {"notice respond", cmd_notice_respond, 2, 4, true, "notice respond ID CHOICE [--comment C]"},
-    {"notice report", cmd_notice_report, 1, 2, true, "notice report ID [--csv | --all]"},
+    {"notice report", cmd_notice_report, 1, 2, true, "notice report ID [--csv | --all | --reach]"},
     {"notice remind", cmd_notice_remind, 1, 1, true, "notice remind ID"},
     {"notice withdraw", cmd_notice_withdraw, 1, 1, true, "notice withdraw ID"},
     {"notice edit", cmd_notice_edit, 1, 5, true, "notice edit ID [--title T] [--body-file F]"},

@@ -392,19 +392,54 @@ static void print_people(const char *title, const cJSON *missing, const char *ke
         printf("  ... and %lld more (kizuna notice report ID --all, or --csv)\n", more);
 }
 
+/* "HH:MM" of a time in ms (local), or "-" for none. */
+static const char *hhmm_of(const cJSON *o, const char *key, char *buf, size_t n)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v))
+        return "-";
+    time_t t = (time_t)(v->valuedouble / 1000);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(buf, n, "%H:%M", &tm);
+    return buf;
+}
+
+/* Each recipient and the way they were reached, and answered (notice report ID --reach). */
+static void print_reach(const cJSON *people)
+{
+    printf("\nhow each was reached (first push, first e-mail, read in the app; answered by):\n");
+    const cJSON *p;
+    cJSON_ArrayForEach(p, people)
+    {
+        char a[8], b[8], c[8];
+        const char *by = cli_str(p, "answered_by", NULL);
+        printf("  ");
+        cli_print_padded(cli_str(p, "department", NULL), 16);
+        printf(" %-20s push %-5s e-mail %-5s read %-5s answered %s\n", cli_str(p, "login", NULL),
+               hhmm_of(p, "push_at", a, sizeof a), hhmm_of(p, "email_at", b, sizeof b),
+               hhmm_of(p, "read_at", c, sizeof c),
+               !*by                       ? "-"
+               : strcmp(by, "push") == 0  ? "by the push's button"
+               : strcmp(by, "email") == 0 ? "by the e-mail's link"
+                                          : "in the app");
+    }
+}
+
 int cmd_notice_report(int argc, char **argv)
 {
     long long id;
     bool csv = argc == 3 && strcmp(argv[2], "--csv") == 0;
     bool all = argc == 3 && strcmp(argv[2], "--all") == 0;
-    if (argc == 3 && !csv && !all)
+    bool reach_each = argc == 3 && strcmp(argv[2], "--reach") == 0;
+    if (argc == 3 && !csv && !all && !reach_each)
         return cli_usage_error(NULL);
     if (!parse_id(argv[1], &id))
         return cli_usage_error(ID_ERROR);
     cJSON *args = id_args(id);
     if (csv)
         cJSON_AddStringToObject(args, "format", "csv");
-    if (all)
+    if (all || reach_each)
         cJSON_AddNumberToObject(args, "limit", 10000);
     bool was_json = json_out;
     if (csv)
@@ -434,7 +469,7 @@ int cmd_notice_report(int argc, char **argv)
             printf("  %d. %s\n", i++, ch->valuestring);
         const cJSON *reach = cJSON_GetObjectItemCaseSensitive(reply, "reach");
         if (reach)
-            printf("\nreached: push %lld, e-mail %lld, read in the app %lld; by nothing yet %lld\n",
+            printf("\nreached: push %lld, e-mail %lld, read %lld; by nothing yet %lld\n",
                    cli_num(reach, "push"), cli_num(reach, "email"), cli_num(reach, "app"),
                    cli_num(reach, "none"));
         const cJSON *missing = cJSON_GetObjectItemCaseSensitive(reply, "missing");
@@ -442,6 +477,8 @@ int cmd_notice_report(int argc, char **argv)
         print_people("not read", missing, "not_read");
         print_people("not acknowledged", missing, "not_acked");
         print_people("no response", missing, "not_responded");
+        if (reach_each)
+            print_reach(cJSON_GetObjectItemCaseSensitive(reach, "people"));
     }
     cJSON_Delete(reply);
     return EXIT_OK;
