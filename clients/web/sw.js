@@ -74,6 +74,7 @@ self.addEventListener('fetch', (e) => {
 // What kizunad pushes is small JSON (kind, ids, a title or a sender's name; never a message's
 // text or a notice's body). Each push shows one notification, replaced by the next of the same
 // notice or room (tag); a tap opens (or focuses) the client on it.
+const ANSWER_HINT = 'ボタンで回答できます / Answer with a button';
 const PUSH_TEXT = {
   notice: { body: '至急のお知らせ / Urgent notice', urgent: true },
   rollcall: { body: '回答してください / Please answer', urgent: true },
@@ -95,27 +96,65 @@ self.addEventListener('push', (e) => {
   const title = String((isNotice || kind === 'hotline' ? d.title : d.from) || '絆 Kizuna').slice(0, 200);
   const url = isNotice && Number.isInteger(d.notice) ? '/#/notices/' + d.notice
     : typeof d.room === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(d.room) ? '/#/room/' + d.room : '/#/';
+  // A roll-call's push carries this person's one-tap answer token: its first choices become
+  // the notification's buttons, and a tap answers without opening Kizuna (onNotificationClick).
+  const answer = kind === 'rollcall' && typeof d.answer === 'string' && /^[A-Za-z0-9_-]{43}$/.test(d.answer)
+    ? d.answer : null;
+  const most = Math.max(0, Math.min(3, self.Notification?.maxActions ?? 2));
+  const actions = answer && Array.isArray(d.choices)
+    ? d.choices.slice(0, most).map((c, i) => ({ action: 'answer-' + (i + 1), title: String(c?.text || '').slice(0, 60) }))
+    : [];
   e.waitUntil(self.registration.showNotification(title, {
-    body: text.body,
+    body: actions.length ? text.body + '\n' + ANSWER_HINT : text.body,
     tag: isNotice ? 'notice-' + d.notice : 'room-' + d.room,
     requireInteraction: !!text.urgent,
     icon: '/icon-192.png',
     lang: 'ja',
-    data: { url },
+    actions,
+    data: { url, answer, choices: actions.map((a) => a.title) },
   }));
 });
 
-self.addEventListener('notificationclick', (e) => {
-  e.notification.close();
-  const url = (e.notification.data && e.notification.data.url) || '/#/';
-  e.waitUntil((async () => {
-    const wins = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
-    for (const w of wins) {
-      if (new URL(w.url).origin === self.location.origin) {
-        await w.focus();
-        return w.navigate(url);
-      }
+// A tap on a notification: an answer button records that answer with the person's one-tap
+// link (the same one a roll-call's e-mail carries, usable once) and says how it went; anywhere
+// else opens (or focuses) Kizuna on what it is about.
+async function onNotificationClick(notification, action) {
+  notification.close();
+  const data = notification.data || {};
+  const m = /^answer-(\d)$/.exec(action || '');
+  if (m && data.answer) {
+    const n = Number(m[1]);
+    let ok = false;
+    let status = 0;
+    try {
+      const r = await fetch(`/answer/${data.answer}?c=${n}`, { credentials: 'omit', cache: 'no-store' });
+      status = r.status;
+      ok = r.ok;
+    } catch {
+      status = 0;
     }
-    return self.clients.openWindow(url);
-  })());
+    const choice = (data.choices || [])[n - 1] || '';
+    return self.registration.showNotification(notification.title, {
+      body: ok ? `回答しました：${choice} / Answered: ${choice}`
+        : status === 409 ? '回答済みです（このボタンは一度だけ使えます） / Already answered'
+          : '回答できませんでした。Kizuna を開いて回答してください / Could not answer: open Kizuna',
+      tag: notification.tag,
+      icon: '/icon-192.png',
+      lang: 'ja',
+      data: { url: data.url || '/#/' },
+    });
+  }
+  const url = data.url || '/#/';
+  const wins = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+  for (const w of wins) {
+    if (new URL(w.url).origin === self.location.origin) {
+      await w.focus();
+      return w.navigate(url);
+    }
+  }
+  return self.clients.openWindow(url);
+}
+
+self.addEventListener('notificationclick', (e) => {
+  e.waitUntil(onNotificationClick(e.notification, e.action));
 });

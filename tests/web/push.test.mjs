@@ -161,5 +161,60 @@ test('an urgent roll-call reaches the closed client through the push stand-in an
     assert.equal(shown[0].title, '安否確認（震度6弱）');
     assert.match(shown[0].body, /回答してください/);
     assert.equal(shown[0].url, '/#/notices/' + payload.notice);
+    // Its buttons are the roll-call's first choices, from tanaka's own one-tap answer token.
+    assert.match(payload.answer, /^[A-Za-z0-9_-]{43}$/);
+    const actions = await probe.evaluate(async () => {
+        const [n] = await (await navigator.serviceWorker.ready).getNotifications();
+        return n.actions.map((a) => a.title);
+    });
+    assert.deepEqual(actions, ['無事・出勤可', '無事・出勤不可'].slice(0, actions.length));
+    assert.ok(actions.length >= 1, 'no answer buttons on the notification');
+
+    // tanaka taps 無事・出勤可 on the notification. Chromium has no way to click a notification
+    // from a test, so the worker's own click handler is called with that button's action: the
+    // same function the notificationclick event runs.
+    const swTarget = await browser.waitForTarget((tg) => tg.type() === 'service_worker' && tg.url() === srv.url + '/sw.js');
+    const worker = await swTarget.worker();
+    await worker.evaluate(async () => {
+        const [n] = await self.registration.getNotifications();
+        await onNotificationClick(n, 'answer-1');
+    });
+    const confirmShown = await until(() => probe.evaluate(async () => {
+        const ns = await (await navigator.serviceWorker.ready).getNotifications();
+        return ns.length ? ns[0].body : null;
+    }), 'the confirmation');
+    assert.match(confirmShown, /回答しました：無事・出勤可/);
+    const rep = JSON.parse((await srv.kizuna(['--json', 'notice', 'report', String(payload.notice)])).stdout);
+    const me = rep.reach.people.find((x) => x.login === 'tanaka');
+    assert.equal(me.answered_by, 'push');
+    assert.equal(rep.totals.responses[0].count, 1);
+    // A second tap (the same notification shown on another of tanaka's browsers) is refused by
+    // the server and says so; the answer stays.
+    await worker.evaluate(async (answer, tag) => {
+        await onNotificationClick({ title: '安否確認', tag, close() {},
+            data: { answer, choices: ['無事・出勤可', '無事・出勤不可'], url: '/#/' } }, 'answer-2');
+    }, payload.answer, 'notice-' + payload.notice);
+    const refused = await until(() => probe.evaluate(async () => {
+        const ns = await (await navigator.serviceWorker.ready).getNotifications();
+        return ns.find((n) => /回答済み/.test(n.body))?.body || null;
+    }), 'the refusal');
+    assert.match(refused, /回答済みです/);
+    const rep2 = JSON.parse((await srv.kizuna(['--json', 'notice', 'report', String(payload.notice)])).stdout);
+    assert.equal(rep2.totals.responses[0].count, 1);
+    assert.equal(rep2.totals.responses[1].count, 0);
     await probe.close();
+
+    // HQ's report page says how tanaka was reached and how she answered.
+    const hqCtx = await browser.createBrowserContext();
+    const hq = await newPage(hqCtx, { mobile: true });
+    await loginAs(hq, srv, 'admin');
+    await hq.goto(srv.url + '/#/notices/' + payload.notice + '/report');
+    await hq.waitForSelector('#rp-reach-people');
+    const row = await hq.$eval('#rp-reach-people tbody', (tb) => [...tb.rows].map((r) => r.innerText.replace(/\s+/g, ' ')).join('\n'));
+    assert.match(row, /田中 花子/);
+    assert.match(row, /通知のボタン/);
+    const pushStat = await hq.$eval('#rp-reach', (el) => el.innerText);
+    assert.match(pushStat, /プッシュ通知\s*1/);
+    await screenshot(hq, 'report-reach-phone');
+    await hqCtx.close();
 });

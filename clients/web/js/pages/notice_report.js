@@ -49,6 +49,19 @@ addStrings({
     'rp.what.read': '読んで',
     'rp.percent': '{n}%',
     'rp.csv_name': '{title}_集計_{stamp}.csv',
+    'rp.reach': '届き方',
+    'rp.reach_push': 'プッシュ通知',
+    'rp.reach_email': 'メール',
+    'rp.reach_app': '既読',
+    'rp.reach_none': 'どれでも届いていない',
+    'rp.reach_each': '一人ずつの届き方（{n}人）',
+    'rp.answered_by': '回答',
+    'rp.by.push': '通知のボタン',
+    'rp.by.email': 'メールのリンク',
+    'rp.by.app': 'アプリ',
+    'rp.by.none': '—',
+    'rp.unreached': 'どれでも届いていない人',
+    'rp.nobody.unreached': '全員に届いています',
   },
   en: {
     'rp.title': 'Report: {title}',
@@ -89,6 +102,19 @@ addStrings({
     'rp.what.read': 'read it',
     'rp.percent': '{n}%',
     'rp.csv_name': '{title}_report_{stamp}.csv',
+    'rp.reach': 'How they were reached',
+    'rp.reach_push': 'Push',
+    'rp.reach_email': 'E-mail',
+    'rp.reach_app': 'Read',
+    'rp.reach_none': 'Reached by nothing',
+    'rp.reach_each': 'Each person ({n})',
+    'rp.answered_by': 'Answer',
+    'rp.by.push': 'notification button',
+    'rp.by.email': 'e-mail link',
+    'rp.by.app': 'app',
+    'rp.by.none': '—',
+    'rp.unreached': 'Reached by nothing',
+    'rp.nobody.unreached': 'Everyone was reached',
   },
 });
 
@@ -175,8 +201,33 @@ function report(container, params) {
       table(cols, rows, { caption: t('rp.by_dept'), keep: true, rowClass: (d) => (d.total ? 'rp-total-row' : '') }));
     depts.querySelector('table').id = 'rp-depts';
 
+    // How each was reached outside the app (push, e-mail) or in it, and how they answered.
+    const rc = r.reach;
+    const at = (ms) => (ms ? formatTime(ms) : '—');
+    const people = rc?.people || [];
+    const reach = rc ? h('section', { class: 'rp-section', 'aria-labelledby': 'rp-h-reach', id: 'rp-reach' },
+      h('h2', { id: 'rp-h-reach' }, t('rp.reach')),
+      h('div', { class: 'rp-stats' },
+        stat(t('rp.reach_push'), rc.push, tot.recipients),
+        stat(t('rp.reach_email'), rc.email, tot.recipients),
+        stat(t('rp.reach_app'), rc.app, tot.recipients),
+        stat(t('rp.reach_none'), rc.none, tot.recipients, 'rp-stat-missing', true)),
+      people.length ? h('details', { class: 'rp-reach-each', open: people.length <= 50 ? '' : null },
+        h('summary', {}, t('rp.reach_each', { n: people.length })),
+        table([
+          { label: t('rp.dept'), cell: (p) => p.department || t('rp.no_dept') },
+          { label: t('rp.name'), cell: (p) => p.name, header: true },
+          { label: t('rp.reach_push'), cell: (p) => at(p.push_at) },
+          { label: t('rp.reach_email'), cell: (p) => at(p.email_at) },
+          { label: t('rp.reach_app'), cell: (p) => at(p.read_at) },
+          { label: t('rp.answered_by'), cell: (p) => t('rp.by.' + (p.answered_by || 'none')) },
+        ], people, { caption: t('rp.reach_each', { n: people.length }),
+          rowClass: (p) => (!p.push_at && !p.email_at && !p.read_at ? 'rp-unreached-row' : '') })) : null) : null;
+    reach?.querySelector('table')?.setAttribute('id', 'rp-reach-people');
+
     const m = r.missing || {};
-    const lists = [['not_responded', 'rp.not_responded'], ['not_acked', 'rp.not_acked'], ['not_read', 'rp.not_read']]
+    const lists = [['not_responded', 'rp.not_responded'], ['not_acked', 'rp.not_acked'], ['not_read', 'rp.not_read'],
+      ['unreached', 'rp.unreached']]
       .filter(([k]) => Array.isArray(m[k]))
       .map(([k, label]) => {
         const more = m[k + '_more'] || 0;
@@ -187,13 +238,13 @@ function report(container, params) {
             { label: t('rp.dept'), cell: (p) => p.department || t('rp.no_dept') },
             { label: t('rp.name'), cell: (p) => p.name, header: true },
             { label: t('rp.login'), cell: (p) => p.login },
-          ], people, { caption: t(label) }) : h('p', { class: 'adm-empty' }, t('rp.nobody')),
+          ], people, { caption: t(label) }) : h('p', { class: 'adm-empty' }, t(k === 'unreached' ? 'rp.nobody.unreached' : 'rp.nobody')),
           more ? h('p', { class: 'muted' }, t('rp.more', { n: more })) : null);
       });
     const missing = h('section', { class: 'rp-section', 'aria-labelledby': 'rp-h-miss' },
       h('h2', { id: 'rp-h-miss' }, t('rp.missing')), h('div', { class: 'rp-missing-lists' }, ...lists));
 
-    body.replaceChildren(stats, answers || '', depts, missing);
+    body.replaceChildren(stats, answers || '', reach || '', depts, missing);
   }
 
   async function load() {
