@@ -14,7 +14,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import http from 'node:http';
-import { startServer, launchBrowser, newPage, screenshot } from './lib/harness.mjs';
+import { startServer, launchBrowser, newPage, closeContext, screenshot } from './lib/harness.mjs';
 import { addStaff, loginAs } from './lib/staff.mjs';
 
 const SUBJECT = 'mailto:bousai@example.lg.jp';
@@ -216,5 +216,5 @@ test('an urgent roll-call reaches the closed client through the push stand-in an
     const pushStat = await hq.$eval('#rp-reach', (el) => el.innerText);
     assert.match(pushStat, /プッシュ通知\s*1/);
     await screenshot(hq, 'report-reach-phone');
-    await hqCtx.close();
+    await closeContext(hqCtx);
 });

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
-import { startServer, launchBrowser, newPage, waitForText, screenshot, httpRaw, userPassword } from './lib/harness.mjs';
+import { startServer, launchBrowser, newPage, closeContext, waitForText, screenshot, httpRaw, userPassword } from './lib/harness.mjs';
 import { addStaff, loginAs, clickFresh } from './lib/staff.mjs';
 
 let srv, browser, tmp;
@@ -74,7 +74,7 @@ test('the manifest and sw.js are served with their types; the worker registers w
     const scope = await page.evaluate(async () => (await navigator.serviceWorker.ready).scope);
     assert.equal(scope, srv.url + '/');
     assert.deepEqual(page.problems, []);
-    await ctx.close();
+    await closeContext(ctx);
 });
 
 test('after a first visit the shell opens offline; nothing of /api/ or personal is cached', async () => {
@@ -144,7 +144,7 @@ test('after a first visit the shell opens offline; nothing of /api/ or personal 
     // Logging out deletes what was kept for opening offline.
     await page.click('#logout');
     await page.waitForFunction(async () => !(await indexedDB.databases()).some((d) => d.name === 'kizuna-snapshot'), { timeout: 10000 });
-    await ctx.close();
+    await closeContext(ctx);
 });
 
 test('through the worker, a file is what the server has now (network first)', async () => {
@@ -155,7 +155,7 @@ test('through the worker, a file is what the server has now (network first)', as
     const file = path.join(path.resolve('../../clients/web'), 'js', 'strings.js');
     const served = await page.evaluate(() => fetch('/js/strings.js').then((r) => r.text()));
     assert.equal(served, fs.readFileSync(file, 'utf8'));
-    await ctx.close();
+    await closeContext(ctx);
 });
 
 test('a shared PC caches the shell only, and logout leaves no other cache', async () => {
@@ -189,5 +189,5 @@ test('a shared PC caches the shell only, and logout leaves no other cache', asyn
     await page.waitForSelector('#login-id');
     await page.waitForFunction(async () => (await caches.keys()).join() === 'kizuna-shell-v1');
     assert.equal(await page.evaluate(() => sessionStorage.length + localStorage.length), 0);
-    await ctx.close();
+    await closeContext(ctx);
 });

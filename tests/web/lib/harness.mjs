@@ -282,6 +282,25 @@ export async function launchBrowser({ mobile = false } = {}) {
 }
 
 /**
+ * Closes a BrowserContext made with browser.createBrowserContext(): its pages first, then the
+ * context. Under load Chromium has once taken longer than protocolTimeout to dispose of a
+ * context whose service worker was still running (Target.disposeBrowserContext timed out);
+ * what a test checks is done by then, so after CONTEXT_CLOSE_MS the context is left to
+ * browser.close(), which ends the whole browser process, and the wait is logged.
+ */
+const CONTEXT_CLOSE_MS = 20000;
+export async function closeContext(ctx) {
+    for (const p of await ctx.pages().catch(() => []))
+        await p.close().catch(() => {});
+    let timer;
+    const late = new Promise((resolve) => { timer = setTimeout(() => resolve('late'), CONTEXT_CLOSE_MS); });
+    const r = await Promise.race([ctx.close().then(() => 'closed', (e) => `failed: ${e.message}`), late]);
+    clearTimeout(timer);
+    if (r !== 'closed')
+        console.error(`# closeContext: the browser context was not closed (${r}); browser.close() ends it`);
+}
+
+/**
  * A new page in browser (or in a BrowserContext: browser.createBrowserContext() gives a second,
  * separate user with its own storage). {mobile: true} gives it a phone's screen, {mobile: false}
  * a desktop's, else the browser's default. Every page is watched (watchPage): page.problems
