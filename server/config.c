@@ -338,6 +338,9 @@ static const struct cfg_entry table[] = {
         "a message still failing after this many tries is kept as failed (and logged)"),
     INT(mail_answer_link_ttl_s, 1, 2592000, 259200,
         "a roll-call's one-tap answer link in an e-mail works for this long (and once)"),
+    INT(mail_answer_confirm, 0, 1, 0,
+        "1: a mail's answer link first shows a page whose button answers (where the town's mail "
+        "goes through a link scanner that opens every link)"),
     CAP(import_max_rows, 1, 1000000, 20000,
         "most users in one user.import file (the whole file must also fit in max_frame_bytes)",
         "more than %lld users in one file"),

@@ -160,9 +160,11 @@ static int http_begin(struct transport *t, struct http_conn *h, struct lws *wsi,
     }
     if (is_get && strcmp(uri, "/metrics") == 0)
         return metrics_begin(t, h, wsi);
-    if (is_get && strncmp(uri, "/answer/", 8) == 0) {
-        /* A roll-call's one-tap answer from an e-mail (mail.c): the op notice.answer_link,
-         * through the same gate as every op, its reply shown as a small page. */
+    if ((is_get || is_post) && strncmp(uri, "/answer/", 8) == 0) {
+        /* A roll-call's one-tap answer from an e-mail or a push (mail.c): the op
+         * notice.answer_link, through the same gate as every op, its reply shown as a small
+         * page. A POST answers; so does a GET unless mail_answer_confirm, when it only shows
+         * the button that POSTs (a link scanner GETs every link in a mail). */
         char c[8] = "";
         const char *token = uri + 8;
         if (strlen(token) > 64 ||
@@ -177,8 +179,17 @@ static int http_begin(struct transport *t, struct http_conn *h, struct lws *wsi,
         long choice = v ? strtol(v, &cend, 10) : 0;
         if (!v || !v[0] || *cend || choice < 1 || choice > 20)
             choice = 0; /* the op refuses it in its own words */
-        char body[160];
-        int n = snprintf(body, sizeof body, "{\"token\":\"%s\",\"choice\":%ld}", token, choice);
+        char clen[32] = "";
+        if (is_post && lws_hdr_copy(wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+            strtoll(clen, NULL, 10) != 0) {
+            /* The button's form has no fields: a body is no answer's (and is discarded). */
+            h->html = true;
+            http_reply_error(t, h, KZ_BAD_REQUEST, "an answer is sent without a body");
+            return 0;
+        }
+        char body[180];
+        int n = snprintf(body, sizeof body, "{\"token\":\"%s\",\"choice\":%ld%s}", token, choice,
+                         is_get && t->cfg->mail_answer_confirm ? ",\"preview\":true" : "");
         h->html = true;
         srv_handle_http(t->srv, h->c.id, "notice.answer_link", "", h->c.peer, body, (size_t)n);
         return 0;
@@ -243,6 +254,8 @@ static int http_begin(struct transport *t, struct http_conn *h, struct lws *wsi,
 
 static int http_body(struct http_conn *h, const void *in, size_t len)
 {
+    if (len == 0)
+        return 0; /* lws may call with nothing (a POST of Content-Length 0) */
     h->moved += (int64_t)len;
     h->received += (int64_t)len;
     if (h->patch)
@@ -363,9 +376,11 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         http_files_sync(t, h); /* a blob or an upload opened; http_reset lets it go */
         h->in_flight = true;
         char clen[32] = "";
-        if (lws_hdr_copy(wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0 ||
-            strtoll(clen, NULL, 10) <= 0)
+        bool has_len = lws_hdr_copy(wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
+        if (!has_len || strtoll(clen, NULL, 10) <= 0) {
             http_hold(h); /* no body follows: the request is whole */
+            h->empty_post = has_len && lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+        }
         return 0;
     }
     case LWS_CALLBACK_HTTP_BODY:
@@ -373,6 +388,10 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         if (!h->in_flight)
             return -1; /* lws re-serving pipelined bytes after a finished transaction */
+        if (h->empty_post) { /* the end of its empty body, not a pipelined request */
+            h->empty_post = false;
+            return 0;
+        }
         if (h->body_done)
             return http_send_last(h, wsi); /* ... or while one is in flight */
         http_hold(h);

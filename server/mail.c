@@ -507,7 +507,17 @@ enum kz_err op_notice_answer_link(struct srv_call *c)
         e = srv_fail(c, KZ_CONFLICT, "the notice has expired");
     else if (choice < 1 || choice > n)
         e = srv_fail(c, KZ_BAD_REQUEST, "not one of the choices");
-    else if ((r = store_answer_link_use(st, hash, choice - 1, now)) == STORE_CONFLICT)
+    else if (srv_arg_bool(c, "preview", false)) {
+        /* The link is good: say what its button would answer, record nothing. */
+        c->result = cJSON_CreateObject();
+        cJSON_AddBoolToObject(c->result, "preview", true);
+        cJSON_AddStringToObject(c->result, "token", token);
+        cJSON_AddNumberToObject(c->result, "choice", (double)(choice - 1));
+        cJSON_AddStringToObject(c->result, "text",
+                                cJSON_GetArrayItem(ln.choices, (int)choice - 1)->valuestring);
+        cJSON_Delete(ln.choices);
+        return KZ_OK;
+    } else if ((r = store_answer_link_use(st, hash, choice - 1, now)) == STORE_CONFLICT)
         e = srv_fail(c, KZ_CONFLICT, "this link was used already: your answer is recorded");
     else if (r != STORE_OK ||
              store_notice_respond(st, link.notice, link.user_id, choice - 1, "", now) != STORE_OK)
@@ -560,7 +570,19 @@ struct kz_frame *srv_answer_page(const struct kz_frame *reply)
     put(&t, "<!doctype html>\n<html lang=\"ja\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width\">"
             "<title>Kizuna</title></head><body>\n");
-    if (ok) {
+    const cJSON *token = cJSON_GetObjectItemCaseSensitive(j, "token");
+    if (ok && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "preview")) &&
+        cJSON_IsString(token)) {
+        /* The token is base64url (checked by the op): safe in an attribute as it is. */
+        put(&t,
+            "<h1>回答の確認 / Confirm your answer</h1>\n<form method=\"post\" "
+            "action=\"/answer/%s?c=%d\">"
+            "<p><button type=\"submit\"><strong>",
+            token->valuestring,
+            (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "choice")) + 1);
+        put_html(&t, text ? text : "");
+        put(&t, "</strong> と回答する / Answer this</button></p></form>\n");
+    } else if (ok) {
         put(&t, "<h1>回答を受け付けました / Answer recorded</h1>\n<p><strong>");
         put_html(&t, text ? text : "");
         put(&t, "</strong></p>\n");

@@ -461,7 +461,7 @@ static const struct srv_op ops[] = {
     {.name = "notice.answer_link",
      .access = OP_ANON,
      .writes = true,
-     .fields = {REQ("token", 64), {"choice", F_INT, true, 20, 1}},
+     .fields = {REQ("token", 64), {"choice", F_INT, true, 20, 1}, {"preview", F_BOOL, false, 0, 0}},
      .fn = op_notice_answer_link},
     /* the mail outbox as admins see it: what waits, what the relay refused for good (mail.c) */
     {.name = "mail.status", .access = OP_ADMIN, .fields = {LIMIT_ARG}, .fn = op_mail_status},

@@ -166,6 +166,7 @@ struct kz_config {
     long long mail_retry_max_ms;
     long long mail_retry_max_tries;
     long long mail_answer_link_ttl_s;
+    long long mail_answer_confirm; /* 1: GET /answer/ shows a button, POST answers */
     /* JMA's feeds and the roll-calls they start (jma_watch.c, jma_alert.c, docs/alerts.md). */
     char jma_feeds[1024]; /* Atom feed URLs, separated by spaces */
     long long jma_poll_s;

@@ -107,6 +107,7 @@ struct http_conn {
     bool in_flight;   /* between the request's headers and the end of its reply */
     bool holds_file;  /* counted in listener_files (http_files_sync) */
     bool body_done;   /* the whole request is in: the reply is the server's move */
+    bool empty_post;  /* a POST of Content-Length 0: lws still calls BODY_COMPLETION once */
     /* A web client file being sent (http_static.c), or NULL. */
     struct static_reply *st;
 };

@@ -127,7 +127,7 @@ async function onNotificationClick(notification, action) {
     let ok = false;
     let status = 0;
     try {
-      const r = await fetch(`/answer/${data.answer}?c=${n}`, { credentials: 'omit', cache: 'no-store' });
+      const r = await fetch(`/answer/${data.answer}?c=${n}`, { method: 'POST', credentials: 'omit', cache: 'no-store' });
       status = r.status;
       ok = r.ok;
     } catch {

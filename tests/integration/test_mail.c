@@ -217,6 +217,42 @@ Test(mail, an_expired_link_is_refused)
     cr_assert_eq(my_choice("saburo", id), -1);
 }
 
+/* Where the town's mail passes a link scanner (mail_answer_confirm): opening the link only shows
+ * the button, however often; the button's POST answers, once. */
+Test(mail, with_confirm_a_link_shows_a_button_and_only_its_post_answers)
+{
+    start("\"mail_answer_confirm\":1");
+    add_user("shiro", "shiro@example.jp");
+    long long id = rollcall("[\"user:shiro\"]", "安否確認");
+    struct smtp_msg m;
+    cr_assert(smtpsink_wait(sink, "shiro@example.jp", 0, 15000, &m));
+    char body[16384], path[256], page[4096];
+    cr_assert(mail_body(&m, body, sizeof body));
+    cr_assert(link_path(body, 3, path, sizeof path));
+    for (int i = 0; i < 2; i++) { /* the scanner, then the person */
+        int st = http_request(d.port, "GET", path, NULL, NULL, page, sizeof page);
+        cr_assert_eq(st, 200, "%d %s", st, page);
+        cr_assert(strstr(page, "<form method=\"post\"") && strstr(page, "負傷"), "%s", page);
+        cr_assert_eq(my_choice("shiro", id), -1, "opening the link answered");
+    }
+    char action[300];
+    snprintf(action, sizeof action, "action=\"%s\"", path);
+    cr_assert(strstr(page, action), "the button does not post to the link: %s", page);
+    /* A POST with a body is not the button's: refused, nothing recorded. */
+    int st = http_request(d.port, "POST", path, NULL, "c=1", page, sizeof page);
+    cr_assert_eq(st, 400, "%d %s", st, page);
+    cr_assert_eq(my_choice("shiro", id), -1);
+    st = http_request(d.port, "POST", path, NULL, "", page, sizeof page);
+    cr_assert_eq(st, 200, "%d %s", st, page);
+    cr_assert(strstr(page, "回答を受け付けました") && strstr(page, "負傷"), "%s", page);
+    cr_assert_eq(my_choice("shiro", id), 2);
+    /* Used: the link now says so, and a second POST changes nothing. */
+    st = http_request(d.port, "GET", path, NULL, NULL, page, sizeof page);
+    cr_assert_eq(st, 409, "%d %s", st, page);
+    st = http_request(d.port, "POST", path, NULL, "", page, sizeof page);
+    cr_assert_eq(st, 409, "%d %s", st, page);
+}
+
 /* Mail in the outbox by state, read from the database. */
 static int outbox(const char *state)
 {

@@ -146,6 +146,12 @@ Test(server, bearer_token_over_http)
     free(big);
     cr_assert_eq(status, 413, "%s", body);
     cr_assert(strstr(body, "\"code\":\"too_large\""), "%s", body);
+    /* An empty body (Content-Length: 0) is the op with no arguments, even one that writes and
+     * so answers only after its commit (lws ends an empty body with a BODY_COMPLETION of its
+     * own, which is not a pipelined request). */
+    status = http_request(d.port, "POST", "/api/v1/notify.prefs", hdr, "", body, sizeof body);
+    cr_assert_eq(status, 200, "%d %s", status, body);
+    cr_assert(strstr(body, "\"previews\":false"), "%s", body);
     /* Without Content-Length lws would wait for 100 MB: refused at once instead. */
     status = http_request(d.port, "POST", "/api/v1/whoami", hdr, NULL, body, sizeof body);
     cr_assert_eq(status, 400, "%s", body);
