@@ -387,7 +387,7 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         return http_body(h, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         if (!h->in_flight)
-            return -1; /* lws re-serving pipelined bytes after a finished transaction */
+            return -1;       /* lws re-serving pipelined bytes after a finished transaction */
         if (h->empty_post) { /* the end of its empty body, not a pipelined request */
             h->empty_post = false;
             return 0;
