@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <sodium.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +139,23 @@ static double metric_value(const char *text, const char *sample)
         if (!strncmp(l, sample, n) && l[n] == ' ')
             return atof(l + n + 1);
     return -1;
+}
+
+/* Runs kizuna as admin (the CLI); stdout and stderr into out. */
+static int kizuna(char *out, size_t n, ...)
+{
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/cli-admin", d.dir);
+    struct kz_device dev = {.server_url = d.url,
+                            .config_dir = dir,
+                            .user = "admin",
+                            .retry_max_s = 5,
+                            .merge_stderr = true};
+    va_list ap;
+    va_start(ap, n);
+    int rc = kz_device_run(&dev, NULL, out, n, ap);
+    va_end(ap);
+    return rc;
 }
 
 Test(webhook, an_urgent_rollcall_is_one_signed_delivery_with_its_recipients)
@@ -356,6 +374,14 @@ Test(webhook, a_503_is_retried_as_the_same_delivery_and_a_crash_loses_nothing)
     cJSON_Delete(r);
     usleep(300000);
     cr_assert_eq(pushsink_count(sink, HOOK), 5, "a refused delivery was retried");
+    /* kizuna admin webhook shows it the same way, the URL's token left out. */
+    char out[8192];
+    cr_assert_eq(kizuna(out, sizeof out, "login", "admin", (const char *)NULL), 0, "%s", out);
+    cr_assert_eq(kizuna(out, sizeof out, "admin", "webhook", (const char *)NULL), 0, "%s", out);
+    cr_assert(strstr(out, origin) && strstr(out, "0 waiting, 1 failed"), "%s", out);
+    cr_assert(strstr(out, "FAILED") && strstr(out, "rollcall") && strstr(out, "HTTP 400"), "%s",
+              out);
+    cr_assert_null(strstr(out, "chat-service-token"), "%s", out);
     static char m[1 << 18];
     cr_assert_eq(http_request(d.port, "GET", "/metrics", NULL, NULL, m, sizeof m), 200);
     cr_assert_eq(metric_value(m, "kizuna_webhook_sends_total{result=\"failed\"}"), 1, "%s", m);
