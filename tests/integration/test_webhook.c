@@ -235,9 +235,13 @@ Test(webhook, an_urgent_rollcall_is_one_signed_delivery_with_its_recipients)
     usleep(300000);
     cr_assert_eq(pushsink_count(sink, HOOK), 3, "one delivery per event, nothing else");
 
-    /* /metrics counts them, with their delivery times. */
+    /* /metrics counts them (once the last answer is recorded), with their delivery times. */
     static char m[1 << 18];
-    cr_assert_eq(http_request(d.port, "GET", "/metrics", NULL, NULL, m, sizeof m), 200);
+    long long deadline = mono_ms() + 10000;
+    do {
+        cr_assert_eq(http_request(d.port, "GET", "/metrics", NULL, NULL, m, sizeof m), 200);
+    } while (metric_value(m, "kizuna_webhook_sends_total{result=\"sent\"}") < 3 &&
+             mono_ms() < deadline && usleep(20000) == 0);
     cr_assert_eq(metric_value(m, "kizuna_webhook_sends_total{result=\"sent\"}"), 3, "%s", m);
     cr_assert_eq(metric_value(m, "kizuna_webhook_sends_total{result=\"failed\"}"), 0);
     cr_assert_eq(metric_value(m, "kizuna_webhook_delivery_seconds_count"), 3);
