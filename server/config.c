@@ -341,6 +341,37 @@ static const struct cfg_entry table[] = {
     INT(mail_answer_confirm, 0, 1, 0,
         "1: a mail's answer link first shows a page whose button answers (where the town's mail "
         "goes through a link scanner that opens every link)"),
+    STR(webhook_url, "",
+        "where the outgoing webhook posts one signed JSON body per urgent event (an SMS gateway, "
+        "the disaster radio system, a chat adapter), http:// or https://; \"\": no webhook"),
+    {"webhook_secret", CFG_STR, offsetof(struct kz_config, webhook_secret),
+     sizeof(((struct kz_config *)0)->webhook_secret), 32, 0, 0, "",
+     "the key each delivery is signed with (HMAC-SHA256), shared with the receiver: at least "
+     "32 characters; or use webhook_secret_file",
+     NULL},
+    STR(webhook_secret_file, "",
+        "a file (readable by kizunad only) holding the webhook's key instead of webhook_secret"),
+    STR(webhook_kinds, "notice rollcall reminder hotline",
+        "which events go to the webhook: notice (urgent notices), rollcall, reminder "
+        "(notice.remind), hotline (first reports), separated by spaces"),
+    BOOL(webhook_recipients, 0,
+         "each delivery lists its recipients with login, name, department, phone and e-mail (an "
+         "SMS gateway needs the phone numbers); off, only their count leaves the server"),
+    BOOL(webhook_text, 1,
+         "deliveries carry the notice's body and the hotline report's text (a radio "
+         "announcement needs them); off, titles and names only"),
+    INT(webhook_concurrency, 1, 16, 2,
+        "deliveries posted at once, each on its own thread (the event loop never waits)"),
+    INT(webhook_connect_timeout_ms, 100, 60000, 5000,
+        "a receiver that does not accept the connection within this long: retried later"),
+    INT(webhook_timeout_ms, 500, 120000, 15000,
+        "a delivery the receiver has not answered within this long: retried later"),
+    INT(webhook_retry_base_ms, 100, 3600000, 5000,
+        "first retry of a delivery that failed (no answer, 408, 429 or 5xx); doubles each time"),
+    INT(webhook_retry_max_ms, 1000, 86400000, 600000,
+        "longest delay between retries of a delivery"),
+    INT(webhook_retry_max_tries, 1, 1000, 12,
+        "a delivery still failing after this many tries is kept as failed (webhook.status)"),
     CAP(import_max_rows, 1, 1000000, 20000,
         "most users in one user.import file (the whole file must also fit in max_frame_bytes)",
         "more than %lld users in one file"),

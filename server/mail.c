@@ -356,7 +356,7 @@ static void mail_done(struct kz_job *job, bool ran)
     int64_t tries = j->tries + 1;
     if (r == STORE_OK) {
         if (j->ok) {
-            r = store_mail_sent(st, j->id);
+            r = store_outbox_done(st, STORE_OUTBOX_MAIL, j->id);
             if (r == STORE_OK && j->notice)
                 r = store_reach_add(st, j->notice, j->user_id, "email", kz_now_ms());
             kz_metrics.mail_sends[KZ_SEND_SENT]++;
@@ -367,14 +367,15 @@ static void mail_done(struct kz_job *job, bool ran)
         } else if ((j->smtp_code >= 500 && j->smtp_code < 600) ||
                    tries >= cfg->mail_retry_max_tries) {
             /* A 5xx is the relay's final word (unknown address, refused): no retry helps. */
-            r = store_mail_fail(st, j->id, tries, j->error);
+            r = store_outbox_fail(st, STORE_OUTBOX_MAIL, j->id, tries, j->error);
             kz_metrics.mail_sends[KZ_SEND_FAILED]++;
             KZ_WARN("mail_failed", "user_id=%lld error=\"%s\" tries=%lld", (long long)j->user_id,
                     j->error, (long long)tries);
         } else {
             int64_t delay =
                 srv_notify_backoff(cfg->mail_retry_base_ms, cfg->mail_retry_max_ms, tries);
-            r = store_mail_retry(st, j->id, tries, kz_now_ms() + delay, j->error);
+            r = store_outbox_retry(st, STORE_OUTBOX_MAIL, j->id, tries, kz_now_ms() + delay,
+                                   j->error);
             kz_metrics.mail_sends[KZ_SEND_RETRY]++;
             KZ_WARN("mail_retry", "user_id=%lld error=\"%s\" tries=%lld next_in_ms=%lld",
                     (long long)j->user_id, j->error, (long long)tries, (long long)delay);
@@ -443,14 +444,15 @@ void srv_mail_tick(struct srv *s, int64_t *next)
             KZ_ERROR("mail_due_failed", "error=\"%s\"", store_errmsg(s->store));
         if (d.ndrop && !srv_writes_blocked(s) && store_tx_begin(s->store) == STORE_OK) {
             for (size_t i = 0; i < d.ndrop; i++)
-                store_mail_sent(s->store, d.drop[i]);
+                store_outbox_done(s->store, STORE_OUTBOX_MAIL, d.drop[i]);
             srv_commit_async(s);
             *next = kz_now_ms();
         }
     }
     int64_t at = 0;
     if (p->nmail_inflight < (size_t)s->cfg->mail_concurrency &&
-        store_mail_next_due(s->store, &at) == STORE_OK && (!*next || at < *next))
+        store_outbox_next_due(s->store, STORE_OUTBOX_MAIL, &at) == STORE_OK &&
+        (!*next || at < *next))
         *next = at;
 }
 
@@ -619,7 +621,7 @@ enum kz_err op_mail_status(struct srv_call *c)
     int64_t pending = 0, failed = 0;
     c->result = cJSON_CreateObject();
     cJSON *list = cJSON_AddArrayToObject(c->result, "failed");
-    if (store_mail_counts(st, &pending, &failed) != STORE_OK ||
+    if (store_outbox_counts(st, STORE_OUTBOX_MAIL, &pending, &failed) != STORE_OK ||
         store_mail_failures(st, srv_arg_int(c, "limit", 100), failure_row, list) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot read the mail outbox");
     cJSON_AddBoolToObject(c->result, "enabled", c->srv->push && c->srv->push->mail_pool);

@@ -581,6 +581,8 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "kizunad: smtp_from must be an e-mail address when smtp_host is set\n");
         goto out;
     }
+    if (srv_webhook_check(&o.cfg, stderr, "kizunad: ") != 0)
+        goto out;
     if (srv_notify_start(srv, transport_wake_fn(), transport_wake_arg(t), err, sizeof err) != 0) {
         fprintf(stderr, "kizunad: %s\n", err);
         goto out;
@@ -1037,6 +1039,7 @@ static int cmd_check_config(int argc, char **argv)
         printf("  %s\n", err);
         problems++;
     }
+    problems += srv_webhook_check(&cfg, stdout, "  ");
     if (problems) {
         printf("%d problem%s: kizunad serve would refuse this file\n", problems,
                problems == 1 ? "" : "s");

@@ -28,6 +28,7 @@ struct kz_metrics kz_metrics = {
     .commit_requests = {.le = batch_le, .n = sizeof batch_le / sizeof batch_le[0]},
     .push_seconds = {.le = send_le, .n = sizeof send_le / sizeof send_le[0]},
     .mail_seconds = {.le = send_le, .n = sizeof send_le / sizeof send_le[0]},
+    .webhook_seconds = {.le = send_le, .n = sizeof send_le / sizeof send_le[0]},
 };
 _Static_assert(sizeof send_le / sizeof send_le[0] <= KZ_HIST_MAX, "raise KZ_HIST_MAX");
 _Static_assert(sizeof commit_le / sizeof commit_le[0] <= KZ_HIST_MAX, "raise KZ_HIST_MAX");
@@ -295,6 +296,13 @@ void srv_metrics_write(struct srv *s, struct kz_prom *p)
     kz_prom_hist(p, "kizuna_mail_delivery_seconds",
                  "From an e-mail being queued to the mail relay accepting it.",
                  &kz_metrics.mail_seconds);
+    sends_write(p, "kizuna_webhook_sends_total",
+                "Webhook deliveries by outcome: answered 2xx by the receiver, failed for good "
+                "(kept for webhook.status), or to be tried again (gone is unused).",
+                kz_metrics.webhook_sends);
+    kz_prom_hist(p, "kizuna_webhook_delivery_seconds",
+                 "From a webhook delivery being queued to its receiver answering 2xx.",
+                 &kz_metrics.webhook_seconds);
     counter(p, "kizuna_jma_fetches_total", "Fetches of JMA's feeds and telegrams that worked.",
             kz_metrics.jma_fetches_ok);
     counter(p, "kizuna_jma_fetch_failures_total",

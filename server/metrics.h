@@ -45,11 +45,11 @@ struct kz_metrics {
     uint64_t login_failures, login_lockouts;
     uint64_t upload_bytes;     /* upload (PATCH) body bytes received */
     int64_t uploads_receiving; /* PATCH bodies being received now */
-    /* Reaching people (push.c, mail.c): each send's outcome, by KZ_SEND_*, and how long a
-     * delivered one waited from being queued to being accepted (coalescing delay, quiet hours
-     * and retries included). */
-    uint64_t push_sends[KZ_SEND_COUNT], mail_sends[KZ_SEND_COUNT];
-    struct kz_hist push_seconds, mail_seconds;
+    /* Reaching people (push.c, mail.c, webhook.c): each send's outcome, by KZ_SEND_*, and how long
+     * a delivered one waited from being queued to being accepted (coalescing delay, quiet hours and
+     * retries included). */
+    uint64_t push_sends[KZ_SEND_COUNT], mail_sends[KZ_SEND_COUNT], webhook_sends[KZ_SEND_COUNT];
+    struct kz_hist push_seconds, mail_seconds, webhook_seconds;
     /* JMA's feeds (jma_watch.c): fetches of feeds and telegrams, by success. */
     uint64_t jma_fetches_ok, jma_fetches_failed;
 };

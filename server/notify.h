@@ -1,6 +1,7 @@
-/* notify.h - what push.c and mail.c share: the state of the senders that reach people who are
- * not looking (Web Push and e-mail), and the one timer both run on. Included by those two files
- * only; everyone else uses server.h's srv_push_* and srv_mail_*. */
+/* notify.h - what push.c, mail.c and webhook.c share: the state of the senders that reach
+ * people who are not looking (Web Push, e-mail and the outgoing webhook), and the one timer they
+ * all run on. Included by those three files only; everyone else uses server.h's srv_push_*,
+ * srv_mail_* and srv_webhook_*. */
 #ifndef KIZUNA_NOTIFY_H
 #define KIZUNA_NOTIFY_H
 
@@ -16,6 +17,11 @@ struct srv_push {
     struct kz_workers *mail_pool; /* NULL: no mail sender (smtp_host unset, or tests) */
     int64_t *mail_inflight;       /* mail outbox ids handed to mail_pool */
     size_t nmail_inflight;
+    struct kz_workers *hook_pool; /* NULL: no webhook (webhook_url unset, or tests) */
+    int64_t *hook_inflight;       /* webhook outbox ids handed to hook_pool */
+    size_t nhook_inflight;
+    uint8_t hook_secret[256]; /* webhook_secret, or webhook_secret_file's text */
+    size_t hook_secret_len;
     int64_t timer_at; /* ms: when the timer is set to fire (0: not set) */
     bool stopping;    /* srv_push_free: finished jobs schedule nothing more */
     bool curl_up;     /* curl_global_init was called */
@@ -37,6 +43,14 @@ int srv_answer_link_new(struct store *st, int64_t notice, int64_t user_id, int64
 /* When answer links for the notice c posts expire: mail_answer_link_ttl_s from now, or the
  * notice's own expiry if sooner. */
 int64_t srv_answer_link_expiry(struct srv_call *c, int64_t now);
+/* webhook.c: hands due deliveries to its pool; the next due time in *next (0: none waits). */
+void srv_webhook_tick(struct srv *s, int64_t *next);
+/* webhook.c: with webhook_url set, reads the secret and starts the webhook's threads; -1 with
+ * why in err. srv_webhook_stop ends them (deliveries in progress finish) and forgets the
+ * secret. */
+int srv_webhook_start(struct srv *s, void (*wake)(void *), void *wake_arg, char *err,
+                      size_t errlen);
+void srv_webhook_stop(struct srv_push *p);
 /* Doubling delay for try number tries (1-based), capped. */
 int64_t srv_notify_backoff(int64_t base_ms, int64_t max_ms, int64_t tries);
 

@@ -465,6 +465,8 @@ static const struct srv_op ops[] = {
      .fn = op_notice_answer_link},
     /* the mail outbox as admins see it: what waits, what the relay refused for good (mail.c) */
     {.name = "mail.status", .access = OP_ADMIN, .fields = {LIMIT_ARG}, .fn = op_mail_status},
+    /* the webhook outbox as admins see it: what waits, what the receiver refused (webhook.c) */
+    {.name = "webhook.status", .access = OP_ADMIN, .fields = {LIMIT_ARG}, .fn = op_webhook_status},
     /* notices */
     {.name = "notice.post",
      .access = OP_USER,

@@ -346,9 +346,11 @@ enum kz_err op_notice_post(struct srv_call *c)
         goto out;
     struct notice_view v = {0};
     store_notice_get(st, nn.id, 0, copy_notice, &v);
-    /* Those not looking: urgent notices and roll-calls reach their phones and browsers. */
+    /* Those not looking: urgent notices and roll-calls reach their phones and browsers, their
+     * mailboxes, and the town's own channels through the webhook. */
     if ((urgent || choices) && ((e = srv_push_notice(c, nn.id, title, urgent, choices)) ||
-                                (e = srv_mail_notice(c, nn.id, title, body, choices, urgent)))) {
+                                (e = srv_mail_notice(c, nn.id, title, body, choices, urgent)) ||
+                                (e = srv_webhook_notice(c, &v.n, choices != NULL)))) {
         notice_view_free(&v);
         goto out;
     }

@@ -286,6 +286,10 @@ enum kz_err op_notice_remind(struct srv_call *c)
         if (store_user_get(st, (int64_t)id->valuedouble, &u) == STORE_OK)
             cJSON_AddItemToArray(people, cJSON_CreateString(u.login));
     }
+    /* The town's own channels (the webhook) remind the same people, in one delivery. */
+    if ((e = srv_webhook_reminder(
+             c, &v.n, cJSON_GetStringValue(cJSON_GetObjectItem(c->result, "for")), r.ids)))
+        goto out;
     cJSON *details = cJSON_CreateObject();
     cJSON_AddStringToObject(details, "for",
                             cJSON_GetStringValue(cJSON_GetObjectItem(c->result, "for")));

@@ -100,6 +100,8 @@ enum kz_err op_msg_send(struct srv_call *c)
     if ((direct || urgent) &&
         (e = srv_push_room(c, &room, ev.pos, urgent ? "hotline" : "direct", urgent)))
         return e;
+    if (urgent && (e = srv_webhook_hotline(c, &room, ev.pos, body)))
+        return e;
     if (client_id && store_client_id_put(st, c->auth.user.id, client_id, ev.pos) != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot store the message");
     srv_reply_event(c, ev.pos, ev.event_id, ev.ts);

@@ -627,10 +627,12 @@ void srv_push_tick(struct srv *s)
         srv_notify_schedule(s, 10);
         return;
     }
-    int64_t push_next = 0, mail_next = 0;
+    int64_t push_next = 0, mail_next = 0, hook_next = 0;
     push_tick(s, &push_next);
     srv_mail_tick(s, &mail_next);
+    srv_webhook_tick(s, &hook_next);
     int64_t next = push_next && (!mail_next || push_next < mail_next) ? push_next : mail_next;
+    next = next && (!hook_next || next < hook_next) ? next : hook_next;
     if (next) {
         int64_t wait = next - kz_now_ms();
         srv_notify_schedule(s, wait < 0 ? 0 : wait);
@@ -640,7 +642,7 @@ void srv_push_tick(struct srv *s)
 void srv_notify_schedule(struct srv *s, int64_t delay_ms)
 {
     struct srv_push *p = s->push;
-    if (!s->tx.push_timer || !p || (!p->pool && !p->mail_pool) || p->stopping)
+    if (!s->tx.push_timer || !p || (!p->pool && !p->mail_pool && !p->hook_pool) || p->stopping)
         return;
     if (delay_ms > 3600000)
         delay_ms = 3600000;
@@ -694,6 +696,8 @@ int srv_notify_start(struct srv *s, void (*wake)(void *), void *wake_arg, char *
             return -1;
         }
     }
+    if (srv_webhook_start(s, wake, wake_arg, err, errlen) != 0)
+        return -1;
     srv_notify_schedule(s, 0); /* what a restart left in the outboxes goes now */
     return 0;
 }
@@ -704,6 +708,8 @@ void srv_push_drain(struct srv *s)
         kz_workers_drain(s->push->pool);
     if (s && s->push && s->push->mail_pool)
         kz_workers_drain(s->push->mail_pool);
+    if (s && s->push && s->push->hook_pool)
+        kz_workers_drain(s->push->hook_pool);
 }
 
 void srv_push_free(struct srv *s)
@@ -716,6 +722,7 @@ void srv_push_free(struct srv *s)
      * commits them), jobs not begun stay queued for the next start. */
     kz_workers_stop(p->pool);
     kz_workers_stop(p->mail_pool);
+    srv_webhook_stop(p);
     if (p->curl_up)
         curl_global_cleanup();
     free(p->inflight);

@@ -167,6 +167,19 @@ struct kz_config {
     long long mail_retry_max_tries;
     long long mail_answer_link_ttl_s;
     long long mail_answer_confirm; /* 1: GET /answer/ shows a button, POST answers */
+    /* The outgoing webhook (webhook.c, docs/notifications.md). */
+    char webhook_url[1024]; /* "" = no webhook */
+    char webhook_secret[256];
+    char webhook_secret_file[512];
+    char webhook_kinds[128];      /* notice rollcall reminder hotline, separated by spaces */
+    long long webhook_recipients; /* deliveries list the recipients (personal data) */
+    long long webhook_text;       /* deliveries carry the notice's body, the report's text */
+    long long webhook_concurrency;
+    long long webhook_connect_timeout_ms;
+    long long webhook_timeout_ms;
+    long long webhook_retry_base_ms;
+    long long webhook_retry_max_ms;
+    long long webhook_retry_max_tries;
     /* JMA's feeds and the roll-calls they start (jma_watch.c, jma_alert.c, docs/alerts.md). */
     char jma_feeds[1024]; /* Atom feed URLs, separated by spaces */
     long long jma_poll_s;
@@ -567,11 +580,12 @@ void srv_fed_blobs_tick(struct srv *s);
  * kizunad init and every start call it. 0, or -1 (store_errmsg says why). */
 int srv_push_keys_ensure(struct store *st, bool *made);
 /* Starts the senders that are configured: Web Push (push_subject set) with push_concurrency
- * threads of its own, e-mail (smtp_host set, mail.c) with mail_concurrency; wake (thread safe)
- * is called when a job finishes, and the loop then calls srv_push_drain. What a restart left
- * in the outboxes goes at once. -1 with why in err. */
+ * threads of its own, e-mail (smtp_host set, mail.c) with mail_concurrency, the webhook
+ * (webhook_url set, webhook.c) with webhook_concurrency; wake (thread safe) is called when a
+ * job finishes, and the loop then calls srv_push_drain. What a restart left in the outboxes
+ * goes at once. -1 with why in err. */
 int srv_notify_start(struct srv *s, void (*wake)(void *), void *wake_arg, char *err, size_t errlen);
-/* Loop thread: records finished posts' and mails' answers (srv_transport's wake). */
+/* Loop thread: records finished posts', mails' and deliveries' answers (srv_transport's wake). */
 void srv_push_drain(struct srv *s);
 /* The senders' timer is due (srv_transport.push_timer). */
 void srv_push_tick(struct srv *s);
@@ -593,6 +607,44 @@ enum kz_err srv_mail_notice(struct srv_call *c, int64_t notice, const char *titl
                             const cJSON *choices, bool urgent);
 enum kz_err op_notice_answer_link(struct srv_call *c);
 enum kz_err op_mail_status(struct srv_call *c);
+/* ---- the outgoing webhook (webhook.c, docs/notifications.md "Webhook") ---- */
+#define SRV_WEBHOOK_VERSION                                                                        \
+    1 /* the body's "version": raised only by a change receivers must know */
+/* What one delivery's body says (srv_webhook_body_new). Strings are the caller's. */
+struct srv_webhook_event {
+    const char *kind;     /* notice, rollcall, reminder or hotline */
+    const char *delivery; /* its id, 32 hex digits, the same on every try */
+    const char *server_id;
+    int64_t time; /* ms: when the event happened */
+    bool urgent;
+    const struct store_notice *notice; /* notice, rollcall, reminder; else NULL */
+    const char *reminder_for;          /* reminder: response, ack or read */
+    const char *room_id, *room_name;   /* hotline; else NULL */
+    int64_t pos;
+    const char *text;                       /* hotline: the report */
+    const char *author_login, *author_name; /* who posted, reminded or reported */
+    bool with_text;                         /* webhook_text: the notice's body, the report's text */
+};
+/* The JSON body of e, without its recipients (the caller adds them); the caller deletes it. */
+cJSON *srv_webhook_body_new(const struct srv_webhook_event *e);
+/* HMAC-SHA256 under key of "T.BODY" (T in decimal), as 64 lowercase hex digits in hex: the v1
+ * of the Kizuna-Signature header. */
+void srv_webhook_sign(const uint8_t *key, size_t keylen, int64_t t, const char *body, size_t len,
+                      char hex[65]);
+/* Every problem of the webhook_* settings, one line each to out after prefix (never the URL's
+ * path or the secret); the count. check-config and serve call it. */
+int srv_webhook_check(const struct kz_config *cfg, FILE *out, const char *prefix);
+/* Queue one delivery, when the webhook is on and wants the kind, inside the caller's
+ * transaction; the caller's failure if it cannot. A new urgent notice or a roll-call (n as
+ * stored), a reminder to user_ids (a JSON array of ids) of what for_what says, a hotline's
+ * first report (text) at pos in room. */
+enum kz_err srv_webhook_notice(struct srv_call *c, const struct store_notice *n, bool rollcall);
+enum kz_err srv_webhook_reminder(struct srv_call *c, const struct store_notice *n,
+                                 const char *for_what, const cJSON *user_ids);
+enum kz_err srv_webhook_hotline(struct srv_call *c, const struct store_room *room, int64_t pos,
+                                const char *text);
+enum kz_err op_webhook_status(struct srv_call *c);
+
 /* The page GET /answer/... shows for notice.answer_link's reply (JSON, ok or error): a new
  * frame with the same status, the caller's to unref; NULL if out of memory. */
 struct kz_frame *srv_answer_page(const struct kz_frame *reply);

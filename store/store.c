@@ -682,6 +682,26 @@ static const char *const migrations[] = {
     "  user_id INTEGER PRIMARY KEY REFERENCES users(id),"
     "  previews INTEGER NOT NULL DEFAULT 0"
     ");",
+
+    /* 24: the outgoing webhook (issue 24, item 4; store_webhook.c, docs/notifications.md).
+     * webhook_outbox: one delivery per event, its JSON body fixed when the event happened (every
+     * try sends the same bytes, so a receiver may dedupe by the delivery id), pending until the
+     * receiver answers 2xx (then deleted), or failed for good, kept for admins (webhook.status).
+     * Same life cycle as mail_outbox (store_outbox.c). */
+    "CREATE TABLE IF NOT EXISTS webhook_outbox ("
+    "  id INTEGER PRIMARY KEY,"
+    "  delivery TEXT NOT NULL UNIQUE,"
+    "  kind TEXT NOT NULL,"
+    "  notice INTEGER,"
+    "  body TEXT NOT NULL,"
+    "  state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','failed')),"
+    "  tries INTEGER NOT NULL DEFAULT 0,"
+    "  next_at INTEGER NOT NULL,"
+    "  last_error TEXT,"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX IF NOT EXISTS webhook_outbox_due ON webhook_outbox(next_at)"
+    " WHERE state = 'pending';",
 };
 
 /* Columns a migration adds, each before that migration's SQL and only if the table lacks it:

@@ -1,6 +1,7 @@
 /* store_mail.c - e-mail's outbox and roll-calls' one-tap answer links (store_push.h, migration
- * 21). Mail is sent per person per urgent notice or roll-call: statements are prepared per
- * call, as push's are. */
+ * 21); a message's retries and failure are store_outbox.c's, shared with the webhook. Mail is
+ * sent per person per urgent notice or roll-call: statements are prepared per call, as push's
+ * are. */
 #include "store_internal.h"
 #include "store_push.h"
 
@@ -92,79 +93,6 @@ enum store_rc store_mail_due(struct store *st, int64_t now, int limit, const int
     }
     sqlite3_finalize(s);
     return STORE_OK;
-}
-
-static enum store_rc one_int(struct store *st, sqlite3_stmt *s, int64_t *out, const char *what)
-{
-    if (!s)
-        return STORE_ERROR;
-    int rc = sqlite3_step(s);
-    enum store_rc r = STORE_OK;
-    if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
-        *out = sqlite3_column_int64(s, 0);
-    else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
-        r = STORE_NOT_FOUND;
-    else
-        r = store_fail(st, what);
-    sqlite3_finalize(s);
-    return r;
-}
-
-enum store_rc store_mail_next_due(struct store *st, int64_t *at)
-{
-    return one_int(st, prepare(st, "SELECT min(next_at) FROM mail_outbox WHERE state = 'pending'"),
-                   at, "mail: next");
-}
-
-enum store_rc store_mail_sent(struct store *st, int64_t id)
-{
-    sqlite3_stmt *s = prepare(st, "DELETE FROM mail_outbox WHERE id = ?");
-    if (s)
-        sqlite3_bind_int64(s, 1, id);
-    return store_run_once(st, s, "mail: sent");
-}
-
-enum store_rc store_mail_retry(struct store *st, int64_t id, int64_t tries, int64_t next_at,
-                               const char *error)
-{
-    sqlite3_stmt *s = prepare(
-        st, "UPDATE mail_outbox SET tries = ?2, next_at = ?3, last_error = ?4 WHERE id = ?1");
-    if (s) {
-        sqlite3_bind_int64(s, 1, id);
-        sqlite3_bind_int64(s, 2, tries);
-        sqlite3_bind_int64(s, 3, next_at);
-        sqlite3_bind_text(s, 4, error, -1, SQLITE_STATIC);
-    }
-    return store_run_once(st, s, "mail: retry");
-}
-
-enum store_rc store_mail_fail(struct store *st, int64_t id, int64_t tries, const char *error)
-{
-    sqlite3_stmt *s = prepare(st, "UPDATE mail_outbox SET state = 'failed', tries = ?2,"
-                                  " last_error = ?3 WHERE id = ?1");
-    if (s) {
-        sqlite3_bind_int64(s, 1, id);
-        sqlite3_bind_int64(s, 2, tries);
-        sqlite3_bind_text(s, 3, error, -1, SQLITE_STATIC);
-    }
-    return store_run_once(st, s, "mail: fail");
-}
-
-enum store_rc store_mail_counts(struct store *st, int64_t *pending, int64_t *failed)
-{
-    sqlite3_stmt *s = prepare(st, "SELECT coalesce(sum(state = 'pending'), 0),"
-                                  " coalesce(sum(state = 'failed'), 0) FROM mail_outbox");
-    if (!s)
-        return STORE_ERROR;
-    enum store_rc r = STORE_OK;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        *pending = sqlite3_column_int64(s, 0);
-        *failed = sqlite3_column_int64(s, 1);
-    } else {
-        r = store_fail(st, "mail: counts");
-    }
-    sqlite3_finalize(s);
-    return r;
 }
 
 enum store_rc store_answer_link_add(struct store *st, const uint8_t hash[32], int64_t notice,

@@ -1,8 +1,9 @@
-/* store_push.h - the tables of what reaches people who are not looking (migration 21): Web
+/* store_push.h - the tables of what reaches people who are not looking (migrations 21, 24): Web
  * Push's VAPID key pair, browsers' subscriptions and the push outbox (store_push.c); e-mail's
- * outbox and roll-calls' one-tap answer links (store_mail.c). Same rules as store.h: loop thread
- * only, writes inside the open transaction (store_tx_begin), results copied into the caller's
- * structs (the caller owns them). */
+ * outbox and roll-calls' one-tap answer links (store_mail.c); the outgoing webhook's outbox
+ * (store_webhook.c); what the mail and webhook outboxes share (store_outbox.c). Same rules as
+ * store.h: loop thread only, writes inside the open transaction (store_tx_begin), results copied
+ * into the caller's structs (the caller owns them). */
 #ifndef KIZUNA_STORE_PUSH_H
 #define KIZUNA_STORE_PUSH_H
 
@@ -90,6 +91,22 @@ enum store_rc store_notify_pref_get(struct store *st, int64_t user_id, const cha
                                     bool *email);
 enum store_rc store_notify_previews_set(struct store *st, int64_t user_id, bool previews);
 enum store_rc store_notify_previews_get(struct store *st, int64_t user_id, bool *previews);
+/* ---- the outboxes of e-mail and the webhook (store_outbox.c) ---- */
+/* A row waits ('pending') until next_at, is delivered (deleted), tried again later, or kept as
+ * 'failed' for admins. */
+enum store_outbox { STORE_OUTBOX_MAIL, STORE_OUTBOX_WEBHOOK };
+/* The earliest next_at of a pending row (STORE_NOT_FOUND: none waits). */
+enum store_rc store_outbox_next_due(struct store *st, enum store_outbox box, int64_t *at);
+/* Delivered (or no longer wanted): the row goes. */
+enum store_rc store_outbox_done(struct store *st, enum store_outbox box, int64_t id);
+enum store_rc store_outbox_retry(struct store *st, enum store_outbox box, int64_t id, int64_t tries,
+                                 int64_t next_at, const char *error);
+/* Kept as failed (refused for good, or out of tries), for admins to see. */
+enum store_rc store_outbox_fail(struct store *st, enum store_outbox box, int64_t id, int64_t tries,
+                                const char *error);
+/* Rows by state: pending and failed. */
+enum store_rc store_outbox_counts(struct store *st, enum store_outbox box, int64_t *pending,
+                                  int64_t *failed);
 
 /* ---- e-mail (store_mail.c) ---- */
 /* Calls fn for each recipient of notice with an e-mail address whose account is enabled and
@@ -111,12 +128,6 @@ struct store_mail_send {
 enum store_rc store_mail_due(struct store *st, int64_t now, int limit, const int64_t *skip,
                              size_t nskip, void (*fn)(void *, const struct store_mail_send *),
                              void *arg);
-enum store_rc store_mail_next_due(struct store *st, int64_t *at);
-enum store_rc store_mail_sent(struct store *st, int64_t id);
-enum store_rc store_mail_retry(struct store *st, int64_t id, int64_t tries, int64_t next_at,
-                               const char *error);
-/* Keeps the message as failed (the relay refused it for good), for admins to see. */
-enum store_rc store_mail_fail(struct store *st, int64_t id, int64_t tries, const char *error);
 /* Failed messages, newest first, at most limit (strings valid during fn only). */
 struct store_mail_failure {
     int64_t id, tries, created_at;
@@ -124,9 +135,6 @@ struct store_mail_failure {
 };
 enum store_rc store_mail_failures(struct store *st, int64_t limit,
                                   void (*fn)(void *, const struct store_mail_failure *), void *arg);
-/* Messages by state: pending and failed. */
-enum store_rc store_mail_counts(struct store *st, int64_t *pending, int64_t *failed);
-
 /* Notes that a recipient of notice was reached through channel ("push" or "email"). */
 enum store_rc store_reach_add(struct store *st, int64_t notice, int64_t user_id,
                               const char *channel, int64_t now);
@@ -150,6 +158,43 @@ struct store_reach_person {
 };
 enum store_rc store_reach_people(struct store *st, int64_t notice, int64_t limit,
                                  void (*fn)(void *, const struct store_reach_person *), void *arg);
+
+/* ---- the outgoing webhook (store_webhook.c) ---- */
+#define STORE_WEBHOOK_ID_MAX   32 /* a delivery id: 32 hex digits */
+#define STORE_WEBHOOK_KIND_MAX 15
+/* Queues one delivery of body, the JSON every try sends alike (only its signature, made at each
+ * try, differs), due at next_at. notice may be 0. */
+enum store_rc store_webhook_queue(struct store *st, const char *delivery, const char *kind,
+                                  int64_t notice, const char *body, int64_t next_at, int64_t now);
+/* One due delivery; strings valid during fn only. */
+struct store_webhook_send {
+    int64_t id, tries, created_at;
+    const char *delivery, *kind, *body;
+};
+/* Calls fn for each pending delivery due at now (oldest first, at most limit), skipping the
+ * ids in skip[nskip] (in flight). */
+enum store_rc store_webhook_due(struct store *st, int64_t now, int limit, const int64_t *skip,
+                                size_t nskip, void (*fn)(void *, const struct store_webhook_send *),
+                                void *arg);
+/* Failed deliveries, newest first, at most limit (strings valid during fn only). */
+struct store_webhook_failure {
+    int64_t id, notice, tries, created_at;
+    const char *delivery, *kind, *error;
+};
+enum store_rc store_webhook_failures(struct store *st, int64_t limit,
+                                     void (*fn)(void *, const struct store_webhook_failure *),
+                                     void *arg);
+/* The people a delivery names (webhook_recipients): one call of fn per enabled local account,
+ * by login. Of a notice: its recipients; of a room: its present members but except. */
+struct store_webhook_person {
+    const char *login, *name, *department, *phone, *email;
+};
+enum store_rc store_webhook_notice_people(struct store *st, int64_t notice,
+                                          void (*fn)(void *, const struct store_webhook_person *),
+                                          void *arg);
+enum store_rc store_webhook_room_people(struct store *st, int64_t room, int64_t except,
+                                        void (*fn)(void *, const struct store_webhook_person *),
+                                        void *arg);
 
 /* A roll-call's answer link for one person (hash: of the token in the mail or push; channel:
  * "email" or "push", which way it went out). */

@@ -1,7 +1,8 @@
 /* status.c - `kizuna admin status`: the server's state on one screen (admin.status): version
  * and uptime, connections, messages today, storage and free disk, the last backup and its
- * verification, peer servers and their lag, alarms and the latest errors. --json prints the
- * op's reply as it is, for scripts and monitors. */
+ * verification, peer servers and their lag, alarms and the latest errors; and `kizuna admin
+ * webhook`, the outgoing webhook's outbox (webhook.status). --json prints the op's reply as it
+ * is, for scripts and monitors. */
 #include "cli.h"
 
 #include <stdio.h>
@@ -129,6 +130,41 @@ int cmd_admin_status(int argc, char **argv)
     {
         printf("%-14s%.200s\n", first ? "recent errors" : "", cli_str(e, "line", NULL));
         first = false;
+    }
+    cJSON_Delete(r);
+    return rc;
+}
+
+/* `kizuna admin webhook`: the outgoing webhook's state (webhook.status): where it posts (the
+ * URL's origin only), which kinds, what waits, and the deliveries the receiver refused. */
+int cmd_admin_webhook(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    cJSON *r = NULL;
+    int rc = cli_call_once("webhook.status", NULL, &r);
+    if (rc != EXIT_OK || json_out) {
+        cJSON_Delete(r);
+        return rc;
+    }
+    if (!cJSON_IsTrue(cJSON_GetObjectItem(r, "enabled")))
+        printf("webhook       off (webhook_url is not set)\n");
+    else
+        printf("webhook       %s  kinds: %s; recipients %s, text %s\n", cli_str(r, "origin", NULL),
+               cli_str(r, "kinds", NULL),
+               cJSON_IsTrue(cJSON_GetObjectItem(r, "recipients")) ? "listed" : "counted only",
+               cJSON_IsTrue(cJSON_GetObjectItem(r, "text")) ? "sent" : "withheld");
+    printf("deliveries    %lld waiting, %lld failed\n", cli_num(r, "pending"),
+           cli_num(r, "failed_total"));
+    const cJSON *f;
+    cJSON_ArrayForEach(f, cJSON_GetObjectItem(r, "failed"))
+    {
+        char when[40];
+        cli_format_time((double)cli_num(f, "created_at"), when, sizeof when);
+        printf("  FAILED %s %s", when, cli_str(f, "kind", NULL));
+        if (cli_num(f, "notice"))
+            printf(" (notice #%lld)", cli_num(f, "notice"));
+        printf(" after %lld tries: %s  [%s]\n", cli_num(f, "tries"), cli_str(f, "error", NULL),
+               cli_str(f, "delivery", NULL));
     }
     cJSON_Delete(r);
     return rc;

@@ -218,6 +218,7 @@ static const struct row rows[] = {
      * with it is still refused, as it is for login. */
     {"notice.answer_link", "\"token\":\"$FRESH_ANSWER_TOKEN\",\"choice\":1",   "o U o o o o o U U o o", 0},
     {"mail.status", "",                                                     "U U F F F F o U U U F", 0},
+    {"webhook.status", "",                                                  "U U F F F F o U U U F", 0},
     /* Web Push: each caller subscribes an endpoint of its own, then removes it (rows run in order). */
     {"push.vapid_key", "",                                                  "U U o o o o o U U U F", 0},
     {"push.subscribe", "\"endpoint\":\"https://push.example.net/s/$SELF\",\"p256dh\":\"BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4\",\"auth\":\"BTBZMqHH6r4Tts7J_aSIgg\"",

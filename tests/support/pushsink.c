@@ -89,6 +89,7 @@ static void serve_one(struct pushsink *p, int c)
     struct push_post *post = calloc(1, sizeof *post);
     char cl[32] = "0", expect[64] = "";
     sscanf(head, "POST %255s", post->path);
+    snprintf(post->head, sizeof post->head, "%.*s", (int)(end - head), head);
     header(head, "Authorization", post->authorization, sizeof post->authorization);
     header(head, "TTL", post->ttl, sizeof post->ttl);
     header(head, "Urgency", post->urgency, sizeof post->urgency);
@@ -242,6 +243,11 @@ int pushsink_count(struct pushsink *p, const char *path)
         n += !path || strcmp(p->posts[i].path, path) == 0;
     pthread_mutex_unlock(&p->mu);
     return n;
+}
+
+bool push_post_header(const struct push_post *post, const char *name, char *out, size_t n)
+{
+    return header(post->head, name, out, n);
 }
 
 void pushsink_stop(struct pushsink *p)

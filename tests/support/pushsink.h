@@ -1,8 +1,8 @@
 /* pushsink.h - a Web Push service stand-in for tests: an HTTP server on 127.0.0.1 that takes
- * the posts kizunad makes to subscription endpoints, answers each with the status the test set
- * for its path, and keeps them for the test to check. And the browser's half, written from
- * RFC 8291 and RFC 8292 independently of the server's code: a subscription's keys, the
- * decryption of what arrives, and the check of its VAPID signature. */
+ * the posts kizunad makes to subscription endpoints (or to the outgoing webhook's URL), answers
+ * each with the status the test set for its path, and keeps them for the test to check. And the
+ * browser's half, written from RFC 8291 and RFC 8292 independently of the server's code: a
+ * subscription's keys, the decryption of what arrives, and the check of its VAPID signature. */
 #ifndef KIZUNA_TEST_PUSHSINK_H
 #define KIZUNA_TEST_PUSHSINK_H
 
@@ -13,6 +13,7 @@
 struct push_post {
     char path[256];
     char authorization[1600], ttl[32], urgency[32], encoding[64];
+    char head[4096]; /* the request line and headers as received */
     uint8_t body[8192];
     size_t len;
     long long at_ms; /* monotonic, when it arrived */
@@ -32,6 +33,8 @@ bool pushsink_wait(struct pushsink *p, const char *path, int n, int timeout_ms,
                    struct push_post *out);
 /* Posts received for path so far (NULL: all paths). */
 int pushsink_count(struct pushsink *p, const char *path);
+/* A header's value in post (case-insensitive name, without the colon); false if absent. */
+bool push_post_header(const struct push_post *post, const char *name, char *out, size_t n);
 void pushsink_stop(struct pushsink *p);
 
 /* A browser's subscription keys: p256dh (65 bytes) with its private key, and auth. */
