@@ -845,6 +845,22 @@ enum store_rc store_run_once(struct store *st, sqlite3_stmt *s, const char *what
     return out;
 }
 
+enum store_rc store_int_once(struct store *st, sqlite3_stmt *s, int64_t *out, const char *what)
+{
+    if (!s)
+        return STORE_ERROR;
+    int rc = sqlite3_step(s);
+    enum store_rc r = STORE_OK;
+    if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+        *out = sqlite3_column_int64(s, 0);
+    else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+        r = STORE_NOT_FOUND;
+    else
+        r = store_fail(st, what);
+    sqlite3_finalize(s);
+    return r;
+}
+
 enum store_rc store_step_done(struct store *st, sqlite3_stmt *s, const char *what)
 {
     int rc = sqlite3_step(s);

@@ -79,6 +79,9 @@ enum store_rc store_step_done(struct store *st, sqlite3_stmt *s, const char *wha
  * (a failed prepare) is STORE_ERROR, a constraint STORE_CONFLICT. */
 sqlite3_stmt *store_prepare_once(struct store *st, const char *sql, const char *what);
 enum store_rc store_run_once(struct store *st, sqlite3_stmt *s, const char *what);
+/* Steps s for one integer (its first column) into *out and finalizes it: STORE_NOT_FOUND for
+ * no row or NULL, NULL s is STORE_ERROR. */
+enum store_rc store_int_once(struct store *st, sqlite3_stmt *s, int64_t *out, const char *what);
 /* Resets a statement and clears its bindings. */
 void store_finish(sqlite3_stmt *s);
 /* Copies a text column (NULL reads as "") into a bounded buffer. */

@@ -24,19 +24,9 @@ static sqlite3_stmt *prepare(struct store *st, const char *head, enum store_outb
 
 enum store_rc store_outbox_next_due(struct store *st, enum store_outbox box, int64_t *at)
 {
-    sqlite3_stmt *s = prepare(st, "SELECT min(next_at) FROM ", box, " WHERE state = 'pending'");
-    if (!s)
-        return STORE_ERROR;
-    int rc = sqlite3_step(s);
-    enum store_rc r = STORE_OK;
-    if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
-        *at = sqlite3_column_int64(s, 0);
-    else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
-        r = STORE_NOT_FOUND;
-    else
-        r = store_fail(st, "outbox: next");
-    sqlite3_finalize(s);
-    return r;
+    return store_int_once(st,
+                          prepare(st, "SELECT min(next_at) FROM ", box, " WHERE state = 'pending'"),
+                          at, "outbox: next");
 }
 
 enum store_rc store_outbox_done(struct store *st, enum store_outbox box, int64_t id)

@@ -12,22 +12,6 @@ static sqlite3_stmt *prepare(struct store *st, const char *sql)
     return store_prepare_once(st, sql, "push statement");
 }
 
-static enum store_rc one_int(struct store *st, sqlite3_stmt *s, int64_t *out, const char *what)
-{
-    if (!s)
-        return STORE_ERROR;
-    int rc = sqlite3_step(s);
-    enum store_rc r = STORE_OK;
-    if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
-        *out = sqlite3_column_int64(s, 0);
-    else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
-        r = STORE_NOT_FOUND;
-    else
-        r = store_fail(st, what);
-    sqlite3_finalize(s);
-    return r;
-}
-
 enum store_rc store_push_vapid_get(struct store *st, uint8_t priv[32], uint8_t pub[65])
 {
     sqlite3_stmt *s = prepare(st, "SELECT priv, pub FROM push_vapid WHERE id = 1");
@@ -74,7 +58,7 @@ enum store_rc store_push_sub_count(struct store *st, int64_t user_id, int64_t *n
         prepare(st, "SELECT count(*) FROM push_subs p" LIVE_SUB " WHERE p.user_id = ?");
     if (s)
         sqlite3_bind_int64(s, 1, user_id);
-    return one_int(st, s, n, "push: count");
+    return store_int_once(st, s, n, "push: count");
 }
 
 enum store_rc store_push_sub_put(struct store *st, int64_t user_id, int64_t session_id,
@@ -96,7 +80,7 @@ enum store_rc store_push_sub_put(struct store *st, int64_t user_id, int64_t sess
         sqlite3_bind_text(s, 2, endpoint, -1, SQLITE_STATIC);
     }
     int64_t n = 0;
-    if ((r = one_int(st, s, &n, "push: count")) != STORE_OK)
+    if ((r = store_int_once(st, s, &n, "push: count")) != STORE_OK)
         return r;
     if (n >= max)
         return STORE_CONFLICT;
@@ -113,7 +97,7 @@ enum store_rc store_push_sub_put(struct store *st, int64_t user_id, int64_t sess
     sqlite3_bind_blob(s, 4, p256dh, 65, SQLITE_STATIC);
     sqlite3_bind_blob(s, 5, auth, 16, SQLITE_STATIC);
     sqlite3_bind_int64(s, 6, now);
-    return one_int(st, s, id, "push: subscribe");
+    return store_int_once(st, s, id, "push: subscribe");
 }
 
 static enum store_rc drop_sends(struct store *st, int64_t sub)
@@ -132,7 +116,7 @@ enum store_rc store_push_sub_remove(struct store *st, int64_t user_id, const cha
         sqlite3_bind_text(s, 2, endpoint, -1, SQLITE_STATIC);
     }
     int64_t id = 0;
-    enum store_rc r = one_int(st, s, &id, "push: find");
+    enum store_rc r = store_int_once(st, s, &id, "push: find");
     return r == STORE_OK ? store_push_sub_delete(st, id) : r;
 }
 
@@ -300,7 +284,8 @@ enum store_rc store_push_due(struct store *st, int64_t now, int limit, const int
 
 enum store_rc store_push_next_due(struct store *st, int64_t *at)
 {
-    return one_int(st, prepare(st, "SELECT min(next_at) FROM push_outbox"), at, "push: next");
+    return store_int_once(st, prepare(st, "SELECT min(next_at) FROM push_outbox"), at,
+                          "push: next");
 }
 
 enum store_rc store_push_sent(struct store *st, int64_t id)
@@ -327,7 +312,7 @@ enum store_rc store_push_retry(struct store *st, int64_t id, int64_t tries, int6
 
 enum store_rc store_push_pending(struct store *st, int64_t *n)
 {
-    return one_int(st, prepare(st, "SELECT count(*) FROM push_outbox"), n, "push: pending");
+    return store_int_once(st, prepare(st, "SELECT count(*) FROM push_outbox"), n, "push: pending");
 }
 
 enum store_rc store_push_defer(struct store *st, int64_t id, int64_t next_at)
@@ -431,7 +416,7 @@ enum store_rc store_notify_previews_get(struct store *st, int64_t user_id, bool 
     sqlite3_stmt *s = prepare(st, "SELECT previews FROM notify_user WHERE user_id = ?");
     if (s)
         sqlite3_bind_int64(s, 1, user_id);
-    enum store_rc r = one_int(st, s, &v, "notify: previews get");
+    enum store_rc r = store_int_once(st, s, &v, "notify: previews get");
     *previews = r == STORE_OK && v != 0;
     return r == STORE_NOT_FOUND ? STORE_OK : r;
 }

@@ -274,17 +274,6 @@ Test(operations, a_config_error_at_sighup_changes_nothing)
 
 /* ---- GET /metrics ---- */
 
-/* The value of one series ("name" or "name{labels}") in a Prometheus text, or -1 if absent. */
-static double metric(const char *text, const char *series)
-{
-    size_t n = strlen(series);
-    for (const char *line = text; line && *line;
-         line = strchr(line, '\n'), line = line ? line + 1 : NULL)
-        if (strncmp(line, series, n) == 0 && line[n] == ' ')
-            return strtod(line + n + 1, NULL);
-    return -1;
-}
-
 static char *scrape(const char *headers, int *status)
 {
     static char body[262144];
@@ -309,12 +298,12 @@ Test(operations, metrics_pass_promtool_and_move_with_work)
     cr_assert_eq(status, 200, "%s", m);
     cr_assert(strstr(m, "# TYPE kizuna_commit_duration_seconds histogram"));
     cr_assert_eq(promtool(m, said, sizeof said), 0, "promtool: %s", said);
-    double commits0 = metric(m, "kizuna_commit_duration_seconds_count");
-    double batches0 = metric(m, "kizuna_commit_batch_requests_count");
-    cr_assert_eq(metric(m, "kizuna_messages_received_total"), 0);
-    cr_assert_eq(metric(m, "kizuna_login_failures_total"), 0);
-    cr_assert_gt(metric(m, "kizuna_disk_free_bytes"), 0);
-    cr_assert_gt(metric(m, "kizuna_database_bytes"), 0);
+    double commits0 = metric_value(m, "kizuna_commit_duration_seconds_count");
+    double batches0 = metric_value(m, "kizuna_commit_batch_requests_count");
+    cr_assert_eq(metric_value(m, "kizuna_messages_received_total"), 0);
+    cr_assert_eq(metric_value(m, "kizuna_login_failures_total"), 0);
+    cr_assert_gt(metric_value(m, "kizuna_disk_free_bytes"), 0);
+    cr_assert_gt(metric_value(m, "kizuna_database_bytes"), 0);
 
     /* Work: a reader live in a room, three messages sent into it, a failed login. */
     struct ws a, b;
@@ -345,23 +334,23 @@ Test(operations, metrics_pass_promtool_and_move_with_work)
     m = scrape(NULL, &status);
     cr_assert_eq(status, 200);
     cr_assert_eq(promtool(m, said, sizeof said), 0, "promtool: %s", said);
-    cr_assert_eq(metric(m, "kizuna_messages_received_total"), 3);
-    cr_assert_eq(metric(m, "kizuna_requests_total{op=\"msg.send\",result=\"ok\"}"), 3);
-    cr_assert_eq(metric(m, "kizuna_requests_total{op=\"login\",result=\"unauthorized\"}"), 1);
-    cr_assert_geq(metric(m, "kizuna_requests_total{op=\"login\",result=\"ok\"}"), 2);
-    cr_assert_eq(metric(m, "kizuna_login_failures_total"), 1);
-    cr_assert_geq(metric(m, "kizuna_events_committed_total"), 4); /* the room's and 3 messages */
-    cr_assert_geq(metric(m, "kizuna_events_delivered_total"), 3);
-    cr_assert_geq(metric(m, "kizuna_commit_duration_seconds_count"), commits0 + 3);
-    cr_assert_gt(metric(m, "kizuna_commit_duration_seconds_sum"), 0);
-    cr_assert_geq(metric(m, "kizuna_commit_batch_requests_count"), batches0 + 3);
-    cr_assert_eq(metric(m, "kizuna_connections{kind=\"websocket\"}"), 2);
-    cr_assert_eq(metric(m, "kizuna_sessions_connected"), 2);
-    cr_assert_eq(metric(m, "kizuna_users_connected"), 1);
-    cr_assert_geq(metric(m, "kizuna_sessions_open"), 2);
+    cr_assert_eq(metric_value(m, "kizuna_messages_received_total"), 3);
+    cr_assert_eq(metric_value(m, "kizuna_requests_total{op=\"msg.send\",result=\"ok\"}"), 3);
+    cr_assert_eq(metric_value(m, "kizuna_requests_total{op=\"login\",result=\"unauthorized\"}"), 1);
+    cr_assert_geq(metric_value(m, "kizuna_requests_total{op=\"login\",result=\"ok\"}"), 2);
+    cr_assert_eq(metric_value(m, "kizuna_login_failures_total"), 1);
+    cr_assert_geq(metric_value(m, "kizuna_events_committed_total"), 4); /* the room's and 3 messages */
+    cr_assert_geq(metric_value(m, "kizuna_events_delivered_total"), 3);
+    cr_assert_geq(metric_value(m, "kizuna_commit_duration_seconds_count"), commits0 + 3);
+    cr_assert_gt(metric_value(m, "kizuna_commit_duration_seconds_sum"), 0);
+    cr_assert_geq(metric_value(m, "kizuna_commit_batch_requests_count"), batches0 + 3);
+    cr_assert_eq(metric_value(m, "kizuna_connections{kind=\"websocket\"}"), 2);
+    cr_assert_eq(metric_value(m, "kizuna_sessions_connected"), 2);
+    cr_assert_eq(metric_value(m, "kizuna_users_connected"), 1);
+    cr_assert_geq(metric_value(m, "kizuna_sessions_open"), 2);
     /* A histogram's +Inf bucket is its count. */
-    cr_assert_eq(metric(m, "kizuna_commit_duration_seconds_bucket{le=\"+Inf\"}"),
-                 metric(m, "kizuna_commit_duration_seconds_count"));
+    cr_assert_eq(metric_value(m, "kizuna_commit_duration_seconds_bucket{le=\"+Inf\"}"),
+                 metric_value(m, "kizuna_commit_duration_seconds_count"));
     ws_close_fd(&a);
     ws_close_fd(&b);
 }
@@ -960,11 +949,11 @@ Test(fedops, a_peer_link_shows_in_metrics_and_status_and_its_cut_raises_an_alarm
     char series[160];
     snprintf(series, sizeof series, "kizuna_federation_peer_connected{peer=\"%s\"}", net.s[1].id);
     const char *m = fed_scrape(0);
-    cr_assert_eq(metric(m, series), 1, "%s", m);
+    cr_assert_eq(metric_value(m, series), 1, "%s", m);
     snprintf(series, sizeof series, "kizuna_federation_peer_lag_events{peer=\"%s\"}", net.s[1].id);
-    cr_assert_eq(metric(m, series), 0);
+    cr_assert_eq(metric_value(m, series), 0);
     snprintf(series, sizeof series, "kizuna_federation_peer_quarantined{peer=\"%s\"}", net.s[1].id);
-    cr_assert_eq(metric(m, series), 0);
+    cr_assert_eq(metric_value(m, series), 0);
     cJSON *r = fednet_admin(&net, 0, "\"op\":\"admin.status\"");
     const cJSON *p = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "peers"), 0);
     cr_assert_str_eq(cJSON_GetObjectItem(p, "server")->valuestring, net.s[1].id);
@@ -975,7 +964,7 @@ Test(fedops, a_peer_link_shows_in_metrics_and_status_and_its_cut_raises_an_alarm
     fednet_wait_down(&net, 0, 1, 20000);
     snprintf(series, sizeof series, "kizuna_federation_peer_connected{peer=\"%s\"}", net.s[1].id);
     m = fed_scrape(0);
-    cr_assert_eq(metric(m, series), 0, "%s", m);
+    cr_assert_eq(metric_value(m, series), 0, "%s", m);
     r = fednet_admin(&net, 0, "\"op\":\"admin.status\"");
     char *text = cJSON_PrintUnformatted(cJSON_GetObjectItem(r, "alarms"));
     char want[160];

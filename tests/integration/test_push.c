@@ -126,16 +126,6 @@ static void check_post(const struct push_post *p, const struct push_keys *k, con
               p->len);
 }
 
-/* The value of the sample named exactly sample (name and labels) in a /metrics text, or -1. */
-static double metric_value(const char *text, const char *sample)
-{
-    size_t n = strlen(sample);
-    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-        if (!strncmp(l, sample, n) && l[n] == ' ')
-            return atof(l + n + 1);
-    return -1;
-}
-
 Test(push, rollcall_reaches_a_closed_browser_and_410_removes_the_subscription)
 {
     struct ws alice, bob;

@@ -131,16 +131,6 @@ static cJSON *check_post(const struct push_post *p, const char *want_kind)
     return b;
 }
 
-/* The value of the sample named exactly sample in a /metrics text, or -1. */
-static double metric_value(const char *text, const char *sample)
-{
-    size_t n = strlen(sample);
-    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-        if (!strncmp(l, sample, n) && l[n] == ' ')
-            return atof(l + n + 1);
-    return -1;
-}
-
 /* Runs kizuna as admin (the CLI); stdout and stderr into out. */
 static int kizuna(char *out, size_t n, ...)
 {

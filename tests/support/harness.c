@@ -569,6 +569,15 @@ int http_request(int port, const char *method, const char *path, const char *hea
     return status;
 }
 
+double metric_value(const char *text, const char *sample)
+{
+    size_t n = strlen(sample);
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (!strncmp(l, sample, n) && l[n] == ' ')
+            return strtod(l + n + 1, NULL);
+    return -1;
+}
+
 int tcp_open(int port)
 {
     return tcp_connect(port, 0);
