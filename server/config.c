@@ -299,6 +299,12 @@ static const struct cfg_entry table[] = {
         "meanwhile gets none"),
     INT(push_subs_per_user_max, 1, 1000, 20,
         "push subscriptions (browsers, phones) one user may have"),
+    INT(push_mentions_max, 0, 100, 20,
+        "people one message's @login mentions may push; mentions past it push no one (0: "
+        "mentions push no one)"),
+    INT(push_preview_bytes, 0, 400, 200,
+        "the start of a message a push carries for people who turned previews on, in bytes (cut "
+        "at a character's start)"),
     CAP(push_endpoint_max_bytes, 64, 2048, 2048,
         "longest push subscription endpoint URL, in bytes (push.subscribe)",
         "a push endpoint may be at most %lld bytes"),

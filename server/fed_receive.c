@@ -411,6 +411,16 @@ static enum kz_err take_one(struct srv *s, struct store_room *r, const struct ta
         login = u.login;
         uname = u.name;
     }
+    /* This server's people who are not looking are pushed as for an event made here. */
+    if (srv_push_posted(s, r, ev.pos, ev.ts, actor, uname, h.type,
+                        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(content, "body")),
+                        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(content, "urgent"))) !=
+        KZ_OK) {
+        KZ_ERROR("fed_push_failed", "room=%s origin=%s seq=%lld error=\"%s\"", r->room_id, h.origin,
+                 (long long)h.seq, store_errmsg(s->store));
+        e = KZ_INTERNAL;
+        goto out;
+    }
     struct kz_frame *frame = srv_event_frame_new(s, &ev, login, uname, content);
     if (!frame || srv_events_queue(s, ev.pos, r->id, also, NULL, t->len, frame) != 0) {
         kz_frame_unref(frame);

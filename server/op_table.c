@@ -320,6 +320,12 @@ static const struct srv_op ops[] = {
      .writes = true,
      .fields = {ROOM_ARG, {"archived", F_BOOL, false, 0, 0}},
      .fn = op_room_archive},
+    /* a group room's photos pushed to the caller (push_events.c) */
+    {.name = "room.watch",
+     .access = OP_USER,
+     .writes = true,
+     .fields = {ROOM_ARG, {"watch", F_BOOL, false, 0, 0}},
+     .fn = op_room_watch},
     {.name = "room.export",
      .access = OP_USER,
      .fields = {ROOM_ARG, {"after", F_INT, false, KZ_POS_MAX, 0}, LIMIT_ARG},

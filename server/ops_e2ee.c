@@ -448,11 +448,11 @@ enum kz_err op_e2ee_post(struct srv_call *c)
         cJSON_Delete(ed);
         return e;
     }
-    /* A photo in a direct room is pushed as "new photo", never anything of its content. */
-    if (strcmp(type, "e2ee.photo") == 0 && strcmp(room.kind, "direct") == 0 &&
-        (e = srv_push_room(c, &room, ev.pos, "photo", false))) {
+    /* A photo in a direct or watched room is pushed as "new photo", never anything of it. */
+    if (srv_push_posted(c->srv, &room, ev.pos, ev.ts, c->auth.user.id, c->auth.user.name, type,
+                        NULL, false) != KZ_OK) {
         cJSON_Delete(ed);
-        return e;
+        return srv_fail(c, KZ_INTERNAL, "cannot queue the push");
     }
     const cJSON *en;
     const char *epoch = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ed, "epoch"));

@@ -1,6 +1,7 @@
 /* ops_rooms.c - rooms and their members. A user sees only rooms it is a member of; to anyone
  * else a room does not exist. Every membership change is an event in the room. */
 #include "server.h"
+#include "store_push.h"
 
 #include <string.h>
 
@@ -757,6 +758,11 @@ static cJSON *room_json(struct srv *s, const struct store_room *r, const struct 
     }
     cJSON_AddStringToObject(o, "topic", r->topic);
     cJSON_AddStringToObject(o, "role", me->role);
+    if (strcmp(r->kind, "group") == 0) { /* its photos push the caller (room.watch) */
+        bool watched = false;
+        store_room_watched(st, r->id, me->user_id, &watched);
+        cJSON_AddBoolToObject(o, "watched", watched);
+    }
     cJSON_AddNumberToObject(o, "read_pos", (double)me->read_pos);
     int64_t n = 0;
     store_member_count(st, r->id, &n);

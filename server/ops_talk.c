@@ -95,11 +95,12 @@ enum kz_err op_msg_send(struct srv_call *c)
     struct srv_appended ev;
     if ((e = srv_msg_post(c, &room, body, extra, &ev)))
         return e;
-    /* Those not looking: a message addressed to them (a direct room) or a first report. */
-    bool direct = strcmp(room.kind, "direct") == 0;
-    if ((direct || urgent) &&
-        (e = srv_push_room(c, &room, ev.pos, urgent ? "hotline" : "direct", urgent)))
-        return e;
+    /* Those not looking: a message addressed to them (a direct room, a mention) or a first
+     * report. An edit pushes nothing: the message was pushed when it came, and a mention added
+     * by an edit would wake someone about a message they may have read already. */
+    if (srv_push_posted(c->srv, &room, ev.pos, ev.ts, c->auth.user.id, c->auth.user.name, "msg",
+                        body, urgent) != KZ_OK)
+        return srv_fail(c, KZ_INTERNAL, "cannot queue the push");
     if (urgent && (e = srv_webhook_hotline(c, &room, ev.pos, body)))
         return e;
     if (client_id && store_client_id_put(st, c->auth.user.id, client_id, ev.pos) != STORE_OK)

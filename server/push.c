@@ -293,42 +293,6 @@ enum kz_err srv_push_notice(struct srv_call *c, int64_t notice, const char *titl
     return KZ_OK;
 }
 
-enum kz_err srv_push_room(struct srv_call *c, const struct store_room *room, int64_t pos,
-                          const char *kind, bool urgent)
-{
-    if (!c->srv->push || !c->srv->push->pool)
-        return KZ_OK;
-    const struct kz_config *cfg = srv_config(c->srv);
-    /* Who wrote, in which room: never the message itself (docs/notifications.md). A photo is
-     * "new photo"; a hotline's first report carries the room's name. */
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "kind", kind);
-    cJSON_AddStringToObject(j, "room", room->room_id);
-    cJSON_AddNumberToObject(j, "pos", (double)pos);
-    cJSON_AddStringToObject(j, "from", c->auth.user.name);
-    if (strcmp(kind, "photo") == 0)
-        cJSON_AddStringToObject(j, "title", "new photo");
-    else if (strcmp(kind, "hotline") == 0)
-        cJSON_AddStringToObject(j, "title", room->name);
-    char *payload = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    if (!payload || strlen(payload) >= sizeof((struct store_push_send *)0)->payload) {
-        cJSON_free(payload);
-        return srv_fail(c, KZ_INTERNAL, "cannot build the push");
-    }
-    int64_t now = kz_now_ms(), n = 0;
-    enum store_rc r = store_push_queue_room(
-        srv_store(c->srv), room->id, pos, c->auth.user.id, kind, srv_notify_default(kind, false),
-        payload, urgent ? "high" : "normal", urgent ? cfg->push_ttl_urgent_s : cfg->push_ttl_s,
-        now + cfg->push_coalesce_ms, now, &n);
-    cJSON_free(payload);
-    if (r != STORE_OK)
-        return srv_fail(c, KZ_INTERNAL, "cannot queue the push");
-    if (n > 0)
-        srv_notify_schedule(c->srv, cfg->push_coalesce_ms);
-    return KZ_OK;
-}
-
 /* ---- sending (worker threads) ---- */
 
 static size_t discard(char *ptr, size_t size, size_t nmemb, void *arg)

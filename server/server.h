@@ -150,6 +150,8 @@ struct kz_config {
     long long push_ttl_s;        /* TTL of other pushes */
     long long push_coalesce_ms;  /* a push waits this long: read elsewhere meanwhile, none */
     long long push_subs_per_user_max;
+    long long push_mentions_max;  /* people one message's @login mentions may push */
+    long long push_preview_bytes; /* text a preview push carries, cut at a character's start */
     long long push_endpoint_max_bytes;
     long long push_allow_private_endpoints; /* endpoints on loopback/private addresses (tests) */
     /* E-mail through the town's relay (mail.c, docs/notifications.md). */
@@ -596,11 +598,16 @@ void srv_push_free(struct srv *s);
  * their own). The caller's failure if it cannot. */
 enum kz_err srv_push_notice(struct srv_call *c, int64_t notice, const char *title, bool urgent,
                             const cJSON *choices);
-/* Queues a push about the caller's event at pos in room to the room's other present members:
- * kind "direct" (a message in a direct room), "photo" (a photo there), "hotline" (a hotline's
- * first report, urgent). */
-enum kz_err srv_push_room(struct srv_call *c, const struct store_room *room, int64_t pos,
-                          const char *kind, bool urgent);
+/* push_events.c: queues what a new event of type ("msg" with its body, urgent for a first
+ * report; "e2ee.photo"; others: nothing) at pos in room, made at ts by sender (this server's
+ * handle of them, named from), means to the room's members who are not looking: "direct",
+ * "hotline", "mention" or "photo" (a direct room's, or a watched group room's). For events made
+ * here and received from peers alike. KZ_INTERNAL if it cannot queue (the caller says so: it
+ * has the call or the log). */
+enum kz_err srv_push_posted(struct srv *s, const struct store_room *room, int64_t pos, int64_t ts,
+                            int64_t sender, const char *from, const char *type, const char *body,
+                            bool urgent);
+enum kz_err op_room_watch(struct srv_call *c);
 /* mail.c: queues an e-mail to each recipient of a new urgent notice or roll-call who has an
  * address, a roll-call's with one-tap answer links (one per choice, for that person only). */
 enum kz_err srv_mail_notice(struct srv_call *c, int64_t notice, const char *title, const char *body,

@@ -202,19 +202,55 @@ enum store_rc store_push_notice_users(struct store *st, int64_t notice, const ch
     return r;
 }
 
-enum store_rc store_push_queue_room(struct store *st, int64_t room, int64_t pos, int64_t except,
-                                    const char *kind, bool dflt, const char *payload,
-                                    const char *urgency, int64_t ttl_s, int64_t next_at,
-                                    int64_t now, int64_t *n)
+enum store_rc store_push_queue_room(struct store *st, const struct store_push_room_q *q, int64_t *n)
+{
+    /* One statement for the whole room, whoever wants what: each recipient's payload is chosen
+     * by their previews choice in SQL (notify_user), not by a round trip per member. */
+    sqlite3_stmt *s = prepare(
+        st, "INSERT INTO push_outbox (sub, kind, room, pos, payload, urgency, ttl, next_at,"
+            " created_at) SELECT p.id, ?2, ?1, ?3, CASE WHEN ?11 IS NOT NULL AND coalesce(("
+            "SELECT nu.previews FROM notify_user nu WHERE nu.user_id = p.user_id), 0) THEN ?11"
+            " ELSE ?4 END, ?5, ?6, ?7, ?8 FROM room_members rm"
+            " JOIN push_subs p ON p.user_id = rm.user_id" LIVE_SUB
+            " WHERE rm.room = ?1 AND rm.left_pos IS NULL AND rm.user_id != ?9"
+            " AND (?12 IS NULL OR u.home IS NULL AND u.login IN (SELECT value FROM json_each(?12)))"
+            " AND (?13 = 0 OR EXISTS (SELECT 1 FROM room_watch w WHERE w.room = rm.room"
+            " AND w.user_id = rm.user_id))" WANTS_PUSH);
+    if (s) {
+        sqlite3_bind_int64(s, 9, q->except);
+        if (q->preview)
+            sqlite3_bind_text(s, 11, q->preview, -1, SQLITE_STATIC);
+        if (q->logins)
+            sqlite3_bind_text(s, 12, q->logins, -1, SQLITE_STATIC);
+        sqlite3_bind_int(s, 13, q->watchers);
+    }
+    return queue(st, s, q->room, q->kind, q->dflt, q->pos, q->payload, q->urgency, q->ttl_s,
+                 q->next_at, q->now, n);
+}
+
+enum store_rc store_room_watch_set(struct store *st, int64_t room, int64_t user_id, bool watch)
 {
     sqlite3_stmt *s =
-        prepare(st, "INSERT INTO push_outbox (sub, kind, room, pos, payload, urgency, ttl, next_at,"
-                    " created_at) SELECT p.id, ?2, ?1, ?3, ?4, ?5, ?6, ?7, ?8 FROM room_members rm"
-                    " JOIN push_subs p ON p.user_id = rm.user_id" LIVE_SUB
-                    " WHERE rm.room = ?1 AND rm.left_pos IS NULL AND rm.user_id != ?9" WANTS_PUSH);
-    if (s)
-        sqlite3_bind_int64(s, 9, except);
-    return queue(st, s, room, kind, dflt, pos, payload, urgency, ttl_s, next_at, now, n);
+        watch ? prepare(st, "INSERT OR IGNORE INTO room_watch (room, user_id) VALUES (?, ?)")
+              : prepare(st, "DELETE FROM room_watch WHERE room = ? AND user_id = ?");
+    if (s) {
+        sqlite3_bind_int64(s, 1, room);
+        sqlite3_bind_int64(s, 2, user_id);
+    }
+    return store_run_once(st, s, "push: watch");
+}
+
+enum store_rc store_room_watched(struct store *st, int64_t room, int64_t user_id, bool *watched)
+{
+    sqlite3_stmt *s = prepare(st, "SELECT 1 FROM room_watch WHERE room = ? AND user_id = ?");
+    if (s) {
+        sqlite3_bind_int64(s, 1, room);
+        sqlite3_bind_int64(s, 2, user_id);
+    }
+    int64_t v = 0;
+    enum store_rc r = store_int_once(st, s, &v, "push: watched");
+    *watched = r == STORE_OK;
+    return r == STORE_NOT_FOUND ? STORE_OK : r;
 }
 
 enum store_rc store_push_due(struct store *st, int64_t now, int limit, const int64_t *skip,

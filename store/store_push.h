@@ -46,12 +46,25 @@ enum store_rc store_push_queue_user(struct store *st, int64_t user_id, const cha
 enum store_rc store_push_notice_users(struct store *st, int64_t notice, const char *kind, bool dflt,
                                       void (*fn)(void *, int64_t user_id), void *arg);
 
-/* Queues one send per live subscription of each present member of room but except, about the
- * event at pos (a member whose read position reaches it before it leaves gets none). */
-enum store_rc store_push_queue_room(struct store *st, int64_t room, int64_t pos, int64_t except,
-                                    const char *kind, bool dflt, const char *payload,
-                                    const char *urgency, int64_t ttl_s, int64_t next_at,
-                                    int64_t now, int64_t *n);
+/* A push about the event at pos in room: to each live subscription of its present members but
+ * except (its sender), or only of those named in logins, or only of those who watch the room;
+ * a member whose read position reaches pos before it leaves gets none (store_push_due). */
+struct store_push_room_q {
+    int64_t room, pos, except;
+    const char *kind; /* the recipients' notify_prefs decide, else dflt */
+    bool dflt;
+    const char *payload; /* for everyone ... */
+    const char *preview; /* ... but those who turned previews on (NULL: payload for all) */
+    const char *logins;  /* a JSON array of this server's logins (mentions); NULL: all members */
+    bool watchers;       /* only members who watch the room (room_watch) */
+    const char *urgency;
+    int64_t ttl_s, next_at, now;
+};
+enum store_rc store_push_queue_room(struct store *st, const struct store_push_room_q *q,
+                                    int64_t *n);
+/* Whether user_id watches room (pushes of its photos, migration 26). */
+enum store_rc store_room_watch_set(struct store *st, int64_t room, int64_t user_id, bool watch);
+enum store_rc store_room_watched(struct store *st, int64_t room, int64_t user_id, bool *watched);
 
 /* One due send with what it needs; `live` is false when its subscription, session or user is
  * gone (the caller deletes it), `seen` when the notice it is about was read meanwhile. */

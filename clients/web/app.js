@@ -21,6 +21,7 @@ import './js/pages/devices.js';
 // Notices and administration (the notices-admin pages): one import line each, here.
 import './js/pages/notices.js';
 import './js/pages/notice_report.js';
+import './js/pages/notify_settings.js';
 import './js/pages/admin_users.js';
 import './js/pages/admin_import.js';
 import './js/pages/admin_invites.js';

@@ -71,17 +71,34 @@ self.addEventListener('fetch', (e) => {
 });
 
 // ---- Web Push (js/push.js, docs/notifications.md) ----
-// What kizunad pushes is small JSON (kind, ids, a title or a sender's name; never a message's
-// text or a notice's body). Each push shows one notification, replaced by the next of the same
-// notice or room (tag); a tap opens (or focuses) the client on it.
+// What kizunad pushes is small JSON (kind, ids, a title or a sender's name; the start of a
+// message only for someone who turned previews on, never a notice's body or anything of a
+// photo). Each push shows one notification, replaced by the next of the same notice or room
+// (tag); a tap opens (or focuses) the client on it, at the message's position for a room.
 const ANSWER_HINT = 'ボタンで回答できます / Answer with a button';
 const PUSH_TEXT = {
-  notice: { body: '至急のお知らせ / Urgent notice', urgent: true },
-  rollcall: { body: '回答してください / Please answer', urgent: true },
-  direct: { body: '新しいメッセージ / New message' },
-  photo: { body: '新しい写真 / New photo' },
-  hotline: { body: '第一報 / First report', urgent: true },
+  notice: { body: '至急のお知らせ', urgent: true },
+  rollcall: { body: '安否確認です。回答してください', urgent: true },
+  reminder: { body: 'まだ回答していないお知らせがあります', urgent: true },
+  direct: { body: '新しいメッセージが届きました' },
+  mention: { body: 'あなた宛てのメッセージがあります' },
+  photo: { body: '新しい写真が投稿されました' },
+  hotline: { body: '第一報が届きました', urgent: true },
 };
+
+const clip = (v, n) => (typeof v === 'string' ? v.slice(0, n) : '');
+
+// Title and body per kind: who and where, or the notice's title; the text if it came.
+function pushShown(d) {
+  const kind = PUSH_TEXT[d.kind] ? d.kind : 'notice';
+  const from = clip(d.from, 80), where = clip(d.title, 120), text = clip(d.text, 300);
+  let title;
+  if (kind === 'notice' || kind === 'rollcall' || kind === 'reminder') title = where || '絆 Kizuna';
+  else if (kind === 'hotline') title = `【第一報】${where}`;
+  else if (kind === 'mention') title = where ? `${from}（${where}）` : from;
+  else title = from;
+  return { kind, title: title || '絆 Kizuna', body: text || PUSH_TEXT[kind].body };
+}
 
 self.addEventListener('push', (e) => {
   let d = {};
@@ -90,12 +107,12 @@ self.addEventListener('push', (e) => {
   } catch {
     d = {};
   }
-  const kind = PUSH_TEXT[d.kind] ? d.kind : 'notice';
-  const text = PUSH_TEXT[kind];
-  const isNotice = kind === 'notice' || kind === 'rollcall';
-  const title = String((isNotice || kind === 'hotline' ? d.title : d.from) || '絆 Kizuna').slice(0, 200);
+  if (!d || typeof d !== 'object') d = {};
+  const { kind, title, body } = pushShown(d);
+  const isNotice = kind === 'notice' || kind === 'rollcall' || kind === 'reminder';
+  const roomOk = typeof d.room === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(d.room);
   const url = isNotice && Number.isInteger(d.notice) ? '/#/notices/' + d.notice
-    : typeof d.room === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(d.room) ? '/#/room/' + d.room : '/#/';
+    : roomOk ? '/#/room/' + d.room + (Number.isInteger(d.pos) && d.pos > 0 ? '?pos=' + d.pos : '') : '/#/';
   // A roll-call's push carries this person's one-tap answer token: its first choices become
   // the notification's buttons, and a tap answers without opening Kizuna (onNotificationClick).
   const answer = kind === 'rollcall' && typeof d.answer === 'string' && /^[A-Za-z0-9_-]{43}$/.test(d.answer)
@@ -105,9 +122,9 @@ self.addEventListener('push', (e) => {
     ? d.choices.slice(0, most).map((c, i) => ({ action: 'answer-' + (i + 1), title: String(c?.text || '').slice(0, 60) }))
     : [];
   e.waitUntil(self.registration.showNotification(title, {
-    body: actions.length ? text.body + '\n' + ANSWER_HINT : text.body,
+    body: actions.length ? body + '\n' + ANSWER_HINT : body,
     tag: isNotice ? 'notice-' + d.notice : 'room-' + d.room,
-    requireInteraction: !!text.urgent,
+    requireInteraction: !!PUSH_TEXT[kind].urgent,
     icon: '/icon-192.png',
     lang: 'ja',
     actions,

@@ -177,6 +177,7 @@ static const struct row rows[] = {
     {"room.servers", "\"room\":\"$ROOM\",\"pos\":$MSG",                     "U U o o N N o U U U F", 0},
     {"room.list", "",                                                       "U U o o o o o U U U F", 0},
     {"room.list", "\"archived\":true",                                      "U U o o o o o U U U F", 0},
+    {"room.watch", "\"room\":\"$ROOM\",\"watch\":true",                       "U U o o N N N U U U F", 0},
     /* Unarchiving a room in use changes nothing, so the room stays usable for later rows. */
     {"room.archive", "\"room\":\"$ROOM\",\"archived\":false",            "U U F o N N N U U U F", 0},
     {"room.export", "\"room\":\"$ROOM\"",                                  "U U o o N N N U U U F", 0},

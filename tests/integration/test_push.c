@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "media.h"
 #include "pushsink.h"
 
 #define PW      "password-1234"
@@ -575,4 +576,294 @@ Test(push, each_person_chooses_what_is_pushed_and_urgent_kinds_cannot_be_silence
     cr_assert(pushsink_wait(sink, "/p/nao", 0, 15000, &p), "nao got no push");
     ws_close_fd(&mia);
     ws_close_fd(&nao);
+}
+
+/* A group room made by w's user with members (a JSON array of logins); its id in room. */
+static void group_room(struct ws *w, const char *name, const char *members, char *room, size_t n)
+{
+    cJSON *r = ws_callf(w, "\"op\":\"room.create\",\"name\":\"%s\",\"members\":%s", name, members);
+    cr_assert_str_eq(reply_code(r), "ok", "room.create");
+    const cJSON *o = cJSON_GetObjectItem(r, "room");
+    snprintf(room, n, "%s",
+             cJSON_IsObject(o) ? cJSON_GetObjectItem(o, "room")->valuestring : o->valuestring);
+    cJSON_Delete(r);
+}
+
+static void call_ok(struct ws *w, const char *what, const char *fmt, const char *room)
+{
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    cJSON *r = ws_callf(w, fmt, room);
+#pragma GCC diagnostic pop
+    cr_assert_str_eq(reply_code(r), "ok", "%s", what);
+    cJSON_Delete(r);
+}
+
+/* The payload of path's post number i, decrypted for k and parsed (the caller deletes it). */
+static cJSON *payload_of(const char *path, int i, const struct push_keys *k, char *plain, size_t n)
+{
+    struct push_post p;
+    cr_assert(pushsink_wait(sink, path, i, 15000, &p), "no push %d reached %s", i, path);
+    check_post(&p, k, "3600", "normal", plain, n);
+    cJSON *j = cJSON_Parse(plain);
+    cr_assert_not_null(j, "%s", plain);
+    return j;
+}
+
+Test(push, a_mention_pushes_only_the_named_present_members_with_a_preview_if_they_chose_one)
+{
+    struct ws oki, pia, quin, rin, sam, tom;
+    struct push_keys ko, kp, kq, kr, ks, kt;
+    subscribe(&oki, "oki", "/m/oki", &ko);
+    subscribe(&pia, "pia", "/m/pia", &kp);
+    subscribe(&quin, "quin", "/m/quin", &kq);
+    subscribe(&rin, "rin", "/m/rin", &kr);
+    subscribe(&sam, "sam", "/m/sam", &ks);
+    subscribe(&tom, "tom", "/m/tom", &kt); /* not in the room */
+    char room[64];
+    group_room(&oki, "現地班", "[\"pia\",\"quin\",\"rin\",\"sam\"]", room, sizeof room);
+    call_ok(&rin, "rin leaves", "\"op\":\"room.leave\",\"room\":\"%s\"", room);
+    /* sam allows previews; pia keeps the default (who and where only). */
+    cJSON *r = ws_callf(&sam, "\"op\":\"notify.prefs\",\"previews\":true");
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(r, "previews")));
+    cJSON_Delete(r);
+    /* pia as @pia, sam in capitals after the full-width ＠ Japanese input gives; rin left the
+     * room, tom was never in it, oki is the author; quin@example.jp is an address, not quin. */
+    r = ws_callf(&oki,
+                 "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"@pia ＠SAM 橋の状況を"
+                 "確認してください KZPREVIEW。@rin @tom @oki quin@example.jp\"",
+                 room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    long long pos = (long long)cJSON_GetObjectItem(r, "pos")->valuedouble;
+    cJSON_Delete(r);
+    char plain[1024];
+    cJSON *j = payload_of("/m/pia", 0, &kp, plain, sizeof plain);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "kind")->valuestring, "mention");
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "room")->valuestring, room);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "title")->valuestring, "現地班");
+    cr_assert_eq((long long)cJSON_GetObjectItem(j, "pos")->valuedouble, pos);
+    cr_assert_null(cJSON_GetObjectItem(j, "text"), "a preview without previews: %s", plain);
+    cr_assert_null(strstr(plain, "KZPREVIEW"), "the text left without previews: %s", plain);
+    cJSON_Delete(j);
+    j = payload_of("/m/sam", 0, &ks, plain, sizeof plain);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "kind")->valuestring, "mention");
+    const char *text = cJSON_GetStringValue(cJSON_GetObjectItem(j, "text"));
+    cr_assert(text && strstr(text, "橋の状況を確認してください KZPREVIEW"), "%s", plain);
+    cJSON_Delete(j);
+    usleep(500000);
+    cr_assert_eq(pushsink_count(sink, "/m/quin"), 0, "a member who was not named");
+    cr_assert_eq(pushsink_count(sink, "/m/rin"), 0, "a member who left");
+    cr_assert_eq(pushsink_count(sink, "/m/tom"), 0, "not a member");
+    cr_assert_eq(pushsink_count(sink, "/m/oki"), 0, "the author");
+    /* pia reads the next mention on her open device within push_coalesce_ms: none for it; the
+     * one after, unread, is the control. */
+    r = ws_callf(&oki, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"@pia 二回目\"", room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    call_ok(&pia, "pia reads", "\"op\":\"read\",\"room\":\"%s\"", room);
+    usleep(200000);
+    r = ws_callf(&oki, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"@pia 三回目\"", room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    long long pos3 = (long long)cJSON_GetObjectItem(r, "pos")->valuedouble;
+    cJSON_Delete(r);
+    j = payload_of("/m/pia", 1, &kp, plain, sizeof plain);
+    cr_assert_eq((long long)cJSON_GetObjectItem(j, "pos")->valuedouble, pos3,
+                 "pushed about a mention read meanwhile: %s", plain);
+    cJSON_Delete(j);
+
+    /* A hostile body: 2,000 mentions. Sent as written; past push_mentions_max (20) distinct
+     * logins nobody is pushed, so pia, named 21st, gets nothing. A long preview is cut at a
+     * character's start, within push_preview_bytes. */
+    static char body[40000];
+    size_t n = 0;
+    for (int i = 0; i < 20; i++)
+        n += (size_t)snprintf(body + n, sizeof body - n, "@nobody%d ", i);
+    n += (size_t)snprintf(body + n, sizeof body - n, "@pia ");
+    for (int i = 0; i < 1979; i++)
+        n += (size_t)snprintf(body + n, sizeof body - n, "@x%d", i % 7);
+    r = ws_callf(&oki, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"%s\"", room, body);
+    cr_assert_str_eq(reply_code(r), "ok", "the message itself is fine");
+    cJSON_Delete(r);
+    n = 0;
+    for (int i = 0; i < 120; i++)
+        n += (size_t)snprintf(body + n, sizeof body - n, "%s", "避");
+    r = ws_callf(&oki, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"@sam %s\"", room, body);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    j = payload_of("/m/sam", 1, &ks, plain, sizeof plain);
+    text = cJSON_GetStringValue(cJSON_GetObjectItem(j, "text"));
+    cr_assert(text, "%s", plain);
+    /* 200 bytes: "@sam " (5) and 65 whole characters of 3 bytes, none cut in half. */
+    cr_assert_eq(strlen(text), 5 + 65 * 3, "%s", text);
+    cJSON_Delete(j);
+    usleep(500000);
+    cr_assert_eq(pushsink_count(sink, "/m/pia"), 2, "the 21st mention pushed");
+    ws_close_fd(&oki);
+    ws_close_fd(&pia);
+    ws_close_fd(&quin);
+    ws_close_fd(&rin);
+    ws_close_fd(&sam);
+    ws_close_fd(&tom);
+}
+
+static void b64url(const uint8_t *bin, size_t n, char *out, size_t cap)
+{
+    sodium_bin2base64(out, cap, bin, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+/* Registers a new device for w's user login; its keys in k, its id in id. */
+static void device_new(struct ws *w, const char *login, struct media_device_keys *k, char id[32])
+{
+    cr_assert_eq(media_device_keys_new(k), MEDIA_OK);
+    uint8_t h[16], sig[64];
+    crypto_generichash(h, sizeof h, k->sign_pk, 32, NULL, 0);
+    b64url(h, sizeof h, id, 32);
+    char qualified[200], spk[64], bpk[64], s[100];
+    kzd_qualify(&d, login, qualified, sizeof qualified);
+    cr_assert_eq(media_devkey_sign(qualified, id, k, sig), MEDIA_OK);
+    b64url(k->sign_pk, 32, spk, sizeof spk);
+    b64url(k->box_pk, 32, bpk, sizeof bpk);
+    b64url(sig, 64, s, sizeof s);
+    cJSON *r = ws_callf(
+        w, "\"op\":\"device.register\",\"sign_pk\":\"%s\",\"box_pk\":\"%s\",\"sig\":\"%s\"", spk,
+        bpk, s);
+    cr_assert_str_eq(reply_code(r), "ok", "device.register");
+    cJSON_Delete(r);
+}
+
+/* Posts an encrypted photo (its data only: no blob is needed for the push) into room. */
+static void photo_post(struct ws *w, const char *room, const struct media_device_keys *k,
+                       const char *id)
+{
+    static const char type[] = "e2ee.photo", data[] = "{\"epoch\":\"watch\"}";
+    unsigned char msg[256], *p = msg;
+    size_t n = strlen(room) + 1 + sizeof type + strlen(data);
+    p = (unsigned char *)stpcpy((char *)p, room) + 1;
+    p = (unsigned char *)stpcpy((char *)p, type) + 1;
+    memcpy(p, data, strlen(data));
+    uint8_t sig[64];
+    cr_assert_eq(media_sign("kizuna/e2ee/v1", msg, n, k->sign_sk, sig), MEDIA_OK);
+    char s[100];
+    b64url(sig, 64, s, sizeof s);
+    cJSON *r = ws_callf(w,
+                        "\"op\":\"e2ee.post\",\"room\":\"%s\",\"type\":\"e2ee.photo\","
+                        "\"device\":\"%s\",\"data\":\"{\\\"epoch\\\":\\\"watch\\\"}\","
+                        "\"sig\":\"%s\"",
+                        room, id, s);
+    cr_assert_str_eq(reply_code(r), "ok", "e2ee.post");
+    cJSON_Delete(r);
+}
+
+Test(push, a_watched_rooms_photos_push_its_watchers_only)
+{
+    struct ws field, hq, other;
+    struct push_keys kf, kh, ko;
+    subscribe(&field, "field", "/w/field", &kf);
+    subscribe(&hq, "hq", "/w/hq", &kh);
+    subscribe(&other, "other", "/w/other", &ko);
+    char room[64];
+    group_room(&field, "現地パトロール", "[\"hq\",\"other\"]", room, sizeof room);
+    /* hq watches; the listing says so; other does not. A direct room cannot be watched. */
+    cJSON *r = ws_callf(&hq, "\"op\":\"room.watch\",\"room\":\"%s\",\"watch\":true", room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(r, "watched")));
+    cJSON_Delete(r);
+    r = ws_callf(&hq, "\"op\":\"room.list\"");
+    const cJSON *it;
+    int seen = 0;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(r, "rooms"))
+    {
+        if (strcmp(cJSON_GetObjectItem(it, "room")->valuestring, room) == 0) {
+            cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(it, "watched")));
+            seen++;
+        }
+    }
+    cr_assert_eq(seen, 1);
+    cJSON_Delete(r);
+    r = ws_callf(&other, "\"op\":\"room.watch\",\"room\":\"%s\"", room);
+    cr_assert(cJSON_IsFalse(cJSON_GetObjectItem(r, "watched")));
+    cJSON_Delete(r);
+    r = ws_callf(&field, "\"op\":\"room.direct\",\"user\":\"hq\"");
+    char direct[64];
+    snprintf(direct, sizeof direct, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    cJSON_Delete(r);
+    r = ws_callf(&hq, "\"op\":\"room.watch\",\"room\":\"%s\",\"watch\":true", direct);
+    cr_assert_str_eq(reply_code(r), "bad_request");
+    cJSON_Delete(r);
+    r = ws_callf(&hq, "\"op\":\"room.watch\",\"room\":\"nosuchroom\",\"watch\":true");
+    cr_assert_str_eq(reply_code(r), "not_found");
+    cJSON_Delete(r);
+
+    struct media_device_keys dk;
+    char dev[32];
+    device_new(&field, "field", &dk, dev);
+    photo_post(&field, room, &dk, dev);
+    char plain[1024];
+    cJSON *j = payload_of("/w/hq", 0, &kh, plain, sizeof plain);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "kind")->valuestring, "photo");
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "room")->valuestring, room);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "title")->valuestring, "new photo");
+    cr_assert_null(cJSON_GetObjectItem(j, "text"));
+    cJSON_Delete(j);
+    usleep(500000);
+    cr_assert_eq(pushsink_count(sink, "/w/other"), 0, "pushed to a member who does not watch");
+    cr_assert_eq(pushsink_count(sink, "/w/field"), 0, "pushed to the photo's sender");
+    /* hq stops watching: the next photo pushes no one. */
+    r = ws_callf(&hq, "\"op\":\"room.watch\",\"room\":\"%s\",\"watch\":false", room);
+    cr_assert(cJSON_IsFalse(cJSON_GetObjectItem(r, "watched")));
+    cJSON_Delete(r);
+    photo_post(&field, room, &dk, dev);
+    usleep(1800000);
+    cr_assert_eq(pushsink_count(sink, "/w/hq"), 1, "pushed after the watch ended");
+    ws_close_fd(&field);
+    ws_close_fd(&hq);
+    ws_close_fd(&other);
+}
+
+Test(push, previews_carry_a_direct_messages_text_only_for_those_who_chose_them)
+{
+    struct ws uma, vic;
+    struct push_keys ku, kv;
+    subscribe(&uma, "uma", "/v/uma", &ku);
+    subscribe(&vic, "vic", "/v/vic", &kv);
+    cJSON *r = ws_callf(&vic, "\"op\":\"notify.prefs\",\"previews\":true");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    r = ws_callf(&uma, "\"op\":\"room.direct\",\"user\":\"vic\"");
+    char room[64];
+    snprintf(room, sizeof room, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    cJSON_Delete(r);
+    /* Quotes and a line break survive as JSON escapes. */
+    r = ws_callf(&uma, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"給水車\\\"2台\\\"\\n到着\"",
+                 room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    char plain[1024];
+    cJSON *j = payload_of("/v/vic", 0, &kv, plain, sizeof plain);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "kind")->valuestring, "direct");
+    cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(j, "text")), "給水車\"2台\"\n到着");
+    cJSON_Delete(j);
+    /* uma did not choose previews: vic's answer reaches her without its text. */
+    r = ws_callf(&vic, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"KZNOPREVIEW 了解\"", room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    j = payload_of("/v/uma", 0, &ku, plain, sizeof plain);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "kind")->valuestring, "direct");
+    cr_assert_null(cJSON_GetObjectItem(j, "text"), "%s", plain);
+    cr_assert_null(strstr(plain, "KZNOPREVIEW"), "%s", plain);
+    cJSON_Delete(j);
+    /* vic turns them off again: the next one is without text. */
+    r = ws_callf(&vic, "\"op\":\"notify.prefs\",\"previews\":false");
+    cr_assert(cJSON_IsFalse(cJSON_GetObjectItem(r, "previews")));
+    cJSON_Delete(r);
+    r = ws_callf(&uma, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"KZNOPREVIEW2\"", room);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    j = payload_of("/v/vic", 1, &kv, plain, sizeof plain);
+    cr_assert_null(cJSON_GetObjectItem(j, "text"), "%s", plain);
+    cJSON_Delete(j);
+    ws_close_fd(&uma);
+    ws_close_fd(&vic);
 }

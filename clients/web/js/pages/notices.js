@@ -285,12 +285,15 @@ function card(n, rerender) {
 
 // Push notifications for this device (issue 24, js/push.js): offered with the user's consent on
 // a personal device (a shared PC is no one's to wake), never asked for without a click.
+// Beside it, always, the link to what reaches this person by push and e-mail (#/notify).
 async function drawPush(box) {
-  if (api.session?.shared) return;
+  const settings = h('a', { href: '#/notify', class: 'ns-link', id: 'notify-settings' }, t('ns.link'));
+  const linkOnly = () => { box.hidden = false; box.replaceChildren(settings); };
+  if (api.session?.shared) return linkOnly();
   const push = await import('../push.js');
-  if (!push.pushSupported()) return;
+  if (!push.pushSupported()) return linkOnly();
   const state = await push.pushState().catch(() => 'unsupported');
-  if (state === 'unsupported') return;
+  if (state === 'unsupported') return linkOnly();
   const act = (fn) => async () => {
     try { await fn(); } catch (e) { if (e.code !== 'denied') toast(e.message, 'error', 8000); }
     drawPush(box);
@@ -301,6 +304,7 @@ async function drawPush(box) {
     h('span', null, t(state === 'on' ? 'nt.push_on' : state === 'denied' ? 'nt.push_denied' : 'nt.push_offer')), ' ',
     state === 'off' ? h('button', { type: 'button', class: 'btn', id: 'push-toggle', onclick: act(push.enablePush) }, t('nt.push_enable')) : null,
     state === 'on' ? h('button', { type: 'button', class: 'btn btn-quiet', id: 'push-toggle', onclick: act(push.disablePush) }, t('nt.push_disable')) : null,
+    settings,
   ].filter(Boolean));
 }
 

@@ -648,6 +648,21 @@ route('#/room/:id', async (el, params) => {
         } }, t('members.remove')) : null)));
     const invite = h('input', { id: 'invite-login', autocapitalize: 'none', spellcheck: 'false' });
     const parts = [ul];
+    // A group room's photos pushed to me (room.watch): headquarters watching a field team's room.
+    if (info?.kind === 'group') {
+      const watch = h('input', { type: 'checkbox', id: 'watch-room', checked: info.watched || null,
+        'aria-describedby': 'watch-room-hint' });
+      watch.addEventListener('change', async () => {
+        try {
+          const w = await api.call('room.watch', { room: roomId, watch: watch.checked });
+          info.watched = w.watched;
+          watch.checked = w.watched;
+        } catch (e) { watch.checked = !watch.checked; toast(e.message, 'error'); }
+      });
+      parts.push(h('div', { class: 'members-watch' },
+        h('label', { class: 'check', for: 'watch-room' }, watch, ' ', t('ns.watch')),
+        h('p', { class: 'muted small', id: 'watch-room-hint' }, t('ns.watch_hint'))));
+    }
     if (servers?.authority) {
       parts.push(h('h3', null, t('members.servers')), h('ul', { class: 'people' }, (servers.servers || []).map((s) =>
         h('li', null, s.name || s.server, ' ', h('span', { class: 'muted' }, s.server), s.role_label ? h('span', { class: 'tag' }, s.role_label) : null))));
