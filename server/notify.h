@@ -1,6 +1,6 @@
-/* notify.h - what push.c and mail.c share: the state of the senders that reach people who are
- * not looking (Web Push and e-mail), and the one timer both run on. Included by those two files
- * only; everyone else uses server.h's srv_push_* and srv_mail_*. */
+/* notify.h - what push.c, mail.c and mail_digest.c share: the state of the senders that reach
+ * people who are not looking (Web Push and e-mail), and the one timer they run on. Included by
+ * those files only; everyone else uses server.h's srv_push_* and srv_mail_*. */
 #ifndef KIZUNA_NOTIFY_H
 #define KIZUNA_NOTIFY_H
 
@@ -16,9 +16,10 @@ struct srv_push {
     struct kz_workers *mail_pool; /* NULL: no mail sender (smtp_host unset, or tests) */
     int64_t *mail_inflight;       /* mail outbox ids handed to mail_pool */
     size_t nmail_inflight;
-    int64_t timer_at; /* ms: when the timer is set to fire (0: not set) */
-    bool stopping;    /* srv_push_free: finished jobs schedule nothing more */
-    bool curl_up;     /* curl_global_init was called */
+    int64_t timer_at;     /* ms: when the timer is set to fire (0: not set) */
+    char digest_done[16]; /* the day (YYYY-MM-DD) whose digests are all written, as last seen */
+    bool stopping;        /* srv_push_free: finished jobs schedule nothing more */
+    bool curl_up;         /* curl_global_init was called */
     int64_t push_sent, push_failed, push_gone; /* since start, for the logs and metrics */
 };
 
@@ -28,6 +29,18 @@ struct srv_push *srv_notify_state(struct srv *s);
 void srv_notify_schedule(struct srv *s, int64_t delay_ms);
 /* mail.c: hands due mail to its pool; the next due time in *next (0: none waits). */
 void srv_mail_tick(struct srv *s, int64_t *next);
+/* mail_digest.c: writes the daily digests when they are due (a batch per call); when to call
+ * again in *next (0: never, no digest is set). */
+void srv_mail_digest_tick(struct srv *s, int64_t *next);
+
+/* A growing text buffer (mail.c, mail_digest.c); on failure `bad` is set and appends do
+ * nothing. The caller frees s. */
+struct notify_text {
+    char *s;
+    size_t n, cap;
+    bool bad;
+};
+void notify_put(struct notify_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Doubling delay for try number tries (1-based), capped. */
 int64_t srv_notify_backoff(int64_t base_ms, int64_t max_ms, int64_t tries);
 

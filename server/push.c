@@ -1,7 +1,8 @@
 /* push.c - Web Push to browsers and installed phone web apps (docs/notifications.md): the
- * push.* ops, what queues a send (urgent notices and roll-calls, from ops_notice.c), and the
- * sender, which takes due rows of the durable push outbox (store_push.c), encrypts and signs
- * each (webpush.c) and posts it to its push service from its own worker threads, so the event
+ * push.* ops, what queues a send (urgent notices and roll-calls, from ops_notice.c, and
+ * reminders, from ops_notice_report.c), and the sender, which takes due rows of the durable
+ * push outbox (store_push.c), encrypts and signs each (webpush.c) and posts it to its push
+ * service from its own worker threads, so the event
  * loop never waits on a push service: a post may take push_timeout_ms, the loop none of it.
  * A send leaves only once the commit that queued it is on disk; a service's answer decides
  * what happens to its row (accepted: gone; 404/410: the subscription is removed; 429, 5xx or
@@ -106,8 +107,7 @@ enum kz_err op_push_subscribe(struct srv_call *c)
     return KZ_OK;
 }
 
-/* "HH:MM" as minutes of the day; -1 if malformed. */
-static int hhmm(const char *s)
+int srv_hhmm(const char *s)
 {
     if (strlen(s) != 5 || s[2] != ':' || !strchr("012", s[0]))
         return -1;
@@ -128,7 +128,7 @@ enum kz_err op_push_quiet(struct srv_call *c)
     if (!from != !to)
         return srv_fail(c, KZ_BAD_REQUEST, "quiet hours need both from and to");
     int start = -1, end = -1;
-    if (from && ((start = hhmm(from)) < 0 || (end = hhmm(to)) < 0))
+    if (from && ((start = srv_hhmm(from)) < 0 || (end = srv_hhmm(to)) < 0))
         return srv_fail(c, KZ_BAD_REQUEST, "from and to are times of the day, HH:MM (e.g. 22:00)");
     if (from && start == end)
         return srv_fail(c, KZ_BAD_REQUEST, "from and to are the same time");
@@ -188,30 +188,49 @@ static char *notice_payload(const char *kind, int64_t notice, const char *title)
     return out;
 }
 
-enum kz_err srv_push_notice(struct srv_call *c, int64_t notice, const char *title, bool urgent,
-                            bool rollcall)
+/* Queues a notice's push of kind: to all its recipients, or (reminded_at) to those reminded
+ * then. */
+static enum kz_err queue_notice(struct srv_call *c, int64_t notice, const char *title,
+                                const char *kind, bool urgent, int64_t reminded_at)
 {
     if (!c->srv->push || !c->srv->push->pool)
         return KZ_OK; /* no sender (push_subject unset): nothing would ever leave */
     const struct kz_config *cfg = srv_config(c->srv);
-    const char *kind = rollcall ? "rollcall" : "notice";
     char *payload = notice_payload(kind, notice, title);
     if (!payload || strlen(payload) >= sizeof((struct store_push_send *)0)->payload) {
         cJSON_free(payload);
         return srv_fail(c, KZ_INTERNAL, "cannot build the push");
     }
     int64_t now = kz_now_ms(), n = 0;
-    /* Held back push_coalesce_ms: someone who reads it on another device meanwhile is spared. */
-    enum store_rc r = store_push_queue_notice(
-        srv_store(c->srv), notice, kind, srv_notify_default(kind, false), payload,
-        urgent ? "high" : "normal", urgent ? cfg->push_ttl_urgent_s : cfg->push_ttl_s,
-        now + cfg->push_coalesce_ms, now, &n);
+    const char *urgency = urgent ? "high" : "normal";
+    int64_t ttl = urgent ? cfg->push_ttl_urgent_s : cfg->push_ttl_s;
+    bool dflt = srv_notify_default(kind, false);
+    /* Held back push_coalesce_ms: someone who reads it (for a reminder: does what it asks) on
+     * another device meanwhile is spared. */
+    enum store_rc r =
+        reminded_at
+            ? store_push_queue_reminder(srv_store(c->srv), notice, reminded_at, kind, dflt, payload,
+                                        urgency, ttl, now + cfg->push_coalesce_ms, now, &n)
+            : store_push_queue_notice(srv_store(c->srv), notice, kind, dflt, payload, urgency, ttl,
+                                      now + cfg->push_coalesce_ms, now, &n);
     cJSON_free(payload);
     if (r != STORE_OK)
         return srv_fail(c, KZ_INTERNAL, "cannot queue the push");
     if (n > 0)
         srv_notify_schedule(c->srv, cfg->push_coalesce_ms);
     return KZ_OK;
+}
+
+enum kz_err srv_push_notice(struct srv_call *c, int64_t notice, const char *title, bool urgent,
+                            bool rollcall)
+{
+    return queue_notice(c, notice, title, rollcall ? "rollcall" : "notice", urgent, 0);
+}
+
+enum kz_err srv_push_remind(struct srv_call *c, int64_t notice, const char *title, bool urgent,
+                            int64_t reminded_at)
+{
+    return queue_notice(c, notice, title, "reminder", urgent, reminded_at);
 }
 
 enum kz_err srv_push_room(struct srv_call *c, const struct store_room *room, int64_t pos,
@@ -548,10 +567,14 @@ void srv_push_tick(struct srv *s)
         srv_notify_schedule(s, 10);
         return;
     }
-    int64_t push_next = 0, mail_next = 0;
+    int64_t push_next = 0, mail_next = 0, digest_next = 0;
     push_tick(s, &push_next);
     srv_mail_tick(s, &mail_next);
+    /* After the mail tick: what it queues leaves next turn, once its commit is on disk. */
+    srv_mail_digest_tick(s, &digest_next);
     int64_t next = push_next && (!mail_next || push_next < mail_next) ? push_next : mail_next;
+    if (digest_next && (!next || digest_next < next))
+        next = digest_next;
     if (next) {
         int64_t wait = next - kz_now_ms();
         srv_notify_schedule(s, wait < 0 ? 0 : wait);

@@ -682,6 +682,14 @@ static const char *const migrations[] = {
     "  user_id INTEGER PRIMARY KEY REFERENCES users(id),"
     "  previews INTEGER NOT NULL DEFAULT 0"
     ");",
+
+    /* 25: the daily digest (issue 24, server/mail_digest.c). The last day (YYYY-MM-DD in the
+     * server's time_zone) each person's digest was done for, written in the transaction that
+     * queues it: a restart or a clock set back never sends a day twice. */
+    "CREATE TABLE IF NOT EXISTS mail_digest_days ("
+    "  user_id INTEGER PRIMARY KEY REFERENCES users(id),"
+    "  day TEXT NOT NULL"
+    ");",
 };
 
 /* Columns a migration adds, each before that migration's SQL and only if the table lacks it:

@@ -46,6 +46,8 @@ static const char usage[] =
     "                                 peers and their links (federation)\n"
     "  admin status                   the server on one screen: uptime, connections, messages\n"
     "                                 today, storage, backup, peers, alarms (--json)\n"
+    "  admin mail [--limit N]         the e-mail outbox: waiting, failed, and each failure's\n"
+    "                                 person, address, subject and the relay's error\n"
     "  admin dept list | admin group list\n"
     "  admin sessions LOGIN | admin revoke SESSION_ID   (a lost phone: cut off at once)\n"
     "  sessions | revoke SESSION_ID   your own devices\n"
@@ -473,6 +475,7 @@ static const struct cli_command commands[] = {
     {"admin peer remove", cmd_peer_remove, 1, 1, true, "admin peer remove ID"},
     {"admin peers", cmd_peer_list, 0, 0, true, "admin peers   (admin peer list: links first)"},
     {"admin status", cmd_admin_status, 0, 0, true, "admin status"},
+    {"admin mail", cmd_admin_mail, 0, 2, true, "admin mail [--limit N]"},
     {"admin dept list", run_dept_list, 0, 0, true, "admin dept list"},
     {"admin group list", run_group_list, 0, 0, true, "admin group list"},
     {"admin sessions", run_sessions, 1, 1, true, "admin sessions LOGIN"},
