@@ -77,6 +77,8 @@ self.addEventListener('fetch', (e) => {
 const PUSH_TEXT = {
   notice: { body: '至急のお知らせ / Urgent notice', urgent: true },
   rollcall: { body: '回答してください / Please answer', urgent: true },
+  // notice.remind, to those who have not done what the notice asks; urgent or not, it asks.
+  reminder: { body: 'まだ済んでいません / Reminder: not done yet', urgent: true },
   direct: { body: '新しいメッセージ / New message' },
   photo: { body: '新しい写真 / New photo' },
   hotline: { body: '第一報 / First report', urgent: true },
@@ -91,7 +93,7 @@ self.addEventListener('push', (e) => {
   }
   const kind = PUSH_TEXT[d.kind] ? d.kind : 'notice';
   const text = PUSH_TEXT[kind];
-  const isNotice = kind === 'notice' || kind === 'rollcall';
+  const isNotice = kind === 'notice' || kind === 'rollcall' || kind === 'reminder';
   const title = String((isNotice || kind === 'hotline' ? d.title : d.from) || '絆 Kizuna').slice(0, 200);
   const url = isNotice && Number.isInteger(d.notice) ? '/#/notices/' + d.notice
     : typeof d.room === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(d.room) ? '/#/room/' + d.room : '/#/';
