@@ -2,8 +2,8 @@
  * push.* ops, what queues a send (urgent notices and roll-calls, from ops_notice.c, and
  * reminders, from ops_notice_report.c), and the sender, which takes due rows of the durable
  * push outbox (store_push.c), encrypts and signs each (webpush.c) and posts it to its push
- * service from its own worker threads, so the event
- * loop never waits on a push service: a post may take push_timeout_ms, the loop none of it.
+ * service from its own worker threads, so the event loop never waits on a push service: a post
+ * may take push_timeout_ms, the loop none of it.
  * A send leaves only once the commit that queued it is on disk; a service's answer decides
  * what happens to its row (accepted: gone; 404/410: the subscription is removed; 429, 5xx or
  * no answer: retried with doubling delays; other refusals: dropped and logged). */
