@@ -378,6 +378,17 @@ static const struct cfg_entry table[] = {
         "longest delay between retries of a delivery"),
     INT(webhook_retry_max_tries, 1, 1000, 12,
         "a delivery still failing after this many tries is kept as failed (webhook.status)"),
+    STR(mail_digest_at, "",
+        "time of day (HH:MM in time_zone) of the daily e-mail digest of unread must-read notices "
+        "to those who chose it (notify.prefs); \"\": no digest"),
+    INT(mail_digest_max_notices, 1, 1000, 50,
+        "notices one digest lists (newest first; it says how many more there are)"),
+    INT(mail_digest_batch, 1, 100000, 200,
+        "people whose digest one turn of the event loop writes; the next turn takes the next "
+        "batch, so a large town never holds the loop up"),
+    INT(notice_remind_min_interval_s, 0, 86400, 300,
+        "a notice's reminders (notice.remind) at most this often: a second one sooner is "
+        "refused (rate_limited), so nobody's phone is flooded"),
     CAP(import_max_rows, 1, 1000000, 20000,
         "most users in one user.import file (the whole file must also fit in max_frame_bytes)",
         "more than %lld users in one file"),

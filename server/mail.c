@@ -1,10 +1,11 @@
-/* mail.c - e-mail for what must not wait (docs/notifications.md): urgent notices and roll-calls
- * go to recipients with an address on file, through the mail relay the administrator set
- * (smtp_*), from a durable outbox that survives restarts; a roll-call's mail carries one-tap
- * answer links, one per choice, for that person only, usable once until they expire, which
- * notice.answer_link (GET /answer/TOKEN?c=N, http_api.c) records. libcurl speaks SMTP on the
- * mail sender's own threads (STARTTLS or TLS with certificate checks, AUTH), so a slow relay
- * never holds up the event loop. Subjects are RFC 2047 encoded words, bodies UTF-8 in base64,
+/* mail.c - e-mail for what must not wait (docs/notifications.md): urgent notices, roll-calls
+ * and reminders to those who have not answered go to recipients with an address on file,
+ * through the mail relay the administrator set (smtp_*), from a durable outbox that survives
+ * restarts; a roll-call's mail carries one-tap answer links, one per choice, for that person only,
+ * usable once until they expire and only while they have not answered (a reminder's mail brings
+ * fresh ones), which notice.answer_link (GET /answer/TOKEN?c=N, http_api.c) records. libcurl speaks
+ * SMTP on the mail sender's own threads (STARTTLS or TLS with certificate checks, AUTH), so a slow
+ * relay never holds up the event loop. Subjects are RFC 2047 encoded words, bodies UTF-8 in base64,
  * so Japanese arrives intact through any relay. */
 #include "notify.h"
 #include "metrics.h"
@@ -60,15 +61,7 @@ static void rcpt_add(void *arg, int64_t user_id, const char *email, const char *
     l->n++;
 }
 
-/* A growing text buffer; on failure it stays NULL and appends do nothing. */
-struct text {
-    char *s;
-    size_t n, cap;
-    bool bad;
-};
-
-static void put(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(struct text *t, const char *fmt, ...)
+void notify_put(struct notify_text *t, const char *fmt, ...)
 {
     if (t->bad)
         return;
@@ -108,15 +101,47 @@ int srv_answer_link_new(struct store *st, int64_t notice, int64_t user_id, int64
     return store_answer_link_add(st, hash, notice, user_id, expires, channel) == STORE_OK ? 0 : -1;
 }
 
-int64_t srv_answer_link_expiry(struct srv_call *c, int64_t now)
+int64_t srv_answer_link_expiry(const struct kz_config *cfg, int64_t now, int64_t notice_expires)
 {
-    int64_t expires = now + srv_config(c->srv)->mail_answer_link_ttl_s * 1000;
-    int64_t notice_expires = srv_arg_int(c, "expires_at", 0);
+    int64_t expires = now + cfg->mail_answer_link_ttl_s * 1000;
     return notice_expires && notice_expires < expires ? notice_expires : expires;
 }
 
-enum kz_err srv_mail_notice(struct srv_call *c, int64_t notice, const char *title, const char *body,
-                            const cJSON *choices, bool urgent)
+/* Writes one person's answer links for a roll-call into text (the token leaves only in this
+ * mail; srv_answer_link_new keeps its hash). */
+static enum kz_err put_answer_links(struct srv_call *c, struct notify_text *text, int64_t notice,
+                                    int64_t user_id, const cJSON *choices, int64_t expires,
+                                    const char *until)
+{
+    const struct kz_config *cfg = srv_config(c->srv);
+    char token[SRV_ANSWER_TOKEN_CHARS + 1];
+    enum kz_err e = KZ_OK;
+    if (srv_answer_link_new(srv_store(c->srv), notice, user_id, expires, "email", token) != 0) {
+        e = srv_fail(c, KZ_INTERNAL, "cannot store the answer link");
+    } else {
+        notify_put(text,
+                   "\r\n回答はリンクを一度押すだけです（あなた専用、一度だけ、%s まで有効）:\r\n"
+                   "Answer with one tap (for you only, once, until %s):\r\n\r\n",
+                   until, until);
+        int k = 1;
+        const cJSON *ch;
+        cJSON_ArrayForEach(ch, choices)
+        {
+            notify_put(text, "%d. %s\r\n   %s/answer/%s?c=%d\r\n", k, ch->valuestring,
+                       cfg->public_origin, token, k);
+            k++;
+        }
+    }
+    sodium_memzero(token, sizeof token);
+    return e;
+}
+
+/* Queues a notice's mail of kind to its recipients with an address (reminded_at: only those
+ * reminded then); a roll-call's (choices) with answer links, expiring at notice_expires (0:
+ * none) or mail_answer_link_ttl_s from now, whichever is sooner. */
+static enum kz_err queue_notice_mail(struct srv_call *c, const char *kind, int64_t notice,
+                                     const char *title, const char *body, const cJSON *choices,
+                                     bool urgent, int64_t notice_expires, int64_t reminded_at)
 {
     struct srv_push *p = c->srv->push;
     if (!p || !p->mail_pool)
@@ -125,48 +150,37 @@ enum kz_err srv_mail_notice(struct srv_call *c, int64_t notice, const char *titl
     struct store *st = srv_store(c->srv);
     struct rcpt_list l = {0};
     enum kz_err e = KZ_OK;
-    const char *kind = choices ? "rollcall" : "notice";
-    if (store_mail_recipients(st, notice, kind, srv_notify_default(kind, true), rcpt_add, &l) !=
-            STORE_OK ||
+    if (store_mail_recipients(st, notice, reminded_at, kind, srv_notify_default(kind, true),
+                              rcpt_add, &l) != STORE_OK ||
         l.oom) {
         e = srv_fail(c, KZ_INTERNAL, "cannot find the recipients' addresses");
         goto out;
     }
     int64_t now = kz_now_ms();
-    int64_t expires = srv_answer_link_expiry(c, now);
+    int64_t expires = srv_answer_link_expiry(cfg, now, notice_expires);
     /* Links need the address people reach this server at; without it the mail says to open
      * Kizuna instead. */
     bool links = choices && cfg->public_origin[0];
     char until[40];
     fmt_time(cfg, expires, until, sizeof until);
     for (size_t i = 0; i < l.n && !e; i++) {
-        struct text subj = {0}, text = {0};
-        put(&subj, "[Kizuna] %s%s%s", urgent ? "【至急】" : "", choices ? "【回答依頼】" : "",
-            title);
-        put(&text, "%s さん\r\n\r\n%s\r\n\r\n%s\r\n", l.v[i].name, title, body);
-        if (choices && links) {
-            char token[SRV_ANSWER_TOKEN_CHARS + 1];
-            if (srv_answer_link_new(st, notice, l.v[i].user_id, expires, "email", token) != 0) {
-                e = srv_fail(c, KZ_INTERNAL, "cannot store the answer link");
-            } else {
-                put(&text,
-                    "\r\n回答はリンクを一度押すだけです（あなた専用、一度だけ、%s まで有効）:\r\n"
-                    "Answer with one tap (for you only, once, until %s):\r\n\r\n",
-                    until, until);
-                int k = 1;
-                const cJSON *ch;
-                cJSON_ArrayForEach(ch, choices)
-                {
-                    put(&text, "%d. %s\r\n   %s/answer/%s?c=%d\r\n", k, ch->valuestring,
-                        cfg->public_origin, token, k);
-                    k++;
-                }
-            }
-            sodium_memzero(token, sizeof token);
-        } else if (choices) {
-            put(&text, "\r\nKizuna を開いて回答してください。 / Please answer in Kizuna.\r\n");
-        }
-        put(&text, "\r\n-- \r\nKizuna (%s)\r\n", srv_server_id(c->srv));
+        struct notify_text subj = {0}, text = {0};
+        notify_put(&subj, "[Kizuna] %s%s%s%s", reminded_at ? "【再通知】" : "",
+                   urgent ? "【至急】" : "", choices ? "【回答依頼】" : "", title);
+        notify_put(&text, "%s さん\r\n\r\n", l.v[i].name);
+        if (reminded_at)
+            notify_put(&text, "%s\r\n\r\n",
+                       choices
+                           ? "まだ回答がありません。回答してください。 / You have not answered yet."
+                           : "まだ確認がありません。確認してください。 / You have not done "
+                             "what this notice asks yet.");
+        notify_put(&text, "%s\r\n\r\n%s\r\n", title, body);
+        if (links)
+            e = put_answer_links(c, &text, notice, l.v[i].user_id, choices, expires, until);
+        else if (choices)
+            notify_put(&text,
+                       "\r\nKizuna を開いて回答してください。 / Please answer in Kizuna.\r\n");
+        notify_put(&text, "\r\n-- \r\nKizuna (%s)\r\n", srv_server_id(c->srv));
         if (!e && (subj.bad || text.bad))
             e = srv_fail(c, KZ_INTERNAL, "cannot write the e-mail");
         if (!e && store_mail_queue(st, l.v[i].user_id, l.v[i].email, subj.s, text.s, notice, now,
@@ -188,23 +202,38 @@ out:
     return e;
 }
 
+enum kz_err srv_mail_notice(struct srv_call *c, int64_t notice, const char *title, const char *body,
+                            const cJSON *choices, bool urgent)
+{
+    return queue_notice_mail(c, choices ? "rollcall" : "notice", notice, title, body, choices,
+                             urgent, srv_arg_int(c, "expires_at", 0), 0);
+}
+
+enum kz_err srv_mail_remind(struct srv_call *c, int64_t notice, const char *title, const char *body,
+                            const cJSON *choices, bool urgent, int64_t expires_at,
+                            int64_t reminded_at)
+{
+    return queue_notice_mail(c, "reminder", notice, title, body, choices, urgent, expires_at,
+                             reminded_at);
+}
+
 /* ---- the message (worker threads) ---- */
 
 /* base64 of in, in lines of 76 characters (RFC 2045). */
-static void put_base64_lines(struct text *t, const uint8_t *in, size_t n)
+static void put_base64_lines(struct notify_text *t, const uint8_t *in, size_t n)
 {
     for (size_t off = 0; off < n; off += 57) {
         size_t k = n - off < 57 ? n - off : 57;
         char line[80];
         sodium_bin2base64(line, sizeof line, in + off, k, sodium_base64_VARIANT_ORIGINAL);
-        put(t, "%s\r\n", line);
+        notify_put(t, "%s\r\n", line);
     }
 }
 
 /* A header's text as RFC 2047 encoded words (UTF-8, base64), each at most 39 bytes of text cut
  * at a character's start (64 characters), so that even the first line, "Subject: " and a word,
  * stays within 78; words are folded onto their own lines. */
-static void put_encoded_words(struct text *t, const char *s)
+static void put_encoded_words(struct notify_text *t, const char *s)
 {
     size_t n = strlen(s), off = 0;
     bool first = true;
@@ -215,7 +244,7 @@ static void put_encoded_words(struct text *t, const char *s)
         char word[80];
         sodium_bin2base64(word, sizeof word, (const unsigned char *)s + off, k,
                           sodium_base64_VARIANT_ORIGINAL);
-        put(t, "%s=?UTF-8?B?%s?=", first ? "" : "\r\n ", word);
+        notify_put(t, "%s=?UTF-8?B?%s?=", first ? "" : "\r\n ", word);
         off += k;
         first = false;
     }
@@ -257,7 +286,7 @@ static void mail_work(struct kz_job *job)
 {
     struct mail_job *j = (struct mail_job *)job;
     const struct kz_config *cfg = j->cfg;
-    struct text m = {0};
+    struct notify_text m = {0};
     if (!header_safe(j->to) || !header_safe(cfg->smtp_from)) {
         snprintf(j->error, sizeof j->error, "an address holds a line break or angle bracket");
         return;
@@ -271,13 +300,13 @@ static void mail_work(struct kz_job *job)
     randombytes_buf(r, sizeof r);
     sodium_bin2hex(rnd, sizeof rnd, r, sizeof r);
     const char *domain = strchr(cfg->smtp_from, '@');
-    put(&m, "From: %s\r\nTo: %s\r\nSubject: ", cfg->smtp_from, j->to);
+    notify_put(&m, "From: %s\r\nTo: %s\r\nSubject: ", cfg->smtp_from, j->to);
     put_encoded_words(&m, j->subject);
-    put(&m,
-        "\r\nDate: %s\r\nMessage-ID: <%s%s>\r\nMIME-Version: 1.0\r\n"
-        "Content-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n"
-        "Auto-Submitted: auto-generated\r\n\r\n",
-        date, rnd, domain ? domain : "@kizuna.invalid");
+    notify_put(&m,
+               "\r\nDate: %s\r\nMessage-ID: <%s%s>\r\nMIME-Version: 1.0\r\n"
+               "Content-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n"
+               "Auto-Submitted: auto-generated\r\n\r\n",
+               date, rnd, domain ? domain : "@kizuna.invalid");
     put_base64_lines(&m, (const uint8_t *)j->body, strlen(j->body));
     if (m.bad) {
         snprintf(j->error, sizeof j->error, "out of memory");
@@ -459,7 +488,7 @@ void srv_mail_tick(struct srv *s, int64_t *next)
 /* ---- the answer link ---- */
 
 struct link_notice {
-    int64_t withdrawn_at, expires_at;
+    int64_t withdrawn_at, expires_at, responded_at;
     bool is_recipient;
     cJSON *choices;
 };
@@ -469,6 +498,7 @@ static int copy_link_notice(void *arg, const struct store_notice *n)
     struct link_notice *ln = arg;
     ln->withdrawn_at = n->withdrawn_at;
     ln->expires_at = n->expires_at;
+    ln->responded_at = n->responded_at;
     ln->is_recipient = n->is_recipient;
     ln->choices = n->choices ? cJSON_Parse(n->choices) : NULL;
     return 1;
@@ -507,6 +537,10 @@ enum kz_err op_notice_answer_link(struct srv_call *c)
         e = srv_fail(c, KZ_CONFLICT, "the notice was withdrawn");
     else if (ln.expires_at && now >= ln.expires_at)
         e = srv_fail(c, KZ_CONFLICT, "the notice has expired");
+    /* A reminder's mail brings a second link: whichever is used first answers, for good
+     * (as does an answer in the app); changing it is done in Kizuna. */
+    else if (ln.responded_at)
+        e = srv_fail(c, KZ_CONFLICT, "you have answered already: your answer is recorded");
     else if (choice < 1 || choice > n)
         e = srv_fail(c, KZ_BAD_REQUEST, "not one of the choices");
     else if (srv_arg_bool(c, "preview", false)) {
@@ -539,24 +573,24 @@ enum kz_err op_notice_answer_link(struct srv_call *c)
 }
 
 /* Appends s with <, >, &, " escaped. */
-static void put_html(struct text *t, const char *s)
+static void put_html(struct notify_text *t, const char *s)
 {
     for (; *s; s++) {
         switch (*s) {
         case '<':
-            put(t, "&lt;");
+            notify_put(t, "&lt;");
             break;
         case '>':
-            put(t, "&gt;");
+            notify_put(t, "&gt;");
             break;
         case '&':
-            put(t, "&amp;");
+            notify_put(t, "&amp;");
             break;
         case '"':
-            put(t, "&quot;");
+            notify_put(t, "&quot;");
             break;
         default:
-            put(t, "%c", *s);
+            notify_put(t, "%c", *s);
         }
     }
 }
@@ -568,32 +602,31 @@ struct kz_frame *srv_answer_page(const struct kz_frame *reply)
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(j, "error");
     const char *msg = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(err, "message"));
     const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "text"));
-    struct text t = {0};
-    put(&t, "<!doctype html>\n<html lang=\"ja\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width\">"
-            "<title>Kizuna</title></head><body>\n");
+    struct notify_text t = {0};
+    notify_put(&t, "<!doctype html>\n<html lang=\"ja\"><head><meta charset=\"utf-8\">"
+                   "<meta name=\"viewport\" content=\"width=device-width\">"
+                   "<title>Kizuna</title></head><body>\n");
     const cJSON *token = cJSON_GetObjectItemCaseSensitive(j, "token");
     if (ok && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "preview")) &&
         cJSON_IsString(token)) {
         /* The token is base64url (checked by the op): safe in an attribute as it is. */
-        put(&t,
-            "<h1>回答の確認 / Confirm your answer</h1>\n<form method=\"post\" "
-            "action=\"/answer/%s?c=%d\">"
-            "<p><button type=\"submit\"><strong>",
-            token->valuestring,
-            (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "choice")) + 1);
+        notify_put(&t,
+                   "<h1>回答の確認 / Confirm your answer</h1>\n<form method=\"post\" "
+                   "action=\"/answer/%s?c=%d\"><p><button type=\"submit\"><strong>",
+                   token->valuestring,
+                   (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "choice")) + 1);
         put_html(&t, text ? text : "");
-        put(&t, "</strong> と回答する / Answer this</button></p></form>\n");
+        notify_put(&t, "</strong> と回答する / Answer this</button></p></form>\n");
     } else if (ok) {
-        put(&t, "<h1>回答を受け付けました / Answer recorded</h1>\n<p><strong>");
+        notify_put(&t, "<h1>回答を受け付けました / Answer recorded</h1>\n<p><strong>");
         put_html(&t, text ? text : "");
-        put(&t, "</strong></p>\n");
+        notify_put(&t, "</strong></p>\n");
     } else {
-        put(&t, "<h1>回答できませんでした / Not recorded</h1>\n<p>");
+        notify_put(&t, "<h1>回答できませんでした / Not recorded</h1>\n<p>");
         put_html(&t, msg ? msg : "this answer link did not work");
-        put(&t, "</p>\n");
+        notify_put(&t, "</p>\n");
     }
-    put(&t, "</body></html>\n");
+    notify_put(&t, "</body></html>\n");
     cJSON_Delete(j);
     struct kz_frame *f = t.bad ? NULL : kz_frame_from_text(t.s, t.n, reply->http_status);
     free(t.s);

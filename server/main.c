@@ -583,6 +583,10 @@ static int cmd_serve(int argc, char **argv)
     }
     if (srv_webhook_check(&o.cfg, stderr, "kizunad: ") != 0)
         goto out;
+    if (o.cfg.mail_digest_at[0] && srv_hhmm(o.cfg.mail_digest_at) < 0) {
+        fprintf(stderr, "kizunad: mail_digest_at is a time of day, HH:MM (e.g. 07:30), or \"\"\n");
+        goto out;
+    }
     if (srv_notify_start(srv, transport_wake_fn(), transport_wake_arg(t), err, sizeof err) != 0) {
         fprintf(stderr, "kizunad: %s\n", err);
         goto out;

@@ -1,7 +1,7 @@
-/* notify.h - what push.c, mail.c and webhook.c share: the state of the senders that reach
- * people who are not looking (Web Push, e-mail and the outgoing webhook), and the one timer they
- * all run on. Included by those three files only; everyone else uses server.h's srv_push_*,
- * srv_mail_* and srv_webhook_*. */
+/* notify.h - what push.c, mail.c, mail_digest.c and webhook.c share: the state of the senders
+ * that reach people who are not looking (Web Push, e-mail and the outgoing webhook), and the one
+ * timer they all run on. Included by those files only; everyone else uses server.h's
+ * srv_push_*, srv_mail_* and srv_webhook_*. */
 #ifndef KIZUNA_NOTIFY_H
 #define KIZUNA_NOTIFY_H
 
@@ -22,9 +22,10 @@ struct srv_push {
     size_t nhook_inflight;
     uint8_t hook_secret[256]; /* webhook_secret, or webhook_secret_file's text */
     size_t hook_secret_len;
-    int64_t timer_at; /* ms: when the timer is set to fire (0: not set) */
-    bool stopping;    /* srv_push_free: finished jobs schedule nothing more */
-    bool curl_up;     /* curl_global_init was called */
+    int64_t timer_at;     /* ms: when the timer is set to fire (0: not set) */
+    char digest_done[16]; /* the day (YYYY-MM-DD) whose digests are all written, as last seen */
+    bool stopping;        /* srv_push_free: finished jobs schedule nothing more */
+    bool curl_up;         /* curl_global_init was called */
     int64_t push_sent, push_failed, push_gone; /* since start, for the logs and metrics */
 };
 
@@ -40,9 +41,9 @@ void srv_mail_tick(struct srv *s, int64_t *next);
 #define SRV_ANSWER_TOKEN_CHARS 43
 int srv_answer_link_new(struct store *st, int64_t notice, int64_t user_id, int64_t expires,
                         const char *channel, char token[SRV_ANSWER_TOKEN_CHARS + 1]);
-/* When answer links for the notice c posts expire: mail_answer_link_ttl_s from now, or the
- * notice's own expiry if sooner. */
-int64_t srv_answer_link_expiry(struct srv_call *c, int64_t now);
+/* When answer links made now expire: mail_answer_link_ttl_s from now, or the notice's own
+ * expiry (notice_expires, 0: none) if sooner. */
+int64_t srv_answer_link_expiry(const struct kz_config *cfg, int64_t now, int64_t notice_expires);
 /* webhook.c: hands due deliveries to its pool; the next due time in *next (0: none waits). */
 void srv_webhook_tick(struct srv *s, int64_t *next);
 /* webhook.c: with webhook_url set, reads the secret and starts the webhook's threads; -1 with
@@ -51,6 +52,18 @@ void srv_webhook_tick(struct srv *s, int64_t *next);
 int srv_webhook_start(struct srv *s, void (*wake)(void *), void *wake_arg, char *err,
                       size_t errlen);
 void srv_webhook_stop(struct srv_push *p);
+/* mail_digest.c: writes the daily digests when they are due (a batch per call); when to call
+ * again in *next (0: never, no digest is set). */
+void srv_mail_digest_tick(struct srv *s, int64_t *next);
+
+/* A growing text buffer (mail.c, mail_digest.c); on failure `bad` is set and appends do
+ * nothing. The caller frees s. */
+struct notify_text {
+    char *s;
+    size_t n, cap;
+    bool bad;
+};
+void notify_put(struct notify_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Doubling delay for try number tries (1-based), capped. */
 int64_t srv_notify_backoff(int64_t base_ms, int64_t max_ms, int64_t tries);
 

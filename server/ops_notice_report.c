@@ -1,6 +1,7 @@
 /* ops_notice_report.c - reports on a notice by department (read, acknowledged, responses per
  * choice, who has not), as JSON and as CSV, and reminders to exactly those who have not done
- * what was asked. */
+ * what was asked (in the app, by push and by e-mail, at most every
+ * notice_remind_min_interval_s). */
 #include "notice.h"
 #include "store_push.h"
 
@@ -250,7 +251,7 @@ static int remind_one(void *arg, int64_t user_id)
 }
 
 /* Re-notifies exactly those who have not yet done what the notice asks: respond if it has
- * choices, else acknowledge if it asks that, else read it. */
+ * choices, else acknowledge if it asks that, else read it; in the app, by push and by mail. */
 enum kz_err op_notice_remind(struct srv_call *c)
 {
     struct store *st = srv_store(c->srv);
@@ -259,19 +260,44 @@ enum kz_err op_notice_remind(struct srv_call *c)
     if (e)
         return e;
     struct remind_ctx r = {c->srv, NULL, cJSON_CreateArray()};
+    cJSON *choices = NULL;
     if ((e = notice_require_manager(c, &v)) || (e = notice_require_open(c, &v)))
         goto out;
-    cJSON *choices = v.choices ? cJSON_Parse(v.choices) : NULL;
+    /* Each reminder rings phones and sends mail: a second one soon after is refused, so a
+     * double tap or an impatient script cannot flood the people it is about. */
+    int64_t now = kz_now_ms(), last = 0;
+    int64_t gap = srv_config(c->srv)->notice_remind_min_interval_s * 1000;
+    if (store_notice_last_remind(st, v.n.id, &last) != STORE_OK) {
+        e = srv_fail(c, KZ_INTERNAL, "cannot read the last reminder");
+        goto out;
+    }
+    if (last && now < last + gap) {
+        e = srv_fail(c, KZ_RATE_LIMITED,
+                     "this notice was reminded %lld s ago: remind again after %lld s "
+                     "(notice_remind_min_interval_s)",
+                     (long long)((now - last) / 1000),
+                     (long long)((last + gap - now + 999) / 1000));
+        goto out;
+    }
+    choices = v.choices ? cJSON_Parse(v.choices) : NULL;
     enum store_missing which = cJSON_GetArraySize(choices) > 0 ? STORE_NOT_RESPONDED
                                : v.n.ask_ack                   ? STORE_NOT_ACKED
                                                                : STORE_NOT_READ;
-    cJSON_Delete(choices);
     r.frame = notice_alert_frame("notice.remind", &v.n);
-    if (!r.frame ||
-        store_notice_remind(st, v.n.id, which, kz_now_ms(), remind_one, &r) != STORE_OK) {
+    if (!r.frame || store_notice_remind(st, v.n.id, which, now, remind_one, &r) != STORE_OK) {
         e = srv_fail(c, KZ_INTERNAL, "cannot record the reminder");
         goto out;
     }
+    /* Those not connected: a push and a mail to exactly the people just marked (reminded_at =
+     * now), each as their notify.prefs for reminders say; delivered ones count in the report's
+     * reach as the notice's own do. */
+    if (cJSON_GetArraySize(r.ids) > 0 &&
+        ((e = srv_push_remind(c, v.n.id, v.title, v.n.urgent, now,
+                              cJSON_GetArraySize(choices) > 0 ? choices : NULL, v.n.expires_at)) ||
+         (e = srv_mail_remind(c, v.n.id, v.title, v.body,
+                              cJSON_GetArraySize(choices) > 0 ? choices : NULL, v.n.urgent,
+                              v.n.expires_at, now))))
+        goto out;
     c->result = cJSON_CreateObject();
     cJSON_AddStringToObject(c->result, "for",
                             which == STORE_NOT_RESPONDED ? "response"
@@ -298,6 +324,7 @@ enum kz_err op_notice_remind(struct srv_call *c)
     KZ_INFO("notice_reminded", "by=%s notice=%lld users=%d", c->auth.user.login, (long long)v.n.id,
             cJSON_GetArraySize(r.ids));
 out:
+    cJSON_Delete(choices);
     kz_frame_unref(r.frame);
     cJSON_Delete(r.ids);
     notice_view_free(&v);

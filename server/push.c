@@ -1,8 +1,9 @@
 /* push.c - Web Push to browsers and installed phone web apps (docs/notifications.md): the
- * push.* ops, what queues a send (urgent notices and roll-calls, from ops_notice.c), and the
- * sender, which takes due rows of the durable push outbox (store_push.c), encrypts and signs
- * each (webpush.c) and posts it to its push service from its own worker threads, so the event
- * loop never waits on a push service: a post may take push_timeout_ms, the loop none of it.
+ * push.* ops, what queues a send (urgent notices and roll-calls, from ops_notice.c, and
+ * reminders, from ops_notice_report.c), and the sender, which takes due rows of the durable
+ * push outbox (store_push.c), encrypts and signs each (webpush.c) and posts it to its push
+ * service from its own worker threads, so the event loop never waits on a push service: a post
+ * may take push_timeout_ms, the loop none of it.
  * A send leaves only once the commit that queued it is on disk; a service's answer decides
  * what happens to its row (accepted: gone; 404/410: the subscription is removed; 429, 5xx or
  * no answer: retried with doubling delays; other refusals: dropped and logged). */
@@ -109,8 +110,7 @@ enum kz_err op_push_subscribe(struct srv_call *c)
     return KZ_OK;
 }
 
-/* "HH:MM" as minutes of the day; -1 if malformed. */
-static int hhmm(const char *s)
+int srv_hhmm(const char *s)
 {
     if (strlen(s) != 5 || s[2] != ':' || !strchr("012", s[0]))
         return -1;
@@ -131,7 +131,7 @@ enum kz_err op_push_quiet(struct srv_call *c)
     if (!from != !to)
         return srv_fail(c, KZ_BAD_REQUEST, "quiet hours need both from and to");
     int start = -1, end = -1;
-    if (from && ((start = hhmm(from)) < 0 || (end = hhmm(to)) < 0))
+    if (from && ((start = srv_hhmm(from)) < 0 || (end = srv_hhmm(to)) < 0))
         return srv_fail(c, KZ_BAD_REQUEST, "from and to are times of the day, HH:MM (e.g. 22:00)");
     if (from && start == end)
         return srv_fail(c, KZ_BAD_REQUEST, "from and to are the same time");
@@ -216,8 +216,10 @@ static char *notice_payload(const char *kind, int64_t notice, const char *title,
     return out;
 }
 
-struct rollcall_ctx {
+/* One notice's pushes that carry an answer link each: a roll-call's, or its reminder's. */
+struct answer_ctx {
     struct srv_call *c;
+    const char *kind;
     int64_t notice, expires, now, next_at, queued;
     const char *title, *urgency;
     int64_t ttl;
@@ -225,10 +227,10 @@ struct rollcall_ctx {
     enum kz_err e;
 };
 
-/* One recipient of a roll-call: a token of their own, in a payload of their own. */
-static void rollcall_one(void *arg, int64_t user_id)
+/* One recipient: a token of their own, in a payload of their own. */
+static void answer_one(void *arg, int64_t user_id)
 {
-    struct rollcall_ctx *r = arg;
+    struct answer_ctx *r = arg;
     struct store *st = srv_store(r->c->srv);
     char token[SRV_ANSWER_TOKEN_CHARS + 1];
     if (r->e)
@@ -237,13 +239,12 @@ static void rollcall_one(void *arg, int64_t user_id)
         r->e = srv_fail(r->c, KZ_INTERNAL, "cannot store the answer link");
         return;
     }
-    char *payload = notice_payload("rollcall", r->notice, r->title, token, r->choices);
+    char *payload = notice_payload(r->kind, r->notice, r->title, token, r->choices);
     sodium_memzero(token, sizeof token);
     int64_t n = 0;
     if (!payload || strlen(payload) >= sizeof((struct store_push_send *)0)->payload ||
-        store_push_queue_user(st, user_id, "rollcall", srv_notify_default("rollcall", false),
-                              r->notice, payload, r->urgency, r->ttl, r->next_at, r->now,
-                              &n) != STORE_OK)
+        store_push_queue_user(st, user_id, r->kind, srv_notify_default(r->kind, false), r->notice,
+                              payload, r->urgency, r->ttl, r->next_at, r->now, &n) != STORE_OK)
         r->e = srv_fail(r->c, KZ_INTERNAL, "cannot queue the push");
     if (payload)
         sodium_memzero(payload, strlen(payload));
@@ -251,39 +252,47 @@ static void rollcall_one(void *arg, int64_t user_id)
     r->queued += n;
 }
 
-enum kz_err srv_push_notice(struct srv_call *c, int64_t notice, const char *title, bool urgent,
-                            const cJSON *choices)
+/* Queues a notice's push of kind: to all its recipients, or (reminded_at) to those reminded
+ * then. A roll-call's (choices) carry each person's own answer link, valid until
+ * notice_expires (0: none) or mail_answer_link_ttl_s, whichever is sooner. */
+static enum kz_err queue_notice(struct srv_call *c, int64_t notice, const char *title,
+                                const char *kind, bool urgent, int64_t reminded_at,
+                                const cJSON *choices, int64_t notice_expires)
 {
     if (!c->srv->push || !c->srv->push->pool)
         return KZ_OK; /* no sender (push_subject unset): nothing would ever leave */
     const struct kz_config *cfg = srv_config(c->srv);
+    struct store *st = srv_store(c->srv);
     int64_t now = kz_now_ms(), n = 0;
-    /* Held back push_coalesce_ms: someone who reads it on another device meanwhile is spared. */
-    struct rollcall_ctx r = {.c = c,
-                             .notice = notice,
-                             .expires = srv_answer_link_expiry(c, now),
-                             .now = now,
-                             .next_at = now + cfg->push_coalesce_ms,
-                             .title = title,
-                             .urgency = urgent ? "high" : "normal",
-                             .ttl = urgent ? cfg->push_ttl_urgent_s : cfg->push_ttl_s,
-                             .choices = choices};
-    if (choices) {
-        if (store_push_notice_users(srv_store(c->srv), notice, "rollcall",
-                                    srv_notify_default("rollcall", false), rollcall_one,
-                                    &r) != STORE_OK)
+    bool dflt = srv_notify_default(kind, false);
+    /* Held back push_coalesce_ms: someone who reads it (for a reminder: does what it asks) on
+     * another device meanwhile is spared. */
+    struct answer_ctx r = {.c = c,
+                           .kind = kind,
+                           .notice = notice,
+                           .expires = srv_answer_link_expiry(cfg, now, notice_expires),
+                           .now = now,
+                           .next_at = now + cfg->push_coalesce_ms,
+                           .title = title,
+                           .urgency = urgent ? "high" : "normal",
+                           .ttl = urgent ? cfg->push_ttl_urgent_s : cfg->push_ttl_s,
+                           .choices = choices};
+    if (choices && cJSON_GetArraySize(choices) > 0) {
+        if (store_push_notice_users(st, notice, reminded_at, kind, dflt, answer_one, &r) !=
+            STORE_OK)
             return srv_fail(c, KZ_INTERNAL, "cannot queue the push");
         if (r.e)
             return r.e;
         n = r.queued;
     } else {
-        char *payload = notice_payload("notice", notice, title, NULL, NULL);
+        char *payload = notice_payload(kind, notice, title, NULL, NULL);
         enum store_rc sr =
-            payload && strlen(payload) < sizeof((struct store_push_send *)0)->payload
-                ? store_push_queue_notice(srv_store(c->srv), notice, "notice",
-                                          srv_notify_default("notice", false), payload, r.urgency,
-                                          r.ttl, r.next_at, now, &n)
-                : STORE_ERROR;
+            !payload || strlen(payload) >= sizeof((struct store_push_send *)0)->payload
+                ? STORE_ERROR
+            : reminded_at ? store_push_queue_reminder(st, notice, reminded_at, kind, dflt, payload,
+                                                      r.urgency, r.ttl, r.next_at, now, &n)
+                          : store_push_queue_notice(st, notice, kind, dflt, payload, r.urgency,
+                                                    r.ttl, r.next_at, now, &n);
         cJSON_free(payload);
         if (sr != STORE_OK)
             return srv_fail(c, KZ_INTERNAL, "cannot queue the push");
@@ -291,6 +300,19 @@ enum kz_err srv_push_notice(struct srv_call *c, int64_t notice, const char *titl
     if (n > 0)
         srv_notify_schedule(c->srv, cfg->push_coalesce_ms);
     return KZ_OK;
+}
+
+enum kz_err srv_push_notice(struct srv_call *c, int64_t notice, const char *title, bool urgent,
+                            const cJSON *choices)
+{
+    return queue_notice(c, notice, title, choices ? "rollcall" : "notice", urgent, 0, choices,
+                        srv_arg_int(c, "expires_at", 0));
+}
+
+enum kz_err srv_push_remind(struct srv_call *c, int64_t notice, const char *title, bool urgent,
+                            int64_t reminded_at, const cJSON *choices, int64_t notice_expires)
+{
+    return queue_notice(c, notice, title, "reminder", urgent, reminded_at, choices, notice_expires);
 }
 
 /* ---- sending (worker threads) ---- */
@@ -591,12 +613,17 @@ void srv_push_tick(struct srv *s)
         srv_notify_schedule(s, 10);
         return;
     }
-    int64_t push_next = 0, mail_next = 0, hook_next = 0;
+    int64_t push_next = 0, mail_next = 0, hook_next = 0, digest_next = 0;
     push_tick(s, &push_next);
     srv_mail_tick(s, &mail_next);
     srv_webhook_tick(s, &hook_next);
-    int64_t next = push_next && (!mail_next || push_next < mail_next) ? push_next : mail_next;
-    next = next && (!hook_next || next < hook_next) ? next : hook_next;
+    /* After the mail tick: what it queues leaves next turn, once its commit is on disk. */
+    srv_mail_digest_tick(s, &digest_next);
+    int64_t next = 0;
+    const int64_t due[] = {push_next, mail_next, hook_next, digest_next};
+    for (size_t k = 0; k < sizeof due / sizeof due[0]; k++)
+        if (due[k] && (!next || due[k] < next))
+            next = due[k];
     if (next) {
         int64_t wait = next - kz_now_ms();
         srv_notify_schedule(s, wait < 0 ? 0 : wait);

@@ -182,6 +182,10 @@ struct kz_config {
     long long webhook_retry_base_ms;
     long long webhook_retry_max_ms;
     long long webhook_retry_max_tries;
+    char mail_digest_at[8];                 /* HH:MM in time_zone of the daily digest ("" = none) */
+    long long mail_digest_max_notices;      /* notices listed in one digest */
+    long long mail_digest_batch;            /* people whose digest one turn of the loop writes */
+    long long notice_remind_min_interval_s; /* a notice's reminders at most this often */
     /* JMA's feeds and the roll-calls they start (jma_watch.c, jma_alert.c, docs/alerts.md). */
     char jma_feeds[1024]; /* Atom feed URLs, separated by spaces */
     long long jma_poll_s;
@@ -608,10 +612,23 @@ enum kz_err srv_push_posted(struct srv *s, const struct store_room *room, int64_
                             int64_t sender, const char *from, const char *type, const char *body,
                             bool urgent);
 enum kz_err op_room_watch(struct srv_call *c);
+/* Queues a push of kind "reminder" (the title only) to every subscription of each recipient
+ * of notice that store_notice_remind marked at reminded_at (ops_notice_report.c); a roll-call's
+ * (choices) with a fresh answer link for each, not outliving notice_expires (0: none). */
+enum kz_err srv_push_remind(struct srv_call *c, int64_t notice, const char *title, bool urgent,
+                            int64_t reminded_at, const cJSON *choices, int64_t notice_expires);
+/* push.c: "HH:MM" as minutes of the day (quiet hours, mail_digest_at); -1 if malformed. */
+int srv_hhmm(const char *s);
 /* mail.c: queues an e-mail to each recipient of a new urgent notice or roll-call who has an
  * address, a roll-call's with one-tap answer links (one per choice, for that person only). */
 enum kz_err srv_mail_notice(struct srv_call *c, int64_t notice, const char *title, const char *body,
                             const cJSON *choices, bool urgent);
+/* The same, as a reminder (kind "reminder"), to those store_notice_remind marked at
+ * reminded_at: a roll-call's with fresh answer links of their own. expires_at: the notice's
+ * (0: none), which the links do not outlive. */
+enum kz_err srv_mail_remind(struct srv_call *c, int64_t notice, const char *title, const char *body,
+                            const cJSON *choices, bool urgent, int64_t expires_at,
+                            int64_t reminded_at);
 enum kz_err op_notice_answer_link(struct srv_call *c);
 enum kz_err op_mail_status(struct srv_call *c);
 /* ---- the outgoing webhook (webhook.c, docs/notifications.md "Webhook") ---- */

@@ -703,15 +703,23 @@ static const char *const migrations[] = {
     "CREATE INDEX IF NOT EXISTS webhook_outbox_due ON webhook_outbox(next_at)"
     " WHERE state = 'pending';",
 
-    /* 25: who watches a group
-     * room, whose photos then push them (store_push.c, server/push_events.c). A watch pushes
-     * only while its person is a present member (the queue joins room_members), so leaving
-     * needs no cleanup; a table rather than a room_members column keeps column_adds out of it. */
+    /* 25: who watches a group room, whose photos then push them (store_push.c,
+     * server/push_events.c). A watch pushes only while its person is a present member (the
+     * queue joins room_members), so leaving needs no cleanup; a table rather than a room_members
+     * column keeps column_adds out of it. */
     "CREATE TABLE IF NOT EXISTS room_watch ("
     "  room INTEGER NOT NULL REFERENCES rooms(id),"
     "  user_id INTEGER NOT NULL REFERENCES users(id),"
     "  PRIMARY KEY (room, user_id)"
     ") WITHOUT ROWID;",
+
+    /* 26: the daily digest (issue 24, server/mail_digest.c). The last day (YYYY-MM-DD in the
+     * server's time_zone) each person's digest was done for, written in the transaction that
+     * queues it: a restart or a clock set back never sends a day twice. */
+    "CREATE TABLE IF NOT EXISTS mail_digest_days ("
+    "  user_id INTEGER PRIMARY KEY REFERENCES users(id),"
+    "  day TEXT NOT NULL"
+    ");",
 };
 
 /* Columns a migration adds, each before that migration's SQL and only if the table lacks it:

@@ -691,6 +691,8 @@ enum store_rc store_notice_recipients(struct store *st, int64_t notice, enum sto
 typedef int (*store_id_fn)(void *ctx, int64_t id);
 enum store_rc store_notice_remind(struct store *st, int64_t notice, enum store_missing which,
                                   int64_t now, store_id_fn fn, void *ctx);
+/* When notice's last reminder reached anyone (0: never). */
+enum store_rc store_notice_last_remind(struct store *st, int64_t notice, int64_t *at);
 
 /* ---- the record: reviews, redactions, reviewers and holds (store_record.c, migration 20,
  * docs/records.md) ---- */

@@ -5,6 +5,7 @@
 #include "store_internal.h"
 #include "store_push.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static sqlite3_stmt *prepare(struct store *st, const char *sql)
@@ -12,15 +13,15 @@ static sqlite3_stmt *prepare(struct store *st, const char *sql)
     return store_prepare_once(st, sql, "mail statement");
 }
 
-enum store_rc store_mail_recipients(struct store *st, int64_t notice, const char *kind, bool dflt,
-                                    void (*fn)(void *, int64_t user_id, const char *email,
-                                               const char *name),
-                                    void *arg)
+enum store_rc store_mail_recipients(
+    struct store *st, int64_t notice, int64_t reminded_at, const char *kind, bool dflt,
+    void (*fn)(void *, int64_t user_id, const char *email, const char *name), void *arg)
 {
     sqlite3_stmt *s =
         prepare(st, "SELECT u.id, u.email, u.name FROM notice_recipients r"
                     " JOIN users u ON u.id = r.user_id"
                     " WHERE r.notice = ?1 AND u.email != '' AND u.disabled = 0"
+                    " AND (?4 = 0 OR r.reminded_at = ?4)"
                     " AND coalesce((SELECT np.email FROM notify_prefs np WHERE np.user_id = u.id"
                     " AND np.kind = ?2), ?3) ORDER BY u.id");
     if (!s)
@@ -28,6 +29,7 @@ enum store_rc store_mail_recipients(struct store *st, int64_t notice, const char
     sqlite3_bind_int64(s, 1, notice);
     sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 3, dflt);
+    sqlite3_bind_int64(s, 4, reminded_at);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
         fn(arg, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
@@ -284,4 +286,109 @@ enum store_rc store_reach_people(struct store *st, int64_t notice, int64_t limit
     enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "reach: people");
     sqlite3_finalize(s);
     return r;
+}
+
+/* ---- the daily digest ---- */
+
+/* One person's rows gathered: their notices' titles are copied (the next step overwrites). */
+struct digest_acc {
+    struct store_digest_person p;
+    struct store_digest_item *items;
+    char *email, *name;
+    size_t cap;
+    bool oom;
+};
+
+static void digest_flush(struct digest_acc *a,
+                         void (*fn)(void *, const struct store_digest_person *), void *arg)
+{
+    if (a->p.user_id && !a->oom) {
+        a->p.email = a->email;
+        a->p.name = a->name;
+        a->p.items = a->items;
+        fn(arg, &a->p);
+    }
+    for (size_t i = 0; i < a->p.nitems; i++)
+        free((char *)a->items[i].title);
+    free(a->email);
+    free(a->name);
+    a->email = a->name = NULL;
+    a->p = (struct store_digest_person){0};
+}
+
+enum store_rc store_mail_digest_due(struct store *st, const char *day, int64_t now, bool dflt,
+                                    int64_t limit, int64_t max_notices,
+                                    void (*fn)(void *, const struct store_digest_person *),
+                                    void *arg)
+{
+    /* One query: the batch of people (users' primary key, notify_prefs' and mail_digest_days'
+     * by user), then each one's notices through notice_recipients_user (user_id, notice). */
+    sqlite3_stmt *s = prepare(
+        st, "SELECT x.id, x.email, x.name, n.id, n.title, n.priority = 'urgent',"
+            " n.choices IS NOT NULL FROM (SELECT u.id, u.email, u.name FROM users u"
+            " LEFT JOIN mail_digest_days dd ON dd.user_id = u.id"
+            " WHERE u.disabled = 0 AND u.email != '' AND coalesce(dd.day, '') < ?1"
+            " AND coalesce((SELECT np.email FROM notify_prefs np WHERE np.user_id = u.id"
+            " AND np.kind = 'digest'), ?3) ORDER BY u.id LIMIT ?4) x"
+            " LEFT JOIN (notice_recipients r JOIN notices n ON n.id = r.notice"
+            " AND n.withdrawn_at IS NULL AND (coalesce(n.expires_at, 0) = 0 OR n.expires_at > ?2)"
+            " AND CASE WHEN n.choices IS NOT NULL THEN r.responded_at IS NULL"
+            " WHEN n.ask_ack THEN r.acked_at IS NULL ELSE r.read_at IS NULL END)"
+            " ON r.user_id = x.id ORDER BY x.id, n.id DESC");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_text(s, 1, day, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, now);
+    sqlite3_bind_int(s, 3, dflt);
+    sqlite3_bind_int64(s, 4, limit);
+    struct digest_acc a = {0};
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int64_t uid = sqlite3_column_int64(s, 0);
+        if (uid != a.p.user_id) {
+            digest_flush(&a, fn, arg);
+            a.p.user_id = uid;
+            a.oom = !(a.email = strdup((const char *)sqlite3_column_text(s, 1))) ||
+                    !(a.name = strdup((const char *)sqlite3_column_text(s, 2)));
+        }
+        if (sqlite3_column_type(s, 3) == SQLITE_NULL)
+            continue; /* nothing waits for this person */
+        a.p.total++;
+        if ((int64_t)a.p.nitems >= max_notices || a.oom)
+            continue;
+        if (a.p.nitems == a.cap) {
+            size_t cap = a.cap ? a.cap * 2 : 8;
+            struct store_digest_item *v = realloc(a.items, cap * sizeof *v);
+            if (!v) {
+                a.oom = true;
+                continue;
+            }
+            a.items = v;
+            a.cap = cap;
+        }
+        struct store_digest_item *it = &a.items[a.p.nitems];
+        it->notice = sqlite3_column_int64(s, 3);
+        it->urgent = sqlite3_column_int(s, 5) != 0;
+        it->rollcall = sqlite3_column_int(s, 6) != 0;
+        if (!(it->title = strdup((const char *)sqlite3_column_text(s, 4))))
+            a.oom = true;
+        else
+            a.p.nitems++;
+    }
+    digest_flush(&a, fn, arg);
+    free(a.items);
+    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "mail: digest");
+    sqlite3_finalize(s);
+    return r;
+}
+
+enum store_rc store_mail_digest_done(struct store *st, int64_t user_id, const char *day)
+{
+    sqlite3_stmt *s = prepare(st, "INSERT INTO mail_digest_days (user_id, day) VALUES (?1, ?2)"
+                                  " ON CONFLICT (user_id) DO UPDATE SET day = ?2");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, user_id);
+    sqlite3_bind_text(s, 2, day, -1, SQLITE_STATIC);
+    return store_run_once(st, s, "mail: digest done");
 }

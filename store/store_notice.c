@@ -35,6 +35,7 @@ enum notice_stmt {
     N_NOT_ACKED,
     N_NOT_RESPONDED,
     N_REMIND,
+    N_LAST_REMIND,
     N_COUNT
 };
 _Static_assert(N_COUNT <= STORE_NOTICE_STMTS, "raise STORE_NOTICE_STMTS");
@@ -128,6 +129,8 @@ static const char *const notice_sql[N_COUNT] = {
     [N_REMIND] =
         "UPDATE notice_recipients AS r SET reminded_at = ?3 WHERE r.notice = ?1 AND" MISSING_WHERE
         " RETURNING user_id",
+    [N_LAST_REMIND] =
+        "SELECT coalesce(max(reminded_at), 0) FROM notice_recipients WHERE notice = ?",
 };
 
 enum store_rc store_notice_prepare(struct store *st, char *err, size_t errlen)
@@ -549,6 +552,17 @@ enum store_rc store_notice_remind(struct store *st, int64_t notice, enum store_m
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
         fn(ctx, sqlite3_column_int64(s, 0));
     enum store_rc r = rc == SQLITE_DONE ? STORE_OK : store_fail(st, "notice remind");
+    store_finish(s);
+    return r;
+}
+
+enum store_rc store_notice_last_remind(struct store *st, int64_t notice, int64_t *at)
+{
+    sqlite3_stmt *s = stmt(st, N_LAST_REMIND);
+    sqlite3_bind_int64(s, 1, notice);
+    int rc = sqlite3_step(s);
+    *at = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    enum store_rc r = rc == SQLITE_ROW ? STORE_OK : store_fail(st, "notice last remind");
     store_finish(s);
     return r;
 }

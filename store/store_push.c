@@ -172,6 +172,22 @@ enum store_rc store_push_queue_notice(struct store *st, int64_t notice, const ch
     return queue(st, s, notice, kind, dflt, notice, payload, urgency, ttl_s, next_at, now, n);
 }
 
+enum store_rc store_push_queue_reminder(struct store *st, int64_t notice, int64_t reminded_at,
+                                        const char *kind, bool dflt, const char *payload,
+                                        const char *urgency, int64_t ttl_s, int64_t next_at,
+                                        int64_t now, int64_t *n)
+{
+    /* Those store_notice_remind just marked carry its time: one statement for all of them. */
+    sqlite3_stmt *s =
+        prepare(st, "INSERT INTO push_outbox (sub, kind, notice, payload, urgency, ttl, next_at,"
+                    " created_at) SELECT p.id, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM notice_recipients r"
+                    " JOIN push_subs p ON p.user_id = r.user_id" LIVE_SUB
+                    " WHERE r.notice = ?1 AND r.reminded_at = ?9" WANTS_PUSH);
+    if (s)
+        sqlite3_bind_int64(s, 9, reminded_at);
+    return queue(st, s, notice, kind, dflt, notice, payload, urgency, ttl_s, next_at, now, n);
+}
+
 enum store_rc store_push_queue_user(struct store *st, int64_t user_id, const char *kind, bool dflt,
                                     int64_t notice, const char *payload, const char *urgency,
                                     int64_t ttl_s, int64_t next_at, int64_t now, int64_t *n)
@@ -183,15 +199,19 @@ enum store_rc store_push_queue_user(struct store *st, int64_t user_id, const cha
     return queue(st, s, user_id, kind, dflt, notice, payload, urgency, ttl_s, next_at, now, n);
 }
 
-enum store_rc store_push_notice_users(struct store *st, int64_t notice, const char *kind, bool dflt,
+enum store_rc store_push_notice_users(struct store *st, int64_t notice, int64_t reminded_at,
+                                      const char *kind, bool dflt,
                                       void (*fn)(void *, int64_t user_id), void *arg)
 {
-    sqlite3_stmt *s = prepare(st, "SELECT DISTINCT p.user_id FROM notice_recipients r"
-                                  " JOIN push_subs p ON p.user_id = r.user_id" LIVE_SUB
-                                  " WHERE r.notice = ?1" WANTS_PUSH " ORDER BY p.user_id");
+    sqlite3_stmt *s =
+        prepare(st, "SELECT DISTINCT p.user_id FROM notice_recipients r"
+                    " JOIN push_subs p ON p.user_id = r.user_id" LIVE_SUB
+                    " WHERE r.notice = ?1 AND (?9 = 0 OR r.reminded_at = ?9)" WANTS_PUSH
+                    " ORDER BY p.user_id");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, notice);
+    sqlite3_bind_int64(s, 9, reminded_at);
     sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 10, dflt);
     int rc;
@@ -262,13 +282,19 @@ enum store_rc store_push_due(struct store *st, int64_t now, int limit, const int
         st, "SELECT o.id, o.sub, coalesce(p.user_id, 0), coalesce(o.notice, 0), o.ttl, o.tries,"
             " o.created_at, o.kind, o.urgency, coalesce(p.endpoint, ''), p.p256dh, p.auth,"
             " o.payload, se.id IS NOT NULL AND u.id IS NOT NULL,"
-            " r.read_at IS NOT NULL OR r.acked_at IS NOT NULL OR r.responded_at IS NOT NULL"
-            " OR coalesce(m.read_pos >= o.pos, 0), coalesce(q.start_min, -1),"
+            /* A reminder asks for what the notice asks (an answer, an acknowledgement, a
+             * reading), so only that spares it; anything else is spared by any of them. */
+            " CASE WHEN o.kind = 'reminder' THEN n.withdrawn_at IS NOT NULL OR CASE"
+            " WHEN n.choices IS NOT NULL THEN r.responded_at IS NOT NULL"
+            " WHEN n.ask_ack THEN r.acked_at IS NOT NULL ELSE r.read_at IS NOT NULL END"
+            " ELSE r.read_at IS NOT NULL OR r.acked_at IS NOT NULL OR r.responded_at IS NOT NULL"
+            " OR coalesce(m.read_pos >= o.pos, 0) END, coalesce(q.start_min, -1),"
             " coalesce(q.end_min, -1)"
             " FROM push_outbox o LEFT JOIN push_subs p ON p.id = o.sub"
             " LEFT JOIN sessions se ON se.id = p.session_id AND se.ended_at IS NULL"
             " LEFT JOIN users u ON u.id = p.user_id AND u.disabled = 0"
             " LEFT JOIN notice_recipients r ON r.notice = o.notice AND r.user_id = p.user_id"
+            " LEFT JOIN notices n ON n.id = o.notice"
             " LEFT JOIN room_members m ON m.room = o.room AND m.user_id = p.user_id"
             " LEFT JOIN push_quiet q ON q.user_id = p.user_id"
             " WHERE o.next_at <= ? ORDER BY o.next_at, o.id LIMIT ?");

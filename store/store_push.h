@@ -36,14 +36,22 @@ enum store_rc store_push_sub_count(struct store *st, int64_t user_id, int64_t *n
 enum store_rc store_push_queue_notice(struct store *st, int64_t notice, const char *kind, bool dflt,
                                       const char *payload, const char *urgency, int64_t ttl_s,
                                       int64_t next_at, int64_t now, int64_t *n);
+/* Queues one send per live subscription of each recipient of notice whose reminded_at is
+ * reminded_at (those store_notice_remind marked then). */
+enum store_rc store_push_queue_reminder(struct store *st, int64_t notice, int64_t reminded_at,
+                                        const char *kind, bool dflt, const char *payload,
+                                        const char *urgency, int64_t ttl_s, int64_t next_at,
+                                        int64_t now, int64_t *n);
 /* Queues one send per live subscription of user_id (about notice, if not 0: read elsewhere
  * before it leaves, it does not). */
 enum store_rc store_push_queue_user(struct store *st, int64_t user_id, const char *kind, bool dflt,
                                     int64_t notice, const char *payload, const char *urgency,
                                     int64_t ttl_s, int64_t next_at, int64_t now, int64_t *n);
-/* Calls fn with each recipient of notice who has a live subscription and takes pushes of kind
- * (the queue functions' rule). */
-enum store_rc store_push_notice_users(struct store *st, int64_t notice, const char *kind, bool dflt,
+/* Calls fn with each recipient of notice (reminded_at, if not 0: each that store_notice_remind
+ * marked then) who has a live subscription and takes pushes of kind (the queue functions'
+ * rule). */
+enum store_rc store_push_notice_users(struct store *st, int64_t notice, int64_t reminded_at,
+                                      const char *kind, bool dflt,
                                       void (*fn)(void *, int64_t user_id), void *arg);
 
 /* A push about the event at pos in room: to each live subscription of its present members but
@@ -67,7 +75,8 @@ enum store_rc store_room_watch_set(struct store *st, int64_t room, int64_t user_
 enum store_rc store_room_watched(struct store *st, int64_t room, int64_t user_id, bool *watched);
 
 /* One due send with what it needs; `live` is false when its subscription, session or user is
- * gone (the caller deletes it), `seen` when the notice it is about was read meanwhile. */
+ * gone (the caller deletes it), `seen` when the notice it is about was read meanwhile (for a
+ * reminder: done as the notice asks, answered or acknowledged or read, or withdrawn). */
 struct store_push_send {
     int64_t id, sub, user_id, notice, ttl, tries, created_at;
     char kind[STORE_PUSH_KIND_MAX + 1];
@@ -123,11 +132,11 @@ enum store_rc store_outbox_counts(struct store *st, enum store_outbox box, int64
 
 /* ---- e-mail (store_mail.c) ---- */
 /* Calls fn for each recipient of notice with an e-mail address whose account is enabled and
- * who takes e-mail of kind (their notify_prefs, else dflt). */
-enum store_rc store_mail_recipients(struct store *st, int64_t notice, const char *kind, bool dflt,
-                                    void (*fn)(void *, int64_t user_id, const char *email,
-                                               const char *name),
-                                    void *arg);
+ * who takes e-mail of kind (their notify_prefs, else dflt); with reminded_at (not 0), only
+ * those store_notice_remind marked then. */
+enum store_rc store_mail_recipients(
+    struct store *st, int64_t notice, int64_t reminded_at, const char *kind, bool dflt,
+    void (*fn)(void *, int64_t user_id, const char *email, const char *name), void *arg);
 enum store_rc store_mail_queue(struct store *st, int64_t user_id, const char *to,
                                const char *subject, const char *body, int64_t notice,
                                int64_t next_at, int64_t now);
@@ -148,6 +157,30 @@ struct store_mail_failure {
 };
 enum store_rc store_mail_failures(struct store *st, int64_t limit,
                                   void (*fn)(void *, const struct store_mail_failure *), void *arg);
+/* The daily digest (mail_digest.c): up to limit people with an address, an enabled account,
+ * digest e-mail on (notify_prefs, else dflt) and no digest done for day yet, by user id; fn
+ * gets each with their must-read notices not done as asked (not withdrawn, not expired at now),
+ * newest first, at most max_notices of them (total: how many there are), none when nothing
+ * waits. Strings valid during fn only. */
+struct store_digest_item {
+    int64_t notice;
+    const char *title;
+    bool urgent, rollcall;
+};
+struct store_digest_person {
+    int64_t user_id;
+    const char *email, *name;
+    const struct store_digest_item *items;
+    size_t nitems;
+    int64_t total;
+};
+enum store_rc store_mail_digest_due(struct store *st, const char *day, int64_t now, bool dflt,
+                                    int64_t limit, int64_t max_notices,
+                                    void (*fn)(void *, const struct store_digest_person *),
+                                    void *arg);
+/* Records that user_id's digest for day is done (sent, or nothing to send). */
+enum store_rc store_mail_digest_done(struct store *st, int64_t user_id, const char *day);
+
 /* Notes that a recipient of notice was reached through channel ("push" or "email"). */
 enum store_rc store_reach_add(struct store *st, int64_t notice, int64_t user_id,
                               const char *channel, int64_t now);

@@ -149,6 +149,7 @@ int cmd_peer_list(int argc, char **argv);
 /* status.c */
 int cmd_admin_status(int argc, char **argv);
 int cmd_admin_webhook(int argc, char **argv);
+int cmd_admin_mail(int argc, char **argv);
 int cmd_peer_remove(int argc, char **argv);
 /* Prints text as a QR code with Unicode half blocks (light modules drawn, for dark terminals). */
 void cli_print_qr(const char *text);

@@ -48,6 +48,8 @@ static const char usage[] =
     "                                 today, storage, backup, peers, alarms (--json)\n"
     "  admin webhook                  the outgoing webhook: where it posts, what waits, the\n"
     "                                 deliveries its receiver refused (--json)\n"
+    "  admin mail [--limit N]         the e-mail outbox: waiting, failed, and each failure's\n"
+    "                                 person, address, subject and the relay's error\n"
     "  admin dept list | admin group list\n"
     "  admin sessions LOGIN | admin revoke SESSION_ID   (a lost phone: cut off at once)\n"
     "  sessions | revoke SESSION_ID   your own devices\n"
@@ -476,6 +478,7 @@ static const struct cli_command commands[] = {
     {"admin peers", cmd_peer_list, 0, 0, true, "admin peers   (admin peer list: links first)"},
     {"admin status", cmd_admin_status, 0, 0, true, "admin status"},
     {"admin webhook", cmd_admin_webhook, 0, 0, true, "admin webhook"},
+    {"admin mail", cmd_admin_mail, 0, 2, true, "admin mail [--limit N]"},
     {"admin dept list", run_dept_list, 0, 0, true, "admin dept list"},
     {"admin group list", run_group_list, 0, 0, true, "admin group list"},
     {"admin sessions", run_sessions, 1, 1, true, "admin sessions LOGIN"},

@@ -1,11 +1,13 @@
-/* status.c - `kizuna admin status`: the server's state on one screen (admin.status): version
- * and uptime, connections, messages today, storage and free disk, the last backup and its
- * verification, peer servers and their lag, alarms and the latest errors; and `kizuna admin
- * webhook`, the outgoing webhook's outbox (webhook.status). --json prints the op's reply as it
- * is, for scripts and monitors. */
+/* status.c - the server's state for its administrator: `kizuna admin status` on one screen
+ * (admin.status): version and uptime, connections, messages today, storage and free disk, the
+ * last backup and its verification, peer servers and their lag, alarms and the latest errors;
+ * `kizuna admin webhook`, the outgoing webhook's outbox (webhook.status); and `kizuna admin
+ * mail`, the e-mail outbox (mail.status): waiting, failed, and who each failure was for, and
+ * why. --json prints the op's reply as it is, for scripts and monitors. */
 #include "cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Bytes as people read them: 980 B, 12.3 KB, 45.6 MB, 7.8 GB (powers of 1000). */
@@ -166,6 +168,49 @@ int cmd_admin_webhook(int argc, char **argv)
         printf(" after %lld tries: %s  [%s]\n", cli_num(f, "tries"), cli_str(f, "error", NULL),
                cli_str(f, "delivery", NULL));
     }
+    cJSON_Delete(r);
+    return rc;
+}
+
+/* `admin mail [--limit N]` */
+int cmd_admin_mail(int argc, char **argv)
+{
+    cJSON *args = cJSON_CreateObject();
+    if (argc > 1) { /* argv[0] is the command's last word */
+        char *end = NULL;
+        long long n = argc == 3 && strcmp(argv[1], "--limit") == 0 ? strtoll(argv[2], &end, 10) : 0;
+        if (!end || *end || end == argv[2]) {
+            cJSON_Delete(args);
+            return cli_usage_error(end ? "--limit takes a number" : NULL);
+        }
+        cJSON_AddNumberToObject(args, "limit", (double)n); /* the server checks its range */
+    }
+    cJSON *r = NULL;
+    int rc = cli_call_once("mail.status", args, &r);
+    if (rc != EXIT_OK || json_out) {
+        cJSON_Delete(r);
+        return rc;
+    }
+    printf("e-mail        %s\n", cJSON_IsTrue(cJSON_GetObjectItem(r, "enabled"))
+                                     ? "on (smtp_host set)"
+                                     : "OFF: smtp_host is not set, nothing is sent");
+    printf("waiting       %lld\n", cli_num(r, "pending"));
+    printf("failed        %lld\n", cli_num(r, "failed_total"));
+    const cJSON *f, *list = cJSON_GetObjectItem(r, "failed");
+    if (cJSON_GetArraySize(list) > 0)
+        printf("\n%-16s  %-12s  %-28s  %-5s  %s\n", "queued", "login", "address", "tries",
+               "subject / error");
+    cJSON_ArrayForEach(f, list)
+    {
+        char when[32];
+        cli_format_time((double)cli_num(f, "created_at"), when, sizeof when);
+        printf("%-16s  %-12s  %-28s  %-5lld  %.120s\n", when, cli_str(f, "login", NULL),
+               cli_str(f, "to", NULL), cli_num(f, "tries"), cli_str(f, "subject", NULL));
+        printf("%-16s  %-12s  %-28s  %-5s  %.200s\n", "", "", "", "", cli_str(f, "error", NULL));
+    }
+    if (cli_num(r, "failed_total") > cJSON_GetArraySize(list))
+        printf("(%lld older failures not shown: --limit N)\n",
+               cli_num(r, "failed_total") - cJSON_GetArraySize(list));
     cJSON_Delete(r);
     return rc;
 }

@@ -28,6 +28,7 @@ import './js/pages/admin_invites.js';
 import './js/pages/admin_sessions.js';
 import './js/pages/admin_audit.js';
 import './js/pages/admin_fed.js';
+import './js/pages/admin_mail.js';
 
 const top = document.getElementById('top');
 const main = document.getElementById('main');

@@ -113,9 +113,9 @@ self.addEventListener('push', (e) => {
   const roomOk = typeof d.room === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(d.room);
   const url = isNotice && Number.isInteger(d.notice) ? '/#/notices/' + d.notice
     : roomOk ? '/#/room/' + d.room + (Number.isInteger(d.pos) && d.pos > 0 ? '?pos=' + d.pos : '') : '/#/';
-  // A roll-call's push carries this person's one-tap answer token: its first choices become
+  // A roll-call's push (and its reminder's) carries this person's one-tap answer token: its first choices become
   // the notification's buttons, and a tap answers without opening Kizuna (onNotificationClick).
-  const answer = kind === 'rollcall' && typeof d.answer === 'string' && /^[A-Za-z0-9_-]{43}$/.test(d.answer)
+  const answer = (kind === 'rollcall' || kind === 'reminder') && typeof d.answer === 'string' && /^[A-Za-z0-9_-]{43}$/.test(d.answer)
     ? d.answer : null;
   const most = Math.max(0, Math.min(3, self.Notification?.maxActions ?? 2));
   const actions = answer && Array.isArray(d.choices)

@@ -387,7 +387,10 @@ static void setup(void)
     cr_assert_geq(sodium_init(), 0);
     /* No expiry sweep during the test: the expired account's session must be refused for
      * having expired, from that moment, not because a sweep ended it. */
-    kzd_setup_with(&d, "\"housekeeping_interval_s\":3600,\"jma_author\":\"admin\"");
+    /* notice.remind once per caller: no minimum interval between reminders (test_push and
+     * test_mail check it). */
+    kzd_setup_with(&d, "\"housekeeping_interval_s\":3600,\"jma_author\":\"admin\","
+                       "\"notice_remind_min_interval_s\":0");
 }
 
 static void teardown(void)
@@ -925,7 +928,9 @@ static long long make_review(bool ready, long long *first)
 
 /* A one-tap answer link for the member to $NOTICE (a roll-call), as mail.c makes one for an
  * e-mail: only the hash of the token is stored, which the test writes itself since no mail
- * relay is configured here. The token is the credential: whoever presents it answers. */
+ * relay is configured here. The token is the credential: whoever presents it answers. A link
+ * answers only for someone who has not answered yet, so the member's last answer (an earlier
+ * caller's cell) is cleared first, as if this were the first mail. */
 static void answer_token(char *out, size_t n)
 {
     uint8_t raw[32], hash[32];
@@ -938,6 +943,13 @@ static void answer_token(char *out, size_t n)
     sqlite3_stmt *s = NULL;
     cr_assert(sqlite3_open(path, &db) == SQLITE_OK);
     sqlite3_busy_timeout(db, 10000);
+    char *err = NULL;
+    char clear[256];
+    snprintf(clear, sizeof clear,
+             "UPDATE notice_recipients SET responded_at = NULL, choice = NULL WHERE notice = %lld"
+             " AND user_id = (SELECT id FROM users WHERE login = 'mem')",
+             notice_id);
+    cr_assert(sqlite3_exec(db, clear, NULL, NULL, &err) == SQLITE_OK, "%s", err ? err : "");
     cr_assert(
         sqlite3_prepare_v2(db,
                            "INSERT INTO answer_links (token_hash, notice, user_id, expires_at)"

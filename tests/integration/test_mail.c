@@ -302,4 +302,221 @@ Test(mail, a_busy_relay_is_retried_and_a_refusal_is_kept_as_failed)
     cr_assert(strstr(cJSON_GetObjectItem(f, "error")->valuestring, "550"), "%s",
               cJSON_GetObjectItem(f, "error")->valuestring);
     cJSON_Delete(r);
+
+    /* The same in the CLI: kizuna admin mail. */
+    char env_dir[400], env_srv[100], out[8192];
+    snprintf(env_dir, sizeof env_dir, "KIZUNA_CONFIG_DIR=%s/cli", d.dir);
+    snprintf(env_srv, sizeof env_srv, "KIZUNA_SERVER=%s", d.url);
+    const char *env[] = {env_dir, env_srv, "KIZUNA_PASSWORD=" TEST_ADMIN_PASSWORD, NULL};
+    const char *login[] = {KIZUNA_PATH, "login", "admin", NULL};
+    cr_assert_eq(run_capture(login, env, NULL, out, sizeof out), 0, "%s", out);
+    const char *mail[] = {KIZUNA_PATH, "admin", "mail", NULL};
+    int rc = run_capture(mail, env, NULL, out, sizeof out);
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, out);
+    cr_assert(strstr(out, "waiting       0\n") && strstr(out, "failed        1\n"), "%s", out);
+    cr_assert(strstr(out, "goro") && strstr(out, "nobody@example.jp") && strstr(out, "550") &&
+                  strstr(out, "【回答依頼】安否確認"),
+              "%s", out);
+    const char *bad[] = {KIZUNA_PATH, "admin", "mail", "--limit", "many", NULL};
+    cr_assert_eq(run_capture(bad, env, NULL, out, sizeof out), 2, "%s", out);
+}
+
+static void prefs(const char *login, const char *email_kinds)
+{
+    struct ws w;
+    cr_assert(ws_open(&w, d.port));
+    cr_assert(ws_login(&w, login, PW, NULL));
+    cJSON *r = ws_callf(&w, "\"op\":\"notify.prefs\",\"email\":%s", email_kinds);
+    cr_assert_str_eq(reply_code(r), "ok", "notify.prefs %s", login);
+    cJSON_Delete(r);
+    ws_close_fd(&w);
+}
+
+static void answer(const char *path, int want_status)
+{
+    char page[4096];
+    int st = http_request(d.port, "GET", path, NULL, NULL, page, sizeof page);
+    cr_assert_eq(st, want_status, "%s: %d %s", path, st, page);
+}
+
+Test(mail, a_reminder_mails_the_missing_fresh_links_as_they_chose)
+{
+    start("");
+    add_user("ichi", "ichi@example.jp");
+    add_user("ni", "ni@example.jp");
+    add_user("san", "san@example.jp");
+    prefs("san", "[\"notice\",\"rollcall\"]"); /* no reminders by e-mail */
+    long long id = rollcall("[\"user:ichi\",\"user:ni\",\"user:san\"]", "安否確認（第2報）");
+    struct smtp_msg first_ichi, first_ni, m;
+    cr_assert(smtpsink_wait(sink, "ichi@example.jp", 0, 15000, &first_ichi));
+    cr_assert(smtpsink_wait(sink, "ni@example.jp", 0, 15000, &first_ni));
+    cr_assert(smtpsink_wait(sink, "san@example.jp", 0, 15000, &m));
+    char body[16384], path[256], old_path[256];
+    cr_assert(mail_body(&first_ichi, body, sizeof body));
+    cr_assert(link_path(body, 1, path, sizeof path));
+    answer(path, 200); /* ichi answers from his first mail */
+
+    cJSON *r = ws_callf(&admin, "\"op\":\"notice.remind\",\"notice\":%lld", id);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cr_assert_eq(cJSON_GetObjectItem(r, "reminded")->valuedouble, 2);
+    cJSON_Delete(r);
+    r = ws_callf(&admin, "\"op\":\"notice.remind\",\"notice\":%lld", id);
+    cr_assert_str_eq(reply_code(r), "rate_limited", "a second reminder at once went out");
+    cJSON_Delete(r);
+
+    cr_assert(smtpsink_wait(sink, "ni@example.jp", 1, 15000, &m), "ni got no reminder");
+    char subject[1024];
+    cr_assert(mail_header(&m, "Subject", subject, sizeof subject));
+    cr_assert_str_eq(subject, "[Kizuna] 【再通知】【至急】【回答依頼】安否確認（第2報）");
+    cr_assert(mail_body(&m, body, sizeof body));
+    cr_assert(strstr(body, "まだ回答がありません"), "%s", body);
+    /* A fresh link of ni's own: it answers once; then neither it nor the first mail's link
+     * changes the answer. */
+    cr_assert(link_path(body, 3, path, sizeof path), "no answer link in %s", body);
+    char first_body[16384];
+    cr_assert(mail_body(&first_ni, first_body, sizeof first_body));
+    cr_assert(link_path(first_body, 3, old_path, sizeof old_path));
+    cr_assert_str_neq(path, old_path, "the reminder reused the first link");
+    cr_assert_eq(my_choice("ni", id), -1);
+    answer(path, 200);
+    cr_assert_eq(my_choice("ni", id), 2);
+    answer(path, 409);
+    cr_assert(link_path(first_body, 1, old_path, sizeof old_path));
+    answer(old_path, 409);
+    cr_assert_eq(my_choice("ni", id), 2);
+
+    /* Nothing for ichi (answered) nor san (reminders off by e-mail); the report counts the
+     * reminder's mail as reach the same way. */
+    usleep(500000);
+    cr_assert_eq(smtpsink_count(sink, "ichi@example.jp"), 1, "ichi had answered");
+    cr_assert_eq(smtpsink_count(sink, "san@example.jp"), 1, "san turned reminder mail off");
+    r = ws_callf(&admin, "\"op\":\"notice.report\",\"notice\":%lld", id);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "reach"), "email")->valuedouble, 3);
+    cJSON_Delete(r);
+}
+
+/* Lines of the server's log holding needle. */
+static int log_count(const char *needle)
+{
+    char path[300], line[4096];
+    snprintf(path, sizeof path, "%s/stderr.log", d.dir);
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+static void wait_log_count(const char *needle, int n)
+{
+    long long deadline = mono_ms() + 15000;
+    while (log_count(needle) < n && mono_ms() < deadline)
+        usleep(20000);
+    cr_assert_geq(log_count(needle), n, "no %d× %s in the log", n, needle);
+}
+
+static long long post(struct ws *w, const char *fields)
+{
+    cJSON *r = ws_callf(w, "\"op\":\"notice.post\",%s", fields);
+    cr_assert_str_eq(reply_code(r), "ok", "notice.post %s", fields);
+    long long id =
+        (long long)cJSON_GetObjectItem(cJSON_GetObjectItem(r, "notice"), "id")->valuedouble;
+    cJSON_Delete(r);
+    return id;
+}
+
+static void as_user(const char *login, const char *op, long long id)
+{
+    struct ws w;
+    cr_assert(ws_open(&w, d.port));
+    cr_assert(ws_login(&w, login, PW, NULL));
+    cJSON *r = ws_callf(&w, "\"op\":\"%s\",\"notice\":%lld", op, id);
+    cr_assert_str_eq(reply_code(r), "ok", "%s %s", login, op);
+    cJSON_Delete(r);
+    ws_close_fd(&w);
+}
+
+/* Stops the server, adds members to its config file and starts it again. */
+static void restart_with(const char *members)
+{
+    ws_close_fd(&admin);
+    cr_assert_eq(kzd_stop(&d), 0);
+    if (members) {
+        FILE *f = fopen(d.config, "r");
+        cr_assert_not_null(f);
+        char text[4096];
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+        text[n] = '\0';
+        char *end = strrchr(text, '}');
+        cr_assert_not_null(end);
+        *end = '\0';
+        f = fopen(d.config, "w");
+        cr_assert_not_null(f);
+        fprintf(f, "%s,%s}\n", text, members);
+        fclose(f);
+    }
+    kzd_start(&d);
+    cr_assert(ws_open(&admin, d.port));
+    cr_assert(ws_login(&admin, "admin", TEST_ADMIN_PASSWORD, NULL));
+}
+
+Test(mail, the_daily_digest_lists_what_is_not_done_once_a_day)
+{
+    start("\"time_zone\":\"UTC\"");
+    add_user("dai", "dai@example.jp");   /* digest on, two notices not done */
+    add_user("eri", "eri@example.jp");   /* digest on, everything done */
+    add_user("fumi", "fumi@example.jp"); /* digest off (the default), one not done */
+    prefs("dai", "[\"notice\",\"rollcall\",\"reminder\",\"digest\"]");
+    prefs("eri", "[\"notice\",\"rollcall\",\"digest\"]");
+    long long a = post(&admin, "\"title\":\"停電のお知らせ\",\"body\":\"b\","
+                               "\"to\":[\"user:dai\",\"user:fumi\"]");
+    long long b = post(&admin, "\"title\":\"訓練参加の確認\",\"body\":\"b\",\"ask_ack\":true,"
+                               "\"to\":[\"user:dai\"]");
+    long long c = post(&admin, "\"title\":\"既読のお知らせ\",\"body\":\"b\","
+                               "\"to\":[\"user:dai\",\"user:eri\"]");
+    long long w = post(&admin, "\"title\":\"取り下げたお知らせ\",\"body\":\"b\","
+                               "\"to\":[\"user:dai\",\"user:eri\"]");
+    as_user("dai", "notice.show", b); /* read, not acknowledged as it asks: still listed */
+    as_user("dai", "notice.show", c);
+    as_user("eri", "notice.show", c);
+    cJSON *r = ws_callf(&admin, "\"op\":\"notice.withdraw\",\"notice\":%lld", w);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    cr_assert_eq(smtpsink_count(sink, "dai@example.jp"), 0, "mail before any digest was set");
+
+    /* The digest's time (00:00 UTC) has come today: it goes at start. */
+    restart_with("\"mail_digest_at\":\"00:00\"");
+    struct smtp_msg m;
+    cr_assert(smtpsink_wait(sink, "dai@example.jp", 0, 15000, &m), "dai got no digest");
+    char subject[512], body[16384], want[256];
+    cr_assert(mail_header(&m, "Subject", subject, sizeof subject));
+    cr_assert(strstr(subject, "未読のお知らせ 2 件"), "%s", subject);
+    cr_assert(mail_body(&m, body, sizeof body));
+    cr_assert(strstr(body, "停電のお知らせ") && strstr(body, "訓練参加の確認"), "%s", body);
+    cr_assert_null(strstr(body, "既読のお知らせ"), "%s", body);
+    cr_assert_null(strstr(body, "取り下げたお知らせ"), "%s", body);
+    snprintf(want, sizeof want, ORIGIN "/#/notices/%lld", a);
+    cr_assert(strstr(body, want), "no link to open notice %lld in %s", a, body);
+    snprintf(want, sizeof want, ORIGIN "/#/notices/%lld", b);
+    cr_assert(strstr(body, want), "no link to open notice %lld in %s", b, body);
+    wait_log_count("mail_digest_done", 1);
+    usleep(300000);
+    cr_assert_eq(smtpsink_count(sink, "eri@example.jp"), 0, "a digest with nothing in it");
+    cr_assert_eq(smtpsink_count(sink, "fumi@example.jp"), 0, "a digest nobody asked for");
+
+    /* Something new waits for dai, and the mail sender runs again (an urgent notice to eri):
+     * no second digest today, nor after a restart the same day. */
+    post(&admin, "\"title\":\"追加のお知らせ\",\"body\":\"b\",\"to\":[\"user:dai\"]");
+    post(&admin, "\"title\":\"至急\",\"body\":\"b\",\"priority\":\"urgent\",\"to\":[\"user:eri\"]");
+    cr_assert(smtpsink_wait(sink, "eri@example.jp", 0, 15000, &m));
+    restart_with(NULL);
+    wait_log_count("mail_digest_done", 2);
+    usleep(300000);
+    cr_assert_eq(smtpsink_count(sink, "dai@example.jp"), 1, "a second digest the same day");
+    cr_assert_eq(smtpsink_count(sink, "eri@example.jp"), 1);
+    cr_assert_eq(smtpsink_count(sink, "fumi@example.jp"), 0);
 }

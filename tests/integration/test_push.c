@@ -867,3 +867,81 @@ Test(push, previews_carry_a_direct_messages_text_only_for_those_who_chose_them)
     ws_close_fd(&uma);
     ws_close_fd(&vic);
 }
+
+Test(push, a_reminder_reaches_only_those_who_have_not_answered)
+{
+    struct ws ume, kei, sho, rin;
+    struct push_keys ku, kk, ks, kr;
+    subscribe(&ume, "ume", "/p/ume", &ku);
+    subscribe(&kei, "kei", "/p/kei", &kk);
+    subscribe(&sho, "sho", "/p/sho", &ks);
+    subscribe(&rin, "rin", "/p/rin", &kr);
+    /* rin takes no reminders by push (she keeps them by e-mail). */
+    cJSON *r = ws_callf(&rin, "\"op\":\"notify.prefs\",\"push\":[\"notice\",\"rollcall\"]");
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    long long id =
+        post_urgent("[\"user:ume\",\"user:kei\",\"user:sho\",\"user:rin\"]", "安否確認", true);
+    const char *paths[] = {"/p/ume", "/p/kei", "/p/sho", "/p/rin"};
+    for (int i = 0; i < 4; i++)
+        cr_assert(pushsink_wait(sink, paths[i], 0, 15000, NULL), "no roll-call push to %s",
+                  paths[i]);
+    /* ume answers; kei only opens it: a reading is not the answer the roll-call asks for. */
+    r = ws_callf(&ume, "\"op\":\"notice.respond\",\"notice\":%lld,\"choice\":\"無事・出勤可\"", id);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    r = ws_callf(&kei, "\"op\":\"notice.show\",\"notice\":%lld", id);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    r = ws_callf(&admin, "\"op\":\"notice.remind\",\"notice\":%lld", id);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cr_assert_eq(cJSON_GetObjectItem(r, "reminded")->valuedouble, 3);
+    cJSON_Delete(r);
+    /* sho answers within push_coalesce_ms: the reminder waiting for him is dropped. */
+    r = ws_callf(&sho, "\"op\":\"notice.respond\",\"notice\":%lld,\"choice\":\"無事・出勤不可\"",
+                 id);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    /* A second reminder at once is refused: nobody's phone is flooded. */
+    r = ws_callf(&admin, "\"op\":\"notice.remind\",\"notice\":%lld", id);
+    cr_assert_str_eq(reply_code(r), "rate_limited");
+    cr_assert(strstr(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "error"), "message")->valuestring,
+                     "notice_remind_min_interval_s"));
+    cJSON_Delete(r);
+
+    struct push_post p;
+    cr_assert(pushsink_wait(sink, "/p/kei", 1, 15000, &p),
+              "kei, who only read it, got no reminder");
+    char plain[1024];
+    check_post(&p, &kk, "86400", "high", plain, sizeof plain);
+    cJSON *j = cJSON_Parse(plain);
+    cr_assert_not_null(j, "%s", plain);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "kind")->valuestring, "reminder");
+    cr_assert_eq((long long)cJSON_GetObjectItem(j, "notice")->valuedouble, id);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "title")->valuestring, "安否確認");
+    /* A roll-call's reminder answers from the notification, as the roll-call's push does: kei
+     * taps the first button (sw.js posts the link). */
+    const char *token = cJSON_GetStringValue(cJSON_GetObjectItem(j, "answer"));
+    cr_assert(token && strlen(token) == 43, "no answer link in the reminder: %s", plain);
+    cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "choices")), 2, "%s", plain);
+    char path[128], page[2048];
+    snprintf(path, sizeof path, "/answer/%s?c=1", token);
+    int st = http_request(d.port, "POST", path, NULL, "", page, sizeof page);
+    cr_assert_eq(st, 200, "%d %s", st, page);
+    cJSON_Delete(j);
+    cr_assert_null(strstr(plain, "KZSECRETBODY"), "the body left the server: %s", plain);
+    long long next_at = 0;
+    long long deadline = mono_ms() + 10000;
+    while (waiting("reminder", &next_at) != 0 && mono_ms() < deadline)
+        usleep(20000);
+    cr_assert_eq(waiting("reminder", &next_at), 0);
+    usleep(300000);
+    cr_assert_eq(pushsink_count(sink, "/p/ume"), 1, "ume had answered and was reminded");
+    cr_assert_eq(pushsink_count(sink, "/p/sho"), 1, "sho answered meanwhile and was reminded");
+    cr_assert_eq(pushsink_count(sink, "/p/rin"), 1, "rin turned reminders off and was pushed");
+    cr_assert_eq(pushsink_count(sink, "/p/kei"), 2);
+    ws_close_fd(&ume);
+    ws_close_fd(&kei);
+    ws_close_fd(&sho);
+    ws_close_fd(&rin);
+}

@@ -39,6 +39,7 @@ addStrings({
     'adm.tab.sessions': '端末・ログイン',
     'adm.tab.audit': '監査ログ',
     'adm.tab.fed': '連携・ホットライン',
+    'adm.tab.mail': 'メール送信状況',
   },
   en: {
     'adm.role.admin': 'Admin',
@@ -68,6 +69,7 @@ addStrings({
     'adm.tab.sessions': 'Sessions and devices',
     'adm.tab.audit': 'Audit log',
     'adm.tab.fed': 'Federation',
+    'adm.tab.mail': 'E-mail',
   },
 });
 
@@ -78,6 +80,7 @@ export const ROLES = ['admin', 'hq', 'staff'];
 const TABS = [
   ['users', '#/admin/users'], ['import', '#/admin/import'], ['invites', '#/admin/invites'],
   ['sessions', '#/admin/sessions'], ['audit', '#/admin/audit'], ['fed', '#/admin/federation'],
+  ['mail', '#/admin/mail'],
 ];
 
 export function adminTabs(currentTab) {
