@@ -102,6 +102,10 @@ test('a roll-call posted by HQ in the browser is answered on a phone in one tap 
     await hq.click('#rp-remind');
     await confirmOk(hq);
     await waitForText(hq, '3 人に再通知しました');
+    // A second reminder at once rings nobody: the page says when it can go.
+    await hq.click('#rp-remind');
+    await confirmOk(hq);
+    await waitForText(hq, '再通知したばかりです。約5分後にもう一度送れます');
     await sato.waitForSelector('.banner-warn');
     assert.match(await sato.$eval('.banner-warn', (e) => e.innerText), /再通知: 安否確認/);
     await sato.click('.banner-warn button:not(.banner-close)');

@@ -18,6 +18,7 @@ addStrings({
     'rp.remind': '未対応の人に再通知',
     'rp.remind_confirm': 'まだ{what}いない {n} 人に再通知しますか？',
     'rp.reminded': '{n} 人に再通知しました',
+    'rp.remind_wait': '再通知したばかりです。約{m}分後にもう一度送れます',
     'rp.withdraw': 'お知らせを取り消す',
     'rp.edit': '訂正',
     'rp.edit_title': 'お知らせを訂正',
@@ -71,6 +72,7 @@ addStrings({
     'rp.remind': 'Remind those missing',
     'rp.remind_confirm': 'Remind the {n} people who have not {what} yet?',
     'rp.reminded': 'Reminded {n} people',
+    'rp.remind_wait': 'Reminded just now: you can remind again in about {m} min',
     'rp.withdraw': 'Withdraw the notice',
     'rp.edit': 'Correct',
     'rp.edit_title': 'Correct the notice',
@@ -290,7 +292,12 @@ function report(container, params) {
       status.set(t('rp.reminded', { n: r.reminded }), 'ok');
       load();
     } catch (e) {
-      toast(errorText(e), 'error');
+      // Reminders ring phones: the server allows one every notice_remind_min_interval_s, and
+      // says how long is left ("... remind again after N s").
+      const wait = e.code === 'rate_limited' && /after (\d+) s/.exec(e.message || '');
+      const text = wait ? t('rp.remind_wait', { m: Math.ceil(Number(wait[1]) / 60) }) : errorText(e);
+      toast(text, 'error');
+      status.set(text, 'error');
     } finally {
       remindBtn.disabled = false;
     }
