@@ -70,6 +70,16 @@ static void subscribe(struct ws *w, const char *login, const char *path, struct 
     cJSON_Delete(r);
 }
 
+/* The direct room of w's user with login (made if new); its id in room. */
+static void direct_room(struct ws *w, const char *login, char *room, size_t n)
+{
+    cJSON *r = ws_callf(w, "\"op\":\"room.direct\",\"user\":\"%s\"", login);
+    cr_assert_str_eq(reply_code(r), "ok", "room.direct %s", login);
+    snprintf(room, n, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    cJSON_Delete(r);
+}
+
 static long long post_urgent(const char *to_json, const char *title, bool rollcall)
 {
     cJSON *r = ws_callf(&admin,
@@ -321,12 +331,9 @@ Test(push, a_direct_message_wakes_the_other_person_unless_they_read_it_first)
     struct push_keys kg, kh;
     subscribe(&gina, "gina", "/p/gina", &kg);
     subscribe(&hiro, "hiro", "/p/hiro", &kh);
-    cJSON *r = ws_callf(&gina, "\"op\":\"room.direct\",\"user\":\"hiro\"");
-    cr_assert_str_eq(reply_code(r), "ok");
     char room[64];
-    snprintf(room, sizeof room, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
-    cJSON_Delete(r);
+    direct_room(&gina, "hiro", room, sizeof room);
+    cJSON *r = NULL;
     r = ws_callf(&gina, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"KZSECRETMSG 至急連絡を\"",
                  room);
     cr_assert_str_eq(reply_code(r), "ok");
@@ -402,12 +409,8 @@ Test(push, a_flood_of_pushes_to_a_slow_service_never_stalls_talk)
     cr_assert_str_eq(reply_code(r), "conflict");
     cJSON_Delete(r);
     pushsink_delay(sink, 300);
-    r = ws_callf(&kumi, "\"op\":\"room.direct\",\"user\":\"taro\"");
-    cr_assert_str_eq(reply_code(r), "ok");
     char room[64];
-    snprintf(room, sizeof room, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
-    cJSON_Delete(r);
+    direct_room(&kumi, "taro", room, sizeof room);
     for (int i = 0; i < 5; i++)
         post_urgent("[\"user:kumi\",\"user:taro\"]", "洪水警報", false);
     cr_assert(pushsink_wait(sink, "/f/kumi/0", 0, 15000, NULL) ||
@@ -486,11 +489,8 @@ Test(push, quiet_hours_hold_a_direct_message_but_not_an_urgent_notice)
                         a / 60, a % 60, b / 60, b % 60);
     cr_assert_str_eq(reply_code(r), "ok");
     cJSON_Delete(r);
-    r = ws_callf(&lisa, "\"op\":\"room.direct\",\"user\":\"ken\"");
     char room[64];
-    snprintf(room, sizeof room, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
-    cJSON_Delete(r);
+    direct_room(&lisa, "ken", room, sizeof room);
     r = ws_callf(&lisa, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"明日の予定\"", room);
     cr_assert_str_eq(reply_code(r), "ok");
     cJSON_Delete(r);
@@ -550,11 +550,8 @@ Test(push, each_person_chooses_what_is_pushed_and_urgent_kinds_cannot_be_silence
     cJSON_Delete(r);
 
     /* nao writes to mia directly: not queued for her at all. */
-    r = ws_callf(&nao, "\"op\":\"room.direct\",\"user\":\"mia\"");
     char room[64];
-    snprintf(room, sizeof room, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
-    cJSON_Delete(r);
+    direct_room(&nao, "mia", room, sizeof room);
     r = ws_callf(&nao, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"資料を送ります\"", room);
     cr_assert_str_eq(reply_code(r), "ok");
     cJSON_Delete(r);
@@ -783,11 +780,8 @@ Test(push, a_watched_rooms_photos_push_its_watchers_only)
     r = ws_callf(&other, "\"op\":\"room.watch\",\"room\":\"%s\"", room);
     cr_assert(cJSON_IsFalse(cJSON_GetObjectItem(r, "watched")));
     cJSON_Delete(r);
-    r = ws_callf(&field, "\"op\":\"room.direct\",\"user\":\"hq\"");
     char direct[64];
-    snprintf(direct, sizeof direct, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
-    cJSON_Delete(r);
+    direct_room(&field, "hq", direct, sizeof direct);
     r = ws_callf(&hq, "\"op\":\"room.watch\",\"room\":\"%s\",\"watch\":true", direct);
     cr_assert_str_eq(reply_code(r), "bad_request");
     cJSON_Delete(r);
@@ -830,11 +824,8 @@ Test(push, previews_carry_a_direct_messages_text_only_for_those_who_chose_them)
     cJSON *r = ws_callf(&vic, "\"op\":\"notify.prefs\",\"previews\":true");
     cr_assert_str_eq(reply_code(r), "ok");
     cJSON_Delete(r);
-    r = ws_callf(&uma, "\"op\":\"room.direct\",\"user\":\"vic\"");
     char room[64];
-    snprintf(room, sizeof room, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
-    cJSON_Delete(r);
+    direct_room(&uma, "vic", room, sizeof room);
     /* Quotes and a line break survive as JSON escapes. */
     r = ws_callf(&uma, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"給水車\\\"2台\\\"\\n到着\"",
                  room);
