@@ -20,10 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PUSHSVC_IDLE_MS 10000
+#define PUSHSVC_IDLE_MS   10000
 #define PUSHSVC_MAX_CONNS 512 /* past it a connection is closed at once (kizunad retries) */
-#define PUSHSVC_HEAD_MAX 16384
-#define PUSHSVC_BODY_MAX 65536 /* a push body is at most 4 KB (RFC 8291) */
+#define PUSHSVC_HEAD_MAX  16384
+#define PUSHSVC_BODY_MAX  65536 /* a push body is at most 4 KB (RFC 8291) */
 
 static struct {
     int fd, endpoints, delay_ms;

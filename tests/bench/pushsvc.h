@@ -13,12 +13,12 @@
 int pushsvc_start(int endpoints, int delay_ms);
 
 struct pushsvc_counts {
-    int received;           /* distinct endpoints posted to at least once */
-    int duplicates;         /* posts to an endpoint already posted to */
-    int stray;              /* posts to any other path, and requests that were not POSTs */
-    long long first_ns;     /* CLOCK_MONOTONIC of the first post's arrival (0: none yet) */
-    long long all_ns;       /* ... of the post that completed the set (0: not yet) */
-    int max_conns;          /* most connections open at once */
+    int received;       /* distinct endpoints posted to at least once */
+    int duplicates;     /* posts to an endpoint already posted to */
+    int stray;          /* posts to any other path, and requests that were not POSTs */
+    long long first_ns; /* CLOCK_MONOTONIC of the first post's arrival (0: none yet) */
+    long long all_ns;   /* ... of the post that completed the set (0: not yet) */
+    int max_conns;      /* most connections open at once */
 };
 void pushsvc_counts(struct pushsvc_counts *out);
 
