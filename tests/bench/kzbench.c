@@ -51,9 +51,12 @@ static struct {
     const char *set; /* one extra kizunad setting, NAME=VALUE, for experiments */
     int service_delay_ms, push_concurrency, coalesce_ms; /* notify */
     const char *kind;                                    /* notify: rollcall or notice */
-    double deadline;                                     /* notify: longest wait for the pushes */
+    const char *channel;                                 /* notify: push or mail */
+    int mail_concurrency;
+    double deadline; /* notify: longest wait for the pushes */
 } opt = {.coalesce_ms = 100,
          .kind = "rollcall",
+         .channel = "push",
          .deadline = 300,
          .members = 100,
          .messages = 1000,
@@ -85,6 +88,8 @@ static void usage(void)
           "                 [--service-delay-ms D: the push stand-in answers D ms late]\n"
           "                 [--push-concurrency C] [--coalesce-ms MS (default 100)]\n"
           "                 [--kind rollcall|notice: an urgent roll-call (default) or notice]\n"
+          "                 [--channel push|mail: Web Push (default) or e-mail through an SMTP\n"
+          "                  stand-in; --mail-concurrency C]\n"
           "                 [--deadline S: longest wait for the N pushes (default 300)]\n",
           stderr);
     exit(2);
@@ -1636,7 +1641,9 @@ static void scenario_login_storm(void)
  * from notice.post's reply until the stand-in has heard from every endpoint, pushes/s, the
  * server's CPU over the flood, and the room's latency before and during it. A few worker
  * connections log in as one user after another (login binds the connection to the new
- * session; the earlier one stays live, as a phone's does when the app is closed). */
+ * session; the earlier one stays live, as a phone's does when the app is closed)..
+ * With --channel mail the same through e-mail: users with addresses at the stand-in playing an
+ * SMTP relay, no subscriptions; "pushes" in the result are then messages. */
 
 static struct conn *subs;
 static int nsubs, subscribed, subs_closed;
@@ -1680,12 +1687,53 @@ static bool all_subscribed(void)
     return subscribed >= opt.recipients || errors;
 }
 
+/* Users u0 .. u<n-1> with an address at the mail stand-in (no one logs in: e-mail reaches
+ * everyone who has an address and has not turned the kind off). */
+static void mail_users(int n)
+{
+    for (int i = 0; i < n; i++) {
+        pending_ops++;
+        kz_send(&admin,
+                "\"op\":\"user.add\",\"login\":\"u%d\",\"password\":\"" PASSWORD
+                "\",\"email\":\"u%d@example.org\"",
+                i, i);
+    }
+    if (!run_until(no_pending, 600)) {
+        fprintf(stderr, "kzbench: creating users timed out\n");
+        exit(1);
+    }
+}
+
 static bool subs_all_closed(void)
 {
     subs_closed = 0;
     for (int i = 0; i < nsubs; i++)
         subs_closed += subs[i].closed;
     return subs_closed >= nsubs;
+}
+
+/* One subscription each for u0 .. u<n-1>, then their connections closed. */
+static void subscribe_all(int n)
+{
+    nsubs = n < 20 ? n : 20;
+    subs = calloc((size_t)nsubs, sizeof *subs);
+    for (int i = 0; i < nsubs; i++) {
+        subs[i].idx = i;
+        subs[i].user_no = i;
+        conn_open(&subs[i], KZ, on_subscriber);
+        subscriber_next(&subs[i]);
+    }
+    if (!run_until(all_subscribed, 600) || errors) {
+        fprintf(stderr, "kzbench: %d of %d subscribed\n", subscribed, n);
+        exit(1);
+    }
+    for (int i = 0; i < nsubs; i++)
+        if (subs[i].wsi)
+            lws_set_timeout(subs[i].wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    if (!run_until(subs_all_closed, 30)) {
+        fprintf(stderr, "kzbench: %d of %d subscriber connections closed\n", subs_closed, nsubs);
+        exit(1);
+    }
 }
 
 static long long post_sent_ns, post_reply_ns;
@@ -1729,6 +1777,7 @@ static void scenario_notify(void)
 {
     int n = opt.recipients, k = opt.per_room;
     bool rollcall = !strcmp(opt.kind, "rollcall");
+    bool mail = !strcmp(opt.channel, "mail");
     if (n < 1 || k < 2 || !(opt.rate > 0 && opt.rate <= 1000) || !(opt.deadline > 0) ||
         (!rollcall && strcmp(opt.kind, "notice"))) {
         fprintf(stderr, "kzbench: notify needs recipients >= 1, per-room >= 2, 0 < rate <= 1000, "
@@ -1738,34 +1787,21 @@ static void scenario_notify(void)
     char params[320];
     snprintf(params, sizeof params,
              "{\"recipients\":%d,\"service_delay_ms\":%d,\"push_concurrency\":%d,"
-             "\"push_coalesce_ms\":%d,\"talkers\":%d,\"rate_per_member\":%g,\"kind\":\"%s\"}",
-             n, opt.service_delay_ms, opt.push_concurrency, opt.coalesce_ms, k, opt.rate, opt.kind);
+             "\"push_coalesce_ms\":%d,\"talkers\":%d,\"rate_per_member\":%g,\"kind\":\"%s\","
+             "\"channel\":\"%s\",\"mail_concurrency\":%d}",
+             n, opt.service_delay_ms, opt.push_concurrency, opt.coalesce_ms, k, opt.rate, opt.kind,
+             opt.channel, opt.mail_concurrency);
     if (sodium_init() < 0)
         exit(1);
     push_keys_new(&sub_keys);
     admin_connect();
-    create_users(0, n + k, 0);
-
-    /* The subscriptions, then their connections closed. */
-    nsubs = n < 20 ? n : 20;
-    subs = calloc((size_t)nsubs, sizeof *subs);
-    for (int i = 0; i < nsubs; i++) {
-        subs[i].idx = i;
-        subs[i].user_no = i;
-        conn_open(&subs[i], KZ, on_subscriber);
-        subscriber_next(&subs[i]);
-    }
-    if (!run_until(all_subscribed, 600) || errors) {
-        fprintf(stderr, "kzbench: %d of %d subscribed\n", subscribed, n);
-        exit(1);
-    }
-    for (int i = 0; i < nsubs; i++)
-        if (subs[i].wsi)
-            lws_set_timeout(subs[i].wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-    if (!run_until(subs_all_closed, 30)) {
-        fprintf(stderr, "kzbench: %d of %d subscriber connections closed\n", subs_closed, nsubs);
-        exit(1);
-    }
+    if (mail)
+        mail_users(n);
+    else
+        create_users(0, n, 0);
+    create_users(n, k, 0);
+    if (!mail)
+        subscribe_all(n);
 
     /* The room that talks through it: u<n> .. u<n+k-1>. */
     room_ids = calloc(1, sizeof *room_ids);
@@ -1900,6 +1936,10 @@ int main(int argc, char **argv)
             opt.deadline = atof(v);
         else if (!strcmp(a, "--kind"))
             opt.kind = v;
+        else if (!strcmp(a, "--channel"))
+            opt.channel = v;
+        else if (!strcmp(a, "--mail-concurrency"))
+            opt.mail_concurrency = atoi(v);
         else
             usage();
     }
@@ -1939,22 +1979,40 @@ int main(int argc, char **argv)
     signal(SIGINT, on_signal);
     const char *extra[8] = {0};
     int nextra = 0;
-    char concurrency[48], coalesce[48];
+    char concurrency[48], coalesce[48], smtp_port[48];
+    bool mail = !strcmp(opt.channel, "mail");
     if (notify) {
         if (opt.service_delay_ms < 0 || opt.service_delay_ms > 60000 || opt.recipients < 1 ||
-            (svc_port = pushsvc_start(opt.recipients, opt.service_delay_ms)) < 0) {
-            fprintf(stderr, "kzbench: notify needs 0 <= service-delay-ms <= 60000, and its "
-                            "push stand-in did not start\n");
+            (!mail && strcmp(opt.channel, "push")) ||
+            (svc_port = pushsvc_start(opt.recipients, opt.service_delay_ms, mail)) < 0) {
+            fprintf(stderr, "kzbench: notify needs 0 <= service-delay-ms <= 60000 and channel "
+                            "push or mail, and its stand-in to start\n");
             return 2;
         }
         /* kizunad refuses out-of-range settings itself, with their bounds. */
-        snprintf(coalesce, sizeof coalesce, "push_coalesce_ms=%d", opt.coalesce_ms);
-        extra[nextra++] = "push_subject=mailto:kzbench@example.org";
-        extra[nextra++] = "push_allow_private_endpoints=true";
-        extra[nextra++] = coalesce;
-        if (opt.push_concurrency) {
-            snprintf(concurrency, sizeof concurrency, "push_concurrency=%d", opt.push_concurrency);
-            extra[nextra++] = concurrency;
+        if (mail) {
+            snprintf(smtp_port, sizeof smtp_port, "smtp_port=%d", svc_port);
+            extra[nextra++] = "smtp_host=127.0.0.1";
+            extra[nextra++] = smtp_port;
+            extra[nextra++] = "smtp_security=none";
+            extra[nextra++] = "smtp_from=kizuna@example.org";
+            /* A roll-call's mail then carries its one-tap answer links, as in a town's setup. */
+            extra[nextra++] = "public_origin=https://kizuna.example.org";
+            if (opt.mail_concurrency) {
+                snprintf(concurrency, sizeof concurrency, "mail_concurrency=%d",
+                         opt.mail_concurrency);
+                extra[nextra++] = concurrency;
+            }
+        } else {
+            snprintf(coalesce, sizeof coalesce, "push_coalesce_ms=%d", opt.coalesce_ms);
+            extra[nextra++] = "push_subject=mailto:kzbench@example.org";
+            extra[nextra++] = "push_allow_private_endpoints=true";
+            extra[nextra++] = coalesce;
+            if (opt.push_concurrency) {
+                snprintf(concurrency, sizeof concurrency, "push_concurrency=%d",
+                         opt.push_concurrency);
+                extra[nextra++] = concurrency;
+            }
         }
     }
     if (opt.set)

@@ -1,5 +1,6 @@
-/* pushsvc.c - kzbench's push service stand-in (pushsvc.h): one thread accepts, one thread per
- * connection reads requests (keep-alive or not), counts them and answers 201. A thread per
+/* pushsvc.c - kzbench's push service and mail relay stand-in (pushsvc.h): one thread accepts,
+ * one thread per connection reads requests (keep-alive or not) or SMTP commands, counts them and
+ * takes them. A thread per
  * connection because kizunad opens at most push_concurrency (at most 64) at once, and because a
  * delayed answer must not hold up the others, as it would not at a real push service. Every
  * wait polls with a short timeout and checks the stop flag; a connection idle for
@@ -28,7 +29,7 @@
 static struct {
     int fd, endpoints, delay_ms;
     pthread_t acceptor;
-    bool started;
+    bool started, smtp;
     atomic_bool stop;
     atomic_uchar *seen; /* per endpoint */
     atomic_int received, duplicates, stray, conns, max_conns;
@@ -60,14 +61,13 @@ static bool head_value(const char *head, const char *name, char *out, size_t n)
     return false;
 }
 
-static void count_post(const char *path)
+/* One post (or message) to endpoint i; -1: to something else. */
+static void count_one(long i)
 {
     long long now = mono_ns();
     long long zero = 0;
     atomic_compare_exchange_strong(&svc.first_ns, &zero, now);
-    char *end = NULL;
-    long i = strncmp(path, "/push/", 6) == 0 ? strtol(path + 6, &end, 10) : -1;
-    if (i < 0 || i >= svc.endpoints || !end || *end) {
+    if (i < 0 || i >= svc.endpoints) {
         atomic_fetch_add(&svc.stray, 1);
         return;
     }
@@ -93,12 +93,106 @@ static bool readable(int fd, long long idle_until)
     return false;
 }
 
+static void count_post(const char *path)
+{
+    char *end = NULL;
+    long i = strncmp(path, "/push/", 6) == 0 ? strtol(path + 6, &end, 10) : -1;
+    count_one(end && !*end ? i : -1);
+}
+
+static void delay(void)
+{
+    if (svc.delay_ms > 0) {
+        struct timespec d = {svc.delay_ms / 1000, (long)(svc.delay_ms % 1000) * 1000000L};
+        nanosleep(&d, NULL);
+    }
+}
+
+/* One line (CRLF cut off) of an SMTP session into line; false at the end of the connection, an
+ * overlong line, idleness or stop. buf/have hold what was read past it. */
+static bool smtp_line(int fd, char *buf, size_t *have, char *line, size_t size)
+{
+    long long idle_until = mono_ns() + (long long)PUSHSVC_IDLE_MS * 1000000;
+    for (;;) {
+        char *nl = memchr(buf, '\n', *have);
+        if (nl) {
+            size_t len = (size_t)(nl - buf);
+            if (len >= size)
+                return false;
+            memcpy(line, buf, len);
+            line[len && line[len - 1] == '\r' ? len - 1 : len] = '\0';
+            memmove(buf, nl + 1, *have - len - 1);
+            *have -= len + 1;
+            return true;
+        }
+        if (*have >= PUSHSVC_HEAD_MAX || !readable(fd, idle_until))
+            return false;
+        ssize_t n = recv(fd, buf + *have, PUSHSVC_HEAD_MAX - *have, 0);
+        if (n <= 0)
+            return false;
+        *have += (size_t)n;
+    }
+}
+
+static bool say(int fd, const char *reply)
+{
+    return send(fd, reply, strlen(reply), MSG_NOSIGNAL) >= 0;
+}
+
+/* An SMTP session (RFC 5321, as libcurl's client speaks it): every message is taken; its
+ * recipients u<i>@... are counted once its data has ended. */
+static void serve_smtp(int fd, char *buf)
+{
+    size_t have = 0;
+    char line[1024];
+    long rcpt[8];
+    int nrcpt = 0;
+    if (!say(fd, "220 kzbench stand-in ESMTP\r\n"))
+        return;
+    while (smtp_line(fd, buf, &have, line, sizeof line)) {
+        const char *reply = "250 OK\r\n";
+        if (!strncasecmp(line, "EHLO", 4) || !strncasecmp(line, "HELO", 4)) {
+            reply = "250-kzbench\r\n250 8BITMIME\r\n";
+        } else if (!strncasecmp(line, "MAIL FROM:", 10) || !strncasecmp(line, "RSET", 4)) {
+            nrcpt = 0;
+        } else if (!strncasecmp(line, "RCPT TO:", 8)) {
+            char *end = NULL, *u = strstr(line, "<u");
+            long i = u ? strtol(u + 2, &end, 10) : -1;
+            if (nrcpt < 8)
+                rcpt[nrcpt++] = end && *end == '@' ? i : -1;
+        } else if (!strncasecmp(line, "DATA", 4)) {
+            if (!say(fd, "354 go on\r\n"))
+                return;
+            bool ended = false;
+            while (!ended && smtp_line(fd, buf, &have, line, sizeof line))
+                ended = strcmp(line, ".") == 0;
+            if (!ended)
+                return;
+            for (int i = 0; i < nrcpt; i++)
+                count_one(rcpt[i]);
+            nrcpt = 0;
+            delay();
+        } else if (!strncasecmp(line, "QUIT", 4)) {
+            say(fd, "221 bye\r\n");
+            return;
+        } else if (strncasecmp(line, "NOOP", 4)) {
+            reply = "502 not here\r\n";
+        }
+        if (!say(fd, reply))
+            return;
+    }
+}
+
 static void *serve_conn(void *arg)
 {
     int fd = (int)(intptr_t)arg;
     char *buf = malloc(PUSHSVC_HEAD_MAX + 1);
     size_t have = 0;
     bool keep = buf != NULL;
+    if (keep && svc.smtp) {
+        serve_smtp(fd, buf);
+        keep = false;
+    }
     while (keep) {
         /* One request's head; bytes after it (its body, a pipelined request) stay in buf. */
         char *end = NULL;
@@ -146,10 +240,7 @@ static void *serve_conn(void *arg)
             count_post(path);
         else
             atomic_fetch_add(&svc.stray, 1);
-        if (svc.delay_ms > 0) {
-            struct timespec d = {svc.delay_ms / 1000, (long)(svc.delay_ms % 1000) * 1000000L};
-            nanosleep(&d, NULL);
-        }
+        delay();
         const char *reply = keep ? "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
                                  : "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n"
                                    "Connection: close\r\n\r\n";
@@ -192,12 +283,13 @@ static void *accept_loop(void *arg)
     return NULL;
 }
 
-int pushsvc_start(int endpoints, int delay_ms)
+int pushsvc_start(int endpoints, int delay_ms, bool smtp)
 {
     if (svc.started || endpoints < 1 || delay_ms < 0)
         return -1;
     svc.endpoints = endpoints;
     svc.delay_ms = delay_ms;
+    svc.smtp = smtp;
     svc.seen = calloc((size_t)endpoints, sizeof *svc.seen);
     svc.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET};
