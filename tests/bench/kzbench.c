@@ -1826,7 +1826,7 @@ static void scenario_notify(void)
     admin.on_msg = on_post_reply;
     post_sent_ns = rooms_split_ns = now_ns();
     /* A roll-call gives each recipient an answer link of their own and a payload of their own
-     * (push.c, rollcall_one); an urgent notice queues one payload for all. */
+     * (push.c, per recipient); an urgent notice queues one payload for all. */
     kz_send(&admin,
             "\"op\":\"notice.post\",\"title\":\"%s\",\"body\":\"地震発生。%s\",\"to\":[\"all\"],"
             "\"priority\":\"urgent\"%s",
