@@ -11,7 +11,8 @@
  *   kzbench --kizunad PATH --scenario fanout --members 100 --messages 2000
  *   kzbench --mosquitto /usr/sbin/mosquitto --scenario fanout --members 100 --messages 2000
  *
- * Scenarios: fanout, rooms, ingest, idle, resume, notice-report, login-storm (see usage()).
+ * Scenarios: fanout, rooms, ingest, idle, resume, notice-report, login-storm, notify (see
+ * usage()).
  * Kizuna is spoken over its WebSocket protocol; mosquitto over MQTT 3.1.1 on TCP with QoS 1,
  * one topic per room (Debian's mosquitto is built without WebSocket support). Every loop is
  * bounded by a count and a deadline and stops by itself. */
@@ -23,6 +24,7 @@
 #include <libwebsockets.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -34,6 +36,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pushsink.h"
+#include "pushsvc.h"
+
 #define PASSWORD "bench-password-1"
 
 /* ---- options ---- */
@@ -44,7 +49,16 @@ static struct {
     double rate, duration, drain;
     const char *rates;
     const char *set; /* one extra kizunad setting, NAME=VALUE, for experiments */
-} opt = {.members = 100,
+    int service_delay_ms, push_concurrency, coalesce_ms; /* notify */
+    const char *kind;                                    /* notify: rollcall or notice */
+    const char *channel;                                 /* notify: push or mail */
+    int mail_concurrency;
+    double deadline; /* notify: longest wait for the pushes */
+} opt = {.coalesce_ms = 100,
+         .kind = "rollcall",
+         .channel = "push",
+         .deadline = 300,
+         .members = 100,
          .messages = 1000,
          .window = 64,
          .rooms = 100,
@@ -69,7 +83,14 @@ static void usage(void)
           "  idle           --conns C\n"
           "  resume         --messages M                                   (kizunad only)\n"
           "  notice-report  --recipients N                                 (kizunad only)\n"
-          "  login-storm    --logins L --per-room K --rate R               (kizunad only)\n",
+          "  login-storm    --logins L --per-room K --rate R               (kizunad only)\n"
+          "  notify         --recipients N --per-room K --rate R           (kizunad only)\n"
+          "                 [--service-delay-ms D: the push stand-in answers D ms late]\n"
+          "                 [--push-concurrency C] [--coalesce-ms MS (default 100)]\n"
+          "                 [--kind rollcall|notice: an urgent roll-call (default) or notice]\n"
+          "                 [--channel push|mail: Web Push (default) or e-mail through an SMTP\n"
+          "                  stand-in; --mail-concurrency C]\n"
+          "                 [--deadline S: longest wait for the N pushes (default 300)]\n",
           stderr);
     exit(2);
 }
@@ -150,8 +171,9 @@ static void die_with_parent(pid_t parent)
 }
 
 /* Starts kizunad on a fresh data directory. cheap_hashes: argon2id at its minimum, so that
- * setting up thousands of users is not what the run measures. */
-static void start_kizunad(bool cheap_hashes, const char *extra_set)
+ * setting up thousands of users is not what the run measures. extra: further settings,
+ * NAME=VALUE, NULL-terminated (at most 8). */
+static void start_kizunad(bool cheap_hashes, const char *const *extra)
 {
     snprintf(srv.dir, sizeof srv.dir, "/tmp/kzbench-XXXXXX");
     if (!mkdtemp(srv.dir)) {
@@ -182,7 +204,7 @@ static void start_kizunad(bool cheap_hashes, const char *extra_set)
         dup2(fd, 2);
         /* All load comes from one address, at rates no person makes: lift the per-address
          * and per-connection limits, which protect against exactly that. */
-        const char *argv[32] = {opt.kizunad,   "serve",
+        const char *argv[48] = {opt.kizunad,   "serve",
                                 "--data",      data,
                                 "--listen",    "127.0.0.1:0",
                                 "--log-level", "warn",
@@ -198,9 +220,9 @@ static void start_kizunad(bool cheap_hashes, const char *extra_set)
             argv[n++] = "--set";
             argv[n++] = "argon2_memlimit_kib=8";
         }
-        if (extra_set) {
+        for (int i = 0; extra && extra[i] && i < 8; i++) {
             argv[n++] = "--set";
-            argv[n++] = extra_set;
+            argv[n++] = extra[i];
         }
         argv[n] = NULL;
         execv(opt.kizunad, (char *const *)argv);
@@ -1048,6 +1070,10 @@ static char (*room_ids)[64];
 static int rooms_run; /* which rate of --rates: stale messages are told apart */
 static long long rooms_end_ns = LLONG_MAX;  /* nothing is scheduled at or after it */
 static long long rooms_echoes, rooms_stale; /* own messages coming back; a previous rate's */
+/* notify: a message scheduled before this time is a baseline sample (lat_before), not one taken
+ * during the flood (lat); 0: no split. */
+static long long rooms_split_ns;
+static struct samples lat_before;
 static long long last_delivery_ns, last_ack_ns;
 
 static void rooms_tick(void)
@@ -1105,7 +1131,10 @@ static void rooms_receipt(struct conn *c, const char *text)
     else if (from == (int)(c - conns))
         rooms_echoes++; /* Kizuna and MQTT both send a member its own message back */
     else {
-        lat_add(at);
+        if (at < rooms_split_ns)
+            samples_add(&lat_before, now_ns() - at);
+        else
+            lat_add(at);
         delivered++;
         last_delivery_ns = now_ns();
     }
@@ -1603,6 +1632,257 @@ static void scenario_login_storm(void)
     report(params, sender.sent, delivered, storm_logins_done);
 }
 
+/* ---- notify: an urgent roll-call pushed to N people who are not connected ---- */
+
+/* N users, each with one Web Push subscription of a session of its own (endpoint /push/<i> on
+ * kzbench's stand-in, pushsvc.c; one key pair shared by all: the stand-in does not decrypt, and
+ * tests/integration/test_push.c proves the crypto), their connections closed. Then an urgent
+ * roll-call to everyone, while a small room talks at a fixed rate (as in `rooms`): the time
+ * from notice.post's reply until the stand-in has heard from every endpoint, pushes/s, the
+ * server's CPU over the flood, and the room's latency before and during it. A few worker
+ * connections log in as one user after another (login binds the connection to the new
+ * session; the earlier one stays live, as a phone's does when the app is closed)..
+ * With --channel mail the same through e-mail: users with addresses at the stand-in playing an
+ * SMTP relay, no subscriptions; "pushes" in the result are then messages. */
+
+static struct conn *subs;
+static int nsubs, subscribed, subs_closed;
+static int svc_port;
+static struct push_keys sub_keys;
+
+static void subscriber_next(struct conn *c)
+{
+    if (c->user_no >= opt.recipients) {
+        c->step = 99;
+        return;
+    }
+    c->step = 0;
+    kz_send(c, "\"op\":\"login\",\"login\":\"u%d\",\"password\":\"" PASSWORD "\"", c->user_no);
+}
+
+static void on_subscriber(struct conn *c, const unsigned char *data, size_t len)
+{
+    if (memmem(data, len, "\"event\"", 7))
+        return;
+    if (!memmem(data, len, "\"ok\":true", 9)) {
+        errors++;
+        fprintf(stderr, "kzbench: u%d: %.*s\n", c->user_no, (int)(len < 300 ? len : 300),
+                (const char *)data);
+    }
+    if (c->step == 0) {
+        c->step = 1;
+        kz_send(c,
+                "\"op\":\"push.subscribe\",\"endpoint\":\"http://127.0.0.1:%d/push/%d\","
+                "\"p256dh\":\"%s\",\"auth\":\"%s\"",
+                svc_port, c->user_no, sub_keys.pub64, sub_keys.auth64);
+        return;
+    }
+    subscribed++;
+    c->user_no += nsubs;
+    subscriber_next(c);
+}
+
+static bool all_subscribed(void)
+{
+    return subscribed >= opt.recipients || errors;
+}
+
+/* Users u0 .. u<n-1> with an address at the mail stand-in (no one logs in: e-mail reaches
+ * everyone who has an address and has not turned the kind off). */
+static void mail_users(int n)
+{
+    for (int i = 0; i < n; i++) {
+        pending_ops++;
+        kz_send(&admin,
+                "\"op\":\"user.add\",\"login\":\"u%d\",\"password\":\"" PASSWORD
+                "\",\"email\":\"u%d@example.org\"",
+                i, i);
+    }
+    if (!run_until(no_pending, 600)) {
+        fprintf(stderr, "kzbench: creating users timed out\n");
+        exit(1);
+    }
+}
+
+static bool subs_all_closed(void)
+{
+    subs_closed = 0;
+    for (int i = 0; i < nsubs; i++)
+        subs_closed += subs[i].closed;
+    return subs_closed >= nsubs;
+}
+
+/* One subscription each for u0 .. u<n-1>, then their connections closed. */
+static void subscribe_all(int n)
+{
+    nsubs = n < 20 ? n : 20;
+    subs = calloc((size_t)nsubs, sizeof *subs);
+    for (int i = 0; i < nsubs; i++) {
+        subs[i].idx = i;
+        subs[i].user_no = i;
+        conn_open(&subs[i], KZ, on_subscriber);
+        subscriber_next(&subs[i]);
+    }
+    if (!run_until(all_subscribed, 600) || errors) {
+        fprintf(stderr, "kzbench: %d of %d subscribed\n", subscribed, n);
+        exit(1);
+    }
+    for (int i = 0; i < nsubs; i++)
+        if (subs[i].wsi)
+            lws_set_timeout(subs[i].wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    if (!run_until(subs_all_closed, 30)) {
+        fprintf(stderr, "kzbench: %d of %d subscriber connections closed\n", subs_closed, nsubs);
+        exit(1);
+    }
+}
+
+static long long post_sent_ns, post_reply_ns;
+static int post_recipients;
+
+static void on_post_reply(struct conn *c, const unsigned char *data, size_t len)
+{
+    (void)c;
+    cJSON *o = cJSON_ParseWithLength((const char *)data, len);
+    if (!o || cJSON_GetObjectItem(o, "event")) {
+        cJSON_Delete(o);
+        return;
+    }
+    post_reply_ns = now_ns();
+    if (!cJSON_IsTrue(cJSON_GetObjectItem(o, "ok"))) {
+        errors++;
+        fprintf(stderr, "kzbench: notice.post refused: %.*s\n", (int)(len < 300 ? len : 300),
+                (const char *)data);
+    }
+    const cJSON *n = cJSON_GetObjectItem(o, "recipients");
+    post_recipients = cJSON_IsNumber(n) ? n->valueint : 0;
+    cJSON_Delete(o);
+}
+
+static bool pushes_all_in(void)
+{
+    struct pushsvc_counts k;
+    pushsvc_counts(&k);
+    /* A refused post pushes nothing: waiting for the deadline would only hide the error. */
+    return (post_reply_ns && k.received >= opt.recipients) || errors;
+}
+
+static void talk_json(char *out, size_t size, struct samples *s)
+{
+    samples_sort(s);
+    snprintf(out, size, "{\"n\":%zu,\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f}", s->n,
+             samples_pct(s, 0.50), samples_pct(s, 0.99), s->n ? s->us[s->n - 1] / 1000.0 : 0);
+}
+
+static void scenario_notify(void)
+{
+    int n = opt.recipients, k = opt.per_room;
+    bool rollcall = !strcmp(opt.kind, "rollcall");
+    bool mail = !strcmp(opt.channel, "mail");
+    if (n < 1 || k < 2 || !(opt.rate > 0 && opt.rate <= 1000) || !(opt.deadline > 0) ||
+        (!rollcall && strcmp(opt.kind, "notice"))) {
+        fprintf(stderr, "kzbench: notify needs recipients >= 1, per-room >= 2, 0 < rate <= 1000, "
+                        "deadline > 0, kind rollcall or notice\n");
+        exit(2);
+    }
+    char params[320];
+    snprintf(params, sizeof params,
+             "{\"recipients\":%d,\"service_delay_ms\":%d,\"push_concurrency\":%d,"
+             "\"push_coalesce_ms\":%d,\"talkers\":%d,\"rate_per_member\":%g,\"kind\":\"%s\","
+             "\"channel\":\"%s\",\"mail_concurrency\":%d}",
+             n, opt.service_delay_ms, opt.push_concurrency, opt.coalesce_ms, k, opt.rate, opt.kind,
+             opt.channel, opt.mail_concurrency);
+    if (sodium_init() < 0)
+        exit(1);
+    push_keys_new(&sub_keys);
+    admin_connect();
+    if (mail)
+        mail_users(n);
+    else
+        create_users(0, n, 0);
+    create_users(n, k, 0);
+    if (!mail)
+        subscribe_all(n);
+
+    /* The room that talks through it: u<n> .. u<n+k-1>. */
+    room_ids = calloc(1, sizeof *room_ids);
+    snprintf(room_ids[0], 64, "%s", create_room(n, k));
+    opt.rooms = 1;
+    members_connect(n, k, rooms_msg);
+
+    /* A baseline of the room's talk, then the roll-call; the room talks until every push is in. */
+    measure_start();
+    lat_before.n = 0;
+    rooms_split_ns = LLONG_MAX; /* until the roll-call leaves, every sample is a baseline one */
+    rooms_end_ns = LLONG_MAX;
+    for (int i = 0; i < nconns; i++)
+        conns[i].next_send_ns = t0 + (long long)(1e9 / opt.rate * (double)rand() / RAND_MAX);
+    tick_fn = rooms_tick;
+    tick_ms = 1;
+    lws_sul_schedule(ctx, 0, &tick_sul, tick_cb, 1000);
+    run_until(rooms_over, 2.0);
+    double cpu_a, cpu_b;
+    long hwm, rss_a, rss_b;
+    server_stats(&cpu_a, &hwm, &rss_a);
+    admin.on_msg = on_post_reply;
+    post_sent_ns = rooms_split_ns = now_ns();
+    /* A roll-call gives each recipient an answer link of their own and a payload of their own
+     * (push.c, per recipient); an urgent notice queues one payload for all. */
+    kz_send(&admin,
+            "\"op\":\"notice.post\",\"title\":\"%s\",\"body\":\"地震発生。%s\",\"to\":[\"all\"],"
+            "\"priority\":\"urgent\"%s",
+            rollcall ? "安否確認" : "避難指示",
+            rollcall ? "安否を回答してください。" : "避難してください。",
+            rollcall ? ",\"choices\":[\"無事・出勤可\",\"無事・出勤不可\",\"負傷\",\"その他\"]"
+                     : "");
+    if (!run_until(pushes_all_in, opt.deadline))
+        errors++;
+    long long flood_end = now_ns();
+    server_stats(&cpu_b, &hwm, &rss_b);
+    tick_ms = 0;
+    tick_fn = NULL;
+    lws_sul_cancel(&tick_sul);
+    rooms_end_ns = flood_end;
+    rooms_tick();
+    run_until(rooms_drained, 5);
+    long long expected = (long long)sender.sent * (k - 1);
+    if (delivered < expected)
+        errors++; /* a talk message lost (or later than 5 s) is a failure, not a figure */
+
+    struct pushsvc_counts pc;
+    pushsvc_counts(&pc);
+    if (pc.duplicates || pc.stray)
+        errors++;
+    char before[160], during[160], load[64];
+    talk_json(before, sizeof before, &lat_before);
+    talk_json(during, sizeof during, &lat);
+    loadavg_json(load, sizeof load);
+    double all_s = pc.all_ns && post_reply_ns ? (double)(pc.all_ns - post_reply_ns) / 1e9 : 0;
+    double first_s = pc.first_ns && post_reply_ns ? (double)(pc.first_ns - post_reply_ns) / 1e9 : 0;
+    double spread = pc.all_ns && pc.first_ns ? (double)(pc.all_ns - pc.first_ns) / 1e9 : 0;
+    /* The room's talk costs CPU too: its rate in the baseline, taken out of the flood's. */
+    double base_s = (double)(post_sent_ns - t0) / 1e9;
+    double flood_s = (double)(flood_end - post_sent_ns) / 1e9;
+    double talk_cpu_per_s = base_s > 0 ? (cpu_a - cpu0) / base_s : 0;
+    double flood_cpu = cpu_b - cpu_a, push_cpu = flood_cpu - talk_cpu_per_s * flood_s;
+    printf("{\"scenario\":\"notify\",\"server\":\"kizunad\",\"params\":%s,\"notified\":%d,"
+           "\"post_ms\":%.3f,\"pushes\":%d,\"duplicates\":%d,\"stray\":%d,"
+           "\"first_push_ms\":%.3f,\"all_pushes_ms\":%.3f,\"pushes_per_s\":%.0f,"
+           "\"service_max_conns\":%d,\"talk_ms_before\":%s,\"talk_ms_during\":%s,"
+           "\"talk_sent\":%lld,\"talk_delivered\":%lld,\"talk_expected\":%lld,"
+           "\"flood_s\":%.3f,\"errors\":%d,\"server_cpu_s\":%.3f,\"server_talk_cpu_per_s\":%.3f,"
+           "\"server_cpu_us_per_push\":%.1f,"
+           "\"server_rss_before_kib\":%ld,\"server_rss_after_kib\":%ld,"
+           "\"server_peak_rss_kib\":%ld,\"loadavg\":%s}\n",
+           params, post_recipients,
+           post_reply_ns ? (double)(post_reply_ns - post_sent_ns) / 1e6 : 0, pc.received,
+           pc.duplicates, pc.stray, first_s * 1e3, all_s * 1e3,
+           spread > 0 ? (double)pc.received / spread : 0, pc.max_conns, before, during,
+           (long long)sender.sent, delivered, expected, flood_s, errors, flood_cpu, talk_cpu_per_s,
+           pc.received ? (push_cpu > 0 ? push_cpu : 0) * 1e6 / pc.received : 0, rss_a, rss_b, hwm,
+           load);
+    fflush(stdout);
+}
+
 /* ---- main ---- */
 
 int main(int argc, char **argv)
@@ -1646,6 +1926,20 @@ int main(int argc, char **argv)
             opt.drain = atof(v);
         else if (!strcmp(a, "--set"))
             opt.set = v;
+        else if (!strcmp(a, "--service-delay-ms"))
+            opt.service_delay_ms = atoi(v);
+        else if (!strcmp(a, "--push-concurrency"))
+            opt.push_concurrency = atoi(v);
+        else if (!strcmp(a, "--coalesce-ms"))
+            opt.coalesce_ms = atoi(v);
+        else if (!strcmp(a, "--deadline"))
+            opt.deadline = atof(v);
+        else if (!strcmp(a, "--kind"))
+            opt.kind = v;
+        else if (!strcmp(a, "--channel"))
+            opt.channel = v;
+        else if (!strcmp(a, "--mail-concurrency"))
+            opt.mail_concurrency = atoi(v);
         else
             usage();
     }
@@ -1678,14 +1972,55 @@ int main(int argc, char **argv)
     heartbeat_cb(&heartbeat_sul);
 
     bool login_storm = !strcmp(opt.scenario, "login-storm");
+    bool notify = !strcmp(opt.scenario, "notify");
     /* Whatever way kzbench ends, the server it started ends with it. */
     atexit(stop_server);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
+    const char *extra[8] = {0};
+    int nextra = 0;
+    char concurrency[48], coalesce[48], smtp_port[48];
+    bool mail = !strcmp(opt.channel, "mail");
+    if (notify) {
+        if (opt.service_delay_ms < 0 || opt.service_delay_ms > 60000 || opt.recipients < 1 ||
+            (!mail && strcmp(opt.channel, "push")) ||
+            (svc_port = pushsvc_start(opt.recipients, opt.service_delay_ms, mail)) < 0) {
+            fprintf(stderr, "kzbench: notify needs 0 <= service-delay-ms <= 60000 and channel "
+                            "push or mail, and its stand-in to start\n");
+            return 2;
+        }
+        /* kizunad refuses out-of-range settings itself, with their bounds. */
+        if (mail) {
+            snprintf(smtp_port, sizeof smtp_port, "smtp_port=%d", svc_port);
+            extra[nextra++] = "smtp_host=127.0.0.1";
+            extra[nextra++] = smtp_port;
+            extra[nextra++] = "smtp_security=none";
+            extra[nextra++] = "smtp_from=kizuna@example.org";
+            /* A roll-call's mail then carries its one-tap answer links, as in a town's setup. */
+            extra[nextra++] = "public_origin=https://kizuna.example.org";
+            if (opt.mail_concurrency) {
+                snprintf(concurrency, sizeof concurrency, "mail_concurrency=%d",
+                         opt.mail_concurrency);
+                extra[nextra++] = concurrency;
+            }
+        } else {
+            snprintf(coalesce, sizeof coalesce, "push_coalesce_ms=%d", opt.coalesce_ms);
+            extra[nextra++] = "push_subject=mailto:kzbench@example.org";
+            extra[nextra++] = "push_allow_private_endpoints=true";
+            extra[nextra++] = coalesce;
+            if (opt.push_concurrency) {
+                snprintf(concurrency, sizeof concurrency, "push_concurrency=%d",
+                         opt.push_concurrency);
+                extra[nextra++] = concurrency;
+            }
+        }
+    }
+    if (opt.set)
+        extra[nextra++] = opt.set;
     if (opt.mosquitto)
         start_mosquitto();
     else
-        start_kizunad(!login_storm, opt.set);
+        start_kizunad(!login_storm, extra);
 
     if (!strcmp(opt.scenario, "fanout"))
         scenario_fanout();
@@ -1701,6 +2036,8 @@ int main(int argc, char **argv)
         scenario_notice_report();
     else if (login_storm)
         scenario_login_storm();
+    else if (notify)
+        scenario_notify();
     else
         usage();
 
@@ -1711,6 +2048,7 @@ int main(int argc, char **argv)
     if (getenv("KZBENCH_DEBUG"))
         fprintf(stderr, "kzbench: %.3f stopping the server\n", now_ns() / 1e9);
     stop_server();
+    pushsvc_stop();
     if (getenv("KZBENCH_DEBUG"))
         fprintf(stderr, "kzbench: %.3f stopped\n", now_ns() / 1e9);
     for (int i = 0; i < nconns; i++)
@@ -1719,6 +2057,10 @@ int main(int argc, char **argv)
     for (int i = 0; storm && i < opt.logins; i++)
         conn_free(&storm[i]);
     free(storm);
+    for (int i = 0; i < nsubs; i++)
+        conn_free(&subs[i]);
+    free(subs);
+    free(lat_before.us);
     conn_free(&admin);
     conn_free(&sender);
     conn_free(&idle_tok);

@@ -61,3 +61,30 @@ if rooms:
               f"| {fmt(med(rows, 'latency_ms', 'p99'), 1)} | {fmt(med(rows, 'latency_ms', 'max'), 1)} "
               f"| {fmt(med(rows, 'server_cpu_us_per_msg'), 1)} | {fmt(med(rows, 'send_lag_ms', 'p99'), 1)} "
               f"| {load} |")
+
+# notify: the roll-call flood (pushes to a stand-in), and the talk of a small room through it.
+notify = sorted(((params, rows) for (scen, server, params), rows in runs.items() if scen == "notify"),
+                key=lambda t: tuple(json.loads(t[0]).get(k, 0) for k in
+                                    ("channel", "kind", "service_delay_ms", "push_concurrency",
+                                              "mail_concurrency", "recipients")))
+if notify:
+    print()
+    print("| channel | kind | recipients | service delay ms | concurrency | runs | notice.post ms | all pushes in, s "
+          "| pushes/s | talk p50 / p99 / max ms, before | ... during | CPU µs/push | RSS before → after KiB "
+          "| peak RSS KiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for params, rows in notify:
+        p = json.loads(params)
+        mail = p.get("channel") == "mail"
+        conc = p.get("mail_concurrency") if mail else p["push_concurrency"]
+        print(f"| {p.get('channel', 'push')} | {p.get('kind', 'rollcall')} | {p['recipients']:,} "
+              f"| {p['service_delay_ms']} | {conc or 'default'} "
+              f"| {len(rows)} | {fmt(med(rows, 'post_ms'), 1)} | {fmt(med(rows, 'all_pushes_ms') / 1000, 2)} "
+              f"| {fmt(med(rows, 'pushes_per_s'), 0)} "
+              f"| {fmt(med(rows, 'talk_ms_before', 'p50'), 1)} / {fmt(med(rows, 'talk_ms_before', 'p99'), 1)} "
+              f"/ {fmt(med(rows, 'talk_ms_before', 'max'), 1)} "
+              f"| {fmt(med(rows, 'talk_ms_during', 'p50'), 1)} / {fmt(med(rows, 'talk_ms_during', 'p99'), 1)} "
+              f"/ {fmt(med(rows, 'talk_ms_during', 'max'), 1)} "
+              f"| {fmt(med(rows, 'server_cpu_us_per_push'), 0)} "
+              f"| {fmt(med(rows, 'server_rss_before_kib'), 0)} → {fmt(med(rows, 'server_rss_after_kib'), 0)} "
+              f"| {fmt(med(rows, 'server_peak_rss_kib'), 0)} |")

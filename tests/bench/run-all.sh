@@ -19,4 +19,9 @@ for run in 1 2 3; do
     "$bench" --kizunad "$kizunad" --scenario resume --messages 100000
     "$bench" --kizunad "$kizunad" --scenario notice-report --recipients 10000
     "$bench" --kizunad "$kizunad" --scenario login-storm --logins 1000 --per-room 10 --rate 5
+    for delay in 0 300; do # a push service that answers at once, and a slow one
+        "$bench" --kizunad "$kizunad" --scenario notify --recipients 1000 --service-delay-ms $delay --per-room 10 --rate 5
+        "$bench" --kizunad "$kizunad" --scenario notify --recipients 5000 --service-delay-ms $delay --push-concurrency 64 --per-room 10 --rate 5
+        "$bench" --kizunad "$kizunad" --scenario notify --channel mail --recipients 1000 --service-delay-ms $delay --mail-concurrency 16 --per-room 10 --rate 5
+    done
 done

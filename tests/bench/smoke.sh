@@ -25,6 +25,9 @@ run --kizunad "$kizunad" --scenario idle --conns 10
 run --kizunad "$kizunad" --scenario resume --messages 50
 run --kizunad "$kizunad" --scenario notice-report --recipients 20
 run --kizunad "$kizunad" --scenario login-storm --logins 3 --per-room 2 --rate 5
+run --kizunad "$kizunad" --scenario notify --recipients 5 --per-room 2 --rate 5 --deadline 60
+run --kizunad "$kizunad" --scenario notify --recipients 5 --per-room 2 --rate 5 --service-delay-ms 50 --deadline 60
+run --kizunad "$kizunad" --scenario notify --recipients 5 --per-room 2 --rate 5 --channel mail --deadline 60
 if [ -n "$mosquitto" ]; then
     run --mosquitto "$mosquitto" --scenario fanout --members 3 --messages 20 --window 4
     run --mosquitto "$mosquitto" --scenario rooms --rooms 2 --per-room 2 --rate 5 --duration 1
