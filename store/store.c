@@ -863,6 +863,17 @@ enum store_rc store_run_once(struct store *st, sqlite3_stmt *s, const char *what
     return out;
 }
 
+sqlite3_stmt *store_kept(struct store *st, enum store_notify_stmt id, const char *sql,
+                         const char *what)
+{
+    if (!st->notify[id] && sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                              &st->notify[id], NULL) != SQLITE_OK) {
+        store_fail(st, what);
+        st->notify[id] = NULL;
+    }
+    return st->notify[id];
+}
+
 enum store_rc store_int_once(struct store *st, sqlite3_stmt *s, int64_t *out, const char *what)
 {
     if (!s)
@@ -1129,6 +1140,8 @@ void store_close(struct store *st)
         sqlite3_finalize(st->e2ee[i]);
     for (int i = 0; i < STORE_FED_STMTS; i++)
         sqlite3_finalize(st->fed[i]);
+    for (int i = 0; i < NS_COUNT; i++)
+        sqlite3_finalize(st->notify[i]);
     for (int i = 0; i < STORE_BLOB_STMTS; i++)
         sqlite3_finalize(st->blob[i]);
     if (st->db) {

@@ -13,6 +13,16 @@
 #define STORE_E2EE_STMTS   32
 #define STORE_FED_STMTS    48
 #define STORE_BLOB_STMTS   24
+/* Statements of notifications run once per recipient (a roll-call to 3,000 staff runs each
+ * 3,000 times in one op): prepared at first use and kept (store_kept). */
+enum store_notify_stmt {
+    NS_PUSH_QUEUE_USER,
+    NS_PUSH_SENT,
+    NS_ANSWER_LINK_ADD,
+    NS_MAIL_QUEUE,
+    NS_REACH_ADD,
+    NS_COUNT
+};
 
 /* store_user_get and store_session_get remember their last answers (store.c): every request
  * asks for its session and user, ~17,000 instructions per message in statements (issue 16). An
@@ -49,6 +59,7 @@ struct store {
     sqlite3_stmt *e2ee[STORE_E2EE_STMTS];     /* store_e2ee.c */
     sqlite3_stmt *fed[STORE_FED_STMTS];       /* store_fed_sync.c, prepared at first use */
     sqlite3_stmt *blob[STORE_BLOB_STMTS];     /* store_blob_fetch.c, at first use */
+    sqlite3_stmt *notify[NS_COUNT];           /* store_push.c, store_mail.c, at first use */
     bool tx_open;
     int op_depth;
     /* Messages up to fts_pos are in the full-text index: as of the last commit, now, and
@@ -79,6 +90,10 @@ enum store_rc store_step_done(struct store *st, sqlite3_stmt *s, const char *wha
  * (a failed prepare) is STORE_ERROR, a constraint STORE_CONFLICT. */
 sqlite3_stmt *store_prepare_once(struct store *st, const char *sql, const char *what);
 enum store_rc store_run_once(struct store *st, sqlite3_stmt *s, const char *what);
+/* The statement kept in st->notify[id], prepared from sql at first use (NULL: STORE_ERROR said
+ * why, naming what); the caller runs it with store_step_done, which resets it for the next. */
+sqlite3_stmt *store_kept(struct store *st, enum store_notify_stmt id, const char *sql,
+                         const char *what);
 /* Steps s for one integer (its first column) into *out and finalizes it: STORE_NOT_FOUND for
  * no row or NULL, NULL s is STORE_ERROR. */
 enum store_rc store_int_once(struct store *st, sqlite3_stmt *s, int64_t *out, const char *what);

@@ -43,9 +43,10 @@ enum store_rc store_mail_queue(struct store *st, int64_t user_id, const char *to
                                const char *subject, const char *body, int64_t notice,
                                int64_t next_at, int64_t now)
 {
-    sqlite3_stmt *s =
-        prepare(st, "INSERT INTO mail_outbox (user_id, to_addr, subject, body, notice,"
-                    " next_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    sqlite3_stmt *s = store_kept(st, NS_MAIL_QUEUE,
+                                 "INSERT INTO mail_outbox (user_id, to_addr, subject, body, notice,"
+                                 " next_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                 "mail statement");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, user_id);
@@ -56,7 +57,7 @@ enum store_rc store_mail_queue(struct store *st, int64_t user_id, const char *to
         sqlite3_bind_int64(s, 5, notice);
     sqlite3_bind_int64(s, 6, next_at);
     sqlite3_bind_int64(s, 7, now);
-    return store_run_once(st, s, "mail: queue");
+    return store_step_done(st, s, "mail: queue");
 }
 
 enum store_rc store_mail_due(struct store *st, int64_t now, int limit, const int64_t *skip,
@@ -101,8 +102,10 @@ enum store_rc store_answer_link_add(struct store *st, const uint8_t hash[32], in
                                     int64_t user_id, int64_t expires_at, const char *channel)
 {
     sqlite3_stmt *s =
-        prepare(st, "INSERT INTO answer_links (token_hash, notice, user_id, expires_at, channel)"
-                    " VALUES (?, ?, ?, ?, ?)");
+        store_kept(st, NS_ANSWER_LINK_ADD,
+                   "INSERT INTO answer_links (token_hash, notice, user_id, expires_at, channel)"
+                   " VALUES (?, ?, ?, ?, ?)",
+                   "answer link statement");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_blob(s, 1, hash, 32, SQLITE_STATIC);
@@ -110,7 +113,7 @@ enum store_rc store_answer_link_add(struct store *st, const uint8_t hash[32], in
     sqlite3_bind_int64(s, 3, user_id);
     sqlite3_bind_int64(s, 4, expires_at);
     sqlite3_bind_text(s, 5, channel, -1, SQLITE_STATIC);
-    return store_run_once(st, s, "mail: link");
+    return store_step_done(st, s, "mail: link");
 }
 
 enum store_rc store_answer_link_get(struct store *st, const uint8_t hash[32],
@@ -155,16 +158,17 @@ enum store_rc store_answer_link_use(struct store *st, const uint8_t hash[32], in
 enum store_rc store_reach_add(struct store *st, int64_t notice, int64_t user_id,
                               const char *channel, int64_t now)
 {
-    sqlite3_stmt *s =
-        prepare(st, "INSERT OR IGNORE INTO notice_reach (notice, user_id, channel, at)"
-                    " VALUES (?, ?, ?, ?)");
+    sqlite3_stmt *s = store_kept(st, NS_REACH_ADD,
+                                 "INSERT OR IGNORE INTO notice_reach (notice, user_id, channel, at)"
+                                 " VALUES (?, ?, ?, ?)",
+                                 "reach statement");
     if (!s)
         return STORE_ERROR;
     sqlite3_bind_int64(s, 1, notice);
     sqlite3_bind_int64(s, 2, user_id);
     sqlite3_bind_text(s, 3, channel, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 4, now);
-    return store_run_once(st, s, "reach: add");
+    return store_step_done(st, s, "reach: add");
 }
 
 #define REACHED_BY_NOTHING                                                                         \

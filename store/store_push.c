@@ -1,6 +1,7 @@
 /* store_push.c - Web Push's tables (store_push.h, migration 21): the VAPID key pair, the
- * subscriptions and the push outbox. Sends are few (one per subscription of a recipient of an
- * urgent notice or a direct message), so statements are prepared per call rather than kept. */
+ * subscriptions and the push outbox. Most statements run once per op and are prepared per call;
+ * those run once per recipient (a roll-call to thousands queues a push per person) are kept
+ * (store_kept). */
 #include "store_internal.h"
 #include "store_push.h"
 
@@ -139,9 +140,10 @@ enum store_rc store_push_sub_delete(struct store *st, int64_t sub)
 
 /* Binds a queuing statement: ?1 the notice, room or user, ?3 the notice or the event's position
  * (0: NULL), then the send's own fields, and ?10 the kind's default. */
-static enum store_rc queue(struct store *st, sqlite3_stmt *s, int64_t key, const char *kind,
-                           bool dflt, int64_t notice, const char *payload, const char *urgency,
-                           int64_t ttl_s, int64_t next_at, int64_t now, int64_t *n)
+static enum store_rc queue(struct store *st, sqlite3_stmt *s, bool kept, int64_t key,
+                           const char *kind, bool dflt, int64_t notice, const char *payload,
+                           const char *urgency, int64_t ttl_s, int64_t next_at, int64_t now,
+                           int64_t *n)
 {
     if (!s)
         return STORE_ERROR;
@@ -155,7 +157,8 @@ static enum store_rc queue(struct store *st, sqlite3_stmt *s, int64_t key, const
     sqlite3_bind_int64(s, 6, ttl_s);
     sqlite3_bind_int64(s, 7, next_at);
     sqlite3_bind_int64(s, 8, now);
-    enum store_rc r = store_run_once(st, s, "push: queue");
+    enum store_rc r =
+        kept ? store_step_done(st, s, "push: queue") : store_run_once(st, s, "push: queue");
     *n = r == STORE_OK ? sqlite3_changes(st->db) : 0;
     return r;
 }
@@ -169,7 +172,8 @@ enum store_rc store_push_queue_notice(struct store *st, int64_t notice, const ch
                     " created_at) SELECT p.id, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM notice_recipients r"
                     " JOIN push_subs p ON p.user_id = r.user_id" LIVE_SUB
                     " WHERE r.notice = ?1" WANTS_PUSH);
-    return queue(st, s, notice, kind, dflt, notice, payload, urgency, ttl_s, next_at, now, n);
+    return queue(st, s, false, notice, kind, dflt, notice, payload, urgency, ttl_s, next_at, now,
+                 n);
 }
 
 enum store_rc store_push_queue_reminder(struct store *st, int64_t notice, int64_t reminded_at,
@@ -185,18 +189,22 @@ enum store_rc store_push_queue_reminder(struct store *st, int64_t notice, int64_
                     " WHERE r.notice = ?1 AND r.reminded_at = ?9" WANTS_PUSH);
     if (s)
         sqlite3_bind_int64(s, 9, reminded_at);
-    return queue(st, s, notice, kind, dflt, notice, payload, urgency, ttl_s, next_at, now, n);
+    return queue(st, s, false, notice, kind, dflt, notice, payload, urgency, ttl_s, next_at, now,
+                 n);
 }
 
 enum store_rc store_push_queue_user(struct store *st, int64_t user_id, const char *kind, bool dflt,
                                     int64_t notice, const char *payload, const char *urgency,
                                     int64_t ttl_s, int64_t next_at, int64_t now, int64_t *n)
 {
-    sqlite3_stmt *s =
-        prepare(st, "INSERT INTO push_outbox (sub, kind, notice, payload, urgency, ttl, next_at,"
-                    " created_at) SELECT p.id, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM push_subs p" LIVE_SUB
-                    " WHERE p.user_id = ?1" WANTS_PUSH);
-    return queue(st, s, user_id, kind, dflt, notice, payload, urgency, ttl_s, next_at, now, n);
+    sqlite3_stmt *s = store_kept(
+        st, NS_PUSH_QUEUE_USER,
+        "INSERT INTO push_outbox (sub, kind, notice, payload, urgency, ttl, next_at, created_at)"
+        " SELECT p.id, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM push_subs p" LIVE_SUB
+        " WHERE p.user_id = ?1" WANTS_PUSH,
+        "push statement");
+    return queue(st, s, true, user_id, kind, dflt, notice, payload, urgency, ttl_s, next_at, now,
+                 n);
 }
 
 enum store_rc store_push_notice_users(struct store *st, int64_t notice, int64_t reminded_at,
@@ -244,7 +252,7 @@ enum store_rc store_push_queue_room(struct store *st, const struct store_push_ro
             sqlite3_bind_text(s, 12, q->logins, -1, SQLITE_STATIC);
         sqlite3_bind_int(s, 13, q->watchers);
     }
-    return queue(st, s, q->room, q->kind, q->dflt, q->pos, q->payload, q->urgency, q->ttl_s,
+    return queue(st, s, false, q->room, q->kind, q->dflt, q->pos, q->payload, q->urgency, q->ttl_s,
                  q->next_at, q->now, n);
 }
 
@@ -352,10 +360,12 @@ enum store_rc store_push_next_due(struct store *st, int64_t *at)
 
 enum store_rc store_push_sent(struct store *st, int64_t id)
 {
-    sqlite3_stmt *s = prepare(st, "DELETE FROM push_outbox WHERE id = ?");
-    if (s)
-        sqlite3_bind_int64(s, 1, id);
-    return store_run_once(st, s, "push: sent");
+    sqlite3_stmt *s =
+        store_kept(st, NS_PUSH_SENT, "DELETE FROM push_outbox WHERE id = ?", "push statement");
+    if (!s)
+        return STORE_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    return store_step_done(st, s, "push: sent");
 }
 
 enum store_rc store_push_retry(struct store *st, int64_t id, int64_t tries, int64_t next_at,
