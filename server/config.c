@@ -277,7 +277,7 @@ static const struct cfg_entry table[] = {
      "how push services can reach this server's administrator (VAPID's sub, RFC 8292): "
      "mailto:address or an https: URL; pushes are sent only when it is set",
      NULL},
-    INT(push_concurrency, 1, 64, 4,
+    INT(push_concurrency, 1, 64, 16,
         "posts to push services at once, each on its own thread (the event loop never waits "
         "on one)"),
     INT(push_connect_timeout_ms, 100, 60000, 5000,
@@ -336,7 +336,7 @@ static const struct cfg_entry table[] = {
         "a mail relay that does not accept the connection within this long: retried later"),
     INT(smtp_timeout_ms, 1000, 600000, 60000,
         "a message the relay has not taken within this long: retried later"),
-    INT(mail_concurrency, 1, 16, 2, "messages handed to the relay at once, each on its own thread"),
+    INT(mail_concurrency, 1, 16, 8, "messages handed to the relay at once, each on its own thread"),
     INT(mail_retry_base_ms, 100, 3600000, 30000,
         "first retry of a message the relay did not take (no connection, 4xx); doubles each time"),
     INT(mail_retry_max_ms, 1000, 86400000, 1800000, "longest delay between retries of a message"),
