@@ -363,9 +363,10 @@ static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_so
 
 /* ---- one HTTP client per sender thread ---- */
 
-/* Each worker of the push and webhook pools keeps one curl handle for its life: libcurl keeps
- * the handle's connections open, so a flood of posts to one push service (or the webhook's
- * receiver) sets up TCP and TLS once per worker instead of once per post. The key's destructor
+/* Each worker of the push, mail and webhook pools keeps one curl handle for its life: libcurl
+ * keeps the handle's connections open, so a flood of posts to one push service (or the
+ * webhook's receiver, or sessions with the mail relay) sets up TCP and TLS once per worker
+ * instead of once per post. The key's destructor
  * cleans the handle up when the worker's thread returns (kz_workers_stop joins them before
  * srv_push_free's curl_global_cleanup). */
 static pthread_key_t curl_key;
