@@ -706,9 +706,10 @@ int srv_notify_start(struct srv *s, void (*wake)(void *), void *wake_arg, char *
     } else {
         p->inflight = calloc((size_t)cfg->push_concurrency, sizeof *p->inflight);
         p->vapid = wp_vapid_new(p->priv, p->pub);
-        p->pool = p->inflight && p->vapid ? kz_workers_start((int)cfg->push_concurrency,
-                                                 (int)cfg->push_concurrency, wake, wake_arg)
-                              : NULL;
+        p->pool = p->inflight && p->vapid
+                      ? kz_workers_start((int)cfg->push_concurrency, (int)cfg->push_concurrency,
+                                         wake, wake_arg)
+                      : NULL;
         if (!p->pool) {
             snprintf(err, errlen, "cannot start the push sender");
             return -1;

@@ -289,18 +289,18 @@ Test(webpush, vapid_signer_reuses_a_header_per_audience_for_an_hour, .init = ini
     cr_assert(!fresh);
     cr_assert_str_eq(a, b);
     /* Another audience, or another subject, gets its own. */
-    cr_assert(wp_vapid_get(v, "https://updates.push.services.mozilla.com", sub, t0 + 1, c,
-                           sizeof c, &fresh) == 0);
+    cr_assert(wp_vapid_get(v, "https://updates.push.services.mozilla.com", sub, t0 + 1, c, sizeof c,
+                           &fresh) == 0);
     cr_assert(fresh);
     claims_of(c, claims, sizeof claims);
     cr_assert(strstr(claims, "\"aud\":\"https://updates.push.services.mozilla.com\""));
-    cr_assert(wp_vapid_get(v, "https://fcm.googleapis.com", "mailto:other@example.lg.jp", t0 + 1,
-                           c, sizeof c, &fresh) == 0);
+    cr_assert(wp_vapid_get(v, "https://fcm.googleapis.com", "mailto:other@example.lg.jp", t0 + 1, c,
+                           sizeof c, &fresh) == 0);
     cr_assert(fresh);
     cr_assert(strstr(c, ", k="));
     /* An hour on, or with the clock set back, it is signed again, valid 12 hours from then. */
-    cr_assert(wp_vapid_get(v, "https://fcm.googleapis.com", sub, t0 + WP_VAPID_REUSE_S, c,
-                           sizeof c, &fresh) == 0);
+    cr_assert(wp_vapid_get(v, "https://fcm.googleapis.com", sub, t0 + WP_VAPID_REUSE_S, c, sizeof c,
+                           &fresh) == 0);
     cr_assert(fresh);
     claims_of(c, claims, sizeof claims);
     cr_assert(strstr(claims, "\"exp\":1700046800,"));
