@@ -12,6 +12,7 @@ struct srv_push {
     struct kz_workers *pool; /* NULL: no push sender (push_subject unset, or tests) */
     uint8_t priv[WP_PRIV_LEN], pub[WP_PUB_LEN];
     bool have_key;
+    struct wp_vapid *vapid; /* signs for the push pool's workers (NULL: no push sender) */
     int64_t *inflight; /* push outbox ids handed to the pool, at most push_concurrency */
     size_t ninflight;
     struct kz_workers *mail_pool; /* NULL: no mail sender (smtp_host unset, or tests) */
@@ -44,6 +45,10 @@ int srv_answer_link_new(struct store *st, int64_t notice, int64_t user_id, int64
 /* When answer links made now expire: mail_answer_link_ttl_s from now, or the notice's own
  * expiry (notice_expires, 0: none) if sooner. */
 int64_t srv_answer_link_expiry(const struct kz_config *cfg, int64_t now, int64_t notice_expires);
+/* The calling sender thread's own curl handle (a CURL *), reset to default options, its open
+ * connections kept for the next post; NULL if out of memory. The thread owns it: it is cleaned
+ * up when the thread ends, and must not be cleaned up by the caller. */
+void *srv_notify_curl(void);
 /* webhook.c: hands due deliveries to its pool; the next due time in *next (0: none waits). */
 void srv_webhook_tick(struct srv *s, int64_t *next);
 /* webhook.c: with webhook_url set, reads the secret and starts the webhook's threads; -1 with

@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,7 @@ struct push_job {
     struct kz_job job;
     struct srv *srv;
     struct store_push_send send;
-    uint8_t priv[WP_PRIV_LEN], pub[WP_PUB_LEN];
+    struct wp_vapid *vapid; /* the sender's, outlives every job */
     char subject[WP_SUB_MAX + 1];
     int64_t connect_ms, timeout_ms;
     bool allow_private;
@@ -360,6 +361,47 @@ static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_so
     return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
+/* ---- one HTTP client per sender thread ---- */
+
+/* Each worker of the push, mail and webhook pools keeps one curl handle for its life: libcurl
+ * keeps the handle's connections open, so a flood of posts to one push service (or the
+ * webhook's receiver, or sessions with the mail relay) sets up TCP and TLS once per worker
+ * instead of once per post. The key's destructor
+ * cleans the handle up when the worker's thread returns (kz_workers_stop joins them before
+ * srv_push_free's curl_global_cleanup). */
+static pthread_key_t curl_key;
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static bool curl_key_ok;
+
+static void curl_thread_end(void *h)
+{
+    curl_easy_cleanup(h);
+}
+
+static void curl_key_make(void)
+{
+    curl_key_ok = pthread_key_create(&curl_key, curl_thread_end) == 0;
+}
+
+void *srv_notify_curl(void)
+{
+    pthread_once(&curl_once, curl_key_make);
+    if (!curl_key_ok)
+        return NULL;
+    CURL *h = pthread_getspecific(curl_key);
+    if (h) {
+        curl_easy_reset(h); /* options back to defaults; connections and caches stay */
+        return h;
+    }
+    if (!(h = curl_easy_init()))
+        return NULL;
+    if (pthread_setspecific(curl_key, h) != 0) {
+        curl_easy_cleanup(h);
+        return NULL;
+    }
+    return h;
+}
+
 static void push_work(struct kz_job *job)
 {
     struct push_job *j = (struct push_job *)job;
@@ -369,16 +411,19 @@ static void push_work(struct kz_job *job)
     uint8_t *body = malloc(plen + WP_OVERHEAD);
     CURL *h = NULL;
     struct curl_slist *hs = NULL;
+    bool signed_now = false;
     if (!body || wp_endpoint_check(sd->endpoint, STORE_PUSH_ENDPOINT_MAX, origin) ||
         wp_encrypt(sd->p256dh, sd->auth, (const uint8_t *)sd->payload, plen, NULL, NULL, body,
                    &blen) != 0 ||
-        /* RFC 8292: exp at most 24 hours ahead; 12 leaves room for clock skew. */
-        wp_vapid_header(j->priv, j->pub, origin, kz_now_ms() / 1000 + 12 * 3600, j->subject, auth,
-                        sizeof auth) != 0) {
+        wp_vapid_get(j->vapid, origin, j->subject, kz_now_ms() / 1000, auth, sizeof auth,
+                     &signed_now) != 0) {
         snprintf(j->error, sizeof j->error, "cannot encrypt or sign the push");
         goto out;
     }
-    if (!(h = curl_easy_init())) {
+    /* Reused connections: libcurl reuses one only for the same scheme, host name and port
+     * (and TLS settings), so a post goes over a connection opened, and checked by open_socket,
+     * for its own endpoint's host; any new connection is checked again. */
+    if (!(h = srv_notify_curl())) {
         snprintf(j->error, sizeof j->error, "cannot start an HTTP client");
         goto out;
     }
@@ -409,9 +454,9 @@ static void push_work(struct kz_job *job)
     else if (!j->error[0])
         snprintf(j->error, sizeof j->error, "%s", curl_easy_strerror(rc));
 out:
-    curl_slist_free_all(hs);
     if (h)
-        curl_easy_cleanup(h);
+        curl_easy_reset(h); /* the handle no longer points into this job, its body or headers */
+    curl_slist_free_all(hs);
     free(body);
 }
 
@@ -435,7 +480,6 @@ static void push_done(struct kz_job *job, bool ran)
     const struct store_push_send *sd = &j->send;
     inflight_drop(p, sd->id);
     if (!ran) { /* shutting down: the row stays and goes after the restart */
-        sodium_memzero(j->priv, sizeof j->priv);
         free(j);
         return;
     }
@@ -486,7 +530,6 @@ static void push_done(struct kz_job *job, bool ran)
     }
     if (r != STORE_OK)
         KZ_ERROR("push_record_failed", "error=\"%s\"", store_errmsg(st));
-    sodium_memzero(j->priv, sizeof j->priv);
     free(j);
     srv_commit_async(s);
     srv_notify_schedule(s, 0);
@@ -548,8 +591,7 @@ static void due_one(void *arg, const struct store_push_send *sd)
     j->job.done = push_done;
     j->srv = s;
     j->send = *sd;
-    memcpy(j->priv, p->priv, sizeof j->priv);
-    memcpy(j->pub, p->pub, sizeof j->pub);
+    j->vapid = p->vapid;
     snprintf(j->subject, sizeof j->subject, "%s", s->cfg->push_subject);
     j->connect_ms = s->cfg->push_connect_timeout_ms;
     j->timeout_ms = s->cfg->push_timeout_ms;
@@ -575,7 +617,7 @@ static void push_tick(struct srv *s, int64_t *next)
 {
     struct srv_push *p = s->push;
     *next = 0;
-    if (!p->pool || !p->have_key)
+    if (!p->pool || !p->vapid)
         return;
     size_t room = (size_t)s->cfg->push_concurrency - p->ninflight;
     if (room > 0) {
@@ -663,9 +705,11 @@ int srv_notify_start(struct srv *s, void (*wake)(void *), void *wake_arg, char *
         KZ_INFO("push_off", "push_subject is not set: no pushes are sent");
     } else {
         p->inflight = calloc((size_t)cfg->push_concurrency, sizeof *p->inflight);
-        p->pool = p->inflight ? kz_workers_start((int)cfg->push_concurrency,
-                                                 (int)cfg->push_concurrency, wake, wake_arg)
-                              : NULL;
+        p->vapid = wp_vapid_new(p->priv, p->pub);
+        p->pool = p->inflight && p->vapid
+                      ? kz_workers_start((int)cfg->push_concurrency, (int)cfg->push_concurrency,
+                                         wake, wake_arg)
+                      : NULL;
         if (!p->pool) {
             snprintf(err, errlen, "cannot start the push sender");
             return -1;
@@ -714,6 +758,7 @@ void srv_push_free(struct srv *s)
     kz_workers_stop(p->pool);
     kz_workers_stop(p->mail_pool);
     srv_webhook_stop(p);
+    wp_vapid_free(p->vapid); /* after the pool: no worker signs any more */
     if (p->curl_up)
         curl_global_cleanup();
     free(p->inflight);

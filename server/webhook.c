@@ -405,7 +405,9 @@ static void hook_work(struct kz_job *job)
     /* Signed at each try: a receiver refuses old timestamps, and a retry may come hours later. */
     int64_t t = (int64_t)time(NULL);
     srv_webhook_sign(j->key, j->keylen, t, j->body, len, sig);
-    CURL *h = curl_easy_init();
+    /* The thread's own handle: its connection to the receiver stays open for the next delivery
+     * (the URL is one, so a kept connection only ever serves webhook_url's host and port). */
+    CURL *h = srv_notify_curl();
     if (!h) {
         snprintf(j->error, sizeof j->error, "cannot start an HTTP client");
         return;
@@ -438,8 +440,8 @@ static void hook_work(struct kz_job *job)
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &j->status);
     else
         snprintf(j->error, sizeof j->error, "%s", curl_easy_strerror(rc));
+    curl_easy_reset(h); /* the handle no longer points into this job */
     curl_slist_free_all(hs);
-    curl_easy_cleanup(h);
 }
 
 /* ---- the loop's side ---- */

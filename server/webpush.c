@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/params.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,25 +172,30 @@ int wp_encrypt(const uint8_t ua_pub[WP_PUB_LEN], const uint8_t auth[WP_AUTH_LEN]
     if (len > 3993)
         return -1;
     int rc = -1;
-    uint8_t as_pub[WP_PUB_LEN], fresh_priv[WP_PRIV_LEN], fresh_salt[WP_SALT_LEN];
+    uint8_t as_pub[WP_PUB_LEN], fresh_salt[WP_SALT_LEN];
     uint8_t secret[32], prk_key_ikm[32], cek[16], nonce[12];
     uint8_t info[14 + 2 * WP_PUB_LEN];
     uint8_t *rec = NULL;
     EVP_PKEY *ua = NULL, *as = NULL;
-    if (!as_priv) {
-        if (wp_keypair_new(fresh_priv, as_pub))
-            goto out;
-        as_priv = fresh_priv;
-    }
     if (!salt) {
         randombytes_buf(fresh_salt, sizeof fresh_salt);
         salt = fresh_salt;
     }
     if (!(ua = pkey_from_raw(NULL, ua_pub)))
         goto out;
-    if (as_priv != fresh_priv && pub_from_priv(as_priv, as_pub))
+    if (!as_priv) {
+        /* The usual case: a fresh key used as generated, not exported and imported again
+         * (that costs a pairwise check per push). */
+        if (!(as = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")))
+            goto out;
+        EVP_PKEY_set_utf8_string_param(as, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                       "uncompressed");
+        if (pkey_to_raw(as, NULL, as_pub))
+            goto out;
+    } else if (pub_from_priv(as_priv, as_pub) || !(as = pkey_from_raw(as_priv, as_pub))) {
         goto out;
-    if (!(as = pkey_from_raw(as_priv, as_pub)) || ecdh(as, ua, secret))
+    }
+    if (ecdh(as, ua, secret))
         goto out;
     /* RFC 8291 section 3.4: IKM from the shared secret keyed by the auth secret, bound to both
      * public keys; then CEK and nonce from IKM under the salt (RFC 8188). */
@@ -227,7 +233,6 @@ out:
     free(rec);
     EVP_PKEY_free(ua);
     EVP_PKEY_free(as);
-    sodium_memzero(fresh_priv, sizeof fresh_priv);
     sodium_memzero(secret, sizeof secret);
     sodium_memzero(prk_key_ikm, sizeof prk_key_ikm);
     sodium_memzero(cek, sizeof cek);
@@ -253,11 +258,10 @@ int wp_b64u_decode(const char *s, uint8_t *out, size_t want)
     return 0;
 }
 
-/* ES256 over msg: the 64-byte r || s JWS wants (OpenSSL gives DER). */
-static int es256_sign(const uint8_t priv[WP_PRIV_LEN], const uint8_t pub[WP_PUB_LEN],
-                      const char *msg, size_t len, uint8_t sig[64])
+/* ES256 over msg with key: the 64-byte r || s JWS wants (OpenSSL gives DER). key is only read,
+ * so threads may share it: each signs with an EVP_MD_CTX of its own (openssl-threads(7)). */
+static int es256_sign(EVP_PKEY *key, const char *msg, size_t len, uint8_t sig[64])
 {
-    EVP_PKEY *key = pkey_from_raw(priv, pub);
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     unsigned char der[80];
     size_t derlen = sizeof der;
@@ -272,7 +276,6 @@ static int es256_sign(const uint8_t priv[WP_PRIV_LEN], const uint8_t pub[WP_PUB_
         ECDSA_SIG_free(es);
     }
     EVP_MD_CTX_free(md);
-    EVP_PKEY_free(key);
     return rc;
 }
 
@@ -285,8 +288,9 @@ static bool json_plain(const char *s)
     return true;
 }
 
-int wp_vapid_header(const uint8_t priv[WP_PRIV_LEN], const uint8_t pub[WP_PUB_LEN], const char *aud,
-                    int64_t exp_s, const char *sub, char *out, size_t outlen)
+/* wp_vapid_header with the key already imported. */
+static int vapid_header(EVP_PKEY *key, const uint8_t pub[WP_PUB_LEN], const char *aud,
+                        int64_t exp_s, const char *sub, char *out, size_t outlen)
 {
     if (strlen(aud) > WP_AUD_MAX || strlen(sub) > WP_SUB_MAX || !json_plain(aud) ||
         !json_plain(sub) || outlen < WP_AUTH_HEADER_MAX)
@@ -307,13 +311,114 @@ int wp_vapid_header(const uint8_t priv[WP_PRIV_LEN], const uint8_t pub[WP_PUB_LE
     input[n++] = '.';
     wp_b64u_encode((const uint8_t *)claims, strlen(claims), input + n, sizeof input - n);
     uint8_t sig[64];
-    if (es256_sign(priv, pub, input, strlen(input), sig))
+    if (es256_sign(key, input, strlen(input), sig))
         return -1;
     char sig64[100], key64[100];
     wp_b64u_encode(sig, sizeof sig, sig64, sizeof sig64);
     wp_b64u_encode(pub, WP_PUB_LEN, key64, sizeof key64);
     int w = snprintf(out, outlen, "vapid t=%s.%s, k=%s", input, sig64, key64);
     return w > 0 && (size_t)w < outlen ? 0 : -1;
+}
+
+int wp_vapid_header(const uint8_t priv[WP_PRIV_LEN], const uint8_t pub[WP_PUB_LEN], const char *aud,
+                    int64_t exp_s, const char *sub, char *out, size_t outlen)
+{
+    EVP_PKEY *key = pkey_from_raw(priv, pub);
+    int rc = key ? vapid_header(key, pub, aud, exp_s, sub, out, outlen) : -1;
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+/* One audience's header, as last signed. */
+struct vapid_slot {
+    int64_t made_s; /* 0: empty */
+    char aud[WP_AUD_MAX + 1], sub[WP_SUB_MAX + 1];
+    char header[WP_AUTH_HEADER_MAX];
+};
+
+struct wp_vapid {
+    EVP_PKEY *key;
+    uint8_t pub[WP_PUB_LEN];
+    pthread_mutex_t mu;
+    struct vapid_slot slot[WP_VAPID_SLOTS];
+};
+
+struct wp_vapid *wp_vapid_new(const uint8_t priv[WP_PRIV_LEN], const uint8_t pub[WP_PUB_LEN])
+{
+    struct wp_vapid *v = calloc(1, sizeof *v);
+    if (!v)
+        return NULL;
+    if (!(v->key = pkey_from_raw(priv, pub))) {
+        free(v);
+        return NULL;
+    }
+    memcpy(v->pub, pub, WP_PUB_LEN);
+    pthread_mutex_init(&v->mu, NULL);
+    return v;
+}
+
+void wp_vapid_free(struct wp_vapid *v)
+{
+    if (!v)
+        return;
+    EVP_PKEY_free(v->key);
+    pthread_mutex_destroy(&v->mu);
+    free(v);
+}
+
+/* The slot holding aud and sub's header if it may still be handed out at now_s, else NULL. */
+static struct vapid_slot *vapid_find(struct wp_vapid *v, const char *aud, const char *sub,
+                                     int64_t now_s)
+{
+    for (size_t i = 0; i < WP_VAPID_SLOTS; i++) {
+        struct vapid_slot *e = &v->slot[i];
+        /* A clock set back makes a header look young: it is signed again instead. */
+        if (e->made_s && now_s >= e->made_s && now_s < e->made_s + WP_VAPID_REUSE_S &&
+            strcmp(e->aud, aud) == 0 && strcmp(e->sub, sub) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+int wp_vapid_get(struct wp_vapid *v, const char *aud, const char *sub, int64_t now_s, char *out,
+                 size_t outlen, bool *signed_now)
+{
+    *signed_now = false;
+    if (outlen < WP_AUTH_HEADER_MAX)
+        return -1;
+    pthread_mutex_lock(&v->mu);
+    struct vapid_slot *e = vapid_find(v, aud, sub, now_s);
+    if (e)
+        snprintf(out, outlen, "%s", e->header);
+    pthread_mutex_unlock(&v->mu);
+    if (e)
+        return 0;
+    /* Signed outside the lock: workers posting to other services do not wait for it. Two
+     * workers missing at once for one audience both sign; the later one's header is kept. */
+    if (vapid_header(v->key, v->pub, aud, now_s + WP_VAPID_EXP_S, sub, out, outlen) != 0)
+        return -1;
+    *signed_now = true;
+    pthread_mutex_lock(&v->mu);
+    struct vapid_slot *put = NULL;
+    for (size_t i = 0; i < WP_VAPID_SLOTS && !put; i++)
+        if (strcmp(v->slot[i].aud, aud) == 0 && strcmp(v->slot[i].sub, sub) == 0)
+            put = &v->slot[i];
+    for (size_t i = 0; i < WP_VAPID_SLOTS && !put; i++)
+        if (!v->slot[i].made_s)
+            put = &v->slot[i];
+    /* Full: the oldest goes (a server posts to a handful of push services, not sixteen). */
+    if (!put) {
+        put = &v->slot[0];
+        for (size_t i = 1; i < WP_VAPID_SLOTS; i++)
+            if (v->slot[i].made_s < put->made_s)
+                put = &v->slot[i];
+    }
+    put->made_s = now_s;
+    snprintf(put->aud, sizeof put->aud, "%s", aud);
+    snprintf(put->sub, sizeof put->sub, "%s", sub);
+    snprintf(put->header, sizeof put->header, "%s", out);
+    pthread_mutex_unlock(&v->mu);
+    return 0;
 }
 
 const char *wp_endpoint_check(const char *url, size_t max, char origin[WP_AUD_MAX + 1])

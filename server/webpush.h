@@ -1,7 +1,8 @@
 /* webpush.h - Web Push's cryptography, pure functions over bytes: RFC 8291 message encryption
  * (aes128gcm, RFC 8188), RFC 8292 VAPID tokens (ES256 JWT), P-256 key pairs, and the checks a
- * subscription's endpoint and keys must pass. No network, no database, no global state: the
- * push sender (push.c) calls these on its worker threads, the tests call them directly.
+ * subscription's endpoint and keys must pass. No network, no database, no global state (the
+ * VAPID signer's cache belongs to whoever made it): the push sender (push.c) calls these on its
+ * worker threads, the tests call them directly.
  * Keys are raw bytes: a private key is its 32-byte scalar, a public key its 65-byte
  * uncompressed point (0x04 || X || Y), as browsers give p256dh and applicationServerKey. */
 #ifndef KIZUNA_WEBPUSH_H
@@ -41,6 +42,25 @@ int wp_encrypt(const uint8_t ua_pub[WP_PUB_LEN], const uint8_t auth[WP_AUTH_LEN]
  * >= WP_AUTH_HEADER_MAX). 0, or -1 (too long, bad key, OpenSSL failure). */
 int wp_vapid_header(const uint8_t priv[WP_PRIV_LEN], const uint8_t pub[WP_PUB_LEN], const char *aud,
                     int64_t exp_s, const char *sub, char *out, size_t outlen);
+
+/* A VAPID signer: the server's key, imported once, and the headers it signed, one per audience
+ * and subject, handed out again for WP_VAPID_REUSE_S. Each token is valid WP_VAPID_EXP_S from its
+ * signing (RFC 8292 allows 24 hours; 12 leave room for a push service's clock), so a reused one
+ * has at least 11 hours left. A flood of pushes to one push service signs once an hour instead
+ * of once a push. Threads may share one signer (a mutex guards the table, not the signing). */
+#define WP_VAPID_REUSE_S 3600
+#define WP_VAPID_EXP_S   (12 * 3600)
+#define WP_VAPID_SLOTS   16
+struct wp_vapid;
+/* A signer for the key pair; NULL if it is not a valid key or out of memory. The caller frees
+ * it with wp_vapid_free once no thread uses it. */
+struct wp_vapid *wp_vapid_new(const uint8_t priv[WP_PRIV_LEN], const uint8_t pub[WP_PUB_LEN]);
+void wp_vapid_free(struct wp_vapid *v);
+/* The Authorization header's value (as wp_vapid_header's, outlen >= WP_AUTH_HEADER_MAX) for
+ * aud and sub at now_s (Unix seconds): the one signed within the last WP_VAPID_REUSE_S, or a new
+ * one (*signed_now). 0, or -1 (aud or sub too long or not plain, OpenSSL failure). */
+int wp_vapid_get(struct wp_vapid *v, const char *aud, const char *sub, int64_t now_s, char *out,
+                 size_t outlen, bool *signed_now);
 
 /* An endpoint a subscription may name: http:// or https://, a host, no spaces or controls or
  * user info, at most max bytes. Copies its origin ("scheme://host[:port]", the VAPID audience)

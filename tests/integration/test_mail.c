@@ -2,7 +2,8 @@
  * (support/smtpsink.c): an urgent roll-call reaches a recipient who has only an e-mail address,
  * correctly encoded (RFC 2047 subject, UTF-8 body), with one-tap answer links that record the
  * answer once and are refused a second time and after expiry; a busy relay is retried and a
- * refusing one fails the message for good. */
+ * refusing one fails the message for good; one sender thread sends message after message in one
+ * SMTP session. */
 #include <criterion/criterion.h>
 #include <sodium.h>
 #include <sqlite3.h>
@@ -520,4 +521,29 @@ Test(mail, the_daily_digest_lists_what_is_not_done_once_a_day)
     cr_assert_eq(smtpsink_count(sink, "dai@example.jp"), 1, "a second digest the same day");
     cr_assert_eq(smtpsink_count(sink, "eri@example.jp"), 1);
     cr_assert_eq(smtpsink_count(sink, "fumi@example.jp"), 0);
+}
+
+Test(mail, one_sender_thread_sends_several_messages_in_one_smtp_session)
+{
+    /* One sender thread and four recipients: the thread keeps its session with the relay, so
+     * every message after the first goes over it (MAIL FROM again, no new connection, no new
+     * EHLO). Each message is still whole and addressed to its own recipient. */
+    start("\"mail_concurrency\":1");
+    const char *who[] = {"ume", "kiku", "fuji", "hagi"};
+    for (int i = 0; i < 4; i++) {
+        char addr[64];
+        snprintf(addr, sizeof addr, "%s@example.jp", who[i]);
+        add_user(who[i], addr);
+    }
+    rollcall("[\"user:ume\",\"user:kiku\",\"user:fuji\",\"user:hagi\"]", "安否確認");
+    for (int i = 0; i < 4; i++) {
+        char addr[64], body[8192];
+        snprintf(addr, sizeof addr, "%s@example.jp", who[i]);
+        struct smtp_msg m;
+        cr_assert(smtpsink_wait(sink, addr, 0, 15000, &m), "no mail for %s", addr);
+        cr_assert(mail_body(&m, body, sizeof body));
+        cr_assert(strstr(body, "/answer/"), "the mail to %s has no answer link", addr);
+    }
+    cr_assert_eq(smtpsink_sessions(sink), 1, "4 messages took %d sessions",
+                 smtpsink_sessions(sink));
 }

@@ -3,7 +3,7 @@
  * and signed with the server's VAPID key; a push service's 410 removes the subscription; a 503
  * is retried; a send queued before a crash leaves after the restart; someone who read the notice
  * on another device meanwhile, or logged out, gets nothing; hostile subscriptions change
- * nothing. */
+ * nothing; a sender thread's posts to one service share one kept-alive connection. */
 #include <criterion/criterion.h>
 #include <sodium.h>
 #include <sqlite3.h>
@@ -439,6 +439,60 @@ Test(push, a_flood_of_pushes_to_a_slow_service_never_stalls_talk)
     pushsink_delay(sink, 0);
     ws_close_fd(&kumi);
     ws_close_fd(&taro);
+}
+
+/* One sender thread and a push service that keeps connections alive: what the next test needs
+ * to count connections exactly. */
+static void setup_one_sender(void)
+{
+    cr_assert(sodium_init() >= 0);
+    sink = pushsink_start();
+    pushsink_keepalive(sink, true);
+    kzd_setup_with(&d,
+                   "\"push_subject\":\"" SUBJECT "\",\"push_allow_private_endpoints\":true,"
+                   "\"push_coalesce_ms\":100,\"push_concurrency\":1,\"push_timeout_ms\":3000,"
+                   "\"time_zone\":\"UTC\"");
+    cr_assert(ws_open(&admin, d.port));
+    cr_assert(ws_login(&admin, "admin", TEST_ADMIN_PASSWORD, NULL));
+}
+
+Test(push_reuse, a_sender_thread_posts_many_pushes_over_one_connection, .init = setup_one_sender,
+     .fini = teardown, .timeout = 120)
+{
+    /* Eight pushes (two subscriptions, four notices) from the one sender thread to a service
+     * that keeps its connections alive: one TCP connection carries them all, each post still
+     * decrypts and carries a valid VAPID header (signed once for the service's origin, handed
+     * out again). Before, every post opened a connection of its own. */
+    struct ws kumi;
+    struct push_keys k;
+    subscribe(&kumi, "kumi", "/r/kumi/0", &k);
+    cJSON *r = ws_callf(&kumi,
+                        "\"op\":\"push.subscribe\",\"endpoint\":\"http://127.0.0.1:%d/r/kumi/1\","
+                        "\"p256dh\":\"%s\",\"auth\":\"%s\"",
+                        pushsink_port(sink), k.pub64, k.auth64);
+    cr_assert_str_eq(reply_code(r), "ok");
+    cJSON_Delete(r);
+    ws_close_fd(&kumi);
+    for (int i = 0; i < 4; i++)
+        post_urgent("[\"user:kumi\"]", "避難指示", false);
+    struct push_post post;
+    char plain[2048];
+    for (int n = 0; n < 4; n++)
+        for (int e = 0; e < 2; e++) {
+            char path[32];
+            snprintf(path, sizeof path, "/r/kumi/%d", e);
+            cr_assert(pushsink_wait(sink, path, n, 15000, &post), "push %d to %s never came", n,
+                      path);
+            check_post(&post, &k, "86400", "high", plain, sizeof plain);
+        }
+    cr_assert_eq(pushsink_count(sink, NULL), 8);
+    cr_assert_eq(pushsink_connections(sink), 1, "8 pushes took %d connections",
+                 pushsink_connections(sink));
+    char first[sizeof post.authorization];
+    cr_assert(pushsink_wait(sink, "/r/kumi/0", 0, 100, &post));
+    snprintf(first, sizeof first, "%s", post.authorization);
+    cr_assert(pushsink_wait(sink, "/r/kumi/1", 3, 100, &post));
+    cr_assert_str_eq(post.authorization, first, "the VAPID header was signed again");
 }
 
 /* Rows waiting in the push outbox of kind, and the earliest next_at among them (ms). */

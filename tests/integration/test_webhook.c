@@ -6,7 +6,8 @@
  * a 503 is retried with the same delivery id and body; a delivery in flight when the server is
  * killed goes again after the restart; a refusal is kept as failed for webhook.status; what is
  * not urgent sends nothing; reminders and hotline first reports go too; /metrics counts it all;
- * check-config names bad webhook settings without echoing the secret. */
+ * check-config names bad webhook settings without echoing the secret; one sender thread keeps
+ * its connection to the receiver. */
 #include <criterion/criterion.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -424,4 +425,22 @@ Test(webhook, check_config_names_bad_settings_and_never_shows_the_secret)
                       "\",\"webhook_recipients\":true}",
                       out, sizeof out);
     cr_assert_eq(rc, 0, "%s", out);
+}
+
+Test(webhook, one_sender_thread_keeps_its_connection_to_the_receiver)
+{
+    /* A receiver that keeps connections alive and one webhook thread: three urgent notices are
+     * three signed deliveries over one connection (before, each opened its own). */
+    start("\"webhook_concurrency\":1");
+    pushsink_keepalive(sink, true);
+    add_user("shiro", "090-7777-8888");
+    for (int i = 0; i < 3; i++)
+        post_notice("[\"user:shiro\"]", "避難所開設", true, false);
+    struct push_post p;
+    for (int i = 0; i < 3; i++) {
+        cr_assert(pushsink_wait(sink, HOOK, i, 15000, &p), "delivery %d never came", i);
+        cJSON_Delete(check_post(&p, "notice"));
+    }
+    cr_assert_eq(pushsink_connections(sink), 1, "3 deliveries took %d connections",
+                 pushsink_connections(sink));
 }

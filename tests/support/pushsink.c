@@ -40,7 +40,9 @@ struct pushsink {
     struct rule rules[MAX_RULES];
     int nrules;
     int delay_ms;
-    int overflow; /* posts beyond MAX_POSTS, counted only */
+    int overflow;   /* posts beyond MAX_POSTS, counted only */
+    bool keepalive; /* answer without closing, and read the next request on the connection */
+    int conns;      /* connections accepted */
 };
 
 static long long now_ms(void)
@@ -67,7 +69,9 @@ static bool header(const char *head, const char *name, char *out, size_t n)
     return false;
 }
 
-static void serve_one(struct pushsink *p, int c)
+/* Reads one request on c and answers it; false if there was none (closed, or no full head
+ * within 5 s) or the connection is to be closed after it. */
+static bool serve_one(struct pushsink *p, int c)
 {
     char head[16384];
     size_t got = 0;
@@ -79,13 +83,13 @@ static void serve_one(struct pushsink *p, int c)
             continue;
         ssize_t n = recv(c, head + got, sizeof head - 1 - got, 0);
         if (n <= 0)
-            return;
+            return false;
         got += (size_t)n;
         head[got] = '\0';
         end = strstr(head, "\r\n\r\n");
     }
     if (!end)
-        return;
+        return false;
     struct push_post *post = calloc(1, sizeof *post);
     char cl[32] = "0", expect[64] = "";
     sscanf(head, "POST %255s", post->path);
@@ -128,16 +132,36 @@ static void serve_one(struct pushsink *p, int c)
     else
         p->overflow++;
     int delay = p->delay_ms;
+    bool keep = p->keepalive;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     free(post);
     if (delay)
         usleep((useconds_t)delay * 1000);
     char reply[128];
-    int n =
-        snprintf(reply, sizeof reply,
-                 "HTTP/1.1 %d Stand-in\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", status);
-    send(c, reply, (size_t)n, MSG_NOSIGNAL);
+    int n = snprintf(reply, sizeof reply, "HTTP/1.1 %d Stand-in\r\nContent-Length: 0\r\n%s\r\n",
+                     status, keep ? "" : "Connection: close\r\n");
+    return send(c, reply, (size_t)n, MSG_NOSIGNAL) == n && keep;
+}
+
+/* Whether c, kept alive, brings another request: false once the client closes it, another
+ * client is waiting to connect (this one-thread stand-in then serves that one) or the sink
+ * stops. */
+static bool next_request(struct pushsink *p, int c)
+{
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        bool stop = p->stop;
+        pthread_mutex_unlock(&p->mu);
+        if (stop)
+            return false;
+        struct pollfd pf[2] = {{c, POLLIN, 0}, {p->fd, POLLIN, 0}};
+        if (poll(pf, 2, 100) <= 0)
+            continue;
+        if (pf[1].revents)
+            return false;
+        return true; /* data or EOF: serve_one tells which */
+    }
 }
 
 static void *sink_main(void *arg)
@@ -155,7 +179,11 @@ static void *sink_main(void *arg)
         int c = accept(p->fd, NULL, NULL);
         if (c < 0)
             continue;
-        serve_one(p, c);
+        pthread_mutex_lock(&p->mu);
+        p->conns++;
+        pthread_mutex_unlock(&p->mu);
+        while (serve_one(p, c) && next_request(p, c))
+            ;
         close(c);
     }
     return NULL;
@@ -233,6 +261,21 @@ void pushsink_delay(struct pushsink *p, int ms)
     pthread_mutex_lock(&p->mu);
     p->delay_ms = ms;
     pthread_mutex_unlock(&p->mu);
+}
+
+void pushsink_keepalive(struct pushsink *p, bool on)
+{
+    pthread_mutex_lock(&p->mu);
+    p->keepalive = on;
+    pthread_mutex_unlock(&p->mu);
+}
+
+int pushsink_connections(struct pushsink *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int n = p->conns;
+    pthread_mutex_unlock(&p->mu);
+    return n;
 }
 
 int pushsink_count(struct pushsink *p, const char *path)

@@ -31,6 +31,12 @@ void pushsink_delay(struct pushsink *p, int ms);
  * copy goes to out. */
 bool pushsink_wait(struct pushsink *p, const char *path, int n, int timeout_ms,
                    struct push_post *out);
+/* on: answers keep the connection open (HTTP/1.1 keep-alive) and the next request on it is
+ * served, until the client closes it or another client connects; off (the default): every
+ * answer says Connection: close. */
+void pushsink_keepalive(struct pushsink *p, bool on);
+/* Connections accepted so far. */
+int pushsink_connections(struct pushsink *p);
 /* Posts received for path so far (NULL: all paths). */
 int pushsink_count(struct pushsink *p, const char *path);
 /* A header's value in post (case-insensitive name, without the colon); false if absent. */

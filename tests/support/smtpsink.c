@@ -65,6 +65,27 @@ static void say(int c, const char *s)
     send(c, s, strlen(s), MSG_NOSIGNAL);
 }
 
+/* After a message, whether the client sends more on its session (kizunad's mail threads keep
+ * theirs open for the next message): false if it closes it, or another client is waiting to
+ * connect to this one-thread relay, which then ends the idle session with a 421 as a real relay
+ * ends an idle one after its timeout. */
+static bool more_on_session(struct smtpsink *s, int c, size_t have)
+{
+    for (long long deadline = now_ms() + 10000; have == 0 && now_ms() < deadline;) {
+        pthread_mutex_lock(&s->mu);
+        bool stop = s->stop;
+        pthread_mutex_unlock(&s->mu);
+        struct pollfd pf[2] = {{c, POLLIN, 0}, {s->fd, POLLIN, 0}};
+        if (stop || (poll(pf, 2, 100) > 0 && !pf[0].revents && pf[1].revents)) {
+            say(c, "421 sink closing an idle session\r\n");
+            return false;
+        }
+        if (pf[0].revents)
+            return true;
+    }
+    return true;
+}
+
 static void session(struct smtpsink *s, int c)
 {
     pthread_mutex_lock(&s->mu);
@@ -123,6 +144,8 @@ static void session(struct smtpsink *s, int c)
             pthread_cond_broadcast(&s->cv);
             pthread_mutex_unlock(&s->mu);
             say(c, "250 queued\r\n");
+            if (!more_on_session(s, c, have))
+                break;
         } else if (!strcasecmp(line, "QUIT")) {
             say(c, "221 bye\r\n");
             break;

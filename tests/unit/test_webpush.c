@@ -1,7 +1,8 @@
 /* test_webpush.c - Web Push's cryptography (server/webpush.c): RFC 8291 Appendix A's
  * encryption example byte for byte, a round trip through an independent decryption written
- * here with OpenSSL's primitives, VAPID tokens verified against their public key, and the
- * checks on endpoints and keys a subscription hands over. */
+ * here with OpenSSL's primitives, VAPID tokens verified against their public key, the signer
+ * that hands a token out again for an hour, and the checks on endpoints and keys a subscription
+ * hands over. */
 #include "webpush.h"
 
 #include <criterion/criterion.h>
@@ -253,4 +254,103 @@ Test(webpush, endpoints_and_keys, .init = init)
     cr_assert(wp_b64u_decode("BTBZMqHH6r4Tts7J_aSIgg==", a, 16) == 0);
     cr_assert(wp_b64u_decode("BTBZMqHH6r4Tts7J_aSI", a, 16) == -1);
     cr_assert(wp_b64u_decode("BTBZMqHH6r4Tts7J+aSIgg", a, 16) == -1);
+}
+
+/* The JWT's claims of a header, decoded, in out. */
+static void claims_of(const char *h, char *out, size_t n)
+{
+    const char *jwt = h + 8, *dot1 = strchr(jwt, '.'), *dot2 = strrchr(jwt, '.');
+    cr_assert(strncmp(h, "vapid t=", 8) == 0 && dot1 && dot2 > dot1);
+    size_t cl = 0;
+    cr_assert(sodium_base642bin((unsigned char *)out, n - 1, dot1 + 1, (size_t)(dot2 - dot1 - 1),
+                                NULL, &cl, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0);
+    out[cl] = '\0';
+}
+
+Test(webpush, vapid_signer_reuses_a_header_per_audience_for_an_hour, .init = init)
+{
+    uint8_t priv[32], pub[65];
+    cr_assert(wp_keypair_new(priv, pub) == 0);
+    struct wp_vapid *v = wp_vapid_new(priv, pub);
+    cr_assert(v);
+    const char *sub = "mailto:bousai@example.lg.jp";
+    const int64_t t0 = 1700000000;
+    char a[WP_AUTH_HEADER_MAX], b[WP_AUTH_HEADER_MAX], c[WP_AUTH_HEADER_MAX], claims[512];
+    bool fresh = false;
+    cr_assert(wp_vapid_get(v, "https://fcm.googleapis.com", sub, t0, a, sizeof a, &fresh) == 0);
+    cr_assert(fresh);
+    claims_of(a, claims, sizeof claims);
+    cr_assert_str_eq(claims, "{\"aud\":\"https://fcm.googleapis.com\",\"exp\":1700043200,"
+                             "\"sub\":\"mailto:bousai@example.lg.jp\"}");
+    /* The same header for the same audience within the hour (ECDSA signatures are randomised:
+     * an equal header is a reused one). */
+    cr_assert(wp_vapid_get(v, "https://fcm.googleapis.com", sub, t0 + WP_VAPID_REUSE_S - 1, b,
+                           sizeof b, &fresh) == 0);
+    cr_assert(!fresh);
+    cr_assert_str_eq(a, b);
+    /* Another audience, or another subject, gets its own. */
+    cr_assert(wp_vapid_get(v, "https://updates.push.services.mozilla.com", sub, t0 + 1, c, sizeof c,
+                           &fresh) == 0);
+    cr_assert(fresh);
+    claims_of(c, claims, sizeof claims);
+    cr_assert(strstr(claims, "\"aud\":\"https://updates.push.services.mozilla.com\""));
+    cr_assert(wp_vapid_get(v, "https://fcm.googleapis.com", "mailto:other@example.lg.jp", t0 + 1, c,
+                           sizeof c, &fresh) == 0);
+    cr_assert(fresh);
+    cr_assert(strstr(c, ", k="));
+    /* An hour on, or with the clock set back, it is signed again, valid 12 hours from then. */
+    cr_assert(wp_vapid_get(v, "https://fcm.googleapis.com", sub, t0 + WP_VAPID_REUSE_S, c, sizeof c,
+                           &fresh) == 0);
+    cr_assert(fresh);
+    claims_of(c, claims, sizeof claims);
+    cr_assert(strstr(claims, "\"exp\":1700046800,"));
+    cr_assert(wp_vapid_get(v, "https://fcm.googleapis.com", sub, t0, b, sizeof b, &fresh) == 0);
+    cr_assert(fresh);
+    /* More audiences than slots: all are served, the oldest make room. */
+    for (int i = 0; i < WP_VAPID_SLOTS + 4; i++) {
+        char aud[64];
+        snprintf(aud, sizeof aud, "https://push%d.example.net", i);
+        cr_assert(wp_vapid_get(v, aud, sub, t0 + 10 + i, c, sizeof c, &fresh) == 0);
+        cr_assert(fresh);
+    }
+    /* What wp_vapid_header refuses, the signer refuses; a bad key makes no signer. */
+    cr_assert(wp_vapid_get(v, "https://a\"b", sub, t0, c, sizeof c, &fresh) == -1);
+    cr_assert(wp_vapid_get(v, "https://a.example", sub, t0, c, 100, &fresh) == -1);
+    wp_vapid_free(v);
+    priv[0] ^= 1;
+    cr_assert_null(wp_vapid_new(priv, pub));
+}
+
+Test(webpush, vapid_signer_header_verifies_with_the_public_key, .init = init)
+{
+    /* The signer signs with the key it imported once: its signature verifies with the public
+     * key alone, as a push service checks it. */
+    uint8_t priv[32], pub[65], kpub[65], sig[64];
+    cr_assert(wp_keypair_new(priv, pub) == 0);
+    struct wp_vapid *v = wp_vapid_new(priv, pub);
+    char h[WP_AUTH_HEADER_MAX];
+    bool fresh = false;
+    cr_assert(wp_vapid_get(v, "https://push.example.net", "mailto:x@example.lg.jp", 1700000000, h,
+                           sizeof h, &fresh) == 0);
+    wp_vapid_free(v);
+    char *k = strstr(h, ", k=");
+    cr_assert(k);
+    cr_assert(wp_b64u_decode(k + 4, kpub, 65) == 0);
+    cr_assert(memcmp(kpub, pub, 65) == 0);
+    *k = '\0';
+    const char *jwt = h + 8, *dot2 = strrchr(jwt, '.');
+    cr_assert(wp_b64u_decode(dot2 + 1, sig, 64) == 0);
+    ECDSA_SIG *es = ECDSA_SIG_new();
+    ECDSA_SIG_set0(es, BN_bin2bn(sig, 32, NULL), BN_bin2bn(sig + 32, 32, NULL));
+    unsigned char *der = NULL;
+    int dl = i2d_ECDSA_SIG(es, &der);
+    EVP_PKEY *vk = pub_key(pub);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    cr_assert(EVP_DigestVerifyInit_ex(md, NULL, "SHA256", NULL, NULL, vk, NULL) == 1);
+    cr_assert_eq(
+        EVP_DigestVerify(md, der, (size_t)dl, (const unsigned char *)jwt, (size_t)(dot2 - jwt)), 1);
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(vk);
+    OPENSSL_free(der);
+    ECDSA_SIG_free(es);
 }
