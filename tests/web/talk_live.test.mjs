@@ -22,9 +22,15 @@ async function bodies(room = ROOM) {
 
 async function openRoom(page, name) {
     await page.waitForSelector('.room-item');
-    const link = await page.waitForFunction((n) => [...document.querySelectorAll('.room-item')]
-        .find((a) => a.querySelector('.room-name').textContent === n), {}, name);
-    await link.click();
+    // Found and clicked in the page in one go: the list redraws as live messages arrive (120 of
+    // them in the unread test), and a handle taken a moment before may be detached by the time
+    // puppeteer clicks it, the click then landing nowhere (failed once in a fresh-Debian run).
+    await page.waitForFunction((n) => {
+        const a = [...document.querySelectorAll('.room-item')]
+            .find((x) => x.querySelector('.room-name').textContent === n);
+        a?.click();
+        return !!a;
+    }, {}, name);
     await page.waitForSelector('#composer');
     await page.waitForFunction(() => !document.querySelector('#msgs').closest('.room-main').querySelector('.loading'));
 }
