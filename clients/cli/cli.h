@@ -187,6 +187,8 @@ int cmd_room_create(int argc, char **argv);
 int cmd_room_invite(int argc, char **argv);
 int cmd_room_remove(int argc, char **argv);
 int cmd_room_leave(int argc, char **argv);
+int cmd_room_watch(int argc, char **argv);
+int cmd_notify(int argc, char **argv);
 int cmd_room_members(int argc, char **argv);
 int cmd_room_rename(int argc, char **argv);
 int cmd_room_topic(int argc, char **argv);

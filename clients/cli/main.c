@@ -69,6 +69,11 @@ static const char usage[] =
     "                                 --yes: a second room with the name of one of yours\n"
     "  room invite ROOM USER | room remove ROOM USER   (room admins)\n"
     "  room leave ROOM | room members ROOM\n"
+    "  room watch ROOM [--off]        a group room's photos push you (room.watch)\n"
+    "  notify [--push KIND,KIND] [--email KIND,KIND] [--previews on|off]\n"
+    "                                 what reaches you outside Kizuna, per kind (notify.prefs;\n"
+    "                                 none: show it). Kinds: notice rollcall reminder hotline\n"
+    "                                 direct mention photo digest (digest: e-mail only)\n"
     "  room rename ROOM NAME | room topic ROOM TEXT | room admin ROOM USER [--revoke]\n"
     "  room archive ROOM | room unarchive ROOM\n"
     "                                 room admins: read-only and out of the list, or back\n"
@@ -495,6 +500,9 @@ static const struct cli_command commands[] = {
     {"room invite", cmd_room_invite, 2, 2, true, "room invite ROOM USER"},
     {"room remove", cmd_room_remove, 2, 2, true, "room remove ROOM USER"},
     {"room leave", cmd_room_leave, 1, 1, true, "room leave ROOM"},
+    {"room watch", cmd_room_watch, 1, 2, true, "room watch ROOM [--off]"},
+    {"notify", cmd_notify, 0, 6, true,
+     "notify [--push KIND,KIND] [--email KIND,KIND] [--previews on|off]"},
     {"room members", cmd_room_members, 1, 1, true, "room members ROOM"},
     {"room rename", cmd_room_rename, 2, 2, true, "room rename ROOM NAME"},
     {"room topic", cmd_room_topic, 2, 2, true, "room topic ROOM TEXT"},

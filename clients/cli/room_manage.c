@@ -205,6 +205,19 @@ int cmd_room_leave(int argc, char **argv)
     return room_op(argv[1], "room.leave", NULL, NULL, "left the room");
 }
 
+/* `room watch ROOM [--off]`: photos posted in a group room push the caller (room.watch) */
+int cmd_room_watch(int argc, char **argv)
+{
+    bool off = argc == 3 && strcmp(argv[2], "--off") == 0;
+    if (argc == 3 && !off)
+        return cli_usage_error(NULL);
+    cJSON *args = cJSON_CreateObject();
+    cJSON_AddBoolToObject(args, "watch", !off);
+    return room_op(argv[1], "room.watch", args, NULL,
+                   off ? "no longer watched: its photos push you no more"
+                       : "watched: its photos push your subscribed browsers");
+}
+
 /* `room members ROOM` */
 int cmd_room_members(int argc, char **argv)
 {

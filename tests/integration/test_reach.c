@@ -217,11 +217,48 @@ Test(reach, an_urgent_rollcall_reaches_a_closed_browser_and_a_mailbox_and_both_a
     cr_assert_eq(kz_admin(out, sizeof out, "login", "admin", NULL), 0, "%s", out);
     cr_assert_eq(kz_admin(out, sizeof out, "notice", "report", idarg, "--reach", NULL), 0, "%s",
                  out);
-    cr_assert(strstr(out, "reached: push 1, e-mail 1, read 2; by nothing yet 1"), "%s",
-              out);
+    cr_assert(strstr(out, "reached: push 1, e-mail 1, read 2; by nothing yet 1"), "%s", out);
     const char *hl = strstr(out, "hana"), *jl = strstr(out, "jiro");
     cr_assert(hl && strstr(hl, "answered by the push's button"), "%s", out);
     cr_assert(jl && strstr(jl, "answered by the e-mail's link"), "%s", out);
     const char *sl = strstr(out, "saburo               push");
     cr_assert(sl && strstr(sl, "answered -"), "%s", out);
+}
+
+/* The same choices from a terminal: `kizuna notify` and `kizuna room watch`. */
+Test(reach, the_cli_shows_and_changes_what_reaches_a_person_and_watches_a_room)
+{
+    char out[8192];
+    cr_assert_eq(kz_admin(out, sizeof out, "login", "admin", NULL), 0, "%s", out);
+    cr_assert_eq(kz_admin(out, sizeof out, "notify", NULL), 0, "%s", out);
+    cr_assert(strstr(out, "by e-mail             notice rollcall reminder\n"), "%s", out);
+    cr_assert_eq(kz_admin(out, sizeof out, "notify", "--email", "notice,rollcall,digest",
+                          "--previews", "on", NULL),
+                 0, "%s", out);
+    cr_assert(strstr(out, "by e-mail             notice rollcall digest\n"), "%s", out);
+    cr_assert(strstr(out, "previews              on"), "%s", out);
+    /* Refused by the server (exit 1), and nothing changed: push has no digest; both channels
+     * off for roll-calls. */
+    cr_assert_eq(kz_admin(out, sizeof out, "notify", "--push", "digest", NULL), 1, "%s", out);
+    cr_assert_eq(kz_admin(out, sizeof out, "notify", "--push", "", "--email", "notice", NULL), 1,
+                 "%s", out);
+    cr_assert_eq(kz_admin(out, sizeof out, "notify", "--previews", "maybe", NULL), 2, "%s", out);
+    cr_assert_eq(kz_admin(out, sizeof out, "notify", NULL), 0, "%s", out);
+    cr_assert(strstr(out, "by e-mail             notice rollcall digest\n"), "%s", out);
+
+    cJSON *r = ws_callf(&admin, "\"op\":\"room.create\",\"name\":\"現地班\",\"members\":[]");
+    cr_assert_str_eq(reply_code(r), "ok");
+    char room[64];
+    snprintf(room, sizeof room, "%s",
+             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    cJSON_Delete(r);
+    cr_assert_eq(kz_admin(out, sizeof out, "room", "watch", "現地班", NULL), 0, "%s", out);
+    cr_assert(strstr(out, "watched"), "%s", out);
+    r = ws_callf(&admin, "\"op\":\"room.watch\",\"room\":\"%s\"", room);
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(r, "watched")));
+    cJSON_Delete(r);
+    cr_assert_eq(kz_admin(out, sizeof out, "room", "watch", "現地班", "--off", NULL), 0, "%s", out);
+    r = ws_callf(&admin, "\"op\":\"room.watch\",\"room\":\"%s\"", room);
+    cr_assert(cJSON_IsFalse(cJSON_GetObjectItem(r, "watched")));
+    cJSON_Delete(r);
 }
