@@ -13,7 +13,7 @@ struct srv_push {
     uint8_t priv[WP_PRIV_LEN], pub[WP_PUB_LEN];
     bool have_key;
     struct wp_vapid *vapid; /* signs for the push pool's workers (NULL: no push sender) */
-    int64_t *inflight; /* push outbox ids handed to the pool, at most push_concurrency */
+    int64_t *inflight;      /* push outbox ids handed to the pool, at most push_concurrency */
     size_t ninflight;
     struct kz_workers *mail_pool; /* NULL: no mail sender (smtp_host unset, or tests) */
     int64_t *mail_inflight;       /* mail outbox ids handed to mail_pool */

@@ -339,7 +339,8 @@ Test(operations, metrics_pass_promtool_and_move_with_work)
     cr_assert_eq(metric_value(m, "kizuna_requests_total{op=\"login\",result=\"unauthorized\"}"), 1);
     cr_assert_geq(metric_value(m, "kizuna_requests_total{op=\"login\",result=\"ok\"}"), 2);
     cr_assert_eq(metric_value(m, "kizuna_login_failures_total"), 1);
-    cr_assert_geq(metric_value(m, "kizuna_events_committed_total"), 4); /* the room's and 3 messages */
+    cr_assert_geq(metric_value(m, "kizuna_events_committed_total"),
+                  4); /* the room's and 3 messages */
     cr_assert_geq(metric_value(m, "kizuna_events_delivered_total"), 3);
     cr_assert_geq(metric_value(m, "kizuna_commit_duration_seconds_count"), commits0 + 3);
     cr_assert_gt(metric_value(m, "kizuna_commit_duration_seconds_sum"), 0);

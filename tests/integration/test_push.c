@@ -448,10 +448,9 @@ static void setup_one_sender(void)
     cr_assert(sodium_init() >= 0);
     sink = pushsink_start();
     pushsink_keepalive(sink, true);
-    kzd_setup_with(&d,
-                   "\"push_subject\":\"" SUBJECT "\",\"push_allow_private_endpoints\":true,"
-                   "\"push_coalesce_ms\":100,\"push_concurrency\":1,\"push_timeout_ms\":3000,"
-                   "\"time_zone\":\"UTC\"");
+    kzd_setup_with(&d, "\"push_subject\":\"" SUBJECT "\",\"push_allow_private_endpoints\":true,"
+                       "\"push_coalesce_ms\":100,\"push_concurrency\":1,\"push_timeout_ms\":3000,"
+                       "\"time_zone\":\"UTC\"");
     cr_assert(ws_open(&admin, d.port));
     cr_assert(ws_login(&admin, "admin", TEST_ADMIN_PASSWORD, NULL));
 }
