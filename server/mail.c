@@ -374,11 +374,7 @@ static void mail_done(struct kz_job *job, bool ran)
     struct mail_job *j = (struct mail_job *)job;
     struct srv *s = j->srv;
     struct srv_push *p = s->push;
-    for (size_t i = 0; i < p->nmail_inflight; i++)
-        if (p->mail_inflight[i] == j->id) {
-            p->mail_inflight[i] = p->mail_inflight[--p->nmail_inflight];
-            break;
-        }
+    srv_notify_inflight_drop(p->mail_inflight, &p->nmail_inflight, j->id);
     if (!ran) {
         mail_job_free(j);
         return;

@@ -156,6 +156,19 @@ static bool exists(const char *path)
     return stat(path, &st) == 0;
 }
 
+/* Whether dir was made by `kizunad init` (its database and key are there); if not, says so and
+ * what to run. */
+static bool data_initialised(const char *dir)
+{
+    char db[4096], key[4096];
+    path_in(db, sizeof db, dir, DB_FILE);
+    path_in(key, sizeof key, dir, KEY_FILE);
+    if (exists(db) && exists(key))
+        return true;
+    fprintf(stderr, "kizunad: %s is not initialised: run kizunad init --data %s\n", dir, dir);
+    return false;
+}
+
 /* Creates the server's Ed25519 signing key if there is none. Returns 1 if created. */
 static int key_ensure(const char *path)
 {
@@ -409,14 +422,10 @@ static int cmd_fingerprint(int argc, char **argv)
     int rc = parse_opts(argc, argv, &o, OPTS_FINGERPRINT);
     if (rc)
         return rc;
-    char keypath[4096], dbpath[4096];
-    path_in(keypath, sizeof keypath, o.data, KEY_FILE);
-    path_in(dbpath, sizeof dbpath, o.data, DB_FILE);
-    if (!exists(dbpath) || !exists(keypath)) {
-        fprintf(stderr, "kizunad: %s is not initialised: run kizunad init --data %s\n", o.data,
-                o.data);
+    if (!data_initialised(o.data))
         return 1;
-    }
+    char keypath[4096];
+    path_in(keypath, sizeof keypath, o.data, KEY_FILE);
     unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
     rc = key_load(keypath, pk, sk);
     sodium_memzero(sk, sizeof sk);
@@ -493,15 +502,10 @@ static int cmd_serve(int argc, char **argv)
     if (rc)
         return rc;
     kz_log_set_level((int)o.cfg.log_level);
-    char path[4096], err[512];
-    path_in(path, sizeof path, o.data, DB_FILE);
-    char keypath[4096];
-    path_in(keypath, sizeof keypath, o.data, KEY_FILE);
-    if (!exists(path) || !exists(keypath)) {
-        fprintf(stderr, "kizunad: %s is not initialised: run kizunad init --data %s\n", o.data,
-                o.data);
+    if (!data_initialised(o.data))
         return 1;
-    }
+    char path[4096], err[512], keypath[4096];
+    path_in(keypath, sizeof keypath, o.data, KEY_FILE);
     /* One server per data directory: two would each believe they own the database. */
     path_in(path, sizeof path, o.data, LOCK_FILE);
     int lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -862,14 +866,8 @@ static int cmd_reset_admin(int argc, char **argv)
     int rc = parse_opts(argc, argv, &o, OPTS_RESET);
     if (rc)
         return rc;
-    char dbpath[4096], keypath[4096];
-    path_in(dbpath, sizeof dbpath, o.data, DB_FILE);
-    path_in(keypath, sizeof keypath, o.data, KEY_FILE);
-    if (!exists(dbpath) || !exists(keypath)) {
-        fprintf(stderr, "kizunad: %s is not initialised: run kizunad init --data %s\n", o.data,
-                o.data);
+    if (!data_initialised(o.data))
         return 1;
-    }
     struct store *st = open_store(&o);
     if (!st)
         return 1;

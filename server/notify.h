@@ -69,6 +69,8 @@ struct notify_text {
     bool bad;
 };
 void notify_put(struct notify_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A sender's job for outbox row id finished: the row leaves its in-flight list ids[*n]. */
+void srv_notify_inflight_drop(int64_t *ids, size_t *n, int64_t id);
 /* Doubling delay for try number tries (1-based), capped. */
 int64_t srv_notify_backoff(int64_t base_ms, int64_t max_ms, int64_t tries);
 

@@ -462,11 +462,11 @@ out:
 
 /* ---- the loop's side ---- */
 
-static void inflight_drop(struct srv_push *p, int64_t id)
+void srv_notify_inflight_drop(int64_t *ids, size_t *n, int64_t id)
 {
-    for (size_t i = 0; i < p->ninflight; i++)
-        if (p->inflight[i] == id) {
-            p->inflight[i] = p->inflight[--p->ninflight];
+    for (size_t i = 0; i < *n; i++)
+        if (ids[i] == id) {
+            ids[i] = ids[--*n];
             return;
         }
 }
@@ -478,7 +478,7 @@ static void push_done(struct kz_job *job, bool ran)
     struct srv_push *p = s->push;
     const struct kz_config *cfg = s->cfg;
     const struct store_push_send *sd = &j->send;
-    inflight_drop(p, sd->id);
+    srv_notify_inflight_drop(p->inflight, &p->ninflight, sd->id);
     if (!ran) { /* shutting down: the row stays and goes after the restart */
         free(j);
         return;

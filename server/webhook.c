@@ -461,11 +461,7 @@ static void hook_done(struct kz_job *job, bool ran)
     struct hook_job *j = (struct hook_job *)job;
     struct srv *s = j->srv;
     struct srv_push *p = s->push;
-    for (size_t i = 0; i < p->nhook_inflight; i++)
-        if (p->hook_inflight[i] == j->id) {
-            p->hook_inflight[i] = p->hook_inflight[--p->nhook_inflight];
-            break;
-        }
+    srv_notify_inflight_drop(p->hook_inflight, &p->nhook_inflight, j->id);
     if (!ran) { /* shutting down: the row stays and goes after the restart */
         hook_job_free(j);
         return;
