@@ -321,6 +321,15 @@ Test(mail, a_busy_relay_is_retried_and_a_refusal_is_kept_as_failed)
               "%s", out);
     const char *bad[] = {KIZUNA_PATH, "admin", "mail", "--limit", "many", NULL};
     cr_assert_eq(run_capture(bad, env, NULL, out, sizeof out), 2, "%s", out);
+
+    /* /metrics counts it all: one sent, one failed for good, the busy relay's retries, and the
+     * delivered message's time from queue to relay. */
+    static char text[65536];
+    cr_assert_eq(http_request(d.port, "GET", "/metrics", NULL, NULL, text, sizeof text), 200);
+    cr_assert_eq(metric_value(text, "kizuna_mail_sends_total{result=\"sent\"}"), 1, "%s", text);
+    cr_assert_eq(metric_value(text, "kizuna_mail_sends_total{result=\"failed\"}"), 1, "%s", text);
+    cr_assert_geq(metric_value(text, "kizuna_mail_sends_total{result=\"retry\"}"), 1, "%s", text);
+    cr_assert_eq(metric_value(text, "kizuna_mail_delivery_seconds_count"), 1, "%s", text);
 }
 
 static void prefs(const char *login, const char *email_kinds)
