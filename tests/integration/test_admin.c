@@ -512,8 +512,7 @@ Test(admin, the_audit_log_covers_notices_rooms_and_exports)
     cJSON *r = ws_callf(&t, "\"op\":\"room.create\",\"name\":\"現地班\",\"members\":[\"sato\"]");
     cr_assert_str_eq(reply_code(r), "ok");
     char room[64], target[80];
-    snprintf(room, sizeof room, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    reply_room(r, room, sizeof room);
     snprintf(target, sizeof target, "room:%s", room);
     cJSON_Delete(r);
     expect_audit(&a, "room.create", "tanaka", target);

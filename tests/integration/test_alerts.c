@@ -390,8 +390,7 @@ static void setup(void)
     cr_assert(ws_login(&hq, "honbu", "honbu" TEST_PW_SUFFIX, NULL));
     cJSON *r = ws_callf(&hq, "\"op\":\"room.create\",\"name\":\"災害対策本部\",\"members\":[]");
     cr_assert_str_eq(reply_code(r), "ok");
-    snprintf(hq_room, sizeof hq_room, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    reply_room(r, hq_room, sizeof hq_room);
     cJSON_Delete(r);
     ws_close_fd(&hq);
     ws_close_fd(&admin);

@@ -71,8 +71,7 @@ static void fixtures(char *token, char hex[65], unsigned char *blob, size_t len)
     cr_assert(ws_open(&a, d.port));
     cr_assert(ws_login(&a, "admin", TEST_ADMIN_PASSWORD, token));
     cJSON *r = ws_call(&a, "{\"id\":1,\"op\":\"room.create\",\"name\":\"本部\"}");
-    snprintf(room_id, sizeof room_id, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    reply_room(r, room_id, sizeof room_id);
     cJSON_Delete(r);
     ws_close_fd(&a);
     randombytes_buf(blob, len);

@@ -53,8 +53,7 @@ Test(disk, a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself)
     cr_assert(ws_login(&a, "admin", TEST_ADMIN_PASSWORD, NULL));
     cJSON *r = ws_call(&a, "{\"id\":1,\"op\":\"room.create\",\"name\":\"本部\"}");
     char room[64];
-    snprintf(room, sizeof room, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    reply_room(r, room, sizeof room);
     cJSON_Delete(r);
     long long live_from = ws_live(&b, d.port, "admin", TEST_ADMIN_PASSWORD, -1, NULL);
     cr_assert_geq(live_from, 0);
@@ -278,8 +277,7 @@ Test(disk, uploads_on_a_full_disk_are_unavailable_and_resume_when_there_is_room,
     /* Fill the database too: POST /uploads is refused like any other write. */
     cJSON *r = ws_call(&a, "{\"id\":1,\"op\":\"room.create\",\"name\":\"本部\"}");
     char room[64];
-    snprintf(room, sizeof room, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    reply_room(r, room, sizeof room);
     cJSON_Delete(r);
     static char body[8200];
     memset(body, 'x', 8192);

@@ -71,8 +71,7 @@ static const char *create_room(struct ws *w)
     cJSON *r = ws_callf(w, "\"op\":\"room.create\",\"name\":\"本部\",\"members\":"
                            "[\"sato\",\"suzuki\"]");
     cr_assert_str_eq(reply_code(r), "ok", "room.create");
-    snprintf(id, sizeof id, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    reply_room(r, id, sizeof id);
     cJSON_Delete(r);
     return id;
 }
@@ -234,8 +233,7 @@ Test(checkpoint, the_log_is_copied_into_the_database_while_the_server_runs, .ini
     cJSON *r = ws_callf(&a, "\"op\":\"room.create\",\"name\":\"記録\",\"members\":[]");
     cr_assert_str_eq(reply_code(r), "ok");
     char room[64];
-    snprintf(room, sizeof room, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    reply_room(r, room, sizeof room);
     cJSON_Delete(r);
     /* ~8 MB of text in 400 rounds of 20 messages, each round sent without waiting for replies,
      * so the loop keeps committing while checkpoints run: far more than 100 pages of log. */

@@ -87,8 +87,7 @@ Test(fed_sync, harness_pairs_four_servers_through_proxies)
     cJSON *r = fednet_admin(&sc->net, 0, "\"op\":\"room.create\",\"name\":\"local\"");
     cr_assert_str_eq(reply_code(r), "ok");
     char room[64];
-    snprintf(room, sizeof room, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    reply_room(r, room, sizeof room);
     cJSON_Delete(r);
     const char *ids[3];
     char idbuf[3][FC_ID_MAX];

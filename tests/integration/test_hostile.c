@@ -224,8 +224,7 @@ Test(hostile, nul_characters_are_refused_not_cut_short)
     r = ws_call(&a, "{\"id\":3,\"op\":\"room.create\",\"name\":\"nul\",\"members\":[\"u1\"]}");
     cr_assert_str_eq(reply_code(r), "ok");
     char room[64];
-    snprintf(room, sizeof room, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    reply_room(r, room, sizeof room);
     cJSON_Delete(r);
 
     /* msg.send "abc\u0000def": refused, nothing stored. */

@@ -283,8 +283,7 @@ Test(notice, announcement_in_a_talk_room_links_the_notice)
     cJSON *r =
         ws_callf(&admin, "\"op\":\"room.create\",\"name\":\"全体連絡\",\"members\":[\"soumu1\"]");
     char room[64];
-    snprintf(room, sizeof room, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    reply_room(r, room, sizeof room);
     cJSON_Delete(r);
     char fields[256];
     snprintf(fields, sizeof fields,

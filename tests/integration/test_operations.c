@@ -210,8 +210,7 @@ Test(operations, readyz_turns_unready_below_the_disk_threshold_and_ready_after_s
     cr_assert(ws_login(&w, "admin", TEST_ADMIN_PASSWORD, NULL));
     cJSON *r = ws_call(&w, "{\"id\":1,\"op\":\"room.create\",\"name\":\"本部\"}");
     char room[64];
-    snprintf(room, sizeof room, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    reply_room(r, room, sizeof room);
     cJSON_Delete(r);
     static char text[3100];
     memset(text, 'x', 3000);
@@ -311,8 +310,7 @@ Test(operations, metrics_pass_promtool_and_move_with_work)
     cr_assert(ws_login(&a, "admin", TEST_ADMIN_PASSWORD, NULL));
     cJSON *r = ws_call(&a, "{\"id\":1,\"op\":\"room.create\",\"name\":\"本部\"}");
     char room[64];
-    snprintf(room, sizeof room, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    reply_room(r, room, sizeof room);
     cJSON_Delete(r);
     cr_assert_geq(ws_live(&b, d.port, "admin", TEST_ADMIN_PASSWORD, -1, NULL), 0);
     for (int i = 0; i < 3; i++) {
@@ -804,8 +802,7 @@ Test(operations, admin_status_shows_the_server_on_one_screen_and_as_json)
     cr_assert(ws_login(&w, "admin", TEST_ADMIN_PASSWORD, NULL));
     cJSON *r = ws_call(&w, "{\"id\":1,\"op\":\"room.create\",\"name\":\"本部\"}");
     char room[64];
-    snprintf(room, sizeof room, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    reply_room(r, room, sizeof room);
     cJSON_Delete(r);
     for (int i = 0; i < 2; i++) {
         r = ws_callf(&w, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"報告 %d\"", room, i);

@@ -568,16 +568,14 @@ Test(peer, replication_state_and_where_a_room_lives)
                  peer.id);
     cr_assert_str_eq(reply_code(r), "ok");
     char room[64], local[64], pos[24];
-    snprintf(room, sizeof room, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    reply_room(r, room, sizeof room);
     cJSON_Delete(r);
     r = ws_callf(&w, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"県道12号線が冠水\"", room);
     cr_assert_str_eq(reply_code(r), "ok");
     snprintf(pos, sizeof pos, "%d", cJSON_GetObjectItem(r, "pos")->valueint);
     cJSON_Delete(r);
     r = ws_callf(&w, "\"op\":\"room.create\",\"name\":\"庁内\"");
-    snprintf(local, sizeof local, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    reply_room(r, local, sizeof local);
     cJSON_Delete(r);
     ws_close_fd(&w);
     r = peer_list();
@@ -639,8 +637,7 @@ Test(peer, replication_state_and_where_a_room_lives)
     r = cJSON_Parse(out);
     cr_assert_not_null(r, "%s", out);
     char cli_room[64];
-    snprintf(cli_room, sizeof cli_room, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    reply_room(r, cli_room, sizeof cli_room);
     cJSON_Delete(r);
     cr_assert_eq(KZ("room", "servers", cli_room), 0, "%s", out);
     cr_assert(strstr(out, "shared room, authority jp-38-ehime-pref; 2 servers"), "%s", out);

@@ -829,8 +829,7 @@ Test(photo, a_room_that_shares_history_only_from_join_keeps_the_past_closed)
     cJSON *r = cJSON_Parse(out);
     cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "history")->valuestring,
                      "joined");
-    snprintf(room, sizeof room, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    reply_room(r, room, sizeof room);
     cJSON_Delete(r);
     snprintf(jpg, sizeof jpg, "%s/in.jpg", base);
     make_jpeg(jpg, false);

@@ -75,8 +75,7 @@ static void direct_room(struct ws *w, const char *login, char *room, size_t n)
 {
     cJSON *r = ws_callf(w, "\"op\":\"room.direct\",\"user\":\"%s\"", login);
     cr_assert_str_eq(reply_code(r), "ok", "room.direct %s", login);
-    snprintf(room, n, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    reply_room(r, room, n);
     cJSON_Delete(r);
 }
 

@@ -249,8 +249,7 @@ Test(reach, the_cli_shows_and_changes_what_reaches_a_person_and_watches_a_room)
     cJSON *r = ws_callf(&admin, "\"op\":\"room.create\",\"name\":\"現地班\",\"members\":[]");
     cr_assert_str_eq(reply_code(r), "ok");
     char room[64];
-    snprintf(room, sizeof room, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    reply_room(r, room, sizeof room);
     cJSON_Delete(r);
     cr_assert_eq(kz_admin(out, sizeof out, "room", "watch", "現地班", NULL), 0, "%s", out);
     cr_assert(strstr(out, "watched"), "%s", out);

@@ -59,8 +59,7 @@ static const char *make_room(const char *name)
                         "\"sato\"]",
                         name);
     cr_assert_str_eq(reply_code(r), "ok", "room.create");
-    snprintf(id, sizeof id, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    reply_room(r, id, sizeof id);
     cJSON_Delete(r);
     return id;
 }
@@ -705,8 +704,7 @@ Test(record, photos_this_device_opens_get_their_caption_and_thumbnail)
                  0, "%s", out);
     cJSON *r = cJSON_Parse(out);
     char room[64];
-    snprintf(room, sizeof room, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    reply_room(r, room, sizeof room);
     cJSON_Delete(r);
     char jpg[400], html[400], jsonl[400], bare[400];
     snprintf(jpg, sizeof jpg, "%s/in.jpg", d.dir);

@@ -41,8 +41,7 @@ static const char *create_room(struct ws *w, const char *name, const char *membe
     cJSON *r =
         ws_callf(w, "\"op\":\"room.create\",\"name\":\"%s\",\"members\":%s", name, members_json);
     cr_assert_str_eq(reply_code(r), "ok", "room.create");
-    snprintf(id, sizeof id, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    reply_room(r, id, sizeof id);
     cJSON_Delete(r);
     return id;
 }

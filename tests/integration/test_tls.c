@@ -130,8 +130,7 @@ Test(tls, photos_upload_and_download_over_tls_with_the_same_trust)
     cr_assert_eq(cli_pinned(true, create, out, sizeof out), 0, "%s", out);
     cJSON *r = cJSON_Parse(out);
     char room[64];
-    snprintf(room, sizeof room, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    reply_room(r, room, sizeof room);
     cJSON_Delete(r);
     const char *send[] = {"photo", "send", room, jpg, "--caption", "over tls", NULL};
     cr_assert_eq(cli_pinned(false, send, out, sizeof out), 3,

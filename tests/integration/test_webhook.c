@@ -198,8 +198,7 @@ Test(webhook, an_urgent_rollcall_is_one_signed_delivery_with_its_recipients)
     cJSON *r = ws_callf(&admin, "\"op\":\"room.create\",\"name\":\"総務\",\"members\":[\"jiro\"]");
     cr_assert_str_eq(reply_code(r), "ok");
     char room[64];
-    snprintf(room, sizeof room, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room")->valuestring);
+    reply_room(r, room, sizeof room);
     cJSON_Delete(r);
     r = ws_callf(&admin, "\"op\":\"msg.send\",\"room\":\"%s\",\"body\":\"了解\"", room);
     cr_assert_str_eq(reply_code(r), "ok");

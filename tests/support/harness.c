@@ -569,6 +569,14 @@ int http_request(int port, const char *method, const char *path, const char *hea
     return status;
 }
 
+void reply_room(const cJSON *r, char *out, size_t n)
+{
+    const char *id =
+        cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "room"), "room"));
+    cr_assert_not_null(id, "the reply names no room");
+    snprintf(out, n, "%s", id);
+}
+
 double metric_value(const char *text, const char *sample)
 {
     size_t n = strlen(sample);

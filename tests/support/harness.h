@@ -154,6 +154,8 @@ int http_request(int port, const char *method, const char *path, const char *hea
  * whole response (headers and body) goes to resp. */
 int http_raw(int port, const char *method, const char *path, const char *headers, const void *body,
              size_t body_len, size_t send_len, char *resp, size_t resp_cap, size_t *resp_len);
+/* The id of the room a room.create or room.direct reply r names, into out (asserts it does). */
+void reply_room(const cJSON *r, char *out, size_t n);
 /* The value of the sample named exactly sample (a metric's name and labels, e.g.
  * kizuna_push_sends_total{result="sent"}) in a /metrics text, or -1 if it has none. */
 double metric_value(const char *text, const char *sample);
