@@ -174,16 +174,7 @@ enum kz_err op_push_unsubscribe(struct srv_call *c)
 static void add_cut(cJSON *o, const char *key, const char *s, size_t max)
 {
     char cut[200];
-    size_t n = strlen(s);
-    if (max >= sizeof cut)
-        max = sizeof cut - 1;
-    if (n > max) {
-        n = max;
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-            n--;
-    }
-    memcpy(cut, s, n);
-    cut[n] = '\0';
+    kz_utf8_copy_cut(cut, sizeof cut, s, max);
     cJSON_AddStringToObject(o, key, cut);
 }
 

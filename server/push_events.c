@@ -9,21 +9,6 @@
 
 #include <string.h>
 
-/* The start of text, at most cap bytes, cut at a character's start. */
-static void cut_utf8(char *out, size_t outlen, const char *text, size_t cap)
-{
-    size_t n = strlen(text);
-    if (cap >= outlen)
-        cap = outlen - 1;
-    if (n > cap) {
-        n = cap;
-        while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
-            n--;
-    }
-    memcpy(out, text, n);
-    out[n] = '\0';
-}
-
 #define PAYLOAD_CAP sizeof(((struct store_push_send *)0)->payload)
 
 /* A push's JSON (a kind, the room, the position, who, where; text only if given), the caller's
@@ -36,9 +21,9 @@ static char *payload(const char *kind, const char *room_id, int64_t pos, const c
     size_t cap = 160;
     for (int tries = 0; tries < 12; tries++) {
         char f[161], t[161], x[401];
-        cut_utf8(f, sizeof f, from ? from : "", cap);
-        cut_utf8(t, sizeof t, title ? title : "", cap);
-        cut_utf8(x, sizeof x, text ? text : "", text_cap);
+        kz_utf8_copy_cut(f, sizeof f, from ? from : "", cap);
+        kz_utf8_copy_cut(t, sizeof t, title ? title : "", cap);
+        kz_utf8_copy_cut(x, sizeof x, text ? text : "", text_cap);
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "kind", kind);
         cJSON_AddStringToObject(j, "room", room_id);

@@ -279,6 +279,9 @@ bool kz_utf8_valid(const char *s, size_t len);
 /* Replaces each byte of s that is not part of a valid UTF-8 character with '?', in place: for
  * messages that quote what a client sent, or were cut in the middle of a character. */
 void kz_utf8_sanitize(char *s);
+/* Copies the start of s into out[n]: at most max bytes (and n - 1), cut at a character's start,
+ * so that a cut text stays valid UTF-8. */
+void kz_utf8_copy_cut(char *out, size_t n, const char *s, size_t max);
 /* Writes a random password of n-1 characters plus NUL from an unambiguous alphabet of 53. */
 void kz_password_generate(char *out, size_t n);
 /* The length of a one-time password: 20 of 53 characters are 114.5 bits, above the 112 bits

@@ -116,6 +116,20 @@ bool kz_utf8_valid(const char *str, size_t len)
     return true;
 }
 
+void kz_utf8_copy_cut(char *out, size_t n, const char *s, size_t max)
+{
+    size_t len = strlen(s);
+    if (max >= n)
+        max = n - 1;
+    if (len > max) {
+        len = max;
+        while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
+            len--;
+    }
+    memcpy(out, s, len);
+    out[len] = '\0';
+}
+
 void kz_utf8_sanitize(char *str)
 {
     size_t len = strlen(str);

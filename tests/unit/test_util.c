@@ -82,6 +82,23 @@ Test(utf8, sanitize_replaces_only_what_is_invalid)
     }
 }
 
+/* A payload or preview cut to a byte budget stays valid UTF-8: the cut moves back to a
+ * character's start, and never past the buffer. */
+Test(utf8, copy_cut_stops_at_a_character_start)
+{
+    char out[16];
+    kz_utf8_copy_cut(out, sizeof out, "避難所", 7); /* 3 bytes each: two fit in 7 */
+    cr_assert_str_eq(out, "避難");
+    kz_utf8_copy_cut(out, sizeof out, "避難所", 9);
+    cr_assert_str_eq(out, "避難所");
+    kz_utf8_copy_cut(out, sizeof out, "ab避", 3);
+    cr_assert_str_eq(out, "ab");
+    kz_utf8_copy_cut(out, 4, "abcdef", 100); /* the buffer bounds it too */
+    cr_assert_str_eq(out, "abc");
+    kz_utf8_copy_cut(out, sizeof out, "", 5);
+    cr_assert_str_eq(out, "");
+}
+
 Test(accounts, login_ids)
 {
     cr_assert(kz_login_valid("admin"));
